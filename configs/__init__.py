@@ -1,0 +1,1 @@
+"""Shipped TOML configs (patient profiles, stimulation presets, limits); data only."""

@@ -1,0 +1,56 @@
+"""The gait vocabulary shared by detectors, scheduler, simulator and metrics.
+
+Phases and events are small integers so that numba kernels can return them; the names
+are what appears in logs and CSV files.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import IntEnum
+
+
+class Phase(IntEnum):
+    """Gait phase of the instrumented leg, as a detector believes it at a sample.
+
+    UNKNOWN means the detector cannot tell (sensor lost, saturated, not yet locked on);
+    the scheduler must treat it as "do not stimulate".
+    """
+
+    UNKNOWN = 0
+    STANCE = 1
+    PRE_SWING = 2
+    SWING = 3
+    LOADING = 4
+
+
+class Event(IntEnum):
+    """A gait event. NONE is the kernel's "nothing happened at this sample"."""
+
+    NONE = 0
+    HEEL_STRIKE = 1
+    HEEL_OFF = 2
+    TOE_OFF = 3
+    MID_SWING = 4
+
+
+PHASE_NAMES: dict[Phase, str] = {p: p.name.lower() for p in Phase}
+EVENT_NAMES: dict[Event, str] = {e: e.name.lower() for e in Event if e is not Event.NONE}
+EVENT_BY_NAME: dict[str, Event] = {name: e for e, name in EVENT_NAMES.items()}
+
+
+@dataclass(frozen=True, slots=True)
+class DetectedEvent:
+    """A gait event: when it became known and when it is estimated to have happened.
+
+    ``t_known_s - t_est_s`` is the detection latency.
+    """
+
+    event: Event
+    t_known_s: float
+    t_est_s: float
+
+    @property
+    def latency_s(self) -> float:
+        """Time from the estimated event to its detection."""
+        return self.t_known_s - self.t_est_s

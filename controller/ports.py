@@ -1,0 +1,92 @@
+"""The shared vocabulary of the data flow and the two back-end interfaces.
+
+sensor -> detector -> scheduler -> watchdog -> output. Both back ends (the simulated
+limb in ``sim/`` and the serial board in ``hw/``) implement ``SensorSource`` and
+``Stimulator``; the loop and the watchdog depend only on this module, never on a back
+end, so a trial cannot tell which one it drives.
+
+Units are in every field name. Sign convention for the shank gyroscope: positive
+sagittal angular velocity is forward rotation of the shank (the large peak of mid-swing).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+
+@dataclass(frozen=True, slots=True)
+class Sample:
+    """One timestamped reading of the gait sensors.
+
+    ``heel_force_n`` is NaN when the source has no force sensor. ``gyro_rad_s`` is NaN
+    when the gyroscope sample was lost (a dropout); consumers must treat NaN as missing.
+    """
+
+    t_s: float
+    gyro_rad_s: float
+    heel_switch: int
+    heel_force_n: float = math.nan
+
+
+@dataclass(frozen=True, slots=True)
+class StimCommand:
+    """The stimulation a channel should deliver from now until the next command.
+
+    ``on=False`` means no pulses whatever the other fields say. Amplitude is the
+    current of the leading (cathodic) phase of a biphasic pulse.
+    """
+
+    channel: int
+    on: bool
+    amplitude_ma: float
+    pulse_width_us: float
+    frequency_hz: float
+
+    @staticmethod
+    def off(channel: int) -> StimCommand:
+        """The command that delivers nothing on ``channel``."""
+        return StimCommand(channel, False, 0.0, 0.0, 0.0)
+
+    @property
+    def delivers(self) -> bool:
+        """True when this command produces pulses."""
+        return self.on and self.amplitude_ma > 0.0 and self.pulse_width_us > 0.0 and (
+            self.frequency_hz > 0.0
+        )
+
+
+@runtime_checkable
+class SensorSource(Protocol):
+    """Yields gait sensor samples at a fixed period.
+
+    ``read`` returns the next sample, or ``None`` when the source has ended (a recording
+    ran out, a board was unplugged). A closed-loop source (the simulated limb) advances
+    its physics by one period per call, using the stimulation applied so far.
+    """
+
+    @property
+    def sample_period_s(self) -> float: ...
+
+    def read(self) -> Sample | None: ...
+
+    def close(self) -> None: ...
+
+
+@runtime_checkable
+class Stimulator(Protocol):
+    """Accepts per-channel stimulation commands.
+
+    ``apply`` replaces the current command of every channel named in ``commands``;
+    channels not named keep theirs. ``stop_all`` turns every channel off at once and
+    must be safe to call at any time, also after an error.
+    """
+
+    @property
+    def channels(self) -> int: ...
+
+    def apply(self, t_s: float, commands: Sequence[StimCommand]) -> None: ...
+
+    def stop_all(self) -> None: ...
