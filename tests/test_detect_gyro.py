@@ -1,0 +1,362 @@
+"""Tests of the shank-gyroscope gait-phase detector on synthetic, seeded signals.
+
+A stride of the synthetic shank signal is a sum of Gaussian bumps at known times: a
+negative dip at toe off, a large positive peak at mid swing, a negative dip at heel
+strike and a small positive bump in stance (Aminian 2002, Catalfamo 2010). The true
+event times are the extrema of the noise-free signal, which is what the detector
+estimates.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pytest
+from pydantic import ValidationError
+
+from controller.detect.events import DetectedEvent, Event, Phase
+from controller.detect.gyro import (
+    GyroDetector,
+    GyroDetectorConfig,
+    detect_batch,
+    gyro_step,
+    make_params,
+    new_state,
+)
+from controller.validation import describe_errors
+
+CONFIG = GyroDetectorConfig()
+RATES_HZ = (100.0, 250.0, 1000.0)
+
+
+@dataclass(frozen=True)
+class Walk:
+    """A synthetic recording and the true event times (s) of its noise-free signal."""
+
+    t_s: np.ndarray
+    gyro_rad_s: np.ndarray
+    toe_off_s: np.ndarray
+    mid_swing_s: np.ndarray
+    heel_strike_s: np.ndarray
+
+
+@dataclass(frozen=True)
+class Gait:
+    """Amplitudes (rad/s) and widths (s) of the bumps of one stride."""
+
+    stride_s: float
+    peak: float
+    toe_off: float
+    heel_strike: float
+    stance: float
+    peak_width_s: float
+    toe_off_width_s: float
+    heel_strike_width_s: float
+
+
+HEALTHY = Gait(1.1, 5.0, -2.0, -1.5, 0.4, 0.08, 0.04, 0.03)
+PATHOLOGICAL = Gait(1.4, 1.5, -0.6, -0.5, 0.15, 0.11, 0.05, 0.04)
+
+
+def _bump(t: np.ndarray, centre_s: float, amplitude: float, width_s: float) -> np.ndarray:
+    return amplitude * np.exp(-0.5 * ((t - centre_s) / width_s) ** 2)
+
+
+def _extremum(t: np.ndarray, clean: np.ndarray, near_s: float, lowest: bool) -> float:
+    window = np.flatnonzero(np.abs(t - near_s) < 0.06)
+    pick = np.argmin(clean[window]) if lowest else np.argmax(clean[window])
+    return float(t[window[pick]])
+
+
+def walk(
+    rate_hz: float,
+    strides: int,
+    seed: int,
+    gait: Gait = HEALTHY,
+    stand_before_s: float = 1.0,
+    stand_after_s: float = 1.0,
+    noise_rad_s: float = 0.05,
+) -> Walk:
+    """Standing, ``strides`` strides starting with a toe off, standing again.
+
+    Stride time varies by 3 % and amplitudes by 8 % from stride to stride; white noise
+    is added to every sample. Swing is 40 % of the stride, the peak at 45 % of swing.
+    """
+    rng = np.random.default_rng(seed)
+    durations = gait.stride_s * (1.0 + 0.03 * rng.standard_normal(strides))
+    starts = stand_before_s + np.concatenate(([0.0], np.cumsum(durations[:-1])))
+    end_s = starts[-1] + 0.4 * durations[-1] + stand_after_s
+    t = np.arange(0.0, end_s, 1.0 / rate_hz)
+    clean = np.zeros_like(t)
+    nominal = []
+    for start, duration in zip(starts, durations, strict=True):
+        scale = 1.0 + 0.08 * rng.standard_normal()
+        toe_off = start
+        mid_swing = start + 0.45 * 0.4 * duration
+        heel_strike = start + 0.4 * duration
+        clean += _bump(t, toe_off, gait.toe_off * scale, gait.toe_off_width_s)
+        clean += _bump(t, mid_swing, gait.peak * scale, gait.peak_width_s)
+        clean += _bump(t, heel_strike, gait.heel_strike * scale, gait.heel_strike_width_s)
+        clean += _bump(t, heel_strike + 0.3 * duration, gait.stance, 0.15 * duration)
+        nominal.append((toe_off, mid_swing, heel_strike))
+    gyro = clean + noise_rad_s * rng.standard_normal(t.size)
+    return Walk(
+        t,
+        gyro,
+        np.array([_extremum(t, clean, n[0], True) for n in nominal]),
+        np.array([_extremum(t, clean, n[1], False) for n in nominal]),
+        np.array([_extremum(t, clean, n[2], True) for n in nominal]),
+    )
+
+
+def standing(rate_hz: float, duration_s: float, seed: int, clonus_rad_s: float) -> np.ndarray:
+    """Time base and gyro of standing still with noise and a 6 Hz clonus."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(0.0, duration_s, 1.0 / rate_hz)
+    gyro = clonus_rad_s * np.sin(2.0 * np.pi * 6.0 * t + 0.3) + 0.05 * rng.standard_normal(t.size)
+    return np.stack([t, gyro])
+
+
+def times(events: list[DetectedEvent], kind: Event) -> np.ndarray:
+    return np.array([e.t_est_s for e in events if e.event == kind])
+
+
+def assert_matched(estimated: np.ndarray, true: np.ndarray, tolerance_s: float) -> None:
+    """Each true event detected exactly once within the tolerance, nothing else."""
+    assert estimated.size == true.size, (estimated, true)
+    errors = np.abs(estimated - true)
+    assert errors.max() <= tolerance_s + 1e-9, errors.max()
+
+
+@pytest.mark.parametrize("rate_hz", RATES_HZ)
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_healthy_walk_every_event_once_within_20_ms(rate_hz: float, seed: int) -> None:
+    w = walk(rate_hz, 25, seed)
+    phases, events = detect_batch(w.t_s, w.gyro_rad_s, CONFIG)
+    assert_matched(times(events, Event.TOE_OFF), w.toe_off_s, 0.020)
+    assert_matched(times(events, Event.HEEL_STRIKE), w.heel_strike_s, 0.020)
+    assert_matched(times(events, Event.MID_SWING), w.mid_swing_s, 0.020)
+    # One stride = TOE_OFF, MID_SWING, HEEL_STRIKE in this order; known after they happen.
+    kinds = [e.event for e in events]
+    assert kinds == [Event.TOE_OFF, Event.MID_SWING, Event.HEEL_STRIKE] * 25
+    assert all(0.0 <= e.latency_s < 0.2 for e in events)
+    # Locked on while standing before the first step, stance again at the end.
+    assert phases[int(0.5 * rate_hz)] == Phase.STANCE
+    assert phases[-1] == Phase.STANCE
+
+
+@pytest.mark.parametrize("rate_hz", RATES_HZ)
+def test_phases_follow_the_stride(rate_hz: float) -> None:
+    w = walk(rate_hz, 10, 7)
+    phases, events = detect_batch(w.t_s, w.gyro_rad_s, CONFIG)
+    for e in events:
+        i = int(np.searchsorted(w.t_s, e.t_known_s))
+        expected = {
+            Event.TOE_OFF: Phase.SWING,
+            Event.MID_SWING: Phase.SWING,
+            Event.HEEL_STRIKE: Phase.LOADING,
+        }
+        assert phases[i] == expected[e.event]
+        assert phases[i - 1] != phases[i] or e.event == Event.MID_SWING
+    # Half way between two events the phase is the obvious one.
+    for to, hs in zip(w.toe_off_s, w.heel_strike_s, strict=True):
+        assert phases[int(np.searchsorted(w.t_s, to - 0.02))] == Phase.PRE_SWING
+        assert phases[int(np.searchsorted(w.t_s, (to + hs) / 2))] == Phase.SWING
+        assert phases[int(np.searchsorted(w.t_s, hs + 0.3))] == Phase.STANCE
+    assert Phase.UNKNOWN not in phases[int(0.5 * rate_hz) :]
+
+
+@pytest.mark.parametrize("rate_hz", RATES_HZ)
+@pytest.mark.parametrize("seed", [1, 2])
+def test_pathological_low_amplitude_gait_detected(rate_hz: float, seed: int) -> None:
+    w = walk(rate_hz, 25, seed, gait=PATHOLOGICAL)
+    _, events = detect_batch(w.t_s, w.gyro_rad_s, CONFIG)
+    # Shallow dips make the minimum flatter: a little more timing slack than healthy gait.
+    assert_matched(times(events, Event.TOE_OFF), w.toe_off_s, 0.030)
+    assert_matched(times(events, Event.HEEL_STRIKE), w.heel_strike_s, 0.030)
+    assert_matched(times(events, Event.MID_SWING), w.mid_swing_s, 0.040)
+
+
+@pytest.mark.parametrize("rate_hz", RATES_HZ)
+def test_starting_mid_walk_locks_on_within_a_stride(rate_hz: float) -> None:
+    w = walk(rate_hz, 12, 4, stand_before_s=0.0)
+    start = int(0.3 * rate_hz)  # begin in the middle of the first swing
+    phases, events = detect_batch(w.t_s[start:], w.gyro_rad_s[start:], CONFIG)
+    assert phases[0] == Phase.UNKNOWN
+    assert_matched(times(events, Event.TOE_OFF), w.toe_off_s[1:], 0.020)
+    assert_matched(times(events, Event.HEEL_STRIKE), w.heel_strike_s[1:], 0.020)
+
+
+@pytest.mark.parametrize("rate_hz", RATES_HZ)
+@pytest.mark.parametrize("clonus_rad_s", [0.0, 0.8])
+def test_standing_and_clonus_give_no_swing(rate_hz: float, clonus_rad_s: float) -> None:
+    t, gyro = standing(rate_hz, 20.0, 5, clonus_rad_s)
+    phases, events = detect_batch(t, gyro, CONFIG)
+    assert events == []
+    assert Phase.SWING not in phases
+    assert phases[-1] == Phase.STANCE
+    # A clonus can open at most one pre-swing (its first dip), never a train of them.
+    starts = np.count_nonzero(np.diff((phases == Phase.PRE_SWING).astype(int)) == 1)
+    assert starts <= 1
+
+
+@pytest.mark.parametrize("rate_hz", RATES_HZ)
+def test_missing_data_gives_unknown_then_recovers(rate_hz: float) -> None:
+    w = walk(rate_hz, 12, 6)
+    gyro = w.gyro_rad_s.copy()
+    gap_start_s = w.toe_off_s[4] + 0.1  # in mid swing: the detector was in SWING
+    gap_end_s = gap_start_s + 0.5
+    gap = (w.t_s >= gap_start_s) & (w.t_s < gap_end_s)
+    gyro[gap] = np.nan
+    phases, events = detect_batch(w.t_s, gyro, CONFIG)
+    limit_s = CONFIG.unknown_after_missing_ms / 1000.0
+    last_good_s = w.t_s[np.flatnonzero(gap)[0] - 1]
+    held = gap & (w.t_s - last_good_s <= limit_s - 1e-9)
+    lost = gap & (w.t_s - last_good_s > limit_s + 1e-9)
+    assert np.all(phases[held] == Phase.SWING)
+    assert np.all(phases[lost] == Phase.UNKNOWN)
+    assert phases[np.flatnonzero(gap)[-1] + 1] == Phase.UNKNOWN
+    # Only the heel strike inside the gap is lost; the detector locks on again in the
+    # stance after the gap, in time for the next toe off.
+    assert_matched(times(events, Event.TOE_OFF), w.toe_off_s, 0.020)
+    kept = (w.heel_strike_s < gap_start_s) | (w.heel_strike_s >= gap_end_s)
+    assert_matched(times(events, Event.HEEL_STRIKE), w.heel_strike_s[kept], 0.020)
+    assert phases[-1] == Phase.STANCE
+
+
+def test_short_dropout_holds_the_phase() -> None:
+    rate_hz = 200.0
+    w = walk(rate_hz, 8, 8)
+    gyro = w.gyro_rad_s.copy()
+    gap = (w.t_s >= w.toe_off_s[3] + 0.2) & (w.t_s < w.toe_off_s[3] + 0.25)
+    gyro[gap] = np.nan
+    phases, events = detect_batch(w.t_s, gyro, CONFIG)
+    assert np.all(phases[gap] == Phase.SWING)
+    assert Phase.UNKNOWN not in phases[int(0.5 * rate_hz) :]
+    assert_matched(times(events, Event.HEEL_STRIKE), w.heel_strike_s, 0.020)
+
+
+def test_saturation_longer_than_the_limit_gives_unknown() -> None:
+    rate_hz = 500.0
+    t, gyro = standing(rate_hz, 3.0, 9, 0.0)
+    rail = (t >= 1.0) & (t < 1.5)
+    gyro[rail] = CONFIG.saturation_rad_s
+    phases, events = detect_batch(t, gyro, CONFIG)
+    assert events == []
+    assert phases[int(0.99 * rate_hz)] == Phase.STANCE
+    assert phases[int(1.05 * rate_hz)] == Phase.STANCE  # a short saturation is held
+    assert np.all(phases[int(1.11 * rate_hz) : int(1.5 * rate_hz)] == Phase.UNKNOWN)
+    assert phases[-1] == Phase.STANCE  # quiet standing locks on again
+
+
+def test_swing_without_heel_strike_times_out_to_unknown() -> None:
+    rate_hz = 200.0
+    t = np.arange(0.0, 4.0, 1.0 / rate_hz)
+    # Toe off and a swing peak, then the signal stays at 2 rad/s: no heel strike ever.
+    gyro = _bump(t, 1.0, -2.0, 0.04) + _bump(t, 1.2, 3.0, 0.08) + 2.0 * (t > 1.2)
+    phases, events = detect_batch(t, gyro, CONFIG)
+    assert [e.event for e in events] == [Event.TOE_OFF, Event.MID_SWING]
+    swing_start = events[0].t_known_s
+    timeout_s = CONFIG.max_swing_ms / 1000.0
+    assert phases[int((swing_start + timeout_s - 0.02) * rate_hz)] == Phase.SWING
+    assert np.all(phases[int((swing_start + timeout_s + 0.02) * rate_hz) :] == Phase.UNKNOWN)
+
+
+def test_adaptive_threshold_rejects_a_small_kick_after_walking() -> None:
+    rate_hz = 200.0
+    w = walk(rate_hz, 8, 10)
+    kick_at = w.t_s[-1] + 1.0
+    t = np.concatenate((w.t_s, np.arange(w.t_s[-1] + 1.0 / rate_hz, kick_at + 1.5, 1.0 / rate_hz)))
+    kick = _bump(t, kick_at, -0.8, 0.04) + _bump(t, kick_at + 0.15, 1.6, 0.06)
+    gyro = np.concatenate((w.gyro_rad_s, np.zeros(t.size - w.t_s.size))) + kick
+    phases, events = detect_batch(t, gyro, CONFIG)
+    late = [e.event for e in events if e.t_known_s > w.t_s[-1]]
+    assert Event.MID_SWING not in late and Event.HEEL_STRIKE not in late
+    assert phases[-1] == Phase.STANCE
+    # The same kick with no walking history clears the configured floor: a swing.
+    fresh = t >= w.t_s[-1]
+    _, events = detect_batch(t[fresh], kick[fresh], CONFIG)
+    assert Event.MID_SWING in [e.event for e in events]
+
+
+def test_threshold_follows_a_walker_who_slows_down() -> None:
+    rate_hz = 200.0
+    fast = walk(rate_hz, 10, 11, stand_after_s=0.0)
+    slow = walk(rate_hz, 10, 12, gait=PATHOLOGICAL, stand_before_s=0.0)
+    offset = fast.t_s[-1] + 1.0 / rate_hz + 0.3
+    t = np.concatenate((fast.t_s, slow.t_s + offset))
+    gyro = np.concatenate((fast.gyro_rad_s, slow.gyro_rad_s))
+    _, events = detect_batch(t, gyro, CONFIG)
+    hs = times(events, Event.HEEL_STRIKE)
+    slow_hs = slow.heel_strike_s + offset
+    found = [np.min(np.abs(hs - x)) < 0.03 for x in slow_hs]
+    assert all(found[3:]), found  # at most the first few weak strides are rejected
+
+
+@pytest.mark.parametrize("rate_hz", [100.0, 1000.0])
+def test_per_sample_detector_equals_batch(rate_hz: float) -> None:
+    w = walk(rate_hz, 6, 13)
+    gyro = w.gyro_rad_s.copy()
+    gyro[int(3.0 * rate_hz) : int(3.3 * rate_hz)] = np.nan
+    phases, events = detect_batch(w.t_s, gyro, CONFIG)
+    detector = GyroDetector(CONFIG, rate_hz)
+    assert detector.phase == Phase.UNKNOWN
+    step_phases = []
+    step_events: list[DetectedEvent] = []
+    for t_s, g in zip(w.t_s, gyro, strict=True):
+        phase, new = detector.step(float(t_s), float(g))
+        assert isinstance(phase, Phase)
+        assert detector.phase == phase
+        step_phases.append(phase)
+        step_events += new
+    assert np.array_equal(np.array(step_phases, dtype=np.int8), phases)
+    assert step_events == events
+    assert phases.dtype == np.int8
+    detector.reset()
+    assert detector.phase == Phase.UNKNOWN
+    assert detector.step(0.0, 0.0) == (Phase.UNKNOWN, [])
+
+
+def test_kernel_returns_integer_codes() -> None:
+    state, params = new_state(), make_params(CONFIG)
+    phase, event, t_est = gyro_step(state, params, 0.0, 0.0)
+    assert (phase, event) == (Phase.UNKNOWN, Event.NONE)
+    assert np.isnan(t_est)
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("pre_swing_threshold_rad_s", 0.5),
+        ("min_swing_peak_rad_s", 0.1),
+        ("swing_peak_fraction", 1.5),
+        ("loading_time_ms", -1.0),
+        ("pre_swing_timeout_ms", 10_000.0),
+        ("unknown_after_missing_ms", 5.0),
+        ("peak_average_strides", 0),
+    ],
+)
+def test_config_out_of_range_names_the_field(field: str, value: float) -> None:
+    with pytest.raises(ValidationError) as info:
+        GyroDetectorConfig.model_validate({field: value})
+    assert info.value.errors()[0]["loc"] == (field,)
+    (message,) = describe_errors(info.value, GyroDetectorConfig)
+    assert message.startswith(field) and "allowed range" in message
+
+
+def test_config_rejects_unknown_field_and_is_frozen() -> None:
+    with pytest.raises(ValidationError, match="pre_swing_threshold"):
+        GyroDetectorConfig.model_validate({"pre_swing_threshold": -0.5})
+    with pytest.raises(ValidationError):
+        CONFIG.loading_time_ms = 10.0  # type: ignore[misc]
+
+
+def test_sample_rate_too_low_for_the_missing_data_limit() -> None:
+    with pytest.raises(ValueError, match="unknown_after_missing_ms"):
+        GyroDetector(GyroDetectorConfig(unknown_after_missing_ms=20.0), 50.0)
+    with pytest.raises(ValueError, match="sample_rate_hz"):
+        GyroDetector(CONFIG, 0.0)
+    t = np.arange(0.0, 1.0, 0.02)
+    with pytest.raises(ValueError, match="unknown_after_missing_ms"):
+        detect_batch(t, np.zeros_like(t), GyroDetectorConfig(unknown_after_missing_ms=20.0))
