@@ -1,0 +1,176 @@
+"""The simulated limb as the loop sees it: ports, determinism, and what stimulation does."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from controller.ports import SensorSource, StimCommand, Stimulator
+from sim.limb import SimulatedLimb
+from sim.patient import load_patient
+
+RATE_HZ = 500.0
+
+
+def walk(name: str, duration_s: float, seed: int, stimulate: bool = False,
+         amplitude_ma: float = 40.0) -> SimulatedLimb:
+    """Run a trial; when ``stimulate``, channel 0 is on from 80 ms before each true toe
+    off until 100 ms after the next heel strike (40 Hz, 300 us)."""
+    limb = SimulatedLimb(load_patient(name), RATE_HZ, duration_s, seed)
+    events = limb.true_events()
+    toe_off = [t for t, e in events if e == "toe_off"]
+    heel = np.array([t for t, e in events if e == "heel_strike"] + [np.inf])
+    windows = [(t - 0.08, heel[heel > t][0] + 0.1) for t in toe_off]
+    while (sample := limb.read()) is not None:
+        if stimulate:
+            on = any(a <= sample.t_s < b for a, b in windows)
+            limb.apply(sample.t_s, [StimCommand(0, on, amplitude_ma, 300.0, 40.0)])
+    return limb
+
+
+def swing_minima_mm(limb: SimulatedLimb) -> tuple[np.ndarray, np.ndarray]:
+    """Per complete swing: minimum clearance over the whole swing and over its middle 70 %."""
+    clearance = limb.truth()["toe_clearance_mm"]
+    t = np.arange(clearance.size) * limb.sample_period_s
+    events = limb.true_events()
+    heel = np.array([t for t, e in events if e == "heel_strike"])
+    whole, middle = [], []
+    for start in (t for t, e in events if e == "toe_off"):
+        later = heel[heel > start]
+        if later.size == 0:
+            continue
+        end = later[0]
+        margin = 0.15 * (end - start)
+        whole.append(clearance[(t >= start) & (t <= end)].min())
+        middle.append(clearance[(t >= start + margin) & (t <= end - margin)].min())
+    return np.array(whole), np.array(middle)
+
+
+@pytest.fixture(scope="module")
+def severe():
+    return walk("severe", 30.0, 7), walk("severe", 30.0, 7, stimulate=True)
+
+
+def test_severe_foot_drop_drags_the_toes_in_most_swings(severe):
+    off, _ = severe
+    whole, _ = swing_minima_mm(off)
+    assert whole.size >= 18
+    assert (whole < 0.0).mean() > 0.5
+
+
+def test_stimulation_lifts_the_foot_clear(severe):
+    off, on = severe
+    drags_off = (swing_minima_mm(off)[0] < 0.0).sum()
+    drags_on = (swing_minima_mm(on)[0] < 0.0).sum()
+    assert drags_on < drags_off / 4
+    assert np.median(swing_minima_mm(on)[1]) > np.median(swing_minima_mm(off)[1]) + 20.0
+    truth = on.truth()
+    assert truth["pulses"].sum() > 0 and truth["ta_activation"].max() > 0.3
+    assert off.truth()["ta_activation"].max() == 0.0
+
+
+def test_healthy_never_drags():
+    whole, middle = swing_minima_mm(walk("healthy", 30.0, 7))
+    assert whole.min() >= 0.0
+    assert np.median(middle) == pytest.approx(13.0, abs=3.0)  # Winter 1992
+
+
+def test_clearance_is_zero_in_stance_and_ankle_dorsiflexes_under_stimulation(severe):
+    off, on = severe
+    heel = np.array([t for t, e in off.true_events() if e == "heel_strike"])
+    toe_off = np.array([t for t, e in off.true_events() if e == "toe_off"])
+    t = np.arange(off.truth()["toe_clearance_mm"].size) / RATE_HZ
+    stance = np.zeros(t.size, bool)
+    for start in heel:
+        ends = toe_off[toe_off > start]
+        if ends.size:
+            stance |= (t >= start) & (t < ends[0])
+    assert np.all(off.truth()["toe_clearance_mm"][stance] == 0.0)
+    swing = ~stance & (t > toe_off[0])
+    assert np.median(on.truth()["ankle_angle_deg"][swing]) > np.median(
+        off.truth()["ankle_angle_deg"][swing]) + 5.0
+
+
+def test_same_seed_gives_identical_samples_and_truth():
+    a, b = walk("moderate", 8.0, 3, stimulate=True), walk("moderate", 8.0, 3, stimulate=True)
+    for name, column in a.truth().items():
+        assert np.array_equal(column, b.truth()[name]), name
+    assert a.true_events() == b.true_events()
+    c = walk("moderate", 8.0, 4, stimulate=True)
+    assert not np.array_equal(a.truth()["toe_clearance_mm"], c.truth()["toe_clearance_mm"])
+
+
+def test_samples_are_periodic_and_end_on_time():
+    limb = SimulatedLimb(load_patient("healthy"), 200.0, 2.0, 1)
+    samples = []
+    while (s := limb.read()) is not None:
+        samples.append(s)
+    assert len(samples) == 400
+    assert [s.t_s for s in samples[:3]] == [0.0, 0.005, 0.01]
+    assert samples[-1].t_s == pytest.approx(1.995)
+    assert limb.read() is None
+    assert {s.heel_switch for s in samples} == {0, 1}
+    assert all(np.isfinite(s.gyro_rad_s) and s.heel_force_n >= 0.0 for s in samples)
+    assert len(limb.truth()["ankle_angle_deg"]) == 400
+
+
+def test_same_sensor_samples_for_the_same_seed():
+    def gyro(seed: int) -> list[float]:
+        limb = SimulatedLimb(load_patient("mild"), 1000.0, 5.0, seed)
+        return [s.gyro_rad_s for s in iter(limb.read, None)]
+
+    assert gyro(9) == gyro(9)
+    assert gyro(9) != gyro(10)
+
+
+def test_limb_implements_both_ports():
+    limb = SimulatedLimb(load_patient("healthy"), 500.0, 1.0, 0, channels=3)
+    assert isinstance(limb, SensorSource) and isinstance(limb, Stimulator)
+    assert limb.channels == 3 and limb.sample_period_s == pytest.approx(0.002)
+
+
+def test_commands_are_held_per_channel_and_stop_all_turns_them_off():
+    limb = SimulatedLimb(load_patient("severe"), 500.0, 2.0, 0)
+    limb.apply(0.0, [StimCommand(0, True, 40.0, 300.0, 40.0), StimCommand(1, True, 20.0, 200.0,
+                                                                          30.0)])
+    limb.apply(0.0, [StimCommand.off(1)])
+    assert limb.commands[0].on and not limb.commands[1].on
+    for _ in range(100):
+        limb.read()
+    assert limb.truth()["pulses"].sum() == 8  # 0.2 s at 40 Hz
+    limb.stop_all()
+    for _ in range(100):
+        limb.read()
+    assert limb.truth()["pulses"][100:].sum() == 0
+    assert not any(c.on for c in limb.commands)
+
+
+def test_bad_commands_are_refused():
+    limb = SimulatedLimb(load_patient("severe"), 500.0, 1.0, 0)
+    with pytest.raises(ValueError, match="channel 2"):
+        limb.apply(0.0, [StimCommand(2, True, 40.0, 300.0, 40.0)])
+    with pytest.raises(ValueError, match="amplitude_ma"):
+        limb.apply(0.0, [StimCommand(0, True, float("nan"), 300.0, 40.0)])
+    assert not limb.commands[0].on
+
+
+def test_close_ends_the_trial_and_stops_output():
+    limb = SimulatedLimb(load_patient("healthy"), 500.0, 1.0, 0)
+    limb.apply(0.0, [StimCommand(0, True, 40.0, 300.0, 40.0)])
+    limb.read()
+    limb.close()
+    assert limb.read() is None
+    assert not limb.commands[0].on
+
+
+def test_too_low_sample_rate_is_refused():
+    with pytest.raises(ValueError, match="sample_rate_hz"):
+        SimulatedLimb(load_patient("severe"), 20.0, 1.0, 0)
+
+
+def test_a_shorter_trial_is_a_prefix_of_a_longer_one():
+    short, long = walk("severe", 5.0, 2, stimulate=True), walk("severe", 12.0, 2, stimulate=True)
+    n = short.truth()["ankle_angle_deg"].size
+    for name, column in short.truth().items():
+        assert np.array_equal(column, long.truth()[name][:n]), name
+    assert short.true_events() == [e for e in long.true_events() if e[0] < 5.0]
