@@ -1,0 +1,1 @@
+"""One module per ``fes`` subcommand; each exposes ``register(subparsers)``."""

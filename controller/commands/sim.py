@@ -1,0 +1,80 @@
+"""``fes sim``: a closed-loop walking trial against the simulated patient."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from controller.commands.common import EXIT_INTERRUPTED, EXIT_OK, load_checked
+from controller.resources import available
+
+
+def _overrides(args: argparse.Namespace) -> dict[str, Any]:
+    """Command-line options as a config layer, validated with the rest."""
+    overrides: dict[str, Any] = {}
+    if args.patient is not None:
+        overrides.setdefault("sim", {})["patient"] = args.patient
+    if args.seed is not None:
+        overrides.setdefault("sim", {})["seed"] = args.seed
+    if args.duration_s is not None:
+        overrides.setdefault("loop", {})["duration_s"] = args.duration_s
+    if args.rate_hz is not None:
+        overrides.setdefault("loop", {})["sample_rate_hz"] = args.rate_hz
+    if args.no_stim:
+        overrides["stim"] = {"enabled": False}
+    return overrides
+
+
+def _run(args: argparse.Namespace) -> int:
+    from controller.trial.simulated import run_simulated_trial
+    from controller.trial.summary import render_text
+
+    config = load_checked(args.config, _overrides(args))
+    out_dir = args.out or Path("runs") / f"{Path(config.sim.patient).stem}-seed{config.sim.seed}"
+    summary = run_simulated_trial(config, out_dir)
+    print(render_text(summary))
+    print(f"files: {out_dir}/samples.csv, events.csv, summary.json, config.json")
+    if summary["stopped_by"] == "interrupted":
+        print("interrupted: outputs off, files hold the samples recorded so far", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    return EXIT_OK
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add ``fes sim`` to the subcommands."""
+    sim = sub.add_parser(
+        "sim",
+        help="run a closed-loop walking trial against the simulated patient",
+        description="Run a closed-loop walking trial against the simulated patient and "
+        "write samples.csv, events.csv, summary.json and config.json into the output folder.",
+    )
+    sim.add_argument(
+        "--config", type=Path, metavar="FILE",
+        help="TOML file overriding any subset of configs/default.toml",
+    )
+    sim.add_argument(
+        "--patient", metavar="NAME",
+        help="patient profile: a name from configs/patients/ "
+        f"({', '.join(available('patients'))}) or a path to a TOML file",
+    )
+    sim.add_argument(
+        "--duration-s", type=float, metavar="S", help="trial length in seconds (default 60)"
+    )
+    sim.add_argument(
+        "--seed", type=int, metavar="N",
+        help="random seed; the same seed gives the same files (default 0)",
+    )
+    sim.add_argument(
+        "--rate-hz", type=float, metavar="N",
+        help="control loop sample rate in Hz, 100-2000 (default 500)",
+    )
+    sim.add_argument(
+        "--no-stim", action="store_true", help="disable stimulation (the patient's own gait)"
+    )
+    sim.add_argument(
+        "--out", type=Path, metavar="DIR",
+        help="output folder (default runs/<patient>-seed<N>)",
+    )
+    sim.set_defaults(handler=_run)

@@ -1,0 +1,116 @@
+"""Scores of a trial against the ground truth: detection, stimulation timing, charge,
+toe clearance.
+
+Pure functions of arrays, so they serve live trials, simulated trials and offline
+recordings alike. Timing errors are signed, detected minus true (positive = late); a
+``{median, p95}`` block gives the median of the signed error (the bias) and the 95th
+percentile of its absolute value (the spread a user has to live with).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from controller.stim.pulses import advance_train, new_train
+
+
+def error_stats_ms(errors_s: Sequence[float] | np.ndarray) -> dict[str, float | None]:
+    """``{median, p95}`` in ms: median signed error and p95 of the absolute error."""
+    values = np.asarray(errors_s, dtype=float) * 1000.0
+    if values.size == 0:
+        return {"median": None, "p95": None}
+    return {
+        "median": float(np.median(values)),
+        "p95": float(np.percentile(np.abs(values), 95)),
+    }
+
+
+def match_events(
+    true_s: np.ndarray, detected_s: np.ndarray, tolerance_s: float
+) -> list[tuple[int, int]]:
+    """One-to-one pairs (true index, detected index) within ``tolerance_s``.
+
+    Pairs are taken closest first, so a detection is credited to the true event it is
+    nearest to and never to two events.
+    """
+    if true_s.size == 0 or detected_s.size == 0:
+        return []
+    gaps = np.abs(true_s[:, None] - detected_s[None, :])
+    candidates = np.argwhere(gaps <= tolerance_s)
+    order = np.argsort(gaps[candidates[:, 0], candidates[:, 1]], kind="stable")
+    used_true: set[int] = set()
+    used_det: set[int] = set()
+    pairs = []
+    for i, j in candidates[order]:
+        if i not in used_true and j not in used_det:
+            used_true.add(int(i))
+            used_det.add(int(j))
+            pairs.append((int(i), int(j)))
+    return sorted(pairs)
+
+
+def rising_edges(t_s: np.ndarray, flag: np.ndarray) -> np.ndarray:
+    """Times at which ``flag`` switches from 0 to 1 (the first sample counts if on)."""
+    on = flag > 0.5
+    starts = np.flatnonzero(on & ~np.concatenate(([False], on[:-1])))
+    return t_s[starts]
+
+
+def onset_errors_s(
+    onsets_s: np.ndarray, toe_off_s: np.ndarray, window_s: float
+) -> tuple[np.ndarray, int]:
+    """Signed onset error for each true toe off with an onset within ``window_s``.
+
+    Returns the errors (onset minus toe off) and the number of toe offs that had no
+    stimulation onset near them.
+    """
+    pairs = match_events(toe_off_s, onsets_s, window_s)
+    errors = np.array([onsets_s[j] - toe_off_s[i] for i, j in pairs])
+    return errors, int(toe_off_s.size - len(pairs))
+
+
+def pulse_charge_uc(
+    stim_on: np.ndarray,
+    amplitude_ma: np.ndarray,
+    pulse_width_us: np.ndarray,
+    frequency_hz: np.ndarray,
+    period_s: float,
+) -> np.ndarray:
+    """Charge per phase delivered in each sample period, in microcoulombs.
+
+    Uses the same pulse-train rule as the stimulator back ends, so the count of pulses is
+    exact. mA x us = nC.
+    """
+    train = new_train()
+    charge = np.zeros(stim_on.size)
+    for k in range(stim_on.size):
+        pulses = advance_train(train, bool(stim_on[k] > 0.5), float(frequency_hz[k]), period_s)
+        charge[k] = pulses * amplitude_ma[k] * pulse_width_us[k] / 1000.0
+    return charge
+
+
+def swing_minima_mm(
+    t_s: np.ndarray,
+    clearance_mm: np.ndarray,
+    toe_off_s: np.ndarray,
+    heel_strike_s: np.ndarray,
+    trim_fraction: float = 0.0,
+) -> np.ndarray:
+    """Minimum toe clearance of every complete true swing (toe off to next heel strike).
+
+    ``trim_fraction`` leaves out that fraction of the swing at each end: at toe off and
+    heel strike the foot touches the ground by definition, so the minimum toe clearance
+    of gait analysis (Winter 1992) is taken over the middle of swing.
+    """
+    minima = []
+    for start in toe_off_s:
+        later = heel_strike_s[heel_strike_s > start]
+        if later.size == 0:
+            continue
+        margin = trim_fraction * (later[0] - start)
+        inside = (t_s >= start + margin) & (t_s <= later[0] - margin)
+        if inside.any():
+            minima.append(float(clearance_mm[inside].min()))
+    return np.array(minima)

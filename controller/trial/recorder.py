@@ -1,0 +1,58 @@
+"""In-memory record of a trial, one row per sample, in preallocated columns.
+
+The loop appends without allocating per sample beyond the detected-event list; the
+columns are written to ``samples.csv`` once the loop has ended (also when it ended by
+Ctrl-C or an error, so nothing recorded is lost).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from controller.detect.events import DetectedEvent, Phase
+from controller.ports import Sample, StimCommand
+
+SENSOR_COLUMNS = ("time_s", "gyro_rad_s", "heel_switch", "heel_force_n")
+STIM_COLUMNS = ("stim_on", "amplitude_ma", "pulse_width_us", "frequency_hz")
+
+
+class TrialRecorder:
+    """Columns of sensors, detected phase and delivered command of the recorded channel."""
+
+    def __init__(self, capacity: int, channel: int = 0) -> None:
+        self.channel = channel
+        self.count = 0
+        self._columns = {
+            name: np.zeros(capacity) for name in (*SENSOR_COLUMNS, "phase", *STIM_COLUMNS)
+        }
+        self.detected: list[DetectedEvent] = []
+
+    def record(
+        self,
+        sample: Sample,
+        phase: Phase,
+        delivered: Sequence[StimCommand],
+        detected: Sequence[DetectedEvent],
+    ) -> None:
+        """Store one sample's row."""
+        k = self.count
+        cols = self._columns
+        cols["time_s"][k] = sample.t_s
+        cols["gyro_rad_s"][k] = sample.gyro_rad_s
+        cols["heel_switch"][k] = sample.heel_switch
+        cols["heel_force_n"][k] = sample.heel_force_n
+        cols["phase"][k] = phase
+        for command in delivered:
+            if command.channel == self.channel and command.delivers:
+                cols["stim_on"][k] = 1.0
+                cols["amplitude_ma"][k] = command.amplitude_ma
+                cols["pulse_width_us"][k] = command.pulse_width_us
+                cols["frequency_hz"][k] = command.frequency_hz
+        self.detected.extend(detected)
+        self.count = k + 1
+
+    def columns(self) -> dict[str, np.ndarray]:
+        """The recorded columns, trimmed to the samples actually recorded."""
+        return {name: col[: self.count] for name, col in self._columns.items()}

@@ -1,0 +1,94 @@
+"""The `fes` command: bad input is named with its allowed range and exits 2, no traceback."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from controller.cli import main
+
+
+def write(tmp_path: Path, text: str) -> Path:
+    path = tmp_path / "trial.toml"
+    path.write_text(text)
+    return path
+
+
+def test_default_config_is_valid(capsys):
+    from controller.config import default_config_path
+
+    assert main(["check-config", str(default_config_path())]) == 0
+    assert "valid" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("toml", "expected"),
+    [
+        ("[loop]\nsample_rate_hz = 5\n", "loop.sample_rate_hz"),
+        ("[stim.peroneal]\nramp_up_ms = -3\n", "stim.peroneal.ramp_up_ms"),
+        ("[stim.peroneal]\nfrequency_hz = 'fast'\n", "stim.peroneal.frequency_hz"),
+        ("[loop]\nsample_rate = 500\n", "loop.sample_rate: unknown field"),
+        ("[stim.peroneal]\namplitude_ma = 80\n", "exceeds safety.max_amplitude_ma = 60"),
+        ("[safety]\nmax_amplitude_ma = 500\n", "safety.max_amplitude_ma"),
+        ("[sim]\npatient = 'nobody'\n", "available:"),
+        ("[loop\n", "not valid TOML"),
+    ],
+)
+def test_bad_config_names_the_field(tmp_path, capsys, toml, expected):
+    assert main(["check-config", str(write(tmp_path, toml))]) == 2
+    err = capsys.readouterr().err
+    assert expected in err
+    assert "Traceback" not in err
+
+
+def test_range_is_stated(tmp_path, capsys):
+    assert main(["check-config", str(write(tmp_path, "[loop]\nsample_rate_hz = 5\n"))]) == 2
+    assert ">= 100.0 and <= 2000.0" in capsys.readouterr().err
+
+
+def test_every_bad_field_is_listed_at_once(tmp_path, capsys):
+    text = "[loop]\nsample_rate_hz = 5\nduration_s = -1\n"
+    assert main(["check-config", str(write(tmp_path, text))]) == 2
+    err = capsys.readouterr().err
+    assert "loop.sample_rate_hz" in err and "loop.duration_s" in err
+
+
+def test_bad_command_line_value_exits_2(capsys):
+    assert main(["sim", "--duration-s", "-5"]) == 2
+    assert "loop.duration_s" in capsys.readouterr().err
+
+
+def test_console_script_prints_no_traceback_for_a_missing_file(tmp_path):
+    proc = subprocess.run(
+        [sys.executable, "-m", "controller.cli", "check-config", str(tmp_path / "none.toml")],
+        capture_output=True, text=True, check=False,
+    )
+    assert proc.returncode == 2
+    assert "file not found" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_help_explains_every_sim_option(capsys):
+    with pytest.raises(SystemExit):
+        main(["sim", "--help"])
+    out = capsys.readouterr().out
+    for option in ("--config", "--patient", "--duration-s", "--seed", "--out", "--no-stim"):
+        assert option in out
+
+
+def test_default_toml_lists_every_field_at_its_model_default():
+    from controller.config import TrialConfig, default_config_path
+    from controller.resources import load_toml
+
+    data = load_toml(default_config_path())
+
+    def keys(tree: dict, prefix: str = "") -> set[str]:
+        out = set()
+        for key, value in tree.items():
+            out |= keys(value, f"{prefix}{key}.") if isinstance(value, dict) else {prefix + key}
+        return out
+
+    assert keys(data) == keys(TrialConfig().model_dump())
+    assert TrialConfig.model_validate(data) == TrialConfig()

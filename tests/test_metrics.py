@@ -1,0 +1,52 @@
+"""Scoring functions: matching, onset errors, exact charge, swing clearance."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from controller.trial import metrics
+
+
+def test_matching_is_one_to_one_and_closest_first():
+    truth = np.array([1.0, 2.0, 3.0])
+    found = np.array([1.03, 1.05, 2.2, 3.01, 5.0])
+    pairs = metrics.match_events(truth, found, tolerance_s=0.1)
+    assert pairs == [(0, 0), (2, 3)]
+
+
+def test_error_stats_are_signed_median_and_absolute_p95():
+    stats = metrics.error_stats_ms([-0.010, -0.010, 0.020])
+    assert stats["median"] == pytest.approx(-10.0)
+    assert stats["p95"] == pytest.approx(19.0)
+    assert metrics.error_stats_ms([]) == {"median": None, "p95": None}
+
+
+def test_onset_error_negative_when_stimulation_leads_toe_off():
+    onsets = np.array([0.95, 2.02])
+    toe_offs = np.array([1.0, 2.0, 3.0])
+    errors, missed = metrics.onset_errors_s(onsets, toe_offs, window_s=0.3)
+    assert errors == pytest.approx([-0.05, 0.02])
+    assert missed == 1
+
+
+def test_charge_counts_exact_pulses():
+    # 1 s on at 40 Hz, 30 mA, 300 us -> 40 pulses of 9 uC = 360 uC.
+    n = 500
+    on = np.zeros(2 * n)
+    on[:n] = 1.0
+    amp, width, freq = (np.full(2 * n, v) for v in (30.0, 300.0, 40.0))
+    charge = metrics.pulse_charge_uc(on, amp, width, freq, period_s=0.002)
+    assert charge.sum() == pytest.approx(40 * 9.0)
+
+
+def test_swing_minimum_uses_middle_of_swing_when_trimmed():
+    t = np.arange(0.0, 2.0, 0.01)
+    clearance = np.where((t > 0.5) & (t < 1.0), 20.0, 0.0)
+    clearance[(t > 0.5) & (t < 0.52)] = -3.0  # toe scuffs right after toe off
+    whole = metrics.swing_minima_mm(t, clearance, np.array([0.5]), np.array([0.0, 1.0]))
+    middle = metrics.swing_minima_mm(
+        t, clearance, np.array([0.5]), np.array([0.0, 1.0]), trim_fraction=0.15
+    )
+    assert whole.tolist() == [-3.0]
+    assert middle.tolist() == [20.0]

@@ -1,0 +1,132 @@
+"""The closed loop as a whole: `fes sim` files, determinism, and what stimulation does."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+
+from controller.cli import main
+from controller.config import load_config
+from controller.trial.simulated import run_simulated_trial
+
+
+def run(tmp_path: Path, name: str, *args: str) -> dict:
+    out = tmp_path / name
+    assert main(["sim", "--out", str(out), *args]) == 0
+    return json.loads((out / "summary.json").read_text())
+
+
+@pytest.fixture(scope="module")
+def severe(tmp_path_factory):
+    """The severe foot-drop profile on a fixed seed, without and with stimulation."""
+    tmp = tmp_path_factory.mktemp("severe")
+    common = ("--patient", "severe", "--duration-s", "40", "--seed", "7")
+    return run(tmp, "off", *common, "--no-stim"), run(tmp, "on", *common)
+
+
+def test_summary_has_the_documented_figures(tmp_path):
+    summary = run(tmp_path, "t", "--duration-s", "10")
+    assert summary["duration_s"] == pytest.approx(10.0)
+    assert summary["strides"] >= 7
+    assert summary["real_time_factor"] > 1.0
+    for key in ("recall", "precision", "heel_strike_error_ms", "toe_off_error_ms"):
+        assert key in summary["detector"]
+    for key in ("onset_error_ms", "on_time_fraction", "charge_uc_per_stride"):
+        assert key in summary["stim"]
+    assert set(summary["clearance"]["toe_clearance_min_mm"]) == {"median", "p5"}
+    assert "toe_drag_events" in summary["clearance"]
+    assert {"faults", "clamped_commands"} <= set(summary["watchdog"])
+
+
+def test_files_have_the_documented_columns(tmp_path):
+    run(tmp_path, "t", "--duration-s", "5")
+    with (tmp_path / "t" / "samples.csv").open() as handle:
+        rows = list(csv.DictReader(handle))
+    assert len(rows) == 2500
+    for column in ("time_s", "gyro_rad_s", "heel_switch", "phase", "stim_on", "amplitude_ma",
+                   "ankle_angle_deg", "toe_clearance_mm"):
+        assert column in rows[0]
+    with (tmp_path / "t" / "events.csv").open() as handle:
+        events = list(csv.DictReader(handle))
+    assert {e["source"] for e in events} == {"true", "detected"}
+    assert {"heel_strike", "toe_off"} <= {e["event"] for e in events}
+
+
+def test_same_seed_same_bytes(tmp_path):
+    for name in ("a", "b"):
+        run(tmp_path, name, "--duration-s", "8", "--seed", "3")
+    for file in ("samples.csv", "events.csv"):
+        assert (tmp_path / "a" / file).read_bytes() == (tmp_path / "b" / file).read_bytes()
+    a, b = (json.loads((tmp_path / n / "summary.json").read_text()) for n in ("a", "b"))
+    a.pop("real_time_factor"), b.pop("real_time_factor")
+    assert a == b
+    run(tmp_path, "c", "--duration-s", "8", "--seed", "4")
+    assert (tmp_path / "a" / "samples.csv").read_bytes() != (
+        tmp_path / "c" / "samples.csv"
+    ).read_bytes()
+
+
+def test_foot_drop_without_stimulation_drags_toes(severe):
+    off, _ = severe
+    clearance = off["clearance"]
+    assert clearance["toe_drag_events"] > clearance["swings"] / 2
+    assert off["stim"]["trains"] == 0 and off["stim"]["charge_uc_total"] == 0
+
+
+def test_stimulation_restores_clearance(severe):
+    off, on = severe
+    assert on["clearance"]["toe_drag_events"] < off["clearance"]["toe_drag_events"] / 2
+    median_on = on["clearance"]["toe_clearance_min_mm"]["median"]
+    median_off = off["clearance"]["toe_clearance_min_mm"]["median"]
+    assert median_on > median_off + 5.0
+    assert on["watchdog"]["faults"] == 0
+
+
+def test_stimulation_is_timed_to_the_stride(severe):
+    _, on = severe
+    assert on["detector"]["recall"] >= 0.95 and on["detector"]["precision"] >= 0.95
+    onset = on["stim"]["onset_error_ms"]
+    assert -250.0 < onset["median"] < 50.0
+    assert on["stim"]["missed_onsets"] <= 1
+    assert 0.2 < on["stim"]["on_time_fraction"] < 0.7
+    assert on["stim"]["charge_uc_per_stride"] > 0
+
+
+def test_interrupted_trial_keeps_its_files(tmp_path, monkeypatch):
+    """Ctrl-C mid-trial: outputs off, the samples recorded so far are on disk."""
+    from sim.limb import SimulatedLimb
+
+    original = SimulatedLimb.read
+    calls = {"n": 0}
+
+    def read_then_interrupt(self):
+        calls["n"] += 1
+        if calls["n"] == 1000:
+            raise KeyboardInterrupt
+        return original(self)
+
+    monkeypatch.setattr(SimulatedLimb, "read", read_then_interrupt)
+    summary = run_simulated_trial(load_config(overrides={"loop": {"duration_s": 10}}), tmp_path)
+    assert summary["stopped_by"] == "interrupted"
+    lines = (tmp_path / "samples.csv").read_text().splitlines()
+    assert len(lines) == 1 + 999
+
+
+def test_unsafe_request_reaches_no_output(tmp_path, monkeypatch):
+    """A scheduler gone wrong is stopped by the watchdog: the limb never gets the pulse."""
+    from controller.ports import StimCommand
+    from controller.stim.scheduler import StimScheduler
+
+    def runaway(self, t_s, phase, events):
+        return [StimCommand(0, True, 95.0, 300.0, 40.0)]
+
+    monkeypatch.setattr(StimScheduler, "step", runaway)
+    summary = run_simulated_trial(load_config(overrides={"loop": {"duration_s": 2}}), tmp_path)
+    assert summary["watchdog"]["faults"] == 1
+    assert summary["watchdog"]["interventions"][0]["rule"] == "max_amplitude_ma"
+    assert summary["stim"]["charge_uc_total"] == 0
+    with (tmp_path / "samples.csv").open() as handle:
+        assert all(float(row["pulses"]) == 0 for row in csv.DictReader(handle))
