@@ -204,6 +204,12 @@ def stim_problems(stim: StimConfig) -> list[str]:
                 f"stim.{used[ch.channel]}"
             )
         used.setdefault(ch.channel, path)
+    if stim.prediction.min_strides > stim.prediction.history_strides:
+        problems.append(
+            f"stim.prediction.min_strides: {stim.prediction.min_strides} exceeds "
+            f"stim.prediction.history_strides = {stim.prediction.history_strides}: "
+            "no prediction would ever be made"
+        )
     if stim.mode == "test":
         names = [name for name, _ in stim.active_channels()]
         if stim.test.channel_name not in names:
