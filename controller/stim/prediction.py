@@ -44,18 +44,10 @@ class ToeOffPredictor:
         self.config = config
         self._strides_s: deque[float] = deque(maxlen=config.history_strides)
         self._last_toe_off_s = math.nan
-
-    @property
-    def stride_s(self) -> float:
+        self.stride_s = math.nan
         """The walker's stride time (median of the history), NaN until known."""
-        if len(self._strides_s) < self.config.min_strides:
-            return math.nan
-        return float(np.median(self._strides_s))
-
-    @property
-    def next_toe_off_s(self) -> float:
+        self.next_toe_off_s = math.nan
         """Predicted time of the next toe off; NaN while there is no prediction."""
-        return self._last_toe_off_s + self.stride_s
 
     def observe(self, t_s: float, events: Sequence[Event | DetectedEvent]) -> None:
         """Take in the events that became known at ``t_s``."""
@@ -69,3 +61,9 @@ class ToeOffPredictor:
             elif interval_s > 0.0:
                 self._strides_s.append(interval_s)
             self._last_toe_off_s = toe_off_s
+            self.stride_s = (
+                float(np.median(self._strides_s))
+                if len(self._strides_s) >= self.config.min_strides
+                else math.nan
+            )
+            self.next_toe_off_s = self._last_toe_off_s + self.stride_s

@@ -6,7 +6,9 @@ frequency takes effect from the next pulse. Both the simulated limb (which turns
 into muscle activation) and the trial metrics (which add up charge) use this one rule
 (``advance_train``), so the charge a summary reports is the charge the limb received.
 ``train_pulse_times`` lists the exact start time of every pulse of a recorded trial with
-the same rule.
+the same rule, dating each command from the sample at which it was handed over; the
+simulated limb acts on a command from its next physics step, so its ``pulses`` truth
+column shows the same pulses one row later.
 
 Shape: every pulse is biphasic and charge balanced (``BiphasicPulse``): a cathodic phase
 that excites the nerve, an optional interphase gap, then an anodic phase that returns the
