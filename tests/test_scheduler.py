@@ -6,6 +6,8 @@ from __future__ import annotations
 import math
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from controller.detect.events import DetectedEvent, Event, Phase
 from controller.ports import StimCommand
@@ -370,3 +372,43 @@ def test_reports_name_what_each_channel_is_scored_against():
     training = StimScheduler(StimConfig(mode="training", peroneal=CFG)).reports()[0]
     assert training.onset_reference is None and training.trigger == "training"
     assert math.isfinite(training.offset_delay_s)
+
+
+# --- properties --------------------------------------------------------------------------
+
+
+_PHASES = st.sampled_from(list(Phase))
+_EVENTS = st.lists(st.sampled_from([e for e in Event if e is not Event.NONE]), max_size=2)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    script=st.lists(st.tuples(st.integers(1, 400), _PHASES, _EVENTS), min_size=1,
+                    max_size=60),
+    trigger=st.sampled_from(["pre_swing", "toe_off", "predicted_toe_off", "heel_strike"]),
+    min_off_ms=st.sampled_from([0.0, 100.0]),
+    ramp=st.sampled_from(["amplitude", "pulse_width"]),
+)
+def test_whatever_the_detector_says_trains_stay_bounded(script, trigger, min_off_ms, ramp):
+    """Any sequence of phases and events (with toe offs dated at their sample): the set
+    pulse is never exceeded, no train outlasts timeout + ramp down, and UNKNOWN never
+    starts a train or lets a level rise."""
+    cfg = CFG.model_copy(update={
+        "trigger": trigger, "min_off_ms": min_off_ms, "ramp_parameter": ramp,
+        "timeout_ms": 400.0, "lead_ms": 80.0,
+    })
+    sched = one_channel(cfg)
+    k, run_s, previous = 0, 0.0, 0.0
+    for gap, phase, events in script:
+        for step in range(gap):
+            t = k * DT
+            command = sched.step(t, phase, tuple(events) if step == 0 else ())[0]
+            k += 1
+            assert command.amplitude_ma <= 40.0 + 1e-9
+            assert command.pulse_width_us <= 300.0 + 1e-9
+            run_s = run_s + DT if command.on else 0.0
+            assert run_s <= 0.4 + 0.1 + 2 * DT
+            level = command.amplitude_ma * command.pulse_width_us if command.on else 0.0
+            if phase == Phase.UNKNOWN:
+                assert level <= previous + 1e-9
+            previous = level

@@ -13,7 +13,7 @@ Bounds, each for a reason:
 
 * timeout: a train ends ``timeout_ms`` after its onset if no stop event came (the
   detector lost the walker);
-* an UNKNOWN gait phase ramps down at once;
+* an UNKNOWN gait phase ramps down at once, and nothing starts a train while it lasts;
 * a train started on a prediction ramps down unless, by ``confirm_ms`` after the
   predicted toe off, the detector has seen the toe off coming (pre-swing), happen
   (swing) or detected it: otherwise the walker has stopped and no toe off is coming;
@@ -118,9 +118,7 @@ class GaitChannel:
     def _while_on(self, t_s: float, phase: Phase, kinds: frozenset[Event]) -> None:
         """Bounds and the stop event of a train that is up or holding."""
         env = self.envelope
-        if phase == Phase.UNKNOWN:
-            env.ramp_down(t_s)
-        elif t_s - self._onset_s >= self.config.timeout_ms / 1000.0 - TIME_EPSILON_S:
+        if t_s - self._onset_s >= self.config.timeout_ms / 1000.0 - TIME_EPSILON_S:
             self.timeouts += 1
             env.ramp_down(t_s)
         elif not math.isnan(self._confirm_by_s) and (
@@ -137,7 +135,10 @@ class GaitChannel:
     def step(self, t_s: float, phase: Phase, kinds: frozenset[Event]) -> StimCommand:
         """Advance to ``t_s`` given the detector's phase and the events now known."""
         env = self.envelope
-        if env.stage in (Stage.OFF, Stage.RAMP_DOWN):
+        if phase == Phase.UNKNOWN:
+            if env.stage in (Stage.RAMP_UP, Stage.HOLD, Stage.EXTENSION):
+                env.ramp_down(t_s)
+        elif env.stage in (Stage.OFF, Stage.RAMP_DOWN):
             why = self._trigger(t_s, phase, kinds)
             if why is not None and self._rested(t_s):
                 self._start(t_s, why)
