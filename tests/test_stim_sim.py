@@ -151,3 +151,11 @@ def test_test_mode_gives_one_burst(tmp_path):
     block = sim(tmp_path, "test", toml, "--duration-s", "10")["stim"]["channels"]["peroneal"]
     assert block["trains"] == 1
     assert block["pulses"] == pytest.approx(40 * (0.06 + 0.5 + 0.1), abs=1)
+
+
+def test_a_test_burst_on_another_channel_leaves_the_peroneal_figures_unscored(tmp_path):
+    toml = ("[stim]\nmode = 'test'\n[stim.test]\nchannel_name = 'calf'\n"
+            "[stim.channels.calf]\nchannel = 1\n")
+    stim = sim(tmp_path, "calf_test", toml, "--duration-s", "4")["stim"]
+    assert list(stim["channels"]) == ["calf"] and stim["channels"]["calf"]["trains"] == 1
+    assert stim["trains"] == 0 and stim["missed_onsets"] is None

@@ -93,14 +93,20 @@ def _channel_block(
     report: ChannelReport | None,
     strides: int,
     onset_window_s: float,
+    scored: bool = True,
 ) -> dict[str, Any]:
-    """Timing and charge of one recorded channel (columns ``prefix`` + stim columns)."""
+    """Timing and charge of one recorded channel (columns ``prefix`` + stim columns).
+
+    Without a report (stimulation off, or a caller that has none) the channel is scored
+    as a peroneal channel against toe off and heel strike, unless ``scored`` is False
+    (the peroneal channel does not stimulate in this trial's mode).
+    """
     cols = facts.columns
     t_s, on = cols["time_s"], cols[prefix + "stim_on"]
     onsets = metrics.rising_edges(t_s, on)
     ends = metrics.falling_edges(t_s, on)
-    onset_ref = report.onset_reference if report else Event.TOE_OFF
-    offset_ref = report.offset_reference if report else Event.HEEL_STRIKE
+    onset_ref = report.onset_reference if report else Event.TOE_OFF if scored else None
+    offset_ref = report.offset_reference if report else Event.HEEL_STRIKE if scored else None
     lead_s = report.onset_lead_s if report else 0.0
     delay_s = report.offset_delay_s if report else 0.0
     onset_error, missed = _edge_errors_s(facts, onsets, onset_ref, lead_s + onset_window_s)
@@ -155,7 +161,7 @@ def _stimulation(facts: TrialFacts, strides: int, onset_window_s: float) -> dict
         for name, report in reports.items()
     }
     peroneal = channels.get("peroneal") or _channel_block(
-        facts, "", None, strides, onset_window_s
+        facts, "", None, strides, onset_window_s, scored=not reports
     )
     block = {key: peroneal[key] for key in PERONEAL_KEYS}
     block["channels"] = channels
