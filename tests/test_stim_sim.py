@@ -4,6 +4,7 @@ compensation, per-channel figures, exact charge, training and test mode."""
 from __future__ import annotations
 
 import csv
+import itertools
 import json
 from pathlib import Path
 
@@ -107,7 +108,9 @@ def test_each_channel_has_its_own_columns(two_channels):
 
 def test_reported_pulses_and_charge_are_those_the_limb_received(two_channels):
     """Pulse by pulse: the pulses the summary counts from the recorded commands are the
-    pulses the simulated limb counted, and the charge is amplitude x width of each.
+    pulses the simulated limb counted, and the charge is amplitude x width of each, in
+    the session, per stride on average and in the stride (heel strike to heel strike)
+    that got the most.
 
     The limb applies a command from its next physics step, so its ``pulses`` column shows
     the pulses of row k's command in row k + 1.
@@ -117,7 +120,7 @@ def test_reported_pulses_and_charge_are_those_the_limb_received(two_channels):
         rows = list(csv.DictReader(handle))
     column = {name: np.array([float(r[name]) for r in rows]) for name in rows[0]
               if name != "phase"}
-    _, index = train_pulse_times(
+    times, index = train_pulse_times(
         column["time_s"], column["stim_on"], column["frequency_hz"], 0.002
     )
     per_row = np.bincount(index, minlength=len(rows))
@@ -129,6 +132,13 @@ def test_reported_pulses_and_charge_are_those_the_limb_received(two_channels):
     assert block["charge_uc_per_stride"] == pytest.approx(
         charge_uc.sum() / summary["strides"], abs=0.001
     )
+    with (out / "events.csv").open() as handle:
+        heel_strikes = [float(r["time_s"]) for r in csv.DictReader(handle)
+                        if r["source"] == "true" and r["event"] == "heel_strike"]
+    strides = [charge_uc[(times >= a) & (times < b)].sum()
+               for a, b in itertools.pairwise(heel_strikes)]
+    assert block["charge_uc_stride_max"] == pytest.approx(max(strides), abs=0.001)
+    assert block["charge_uc_stride_max"] >= block["charge_uc_per_stride"]
 
 
 def test_training_mode_cycles_regardless_of_the_walker(tmp_path):

@@ -111,9 +111,15 @@ def _channel_block(
     delay_s = report.offset_delay_s if report else 0.0
     onset_error, missed = _edge_errors_s(facts, onsets, onset_ref, lead_s + onset_window_s)
     offset_error, _ = _edge_errors_s(facts, ends, offset_ref, delay_s + onset_window_s)
-    _, index = train_pulse_times(t_s, on, cols[prefix + "frequency_hz"], facts.period_s)
+    times, index = train_pulse_times(t_s, on, cols[prefix + "frequency_hz"], facts.period_s)
     charge = cols[prefix + "amplitude_ma"][index] * cols[prefix + "pulse_width_us"][index] / 1e3
     total = float(charge.sum())
+    heel_strikes = _true_times(facts, Event.HEEL_STRIKE)
+    per_stride = (
+        np.histogram(times, bins=heel_strikes, weights=charge)[0]
+        if heel_strikes.size > 1
+        else np.zeros(0)
+    )
     return {
         "channel": report.channel if report else None,
         "trigger": report.trigger if report else None,
@@ -130,6 +136,7 @@ def _channel_block(
         "pulses": int(index.size),
         "charge_uc_total": total,
         "charge_uc_per_stride": total / strides if strides else None,
+        "charge_uc_stride_max": float(per_stride.max()) if per_stride.size else None,
         "charge_uc_per_phase_max": float(charge.max()) if charge.size else 0.0,
     }
 
