@@ -19,7 +19,7 @@ from controller.detect.events import Event
 from controller.detect.gyro import GyroDetectorConfig
 from controller.resources import configs_root, load_toml
 from controller.stim.presets import preset_layer
-from controller.stim.settings import ChannelConfig, StimConfig, stim_problems
+from controller.stim.settings import ChannelConfig, StimConfig, channel_path, stim_problems
 from controller.validation import ConfigError, ConfigModel, describe_errors
 from controller.watchdog import SafetyLimits
 
@@ -91,7 +91,7 @@ def _within_safety(config: TrialConfig) -> list[str]:
     problems = []
     lim = config.safety
     for name, ch in config.stim.active_channels():
-        path = "stim.peroneal" if name == "peroneal" else f"stim.channels.{name}"
+        path = channel_path(name)
         for field, limit_field in (
             ("amplitude_ma", "max_amplitude_ma"),
             ("pulse_width_us", "max_pulse_width_us"),
@@ -112,21 +112,16 @@ def _within_safety(config: TrialConfig) -> list[str]:
 
 
 def _triggers_available(config: TrialConfig) -> list[str]:
-    """Walking-mode triggers and stops that the detector cannot provide."""
-    if config.stim.mode != "walking":
+    """Walking-mode triggers that the detector cannot provide."""
+    if config.stim.mode != "walking" or Event.HEEL_OFF in DETECTOR_EVENTS:
         return []
-    problems = []
-    for name, ch in config.stim.active_channels():
-        path = "stim.peroneal" if name == "peroneal" else f"stim.channels.{name}"
-        needs = {"trigger": ch.trigger, "fallback_trigger": ch.fallback_trigger}
-        for field, value in needs.items():
-            if value == "heel_off" and Event.HEEL_OFF not in DETECTOR_EVENTS:
-                problems.append(
-                    f"{path}.{field}: heel_off needs a detector that reports heel off "
-                    "(a heel switch); the shank-gyro detector does not: use pre_swing or "
-                    "predicted_toe_off"
-                )
-    return problems
+    return [
+        f"{channel_path(name)}.trigger: "
+        "heel_off needs a detector that reports heel off (a heel switch); the shank-gyro "
+        "detector does not: use pre_swing or predicted_toe_off"
+        for name, ch in config.stim.active_channels()
+        if ch.trigger == "heel_off"
+    ]
 
 
 def build_config(data: dict[str, Any], source: str) -> TrialConfig:

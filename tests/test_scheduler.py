@@ -235,6 +235,17 @@ def test_without_min_off_time_a_trigger_in_the_ramp_down_ramps_up_again():
     assert amplitude_at(trace, 0.30) == pytest.approx(40.0)
 
 
+def test_triggers_in_every_ramp_down_cannot_stretch_a_train_past_its_timeout():
+    """Trigger = stop = heel strike, no minimum off-time, and a heel strike every other
+    sample (a chattering detector): the train still ends by timeout + ramp down."""
+    cfg = CFG.model_copy(update={"trigger": "heel_strike", "min_off_ms": 0.0,
+                                 "timeout_ms": 400.0})
+    script: Script = [(k * 2 * DT, Phase.STANCE, (Event.HEEL_STRIKE,)) for k in range(500)]
+    trace = drive(one_channel(cfg), script, 2.0)
+    first_off = next(t for t, c in trace if t > 0 and not c.on)
+    assert first_off <= 0.4 + 0.1 + DT
+
+
 # --- latency compensation ----------------------------------------------------------------
 
 

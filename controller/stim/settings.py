@@ -172,13 +172,18 @@ class StimConfig(ConfigModel):
         return [(name, ch) for name, ch in self.named_channels() if ch.enabled]
 
 
-def _pulse_fits_period(name: str, ch: ChannelConfig) -> list[str]:
+def channel_path(name: str) -> str:
+    """Where a channel lives in a config: ``stim.peroneal`` or ``stim.channels.<name>``."""
+    return "stim.peroneal" if name == "peroneal" else f"stim.channels.{name}"
+
+
+def _pulse_fits_period(path: str, ch: ChannelConfig) -> list[str]:
     period_us = 1e6 / ch.frequency_hz
     length_us = ch.pulse_width_us * (1.0 + ch.anodic_width_ratio) + ch.interphase_gap_us
     if length_us < period_us:
         return []
     return [
-        f"stim.{name}: a pulse of {ch.pulse_width_us:g} us + gap {ch.interphase_gap_us:g} us "
+        f"{path}: a pulse of {ch.pulse_width_us:g} us + gap {ch.interphase_gap_us:g} us "
         f"+ anodic {ch.pulse_width_us * ch.anodic_width_ratio:g} us lasts {length_us:g} us, "
         f"not less than the {period_us:g} us period at {ch.frequency_hz:g} Hz"
     ]
@@ -189,10 +194,10 @@ def stim_problems(stim: StimConfig) -> list[str]:
     problems: list[str] = []
     used: dict[int, str] = {}
     for name, ch in stim.named_channels():
-        path = name if name == "peroneal" else f"channels.{name}"
+        path = channel_path(name)
         if name != "peroneal" and not (name.isidentifier() and name.islower()):
             problems.append(
-                f"stim.channels.{name}: a channel name must be a lower-case identifier "
+                f"{path}: a channel name must be a lower-case identifier "
                 "(it names CSV columns and summary blocks)"
             )
         if not ch.enabled:
@@ -200,8 +205,7 @@ def stim_problems(stim: StimConfig) -> list[str]:
         problems += _pulse_fits_period(path, ch)
         if ch.channel in used:
             problems.append(
-                f"stim.{path}.channel: output {ch.channel} is already used by "
-                f"stim.{used[ch.channel]}"
+                f"{path}.channel: output {ch.channel} is already used by {used[ch.channel]}"
             )
         used.setdefault(ch.channel, path)
     if stim.prediction.min_strides > stim.prediction.history_strides:

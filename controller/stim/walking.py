@@ -19,7 +19,8 @@ Bounds, each for a reason:
   (swing) or detected it: otherwise the walker has stopped and no toe off is coming;
 * ``min_off_ms``: a trigger that comes sooner after the previous train ended is refused
   (muscle rest; a chattering detector cannot retrigger at will). With 0, a trigger
-  during a ramp down ramps up again from the present level.
+  during a ramp down ramps up again from the present level, as the same train (its
+  timeout still counts from the first onset).
 """
 
 from __future__ import annotations
@@ -90,11 +91,15 @@ class GaitChannel:
         return trigger if self._event_trigger(trigger, phase, kinds) else None
 
     def _rested(self, t_s: float) -> bool:
-        min_off_s = self.config.min_off_ms / 1000.0
-        if min_off_s == 0.0:
-            return True
-        stage = self.envelope.stage
-        return stage == Stage.OFF and t_s - self.envelope.ended_s >= min_off_s - TIME_EPSILON_S
+        """May a trigger start (or, during a ramp down, resume) a train at ``t_s``?
+
+        Resuming keeps the train's onset, so it is refused once the train has run for
+        its timeout: however often triggers come, no train outlasts timeout + ramp down.
+        """
+        cfg = self.config
+        if self.envelope.stage == Stage.OFF:
+            return t_s - self.envelope.ended_s >= cfg.min_off_ms / 1000.0 - TIME_EPSILON_S
+        return cfg.min_off_ms == 0.0 and t_s - self._onset_s < cfg.timeout_ms / 1000.0
 
     def _start(self, t_s: float, why: str) -> None:
         if self.envelope.stage == Stage.OFF:
