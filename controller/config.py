@@ -1,9 +1,11 @@
 """A trial's configuration: the models of every package composed, loaded from TOML.
 
 Loading order, each layer overriding the one before: ``configs/default.toml`` (every field
-with its default, documented), then the user's ``--config`` file (any subset of fields),
-then command-line options. The result is validated as a whole; a bad value anywhere
-raises ``ConfigError`` naming each bad field and its allowed range.
+with its default, documented), then the stimulation preset named by ``stim.preset``
+(``configs/stim/<name>.toml``, a clinical device's settings), then the user's
+``--config`` file (any subset of fields), then command-line options. The result is
+validated as a whole; a bad value anywhere raises ``ConfigError`` naming each bad field
+and its allowed range.
 """
 
 from __future__ import annotations
@@ -13,9 +15,11 @@ from typing import Any
 
 from pydantic import Field, ValidationError
 
+from controller.detect.events import Event
 from controller.detect.gyro import GyroDetectorConfig
 from controller.resources import configs_root, load_toml
-from controller.stim.scheduler import ChannelConfig, StimConfig
+from controller.stim.presets import preset_layer
+from controller.stim.settings import ChannelConfig, StimConfig, channel_path, stim_problems
 from controller.validation import ConfigError, ConfigModel, describe_errors
 from controller.watchdog import SafetyLimits
 
@@ -64,14 +68,30 @@ def _merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
     return merged
 
 
+#: Events the configured detector reports. The shank-gyro detector reports toe off, mid
+#: swing and heel strike, not heel off (that takes a heel switch or force sensor).
+DETECTOR_EVENTS = frozenset({Event.TOE_OFF, Event.MID_SWING, Event.HEEL_STRIKE})
+
+
+def _longest_train_ms(stim: StimConfig, ch: ChannelConfig) -> tuple[str, float]:
+    """What bounds one train of ``ch`` in the trial's mode, and that bound in ms."""
+    if stim.mode == "training":
+        return "ramp_up_ms + training.on_ms + ramp_down_ms", (
+            ch.ramp_up_ms + stim.training.on_ms + ch.ramp_down_ms
+        )
+    if stim.mode == "test":
+        return "ramp_up_ms + test.on_ms + ramp_down_ms", (
+            ch.ramp_up_ms + stim.test.on_ms + ch.ramp_down_ms
+        )
+    return "timeout_ms + ramp_down_ms", ch.timeout_ms + ch.ramp_down_ms
+
+
 def _within_safety(config: TrialConfig) -> list[str]:
     """Stimulation settings that the safety limits would refuse, named field by field."""
     problems = []
     lim = config.safety
-    channels: list[tuple[str, ChannelConfig]] = [("stim.peroneal", config.stim.peroneal)]
-    for name, ch in channels:
-        if not (config.stim.enabled and ch.enabled):
-            continue
+    for name, ch in config.stim.active_channels():
+        path = channel_path(name)
         for field, limit_field in (
             ("amplitude_ma", "max_amplitude_ma"),
             ("pulse_width_us", "max_pulse_width_us"),
@@ -80,15 +100,28 @@ def _within_safety(config: TrialConfig) -> list[str]:
             value, limit = getattr(ch, field), getattr(lim, limit_field)
             if value > limit:
                 problems.append(
-                    f"{name}.{field}: {value:g} exceeds safety.{limit_field} = {limit:g}"
+                    f"{path}.{field}: {value:g} exceeds safety.{limit_field} = {limit:g}"
                 )
-        longest = ch.timeout_ms + ch.ramp_down_ms
+        what, longest = _longest_train_ms(config.stim, ch)
         if longest > lim.max_continuous_on_ms:
             problems.append(
-                f"{name}.timeout_ms + ramp_down_ms: {longest:g} ms exceeds "
+                f"{path}: {what} = {longest:g} ms exceeds "
                 f"safety.max_continuous_on_ms = {lim.max_continuous_on_ms:g}"
             )
     return problems
+
+
+def _triggers_available(config: TrialConfig) -> list[str]:
+    """Walking-mode triggers that the detector cannot provide."""
+    if config.stim.mode != "walking" or Event.HEEL_OFF in DETECTOR_EVENTS:
+        return []
+    return [
+        f"{channel_path(name)}.trigger: "
+        "heel_off needs a detector that reports heel off (a heel switch); the shank-gyro "
+        "detector does not: use pre_swing or predicted_toe_off"
+        for name, ch in config.stim.active_channels()
+        if ch.trigger == "heel_off"
+    ]
 
 
 def build_config(data: dict[str, Any], source: str) -> TrialConfig:
@@ -97,7 +130,7 @@ def build_config(data: dict[str, Any], source: str) -> TrialConfig:
         config = TrialConfig.model_validate(data)
     except ValidationError as err:
         raise ConfigError(source, describe_errors(err, TrialConfig)) from None
-    problems = _within_safety(config)
+    problems = stim_problems(config.stim) + _within_safety(config) + _triggers_available(config)
     if problems:
         raise ConfigError(source, problems)
     return config
@@ -109,13 +142,26 @@ def default_config_path() -> Path:
 
 
 def load_config(path: Path | None = None, overrides: dict[str, Any] | None = None) -> TrialConfig:
-    """Defaults, then the file at ``path``, then ``overrides``; validated together."""
-    data = load_toml(default_config_path())
+    """Defaults, then the stimulation preset the result names (``stim.preset``), then
+    the file at ``path``, then ``overrides``; validated together."""
+    default = load_toml(default_config_path())
+    layers: list[dict[str, Any]] = []
     source = "configs/default.toml"
     if path is not None:
-        data = _merge(data, load_toml(path))
+        layers.append(load_toml(path))
         source = str(path)
     if overrides:
-        data = _merge(data, overrides)
+        layers.append(overrides)
         source += " + command line"
+    data = default
+    for layer in layers:
+        data = _merge(data, layer)
+    stim = data.get("stim")
+    preset = preset_layer(stim.get("preset") if isinstance(stim, dict) else None)
+    if preset is not None:
+        label, preset_data = preset
+        source += f" + {label}"
+        data = _merge(default, {"stim": preset_data})
+        for layer in layers:
+            data = _merge(data, layer)
     return build_config(data, source)

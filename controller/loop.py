@@ -12,11 +12,12 @@ exception), the watchdog turns every output off before ``run_loop`` returns or r
 from __future__ import annotations
 
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
 from controller.clock import Clock
-from controller.detect.events import DetectedEvent, Event, Phase
+from controller.detect.events import DetectedEvent, Phase
 from controller.ports import Sample, SensorSource, StimCommand
 from controller.trial.recorder import TrialRecorder
 from controller.watchdog import Watchdog
@@ -29,9 +30,15 @@ class PhaseDetector(Protocol):
 
 
 class Scheduler(Protocol):
-    """Turns phase and events into the commands it would like delivered."""
+    """Turns phase and events into the commands it would like delivered.
 
-    def step(self, t_s: float, phase: Phase, events: tuple[Event, ...]) -> list[StimCommand]: ...
+    ``events`` are the detector's events that became known at ``t_s``, with their
+    estimated times (a scheduler predicting the next toe off needs them).
+    """
+
+    def step(
+        self, t_s: float, phase: Phase, events: Sequence[DetectedEvent]
+    ) -> list[StimCommand]: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,8 +73,7 @@ def run_loop(
                 stopped_by = "source_ended"
                 break
             phase, detected = detector.process(sample)
-            events = tuple(e.event for e in detected)
-            delivered = watchdog.submit(sample.t_s, scheduler.step(sample.t_s, phase, events))
+            delivered = watchdog.submit(sample.t_s, scheduler.step(sample.t_s, phase, detected))
             recorder.record(sample, phase, delivered, detected)
             samples += 1
     except KeyboardInterrupt:

@@ -35,8 +35,12 @@ class Sample:
 class StimCommand:
     """The stimulation a channel should deliver from now until the next command.
 
-    ``on=False`` means no pulses whatever the other fields say. Amplitude is the
-    current of the leading (cathodic) phase of a biphasic pulse.
+    ``on=False`` means no pulses whatever the other fields say. Every pulse is biphasic
+    and charge balanced: a leading (cathodic) phase of ``amplitude_ma`` for
+    ``pulse_width_us``, a pause of ``interphase_gap_us``, then a reversed (anodic) phase
+    ``anodic_width_ratio`` times as long at ``1 / anodic_width_ratio`` of the current, so
+    both phases carry the same charge. A ratio of 1 is the symmetric pulse; the two
+    shape fields default to the plain symmetric pulse without a gap.
     """
 
     channel: int
@@ -44,6 +48,8 @@ class StimCommand:
     amplitude_ma: float
     pulse_width_us: float
     frequency_hz: float
+    interphase_gap_us: float = 0.0
+    anodic_width_ratio: float = 1.0
 
     @staticmethod
     def off(channel: int) -> StimCommand:

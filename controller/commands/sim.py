@@ -22,8 +22,10 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
         overrides.setdefault("loop", {})["duration_s"] = args.duration_s
     if args.rate_hz is not None:
         overrides.setdefault("loop", {})["sample_rate_hz"] = args.rate_hz
+    if args.stim is not None:
+        overrides.setdefault("stim", {})["preset"] = args.stim
     if args.no_stim:
-        overrides["stim"] = {"enabled": False}
+        overrides.setdefault("stim", {})["enabled"] = False
     return overrides
 
 
@@ -69,6 +71,12 @@ def register(sub: argparse._SubParsersAction) -> None:
     sim.add_argument(
         "--rate-hz", type=float, metavar="N",
         help="control loop sample rate in Hz, 100-2000 (default 500)",
+    )
+    sim.add_argument(
+        "--stim", metavar="NAME",
+        help="stimulation preset: a name from configs/stim/ "
+        f"({', '.join(available('stim'))}) or a path to a TOML file; the config file and "
+        "other options still override it",
     )
     sim.add_argument(
         "--no-stim", action="store_true", help="disable stimulation (the patient's own gait)"

@@ -1,137 +1,82 @@
-"""Peroneal stimulation scheduler: when to stimulate, at what level, for each stride.
+"""The stimulation scheduler: every channel's command at every sample, by mode.
 
-Per stride the channel follows the envelope of clinical drop-foot stimulators (Odstock
-ODFS, Bioness L300; see DESIGN.md): a trigger (entry into pre-swing, or a detected toe
-off) starts a ramp up to the set amplitude; the level holds through swing; a detected
-heel strike starts the extension, which holds the level a set time longer to prevent
-foot slap; then a ramp down to zero. A timeout bounds the continuous stimulation when no
-heel strike comes (the detector lost the walker), and an unknown gait phase ramps down at
-once. Ramps act on amplitude, which avoids the calf stretch reflex a sudden contraction
-can provoke.
+Walking mode runs one ``GaitChannel`` per enabled channel (peroneal, and any others with
+their own triggers and windows, e.g. calf for push-off in pre-swing, hamstrings in
+terminal swing), all sharing one ``ToeOffPredictor`` of the walker. Training mode cycles
+every enabled channel on and off; test mode bursts once on one channel
+(``controller.stim.timed``).
 
 The scheduler only asks; the watchdog decides what reaches the stimulator.
 """
 
 from __future__ import annotations
 
-from enum import IntEnum
-from typing import Literal
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol
 
-from pydantic import Field
-
-from controller.detect.events import Event, Phase
+from controller.detect.events import DetectedEvent, Event, Phase
 from controller.ports import StimCommand
-from controller.validation import ConfigModel
+from controller.stim.prediction import ToeOffPredictor, event_kind
+from controller.stim.settings import (
+    OFFSET_REFERENCE,
+    ONSET_REFERENCE,
+    ChannelConfig,
+    StimConfig,
+)
+from controller.stim.timed import TimedChannel
+from controller.stim.walking import GaitChannel
 
-_TIME_EPSILON_S = 1e-9
-
-
-class ChannelConfig(ConfigModel):
-    """Stimulation parameters of one channel and the shape of its per-stride envelope."""
-
-    enabled: bool = True
-    channel: int = Field(0, ge=0, le=7)
-    amplitude_ma: float = Field(35.0, ge=0.0, le=100.0)
-    pulse_width_us: float = Field(300.0, ge=10.0, le=1000.0)
-    frequency_hz: float = Field(40.0, ge=1.0, le=100.0)
-    trigger: Literal["pre_swing", "toe_off"] = "pre_swing"
-    ramp_up_ms: float = Field(60.0, ge=0.0, le=2000.0)
-    ramp_down_ms: float = Field(100.0, ge=0.0, le=2000.0)
-    extension_ms: float = Field(100.0, ge=0.0, le=1000.0)
-    timeout_ms: float = Field(1500.0, ge=100.0, le=5000.0)
+__all__ = ["ChannelConfig", "ChannelReport", "StimConfig", "StimScheduler"]
 
 
-class StimConfig(ConfigModel):
-    """The stimulation of a trial: so far one peroneal channel."""
+class StimChannel(Protocol):
+    """What the scheduler needs of a channel in any mode."""
 
-    enabled: bool = True
-    peroneal: ChannelConfig = ChannelConfig()
+    config: ChannelConfig
+    timeouts: int
+    unconfirmed: int
+    refused: int
 
-
-class Stage(IntEnum):
-    """Where a channel is in its per-stride envelope."""
-
-    OFF = 0
-    RAMP_UP = 1
-    HOLD = 2
-    EXTENSION = 3
-    RAMP_DOWN = 4
+    def step(self, t_s: float, phase: Phase, kinds: frozenset[Event]) -> StimCommand: ...
 
 
-class ChannelScheduler:
-    """Envelope state machine of one channel, stepped once per sample."""
+@dataclass(frozen=True, slots=True)
+class ChannelReport:
+    """How one channel was asked to behave and what its bounds did, for the summary.
 
-    def __init__(self, config: ChannelConfig) -> None:
-        self.config = config
-        self.stage = Stage.OFF
-        self.level = 0.0  # fraction of the set amplitude, 0..1
-        self.timeouts = 0
-        self._stage_start_s = 0.0
-        self._stage_start_level = 0.0
-        self._onset_s = 0.0
-        self._last_phase = Phase.UNKNOWN
+    ``onset_reference`` and ``offset_reference`` are the true gait events its onsets and
+    ends are scored against (None outside walking mode); ``onset_lead_s`` is how long
+    before its reference an onset is meant to come (the lead of a predicted toe off) and
+    ``offset_delay_s`` how long after the stop event a train is meant to end (extension +
+    ramp down), so that scoring can allow for both.
+    """
 
-    def _enter(self, stage: Stage, t_s: float) -> None:
-        self.stage = stage
-        self._stage_start_s = t_s
-        self._stage_start_level = self.level
+    name: str
+    channel: int
+    trigger: str
+    onset_reference: Event | None
+    offset_reference: Event | None
+    onset_lead_s: float
+    offset_delay_s: float
+    timeouts: int
+    unconfirmed: int
+    refused: int
 
-    def _triggered(self, phase: Phase, events: tuple[Event, ...]) -> bool:
-        if self.config.trigger == "toe_off":
-            return Event.TOE_OFF in events
-        return phase == Phase.PRE_SWING and self._last_phase != Phase.PRE_SWING
 
-    def step(self, t_s: float, phase: Phase, events: tuple[Event, ...]) -> StimCommand:
-        """Advance to ``t_s`` given the detector's phase and events; return the command."""
-        cfg = self.config
-        stimulating = self.stage != Stage.OFF
-        if self._triggered(phase, events) and self.stage in (Stage.OFF, Stage.RAMP_DOWN):
-            if not stimulating:
-                self._onset_s = t_s
-            self._enter(Stage.RAMP_UP, t_s)
-        elif stimulating and self.stage != Stage.RAMP_DOWN:
-            if phase == Phase.UNKNOWN:
-                self._enter(Stage.RAMP_DOWN, t_s)
-            elif t_s - self._onset_s >= cfg.timeout_ms / 1000.0 - _TIME_EPSILON_S:
-                self.timeouts += 1
-                self._enter(Stage.RAMP_DOWN, t_s)
-            elif Event.HEEL_STRIKE in events and self.stage in (Stage.RAMP_UP, Stage.HOLD):
-                self._enter(Stage.EXTENSION, t_s)
-        self._last_phase = phase
-        self._advance_level(t_s)
-        if self.level <= 0.0:
-            return StimCommand.off(cfg.channel)
-        return StimCommand(
-            cfg.channel, True, cfg.amplitude_ma * self.level, cfg.pulse_width_us, cfg.frequency_hz
-        )
-
-    def _progress(self, t_s: float, duration_ms: float) -> float:
-        """Fraction 0..1 of a stage of ``duration_ms`` elapsed at ``t_s``.
-
-        A stage counts as complete within a nanosecond of its end, so that rounding in
-        sample times cannot leave a ramp at 1e-14 mA for one more sample.
-        """
-        elapsed_s = t_s - self._stage_start_s
-        duration_s = duration_ms / 1000.0
-        if elapsed_s >= duration_s - _TIME_EPSILON_S:
-            return 1.0
-        return elapsed_s / duration_s
-
-    def _advance_level(self, t_s: float) -> None:
-        """Move the envelope level along the current stage's ramp or timer."""
-        cfg = self.config
-        start = self._stage_start_level
-        if self.stage == Stage.RAMP_UP:
-            self.level = start + (1.0 - start) * self._progress(t_s, cfg.ramp_up_ms)
-            if self.level >= 1.0:
-                self._enter(Stage.HOLD, t_s)
-        elif self.stage == Stage.EXTENSION and self._progress(t_s, cfg.extension_ms) >= 1.0:
-            self._enter(Stage.RAMP_DOWN, t_s)
-            self._advance_level(t_s)
-        elif self.stage == Stage.RAMP_DOWN:
-            self.level = start * (1.0 - self._progress(t_s, cfg.ramp_down_ms))
-            if self.level <= 0.0:
-                self._enter(Stage.OFF, t_s)
+def _channels(config: StimConfig, predictor: ToeOffPredictor) -> list[tuple[str, StimChannel]]:
+    active = config.active_channels()
+    if config.mode == "training":
+        tr = config.training
+        return [(n, TimedChannel(ch, tr.start_ms, tr.on_ms, tr.off_ms)) for n, ch in active]
+    if config.mode == "test":
+        test = config.test
+        return [
+            (n, TimedChannel(ch, test.start_ms, test.on_ms, None))
+            for n, ch in active
+            if n == test.channel_name
+        ]
+    return [(n, GaitChannel(ch, predictor)) for n, ch in active]
 
 
 class StimScheduler:
@@ -139,20 +84,50 @@ class StimScheduler:
 
     def __init__(self, config: StimConfig) -> None:
         self.config = config
-        self._channels = (
-            [ChannelScheduler(config.peroneal)]
-            if config.enabled and config.peroneal.enabled
-            else []
-        )
+        self.predictor = ToeOffPredictor(config.prediction)
+        self._channels = _channels(config, self.predictor)
         self._idle = [StimCommand.off(config.peroneal.channel)]
 
     @property
     def timeouts(self) -> int:
-        """How many trains the timeout ended (no heel strike came in time)."""
-        return sum(ch.timeouts for ch in self._channels)
+        """How many trains the timeout ended (no stop event came in time)."""
+        return sum(ch.timeouts for _, ch in self._channels)
 
-    def step(self, t_s: float, phase: Phase, events: tuple[Event, ...]) -> list[StimCommand]:
-        """Commands for every channel at ``t_s``."""
+    def reports(self) -> list[ChannelReport]:
+        """One report per stimulating channel, peroneal first."""
+        walking = self.config.mode == "walking"
+        reports = []
+        for name, ch in self._channels:
+            cfg = ch.config
+            reports.append(
+                ChannelReport(
+                    name=name,
+                    channel=cfg.channel,
+                    trigger=cfg.trigger if walking else self.config.mode,
+                    onset_reference=ONSET_REFERENCE[cfg.trigger] if walking else None,
+                    offset_reference=OFFSET_REFERENCE[cfg.stop] if walking else None,
+                    onset_lead_s=cfg.lead_ms / 1000.0
+                    if walking and cfg.trigger == "predicted_toe_off"
+                    else 0.0,
+                    offset_delay_s=(cfg.extension_ms + cfg.ramp_down_ms) / 1000.0,
+                    timeouts=ch.timeouts,
+                    unconfirmed=ch.unconfirmed,
+                    refused=ch.refused,
+                )
+            )
+        return reports
+
+    def step(
+        self, t_s: float, phase: Phase, events: Sequence[Event | DetectedEvent]
+    ) -> list[StimCommand]:
+        """Commands for every stimulating channel at ``t_s``.
+
+        ``events`` are those that became known at ``t_s``, bare or as ``DetectedEvent``
+        (whose estimated time dates a toe off for the prediction; a bare event is dated
+        ``t_s``).
+        """
         if not self._channels:
             return self._idle
-        return [ch.step(t_s, phase, events) for ch in self._channels]
+        self.predictor.observe(t_s, events)
+        kinds = frozenset(event_kind(e) for e in events)
+        return [ch.step(t_s, phase, kinds) for _, ch in self._channels]

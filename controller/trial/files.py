@@ -15,6 +15,7 @@ import numpy as np
 
 from controller.detect.events import PHASE_NAMES
 
+#: Written as integers, as is the ``<channel>_stim_on`` flag of every further channel.
 INTEGER_COLUMNS = frozenset({"heel_switch", "stim_on", "pulses"})
 
 
@@ -22,7 +23,7 @@ def _format_column(name: str, values: np.ndarray) -> np.ndarray:
     if name == "phase":
         names = np.array([PHASE_NAMES[p] for p in sorted(PHASE_NAMES)])
         return names[values.astype(int)]
-    if name in INTEGER_COLUMNS:
+    if name in INTEGER_COLUMNS or name.endswith("_stim_on"):
         return np.char.mod("%d", values.astype(np.int64))
     text = np.char.mod("%.6f", values)
     text[np.isnan(values)] = ""

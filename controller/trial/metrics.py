@@ -58,6 +58,13 @@ def rising_edges(t_s: np.ndarray, flag: np.ndarray) -> np.ndarray:
     return t_s[starts]
 
 
+def falling_edges(t_s: np.ndarray, flag: np.ndarray) -> np.ndarray:
+    """Times of the first sample at which ``flag`` is 0 again after being 1."""
+    on = flag > 0.5
+    ends = np.flatnonzero(on[:-1] & ~on[1:]) + 1
+    return t_s[ends]
+
+
 def onset_errors_s(
     onsets_s: np.ndarray, toe_off_s: np.ndarray, window_s: float
 ) -> tuple[np.ndarray, int]:

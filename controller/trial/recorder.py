@@ -7,7 +7,7 @@ Ctrl-C or an error, so nothing recorded is lost).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 
@@ -18,15 +18,28 @@ SENSOR_COLUMNS = ("time_s", "gyro_rad_s", "heel_switch", "heel_force_n")
 STIM_COLUMNS = ("stim_on", "amplitude_ma", "pulse_width_us", "frequency_hz")
 
 
-class TrialRecorder:
-    """Columns of sensors, detected phase and delivered command of the recorded channel."""
+def stim_column_prefix(name: str) -> str:
+    """Prefix of a channel's command columns: none for peroneal, ``<name>_`` otherwise."""
+    return "" if name == "peroneal" else f"{name}_"
 
-    def __init__(self, capacity: int, channel: int = 0) -> None:
+
+class TrialRecorder:
+    """Columns of sensors, detected phase and the delivered command of each recorded
+    channel: the peroneal one (``channel``) under the plain names of ``STIM_COLUMNS``,
+    each of ``extra_channels`` (name -> output) under ``<name>_`` + those names."""
+
+    def __init__(
+        self, capacity: int, channel: int = 0, extra_channels: Mapping[str, int] | None = None
+    ) -> None:
         self.channel = channel
         self.count = 0
-        self._columns = {
-            name: np.zeros(capacity) for name in (*SENSOR_COLUMNS, "phase", *STIM_COLUMNS)
+        self._recorded = {channel: ""} | {
+            output: stim_column_prefix(name) for name, output in (extra_channels or {}).items()
         }
+        names = [*SENSOR_COLUMNS, "phase"]
+        for prefix in self._recorded.values():
+            names += [prefix + column for column in STIM_COLUMNS]
+        self._columns = {name: np.zeros(capacity) for name in names}
         self.detected: list[DetectedEvent] = []
 
     def record(
@@ -45,11 +58,12 @@ class TrialRecorder:
         cols["heel_force_n"][k] = sample.heel_force_n
         cols["phase"][k] = phase
         for command in delivered:
-            if command.channel == self.channel and command.delivers:
-                cols["stim_on"][k] = 1.0
-                cols["amplitude_ma"][k] = command.amplitude_ma
-                cols["pulse_width_us"][k] = command.pulse_width_us
-                cols["frequency_hz"][k] = command.frequency_hz
+            prefix = self._recorded.get(command.channel)
+            if prefix is not None and command.delivers:
+                cols[prefix + "stim_on"][k] = 1.0
+                cols[prefix + "amplitude_ma"][k] = command.amplitude_ma
+                cols[prefix + "pulse_width_us"][k] = command.pulse_width_us
+                cols[prefix + "frequency_hz"][k] = command.frequency_hz
         self.detected.extend(detected)
         self.count = k + 1
 

@@ -34,11 +34,21 @@ def run_simulated_trial(config: TrialConfig, out_dir: Path) -> dict[str, Any]:
     """Run one trial, write its files into ``out_dir`` and return the summary."""
     profile = load_patient(config.sim.patient)
     rate_hz = config.loop.sample_rate_hz
-    limb = SimulatedLimb(profile, rate_hz, config.loop.duration_s, config.sim.seed)
+    # The limb has an output for every configured channel (only output 0 drives the ankle).
+    outputs = 1 + max(ch.channel for _, ch in config.stim.named_channels())
+    limb = SimulatedLimb(
+        profile, rate_hz, config.loop.duration_s, config.sim.seed, channels=max(2, outputs)
+    )
     watchdog = Watchdog(limb, config.safety)
     scheduler = StimScheduler(config.stim)
     n_samples = round(config.loop.duration_s * rate_hz)
-    recorder = TrialRecorder(n_samples, channel=config.stim.peroneal.channel)
+    recorder = TrialRecorder(
+        n_samples,
+        channel=config.stim.peroneal.channel,
+        extra_channels={
+            name: ch.channel for name, ch in config.stim.channels.items() if ch.enabled
+        },
+    )
     out_dir.mkdir(parents=True, exist_ok=True)
     write_json(out_dir / "config.json", config.model_dump())
     parts = (config, out_dir, limb, recorder, watchdog, scheduler)
@@ -90,6 +100,7 @@ def _write_trial(
         clamped_commands=watchdog.clamped_commands,
         interventions=[asdict(i) for i in watchdog.interventions],
         stim_timeouts=scheduler.timeouts,
+        stim_channels=scheduler.reports(),
     )
     m = config.metrics
     summary = summarize(

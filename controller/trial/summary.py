@@ -1,7 +1,10 @@
 """The figures of a trial (``summary.json``) and the short text a person reads.
 
 Events scored for detection are heel strike and toe off, the two that time the
-stimulation. Stimulation figures are for the recorded (peroneal) channel.
+stimulation. Stimulation figures come per recorded channel (``stim.channels``), each
+scored against the true events its trigger and stop aim at; the peroneal channel's
+figures are repeated at the top of ``stim``. Charge counts every pulse actually
+delivered, at the instant the pulse rule of ``controller.stim.pulses`` fires it.
 """
 
 from __future__ import annotations
@@ -13,7 +16,10 @@ from typing import Any
 import numpy as np
 
 from controller.detect.events import EVENT_NAMES, DetectedEvent, Event
+from controller.stim.pulses import train_pulse_times
+from controller.stim.scheduler import ChannelReport
 from controller.trial import metrics
+from controller.trial.recorder import stim_column_prefix
 
 SCORED_EVENTS = (Event.HEEL_STRIKE, Event.TOE_OFF)
 
@@ -32,6 +38,7 @@ class TrialFacts:
     clamped_commands: int
     interventions: Sequence[Mapping[str, Any]]
     stim_timeouts: int
+    stim_channels: Sequence[ChannelReport] = ()
 
 
 def _rounded(value: Any) -> Any:
@@ -69,26 +76,104 @@ def _detection(facts: TrialFacts, tolerance_s: float) -> dict[str, Any]:
     return block
 
 
-def _stimulation(facts: TrialFacts, strides: int, onset_window_s: float) -> dict[str, Any]:
+def _edge_errors_s(
+    facts: TrialFacts, edges_s: np.ndarray, reference: Event | None, window_s: float
+) -> tuple[dict[str, float | None], int | None]:
+    """Error stats of ``edges_s`` against the true ``reference`` events, and how many of
+    those events had no edge within ``window_s``; no reference, no figures."""
+    if reference is None:
+        return metrics.error_stats_ms([]), None
+    errors, missed = metrics.onset_errors_s(edges_s, _true_times(facts, reference), window_s)
+    return metrics.error_stats_ms(errors), missed
+
+
+def _channel_block(
+    facts: TrialFacts,
+    prefix: str,
+    report: ChannelReport | None,
+    strides: int,
+    onset_window_s: float,
+    scored: bool = True,
+) -> dict[str, Any]:
+    """Timing and charge of one recorded channel (columns ``prefix`` + stim columns).
+
+    Without a report (stimulation off, or a caller that has none) the channel is scored
+    as a peroneal channel against toe off and heel strike, unless ``scored`` is False
+    (the peroneal channel does not stimulate in this trial's mode).
+    """
     cols = facts.columns
-    on = cols["stim_on"]
-    onsets = metrics.rising_edges(cols["time_s"], on)
-    errors, missed = metrics.onset_errors_s(
-        onsets, _true_times(facts, Event.TOE_OFF), onset_window_s
-    )
-    charge = metrics.pulse_charge_uc(
-        on, cols["amplitude_ma"], cols["pulse_width_us"], cols["frequency_hz"], facts.period_s
-    )
+    t_s, on = cols["time_s"], cols[prefix + "stim_on"]
+    onsets = metrics.rising_edges(t_s, on)
+    ends = metrics.falling_edges(t_s, on)
+    onset_ref = report.onset_reference if report else Event.TOE_OFF if scored else None
+    offset_ref = report.offset_reference if report else Event.HEEL_STRIKE if scored else None
+    lead_s = report.onset_lead_s if report else 0.0
+    delay_s = report.offset_delay_s if report else 0.0
+    onset_error, missed = _edge_errors_s(facts, onsets, onset_ref, lead_s + onset_window_s)
+    offset_error, _ = _edge_errors_s(facts, ends, offset_ref, delay_s + onset_window_s)
+    times, index = train_pulse_times(t_s, on, cols[prefix + "frequency_hz"], facts.period_s)
+    charge = cols[prefix + "amplitude_ma"][index] * cols[prefix + "pulse_width_us"][index] / 1e3
     total = float(charge.sum())
+    heel_strikes = _true_times(facts, Event.HEEL_STRIKE)
+    per_stride = (
+        np.histogram(times, bins=heel_strikes, weights=charge)[0]
+        if heel_strikes.size > 1
+        else np.zeros(0)
+    )
     return {
-        "onset_error_ms": metrics.error_stats_ms(errors),
+        "channel": report.channel if report else None,
+        "trigger": report.trigger if report else None,
+        "onset_reference": EVENT_NAMES[onset_ref] if onset_ref else None,
+        "onset_error_ms": onset_error,
         "missed_onsets": missed,
+        "offset_reference": EVENT_NAMES[offset_ref] if offset_ref else None,
+        "offset_error_ms": offset_error,
         "trains": int(onsets.size),
-        "timeouts": facts.stim_timeouts,
+        "timeouts": report.timeouts if report else facts.stim_timeouts,
+        "unconfirmed_predictions": report.unconfirmed if report else 0,
+        "refused_triggers": report.refused if report else 0,
         "on_time_fraction": float(on.mean()) if on.size else 0.0,
+        "pulses": int(index.size),
         "charge_uc_total": total,
         "charge_uc_per_stride": total / strides if strides else None,
+        "charge_uc_stride_max": float(per_stride.max()) if per_stride.size else None,
+        "charge_uc_per_phase_max": float(charge.max()) if charge.size else 0.0,
     }
+
+
+def _activation_at_toe_off(facts: TrialFacts) -> dict[str, float | None] | None:
+    """The simulated tibialis anterior's activation at each true toe off (limb truth)."""
+    cols = facts.columns
+    if "ta_activation" not in cols:
+        return None
+    toe_offs = _true_times(facts, Event.TOE_OFF)
+    rows = np.searchsorted(cols["time_s"], toe_offs)
+    values = cols["ta_activation"][rows[rows < cols["time_s"].size]]
+    if values.size == 0:
+        return {"median": None, "p5": None}
+    return {"median": float(np.median(values)), "p5": float(np.percentile(values, 5))}
+
+
+#: The peroneal figures repeated at the top of the ``stim`` block, where they always were.
+PERONEAL_KEYS = (
+    "onset_error_ms", "missed_onsets", "trains", "timeouts", "on_time_fraction",
+    "charge_uc_total", "charge_uc_per_stride",
+)
+
+
+def _stimulation(facts: TrialFacts, strides: int, onset_window_s: float) -> dict[str, Any]:
+    reports = {r.name: r for r in facts.stim_channels}
+    channels = {
+        name: _channel_block(facts, stim_column_prefix(name), report, strides, onset_window_s)
+        for name, report in reports.items()
+    }
+    peroneal = channels.get("peroneal") or _channel_block(
+        facts, "", None, strides, onset_window_s, scored=not reports
+    )
+    block = {key: peroneal[key] for key in PERONEAL_KEYS}
+    block["channels"] = channels
+    block["ta_activation_at_toe_off"] = _activation_at_toe_off(facts)
+    return block
 
 
 def _clearance(facts: TrialFacts, trim_fraction: float) -> dict[str, Any] | None:
@@ -142,6 +227,39 @@ def _fmt(value: Any, unit: str = "") -> str:
     return "n/a" if value is None else f"{value:g}{unit}"
 
 
+def _timing(block: Mapping[str, Any], edge: str, reference: str | None) -> str:
+    stats = block[f"{edge}_error_ms"]
+    return (
+        f"{edge} vs true {(reference or '').replace('_', ' ')} {_fmt(stats['median'], ' ms')} "
+        f"(p95 |e| {_fmt(stats['p95'], ' ms')})"
+    )
+
+
+def _stimulation_lines(stim: Mapping[str, Any]) -> list[str]:
+    """One line per stimulated channel; timing only where there is a gait reference."""
+    if not stim["channels"]:
+        return [f"stimulation: off, {stim['trains']} trains"]
+    lines = []
+    for name, ch in stim["channels"].items():
+        parts = [f"{ch['trains']} trains"]
+        if ch["onset_reference"]:
+            parts.append(_timing(ch, "onset", ch["onset_reference"]))
+            parts.append(_timing(ch, "offset", ch["offset_reference"]))
+        parts.append(f"on {ch['on_time_fraction'] * 100:.1f} % of the time")
+        parts.append(
+            f"{_fmt(ch['charge_uc_per_stride'], ' uC')} per stride, "
+            f"{_fmt(ch['charge_uc_total'], ' uC')} in the session"
+        )
+        lines.append(f"stimulation {name} ({ch['trigger']}): " + ", ".join(parts))
+    activation = stim["ta_activation_at_toe_off"]
+    if activation and activation["median"] is not None:
+        lines.append(
+            f"muscle: tibialis anterior activation at true toe off median "
+            f"{_fmt(activation['median'])}, p5 {_fmt(activation['p5'])}"
+        )
+    return lines
+
+
 def render_text(summary: Mapping[str, Any]) -> str:
     """A few lines for the terminal: what happened, in the figures a user looks at first."""
     det, stim, clear, dog = (
@@ -161,13 +279,7 @@ def render_text(summary: Mapping[str, Any]) -> str:
             f"heel strike error {_fmt(hs['median'], ' ms')} (p95 |e| {_fmt(hs['p95'], ' ms')}), "
             f"toe off error {_fmt(to['median'], ' ms')} (p95 |e| {_fmt(to['p95'], ' ms')})"
         )
-    onset = stim["onset_error_ms"]
-    lines.append(
-        f"stimulation: {stim['trains']} trains, onset vs true toe off "
-        f"{_fmt(onset['median'], ' ms')}"
-        f" (p95 |e| {_fmt(onset['p95'], ' ms')}), on {stim['on_time_fraction'] * 100:.1f} % "
-        f"of the time, {_fmt(stim['charge_uc_per_stride'], ' uC')} per stride"
-    )
+    lines += _stimulation_lines(stim)
     if clear:
         mtc = clear["toe_clearance_min_mm"]
         lines.append(

@@ -1,0 +1,171 @@
+"""Stimulation patterns in closed-loop `fes sim` trials on fixed seeds: lead
+compensation, per-channel figures, exact charge, training and test mode."""
+
+from __future__ import annotations
+
+import csv
+import itertools
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from controller.cli import main
+from controller.stim.pulses import train_pulse_times
+
+
+def sim(tmp_path: Path, name: str, toml: str = "", *args: str) -> dict:
+    out = tmp_path / name
+    argv = ["sim", "--out", str(out), "--seed", "0", *args]
+    if toml:
+        path = tmp_path / f"{name}.toml"
+        path.write_text(toml)
+        argv += ["--config", str(path)]
+    assert main(argv) == 0
+    return json.loads((out / "summary.json").read_text())
+
+
+def predicted(lead_ms: float) -> str:
+    return f'[stim.peroneal]\ntrigger = "predicted_toe_off"\nlead_ms = {lead_ms}\n'
+
+
+@pytest.fixture(scope="module")
+def leads(tmp_path_factory) -> dict[float | None, dict]:
+    """The moderate walker, seed 0, 30 s: pre-swing trigger (None) and three leads."""
+    tmp = tmp_path_factory.mktemp("leads")
+    runs = {None: sim(tmp, "pre_swing", "", "--duration-s", "30")}
+    for lead in (0.0, 100.0, 200.0):
+        runs[lead] = sim(tmp, f"lead{lead:g}", predicted(lead), "--duration-s", "30")
+    return runs
+
+
+def onset_median(summary: dict) -> float:
+    return summary["stim"]["onset_error_ms"]["median"]
+
+
+@pytest.mark.parametrize("lead_ms", [100.0, 200.0])
+def test_lead_compensation_moves_the_onset_to_the_configured_lead(leads, lead_ms):
+    """The median onset error relative to true toe off lands near -lead (the prediction's
+    own bias is the stride-time scatter plus the detector's toe-off bias, a few ms), and
+    much nearer than the pre-swing trigger's."""
+    target = -lead_ms
+    error = onset_median(leads[lead_ms])
+    assert abs(error - target) < 20.0
+    assert abs(onset_median(leads[None]) - target) > abs(error - target) + 30.0
+    assert leads[lead_ms]["stim"]["missed_onsets"] == 0
+
+
+def test_a_longer_lead_starts_earlier_and_activates_the_muscle_by_toe_off(leads):
+    medians = [onset_median(leads[lead]) for lead in (0.0, 100.0, 200.0)]
+    assert medians[0] > medians[1] > medians[2]
+    activation = [leads[lead]["stim"]["ta_activation_at_toe_off"]["median"]
+                  for lead in (None, 100.0, 200.0)]
+    assert activation[0] < 0.01 < activation[1] < activation[2]
+
+
+def test_predicted_trains_are_confirmed_while_walking(leads):
+    block = leads[200.0]["stim"]["channels"]["peroneal"]
+    assert block["unconfirmed_predictions"] == 0
+    assert block["timeouts"] == 0
+    assert leads[200.0]["clearance"]["toe_drag_events"] == 0
+
+
+@pytest.fixture(scope="module")
+def two_channels(tmp_path_factory) -> tuple[dict, Path]:
+    tmp = tmp_path_factory.mktemp("two")
+    return sim(tmp, "calf", "", "--stim", "peroneal_calf", "--duration-s", "20"), tmp / "calf"
+
+
+def test_each_channel_has_its_own_block(two_channels):
+    summary, _ = two_channels
+    stim = summary["stim"]
+    assert set(stim["channels"]) == {"peroneal", "calf"}
+    peroneal, calf = stim["channels"]["peroneal"], stim["channels"]["calf"]
+    for key in ("onset_error_ms", "on_time_fraction", "charge_uc_per_stride", "trains"):
+        assert stim[key] == peroneal[key]  # the top-level figures stay the peroneal ones
+    assert (peroneal["channel"], calf["channel"]) == (0, 1)
+    assert (calf["onset_reference"], calf["offset_reference"]) == ("toe_off", "toe_off")
+    # The calf pushes off from ~250 ms before toe off and is quiet soon after it.
+    assert -280.0 < calf["onset_error_ms"]["median"] < -220.0
+    assert 0.0 < calf["offset_error_ms"]["median"] < 60.0
+    assert calf["charge_uc_per_phase_max"] == pytest.approx(40.0 * 300.0 / 1000.0)
+    assert peroneal["offset_reference"] == "heel_strike"
+    # Ends after heel strike by about its detection latency + extension + ramp down.
+    assert 200.0 < peroneal["offset_error_ms"]["median"] < 300.0
+
+
+def test_each_channel_has_its_own_columns(two_channels):
+    _, out = two_channels
+    with (out / "samples.csv").open() as handle:
+        rows = list(csv.DictReader(handle))
+    assert {"calf_stim_on", "calf_amplitude_ma", "calf_pulse_width_us",
+            "calf_frequency_hz"} <= set(rows[0])
+    assert {row["calf_stim_on"] for row in rows} == {"0", "1"}
+    both = sum(row["calf_stim_on"] == "1" and row["stim_on"] == "1" for row in rows)
+    assert 0 < both < sum(row["calf_stim_on"] == "1" for row in rows)
+
+
+def test_reported_pulses_and_charge_are_those_the_limb_received(two_channels):
+    """Pulse by pulse: the pulses the summary counts from the recorded commands are the
+    pulses the simulated limb counted, and the charge is amplitude x width of each, in
+    the session, per stride on average and in the stride (heel strike to heel strike)
+    that got the most.
+
+    The limb applies a command from its next physics step, so its ``pulses`` column shows
+    the pulses of row k's command in row k + 1.
+    """
+    summary, out = two_channels
+    with (out / "samples.csv").open() as handle:
+        rows = list(csv.DictReader(handle))
+    column = {name: np.array([float(r[name]) for r in rows]) for name in rows[0]
+              if name != "phase"}
+    times, index = train_pulse_times(
+        column["time_s"], column["stim_on"], column["frequency_hz"], 0.002
+    )
+    per_row = np.bincount(index, minlength=len(rows))
+    np.testing.assert_array_equal(per_row[:-1], column["pulses"][1:])
+    charge_uc = column["amplitude_ma"][index] * column["pulse_width_us"][index] / 1000.0
+    block = summary["stim"]["channels"]["peroneal"]
+    assert block["pulses"] == index.size == int(column["pulses"].sum()) > 0
+    assert block["charge_uc_total"] == pytest.approx(charge_uc.sum(), abs=0.001)
+    assert block["charge_uc_per_stride"] == pytest.approx(
+        charge_uc.sum() / summary["strides"], abs=0.001
+    )
+    with (out / "events.csv").open() as handle:
+        heel_strikes = [float(r["time_s"]) for r in csv.DictReader(handle)
+                        if r["source"] == "true" and r["event"] == "heel_strike"]
+    strides = [charge_uc[(times >= a) & (times < b)].sum()
+               for a, b in itertools.pairwise(heel_strikes)]
+    assert block["charge_uc_stride_max"] == pytest.approx(max(strides), abs=0.001)
+    assert block["charge_uc_stride_max"] >= block["charge_uc_per_stride"]
+
+
+def test_training_mode_cycles_regardless_of_the_walker(tmp_path):
+    toml = "[stim]\nmode = 'training'\n[stim.training]\non_ms = 1000\noff_ms = 2000\n"
+    stim = sim(tmp_path, "training", toml, "--duration-s", "20")["stim"]
+    block = stim["channels"]["peroneal"]
+    # Ramp up, on, ramp down, off: trains start at 1 s and every 3.16 s after, the
+    # seventh 40 ms before the end of the trial.
+    assert block["trains"] == 7
+    assert block["trigger"] == "training"
+    assert block["onset_error_ms"] == {"median": None, "p95": None}
+    # A train's first sample is its zero-level start: it delivers for ramps + on - 2 ms.
+    on_s = 0.06 + 1.0 + 0.1 - 0.002
+    last_s = 20.0 - (1.0 + 6 * 3.16) - 0.002
+    assert block["on_time_fraction"] == pytest.approx((6 * on_s + last_s) / 20.0, abs=0.001)
+
+
+def test_test_mode_gives_one_burst(tmp_path):
+    toml = "[stim]\nmode = 'test'\n[stim.test]\non_ms = 500\nstart_ms = 2000\n"
+    block = sim(tmp_path, "test", toml, "--duration-s", "10")["stim"]["channels"]["peroneal"]
+    assert block["trains"] == 1
+    assert block["pulses"] == pytest.approx(40 * (0.06 + 0.5 + 0.1), abs=1)
+
+
+def test_a_test_burst_on_another_channel_leaves_the_peroneal_figures_unscored(tmp_path):
+    toml = ("[stim]\nmode = 'test'\n[stim.test]\nchannel_name = 'calf'\n"
+            "[stim.channels.calf]\nchannel = 1\n")
+    stim = sim(tmp_path, "calf_test", toml, "--duration-s", "4")["stim"]
+    assert list(stim["channels"]) == ["calf"] and stim["channels"]["calf"]["trains"] == 1
+    assert stim["trains"] == 0 and stim["missed_onsets"] is None
