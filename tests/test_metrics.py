@@ -30,16 +30,6 @@ def test_onset_error_negative_when_stimulation_leads_toe_off():
     assert missed == 1
 
 
-def test_charge_counts_exact_pulses():
-    # 1 s on at 40 Hz, 30 mA, 300 us -> 40 pulses of 9 uC = 360 uC.
-    n = 500
-    on = np.zeros(2 * n)
-    on[:n] = 1.0
-    amp, width, freq = (np.full(2 * n, v) for v in (30.0, 300.0, 40.0))
-    charge = metrics.pulse_charge_uc(on, amp, width, freq, period_s=0.002)
-    assert charge.sum() == pytest.approx(40 * 9.0)
-
-
 def test_swing_minimum_uses_middle_of_swing_when_trimmed():
     t = np.arange(0.0, 2.0, 0.01)
     clearance = np.where((t > 0.5) & (t < 1.0), 20.0, 0.0)

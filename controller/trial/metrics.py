@@ -13,8 +13,6 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from controller.stim.pulses import advance_train, new_train
-
 
 def error_stats_ms(errors_s: Sequence[float] | np.ndarray) -> dict[str, float | None]:
     """``{median, p95}`` in ms: median signed error and p95 of the absolute error."""
@@ -76,26 +74,6 @@ def onset_errors_s(
     pairs = match_events(toe_off_s, onsets_s, window_s)
     errors = np.array([onsets_s[j] - toe_off_s[i] for i, j in pairs])
     return errors, int(toe_off_s.size - len(pairs))
-
-
-def pulse_charge_uc(
-    stim_on: np.ndarray,
-    amplitude_ma: np.ndarray,
-    pulse_width_us: np.ndarray,
-    frequency_hz: np.ndarray,
-    period_s: float,
-) -> np.ndarray:
-    """Charge per phase delivered in each sample period, in microcoulombs.
-
-    Uses the same pulse-train rule as the stimulator back ends, so the count of pulses is
-    exact. mA x us = nC.
-    """
-    train = new_train()
-    charge = np.zeros(stim_on.size)
-    for k in range(stim_on.size):
-        pulses = advance_train(train, bool(stim_on[k] > 0.5), float(frequency_hz[k]), period_s)
-        charge[k] = pulses * amplitude_ma[k] * pulse_width_us[k] / 1000.0
-    return charge
 
 
 def swing_minima_mm(
