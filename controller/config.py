@@ -13,7 +13,7 @@ from typing import Any
 
 from pydantic import Field, ValidationError
 
-from controller.detect.gyro import GyroDetectorConfig
+from controller.detect.config import DetectorConfig
 from controller.resources import configs_root, load_toml
 from controller.stim.scheduler import ChannelConfig, StimConfig
 from controller.validation import ConfigError, ConfigModel, describe_errors
@@ -46,7 +46,7 @@ class TrialConfig(ConfigModel):
     """Everything one trial needs, composed from each package's own model."""
 
     loop: LoopConfig = LoopConfig()
-    detector: GyroDetectorConfig = GyroDetectorConfig()
+    detector: DetectorConfig = DetectorConfig()
     stim: StimConfig = StimConfig()
     safety: SafetyLimits = SafetyLimits()
     sim: SimConfig = SimConfig()
