@@ -9,17 +9,22 @@ slips. So each event has a primary source:
     heel strike, heel off -> heel sensor        toe off, mid swing -> gyroscope
 
 Both kernels run on every sample (``gyro_step`` and ``heel_step`` on their own state).
-An event from its primary source is reported at once. The same event from the other
+An event from its primary source is reported at once. A toe off the gyroscope sees while
+a working heel sensor is loaded is no toe off (a spasm, clonus, a kick while seated): it
+is dropped, and so are the mid swing and heel strike of a swing that was not let
+through. The same event from the other
 source waits up to ``fallback_wait_ms`` for the primary one and is reported in its place
 if the primary stays silent; events of one kind within ``merge_window_ms`` of each other
 are one event, reported once. This is the fallback for a single missed event.
 
 A source is failed while its own phase is UNKNOWN (dropout, saturation, heel lifted for
 too long, not locked on) or while it stays silent over ``silent_strides`` strides that
-the other source sees (a switch stuck closed reads as standing, a gyroscope stuck at a
-constant reads as quiet: only the other sensor can tell). A failed source's events are
-ignored and the other one is used alone, with no wait; it is trusted again from its next
-event. With both failed, the phase is UNKNOWN and the stimulator is told so.
+the other source sees: a switch stuck closed reads as standing, a gyroscope stuck at a
+constant reads as quiet, and only the other sensor can tell. (A gyroscope stride counts
+when its swing lasted ``min_swing_ms``, so spasms while standing do not fail the heel
+switch.) A failed source's events are ignored and the other one is used alone, with no
+wait; it is trusted again from its next event. With both failed, the phase is UNKNOWN
+and the stimulator is told so.
 
 The phase, with both sources healthy: LOADING at heel strike, STANCE after
 ``loading_time_ms``, PRE_SWING at heel off or when the gyroscope enters pre-swing,
@@ -59,6 +64,11 @@ class FusionConfig(ConfigModel):
         120.0, ge=0.0, le=500.0,
         description="Duration of LOADING after heel strike.",
     )
+    min_swing_ms: float = Field(
+        250.0, ge=0.0, le=1000.0,
+        description="A gyroscope stride counts as walking (against a silent heel sensor) "
+        "only if its swing lasted this long.",
+    )
 
 
 _N_CODES = 5  # event codes 0..4
@@ -73,7 +83,8 @@ _P_WAIT_S = 0
 _P_MERGE_S = 1
 _P_SILENT_STRIDES = 2
 _P_LOADING_S = 3
-_N_OWN_PARAMS = 4
+_P_MIN_SWING_S = 4
+_N_OWN_PARAMS = 5
 _P_GYRO = _N_OWN_PARAMS
 _P_HEEL = _P_GYRO + gyro.N_PARAMS
 N_PARAMS = _P_HEEL + heel.N_PARAMS
@@ -82,8 +93,9 @@ N_PARAMS = _P_HEEL + heel.N_PARAMS
 _S_PHASE = 0  # fused phase machine (used while both sources are healthy)
 _S_T_HEEL_STRIKE = 1  # last reported heel strike (for LOADING)
 _S_GYRO_SILENCE = 2  # heel strikes since the gyroscope's last event
-_S_HEEL_SILENCE = 3  # mid swings since the heel sensor's last event
-_S_LAST = 4  # + code: estimated time of the last reported event of each kind
+_S_HEEL_SILENCE = 3  # gyroscope strides since the heel sensor's last event
+_S_GYRO_TOE_OFF = 4  # the gyroscope's last toe off (reported or not)
+_S_LAST = 5  # + code: estimated time of the last reported event of each kind
 _S_PENDING_T = _S_LAST + _N_CODES  # + code: pending secondary event's time (NaN: none)
 _S_PENDING_SINCE = _S_PENDING_T + _N_CODES  # + code: when it arrived
 _N_OWN_STATE = _S_PENDING_SINCE + _N_CODES
@@ -104,6 +116,7 @@ def make_params(
     params[_P_MERGE_S] = config.merge_window_ms / 1000.0
     params[_P_SILENT_STRIDES] = config.silent_strides
     params[_P_LOADING_S] = config.loading_time_ms / 1000.0
+    params[_P_MIN_SWING_S] = config.min_swing_ms / 1000.0
     params[_P_GYRO:_P_HEEL] = gyro.make_params(gyro_config)
     params[_P_HEEL:] = heel.make_params(heel_config, heel_input)
     return params
@@ -114,6 +127,7 @@ def new_state() -> np.ndarray:
     state = np.zeros(N_STATE)
     state[_S_PHASE] = events.UNKNOWN
     state[_S_T_HEEL_STRIKE] = -np.inf
+    state[_S_GYRO_TOE_OFF] = -np.inf
     state[_S_LAST : _S_LAST + _N_CODES] = -np.inf
     state[_S_PENDING_T : _S_PENDING_T + _N_CODES] = np.nan
     state[_S_GYRO:_S_HEEL] = gyro.new_state()
@@ -136,6 +150,17 @@ def _report(state: np.ndarray, params: np.ndarray, out: np.ndarray, code: int, t
         state[_S_PHASE] = events.PRE_SWING
     elif code == events.TOE_OFF:
         state[_S_PHASE] = events.SWING
+
+
+@numba.njit(cache=True)
+def _impossible(g_event: int, h_phase: int, fused_phase: int) -> bool:
+    """Whether a gyroscope event contradicts a working heel sensor: no toe off while the
+    heel is loaded, no mid swing or heel strike of a swing that was not let through."""
+    if g_event == events.TOE_OFF:
+        return h_phase in (events.STANCE, events.LOADING)
+    if g_event in (events.MID_SWING, events.HEEL_STRIKE):
+        return fused_phase != events.SWING
+    return False
 
 
 @numba.njit(cache=True)
@@ -227,7 +252,12 @@ def fused_step(
     h_phase, h_event, h_t = heel.heel_step(state[_S_HEEL:], params[_P_HEEL:], t_s, heel_level)
     if g_event != events.NONE:
         state[_S_GYRO_SILENCE] = 0.0
-        if g_event == events.MID_SWING:
+        if g_event == events.TOE_OFF:
+            state[_S_GYRO_TOE_OFF] = g_t
+        elif (
+            g_event == events.HEEL_STRIKE
+            and g_t - state[_S_GYRO_TOE_OFF] >= params[_P_MIN_SWING_S]
+        ):
             state[_S_HEEL_SILENCE] += 1.0
     if h_event != events.NONE:
         state[_S_HEEL_SILENCE] = 0.0
@@ -236,6 +266,8 @@ def fused_step(
     silent = params[_P_SILENT_STRIDES]
     gyro_ok = g_phase != events.UNKNOWN and state[_S_GYRO_SILENCE] < silent
     heel_ok = h_phase != events.UNKNOWN and state[_S_HEEL_SILENCE] < silent
+    if heel_ok and _impossible(g_event, h_phase, int(state[_S_PHASE])):
+        g_event = events.NONE
 
     _route(state, params, out, t_s, _GYRO, g_event, g_t, gyro_ok, heel_ok)
     _route(state, params, out, t_s, _HEEL, h_event, h_t, gyro_ok, heel_ok)

@@ -12,9 +12,10 @@ Rules, and the reason for each:
 
 * Contact has hysteresis and a debounce. A force sensor is in contact at or above
   ``contact_force_n`` and released below ``release_force_n`` (a switch is simply 0 or
-  1); a change counts once it has lasted ``debounce_ms``, and it is dated at its first
-  sample, so the debounce adds latency, not bias. Switch bounce and force noise around
-  one threshold cannot produce a train of edges.
+  1); a change counts once it has held for ``debounce_ms``, and it is dated at its first
+  sample, so the debounce adds latency, not bias. Bounces shorter than the debounce
+  within a change do not move its date (the first touch is the heel strike). Switch
+  bounce and force noise around one threshold cannot produce a train of edges.
 * HEEL_OFF (-> PRE_SWING) needs a contact of at least ``min_contact_ms`` before it. In
   clonus the heel taps the ground 4-8 times a second (contacts of 60-120 ms), so only
   the first release after a real stance can open a pre-swing, never a train of them.
@@ -29,7 +30,8 @@ Rules, and the reason for each:
 * A heel unloaded for longer than ``max_unloaded_ms`` is no walking: the switch failed
   open, or the leg is lifted. The phase becomes UNKNOWN (the stimulator is told) until
   the heel has been loaded again for ``lock_contact_ms``, which is also how the detector
-  locks on at the start. A switch that fails closed reads as standing: STANCE, no
+  locks on at the start; a contact after a lift of at least ``min_unloaded_ms`` locks
+  it on at once, as a heel strike. A switch that fails closed reads as standing: STANCE, no
   stimulation, which is safe; the fused detector notices it against the gyroscope.
 * A missing sample (NaN) holds the phase for up to ``unknown_after_missing_ms``; a
   longer gap gives UNKNOWN and the detector must lock on again.
@@ -145,17 +147,21 @@ N_PARAMS = 12
 _S_PHASE = 0
 _S_LOCKED = 1
 _S_CONTACT = 2  # debounced contact, 0.0 or 1.0
-_S_T_PENDING = 3  # first sample of a change not yet confirmed (NaN: none)
-_S_T_CONTACT = 4  # time the current or last contact began
-_S_T_RELEASE = 5  # time the current or last release began
-_S_T_LAST_HS = 6  # time of the last heel strike (-inf: none)
-_S_STRIDE_AVERAGE = 7  # running mean stride time (0: none measured)
-_S_T_TOE_OFF_DUE = 8  # estimated toe off of the current pre-swing
-_S_T_LAST_GOOD = 9
-N_STATE = 10
+_S_T_PENDING = 3  # start of the current run of samples that differ (NaN: none)
+_S_T_FIRST = 4  # first differing sample of the change under way, bounces included
+_S_T_LAST_DIFF = 5  # last differing sample
+_S_T_CONTACT = 6  # time the current or last contact began
+_S_T_RELEASE = 7  # time the current or last release began (-inf: none seen)
+_S_T_LAST_HS = 8  # time of the last heel strike (-inf: none)
+_S_STRIDE_AVERAGE = 9  # running mean stride time (0: none measured)
+_S_T_TOE_OFF_DUE = 10  # estimated toe off of the current pre-swing
+_S_T_LAST_GOOD = 11
+N_STATE = 12
 #: Heel strike intervals longer than this are pauses, not strides (see gyro.py).
 _MAX_STRIDE_S = 3.0
 _SKIPPED = 1.75
+#: Keeps a debounce of exactly n sample periods at n periods despite rounding.
+_TIME_GUARD_S = 1e-6
 
 
 def make_params(config: HeelDetectorConfig, heel_input: HeelInput) -> np.ndarray:
@@ -188,6 +194,8 @@ def _restart(state: np.ndarray) -> None:
     state[_S_LOCKED] = 0.0
     state[_S_CONTACT] = 0.0
     state[_S_T_PENDING] = np.nan
+    state[_S_T_FIRST] = np.nan
+    state[_S_T_LAST_DIFF] = -np.inf
     state[_S_T_CONTACT] = np.inf
     state[_S_T_RELEASE] = -np.inf
     state[_S_T_LAST_HS] = -np.inf
@@ -204,25 +212,31 @@ def new_state() -> np.ndarray:
 
 @numba.njit(cache=True)
 def _track(state: np.ndarray, params: np.ndarray, t_s: float, level: float) -> None:
-    """Note the first sample of a change of contact (with hysteresis) or its end."""
+    """Note where a change of contact (with hysteresis) starts, is interrupted, resumes."""
     if state[_S_CONTACT] == 1.0:
         differs = level < params[_P_RELEASE]
     else:
         differs = level >= params[_P_CONTACT]
     if not differs:
         state[_S_T_PENDING] = np.nan
-    elif math.isnan(state[_S_T_PENDING]):
+        return
+    if math.isnan(state[_S_T_PENDING]):
         state[_S_T_PENDING] = t_s
+        if t_s - state[_S_T_LAST_DIFF] > params[_P_DEBOUNCE_S] + _TIME_GUARD_S:
+            state[_S_T_FIRST] = t_s  # not a bounce of a change under way: a new one
+    state[_S_T_LAST_DIFF] = t_s
 
 
 @numba.njit(cache=True)
 def _confirmed(state: np.ndarray, params: np.ndarray, t_s: float) -> float:
-    """If a pending change has lasted the debounce time, apply it; return its start
-    time (NaN when nothing changed)."""
-    t_change = state[_S_T_PENDING]
-    if math.isnan(t_change) or t_s - t_change < params[_P_DEBOUNCE_S]:
+    """If a pending change has held for the debounce time, apply it; return its first
+    sample's time (NaN when nothing changed)."""
+    t_run = state[_S_T_PENDING]
+    if math.isnan(t_run) or t_s - t_run < params[_P_DEBOUNCE_S] - _TIME_GUARD_S:
         return np.nan
+    t_change = state[_S_T_FIRST]
     state[_S_T_PENDING] = np.nan
+    state[_S_T_LAST_DIFF] = -np.inf
     if state[_S_CONTACT] == 1.0:
         state[_S_CONTACT] = 0.0
         state[_S_T_RELEASE] = t_change
@@ -264,7 +278,7 @@ def _timers(state: np.ndarray, params: np.ndarray, t_s: float) -> tuple[int, flo
     ):
         t_toe_off = state[_S_T_TOE_OFF_DUE]
         if not math.isnan(state[_S_T_PENDING]):  # contact already under way
-            t_toe_off = min(t_toe_off, state[_S_T_PENDING])
+            t_toe_off = min(t_toe_off, state[_S_T_FIRST])
         state[_S_PHASE] = events.SWING
         return events.TOE_OFF, t_toe_off
     return events.NONE, np.nan
@@ -290,6 +304,24 @@ def _edge(state: np.ndarray, params: np.ndarray, t_change: float) -> tuple[int, 
 
 
 @numba.njit(cache=True)
+def _lock(state: np.ndarray, params: np.ndarray, t_s: float) -> tuple[int, int, float]:
+    """Not locked on: follow the contact until it can be trusted."""
+    t_change = _confirmed(state, params, t_s)
+    if state[_S_CONTACT] == 0.0:
+        return events.UNKNOWN, events.NONE, np.nan
+    released = state[_S_T_RELEASE] > -np.inf  # a lift was seen, not just the start
+    if released and t_change - state[_S_T_RELEASE] >= params[_P_MIN_UNLOADED_S]:
+        state[_S_LOCKED] = 1.0  # contact after a lift as long as a swing: a heel strike
+        _heel_strike(state, params, t_change)
+        return events.LOADING, events.HEEL_STRIKE, t_change
+    if t_s - state[_S_T_CONTACT] >= params[_P_LOCK_CONTACT_S]:
+        state[_S_LOCKED] = 1.0
+        state[_S_PHASE] = events.STANCE
+        return events.STANCE, events.NONE, np.nan
+    return events.UNKNOWN, events.NONE, np.nan
+
+
+@numba.njit(cache=True)
 def heel_step(
     state: np.ndarray, params: np.ndarray, t_s: float, level: float
 ) -> tuple[int, int, float]:
@@ -308,14 +340,7 @@ def heel_step(
 
     _track(state, params, t_s, level)
     if state[_S_LOCKED] == 0.0:
-        _confirmed(state, params, t_s)
-        if state[_S_CONTACT] == 1.0 and t_s - state[_S_T_CONTACT] >= params[
-            _P_LOCK_CONTACT_S
-        ]:
-            state[_S_LOCKED] = 1.0
-            state[_S_PHASE] = events.STANCE
-            return events.STANCE, events.NONE, np.nan
-        return events.UNKNOWN, events.NONE, np.nan
+        return _lock(state, params, t_s)
 
     event, t_event = _timers(state, params, t_s)
     if event == events.NONE:
