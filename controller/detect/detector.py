@@ -18,11 +18,11 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import numba
 import numpy as np
 
 from controller.detect import fused, gyro, heel, outbox
 from controller.detect.events import DetectedEvent, Event, Phase
+from controller.detect.jit import kernel
 from controller.ports import Sample
 
 GYRO = 0
@@ -31,7 +31,7 @@ FUSED = 2
 KIND_NAMES = {GYRO: "gyro", HEEL: "heel", FUSED: "fused"}
 
 
-@numba.njit(cache=True)
+@kernel
 def detector_step(
     kind: int,
     state: np.ndarray,
@@ -54,7 +54,7 @@ def detector_step(
     return fused.fused_step(state, params, t_s, gyro_rad_s, heel_level, out)
 
 
-@numba.njit(cache=True)
+@kernel
 def _run_batch(
     kind: int,
     state: np.ndarray,
@@ -66,9 +66,10 @@ def _run_batch(
     event_index: np.ndarray,
     event_code: np.ndarray,
     event_t_est: np.ndarray,
+    out: np.ndarray,
 ) -> int:
-    """``detector_step`` over a recording; fill the output arrays, return the event count."""
-    out = np.zeros(outbox.SIZE)
+    """``detector_step`` over a recording; fill the output arrays, return the event count.
+    ``out`` is the outbox the kernel reuses at every sample."""
     count = 0
     for i in range(t_s.size):
         phases[i] = detector_step(kind, state, params, t_s[i], gyro_rad_s[i], heel_level[i], out)
@@ -232,7 +233,7 @@ def detect_batch(
     event_t_est = np.empty(capacity)
     count = _run_batch(
         setup.kind, setup.new_state(), setup.params, t, signals[0], signals[1],
-        phases, event_index, event_code, event_t_est,
+        phases, event_index, event_code, event_t_est, outbox.new_outbox(),
     )
     events = [
         DetectedEvent(Event(int(event_code[k])), float(t[event_index[k]]), float(event_t_est[k]))

@@ -36,11 +36,11 @@ from __future__ import annotations
 
 import math
 
-import numba
 import numpy as np
 from pydantic import Field
 
 from controller.detect import events, gyro, heel, outbox
+from controller.detect.jit import kernel
 from controller.validation import ConfigModel
 
 
@@ -135,7 +135,7 @@ def new_state() -> np.ndarray:
     return state
 
 
-@numba.njit(cache=True)
+@kernel
 def _report(state: np.ndarray, params: np.ndarray, out: np.ndarray, code: int, t: float) -> None:
     """Report an event unless one of its kind was reported within the merge window."""
     state[_S_PENDING_T + code] = np.nan
@@ -152,7 +152,7 @@ def _report(state: np.ndarray, params: np.ndarray, out: np.ndarray, code: int, t
         state[_S_PHASE] = events.SWING
 
 
-@numba.njit(cache=True)
+@kernel
 def _impossible(g_event: int, h_phase: int, fused_phase: int) -> bool:
     """Whether a gyroscope event contradicts a working heel sensor: no toe off while the
     heel is loaded, no mid swing or heel strike of a swing that was not let through."""
@@ -163,13 +163,13 @@ def _impossible(g_event: int, h_phase: int, fused_phase: int) -> bool:
     return False
 
 
-@numba.njit(cache=True)
+@kernel
 def _healthy(source: int, gyro_ok: bool, heel_ok: bool) -> bool:
     """Whether ``source`` is trusted at this sample."""
     return gyro_ok if source == _GYRO else heel_ok
 
 
-@numba.njit(cache=True)
+@kernel
 def _route(
     state: np.ndarray,
     params: np.ndarray,
@@ -193,7 +193,7 @@ def _route(
         state[_S_PENDING_SINCE + code] = t_s
 
 
-@numba.njit(cache=True)
+@kernel
 def _release_pending(
     state: np.ndarray,
     params: np.ndarray,
@@ -214,7 +214,7 @@ def _release_pending(
             _report(state, params, out, code, t_pending)
 
 
-@numba.njit(cache=True)
+@kernel
 def _both_phase(
     state: np.ndarray, params: np.ndarray, t_s: float, g_phase: int, h_phase: int
 ) -> int:
@@ -236,7 +236,7 @@ def _both_phase(
     return phase
 
 
-@numba.njit(cache=True)
+@kernel
 def fused_step(
     state: np.ndarray,
     params: np.ndarray,

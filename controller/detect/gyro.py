@@ -88,11 +88,11 @@ from __future__ import annotations
 import math
 from typing import Literal
 
-import numba
 import numpy as np
 from pydantic import Field
 
 from controller.detect import events
+from controller.detect.jit import kernel
 from controller.validation import ConfigModel
 
 
@@ -281,7 +281,7 @@ def make_params(config: GyroDetectorConfig) -> np.ndarray:
     return params
 
 
-@numba.njit(cache=True)
+@kernel
 def _restart(state: np.ndarray) -> None:
     """Forget the stride in progress and the lock; keep the walker's averages."""
     state[_S_PHASE] = events.STANCE
@@ -306,7 +306,7 @@ def new_state() -> np.ndarray:
     return state
 
 
-@numba.njit(cache=True)
+@kernel
 def _smooth(state: np.ndarray, window_s: float, t_s: float, g: float) -> tuple[float, float]:
     """Add a sample to the moving-average window; return (centre time, mean value).
 
@@ -338,7 +338,7 @@ def _smooth(state: np.ndarray, window_s: float, t_s: float, g: float) -> tuple[f
     return t_s + total_t / count, total_g / count
 
 
-@numba.njit(cache=True)
+@kernel
 def _enter(state: np.ndarray, phase: int, t_s: float, t_c: float, g: float) -> None:
     """Switch to ``phase`` at ``t_s``, starting its extremum tracking at (``t_c``, ``g``)."""
     state[_S_PHASE] = phase
@@ -349,7 +349,7 @@ def _enter(state: np.ndarray, phase: int, t_s: float, t_c: float, g: float) -> N
     state[_S_CROSS_T] = np.nan
 
 
-@numba.njit(cache=True)
+@kernel
 def _crossing(state: np.ndarray, t_c: float, g: float, level: float) -> float:
     """Time at which the smoothed signal crossed ``level`` between the previous sample
     and this one, by linear interpolation (this sample's time if there is no previous)."""
@@ -361,7 +361,7 @@ def _crossing(state: np.ndarray, t_c: float, g: float, level: float) -> float:
     return t_prev + weight * (t_c - t_prev)
 
 
-@numba.njit(cache=True)
+@kernel
 def _average(average: float, value: float, weight: float) -> float:
     """Running mean that starts at the first value."""
     if average == 0.0:
@@ -369,7 +369,7 @@ def _average(average: float, value: float, weight: float) -> float:
     return average + weight * (value - average)
 
 
-@numba.njit(cache=True)
+@kernel
 def _refractory_s(state: np.ndarray, params: np.ndarray) -> float:
     """Minimum time between toe offs: fixed floor or a fraction of the mean stride."""
     return max(
@@ -378,7 +378,7 @@ def _refractory_s(state: np.ndarray, params: np.ndarray) -> float:
     )
 
 
-@numba.njit(cache=True)
+@kernel
 def _pre_swing(
     state: np.ndarray, params: np.ndarray, t_s: float, t_c: float, g: float, below: bool
 ) -> tuple[int, float]:
@@ -410,7 +410,7 @@ def _pre_swing(
     return events.NONE, np.nan
 
 
-@numba.njit(cache=True)
+@kernel
 def _swing_peak(
     state: np.ndarray, params: np.ndarray, t_s: float, t_c: float, g: float
 ) -> tuple[int, float]:
@@ -442,7 +442,7 @@ def _swing_peak(
     return events.MID_SWING, t_mid_swing
 
 
-@numba.njit(cache=True)
+@kernel
 def _terminal_swing(
     state: np.ndarray, params: np.ndarray, t_s: float, t_c: float, g: float
 ) -> tuple[int, float]:
@@ -468,7 +468,7 @@ def _terminal_swing(
     return events.HEEL_STRIKE, t_heel_strike
 
 
-@numba.njit(cache=True)
+@kernel
 def _machine(
     state: np.ndarray, params: np.ndarray, t_s: float, t_c: float, g: float
 ) -> tuple[int, float]:
@@ -519,7 +519,7 @@ def _machine(
     return events.NONE, np.nan
 
 
-@numba.njit(cache=True)
+@kernel
 def gyro_step(
     state: np.ndarray, params: np.ndarray, t_s: float, gyro_rad_s: float
 ) -> tuple[int, int, float]:

@@ -49,11 +49,11 @@ from __future__ import annotations
 import math
 from typing import Literal
 
-import numba
 import numpy as np
 from pydantic import Field, model_validator
 
 from controller.detect import events
+from controller.detect.jit import kernel
 from controller.validation import ConfigModel
 
 HeelInput = Literal["switch", "force"]
@@ -187,7 +187,7 @@ def make_params(config: HeelDetectorConfig, heel_input: HeelInput) -> np.ndarray
     return params
 
 
-@numba.njit(cache=True)
+@kernel
 def _restart(state: np.ndarray) -> None:
     """Forget the stride in progress and the lock; keep the mean stride time."""
     state[_S_PHASE] = events.STANCE
@@ -210,7 +210,7 @@ def new_state() -> np.ndarray:
     return state
 
 
-@numba.njit(cache=True)
+@kernel
 def _track(state: np.ndarray, params: np.ndarray, t_s: float, level: float) -> None:
     """Note where a change of contact (with hysteresis) starts, is interrupted, resumes."""
     if state[_S_CONTACT] == 1.0:
@@ -227,7 +227,7 @@ def _track(state: np.ndarray, params: np.ndarray, t_s: float, level: float) -> N
     state[_S_T_LAST_DIFF] = t_s
 
 
-@numba.njit(cache=True)
+@kernel
 def _confirmed(state: np.ndarray, params: np.ndarray, t_s: float) -> float:
     """If a pending change has held for the debounce time, apply it; return its first
     sample's time (NaN when nothing changed)."""
@@ -246,14 +246,14 @@ def _confirmed(state: np.ndarray, params: np.ndarray, t_s: float) -> float:
     return t_change
 
 
-@numba.njit(cache=True)
+@kernel
 def _stride_s(state: np.ndarray, params: np.ndarray) -> float:
     """The walker's mean stride, or the assumed one before any was measured."""
     average = state[_S_STRIDE_AVERAGE]
     return average if average > 0.0 else params[_P_ASSUMED_STRIDE_S]
 
 
-@numba.njit(cache=True)
+@kernel
 def _heel_strike(state: np.ndarray, params: np.ndarray, t_change: float) -> None:
     """Enter LOADING at a heel strike and feed the stride time into the average."""
     interval = t_change - state[_S_T_LAST_HS]
@@ -267,7 +267,7 @@ def _heel_strike(state: np.ndarray, params: np.ndarray, t_change: float) -> None
     state[_S_PHASE] = events.LOADING
 
 
-@numba.njit(cache=True)
+@kernel
 def _timers(state: np.ndarray, params: np.ndarray, t_s: float) -> tuple[int, float]:
     """Events and phase changes that time alone brings: toe off, end of loading."""
     phase = int(state[_S_PHASE])
@@ -284,7 +284,7 @@ def _timers(state: np.ndarray, params: np.ndarray, t_s: float) -> tuple[int, flo
     return events.NONE, np.nan
 
 
-@numba.njit(cache=True)
+@kernel
 def _edge(state: np.ndarray, params: np.ndarray, t_change: float) -> tuple[int, float]:
     """A confirmed change of contact at ``t_change``: heel strike, heel off or neither."""
     phase = int(state[_S_PHASE])
@@ -303,7 +303,7 @@ def _edge(state: np.ndarray, params: np.ndarray, t_change: float) -> tuple[int, 
     return events.NONE, np.nan
 
 
-@numba.njit(cache=True)
+@kernel
 def _lock(state: np.ndarray, params: np.ndarray, t_s: float) -> tuple[int, int, float]:
     """Not locked on: follow the contact until it can be trusted."""
     t_change = _confirmed(state, params, t_s)
@@ -321,7 +321,7 @@ def _lock(state: np.ndarray, params: np.ndarray, t_s: float) -> tuple[int, int, 
     return events.UNKNOWN, events.NONE, np.nan
 
 
-@numba.njit(cache=True)
+@kernel
 def heel_step(
     state: np.ndarray, params: np.ndarray, t_s: float, level: float
 ) -> tuple[int, int, float]:

@@ -8,8 +8,9 @@ kernels can fill it without allocating.
 
 from __future__ import annotations
 
-import numba
 import numpy as np
+
+from controller.detect.jit import kernel
 
 #: Capacity of the outbox, in events.
 MAX_EVENTS = 4
@@ -21,7 +22,7 @@ def new_outbox() -> np.ndarray:
     return np.zeros(SIZE)
 
 
-@numba.njit(cache=True)
+@kernel
 def push(out: np.ndarray, code: int, t_est_s: float) -> None:
     """Append an event (ignored when ``code`` is 0, ``Event.NONE``, or the box is full)."""
     count = int(out[0])
