@@ -12,4 +12,6 @@ from __future__ import annotations
 
 import numba
 
-kernel = numba.njit(cache=True, _nrt=False)
+# ``_nrt`` is numba's own switch for the runtime (used by its test suite); the type
+# stubs do not list it.
+kernel = numba.njit(cache=True, _nrt=False)  # type: ignore[call-overload]
