@@ -1,10 +1,12 @@
-"""Gait-phase detection from a shank gyroscope: a causal, sample-by-sample state machine.
+"""Gait-phase detection from a shank or foot gyroscope: a causal, sample-by-sample
+state machine.
 
 The input is the sagittal angular velocity of the shank (rad/s, positive = forward
-rotation). Over one stride it shows a characteristic pattern (Aminian et al. 2002,
-J Biomech 35:689; Catalfamo et al. 2010, Sensors 10:5683; Pappas et al. 2001): small
-positive values in stance, a negative minimum at toe off, a large positive peak at mid
-swing, and a negative minimum just after heel strike. The detector walks through
+rotation), or of the foot (same sign: positive in swing). Over one stride the shank
+shows a characteristic pattern (Aminian et al. 2002, J Biomech 35:689; Catalfamo et al.
+2010, Sensors 10:5683; Pappas et al. 2001): small positive values in stance, a
+negative minimum at toe off, a large positive peak at mid swing, and a negative minimum
+just after heel strike. The detector walks through
 
     STANCE -> PRE_SWING -> SWING -> LOADING -> STANCE
 
@@ -39,15 +41,17 @@ Rules, and the reason for each:
   the estimated heel strike.
 * Where on the curve an event is dated depends on where the sensor sits. On the shank
   the toe-off and heel-strike minima are the events (Aminian 2002). On the foot (instep
-  or shoe) the pre-swing minimum is the fastest plantarflexion of push-off, before the
-  toes leave the ground, and contact comes at the start of the fast "foot slap" rotation
-  after terminal swing, before its minimum (Mariani et al. 2013, J Biomech 46:2058;
-  Voisard et al. 2024, J NeuroEng Rehabil 21:104). So a foot configuration dates toe off
-  where the rising signal crosses ``toe_off_rise_fraction`` of the minimum, and heel
-  strike where the signal falls through minus ``heel_strike_level_fraction`` of the
-  stride's swing peak after mid swing (``heel_strike_estimate = "level"``), which is
-  also known with almost no latency. Both levels scale with the stride itself, so the
-  small first and last steps of a walk are dated like the others.
+  or shoe; Mariani et al. 2010, J Biomech 43:2999) the pre-swing minimum is the fastest
+  rotation of push-off, and contact comes at the start of the fast "foot slap" rotation
+  after terminal swing: in the labelled recordings of Voisard et al. (IPOL 2023; method
+  in J NeuroEng Rehabil 2024, doi:10.1186/s12984-024-01405-x) toe off lies 20-40 ms after
+  that minimum, heel strike 20-40 ms before the slap's minimum. So a foot configuration
+  dates toe off where the rising signal crosses ``toe_off_rise_fraction`` of the
+  minimum, and heel strike where the signal falls through minus
+  ``heel_strike_level_fraction`` of the stride's swing peak after mid swing
+  (``heel_strike_estimate = "level"``), which is also known with almost no latency.
+  Both levels scale with the stride itself, so the small first and last steps of a
+  walk are dated like the others.
 * The refractory time between two toe offs follows the walker's cadence: it is the
   larger of ``refractory_ms`` and ``refractory_stride_fraction`` of the running mean
   stride time (toe off to toe off, over ``peak_average_strides`` strides), so a slow
