@@ -111,3 +111,12 @@ def test_help_explains_every_option(capsys):
                    "--gyro-units", "--invert", "--heel-column", "--heel-threshold-n",
                    "--placement", "--truth", "--tolerance-ms", "--config"):
         assert option in out
+
+
+def test_bad_detector_config_names_each_field(tmp_path, capsys):
+    path = tmp_path / "trial.toml"
+    path.write_text('[detector]\nsensor = "knee"\n[detector.heel.force]\nrelease_force_n = 30\n')
+    assert main(["check-config", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert "detector.sensor: input should be 'gyro', 'heel' or 'fused'" in err
+    assert "detector.heel.force.release_force_n" in err and "contact_force_n (20)" in err

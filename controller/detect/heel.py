@@ -50,7 +50,7 @@ import math
 from typing import Literal
 
 import numpy as np
-from pydantic import Field, model_validator
+from pydantic import Field, ValidationInfo, field_validator
 
 from controller.detect import events
 from controller.detect.jit import kernel
@@ -112,14 +112,16 @@ class HeelDetectorConfig(ConfigModel):
         description="Missing data for longer than this gives UNKNOWN.",
     )
 
-    @model_validator(mode="after")
-    def _hysteresis(self) -> HeelDetectorConfig:
-        if self.release_force_n > self.contact_force_n:
+    @field_validator("release_force_n")
+    @classmethod
+    def _hysteresis(cls, release_force_n: float, info: ValidationInfo) -> float:
+        contact = info.data.get("contact_force_n")
+        if contact is not None and release_force_n > contact:
             raise ValueError(
-                f"release_force_n ({self.release_force_n:g}) must not exceed "
-                f"contact_force_n ({self.contact_force_n:g})"
+                f"release_force_n ({release_force_n:g}) must not exceed "
+                f"contact_force_n ({contact:g})"
             )
-        return self
+        return release_force_n
 
 
 #: A heel switch: open at heel rise, as in the simulated limb and clinical foot switches.
