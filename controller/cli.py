@@ -10,11 +10,11 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from controller.commands import check_config, sim
+from controller.commands import check_config, detect, sim
 from controller.commands.common import EXIT_INTERRUPTED, EXIT_USAGE
 from controller.validation import ConfigError
 
-COMMANDS = (sim, check_config)
+COMMANDS = (sim, check_config, detect)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -15,8 +15,7 @@ from typing import Any
 
 from pydantic import Field, ValidationError
 
-from controller.detect.events import Event
-from controller.detect.gyro import GyroDetectorConfig
+from controller.detect.config import DetectorConfig
 from controller.resources import configs_root, load_toml
 from controller.stim.presets import preset_layer
 from controller.stim.settings import ChannelConfig, StimConfig, channel_path, stim_problems
@@ -50,7 +49,7 @@ class TrialConfig(ConfigModel):
     """Everything one trial needs, composed from each package's own model."""
 
     loop: LoopConfig = LoopConfig()
-    detector: GyroDetectorConfig = GyroDetectorConfig()
+    detector: DetectorConfig = DetectorConfig()
     stim: StimConfig = StimConfig()
     safety: SafetyLimits = SafetyLimits()
     sim: SimConfig = SimConfig()
@@ -67,10 +66,6 @@ def _merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
             merged[key] = value
     return merged
 
-
-#: Events the configured detector reports. The shank-gyro detector reports toe off, mid
-#: swing and heel strike, not heel off (that takes a heel switch or force sensor).
-DETECTOR_EVENTS = frozenset({Event.TOE_OFF, Event.MID_SWING, Event.HEEL_STRIKE})
 
 
 def _longest_train_ms(stim: StimConfig, ch: ChannelConfig) -> tuple[str, float]:
@@ -113,12 +108,12 @@ def _within_safety(config: TrialConfig) -> list[str]:
 
 def _triggers_available(config: TrialConfig) -> list[str]:
     """Walking-mode triggers that the detector cannot provide."""
-    if config.stim.mode != "walking" or Event.HEEL_OFF in DETECTOR_EVENTS:
+    if config.stim.mode != "walking" or config.detector.reports_heel_off():
         return []
     return [
         f"{channel_path(name)}.trigger: "
-        "heel_off needs a detector that reports heel off (a heel switch); the shank-gyro "
-        "detector does not: use pre_swing or predicted_toe_off"
+        "heel_off needs a detector that reports heel off (detector.sensor = heel or fused); "
+        "the gyroscope detector does not: use pre_swing or predicted_toe_off"
         for name, ch in config.stim.active_channels()
         if ch.trigger == "heel_off"
     ]

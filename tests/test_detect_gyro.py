@@ -15,15 +15,9 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
+from controller.detect.detector import GyroDetector, detect_batch, gyro_setup
 from controller.detect.events import DetectedEvent, Event, Phase
-from controller.detect.gyro import (
-    GyroDetector,
-    GyroDetectorConfig,
-    detect_batch,
-    gyro_step,
-    make_params,
-    new_state,
-)
+from controller.detect.gyro import GyroDetectorConfig, gyro_step, make_params, new_state
 from controller.validation import describe_errors
 
 CONFIG = GyroDetectorConfig()
@@ -118,6 +112,13 @@ def standing(rate_hz: float, duration_s: float, seed: int, clonus_rad_s: float) 
     return np.stack([t, gyro])
 
 
+def detect_gyro(
+    t_s: np.ndarray, gyro_rad_s: np.ndarray, config: GyroDetectorConfig
+) -> tuple[np.ndarray, list[DetectedEvent]]:
+    """The batch gyroscope detector."""
+    return detect_batch(gyro_setup(config), t_s, gyro_rad_s)
+
+
 def times(events: list[DetectedEvent], kind: Event) -> np.ndarray:
     return np.array([e.t_est_s for e in events if e.event == kind])
 
@@ -133,7 +134,7 @@ def assert_matched(estimated: np.ndarray, true: np.ndarray, tolerance_s: float) 
 @pytest.mark.parametrize("seed", [1, 2, 3])
 def test_healthy_walk_every_event_once_within_20_ms(rate_hz: float, seed: int) -> None:
     w = walk(rate_hz, 25, seed)
-    phases, events = detect_batch(w.t_s, w.gyro_rad_s, CONFIG)
+    phases, events = detect_gyro(w.t_s, w.gyro_rad_s, CONFIG)
     assert_matched(times(events, Event.TOE_OFF), w.toe_off_s, 0.020)
     assert_matched(times(events, Event.HEEL_STRIKE), w.heel_strike_s, 0.020)
     assert_matched(times(events, Event.MID_SWING), w.mid_swing_s, 0.020)
@@ -149,7 +150,7 @@ def test_healthy_walk_every_event_once_within_20_ms(rate_hz: float, seed: int) -
 @pytest.mark.parametrize("rate_hz", RATES_HZ)
 def test_phases_follow_the_stride(rate_hz: float) -> None:
     w = walk(rate_hz, 10, 7)
-    phases, events = detect_batch(w.t_s, w.gyro_rad_s, CONFIG)
+    phases, events = detect_gyro(w.t_s, w.gyro_rad_s, CONFIG)
     for e in events:
         i = int(np.searchsorted(w.t_s, e.t_known_s))
         expected = {
@@ -171,7 +172,7 @@ def test_phases_follow_the_stride(rate_hz: float) -> None:
 @pytest.mark.parametrize("seed", [1, 2])
 def test_pathological_low_amplitude_gait_detected(rate_hz: float, seed: int) -> None:
     w = walk(rate_hz, 25, seed, gait=PATHOLOGICAL)
-    _, events = detect_batch(w.t_s, w.gyro_rad_s, CONFIG)
+    _, events = detect_gyro(w.t_s, w.gyro_rad_s, CONFIG)
     # Shallow dips make the minimum flatter: a little more timing slack than healthy gait.
     assert_matched(times(events, Event.TOE_OFF), w.toe_off_s, 0.030)
     assert_matched(times(events, Event.HEEL_STRIKE), w.heel_strike_s, 0.030)
@@ -182,7 +183,7 @@ def test_pathological_low_amplitude_gait_detected(rate_hz: float, seed: int) -> 
 def test_starting_mid_walk_locks_on_within_a_stride(rate_hz: float) -> None:
     w = walk(rate_hz, 12, 4, stand_before_s=0.0)
     start = int(0.3 * rate_hz)  # begin in the middle of the first swing
-    phases, events = detect_batch(w.t_s[start:], w.gyro_rad_s[start:], CONFIG)
+    phases, events = detect_gyro(w.t_s[start:], w.gyro_rad_s[start:], CONFIG)
     assert phases[0] == Phase.UNKNOWN
     assert_matched(times(events, Event.TOE_OFF), w.toe_off_s[1:], 0.020)
     assert_matched(times(events, Event.HEEL_STRIKE), w.heel_strike_s[1:], 0.020)
@@ -192,7 +193,7 @@ def test_starting_mid_walk_locks_on_within_a_stride(rate_hz: float) -> None:
 @pytest.mark.parametrize("clonus_rad_s", [0.0, 0.8])
 def test_standing_and_clonus_give_no_swing(rate_hz: float, clonus_rad_s: float) -> None:
     t, gyro = standing(rate_hz, 20.0, 5, clonus_rad_s)
-    phases, events = detect_batch(t, gyro, CONFIG)
+    phases, events = detect_gyro(t, gyro, CONFIG)
     assert events == []
     assert Phase.SWING not in phases
     assert phases[-1] == Phase.STANCE
@@ -209,7 +210,7 @@ def test_missing_data_gives_unknown_then_recovers(rate_hz: float) -> None:
     gap_end_s = gap_start_s + 0.5
     gap = (w.t_s >= gap_start_s) & (w.t_s < gap_end_s)
     gyro[gap] = np.nan
-    phases, events = detect_batch(w.t_s, gyro, CONFIG)
+    phases, events = detect_gyro(w.t_s, gyro, CONFIG)
     limit_s = CONFIG.unknown_after_missing_ms / 1000.0
     last_good_s = w.t_s[np.flatnonzero(gap)[0] - 1]
     held = gap & (w.t_s - last_good_s <= limit_s - 1e-9)
@@ -231,7 +232,7 @@ def test_short_dropout_holds_the_phase() -> None:
     gyro = w.gyro_rad_s.copy()
     gap = (w.t_s >= w.toe_off_s[3] + 0.2) & (w.t_s < w.toe_off_s[3] + 0.25)
     gyro[gap] = np.nan
-    phases, events = detect_batch(w.t_s, gyro, CONFIG)
+    phases, events = detect_gyro(w.t_s, gyro, CONFIG)
     assert np.all(phases[gap] == Phase.SWING)
     assert Phase.UNKNOWN not in phases[int(0.5 * rate_hz) :]
     assert_matched(times(events, Event.HEEL_STRIKE), w.heel_strike_s, 0.020)
@@ -242,7 +243,7 @@ def test_saturation_longer_than_the_limit_gives_unknown() -> None:
     t, gyro = standing(rate_hz, 3.0, 9, 0.0)
     rail = (t >= 1.0) & (t < 1.5)
     gyro[rail] = CONFIG.saturation_rad_s
-    phases, events = detect_batch(t, gyro, CONFIG)
+    phases, events = detect_gyro(t, gyro, CONFIG)
     assert events == []
     assert phases[int(0.99 * rate_hz)] == Phase.STANCE
     assert phases[int(1.05 * rate_hz)] == Phase.STANCE  # a short saturation is held
@@ -255,7 +256,7 @@ def test_swing_without_heel_strike_times_out_to_unknown() -> None:
     t = np.arange(0.0, 4.0, 1.0 / rate_hz)
     # Toe off and a swing peak, then the signal stays at 2 rad/s: no heel strike ever.
     gyro = _bump(t, 1.0, -2.0, 0.04) + _bump(t, 1.2, 3.0, 0.08) + 2.0 * (t > 1.2)
-    phases, events = detect_batch(t, gyro, CONFIG)
+    phases, events = detect_gyro(t, gyro, CONFIG)
     assert [e.event for e in events] == [Event.TOE_OFF, Event.MID_SWING]
     swing_start = events[0].t_known_s
     timeout_s = CONFIG.max_swing_ms / 1000.0
@@ -270,13 +271,13 @@ def test_adaptive_threshold_rejects_a_small_kick_after_walking() -> None:
     t = np.concatenate((w.t_s, np.arange(w.t_s[-1] + 1.0 / rate_hz, kick_at + 1.5, 1.0 / rate_hz)))
     kick = _bump(t, kick_at, -0.8, 0.04) + _bump(t, kick_at + 0.15, 1.6, 0.06)
     gyro = np.concatenate((w.gyro_rad_s, np.zeros(t.size - w.t_s.size))) + kick
-    phases, events = detect_batch(t, gyro, CONFIG)
+    phases, events = detect_gyro(t, gyro, CONFIG)
     late = [e.event for e in events if e.t_known_s > w.t_s[-1]]
     assert Event.MID_SWING not in late and Event.HEEL_STRIKE not in late
     assert phases[-1] == Phase.STANCE
     # The same kick with no walking history clears the configured floor: a swing.
     fresh = t >= w.t_s[-1]
-    _, events = detect_batch(t[fresh], kick[fresh], CONFIG)
+    _, events = detect_gyro(t[fresh], kick[fresh], CONFIG)
     assert Event.MID_SWING in [e.event for e in events]
 
 
@@ -287,7 +288,7 @@ def test_threshold_follows_a_walker_who_slows_down() -> None:
     offset = fast.t_s[-1] + 1.0 / rate_hz + 0.3
     t = np.concatenate((fast.t_s, slow.t_s + offset))
     gyro = np.concatenate((fast.gyro_rad_s, slow.gyro_rad_s))
-    _, events = detect_batch(t, gyro, CONFIG)
+    _, events = detect_gyro(t, gyro, CONFIG)
     hs = times(events, Event.HEEL_STRIKE)
     slow_hs = slow.heel_strike_s + offset
     found = [np.min(np.abs(hs - x)) < 0.03 for x in slow_hs]
@@ -299,7 +300,7 @@ def test_per_sample_detector_equals_batch(rate_hz: float) -> None:
     w = walk(rate_hz, 6, 13)
     gyro = w.gyro_rad_s.copy()
     gyro[int(3.0 * rate_hz) : int(3.3 * rate_hz)] = np.nan
-    phases, events = detect_batch(w.t_s, gyro, CONFIG)
+    phases, events = detect_gyro(w.t_s, gyro, CONFIG)
     detector = GyroDetector(CONFIG, rate_hz)
     assert detector.phase == Phase.UNKNOWN
     step_phases = []
@@ -359,4 +360,4 @@ def test_sample_rate_too_low_for_the_missing_data_limit() -> None:
         GyroDetector(CONFIG, 0.0)
     t = np.arange(0.0, 1.0, 0.02)
     with pytest.raises(ValueError, match="unknown_after_missing_ms"):
-        detect_batch(t, np.zeros_like(t), GyroDetectorConfig(unknown_after_missing_ms=20.0))
+        detect_gyro(t, np.zeros_like(t), GyroDetectorConfig(unknown_after_missing_ms=20.0))

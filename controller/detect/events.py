@@ -54,3 +54,16 @@ class DetectedEvent:
     def latency_s(self) -> float:
         """Time from the estimated event to its detection."""
         return self.t_known_s - self.t_est_s
+
+
+# The integer codes numba kernels use (a kernel cannot return the enum members).
+UNKNOWN = int(Phase.UNKNOWN)
+STANCE = int(Phase.STANCE)
+PRE_SWING = int(Phase.PRE_SWING)
+SWING = int(Phase.SWING)
+LOADING = int(Phase.LOADING)
+NONE = int(Event.NONE)
+HEEL_STRIKE = int(Event.HEEL_STRIKE)
+HEEL_OFF = int(Event.HEEL_OFF)
+TOE_OFF = int(Event.TOE_OFF)
+MID_SWING = int(Event.MID_SWING)

@@ -1,10 +1,12 @@
-"""Gait-phase detection from a shank gyroscope: a causal, sample-by-sample state machine.
+"""Gait-phase detection from a shank or foot gyroscope: a causal, sample-by-sample
+state machine.
 
 The input is the sagittal angular velocity of the shank (rad/s, positive = forward
-rotation). Over one stride it shows a characteristic pattern (Aminian et al. 2002,
-J Biomech 35:689; Catalfamo et al. 2010, Sensors 10:5683; Pappas et al. 2001): small
-positive values in stance, a negative minimum at toe off, a large positive peak at mid
-swing, and a negative minimum just after heel strike. The detector walks through
+rotation), or of the foot (same sign: positive in swing). Over one stride the shank
+shows a characteristic pattern (Aminian et al. 2002, J Biomech 35:689; Catalfamo et al.
+2010, Sensors 10:5683; Pappas et al. 2001): small positive values in stance, a
+negative minimum at toe off, a large positive peak at mid swing, and a negative minimum
+just after heel strike. The detector walks through
 
     STANCE -> PRE_SWING -> SWING -> LOADING -> STANCE
 
@@ -23,7 +25,9 @@ Rules, and the reason for each:
   the signal rises through ``swing_entry_rad_s`` on its way to the swing peak -> SWING.
   The entry level sits above the amplitude of clonus (4-8 Hz, below 1 rad/s) and below
   the swing peak of pathological gait (1.5-2 rad/s). Without such a rise within
-  ``pre_swing_timeout_ms`` the dip was a wobble: back to STANCE, no event.
+  ``pre_swing_timeout_ms`` of the deepest point so far, the dip was a wobble: back to
+  STANCE, no event. (Timing from the minimum, not from the entry, keeps a long,
+  deepening heel-off ramp in pre-swing until its toe off.)
 * SWING tracks the maximum. Once the signal has fallen below
   ``mid_swing_confirm_fraction`` of it, the peak is judged: it must reach the adaptive
   threshold ``max(min_swing_peak_rad_s, swing_peak_fraction * average)``, where the
@@ -35,6 +39,23 @@ Rules, and the reason for each:
   known when that minimum is below ``heel_strike_max_rad_s`` and the signal has risen
   from it by ``heel_strike_rise_rad_s`` -> LOADING, and STANCE ``loading_time_ms`` after
   the estimated heel strike.
+* Where on the curve an event is dated depends on where the sensor sits. On the shank
+  the toe-off and heel-strike minima are the events (Aminian 2002). On the foot (instep
+  or shoe; Mariani et al. 2010, J Biomech 43:2999) the pre-swing minimum is the fastest
+  rotation of push-off, and contact comes at the start of the fast "foot slap" rotation
+  after terminal swing: in the labelled recordings of Voisard et al. (IPOL 2023; method
+  in J NeuroEng Rehabil 2024, doi:10.1186/s12984-024-01405-x) toe off lies 20-40 ms after
+  that minimum, heel strike 20-40 ms before the slap's minimum. So a foot configuration
+  dates toe off where the rising signal crosses ``toe_off_rise_fraction`` of the
+  minimum, and heel strike where the signal falls through minus
+  ``heel_strike_level_fraction`` of the stride's swing peak after mid swing
+  (``heel_strike_estimate = "level"``), which is also known with almost no latency.
+  Both levels scale with the stride itself, so the small first and last steps of a
+  walk are dated like the others.
+* The refractory time between two toe offs follows the walker's cadence: it is the
+  larger of ``refractory_ms`` and ``refractory_stride_fraction`` of the running mean
+  stride time (toe off to toe off, over ``peak_average_strides`` strides), so a slow
+  walker's spasm shortly after a step cannot open a second swing.
 * A swing that has not ended ``max_swing_ms`` after it began means the detector is
   confused: UNKNOWN, so that stimulation never stays on for long on a wrong belief.
 
@@ -61,25 +82,27 @@ later than on the raw signal).
 
 All times are in milliseconds in the config and are compared with the sample
 timestamps, so one configuration works at any sample rate and with jittered or dropped
-samples. The kernel is numba-compiled and allocation free; ``GyroDetector`` wraps it for
-one sample at a time and ``detect_batch`` runs the same kernel over a whole recording.
+samples. The kernel is numba-compiled and allocation free; ``controller.detect.detector``
+wraps it for one sample at a time (the loop) and for whole recordings (the same kernel).
+``GyroDetectorConfig()`` is the shank configuration, ``FOOT`` the foot one.
 """
 
 from __future__ import annotations
 
 import math
+from typing import Literal
 
-import numba
 import numpy as np
 from pydantic import Field
 
-from controller.detect.events import DetectedEvent, Event, Phase
-from controller.ports import Sample
+from controller.detect import events
+from controller.detect.jit import kernel
 from controller.validation import ConfigModel
 
 
 class GyroDetectorConfig(ConfigModel):
-    """Thresholds and times of the shank-gyroscope detector; defaults fit any walker."""
+    """Thresholds and times of the gyroscope detector; the defaults are the shank's and
+    fit any walker (``FOOT`` is the foot's)."""
 
     pre_swing_threshold_rad_s: float = Field(
         -0.3, ge=-5.0, le=-0.1,
@@ -114,13 +137,29 @@ class GyroDetectorConfig(ConfigModel):
         0.25, ge=0.05, le=2.0,
         description="Rise from the post-swing minimum that confirms heel strike.",
     )
+    heel_strike_estimate: Literal["minimum", "level"] = Field(
+        "minimum",
+        description="Date heel strike at the post-swing minimum (shank) or where the "
+        "signal falls through a level below zero after mid swing (foot).",
+    )
+    heel_strike_level_fraction: float = Field(
+        0.35, ge=0.05, le=2.0,
+        description="That level, as a fraction of the stride's swing peak (used when "
+        "heel_strike_estimate is 'level').",
+    )
+    toe_off_rise_fraction: float = Field(
+        0.0, ge=0.0, le=0.9,
+        description="Toe off is dated where the signal rising after the pre-swing minimum "
+        "crosses this fraction of it (0: at the minimum).",
+    )
     loading_time_ms: float = Field(
         120.0, ge=0.0, le=500.0,
         description="Duration of LOADING after the estimated heel strike.",
     )
     pre_swing_timeout_ms: float = Field(
         400.0, ge=50.0, le=2000.0,
-        description="A pre-swing without a swing within this time returns to stance.",
+        description="A pre-swing without a swing within this time of its minimum returns "
+        "to stance.",
     )
     max_swing_ms: float = Field(
         1000.0, ge=200.0, le=3000.0,
@@ -134,6 +173,11 @@ class GyroDetectorConfig(ConfigModel):
     refractory_ms: float = Field(
         500.0, ge=0.0, le=2000.0,
         description="Minimum time between two toe offs (one event of each kind per stride).",
+    )
+    refractory_stride_fraction: float = Field(
+        0.5, ge=0.0, le=0.9,
+        description="Minimum time between two toe offs as a fraction of the walker's mean "
+        "stride time (the larger of this and refractory_ms applies).",
     )
     lock_quiet_ms: float = Field(
         300.0, ge=50.0, le=2000.0,
@@ -157,17 +201,6 @@ class GyroDetectorConfig(ConfigModel):
     )
 
 
-# Integer codes the kernel returns (numba cannot return the enum members themselves).
-_UNKNOWN = int(Phase.UNKNOWN)
-_STANCE = int(Phase.STANCE)
-_PRE_SWING = int(Phase.PRE_SWING)
-_SWING = int(Phase.SWING)
-_LOADING = int(Phase.LOADING)
-_NONE = int(Event.NONE)
-_HEEL_STRIKE = int(Event.HEEL_STRIKE)
-_TOE_OFF = int(Event.TOE_OFF)
-_MID_SWING = int(Event.MID_SWING)
-
 # Index of the parameter array (SI units: seconds, rad/s).
 _P_PRE_SWING = 0
 _P_SWING_ENTRY = 1
@@ -187,7 +220,11 @@ _P_QUIET = 14
 _P_MISSING_S = 15
 _P_SATURATION = 16
 _P_SMOOTHING_S = 17
-_N_PARAMS = 18
+_P_HS_BY_LEVEL = 18  # 1.0: heel strike where the signal falls through a level
+_P_HS_LEVEL_FRACTION = 19
+_P_TO_RISE_FRACTION = 20
+_P_REFRACTORY_STRIDE_FRACTION = 21
+N_PARAMS = 22
 
 # Index of the state array.
 _S_PHASE = 0  # phase of the state machine (also while not locked on)
@@ -201,18 +238,28 @@ _S_T_LAST_TOE_OFF = 7  # estimated time of the last toe off
 _S_T_QUIET_SINCE = 8  # start of the current run of quiet samples (inf: not quiet)
 _S_T_LAST_GOOD = 9  # time of the last sample that was neither NaN nor saturated
 _S_PEAK_AVERAGE = 10  # running mean of swing peaks (0: none seen yet)
-_S_RING_START = 11  # slot of the oldest sample in the moving-average window
-_S_RING_COUNT = 12  # number of samples in the window
-_S_RING_VALUES = 13  # first slot of the window's values, then its times
+_S_STRIDE_AVERAGE = 11  # running mean of toe-off to toe-off intervals (0: none yet)
+_S_CROSS_T = 12  # time of the level crossing that dates the pending event (NaN: none)
+_S_PREV_T = 13  # centre time of the previous smoothed sample (NaN after a restart)
+_S_PREV_G = 14  # its smoothed value
+_S_HS_LEVEL = 15  # heel-strike level of the current stride (level estimate)
+_S_RING_START = 16  # slot of the oldest sample in the moving-average window
+_S_RING_COUNT = 17  # number of samples in the window
+_S_RING_VALUES = 18  # first slot of the window's values, then its times
 _RING = 128  # window capacity: 60 ms at 2 kHz; a longer window keeps the newest samples
 _S_RING_TIMES = _S_RING_VALUES + _RING
-_N_STATE = _S_RING_TIMES + _RING
+N_STATE = _S_RING_TIMES + _RING
 _WINDOW_GUARD_S = 1e-6  # keeps a sample exactly one window old out despite rounding
+#: An interval between toe offs longer than this is a pause, not a stride: it does not
+#: enter the cadence average (60 steps/min, the slowest cadence in DESIGN.md, is 2 s).
+_MAX_STRIDE_S = 3.0
+#: An interval this many times the mean stride or longer contains a missed stride.
+_SKIPPED = 1.75
 
 
 def make_params(config: GyroDetectorConfig) -> np.ndarray:
     """The kernel's parameter array for ``config`` (times converted to seconds)."""
-    params = np.empty(_N_PARAMS)
+    params = np.empty(N_PARAMS)
     params[_P_PRE_SWING] = config.pre_swing_threshold_rad_s
     params[_P_SWING_ENTRY] = config.swing_entry_rad_s
     params[_P_MIN_PEAK] = config.min_swing_peak_rad_s
@@ -231,13 +278,17 @@ def make_params(config: GyroDetectorConfig) -> np.ndarray:
     params[_P_MISSING_S] = config.unknown_after_missing_ms / 1000.0
     params[_P_SATURATION] = config.saturation_rad_s
     params[_P_SMOOTHING_S] = config.smoothing_ms / 1000.0
+    params[_P_HS_BY_LEVEL] = 1.0 if config.heel_strike_estimate == "level" else 0.0
+    params[_P_HS_LEVEL_FRACTION] = config.heel_strike_level_fraction
+    params[_P_TO_RISE_FRACTION] = config.toe_off_rise_fraction
+    params[_P_REFRACTORY_STRIDE_FRACTION] = config.refractory_stride_fraction
     return params
 
 
-@numba.njit(cache=True)
+@kernel
 def _restart(state: np.ndarray) -> None:
-    """Forget the stride in progress and the lock; keep the walker's swing-peak average."""
-    state[_S_PHASE] = _STANCE
+    """Forget the stride in progress and the lock; keep the walker's averages."""
+    state[_S_PHASE] = events.STANCE
     state[_S_LOCKED] = 0.0
     state[_S_SWING_DESCENT] = 0.0
     state[_S_T_ENTER] = -np.inf
@@ -246,20 +297,20 @@ def _restart(state: np.ndarray) -> None:
     state[_S_T_LAST_BELOW] = -np.inf
     state[_S_T_LAST_TOE_OFF] = -np.inf
     state[_S_T_QUIET_SINCE] = np.inf
+    state[_S_CROSS_T] = np.nan
+    state[_S_PREV_T] = np.nan
+    state[_S_PREV_G] = np.nan
 
 
 def new_state() -> np.ndarray:
     """The state of a detector that has seen no sample (not locked on)."""
-    state = np.zeros(_N_STATE)
+    state = np.zeros(N_STATE)
     _restart(state)
     state[_S_T_LAST_GOOD] = -np.inf
-    state[_S_PEAK_AVERAGE] = 0.0
-    state[_S_RING_START] = 0.0
-    state[_S_RING_COUNT] = 0.0
     return state
 
 
-@numba.njit(cache=True)
+@kernel
 def _smooth(state: np.ndarray, window_s: float, t_s: float, g: float) -> tuple[float, float]:
     """Add a sample to the moving-average window; return (centre time, mean value).
 
@@ -291,7 +342,7 @@ def _smooth(state: np.ndarray, window_s: float, t_s: float, g: float) -> tuple[f
     return t_s + total_t / count, total_g / count
 
 
-@numba.njit(cache=True)
+@kernel
 def _enter(state: np.ndarray, phase: int, t_s: float, t_c: float, g: float) -> None:
     """Switch to ``phase`` at ``t_s``, starting its extremum tracking at (``t_c``, ``g``)."""
     state[_S_PHASE] = phase
@@ -299,9 +350,129 @@ def _enter(state: np.ndarray, phase: int, t_s: float, t_c: float, g: float) -> N
     state[_S_SWING_DESCENT] = 0.0
     state[_S_EXT_VALUE] = g
     state[_S_EXT_T] = t_c
+    state[_S_CROSS_T] = np.nan
 
 
-@numba.njit(cache=True)
+@kernel
+def _crossing(state: np.ndarray, t_c: float, g: float, level: float) -> float:
+    """Time at which the smoothed signal crossed ``level`` between the previous sample
+    and this one, by linear interpolation (this sample's time if there is no previous)."""
+    t_prev = state[_S_PREV_T]
+    g_prev = state[_S_PREV_G]
+    if math.isnan(t_prev) or g == g_prev:
+        return t_c
+    weight = min(1.0, max(0.0, (level - g_prev) / (g - g_prev)))
+    return t_prev + weight * (t_c - t_prev)
+
+
+@kernel
+def _average(average: float, value: float, weight: float) -> float:
+    """Running mean that starts at the first value."""
+    if average == 0.0:
+        return value
+    return average + weight * (value - average)
+
+
+@kernel
+def _refractory_s(state: np.ndarray, params: np.ndarray) -> float:
+    """Minimum time between toe offs: fixed floor or a fraction of the mean stride."""
+    return max(
+        params[_P_REFRACTORY_S],
+        params[_P_REFRACTORY_STRIDE_FRACTION] * state[_S_STRIDE_AVERAGE],
+    )
+
+
+@kernel
+def _pre_swing(
+    state: np.ndarray, params: np.ndarray, t_s: float, t_c: float, g: float, below: bool
+) -> tuple[int, float]:
+    """PRE_SWING: track the minimum; toe off once the signal rises into swing."""
+    if below:
+        state[_S_T_LAST_BELOW] = t_s
+    fraction = params[_P_TO_RISE_FRACTION]
+    if g < state[_S_EXT_VALUE]:
+        state[_S_EXT_VALUE] = g
+        state[_S_EXT_T] = t_c
+        state[_S_CROSS_T] = np.nan
+    elif fraction > 0.0 and math.isnan(state[_S_CROSS_T]):
+        level = fraction * state[_S_EXT_VALUE]
+        if g >= level:
+            state[_S_CROSS_T] = _crossing(state, t_c, g, level)
+    if g >= params[_P_SWING_ENTRY]:
+        t_toe_off = state[_S_CROSS_T] if fraction > 0.0 else state[_S_EXT_T]
+        interval = t_toe_off - state[_S_T_LAST_TOE_OFF]
+        average = state[_S_STRIDE_AVERAGE]
+        if interval < _MAX_STRIDE_S and (average == 0.0 or interval < _SKIPPED * average):
+            state[_S_STRIDE_AVERAGE] = _average(
+                state[_S_STRIDE_AVERAGE], interval, params[_P_AVG_WEIGHT]
+            )
+        state[_S_T_LAST_TOE_OFF] = t_toe_off
+        _enter(state, events.SWING, t_s, t_c, g)
+        return events.TOE_OFF, t_toe_off
+    if t_s - state[_S_EXT_T] > params[_P_PRE_SWING_TIMEOUT_S]:
+        _enter(state, events.STANCE, t_s, t_c, g)
+    return events.NONE, np.nan
+
+
+@kernel
+def _swing_peak(
+    state: np.ndarray, params: np.ndarray, t_s: float, t_c: float, g: float
+) -> tuple[int, float]:
+    """SWING before mid swing: track the peak, judge it once the signal has fallen."""
+    peak = state[_S_EXT_VALUE]
+    if g > peak:
+        state[_S_EXT_VALUE] = g
+        state[_S_EXT_T] = t_c
+        return events.NONE, np.nan
+    if g >= params[_P_CONFIRM_FRACTION] * peak:
+        return events.NONE, np.nan
+    average = state[_S_PEAK_AVERAGE]
+    threshold = max(params[_P_MIN_PEAK], params[_P_PEAK_FRACTION] * average)
+    state[_S_PEAK_AVERAGE] = _average(average, peak, params[_P_AVG_WEIGHT])
+    if peak < threshold:
+        _enter(state, events.STANCE, t_s, t_c, g)
+        return events.NONE, np.nan
+    t_mid_swing = state[_S_EXT_T]
+    state[_S_LOCKED] = 1.0
+    state[_S_SWING_DESCENT] = 1.0
+    state[_S_EXT_VALUE] = g
+    state[_S_EXT_T] = t_c
+    state[_S_HS_LEVEL] = -params[_P_HS_LEVEL_FRACTION] * peak
+    level = state[_S_HS_LEVEL]
+    if params[_P_HS_BY_LEVEL] == 1.0 and g < level:
+        # Fell through the heel-strike level on this very sample: date it now, report
+        # it at the next sample (one event per sample).
+        state[_S_CROSS_T] = _crossing(state, t_c, g, level)
+    return events.MID_SWING, t_mid_swing
+
+
+@kernel
+def _terminal_swing(
+    state: np.ndarray, params: np.ndarray, t_s: float, t_c: float, g: float
+) -> tuple[int, float]:
+    """SWING after mid swing: wait for heel strike (by level or by minimum and rise)."""
+    t_heel_strike = np.nan
+    if params[_P_HS_BY_LEVEL] == 1.0:
+        level = state[_S_HS_LEVEL]
+        if not math.isnan(state[_S_CROSS_T]):
+            t_heel_strike = state[_S_CROSS_T]
+        elif g < level:
+            t_heel_strike = _crossing(state, t_c, g, level)
+    elif g < state[_S_EXT_VALUE]:
+        state[_S_EXT_VALUE] = g
+        state[_S_EXT_T] = t_c
+    elif (
+        state[_S_EXT_VALUE] < params[_P_HS_MAX]
+        and g - state[_S_EXT_VALUE] >= params[_P_HS_RISE]
+    ):
+        t_heel_strike = state[_S_EXT_T]
+    if math.isnan(t_heel_strike):
+        return events.NONE, np.nan
+    _enter(state, events.LOADING, t_s, t_heel_strike, g)
+    return events.HEEL_STRIKE, t_heel_strike
+
+
+@kernel
 def _machine(
     state: np.ndarray, params: np.ndarray, t_s: float, t_c: float, g: float
 ) -> tuple[int, float]:
@@ -319,84 +490,40 @@ def _machine(
         state[_S_T_QUIET_SINCE] = np.inf
     below = g < params[_P_PRE_SWING]
 
-    if phase == _STANCE:
+    if phase == events.STANCE:
         if state[_S_LOCKED] == 0.0 and t_s - state[_S_T_QUIET_SINCE] >= params[_P_LOCK_QUIET_S]:
             state[_S_LOCKED] = 1.0
         if (
             below
             and t_s - state[_S_T_LAST_BELOW] >= params[_P_MIN_STANCE_S]
-            and t_c - state[_S_T_LAST_TOE_OFF] >= params[_P_REFRACTORY_S]
+            and t_c - state[_S_T_LAST_TOE_OFF] >= _refractory_s(state, params)
         ):
-            _enter(state, _PRE_SWING, t_s, t_c, g)
+            _enter(state, events.PRE_SWING, t_s, t_c, g)
         if below:
             state[_S_T_LAST_BELOW] = t_s
-        return _NONE, np.nan
+        return events.NONE, np.nan
 
-    if phase == _PRE_SWING:
-        if below:
-            state[_S_T_LAST_BELOW] = t_s
-        if g < state[_S_EXT_VALUE]:
-            state[_S_EXT_VALUE] = g
-            state[_S_EXT_T] = t_c
-        if g >= params[_P_SWING_ENTRY]:
-            t_toe_off = state[_S_EXT_T]
-            state[_S_T_LAST_TOE_OFF] = t_toe_off
-            _enter(state, _SWING, t_s, t_c, g)
-            return _TOE_OFF, t_toe_off
-        if t_s - state[_S_T_ENTER] > params[_P_PRE_SWING_TIMEOUT_S]:
-            _enter(state, _STANCE, t_s, t_c, g)
-        return _NONE, np.nan
+    if phase == events.PRE_SWING:
+        return _pre_swing(state, params, t_s, t_c, g, below)
 
-    if phase == _SWING:
+    if phase == events.SWING:
         if t_s - state[_S_T_ENTER] > params[_P_MAX_SWING_S]:
             _restart(state)
-            return _NONE, np.nan
+            return events.NONE, np.nan
         if state[_S_SWING_DESCENT] == 0.0:
-            peak = state[_S_EXT_VALUE]
-            if g > peak:
-                state[_S_EXT_VALUE] = g
-                state[_S_EXT_T] = t_c
-                return _NONE, np.nan
-            if g >= params[_P_CONFIRM_FRACTION] * peak:
-                return _NONE, np.nan
-            average = state[_S_PEAK_AVERAGE]
-            threshold = max(params[_P_MIN_PEAK], params[_P_PEAK_FRACTION] * average)
-            if average == 0.0:
-                state[_S_PEAK_AVERAGE] = peak
-            else:
-                state[_S_PEAK_AVERAGE] = average + params[_P_AVG_WEIGHT] * (peak - average)
-            if peak < threshold:
-                _enter(state, _STANCE, t_s, t_c, g)
-                return _NONE, np.nan
-            t_mid_swing = state[_S_EXT_T]
-            state[_S_LOCKED] = 1.0
-            state[_S_SWING_DESCENT] = 1.0
-            state[_S_EXT_VALUE] = g
-            state[_S_EXT_T] = t_c
-            return _MID_SWING, t_mid_swing
-        if g < state[_S_EXT_VALUE]:
-            state[_S_EXT_VALUE] = g
-            state[_S_EXT_T] = t_c
-            return _NONE, np.nan
-        if (
-            state[_S_EXT_VALUE] < params[_P_HS_MAX]
-            and g - state[_S_EXT_VALUE] >= params[_P_HS_RISE]
-        ):
-            t_heel_strike = state[_S_EXT_T]
-            _enter(state, _LOADING, t_s, t_heel_strike, g)
-            return _HEEL_STRIKE, t_heel_strike
-        return _NONE, np.nan
+            return _swing_peak(state, params, t_s, t_c, g)
+        return _terminal_swing(state, params, t_s, t_c, g)
 
     # LOADING (the extremum time holds the heel strike). The heel-strike dip may still
     # be below the pre-swing threshold, which must hold off the next pre-swing.
     if below:
         state[_S_T_LAST_BELOW] = t_s
     if t_s - state[_S_EXT_T] >= params[_P_LOADING_S]:
-        _enter(state, _STANCE, t_s, t_c, g)
-    return _NONE, np.nan
+        _enter(state, events.STANCE, t_s, t_c, g)
+    return events.NONE, np.nan
 
 
-@numba.njit(cache=True)
+@kernel
 def gyro_step(
     state: np.ndarray, params: np.ndarray, t_s: float, gyro_rad_s: float
 ) -> tuple[int, int, float]:
@@ -413,119 +540,43 @@ def gyro_step(
     if missing or saturated:
         if gap_too_long:
             _restart(state)
-            return _UNKNOWN, _NONE, np.nan
+            return events.UNKNOWN, events.NONE, np.nan
         if missing:
-            phase = int(state[_S_PHASE]) if state[_S_LOCKED] == 1.0 else _UNKNOWN
-            return phase, _NONE, np.nan
+            phase = int(state[_S_PHASE]) if state[_S_LOCKED] == 1.0 else events.UNKNOWN
+            return phase, events.NONE, np.nan
     else:
         if gap_too_long:
             _restart(state)
         state[_S_T_LAST_GOOD] = t_s
     t_c, smoothed = _smooth(state, params[_P_SMOOTHING_S], t_s, gyro_rad_s)
     event, t_event = _machine(state, params, t_s, t_c, smoothed)
+    state[_S_PREV_T] = t_c
+    state[_S_PREV_G] = smoothed
     if state[_S_LOCKED] == 0.0:
-        return _UNKNOWN, _NONE, np.nan
+        return events.UNKNOWN, events.NONE, np.nan
     return int(state[_S_PHASE]), event, t_event
 
 
-@numba.njit(cache=True)
-def _run_batch(
-    state: np.ndarray,
-    params: np.ndarray,
-    t_s: np.ndarray,
-    gyro_rad_s: np.ndarray,
-    phases: np.ndarray,
-    event_index: np.ndarray,
-    event_code: np.ndarray,
-    event_t_est: np.ndarray,
-) -> int:
-    """Run ``gyro_step`` over a recording; fill the output arrays, return the event count."""
-    count = 0
-    for i in range(t_s.size):
-        phase, event, t_event = gyro_step(state, params, t_s[i], gyro_rad_s[i])
-        phases[i] = phase
-        if event != _NONE:
-            event_index[count] = i
-            event_code[count] = event
-            event_t_est[count] = t_event
-            count += 1
-    return count
+def missing_limit_s(config: GyroDetectorConfig) -> float:
+    """Longest gap in the data that holds the phase, in seconds."""
+    return config.unknown_after_missing_ms / 1000.0
 
 
-def _check_rate(config: GyroDetectorConfig, sample_period_s: float) -> None:
-    """Refuse a sample period for which every ordinary sample would count as a gap."""
-    limit_s = config.unknown_after_missing_ms / 1000.0
-    if not sample_period_s > 0.0:
-        raise ValueError(f"sample period must be positive, got {sample_period_s} s")
-    if limit_s < 1.5 * sample_period_s:
-        raise ValueError(
-            f"unknown_after_missing_ms = {config.unknown_after_missing_ms} is shorter than "
-            f"1.5 sample periods ({1.5 * sample_period_s * 1000.0:.1f} ms): every sample "
-            "would count as missing data"
-        )
-
-
-class GyroDetector:
-    """The shank-gyroscope detector for a live loop, one sample per ``step``."""
-
-    def __init__(self, config: GyroDetectorConfig, sample_rate_hz: float) -> None:
-        if not sample_rate_hz > 0.0:
-            raise ValueError(f"sample_rate_hz must be positive, got {sample_rate_hz}")
-        _check_rate(config, 1.0 / sample_rate_hz)
-        self.config = config
-        self.sample_rate_hz = sample_rate_hz
-        self._params = make_params(config)
-        self._state = new_state()
-        self._phase = Phase.UNKNOWN
-
-    @property
-    def phase(self) -> Phase:
-        """The phase reported at the last sample (UNKNOWN before the first)."""
-        return self._phase
-
-    def reset(self) -> None:
-        """Forget everything, including the walker's swing-peak average."""
-        self._state = new_state()
-        self._phase = Phase.UNKNOWN
-
-    def step(self, t_s: float, gyro_rad_s: float) -> tuple[Phase, list[DetectedEvent]]:
-        """Process one sample (NaN = lost); return the phase and the events now known."""
-        phase, event, t_est = gyro_step(self._state, self._params, t_s, gyro_rad_s)
-        self._phase = Phase(phase)
-        if event == _NONE:
-            return self._phase, []
-        return self._phase, [DetectedEvent(Event(event), t_s, t_est)]
-
-    def process(self, sample: Sample) -> tuple[Phase, list[DetectedEvent]]:
-        """The loop's entry point: ``step`` on the sample's shank gyroscope reading."""
-        return self.step(sample.t_s, sample.gyro_rad_s)
-
-
-def detect_batch(
-    t_s: np.ndarray, gyro_rad_s: np.ndarray, config: GyroDetectorConfig
-) -> tuple[np.ndarray, list[DetectedEvent]]:
-    """Run a fresh detector over a whole recording with the same kernel as ``GyroDetector``.
-
-    Returns the phase at every sample (int8 values of ``Phase``) and the events in order.
-    """
-    t = np.ascontiguousarray(t_s, dtype=np.float64)
-    g = np.ascontiguousarray(gyro_rad_s, dtype=np.float64)
-    if t.ndim != 1 or t.shape != g.shape:
-        raise ValueError(
-            f"t_s and gyro_rad_s must be 1-D and of equal length, got {t.shape} and {g.shape}"
-        )
-    if t.size > 1:
-        _check_rate(config, float(np.median(np.diff(t))))
-    n = t.size
-    phases = np.empty(n, dtype=np.int8)
-    event_index = np.empty(n, dtype=np.int64)
-    event_code = np.empty(n, dtype=np.int64)
-    event_t_est = np.empty(n)
-    count = _run_batch(
-        new_state(), make_params(config), t, g, phases, event_index, event_code, event_t_est
-    )
-    events = [
-        DetectedEvent(Event(int(event_code[k])), float(t[event_index[k]]), float(event_t_est[k]))
-        for k in range(count)
-    ]
-    return phases, events
+#: The foot (instep or shoe) configuration; the field defaults are the shank's. Measured
+#: on the Voisard et al. 2023 recordings (see the README), and why each value differs:
+FOOT = GyroDetectorConfig(
+    # Push-off drives the foot to -5..-12 rad/s, and its stance is flat (near 0) but
+    # rings for up to ~150 ms after the slap: enter pre-swing only well below zero, and
+    # only after a longer loading phase, with no extra quiet stance required (a fast
+    # walker's foot starts to roll off soon after it lands).
+    pre_swing_threshold_rad_s=-1.5,
+    min_stance_ms=0.0,
+    loading_time_ms=200.0,
+    # The swing of the foot has two or three humps: judge its peak only once the
+    # signal has fallen well below it.
+    mid_swing_confirm_fraction=0.3,
+    # Event dating on the foot curve (see the module docstring).
+    heel_strike_estimate="level",
+    heel_strike_level_fraction=0.35,
+    toe_off_rise_fraction=0.6,
+)

@@ -1,6 +1,6 @@
 """A closed-loop trial against the simulated patient, from config to files on disk.
 
-Wires the stages of the data flow (simulated limb -> gyro detector -> scheduler ->
+Wires the stages of the data flow (simulated limb -> detector -> scheduler ->
 watchdog -> simulated limb) under a virtual clock, then scores the trial against the
 limb's exact ground truth and writes ``samples.csv``, ``events.csv`` and
 ``summary.json`` (plus ``config.json``, the full validated config, so that a trial can
@@ -16,8 +16,8 @@ from typing import Any
 
 from controller.clock import VirtualClock
 from controller.config import TrialConfig
+from controller.detect.config import build_detector
 from controller.detect.events import EVENT_NAMES
-from controller.detect.gyro import GyroDetector
 from controller.loop import LoopOutcome, run_loop
 from controller.stim.scheduler import StimScheduler
 from controller.trial.files import write_events_csv, write_json, write_samples_csv
@@ -55,7 +55,7 @@ def run_simulated_trial(config: TrialConfig, out_dir: Path) -> dict[str, Any]:
     try:
         outcome = run_loop(
             limb,
-            GyroDetector(config.detector, rate_hz),
+            build_detector(config.detector, rate_hz),
             scheduler,
             watchdog,
             VirtualClock(),

@@ -1,0 +1,102 @@
+"""Reading recorded sensor CSVs and event CSVs, writing detected events.
+
+A recording is a CSV with a header row; the columns the detector needs are picked by
+name, the others are ignored (so a ``fes sim`` ``samples.csv`` can be read as it is).
+An empty cell is a missing sample (NaN). Event files have the columns ``time_s,event``
+(event names as in ``controller.detect.events``); a ``source`` column, as in ``fes sim``
+``events.csv``, selects the rows whose source is ``true``.
+
+Every problem with a file raises ``CsvError`` with a message that names the file, and
+the column or line at fault, for the CLI to print.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from controller.detect.events import EVENT_BY_NAME, EVENT_NAMES, DetectedEvent, Event
+
+
+class CsvError(Exception):
+    """A CSV file that cannot be used, with the reason."""
+
+
+def _open_rows(path: Path) -> tuple[list[str], list[list[str]]]:
+    try:
+        with path.open(encoding="utf-8", newline="") as handle:
+            rows = list(csv.reader(handle))
+    except FileNotFoundError:
+        raise CsvError(f"{path}: file not found") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise CsvError(f"{path}: cannot read: {exc}") from None
+    if not rows:
+        raise CsvError(f"{path}: empty file (a header row is needed)")
+    header = [name.strip() for name in rows[0]]
+    return header, [row for row in rows[1:] if row]
+
+
+def _index(path: Path, header: Sequence[str], column: str) -> int:
+    if column not in header:
+        raise CsvError(
+            f"{path}: no column {column!r}; the file has: {', '.join(header) or '(none)'}"
+        )
+    return header.index(column)
+
+
+def read_columns(path: Path, columns: Iterable[str]) -> dict[str, np.ndarray]:
+    """The named columns as float arrays (empty cell = NaN)."""
+    header, rows = _open_rows(path)
+    wanted = {name: _index(path, header, name) for name in columns}
+    out = {name: np.empty(len(rows)) for name in wanted}
+    for line, row in enumerate(rows, start=2):
+        for name, i in wanted.items():
+            text = row[i].strip() if i < len(row) else ""
+            try:
+                out[name][line - 2] = float(text) if text else np.nan
+            except ValueError:
+                raise CsvError(
+                    f"{path}: line {line}, column {name!r}: {text!r} is not a number"
+                ) from None
+    return out
+
+
+def header_of(path: Path) -> list[str]:
+    """The column names of a CSV file."""
+    return _open_rows(path)[0]
+
+
+def read_events(path: Path) -> list[tuple[float, Event]]:
+    """Reference events ``time_s,event`` (rows of source ``true`` if there is a source)."""
+    header, rows = _open_rows(path)
+    t_col = _index(path, header, "time_s")
+    e_col = _index(path, header, "event")
+    s_col = header.index("source") if "source" in header else None
+    events = []
+    for line, row in enumerate(rows, start=2):
+        if s_col is not None and row[s_col].strip() != "true":
+            continue
+        name = row[e_col].strip() if e_col < len(row) else ""
+        if name not in EVENT_BY_NAME:
+            raise CsvError(
+                f"{path}: line {line}: unknown event {name!r}; "
+                f"known: {', '.join(EVENT_BY_NAME)}"
+            )
+        try:
+            t_s = float(row[t_col])
+        except ValueError:
+            raise CsvError(f"{path}: line {line}: time_s {row[t_col]!r} is not a number") from None
+        events.append((t_s, EVENT_BY_NAME[name]))
+    return events
+
+
+def write_events(path: Path, events: Iterable[DetectedEvent]) -> None:
+    """Detected events as ``time_s,event`` (the estimated time), sorted by time."""
+    rows = sorted((e.t_est_s, EVENT_NAMES[e.event]) for e in events)
+    with path.open("w", encoding="utf-8", newline="\n") as handle:
+        handle.write("time_s,event\n")
+        for t_s, name in rows:
+            handle.write(f"{t_s:.6f},{name}\n")

@@ -1,0 +1,169 @@
+"""Readers for the public walking recordings the detectors are measured on.
+
+* Voisard et al. 2023 (IPOL, "A reference data set for the study of healthy subject
+  gait with inertial measurement units"): Xsens MTw IMUs on the dorsum of both feet,
+  100 Hz, files ``<s>-<trial>_lf.txt`` / ``_rf.txt`` and ``<s>-<trial>.json`` with
+  ``LeftFootEvents`` / ``RightFootEvents`` = [toe off, heel strike] sample indices per
+  swing, ``TrialBoundaries`` and ``UTurnBoundaries``. The index counts samples from the
+  file's first ``PacketCounter``, so time is (counter - first counter) / rate: packets
+  lost on the radio link are gaps in time, as they would be live. ``Gyr_Y`` is the
+  sagittal axis, positive in swing on both feet.
+* PhysioNet gaitpdb (Hausdorff, Yogev et al.; Goldberger et al. 2000): 100 Hz,
+  ``t, L1..L8, R1..R8, total_L, total_R`` vertical force in N from 8 insole sensors per
+  foot; L1 / R1 is the heel sensor. There are no annotations: the reference is contact
+  from the total force of the foot, above 20 N, with contacts and gaps shorter than
+  ``FORCE_REFERENCE_MIN_RUN_S`` ignored (the total hovers near 20 N while standing on
+  one foot in turns, and brushes it in swing).
+
+Each reader returns ``Recording`` objects: the signals, the reference events and the
+window in which they are scored.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from controller.detect.events import Event
+from controller.detect.score import ScoringWindow
+
+#: Contact threshold of the force reference, as in the dataset's own description.
+FORCE_REFERENCE_N = 20.0
+#: Contact or no-contact runs shorter than this are not events of the force reference.
+FORCE_REFERENCE_MIN_RUN_S = 0.06
+_VOISARD_SIDES = (("lf", "LeftFootEvents", "left"), ("rf", "RightFootEvents", "right"))
+
+
+@dataclass(frozen=True)
+class Recording:
+    """One foot of one walk: signals, reference events and the scored windows.
+
+    ``window`` is the whole labelled trial; ``straight`` leaves out the turns; ``steady``
+    also leaves out the first and last step of each straight walk (starting and
+    stopping), keeping steady walking only.
+    """
+
+    name: str
+    t_s: np.ndarray
+    gyro_rad_s: np.ndarray | None
+    heel_force_n: np.ndarray | None
+    reference: list[tuple[float, Event]]
+    window: ScoringWindow
+    straight: ScoringWindow
+    steady: ScoringWindow
+
+
+def _voisard_rate_hz(path: Path) -> float:
+    first = path.read_text(encoding="utf-8", errors="replace").splitlines()[0]
+    match = re.search(r"([0-9.]+)\s*Hz", first)
+    if match is None:
+        raise ValueError(f"{path}: first line does not give the acquisition frequency")
+    return float(match.group(1))
+
+
+def read_voisard_imu(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """Time (s, from the packet counter) and sagittal gyro (rad/s) of one foot file."""
+    rate_hz = _voisard_rate_hz(path)
+    with path.open(encoding="utf-8") as handle:
+        handle.readline()
+        header = handle.readline().split()
+        data = np.loadtxt(handle, ndmin=2)
+    counter = data[:, header.index("PacketCounter")]
+    keep = np.concatenate(([True], np.diff(counter) > 0))  # repeated packets
+    t_s = (counter[keep] - counter[0]) / rate_hz
+    return t_s, data[keep, header.index("Gyr_Y")]
+
+
+def load_voisard(folder: Path) -> list[Recording]:
+    """Every foot of every ``<s>-<trial>.json`` in ``folder`` that has its IMU file."""
+    recordings = []
+    metas = sorted(folder.glob("*.json"), key=lambda p: [int(x) for x in p.stem.split("-")])
+    for meta_path in metas:
+        meta = json.loads(meta_path.read_text(encoding="utf-8"))
+        for suffix, key, side in _VOISARD_SIDES:
+            imu = folder / f"{meta_path.stem}_{suffix}.txt"
+            if not imu.is_file():
+                continue
+            rate_hz = _voisard_rate_hz(imu)
+            t_s, gyro = read_voisard_imu(imu)
+            swings = np.array(meta[key], dtype=float).reshape(-1, 2) / rate_hz
+            reference = []
+            for toe_off, heel_strike in swings:
+                reference.append((float(toe_off), Event.TOE_OFF))
+                reference.append((float(heel_strike), Event.HEEL_STRIKE))
+            start, end = (i / rate_hz for i in meta["TrialBoundaries"])
+            turn = (meta["UTurnBoundaries"][0] / rate_hz, meta["UTurnBoundaries"][1] / rate_hz)
+            recordings.append(
+                Recording(
+                    f"voisard {meta_path.stem} {side}",
+                    t_s,
+                    gyro,
+                    None,
+                    reference,
+                    ScoringWindow(start, end),
+                    ScoringWindow(start, end, (turn,)),
+                    ScoringWindow(start, end, (turn, *_end_steps(swings, start, end, turn))),
+                )
+            )
+    return recordings
+
+
+def _end_steps(
+    swings: np.ndarray, start: float, end: float, turn: tuple[float, float]
+) -> list[tuple[float, float]]:
+    """The first and last labelled swing of each straight walk, each widened by the
+    matching tolerance so that their detections are left out with them."""
+    margin = 0.1
+    stretches = []
+    for lo, hi in ((start, turn[0]), (turn[1], end)):
+        inside = swings[(swings[:, 0] >= lo) & (swings[:, 1] <= hi)]
+        for toe_off, heel_strike in inside[[0, -1]] if len(inside) else ():
+            stretches.append((float(toe_off) - margin, float(heel_strike) + margin))
+    return stretches
+
+
+def _drop_short_runs(flag: np.ndarray, min_samples: int) -> np.ndarray:
+    """``flag`` with every run shorter than ``min_samples`` merged into its neighbours."""
+    flag = flag.copy()
+    for value in (False, True):  # fill short gaps first, then remove short contacts
+        edges = np.flatnonzero(np.diff(flag.astype(np.int8))) + 1
+        bounds = np.concatenate(([0], edges, [flag.size]))
+        for a, b in itertools.pairwise(bounds):
+            if flag[a] == value and b - a < min_samples and a > 0 and b < flag.size:
+                flag[a:b] = not value
+    return flag
+
+
+def force_reference(t_s: np.ndarray, total_n: np.ndarray) -> list[tuple[float, Event]]:
+    """Heel strike and toe off from a foot's total force (see the module docstring)."""
+    period_s = float(np.median(np.diff(t_s)))
+    contact = _drop_short_runs(
+        total_n > FORCE_REFERENCE_N, round(FORCE_REFERENCE_MIN_RUN_S / period_s)
+    )
+    change = np.flatnonzero(np.diff(contact.astype(np.int8))) + 1
+    return [
+        (float(t_s[i]), Event.HEEL_STRIKE if contact[i] else Event.TOE_OFF) for i in change
+    ]
+
+
+def load_gaitpdb(folder: Path) -> list[Recording]:
+    """Both feet of every gaitpdb walk (``*_NN.txt``) in ``folder``."""
+    recordings = []
+    for path in sorted(folder.glob("*_[0-9][0-9].txt")):
+        data = np.loadtxt(path, ndmin=2)
+        t_s = data[:, 0]
+        for side, heel_col, total_col in (("left", 1, 17), ("right", 9, 18)):
+            reference = force_reference(t_s, data[:, total_col])
+            whole = ScoringWindow(float(t_s[0]), float(t_s[-1]))
+            recordings.append(
+                Recording(
+                    f"gaitpdb {path.stem} {side}", t_s, None, data[:, heel_col],
+                    reference, whole, whole, whole,
+                )
+            )
+    return recordings

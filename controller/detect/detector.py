@@ -1,0 +1,249 @@
+"""The three detectors behind one interface: per sample for the loop, batch for files.
+
+``GaitDetector.process(sample)`` is what the control loop calls; ``detect_batch`` runs
+the very same compiled kernel over a whole recording (the batch loop is compiled too, so
+a recording of an hour takes well under a second). Both go through ``detector_step``,
+which dispatches on the detector kind, so the per-sample and batch results are identical
+by construction (a test checks it sample by sample).
+
+A ``DetectorSetup`` is what a kernel needs: which kind, its parameter array, its fresh
+state, which heel signal feeds it (switch or force) and its gap limit. ``gyro_setup``,
+``heel_setup`` and ``fused_setup`` build one from the configs; ``controller.detect.config``
+builds the one a trial config asks for.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+
+from controller.detect import fused, gyro, heel, outbox
+from controller.detect.events import DetectedEvent, Event, Phase
+from controller.detect.jit import kernel
+from controller.ports import Sample
+
+GYRO = 0
+HEEL = 1
+FUSED = 2
+KIND_NAMES = {GYRO: "gyro", HEEL: "heel", FUSED: "fused"}
+
+
+@kernel
+def detector_step(
+    kind: int,
+    state: np.ndarray,
+    params: np.ndarray,
+    t_s: float,
+    gyro_rad_s: float,
+    heel_level: float,
+    out: np.ndarray,
+) -> int:
+    """One sample through the detector of ``kind``: the phase, events into ``out``."""
+    out[0] = 0.0
+    if kind == GYRO:
+        phase, event, t_event = gyro.gyro_step(state, params, t_s, gyro_rad_s)
+        outbox.push(out, event, t_event)
+        return phase
+    if kind == HEEL:
+        phase, event, t_event = heel.heel_step(state, params, t_s, heel_level)
+        outbox.push(out, event, t_event)
+        return phase
+    return fused.fused_step(state, params, t_s, gyro_rad_s, heel_level, out)
+
+
+@kernel
+def _run_batch(
+    kind: int,
+    state: np.ndarray,
+    params: np.ndarray,
+    t_s: np.ndarray,
+    gyro_rad_s: np.ndarray,
+    heel_level: np.ndarray,
+    phases: np.ndarray,
+    event_index: np.ndarray,
+    event_code: np.ndarray,
+    event_t_est: np.ndarray,
+    out: np.ndarray,
+) -> int:
+    """``detector_step`` over a recording; fill the output arrays, return the event count.
+    ``out`` is the outbox the kernel reuses at every sample."""
+    count = 0
+    for i in range(t_s.size):
+        phases[i] = detector_step(kind, state, params, t_s[i], gyro_rad_s[i], heel_level[i], out)
+        for k in range(int(out[0])):
+            event_index[count] = i
+            event_code[count] = int(out[1 + 2 * k])
+            event_t_est[count] = out[2 + 2 * k]
+            count += 1
+    return count
+
+
+@dataclass(frozen=True, eq=False)
+class DetectorSetup:
+    """Everything a detection kernel needs, built from the configs."""
+
+    kind: int
+    params: np.ndarray
+    new_state: Callable[[], np.ndarray]
+    heel_input: heel.HeelInput | None  # the heel signal the kernel reads (None: none)
+    missing_limit_s: float  # longest gap that holds the phase
+
+    @property
+    def name(self) -> str:
+        """``gyro``, ``heel`` or ``fused``."""
+        return KIND_NAMES[self.kind]
+
+    @property
+    def uses_gyro(self) -> bool:
+        """Whether the kernel reads the gyroscope."""
+        return self.kind != HEEL
+
+    def check_period(self, sample_period_s: float) -> None:
+        """Refuse a sample period for which every ordinary sample would count as a gap."""
+        if not sample_period_s > 0.0:
+            raise ValueError(f"sample period must be positive, got {sample_period_s} s")
+        if self.missing_limit_s < 1.5 * sample_period_s:
+            raise ValueError(
+                f"unknown_after_missing_ms = {self.missing_limit_s * 1000.0:g} is shorter "
+                f"than 1.5 sample periods ({1.5 * sample_period_s * 1000.0:.1f} ms): every "
+                "sample would count as missing data"
+            )
+
+
+def gyro_setup(config: gyro.GyroDetectorConfig) -> DetectorSetup:
+    """The gyroscope detector (shank or foot, as ``config`` says)."""
+    return DetectorSetup(
+        GYRO, gyro.make_params(config), gyro.new_state, None, gyro.missing_limit_s(config)
+    )
+
+
+def heel_setup(config: heel.HeelDetectorConfig, heel_input: heel.HeelInput) -> DetectorSetup:
+    """The heel detector on a 0/1 switch or on a force in newtons."""
+    return DetectorSetup(
+        HEEL,
+        heel.make_params(config, heel_input),
+        heel.new_state,
+        heel_input,
+        heel.missing_limit_s(config),
+    )
+
+
+def fused_setup(
+    gyro_config: gyro.GyroDetectorConfig,
+    heel_config: heel.HeelDetectorConfig,
+    heel_input: heel.HeelInput,
+    config: fused.FusionConfig,
+) -> DetectorSetup:
+    """The fused detector: gyroscope and heel sensor, each the fallback of the other."""
+    return DetectorSetup(
+        FUSED,
+        fused.make_params(gyro_config, heel_config, heel_input, config),
+        fused.new_state,
+        heel_input,
+        fused.missing_limit_s(gyro_config, heel_config),
+    )
+
+
+def _events(out: np.ndarray, t_known_s: float) -> list[DetectedEvent]:
+    return [
+        DetectedEvent(Event(int(out[1 + 2 * k])), t_known_s, float(out[2 + 2 * k]))
+        for k in range(int(out[0]))
+    ]
+
+
+class GaitDetector:
+    """A detector for a live loop, one sample per ``step`` or ``process``."""
+
+    def __init__(self, setup: DetectorSetup, sample_rate_hz: float) -> None:
+        if not sample_rate_hz > 0.0:
+            raise ValueError(f"sample_rate_hz must be positive, got {sample_rate_hz}")
+        setup.check_period(1.0 / sample_rate_hz)
+        self.setup = setup
+        self.sample_rate_hz = sample_rate_hz
+        self._state = setup.new_state()
+        self._out = outbox.new_outbox()
+        self._phase = Phase.UNKNOWN
+
+    @property
+    def phase(self) -> Phase:
+        """The phase reported at the last sample (UNKNOWN before the first)."""
+        return self._phase
+
+    def reset(self) -> None:
+        """Forget everything, including what was learnt about the walker."""
+        self._state = self.setup.new_state()
+        self._phase = Phase.UNKNOWN
+
+    def step(
+        self, t_s: float, gyro_rad_s: float = math.nan, heel_level: float = math.nan
+    ) -> tuple[Phase, list[DetectedEvent]]:
+        """Process one sample (NaN = lost or absent); return the phase and the events
+        now known. ``heel_level`` is the switch (0/1) or the force in N, as set up."""
+        setup = self.setup
+        phase = detector_step(
+            setup.kind, self._state, setup.params, t_s, gyro_rad_s, heel_level, self._out
+        )
+        self._phase = Phase(phase)
+        if self._out[0] == 0.0:
+            return self._phase, []
+        return self._phase, _events(self._out, t_s)
+
+    def process(self, sample: Sample) -> tuple[Phase, list[DetectedEvent]]:
+        """The loop's entry point: ``step`` on the sample's sensors."""
+        if self.setup.heel_input == "switch":
+            heel_level = float(sample.heel_switch)
+        else:
+            heel_level = sample.heel_force_n
+        return self.step(sample.t_s, sample.gyro_rad_s, heel_level)
+
+
+def detect_batch(
+    setup: DetectorSetup,
+    t_s: np.ndarray,
+    gyro_rad_s: np.ndarray | None = None,
+    heel_level: np.ndarray | None = None,
+) -> tuple[np.ndarray, list[DetectedEvent]]:
+    """Run a fresh detector over a whole recording with the same kernel as ``GaitDetector``.
+
+    A signal left out is read as missing. Returns the phase at every sample (int8
+    values of ``Phase``) and the events in the order they became known.
+    """
+    t = np.ascontiguousarray(t_s, dtype=np.float64)
+    if t.ndim != 1:
+        raise ValueError(f"t_s must be 1-D, got shape {t.shape}")
+    signals = []
+    for name, values in (("gyro_rad_s", gyro_rad_s), ("heel_level", heel_level)):
+        if values is None:
+            signals.append(np.full(t.size, np.nan))
+            continue
+        array = np.ascontiguousarray(values, dtype=np.float64)
+        if array.shape != t.shape:
+            raise ValueError(f"{name} has shape {array.shape}, t_s has {t.shape}")
+        signals.append(array)
+    if t.size > 1:
+        setup.check_period(float(np.median(np.diff(t))))
+    n = t.size
+    phases = np.empty(n, dtype=np.int8)
+    capacity = outbox.MAX_EVENTS * n
+    event_index = np.empty(capacity, dtype=np.int64)
+    event_code = np.empty(capacity, dtype=np.int64)
+    event_t_est = np.empty(capacity)
+    count = _run_batch(
+        setup.kind, setup.new_state(), setup.params, t, signals[0], signals[1],
+        phases, event_index, event_code, event_t_est, outbox.new_outbox(),
+    )
+    events = [
+        DetectedEvent(Event(int(event_code[k])), float(t[event_index[k]]), float(event_t_est[k]))
+        for k in range(count)
+    ]
+    return phases, events
+
+
+class GyroDetector(GaitDetector):
+    """The gyroscope detector alone (the default of a trial)."""
+
+    def __init__(self, config: gyro.GyroDetectorConfig, sample_rate_hz: float) -> None:
+        super().__init__(gyro_setup(config), sample_rate_hz)

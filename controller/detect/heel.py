@@ -1,0 +1,360 @@
+"""Gait-phase detection from a heel switch or a heel force sensor: a causal state machine.
+
+A heel switch (or a force sensor under the heel) tells one thing directly: whether the
+heel is loaded. Heel strike is the moment it becomes loaded, heel off the moment it is
+unloaded; clinical drop-foot stimulators have triggered on exactly these two edges for
+decades (Liberson et al. 1961; Odstock ODFS; Bioness L300, see DESIGN.md). The detector
+walks through
+
+    LOADING -> STANCE -> PRE_SWING -> SWING -> LOADING
+
+Rules, and the reason for each:
+
+* Contact has hysteresis and a debounce. A force sensor is in contact at or above
+  ``contact_force_n`` and released below ``release_force_n`` (a switch is simply 0 or
+  1); a change counts once it has held for ``debounce_ms``, and it is dated at its first
+  sample, so the debounce adds latency, not bias. Bounces shorter than the debounce
+  within a change do not move its date (the first touch is the heel strike). Switch
+  bounce and force noise around one threshold cannot produce a train of edges.
+* HEEL_OFF (-> PRE_SWING) needs a contact of at least ``min_contact_ms`` before it. In
+  clonus the heel taps the ground 4-8 times a second (contacts of 60-120 ms), so only
+  the first release after a real stance can open a pre-swing, never a train of them.
+* The heel switch cannot see the toes leave the ground. TOE_OFF is dated
+  ``toe_off_delay_stride_fraction`` of the walker's mean stride (heel strike to heel
+  strike) after heel off, the duration of push-off in the same units as the stride, and
+  becomes known only once the heel has stayed off for ``min_unloaded_ms`` as well: a
+  shorter lift (clonus, a weight shift) returns to STANCE with no toe off and no heel
+  strike. Until a stride has been measured, ``assumed_stride_ms`` stands in for it.
+* HEEL_STRIKE (-> LOADING) is the first contact after toe off; STANCE follows
+  ``loading_time_ms`` later.
+* A heel unloaded for longer than ``max_unloaded_ms`` is no walking: the switch failed
+  open, or the leg is lifted. The phase becomes UNKNOWN (the stimulator is told) until
+  the heel has been loaded again for ``lock_contact_ms``, which is also how the detector
+  locks on at the start; a contact after a lift of at least ``min_unloaded_ms`` locks
+  it on at once, as a heel strike. A switch that fails closed reads as standing: STANCE, no
+  stimulation, which is safe; the fused detector notices it against the gyroscope.
+* A missing sample (NaN) holds the phase for up to ``unknown_after_missing_ms``; a
+  longer gap gives UNKNOWN and the detector must lock on again.
+
+At most one event is reported per sample: a contact that completes its debounce on the
+sample at which toe off becomes known is confirmed on the next sample, still dated at
+its first sample. Like the gyroscope kernel, the kernel is numba-compiled and allocation
+free, and all times are compared with the sample timestamps, so one configuration works
+at any sample rate. ``HEEL_SWITCH`` and ``HEEL_FORCE`` are the configurations of the two
+kinds of sensor.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Literal
+
+import numpy as np
+from pydantic import Field, ValidationInfo, field_validator
+
+from controller.detect import events
+from controller.detect.jit import kernel
+from controller.validation import ConfigModel
+
+HeelInput = Literal["switch", "force"]
+
+
+class HeelDetectorConfig(ConfigModel):
+    """Thresholds and times of the heel switch / heel force detector."""
+
+    contact_force_n: float = Field(
+        20.0, ge=0.5, le=2000.0,
+        description="Heel force at or above this is contact (force sensor only).",
+    )
+    release_force_n: float = Field(
+        10.0, ge=0.0, le=2000.0,
+        description="Heel force below this is released (force sensor only; hysteresis).",
+    )
+    debounce_ms: float = Field(
+        20.0, ge=0.0, le=200.0,
+        description="A change of contact counts once it has lasted this long.",
+    )
+    min_contact_ms: float = Field(
+        150.0, ge=0.0, le=1000.0,
+        description="A heel off counts only after a contact at least this long.",
+    )
+    min_unloaded_ms: float = Field(
+        200.0, ge=0.0, le=1000.0,
+        description="Toe off becomes known only after the heel has been off this long; a "
+        "shorter lift is not a step.",
+    )
+    toe_off_delay_stride_fraction: float = Field(
+        0.2, ge=0.0, le=0.5,
+        description="Toe off is dated this fraction of the mean stride after heel off.",
+    )
+    assumed_stride_ms: float = Field(
+        1200.0, ge=500.0, le=3000.0,
+        description="Stride time used before the walker's own has been measured.",
+    )
+    stride_average_strides: int = Field(
+        4, ge=1, le=50,
+        description="Memory of the running mean stride time, in strides.",
+    )
+    loading_time_ms: float = Field(
+        120.0, ge=0.0, le=500.0,
+        description="Duration of LOADING after heel strike.",
+    )
+    max_unloaded_ms: float = Field(
+        1500.0, ge=300.0, le=5000.0,
+        description="A heel off for longer than this makes the detector UNKNOWN.",
+    )
+    lock_contact_ms: float = Field(
+        200.0, ge=0.0, le=2000.0,
+        description="Continuous contact needed to lock on (at the start, after UNKNOWN).",
+    )
+    unknown_after_missing_ms: float = Field(
+        100.0, ge=20.0, le=2000.0,
+        description="Missing data for longer than this gives UNKNOWN.",
+    )
+
+    @field_validator("release_force_n")
+    @classmethod
+    def _hysteresis(cls, release_force_n: float, info: ValidationInfo) -> float:
+        contact = info.data.get("contact_force_n")
+        if contact is not None and release_force_n > contact:
+            raise ValueError(
+                f"release_force_n ({release_force_n:g}) must not exceed "
+                f"contact_force_n ({contact:g})"
+            )
+        return release_force_n
+
+
+#: A heel switch: open at heel rise, as in the simulated limb and clinical foot switches.
+HEEL_SWITCH = HeelDetectorConfig()
+#: A force sensor under the heel released at 10 N: it unloads late in push-off, so toe
+#: off follows sooner (measured on the PhysioNet gaitpdb force insoles, see the README).
+HEEL_FORCE = HeelDetectorConfig(toe_off_delay_stride_fraction=0.07)
+
+# Index of the parameter array (SI units).
+_P_CONTACT = 0  # contact at or above this level
+_P_RELEASE = 1  # released below this level
+_P_DEBOUNCE_S = 2
+_P_MIN_CONTACT_S = 3
+_P_MIN_UNLOADED_S = 4
+_P_TO_FRACTION = 5
+_P_ASSUMED_STRIDE_S = 6
+_P_AVG_WEIGHT = 7
+_P_LOADING_S = 8
+_P_MAX_UNLOADED_S = 9
+_P_LOCK_CONTACT_S = 10
+_P_MISSING_S = 11
+N_PARAMS = 12
+
+# Index of the state array.
+_S_PHASE = 0
+_S_LOCKED = 1
+_S_CONTACT = 2  # debounced contact, 0.0 or 1.0
+_S_T_PENDING = 3  # start of the current run of samples that differ (NaN: none)
+_S_T_FIRST = 4  # first differing sample of the change under way, bounces included
+_S_T_LAST_DIFF = 5  # last differing sample
+_S_T_CONTACT = 6  # time the current or last contact began
+_S_T_RELEASE = 7  # time the current or last release began (-inf: none seen)
+_S_T_LAST_HS = 8  # time of the last heel strike (-inf: none)
+_S_STRIDE_AVERAGE = 9  # running mean stride time (0: none measured)
+_S_T_TOE_OFF_DUE = 10  # estimated toe off of the current pre-swing
+_S_T_LAST_GOOD = 11
+N_STATE = 12
+#: Heel strike intervals longer than this are pauses, not strides (see gyro.py).
+_MAX_STRIDE_S = 3.0
+_SKIPPED = 1.75
+#: Keeps a debounce of exactly n sample periods at n periods despite rounding.
+_TIME_GUARD_S = 1e-6
+
+
+def make_params(config: HeelDetectorConfig, heel_input: HeelInput) -> np.ndarray:
+    """The kernel's parameter array: ``heel_input`` says whether the signal is a 0/1
+    switch or a force in newtons."""
+    params = np.empty(N_PARAMS)
+    if heel_input == "switch":
+        params[_P_CONTACT] = 0.5
+        params[_P_RELEASE] = 0.5
+    else:
+        params[_P_CONTACT] = config.contact_force_n
+        params[_P_RELEASE] = config.release_force_n
+    params[_P_DEBOUNCE_S] = config.debounce_ms / 1000.0
+    params[_P_MIN_CONTACT_S] = config.min_contact_ms / 1000.0
+    params[_P_MIN_UNLOADED_S] = config.min_unloaded_ms / 1000.0
+    params[_P_TO_FRACTION] = config.toe_off_delay_stride_fraction
+    params[_P_ASSUMED_STRIDE_S] = config.assumed_stride_ms / 1000.0
+    params[_P_AVG_WEIGHT] = 1.0 / config.stride_average_strides
+    params[_P_LOADING_S] = config.loading_time_ms / 1000.0
+    params[_P_MAX_UNLOADED_S] = config.max_unloaded_ms / 1000.0
+    params[_P_LOCK_CONTACT_S] = config.lock_contact_ms / 1000.0
+    params[_P_MISSING_S] = config.unknown_after_missing_ms / 1000.0
+    return params
+
+
+@kernel
+def _restart(state: np.ndarray) -> None:
+    """Forget the stride in progress and the lock; keep the mean stride time."""
+    state[_S_PHASE] = events.STANCE
+    state[_S_LOCKED] = 0.0
+    state[_S_CONTACT] = 0.0
+    state[_S_T_PENDING] = np.nan
+    state[_S_T_FIRST] = np.nan
+    state[_S_T_LAST_DIFF] = -np.inf
+    state[_S_T_CONTACT] = np.inf
+    state[_S_T_RELEASE] = -np.inf
+    state[_S_T_LAST_HS] = -np.inf
+    state[_S_T_TOE_OFF_DUE] = np.nan
+
+
+def new_state() -> np.ndarray:
+    """The state of a detector that has seen no sample (not locked on)."""
+    state = np.zeros(N_STATE)
+    _restart(state)
+    state[_S_T_LAST_GOOD] = -np.inf
+    return state
+
+
+@kernel
+def _track(state: np.ndarray, params: np.ndarray, t_s: float, level: float) -> None:
+    """Note where a change of contact (with hysteresis) starts, is interrupted, resumes."""
+    if state[_S_CONTACT] == 1.0:
+        differs = level < params[_P_RELEASE]
+    else:
+        differs = level >= params[_P_CONTACT]
+    if not differs:
+        state[_S_T_PENDING] = np.nan
+        return
+    if math.isnan(state[_S_T_PENDING]):
+        state[_S_T_PENDING] = t_s
+        if t_s - state[_S_T_LAST_DIFF] > params[_P_DEBOUNCE_S] + _TIME_GUARD_S:
+            state[_S_T_FIRST] = t_s  # not a bounce of a change under way: a new one
+    state[_S_T_LAST_DIFF] = t_s
+
+
+@kernel
+def _confirmed(state: np.ndarray, params: np.ndarray, t_s: float) -> float:
+    """If a pending change has held for the debounce time, apply it; return its first
+    sample's time (NaN when nothing changed)."""
+    t_run = state[_S_T_PENDING]
+    if math.isnan(t_run) or t_s - t_run < params[_P_DEBOUNCE_S] - _TIME_GUARD_S:
+        return np.nan
+    t_change = state[_S_T_FIRST]
+    state[_S_T_PENDING] = np.nan
+    state[_S_T_LAST_DIFF] = -np.inf
+    if state[_S_CONTACT] == 1.0:
+        state[_S_CONTACT] = 0.0
+        state[_S_T_RELEASE] = t_change
+    else:
+        state[_S_CONTACT] = 1.0
+        state[_S_T_CONTACT] = t_change
+    return t_change
+
+
+@kernel
+def _stride_s(state: np.ndarray, params: np.ndarray) -> float:
+    """The walker's mean stride, or the assumed one before any was measured."""
+    average = state[_S_STRIDE_AVERAGE]
+    return average if average > 0.0 else params[_P_ASSUMED_STRIDE_S]
+
+
+@kernel
+def _heel_strike(state: np.ndarray, params: np.ndarray, t_change: float) -> None:
+    """Enter LOADING at a heel strike and feed the stride time into the average."""
+    interval = t_change - state[_S_T_LAST_HS]
+    average = state[_S_STRIDE_AVERAGE]
+    if interval < _MAX_STRIDE_S and (average == 0.0 or interval < _SKIPPED * average):
+        if average == 0.0:
+            state[_S_STRIDE_AVERAGE] = interval
+        else:
+            state[_S_STRIDE_AVERAGE] = average + params[_P_AVG_WEIGHT] * (interval - average)
+    state[_S_T_LAST_HS] = t_change
+    state[_S_PHASE] = events.LOADING
+
+
+@kernel
+def _timers(state: np.ndarray, params: np.ndarray, t_s: float) -> tuple[int, float]:
+    """Events and phase changes that time alone brings: toe off, end of loading."""
+    phase = int(state[_S_PHASE])
+    if phase == events.LOADING and t_s - state[_S_T_LAST_HS] >= params[_P_LOADING_S]:
+        state[_S_PHASE] = events.STANCE
+    elif phase == events.PRE_SWING and t_s >= max(
+        state[_S_T_TOE_OFF_DUE], state[_S_T_RELEASE] + params[_P_MIN_UNLOADED_S]
+    ):
+        t_toe_off = state[_S_T_TOE_OFF_DUE]
+        if not math.isnan(state[_S_T_PENDING]):  # contact already under way
+            t_toe_off = min(t_toe_off, state[_S_T_FIRST])
+        state[_S_PHASE] = events.SWING
+        return events.TOE_OFF, t_toe_off
+    return events.NONE, np.nan
+
+
+@kernel
+def _edge(state: np.ndarray, params: np.ndarray, t_change: float) -> tuple[int, float]:
+    """A confirmed change of contact at ``t_change``: heel strike, heel off or neither."""
+    phase = int(state[_S_PHASE])
+    if state[_S_CONTACT] == 1.0:
+        if phase == events.SWING:
+            _heel_strike(state, params, t_change)
+            return events.HEEL_STRIKE, t_change
+        if phase == events.PRE_SWING:
+            state[_S_PHASE] = events.STANCE  # a lift too short to be a step
+        return events.NONE, np.nan
+    contact_s = t_change - state[_S_T_CONTACT]
+    if phase in (events.STANCE, events.LOADING) and contact_s >= params[_P_MIN_CONTACT_S]:
+        state[_S_PHASE] = events.PRE_SWING
+        state[_S_T_TOE_OFF_DUE] = t_change + params[_P_TO_FRACTION] * _stride_s(state, params)
+        return events.HEEL_OFF, t_change
+    return events.NONE, np.nan
+
+
+@kernel
+def _lock(state: np.ndarray, params: np.ndarray, t_s: float) -> tuple[int, int, float]:
+    """Not locked on: follow the contact until it can be trusted."""
+    t_change = _confirmed(state, params, t_s)
+    if state[_S_CONTACT] == 0.0:
+        return events.UNKNOWN, events.NONE, np.nan
+    released = state[_S_T_RELEASE] > -np.inf  # a lift was seen, not just the start
+    if released and t_change - state[_S_T_RELEASE] >= params[_P_MIN_UNLOADED_S]:
+        state[_S_LOCKED] = 1.0  # contact after a lift as long as a swing: a heel strike
+        _heel_strike(state, params, t_change)
+        return events.LOADING, events.HEEL_STRIKE, t_change
+    if t_s - state[_S_T_CONTACT] >= params[_P_LOCK_CONTACT_S]:
+        state[_S_LOCKED] = 1.0
+        state[_S_PHASE] = events.STANCE
+        return events.STANCE, events.NONE, np.nan
+    return events.UNKNOWN, events.NONE, np.nan
+
+
+@kernel
+def heel_step(
+    state: np.ndarray, params: np.ndarray, t_s: float, level: float
+) -> tuple[int, int, float]:
+    """Process one heel sample (switch 0/1 or force in N, NaN = lost); return (phase,
+    event code, estimated event time), as ``gyro_step`` does."""
+    gap_too_long = t_s - state[_S_T_LAST_GOOD] > params[_P_MISSING_S]
+    if math.isnan(level):
+        if gap_too_long:
+            _restart(state)
+            return events.UNKNOWN, events.NONE, np.nan
+        phase = int(state[_S_PHASE]) if state[_S_LOCKED] == 1.0 else events.UNKNOWN
+        return phase, events.NONE, np.nan
+    if gap_too_long:
+        _restart(state)
+    state[_S_T_LAST_GOOD] = t_s
+
+    _track(state, params, t_s, level)
+    if state[_S_LOCKED] == 0.0:
+        return _lock(state, params, t_s)
+
+    event, t_event = _timers(state, params, t_s)
+    if event == events.NONE:
+        t_change = _confirmed(state, params, t_s)
+        if not math.isnan(t_change):
+            event, t_event = _edge(state, params, t_change)
+    if state[_S_CONTACT] == 0.0 and t_s - state[_S_T_RELEASE] > params[_P_MAX_UNLOADED_S]:
+        _restart(state)
+        return events.UNKNOWN, events.NONE, np.nan
+    return int(state[_S_PHASE]), event, t_event
+
+
+def missing_limit_s(config: HeelDetectorConfig) -> float:
+    """Longest gap in the data that holds the phase, in seconds."""
+    return config.unknown_after_missing_ms / 1000.0

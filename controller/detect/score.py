@@ -1,0 +1,128 @@
+"""Scoring detected gait events against reference events: recall, precision, timing.
+
+Events of one kind are matched one to one within a tolerance, closest pairs first
+(``controller.trial.metrics.match_events``). A recording can restrict scoring to a time
+window and exclude stretches inside it (the U-turn of a walk-and-turn trial): reference
+events there are not counted as missed, detections there are not counted as false, and a
+detection matched to a reference event outside the scored time is not counted at all.
+Counts and errors add up over recordings, so a whole dataset gets one pooled score.
+
+Timing errors are detected minus reference (negative = early), in ms. Each event kind
+gets the median signed error (the bias), the median and 95th percentile of the absolute
+error, and the detection latency (the time from the estimated event to the sample at
+which it was reported), median and 95th percentile.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from controller.detect.events import EVENT_NAMES, DetectedEvent, Event
+from controller.trial.metrics import match_events
+
+#: The events that time stimulation, scored by default.
+SCORED_EVENTS = (Event.HEEL_STRIKE, Event.TOE_OFF)
+
+
+@dataclass(frozen=True)
+class ScoringWindow:
+    """The time that counts: ``[start_s, end_s]`` minus the ``excluded`` stretches."""
+
+    start_s: float = -np.inf
+    end_s: float = np.inf
+    excluded: tuple[tuple[float, float], ...] = ()
+
+    def contains(self, t_s: np.ndarray) -> np.ndarray:
+        """Mask of the times that are scored."""
+        t = np.asarray(t_s, dtype=float)
+        inside = (t >= self.start_s) & (t <= self.end_s)
+        for start, end in self.excluded:
+            inside &= ~((t >= start) & (t <= end))
+        return inside
+
+
+@dataclass
+class EventTally:
+    """Running counts and errors of one event kind, over one or more recordings."""
+
+    reference: int = 0
+    detected: int = 0
+    matched: int = 0
+    errors_s: list[float] = field(default_factory=list)
+    latencies_s: list[float] = field(default_factory=list)
+
+    def add(
+        self,
+        reference_s: np.ndarray,
+        detected: Sequence[DetectedEvent],
+        tolerance_s: float,
+        window: ScoringWindow,
+    ) -> None:
+        """Score one recording's events of this kind."""
+        estimated = np.array([d.t_est_s for d in detected])
+        latency = np.array([d.latency_s for d in detected])
+        ref_in = window.contains(reference_s)
+        det_in = window.contains(estimated)
+        pairs = match_events(reference_s, estimated, tolerance_s)
+        matched_det = np.zeros(estimated.size, dtype=bool)
+        for i, j in pairs:
+            matched_det[j] = True
+            if ref_in[i]:
+                self.matched += 1
+                self.detected += 1
+                self.errors_s.append(float(estimated[j] - reference_s[i]))
+                self.latencies_s.append(float(latency[j]))
+        self.reference += int(ref_in.sum())
+        self.detected += int((det_in & ~matched_det).sum())
+
+    def summary(self) -> dict[str, float | int | None]:
+        """Recall, precision and timing in ms (None where there is nothing to measure)."""
+        errors = np.array(self.errors_s) * 1000.0
+        latencies = np.array(self.latencies_s) * 1000.0
+
+        def stat(values: np.ndarray, q: float | None = None) -> float | None:
+            if values.size == 0:
+                return None
+            return round(float(np.median(values) if q is None else np.percentile(values, q)), 3)
+
+        return {
+            "reference": self.reference,
+            "detected": self.detected,
+            "matched": self.matched,
+            "recall": round(self.matched / self.reference, 4) if self.reference else None,
+            "precision": round(self.matched / self.detected, 4) if self.detected else None,
+            "median_error_ms": stat(errors),
+            "median_abs_error_ms": stat(np.abs(errors)),
+            "p95_abs_error_ms": stat(np.abs(errors), 95),
+            "median_latency_ms": stat(latencies),
+            "p95_latency_ms": stat(latencies, 95),
+        }
+
+
+class Scorer:
+    """Tallies of each scored event kind, fed recording by recording."""
+
+    def __init__(self, tolerance_s: float, kinds: Iterable[Event] = SCORED_EVENTS) -> None:
+        if not tolerance_s > 0.0:
+            raise ValueError(f"tolerance must be positive, got {tolerance_s} s")
+        self.tolerance_s = tolerance_s
+        self.tallies = {kind: EventTally() for kind in kinds}
+
+    def add(
+        self,
+        reference: Sequence[tuple[float, Event]],
+        detected: Sequence[DetectedEvent],
+        window: ScoringWindow | None = None,
+    ) -> None:
+        """Score one recording: reference events as (time, kind), detected events."""
+        window = window or ScoringWindow()
+        for kind, tally in self.tallies.items():
+            ref = np.array([t for t, e in reference if e == kind])
+            tally.add(ref, [d for d in detected if d.event == kind], self.tolerance_s, window)
+
+    def summary(self) -> dict[str, dict[str, float | int | None]]:
+        """Per event name, the figures of ``EventTally.summary``."""
+        return {EVENT_NAMES[kind]: tally.summary() for kind, tally in self.tallies.items()}

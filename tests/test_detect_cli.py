@@ -1,0 +1,122 @@
+"""`fes detect`: a recorded trial gives back the loop's own events; bad input exits 2
+with a message that names what is wrong, never a traceback."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from controller.cli import main
+
+
+@pytest.fixture(scope="module")
+def trial(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("trial")
+    assert main(["sim", "--duration-s", "12", "--seed", "5", "--out", str(out)]) == 0
+    return out
+
+
+def rows(path: Path) -> list[dict[str, str]]:
+    with path.open() as handle:
+        return list(csv.DictReader(handle))
+
+
+def test_replaying_a_trial_gives_the_loops_events(trial, tmp_path, capsys):
+    out = tmp_path / "events.csv"
+    assert main(["detect", "--input", str(trial / "samples.csv"), "--output", str(out)]) == 0
+    assert "events" in capsys.readouterr().out
+    live = sorted((float(r["time_s"]), r["event"]) for r in rows(trial / "events.csv")
+                  if r["source"] == "detected")
+    replay = [(float(r["time_s"]), r["event"]) for r in rows(out)]
+    assert [e for _, e in replay] == [e for _, e in live]
+    assert np.allclose([t for t, _ in replay], [t for t, _ in live], atol=1e-5)
+
+
+def test_truth_scores_are_printed_as_json(trial, tmp_path, capsys):
+    args = ["detect", "--input", str(trial / "samples.csv"), "--output",
+            str(tmp_path / "e.csv"), "--truth", str(trial / "events.csv"), "--sensor", "fused"]
+    assert main(args) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["sensor"] == "fused" and report["tolerance_ms"] == 100.0
+    hs = report["events"]["heel_strike"]
+    assert hs["recall"] >= 0.9 and hs["precision"] == 1.0
+    assert abs(hs["median_error_ms"]) < 3.0  # the heel switch, not the gyro
+    for key in ("median_abs_error_ms", "p95_abs_error_ms", "median_latency_ms"):
+        assert key in hs
+
+
+def test_fixed_rate_needs_no_time_column(tmp_path, capsys):
+    path = tmp_path / "g.csv"
+    t = np.arange(0.0, 6.0, 0.01)
+    gyro = 3.0 * np.exp(-0.5 * ((t - 3.0) / 0.08) ** 2) - 1.5 * np.exp(
+        -0.5 * ((t - 2.8) / 0.04) ** 2) - 1.0 * np.exp(-0.5 * ((t - 3.25) / 0.03) ** 2)
+    path.write_text("gyro\n" + "".join(f"{g:.5f}\n" for g in gyro))
+    out = tmp_path / "e.csv"
+    assert main(["detect", "--input", str(path), "--output", str(out), "--rate-hz", "100",
+                 "--gyro-column", "gyro"]) == 0
+    assert [r["event"] for r in rows(out)] == ["toe_off", "mid_swing", "heel_strike"]
+
+
+@pytest.mark.parametrize(
+    ("content", "extra", "expected"),
+    [
+        ("time_s,gyro\n0,1\n", [], "no column 'gyro_rad_s'; the file has: time_s, gyro"),
+        ("gyro_rad_s\n0.1\n", [], "no column 'time_s'"),
+        ("time_s,gyro_rad_s\n0,1\n0.01,abc\n", [], "line 3, column 'gyro_rad_s': 'abc'"),
+        ("time_s,gyro_rad_s\n0,1\n0,1\n", [], "'time_s' must increase"),
+        ("time_s,gyro_rad_s\n0,1\n", ["--sensor", "heel"], "no column 'heel_switch'"),
+        ("time_s,gyro_rad_s\n0,1\n", ["--rate-hz", "5"], "unknown_after_missing_ms"),
+        ("time_s,gyro_rad_s\n0,1\n", ["--placement", "knee"], "invalid choice"),
+    ],
+)
+def test_bad_input_exits_2_naming_the_problem(tmp_path, capsys, content, extra, expected):
+    path = tmp_path / "in.csv"
+    path.write_text(content)
+    args = ["detect", "--input", str(path), "--output", str(tmp_path / "o.csv"), *extra]
+    try:
+        code = main(args)
+    except SystemExit as exc:  # argparse refuses the choice itself
+        code = exc.code
+    assert code == 2
+    err = capsys.readouterr().err
+    assert expected in err and "Traceback" not in err
+
+
+def test_truth_with_an_unknown_event_exits_2(trial, tmp_path, capsys):
+    truth = tmp_path / "t.csv"
+    truth.write_text("time_s,event\n1.0,foot_flat\n")
+    args = ["detect", "--input", str(trial / "samples.csv"), "--output",
+            str(tmp_path / "e.csv"), "--truth", str(truth)]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "unknown event 'foot_flat'" in err and "heel_strike" in err
+
+
+def test_heel_threshold_out_of_range_names_the_field(trial, tmp_path, capsys):
+    args = ["detect", "--input", str(trial / "samples.csv"), "--output",
+            str(tmp_path / "e.csv"), "--sensor", "heel", "--heel-threshold-n", "0.1"]
+    assert main(args) == 2
+    assert "detector.heel.force.contact_force_n" in capsys.readouterr().err
+
+
+def test_help_explains_every_option(capsys):
+    with pytest.raises(SystemExit):
+        main(["detect", "--help"])
+    out = capsys.readouterr().out
+    for option in ("--input", "--output", "--sensor", "--rate-hz", "--gyro-column",
+                   "--gyro-units", "--invert", "--heel-column", "--heel-threshold-n",
+                   "--placement", "--truth", "--tolerance-ms", "--config"):
+        assert option in out
+
+
+def test_bad_detector_config_names_each_field(tmp_path, capsys):
+    path = tmp_path / "trial.toml"
+    path.write_text('[detector]\nsensor = "knee"\n[detector.heel.force]\nrelease_force_n = 30\n')
+    assert main(["check-config", str(path)]) == 2
+    err = capsys.readouterr().err
+    assert "detector.sensor: input should be 'gyro', 'heel' or 'fused'" in err
+    assert "detector.heel.force.release_force_n" in err and "contact_force_n (20)" in err

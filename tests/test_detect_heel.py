@@ -1,0 +1,155 @@
+"""The heel switch / heel force detector: simulated walks, bounces, clonus, faults, and
+the PhysioNet gaitpdb force insoles."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from detect_signals import (
+    clonus_stand,
+    estimated,
+    nearest_errors,
+    simulated_walk,
+    splice,
+    with_column,
+)
+from pydantic import ValidationError
+
+from controller.cli import main
+from controller.detect.detector import detect_batch, heel_setup
+from controller.detect.events import Event, Phase
+from controller.detect.heel import HEEL_FORCE, HEEL_SWITCH, HeelDetectorConfig
+
+DATA = Path(__file__).parent / "data" / "gaitpdb"
+
+
+def detect(signals, heel_input="switch", config=None):
+    config = config or (HEEL_SWITCH if heel_input == "switch" else HEEL_FORCE)
+    return detect_batch(heel_setup(config, heel_input), signals.t_s, None,
+                        signals.heel(heel_input))
+
+
+@pytest.mark.parametrize("rate_hz", [100.0, 500.0])
+@pytest.mark.parametrize("patient", ["healthy", "severe"])
+def test_simulated_switch_dates_contact_and_release_to_a_sample(rate_hz, patient):
+    walk = simulated_walk(patient, 30.0, 3, rate_hz)
+    phases, events = detect(walk)
+    period = 1.0 / rate_hz
+    # Locked on by the first heel strike it sees (or after 200 ms of contact).
+    t_lock = walk.t_s[np.flatnonzero(phases != Phase.UNKNOWN)[0]]
+    assert t_lock < walk.true_times(Event.HEEL_STRIKE)[0] + 0.05
+    for kind in (Event.HEEL_STRIKE, Event.HEEL_OFF):
+        truth = walk.true_times(kind)
+        truth = truth[truth >= t_lock - 0.05]
+        errors = nearest_errors(estimated(events, kind), truth)
+        # The switch changes at the first sample at or after the event.
+        assert np.all((errors >= -1e-9) & (errors < period + 1e-9)), errors
+        assert estimated(events, kind).size == truth.size
+    # Toe off is an estimate from heel off and the stride: within 80 ms on these walks.
+    toe_off = walk.true_times(Event.TOE_OFF)
+    errors = nearest_errors(estimated(events, Event.TOE_OFF), toe_off[toe_off > t_lock])
+    assert np.all(np.abs(errors) < 0.080), errors
+    # Heel strike is known after the debounce; the phase follows the events.
+    for e in events:
+        i = int(np.searchsorted(walk.t_s, e.t_known_s))
+        assert e.latency_s <= HEEL_SWITCH.debounce_ms / 1000.0 + period + 1e-9 or (
+            e.event == Event.TOE_OFF
+        )
+        expected = {Event.HEEL_STRIKE: Phase.LOADING, Event.HEEL_OFF: Phase.PRE_SWING,
+                    Event.TOE_OFF: Phase.SWING}[e.event]
+        assert phases[i] == expected
+    assert Phase.UNKNOWN not in phases[walk.t_s >= t_lock]
+
+
+def test_switch_bounce_gives_one_heel_strike():
+    walk = simulated_walk("moderate", 12.0, 4, 1000.0)
+    switch = walk.heel_switch.copy()
+    for hs in walk.true_times(Event.HEEL_STRIKE):
+        # Contact bounces: open again for 5 ms, 8 ms after the first touch.
+        switch[(walk.t_s >= hs + 0.008) & (walk.t_s < hs + 0.013)] = 0.0
+    _, events = detect(with_column(walk, "heel_switch", switch))
+    truth = walk.true_times(Event.HEEL_STRIKE)
+    assert estimated(events, Event.HEEL_STRIKE).size == truth.size
+    assert np.all(np.abs(nearest_errors(estimated(events, Event.HEEL_STRIKE), truth)) < 0.002)
+
+
+@pytest.mark.parametrize("heel_input", ["switch", "force"])
+def test_clonus_while_standing_gives_no_step(heel_input):
+    rate_hz = 200.0
+    walk = simulated_walk("severe", 15.0, 5, rate_hz)
+    stand = clonus_stand(rate_hz, 10.0, 6)
+    signals = splice(walk, stand)
+    phases, events = detect(signals, heel_input)
+    start = walk.t_s[-1] + 1.0 / rate_hz
+    during = signals.t_s >= start + 0.5  # after the last step's loading
+    late = [e for e in events if e.t_known_s >= start + 0.5]
+    # At most the first release can open a pre-swing; no toe off, no heel strike.
+    assert all(e.event == Event.HEEL_OFF for e in late) and len(late) <= 1
+    assert Phase.SWING not in phases[during]
+    pre_swings = np.count_nonzero(np.diff((phases[during] == Phase.PRE_SWING).astype(int)) == 1)
+    assert pre_swings <= 1
+
+
+def test_force_hysteresis_ignores_noise_around_the_threshold():
+    rate_hz = 500.0
+    t = np.arange(0.0, 6.0, 1.0 / rate_hz)
+    rng = np.random.default_rng(7)
+    # Standing on the heel, then the heel load drifts around 15 N (between release and
+    # contact thresholds) with 4 N noise for 3 s: no edge at all.
+    force = np.where(t < 2.0, 400.0, 15.0 + 4.0 * rng.standard_normal(t.size))
+    phases, events = detect_batch(heel_setup(HEEL_FORCE, "force"), t, None, force)
+    assert events == []
+    assert phases[-1] == Phase.STANCE
+
+
+def test_heel_lifted_too_long_gives_unknown_then_locks_again():
+    rate_hz = 100.0
+    t = np.arange(0.0, 6.0, 1.0 / rate_hz)
+    switch = np.where((t >= 1.0) & (t < 3.5), 0.0, 1.0)
+    phases, events = detect_batch(heel_setup(HEEL_SWITCH, "switch"), t, None, switch)
+    limit = 1.0 + HEEL_SWITCH.max_unloaded_ms / 1000.0
+    assert phases[int(0.9 * rate_hz)] == Phase.STANCE
+    assert phases[int(1.1 * rate_hz)] == Phase.PRE_SWING
+    assert np.all(phases[(t > limit + 0.02) & (t < 3.5)] == Phase.UNKNOWN)
+    relock = 3.5 + HEEL_SWITCH.lock_contact_ms / 1000.0
+    assert np.all(phases[(t > 3.5) & (t < relock - 0.02)] == Phase.UNKNOWN)
+    assert phases[-1] == Phase.STANCE
+    # The lift was reported as heel off and (after min_unloaded) toe off, never a strike.
+    assert [e.event for e in events] == [Event.HEEL_OFF, Event.TOE_OFF]
+
+
+def test_missing_samples_hold_then_unknown():
+    rate_hz = 100.0
+    t = np.arange(0.0, 3.0, 1.0 / rate_hz)
+    switch = np.ones(t.size)
+    switch[(t >= 1.0) & (t < 1.05)] = np.nan  # 50 ms: held
+    switch[(t >= 2.0) & (t < 2.5)] = np.nan  # 500 ms: unknown
+    phases, _ = detect_batch(heel_setup(HEEL_SWITCH, "switch"), t, None, switch)
+    assert np.all(phases[(t >= 0.5) & (t < 2.0)] == Phase.STANCE)
+    assert np.all(phases[(t > 2.11) & (t < 2.5)] == Phase.UNKNOWN)
+    assert phases[-1] == Phase.STANCE
+
+
+def test_release_above_contact_is_refused_with_both_fields_named():
+    with pytest.raises(ValidationError, match=r"release_force_n .* contact_force_n"):
+        HeelDetectorConfig(contact_force_n=10.0, release_force_n=20.0)
+
+
+@pytest.mark.parametrize("side", ["left", "right"])
+def test_gaitpdb_heel_force_sensor(tmp_path, capsys, side):
+    """Real force insoles: heel strike from the heel sensor at the total-force contact."""
+    assert main([
+        "detect", "--input", str(DATA / "GaCo01_01_heel.csv"),
+        "--output", str(tmp_path / "events.csv"), "--sensor", "heel",
+        "--heel-column", f"heel_{side}_n", "--heel-threshold-n", "20",
+        "--truth", str(DATA / f"GaCo01_01_{side}_events.csv"),
+    ]) == 0
+    report = json.loads(capsys.readouterr().out)["events"]
+    hs, to = report["heel_strike"], report["toe_off"]
+    assert hs["recall"] >= 0.97 and hs["precision"] >= 0.93
+    assert abs(hs["median_error_ms"]) <= 10.0 and hs["p95_abs_error_ms"] <= 20.0
+    assert to["recall"] >= 0.97 and to["precision"] >= 0.93
+    assert to["median_abs_error_ms"] <= 20.0
