@@ -135,7 +135,8 @@ def test_commands_carry_the_pulse_shape():
 def test_extension_holds_after_heel_strike_for_its_set_time_then_ramps_down():
     trace = drive(
         one_channel(CFG),
-        [(0.1, Phase.PRE_SWING, ()), (0.6, Phase.LOADING, (Event.HEEL_STRIKE,))],
+        [(0.1, Phase.PRE_SWING, ()), (0.2, Phase.SWING, (Event.TOE_OFF,)),
+         (0.6, Phase.LOADING, (Event.HEEL_STRIKE,))],
         1.2,
     )
     assert amplitude_at(trace, 0.6 + 0.118) == pytest.approx(40.0)
@@ -423,3 +424,22 @@ def test_whatever_the_detector_says_trains_stay_bounded(script, trigger, min_off
             if phase == Phase.UNKNOWN:
                 assert level <= previous + 1e-9
             previous = level
+
+
+def test_pre_swing_taken_back_without_a_swing_ramps_down_at_once():
+    """Clonus onset opens a pre-swing that returns to stance: no 1.5 s train follows."""
+    sched = one_channel(CFG)
+    trace = drive(sched, [(0.1, Phase.PRE_SWING, ()), (0.3, Phase.STANCE, ())], 2.0)
+    assert amplitude_at(trace, 0.29) == pytest.approx(40.0)
+    assert amplitude_at(trace, 0.35) == pytest.approx(20.0, abs=0.01)
+    assert all(not c.on for t, c in trace if t >= 0.4)
+    assert sched.reports()[0].unconfirmed == 1
+
+
+def test_pre_swing_followed_by_swing_holds_until_heel_strike():
+    trace = drive(
+        one_channel(CFG),
+        [(0.1, Phase.PRE_SWING, ()), (0.2, Phase.SWING, ()), (0.6, Phase.STANCE, ())],
+        1.0,
+    )
+    assert amplitude_at(trace, 0.7) == pytest.approx(40.0)

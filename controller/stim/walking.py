@@ -62,6 +62,7 @@ class GaitChannel:
         self._used_prediction_s = math.nan  # the prediction that last started a train
         self._train_prediction_s = math.nan  # the toe off this train expects
         self._confirm_by_s = math.nan  # NaN unless this train awaits a detected toe off
+        self._awaiting_swing = False  # a pre-swing start not yet followed by a swing
 
     def _event_trigger(self, trigger: str, phase: Phase, kinds: frozenset[Event]) -> bool:
         if trigger == "pre_swing":
@@ -108,6 +109,7 @@ class GaitChannel:
         predicted_s = self._predictor.next_toe_off_s
         self._train_prediction_s = predicted_s if predicted_s >= t_s else math.nan
         self._confirm_by_s = math.nan
+        self._awaiting_swing = why == "pre_swing"
         if why == "prediction":
             self._train_prediction_s = self._used_prediction_s
             self._confirm_by_s = self._used_prediction_s + self.config.confirm_ms / 1000.0
@@ -134,8 +136,24 @@ class GaitChannel:
             self.unconfirmed += 1
             self._confirm_by_s = math.nan
             env.ramp_down(t_s)
+        if self._awaiting_swing:
+            self._check_swing_follows(t_s, phase, kinds)
         if env.rising_or_holding and self._stop_reached(t_s, kinds):
             env.extend(t_s)
+
+    def _check_swing_follows(self, t_s: float, phase: Phase, kinds: frozenset[Event]) -> None:
+        """End a pre-swing start that the detector takes back.
+
+        A pre-swing that returns to stance without a toe off was no step (the onset of
+        clonus or a spasm looks like a heel rise): the train ramps down at once instead of
+        running to its timeout.
+        """
+        if Event.TOE_OFF in kinds or phase == Phase.SWING:
+            self._awaiting_swing = False
+        elif phase in (Phase.STANCE, Phase.LOADING):
+            self._awaiting_swing = False
+            self.unconfirmed += 1
+            self.envelope.ramp_down(t_s)
 
     def step(self, t_s: float, phase: Phase, kinds: frozenset[Event]) -> StimCommand:
         """Advance to ``t_s`` given the detector's phase and the events now known."""
