@@ -10,11 +10,11 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from controller.commands import check_config, sim, sweep
+from controller.commands import check_config, report, sim, sweep
 from controller.commands.common import EXIT_INTERRUPTED, EXIT_USAGE
 from controller.validation import ConfigError
 
-COMMANDS = (sim, sweep, check_config)
+COMMANDS = (sim, sweep, report, check_config)
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -76,9 +76,10 @@ def run_sweep(
     checks: Sequence[Requirement] = (),
     *,
     summaries_only: bool = False,
-    stream: TextIO = sys.stderr,
+    stream: TextIO | None = None,
 ) -> SweepOutcome:
-    """Run every unfinished trial of ``plan`` into ``out``; write the tables."""
+    """Run every unfinished trial of ``plan`` into ``out``; write the tables. Progress
+    goes to ``stream`` (default: standard error at the time of the call)."""
     store = SweepStore(out)
     with store.locked():
         store.remove_partials()
@@ -91,7 +92,7 @@ def run_sweep(
             if (summary := summaries[trial.key]) is not None:
                 check_names(trial, summary)
                 break
-        progress = Progress(outcome.total, outcome.reused, stream)
+        progress = Progress(outcome.total, outcome.reused, stream or sys.stderr)
         progress.show()
         try:
             _run_todo(todo, executor, store, summaries, outcome, progress, check_names,
