@@ -9,6 +9,7 @@ import os
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from controller.commands.common import (
     EXIT_INTERRUPTED,
@@ -17,6 +18,9 @@ from controller.commands.common import (
     add_require_option,
 )
 from controller.validation import ConfigError
+
+if TYPE_CHECKING:
+    from controller.sweep.plan import SweepSpec
 
 EXIT_TRIALS_FAILED = 4  # some trials raised an error; the others' results are written
 SHOWN_PROBLEMS = 10
@@ -32,7 +36,8 @@ def _workers(args: argparse.Namespace) -> int:
     return int(args.workers)
 
 
-def _spec(args: argparse.Namespace):  # type: ignore[no-untyped-def]
+def _spec(args: argparse.Namespace) -> SweepSpec:
+    """The sweep the options describe; every malformed --grid/--random named at once."""
     from controller.sweep.plan import SweepSpec, parse_grid, parse_random
 
     problems: list[str] = []

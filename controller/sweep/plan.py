@@ -20,7 +20,6 @@ import json
 import math
 import re
 import tomllib
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -270,8 +269,3 @@ def build_plan(spec: SweepSpec) -> SweepPlan:
         raise ConfigError(SOURCE, problems)
     return SweepPlan(spec, parameters, tuple(trials))
 
-
-def varying(plan: SweepPlan, keys: Sequence[str] | None = None) -> list[str]:
-    """The parameters (of ``keys``, default all) that take more than one value."""
-    chosen = plan.parameters if keys is None else keys
-    return [k for k in chosen if len({repr(t.params[k]) for t in plan.trials}) > 1]

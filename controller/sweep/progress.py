@@ -49,6 +49,7 @@ class Progress:
         self._start = clock()
         self._log_every_s = log_every_s
         self._last_log = -float("inf")
+        self._logged_done = -1
         self._live = stream.isatty()
 
     def eta_s(self) -> float | None:
@@ -86,12 +87,18 @@ class Progress:
         if self._live:
             self._stream.write(f"\r{self.line()}\x1b[K")
         elif now - self._last_log >= self._log_every_s or self.done == self.total:
-            self._stream.write(self.line() + "\n")
+            self._log()
             self._last_log = now
         self._stream.flush()
 
+    def _log(self) -> None:
+        self._stream.write(self.line() + "\n")
+        self._logged_done = self.done
+
     def finish(self) -> None:
-        """End the in-place line so later output starts on a new line."""
+        """End the in-place line (terminal), or log the final count if not yet (log)."""
         if self._live:
             self._stream.write("\n")
-            self._stream.flush()
+        elif self._logged_done != self.done:
+            self._log()
+        self._stream.flush()
