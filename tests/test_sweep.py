@@ -97,6 +97,11 @@ def test_maximised_objective_reverses_the_order(swept, tmp_path, capsys):
     assert "0 trials run now, 6 from an earlier run" in capsys.readouterr().out
 
 
+def test_dry_run_validates_and_counts_finished_trials(swept, capsys):
+    assert main([*SWEEP, "--out", str(swept), "--dry-run"]) == 0
+    assert "6 of 6 trials already finished" in capsys.readouterr().out
+
+
 def test_same_sweep_same_table(swept, tmp_path):
     again = tmp_path / "again"
     assert main([*SWEEP, "--out", str(again)]) == 0

@@ -76,6 +76,7 @@ def _run(args: argparse.Namespace) -> int:
     from controller.sweep.progress import format_duration
     from controller.sweep.ranking import parse_objective, render_ranking
     from controller.sweep.run import FAILURES, RANKING, RESULTS, run_sweep
+    from controller.sweep.store import SweepStore
     from controller.trial.require import parse_requirements
 
     terms = parse_objective(args.objective)
@@ -87,6 +88,10 @@ def _run(args: argparse.Namespace) -> int:
     print(f"sweep: {len(plan.trials)} trials over {', '.join(plan.parameters)} "
           f"into {out}, on {where}")
     if args.dry_run:
+        store = SweepStore(out)
+        finished = sum(store.finished(t.key) is not None for t in plan.trials)
+        print(f"dry run: every config is valid; {finished} of {len(plan.trials)} trials "
+              f"already finished in {out}")
         return EXIT_OK
     executor = (
         functools.partial(executors.run_dask, address=args.scheduler) if args.scheduler
