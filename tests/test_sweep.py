@@ -218,3 +218,13 @@ def test_progress_estimates_time_left_from_this_runs_pace():
     assert "6/10" in progress.line() and "~12 s left" in progress.line()
     assert stream.getvalue().count("\n") == 2
     assert format_duration(125) == "2 min 05 s" and format_duration(7260) == "2 h 01 min"
+
+
+def test_help_explains_every_sweep_option(capsys):
+    with pytest.raises(SystemExit):
+        main(["sweep", "--help"])
+    out = capsys.readouterr().out
+    for option in ("--config", "--grid", "--random", "--samples", "--sample-seed", "--patients",
+                   "--seeds", "--duration-s", "--workers", "--scheduler", "--out", "--objective",
+                   "--require", "--summaries-only", "--dry-run", "Exit codes"):
+        assert option in out

@@ -172,7 +172,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="trials per setting and patient, with seeds sim.seed, sim.seed+1, ... (default 1)",
     )
     sweep.add_argument(
-        "--duration-s", type=float, metavar="S", help="length of every trial in seconds"
+        "--duration-s", type=float, metavar="S",
+        help="length of every trial in seconds (default: the config's loop.duration_s)",
     )
     sweep.add_argument(
         "--workers", type=int, metavar="N",
