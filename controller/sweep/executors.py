@@ -37,9 +37,10 @@ def _ignore_ctrl_c() -> None:
 
 
 def run_processes(tasks: Sequence[Task], workers: int) -> Generator[Result, None, None]:
-    """Trials on ``workers`` local processes, yielded as they finish."""
+    """Trials on ``workers`` local processes (no more than there are trials), yielded as
+    they finish."""
     context = multiprocessing.get_context("spawn")
-    pool = context.Pool(workers, initializer=_ignore_ctrl_c)
+    pool = context.Pool(max(1, min(workers, len(tasks))), initializer=_ignore_ctrl_c)
     try:
         items = [(i, config, only) for i, (config, only) in enumerate(tasks)]
         yield from pool.imap_unordered(_star_guarded, items, chunksize=1)

@@ -115,6 +115,8 @@ def _run_todo(
     check_names: _NameCheck,
     summaries_only: bool,
 ) -> None:
+    if not todo:  # nothing left: start no workers, connect to no cluster
+        return
     tasks: list[Task] = [(t.config, summaries_only) for t in todo]
     with closing(executor(tasks)) as results:
         for index, result in results:
