@@ -1,7 +1,8 @@
 """The ``fes`` command: builds the parser from ``controller.commands`` and runs one.
 
 Exit codes: 0 success; 2 a usage or configuration error (the message names every bad
-field and its allowed range); 130 interrupted by Ctrl-C (outputs off, files written).
+field and its allowed range); 3 a ``--require`` check failed; 4 some trials of a sweep
+raised an error; 130 interrupted by Ctrl-C (outputs off, files written).
 """
 
 from __future__ import annotations
@@ -10,11 +11,11 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from controller.commands import check_config, detect, sim
+from controller.commands import check_config, detect, report, sim, sweep
 from controller.commands.common import EXIT_INTERRUPTED, EXIT_USAGE
 from controller.validation import ConfigError
 
-COMMANDS = (sim, check_config, detect)
+COMMANDS = (sim, sweep, report, detect, check_config)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -22,7 +23,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="fes",
         description="Drop-foot FES timing controller and simulator.",
-        epilog="Exit codes: 0 ok, 2 bad usage or configuration, 130 interrupted.",
+        epilog="Exit codes: 0 ok, 2 bad usage or configuration, 3 a --require check failed, "
+        "4 some trials of a sweep failed, 130 interrupted.",
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for command in COMMANDS:

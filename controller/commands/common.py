@@ -1,7 +1,9 @@
-"""What several subcommands share: exit codes and loading a checked trial config."""
+"""What several subcommands share: exit codes, loading a checked trial config, the
+``--require`` option."""
 
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 from typing import Any
 
@@ -9,6 +11,7 @@ from controller.config import TrialConfig, load_config
 
 EXIT_OK = 0
 EXIT_USAGE = 2
+EXIT_REQUIREMENT_FAILED = 3  # a --require check on the summary figures failed
 EXIT_INTERRUPTED = 130
 
 
@@ -19,3 +22,14 @@ def load_checked(path: Path | None, overrides: dict[str, Any]) -> TrialConfig:
     config = load_config(path, overrides)
     load_patient(config.sim.patient)
     return config
+
+
+def add_require_option(parser: argparse.ArgumentParser, what: str) -> None:
+    """The repeatable ``--require FIGURE OP VALUE`` option of ``fes sim`` and ``fes sweep``."""
+    parser.add_argument(
+        "--require", action="append", metavar="CHECK",
+        help=f"fail (exit {EXIT_REQUIREMENT_FAILED}) unless {what} meets CHECK, a summary "
+        "figure by its dotted name, an operator (<=, <, >=, >, ==, !=) and a value, e.g. "
+        "'clearance.toe_drag_events<=2' or 'stopped_by==duration'; repeatable; a null "
+        "figure fails, an unknown name is a usage error (exit 2)",
+    )

@@ -7,7 +7,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from controller.commands.common import EXIT_INTERRUPTED, EXIT_OK, load_checked
+from controller.commands.common import (
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_REQUIREMENT_FAILED,
+    add_require_option,
+    load_checked,
+)
 from controller.resources import available
 
 
@@ -30,9 +36,12 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from controller.trial.figures import flatten
+    from controller.trial.require import failures, parse_requirements
     from controller.trial.simulated import run_simulated_trial
     from controller.trial.summary import render_text
 
+    checks = parse_requirements(args.require)
     config = load_checked(args.config, _overrides(args))
     out_dir = args.out or Path("runs") / f"{Path(config.sim.patient).stem}-seed{config.sim.seed}"
     summary = run_simulated_trial(config, out_dir)
@@ -41,7 +50,10 @@ def _run(args: argparse.Namespace) -> int:
     if summary["stopped_by"] == "interrupted":
         print("interrupted: outputs off, files hold the samples recorded so far", file=sys.stderr)
         return EXIT_INTERRUPTED
-    return EXIT_OK
+    failed = failures(checks, flatten(summary))
+    for message in failed:
+        print(f"fes: requirement {message}", file=sys.stderr)
+    return EXIT_REQUIREMENT_FAILED if failed else EXIT_OK
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -85,4 +97,5 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--out", type=Path, metavar="DIR",
         help="output folder (default runs/<patient>-seed<N>)",
     )
+    add_require_option(sim, "the trial's summary")
     sim.set_defaults(handler=_run)

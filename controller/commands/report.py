@@ -1,0 +1,48 @@
+"""``fes report``: PNG figures and a short report.md for a trial or a sweep folder."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from controller.commands.common import EXIT_OK
+
+
+def _run(args: argparse.Namespace) -> int:
+    from controller.report.document import make_report
+
+    over = [k.strip() for k in args.over.split(",")] if args.over else None
+    report = make_report(args.folder, args.out, args.objective, over)
+    print(f"report: {report.path} ({len(report.figures)} figures)")
+    return EXIT_OK
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add ``fes report`` to the subcommands."""
+    report = sub.add_parser(
+        "report",
+        help="figures (PNG) and report.md for a trial or a sweep folder",
+        description="Draw the figures of a trial folder (fes sim) or a sweep folder "
+        "(fes sweep) as PNG files with matplotlib and write a short report.md linking "
+        "them. A trial: stride-normalised shank gyro with detected and true events, "
+        "stimulation envelope against gait phase, ankle angle and toe clearance per "
+        "stride, clearance and onset-error distributions. A sweep: the objective over one "
+        "or two swept parameters (line or heat map), the spread over its trials, the best "
+        "settings and the figures of the best setting's first trial. Needs matplotlib "
+        "(pip install 'fes-timing[report]').",
+    )
+    report.add_argument("folder", type=Path, metavar="DIR", help="a trial or a sweep folder")
+    report.add_argument(
+        "--out", type=Path, metavar="DIR", help="where to write (default DIR/report)"
+    )
+    report.add_argument(
+        "--objective", metavar="NAME,...",
+        help="for a sweep: figures to rank and plot (max:NAME to maximise); default: the "
+        "objective the sweep was run with",
+    )
+    report.add_argument(
+        "--over", metavar="KEY[,KEY]",
+        help="for a sweep: the one or two swept parameters to plot the objective over "
+        "(default: the first two that vary)",
+    )
+    report.set_defaults(handler=_run)

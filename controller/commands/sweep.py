@@ -1,0 +1,208 @@
+"""``fes sweep``: many seeded simulated trials over a grid or random ranges of config
+values, patients and seeds; resumable; tabulated and ranked by an objective."""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import os
+import sys
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from controller.commands.common import (
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_REQUIREMENT_FAILED,
+    add_require_option,
+)
+from controller.validation import ConfigError
+
+if TYPE_CHECKING:
+    from controller.sweep.plan import SweepSpec
+
+EXIT_TRIALS_FAILED = 4  # some trials raised an error; the others' results are written
+SHOWN_PROBLEMS = 10
+
+
+def _workers(args: argparse.Namespace) -> int:
+    if args.workers is None:
+        return len(os.sched_getaffinity(0))
+    if args.scheduler is not None:
+        raise ConfigError("--workers", ["applies to local processes; a Dask cluster has its own"])
+    if args.workers < 1:
+        raise ConfigError("--workers", [f"must be >= 1 (got {args.workers})"])
+    return int(args.workers)
+
+
+def _spec(args: argparse.Namespace) -> SweepSpec:
+    """The sweep the options describe; every malformed --grid/--random named at once."""
+    from controller.sweep.plan import SweepSpec, parse_grid, parse_random
+
+    problems: list[str] = []
+    grid, random = [], []
+    for text in args.grid or []:
+        try:
+            grid.append(parse_grid(text))
+        except ConfigError as err:
+            problems += err.problems
+    for text in args.random or []:
+        try:
+            random.append(parse_random(text))
+        except ConfigError as err:
+            problems += err.problems
+    if args.seeds < 1:
+        problems.append(f"--seeds: must be >= 1 (got {args.seeds})")
+    if problems:
+        raise ConfigError("fes sweep", problems)
+    fixed = {} if args.duration_s is None else {"loop.duration_s": args.duration_s}
+    patients = tuple(p.strip() for p in args.patients.split(",")) if args.patients else ()
+    return SweepSpec(
+        base_config=args.config,
+        grid=tuple(grid),
+        random=tuple(random),
+        samples=args.samples,
+        sample_seed=args.sample_seed,
+        patients=patients,
+        seeds=args.seeds,
+        fixed=fixed,
+    )
+
+
+def _run(args: argparse.Namespace) -> int:
+    from controller.sweep import executors
+    from controller.sweep.plan import build_plan
+    from controller.sweep.progress import format_duration
+    from controller.sweep.ranking import parse_objective, render_ranking
+    from controller.sweep.run import FAILURES, RANKING, RESULTS, run_sweep
+    from controller.sweep.store import SweepStore
+    from controller.trial.require import parse_requirements
+
+    terms = parse_objective(args.objective)
+    checks = parse_requirements(args.require)
+    workers = _workers(args)
+    plan = build_plan(_spec(args))
+    out = args.out or Path("runs") / f"sweep-{plan.key}"
+    where = f"Dask cluster at {args.scheduler}" if args.scheduler else f"{workers} process(es)"
+    print(f"sweep: {len(plan.trials)} trials over {', '.join(plan.parameters)} "
+          f"into {out}, on {where}")
+    if args.dry_run:
+        store = SweepStore(out)
+        finished = sum(store.finished(t.key) is not None for t in plan.trials)
+        print(f"dry run: every config is valid; {finished} of {len(plan.trials)} trials "
+              f"already finished in {out}")
+        return EXIT_OK
+    executor = (
+        functools.partial(executors.run_dask, address=args.scheduler) if args.scheduler
+        else executors.run_serial if workers == 1
+        else functools.partial(executors.run_processes, workers=workers)
+    )
+    start = time.monotonic()
+    outcome = run_sweep(plan, out, executor, terms, checks, summaries_only=args.summaries_only)
+    print(f"sweep: {outcome.ran} trials run now, {outcome.reused} from an earlier run, "
+          f"{len(outcome.failed)} failed, in {format_duration(time.monotonic() - start)}")
+    print(f"files: {out}/{RESULTS} (one row per trial), {out}/{RANKING}, {out}/trials/")
+    if outcome.ranked:
+        order = ", then ".join(str(t) for t in terms)
+        print(f"best settings by {order} (mean over seeds):")
+        print(render_ranking(outcome.ranked, plan.parameters, terms))
+    if outcome.interrupted:
+        finished = outcome.reused + outcome.ran
+        print(f"fes: interrupted: {finished} of {outcome.total} trials finished; run the same "
+              "command again to run the rest", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    if outcome.failed:
+        print(f"fes: {len(outcome.failed)} trials failed (errors in {out}/{FAILURES}); "
+              "run the same command again to retry them", file=sys.stderr)
+        return EXIT_TRIALS_FAILED
+    for message in outcome.unmet[:SHOWN_PROBLEMS]:
+        print(f"fes: requirement {message}", file=sys.stderr)
+    if len(outcome.unmet) > SHOWN_PROBLEMS:
+        print(f"fes: ... and {len(outcome.unmet) - SHOWN_PROBLEMS} more failed checks",
+              file=sys.stderr)
+    return EXIT_REQUIREMENT_FAILED if outcome.unmet else EXIT_OK
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add ``fes sweep`` to the subcommands."""
+    from controller.sweep.ranking import DEFAULT_OBJECTIVE
+
+    sweep = sub.add_parser(
+        "sweep",
+        help="run many seeded simulated trials over parameter values, patients and seeds",
+        description="Run every combination of --grid values (times --samples random draws "
+        "of the --random ranges), patients and seeds as independent seeded trials; write "
+        "results.csv (one row per trial: parameters and every summary figure) and "
+        "ranking.csv (settings ranked by --objective). Finished trials are kept in "
+        "DIR/trials/: run the same command again after an interruption and only the "
+        "missing trials run. Every config is validated before any trial runs.",
+        epilog=f"Exit codes: 0 ok, 2 bad usage or configuration, {EXIT_REQUIREMENT_FAILED} "
+        f"a --require check failed, {EXIT_TRIALS_FAILED} some trials raised an error, "
+        "130 interrupted (finished trials kept).",
+    )
+    sweep.add_argument(
+        "--config", type=Path, metavar="FILE",
+        help="base TOML config every trial starts from (over configs/default.toml)",
+    )
+    sweep.add_argument(
+        "--grid", action="append", metavar="KEY=V1,V2,...",
+        help="a dotted config key and its values, e.g. stim.peroneal.amplitude_ma=30,35,40; "
+        "repeatable, every combination runs",
+    )
+    sweep.add_argument(
+        "--random", action="append", metavar="KEY=LOW:HIGH",
+        help="a dotted config key drawn in [LOW, HIGH] (whole numbers if both are integers), "
+        "Latin hypercube over all --random keys; repeatable; needs --samples",
+    )
+    sweep.add_argument(
+        "--samples", type=int, default=0, metavar="N",
+        help="number of random draws, each crossed with every --grid combination",
+    )
+    sweep.add_argument(
+        "--sample-seed", type=int, default=0, metavar="N",
+        help="seed of the random draws (default 0; the same seed draws the same values)",
+    )
+    sweep.add_argument(
+        "--patients", metavar="A,B,...",
+        help="patient profiles to run every setting on (default: the config's patient)",
+    )
+    sweep.add_argument(
+        "--seeds", type=int, default=1, metavar="N",
+        help="trials per setting and patient, with seeds sim.seed, sim.seed+1, ... (default 1)",
+    )
+    sweep.add_argument(
+        "--duration-s", type=float, metavar="S",
+        help="length of every trial in seconds (default: the config's loop.duration_s)",
+    )
+    sweep.add_argument(
+        "--workers", type=int, metavar="N",
+        help="local worker processes (default: one per CPU; 1 runs in this process)",
+    )
+    sweep.add_argument(
+        "--scheduler", metavar="ADDRESS",
+        help="run the trials on the Dask cluster whose scheduler is at ADDRESS, e.g. "
+        "tcp://10.0.0.5:8786 (needs the dask extra: pip install 'fes-timing[dask]')",
+    )
+    sweep.add_argument(
+        "--out", type=Path, metavar="DIR",
+        help="sweep folder (default runs/sweep-<hash of the trials>, so the same command "
+        "resumes into the same folder)",
+    )
+    sweep.add_argument(
+        "--objective", default=DEFAULT_OBJECTIVE, metavar="NAME,...",
+        help="summary figures (or swept keys) to rank settings by, first one first, each "
+        f"minimised unless written max:NAME (default {DEFAULT_OBJECTIVE}: fewest toe "
+        "drags, then least charge)",
+    )
+    add_require_option(sweep, "every trial's summary")
+    sweep.add_argument(
+        "--summaries-only", action="store_true",
+        help="keep only summary.json and config.json of each trial (no samples.csv or "
+        "events.csv: far less disk, but no per-trial figures in fes report)",
+    )
+    sweep.add_argument(
+        "--dry-run", action="store_true",
+        help="validate every trial's config, print the number of trials and stop",
+    )
+    sweep.set_defaults(handler=_run)

@@ -1,0 +1,117 @@
+"""A finished trial read back from its folder, and its signals cut into strides.
+
+A stride runs from one true heel strike to the next and is shown on a 0-100 % gait-cycle
+axis (stride-normalised): stance first, toe off at about 60 %, swing to 100 %. Events are
+placed on that axis by the stride they fall in, so a detected heel strike a little
+early shows near 100 % and one a little late near 0 %.
+"""
+
+from __future__ import annotations
+
+import csv
+import itertools
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from controller.validation import ConfigError
+
+TRIAL_FILES = ("samples.csv", "events.csv", "summary.json", "config.json")
+CYCLE_POINTS = 201  # resolution of the normalised gait cycle
+CYCLE_PERCENT = np.linspace(0.0, 100.0, CYCLE_POINTS)
+
+
+@dataclass(frozen=True)
+class TrialData:
+    """Columns of ``samples.csv``, events of ``events.csv``, the summary and config."""
+
+    folder: Path
+    columns: Mapping[str, np.ndarray]
+    events: tuple[tuple[float, str, str], ...]  # (time_s, source, event)
+    summary: Mapping[str, Any]
+    config: Mapping[str, Any]
+
+    def times(self, source: str, event: str) -> np.ndarray:
+        """Event times of one source (``true`` or ``detected``) and kind, in seconds."""
+        return np.array([t for t, s, e in self.events if s == source and e == event])
+
+    @property
+    def heel_strikes_s(self) -> np.ndarray:
+        """True heel strikes: the stride boundaries."""
+        return self.times("true", "heel_strike")
+
+    @property
+    def strides(self) -> int:
+        """Complete strides recorded."""
+        return max(0, self.heel_strikes_s.size - 1)
+
+    def title(self) -> str:
+        """``patient moderate, seed 0, 60 s``: what a figure is of."""
+        sim = self.config.get("sim", {})
+        duration = self.summary.get("duration_s")
+        length = f", {duration:g} s" if isinstance(duration, int | float) else ""
+        return f"patient {sim.get('patient', '?')}, seed {sim.get('seed', '?')}{length}"
+
+
+def is_trial(folder: Path) -> bool:
+    """True if ``folder`` holds every file of a trial."""
+    return all((folder / name).is_file() for name in TRIAL_FILES)
+
+
+def _column(values: list[str]) -> np.ndarray:
+    try:
+        return np.array([float(v) if v else np.nan for v in values])
+    except ValueError:  # a text column (the phase)
+        return np.array(values)
+
+
+def load_trial(folder: Path) -> TrialData:
+    """Read a trial folder; a usage error naming the folder if files are missing."""
+    missing = [name for name in TRIAL_FILES if not (folder / name).is_file()]
+    if missing:
+        raise ConfigError(str(folder), [f"not a trial folder: no {', '.join(missing)}"])
+    with (folder / "samples.csv").open(encoding="utf-8") as handle:
+        reader = csv.reader(handle)
+        header = next(reader)
+        cells = list(zip(*reader, strict=True)) or [() for _ in header]
+    columns = {name: _column(list(col)) for name, col in zip(header, cells, strict=True)}
+    with (folder / "events.csv").open(encoding="utf-8") as handle:
+        events = tuple(
+            (float(row["time_s"]), row["source"], row["event"]) for row in csv.DictReader(handle)
+        )
+    return TrialData(
+        folder=folder,
+        columns=columns,
+        events=events,
+        summary=json.loads((folder / "summary.json").read_text()),
+        config=json.loads((folder / "config.json").read_text()),
+    )
+
+
+def stride_matrix(data: TrialData, values: np.ndarray) -> np.ndarray:
+    """One row per complete stride: ``values`` (a signal of the trial, one per sample)
+    resampled on ``CYCLE_PERCENT``."""
+    t = data.columns["time_s"]
+    values = np.asarray(values, dtype=float)
+    hs = data.heel_strikes_s
+    rows = [
+        np.interp(start + CYCLE_PERCENT / 100.0 * (end - start), t, values)
+        for start, end in itertools.pairwise(hs)
+    ]
+    return np.array(rows).reshape(len(rows), CYCLE_POINTS)
+
+
+def cycle_position(data: TrialData, times_s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For each time inside a complete stride: the stride's index and the % of its cycle."""
+    hs = data.heel_strikes_s
+    if hs.size < 2 or times_s.size == 0:
+        return np.array([], dtype=int), np.array([])
+    index = np.searchsorted(hs, times_s, side="right") - 1
+    inside = (index >= 0) & (index < hs.size - 1)
+    index = index[inside]
+    start, end = hs[index], hs[index + 1]
+    return index, (times_s[inside] - start) / (end - start) * 100.0

@@ -1,0 +1,158 @@
+"""Ranking a sweep's parameter settings by an objective: fewest toe drags, then least
+charge, for example.
+
+An objective is a comma-separated list of figure names, each minimised unless written
+``max:NAME``; settings are compared on the first figure, ties broken by the next, then
+by plan order. A setting is one combination of swept values and patient; its seeds are
+repeats, so each figure is averaged over them (``mean``), and the worst seed is shown
+too (``worst``: the highest value of a minimised figure, the lowest of a maximised one).
+Null figures (not measured) are left out of both; a setting with none ranks last.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import IO
+
+from controller.sweep.plan import SEED_KEY
+from controller.trial.figures import Figure, numeric
+from controller.validation import ConfigError
+
+SOURCE = "--objective"
+DEFAULT_OBJECTIVE = "clearance.toe_drag_events,stim.charge_uc_per_stride"
+MAX_PREFIX = "max:"
+
+
+@dataclass(frozen=True, slots=True)
+class Term:
+    """One figure of the objective and its direction."""
+
+    name: str
+    maximise: bool = False
+
+    def __str__(self) -> str:
+        return f"{MAX_PREFIX}{self.name}" if self.maximise else self.name
+
+
+@dataclass(frozen=True, slots=True)
+class RankedSetting:
+    """A setting's swept values, its trials and, per objective term, mean and worst."""
+
+    params: dict[str, Figure]
+    trials: tuple[int, ...]
+    means: tuple[float | None, ...]
+    worst: tuple[float | None, ...]
+
+
+def parse_objective(text: str) -> tuple[Term, ...]:
+    """``"a,max:b"`` as terms; an empty or malformed name is a usage error."""
+    terms = []
+    for part in (p.strip() for p in text.split(",")):
+        name = part.removeprefix(MAX_PREFIX).strip()
+        if not name or " " in name:
+            raise ConfigError(SOURCE, [f"{text!r}: expected NAME[,NAME...] (max:NAME to maximise)"])
+        terms.append(Term(name, part.startswith(MAX_PREFIX)))
+    return tuple(terms)
+
+
+def check_terms(terms: Sequence[Term], figures: Mapping[str, Figure]) -> None:
+    """A usage error naming any term that is not a numeric figure of ``figures``."""
+    for term in terms:
+        numeric(figures, term.name, SOURCE)
+
+
+def group_keys(parameters: Sequence[str]) -> list[str]:
+    """What defines a setting: every swept parameter but the seed."""
+    return [p for p in parameters if p != SEED_KEY]
+
+
+def _aggregate(values: list[float | None], maximise: bool) -> tuple[float | None, float | None]:
+    known = [v for v in values if v is not None]
+    if not known:
+        return None, None
+    return sum(known) / len(known), (min(known) if maximise else max(known))
+
+
+def rank(
+    rows: Sequence[Mapping[str, Figure]], parameters: Sequence[str], terms: Sequence[Term]
+) -> list[RankedSetting]:
+    """Settings of ``rows`` (results-table rows), best first."""
+    keys = group_keys(parameters)
+    groups: dict[tuple[str, ...], list[Mapping[str, Figure]]] = {}
+    for row in rows:
+        groups.setdefault(tuple(repr(row[k]) for k in keys), []).append(row)
+    settings = []
+    for members in groups.values():
+        stats = [
+            _aggregate([numeric(m, t.name, SOURCE) for m in members], t.maximise) for t in terms
+        ]
+        settings.append(
+            RankedSetting(
+                params={k: members[0][k] for k in keys},
+                trials=tuple(int(m["trial"]) for m in members),  # type: ignore[arg-type]
+                means=tuple(mean for mean, _ in stats),
+                worst=tuple(worst for _, worst in stats),
+            )
+        )
+
+    def order(setting: RankedSetting) -> tuple[object, ...]:
+        key: list[object] = []
+        for term, mean in zip(terms, setting.means, strict=True):
+            key.append((mean is None, 0.0 if mean is None else (-mean if term.maximise else mean)))
+        return (*key, setting.trials[0])
+
+    return sorted(settings, key=order)
+
+
+def _number(value: float | None) -> str:
+    return "" if value is None else f"{value:.6g}"
+
+
+def ranking_columns(parameters: Sequence[str], terms: Sequence[Term]) -> list[str]:
+    """Header of ``ranking.csv``."""
+    figures = [f"{kind}({t})" for t in terms for kind in ("mean", "worst")]
+    return ["rank", *group_keys(parameters), "trials", *figures]
+
+
+def ranking_rows(ranked: Sequence[RankedSetting]) -> list[list[str]]:
+    """The cells of ``ranking.csv``, best setting first."""
+    rows = []
+    for place, setting in enumerate(ranked, start=1):
+        figures = [
+            _number(v) for pair in zip(setting.means, setting.worst, strict=True) for v in pair
+        ]
+        params = ["" if v is None else str(v) for v in setting.params.values()]
+        rows.append([str(place), *params, " ".join(map(str, setting.trials)), *figures])
+    return rows
+
+
+def write_ranking(
+    handle: IO[str],
+    ranked: Sequence[RankedSetting],
+    parameters: Sequence[str],
+    terms: Sequence[Term],
+) -> None:
+    """``ranking.csv``: one row per setting, best first."""
+    writer = csv.writer(handle, lineterminator="\n")
+    writer.writerow(ranking_columns(parameters, terms))
+    writer.writerows(ranking_rows(ranked))
+
+
+def render_ranking(
+    ranked: Sequence[RankedSetting],
+    parameters: Sequence[str],
+    terms: Sequence[Term],
+    top: int = 5,
+) -> str:
+    """The best ``top`` settings as an aligned text table for the terminal."""
+    header = ranking_columns(parameters, terms)
+    body = ranking_rows(ranked[:top])
+    trials_at = header.index("trials")
+    table = [header, *body]
+    for row in table:  # a long list of trial numbers would swamp the table
+        row[trials_at] = row[trials_at] if row is header else str(len(row[trials_at].split()))
+    widths = [max(len(row[i]) for row in table) for i in range(len(header))]
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip()
+                     for r in table)

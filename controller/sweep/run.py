@@ -1,0 +1,163 @@
+"""Running a sweep: skip what is finished, run the rest, commit each trial as it ends,
+then write the results table and the ranking.
+
+Trials are committed one by one as their results arrive, so an interruption (Ctrl-C, a
+kill, a crashed machine) costs at most the trials that were running; the next run of the
+same sweep into the same folder runs only what is missing. The tables are rebuilt from
+the trial folders on every run, in plan order, so they do not depend on which run or
+which worker finished a trial.
+
+The figure names of the objective and the ``--require`` checks can only be checked
+against a real summary: that happens as soon as one exists (an earlier run's, or the
+first trial to finish), and a bad name stops the sweep with a usage error then.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable, Generator, Sequence
+from contextlib import closing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+
+from controller.sweep import ranking, table
+from controller.sweep.executors import Result, Task
+from controller.sweep.plan import PlannedTrial, SweepPlan
+from controller.sweep.progress import Progress
+from controller.sweep.store import SweepStore
+from controller.sweep.worker import TrialFailure
+from controller.trial.files import write_json
+from controller.trial.require import Requirement, failures
+
+Executor = Callable[[Sequence[Task]], Generator[Result, None, None]]
+RESULTS = "results.csv"
+RANKING = "ranking.csv"
+PLAN = "sweep.json"
+FAILURES = "failures.txt"
+
+
+@dataclass
+class SweepOutcome:
+    """What a run of a sweep did and found."""
+
+    total: int
+    reused: int
+    ran: int = 0
+    interrupted: bool = False
+    failed: dict[int, str] = field(default_factory=dict)
+    ranked: list[ranking.RankedSetting] = field(default_factory=list)
+    unmet: list[str] = field(default_factory=list)
+
+
+class _NameCheck:
+    """Checks objective and requirement names once, on the first table row seen (its
+    figures and swept parameters: both may be named)."""
+
+    def __init__(self, terms: Sequence[ranking.Term], checks: Sequence[Requirement]) -> None:
+        self.terms = terms
+        self.checks = checks
+        self.done = False
+
+    def __call__(self, trial: PlannedTrial, summary: dict[str, Any]) -> None:
+        if self.done:
+            return
+        row = table.row_of(trial, summary)
+        ranking.check_terms(self.terms, row)
+        failures(list(self.checks), row)  # raises on an unknown name
+        self.done = True
+
+
+def run_sweep(
+    plan: SweepPlan,
+    out: Path,
+    executor: Executor,
+    terms: Sequence[ranking.Term],
+    checks: Sequence[Requirement] = (),
+    *,
+    summaries_only: bool = False,
+    stream: TextIO | None = None,
+) -> SweepOutcome:
+    """Run every unfinished trial of ``plan`` into ``out``; write the tables. Progress
+    goes to ``stream`` (default: standard error at the time of the call)."""
+    store = SweepStore(out)
+    with store.locked():
+        store.remove_partials()
+        write_json(out / PLAN, plan.describe() | {"objective": [str(t) for t in terms]})
+        summaries = {t.key: store.finished(t.key) for t in plan.trials}
+        todo = [t for t in plan.trials if summaries[t.key] is None]
+        outcome = SweepOutcome(total=len(plan.trials), reused=len(plan.trials) - len(todo))
+        check_names = _NameCheck(terms, checks)
+        for trial in plan.trials:
+            if (summary := summaries[trial.key]) is not None:
+                check_names(trial, summary)
+                break
+        progress = Progress(outcome.total, outcome.reused, stream or sys.stderr)
+        progress.show()
+        try:
+            _run_todo(todo, executor, store, summaries, outcome, progress, check_names,
+                      summaries_only)
+        except KeyboardInterrupt:
+            outcome.interrupted = True
+        finally:
+            progress.finish()
+        _write_tables(plan, store, summaries, outcome, terms, checks)
+    return outcome
+
+
+def _run_todo(
+    todo: Sequence[PlannedTrial],
+    executor: Executor,
+    store: SweepStore,
+    summaries: dict[str, dict[str, Any] | None],
+    outcome: SweepOutcome,
+    progress: Progress,
+    check_names: _NameCheck,
+    summaries_only: bool,
+) -> None:
+    if not todo:  # nothing left: start no workers, connect to no cluster
+        return
+    tasks: list[Task] = [(t.config, summaries_only) for t in todo]
+    with closing(executor(tasks)) as results:
+        for index, result in results:
+            trial = todo[index]
+            if isinstance(result, TrialFailure):
+                outcome.failed[trial.index] = result.error
+                progress.advance(failed=True)
+                continue
+            if result.summary.get("stopped_by") == "interrupted":  # Ctrl-C inside the loop
+                raise KeyboardInterrupt
+            store.commit(trial.key, result.files)
+            summaries[trial.key] = result.summary
+            outcome.ran += 1
+            progress.advance()
+            check_names(trial, result.summary)
+
+
+def _write_tables(
+    plan: SweepPlan,
+    store: SweepStore,
+    summaries: dict[str, dict[str, Any] | None],
+    outcome: SweepOutcome,
+    terms: Sequence[ranking.Term],
+    checks: Sequence[Requirement],
+) -> None:
+    rows = [
+        table.row_of(t, summary)
+        for t in plan.trials
+        if (summary := summaries[t.key]) is not None
+    ]
+    with store.replacing(RESULTS) as handle:
+        table.write_table(handle, table.columns_of(plan.parameters, rows), rows)
+    outcome.ranked = ranking.rank(rows, plan.parameters, terms)
+    with store.replacing(RANKING) as handle:
+        ranking.write_ranking(handle, outcome.ranked, plan.parameters, terms)
+    for row in rows:
+        outcome.unmet += [f"trial {row['trial']}: {m}" for m in failures(list(checks), row)]
+    failed_path = store.root / FAILURES
+    if outcome.failed:
+        failed_path.write_text(
+            "".join(f"trial {i}:\n{error}\n" for i, error in sorted(outcome.failed.items()))
+        )
+    elif failed_path.exists():
+        failed_path.unlink()

@@ -1,0 +1,91 @@
+"""A sweep's folder on disk, written so that a kill at any moment loses no finished trial.
+
+Layout: ``trials/<key>/`` holds one finished trial's files (``summary.json``,
+``config.json``, ``samples.csv``, ``events.csv``); ``<key>`` is the hash of the trial's
+full config (``controller.sweep.plan``). A trial's files are first written into
+``trials/.partial-<key>/`` and the folder is then renamed into place: a rename is atomic,
+so a ``trials/<key>/`` folder is always complete, and a partial folder left by a kill is
+removed and its trial run again by the next run. Tables are written to a temporary file
+and renamed over the old one for the same reason. A lock file keeps two sweeps from
+writing the same folder at once (the kernel releases it when a process dies).
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import shutil
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import IO, Any
+
+from controller.validation import ConfigError
+
+PARTIAL_PREFIX = ".partial-"
+
+
+class SweepStore:
+    """Finished trials and tables of the sweep in ``root``."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.trials = root / "trials"
+
+    def trial_dir(self, key: str) -> Path:
+        """Where the finished trial ``key`` lives."""
+        return self.trials / key
+
+    @contextmanager
+    def locked(self) -> Iterator[None]:
+        """Hold the sweep folder for this process; a usage error if another holds it."""
+        self.trials.mkdir(parents=True, exist_ok=True)
+        with (self.root / ".lock").open("w") as handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise ConfigError(
+                    str(self.root), ["another fes sweep is writing this folder"]
+                ) from None
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
+
+    def remove_partials(self) -> int:
+        """Delete what killed runs left half written; returns how many folders."""
+        leftovers = list(self.trials.glob(f"{PARTIAL_PREFIX}*"))
+        for path in leftovers:
+            shutil.rmtree(path)
+        return len(leftovers)
+
+    def finished(self, key: str) -> dict[str, Any] | None:
+        """The summary of trial ``key`` if it finished, else ``None``."""
+        try:
+            summary = json.loads((self.trial_dir(key) / "summary.json").read_text())
+        except (OSError, ValueError):
+            return None
+        return summary if isinstance(summary, dict) else None
+
+    def commit(self, key: str, files: Mapping[str, bytes]) -> None:
+        """Write a finished trial's files and move them into place in one rename."""
+        partial = self.trials / f"{PARTIAL_PREFIX}{key}"
+        final = self.trial_dir(key)
+        if partial.exists():
+            shutil.rmtree(partial)
+        partial.mkdir()
+        for name, data in files.items():
+            (partial / name).write_bytes(data)
+        if final.exists():  # an incomplete folder someone made by hand
+            shutil.rmtree(final)
+        partial.rename(final)
+
+    @contextmanager
+    def replacing(self, name: str) -> Iterator[IO[str]]:
+        """A text file ``root/name`` that appears, complete, only when the block ends."""
+        path = self.root / name
+        temporary = path.with_name(f"{PARTIAL_PREFIX}{name}")
+        with temporary.open("w", encoding="utf-8", newline="") as handle:
+            yield handle
+        os.replace(temporary, path)

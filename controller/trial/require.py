@@ -1,0 +1,95 @@
+"""``--require`` checks on summary figures, for CI: ``"clearance.toe_drag_events<=2"``.
+
+A check is a dotted figure name (see ``controller.trial.figures``), an operator
+(``<=``, ``<``, ``>=``, ``>``, ``==``, ``!=``) and a number, or for ``==`` and ``!=`` also
+a word (``"stopped_by==duration"``). A figure that is ``null`` fails every check: a
+figure that could not be measured cannot be shown to be good. A name that is not in the
+summary is a usage error naming it, not a failed check.
+"""
+
+from __future__ import annotations
+
+import operator
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from controller.trial.figures import Figure, is_number, lookup
+from controller.validation import ConfigError
+
+OPERATORS: dict[str, Callable[[Any, Any], Any]] = {
+    "<=": operator.le,
+    ">=": operator.ge,
+    "==": operator.eq,
+    "!=": operator.ne,
+    "<": operator.lt,
+    ">": operator.gt,
+}
+SOURCE = "--require"
+_CHECK = re.compile(r"^\s*([A-Za-z_][\w.]*)\s*(<=|>=|==|!=|<|>)\s*(\S.*?)\s*$")
+
+
+@dataclass(frozen=True, slots=True)
+class Requirement:
+    """One check: the figure ``name`` compared with ``limit`` by ``op``."""
+
+    name: str
+    op: str
+    limit: float | str
+
+    def __str__(self) -> str:
+        limit = f"{self.limit:g}" if isinstance(self.limit, float) else self.limit
+        return f"{self.name}{self.op}{limit}"
+
+    def failure(self, figures: Mapping[str, Figure]) -> str | None:
+        """Why ``figures`` fail this check, or ``None`` if they pass."""
+        value = lookup(figures, self.name, SOURCE)
+        if value is None:
+            return f"{self} failed: {self.name} is null (not measured)"
+        if isinstance(self.limit, str):
+            passed = OPERATORS[self.op](str(value).lower(), self.limit.lower())
+        elif is_number(value):
+            passed = OPERATORS[self.op](value, self.limit)
+        else:
+            raise ConfigError(SOURCE, [f"{self}: {self.name} is {value!r}, not a number"])
+        return None if passed else f"{self} failed: {self.name} = {value}"
+
+
+def parse_requirement(text: str) -> Requirement:
+    """A check from its text; a ``ConfigError`` naming the text if it is malformed."""
+    match = _CHECK.match(text)
+    if match is None:
+        raise ConfigError(
+            SOURCE,
+            [f"{text!r}: expected FIGURE OP VALUE, e.g. clearance.toe_drag_events<=2 "
+             f"(operators {' '.join(OPERATORS)})"],
+        )
+    name, op, raw = match.groups()
+    try:
+        limit: float | str = float(raw)
+    except ValueError:
+        if op not in ("==", "!="):
+            raise ConfigError(
+                SOURCE, [f"{text!r}: {op} needs a number, got {raw!r}"]
+            ) from None
+        limit = raw
+    return Requirement(name, op, limit)
+
+
+def parse_requirements(texts: list[str] | None) -> list[Requirement]:
+    """Every ``--require`` option parsed, all malformed ones named at once."""
+    checks, problems = [], []
+    for text in texts or []:
+        try:
+            checks.append(parse_requirement(text))
+        except ConfigError as err:
+            problems += err.problems
+    if problems:
+        raise ConfigError(SOURCE, problems)
+    return checks
+
+
+def failures(checks: list[Requirement], figures: Mapping[str, Figure]) -> list[str]:
+    """The message of every failed check, in the order given."""
+    return [msg for check in checks if (msg := check.failure(figures)) is not None]

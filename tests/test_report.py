@@ -1,0 +1,124 @@
+"""`fes report`: the expected PNG figures exist, are real pictures, and report.md links
+them; for a trial and for a sweep."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import numpy as np
+import pytest
+from matplotlib.image import imread
+
+from controller.cli import main
+
+TRIAL_PNGS = {"gyro-strides.png", "stim-envelope.png", "ankle-clearance.png",
+              "distributions.png"}
+
+
+def check_pictures(folder: Path, expected: set[str]) -> None:
+    """Exactly the expected PNGs, each a sizeable picture with something drawn on it,
+    each linked from report.md, and every link pointing at one of them."""
+    assert {p.name for p in folder.glob("*.png")} == expected
+    for name in expected:
+        path = folder / name
+        assert path.stat().st_size > 20_000, name
+        pixels = imread(path)
+        height, width = pixels.shape[:2]
+        assert width >= 600 and height >= 400, name
+        inked = (pixels[..., :3] < 0.9).any(axis=-1).mean()
+        assert inked > 0.03, f"{name} is nearly blank ({inked:.1%} drawn)"
+    links = set(re.findall(r"!\[[^]]*\]\(([^)]+)\)", (folder / "report.md").read_text()))
+    assert links == expected
+
+
+@pytest.fixture(scope="module")
+def trial(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("trial") / "t"
+    assert main(["sim", "--patient", "severe", "--duration-s", "8", "--out", str(out)]) == 0
+    return out
+
+
+def test_trial_report(trial, capsys):
+    assert main(["report", str(trial)]) == 0
+    assert "4 figures" in capsys.readouterr().out
+    check_pictures(trial / "report", TRIAL_PNGS)
+    text = (trial / "report" / "report.md").read_text()
+    assert "patient severe, seed 0" in text and "toe drags in" in text
+
+
+@pytest.fixture(scope="module")
+def sweep(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("sweep") / "s"
+    assert main(["sweep", "--grid", "stim.peroneal.amplitude_ma=20,35",
+                 "--grid", "stim.peroneal.pulse_width_us=200,300", "--patients", "mild,severe",
+                 "--duration-s", "5", "--workers", "1", "--out", str(out)]) == 0
+    return out
+
+
+def test_sweep_report_has_the_objective_spread_and_best_trial(sweep, tmp_path):
+    out = tmp_path / "r"
+    assert main(["report", str(sweep), "--out", str(out)]) == 0
+    objective = {"objective-clearance.toe_drag_events.png",
+                 "objective-stim.charge_uc_per_stride.png"}
+    check_pictures(out, objective | {"spread.png"} | {f"best-{n}" for n in TRIAL_PNGS})
+    text = (out / "report.md").read_text()
+    assert ("clearance.toe_drag_events over stim.peroneal.amplitude_ma and "
+            "stim.peroneal.pulse_width_us") in text
+    table = [line for line in text.splitlines() if line.startswith("| ")]
+    assert len(table) == 1 + 8  # header and one row per setting (2 x 2 x 2 patients)
+
+
+def test_sweep_report_over_one_parameter_with_another_objective(sweep, tmp_path):
+    out = tmp_path / "r"
+    assert main(["report", str(sweep), "--out", str(out), "--over",
+                 "stim.peroneal.pulse_width_us", "--objective",
+                 "max:clearance.toe_clearance_min_mm.p5"]) == 0
+    check_pictures(out, {"objective-clearance.toe_clearance_min_mm.p5.png", "spread.png"}
+                   | {f"best-{n}" for n in TRIAL_PNGS})
+    ranked = [line for line in (out / "report.md").read_text().splitlines()
+              if line.startswith("| 1 |") or line.startswith("| 8 |")]
+    first, last = (float(line.split("|")[-3]) for line in ranked)  # mean p5 clearance
+    assert first > last  # maximised: the highest clearance first
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["--over", "loop.duration_s"], "--over"),
+        (["--objective", "clearance.drags"], "clearance.drags: no such figure"),
+    ],
+)
+def test_bad_report_options_exit_2(sweep, tmp_path, capsys, args, expected):
+    assert main(["report", str(sweep), "--out", str(tmp_path / "r"), *args]) == 2
+    assert expected in capsys.readouterr().err
+
+
+def test_a_folder_that_is_neither_exits_2(tmp_path, capsys):
+    assert main(["report", str(tmp_path)]) == 2
+    assert "neither a trial folder" in capsys.readouterr().err
+
+
+def test_report_without_samples_draws_the_sweep_figures_only(tmp_path):
+    out = tmp_path / "s"
+    assert main(["sweep", "--grid", "stim.peroneal.amplitude_ma=20,35", "--duration-s", "4",
+                 "--workers", "1", "--summaries-only", "--out", str(out)]) == 0
+    assert main(["report", str(out)]) == 0
+    names = {p.name for p in (out / "report").glob("*.png")}
+    assert names == {"objective-clearance.toe_drag_events.png",
+                     "objective-stim.charge_uc_per_stride.png", "spread.png"}
+    assert "kept no samples" in (out / "report" / "report.md").read_text()
+    assert np.isfinite(imread(out / "report" / "spread.png")).all()
+
+
+def test_readme_example_image_is_committed_and_made_by_a_shown_command():
+    root = Path(__file__).resolve().parent.parent
+    readme = (root / "README.md").read_text()
+    links = re.findall(r"!\[[^]]*\]\((docs/img/[^)]+\.png)\)", readme)
+    assert links
+    for link in links:
+        assert (root / link).stat().st_size > 20_000
+        assert re.search(rf"^cp runs/\S+\.png {re.escape(link)}$", readme, re.MULTILINE)
+        source = re.search(rf"^cp runs/(\S+?)/report/\S+\.png {re.escape(link)}$", readme,
+                           re.MULTILINE)
+        assert source and f"fes report runs/{source.group(1)}" in readme

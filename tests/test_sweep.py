@@ -1,0 +1,230 @@
+"""`fes sweep` in this process: the table, the ranking, resuming, and what it refuses."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from controller.cli import main
+from controller.sweep.plan import SweepSpec, build_plan, parse_grid
+from controller.sweep.progress import Progress, format_duration
+from controller.sweep.ranking import Term, parse_objective
+from controller.sweep.run import run_sweep
+from controller.sweep.store import SweepStore
+from controller.sweep.table import WALL_CLOCK_FIGURES
+from controller.sweep.worker import TrialFailure
+from controller.trial.figures import flatten
+from controller.validation import ConfigError
+
+AMPLITUDES = (15.0, 22.0, 30.0)
+SWEEP = ["sweep", "--grid", "stim.peroneal.amplitude_ma=15,22,30", "--seeds", "2",
+         "--duration-s", "6", "--workers", "1"]
+
+
+def read_csv(path: Path) -> list[dict[str, str]]:
+    with path.open() as handle:
+        return list(csv.DictReader(handle))
+
+
+def without_wall_clock(rows: list[dict[str, str]]) -> list[dict[str, str]]:
+    return [{k: v for k, v in row.items() if k not in WALL_CLOCK_FIGURES} for row in rows]
+
+
+@pytest.fixture(scope="module")
+def swept(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("sweep") / "s"
+    assert main([*SWEEP, "--out", str(out)]) == 0
+    return out
+
+
+def test_table_has_a_row_per_trial_with_parameters_and_every_figure(swept):
+    rows = read_csv(swept / "results.csv")
+    assert [r["trial"] for r in rows] == [str(i) for i in range(6)]
+    assert [float(r["stim.peroneal.amplitude_ma"]) for r in rows] == [
+        a for a in AMPLITUDES for _ in range(2)
+    ]
+    assert [r["sim.seed"] for r in rows] == ["0", "1"] * 3
+    for row in rows:
+        summary = json.loads((swept / row["dir"] / "summary.json").read_text())
+        for name, value in flatten(summary).items():
+            expected = "" if value is None else value
+            if isinstance(value, float):
+                assert float(row[name]) == value, name
+            else:
+                assert row[name] == str(expected), name
+        config = json.loads((swept / row["dir"] / "config.json").read_text())
+        assert config["stim"]["peroneal"]["amplitude_ma"] == float(
+            row["stim.peroneal.amplitude_ma"]
+        )
+        assert config["loop"]["duration_s"] == 6.0
+
+
+def test_ranking_puts_fewest_drags_then_least_charge_first(swept):
+    rows = read_csv(swept / "results.csv")
+    ranking = read_csv(swept / "ranking.csv")
+    assert len(ranking) == len(AMPLITUDES)
+    keys = []
+    for setting in ranking:
+        members = [r for r in rows if r["trial"] in setting["trials"].split()]
+        assert {r["stim.peroneal.amplitude_ma"] for r in members} == {
+            setting["stim.peroneal.amplitude_ma"]
+        }
+        drags = [float(r["clearance.toe_drag_events"]) for r in members]
+        charge = [float(r["stim.charge_uc_per_stride"]) for r in members]
+        mean_drags = float(setting["mean(clearance.toe_drag_events)"])
+        assert mean_drags == pytest.approx(sum(drags) / 2)
+        assert float(setting["worst(clearance.toe_drag_events)"]) == max(drags)
+        mean_charge = float(setting["mean(stim.charge_uc_per_stride)"])
+        assert mean_charge == pytest.approx(sum(charge) / 2, abs=1e-3)
+        keys.append((mean_drags, mean_charge))
+    assert keys == sorted(keys)
+    assert float(ranking[0]["stim.peroneal.amplitude_ma"]) == 30.0  # the one that lifts the foot
+    assert keys[0][0] < keys[-1][0]
+
+
+def test_maximised_objective_reverses_the_order(swept, tmp_path, capsys):
+    copy = tmp_path / "s"
+    shutil.copytree(swept, copy)
+    assert main([*SWEEP, "--out", str(copy), "--objective", "max:stim.charge_uc_per_stride"]) == 0
+    ranking = read_csv(copy / "ranking.csv")
+    assert float(ranking[0]["stim.peroneal.amplitude_ma"]) == 30.0
+    assert float(ranking[-1]["stim.peroneal.amplitude_ma"]) == 15.0
+    assert "0 trials run now, 6 from an earlier run" in capsys.readouterr().out
+
+
+def test_dry_run_validates_and_counts_finished_trials(swept, capsys):
+    assert main([*SWEEP, "--out", str(swept), "--dry-run"]) == 0
+    assert "6 of 6 trials already finished" in capsys.readouterr().out
+
+
+def test_same_sweep_same_table(swept, tmp_path):
+    again = tmp_path / "again"
+    assert main([*SWEEP, "--out", str(again)]) == 0
+    assert without_wall_clock(read_csv(again / "results.csv")) == without_wall_clock(
+        read_csv(swept / "results.csv")
+    )
+    assert (again / "ranking.csv").read_bytes() == (swept / "ranking.csv").read_bytes()
+
+
+def test_resume_runs_only_missing_trials_and_ignores_half_written_ones(swept, tmp_path, capsys):
+    copy = tmp_path / "s"
+    shutil.copytree(swept, copy)
+    rows = read_csv(copy / "results.csv")
+    gone = [rows[1]["dir"], rows[4]["dir"]]
+    for folder in gone:
+        shutil.rmtree(copy / folder)
+    partial = copy / "trials" / f".partial-{Path(gone[0]).name}"
+    partial.mkdir()
+    (partial / "summary.json").write_text('{"strides": 1')  # killed mid-write
+    capsys.readouterr()
+    assert main([*SWEEP, "--out", str(copy)]) == 0
+    assert "2 trials run now, 4 from an earlier run" in capsys.readouterr().out
+    assert not partial.exists()
+    assert without_wall_clock(read_csv(copy / "results.csv")) == without_wall_clock(rows)
+
+
+def test_bad_key_exits_2_before_any_trial_runs(tmp_path, capsys):
+    out = tmp_path / "bad"
+    code = main(["sweep", "--grid", "stim.peroneal.amplitude=30,35", "--grid",
+                 "stim.peroneal.pulse_width_us=300,2000", "--out", str(out)])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "stim.peroneal.amplitude: unknown field" in err
+    assert "stim.peroneal.pulse_width_us" in err and "Traceback" not in err
+    assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["--grid", "loop.duration_s"], "expected KEY=V1,V2"),
+        (["--seeds", "0"], "--seeds: must be >= 1"),
+        (["--workers", "0"], "(--workers):\n  - must be >= 1"),
+        (["--workers", "2", "--scheduler", "tcp://localhost:8786"], "a Dask cluster has its own"),
+        (["--objective", "a,,b"], "expected NAME"),
+        (["--require", "clearance.toe_drag_events<<2"], "< needs a number"),
+        (["--require", "toe drags<=2"], "expected FIGURE OP VALUE"),
+    ],
+)
+def test_bad_options_exit_2(tmp_path, capsys, args, expected):
+    assert main(["sweep", "--out", str(tmp_path / "x"), *args]) == 2
+    assert expected in capsys.readouterr().err
+    assert not (tmp_path / "x").exists()
+
+
+def test_unknown_objective_figure_stops_the_sweep_with_exit_2(tmp_path, capsys):
+    out = tmp_path / "s"
+    args = ["sweep", "--grid", "stim.peroneal.amplitude_ma=25,30,35", "--duration-s", "2",
+            "--workers", "1", "--out", str(out), "--objective", "clearance.toe_drags"]
+    assert main(args) == 2
+    assert "clearance.toe_drags: no such figure" in capsys.readouterr().err
+    assert len(list((out / "trials").iterdir())) == 1  # stopped at the first summary
+
+
+def test_sweep_require_exits_3_naming_trials(swept, tmp_path, capsys):
+    copy = tmp_path / "s"
+    shutil.copytree(swept, copy)
+    capsys.readouterr()
+    assert main([*SWEEP, "--out", str(copy), "--require", "clearance.toe_drag_events<=0"]) == 3
+    err = capsys.readouterr().err
+    drags = [r for r in read_csv(copy / "results.csv") if r["clearance.toe_drag_events"] != "0"]
+    assert drags
+    for row in drags:
+        assert f"trial {row['trial']}: clearance.toe_drag_events<=0 failed" in err
+
+
+def test_summaries_only_keeps_two_files(tmp_path):
+    out = tmp_path / "s"
+    args = ["sweep", "--grid", "stim.peroneal.amplitude_ma=25,30", "--duration-s", "2",
+            "--workers", "1", "--out", str(out), "--summaries-only"]
+    assert main(args) == 0
+    for folder in (out / "trials").iterdir():
+        assert sorted(p.name for p in folder.iterdir()) == ["config.json", "summary.json"]
+
+
+def test_failed_trials_are_reported_and_not_kept(tmp_path):
+    plan = build_plan(SweepSpec(grid=(parse_grid("stim.peroneal.amplitude_ma=25,30"),)))
+
+    def broken(tasks):
+        for index, _ in enumerate(tasks):
+            yield index, TrialFailure("Traceback ...\nRuntimeError: boom\n")
+
+    outcome = run_sweep(plan, tmp_path, broken, parse_objective("strides"), stream=io.StringIO())
+    assert sorted(outcome.failed) == [0, 1] and outcome.ran == 0
+    assert list((tmp_path / "trials").iterdir()) == []
+    assert "RuntimeError: boom" in (tmp_path / "failures.txt").read_text()
+
+
+def test_a_folder_is_written_by_one_sweep_at_a_time(tmp_path):
+    plan = build_plan(SweepSpec())
+    with SweepStore(tmp_path).locked(), pytest.raises(ConfigError, match="another fes sweep"):
+        run_sweep(plan, tmp_path, lambda tasks: iter(()), (Term("strides"),))
+
+
+def test_progress_estimates_time_left_from_this_runs_pace():
+    now = [100.0]
+    stream = io.StringIO()
+    progress = Progress(10, 4, stream, clock=lambda: now[0], log_every_s=0.0)
+    assert "estimating" in progress.line()
+    now[0] += 6.0
+    progress.advance()
+    progress.advance()  # two trials in 6 s: 3 s each, 4 to go
+    assert progress.eta_s() == pytest.approx(12.0)
+    assert "6/10" in progress.line() and "~12 s left" in progress.line()
+    assert stream.getvalue().count("\n") == 2
+    assert format_duration(125) == "2 min 05 s" and format_duration(7260) == "2 h 01 min"
+
+
+def test_help_explains_every_sweep_option(capsys):
+    with pytest.raises(SystemExit):
+        main(["sweep", "--help"])
+    out = capsys.readouterr().out
+    for option in ("--config", "--grid", "--random", "--samples", "--sample-seed", "--patients",
+                   "--seeds", "--duration-s", "--workers", "--scheduler", "--out", "--objective",
+                   "--require", "--summaries-only", "--dry-run", "Exit codes"):
+        assert option in out

@@ -1,0 +1,116 @@
+"""Sweep plans: every combination, seeded random draws, bad keys and values named up front."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from controller.sweep.plan import (
+    SweepSpec,
+    build_plan,
+    latin_hypercube,
+    parse_grid,
+    parse_random,
+    parse_value,
+)
+from controller.validation import ConfigError
+
+
+def test_values_are_read_as_toml_scalars_or_words():
+    assert parse_grid("stim.peroneal.amplitude_ma=30,32.5,true,toe_off").values == (
+        30, 32.5, True, "toe_off",
+    )
+    assert parse_value('"a b"') == "a b"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("stim.peroneal.amplitude_ma", "expected KEY=V1,V2"),
+        ("stim..amplitude_ma=1,2", "not a dotted config key"),
+        ("loop.duration_s=1,,2", "empty value"),
+        ("loop.duration_s=5,6,5", "repeated value 5"),
+    ],
+)
+def test_malformed_grid_is_named(text, expected):
+    with pytest.raises(ConfigError, match=expected):
+        parse_grid(text)
+
+
+def test_random_bounds():
+    assert parse_random("detector.peak_average_strides=2:8").integer
+    axis = parse_random("stim.peroneal.extension_ms=0.0:300")
+    assert not axis.integer and (axis.low, axis.high) == (0.0, 300.0)
+    for bad in ("loop.duration_s=5:1", "loop.duration_s=a:b", "loop.duration_s=5"):
+        with pytest.raises(ConfigError, match="--random"):
+            parse_random(bad)
+
+
+@given(st.integers(1, 5), st.integers(1, 40), st.integers(0, 2**32 - 1))
+def test_latin_hypercube_puts_one_point_in_every_stratum(dims, samples, seed):
+    points = latin_hypercube(dims, samples, seed)
+    assert points.shape == (samples, dims)
+    for column in points.T:
+        assert sorted(np.floor(column * samples).astype(int)) == list(range(samples))
+
+
+def test_integer_draws_stay_whole_and_inside_the_range():
+    axis = parse_random("detector.peak_average_strides=2:5")
+    values = axis.draw(latin_hypercube(1, 8, 0)[:, 0])
+    assert all(isinstance(v, int) and 2 <= v <= 5 for v in values)
+    assert set(values) == {2, 3, 4, 5}
+
+
+def test_plan_crosses_grid_random_patients_and_seeds():
+    spec = SweepSpec(
+        grid=(parse_grid("stim.peroneal.amplitude_ma=30,40"),),
+        random=(parse_random("stim.peroneal.extension_ms=0.0:200.0"),),
+        samples=3,
+        patients=("mild", "severe"),
+        seeds=2,
+        fixed={"loop.duration_s": 5.0},
+    )
+    plan = build_plan(spec)
+    assert len(plan.trials) == 2 * 3 * 2 * 2
+    assert plan.parameters == (
+        "stim.peroneal.amplitude_ma", "stim.peroneal.extension_ms", "sim.patient", "sim.seed",
+    )
+    first = plan.trials[0]
+    assert first.params["stim.peroneal.amplitude_ma"] == 30.0
+    assert first.config["loop"]["duration_s"] == 5.0
+    assert [t.params["sim.seed"] for t in plan.trials[:4]] == [0, 1, 0, 1]
+    assert [t.params["sim.patient"] for t in plan.trials[:4]] == ["mild"] * 2 + ["severe"] * 2
+    assert len({t.key for t in plan.trials}) == len(plan.trials)
+    assert [t.key for t in build_plan(spec).trials] == [t.key for t in plan.trials]
+
+
+def test_sample_seed_changes_the_draws_only():
+    def draws(seed: int) -> list[float]:
+        spec = SweepSpec(random=(parse_random("stim.peroneal.extension_ms=0.0:200.0"),),
+                         samples=4, sample_seed=seed)
+        return [t.params["stim.peroneal.extension_ms"] for t in build_plan(spec).trials]
+
+    assert draws(0) == draws(0)
+    assert draws(0) != draws(1)
+
+
+@pytest.mark.parametrize(
+    ("spec", "expected"),
+    [
+        (SweepSpec(grid=(parse_grid("stim.peroneal.amplitude=30,40"),)),
+         "stim.peroneal.amplitude: unknown field"),
+        (SweepSpec(grid=(parse_grid("stim.peroneal.amplitude_ma=30,80"),)),
+         "80 exceeds safety.max_amplitude_ma"),
+        (SweepSpec(grid=(parse_grid("loop.duration_s=5,-1"),)), "loop.duration_s"),
+        (SweepSpec(patients=("moderate", "nobody")), "patient 'nobody'"),
+        (SweepSpec(grid=(parse_grid("stim.peroneal.amplitude_ma=30,30.0"),)), "same config"),
+        (SweepSpec(grid=(parse_grid("sim.seed=1,2"),), seeds=3), "--seeds or --grid"),
+        (SweepSpec(random=(parse_random("loop.duration_s=1:2"),)), "needs --samples"),
+    ],
+)
+def test_bad_sweeps_are_named_before_running(spec, expected):
+    with pytest.raises(ConfigError) as err:
+        build_plan(spec)
+    assert any(expected in p for p in err.value.problems)
