@@ -29,10 +29,11 @@ The walking course, when the profile asks for one:
   and Gear 1966).
 * Turns. About every ``turn_interval_mean_strides`` strides the walker turns by
   ``turn_angle_deg`` over ``turn_strides`` strides, left or right at random. Turning
-  strides are slower and longer, and the leg on the inside of the turn takes smaller
-  steps than the outer one (in the shared Voisard et al. 2023 data, the sagittal swing
-  peak of a foot in a 180 deg turn is 0.6 of straight walking, 10th-90th percentile
-  0.3-0.9; see ``python -m sim.turns``). The body's yaw rate during the turn, a
+  strides have their own speed fraction (it scales the shank features) and stride time
+  factor, and the leg on the inside of the turn takes smaller steps than the outer one
+  (in the shared Voisard et al. 2023 data, the sagittal swing peak of a foot in a
+  180 deg turn is 0.60 of straight walking, quartiles 0.36-0.85, its stride 6 % longer;
+  see ``python -m sim.turns``). The body's yaw rate during the turn, a
   raised-cosine bump whose integral is the turn angle, is kept per stride so that the
   sensor model can project it onto a tilted gyroscope.
 
@@ -237,11 +238,13 @@ def build_schedule(
     speed, hold, _ = _bouts(profile, n, _child(seed, _BOUT_STREAM))
     turn_of, side = _turns(profile, n, _child(seed, _TURN_STREAM))
 
+    stride_s = 120.0 / profile.cadence_steps_per_min * (1.0 + profile.stride_time_cv * variation)
+    stride_s /= np.sqrt(speed)
+    # A turn slows the feet (their swing peak) more than it lengthens the strides: its
+    # own measured factors, not the square-root rule of straight walking.
     in_turn = turn_of >= 0
     half_difference = 0.5 * profile.turn_inner_outer_difference_fraction
     speed[in_turn] *= profile.turn_speed_fraction - side[in_turn] * half_difference
-    stride_s = 120.0 / profile.cadence_steps_per_min * (1.0 + profile.stride_time_cv * variation)
-    stride_s /= np.sqrt(speed)
     stride_s[in_turn] *= profile.turn_stride_time_factor
     stance = (1.0 - profile.swing_fraction) * stride_s
     # The slow-down and the speed-up together use up their own length of stance time,
