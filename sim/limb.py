@@ -269,13 +269,6 @@ def _physics_steps(profile: PatientProfile, period_s: float) -> int:
     return math.ceil(period_s / step_s - 1e-9)
 
 
-def command_numbers(cmd: StimCommand) -> np.ndarray:
-    """A channel command as the kernel's array (on flag, mA, us, Hz)."""
-    return np.array(
-        [1.0 if cmd.delivers else 0.0, cmd.amplitude_ma, cmd.pulse_width_us, cmd.frequency_hz]
-    )
-
-
 class SimulatedLimb:
     """A simulated patient leg with a shank gyro, a heel switch and a peroneal channel.
 
@@ -340,6 +333,8 @@ class SimulatedLimb:
         self._buffers = np.concatenate(
             (muscle_delay, np.zeros(ankle.reflex_delay_length(profile, step_s)))
         )
+        self._kernel_arrays = (self._schedule.strides, self._features, self._params,
+                               self._state, self._buffers, self._dropouts)
         self._command = np.zeros(4)
         self._commands = [StimCommand.off(c) for c in range(channels)]
         self._sample_out = np.zeros(3)
@@ -382,24 +377,13 @@ class SimulatedLimb:
         k = self._k
         if self._closed or k >= self._n_samples:
             return None
-        self._prepare(k)
+        if k % BLOCK_SAMPLES == 0 or k >= self._truth.shape[0]:
+            self._prepare(k)
         out = self._sample_out
-        limb_step(
-            k,
-            self._schedule.strides,
-            self._features,
-            self._params,
-            self._state,
-            self._buffers,
-            self._dropouts,
-            self._noise,
-            self._command,
-            out,
-            self._truth,
-        )
+        limb_step(k, *self._kernel_arrays, self._noise, self._command, out, self._truth)
         self._k = k + 1
-        return Sample(k * self._dt, float(out[O_GYRO]), int(out[O_HEEL_SWITCH]),
-                      float(out[O_HEEL_FORCE]))
+        gyro, switch, force = out.tolist()
+        return Sample(k * self._dt, gyro, int(switch), force)
 
     def run(self, commands: np.ndarray) -> dict[str, np.ndarray]:
         """Step the limb open loop over a whole channel-0 command sequence.
@@ -426,8 +410,7 @@ class SimulatedLimb:
             self._prepare(k)
             n = min(count - done, BLOCK_SAMPLES - k % BLOCK_SAMPLES)
             noise = self._noise[k % BLOCK_SAMPLES: k % BLOCK_SAMPLES + n]
-            run_block(k, self._schedule.strides, self._features, self._params, self._state,
-                      self._buffers, self._dropouts, noise, commands[done:done + n],
+            run_block(k, *self._kernel_arrays, noise, commands[done:done + n],
                       samples[done:done + n], self._truth[k:k + n])
             done += n
             self._k = k + n
@@ -472,13 +455,20 @@ class SimulatedLimb:
                 raise ValueError(
                     f"channel {cmd.channel} out of range 0..{self._channels - 1}"
                 )
-            for name in ("amplitude_ma", "pulse_width_us", "frequency_hz"):
-                value = getattr(cmd, name)
-                if not (math.isfinite(value) and value >= 0.0):
-                    raise ValueError(f"channel {cmd.channel}: {name} {value!r} is invalid")
+            fields = (cmd.amplitude_ma, cmd.pulse_width_us, cmd.frequency_hz)
+            if not (min(fields) >= 0.0 and math.isfinite(sum(fields))):
+                for name in ("amplitude_ma", "pulse_width_us", "frequency_hz"):
+                    value = getattr(cmd, name)
+                    if not (math.isfinite(value) and value >= 0.0):
+                        raise ValueError(f"channel {cmd.channel}: {name} {value!r} is invalid")
         for cmd in commands:
             self._commands[cmd.channel] = cmd
-        self._command[:] = command_numbers(self._commands[0])
+            if cmd.channel == 0:
+                number = self._command
+                number[C_ON] = 1.0 if cmd.delivers else 0.0
+                number[C_AMPLITUDE_MA] = cmd.amplitude_ma
+                number[C_PULSE_WIDTH_US] = cmd.pulse_width_us
+                number[C_FREQUENCY_HZ] = cmd.frequency_hz
 
     def stop_all(self) -> None:
         """Turn every channel off."""
