@@ -20,32 +20,35 @@ et al. 2004), so that no stimulation can drive the foot far past the joint's lim
 the voluntary maximum, scale with the muscle's force-velocity relation: less force
 while the foot dorsiflexes (the muscle shortens, Hill 1938), up to 1.8 times more while
 it is pulled into plantarflexion (eccentric, Katz 1939), which is what lets a weakly
-active muscle brake the forefoot after heel strike. The voluntary
-torque is the patient's own tibialis anterior tracking the healthy swing trajectory
-(computed-torque control: an internal model of every torque on the foot but the fast
-stretch reflex, plus a critically damped tracking loop of the profile's bandwidth), so
-a patient whom stimulation lifts enough lets the muscle rest,
-clipped between 0 (plantarflexors are silent in swing) and the voluntary maximum of
+active muscle brake the forefoot after heel strike.
+
+The voluntary torque is the patient's own tibialis anterior following the healthy
+trajectory by computed-torque control: an internal model of every torque on the foot
+but the fast stretch reflex (so a patient whom stimulation lifts enough lets the muscle
+rest), plus a critically damped tracking loop of the profile's bandwidth. It is clipped
+between 0 (plantarflexors are silent in swing) and the voluntary maximum of
 ``sim.voluntary``: a weak muscle cannot lift the foot against gravity and passive
-stiffness, and the foot drops. The healthy swing trajectory is a quintic
-(minimum-jerk) return from the toe-off angle to neutral by ``swing_lift_fraction`` of
-swing.
+stiffness, and the foot drops. The healthy swing trajectory is a quintic (minimum-jerk)
+return from the toe-off angle to neutral by ``swing_lift_fraction`` of swing.
 
 Loading response (heel strike to foot flat), when the heel lands first: the foot turns
-about the heel under the ground reaction force, ``-F_heel * heel_lever`` (the heel
-rocker, Perry 1992), while the tibialis anterior brakes it eccentrically (Winter 1991:
-a dorsiflexor moment of about 0.2 N m/kg in loading response). The same equation holds,
-the voluntary reference being the healthy lowering from the heel-strike angle to the
-foot-flat angle of the stance template. The foot is flat when the sole reaches the
-floor. Its angular velocity then is the forefoot impact; a foot slap is the premature,
-rapid forefoot contact of Perry 1992: faster than ``foot_slap_velocity_rad_s`` and
-before a healthy foot would be flat. Without dorsiflexor torque (weakness, no
-stimulation after heel strike) the forefoot falls within a few tens of ms and slaps;
-stimulation that continues past heel strike (the "extension" of clinical stimulators)
-holds it up through loading response. Note that the heel rocker's lever grows as the
-foot lowers (a negative stiffness), so a foot that stimulation holds up comes down
-quickly once the stimulation fades unless the muscle still brakes it: that late
-lowering is reported as an impact velocity, not as a slap.
+about its heel contact point (the heel rocker, Perry 1992) under the heel's vertical
+ground reaction, whose lever about the ankle depends on where the contact point lies
+behind and below the ankle and on the foot-floor angle: it shrinks as a steeper foot
+lands. Meanwhile the shank leans forward as in healthy loading (the ankle angle at
+which the foot would be flat rises with the stance clock), and the tibialis anterior
+brakes the foot eccentrically (Winter 1991: a dorsiflexor moment of about 0.2 N m/kg in
+loading response). The same equation of motion holds, the voluntary reference being the
+healthy lowering to the foot-flat angle of the stance template. The foot is flat when
+the sole reaches the floor; its angular velocity then is the forefoot impact. A foot
+slap is the premature, rapid forefoot contact of Perry 1992: faster than
+``foot_slap_velocity_rad_s`` and before a healthy foot would be flat. Without
+dorsiflexor torque (weakness, no stimulation after heel strike) the forefoot falls
+within a few tens of ms and slaps; stimulation that continues past heel strike (the
+"extension" of clinical stimulators) holds it up through loading response. The heel
+rocker's lever grows as the foot lowers (a negative stiffness), so a foot that
+stimulation holds up comes down quickly once the stimulation fades unless the muscle
+still brakes it: that late lowering is reported as an impact velocity, not as a slap.
 
 Stance (foot flat to toe off): the foot is on the ground and the ankle follows a
 template of healthy stance (Winter 1991, Perry 1992) through the profile's knots

@@ -103,8 +103,7 @@ _COLUMN_EVENTS: tuple[tuple[int, Event], ...] = (
 )
 _NAMES: dict[Event, str] = {event: name for event, name in EVENT_NAMES.items()}
 
-# Children of a gait seed, one per random stream of the schedule.
-_STRIDE_STREAM = 0
+# Children of a gait seed for the course (the strides are drawn from the seed itself).
 _BOUT_STREAM = 1
 _TURN_STREAM = 2
 
@@ -161,14 +160,14 @@ def _child(seed: np.random.SeedSequence, index: int) -> np.random.Generator:
 
 
 def _bouts(profile: PatientProfile, n: int, rng: np.random.Generator) -> tuple[
-    np.ndarray, np.ndarray, np.ndarray
+    np.ndarray, np.ndarray
 ]:
-    """Per stride: speed factor, standing hold (s, 0 if none) and bout-edge flags."""
+    """Per stride: speed factor and standing hold (s, 0 if none)."""
     speed = np.ones(n)
     hold = np.zeros(n)
     edge = np.zeros(n, dtype=bool)
     if profile.bout_mean_strides == 0.0:
-        return speed, hold, edge
+        return speed, hold
     start = 0
     while start < n:
         length_draw, hold_draw, speed_draw = rng.random(), rng.random(), rng.standard_normal()
@@ -187,7 +186,7 @@ def _bouts(profile: PatientProfile, n: int, rng: np.random.Generator) -> tuple[
         edge[stop - 1] = True
         start = stop
     speed[edge] *= profile.bout_edge_speed_fraction
-    return speed, hold, edge
+    return speed, hold
 
 
 def _turns(profile: PatientProfile, n: int, rng: np.random.Generator) -> tuple[
@@ -235,7 +234,7 @@ def build_schedule(
     draws = np.random.default_rng(seed).standard_normal((n, 2))
     variation = np.clip(draws[:, 0], -CLIP_SD, CLIP_SD)
     scatter = np.clip(draws[:, 1], -CLEARANCE_CLIP_SD, CLEARANCE_CLIP_SD)
-    speed, hold, _ = _bouts(profile, n, _child(seed, _BOUT_STREAM))
+    speed, hold = _bouts(profile, n, _child(seed, _BOUT_STREAM))
     turn_of, side = _turns(profile, n, _child(seed, _TURN_STREAM))
 
     stride_s = 120.0 / profile.cadence_steps_per_min * (1.0 + profile.stride_time_cv * variation)

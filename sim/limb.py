@@ -10,8 +10,8 @@ spasticity. Other channels are accepted, kept and ignored by the physics.
 The physics runs in steps of at most 1 ms (``MAX_STEP_S``, shorter if the profile's
 stiffest mode needs it), several per sample at low sample rates, so the patient is the
 same patient at 100 Hz and at 2 kHz; only the sensors are sampled at the loop's rate.
-The pulses of a sample period all reach the muscle at the start of the period (exact at
-the rates where a period holds at most one pulse, within 10 ms at 100 Hz).
+The pulses of a sample period all reach the muscle at the start of the period, so pulse
+times are quantised to the sample period (2 ms at 500 Hz, 10 ms at 100 Hz).
 
 All numerics of a sample run in one numba kernel (``limb_step``) over a few float64
 arrays (every module's parameters in one array, every state in another), so calling it
