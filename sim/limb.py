@@ -402,7 +402,7 @@ class SimulatedLimb:
             raise ValueError("commands must be finite and not negative")
         start = self._k
         count = 0 if self._closed else min(commands.shape[0], self._n_samples - start)
-        samples = np.zeros((count, 3))
+        samples = np.empty((count, 3))  # every row is written by the kernel
         self._reserve(start + count)
         done = 0
         while done < count:
@@ -437,12 +437,16 @@ class SimulatedLimb:
             self._reserve(max(2 * self._truth.shape[0], k + BLOCK_SAMPLES))
 
     def _reserve(self, samples: int) -> None:
-        """Truth storage for at least ``samples`` samples (never past the trial's end)."""
+        """Truth storage for at least ``samples`` samples (never past the trial's end).
+
+        New rows are left uninitialised: the kernel writes every column of a sample's
+        row, and ``truth`` only returns the rows of samples produced.
+        """
         grown = min(samples, self._n_samples)
         if grown > self._truth.shape[0]:
-            self._truth = np.concatenate(
-                (self._truth, np.zeros((grown - self._truth.shape[0], self._truth.shape[1])))
-            )
+            truth = np.empty((grown, self._truth.shape[1]))
+            truth[: self._k] = self._truth[: self._k]
+            self._truth = truth
 
     def apply(self, t_s: float, commands: Sequence[StimCommand]) -> None:
         """Hold each named channel's command from the next physics step on.

@@ -143,3 +143,29 @@ def test_fes_sim_runs_every_shipped_profile(tmp_path, name):
     clearance = summary["clearance"]
     assert clearance["swings"] >= 2
     assert {"foot_slap_events", "ankle_at_heel_strike_deg"} <= set(clearance)
+
+
+def test_the_summary_reports_the_landing_posture_and_the_slaps(tmp_path):
+    """ankle_at_heel_strike_deg is the ankle at the last sample before each heel strike."""
+    import csv
+
+    from controller.trial.metrics import values_before
+
+    t = np.arange(10) * 0.1  # samples at 0.0 .. 0.9 s
+    before = values_before(t, np.arange(10), np.array([0.0, 0.35, 0.5, 0.85, 0.95]))
+    assert list(before) == [3, 4, 8]  # none before 0.0; 0.95 is after the recording
+    out = tmp_path / "mild"
+    assert main(["sim", "--patient", "mild", "--no-stim", "--duration-s", "10", "--out",
+                 str(out)]) == 0
+    clearance = json.loads((out / "summary.json").read_text())["clearance"]
+    with (out / "samples.csv").open() as handle:
+        rows = list(csv.DictReader(handle))
+    with (out / "events.csv").open() as handle:
+        strikes = [float(e["time_s"]) for e in csv.DictReader(handle)
+                   if e["source"] == "true" and e["event"] == "heel_strike"]
+    times = np.array([float(r["time_s"]) for r in rows])
+    ankle = np.array([float(r["ankle_angle_deg"]) for r in rows])
+    landing = values_before(times, ankle, np.array(strikes))
+    assert clearance["ankle_at_heel_strike_deg"]["median"] == pytest.approx(
+        np.median(landing), abs=1e-3)
+    assert clearance["foot_slap_events"] == sum(float(r["foot_slap"]) for r in rows) >= 6

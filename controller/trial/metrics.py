@@ -121,6 +121,7 @@ def values_before(t_s: np.ndarray, values: np.ndarray, events_s: np.ndarray) -> 
 
     At a heel strike this is the foot still in the air: the landing posture.
     """
+    if not t_s.size:
+        return values[:0]
     index = np.searchsorted(t_s, events_s, side="left") - 1
-    inside = (index >= 0) & (events_s <= t_s[-1]) if t_s.size else index < -1
-    return values[index[inside]]
+    return values[index[(index >= 0) & (events_s <= t_s[-1])]]

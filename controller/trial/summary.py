@@ -108,10 +108,10 @@ def _clearance(facts: TrialFacts, trim_fraction: float) -> dict[str, Any] | None
         "toe_clearance_min_mm": _median_p5(minima),
         "toe_drag_events": int((whole_swing < 0.0).sum()),
     }
-    if "foot_slap" in cols:
+    if {"foot_slap", "ankle_angle_deg"} <= cols.keys():
+        heel_strikes = args[3]
+        landing = metrics.values_before(cols["time_s"], cols["ankle_angle_deg"], heel_strikes)
         block["foot_slap_events"] = int(cols["foot_slap"].sum())
-    if "ankle_angle_deg" in cols:
-        landing = metrics.values_before(cols["time_s"], cols["ankle_angle_deg"], args[3])
         block["ankle_at_heel_strike_deg"] = _median_p5(landing)
     return block
 
