@@ -1,32 +1,77 @@
-"""Ankle angle and toe clearance: swing dynamics of the foot, kinematic stance.
+"""Ankle angle, foot slap and toe clearance: foot dynamics in swing and loading response.
 
 Angles are in radians inside the numerics, positive = dorsiflexion, 0 = neutral (foot
-at a right angle to the shank).
+at a right angle to the shank). The foot is in one of three modes.
 
-Stance: the foot is on the ground and the ankle follows a template of healthy stance
-(Winter 1991, Perry 1992): 0 at heel strike, about 5 deg of plantarflexion in loading
-response, about 10 deg of dorsiflexion late in stance, then plantarflexion to the
-profile's toe-off angle. A foot that lands dropped blends into the template within a few
-tens of ms (foot slap).
+Swing (toe off to heel strike): the foot rotates about the ankle with the shank taken as
+vertical::
 
-Swing: the foot rotates about the ankle with the shank taken as vertical,
+    I accel = tau_vol + a * fes_max + tau_grav + tau_passive + tau_end + tau_reflex
+    tau_grav    = -m g d cos(angle)
+    tau_passive = -k (angle - rest) - b velocity
+    tau_end     = -K w (exp((angle - limit_df) / w) - 1)   beyond the dorsiflexion limit
+                  +K w (exp((limit_pf - angle) / w) - 1)   beyond the plantarflexion limit
 
-    I * accel = tau_voluntary + activation * fes_max_torque + tau_gravity + tau_passive,
-    tau_gravity = -m * g * d * cos(angle),
-    tau_passive = -k * (angle - rest_angle) - b * velocity,
+integrated with semi-implicit (symplectic) Euler at the limb's physics step. The passive
+moment is linear in mid-range and rises exponentially at the ends of the range of motion
+(the double-exponential form of Riener and Edrich 1999, J Biomech 32:539, and Amankwah
+et al. 2004), so that no stimulation can drive the foot far past the joint's limit.
+``a`` is the tibialis anterior's force fraction from ``sim.muscle``. Its torque, and
+the voluntary maximum, scale with the muscle's force-velocity relation: less force
+while the foot dorsiflexes (the muscle shortens, Hill 1938), up to 1.8 times more while
+it is pulled into plantarflexion (eccentric, Katz 1939), which is what lets a weakly
+active muscle brake the forefoot after heel strike.
 
-integrated with semi-implicit (symplectic) Euler at the sample period. The voluntary
-torque is the patient's own tibialis anterior tracking the healthy swing trajectory
-(computed-torque control of a 5 Hz, critically damped tracking loop), clipped between 0
-(plantarflexors are silent in swing) and ``ta_strength_fraction`` times the healthy
-maximum: a weak muscle cannot lift the foot against gravity and passive stiffness, and
-the foot drops.
+The voluntary torque is the patient's own tibialis anterior following the healthy
+trajectory by computed-torque control: an internal model of every torque on the foot
+but the fast stretch reflex (so a patient whom stimulation lifts enough lets the muscle
+rest), plus a critically damped tracking loop of the profile's bandwidth. It is clipped
+between 0 (plantarflexors are silent in swing) and the voluntary maximum of
+``sim.voluntary``: a weak muscle cannot lift the foot against gravity and passive
+stiffness, and the foot drops. The healthy swing trajectory is a quintic (minimum-jerk)
+return from the toe-off angle to neutral by ``swing_lift_fraction`` of swing.
 
-Toe clearance in swing is the healthy toe height (Winter 1992: minimum toe clearance
-about 13 mm at mid-swing) plus the toe's drop when the ankle lags the healthy angle,
-``toe_lever * sin(angle - healthy_angle)``, plus the stride's vertical limb offset (hip
-compensation and scatter), which rises and falls with ``sin(pi * swing_phase)``.
-Negative clearance means the toes would be below the floor: a toe drag.
+Loading response (heel strike to foot flat), when the heel lands first: the foot turns
+about its heel contact point (the heel rocker, Perry 1992) under the heel's vertical
+ground reaction, whose lever about the ankle depends on where the contact point lies
+behind and below the ankle and on the foot-floor angle: it shrinks as a steeper foot
+lands. Meanwhile the shank leans forward as in healthy loading (the ankle angle at
+which the foot would be flat rises with the stance clock), and the tibialis anterior
+brakes the foot eccentrically (Winter 1991: a dorsiflexor moment of about 0.2 N m/kg in
+loading response). The same equation of motion holds, the voluntary reference being the
+healthy lowering to the foot-flat angle of the stance template. The foot is flat when
+the sole reaches the floor; its angular velocity then is the forefoot impact. A foot
+slap is the premature, rapid forefoot contact of Perry 1992: faster than
+``foot_slap_velocity_rad_s`` and before a healthy foot would be flat. Without
+dorsiflexor torque (weakness, no stimulation after heel strike) the forefoot falls
+within a few tens of ms and slaps; stimulation that continues past heel strike (the
+"extension" of clinical stimulators) holds it up through loading response. The heel
+rocker's lever grows as the foot lowers (a negative stiffness), so a foot that
+stimulation holds up comes down quickly once the stimulation fades unless the muscle
+still brakes it: that late lowering is reported as an impact velocity, not as a slap.
+
+Stance (foot flat to toe off): the foot is on the ground and the ankle follows a
+template of healthy stance (Winter 1991, Perry 1992) through the profile's knots
+(stance fraction, angle) and then plantarflexion to the toe-off angle, joined by
+smoothsteps, on the warped stance clock of ``sim.gait`` (it holds still while the
+person stands). A foot that landed below the foot-flat angle (forefoot or flat-foot
+contact) is brought onto the template with the profile's landing time constant.
+
+Plantarflexor spasticity (Lance 1980: a velocity-dependent increase in tonic stretch
+reflexes): the calf is stretched by dorsiflexion. The dorsiflexion velocity above a
+threshold, delayed by the reflex latency (30-50 ms), drives a first-order reflex
+contraction whose plantarflexing torque acts on the foot in swing and loading. A high
+gain with this delay makes the loop unstable after a fast stretch: the foot oscillates
+at 4-8 Hz, ankle clonus (Hidler and Rymer 1999, IEEE Trans Rehabil Eng 7:327). The
+reflex runs in stance too (a forefoot landing stretches the calf), but stance is
+kinematic here, so it only acts once the foot leaves the ground.
+
+Toe clearance in swing is the healthy toe height (the profile's knots, after Winter
+1992: minimum toe clearance about 13 mm at mid-swing) plus the toe's drop when the
+ankle lags the healthy angle, ``toe_lever * sin(angle - healthy_angle)``, plus the
+stride's vertical limb offset (hip compensation and scatter), which rises and falls
+with ``sin(pi * swing_phase)``. Negative clearance means the toes would be below the
+floor: a toe drag.
 """
 
 from __future__ import annotations
@@ -36,29 +81,13 @@ import math
 import numba
 import numpy as np
 
+from sim.gait import HEEL_STRIKE, NEXT_HEEL_STRIKE, STANCE_S, TOE_OFF, stance_clock
+from sim.kernels import kernel
 from sim.patient import PatientProfile
 
 GRAVITY_M_S2 = 9.81
-#: Bandwidth and damping ratio of the voluntary tracking of the healthy ankle angle.
-TRACKING_BANDWIDTH_HZ = 5.0
-TRACKING_DAMPING_RATIO = 1.0
-#: Time constant with which a foot that lands dropped is slapped onto the stance template.
-LANDING_TIME_CONSTANT_S = 0.03
-#: Healthy swing: the ankle returns from its toe-off angle to neutral by mid-swing.
-SWING_LIFT_PHASE = 0.5
-
-#: Healthy stance template (stance phase, ankle angle in deg) up to the toe-off angle,
-#: joined by smoothsteps; after Winter 1991 and Perry 1992.
-STANCE_KNOTS_PHASE = np.array([0.0, 0.12, 0.75])
-STANCE_KNOTS_DEG = np.array([0.0, -5.0, 10.0])
-
-#: Healthy toe height in swing (swing phase, height in mm, slope in mm per unit swing
-#: phase), joined by cubic Hermite segments: the toe leaves the ground at toe off, rises
-#: in early swing, passes its minimum clearance of 13 mm at mid-swing (Winter 1992), and
-#: rises again as the foot dorsiflexes before heel strike.
-TOE_KNOTS_PHASE = np.array([0.0, 0.2, 0.5, 0.85, 1.0])
-TOE_KNOTS_MM = np.array([0.0, 50.0, 13.0, 100.0, 75.0])
-TOE_KNOTS_SLOPE = np.array([250.0, 0.0, 0.0, 0.0, -300.0])
+#: A foot within this of flat at the healthy foot-flat phase is flat (tracking error).
+FLAT_TOLERANCE_RAD = math.radians(1.0)
 
 # Parameter array.
 P_INERTIA = 0  # foot inertia about the ankle, kg m2
@@ -66,188 +95,512 @@ P_GRAVITY_TORQUE = 1  # m g d, N m
 P_STIFFNESS = 2  # N m / rad
 P_DAMPING = 3  # N m s / rad
 P_REST_RAD = 4  # passive rest angle
-P_VOLUNTARY_MAX = 5  # strongest voluntary dorsiflexion torque, N m
-P_FES_MAX = 6  # torque at full activation, N m
-P_TOE_LEVER = 7  # m
-P_TOE_OFF_RAD = 8  # ankle angle at toe off
-N_PARAMS = 9
+P_FES_MAX = 5  # torque at full activation, N m
+P_TOE_LEVER = 6  # m
+P_TOE_OFF_RAD = 7  # ankle angle at toe off
+P_DF_LIMIT_RAD = 8
+P_PF_LIMIT_RAD = 9
+P_END_STIFFNESS = 10  # N m / rad at the limit
+P_END_WIDTH_RAD = 11
+P_TRACK_WN = 12  # rad/s
+P_TRACK_ZETA = 13
+P_LIFT_FRACTION = 14  # swing fraction by which the healthy foot is back at neutral
+P_HEEL_BEHIND_M = 15  # heel contact point behind the ankle, foot flat
+P_SLAP_RAD_S = 16
+P_LANDING_TAU_S = 17
+P_REFLEX_GAIN = 18  # N m s / rad
+P_REFLEX_THRESHOLD = 19  # rad/s
+P_REFLEX_ALPHA = 20  # per-step gain of the first-order reflex contraction
+P_REFLEX_MAX = 21  # N m
+P_STANCE_KNOT = 22  # 3 stance fractions
+P_STANCE_RAD = 25  # 3 angles
+P_TOE_KNOT = 28  # 5 swing fractions
+P_TOE_M = 33  # 5 heights
+P_TOE_SLOPE = 38  # 5 slopes, m per unit swing fraction
+P_HEEL_BELOW_M = 43  # heel contact point below the ankle, foot flat
+P_LANDING_FOOT_RAD = 44  # healthy foot-floor angle at heel strike (toe up)
+P_HEEL_OFF_PHASE = 45  # stance fraction of heel off: the latest the foot can be flat
+P_TA_MAX_VELOCITY = 46  # rad/s of dorsiflexion at which the TA produces no force
+P_TA_CURVATURE = 47  # Hill's a / F0
+P_TA_ECCENTRIC_MAX = 48  # force while lengthening fast, as a fraction of isometric
+P_TA_ECCENTRIC_HALF = 49  # lengthening velocity (fraction of max) at half the excess
+N_PARAMS = 50
+N_STANCE_KNOTS = 3
+N_TOE_KNOTS = 5
 
 # State array.
 S_ANGLE = 0  # rad
 S_VELOCITY = 1  # rad/s
-S_IN_SWING = 2  # 1.0 in swing
-S_LANDING_OFFSET = 3  # rad, landing angle minus the stance template at heel strike
-S_STRIDE = 4  # stride row the state belongs to
-N_STATE = 5
+S_MODE = 2  # one of the modes below
+S_STRIDE = 3  # stride row the state belongs to
+S_LANDING_OFFSET = 4  # rad, angle minus the flat-foot template when the blend started
+S_FLAT_TIME_S = 5  # when the blend onto the template started
+S_REFLEX_NM = 6  # plantarflexing torque of the stretch reflex, >= 0
+S_REFLEX_WRITE = 7  # write position in the reflex delay line
+S_IMPACT_RAD_S = 8  # forefoot velocity onto the floor at the latest heel-first foot flat
+S_VOLUNTARY_NM = 9  # voluntary dorsiflexion torque of the latest step
+S_SLAP = 10  # 1 once the latest heel-first landing ended in a foot slap
+N_STATE = 11
+
+# Modes.
+STANCE = 0.0
+SWING = 1.0
+LOADING = 2.0
 
 
-def ankle_params(profile: PatientProfile) -> np.ndarray:
+def ankle_params(profile: PatientProfile, step_s: float) -> np.ndarray:
     """The ankle kernels' parameter array for ``profile`` (SI units)."""
+    p = profile
     params = np.empty(N_PARAMS)
-    params[P_INERTIA] = profile.foot_inertia_kg_m2
-    params[P_GRAVITY_TORQUE] = profile.foot_mass_kg * GRAVITY_M_S2 * profile.foot_com_distance_m
-    params[P_STIFFNESS] = profile.passive_stiffness_nm_per_rad
-    params[P_DAMPING] = profile.passive_damping_nm_s_per_rad
-    params[P_REST_RAD] = math.radians(profile.passive_rest_angle_deg)
-    params[P_VOLUNTARY_MAX] = profile.ta_strength_fraction * profile.healthy_dorsiflexion_torque_nm
-    params[P_FES_MAX] = profile.fes_max_torque_nm
-    params[P_TOE_LEVER] = profile.toe_lever_m
-    params[P_TOE_OFF_RAD] = math.radians(profile.toe_off_ankle_angle_deg)
+    params[P_INERTIA] = p.foot_inertia_kg_m2
+    params[P_GRAVITY_TORQUE] = p.foot_mass_kg * GRAVITY_M_S2 * p.foot_com_distance_m
+    params[P_STIFFNESS] = p.passive_stiffness_nm_per_rad
+    params[P_DAMPING] = p.passive_damping_nm_s_per_rad
+    params[P_REST_RAD] = math.radians(p.passive_rest_angle_deg)
+    params[P_FES_MAX] = p.fes_max_torque_nm
+    params[P_TOE_LEVER] = p.toe_lever_m
+    params[P_TOE_OFF_RAD] = math.radians(p.toe_off_ankle_angle_deg)
+    params[P_DF_LIMIT_RAD] = math.radians(p.dorsiflexion_limit_deg)
+    params[P_PF_LIMIT_RAD] = math.radians(p.plantarflexion_limit_deg)
+    params[P_END_STIFFNESS] = p.end_range_stiffness_nm_per_rad
+    params[P_END_WIDTH_RAD] = math.radians(p.end_range_width_deg)
+    params[P_TRACK_WN] = 2.0 * math.pi * p.tracking_bandwidth_hz
+    params[P_TRACK_ZETA] = p.tracking_damping_ratio
+    params[P_LIFT_FRACTION] = p.swing_lift_fraction
+    params[P_HEEL_BEHIND_M] = p.heel_behind_ankle_m
+    params[P_HEEL_BELOW_M] = p.heel_below_ankle_m
+    params[P_LANDING_FOOT_RAD] = math.radians(p.heel_strike_foot_angle_deg)
+    params[P_HEEL_OFF_PHASE] = p.heel_off_stance_fraction
+    params[P_TA_MAX_VELOCITY] = p.ta_max_shortening_velocity_rad_s
+    params[P_TA_CURVATURE] = p.ta_hill_curvature_fraction
+    params[P_TA_ECCENTRIC_MAX] = p.ta_eccentric_max_fraction
+    # The eccentric branch starts with the slope of the concentric one (no kink).
+    params[P_TA_ECCENTRIC_HALF] = (p.ta_eccentric_max_fraction - 1.0) / (
+        1.0 + 1.0 / p.ta_hill_curvature_fraction)
+    params[P_SLAP_RAD_S] = p.foot_slap_velocity_rad_s
+    params[P_LANDING_TAU_S] = 1e-3 * p.landing_time_constant_ms
+    params[P_REFLEX_GAIN] = p.spastic_reflex_gain_nm_s_per_rad
+    params[P_REFLEX_THRESHOLD] = p.spastic_velocity_threshold_rad_s
+    params[P_REFLEX_ALPHA] = 1.0 - math.exp(-step_s / (1e-3 * p.spastic_reflex_time_constant_ms))
+    params[P_REFLEX_MAX] = p.spastic_reflex_max_torque_nm
+    params[P_STANCE_KNOT:P_STANCE_KNOT + N_STANCE_KNOTS] = p.stance_knots_fraction
+    params[P_STANCE_RAD:P_STANCE_RAD + N_STANCE_KNOTS] = np.radians(p.stance_knots_deg)
+    params[P_TOE_KNOT:P_TOE_KNOT + N_TOE_KNOTS] = p.toe_knots_fraction
+    params[P_TOE_M:P_TOE_M + N_TOE_KNOTS] = 1e-3 * np.array(p.toe_knots_mm)
+    params[P_TOE_SLOPE:P_TOE_SLOPE + N_TOE_KNOTS] = 1e-3 * np.array(
+        p.toe_knot_slopes_mm_per_swing
+    )
     return params
 
 
 def fastest_mode_rad_s(profile: PatientProfile) -> float:
-    """Highest natural frequency of the swing dynamics (passive plus tracking loop).
+    """Highest natural frequency of the foot dynamics in normal use.
 
-    Semi-implicit Euler is stable while this times the sample period stays below 2; the
-    limb asks for a margin (see ``SimulatedLimb``).
+    The stiffest point is deep in the end range, where the strongest torques the model
+    can produce (voluntary, stimulation, reflex) are balanced by the end-range moment.
+    Semi-implicit Euler is stable while this times the physics step stays below 2.
     """
-    tracking = (2.0 * math.pi * TRACKING_BANDWIDTH_HZ) ** 2
-    return math.sqrt(profile.passive_stiffness_nm_per_rad / profile.foot_inertia_kg_m2 + tracking)
+    p = profile
+    push_nm = (
+        p.healthy_dorsiflexion_torque_nm + p.fes_max_torque_nm + p.spastic_reflex_max_torque_nm
+    )
+    end_k = p.end_range_stiffness_nm_per_rad
+    end_k += push_nm / math.radians(p.end_range_width_deg)  # K exp(x / w) at the balance
+    tracking = (2.0 * math.pi * p.tracking_bandwidth_hz) ** 2
+    return math.sqrt((p.passive_stiffness_nm_per_rad + end_k) / p.foot_inertia_kg_m2 + tracking)
+
+
+def reflex_delay_length(profile: PatientProfile, step_s: float) -> int:
+    """Slots of the reflex delay line: the reflex latency in steps, plus one."""
+    return round(1e-3 * profile.spastic_reflex_delay_ms / step_s) + 1
 
 
 def new_ankle_state(params: np.ndarray, stance_phase: float, stride: int) -> np.ndarray:
-    """An ankle standing at ``stance_phase`` of stance in stride row ``stride``."""
+    """An ankle standing (foot flat) at ``stance_phase`` of stance in stride row ``stride``."""
     state = np.zeros(N_STATE)
-    state[S_ANGLE] = stance_angle(stance_phase, params[P_TOE_OFF_RAD])
+    state[S_ANGLE] = flat_angle(stance_phase, params)
+    state[S_MODE] = STANCE
     state[S_STRIDE] = stride
+    state[S_FLAT_TIME_S] = -math.inf
     return state
 
 
-@numba.njit(cache=True)
-def _smoothstep(a: float, b: float, x: float) -> float:
-    """From ``a`` at x = 0 to ``b`` at x = 1 with zero slope at both ends."""
-    return a + (b - a) * x * x * (3.0 - 2.0 * x)
+@kernel
+def _smooth(a: float, b: float, x: float) -> tuple[float, float, float]:
+    """Smoothstep from ``a`` (x = 0) to ``b`` (x = 1) and its two derivatives in x."""
+    x = min(max(x, 0.0), 1.0)
+    span = b - a
+    return (a + span * x * x * (3.0 - 2.0 * x), span * 6.0 * x * (1.0 - x),
+            span * (6.0 - 12.0 * x))
 
 
-@numba.njit(cache=True)
-def stance_angle(phase: float, toe_off_rad: float) -> float:
-    """Ankle angle (rad) of the stance template at ``phase`` (0 heel strike, 1 toe off)."""
-    last = STANCE_KNOTS_PHASE.shape[0] - 1
-    i = 0
-    while i < last and phase >= STANCE_KNOTS_PHASE[i + 1]:
-        i += 1
-    start = STANCE_KNOTS_PHASE[i]
-    if i < last:
-        end = STANCE_KNOTS_PHASE[i + 1]
-        target = math.radians(STANCE_KNOTS_DEG[i + 1])
-    else:
-        end = 1.0
-        target = toe_off_rad
-    x = min(max((phase - start) / (end - start), 0.0), 1.0)
-    return _smoothstep(math.radians(STANCE_KNOTS_DEG[i]), target, x)
+@kernel
+def flat_foot(phase: float, params: np.ndarray) -> tuple[float, float, float]:
+    """Ankle angle (rad) at which the foot lies flat at stance ``phase``, and its first
+    two derivatives in phase.
 
-
-@numba.njit(cache=True)
-def swing_reference(phase: float, toe_off_rad: float) -> tuple[float, float, float]:
-    """Healthy swing angle (rad) and its first two derivatives with respect to swing phase.
-
-    A quintic (minimum-jerk) return from the toe-off angle to neutral by mid-swing.
+    It is minus the shank's backward lean. From foot flat on, the healthy foot is flat,
+    so it is the stance template. Before, the healthy foot still turns about the heel:
+    it is the template minus the healthy foot-floor angle, which falls with a smoothstep
+    from its heel-strike value to zero at foot flat.
     """
-    if phase >= SWING_LIFT_PHASE:
+    foot_flat = params[P_STANCE_KNOT + 1]
+    if phase >= foot_flat:
+        i = 1
+        while i < N_STANCE_KNOTS - 1 and phase >= params[P_STANCE_KNOT + i + 1]:
+            i += 1
+        start = params[P_STANCE_KNOT + i]
+        if i < N_STANCE_KNOTS - 1:
+            end = params[P_STANCE_KNOT + i + 1]
+            target = params[P_STANCE_RAD + i + 1]
+        else:
+            end = 1.0
+            target = params[P_TOE_OFF_RAD]
+        width = end - start
+        a, da, dda = _smooth(params[P_STANCE_RAD + i], target, (phase - start) / width)
+        return a, da / width, dda / (width * width)
+    x = max(phase, 0.0) / foot_flat
+    a, da, dda = _smooth(params[P_STANCE_RAD], params[P_STANCE_RAD + 1], x)
+    f, df, ddf = _smooth(params[P_LANDING_FOOT_RAD], 0.0, x)
+    return a - f, (da - df) / foot_flat, (dda - ddf) / (foot_flat * foot_flat)
+
+
+@kernel
+def flat_angle(phase: float, params: np.ndarray) -> float:
+    """Ankle angle (rad) of a flat foot at stance ``phase`` (see ``flat_foot``)."""
+    return flat_foot(phase, params)[0]
+
+
+@kernel
+def heel_rocker_torque(foot_rad: float, load_n: float, params: np.ndarray) -> float:
+    """Torque (N m) of the heel's ground reaction about the ankle, foot at ``foot_rad``.
+
+    The heel contact point lies behind and below the ankle; as the foot turns toe up by
+    the foot-floor angle it swings under the ankle, so the lever of the vertical force
+    shrinks (and changes sign for a very steep landing).
+    """
+    lever = -params[P_HEEL_BEHIND_M] * math.cos(foot_rad) + params[P_HEEL_BELOW_M] * math.sin(
+        foot_rad)
+    return load_n * lever
+
+
+@kernel
+def swing_reference(phase: float, params: np.ndarray) -> tuple[float, float, float]:
+    """Healthy swing angle (rad) and its first two derivatives in swing phase.
+
+    A quintic (minimum-jerk) return from the toe-off angle to neutral by the lift
+    fraction of swing, neutral after it.
+    """
+    lift = params[P_LIFT_FRACTION]
+    if phase >= lift:
         return 0.0, 0.0, 0.0
-    x = phase / SWING_LIFT_PHASE
-    span = -toe_off_rad  # from toe_off_rad up to 0
+    x = max(phase, 0.0) / lift
+    start = params[P_TOE_OFF_RAD]
+    span = -start  # from the toe-off angle up to 0
     s = x * x * x * (10.0 - 15.0 * x + 6.0 * x * x)
-    ds = 30.0 * x * x * (1.0 - x) * (1.0 - x) / SWING_LIFT_PHASE
-    dds = 60.0 * x * (1.0 - x) * (1.0 - 2.0 * x) / (SWING_LIFT_PHASE * SWING_LIFT_PHASE)
-    return toe_off_rad + span * s, span * ds, span * dds
+    ds = 30.0 * x * x * (1.0 - x) * (1.0 - x) / lift
+    dds = 60.0 * x * (1.0 - x) * (1.0 - 2.0 * x) / (lift * lift)
+    return start + span * s, span * ds, span * dds
 
 
-@numba.njit(cache=True)
-def toe_height_reference_m(phase: float) -> float:
-    """Healthy toe height above the floor (m) at swing ``phase`` (0 toe off, 1 heel strike)."""
-    n = TOE_KNOTS_PHASE.shape[0]
+@kernel
+def toe_height_reference_m(phase: float, params: np.ndarray) -> float:
+    """Healthy toe height above the floor (m) at swing ``phase`` (0 toe off, 1 heel strike).
+
+    Cubic Hermite segments through the profile's knots (fraction, height, slope).
+    """
     i = 0
-    while i < n - 2 and phase >= TOE_KNOTS_PHASE[i + 1]:
+    while i < N_TOE_KNOTS - 2 and phase >= params[P_TOE_KNOT + i + 1]:
         i += 1
-    width = TOE_KNOTS_PHASE[i + 1] - TOE_KNOTS_PHASE[i]
-    x = min(max((phase - TOE_KNOTS_PHASE[i]) / width, 0.0), 1.0)
+    width = params[P_TOE_KNOT + i + 1] - params[P_TOE_KNOT + i]
+    x = min(max((phase - params[P_TOE_KNOT + i]) / width, 0.0), 1.0)
     x2 = x * x
     x3 = x2 * x
-    height = (
-        (2.0 * x3 - 3.0 * x2 + 1.0) * TOE_KNOTS_MM[i]
-        + (x3 - 2.0 * x2 + x) * width * TOE_KNOTS_SLOPE[i]
-        + (-2.0 * x3 + 3.0 * x2) * TOE_KNOTS_MM[i + 1]
-        + (x3 - x2) * width * TOE_KNOTS_SLOPE[i + 1]
+    return (
+        (2.0 * x3 - 3.0 * x2 + 1.0) * params[P_TOE_M + i]
+        + (x3 - 2.0 * x2 + x) * width * params[P_TOE_SLOPE + i]
+        + (-2.0 * x3 + 3.0 * x2) * params[P_TOE_M + i + 1]
+        + (x3 - x2) * width * params[P_TOE_SLOPE + i + 1]
     )
-    return 1e-3 * height
 
 
-@numba.njit(cache=True)
-def ankle_stance(
-    state: np.ndarray,
-    params: np.ndarray,
-    stride: int,
-    phase: float,
-    since_heel_strike_s: float,
-    dt_s: float,
-) -> None:
-    """Move the ankle to the stance template at ``phase`` of stance of stride ``stride``."""
-    template = stance_angle(phase, params[P_TOE_OFF_RAD])
-    if state[S_IN_SWING] != 0.0 or int(state[S_STRIDE]) != stride:
-        state[S_LANDING_OFFSET] = state[S_ANGLE] - stance_angle(0.0, params[P_TOE_OFF_RAD])
-        state[S_IN_SWING] = 0.0
-        state[S_STRIDE] = stride
-    angle = template + state[S_LANDING_OFFSET] * math.exp(
-        -since_heel_strike_s / LANDING_TIME_CONSTANT_S
-    )
-    state[S_VELOCITY] = (angle - state[S_ANGLE]) / dt_s
-    state[S_ANGLE] = angle
+@kernel
+def end_range_torque(angle: float, params: np.ndarray) -> float:
+    """Passive moment at the ends of the range of motion (N m), zero in mid-range."""
+    k = params[P_END_STIFFNESS]
+    w = params[P_END_WIDTH_RAD]
+    if angle > params[P_DF_LIMIT_RAD]:
+        return -k * w * (math.exp((angle - params[P_DF_LIMIT_RAD]) / w) - 1.0)
+    if angle < params[P_PF_LIMIT_RAD]:
+        return k * w * (math.exp((params[P_PF_LIMIT_RAD] - angle) / w) - 1.0)
+    return 0.0
 
 
-@numba.njit(cache=True)
-def ankle_swing_step(
-    state: np.ndarray,
-    params: np.ndarray,
-    stride: int,
-    toe_off_s: float,
-    swing_s: float,
-    from_s: float,
-    to_s: float,
-    activation: float,
-) -> None:
-    """Integrate the swinging foot of stride ``stride`` from ``from_s`` to ``to_s``.
+@kernel
+def force_velocity(velocity: float, params: np.ndarray) -> float:
+    """Tibialis anterior force at dorsiflexion ``velocity`` as a fraction of isometric.
 
-    The swing lasts ``swing_s`` from ``toe_off_s``. On the first call of a swing the foot
-    starts at the toe-off angle, at rest, at the toe-off instant.
+    Shortening (dorsiflexion): Hill 1938, (1 - v) / (1 + v / a) with v the velocity over
+    the maximum. Lengthening (plantarflexion): rises towards the eccentric maximum
+    (Katz 1939) as u / (u + u_half), u the lengthening velocity over the maximum, with
+    the slope of the concentric branch at zero.
     """
-    if state[S_IN_SWING] == 0.0 or int(state[S_STRIDE]) != stride:
-        state[S_ANGLE] = params[P_TOE_OFF_RAD]
-        state[S_VELOCITY] = 0.0
-        state[S_IN_SWING] = 1.0
-        state[S_STRIDE] = stride
-        from_s = toe_off_s
-    h_s = to_s - from_s
+    v = velocity / params[P_TA_MAX_VELOCITY]
+    if v >= 0.0:
+        return max(1.0 - v, 0.0) / (1.0 + v / params[P_TA_CURVATURE])
+    u = -v
+    return 1.0 + (params[P_TA_ECCENTRIC_MAX] - 1.0) * u / (u + params[P_TA_ECCENTRIC_HALF])
+
+
+@kernel
+def foot_dynamics_step(
+    state: np.ndarray,
+    params: np.ndarray,
+    h_s: float,
+    reference: tuple[float, float, float],
+    activation: float,
+    voluntary_max_nm: float,
+    external_nm: float,
+) -> None:
+    """One semi-implicit Euler step of the free (or heel-pivoted) foot.
+
+    ``reference`` is the angle the patient tries to follow and its time derivatives;
+    ``external_nm`` is any torque from outside the leg (the ground, a hand).
+    """
     angle = state[S_ANGLE]
     velocity = state[S_VELOCITY]
     inertia = params[P_INERTIA]
-    passive = -params[P_STIFFNESS] * (angle - params[P_REST_RAD]) - params[P_DAMPING] * velocity
-    gravity = -params[P_GRAVITY_TORQUE] * math.cos(angle)
-    ref, dref, ddref = swing_reference((from_s - toe_off_s) / swing_s, params[P_TOE_OFF_RAD])
-    ref_velocity = dref / swing_s
-    ref_accel = ddref / (swing_s * swing_s)
-    wn = 2.0 * math.pi * TRACKING_BANDWIDTH_HZ
+    muscle = force_velocity(velocity, params)
+    # Every torque but the patient's own and the reflex's: the internal model that the
+    # voluntary controller compensates (the reflex is too fast for voluntary control).
+    others = (
+        -params[P_STIFFNESS] * (angle - params[P_REST_RAD])
+        - params[P_DAMPING] * velocity
+        - params[P_GRAVITY_TORQUE] * math.cos(angle)
+        + end_range_torque(angle, params)
+        + activation * params[P_FES_MAX] * muscle
+        + external_nm
+    )
+    ref, ref_velocity, ref_accel = reference
+    wn = params[P_TRACK_WN]
     wanted = inertia * (
         ref_accel
         + wn * wn * (ref - angle)
-        + 2.0 * TRACKING_DAMPING_RATIO * wn * (ref_velocity - velocity)
-    )
-    voluntary = min(max(wanted - passive - gravity, 0.0), params[P_VOLUNTARY_MAX])
-    torque = voluntary + activation * params[P_FES_MAX] + passive + gravity
+        + 2.0 * params[P_TRACK_ZETA] * wn * (ref_velocity - velocity)
+    ) - others
+    voluntary = min(max(wanted, 0.0), voluntary_max_nm * muscle)
+    torque = voluntary + others - state[S_REFLEX_NM]
     velocity += h_s * torque / inertia
     state[S_VELOCITY] = velocity
     state[S_ANGLE] = angle + h_s * velocity
+    state[S_VOLUNTARY_NM] = voluntary
 
 
-@numba.njit(cache=True)
+@kernel
+def reflex_step(state: np.ndarray, params: np.ndarray, delay: np.ndarray) -> None:
+    """Feed this step's ankle velocity to the stretch reflex; update its torque."""
+    length = delay.shape[0]
+    write = int(state[S_REFLEX_WRITE])
+    delay[write] = state[S_VELOCITY]
+    read = (write + 1) % length  # the oldest entry: one latency ago
+    state[S_REFLEX_WRITE] = read
+    stretch = max(delay[read] - params[P_REFLEX_THRESHOLD], 0.0)
+    drive = min(params[P_REFLEX_GAIN] * stretch, params[P_REFLEX_MAX])
+    state[S_REFLEX_NM] += params[P_REFLEX_ALPHA] * (drive - state[S_REFLEX_NM])
+
+
+@kernel
+def _land(state: np.ndarray, params: np.ndarray, stride: int, t_s: float) -> None:
+    """Heel strike: heel-first onto the heel rocker, or flat/forefoot onto the template."""
+    state[S_STRIDE] = stride
+    foot_flat = flat_angle(0.0, params)
+    if state[S_ANGLE] > foot_flat:
+        state[S_MODE] = LOADING
+    else:
+        _foot_flat(state, params, 0.0, t_s)
+
+
+@kernel
+def _foot_flat(state: np.ndarray, params: np.ndarray, phase: float, t_s: float) -> None:
+    """The whole sole is on the floor: from now on the ankle follows the template."""
+    state[S_MODE] = STANCE
+    state[S_LANDING_OFFSET] = state[S_ANGLE] - flat_angle(phase, params)
+    state[S_FLAT_TIME_S] = t_s
+
+
+@kernel
+def _loading_step(
+    state: np.ndarray,
+    params: np.ndarray,
+    strides: np.ndarray,
+    j: int,
+    from_s: float,
+    to_s: float,
+    activation: float,
+    voluntary_max_nm: float,
+    heel_load_n: float,
+) -> None:
+    """One step of the heel rocker; the foot lands flat (maybe slapping) at its end.
+
+    The foot turns about the heel with foot-floor angle ``angle - flat(phase)``. The
+    shank's lean moves with the stance clock, so the foot's own angular acceleration is
+    the ankle's minus the flat-foot angle's: that term enters as a torque.
+    """
+    stance_s = strides[j, STANCE_S]
+    phase_from = stance_clock(strides, j, from_s)[0]
+    flat, dflat, ddflat = flat_foot(phase_from, params)
+    flat_velocity = dflat / stance_s
+    flat_accel = ddflat / (stance_s * stance_s)
+    foot_flat_phase = params[P_STANCE_KNOT + 1]
+    if phase_from < foot_flat_phase:  # the healthy lowering of the forefoot
+        lowering_s = foot_flat_phase * stance_s
+        ref, dref, ddref = _smooth(params[P_STANCE_RAD], params[P_STANCE_RAD + 1],
+                                   phase_from / foot_flat_phase)
+        reference = (ref, dref / lowering_s, ddref / (lowering_s * lowering_s))
+    else:  # later than a healthy foot: aim for the flat foot
+        reference = (flat, flat_velocity, flat_accel)
+    external = heel_rocker_torque(state[S_ANGLE] - flat, heel_load_n, params)
+    external += params[P_INERTIA] * flat_accel
+    foot_dynamics_step(state, params, to_s - from_s, reference, activation,
+                       voluntary_max_nm, external)
+    phase, _ = stance_clock(strides, j, to_s)
+    # Flat when the sole reaches the floor; a foot braked onto the healthy trajectory
+    # touches down at the healthy foot flat; heel off ends the heel rocker in any case.
+    flat_now = flat_angle(phase, params)
+    healthy_touchdown = phase >= foot_flat_phase and state[S_ANGLE] <= flat_now + FLAT_TOLERANCE_RAD
+    if state[S_ANGLE] <= flat_now or healthy_touchdown or phase >= params[P_HEEL_OFF_PHASE]:
+        impact = max(flat_velocity - state[S_VELOCITY], 0.0)
+        state[S_IMPACT_RAD_S] = impact
+        if impact > params[P_SLAP_RAD_S] and phase < foot_flat_phase:
+            state[S_SLAP] = 1.0
+        _foot_flat(state, params, phase, to_s)
+
+
+@kernel
+def ankle_step(
+    state: np.ndarray,
+    params: np.ndarray,
+    delay: np.ndarray,
+    strides: np.ndarray,
+    stride: int,
+    from_s: float,
+    to_s: float,
+    activation: float,
+    voluntary_max_nm: float,
+    heel_load_n: float,
+) -> None:
+    """Advance the ankle, in stride row ``stride`` of ``strides``, to ``to_s``.
+
+    ``activation`` and ``voluntary_max_nm`` hold over the step; ``heel_load_n`` is the
+    force under the heel at ``from_s``.
+    """
+    toe_off = strides[stride, TOE_OFF]
+    if to_s >= toe_off:
+        if state[S_MODE] != SWING or int(state[S_STRIDE]) != stride:
+            # Toe off inside this step: the foot leaves the ground at rest.
+            state[S_ANGLE] = params[P_TOE_OFF_RAD]
+            state[S_VELOCITY] = 0.0
+            state[S_MODE] = SWING
+            state[S_STRIDE] = stride
+            from_s = toe_off
+        swing_s = strides[stride, NEXT_HEEL_STRIKE] - toe_off
+        ref, dref, ddref = swing_reference((from_s - toe_off) / swing_s, params)
+        reference = (ref, dref / swing_s, ddref / (swing_s * swing_s))
+        foot_dynamics_step(state, params, to_s - from_s, reference, activation,
+                           voluntary_max_nm, 0.0)
+    else:
+        if state[S_MODE] == SWING or int(state[S_STRIDE]) != stride:
+            _land(state, params, stride, strides[stride, HEEL_STRIKE])
+            from_s = max(from_s, strides[stride, HEEL_STRIKE])
+        phase = stance_clock(strides, stride, to_s)[0]
+        if state[S_MODE] == LOADING:
+            _loading_step(state, params, strides, stride, from_s, to_s, activation,
+                          voluntary_max_nm, heel_load_n)
+        else:
+            blend = math.exp(-(to_s - state[S_FLAT_TIME_S]) / params[P_LANDING_TAU_S])
+            angle = flat_angle(phase, params) + state[S_LANDING_OFFSET] * blend
+            state[S_VELOCITY] = (angle - state[S_ANGLE]) / (to_s - from_s)
+            state[S_ANGLE] = angle
+            state[S_VOLUNTARY_NM] = 0.0
+    reflex_step(state, params, delay)
+
+
+@kernel
 def toe_clearance_m(
     state: np.ndarray, params: np.ndarray, phase: float, limb_offset_m: float
 ) -> float:
     """Toe height above the floor (m) of the swinging foot at swing ``phase``."""
-    ref = swing_reference(phase, params[P_TOE_OFF_RAD])[0]
+    ref = swing_reference(phase, params)[0]
     return (
-        toe_height_reference_m(phase)
+        toe_height_reference_m(phase, params)
         + params[P_TOE_LEVER] * math.sin(state[S_ANGLE] - ref)
         + limb_offset_m * math.sin(math.pi * phase)
     )
+
+
+@numba.njit(cache=True)
+def _stretch_test(
+    state: np.ndarray,
+    params: np.ndarray,
+    delay: np.ndarray,
+    step_s: float,
+    steps: int,
+    target_rad: float,
+    stretch_velocity_rad_s: float,
+    hold_nm: float,
+) -> np.ndarray:
+    angles = np.empty(steps)
+    for k in range(steps):
+        angles[k] = state[S_ANGLE]
+        if state[S_MODE] == STANCE:  # the examiner moves the foot
+            state[S_VELOCITY] = stretch_velocity_rad_s
+            state[S_ANGLE] = min(state[S_ANGLE] + step_s * stretch_velocity_rad_s, target_rad)
+            if state[S_ANGLE] >= target_rad:
+                state[S_MODE] = SWING
+        else:  # the examiner only keeps pushing the forefoot up
+            foot_dynamics_step(state, params, step_s, (state[S_ANGLE], 0.0, 0.0), 0.0, 0.0,
+                               hold_nm)
+        reflex_step(state, params, delay)
+    return angles
+
+
+def stretch_test(
+    profile: PatientProfile,
+    stretch_velocity_rad_s: float,
+    stretch_deg: float,
+    duration_s: float,
+    step_s: float = 1e-3,
+) -> np.ndarray:
+    """The clinical ankle clonus test on the seated patient; ankle angle (rad) per step.
+
+    The foot hangs relaxed at its passive equilibrium (knee flexed, as in swing, no
+    voluntary effort). The examiner dorsiflexes it by ``stretch_deg`` at
+    ``stretch_velocity_rad_s`` and from then on pushes the forefoot up with the torque
+    that holds it there against its passive stiffness and weight, leaving it free to
+    move. A spastic calf answers a fast stretch with beats of clonus; a normal one, or a
+    slow stretch, leaves the foot where the examiner put it.
+    """
+    params = ankle_params(profile, step_s)
+    start = _rest_angle(params)
+    target = start + math.radians(stretch_deg)
+    state = np.zeros(N_STATE)
+    state[S_MODE] = STANCE  # moved by the examiner until the target
+    state[S_ANGLE] = start
+    delay = np.zeros(reflex_delay_length(profile, step_s))
+    return _stretch_test(state, params, delay, step_s, round(duration_s / step_s), target,
+                         stretch_velocity_rad_s, -_passive_torque(target, params))
+
+
+def _passive_torque(angle: float, params: np.ndarray) -> float:
+    """Passive and gravity torque on the resting foot at ``angle`` (N m)."""
+    return (-params[P_STIFFNESS] * (angle - params[P_REST_RAD])
+            - params[P_GRAVITY_TORQUE] * math.cos(angle) + end_range_torque(angle, params))
+
+
+def _rest_angle(params: np.ndarray) -> float:
+    """Angle where passive stiffness balances the foot's weight (bisection)."""
+    low, high = params[P_PF_LIMIT_RAD] - 0.5, params[P_DF_LIMIT_RAD] + 0.5
+    for _ in range(60):
+        mid = 0.5 * (low + high)
+        low, high = (mid, high) if _passive_torque(mid, params) > 0.0 else (low, mid)
+    return 0.5 * (low + high)

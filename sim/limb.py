@@ -3,15 +3,24 @@
 Each ``read`` returns the sensor sample at t = k * period and then advances the physics
 by one period with the stimulation commanded so far, so the loop closes through the
 limb: pulses of the peroneal channel (channel 0) recruit tibialis anterior
-(``sim.muscle``), whose activation lifts the foot in swing (``sim.ankle``). Other
-channels are accepted, kept and ignored by the physics.
+(``sim.muscle``), whose force lifts the foot in swing and brakes it in loading response
+(``sim.ankle``), against the patient's own residual strength (``sim.voluntary``) and
+spasticity. Other channels are accepted, kept and ignored by the physics.
 
-All numerics of a sample run in one numba kernel (``limb_step``) over float64 arrays,
-which chains the per-module kernels; the class only holds the arrays and dispatches,
-so a later issue can fuse the whole closed loop into one compiled loop. All randomness
-comes from the seed through ``numpy.random.SeedSequence``: the gait schedule and the
-gyro noise use separate child streams, so the same seed gives the same trial bit for
-bit however the loop is paced.
+The physics runs in steps of at most 1 ms (``MAX_STEP_S``, shorter if the profile's
+stiffest mode needs it), several per sample at low sample rates, so the patient is the
+same patient at 100 Hz and at 2 kHz; only the sensors are sampled at the loop's rate.
+The pulses of a sample period all reach the muscle at the start of the period, so pulse
+times are quantised to the sample period (2 ms at 500 Hz, 10 ms at 100 Hz).
+
+All numerics of a sample run in one numba kernel (``limb_step``) over a few float64
+arrays (every module's parameters in one array, every state in another), so calling it
+costs little; ``run`` steps a whole command sequence inside one compiled loop, for
+open-loop studies and sweeps, with exactly the same result as ``read``/``apply`` sample
+by sample. All randomness comes from the seed through ``numpy.random.SeedSequence``:
+the gait schedule and each sensor noise source use separate child streams, so the same
+seed gives the same trial bit for bit however the loop is paced, and switching one noise
+source on does not change the others.
 """
 
 from __future__ import annotations
@@ -19,29 +28,52 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-import numba
 import numpy as np
 
 from controller.ports import Sample, StimCommand
 from controller.stim.pulses import advance_train, new_train
-from sim import ankle, muscle, sensors
+from sim import ankle, muscle, sensors, voluntary
 from sim.gait import (
-    HEEL_STRIKE,
     LIMB_OFFSET_M,
     NEXT_HEEL_STRIKE,
-    START_PHASE,
     TOE_OFF,
     GaitSchedule,
     build_schedule,
     locate_stride,
+    stance_clock,
 )
+from sim.kernels import kernel
 from sim.patient import PatientProfile
 
-#: Semi-implicit Euler is stable up to 2; this margin keeps the swing dynamics accurate.
+#: Longest physics step. Semi-implicit Euler is stable up to 2 per mode; the step is
+#: also kept below 1 / (fastest mode), which keeps the swing dynamics accurate.
+MAX_STEP_S = 1e-3
 MAX_STEP_PER_MODE = 1.0
-#: Gyro noise is drawn, and truth storage grows, in blocks of this many samples, so
-#: memory follows the samples actually read, not the nominal duration.
+#: Lowest sample rate: a period must not hold more than one pulse of a 100 Hz train.
+MIN_SAMPLE_RATE_HZ = 100.0
+#: Noise is drawn, and truth storage grows, in blocks of this many samples, so memory
+#: follows the samples actually read, not the nominal duration.
 BLOCK_SAMPLES = 4096
+
+# Offsets of each module's parameters in the limb's parameter array.
+_SENSOR_P = 0
+_MUSCLE_P = _SENSOR_P + sensors.N_PARAMS
+_ANKLE_P = _MUSCLE_P + muscle.N_PARAMS
+_VOLUNTARY_P = _ANKLE_P + ankle.N_PARAMS
+_LIMB_P = _VOLUNTARY_P + voluntary.N_PARAMS
+L_PERIOD_S = _LIMB_P  # sample period
+L_STEPS = _LIMB_P + 1  # physics steps per sample
+L_REFLEX_AT = _LIMB_P + 2  # where the reflex delay line starts in the buffer array
+N_PARAMS = _LIMB_P + 3
+
+# Offsets of each module's state in the limb's state array.
+_SENSOR_S = 0
+_MUSCLE_S = _SENSOR_S + sensors.N_STATE
+_ANKLE_S = _MUSCLE_S + muscle.N_STATE
+_VOLUNTARY_S = _ANKLE_S + ankle.N_STATE
+_TRAIN_S = _VOLUNTARY_S + voluntary.N_STATE  # the channel-0 pulse train (2 entries)
+S_CURSOR = _TRAIN_S + 2  # stride row of the previous sample (a forward search cursor)
+N_STATE = S_CURSOR + 1
 
 # Channel-0 command array.
 C_ON = 0
@@ -59,68 +91,182 @@ T_ANKLE_DEG = 0
 T_CLEARANCE_MM = 1
 T_ACTIVATION = 2
 T_PULSES = 3
-TRUTH_COLUMNS = ("ankle_angle_deg", "toe_clearance_mm", "ta_activation", "pulses")
+T_FOOT_SLAP = 4
+T_IMPACT = 5
+T_FITNESS = 6
+T_VOLUNTARY_NM = 7
+T_REFLEX_NM = 8
+TRUTH_COLUMNS = (
+    "ankle_angle_deg",
+    "toe_clearance_mm",
+    "ta_activation",
+    "pulses",
+    "foot_slap",
+    "forefoot_impact_rad_s",
+    "ta_fitness",
+    "voluntary_max_nm",
+    "reflex_torque_nm",
+)
+_INTEGER_COLUMNS = ("pulses", "foot_slap")
+
+# Children of the trial seed, one per random stream.
+_GAIT_STREAM = 0
+_NOISE_STREAMS = (1, 2, 3, 4, 5)  # one per sensor noise column, in column order
+_DROPOUT_STREAM = 6
+_STREAMS = 7
 
 
-@numba.njit(cache=True)
-def limb_step(
+@kernel
+def _sample(
     k: int,
-    dt_s: float,
+    m: int,
     strides: np.ndarray,
-    walk: np.ndarray,
+    features: np.ndarray,
+    params: np.ndarray,
     sensor_p: np.ndarray,
-    noise: float,
     muscle_p: np.ndarray,
-    muscle_s: np.ndarray,
-    delay: np.ndarray,
     ankle_p: np.ndarray,
+    voluntary_p: np.ndarray,
+    state: np.ndarray,
+    sensor_s: np.ndarray,
+    muscle_s: np.ndarray,
     ankle_s: np.ndarray,
+    voluntary_s: np.ndarray,
     train: np.ndarray,
-    command: np.ndarray,
-    sample_out: np.ndarray,
-    truth_row: np.ndarray,
+    muscle_delay: np.ndarray,
+    reflex_delay: np.ndarray,
+    dropouts: np.ndarray,
+    noise: np.ndarray,
+    commands: np.ndarray,
+    samples: np.ndarray,
+    truth: np.ndarray,
 ) -> None:
-    """Write sample ``k`` and its truth, then advance muscle and ankle one period.
+    """Sample ``k`` on the module views of the packed arrays; row ``m`` of the tables.
 
-    ``walk[0]`` is the stride row of the previous sample (a forward search cursor);
-    ``noise`` is this sample's standard normal draw.
+    Arrays are passed whole with row indices: a row view would cost two atomic
+    reference-count updates per call (see ``sim.gait.locate_stride``).
     """
-    t = k * dt_s
-    i = locate_stride(strides, int(walk[0]), t)
-    walk[0] = i
-    row = strides[i]
-    sample_out[O_GYRO] = (
-        sensors.gyro_template(strides, i, t, sensor_p) + sensor_p[sensors.P_NOISE_SD] * noise
+    period = params[L_PERIOD_S]
+    t = k * period
+    i = locate_stride(strides, int(state[S_CURSOR]), t)
+    state[S_CURSOR] = i
+    samples[m, O_GYRO] = sensors.gyro_sample(
+        strides, features, i, t, sensor_p, sensor_s, dropouts, noise, m
     )
-    sample_out[O_HEEL_SWITCH] = sensors.heel_switch(strides, i, t)
-    sample_out[O_HEEL_FORCE] = sensors.heel_force(strides, i, t, sensor_p)
+    samples[m, O_HEEL_SWITCH] = sensors.heel_switch(
+        strides, i, t, sensor_p, noise[m, sensors.N_BOUNCE]
+    )
+    load = sensors.heel_load_n(strides, i, t, sensor_p)
+    samples[m, O_HEEL_FORCE] = sensors.heel_force(load, sensor_p, noise[m, sensors.N_FORCE])
 
     clearance = 0.0
-    if t >= row[TOE_OFF]:
-        phase = (t - row[TOE_OFF]) / (row[NEXT_HEEL_STRIKE] - row[TOE_OFF])
-        clearance = ankle.toe_clearance_m(ankle_s, ankle_p, phase, row[LIMB_OFFSET_M])
-    activation = muscle_s[muscle.S_ACTIVATION]
-    truth_row[T_ANKLE_DEG] = math.degrees(ankle_s[ankle.S_ANGLE])
-    truth_row[T_CLEARANCE_MM] = 1e3 * clearance
-    truth_row[T_ACTIVATION] = activation
+    toe_off = strides[i, TOE_OFF]
+    if t >= toe_off:
+        phase = (t - toe_off) / (strides[i, NEXT_HEEL_STRIKE] - toe_off)
+        clearance = ankle.toe_clearance_m(ankle_s, ankle_p, phase, strides[i, LIMB_OFFSET_M])
+    truth[m, T_ANKLE_DEG] = math.degrees(ankle_s[ankle.S_ANGLE])
+    truth[m, T_CLEARANCE_MM] = 1e3 * clearance
+    truth[m, T_ACTIVATION] = muscle_s[muscle.S_FORCE] / muscle_p[muscle.P_FORCE_REF_N]
+    truth[m, T_FITNESS] = muscle.fitness(muscle_s, muscle_p)
+    strength = voluntary.voluntary_max_nm(voluntary_s, voluntary_p, t)
+    truth[m, T_VOLUNTARY_NM] = strength
+    truth[m, T_REFLEX_NM] = ankle_s[ankle.S_REFLEX_NM]
 
-    pulses = advance_train(train, command[C_ON] != 0.0, command[C_FREQUENCY_HZ], dt_s)
-    truth_row[T_PULSES] = pulses
-    charge_uc = 1e-3 * command[C_AMPLITUDE_MA] * command[C_PULSE_WIDTH_US]
-    muscle.muscle_step(muscle_s, muscle_p, delay, pulses, charge_uc)
+    on = commands[m, C_ON] != 0.0
+    pulses = advance_train(train, on, commands[m, C_FREQUENCY_HZ], period)
+    truth[m, T_PULSES] = pulses
+    charge_uc = 1e-3 * commands[m, C_AMPLITUDE_MA] * commands[m, C_PULSE_WIDTH_US]
 
-    t_next = (k + 1) * dt_s
-    j = locate_stride(strides, i, t_next)
-    nrow = strides[j]
-    if t_next < nrow[TOE_OFF]:
-        stance_s = nrow[TOE_OFF] - nrow[HEEL_STRIKE]
-        since = t_next - nrow[HEEL_STRIKE]
-        ankle.ankle_stance(ankle_s, ankle_p, j, since / stance_s, since, dt_s)
-    else:
-        swing_s = nrow[NEXT_HEEL_STRIKE] - nrow[TOE_OFF]
-        ankle.ankle_swing_step(
-            ankle_s, ankle_p, j, nrow[TOE_OFF], swing_s, t, t_next, activation
+    ankle_s[ankle.S_IMPACT_RAD_S] = 0.0
+    ankle_s[ankle.S_SLAP] = 0.0
+    steps = int(params[L_STEPS])
+    h = period / steps
+    j = i
+    for s in range(steps):
+        from_s = t + s * h
+        to_s = from_s + h
+        activation = muscle.muscle_step(
+            muscle_s, muscle_p, muscle_delay, pulses if s == 0 else 0, charge_uc
         )
+        j = locate_stride(strides, j, to_s)
+        if s > 0:
+            strength = voluntary.voluntary_max_nm(voluntary_s, voluntary_p, from_s)
+            load = sensors.heel_load_n(strides, j, from_s, sensor_p)
+        ankle.ankle_step(ankle_s, ankle_p, reflex_delay, strides, j, from_s, to_s, activation,
+                         strength, load)
+        effort = ankle_s[ankle.S_VOLUNTARY_NM] / strength if strength > 0.0 else 0.0
+        voluntary.voluntary_step(voluntary_s, voluntary_p, effort)
+    truth[m, T_IMPACT] = ankle_s[ankle.S_IMPACT_RAD_S]
+    truth[m, T_FOOT_SLAP] = ankle_s[ankle.S_SLAP]
+
+
+@kernel
+def run_block(
+    k0: int,
+    strides: np.ndarray,
+    features: np.ndarray,
+    params: np.ndarray,
+    state: np.ndarray,
+    buffers: np.ndarray,
+    dropouts: np.ndarray,
+    noise: np.ndarray,
+    commands: np.ndarray,
+    samples: np.ndarray,
+    truth: np.ndarray,
+) -> None:
+    """Samples k0 .. k0 + len(commands) - 1 in one compiled loop.
+
+    Row m of ``noise``, ``commands``, ``samples`` and ``truth`` belongs to sample k0 + m.
+    ``limb_step`` is this for one sample.
+    """
+    reflex_at = int(params[L_REFLEX_AT])
+    sensor_p = params[_SENSOR_P:_MUSCLE_P]
+    muscle_p = params[_MUSCLE_P:_ANKLE_P]
+    ankle_p = params[_ANKLE_P:_VOLUNTARY_P]
+    voluntary_p = params[_VOLUNTARY_P:_LIMB_P]
+    sensor_s = state[_SENSOR_S:_MUSCLE_S]
+    muscle_s = state[_MUSCLE_S:_ANKLE_S]
+    ankle_s = state[_ANKLE_S:_VOLUNTARY_S]
+    voluntary_s = state[_VOLUNTARY_S:_TRAIN_S]
+    train = state[_TRAIN_S:S_CURSOR]
+    muscle_delay = buffers[:reflex_at]
+    reflex_delay = buffers[reflex_at:]
+    for m in range(commands.shape[0]):
+        _sample(k0 + m, m, strides, features, params, sensor_p, muscle_p, ankle_p,
+                voluntary_p, state, sensor_s, muscle_s, ankle_s, voluntary_s, train,
+                muscle_delay, reflex_delay, dropouts, noise, commands, samples, truth)
+
+
+@kernel
+def limb_step(
+    k: int,
+    strides: np.ndarray,
+    features: np.ndarray,
+    params: np.ndarray,
+    state: np.ndarray,
+    buffers: np.ndarray,
+    dropouts: np.ndarray,
+    noise: np.ndarray,
+    command: np.ndarray,
+    sample_out: np.ndarray,
+    truth: np.ndarray,
+) -> None:
+    """Write sample ``k`` (into ``sample_out``, and its truth into row k of ``truth``),
+    then advance the physics one sample period.
+
+    ``noise`` is the current noise block (sample k uses its row k % BLOCK_SAMPLES);
+    ``command`` is channel 0's command over the period.
+    """
+    m = k % BLOCK_SAMPLES
+    run_block(k, strides, features, params, state, buffers, dropouts, noise[m:m + 1],
+              command.reshape((1, command.size)), sample_out.reshape((1, sample_out.size)),
+              truth[k:k + 1])
+
+
+def _physics_steps(profile: PatientProfile, period_s: float) -> int:
+    """Physics steps per sample: step at most ``MAX_STEP_S`` and stable for the profile."""
+    step_s = min(MAX_STEP_S, MAX_STEP_PER_MODE / ankle.fastest_mode_rad_s(profile))
+    return math.ceil(period_s / step_s - 1e-9)
 
 
 class SimulatedLimb:
@@ -139,38 +285,56 @@ class SimulatedLimb:
         seed: int,
         channels: int = 2,
     ) -> None:
-        if not (math.isfinite(sample_rate_hz) and sample_rate_hz > 0.0):
-            raise ValueError(f"sample_rate_hz must be positive, got {sample_rate_hz!r}")
+        if not (math.isfinite(sample_rate_hz) and sample_rate_hz >= MIN_SAMPLE_RATE_HZ):
+            raise ValueError(
+                f"sample_rate_hz must be at least {MIN_SAMPLE_RATE_HZ:g}, got {sample_rate_hz!r}"
+            )
         if not (math.isfinite(duration_s) and duration_s > 0.0):
             raise ValueError(f"duration_s must be positive, got {duration_s!r}")
         if channels < 1:
             raise ValueError(f"channels must be at least 1, got {channels!r}")
-        fastest = ankle.fastest_mode_rad_s(profile)
-        if fastest / sample_rate_hz > MAX_STEP_PER_MODE:
-            raise ValueError(
-                f"sample_rate_hz {sample_rate_hz:g} is too low for the ankle dynamics of "
-                f"this profile; use at least {math.ceil(fastest / MAX_STEP_PER_MODE)} Hz"
-            )
         self._profile = profile
         self._dt = 1.0 / sample_rate_hz
         self._n_samples = round(duration_s * sample_rate_hz)
         self._channels = channels
-        gait_seed, noise_seed = np.random.SeedSequence(seed).spawn(2)
-        self._schedule = build_schedule(profile, duration_s, np.random.default_rng(gait_seed))
-        self._noise_rng = np.random.default_rng(noise_seed)
-        self._noise = np.empty(0)
-        self._noise_start = 0
+        streams = np.random.SeedSequence(seed).spawn(_STREAMS)
+        self._schedule = build_schedule(profile, duration_s, streams[_GAIT_STREAM])
+        used = sensors.noise_in_use(profile)
+        self._noise_rngs = [
+            np.random.default_rng(streams[s]) if used[c] else None
+            for c, s in enumerate(_NOISE_STREAMS)
+        ]
+        self._noise = np.zeros((0, sensors.NOISE_COLUMNS))
+        self._dropouts = sensors.draw_dropouts(
+            profile, duration_s, np.random.default_rng(streams[_DROPOUT_STREAM])
+        )
 
+        steps = _physics_steps(profile, self._dt)
+        step_s = self._dt / steps
+        sensor_p = sensors.sensor_params(profile, self._dt)
+        self._features = sensors.gyro_features(self._schedule.strides, sensor_p)
+        muscle_p = muscle.muscle_params(profile, step_s)
+        ankle_p = ankle.ankle_params(profile, step_s)
+        muscle_delay = muscle.new_delay_line(profile, step_s)
+        self._params = np.concatenate((
+            sensor_p, muscle_p, ankle_p, voluntary.voluntary_params(profile, step_s),
+            [self._dt, steps, muscle_delay.size],
+        ))
         first = 1  # the trial starts in stride row 1 (row 0 ends before t = 0)
-        stance_phase = START_PHASE / (1.0 - profile.swing_fraction)
-        self._walk = np.array([float(first)])
-        self._sensor_p = sensors.sensor_params(profile)
-        self._muscle_p = muscle.muscle_params(profile, self._dt)
-        self._muscle_s = muscle.new_muscle_state()
-        self._delay = muscle.new_delay_line(profile, self._dt)
-        self._ankle_p = ankle.ankle_params(profile)
-        self._ankle_s = ankle.new_ankle_state(self._ankle_p, stance_phase, first)
-        self._train = new_train()
+        stance_phase = float(stance_clock(self._schedule.strides, first, 0.0)[0])
+        self._state = np.concatenate((
+            sensors.new_sensor_state(sensor_p),
+            muscle.new_muscle_state(muscle_p),
+            ankle.new_ankle_state(ankle_p, stance_phase, first),
+            voluntary.new_voluntary_state(),
+            new_train(),
+            [first],
+        ))
+        self._buffers = np.concatenate(
+            (muscle_delay, np.zeros(ankle.reflex_delay_length(profile, step_s)))
+        )
+        self._kernel_arrays = (self._schedule.strides, self._features, self._params,
+                               self._state, self._buffers, self._dropouts)
         self._command = np.zeros(4)
         self._commands = [StimCommand.off(c) for c in range(channels)]
         self._sample_out = np.zeros(3)
@@ -203,42 +367,86 @@ class SimulatedLimb:
         """The command each channel holds now."""
         return tuple(self._commands)
 
+    @property
+    def samples_read(self) -> int:
+        """Samples produced so far (by ``read`` or ``run``)."""
+        return self._k
+
     def read(self) -> Sample | None:
         """The sample at t = k * period, then one period of physics; None at the end."""
         k = self._k
         if self._closed or k >= self._n_samples:
             return None
-        j = k - self._noise_start
-        if j >= self._noise.size:
-            self._noise_start = k
-            self._noise = self._noise_rng.standard_normal(BLOCK_SAMPLES)
-            j = 0
-        if k >= self._truth.shape[0]:
-            grown = min(2 * self._truth.shape[0], self._n_samples)
-            self._truth = np.concatenate(
-                (self._truth, np.zeros((grown - self._truth.shape[0], self._truth.shape[1])))
-            )
+        if k % BLOCK_SAMPLES == 0 or k >= self._truth.shape[0]:
+            self._prepare(k)
         out = self._sample_out
-        limb_step(
-            k,
-            self._dt,
-            self._schedule.strides,
-            self._walk,
-            self._sensor_p,
-            self._noise[j],
-            self._muscle_p,
-            self._muscle_s,
-            self._delay,
-            self._ankle_p,
-            self._ankle_s,
-            self._train,
-            self._command,
-            out,
-            self._truth[k],
-        )
+        limb_step(k, *self._kernel_arrays, self._noise, self._command, out, self._truth)
         self._k = k + 1
-        return Sample(k * self._dt, float(out[O_GYRO]), int(out[O_HEEL_SWITCH]),
-                      float(out[O_HEEL_FORCE]))
+        gyro, switch, force = out.tolist()
+        return Sample(k * self._dt, gyro, int(switch), force)
+
+    def run(self, commands: np.ndarray) -> dict[str, np.ndarray]:
+        """Step the limb open loop over a whole channel-0 command sequence.
+
+        ``commands`` has one row (on flag, amplitude mA, pulse width us, frequency Hz)
+        per sample from the next one on: row m is the command in force while sample
+        k + m is simulated, as if it had been ``apply``-ed before that sample's ``read``.
+        The run stops at the end of the trial. Returns the sensor samples as columns
+        (``time_s``, ``gyro_rad_s``, ``heel_switch``, ``heel_force_n``); the truth is in
+        ``truth()`` as for ``read``. Same seed and commands, same numbers as ``read``.
+        """
+        commands = np.asarray(commands, dtype=float)
+        if commands.ndim != 2 or commands.shape[1] != 4:
+            raise ValueError("commands must have one row of 4 numbers per sample")
+        if not (np.all(np.isfinite(commands)) and np.all(commands >= 0.0)):
+            raise ValueError("commands must be finite and not negative")
+        start = self._k
+        count = 0 if self._closed else min(commands.shape[0], self._n_samples - start)
+        samples = np.empty((count, 3))  # every row is written by the kernel
+        self._reserve(start + count)
+        done = 0
+        while done < count:
+            k = start + done
+            self._prepare(k)
+            n = min(count - done, BLOCK_SAMPLES - k % BLOCK_SAMPLES)
+            noise = self._noise[k % BLOCK_SAMPLES: k % BLOCK_SAMPLES + n]
+            run_block(k, *self._kernel_arrays, noise, commands[done:done + n],
+                      samples[done:done + n], self._truth[k:k + n])
+            done += n
+            self._k = k + n
+        if count:
+            last = commands[count - 1]
+            self._command[:] = last
+            self._commands[0] = StimCommand(0, bool(last[C_ON]), *map(float, last[1:]))
+        return {
+            "time_s": (start + np.arange(count)) * self._dt,
+            "gyro_rad_s": samples[:, O_GYRO],
+            "heel_switch": samples[:, O_HEEL_SWITCH].astype(np.int64),
+            "heel_force_n": samples[:, O_HEEL_FORCE],
+        }
+
+    def _prepare(self, k: int) -> None:
+        """Noise for sample ``k``'s block and truth storage up to it."""
+        if k % BLOCK_SAMPLES == 0 or self._noise.shape[0] == 0:
+            block = np.zeros((BLOCK_SAMPLES, sensors.NOISE_COLUMNS))
+            for column, rng in enumerate(self._noise_rngs):
+                if rng is not None:
+                    block[:, column] = rng.standard_normal(BLOCK_SAMPLES)
+            self._noise = block
+        if k >= self._truth.shape[0]:
+            self._reserve(max(2 * self._truth.shape[0], k + BLOCK_SAMPLES))
+
+    def _reserve(self, samples: int) -> None:
+        """Truth storage for at least ``samples`` samples (never past the trial's end).
+
+        New rows are left uninitialised: the kernel writes every column of a sample's
+        row, and ``truth`` only returns the rows of samples produced.
+        """
+        grown = min(samples, self._n_samples)
+        if grown > self._truth.shape[0]:
+            truth = np.empty((grown, self._truth.shape[1]))
+            truth[: self._k] = self._truth[: self._k]
+            self._truth = truth
 
     def apply(self, t_s: float, commands: Sequence[StimCommand]) -> None:
         """Hold each named channel's command from the next physics step on.
@@ -251,13 +459,20 @@ class SimulatedLimb:
                 raise ValueError(
                     f"channel {cmd.channel} out of range 0..{self._channels - 1}"
                 )
-            for name in ("amplitude_ma", "pulse_width_us", "frequency_hz"):
-                value = getattr(cmd, name)
-                if not (math.isfinite(value) and value >= 0.0):
-                    raise ValueError(f"channel {cmd.channel}: {name} {value!r} is invalid")
+            fields = (cmd.amplitude_ma, cmd.pulse_width_us, cmd.frequency_hz)
+            if not (min(fields) >= 0.0 and math.isfinite(sum(fields))):
+                for name in ("amplitude_ma", "pulse_width_us", "frequency_hz"):
+                    value = getattr(cmd, name)
+                    if not (math.isfinite(value) and value >= 0.0):
+                        raise ValueError(f"channel {cmd.channel}: {name} {value!r} is invalid")
         for cmd in commands:
             self._commands[cmd.channel] = cmd
-        self._command[:] = self._channel_zero_numbers()
+            if cmd.channel == 0:
+                number = self._command
+                number[C_ON] = 1.0 if cmd.delivers else 0.0
+                number[C_AMPLITUDE_MA] = cmd.amplitude_ma
+                number[C_PULSE_WIDTH_US] = cmd.pulse_width_us
+                number[C_FREQUENCY_HZ] = cmd.frequency_hz
 
     def stop_all(self) -> None:
         """Turn every channel off."""
@@ -274,21 +489,21 @@ class SimulatedLimb:
         return self._schedule.events()
 
     def truth(self) -> dict[str, np.ndarray]:
-        """The physical state of every sample read so far, one array per column.
+        """The physical state of every sample produced so far, one array per column.
 
-        ``ankle_angle_deg`` (positive dorsiflexion), ``toe_clearance_mm`` (0 in stance,
-        negative is a toe drag), ``ta_activation`` (0..1) at the sample's time, and
-        ``pulses``: channel-0 pulses delivered in the period that starts at the sample.
+        At the sample's time: ``ankle_angle_deg`` (positive dorsiflexion),
+        ``toe_clearance_mm`` (0 in stance, negative is a toe drag), ``ta_activation``
+        (tibialis anterior force as a fraction of its rested tetanic maximum),
+        ``ta_fitness`` (its fatigue state, 1 rested), ``voluntary_max_nm`` (the
+        strongest voluntary dorsiflexion available) and ``reflex_torque_nm`` (the
+        plantarflexing torque of the stretch reflex). In the period that starts at the
+        sample: ``pulses`` (channel-0 pulses delivered), ``forefoot_impact_rad_s`` (the
+        forefoot's angular velocity onto the floor if a heel-first landing ended there,
+        else 0) and ``foot_slap`` (1 if that landing was a foot slap: faster than the
+        profile's ``foot_slap_velocity_rad_s`` and within loading response).
         """
         rows = self._truth[: self._k]
         columns = {name: rows[:, i].copy() for i, name in enumerate(TRUTH_COLUMNS)}
-        columns["pulses"] = columns["pulses"].astype(np.int64)
+        for name in _INTEGER_COLUMNS:
+            columns[name] = columns[name].astype(np.int64)
         return columns
-
-    def _channel_zero_numbers(self) -> np.ndarray:
-        """Channel 0's command as the kernel's array (on flag, mA, us, Hz)."""
-        cmd = self._commands[0]
-        return np.array(
-            [1.0 if cmd.delivers else 0.0, cmd.amplitude_ma, cmd.pulse_width_us,
-             cmd.frequency_hz]
-        )

@@ -1,112 +1,307 @@
 """Sensor models: shank gyroscope, heel switch and heel force, from the stride table.
 
-The shank sagittal angular velocity is a phenomenological template of gait phase, the
+The shank's sagittal angular velocity is a phenomenological template of gait phase, the
 shape described by Aminian et al. 2002 (J Biomech 35:689) and used for event detection
 by Catalfamo et al. 2010 (Sensors 10:5683): after heel strike a short negative minimum,
 small positive values while the shank rotates forward over the stance foot, a negative
 minimum at toe off, a large positive peak at mid-swing, then a fall through zero in
 terminal swing into the negative minimum after the next heel strike. Sign: positive is
-forward rotation of the shank. The template is a sum of Gaussian bumps anchored to the
-exact events of the current and neighbouring strides, so it is continuous across
-strides and its features sit where the true events are. Pathological gait flattens the
-whole curve: every bump scales with the profile's swing peak.
+forward rotation of the shank. The template is a sum of bumps (Gaussian-like, compact
+support, see ``BUMP_ORDER``) anchored to the exact events of the current and
+neighbouring strides, so it is continuous across
+strides and its features sit where the true events are. Its shape (depth, delay and
+width of each feature) comes from the profile. Every feature of a stride scales with the
+stride's speed factor (starts, stops, turns; see ``sim.gait``); the forward rotation in
+stance follows the warped stance clock, so it fades out while the person stands.
 
-The shank signals do not depend on stimulation: the peroneal stimulation moves the foot,
-not the shank. White Gaussian noise (sensor noise plus soft-tissue artefact) is added
-by the caller from a seeded stream.
+The sensor in front of it (Woodman 2007, "An introduction to inertial navigation",
+Cambridge TR-696, for the MEMS error terms):
+
+* mounting tilt: the sensitive axis leans by ``gyro_mounting_tilt_deg`` from the
+  medio-lateral axis towards the long axis of the shank, so it sees
+  ``cos(tilt) * sagittal + sin(tilt) * yaw``: turning shows up as an offset;
+* scale-factor error, a turn-on bias and a bias random walk (rate random walk, in
+  rad/s per sqrt(s));
+* white noise: the sensor's noise density over the bandwidth of the samples
+  (``density * sqrt(rate / 2)``) plus soft-tissue and cable artefact
+  (``gyro_noise_rad_s`` at any rate), added in quadrature;
+* saturation at +-``gyro_range_rad_s``;
+* sample-time jitter: the value is the signal at a time that scatters around the
+  nominal sample time (Gaussian, clipped at 3 SD), while the sample keeps its nominal
+  time stamp, as a loop that time-stamps on arrival sees it;
+* dropouts: intervals in which the sample is NaN (a lost packet, a loose connector),
+  starting as a Poisson process with exponentially distributed lengths.
+
+The heel switch closes ``heel_switch_contact_delay_ms`` after heel strike and opens
+``heel_switch_release_delay_ms`` after heel off (the foam and the threshold of a
+pressure switch), and chatters at random for ``heel_switch_bounce_ms`` after each
+transition (contact bounce). The heel force is a trapezoid over heel contact, a body
+weight fraction at its peak, with Gaussian noise, never below zero.
+
+The shank signals do not depend on stimulation: the peroneal stimulation moves the
+foot, not the shank. Random draws come from the caller, one row of standard normals per
+sample (see ``NOISE_COLUMNS``), each column from its own stream of the seed.
 """
 
 from __future__ import annotations
 
 import math
 
-import numba
 import numpy as np
 
-from sim.gait import HEEL_OFF, HEEL_STRIKE, MID_SWING, NEXT_HEEL_STRIKE, TOE_OFF
+from sim.gait import (
+    HEEL_OFF,
+    HEEL_STRIKE,
+    MID_SWING,
+    NEXT_HEEL_STRIKE,
+    SPEED,
+    STRIDE_S,
+    TOE_OFF,
+    stance_clock,
+    yaw_rate,
+)
+from sim.kernels import kernel
 from sim.patient import PatientProfile
 
-# Template shape, as fractions of the swing peak and of the stride duration, read off
-# the healthy curves of Aminian et al. 2002 (Fig. 2) and Catalfamo et al. 2010 (Fig. 1).
-HS_DIP_GAIN = -0.35  # negative minimum just after heel strike
-HS_DIP_DELAY = 0.01  # its centre after heel strike, fraction of the stride (~12 ms;
-# Catalfamo et al. 2010 find the post-swing minimum within ~25 ms of initial contact)
-HS_DIP_WIDTH = 0.025  # its standard deviation, fraction of the stride
-STANCE_GAIN = 0.2  # forward rotation of the shank over the stance foot (mid-stance)
-TO_DIP_GAIN = -0.3  # negative minimum at toe off
-TO_DIP_WIDTH = 0.035  # fraction of the stride
-SWING_PEAK_WIDTH = 0.2  # standard deviation of the mid-swing peak, fraction of swing
-
-#: Heel force ramps up over this fraction of heel contact after heel strike (loading
-#: response) and down over the same fraction before heel off.
-HEEL_LOAD_RAMP = 0.15
 GRAVITY_M_S2 = 9.81
+#: Bumps are (1 - x^2 / (2 n))^n with x in standard deviations: a Gaussian within 3.5 %
+#: of the peak, exactly zero beyond sqrt(2 n) = 4 SD, and four multiplications instead
+#: of an exponential (the template is evaluated for every sample).
+BUMP_ORDER = 8
+#: Sample-time jitter is clipped at this many standard deviations.
+JITTER_CLIP_SD = 3.0
+
+# Columns of the per-sample noise draws (standard normals).
+N_GYRO = 0  # white noise of the gyro
+N_BIAS = 1  # step of the bias random walk
+N_JITTER = 2  # sample-time jitter
+N_BOUNCE = 3  # state of a bouncing heel switch (sign)
+N_FORCE = 4  # heel force noise
+NOISE_COLUMNS = 5
 
 # Parameter array of the sensor kernels.
-P_SWING_PEAK = 0  # rad/s
-P_NOISE_SD = 1  # rad/s
-P_HEEL_FORCE_PEAK = 2  # N
-N_PARAMS = 3
+P_SWING_PEAK = 0  # rad/s at speed factor 1
+P_SWING_WIDTH = 1  # SD of the swing peak, fraction of swing
+P_HS_DIP = 2  # depth of the heel-strike minimum, fraction of the swing peak
+P_HS_DELAY = 3  # its centre after heel strike, fraction of the stride
+P_HS_WIDTH = 4  # its SD, fraction of the stride
+P_STANCE = 5  # forward rotation in mid-stance, fraction of the swing peak
+P_TO_DIP = 6  # depth of the toe-off minimum, fraction of the swing peak
+P_TO_WIDTH = 7  # its SD, fraction of the stride
+P_NOISE_SD = 8  # rad/s, white noise at this sample rate
+P_BIAS = 9  # rad/s, turn-on bias
+P_BIAS_STEP = 10  # rad/s, SD of the bias random walk per sample
+P_SCALE = 11  # 1 + scale-factor error
+P_RANGE = 12  # rad/s, saturation
+P_COS_TILT = 13
+P_SIN_TILT = 14
+P_JITTER_S = 15  # SD of the sample-time jitter
+P_CONTACT_DELAY_S = 16
+P_RELEASE_DELAY_S = 17
+P_BOUNCE_S = 18
+P_FORCE_PEAK_N = 19
+P_LOAD_RAMP = 20  # fraction of heel contact over which the heel force ramps
+P_HEEL_OFF_FRACTION = 21  # heel contact as a fraction of (unwarped) stance
+P_FORCE_NOISE_N = 22
+N_PARAMS = 23
+
+# Columns of the per-stride bump table (``gyro_features``): three bumps of three numbers.
+F_CENTRE = 0
+F_INVERSE_SD = 1
+F_AMPLITUDE = 2
+N_FEATURES = 9
+
+# State array.
+S_BIAS = 0  # rad/s, current bias
+S_DROPOUT = 1  # index of the next dropout interval that has not ended
+N_STATE = 2
 
 
-def sensor_params(profile: PatientProfile) -> np.ndarray:
-    """The sensor kernels' parameter array for ``profile`` (SI units)."""
+def sensor_params(profile: PatientProfile, sample_period_s: float) -> np.ndarray:
+    """The sensor kernels' parameter array for ``profile`` at this sample period."""
+    p = profile
     params = np.empty(N_PARAMS)
-    params[P_SWING_PEAK] = profile.gyro_swing_peak_rad_s
-    params[P_NOISE_SD] = profile.gyro_noise_rad_s
-    params[P_HEEL_FORCE_PEAK] = profile.heel_load_fraction_bw * profile.body_mass_kg * (
-        GRAVITY_M_S2
-    )
+    params[P_SWING_PEAK] = p.gyro_swing_peak_rad_s
+    params[P_SWING_WIDTH] = p.gyro_swing_peak_width_fraction
+    params[P_HS_DIP] = p.gyro_heel_strike_dip_fraction
+    params[P_HS_DELAY] = p.gyro_heel_strike_dip_delay_fraction
+    params[P_HS_WIDTH] = p.gyro_heel_strike_dip_width_fraction
+    params[P_STANCE] = p.gyro_stance_fraction
+    params[P_TO_DIP] = p.gyro_toe_off_dip_fraction
+    params[P_TO_WIDTH] = p.gyro_toe_off_dip_width_fraction
+    sensor_sd = p.gyro_noise_density_rad_s_per_sqrt_hz * math.sqrt(0.5 / sample_period_s)
+    params[P_NOISE_SD] = math.hypot(p.gyro_noise_rad_s, sensor_sd)
+    params[P_BIAS] = p.gyro_bias_rad_s
+    params[P_BIAS_STEP] = p.gyro_bias_drift_rad_s_per_sqrt_s * math.sqrt(sample_period_s)
+    params[P_SCALE] = 1.0 + p.gyro_scale_error_fraction
+    params[P_RANGE] = p.gyro_range_rad_s
+    params[P_COS_TILT] = math.cos(math.radians(p.gyro_mounting_tilt_deg))
+    params[P_SIN_TILT] = math.sin(math.radians(p.gyro_mounting_tilt_deg))
+    params[P_JITTER_S] = 1e-3 * p.sample_jitter_ms
+    params[P_CONTACT_DELAY_S] = 1e-3 * p.heel_switch_contact_delay_ms
+    params[P_RELEASE_DELAY_S] = 1e-3 * p.heel_switch_release_delay_ms
+    params[P_BOUNCE_S] = 1e-3 * p.heel_switch_bounce_ms
+    params[P_FORCE_PEAK_N] = p.heel_load_fraction_bw * p.body_mass_kg * GRAVITY_M_S2
+    params[P_LOAD_RAMP] = p.heel_load_ramp_fraction
+    params[P_HEEL_OFF_FRACTION] = p.heel_off_stance_fraction
+    params[P_FORCE_NOISE_N] = p.heel_force_noise_n
     return params
 
 
-@numba.njit(cache=True)
-def _bump(t_s: float, centre_s: float, width_s: float) -> float:
-    """Unit Gaussian bump."""
-    x = (t_s - centre_s) / width_s
-    return math.exp(-0.5 * x * x)
+def new_sensor_state(params: np.ndarray) -> np.ndarray:
+    """Sensors at power-on: the turn-on bias, no dropout passed yet."""
+    state = np.zeros(N_STATE)
+    state[S_BIAS] = params[P_BIAS]
+    return state
 
 
-@numba.njit(cache=True)
-def _stride_gyro(row: np.ndarray, t_s: float, peak: float) -> float:
-    """Contribution of one stride's features to the shank angular velocity at ``t_s``."""
-    stride = row[NEXT_HEEL_STRIKE] - row[HEEL_STRIKE]
-    swing = row[NEXT_HEEL_STRIKE] - row[TOE_OFF]
-    value = HS_DIP_GAIN * peak * _bump(
-        t_s, row[HEEL_STRIKE] + HS_DIP_DELAY * stride, HS_DIP_WIDTH * stride
-    )
-    value += TO_DIP_GAIN * peak * _bump(t_s, row[TOE_OFF], TO_DIP_WIDTH * stride)
-    value += peak * _bump(t_s, row[MID_SWING], SWING_PEAK_WIDTH * swing)
-    if row[HEEL_STRIKE] <= t_s < row[TOE_OFF]:
-        s = math.sin(math.pi * (t_s - row[HEEL_STRIKE]) / (row[TOE_OFF] - row[HEEL_STRIKE]))
-        value += STANCE_GAIN * peak * s * s
+def noise_in_use(profile: PatientProfile) -> tuple[bool, ...]:
+    """Which noise columns the profile needs (the others stay zero and cost nothing)."""
+    p = profile
+    used = [False] * NOISE_COLUMNS
+    used[N_GYRO] = p.gyro_noise_rad_s > 0.0 or p.gyro_noise_density_rad_s_per_sqrt_hz > 0.0
+    used[N_BIAS] = p.gyro_bias_drift_rad_s_per_sqrt_s > 0.0
+    used[N_JITTER] = p.sample_jitter_ms > 0.0
+    used[N_BOUNCE] = p.heel_switch_bounce_ms > 0.0
+    used[N_FORCE] = p.heel_force_noise_n > 0.0
+    return tuple(used)
+
+
+def draw_dropouts(
+    profile: PatientProfile, duration_s: float, rng: np.random.Generator
+) -> np.ndarray:
+    """Gyro dropout intervals (start_s, end_s) of a trial, as a Poisson process.
+
+    Drawn interval by interval, so a shorter trial is a prefix of a longer one. A final
+    row at +inf ends the table, so the kernel never runs off its end.
+    """
+    rows = []
+    if profile.gyro_dropouts_per_min > 0.0:
+        mean_gap_s = 60.0 / profile.gyro_dropouts_per_min
+        mean_length_s = 1e-3 * profile.gyro_dropout_ms
+        t = 0.0
+        while True:
+            gap, length = rng.exponential(mean_gap_s), rng.exponential(mean_length_s)
+            t += gap
+            if t >= duration_s:
+                break
+            rows.append((t, t + length))
+            t += length
+    rows.append((math.inf, math.inf))
+    return np.array(rows)
+
+
+def gyro_features(strides: np.ndarray, params: np.ndarray) -> np.ndarray:
+    """Per stride, the three bumps of its template: centre (s), 1 / SD (1/s), amplitude.
+
+    Computed once per trial, so the per-sample kernel multiplies instead of dividing.
+    """
+    peak = params[P_SWING_PEAK] * strides[:, SPEED]
+    stride = strides[:, STRIDE_S]
+    swing = strides[:, NEXT_HEEL_STRIKE] - strides[:, TOE_OFF]
+    features = np.empty((strides.shape[0], N_FEATURES))
+    features[:, F_CENTRE] = strides[:, HEEL_STRIKE] + params[P_HS_DELAY] * stride
+    features[:, F_INVERSE_SD] = 1.0 / (params[P_HS_WIDTH] * stride)
+    features[:, F_AMPLITUDE] = -params[P_HS_DIP] * peak
+    features[:, 3 + F_CENTRE] = strides[:, TOE_OFF]
+    features[:, 3 + F_INVERSE_SD] = 1.0 / (params[P_TO_WIDTH] * stride)
+    features[:, 3 + F_AMPLITUDE] = -params[P_TO_DIP] * peak
+    features[:, 6 + F_CENTRE] = strides[:, MID_SWING]
+    features[:, 6 + F_INVERSE_SD] = 1.0 / (params[P_SWING_WIDTH] * swing)
+    features[:, 6 + F_AMPLITUDE] = peak
+    return features
+
+
+@kernel
+def _bumps(features: np.ndarray, j: int, t_s: float) -> float:
+    """Sum of stride ``j``'s three bumps at ``t_s``: Gaussian-like, compact support."""
+    value = 0.0
+    for b in range(0, N_FEATURES, 3):
+        x = (t_s - features[j, b + F_CENTRE]) * features[j, b + F_INVERSE_SD]
+        y = 1.0 - x * x * (0.5 / BUMP_ORDER)
+        if y > 0.0:
+            y2 = y * y
+            y4 = y2 * y2
+            value += features[j, b + F_AMPLITUDE] * y4 * y4
     return value
 
 
-@numba.njit(cache=True)
-def gyro_template(strides: np.ndarray, index: int, t_s: float, params: np.ndarray) -> float:
-    """Noise-free shank sagittal angular velocity (rad/s) at ``t_s`` in stride ``index``."""
-    peak = params[P_SWING_PEAK]
+@kernel
+def gyro_template(
+    strides: np.ndarray, features: np.ndarray, index: int, t_s: float, params: np.ndarray
+) -> float:
+    """Noise-free shank sagittal angular velocity (rad/s) at ``t_s`` near stride ``index``."""
     value = 0.0
     for j in range(max(index - 1, 0), min(index + 2, strides.shape[0])):
-        value += _stride_gyro(strides[j], t_s, peak)
+        value += _bumps(features, j, t_s)
+        if strides[j, HEEL_STRIKE] <= t_s < strides[j, TOE_OFF]:
+            phase, rate = stance_clock(strides, j, t_s)
+            s = math.sin(math.pi * phase)
+            value += params[P_STANCE] * params[P_SWING_PEAK] * strides[j, SPEED] * s * s * rate
     return value
 
 
-@numba.njit(cache=True)
-def heel_switch(strides: np.ndarray, index: int, t_s: float) -> int:
-    """1 while the heel is on the ground (heel strike to heel off), else 0."""
-    row = strides[index]
-    return 1 if row[HEEL_STRIKE] <= t_s < row[HEEL_OFF] else 0
+@kernel
+def gyro_sample(
+    strides: np.ndarray,
+    features: np.ndarray,
+    index: int,
+    t_s: float,
+    params: np.ndarray,
+    state: np.ndarray,
+    dropouts: np.ndarray,
+    noise: np.ndarray,
+    row: int,
+) -> float:
+    """The gyroscope's reading of the sample at nominal time ``t_s`` (NaN in a dropout).
+
+    ``noise[row]`` holds the sample's draws. Advances the bias random walk and the
+    dropout cursor.
+    """
+    draw = min(max(noise[row, N_JITTER], -JITTER_CLIP_SD), JITTER_CLIP_SD)
+    when = t_s + params[P_JITTER_S] * draw
+    sagittal = gyro_template(strides, features, index, when, params)
+    yaw = yaw_rate(strides, index, when)
+    value = params[P_SCALE] * (params[P_COS_TILT] * sagittal + params[P_SIN_TILT] * yaw)
+    value += state[S_BIAS] + params[P_NOISE_SD] * noise[row, N_GYRO]
+    state[S_BIAS] += params[P_BIAS_STEP] * noise[row, N_BIAS]
+    value = min(max(value, -params[P_RANGE]), params[P_RANGE])
+    d = int(state[S_DROPOUT])
+    while t_s >= dropouts[d, 1]:
+        d += 1
+    state[S_DROPOUT] = d
+    if t_s >= dropouts[d, 0]:
+        return math.nan
+    return value
 
 
-@numba.njit(cache=True)
-def heel_force(strides: np.ndarray, index: int, t_s: float, params: np.ndarray) -> float:
-    """Force under the heel (N): a trapezoid over heel contact, peak a body-weight fraction."""
-    row = strides[index]
-    contact = row[HEEL_OFF] - row[HEEL_STRIKE]
-    x = (t_s - row[HEEL_STRIKE]) / contact
+@kernel
+def heel_switch(strides: np.ndarray, index: int, t_s: float, params: np.ndarray,
+                bounce: float) -> int:
+    """1 while the switch reads heel contact, else 0; random within a bounce window."""
+    closes = strides[index, HEEL_STRIKE] + params[P_CONTACT_DELAY_S]
+    opens = strides[index, HEEL_OFF] + params[P_RELEASE_DELAY_S]
+    window = params[P_BOUNCE_S]
+    if closes <= t_s < closes + window or opens <= t_s < opens + window:
+        return 1 if bounce > 0.0 else 0
+    return 1 if closes <= t_s < opens else 0
+
+
+@kernel
+def heel_load_n(strides: np.ndarray, j: int, t_s: float, params: np.ndarray) -> float:
+    """True force under the heel (N) in stride ``j``: a trapezoid over heel contact on
+    the stance clock."""
+    if not strides[j, HEEL_STRIKE] <= t_s < strides[j, HEEL_OFF]:
+        return 0.0
+    phase, _ = stance_clock(strides, j, t_s)
+    x = phase / params[P_HEEL_OFF_FRACTION]
     if x < 0.0 or x >= 1.0:
         return 0.0
-    shape = min(1.0, x / HEEL_LOAD_RAMP, (1.0 - x) / HEEL_LOAD_RAMP)
-    return params[P_HEEL_FORCE_PEAK] * shape
+    ramp = params[P_LOAD_RAMP]
+    return params[P_FORCE_PEAK_N] * min(1.0, x / ramp, (1.0 - x) / ramp)
+
+
+@kernel
+def heel_force(load_n: float, params: np.ndarray, noise: float) -> float:
+    """The heel force sensor's reading (N) of a true ``load_n``: plus noise, never < 0."""
+    return max(0.0, load_n + params[P_FORCE_NOISE_N] * noise)

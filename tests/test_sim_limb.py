@@ -174,3 +174,57 @@ def test_a_shorter_trial_is_a_prefix_of_a_longer_one():
     for name, column in short.truth().items():
         assert np.array_equal(column, long.truth()[name][:n]), name
     assert short.true_events() == [e for e in long.true_events() if e[0] < 5.0]
+
+
+#: Every sensor error and course feature switched on, to exercise every random stream.
+EVERYTHING = {
+    "gyro_bias_rad_s": 0.05, "gyro_bias_drift_rad_s_per_sqrt_s": 0.002,
+    "gyro_scale_error_fraction": 0.03, "gyro_mounting_tilt_deg": 8.0, "sample_jitter_ms": 1.0,
+    "gyro_dropouts_per_min": 10.0, "heel_switch_bounce_ms": 5.0,
+    "heel_switch_release_delay_ms": 20.0, "heel_force_noise_n": 10.0,
+    "bout_mean_strides": 6.0, "standing_mean_s": 2.0, "turn_interval_mean_strides": 5.0,
+    "spastic_reflex_gain_nm_s_per_rad": 2.0,
+}
+
+
+def test_batch_run_gives_the_same_numbers_as_reading_sample_by_sample():
+    from sim.openloop import Stimulation, stride_commands
+
+    profile = load_patient("moderate").model_copy(update=EVERYTHING)
+    duration_s, rate = 12.0, 500.0  # 6000 samples: crosses a noise block boundary
+    stepped = SimulatedLimb(profile, rate, duration_s, 8)
+    batch = SimulatedLimb(profile, rate, duration_s, 8)
+    commands = stride_commands(stepped.schedule, rate, 6000, Stimulation(ramp_up_s=0.05))
+    rows = []
+    for k in range(6000):
+        c = commands[k]
+        stepped.apply(k / rate, [StimCommand(0, bool(c[0]), c[1], c[2], c[3])])
+        s = stepped.read()
+        rows.append((s.t_s, s.gyro_rad_s, s.heel_switch, s.heel_force_n))
+    first = batch.run(commands[:2500])  # in two parts, to cross a call boundary too
+    second = batch.run(commands[2500:])
+    got = {name: np.concatenate((first[name], second[name])) for name in first}
+    expected = np.array(rows)
+    assert np.array_equal(got["time_s"], expected[:, 0])
+    assert np.array_equal(got["gyro_rad_s"], expected[:, 1], equal_nan=True)
+    assert np.isnan(got["gyro_rad_s"]).any()
+    assert np.array_equal(got["heel_switch"], expected[:, 2])
+    assert np.array_equal(got["heel_force_n"], expected[:, 3])
+    for name, column in stepped.truth().items():
+        assert np.array_equal(column, batch.truth()[name]), name
+    assert batch.read() is None and batch.run(commands[:10])["time_s"].size == 0
+
+
+def test_the_patient_is_the_same_patient_at_any_sample_rate():
+    """Physics runs in steps of at most 1 ms: only the sampling changes with the rate."""
+    from sim.openloop import Stimulation, stride_commands, swing_minima_mm
+
+    minima = []
+    for rate in (100.0, 250.0, 1000.0):
+        limb = SimulatedLimb(load_patient("severe"), rate, 30.0, 3)
+        n = round(30.0 * rate)
+        limb.run(stride_commands(limb.schedule, rate, n, Stimulation(amplitude_ma=45.0)))
+        minima.append(swing_minima_mm(limb.schedule, limb.truth()["toe_clearance_mm"], rate,
+                                      0.15)[1])
+    assert minima[0] == pytest.approx(minima[2], abs=3.0)  # pulses land on 10 ms samples
+    assert minima[1] == pytest.approx(minima[2], abs=1.0)

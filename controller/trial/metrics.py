@@ -99,3 +99,14 @@ def swing_minima_mm(
         if inside.any():
             minima.append(float(clearance_mm[inside].min()))
     return np.array(minima)
+
+
+def values_before(t_s: np.ndarray, values: np.ndarray, events_s: np.ndarray) -> np.ndarray:
+    """``values`` at the last sample before each event inside the recording.
+
+    At a heel strike this is the foot still in the air: the landing posture.
+    """
+    if not t_s.size:
+        return values[:0]
+    index = np.searchsorted(t_s, events_s, side="left") - 1
+    return values[index[(index >= 0) & (events_s <= t_s[-1])]]

@@ -24,10 +24,8 @@ from controller.trial.files import write_events_csv, write_json, write_samples_c
 from controller.trial.recorder import TrialRecorder
 from controller.trial.summary import TrialFacts, summarize
 from controller.watchdog import Watchdog
-from sim.limb import SimulatedLimb
+from sim.limb import TRUTH_COLUMNS, SimulatedLimb
 from sim.patient import load_patient
-
-TRUTH_COLUMNS = ("ankle_angle_deg", "toe_clearance_mm", "ta_activation", "pulses")
 
 
 def run_simulated_trial(config: TrialConfig, out_dir: Path) -> dict[str, Any]:

@@ -188,14 +188,24 @@ def _clearance(facts: TrialFacts, trim_fraction: float) -> dict[str, Any] | None
     )
     minima = metrics.swing_minima_mm(*args, trim_fraction=trim_fraction)
     whole_swing = metrics.swing_minima_mm(*args)
-    stats: dict[str, Any] = {"median": None, "p5": None}
-    if minima.size:
-        stats = {"median": float(np.median(minima)), "p5": float(np.percentile(minima, 5))}
-    return {
+    block: dict[str, Any] = {
         "swings": int(minima.size),
-        "toe_clearance_min_mm": stats,
+        "toe_clearance_min_mm": _median_p5(minima),
         "toe_drag_events": int((whole_swing < 0.0).sum()),
     }
+    if {"foot_slap", "ankle_angle_deg"} <= cols.keys():
+        heel_strikes = args[3]
+        landing = metrics.values_before(cols["time_s"], cols["ankle_angle_deg"], heel_strikes)
+        block["foot_slap_events"] = int(cols["foot_slap"].sum())
+        block["ankle_at_heel_strike_deg"] = _median_p5(landing)
+    return block
+
+
+def _median_p5(values: np.ndarray) -> dict[str, float | None]:
+    """``{median, p5}`` of ``values`` (None when there are none)."""
+    if not values.size:
+        return {"median": None, "p5": None}
+    return {"median": float(np.median(values)), "p5": float(np.percentile(values, 5))}
 
 
 def summarize(
@@ -287,6 +297,12 @@ def render_text(summary: Mapping[str, Any]) -> str:
             f"p5 {_fmt(mtc['p5'], ' mm')}; toe drags in {clear['toe_drag_events']} of "
             f"{clear['swings']} swings"
         )
+        if "foot_slap_events" in clear:
+            landing = clear["ankle_at_heel_strike_deg"]
+            lines.append(
+                f"landing: ankle at heel strike median {_fmt(landing['median'], ' deg')}, "
+                f"p5 {_fmt(landing['p5'], ' deg')}; foot slaps {clear['foot_slap_events']}"
+            )
     lines.append(
         f"watchdog: {dog['faults']} faults, {dog['clamped_commands']} commands not passed as asked"
     )

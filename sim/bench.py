@@ -1,0 +1,145 @@
+"""Speed of the simulated patient and of the closed loop, as multiples of real time.
+
+``python -m sim.bench`` prints three figures and a profile:
+
+1. the patient alone at 1 kHz: building a ``SimulatedLimb`` and ``run`` over a whole
+   open-loop command sequence (stimulation in every swing, made beforehand), one
+   compiled loop, one core;
+2. the patient stepped sample by sample through its ports (``read``/``apply``), as
+   the control loop and the board emulator drive it;
+3. the whole closed loop through the ``fes sim`` path (``run_simulated_trial``: limb,
+   detector, scheduler, watchdog, recorder, files), at 1 kHz and at the default rate,
+   with the loop's own real-time factor (loop only) and the end-to-end one;
+
+then where the closed loop spends its time, from ``cProfile``. Each figure is the best
+of ``--repeats`` runs and is given for the process's CPU time (what one core does, not
+disturbed by other work on a shared machine) and for wall time; compilation is done
+before timing. Options: ``--patient``, ``--duration-s``, ``--loop-duration-s``,
+``--repeats``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import io
+import pstats
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from controller.config import load_config
+from controller.ports import StimCommand
+from controller.trial.simulated import run_simulated_trial
+from sim.limb import SimulatedLimb
+from sim.openloop import Stimulation, stride_commands
+from sim.patient import PatientProfile, load_patient
+
+RATE_HZ = 1000.0
+
+
+def _best_s(work: Callable[[], object], repeats: int) -> tuple[float, float]:
+    """Shortest CPU time and shortest wall time of ``repeats`` calls of ``work``."""
+    cpu = wall = float("inf")
+    for _ in range(repeats):
+        start_cpu, start_wall = time.process_time(), time.perf_counter()
+        work()
+        cpu = min(cpu, time.process_time() - start_cpu)
+        wall = min(wall, time.perf_counter() - start_wall)
+    return cpu, wall
+
+
+def _factors(simulated_s: float, spent: tuple[float, float]) -> str:
+    """``simulated_s`` over the CPU and the wall time spent, as x real time."""
+    cpu, wall = spent
+    return f"{simulated_s / cpu:,.0f}x real time (CPU), {simulated_s / wall:,.0f}x (wall)"
+
+
+def stimulated_walk(patient: str, duration_s: float) -> tuple[PatientProfile, np.ndarray]:
+    """A profile and the commands of open-loop stimulation in every swing of its walk."""
+    profile = load_patient(patient)
+    schedule = SimulatedLimb(profile, RATE_HZ, duration_s, seed=1).schedule
+    n = round(duration_s * RATE_HZ)
+    return profile, stride_commands(schedule, RATE_HZ, n, Stimulation())
+
+
+def patient_alone(profile: PatientProfile, commands: np.ndarray) -> None:
+    """Build a limb and run it open loop over ``commands`` (one per 1 kHz sample)."""
+    SimulatedLimb(profile, RATE_HZ, commands.shape[0] / RATE_HZ, seed=1).run(commands)
+
+
+def patient_through_ports(patient: str, duration_s: float) -> None:
+    """Step a limb sample by sample, switching stimulation as a scheduler would."""
+    limb = SimulatedLimb(load_patient(patient), RATE_HZ, duration_s, seed=1)
+    n = round(duration_s * RATE_HZ)
+    commands = stride_commands(limb.schedule, RATE_HZ, n, Stimulation())
+    held = -1.0
+    for k in range(n):
+        on = commands[k, 0]
+        if on != held:
+            limb.apply(k / RATE_HZ, [StimCommand(0, bool(on), *commands[k, 1:])])
+            held = on
+        limb.read()
+
+
+def closed_loop(patient: str, duration_s: float, rate_hz: float, out: Path) -> float:
+    """One ``fes sim`` trial; returns the loop's own real-time factor."""
+    config = load_config(overrides={
+        "sim": {"patient": patient, "seed": 1},
+        "loop": {"duration_s": duration_s, "sample_rate_hz": rate_hz},
+    })
+    return float(run_simulated_trial(config, out)["real_time_factor"])
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m sim.bench", description=__doc__)
+    parser.add_argument("--patient", default="severe", help="patient profile (default severe)")
+    parser.add_argument("--duration-s", type=float, default=600.0,
+                        help="simulated time of the patient-alone runs (default 600)")
+    parser.add_argument("--loop-duration-s", type=float, default=60.0,
+                        help="simulated time of the closed-loop runs (default 60)")
+    parser.add_argument("--repeats", type=int, default=3, help="runs per figure (default 3)")
+    args = parser.parse_args(argv)
+    patient, duration, loop_duration = args.patient, args.duration_s, args.loop_duration_s
+
+    with tempfile.TemporaryDirectory() as tmp:
+        out = Path(tmp)
+        profile, commands = stimulated_walk(patient, duration)
+        patient_alone(profile, commands[:2000])  # compile (or load the cache) before timing
+        closed_loop(patient, 2.0, RATE_HZ, out)
+
+        alone = _best_s(lambda: patient_alone(profile, commands), args.repeats)
+        print(f"patient alone, batch run at 1 kHz ({patient}, {duration:g} s stimulated "
+              f"walk): {_factors(duration, alone)}")
+        ports_s = min(loop_duration, duration)
+        ports = _best_s(lambda: patient_through_ports(patient, ports_s), args.repeats)
+        print(f"patient alone, read/apply per sample at 1 kHz: {_factors(ports_s, ports)}")
+        for rate in (RATE_HZ, 500.0):
+            factors: list[float] = []
+
+            def trial(rate: float = rate, factors: list[float] = factors) -> None:
+                factors.append(closed_loop(patient, loop_duration, rate, out))
+
+            whole = _best_s(trial, args.repeats)
+            print(f"closed loop (fes sim path) at {rate:g} Hz, {loop_duration:g} s: "
+                  f"end to end (files included) {_factors(loop_duration, whole)}; "
+                  f"the loop alone (summary.json) {max(factors):,.0f}x (wall)")
+
+        profiler = cProfile.Profile()
+        profiler.enable()
+        closed_loop(patient, min(loop_duration, 20.0), RATE_HZ, out)
+        profiler.disable()
+    text = io.StringIO()
+    pstats.Stats(profiler, stream=text).sort_stats("tottime").print_stats(14)
+    lines = text.getvalue().splitlines()
+    start = next(i for i, line in enumerate(lines) if "ncalls" in line)
+    print("\nwhere the closed loop spends its time (cProfile, 1 kHz, sorted by own time):")
+    print("\n".join(lines[start:]))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
