@@ -280,7 +280,12 @@ class SimulatedLimb:
         negative is a toe drag), ``ta_activation`` (0..1) at the sample's time, and
         ``pulses``: channel-0 pulses delivered in the period that starts at the sample.
         """
-        rows = self._truth[: self._k]
+        return self.truth_since(0)
+
+    def truth_since(self, first: int) -> dict[str, np.ndarray]:
+        """``truth`` of samples ``first`` onwards only: a streaming consumer (the board
+        emulator) reads each row once instead of copying the whole trial every time."""
+        rows = self._truth[first : self._k]
         columns = {name: rows[:, i].copy() for i, name in enumerate(TRUTH_COLUMNS)}
         columns["pulses"] = columns["pulses"].astype(np.int64)
         return columns
