@@ -1,7 +1,8 @@
 """The ``fes`` command: builds the parser from ``controller.commands`` and runs one.
 
 Exit codes: 0 success; 2 a usage or configuration error (the message names every bad
-field and its allowed range); 130 interrupted by Ctrl-C (outputs off, files written).
+field and its allowed range); 130 interrupted by Ctrl-C (outputs off, files written);
+``fes run`` adds 3-8 for board and link failures (``controller.commands.run``).
 """
 
 from __future__ import annotations
@@ -10,11 +11,11 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from controller.commands import check_config, sim
+from controller.commands import board_emulator, check_config, ports, run, sim
 from controller.commands.common import EXIT_INTERRUPTED, EXIT_USAGE
 from controller.validation import ConfigError
 
-COMMANDS = (sim, check_config)
+COMMANDS = (sim, check_config, run, board_emulator, ports)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -22,7 +23,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="fes",
         description="Drop-foot FES timing controller and simulator.",
-        epilog="Exit codes: 0 ok, 2 bad usage or configuration, 130 interrupted.",
+        epilog="Exit codes: 0 ok, 2 bad usage or configuration, 130 interrupted; fes run "
+        "adds 3-8 for board and link failures (see fes run --help).",
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for command in COMMANDS:
