@@ -53,8 +53,10 @@ MAX_BOARD_COMM_TIMEOUT_MS = 500
 #: Handshake: HELLO is sent this many times, waiting this long for INFO each time.
 HELLO_ATTEMPTS = 3
 HELLO_WAIT_S = 0.3
-#: Closing: how long to wait for the board to acknowledge STOP_ALL and STOP_STREAM.
-CLOSE_WAIT_S = 0.2
+#: Closing: STOP_ALL and STOP_STREAM are sent again every ``CLOSE_RESEND_S`` until
+#: acknowledged, for at most ``CLOSE_WAIT_S``.
+CLOSE_WAIT_S = 0.5
+CLOSE_RESEND_S = 0.05
 
 FaultKind = Literal["link", "board", "host"]
 
@@ -206,6 +208,7 @@ class Board:
         resend_after_s: float = 0.01,
         max_backlog_s: float = 0.1,
         want_truth: bool = True,
+        hello_wait_s: float = HELLO_WAIT_S,
     ) -> None:
         self.url = url
         self.requirements = requirements
@@ -214,6 +217,7 @@ class Board:
         self._resend_after_s = resend_after_s
         self._max_backlog_s = max_backlog_s
         self._want_truth = want_truth
+        self._hello_wait_s = hello_wait_s
         self.info: p.Info | None = None
         self.stats = LinkStats()
         self.fault: BoardFault | None = None
@@ -241,7 +245,7 @@ class Board:
         self._pending: OrderedDict[int, tuple[int, float]] = OrderedDict()
         self._acked: dict[int, int] = {}
         self._info_wait = threading.Event()
-        self._hello_seq = -1
+        self._hello_seqs: set[int] = set()
         self._hello_info: p.Info | None = None
         self._last_rx_index = 0
         self._last_rx_t_us = 0
@@ -297,8 +301,8 @@ class Board:
     def _handshake(self) -> p.Info:
         for _ in range(HELLO_ATTEMPTS):
             self._info_wait.clear()
-            self._hello_seq = self._send(p.Hello())
-            if self._info_wait.wait(HELLO_WAIT_S) and self._hello_info is not None:
+            self._send(p.Hello())
+            if self._info_wait.wait(self._hello_wait_s) and self._hello_info is not None:
                 return self._hello_info
             if self.fault is not None and self.fault.kind == "link":
                 break
@@ -306,7 +310,7 @@ class Board:
         raise BoardError(
             "no_board",
             f"no board answered HELLO on {self.url} within "
-            f"{HELLO_ATTEMPTS * HELLO_WAIT_S:g} s (is it powered, is this its port?)",
+            f"{HELLO_ATTEMPTS * self._hello_wait_s:g} s (is it powered, is this its port?)",
         )
 
     def reconnect(self) -> p.Info:
@@ -348,13 +352,14 @@ class Board:
             if index > expected:
                 self._held = item
                 self.stats.missing_samples += 1
+                self._last_index = expected
                 return Sample(t_s, math.nan, self._last_heel, math.nan)
             self._last_index = index
             self._last_heel = sample.heel_switch
             return Sample(t_s, sample.gyro_rad_s, sample.heel_switch, sample.heel_force_n)
 
     def _next_item(self) -> tuple[int, Sample] | None:
-        while self.fault is None:
+        while self.fault is None and self._transport is not None:
             backlog = self._samples.qsize()
             self.stats.max_backlog_samples = max(self.stats.max_backlog_samples, backlog)
             if backlog * self.sample_period_s > self._max_backlog_s:
@@ -377,17 +382,26 @@ class Board:
         stopped, port closed. Safe to call twice and after a fault."""
         if self._transport is None:
             return
-        stop_seq = self._send(p.StopAll())
-        stream_seq = self._send(p.StopStream())
-        deadline = time.monotonic() + CLOSE_WAIT_S
-        while time.monotonic() < deadline and self._reader_alive():
+        self._samples.put(None)
+        stops = [self._send(p.StopAll())]
+        streams = [self._send(p.StopStream())]
+        start = time.monotonic()
+        resend_at = start + CLOSE_RESEND_S
+        while self._reader_alive() and time.monotonic() < start + CLOSE_WAIT_S:
             with self._lock:
-                done = stop_seq in self._acked and stream_seq in self._acked
-            if done:
+                stopped = any(self._acked.get(s) == p.AckCode.OK for s in stops)
+                streamed = any(s in self._acked for s in streams)
+            if stopped and streamed:
                 break
+            if time.monotonic() >= resend_at:
+                resend_at += CLOSE_RESEND_S
+                if not stopped:
+                    stops.append(self._send(p.StopAll()))
+                if not streamed:
+                    streams.append(self._send(p.StopStream()))
             time.sleep(0.002)
         with self._lock:
-            self.stop_confirmed = self._acked.get(stop_seq) == p.AckCode.OK
+            self.stop_confirmed = any(self._acked.get(s) == p.AckCode.OK for s in stops)
         self._shutdown()
 
     # --- Stimulator -------------------------------------------------------------------
@@ -480,7 +494,9 @@ class Board:
             self._seq = (self._seq + 1) & 0xFF
             seq = self._seq
             now = time.monotonic()
-            if not isinstance(message, p.Hello):
+            if isinstance(message, p.Hello):
+                self._hello_seqs.add(seq)  # before writing: INFO may come back at once
+            else:
                 self._pending[seq] = (message.TYPE, now)
             self._last_sent_s = now
             self._last_sent_index = self._last_index
@@ -533,9 +549,10 @@ class Board:
 
     def _on_frame(self, frame: p.Frame, now: float) -> None:
         self.stats.frames_in += 1
-        if self._rx_seq is not None:
-            self.stats.lost_frames += max(0, ((frame.seq - self._rx_seq) & 0xFF) - 1)
-        self._rx_seq = frame.seq
+        ahead = 1 if self._rx_seq is None else (frame.seq - self._rx_seq) & 0xFF
+        if 1 <= ahead <= 127:  # in order; a late or repeated frame leaves the count alone
+            self.stats.lost_frames += ahead - 1
+            self._rx_seq = frame.seq
         try:
             message = p.parse(frame)
         except p.ProtocolError:
@@ -548,7 +565,7 @@ class Board:
         elif isinstance(message, p.Ack):
             self._on_ack(message)
         elif isinstance(message, p.Info):
-            if message.hello_seq == self._hello_seq:
+            if message.hello_seq in self._hello_seqs:
                 self._hello_info = message
                 self._info_wait.set()
         elif isinstance(message, p.Status):

@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import heapq
 import json
+import math
 import os
 import random
 import select
@@ -102,6 +103,7 @@ class BoardEmulator:
         self._wall_s = time.monotonic()
         self._board_s = 0.0
         self._plugged = True
+        self._unplug_requested = threading.Event()
         self._stalled = False
         self.tx_dropped_overflow = 0
 
@@ -237,17 +239,22 @@ class BoardEmulator:
         f = self.config.faults
         walk = self.walk_time_s()
         if walk is None:
-            return
+            walk = -math.inf
         if f.stall_at_s is not None:
             stalled = f.stall_at_s <= walk < f.stall_at_s + f.stall_s
             if stalled != self._stalled:
                 self._stalled = stalled
                 self.log("stall" if stalled else "stall_end", board_t_s=self.board_time_s(),
                          on=self.firmware.channels_on())
-        if f.unplug_at_s is not None and self._plugged and walk >= f.unplug_at_s:
-            self.unplug()
+        due = f.unplug_at_s is not None and walk >= f.unplug_at_s
+        if self._plugged and (due or self._unplug_requested.is_set()):
+            self._unplug()
 
     def unplug(self) -> None:
+        """Ask the serving thread to unplug now (thread-safe)."""
+        self._unplug_requested.set()
+
+    def _unplug(self) -> None:
         """Close the pty as a pulled USB cable would; the firmware runs on."""
         self.log("unplug", board_t_s=self.board_time_s(), on=self.firmware.channels_on())
         self._plugged = False

@@ -119,6 +119,7 @@ class Firmware:
         if isinstance(message, p.Hello):
             return self._hello(frame, message, now_s)
         if isinstance(message, p.StopAll):
+            self._log("stop_all", board_t_s=now_s, on=self.channels_on())
             self._all_off(now_s, "stop_all")
             if self.session and self._newer(frame.seq):
                 self._last_seq = frame.seq

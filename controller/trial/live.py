@@ -23,6 +23,7 @@ by ``controller.trial.session``. Differences:
 from __future__ import annotations
 
 import math
+import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -38,7 +39,7 @@ from controller.stim.scheduler import StimScheduler
 from controller.trial.recorder import TrialRecorder
 from controller.trial.session import GroundTruth, TrialParts, run_trial
 from controller.watchdog import Watchdog
-from hw.board import Board, BoardRequirements, describe_info
+from hw.board import Board, BoardFault, BoardRequirements, describe_info
 
 #: Why a live trial ended, as ``summary.json`` ``stopped_by`` reports it.
 STOP_REASONS = (
@@ -213,6 +214,8 @@ def run_live_trial(
     )
     n_samples = round(config.loop.duration_s * rate_hz)
     board.connect()
+    report = status if status is not None else sys.stderr
+    board.add_fault_listener(lambda fault: _report(report, fault))
     watchdog = Watchdog(board, config.safety)
     line = StatusLine(status, board, watchdog)
     parts = TrialParts(
@@ -242,6 +245,12 @@ def run_live_trial(
 
     _, summary = run_trial(parts, n_samples, out_dir, finish)
     return LiveResult(summary, ending["stopped_by"], ending["message"])
+
+
+def _report(stream: TextIO, fault: BoardFault) -> None:
+    """Say at once what went wrong (from the driver's reader thread)."""
+    stream.write(f"\nfes run: {fault.kind} fault: {fault.message}\n")
+    stream.flush()
 
 
 def _why_stopped(outcome: LoopOutcome, board: Board, watchdog: Watchdog) -> tuple[str, str]:
