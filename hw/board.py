@@ -18,9 +18,9 @@ watchdog timer can act on it without waiting for the loop.
 
 Keep-alive: the board switches every output off when it hears nothing valid for its
 communication timeout. The driver sends nothing on its own: a HEARTBEAT goes out from
-``apply`` when nothing else was sent for ``heartbeat_s`` (a quarter of the board's
-timeout by default), counted both in wall time and in board time (samples), so a hung
-loop lets the board time out, as it should.
+``read`` or ``apply`` when nothing else was sent for ``heartbeat_s`` (a quarter of the
+board's timeout by default), counted both in wall time and in board time (samples). Both
+run in the loop's thread, so a hung loop lets the board time out, as it should.
 """
 
 from __future__ import annotations
@@ -356,6 +356,7 @@ class Board:
                 return Sample(t_s, math.nan, self._last_heel, math.nan)
             self._last_index = index
             self._last_heel = sample.heel_switch
+            self._keep_alive()
             return Sample(t_s, sample.gyro_rad_s, sample.heel_switch, sample.heel_force_n)
 
     def _next_item(self) -> tuple[int, Sample] | None:
@@ -435,10 +436,16 @@ class Board:
             self.stats.resends += 1
             self._send_stim(tuple(self._desired), now)
         else:
-            keepalive = self._keepalive_s()
-            board_s = (self._last_index - self._last_sent_index) * self.sample_period_s
-            if now - self._last_sent_s >= keepalive or board_s >= keepalive:
-                self._send(p.Heartbeat(self._last_index))
+            self._keep_alive()
+
+    def _keep_alive(self) -> None:
+        """A HEARTBEAT when nothing was sent for the keep-alive period (wall or board)."""
+        if self.fault is not None or not self._desired:
+            return
+        keepalive = self._keepalive_s()
+        board_s = (self._last_index - self._last_sent_index) * self.sample_period_s
+        if time.monotonic() - self._last_sent_s >= keepalive or board_s >= keepalive:
+            self._send(p.Heartbeat(self._last_index))
 
     def _send_stim(self, settings: tuple[p.ChannelSetting, ...], now: float) -> None:
         seq = self._send(p.Stim(self._last_index, settings))

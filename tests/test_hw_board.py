@@ -78,7 +78,9 @@ class ScriptedBoard:
 
 def test_a_session_byte_for_byte():
     scripted = ScriptedBoard()
-    board = Board(scripted.path, REQUIRE, heartbeat_s=0.02, hello_wait_s=5.0)
+    # Long keep-alive and HELLO periods: only the steps below may send (even when a loaded
+    # machine pauses this test), so the bytes are exactly the transcript's.
+    board = Board(scripted.path, REQUIRE, heartbeat_s=0.5, hello_wait_s=5.0)
     connected: list[p.Info] = []
     thread = threading.Thread(target=lambda: connected.append(board.connect()))
     thread.start()
@@ -98,7 +100,7 @@ def test_a_session_byte_for_byte():
     scripted.send(ACK_3)
     board.apply(0.002, [STIM_35])  # unchanged and acknowledged: nothing to send yet
     scripted.expect_silence(0.01)
-    time.sleep(0.02)
+    time.sleep(0.5)
     board.apply(0.004, [STIM_35])  # quiet for the keep-alive period: a heartbeat
     scripted.expect(HEARTBEAT_4)
     scripted.send(ACK_4)
