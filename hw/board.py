@@ -431,10 +431,10 @@ class Board:
             self._desired[s.channel] = s
         now = time.monotonic()
         if changed:
-            self._send_stim(changed, now)
+            self._send_stim(changed)
         elif not self._stim_acked and now - self._stim_sent_s > self._resend_after_s:
             self.stats.resends += 1
-            self._send_stim(tuple(self._desired), now)
+            self._send_stim(tuple(self._desired))
         else:
             self._keep_alive()
 
@@ -447,10 +447,8 @@ class Board:
         if time.monotonic() - self._last_sent_s >= keepalive or board_s >= keepalive:
             self._send(p.Heartbeat(self._last_index))
 
-    def _send_stim(self, settings: tuple[p.ChannelSetting, ...], now: float) -> None:
-        seq = self._send(p.Stim(self._last_index, settings))
-        with self._lock:
-            self._stim_seq, self._stim_sent_s, self._stim_acked = seq, now, False
+    def _send_stim(self, settings: tuple[p.ChannelSetting, ...]) -> None:
+        self._send(p.Stim(self._last_index, settings))
 
     def _keepalive_s(self) -> float:
         if self._heartbeat_s is not None:
@@ -501,10 +499,13 @@ class Board:
             self._seq = (self._seq + 1) & 0xFF
             seq = self._seq
             now = time.monotonic()
+            # Recorded before writing: the answer may be read before write() returns.
             if isinstance(message, p.Hello):
-                self._hello_seqs.add(seq)  # before writing: INFO may come back at once
+                self._hello_seqs.add(seq)
             else:
                 self._pending[seq] = (message.TYPE, now)
+            if isinstance(message, p.Stim):
+                self._stim_seq, self._stim_sent_s, self._stim_acked = seq, now, False
             self._last_sent_s = now
             self._last_sent_index = self._last_index
         transport = self._transport

@@ -78,9 +78,9 @@ class ScriptedBoard:
 
 def test_a_session_byte_for_byte():
     scripted = ScriptedBoard()
-    # Long keep-alive and HELLO periods: only the steps below may send (even when a loaded
-    # machine pauses this test), so the bytes are exactly the transcript's.
-    board = Board(scripted.path, REQUIRE, heartbeat_s=0.5, hello_wait_s=5.0)
+    # Long keep-alive, HELLO and link periods: only the steps below may send (even when a
+    # loaded machine pauses this test), so the bytes are exactly the transcript's.
+    board = Board(scripted.path, REQUIRE, heartbeat_s=0.5, hello_wait_s=5.0, link_timeout_s=5.0)
     connected: list[p.Info] = []
     thread = threading.Thread(target=lambda: connected.append(board.connect()))
     thread.start()
