@@ -132,7 +132,7 @@ def test_the_same_seed_gives_the_same_walk_on_both():
     board_backend = over_the_emulator()
     board = next(board_backend).device
     try:
-        expected, got = read(limb, 1500), read(board, 1500)
+        expected, got = read(limb, 600), read(board, 600)
     finally:
         board_backend.close()
     lsb = math.radians(2000.0 / 32768.0)
