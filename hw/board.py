@@ -172,7 +172,7 @@ def describe_info(info: p.Info) -> dict[str, Any]:
         "max_frequency_hz": info.max_frequency_chz * p.FREQUENCY_UNIT_HZ,
         "max_on_time_ms": info.max_on_time_ms,
         "comm_timeout_ms": info.comm_timeout_ms,
-        "fault_before_this_session": _name(p.FaultCode, info.latched_fault).lower(),
+        "fault_before_this_session": _name(p.FaultCode, info.last_fault).lower(),
     }
 
 
@@ -624,8 +624,8 @@ class Board:
     def _on_status(self, status: p.Status) -> None:
         self.stats.board_rtt_last_ms = status.rtt_last_us / 1000.0
         self.stats.board_rtt_max_ms = max(self.stats.board_rtt_max_ms, status.rtt_max_us / 1000.0)
-        if status.latched_fault:
-            self._board_fault(status.latched_fault)
+        if status.last_fault:
+            self._board_fault(status.last_fault)
 
     def _board_fault(self, code: int) -> None:
         self._set_fault(

@@ -81,8 +81,7 @@ class Firmware:
         self.session = False
         self.streaming = False
         self.truth_enabled = False
-        self.latched = p.FaultCode.NONE
-        self._last_fault = p.FaultCode.NONE
+        self.fault = p.FaultCode.NONE  # the last fault, reported until the next HELLO
         self.outputs = [p.ChannelSetting(c, 0, 0, 0, 0) for c in range(settings.channels)]
         self._on_since: list[float | None] = [None] * settings.channels
         self._last_rx_s = 0.0
@@ -167,11 +166,11 @@ class Firmware:
 
     def _hello(self, frame: p.Frame, hello: p.Hello, now_s: float) -> list[bytes]:
         self._all_off(now_s, "hello")
-        reported = self._last_fault
+        reported = self.fault
         self.session = hello.protocol_version == p.PROTOCOL_VERSION
         self.streaming = False
         self.truth_enabled = False
-        self.latched = self._last_fault = p.FaultCode.NONE
+        self.fault = p.FaultCode.NONE
         self._last_seq = frame.seq
         self._last_rx_s = now_s
         self._log("hello", board_t_s=now_s, version=hello.protocol_version,
@@ -197,13 +196,11 @@ class Firmware:
             capabilities=p.Capability.HEEL_SWITCH
             | p.Capability.HEEL_FORCE
             | (p.Capability.DEBUG_TRUTH if s.truth else 0),
-            latched_fault=reported,
+            last_fault=reported,
         )
         return [self._frame(info)]
 
     def _stim(self, stim: p.Stim, now_s: float) -> p.AckCode:
-        if self.latched:
-            return self._refuse(p.AckCode.FAULT_LATCHED, stim, now_s, switch_off=False)
         channels = [s.channel for s in stim.settings]
         if len(set(channels)) != len(channels) or max(channels) >= self.settings.channels:
             return self._refuse(p.AckCode.BAD_CHANNEL, stim, now_s, switch_off=False)
@@ -267,7 +264,7 @@ class Firmware:
 
     def _fault(self, code: p.FaultCode, channel: int, now_s: float) -> list[bytes]:
         self._all_off(now_s, code.name.lower())
-        self.latched = self._last_fault = code
+        self.fault = code
         self.session = False
         self.streaming = False
         self._log("fault", board_t_s=now_s, code=code.name)
@@ -414,7 +411,7 @@ class Firmware:
             p.StatusState.STREAMING if self.streaming else 0
         )
         status = p.Status(
-            _t_us(now_s), mask, self.latched, state, self.rx_frames & 0xFFFF,
+            _t_us(now_s), mask, self.fault, state, self.rx_frames & 0xFFFF,
             self.rx_bad & 0xFFFF, self.refused & 0xFFFF,
             _fixed(self._rtt_last_s * 1e6, 0, 0xFFFF), _fixed(self._rtt_max_s * 1e6, 0, 0xFFFF),
         )

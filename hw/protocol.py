@@ -77,13 +77,12 @@ class AckCode(IntEnum):
     OVER_PULSE_WIDTH = 5
     OVER_FREQUENCY = 6
     NOT_READY = 7
-    FAULT_LATCHED = 8
-    BAD_VERSION = 9
-    STALE_SEQ = 10
+    STALE_SEQ = 8
 
 
 class FaultCode(IntEnum):
-    """Why the board switched every output off by itself; latched until the next HELLO."""
+    """Why the board switched every output off by itself. A fault closes the session:
+    nothing stimulates until the next HELLO, whose INFO reports it."""
 
     NONE = 0
     COMM_TIMEOUT = 1
@@ -418,7 +417,7 @@ class Info(Message):
     accel_full_scale_g: int
     sagittal_axis: int
     capabilities: int
-    latched_fault: int
+    last_fault: int
 
     @property
     def firmware(self) -> tuple[int, int, int]:
@@ -483,7 +482,7 @@ class Status(Message):
     _LAYOUT = struct.Struct("<IBBBHHHHH")
     t_us: int
     outputs_on: int
-    latched_fault: int
+    last_fault: int
     state: int
     rx_frames: int
     rx_bad_frames: int

@@ -236,7 +236,7 @@ def test_a_stalled_board_is_reported_and_switches_itself_off(emulator):
     # Reconnect once the stall is over: a new session, the fault reported, samples resume.
     wait_for_event(emulator, lambda e: e["event"] == "stall_end")
     info = board.reconnect()
-    assert info.latched_fault == p.FaultCode.COMM_TIMEOUT
+    assert info.last_fault == p.FaultCode.COMM_TIMEOUT
     gap = board.stats.missing_samples
     sample = board.read()
     assert sample is not None and sample.t_s == pytest.approx(read * 0.002, abs=1e-9)

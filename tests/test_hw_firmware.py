@@ -64,7 +64,7 @@ def test_hello_reports_identity_rate_and_own_limits():
     assert info.protocol_version == p.PROTOCOL_VERSION and info.firmware == (1, 0, 0)
     assert info.max_amplitude_10ua == 4500 and info.comm_timeout_ms == 80
     assert info.sample_rate_hz == 500 and info.channels == 2
-    assert info.latched_fault == p.FaultCode.NONE
+    assert info.last_fault == p.FaultCode.NONE
 
 
 def test_no_stimulation_before_hello():
@@ -112,8 +112,8 @@ def test_silence_for_the_comm_timeout_switches_everything_off():
     assert bench.fw.channels_on() == []
     # The session is closed: nothing stimulates until a new HELLO, which reports the fault.
     assert codes(bench.send(p.Stim(0, (ON,)), 0.2)) == [p.AckCode.NOT_READY]
-    assert bench.open(0.3).latched_fault == p.FaultCode.COMM_TIMEOUT
-    assert bench.open(0.31).latched_fault == p.FaultCode.NONE
+    assert bench.open(0.3).last_fault == p.FaultCode.COMM_TIMEOUT
+    assert bench.open(0.31).last_fault == p.FaultCode.NONE
 
 
 def test_heartbeats_keep_the_session_alive():
