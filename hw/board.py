@@ -18,9 +18,12 @@ watchdog timer can act on it without waiting for the loop.
 
 Keep-alive: the board switches every output off when it hears nothing valid for its
 communication timeout. The driver sends nothing on its own: a HEARTBEAT goes out from
-``read`` or ``apply`` when nothing else was sent for ``heartbeat_s`` (a quarter of the
-board's timeout by default), counted both in wall time and in board time (samples). Both
-run in the loop's thread, so a hung loop lets the board time out, as it should.
+``apply`` when nothing else was sent for ``heartbeat_s`` (a quarter of the board's
+timeout by default), counted both in wall time and in board time (samples), and from
+``read`` after half the board's timeout, for a user who only reads the sensors. Both run
+in the loop's thread, so a hung loop lets the board time out, as it should. (``read``
+waits longer so that in a loop the frame answering a sample comes from ``apply``, after
+the sample has been processed: that is the round trip the board measures.)
 """
 
 from __future__ import annotations
@@ -356,7 +359,7 @@ class Board:
                 return Sample(t_s, math.nan, self._last_heel, math.nan)
             self._last_index = index
             self._last_heel = sample.heel_switch
-            self._keep_alive()
+            self._keep_alive(self._comm_timeout_s() / 2.0)
             return Sample(t_s, sample.gyro_rad_s, sample.heel_switch, sample.heel_force_n)
 
     def _next_item(self) -> tuple[int, Sample] | None:
@@ -436,25 +439,23 @@ class Board:
             self.stats.resends += 1
             self._send_stim(tuple(self._desired))
         else:
-            self._keep_alive()
+            period_s = self._heartbeat_s
+            self._keep_alive(self._comm_timeout_s() / 4.0 if period_s is None else period_s)
 
-    def _keep_alive(self) -> None:
-        """A HEARTBEAT when nothing was sent for the keep-alive period (wall or board)."""
+    def _keep_alive(self, period_s: float) -> None:
+        """A HEARTBEAT when nothing was sent for ``period_s`` (wall or board time)."""
         if self.fault is not None or not self._desired:
             return
-        keepalive = self._keepalive_s()
         board_s = (self._last_index - self._last_sent_index) * self.sample_period_s
-        if time.monotonic() - self._last_sent_s >= keepalive or board_s >= keepalive:
+        if time.monotonic() - self._last_sent_s >= period_s or board_s >= period_s:
             self._send(p.Heartbeat(self._last_index))
 
     def _send_stim(self, settings: tuple[p.ChannelSetting, ...]) -> None:
         self._send(p.Stim(self._last_index, settings))
 
-    def _keepalive_s(self) -> float:
-        if self._heartbeat_s is not None:
-            return self._heartbeat_s
-        timeout_ms = self.info.comm_timeout_ms if self.info is not None else 100
-        return timeout_ms / 4000.0
+    def _comm_timeout_s(self) -> float:
+        """The board's communication timeout (100 ms before it has said)."""
+        return (self.info.comm_timeout_ms if self.info is not None else 100) / 1000.0
 
     def stop_all(self) -> None:
         """Every channel off now: STOP_ALL is sent whatever the state of the link."""

@@ -177,7 +177,7 @@ class LiveResult:
     message: str
 
 
-def _warm_up(config: TrialConfig) -> None:
+def warm_up(config: TrialConfig) -> None:
     """Compile (or load from numba's cache) the detector's kernel before the board's
     communication timer starts, so that the first samples are answered in time."""
     GyroDetector(config.detector, config.loop.sample_rate_hz).process(Sample(0.0, 0.0, 0))
@@ -205,7 +205,7 @@ def run_live_trial(
     """
     rate_hz = config.loop.sample_rate_hz
     channel = config.stim.peroneal.channel
-    _warm_up(config)
+    warm_up(config)
     board = Board(
         url,
         BoardRequirements(config.safety, rate_hz, channels=channel + 1),
