@@ -115,6 +115,8 @@ class Firmware:
             message = p.parse(frame)
         except p.ProtocolError as err:
             return [self._ack(frame, err.code)]
+        if not self._accepts(message):
+            return [self._ack(frame, p.AckCode.UNKNOWN_TYPE)]
         if isinstance(message, p.Hello):
             return self._hello(frame, message, now_s)
         if isinstance(message, p.StopAll):
@@ -155,10 +157,15 @@ class Firmware:
             self.streaming = False
             self._log("stream_stop", board_t_s=now_s)
             return p.AckCode.OK
-        if isinstance(message, p.DebugTruth) and self.settings.truth:
-            self.truth_enabled = bool(message.enable)
-            return p.AckCode.OK
-        return p.AckCode.UNKNOWN_TYPE  # a board-to-host type, or truth on a real board
+        assert isinstance(message, p.DebugTruth)
+        self.truth_enabled = bool(message.enable)
+        return p.AckCode.OK
+
+    def _accepts(self, message: p.Message) -> bool:
+        """Host-to-board types; DEBUG_TRUTH only on a board that offers the truth."""
+        if isinstance(message, p.DebugTruth):
+            return self.settings.truth
+        return message.TYPE < 0x80
 
     def _newer(self, seq: int) -> bool:
         """True when ``seq`` follows the last accepted one (a window of 127 frames)."""

@@ -257,3 +257,13 @@ def test_random_bytes_never_crash_or_stimulate(data):
         bench.fw.receive(frame, 0.0)
     decode(bench.fw.poll(0.05))
     assert bench.fw.channels_on() == []
+
+
+def test_frames_the_board_does_not_take_are_refused_and_do_not_keep_it_alive():
+    bench = Bench(comm_timeout_ms=100)
+    bench.open(0.0)
+    bench.send(p.Stim(0, (ON,)), 0.0)
+    assert codes(bench.send(p.Ack(1, 1, 0), 0.09)) == [p.AckCode.UNKNOWN_TYPE]
+    assert codes(bench.send(p.Heartbeat(0), 0.095, seq=bench.seq - 1)) == [p.AckCode.STALE_SEQ]
+    assert decode(bench.fw.poll(0.1001))[0] == p.Fault(p.FaultCode.COMM_TIMEOUT, 0xFF, 100100)
+    assert bench.fw.channels_on() == []
