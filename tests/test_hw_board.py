@@ -7,11 +7,13 @@ import io
 import json
 import math
 import os
+import re
 import select
 import socket
 import threading
 import time
 import tty
+from pathlib import Path
 
 import pytest
 
@@ -28,24 +30,16 @@ REQUIRE = BoardRequirements(SafetyLimits(), 500.0)
 PATIENT_BOARD = FirmwareSettings(comm_timeout_ms=400)
 STIM_35 = StimCommand(0, True, 35.0, 300.0, 40.0)
 
-# The session of docs/protocol.md ("Example session"), byte for byte.
-HELLO_1 = "06 01 01 01 d8 bc 00"
-INFO = ("06 81 01 01 01 01 01 02 2a 01 01 0d 02 f4 01 70 17 f4 01 70 17 b8 0b 64 06 d0 07 "
-        "10 02 03 03 ba 4a 00")
-START_2 = "05 02 02 5b 2f 00"
-ACK_2 = "05 82 02 02 02 03 92 35 00"
-SAMPLE_0 = ("03 83 03 01 01 01 03 e8 03 01 01 01 01 01 03 e8 01 01 01 01 01 01 06 76 15 03 "
-            "60 f0 00")
-STIM_3 = "03 04 03 01 01 01 02 01 0a 01 ac 0d 2c 01 a0 0f 63 fc 00"
-ACK_3 = "05 82 04 03 04 03 28 3a 00"
-HEARTBEAT_4 = "03 06 04 01 01 01 03 0a f7 00"
-ACK_4 = "05 82 05 04 06 03 bd 7c 00"
-STIM_5_70MA = "03 04 05 01 01 01 02 01 0a 01 58 1b 2c 01 a0 0f 36 59 00"
-NAK_5 = "08 82 06 05 04 04 37 76 00"
-STOP_ALL_6 = "05 05 06 82 3c 00"
-STOP_STREAM_7 = "05 03 07 38 bb 00"
-ACK_6 = "05 82 07 06 05 03 6b 27 00"
-ACK_7 = "05 82 08 07 03 03 22 5f 00"
+
+def transcript() -> list[str]:
+    """The example session of docs/protocol.md, section 11: the bytes of each line."""
+    text = (Path(__file__).resolve().parent.parent / "docs" / "protocol.md").read_text()
+    session = text.split("An example session", 1)[1].split("A fault, as", 1)[0]
+    return re.findall(r"^(?:H>B|B>H)  ([0-9a-f ]+) \|", session, flags=re.M)
+
+
+(HELLO_1, INFO, START_2, ACK_2, SAMPLE_0, STIM_3, ACK_3, HEARTBEAT_4, ACK_4, STIM_5_70MA,
+ NAK_5, STOP_ALL_6, STOP_STREAM_7, ACK_6, ACK_7) = transcript()
 
 
 class ScriptedBoard:

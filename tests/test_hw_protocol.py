@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -58,7 +61,7 @@ def test_largest_frame_passes_the_decoder():
     assert frame.payload == body
 
 
-#: Frames byte for byte, as docs/protocol.md shows them (section "Worked examples").
+#: Frames byte for byte (docs/protocol.md, section "Worked examples", has the first).
 GOLDEN = [
     (p.Heartbeat(1000), 5, "05 06 05 e8 03 01 03 f8 df 00"),
     (p.Stim(7, (p.ChannelSetting(0, 1, 3500, 300, 4000),)), 9,
@@ -136,3 +139,17 @@ def test_decoder_never_raises_and_yields_only_crc_valid_frames(data, chunk):
         assert len(body) + 2 <= p.MAX_FRAME_BYTES
         # Whatever the decoder yields re-encodes to a frame present in the input.
         assert p.encode_frame(frame.type, frame.seq, frame.payload)[:-1] in data
+
+
+def test_every_frame_shown_in_the_protocol_document_is_what_its_note_says():
+    text = (Path(__file__).resolve().parent.parent / "docs" / "protocol.md").read_text()
+    lines = re.findall(r"^(H>B|B>H)  ([0-9a-f ]+) \| (.*)$", text, flags=re.M)
+    assert len(lines) >= 16
+    for direction, wire, note in lines:
+        decoder = p.FrameDecoder()
+        (frame,) = decoder.feed(bytes.fromhex(wire))
+        message = p.parse(frame)
+        assert note.split()[0] == message.TYPE.name
+        assert (message.TYPE < 0x80) == (direction == "H>B")
+        if direction == "H>B":
+            assert f"seq {frame.seq}" in note
