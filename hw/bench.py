@@ -27,6 +27,7 @@ from controller.trial.live import BoardPacedClock, warm_up
 from controller.trial.recorder import TrialRecorder
 from controller.watchdog import Watchdog
 from hw.board import Board, BoardRequirements
+from hw.realtime import frozen_heap
 
 
 def _start_emulator(log: Path, seed: int) -> tuple[subprocess.Popen[str], str]:
@@ -51,12 +52,15 @@ def measure(seconds: float, seed: int) -> dict[str, float]:
             board = Board(path, BoardRequirements(config.safety, rate_hz), heartbeat_s=0.0,
                           link_timeout_s=0.3, max_backlog_s=0.3)
             detector = GyroDetector(config.detector, rate_hz)
-            board.connect()
             watchdog = Watchdog(board, config.safety)
+            scheduler = StimScheduler(config.stim)
             n = round(seconds * rate_hz)
-            outcome = run_loop(board, detector, StimScheduler(config.stim), watchdog,
-                               BoardPacedClock(), TrialRecorder(n), n)
-            board.close()
+            recorder = TrialRecorder(n)
+            with frozen_heap():
+                board.connect()
+                outcome = run_loop(board, detector, scheduler, watchdog, BoardPacedClock(),
+                                   recorder, n)
+                board.close()
         finally:
             proc.terminate()
             proc.wait(timeout=10)

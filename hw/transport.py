@@ -6,11 +6,20 @@ One URL names where the board is: a device path (``/dev/ttyACM0``, ``COM3``, the
 back; no board answers). The transport only moves bytes; every failure of the port,
 at opening or later (an unplugged cable), becomes ``TransportError`` with the URL in
 its message.
+
+Writes to a device (a file descriptor) go through ``os.write`` with a deadline of our
+own: pyserial's write raises "Write timeout" after a complete write whenever the calling
+thread was paused for longer than the timeout (a loaded machine), which would end a
+trial on a healthy link. Here a write fails only when the device has accepted nothing
+for ``WRITE_TIMEOUT_S``.
 """
 
 from __future__ import annotations
 
 import contextlib
+import os
+import select
+import time
 
 import serial
 
@@ -19,8 +28,11 @@ from hw.protocol import BAUD_RATE
 #: How long a read waits for the first byte: the reader thread's polling period, which
 #: bounds how late it notices a silent board.
 READ_TIMEOUT_S = 0.005
-#: A write that cannot complete in this time means the port is stuck.
+#: A device that accepts no byte for this long is stuck.
 WRITE_TIMEOUT_S = 0.1
+#: Write timeout of the ports without a file descriptor (socket://, rfc2217://), where
+#: pyserial's own timeout applies and must outlast a pause of this process.
+URL_WRITE_TIMEOUT_S = 1.0
 
 
 class TransportError(OSError):
@@ -37,12 +49,16 @@ class Transport:
                 url,
                 baudrate=BAUD_RATE,
                 timeout=READ_TIMEOUT_S,
-                write_timeout=WRITE_TIMEOUT_S,
+                write_timeout=URL_WRITE_TIMEOUT_S,
                 exclusive=True if "://" not in url else None,
             )
         except (serial.SerialException, ValueError, OSError) as err:
             raise TransportError(f"cannot open {url}: {err}") from None
         self._port.reset_input_buffer()
+        self._fd: int | None = None
+        if "://" not in url:
+            with contextlib.suppress(AttributeError, OSError, ValueError):
+                self._fd = self._port.fileno()
 
     def read(self) -> bytes:
         """Whatever has arrived, waiting up to ``READ_TIMEOUT_S`` for the first byte."""
@@ -54,10 +70,27 @@ class Transport:
 
     def write(self, data: bytes) -> None:
         """Send all of ``data``."""
-        try:
-            self._port.write(data)
-        except (serial.SerialException, OSError, TypeError, AttributeError) as err:
-            raise TransportError(f"{self.url}: port lost while writing ({err})") from None
+        if self._fd is None:
+            try:
+                self._port.write(data)
+            except (serial.SerialException, OSError, TypeError, AttributeError) as err:
+                raise TransportError(f"{self.url}: port lost while writing ({err})") from None
+            return
+        deadline = time.monotonic() + WRITE_TIMEOUT_S
+        view = memoryview(data)
+        while view:
+            try:
+                view = view[os.write(self._fd, view) :]
+                continue
+            except (BlockingIOError, InterruptedError):
+                pass
+            except OSError as err:
+                raise TransportError(f"{self.url}: port lost while writing ({err})") from None
+            left = deadline - time.monotonic()
+            if left <= 0.0 or not select.select([], [self._fd], [], left)[1]:
+                raise TransportError(
+                    f"{self.url}: the device accepted nothing for {WRITE_TIMEOUT_S * 1000:g} ms"
+                )
 
     def close(self) -> None:
         """Close the port; safe to call twice and after a failure."""

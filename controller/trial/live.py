@@ -40,6 +40,7 @@ from controller.trial.recorder import TrialRecorder
 from controller.trial.session import GroundTruth, TrialParts, run_trial
 from controller.watchdog import Watchdog
 from hw.board import Board, BoardFault, BoardRequirements, describe_info
+from hw.realtime import frozen_heap
 
 #: Why a live trial ended, as ``summary.json`` ``stopped_by`` reports it.
 STOP_REASONS = (
@@ -213,7 +214,6 @@ def run_live_trial(
         max_backlog_s=limits.max_lag_s,
     )
     n_samples = round(config.loop.duration_s * rate_hz)
-    board.connect()
     report = status if status is not None else sys.stderr
     board.add_fault_listener(lambda fault: _report(report, fault))
     watchdog = Watchdog(board, config.safety)
@@ -243,7 +243,11 @@ def run_live_trial(
             "config": {"port": url},
         }
 
-    _, summary = run_trial(parts, n_samples, out_dir, finish)
+    # Everything is built before the board's communication timer starts at HELLO; from
+    # then on the garbage collector must not pause the host (hw.realtime).
+    with frozen_heap():
+        board.connect()
+        _, summary = run_trial(parts, n_samples, out_dir, finish)
     return LiveResult(summary, ending["stopped_by"], ending["message"])
 
 
