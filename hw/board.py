@@ -11,7 +11,9 @@ channels whose command changed, and ``stop_all`` sends STOP_ALL.
 A reader thread decodes everything the board sends. It declares the link lost when the
 port fails (unplugged), when no valid frame has arrived for ``link_timeout_s``, or when
 a command has gone unacknowledged that long (the board stopped acknowledging), and the
-board faulted when it reports a fault or refuses a command. The first fault ends the
+board faulted when it reports a fault or refuses a command. Silence is measured in time
+the reader has spent listening (``LISTEN_STEP_S``), so that a pause of the host's own
+process is not taken for a silent board. The first fault ends the
 stream (``read`` returns None), is kept in ``fault``, and is passed to every listener
 registered with ``add_fault_listener`` (from the reader thread, at once), so that a
 watchdog timer can act on it without waiting for the loop.
@@ -56,6 +58,10 @@ MAX_BOARD_COMM_TIMEOUT_MS = 500
 #: Handshake: HELLO is sent this many times, waiting this long for INFO each time.
 HELLO_ATTEMPTS = 3
 HELLO_WAIT_S = 0.3
+#: The reader thread's clock of time spent listening advances by at most this much per
+#: read. When the host itself was not running (its process or machine paused), the board
+#: may well have been sending: a pause is not silence, and must not end a trial.
+LISTEN_STEP_S = 0.02
 #: Closing: STOP_ALL and STOP_STREAM are sent again every ``CLOSE_RESEND_S`` until
 #: acknowledged, for at most ``CLOSE_WAIT_S``.
 CLOSE_WAIT_S = 0.5
@@ -226,6 +232,7 @@ class Board:
         self.fault: BoardFault | None = None
         self.stop_confirmed = False
         self._listeners: list[Callable[[BoardFault], None]] = []
+        self._listen_s = 0.0
         self._lock = threading.Lock()
         self._transport: Transport | None = None
         self._reader: threading.Thread | None = None
@@ -252,7 +259,7 @@ class Board:
         self._hello_info: p.Info | None = None
         self._last_rx_index = 0
         self._last_rx_t_us = 0
-        self._last_frame_s = time.monotonic()
+        self._last_frame_listen_s = self._listen_s
         self._last_sent_s = -math.inf
         self._last_sent_index = 0
         self._desired: list[p.ChannelSetting] = []
@@ -470,14 +477,14 @@ class Board:
 
     def health(self) -> LinkHealth:
         """Whether the board is acknowledging, and how long since it last spoke."""
-        now = time.monotonic()
         with self._lock:
             oldest = next(iter(self._pending.values()), None)
-            last = self._last_frame_s
-        unacked = now - oldest[1] if oldest is not None else 0.0
+            last = self._last_frame_listen_s
+            listen = self._listen_s
+        unacked = listen - oldest[1] if oldest is not None else 0.0
         return LinkHealth(
             acknowledging=self.fault is None and unacked <= self._link_timeout_s,
-            last_frame_age_s=now - last,
+            last_frame_age_s=listen - last,
             oldest_unacked_age_s=unacked,
             fault=self.fault,
         )
@@ -504,7 +511,7 @@ class Board:
             if isinstance(message, p.Hello):
                 self._hello_seqs.add(seq)
             else:
-                self._pending[seq] = (message.TYPE, now)
+                self._pending[seq] = (message.TYPE, self._listen_s)
             if isinstance(message, p.Stim):
                 self._stim_seq, self._stim_sent_s, self._stim_acked = seq, now, False
             self._last_sent_s = now
@@ -526,6 +533,7 @@ class Board:
         decoder = p.FrameDecoder()
         transport = self._transport
         assert transport is not None
+        previous = time.monotonic()
         while self._running.is_set():
             try:
                 data = transport.read()
@@ -534,29 +542,32 @@ class Board:
                     self._set_fault("link", f"link lost: {err}")
                 return
             now = time.monotonic()
+            with self._lock:
+                self._listen_s += min(now - previous, LISTEN_STEP_S)
+            previous = now
             if data:
                 bad = decoder.bad_frames
                 for frame in decoder.feed(data):
-                    self._on_frame(frame, now)
+                    self._on_frame(frame)
                 self.stats.bad_frames += decoder.bad_frames - bad
-            self._check_link(now)
+            self._check_link()
 
-    def _check_link(self, now: float) -> None:
+    def _check_link(self) -> None:
         if self.fault is not None or self.info is None:
             return
         with self._lock:
-            silent = now - self._last_frame_s
+            silent = self._listen_s - self._last_frame_listen_s
             oldest = next(iter(self._pending.values()), None)
+            unacked = self._listen_s - oldest[1] if oldest is not None else 0.0
         if silent > self._link_timeout_s:
             self._set_fault("link", f"link lost: no frame from the board for {silent * 1e3:.0f} ms")
-        elif oldest is not None and now - oldest[1] > self._link_timeout_s:
+        elif unacked > self._link_timeout_s:
             self._set_fault(
                 "link",
-                f"board stopped acknowledging: a command is {1000 * (now - oldest[1]):.0f} ms "
-                "without answer",
+                f"board stopped acknowledging: a command is {unacked * 1e3:.0f} ms without answer",
             )
 
-    def _on_frame(self, frame: p.Frame, now: float) -> None:
+    def _on_frame(self, frame: p.Frame) -> None:
         self.stats.frames_in += 1
         ahead = 1 if self._rx_seq is None else (frame.seq - self._rx_seq) & 0xFF
         if 1 <= ahead <= 127:  # in order; a late or repeated frame leaves the count alone
@@ -568,7 +579,7 @@ class Board:
             self.stats.bad_frames += 1
             return
         with self._lock:
-            self._last_frame_s = now
+            self._last_frame_listen_s = self._listen_s
         if isinstance(message, p.SampleFrame):
             self._on_sample(message)
         elif isinstance(message, p.Ack):

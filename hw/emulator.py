@@ -37,7 +37,6 @@ from pydantic import Field
 from controller.validation import ConfigModel
 from hw import protocol as p
 from hw.firmware import Firmware, FirmwareSettings
-from hw.realtime import frozen_heap
 from sim.limb import SimulatedLimb
 from sim.patient import load_patient
 
@@ -141,11 +140,10 @@ class BoardEmulator:
         stop = stop or threading.Event()
         self.log("ready", path=self.path, board_t_s=self.board_time_s())
         try:
-            with frozen_heap():
-                while not stop.is_set():
-                    if not self._plugged and not self.firmware.channels_on():
-                        return "unplugged"
-                    self._serve_once()
+            while not stop.is_set():
+                if not self._plugged and not self.firmware.channels_on():
+                    return "unplugged"
+                self._serve_once()
             return "stopped"
         finally:
             self._log_round_trips()

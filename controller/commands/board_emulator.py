@@ -67,6 +67,7 @@ def _config(args: argparse.Namespace) -> Any:
 
 def _run(args: argparse.Namespace) -> int:
     from hw.emulator import BoardEmulator, describe
+    from hw.realtime import frozen_heap
     from sim.patient import load_patient
 
     config = _config(args)
@@ -78,11 +79,13 @@ def _run(args: argparse.Namespace) -> int:
             with contextlib.suppress(FileNotFoundError):
                 args.link.unlink()
             os.symlink(emulator.path, args.link)
-        print(emulator.path, flush=True)
-        print(describe(emulator), file=sys.stderr, flush=True)
         stop = threading.Event()
         signal.signal(signal.SIGTERM, lambda *_: stop.set())
-        ended = emulator.run(stop)
+        # The collection runs before the path is out, so no host waits on it (hw.realtime).
+        with frozen_heap():
+            print(emulator.path, flush=True)
+            print(describe(emulator), file=sys.stderr, flush=True)
+            ended = emulator.run(stop)
         print(f"fes board-emulator: {ended}", file=sys.stderr)
         return EXIT_OK
     finally:
