@@ -42,12 +42,12 @@ class TransportError(OSError):
 class Transport:
     """An open serial port: blocking reads with a short timeout, whole writes."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, baudrate: int = BAUD_RATE) -> None:
         self.url = url
         try:
             self._port = serial.serial_for_url(
                 url,
-                baudrate=BAUD_RATE,
+                baudrate=baudrate,
                 timeout=READ_TIMEOUT_S,
                 write_timeout=URL_WRITE_TIMEOUT_S,
                 exclusive=True if "://" not in url else None,
