@@ -13,10 +13,12 @@ port fails (unplugged), when no valid frame has arrived for ``link_timeout_s``, 
 a command has gone unacknowledged that long (the board stopped acknowledging), and the
 board faulted when it reports a fault or refuses a command. Silence is measured in time
 the reader has spent listening (``LISTEN_STEP_S``), so that a pause of the host's own
-process is not taken for a silent board. The first fault ends the
-stream (``read`` returns None), is kept in ``fault``, and is passed to every listener
-registered with ``add_fault_listener`` (from the reader thread, at once), so that a
-watchdog timer can act on it without waiting for the loop.
+process is not taken for a silent board. The first fault ends the stream (``read``
+returns None), is kept in ``fault``, and is passed to every listener registered with
+``add_fault_listener`` (from the reader thread, at once), so that a watchdog timer can
+act on it without waiting for the loop. A STIM or STOP_ALL not acknowledged within
+``resend_after_s`` is followed by the full state of every channel, so the board's
+outputs converge on what the host wants over a lossy link.
 
 Keep-alive: the board switches every output off when it hears nothing valid for its
 communication timeout. The driver sends nothing on its own: a HEARTBEAT goes out from
@@ -512,7 +514,7 @@ class Board:
                 self._hello_seqs.add(seq)
             else:
                 self._pending[seq] = (message.TYPE, self._listen_s)
-            if isinstance(message, p.Stim):
+            if isinstance(message, p.Stim | p.StopAll):
                 self._stim_seq, self._stim_sent_s, self._stim_acked = seq, now, False
             self._last_sent_s = now
             self._last_sent_index = self._last_index
@@ -553,8 +555,8 @@ class Board:
             self._check_link()
 
     def _check_link(self) -> None:
-        if self.fault is not None or self.info is None:
-            return
+        if self.fault is not None or not self._desired:
+            return  # not streaming yet: the handshake has its own timeout
         with self._lock:
             silent = self._listen_s - self._last_frame_listen_s
             oldest = next(iter(self._pending.values()), None)
