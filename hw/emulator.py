@@ -146,6 +146,9 @@ class BoardEmulator:
                 self._serve_once()
             return "stopped"
         finally:
+            fw = self.firmware
+            self.log("counters", rx_frames=fw.rx_frames, rx_bad_frames=fw.rx_bad,
+                     refused=fw.refused, tx_dropped_host_not_reading=self.tx_dropped_overflow)
             self._log_round_trips()
             self.close()
 
@@ -304,7 +307,7 @@ def serve_in_thread(
     config: EmulatorConfig, log: TextIO | None = None
 ) -> tuple[BoardEmulator, Callable[[], str]]:
     """Start an emulator on a background thread; returns it and a function that stops
-    it and gives the reason it ended (tests and the benchmark)."""
+    it and gives the reason it ended (for tests, in one process with the host)."""
     emulator = BoardEmulator(config, log)
     stop = threading.Event()
     result: list[str] = []

@@ -46,7 +46,8 @@ def _run(args: argparse.Namespace) -> int:
         print(f"{url}\n    {_probe(url)}")
     if not listed and not args.urls:
         others = len(ports) - len(listed)
-        hint = f"; {others} other serial ports, see --all" if others else ""
+        plural = "s" if others != 1 else ""
+        hint = f"; {others} other serial port{plural}, see --all" if others else ""
         print(f"no serial port on a known USB-serial bridge{hint}")
         return EXIT_NOTHING_FOUND
     return EXIT_OK
