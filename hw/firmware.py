@@ -324,22 +324,24 @@ class Firmware:
         out: list[bytes] = []
         if self.streaming:
             self._sent_s[k % RTT_MEMORY] = now_s
-            out.append(self._frame(self._sample_frame(k, self._board_t_s(k), sample)))
+            t_us = self._walk_t_us(k * self._period_s)
+            out.append(self._frame(self._sample_frame(k, t_us, sample)))
         events = self._due_events(k)
         if not (self.streaming and self.truth_enabled):
             self._truth_next = k + 1
             return out
-        out += [self._frame(p.TruthEvent(e, _t_us(self._board_t_s(0) + t))) for t, e in events]
+        out += [self._frame(p.TruthEvent(e, self._walk_t_us(t))) for t, e in events]
         if k + 1 - self._truth_next >= p.TruthSamples.MAX_ROWS:
             out.append(self._frame(self._truth_rows()))
         return out
 
-    def _board_t_s(self, k: int) -> float:
-        """Board time of sample ``k``."""
+    def _walk_t_us(self, walk_t_s: float) -> int:
+        """Board clock on the wire at ``walk_t_s`` into the walk: whole microseconds from
+        a walk start rounded once, so that samples and events keep their exact spacing."""
         assert self._walk_start_s is not None
-        return self._walk_start_s + k * self._period_s
+        return (round(self._walk_start_s * 1e6) + round(walk_t_s * 1e6)) & 0xFFFFFFFF
 
-    def _sample_frame(self, k: int, t_s: float, sample: Sample) -> p.SampleFrame:
+    def _sample_frame(self, k: int, t_us: int, sample: Sample) -> p.SampleFrame:
         lsb = self.settings.gyro_lsb_rad_s
         flags = p.SampleFlag.HEEL_CONTACT if sample.heel_switch else 0
         gyro = 0
@@ -349,7 +351,7 @@ class Firmware:
         force = p.FORCE_ABSENT
         if math.isfinite(sample.heel_force_n):
             force = max(0, min(p.FORCE_ABSENT - 1, round(sample.heel_force_n / p.FORCE_UNIT_N)))
-        return p.SampleFrame(k, _t_us(t_s), 0, 0, gyro, 0, 0, 0, force, flags)
+        return p.SampleFrame(k, t_us, 0, 0, gyro, 0, 0, 0, force, flags)
 
     def _due_events(self, k: int) -> list[tuple[float, Event]]:
         """True events (walk time, code) at or before sample ``k`` not yet passed."""
