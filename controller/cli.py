@@ -2,7 +2,8 @@
 
 Exit codes: 0 success; 2 a usage or configuration error (the message names every bad
 field and its allowed range); 3 a ``--require`` check failed; 4 some trials of a sweep
-raised an error; 130 interrupted by Ctrl-C (outputs off, files written).
+raised an error; 5-10 ``fes run``'s board and link failures; 130 interrupted by Ctrl-C
+(outputs off, files written). The table is ``controller.commands.common``.
 """
 
 from __future__ import annotations
@@ -11,11 +12,20 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from controller.commands import check_config, detect, report, sim, sweep
+from controller.commands import (
+    board_emulator,
+    check_config,
+    detect,
+    ports,
+    report,
+    run,
+    sim,
+    sweep,
+)
 from controller.commands.common import EXIT_INTERRUPTED, EXIT_USAGE
 from controller.validation import ConfigError
 
-COMMANDS = (sim, sweep, report, detect, check_config)
+COMMANDS = (sim, run, board_emulator, ports, sweep, report, detect, check_config)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -24,7 +34,8 @@ def build_parser() -> argparse.ArgumentParser:
         prog="fes",
         description="Drop-foot FES timing controller and simulator.",
         epilog="Exit codes: 0 ok, 2 bad usage or configuration, 3 a --require check failed, "
-        "4 some trials of a sweep failed, 130 interrupted.",
+        "4 some trials of a sweep failed, 5-10 board and link failures (see fes run --help), "
+        "130 interrupted.",
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for command in COMMANDS:

@@ -502,7 +502,12 @@ class SimulatedLimb:
         else 0) and ``foot_slap`` (1 if that landing was a foot slap: faster than the
         profile's ``foot_slap_velocity_rad_s`` and within loading response).
         """
-        rows = self._truth[: self._k]
+        return self.truth_since(0)
+
+    def truth_since(self, first: int) -> dict[str, np.ndarray]:
+        """``truth`` of samples ``first`` onwards only: a streaming consumer (the board
+        emulator) reads each row once instead of copying the whole trial every time."""
+        rows = self._truth[first : self._k]
         columns = {name: rows[:, i].copy() for i, name in enumerate(TRUTH_COLUMNS)}
         for name in _INTEGER_COLUMNS:
             columns[name] = columns[name].astype(np.int64)

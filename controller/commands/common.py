@@ -9,9 +9,17 @@ from typing import Any
 
 from controller.config import TrialConfig, load_config
 
+# Exit codes of every subcommand: one meaning per number across the whole `fes` command.
 EXIT_OK = 0
-EXIT_USAGE = 2
+EXIT_USAGE = 2  # bad usage or configuration; the message names each bad field
 EXIT_REQUIREMENT_FAILED = 3  # a --require check on the summary figures failed
+EXIT_TRIALS_FAILED = 4  # some trials of a sweep raised an error; the others are written
+EXIT_LINK_LOST = 5  # fes run: unplugged, or the board stopped answering
+EXIT_BOARD_FAULT = 6  # fes run: the board switched its outputs off by itself
+EXIT_WATCHDOG_FAULT = 7  # fes run: the safety watchdog latched a fault
+EXIT_HOST_FAULT = 8  # fes run: the loop fell too far behind the board's stream
+EXIT_NO_BOARD = 9  # fes run: the port cannot be opened, or nothing answers HELLO
+EXIT_REFUSED = 10  # fes run: the board was refused (reasons listed)
 EXIT_INTERRUPTED = 130
 
 

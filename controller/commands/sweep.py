@@ -15,6 +15,7 @@ from controller.commands.common import (
     EXIT_INTERRUPTED,
     EXIT_OK,
     EXIT_REQUIREMENT_FAILED,
+    EXIT_TRIALS_FAILED,
     add_require_option,
 )
 from controller.validation import ConfigError
@@ -22,7 +23,6 @@ from controller.validation import ConfigError
 if TYPE_CHECKING:
     from controller.sweep.plan import SweepSpec
 
-EXIT_TRIALS_FAILED = 4  # some trials raised an error; the others' results are written
 SHOWN_PROBLEMS = 10
 
 

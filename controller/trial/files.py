@@ -23,15 +23,18 @@ def _format_column(name: str, values: np.ndarray) -> np.ndarray:
     if name == "phase":
         names = np.array([PHASE_NAMES[p] for p in sorted(PHASE_NAMES)])
         return names[values.astype(int)]
+    missing = np.isnan(values.astype(float))
     if name in INTEGER_COLUMNS or name.endswith("_stim_on"):
-        return np.char.mod("%d", values.astype(np.int64))
-    text = np.char.mod("%.6f", values)
-    text[np.isnan(values)] = ""
+        text = np.char.mod("%d", np.where(missing, 0, values).astype(np.int64))
+    else:
+        text = np.char.mod("%.6f", values)
+    text[missing] = ""
     return text
 
 
 def write_samples_csv(path: Path, columns: Mapping[str, np.ndarray]) -> None:
-    """One row per sample; NaN (a missing value) is written as an empty field."""
+    """One row per sample; NaN (a missing value) is written as an empty field, also in
+    the integer columns (a live trial can lack a truth row)."""
     formatted = [_format_column(name, np.asarray(col)) for name, col in columns.items()]
     with path.open("w", encoding="utf-8", newline="\n") as handle:
         handle.write(",".join(columns) + "\n")

@@ -87,7 +87,8 @@ def swing_minima_mm(
 
     ``trim_fraction`` leaves out that fraction of the swing at each end: at toe off and
     heel strike the foot touches the ground by definition, so the minimum toe clearance
-    of gait analysis (Winter 1992) is taken over the middle of swing.
+    of gait analysis (Winter 1992) is taken over the middle of swing. A swing with a
+    missing (NaN) clearance sample is not scored: its minimum is unknown.
     """
     minima = []
     for start in toe_off_s:
@@ -96,7 +97,7 @@ def swing_minima_mm(
             continue
         margin = trim_fraction * (later[0] - start)
         inside = (t_s >= start + margin) & (t_s <= later[0] - margin)
-        if inside.any():
+        if inside.any() and not np.isnan(clearance_mm[inside]).any():
             minima.append(float(clearance_mm[inside].min()))
     return np.array(minima)
 

@@ -1,0 +1,167 @@
+"""``fes board-emulator``: a board speaking docs/protocol.md on a pseudo-terminal.
+
+Prints the pty's device path alone on the first line of stdout (for scripts: ``fes run
+--port <that path>``), a description on stderr, then serves until Ctrl-C (exit 130),
+SIGTERM (exit 0) or, after ``--unplug-at-s``, until its outputs are off (exit 0).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import signal
+import sys
+import threading
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from controller.commands.common import EXIT_OK
+from controller.resources import available
+from controller.validation import ConfigError, describe_errors
+
+#: Options that set the firmware (the board), by destination name.
+BOARD_OPTIONS = (
+    "channels", "sample_rate_hz", "max_amplitude_ma", "max_pulse_width_us",
+    "max_frequency_hz", "max_on_time_ms", "comm_timeout_ms", "board_id",
+)
+#: Options that set the link faults.
+FAULT_OPTIONS = (
+    "drop", "corrupt", "duplicate", "delay", "delay_ms", "direction", "stall_at_s",
+    "stall_s", "unplug_at_s",
+)
+
+
+def _firmware_version(text: str) -> tuple[int, int, int]:
+    parts = text.split(".")
+    if len(parts) != 3 or not all(x.isdigit() and int(x) < 256 for x in parts):
+        raise ConfigError("--firmware", [f"{text!r} is not MAJOR.MINOR.PATCH (0-255 each)"])
+    return (int(parts[0]), int(parts[1]), int(parts[2]))
+
+
+def _config(args: argparse.Namespace) -> Any:
+    from hw.emulator import EmulatorConfig
+
+    board: dict[str, Any] = {
+        name: getattr(args, name) for name in BOARD_OPTIONS if getattr(args, name) is not None
+    }
+    if args.firmware is not None:
+        board["firmware_version"] = _firmware_version(args.firmware)
+    if args.no_truth:
+        board["truth"] = False
+    faults = {
+        name: getattr(args, name) for name in FAULT_OPTIONS if getattr(args, name) is not None
+    }
+    data: dict[str, Any] = {"board": board, "faults": faults}
+    for name in ("patient", "seed", "walk_s", "speed"):
+        if getattr(args, name) is not None:
+            data[name] = getattr(args, name)
+    try:
+        return EmulatorConfig.model_validate(data)
+    except ValidationError as err:
+        problems = describe_errors(err, EmulatorConfig)
+        raise ConfigError("fes board-emulator options", problems) from None
+
+
+def _run(args: argparse.Namespace) -> int:
+    from hw.emulator import BoardEmulator, describe
+    from hw.realtime import frozen_heap
+    from sim.patient import load_patient
+
+    config = _config(args)
+    load_patient(config.patient)
+    log = args.log.open("a", encoding="utf-8") if args.log is not None else None
+    try:
+        emulator = BoardEmulator(config, log)
+        if args.link is not None:
+            with contextlib.suppress(FileNotFoundError):
+                args.link.unlink()
+            os.symlink(emulator.path, args.link)
+        stop = threading.Event()
+        signal.signal(signal.SIGTERM, lambda *_: stop.set())
+        # The collection runs before the path is out, so no host waits on it (hw.realtime).
+        with frozen_heap():
+            print(emulator.path, flush=True)
+            print(describe(emulator), file=sys.stderr, flush=True)
+            ended = emulator.run(stop)
+        print(f"fes board-emulator: {ended}", file=sys.stderr)
+        return EXIT_OK
+    finally:
+        if args.link is not None:
+            with contextlib.suppress(FileNotFoundError):
+                args.link.unlink()
+        if log is not None:
+            log.close()
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add ``fes board-emulator`` to the subcommands."""
+    emu = sub.add_parser(
+        "board-emulator",
+        help="emulate a stimulator board (and the patient wearing it) on a pty",
+        description="Open a pseudo-terminal and behave on it as a board running the "
+        "firmware of docs/protocol.md, with its own limits and communication timeout. Its "
+        "sensor stream comes from a simulated patient who responds to the stimulation the "
+        "board delivers. Prints the device path on the first line of stdout. All times "
+        "are board time; --speed makes board time run faster than the wall clock.",
+        epilog="exit codes: 0 stopped by SIGTERM or ended after an unplug; 2 bad option; "
+        "130 Ctrl-C.",
+    )
+    add = emu.add_argument
+    add("--patient", metavar="NAME",
+        help=f"simulated patient ({', '.join(available('patients'))} or a TOML path; "
+        "default moderate)")
+    add("--seed", type=int, metavar="N",
+        help="seed of the patient and of the injected faults (default 0); the same seed "
+        "as fes sim gives the same walk")
+    add("--walk-s", type=float, metavar="S",
+        help="how long the patient walks after the first START_STREAM; then the board "
+        "reports a sensor fault (default 600)")
+    add("--speed", type=float, metavar="X",
+        help="board time runs X times faster than wall time, 0.1-20 (default 1: real time)")
+    board = emu.add_argument_group("the board (its firmware settings)")
+    board.add_argument("--channels", type=int, metavar="N", help="stimulation channels (default 2)")
+    board.add_argument("--rate-hz", dest="sample_rate_hz", type=int, metavar="N",
+                       help="sensor sample rate in Hz (default 500)")
+    board.add_argument("--max-amplitude-ma", type=float, metavar="MA",
+                       help="the board's own amplitude limit (default 60)")
+    board.add_argument("--max-pulse-width-us", type=int, metavar="US",
+                       help="the board's own pulse width limit (default 500)")
+    board.add_argument("--max-frequency-hz", type=float, metavar="HZ",
+                       help="the board's own frequency limit (default 60)")
+    board.add_argument("--max-on-time-ms", type=int, metavar="MS",
+                       help="continuous stimulation after which the board faults "
+                       "(default 3000)")
+    board.add_argument("--comm-timeout-ms", type=int, metavar="MS",
+                       help="no valid frame for this long switches every output off "
+                       "(default 100)")
+    board.add_argument("--firmware", metavar="X.Y.Z",
+                       help="firmware version reported at HELLO (default 1.0.0)")
+    board.add_argument("--board-id", type=int, metavar="N", help="board serial number (default 1)")
+    board.add_argument("--no-truth", action="store_true",
+                       help="behave as a real board: no ground-truth debug frames")
+    faults = emu.add_argument_group("link faults (probabilities per frame, times in board s)")
+    faults.add_argument("--drop", type=float, metavar="P", help="drop frames")
+    faults.add_argument("--corrupt", type=float, metavar="P", help="flip one bit of frames")
+    faults.add_argument("--duplicate", type=float, metavar="P", help="send frames twice")
+    faults.add_argument("--delay", type=float, metavar="P", help="hold frames back --delay-ms")
+    faults.add_argument("--delay-ms", type=float, metavar="MS",
+                        help="how long a delayed frame is held (default 20)")
+    faults.add_argument("--fault-direction", dest="direction", choices=("tx", "rx", "both"),
+                        help="frames the faults hit: sent by the board (tx), received "
+                        "(rx) or both (default)")
+    faults.add_argument("--stall-at-s", type=float, metavar="S",
+                        help="the firmware stops talking S seconds into the walk (its "
+                        "safety timers keep running)")
+    faults.add_argument("--stall-s", type=float, metavar="S",
+                        help="how long the stall lasts (default 0.5)")
+    faults.add_argument("--unplug-at-s", type=float, metavar="S",
+                        help="close the pty S seconds into the walk, as a pulled cable")
+    add("--log", type=Path, metavar="FILE",
+        help="append every board event (session, outputs on/off, faults, round-trip "
+        "times) to FILE as JSON lines")
+    add("--link", type=Path, metavar="PATH",
+        help="also make PATH a symlink to the pty (removed on exit)")
+    emu.set_defaults(handler=_run)

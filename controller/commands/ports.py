@@ -1,0 +1,76 @@
+"""``fes ports``: the serial ports of this machine, and which may hold a board."""
+
+from __future__ import annotations
+
+import argparse
+
+from controller.commands.common import EXIT_OK
+
+EXIT_NOTHING_FOUND = 1
+
+
+def _probe(url: str) -> str:
+    """What answers HELLO on ``url``: the board's INFO in a few words, or why not."""
+    from controller.watchdog import SafetyLimits
+    from hw.board import Board, BoardError, BoardRequirements, describe_info
+
+    board = Board(url, BoardRequirements(SafetyLimits(), 500.0))
+    try:
+        info = describe_info(board.identify())
+    except BoardError as err:
+        return f"no board: {err}"
+    finally:
+        board.close()
+    return (
+        f"board {info['board_id']}, firmware {info['firmware']}, {info['channels']} "
+        f"channels, {info['sample_rate_hz']} Hz, limits {info['max_amplitude_ma']:g} mA / "
+        f"{info['max_pulse_width_us']} us / {info['max_frequency_hz']:g} Hz / "
+        f"{info['max_on_time_ms']} ms on, comm timeout {info['comm_timeout_ms']} ms"
+    )
+
+
+def _run(args: argparse.Namespace) -> int:
+    from hw.ports import serial_ports
+
+    ports = serial_ports()
+    listed = ports if args.all else [port for port in ports if port.bridge is not None]
+    for port in listed:
+        what = port.bridge or port.description or "unknown device"
+        line = f"{port.device}  {port.usb_id}  {what}"
+        if port.serial_number:
+            line += f"  (serial {port.serial_number})"
+        if args.probe:
+            line += f"\n    {_probe(port.device)}"
+        print(line)
+    for url in args.urls:
+        print(f"{url}\n    {_probe(url)}")
+    if not listed and not args.urls:
+        others = len(ports) - len(listed)
+        plural = "s" if others != 1 else ""
+        hint = f"; {others} other serial port{plural}, see --all" if others else ""
+        print(f"no serial port on a known USB-serial bridge{hint}")
+        return EXIT_NOTHING_FOUND
+    return EXIT_OK
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add ``fes ports`` to the subcommands."""
+    ports = sub.add_parser(
+        "ports",
+        help="list serial ports that may hold a board; probe them",
+        description="List the serial ports on USB-serial bridges that stimulator boards "
+        "use (by USB vendor and product ID), with --all every serial port. --probe says "
+        "HELLO on each and shows what the board reports; URLs given are probed too.",
+        epilog="exit codes: 0 ports listed; 1 no candidate port; 2 bad usage.",
+    )
+    ports.add_argument(
+        "urls", nargs="*", metavar="URL",
+        help="port URLs to probe as well (a device path, socket://HOST:PORT, ...)",
+    )
+    ports.add_argument("--all", action="store_true", help="list every serial port")
+    ports.add_argument(
+        "--probe", action="store_true",
+        help="send HELLO to each listed port and show the board's answer (other devices "
+        "may not like unexpected bytes: probe only ports that may hold a board)",
+    )
+    ports.set_defaults(handler=_run)

@@ -1,0 +1,135 @@
+"""``fes run``: the live loop against a stimulator board on a serial port.
+
+Exit codes (beyond 0 ok, 2 usage or configuration, 130 Ctrl-C):
+3 no board (the port cannot be opened, or nothing answers HELLO);
+4 board refused (unknown firmware or protocol, limits looser than the safety watchdog's,
+sample rate or channels not what the trial needs);
+5 link lost during the trial (unplugged, silent, stopped acknowledging);
+6 the board reported a fault or refused a command;
+7 the safety watchdog latched a fault;
+8 the host fell behind the board's sample stream.
+Whatever the code, outputs are off (STOP_ALL sent) and the files hold what was recorded.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+from typing import Any
+
+from controller.commands.common import (
+    EXIT_BOARD_FAULT,
+    EXIT_HOST_FAULT,
+    EXIT_INTERRUPTED,
+    EXIT_LINK_LOST,
+    EXIT_NO_BOARD,
+    EXIT_OK,
+    EXIT_REFUSED,
+    EXIT_WATCHDOG_FAULT,
+    load_checked,
+)
+
+EXIT_BY_STOP = {
+    "duration": EXIT_OK,
+    "interrupted": EXIT_INTERRUPTED,
+    "link_lost": EXIT_LINK_LOST,
+    "board_fault": EXIT_BOARD_FAULT,
+    "watchdog_fault": EXIT_WATCHDOG_FAULT,
+    "host_fault": EXIT_HOST_FAULT,
+}
+
+EPILOG = (
+    "exit codes: 0 trial completed; 2 bad usage or configuration; 3 no board answers on "
+    "the port; 4 board refused (unknown firmware, limits looser than the safety limits, "
+    "wrong sample rate or too few channels); 5 link lost (unplugged, silent, not "
+    "acknowledging); 6 board fault or command refused by the board; 7 safety watchdog "
+    "fault; 8 host fell behind the board's stream; 130 Ctrl-C. In every case after "
+    "connection the outputs are switched off, STOP_ALL is sent and the files are written."
+)
+
+
+def _milliseconds(text: str) -> float:
+    """A time option: 1 ms to 10 s."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 1.0 <= value <= 10000.0:
+        raise argparse.ArgumentTypeError(f"{value:g} is outside 1-10000 ms")
+    return value
+
+
+def _overrides(args: argparse.Namespace) -> dict[str, Any]:
+    if args.duration_s is None:
+        return {}
+    return {"loop": {"duration_s": args.duration_s}}
+
+
+def _run(args: argparse.Namespace) -> int:
+    from controller.trial.live import LinkLimits, run_live_trial
+    from controller.trial.summary import render_text
+    from hw.board import BoardError
+
+    config = load_checked(args.config, _overrides(args))
+    out_dir = args.out or Path("runs") / "live"
+    status = None if args.no_status else sys.stderr
+    try:
+        limits = LinkLimits(args.link_timeout_ms / 1000.0, args.max_lag_ms / 1000.0)
+        result = run_live_trial(config, args.port, out_dir, status, limits)
+    except BoardError as err:
+        print(f"fes run: {err}", file=sys.stderr)
+        return EXIT_NO_BOARD if err.kind == "no_board" else EXIT_REFUSED
+    print(render_text(result.summary))
+    print(f"files: {out_dir}/samples.csv, events.csv, summary.json, config.json")
+    code = EXIT_BY_STOP.get(result.stopped_by, EXIT_HOST_FAULT)
+    print(f"fes run: stopped by {result.stopped_by}: {result.message}", file=sys.stderr)
+    return code
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    """Add ``fes run`` to the subcommands."""
+    run = sub.add_parser(
+        "run",
+        help="run the live loop against a stimulator board on a serial port",
+        description="Run a live trial against a board speaking docs/protocol.md: the "
+        "board's sensor stream drives the gait detector, the scheduler's commands go "
+        "through the safety watchdog to the board. Writes the same files as fes sim; "
+        "true events and toe clearance only when the board is the emulator.",
+        epilog=EPILOG,
+    )
+    run.add_argument(
+        "--port", required=True, metavar="URL",
+        help="the board's serial port: a device path (/dev/ttyACM0, COM3, the path "
+        "fes board-emulator prints), socket://HOST:PORT or rfc2217://HOST:PORT",
+    )
+    run.add_argument(
+        "--config", type=Path, metavar="FILE",
+        help="TOML file overriding any subset of configs/default.toml (its [sim] section "
+        "is not used: the patient is whoever wears the board)",
+    )
+    run.add_argument(
+        "--duration-s", type=float, metavar="S",
+        help="trial length in seconds (default loop.duration_s, 60)",
+    )
+    run.add_argument(
+        "--out", type=Path, metavar="DIR", help="output folder (default runs/live)"
+    )
+    run.add_argument(
+        "--link-timeout-ms", type=_milliseconds, default=100.0, metavar="MS",
+        help="no frame from the board, or a command unacknowledged, for this long ends "
+        "the trial as link lost (default 100; the board's own timeout protects the "
+        "patient whatever this is)",
+    )
+    run.add_argument(
+        "--max-lag-ms", type=_milliseconds, default=100.0, metavar="MS",
+        help="the loop may fall this far behind the board's sample stream before the "
+        "trial ends as a host fault: stimulation timed from older samples would be late "
+        "(default 100)",
+    )
+    run.add_argument(
+        "--no-status", action="store_true",
+        help="do not write the live status line (phase, cadence, stimulation, faults, "
+        "link) to stderr",
+    )
+    run.set_defaults(handler=_run)

@@ -1,0 +1,98 @@
+"""Benchmark: sensor-sample-to-command round trip over a pty (``python -m hw.bench``).
+
+Starts ``fes board-emulator`` in its own process (as a board is its own device), then runs
+the live loop against it: board driver -> gyro detector -> scheduler -> watchdog -> board
+driver, answering every sample (a STIM when the command changed, a HEARTBEAT otherwise).
+The emulated firmware times each answer from the moment it wrote the sample to the
+moment it read the first frame answering it, and logs the figures when it stops; this
+prints them. A real board adds the wire and USB times of docs/protocol.md ("Latency
+budget") to these.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from controller.config import load_config
+from controller.detect.config import build_detector
+from controller.loop import run_loop
+from controller.stim.scheduler import StimScheduler
+from controller.trial.live import BoardPacedClock, warm_up
+from controller.trial.recorder import TrialRecorder
+from controller.watchdog import Watchdog
+from hw.board import Board, BoardRequirements
+from hw.realtime import frozen_heap
+
+
+def _start_emulator(log: Path, seed: int) -> tuple[subprocess.Popen[str], str]:
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "controller.cli", "board-emulator", "--seed", str(seed),
+         "--comm-timeout-ms", "400", "--log", str(log)],
+        stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+    )
+    assert proc.stdout is not None
+    return proc, proc.stdout.readline().strip()
+
+
+def measure(seconds: float, seed: int) -> dict[str, float]:
+    """Run the loop against an emulator for ``seconds``; the emulator's round-trip log."""
+    config = load_config(overrides={"loop": {"duration_s": seconds}})
+    rate_hz = config.loop.sample_rate_hz
+    warm_up(config)
+    with tempfile.TemporaryDirectory() as tmp:
+        log = Path(tmp) / "board.jsonl"
+        proc, path = _start_emulator(log, seed)
+        try:
+            board = Board(path, BoardRequirements(config.safety, rate_hz), heartbeat_s=0.0,
+                          link_timeout_s=0.3, max_backlog_s=0.3)
+            detector = build_detector(config.detector, rate_hz)
+            watchdog = Watchdog(board, config.safety)
+            scheduler = StimScheduler(config.stim)
+            n = round(seconds * rate_hz)
+            recorder = TrialRecorder(n)
+            with frozen_heap():
+                board.connect()
+                outcome = run_loop(board, detector, scheduler, watchdog, BoardPacedClock(),
+                                   recorder, n)
+                board.close()
+        finally:
+            proc.terminate()
+            proc.wait(timeout=10)
+        records = [json.loads(line) for line in log.read_text().splitlines()]
+    result = next(r for r in records if r["event"] == "round_trips")
+    result["samples"] = outcome.samples
+    result["fault"] = board.fault.message if board.fault is not None else None
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Print median, p99 and max round trip, and how many answers missed a period."""
+    parser = argparse.ArgumentParser(prog="python -m hw.bench", description=__doc__)
+    parser.add_argument("--seconds", type=float, default=10.0, help="loop length (default 10)")
+    parser.add_argument("--seed", type=int, default=0, help="patient seed (default 0)")
+    args = parser.parse_args(argv)
+    r = measure(args.seconds, args.seed)
+    load = os.getloadavg()[0]
+    print(
+        f"sensor sample -> command round trip over a pty, 500 Hz, {args.seconds:g} s: "
+        f"{r['count']} of {r['samples']} samples answered"
+    )
+    if r["count"]:
+        print(
+            f"  median {r['median_ms']:.3f} ms, p99 {r['p99_ms']:.3f} ms, max "
+            f"{r['max_ms']:.3f} ms; later than one sample period (2 ms): "
+            f"{r['over_one_period']} ({100.0 * r['over_one_period'] / r['count']:.2f} %)"
+        )
+    print(f"  machine load average {load:.2f} on {os.cpu_count()} cores"
+          + (f"; ended by: {r['fault']}" if r["fault"] else ""))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,696 @@
+"""The board driver: a ``SensorSource`` and a ``Stimulator`` over the serial protocol.
+
+``Board(url, requirements).connect()`` opens the port, says HELLO, checks what the board
+reports (firmware known, protocol version, its own limits no looser than the safety
+watchdog's, sample rate, channels) and starts the sample stream; a board that fails a
+check is refused with a message naming each problem. Then the loop uses it like the
+simulated limb: ``read`` returns the board's samples in order (a lost sample comes back
+as a sample with a NaN gyro, so the loop keeps its fixed period), ``apply`` sends the
+channels whose command changed, and ``stop_all`` sends STOP_ALL.
+
+A reader thread decodes everything the board sends. It declares the link lost when the
+port fails (unplugged), when no valid frame has arrived for ``link_timeout_s``, or when
+a command has gone unacknowledged that long (the board stopped acknowledging), and the
+board faulted when it reports a fault or refuses a command. Silence is measured in time
+the reader has spent listening (``LISTEN_STEP_S``), so that a pause of the host's own
+process is not taken for a silent board. The first fault ends the stream (``read``
+returns None), is kept in ``fault``, and is passed to every listener registered with
+``add_fault_listener`` (from the reader thread, at once), so that a watchdog timer can
+act on it without waiting for the loop. A STIM or STOP_ALL not acknowledged within
+``resend_after_s`` is followed by the full state of every channel, so the board's
+outputs converge on what the host wants over a lossy link.
+
+Keep-alive: the board switches every output off when it hears nothing valid for its
+communication timeout. The driver sends nothing on its own: a HEARTBEAT goes out from
+``apply`` when nothing else was sent for ``heartbeat_s`` (a quarter of the board's
+timeout by default), counted both in wall time and in board time (samples), and from
+``read`` after half the board's timeout, for a user who only reads the sensors. Both run
+in the loop's thread, so a hung loop lets the board time out, as it should. (``read``
+waits longer so that in a loop the frame answering a sample comes from ``apply``, after
+the sample has been processed: that is the round trip the board measures.)
+"""
+
+from __future__ import annotations
+
+import math
+import queue
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from enum import IntEnum
+from typing import Any, Literal
+
+import numpy as np
+
+from controller.detect.events import EVENT_NAMES, Event
+from controller.ports import Sample, StimCommand
+from controller.watchdog import SafetyLimits
+from hw import protocol as p
+from hw.transport import Transport, TransportError
+
+#: Firmware versions this driver knows, with what they are. Anything else is refused.
+KNOWN_FIRMWARE: dict[tuple[int, int, int], str] = {
+    (1, 0, 0): "reference firmware of docs/protocol.md v1 (hw.firmware, the emulator)",
+}
+#: The laxest board communication timeout accepted: stricter than RehaStim 2 (about
+#: 1 s) and ScienceMode 4 (2 s) (DESIGN.md).
+MAX_BOARD_COMM_TIMEOUT_MS = 500
+#: Handshake: HELLO is sent this many times, waiting this long for INFO each time.
+HELLO_ATTEMPTS = 3
+HELLO_WAIT_S = 0.3
+#: The reader thread's clock of time spent listening advances by at most this much per
+#: read. When the host itself was not running (its process or machine paused), the board
+#: may well have been sending: a pause is not silence, and must not end a trial.
+LISTEN_STEP_S = 0.02
+#: Closing: STOP_ALL and STOP_STREAM are sent again every ``CLOSE_RESEND_S`` until
+#: acknowledged, for at most ``CLOSE_WAIT_S``.
+CLOSE_WAIT_S = 0.5
+CLOSE_RESEND_S = 0.05
+
+FaultKind = Literal["link", "board", "host"]
+
+
+
+#: The simulator's truth columns a TRUTH_SAMPLES row carries (docs/protocol.md section
+#: 8); the physiology columns added since (foot slap, fitness, reflex) stay simulator-only.
+WIRE_TRUTH_COLUMNS = ("ankle_angle_deg", "toe_clearance_mm", "ta_activation", "pulses")
+
+class BoardError(Exception):
+    """The board cannot be used: ``kind`` is ``no_board`` or ``refused``."""
+
+    def __init__(self, kind: Literal["no_board", "refused"], message: str) -> None:
+        super().__init__(message)
+        self.kind = kind
+
+
+@dataclass(frozen=True, slots=True)
+class BoardRequirements:
+    """What the host needs of a board before it will stimulate through it."""
+
+    limits: SafetyLimits
+    sample_rate_hz: float
+    channels: int = 1
+
+
+@dataclass(frozen=True, slots=True)
+class BoardFault:
+    """Why the stream ended: a lost link, a fault the board reported, or the host."""
+
+    kind: FaultKind
+    message: str
+    monotonic_s: float
+
+
+@dataclass(slots=True)
+class LinkStats:
+    """Counters of the link, for the trial summary and the status line."""
+
+    frames_in: int = 0
+    bad_frames: int = 0
+    lost_frames: int = 0
+    samples: int = 0
+    missing_samples: int = 0
+    stale_samples: int = 0
+    frames_out: int = 0
+    resends: int = 0
+    naks: int = 0
+    board_rtt_last_ms: float | None = None
+    board_rtt_max_ms: float = 0.0
+    max_backlog_samples: int = 0
+
+    def as_dict(self) -> dict[str, Any]:
+        """The counters by name."""
+        return {name: getattr(self, name) for name in self.__slots__}  # type: ignore[attr-defined]
+
+
+@dataclass(frozen=True, slots=True)
+class LinkHealth:
+    """The link at a glance, for a watchdog that polls it."""
+
+    acknowledging: bool
+    last_frame_age_s: float
+    oldest_unacked_age_s: float
+    fault: BoardFault | None
+
+
+def check_board(info: p.Info, req: BoardRequirements) -> list[str]:
+    """Every reason not to stimulate through the board that sent ``info``."""
+    problems = []
+    if info.protocol_version != p.PROTOCOL_VERSION:
+        problems.append(
+            f"protocol version {info.protocol_version}, this host speaks {p.PROTOCOL_VERSION}"
+        )
+    if info.firmware not in KNOWN_FIRMWARE:
+        known = ", ".join(".".join(map(str, v)) for v in KNOWN_FIRMWARE)
+        problems.append(
+            f"firmware {'.'.join(map(str, info.firmware))} is unknown (known: {known})"
+        )
+    lim = req.limits
+    for name, board_value, host_field in (
+        ("max amplitude", info.max_amplitude_10ua * p.AMPLITUDE_UNIT_MA, "max_amplitude_ma"),
+        ("max pulse width", float(info.max_pulse_width_us), "max_pulse_width_us"),
+        ("max frequency", info.max_frequency_chz * p.FREQUENCY_UNIT_HZ, "max_frequency_hz"),
+        ("max continuous on-time", float(info.max_on_time_ms), "max_continuous_on_ms"),
+    ):
+        host_value = getattr(lim, host_field)
+        if board_value > host_value + 1e-9:
+            problems.append(
+                f"board {name} {board_value:g} is looser than safety.{host_field} "
+                f"{host_value:g}"
+            )
+    if info.comm_timeout_ms > MAX_BOARD_COMM_TIMEOUT_MS:
+        problems.append(
+            f"board communication timeout {info.comm_timeout_ms} ms is longer than "
+            f"{MAX_BOARD_COMM_TIMEOUT_MS} ms"
+        )
+    if info.sample_rate_hz != req.sample_rate_hz:
+        problems.append(
+            f"board samples at {info.sample_rate_hz} Hz, the trial needs "
+            f"loop.sample_rate_hz = {req.sample_rate_hz:g}"
+        )
+    if info.channels < req.channels:
+        problems.append(f"board has {info.channels} channels, the trial needs {req.channels}")
+    return problems
+
+
+def describe_info(info: p.Info) -> dict[str, Any]:
+    """What the board reported at HELLO, in physical units (for the summary)."""
+    return {
+        "firmware": ".".join(map(str, info.firmware)),
+        "protocol_version": info.protocol_version,
+        "board_id": info.board_id,
+        "channels": info.channels,
+        "sample_rate_hz": info.sample_rate_hz,
+        "max_amplitude_ma": info.max_amplitude_10ua * p.AMPLITUDE_UNIT_MA,
+        "max_pulse_width_us": info.max_pulse_width_us,
+        "max_frequency_hz": info.max_frequency_chz * p.FREQUENCY_UNIT_HZ,
+        "max_on_time_ms": info.max_on_time_ms,
+        "comm_timeout_ms": info.comm_timeout_ms,
+        "fault_before_this_session": _name(p.FaultCode, info.last_fault).lower(),
+    }
+
+
+def _name(kind: type[IntEnum], value: int) -> str:
+    """The name of a code, or its number when this host does not know it."""
+    return kind(value).name if value in kind._value2member_map_ else str(value)
+
+
+def _signed32(value: int) -> int:
+    value &= 0xFFFFFFFF
+    return value - (1 << 32) if value & 0x80000000 else value
+
+
+@dataclass(slots=True)
+class _Truth:
+    """The emulator's ground truth as it arrives: events and rows by sample index."""
+
+    #: (event code, t_us, board index and t_us of the newest sample when it arrived)
+    events: list[tuple[int, int, int, int]] = field(default_factory=list)
+    rows: dict[int, p.TruthRow] = field(default_factory=dict)
+
+
+class Board:
+    """Driver of one board on a serial URL; see the module docstring."""
+
+    def __init__(
+        self,
+        url: str,
+        requirements: BoardRequirements,
+        *,
+        heartbeat_s: float | None = None,
+        link_timeout_s: float = 0.1,
+        resend_after_s: float = 0.01,
+        max_backlog_s: float = 0.1,
+        want_truth: bool = True,
+        hello_wait_s: float = HELLO_WAIT_S,
+    ) -> None:
+        self.url = url
+        self.requirements = requirements
+        self._heartbeat_s = heartbeat_s
+        self._link_timeout_s = link_timeout_s
+        self._resend_after_s = resend_after_s
+        self._max_backlog_s = max_backlog_s
+        self._want_truth = want_truth
+        self._hello_wait_s = hello_wait_s
+        self.info: p.Info | None = None
+        self.stats = LinkStats()
+        self.fault: BoardFault | None = None
+        self.stop_confirmed = False
+        self._listeners: list[Callable[[BoardFault], None]] = []
+        self._listen_s = 0.0
+        self._lock = threading.Lock()
+        self._transport: Transport | None = None
+        self._reader: threading.Thread | None = None
+        self._running = threading.Event()
+        self._samples: queue.Queue[tuple[int, Sample] | None] = queue.Queue()
+        self._truth = _Truth()
+        self._reset_session()
+        # Sample bookkeeping of ``read``: host sample k has board index k + offset.
+        self._k = 0
+        self._offset: int | None = None
+        self._held: tuple[int, Sample] | None = None
+        self._last_index = 0
+        self._last_heel = 0
+        self._rebase = False
+
+    def _reset_session(self) -> None:
+        """Per-connection state: sequence numbers, acknowledgements, keep-alive."""
+        self._seq = 0
+        self._rx_seq: int | None = None
+        self._pending: OrderedDict[int, tuple[int, float]] = OrderedDict()
+        self._acked: dict[int, int] = {}
+        self._info_wait = threading.Event()
+        self._hello_seqs: set[int] = set()
+        self._hello_info: p.Info | None = None
+        self._last_rx_index = 0
+        self._last_rx_t_us = 0
+        self._last_frame_listen_s = self._listen_s
+        self._last_sent_s = -math.inf
+        self._last_sent_index = 0
+        self._desired: list[p.ChannelSetting] = []
+        self._stim_seq: int | None = None
+        self._stim_sent_s = 0.0
+        self._stim_acked = True
+
+    # --- connecting -------------------------------------------------------------------
+
+    def connect(self) -> p.Info:
+        """Open the port, handshake, check the board, start the stream.
+
+        Raises ``BoardError("no_board")`` when the port cannot be opened or nothing
+        answers HELLO, and ``BoardError("refused")`` naming every failed check.
+        """
+        info = self.identify()
+        problems = check_board(info, self.requirements)
+        if problems:
+            self._send(p.StopAll())
+            self._shutdown()
+            raise BoardError(
+                "refused",
+                f"board on {self.url} refused:\n" + "\n".join(f"  - {x}" for x in problems),
+            )
+        self.info = info
+        self._desired = [p.ChannelSetting(c, 0, 0, 0, 0) for c in range(info.channels)]
+        if self._want_truth and info.capabilities & p.Capability.DEBUG_TRUTH:
+            self._send(p.DebugTruth(1))
+        self._send(p.StartStream())
+        return info
+
+    def identify(self) -> p.Info:
+        """Open the port and say HELLO; the board's INFO, unchecked, nothing started.
+
+        Raises ``BoardError("no_board")`` when the port cannot be opened or nothing
+        answers. Call ``close`` afterwards unless ``connect`` goes on from here.
+        """
+        try:
+            self._transport = Transport(self.url)
+        except TransportError as err:
+            raise BoardError("no_board", str(err)) from None
+        self._reset_session()
+        self.fault = None
+        self._running.set()
+        self._reader = threading.Thread(target=self._rx_loop, name="board-reader", daemon=True)
+        self._reader.start()
+        return self._handshake()
+
+    def _handshake(self) -> p.Info:
+        for _ in range(HELLO_ATTEMPTS):
+            self._info_wait.clear()
+            self._send(p.Hello())
+            if self._info_wait.wait(self._hello_wait_s) and self._hello_info is not None:
+                return self._hello_info
+            if self.fault is not None and self.fault.kind == "link":
+                break
+        self._shutdown()
+        raise BoardError(
+            "no_board",
+            f"no board answered HELLO on {self.url} within "
+            f"{HELLO_ATTEMPTS * self._hello_wait_s:g} s (is it powered, is this its port?)",
+        )
+
+    def reconnect(self) -> p.Info:
+        """Close the port and connect again; samples continue after the gap."""
+        self._shutdown()
+        self._rebase = True
+        self._held = None
+        self._drain_queue()
+        return self.connect()
+
+    # --- SensorSource -----------------------------------------------------------------
+
+    @property
+    def sample_period_s(self) -> float:
+        """Time between the board's samples."""
+        if self.info is None:
+            return 1.0 / self.requirements.sample_rate_hz
+        return 1.0 / self.info.sample_rate_hz
+
+    def read(self) -> Sample | None:
+        """The next sample in the board's order, or None once the link or board failed."""
+        while True:
+            item = self._held
+            self._held = None
+            if item is None:
+                item = self._next_item()
+                if item is None:
+                    return None
+            index, sample = item
+            if self._offset is None or (self._rebase and index < self._k + self._offset):
+                self._offset = index - self._k
+            self._rebase = False
+            expected = self._k + self._offset
+            if index < expected:
+                self.stats.stale_samples += 1
+                continue
+            t_s = self._k * self.sample_period_s
+            self._k += 1
+            if index > expected:
+                self._held = item
+                self.stats.missing_samples += 1
+                self._last_index = expected
+                return Sample(t_s, math.nan, self._last_heel, math.nan)
+            self._last_index = index
+            self._last_heel = sample.heel_switch
+            self._keep_alive(self._comm_timeout_s() / 2.0)
+            return Sample(t_s, sample.gyro_rad_s, sample.heel_switch, sample.heel_force_n)
+
+    def _next_item(self) -> tuple[int, Sample] | None:
+        while self.fault is None and self._transport is not None:
+            backlog = self._samples.qsize()
+            self.stats.max_backlog_samples = max(self.stats.max_backlog_samples, backlog)
+            if backlog * self.sample_period_s > self._max_backlog_s:
+                self._set_fault(
+                    "host",
+                    f"the host fell {backlog * self.sample_period_s * 1000:.0f} ms behind "
+                    f"the board's stream (limit {self._max_backlog_s * 1000:g} ms)",
+                )
+                return None
+            try:
+                item = self._samples.get(timeout=self._link_timeout_s)
+            except queue.Empty:
+                continue
+            if item is not None:
+                return item
+        return None
+
+    def close(self) -> None:
+        """Outputs off (STOP_ALL, acknowledged if the board still answers), stream
+        stopped, port closed. Safe to call twice and after a fault."""
+        if self._transport is None:
+            return
+        self._samples.put(None)
+        stops = [self._send(p.StopAll())]
+        streams = [self._send(p.StopStream())]
+        start = time.monotonic()
+        resend_at = start + CLOSE_RESEND_S
+        while self._reader_alive() and time.monotonic() < start + CLOSE_WAIT_S:
+            with self._lock:
+                stopped = any(self._acked.get(s) == p.AckCode.OK for s in stops)
+                streamed = any(s in self._acked for s in streams)
+            if stopped and streamed:
+                break
+            if time.monotonic() >= resend_at:
+                resend_at += CLOSE_RESEND_S
+                if not stopped:
+                    stops.append(self._send(p.StopAll()))
+                if not streamed:
+                    streams.append(self._send(p.StopStream()))
+            time.sleep(0.002)
+        with self._lock:
+            self.stop_confirmed = any(self._acked.get(s) == p.AckCode.OK for s in stops)
+        self._shutdown()
+
+    # --- Stimulator -------------------------------------------------------------------
+
+    @property
+    def channels(self) -> int:
+        """Stimulation channels of the board."""
+        return self.info.channels if self.info is not None else self.requirements.channels
+
+    def apply(self, t_s: float, commands: Sequence[StimCommand]) -> None:
+        """Send the channels whose command changed (refused as the limb refuses them:
+        ``ValueError`` for an unknown channel or a negative or non-finite value, before
+        anything is sent). Resends an unacknowledged state; keeps the board alive."""
+        for cmd in commands:
+            if not 0 <= cmd.channel < self.channels:
+                raise ValueError(f"channel {cmd.channel} out of range 0..{self.channels - 1}")
+            for name in ("amplitude_ma", "pulse_width_us", "frequency_hz"):
+                value = getattr(cmd, name)
+                if not (math.isfinite(value) and value >= 0.0):
+                    raise ValueError(f"channel {cmd.channel}: {name} {value!r} is invalid")
+        settings = [p.ChannelSetting.from_command(c) for c in commands]
+        if self.fault is not None or not self._desired:
+            return
+        changed = tuple(s for s in settings if s != self._desired[s.channel])
+        for s in changed:
+            self._desired[s.channel] = s
+        now = time.monotonic()
+        if changed:
+            self._send_stim(changed)
+        elif not self._stim_acked and now - self._stim_sent_s > self._resend_after_s:
+            self.stats.resends += 1
+            self._send_stim(tuple(self._desired))
+        else:
+            period_s = self._heartbeat_s
+            self._keep_alive(self._comm_timeout_s() / 4.0 if period_s is None else period_s)
+
+    def _keep_alive(self, period_s: float) -> None:
+        """A HEARTBEAT when nothing was sent for ``period_s`` (wall or board time)."""
+        if self.fault is not None or not self._desired:
+            return
+        board_s = (self._last_index - self._last_sent_index) * self.sample_period_s
+        if time.monotonic() - self._last_sent_s >= period_s or board_s >= period_s:
+            self._send(p.Heartbeat(self._last_index))
+
+    def _send_stim(self, settings: tuple[p.ChannelSetting, ...]) -> None:
+        self._send(p.Stim(self._last_index, settings))
+
+    def _comm_timeout_s(self) -> float:
+        """The board's communication timeout (100 ms before it has said)."""
+        return (self.info.comm_timeout_ms if self.info is not None else 100) / 1000.0
+
+    def stop_all(self) -> None:
+        """Every channel off now: STOP_ALL is sent whatever the state of the link."""
+        self._desired = [p.ChannelSetting(c, 0, 0, 0, 0) for c in range(len(self._desired))]
+        self._send(p.StopAll())
+
+    # --- link state -------------------------------------------------------------------
+
+    def add_fault_listener(self, listener: Callable[[BoardFault], None]) -> None:
+        """Call ``listener(fault)`` from the reader thread when the first fault occurs."""
+        self._listeners.append(listener)
+
+    def health(self) -> LinkHealth:
+        """Whether the board is acknowledging, and how long since it last spoke."""
+        with self._lock:
+            oldest = next(iter(self._pending.values()), None)
+            last = self._last_frame_listen_s
+            listen = self._listen_s
+        unacked = listen - oldest[1] if oldest is not None else 0.0
+        return LinkHealth(
+            acknowledging=self.fault is None and unacked <= self._link_timeout_s,
+            last_frame_age_s=listen - last,
+            oldest_unacked_age_s=unacked,
+            fault=self.fault,
+        )
+
+    def _set_fault(self, kind: FaultKind, message: str) -> None:
+        with self._lock:
+            if self.fault is not None:
+                return
+            self.fault = BoardFault(kind, message, time.monotonic())
+        self._samples.put(None)
+        for listener in self._listeners:
+            listener(self.fault)
+
+    # --- the wire ---------------------------------------------------------------------
+
+    def _send(self, message: p.Message) -> int:
+        """Encode and write ``message`` with the next sequence number; returns it. A
+        write failure is a lost link (reported, not raised)."""
+        with self._lock:
+            self._seq = (self._seq + 1) & 0xFF
+            seq = self._seq
+            now = time.monotonic()
+            # Recorded before writing: the answer may be read before write() returns.
+            if isinstance(message, p.Hello):
+                self._hello_seqs.add(seq)
+            else:
+                self._pending[seq] = (message.TYPE, self._listen_s)
+            if isinstance(message, p.Stim | p.StopAll):
+                self._stim_seq, self._stim_sent_s, self._stim_acked = seq, now, False
+            self._last_sent_s = now
+            self._last_sent_index = self._last_index
+        transport = self._transport
+        if transport is None:
+            return seq
+        try:
+            transport.write(message.encode(seq))
+            self.stats.frames_out += 1
+        except TransportError as err:
+            self._set_fault("link", f"link lost: {err}")
+        return seq
+
+    def _reader_alive(self) -> bool:
+        return self._reader is not None and self._reader.is_alive()
+
+    def _rx_loop(self) -> None:
+        decoder = p.FrameDecoder()
+        transport = self._transport
+        assert transport is not None
+        previous = time.monotonic()
+        while self._running.is_set():
+            try:
+                data = transport.read()
+            except TransportError as err:
+                if self._running.is_set():
+                    self._set_fault("link", f"link lost: {err}")
+                return
+            now = time.monotonic()
+            with self._lock:
+                self._listen_s += min(now - previous, LISTEN_STEP_S)
+            previous = now
+            if data:
+                bad = decoder.bad_frames
+                for frame in decoder.feed(data):
+                    self._on_frame(frame)
+                self.stats.bad_frames += decoder.bad_frames - bad
+            self._check_link()
+
+    def _check_link(self) -> None:
+        if self.fault is not None or not self._desired:
+            return  # not streaming yet: the handshake has its own timeout
+        with self._lock:
+            silent = self._listen_s - self._last_frame_listen_s
+            oldest = next(iter(self._pending.values()), None)
+            unacked = self._listen_s - oldest[1] if oldest is not None else 0.0
+        if silent > self._link_timeout_s:
+            self._set_fault("link", f"link lost: no frame from the board for {silent * 1e3:.0f} ms")
+        elif unacked > self._link_timeout_s:
+            self._set_fault(
+                "link",
+                f"board stopped acknowledging: a command is {unacked * 1e3:.0f} ms without answer",
+            )
+
+    def _on_frame(self, frame: p.Frame) -> None:
+        self.stats.frames_in += 1
+        ahead = 1 if self._rx_seq is None else (frame.seq - self._rx_seq) & 0xFF
+        if 1 <= ahead <= 127:  # in order; a late or repeated frame leaves the count alone
+            self.stats.lost_frames += ahead - 1
+            self._rx_seq = frame.seq
+        try:
+            message = p.parse(frame)
+        except p.ProtocolError:
+            self.stats.bad_frames += 1
+            return
+        with self._lock:
+            self._last_frame_listen_s = self._listen_s
+        if isinstance(message, p.SampleFrame):
+            self._on_sample(message)
+        elif isinstance(message, p.Ack):
+            self._on_ack(message)
+        elif isinstance(message, p.Info):
+            if message.hello_seq in self._hello_seqs:
+                self._hello_info = message
+                self._info_wait.set()
+        elif isinstance(message, p.Status):
+            self._on_status(message)
+        elif isinstance(message, p.Fault):
+            self._board_fault(message.code)
+        elif isinstance(message, p.TruthEvent):
+            self._truth.events.append(
+                (message.event, message.t_us, self._last_rx_index, self._last_rx_t_us)
+            )
+        elif isinstance(message, p.TruthSamples):
+            for i, row in enumerate(message.rows):
+                self._truth.rows[message.first_index + i] = row
+
+    def _on_sample(self, s: p.SampleFrame) -> None:
+        info = self.info
+        if info is None:
+            return
+        self.stats.samples += 1
+        self._last_rx_index, self._last_rx_t_us = s.index, s.t_us
+        gyro = math.nan
+        if s.flags & p.SampleFlag.GYRO_SAGITTAL_VALID:
+            axis = info.sagittal_axis & 0x03
+            raw = (s.gyro_x, s.gyro_y, s.gyro_z)[axis]
+            sign = -1.0 if info.sagittal_axis & p.SAGITTAL_NEGATE else 1.0
+            gyro = sign * raw * math.radians(info.gyro_full_scale_dps / 32768.0)
+        force = math.nan if s.heel_force_dn == p.FORCE_ABSENT else s.heel_force_dn * p.FORCE_UNIT_N
+        heel = 1 if s.flags & p.SampleFlag.HEEL_CONTACT else 0
+        self._samples.put((s.index, Sample(0.0, gyro, heel, force)))
+
+    def _on_ack(self, ack: p.Ack) -> None:
+        with self._lock:
+            self._acked[ack.acked_seq] = ack.code
+            if len(self._acked) > 512:
+                self._acked.pop(next(iter(self._acked)))
+            if ack.acked_seq in self._pending:
+                while self._pending:
+                    seq, _ = self._pending.popitem(last=False)
+                    if seq == ack.acked_seq:
+                        break
+            if ack.acked_seq == self._stim_seq and ack.code == p.AckCode.OK:
+                self._stim_acked = True
+        if ack.code not in (p.AckCode.OK, p.AckCode.STALE_SEQ):
+            self.stats.naks += 1
+            what = _name(p.FrameType, ack.acked_type)
+            self._set_fault("board", f"board refused {what}: {_name(p.AckCode, ack.code)}")
+
+    def _on_status(self, status: p.Status) -> None:
+        self.stats.board_rtt_last_ms = status.rtt_last_us / 1000.0
+        self.stats.board_rtt_max_ms = max(self.stats.board_rtt_max_ms, status.rtt_max_us / 1000.0)
+        if status.last_fault:
+            self._board_fault(status.last_fault)
+
+    def _board_fault(self, code: int) -> None:
+        self._set_fault(
+            "board", f"board fault: {_name(p.FaultCode, code)} (the board switched its outputs off)"
+        )
+
+    # --- ground truth -----------------------------------------------------------------
+
+    def has_truth(self) -> bool:
+        """True when the board sends ground truth (the emulator's debug frames)."""
+        return bool(self._truth.events or self._truth.rows)
+
+    def truth(self, samples: int) -> tuple[dict[str, np.ndarray], list[tuple[float, str]]]:
+        """The emulator's truth for the first ``samples`` host samples: columns (NaN
+        where a row never arrived) and true events in trial time."""
+        offset = self._offset if self._offset is not None else 0
+        period = self.sample_period_s
+        columns = {name: np.full(samples, math.nan) for name in WIRE_TRUTH_COLUMNS}
+        for k in range(samples):
+            row = self._truth.rows.get(k + offset)
+            if row is not None:
+                columns["ankle_angle_deg"][k] = row.ankle_cdeg * p.ANGLE_UNIT_DEG
+                columns["toe_clearance_mm"][k] = row.clearance_dmm * p.CLEARANCE_UNIT_MM
+                columns["ta_activation"][k] = row.activation / p.ACTIVATION_FULL_SCALE
+                columns["pulses"][k] = row.pulses
+        events = []
+        for code, t_us, ref_index, ref_t_us in self._truth.events:
+            t_s = (ref_index - offset) * period + _signed32(t_us - ref_t_us) / 1e6
+            if code in Event._value2member_map_ and Event(code) in EVENT_NAMES:
+                events.append((t_s, EVENT_NAMES[Event(code)]))
+        return columns, sorted(e for e in events if 0.0 <= e[0] < samples * period)
+
+    # --- shutting down ----------------------------------------------------------------
+
+    def _drain_queue(self) -> None:
+        while True:
+            try:
+                self._samples.get_nowait()
+            except queue.Empty:
+                return
+
+    def _shutdown(self) -> None:
+        self._running.clear()
+        transport, self._transport = self._transport, None
+        if transport is not None:
+            transport.close()
+        if self._reader is not None and self._reader is not threading.current_thread():
+            self._reader.join(timeout=1.0)
+        self._reader = None

@@ -1,0 +1,337 @@
+"""The board emulator: the firmware model (``hw.firmware``) on a real pseudo-terminal.
+
+``fes board-emulator`` opens a pty with ``os.openpty``, prints the device path of its
+slave side and then behaves as a board on a USB serial port: the host opens that path
+with pyserial like any serial device. The emulator paces the firmware in board time
+(``--speed`` times wall time, 1 by default; every time option is in board time), moves
+its frames over the pty and injects the link faults a bench engineer meets: frames
+dropped, corrupted, delayed or duplicated (each with a probability, in either
+direction), a stall (the firmware stops talking but its safety timers still run) and an
+unplug (the pty is closed; the firmware runs on until its communication timeout has
+switched the outputs off).
+
+Everything the board does is logged, one JSON object per line, to ``--log FILE``, each
+stamped with ``time.monotonic()`` (system-wide on Linux, so a test can compare it with
+another process) and with the board time. On exit the log gets the round-trip times
+the firmware measured (sensor sample sent to the first command that answers it).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import heapq
+import json
+import math
+import os
+import random
+import select
+import threading
+import time
+import tty
+from collections.abc import Callable
+from typing import Any, Literal, TextIO
+
+import numpy as np
+from pydantic import Field
+
+from controller.validation import ConfigModel
+from hw import protocol as p
+from hw.firmware import Firmware, FirmwareSettings
+from sim.limb import SimulatedLimb
+from sim.patient import load_patient
+
+#: The emulator wakes at least this often (board time / speed) to run the firmware.
+MAX_SLEEP_S = 0.001
+#: Largest step of the board clock between two wake-ups. A firmware is never
+#: descheduled; the emulator's process can be (a loaded machine), and then board time
+#: pauses instead of jumping, so that the emulator's own hiccups do not trip its timers.
+MAX_CLOCK_STEP_S = 0.01
+#: Bytes the emulator queues for a host that does not read before dropping frames.
+TX_BUFFER_LIMIT = 65536
+
+
+class LinkFaults(ConfigModel):
+    """Faults injected on the link; probabilities per frame, times in board seconds."""
+
+    drop: float = Field(0.0, ge=0.0, le=1.0)
+    corrupt: float = Field(0.0, ge=0.0, le=1.0)
+    duplicate: float = Field(0.0, ge=0.0, le=1.0)
+    delay: float = Field(0.0, ge=0.0, le=1.0)
+    delay_ms: float = Field(20.0, ge=0.0, le=5000.0)
+    direction: Literal["tx", "rx", "both"] = "both"
+    stall_at_s: float | None = Field(None, ge=0.0)
+    stall_s: float = Field(0.5, gt=0.0, le=3600.0)
+    unplug_at_s: float | None = Field(None, ge=0.0)
+
+
+class EmulatorConfig(ConfigModel):
+    """What the emulator emulates: the patient, the board and the link."""
+
+    patient: str = "moderate"
+    seed: int = Field(0, ge=0, le=2**32 - 1)
+    walk_s: float = Field(600.0, gt=0.0, le=86400.0)
+    speed: float = Field(1.0, ge=0.1, le=20.0)
+    board: FirmwareSettings = FirmwareSettings()
+    faults: LinkFaults = LinkFaults()
+
+
+class BoardEmulator:
+    """One emulated board on a fresh pty; ``run`` serves it until stopped or unplugged."""
+
+    def __init__(self, config: EmulatorConfig, log: TextIO | None = None) -> None:
+        self.config = config
+        board = config.board
+        profile = load_patient(config.patient)
+        rate_hz = float(board.sample_rate_hz)
+        # Compile (or load from numba's cache) the limb kernels before serving, so that
+        # the first sample is on time.
+        SimulatedLimb(profile, rate_hz, 1.0, config.seed).read()
+        limb = SimulatedLimb(profile, rate_hz, config.walk_s, config.seed,
+                             channels=board.channels)
+        self._log_file = log
+        self._log_lock = threading.Lock()
+        self.firmware = Firmware(board, limb, self.log)
+        self._master, self._slave = os.openpty()
+        tty.setraw(self._slave)
+        os.set_blocking(self._master, False)
+        self.path = os.ttyname(self._slave)
+        self._decoder = p.FrameDecoder()
+        self._rx_partial = bytearray()
+        self._tx = bytearray()
+        self._delayed: list[tuple[float, int, str, bytes]] = []
+        self._rng = random.Random(config.seed ^ 0x5EED)
+        self._wall_s = time.monotonic()
+        self._board_s = 0.0
+        self._plugged = True
+        self._unplug_requested = threading.Event()
+        self._stalled = False
+        self.tx_dropped_overflow = 0
+
+    # --- time and log -----------------------------------------------------------------
+
+    def board_time_s(self) -> float:
+        """Seconds of board time since the emulator started (``speed`` times wall time,
+        but never more than ``MAX_CLOCK_STEP_S`` ahead of the previous reading)."""
+        wall = time.monotonic()
+        step = (wall - self._wall_s) * self.config.speed
+        self._wall_s = wall
+        self._board_s += min(step, MAX_CLOCK_STEP_S)
+        return self._board_s
+
+    def walk_time_s(self) -> float | None:
+        """Board seconds since the first START_STREAM, or None before it."""
+        start = self.firmware.walk_start_s
+        return None if start is None else self.board_time_s() - start
+
+    def log(self, event: str, **fields: Any) -> None:
+        """Append one event to the JSON-lines log (thread-safe; no-op without a log)."""
+        if self._log_file is None:
+            return
+        record = {"event": event, "monotonic_s": time.monotonic(), **fields}
+        with self._log_lock:
+            self._log_file.write(json.dumps(record) + "\n")
+            self._log_file.flush()
+
+    # --- serving ----------------------------------------------------------------------
+
+    def run(self, stop: threading.Event | None = None) -> str:
+        """Serve the board until ``stop`` is set (``"stopped"``) or after an unplug
+        once the firmware has switched its outputs off (``"unplugged"``)."""
+        stop = stop or threading.Event()
+        self.log("ready", path=self.path, board_t_s=self.board_time_s())
+        try:
+            while not stop.is_set():
+                if not self._plugged and not self.firmware.channels_on():
+                    return "unplugged"
+                self._serve_once()
+            return "stopped"
+        finally:
+            fw = self.firmware
+            self.log("counters", rx_frames=fw.rx_frames, rx_bad_frames=fw.rx_bad,
+                     refused=fw.refused, tx_dropped_host_not_reading=self.tx_dropped_overflow)
+            self._log_round_trips()
+            self.close()
+
+    def _serve_once(self) -> None:
+        now = self.board_time_s()
+        wake = min(now + MAX_SLEEP_S * self.config.speed, self.firmware.next_tick_s())
+        if self._delayed:
+            wake = min(wake, self._delayed[0][0])
+        sleep_s = max(0.0, wake - now)
+        if self._plugged:
+            readable, _, _ = select.select([self._master], [], [], sleep_s / self.config.speed)
+            if readable:
+                self._read()
+        else:
+            time.sleep(sleep_s / self.config.speed)
+        self._scheduled_faults()
+        now = self.board_time_s()
+        while self._delayed and self._delayed[0][0] <= now:
+            _, _, direction, raw = heapq.heappop(self._delayed)
+            self._deliver(direction, raw)
+        self._send(self.firmware.poll(self.board_time_s()))
+        self._flush()
+
+    def _read(self) -> None:
+        try:
+            data = os.read(self._master, 4096)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            return  # no slave side open: nothing to read
+        if self._stalled:
+            return  # a stalled firmware loses what arrives
+        self._rx_partial += data
+        *frames, rest = bytes(self._rx_partial).split(p.DELIMITER)
+        self._rx_partial = bytearray(rest)
+        for raw in frames:
+            if raw:
+                self._inject("rx", raw + p.DELIMITER)
+
+    def _send(self, frames: list[bytes]) -> None:
+        for frame in frames:
+            if not self._stalled:
+                self._inject("tx", frame)
+
+    def _inject(self, direction: str, raw: bytes) -> None:
+        """Pass one raw frame through the configured link faults, then deliver it."""
+        f = self.config.faults
+        if f.direction not in ("both", direction):
+            self._deliver(direction, raw)
+            return
+        rng = self._rng
+        if rng.random() < f.drop:
+            return
+        if rng.random() < f.corrupt:
+            raw = _flip_bit(raw, rng)
+        copies = 2 if rng.random() < f.duplicate else 1
+        for _ in range(copies):
+            if rng.random() < f.delay:
+                release = self.board_time_s() + f.delay_ms / 1000.0
+                heapq.heappush(self._delayed, (release, rng.getrandbits(32), direction, raw))
+            else:
+                self._deliver(direction, raw)
+
+    def _deliver(self, direction: str, raw: bytes) -> None:
+        if direction == "tx":
+            if len(self._tx) + len(raw) > TX_BUFFER_LIMIT:
+                self.tx_dropped_overflow += 1
+                return
+            self._tx += raw
+            return
+        bad_before = self._decoder.bad_frames
+        frames = self._decoder.feed(raw)
+        for _ in range(self._decoder.bad_frames - bad_before):
+            self.firmware.bad_frame()
+        for frame in frames:
+            self._send(self.firmware.receive(frame, self.board_time_s()))
+
+    def _flush(self) -> None:
+        if not (self._plugged and self._tx):
+            return
+        try:
+            written = os.write(self._master, self._tx)
+        except BlockingIOError:
+            return
+        except OSError:
+            self._tx.clear()
+            return
+        del self._tx[:written]
+
+    def _scheduled_faults(self) -> None:
+        f = self.config.faults
+        walk = self.walk_time_s()
+        if walk is None:
+            walk = -math.inf
+        if f.stall_at_s is not None:
+            stalled = f.stall_at_s <= walk < f.stall_at_s + f.stall_s
+            if stalled != self._stalled:
+                self._stalled = stalled
+                self.log("stall" if stalled else "stall_end", board_t_s=self.board_time_s(),
+                         on=self.firmware.channels_on())
+        due = f.unplug_at_s is not None and walk >= f.unplug_at_s
+        if self._plugged and (due or self._unplug_requested.is_set()):
+            self._unplug()
+
+    def unplug(self) -> None:
+        """Ask the serving thread to unplug now (thread-safe)."""
+        self._unplug_requested.set()
+
+    def _unplug(self) -> None:
+        """Close the pty as a pulled USB cable would; the firmware runs on."""
+        self.log("unplug", board_t_s=self.board_time_s(), on=self.firmware.channels_on())
+        self._plugged = False
+        self._tx.clear()
+        self._close_fds()
+
+    # --- ending -----------------------------------------------------------------------
+
+    def _log_round_trips(self) -> None:
+        rtt = np.array(self.firmware.round_trips_s) / self.config.speed * 1000.0
+        if rtt.size == 0:
+            self.log("round_trips", count=0)
+            return
+        self.log(
+            "round_trips",
+            count=int(rtt.size),
+            median_ms=float(np.median(rtt)),
+            p99_ms=float(np.percentile(rtt, 99)),
+            max_ms=float(rtt.max()),
+            over_one_period=int((rtt > 1000.0 / self.config.board.sample_rate_hz).sum()),
+        )
+
+    def _close_fds(self) -> None:
+        for fd in (self._master, self._slave):
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        self._master = self._slave = -1
+
+    def close(self) -> None:
+        """Outputs off and the pty closed (idempotent)."""
+        self.firmware.stop(self.board_time_s())
+        if self._plugged:
+            self._plugged = False
+            self._close_fds()
+
+
+def _flip_bit(raw: bytes, rng: random.Random) -> bytes:
+    """``raw`` with one bit flipped outside its final delimiter."""
+    if len(raw) < 2:
+        return raw
+    data = bytearray(raw)
+    data[rng.randrange(len(data) - 1)] ^= 1 << rng.randrange(8)
+    return bytes(data)
+
+
+def serve_in_thread(
+    config: EmulatorConfig, log: TextIO | None = None
+) -> tuple[BoardEmulator, Callable[[], str]]:
+    """Start an emulator on a background thread; returns it and a function that stops
+    it and gives the reason it ended (for tests, in one process with the host)."""
+    emulator = BoardEmulator(config, log)
+    stop = threading.Event()
+    result: list[str] = []
+    thread = threading.Thread(
+        target=lambda: result.append(emulator.run(stop)), name="board-emulator", daemon=True
+    )
+    thread.start()
+
+    def finish() -> str:
+        stop.set()
+        thread.join(timeout=5.0)
+        return result[0] if result else "running"
+
+    return emulator, finish
+
+
+def describe(emulator: BoardEmulator) -> str:
+    """One line for a person: what is being emulated, and where."""
+    c = emulator.config
+    b = c.board
+    version = ".".join(str(v) for v in b.firmware_version)
+    return (
+        f"board emulator (firmware {version}) on {emulator.path}: patient {c.patient}, "
+        f"seed {c.seed}, {b.sample_rate_hz} Hz, {b.channels} channels, limits "
+        f"{b.max_amplitude_ma:g} mA / {b.max_pulse_width_us} us / {b.max_frequency_hz:g} Hz / "
+        f"{b.max_on_time_ms} ms on, comm timeout {b.comm_timeout_ms} ms, speed {c.speed:g}x"
+    )

@@ -1,0 +1,433 @@
+"""The board's firmware as ``docs/protocol.md`` specifies it, as a pure state machine.
+
+Given valid frames and the board time, it answers, switches its outputs, enforces its
+own limits and its communication timeout, and streams sensor samples. Its front end
+(sensors and electrodes) is the simulated patient: the samples come from a
+``SimulatedLimb`` that receives the stimulation this firmware delivers, so a trial
+through it is closed-loop. No I/O and no clock of its own: ``hw.emulator`` moves its
+bytes over a pty and tells it the time; tests drive it directly.
+
+The firmware samples its front end on a fixed grid after the first START_STREAM (the
+patient keeps walking while the stream is stopped) and applies every accepted command at
+once, so a command that answers sample k arrives before sample k+1 and governs the next
+sample period, exactly as in ``fes sim``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any
+
+from pydantic import Field
+
+from controller.detect.events import EVENT_BY_NAME, Event
+from controller.ports import Sample
+from controller.validation import ConfigModel
+from hw import protocol as p
+from sim.limb import SimulatedLimb
+
+#: STATUS period while streaming.
+STATUS_PERIOD_S = 0.1
+#: Samples remembered for round-trip measurement (ref_sample of STIM and HEARTBEAT).
+RTT_MEMORY = 1024
+#: Gyroscope axis (z) that carries the sagittal shank rate on the emulated board.
+EMULATED_SAGITTAL_AXIS = 2
+
+
+class FirmwareSettings(ConfigModel):
+    """The board's own configuration: identity, rate and the limits it enforces itself."""
+
+    channels: int = Field(2, ge=1, le=8)
+    sample_rate_hz: int = Field(500, ge=100, le=2000)
+    max_amplitude_ma: float = Field(60.0, gt=0.0, le=200.0)
+    max_pulse_width_us: int = Field(500, ge=1, le=2000)
+    max_frequency_hz: float = Field(60.0, gt=0.0, le=200.0)
+    max_on_time_ms: int = Field(3000, ge=100, le=60000)
+    comm_timeout_ms: int = Field(100, ge=10, le=10000)
+    firmware_version: tuple[int, int, int] = (1, 0, 0)
+    board_id: int = Field(1, ge=0, le=2**32 - 1)
+    gyro_full_scale_dps: int = Field(2000, ge=125, le=4000)
+    truth: bool = True
+
+    @property
+    def gyro_lsb_rad_s(self) -> float:
+        """Angular rate of one gyroscope count."""
+        return math.radians(self.gyro_full_scale_dps / 32768.0)
+
+
+Log = Callable[..., None]
+
+
+def _no_log(event: str, **fields: Any) -> None:
+    """The default log: nothing."""
+
+
+def _t_us(t_s: float) -> int:
+    """Board time on the wire: microseconds modulo 2**32."""
+    return round(t_s * 1e6) & 0xFFFFFFFF
+
+
+class Firmware:
+    """Firmware model of one board; see ``docs/protocol.md`` for every rule it follows."""
+
+    def __init__(self, settings: FirmwareSettings, limb: SimulatedLimb, log: Log = _no_log):
+        if limb.channels < settings.channels:
+            raise ValueError("the simulated limb has fewer channels than the board")
+        self.settings = settings
+        self._limb = limb
+        self._log = log
+        self._period_s = 1.0 / settings.sample_rate_hz
+        self.session = False
+        self.streaming = False
+        self.truth_enabled = False
+        self.fault = p.FaultCode.NONE  # the last fault, reported until the next HELLO
+        self.outputs = [p.ChannelSetting(c, 0, 0, 0, 0) for c in range(settings.channels)]
+        self._on_since: list[float | None] = [None] * settings.channels
+        self._last_rx_s = 0.0
+        self._last_seq = 0
+        self._tx_seq = 0
+        self._walk_start_s: float | None = None
+        self._next_index = 0
+        self._sent_s = [math.nan] * RTT_MEMORY
+        self._answered = -1
+        self.round_trips_s: list[float] = []
+        self._rtt_last_s = 0.0
+        self._rtt_max_s = 0.0
+        self._next_status_s = 0.0
+        self._events = [(t, EVENT_BY_NAME[name]) for t, name in limb.true_events()]
+        self._next_event = 0
+        self._truth_next = 0
+        self.rx_frames = 0
+        self.rx_bad = 0
+        self.refused = 0
+
+    # --- receiving --------------------------------------------------------------------
+
+    def bad_frame(self) -> None:
+        """Count a frame that failed framing or CRC (never acted on, never answered)."""
+        self.rx_bad += 1
+
+    def receive(self, frame: p.Frame, now_s: float) -> list[bytes]:
+        """Act on one valid frame at board time ``now_s``; return the frames to send."""
+        self.rx_frames += 1
+        try:
+            message = p.parse(frame)
+        except p.ProtocolError as err:
+            return [self._ack(frame, err.code)]
+        if not self._accepts(message):
+            return [self._ack(frame, p.AckCode.UNKNOWN_TYPE)]
+        if isinstance(message, p.Hello):
+            return self._hello(frame, message, now_s)
+        if isinstance(message, p.StopAll):
+            self._log("stop_all", board_t_s=now_s, on=self.channels_on())
+            self._all_off(now_s, "stop_all")
+            if self.session and self._newer(frame.seq):
+                self._last_seq = frame.seq
+                self._last_rx_s = now_s
+            return [self._ack(frame, p.AckCode.OK)]
+        if isinstance(message, p.GetStatus):
+            return [self._status(now_s)]
+        if not self.session:
+            return [self._ack(frame, p.AckCode.NOT_READY)]
+        if not self._newer(frame.seq):
+            return [self._ack(frame, p.AckCode.STALE_SEQ)]
+        self._last_seq = frame.seq
+        self._last_rx_s = now_s
+        code = self._command(message, now_s)
+        flush = []
+        if isinstance(message, p.StopStream) and self.truth_enabled:
+            flush = self._flush_truth()
+        return [*flush, self._ack(frame, code)]
+
+    def _command(self, message: p.Message, now_s: float) -> p.AckCode:
+        if isinstance(message, p.Stim):
+            self._round_trip(message.ref_sample, now_s)
+            return self._stim(message, now_s)
+        if isinstance(message, p.Heartbeat):
+            self._round_trip(message.ref_sample, now_s)
+            return p.AckCode.OK
+        if isinstance(message, p.StartStream):
+            if self._walk_start_s is None:
+                self._walk_start_s = now_s
+            self.streaming = True
+            self._log("stream_start", board_t_s=now_s)
+            return p.AckCode.OK
+        if isinstance(message, p.StopStream):
+            self.streaming = False
+            self._log("stream_stop", board_t_s=now_s)
+            return p.AckCode.OK
+        assert isinstance(message, p.DebugTruth)
+        self.truth_enabled = bool(message.enable)
+        return p.AckCode.OK
+
+    def _accepts(self, message: p.Message) -> bool:
+        """Host-to-board types; DEBUG_TRUTH only on a board that offers the truth."""
+        if isinstance(message, p.DebugTruth):
+            return self.settings.truth
+        return message.TYPE < 0x80
+
+    def _newer(self, seq: int) -> bool:
+        """True when ``seq`` follows the last accepted one (a window of 127 frames)."""
+        return 1 <= (seq - self._last_seq) & 0xFF <= 127
+
+    def _hello(self, frame: p.Frame, hello: p.Hello, now_s: float) -> list[bytes]:
+        self._all_off(now_s, "hello")
+        reported = self.fault
+        self.session = hello.protocol_version == p.PROTOCOL_VERSION
+        self.streaming = False
+        self.truth_enabled = False
+        self.fault = p.FaultCode.NONE
+        self._last_seq = frame.seq
+        self._last_rx_s = now_s
+        self._log("hello", board_t_s=now_s, version=hello.protocol_version,
+                  session=self.session)
+        s = self.settings
+        info = p.Info(
+            hello_seq=frame.seq,
+            protocol_version=p.PROTOCOL_VERSION,
+            firmware_major=s.firmware_version[0],
+            firmware_minor=s.firmware_version[1],
+            firmware_patch=s.firmware_version[2],
+            board_id=s.board_id,
+            channels=s.channels,
+            sample_rate_hz=s.sample_rate_hz,
+            max_amplitude_10ua=round(s.max_amplitude_ma / p.AMPLITUDE_UNIT_MA),
+            max_pulse_width_us=s.max_pulse_width_us,
+            max_frequency_chz=round(s.max_frequency_hz / p.FREQUENCY_UNIT_HZ),
+            max_on_time_ms=s.max_on_time_ms,
+            comm_timeout_ms=s.comm_timeout_ms,
+            gyro_full_scale_dps=s.gyro_full_scale_dps,
+            accel_full_scale_g=16,
+            sagittal_axis=EMULATED_SAGITTAL_AXIS,
+            capabilities=p.Capability.HEEL_SWITCH
+            | p.Capability.HEEL_FORCE
+            | (p.Capability.DEBUG_TRUTH if s.truth else 0),
+            last_fault=reported,
+        )
+        return [self._frame(info)]
+
+    def _stim(self, stim: p.Stim, now_s: float) -> p.AckCode:
+        channels = [s.channel for s in stim.settings]
+        if len(set(channels)) != len(channels) or max(channels) >= self.settings.channels:
+            return self._refuse(p.AckCode.BAD_CHANNEL, stim, now_s, switch_off=False)
+        code = self._over_limit(stim.settings)
+        if code is not p.AckCode.OK:
+            return self._refuse(code, stim, now_s, switch_off=True)
+        self._set(stim.settings, now_s, "stim")
+        return p.AckCode.OK
+
+    def _over_limit(self, settings: tuple[p.ChannelSetting, ...]) -> p.AckCode:
+        s = self.settings
+        for setting in settings:
+            if not setting.on:
+                continue
+            if setting.amplitude_10ua * p.AMPLITUDE_UNIT_MA > s.max_amplitude_ma + 1e-9:
+                return p.AckCode.OVER_AMPLITUDE
+            if setting.pulse_width_us > s.max_pulse_width_us:
+                return p.AckCode.OVER_PULSE_WIDTH
+            if setting.frequency_chz * p.FREQUENCY_UNIT_HZ > s.max_frequency_hz + 1e-9:
+                return p.AckCode.OVER_FREQUENCY
+        return p.AckCode.OK
+
+    def _refuse(
+        self, code: p.AckCode, stim: p.Stim, now_s: float, switch_off: bool
+    ) -> p.AckCode:
+        self.refused += 1
+        self._log("refused", board_t_s=now_s, code=code.name)
+        if switch_off:
+            self._set(tuple(p.ChannelSetting(s.channel, 0, 0, 0, 0) for s in stim.settings),
+                      now_s, code.name.lower())
+        return code
+
+    # --- outputs ----------------------------------------------------------------------
+
+    def _set(self, settings: tuple[p.ChannelSetting, ...], now_s: float, reason: str) -> None:
+        before = self.channels_on()
+        for setting in settings:
+            self.outputs[setting.channel] = setting
+            if not setting.delivers:
+                self._on_since[setting.channel] = None
+            elif self._on_since[setting.channel] is None:
+                self._on_since[setting.channel] = now_s
+        self._limb.apply(now_s, [s.to_command() for s in settings])
+        self._log_change(before, now_s, reason)
+
+    def _all_off(self, now_s: float, reason: str) -> None:
+        before = self.channels_on()
+        self.outputs = [p.ChannelSetting(c, 0, 0, 0, 0) for c in range(self.settings.channels)]
+        self._on_since = [None] * self.settings.channels
+        self._limb.stop_all()
+        self._log_change(before, now_s, reason)
+
+    def channels_on(self) -> list[int]:
+        """Channels delivering pulses now."""
+        return [s.channel for s in self.outputs if s.delivers]
+
+    def _log_change(self, before: list[int], now_s: float, reason: str) -> None:
+        after = self.channels_on()
+        if after != before:
+            self._log("outputs", board_t_s=now_s, on=after, reason=reason)
+
+    def _fault(self, code: p.FaultCode, channel: int, now_s: float) -> list[bytes]:
+        self._all_off(now_s, code.name.lower())
+        self.fault = code
+        self.session = False
+        self.streaming = False
+        self._log("fault", board_t_s=now_s, code=code.name)
+        return [self._frame(p.Fault(code, channel, _t_us(now_s)))]
+
+    def stop(self, now_s: float) -> None:
+        """Power off: every output off."""
+        self._all_off(now_s, "power_off")
+
+    @property
+    def walk_start_s(self) -> float | None:
+        """Board time of the first START_STREAM (the walk's time zero), or None."""
+        return self._walk_start_s
+
+    # --- time -------------------------------------------------------------------------
+
+    def poll(self, now_s: float) -> list[bytes]:
+        """Run the timers and every sample tick due at board time ``now_s``."""
+        out: list[bytes] = []
+        timeout_s = self.settings.comm_timeout_ms / 1000.0
+        if self.session and now_s - self._last_rx_s > timeout_s:
+            out += self._fault(p.FaultCode.COMM_TIMEOUT, p.BROADCAST_CHANNEL, now_s)
+        limit_s = self.settings.max_on_time_ms / 1000.0
+        for channel, since in enumerate(self._on_since):
+            if since is not None and now_s - since > limit_s:
+                out += self._fault(p.FaultCode.ON_TIME, channel, now_s)
+                break
+        while self._walk_start_s is not None and now_s >= self.next_tick_s():
+            out += self._tick(now_s)
+        if self.streaming and now_s >= self._next_status_s:
+            self._next_status_s = now_s + STATUS_PERIOD_S
+            out.append(self._status(now_s))
+        return out
+
+    def next_tick_s(self) -> float:
+        """Board time of the next sample (infinite before the first START_STREAM)."""
+        if self._walk_start_s is None:
+            return math.inf
+        return self._walk_start_s + self._next_index * self._period_s
+
+    def _tick(self, now_s: float) -> list[bytes]:
+        k = self._next_index
+        self._next_index = k + 1
+        sample = self._limb.read()
+        if sample is None:
+            self._walk_start_s = None
+            if self.session:
+                return self._fault(p.FaultCode.SENSOR, p.BROADCAST_CHANNEL, now_s)
+            return []
+        out: list[bytes] = []
+        if self.streaming:
+            self._sent_s[k % RTT_MEMORY] = now_s
+            t_us = self._walk_t_us(k * self._period_s)
+            out.append(self._frame(self._sample_frame(k, t_us, sample)))
+        events = self._due_events(k)
+        if not (self.streaming and self.truth_enabled):
+            self._truth_next = k + 1
+            return out
+        out += [self._frame(p.TruthEvent(e, self._walk_t_us(t))) for t, e in events]
+        if k + 1 - self._truth_next >= p.TruthSamples.MAX_ROWS:
+            out.append(self._frame(self._truth_rows()))
+        return out
+
+    def _walk_t_us(self, walk_t_s: float) -> int:
+        """Board clock on the wire at ``walk_t_s`` into the walk: whole microseconds from
+        a walk start rounded once, so that samples and events keep their exact spacing."""
+        assert self._walk_start_s is not None
+        return (round(self._walk_start_s * 1e6) + round(walk_t_s * 1e6)) & 0xFFFFFFFF
+
+    def _sample_frame(self, k: int, t_us: int, sample: Sample) -> p.SampleFrame:
+        lsb = self.settings.gyro_lsb_rad_s
+        flags = p.SampleFlag.HEEL_CONTACT if sample.heel_switch else 0
+        gyro = 0
+        if math.isfinite(sample.gyro_rad_s):
+            gyro = max(-32768, min(32767, round(sample.gyro_rad_s / lsb)))
+            flags |= p.SampleFlag.GYRO_SAGITTAL_VALID
+        force = p.FORCE_ABSENT
+        if math.isfinite(sample.heel_force_n):
+            force = max(0, min(p.FORCE_ABSENT - 1, round(sample.heel_force_n / p.FORCE_UNIT_N)))
+        return p.SampleFrame(k, t_us, 0, 0, gyro, 0, 0, 0, force, flags)
+
+    def _due_events(self, k: int) -> list[tuple[float, Event]]:
+        """True events (walk time, code) at or before sample ``k`` not yet passed."""
+        walk_t_s = k * self._period_s
+        start = self._next_event
+        while self._next_event < len(self._events) and (
+            self._events[self._next_event][0] <= walk_t_s
+        ):
+            self._next_event += 1
+        return self._events[start : self._next_event]
+
+    def _flush_truth(self) -> list[bytes]:
+        """The truth rows not sent yet, when the stream stops."""
+        out = []
+        while self._truth_next < self._next_index:
+            out.append(self._frame(self._truth_rows()))
+        return out
+
+    def _truth_rows(self) -> p.TruthSamples:
+        end = min(self._next_index, self._truth_next + p.TruthSamples.MAX_ROWS)
+        truth = {k: v[: end - self._truth_next]
+                 for k, v in self._limb.truth_since(self._truth_next).items()}
+        rows = tuple(
+            p.TruthRow(
+                _fixed(a / p.ANGLE_UNIT_DEG, -32768, 32767),
+                _fixed(c / p.CLEARANCE_UNIT_MM, -32768, 32767),
+                _fixed(x * p.ACTIVATION_FULL_SCALE, 0, p.ACTIVATION_FULL_SCALE),
+                _fixed(n, 0, 255),
+            )
+            for a, c, x, n in zip(
+                truth["ankle_angle_deg"], truth["toe_clearance_mm"], truth["ta_activation"],
+                truth["pulses"], strict=True,
+            )
+        )
+        frame = p.TruthSamples(self._truth_next, rows)
+        self._truth_next += len(rows)
+        return frame
+
+    def _round_trip(self, ref_sample: int, now_s: float) -> None:
+        """Time from sending sample ``ref_sample`` to the first command that answers it."""
+        if ref_sample <= self._answered or ref_sample >= self._next_index:
+            return
+        if self._next_index - ref_sample > RTT_MEMORY:
+            return
+        sent = self._sent_s[ref_sample % RTT_MEMORY]
+        if math.isnan(sent):
+            return
+        self._answered = ref_sample
+        rtt = now_s - sent
+        self.round_trips_s.append(rtt)
+        self._rtt_last_s = rtt
+        self._rtt_max_s = max(self._rtt_max_s, rtt)
+
+    # --- frames out -------------------------------------------------------------------
+
+    def _frame(self, message: p.Message) -> bytes:
+        self._tx_seq = (self._tx_seq + 1) & 0xFF
+        return message.encode(self._tx_seq)
+
+    def _ack(self, frame: p.Frame, code: p.AckCode) -> bytes:
+        return self._frame(p.Ack(frame.seq, frame.type, code))
+
+    def _status(self, now_s: float) -> bytes:
+        mask = sum(1 << c for c in self.channels_on())
+        state = (p.StatusState.SESSION if self.session else 0) | (
+            p.StatusState.STREAMING if self.streaming else 0
+        )
+        status = p.Status(
+            _t_us(now_s), mask, self.fault, state, self.rx_frames & 0xFFFF,
+            self.rx_bad & 0xFFFF, self.refused & 0xFFFF,
+            _fixed(self._rtt_last_s * 1e6, 0, 0xFFFF), _fixed(self._rtt_max_s * 1e6, 0, 0xFFFF),
+        )
+        self._rtt_max_s = 0.0
+        return self._frame(status)
+
+
+def _fixed(value: float, low: int, high: int) -> int:
+    """``value`` rounded to an integer and clamped to the field's range."""
+    return max(low, min(high, round(float(value))))

@@ -1,0 +1,579 @@
+"""The board's wire protocol: frames, framing, checksums and messages. Pure, no I/O.
+
+``docs/protocol.md`` is the specification; this module is its reference implementation,
+shared by the host driver (``hw.board``) and the firmware model (``hw.firmware``).
+
+A frame on the wire is ``COBS(type, seq, payload, crc16) 0x00``: COBS (Cheshire and
+Baker 1999) removes every zero byte from the frame, so a single 0x00 delimits frames and
+a receiver resynchronises at the next delimiter after any corruption. The CRC is
+CRC-16/CCITT-FALSE (polynomial 0x1021, initial value 0xFFFF, no reflection, no final
+XOR) over type, seq and payload, sent high byte first so that the CRC of a whole
+decoded frame is zero. It detects every error burst up to 16 bits and every odd number
+of flipped bits; every message type also has an exact length, so a byte lost or
+inserted inside a frame is always rejected.
+
+Messages are small frozen dataclasses in wire units (integers, little-endian); the
+conversions to the physical units of ``controller.ports`` live next to them.
+"""
+
+from __future__ import annotations
+
+import binascii
+import math
+import struct
+from dataclasses import dataclass
+from enum import IntEnum
+from typing import ClassVar, Self
+
+from controller.ports import StimCommand
+
+PROTOCOL_VERSION = 1
+BAUD_RATE = 921_600
+#: Largest decoded frame (type + seq + payload + CRC): COBS then adds exactly one byte.
+MAX_FRAME_BYTES = 254
+#: Largest encoded frame between two delimiters.
+MAX_ENCODED_BYTES = MAX_FRAME_BYTES + 1
+DELIMITER = b"\x00"
+#: Wire units: amplitude in 10 uA, frequency in 0.01 Hz, heel force in 0.1 N.
+AMPLITUDE_UNIT_MA = 0.01
+FREQUENCY_UNIT_HZ = 0.01
+FORCE_UNIT_N = 0.1
+FORCE_ABSENT = 0xFFFF
+#: Fixed-point scales of the debug truth rows.
+ANGLE_UNIT_DEG = 0.01
+CLEARANCE_UNIT_MM = 0.1
+ACTIVATION_FULL_SCALE = 65535
+BROADCAST_CHANNEL = 0xFF
+
+
+class FrameType(IntEnum):
+    """The first byte of a frame. Host to board below 0x80, board to host from 0x80."""
+
+    HELLO = 0x01
+    START_STREAM = 0x02
+    STOP_STREAM = 0x03
+    STIM = 0x04
+    STOP_ALL = 0x05
+    HEARTBEAT = 0x06
+    GET_STATUS = 0x07
+    DEBUG_TRUTH = 0x3F
+    INFO = 0x81
+    ACK = 0x82
+    SAMPLE = 0x83
+    STATUS = 0x84
+    FAULT = 0x85
+    TRUTH_EVENT = 0xC1
+    TRUTH_SAMPLES = 0xC2
+
+
+class AckCode(IntEnum):
+    """Result of a host command, carried by ACK. Non-zero codes mean "not acted on"."""
+
+    OK = 0
+    UNKNOWN_TYPE = 1
+    BAD_LENGTH = 2
+    BAD_CHANNEL = 3
+    OVER_AMPLITUDE = 4
+    OVER_PULSE_WIDTH = 5
+    OVER_FREQUENCY = 6
+    NOT_READY = 7
+    STALE_SEQ = 8
+
+
+class FaultCode(IntEnum):
+    """Why the board switched every output off by itself. A fault closes the session:
+    nothing stimulates until the next HELLO, whose INFO reports it."""
+
+    NONE = 0
+    COMM_TIMEOUT = 1
+    ON_TIME = 2
+    SENSOR = 3
+
+
+class ProtocolError(ValueError):
+    """A frame that decodes but cannot be acted on; ``code`` is the ACK code to answer."""
+
+    def __init__(self, code: AckCode, message: str) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def crc16(data: bytes) -> int:
+    """CRC-16/CCITT-FALSE of ``data`` (check value of b"123456789": 0x29B1)."""
+    return binascii.crc_hqx(data, 0xFFFF)
+
+
+def cobs_encode(data: bytes) -> bytes:
+    """Consistent Overhead Byte Stuffing: ``data`` without any zero byte."""
+    out = bytearray()
+    chunks = data.split(b"\x00")
+    for i, chunk in enumerate(chunks):
+        while len(chunk) >= 0xFE:
+            out.append(0xFF)
+            out += chunk[:0xFE]
+            chunk = chunk[0xFE:]
+            if not chunk and i == len(chunks) - 1:
+                return bytes(out)  # a full block ends the data: no implicit zero follows
+        out.append(len(chunk) + 1)
+        out += chunk
+    return bytes(out)
+
+
+def cobs_decode(data: bytes) -> bytes:
+    """Inverse of ``cobs_encode``; raises ``ValueError`` on an impossible encoding."""
+    out = bytearray()
+    i, n = 0, len(data)
+    while i < n:
+        code = data[i]
+        end = i + code
+        if code == 0 or end > n:
+            raise ValueError("broken COBS block")
+        block = data[i + 1 : end]
+        if 0 in block:
+            raise ValueError("zero byte inside a COBS block")
+        out += block
+        i = end
+        if code < 0xFF and i < n:
+            out.append(0)
+    return bytes(out)
+
+
+@dataclass(frozen=True, slots=True)
+class Frame:
+    """A decoded frame whose CRC was correct: type byte, sequence number, payload."""
+
+    type: int
+    seq: int
+    payload: bytes
+
+
+def encode_frame(frame_type: int, seq: int, payload: bytes = b"") -> bytes:
+    """The bytes on the wire for one frame, delimiter included."""
+    body = bytes((frame_type, seq & 0xFF)) + payload
+    if len(body) + 2 > MAX_FRAME_BYTES:
+        raise ValueError(f"frame of {len(body) + 2} bytes exceeds {MAX_FRAME_BYTES}")
+    return cobs_encode(body + crc16(body).to_bytes(2, "big")) + DELIMITER
+
+
+class FrameDecoder:
+    """Splits a byte stream into frames; anything not a whole valid frame is counted.
+
+    Never raises: bytes that do not decode (broken COBS, a bad CRC, too short, too long
+    between delimiters) are dropped and counted in ``bad_frames``, and decoding resumes
+    after the next delimiter.
+    """
+
+    def __init__(self) -> None:
+        self._buffer = bytearray()
+        self._overflow = False
+        self.bad_frames = 0
+        self.good_frames = 0
+
+    def feed(self, data: bytes) -> list[Frame]:
+        """Decode what ``data`` completes; keep a trailing partial frame for later."""
+        frames: list[Frame] = []
+        start = 0
+        while True:
+            end = data.find(0, start)
+            if end < 0:
+                self._append(data[start:])
+                return frames
+            self._append(data[start:end])
+            frame = self._finish()
+            if frame is not None:
+                frames.append(frame)
+            start = end + 1
+
+    def _append(self, chunk: bytes) -> None:
+        if self._overflow:
+            return
+        self._buffer += chunk
+        if len(self._buffer) > MAX_ENCODED_BYTES:
+            self._buffer.clear()
+            self._overflow = True
+
+    def _finish(self) -> Frame | None:
+        encoded, overflow = bytes(self._buffer), self._overflow
+        self._buffer.clear()
+        self._overflow = False
+        if overflow:
+            self.bad_frames += 1
+            return None
+        if not encoded:
+            return None  # back-to-back delimiters: an idle line, not an error
+        try:
+            body = cobs_decode(encoded)
+        except ValueError:
+            self.bad_frames += 1
+            return None
+        if len(body) < 4 or crc16(body) != 0:
+            self.bad_frames += 1
+            return None
+        self.good_frames += 1
+        return Frame(body[0], body[1], body[2:-2])
+
+
+# --- Messages -------------------------------------------------------------------------
+
+
+class Message:
+    """A message with a fixed layout; subclasses define ``TYPE`` and ``_LAYOUT``."""
+
+    TYPE: ClassVar[FrameType]
+    _LAYOUT: ClassVar[struct.Struct]
+
+    def pack(self) -> bytes:
+        """The payload bytes."""
+        return self._LAYOUT.pack(*_fields(self))
+
+    @classmethod
+    def unpack(cls, payload: bytes) -> Self:
+        """The message of a payload; ``ProtocolError(BAD_LENGTH)`` if the size is wrong."""
+        if len(payload) != cls._LAYOUT.size:
+            raise ProtocolError(
+                AckCode.BAD_LENGTH,
+                f"{cls.TYPE.name} payload has {len(payload)} bytes, expected "
+                f"{cls._LAYOUT.size}",
+            )
+        return cls(*cls._LAYOUT.unpack(payload))
+
+    def encode(self, seq: int) -> bytes:
+        """The whole frame on the wire."""
+        return encode_frame(self.TYPE, seq, self.pack())
+
+
+def _fields(message: object) -> tuple[int, ...]:
+    return tuple(getattr(message, name) for name in message.__slots__)  # type: ignore[attr-defined]
+
+
+@dataclass(frozen=True, slots=True)
+class Hello(Message):
+    """Host -> board: open a session speaking ``protocol_version``."""
+
+    TYPE = FrameType.HELLO
+    _LAYOUT = struct.Struct("<B")
+    protocol_version: int = PROTOCOL_VERSION
+
+
+@dataclass(frozen=True, slots=True)
+class Empty(Message):
+    """Base of the messages without payload."""
+
+    _LAYOUT = struct.Struct("<")
+
+
+@dataclass(frozen=True, slots=True)
+class StartStream(Empty):
+    """Host -> board: start the sensor sample stream."""
+
+    TYPE = FrameType.START_STREAM
+
+
+@dataclass(frozen=True, slots=True)
+class StopStream(Empty):
+    """Host -> board: stop the sensor sample stream."""
+
+    TYPE = FrameType.STOP_STREAM
+
+
+@dataclass(frozen=True, slots=True)
+class StopAll(Empty):
+    """Host -> board: every output off now. Always obeyed, in any state."""
+
+    TYPE = FrameType.STOP_ALL
+
+
+@dataclass(frozen=True, slots=True)
+class GetStatus(Empty):
+    """Host -> board: ask for a STATUS frame."""
+
+    TYPE = FrameType.GET_STATUS
+
+
+@dataclass(frozen=True, slots=True)
+class Heartbeat(Message):
+    """Host -> board: keeps the session alive; ``ref_sample`` is the newest sample seen."""
+
+    TYPE = FrameType.HEARTBEAT
+    _LAYOUT = struct.Struct("<I")
+    ref_sample: int
+
+
+@dataclass(frozen=True, slots=True)
+class DebugTruth(Message):
+    """Host -> board (emulator only): send or stop the simulator's ground truth."""
+
+    TYPE = FrameType.DEBUG_TRUTH
+    _LAYOUT = struct.Struct("<B")
+    enable: int
+
+
+@dataclass(frozen=True, slots=True)
+class ChannelSetting:
+    """One channel's stimulation in wire units; ``on`` 0 or 1."""
+
+    LAYOUT: ClassVar[struct.Struct] = struct.Struct("<BBHHH")
+    channel: int
+    on: int
+    amplitude_10ua: int
+    pulse_width_us: int
+    frequency_chz: int
+
+    @property
+    def delivers(self) -> bool:
+        """True when this setting produces pulses."""
+        return bool(self.on) and min(
+            self.amplitude_10ua, self.pulse_width_us, self.frequency_chz
+        ) > 0
+
+    @staticmethod
+    def from_command(command: StimCommand) -> ChannelSetting:
+        """The wire form of a command (rounded to the wire units; off is all zeros).
+
+        Raises ``ValueError`` for a value that does not fit the wire format; the watchdog
+        keeps every command far inside it.
+        """
+        if not command.on:
+            return ChannelSetting(command.channel, 0, 0, 0, 0)
+        values = (
+            command.amplitude_ma / AMPLITUDE_UNIT_MA,
+            command.pulse_width_us,
+            command.frequency_hz / FREQUENCY_UNIT_HZ,
+        )
+        if not all(math.isfinite(v) and 0.0 <= v <= 0xFFFF for v in values):
+            raise ValueError(f"channel {command.channel}: {command} does not fit the wire")
+        amplitude, width, frequency = (round(v) for v in values)
+        return ChannelSetting(command.channel, 1, amplitude, width, frequency)
+
+    def to_command(self) -> StimCommand:
+        """The command in physical units."""
+        if not self.on:
+            return StimCommand.off(self.channel)
+        return StimCommand(
+            self.channel,
+            True,
+            self.amplitude_10ua * AMPLITUDE_UNIT_MA,
+            float(self.pulse_width_us),
+            self.frequency_chz * FREQUENCY_UNIT_HZ,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Stim(Message):
+    """Host -> board: new settings for the channels named, decided at ``ref_sample``."""
+
+    TYPE = FrameType.STIM
+    _HEADER: ClassVar[struct.Struct] = struct.Struct("<IB")
+    ref_sample: int
+    settings: tuple[ChannelSetting, ...]
+
+    def pack(self) -> bytes:
+        out = self._HEADER.pack(self.ref_sample, len(self.settings))
+        for s in self.settings:
+            out += ChannelSetting.LAYOUT.pack(
+                s.channel, s.on, s.amplitude_10ua, s.pulse_width_us, s.frequency_chz
+            )
+        return out
+
+    @classmethod
+    def unpack(cls, payload: bytes) -> Self:
+        header, item = cls._HEADER.size, ChannelSetting.LAYOUT.size
+        if len(payload) < header:
+            raise ProtocolError(AckCode.BAD_LENGTH, "STIM payload shorter than its header")
+        ref, count = cls._HEADER.unpack_from(payload)
+        if count == 0 or len(payload) != header + count * item:
+            raise ProtocolError(
+                AckCode.BAD_LENGTH,
+                f"STIM with {count} settings must have {header + count * item} bytes, "
+                f"has {len(payload)}",
+            )
+        settings = tuple(
+            ChannelSetting(*ChannelSetting.LAYOUT.unpack_from(payload, header + i * item))
+            for i in range(count)
+        )
+        return cls(ref, settings)
+
+
+@dataclass(frozen=True, slots=True)
+class Info(Message):
+    """Board -> host, the answer to HELLO: identity, channels, rate, scales, own limits."""
+
+    TYPE = FrameType.INFO
+    _LAYOUT = struct.Struct("<BBBBBIBHHHHHHHBBBB")
+    hello_seq: int
+    protocol_version: int
+    firmware_major: int
+    firmware_minor: int
+    firmware_patch: int
+    board_id: int
+    channels: int
+    sample_rate_hz: int
+    max_amplitude_10ua: int
+    max_pulse_width_us: int
+    max_frequency_chz: int
+    max_on_time_ms: int
+    comm_timeout_ms: int
+    gyro_full_scale_dps: int
+    accel_full_scale_g: int
+    sagittal_axis: int
+    capabilities: int
+    last_fault: int
+
+    @property
+    def firmware(self) -> tuple[int, int, int]:
+        """Firmware version (major, minor, patch)."""
+        return (self.firmware_major, self.firmware_minor, self.firmware_patch)
+
+
+class Capability(IntEnum):
+    """Bits of ``Info.capabilities``."""
+
+    HEEL_SWITCH = 0x01
+    HEEL_FORCE = 0x02
+    DEBUG_TRUTH = 0x04
+
+
+SAGITTAL_NEGATE = 0x80
+
+
+@dataclass(frozen=True, slots=True)
+class Ack(Message):
+    """Board -> host: the result of one host command (HELLO and GET_STATUS excepted)."""
+
+    TYPE = FrameType.ACK
+    _LAYOUT = struct.Struct("<BBB")
+    acked_seq: int
+    acked_type: int
+    code: int
+
+
+class SampleFlag(IntEnum):
+    """Bits of ``SampleFrame.flags``."""
+
+    HEEL_CONTACT = 0x01
+    GYRO_SAGITTAL_VALID = 0x02
+    GYRO_OTHER_VALID = 0x04
+    ACCEL_VALID = 0x08
+
+
+@dataclass(frozen=True, slots=True)
+class SampleFrame(Message):
+    """Board -> host: one sensor sample. Raw IMU counts; scales are in INFO."""
+
+    TYPE = FrameType.SAMPLE
+    _LAYOUT = struct.Struct("<IIhhhhhhHB")
+    index: int
+    t_us: int
+    gyro_x: int
+    gyro_y: int
+    gyro_z: int
+    accel_x: int
+    accel_y: int
+    accel_z: int
+    heel_force_dn: int
+    flags: int
+
+
+@dataclass(frozen=True, slots=True)
+class Status(Message):
+    """Board -> host: state and counters, every 100 ms while streaming and on request."""
+
+    TYPE = FrameType.STATUS
+    _LAYOUT = struct.Struct("<IBBBHHHHH")
+    t_us: int
+    outputs_on: int
+    last_fault: int
+    state: int
+    rx_frames: int
+    rx_bad_frames: int
+    refused: int
+    rtt_last_us: int
+    rtt_max_us: int
+
+
+class StatusState(IntEnum):
+    """Bits of ``Status.state``."""
+
+    SESSION = 0x01
+    STREAMING = 0x02
+
+
+@dataclass(frozen=True, slots=True)
+class Fault(Message):
+    """Board -> host: the board switched every output off by itself (latched)."""
+
+    TYPE = FrameType.FAULT
+    _LAYOUT = struct.Struct("<BBI")
+    code: int
+    channel: int
+    t_us: int
+
+
+@dataclass(frozen=True, slots=True)
+class TruthEvent(Message):
+    """Board -> host (emulator only): a true gait event of the simulated patient."""
+
+    TYPE = FrameType.TRUTH_EVENT
+    _LAYOUT = struct.Struct("<BI")
+    event: int
+    t_us: int
+
+
+@dataclass(frozen=True, slots=True)
+class TruthRow:
+    """The simulated patient's physical state at one sample, in fixed point."""
+
+    LAYOUT: ClassVar[struct.Struct] = struct.Struct("<hhHB")
+    ankle_cdeg: int
+    clearance_dmm: int
+    activation: int
+    pulses: int
+
+
+@dataclass(frozen=True, slots=True)
+class TruthSamples(Message):
+    """Board -> host (emulator only): truth rows of samples ``first_index`` onwards."""
+
+    TYPE = FrameType.TRUTH_SAMPLES
+    _HEADER: ClassVar[struct.Struct] = struct.Struct("<IB")
+    MAX_ROWS: ClassVar[int] = 32
+    first_index: int
+    rows: tuple[TruthRow, ...]
+
+    def pack(self) -> bytes:
+        out = self._HEADER.pack(self.first_index, len(self.rows))
+        for r in self.rows:
+            out += TruthRow.LAYOUT.pack(r.ankle_cdeg, r.clearance_dmm, r.activation, r.pulses)
+        return out
+
+    @classmethod
+    def unpack(cls, payload: bytes) -> Self:
+        header, item = cls._HEADER.size, TruthRow.LAYOUT.size
+        if len(payload) < header:
+            raise ProtocolError(AckCode.BAD_LENGTH, "TRUTH_SAMPLES shorter than its header")
+        first, count = cls._HEADER.unpack_from(payload)
+        if len(payload) != header + count * item:
+            raise ProtocolError(AckCode.BAD_LENGTH, "TRUTH_SAMPLES length mismatch")
+        rows = tuple(
+            TruthRow(*TruthRow.LAYOUT.unpack_from(payload, header + i * item))
+            for i in range(count)
+        )
+        return cls(first, rows)
+
+
+MESSAGES: dict[int, type[Message]] = {
+    cls.TYPE: cls
+    for cls in (
+        Hello, StartStream, StopStream, Stim, StopAll, Heartbeat, GetStatus, DebugTruth,
+        Info, Ack, SampleFrame, Status, Fault, TruthEvent, TruthSamples,
+    )
+}
+
+
+def parse(frame: Frame) -> Message:
+    """The message a valid frame carries; ``ProtocolError`` for an unknown type or size."""
+    cls = MESSAGES.get(frame.type)
+    if cls is None:
+        raise ProtocolError(AckCode.UNKNOWN_TYPE, f"unknown frame type 0x{frame.type:02X}")
+    return cls.unpack(frame.payload)
+

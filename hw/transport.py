@@ -1,0 +1,98 @@
+"""Serial transport by URL: a thin layer over pyserial's ``serial_for_url``.
+
+One URL names where the board is: a device path (``/dev/ttyACM0``, ``COM3``, the pty of
+``fes board-emulator``), ``socket://host:port`` (a board behind a TCP serial bridge),
+``rfc2217://host:port`` (a networked serial server) or ``loop://`` (bytes written come
+back; no board answers). The transport only moves bytes; every failure of the port,
+at opening or later (an unplugged cable), becomes ``TransportError`` with the URL in
+its message.
+
+Writes to a device (a file descriptor) go through ``os.write`` with a deadline of our
+own: pyserial's write raises "Write timeout" after a complete write whenever the calling
+thread was paused for longer than the timeout (a loaded machine), which would end a
+trial on a healthy link. Here a write fails only when the device has accepted nothing
+for ``WRITE_TIMEOUT_S``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import select
+import time
+
+import serial
+
+from hw.protocol import BAUD_RATE
+
+#: How long a read waits for the first byte: the reader thread's polling period, which
+#: bounds how late it notices a silent board.
+READ_TIMEOUT_S = 0.005
+#: A device that accepts no byte for this long is stuck.
+WRITE_TIMEOUT_S = 0.1
+#: Write timeout of the ports without a file descriptor (socket://, rfc2217://), where
+#: pyserial's own timeout applies and must outlast a pause of this process.
+URL_WRITE_TIMEOUT_S = 1.0
+
+
+class TransportError(OSError):
+    """The port could not be opened, or failed while open (unplugged, closed)."""
+
+
+class Transport:
+    """An open serial port: blocking reads with a short timeout, whole writes."""
+
+    def __init__(self, url: str, baudrate: int = BAUD_RATE) -> None:
+        self.url = url
+        try:
+            self._port = serial.serial_for_url(
+                url,
+                baudrate=baudrate,
+                timeout=READ_TIMEOUT_S,
+                write_timeout=URL_WRITE_TIMEOUT_S,
+                exclusive=True if "://" not in url else None,
+            )
+        except (serial.SerialException, ValueError, OSError) as err:
+            raise TransportError(f"cannot open {url}: {err}") from None
+        self._port.reset_input_buffer()
+        self._fd: int | None = None
+        if "://" not in url:
+            with contextlib.suppress(AttributeError, OSError, ValueError):
+                self._fd = self._port.fileno()
+
+    def read(self) -> bytes:
+        """Whatever has arrived, waiting up to ``READ_TIMEOUT_S`` for the first byte."""
+        try:
+            waiting = self._port.in_waiting
+            return bytes(self._port.read(max(1, waiting)))
+        except (serial.SerialException, OSError, TypeError, AttributeError) as err:
+            raise TransportError(f"{self.url}: port lost while reading ({err})") from None
+
+    def write(self, data: bytes) -> None:
+        """Send all of ``data``."""
+        if self._fd is None:
+            try:
+                self._port.write(data)
+            except (serial.SerialException, OSError, TypeError, AttributeError) as err:
+                raise TransportError(f"{self.url}: port lost while writing ({err})") from None
+            return
+        deadline = time.monotonic() + WRITE_TIMEOUT_S
+        view = memoryview(data)
+        while view:
+            try:
+                view = view[os.write(self._fd, view) :]
+                continue
+            except (BlockingIOError, InterruptedError):
+                pass
+            except OSError as err:
+                raise TransportError(f"{self.url}: port lost while writing ({err})") from None
+            left = deadline - time.monotonic()
+            if left <= 0.0 or not select.select([], [self._fd], [], left)[1]:
+                raise TransportError(
+                    f"{self.url}: the device accepted nothing for {WRITE_TIMEOUT_S * 1000:g} ms"
+                )
+
+    def close(self) -> None:
+        """Close the port; safe to call twice and after a failure."""
+        with contextlib.suppress(serial.SerialException, OSError):
+            self._port.close()

@@ -1,0 +1,295 @@
+"""The board driver through real pseudo-terminals: byte-exact exchanges with a scripted
+board, then the emulator for refusals, link faults, stalls and reconnection."""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import os
+import re
+import select
+import socket
+import threading
+import time
+import tty
+from pathlib import Path
+
+import pytest
+
+from controller.ports import StimCommand
+from controller.watchdog import SafetyLimits
+from hw import protocol as p
+from hw.board import Board, BoardError, BoardRequirements
+from hw.emulator import EmulatorConfig, LinkFaults, serve_in_thread
+from hw.firmware import FirmwareSettings
+
+REQUIRE = BoardRequirements(SafetyLimits(), 500.0)
+#: A board whose communication timeout outlasts the pauses a loaded test machine inflicts
+#: on this process (hundreds of ms at worst), for the tests not about that timeout.
+PATIENT_BOARD = FirmwareSettings(comm_timeout_ms=400)
+STIM_35 = StimCommand(0, True, 35.0, 300.0, 40.0)
+
+
+def transcript() -> list[str]:
+    """The example session of docs/protocol.md, section 11: the bytes of each line."""
+    text = (Path(__file__).resolve().parent.parent / "docs" / "protocol.md").read_text()
+    session = text.split("An example session", 1)[1].split("A fault, as", 1)[0]
+    return re.findall(r"^(?:H>B|B>H)  ([0-9a-f ]+) \|", session, flags=re.M)
+
+
+(HELLO_1, INFO, START_2, ACK_2, SAMPLE_0, STIM_3, ACK_3, HEARTBEAT_4, ACK_4, STIM_5_70MA,
+ NAK_5, STOP_ALL_6, STOP_STREAM_7, ACK_6, ACK_7) = transcript()
+
+
+class ScriptedBoard:
+    """The board side of a pty, played from a script of exact bytes."""
+
+    def __init__(self) -> None:
+        self.master, self.slave = os.openpty()
+        tty.setraw(self.slave)
+        self.path = os.ttyname(self.slave)
+
+    def expect(self, wire: str, timeout_s: float = 2.0) -> None:
+        want = bytes.fromhex(wire)
+        got = b""
+        deadline = time.monotonic() + timeout_s
+        while len(got) < len(want) and time.monotonic() < deadline:
+            if select.select([self.master], [], [], 0.01)[0]:
+                got += os.read(self.master, len(want) - len(got))
+        assert got.hex(" ") == want.hex(" ")
+
+    def expect_silence(self, seconds: float) -> None:
+        assert not select.select([self.master], [], [], seconds)[0]
+
+    def send(self, *wires: str) -> None:
+        os.write(self.master, b"".join(bytes.fromhex(w) for w in wires))
+
+    def close(self) -> None:
+        os.close(self.master)
+        os.close(self.slave)
+
+
+def test_a_session_byte_for_byte():
+    scripted = ScriptedBoard()
+    # Long keep-alive, HELLO and link periods: only the steps below may send (even when a
+    # loaded machine pauses this test), so the bytes are exactly the transcript's.
+    board = Board(scripted.path, REQUIRE, heartbeat_s=0.5, hello_wait_s=5.0, link_timeout_s=5.0)
+    connected: list[p.Info] = []
+    thread = threading.Thread(target=lambda: connected.append(board.connect()))
+    thread.start()
+    scripted.expect(HELLO_1)
+    scripted.send(INFO)
+    scripted.expect(START_2)  # no DEBUG_TRUTH: this board does not offer truth
+    thread.join()
+    assert connected[0].board_id == 42
+    scripted.send(ACK_2, SAMPLE_0)
+    sample = board.read()
+    assert sample is not None
+    assert sample.t_s == 0.0 and sample.heel_switch == 1
+    assert sample.gyro_rad_s == pytest.approx(488 * math.radians(2000 / 32768))
+    assert sample.heel_force_n == pytest.approx(549.4)
+    board.apply(0.0, [STIM_35])
+    scripted.expect(STIM_3)
+    scripted.send(ACK_3)
+    board.apply(0.002, [STIM_35])  # unchanged and acknowledged: nothing to send yet
+    scripted.expect_silence(0.01)
+    time.sleep(0.5)
+    board.apply(0.004, [STIM_35])  # quiet for the keep-alive period: a heartbeat
+    scripted.expect(HEARTBEAT_4)
+    scripted.send(ACK_4)
+    board.apply(0.006, [StimCommand(0, True, 70.0, 300.0, 40.0)])
+    scripted.expect(STIM_5_70MA)
+    scripted.send(NAK_5)  # the board refuses: over its amplitude limit
+    assert board.read() is None
+    assert board.fault is not None and board.fault.kind == "board"
+    assert "OVER_AMPLITUDE" in board.fault.message
+    closing = threading.Thread(target=board.close)
+    closing.start()
+    scripted.expect(STOP_ALL_6 + " " + STOP_STREAM_7)
+    scripted.send(ACK_6, ACK_7)
+    closing.join()
+    assert board.stop_confirmed
+    scripted.close()
+
+
+@pytest.fixture
+def emulator(request):
+    """An emulator on a background thread, configured by the test's parameters."""
+    config = getattr(request, "param", EmulatorConfig(board=PATIENT_BOARD))
+    log = io.StringIO()
+    emu, finish = serve_in_thread(config, log)
+    emu.log_text = log
+    yield emu
+    finish()
+
+
+def wait_for_event(emu, match, timeout_s: float = 3.0) -> dict:
+    """The first event of the emulator's log that ``match`` accepts, once logged."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        for line in emu.log_text.getvalue().splitlines():
+            event = json.loads(line)
+            if match(event):
+                return event
+        time.sleep(0.01)
+    raise AssertionError("the emulator never logged the event")
+
+
+@pytest.mark.parametrize(
+    ("board", "limits", "expected"),
+    [
+        (FirmwareSettings(firmware_version=(2, 0, 0)), SafetyLimits(),
+         "firmware 2.0.0 is unknown"),
+        (FirmwareSettings(max_amplitude_ma=80.0), SafetyLimits(),
+         "board max amplitude 80 is looser than safety.max_amplitude_ma 60"),
+        (FirmwareSettings(), SafetyLimits(max_pulse_width_us=300.0),
+         "board max pulse width 500 is looser than safety.max_pulse_width_us 300"),
+        (FirmwareSettings(max_on_time_ms=5000), SafetyLimits(),
+         "max continuous on-time 5000 is looser"),
+        (FirmwareSettings(comm_timeout_ms=1000), SafetyLimits(),
+         "communication timeout 1000 ms is longer than 500 ms"),
+        (FirmwareSettings(sample_rate_hz=1000), SafetyLimits(),
+         "board samples at 1000 Hz, the trial needs loop.sample_rate_hz = 500"),
+    ],
+)
+def test_a_board_that_fails_a_check_is_refused_by_name(board, limits, expected):
+    emu, finish = serve_in_thread(EmulatorConfig(board=board))
+    driver = Board(emu.path, BoardRequirements(limits, 500.0))
+    with pytest.raises(BoardError) as err:
+        driver.connect()
+    finish()
+    assert err.value.kind == "refused"
+    assert expected in str(err.value)
+    assert not emu.firmware.channels_on()
+
+
+@pytest.mark.parametrize("url", ["loop://", "/dev/nonexistent-fes-board"])
+def test_no_board_is_reported_as_such(url):
+    with pytest.raises(BoardError) as err:
+        Board(url, REQUIRE).connect()
+    assert err.value.kind == "no_board"
+    assert url in str(err.value)
+
+
+def run_pattern(board: Board, emu, samples: int, check: bool = True) -> int:
+    """Stimulate on for 100 samples, off for 100, and so on; check that the board's
+    outputs follow within 90 samples (180 ms: a loaded machine can pause this process
+    for tens of ms) of each change. Returns the samples read."""
+    for k in range(samples):
+        sample = board.read()
+        if sample is None:
+            return k
+        on = (k // 100) % 2 == 1
+        board.apply(sample.t_s, [STIM_35 if on else StimCommand.off(0)])
+        if check and k % 100 == 90:
+            assert emu.firmware.channels_on() == ([0] if on else [])
+    return samples
+
+
+@pytest.mark.parametrize(
+    "emulator",
+    [EmulatorConfig(board=PATIENT_BOARD,
+                    faults=LinkFaults(drop=0.03, corrupt=0.03, duplicate=0.03, delay=0.03))],
+    indirect=True,
+)
+def test_commands_get_through_a_lossy_link(emulator):
+    board = Board(emulator.path, REQUIRE, link_timeout_s=0.3, max_backlog_s=0.3)
+    board.connect()
+    assert run_pattern(board, emulator, 1000) == 1000
+    board.close()
+    stats = board.stats
+    assert board.fault is None
+    assert stats.bad_frames > 0 and stats.missing_samples > 0 and stats.stale_samples > 0
+    assert board.stop_confirmed and emulator.firmware.channels_on() == []
+
+
+#: The stalled board's timeout is longer than the host's link timeout (100 ms), so that a
+#: pause of the test process on a loaded machine cannot let the board time out first.
+STALL_COMM_TIMEOUT_S = 0.4
+
+
+@pytest.mark.parametrize(
+    "emulator",
+    [EmulatorConfig(board=FirmwareSettings(comm_timeout_ms=round(STALL_COMM_TIMEOUT_S * 1000)),
+                    faults=LinkFaults(stall_at_s=0.4, stall_s=0.7))],
+    indirect=True,
+)
+def test_a_stalled_board_is_reported_and_switches_itself_off(emulator):
+    board = Board(emulator.path, REQUIRE)
+    board.connect()
+    read = run_pattern(board, emulator, 2000, check=False)
+    assert read < 2000
+    assert board.fault is not None and board.fault.kind == "link"
+    stall = wait_for_event(emulator, lambda e: e["event"] == "stall")
+    assert stall["on"] == [0]  # stimulating when the firmware stalled
+    assert board.fault.monotonic_s - stall["monotonic_s"] < 0.1 + 0.1
+    off = wait_for_event(emulator, lambda e: e["event"] == "outputs" and e["on"] == [])
+    assert off["reason"] == "comm_timeout"
+    assert off["board_t_s"] - stall["board_t_s"] <= STALL_COMM_TIMEOUT_S + 0.002
+    # Reconnect once the stall is over: a new session, the fault reported, samples resume.
+    wait_for_event(emulator, lambda e: e["event"] == "stall_end")
+    info = board.reconnect()
+    assert info.last_fault == p.FaultCode.COMM_TIMEOUT
+    gap = board.stats.missing_samples
+    sample = board.read()
+    assert sample is not None and sample.t_s == pytest.approx(read * 0.002, abs=1e-9)
+    assert math.isnan(sample.gyro_rad_s)  # the first of the stall's samples, missing
+    while math.isnan(sample.gyro_rad_s):
+        sample = board.read()
+    assert board.stats.missing_samples > gap + 300  # 0.7 s of stall at 500 Hz, and more
+    for _ in range(100):
+        board.apply(sample.t_s, [STIM_35])
+        sample = board.read()
+    assert emulator.firmware.channels_on() == [0]
+    board.close()
+    assert emulator.firmware.channels_on() == []
+
+
+def test_board_behind_a_tcp_serial_bridge(emulator):
+    """``socket://`` reaches a board through a TCP-to-serial bridge (here, a thread)."""
+    server = socket.create_server(("127.0.0.1", 0))
+    port = server.getsockname()[1]
+
+    def bridge() -> None:
+        conn, _ = server.accept()
+        fd = os.open(emulator.path, os.O_RDWR | os.O_NOCTTY)
+        try:
+            while True:
+                ready = select.select([conn, fd], [], [], 1.0)[0]
+                if conn in ready:
+                    data = conn.recv(4096)
+                    if not data:
+                        return
+                    os.write(fd, data)
+                if fd in ready:
+                    conn.sendall(os.read(fd, 4096))
+        finally:
+            os.close(fd)
+            conn.close()
+
+    threading.Thread(target=bridge, daemon=True).start()
+    board = Board(f"socket://127.0.0.1:{port}", REQUIRE)
+    board.connect()
+    assert run_pattern(board, emulator, 300) == 300
+    board.close()
+    assert board.stop_confirmed
+    server.close()
+
+
+def test_fault_listeners_hear_of_an_unplug_at_once(emulator):
+    board = Board(emulator.path, REQUIRE)
+    heard: list = []
+    board.add_fault_listener(heard.append)
+    board.connect()
+    for _ in range(50):
+        board.apply(board.read().t_s, [STIM_35])
+    unplugged = time.monotonic()
+    emulator.unplug()
+    while board.read() is not None:
+        pass
+    assert heard and heard[0].kind == "link"
+    assert heard[0].monotonic_s - unplugged < 0.1
+    assert not board.health().acknowledging
+    board.close()
+    assert not board.stop_confirmed

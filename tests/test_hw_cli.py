@@ -1,0 +1,154 @@
+"""``fes run``, ``fes board-emulator`` and ``fes ports`` from the command line: exit
+codes, messages, options."""
+
+from __future__ import annotations
+
+import pytest
+from serial.tools.list_ports_common import ListPortInfo
+
+from controller.cli import main
+from hw.emulator import EmulatorConfig, serve_in_thread
+from hw.firmware import FirmwareSettings
+
+
+def test_no_board_on_the_port_exits_9(tmp_path, capsys):
+    assert main(["run", "--port", "loop://", "--out", str(tmp_path / "t")]) == 9
+    err = capsys.readouterr().err
+    assert "no board answered HELLO on loop://" in err and "Traceback" not in err
+    assert not (tmp_path / "t").exists()
+
+
+def test_a_board_with_looser_limits_is_refused_with_exit_10(tmp_path, capsys):
+    emu, finish = serve_in_thread(
+        EmulatorConfig(board=FirmwareSettings(max_amplitude_ma=100.0, firmware_version=(0, 9, 0)))
+    )
+    code = main(["run", "--port", emu.path, "--out", str(tmp_path / "t")])
+    finish()
+    assert code == 10
+    err = capsys.readouterr().err
+    assert "board max amplitude 100 is looser than safety.max_amplitude_ma 60" in err
+    assert "firmware 0.9.0 is unknown" in err
+    assert emu.firmware.channels_on() == []
+
+
+def test_a_config_the_board_cannot_serve_is_refused(tmp_path, capsys):
+    emu, finish = serve_in_thread(EmulatorConfig(board=FirmwareSettings(channels=1)))
+    config = tmp_path / "c.toml"
+    config.write_text("[loop]\nsample_rate_hz = 1000\n[stim.peroneal]\nchannel = 1\n")
+    code = main(["run", "--port", emu.path, "--config", str(config)])
+    finish()
+    assert code == 10
+    err = capsys.readouterr().err
+    assert "board samples at 500 Hz, the trial needs loop.sample_rate_hz = 1000" in err
+    assert "board has 1 channels, the trial needs 2" in err
+
+
+def test_a_short_live_run_writes_the_sim_files_and_a_status_line(tmp_path, capsys):
+    emu, finish = serve_in_thread(EmulatorConfig(board=FirmwareSettings(comm_timeout_ms=400)))
+    out = tmp_path / "live"
+    code = main(["run", "--port", emu.path, "--duration-s", "1.5", "--out", str(out),
+                 "--link-timeout-ms", "300", "--max-lag-ms", "300"])
+    finish()
+    assert code == 0
+    captured = capsys.readouterr()
+    assert "t     0.0 s | unknown" in captured.err and "link ok" in captured.err
+    assert "stopped by duration" in captured.err
+    assert "trial: 1.5 s" in captured.out
+    for name in ("samples.csv", "events.csv", "summary.json", "config.json"):
+        assert (out / name).exists()
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["--drop", "1.5"], "faults.drop"),
+        (["--speed", "100"], "speed"),
+        (["--firmware", "one"], "is not MAJOR.MINOR.PATCH"),
+        (["--patient", "nobody"], "available:"),
+        (["--comm-timeout-ms", "5"], "board.comm_timeout_ms"),
+    ],
+)
+def test_bad_emulator_options_exit_2_naming_the_option(args, expected, capsys):
+    assert main(["board-emulator", *args]) == 2
+    err = capsys.readouterr().err
+    assert expected in err and "Traceback" not in err
+
+
+def test_bad_link_timeout_is_a_usage_error(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["run", "--port", "loop://", "--link-timeout-ms", "0"])
+    assert exit_info.value.code == 2
+    assert "outside 1-10000 ms" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command", ["run", "board-emulator", "ports"])
+def test_help_explains_every_option(command, capsys):
+    with pytest.raises(SystemExit):
+        main([command, "--help"])
+    out = capsys.readouterr().out
+    parser_options = {
+        "run": ["--port", "--config", "--duration-s", "--out", "--link-timeout-ms",
+                "--max-lag-ms", "--no-status", "exit codes"],
+        "board-emulator": ["--patient", "--seed", "--speed", "--max-amplitude-ma",
+                           "--comm-timeout-ms", "--drop", "--corrupt", "--delay",
+                           "--duplicate", "--stall-at-s", "--unplug-at-s", "--log", "--link"],
+        "ports": ["--all", "--probe", "URL"],
+    }[command]
+    for option in parser_options:
+        assert option in out
+
+
+def fake_port(device: str, vid: int | None, pid: int | None, description: str) -> ListPortInfo:
+    info = ListPortInfo(device, skip_link_detection=True)
+    info.vid, info.pid, info.description = vid, pid, description
+    return info
+
+
+def test_ports_lists_known_bridges_first(monkeypatch, capsys):
+    ports = [
+        fake_port("/dev/ttyS0", None, None, "n/a"),
+        fake_port("/dev/ttyUSB0", 0x0403, 0x6001, "FT232R USB UART"),
+        fake_port("/dev/ttyACM0", 0x2E8A, 0x000A, "Board CDC"),
+    ]
+    monkeypatch.setattr("serial.tools.list_ports.comports", lambda: ports)
+    assert main(["ports"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert lines == [
+        "/dev/ttyACM0  2E8A:000A  Raspberry Pi Pico (RP2040) USB CDC",
+        "/dev/ttyUSB0  0403:6001  FTDI FT232R USB-UART",
+    ]
+    assert main(["ports", "--all"]) == 0
+    assert "/dev/ttyS0  -  n/a" in capsys.readouterr().out
+
+
+def test_ports_says_when_nothing_is_found(monkeypatch, capsys):
+    monkeypatch.setattr("serial.tools.list_ports.comports", lambda: [])
+    assert main(["ports"]) == 1
+    assert "no serial port on a known USB-serial bridge" in capsys.readouterr().out
+
+
+def test_ports_probe_identifies_the_board(monkeypatch, capsys):
+    monkeypatch.setattr("serial.tools.list_ports.comports", lambda: [])
+    emu, finish = serve_in_thread(EmulatorConfig(board=FirmwareSettings(board_id=77)))
+    assert main(["ports", "--probe", emu.path, "loop://"]) == 0
+    finish()
+    out = capsys.readouterr().out
+    assert "board 77, firmware 1.0.0, 2 channels, 500 Hz" in out
+    assert "comm timeout 100 ms" in out
+    assert "loop://\n    no board" in out
+
+
+def test_an_asymmetric_pulse_preset_is_refused_for_a_board(tmp_path, capsys):
+    """The ODFS preset's 4:1 pulse cannot travel in a STIM frame: refused, not reshaped."""
+    code = main(["run", "--port", "loop://", "--config", str(odfs_config(tmp_path)),
+                 "--out", str(tmp_path / "t")])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "stim.peroneal.anodic_width_ratio: 4" in err and "Traceback" not in err
+    assert not (tmp_path / "t").exists()
+
+
+def odfs_config(tmp_path):
+    path = tmp_path / "odfs.toml"
+    path.write_text('[stim]\npreset = "odfs"\n')
+    return path

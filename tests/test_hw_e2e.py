@@ -1,0 +1,188 @@
+"""``fes board-emulator`` and ``fes run`` against each other, as separate processes
+talking over a real pty: a walk comparable with ``fes sim``, an unplug, a Ctrl-C.
+
+Timing on a shared CI machine: these tests give the emulated board a communication
+timeout of a few hundred ms instead of its default 100 ms, because another job can pause
+either process for tens of ms and the board would rightly switch off; the rules checked
+(outputs off within the board's timeout, the host's report within 100 ms of an unplug)
+do not depend on the value.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from controller.cli import main
+from hw.board import WIRE_TRUTH_COLUMNS
+from sim.limb import TRUTH_COLUMNS
+
+FES = [sys.executable, "-m", "controller.cli"]
+
+
+class Process:
+    """A ``fes`` subprocess whose stderr lines are stamped with ``time.monotonic()``."""
+
+    def __init__(self, *args: str) -> None:
+        self.proc = subprocess.Popen(
+            [*FES, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        self.lines: list[tuple[float, str]] = []
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.proc.stderr is not None
+        for line in self.proc.stderr:
+            self.lines.append((time.monotonic(), line.rstrip("\n")))
+
+    def first_stdout_line(self) -> str:
+        assert self.proc.stdout is not None
+        return self.proc.stdout.readline().strip()
+
+    def wait(self, timeout_s: float = 60.0) -> int:
+        code = self.proc.wait(timeout=timeout_s)
+        self._reader.join(timeout=5.0)
+        return code
+
+    def stop(self) -> int:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+        return self.wait(10.0)
+
+    def stderr(self) -> str:
+        return "\n".join(line for _, line in self.lines)
+
+
+def emulator(tmp_path: Path, *args: str) -> tuple[Process, str, Path]:
+    log = tmp_path / "board.jsonl"
+    proc = Process("board-emulator", "--log", str(log), *args)
+    path = proc.first_stdout_line()
+    assert path.startswith("/dev/"), proc.stderr()
+    return proc, path, log
+
+
+def events(log: Path) -> list[dict]:
+    return [json.loads(line) for line in log.read_text().splitlines()]
+
+
+def summary(out: Path) -> dict:
+    return json.loads((out / "summary.json").read_text())
+
+
+def true_events(out: Path) -> list[tuple[float, str]]:
+    with (out / "events.csv").open() as handle:
+        return [(float(r["time_s"]), r["event"]) for r in csv.DictReader(handle)
+                if r["source"] == "true"]
+
+
+def test_a_walk_across_the_serial_link_matches_fes_sim(tmp_path):
+    emu, path, log = emulator(tmp_path, "--seed", "3", "--speed", "2", "--comm-timeout-ms", "400")
+    live_out, sim_out = tmp_path / "live", tmp_path / "sim"
+    run = Process("run", "--port", path, "--duration-s", "10", "--out", str(live_out),
+                  "--link-timeout-ms", "300", "--max-lag-ms", "400", "--no-status")
+    assert run.wait() == 0, run.stderr()
+    emu.stop()
+    assert main(["sim", "--seed", "3", "--duration-s", "10", "--out", str(sim_out)]) == 0
+    live, sim = summary(live_out), summary(sim_out)
+
+    assert live["stopped_by"] == "duration"
+    assert live["ground_truth"] == "board emulator debug frames"
+    assert live["strides"] == sim["strides"] >= 7
+    assert live["stim"]["trains"] == sim["stim"]["trains"]
+    assert live["stim"]["missed_onsets"] == sim["stim"]["missed_onsets"]
+    onset_live, onset_sim = live["stim"]["onset_error_ms"], sim["stim"]["onset_error_ms"]
+    assert abs(onset_live["median"] - onset_sim["median"]) <= 3.0
+    assert abs(onset_live["p95"] - onset_sim["p95"]) <= 3.0
+    assert live["detector"]["recall"] == sim["detector"]["recall"]
+    for event in ("heel_strike_error_ms", "toe_off_error_ms"):
+        assert abs(live["detector"][event]["median"] - sim["detector"][event]["median"]) <= 3.0
+    # The stimulation reached the patient across the link: the same clearance.
+    assert live["clearance"]["swings"] == sim["clearance"]["swings"]
+    assert live["clearance"]["toe_drag_events"] == sim["clearance"]["toe_drag_events"]
+    mtc_live = live["clearance"]["toe_clearance_min_mm"]["median"]
+    assert mtc_live == pytest.approx(sim["clearance"]["toe_clearance_min_mm"]["median"], abs=1.0)
+    # Same files, same true events (to the microsecond of the wire).
+    for name in ("samples.csv", "events.csv", "config.json"):
+        assert (live_out / name).exists()
+    sim_columns = (sim_out / "samples.csv").open().readline().strip().split(",")
+    live_columns = (live_out / "samples.csv").open().readline().strip().split(",")
+    wire_only = [c for c in sim_columns if c not in TRUTH_COLUMNS or c in WIRE_TRUTH_COLUMNS]
+    assert live_columns == wire_only
+    for (t_live, e_live), (t_sim, e_sim) in zip(
+        true_events(live_out), true_events(sim_out), strict=True
+    ):
+        assert e_live == e_sim and t_live == pytest.approx(t_sim, abs=2e-6)
+    assert live["board"]["outputs_off_confirmed"] is True
+    assert any(e["event"] == "stop_all" for e in events(log))
+
+
+def stimulation_midpoint(tmp_path: Path, seed: int, after_s: float) -> float:
+    """The middle of the first stimulation train after ``after_s`` in ``fes sim``."""
+    out = tmp_path / "reference"
+    assert main(["sim", "--seed", str(seed), "--duration-s", "6", "--out", str(out)]) == 0
+    with (out / "samples.csv").open() as handle:
+        rows = [(float(r["time_s"]), r["stim_on"] == "1") for r in csv.DictReader(handle)]
+    start = next(t for (t, on), (_, was) in zip(rows[1:], rows, strict=False)
+                 if on and not was and t > after_s)
+    end = next(t for t, on in rows if t > start and not on)
+    return (start + end) / 2
+
+
+def test_unplugged_mid_trial_host_reports_and_board_switches_off(tmp_path):
+    comm_timeout_s = 0.2
+    unplug_s = stimulation_midpoint(tmp_path, seed=4, after_s=1.0)
+    emu, path, log = emulator(tmp_path, "--seed", "4", "--unplug-at-s", f"{unplug_s:.3f}",
+                              "--comm-timeout-ms", str(round(comm_timeout_s * 1000)))
+    out = tmp_path / "live"
+    run = Process("run", "--port", path, "--duration-s", "20", "--out", str(out), "--no-status")
+    assert run.wait() == 5, run.stderr()  # link lost
+    assert emu.wait(10.0) == 0  # the emulator ends once its outputs are off
+
+    board = events(log)
+    unplug = next(e for e in board if e["event"] == "unplug")
+    assert unplug["on"] == [0]  # it was stimulating when the cable went
+    off = next(e for e in board if e["event"] == "outputs" and e["monotonic_s"] > unplug[
+        "monotonic_s"])
+    assert off["on"] == [] and off["reason"] == "comm_timeout"
+    assert off["board_t_s"] - unplug["board_t_s"] <= comm_timeout_s + 0.002
+    reported = next(t for t, line in run.lines if "link fault" in line)
+    assert reported - unplug["monotonic_s"] < 0.1
+
+    result = summary(out)
+    assert result["stopped_by"] == "link_lost"
+    assert result["board"]["outputs_off_confirmed"] is False
+    assert result["duration_s"] == pytest.approx(unplug_s, abs=0.05)
+    assert "STOP_ALL sent but not acknowledged" in run.stderr()
+
+
+def test_ctrl_c_switches_off_sends_stop_all_and_keeps_the_files(tmp_path):
+    emu, path, log = emulator(tmp_path, "--seed", "1", "--comm-timeout-ms", "400")
+    out = tmp_path / "live"
+    run = Process("run", "--port", path, "--duration-s", "60", "--out", str(out), "--no-status",
+                  "--link-timeout-ms", "300", "--max-lag-ms", "300")
+    deadline = time.monotonic() + 30.0
+    while not (log.exists() and any(e["event"] == "stream_start" for e in events(log))):
+        assert time.monotonic() < deadline, run.stderr()
+        time.sleep(0.05)
+    time.sleep(1.0)
+    run.proc.send_signal(signal.SIGINT)
+    assert run.wait() == 130, run.stderr()
+    emu.stop()
+    result = summary(out)
+    assert result["stopped_by"] == "interrupted"
+    assert result["board"]["outputs_off_confirmed"] is True
+    stop = [e for e in events(log) if e["event"] == "stop_all"]
+    assert stop and not [e for e in events(log) if e["event"] == "outputs"
+                         and e["monotonic_s"] > stop[-1]["monotonic_s"] and e["on"]]
+    rows = (out / "samples.csv").read_text().splitlines()
+    assert len(rows) - 1 == pytest.approx(result["duration_s"] * 500, abs=1)
+    assert len(rows) > 500

@@ -1,0 +1,269 @@
+"""The board's own rules (docs/protocol.md), checked on the firmware model directly.
+
+Time is the board time passed to ``receive`` and ``poll``, so every timing rule is
+checked exactly, without a clock.
+"""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from hw import protocol as p
+from hw.firmware import Firmware, FirmwareSettings
+from sim.limb import SimulatedLimb
+from sim.patient import load_patient
+
+ON = p.ChannelSetting(0, 1, 3000, 300, 4000)  # 30 mA, 300 us, 40 Hz
+OFF = p.ChannelSetting(0, 0, 0, 0, 0)
+
+
+class Bench:
+    """A firmware, its limb, every command the limb received, and a frame counter."""
+
+    def __init__(self, **board) -> None:
+        self.limb = SimulatedLimb(load_patient("moderate"), 500.0, 5.0, 0)
+        self.applied: list[list] = []
+        original = self.limb.apply
+
+        def spy(t_s, commands):
+            self.applied.append(list(commands))
+            original(t_s, commands)
+
+        self.limb.apply = spy  # type: ignore[method-assign]
+        self.log: list[tuple[str, dict]] = []
+        self.fw = Firmware(FirmwareSettings(**board), self.limb,
+                           lambda event, **f: self.log.append((event, f)))
+        self.seq = 0
+
+    def send(self, message: p.Message, t_s: float, seq: int | None = None) -> list[p.Message]:
+        if seq is None:
+            self.seq += 1
+            seq = self.seq
+        frame = p.FrameDecoder().feed(message.encode(seq))[0]
+        return decode(self.fw.receive(frame, t_s))
+
+    def open(self, t_s: float = 0.0) -> p.Info:
+        (info,) = self.send(p.Hello(), t_s)
+        assert isinstance(info, p.Info)
+        return info
+
+
+def decode(frames: list[bytes]) -> list[p.Message]:
+    decoder = p.FrameDecoder()
+    return [p.parse(f) for raw in frames for f in decoder.feed(raw)]
+
+
+def codes(replies: list[p.Message]) -> list[int]:
+    return [m.code for m in replies if isinstance(m, p.Ack)]
+
+
+def test_hello_reports_identity_rate_and_own_limits():
+    info = Bench(max_amplitude_ma=45.0, comm_timeout_ms=80).open()
+    assert info.protocol_version == p.PROTOCOL_VERSION and info.firmware == (1, 0, 0)
+    assert info.max_amplitude_10ua == 4500 and info.comm_timeout_ms == 80
+    assert info.sample_rate_hz == 500 and info.channels == 2
+    assert info.last_fault == p.FaultCode.NONE
+
+
+def test_no_stimulation_before_hello():
+    bench = Bench()
+    assert codes(bench.send(p.Stim(0, (ON,)), 0.0)) == [p.AckCode.NOT_READY]
+    assert bench.fw.channels_on() == [] and bench.applied == []
+
+
+def test_command_within_limits_reaches_the_patient():
+    bench = Bench()
+    bench.open()
+    assert codes(bench.send(p.Stim(0, (ON,)), 0.001)) == [p.AckCode.OK]
+    assert bench.fw.channels_on() == [0]
+    for _ in range(10):
+        bench.limb.read()
+    assert bench.limb.truth()["pulses"].sum() >= 1
+
+
+@pytest.mark.parametrize(
+    ("setting", "code"),
+    [
+        (p.ChannelSetting(0, 1, 6001, 300, 4000), p.AckCode.OVER_AMPLITUDE),
+        (p.ChannelSetting(0, 1, 3000, 501, 4000), p.AckCode.OVER_PULSE_WIDTH),
+        (p.ChannelSetting(0, 1, 3000, 300, 6001), p.AckCode.OVER_FREQUENCY),
+        (p.ChannelSetting(2, 1, 3000, 300, 4000), p.AckCode.BAD_CHANNEL),
+    ],
+)
+def test_commands_beyond_the_board_limits_are_refused(setting, code):
+    bench = Bench()
+    bench.open()
+    bench.send(p.Stim(0, (ON,)), 0.001)
+    assert codes(bench.send(p.Stim(0, (setting,)), 0.002)) == [code]
+    if setting.channel == 0:
+        assert bench.fw.channels_on() == []  # refused over a limit: the channel goes off
+    assert all(c.amplitude_ma <= 60.0 for cmds in bench.applied for c in cmds)
+
+
+def test_silence_for_the_comm_timeout_switches_everything_off():
+    bench = Bench(comm_timeout_ms=100)
+    bench.open(0.0)
+    bench.send(p.Stim(0, (ON,)), 0.010)
+    assert decode(bench.fw.poll(0.109)) == [] and bench.fw.channels_on() == [0]
+    replies = decode(bench.fw.poll(0.1101))
+    assert replies == [p.Fault(p.FaultCode.COMM_TIMEOUT, 0xFF, 110100)]
+    assert bench.fw.channels_on() == []
+    # The session is closed: nothing stimulates until a new HELLO, which reports the fault.
+    assert codes(bench.send(p.Stim(0, (ON,)), 0.2)) == [p.AckCode.NOT_READY]
+    assert bench.open(0.3).last_fault == p.FaultCode.COMM_TIMEOUT
+    assert bench.open(0.31).last_fault == p.FaultCode.NONE
+
+
+def test_heartbeats_keep_the_session_alive():
+    bench = Bench(comm_timeout_ms=100)
+    bench.open(0.0)
+    bench.send(p.Stim(0, (ON,)), 0.0)
+    for i in range(1, 20):
+        bench.send(p.Heartbeat(0), i * 0.09)
+        assert decode(bench.fw.poll(i * 0.09 + 0.005)) == []
+    assert bench.fw.channels_on() == [0]
+
+
+def test_continuous_stimulation_is_cut_at_the_on_time_limit():
+    bench = Bench(max_on_time_ms=1000, comm_timeout_ms=100)
+    bench.open(0.0)
+    bench.send(p.Stim(0, (ON,)), 0.0)
+    t = 0.0
+    while t < 0.99:
+        t += 0.05
+        bench.send(p.Heartbeat(0), t)
+    assert bench.fw.channels_on() == [0]
+    replies = decode(bench.fw.poll(1.0001))
+    assert replies == [p.Fault(p.FaultCode.ON_TIME, 0, 1000100)]
+    assert codes(bench.send(p.Stim(0, (ON,)), 1.01)) == [p.AckCode.NOT_READY]
+
+
+def test_a_duplicate_or_late_frame_is_not_acted_on():
+    bench = Bench()
+    bench.open()
+    bench.send(p.Stim(0, (ON,)), 0.001, seq=10)
+    bench.send(p.Stim(0, (OFF,)), 0.002, seq=11)
+    assert codes(bench.send(p.Stim(0, (ON,)), 0.003, seq=10)) == [p.AckCode.STALE_SEQ]
+    assert codes(bench.send(p.Stim(0, (ON,)), 0.004, seq=11)) == [p.AckCode.STALE_SEQ]
+    assert bench.fw.channels_on() == []
+    assert codes(bench.send(p.Stim(0, (ON,)), 0.005, seq=12)) == [p.AckCode.OK]
+
+
+def test_stop_all_is_obeyed_in_any_state_and_with_any_sequence_number():
+    bench = Bench()
+    bench.open()
+    bench.send(p.Stim(0, (ON,)), 0.001, seq=50)
+    assert codes(bench.send(p.StopAll(), 0.002, seq=3)) == [p.AckCode.OK]
+    assert bench.fw.channels_on() == []
+
+
+def test_stream_carries_samples_on_the_board_grid_and_truth_on_request():
+    bench = Bench()
+    bench.open(0.0)
+    bench.send(p.StartStream(), 0.0)
+    bench.send(p.DebugTruth(1), 0.0)
+    out = []
+    for k in range(400):
+        out += decode(bench.fw.poll(k * 0.002))
+        bench.send(p.Heartbeat(k), k * 0.002 + 0.0005)
+    samples = [m for m in out if isinstance(m, p.SampleFrame)]
+    assert [s.index for s in samples] == list(range(400))
+    assert [s.t_us for s in samples[:3]] == [0, 2000, 4000]
+    events = [m for m in out if isinstance(m, p.TruthEvent)]
+    first_true = bench.limb.true_events()[0]
+    assert events[0].t_us == round(first_true[0] * 1e6)
+    rows = [m for m in out if isinstance(m, p.TruthSamples)]
+    assert sum(len(r.rows) for r in rows) == 384  # whole frames of 32 rows so far
+    assert [r.first_index for r in rows[:2]] == [0, 32]
+    assert any(isinstance(m, p.Status) for m in out)
+
+
+def test_a_real_board_without_truth_refuses_the_debug_request():
+    bench = Bench(truth=False)
+    bench.open()
+    assert codes(bench.send(p.DebugTruth(1), 0.0)) == [p.AckCode.UNKNOWN_TYPE]
+
+
+def session_stream() -> tuple[list[bytes], list[int]]:
+    """HELLO, START, then STIM frames each with its own amplitude (the frame's mark)."""
+    frames = [p.Hello().encode(1), p.StartStream().encode(2)]
+    marks = []
+    for i in range(8):
+        amplitude = 1000 + 10 * i
+        marks.append(amplitude)
+        frames.append(p.Stim(0, (p.ChannelSetting(0, 1, amplitude, 300, 4000),)).encode(3 + i))
+    return frames, marks
+
+
+def acted_marks(bench: Bench, data: bytes, chunk: int) -> list[int]:
+    decoder = p.FrameDecoder()
+    for start in range(0, len(data), chunk):
+        for frame in decoder.feed(data[start : start + chunk]):
+            bench.fw.receive(frame, 0.001)
+    return [round(c.amplitude_ma * 100) for cmds in bench.applied for c in cmds if c.on]
+
+
+def test_any_single_byte_lost_or_inserted_in_a_command_stops_that_command():
+    frames, marks = session_stream()
+    target = 4  # a STIM frame
+    for position in range(len(frames[target]) - 1):
+        for mutated in (
+            frames[target][:position] + frames[target][position + 1 :],
+            frames[target][:position] + b"\x5a" + frames[target][position:],
+        ):
+            bench = Bench()
+            data = b"".join(frames[:target]) + mutated + b"".join(frames[target + 1 :])
+            acted = acted_marks(bench, data, 7)
+            assert marks[target - 2] not in acted
+            assert set(acted) <= set(marks)
+
+
+@settings(max_examples=200, derandomize=True, database=None,
+          suppress_health_check=[HealthCheck.too_slow])
+@given(
+    target=st.integers(0, 9),
+    position=st.integers(0, 30),
+    burst=st.integers(1, 0xFFFF),
+    chunk=st.integers(1, 40),
+)
+def test_no_command_is_acted_on_from_a_corrupted_frame(target, position, burst, chunk):
+    """Flip a burst of up to 16 bits anywhere in one frame: that frame is never acted on
+    and every command acted on is one the host sent intact."""
+    frames, marks = session_stream()
+    raw = bytearray(frames[target])
+    position %= len(raw)
+    raw[position] ^= burst & 0xFF
+    if position + 1 < len(raw):
+        raw[position + 1] ^= burst >> 8
+    bench = Bench()
+    data = b"".join(frames[:target]) + bytes(raw) + b"".join(frames[target + 1 :])
+    acted = acted_marks(bench, data, chunk)
+    if target >= 2:
+        assert marks[target - 2] not in acted
+    intact = {m for i, m in enumerate(marks) if i + 2 != target}
+    assert set(acted) <= intact
+    if target == 0:
+        assert acted == []  # no session without a valid HELLO
+
+
+@settings(max_examples=200, derandomize=True, database=None)
+@given(st.binary(max_size=3000))
+def test_random_bytes_never_crash_or_stimulate(data):
+    bench = Bench()
+    decoder = p.FrameDecoder()
+    for frame in decoder.feed(data):
+        bench.fw.receive(frame, 0.0)
+    decode(bench.fw.poll(0.05))
+    assert bench.fw.channels_on() == []
+
+
+def test_frames_the_board_does_not_take_are_refused_and_do_not_keep_it_alive():
+    bench = Bench(comm_timeout_ms=100)
+    bench.open(0.0)
+    bench.send(p.Stim(0, (ON,)), 0.0)
+    assert codes(bench.send(p.Ack(1, 1, 0), 0.09)) == [p.AckCode.UNKNOWN_TYPE]
+    assert codes(bench.send(p.Heartbeat(0), 0.095, seq=bench.seq - 1)) == [p.AckCode.STALE_SEQ]
+    assert decode(bench.fw.poll(0.1001))[0] == p.Fault(p.FaultCode.COMM_TIMEOUT, 0xFF, 100100)
+    assert bench.fw.channels_on() == []

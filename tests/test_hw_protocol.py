@@ -1,0 +1,155 @@
+"""The wire format: CRC, COBS, frames and messages, and a decoder that survives any bytes."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from controller.ports import StimCommand
+from hw import protocol as p
+
+
+def crc16_bitwise(data: bytes) -> int:
+    """CRC-16/CCITT-FALSE written out bit by bit, independently of binascii."""
+    crc = 0xFFFF
+    for byte in data:
+        crc ^= byte << 8
+        for _ in range(8):
+            crc = ((crc << 1) ^ 0x1021) if crc & 0x8000 else crc << 1
+            crc &= 0xFFFF
+    return crc
+
+
+def test_crc_is_ccitt_false():
+    assert p.crc16(b"123456789") == 0x29B1  # the catalogue check value
+    assert crc16_bitwise(b"123456789") == 0x29B1
+
+
+@given(st.binary(max_size=300))
+def test_crc_matches_the_bitwise_definition(data):
+    assert p.crc16(data) == crc16_bitwise(data)
+
+
+@given(st.binary(max_size=600))
+def test_cobs_round_trip_without_zero_bytes(data):
+    encoded = p.cobs_encode(data)
+    assert 0 not in encoded
+    assert p.cobs_decode(encoded) == data
+    if len(data) <= p.MAX_FRAME_BYTES:
+        assert len(encoded) == len(data) + 1
+
+
+def test_cobs_examples_from_the_paper():
+    # Cheshire and Baker 1999 / the Wikipedia table of examples.
+    assert p.cobs_encode(b"\x00") == b"\x01\x01"
+    assert p.cobs_encode(b"\x00\x00") == b"\x01\x01\x01"
+    assert p.cobs_encode(b"\x11\x22\x00\x33") == b"\x03\x11\x22\x02\x33"
+    assert p.cobs_encode(b"\x11\x00\x00\x00") == b"\x02\x11\x01\x01\x01"
+    full = bytes(range(1, 255))
+    assert p.cobs_encode(full) == b"\xff" + full
+    assert p.cobs_encode(full + b"\x00") == b"\xff" + full + b"\x01\x01"
+
+
+def test_largest_frame_passes_the_decoder():
+    body = bytes(range(1, 251))  # no zero byte: the worst case for the encoded size
+    wire = p.encode_frame(0x04, 1, body)
+    (frame,) = p.FrameDecoder().feed(wire)
+    assert frame.payload == body
+
+
+#: Frames byte for byte (docs/protocol.md, section "Worked examples", has the first).
+GOLDEN = [
+    (p.Heartbeat(1000), 5, "05 06 05 e8 03 01 03 f8 df 00"),
+    (p.Stim(7, (p.ChannelSetting(0, 1, 3500, 300, 4000),)), 9,
+     "04 04 09 07 01 01 02 01 0a 01 ac 0d 2c 01 a0 0f b4 5d 00"),
+]
+
+
+@pytest.mark.parametrize(("message", "seq", "wire"), GOLDEN)
+def test_golden_frames(message, seq, wire):
+    data = bytes.fromhex(wire)
+    assert message.encode(seq) == data
+    (frame,) = p.FrameDecoder().feed(data)
+    assert (frame.type, frame.seq) == (message.TYPE, seq)
+    assert p.parse(frame) == message
+
+
+def test_every_message_round_trips():
+    info = p.Info(1, 1, 1, 0, 0, 7, 2, 500, 6000, 500, 6000, 3000, 100, 2000, 16, 2, 7, 0)
+    messages = [
+        p.Hello(), p.StartStream(), p.StopStream(), p.StopAll(), p.GetStatus(),
+        p.Heartbeat(3), p.DebugTruth(1), info, p.Ack(4, 4, 0),
+        p.SampleFrame(9, 18000, 1, -2, 3, -4, 5, -6, 4321, 3),
+        p.Status(1, 1, 0, 3, 10, 0, 0, 250, 900), p.Fault(1, 255, 123456),
+        p.TruthEvent(3, 99), p.TruthSamples(64, (p.TruthRow(-1000, 250, 65535, 1),)),
+        p.Stim(1, tuple(p.ChannelSetting(c, 1, 100 * c, 200, 3300) for c in range(8))),
+    ]
+    decoder = p.FrameDecoder()
+    stream = b"".join(m.encode(i) for i, m in enumerate(messages))
+    frames = decoder.feed(stream)
+    assert [p.parse(f) for f in frames] == messages
+    assert decoder.bad_frames == 0
+
+
+def test_commands_convert_to_wire_units_and_back():
+    command = StimCommand(1, True, 35.004, 300.2, 40.0)
+    setting = p.ChannelSetting.from_command(command)
+    assert setting == p.ChannelSetting(1, 1, 3500, 300, 4000)
+    assert setting.to_command() == StimCommand(1, True, 35.0, 300.0, 40.0)
+    assert p.ChannelSetting.from_command(StimCommand.off(3)).to_command() == StimCommand.off(3)
+    with pytest.raises(ValueError):
+        p.ChannelSetting.from_command(StimCommand(0, True, 1e6, 300.0, 40.0))
+
+
+def test_wrong_lengths_and_types_are_refused_with_their_code():
+    with pytest.raises(p.ProtocolError) as err:
+        p.parse(p.Frame(p.FrameType.HEARTBEAT, 1, b"\x00\x00\x00"))
+    assert err.value.code == p.AckCode.BAD_LENGTH
+    with pytest.raises(p.ProtocolError) as err:
+        short = p.Stim(1, (p.ChannelSetting(0, 0, 0, 0, 0),)).pack()[:-1]
+        p.parse(p.Frame(p.FrameType.STIM, 1, short))
+    assert err.value.code == p.AckCode.BAD_LENGTH
+    with pytest.raises(p.ProtocolError) as err:
+        p.parse(p.Frame(0x55, 1, b""))
+    assert err.value.code == p.AckCode.UNKNOWN_TYPE
+
+
+def test_decoder_resynchronises_after_garbage():
+    good = p.Heartbeat(1).encode(1)
+    decoder = p.FrameDecoder()
+    frames = decoder.feed(b"\x13\x37\xff" * 200 + b"\x00" + good[:4])
+    frames += decoder.feed(good[4:] + b"\x00\x00" + good)
+    assert [p.parse(f) for f in frames] == [p.Heartbeat(1), p.Heartbeat(1)]
+    assert decoder.bad_frames == 1
+
+
+@settings(max_examples=300)
+@given(st.binary(max_size=2000), st.integers(1, 64))
+def test_decoder_never_raises_and_yields_only_crc_valid_frames(data, chunk):
+    decoder = p.FrameDecoder()
+    frames = []
+    for start in range(0, len(data), chunk):
+        frames += decoder.feed(data[start : start + chunk])
+    for frame in frames:
+        body = bytes((frame.type, frame.seq)) + frame.payload
+        assert len(body) + 2 <= p.MAX_FRAME_BYTES
+        # Whatever the decoder yields re-encodes to a frame present in the input.
+        assert p.encode_frame(frame.type, frame.seq, frame.payload)[:-1] in data
+
+
+def test_every_frame_shown_in_the_protocol_document_is_what_its_note_says():
+    text = (Path(__file__).resolve().parent.parent / "docs" / "protocol.md").read_text()
+    lines = re.findall(r"^(H>B|B>H)  ([0-9a-f ]+) \| (.*)$", text, flags=re.M)
+    assert len(lines) >= 16
+    for direction, wire, note in lines:
+        decoder = p.FrameDecoder()
+        (frame,) = decoder.feed(bytes.fromhex(wire))
+        message = p.parse(frame)
+        assert note.split()[0] == message.TYPE.name
+        assert (message.TYPE < 0x80) == (direction == "H>B")
+        if direction == "H>B":
+            assert f"seq {frame.seq}" in note
