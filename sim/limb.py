@@ -40,7 +40,9 @@ from sim.patient import PatientProfile
 #: Semi-implicit Euler is stable up to 2; this margin keeps the swing dynamics accurate.
 MAX_STEP_PER_MODE = 1.0
 #: Gyro noise is drawn, and truth storage grows, in blocks of this many samples, so
-#: memory follows the samples actually read, not the nominal duration.
+#: memory follows the samples actually read, not the nominal duration. A new block is a
+#: fixed, small piece of work (about 50 us), never a copy of what came before, so a
+#: real-time loop sees the same cost at the first block and after hours.
 BLOCK_SAMPLES = 4096
 
 # Channel-0 command array.
@@ -160,6 +162,8 @@ class SimulatedLimb:
         self._noise_rng = np.random.default_rng(noise_seed)
         self._noise = np.empty(0)
         self._noise_start = 0
+        self._truth: list[np.ndarray] = []
+        self._new_block(0)  # ready before the first sample, which must not wait for it
 
         first = 1  # the trial starts in stride row 1 (row 0 ends before t = 0)
         stance_phase = START_PHASE / (1.0 - profile.swing_fraction)
@@ -174,7 +178,6 @@ class SimulatedLimb:
         self._command = np.zeros(4)
         self._commands = [StimCommand.off(c) for c in range(channels)]
         self._sample_out = np.zeros(3)
-        self._truth = np.zeros((min(self._n_samples, BLOCK_SAMPLES), len(TRUTH_COLUMNS)))
         self._k = 0
         self._closed = False
 
@@ -203,6 +206,30 @@ class SimulatedLimb:
         """The command each channel holds now."""
         return tuple(self._commands)
 
+    def warm_up(self) -> None:
+        """Compile (or load from the cache) the physics kernel before the loop.
+
+        Runs ``limb_step`` once with the argument types of ``read`` on copies of the
+        state, so the trial is unchanged.
+        """
+        limb_step(
+            0,
+            self._dt,
+            self._schedule.strides,
+            self._walk.copy(),
+            self._sensor_p,
+            np.float64(0.0),
+            self._muscle_p,
+            self._muscle_s.copy(),
+            self._delay.copy(),
+            self._ankle_p,
+            self._ankle_s.copy(),
+            self._train.copy(),
+            self._command.copy(),
+            np.zeros_like(self._sample_out),
+            np.zeros(len(TRUTH_COLUMNS)),
+        )
+
     def read(self) -> Sample | None:
         """The sample at t = k * period, then one period of physics; None at the end."""
         k = self._k
@@ -210,14 +237,8 @@ class SimulatedLimb:
             return None
         j = k - self._noise_start
         if j >= self._noise.size:
-            self._noise_start = k
-            self._noise = self._noise_rng.standard_normal(BLOCK_SAMPLES)
+            self._new_block(k)
             j = 0
-        if k >= self._truth.shape[0]:
-            grown = min(2 * self._truth.shape[0], self._n_samples)
-            self._truth = np.concatenate(
-                (self._truth, np.zeros((grown - self._truth.shape[0], self._truth.shape[1])))
-            )
         out = self._sample_out
         limb_step(
             k,
@@ -234,11 +255,17 @@ class SimulatedLimb:
             self._train,
             self._command,
             out,
-            self._truth[k],
+            self._truth[-1][j],
         )
         self._k = k + 1
         return Sample(k * self._dt, float(out[O_GYRO]), int(out[O_HEEL_SWITCH]),
                       float(out[O_HEEL_FORCE]))
+
+    def _new_block(self, k: int) -> None:
+        """Noise and truth storage for samples ``k`` to ``k + BLOCK_SAMPLES - 1``."""
+        self._noise_start = k
+        self._noise = self._noise_rng.standard_normal(BLOCK_SAMPLES)
+        self._truth.append(np.zeros((BLOCK_SAMPLES, len(TRUTH_COLUMNS))))
 
     def apply(self, t_s: float, commands: Sequence[StimCommand]) -> None:
         """Hold each named channel's command from the next physics step on.
@@ -257,7 +284,7 @@ class SimulatedLimb:
                     raise ValueError(f"channel {cmd.channel}: {name} {value!r} is invalid")
         for cmd in commands:
             self._commands[cmd.channel] = cmd
-        self._command[:] = self._channel_zero_numbers()
+        self._set_channel_zero()
 
     def stop_all(self) -> None:
         """Turn every channel off."""
@@ -280,15 +307,16 @@ class SimulatedLimb:
         negative is a toe drag), ``ta_activation`` (0..1) at the sample's time, and
         ``pulses``: channel-0 pulses delivered in the period that starts at the sample.
         """
-        rows = self._truth[: self._k]
+        rows = np.concatenate(self._truth)[: self._k]
         columns = {name: rows[:, i].copy() for i, name in enumerate(TRUTH_COLUMNS)}
         columns["pulses"] = columns["pulses"].astype(np.int64)
         return columns
 
-    def _channel_zero_numbers(self) -> np.ndarray:
-        """Channel 0's command as the kernel's array (on flag, mA, us, Hz)."""
+    def _set_channel_zero(self) -> None:
+        """Channel 0's command into the kernel's array (on flag, mA, us, Hz), in place."""
         cmd = self._commands[0]
-        return np.array(
-            [1.0 if cmd.delivers else 0.0, cmd.amplitude_ma, cmd.pulse_width_us,
-             cmd.frequency_hz]
-        )
+        numbers = self._command
+        numbers[C_ON] = 1.0 if cmd.delivers else 0.0
+        numbers[C_AMPLITUDE_MA] = cmd.amplitude_ma
+        numbers[C_PULSE_WIDTH_US] = cmd.pulse_width_us
+        numbers[C_FREQUENCY_HZ] = cmd.frequency_hz

@@ -488,6 +488,10 @@ class GyroDetector:
         self._state = new_state()
         self._phase = Phase.UNKNOWN
 
+    def warm_up(self) -> None:
+        """Compile (or load from the cache) the kernel before the loop; state unchanged."""
+        gyro_step(self._state.copy(), self._params, 0.0, 0.0)
+
     def step(self, t_s: float, gyro_rad_s: float) -> tuple[Phase, list[DetectedEvent]]:
         """Process one sample (NaN = lost); return the phase and the events now known."""
         phase, event, t_est = gyro_step(self._state, self._params, t_s, gyro_rad_s)
