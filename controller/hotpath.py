@@ -15,10 +15,13 @@ What can make one sample of an otherwise fast loop late, and what this module do
   one CPU (``os.sched_setaffinity``) and gives it a real-time priority
   (``SCHED_FIFO`` through ``os.sched_setscheduler``), so that other processes cannot
   preempt it. It always lowers the thread's timer slack to 1 ns (Linux ``prctl``), so
-  that a sleep ends when asked and not up to 50 us later. Whatever the OS refuses is
-  reported in a plain sentence and the loop runs without it; everything is restored on
-  exit. Both settings are per thread on Linux and inherited by threads and processes
-  started inside the section, so helpers (the log writer process) start before it.
+  that a sleep ends when asked and not up to 50 us later, and the interpreter's switch
+  interval to 100 us, so that another Python thread holding the GIL must let go of it
+  that soon once the loop wants it (helpers that can live in a process should: see
+  ``controller.trial.writer``). Whatever the OS refuses is reported in a plain sentence
+  and the loop runs without it; everything is restored on exit. Pinning and priority
+  are per thread on Linux and inherited by threads and processes started inside the
+  section, so helpers (the log writer process) start before it.
 """
 
 from __future__ import annotations

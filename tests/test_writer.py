@@ -198,3 +198,7 @@ def test_fes_sim_realtime_reports_timing_and_a_live_status(tmp_path, capfd):
     assert timing["first_sample"]["lateness_us"] is not None
     assert "timing: 2 ms period, lateness median" in captured.out
     assert (out / "timing.csv").read_text().count("\n") == 1 + timing["samples"]
+    if summary["watchdog"]["faults"] == 0:  # no stall beyond the bound on a busy machine
+        assert main(["sim", "--duration-s", "1.1", "--out", str(tmp_path / "virtual")]) == 0
+        for name in ("samples.csv", "events.csv"):
+            assert (out / name).read_bytes() == (tmp_path / "virtual" / name).read_bytes()

@@ -13,7 +13,8 @@ from the log writer process.
 
 The limb is stepped once per sample served: a period the real-time loop misses is a
 period the simulated patient does not live either, so a real-time trial records the same
-samples as a virtual one and its timing figures say how well the machine kept time.
+samples as a virtual one (unless a stall beyond ``loop.max_overrun_ms`` made the watchdog
+turn the outputs off) and its timing figures say how well the machine kept time.
 """
 
 from __future__ import annotations
