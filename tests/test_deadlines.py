@@ -6,7 +6,7 @@ import math
 from collections.abc import Sequence
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from controller.config import load_config
@@ -157,6 +157,7 @@ def test_virtual_clock_figures_are_exact_zeros():
     assert figures["lateness_us"] == zero and figures["latency_us"] == zero
 
 
+@settings(deadline=None)
 @given(st.lists(st.floats(0.0, 10.0), min_size=1, max_size=200))
 def test_the_next_deadline_is_always_ahead_and_every_period_is_served_or_missed(lates):
     monitor = DeadlineMonitor(len(lates), PERIOD_S, max_overrun_s=5 * PERIOD_S)

@@ -128,9 +128,8 @@ def test_a_slow_sink_in_a_real_time_trial_gets_every_sample_without_slowing_the_
     summary = run_simulated_trial(config, tmp_path / "trial", realtime=True, sinks=[sink])
     saved = np.load(tmp_path / "rows.npz")
     assert np.array_equal(saved["time_s"], np.arange(300) * 0.002)
-    assert len(saved["firsts"]) >= 2  # the sink slept >= 0.6 s in all, as long as the trial
-    # Had the loop waited for one 0.3 s nap, one sample would be 300 ms late and 150
-    # periods missed. The margins are generous: the machine is shared.
+    # Had the loop waited for one of the sink's 0.3 s naps, one sample would be 300 ms
+    # late and 150 periods missed. The margins are generous: the machine is shared.
     timing = summary["timing"]
     assert timing["lateness_us"]["max"] < 150_000 and timing["misses"] < 75
     per_sample = np.genfromtxt(tmp_path / "trial" / "timing.csv", delimiter=",", names=True)
