@@ -1,15 +1,15 @@
 """Deadline accounting of the loop: lateness, latency, misses and overruns per sample.
 
 The loop owes one sample to every period of its grid: period ``s`` starts (its deadline
-is) at ``s * period_s`` of trial time. For every sample served it reports two instants
-to this monitor, which stores them in preallocated arrays (nothing is allocated, logged
-or locked in the loop):
+is) at ``s * period_s`` of trial time. For every sample served the loop calls this
+monitor three times, and it stores what it learns in preallocated arrays (nothing is
+allocated, logged or locked in the loop):
 
 * ``woke``: how late after the deadline it owed the loop started the sample
   (**lateness**).
-* ``stale``, just before the commands go to the watchdog: True when they would reach
-  the stimulator more than ``max_overrun_s`` after the sample's deadline (a late start,
-  a slow sample, or both). The loop then faults the watchdog first
+* ``stale``, just before the commands go to the watchdog: how late they are, when they
+  would reach the stimulator more than ``max_overrun_s`` after the sample's deadline (a
+  late start, a slow sample, or both); None otherwise. The loop then faults the watchdog first
   (``Watchdog.loop_overrun``): a command that late is stale, and outputs must go off.
 * ``delivered``: the sample's commands have been handed to the watchdog and the
   stimulator. The time from waking (just before ``source.read()``) to here is the
