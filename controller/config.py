@@ -24,10 +24,27 @@ from controller.watchdog import SafetyLimits
 
 
 class LoopConfig(ConfigModel):
-    """Pacing of the control loop."""
+    """Pacing of the control loop; the last four fields matter on a wall clock only."""
 
     sample_rate_hz: float = Field(500.0, ge=100.0, le=2000.0)
     duration_s: float = Field(60.0, gt=0.0, le=86400.0)
+    max_overrun_ms: float = Field(
+        50.0, ge=1.0, le=1000.0,
+        description="A sample started later than this after its deadline faults the "
+        "watchdog (outputs off, latched).",
+    )
+    spin_us: float = Field(
+        200.0, ge=0.0, le=5000.0,
+        description="Busy-wait this long before each deadline instead of sleeping "
+        "(absorbs the OS wake-up delay; costs this share of a core).",
+    )
+    cpu_index: int = Field(
+        -1, ge=-1, le=1023, description="Pin the loop thread to this CPU (-1: no pinning)."
+    )
+    realtime_priority: int = Field(
+        0, ge=0, le=99,
+        description="SCHED_FIFO priority of the loop thread (0: normal scheduling).",
+    )
 
 
 class SimConfig(ConfigModel):

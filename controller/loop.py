@@ -5,6 +5,16 @@ read the sensors, detect the gait phase, schedule stimulation, pass the commands
 the watchdog (the only path to the stimulator) and record what happened. The loop knows
 the interfaces of ``controller.ports`` only, never which back end is behind them.
 
+Timing (``controller.deadlines``): the loop reports when each sample started and when
+its commands were out. Commands that would reach the stimulator later than
+``loop.max_overrun_ms`` after their sample's deadline fault the watchdog first, so they
+go out as "off"; periods missed entirely are skipped, never served in a burst. Before
+the first sample, every stage's numba kernels are warmed up
+(``controller.hotpath.warm_up``, timed and reported), and automatic garbage collection
+is paused for the loop. Nothing in the loop allocates a growing buffer, logs or takes a
+lock: the recorder and the deadline monitor write into preallocated shared arrays,
+which ``controller.trial.writer`` streams to log sinks from its own process.
+
 Whatever ends the loop (the requested duration, the source running out, Ctrl-C, an
 exception), the watchdog turns every output off before ``run_loop`` returns or raises.
 """
@@ -17,7 +27,9 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from controller.clock import Clock
+from controller.deadlines import DeadlineMonitor
 from controller.detect.events import DetectedEvent, Phase
+from controller.hotpath import gc_paused, warm_up
 from controller.ports import Sample, SensorSource, StimCommand
 from controller.trial.recorder import TrialRecorder
 from controller.watchdog import Watchdog
@@ -43,11 +55,15 @@ class Scheduler(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class LoopOutcome:
-    """How the loop ended: samples processed, wall time taken and why it stopped."""
+    """How the loop ended: samples processed, wall time taken and why it stopped.
+
+    ``wall_s`` covers the loop only; ``warm_up_s`` is the JIT warm-up before it.
+    """
 
     samples: int
     wall_s: float
     stopped_by: str  # "duration", "source_ended" or "interrupted"
+    warm_up_s: float = 0.0
 
 
 def run_loop(
@@ -58,26 +74,41 @@ def run_loop(
     clock: Clock,
     recorder: TrialRecorder,
     max_samples: int,
+    deadlines: DeadlineMonitor | None = None,
 ) -> LoopOutcome:
-    """Run until ``max_samples`` samples, the end of the source, or Ctrl-C."""
+    """Run until ``max_samples`` samples, the end of the source, or Ctrl-C.
+
+    ``deadlines`` receives the timing of every sample (by default a monitor without an
+    overrun bound is made and discarded).
+    """
     period_s = source.sample_period_s
+    if deadlines is None:
+        deadlines = DeadlineMonitor(max_samples, period_s)
     stopped_by = "duration"
     samples = 0
+    warm_up_s = warm_up(source, detector, scheduler, watchdog)
     wall_start = time.perf_counter()
-    clock.start()
     try:
-        for k in range(max_samples):
-            clock.wait_until(k * period_s)
-            sample = source.read()
-            if sample is None:
-                stopped_by = "source_ended"
-                break
-            phase, detected = detector.process(sample)
-            delivered = watchdog.submit(sample.t_s, scheduler.step(sample.t_s, phase, detected))
-            recorder.record(sample, phase, delivered, detected)
-            samples += 1
+        with gc_paused():
+            wall_start = time.perf_counter()
+            clock.start()
+            for _ in range(max_samples):
+                deadlines.woke(clock.wait_until(deadlines.due_s))
+                sample = source.read()
+                if sample is None:
+                    stopped_by = "source_ended"
+                    break
+                phase, detected = detector.process(sample)
+                commands = scheduler.step(sample.t_s, phase, detected)
+                late_s = deadlines.stale(clock.now())
+                if late_s is not None:
+                    watchdog.loop_overrun(sample.t_s, late_s)
+                delivered = watchdog.submit(sample.t_s, commands)
+                deadlines.delivered(clock.now())
+                recorder.record(sample, phase, delivered, detected)
+                samples += 1
     except KeyboardInterrupt:
         stopped_by = "interrupted"
     finally:
         watchdog.stop_all()
-    return LoopOutcome(samples, time.perf_counter() - wall_start, stopped_by)
+    return LoopOutcome(samples, time.perf_counter() - wall_start, stopped_by, warm_up_s)

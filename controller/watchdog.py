@@ -147,6 +147,23 @@ class Watchdog:
         self.fault = self.interventions[-1]
         self._stimulator.stop_all()
 
+    def loop_overrun(self, t_s: float, lateness_s: float) -> None:
+        """Latch a fault: the commands of the sample at ``t_s`` are ``lateness_s`` late.
+
+        The loop calls this, before submitting them, when a sample's commands would
+        reach the stimulator later than ``loop.max_overrun_ms`` after its deadline:
+        commands that late are stale, so every output goes off until ``reset``. The
+        intervention's channel is -1 (all channels).
+        """
+        if self.latched:
+            return
+        self.faults += 1
+        self.fault = Intervention(
+            t_s, "loop_overrun", -1, f"sample {lateness_s * 1e3:.3g} ms late", "off"
+        )
+        self.interventions.append(self.fault)
+        self._stimulator.stop_all()
+
     def reset(self) -> None:
         """Clear a latched fault; outputs stay off until the next valid command."""
         self.fault = None

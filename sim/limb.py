@@ -372,6 +372,22 @@ class SimulatedLimb:
         """Samples produced so far (by ``read`` or ``run``)."""
         return self._k
 
+    def warm_up(self) -> None:
+        """Compile (or load from numba's cache) the physics kernel before the loop.
+
+        Runs ``limb_step`` once with the argument types of ``read`` on copies of every
+        array, so the trial itself is unchanged.
+        """
+        strides, features, params, state, buffers, dropouts = (
+            a.copy() for a in self._kernel_arrays
+        )
+        noise = np.zeros((BLOCK_SAMPLES, sensors.NOISE_COLUMNS))
+        truth = np.zeros((1, self._truth.shape[1]))
+        limb_step(
+            0, strides, features, params, state, buffers, dropouts,
+            noise, self._command.copy(), self._sample_out.copy(), truth,
+        )
+
     def read(self) -> Sample | None:
         """The sample at t = k * period, then one period of physics; None at the end."""
         k = self._k

@@ -74,7 +74,8 @@ def test_help_explains_every_sim_option(capsys):
     with pytest.raises(SystemExit):
         main(["sim", "--help"])
     out = capsys.readouterr().out
-    for option in ("--config", "--patient", "--duration-s", "--seed", "--out", "--no-stim"):
+    for option in ("--config", "--patient", "--duration-s", "--seed", "--out", "--no-stim",
+                   "--realtime", "--cpu", "--rt-priority", "--spin-us"):
         assert option in out
 
 

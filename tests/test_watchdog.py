@@ -131,3 +131,17 @@ def test_delivered_output_never_exceeds_a_limit(raw):
                 assert 0 <= c.channel < out.channels
     times = [t for t, _ in out.applied]
     assert times == sorted(set(times))
+
+
+def test_a_loop_overrun_latches_off_until_reset():
+    out = RecordingStimulator()
+    dog = Watchdog(out, LIMITS)
+    dog.submit(0.0, [on()])
+    dog.loop_overrun(0.1, 0.08)
+    dog.loop_overrun(0.2, 0.09)  # already latched: one fault
+    assert dog.faults == 1 and out.stops == 1
+    assert dog.fault is not None and dog.fault.rule == "loop_overrun"
+    assert dog.fault.channel == -1 and dog.fault.requested == "sample 80 ms late"
+    assert dog.submit(0.3, [on()]) == [StimCommand.off(0)]
+    dog.reset()
+    assert dog.submit(0.4, [on()]) == [on()]

@@ -11,8 +11,10 @@ from controller.commands.common import (
     EXIT_INTERRUPTED,
     EXIT_OK,
     EXIT_REQUIREMENT_FAILED,
+    add_realtime_options,
     add_require_option,
     load_checked,
+    realtime_overrides,
 )
 from controller.resources import available
 
@@ -30,6 +32,9 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
         overrides.setdefault("loop", {})["sample_rate_hz"] = args.rate_hz
     if args.stim is not None:
         overrides.setdefault("stim", {})["preset"] = args.stim
+    loop_options = realtime_overrides(args)
+    if loop_options:
+        overrides.setdefault("loop", {}).update(loop_options)
     if args.no_stim:
         overrides.setdefault("stim", {})["enabled"] = False
     return overrides
@@ -39,12 +44,14 @@ def _run(args: argparse.Namespace) -> int:
     from controller.trial.figures import flatten
     from controller.trial.require import failures, parse_requirements
     from controller.trial.simulated import run_simulated_trial
+    from controller.trial.status import StatusLine
     from controller.trial.summary import render_text
 
     checks = parse_requirements(args.require)
     config = load_checked(args.config, _overrides(args))
     out_dir = args.out or Path("runs") / f"{Path(config.sim.patient).stem}-seed{config.sim.seed}"
-    summary = run_simulated_trial(config, out_dir)
+    sinks = [StatusLine(sys.stderr)] if args.realtime else []
+    summary = run_simulated_trial(config, out_dir, args.realtime, sinks, sys.stderr)
     print(render_text(summary))
     print(f"files: {out_dir}/samples.csv, events.csv, summary.json, config.json")
     if summary["stopped_by"] == "interrupted":
@@ -93,6 +100,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     sim.add_argument(
         "--no-stim", action="store_true", help="disable stimulation (the patient's own gait)"
     )
+    sim.add_argument(
+        "--realtime", action="store_true",
+        help="pace the loop by the wall clock, one sample per period as a live loop would, "
+        "print a status line every second (stderr) and report lateness, misses and "
+        "latency in summary.json; without it the trial runs as fast as possible",
+    )
+    add_realtime_options(sim)
     sim.add_argument(
         "--out", type=Path, metavar="DIR",
         help="output folder (default runs/<patient>-seed<N>)",

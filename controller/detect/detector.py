@@ -177,6 +177,13 @@ class GaitDetector:
         self._state = self.setup.new_state()
         self._phase = Phase.UNKNOWN
 
+    def warm_up(self) -> None:
+        """Compile (or load from numba's cache) the kernel before the loop; the state
+        is left unchanged."""
+        setup = self.setup
+        scratch = outbox.new_outbox()
+        detector_step(setup.kind, self._state.copy(), setup.params, 0.0, 0.0, 0.0, scratch)
+
     def step(
         self, t_s: float, gyro_rad_s: float = math.nan, heel_level: float = math.nan
     ) -> tuple[Phase, list[DetectedEvent]]:

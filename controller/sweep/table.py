@@ -20,7 +20,7 @@ from controller.trial.figures import Figure, flatten
 Row = dict[str, Figure]
 #: Figures that measure the machine, not the trial: they differ between runs of the
 #: same sweep. Everything else in the table is a function of the trial's config.
-WALL_CLOCK_FIGURES = frozenset({"real_time_factor"})
+WALL_CLOCK_FIGURES = frozenset({"real_time_factor", "timing.warm_up_ms"})
 LEAD_COLUMNS = ("trial", "dir")
 
 

@@ -16,7 +16,7 @@ import numpy as np
 from controller.detect.events import PHASE_NAMES
 
 #: Written as integers, as is the ``<channel>_stim_on`` flag of every further channel.
-INTEGER_COLUMNS = frozenset({"heel_switch", "stim_on", "pulses"})
+INTEGER_COLUMNS = frozenset({"heel_switch", "stim_on", "pulses", "skipped_periods"})
 
 
 def _format_column(name: str, values: np.ndarray) -> np.ndarray:

@@ -41,6 +41,7 @@ from controller.trial.recorder import TrialRecorder
 from controller.trial.session import (
     GroundTruth,
     TrialParts,
+    new_deadlines,
     output_channels,
     recorded_channels,
     run_trial,
@@ -60,12 +61,20 @@ STOP_REASONS = (
 class BoardPacedClock:
     """The board's stream is the clock: nothing to wait for, ``read`` blocks instead."""
 
+    def __init__(self) -> None:
+        self._t0 = 0.0
+
     def start(self) -> None:
-        """Nothing to start: the board started streaming at connection."""
+        """Note when the loop started: the board started streaming at connection."""
+        self._t0 = time.perf_counter()
 
     def wait_until(self, t_s: float) -> float:
         """Return at once; the next ``read`` waits for the board's sample."""
         return 0.0
+
+    def now(self) -> float:
+        """Seconds since ``start``: the deadline accounting's view of the loop's time."""
+        return time.perf_counter() - self._t0
 
 
 class _UntilWatchdogFault:
@@ -267,6 +276,8 @@ def run_live_trial(
         watchdog=watchdog,
         clock=BoardPacedClock(),
         recorder=_StatusRecorder(n_samples, channel, recorded_channels(config), line),
+        deadlines=new_deadlines(config, n_samples),
+        clock_kind="board",
     )
     ending: dict[str, str] = {}
 

@@ -2,7 +2,10 @@
 
 The loop appends without allocating per sample beyond the detected-event list; the
 columns are written to ``samples.csv`` once the loop has ended (also when it ended by
-Ctrl-C or an error, so nothing recorded is lost).
+Ctrl-C or an error, so nothing recorded is lost). The columns live in shared memory and
+a shared counter is raised after the row it counts is complete, so the log writer
+process (``controller.trial.writer``) can stream rows to log sinks while the loop runs,
+without a lock.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ import numpy as np
 
 from controller.detect.events import DetectedEvent, Phase
 from controller.ports import Sample, StimCommand
+from controller.sharedmem import shared_zeros
 
 SENSOR_COLUMNS = ("time_s", "gyro_rad_s", "heel_switch", "heel_force_n")
 STIM_COLUMNS = ("stim_on", "amplitude_ma", "pulse_width_us", "frequency_hz")
@@ -32,6 +36,7 @@ class TrialRecorder:
         self, capacity: int, channel: int = 0, extra_channels: Mapping[str, int] | None = None
     ) -> None:
         self.channel = channel
+        self.capacity = capacity
         self.count = 0
         self._recorded = {channel: ""} | {
             output: stim_column_prefix(name) for name, output in (extra_channels or {}).items()
@@ -39,7 +44,8 @@ class TrialRecorder:
         names = [*SENSOR_COLUMNS, "phase"]
         for prefix in self._recorded.values():
             names += [prefix + column for column in STIM_COLUMNS]
-        self._columns = {name: np.zeros(capacity) for name in names}
+        self._columns = {name: shared_zeros(capacity) for name in names}
+        self._published = shared_zeros(1, np.int64)
         self.detected: list[DetectedEvent] = []
 
     def record(
@@ -66,7 +72,16 @@ class TrialRecorder:
                 cols[prefix + "frequency_hz"][k] = command.frequency_hz
         self.detected.extend(detected)
         self.count = k + 1
+        self._published[0] = k + 1
+
+    def published(self) -> int:
+        """Rows recorded so far, as the log writer process sees it."""
+        return int(self._published[0])
+
+    def rows(self, start: int, stop: int) -> dict[str, np.ndarray]:
+        """Columns of samples ``start`` to ``stop`` (views; a recorded row never changes)."""
+        return {name: col[start:stop] for name, col in self._columns.items()}
 
     def columns(self) -> dict[str, np.ndarray]:
         """The recorded columns, trimmed to the samples actually recorded."""
-        return {name: col[: self.count] for name, col in self._columns.items()}
+        return self.rows(0, self.count)

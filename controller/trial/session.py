@@ -3,6 +3,10 @@
 Runs the loop, then writes ``samples.csv``, ``events.csv`` and ``summary.json`` (and
 ``config.json`` before the loop starts, so that a trial can be repeated). The files are
 written however the loop ended, also on Ctrl-C or an error, so nothing recorded is lost.
+The loop runs inside the log writer (when sinks are given: they get every sample from
+a separate process while the loop runs) and, for a real-time trial, inside the OS
+settings of ``[loop]`` (CPU pinning, real-time priority); a trial paced by a clock other
+than the virtual one also writes ``timing.csv``, every sample's lateness and latency.
 What differs between back ends is passed in as ``finish``: called once the loop has
 ended, it shuts the back end down and returns the ground truth it has (the simulator's
 exact truth, the board emulator's debug frames, or nothing for a real board) and the
@@ -11,15 +15,17 @@ back end's own entries of the summary.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
 import numpy as np
 
-from controller.clock import Clock
+from controller.clock import Clock, VirtualClock
 from controller.config import TrialConfig
+from controller.deadlines import DeadlineMonitor
 from controller.detect.events import EVENT_NAMES
 from controller.loop import LoopOutcome, PhaseDetector, run_loop
 from controller.ports import SensorSource
@@ -27,6 +33,7 @@ from controller.stim.scheduler import StimScheduler
 from controller.trial.files import write_events_csv, write_json, write_samples_csv
 from controller.trial.recorder import TrialRecorder
 from controller.trial.summary import TrialFacts, summarize
+from controller.trial.writer import LogSink, LogWriter
 from controller.watchdog import Watchdog
 
 
@@ -41,6 +48,8 @@ class TrialParts:
     watchdog: Watchdog
     clock: Clock
     recorder: TrialRecorder
+    deadlines: DeadlineMonitor
+    clock_kind: str = "virtual"  # "virtual", "wall" or "board": the timing block says it
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,30 +74,65 @@ def recorded_channels(config: TrialConfig) -> dict[str, int]:
     return {name: ch.channel for name, ch in config.stim.channels.items() if ch.enabled}
 
 
+def new_deadlines(config: TrialConfig, n_samples: int) -> DeadlineMonitor:
+    """The deadline accounting of a trial of ``n_samples`` with the ``[loop]`` bounds."""
+    loop = config.loop
+    return DeadlineMonitor(n_samples, 1.0 / loop.sample_rate_hz, loop.max_overrun_ms / 1000.0)
+
+
 def run_trial(
-    parts: TrialParts, n_samples: int, out_dir: Path, finish: Finish
+    parts: TrialParts,
+    n_samples: int,
+    out_dir: Path,
+    finish: Finish,
+    sinks: Sequence[LogSink] = (),
+    realtime: bool = False,
+    notes: TextIO | None = None,
 ) -> tuple[LoopOutcome, dict[str, Any]]:
-    """Run the loop for up to ``n_samples``, write the files, return outcome and summary."""
+    """Run the loop for up to ``n_samples``, write the files, return outcome and summary.
+
+    ``realtime`` applies the ``[loop]`` CPU and priority settings around the loop; what
+    they did (or why the OS refused them) is written to ``notes``.
+    """
+    from controller.hotpath import realtime_section
+
     out_dir.mkdir(parents=True, exist_ok=True)
     write_json(out_dir / "config.json", parts.config.model_dump())
+    settings: list[str] = []
+    loop = parts.config.loop
     try:
-        outcome = run_loop(
-            parts.source,
-            parts.detector,
-            parts.scheduler,
-            parts.watchdog,
-            parts.clock,
-            parts.recorder,
-            n_samples,
-        )
+        with contextlib.ExitStack() as stack:
+            if sinks:  # forked first: the writer must not inherit the loop's settings
+                stack.enter_context(LogWriter((parts.recorder, parts.deadlines), sinks))
+            if realtime:
+                settings += stack.enter_context(
+                    realtime_section(loop.cpu_index, loop.realtime_priority)
+                )
+                if notes is not None:
+                    notes.write(f"real-time settings: {'; '.join(settings)}\n")
+            outcome = run_loop(
+                parts.source,
+                parts.detector,
+                parts.scheduler,
+                parts.watchdog,
+                parts.clock,
+                parts.recorder,
+                n_samples,
+                parts.deadlines,
+            )
     except BaseException:
-        write_trial(parts, out_dir, LoopOutcome(parts.recorder.count, 0.0, "error"), finish)
+        failed = LoopOutcome(parts.recorder.count, 0.0, "error")
+        write_trial(parts, out_dir, failed, finish, settings)
         raise
-    return outcome, write_trial(parts, out_dir, outcome, finish)
+    return outcome, write_trial(parts, out_dir, outcome, finish, settings)
 
 
 def write_trial(
-    parts: TrialParts, out_dir: Path, outcome: LoopOutcome, finish: Finish
+    parts: TrialParts,
+    out_dir: Path,
+    outcome: LoopOutcome,
+    finish: Finish,
+    settings: Sequence[str] = (),
 ) -> dict[str, Any]:
     """Finish the back end, score the trial and write its files; returns the summary.
 
@@ -104,6 +148,11 @@ def write_trial(
     true_events = [(t, e) for t, e in truth.events if t < end_s]
     detected = recorder.detected
     write_samples_csv(out_dir / "samples.csv", columns)
+    deadlines = parts.deadlines
+    if not isinstance(parts.clock, VirtualClock):
+        write_samples_csv(out_dir / "timing.csv", deadlines.rows(0, deadlines.count))
+    timing = deadlines.figures(parts.clock_kind, outcome.warm_up_s)
+    timing["settings"] = list(settings)
     write_events_csv(
         out_dir / "events.csv",
         [(t, "true", e) for t, e in true_events]
@@ -122,6 +171,7 @@ def write_trial(
         interventions=[asdict(i) for i in watchdog.interventions],
         stim_timeouts=parts.scheduler.timeouts,
         stim_channels=parts.scheduler.reports(),
+        timing=timing,
     )
     m = parts.config.metrics
     summary = summarize(facts, m.event_tolerance_ms, m.onset_window_ms, m.clearance_trim_fraction)

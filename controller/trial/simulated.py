@@ -1,16 +1,24 @@
 """A closed-loop trial against the simulated patient, from config to files on disk.
 
-Wires the stages of the data flow (simulated limb -> detector -> scheduler ->
-watchdog -> simulated limb) under a virtual clock; ``controller.trial.session`` runs it,
-scores it against the limb's exact ground truth and writes the files.
+Wires the stages of the data flow (simulated limb -> detector -> scheduler -> watchdog
+-> simulated limb) under a virtual clock (as fast as possible) or, with ``realtime``, a
+wall clock that holds the sample period as a live loop would (with the CPU and priority
+settings of ``[loop]``); ``controller.trial.session`` runs it, scores it against the
+limb's exact ground truth and writes the files.
+
+The limb is stepped once per sample served: a period the real-time loop misses is a
+period the simulated patient does not live either, so a real-time trial records the same
+samples as a virtual one (unless a stall beyond ``loop.max_overrun_ms`` made the watchdog
+turn the outputs off) and its timing figures say how well the machine kept time.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 
-from controller.clock import VirtualClock
+from controller.clock import Clock, VirtualClock, WallClock
 from controller.config import TrialConfig
 from controller.detect.config import build_detector
 from controller.loop import LoopOutcome
@@ -19,38 +27,48 @@ from controller.trial.recorder import TrialRecorder
 from controller.trial.session import (
     GroundTruth,
     TrialParts,
+    new_deadlines,
     output_channels,
     recorded_channels,
     run_trial,
 )
+from controller.trial.writer import LogSink
 from controller.watchdog import Watchdog
 from sim.limb import TRUTH_COLUMNS, SimulatedLimb
 from sim.patient import load_patient
 
 
-def run_simulated_trial(config: TrialConfig, out_dir: Path) -> dict[str, Any]:
-    """Run one trial, write its files into ``out_dir`` and return the summary."""
+def run_simulated_trial(
+    config: TrialConfig,
+    out_dir: Path,
+    realtime: bool = False,
+    sinks: Sequence[LogSink] = (),
+    notes: TextIO | None = None,
+) -> dict[str, Any]:
+    """Run one trial, write its files into ``out_dir`` and return the summary.
+
+    ``sinks`` receive every sample in the log writer process while the loop runs; what
+    the real-time settings did (or why the OS refused them) is written to ``notes``.
+    """
     profile = load_patient(config.sim.patient)
-    rate_hz = config.loop.sample_rate_hz
+    loop = config.loop
+    rate_hz = loop.sample_rate_hz
     # The limb has an output for every configured channel (only output 0 drives the ankle).
     limb = SimulatedLimb(
-        profile,
-        rate_hz,
-        config.loop.duration_s,
-        config.sim.seed,
-        channels=max(2, output_channels(config)),
+        profile, rate_hz, loop.duration_s, config.sim.seed, channels=max(2, output_channels(config))
     )
-    n_samples = round(config.loop.duration_s * rate_hz)
+    n_samples = round(loop.duration_s * rate_hz)
+    clock: Clock = WallClock(loop.spin_us * 1e-6) if realtime else VirtualClock()
     parts = TrialParts(
         config=config,
         source=limb,
         detector=build_detector(config.detector, rate_hz),
         scheduler=StimScheduler(config.stim),
         watchdog=Watchdog(limb, config.safety),
-        clock=VirtualClock(),
-        recorder=TrialRecorder(
-            n_samples, config.stim.peroneal.channel, recorded_channels(config)
-        ),
+        clock=clock,
+        recorder=TrialRecorder(n_samples, config.stim.peroneal.channel, recorded_channels(config)),
+        deadlines=new_deadlines(config, n_samples),
+        clock_kind="wall" if realtime else "virtual",
     )
 
     def finish(outcome: LoopOutcome) -> tuple[GroundTruth, dict[str, Any]]:
@@ -59,5 +77,5 @@ def run_simulated_trial(config: TrialConfig, out_dir: Path) -> dict[str, Any]:
         extra = {"config": {"patient": config.sim.patient, "seed": config.sim.seed}}
         return GroundTruth(columns, limb.true_events()), extra
 
-    _, summary = run_trial(parts, n_samples, out_dir, finish)
+    _, summary = run_trial(parts, n_samples, out_dir, finish, sinks, realtime, notes)
     return summary

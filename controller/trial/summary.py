@@ -39,6 +39,7 @@ class TrialFacts:
     interventions: Sequence[Mapping[str, Any]]
     stim_timeouts: int
     stim_channels: Sequence[ChannelReport] = ()
+    timing: Mapping[str, Any] | None = None  # ``DeadlineMonitor.figures`` of the loop
 
 
 def _rounded(value: Any) -> Any:
@@ -229,6 +230,7 @@ def summarize(
             "clamped_commands": facts.clamped_commands,
             "interventions": list(facts.interventions),
         },
+        "timing": dict(facts.timing) if facts.timing is not None else None,
     }
     return _rounded(summary)
 
@@ -306,4 +308,21 @@ def render_text(summary: Mapping[str, Any]) -> str:
     lines.append(
         f"watchdog: {dog['faults']} faults, {dog['clamped_commands']} commands not passed as asked"
     )
+    if summary.get("timing"):
+        lines.append(render_timing(summary["timing"]))
     return "\n".join(lines)
+
+
+def render_timing(timing: Mapping[str, Any]) -> str:
+    """One line on how the loop kept time (on a virtual clock: that it could not miss)."""
+    warm = f"warm-up {_fmt(timing['warm_up_ms'], ' ms')} before the loop"
+    if timing["clock"] == "virtual":
+        return f"timing: virtual clock, every deadline met by construction; {warm}"
+    late, lat = timing["lateness_us"], timing["latency_us"]
+    return (
+        f"timing: {_fmt(timing['period_ms'], ' ms')} period, lateness median "
+        f"{_fmt(late['median'], ' us')}, p99 {_fmt(late['p99'], ' us')}, max "
+        f"{_fmt(late['max'], ' us')}; {timing['misses']} missed periods "
+        f"({_fmt(timing['missed_percent'], ' %')}), {timing['overruns']} overruns; sensor to "
+        f"command p99 {_fmt(lat['p99'], ' us')}; {warm}"
+    )

@@ -1,0 +1,145 @@
+"""Deadline accounting of the loop: lateness, latency, misses and overruns per sample.
+
+The loop owes one sample to every period of its grid: period ``s`` starts (its deadline
+is) at ``s * period_s`` of trial time. For every sample served the loop calls this
+monitor three times, and it stores what it learns in preallocated arrays (nothing is
+allocated, logged or locked in the loop):
+
+* ``woke``: how late after the deadline it owed the loop started the sample
+  (**lateness**).
+* ``stale``, just before the commands go to the watchdog: how late they are, when they
+  would reach the stimulator more than ``max_overrun_s`` after the sample's deadline (a
+  late start, a slow sample, or both); None otherwise. The loop then faults the watchdog first
+  (``Watchdog.loop_overrun``): a command that late is stale, and outputs must go off.
+* ``delivered``: the sample's commands have been handed to the watchdog and the
+  stimulator. The time from waking (just before ``source.read()``) to here is the
+  **sensor-to-command latency**. A sample whose work ends after the next period has
+  begun is an **overrun**: it makes the next sample late.
+
+Catch-up policy (never a burst of stale commands): when the loop wakes one or more whole
+periods after the deadline it owed (a stall: another process, a page fault, a long
+Python pause), the periods that have fully passed are **skipped**: they get no sample
+and no command, and each one counts as a **miss**. The loop serves the period it is in
+at once and then returns to the grid. It never runs the missed periods back to back,
+which would send the stimulator a burst of commands computed for moments already past.
+The lateness recorded for the sample that ends a stall is measured from the deadline it
+owed, so it includes the skipped periods: a 5 ms stall at 1 kHz appears as 5 misses
+and a sample about 5000 us late, not as a sample that was barely late.
+
+On a virtual clock every deadline is met exactly and work takes no virtual time, so all
+figures are exact zeros (a simulated trial stays byte-for-byte reproducible).
+
+The arrays live in shared memory and a shared counter is raised after the row it counts
+is complete, so the log writer process (``controller.trial.writer``) may read the rows
+published so far at any time, without a lock.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from controller.sharedmem import shared_zeros
+
+
+def percentiles_us(values_s: np.ndarray) -> dict[str, float | None]:
+    """``{median, p99, max}`` of durations in seconds, in microseconds (None if empty)."""
+    if values_s.size == 0:
+        return {"median": None, "p99": None, "max": None}
+    us = values_s * 1e6
+    return {
+        "median": float(np.median(us)),
+        "p99": float(np.percentile(us, 99)),
+        "max": float(us.max()),
+    }
+
+
+class DeadlineMonitor:
+    """Lateness, latency, misses and overruns of up to ``capacity`` samples."""
+
+    def __init__(
+        self, capacity: int, period_s: float, max_overrun_s: float = math.inf
+    ) -> None:
+        if capacity < 0:
+            raise ValueError(f"capacity must be non-negative, got {capacity}")
+        if not (math.isfinite(period_s) and period_s > 0.0):
+            raise ValueError(f"period_s must be positive, got {period_s!r}")
+        if not max_overrun_s > 0.0:
+            raise ValueError(f"max_overrun_s must be positive, got {max_overrun_s!r}")
+        self.period_s = period_s
+        self.max_overrun_s = max_overrun_s
+        self.count = 0
+        self.misses = 0
+        self.overruns = 0
+        self._slot = 0
+        self._owed_s = 0.0
+        self._woke_s = 0.0
+        self._lateness_s = shared_zeros(capacity)
+        self._latency_s = shared_zeros(capacity)
+        self._skipped = shared_zeros(capacity, np.int64)
+        self._published = shared_zeros(1, np.int64)
+
+    @property
+    def due_s(self) -> float:
+        """Deadline of the next sample: the start of the first period not yet served."""
+        return self._slot * self.period_s
+
+    def woke(self, lateness_s: float) -> None:
+        """The loop started a sample ``lateness_s`` after ``due_s``; skip missed periods."""
+        k = self.count
+        skipped = int(lateness_s // self.period_s)
+        self._owed_s = self._slot * self.period_s
+        self._woke_s = self._owed_s + lateness_s
+        self._lateness_s[k] = lateness_s
+        self._skipped[k] = skipped
+        self.misses += skipped
+        self._slot += skipped + 1
+
+    def stale(self, now_s: float) -> float | None:
+        """How late commands sent at ``now_s`` would be, if beyond the bound; else None."""
+        late_s = now_s - self._owed_s
+        return late_s if late_s > self.max_overrun_s else None
+
+    def delivered(self, now_s: float) -> None:
+        """The commands of the sample started at the last ``woke`` are out at ``now_s``."""
+        k = self.count
+        self._latency_s[k] = now_s - self._woke_s
+        if now_s > self._slot * self.period_s:
+            self.overruns += 1
+        self.count = k + 1
+        self._published[0] = k + 1
+
+    def published(self) -> int:
+        """Samples accounted so far, as the log writer process sees it."""
+        return int(self._published[0])
+
+    def rows(self, start: int, stop: int) -> dict[str, np.ndarray]:
+        """Timing of samples ``start`` to ``stop`` (views; rows never change once counted)."""
+        return {
+            "lateness_us": self._lateness_s[start:stop] * 1e6,
+            "latency_us": self._latency_s[start:stop] * 1e6,
+            "skipped_periods": self._skipped[start:stop],
+        }
+
+    def figures(self, clock: str, warm_up_s: float) -> dict[str, Any]:
+        """The ``timing`` block of ``summary.json``."""
+        n = self.count
+        lateness, latency = self._lateness_s[:n], self._latency_s[:n]
+        owed = n + self.misses
+        return {
+            "clock": clock,
+            "period_ms": self.period_s * 1e3,
+            "samples": n,
+            "misses": self.misses,
+            "missed_percent": 100.0 * self.misses / owed if owed else 0.0,
+            "overruns": self.overruns,
+            "lateness_us": percentiles_us(lateness),
+            "latency_us": percentiles_us(latency),
+            "first_sample": {
+                "lateness_us": float(lateness[0] * 1e6) if n else None,
+                "latency_us": float(latency[0] * 1e6) if n else None,
+            },
+            "warm_up_ms": warm_up_s * 1e3,
+        }

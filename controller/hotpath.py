@@ -1,0 +1,164 @@
+"""Keeping surprises out of the loop's hot path.
+
+What can make one sample of an otherwise fast loop late, and what this module does:
+
+* **The JIT.** A numba kernel compiles (or loads its cache) on its first call, which
+  takes from tens of milliseconds to seconds. ``warm_up`` calls ``warm_up()`` on every
+  stage that has one (``WarmsUp``) before the loop starts; each stage runs its kernels
+  once on scratch copies of its state, with the argument types of the loop, so the
+  first sample finds them compiled and the trial itself is unchanged.
+* **The garbage collector.** A cyclic collection walks every tracked object and can take
+  milliseconds. ``gc_paused`` freezes what exists (moves it out of the collector's
+  reach), disables automatic collection for the loop and re-enables it afterwards. The
+  loop creates no reference cycles (a test checks it), so nothing accumulates.
+* **The operating system.** ``realtime_section`` optionally pins the calling thread to
+  one CPU (``os.sched_setaffinity``) and gives it a real-time priority
+  (``SCHED_FIFO`` through ``os.sched_setscheduler``), so that other processes cannot
+  preempt it. It always lowers the thread's timer slack to 1 ns (Linux ``prctl``), so
+  that a sleep ends when asked and not up to 50 us later, and the interpreter's switch
+  interval to 100 us, so that another Python thread holding the GIL must let go of it
+  that soon once the loop wants it (helpers that can live in a process should: see
+  ``controller.trial.writer``). Whatever the OS refuses is reported in a plain sentence
+  and the loop runs without it; everything is restored on exit. Pinning and priority
+  are per thread on Linux and inherited by threads and processes started inside the
+  section, so helpers (the log writer process) start before it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import gc
+import os
+import sys
+import time
+from collections.abc import Iterator
+from typing import Protocol, runtime_checkable
+
+_PR_SET_TIMERSLACK = 29
+_PR_GET_TIMERSLACK = 30
+_LOOP_TIMER_SLACK_NS = 1
+#: Longest time another Python thread may keep the GIL once the loop wants it back
+#: (CPython's default is 5 ms, five whole periods at 1 kHz).
+LOOP_SWITCH_INTERVAL_S = 100e-6
+RT_PRIORITY_HINT = (
+    "needs root, CAP_SYS_NICE or an rtprio limit (e.g. '@fes - rtprio 80' in "
+    "/etc/security/limits.conf)"
+)
+
+
+@runtime_checkable
+class WarmsUp(Protocol):
+    """A stage with numba kernels that can compile them before the first sample."""
+
+    def warm_up(self) -> None:
+        """Run every kernel once on scratch copies of the state; change nothing."""
+        ...
+
+
+def warm_up(*stages: object) -> float:
+    """Warm up every stage that can; return the seconds it took."""
+    start = time.perf_counter()
+    for stage in stages:
+        if isinstance(stage, WarmsUp):
+            stage.warm_up()
+    return time.perf_counter() - start
+
+
+@contextlib.contextmanager
+def gc_paused() -> Iterator[None]:
+    """No automatic garbage collection inside the block; restored afterwards."""
+    was_enabled = gc.isenabled()
+    gc.collect()
+    gc.freeze()
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.unfreeze()
+        if was_enabled:
+            gc.enable()
+
+
+def _libc() -> ctypes.CDLL | None:
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        return ctypes.CDLL(None, use_errno=True)
+    except OSError:
+        return None
+
+
+def _set_timer_slack(libc: ctypes.CDLL | None, slack_ns: int) -> int | None:
+    """Set this thread's timer slack; return the previous one (None where unsupported)."""
+    if libc is None:
+        return None
+    previous = int(libc.prctl(_PR_GET_TIMERSLACK, 0, 0, 0, 0))
+    if previous < 0 or libc.prctl(_PR_SET_TIMERSLACK, slack_ns, 0, 0, 0) != 0:
+        return None
+    return previous
+
+
+def _pin(cpu_index: int, notes: list[str]) -> set[int] | None:
+    """Pin this thread to ``cpu_index``; return the previous CPU set, None if not done."""
+    if not hasattr(os, "sched_setaffinity"):
+        notes.append(f"CPU {cpu_index} not pinned: this OS has no sched_setaffinity")
+        return None
+    previous = os.sched_getaffinity(0)
+    if cpu_index not in previous:
+        notes.append(
+            f"CPU {cpu_index} not pinned: this process may use CPUs {sorted(previous)}"
+        )
+        return None
+    try:
+        os.sched_setaffinity(0, {cpu_index})
+    except OSError as err:
+        notes.append(f"CPU {cpu_index} not pinned: {err.strerror}")
+        return None
+    notes.append(f"pinned to CPU {cpu_index}")
+    return previous
+
+
+def _raise_priority(priority: int, notes: list[str]) -> tuple[int, int] | None:
+    """SCHED_FIFO at ``priority``; return the previous (policy, priority), None if not done."""
+    if not hasattr(os, "sched_setscheduler"):
+        notes.append(f"real-time priority {priority} not set: this OS has no SCHED_FIFO")
+        return None
+    previous = (os.sched_getscheduler(0), os.sched_getparam(0).sched_priority)
+    try:
+        os.sched_setscheduler(0, os.SCHED_FIFO, os.sched_param(priority))
+    except OSError as err:
+        notes.append(
+            f"real-time priority {priority} not set ({err.strerror}): SCHED_FIFO "
+            f"{RT_PRIORITY_HINT}; the loop runs at normal priority"
+        )
+        return None
+    notes.append(f"SCHED_FIFO priority {priority}")
+    return previous
+
+
+@contextlib.contextmanager
+def realtime_section(cpu_index: int = -1, priority: int = 0) -> Iterator[list[str]]:
+    """Tune the calling thread for the loop; yield what was done or refused, in words.
+
+    ``cpu_index`` -1 leaves the affinity alone; ``priority`` 0 leaves the scheduling
+    policy alone (1-99 asks for ``SCHED_FIFO`` at that priority).
+    """
+    notes: list[str] = []
+    libc = _libc()
+    slack = _set_timer_slack(libc, _LOOP_TIMER_SLACK_NS)
+    notes.append("timer slack 1 ns" if slack is not None else "timer slack unchanged")
+    switch_interval = sys.getswitchinterval()
+    sys.setswitchinterval(LOOP_SWITCH_INTERVAL_S)
+    affinity = _pin(cpu_index, notes) if cpu_index >= 0 else None
+    policy = _raise_priority(priority, notes) if priority > 0 else None
+    try:
+        yield notes
+    finally:
+        if policy is not None:
+            os.sched_setscheduler(0, policy[0], os.sched_param(policy[1]))
+        if affinity is not None:
+            os.sched_setaffinity(0, affinity)
+        sys.setswitchinterval(switch_interval)
+        if slack is not None:
+            _set_timer_slack(libc, slack)

@@ -1,0 +1,149 @@
+"""Streaming the loop's record to log sinks from a process of its own.
+
+The loop writes every sample into preallocated arrays in shared memory
+(``TrialRecorder``, ``DeadlineMonitor``, see ``controller.sharedmem``) and then
+publishes how many rows are complete; it never writes a file, prints or waits for
+anyone. A ``LogWriter`` process, forked before the loop starts, polls the published
+counts every ``poll_s``, hands each sink the rows that appeared since, in order, and
+makes a final pass when stopped. So:
+
+* a slow sink delays only the writer, never the loop: they share no lock, no queue and
+  no interpreter (a writer *thread* would share the GIL, and every time it wakes the
+  loop can be made to wait until the OS schedules it: stalls of several milliseconds
+  were measured that way on a loaded machine);
+* no sample is lost however slow a sink is: the arrays hold the whole trial and a row is
+  never overwritten, so a sink that falls behind simply gets larger blocks later
+  (``max_backlog`` says how far behind the sinks ran, in samples).
+
+Publication order: the loop raises a count only after the row it counts is complete. The
+writer reads, at each poll, only the rows that were already published at the previous
+poll (one ``poll_s`` earlier), so that a CPU which makes stores visible out of order
+(not x86-64, but ARM may) has long made the row visible too; the final pass after the
+stop signal (a semaphore, which orders memory on every CPU) reads everything.
+
+A sink that raises ends the writer process with its traceback on stderr; ``stop``
+then raises ``LogWriterError``. The loop carries on regardless: a broken log must not
+take the outputs out of control. The writer process is forked before
+``controller.hotpath.realtime_section``, so it keeps normal priority and any CPU.
+Sinks run in that process: what they keep in memory stays there (write results to a
+file or a stream).
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+import signal
+from collections.abc import Mapping, Sequence
+from types import TracebackType
+from typing import Protocol
+
+import numpy as np
+
+from controller.sharedmem import shared_zeros
+
+_WRITTEN = 0
+_MAX_BACKLOG = 1
+
+
+class LogWriterError(RuntimeError):
+    """A log sink failed; its traceback was printed by the writer process."""
+
+
+class Tail(Protocol):
+    """Preallocated per-sample rows in shared memory, published in order."""
+
+    def published(self) -> int:
+        """Rows complete so far; they will not change."""
+        ...
+
+    def rows(self, start: int, stop: int) -> dict[str, np.ndarray]: ...
+
+
+class LogSink(Protocol):
+    """Receives the trial's rows in order, in blocks, in the writer process."""
+
+    def write(self, first: int, rows: Mapping[str, np.ndarray]) -> None:
+        """Rows ``first`` to ``first + len(block) - 1``, one array per column."""
+        ...
+
+    def close(self) -> None: ...
+
+
+class LogWriter:
+    """A process that copies newly completed rows of ``tails`` to every sink."""
+
+    def __init__(
+        self, tails: Sequence[Tail], sinks: Sequence[LogSink], poll_s: float = 0.05
+    ) -> None:
+        if not poll_s > 0.0:
+            raise ValueError(f"poll_s must be positive, got {poll_s!r}")
+        self._tails = tuple(tails)
+        self._sinks = tuple(sinks)
+        self._poll_s = poll_s
+        context = multiprocessing.get_context("fork")
+        self._stop = context.Event()
+        self._process = context.Process(target=self._run, name="fes-log-writer", daemon=True)
+        self._progress = shared_zeros(2, np.int64)
+
+    @property
+    def written(self) -> int:
+        """Rows every sink has received."""
+        return int(self._progress[_WRITTEN])
+
+    @property
+    def max_backlog(self) -> int:
+        """The most rows that were ever waiting for the sinks at one poll."""
+        return int(self._progress[_MAX_BACKLOG])
+
+    def start(self) -> None:
+        """Fork the writer (before the loop, and before any real-time settings)."""
+        self._process.start()
+
+    def stop(self) -> None:
+        """Let the writer pass on what is left, close the sinks and end; wait for it."""
+        self._stop.set()
+        self._process.join()
+        if self._process.exitcode != 0:
+            raise LogWriterError(
+                f"the log writer failed (exit code {self._process.exitcode}); "
+                "its traceback is above"
+            )
+
+    def __enter__(self) -> LogWriter:
+        self.start()
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        value: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    def _ready(self) -> int:
+        return min(tail.published() for tail in self._tails)
+
+    def _run(self) -> None:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the loop's to handle
+        parent = os.getppid()
+        seen = 0
+        while not self._stop.wait(self._poll_s) and os.getppid() == parent:
+            self._write_up_to(seen)
+            seen = self._ready()
+        self._write_up_to(self._ready())
+        for sink in self._sinks:
+            sink.close()
+
+    def _write_up_to(self, ready: int) -> None:
+        written = self.written
+        if ready <= written:
+            return
+        self._progress[_MAX_BACKLOG] = max(self.max_backlog, ready - written)
+        rows: dict[str, np.ndarray] = {}
+        for tail in self._tails:
+            rows |= tail.rows(written, ready)
+        for sink in self._sinks:
+            sink.write(written, rows)
+        self._progress[_WRITTEN] = ready

@@ -1,0 +1,29 @@
+"""``python -m controller.bench`` prints the timing figures it promises (short runs only)."""
+
+from __future__ import annotations
+
+from controller.bench import main
+
+
+def test_bench_prints_miss_rate_lateness_and_latency(capsys):
+    assert main(["--duration-s", "0.3", "--rate-hz", "500", "--platform-s", "0.05"]) == 0
+    out = capsys.readouterr().out
+    assert "load average" in out
+    assert "samples served: " in out and "periods missed: " in out
+    for label in ("lateness (us)", "sensor-to-command (us)"):
+        (line,) = [row for row in out.splitlines() if row.startswith(label)]
+        assert "p50" in line and "p99.9" in line and "max" in line
+    assert "warm-up before the loop:" in out and "first sample: lateness" in out
+    assert "platform check (timer slack" in out and "a bare spinning thread lost" in out
+
+
+def test_bench_profile_names_the_loop_stages(capsys):
+    assert main(["--duration-s", "0.5", "--profile"]) == 0
+    out = capsys.readouterr().out
+    assert "tottime" in out
+    assert "read" in out and "submit" in out
+
+
+def test_bench_bad_option_exits_2(capsys):
+    assert main(["--rate-hz", "5"]) == 2
+    assert "loop.sample_rate_hz" in capsys.readouterr().err

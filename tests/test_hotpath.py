@@ -1,0 +1,150 @@
+"""The hot path: JIT warm-up before the first sample, no GC in the loop, OS settings."""
+
+from __future__ import annotations
+
+import gc
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+from controller import hotpath
+from controller.clock import VirtualClock
+from controller.config import load_config
+from controller.detect.config import build_detector
+from controller.detect.detector import GaitDetector
+from controller.loop import run_loop
+from controller.stim.scheduler import StimScheduler
+from controller.trial.recorder import TrialRecorder
+from controller.watchdog import Watchdog
+from sim.limb import SimulatedLimb
+from sim.patient import load_patient
+
+
+def parts(duration_s: float = 1.0, rate_hz: float = 500.0):
+    config = load_config()
+    limb = SimulatedLimb(load_patient("moderate"), rate_hz, duration_s, seed=2)
+    n = round(duration_s * rate_hz)
+    return (
+        limb, build_detector(config.detector, rate_hz), StimScheduler(config.stim),
+        Watchdog(limb, config.safety), n,
+    )
+
+
+def test_warm_up_happens_before_the_clock_starts_and_changes_nothing(tmp_path):
+    order: list[str] = []
+
+    class NotingDetector(GaitDetector):
+        def warm_up(self) -> None:
+            order.append("warm_up")
+            super().warm_up()
+
+        def process(self, sample):
+            order.append("sample")
+            return super().process(sample)
+
+    class NotingClock(VirtualClock):
+        def start(self) -> None:
+            order.append("clock_start")
+            super().start()
+
+    limb, _, scheduler, watchdog, n = parts()
+    detector = NotingDetector(load_config().detector.setup(), 500.0)
+    recorder = TrialRecorder(n)
+    outcome = run_loop(limb, detector, scheduler, watchdog, NotingClock(), recorder, n)
+    assert order[:3] == ["warm_up", "clock_start", "sample"]
+    assert outcome.warm_up_s > 0.0
+
+    # The warmed-up trial is the trial without warm-up, sample for sample.
+    limb2, detector2, scheduler2, watchdog2, _ = parts()
+    recorder2 = TrialRecorder(n)
+    for _ in range(n):
+        sample = limb2.read()
+        assert sample is not None
+        phase, detected = detector2.process(sample)
+        delivered = watchdog2.submit(
+            sample.t_s, scheduler2.step(sample.t_s, phase, tuple(e.event for e in detected))
+        )
+        recorder2.record(sample, phase, delivered, detected)
+    for name, column in recorder.columns().items():
+        assert (column == recorder2.columns()[name]).all(), name
+    assert (limb.truth()["ankle_angle_deg"] == limb2.truth()["ankle_angle_deg"]).all()
+
+
+def test_the_loop_never_compiles_after_warm_up():
+    """In a fresh interpreter: the loop calls every kernel with the warmed-up types."""
+    script = textwrap.dedent(
+        """
+        from controller.clock import VirtualClock
+        from controller.config import load_config
+        from controller.detect.config import build_detector
+        from controller.detect.detector import detector_step
+        from controller.hotpath import warm_up
+        from controller.loop import run_loop
+        from controller.stim.scheduler import StimScheduler
+        from controller.trial.recorder import TrialRecorder
+        from controller.watchdog import Watchdog
+        from sim.limb import SimulatedLimb, limb_step
+        from sim.patient import load_patient
+
+        config = load_config()
+        limb = SimulatedLimb(load_patient("moderate"), 1000.0, 0.5, seed=0)
+        detector = build_detector(config.detector, 1000.0)
+        warm_up(limb, detector)
+        kernels = (limb_step, detector_step)
+        before = [list(k.signatures) for k in kernels]
+        run_loop(limb, detector, StimScheduler(config.stim), Watchdog(limb, config.safety),
+                 VirtualClock(), TrialRecorder(500), 500)
+        after = [list(k.signatures) for k in kernels]
+        print(len(before[0]), len(before[1]), before == after)
+        """
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True
+    )
+    assert result.stdout.split() == ["1", "1", "True"]
+
+
+def test_the_loop_leaves_no_cyclic_garbage_so_pausing_gc_cannot_leak():
+    limb, detector, scheduler, watchdog, n = parts(duration_s=4.0)
+    gc.collect()
+    run_loop(limb, detector, scheduler, watchdog, VirtualClock(), TrialRecorder(n), n)
+    assert gc.isenabled()
+    assert gc.collect() == 0
+
+
+def test_gc_is_off_inside_the_block_and_restored_after():
+    assert gc.isenabled()
+    with hotpath.gc_paused():
+        assert not gc.isenabled()
+        assert gc.get_freeze_count() > 0
+    assert gc.isenabled() and gc.get_freeze_count() == 0
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_setaffinity"), reason="Linux only")
+def test_realtime_section_pins_and_restores():
+    allowed = os.sched_getaffinity(0)
+    cpu = min(allowed)
+    with hotpath.realtime_section(cpu_index=cpu) as notes:
+        assert os.sched_getaffinity(0) == {cpu}
+        assert f"pinned to CPU {cpu}" in notes
+    assert os.sched_getaffinity(0) == allowed
+    with hotpath.realtime_section(cpu_index=max(allowed) + 1) as notes:
+        assert os.sched_getaffinity(0) == allowed
+    assert any("not pinned" in note for note in notes)
+
+
+@pytest.mark.skipif(not hasattr(os, "sched_setscheduler"), reason="Linux only")
+def test_a_refused_realtime_priority_is_explained_and_the_loop_goes_on(monkeypatch):
+    def refuse(pid, policy, param):
+        raise PermissionError(1, "Operation not permitted")
+
+    monkeypatch.setattr(os, "sched_setscheduler", refuse)
+    policy = os.sched_getscheduler(0)
+    with hotpath.realtime_section(priority=50) as notes:
+        assert os.sched_getscheduler(0) == policy
+    (note,) = [n for n in notes if "priority" in n]
+    assert "not set (Operation not permitted)" in note
+    assert "CAP_SYS_NICE" in note and "normal priority" in note
