@@ -7,6 +7,7 @@ import pytest
 from serial.tools.list_ports_common import ListPortInfo
 
 from controller.cli import main
+from controller.commands.common import EXIT_NO_BOARD, EXIT_REFUSED
 from hw.emulator import EmulatorConfig, serve_in_thread
 from hw.firmware import FirmwareSettings
 
@@ -96,6 +97,14 @@ def test_help_explains_every_option(command, capsys):
     }[command]
     for option in parser_options:
         assert option in out
+
+
+def test_run_help_gives_the_exit_codes_it_returns(capsys):
+    with pytest.raises(SystemExit):
+        main(["run", "--help"])
+    out = " ".join(capsys.readouterr().out.split())
+    assert f"{EXIT_NO_BOARD} no board answers" in out
+    assert f"{EXIT_REFUSED} board refused" in out
 
 
 def fake_port(device: str, vid: int | None, pid: int | None, description: str) -> ListPortInfo:

@@ -40,12 +40,14 @@ EXIT_BY_STOP = {
 }
 
 EPILOG = (
-    "exit codes: 0 trial completed; 2 bad usage or configuration; 3 no board answers on "
-    "the port; 4 board refused (unknown firmware, limits looser than the safety limits, "
-    "wrong sample rate or too few channels); 5 link lost (unplugged, silent, not "
-    "acknowledging); 6 board fault or command refused by the board; 7 safety watchdog "
-    "fault; 8 host fell behind the board's stream; 130 Ctrl-C. In every case after "
-    "connection the outputs are switched off, STOP_ALL is sent and the files are written."
+    f"exit codes: {EXIT_OK} trial completed; 2 bad usage or configuration; "
+    f"{EXIT_NO_BOARD} no board answers on the port; {EXIT_REFUSED} board refused (unknown "
+    "firmware, limits looser than the safety limits, wrong sample rate or too few "
+    f"channels); {EXIT_LINK_LOST} link lost (unplugged, silent, not acknowledging); "
+    f"{EXIT_BOARD_FAULT} board fault or command refused by the board; "
+    f"{EXIT_WATCHDOG_FAULT} safety watchdog fault; {EXIT_HOST_FAULT} host fell behind the "
+    f"board's stream; {EXIT_INTERRUPTED} Ctrl-C. In every case after connection the "
+    "outputs are switched off, STOP_ALL is sent and the files are written."
 )
 
 
