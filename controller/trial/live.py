@@ -59,30 +59,45 @@ STOP_REASONS = (
 
 
 class BoardPacedClock:
-    """The board's stream is the clock: nothing to wait for, ``read`` blocks instead."""
+    """The board's stream is the clock: nothing to wait for, ``read`` blocks instead.
+
+    For the deadline accounting, a sample is due when it arrives: ``now`` is the due time
+    of the sample being served plus the wall time since the source marked its arrival.
+    So the loop's lateness is zero by construction and its sensor-to-command latency and
+    overruns measure the host's own work, not the board's pace (the link's round trip is
+    ``python -m hw.bench``'s figure).
+    """
 
     def __init__(self) -> None:
-        self._t0 = 0.0
+        self._due_s = 0.0
+        self._arrival = time.perf_counter()
 
     def start(self) -> None:
-        """Note when the loop started: the board started streaming at connection."""
-        self._t0 = time.perf_counter()
+        """Nothing to start: the board started streaming at connection."""
+        self._arrival = time.perf_counter()
 
     def wait_until(self, t_s: float) -> float:
-        """Return at once; the next ``read`` waits for the board's sample."""
+        """Return at once, on time; the next ``read`` waits for the board's sample."""
+        self._due_s = t_s
         return 0.0
 
+    def arrived(self) -> None:
+        """The sample being served has just arrived: it is due now."""
+        self._arrival = time.perf_counter()
+
     def now(self) -> float:
-        """Seconds since ``start``: the deadline accounting's view of the loop's time."""
-        return time.perf_counter() - self._t0
+        """The due time of the sample being served plus the time since it arrived."""
+        return self._due_s + time.perf_counter() - self._arrival
 
 
 class _UntilWatchdogFault:
-    """The board as the loop's source, ended by the first watchdog fault as well."""
+    """The board as the loop's source, ended by the first watchdog fault as well; it
+    tells the board-paced clock when each sample arrives."""
 
-    def __init__(self, board: Board, watchdog: Watchdog) -> None:
+    def __init__(self, board: Board, watchdog: Watchdog, clock: BoardPacedClock) -> None:
         self._board = board
         self._watchdog = watchdog
+        self._clock = clock
 
     @property
     def sample_period_s(self) -> float:
@@ -91,7 +106,9 @@ class _UntilWatchdogFault:
     def read(self) -> Sample | None:
         if self._watchdog.latched:
             return None
-        return self._board.read()
+        sample = self._board.read()
+        self._clock.arrived()
+        return sample
 
     def close(self) -> None:
         self._board.close()
@@ -268,13 +285,14 @@ def run_live_trial(
     board.add_fault_listener(lambda fault: _report(report, fault))
     watchdog = Watchdog(board, config.safety)
     line = StatusLine(status, board, watchdog)
+    clock = BoardPacedClock()
     parts = TrialParts(
         config=config,
-        source=_UntilWatchdogFault(board, watchdog),
+        source=_UntilWatchdogFault(board, watchdog, clock),
         detector=build_detector(config.detector, rate_hz),
         scheduler=StimScheduler(config.stim),
         watchdog=watchdog,
-        clock=BoardPacedClock(),
+        clock=clock,
         recorder=_StatusRecorder(n_samples, channel, recorded_channels(config), line),
         deadlines=new_deadlines(config, n_samples),
         clock_kind="board",
