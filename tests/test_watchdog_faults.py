@@ -110,6 +110,15 @@ def test_the_monitor_waits_for_the_first_command_and_stops_with_its_block():
     assert dog.faults == 1
 
 
+def test_an_orderly_stop_disarms_the_monitor():
+    dog = Watchdog(RecordingStimulator(), SafetyLimits())
+    with dog.monitoring():
+        dog.submit(0.0, [STEADY])
+        dog.stop_all()
+        time.sleep(0.06)
+    assert dog.faults == 0
+
+
 def test_a_monitor_check_that_fails_is_itself_a_fault():
     class BrokenAck(RecordingStimulator):
         @property

@@ -65,6 +65,7 @@ ALL_CHANNELS = -1
 #: Relative slack of the rise check, so that a ramp exactly at the limit is not clamped
 #: by floating-point rounding.
 RISE_TOLERANCE = 1e-9
+PULSE_CACHE_SIZE = 256
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,6 +115,14 @@ def describe(command: object) -> str:
     return text
 
 
+def _requested_on(channel: int, commands: Sequence[StimCommand]) -> object:
+    """The last command of ``commands`` for ``channel``, or "held on" (none this time)."""
+    for command in reversed(commands):
+        if command.channel == channel:
+            return command
+    return "held on"
+
+
 def sample_ok(sample: Sample) -> bool:
     """A sample the controller can act on: finite time, a plausible gyroscope reading
     (not NaN, not beyond any sensor's range) and a heel switch that is 0 or 1."""
@@ -154,6 +163,9 @@ class Watchdog:
         self.clamped_commands = 0
         self._lock = threading.Lock()
         self._channels = [ChannelHistory() for _ in range(stimulator.channels)]
+        # Pulses already found within every per-pulse limit (a held level repeats its
+        # pulse at every sample); the limits are immutable, so the answer cannot change.
+        self._pulses_within_limits: set[Pulse] = set()
         self._last_t_s = -math.inf
         # Sensor and detector health, in trial time.
         self._first_observed_s = math.nan
@@ -221,8 +233,10 @@ class Watchdog:
         self._stimulator.stop_all()
 
     def stop_all(self) -> None:
-        """Turn every output off now (end of a trial); does not latch a fault."""
+        """Turn every output off now (end of a trial); does not latch a fault. The
+        monitor disarms until the next ``submit``: nothing is on to guard."""
         with self._lock:
+            self._armed = False
             for channel in self._channels:
                 channel.force_off(self._last_t_s)
         self._stimulator.stop_all()
@@ -319,7 +333,7 @@ class Watchdog:
                 self._channels[out.channel].deliver(t_s, peak if stimulates else 0.0)
                 delivered.append(out)
             self._last_t_s = t_s
-            breach = self._held_breach(t_s, {c.channel: c for c in commands})
+            breach = self._held_breach(t_s, commands)
         if breach is not None:
             t_log = self._log_time(t_s)
             self._latch(t_log, breach)
@@ -365,9 +379,13 @@ class Watchdog:
             return _Breach("negative_value", channel, command, "")
         if not _stimulates(command, pulse):
             return pulse
-        breaches = pulse_breaches(self.limits, pulse)
-        if breaches:
-            return _Breach(breaches[0].rule, channel, command, breaches[0].describe())
+        if pulse not in self._pulses_within_limits:
+            breaches = pulse_breaches(self.limits, pulse)
+            if breaches:
+                return _Breach(breaches[0].rule, channel, command, breaches[0].describe())
+            if len(self._pulses_within_limits) >= PULSE_CACHE_SIZE:
+                self._pulses_within_limits.clear()
+            self._pulses_within_limits.add(pulse)
         return pulse
 
     def _limit_rise(
@@ -397,7 +415,7 @@ class Watchdog:
         slowed = dataclasses.replace(command, **changes)
         return slowed, pulse_of(slowed), why
 
-    def _held_breach(self, t_s: float, requested: dict[int, object]) -> _Breach | None:
+    def _held_breach(self, t_s: float, requested: Sequence[StimCommand]) -> _Breach | None:
         """Limits over time, for every channel as it stands after this submit."""
         lim = self.limits
         sensor = self._sensor_breach(t_s)
@@ -406,7 +424,7 @@ class Watchdog:
         for index, history in enumerate(self._channels):
             if not history.on:
                 continue
-            text = requested.get(index, "held on")
+            text = _requested_on(index, requested)
             on_ms = history.continuous_on_s(t_s) * 1000.0
             if on_ms > lim.max_continuous_on_ms:
                 return _Breach("max_continuous_on_ms", index, text,
@@ -415,11 +433,20 @@ class Watchdog:
             if duty > lim.max_duty_cycle:
                 return _Breach("max_duty_cycle", index, text,
                                f"duty cycle {duty:.3f} > {lim.max_duty_cycle:g}")
-            unknown_ms = (t_s - self._unknown_since_s) * 1000.0
-            if unknown_ms > lim.max_unknown_phase_ms:  # False while NaN (phase known)
-                return _Breach("max_unknown_phase_ms", index, text,
+        return self._unknown_phase_breach(t_s, requested)
+
+    def _unknown_phase_breach(
+        self, t_s: float, requested: Sequence[StimCommand]
+    ) -> _Breach | None:
+        """A channel stimulating while the phase has been unknown for too long."""
+        unknown_ms = (t_s - self._unknown_since_s) * 1000.0
+        if not unknown_ms > self.limits.max_unknown_phase_ms:  # also while NaN (known)
+            return None
+        for index, history in enumerate(self._channels):
+            if history.on:
+                return _Breach("max_unknown_phase_ms", index, _requested_on(index, requested),
                                f"phase unknown for {unknown_ms:.1f} ms > "
-                               f"{lim.max_unknown_phase_ms:g} ms while stimulating")
+                               f"{self.limits.max_unknown_phase_ms:g} ms while stimulating")
         return None
 
     def _sensor_breach(self, t_s: float) -> _Breach | None:
@@ -455,7 +482,7 @@ class Watchdog:
         if self.fault is not None:
             return None
         if breach is None:
-            breach = self._held_breach(t_s, {})
+            breach = self._unknown_phase_breach(t_s, ())
         if breach is not None:
             self._latch(t_s, breach)
         return breach
