@@ -64,14 +64,14 @@ def value(low: float, high: float) -> st.SearchStrategy[float]:
 
 
 # Strategies are built once here (not per draw): generation dominates the run time.
-CHANNEL = st.sampled_from([0, 1] * 15 + [-1, CHANNELS, 7])
+CHANNEL = st.sampled_from([0, 1] * 30 + [-1, CHANNELS])
 ON = st.sampled_from([True, True, True, False])
 WILD_AMPLITUDE, WILD_WIDTH, WILD_FREQUENCY = value(0.0, 60.0), value(0.0, 450.0), value(0.0, 60.0)
 TAME = st.builds(StimCommand, CHANNEL, ON, st.floats(0.0, 45.0), st.floats(0.0, 380.0),
                  st.floats(0.0, 50.0))
 WILD = st.builds(StimCommand, CHANNEL, ON, WILD_AMPLITUDE, WILD_WIDTH, WILD_FREQUENCY)
-IMBALANCE = st.one_of(st.just(0.0), st.just(0.0), st.sampled_from([0.001, -0.01, 0.2, -1.0]),
-                      st.floats(-1.0, 1.0))
+IMBALANCE = st.one_of(st.just(0.0), st.just(0.0), st.just(0.0), st.just(0.0),
+                      st.sampled_from([0.001, -0.01, 0.2, -1.0]), st.floats(-1.0, 1.0))
 
 
 @st.composite
@@ -83,27 +83,34 @@ def asymmetric(draw) -> AsymmetricCommand:
     width = base.pulse_width_us / ratio * (1.0 + draw(IMBALANCE))
     return AsymmetricCommand(
         base.channel, base.on, base.amplitude_ma, base.pulse_width_us, base.frequency_hz,
-        draw(st.one_of(st.just(base.amplitude_ma * ratio), WILD_AMPLITUDE)),
-        draw(st.one_of(st.just(width), WILD_WIDTH)),
+        draw(st.one_of(*[st.just(base.amplitude_ma * ratio)] * 3, WILD_AMPLITUDE)),
+        draw(st.one_of(*[st.just(width)] * 3, WILD_WIDTH)),
     )
 
 
-#: One command in about twenty is wild, one in six asymmetric.
-COMMAND = st.sampled_from([TAME] * 15 + [WILD, asymmetric(), asymmetric(), asymmetric()]).flatmap(
-    lambda kind: kind
-)
+#: One command in thirty is wild, one in ten asymmetric.
+COMMAND = st.sampled_from([TAME] * 26 + [WILD] + [asymmetric()] * 3).flatmap(lambda kind: kind)
+#: Mostly the loop's period, often a long hold, one step in fifteen backwards or broken.
 STEP_DT = st.one_of(
-    st.just(0.002), st.just(0.002), st.just(0.002), st.just(0.002), st.floats(0.0, 0.05),
-    st.floats(0.05, 1.2), st.floats(0.05, 1.2),
+    *[st.just(0.002)] * 8, *[st.floats(0.0, 0.05)] * 2, *[st.floats(0.05, 1.2)] * 4,
     st.sampled_from([0.0, -0.002, -1.0, math.nan, math.inf]),
 )
-SUBMIT = st.tuples(st.just("submit"), STEP_DT, st.lists(COMMAND, min_size=1, max_size=3))
-OBSERVE = st.tuples(st.just("observe"), STEP_DT, value(-3.0, 3.0),
-                    st.sampled_from([0, 1, 1, 3]), st.sampled_from([True, True, True, False]))
-steps = st.lists(
-    st.one_of(SUBMIT, SUBMIT, SUBMIT, SUBMIT, SUBMIT, OBSERVE, st.just(("reset",))),
-    min_size=10,
-    max_size=60,
+BURST = st.lists(COMMAND, min_size=1, max_size=3)
+GYRO, HEEL = value(-3.0, 3.0), st.sampled_from([0, 1, 1, 3])
+KNOWN = st.sampled_from([True, True, True, False])
+#: What the loop does every period: a sample 2 ms after the last, then the commands.
+LOOP = st.tuples(st.just("loop"), st.just(0.002), GYRO, HEEL, KNOWN, BURST)
+#: What a broken loop might do: commands or samples alone, at any time at all.
+SUBMIT = st.tuples(st.just("submit"), STEP_DT, BURST)
+OBSERVE = st.tuples(st.just("observe"), STEP_DT, GYRO, HEEL, KNOWN)
+RESET = st.just(("reset",))
+#: Two families: commands alone at any times (long holds reach the on-time and duty-cycle
+#: limits; without samples there is no sensor gap), and the loop's rhythm of sample then
+#: commands, broken now and then by a stray command, sample or reset.
+steps = st.one_of(
+    st.lists(st.one_of(SUBMIT, SUBMIT, SUBMIT, SUBMIT, RESET), min_size=10, max_size=60),
+    st.lists(st.one_of(LOOP, LOOP, LOOP, LOOP, LOOP, LOOP, SUBMIT, OBSERVE, RESET),
+             min_size=10, max_size=60),
 )
 
 
@@ -129,17 +136,20 @@ def drive(
         out.now = t_call
         before = len(out.events)
         latched_before = dog.latched
-        if step[0] == "submit":
-            delivered = dog.submit(t_call, step[2])
-            assert len(delivered) == len(step[2])
-            if latched_before:
-                assert len(out.events) == before or out.events[-1][0] == "stop"
-                assert all(e[0] == "stop" for e in out.events[before:])
-        else:
+        if step[0] in ("observe", "loop"):
             sample = Sample(t_call, step[2], step[3])
             dog.observe(sample, phase_known=step[4])
             timeline.append(("observe", t_call, sample, step[4]))
-        timeline.extend(out.events[before:])
+            timeline.extend(out.events[before:])
+            before = len(out.events)
+            latched_before = dog.latched
+        if step[0] in ("submit", "loop"):
+            burst = step[-1]
+            delivered = dog.submit(t_call, burst)
+            assert len(delivered) == len(burst)
+            if latched_before:  # nothing reaches the output while a fault is latched
+                assert all(e[0] == "stop" for e in out.events[before:])
+            timeline.extend(out.events[before:])
     return dog, out, timeline
 
 
