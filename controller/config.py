@@ -10,6 +10,7 @@ and its allowed range.
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
@@ -17,10 +18,10 @@ from pydantic import Field, ValidationError
 
 from controller.detect.config import DetectorConfig
 from controller.resources import configs_root, load_toml
+from controller.safety.limits import Pulse, SafetyLimits, pulse_breaches
 from controller.stim.presets import preset_layer
 from controller.stim.settings import ChannelConfig, StimConfig, channel_path, stim_problems
 from controller.validation import ConfigError, ConfigModel, describe_errors
-from controller.watchdog import SafetyLimits
 
 
 class LoopConfig(ConfigModel):
@@ -98,27 +99,72 @@ def _longest_train_ms(stim: StimConfig, ch: ChannelConfig) -> tuple[str, float]:
     return "timeout_ms + ramp_down_ms", ch.timeout_ms + ch.ramp_down_ms
 
 
+#: Limits that bound one setting of a channel directly; the others bound a combination.
+_LIMITED_FIELD = {
+    "max_amplitude_ma": "amplitude_ma",
+    "max_pulse_width_us": "pulse_width_us",
+    "max_frequency_hz": "frequency_hz",
+}
+
+
+def _channel_safety(
+    name: str, ch: ChannelConfig, stim: StimConfig, lim: SafetyLimits
+) -> list[str]:
+    """What the watchdog would refuse or clamp in one channel's settings."""
+    problems = []
+    ratio = ch.anodic_width_ratio
+    pulse = Pulse(
+        ch.amplitude_ma, ch.pulse_width_us, ch.frequency_hz,
+        ch.amplitude_ma / ratio, ch.pulse_width_us * ratio,
+    )
+    for breach in pulse_breaches(lim, pulse):
+        limit = f"safety.{breach.rule} = {breach.limit:g}"
+        if breach.rule in _LIMITED_FIELD:
+            field = _LIMITED_FIELD[breach.rule]
+            problems.append(f"{name}.{field}: {getattr(ch, field):g} exceeds {limit}")
+        else:
+            value = f"{breach.value:.4g} {breach.unit}".strip()
+            problems.append(
+                f"{name}: {breach.quantity} of {ch.amplitude_ma:g} mA, "
+                f"{ch.pulse_width_us:g} us, {ch.frequency_hz:g} Hz is {value}, exceeds {limit}"
+            )
+    ramp_s = ch.ramp_up_ms / 1000.0
+    rise = ch.amplitude_ma / ramp_s if ramp_s > 0 else math.inf
+    if rise > lim.max_amplitude_rise_ma_per_s:
+        problems.append(
+            f"{name}.ramp_up_ms: {ch.amplitude_ma:g} mA in {ch.ramp_up_ms:g} ms rises at "
+            f"{rise:.4g} mA/s, exceeds safety.max_amplitude_rise_ma_per_s = "
+            f"{lim.max_amplitude_rise_ma_per_s:g}"
+        )
+    what, longest = _longest_train_ms(stim, ch)
+    if longest > lim.max_continuous_on_ms:
+        problems.append(
+            f"{name}: {what} = {longest:g} ms exceeds "
+            f"safety.max_continuous_on_ms = {lim.max_continuous_on_ms:g}"
+        )
+    if ch.ramp_down_ms > lim.max_unknown_phase_ms:
+        problems.append(
+            f"{name}.ramp_down_ms: {ch.ramp_down_ms:g} ms exceeds "
+            f"safety.max_unknown_phase_ms = {lim.max_unknown_phase_ms:g} (a lost gait phase "
+            "ramps stimulation down, which must end within that limit)"
+        )
+    return problems
+
+
 def _within_safety(config: TrialConfig) -> list[str]:
-    """Stimulation settings that the safety limits would refuse, named field by field."""
+    """Settings that the safety limits would refuse, named field by field."""
     problems = []
     lim = config.safety
     for name, ch in config.stim.active_channels():
-        path = channel_path(name)
-        for field, limit_field in (
-            ("amplitude_ma", "max_amplitude_ma"),
-            ("pulse_width_us", "max_pulse_width_us"),
-            ("frequency_hz", "max_frequency_hz"),
-        ):
-            value, limit = getattr(ch, field), getattr(lim, limit_field)
-            if value > limit:
-                problems.append(
-                    f"{path}.{field}: {value:g} exceeds safety.{limit_field} = {limit:g}"
-                )
-        what, longest = _longest_train_ms(config.stim, ch)
-        if longest > lim.max_continuous_on_ms:
+        problems += _channel_safety(channel_path(name), ch, config.stim, lim)
+    period_ms = 1000.0 / config.loop.sample_rate_hz
+    for field in ("heartbeat_timeout_ms", "sensor_timeout_ms"):
+        value = getattr(lim, field)
+        if value < 2.0 * period_ms:
             problems.append(
-                f"{path}: {what} = {longest:g} ms exceeds "
-                f"safety.max_continuous_on_ms = {lim.max_continuous_on_ms:g}"
+                f"safety.{field}: {value:g} ms is shorter than two sample periods "
+                f"({2.0 * period_ms:g} ms at loop.sample_rate_hz = "
+                f"{config.loop.sample_rate_hz:g})"
             )
     return problems
 

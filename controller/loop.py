@@ -1,9 +1,10 @@
 """The control loop: one fixed sample period, sensor to output, for any back end.
 
 Per sample: wait for the deadline (the clock decides whether that is virtual or real),
-read the sensors, detect the gait phase, schedule stimulation, pass the commands through
-the watchdog (the only path to the stimulator) and record what happened. The loop knows
-the interfaces of ``controller.ports`` only, never which back end is behind them.
+read the sensors, detect the gait phase, tell the watchdog how the sensors and the
+detector are doing, schedule stimulation, pass the commands through the watchdog (the
+only path to the stimulator) and record what happened. The loop knows the interfaces of
+``controller.ports`` only, never which back end is behind them.
 
 Timing (``controller.deadlines``): the loop reports when each sample started and when
 its commands were out. Commands that would reach the stimulator later than
@@ -15,22 +16,28 @@ is paused for the loop. Nothing in the loop allocates a growing buffer, logs or 
 lock: the recorder and the deadline monitor write into preallocated shared arrays,
 which ``controller.trial.writer`` streams to log sinks from its own process.
 
-Whatever ends the loop (the requested duration, the source running out, Ctrl-C, an
-exception), the watchdog turns every output off before ``run_loop`` returns or raises.
+On any clock but the virtual one the watchdog's wall-clock monitor runs for the whole
+loop, so a loop that hangs still turns the output off; a virtual-clock simulation has no
+such thread and stays deterministic. SIGUSR1 and SIGTERM are e-stops while the loop runs
+(``controller.safety.estop``). Whatever ends the loop (the requested duration, the
+source running out, Ctrl-C, SIGTERM, an exception), the watchdog turns every output off
+before ``run_loop`` returns or raises.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass
 from typing import Protocol
 
-from controller.clock import Clock
+from controller.clock import Clock, VirtualClock
 from controller.deadlines import DeadlineMonitor
 from controller.detect.events import DetectedEvent, Phase
 from controller.hotpath import gc_paused, warm_up
 from controller.ports import Sample, SensorSource, StimCommand
+from controller.safety.estop import estop_signals
 from controller.trial.recorder import TrialRecorder
 from controller.watchdog import Watchdog
 
@@ -89,7 +96,10 @@ def run_loop(
     warm_up_s = warm_up(source, detector, scheduler, watchdog)
     wall_start = time.perf_counter()
     try:
-        with gc_paused():
+        with gc_paused(), ExitStack() as guards:
+            if not isinstance(clock, VirtualClock):
+                guards.enter_context(watchdog.monitoring())
+            guards.enter_context(estop_signals(watchdog))
             wall_start = time.perf_counter()
             clock.start()
             for _ in range(max_samples):
@@ -99,6 +109,7 @@ def run_loop(
                     stopped_by = "source_ended"
                     break
                 phase, detected = detector.process(sample)
+                watchdog.observe(sample, phase_known=phase != Phase.UNKNOWN)
                 commands = scheduler.step(sample.t_s, phase, detected)
                 late_s = deadlines.stale(clock.now())
                 if late_s is not None:

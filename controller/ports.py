@@ -87,7 +87,9 @@ class Stimulator(Protocol):
 
     ``apply`` replaces the current command of every channel named in ``commands``;
     channels not named keep theirs. ``stop_all`` turns every channel off at once and
-    must be safe to call at any time, also after an error.
+    must be safe to call at any time, also after an error, and from any thread, also
+    while ``apply`` is running or blocked in another one: the watchdog's monitor thread
+    and an e-stop call it when the loop hangs. It must not wait for a blocked ``apply``.
     """
 
     @property
@@ -96,3 +98,19 @@ class Stimulator(Protocol):
     def apply(self, t_s: float, commands: Sequence[StimCommand]) -> None: ...
 
     def stop_all(self) -> None: ...
+
+
+@runtime_checkable
+class AcknowledgingStimulator(Stimulator, Protocol):
+    """A ``Stimulator`` that can tell whether the device behind it still answers.
+
+    ``last_ack_monotonic_s`` is the ``time.monotonic()`` at which the device last
+    acknowledged anything (a command or a keep-alive). The driver must exchange with the
+    device often enough that, while it works, this is never older than the watchdog's
+    ``safety.ack_timeout_ms``; reading it must never block. A stimulator without this
+    property (the simulated limb, which runs in-process) is not checked for
+    acknowledgements, so existing back ends need no change.
+    """
+
+    @property
+    def last_ack_monotonic_s(self) -> float: ...

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from controller.bench import main
+from controller.bench.loop import main
 
 
 def test_bench_prints_miss_rate_lateness_and_latency(capsys):

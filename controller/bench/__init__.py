@@ -1,0 +1,1 @@
+"""Benchmarks that print figures (``python -m controller.bench.<name>``); never unit tests."""

@@ -1,0 +1,264 @@
+"""The safety limits: absolute maxima compiled in, the configurable ``SafetyLimits``, and
+the pulse arithmetic every stimulation setting and command is checked with.
+
+A config may lower every limit, never raise it: each field of ``SafetyLimits`` is
+bounded above by the compiled ``ABSOLUTE_*`` constant (a higher value is a validation
+error naming the field). The sources of each number are in ``docs/safety.md``; in short:
+
+- amplitude 100 mA, pulse width 1000 us: the top of clinical surface stimulators
+  (DESIGN.md: 10-100 mA; 100-350 us typical, some devices up to 1000 us).
+- frequency 100 Hz: twice the top of the clinical 20-50 Hz range.
+- charge per phase 35 uC: 100 mA x 350 us, the top of the clinical ranges together.
+- r.m.s. current density 2 mA/cm2: IEC 60601-2-10 (2012) asks the instructions for use
+  to flag electrodes above 2 mA/cm2; here it is a hard limit.
+- Shannon's k 1.85: Shannon (1992), log(Q/A) = k - log(Q) with tissue damage from
+  k = 1.85 (cortical electrodes, McCreery's data); far stricter than needed on skin,
+  kept as a conservative bound.
+- net d.c. 10 uA: IEC 60601-1 allows 10 uA d.c. patient auxiliary current (normal
+  condition, types B/BF/CF); a train's net d.c. is such a current.
+- continuous on-time 5 s: openEMSstim bounds every command to 5 s (DESIGN.md timeouts
+  2-5 s).
+- duty cycle 90 % over 10 s, amplitude rise 2000 mA/s, fault timeouts 30 ms: project
+  choices, argued in ``docs/safety.md``.
+
+Charge per phase is amplitude x pulse width (mA x us = nC). An asymmetric pulse (a
+command whose ``anodic_width_ratio`` is above 1) is checked
+phase by phase; without those fields a command is the symmetric biphasic pulse that
+``controller.ports.StimCommand`` documents, whose net charge is zero.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from dataclasses import dataclass
+
+from pydantic import Field
+
+from controller.ports import StimCommand
+from controller.validation import ConfigModel
+
+ABSOLUTE_MAX_AMPLITUDE_MA = 100.0
+ABSOLUTE_MAX_PULSE_WIDTH_US = 1000.0
+ABSOLUTE_MAX_FREQUENCY_HZ = 100.0
+ABSOLUTE_MAX_CHARGE_PER_PHASE_UC = 35.0
+ABSOLUTE_MAX_RMS_CURRENT_DENSITY_MA_PER_CM2 = 2.0
+ABSOLUTE_MAX_SHANNON_K = 1.85
+ABSOLUTE_MAX_NET_DC_UA = 10.0
+ABSOLUTE_MAX_CONTINUOUS_ON_MS = 5000.0
+ABSOLUTE_MAX_DUTY_CYCLE = 0.9
+ABSOLUTE_MAX_AMPLITUDE_RISE_MA_PER_S = 2000.0
+ABSOLUTE_MAX_HEARTBEAT_TIMEOUT_MS = 30.0
+ABSOLUTE_MAX_SENSOR_TIMEOUT_MS = 30.0
+ABSOLUTE_MAX_ACK_TIMEOUT_MS = 30.0
+ABSOLUTE_MAX_UNKNOWN_PHASE_MS = 1000.0
+#: The largest electrode area the density limits credit, whatever the config claims.
+ABSOLUTE_MAX_ELECTRODE_AREA_CM2 = 100.0
+
+#: The sliding window of the duty-cycle limit.
+DUTY_WINDOW_S = 10.0
+#: An amplitude rise is measured over the time since the channel's previous command,
+#: at most this long: a step after a long pause counts as a step, not a slow ramp.
+RISE_WINDOW_S = 0.010
+#: How often the monitor thread checks heartbeat, sensor and acknowledgement ages.
+MONITOR_PERIOD_S = 0.002
+
+#: The fields of a command the watchdog understands; any other field is refused.
+KNOWN_COMMAND_FIELDS = frozenset(
+    {
+        "channel",
+        "on",
+        "amplitude_ma",
+        "pulse_width_us",
+        "frequency_hz",
+        "interphase_gap_us",
+        "anodic_width_ratio",
+    }
+)
+
+
+class SafetyLimits(ConfigModel):
+    """Limits of one installation; each may be set at or below its absolute maximum."""
+
+    max_amplitude_ma: float = Field(
+        60.0, gt=0.0, le=ABSOLUTE_MAX_AMPLITUDE_MA,
+        description="Peak current of either phase of a pulse.",
+    )
+    max_pulse_width_us: float = Field(
+        500.0, gt=0.0, le=ABSOLUTE_MAX_PULSE_WIDTH_US,
+        description="Duration of either phase of a pulse.",
+    )
+    max_frequency_hz: float = Field(
+        60.0, gt=0.0, le=ABSOLUTE_MAX_FREQUENCY_HZ, description="Pulse rate of a channel."
+    )
+    max_charge_per_phase_uc: float = Field(
+        30.0, gt=0.0, le=ABSOLUTE_MAX_CHARGE_PER_PHASE_UC,
+        description="Amplitude x pulse width of either phase.",
+    )
+    electrode_area_cm2: float = Field(
+        8.0, ge=1.0, le=ABSOLUTE_MAX_ELECTRODE_AREA_CM2,
+        description="Area of the smallest stimulating electrode (32 mm round = 8.0 cm2).",
+    )
+    max_rms_current_density_ma_per_cm2: float = Field(
+        2.0, gt=0.0, le=ABSOLUTE_MAX_RMS_CURRENT_DENSITY_MA_PER_CM2,
+        description="R.m.s. current of a pulse train over the electrode area.",
+    )
+    max_shannon_k: float = Field(
+        1.85, gt=0.0, le=ABSOLUTE_MAX_SHANNON_K,
+        description="Shannon's k = log10(charge density per phase) + log10(charge per phase).",
+    )
+    max_net_dc_ua: float = Field(
+        10.0, ge=0.0, le=ABSOLUTE_MAX_NET_DC_UA,
+        description="Net d.c. of a train: charge imbalance per pulse x frequency.",
+    )
+    max_continuous_on_ms: float = Field(
+        3000.0, gt=0.0, le=ABSOLUTE_MAX_CONTINUOUS_ON_MS,
+        description="Longest uninterrupted stimulation of a channel.",
+    )
+    max_duty_cycle: float = Field(
+        0.8, gt=0.0, le=ABSOLUTE_MAX_DUTY_CYCLE,
+        description=f"Fraction of the last {DUTY_WINDOW_S:g} s a channel may stimulate.",
+    )
+    max_amplitude_rise_ma_per_s: float = Field(
+        1000.0, gt=0.0, le=ABSOLUTE_MAX_AMPLITUDE_RISE_MA_PER_S,
+        description="Fastest amplitude increase; faster requests are slowed to this.",
+    )
+    heartbeat_timeout_ms: float = Field(
+        20.0, gt=0.0, le=ABSOLUTE_MAX_HEARTBEAT_TIMEOUT_MS,
+        description="Wall time without a command from the loop before outputs go off.",
+    )
+    sensor_timeout_ms: float = Field(
+        20.0, gt=0.0, le=ABSOLUTE_MAX_SENSOR_TIMEOUT_MS,
+        description="Time without a valid sensor sample before outputs go off.",
+    )
+    ack_timeout_ms: float = Field(
+        20.0, gt=0.0, le=ABSOLUTE_MAX_ACK_TIMEOUT_MS,
+        description="Wall time without an acknowledgement from the stimulator.",
+    )
+    max_unknown_phase_ms: float = Field(
+        250.0, gt=0.0, le=ABSOLUTE_MAX_UNKNOWN_PHASE_MS,
+        description="Longest stimulation while the detector reports an unknown phase.",
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class Pulse:
+    """The biphasic pulse train a command asks for, phase by phase, in the config's units."""
+
+    amplitude_ma: float
+    pulse_width_us: float
+    frequency_hz: float
+    recovery_amplitude_ma: float
+    recovery_pulse_width_us: float
+
+    @staticmethod
+    def symmetric(amplitude_ma: float, pulse_width_us: float, frequency_hz: float) -> Pulse:
+        """A charge-balanced pulse whose recovery phase mirrors the leading phase."""
+        return Pulse(amplitude_ma, pulse_width_us, frequency_hz, amplitude_ma, pulse_width_us)
+
+    @property
+    def charge_per_phase_uc(self) -> float:
+        """The larger charge of the two phases."""
+        return max(
+            self.amplitude_ma * self.pulse_width_us,
+            self.recovery_amplitude_ma * self.recovery_pulse_width_us,
+        ) / 1000.0
+
+    @property
+    def net_dc_ua(self) -> float:
+        """Magnitude of the train's d.c. component: charge imbalance per pulse x rate."""
+        imbalance_nc = (
+            self.amplitude_ma * self.pulse_width_us
+            - self.recovery_amplitude_ma * self.recovery_pulse_width_us
+        )
+        return abs(imbalance_nc) / 1000.0 * self.frequency_hz
+
+    @property
+    def rms_current_ma(self) -> float:
+        """R.m.s. current of the train (both phases), as IEC 60601-2-10 densities use."""
+        squares = (  # products, not **: a huge value gives inf here, not OverflowError
+            self.amplitude_ma * self.amplitude_ma * self.pulse_width_us
+            + self.recovery_amplitude_ma * self.recovery_amplitude_ma * self.recovery_pulse_width_us
+        )
+        return math.sqrt(squares * 1e-6 * self.frequency_hz)
+
+    def shannon_k(self, area_cm2: float) -> float:
+        """Shannon's k of the larger phase: log10(Q / A) + log10(Q), Q in uC, A in cm2."""
+        charge = self.charge_per_phase_uc
+        return 2.0 * math.log10(charge) - math.log10(area_cm2) if charge > 0 else -math.inf
+
+
+def pulse_of(command: StimCommand) -> Pulse:
+    """The pulse a command describes.
+
+    ``StimCommand.anodic_width_ratio`` r >= 1 makes the recovery (anodic) phase r times
+    longer at 1/r of the current, so both phases carry the same charge. A ratio that is
+    not a finite number of at least 1 describes no valid pulse: its recovery phase is
+    NaN, which the watchdog refuses as a non-finite value.
+    """
+    amplitude, width = command.amplitude_ma, command.pulse_width_us
+    ratio = command.anodic_width_ratio
+    valid = isinstance(ratio, (int, float)) and math.isfinite(ratio) and ratio >= 1.0
+    if not valid:
+        return Pulse(amplitude, width, command.frequency_hz, math.nan, math.nan)
+    return Pulse(amplitude, width, command.frequency_hz, amplitude / ratio, width * ratio)
+
+
+_UNKNOWN_FIELDS_BY_TYPE: dict[type, tuple[str, ...]] = {}
+
+
+def unknown_fields(command: object) -> tuple[str, ...]:
+    """Fields of ``command`` the watchdog does not understand (its type's name, if it is
+    not a dataclass instance). Cached per type: this runs for every command."""
+    kind = type(command)
+    cached = _UNKNOWN_FIELDS_BY_TYPE.get(kind)
+    if cached is None:
+        if dataclasses.is_dataclass(kind) and not isinstance(command, type):
+            names = (f.name for f in dataclasses.fields(kind))
+            cached = tuple(sorted(n for n in names if n not in KNOWN_COMMAND_FIELDS))
+        else:
+            cached = (kind.__name__,)
+        _UNKNOWN_FIELDS_BY_TYPE[kind] = cached
+    return cached
+
+
+@dataclass(frozen=True, slots=True)
+class Breach:
+    """One limit a pulse exceeds: the limit's field name, the value and the limit."""
+
+    rule: str
+    quantity: str
+    value: float
+    limit: float
+    unit: str
+
+    def describe(self) -> str:
+        """E.g. ``charge per phase 36 uC > 30 uC``."""
+        unit = f" {self.unit}" if self.unit else ""
+        return f"{self.quantity} {self.value:.4g}{unit} > {self.limit:.4g}{unit}"
+
+
+def pulse_breaches(limits: SafetyLimits, pulse: Pulse) -> list[Breach]:
+    """Every per-pulse limit ``pulse`` exceeds, in the order of ``SafetyLimits``.
+
+    The values must be finite and non-negative (the watchdog checks that first).
+    """
+    area = limits.electrode_area_cm2
+    checks = (
+        ("max_amplitude_ma", "amplitude", max(pulse.amplitude_ma, pulse.recovery_amplitude_ma),
+         "mA"),
+        # The leading (stimulating) phase: an asymmetric pulse's long, low recovery phase
+        # is bounded by charge per phase, charge density and balance instead.
+        ("max_pulse_width_us", "pulse width", pulse.pulse_width_us, "us"),
+        ("max_frequency_hz", "frequency", pulse.frequency_hz, "Hz"),
+        ("max_charge_per_phase_uc", "charge per phase", pulse.charge_per_phase_uc, "uC"),
+        ("max_rms_current_density_ma_per_cm2", "r.m.s. current density",
+         pulse.rms_current_ma / area, "mA/cm2"),
+        ("max_shannon_k", "Shannon k", pulse.shannon_k(area), ""),
+        ("max_net_dc_ua", "net d.c.", pulse.net_dc_ua, "uA"),
+    )
+    return [
+        Breach(rule, quantity, value, getattr(limits, rule), unit)
+        for rule, quantity, value, unit in checks
+        if not value <= getattr(limits, rule)  # NaN (inf - inf of huge values) breaches too
+    ]

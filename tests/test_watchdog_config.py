@@ -1,0 +1,68 @@
+"""A trial config the watchdog would refuse is refused when loaded, naming the limit."""
+
+from __future__ import annotations
+
+import pytest
+
+from controller.cli import main
+
+
+@pytest.mark.parametrize(
+    ("toml", "expected"),
+    [
+        ("[stim.peroneal]\nfrequency_hz = 70\n", "stim.peroneal.frequency_hz: 70 exceeds "
+         "safety.max_frequency_hz = 60"),
+        ("[stim.peroneal]\namplitude_ma = 55\npulse_width_us = 600\n",
+         "charge per phase of 55 mA, 600 us, 40 Hz is 33 uC, exceeds "
+         "safety.max_charge_per_phase_uc = 30"),
+        ("[stim.peroneal]\namplitude_ma = 50\npulse_width_us = 450\n",
+         "Shannon k of 50 mA, 450 us, 40 Hz is 1.801, exceeds safety.max_shannon_k = 1.75"),
+        ("[safety]\nelectrode_area_cm2 = 2\n",
+         "r.m.s. current density of 35 mA, 300 us, 40 Hz is 2.711 mA/cm2, exceeds "
+         "safety.max_rms_current_density_ma_per_cm2 = 2"),
+        ("[stim.peroneal]\nramp_up_ms = 0\n",
+         "stim.peroneal.ramp_up_ms: 35 mA in 0 ms rises at inf mA/s, exceeds "
+         "safety.max_amplitude_rise_ma_per_s = 1000"),
+        ("[stim.peroneal]\nramp_up_ms = 20\n", "rises at 1750 mA/s"),
+        ("[stim.peroneal]\nramp_down_ms = 400\n",
+         "stim.peroneal.ramp_down_ms: 400 ms exceeds safety.max_unknown_phase_ms = 250"),
+        ("[safety]\nmax_continuous_on_ms = 1000\n",
+         "stim.peroneal: timeout_ms + ramp_down_ms = 1600 ms exceeds "
+         "safety.max_continuous_on_ms = 1000"),
+        ("[loop]\nsample_rate_hz = 100\n[safety]\nsensor_timeout_ms = 15\n",
+         "safety.sensor_timeout_ms: 15 ms is shorter than two sample periods (20 ms"),
+        ("[safety]\nheartbeat_timeout_ms = 50\n", "safety.heartbeat_timeout_ms"),
+        ("[safety]\nmax_shannon_k = 2.5\n", "safety.max_shannon_k"),
+        ("[safety]\nmax_net_dc_ua = 100\n", "safety.max_net_dc_ua"),
+    ],
+)
+def test_fes_sim_refuses_an_unsafe_config_naming_the_limit(tmp_path, capsys, toml, expected):
+    if "Shannon" in expected:
+        toml += "[safety]\nmax_shannon_k = 1.75\nmax_pulse_width_us = 500\n"
+    path = tmp_path / "unsafe.toml"
+    path.write_text(toml)
+    assert main(["sim", "--config", str(path), "--out", str(tmp_path / "run")]) == 2
+    err = capsys.readouterr().err
+    assert expected in err
+    assert "Traceback" not in err
+    assert not (tmp_path / "run").exists()
+
+
+def test_every_breach_is_listed_at_once(tmp_path, capsys):
+    path = tmp_path / "unsafe.toml"
+    path.write_text(
+        "[stim.peroneal]\namplitude_ma = 58\npulse_width_us = 520\nramp_up_ms = 10\n"
+        "[safety]\nelectrode_area_cm2 = 5\n"
+    )
+    assert main(["check-config", str(path)]) == 2
+    err = capsys.readouterr().err
+    for limit in ("max_pulse_width_us", "max_charge_per_phase_uc",
+                  "max_rms_current_density_ma_per_cm2", "max_shannon_k",
+                  "max_amplitude_rise_ma_per_s"):
+        assert f"safety.{limit}" in err
+
+
+def test_stimulation_disabled_needs_no_stimulation_limits(tmp_path, capsys):
+    path = tmp_path / "off.toml"
+    path.write_text("[stim]\nenabled = false\n[stim.peroneal]\nramp_up_ms = 0\n")
+    assert main(["check-config", str(path)]) == 0

@@ -1,0 +1,136 @@
+"""Faults the loop cannot report itself end in output off within 50 ms, on real threads
+and the wall clock; the virtual-clock simulation runs without the monitor thread."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import pytest
+from test_watchdog import RecordingStimulator
+
+from controller.bench.fault_latency import BOUND_S, STEADY, run_valid_drill
+from controller.clock import VirtualClock, WallClock
+from controller.detect.events import Phase
+from controller.loop import run_loop
+from controller.ports import Sample, StimCommand
+from controller.trial.recorder import TrialRecorder
+from controller.watchdog import SafetyLimits, Watchdog
+
+EXPECTED_RULES = {
+    "hung_loop": {"heartbeat_timeout_ms"},
+    "spinning_loop": {"heartbeat_timeout_ms"},
+    "nan_sensor": {"sensor_timeout_ms"},
+    # A blocked read stops the heartbeat and the samples together; a blocked command
+    # stops the heartbeat and the acknowledgements together. Either rule may fire first.
+    "blocked_sensor": {"heartbeat_timeout_ms", "sensor_timeout_ms"},
+    "stalled_ack": {"ack_timeout_ms"},
+    "blocked_apply": {"heartbeat_timeout_ms", "ack_timeout_ms"},
+}
+
+
+@pytest.mark.parametrize("drill", sorted(EXPECTED_RULES))
+def test_fault_turns_the_output_off_within_50_ms(drill):
+    result = run_valid_drill(drill)
+    # A loaded machine can stall the loop's thread past the heartbeat before the fault
+    # is injected (a correct trip, but it measures nothing); such runs are repeated.
+    assert not result.early_trip, "the watchdog tripped before the fault in every attempt"
+    assert result.was_on, "the output must be on when the fault strikes"
+    assert result.rule in EXPECTED_RULES[drill]
+    # The timeouts are 20 ms; the rest of the 50 ms is margin for thread scheduling.
+    assert result.latency_s <= BOUND_S, f"{drill}: {result.latency_s * 1000:.1f} ms"
+
+
+class ThreadSpy:
+    """A detector that notes whether the watchdog's monitor thread is running."""
+
+    def __init__(self) -> None:
+        self.saw_monitor = False
+
+    def process(self, sample: Sample):
+        names = {t.name for t in threading.enumerate()}
+        self.saw_monitor |= "fes-watchdog-monitor" in names
+        return Phase.STANCE, []
+
+
+class SteadySource:
+    sample_period_s = 0.002
+
+    def __init__(self) -> None:
+        self.k = 0
+
+    def read(self) -> Sample:
+        self.k += 1
+        return Sample((self.k - 1) * self.sample_period_s, 0.5, 1)
+
+    def close(self) -> None:
+        """Nothing to release."""
+
+
+class Idle:
+    def step(self, t_s, phase, events) -> list[StimCommand]:
+        return [StimCommand.off(0)]
+
+
+@pytest.mark.parametrize(("clock", "monitored"), [(VirtualClock(), False), (WallClock(), True)])
+def test_the_monitor_runs_on_the_wall_clock_only(clock, monitored):
+    spy = ThreadSpy()
+    dog = Watchdog(RecordingStimulator(), SafetyLimits())
+    outcome = run_loop(SteadySource(), spy, Idle(), dog, clock, TrialRecorder(50), 50)
+    assert outcome.samples == 50 and dog.faults == 0
+    assert spy.saw_monitor is monitored
+    assert "fes-watchdog-monitor" not in {t.name for t in threading.enumerate()}
+
+
+def test_a_slow_virtual_trial_is_never_faulted_by_wall_time():
+    """The simulation keeps its determinism: wall-clock pauses mean nothing to it."""
+
+    class SlowSource(SteadySource):
+        def read(self) -> Sample:
+            time.sleep(0.03)  # longer than every wall-clock timeout
+            return super().read()
+
+    dog = Watchdog(RecordingStimulator(), SafetyLimits())
+    run_loop(SlowSource(), ThreadSpy(), Idle(), dog, VirtualClock(), TrialRecorder(5), 5)
+    assert dog.faults == 0
+
+
+def test_the_monitor_waits_for_the_first_command_and_stops_with_its_block():
+    out = RecordingStimulator()
+    dog = Watchdog(out, SafetyLimits())
+    with dog.monitoring():
+        time.sleep(0.06)  # no command yet: the output cannot be on, nothing to guard
+        assert not dog.latched
+        dog.submit(0.0, [STEADY])
+        time.sleep(0.06)
+        assert dog.fault is not None and dog.fault.rule == "heartbeat_timeout_ms"
+    dog.reset()
+    dog.submit(1.0, [StimCommand.off(0)])
+    time.sleep(0.06)  # the monitor has stopped with its block
+    assert dog.faults == 1
+
+
+def test_an_orderly_stop_disarms_the_monitor():
+    dog = Watchdog(RecordingStimulator(), SafetyLimits())
+    with dog.monitoring():
+        dog.submit(0.0, [STEADY])
+        dog.stop_all()
+        time.sleep(0.06)
+    assert dog.faults == 0
+
+
+def test_a_monitor_check_that_fails_is_itself_a_fault():
+    class BrokenAck(RecordingStimulator):
+        @property
+        def last_ack_monotonic_s(self) -> float:
+            raise OSError("port gone")
+
+    out = BrokenAck()
+    dog = Watchdog(out, SafetyLimits())
+    with dog.monitoring():
+        dog.submit(0.0, [STEADY])
+        deadline = time.monotonic() + 1.0
+        while not dog.latched and time.monotonic() < deadline:
+            time.sleep(0.001)
+    assert dog.fault is not None and dog.fault.rule == "monitor_error"
+    assert "port gone" in dog.fault.detail and out.stops >= 1

@@ -1,0 +1,343 @@
+"""Property tests: whatever the loop asks (NaN, inf, negative, huge, reordered times,
+bursts, asymmetric pulses, bad sensor data, resets), what reaches the stimulator stays
+within every limit and charge-balanced.
+
+The checker below rebuilds the output from what the stimulator received (apply and
+stop_all calls, in order) and re-derives every limit with its own arithmetic, so a bug
+in the watchdog's pulse formulas or channel bookkeeping shows up here. The default run
+generates a few hundred sequences; ``-m slow`` runs 100,000.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from controller.ports import Sample, StimCommand
+from controller.safety.limits import DUTY_WINDOW_S, RISE_WINDOW_S
+from controller.watchdog import SafetyLimits, Watchdog
+
+_COMMON = SafetyLimits(
+    max_amplitude_ma=50.0, max_pulse_width_us=400.0, max_frequency_hz=50.0,
+    max_continuous_on_ms=600.0, max_duty_cycle=0.1, max_amplitude_rise_ma_per_s=1000.0,
+    sensor_timeout_ms=20.0, max_unknown_phase_ms=100.0,
+)
+#: Two installations, so that every per-pulse limit can be the one that binds: on a large
+#: electrode the charge per phase, on a small one the current density and Shannon's k.
+LIMIT_SETS = (
+    _COMMON.model_copy(update={"max_charge_per_phase_uc": 15.0, "electrode_area_cm2": 8.0}),
+    _COMMON.model_copy(update={"max_charge_per_phase_uc": 35.0, "electrode_area_cm2": 3.0}),
+)
+CHANNELS = 2
+TOL = 1e-9
+
+
+class RecordingStimulator:
+    """Keeps every call in order; ``now`` is the time of the watchdog call in progress."""
+
+    channels = CHANNELS
+
+    def __init__(self) -> None:
+        self.events: list[tuple] = []
+        self.now = math.nan
+
+    def apply(self, t_s: float, commands: Sequence[StimCommand]) -> None:
+        self.events.append(("apply", t_s, list(commands)))
+
+    def stop_all(self) -> None:
+        self.events.append(("stop", self.now))
+
+
+SPECIAL = st.sampled_from([math.nan, math.inf, -math.inf, -1.0, -1e-9, 0.0, 1e300, 5e-324])
+
+
+def value(low: float, high: float) -> st.SearchStrategy[float]:
+    """Mostly plausible values around the limit, sometimes anything at all."""
+    plausible = st.floats(low, high)
+    return st.one_of(plausible, plausible, plausible, plausible, SPECIAL, st.floats())
+
+
+# Strategies are built once here (not per draw): generation dominates the run time.
+CHANNEL = st.sampled_from([0, 1] * 30 + [-1, CHANNELS])
+ON = st.sampled_from([True, True, True, False])
+WILD_AMPLITUDE, WILD_WIDTH, WILD_FREQUENCY = value(0.0, 60.0), value(0.0, 450.0), value(0.0, 60.0)
+TAME = st.builds(StimCommand, CHANNEL, ON, st.floats(0.0, 45.0), st.floats(0.0, 380.0),
+                 st.floats(0.0, 50.0))
+WILD = st.builds(StimCommand, CHANNEL, ON, WILD_AMPLITUDE, WILD_WIDTH, WILD_FREQUENCY)
+#: Mostly a valid asymmetry (1 = symmetric up to 4:1), sometimes no valid pulse at all.
+RATIO = st.one_of(*[st.floats(1.0, 4.0)] * 4, st.sampled_from([0.0, 0.5, -1.0, math.nan, math.inf]))
+#: Mostly no interphase gap, sometimes one, sometimes a broken one.
+GAP = st.one_of(*[st.just(0.0)] * 3, st.floats(0.0, 100.0),
+                st.sampled_from([-1.0, math.nan, math.inf]))
+
+
+@st.composite
+def asymmetric(draw) -> StimCommand:
+    """A command with a pulse shape: an anodic width ratio (valid or not) and a gap."""
+    base = draw(st.sampled_from([TAME, TAME, TAME, WILD]).flatmap(lambda kind: kind))
+    return dataclasses.replace(base, anodic_width_ratio=draw(RATIO), interphase_gap_us=draw(GAP))
+
+
+#: One command in ten is wild, one in ten has a pulse shape.
+COMMAND = st.sampled_from([TAME] * 24 + [WILD] * 3 + [asymmetric()] * 3).flatmap(lambda kind: kind)
+#: Mostly the loop's period, often a long hold, one step in fifteen backwards or broken.
+STEP_DT = st.one_of(
+    *[st.just(0.002)] * 8, *[st.floats(0.0, 0.05)] * 2, *[st.floats(0.05, 1.2)] * 4,
+    st.sampled_from([0.0, -0.002, -1.0, math.nan, math.inf]),
+)
+BURST = st.lists(COMMAND, min_size=1, max_size=3)
+GYRO, HEEL = value(-3.0, 3.0), st.sampled_from([0, 1, 1, 3])
+KNOWN = st.sampled_from([True, True, True, False])
+#: What the loop does every period: a sample 2 ms after the last, then the commands.
+LOOP = st.tuples(st.just("loop"), st.just(0.002), GYRO, HEEL, KNOWN, BURST)
+#: What a broken loop might do: commands or samples alone, at any time at all.
+SUBMIT = st.tuples(st.just("submit"), STEP_DT, BURST)
+OBSERVE = st.tuples(st.just("observe"), STEP_DT, GYRO, HEEL, KNOWN)
+RESET = st.just(("reset",))
+#: Two families: commands alone at any times (long holds reach the on-time and duty-cycle
+#: limits; without samples there is no sensor gap), and the loop's rhythm of sample then
+#: commands, broken now and then by a stray command, sample or reset.
+steps = st.one_of(
+    st.lists(st.one_of(SUBMIT, SUBMIT, SUBMIT, SUBMIT, RESET), min_size=10, max_size=60),
+    st.lists(st.one_of(LOOP, LOOP, LOOP, LOOP, LOOP, LOOP, SUBMIT, OBSERVE, RESET),
+             min_size=10, max_size=60),
+)
+
+
+def drive(
+    limits: SafetyLimits, sequence: list[tuple]
+) -> tuple[Watchdog, RecordingStimulator, list[tuple]]:
+    """Run a generated sequence; times are cumulative sums of the steps' ``dt``."""
+    out = RecordingStimulator()
+    dog = Watchdog(out, limits)
+    timeline: list[tuple] = []  # ("observe", t, ok, known) and the stimulator's events
+    t = 0.0
+    for step in sequence:
+        if step[0] == "reset":
+            out.now = math.nan  # the output goes off at the last accepted command's time
+            before = len(out.events)
+            dog.reset()
+            timeline.extend(out.events[before:])
+            continue
+        dt = step[1]
+        t_call = t + dt if math.isfinite(dt) else dt
+        if math.isfinite(t_call):
+            t = max(t, t_call) if dt >= 0 else t
+        out.now = t_call
+        before = len(out.events)
+        latched_before = dog.latched
+        if step[0] in ("observe", "loop"):
+            sample = Sample(t_call, step[2], step[3])
+            dog.observe(sample, phase_known=step[4])
+            timeline.append(("observe", t_call, sample, step[4]))
+            timeline.extend(out.events[before:])
+            before = len(out.events)
+            latched_before = dog.latched
+        if step[0] in ("submit", "loop"):
+            burst = step[-1]
+            delivered = dog.submit(t_call, burst)
+            assert len(delivered) == len(burst)
+            if latched_before:  # nothing reaches the output while a fault is latched
+                assert all(e[0] == "stop" for e in out.events[before:])
+            timeline.extend(out.events[before:])
+    return dog, out, timeline
+
+
+@dataclass
+class Output:
+    """One channel as the checker reconstructs it from the stimulator's calls."""
+
+    on: bool = False
+    since: float = math.nan
+    peak: float = 0.0
+    last_named: float = -math.inf
+    intervals: list[tuple[float, float]] = field(default_factory=list)
+
+    def close(self, t: float) -> None:
+        if self.on:
+            self.intervals.append((self.since, max(t, self.since)))
+        self.on, self.since, self.peak = False, math.nan, 0.0
+
+    def duty(self, t: float) -> float:
+        start = t - DUTY_WINDOW_S
+        total = sum(max(0.0, min(b, t) - max(a, start)) for a, b in self.intervals)
+        if self.on:
+            total += t - max(self.since, start)
+        return total / DUTY_WINDOW_S
+
+
+def check_pulse(command: StimCommand, lim: SafetyLimits) -> float:
+    """Assert the per-pulse limits of a command that stimulates; return its peak mA."""
+    a1, w1, f = command.amplitude_ma, command.pulse_width_us, command.frequency_hz
+    ratio, gap = command.anodic_width_ratio, command.interphase_gap_us
+    assert math.isfinite(ratio) and ratio >= 1.0, command  # balanced by construction
+    assert math.isfinite(gap) and gap >= 0.0, command
+    a2, w2 = a1 / ratio, w1 * ratio  # the recovery phase: same charge, no net d.c.
+    values = (a1, w1, f, a2, w2)
+    assert all(math.isfinite(v) and v >= 0.0 for v in values), command
+    area = lim.electrode_area_cm2
+    q = max(a1 * w1, a2 * w2) / 1000.0  # uC
+    assert max(a1, a2) <= lim.max_amplitude_ma
+    assert w1 <= lim.max_pulse_width_us  # the leading phase (docs/safety.md)
+    assert f <= lim.max_frequency_hz
+    assert q <= lim.max_charge_per_phase_uc * (1 + TOL)
+    rms_ma = math.sqrt((a1 * a1 * w1 + a2 * a2 * w2) * 1e-6 * f)
+    assert rms_ma / area <= lim.max_rms_current_density_ma_per_cm2 * (1 + TOL)
+    if q > 0.0:  # log10(Q/A) + log10(Q), written so that a denormal Q cannot underflow
+        assert 2.0 * math.log10(q) - math.log10(area) <= lim.max_shannon_k + TOL
+    # Charge balance: the d.c. left by the imbalance of each pulse.
+    net_dc_ua = abs(a1 * w1 - a2 * w2) / 1000.0 * f
+    assert net_dc_ua <= lim.max_net_dc_ua * (1 + TOL) + 1e-12
+    return max(a1, a2)
+
+
+def check(timeline: list[tuple], lim: SafetyLimits) -> int:
+    """Assert every limit on the reconstructed output; return the number of applies."""
+    outputs = [Output() for _ in range(CHANNELS)]
+    last_apply = -math.inf
+    first_observed = last_good = unknown_since = math.nan
+    applies = 0
+    for event in timeline:
+        kind, t = event[0], event[1]
+        if kind == "observe":
+            if math.isfinite(t):
+                sample, known = event[2], event[3]
+                if math.isnan(first_observed):
+                    first_observed = t
+                good = math.isfinite(sample.gyro_rad_s) and abs(sample.gyro_rad_s) <= 100.0
+                if good and sample.heel_switch in (0, 1):
+                    last_good = t
+                if known:
+                    unknown_since = math.nan
+                elif math.isnan(unknown_since):
+                    unknown_since = t
+            continue
+        if kind == "stop":
+            off_t = max(t, last_apply) if math.isfinite(t) else last_apply
+            for out in outputs:
+                out.close(off_t)
+            continue
+        applies += 1
+        assert math.isfinite(t) and t > last_apply
+        last_apply = t
+        for command in event[2]:
+            assert isinstance(command.channel, int) and 0 <= command.channel < CHANNELS
+            out = outputs[command.channel]
+            charge = command.amplitude_ma * command.pulse_width_us  # equal both ways
+            stimulates = command.on and command.frequency_hz > 0 and charge > 0
+            if stimulates:
+                peak = check_pulse(command, lim)
+                allowed = out.peak + lim.max_amplitude_rise_ma_per_s * min(
+                    t - out.last_named, RISE_WINDOW_S)
+                assert peak <= allowed * (1 + 2e-9) + 1e-12, (peak, allowed)
+                if not out.on:
+                    out.on, out.since = True, t
+                out.peak = peak
+            else:
+                out.close(t)
+            out.last_named = t
+        for out in outputs:
+            if out.on:
+                assert (t - out.since) * 1000.0 <= lim.max_continuous_on_ms * (1 + TOL)
+                assert out.duty(t) <= lim.max_duty_cycle + TOL
+                if not math.isnan(unknown_since):
+                    assert (t - unknown_since) * 1000.0 <= lim.max_unknown_phase_ms + TOL
+        if not math.isnan(first_observed):
+            reference = first_observed if math.isnan(last_good) else last_good
+            assert (t - reference) * 1000.0 <= lim.sensor_timeout_ms + TOL
+    return applies
+
+
+def run_property(max_examples: int, derandomize: bool) -> tuple[set[str], int]:
+    """Check ``max_examples`` generated sequences; return the rules that intervened and
+    the number of commands applied, so a test can also show the search reached them."""
+    rules: set[str] = set()
+    applies = 0
+
+    @settings(max_examples=max_examples, deadline=None, derandomize=derandomize,
+              suppress_health_check=list(HealthCheck))
+    @given(st.sampled_from(LIMIT_SETS), steps)
+    def output_never_exceeds_a_limit(limits: SafetyLimits, sequence: list[tuple]) -> None:
+        nonlocal applies
+        dog, out, timeline = drive(limits, sequence)
+        applies += check(timeline, limits)
+        assert sum(1 for e in out.events if e[0] == "stop") >= dog.faults
+        for item in dog.interventions:
+            assert math.isfinite(item.t_s) and item.rule and item.requested and item.delivered
+        rules.update(item.rule for item in dog.interventions)
+
+    output_never_exceeds_a_limit()
+    return rules, applies
+
+
+#: Rules the default run's fixed sample reaches; the 100k run must reach every rule.
+#: ``max_net_dc_ua`` is not among them: every ``StimCommand`` pulse is balanced by
+#: construction (its shape is a width ratio), so that rule guards future command types
+#: and is tested on an unbalanced ``Pulse`` in test_watchdog.py.
+#: The amplitude and pulse-width rules are reached by the slow run and each has its own
+#: explicit test in test_watchdog.py; whether the fixed 300-example sample reaches them
+#: depends on the draw order, so they are not asserted here.
+REACHED = {"max_amplitude_rise_ma_per_s", "non_finite_value", "negative_value",
+           "unknown_channel", "non_finite_time", "time_not_increasing", "sensor_timeout_ms",
+           "fault_latched"}
+EVERY_RULE = REACHED | {"max_amplitude_ma", "max_pulse_width_us", "max_frequency_hz",
+                       "max_charge_per_phase_uc", "max_rms_current_density_ma_per_cm2",
+                       "max_shannon_k",
+                       "max_continuous_on_ms", "max_duty_cycle", "max_unknown_phase_ms"}
+
+
+def test_output_never_exceeds_a_limit():
+    """A fixed (derandomized) sample, so that the default run is repeatable."""
+    rules, applies = run_property(300, derandomize=True)
+    assert applies > 500
+    assert rules >= REACHED, REACHED - rules
+
+
+@pytest.mark.slow
+def test_output_never_exceeds_a_limit_100k():
+    rules, applies = run_property(100_000, derandomize=False)
+    print(f"100,000 sequences, {applies} commands applied, rules reached: {sorted(rules)}")
+    assert rules >= EVERY_RULE, EVERY_RULE - rules
+
+
+def on(t: float, amplitude: float = 5.0, width: float = 300.0, freq: float = 40.0) -> tuple:
+    return ("apply", t, [StimCommand(0, True, amplitude, width, freq)])
+
+
+@pytest.mark.parametrize(
+    "timeline",
+    [
+        [on(0.0, amplitude=51.0)],
+        [on(0.0, width=401.0)],
+        [on(0.0, amplitude=45.0, width=350.0)],  # 15.75 uC > 15 uC
+        [("apply", 0.0, [StimCommand(0, True, 5.0, 300.0, 40.0, anodic_width_ratio=0.5)])],
+        [on(0.0), on(0.002, amplitude=15.0)],  # a 10 mA step in 2 ms
+        [on(0.0), on(0.61)],  # on for 610 ms
+        [on(k * 0.5) if k % 2 == 0 else ("apply", k * 0.5, [StimCommand.off(0)])
+         for k in range(7)],  # 1.5 s on in 10 s > 10 %
+        [("observe", 0.0, Sample(0.0, 1.0, 0), False), on(0.2)],  # phase unknown 200 ms
+        [("observe", 0.0, Sample(0.0, 1.0, 0), True), on(0.03)],  # no sample for 30 ms
+        [on(0.0), on(0.0)],  # time not increasing
+    ],
+)
+def test_the_checker_catches_what_the_watchdog_must_stop(timeline):
+    """The checker is not vacuous: fed output that the watchdog would never let through,
+    it fails."""
+    with pytest.raises(AssertionError):
+        check(timeline, LIMIT_SETS[0])
+
+
+def test_the_checker_accepts_a_clean_walk():
+    timeline = []
+    for k in range(90):
+        t = k * 0.002
+        timeline.append(("observe", t, Sample(t, 1.0, 0), True))
+        if k >= 50:
+            timeline.append(on(t, amplitude=min(2.0 * (k - 49), 20.0)))
+    assert check(timeline, LIMIT_SETS[1]) == 40
