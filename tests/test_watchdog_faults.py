@@ -134,3 +134,39 @@ def test_a_monitor_check_that_fails_is_itself_a_fault():
             time.sleep(0.001)
     assert dog.fault is not None and dog.fault.rule == "monitor_error"
     assert "port gone" in dog.fault.detail and out.stops >= 1
+
+
+def test_a_key_on_the_live_terminal_is_an_emergency_stop():
+    """`fes run` listens on its terminal: space latches the watchdog, the terminal's mode
+    is restored afterwards, and a non-terminal (a pipe, CI) listens to nothing."""
+    import os
+    import termios
+    import time
+
+    from controller.safety.estop import estop_keys
+
+    class Target:
+        def __init__(self) -> None:
+            self.stops: list[str] = []
+
+        def emergency_stop(self, source: str = "api") -> None:
+            self.stops.append(source)
+
+    master, slave = os.openpty()
+    before = termios.tcgetattr(slave)
+    target = Target()
+    with estop_keys(slave, target) as listening:
+        assert listening
+        os.write(master, b"x ")
+        deadline = time.monotonic() + 2.0
+        while not target.stops and time.monotonic() < deadline:
+            time.sleep(0.01)
+    assert target.stops == ["key"]
+    assert termios.tcgetattr(slave) == before
+    os.close(master)
+    os.close(slave)
+    read_end, write_end = os.pipe()
+    with estop_keys(read_end, target) as listening:
+        assert not listening
+    os.close(read_end)
+    os.close(write_end)

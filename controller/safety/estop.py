@@ -18,7 +18,9 @@ from __future__ import annotations
 
 import os
 import signal
+import termios
 import threading
+import tty
 from collections.abc import Iterator
 from contextlib import contextmanager
 from types import FrameType
@@ -95,3 +97,21 @@ class EStopKeys:
                 return
             if data[0] in ESTOP_KEYS:
                 self._target.emergency_stop("key")
+
+
+@contextmanager
+def estop_keys(fd: int | None, target: EStoppable) -> Iterator[bool]:
+    """While the block runs, a key in ``ESTOP_KEYS`` typed on terminal ``fd`` is an
+    e-stop. The terminal is put in cbreak mode (keys arrive without Enter, still echoed
+    and Ctrl-C still works) and restored afterwards. Yields False, doing nothing, when
+    ``fd`` is None or not a terminal (a pipe, CI)."""
+    if fd is None or not os.isatty(fd):
+        yield False
+        return
+    saved = termios.tcgetattr(fd)
+    tty.setcbreak(fd)
+    try:
+        EStopKeys(fd, target).start()
+        yield True
+    finally:
+        termios.tcsetattr(fd, termios.TCSADRAIN, saved)

@@ -35,6 +35,7 @@ from controller.detect.config import build_detector
 from controller.detect.events import PHASE_NAMES, DetectedEvent, Event, Phase
 from controller.loop import LoopOutcome
 from controller.ports import Sample, StimCommand
+from controller.safety.estop import estop_keys
 from controller.stim.scheduler import StimScheduler
 from controller.stim.settings import channel_path
 from controller.trial.recorder import TrialRecorder
@@ -315,10 +316,21 @@ def run_live_trial(
 
     # Everything is built before the board's communication timer starts at HELLO; from
     # then on the garbage collector must not pause the host (hw.realtime).
-    with frozen_heap():
+    with frozen_heap(), estop_keys(_stdin_fd(), watchdog) as keys:
+        if keys:
+            report.write("fes run: space or Esc is an emergency stop\n")
         board.connect()
         _, summary = run_trial(parts, n_samples, out_dir, finish)
     return LiveResult(summary, ending["stopped_by"], ending["message"])
+
+
+def _stdin_fd() -> int | None:
+    """The file descriptor of standard input, or None when there is none (closed, or
+    replaced by an object without one, as under a test runner)."""
+    try:
+        return sys.stdin.fileno()
+    except (AttributeError, OSError, ValueError):
+        return None
 
 
 def _report(stream: TextIO, fault: BoardFault) -> None:
