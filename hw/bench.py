@@ -23,7 +23,7 @@ from controller.config import load_config
 from controller.detect.config import build_detector
 from controller.loop import run_loop
 from controller.stim.scheduler import StimScheduler
-from controller.trial.live import BoardPacedClock, warm_up
+from controller.trial.live import BoardPacedClock, LiveSource, warm_up
 from controller.trial.recorder import TrialRecorder
 from controller.watchdog import Watchdog
 from hw.board import Board, BoardRequirements
@@ -58,8 +58,9 @@ def measure(seconds: float, seed: int) -> dict[str, float]:
             recorder = TrialRecorder(n)
             with frozen_heap():
                 board.connect()
-                outcome = run_loop(board, detector, scheduler, watchdog, BoardPacedClock(),
-                                   recorder, n)
+                clock = BoardPacedClock()
+                source = LiveSource(board, watchdog, clock)
+                outcome = run_loop(source, detector, scheduler, watchdog, clock, recorder, n)
                 board.close()
         finally:
             proc.terminate()

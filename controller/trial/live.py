@@ -91,7 +91,7 @@ class BoardPacedClock:
         return self._due_s + time.perf_counter() - self._arrival
 
 
-class _UntilWatchdogFault:
+class LiveSource:
     """The board as the loop's source, ended by the first watchdog fault as well; it
     tells the board-paced clock when each sample arrives."""
 
@@ -289,7 +289,7 @@ def run_live_trial(
     clock = BoardPacedClock()
     parts = TrialParts(
         config=config,
-        source=_UntilWatchdogFault(board, watchdog, clock),
+        source=LiveSource(board, watchdog, clock),
         detector=build_detector(config.detector, rate_hz),
         scheduler=StimScheduler(config.stim),
         watchdog=watchdog,
