@@ -112,10 +112,8 @@ def _channel_safety(
 ) -> list[str]:
     """What the watchdog would refuse or clamp in one channel's settings."""
     problems = []
-    ratio = ch.anodic_width_ratio
-    pulse = Pulse(
-        ch.amplitude_ma, ch.pulse_width_us, ch.frequency_hz,
-        ch.amplitude_ma / ratio, ch.pulse_width_us * ratio,
+    pulse = Pulse.shaped(
+        ch.amplitude_ma, ch.pulse_width_us, ch.frequency_hz, ch.anodic_width_ratio
     )
     for breach in pulse_breaches(lim, pulse):
         limit = f"safety.{breach.rule} = {breach.limit:g}"

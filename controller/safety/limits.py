@@ -156,6 +156,20 @@ class Pulse:
         """A charge-balanced pulse whose recovery phase mirrors the leading phase."""
         return Pulse(amplitude_ma, pulse_width_us, frequency_hz, amplitude_ma, pulse_width_us)
 
+    @staticmethod
+    def shaped(
+        amplitude_ma: float, pulse_width_us: float, frequency_hz: float, anodic_width_ratio: float
+    ) -> Pulse:
+        """The pulse of a leading phase and an anodic width ratio r: the recovery phase is
+        r times longer at 1/r of the current, so both carry the same charge. A ratio that
+        is not a finite number of at least 1 describes no valid pulse: its recovery phase
+        is NaN, which the watchdog refuses as a non-finite value."""
+        ratio = anodic_width_ratio
+        if not (isinstance(ratio, (int, float)) and math.isfinite(ratio) and ratio >= 1.0):
+            return Pulse(amplitude_ma, pulse_width_us, frequency_hz, math.nan, math.nan)
+        return Pulse(amplitude_ma, pulse_width_us, frequency_hz,
+                     amplitude_ma / ratio, pulse_width_us * ratio)
+
     @property
     def charge_per_phase_uc(self) -> float:
         """The larger charge of the two phases."""
@@ -189,19 +203,11 @@ class Pulse:
 
 
 def pulse_of(command: StimCommand) -> Pulse:
-    """The pulse a command describes.
-
-    ``StimCommand.anodic_width_ratio`` r >= 1 makes the recovery (anodic) phase r times
-    longer at 1/r of the current, so both phases carry the same charge. A ratio that is
-    not a finite number of at least 1 describes no valid pulse: its recovery phase is
-    NaN, which the watchdog refuses as a non-finite value.
-    """
-    amplitude, width = command.amplitude_ma, command.pulse_width_us
-    ratio = command.anodic_width_ratio
-    valid = isinstance(ratio, (int, float)) and math.isfinite(ratio) and ratio >= 1.0
-    if not valid:
-        return Pulse(amplitude, width, command.frequency_hz, math.nan, math.nan)
-    return Pulse(amplitude, width, command.frequency_hz, amplitude / ratio, width * ratio)
+    """The pulse a command describes (``Pulse.shaped`` by its anodic width ratio)."""
+    return Pulse.shaped(
+        command.amplitude_ma, command.pulse_width_us, command.frequency_hz,
+        command.anodic_width_ratio,
+    )
 
 
 _UNKNOWN_FIELDS_BY_TYPE: dict[type, tuple[str, ...]] = {}
