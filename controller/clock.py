@@ -31,7 +31,13 @@ DEFAULT_SPIN_S = 200e-6
 
 
 class Clock(Protocol):
-    """Waits until a trial time (seconds since the start of the trial)."""
+    """Waits until a trial time (seconds since the start of the trial).
+
+    ``kind`` names the clock in the summary's ``timing`` block: ``virtual``, ``wall`` or
+    ``board``.
+    """
+
+    kind: str
 
     def start(self) -> None: ...
 
@@ -46,6 +52,8 @@ class Clock(Protocol):
 
 class VirtualClock:
     """Simulated time: every deadline is met at once and exactly; work takes no time."""
+
+    kind = "virtual"
 
     def __init__(self) -> None:
         self._t_s = 0.0
@@ -64,6 +72,8 @@ class VirtualClock:
 
 class WallClock:
     """Real time from ``time.perf_counter``: sleep, then spin the last ``spin_s``."""
+
+    kind = "wall"
 
     def __init__(self, spin_s: float = DEFAULT_SPIN_S) -> None:
         if not 0.0 <= spin_s <= 0.1:

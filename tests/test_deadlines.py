@@ -31,6 +31,8 @@ class FakeWallClock:
     wake the loop in time).
     """
 
+    kind = "wall"
+
     def __init__(self, stall_at_s: float = math.nan, stall_s: float = 0.0) -> None:
         self.now_s = 0.0
         self._stall_at_s = stall_at_s

@@ -69,6 +69,8 @@ class BoardPacedClock:
     ``python -m hw.bench``'s figure).
     """
 
+    kind = "board"
+
     def __init__(self) -> None:
         self._due_s = 0.0
         self._arrival = time.perf_counter()
@@ -296,7 +298,6 @@ def run_live_trial(
         clock=clock,
         recorder=_StatusRecorder(n_samples, channel, recorded_channels(config), line),
         deadlines=new_deadlines(config, n_samples),
-        clock_kind="board",
     )
     ending: dict[str, str] = {}
 

@@ -49,7 +49,6 @@ class TrialParts:
     clock: Clock
     recorder: TrialRecorder
     deadlines: DeadlineMonitor
-    clock_kind: str = "virtual"  # "virtual", "wall" or "board": the timing block says it
 
 
 @dataclass(frozen=True, slots=True)
@@ -149,9 +148,9 @@ def write_trial(
     detected = recorder.detected
     write_samples_csv(out_dir / "samples.csv", columns)
     deadlines = parts.deadlines
-    if not isinstance(parts.clock, VirtualClock):
+    if parts.clock.kind != VirtualClock.kind:
         write_samples_csv(out_dir / "timing.csv", deadlines.rows(0, deadlines.count))
-    timing = deadlines.figures(parts.clock_kind, outcome.warm_up_s)
+    timing = deadlines.figures(parts.clock.kind, outcome.warm_up_s)
     timing["settings"] = list(settings)
     write_events_csv(
         out_dir / "events.csv",

@@ -68,7 +68,6 @@ def run_simulated_trial(
         clock=clock,
         recorder=TrialRecorder(n_samples, config.stim.peroneal.channel, recorded_channels(config)),
         deadlines=new_deadlines(config, n_samples),
-        clock_kind="wall" if realtime else "virtual",
     )
 
     def finish(outcome: LoopOutcome) -> tuple[GroundTruth, dict[str, Any]]:
