@@ -12,7 +12,7 @@ sagittal angular velocity is forward rotation of the shank (the large peak of mi
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import MutableSequence, Sequence
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
@@ -62,6 +62,48 @@ class StimCommand:
         return self.on and self.amplitude_ma > 0.0 and self.pulse_width_us > 0.0 and (
             self.frequency_hz > 0.0
         )
+
+
+#: A command as the compiled stages pass it: one row of float64 numbers, in the field
+#: order of ``StimCommand`` (``on`` is 1.0 or 0.0). The scheduler's kernel writes such
+#: rows and the watchdog's kernel reads them, so a compiled loop needs no objects.
+COMMAND_FIELDS = (
+    "channel",
+    "on",
+    "amplitude_ma",
+    "pulse_width_us",
+    "frequency_hz",
+    "interphase_gap_us",
+    "anodic_width_ratio",
+)
+(
+    ROW_CHANNEL,
+    ROW_ON,
+    ROW_AMPLITUDE_MA,
+    ROW_PULSE_WIDTH_US,
+    ROW_FREQUENCY_HZ,
+    ROW_INTERPHASE_GAP_US,
+    ROW_ANODIC_WIDTH_RATIO,
+) = range(len(COMMAND_FIELDS))
+COMMAND_ROW_SIZE = len(COMMAND_FIELDS)
+
+
+def command_of_row(row: Sequence[float]) -> StimCommand:
+    """The command a row of ``COMMAND_FIELDS`` numbers describes."""
+    channel, on, amplitude, width, frequency, gap, ratio = (float(x) for x in row)
+    return StimCommand(int(channel), on != 0.0, amplitude, width, frequency, gap, ratio)
+
+
+def write_row(command: StimCommand, row: MutableSequence[float]) -> None:
+    """Write ``command`` into ``row`` (``COMMAND_FIELDS`` order); the caller has checked
+    that its fields are numbers."""
+    row[ROW_CHANNEL] = command.channel
+    row[ROW_ON] = 1.0 if command.on else 0.0
+    row[ROW_AMPLITUDE_MA] = command.amplitude_ma
+    row[ROW_PULSE_WIDTH_US] = command.pulse_width_us
+    row[ROW_FREQUENCY_HZ] = command.frequency_hz
+    row[ROW_INTERPHASE_GAP_US] = command.interphase_gap_us
+    row[ROW_ANODIC_WIDTH_RATIO] = command.anodic_width_ratio
 
 
 @runtime_checkable
