@@ -169,3 +169,20 @@ def test_a_test_burst_on_another_channel_leaves_the_peroneal_figures_unscored(tm
     stim = sim(tmp_path, "calf_test", toml, "--duration-s", "4")["stim"]
     assert list(stim["channels"]) == ["calf"] and stim["channels"]["calf"]["trains"] == 1
     assert stim["trains"] == 0 and stim["missed_onsets"] is None
+
+
+def test_stimulation_through_loading_response_prevents_foot_slap(tmp_path):
+    """The moderate walker, seed 0, 20 s: the default train (held to heel strike plus
+    the extension) lets the forefoot down under control; without stimulation nearly every
+    landing slaps, and a train that ends at mid swing leaves the landing unbraked."""
+    def slaps(name: str, toml: str, *args: str) -> tuple[int, int]:
+        clearance = sim(tmp_path, name, toml, "--duration-s", "20", *args)["clearance"]
+        return int(clearance["foot_slap_events"]), int(clearance["swings"])
+
+    braked, swings = slaps("default", "")
+    unbraked, _ = slaps("off", "", "--no-stim")
+    early, _ = slaps("mid_swing", '[stim.peroneal]\nstop = "mid_swing"\nextension_ms = 0.0\n')
+    assert swings >= 14
+    assert braked <= 0.2 * swings
+    assert unbraked >= 0.8 * swings
+    assert early >= 0.8 * swings
