@@ -12,9 +12,10 @@ that the caller owns, so that a compiled loop can run the scheduler without obje
   channel's envelope and mode state in the others.
 
 ``schedule_step`` first lets the predictor take in the events, then advances every
-channel and writes its command row (``controller.ports.COMMAND_FIELDS``), in the order of
-``channel_names``. A trial that stimulates on no channel (stimulation disabled) keeps one
-row, the peroneal channel's, whose envelope never starts: "off" on that output.
+channel and writes its command row (``controller.ports.COMMAND_FIELDS``), in the order
+of ``stimulating_channels``. A trial that stimulates on no channel (stimulation
+disabled) keeps one row, the peroneal channel's, whose envelope never starts: "off" on
+that output.
 """
 
 from __future__ import annotations
@@ -50,11 +51,6 @@ def stimulating_channels(config: StimConfig) -> list[tuple[str, ChannelConfig]]:
 def mode_code(config: StimConfig) -> int:
     """The code of the trial's mode (``MODE_OFF`` without a stimulating channel)."""
     return MODE_CODES[config.mode] if stimulating_channels(config) else MODE_OFF
-
-
-def channel_names(config: StimConfig) -> list[str]:
-    """The channel of each command row: the stimulating ones, or peroneal when none."""
-    return [name for name, _ in stimulating_channels(config)] or ["peroneal"]
 
 
 def _rows(config: StimConfig) -> list[ChannelConfig]:
