@@ -83,6 +83,7 @@ def test_the_loop_never_compiles_after_warm_up():
         from controller.detect.detector import detector_step
         from controller.hotpath import warm_up
         from controller.loop import run_loop
+        from controller.stim.schedule import schedule_step
         from controller.stim.scheduler import StimScheduler
         from controller.trial.recorder import TrialRecorder
         from controller.watchdog import Watchdog
@@ -92,19 +93,20 @@ def test_the_loop_never_compiles_after_warm_up():
         config = load_config()
         limb = SimulatedLimb(load_patient("moderate"), 1000.0, 0.5, seed=0)
         detector = build_detector(config.detector, 1000.0)
-        warm_up(limb, detector)
-        kernels = (limb_step, detector_step)
+        scheduler = StimScheduler(config.stim)
+        warm_up(limb, detector, scheduler)
+        kernels = (limb_step, detector_step, schedule_step)
         before = [list(k.signatures) for k in kernels]
-        run_loop(limb, detector, StimScheduler(config.stim), Watchdog(limb, config.safety),
+        run_loop(limb, detector, scheduler, Watchdog(limb, config.safety),
                  VirtualClock(), TrialRecorder(500), 500)
         after = [list(k.signatures) for k in kernels]
-        print(len(before[0]), len(before[1]), before == after)
+        print(*(len(b) for b in before), before == after)
         """
     )
     result = subprocess.run(
         [sys.executable, "-c", script], capture_output=True, text=True, check=True
     )
-    assert result.stdout.split() == ["1", "1", "True"]
+    assert result.stdout.split() == ["1", "1", "1", "True"]
 
 
 def test_the_loop_leaves_no_cyclic_garbage_so_pausing_gc_cannot_leak():

@@ -24,11 +24,10 @@ def one_channel(cfg: ChannelConfig) -> StimScheduler:
     return StimScheduler(StimConfig(peroneal=cfg))
 
 
-def drive_all(sched: StimScheduler, script: Script, end_s: float):
-    """Step the scheduler every DT; ``script`` sets phase/events from given times on.
-
-    Returns ``(t, commands)`` at every step."""
-    out = []
+def samples(script: Script, end_s: float) -> Script:
+    """``(t, phase, events)`` every DT until ``end_s``: ``script`` sets the phase from
+    given times on, and its events come at the first sample at or after their time."""
+    out: Script = []
     phase, k = Phase.STANCE, 0
     pending = sorted(script, key=lambda s: s[0])
     while k * DT < end_s:
@@ -36,9 +35,15 @@ def drive_all(sched: StimScheduler, script: Script, end_s: float):
         events: tuple[Event | DetectedEvent, ...] = ()
         while pending and pending[0][0] <= t + 1e-9:
             _, phase, events = pending.pop(0)
-        out.append((t, sched.step(t, phase, events)))
+        out.append((t, phase, events))
         k += 1
     return out
+
+
+def drive_all(sched: StimScheduler, script: Script, end_s: float):
+    """Step the scheduler through ``samples(script, end_s)``; ``(t, commands)`` at every
+    step."""
+    return [(t, sched.step(t, phase, events)) for t, phase, events in samples(script, end_s)]
 
 
 def drive(sched: StimScheduler, script: Script, end_s: float):

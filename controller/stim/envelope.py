@@ -6,105 +6,181 @@ Every mode drives the same envelope; only what moves it from stage to stage diff
 (``ChannelConfig.ramp_parameter``). Odstock's ODFS sets its output level with pulse
 width, most other devices with current; both grade the charge per pulse, and a gradual
 rise avoids the calf stretch reflex a sudden contraction can provoke (DESIGN.md).
+
+The envelope is a set of kernel functions on one channel's parameter row and state row
+(float64 arrays, the first ``PARAMS_SIZE`` and ``STATE_SIZE`` columns; the mode's own
+columns follow). ``start``, ``extend`` and ``ramp_down`` move the stage at time ``t_s``;
+``advance`` then moves the level along the stage's ramp or timer to ``t_s``, and
+``write_command`` writes the pulse that level asks for as a command row
+(``controller.ports.COMMAND_FIELDS``).
 """
 
 from __future__ import annotations
 
 import math
-from enum import IntEnum
 
-from controller.ports import StimCommand
+import numpy as np
+
+from controller.detect.jit import kernel
+from controller.ports import (
+    ROW_AMPLITUDE_MA,
+    ROW_ANODIC_WIDTH_RATIO,
+    ROW_CHANNEL,
+    ROW_FREQUENCY_HZ,
+    ROW_INTERPHASE_GAP_US,
+    ROW_ON,
+    ROW_PULSE_WIDTH_US,
+)
 from controller.stim.settings import ChannelConfig
 
 #: A stage counts as complete within a nanosecond of its end, so that rounding in sample
 #: times cannot leave a ramp at 1e-14 mA for one more sample.
 TIME_EPSILON_S = 1e-9
 
+# Stages: where a channel is in its envelope.
+OFF = 0
+RAMP_UP = 1
+HOLD = 2
+EXTENSION = 3
+RAMP_DOWN = 4
 
-class Stage(IntEnum):
-    """Where a channel is in its envelope."""
+#: What a ramp scales, as coded in the parameter row.
+RAMP_PARAMETER_CODES = {"amplitude": 0, "pulse_width": 1}
+RAMP_AMPLITUDE = RAMP_PARAMETER_CODES["amplitude"]
 
-    OFF = 0
-    RAMP_UP = 1
-    HOLD = 2
-    EXTENSION = 3
-    RAMP_DOWN = 4
+# Parameter row: the pulse at full level, what the ramps scale, the stage durations.
+P_CHANNEL = 0
+P_AMPLITUDE_MA = 1
+P_PULSE_WIDTH_US = 2
+P_FREQUENCY_HZ = 3
+P_INTERPHASE_GAP_US = 4
+P_ANODIC_WIDTH_RATIO = 5
+P_RAMP_PARAMETER = 6
+P_RAMP_UP_S = 7
+P_RAMP_DOWN_S = 8
+P_EXTENSION_S = 9
+PARAMS_SIZE = 10
+
+# State row.
+S_STAGE = 0
+S_LEVEL = 1
+S_ENDED_S = 2  # when the last train reached zero
+S_STAGE_START_S = 3
+S_STAGE_START_LEVEL = 4
+STATE_SIZE = 5
 
 
-class Envelope:
-    """Stage and level of one channel's train, advanced once per sample.
+def write_params(config: ChannelConfig, p: np.ndarray) -> None:
+    """Fill the envelope's columns of a channel's parameter row from ``config``."""
+    p[P_CHANNEL] = config.channel
+    p[P_AMPLITUDE_MA] = config.amplitude_ma
+    p[P_PULSE_WIDTH_US] = config.pulse_width_us
+    p[P_FREQUENCY_HZ] = config.frequency_hz
+    p[P_INTERPHASE_GAP_US] = config.interphase_gap_us
+    p[P_ANODIC_WIDTH_RATIO] = config.anodic_width_ratio
+    p[P_RAMP_PARAMETER] = RAMP_PARAMETER_CODES[config.ramp_parameter]
+    p[P_RAMP_UP_S] = config.ramp_up_ms / 1000.0
+    p[P_RAMP_DOWN_S] = config.ramp_down_ms / 1000.0
+    p[P_EXTENSION_S] = config.extension_ms / 1000.0
 
-    ``start``, ``extend`` and ``ramp_down`` move the stage at time ``t_s``; ``advance``
-    then moves the level along the stage's ramp or timer to ``t_s``, and ``command``
-    is the pulse that level asks for.
+
+def init_state(s: np.ndarray) -> None:
+    """An envelope that is off and has never run a train."""
+    s[S_STAGE] = OFF
+    s[S_LEVEL] = 0.0
+    s[S_ENDED_S] = -math.inf
+    s[S_STAGE_START_S] = 0.0
+    s[S_STAGE_START_LEVEL] = 0.0
+
+
+@kernel
+def rising_or_holding(s: np.ndarray) -> bool:
+    """Ramping up or at the set level: a stop event may start the extension."""
+    return s[S_STAGE] == RAMP_UP or s[S_STAGE] == HOLD
+
+
+@kernel
+def stimulating(s: np.ndarray) -> bool:
+    """Ramping up, holding or in the extension: a train that has not begun to end."""
+    return s[S_STAGE] == RAMP_UP or s[S_STAGE] == HOLD or s[S_STAGE] == EXTENSION
+
+
+@kernel
+def _enter(s: np.ndarray, stage: int, t_s: float) -> None:
+    s[S_STAGE] = stage
+    s[S_STAGE_START_S] = t_s
+    s[S_STAGE_START_LEVEL] = s[S_LEVEL]
+
+
+@kernel
+def start(s: np.ndarray, t_s: float) -> None:
+    """Ramp up from the present level (zero, or part-way down a ramp)."""
+    _enter(s, RAMP_UP, t_s)
+
+
+@kernel
+def extend(s: np.ndarray, t_s: float) -> None:
+    """Hold the present level for the extension, then ramp down."""
+    _enter(s, EXTENSION, t_s)
+
+
+@kernel
+def ramp_down(s: np.ndarray, t_s: float) -> None:
+    """Ramp down to zero from the present level, now."""
+    _enter(s, RAMP_DOWN, t_s)
+
+
+@kernel
+def _progress(s: np.ndarray, t_s: float, duration_s: float) -> float:
+    """Fraction 0..1 of a stage of ``duration_s`` elapsed at ``t_s``."""
+    elapsed_s = t_s - s[S_STAGE_START_S]
+    if elapsed_s >= duration_s - TIME_EPSILON_S:
+        return 1.0
+    return elapsed_s / duration_s
+
+
+@kernel
+def advance(p: np.ndarray, s: np.ndarray, t_s: float) -> None:
+    """Move the level along the current stage's ramp or timer to ``t_s``.
+
+    An extension that is over at ``t_s`` becomes a ramp down that starts moving at once.
     """
+    if s[S_STAGE] == EXTENSION and _progress(s, t_s, p[P_EXTENSION_S]) >= 1.0:
+        _enter(s, RAMP_DOWN, t_s)
+    start_level = s[S_STAGE_START_LEVEL]
+    if s[S_STAGE] == RAMP_UP:
+        s[S_LEVEL] = start_level + (1.0 - start_level) * _progress(s, t_s, p[P_RAMP_UP_S])
+        if s[S_LEVEL] >= 1.0:
+            _enter(s, HOLD, t_s)
+    elif s[S_STAGE] == RAMP_DOWN:
+        s[S_LEVEL] = start_level * (1.0 - _progress(s, t_s, p[P_RAMP_DOWN_S]))
+        if s[S_LEVEL] <= 0.0:
+            _enter(s, OFF, t_s)
+            s[S_ENDED_S] = t_s
 
-    def __init__(self, config: ChannelConfig) -> None:
-        self.config = config
-        self.stage = Stage.OFF
-        self.level = 0.0
-        self.ended_s = -math.inf  # when the last train reached zero
-        self._stage_start_s = 0.0
-        self._stage_start_level = 0.0
 
-    @property
-    def rising_or_holding(self) -> bool:
-        """Ramping up or at the set level: a stop event may start the extension."""
-        return self.stage in (Stage.RAMP_UP, Stage.HOLD)
-
-    def _enter(self, stage: Stage, t_s: float) -> None:
-        self.stage = stage
-        self._stage_start_s = t_s
-        self._stage_start_level = self.level
-
-    def start(self, t_s: float) -> None:
-        """Ramp up from the present level (zero, or part-way down a ramp)."""
-        self._enter(Stage.RAMP_UP, t_s)
-
-    def extend(self, t_s: float) -> None:
-        """Hold the present level for ``extension_ms``, then ramp down."""
-        self._enter(Stage.EXTENSION, t_s)
-
-    def ramp_down(self, t_s: float) -> None:
-        """Ramp down to zero from the present level, now."""
-        self._enter(Stage.RAMP_DOWN, t_s)
-
-    def _progress(self, t_s: float, duration_ms: float) -> float:
-        """Fraction 0..1 of a stage of ``duration_ms`` elapsed at ``t_s``."""
-        elapsed_s = t_s - self._stage_start_s
-        duration_s = duration_ms / 1000.0
-        if elapsed_s >= duration_s - TIME_EPSILON_S:
-            return 1.0
-        return elapsed_s / duration_s
-
-    def advance(self, t_s: float) -> None:
-        """Move the level along the current stage's ramp or timer to ``t_s``."""
-        cfg = self.config
-        start = self._stage_start_level
-        if self.stage == Stage.RAMP_UP:
-            self.level = start + (1.0 - start) * self._progress(t_s, cfg.ramp_up_ms)
-            if self.level >= 1.0:
-                self._enter(Stage.HOLD, t_s)
-        elif self.stage == Stage.EXTENSION and self._progress(t_s, cfg.extension_ms) >= 1.0:
-            self._enter(Stage.RAMP_DOWN, t_s)
-            self.advance(t_s)
-        elif self.stage == Stage.RAMP_DOWN:
-            self.level = start * (1.0 - self._progress(t_s, cfg.ramp_down_ms))
-            if self.level <= 0.0:
-                self._enter(Stage.OFF, t_s)
-                self.ended_s = t_s
-
-    def command(self) -> StimCommand:
-        """The command for the present level: "off" at zero."""
-        cfg = self.config
-        if self.level <= 0.0:
-            return StimCommand.off(cfg.channel)
-        amplitude_ma, pulse_width_us = cfg.amplitude_ma, cfg.pulse_width_us
-        if cfg.ramp_parameter == "amplitude":
-            amplitude_ma *= self.level
-        else:
-            pulse_width_us *= self.level
-        return StimCommand(
-            cfg.channel, True, amplitude_ma, pulse_width_us, cfg.frequency_hz,
-            cfg.interphase_gap_us, cfg.anodic_width_ratio,
-        )
+@kernel
+def write_command(p: np.ndarray, s: np.ndarray, row: np.ndarray) -> None:
+    """Write the command for the present level into ``row``: "off" at zero."""
+    row[ROW_CHANNEL] = p[P_CHANNEL]
+    level = s[S_LEVEL]
+    if level <= 0.0:
+        row[ROW_ON] = 0.0
+        row[ROW_AMPLITUDE_MA] = 0.0
+        row[ROW_PULSE_WIDTH_US] = 0.0
+        row[ROW_FREQUENCY_HZ] = 0.0
+        row[ROW_INTERPHASE_GAP_US] = 0.0
+        row[ROW_ANODIC_WIDTH_RATIO] = 1.0
+        return
+    amplitude_ma = p[P_AMPLITUDE_MA]
+    pulse_width_us = p[P_PULSE_WIDTH_US]
+    if p[P_RAMP_PARAMETER] == RAMP_AMPLITUDE:
+        amplitude_ma *= level
+    else:
+        pulse_width_us *= level
+    row[ROW_ON] = 1.0
+    row[ROW_AMPLITUDE_MA] = amplitude_ma
+    row[ROW_PULSE_WIDTH_US] = pulse_width_us
+    row[ROW_FREQUENCY_HZ] = p[P_FREQUENCY_HZ]
+    row[ROW_INTERPHASE_GAP_US] = p[P_INTERPHASE_GAP_US]
+    row[ROW_ANODIC_WIDTH_RATIO] = p[P_ANODIC_WIDTH_RATIO]

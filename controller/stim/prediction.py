@@ -13,57 +13,113 @@ The stride time is the median of the last ``history_strides`` intervals between 
 offs, dated at the detector's estimate of when each toe off happened (not when it was
 confirmed), so a single missed or spurious toe off does not shift it; a gap longer than
 ``max_stride_ms`` is a pause and restarts the history.
+
+The predictor is kernel functions on a parameter row and a state row (float64 arrays)
+shared by every channel of a trial. The history is a ring of ``history_strides`` slots in
+the state row, followed by as many scratch slots in which the median sorts a copy, so
+that nothing is allocated per sample.
 """
 
 from __future__ import annotations
 
 import math
-from collections import deque
-from collections.abc import Sequence
 
 import numpy as np
 
-from controller.detect.events import DetectedEvent, Event
+from controller.detect.events import TOE_OFF
+from controller.detect.jit import kernel
 from controller.stim.settings import PredictionConfig
 
+# Parameter row.
+P_HISTORY_STRIDES = 0
+P_MIN_STRIDES = 1
+P_MAX_STRIDE_S = 2
+PARAMS_SIZE = 3
 
-def event_kind(event: Event | DetectedEvent) -> Event:
-    """The kind of an event given bare or with its times."""
-    return event.event if isinstance(event, DetectedEvent) else event
+# State row: the scalars, then the ring of stride times, then the median's scratch.
+S_LAST_TOE_OFF_S = 0
+S_STRIDE_S = 1  # the walker's stride time (median of the history), NaN until known
+S_NEXT_TOE_OFF_S = 2  # predicted time of the next toe off; NaN while there is none
+S_COUNT = 3  # stride times in the ring
+S_OLDEST = 4  # slot of the oldest stride time once the ring is full
+S_RING = 5
 
 
-def event_time_s(event: Event | DetectedEvent, t_s: float) -> float:
-    """When an event happened: the detector's estimate, or ``t_s`` for a bare event."""
-    return event.t_est_s if isinstance(event, DetectedEvent) else t_s
+def state_size(config: PredictionConfig) -> int:
+    """Length of the state row: the scalars, the ring and the scratch."""
+    return S_RING + 2 * config.history_strides
 
 
-class ToeOffPredictor:
-    """The walker's next toe off, from the toe offs detected so far."""
+def write_params(config: PredictionConfig, p: np.ndarray) -> None:
+    """Fill the predictor's parameter row from ``config``."""
+    p[P_HISTORY_STRIDES] = config.history_strides
+    p[P_MIN_STRIDES] = config.min_strides
+    p[P_MAX_STRIDE_S] = config.max_stride_ms / 1000.0
 
-    def __init__(self, config: PredictionConfig) -> None:
-        self.config = config
-        self._strides_s: deque[float] = deque(maxlen=config.history_strides)
-        self._last_toe_off_s = math.nan
-        self.stride_s = math.nan
-        """The walker's stride time (median of the history), NaN until known."""
-        self.next_toe_off_s = math.nan
-        """Predicted time of the next toe off; NaN while there is no prediction."""
 
-    def observe(self, t_s: float, events: Sequence[Event | DetectedEvent]) -> None:
-        """Take in the events that became known at ``t_s``."""
-        for event in events:
-            if event_kind(event) != Event.TOE_OFF:
-                continue
-            toe_off_s = event_time_s(event, t_s)
-            interval_s = toe_off_s - self._last_toe_off_s
-            if interval_s > self.config.max_stride_ms / 1000.0:
-                self._strides_s.clear()
-            elif interval_s > 0.0:
-                self._strides_s.append(interval_s)
-            self._last_toe_off_s = toe_off_s
-            self.stride_s = (
-                float(np.median(self._strides_s))
-                if len(self._strides_s) >= self.config.min_strides
-                else math.nan
-            )
-            self.next_toe_off_s = self._last_toe_off_s + self.stride_s
+def init_state(s: np.ndarray) -> None:
+    """A predictor that has seen no toe off."""
+    s[S_LAST_TOE_OFF_S] = math.nan
+    s[S_STRIDE_S] = math.nan
+    s[S_NEXT_TOE_OFF_S] = math.nan
+    s[S_COUNT] = 0.0
+    s[S_OLDEST] = 0.0
+
+
+@kernel
+def median(values: np.ndarray, count: int, scratch: np.ndarray) -> float:
+    """``np.median(values[:count])`` to the bit, sorting a copy in ``scratch``.
+
+    An insertion sort (the history is at most 20 long); for an even count the mean of
+    the two middle values, summed and halved as numpy does.
+    """
+    for i in range(count):
+        value = values[i]
+        j = i
+        while j > 0 and scratch[j - 1] > value:
+            scratch[j] = scratch[j - 1]
+            j -= 1
+        scratch[j] = value
+    middle = count // 2
+    if count % 2 == 1:
+        return scratch[middle]
+    return (scratch[middle - 1] + scratch[middle]) / 2.0
+
+
+@kernel
+def _remember(p: np.ndarray, s: np.ndarray, stride_s: float) -> None:
+    """Add a stride time, forgetting the oldest once ``history_strides`` are kept."""
+    history = int(p[P_HISTORY_STRIDES])
+    count = int(s[S_COUNT])
+    if count < history:
+        s[S_RING + count] = stride_s
+        s[S_COUNT] = count + 1
+    else:
+        oldest = int(s[S_OLDEST])
+        s[S_RING + oldest] = stride_s
+        s[S_OLDEST] = (oldest + 1) % history
+
+
+@kernel
+def observe(p: np.ndarray, s: np.ndarray, events: np.ndarray) -> None:
+    """Take in the events that became known now (an outbox, ``controller.detect.outbox``:
+    the count, then (code, estimated time) pairs)."""
+    for k in range(int(events[0])):
+        if events[1 + 2 * k] != TOE_OFF:
+            continue
+        toe_off_s = events[2 + 2 * k]
+        interval_s = toe_off_s - s[S_LAST_TOE_OFF_S]
+        if interval_s > p[P_MAX_STRIDE_S]:
+            s[S_COUNT] = 0.0
+            s[S_OLDEST] = 0.0
+        elif interval_s > 0.0:
+            _remember(p, s, interval_s)
+        s[S_LAST_TOE_OFF_S] = toe_off_s
+        count = int(s[S_COUNT])
+        history = int(p[P_HISTORY_STRIDES])
+        s[S_STRIDE_S] = (
+            median(s[S_RING:], count, s[S_RING + history:])
+            if count >= p[P_MIN_STRIDES]
+            else math.nan
+        )
+        s[S_NEXT_TOE_OFF_S] = s[S_LAST_TOE_OFF_S] + s[S_STRIDE_S]

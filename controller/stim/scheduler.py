@@ -1,10 +1,16 @@
 """The stimulation scheduler: every channel's command at every sample, by mode.
 
-Walking mode runs one ``GaitChannel`` per enabled channel (peroneal, and any others with
-their own triggers and windows, e.g. calf for push-off in pre-swing, hamstrings in
-terminal swing), all sharing one ``ToeOffPredictor`` of the walker. Training mode cycles
-every enabled channel on and off; test mode bursts once on one channel
+Walking mode runs the walking-mode envelope (``controller.stim.walking``) on every
+enabled channel (peroneal, and any others with their own triggers and windows, e.g. calf
+for push-off in pre-swing, hamstrings in terminal swing), all sharing one toe-off
+predictor of the walker (``controller.stim.prediction``). Training mode cycles every
+enabled channel on and off; test mode bursts once on one channel
 (``controller.stim.timed``).
+
+``StimScheduler`` is the loop's object for all that: a thin shell over the kernel
+``controller.stim.schedule.schedule_step`` and its arrays. A compiled loop calls that
+kernel on ``kernel_arrays`` itself; the counters of ``timeouts`` and ``reports`` are read
+from the state, so they are right after either path ran.
 
 The scheduler only asks; the watchdog decides what reaches the stimulator.
 """
@@ -13,32 +19,30 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
 
+import numpy as np
+
+from controller.detect import outbox
 from controller.detect.events import DetectedEvent, Event, Phase
-from controller.ports import StimCommand
-from controller.stim.prediction import ToeOffPredictor, event_kind
+from controller.ports import StimCommand, command_of_row
+from controller.stim import walking
+from controller.stim.schedule import (
+    MODE_WALKING,
+    P_MODE,
+    make_params,
+    new_commands,
+    new_state,
+    schedule_step,
+    stimulating_channels,
+)
 from controller.stim.settings import (
     OFFSET_REFERENCE,
     ONSET_REFERENCE,
     ChannelConfig,
     StimConfig,
 )
-from controller.stim.timed import TimedChannel
-from controller.stim.walking import GaitChannel
 
 __all__ = ["ChannelConfig", "ChannelReport", "StimConfig", "StimScheduler"]
-
-
-class StimChannel(Protocol):
-    """What the scheduler needs of a channel in any mode."""
-
-    config: ChannelConfig
-    timeouts: int
-    unconfirmed: int
-    refused: int
-
-    def step(self, t_s: float, phase: Phase, kinds: frozenset[Event]) -> StimCommand: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,19 +68,18 @@ class ChannelReport:
     refused: int
 
 
-def _channels(config: StimConfig, predictor: ToeOffPredictor) -> list[tuple[str, StimChannel]]:
-    active = config.active_channels()
-    if config.mode == "training":
-        tr = config.training
-        return [(n, TimedChannel(ch, tr.start_ms, tr.on_ms, tr.off_ms)) for n, ch in active]
-    if config.mode == "test":
-        test = config.test
-        return [
-            (n, TimedChannel(ch, test.start_ms, test.on_ms, None))
-            for n, ch in active
-            if n == test.channel_name
-        ]
-    return [(n, GaitChannel(ch, predictor)) for n, ch in active]
+def fill_outbox(t_s: float, events: Sequence[Event | DetectedEvent], out: np.ndarray) -> None:
+    """Write ``events`` into the outbox ``out`` as a detection kernel would: a
+    ``DetectedEvent`` dated at its estimated time, a bare event at ``t_s``. ``out`` must
+    hold them all (``outbox.SIZE`` holds ``outbox.MAX_EVENTS``)."""
+    out[0] = len(events)
+    for k, event in enumerate(events):
+        if isinstance(event, DetectedEvent):
+            out[1 + 2 * k] = event.event
+            out[2 + 2 * k] = event.t_est_s
+        else:
+            out[1 + 2 * k] = event
+            out[2 + 2 * k] = t_s
 
 
 class StimScheduler:
@@ -84,50 +87,92 @@ class StimScheduler:
 
     def __init__(self, config: StimConfig) -> None:
         self.config = config
-        self.predictor = ToeOffPredictor(config.prediction)
-        self._channels = _channels(config, self.predictor)
-        self._idle = [StimCommand.off(config.peroneal.channel)]
+        self._channels = stimulating_channels(config)
+        self._params = make_params(config)
+        self._state = new_state(config)
+        self._commands = new_commands(self._params)
+        self._events = outbox.new_outbox()
+        rows = self._commands.tolist()
+        self._last_rows: list[list[float]] = rows
+        self._last_commands = [command_of_row(row) for row in rows]
+        self._walking = self._params[0, P_MODE] == MODE_WALKING
+
+    @property
+    def kernel_arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """``(params, state, commands)``: the live arrays this scheduler steps, for a
+        compiled loop to call ``schedule_step(params, state, t_s, phase, events,
+        commands)`` on instead of ``step``."""
+        return self._params, self._state, self._commands
+
+    def _counts(self, column: int) -> list[int]:
+        """A walking-mode counter of every stimulating channel (0 in the timed modes)."""
+        if not self._walking:
+            return [0] * len(self._channels)
+        return [int(s[column]) for s in self._state[1 : 1 + len(self._channels)]]
 
     @property
     def timeouts(self) -> int:
         """How many trains the timeout ended (no stop event came in time)."""
-        return sum(ch.timeouts for _, ch in self._channels)
+        return sum(self._counts(walking.S_TIMEOUTS))
 
     def reports(self) -> list[ChannelReport]:
         """One report per stimulating channel, peroneal first."""
-        walking = self.config.mode == "walking"
+        walking_mode = self.config.mode == "walking"
+        counters = zip(
+            self._counts(walking.S_TIMEOUTS),
+            self._counts(walking.S_UNCONFIRMED),
+            self._counts(walking.S_REFUSED),
+            strict=True,
+        )
         reports = []
-        for name, ch in self._channels:
-            cfg = ch.config
+        for (name, cfg), (timeouts, unconfirmed, refused) in zip(
+            self._channels, counters, strict=True
+        ):
             reports.append(
                 ChannelReport(
                     name=name,
                     channel=cfg.channel,
-                    trigger=cfg.trigger if walking else self.config.mode,
-                    onset_reference=ONSET_REFERENCE[cfg.trigger] if walking else None,
-                    offset_reference=OFFSET_REFERENCE[cfg.stop] if walking else None,
+                    trigger=cfg.trigger if walking_mode else self.config.mode,
+                    onset_reference=ONSET_REFERENCE[cfg.trigger] if walking_mode else None,
+                    offset_reference=OFFSET_REFERENCE[cfg.stop] if walking_mode else None,
                     onset_lead_s=cfg.lead_ms / 1000.0
-                    if walking and cfg.trigger == "predicted_toe_off"
+                    if walking_mode and cfg.trigger == "predicted_toe_off"
                     else 0.0,
                     offset_delay_s=(cfg.extension_ms + cfg.ramp_down_ms) / 1000.0,
-                    timeouts=ch.timeouts,
-                    unconfirmed=ch.unconfirmed,
-                    refused=ch.refused,
+                    timeouts=timeouts,
+                    unconfirmed=unconfirmed,
+                    refused=refused,
                 )
             )
         return reports
 
+    def warm_up(self) -> None:
+        """Compile (or load from numba's cache) the kernel before the loop, on scratch
+        copies of the arrays: the scheduler is left unchanged."""
+        schedule_step(
+            self._params, self._state.copy(), 0.0, int(Phase.UNKNOWN), outbox.new_outbox(),
+            self._commands.copy(),
+        )
+
     def step(
         self, t_s: float, phase: Phase, events: Sequence[Event | DetectedEvent]
     ) -> list[StimCommand]:
-        """Commands for every stimulating channel at ``t_s``.
+        """Commands for every channel at ``t_s``: one per stimulating channel, or "off"
+        on the peroneal channel when none stimulates.
 
         ``events`` are those that became known at ``t_s``, bare or as ``DetectedEvent``
         (whose estimated time dates a toe off for the prediction; a bare event is dated
         ``t_s``).
         """
-        if not self._channels:
-            return self._idle
-        self.predictor.observe(t_s, events)
-        kinds = frozenset(event_kind(e) for e in events)
-        return [ch.step(t_s, phase, kinds) for _, ch in self._channels]
+        if len(events) > outbox.MAX_EVENTS:
+            self._events = np.zeros(1 + 2 * len(events))
+        fill_outbox(t_s, events, self._events)
+        schedule_step(
+            self._params, self._state, t_s, int(phase), self._events, self._commands
+        )
+        rows = self._commands.tolist()
+        for i, row in enumerate(rows):
+            if row != self._last_rows[i]:
+                self._last_commands[i] = command_of_row(row)
+        self._last_rows = rows
+        return list(self._last_commands)

@@ -21,154 +21,230 @@ Bounds, each for a reason:
   (muscle rest; a chattering detector cannot retrigger at will). With 0, a trigger
   during a ramp down ramps up again from the present level, as the same train (its
   timeout still counts from the first onset).
+
+``walking_step`` is a kernel on one channel's parameter and state rows: the envelope's
+columns (``controller.stim.envelope``), then this module's. The events are the outbox of
+the detector (``controller.detect.outbox``).
 """
 
 from __future__ import annotations
 
 import math
 
-from controller.detect.events import Event, Phase
-from controller.ports import StimCommand
-from controller.stim.envelope import TIME_EPSILON_S, Envelope, Stage
-from controller.stim.prediction import ToeOffPredictor
+import numpy as np
+
+from controller.detect import events as ev
+from controller.detect.jit import kernel
+from controller.stim import envelope
+from controller.stim.envelope import TIME_EPSILON_S
 from controller.stim.settings import ChannelConfig
 
-#: Triggers and stops that are a detector event.
-_EVENT_OF = {
-    "heel_off": Event.HEEL_OFF,
-    "toe_off": Event.TOE_OFF,
-    "mid_swing": Event.MID_SWING,
-    "heel_strike": Event.HEEL_STRIKE,
+# Trigger and stop codes in the parameter row. A trigger or stop that is a detector
+# event carries that event's code (``controller.detect.events``); the others follow.
+NO_TRIGGER = ev.NONE  # a fallback trigger of "none"
+PRE_SWING_ENTRY = 5  # the detector's phase enters pre-swing
+PREDICTED_TOE_OFF = 6  # the lead before (trigger), or the time of (stop), a prediction
+TRIGGER_CODES = {
+    "none": NO_TRIGGER,
+    "heel_strike": ev.HEEL_STRIKE,
+    "heel_off": ev.HEEL_OFF,
+    "toe_off": ev.TOE_OFF,
+    "mid_swing": ev.MID_SWING,
+    "pre_swing": PRE_SWING_ENTRY,
+    "predicted_toe_off": PREDICTED_TOE_OFF,
 }
-#: Phases in which a predicted toe off may start a train (late stance).
-_PREDICTION_PHASES = (Phase.STANCE, Phase.PRE_SWING)
-#: Phases that confirm a predicted toe off is happening: the detector sees it coming
-#: (pre-swing, some 50 ms before it) or past (swing), before it can date it.
-_TOE_OFF_UNDER_WAY = (Phase.PRE_SWING, Phase.SWING)
+
+# Parameter row, after the envelope's columns.
+P_TRIGGER = envelope.PARAMS_SIZE
+P_FALLBACK_TRIGGER = P_TRIGGER + 1
+P_STOP = P_TRIGGER + 2
+P_LEAD_S = P_TRIGGER + 3
+P_CONFIRM_S = P_TRIGGER + 4
+P_TIMEOUT_S = P_TRIGGER + 5
+P_MIN_OFF_S = P_TRIGGER + 6
+PARAMS_SIZE = P_TRIGGER + 7
+
+# State row, after the envelope's columns.
+S_TIMEOUTS = envelope.STATE_SIZE  # trains the timeout ended
+S_UNCONFIRMED = S_TIMEOUTS + 1  # trains ended because the toe off they expected never came
+S_REFUSED = S_TIMEOUTS + 2  # triggers refused for the minimum off-time
+S_LAST_PHASE = S_TIMEOUTS + 3
+S_ONSET_S = S_TIMEOUTS + 4
+S_USED_PREDICTION_S = S_TIMEOUTS + 5  # the prediction that last started a train
+S_TRAIN_PREDICTION_S = S_TIMEOUTS + 6  # the toe off this train expects
+S_CONFIRM_BY_S = S_TIMEOUTS + 7  # NaN unless this train awaits a detected toe off
+S_AWAITING_SWING = S_TIMEOUTS + 8  # 1: a pre-swing start not yet followed by a swing
+STATE_SIZE = S_TIMEOUTS + 9
 
 
-class GaitChannel:
-    """The walking-mode envelope of one channel, stepped once per sample."""
+def write_params(config: ChannelConfig, p: np.ndarray) -> None:
+    """Fill a walking-mode channel's parameter row from ``config``."""
+    envelope.write_params(config, p)
+    p[P_TRIGGER] = TRIGGER_CODES[config.trigger]
+    p[P_FALLBACK_TRIGGER] = TRIGGER_CODES[config.fallback_trigger]
+    p[P_STOP] = TRIGGER_CODES[config.stop]
+    p[P_LEAD_S] = config.lead_ms / 1000.0
+    p[P_CONFIRM_S] = config.confirm_ms / 1000.0
+    p[P_TIMEOUT_S] = config.timeout_ms / 1000.0
+    p[P_MIN_OFF_S] = config.min_off_ms / 1000.0
 
-    def __init__(self, config: ChannelConfig, predictor: ToeOffPredictor) -> None:
-        self.config = config
-        self.envelope = Envelope(config)
-        self.timeouts = 0
-        self.unconfirmed = 0
-        self.refused = 0
-        self._predictor = predictor
-        self._last_phase = Phase.UNKNOWN
-        self._onset_s = 0.0
-        self._used_prediction_s = math.nan  # the prediction that last started a train
-        self._train_prediction_s = math.nan  # the toe off this train expects
-        self._confirm_by_s = math.nan  # NaN unless this train awaits a detected toe off
-        self._awaiting_swing = False  # a pre-swing start not yet followed by a swing
 
-    def _event_trigger(self, trigger: str, phase: Phase, kinds: frozenset[Event]) -> bool:
-        if trigger == "pre_swing":
-            return phase == Phase.PRE_SWING and self._last_phase != Phase.PRE_SWING
-        return trigger in _EVENT_OF and _EVENT_OF[trigger] in kinds
+def init_state(s: np.ndarray) -> None:
+    """A walking-mode channel before the first sample."""
+    envelope.init_state(s)
+    s[S_TIMEOUTS] = 0.0
+    s[S_UNCONFIRMED] = 0.0
+    s[S_REFUSED] = 0.0
+    s[S_LAST_PHASE] = ev.UNKNOWN
+    s[S_ONSET_S] = 0.0
+    s[S_USED_PREDICTION_S] = math.nan
+    s[S_TRAIN_PREDICTION_S] = math.nan
+    s[S_CONFIRM_BY_S] = math.nan
+    s[S_AWAITING_SWING] = 0.0
 
-    def _prediction_due(self, t_s: float, phase: Phase) -> bool:
-        """True once per prediction, from ``lead_ms`` before the predicted toe off."""
-        cfg = self.config
-        predicted_s = self._predictor.next_toe_off_s
-        if math.isnan(predicted_s) or predicted_s == self._used_prediction_s:
-            return False
-        start_s = predicted_s - cfg.lead_ms / 1000.0
-        stale_s = predicted_s + cfg.confirm_ms / 1000.0
-        if phase not in _PREDICTION_PHASES or not start_s - TIME_EPSILON_S <= t_s <= stale_s:
-            return False
-        self._used_prediction_s = predicted_s
-        return True
 
-    def _trigger(self, t_s: float, phase: Phase, kinds: frozenset[Event]) -> str | None:
-        """Why a train starts at ``t_s`` ("prediction" or the trigger's name), or None."""
-        trigger: str = self.config.trigger
-        if trigger == "predicted_toe_off":
-            if self._prediction_due(t_s, phase):
-                return "prediction"
-            trigger = self.config.fallback_trigger
-        return trigger if self._event_trigger(trigger, phase, kinds) else None
+@kernel
+def has_event(events: np.ndarray, code: int) -> bool:
+    """Whether the outbox ``events`` holds an event of ``code`` (never NONE)."""
+    count = int(events[0])
+    k = 0
+    while k < count and events[1 + 2 * k] != code:
+        k += 1
+    return code != ev.NONE and k < count
 
-    def _rested(self, t_s: float) -> bool:
-        """May a trigger start (or, during a ramp down, resume) a train at ``t_s``?
 
-        Resuming keeps the train's onset, so it is refused once the train has run for
-        its timeout: however often triggers come, no train outlasts timeout + ramp down.
-        """
-        cfg = self.config
-        if self.envelope.stage == Stage.OFF:
-            return t_s - self.envelope.ended_s >= cfg.min_off_ms / 1000.0 - TIME_EPSILON_S
-        return cfg.min_off_ms == 0.0 and t_s - self._onset_s < cfg.timeout_ms / 1000.0
+@kernel
+def _event_trigger(s: np.ndarray, trigger: int, phase: int, events: np.ndarray) -> bool:
+    if trigger == PRE_SWING_ENTRY:
+        return phase == ev.PRE_SWING and s[S_LAST_PHASE] != ev.PRE_SWING
+    return has_event(events, trigger)
 
-    def _start(self, t_s: float, why: str) -> None:
-        if self.envelope.stage == Stage.OFF:
-            self._onset_s = t_s
-        # A fallback start may still end at a prediction, if one lies ahead.
-        predicted_s = self._predictor.next_toe_off_s
-        self._train_prediction_s = predicted_s if predicted_s >= t_s else math.nan
-        self._confirm_by_s = math.nan
-        self._awaiting_swing = why == "pre_swing"
-        if why == "prediction":
-            self._train_prediction_s = self._used_prediction_s
-            self._confirm_by_s = self._used_prediction_s + self.config.confirm_ms / 1000.0
-        self.envelope.start(t_s)
 
-    def _stop_reached(self, t_s: float, kinds: frozenset[Event]) -> bool:
-        stop = self.config.stop
-        if stop == "predicted_toe_off":
-            expected_s = self._train_prediction_s
-            return Event.TOE_OFF in kinds or t_s >= expected_s - TIME_EPSILON_S
-        return _EVENT_OF[stop] in kinds
+@kernel
+def _prediction_due(
+    p: np.ndarray, s: np.ndarray, t_s: float, phase: int, predicted_s: float
+) -> bool:
+    """True once per prediction, from ``lead_ms`` before the predicted toe off, in late
+    stance (stance or pre-swing)."""
+    if math.isnan(predicted_s) or predicted_s == s[S_USED_PREDICTION_S]:
+        return False
+    start_s = predicted_s - p[P_LEAD_S]
+    stale_s = predicted_s + p[P_CONFIRM_S]
+    if phase != ev.STANCE and phase != ev.PRE_SWING:
+        return False
+    if not start_s - TIME_EPSILON_S <= t_s <= stale_s:
+        return False
+    s[S_USED_PREDICTION_S] = predicted_s
+    return True
 
-    def _while_on(self, t_s: float, phase: Phase, kinds: frozenset[Event]) -> None:
-        """Bounds and the stop event of a train that is up or holding."""
-        env = self.envelope
-        if t_s - self._onset_s >= self.config.timeout_ms / 1000.0 - TIME_EPSILON_S:
-            self.timeouts += 1
-            env.ramp_down(t_s)
-        elif not math.isnan(self._confirm_by_s) and (
-            Event.TOE_OFF in kinds or phase in _TOE_OFF_UNDER_WAY
-        ):
-            self._confirm_by_s = math.nan
-        elif t_s >= self._confirm_by_s - TIME_EPSILON_S:
-            self.unconfirmed += 1
-            self._confirm_by_s = math.nan
-            env.ramp_down(t_s)
-        if self._awaiting_swing:
-            self._check_swing_follows(t_s, phase, kinds)
-        if env.rising_or_holding and self._stop_reached(t_s, kinds):
-            env.extend(t_s)
 
-    def _check_swing_follows(self, t_s: float, phase: Phase, kinds: frozenset[Event]) -> None:
-        """End a pre-swing start that the detector takes back.
+@kernel
+def _trigger(
+    p: np.ndarray, s: np.ndarray, t_s: float, phase: int, events: np.ndarray,
+    predicted_s: float,
+) -> int:
+    """Why a train starts at ``t_s`` (``PREDICTED_TOE_OFF`` or the trigger's code), or
+    ``NO_TRIGGER``."""
+    trigger = int(p[P_TRIGGER])
+    if trigger == PREDICTED_TOE_OFF:
+        if _prediction_due(p, s, t_s, phase, predicted_s):
+            return PREDICTED_TOE_OFF
+        trigger = int(p[P_FALLBACK_TRIGGER])
+    return trigger if _event_trigger(s, trigger, phase, events) else NO_TRIGGER
 
-        A pre-swing that returns to stance without a toe off was no step (the onset of
-        clonus or a spasm looks like a heel rise): the train ramps down at once instead of
-        running to its timeout.
-        """
-        if Event.TOE_OFF in kinds or phase == Phase.SWING:
-            self._awaiting_swing = False
-        elif phase in (Phase.STANCE, Phase.LOADING):
-            self._awaiting_swing = False
-            self.unconfirmed += 1
-            self.envelope.ramp_down(t_s)
 
-    def step(self, t_s: float, phase: Phase, kinds: frozenset[Event]) -> StimCommand:
-        """Advance to ``t_s`` given the detector's phase and the events now known."""
-        env = self.envelope
-        if phase == Phase.UNKNOWN:
-            if env.stage in (Stage.RAMP_UP, Stage.HOLD, Stage.EXTENSION):
-                env.ramp_down(t_s)
-        elif env.stage in (Stage.OFF, Stage.RAMP_DOWN):
-            why = self._trigger(t_s, phase, kinds)
-            if why is not None and self._rested(t_s):
-                self._start(t_s, why)
-            elif why is not None:
-                self.refused += 1
-        elif env.stage in (Stage.RAMP_UP, Stage.HOLD, Stage.EXTENSION):
-            self._while_on(t_s, phase, kinds)
-        self._last_phase = phase
-        env.advance(t_s)
-        return env.command()
+@kernel
+def _rested(p: np.ndarray, s: np.ndarray, t_s: float) -> bool:
+    """May a trigger start (or, during a ramp down, resume) a train at ``t_s``?
+
+    Resuming keeps the train's onset, so it is refused once the train has run for
+    its timeout: however often triggers come, no train outlasts timeout + ramp down.
+    """
+    if s[envelope.S_STAGE] == envelope.OFF:
+        return t_s - s[envelope.S_ENDED_S] >= p[P_MIN_OFF_S] - TIME_EPSILON_S
+    return p[P_MIN_OFF_S] == 0.0 and t_s - s[S_ONSET_S] < p[P_TIMEOUT_S]
+
+
+@kernel
+def _start(p: np.ndarray, s: np.ndarray, t_s: float, why: int, predicted_s: float) -> None:
+    if s[envelope.S_STAGE] == envelope.OFF:
+        s[S_ONSET_S] = t_s
+    # A fallback start may still end at a prediction, if one lies ahead.
+    s[S_TRAIN_PREDICTION_S] = predicted_s if predicted_s >= t_s else math.nan
+    s[S_CONFIRM_BY_S] = math.nan
+    s[S_AWAITING_SWING] = 1.0 if why == PRE_SWING_ENTRY else 0.0
+    if why == PREDICTED_TOE_OFF:
+        s[S_TRAIN_PREDICTION_S] = s[S_USED_PREDICTION_S]
+        s[S_CONFIRM_BY_S] = s[S_USED_PREDICTION_S] + p[P_CONFIRM_S]
+    envelope.start(s, t_s)
+
+
+@kernel
+def _stop_reached(p: np.ndarray, s: np.ndarray, t_s: float, events: np.ndarray) -> bool:
+    stop = int(p[P_STOP])
+    if stop == PREDICTED_TOE_OFF:
+        expected_s = s[S_TRAIN_PREDICTION_S]
+        return has_event(events, ev.TOE_OFF) or t_s >= expected_s - TIME_EPSILON_S
+    return has_event(events, stop)
+
+
+@kernel
+def _check_swing_follows(s: np.ndarray, t_s: float, phase: int, events: np.ndarray) -> None:
+    """End a pre-swing start that the detector takes back.
+
+    A pre-swing that returns to stance without a toe off was no step (the onset of
+    clonus or a spasm looks like a heel rise): the train ramps down at once instead of
+    running to its timeout.
+    """
+    if has_event(events, ev.TOE_OFF) or phase == ev.SWING:
+        s[S_AWAITING_SWING] = 0.0
+    elif phase == ev.STANCE or phase == ev.LOADING:
+        s[S_AWAITING_SWING] = 0.0
+        s[S_UNCONFIRMED] += 1.0
+        envelope.ramp_down(s, t_s)
+
+
+@kernel
+def _while_on(p: np.ndarray, s: np.ndarray, t_s: float, phase: int, events: np.ndarray) -> None:
+    """Bounds and the stop event of a train that is up or holding.
+
+    A train on a prediction is confirmed by the detector seeing the toe off coming
+    (pre-swing, some 50 ms before it) or past (swing), before it can date it.
+    """
+    if t_s - s[S_ONSET_S] >= p[P_TIMEOUT_S] - TIME_EPSILON_S:
+        s[S_TIMEOUTS] += 1.0
+        envelope.ramp_down(s, t_s)
+    elif not math.isnan(s[S_CONFIRM_BY_S]) and (
+        has_event(events, ev.TOE_OFF) or phase == ev.PRE_SWING or phase == ev.SWING
+    ):
+        s[S_CONFIRM_BY_S] = math.nan
+    elif t_s >= s[S_CONFIRM_BY_S] - TIME_EPSILON_S:
+        s[S_UNCONFIRMED] += 1.0
+        s[S_CONFIRM_BY_S] = math.nan
+        envelope.ramp_down(s, t_s)
+    if s[S_AWAITING_SWING] != 0.0:
+        _check_swing_follows(s, t_s, phase, events)
+    if envelope.rising_or_holding(s) and _stop_reached(p, s, t_s, events):
+        envelope.extend(s, t_s)
+
+
+@kernel
+def walking_step(
+    p: np.ndarray, s: np.ndarray, t_s: float, phase: int, events: np.ndarray,
+    predicted_s: float,
+) -> None:
+    """Advance a channel to ``t_s`` given the detector's phase, the events now known and
+    the predicted next toe off (NaN: none)."""
+    if phase == ev.UNKNOWN:
+        if envelope.stimulating(s):
+            envelope.ramp_down(s, t_s)
+    elif not envelope.stimulating(s):
+        why = _trigger(p, s, t_s, phase, events, predicted_s)
+        if why != NO_TRIGGER and _rested(p, s, t_s):
+            _start(p, s, t_s, why, predicted_s)
+        elif why != NO_TRIGGER:
+            s[S_REFUSED] += 1.0
+    else:
+        _while_on(p, s, t_s, phase, events)
+    s[S_LAST_PHASE] = phase
+    envelope.advance(p, s, t_s)
