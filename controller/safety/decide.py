@@ -57,11 +57,6 @@ from controller.safety.layout import (
     L_SOURCE,
     L_T,
     L_VALUE,
-    LIM_MAX_AMPLITUDE_RISE_MA_PER_S,
-    LIM_MAX_CONTINUOUS_ON_MS,
-    LIM_MAX_DUTY_CYCLE,
-    LIM_MAX_UNKNOWN_PHASE_MS,
-    LIM_SENSOR_TIMEOUT_MS,
     S_CHANNELS,
     S_CLAMPED,
     S_FAULT_RULE,
@@ -330,7 +325,7 @@ def _limit_rise_and_deliver(
     a1, w1, f, a2, w2 = _pulse_of_row(requested, i)
     clamped = 0
     if _stimulates(on, a1, w1, f, a2, w2):
-        allowed = allowed_amplitude_ma(state, base, t_s, limits[LIM_MAX_AMPLITUDE_RISE_MA_PER_S])
+        allowed = allowed_amplitude_ma(state, base, t_s, limits[MAX_AMPLITUDE_RISE_MA_PER_S])
         peak = first_max(a1, a2)
         if not peak <= allowed * (1.0 + RISE_TOLERANCE):
             held_ma = state[base + C_AMPLITUDE]
@@ -374,10 +369,10 @@ def _held_breach(
         if not is_on(state, base):
             continue
         on_ms = continuous_on_s(state, base, t_s) * 1000.0
-        if on_ms > limits[LIM_MAX_CONTINUOUS_ON_MS]:
+        if on_ms > limits[MAX_CONTINUOUS_ON_MS]:
             return (MAX_CONTINUOUS_ON_MS, channel, _requested_on(requested, channel), on_ms, 0.0)
         cycle = duty(state, base, t_s)
-        if cycle > limits[LIM_MAX_DUTY_CYCLE]:
+        if cycle > limits[MAX_DUTY_CYCLE]:
             return (MAX_DUTY_CYCLE, channel, _requested_on(requested, channel), cycle, 0.0)
     channel, unknown_ms = _unknown_phase(limits, state, t_s)
     if channel >= 0:
@@ -391,7 +386,7 @@ def _unknown_phase(limits: Floats, state: Floats, t_s: float) -> tuple[int, floa
     """The first channel stimulating while the phase has been unknown for too long
     (-1: none), and for how long (ms)."""
     unknown_ms = (t_s - state[S_UNKNOWN_SINCE]) * 1000.0
-    if not unknown_ms > limits[LIM_MAX_UNKNOWN_PHASE_MS]:  # also while NaN (known)
+    if not unknown_ms > limits[MAX_UNKNOWN_PHASE_MS]:  # also while NaN (known)
         return -1, unknown_ms
     for channel in range(int(state[S_CHANNELS])):
         if is_on(state, channel_base(state, channel)):
@@ -409,7 +404,7 @@ def _sensor_gap(limits: Floats, state: Floats, t_s: float) -> tuple[bool, float]
     if math.isnan(reference):
         reference = state[S_FIRST_OBSERVED]
     gap_ms = (t_s - reference) * 1000.0
-    return gap_ms > limits[LIM_SENSOR_TIMEOUT_MS], gap_ms
+    return gap_ms > limits[SENSOR_TIMEOUT_MS], gap_ms
 
 
 # ---- latching, refusing, recording ----------------------------------------------------

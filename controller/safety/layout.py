@@ -4,7 +4,8 @@ Three arrays, owned by the ``Watchdog`` shell and handed as they are to a compil
 (``Watchdog.kernel_arrays``):
 
 - ``limits``: the ``SafetyLimits`` of the installation, one number per field in the
-  order of ``LIMIT_FIELDS`` (``SafetyLimits.kernel_array``).
+  order of ``controller.safety.rules.LIMIT_FIELDS``: the limit of a rule is at the
+  index of its rule code (``SafetyLimits.kernel_array``).
 - ``state``: everything the watchdog remembers between calls: a header (last trial
   time, sensor and phase health, the latch, counters, the log's fill) and one block per
   channel (on/off, held amplitude, last command) with its ring of closed on-intervals
@@ -27,25 +28,6 @@ import math
 import numpy as np
 
 from controller.safety.limits import DUTY_WINDOW_S, MAX_SAMPLE_RATE_HZ
-from controller.safety.rules import LIMIT_FIELDS
-
-(
-    LIM_MAX_AMPLITUDE_MA,
-    LIM_MAX_PULSE_WIDTH_US,
-    LIM_MAX_FREQUENCY_HZ,
-    LIM_MAX_CHARGE_PER_PHASE_UC,
-    LIM_ELECTRODE_AREA_CM2,
-    LIM_MAX_RMS_CURRENT_DENSITY_MA_PER_CM2,
-    LIM_MAX_SHANNON_K,
-    LIM_MAX_NET_DC_UA,
-    LIM_MAX_CONTINUOUS_ON_MS,
-    LIM_MAX_DUTY_CYCLE,
-    LIM_MAX_AMPLITUDE_RISE_MA_PER_S,
-    LIM_HEARTBEAT_TIMEOUT_MS,
-    LIM_SENSOR_TIMEOUT_MS,
-    LIM_ACK_TIMEOUT_MS,
-    LIM_MAX_UNKNOWN_PHASE_MS,
-) = range(len(LIMIT_FIELDS))
 
 # ---- state: the header ----------------------------------------------------------------
 (

@@ -15,8 +15,7 @@ import math
 
 from controller.safety.compiled import Floats, kernel
 from controller.safety.rules import (
-    LIMIT_FIELDS,
-    LIMIT_OF_RULE,
+    ELECTRODE_AREA_CM2,
     PULSE_RULES,
     Q_AMPLITUDE,
     Q_CHARGE_PER_PHASE,
@@ -27,7 +26,6 @@ from controller.safety.rules import (
     Q_SHANNON_K,
 )
 
-_AREA = LIMIT_FIELDS.index("electrode_area_cm2")
 _PULSE_QUANTITIES = len(PULSE_RULES)
 
 
@@ -108,9 +106,9 @@ def first_pulse_breach(
     """The first per-pulse limit at or after position ``start`` of ``PULSE_LIMITS`` that
     the pulse exceeds, and its value; (-1, 0) if none. NaN (inf - inf of huge values)
     exceeds every limit."""
-    area = limits[_AREA]
+    area = limits[ELECTRODE_AREA_CM2]
     for which in range(start, _PULSE_QUANTITIES):
         value = pulse_quantity(which, area, a1, w1, f, a2, w2)
-        if not value <= limits[LIMIT_OF_RULE[PULSE_RULES[which]]]:
+        if not value <= limits[PULSE_RULES[which]]:
             return which, value
     return -1, 0.0

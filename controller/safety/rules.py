@@ -5,6 +5,9 @@ interventions log; ``RULE_NAMES[code]`` is the name the ``Intervention`` carries
 ``SafetyLimits`` field that was exceeded, or the name of a validity rule. Each constant
 is its rule's name in capitals (``tests/test_watchdog_kernels.py`` checks every one).
 
+The rules that are ``SafetyLimits`` fields come first, so that their codes index the
+kernels' ``limits`` array (``LIMIT_FIELDS``).
+
 ``PULSE_LIMITS`` lists the per-pulse limits in the order they are checked (the order of
 ``SafetyLimits``) with the quantity and unit of their messages: the kernel that measures
 a pulse (``controller.safety.pulse_math``) and the config-time check
@@ -70,29 +73,12 @@ RULE_NAMES = (
     INTERVENTION_LOG_FULL,
 ) = range(len(RULE_NAMES))
 
-#: The fields of ``SafetyLimits`` in their order: the layout of the kernels' ``limits``
-#: array (a test checks it against the model).
-LIMIT_FIELDS = (
-    "max_amplitude_ma",
-    "max_pulse_width_us",
-    "max_frequency_hz",
-    "max_charge_per_phase_uc",
-    "electrode_area_cm2",
-    "max_rms_current_density_ma_per_cm2",
-    "max_shannon_k",
-    "max_net_dc_ua",
-    "max_continuous_on_ms",
-    "max_duty_cycle",
-    "max_amplitude_rise_ma_per_s",
-    "heartbeat_timeout_ms",
-    "sensor_timeout_ms",
-    "ack_timeout_ms",
-    "max_unknown_phase_ms",
-)
-#: For each rule code, the index of its limit in ``limits`` (-1: a rule without one).
-LIMIT_OF_RULE = tuple(
-    LIMIT_FIELDS.index(name) if name in LIMIT_FIELDS else -1 for name in RULE_NAMES
-)
+#: The ``SafetyLimits`` fields as the kernels' ``limits`` array holds them: the rules
+#: that are limits have the first codes, so the limit of rule ``r`` is ``limits[r]``;
+#: index 0 (``NO_RULE``) holds the electrode area, the one field that is not a limit.
+#: (A test checks that these are exactly the fields of ``SafetyLimits``.)
+LIMIT_FIELDS = ("electrode_area_cm2", *RULE_NAMES[1:ACK_TIMEOUT_MS + 1])
+ELECTRODE_AREA_CM2 = NO_RULE
 
 #: The per-pulse limits in checking order: rule, quantity and unit of its message.
 PULSE_LIMITS = (
