@@ -18,7 +18,7 @@ from pydantic import Field, ValidationError
 
 from controller.detect.config import DetectorConfig
 from controller.resources import configs_root, load_toml
-from controller.safety.limits import Pulse, SafetyLimits, pulse_breaches
+from controller.safety.limits import MAX_SAMPLE_RATE_HZ, Pulse, SafetyLimits, pulse_breaches
 from controller.stim.presets import preset_layer
 from controller.stim.settings import ChannelConfig, StimConfig, channel_path, stim_problems
 from controller.validation import ConfigError, ConfigModel, describe_errors
@@ -27,7 +27,7 @@ from controller.validation import ConfigError, ConfigModel, describe_errors
 class LoopConfig(ConfigModel):
     """Pacing of the control loop; the last four fields matter on a wall clock only."""
 
-    sample_rate_hz: float = Field(500.0, ge=100.0, le=2000.0)
+    sample_rate_hz: float = Field(500.0, ge=100.0, le=MAX_SAMPLE_RATE_HZ)
     duration_s: float = Field(60.0, gt=0.0, le=86400.0)
     max_overrun_ms: float = Field(
         50.0, ge=1.0, le=1000.0,

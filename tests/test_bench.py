@@ -27,3 +27,13 @@ def test_bench_profile_names_the_loop_stages(capsys):
 def test_bench_bad_option_exits_2(capsys):
     assert main(["--rate-hz", "5"]) == 2
     assert "loop.sample_rate_hz" in capsys.readouterr().err
+
+
+def test_watchdog_bench_prints_the_shell_and_kernel_costs(capsys):
+    from controller.bench.watchdog import main as watchdog_main
+
+    assert watchdog_main(["--samples", "3000"]) == 0
+    out = capsys.readouterr().out
+    for label in ("Watchdog shell from Python:", "kernels from a compiled loop:"):
+        (line,) = [row for row in out.splitlines() if label in row]
+        assert float(line.split(":")[1].split()[0]) > 0.0

@@ -1,9 +1,14 @@
 """The safety layer between the controller and a ``Stimulator``.
 
-``limits`` (the compiled absolute maxima, the configurable ``SafetyLimits`` and the pulse
-arithmetic they are checked with), ``channels`` (per-channel history over time: on-time,
-duty cycle, amplitude rise), ``watchdog`` (the ``Watchdog`` itself, the only path to a
-stimulator, with its wall-clock monitor thread) and ``estop`` (signal and key e-stops).
+``limits`` (the compiled absolute maxima, the configurable ``SafetyLimits``, ``Pulse``
+and ``pulse_breaches``), ``rules`` (rule codes and names, the per-pulse limit table),
+``pulse_math`` (the pulse arithmetic and per-pulse checks, as kernels), ``layout`` (the
+float arrays the kernels share), ``channels`` (per-channel history over time: on-time,
+duty cycle, amplitude rise, as kernels), ``decide`` (every per-sample decision as a
+kernel a compiled loop can call), ``records`` (log records to ``Intervention``s),
+``watchdog`` (the ``Watchdog`` shell, the only path to a stimulator, with its
+wall-clock monitor thread), ``compiled`` (how the kernels are compiled) and ``estop``
+(signal and key e-stops).
 The fault drills that time it on real threads are ``controller.bench.fault_latency``.
 
 Nothing here imports the detector, the scheduler, the loop or a back end: the watchdog

@@ -33,9 +33,12 @@ import dataclasses
 import math
 from dataclasses import dataclass
 
+import numpy as np
 from pydantic import Field
 
 from controller.ports import StimCommand
+from controller.safety import pulse_math
+from controller.safety.rules import LIMIT_FIELDS, PULSE_LIMITS, RULE_NAMES
 from controller.validation import ConfigModel
 
 ABSOLUTE_MAX_AMPLITUDE_MA = 100.0
@@ -62,6 +65,9 @@ DUTY_WINDOW_S = 10.0
 RISE_WINDOW_S = 0.010
 #: How often the monitor thread checks heartbeat, sensor and acknowledgement ages.
 MONITOR_PERIOD_S = 0.002
+#: The fastest loop a trial may run (``loop.sample_rate_hz``); the duty-cycle history
+#: is sized for it (``controller.safety.layout``).
+MAX_SAMPLE_RATE_HZ = 2000.0
 
 #: The fields of a command the watchdog understands; any other field is refused.
 KNOWN_COMMAND_FIELDS = frozenset(
@@ -140,6 +146,11 @@ class SafetyLimits(ConfigModel):
         description="Longest stimulation while the detector reports an unknown phase.",
     )
 
+    def kernel_array(self) -> np.ndarray:
+        """These limits as the watchdog's kernels read them: one float64 per field, in
+        the order of ``controller.safety.rules.LIMIT_FIELDS``."""
+        return np.array([float(getattr(self, name)) for name in LIMIT_FIELDS], dtype=np.float64)
+
 
 @dataclass(frozen=True, slots=True)
 class Pulse:
@@ -165,41 +176,38 @@ class Pulse:
         is not a finite number of at least 1 describes no valid pulse: its recovery phase
         is NaN, which the watchdog refuses as a non-finite value."""
         ratio = anodic_width_ratio
-        if not (isinstance(ratio, (int, float)) and math.isfinite(ratio) and ratio >= 1.0):
-            return Pulse(amplitude_ma, pulse_width_us, frequency_hz, math.nan, math.nan)
-        return Pulse(amplitude_ma, pulse_width_us, frequency_hz,
-                     amplitude_ma / ratio, pulse_width_us * ratio)
+        if not isinstance(ratio, (int, float)):
+            ratio = math.nan
+        recovery_ma, recovery_us = pulse_math.recovery_phase(
+            float(amplitude_ma), float(pulse_width_us), float(ratio)
+        )
+        return Pulse(amplitude_ma, pulse_width_us, frequency_hz, recovery_ma, recovery_us)
+
+    @property
+    def numbers(self) -> tuple[float, float, float, float, float]:
+        """(a1, w1, f, a2, w2) as floats, the arguments of the pulse kernels."""
+        return (float(self.amplitude_ma), float(self.pulse_width_us), float(self.frequency_hz),
+                float(self.recovery_amplitude_ma), float(self.recovery_pulse_width_us))
 
     @property
     def charge_per_phase_uc(self) -> float:
         """The larger charge of the two phases."""
-        return max(
-            self.amplitude_ma * self.pulse_width_us,
-            self.recovery_amplitude_ma * self.recovery_pulse_width_us,
-        ) / 1000.0
+        a1, w1, _, a2, w2 = self.numbers
+        return float(pulse_math.charge_per_phase_uc(a1, w1, a2, w2))
 
     @property
     def net_dc_ua(self) -> float:
         """Magnitude of the train's d.c. component: charge imbalance per pulse x rate."""
-        imbalance_nc = (
-            self.amplitude_ma * self.pulse_width_us
-            - self.recovery_amplitude_ma * self.recovery_pulse_width_us
-        )
-        return abs(imbalance_nc) / 1000.0 * self.frequency_hz
+        return float(pulse_math.net_dc_ua(*self.numbers))
 
     @property
     def rms_current_ma(self) -> float:
         """R.m.s. current of the train (both phases), as IEC 60601-2-10 densities use."""
-        squares = (  # products, not **: a huge value gives inf here, not OverflowError
-            self.amplitude_ma * self.amplitude_ma * self.pulse_width_us
-            + self.recovery_amplitude_ma * self.recovery_amplitude_ma * self.recovery_pulse_width_us
-        )
-        return math.sqrt(squares * 1e-6 * self.frequency_hz)
+        return float(pulse_math.rms_current_ma(*self.numbers))
 
     def shannon_k(self, area_cm2: float) -> float:
         """Shannon's k of the larger phase: log10(Q / A) + log10(Q), Q in uC, A in cm2."""
-        charge = self.charge_per_phase_uc
-        return 2.0 * math.log10(charge) - math.log10(area_cm2) if charge > 0 else -math.inf
+        return float(pulse_math.shannon_k(self.charge_per_phase_uc, float(area_cm2)))
 
 
 def pulse_of(command: StimCommand) -> Pulse:
@@ -247,24 +255,17 @@ class Breach:
 def pulse_breaches(limits: SafetyLimits, pulse: Pulse) -> list[Breach]:
     """Every per-pulse limit ``pulse`` exceeds, in the order of ``SafetyLimits``.
 
+    The same kernel as the watchdog's (``pulse_math.first_pulse_breach``), asked again
+    after each breach, so the config-time messages and the watchdog cannot disagree.
     The values must be finite and non-negative (the watchdog checks that first).
     """
-    area = limits.electrode_area_cm2
-    checks = (
-        ("max_amplitude_ma", "amplitude", max(pulse.amplitude_ma, pulse.recovery_amplitude_ma),
-         "mA"),
-        # The leading (stimulating) phase: an asymmetric pulse's long, low recovery phase
-        # is bounded by charge per phase, charge density and balance instead.
-        ("max_pulse_width_us", "pulse width", pulse.pulse_width_us, "us"),
-        ("max_frequency_hz", "frequency", pulse.frequency_hz, "Hz"),
-        ("max_charge_per_phase_uc", "charge per phase", pulse.charge_per_phase_uc, "uC"),
-        ("max_rms_current_density_ma_per_cm2", "r.m.s. current density",
-         pulse.rms_current_ma / area, "mA/cm2"),
-        ("max_shannon_k", "Shannon k", pulse.shannon_k(area), ""),
-        ("max_net_dc_ua", "net d.c.", pulse.net_dc_ua, "uA"),
-    )
-    return [
-        Breach(rule, quantity, value, getattr(limits, rule), unit)
-        for rule, quantity, value, unit in checks
-        if not value <= getattr(limits, rule)  # NaN (inf - inf of huge values) breaches too
-    ]
+    numbers = limits.kernel_array()
+    breaches: list[Breach] = []
+    which = -1
+    while True:
+        which, value = pulse_math.first_pulse_breach(numbers, *pulse.numbers, which + 1)
+        if which < 0:
+            return breaches
+        rule, quantity, unit = PULSE_LIMITS[which]
+        name = RULE_NAMES[rule]
+        breaches.append(Breach(name, quantity, float(value), getattr(limits, name), unit))

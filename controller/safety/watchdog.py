@@ -30,6 +30,15 @@ monitor thread, which runs only inside ``monitoring()``; ``controller.loop.run_l
 enters it for every clock except the virtual one. The monitor arms at the first
 ``submit`` (the output cannot be on before) and checks every ``MONITOR_PERIOD_S``.
 
+The decisions themselves are kernels (``controller.safety.decide``) over float arrays
+(``controller.safety.layout``), so that a compiled loop can call them at every sample
+without Python: ``Watchdog`` is the shell around them. It turns commands into rows,
+refuses what numbers cannot express (a command with a field the watchdog does not know,
+a channel that is not an int), runs the monitor thread and turns the kernels' records
+into ``Intervention``s (``controller.safety.records``). ``kernel_arrays`` hands the
+same live arrays to a compiled loop, which calls ``watchdog_observe``/``watchdog_submit``
+itself and ``drain_log`` between its runs.
+
 Between two submits the stimulator holds the last command; on a wall clock the heartbeat
 timeout bounds that hold. The monitor is a Python thread: it runs while the loop blocks
 or spins in Python code, not while native code holds the GIL (a numba kernel that never
@@ -45,103 +54,92 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
 from typing import cast
 
-from controller.ports import AcknowledgingStimulator, Sample, StimCommand, Stimulator
-from controller.safety.channels import ChannelHistory
-from controller.safety.limits import (
-    MONITOR_PERIOD_S,
-    Pulse,
-    SafetyLimits,
-    pulse_breaches,
-    pulse_of,
-    unknown_fields,
+import numpy as np
+
+from controller.ports import (
+    COMMAND_ROW_SIZE,
+    ROW_AMPLITUDE_MA,
+    ROW_CHANNEL,
+    ROW_ON,
+    AcknowledgingStimulator,
+    Sample,
+    StimCommand,
+    Stimulator,
+)
+from controller.safety.compiled import Floats
+from controller.safety.decide import (
+    SAMPLE_OK,
+    STOP,
+    discard_records,
+    latch_outputs,
+    observe_sample,
+    outputs_off,
+    sample_valid,
+    submit_rows,
+    watchdog_observe,
+    watchdog_submit,
+)
+from controller.safety.layout import (
+    ALL_CHANNELS,
+    KIND_CLAMP,
+    KIND_LATCH,
+    L_KIND,
+    L_SOURCE,
+    S_CLAMPED,
+    S_FAULTS,
+    S_LAST_T,
+    S_LATCHED,
+    S_LOG_COUNT,
+    S_UNLOGGED,
+    new_log,
+    new_state,
+)
+from controller.safety.limits import MONITOR_PERIOD_S, SafetyLimits, unknown_fields
+from controller.safety.records import CallTexts, Intervention, intervention_of
+from controller.safety.rules import (
+    ACK_TIMEOUT_MS,
+    EMERGENCY_STOP,
+    HEARTBEAT_TIMEOUT_MS,
+    INTERVENTION_LOG_FULL,
+    LOOP_OVERRUN,
+    MONITOR_ERROR,
+    NO_RULE,
+    RULE_NAMES,
+    SENSOR_TIMEOUT_MS,
+    UNKNOWN_CHANNEL,
+    UNKNOWN_COMMAND_FIELD,
 )
 
-#: A gyroscope reading beyond this is not a measurement (no MEMS gyro reaches it).
-SENSOR_MAX_ABS_GYRO_RAD_S = 100.0
-ALL_CHANNELS = -1
-#: Relative slack of the rise check, so that a ramp exactly at the limit is not clamped
-#: by floating-point rounding.
-RISE_TOLERANCE = 1e-9
-PULSE_CACHE_SIZE = 256
+__all__ = ["ALL_CHANNELS", "Intervention", "Watchdog", "sample_ok"]
+
+#: Log rows the shell keeps free: its own calls drain after each one.
+SHELL_LOG_ROWS = 64
+#: Exactly representable ints (a channel beyond them cannot be a row's number).
+_EXACT_INT = 2**53
+_COMMAND_NUMBERS = ("amplitude_ma", "pulse_width_us", "frequency_hz", "interphase_gap_us",
+                    "anodic_width_ratio")
 
 
-@dataclass(frozen=True, slots=True)
-class Intervention:
-    """A command the watchdog did not pass unchanged, or a fault, and why.
-
-    ``t_s`` is trial time (for a fault found by the wall-clock monitor, the last trial
-    time plus the wall time since). ``rule`` is the ``SafetyLimits`` field that was
-    exceeded, or the name of a validity rule; ``channel`` is -1 when the rule concerns
-    all channels; ``detail`` states the value against its limit.
-    """
-
-    t_s: float
-    rule: str
-    channel: int
-    requested: str
-    delivered: str
-    detail: str = ""
-
-
-@dataclass(frozen=True, slots=True)
-class _Breach:
-    """A rule broken: ``requested`` is the command (described only when logged) or text."""
-
-    rule: str
-    channel: int
-    requested: object
-    detail: str
-
-
-def describe(command: object) -> str:
-    """Short text of a command for the intervention log."""
-    if not isinstance(command, StimCommand) or unknown_fields(command):
-        return repr(command)
-    if not command.on:
-        return "off"
-    pulse = pulse_of(command)
-    text = (
-        f"on {pulse.amplitude_ma:.4g} mA {pulse.pulse_width_us:.4g} us "
-        f"{pulse.frequency_hz:.4g} Hz"
-    )
-    if pulse != Pulse.symmetric(pulse.amplitude_ma, pulse.pulse_width_us, pulse.frequency_hz):
-        text += (
-            f" recovery {pulse.recovery_amplitude_ma:.4g} mA "
-            f"{pulse.recovery_pulse_width_us:.4g} us"
-        )
-    return text
-
-
-def _requested_on(channel: int, commands: Sequence[StimCommand]) -> object:
-    """The last command of ``commands`` for ``channel``, or "held on" (none this time)."""
-    for command in reversed(commands):
-        if command.channel == channel:
-            return command
-    return "held on"
+def number(value: object) -> float:
+    """``value`` as a float, or NaN if it is not a number (a string, None, an object
+    without ``__float__``) or too large for a float."""
+    if type(value) is float:
+        return value
+    if isinstance(value, (str, bytes, bytearray)):
+        return math.nan
+    try:
+        return float(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError, OverflowError):
+        return math.nan
 
 
 def sample_ok(sample: Sample) -> bool:
     """A sample the controller can act on: finite time, a plausible gyroscope reading
     (not NaN, not beyond any sensor's range) and a heel switch that is 0 or 1."""
-    return (
-        math.isfinite(sample.t_s)
-        and math.isfinite(sample.gyro_rad_s)
-        and abs(sample.gyro_rad_s) <= SENSOR_MAX_ABS_GYRO_RAD_S
-        and sample.heel_switch in (0, 1)
-    )
-
-
-def _stimulates(command: StimCommand, pulse: Pulse) -> bool:
-    """Whether the output would emit charge: counted as "on" even if only one phase has
-    current, which is stricter than ``StimCommand.delivers``."""
-    charge = max(
-        pulse.amplitude_ma * pulse.pulse_width_us,
-        pulse.recovery_amplitude_ma * pulse.recovery_pulse_width_us,
-    )
-    return bool(command.on) and pulse.frequency_hz > 0.0 and charge > 0.0
+    return bool(sample_valid(number(sample.t_s), number(sample.gyro_rad_s),
+                             number(sample.heel_switch)))
 
 
 class Watchdog:
@@ -162,15 +160,12 @@ class Watchdog:
         self.faults = 0
         self.clamped_commands = 0
         self._lock = threading.Lock()
-        self._channels = [ChannelHistory() for _ in range(stimulator.channels)]
-        # Pulses already found within every per-pulse limit (a held level repeats its
-        # pulse at every sample); the limits are immutable, so the answer cannot change.
-        self._pulses_within_limits: set[Pulse] = set()
-        self._last_t_s = -math.inf
-        # Sensor and detector health, in trial time.
-        self._first_observed_s = math.nan
-        self._last_good_sample_s = math.nan
-        self._unknown_since_s = math.nan
+        self._channels = stimulator.channels
+        self._limits = limits.kernel_array()
+        self._state = new_state(self._channels)
+        self._log = new_log(SHELL_LOG_ROWS)
+        # Command rows of a submit of n commands, by n (views of one buffer pair).
+        self._rows: dict[int, tuple[Floats, Floats]] = {}
         # Wall clock (time.monotonic), for the monitor.
         self._armed = False
         self._beat_wall_s = 0.0
@@ -179,7 +174,43 @@ class Watchdog:
     @property
     def latched(self) -> bool:
         """True while a fault holds every output off."""
-        return self.fault is not None
+        return bool(self._state[S_LATCHED] != 0.0)
+
+    # ---- for a compiled loop ----------------------------------------------------------
+
+    @property
+    def kernel_arrays(self) -> tuple[Floats, Floats, Floats]:
+        """``(limits, state, log)``: the live arrays of this watchdog, for a compiled loop
+        that calls ``watchdog_observe`` and ``watchdog_submit`` itself. ``log`` is
+        replaced only by ``reserve_log``; take the arrays after it."""
+        return self._limits, self._state, self._log
+
+    def reserve_log(self, rows: int) -> Floats:
+        """A log with room for at least ``rows`` more records (the same one if it has
+        it, else a larger copy that replaces it); a compiled loop running k samples of
+        n commands between two ``drain_log`` needs k * (n + 1)."""
+        with self._lock:
+            return self._ensure_room(rows)
+
+    def drain_log(self) -> None:
+        """Turn every pending record of the kernels into an ``Intervention``; update
+        ``fault``, ``faults`` and ``clamped_commands``."""
+        with self._lock:
+            self._drain(None)
+
+    def warm_up(self) -> None:
+        """Compile the kernels (or load their cache) on scratch copies; change nothing."""
+        limits, state, log = self._limits, self._state.copy(), new_log(8)
+        rows = np.zeros((1, COMMAND_ROW_SIZE))
+        rows[0] = (0.0, 1.0, 1.0, 100.0, 40.0, 0.0, 1.0)
+        out = np.zeros_like(rows)
+        watchdog_observe(limits, state, log, 0.0, 0.0, 0.0, True)
+        watchdog_submit(limits, state, log, 0.001, rows, out)
+        observe_sample(limits, state, log, 0.002, 0.0, 0.0, True)
+        submit_rows(limits, state, log, 0.002, rows, out, 1, NO_RULE)
+        latch_outputs(state, 0.003, EMERGENCY_STOP)
+        outputs_off(state, 0.003)
+        discard_records(state, log, 0)
 
     # ---- the loop's calls -------------------------------------------------------------
 
@@ -200,8 +231,16 @@ class Watchdog:
         """Report the sensor sample the loop just read and whether the detector knows
         the gait phase; a sensor gap or unknown phase beyond its limit latches a fault."""
         with self._lock:
-            breach = self._observe(sample, phase_known)
-        if breach is not None:
+            self._drain(None)
+            answer = observe_sample(
+                self._limits, self._state, self._log, number(sample.t_s),
+                number(sample.gyro_rad_s), number(sample.heel_switch), bool(phase_known),
+            )
+            if answer & SAMPLE_OK:
+                self._good_sample_wall_s = time.monotonic()
+            if answer & STOP:
+                self._drain(None)
+        if answer & STOP:
             self._stimulator.stop_all()
 
     # ---- explicit requests ------------------------------------------------------------
@@ -212,11 +251,13 @@ class Watchdog:
         Safe from any thread. ``source`` says who asked (``api``, ``key``, ``SIGUSR1``).
         """
         with self._lock:
+            self._drain(None)
             t_s = self._trial_time_now()
-            if self.fault is None:
-                self._latch(t_s, _Breach("emergency_stop", ALL_CHANNELS, f"e-stop ({source})", ""))
+            if not self.latched:
+                self._latch(t_s, EMERGENCY_STOP, f"e-stop ({source})", "")
             else:
-                self._log(t_s, "emergency_stop", ALL_CHANNELS, f"e-stop ({source})", "all off")
+                self.interventions.append(Intervention(
+                    t_s, "emergency_stop", ALL_CHANNELS, f"e-stop ({source})", "all off"))
         self._stimulator.stop_all()
 
     def loop_overrun(self, t_s: float, lateness_s: float) -> None:
@@ -227,9 +268,9 @@ class Watchdog:
         that late are stale, so every output goes off until ``reset``.
         """
         with self._lock:
-            if self.fault is None:
-                detail = f"sample {lateness_s * 1e3:.3g} ms late"
-                self._latch(t_s, _Breach("loop_overrun", ALL_CHANNELS, "stale commands", detail))
+            if not self.latched:
+                self._latch(t_s, LOOP_OVERRUN, "stale commands",
+                            f"sample {lateness_s * 1e3:.3g} ms late")
         self._stimulator.stop_all()
 
     def reset(self) -> None:
@@ -238,11 +279,12 @@ class Watchdog:
         The duty-cycle history is kept; the monitor re-arms at the next ``submit``.
         """
         with self._lock:
+            self._drain(None)
             self.fault = None
+            self._state[S_LATCHED] = 0.0
             self._armed = False
             self._good_sample_wall_s = None
-            for channel in self._channels:
-                channel.force_off(self._last_t_s)
+            outputs_off(self._state, self._state[S_LAST_T])
         self._stimulator.stop_all()
 
     def stop_all(self) -> None:
@@ -250,8 +292,7 @@ class Watchdog:
         monitor disarms until the next ``submit``: nothing is on to guard."""
         with self._lock:
             self._armed = False
-            for channel in self._channels:
-                channel.force_off(self._last_t_s)
+            outputs_off(self._state, self._state[S_LAST_T])
         self._stimulator.stop_all()
 
     # ---- the wall-clock monitor -------------------------------------------------------
@@ -276,11 +317,8 @@ class Watchdog:
                 self.check_wall_clock()
             except Exception as err:  # a monitor that dies would leave the output unguarded
                 with self._lock:
-                    if self.fault is None:
-                        self._latch(
-                            self._trial_time_now(),
-                            _Breach("monitor_error", ALL_CHANNELS, "", repr(err)),
-                        )
+                    if not self.latched:
+                        self._latch(self._trial_time_now(), MONITOR_ERROR, "", repr(err))
                 self._stimulator.stop_all()
 
     def check_wall_clock(self) -> None:
@@ -288,26 +326,23 @@ class Watchdog:
         ack_s = self._acks.last_ack_monotonic_s if self._acks is not None else math.inf
         now = time.monotonic()
         with self._lock:
-            if self.fault is not None or not self._armed:
+            if self.latched or not self._armed:
                 return
             lim = self.limits
             ages = (
-                ("heartbeat_timeout_ms", "no command from the loop", self._beat_wall_s),
-                ("sensor_timeout_ms", "no valid sensor sample", self._good_sample_wall_s),
-                ("ack_timeout_ms", "no acknowledgement from the stimulator", ack_s),
+                (HEARTBEAT_TIMEOUT_MS, "no command from the loop", self._beat_wall_s),
+                (SENSOR_TIMEOUT_MS, "no valid sensor sample", self._good_sample_wall_s),
+                (ACK_TIMEOUT_MS, "no acknowledgement from the stimulator", ack_s),
             )
-            breach = None
             for rule, what, since in ages:
                 age_ms = (now - (now if since is None else since)) * 1000.0
-                if age_ms > getattr(lim, rule):
-                    breach = _Breach(
-                        rule, ALL_CHANNELS, what,
-                        f"{age_ms:.1f} ms > {getattr(lim, rule):g} ms (wall clock)",
-                    )
+                limit = getattr(lim, RULE_NAMES[rule])
+                if age_ms > limit:
+                    self._latch(self._trial_time_now(now), rule, what,
+                                f"{age_ms:.1f} ms > {limit:g} ms (wall clock)")
                     break
-            if breach is None:
+            else:
                 return
-            self._latch(self._trial_time_now(now), breach)
         self._stimulator.stop_all()
 
     # ---- decisions (called with the lock held) ----------------------------------------
@@ -322,226 +357,120 @@ class Watchdog:
             self._armed = True
             if self._good_sample_wall_s is None:
                 self._good_sample_wall_s = now
-        if self.fault is not None:
-            return self._refuse_all(self._log_time(t_s), commands, log=True), True
-        breach = self._time_breach(t_s)
-        pulses: list[Pulse] = []
-        for command in commands:
-            if breach is not None:
-                break
-            checked = self._check_command(command)
-            if isinstance(checked, _Breach):
-                breach = checked
-            else:
-                pulses.append(checked)
-        delivered: list[StimCommand] = []
-        clamps: list[tuple[StimCommand, StimCommand, str]] = []
-        if breach is None:
-            for command, pulse in zip(commands, pulses, strict=True):
-                out, out_pulse, why = self._limit_rise(t_s, command, pulse)
-                if why:
-                    clamps.append((command, out, why))
-                peak = max(out_pulse.amplitude_ma, out_pulse.recovery_amplitude_ma)
-                stimulates = _stimulates(out, out_pulse)
-                self._channels[out.channel].deliver(t_s, peak if stimulates else 0.0)
-                delivered.append(out)
-            self._last_t_s = t_s
-            breach = self._held_breach(t_s, commands)
-        if breach is not None:
-            t_log = self._log_time(t_s)
-            self._latch(t_log, breach)
-            return self._refuse_all(t_log, commands, log=False), True
-        for requested, out, why in clamps:
-            self.clamped_commands += 1
-            self._log(t_s, "max_amplitude_rise_ma_per_s", requested.channel,
-                      describe(requested), describe(out), why)
+        self._drain(None)
+        n = len(commands)
+        requested, delivered_rows = self._rows.get(n) or self._new_rows(n)
+        self._ensure_room(n + 1)
+        texts = CallTexts(invalid_row=n)
+        invalid_rule = NO_RULE
+        for i, command in enumerate(commands):
+            rule = self._write_row(command, requested[i], i, texts)
+            if rule != NO_RULE and invalid_rule == NO_RULE:
+                invalid_rule, texts.invalid_row = rule, i
+        tf = number(t_s) if isinstance(t_s, float | int) else math.nan
+        if not math.isfinite(tf) or tf <= self._state[S_LAST_T]:
+            texts.time = repr(t_s)
+        stop = submit_rows(self._limits, self._state, self._log, tf, requested,
+                           delivered_rows, texts.invalid_row, invalid_rule)
+        clamped = self._drain(texts)
+        if stop:
+            return [StimCommand.off(int(row[ROW_CHANNEL])) for row in delivered_rows], True
+        delivered = list(commands)
+        for i in clamped:
+            row = delivered_rows[i]
+            delivered[i] = (
+                dataclasses.replace(commands[i], amplitude_ma=float(row[ROW_AMPLITUDE_MA]))
+                if row[ROW_ON] != 0.0 else StimCommand.off(commands[i].channel)
+            )
         return delivered, False
 
-    def _time_breach(self, t_s: float) -> _Breach | None:
-        if not isinstance(t_s, float | int) or not math.isfinite(t_s):
-            return _Breach("non_finite_time", ALL_CHANNELS, f"t = {t_s!r}", "")
-        if t_s <= self._last_t_s:
-            return _Breach(
-                "time_not_increasing", ALL_CHANNELS, f"t = {t_s!r}",
-                f"{t_s!r} s <= previous {self._last_t_s!r} s",
-            )
-        return None
+    def _new_rows(self, n: int) -> tuple[Floats, Floats]:
+        rows = (np.zeros((n, COMMAND_ROW_SIZE)), np.zeros((n, COMMAND_ROW_SIZE)))
+        self._rows[n] = rows
+        return rows
 
-    def _check_command(self, command: StimCommand) -> _Breach | Pulse:
-        """The first rule a single command breaks on its own, or its pulse if none."""
+    def _ensure_room(self, rows: int) -> Floats:
+        """The log, replaced by a larger copy if it has fewer than ``rows`` free rows."""
+        used = int(self._state[S_LOG_COUNT])
+        if self._log.shape[0] - used < rows:
+            larger = new_log(used + rows)
+            larger[:used] = self._log[:used]
+            self._log = larger
+        return self._log
+
+    def _write_row(self, command: object, row: Floats, i: int, texts: CallTexts) -> int:
+        """Write ``command``, the ``i``-th of its submit, into ``row``; return the rule it
+        breaks that numbers cannot express (``NO_RULE``: none). A field that is not a
+        number becomes NaN, which the kernel refuses as a non-finite value; a command
+        that is no command row gets NaN in every field but its channel, so that the
+        kernel never takes it for "off"."""
+        channel = getattr(command, "channel", 0)
+        exact = isinstance(channel, int) and -_EXACT_INT < channel < _EXACT_INT
+        row[ROW_CHANNEL] = channel if exact else math.nan
         unknown = unknown_fields(command)
         if unknown:
-            return _Breach("unknown_command_field", ALL_CHANNELS, repr(command),
-                           f"not understood: {', '.join(unknown)}")
-        channel = command.channel
-        if not (isinstance(channel, int) and 0 <= channel < len(self._channels)):
-            return _Breach("unknown_channel", ALL_CHANNELS, command,
-                           f"channel {channel!r} not in 0..{len(self._channels) - 1}")
-        pulse = pulse_of(command)
-        values = (pulse.amplitude_ma, pulse.pulse_width_us, pulse.frequency_hz,
-                  pulse.recovery_amplitude_ma, pulse.recovery_pulse_width_us,
-                  command.interphase_gap_us)
-        try:
-            finite = all(map(math.isfinite, values))
-        except TypeError:  # not a number at all
-            finite = False
-        if not finite:
-            return _Breach("non_finite_value", channel, command, "")
-        if not command.on:
-            return pulse
-        if min(values) < 0.0:
-            return _Breach("negative_value", channel, command, "")
-        if not _stimulates(command, pulse):
-            return pulse
-        if pulse not in self._pulses_within_limits:
-            breaches = pulse_breaches(self.limits, pulse)
-            if breaches:
-                return _Breach(breaches[0].rule, channel, command, breaches[0].describe())
-            if len(self._pulses_within_limits) >= PULSE_CACHE_SIZE:
-                self._pulses_within_limits.clear()
-            self._pulses_within_limits.add(pulse)
-        return pulse
-
-    def _limit_rise(
-        self, t_s: float, command: StimCommand, pulse: Pulse
-    ) -> tuple[StimCommand, Pulse, str]:
-        """``command`` and its pulse with the amplitude limited by the rise rule, and why
-        (empty when the command passes unchanged)."""
-        if not _stimulates(command, pulse):
-            return command, pulse, ""
-        history = self._channels[command.channel]
-        rate = self.limits.max_amplitude_rise_ma_per_s
-        allowed = history.allowed_amplitude_ma(t_s, rate)
-        peak = max(pulse.amplitude_ma, pulse.recovery_amplitude_ma)
-        if peak <= allowed * (1.0 + RISE_TOLERANCE):
-            return command, pulse, ""
-        why = (
-            f"rise from {history.amplitude_ma:.4g} to {peak:.4g} mA at t = {t_s:.6g} s; "
-            f"at most {rate:g} mA/s"
-        )
-        if allowed <= 0.0:
-            off = StimCommand.off(command.channel)
-            return off, pulse_of(off), why
-        # Scaling the leading amplitude scales the recovery phase with it (the shape is
-        # a width ratio), so an asymmetric pulse stays balanced.
-        slowed = dataclasses.replace(command, amplitude_ma=command.amplitude_ma * allowed / peak)
-        return slowed, pulse_of(slowed), why
-
-    def _held_breach(self, t_s: float, requested: Sequence[StimCommand]) -> _Breach | None:
-        """Limits over time, for every channel as it stands after this submit."""
-        lim = self.limits
-        sensor = self._sensor_breach(t_s)
-        if sensor is not None:
-            return sensor
-        for index, history in enumerate(self._channels):
-            if not history.on:
-                continue
-            text = _requested_on(index, requested)
-            on_ms = history.continuous_on_s(t_s) * 1000.0
-            if on_ms > lim.max_continuous_on_ms:
-                return _Breach("max_continuous_on_ms", index, text,
-                               f"on for {on_ms:.1f} ms > {lim.max_continuous_on_ms:g} ms")
-            duty = history.duty(t_s)
-            if duty > lim.max_duty_cycle:
-                return _Breach("max_duty_cycle", index, text,
-                               f"duty cycle {duty:.3f} > {lim.max_duty_cycle:g}")
-        return self._unknown_phase_breach(t_s, requested)
-
-    def _unknown_phase_breach(
-        self, t_s: float, requested: Sequence[StimCommand]
-    ) -> _Breach | None:
-        """A channel stimulating while the phase has been unknown for too long."""
-        unknown_ms = (t_s - self._unknown_since_s) * 1000.0
-        if not unknown_ms > self.limits.max_unknown_phase_ms:  # also while NaN (known)
-            return None
-        for index, history in enumerate(self._channels):
-            if history.on:
-                return _Breach("max_unknown_phase_ms", index, _requested_on(index, requested),
-                               f"phase unknown for {unknown_ms:.1f} ms > "
-                               f"{self.limits.max_unknown_phase_ms:g} ms while stimulating")
-        return None
-
-    def _sensor_breach(self, t_s: float) -> _Breach | None:
-        """No valid sample for longer than the sensor timeout (trial time)."""
-        if math.isnan(self._first_observed_s):
-            return None
-        reference = self._last_good_sample_s
-        if math.isnan(reference):
-            reference = self._first_observed_s
-        gap_ms = (t_s - reference) * 1000.0
-        if gap_ms > self.limits.sensor_timeout_ms:
-            return _Breach("sensor_timeout_ms", ALL_CHANNELS, "no valid sensor sample",
-                           f"{gap_ms:.1f} ms > {self.limits.sensor_timeout_ms:g} ms")
-        return None
-
-    def _observe(self, sample: Sample, phase_known: bool) -> _Breach | None:
-        """Track sensor and phase health (also while latched, so that a ``reset`` knows
-        how long the sensor has been silent); latch on a new breach."""
-        t_s = sample.t_s
-        if not math.isfinite(t_s):
-            return None  # judged at the next sample with a time; the monitor meanwhile
-        if math.isnan(self._first_observed_s):
-            self._first_observed_s = t_s
-        # The gap before this sample counts even if this one is good: silence is a fault.
-        breach = self._sensor_breach(t_s)
-        if sample_ok(sample):
-            self._last_good_sample_s = t_s
-            self._good_sample_wall_s = time.monotonic()
-        if phase_known:
-            self._unknown_since_s = math.nan
-        elif math.isnan(self._unknown_since_s):
-            self._unknown_since_s = t_s
-        if self.fault is not None:
-            return None
-        if breach is None:
-            breach = self._unknown_phase_breach(t_s, ())
-        if breach is not None:
-            self._latch(t_s, breach)
-        return breach
-
-    def _refuse_all(
-        self, t_s: float, commands: Sequence[StimCommand], *, log: bool
-    ) -> list[StimCommand]:
-        """Every command replaced by "off" on its channel (channel 0 if it has none)."""
-        refused = []
-        for command in commands:
-            channel = getattr(command, "channel", 0)
-            safe = StimCommand.off(channel if isinstance(channel, int) and channel >= 0 else 0)
-            if command != safe:
-                self.clamped_commands += 1
-                if log:
-                    self._log(t_s, "fault_latched", safe.channel, describe(command), "off",
-                              f"latched by {self.fault.rule}" if self.fault else "")
-            refused.append(safe)
-        return refused
+            row[ROW_ON:] = math.nan
+            texts.requested[i] = repr(command)
+            if texts.invalid_row > i:
+                texts.invalid_detail = f"not understood: {', '.join(unknown)}"
+            return UNKNOWN_COMMAND_FIELD
+        row[ROW_ON] = 1.0 if command.on else 0.0  # type: ignore[attr-defined]
+        for column, name in enumerate(_COMMAND_NUMBERS, start=ROW_AMPLITUDE_MA):
+            row[column] = number(getattr(command, name))
+        if not exact:
+            if texts.invalid_row > i:
+                texts.invalid_detail = (
+                    f"channel {channel!r} not in 0..{self._channels - 1}")
+            return UNKNOWN_CHANNEL
+        return NO_RULE
 
     # ---- bookkeeping ------------------------------------------------------------------
 
-    def _log(
-        self, t_s: float, rule: str, channel: int, requested: str, delivered: str,
-        detail: str = "",
-    ) -> None:
-        self.interventions.append(Intervention(t_s, rule, channel, requested, delivered, detail))
+    def _drain(self, texts: CallTexts | None) -> list[int]:
+        """Turn pending records into ``Intervention``s (``texts``: those of the shell's
+        own submit); return the rows of that submit that were clamped."""
+        count = int(self._state[S_LOG_COUNT])
+        unlogged = int(self._state[S_UNLOGGED])
+        clamped: list[int] = []
+        if not (count or unlogged):
+            return clamped  # nothing recorded, so no counter changed either
+        if count:
+            records = self._log[:count].copy()
+            discard_records(self._state, self._log, count)
+            for record in records:
+                item = intervention_of(record, self.limits, self._channels, texts)
+                self.interventions.append(item)
+                if record[L_KIND] == KIND_LATCH:
+                    self.fault = item
+                elif record[L_KIND] == KIND_CLAMP:
+                    clamped.append(int(record[L_SOURCE]))
+        if unlogged:
+            self._state[S_UNLOGGED] = 0
+            self.interventions.append(Intervention(
+                max(float(self._state[S_LAST_T]), 0.0), RULE_NAMES[INTERVENTION_LOG_FULL],
+                ALL_CHANNELS, f"{unlogged} interventions", "all off",
+                "not logged one by one: the interventions log was full"))
+            if self.latched and self.fault is None:
+                self.fault = self.interventions[-1]
+        self.faults = int(self._state[S_FAULTS])
+        self.clamped_commands = int(self._state[S_CLAMPED])
+        return clamped
 
-    def _latch(self, t_s: float, breach: _Breach) -> None:
-        self.faults += 1
-        requested = breach.requested
-        text = requested if isinstance(requested, str) else describe(requested)
-        self._log(t_s, breach.rule, breach.channel, text, "all off", breach.detail)
-        self.fault = self.interventions[-1]
-        off_s = max(t_s, self._last_t_s)
-        for channel in self._channels:
-            channel.force_off(off_s)
-
-    def _log_time(self, t_s: float) -> float:
-        """``t_s`` if it can be logged, else the last trial time (NaN is not JSON)."""
-        return t_s if math.isfinite(t_s) else max(self._last_t_s, 0.0)
+    def _latch(self, t_s: float, rule: int, requested: str, detail: str) -> None:
+        """Latch a fault the shell found itself (the kernels' records drained first)."""
+        self._drain(None)
+        latch_outputs(self._state, t_s, rule)
+        self.fault = Intervention(t_s, RULE_NAMES[rule], ALL_CHANNELS, requested, "all off",
+                                  detail)
+        self.interventions.append(self.fault)
+        self.faults = int(self._state[S_FAULTS])
 
     def _trial_time_now(self, now: float | None = None) -> float:
         """Trial time estimated from the last submit and the wall time since."""
-        if not math.isfinite(self._last_t_s):
+        last_t = float(self._state[S_LAST_T])
+        if not math.isfinite(last_t):
             return 0.0
         if not self._armed:
-            return self._last_t_s
+            return last_t
         now = time.monotonic() if now is None else now
-        return self._last_t_s + max(0.0, now - self._beat_wall_s)
+        return last_t + max(0.0, now - self._beat_wall_s)
