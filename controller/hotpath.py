@@ -31,9 +31,10 @@ import ctypes
 import gc
 import os
 import sys
+import threading
 import time
 from collections.abc import Iterator
-from typing import Protocol, runtime_checkable
+from typing import Protocol, TextIO, runtime_checkable
 
 _PR_SET_TIMERSLACK = 29
 _PR_GET_TIMERSLACK = 30
@@ -63,6 +64,28 @@ def warm_up(*stages: object) -> float:
         if isinstance(stage, WarmsUp):
             stage.warm_up()
     return time.perf_counter() - start
+
+
+@contextlib.contextmanager
+def announced_if_slow(notes: TextIO | None, after_s: float, text: str) -> Iterator[None]:
+    """Write ``text`` (a line) to ``notes`` if the block is still running after
+    ``after_s``: compiling the kernels on a first run takes many seconds, and a command
+    that prints nothing meanwhile looks hung. Quick blocks print nothing."""
+    if notes is None:
+        yield
+        return
+
+    def announce() -> None:
+        notes.write(text + "\n")
+        notes.flush()
+
+    timer = threading.Timer(after_s, announce)
+    timer.daemon = True
+    timer.start()
+    try:
+        yield
+    finally:
+        timer.cancel()
 
 
 @contextlib.contextmanager

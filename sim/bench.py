@@ -9,13 +9,15 @@
    the control loop and the board emulator drive it;
 3. the whole closed loop through the ``fes sim`` path (``run_simulated_trial``: limb,
    detector, scheduler, watchdog, recorder, files), at 1 kHz and at the default rate,
-   with the loop's own real-time factor (loop only) and the end-to-end one;
+   with the loop's own real-time factor (loop only) and the end-to-end one, both for
+   the compiled loop ``fes sim`` runs (``controller.trial.compiled``) and for the
+   Python ``run_loop`` a live trial runs (the same trial, byte for byte);
 
-then where the closed loop spends its time, from ``cProfile``. Each figure is the best
-of ``--repeats`` runs and is given for the process's CPU time (what one core does, not
-disturbed by other work on a shared machine) and for wall time; compilation is done
-before timing. Options: ``--patient``, ``--duration-s``, ``--loop-duration-s``,
-``--repeats``.
+then where an end-to-end ``fes sim`` trial spends its time, from ``cProfile``. Each
+figure is the best of ``--repeats`` runs and is given for the process's CPU time (what
+one core does, not disturbed by other work on a shared machine) and for wall time;
+compilation is done before timing. Options: ``--patient``, ``--duration-s``,
+``--loop-duration-s``, ``--repeats``.
 """
 
 from __future__ import annotations
@@ -85,13 +87,16 @@ def patient_through_ports(patient: str, duration_s: float) -> None:
         limb.read()
 
 
-def closed_loop(patient: str, duration_s: float, rate_hz: float, out: Path) -> float:
+def closed_loop(
+    patient: str, duration_s: float, rate_hz: float, out: Path, compiled: bool = True
+) -> float:
     """One ``fes sim`` trial; returns the loop's own real-time factor."""
     config = load_config(overrides={
         "sim": {"patient": patient, "seed": 1},
         "loop": {"duration_s": duration_s, "sample_rate_hz": rate_hz},
     })
-    return float(run_simulated_trial(config, out)["real_time_factor"])
+    summary = run_simulated_trial(config, out, compiled=compiled)
+    return float(summary["real_time_factor"])
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -109,7 +114,6 @@ def main(argv: list[str] | None = None) -> int:
         out = Path(tmp)
         profile, commands = stimulated_walk(patient, duration)
         patient_alone(profile, commands[:2000])  # compile (or load the cache) before timing
-        closed_loop(patient, 2.0, RATE_HZ, out)
 
         alone = _best_s(lambda: patient_alone(profile, commands), args.repeats)
         print(f"patient alone, batch run at 1 kHz ({patient}, {duration:g} s stimulated "
@@ -117,26 +121,32 @@ def main(argv: list[str] | None = None) -> int:
         ports_s = min(loop_duration, duration)
         ports = _best_s(lambda: patient_through_ports(patient, ports_s), args.repeats)
         print(f"patient alone, read/apply per sample at 1 kHz: {_factors(ports_s, ports)}")
-        for rate in (RATE_HZ, 500.0):
-            factors: list[float] = []
+        for compiled, label in ((True, "compiled"), (False, "Python run_loop")):
+            closed_loop(patient, 2.0, RATE_HZ, out, compiled)  # compile before timing
+            for rate in (RATE_HZ, 500.0):
+                factors: list[float] = []
 
-            def trial(rate: float = rate, factors: list[float] = factors) -> None:
-                factors.append(closed_loop(patient, loop_duration, rate, out))
+                def trial(
+                    rate: float = rate, factors: list[float] = factors, compiled: bool = compiled
+                ) -> None:
+                    factors.append(closed_loop(patient, loop_duration, rate, out, compiled))
 
-            whole = _best_s(trial, args.repeats)
-            print(f"closed loop (fes sim path) at {rate:g} Hz, {loop_duration:g} s: "
-                  f"end to end (files included) {_factors(loop_duration, whole)}; "
-                  f"the loop alone (summary.json) {max(factors):,.0f}x (wall)")
+                whole = _best_s(trial, args.repeats)
+                print(f"closed loop, {label}, at {rate:g} Hz, {loop_duration:g} s: "
+                      f"the loop alone (summary.json) {max(factors):,.0f}x (wall); "
+                      f"end to end (config, loop, scoring, files) "
+                      f"{_factors(loop_duration, whole)}")
 
         profiler = cProfile.Profile()
         profiler.enable()
-        closed_loop(patient, min(loop_duration, 20.0), RATE_HZ, out)
+        closed_loop(patient, loop_duration, RATE_HZ, out)
         profiler.disable()
     text = io.StringIO()
     pstats.Stats(profiler, stream=text).sort_stats("tottime").print_stats(14)
     lines = text.getvalue().splitlines()
     start = next(i for i, line in enumerate(lines) if "ncalls" in line)
-    print("\nwhere the closed loop spends its time (cProfile, 1 kHz, sorted by own time):")
+    print("\nwhere an end-to-end compiled trial spends its time (cProfile, 1 kHz, "
+          "sorted by own time):")
     print("\n".join(lines[start:]))
     return 0
 

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import NamedTuple
 
 import numpy as np
 
@@ -263,6 +264,21 @@ def limb_step(
               truth[k:k + 1])
 
 
+class StepArrays(NamedTuple):
+    """The arguments of ``limb_step`` after the sample index, in order."""
+
+    strides: np.ndarray
+    features: np.ndarray
+    params: np.ndarray
+    state: np.ndarray
+    buffers: np.ndarray
+    dropouts: np.ndarray
+    noise: np.ndarray
+    command: np.ndarray
+    sample: np.ndarray
+    truth: np.ndarray
+
+
 def _physics_steps(profile: PatientProfile, period_s: float) -> int:
     """Physics steps per sample: step at most ``MAX_STEP_S`` and stable for the profile."""
     step_s = min(MAX_STEP_S, MAX_STEP_PER_MODE / ankle.fastest_mode_rad_s(profile))
@@ -305,6 +321,7 @@ class SimulatedLimb:
             for c, s in enumerate(_NOISE_STREAMS)
         ]
         self._noise = np.zeros((0, sensors.NOISE_COLUMNS))
+        self._noise_block = -1  # which block of BLOCK_SAMPLES samples ``_noise`` is for
         self._dropouts = sensors.draw_dropouts(
             profile, duration_s, np.random.default_rng(streams[_DROPOUT_STREAM])
         )
@@ -441,9 +458,33 @@ class SimulatedLimb:
             "heel_force_n": samples[:, O_HEEL_FORCE],
         }
 
+    def next_block(self) -> tuple[int, int, StepArrays]:
+        """For a compiled closed loop: the next sample ``k``, how many samples from it
+        share the current noise block (and lie within the trial; 0 at its end), and the
+        arrays to call ``limb_step`` with for each of them. The caller writes channel
+        0's command array as ``apply`` would, and then reports how far it got with
+        ``advanced``."""
+        k = self._k
+        count = 0 if self._closed else max(0, min(
+            self._n_samples - k, BLOCK_SAMPLES - k % BLOCK_SAMPLES
+        ))
+        if count:
+            self._prepare(k)
+            self._reserve(k + count)
+        return k, count, StepArrays(*self._kernel_arrays, self._noise, self._command,
+                                    self._sample_out, self._truth)
+
+    def advanced(self, count: int, commands: Sequence[StimCommand]) -> None:
+        """A compiled loop produced ``count`` more samples with ``limb_step`` and left
+        ``commands`` held (the numbers of channel 0 are already in its command array)."""
+        self._k += count
+        for cmd in commands:
+            self._commands[cmd.channel] = cmd
+
     def _prepare(self, k: int) -> None:
         """Noise for sample ``k``'s block and truth storage up to it."""
-        if k % BLOCK_SAMPLES == 0 or self._noise.shape[0] == 0:
+        if k // BLOCK_SAMPLES != self._noise_block:
+            self._noise_block = k // BLOCK_SAMPLES
             block = np.zeros((BLOCK_SAMPLES, sensors.NOISE_COLUMNS))
             for column, rng in enumerate(self._noise_rngs):
                 if rng is not None:

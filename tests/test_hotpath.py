@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import time
 
 import pytest
 
@@ -150,3 +151,20 @@ def test_a_refused_realtime_priority_is_explained_and_the_loop_goes_on(monkeypat
     (note,) = [n for n in notes if "priority" in n]
     assert "not set (Operation not permitted)" in note
     assert "CAP_SYS_NICE" in note and "normal priority" in note
+
+
+def test_a_slow_block_is_announced_and_a_quick_one_is_not():
+    """A first run compiles for seconds: the user is told, once, instead of silence."""
+    import io
+
+    from controller.hotpath import announced_if_slow
+
+    notes = io.StringIO()
+    with announced_if_slow(notes, 0.05, "compiling ..."):
+        time.sleep(0.3)
+    assert notes.getvalue() == "compiling ...\n"
+    quick = io.StringIO()
+    with announced_if_slow(quick, 0.5, "compiling ..."):
+        pass
+    time.sleep(0.6)
+    assert quick.getvalue() == ""

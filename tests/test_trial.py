@@ -98,24 +98,32 @@ def test_stimulation_is_timed_to_the_stride(severe):
     assert on["stim"]["charge_uc_per_stride"] > 0
 
 
-def test_interrupted_trial_keeps_its_files(tmp_path, monkeypatch):
-    """Ctrl-C mid-trial: outputs off, the samples recorded so far are on disk."""
+@pytest.mark.parametrize(
+    ("compiled", "method", "calls", "rows"),
+    [(False, "read", 1000, 999), (True, "next_block", 3, 4096)],
+    ids=["python", "compiled"],
+)
+def test_interrupted_trial_keeps_its_files(tmp_path, monkeypatch, compiled, method, calls, rows):
+    """Ctrl-C mid-trial: outputs off, the samples recorded so far are on disk (the
+    compiled loop takes Ctrl-C between its blocks of 4096 samples; its warm-up asks for
+    the first block too)."""
     from sim.limb import SimulatedLimb
 
-    original = SimulatedLimb.read
-    calls = {"n": 0}
+    original = getattr(SimulatedLimb, method)
+    count = {"n": 0}
 
-    def read_then_interrupt(self):
-        calls["n"] += 1
-        if calls["n"] == 1000:
+    def interrupt_at_call(self):
+        count["n"] += 1
+        if count["n"] == calls:
             raise KeyboardInterrupt
         return original(self)
 
-    monkeypatch.setattr(SimulatedLimb, "read", read_then_interrupt)
-    summary = run_simulated_trial(load_config(overrides={"loop": {"duration_s": 10}}), tmp_path)
+    monkeypatch.setattr(SimulatedLimb, method, interrupt_at_call)
+    config = load_config(overrides={"loop": {"duration_s": 10}})
+    summary = run_simulated_trial(config, tmp_path, compiled=compiled)
     assert summary["stopped_by"] == "interrupted"
     lines = (tmp_path / "samples.csv").read_text().splitlines()
-    assert len(lines) == 1 + 999
+    assert len(lines) == 1 + rows
 
 
 def test_unsafe_request_reaches_no_output(tmp_path, monkeypatch):
@@ -127,7 +135,8 @@ def test_unsafe_request_reaches_no_output(tmp_path, monkeypatch):
         return [StimCommand(0, True, 95.0, 300.0, 40.0)]
 
     monkeypatch.setattr(StimScheduler, "step", runaway)
-    summary = run_simulated_trial(load_config(overrides={"loop": {"duration_s": 2}}), tmp_path)
+    config = load_config(overrides={"loop": {"duration_s": 2}})
+    summary = run_simulated_trial(config, tmp_path, compiled=False)
     assert summary["watchdog"]["faults"] == 1
     assert summary["watchdog"]["interventions"][0]["rule"] == "max_amplitude_ma"
     assert summary["stim"]["charge_uc_total"] == 0

@@ -172,6 +172,13 @@ class GaitDetector:
         """The phase reported at the last sample (UNKNOWN before the first)."""
         return self._phase
 
+    @property
+    def kernel_arrays(self) -> tuple[int, np.ndarray, np.ndarray]:
+        """The kind, live state and parameters ``detector_step`` runs on: a compiled
+        loop (``controller.trial.compiled``) steps this detector by calling the kernel
+        on them (``phase`` then tells only what ``step`` last returned)."""
+        return self.setup.kind, self._state, self.setup.params
+
     def reset(self) -> None:
         """Forget everything, including what was learnt about the walker."""
         self._state = self.setup.new_state()

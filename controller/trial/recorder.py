@@ -6,6 +6,9 @@ Ctrl-C or an error, so nothing recorded is lost). The columns live in shared mem
 a shared counter is raised after the row it counts is complete, so the log writer
 process (``controller.trial.writer``) can stream rows to log sinks while the loop runs,
 without a lock.
+
+All columns are rows of one table (``table``: column index by name in ``index``), so a
+compiled loop (``controller.trial.compiled``) records into the same memory as ``record``.
 """
 
 from __future__ import annotations
@@ -44,7 +47,9 @@ class TrialRecorder:
         names = [*SENSOR_COLUMNS, "phase"]
         for prefix in self._recorded.values():
             names += [prefix + column for column in STIM_COLUMNS]
-        self._columns = {name: shared_zeros(capacity) for name in names}
+        self.table = shared_zeros(len(names) * capacity).reshape(len(names), capacity)
+        self.index = {name: i for i, name in enumerate(names)}
+        self._columns = {name: self.table[i] for i, name in enumerate(names)}
         self._published = shared_zeros(1, np.int64)
         self.detected: list[DetectedEvent] = []
 
@@ -73,6 +78,17 @@ class TrialRecorder:
         self.detected.extend(detected)
         self.count = k + 1
         self._published[0] = k + 1
+
+    def stim_column(self, channel: int) -> int:
+        """Index in ``table`` of ``channel``'s ``stim_on`` column (the other command
+        columns follow in ``STIM_COLUMNS`` order), or -1 if it is not recorded."""
+        prefix = self._recorded.get(channel)
+        return -1 if prefix is None else self.index[prefix + STIM_COLUMNS[0]]
+
+    def publish(self, count: int) -> None:
+        """Rows up to ``count`` were written into ``table`` by a compiled loop."""
+        self.count = count
+        self._published[0] = count
 
     def published(self) -> int:
         """Rows recorded so far, as the log writer process sees it."""

@@ -61,6 +61,23 @@ class GroundTruth:
 
 
 Finish = Callable[[LoopOutcome], tuple[GroundTruth, dict[str, Any]]]
+#: Runs the wired stages for up to n samples (``run_parts`` unless a back end has a
+#: faster loop of the same meaning, as the simulated limb on a virtual clock does).
+LoopRunner = Callable[["TrialParts", int], LoopOutcome]
+
+
+def run_parts(parts: TrialParts, n_samples: int) -> LoopOutcome:
+    """``controller.loop.run_loop`` over the wired stages."""
+    return run_loop(
+        parts.source,
+        parts.detector,
+        parts.scheduler,
+        parts.watchdog,
+        parts.clock,
+        parts.recorder,
+        n_samples,
+        parts.deadlines,
+    )
 
 
 def output_channels(config: TrialConfig) -> int:
@@ -87,38 +104,31 @@ def run_trial(
     sinks: Sequence[LogSink] = (),
     realtime: bool = False,
     notes: TextIO | None = None,
+    loop: LoopRunner = run_parts,
 ) -> tuple[LoopOutcome, dict[str, Any]]:
     """Run the loop for up to ``n_samples``, write the files, return outcome and summary.
 
-    ``realtime`` applies the ``[loop]`` CPU and priority settings around the loop; what
-    they did (or why the OS refused them) is written to ``notes``.
+    ``loop`` runs the stages (``run_parts`` by default). ``realtime`` applies the
+    ``[loop]`` CPU and priority settings around the loop; what they did (or why the OS
+    refused them) is written to ``notes``.
     """
     from controller.hotpath import realtime_section
 
     out_dir.mkdir(parents=True, exist_ok=True)
     write_json(out_dir / "config.json", parts.config.model_dump())
     settings: list[str] = []
-    loop = parts.config.loop
+    os_settings = parts.config.loop
     try:
         with contextlib.ExitStack() as stack:
             if sinks:  # forked first: the writer must not inherit the loop's settings
                 stack.enter_context(LogWriter((parts.recorder, parts.deadlines), sinks))
             if realtime:
                 settings += stack.enter_context(
-                    realtime_section(loop.cpu_index, loop.realtime_priority)
+                    realtime_section(os_settings.cpu_index, os_settings.realtime_priority)
                 )
                 if notes is not None:
                     notes.write(f"real-time settings: {'; '.join(settings)}\n")
-            outcome = run_loop(
-                parts.source,
-                parts.detector,
-                parts.scheduler,
-                parts.watchdog,
-                parts.clock,
-                parts.recorder,
-                n_samples,
-                parts.deadlines,
-            )
+            outcome = loop(parts, n_samples)
     except BaseException:
         failed = LoopOutcome(parts.recorder.count, 0.0, "error")
         write_trial(parts, out_dir, failed, finish, settings)

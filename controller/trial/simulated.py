@@ -23,6 +23,7 @@ from controller.config import TrialConfig
 from controller.detect.config import build_detector
 from controller.loop import LoopOutcome
 from controller.stim.scheduler import StimScheduler
+from controller.trial.compiled import run_compiled_loop
 from controller.trial.recorder import TrialRecorder
 from controller.trial.session import (
     GroundTruth,
@@ -30,6 +31,7 @@ from controller.trial.session import (
     new_deadlines,
     output_channels,
     recorded_channels,
+    run_parts,
     run_trial,
 )
 from controller.trial.writer import LogSink
@@ -44,11 +46,16 @@ def run_simulated_trial(
     realtime: bool = False,
     sinks: Sequence[LogSink] = (),
     notes: TextIO | None = None,
+    compiled: bool = True,
 ) -> dict[str, Any]:
     """Run one trial, write its files into ``out_dir`` and return the summary.
 
     ``sinks`` receive every sample in the log writer process while the loop runs; what
-    the real-time settings did (or why the OS refused them) is written to ``notes``.
+    the real-time settings did (or why the OS refused them), and that a first run is
+    compiling, is written to ``notes``.
+    On the virtual clock the loop runs compiled (``controller.trial.compiled``) unless
+    ``compiled`` is False, which runs ``controller.loop.run_loop`` instead: the same
+    trial, byte for byte, some 50 times slower (tests and benchmarks compare the two).
     """
     profile = load_patient(config.sim.patient)
     loop = config.loop
@@ -58,13 +65,16 @@ def run_simulated_trial(
         profile, rate_hz, loop.duration_s, config.sim.seed, channels=max(2, output_channels(config))
     )
     n_samples = round(loop.duration_s * rate_hz)
+    detector = build_detector(config.detector, rate_hz)
+    scheduler = StimScheduler(config.stim)
+    watchdog = Watchdog(limb, config.safety)
     clock: Clock = WallClock(loop.spin_us * 1e-6) if realtime else VirtualClock()
     parts = TrialParts(
         config=config,
         source=limb,
-        detector=build_detector(config.detector, rate_hz),
-        scheduler=StimScheduler(config.stim),
-        watchdog=Watchdog(limb, config.safety),
+        detector=detector,
+        scheduler=scheduler,
+        watchdog=watchdog,
         clock=clock,
         recorder=TrialRecorder(n_samples, config.stim.peroneal.channel, recorded_channels(config)),
         deadlines=new_deadlines(config, n_samples),
@@ -76,5 +86,10 @@ def run_simulated_trial(
         extra = {"config": {"patient": config.sim.patient, "seed": config.sim.seed}}
         return GroundTruth(columns, limb.true_events()), extra
 
-    _, summary = run_trial(parts, n_samples, out_dir, finish, sinks, realtime, notes)
+    def compiled_loop(parts: TrialParts, n_samples: int) -> LoopOutcome:
+        return run_compiled_loop(limb, detector, scheduler, watchdog, parts.recorder,
+                                 n_samples, parts.deadlines, notes)
+
+    runner = compiled_loop if compiled and not realtime else run_parts
+    _, summary = run_trial(parts, n_samples, out_dir, finish, sinks, realtime, notes, runner)
     return summary

@@ -1,0 +1,263 @@
+"""The simulated closed loop compiled whole: ``run_loop`` for the limb on a virtual clock.
+
+``controller.loop.run_loop`` calls each stage through its Python object, one sample at a
+time, which is what a live loop must do (a board paces it, any ``SensorSource`` may be
+behind it) and costs about 20 us per sample in interpreter overhead. A simulated trial on
+a virtual clock has none of those constraints: every stage already runs as a numba kernel
+on arrays (the limb's ``limb_step``, the detector's ``detector_step``, the scheduler's
+``schedule_step``, the watchdog's ``watchdog_observe`` and ``watchdog_submit``), so this
+module calls those same kernels in the same order inside one compiled loop:
+
+    limb sample -> detector -> watchdog.observe -> scheduler -> watchdog.submit
+    -> limb command (what the watchdog delivered, or all off) -> recorder row
+
+The stages are the ones ``run_loop`` would be given, with their state in their own
+arrays, so the trial is the same trial bit for bit (a test compares the files of both
+paths) and the watchdog stays the only path to the limb's command. The loop runs in
+blocks of up to ``sim.limb.BLOCK_SAMPLES`` samples (a block of the limb's noise); between
+blocks, Python turns the watchdog's numeric intervention records into ``Intervention``
+objects, the detected events into ``DetectedEvent`` objects, publishes the rows to the
+log writer, and lets Ctrl-C and the e-stop signals in, so a long trial stays
+interruptible within milliseconds.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TextIO
+
+import numpy as np
+
+from controller.deadlines import DeadlineMonitor
+from controller.detect.detector import GaitDetector, detector_step
+from controller.detect.events import UNKNOWN, DetectedEvent, Event
+from controller.detect.outbox import MAX_EVENTS, new_outbox
+from controller.hotpath import announced_if_slow
+from controller.loop import LoopOutcome
+from controller.ports import (
+    ROW_AMPLITUDE_MA,
+    ROW_CHANNEL,
+    ROW_FREQUENCY_HZ,
+    ROW_ON,
+    ROW_PULSE_WIDTH_US,
+    StimCommand,
+    command_of_row,
+)
+from controller.safety.decide import watchdog_observe, watchdog_submit
+from controller.safety.estop import estop_signals
+from controller.stim.schedule import schedule_step
+from controller.stim.scheduler import StimScheduler
+from controller.trial.recorder import TrialRecorder
+from controller.watchdog import Watchdog
+from sim.kernels import kernel
+from sim.limb import (
+    BLOCK_SAMPLES,
+    C_AMPLITUDE_MA,
+    C_FREQUENCY_HZ,
+    C_ON,
+    C_PULSE_WIDTH_US,
+    O_GYRO,
+    O_HEEL_FORCE,
+    O_HEEL_SWITCH,
+    SimulatedLimb,
+    StepArrays,
+    limb_step,
+)
+
+#: Said when compiling the loop outlasts ``COMPILE_NOTICE_AFTER_S``.
+COMPILE_NOTICE = (
+    "compiling the simulation into machine code (first run after an install: about "
+    "15-30 s; later runs load it from numba's cache) ..."
+)
+COMPILE_NOTICE_AFTER_S = 1.0
+
+# Columns of the per-block event table: when known, event code, estimated time.
+_E_KNOWN, _E_CODE, _E_EST = 0, 1, 2
+# Recorder table rows the loop writes for every sample (``recorder.SENSOR_COLUMNS``,
+# then the phase), in order.
+_R_TIME, _R_GYRO, _R_SWITCH, _R_FORCE, _R_PHASE = range(5)
+
+
+@kernel
+def _delivers(row: np.ndarray) -> bool:
+    """``StimCommand.delivers`` of a command row."""
+    return (
+        row[ROW_ON] != 0.0
+        and row[ROW_AMPLITUDE_MA] > 0.0
+        and row[ROW_PULSE_WIDTH_US] > 0.0
+        and row[ROW_FREQUENCY_HZ] > 0.0
+    )
+
+
+@kernel
+def _hold(delivered: np.ndarray, command: np.ndarray) -> None:
+    """``SimulatedLimb.apply`` of the delivered rows: channel 0 drives the ankle."""
+    for r in range(delivered.shape[0]):
+        row = delivered[r]
+        if row[ROW_CHANNEL] == 0.0:
+            command[C_ON] = 1.0 if _delivers(row) else 0.0
+            command[C_AMPLITUDE_MA] = row[ROW_AMPLITUDE_MA]
+            command[C_PULSE_WIDTH_US] = row[ROW_PULSE_WIDTH_US]
+            command[C_FREQUENCY_HZ] = row[ROW_FREQUENCY_HZ]
+
+
+@kernel
+def _record(
+    k: int, t_s: float, sample: np.ndarray, phase: int, delivered: np.ndarray,
+    stim_column: np.ndarray, table: np.ndarray,
+) -> None:
+    """``TrialRecorder.record`` of one sample into its table."""
+    table[_R_TIME, k] = t_s
+    table[_R_GYRO, k] = sample[O_GYRO]
+    table[_R_SWITCH, k] = sample[O_HEEL_SWITCH]
+    table[_R_FORCE, k] = sample[O_HEEL_FORCE]
+    table[_R_PHASE, k] = phase
+    for r in range(delivered.shape[0]):
+        row = delivered[r]
+        column = stim_column[int(row[ROW_CHANNEL])]
+        if column >= 0 and _delivers(row):
+            table[column, k] = 1.0
+            table[column + 1, k] = row[ROW_AMPLITUDE_MA]
+            table[column + 2, k] = row[ROW_PULSE_WIDTH_US]
+            table[column + 3, k] = row[ROW_FREQUENCY_HZ]
+
+
+@kernel
+def _run_block(
+    k0: int,
+    count: int,
+    strides: np.ndarray,
+    features: np.ndarray,
+    limb_params: np.ndarray,
+    limb_state: np.ndarray,
+    buffers: np.ndarray,
+    dropouts: np.ndarray,
+    noise: np.ndarray,
+    command: np.ndarray,
+    sample: np.ndarray,
+    truth: np.ndarray,
+    detector_kind: int,
+    detector_state: np.ndarray,
+    detector_params: np.ndarray,
+    heel_is_force: bool,
+    outbox: np.ndarray,
+    schedule_params: np.ndarray,
+    schedule_state: np.ndarray,
+    requested: np.ndarray,
+    limits: np.ndarray,
+    watchdog_state: np.ndarray,
+    log: np.ndarray,
+    delivered: np.ndarray,
+    period_s: float,
+    stim_column: np.ndarray,
+    table: np.ndarray,
+    events: np.ndarray,
+) -> int:
+    """Samples ``k0 .. k0 + count - 1``, each as one pass of ``run_loop``; returns the
+    number of detected events written into ``events``."""
+    n_events = 0
+    for k in range(k0, k0 + count):
+        t_s = k * period_s
+        limb_step(k, strides, features, limb_params, limb_state, buffers, dropouts, noise,
+                  command, sample, truth)
+        gyro = sample[O_GYRO]
+        switch = sample[O_HEEL_SWITCH]
+        heel = sample[O_HEEL_FORCE] if heel_is_force else switch
+        phase = detector_step(detector_kind, detector_state, detector_params, t_s, gyro, heel,
+                              outbox)
+        if watchdog_observe(limits, watchdog_state, log, t_s, gyro, switch, phase != UNKNOWN):
+            command[:] = 0.0
+        schedule_step(schedule_params, schedule_state, t_s, phase, outbox, requested)
+        if watchdog_submit(limits, watchdog_state, log, t_s, requested, delivered):
+            command[:] = 0.0
+        else:
+            _hold(delivered, command)
+        _record(k, t_s, sample, phase, delivered, stim_column, table)
+        for e in range(int(outbox[0])):
+            events[n_events, _E_KNOWN] = t_s
+            events[n_events, _E_CODE] = outbox[1 + 2 * e]
+            events[n_events, _E_EST] = outbox[2 + 2 * e]
+            n_events += 1
+    return n_events
+
+
+def run_compiled_loop(
+    limb: SimulatedLimb,
+    detector: GaitDetector,
+    scheduler: StimScheduler,
+    watchdog: Watchdog,
+    recorder: TrialRecorder,
+    max_samples: int,
+    deadlines: DeadlineMonitor,
+    notes: TextIO | None = None,
+) -> LoopOutcome:
+    """``run_loop`` over ``limb`` on a virtual clock, compiled; same arguments and outcome.
+
+    Stops after ``max_samples`` samples, at the end of the limb's trial, or on Ctrl-C;
+    the watchdog turns every output off however it ends. If compiling the loop (first
+    run after an install or a change of the kernels) takes long, ``notes`` is told.
+    """
+    kind, detector_state, detector_params = detector.kernel_arrays
+    heel_is_force = detector.setup.heel_input == "force"
+    schedule_params, schedule_state, requested = scheduler.kernel_arrays
+    delivered = np.zeros_like(requested)
+    stim_column = np.array(
+        [recorder.stim_column(channel) for channel in range(limb.channels)], dtype=np.int64
+    )
+    watchdog.reserve_log(BLOCK_SAMPLES * (requested.shape[0] + 1))
+    limits, watchdog_state, log = watchdog.kernel_arrays
+    events = np.zeros((BLOCK_SAMPLES * MAX_EVENTS, 3))
+    outbox = new_outbox()
+
+    def block(k: int, count: int, arrays: StepArrays) -> int:
+        return int(_run_block(
+            k, count, *arrays, kind, detector_state, detector_params, heel_is_force, outbox,
+            schedule_params, schedule_state, requested,
+            limits, watchdog_state, log, delivered, limb.sample_period_s, stim_column,
+            recorder.table, events,
+        ))
+
+    start = time.perf_counter()
+    k, _, arrays = limb.next_block()
+    with announced_if_slow(notes, COMPILE_NOTICE_AFTER_S, COMPILE_NOTICE):
+        block(k, 0, arrays)  # compile (or load the cache): no samples, nothing changes
+    warm_up_s = time.perf_counter() - start
+    stopped_by = "duration"
+    samples = 0
+    wall_start = time.perf_counter()
+    try:
+        # No pause of the garbage collector, unlike ``run_loop``: it cannot run inside a
+        # kernel, and between blocks a collection would delay nothing that is timed.
+        with estop_signals(watchdog):
+            wall_start = time.perf_counter()
+            while samples < max_samples:
+                k, count, arrays = limb.next_block()
+                if count == 0:
+                    stopped_by = "source_ended"
+                    break
+                count = min(count, max_samples - samples)
+                n_events = block(k, count, arrays)
+                samples += count
+                limb.advanced(count, _held(delivered, watchdog))
+                recorder.detected.extend(
+                    DetectedEvent(Event(int(code)), float(known), float(est))
+                    for known, code, est in events[:n_events]
+                )
+                watchdog.drain_log()
+                recorder.publish(samples)
+                deadlines.on_time(count)
+    except KeyboardInterrupt:
+        stopped_by = "interrupted"
+    finally:
+        watchdog.drain_log()
+        watchdog.stop_all()
+    return LoopOutcome(samples, time.perf_counter() - wall_start, stopped_by, warm_up_s)
+
+
+def _held(delivered: np.ndarray, watchdog: Watchdog) -> list[StimCommand]:
+    """The commands the limb holds after a block: the last delivered, or "off" on every
+    channel they name if the watchdog has stopped everything."""
+    commands = [command_of_row(row) for row in delivered]
+    if watchdog.latched:
+        return [StimCommand.off(command.channel) for command in commands]
+    return commands
