@@ -372,3 +372,21 @@ def test_a_loop_overrun_latches_off_until_reset():
     assert not dog.submit(0.3, [on(amplitude=5.0)])[0].on
     dog.reset()
     assert dog.submit(0.4, [on(amplitude=5.0)])[0].on
+
+
+def test_refusals_under_a_latch_are_logged_once_per_channel_and_all_counted():
+    """An hour of a latched trial must not add a record per sample to summary.json."""
+    out = RecordingStimulator()
+    dog = Watchdog(out, LIMITS)
+    dog.emergency_stop()
+    t = 0.0
+    for _ in range(100):
+        t += DT
+        dog.submit(t, [on(amplitude=5.0), StimCommand(1, True, 5.0, 300.0, 40.0)])
+    refused = [i for i in dog.interventions if i.rule == "fault_latched"]
+    assert [i.channel for i in refused] == [0, 1]
+    assert dog.clamped_commands == 200
+    dog.reset()
+    dog.emergency_stop()  # a new latch: its first refusals are logged again
+    dog.submit(t + DT, [on(amplitude=5.0)])
+    assert [i.channel for i in dog.interventions if i.rule == "fault_latched"] == [0, 1, 0]

@@ -44,6 +44,7 @@ from controller.safety.compiled import Floats, kernel
 from controller.safety.layout import (
     ALL_CHANNELS,
     C_AMPLITUDE,
+    C_REFUSAL_LOGGED,
     KIND_CLAMP,
     KIND_LATCH,
     KIND_REFUSED,
@@ -233,6 +234,8 @@ def latch_outputs(state: Floats, t_s: float, rule: int) -> None:
     state[S_LATCHED] = 1.0
     state[S_FAULT_RULE] = rule
     state[S_FAULTS] += 1
+    for channel in range(int(state[S_CHANNELS])):
+        state[channel_base(state, channel) + C_REFUSAL_LOGGED] = 0.0
     outputs_off(state, first_max(t_s, state[S_LAST_T]))
 
 
@@ -440,7 +443,10 @@ def _refuse_all(
     logged: bool,
 ) -> None:
     """Every command replaced by "off" on its channel (channel 0 if it has none that is
-    an int >= 0); each one that was not already that is counted, and logged if asked."""
+    an int >= 0); each one that was not already that is counted. If ``logged``, the
+    first such refusal on each channel under the present latch is logged, later ones
+    only counted: a scheduler that keeps asking for hours of a latched trial would
+    otherwise add a record per sample."""
     for i in range(requested.shape[0]):
         channel = requested[i, ROW_CHANNEL]
         if not (math.isfinite(channel) and channel == math.floor(channel) and channel >= 0.0):
@@ -452,13 +458,25 @@ def _refuse_all(
         if same:
             continue
         state[S_CLAMPED] += 1
-        if logged:
+        if logged and _first_refusal(state, int(channel)):
             r = _append(state, log)
             if r >= 0:
                 _write_record(log, r, t_s, KIND_REFUSED,
                               (FAULT_LATCHED, int(channel), float(i), 0.0, 0.0))
                 log[r, L_FAULT_RULE] = state[S_FAULT_RULE]
                 _copy_row(requested, i, log, r, L_REQUESTED)
+
+
+@kernel
+def _first_refusal(state: Floats, channel: int) -> bool:
+    """True (and remembered) for the first refusal on ``channel`` under this latch; a
+    channel the stimulator does not have is always logged."""
+    if channel >= state[S_CHANNELS]:
+        return True
+    flag = channel_base(state, channel) + C_REFUSAL_LOGGED
+    first = state[flag] == 0.0
+    state[flag] = 1.0
+    return first
 
 
 @kernel

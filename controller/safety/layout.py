@@ -54,8 +54,9 @@ HEADER_SIZE = 12
     C_CLOSED_TOTAL,  # running total of the ring's interval lengths
     C_RING_HEAD,  # ring index of the oldest interval
     C_RING_COUNT,  # intervals in the ring
-) = range(7)
-CHANNEL_FIELDS = 7
+    C_REFUSAL_LOGGED,  # 1 once a command on it was refused and logged under this latch
+) = range(8)
+CHANNEL_FIELDS = 8
 #: Ring capacity: one interval per sample over the window at the fastest loop, plus the
 #: two a submit can leave before the next duty-cycle query prunes the ring.
 DUTY_RING_INTERVALS = math.ceil(DUTY_WINDOW_S * MAX_SAMPLE_RATE_HZ) + 2

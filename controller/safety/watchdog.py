@@ -432,8 +432,10 @@ class Watchdog:
         count = int(self._state[S_LOG_COUNT])
         unlogged = int(self._state[S_UNLOGGED])
         clamped: list[int] = []
+        # Counted even with nothing to drain: refusals under a latch are not all logged.
+        self.clamped_commands = int(self._state[S_CLAMPED])
         if not (count or unlogged):
-            return clamped  # nothing recorded, so no counter changed either
+            return clamped
         if count:
             records = self._log[:count].copy()
             discard_records(self._state, self._log, count)
