@@ -202,6 +202,11 @@ def run_drill(
     thread = threading.Thread(target=loop, name=f"drill-{kind}", daemon=True)
     thread.start()
     time.sleep(warmup_s)
+    # On a loaded machine the loop may not have delivered yet: the fault must strike a
+    # stimulating output, so wait for it (a latch meanwhile is an early trip).
+    deadline = time.monotonic() + timeout_s
+    while not (stimulator.on or watchdog.latched) and time.monotonic() < deadline:
+        time.sleep(0.001)
     early_trip = watchdog.latched
     was_on = stimulator.on
     fault.armed.set()

@@ -36,7 +36,7 @@ from dataclasses import dataclass
 import numpy as np
 from pydantic import Field
 
-from controller.ports import StimCommand
+from controller.ports import COMMAND_FIELDS, StimCommand
 from controller.safety import pulse_math
 from controller.safety.rules import LIMIT_FIELDS, PULSE_LIMITS, RULE_NAMES
 from controller.validation import ConfigModel
@@ -69,18 +69,9 @@ MONITOR_PERIOD_S = 0.002
 #: is sized for it (``controller.safety.layout``).
 MAX_SAMPLE_RATE_HZ = 2000.0
 
-#: The fields of a command the watchdog understands; any other field is refused.
-KNOWN_COMMAND_FIELDS = frozenset(
-    {
-        "channel",
-        "on",
-        "amplitude_ma",
-        "pulse_width_us",
-        "frequency_hz",
-        "interphase_gap_us",
-        "anodic_width_ratio",
-    }
-)
+#: The fields of a command the watchdog understands (every field of a ``StimCommand``);
+#: any other field is refused.
+KNOWN_COMMAND_FIELDS = frozenset(COMMAND_FIELDS)
 
 
 class SafetyLimits(ConfigModel):
