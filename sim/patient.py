@@ -86,6 +86,8 @@ class PatientProfile(ConfigModel):
     body_mass_kg: float = Field(ge=30.0, le=200.0)
     heel_load_fraction_bw: float = Field(ge=0.1, le=1.5)
     heel_load_ramp_fraction: float = Field(ge=0.02, le=0.5)
+    heel_force_tail_n: float = Field(ge=0.0, le=500.0)
+    heel_force_release_stance_fraction: float = Field(ge=0.2, le=1.0)
     heel_switch_contact_delay_ms: float = Field(0.0, ge=0.0, le=100.0)
     heel_switch_release_delay_ms: float = Field(0.0, ge=0.0, le=200.0)
     heel_switch_bounce_ms: float = Field(0.0, ge=0.0, le=30.0)
@@ -181,6 +183,11 @@ class PatientProfile(ConfigModel):
         if not self.standing_stance_fraction < self.heel_off_stance_fraction:
             problems.append(
                 "standing_stance_fraction: must lie before heel off "
+                f"(heel_off_stance_fraction = {self.heel_off_stance_fraction})"
+            )
+        if not self.heel_off_stance_fraction < self.heel_force_release_stance_fraction:
+            problems.append(
+                "heel_force_release_stance_fraction: must lie after heel off "
                 f"(heel_off_stance_fraction = {self.heel_off_stance_fraction})"
             )
         if not self.stance_knots_fraction[1] < self.standing_stance_fraction:

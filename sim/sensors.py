@@ -35,8 +35,15 @@ Cambridge TR-696, for the MEMS error terms):
 The heel switch closes ``heel_switch_contact_delay_ms`` after heel strike and opens
 ``heel_switch_release_delay_ms`` after heel off (the foam and the threshold of a
 pressure switch), and chatters at random for ``heel_switch_bounce_ms`` after each
-transition (contact bounce). The heel force is a trapezoid over heel contact, a body
-weight fraction at its peak, with Gaussian noise, never below zero.
+transition (contact bounce). The true load under the heel (what the heel rocker of
+``sim.ankle`` turns about) is a trapezoid over heel contact, a body weight fraction at its
+peak, zero from heel off. A force sensor under the heel pad in an insole does not read
+zero there: in real insole recordings the heel sensor falls steeply around heel rise
+(Perry 1992: heel rise at about 31 % of the gait cycle) and then keeps a small reading
+that only reaches zero shortly before toe off (PhysioNet gaitpdb, Yogev et al. 2005; see
+``sim.heelforce``). The sensor therefore reads the larger of the true load and a tail
+that falls linearly from ``heel_force_tail_n`` at heel off to zero at
+``heel_force_release_stance_fraction`` of stance; plus Gaussian noise, never below zero.
 
 The shank signals do not depend on stimulation: the peroneal stimulation moves the
 foot, not the shank. Random draws come from the caller, one row of standard normals per
@@ -103,7 +110,9 @@ P_FORCE_PEAK_N = 19
 P_LOAD_RAMP = 20  # fraction of heel contact over which the heel force ramps
 P_HEEL_OFF_FRACTION = 21  # heel contact as a fraction of (unwarped) stance
 P_FORCE_NOISE_N = 22
-N_PARAMS = 23
+P_TAIL_N = 23  # heel sensor reading at heel off, on its way down to zero
+P_RELEASE_FRACTION = 24  # stance fraction at which the heel sensor reads zero
+N_PARAMS = 25
 
 # Columns of the per-stride bump table (``gyro_features``): three bumps of three numbers.
 F_CENTRE = 0
@@ -145,6 +154,8 @@ def sensor_params(profile: PatientProfile, sample_period_s: float) -> np.ndarray
     params[P_LOAD_RAMP] = p.heel_load_ramp_fraction
     params[P_HEEL_OFF_FRACTION] = p.heel_off_stance_fraction
     params[P_FORCE_NOISE_N] = p.heel_force_noise_n
+    params[P_TAIL_N] = p.heel_force_tail_n
+    params[P_RELEASE_FRACTION] = p.heel_force_release_stance_fraction
     return params
 
 
@@ -299,6 +310,22 @@ def heel_load_n(strides: np.ndarray, j: int, t_s: float, params: np.ndarray) -> 
         return 0.0
     ramp = params[P_LOAD_RAMP]
     return params[P_FORCE_PEAK_N] * min(1.0, x / ramp, (1.0 - x) / ramp)
+
+
+@kernel
+def heel_sensor_load_n(strides: np.ndarray, j: int, t_s: float, params: np.ndarray) -> float:
+    """What a force sensor under the heel pad in an insole is loaded with (N) in stride
+    ``j``: the true heel load, or after mid heel contact the residual tail down to the
+    release point, whichever is larger."""
+    load = heel_load_n(strides, j, t_s, params)
+    if not strides[j, HEEL_STRIKE] <= t_s < strides[j, TOE_OFF]:
+        return load
+    phase, _ = stance_clock(strides, j, t_s)
+    heel_off = params[P_HEEL_OFF_FRACTION]
+    release = params[P_RELEASE_FRACTION]
+    if phase < 0.5 * heel_off or phase >= release:  # loading stays the true load's
+        return load
+    return max(load, params[P_TAIL_N] * (release - phase) / (release - heel_off))
 
 
 @kernel

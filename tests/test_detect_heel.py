@@ -153,3 +153,17 @@ def test_gaitpdb_heel_force_sensor(tmp_path, capsys, side):
     assert abs(hs["median_error_ms"]) <= 10.0 and hs["p95_abs_error_ms"] <= 20.0
     assert to["recall"] >= 0.97 and to["precision"] >= 0.93
     assert to["median_abs_error_ms"] <= 20.0
+
+
+@pytest.mark.parametrize("patient", ["healthy", "mild", "moderate", "severe"])
+def test_simulated_heel_force_dates_toe_off_without_bias(patient):
+    """The heel force configuration, measured on real insoles, on the simulated insole
+    (seed 0, 60 s, 500 Hz as ``fes sim``): every toe off found, median error < 30 ms."""
+    walk = simulated_walk(patient, 60.0, 0, 500.0)
+    phases, events = detect(walk, "force")
+    t_lock = walk.t_s[np.flatnonzero(phases != Phase.UNKNOWN)[0]]
+    toe_off = walk.true_times(Event.TOE_OFF)
+    toe_off = toe_off[toe_off > t_lock + 1.5]  # after the first measured stride
+    errors = nearest_errors(estimated(events, Event.TOE_OFF), toe_off)
+    assert np.all(np.abs(errors) < 0.100), errors
+    assert abs(np.median(errors)) < 0.030, np.median(errors)

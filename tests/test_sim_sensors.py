@@ -3,6 +3,7 @@ profile shows up in the samples as specified (and only when the profile asks).""
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import numpy as np
@@ -24,6 +25,7 @@ from sim.sensors import (
     gyro_template,
     heel_force,
     heel_load_n,
+    heel_sensor_load_n,
     heel_switch,
     sensor_params,
 )
@@ -214,3 +216,20 @@ def test_standing_still_keeps_the_heel_loaded_and_the_shank_still():
         assert np.abs(samples["gyro_rad_s"][quiet]).max() < 1e-9
         assert samples["heel_switch"][quiet].min() == 1
         assert np.ptp(samples["heel_force_n"][quiet]) == 0.0 < samples["heel_force_n"][quiet][0]
+
+
+def test_heel_force_sensor_reads_a_tail_after_heel_off_and_zero_before_toe_off(walk):
+    profile, strides, params, _ = walk
+    r = strides[3]
+    stance = r[TOE_OFF] - r[HEEL_STRIKE]
+    release = r[HEEL_STRIKE] + profile.heel_force_release_stance_fraction * stance
+    loading = np.linspace(r[HEEL_STRIKE], r[HEEL_STRIKE] + 0.2 * stance, 20)
+    assert all(heel_sensor_load_n(strides, 3, t, params) == heel_load_n(strides, 3, t, params)
+               for t in loading)
+    assert heel_sensor_load_n(strides, 3, r[HEEL_OFF], params) == pytest.approx(
+        profile.heel_force_tail_n)
+    tail = [heel_sensor_load_n(strides, 3, t, params)
+            for t in np.linspace(r[HEEL_OFF], release, 20, endpoint=False)]
+    assert all(a > b > 0.0 for a, b in itertools.pairwise(tail))
+    assert all(heel_sensor_load_n(strides, 3, t, params) == 0.0
+               for t in np.linspace(release, r[NEXT_HEEL_STRIKE], 20, endpoint=False))
