@@ -9,7 +9,13 @@ import pytest
 
 from sim.forefoot import lowering_peaks_rad_s
 
-DATA = Path(__file__).resolve().parents[3] / "shared" / "data" / "voisard_ipol_healthy_foot_imu"
+#: The shared data folder beside the checkout (``../shared/data``), found from any depth
+#: (a worktree sits deeper than the main checkout); absent on a machine without it.
+_RELATIVE = Path("shared") / "data" / "voisard_ipol_healthy_foot_imu"
+DATA = next(
+    (p / _RELATIVE for p in Path(__file__).resolve().parents if (p / _RELATIVE).is_dir()),
+    Path("/nonexistent") / _RELATIVE,
+)
 
 
 @pytest.mark.skipif(not DATA.is_dir(), reason="the shared Voisard et al. data is not here")

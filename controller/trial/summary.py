@@ -199,6 +199,16 @@ def _clearance(facts: TrialFacts, trim_fraction: float) -> dict[str, Any] | None
         landing = metrics.values_before(cols["time_s"], cols["ankle_angle_deg"], heel_strikes)
         block["foot_slap_events"] = int(cols["foot_slap"].sum())
         block["ankle_at_heel_strike_deg"] = _median_p5(landing)
+    if "forefoot_impact_rad_s" in cols:
+        # Every heel-first landing, slap or not: the slap count hangs on a threshold and
+        # a time window, the speed itself does not.
+        impacts = cols["forefoot_impact_rad_s"]
+        impacts = impacts[impacts > 0.0]
+        block["forefoot_impact_rad_s"] = {
+            "landings": int(impacts.size),
+            "median": float(np.median(impacts)) if impacts.size else None,
+            "p95": float(np.percentile(impacts, 95)) if impacts.size else None,
+        }
     return block
 
 
@@ -304,6 +314,13 @@ def render_text(summary: Mapping[str, Any]) -> str:
             lines.append(
                 f"landing: ankle at heel strike median {_fmt(landing['median'], ' deg')}, "
                 f"p5 {_fmt(landing['p5'], ' deg')}; foot slaps {clear['foot_slap_events']}"
+            )
+        if "forefoot_impact_rad_s" in clear:
+            impact = clear["forefoot_impact_rad_s"]
+            lines.append(
+                f"forefoot onto the floor after a heel-first landing: median "
+                f"{_fmt(impact['median'], ' rad/s')}, p95 {_fmt(impact['p95'], ' rad/s')} "
+                f"({impact['landings']} landings)"
             )
     lines.append(
         f"watchdog: {dog['faults']} faults, {dog['clamped_commands']} commands not passed as asked"
