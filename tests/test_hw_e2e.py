@@ -18,6 +18,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 
@@ -29,12 +30,19 @@ FES = [sys.executable, "-m", "controller.cli"]
 
 
 class Process:
-    """A ``fes`` subprocess whose stderr lines are stamped with ``time.monotonic()``."""
+    """A ``fes`` subprocess whose stderr lines are stamped with ``time.monotonic()``.
+
+    Every one still running when its test ends (an assertion failed before ``stop``) is
+    killed by ``_no_process_outlives_its_test``: a board emulator left behind would run
+    for ever and load the machine for every later test."""
+
+    running: ClassVar[list[Process]] = []
 
     def __init__(self, *args: str) -> None:
         self.proc = subprocess.Popen(
             [*FES, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
         )
+        Process.running.append(self)
         self.lines: list[tuple[float, str]] = []
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()
@@ -60,6 +68,16 @@ class Process:
 
     def stderr(self) -> str:
         return "\n".join(line for _, line in self.lines)
+
+
+@pytest.fixture(autouse=True)
+def _no_process_outlives_its_test():
+    yield
+    while Process.running:
+        proc = Process.running.pop().proc
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10.0)
 
 
 def emulator(tmp_path: Path, *args: str) -> tuple[Process, str, Path]:
