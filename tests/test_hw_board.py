@@ -29,17 +29,22 @@ REQUIRE = BoardRequirements(SafetyLimits(), 500.0)
 #: on this process (hundreds of ms at worst), for the tests not about that timeout.
 PATIENT_BOARD = FirmwareSettings(comm_timeout_ms=400)
 STIM_35 = StimCommand(0, True, 35.0, 300.0, 40.0)
+#: The transcript's shaped pulse: a 50 us gap and a recovery phase 4 times as long.
+SHAPED_35 = StimCommand(0, True, 35.0, 300.0, 40.0, 50.0, 4.0)
 
 
-def transcript() -> list[str]:
-    """The example session of docs/protocol.md, section 11: the bytes of each line."""
+def transcript(start: str, end: str) -> list[str]:
+    """An example session of docs/protocol.md, section 11: the bytes of each line."""
     text = (Path(__file__).resolve().parent.parent / "docs" / "protocol.md").read_text()
-    session = text.split("An example session", 1)[1].split("A fault, as", 1)[0]
+    session = text.split(start, 1)[1].split(end, 1)[0]
     return re.findall(r"^(?:H>B|B>H)  ([0-9a-f ]+) \|", session, flags=re.M)
 
 
 (HELLO_1, INFO, START_2, ACK_2, SAMPLE_0, STIM_3, ACK_3, HEARTBEAT_4, ACK_4, STIM_5_70MA,
- NAK_5, STOP_ALL_6, STOP_STREAM_7, ACK_6, ACK_7) = transcript()
+ NAK_5, STOP_ALL_6, STOP_STREAM_7, ACK_6, ACK_7) = transcript("An example session", "A fault, as")
+(OLD_HELLO_1, OLD_INFO_1, OLD_HELLO_2, OLD_INFO_2, OLD_START_3, OLD_ACK_3, OLD_SAMPLE_0,
+ OLD_STIM_4, OLD_ACK_4, OLD_STOP_ALL_5, OLD_STOP_STREAM_6, OLD_ACK_5, OLD_ACK_6) = transcript(
+    "A board that speaks only version 1", "A STIM_SHAPED refused")
 
 
 class ScriptedBoard:
@@ -89,16 +94,16 @@ def test_a_session_byte_for_byte():
     assert sample.t_s == 0.0 and sample.heel_switch == 1
     assert sample.gyro_rad_s == pytest.approx(488 * math.radians(2000 / 32768))
     assert sample.heel_force_n == pytest.approx(549.4)
-    board.apply(0.0, [STIM_35])
+    board.apply(0.0, [SHAPED_35])
     scripted.expect(STIM_3)
     scripted.send(ACK_3)
-    board.apply(0.002, [STIM_35])  # unchanged and acknowledged: nothing to send yet
+    board.apply(0.002, [SHAPED_35])  # unchanged and acknowledged: nothing to send yet
     scripted.expect_silence(0.01)
     time.sleep(0.5)
-    board.apply(0.004, [STIM_35])  # quiet for the keep-alive period: a heartbeat
+    board.apply(0.004, [SHAPED_35])  # quiet for the keep-alive period: a heartbeat
     scripted.expect(HEARTBEAT_4)
     scripted.send(ACK_4)
-    board.apply(0.006, [StimCommand(0, True, 70.0, 300.0, 40.0)])
+    board.apply(0.006, [StimCommand(0, True, 70.0, 300.0, 40.0, 50.0, 4.0)])
     scripted.expect(STIM_5_70MA)
     scripted.send(NAK_5)  # the board refuses: over its amplitude limit
     assert board.read() is None
@@ -110,6 +115,35 @@ def test_a_session_byte_for_byte():
     scripted.send(ACK_6, ACK_7)
     closing.join()
     assert board.stop_confirmed
+    scripted.close()
+
+
+def test_a_version_1_board_is_greeted_in_its_version_and_sent_no_shape():
+    scripted = ScriptedBoard()
+    board = Board(scripted.path, REQUIRE, heartbeat_s=0.5, hello_wait_s=5.0, link_timeout_s=5.0)
+    connected: list[p.Info] = []
+    thread = threading.Thread(target=lambda: connected.append(board.connect()))
+    thread.start()
+    scripted.expect(OLD_HELLO_1)  # the newest version first
+    scripted.send(OLD_INFO_1)  # answered in version 1: no session, so HELLO again
+    scripted.expect(OLD_HELLO_2)
+    scripted.send(OLD_INFO_2)
+    scripted.expect(OLD_START_3)
+    thread.join()
+    assert connected[0].protocol_version == 1 and not connected[0].shaped_pulses
+    scripted.send(OLD_ACK_3, OLD_SAMPLE_0)
+    assert board.read() is not None
+    with pytest.raises(ValueError, match="protocol version 1, which carries no pulse shape"):
+        board.apply(0.0, [SHAPED_35])  # refused in the host: the board would ignore it
+    board.apply(0.0, [STIM_35])
+    scripted.expect(OLD_STIM_4)  # symmetric: a plain STIM
+    scripted.send(OLD_ACK_4)
+    closing = threading.Thread(target=board.close)
+    closing.start()
+    scripted.expect(OLD_STOP_ALL_5 + " " + OLD_STOP_STREAM_6)
+    scripted.send(OLD_ACK_5, OLD_ACK_6)
+    closing.join()
+    assert board.stop_confirmed and board.fault is None
     scripted.close()
 
 
