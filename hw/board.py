@@ -198,11 +198,11 @@ def _shape_problems(info: p.Info, shape: PulseShape) -> list[str]:
     if not info.shaped_pulses:
         why = (
             f"the board speaks protocol version {info.protocol_version}, whose STIM carries "
-            f"symmetric pulses without a gap only (a board of protocol version "
-            f"{p.SHAPED_PULSES_VERSION} carries the shape)"
+            "symmetric pulses without a gap only"
         )
         return [
-            f"{shape.path}.{name} {value:g}: {why} (allowed: {allowed:g})"
+            f"{shape.path}.{name} {value:g}: {why} (allowed: {allowed:g}; a board of "
+            f"protocol version {p.SHAPED_PULSES_VERSION} carries the shape)"
             for name, value, allowed in (
                 ("anodic_width_ratio", ratio, 1.0),
                 ("interphase_gap_us", gap, 0.0),
