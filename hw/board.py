@@ -313,6 +313,8 @@ class Board:
         self._seq = 0
         self._rx_seq: int | None = None
         self._pending: OrderedDict[int, tuple[int, float]] = OrderedDict()
+        # Read by ``last_ack_monotonic_s`` without a lock: one float, never blocks.
+        self._last_frame_monotonic_s = time.monotonic()
         self._acked: dict[int, int] = {}
         self._info_wait = threading.Event()
         self._hello_seqs: set[int] = set()
@@ -557,6 +559,17 @@ class Board:
 
     # --- link state -------------------------------------------------------------------
 
+    @property
+    def last_ack_monotonic_s(self) -> float:
+        """``time.monotonic()`` of the board's latest valid frame, an ACK or any other
+        (a SAMPLE every period proves it alive): the ``AcknowledgingStimulator`` of
+        ``controller.ports``, so that the watchdog's ``ack_timeout_ms`` cuts the outputs
+        of a board that went silent (stalled, unplugged) within that time, from its own
+        monitor thread. A board that keeps streaming but leaves commands unanswered is
+        the driver's to catch (a link fault after ``link_timeout_s``): a single lost
+        ACK on a noisy link must not end a trial. One plain read: never blocks."""
+        return self._last_frame_monotonic_s
+
     def add_fault_listener(self, listener: Callable[[BoardFault], None]) -> None:
         """Call ``listener(fault)`` from the reader thread when the first fault occurs."""
         self._listeners.append(listener)
@@ -666,6 +679,7 @@ class Board:
             return
         with self._lock:
             self._last_frame_listen_s = self._listen_s
+        self._last_frame_monotonic_s = time.monotonic()
         if isinstance(message, p.SampleFrame):
             self._on_sample(message)
         elif isinstance(message, p.Ack):

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from controller.ports import StimCommand
-from controller.watchdog import SafetyLimits
+from controller.ports import AcknowledgingStimulator, Sample, StimCommand
+from controller.watchdog import SafetyLimits, Watchdog
 from hw import protocol as p
 from hw.board import Board, BoardError, BoardRequirements
 from hw.emulator import EmulatorConfig, LinkFaults, serve_in_thread
@@ -327,3 +327,39 @@ def test_fault_listeners_hear_of_an_unplug_at_once(emulator):
     assert not board.health().acknowledging
     board.close()
     assert not board.stop_confirmed
+
+
+@pytest.mark.parametrize(
+    "emulator",
+    [EmulatorConfig(board=PATIENT_BOARD, faults=LinkFaults(stall_at_s=0.3, stall_s=1.0))],
+    indirect=True,
+)
+def test_a_board_that_stops_answering_trips_the_watchdog_ack_timeout(emulator):
+    """The driver is an ``AcknowledgingStimulator``: when the board falls silent, the
+    watchdog's ack rule cuts the outputs within ``ack_timeout_ms``, long before the
+    driver's own link timeout (here 1 s) or the board's (400 ms)."""
+    board = Board(emulator.path, REQUIRE, link_timeout_s=1.0, max_backlog_s=1.0)
+    board.connect()
+    assert isinstance(board, AcknowledgingStimulator)
+    watchdog = Watchdog(board, SafetyLimits(ack_timeout_ms=30.0))
+    latched_at = None
+    for k in range(1000):  # 2 s of 2 ms ticks at most
+        t_s = k * 0.002
+        # The loop itself is healthy (a fresh sensor sample and command every tick), so
+        # the only rule that can trip is the board's silence.
+        watchdog.observe(Sample(t_s, 0.1, 0, 500.0), True)
+        watchdog.submit(t_s, [STIM_35])
+        watchdog.check_wall_clock()  # the monitor thread's check, in this thread's order
+        if watchdog.latched:
+            latched_at = time.monotonic()
+            break
+        time.sleep(0.002)
+    assert watchdog.fault is not None and watchdog.fault.rule == "ack_timeout_ms"
+    stall = wait_for_event(emulator, lambda e: e["event"] == "stall")
+    assert stall["on"] == [0]  # the board was stimulating when it fell silent
+    # Latched once the last frame before the stall is 30 ms old (that frame may precede
+    # the stall by a sample period or two).
+    assert latched_at is not None and 0.02 <= latched_at - stall["monotonic_s"] < 0.03 + 0.1
+    assert board.fault is None  # the driver's own, slower rule had not fired yet
+    assert time.monotonic() - board.last_ack_monotonic_s > 0.03
+    board.close()
