@@ -32,6 +32,7 @@ the sample has been processed: that is the round trip the board measures.)
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import queue
 import threading
@@ -52,7 +53,10 @@ from hw.transport import Transport, TransportError
 
 #: Firmware versions this driver knows, with what they are. Anything else is refused.
 KNOWN_FIRMWARE: dict[tuple[int, int, int], str] = {
-    (1, 0, 0): "reference firmware of docs/protocol.md v1 (hw.firmware, the emulator)",
+    (1, 0, 0): "reference firmware of docs/protocol.md v1 (hw.firmware, the emulator "
+    "with --protocol-version 1): symmetric pulses only",
+    (1, 1, 0): "reference firmware of docs/protocol.md v2 (hw.firmware, the emulator): "
+    "speaks versions 1 and 2, pulse shapes",
 }
 #: The laxest board communication timeout accepted: stricter than RehaStim 2 (about
 #: 1 s) and ScienceMode 4 (2 s) (DESIGN.md).
@@ -86,12 +90,23 @@ class BoardError(Exception):
 
 
 @dataclass(frozen=True, slots=True)
+class PulseShape:
+    """The pulse shape a channel of the trial asks for, with the config path that says so
+    (``stim.peroneal``): a board that cannot deliver it is refused, naming the field."""
+
+    path: str
+    interphase_gap_us: float
+    anodic_width_ratio: float
+
+
+@dataclass(frozen=True, slots=True)
 class BoardRequirements:
     """What the host needs of a board before it will stimulate through it."""
 
     limits: SafetyLimits
     sample_rate_hz: float
     channels: int = 1
+    pulse_shapes: tuple[PulseShape, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,10 +153,9 @@ class LinkHealth:
 def check_board(info: p.Info, req: BoardRequirements) -> list[str]:
     """Every reason not to stimulate through the board that sent ``info``."""
     problems = []
-    if info.protocol_version != p.PROTOCOL_VERSION:
-        problems.append(
-            f"protocol version {info.protocol_version}, this host speaks {p.PROTOCOL_VERSION}"
-        )
+    if info.protocol_version not in p.PROTOCOL_VERSIONS:
+        spoken = ", ".join(map(str, p.PROTOCOL_VERSIONS))
+        problems.append(f"protocol version {info.protocol_version}, this host speaks {spoken}")
     if info.firmware not in KNOWN_FIRMWARE:
         known = ", ".join(".".join(map(str, v)) for v in KNOWN_FIRMWARE)
         problems.append(
@@ -172,6 +186,41 @@ def check_board(info: p.Info, req: BoardRequirements) -> list[str]:
         )
     if info.channels < req.channels:
         problems.append(f"board has {info.channels} channels, the trial needs {req.channels}")
+    for shape in req.pulse_shapes:
+        problems += _shape_problems(info, shape)
+    return problems
+
+
+def _shape_problems(info: p.Info, shape: PulseShape) -> list[str]:
+    """Why the board cannot deliver ``shape``: it speaks no pulse shape (protocol version
+    1), or the shape is beyond its own limits (INFO of version 2)."""
+    gap, ratio = shape.interphase_gap_us, shape.anodic_width_ratio
+    if not info.shaped_pulses:
+        why = (
+            f"the board speaks protocol version {info.protocol_version}, whose STIM carries "
+            "symmetric pulses without a gap only"
+        )
+        return [
+            f"{shape.path}.{name} {value:g}: {why} (allowed: {allowed:g}; a board of "
+            f"protocol version {p.SHAPED_PULSES_VERSION} carries the shape)"
+            for name, value, allowed in (
+                ("anodic_width_ratio", ratio, 1.0),
+                ("interphase_gap_us", gap, 0.0),
+            )
+            if value != allowed
+        ]
+    problems = []
+    if gap > info.max_interphase_gap_us:
+        problems.append(
+            f"{shape.path}.interphase_gap_us {gap:g} is beyond the board's max interphase "
+            f"gap {info.max_interphase_gap_us} us"
+        )
+    board_ratio = info.max_anodic_ratio_x100 * p.RATIO_UNIT
+    if ratio > board_ratio + 1e-9:
+        problems.append(
+            f"{shape.path}.anodic_width_ratio {ratio:g} is beyond the board's max anodic "
+            f"width ratio {board_ratio:g}"
+        )
     return problems
 
 
@@ -188,6 +237,10 @@ def describe_info(info: p.Info) -> dict[str, Any]:
         "max_frequency_hz": info.max_frequency_chz * p.FREQUENCY_UNIT_HZ,
         "max_on_time_ms": info.max_on_time_ms,
         "comm_timeout_ms": info.comm_timeout_ms,
+        "max_interphase_gap_us": info.max_interphase_gap_us if info.shaped_pulses else None,
+        "max_anodic_width_ratio": info.max_anodic_ratio_x100 * p.RATIO_UNIT
+        if info.shaped_pulses
+        else None,
         "fault_before_this_session": _name(p.FaultCode, info.last_fault).lower(),
     }
 
@@ -260,6 +313,8 @@ class Board:
         self._seq = 0
         self._rx_seq: int | None = None
         self._pending: OrderedDict[int, tuple[int, float]] = OrderedDict()
+        # Read by ``last_ack_monotonic_s`` without a lock: one float, never blocks.
+        self._last_frame_monotonic_s = time.monotonic()
         self._acked: dict[int, int] = {}
         self._info_wait = threading.Event()
         self._hello_seqs: set[int] = set()
@@ -292,7 +347,7 @@ class Board:
                 f"board on {self.url} refused:\n" + "\n".join(f"  - {x}" for x in problems),
             )
         self.info = info
-        self._desired = [p.ChannelSetting(c, 0, 0, 0, 0) for c in range(info.channels)]
+        self._desired = [p.ChannelSetting.off(c) for c in range(info.channels)]
         if self._want_truth and info.capabilities & p.Capability.DEBUG_TRUTH:
             self._send(p.DebugTruth(1))
         self._send(p.StartStream())
@@ -316,11 +371,27 @@ class Board:
         return self._handshake()
 
     def _handshake(self) -> p.Info:
+        """HELLO in the newest version; a board that answers in an older version this
+        host speaks opened no session, and is greeted again in its own version."""
+        version = p.PROTOCOL_VERSION
+        first: p.Info | None = None
         for _ in range(HELLO_ATTEMPTS):
             self._info_wait.clear()
-            self._send(p.Hello())
+            self._send(p.Hello(version))
             if self._info_wait.wait(self._hello_wait_s) and self._hello_info is not None:
-                return self._hello_info
+                info, first = self._hello_info, first or self._hello_info
+                if info.protocol_version == version or (
+                    info.protocol_version not in p.PROTOCOL_VERSIONS
+                ):
+                    # The board reports its last fault once, at the first HELLO after it.
+                    return dataclasses.replace(
+                        info, last_fault=info.last_fault or first.last_fault
+                    )
+                version = info.protocol_version
+                with self._lock:
+                    self._hello_seqs.clear()  # only an answer in this version counts now
+                    self._hello_info = None
+                continue
             if self.fault is not None and self.fault.kind == "link":
                 break
         self._shutdown()
@@ -441,8 +512,16 @@ class Board:
                 if not (math.isfinite(value) and value >= 0.0):
                     raise ValueError(f"channel {cmd.channel}: {name} {value!r} is invalid")
         settings = [p.ChannelSetting.from_command(c) for c in commands]
-        if self.fault is not None or not self._desired:
+        if self.fault is not None or not self._desired or self.info is None:
             return
+        if not self.info.shaped_pulses:
+            for s in settings:
+                if s.shaped:
+                    raise ValueError(
+                        f"channel {s.channel}: the board speaks protocol version "
+                        f"{self.info.protocol_version}, which carries no pulse shape "
+                        "(interphase gap, anodic width ratio)"
+                    )
         changed = tuple(s for s in settings if s != self._desired[s.channel])
         for s in changed:
             self._desired[s.channel] = s
@@ -465,7 +544,9 @@ class Board:
             self._send(p.Heartbeat(self._last_index))
 
     def _send_stim(self, settings: tuple[p.ChannelSetting, ...]) -> None:
-        self._send(p.Stim(self._last_index, settings))
+        """STIM_SHAPED to a board that takes it (every setting with its shape), else STIM."""
+        shaped = self.info is not None and self.info.shaped_pulses
+        self._send((p.StimShaped if shaped else p.Stim)(self._last_index, settings))
 
     def _comm_timeout_s(self) -> float:
         """The board's communication timeout (100 ms before it has said)."""
@@ -473,10 +554,21 @@ class Board:
 
     def stop_all(self) -> None:
         """Every channel off now: STOP_ALL is sent whatever the state of the link."""
-        self._desired = [p.ChannelSetting(c, 0, 0, 0, 0) for c in range(len(self._desired))]
+        self._desired = [p.ChannelSetting.off(c) for c in range(len(self._desired))]
         self._send(p.StopAll())
 
     # --- link state -------------------------------------------------------------------
+
+    @property
+    def last_ack_monotonic_s(self) -> float:
+        """``time.monotonic()`` of the board's latest valid frame, an ACK or any other
+        (a SAMPLE every period proves it alive): the ``AcknowledgingStimulator`` of
+        ``controller.ports``, so that the watchdog's ``ack_timeout_ms`` cuts the outputs
+        of a board that went silent (stalled, unplugged) within that time, from its own
+        monitor thread. A board that keeps streaming but leaves commands unanswered is
+        the driver's to catch (a link fault after ``link_timeout_s``): a single lost
+        ACK on a noisy link must not end a trial. One plain read: never blocks."""
+        return self._last_frame_monotonic_s
 
     def add_fault_listener(self, listener: Callable[[BoardFault], None]) -> None:
         """Call ``listener(fault)`` from the reader thread when the first fault occurs."""
@@ -587,6 +679,7 @@ class Board:
             return
         with self._lock:
             self._last_frame_listen_s = self._listen_s
+        self._last_frame_monotonic_s = time.monotonic()
         if isinstance(message, p.SampleFrame):
             self._on_sample(message)
         elif isinstance(message, p.Ack):

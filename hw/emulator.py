@@ -328,9 +328,16 @@ def describe(emulator: BoardEmulator) -> str:
     """One line for a person: what is being emulated, and where."""
     c = emulator.config
     b = c.board
-    version = ".".join(str(v) for v in b.firmware_version)
+    version = ".".join(str(v) for v in b.firmware)
+    shapes = (
+        f"pulse shapes up to gap {b.max_interphase_gap_us} us / anodic ratio "
+        f"{b.max_anodic_width_ratio:g}"
+        if b.protocol_version >= p.SHAPED_PULSES_VERSION
+        else "symmetric pulses only"
+    )
     return (
-        f"board emulator (firmware {version}) on {emulator.path}: patient {c.patient}, "
+        f"board emulator (firmware {version}, protocol {b.protocol_version}, {shapes}) on "
+        f"{emulator.path}: patient {c.patient}, "
         f"seed {c.seed}, {b.sample_rate_hz} Hz, {b.channels} channels, limits "
         f"{b.max_amplitude_ma:g} mA / {b.max_pulse_width_us} us / {b.max_frequency_hz:g} Hz / "
         f"{b.max_on_time_ms} ms on, comm timeout {b.comm_timeout_ms} ms, speed {c.speed:g}x"

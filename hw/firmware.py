@@ -17,9 +17,9 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import Any
+from typing import Any, Self
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from controller.detect.events import EVENT_BY_NAME, Event
 from controller.ports import Sample
@@ -33,6 +33,8 @@ STATUS_PERIOD_S = 0.1
 RTT_MEMORY = 1024
 #: Gyroscope axis (z) that carries the sagittal shank rate on the emulated board.
 EMULATED_SAGITTAL_AXIS = 2
+#: The reference firmware of each protocol version (``hw.board.KNOWN_FIRMWARE``).
+REFERENCE_FIRMWARE = {1: (1, 0, 0), 2: (1, 1, 0)}
 
 
 class FirmwareSettings(ConfigModel):
@@ -45,10 +47,44 @@ class FirmwareSettings(ConfigModel):
     max_frequency_hz: float = Field(60.0, gt=0.0, le=200.0)
     max_on_time_ms: int = Field(3000, ge=100, le=60000)
     comm_timeout_ms: int = Field(100, ge=10, le=10000)
-    firmware_version: tuple[int, int, int] = (1, 0, 0)
+    protocol_version: int = Field(
+        p.PROTOCOL_VERSION, ge=1, le=p.PROTOCOL_VERSION,
+        description="Newest protocol version the board speaks (it speaks every older one); "
+        "1 is a board from before pulse shapes.",
+    )
+    max_interphase_gap_us: int = Field(500, ge=0, le=0xFFFF)
+    max_anodic_width_ratio: float = Field(10.0, ge=1.0, le=100.0)
+    #: Reported at HELLO; by default the reference firmware of ``protocol_version``.
+    firmware_version: tuple[int, int, int] | None = None
     board_id: int = Field(1, ge=0, le=2**32 - 1)
     gyro_full_scale_dps: int = Field(2000, ge=125, le=4000)
     truth: bool = True
+
+    @model_validator(mode="after")
+    def _longest_pulse_fits_shortest_period(self) -> Self:
+        """docs/protocol.md: the longest pulse the limits allow ends before the next one
+        at the highest frequency, so no accepted setting overlaps its own pulses."""
+        longest_us = self.max_pulse_width_us * (1.0 + self.max_anodic_width_ratio) + (
+            self.max_interphase_gap_us
+        )
+        if longest_us >= 1e6 / self.max_frequency_hz:
+            raise ValueError(
+                f"the longest pulse the limits allow ({longest_us:g} us: max_pulse_width_us "
+                "x (1 + max_anodic_width_ratio) + max_interphase_gap_us) must be shorter "
+                f"than the period at max_frequency_hz ({1e6 / self.max_frequency_hz:g} us)"
+            )
+        return self
+
+    @property
+    def firmware(self) -> tuple[int, int, int]:
+        """The firmware version reported at HELLO."""
+        if self.firmware_version is not None:
+            return self.firmware_version
+        return REFERENCE_FIRMWARE[self.protocol_version]
+
+    def speaks(self, version: int) -> bool:
+        """True for a protocol version this board speaks."""
+        return 1 <= version <= self.protocol_version
 
     @property
     def gyro_lsb_rad_s(self) -> float:
@@ -79,10 +115,11 @@ class Firmware:
         self._log = log
         self._period_s = 1.0 / settings.sample_rate_hz
         self.session = False
+        self.version = settings.protocol_version  # of the session (or the next INFO)
         self.streaming = False
         self.truth_enabled = False
         self.fault = p.FaultCode.NONE  # the last fault, reported until the next HELLO
-        self.outputs = [p.ChannelSetting(c, 0, 0, 0, 0) for c in range(settings.channels)]
+        self.outputs = [p.ChannelSetting.off(c) for c in range(settings.channels)]
         self._on_since: list[float | None] = [None] * settings.channels
         self._last_rx_s = 0.0
         self._last_seq = 0
@@ -162,9 +199,12 @@ class Firmware:
         return p.AckCode.OK
 
     def _accepts(self, message: p.Message) -> bool:
-        """Host-to-board types; DEBUG_TRUTH only on a board that offers the truth."""
+        """Host-to-board types; DEBUG_TRUTH only on a board that offers the truth,
+        STIM_SHAPED only in (or before) a session of protocol version 2."""
         if isinstance(message, p.DebugTruth):
             return self.settings.truth
+        if isinstance(message, p.StimShaped):
+            return self.version >= p.SHAPED_PULSES_VERSION
         return message.TYPE < 0x80
 
     def _newer(self, seq: int) -> bool:
@@ -172,9 +212,11 @@ class Firmware:
         return 1 <= (seq - self._last_seq) & 0xFF <= 127
 
     def _hello(self, frame: p.Frame, hello: p.Hello, now_s: float) -> list[bytes]:
+        s = self.settings
         self._all_off(now_s, "hello")
         reported = self.fault
-        self.session = hello.protocol_version == p.PROTOCOL_VERSION
+        self.session = self.settings.speaks(hello.protocol_version)
+        self.version = hello.protocol_version if self.session else s.protocol_version
         self.streaming = False
         self.truth_enabled = False
         self.fault = p.FaultCode.NONE
@@ -182,13 +224,12 @@ class Firmware:
         self._last_rx_s = now_s
         self._log("hello", board_t_s=now_s, version=hello.protocol_version,
                   session=self.session)
-        s = self.settings
         info = p.Info(
             hello_seq=frame.seq,
-            protocol_version=p.PROTOCOL_VERSION,
-            firmware_major=s.firmware_version[0],
-            firmware_minor=s.firmware_version[1],
-            firmware_patch=s.firmware_version[2],
+            protocol_version=self.version,
+            firmware_major=s.firmware[0],
+            firmware_minor=s.firmware[1],
+            firmware_patch=s.firmware[2],
             board_id=s.board_id,
             channels=s.channels,
             sample_rate_hz=s.sample_rate_hz,
@@ -204,6 +245,8 @@ class Firmware:
             | p.Capability.HEEL_FORCE
             | (p.Capability.DEBUG_TRUTH if s.truth else 0),
             last_fault=reported,
+            max_interphase_gap_us=s.max_interphase_gap_us,
+            max_anodic_ratio_x100=round(s.max_anodic_width_ratio / p.RATIO_UNIT),
         )
         return [self._frame(info)]
 
@@ -228,6 +271,13 @@ class Firmware:
                 return p.AckCode.OVER_PULSE_WIDTH
             if setting.frequency_chz * p.FREQUENCY_UNIT_HZ > s.max_frequency_hz + 1e-9:
                 return p.AckCode.OVER_FREQUENCY
+            if setting.interphase_gap_us > s.max_interphase_gap_us:
+                return p.AckCode.OVER_INTERPHASE_GAP
+            ratio = setting.anodic_ratio_x100 * p.RATIO_UNIT
+            if setting.anodic_ratio_x100 < p.RATIO_SYMMETRIC or (
+                ratio > s.max_anodic_width_ratio + 1e-9
+            ):
+                return p.AckCode.BAD_WIDTH_RATIO
         return p.AckCode.OK
 
     def _refuse(
@@ -236,7 +286,7 @@ class Firmware:
         self.refused += 1
         self._log("refused", board_t_s=now_s, code=code.name)
         if switch_off:
-            self._set(tuple(p.ChannelSetting(s.channel, 0, 0, 0, 0) for s in stim.settings),
+            self._set(tuple(p.ChannelSetting.off(s.channel) for s in stim.settings),
                       now_s, code.name.lower())
         return code
 
@@ -255,7 +305,7 @@ class Firmware:
 
     def _all_off(self, now_s: float, reason: str) -> None:
         before = self.channels_on()
-        self.outputs = [p.ChannelSetting(c, 0, 0, 0, 0) for c in range(self.settings.channels)]
+        self.outputs = [p.ChannelSetting.off(c) for c in range(self.settings.channels)]
         self._on_since = [None] * self.settings.channels
         self._limb.stop_all()
         self._log_change(before, now_s, reason)
@@ -267,7 +317,10 @@ class Firmware:
     def _log_change(self, before: list[int], now_s: float, reason: str) -> None:
         after = self.channels_on()
         if after != before:
-            self._log("outputs", board_t_s=now_s, on=after, reason=reason)
+            # The pulse shape of each channel on: [interphase gap us, anodic width ratio].
+            shapes = {c: [self.outputs[c].interphase_gap_us,
+                          self.outputs[c].anodic_ratio_x100 * p.RATIO_UNIT] for c in after}
+            self._log("outputs", board_t_s=now_s, on=after, reason=reason, shapes=shapes)
 
     def _fault(self, code: p.FaultCode, channel: int, now_s: float) -> list[bytes]:
         self._all_off(now_s, code.name.lower())

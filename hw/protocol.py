@@ -19,6 +19,7 @@ conversions to the physical units of ``controller.ports`` live next to them.
 from __future__ import annotations
 
 import binascii
+import dataclasses
 import math
 import struct
 from dataclasses import dataclass
@@ -27,7 +28,13 @@ from typing import ClassVar, Self
 
 from controller.ports import StimCommand
 
-PROTOCOL_VERSION = 1
+#: The newest protocol version this host and the reference firmware speak; version 2 adds
+#: the pulse shape (STIM_SHAPED, INFO's shape limits). A board of version 1 still works.
+PROTOCOL_VERSION = 2
+#: Every version spoken, oldest first: the host falls back to an older one a board offers.
+PROTOCOL_VERSIONS = (1, 2)
+#: The first version whose STIM_SHAPED carries an interphase gap and an anodic width ratio.
+SHAPED_PULSES_VERSION = 2
 BAUD_RATE = 921_600
 #: Largest decoded frame (type + seq + payload + CRC): COBS then adds exactly one byte.
 MAX_FRAME_BYTES = 254
@@ -39,6 +46,9 @@ AMPLITUDE_UNIT_MA = 0.01
 FREQUENCY_UNIT_HZ = 0.01
 FORCE_UNIT_N = 0.1
 FORCE_ABSENT = 0xFFFF
+#: Anodic width ratio on the wire: hundredths (100 = 1.00, the symmetric pulse).
+RATIO_UNIT = 0.01
+RATIO_SYMMETRIC = 100
 #: Fixed-point scales of the debug truth rows.
 ANGLE_UNIT_DEG = 0.01
 CLEARANCE_UNIT_MM = 0.1
@@ -56,6 +66,7 @@ class FrameType(IntEnum):
     STOP_ALL = 0x05
     HEARTBEAT = 0x06
     GET_STATUS = 0x07
+    STIM_SHAPED = 0x08
     DEBUG_TRUTH = 0x3F
     INFO = 0x81
     ACK = 0x82
@@ -78,6 +89,8 @@ class AckCode(IntEnum):
     OVER_FREQUENCY = 6
     NOT_READY = 7
     STALE_SEQ = 8
+    OVER_INTERPHASE_GAP = 9
+    BAD_WIDTH_RATIO = 10
 
 
 class FaultCode(IntEnum):
@@ -310,14 +323,29 @@ class DebugTruth(Message):
 
 @dataclass(frozen=True, slots=True)
 class ChannelSetting:
-    """One channel's stimulation in wire units; ``on`` 0 or 1."""
+    """One channel's stimulation in wire units; ``on`` 0 or 1.
+
+    The pulse: a leading (cathodic) phase of ``amplitude_10ua`` for ``pulse_width_us``, a
+    pause of ``interphase_gap_us``, then a recovery (anodic) phase ``anodic_ratio_x100``
+    hundredths as long at the inverse fraction of the current, so both phases carry the
+    same charge by construction. STIM carries only the first five fields (the shape is
+    then the symmetric pulse without a gap); STIM_SHAPED carries all seven.
+    """
 
     LAYOUT: ClassVar[struct.Struct] = struct.Struct("<BBHHH")
+    SHAPED_LAYOUT: ClassVar[struct.Struct] = struct.Struct("<BBHHHHH")
     channel: int
     on: int
     amplitude_10ua: int
     pulse_width_us: int
     frequency_chz: int
+    interphase_gap_us: int = 0
+    anodic_ratio_x100: int = RATIO_SYMMETRIC
+
+    @staticmethod
+    def off(channel: int) -> ChannelSetting:
+        """The setting that delivers nothing on ``channel``."""
+        return ChannelSetting(channel, 0, 0, 0, 0)
 
     @property
     def delivers(self) -> bool:
@@ -326,24 +354,37 @@ class ChannelSetting:
             self.amplitude_10ua, self.pulse_width_us, self.frequency_chz
         ) > 0
 
+    @property
+    def shaped(self) -> bool:
+        """True when this setting delivers a pulse other than the symmetric one without a
+        gap: only STIM_SHAPED (protocol version 2) can carry it."""
+        return self.delivers and (
+            self.interphase_gap_us != 0 or self.anodic_ratio_x100 != RATIO_SYMMETRIC
+        )
+
     @staticmethod
     def from_command(command: StimCommand) -> ChannelSetting:
-        """The wire form of a command (rounded to the wire units; off is all zeros).
+        """The wire form of a command (rounded to the wire units; off is all zeros and the
+        symmetric shape).
 
-        Raises ``ValueError`` for a value that does not fit the wire format; the watchdog
-        keeps every command far inside it.
+        Raises ``ValueError`` for a value that does not fit the wire format (an anodic
+        width ratio below 1 included); the watchdog keeps every command far inside it.
         """
         if not command.on:
-            return ChannelSetting(command.channel, 0, 0, 0, 0)
+            return ChannelSetting.off(command.channel)
         values = (
             command.amplitude_ma / AMPLITUDE_UNIT_MA,
             command.pulse_width_us,
             command.frequency_hz / FREQUENCY_UNIT_HZ,
+            command.interphase_gap_us,
+            command.anodic_width_ratio / RATIO_UNIT,
         )
-        if not all(math.isfinite(v) and 0.0 <= v <= 0xFFFF for v in values):
+        if not all(math.isfinite(v) and 0.0 <= v <= 0xFFFF for v in values) or (
+            round(values[4]) < RATIO_SYMMETRIC
+        ):
             raise ValueError(f"channel {command.channel}: {command} does not fit the wire")
-        amplitude, width, frequency = (round(v) for v in values)
-        return ChannelSetting(command.channel, 1, amplitude, width, frequency)
+        amplitude, width, frequency, gap, ratio = (round(v) for v in values)
+        return ChannelSetting(command.channel, 1, amplitude, width, frequency, gap, ratio)
 
     def to_command(self) -> StimCommand:
         """The command in physical units."""
@@ -355,51 +396,71 @@ class ChannelSetting:
             self.amplitude_10ua * AMPLITUDE_UNIT_MA,
             float(self.pulse_width_us),
             self.frequency_chz * FREQUENCY_UNIT_HZ,
+            float(self.interphase_gap_us),
+            self.anodic_ratio_x100 * RATIO_UNIT,
         )
 
 
 @dataclass(frozen=True, slots=True)
 class Stim(Message):
-    """Host -> board: new settings for the channels named, decided at ``ref_sample``."""
+    """Host -> board: new settings for the channels named, decided at ``ref_sample``.
+    Symmetric pulses only: the shape fields of the settings are not sent."""
 
     TYPE = FrameType.STIM
     _HEADER: ClassVar[struct.Struct] = struct.Struct("<IB")
+    _ITEM: ClassVar[struct.Struct] = ChannelSetting.LAYOUT
+    _ITEM_FIELDS: ClassVar[int] = 5
     ref_sample: int
     settings: tuple[ChannelSetting, ...]
 
     def pack(self) -> bytes:
         out = self._HEADER.pack(self.ref_sample, len(self.settings))
         for s in self.settings:
-            out += ChannelSetting.LAYOUT.pack(
-                s.channel, s.on, s.amplitude_10ua, s.pulse_width_us, s.frequency_chz
-            )
+            out += self._ITEM.pack(*_fields(s)[: self._ITEM_FIELDS])
         return out
 
     @classmethod
     def unpack(cls, payload: bytes) -> Self:
-        header, item = cls._HEADER.size, ChannelSetting.LAYOUT.size
+        header, item = cls._HEADER.size, cls._ITEM.size
+        name = cls.TYPE.name
         if len(payload) < header:
-            raise ProtocolError(AckCode.BAD_LENGTH, "STIM payload shorter than its header")
+            raise ProtocolError(AckCode.BAD_LENGTH, f"{name} payload shorter than its header")
         ref, count = cls._HEADER.unpack_from(payload)
         if count == 0 or len(payload) != header + count * item:
             raise ProtocolError(
                 AckCode.BAD_LENGTH,
-                f"STIM with {count} settings must have {header + count * item} bytes, "
+                f"{name} with {count} settings must have {header + count * item} bytes, "
                 f"has {len(payload)}",
             )
         settings = tuple(
-            ChannelSetting(*ChannelSetting.LAYOUT.unpack_from(payload, header + i * item))
+            ChannelSetting(*cls._ITEM.unpack_from(payload, header + i * item))
             for i in range(count)
         )
         return cls(ref, settings)
 
 
 @dataclass(frozen=True, slots=True)
+class StimShaped(Stim):
+    """Host -> board (protocol version 2): STIM whose settings also carry the pulse
+    shape, the interphase gap in us and the anodic width ratio in hundredths."""
+
+    TYPE = FrameType.STIM_SHAPED
+    _ITEM = ChannelSetting.SHAPED_LAYOUT
+    _ITEM_FIELDS = 7
+
+
+@dataclass(frozen=True, slots=True)
 class Info(Message):
-    """Board -> host, the answer to HELLO: identity, channels, rate, scales, own limits."""
+    """Board -> host, the answer to HELLO: identity, channels, rate, scales, own limits.
+
+    Its layout depends on ``protocol_version`` (the second byte): version 1 has 28 bytes,
+    version 2 adds the board's pulse-shape limits (32 bytes). Every version begins with
+    version 1's 28 bytes, so an INFO of a later version is read as far as those go (the
+    host then refuses the version by name, never a board it cannot read)."""
 
     TYPE = FrameType.INFO
     _LAYOUT = struct.Struct("<BBBBBIBHHHHHHHBBBB")
+    _SHAPE_LIMITS: ClassVar[struct.Struct] = struct.Struct("<HH")
     hello_seq: int
     protocol_version: int
     firmware_major: int
@@ -418,11 +479,45 @@ class Info(Message):
     sagittal_axis: int
     capabilities: int
     last_fault: int
+    #: Version 2: the board's own limits of the pulse shape (0 us: no gap; 100: symmetric
+    #: pulses only). A version 1 board carries neither, and is read as these defaults.
+    max_interphase_gap_us: int = 0
+    max_anodic_ratio_x100: int = RATIO_SYMMETRIC
 
     @property
     def firmware(self) -> tuple[int, int, int]:
         """Firmware version (major, minor, patch)."""
         return (self.firmware_major, self.firmware_minor, self.firmware_patch)
+
+    @property
+    def shaped_pulses(self) -> bool:
+        """True when the board takes STIM_SHAPED (it speaks protocol version 2)."""
+        return self.protocol_version == SHAPED_PULSES_VERSION
+
+    def pack(self) -> bytes:
+        common = self._LAYOUT.pack(*_fields(self)[:-2])
+        if self.protocol_version < SHAPED_PULSES_VERSION:
+            return common
+        return common + self._SHAPE_LIMITS.pack(
+            self.max_interphase_gap_us, self.max_anodic_ratio_x100
+        )
+
+    @classmethod
+    def unpack(cls, payload: bytes) -> Self:
+        common = cls._LAYOUT.size
+        version = payload[1] if len(payload) >= 2 else 0
+        size = {1: common, 2: common + cls._SHAPE_LIMITS.size}.get(version)
+        if len(payload) != size and (size is not None or len(payload) < common):
+            raise ProtocolError(
+                AckCode.BAD_LENGTH,
+                f"INFO of protocol version {version} has {len(payload)} bytes, expected "
+                f"{size if size is not None else f'at least {common}'}",
+            )
+        info = cls(*cls._LAYOUT.unpack_from(payload))
+        if version != SHAPED_PULSES_VERSION:
+            return info
+        gap, ratio = cls._SHAPE_LIMITS.unpack_from(payload, common)
+        return dataclasses.replace(info, max_interphase_gap_us=gap, max_anodic_ratio_x100=ratio)
 
 
 class Capability(IntEnum):
@@ -564,7 +659,8 @@ class TruthSamples(Message):
 MESSAGES: dict[int, type[Message]] = {
     cls.TYPE: cls
     for cls in (
-        Hello, StartStream, StopStream, Stim, StopAll, Heartbeat, GetStatus, DebugTruth,
+        Hello, StartStream, StopStream, Stim, StimShaped, StopAll, Heartbeat, GetStatus,
+        DebugTruth,
         Info, Ack, SampleFrame, Status, Fault, TruthEvent, TruthSamples,
     )
 }

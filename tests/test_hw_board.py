@@ -17,8 +17,8 @@ from pathlib import Path
 
 import pytest
 
-from controller.ports import StimCommand
-from controller.watchdog import SafetyLimits
+from controller.ports import AcknowledgingStimulator, Sample, StimCommand
+from controller.watchdog import SafetyLimits, Watchdog
 from hw import protocol as p
 from hw.board import Board, BoardError, BoardRequirements
 from hw.emulator import EmulatorConfig, LinkFaults, serve_in_thread
@@ -29,17 +29,22 @@ REQUIRE = BoardRequirements(SafetyLimits(), 500.0)
 #: on this process (hundreds of ms at worst), for the tests not about that timeout.
 PATIENT_BOARD = FirmwareSettings(comm_timeout_ms=400)
 STIM_35 = StimCommand(0, True, 35.0, 300.0, 40.0)
+#: The transcript's shaped pulse: a 50 us gap and a recovery phase 4 times as long.
+SHAPED_35 = StimCommand(0, True, 35.0, 300.0, 40.0, 50.0, 4.0)
 
 
-def transcript() -> list[str]:
-    """The example session of docs/protocol.md, section 11: the bytes of each line."""
+def transcript(start: str, end: str) -> list[str]:
+    """An example session of docs/protocol.md, section 11: the bytes of each line."""
     text = (Path(__file__).resolve().parent.parent / "docs" / "protocol.md").read_text()
-    session = text.split("An example session", 1)[1].split("A fault, as", 1)[0]
+    session = text.split(start, 1)[1].split(end, 1)[0]
     return re.findall(r"^(?:H>B|B>H)  ([0-9a-f ]+) \|", session, flags=re.M)
 
 
 (HELLO_1, INFO, START_2, ACK_2, SAMPLE_0, STIM_3, ACK_3, HEARTBEAT_4, ACK_4, STIM_5_70MA,
- NAK_5, STOP_ALL_6, STOP_STREAM_7, ACK_6, ACK_7) = transcript()
+ NAK_5, STOP_ALL_6, STOP_STREAM_7, ACK_6, ACK_7) = transcript("An example session", "A fault, as")
+(OLD_HELLO_1, OLD_INFO_1, OLD_HELLO_2, OLD_INFO_2, OLD_START_3, OLD_ACK_3, OLD_SAMPLE_0,
+ OLD_STIM_4, OLD_ACK_4, OLD_STOP_ALL_5, OLD_STOP_STREAM_6, OLD_ACK_5, OLD_ACK_6) = transcript(
+    "A board that speaks only version 1", "A STIM_SHAPED refused")
 
 
 class ScriptedBoard:
@@ -89,16 +94,16 @@ def test_a_session_byte_for_byte():
     assert sample.t_s == 0.0 and sample.heel_switch == 1
     assert sample.gyro_rad_s == pytest.approx(488 * math.radians(2000 / 32768))
     assert sample.heel_force_n == pytest.approx(549.4)
-    board.apply(0.0, [STIM_35])
+    board.apply(0.0, [SHAPED_35])
     scripted.expect(STIM_3)
     scripted.send(ACK_3)
-    board.apply(0.002, [STIM_35])  # unchanged and acknowledged: nothing to send yet
+    board.apply(0.002, [SHAPED_35])  # unchanged and acknowledged: nothing to send yet
     scripted.expect_silence(0.01)
     time.sleep(0.5)
-    board.apply(0.004, [STIM_35])  # quiet for the keep-alive period: a heartbeat
+    board.apply(0.004, [SHAPED_35])  # quiet for the keep-alive period: a heartbeat
     scripted.expect(HEARTBEAT_4)
     scripted.send(ACK_4)
-    board.apply(0.006, [StimCommand(0, True, 70.0, 300.0, 40.0)])
+    board.apply(0.006, [StimCommand(0, True, 70.0, 300.0, 40.0, 50.0, 4.0)])
     scripted.expect(STIM_5_70MA)
     scripted.send(NAK_5)  # the board refuses: over its amplitude limit
     assert board.read() is None
@@ -110,6 +115,35 @@ def test_a_session_byte_for_byte():
     scripted.send(ACK_6, ACK_7)
     closing.join()
     assert board.stop_confirmed
+    scripted.close()
+
+
+def test_a_version_1_board_is_greeted_in_its_version_and_sent_no_shape():
+    scripted = ScriptedBoard()
+    board = Board(scripted.path, REQUIRE, heartbeat_s=0.5, hello_wait_s=5.0, link_timeout_s=5.0)
+    connected: list[p.Info] = []
+    thread = threading.Thread(target=lambda: connected.append(board.connect()))
+    thread.start()
+    scripted.expect(OLD_HELLO_1)  # the newest version first
+    scripted.send(OLD_INFO_1)  # answered in version 1: no session, so HELLO again
+    scripted.expect(OLD_HELLO_2)
+    scripted.send(OLD_INFO_2)
+    scripted.expect(OLD_START_3)
+    thread.join()
+    assert connected[0].protocol_version == 1 and not connected[0].shaped_pulses
+    scripted.send(OLD_ACK_3, OLD_SAMPLE_0)
+    assert board.read() is not None
+    with pytest.raises(ValueError, match="protocol version 1, which carries no pulse shape"):
+        board.apply(0.0, [SHAPED_35])  # refused in the host: the board would ignore it
+    board.apply(0.0, [STIM_35])
+    scripted.expect(OLD_STIM_4)  # symmetric: a plain STIM
+    scripted.send(OLD_ACK_4)
+    closing = threading.Thread(target=board.close)
+    closing.start()
+    scripted.expect(OLD_STOP_ALL_5 + " " + OLD_STOP_STREAM_6)
+    scripted.send(OLD_ACK_5, OLD_ACK_6)
+    closing.join()
+    assert board.stop_confirmed and board.fault is None
     scripted.close()
 
 
@@ -293,3 +327,39 @@ def test_fault_listeners_hear_of_an_unplug_at_once(emulator):
     assert not board.health().acknowledging
     board.close()
     assert not board.stop_confirmed
+
+
+@pytest.mark.parametrize(
+    "emulator",
+    [EmulatorConfig(board=PATIENT_BOARD, faults=LinkFaults(stall_at_s=0.3, stall_s=1.0))],
+    indirect=True,
+)
+def test_a_board_that_stops_answering_trips_the_watchdog_ack_timeout(emulator):
+    """The driver is an ``AcknowledgingStimulator``: when the board falls silent, the
+    watchdog's ack rule cuts the outputs within ``ack_timeout_ms``, long before the
+    driver's own link timeout (here 1 s) or the board's (400 ms)."""
+    board = Board(emulator.path, REQUIRE, link_timeout_s=1.0, max_backlog_s=1.0)
+    board.connect()
+    assert isinstance(board, AcknowledgingStimulator)
+    watchdog = Watchdog(board, SafetyLimits(ack_timeout_ms=30.0))
+    latched_at = None
+    for k in range(1000):  # 2 s of 2 ms ticks at most
+        t_s = k * 0.002
+        # The loop itself is healthy (a fresh sensor sample and command every tick), so
+        # the only rule that can trip is the board's silence.
+        watchdog.observe(Sample(t_s, 0.1, 0, 500.0), True)
+        watchdog.submit(t_s, [STIM_35])
+        watchdog.check_wall_clock()  # the monitor thread's check, in this thread's order
+        if watchdog.latched:
+            latched_at = time.monotonic()
+            break
+        time.sleep(0.002)
+    assert watchdog.fault is not None and watchdog.fault.rule == "ack_timeout_ms"
+    stall = wait_for_event(emulator, lambda e: e["event"] == "stall")
+    assert stall["on"] == [0]  # the board was stimulating when it fell silent
+    # Latched once the last frame before the stall is 30 ms old (that frame may precede
+    # the stall by a sample period or two).
+    assert latched_at is not None and 0.02 <= latched_at - stall["monotonic_s"] < 0.03 + 0.1
+    assert board.fault is None  # the driver's own, slower rule had not fired yet
+    assert time.monotonic() - board.last_ack_monotonic_s > 0.03
+    board.close()

@@ -142,22 +142,38 @@ def test_ports_probe_identifies_the_board(monkeypatch, capsys):
     assert main(["ports", "--probe", emu.path, "loop://"]) == 0
     finish()
     out = capsys.readouterr().out
-    assert "board 77, firmware 1.0.0, 2 channels, 500 Hz" in out
-    assert "comm timeout 100 ms" in out
+    assert "board 77, firmware 1.1.0, protocol 2, 2 channels, 500 Hz" in out
+    assert "comm timeout 100 ms, pulse shapes up to gap 500 us / anodic ratio 10" in out
     assert "loop://\n    no board" in out
 
 
-def test_an_asymmetric_pulse_preset_is_refused_for_a_board(tmp_path, capsys):
-    """The ODFS preset's 4:1 pulse cannot travel in a STIM frame: refused, not reshaped."""
-    code = main(["run", "--port", "loop://", "--config", str(odfs_config(tmp_path)),
-                 "--out", str(tmp_path / "t")])
-    assert code == 2
+def test_an_asymmetric_pulse_is_refused_by_a_board_that_cannot_carry_it(tmp_path, capsys):
+    """A version 1 board has no STIM_SHAPED: the ODFS preset's 4:1 pulse is refused at
+    HELLO, naming the field, not reshaped into a symmetric one."""
+    emu, finish = serve_in_thread(EmulatorConfig(board=FirmwareSettings(protocol_version=1)))
+    code = main(["run", "--port", emu.path, "--stim", "odfs", "--out", str(tmp_path / "t")])
+    finish()
+    assert code == EXIT_REFUSED
     err = capsys.readouterr().err
-    assert "stim.peroneal.anodic_width_ratio: 4" in err and "Traceback" not in err
+    assert "stim.peroneal.anodic_width_ratio 4: the board speaks protocol version 1" in err
+    assert "(allowed: 1; a board of protocol version 2 carries the shape)" in err
+    assert "Traceback" not in err
+    assert "interphase_gap_us" not in err  # the preset has no gap: only the ratio is named
     assert not (tmp_path / "t").exists()
+    assert emu.firmware.channels_on() == [] and emu.firmware.rx_frames >= 2
 
 
-def odfs_config(tmp_path):
-    path = tmp_path / "odfs.toml"
-    path.write_text('[stim]\npreset = "odfs"\n')
-    return path
+def test_a_shape_beyond_the_board_limits_is_refused_by_name(tmp_path, capsys):
+    emu, finish = serve_in_thread(EmulatorConfig(
+        board=FirmwareSettings(max_anodic_width_ratio=2.0, max_interphase_gap_us=20)))
+    config = tmp_path / "gap.toml"
+    config.write_text("[stim.peroneal]\ninterphase_gap_us = 50\n")
+    code = main(["run", "--port", emu.path, "--stim", "odfs", "--config", str(config),
+                 "--out", str(tmp_path / "t")])
+    finish()
+    assert code == EXIT_REFUSED
+    err = capsys.readouterr().err
+    assert ("stim.peroneal.interphase_gap_us 50 is beyond the board's max interphase gap "
+            "20 us") in err
+    assert ("stim.peroneal.anodic_width_ratio 4 is beyond the board's max anodic width "
+            "ratio 2") in err

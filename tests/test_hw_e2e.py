@@ -208,3 +208,46 @@ def test_ctrl_c_switches_off_sends_stop_all_and_keeps_the_files(tmp_path):
     rows = (out / "samples.csv").read_text().splitlines()
     assert len(rows) - 1 == pytest.approx(result["duration_s"] * 500, abs=1)
     assert len(rows) > 500
+
+
+def test_the_odfs_preset_across_the_serial_link_matches_fes_sim(tmp_path):
+    """Asymmetric 4:1 pulses (configs/stim/odfs.toml) travel as STIM_SHAPED: the same
+    walk, trains and charge as ``fes sim --stim odfs`` on the same seed."""
+    emu, path, log = emulator(tmp_path, "--seed", "3", "--speed", "2", "--comm-timeout-ms", "400")
+    live_out, sim_out = tmp_path / "live", tmp_path / "sim"
+    run = Process("run", "--port", path, "--stim", "odfs", "--duration-s", "10",
+                  "--out", str(live_out), "--link-timeout-ms", "300", "--max-lag-ms", "400",
+                  "--no-status")
+    assert run.wait() == 0, run.stderr()
+    emu.stop()
+    assert main(["sim", "--seed", "3", "--stim", "odfs", "--duration-s", "10",
+                 "--out", str(sim_out)]) == 0
+    live, sim = summary(live_out), summary(sim_out)
+
+    assert live["stopped_by"] == "duration"
+    assert live["board"]["info"]["protocol_version"] == 2
+    assert live["strides"] == sim["strides"] >= 7
+    assert live["stim"]["trains"] == sim["stim"]["trains"] >= 7
+    assert live["stim"]["missed_onsets"] == sim["stim"]["missed_onsets"]
+    onset_live, onset_sim = live["stim"]["onset_error_ms"], sim["stim"]["onset_error_ms"]
+    assert abs(onset_live["median"] - onset_sim["median"]) <= 3.0
+    assert live["stim"]["charge_uc_per_stride"] == pytest.approx(
+        sim["stim"]["charge_uc_per_stride"], rel=0.02)
+    assert live["clearance"]["toe_drag_events"] == sim["clearance"]["toe_drag_events"]
+    # The board delivered the shape the config asks for: gap 0, recovery 4 times as long.
+    switched_on = [e for e in events(log) if e["event"] == "outputs" and e["on"] == [0]]
+    assert switched_on and all(e["shapes"] == {"0": [0, 4.0]} for e in switched_on)
+
+
+def test_a_board_without_pulse_shapes_refuses_the_odfs_preset_by_name(tmp_path):
+    emu, path, log = emulator(tmp_path, "--protocol-version", "1")
+    run = Process("run", "--port", path, "--stim", "odfs", "--duration-s", "5",
+                  "--out", str(tmp_path / "live"), "--no-status")
+    assert run.wait() == 10, run.stderr()  # board refused
+    emu.stop()
+    assert "stim.peroneal.anodic_width_ratio 4: the board speaks protocol version 1" in (
+        run.stderr())
+    assert not (tmp_path / "live").exists()
+    hellos = [e["version"] for e in events(log) if e["event"] == "hello"]
+    assert hellos == [2, 1]  # asked for version 2, fell back to the board's version 1
+    assert not [e for e in events(log) if e["event"] == "outputs" and e["on"]]

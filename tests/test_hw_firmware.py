@@ -61,7 +61,8 @@ def codes(replies: list[p.Message]) -> list[int]:
 
 def test_hello_reports_identity_rate_and_own_limits():
     info = Bench(max_amplitude_ma=45.0, comm_timeout_ms=80).open()
-    assert info.protocol_version == p.PROTOCOL_VERSION and info.firmware == (1, 0, 0)
+    assert info.protocol_version == p.PROTOCOL_VERSION and info.firmware == (1, 1, 0)
+    assert info.max_interphase_gap_us == 500 and info.max_anodic_ratio_x100 == 1000
     assert info.max_amplitude_10ua == 4500 and info.comm_timeout_ms == 80
     assert info.sample_rate_hz == 500 and info.channels == 2
     assert info.last_fault == p.FaultCode.NONE
@@ -267,3 +268,124 @@ def test_frames_the_board_does_not_take_are_refused_and_do_not_keep_it_alive():
     assert codes(bench.send(p.Heartbeat(0), 0.095, seq=bench.seq - 1)) == [p.AckCode.STALE_SEQ]
     assert decode(bench.fw.poll(0.1001))[0] == p.Fault(p.FaultCode.COMM_TIMEOUT, 0xFF, 100100)
     assert bench.fw.channels_on() == []
+
+
+# --- pulse shapes (protocol version 2) ------------------------------------------------
+
+#: 30 mA, 300 us, 40 Hz, a 50 us gap, the recovery phase 4 times as long at a quarter.
+SHAPED = p.ChannelSetting(0, 1, 3000, 300, 4000, 50, 400)
+
+
+def test_a_shaped_pulse_reaches_the_patient_whole():
+    bench = Bench()
+    bench.open()
+    assert codes(bench.send(p.StimShaped(0, (SHAPED,)), 0.001)) == [p.AckCode.OK]
+    assert bench.fw.channels_on() == [0]
+    (command,) = bench.applied[-1]
+    assert (command.interphase_gap_us, command.anodic_width_ratio) == (50.0, 4.0)
+    # Charge balance by construction: the recovery phase carries the leading one's charge.
+    recovery_ma = command.amplitude_ma / command.anodic_width_ratio
+    recovery_us = command.pulse_width_us * command.anodic_width_ratio
+    assert recovery_ma * recovery_us == pytest.approx(command.amplitude_ma * command.pulse_width_us)
+    # A plain STIM afterwards is the symmetric pulse again.
+    bench.send(p.Stim(0, (ON,)), 0.002)
+    assert (bench.applied[-1][0].interphase_gap_us, bench.applied[-1][0].anodic_width_ratio) == (
+        0.0, 1.0)
+
+
+@pytest.mark.parametrize(
+    ("setting", "code"),
+    [
+        (p.ChannelSetting(0, 1, 3000, 300, 4000, 201, 400), p.AckCode.OVER_INTERPHASE_GAP),
+        (p.ChannelSetting(0, 1, 3000, 300, 4000, 50, 401), p.AckCode.BAD_WIDTH_RATIO),
+        (p.ChannelSetting(0, 1, 3000, 300, 4000, 50, 99), p.AckCode.BAD_WIDTH_RATIO),
+        (p.ChannelSetting(0, 1, 3000, 300, 4000, 50, 0), p.AckCode.BAD_WIDTH_RATIO),
+        (p.ChannelSetting(0, 1, 6001, 300, 4000, 500, 0), p.AckCode.OVER_AMPLITUDE),
+    ],
+)
+def test_shapes_beyond_the_board_limits_are_refused_and_switch_the_channel_off(setting, code):
+    bench = Bench(max_interphase_gap_us=200, max_anodic_width_ratio=4.0)
+    info = bench.open()
+    assert (info.max_interphase_gap_us, info.max_anodic_ratio_x100) == (200, 400)
+    bench.send(p.StimShaped(0, (SHAPED,)), 0.001)
+    assert codes(bench.send(p.StimShaped(0, (setting,)), 0.002)) == [code]
+    assert bench.fw.channels_on() == [] and bench.fw.refused == 1
+    assert all(c.anodic_width_ratio <= 4.0 and c.interphase_gap_us <= 200
+               for cmds in bench.applied for c in cmds if c.on)
+
+
+def test_an_off_setting_ignores_its_shape_fields():
+    bench = Bench()
+    bench.open()
+    bench.send(p.StimShaped(0, (SHAPED,)), 0.001)
+    off = p.ChannelSetting(0, 0, 0, 0, 0, 0xFFFF, 0)
+    assert codes(bench.send(p.StimShaped(0, (off,)), 0.002)) == [p.AckCode.OK]
+    assert bench.fw.channels_on() == []
+
+
+def test_a_version_1_board_answers_hello_2_in_version_1_and_knows_no_shape():
+    bench = Bench(protocol_version=1)
+    info = bench.open()  # HELLO asks for version 2
+    assert (info.protocol_version, info.firmware) == (1, (1, 0, 0))
+    assert len(info.pack()) == 28 and not bench.fw.session
+    assert codes(bench.send(p.Stim(0, (ON,)), 0.001)) == [p.AckCode.NOT_READY]
+    (info,) = bench.send(p.Hello(1), 0.002)
+    assert bench.fw.session
+    assert codes(bench.send(p.StimShaped(0, (SHAPED,)), 0.003)) == [p.AckCode.UNKNOWN_TYPE]
+    assert bench.fw.channels_on() == [] and bench.applied == []
+    assert codes(bench.send(p.Stim(0, (ON,)), 0.004)) == [p.AckCode.OK]
+
+
+def test_a_version_2_board_in_a_version_1_session_refuses_shapes():
+    bench = Bench()
+    (info,) = bench.send(p.Hello(1), 0.0)
+    assert isinstance(info, p.Info) and info.protocol_version == 1 and bench.fw.session
+    assert len(info.pack()) == 28
+    assert codes(bench.send(p.StimShaped(0, (SHAPED,)), 0.001)) == [p.AckCode.UNKNOWN_TYPE]
+    assert bench.fw.channels_on() == []
+    assert bench.open(0.002).protocol_version == 2  # a new session in version 2
+
+
+def test_limits_that_let_a_pulse_outlast_its_period_are_not_a_board():
+    with pytest.raises(ValueError, match="longest pulse"):
+        FirmwareSettings(max_pulse_width_us=1000, max_anodic_width_ratio=20.0)
+
+
+@settings(max_examples=300, derandomize=True, database=None,
+          suppress_health_check=[HealthCheck.too_slow])
+@given(
+    channel=st.integers(0, 3), on=st.integers(0, 255), amplitude=st.integers(0, 0xFFFF),
+    width=st.integers(0, 0xFFFF), frequency=st.integers(0, 0xFFFF),
+    gap=st.integers(0, 0xFFFF), ratio=st.integers(0, 0xFFFF),
+)
+def test_a_shaped_setting_is_applied_only_within_every_limit(
+    channel, on, amplitude, width, frequency, gap, ratio
+):
+    """Any field values: the board applies the setting only when every field is within
+    its limits, the channel exists and the ratio is at least 1.00; otherwise it refuses
+    with the code of the first failed rule and nothing beyond a limit reaches the patient."""
+    bench = Bench()
+    bench.open()
+    setting = p.ChannelSetting(channel, on, amplitude, width, frequency, gap, ratio)
+    (code,) = codes(bench.send(p.StimShaped(0, (setting,)), 0.001))
+    s = bench.fw.settings
+    expected = p.AckCode.OK
+    if channel >= s.channels:
+        expected = p.AckCode.BAD_CHANNEL
+    elif on:
+        for failed, rule in (
+            (amplitude > 6000, p.AckCode.OVER_AMPLITUDE),
+            (width > 500, p.AckCode.OVER_PULSE_WIDTH),
+            (frequency > 6000, p.AckCode.OVER_FREQUENCY),
+            (gap > 500, p.AckCode.OVER_INTERPHASE_GAP),
+            (not 100 <= ratio <= 1000, p.AckCode.BAD_WIDTH_RATIO),
+        ):
+            if failed:
+                expected = rule
+                break
+    assert code == expected
+    for cmds in bench.applied:
+        for c in cmds:
+            if c.on:
+                assert c.amplitude_ma <= 60.0 and c.pulse_width_us <= 500
+                assert c.interphase_gap_us <= 500 and 1.0 <= c.anodic_width_ratio <= 10.0

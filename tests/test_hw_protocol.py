@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import math
 import re
 from pathlib import Path
 
@@ -66,6 +68,14 @@ GOLDEN = [
     (p.Heartbeat(1000), 5, "05 06 05 e8 03 01 03 f8 df 00"),
     (p.Stim(7, (p.ChannelSetting(0, 1, 3500, 300, 4000),)), 9,
      "04 04 09 07 01 01 02 01 0a 01 ac 0d 2c 01 a0 0f b4 5d 00"),
+    # ODFS-like: 35 mA, 300 us, 40 Hz, gap 50 us (0x0032), anodic ratio 4.00 (400 = 0x0190).
+    (p.StimShaped(7, (p.ChannelSetting(0, 1, 3500, 300, 4000, 50, 400),)), 9,
+     "04 08 09 07 01 01 02 01 09 01 ac 0d 2c 01 a0 0f 32 05 90 01 36 d5 00"),
+    # Two channels, the second off (its shape fields are the symmetric defaults).
+    (p.StimShaped(0x01020304, (p.ChannelSetting(1, 1, 100, 20, 2000, 0, 250),
+                               p.ChannelSetting.off(0))), 0xFE,
+     "0b 08 fe 04 03 02 01 02 01 01 64 02 14 03 d0 07 01 02 fa 01 01 01 01 01 01 01 01 01 "
+     "01 02 64 03 80 25 00"),
 ]
 
 
@@ -87,6 +97,10 @@ def test_every_message_round_trips():
         p.Status(1, 1, 0, 3, 10, 0, 0, 250, 900), p.Fault(1, 255, 123456),
         p.TruthEvent(3, 99), p.TruthSamples(64, (p.TruthRow(-1000, 250, 65535, 1),)),
         p.Stim(1, tuple(p.ChannelSetting(c, 1, 100 * c, 200, 3300) for c in range(8))),
+        p.StimShaped(2, tuple(p.ChannelSetting(c, 1, 100, 200, 3300, c, 100 + c)
+                              for c in range(8))),
+        dataclasses.replace(info, protocol_version=2, max_interphase_gap_us=500,
+                            max_anodic_ratio_x100=1000),
     ]
     decoder = p.FrameDecoder()
     stream = b"".join(m.encode(i) for i, m in enumerate(messages))
@@ -99,10 +113,83 @@ def test_commands_convert_to_wire_units_and_back():
     command = StimCommand(1, True, 35.004, 300.2, 40.0)
     setting = p.ChannelSetting.from_command(command)
     assert setting == p.ChannelSetting(1, 1, 3500, 300, 4000)
+    assert not setting.shaped
     assert setting.to_command() == StimCommand(1, True, 35.0, 300.0, 40.0)
     assert p.ChannelSetting.from_command(StimCommand.off(3)).to_command() == StimCommand.off(3)
     with pytest.raises(ValueError):
         p.ChannelSetting.from_command(StimCommand(0, True, 1e6, 300.0, 40.0))
+
+
+def test_pulse_shapes_convert_to_wire_units_and_back():
+    odfs = StimCommand(0, True, 40.0, 300.0, 40.0, 50.2, 4.0)
+    setting = p.ChannelSetting.from_command(odfs)
+    assert setting == p.ChannelSetting(0, 1, 4000, 300, 4000, 50, 400) and setting.shaped
+    assert setting.to_command() == StimCommand(0, True, 40.0, 300.0, 40.0, 50.0, 4.0)
+    # Rounded to the wire's resolution: 1 us and 0.01.
+    assert p.ChannelSetting.from_command(
+        StimCommand(0, True, 40.0, 300.0, 40.0, 0.0, 3.333)
+    ).anodic_ratio_x100 == 333
+    for bad in (StimCommand(0, True, 40.0, 300.0, 40.0, 0.0, 0.99),
+                StimCommand(0, True, 40.0, 300.0, 40.0, -1.0, 1.0),
+                StimCommand(0, True, 40.0, 300.0, 40.0, 0.0, math.nan),
+                StimCommand(0, True, 40.0, 300.0, 40.0, 70000.0, 1.0)):
+        with pytest.raises(ValueError, match="does not fit the wire"):
+            p.ChannelSetting.from_command(bad)
+
+
+def test_info_layout_follows_its_protocol_version():
+    v1 = p.Info(1, 1, 1, 0, 0, 7, 2, 500, 6000, 500, 6000, 3000, 100, 2000, 16, 2, 7, 0)
+    v2 = dataclasses.replace(v1, protocol_version=2, max_interphase_gap_us=200,
+                             max_anodic_ratio_x100=400)
+    assert len(v1.pack()) == 28 and len(v2.pack()) == 32
+    assert v2.pack()[:28] == dataclasses.replace(v1, protocol_version=2).pack()[:28]
+    assert p.Info.unpack(v1.pack()) == v1 and not v1.shaped_pulses
+    assert p.Info.unpack(v2.pack()) == v2 and v2.shaped_pulses
+    for wrong in (v1.pack() + b"\x00\x00\x00\x00", v2.pack()[:28], v2.pack()[:31]):
+        with pytest.raises(p.ProtocolError) as err:
+            p.Info.unpack(wrong)
+        assert err.value.code == p.AckCode.BAD_LENGTH
+    # A later version is read as far as version 1's 28 bytes, so it can be named.
+    later = p.Info.unpack(v1.pack()[:1] + b"\x03" + v1.pack()[2:] + b"\x01\x02\x03")
+    assert later.protocol_version == 3 and later.board_id == 7
+
+
+SHAPED_ITEM = p.ChannelSetting.SHAPED_LAYOUT.size
+
+
+@settings(max_examples=300)
+@given(st.integers(0, 2**32 - 1), st.integers(0, 255), st.binary(max_size=200))
+def test_stim_shaped_decodes_exactly_its_counted_length(ref, count, tail):
+    """STIM_SHAPED has 5 + 12 n bytes, n = count >= 1: any other length, a zero count
+    included, is BAD_LENGTH; the right length decodes to settings that re-encode
+    byte for byte."""
+    payload = p.Stim._HEADER.pack(ref, count) + tail
+    frame = p.FrameDecoder().feed(p.encode_frame(p.FrameType.STIM_SHAPED, 1, payload))[0]
+    if count == 0 or len(tail) != count * SHAPED_ITEM:
+        with pytest.raises(p.ProtocolError) as err:
+            p.parse(frame)
+        assert err.value.code == p.AckCode.BAD_LENGTH
+        return
+    message = p.parse(frame)
+    assert isinstance(message, p.StimShaped) and len(message.settings) == count
+    assert message.pack() == payload
+
+
+@given(st.binary(max_size=60))
+def test_a_stim_payload_is_never_read_as_stim_shaped_or_back(payload):
+    """The two variants never decode each other's frames into a different command: a
+    payload valid for one is BAD_LENGTH for the other unless both lengths coincide
+    (5 + 8 n = 5 + 12 m with n = 3 m, different counts: still rejected)."""
+    for kind in (p.Stim, p.StimShaped):
+        try:
+            message = kind.unpack(payload)
+        except p.ProtocolError as err:
+            assert err.code == p.AckCode.BAD_LENGTH
+            continue
+        other = p.StimShaped if kind is p.Stim else p.Stim
+        with pytest.raises(p.ProtocolError):
+            other.unpack(payload)
+        assert message.pack() == payload
 
 
 def test_wrong_lengths_and_types_are_refused_with_their_code():

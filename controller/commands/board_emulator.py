@@ -25,7 +25,8 @@ from controller.validation import ConfigError, describe_errors
 #: Options that set the firmware (the board), by destination name.
 BOARD_OPTIONS = (
     "channels", "sample_rate_hz", "max_amplitude_ma", "max_pulse_width_us",
-    "max_frequency_hz", "max_on_time_ms", "comm_timeout_ms", "board_id",
+    "max_frequency_hz", "max_on_time_ms", "comm_timeout_ms", "board_id", "protocol_version",
+    "max_interphase_gap_us", "max_anodic_width_ratio",
 )
 #: Options that set the link faults.
 FAULT_OPTIONS = (
@@ -137,8 +138,19 @@ def register(sub: argparse._SubParsersAction) -> None:
     board.add_argument("--comm-timeout-ms", type=int, metavar="MS",
                        help="no valid frame for this long switches every output off "
                        "(default 100)")
+    board.add_argument("--max-interphase-gap-us", type=int, metavar="US",
+                       help="the board's own interphase gap limit (default 500)")
+    board.add_argument("--max-anodic-width-ratio", type=float, metavar="R",
+                       help="the board's own limit of the anodic width ratio, in steps of "
+                       "0.01 (default 10; 1: symmetric pulses only)")
+    board.add_argument("--protocol-version", type=int, metavar="N",
+                       help="newest protocol version the board speaks (default 2; 1 "
+                       "emulates a board from before pulse shapes: no STIM_SHAPED, so the "
+                       "host refuses it for a config with an interphase gap or an "
+                       "asymmetric pulse)")
     board.add_argument("--firmware", metavar="X.Y.Z",
-                       help="firmware version reported at HELLO (default 1.0.0)")
+                       help="firmware version reported at HELLO (default 1.1.0, or 1.0.0 "
+                       "with --protocol-version 1)")
     board.add_argument("--board-id", type=int, metavar="N", help="board serial number (default 1)")
     board.add_argument("--no-truth", action="store_true",
                        help="behave as a real board: no ground-truth debug frames")

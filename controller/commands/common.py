@@ -43,6 +43,23 @@ def add_require_option(parser: argparse.ArgumentParser, what: str) -> None:
     )
 
 
+def add_stim_option(parser: argparse.ArgumentParser) -> None:
+    """``--stim NAME``: the stimulation preset (``stim.preset``) of ``fes sim`` and ``fes run``."""
+    from controller.resources import available
+
+    parser.add_argument(
+        "--stim", metavar="NAME",
+        help="stimulation preset: a name from configs/stim/ "
+        f"({', '.join(available('stim'))}) or a path to a TOML file; the config file and "
+        "other options still override it",
+    )
+
+
+def stim_overrides(args: argparse.Namespace) -> dict[str, Any]:
+    """``--stim`` as a config layer (empty when not given)."""
+    return {} if args.stim is None else {"stim": {"preset": args.stim}}
+
+
 #: Real-time options: (option dest, ``[loop]`` field).
 _REALTIME_FIELDS = (
     ("cpu", "cpu_index"), ("rt_priority", "realtime_priority"), ("spin_us", "spin_us")

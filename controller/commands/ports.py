@@ -21,11 +21,18 @@ def _probe(url: str) -> str:
         return f"no board: {err}"
     finally:
         board.close()
+    shapes = (
+        f", pulse shapes up to gap {info['max_interphase_gap_us']} us / anodic ratio "
+        f"{info['max_anodic_width_ratio']:g}"
+        if info["max_interphase_gap_us"] is not None
+        else ", symmetric pulses only"
+    )
     return (
-        f"board {info['board_id']}, firmware {info['firmware']}, {info['channels']} "
+        f"board {info['board_id']}, firmware {info['firmware']}, protocol "
+        f"{info['protocol_version']}, {info['channels']} "
         f"channels, {info['sample_rate_hz']} Hz, limits {info['max_amplitude_ma']:g} mA / "
         f"{info['max_pulse_width_us']} us / {info['max_frequency_hz']:g} Hz / "
-        f"{info['max_on_time_ms']} ms on, comm timeout {info['comm_timeout_ms']} ms"
+        f"{info['max_on_time_ms']} ms on, comm timeout {info['comm_timeout_ms']} ms{shapes}"
     )
 
 

@@ -1,9 +1,9 @@
 """``fes run``: the live loop against a stimulator board on a serial port.
 
 Exit codes (beyond 0 ok, 2 usage or configuration, 130 Ctrl-C):
-3 no board (the port cannot be opened, or nothing answers HELLO);
-4 board refused (unknown firmware or protocol, limits looser than the safety watchdog's,
-sample rate or channels not what the trial needs);
+9 no board (the port cannot be opened, or nothing answers HELLO);
+10 board refused (unknown firmware or protocol, limits looser than the safety watchdog's,
+sample rate or channels not what the trial needs, a pulse shape it cannot deliver);
 5 link lost during the trial (unplugged, silent, stopped acknowledging);
 6 the board reported a fault or refused a command;
 7 the safety watchdog latched a fault;
@@ -27,7 +27,9 @@ from controller.commands.common import (
     EXIT_OK,
     EXIT_REFUSED,
     EXIT_WATCHDOG_FAULT,
+    add_stim_option,
     load_checked,
+    stim_overrides,
 )
 
 EXIT_BY_STOP = {
@@ -43,7 +45,9 @@ EPILOG = (
     f"exit codes: {EXIT_OK} trial completed; 2 bad usage or configuration; "
     f"{EXIT_NO_BOARD} no board answers on the port; {EXIT_REFUSED} board refused (unknown "
     "firmware, limits looser than the safety limits, wrong sample rate or too few "
-    f"channels); {EXIT_LINK_LOST} link lost (unplugged, silent, not acknowledging); "
+    "channels, a pulse shape it cannot deliver: an interphase gap or an asymmetric pulse "
+    "needs a board of protocol version 2, within its own shape limits); "
+    f"{EXIT_LINK_LOST} link lost (unplugged, silent, not acknowledging); "
     f"{EXIT_BOARD_FAULT} board fault or command refused by the board; "
     f"{EXIT_WATCHDOG_FAULT} safety watchdog fault; {EXIT_HOST_FAULT} host fell behind the "
     f"board's stream; {EXIT_INTERRUPTED} Ctrl-C. In every case after connection the "
@@ -63,9 +67,10 @@ def _milliseconds(text: str) -> float:
 
 
 def _overrides(args: argparse.Namespace) -> dict[str, Any]:
-    if args.duration_s is None:
-        return {}
-    return {"loop": {"duration_s": args.duration_s}}
+    overrides = stim_overrides(args)
+    if args.duration_s is not None:
+        overrides["loop"] = {"duration_s": args.duration_s}
+    return overrides
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -110,6 +115,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="TOML file overriding any subset of configs/default.toml (its [sim] section "
         "is not used: the patient is whoever wears the board)",
     )
+    add_stim_option(run)
     run.add_argument(
         "--duration-s", type=float, metavar="S",
         help="trial length in seconds (default loop.duration_s, 60)",

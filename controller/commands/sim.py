@@ -13,8 +13,10 @@ from controller.commands.common import (
     EXIT_REQUIREMENT_FAILED,
     add_realtime_options,
     add_require_option,
+    add_stim_option,
     load_checked,
     realtime_overrides,
+    stim_overrides,
 )
 from controller.resources import available
 
@@ -30,8 +32,7 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
         overrides.setdefault("loop", {})["duration_s"] = args.duration_s
     if args.rate_hz is not None:
         overrides.setdefault("loop", {})["sample_rate_hz"] = args.rate_hz
-    if args.stim is not None:
-        overrides.setdefault("stim", {})["preset"] = args.stim
+    overrides.update(stim_overrides(args))
     loop_options = realtime_overrides(args)
     if loop_options:
         overrides.setdefault("loop", {}).update(loop_options)
@@ -91,12 +92,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--rate-hz", type=float, metavar="N",
         help="control loop sample rate in Hz, 100-2000 (default 500)",
     )
-    sim.add_argument(
-        "--stim", metavar="NAME",
-        help="stimulation preset: a name from configs/stim/ "
-        f"({', '.join(available('stim'))}) or a path to a TOML file; the config file and "
-        "other options still override it",
-    )
+    add_stim_option(sim)
     sim.add_argument(
         "--no-stim", action="store_true", help="disable stimulation (the patient's own gait)"
     )

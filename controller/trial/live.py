@@ -47,9 +47,8 @@ from controller.trial.session import (
     recorded_channels,
     run_trial,
 )
-from controller.validation import ConfigError
 from controller.watchdog import Watchdog
-from hw.board import Board, BoardFault, BoardRequirements, describe_info
+from hw.board import Board, BoardFault, BoardRequirements, PulseShape, describe_info
 from hw.realtime import frozen_heap
 
 #: Why a live trial ended, as ``summary.json`` ``stopped_by`` reports it.
@@ -235,27 +234,19 @@ class LinkLimits:
     max_lag_s: float = 0.1
 
 
-def wire_pulse_problems(config: TrialConfig) -> list[str]:
-    """Pulse shapes of active channels that the board protocol cannot carry.
+def pulse_shapes(config: TrialConfig) -> tuple[PulseShape, ...]:
+    """The pulse shape of every active channel, for the board check at HELLO.
 
-    A STIM frame carries amplitude, pulse width and frequency only (docs/protocol.md), so
-    the board emits a symmetric pulse with no interphase gap. A config asking for another
-    shape is refused rather than delivered differently from what it says.
+    STIM carries amplitude, pulse width and frequency only (a symmetric pulse with no
+    interphase gap); STIM_SHAPED (protocol version 2, docs/protocol.md) adds the gap and
+    the anodic width ratio. A board that cannot deliver a channel's shape (a version 1
+    board, or a shape beyond its own limits) is refused, naming the field, rather than
+    sent a pulse different from what the config says.
     """
-    problems = []
-    for name, ch in config.stim.active_channels():
-        path = channel_path(name)
-        if ch.anodic_width_ratio != 1.0:
-            problems.append(
-                f"{path}.anodic_width_ratio: {ch.anodic_width_ratio:g}; the board protocol "
-                "carries symmetric pulses only (allowed: 1)"
-            )
-        if ch.interphase_gap_us != 0.0:
-            problems.append(
-                f"{path}.interphase_gap_us: {ch.interphase_gap_us:g}; the board protocol "
-                "has no interphase gap (allowed: 0)"
-            )
-    return problems
+    return tuple(
+        PulseShape(channel_path(name), ch.interphase_gap_us, ch.anodic_width_ratio)
+        for name, ch in config.stim.active_channels()
+    )
 
 
 def run_live_trial(
@@ -267,19 +258,16 @@ def run_live_trial(
 ) -> LiveResult:
     """Connect to the board at ``url``, run the trial, write its files.
 
-    Raises ``ConfigError`` for a pulse shape the board cannot emit, and
-    ``hw.board.BoardError`` when no board answers or the board is refused (both before
-    any file is written).
+    Raises ``hw.board.BoardError`` when no board answers or the board is refused (a
+    pulse shape it cannot deliver included), before any file is written.
     """
-    problems = wire_pulse_problems(config)
-    if problems:
-        raise ConfigError("stimulation for a board", problems)
     rate_hz = config.loop.sample_rate_hz
     channel = config.stim.peroneal.channel
     warm_up(config)
     board = Board(
         url,
-        BoardRequirements(config.safety, rate_hz, channels=output_channels(config)),
+        BoardRequirements(config.safety, rate_hz, channels=output_channels(config),
+                          pulse_shapes=pulse_shapes(config)),
         link_timeout_s=limits.link_timeout_s,
         max_backlog_s=limits.max_lag_s,
     )
