@@ -23,7 +23,7 @@ from controller.config import load_config
 from controller.detect.config import build_detector
 from controller.loop import run_loop
 from controller.stim.scheduler import StimScheduler
-from controller.trial.live import BoardPacedClock, LiveSource, warm_up
+from controller.trial.live import BoardPacedClock, LiveSource, LiveStatus, warm_up
 from controller.trial.recorder import TrialRecorder
 from controller.watchdog import Watchdog
 from hw.board import Board, BoardRequirements
@@ -59,7 +59,7 @@ def measure(seconds: float, seed: int) -> dict[str, float]:
             with frozen_heap():
                 board.connect()
                 clock = BoardPacedClock()
-                source = LiveSource(board, watchdog, clock)
+                source = LiveSource(board, watchdog, clock, LiveStatus(board, watchdog, recorder))
                 outcome = run_loop(source, detector, scheduler, watchdog, clock, recorder, n)
                 board.close()
         finally:
