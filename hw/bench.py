@@ -2,7 +2,8 @@
 
 Starts ``fes board-emulator`` in its own process (as a board is its own device), then runs
 the live loop against it: board driver -> gyro detector -> scheduler -> watchdog -> board
-driver, answering every sample (a STIM when the command changed, a HEARTBEAT otherwise).
+driver, answering every sample (a STIM when the command changed, a HEARTBEAT otherwise)
+and publishing the status line's figures as ``fes run`` does (no sink prints them here).
 The emulated firmware times each answer from the moment it wrote the sample to the
 moment it read the first frame answering it, and logs the figures when it stops; this
 prints them. A real board adds the wire and USB times of docs/protocol.md ("Latency

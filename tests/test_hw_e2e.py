@@ -211,19 +211,22 @@ def read_terminal(fd: int, into: bytearray) -> None:
 def test_on_a_terminal_the_status_line_shows_link_and_loop_timing(tmp_path):
     emu, path, _ = emulator(tmp_path, "--seed", "2", "--speed", "2", "--comm-timeout-ms", "400")
     master, terminal = pty.openpty()  # fes run's stdin and stderr, as in a shell
-    run = subprocess.Popen(
-        [*FES, "run", "--port", path, "--duration-s", "4", "--out", str(tmp_path / "live"),
-         "--link-timeout-ms", "300", "--max-lag-ms", "400"],
-        stdin=terminal, stdout=subprocess.PIPE, stderr=terminal,
-    )
-    os.close(terminal)
     screen = bytearray()
-    reader = threading.Thread(target=read_terminal, args=(master, screen), daemon=True)
-    reader.start()
-    assert run.wait(timeout=60) == 0, screen.decode()
-    reader.join(timeout=5.0)
-    os.close(master)
-    emu.stop()
+    try:
+        run = subprocess.Popen(
+            [*FES, "run", "--port", path, "--duration-s", "4", "--out", str(tmp_path / "live"),
+             "--link-timeout-ms", "300", "--max-lag-ms", "400"],
+            stdin=terminal, stdout=subprocess.PIPE, stderr=terminal,
+        )
+        os.close(terminal)
+        reader = threading.Thread(target=read_terminal, args=(master, screen), daemon=True)
+        reader.start()
+        code = run.wait(timeout=60)
+        reader.join(timeout=5.0)
+    finally:
+        os.close(master)
+        emu.stop()
+    assert code == 0, screen.decode()
     lines = screen.decode().replace("\r", "").splitlines()
     assert lines[0] == "fes run: space or Esc is an emergency stop"  # a terminal: keys on
     status = [line for line in lines if line.startswith("t ")]

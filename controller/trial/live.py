@@ -119,7 +119,7 @@ class BoardPacedClock:
 class LiveSource:
     """The board as the loop's source, ended by the first watchdog fault as well; it
     tells the board-paced clock when each sample arrives, and has ``status`` publish the
-    figures of the status line before it waits for the next sample (some 1.3 us)."""
+    figures of the status line before it waits for the next sample."""
 
     def __init__(
         self, board: Board, watchdog: Watchdog, clock: BoardPacedClock, status: LiveStatus
