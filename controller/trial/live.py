@@ -265,6 +265,9 @@ def run_live_trial(
 ) -> LiveResult:
     """Connect to the board at ``url``, run the trial, write its files.
 
+    ``status`` gets the status line (from the log writer process) and fault reports;
+    None prints no line, and faults go to stderr.
+
     Raises ``ConfigError`` for a pulse shape the board cannot emit, and
     ``hw.board.BoardError`` when no board answers or the board is refused (both before
     any file is written).
