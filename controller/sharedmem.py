@@ -6,11 +6,15 @@ for the interpreter lock. An anonymous ``MAP_SHARED`` mapping is inherited by a 
 child and stays shared: what the loop writes, the writer sees. Like ``numpy.zeros`` the
 pages are zero-filled and committed on first touch, so an array sized for a long trial
 costs memory only as the trial fills it.
+
+``SharedSnapshot`` holds a few numbers that are overwritten rather than appended (the
+live trial's link counters, for its status line), published by a sequence counter.
 """
 
 from __future__ import annotations
 
 import mmap
+from collections.abc import Sequence
 
 import numpy as np
 from numpy.typing import DTypeLike
@@ -23,3 +27,46 @@ def shared_zeros(size: int, dtype: DTypeLike = np.float64) -> np.ndarray:
     kind = np.dtype(dtype)
     buffer = mmap.mmap(-1, max(1, size * kind.itemsize))
     return np.frombuffer(buffer, dtype=kind, count=size)
+
+
+class SharedSnapshot:
+    """A few named numbers that one thread rewrites in place and another process reads.
+
+    For state that is not one row per sample (a link's counters, a cadence), which the
+    loop overwrites rather than appends. The writer brackets each update with ``begin``
+    and ``end``: a sequence counter is odd while the numbers are being written and is
+    raised to the next even value once they are complete, so the writer never waits and
+    never allocates. ``read`` copies the numbers and keeps the copy only if the counter
+    was even and unchanged around it, so it does not return half of one update and half
+    of the next. (x86-64 makes stores visible in program order; a CPU that may not, as
+    ARM, could rarely let a read mix two consecutive updates, each number still one that
+    was written: fine for a status display, not for anything that acts on it.)
+    """
+
+    def __init__(self, names: Sequence[str]) -> None:
+        self.names = tuple(names)
+        self.values = shared_zeros(len(self.names))
+        self._sequence = shared_zeros(1, np.int64)
+
+    def begin(self) -> np.ndarray:
+        """Start an update; returns the array to write the numbers into, in ``names``
+        order."""
+        self._sequence[0] += 1
+        return self.values
+
+    def end(self) -> None:
+        """The numbers written since ``begin`` are complete."""
+        self._sequence[0] += 1
+
+    def read(self, attempts: int = 100) -> dict[str, float] | None:
+        """The numbers of the latest complete update by name; None if there has been none
+        yet (or every one of ``attempts`` copies overlapped an update)."""
+        for _ in range(attempts):
+            before = int(self._sequence[0])
+            if before == 0:
+                return None
+            if before % 2 == 0:
+                values = self.values.tolist()
+                if int(self._sequence[0]) == before:
+                    return dict(zip(self.names, values, strict=True))
+        return None

@@ -2,7 +2,8 @@
 
 Starts ``fes board-emulator`` in its own process (as a board is its own device), then runs
 the live loop against it: board driver -> gyro detector -> scheduler -> watchdog -> board
-driver, answering every sample (a STIM when the command changed, a HEARTBEAT otherwise).
+driver, answering every sample (a STIM when the command changed, a HEARTBEAT otherwise)
+and publishing the status line's figures as ``fes run`` does (no sink prints them here).
 The emulated firmware times each answer from the moment it wrote the sample to the
 moment it read the first frame answering it, and logs the figures when it stops; this
 prints them. A real board adds the wire and USB times of docs/protocol.md ("Latency
@@ -23,7 +24,7 @@ from controller.config import load_config
 from controller.detect.config import build_detector
 from controller.loop import run_loop
 from controller.stim.scheduler import StimScheduler
-from controller.trial.live import BoardPacedClock, LiveSource, warm_up
+from controller.trial.live import BoardPacedClock, LiveSource, LiveStatus, warm_up
 from controller.trial.recorder import TrialRecorder
 from controller.watchdog import Watchdog
 from hw.board import Board, BoardRequirements
@@ -59,7 +60,7 @@ def measure(seconds: float, seed: int) -> dict[str, float]:
             with frozen_heap():
                 board.connect()
                 clock = BoardPacedClock()
-                source = LiveSource(board, watchdog, clock)
+                source = LiveSource(board, watchdog, clock, LiveStatus(board, watchdog, recorder))
                 outcome = run_loop(source, detector, scheduler, watchdog, clock, recorder, n)
                 board.close()
         finally:

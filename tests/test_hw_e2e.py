@@ -1,5 +1,6 @@
 """``fes board-emulator`` and ``fes run`` against each other, as separate processes
-talking over a real pty: a walk comparable with ``fes sim``, an unplug, a Ctrl-C.
+talking over a real pty: a walk comparable with ``fes sim``, an unplug, a Ctrl-C, the
+status line on a terminal.
 
 Timing on a shared CI machine: these tests give the emulated board a communication
 timeout of a few hundred ms instead of its default 100 ms, because another job can pause
@@ -12,6 +13,9 @@ from __future__ import annotations
 
 import csv
 import json
+import os
+import pty
+import re
 import signal
 import subprocess
 import sys
@@ -251,3 +255,46 @@ def test_a_board_without_pulse_shapes_refuses_the_odfs_preset_by_name(tmp_path):
     hellos = [e["version"] for e in events(log) if e["event"] == "hello"]
     assert hellos == [2, 1]  # asked for version 2, fell back to the board's version 1
     assert not [e for e in events(log) if e["event"] == "outputs" and e["on"]]
+
+
+def read_terminal(fd: int, into: bytearray) -> None:
+    """Everything written to the pty whose master is ``fd``, until every writer closed it."""
+    while True:
+        try:
+            chunk = os.read(fd, 4096)
+        except OSError:  # EIO: the last process holding the terminal has ended
+            return
+        if not chunk:
+            return
+        into.extend(chunk)
+
+
+def test_on_a_terminal_the_status_line_shows_link_and_loop_timing(tmp_path):
+    emu, path, _ = emulator(tmp_path, "--seed", "2", "--speed", "2", "--comm-timeout-ms", "400")
+    master, terminal = pty.openpty()  # fes run's stdin and stderr, as in a shell
+    screen = bytearray()
+    try:
+        run = subprocess.Popen(
+            [*FES, "run", "--port", path, "--duration-s", "4", "--out", str(tmp_path / "live"),
+             "--link-timeout-ms", "300", "--max-lag-ms", "400"],
+            stdin=terminal, stdout=subprocess.PIPE, stderr=terminal,
+        )
+        os.close(terminal)
+        reader = threading.Thread(target=read_terminal, args=(master, screen), daemon=True)
+        reader.start()
+        code = run.wait(timeout=60)
+        reader.join(timeout=5.0)
+    finally:
+        os.close(master)
+        emu.stop()
+    assert code == 0, screen.decode()
+    lines = screen.decode().replace("\r", "").splitlines()
+    assert lines[0] == "fes run: space or Esc is an emergency stop"  # a terminal: keys on
+    status = [line for line in lines if line.startswith("t ")]
+    assert [line[:12] for line in status] == ["t     1.0 s ", "t     2.0 s ", "t     3.0 s "]
+    for line in status:
+        frames_in = int(re.search(r"frames in (\d+)", line).group(1))  # type: ignore[union-attr]
+        assert frames_in >= 500 and "| link ok" in line and "samples lost 0" in line
+        assert "watchdog faults 0 |" in line and re.search(r"latency us p99 \d+", line)
+    assert re.search(r"cadence \d+ steps/min", status[-1])
+    assert lines[-1].startswith("fes run: stopped by duration")

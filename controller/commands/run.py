@@ -137,7 +137,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     run.add_argument(
         "--no-status", action="store_true",
-        help="do not write the live status line (phase, cadence, stimulation, faults, "
-        "link) to stderr",
+        help="do not write the status line (once a second of trial time on stderr: "
+        "phase, stimulation, cadence, watchdog faults, the link's state and counters, "
+        "the loop's timing)",
     )
     run.set_defaults(handler=_run)

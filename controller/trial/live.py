@@ -16,8 +16,11 @@ by ``controller.trial.session``. Differences:
   clearance are null and ``ground_truth`` says so. The board emulator sends its
   simulated patient's truth in debug frames, which makes a trial across the serial link
   comparable with ``fes sim`` on the same seed.
-- A one-line status (phase, cadence, stimulation, faults, link) is written while the
-  trial runs: rewritten in place on a terminal, once a second otherwise.
+- The status line (``controller.trial.status``, printed by the log writer process once
+  a second of trial time: phase, stimulation, cadence, watchdog faults, the link's
+  counters and the loop's timing). The loop's thread never prints: it publishes the
+  cadence, the watchdog's state and the link counters into shared memory
+  (``LiveStatus``) and the line's sink reads them there.
 """
 
 from __future__ import annotations
@@ -25,17 +28,19 @@ from __future__ import annotations
 import math
 import sys
 import time
-from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
+import numpy as np
+
 from controller.config import TrialConfig
 from controller.detect.config import build_detector
-from controller.detect.events import PHASE_NAMES, DetectedEvent, Event, Phase
+from controller.detect.events import Event
 from controller.loop import LoopOutcome
-from controller.ports import Sample, StimCommand
+from controller.ports import Sample
 from controller.safety.estop import estop_keys
+from controller.safety.rules import NO_RULE, RULE_NAMES
 from controller.stim.scheduler import StimScheduler
 from controller.stim.settings import channel_path
 from controller.trial.recorder import TrialRecorder
@@ -45,7 +50,25 @@ from controller.trial.session import (
     new_deadlines,
     output_channels,
     recorded_channels,
+    run_parts,
     run_trial,
+)
+from controller.trial.status import (
+    BAD_FRAMES,
+    BOARD_RTT_LAST_MS,
+    CADENCE_STEPS_PER_MIN,
+    FRAMES_IN,
+    FRAMES_OUT,
+    LINK_STATE,
+    LINK_STATES,
+    LOST_FRAMES,
+    MISSING_SAMPLES,
+    NAKS,
+    RESENDS,
+    WATCHDOG_FAULTS,
+    WATCHDOG_RULE,
+    StatusLine,
+    live_snapshot,
 )
 from controller.watchdog import Watchdog
 from hw.board import Board, BoardFault, BoardRequirements, PulseShape, describe_info
@@ -94,12 +117,16 @@ class BoardPacedClock:
 
 class LiveSource:
     """The board as the loop's source, ended by the first watchdog fault as well; it
-    tells the board-paced clock when each sample arrives."""
+    tells the board-paced clock when each sample arrives, and has ``status`` publish the
+    figures of the status line before it waits for the next sample."""
 
-    def __init__(self, board: Board, watchdog: Watchdog, clock: BoardPacedClock) -> None:
+    def __init__(
+        self, board: Board, watchdog: Watchdog, clock: BoardPacedClock, status: LiveStatus
+    ) -> None:
         self._board = board
         self._watchdog = watchdog
         self._clock = clock
+        self._status = status
 
     @property
     def sample_period_s(self) -> float:
@@ -108,6 +135,7 @@ class LiveSource:
     def read(self) -> Sample | None:
         if self._watchdog.latched:
             return None
+        self._status.publish()
         sample = self._board.read()
         self._clock.arrived()
         return sample
@@ -116,99 +144,69 @@ class LiveSource:
         self._board.close()
 
 
-class StatusLine:
-    """The trial at a glance: time, phase, cadence, stimulation, faults, link."""
+class LiveStatus:
+    """What the status line shows of a live trial beyond the recorded rows (cadence,
+    watchdog faults, the board's link), published from the loop's thread.
 
-    def __init__(self, stream: TextIO | None, board: Board, watchdog: Watchdog) -> None:
-        self._stream = stream
+    ``publish`` copies the figures into ``snapshot`` (``controller.trial.status``'s
+    ``LIVE_FIELDS`` in shared memory) without a lock, I/O or a growing buffer; the status
+    line sink reads them in the log writer process. The cadence comes from the last
+    ``CADENCE_STRIDES`` strides of the instrumented leg (heel strike to heel strike).
+    """
+
+    CADENCE_STRIDES = 4
+
+    def __init__(self, board: Board, watchdog: Watchdog, recorder: TrialRecorder) -> None:
+        self.snapshot = live_snapshot()
         self._board = board
         self._watchdog = watchdog
-        self._tty = bool(stream is not None and stream.isatty())
-        self._every_s = 0.2 if self._tty else 1.0
-        self._next_s = 0.0
-        self._heel_strikes: list[float] = []
-        self._amplitude_ma = 0.0
+        self._detected = recorder.detected
+        self._seen = 0
+        self._strikes_s = np.zeros(self.CADENCE_STRIDES + 1)
+        self._strike_count = 0
 
-    def update(
-        self,
-        sample: Sample,
-        phase: Phase,
-        delivered: Sequence[StimCommand],
-        detected: Sequence[DetectedEvent],
-        channel: int,
-    ) -> None:
-        """Take one sample's row into account; write the line when it is due."""
-        self._heel_strikes += [d.t_est_s for d in detected if d.event == Event.HEEL_STRIKE]
-        del self._heel_strikes[:-5]
-        for command in delivered:
-            if command.channel == channel:
-                self._amplitude_ma = command.amplitude_ma if command.delivers else 0.0
-        now = time.monotonic()
-        if self._stream is None or now < self._next_s:
-            return
-        self._next_s = now + self._every_s
-        self._write(self.text(sample.t_s, phase))
-
-    def cadence_steps_per_min(self) -> float | None:
-        """Steps per minute from the last strides of the instrumented leg."""
-        if len(self._heel_strikes) < 2:
-            return None
-        stride_s = (self._heel_strikes[-1] - self._heel_strikes[0]) / (
-            len(self._heel_strikes) - 1
+    def publish(self) -> None:
+        """Publish the figures as they are now (the loop calls it once per sample)."""
+        detected = self._detected
+        while self._seen < len(detected):
+            event = detected[self._seen]
+            self._seen += 1
+            if event.event == Event.HEEL_STRIKE:
+                self._strikes_s[self._strike_count % self._strikes_s.size] = event.t_est_s
+                self._strike_count += 1
+        board, watchdog, stats = self._board, self._watchdog, self._board.stats
+        fault, rtt = watchdog.fault, stats.board_rtt_last_ms
+        values = self.snapshot.begin()
+        values[CADENCE_STEPS_PER_MIN] = self._cadence_steps_per_min()
+        values[WATCHDOG_FAULTS] = watchdog.faults
+        values[WATCHDOG_RULE] = (
+            RULE_NAMES.index(fault.rule)
+            if watchdog.latched and fault is not None and fault.rule in RULE_NAMES
+            else NO_RULE
         )
-        return 120.0 / stride_s if stride_s > 0 else None
-
-    def text(self, t_s: float, phase: Phase) -> str:
-        """The status line."""
-        cadence = self.cadence_steps_per_min()
-        stats = self._board.stats
-        link = "ok" if self._board.fault is None else self._board.fault.kind + " fault"
-        rtt = stats.board_rtt_last_ms
-        return (
-            f"t {t_s:7.1f} s | {PHASE_NAMES[phase]:9s} | cadence "
-            f"{'--' if cadence is None else f'{cadence:.0f}'} steps/min | stim "
-            f"{self._amplitude_ma:4.1f} mA | faults {self._watchdog.faults} | link {link}"
-            f"{'' if rtt is None else f', rtt {rtt:.1f} ms'}, lost {stats.missing_samples}"
+        values[LINK_STATE] = (
+            0 if board.fault is None else LINK_STATES.index(f"{board.fault.kind} fault")
         )
+        values[FRAMES_IN] = stats.frames_in
+        values[FRAMES_OUT] = stats.frames_out
+        values[BAD_FRAMES] = stats.bad_frames
+        values[LOST_FRAMES] = stats.lost_frames
+        values[MISSING_SAMPLES] = stats.missing_samples
+        values[RESENDS] = stats.resends
+        values[NAKS] = stats.naks
+        values[BOARD_RTT_LAST_MS] = math.nan if rtt is None else rtt
+        self.snapshot.end()
 
-    def _write(self, text: str) -> None:
-        assert self._stream is not None
-        if self._tty:
-            self._stream.write("\r" + text + "\x1b[K")
-        else:
-            self._stream.write(text + "\n")
-        self._stream.flush()
-
-    def end(self) -> None:
-        """Finish the line on a terminal so that later messages start on their own."""
-        if self._tty and self._stream is not None:
-            self._stream.write("\n")
-            self._stream.flush()
-
-
-class _StatusRecorder(TrialRecorder):
-    """The trial recorder, also feeding the status line."""
-
-    def __init__(
-        self,
-        capacity: int,
-        channel: int,
-        extra_channels: Mapping[str, int],
-        status: StatusLine | None = None,
-    ) -> None:
-        super().__init__(capacity, channel, extra_channels)
-        self.status = status
-
-    def record(
-        self,
-        sample: Sample,
-        phase: Phase,
-        delivered: Sequence[StimCommand],
-        detected: Sequence[DetectedEvent],
-    ) -> None:
-        super().record(sample, phase, delivered, detected)
-        if self.status is not None:
-            self.status.update(sample, phase, delivered, detected, self.channel)
+    def _cadence_steps_per_min(self) -> float:
+        """Steps per minute over the last strides (two steps each); NaN before two heel
+        strikes."""
+        strikes = min(self._strike_count, self._strikes_s.size)
+        if strikes < 2:
+            return math.nan
+        newest = self._strikes_s[(self._strike_count - 1) % self._strikes_s.size]
+        oldest = self._strikes_s[(self._strike_count - strikes) % self._strikes_s.size]
+        stride_s = (newest - oldest) / (strikes - 1)
+        return 120.0 / stride_s if stride_s > 0.0 else math.nan
 
 
 @dataclass(frozen=True, slots=True)
@@ -258,6 +256,9 @@ def run_live_trial(
 ) -> LiveResult:
     """Connect to the board at ``url``, run the trial, write its files.
 
+    ``status`` gets the status line (from the log writer process) and fault reports;
+    None prints no line, and faults go to stderr.
+
     Raises ``hw.board.BoardError`` when no board answers or the board is refused (a
     pulse shape it cannot deliver included), before any file is written.
     """
@@ -275,23 +276,33 @@ def run_live_trial(
     report = status if status is not None else sys.stderr
     board.add_fault_listener(lambda fault: _report(report, fault))
     watchdog = Watchdog(board, config.safety)
-    line = StatusLine(status, board, watchdog)
+    recorder = TrialRecorder(n_samples, channel, recorded_channels(config))
+    live = LiveStatus(board, watchdog, recorder)
+    sinks = [] if status is None else [StatusLine(status, live=live.snapshot)]
     clock = BoardPacedClock()
     parts = TrialParts(
         config=config,
-        source=LiveSource(board, watchdog, clock),
+        source=LiveSource(board, watchdog, clock, live),
         detector=build_detector(config.detector, rate_hz),
         scheduler=StimScheduler(config.stim),
         watchdog=watchdog,
         clock=clock,
-        recorder=_StatusRecorder(n_samples, channel, recorded_channels(config), line),
+        recorder=recorder,
         deadlines=new_deadlines(config, n_samples),
     )
     ending: dict[str, str] = {}
 
+    def run_then_close(parts: TrialParts, n_samples: int) -> LoopOutcome:
+        """The loop, then the board's session closed at once (STOP_ALL acknowledged, the
+        stream stopped), not after the log writer's last pass: a slow terminal must not
+        leave the board without a frame until its communication timeout faults it."""
+        try:
+            return run_parts(parts, n_samples)
+        finally:
+            board.close()
+
     def finish(outcome: LoopOutcome) -> tuple[GroundTruth, dict[str, Any]]:
-        board.close()
-        line.end()
+        board.close()  # closed already, unless the loop never ran
         stopped_by, message = _why_stopped(outcome, board, watchdog)
         ending.update(stopped_by=stopped_by, message=message)
         return _truth(board, parts.recorder.count), {
@@ -309,7 +320,7 @@ def run_live_trial(
         if keys:
             report.write("fes run: space or Esc is an emergency stop\n")
         board.connect()
-        _, summary = run_trial(parts, n_samples, out_dir, finish)
+        _, summary = run_trial(parts, n_samples, out_dir, finish, sinks, loop=run_then_close)
     return LiveResult(summary, ending["stopped_by"], ending["message"])
 
 
@@ -324,7 +335,7 @@ def _stdin_fd() -> int | None:
 
 def _report(stream: TextIO, fault: BoardFault) -> None:
     """Say at once what went wrong (from the driver's reader thread)."""
-    stream.write(f"\nfes run: {fault.kind} fault: {fault.message}\n")
+    stream.write(f"fes run: {fault.kind} fault: {fault.message}\n")
     stream.flush()
 
 

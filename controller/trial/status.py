@@ -1,10 +1,18 @@
-"""The live status line of a real-time trial: where the walker is and how the loop keeps time.
+"""The status line of a real-time trial: where the walker is, how the loop keeps time and,
+for a live trial, how the board's link is doing.
 
-A log sink (``controller.trial.writer``): every ``interval_s`` of trial time it prints
-one line with the detected phase, the stimulation on the recorded channel and the timing
-of the loop over that interval (median, 99th percentile and maximum lateness, sensor to
-command latency) and since the start (misses). It runs in the log writer process, so
-the printing never delays the loop.
+A log sink (``controller.trial.writer``) that runs in the log writer process, so the
+printing never delays the loop and the loop's thread never touches the terminal: every
+``interval_s`` of trial time it prints one line with the detected phase, the stimulation
+on the recorded channel and the timing of the loop over that interval (median, 99th
+percentile and maximum lateness, sensor-to-command latency) and since the start
+(misses). ``fes sim --realtime`` and ``fes run`` both print it.
+
+A live trial also has state that is not one row per sample: the cadence, the watchdog's
+faults and the board's link counters. Its loop publishes them into a ``SharedSnapshot``
+of ``LIVE_FIELDS`` (``controller.trial.live.LiveStatus``), and the line given that
+snapshot adds them as they were at the moment it is printed (the rows it reports reach
+the writer one or two polls later, some 0.1 s at most).
 """
 
 from __future__ import annotations
@@ -15,16 +23,84 @@ from typing import TextIO
 import numpy as np
 
 from controller.detect.events import PHASE_NAMES, Phase
+from controller.safety.rules import RULE_NAMES
+from controller.sharedmem import SharedSnapshot
+
+#: What a live trial publishes for the status line, beside the recorded rows: cadence
+#: (NaN until two heel strikes), the watchdog's fault count and latched rule (a code of
+#: ``RULE_NAMES``, 0 when none), the link's state (an index of ``LINK_STATES``) and the
+#: board driver's link counters (``hw.board.LinkStats``; the round trip NaN until the
+#: board has reported one).
+LIVE_FIELDS = (
+    "cadence_steps_per_min",
+    "watchdog_faults",
+    "watchdog_rule",
+    "link_state",
+    "frames_in",
+    "frames_out",
+    "bad_frames",
+    "lost_frames",
+    "missing_samples",
+    "resends",
+    "naks",
+    "board_rtt_last_ms",
+)
+(
+    CADENCE_STEPS_PER_MIN,
+    WATCHDOG_FAULTS,
+    WATCHDOG_RULE,
+    LINK_STATE,
+    FRAMES_IN,
+    FRAMES_OUT,
+    BAD_FRAMES,
+    LOST_FRAMES,
+    MISSING_SAMPLES,
+    RESENDS,
+    NAKS,
+    BOARD_RTT_LAST_MS,
+) = range(len(LIVE_FIELDS))
+#: The link as ``link_state`` codes it: no fault, or the kind of the board's first fault.
+LINK_STATES = ("ok", "link fault", "board fault", "host fault")
+
+
+def live_snapshot() -> SharedSnapshot:
+    """An empty snapshot of ``LIVE_FIELDS`` in shared memory (make it before the log
+    writer forks)."""
+    return SharedSnapshot(LIVE_FIELDS)
+
+
+def live_text(live: Mapping[str, float] | None) -> str:
+    """The live trial's part of the line: cadence, watchdog and link."""
+    if live is None:
+        return "cadence -- | watchdog -- | link --"
+    cadence = live["cadence_steps_per_min"]
+    rule = RULE_NAMES[int(live["watchdog_rule"])]
+    rtt = live["board_rtt_last_ms"]
+    return (
+        f"cadence {'--' if np.isnan(cadence) else f'{cadence:.0f}'} steps/min | "
+        f"watchdog faults {live['watchdog_faults']:.0f}{f' latched {rule}' if rule else ''} | "
+        f"link {LINK_STATES[int(live['link_state'])]}"
+        f"{'' if np.isnan(rtt) else f', rtt {rtt:.1f} ms'}, frames in {live['frames_in']:.0f} "
+        f"out {live['frames_out']:.0f} bad {live['bad_frames']:.0f} "
+        f"lost {live['lost_frames']:.0f}, samples lost {live['missing_samples']:.0f}, "
+        f"resent {live['resends']:.0f}, refused {live['naks']:.0f}"
+    )
 
 
 class StatusLine:
-    """Prints a status line to ``stream`` every ``interval_s`` of trial time."""
+    """Prints a status line to ``stream`` every ``interval_s`` of trial time; with
+    ``live``, the live trial's snapshot of ``LIVE_FIELDS`` as well."""
 
-    def __init__(self, stream: TextIO, interval_s: float = 1.0) -> None:
+    def __init__(
+        self, stream: TextIO, interval_s: float = 1.0, live: SharedSnapshot | None = None
+    ) -> None:
         if not interval_s > 0.0:
             raise ValueError(f"interval_s must be positive, got {interval_s!r}")
+        if live is not None and live.names != LIVE_FIELDS:
+            raise ValueError(f"live must hold LIVE_FIELDS, got {live.names}")
         self._stream = stream
         self._interval_s = interval_s
+        self._live = live
         self._next_s = interval_s
         self._lateness: list[np.ndarray] = []
         self._latency: list[np.ndarray] = []
@@ -59,10 +135,11 @@ class StatusLine:
         self._latency.clear()
         on = rows["stim_on"][k] > 0.0
         stim = f"stim {rows['amplitude_ma'][k]:4.1f} mA" if on else "stim off    "
+        live = "" if self._live is None else live_text(self._live.read()) + " | "
         owed = self._samples + self._misses
         self._stream.write(
             f"t {rows['time_s'][k]:7.1f} s | {PHASE_NAMES[Phase(int(rows['phase'][k]))]:9} | "
-            f"{stim} | lateness us median {np.median(lateness):.0f} "
+            f"{stim} | {live}lateness us median {np.median(lateness):.0f} "
             f"p99 {np.percentile(lateness, 99):.0f} max {lateness.max():.0f} | "
             f"latency us p99 {np.percentile(latency, 99):.0f} | "
             f"misses {self._misses} ({100.0 * self._misses / owed:.3f} %)\n"
