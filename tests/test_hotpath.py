@@ -168,3 +168,27 @@ def test_a_slow_block_is_announced_and_a_quick_one_is_not():
         pass
     time.sleep(0.6)
     assert quick.getvalue() == ""
+
+
+def test_fes_run_compiles_every_loop_kernel_before_it_connects():
+    """In a fresh interpreter: ``controller.trial.live.warm_up`` (called before the
+    board's communication timer starts) leaves no kernel of the loop to compile: a
+    first run compiling during the session would miss the board's timeout."""
+    script = textwrap.dedent(
+        """
+        from controller.config import load_config
+        from controller.detect.detector import detector_step
+        from controller.safety.decide import observe_sample, submit_rows
+        from controller.stim.schedule import schedule_step
+        from controller.trial.live import warm_up
+
+        kernels = (detector_step, schedule_step, observe_sample, submit_rows)
+        untouched = [len(k.signatures) for k in kernels]
+        warm_up(load_config(overrides={"stim": {"preset": "peroneal_calf"}}))
+        print(*untouched, *(len(k.signatures) for k in kernels))
+        """
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True
+    )
+    assert result.stdout.split() == ["0"] * 4 + ["1"] * 4

@@ -142,6 +142,23 @@ def sample_ok(sample: Sample) -> bool:
                              number(sample.heel_switch)))
 
 
+def warm_up_kernels(limits: np.ndarray, state: np.ndarray) -> None:
+    """Run every kernel a ``Watchdog`` calls once on ``limits`` and the scratch
+    ``state`` (which it changes), so that none compiles later. ``fes run`` calls it
+    before the board's communication timer starts, when no ``Watchdog`` exists yet."""
+    log = new_log(8)
+    rows = np.zeros((1, COMMAND_ROW_SIZE))
+    rows[0] = (0.0, 1.0, 1.0, 100.0, 40.0, 0.0, 1.0)
+    out = np.zeros_like(rows)
+    watchdog_observe(limits, state, log, 0.0, 0.0, 0.0, True)
+    watchdog_submit(limits, state, log, 0.001, rows, out)
+    observe_sample(limits, state, log, 0.002, 0.0, 0.0, True)
+    submit_rows(limits, state, log, 0.002, rows, out, 1, NO_RULE)
+    latch_outputs(state, 0.003, EMERGENCY_STOP)
+    outputs_off(state, 0.003)
+    discard_records(state, log, 0)
+
+
 class Watchdog:
     """Checks every command, delivers only what is within limits, latches faults.
 
@@ -200,17 +217,7 @@ class Watchdog:
 
     def warm_up(self) -> None:
         """Compile the kernels (or load their cache) on scratch copies; change nothing."""
-        limits, state, log = self._limits, self._state.copy(), new_log(8)
-        rows = np.zeros((1, COMMAND_ROW_SIZE))
-        rows[0] = (0.0, 1.0, 1.0, 100.0, 40.0, 0.0, 1.0)
-        out = np.zeros_like(rows)
-        watchdog_observe(limits, state, log, 0.0, 0.0, 0.0, True)
-        watchdog_submit(limits, state, log, 0.001, rows, out)
-        observe_sample(limits, state, log, 0.002, 0.0, 0.0, True)
-        submit_rows(limits, state, log, 0.002, rows, out, 1, NO_RULE)
-        latch_outputs(state, 0.003, EMERGENCY_STOP)
-        outputs_off(state, 0.003)
-        discard_records(state, log, 0)
+        warm_up_kernels(self._limits, self._state.copy())
 
     # ---- the loop's calls -------------------------------------------------------------
 

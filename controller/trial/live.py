@@ -40,7 +40,9 @@ from controller.detect.events import Event
 from controller.loop import LoopOutcome
 from controller.ports import Sample
 from controller.safety.estop import estop_keys
+from controller.safety.layout import new_state
 from controller.safety.rules import NO_RULE, RULE_NAMES
+from controller.safety.watchdog import warm_up_kernels
 from controller.stim.scheduler import StimScheduler
 from controller.stim.settings import channel_path
 from controller.trial.recorder import TrialRecorder
@@ -219,9 +221,13 @@ class LiveResult:
 
 
 def warm_up(config: TrialConfig) -> None:
-    """Compile (or load from numba's cache) the detector's kernel before the board's
-    communication timer starts, so that the first samples are answered in time."""
+    """Compile (or load from numba's cache) every per-sample kernel of the loop (the
+    detector's, the scheduler's, the watchdog's) before the board's communication timer
+    starts, so that the first samples are answered in time: on a first run compiling
+    takes seconds, far beyond the board's timeout."""
     build_detector(config.detector, config.loop.sample_rate_hz).process(Sample(0.0, 0.0, 0))
+    StimScheduler(config.stim).warm_up()
+    warm_up_kernels(config.safety.kernel_array(), new_state(output_channels(config)))
 
 
 @dataclass(frozen=True, slots=True)
