@@ -14,13 +14,12 @@ peak is sampled coarsely, so the figures are lower bounds of the true peaks.
 
 from __future__ import annotations
 
-import argparse
 import json
 from pathlib import Path
 
 import numpy as np
 
-from sim.turns import FEET, RATE_HZ, SAGITTAL_COLUMN
+from sim.turns import FEET, RATE_HZ, SAGITTAL_COLUMN, data_folder
 
 #: The lowering is looked for within this long after the labelled heel strike.
 WINDOW_S = 0.2
@@ -45,12 +44,7 @@ def lowering_peaks_rad_s(folder: Path) -> np.ndarray:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m sim.forefoot", description=__doc__)
-    parser.add_argument("data_dir", type=Path,
-                        help="folder of the Voisard et al. set (<s>-1.json, <s>-1_lf.txt, ...)")
-    folder = parser.parse_args(argv).data_dir
-    if not folder.is_dir():
-        parser.error(f"{folder}: no such folder")
+    folder = data_folder("python -m sim.forefoot", __doc__, argv)
     peaks = lowering_peaks_rad_s(folder)
     p25, p50, p75, p90, p95 = np.percentile(peaks, [25, 50, 75, 90, 95])
     print(f"healthy forefoot lowering after heel strike: {peaks.size} footsteps")

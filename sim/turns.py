@@ -52,13 +52,20 @@ def turn_ratios(folder: Path) -> dict[str, np.ndarray]:
             "turn_s": np.array(turn_s)}
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m sim.turns", description=__doc__)
+def data_folder(prog: str, description: str | None, argv: list[str] | None) -> Path:
+    """The Voisard et al. folder named on the command line of ``prog`` (exit 2 with a
+    message if it is not a folder)."""
+    parser = argparse.ArgumentParser(prog=prog, description=description)
     parser.add_argument("data_dir", type=Path,
                         help="folder of the Voisard et al. set (<s>-1.json, <s>-1_lf.txt, ...)")
-    folder = parser.parse_args(argv).data_dir
+    folder: Path = parser.parse_args(argv).data_dir
     if not folder.is_dir():
         parser.error(f"{folder}: no such folder")
+    return folder
+
+
+def main(argv: list[str] | None = None) -> int:
+    folder = data_folder("python -m sim.turns", __doc__, argv)
     ratios = turn_ratios(folder)
     peak = ratios["swing_peak"]
     p10, p25, p50, p75, p90 = np.percentile(peak, [10, 25, 50, 75, 90])
