@@ -64,6 +64,27 @@ class StimCommand:
         )
 
 
+def check_commands(commands: Sequence[StimCommand], channels: int) -> None:
+    """Refuse, with ``ValueError`` naming the channel and field, a command that no
+    stimulator can deliver: a channel outside 0..channels-1, a negative or non-finite
+    amplitude, pulse width, frequency or interphase gap, or an anodic width ratio below 1
+    or non-finite. Every ``Stimulator`` back end checks its batch with this before it
+    takes any command of it, so both refuse alike (the watchdog upstream refuses far
+    more)."""
+    for cmd in commands:
+        if not 0 <= cmd.channel < channels:
+            raise ValueError(f"channel {cmd.channel} out of range 0..{channels - 1}")
+        for name in ("amplitude_ma", "pulse_width_us", "frequency_hz", "interphase_gap_us"):
+            value = getattr(cmd, name)
+            if not (math.isfinite(value) and value >= 0.0):
+                raise ValueError(f"channel {cmd.channel}: {name} {value!r} is invalid")
+        ratio = cmd.anodic_width_ratio
+        if not (math.isfinite(ratio) and ratio >= 1.0):
+            raise ValueError(
+                f"channel {cmd.channel}: anodic_width_ratio {ratio!r} is invalid (at least 1)"
+            )
+
+
 #: A command as the compiled stages pass it: one row of float64 numbers, in the field
 #: order of ``StimCommand`` (``on`` is 1.0 or 0.0). The scheduler's kernel writes such
 #: rows and the watchdog's kernel reads them, so a compiled loop needs no objects.

@@ -46,7 +46,7 @@ from typing import Any, Literal
 import numpy as np
 
 from controller.detect.events import EVENT_NAMES, Event
-from controller.ports import Sample, StimCommand
+from controller.ports import Sample, StimCommand, check_commands
 from controller.watchdog import SafetyLimits
 from hw import protocol as p
 from hw.transport import Transport, TransportError
@@ -501,16 +501,10 @@ class Board:
         return self.info.channels if self.info is not None else self.requirements.channels
 
     def apply(self, t_s: float, commands: Sequence[StimCommand]) -> None:
-        """Send the channels whose command changed (refused as the limb refuses them:
-        ``ValueError`` for an unknown channel or a negative or non-finite value, before
-        anything is sent). Resends an unacknowledged state; keeps the board alive."""
-        for cmd in commands:
-            if not 0 <= cmd.channel < self.channels:
-                raise ValueError(f"channel {cmd.channel} out of range 0..{self.channels - 1}")
-            for name in ("amplitude_ma", "pulse_width_us", "frequency_hz"):
-                value = getattr(cmd, name)
-                if not (math.isfinite(value) and value >= 0.0):
-                    raise ValueError(f"channel {cmd.channel}: {name} {value!r} is invalid")
+        """Send the channels whose command changed (refused as the limb refuses them,
+        ``controller.ports.check_commands``: ``ValueError`` before anything is sent).
+        Resends an unacknowledged state; keeps the board alive."""
+        check_commands(commands, self.channels)
         settings = [p.ChannelSetting.from_command(c) for c in commands]
         if self.fault is not None or not self._desired or self.info is None:
             return

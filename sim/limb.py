@@ -31,7 +31,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from controller.ports import Sample, StimCommand
+from controller.ports import Sample, StimCommand, check_commands
 from controller.stim.pulses import advance_train, new_train
 from sim import ankle, muscle, sensors, voluntary
 from sim.gait import (
@@ -509,20 +509,10 @@ class SimulatedLimb:
     def apply(self, t_s: float, commands: Sequence[StimCommand]) -> None:
         """Hold each named channel's command from the next physics step on.
 
-        A channel outside 0..channels-1, or a negative or non-finite field, is refused
-        with ``ValueError`` before any command is taken, as a board would refuse it.
+        A command no stimulator can deliver (``controller.ports.check_commands``) is
+        refused with ``ValueError`` before any command is taken, as a board refuses it.
         """
-        for cmd in commands:
-            if not 0 <= cmd.channel < self._channels:
-                raise ValueError(
-                    f"channel {cmd.channel} out of range 0..{self._channels - 1}"
-                )
-            fields = (cmd.amplitude_ma, cmd.pulse_width_us, cmd.frequency_hz)
-            if not (min(fields) >= 0.0 and math.isfinite(sum(fields))):
-                for name in ("amplitude_ma", "pulse_width_us", "frequency_hz"):
-                    value = getattr(cmd, name)
-                    if not (math.isfinite(value) and value >= 0.0):
-                        raise ValueError(f"channel {cmd.channel}: {name} {value!r} is invalid")
+        check_commands(commands, self._channels)
         for cmd in commands:
             self._commands[cmd.channel] = cmd
             if cmd.channel == 0:

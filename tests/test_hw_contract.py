@@ -103,6 +103,9 @@ def test_bad_commands_are_refused_before_anything_changes(backend):
         [ON, StimCommand(device.channels, True, 35.0, 300.0, 40.0)],
         [ON, StimCommand(0, True, math.nan, 300.0, 40.0)],
         [StimCommand(0, True, 35.0, -300.0, 40.0)],
+        [ON, StimCommand(0, True, 35.0, 300.0, 40.0, -50.0)],  # negative interphase gap
+        [StimCommand(0, True, 35.0, 300.0, 40.0, 0.0, 0.5)],  # recovery shorter than lead
+        [StimCommand(0, True, 35.0, 300.0, 40.0, 0.0, math.inf)],
     ):
         with pytest.raises(ValueError):
             device.apply(0.01, bad)
