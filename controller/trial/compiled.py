@@ -2,7 +2,7 @@
 
 ``controller.loop.run_loop`` calls each stage through its Python object, one sample at a
 time, which is what a live loop must do (a board paces it, any ``SensorSource`` may be
-behind it) and costs about 20 us per sample in interpreter overhead. A simulated trial on
+behind it) and costs about 14 us per sample in interpreter overhead. A simulated trial on
 a virtual clock has none of those constraints: every stage already runs as a numba kernel
 on arrays (the limb's ``limb_step``, the detector's ``detector_step``, the scheduler's
 ``schedule_step``, the watchdog's ``watchdog_observe`` and ``watchdog_submit``), so this
@@ -74,7 +74,7 @@ COMPILE_NOTICE_AFTER_S = 1.0
 # Columns of the per-block event table: when known, event code, estimated time.
 _E_KNOWN, _E_CODE, _E_EST = 0, 1, 2
 # Recorder table rows the loop writes for every sample (``recorder.SENSOR_COLUMNS``,
-# then the phase), in order.
+# then the phase), in order; the byte-for-byte tests against run_loop would catch a drift.
 _R_TIME, _R_GYRO, _R_SWITCH, _R_FORCE, _R_PHASE = range(5)
 
 
