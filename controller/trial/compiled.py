@@ -47,7 +47,7 @@ from controller.safety.decide import watchdog_observe, watchdog_submit
 from controller.safety.estop import estop_signals
 from controller.stim.schedule import schedule_step
 from controller.stim.scheduler import StimScheduler
-from controller.trial.recorder import TrialRecorder
+from controller.trial.recorder import SAMPLE_ROWS, TrialRecorder
 from controller.watchdog import Watchdog
 from sim.kernels import kernel
 from sim.limb import (
@@ -73,9 +73,12 @@ COMPILE_NOTICE_AFTER_S = 1.0
 
 # Columns of the per-block event table: when known, event code, estimated time.
 _E_KNOWN, _E_CODE, _E_EST = 0, 1, 2
-# Recorder table rows the loop writes for every sample (``recorder.SENSOR_COLUMNS``,
-# then the phase), in order; the byte-for-byte tests against run_loop would catch a drift.
-_R_TIME, _R_GYRO, _R_SWITCH, _R_FORCE, _R_PHASE = range(5)
+# Recorder table rows the loop writes for every sample.
+_R_TIME = SAMPLE_ROWS.index("time_s")
+_R_GYRO = SAMPLE_ROWS.index("gyro_rad_s")
+_R_SWITCH = SAMPLE_ROWS.index("heel_switch")
+_R_FORCE = SAMPLE_ROWS.index("heel_force_n")
+_R_PHASE = SAMPLE_ROWS.index("phase")
 
 
 @kernel

@@ -23,6 +23,9 @@ from controller.sharedmem import shared_zeros
 
 SENSOR_COLUMNS = ("time_s", "gyro_rad_s", "heel_switch", "heel_force_n")
 STIM_COLUMNS = ("stim_on", "amplitude_ma", "pulse_width_us", "frequency_hz")
+#: The first rows of ``TrialRecorder.table``, filled for every sample in this order; the
+#: command columns of each recorded channel follow.
+SAMPLE_ROWS = (*SENSOR_COLUMNS, "phase")
 
 
 def stim_column_prefix(name: str) -> str:
@@ -44,7 +47,7 @@ class TrialRecorder:
         self._recorded = {channel: ""} | {
             output: stim_column_prefix(name) for name, output in (extra_channels or {}).items()
         }
-        names = [*SENSOR_COLUMNS, "phase"]
+        names = list(SAMPLE_ROWS)
         for prefix in self._recorded.values():
             names += [prefix + column for column in STIM_COLUMNS]
         self.table = shared_zeros(len(names) * capacity).reshape(len(names), capacity)
@@ -76,8 +79,7 @@ class TrialRecorder:
                 cols[prefix + "pulse_width_us"][k] = command.pulse_width_us
                 cols[prefix + "frequency_hz"][k] = command.frequency_hz
         self.detected.extend(detected)
-        self.count = k + 1
-        self._published[0] = k + 1
+        self.publish(k + 1)
 
     def stim_column(self, channel: int) -> int:
         """Index in ``table`` of ``channel``'s ``stim_on`` column (the other command
@@ -86,7 +88,8 @@ class TrialRecorder:
         return -1 if prefix is None else self.index[prefix + STIM_COLUMNS[0]]
 
     def publish(self, count: int) -> None:
-        """Rows up to ``count`` were written into ``table`` by a compiled loop."""
+        """Rows up to ``count`` are complete (by ``record``, or written into ``table`` by
+        a compiled loop): the log writer may read them."""
         self.count = count
         self._published[0] = count
 
