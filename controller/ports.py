@@ -72,6 +72,12 @@ def check_commands(commands: Sequence[StimCommand], channels: int) -> None:
     takes any command of it, so both refuse alike (the watchdog upstream refuses far
     more)."""
     for cmd in commands:
+        values = (cmd.amplitude_ma, cmd.pulse_width_us, cmd.frequency_hz,
+                  cmd.interphase_gap_us, cmd.anodic_width_ratio - 1.0)
+        # One comparison and one sum for the usual valid command (this runs for every
+        # command of every sample); a NaN fails min() or the finite sum.
+        if 0 <= cmd.channel < channels and min(values) >= 0.0 and math.isfinite(sum(values)):
+            continue
         if not 0 <= cmd.channel < channels:
             raise ValueError(f"channel {cmd.channel} out of range 0..{channels - 1}")
         for name in ("amplitude_ma", "pulse_width_us", "frequency_hz", "interphase_gap_us"):

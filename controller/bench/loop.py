@@ -220,7 +220,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="fes-bench-") as tmp:
         out_dir = Path(tmp)
         if args.profile:
-            print(_profile(backend, config, out_dir, top=15))
+            print(_profile(backend, config, out_dir, top=25))
             return EXIT_OK
         summary = backend(config, out_dir, True)
         print(_report(config, args.backend, summary, out_dir))
