@@ -174,8 +174,6 @@ class Watchdog:
         self.limits = limits
         self.fault: Intervention | None = None
         self.interventions: list[Intervention] = []
-        self.faults = 0
-        self.clamped_commands = 0
         self._lock = threading.Lock()
         self._channels = stimulator.channels
         self._limits = limits.kernel_array()
@@ -192,6 +190,17 @@ class Watchdog:
     def latched(self) -> bool:
         """True while a fault holds every output off."""
         return bool(self._state[S_LATCHED] != 0.0)
+
+    @property
+    def faults(self) -> int:
+        """Faults latched so far (``reset`` does not clear the count)."""
+        return int(self._state[S_FAULTS])
+
+    @property
+    def clamped_commands(self) -> int:
+        """Commands not delivered as asked so far: clamped, or refused under a latch
+        (those are not all logged, so they are counted here, not from ``interventions``)."""
+        return int(self._state[S_CLAMPED])
 
     # ---- for a compiled loop ----------------------------------------------------------
 
@@ -211,7 +220,7 @@ class Watchdog:
 
     def drain_log(self) -> None:
         """Turn every pending record of the kernels into an ``Intervention``; update
-        ``fault``, ``faults`` and ``clamped_commands``."""
+        ``fault``."""
         with self._lock:
             self._drain(None)
 
@@ -439,8 +448,6 @@ class Watchdog:
         count = int(self._state[S_LOG_COUNT])
         unlogged = int(self._state[S_UNLOGGED])
         clamped: list[int] = []
-        # Counted even with nothing to drain: refusals under a latch are not all logged.
-        self.clamped_commands = int(self._state[S_CLAMPED])
         if not (count or unlogged):
             return clamped
         if count:
@@ -461,8 +468,6 @@ class Watchdog:
                 "not logged one by one: the interventions log was full"))
             if self.latched and self.fault is None:
                 self.fault = self.interventions[-1]
-        self.faults = int(self._state[S_FAULTS])
-        self.clamped_commands = int(self._state[S_CLAMPED])
         return clamped
 
     def _latch(self, t_s: float, rule: int, requested: str, detail: str) -> None:
@@ -472,7 +477,6 @@ class Watchdog:
         self.fault = Intervention(t_s, RULE_NAMES[rule], ALL_CHANNELS, requested, "all off",
                                   detail)
         self.interventions.append(self.fault)
-        self.faults = int(self._state[S_FAULTS])
 
     def _trial_time_now(self, now: float | None = None) -> float:
         """Trial time estimated from the last submit and the wall time since."""
