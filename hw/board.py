@@ -705,7 +705,7 @@ class Board:
             axis = info.sagittal_axis & 0x03
             raw = (s.gyro_x, s.gyro_y, s.gyro_z)[axis]
             sign = -1.0 if info.sagittal_axis & p.SAGITTAL_NEGATE else 1.0
-            gyro = sign * raw * math.radians(info.gyro_full_scale_dps / 32768.0)
+            gyro = sign * raw * p.gyro_lsb_rad_s(info.gyro_full_scale_dps)
         force = math.nan if s.heel_force_dn == p.FORCE_ABSENT else s.heel_force_dn * p.FORCE_UNIT_N
         heel = 1 if s.flags & p.SampleFlag.HEEL_CONTACT else 0
         self._samples.put((s.index, Sample(0.0, gyro, heel, force)))

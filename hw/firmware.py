@@ -88,8 +88,8 @@ class FirmwareSettings(ConfigModel):
 
     @property
     def gyro_lsb_rad_s(self) -> float:
-        """Angular rate of one gyroscope count."""
-        return math.radians(self.gyro_full_scale_dps / 32768.0)
+        """Angular rate of one gyroscope count (as the host reads it from INFO)."""
+        return p.gyro_lsb_rad_s(self.gyro_full_scale_dps)
 
 
 Log = Callable[..., None]
