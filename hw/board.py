@@ -569,7 +569,8 @@ class Board:
         self._listeners.append(listener)
 
     def health(self) -> LinkHealth:
-        """Whether the board is acknowledging, and how long since it last spoke."""
+        """Whether the board is acknowledging, and how long since it last spoke (in time
+        spent listening): the ages the reader thread's link check ends the stream by."""
         with self._lock:
             oldest = next(iter(self._pending.values()), None)
             last = self._last_frame_listen_s
@@ -648,10 +649,8 @@ class Board:
     def _check_link(self) -> None:
         if self.fault is not None or not self._desired:
             return  # not streaming yet: the handshake has its own timeout
-        with self._lock:
-            silent = self._listen_s - self._last_frame_listen_s
-            oldest = next(iter(self._pending.values()), None)
-            unacked = self._listen_s - oldest[1] if oldest is not None else 0.0
+        health = self.health()
+        silent, unacked = health.last_frame_age_s, health.oldest_unacked_age_s
         if silent > self._link_timeout_s:
             self._set_fault("link", f"link lost: no frame from the board for {silent * 1e3:.0f} ms")
         elif unacked > self._link_timeout_s:
@@ -705,7 +704,7 @@ class Board:
             axis = info.sagittal_axis & 0x03
             raw = (s.gyro_x, s.gyro_y, s.gyro_z)[axis]
             sign = -1.0 if info.sagittal_axis & p.SAGITTAL_NEGATE else 1.0
-            gyro = sign * raw * math.radians(info.gyro_full_scale_dps / 32768.0)
+            gyro = sign * raw * p.gyro_lsb_rad_s(info.gyro_full_scale_dps)
         force = math.nan if s.heel_force_dn == p.FORCE_ABSENT else s.heel_force_dn * p.FORCE_UNIT_N
         heel = 1 if s.flags & p.SampleFlag.HEEL_CONTACT else 0
         self._samples.put((s.index, Sample(0.0, gyro, heel, force)))

@@ -88,8 +88,8 @@ class FirmwareSettings(ConfigModel):
 
     @property
     def gyro_lsb_rad_s(self) -> float:
-        """Angular rate of one gyroscope count."""
-        return math.radians(self.gyro_full_scale_dps / 32768.0)
+        """Angular rate of one gyroscope count (as the host reads it from INFO)."""
+        return p.gyro_lsb_rad_s(self.gyro_full_scale_dps)
 
 
 Log = Callable[..., None]
@@ -399,11 +399,11 @@ class Firmware:
         flags = p.SampleFlag.HEEL_CONTACT if sample.heel_switch else 0
         gyro = 0
         if math.isfinite(sample.gyro_rad_s):
-            gyro = max(-32768, min(32767, round(sample.gyro_rad_s / lsb)))
+            gyro = _fixed(sample.gyro_rad_s / lsb, -32768, 32767)
             flags |= p.SampleFlag.GYRO_SAGITTAL_VALID
         force = p.FORCE_ABSENT
         if math.isfinite(sample.heel_force_n):
-            force = max(0, min(p.FORCE_ABSENT - 1, round(sample.heel_force_n / p.FORCE_UNIT_N)))
+            force = _fixed(sample.heel_force_n / p.FORCE_UNIT_N, 0, p.FORCE_ABSENT - 1)
         return p.SampleFrame(k, t_us, 0, 0, gyro, 0, 0, 0, force, flags)
 
     def _due_events(self, k: int) -> list[tuple[float, Event]]:

@@ -37,7 +37,7 @@ import tty
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from controller.ports import StimCommand
+from controller.ports import StimCommand, check_commands
 from hw.transport import Transport, TransportError
 
 BAUD_RATE = 19200
@@ -82,15 +82,11 @@ class OpenEmsStim:
     def intensity(self, command: StimCommand) -> int:
         """The 0-100 intensity of a command (0 for one that delivers nothing).
 
-        Raises ``ValueError`` for what this device cannot do: another channel, a pulse
-        width or frequency other than the TENS unit's, more than its full scale.
+        Raises ``ValueError`` for what no stimulator can do (``controller.ports.
+        check_commands``) and for what this device cannot: a pulse width or frequency
+        other than the TENS unit's, more than its full scale.
         """
-        if not 0 <= command.channel < CHANNELS:
-            raise ValueError(f"channel {command.channel} out of range 0..{CHANNELS - 1}")
-        for name in ("amplitude_ma", "pulse_width_us", "frequency_hz"):
-            value = getattr(command, name)
-            if not (math.isfinite(value) and value >= 0.0):
-                raise ValueError(f"channel {command.channel}: {name} {value!r} is invalid")
+        check_commands((command,), CHANNELS)
         if not command.delivers:
             return 0
         if not (

@@ -520,6 +520,11 @@ class Info(Message):
         return dataclasses.replace(info, max_interphase_gap_us=gap, max_anodic_ratio_x100=ratio)
 
 
+def gyro_lsb_rad_s(full_scale_dps: int) -> float:
+    """Angular rate of one gyroscope count: 32768 counts are ``full_scale_dps`` (INFO)."""
+    return math.radians(full_scale_dps / 32768.0)
+
+
 class Capability(IntEnum):
     """Bits of ``Info.capabilities``."""
 

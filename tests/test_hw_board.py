@@ -75,14 +75,20 @@ class ScriptedBoard:
         os.close(self.slave)
 
 
-def test_a_session_byte_for_byte():
-    scripted = ScriptedBoard()
-    # Long keep-alive, HELLO and link periods: only the steps below may send (even when a
-    # loaded machine pauses this test), so the bytes are exactly the transcript's.
+def connecting(scripted: ScriptedBoard) -> tuple[Board, threading.Thread, list[p.Info]]:
+    """A driver connecting to ``scripted`` from a thread (join it, then the INFO it got is
+    in the list). Long keep-alive, HELLO and link periods: only the test's steps may send
+    (even when a loaded machine pauses the test), so the bytes are exactly the transcript's."""
     board = Board(scripted.path, REQUIRE, heartbeat_s=0.5, hello_wait_s=5.0, link_timeout_s=5.0)
     connected: list[p.Info] = []
     thread = threading.Thread(target=lambda: connected.append(board.connect()))
     thread.start()
+    return board, thread, connected
+
+
+def test_a_session_byte_for_byte():
+    scripted = ScriptedBoard()
+    board, thread, connected = connecting(scripted)
     scripted.expect(HELLO_1)
     scripted.send(INFO)
     scripted.expect(START_2)  # no DEBUG_TRUTH: this board does not offer truth
@@ -120,10 +126,7 @@ def test_a_session_byte_for_byte():
 
 def test_a_version_1_board_is_greeted_in_its_version_and_sent_no_shape():
     scripted = ScriptedBoard()
-    board = Board(scripted.path, REQUIRE, heartbeat_s=0.5, hello_wait_s=5.0, link_timeout_s=5.0)
-    connected: list[p.Info] = []
-    thread = threading.Thread(target=lambda: connected.append(board.connect()))
-    thread.start()
+    board, thread, connected = connecting(scripted)
     scripted.expect(OLD_HELLO_1)  # the newest version first
     scripted.send(OLD_INFO_1)  # answered in version 1: no session, so HELLO again
     scripted.expect(OLD_HELLO_2)

@@ -374,7 +374,7 @@ def _truth(board: Board, samples: int) -> GroundTruth:
 def _board_block(board: Board, message: str) -> dict[str, Any]:
     stats = board.stats.as_dict()
     block: dict[str, Any] = {
-        "link": {k: v for k, v in stats.items() if v is not None and not _nan(v)},
+        "link": {k: v for k, v in stats.items() if v is not None},
         "fault": board.fault.message if board.fault is not None else None,
         "outputs_off_confirmed": board.stop_confirmed,
         "ending": message,
@@ -382,7 +382,3 @@ def _board_block(board: Board, message: str) -> dict[str, Any]:
     if board.info is not None:
         block["info"] = describe_info(board.info)
     return block
-
-
-def _nan(value: Any) -> bool:
-    return isinstance(value, float) and math.isnan(value)
