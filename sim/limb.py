@@ -412,7 +412,7 @@ class SimulatedLimb:
         if self._closed or k >= self._n_samples:
             return None
         if k % BLOCK_SAMPLES == 0 or k >= self._truth.shape[0]:
-            self._prepare(k)
+            self._prepare(k, k + 1)
         out = self._sample_out
         limb_step(k, *self._kernel_arrays, self._noise, self._command, out, self._truth)
         self._k = k + 1
@@ -437,11 +437,10 @@ class SimulatedLimb:
         start = self._k
         count = 0 if self._closed else min(commands.shape[0], self._n_samples - start)
         samples = np.empty((count, 3))  # every row is written by the kernel
-        self._reserve(start + count)
         done = 0
         while done < count:
             k = start + done
-            self._prepare(k)
+            self._prepare(k, start + count)
             n = min(count - done, BLOCK_SAMPLES - k % BLOCK_SAMPLES)
             noise = self._noise[k % BLOCK_SAMPLES: k % BLOCK_SAMPLES + n]
             run_block(k, *self._kernel_arrays, noise, commands[done:done + n],
@@ -470,8 +469,7 @@ class SimulatedLimb:
             self._n_samples - k, BLOCK_SAMPLES - k % BLOCK_SAMPLES
         ))
         if count:
-            self._prepare(k)
-            self._reserve(k + count)
+            self._prepare(k, k + count)
         return k, count, StepArrays(*self._kernel_arrays, self._noise, self._command,
                                     self._sample_out, self._truth)
 
@@ -482,8 +480,13 @@ class SimulatedLimb:
         for cmd in commands:
             self._commands[cmd.channel] = cmd
 
-    def _prepare(self, k: int) -> None:
-        """Noise for sample ``k``'s block and truth storage up to it."""
+    def _prepare(self, k: int, end: int) -> None:
+        """Noise for sample ``k``'s block, and truth storage for the samples before ``end``.
+
+        Storage grows at least twofold (amortised copies), never past the trial's end.
+        New rows are left uninitialised: the kernel writes every column of a sample's
+        row, and ``truth`` only returns the rows of samples produced.
+        """
         if k // BLOCK_SAMPLES != self._noise_block:
             self._noise_block = k // BLOCK_SAMPLES
             block = np.zeros((BLOCK_SAMPLES, sensors.NOISE_COLUMNS))
@@ -491,18 +494,9 @@ class SimulatedLimb:
                 if rng is not None:
                     block[:, column] = rng.standard_normal(BLOCK_SAMPLES)
             self._noise = block
-        if k >= self._truth.shape[0]:
-            self._reserve(max(2 * self._truth.shape[0], k + BLOCK_SAMPLES))
-
-    def _reserve(self, samples: int) -> None:
-        """Truth storage for at least ``samples`` samples (never past the trial's end).
-
-        New rows are left uninitialised: the kernel writes every column of a sample's
-        row, and ``truth`` only returns the rows of samples produced.
-        """
-        grown = min(samples, self._n_samples)
-        if grown > self._truth.shape[0]:
-            truth = np.empty((grown, self._truth.shape[1]))
+        rows = self._truth.shape[0]
+        if end > rows:
+            truth = np.empty((min(max(2 * rows, end), self._n_samples), self._truth.shape[1]))
             truth[: self._k] = self._truth[: self._k]
             self._truth = truth
 
