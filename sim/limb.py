@@ -157,9 +157,9 @@ def _sample(
     samples[m, O_HEEL_SWITCH] = sensors.heel_switch(
         strides, i, t, sensor_p, noise[m, sensors.N_BOUNCE]
     )
-    reading = sensors.heel_sensor_load_n(strides, i, t, sensor_p)
-    samples[m, O_HEEL_FORCE] = sensors.heel_force(reading, sensor_p, noise[m, sensors.N_FORCE])
     load = sensors.heel_load_n(strides, i, t, sensor_p)
+    reading = sensors.heel_sensor_load_n(load, strides, i, t, sensor_p)
+    samples[m, O_HEEL_FORCE] = sensors.heel_force(reading, sensor_p, noise[m, sensors.N_FORCE])
 
     clearance = 0.0
     toe_off = strides[i, TOE_OFF]

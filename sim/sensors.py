@@ -313,11 +313,13 @@ def heel_load_n(strides: np.ndarray, j: int, t_s: float, params: np.ndarray) -> 
 
 
 @kernel
-def heel_sensor_load_n(strides: np.ndarray, j: int, t_s: float, params: np.ndarray) -> float:
+def heel_sensor_load_n(
+    load: float, strides: np.ndarray, j: int, t_s: float, params: np.ndarray
+) -> float:
     """What a force sensor under the heel pad in an insole is loaded with (N) in stride
-    ``j``: the true heel load, or after mid heel contact the residual tail down to the
-    release point, whichever is larger."""
-    load = heel_load_n(strides, j, t_s, params)
+    ``j``: the true heel ``load`` (``heel_load_n``, which the caller also needs), or
+    after mid heel contact the residual tail down to the release point, whichever is
+    larger."""
     if not strides[j, HEEL_STRIKE] <= t_s < strides[j, TOE_OFF]:
         return load
     phase, _ = stance_clock(strides, j, t_s)
