@@ -58,25 +58,24 @@ class Recording:
     steady: ScoringWindow
 
 
-def _voisard_rate_hz(path: Path) -> float:
-    first = path.read_text(encoding="utf-8", errors="replace").splitlines()[0]
-    match = re.search(r"([0-9.]+)\s*Hz", first)
+def _voisard_rate_hz(path: Path, first_line: str) -> float:
+    match = re.search(r"([0-9.]+)\s*Hz", first_line)
     if match is None:
         raise ValueError(f"{path}: first line does not give the acquisition frequency")
     return float(match.group(1))
 
 
-def read_voisard_imu(path: Path) -> tuple[np.ndarray, np.ndarray]:
-    """Time (s, from the packet counter) and sagittal gyro (rad/s) of one foot file."""
-    rate_hz = _voisard_rate_hz(path)
+def read_voisard_imu(path: Path) -> tuple[np.ndarray, np.ndarray, float]:
+    """Time (s, from the packet counter), sagittal gyro (rad/s) and sample rate (Hz) of
+    one foot file."""
     with path.open(encoding="utf-8") as handle:
-        handle.readline()
+        rate_hz = _voisard_rate_hz(path, handle.readline())
         header = handle.readline().split()
         data = np.loadtxt(handle, ndmin=2)
     counter = data[:, header.index("PacketCounter")]
     keep = np.concatenate(([True], np.diff(counter) > 0))  # repeated packets
     t_s = (counter[keep] - counter[0]) / rate_hz
-    return t_s, data[keep, header.index("Gyr_Y")]
+    return t_s, data[keep, header.index("Gyr_Y")], rate_hz
 
 
 def load_voisard(folder: Path) -> list[Recording]:
@@ -89,8 +88,7 @@ def load_voisard(folder: Path) -> list[Recording]:
             imu = folder / f"{meta_path.stem}_{suffix}.txt"
             if not imu.is_file():
                 continue
-            rate_hz = _voisard_rate_hz(imu)
-            t_s, gyro = read_voisard_imu(imu)
+            t_s, gyro, rate_hz = read_voisard_imu(imu)
             swings = np.array(meta[key], dtype=float).reshape(-1, 2) / rate_hz
             reference = []
             for toe_off, heel_strike in swings:

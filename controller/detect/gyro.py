@@ -97,6 +97,7 @@ from pydantic import Field
 
 from controller.detect import events
 from controller.detect.jit import kernel
+from controller.detect.stride import running_mean, stride_average
 from controller.validation import ConfigModel
 
 
@@ -250,11 +251,6 @@ _RING = 128  # window capacity: 60 ms at 2 kHz; a longer window keeps the newest
 _S_RING_TIMES = _S_RING_VALUES + _RING
 N_STATE = _S_RING_TIMES + _RING
 _WINDOW_GUARD_S = 1e-6  # keeps a sample exactly one window old out despite rounding
-#: An interval between toe offs longer than this is a pause, not a stride: it does not
-#: enter the cadence average (60 steps/min, the slowest cadence in DESIGN.md, is 2 s).
-_MAX_STRIDE_S = 3.0
-#: An interval this many times the mean stride or longer contains a missed stride.
-_SKIPPED = 1.75
 
 
 def make_params(config: GyroDetectorConfig) -> np.ndarray:
@@ -366,14 +362,6 @@ def _crossing(state: np.ndarray, t_c: float, g: float, level: float) -> float:
 
 
 @kernel
-def _average(average: float, value: float, weight: float) -> float:
-    """Running mean that starts at the first value."""
-    if average == 0.0:
-        return value
-    return average + weight * (value - average)
-
-
-@kernel
 def _refractory_s(state: np.ndarray, params: np.ndarray) -> float:
     """Minimum time between toe offs: fixed floor or a fraction of the mean stride."""
     return max(
@@ -400,12 +388,9 @@ def _pre_swing(
             state[_S_CROSS_T] = _crossing(state, t_c, g, level)
     if g >= params[_P_SWING_ENTRY]:
         t_toe_off = state[_S_CROSS_T] if fraction > 0.0 else state[_S_EXT_T]
-        interval = t_toe_off - state[_S_T_LAST_TOE_OFF]
-        average = state[_S_STRIDE_AVERAGE]
-        if interval < _MAX_STRIDE_S and (average == 0.0 or interval < _SKIPPED * average):
-            state[_S_STRIDE_AVERAGE] = _average(
-                state[_S_STRIDE_AVERAGE], interval, params[_P_AVG_WEIGHT]
-            )
+        state[_S_STRIDE_AVERAGE] = stride_average(
+            state[_S_STRIDE_AVERAGE], t_toe_off - state[_S_T_LAST_TOE_OFF], params[_P_AVG_WEIGHT]
+        )
         state[_S_T_LAST_TOE_OFF] = t_toe_off
         _enter(state, events.SWING, t_s, t_c, g)
         return events.TOE_OFF, t_toe_off
@@ -428,7 +413,7 @@ def _swing_peak(
         return events.NONE, np.nan
     average = state[_S_PEAK_AVERAGE]
     threshold = max(params[_P_MIN_PEAK], params[_P_PEAK_FRACTION] * average)
-    state[_S_PEAK_AVERAGE] = _average(average, peak, params[_P_AVG_WEIGHT])
+    state[_S_PEAK_AVERAGE] = running_mean(average, peak, params[_P_AVG_WEIGHT])
     if peak < threshold:
         _enter(state, events.STANCE, t_s, t_c, g)
         return events.NONE, np.nan

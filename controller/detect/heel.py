@@ -54,6 +54,7 @@ from pydantic import Field, ValidationInfo, field_validator
 
 from controller.detect import events
 from controller.detect.jit import kernel
+from controller.detect.stride import stride_average
 from controller.validation import ConfigModel
 
 HeelInput = Literal["switch", "force"]
@@ -159,9 +160,6 @@ _S_STRIDE_AVERAGE = 9  # running mean stride time (0: none measured)
 _S_T_TOE_OFF_DUE = 10  # estimated toe off of the current pre-swing
 _S_T_LAST_GOOD = 11
 N_STATE = 12
-#: Heel strike intervals longer than this are pauses, not strides (see gyro.py).
-_MAX_STRIDE_S = 3.0
-_SKIPPED = 1.75
 #: Keeps a debounce of exactly n sample periods at n periods despite rounding.
 _TIME_GUARD_S = 1e-6
 
@@ -258,13 +256,9 @@ def _stride_s(state: np.ndarray, params: np.ndarray) -> float:
 @kernel
 def _heel_strike(state: np.ndarray, params: np.ndarray, t_change: float) -> None:
     """Enter LOADING at a heel strike and feed the stride time into the average."""
-    interval = t_change - state[_S_T_LAST_HS]
-    average = state[_S_STRIDE_AVERAGE]
-    if interval < _MAX_STRIDE_S and (average == 0.0 or interval < _SKIPPED * average):
-        if average == 0.0:
-            state[_S_STRIDE_AVERAGE] = interval
-        else:
-            state[_S_STRIDE_AVERAGE] = average + params[_P_AVG_WEIGHT] * (interval - average)
+    state[_S_STRIDE_AVERAGE] = stride_average(
+        state[_S_STRIDE_AVERAGE], t_change - state[_S_T_LAST_HS], params[_P_AVG_WEIGHT]
+    )
     state[_S_T_LAST_HS] = t_change
     state[_S_PHASE] = events.LOADING
 
