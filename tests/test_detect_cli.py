@@ -96,6 +96,16 @@ def test_truth_with_an_unknown_event_exits_2(trial, tmp_path, capsys):
     assert "unknown event 'foot_flat'" in err and "heel_strike" in err
 
 
+def test_truth_with_a_short_row_exits_2_naming_the_line(trial, tmp_path, capsys):
+    truth = tmp_path / "t.csv"
+    truth.write_text("time_s,source,event\n1.0,true,heel_strike\n2.0\n")
+    args = ["detect", "--input", str(trial / "samples.csv"), "--output",
+            str(tmp_path / "e.csv"), "--truth", str(truth)]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "line 3: 1 fields, the header names 3" in err and "Traceback" not in err
+
+
 def test_heel_threshold_out_of_range_names_the_field(trial, tmp_path, capsys):
     args = ["detect", "--input", str(trial / "samples.csv"), "--output",
             str(tmp_path / "e.csv"), "--sensor", "heel", "--heel-threshold-n", "0.1"]

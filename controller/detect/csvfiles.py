@@ -75,11 +75,16 @@ def read_events(path: Path) -> list[tuple[float, Event]]:
     t_col = _index(path, header, "time_s")
     e_col = _index(path, header, "event")
     s_col = header.index("source") if "source" in header else None
+    needed = max(t_col, e_col, -1 if s_col is None else s_col) + 1
     events = []
     for line, row in enumerate(rows, start=2):
+        if len(row) < needed:
+            raise CsvError(
+                f"{path}: line {line}: {len(row)} fields, the header names {len(header)}"
+            )
         if s_col is not None and row[s_col].strip() != "true":
             continue
-        name = row[e_col].strip() if e_col < len(row) else ""
+        name = row[e_col].strip()
         if name not in EVENT_BY_NAME:
             raise CsvError(
                 f"{path}: line {line}: unknown event {name!r}; "
