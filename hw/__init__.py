@@ -1,4 +1,4 @@
-"""The serial board back end: wire protocol, transport, driver, board emulator, ports.
+"""The serial board back end: wire protocol, transport, driver, board emulator, discovery.
 
 ``docs/protocol.md`` specifies the protocol; ``hw.board.Board`` implements
 ``controller.ports.SensorSource`` and ``Stimulator`` over it, and ``fes board-emulator``

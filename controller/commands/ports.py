@@ -11,7 +11,7 @@ EXIT_NOTHING_FOUND = 1
 
 def _probe(url: str) -> str:
     """What answers HELLO on ``url``: the board's INFO in a few words, or why not."""
-    from controller.watchdog import SafetyLimits
+    from controller.safety import SafetyLimits
     from hw.board import Board, BoardError, BoardRequirements, describe_info
 
     board = Board(url, BoardRequirements(SafetyLimits(), 500.0))
@@ -37,7 +37,7 @@ def _probe(url: str) -> str:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from hw.ports import serial_ports
+    from hw.discovery import serial_ports
 
     ports = serial_ports()
     listed = ports if args.all else [port for port in ports if port.bridge is not None]
