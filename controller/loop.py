@@ -37,9 +37,9 @@ from controller.deadlines import DeadlineMonitor
 from controller.detect.events import DetectedEvent, Phase
 from controller.hotpath import gc_paused, warm_up
 from controller.ports import Sample, SensorSource, StimCommand
+from controller.safety import Watchdog
 from controller.safety.estop import estop_signals
 from controller.trial.recorder import TrialRecorder
-from controller.watchdog import Watchdog
 
 
 class PhaseDetector(Protocol):

@@ -23,10 +23,10 @@ from pathlib import Path
 from controller.config import load_config
 from controller.detect.config import build_detector
 from controller.loop import run_loop
+from controller.safety import Watchdog
 from controller.stim.scheduler import StimScheduler
 from controller.trial.live import BoardPacedClock, LiveSource, LiveStatus, warm_up
 from controller.trial.recorder import TrialRecorder
-from controller.watchdog import Watchdog
 from hw.board import Board, BoardRequirements
 from hw.realtime import frozen_heap
 

@@ -47,7 +47,7 @@ import numpy as np
 
 from controller.detect.events import EVENT_NAMES, Event
 from controller.ports import Sample, StimCommand, check_commands
-from controller.watchdog import SafetyLimits
+from controller.safety import SafetyLimits
 from hw import protocol as p
 from hw.transport import Transport, TransportError
 

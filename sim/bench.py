@@ -10,7 +10,7 @@
 3. the whole closed loop through the ``fes sim`` path (``run_simulated_trial``: limb,
    detector, scheduler, watchdog, recorder, files), at 1 kHz and at the default rate,
    with the loop's own real-time factor (loop only) and the end-to-end one, both for
-   the compiled loop ``fes sim`` runs (``controller.trial.compiled``) and for the
+   the compiled loop ``fes sim`` runs (``controller.trial.compiled_loop``) and for the
    Python ``run_loop`` a live trial runs (the same trial, byte for byte);
 
 then where an end-to-end ``fes sim`` trial spends its time, from ``cProfile``. Each

@@ -1,6 +1,6 @@
 """The compiled simulated loop is the Python loop, byte for byte, only faster.
 
-``fes sim`` runs ``controller.trial.compiled`` on the virtual clock; a live trial runs
+``fes sim`` runs ``controller.trial.compiled_loop`` on the virtual clock; a live trial runs
 ``controller.loop.run_loop``. Both drive the same stage objects, so every file of a
 trial must be identical whichever ran it: samples (sensors, phase, delivered commands,
 the limb's truth), events, and the summary with the watchdog's interventions. The
@@ -67,7 +67,7 @@ def test_the_fault_cases_do_exercise_the_watchdog(tmp_path):
 
 def test_an_estop_signal_during_a_compiled_trial_turns_the_output_off(tmp_path, monkeypatch):
     """SIGUSR1 is handled between compiled blocks: from the e-stop on, nothing is on."""
-    import controller.trial.compiled as compiled
+    import controller.trial.compiled_loop as compiled
 
     installed = compiled.estop_signals
 

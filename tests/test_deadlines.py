@@ -14,9 +14,9 @@ from controller.deadlines import DeadlineMonitor
 from controller.detect.config import build_detector
 from controller.loop import run_loop
 from controller.ports import Sample, StimCommand
+from controller.safety import Watchdog
 from controller.stim.scheduler import StimScheduler
 from controller.trial.recorder import TrialRecorder
-from controller.watchdog import Watchdog
 from sim.limb import SimulatedLimb
 from sim.patient import load_patient
 

@@ -17,9 +17,9 @@ from controller.config import load_config
 from controller.detect.config import build_detector
 from controller.detect.detector import GaitDetector
 from controller.loop import run_loop
+from controller.safety import Watchdog
 from controller.stim.scheduler import StimScheduler
 from controller.trial.recorder import TrialRecorder
-from controller.watchdog import Watchdog
 from sim.limb import SimulatedLimb
 from sim.patient import load_patient
 
@@ -87,7 +87,7 @@ def test_the_loop_never_compiles_after_warm_up():
         from controller.stim.schedule import schedule_step
         from controller.stim.scheduler import StimScheduler
         from controller.trial.recorder import TrialRecorder
-        from controller.watchdog import Watchdog
+        from controller.safety import Watchdog
         from sim.limb import SimulatedLimb, limb_step
         from sim.patient import load_patient
 

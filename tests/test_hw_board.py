@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 
 from controller.ports import AcknowledgingStimulator, Sample, StimCommand
-from controller.watchdog import SafetyLimits, Watchdog
+from controller.safety import SafetyLimits, Watchdog
 from hw import protocol as p
 from hw.board import Board, BoardError, BoardRequirements
 from hw.emulator import EmulatorConfig, LinkFaults, serve_in_thread

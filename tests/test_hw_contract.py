@@ -17,7 +17,7 @@ import numpy as np
 import pytest
 
 from controller.ports import SensorSource, StimCommand, Stimulator
-from controller.watchdog import SafetyLimits
+from controller.safety import SafetyLimits
 from hw.board import Board, BoardRequirements
 from hw.emulator import EmulatorConfig, serve_in_thread
 from hw.firmware import FirmwareSettings

@@ -19,11 +19,11 @@ import pytest
 
 from controller.config import load_config
 from controller.detect.events import DetectedEvent, Event
+from controller.safety import Watchdog
 from controller.sharedmem import SharedSnapshot
 from controller.trial.live import LinkLimits, LiveStatus, run_live_trial
 from controller.trial.recorder import TrialRecorder
 from controller.trial.status import LIVE_FIELDS, StatusLine, live_snapshot
-from controller.watchdog import Watchdog
 from hw.board import Board, BoardFault, BoardRequirements
 from hw.emulator import EmulatorConfig, serve_in_thread
 from hw.firmware import FirmwareSettings

@@ -12,6 +12,7 @@ import pytest
 from pydantic import ValidationError
 
 from controller.ports import Sample, StimCommand
+from controller.safety import SafetyLimits, Watchdog
 from controller.safety.limits import (
     KNOWN_COMMAND_FIELDS,
     RISE_WINDOW_S,
@@ -19,7 +20,6 @@ from controller.safety.limits import (
     pulse_breaches,
     pulse_of,
 )
-from controller.watchdog import SafetyLimits, Watchdog
 
 LIMITS = SafetyLimits(
     max_amplitude_ma=50.0, max_pulse_width_us=400.0, max_frequency_hz=50.0,

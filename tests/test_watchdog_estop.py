@@ -10,8 +10,8 @@ import pytest
 from test_watchdog import RecordingStimulator
 
 from controller.ports import StimCommand
+from controller.safety import SafetyLimits, Watchdog
 from controller.safety.estop import EStopKeys, estop_signals
-from controller.watchdog import SafetyLimits, Watchdog
 
 
 def running_dog() -> tuple[Watchdog, RecordingStimulator]:

@@ -14,8 +14,8 @@ from controller.clock import VirtualClock, WallClock
 from controller.detect.events import Phase
 from controller.loop import run_loop
 from controller.ports import Sample, StimCommand
+from controller.safety import SafetyLimits, Watchdog
 from controller.trial.recorder import TrialRecorder
-from controller.watchdog import SafetyLimits, Watchdog
 
 EXPECTED_RULES = {
     "hung_loop": {"heartbeat_timeout_ms"},

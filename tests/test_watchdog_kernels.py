@@ -14,7 +14,7 @@ from test_watchdog import RecordingStimulator
 from test_watchdog_properties import LIMIT_SETS, steps
 
 from controller.ports import COMMAND_ROW_SIZE, Sample, StimCommand, command_of_row, write_row
-from controller.safety import rules
+from controller.safety import SafetyLimits, Watchdog, rules
 from controller.safety.channels import channel_base, deliver, duty
 from controller.safety.decide import watchdog_observe, watchdog_submit
 from controller.safety.layout import (
@@ -26,7 +26,6 @@ from controller.safety.layout import (
     new_state,
 )
 from controller.safety.limits import DUTY_WINDOW_S, MAX_SAMPLE_RATE_HZ, Pulse, pulse_breaches
-from controller.watchdog import SafetyLimits, Watchdog
 
 LIMITS = SafetyLimits(max_amplitude_ma=50.0, max_pulse_width_us=400.0, max_frequency_hz=50.0)
 

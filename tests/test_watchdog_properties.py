@@ -20,8 +20,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from controller.ports import Sample, StimCommand
+from controller.safety import SafetyLimits, Watchdog
 from controller.safety.limits import DUTY_WINDOW_S, RISE_WINDOW_S
-from controller.watchdog import SafetyLimits, Watchdog
 
 _COMMON = SafetyLimits(
     max_amplitude_ma=50.0, max_pulse_width_us=400.0, max_frequency_hz=50.0,

@@ -18,12 +18,12 @@ from controller.deadlines import DeadlineMonitor
 from controller.detect.config import build_detector
 from controller.loop import run_loop
 from controller.ports import Sample
+from controller.safety import Watchdog
 from controller.stim.scheduler import StimScheduler
 from controller.trial.recorder import TrialRecorder
 from controller.trial.simulated import run_simulated_trial
 from controller.trial.status import StatusLine
 from controller.trial.writer import LogWriter, LogWriterError
-from controller.watchdog import Watchdog
 from sim.limb import SimulatedLimb
 from sim.patient import load_patient
 

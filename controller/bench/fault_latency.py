@@ -41,9 +41,9 @@ from controller.clock import WallClock
 from controller.detect.events import DetectedEvent, Phase
 from controller.loop import run_loop
 from controller.ports import Sample, StimCommand
+from controller.safety import Watchdog
 from controller.safety.limits import SafetyLimits
 from controller.trial.recorder import TrialRecorder
-from controller.watchdog import Watchdog
 
 DRILLS = (
     "hung_loop",

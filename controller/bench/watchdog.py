@@ -29,9 +29,9 @@ from controller.ports import (
     StimCommand,
     write_row,
 )
+from controller.safety import SafetyLimits, Watchdog
 from controller.safety.compiled import Floats, kernel
 from controller.safety.decide import watchdog_observe, watchdog_submit
-from controller.watchdog import SafetyLimits, Watchdog
 
 PERIOD_S = 0.001
 LEVEL_MA = 20.0

@@ -175,7 +175,7 @@ class GaitDetector:
     @property
     def kernel_arrays(self) -> tuple[int, np.ndarray, np.ndarray]:
         """The kind, live state and parameters ``detector_step`` runs on: a compiled
-        loop (``controller.trial.compiled``) steps this detector by calling the kernel
+        loop (``controller.trial.compiled_loop``) steps this detector by calling the kernel
         on them (``phase`` then tells only what ``step`` last returned)."""
         return self.setup.kind, self._state, self.setup.params
 

@@ -13,6 +13,12 @@ The fault drills that time it on real threads are ``controller.bench.fault_laten
 
 Nothing here imports the detector, the scheduler, the loop or a back end: the watchdog
 sees only commands, samples, a phase-known flag and wall-clock time
-(``tests/test_watchdog_imports.py`` checks this). ``controller.watchdog`` re-exports the
-public names. ``docs/safety.md`` documents every limit, its source and its policy.
+(``tests/test_watchdog_imports.py`` checks this). The package exports the names the rest
+of the project uses (``__all__``); ``docs/safety.md`` documents every limit, its source
+and its policy.
 """
+
+from controller.safety.limits import SafetyLimits
+from controller.safety.watchdog import Intervention, Watchdog, sample_ok
+
+__all__ = ["Intervention", "SafetyLimits", "Watchdog", "sample_ok"]

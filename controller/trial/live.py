@@ -39,6 +39,7 @@ from controller.detect.config import build_detector
 from controller.detect.events import Event
 from controller.loop import LoopOutcome
 from controller.ports import Sample
+from controller.safety import Watchdog
 from controller.safety.estop import estop_keys
 from controller.safety.layout import new_state
 from controller.safety.rules import NO_RULE, RULE_NAMES
@@ -72,7 +73,6 @@ from controller.trial.status import (
     StatusLine,
     live_snapshot,
 )
-from controller.watchdog import Watchdog
 from hw.board import Board, BoardFault, BoardRequirements, PulseShape, describe_info
 from hw.realtime import frozen_heap
 

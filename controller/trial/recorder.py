@@ -8,7 +8,7 @@ process (``controller.trial.writer``) can stream rows to log sinks while the loo
 without a lock.
 
 All columns are rows of one table (``table``: column index by name in ``index``), so a
-compiled loop (``controller.trial.compiled``) records into the same memory as ``record``.
+compiled loop (``controller.trial.compiled_loop``) records into the same memory as ``record``.
 """
 
 from __future__ import annotations

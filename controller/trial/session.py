@@ -29,12 +29,12 @@ from controller.deadlines import DeadlineMonitor
 from controller.detect.events import EVENT_NAMES
 from controller.loop import LoopOutcome, PhaseDetector, run_loop
 from controller.ports import SensorSource
+from controller.safety import Watchdog
 from controller.stim.scheduler import StimScheduler
 from controller.trial.files import write_events_csv, write_json, write_samples_csv
 from controller.trial.recorder import TrialRecorder
 from controller.trial.summary import TrialFacts, summarize
 from controller.trial.writer import LogSink, LogWriter
-from controller.watchdog import Watchdog
 
 
 @dataclass(frozen=True, slots=True)

@@ -22,8 +22,9 @@ from controller.clock import Clock, VirtualClock, WallClock
 from controller.config import TrialConfig
 from controller.detect.config import build_detector
 from controller.loop import LoopOutcome
+from controller.safety import Watchdog
 from controller.stim.scheduler import StimScheduler
-from controller.trial.compiled import run_compiled_loop
+from controller.trial.compiled_loop import run_compiled_loop
 from controller.trial.recorder import TrialRecorder
 from controller.trial.session import (
     GroundTruth,
@@ -35,7 +36,6 @@ from controller.trial.session import (
     run_trial,
 )
 from controller.trial.writer import LogSink
-from controller.watchdog import Watchdog
 from sim.limb import TRUTH_COLUMNS, SimulatedLimb
 from sim.patient import load_patient
 
@@ -53,7 +53,7 @@ def run_simulated_trial(
     ``sinks`` receive every sample in the log writer process while the loop runs; what
     the real-time settings did (or why the OS refused them), and that a first run is
     compiling, is written to ``notes``.
-    On the virtual clock the loop runs compiled (``controller.trial.compiled``) unless
+    On the virtual clock the loop runs compiled (``controller.trial.compiled_loop``) unless
     ``compiled`` is False, which runs ``controller.loop.run_loop`` instead: the same
     trial, byte for byte, some 50 times slower (tests and benchmarks compare the two).
     """

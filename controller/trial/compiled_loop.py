@@ -43,12 +43,12 @@ from controller.ports import (
     StimCommand,
     command_of_row,
 )
+from controller.safety import Watchdog
 from controller.safety.decide import watchdog_observe, watchdog_submit
 from controller.safety.estop import estop_signals
 from controller.stim.schedule import schedule_step
 from controller.stim.scheduler import StimScheduler
 from controller.trial.recorder import SAMPLE_ROWS, TrialRecorder
-from controller.watchdog import Watchdog
 from sim.kernels import kernel
 from sim.limb import (
     BLOCK_SAMPLES,
