@@ -148,7 +148,7 @@ SWING = 1.0
 LOADING = 2.0
 
 
-def ankle_params(profile: PatientProfile, step_s: float) -> np.ndarray:
+def make_params(profile: PatientProfile, step_s: float) -> np.ndarray:
     """The ankle kernels' parameter array for ``profile`` (SI units)."""
     p = profile
     params = np.empty(N_PARAMS)
@@ -580,7 +580,7 @@ def stretch_test(
     move. A spastic calf answers a fast stretch with beats of clonus; a normal one, or a
     slow stretch, leaves the foot where the examiner put it.
     """
-    params = ankle_params(profile, step_s)
+    params = make_params(profile, step_s)
     start = _rest_angle(params)
     target = start + math.radians(stretch_deg)
     state = np.zeros(N_STATE)

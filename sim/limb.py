@@ -329,13 +329,13 @@ class SimulatedLimb:
 
         steps = _physics_steps(profile, self._dt)
         step_s = self._dt / steps
-        sensor_p = sensors.sensor_params(profile, self._dt)
+        sensor_p = sensors.make_params(profile, self._dt)
         self._features = sensors.gyro_features(self._schedule.strides, sensor_p)
-        muscle_p = muscle.muscle_params(profile, step_s)
-        ankle_p = ankle.ankle_params(profile, step_s)
+        muscle_p = muscle.make_params(profile, step_s)
+        ankle_p = ankle.make_params(profile, step_s)
         muscle_delay = muscle.new_delay_line(profile, step_s)
         self._params = np.concatenate((
-            sensor_p, muscle_p, ankle_p, voluntary.voluntary_params(profile, step_s),
+            sensor_p, muscle_p, ankle_p, voluntary.make_params(profile, step_s),
             [self._dt, steps, muscle_delay.size],
         ))
         first = 1  # the trial starts in stride row 1 (row 0 ends before t = 0)

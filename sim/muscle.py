@@ -92,7 +92,7 @@ S_WRITE = 8  # write position in the delay line
 N_STATE = 9
 
 
-def muscle_params(profile: PatientProfile, step_s: float) -> np.ndarray:
+def make_params(profile: PatientProfile, step_s: float) -> np.ndarray:
     """The muscle kernel's parameter array for ``profile`` at physics step ``step_s``."""
     p = profile
     params = np.empty(N_PARAMS)
@@ -231,7 +231,7 @@ class IsometricMuscle:
 
     def __init__(self, profile: PatientProfile, step_s: float = 1e-3) -> None:
         self.step_s = step_s
-        self.params = muscle_params(profile, step_s)
+        self.params = make_params(profile, step_s)
         self.state = new_muscle_state(self.params)
         self._delay = new_delay_line(profile, step_s)
 

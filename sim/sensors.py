@@ -126,7 +126,7 @@ S_DROPOUT = 1  # index of the next dropout interval that has not ended
 N_STATE = 2
 
 
-def sensor_params(profile: PatientProfile, sample_period_s: float) -> np.ndarray:
+def make_params(profile: PatientProfile, sample_period_s: float) -> np.ndarray:
     """The sensor kernels' parameter array for ``profile`` at this sample period."""
     p = profile
     params = np.empty(N_PARAMS)

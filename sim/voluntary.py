@@ -47,7 +47,7 @@ S_FITNESS = 0
 N_STATE = 1
 
 
-def voluntary_params(profile: PatientProfile, step_s: float) -> np.ndarray:
+def make_params(profile: PatientProfile, step_s: float) -> np.ndarray:
     """The voluntary kernels' parameter array for ``profile`` at physics step ``step_s``."""
     p = profile
     params = np.empty(N_PARAMS)

@@ -27,7 +27,7 @@ from sim.sensors import (
     heel_load_n,
     heel_sensor_load_n,
     heel_switch,
-    sensor_params,
+    make_params,
 )
 
 RATE_HZ = 1000.0
@@ -39,7 +39,7 @@ IDEAL = {"gyro_noise_rad_s": 0.0, "gyro_noise_density_rad_s_per_sqrt_hz": 0.0}
 def walk(request):
     profile = load_patient(request.param)
     strides = build_schedule(profile, 30.0, 3).strides
-    params = sensor_params(profile, 1.0 / RATE_HZ)
+    params = make_params(profile, 1.0 / RATE_HZ)
     return profile, strides, params, gyro_features(strides, params)
 
 
