@@ -2,7 +2,7 @@
 
 Eight feet of four healthy walkers (a fast one, a 75-year-old whose foot rings on
 impact, two with radio dropouts), one shipped foot configuration, nothing tuned per
-recording. The README's table gives the same figures on all 38 feet.
+recording. The table in docs/detection.md gives the same figures on all 38 feet.
 """
 
 from __future__ import annotations

@@ -110,15 +110,3 @@ def test_report_without_samples_draws_the_sweep_figures_only(tmp_path):
     assert "kept no samples" in (out / "report" / "report.md").read_text()
     assert np.isfinite(imread(out / "report" / "spread.png")).all()
 
-
-def test_readme_example_image_is_committed_and_made_by_a_shown_command():
-    root = Path(__file__).resolve().parent.parent
-    readme = (root / "README.md").read_text()
-    links = re.findall(r"!\[[^]]*\]\((docs/img/[^)]+\.png)\)", readme)
-    assert links
-    for link in links:
-        assert (root / link).stat().st_size > 20_000
-        assert re.search(rf"^cp runs/\S+\.png {re.escape(link)}$", readme, re.MULTILINE)
-        source = re.search(rf"^cp runs/(\S+?)/report/\S+\.png {re.escape(link)}$", readme,
-                           re.MULTILINE)
-        assert source and f"fes report runs/{source.group(1)}" in readme

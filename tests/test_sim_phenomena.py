@@ -122,8 +122,8 @@ def test_central_fatigue_weakens_the_unstimulated_walker_and_rest_restores_it():
 
 def test_the_forefoot_slaps_without_dorsiflexion_and_not_with_stimulation():
     """By the slap rule (fast AND within loading response). Not a claim of braking: the
-    stimulated foot still comes down fast after the window (README, "Read the foot-slap
-    counts with care"); the summary's forefoot_impact_rad_s shows it."""
+    stimulated foot still comes down fast after the window (docs/simulator.md, "Read the
+    foot-slap counts with care"); the summary's forefoot_impact_rad_s shows it."""
     assert walk("healthy", 30.0, 3).truth()["foot_slap"].sum() == 0
     unbraked = walk("mild", 30.0, 3)
     landings = (unbraked.truth()["forefoot_impact_rad_s"] > 0.0).sum()

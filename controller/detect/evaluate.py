@@ -1,4 +1,4 @@
-"""Accuracy of the detectors on public walking recordings: the README's table.
+"""Accuracy of the detectors on public walking recordings: the table in docs/detection.md.
 
     python -m controller.detect.evaluate --voisard DIR --gaitpdb DIR [--json FILE]
 

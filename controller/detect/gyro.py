@@ -548,7 +548,7 @@ def missing_limit_s(config: GyroDetectorConfig) -> float:
 
 
 #: The foot (instep or shoe) configuration; the field defaults are the shank's. Measured
-#: on the Voisard et al. 2023 recordings (see the README), and why each value differs:
+#: on the Voisard et al. 2023 recordings (see docs/detection.md), and why each value differs:
 FOOT = GyroDetectorConfig(
     # Push-off drives the foot to -5..-12 rad/s, and its stance is flat (near 0) but
     # rings for up to ~150 ms after the slap: enter pre-swing only well below zero, and

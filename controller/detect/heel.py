@@ -128,7 +128,7 @@ class HeelDetectorConfig(ConfigModel):
 #: A heel switch: open at heel rise, as in the simulated limb and clinical foot switches.
 HEEL_SWITCH = HeelDetectorConfig()
 #: A force sensor under the heel released at 10 N: it unloads late in push-off, so toe
-#: off follows sooner (measured on the PhysioNet gaitpdb force insoles, see the README).
+#: off follows sooner (measured on the PhysioNet gaitpdb force insoles, see docs/detection.md).
 HEEL_FORCE = HeelDetectorConfig(toe_off_delay_stride_fraction=0.07)
 
 # Index of the parameter array (SI units).
