@@ -27,51 +27,123 @@ from controller.validation import ConfigError, ConfigModel, describe_errors
 class LoopConfig(ConfigModel):
     """Pacing of the control loop; the last four fields matter on a wall clock only."""
 
-    sample_rate_hz: float = Field(500.0, ge=100.0, le=MAX_SAMPLE_RATE_HZ)
-    duration_s: float = Field(60.0, gt=0.0, le=86400.0)
+    sample_rate_hz: float = Field(
+        500.0, ge=100.0, le=MAX_SAMPLE_RATE_HZ,
+        description="Samples per second of the loop and of the simulated sensors. Event "
+        "times are quantised to one period, so a higher rate times detection and "
+        "stimulation more finely at more cost per second; a board streams at its own rate, "
+        "which must equal this.",
+    )
+    duration_s: float = Field(
+        60.0, gt=0.0, le=86400.0,
+        description="Length of a trial: simulated time for fes sim, wall time for "
+        "fes sim --realtime and fes run (--duration-s sets it too).",
+    )
     max_overrun_ms: float = Field(
         50.0, ge=1.0, le=1000.0,
-        description="A sample started later than this after its deadline faults the "
-        "watchdog (outputs off, latched).",
+        description="A sample whose commands would reach the stimulator later than this "
+        "after its deadline faults the watchdog (outputs off, latched): stimulation "
+        "computed for a moment long past is not delivered. Wall-clock trials only.",
     )
     spin_us: float = Field(
         200.0, ge=0.0, le=5000.0,
-        description="Busy-wait this long before each deadline instead of sleeping "
-        "(absorbs the OS wake-up delay; costs this share of a core).",
+        description="Busy-wait this long before each deadline instead of sleeping: absorbs "
+        "the operating system's late wake-up, at the cost of this share of a core "
+        "(--spin-us). Raise it when samples start late on a busy machine.",
     )
     cpu_index: int = Field(
-        -1, ge=-1, le=1023, description="Pin the loop thread to this CPU (-1: no pinning)."
+        -1, ge=-1, le=1023,
+        description="Pin the loop thread to this CPU (-1: no pinning; --cpu). A quiet core "
+        "of its own keeps other processes from stalling the loop.",
     )
     realtime_priority: int = Field(
         0, ge=0, le=99,
-        description="SCHED_FIFO priority of the loop thread (0: normal scheduling).",
+        description="SCHED_FIFO priority of the loop thread (0: normal scheduling; "
+        "--rt-priority). Needs root, CAP_SYS_NICE or an rtprio limit; what the system "
+        "refuses is reported and the trial runs at normal priority.",
     )
 
 
 class SimConfig(ConfigModel):
     """The simulated back end: which patient profile and which random seed."""
 
-    patient: str = "moderate"
-    seed: int = Field(0, ge=0, le=2**32 - 1)
+    patient: str = Field(
+        "moderate",
+        description="Patient profile the simulated limb walks with: a name from "
+        "configs/patients/ (healthy, mild, moderate, severe, spastic, fatigue_prone, "
+        "heat_sensitive) or the path of a profile TOML (--patient).",
+    )
+    seed: int = Field(
+        0, ge=0, le=2**32 - 1,
+        description="Seed of every random draw of the simulation (stride times, course, "
+        "sensor noise): the same seed and config give the same files byte for byte "
+        "(--seed; a sweep counts its seeds up from here).",
+    )
 
 
 class MetricsConfig(ConfigModel):
     """How a trial is scored against the ground truth."""
 
-    event_tolerance_ms: float = Field(100.0, gt=0.0, le=500.0)
-    onset_window_ms: float = Field(400.0, gt=0.0, le=1000.0)
-    clearance_trim_fraction: float = Field(0.15, ge=0.0, le=0.4)
+    event_tolerance_ms: float = Field(
+        100.0, gt=0.0, le=500.0,
+        description="A detected heel strike or toe off is matched one to one with a true "
+        "event of its kind at most this far away; beyond it the detection is a false one "
+        "and the true event is missed (lower recall and precision).",
+    )
+    onset_window_ms: float = Field(
+        400.0, gt=0.0, le=1000.0,
+        description="A train's onset is matched with the true event its trigger aims at "
+        "within this window plus the channel's lead, its offset with the true event of "
+        "its stop within this plus extension and ramp down; a true event without an "
+        "onset in the window is a missed onset.",
+    )
+    clearance_trim_fraction: float = Field(
+        0.15, ge=0.0, le=0.4,
+        description="Share of each true swing left out at either end when taking its "
+        "minimum toe clearance, so that the figure is the mid-swing minimum of gait "
+        "analysis and not the toe leaving or reaching the floor.",
+    )
 
 
 class TrialConfig(ConfigModel):
     """Everything one trial needs, composed from each package's own model."""
 
-    loop: LoopConfig = LoopConfig()
-    detector: DetectorConfig = DetectorConfig()
-    stim: StimConfig = StimConfig()
-    safety: SafetyLimits = SafetyLimits()
-    sim: SimConfig = SimConfig()
-    metrics: MetricsConfig = MetricsConfig()
+    loop: LoopConfig = Field(
+        LoopConfig(),
+        description="Pacing of the control loop: its rate and length, and how it keeps "
+        "time on a wall clock (the last four fields matter to fes sim --realtime and "
+        "fes run only).",
+    )
+    detector: DetectorConfig = Field(
+        DetectorConfig(),
+        description="The gait detector of a trial: which sensor, where it is worn, and a "
+        "full configuration for each placement and each kind of heel sensor.",
+    )
+    stim: StimConfig = Field(
+        StimConfig(),
+        description="The stimulation of a trial: mode, the peroneal channel and optional "
+        "others. A preset (configs/stim/<name>.toml: odfs, l300, walkaide, "
+        "peroneal_calf) sets a clinical device's values between these defaults and your "
+        "own file; fes sim --stim NAME picks one too.",
+    )
+    safety: SafetyLimits = Field(
+        SafetyLimits(),
+        description="Limits of one installation, enforced by the watchdog on every "
+        "command; each may be set at or below its absolute maximum (compiled into "
+        "controller/safety/limits.py), never above. docs/safety.md gives each limit's "
+        "source and what the watchdog does on a breach.",
+    )
+    sim: SimConfig = Field(
+        SimConfig(),
+        description="The simulated back end: which patient profile walks and with which "
+        "random seed (fes run ignores it: the patient is whoever wears the board).",
+    )
+    metrics: MetricsConfig = Field(
+        MetricsConfig(),
+        description="How a trial is scored against the simulator's ground truth "
+        "(summary.json): matching windows of events and stimulation onsets, the part of "
+        "each swing that counts for toe clearance.",
+    )
 
 
 def _merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:

@@ -53,26 +53,85 @@ TX_BUFFER_LIMIT = 65536
 class LinkFaults(ConfigModel):
     """Faults injected on the link; probabilities per frame, times in board seconds."""
 
-    drop: float = Field(0.0, ge=0.0, le=1.0)
-    corrupt: float = Field(0.0, ge=0.0, le=1.0)
-    duplicate: float = Field(0.0, ge=0.0, le=1.0)
-    delay: float = Field(0.0, ge=0.0, le=1.0)
-    delay_ms: float = Field(20.0, ge=0.0, le=5000.0)
-    direction: Literal["tx", "rx", "both"] = "both"
-    stall_at_s: float | None = Field(None, ge=0.0)
-    stall_s: float = Field(0.5, gt=0.0, le=3600.0)
-    unplug_at_s: float | None = Field(None, ge=0.0)
+    drop: float = Field(
+        0.0, ge=0.0, le=1.0,
+        description="Probability that a frame is lost on the link (--drop), to test "
+        "resends and the host's link-loss detection.",
+    )
+    corrupt: float = Field(
+        0.0, ge=0.0, le=1.0,
+        description="Probability that a frame has one bit flipped (--corrupt), which its "
+        "CRC must reject at the other end.",
+    )
+    duplicate: float = Field(
+        0.0, ge=0.0, le=1.0,
+        description="Probability that a frame is sent twice (--duplicate), which the "
+        "sequence numbers must catch.",
+    )
+    delay: float = Field(
+        0.0, ge=0.0, le=1.0,
+        description="Probability that a frame is held back for delay_ms (--delay), so "
+        "frames arrive late and out of order.",
+    )
+    delay_ms: float = Field(
+        20.0, ge=0.0, le=5000.0,
+        description="How long a delayed frame is held back, in board time (--delay-ms).",
+    )
+    direction: Literal["tx", "rx", "both"] = Field(
+        "both",
+        description="Which frames the faults hit: those the board sends (tx), those it "
+        "receives (rx) or both (--fault-direction).",
+    )
+    stall_at_s: float | None = Field(
+        None, ge=0.0, le=86400.0,
+        description="Board time into the walk at which the firmware stops talking for "
+        "stall_s while its safety timers run on (--stall-at-s; unset: never).",
+    )
+    stall_s: float = Field(
+        0.5, gt=0.0, le=3600.0,
+        description="How long a stall lasts, in board time (--stall-s); the firmware's "
+        "safety timers keep running through it.",
+    )
+    unplug_at_s: float | None = Field(
+        None, ge=0.0, le=86400.0,
+        description="Board time into the walk at which the pty is closed, as a pulled "
+        "cable; the firmware runs on until its communication timeout switches the "
+        "outputs off (--unplug-at-s; unset: never).",
+    )
 
 
 class EmulatorConfig(ConfigModel):
     """What the emulator emulates: the patient, the board and the link."""
 
-    patient: str = "moderate"
-    seed: int = Field(0, ge=0, le=2**32 - 1)
-    walk_s: float = Field(600.0, gt=0.0, le=86400.0)
-    speed: float = Field(1.0, ge=0.1, le=20.0)
-    board: FirmwareSettings = FirmwareSettings()
-    faults: LinkFaults = LinkFaults()
+    patient: str = Field(
+        "moderate",
+        description="The simulated patient wearing the board: a name from "
+        "configs/patients/ or a profile path (--patient).",
+    )
+    seed: int = Field(
+        0, ge=0, le=2**32 - 1,
+        description="Seed of the patient and of the injected faults (--seed); the same "
+        "seed as fes sim gives the same walk.",
+    )
+    walk_s: float = Field(
+        600.0, gt=0.0, le=86400.0,
+        description="How long the patient walks after the first START_STREAM; then the "
+        "board reports a sensor fault (--walk-s).",
+    )
+    speed: float = Field(
+        1.0, ge=0.1, le=20.0,
+        description="Board seconds per wall second (--speed): above 1 the emulated board "
+        "runs faster than real time, which shortens tests.",
+    )
+    board: FirmwareSettings = Field(
+        FirmwareSettings(),
+        description="The emulated board's own settings: identity, rate and the limits "
+        "its firmware enforces.",
+    )
+    faults: LinkFaults = Field(
+        LinkFaults(),
+        description="Faults injected on the link between the emulated board and the host.",
+    )
 
 
 class BoardEmulator:

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
-from typing import Any, Self
+from typing import Annotated, Any, Self
 
 from pydantic import Field, model_validator
 
@@ -37,28 +37,85 @@ EMULATED_SAGITTAL_AXIS = 2
 REFERENCE_FIRMWARE = {1: (1, 0, 0), 2: (1, 1, 0)}
 
 
+#: One part of a firmware version as INFO carries it: an unsigned byte.
+VersionPart = Annotated[int, Field(ge=0, le=255)]
+
+
 class FirmwareSettings(ConfigModel):
     """The board's own configuration: identity, rate and the limits it enforces itself."""
 
-    channels: int = Field(2, ge=1, le=8)
-    sample_rate_hz: int = Field(500, ge=100, le=2000)
-    max_amplitude_ma: float = Field(60.0, gt=0.0, le=200.0)
-    max_pulse_width_us: int = Field(500, ge=1, le=2000)
-    max_frequency_hz: float = Field(60.0, gt=0.0, le=200.0)
-    max_on_time_ms: int = Field(3000, ge=100, le=60000)
-    comm_timeout_ms: int = Field(100, ge=10, le=10000)
+    channels: int = Field(
+        2, ge=1, le=8,
+        description="Stimulation outputs the board has (--channels); a trial whose "
+        "channels use an output beyond them is refused at HELLO.",
+    )
+    sample_rate_hz: int = Field(
+        500, ge=100, le=2000,
+        description="Sensor samples per second the board streams (--rate-hz); it is the "
+        "clock of a live trial and must equal the trial's loop.sample_rate_hz.",
+    )
+    max_amplitude_ma: float = Field(
+        60.0, gt=0.0, le=200.0,
+        description="The board's own amplitude limit (--max-amplitude-ma): it refuses a "
+        "command above it. The host refuses a board whose limit is looser than the "
+        "trial's safety.max_amplitude_ma.",
+    )
+    max_pulse_width_us: int = Field(
+        500, ge=1, le=2000,
+        description="The board's own limit of the leading phase's width "
+        "(--max-pulse-width-us); a board looser than the trial's safety limit is refused.",
+    )
+    max_frequency_hz: float = Field(
+        60.0, gt=0.0, le=200.0,
+        description="The board's own pulse-rate limit (--max-frequency-hz); a board looser "
+        "than the trial's safety limit is refused.",
+    )
+    max_on_time_ms: int = Field(
+        3000, ge=100, le=60000,
+        description="Continuous stimulation after which the board switches the output "
+        "off and reports a fault (--max-on-time-ms), whatever the host asks.",
+    )
+    comm_timeout_ms: int = Field(
+        100, ge=10, le=10000,
+        description="No valid frame from the host for this long switches every output "
+        "off (--comm-timeout-ms); the host refuses a board whose timeout exceeds 500 ms.",
+    )
     protocol_version: int = Field(
         p.PROTOCOL_VERSION, ge=1, le=p.PROTOCOL_VERSION,
         description="Newest protocol version the board speaks (it speaks every older one); "
         "1 is a board from before pulse shapes.",
     )
-    max_interphase_gap_us: int = Field(500, ge=0, le=0xFFFF)
-    max_anodic_width_ratio: float = Field(10.0, ge=1.0, le=100.0)
-    #: Reported at HELLO; by default the reference firmware of ``protocol_version``.
-    firmware_version: tuple[int, int, int] | None = None
-    board_id: int = Field(1, ge=0, le=2**32 - 1)
-    gyro_full_scale_dps: int = Field(2000, ge=125, le=4000)
-    truth: bool = True
+    max_interphase_gap_us: int = Field(
+        500, ge=0, le=0xFFFF,
+        description="The board's own limit of the gap between a pulse's two phases "
+        "(--max-interphase-gap-us); a channel asking for more is refused at HELLO.",
+    )
+    max_anodic_width_ratio: float = Field(
+        10.0, ge=1.0, le=100.0,
+        description="The board's own limit of the anodic width ratio, in steps of 0.01 "
+        "(--max-anodic-width-ratio; 1: symmetric pulses only).",
+    )
+    firmware_version: tuple[VersionPart, VersionPart, VersionPart] | None = Field(
+        None,
+        description="Firmware version reported at HELLO (--firmware X.Y.Z); unset: the "
+        "reference firmware of protocol_version. The host refuses firmware it does not "
+        "know.",
+    )
+    board_id: int = Field(
+        1, ge=0, le=2**32 - 1,
+        description="The board's serial number, reported at HELLO (--board-id): fes ports "
+        "--probe prints it and a live trial's summary.json records it.",
+    )
+    gyro_full_scale_dps: int = Field(
+        2000, ge=125, le=4000,
+        description="Full scale of the board's gyroscope in degrees per second, reported "
+        "at HELLO so that the host can scale the counts it streams.",
+    )
+    truth: bool = Field(
+        True,
+        description="Offer the simulated patient's ground truth as debug frames; false "
+        "behaves as a real board, whose trials have no truth to be scored on (--no-truth).",
+    )
 
     @model_validator(mode="after")
     def _longest_pulse_fits_shortest_period(self) -> Self:

@@ -27,22 +27,43 @@ Placement = Literal["shank", "foot"]
 class GyroPlacements(ConfigModel):
     """The gyroscope detector's configuration for each place it can be worn."""
 
-    shank: GyroDetectorConfig = GyroDetectorConfig()
-    foot: GyroDetectorConfig = FOOT
+    shank: GyroDetectorConfig = Field(
+        GyroDetectorConfig(),
+        description="The gyroscope detector worn on the shank (the stimulator's own "
+        "sensor). Set on the simulator: no shank recording with reference events was "
+        "available (docs/detection.md).",
+    )
+    foot: GyroDetectorConfig = Field(
+        FOOT,
+        description="The gyroscope detector worn on the foot (instep or shoe): toe off on "
+        "the rising flank, heel strike where the signal falls through a level. Set on the "
+        "Voisard et al. 2023 foot recordings (docs/detection.md).",
+    )
 
 
 class HeelSensors(ConfigModel):
     """The heel detector's configuration for each kind of heel sensor."""
 
-    switch: HeelDetectorConfig = HEEL_SWITCH
-    force: HeelDetectorConfig = HEEL_FORCE
+    switch: HeelDetectorConfig = Field(
+        HEEL_SWITCH,
+        description="The heel detector on a heel switch (0/1); the force thresholds are "
+        "not used.",
+    )
+    force: HeelDetectorConfig = Field(
+        HEEL_FORCE,
+        description="The heel detector on a force sensor under the heel (N); toe off is "
+        "dated from heel off by a delay measured on force insoles.",
+    )
 
 
 class DetectorConfig(ConfigModel):
     """The detector of a trial: which sensor, where, and the configurations."""
 
     sensor: Sensor = Field(
-        "gyro", description="Which detector runs: the gyroscope, the heel sensor or both."
+        "gyro",
+        description="Which detector runs: the gyroscope, the heel sensor or both fused. A "
+        "heel sensor times heel strike to a sample and sees heel off; the gyroscope "
+        "times toe off.",
     )
     placement: Placement = Field(
         "shank", description="Where the gyroscope is worn (selects [detector.gyro.<placement>])."
@@ -50,9 +71,21 @@ class DetectorConfig(ConfigModel):
     heel_input: HeelInput = Field(
         "switch", description="What the heel sensor is (selects [detector.heel.<heel_input>])."
     )
-    gyro: GyroPlacements = GyroPlacements()
-    heel: HeelSensors = HeelSensors()
-    fused: FusionConfig = FusionConfig()
+    gyro: GyroPlacements = Field(
+        GyroPlacements(),
+        description="The gyroscope detector's settings, one full table per place it can "
+        "be worn; placement picks the one in use.",
+    )
+    heel: HeelSensors = Field(
+        HeelSensors(),
+        description="The heel detector's settings, one full table per kind of heel sensor; "
+        "heel_input picks the one in use.",
+    )
+    fused: FusionConfig = Field(
+        FusionConfig(),
+        description="How the fused detector (sensor = fused) combines the gyroscope and "
+        "the heel sensor, each the fallback of the other.",
+    )
 
     def gyro_config(self) -> GyroDetectorConfig:
         """The gyroscope configuration of the chosen placement."""

@@ -79,14 +79,18 @@ class SafetyLimits(ConfigModel):
 
     max_amplitude_ma: float = Field(
         60.0, gt=0.0, le=ABSOLUTE_MAX_AMPLITUDE_MA,
-        description="Peak current of either phase of a pulse.",
+        description="Peak current of either phase of a pulse; a command above it is "
+        "refused and every output latched off.",
     )
     max_pulse_width_us: float = Field(
         500.0, gt=0.0, le=ABSOLUTE_MAX_PULSE_WIDTH_US,
-        description="Duration of either phase of a pulse.",
+        description="Width of the leading (stimulating) phase of a pulse; the long, low "
+        "recovery phase of an asymmetric pulse is bounded by its charge instead.",
     )
     max_frequency_hz: float = Field(
-        60.0, gt=0.0, le=ABSOLUTE_MAX_FREQUENCY_HZ, description="Pulse rate of a channel."
+        60.0, gt=0.0, le=ABSOLUTE_MAX_FREQUENCY_HZ,
+        description="Pulse rate of a channel; a command above it is refused and every "
+        "output latched off.",
     )
     max_charge_per_phase_uc: float = Field(
         30.0, gt=0.0, le=ABSOLUTE_MAX_CHARGE_PER_PHASE_UC,
@@ -94,7 +98,9 @@ class SafetyLimits(ConfigModel):
     )
     electrode_area_cm2: float = Field(
         8.0, ge=1.0, le=ABSOLUTE_MAX_ELECTRODE_AREA_CM2,
-        description="Area of the smallest stimulating electrode (32 mm round = 8.0 cm2).",
+        description="Area of the smallest stimulating electrode (32 mm round = 8.0 cm2), "
+        "which the two density limits divide by: set it to the electrodes in use; smaller "
+        "electrodes tolerate less current.",
     )
     max_rms_current_density_ma_per_cm2: float = Field(
         2.0, gt=0.0, le=ABSOLUTE_MAX_RMS_CURRENT_DENSITY_MA_PER_CM2,
@@ -130,7 +136,8 @@ class SafetyLimits(ConfigModel):
     )
     ack_timeout_ms: float = Field(
         20.0, gt=0.0, le=ABSOLUTE_MAX_ACK_TIMEOUT_MS,
-        description="Wall time without an acknowledgement from the stimulator.",
+        description="Wall time without an acknowledgement from the stimulator before "
+        "outputs go off (stimulators that report acknowledgements, such as the board).",
     )
     max_unknown_phase_ms: float = Field(
         250.0, gt=0.0, le=ABSOLUTE_MAX_UNKNOWN_PHASE_MS,

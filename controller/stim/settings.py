@@ -48,17 +48,39 @@ OFFSET_REFERENCE: dict[str, Event] = {
 class ChannelConfig(ConfigModel):
     """One stimulation channel: its pulses and the shape of its per-stride envelope."""
 
-    enabled: bool = True
-    channel: int = Field(0, ge=0, le=7, description="Output of the stimulator.")
+    enabled: bool = Field(
+        True,
+        description="Whether this channel stimulates; false keeps its settings in the "
+        "file but leaves its output off (e.g. a preset's second channel).",
+    )
+    channel: int = Field(
+        0, ge=0, le=7,
+        description="Output of the stimulator the channel drives; each enabled channel "
+        "needs its own (the simulated limb's tibialis anterior is output 0).",
+    )
     amplitude_ma: float = Field(
-        35.0, ge=0.0, le=100.0, description="Current of the cathodic phase at full level."
+        35.0, ge=0.0, le=100.0,
+        description="Current of the cathodic phase at full level. With the pulse width it "
+        "sets the charge per pulse, which recruits the muscle: raise it when the foot does "
+        "not lift (toe drags), within the [safety] limits.",
     )
     pulse_width_us: float = Field(
-        300.0, ge=10.0, le=1000.0, description="Width of the cathodic phase at full level."
+        300.0, ge=10.0, le=1000.0,
+        description="Width of the cathodic phase at full level; recruitment follows the "
+        "charge per pulse (amplitude x width), so a longer pulse lifts the foot at a lower "
+        "current (clinical devices: 100-350 us).",
     )
-    frequency_hz: float = Field(40.0, ge=1.0, le=100.0, description="Pulse rate.")
+    frequency_hz: float = Field(
+        40.0, ge=1.0, le=100.0,
+        description="Pulses per second while the channel is on. Force rises with "
+        "frequency towards tetanic fusion (above about 15-20 Hz), and so does fatigue; "
+        "clinical devices use 20-50 Hz, 33-40 typically.",
+    )
     interphase_gap_us: float = Field(
-        0.0, ge=0.0, le=500.0, description="Pause between the cathodic and anodic phase."
+        0.0, ge=0.0, le=500.0,
+        description="Pause between the cathodic and the anodic phase of each pulse, as "
+        "some stimulators (and their presets) deliver it; it must fit the board's own "
+        "limit on a live trial.",
     )
     anodic_width_ratio: float = Field(
         1.0, ge=1.0, le=10.0,
@@ -67,13 +89,16 @@ class ChannelConfig(ConfigModel):
     )
     trigger: Trigger = Field(
         "pre_swing",
-        description="Where the train starts: heel_off, pre_swing, toe_off, "
-        "predicted_toe_off, mid_swing or heel_strike.",
+        description="Gait event that starts a train: pre_swing (the gyroscope detector's "
+        "entry into pre-swing, about 45 ms before toe off), toe_off (detected, about 100 ms "
+        "late), predicted_toe_off (lead_ms before the predicted toe off), heel_off (needs a "
+        "heel sensor), mid_swing or heel_strike.",
     )
     stop: Stop = Field(
         "heel_strike",
-        description="Event that starts the extension: heel_strike, toe_off, "
-        "predicted_toe_off or mid_swing.",
+        description="Event after which the train holds for extension_ms, then ramps down: "
+        "heel_strike for a foot lifted through swing; toe_off or predicted_toe_off for a "
+        "push-off channel that stops as the foot leaves the ground.",
     )
     lead_ms: float = Field(
         100.0, ge=0.0, le=500.0,
@@ -93,18 +118,35 @@ class ChannelConfig(ConfigModel):
     ramp_parameter: Literal["amplitude", "pulse_width"] = Field(
         "amplitude", description="What the ramps scale: amplitude or pulse_width."
     )
-    ramp_up_ms: float = Field(60.0, ge=0.0, le=2000.0)
-    ramp_down_ms: float = Field(100.0, ge=0.0, le=2000.0)
+    ramp_up_ms: float = Field(
+        60.0, ge=0.0, le=2000.0,
+        description="Time from off to full level at the start of a train (on amplitude or "
+        "pulse width: ramp_parameter). A gentle rise avoids provoking a calf stretch "
+        "reflex; it may not rise faster than safety.max_amplitude_rise_ma_per_s, so 0 is "
+        "refused.",
+    )
+    ramp_down_ms: float = Field(
+        100.0, ge=0.0, le=2000.0,
+        description="Time from full level to off after the extension, so the foot is "
+        "released gradually. A lost gait phase ramps down at once, so it must fit "
+        "safety.max_unknown_phase_ms.",
+    )
     extension_ms: float = Field(
-        100.0, ge=0.0, le=1000.0, description="Hold at full level after the stop event."
+        100.0, ge=0.0, le=1000.0,
+        description="Hold at full level after the stop event before ramping down: "
+        "stimulation past heel strike holds the forefoot up through loading response and "
+        "prevents foot slap (clinical devices: 0-1 s).",
     )
     timeout_ms: float = Field(
         1500.0, ge=100.0, le=5000.0,
-        description="Longest train from onset; then it ramps down (no stop event came).",
+        description="Longest train from onset when no stop event comes (the walker "
+        "stopped, the detector missed heel strike); it then ramps down. With ramp_down_ms "
+        "it must fit safety.max_continuous_on_ms.",
     )
     min_off_ms: float = Field(
         100.0, ge=0.0, le=5000.0,
-        description="A trigger this soon after a train ended is refused.",
+        description="A trigger this soon after the previous train ended is refused, so a "
+        "spurious event right after a train cannot start another one.",
     )
 
 
@@ -112,14 +154,19 @@ class PredictionConfig(ConfigModel):
     """How the next toe off is predicted from the walker's recent stride times."""
 
     history_strides: int = Field(
-        5, ge=2, le=20, description="Stride times kept; the prediction uses their median."
+        5, ge=2, le=20,
+        description="Stride times kept; the prediction uses their median. More strides "
+        "resist an odd one, fewer follow a change of pace sooner.",
     )
     min_strides: int = Field(
-        2, ge=1, le=20, description="Stride times needed before predicting."
+        2, ge=1, le=20,
+        description="Stride times needed before the first prediction; until then (and "
+        "after a pause) the fallback trigger starts each train.",
     )
     max_stride_ms: float = Field(
         2500.0, ge=1000.0, le=10000.0,
-        description="A longer gap between toe offs is a pause: the history restarts.",
+        description="A longer gap between toe offs is a pause, not a stride: the history "
+        "restarts, so a walker who stopped is not stimulated on a stale rhythm.",
     )
 
 
@@ -127,39 +174,88 @@ class TrainingConfig(ConfigModel):
     """Training (exercise) mode: every enabled channel cycles on and off, gait ignored."""
 
     on_ms: float = Field(
-        2000.0, ge=100.0, le=5000.0, description="Time at full level between the ramps."
+        2000.0, ge=100.0, le=5000.0,
+        description="Time at full level between the ramps of each cycle; with the ramps "
+        "it must fit safety.max_continuous_on_ms.",
     )
-    off_ms: float = Field(4000.0, ge=500.0, le=60000.0, description="Rest between cycles.")
-    start_ms: float = Field(1000.0, ge=0.0, le=60000.0, description="First cycle starts.")
+    off_ms: float = Field(
+        4000.0, ge=500.0, le=60000.0,
+        description="Rest between the end of one cycle's ramp down and the next ramp up; a "
+        "longer rest lets the stimulated muscle recover from fatigue.",
+    )
+    start_ms: float = Field(
+        1000.0, ge=0.0, le=60000.0,
+        description="Time from the start of the trial to the first cycle's ramp up.",
+    )
 
 
 class BurstConfig(ConfigModel):
     """Test mode: one burst on one channel, for setting the amplitude on the bench."""
 
-    channel_name: str = Field("peroneal", description="Which configured channel bursts.")
-    on_ms: float = Field(
-        1000.0, ge=100.0, le=5000.0, description="Time at full level between the ramps."
+    channel_name: str = Field(
+        "peroneal",
+        description="Which enabled channel bursts: peroneal or a name under "
+        "[stim.channels].",
     )
-    start_ms: float = Field(1000.0, ge=0.0, le=60000.0, description="When the burst starts.")
+    on_ms: float = Field(
+        1000.0, ge=100.0, le=5000.0,
+        description="Time at full level between the ramps of the burst; long enough to "
+        "see the muscle's response while setting the amplitude.",
+    )
+    start_ms: float = Field(
+        1000.0, ge=0.0, le=60000.0,
+        description="Time from the start of the trial to the burst's ramp up.",
+    )
 
 
 class StimConfig(ConfigModel):
     """The stimulation of a trial: mode, the peroneal channel and optional others."""
 
-    enabled: bool = True
+    enabled: bool = Field(
+        True,
+        description="False runs the trial without any stimulation, the patient's own gait "
+        "(fes sim --no-stim); the detector and the watchdog still run.",
+    )
     preset: str = Field(
-        "", description="Preset from configs/stim/ (or a TOML path) applied under this file."
+        "",
+        description="Stimulation preset applied between these defaults and your own file: "
+        "a name from configs/stim/ or a TOML path (--stim; empty: none).",
     )
     mode: Literal["walking", "training", "test"] = Field(
-        "walking", description="walking (gait-triggered), training (cyclic) or test (burst)."
+        "walking",
+        description="walking: trains triggered by the gait; training: every enabled "
+        "channel cycles on and off, gait ignored (exercise); test: one burst on one "
+        "channel (the bench test button).",
     )
-    peroneal: ChannelConfig = ChannelConfig()
+    peroneal: ChannelConfig = Field(
+        ChannelConfig(),
+        description="The peroneal channel, which lifts the foot in swing. Each pulse is "
+        "biphasic and charge balanced: cathodic phase (amplitude_ma for pulse_width_us), "
+        "interphase gap, anodic phase anodic_width_ratio times longer at "
+        "1/anodic_width_ratio of the current.",
+    )
     channels: dict[str, ChannelConfig] = Field(
-        default_factory=dict, description="Further channels by muscle name, e.g. calf."
+        default_factory=dict,
+        description="Further channels by muscle name ([stim.channels.<name>]), each with "
+        "every field of [stim.peroneal]: its own output, pulses, trigger and stop. None "
+        "by default; configs/stim/peroneal_calf.toml adds a calf channel that pushes off "
+        "in pre-swing.",
     )
-    prediction: PredictionConfig = PredictionConfig()
-    training: TrainingConfig = TrainingConfig()
-    test: BurstConfig = BurstConfig()
+    prediction: PredictionConfig = Field(
+        PredictionConfig(),
+        description="How the next toe off is predicted from the walker's recent stride "
+        "times, for channels triggered at a predicted toe off.",
+    )
+    training: TrainingConfig = Field(
+        TrainingConfig(),
+        description="Training (exercise) mode: every enabled channel cycles on and off, "
+        "gait ignored.",
+    )
+    test: BurstConfig = Field(
+        BurstConfig(),
+        description="Test mode: one burst on one channel, for setting the amplitude on the "
+        "bench.",
+    )
 
     def named_channels(self) -> list[tuple[str, ChannelConfig]]:
         """Every configured channel by name, peroneal first, enabled or not."""
