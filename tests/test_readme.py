@@ -1,8 +1,8 @@
 """The README and ``docs/`` say only what the code does: set-up, links, commands, pictures.
 
 - CI runs the README's test command, and the README stays a landing page.
-- Every relative link and anchor in README.md and docs/*.md resolves, and docs/index.md
-  links every page.
+- Every relative link and anchor in README.md and docs/*.md resolves, every repository
+  path named in inline code exists, and docs/index.md links every page.
 - Every ``fes`` command in a shell block parses with ``fes``'s own parser; every ``fes``
   command in inline code names a subcommand and only options its ``--help`` lists.
 - Every ``python -m MODULE`` shown exists; the project's own modules accept the options
@@ -107,6 +107,18 @@ def test_every_relative_link_and_anchor_resolves(page):
         elif anchor and anchor not in anchors(file):
             bad.append(f"{target}: no heading with this anchor in {file.name}")
     assert not bad, f"{page_id(page)}: " + "; ".join(bad)
+
+
+#: Inline code that names a file or folder of the repository.
+REPO_PATH = re.compile(r"(controller|sim|hw|configs|tests|docs)/[\w./*-]*")
+
+
+@pytest.mark.parametrize("page", PAGES, ids=page_id)
+def test_every_repository_path_named_in_code_exists(page):
+    named = [span for span in INLINE_CODE.findall(prose(page.read_text()))
+             if REPO_PATH.fullmatch(span)]
+    missing = [span for span in named if not list(ROOT.glob(span))]
+    assert not missing, f"{page_id(page)} names files that do not exist: {missing}"
 
 
 def test_docs_index_links_every_page():
