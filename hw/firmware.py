@@ -456,11 +456,11 @@ class Firmware:
         flags = p.SampleFlag.HEEL_CONTACT if sample.heel_switch else 0
         gyro = 0
         if math.isfinite(sample.gyro_rad_s):
-            gyro = _fixed(sample.gyro_rad_s / lsb, -32768, 32767)
+            gyro = p.fixed(sample.gyro_rad_s / lsb, -32768, 32767)
             flags |= p.SampleFlag.GYRO_SAGITTAL_VALID
         force = p.FORCE_ABSENT
         if math.isfinite(sample.heel_force_n):
-            force = _fixed(sample.heel_force_n / p.FORCE_UNIT_N, 0, p.FORCE_ABSENT - 1)
+            force = p.fixed(sample.heel_force_n / p.FORCE_UNIT_N, 0, p.FORCE_ABSENT - 1)
         return p.SampleFrame(k, t_us, 0, 0, gyro, 0, 0, 0, force, flags)
 
     def _due_events(self, k: int) -> list[tuple[float, Event]]:
@@ -485,12 +485,7 @@ class Firmware:
         truth = {k: v[: end - self._truth_next]
                  for k, v in self._limb.truth_since(self._truth_next).items()}
         rows = tuple(
-            p.TruthRow(
-                _fixed(a / p.ANGLE_UNIT_DEG, -32768, 32767),
-                _fixed(c / p.CLEARANCE_UNIT_MM, -32768, 32767),
-                _fixed(x * p.ACTIVATION_FULL_SCALE, 0, p.ACTIVATION_FULL_SCALE),
-                _fixed(n, 0, 255),
-            )
+            p.TruthRow.of(a, c, x, n)
             for a, c, x, n in zip(
                 truth["ankle_angle_deg"], truth["toe_clearance_mm"], truth["ta_activation"],
                 truth["pulses"], strict=True,
@@ -532,12 +527,7 @@ class Firmware:
         status = p.Status(
             _t_us(now_s), mask, self.fault, state, self.rx_frames & 0xFFFF,
             self.rx_bad & 0xFFFF, self.refused & 0xFFFF,
-            _fixed(self._rtt_last_s * 1e6, 0, 0xFFFF), _fixed(self._rtt_max_s * 1e6, 0, 0xFFFF),
+            p.fixed(self._rtt_last_s * 1e6, 0, 0xFFFF), p.fixed(self._rtt_max_s * 1e6, 0, 0xFFFF),
         )
         self._rtt_max_s = 0.0
         return self._frame(status)
-
-
-def _fixed(value: float, low: int, high: int) -> int:
-    """``value`` rounded to an integer and clamped to the field's range."""
-    return max(low, min(high, round(float(value))))

@@ -619,6 +619,11 @@ class TruthEvent(Message):
     t_us: int
 
 
+def fixed(value: float, low: int, high: int) -> int:
+    """``value`` rounded to an integer and clamped to a wire field's range."""
+    return max(low, min(high, round(float(value))))
+
+
 @dataclass(frozen=True, slots=True)
 class TruthRow:
     """The simulated patient's physical state at one sample, in fixed point."""
@@ -628,6 +633,17 @@ class TruthRow:
     clearance_dmm: int
     activation: int
     pulses: int
+
+    @classmethod
+    def of(cls, ankle_deg: float, clearance_mm: float, activation: float,
+           pulses: float) -> TruthRow:
+        """The row of one sample's truth in physical units (the limb's truth columns)."""
+        return cls(
+            fixed(ankle_deg / ANGLE_UNIT_DEG, -32768, 32767),
+            fixed(clearance_mm / CLEARANCE_UNIT_MM, -32768, 32767),
+            fixed(activation * ACTIVATION_FULL_SCALE, 0, ACTIVATION_FULL_SCALE),
+            fixed(pulses, 0, 255),
+        )
 
 
 @dataclass(frozen=True, slots=True)
