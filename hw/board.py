@@ -57,6 +57,8 @@ KNOWN_FIRMWARE: dict[tuple[int, int, int], str] = {
     "with --protocol-version 1): symmetric pulses only",
     (1, 1, 0): "reference firmware of docs/protocol.md v2 (hw.firmware, the emulator): "
     "speaks versions 1 and 2, pulse shapes",
+    (2, 0, 0): "AVR firmware of hw/avr (ATmega2560, Arduino Mega 2560): speaks versions 1 "
+    "to 3 (3: 1 000 000 baud), pulse shapes; tests/test_avr_*.py run it in simavr",
 }
 #: The laxest board communication timeout accepted: stricter than RehaStim 2 (about
 #: 1 s) and ScienceMode 4 (2 s) (DESIGN.md).
@@ -356,23 +358,43 @@ class Board:
     def identify(self) -> p.Info:
         """Open the port and say HELLO; the board's INFO, unchecked, nothing started.
 
-        Raises ``BoardError("no_board")`` when the port cannot be opened or nothing
-        answers. Call ``close`` afterwards unless ``connect`` goes on from here.
+        The port is opened at each link rate of ``protocol.LINK_BAUD_RATES`` in turn (a
+        board of protocol version 3 listens at 1 000 000 baud, older ones at 921 600)
+        until a board answers. Raises ``BoardError("no_board")`` when the port cannot be
+        opened or nothing answers. Call ``close`` afterwards unless ``connect`` goes on
+        from here.
         """
-        try:
-            self._transport = Transport(self.url)
-        except TransportError as err:
-            raise BoardError("no_board", str(err)) from None
-        self._reset_session()
-        self.fault = None
-        self._running.set()
-        self._reader = threading.Thread(target=self._rx_loop, name="board-reader", daemon=True)
-        self._reader.start()
-        return self._handshake()
+        for baud in p.LINK_BAUD_RATES:
+            try:
+                self._transport = Transport(self.url, baud)
+            except TransportError as err:
+                raise BoardError("no_board", str(err)) from None
+            self._reset_session()
+            self.fault = None
+            self._running.set()
+            self._reader = threading.Thread(
+                target=self._rx_loop, name="board-reader", daemon=True
+            )
+            self._reader.start()
+            info = self._handshake()
+            if info is not None:
+                return info
+            port_failed = self.fault is not None and self.fault.kind == "link"
+            self._shutdown()
+            if port_failed:
+                break
+        rates = " and ".join(f"{b} baud" for b in p.LINK_BAUD_RATES)
+        raise BoardError(
+            "no_board",
+            f"no board answered HELLO on {self.url} at {rates} within "
+            f"{HELLO_ATTEMPTS * self._hello_wait_s:g} s each (is it powered, is this its "
+            "port?)",
+        )
 
-    def _handshake(self) -> p.Info:
+    def _handshake(self) -> p.Info | None:
         """HELLO in the newest version; a board that answers in an older version this
-        host speaks opened no session, and is greeted again in its own version."""
+        host speaks opened no session, and is greeted again in its own version. None
+        when nothing answered."""
         version = p.PROTOCOL_VERSION
         first: p.Info | None = None
         for _ in range(HELLO_ATTEMPTS):
@@ -394,12 +416,7 @@ class Board:
                 continue
             if self.fault is not None and self.fault.kind == "link":
                 break
-        self._shutdown()
-        raise BoardError(
-            "no_board",
-            f"no board answered HELLO on {self.url} within "
-            f"{HELLO_ATTEMPTS * self._hello_wait_s:g} s (is it powered, is this its port?)",
-        )
+        return None
 
     def reconnect(self) -> p.Info:
         """Close the port and connect again; samples continue after the gap."""

@@ -33,8 +33,11 @@ STATUS_PERIOD_S = 0.1
 RTT_MEMORY = 1024
 #: Gyroscope axis (z) that carries the sagittal shank rate on the emulated board.
 EMULATED_SAGITTAL_AXIS = 2
-#: The reference firmware of each protocol version (``hw.board.KNOWN_FIRMWARE``).
+#: The reference firmware of each protocol version it models (``hw.board.KNOWN_FIRMWARE``).
 REFERENCE_FIRMWARE = {1: (1, 0, 0), 2: (1, 1, 0)}
+#: The newest version this model speaks: version 3 is version 2 on a 1 Mbaud link, which
+#: a pty does not have (the AVR firmware of hw/avr speaks it).
+MODEL_PROTOCOL_VERSION = 2
 
 
 #: One part of a firmware version as INFO carries it: an unsigned byte.
@@ -81,7 +84,7 @@ class FirmwareSettings(ConfigModel):
         "off (--comm-timeout-ms); the host refuses a board whose timeout exceeds 500 ms.",
     )
     protocol_version: int = Field(
-        p.PROTOCOL_VERSION, ge=1, le=p.PROTOCOL_VERSION,
+        MODEL_PROTOCOL_VERSION, ge=1, le=MODEL_PROTOCOL_VERSION,
         description="Newest protocol version the board speaks (it speaks every older one); "
         "1 is a board from before pulse shapes.",
     )

@@ -28,14 +28,21 @@ from typing import ClassVar, Self
 
 from controller.ports import StimCommand
 
-#: The newest protocol version this host and the reference firmware speak; version 2 adds
-#: the pulse shape (STIM_SHAPED, INFO's shape limits). A board of version 1 still works.
-PROTOCOL_VERSION = 2
+#: The newest protocol version this host speaks. Version 2 added the pulse shape
+#: (STIM_SHAPED, INFO's shape limits); version 3 is version 2 on a 1 000 000 baud link, the
+#: rate a 16 MHz microcontroller makes exactly (the AVR board of hw/avr). Boards of
+#: versions 1 and 2 still work.
+PROTOCOL_VERSION = 3
 #: Every version spoken, oldest first: the host falls back to an older one a board offers.
-PROTOCOL_VERSIONS = (1, 2)
+PROTOCOL_VERSIONS = (1, 2, 3)
 #: The first version whose STIM_SHAPED carries an interphase gap and an anodic width ratio.
 SHAPED_PULSES_VERSION = 2
+#: The link rate of versions 1 and 2, and of version 3.
 BAUD_RATE = 921_600
+BAUD_RATE_V3 = 1_000_000
+#: The rates the host opens a port at, in turn, until a board answers HELLO: the newest
+#: version's first. (A pseudo-terminal or native USB ignores the rate: the first answers.)
+LINK_BAUD_RATES = (BAUD_RATE_V3, BAUD_RATE)
 #: Largest decoded frame (type + seq + payload + CRC): COBS then adds exactly one byte.
 MAX_FRAME_BYTES = 254
 #: Largest encoded frame between two delimiters.
@@ -454,7 +461,7 @@ class Info(Message):
     """Board -> host, the answer to HELLO: identity, channels, rate, scales, own limits.
 
     Its layout depends on ``protocol_version`` (the second byte): version 1 has 28 bytes,
-    version 2 adds the board's pulse-shape limits (32 bytes). Every version begins with
+    versions 2 and 3 add the board's pulse-shape limits (32 bytes). Every version begins with
     version 1's 28 bytes, so an INFO of a later version is read as far as those go (the
     host then refuses the version by name, never a board it cannot read)."""
 
@@ -491,8 +498,8 @@ class Info(Message):
 
     @property
     def shaped_pulses(self) -> bool:
-        """True when the board takes STIM_SHAPED (it speaks protocol version 2)."""
-        return self.protocol_version == SHAPED_PULSES_VERSION
+        """True when the board takes STIM_SHAPED (it speaks protocol version 2 or later)."""
+        return self.protocol_version >= SHAPED_PULSES_VERSION
 
     def pack(self) -> bytes:
         common = self._LAYOUT.pack(*_fields(self)[:-2])
@@ -506,7 +513,8 @@ class Info(Message):
     def unpack(cls, payload: bytes) -> Self:
         common = cls._LAYOUT.size
         version = payload[1] if len(payload) >= 2 else 0
-        size = {1: common, 2: common + cls._SHAPE_LIMITS.size}.get(version)
+        shaped = common + cls._SHAPE_LIMITS.size
+        size = {1: common, 2: shaped, 3: shaped}.get(version)
         if len(payload) != size and (size is not None or len(payload) < common):
             raise ProtocolError(
                 AckCode.BAD_LENGTH,
@@ -514,7 +522,7 @@ class Info(Message):
                 f"{size if size is not None else f'at least {common}'}",
             )
         info = cls(*cls._LAYOUT.unpack_from(payload))
-        if version != SHAPED_PULSES_VERSION:
+        if size != shaped:
             return info
         gap, ratio = cls._SHAPE_LIMITS.unpack_from(payload, common)
         return dataclasses.replace(info, max_interphase_gap_us=gap, max_anodic_ratio_x100=ratio)

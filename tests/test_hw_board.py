@@ -98,7 +98,7 @@ def test_a_session_byte_for_byte():
     sample = board.read()
     assert sample is not None
     assert sample.t_s == 0.0 and sample.heel_switch == 1
-    assert sample.gyro_rad_s == pytest.approx(488 * math.radians(2000 / 32768))
+    assert sample.gyro_rad_s == pytest.approx(488 * math.radians(1998 / 32768))
     assert sample.heel_force_n == pytest.approx(549.4)
     board.apply(0.0, [SHAPED_35])
     scripted.expect(STIM_3)
@@ -176,8 +176,8 @@ def wait_for_event(emu, match, timeout_s: float = 3.0) -> dict:
 @pytest.mark.parametrize(
     ("board", "limits", "expected"),
     [
-        (FirmwareSettings(firmware_version=(2, 0, 0)), SafetyLimits(),
-         "firmware 2.0.0 is unknown"),
+        (FirmwareSettings(firmware_version=(2, 9, 0)), SafetyLimits(),
+         "firmware 2.9.0 is unknown"),
         (FirmwareSettings(max_amplitude_ma=80.0), SafetyLimits(),
          "board max amplitude 80 is looser than safety.max_amplitude_ma 60"),
         (FirmwareSettings(), SafetyLimits(max_pulse_width_us=300.0),

@@ -272,7 +272,7 @@ def test_a_board_without_pulse_shapes_refuses_the_odfs_preset_by_name(tmp_path):
         run.stderr())
     assert not (tmp_path / "live").exists()
     hellos = [e["version"] for e in events(log) if e["event"] == "hello"]
-    assert hellos == [2, 1]  # asked for version 2, fell back to the board's version 1
+    assert hellos == [3, 1]  # asked for version 3, fell back to the board's version 1
     assert not [e for e in events(log) if e["event"] == "outputs" and e["on"]]
 
 

@@ -11,7 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from hw import protocol as p
-from hw.firmware import Firmware, FirmwareSettings
+from hw.firmware import MODEL_PROTOCOL_VERSION, Firmware, FirmwareSettings
 from sim.limb import SimulatedLimb
 from sim.patient import load_patient
 
@@ -45,7 +45,7 @@ class Bench:
         return decode(self.fw.receive(frame, t_s))
 
     def open(self, t_s: float = 0.0) -> p.Info:
-        (info,) = self.send(p.Hello(), t_s)
+        (info,) = self.send(p.Hello(MODEL_PROTOCOL_VERSION), t_s)
         assert isinstance(info, p.Info)
         return info
 
@@ -61,7 +61,7 @@ def codes(replies: list[p.Message]) -> list[int]:
 
 def test_hello_reports_identity_rate_and_own_limits():
     info = Bench(max_amplitude_ma=45.0, comm_timeout_ms=80).open()
-    assert info.protocol_version == p.PROTOCOL_VERSION and info.firmware == (1, 1, 0)
+    assert info.protocol_version == MODEL_PROTOCOL_VERSION and info.firmware == (1, 1, 0)
     assert info.max_interphase_gap_us == 500 and info.max_anodic_ratio_x100 == 1000
     assert info.max_amplitude_10ua == 4500 and info.comm_timeout_ms == 80
     assert info.sample_rate_hz == 500 and info.channels == 2
@@ -189,7 +189,7 @@ def test_a_real_board_without_truth_refuses_the_debug_request():
 
 def session_stream() -> tuple[list[bytes], list[int]]:
     """HELLO, START, then STIM frames each with its own amplitude (the frame's mark)."""
-    frames = [p.Hello().encode(1), p.StartStream().encode(2)]
+    frames = [p.Hello(MODEL_PROTOCOL_VERSION).encode(1), p.StartStream().encode(2)]
     marks = []
     for i in range(8):
         amplitude = 1000 + 10 * i

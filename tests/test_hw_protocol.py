@@ -149,9 +149,12 @@ def test_info_layout_follows_its_protocol_version():
         with pytest.raises(p.ProtocolError) as err:
             p.Info.unpack(wrong)
         assert err.value.code == p.AckCode.BAD_LENGTH
+    # Version 3 (the 1 Mbaud link) has version 2's layout.
+    v3 = dataclasses.replace(v2, protocol_version=3)
+    assert p.Info.unpack(v3.pack()) == v3 and v3.shaped_pulses and len(v3.pack()) == 32
     # A later version is read as far as version 1's 28 bytes, so it can be named.
-    later = p.Info.unpack(v1.pack()[:1] + b"\x03" + v1.pack()[2:] + b"\x01\x02\x03")
-    assert later.protocol_version == 3 and later.board_id == 7
+    later = p.Info.unpack(v1.pack()[:1] + b"\x04" + v1.pack()[2:] + b"\x01\x02\x03")
+    assert later.protocol_version == 4 and later.board_id == 7
 
 
 SHAPED_ITEM = p.ChannelSetting.SHAPED_LAYOUT.size
