@@ -1,0 +1,130 @@
+/*
+ * fes-timing board firmware for the ATmega2560 (Arduino Mega 2560): docs/protocol.md
+ * version 3 on USART0, the sensor front end, the pulse engine, the board's own limits
+ * and timeouts. The main loop moves bytes and readings between the interrupt-driven
+ * drivers and the portable protocol state machine (session.c), then sleeps until the
+ * next interrupt. The AVR's watchdog resets a hung firmware within 60 ms, and every
+ * output is off from reset until a session switches it on.
+ */
+#include <avr/eeprom.h>
+#include <avr/interrupt.h>
+#include <avr/io.h>
+#include <avr/sleep.h>
+#include <avr/wdt.h>
+
+#include "board.h"
+#include "clock.h"
+#include "config.h"
+#include "frame.h"
+#include "pulses.h"
+#include "sensors.h"
+#include "session.h"
+#include "uart.h"
+
+#define PROF_HIGH(bit) (PORTG |= _BV(bit))
+#define PROF_LOW(bit) (PORTG &= (uint8_t)~_BV(bit))
+
+static session_t session;
+static frame_rx_t host_rx, debug_rx;
+static uint8_t wire[FRAME_WIRE_MAX];
+
+void session_hal_send(const uint8_t *body, uint8_t n)
+{
+    uint16_t len = frame_encode(body, n, wire);
+    if (len)
+        uart_host_send(wire, len);
+}
+
+void session_hal_output(uint8_t channel, const setting_t *setting)
+{
+    pulses_set(channel, setting);
+}
+
+uint32_t session_hal_grid_start(void)
+{
+    return clock_grid_start((uint8_t)(1000u / session.cfg.sample_rate_hz));
+}
+
+static void load_config(board_config_t *cfg)
+{
+    uint8_t block[CONFIG_BLOCK_BYTES];
+    eeprom_read_block(block, (const void *)0, sizeof(block));
+    config_parse(block, cfg);
+}
+
+/* At most one host frame per turn of the main loop, so that a burst of frames from the
+ * host never keeps the loop from the sensor readings (two in 4 ms would be lost). */
+static void serve_host(void)
+{
+    uint8_t byte;
+    while (uart_host_pop(&byte)) {
+        uint8_t got = frame_rx_byte(&host_rx, byte);
+        if (got == FRAME_RX_OK) {
+            PROF_HIGH(BIT_PROF_FRAME);
+            session_frame(&session, host_rx.buf, host_rx.frame_len, clock_ms(), clock_us());
+            PROF_LOW(BIT_PROF_FRAME);
+            break;
+        }
+        if (got == FRAME_RX_BAD)
+            session_bad_frame(&session);
+    }
+    while (uart_debug_pop(&byte))
+        if (frame_rx_byte(&debug_rx, byte) == FRAME_RX_OK)
+            session_truth_frame(&session, debug_rx.buf, debug_rx.frame_len);
+}
+
+static void serve_sensors(void)
+{
+    uint32_t index;
+    sensor_sample_t reading;
+    uint8_t gyro_ok;
+    while (sensors_take(&index, &reading, &gyro_ok)) {
+        PROF_HIGH(BIT_PROF_SAMPLE);
+        session_sample(&session, index, gyro_ok ? &reading : 0, clock_ms());
+        PROF_LOW(BIT_PROF_SAMPLE);
+    }
+}
+
+/* Sleep until an interrupt brings work: a received byte, a reading, a millisecond. The
+ * transmit interrupts (one per byte sent) wake the core too; it goes back to sleep at
+ * once. The millisecond tick bounds every sleep, so the watchdog is fed. */
+static void wait_for_work(void)
+{
+    for (;;) {
+        cli();
+        if (uart_rx_waiting() || sensors_ready() || clock_tick_pending()) {
+            sei();
+            return;
+        }
+        sleep_enable();
+        sei();
+        sleep_cpu();
+        sleep_disable();
+    }
+}
+
+int main(void)
+{
+    MCUSR = 0;
+    wdt_disable();
+    pulses_init(); /* every output off before anything else */
+    clock_init();
+    uart_init();
+    frame_rx_init(&host_rx);
+    frame_rx_init(&debug_rx);
+    board_config_t cfg;
+    load_config(&cfg);
+    session_init(&session, &cfg);
+    set_sleep_mode(SLEEP_MODE_IDLE);
+    sei();
+    sensors_init(); /* a missing sensor shows as missing readings, then a SENSOR fault */
+    wdt_enable(WDTO_60MS);
+    for (;;) {
+        wdt_reset();
+        serve_host();
+        serve_sensors();
+        if (clock_ticked())
+            session_tick_ms(&session, clock_ms(), clock_us());
+        wait_for_work();
+    }
+}

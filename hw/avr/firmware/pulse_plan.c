@@ -1,0 +1,38 @@
+/* Pulse plans: see pulse_plan.h. */
+#include "pulse_plan.h"
+
+#include "board.h"
+
+static uint16_t dac_count(uint32_t ua)
+{
+    uint32_t count = (ua + DAC_UA_PER_COUNT / 2) / DAC_UA_PER_COUNT;
+    return count > DAC_MAX_COUNT ? DAC_MAX_COUNT : (uint16_t)count;
+}
+
+void pulse_plan(const setting_t *s, pulse_plan_t *plan)
+{
+    plan->delivers = setting_delivers(s);
+    if (!plan->delivers) {
+        plan->cathodic_ticks = plan->gap_ticks = plan->anodic_ticks = 0;
+        plan->cathodic_dac = plan->anodic_dac = 0;
+        plan->period_ticks = 0;
+        return;
+    }
+    uint32_t cathodic = (uint32_t)s->pulse_width_us * PULSE_TICKS_PER_US;
+    if (cathodic < PULSE_MIN_PHASE_TICKS)
+        cathodic = PULSE_MIN_PHASE_TICKS;
+    uint32_t anodic = (cathodic * s->ratio_x100 + 50u) / 100u;
+    if (anodic < cathodic)
+        anodic = cathodic;
+    plan->cathodic_ticks = (uint16_t)cathodic;
+    plan->anodic_ticks = (uint16_t)anodic;
+    plan->gap_ticks = (uint16_t)(s->gap_us * PULSE_TICKS_PER_US);
+    uint32_t cathodic_ua = (uint32_t)s->amplitude_10ua * 10u;
+    plan->cathodic_dac = dac_count(cathodic_ua);
+    /* Anodic current from the delivered cathodic charge: DAC x ticks equal. */
+    uint32_t charge = (uint32_t)plan->cathodic_dac * cathodic; /* counts x ticks */
+    uint32_t anodic_dac = (charge + anodic / 2) / anodic;
+    plan->anodic_dac = anodic_dac > DAC_MAX_COUNT ? DAC_MAX_COUNT : (uint16_t)anodic_dac;
+    /* 1 / (frequency_chz / 100) s = 2e8 / frequency_chz ticks. */
+    plan->period_ticks = (200000000UL + s->frequency_chz / 2) / s->frequency_chz;
+}

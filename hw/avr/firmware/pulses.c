@@ -1,0 +1,302 @@
+/* Pulse engine: see pulses.h. */
+#include "pulses.h"
+
+#include <avr/interrupt.h>
+#include <avr/io.h>
+#include <util/atomic.h>
+
+#include "board.h"
+#include "pulse_plan.h"
+#include "uart.h"
+
+/* Engine timing, in ticks of 0.5 us. */
+#define T_PREP_LEAD 200u   /* DAC, channel select and arming, 100 us before the pulse */
+#define T_LEAD 48u         /* wake 24 us before an edge whose successor must be armed */
+#define T_SPACING 40u      /* 20 us between the end of one pulse and the next */
+#define T_WAIT_MAX 0x3000u /* the longest the engine sleeps between plans (6.1 ms) */
+#define T_AHEAD 6u         /* a compare armed closer than this to now could be missed */
+
+/* Timer1 compare outputs: set or clear the phase line on the match; C has no pin. */
+#define COM_A_SET (_BV(COM1A1) | _BV(COM1A0))
+#define COM_A_CLEAR _BV(COM1A1)
+#define COM_B_SET (_BV(COM1B1) | _BV(COM1B0))
+#define COM_B_CLEAR _BV(COM1B1)
+
+#define CTRL_HIGH(bit) (PORTC |= _BV(bit))
+#define CTRL_LOW(bit) (PORTC &= (uint8_t)~_BV(bit))
+#define PROF_HIGH() (PORTG |= _BV(BIT_PROF_PULSE))
+#define PROF_LOW() (PORTG &= (uint8_t)~_BV(BIT_PROF_PULSE))
+
+/* Engine states: the engine's compare C wakes it in each. */
+enum { E_IDLE, E_WAIT, E_PREP, E_START, E_ANOD, E_END };
+
+typedef struct {
+    pulse_plan_t active;  /* the setting in force */
+    pulse_plan_t pending; /* a setting that applies when the pulse in progress ends */
+    uint8_t has_pending;
+    uint32_t next_due; /* tick of the channel's next pulse */
+} chan_t;
+
+static chan_t ch[SESSION_CHANNELS];
+static volatile uint8_t state = E_IDLE;
+static uint8_t cur;                /* channel of the planned or running pulse */
+static uint16_t e1, e2, e3, e4;    /* its edges: cathodic on, off, anodic on, off */
+static uint32_t pulse_start;       /* its start on the 32-bit tick count */
+static uint32_t pulse_due;         /* the due time it was planned from */
+static uint32_t last_end;          /* end of the last pulse */
+static volatile uint16_t overflows;
+static uint16_t dac_written[2] = {0xFFFFu, 0xFFFFu};
+
+static const uint8_t sel_bit[SESSION_CHANNELS] = {BIT_SEL0, BIT_SEL1};
+static const uint8_t act_bit[SESSION_CHANNELS] = {BIT_ACT0, BIT_ACT1};
+
+ISR(TIMER1_OVF_vect) { overflows++; }
+
+/* 32-bit tick count (interrupts disabled). */
+static uint32_t now32(void)
+{
+    uint16_t lo = TCNT1;
+    uint16_t hi = overflows;
+    if ((TIFR1 & _BV(TOV1)) && lo < 0x8000u)
+        hi++;
+    return ((uint32_t)hi << 16) | lo;
+}
+
+/* The engine's next wake-up, at tick t. Its interrupt stays enabled (a match in the idle
+ * state does nothing), so no flag is ever cleared by hand: simavr 1.6 clears every flag
+ * of TIFR1 on any write to it, the overflow's too, which would lose 32.8 ms of time. */
+static void wake(uint16_t t)
+{
+    uint16_t now = TCNT1;
+    if ((int16_t)(t - now) < (int16_t)T_AHEAD)
+        t = (uint16_t)(now + T_AHEAD);
+    if (t == 0xFFFFu)
+        t = 0; /* simavr misses a match at the free-running counter's top */
+    OCR1C = t;
+}
+
+static void dac_word(uint16_t word)
+{
+    CTRL_LOW(BIT_DAC_CS);
+    for (uint8_t i = 0; i < 16; i++) {
+        if (word & 0x8000u)
+            CTRL_HIGH(BIT_DAC_SDI);
+        else
+            CTRL_LOW(BIT_DAC_SDI);
+        CTRL_HIGH(BIT_DAC_SCK);
+        word <<= 1;
+        CTRL_LOW(BIT_DAC_SCK);
+    }
+    CTRL_HIGH(BIT_DAC_CS);
+}
+
+static void dac_set(uint8_t which, uint16_t count)
+{
+    if (dac_written[which] == count)
+        return;
+    dac_word((uint16_t)((which ? DAC_WORD_B : DAC_WORD_A) | count));
+    dac_written[which] = count;
+}
+
+static uint8_t in_pulse(void) { return state == E_START || state == E_ANOD || state == E_END; }
+
+/* Channel active lines and the high-voltage enable follow the settings in force. */
+static void indicate(void)
+{
+    uint8_t any = in_pulse();
+    for (uint8_t c = 0; c < SESSION_CHANNELS; c++)
+        any |= ch[c].active.delivers;
+    if (any) /* the supply comes up before a channel's switch closes */
+        CTRL_HIGH(BIT_HV_EN);
+    for (uint8_t c = 0; c < SESSION_CHANNELS; c++) {
+        if (ch[c].active.delivers)
+            CTRL_HIGH(act_bit[c]);
+        else
+            CTRL_LOW(act_bit[c]);
+    }
+    if (!any) /* and goes down after the last switch opened */
+        CTRL_LOW(BIT_HV_EN);
+}
+
+static void adopt(uint8_t c)
+{
+    chan_t *h = &ch[c];
+    uint8_t was = h->active.delivers;
+    h->active = h->pending;
+    h->has_pending = 0;
+    if (!was && h->active.delivers)
+        h->next_due = now32() + T_PREP_LEAD + T_AHEAD; /* at once */
+}
+
+/* Choose the next pulse and wake for it (interrupts disabled, no pulse in progress). */
+static void plan(void)
+{
+    uint32_t now = now32();
+    int8_t best = -1;
+    uint32_t due = 0;
+    for (uint8_t c = 0; c < SESSION_CHANNELS; c++) {
+        if (ch[c].active.delivers && (best < 0 || (int32_t)(ch[c].next_due - due) < 0)) {
+            best = (int8_t)c;
+            due = ch[c].next_due;
+        }
+    }
+    if (best < 0) {
+        state = E_IDLE;
+        indicate();
+        return;
+    }
+    uint32_t s = due;
+    uint32_t earliest = now + T_PREP_LEAD + T_AHEAD;
+    if ((int32_t)(s - earliest) < 0)
+        s = earliest;
+    earliest = last_end + T_SPACING;
+    if ((int32_t)(s - earliest) < 0)
+        s = earliest;
+    if ((int32_t)(s - now) > (int32_t)(T_PREP_LEAD + T_WAIT_MAX)) {
+        state = E_WAIT;
+        wake((uint16_t)(now + T_WAIT_MAX));
+        indicate();
+        return;
+    }
+    cur = (uint8_t)best;
+    const pulse_plan_t *p = &ch[cur].active;
+    for (uint8_t i = 0; i < 4; i++) { /* no edge at 0xFFFF (see wake) */
+        e1 = (uint16_t)s;
+        e2 = (uint16_t)(e1 + p->cathodic_ticks);
+        e3 = (uint16_t)(e2 + p->gap_ticks);
+        e4 = (uint16_t)(e3 + p->anodic_ticks);
+        if (e1 != 0xFFFFu && e2 != 0xFFFFu && e3 != 0xFFFFu && e4 != 0xFFFFu)
+            break;
+        s++;
+    }
+    pulse_start = s;
+    pulse_due = due;
+    /* The next one a period after this one was due (the channel's own grid). */
+    uint32_t next = due + p->period_ticks;
+    if ((int32_t)(next - s) <= 0)
+        next = s + p->period_ticks;
+    ch[cur].next_due = next;
+    state = E_PREP;
+    wake((uint16_t)(s - T_PREP_LEAD));
+    indicate();
+}
+
+/* Busy-wait until tick t has passed, serving the receivers meanwhile. */
+static void spin_until(uint16_t t)
+{
+    while ((int16_t)(t - TCNT1) > 8)
+        uart_poll_rx();
+    while ((int16_t)(t - TCNT1) > 0)
+        ;
+}
+
+static void prep(void)
+{
+    const pulse_plan_t *p = &ch[cur].active;
+    dac_set(0, p->cathodic_dac);
+    uart_poll_rx(); /* a word takes 10 us: keep the receivers' 2-byte buffers from filling */
+    dac_set(1, p->anodic_dac);
+    if ((int16_t)((uint16_t)(e1 - T_LEAD) - TCNT1) < (int16_t)T_AHEAD) {
+        /* Too late to arm this pulse in time (never expected): plan it again. */
+        ch[cur].next_due = pulse_due;
+        plan();
+        return;
+    }
+    for (uint8_t c = 0; c < SESSION_CHANNELS; c++)
+        if (c != cur)
+            CTRL_LOW(sel_bit[c]);
+    CTRL_HIGH(sel_bit[cur]);
+    /* Arm both leading edges: the cathodic line rises at e1, the anodic at e3. The
+     * compare values first, then the modes, so no earlier match acts on a line. */
+    OCR1A = e1;
+    OCR1B = e3;
+    TCCR1A = COM_A_SET | COM_B_SET;
+    state = E_START;
+    CTRL_HIGH(BIT_HV_EN);
+    wake((uint16_t)(e1 - T_LEAD));
+}
+
+static void arm_anodic_end(void)
+{
+    spin_until((uint16_t)(e3 + 2)); /* the anodic line has risen */
+    OCR1B = e4;
+    TCCR1A = COM_A_CLEAR | COM_B_CLEAR;
+    state = E_END;
+    wake((uint16_t)(e4 + 2));
+}
+
+static void start(void)
+{
+    spin_until((uint16_t)(e1 + 2)); /* the cathodic line has risen */
+    OCR1A = e2;
+    TCCR1A = COM_A_CLEAR | COM_B_SET;
+    if ((int16_t)(e3 - TCNT1) <= (int16_t)(T_LEAD + 8)) {
+        arm_anodic_end();
+    } else {
+        state = E_ANOD;
+        wake((uint16_t)(e3 - T_LEAD));
+    }
+}
+
+static void end(void)
+{
+    for (uint8_t c = 0; c < SESSION_CHANNELS; c++)
+        CTRL_LOW(sel_bit[c]);
+    const pulse_plan_t *p = &ch[cur].active;
+    last_end = pulse_start + p->cathodic_ticks + p->gap_ticks + p->anodic_ticks;
+    state = E_IDLE;
+    if (ch[cur].has_pending)
+        adopt(cur);
+    plan();
+}
+
+ISR(TIMER1_COMPC_vect)
+{
+    PROF_HIGH();
+    switch (state) {
+    case E_WAIT: plan(); break;
+    case E_PREP: prep(); break;
+    case E_START: start(); break;
+    case E_ANOD: arm_anodic_end(); break;
+    case E_END: end(); break;
+    default: break; /* idle */
+    }
+    PROF_LOW();
+}
+
+void pulses_init(void)
+{
+    PORTB &= (uint8_t)~(_BV(PIN_CATHODIC_BIT) | _BV(PIN_ANODIC_BIT));
+    DDRB |= _BV(PIN_CATHODIC_BIT) | _BV(PIN_ANODIC_BIT);
+    PORTC = _BV(BIT_DAC_CS);
+    DDRC = 0xFF;
+    PORTG &= (uint8_t)~(_BV(BIT_PROF_SAMPLE) | _BV(BIT_PROF_FRAME) | _BV(BIT_PROF_PULSE));
+    DDRG |= _BV(BIT_PROF_SAMPLE) | _BV(BIT_PROF_FRAME) | _BV(BIT_PROF_PULSE);
+    TCCR1A = COM_A_CLEAR | COM_B_CLEAR;
+    TCCR1B = _BV(CS11); /* normal mode, clock / 8: 0.5 us ticks */
+    TIMSK1 = _BV(TOIE1) | _BV(OCIE1C);
+    dac_set(0, 0);
+    dac_set(1, 0);
+}
+
+void pulses_set(uint8_t channel, const setting_t *setting)
+{
+    pulse_plan_t plan_of;
+    pulse_plan(setting, &plan_of);
+    ATOMIC_BLOCK(ATOMIC_RESTORESTATE)
+    {
+        chan_t *h = &ch[channel];
+        h->pending = plan_of;
+        if (in_pulse() && cur == channel) {
+            h->has_pending = 1; /* from the next pulse on */
+        } else {
+            adopt(channel);
+            if (state == E_PREP)
+                ch[cur].next_due = pulse_due; /* the planned pulse is planned again */
+            if (!in_pulse())
+                plan();
+            else
+                indicate();
+        }
+    }
+}

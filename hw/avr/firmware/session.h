@@ -1,0 +1,133 @@
+/*
+ * The board's side of docs/protocol.md (sections 3 to 8) as a portable state machine:
+ * handshake and version negotiation, sequence numbers and acknowledgements, the board's
+ * own limits, the communication timeout, the continuous on-time limit, the sample
+ * stream, STATUS, FAULT and the relay of a simulator's ground truth. Written after the
+ * Python reference (hw/firmware.py) rule for rule; the AVR firmware (main.c) and the
+ * host unit tests (hw/avr/test) drive the same code.
+ *
+ * No clock of its own: every entry point takes the board's time. No I/O: frames go out
+ * through session_hal_send, settings through session_hal_output.
+ */
+#ifndef FES_SESSION_H
+#define FES_SESSION_H
+
+#include <stdint.h>
+
+#include "limits.h"
+
+#define SESSION_CHANNELS 2
+/* Newest protocol version spoken; every older one too. */
+#define SESSION_PROTOCOL_VERSION 3
+#define SESSION_SHAPED_VERSION 2
+#define FIRMWARE_MAJOR 2
+#define FIRMWARE_MINOR 0
+#define FIRMWARE_PATCH 0
+
+/* Frame types. */
+enum {
+    T_HELLO = 0x01, T_START_STREAM = 0x02, T_STOP_STREAM = 0x03, T_STIM = 0x04,
+    T_STOP_ALL = 0x05, T_HEARTBEAT = 0x06, T_GET_STATUS = 0x07, T_STIM_SHAPED = 0x08,
+    T_DEBUG_TRUTH = 0x3F,
+    T_INFO = 0x81, T_ACK = 0x82, T_SAMPLE = 0x83, T_STATUS = 0x84, T_FAULT = 0x85,
+    T_TRUTH_EVENT = 0xC1, T_TRUTH_SAMPLES = 0xC2,
+    /* Debug port only (simulator to board): one truth row of one sample. */
+    T_TRUTH_ROW = 0xC3,
+};
+
+/* ACK codes. */
+enum {
+    ACK_UNKNOWN_TYPE = 1, ACK_BAD_LENGTH = 2, ACK_BAD_CHANNEL = 3, ACK_NOT_READY = 7,
+    ACK_STALE_SEQ = 8,
+};
+
+/* FAULT codes. */
+enum { FAULT_NONE = 0, FAULT_COMM_TIMEOUT = 1, FAULT_ON_TIME = 2, FAULT_SENSOR = 3 };
+
+/* Capability bits of INFO. */
+enum { CAP_HEEL_SWITCH = 0x01, CAP_HEEL_FORCE = 0x02, CAP_DEBUG_TRUTH = 0x04 };
+
+/* SAMPLE flags. */
+enum {
+    FLAG_HEEL_CONTACT = 0x01, FLAG_GYRO_SAGITTAL = 0x02, FLAG_GYRO_OTHER = 0x04,
+    FLAG_ACCEL = 0x08,
+};
+#define FORCE_ABSENT 0xFFFFu
+
+/* One sensor reading of the front end, in wire units. */
+typedef struct {
+    int16_t gyro[3];
+    uint16_t heel_force_dn;
+    uint8_t flags;
+} sensor_sample_t;
+
+#define TRUTH_ROW_BYTES 7
+#define TRUTH_MAX_ROWS 32
+#define TRUTH_EVENT_QUEUE 4
+#define RTT_MEMORY 32
+/* Consecutive samples without a gyro reading that make a sensor fault. */
+#define SENSOR_FAIL_LIMIT 5
+
+typedef struct {
+    board_config_t cfg;
+    uint8_t session;
+    uint8_t version;
+    uint8_t streaming;
+    uint8_t truth_enabled;
+    uint8_t truth_source; /* a truth source has spoken on the debug port */
+    uint8_t fault;        /* last fault, reported until the next HELLO */
+    uint8_t last_seq;
+    uint8_t tx_seq;
+    uint32_t last_rx_ms;
+    setting_t out[SESSION_CHANNELS];
+    uint8_t on_timed[SESSION_CHANNELS]; /* on_since_ms is valid */
+    uint32_t on_since_ms[SESSION_CHANNELS];
+    uint16_t rx_frames, rx_bad, refused;
+    uint32_t next_status_ms;
+    /* sample grid */
+    uint8_t grid_started;
+    uint32_t grid_t0_us;
+    uint32_t sample_period_us;
+    uint32_t next_index;
+    uint8_t sensor_failures;
+    /* round trips */
+    uint32_t sent_index[RTT_MEMORY];
+    uint32_t sent_us[RTT_MEMORY];
+    uint8_t sent_valid[RTT_MEMORY];
+    uint8_t answered_any;
+    uint32_t answered;
+    uint32_t rtt_last_us, rtt_max_us;
+    /* ground truth relay */
+    uint8_t truth_events[TRUTH_EVENT_QUEUE][5];
+    uint8_t truth_event_count;
+    uint32_t truth_first;
+    uint8_t truth_count;
+    uint8_t truth_rows[TRUTH_MAX_ROWS * TRUTH_ROW_BYTES];
+    uint16_t truth_dropped;
+} session_t;
+
+void session_init(session_t *s, const board_config_t *cfg);
+/* A valid frame (type, seq, payload, CRC: n bytes) from the host at board time. */
+void session_frame(session_t *s, const uint8_t *frame, uint16_t n, uint32_t now_ms,
+                   uint32_t now_us);
+/* A bad frame from the host (framing, CRC): counted only. */
+void session_bad_frame(session_t *s);
+/* Every millisecond: the communication timeout, the on-time limit, STATUS. */
+void session_tick_ms(session_t *s, uint32_t now_ms, uint32_t now_us);
+/* Grid point index of the sample grid: the front end's reading, or NULL when it gave
+ * none (an I2C failure). Sends SAMPLE while streaming; SENSOR_FAIL_LIMIT readings in a
+ * row missing end the session with FAULT SENSOR. */
+void session_sample(session_t *s, uint32_t index, const sensor_sample_t *reading,
+                    uint32_t now_ms);
+/* A valid frame from the debug port (a simulator's truth source). */
+void session_truth_frame(session_t *s, const uint8_t *frame, uint16_t n);
+/* Bit c set: channel c is switched on with a setting that delivers. */
+uint8_t session_outputs_on(const session_t *s);
+
+/* Platform hooks. */
+void session_hal_send(const uint8_t *body, uint8_t n);
+void session_hal_output(uint8_t channel, const setting_t *setting);
+/* The sample grid starts now (the first START_STREAM); grid point 0 is at t0_us. */
+uint32_t session_hal_grid_start(void);
+
+#endif

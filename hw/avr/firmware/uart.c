@@ -1,0 +1,126 @@
+/* USART drivers: see uart.h. */
+#include "uart.h"
+
+#include <avr/interrupt.h>
+#include <avr/io.h>
+#include <util/atomic.h>
+
+#include "board.h"
+
+#define UBRR_VALUE ((BOARD_F_CPU_HZ / (8UL * BOARD_BAUD)) - 1) /* U2X: 1 */
+#define TX_RING 1024u /* power of two */
+
+/* Receive rings: 256 bytes, indices wrap by themselves. */
+static volatile uint8_t host_rx[256], debug_rx[256];
+static volatile uint8_t host_head, host_tail, debug_head, debug_tail;
+static volatile uint8_t tx_ring[TX_RING];
+static volatile uint16_t tx_head, tx_tail;
+volatile uint16_t uart_rx_overflows;
+uint16_t uart_tx_dropped;
+
+void uart_init(void)
+{
+    UBRR0 = UBRR_VALUE;
+    UCSR0A = _BV(U2X0);
+    UCSR0C = _BV(UCSZ01) | _BV(UCSZ00);
+    UCSR0B = _BV(RXEN0) | _BV(TXEN0) | _BV(RXCIE0);
+    /* The debug port receives only; its idle line is held high by the pull-up. */
+    PORTD |= _BV(PD2);
+    UBRR1 = UBRR_VALUE;
+    UCSR1A = _BV(U2X1);
+    UCSR1C = _BV(UCSZ11) | _BV(UCSZ10);
+    UCSR1B = _BV(RXEN1) | _BV(RXCIE1);
+}
+
+static inline void host_rx_push(uint8_t b)
+{
+    uint8_t next = (uint8_t)(host_head + 1);
+    if (next == host_tail) {
+        uart_rx_overflows++;
+        return;
+    }
+    host_rx[host_head] = b;
+    host_head = next;
+}
+
+static inline void debug_rx_push(uint8_t b)
+{
+    uint8_t next = (uint8_t)(debug_head + 1);
+    if (next == debug_tail) {
+        uart_rx_overflows++;
+        return;
+    }
+    debug_rx[debug_head] = b;
+    debug_head = next;
+}
+
+ISR(USART0_RX_vect) { host_rx_push(UDR0); }
+
+ISR(USART1_RX_vect) { debug_rx_push(UDR1); }
+
+void uart_poll_rx(void)
+{
+    if (UCSR0A & _BV(RXC0))
+        host_rx_push(UDR0);
+    if (UCSR1A & _BV(RXC1))
+        debug_rx_push(UDR1);
+}
+
+ISR(USART0_UDRE_vect)
+{
+    uint16_t tail = tx_tail;
+    if (tail == tx_head) {
+        UCSR0B &= (uint8_t)~_BV(UDRIE0);
+        return;
+    }
+    UDR0 = tx_ring[tail];
+    tx_tail = (uint16_t)((tail + 1) & (TX_RING - 1));
+}
+
+uint8_t uart_host_pop(uint8_t *byte)
+{
+    if (host_tail == host_head)
+        return 0;
+    *byte = host_rx[host_tail];
+    host_tail = (uint8_t)(host_tail + 1);
+    return 1;
+}
+
+uint8_t uart_debug_pop(uint8_t *byte)
+{
+    if (debug_tail == debug_head)
+        return 0;
+    *byte = debug_rx[debug_tail];
+    debug_tail = (uint8_t)(debug_tail + 1);
+    return 1;
+}
+
+uint8_t uart_rx_waiting(void)
+{
+    return host_tail != host_head || debug_tail != debug_head;
+}
+
+uint8_t uart_host_send(const uint8_t *data, uint16_t n)
+{
+    uint16_t head, tail;
+    ATOMIC_BLOCK(ATOMIC_RESTORESTATE)
+    {
+        head = tx_head;
+        tail = tx_tail;
+    }
+    uint16_t free_bytes = (uint16_t)((tail - head - 1) & (TX_RING - 1));
+    if (n > free_bytes) {
+        uart_tx_dropped++;
+        return 0;
+    }
+    for (uint16_t i = 0; i < n; i++) {
+        tx_ring[head] = data[i];
+        head = (uint16_t)((head + 1) & (TX_RING - 1));
+    }
+    ATOMIC_BLOCK(ATOMIC_RESTORESTATE)
+    {
+        tx_head = head;
+        UCSR0B |= _BV(UDRIE0);
+    }
+    return 1;
+}

@@ -1,0 +1,27 @@
+/*
+ * USART0 (the host link) and USART1 (the debug port), interrupt driven, 1 000 000 baud.
+ * Received bytes wait in rings for the main loop; frames to the host wait in a transmit
+ * ring drained by the data-register-empty interrupt.
+ */
+#ifndef FES_UART_H
+#define FES_UART_H
+
+#include <stdint.h>
+
+void uart_init(void);
+/* Next received byte of the host link (1) or none (0). */
+uint8_t uart_host_pop(uint8_t *byte);
+/* Next received byte of the debug port (1) or none (0). */
+uint8_t uart_debug_pop(uint8_t *byte);
+/* Queue n bytes for the host, all or none (returns 0 when the ring is full). */
+uint8_t uart_host_send(const uint8_t *data, uint16_t n);
+/* Nonzero while received bytes wait. */
+uint8_t uart_rx_waiting(void);
+/* With interrupts disabled (the pulse engine's waits): move bytes that arrived into the
+ * rings, as the receive interrupts would, so that none is lost. */
+void uart_poll_rx(void);
+
+extern volatile uint16_t uart_rx_overflows;
+extern uint16_t uart_tx_dropped;
+
+#endif

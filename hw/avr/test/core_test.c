@@ -1,0 +1,446 @@
+/*
+ * Host tests of the firmware's portable core (framing, CRC, limits, stored
+ * configuration, pulse plans, the protocol state machine), compiled with the host's gcc
+ * and run by tests/test_avr_core.py. One line per check that fails, then a summary;
+ * the exit status is the number of failed checks (0: all passed).
+ */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "config.h"
+#include "frame.h"
+#include "limits.h"
+#include "pulse_plan.h"
+#include "session.h"
+
+static int failures, checks;
+static const char *current;
+
+static void check(int ok, const char *fmt, ...)
+{
+    checks++;
+    if (ok)
+        return;
+    failures++;
+    va_list ap;
+    va_start(ap, fmt);
+    printf("FAIL %s: ", current);
+    vprintf(fmt, ap);
+    printf("\n");
+    va_end(ap);
+}
+
+/* --- platform hooks: record what the session does -------------------------------------- */
+
+static uint8_t sent[64][256];
+static uint8_t sent_len[64];
+static int sent_count;
+static setting_t outputs[SESSION_CHANNELS];
+
+void session_hal_send(const uint8_t *body, uint8_t n)
+{
+    if (sent_count < 64) {
+        memcpy(sent[sent_count], body, n);
+        sent_len[sent_count++] = n;
+    }
+}
+
+void session_hal_output(uint8_t channel, const setting_t *setting) { outputs[channel] = *setting; }
+
+uint32_t session_hal_grid_start(void) { return 5000; }
+
+/* A host frame (type, seq, payload) with its CRC, as the receiver hands it over. */
+static uint16_t frame_of(uint8_t *out, uint8_t type, uint8_t seq, const uint8_t *payload,
+                         uint8_t n)
+{
+    out[0] = type;
+    out[1] = seq;
+    memcpy(out + 2, payload, n);
+    uint16_t crc = crc16(out, (uint16_t)(n + 2));
+    out[n + 2] = (uint8_t)(crc >> 8);
+    out[n + 3] = (uint8_t)crc;
+    return (uint16_t)(n + 4);
+}
+
+static void host(session_t *s, uint8_t type, uint8_t seq, const uint8_t *payload, uint8_t n,
+                 uint32_t now_ms)
+{
+    uint8_t f[260];
+    sent_count = 0;
+    session_frame(s, f, frame_of(f, type, seq, payload, n), now_ms, now_ms * 1000u);
+}
+
+/* The last frame sent is an ACK of seq with code. */
+static int acked(uint8_t seq, uint8_t code)
+{
+    if (!sent_count)
+        return 0;
+    uint8_t *f = sent[sent_count - 1];
+    return f[0] == T_ACK && f[2] == seq && f[4] == code;
+}
+
+static uint8_t *stim_item(uint8_t *p, uint8_t channel, uint8_t on, uint16_t amp, uint16_t width,
+                          uint16_t freq_chz)
+{
+    p[0] = channel;
+    p[1] = on;
+    p[2] = (uint8_t)amp, p[3] = (uint8_t)(amp >> 8);
+    p[4] = (uint8_t)width, p[5] = (uint8_t)(width >> 8);
+    p[6] = (uint8_t)freq_chz, p[7] = (uint8_t)(freq_chz >> 8);
+    return p + 8;
+}
+
+static uint8_t stim_payload(uint8_t *p, uint8_t channel, uint16_t amp)
+{
+    memset(p, 0, 5);
+    p[4] = 1;
+    stim_item(p + 5, channel, 1, amp, 300, 4000);
+    return 13;
+}
+
+static void open_session(session_t *s, uint8_t version)
+{
+    session_init(s, &limits_default_config);
+    host(s, T_HELLO, 1, &version, 1, 0);
+}
+
+/* --- framing ---------------------------------------------------------------------------- */
+
+static void test_crc(void)
+{
+    current = "crc";
+    check(crc16((const uint8_t *)"123456789", 9) == 0x29B1, "check value");
+    uint8_t body[] = {0x06, 0x05, 0xe8, 0x03, 0x00, 0x00};
+    check(crc16(body, sizeof(body)) == 0xF8DF, "docs/protocol.md section 11 HEARTBEAT");
+}
+
+static void test_cobs(void)
+{
+    current = "cobs";
+    uint8_t in[254], enc[256], dec[256];
+    for (int n = 0; n <= 254; n++) {
+        for (int pattern = 0; pattern < 3; pattern++) {
+            for (int i = 0; i < n; i++)
+                in[i] = pattern == 0 ? (uint8_t)(i + 1) : pattern == 1 ? 0 : (uint8_t)(i % 7);
+            uint16_t len = cobs_encode(in, (uint16_t)n, enc);
+            check(len == n + 1 || (n == 254 && pattern == 0 && len == 255),
+                  "length of %d bytes (pattern %d): %u", n, pattern, len);
+            check(!memchr(enc, 0, len), "no zero in the encoding (%d, %d)", n, pattern);
+            memcpy(dec, enc, len);
+            int16_t back = cobs_decode(dec, len);
+            check(back == n && !memcmp(dec, in, (size_t)n), "round trip (%d, %d)", n, pattern);
+        }
+    }
+    uint8_t broken[] = {0x05, 0x01, 0x02};
+    check(cobs_decode(broken, 3) == -1, "a block past the end");
+    uint8_t zero_code[] = {0x00, 0x01};
+    check(cobs_decode(zero_code, 2) == -1, "a code byte of zero");
+}
+
+static void test_frame_encode(void)
+{
+    current = "frame_encode";
+    uint8_t body[] = {0x06, 0x05, 0xe8, 0x03, 0x00, 0x00};
+    uint8_t want[] = {0x05, 0x06, 0x05, 0xe8, 0x03, 0x01, 0x03, 0xf8, 0xdf, 0x00};
+    uint8_t wire[FRAME_WIRE_MAX];
+    uint16_t n = frame_encode(body, sizeof(body), wire);
+    check(n == sizeof(want) && !memcmp(wire, want, n), "docs/protocol.md HEARTBEAT bytes");
+    uint8_t big[253] = {0};
+    check(frame_encode(big, 253, wire) == 0, "a body over 252 bytes is refused");
+    check(frame_encode(big, 252, wire) == 256, "the largest frame: 255 bytes and delimiter");
+}
+
+static uint8_t feed(frame_rx_t *rx, const uint8_t *p, size_t n)
+{
+    uint8_t last = FRAME_RX_NONE;
+    for (size_t i = 0; i < n; i++) {
+        uint8_t r = frame_rx_byte(rx, p[i]);
+        if (r != FRAME_RX_NONE)
+            last = r;
+    }
+    return last;
+}
+
+static void test_receiver(void)
+{
+    current = "receiver";
+    frame_rx_t rx;
+    frame_rx_init(&rx);
+    uint8_t good[] = {0x05, 0x06, 0x05, 0xe8, 0x03, 0x01, 0x03, 0xf8, 0xdf, 0x00};
+    check(feed(&rx, good, sizeof(good)) == FRAME_RX_OK && rx.frame_len == 8 &&
+              rx.buf[0] == 0x06 && rx.buf[2] == 0xe8,
+          "a valid frame");
+    uint8_t idle[] = {0, 0, 0};
+    check(feed(&rx, idle, 3) == FRAME_RX_NONE, "delimiters alone are an idle line");
+    uint8_t flipped[sizeof(good)];
+    memcpy(flipped, good, sizeof(good));
+    flipped[3] ^= 0x10;
+    check(feed(&rx, flipped, sizeof(flipped)) == FRAME_RX_BAD, "a flipped bit fails the CRC");
+    check(feed(&rx, good, sizeof(good)) == FRAME_RX_OK, "decoding resumes after it");
+    uint8_t longline[300];
+    memset(longline, 0x11, sizeof(longline));
+    check(feed(&rx, longline, sizeof(longline)) == FRAME_RX_NONE, "an overlong run waits");
+    check(frame_rx_byte(&rx, 0) == FRAME_RX_BAD, "and is one bad frame at its delimiter");
+    check(feed(&rx, good, sizeof(good)) == FRAME_RX_OK, "decoding resumes after that too");
+    uint8_t short_frame[] = {0x03, 0x01, 0x02, 0x00};
+    check(feed(&rx, short_frame, 4) == FRAME_RX_BAD, "under 4 decoded bytes is bad");
+}
+
+/* --- limits, configuration, pulse plans ------------------------------------------------- */
+
+static void test_limits(void)
+{
+    current = "limits";
+    const board_config_t *c = &limits_default_config;
+    setting_t s = {1, 6000, 500, 6000, 500, 1000};
+    check(limits_check_setting(c, &s) == ACK_OK, "every limit exactly: OK");
+    s.amplitude_10ua = 6001;
+    check(limits_check_setting(c, &s) == ACK_OVER_AMPLITUDE, "amplitude");
+    s.pulse_width_us = 501; /* amplitude still over: it is the first checked */
+    check(limits_check_setting(c, &s) == ACK_OVER_AMPLITUDE, "amplitude first");
+    s.amplitude_10ua = 6000;
+    check(limits_check_setting(c, &s) == ACK_OVER_PULSE_WIDTH, "pulse width");
+    s.pulse_width_us = 500, s.frequency_chz = 6001;
+    check(limits_check_setting(c, &s) == ACK_OVER_FREQUENCY, "frequency");
+    s.frequency_chz = 6000, s.gap_us = 501;
+    check(limits_check_setting(c, &s) == ACK_OVER_INTERPHASE_GAP, "gap");
+    s.gap_us = 0, s.ratio_x100 = 99;
+    check(limits_check_setting(c, &s) == ACK_BAD_WIDTH_RATIO, "ratio below 1");
+    s.ratio_x100 = 1001;
+    check(limits_check_setting(c, &s) == ACK_BAD_WIDTH_RATIO, "ratio beyond the limit");
+    setting_t off = {0, 65535, 65535, 65535, 65535, 0};
+    check(limits_check_setting(c, &off) == ACK_OK, "a setting that is off is never refused");
+    check(limits_config_valid(c), "the compiled configuration is valid");
+}
+
+static void test_config(void)
+{
+    current = "config";
+    board_config_t cfg = limits_default_config, got;
+    cfg.board_id = 0x01020304;
+    cfg.comm_timeout_ms = 400;
+    cfg.max_amplitude_10ua = 4000;
+    uint8_t block[CONFIG_BLOCK_BYTES];
+    config_encode(&cfg, block);
+    check(config_parse(block, &got) && got.board_id == 0x01020304 && got.comm_timeout_ms == 400 &&
+              got.max_amplitude_10ua == 4000,
+          "round trip");
+    block[8] ^= 1;
+    check(!config_parse(block, &got) && got.comm_timeout_ms == 100, "damaged: compiled values");
+    uint8_t erased[CONFIG_BLOCK_BYTES];
+    memset(erased, 0xFF, sizeof(erased));
+    check(!config_parse(erased, &got), "erased EEPROM: compiled values");
+    cfg.max_amplitude_10ua = 6001; /* looser than compiled */
+    config_encode(&cfg, block);
+    check(!config_parse(block, &got) && got.max_amplitude_10ua == 6000, "a looser limit");
+    cfg.max_amplitude_10ua = 4000;
+    cfg.comm_timeout_ms = 501;
+    config_encode(&cfg, block);
+    check(!config_parse(block, &got), "a timeout beyond 500 ms");
+}
+
+static void test_pulse_plans(void)
+{
+    current = "pulse_plan";
+    pulse_plan_t p;
+    setting_t s = {1, 3500, 300, 4000, 50, 400};
+    pulse_plan(&s, &p);
+    check(p.delivers && p.cathodic_ticks == 600 && p.gap_ticks == 100 && p.anodic_ticks == 2400,
+          "35 mA, 300 us, gap 50 us, ratio 4: ticks");
+    check(p.cathodic_dac == 1750 && p.anodic_dac == 438, "DAC counts %u %u", p.cathodic_dac,
+          p.anodic_dac);
+    check(p.period_ticks == 50000, "40 Hz: 25 ms");
+    s.pulse_width_us = 1;
+    pulse_plan(&s, &p);
+    check(p.cathodic_ticks == 8 && p.anodic_ticks == 32, "a 1 us phase lengthened to 4 us");
+    setting_t off = {0, 3500, 300, 4000, 0, 100};
+    pulse_plan(&off, &p);
+    check(!p.delivers, "off delivers nothing");
+    setting_t zero = {1, 0, 300, 4000, 0, 100};
+    pulse_plan(&zero, &p);
+    check(!p.delivers, "zero amplitude delivers nothing");
+    /* Every setting within the limits is charge balanced to half a DAC count. */
+    int worst_ok = 1;
+    for (uint16_t amp = 10; amp <= 6000; amp += 397)
+        for (uint16_t w = 1; w <= 500; w += 13)
+            for (uint16_t r = 100; r <= 1000; r += 37) {
+                setting_t t = {1, amp, w, 2000, 0, r};
+                pulse_plan(&t, &p);
+                long net = (long)p.cathodic_dac * p.cathodic_ticks -
+                           (long)p.anodic_dac * p.anodic_ticks;
+                if (labs(net) * 2 > p.anodic_ticks || p.anodic_ticks < p.cathodic_ticks)
+                    worst_ok = 0;
+            }
+    check(worst_ok, "charge balance within half a DAC count over the anodic phase");
+}
+
+/* --- the protocol state machine ---------------------------------------------------------- */
+
+static void test_hello(void)
+{
+    current = "hello";
+    session_t s;
+    open_session(&s, 3);
+    check(sent_count == 1 && sent[0][0] == T_INFO && sent_len[0] == 2 + 32, "INFO of 32 bytes");
+    check(s.session && s.version == 3, "a version 3 session");
+    uint8_t *info = sent[0] + 2;
+    check(info[0] == 1 && info[1] == 3 && info[2] == FIRMWARE_MAJOR && info[9] == 2,
+          "hello_seq, version, firmware, channels");
+    uint8_t v1 = 1;
+    host(&s, T_HELLO, 2, &v1, 1, 1);
+    check(sent_len[0] == 2 + 28 && s.version == 1 && s.session, "version 1: 28 bytes");
+    uint8_t v9 = 9;
+    host(&s, T_HELLO, 3, &v9, 1, 2);
+    check(!s.session && sent[0][3] == 3, "an unknown version: INFO of the newest, no session");
+    host(&s, T_START_STREAM, 4, NULL, 0, 3);
+    check(acked(4, ACK_NOT_READY), "nothing but HELLO, GET_STATUS, STOP_ALL without a session");
+    host(&s, T_STOP_ALL, 5, NULL, 0, 4);
+    check(acked(5, ACK_OK), "STOP_ALL obeyed without a session");
+}
+
+static void test_sequence_and_types(void)
+{
+    current = "sequence";
+    session_t s;
+    open_session(&s, 3);
+    host(&s, T_START_STREAM, 2, NULL, 0, 1);
+    check(acked(2, ACK_OK) && s.streaming && s.grid_started && s.grid_t0_us == 5000,
+          "START_STREAM starts the grid");
+    host(&s, T_HEARTBEAT, 2, (const uint8_t *)"\0\0\0\0", 4, 2);
+    check(acked(2, ACK_STALE_SEQ), "a repeated seq is stale");
+    host(&s, T_HEARTBEAT, (uint8_t)(2 + 128), (const uint8_t *)"\0\0\0\0", 4, 3);
+    check(acked(130, ACK_STALE_SEQ), "128 ahead is stale");
+    host(&s, T_HEARTBEAT, 3, (const uint8_t *)"\0\0\0", 3, 4);
+    check(acked(3, ACK_BAD_LENGTH), "a wrong length");
+    host(&s, 0x42, 4, NULL, 0, 5);
+    check(acked(4, ACK_UNKNOWN_TYPE), "an unknown type");
+    host(&s, T_ACK, 5, (const uint8_t *)"\0\0\0", 3, 6);
+    check(acked(5, ACK_UNKNOWN_TYPE), "a board-to-host type");
+    uint8_t on = 1;
+    host(&s, T_DEBUG_TRUTH, 6, &on, 1, 7);
+    check(acked(6, ACK_UNKNOWN_TYPE), "DEBUG_TRUTH without a truth source");
+    uint8_t v1 = 1;
+    host(&s, T_HELLO, 7, &v1, 1, 8);
+    uint8_t shaped[17] = {0};
+    shaped[4] = 1;
+    host(&s, T_STIM_SHAPED, 8, shaped, 17, 9);
+    check(acked(8, ACK_UNKNOWN_TYPE), "STIM_SHAPED in a version 1 session");
+}
+
+static void test_stim(void)
+{
+    current = "stim";
+    session_t s;
+    open_session(&s, 3);
+    uint8_t payload[32];
+    host(&s, T_STIM, 2, payload, stim_payload(payload, 0, 3500), 1);
+    check(acked(2, ACK_OK) && outputs[0].on && outputs[0].amplitude_10ua == 3500 &&
+              outputs[0].ratio_x100 == 100,
+          "STIM switches channel 0 on, symmetric");
+    host(&s, T_STIM, 3, payload, stim_payload(payload, 0, 7000), 2);
+    check(acked(3, ACK_OVER_AMPLITUDE) && !outputs[0].on && s.refused == 1,
+          "over the limit: refused and the channel switched off");
+    host(&s, T_STIM, 4, payload, stim_payload(payload, 2, 3500), 3);
+    check(acked(4, ACK_BAD_CHANNEL), "a channel out of range");
+    uint8_t twice[21] = {0};
+    twice[4] = 2;
+    stim_item(stim_item(twice + 5, 0, 1, 3500, 300, 4000), 0, 1, 3500, 300, 4000);
+    host(&s, T_STIM, 5, twice, 21, 4);
+    check(acked(5, ACK_BAD_CHANNEL) && !outputs[0].on, "a channel named twice, nothing applied");
+    host(&s, T_STIM, 6, payload, stim_payload(payload, 1, 3500), 5);
+    host(&s, T_STOP_ALL, 7, NULL, 0, 6);
+    check(acked(7, ACK_OK) && !outputs[1].on && session_outputs_on(&s) == 0, "STOP_ALL");
+}
+
+static void test_timeouts(void)
+{
+    current = "timeouts";
+    session_t s;
+    open_session(&s, 3);
+    uint8_t payload[32];
+    host(&s, T_STIM, 2, payload, stim_payload(payload, 0, 3500), 10);
+    sent_count = 0;
+    session_tick_ms(&s, 110, 110000);
+    check(s.session && outputs[0].on, "still on at exactly the timeout");
+    session_tick_ms(&s, 111, 111000);
+    check(!s.session && !outputs[0].on && sent_count == 1 && sent[0][0] == T_FAULT &&
+              sent[0][2] == FAULT_COMM_TIMEOUT,
+          "off, FAULT COMM_TIMEOUT 1 ms later");
+    uint8_t v3 = 3;
+    host(&s, T_HELLO, 3, &v3, 1, 200);
+    check(sent[0][2 + 27] == FAULT_COMM_TIMEOUT, "the next INFO reports it");
+    host(&s, T_HELLO, 4, &v3, 1, 201);
+    check(sent[0][2 + 27] == FAULT_NONE, "once");
+    /* On-time: heartbeats keep the link alive, the channel stays on too long. */
+    host(&s, T_STIM, 5, payload, stim_payload(payload, 0, 3500), 1000);
+    session_tick_ms(&s, 1000, 1000000);
+    check(s.session && outputs[0].on, "no fault in the millisecond the channel went on");
+    uint8_t seq = 6;
+    uint32_t t;
+    for (t = 1050; t <= 4100 && s.session; t += 50) {
+        host(&s, T_HEARTBEAT, seq++, (const uint8_t *)"\0\0\0\0", 4, t);
+        session_tick_ms(&s, t, t * 1000);
+    }
+    check(!s.session && !outputs[0].on && s.fault == FAULT_ON_TIME && t > 4000,
+          "ON_TIME after 3000 ms on");
+}
+
+static void test_samples_and_truth(void)
+{
+    current = "samples";
+    session_t s;
+    open_session(&s, 3);
+    uint8_t truth_source[4] = {0xC0, 0, 0, 0};
+    session_truth_frame(&s, truth_source, 4);
+    uint8_t v3 = 3;
+    host(&s, T_HELLO, 2, &v3, 1, 1);
+    check(sent[0][2 + 26] & CAP_DEBUG_TRUTH, "a truth source makes the capability");
+    uint8_t on = 1;
+    host(&s, T_DEBUG_TRUTH, 3, &on, 1, 2);
+    host(&s, T_START_STREAM, 4, NULL, 0, 3);
+    sensor_sample_t r = {{0, 0, 488}, 5494, FLAG_HEEL_CONTACT | FLAG_GYRO_SAGITTAL};
+    for (uint32_t k = 0; k < 40; k++) {
+        uint8_t row[4 + 4 + 7] = {T_TRUTH_ROW, 0};
+        row[2] = (uint8_t)k;
+        row[6] = (uint8_t)k; /* ankle angle low byte */
+        session_truth_frame(&s, row, sizeof(row));
+        sent_count = 0;
+        session_sample(&s, k, &r, k * 2);
+    }
+    uint8_t *sample = sent[0] + 2;
+    uint32_t t_us = (uint32_t)sample[4] | ((uint32_t)sample[5] << 8) | ((uint32_t)sample[6] << 16);
+    check(sent_count == 1 && sent[0][0] == T_SAMPLE && t_us == 5000u + 39u * 2000u &&
+              sample[12] == (488 & 0xFF) && sample[13] == (488 >> 8),
+          "SAMPLE with the grid time (5000 + 39 x 2000 us) and the gyro");
+    host(&s, T_STOP_STREAM, 5, NULL, 0, 100);
+    check(sent_count == 2 && sent[0][0] == T_TRUTH_SAMPLES && sent[0][2 + 4] == 8 &&
+              sent[0][2] == 32 && acked(5, ACK_OK),
+          "the 8 rows left go out before the ACK of STOP_STREAM");
+    for (uint32_t k = 40; k < 40 + SENSOR_FAIL_LIMIT - 1; k++)
+        session_sample(&s, k, NULL, 200);
+    check(s.session, "a few readings missing: no fault yet");
+    sent_count = 0;
+    session_sample(&s, 44, NULL, 200);
+    check(!s.session && sent_count == 1 && sent[0][0] == T_FAULT && sent[0][2] == FAULT_SENSOR,
+          "%d readings missing: FAULT SENSOR", SENSOR_FAIL_LIMIT);
+}
+
+int main(void)
+{
+    test_crc();
+    test_cobs();
+    test_frame_encode();
+    test_receiver();
+    test_limits();
+    test_config();
+    test_pulse_plans();
+    test_hello();
+    test_sequence_and_types();
+    test_stim();
+    test_timeouts();
+    test_samples_and_truth();
+    printf("%d checks, %d failed\n", checks, failures);
+    return failures;
+}
