@@ -1,0 +1,94 @@
+/*
+ * The simavr harness of the board: the firmware's .elf on a simulated ATmega2560, its
+ * host link on a pseudo-terminal, its sensors and outputs connected to the simulated
+ * patient (a Python process, `fes board-emulator --mcu avr`, over two pipes).
+ *
+ *   main.c      options, the simulated chip, pacing with the wall clock, signals
+ *   hostlink.c  USART0 <-> pty, and a frame analyser of both directions for the log
+ *   patient.c   the pipe protocol, the MPU-6050 model, heel switch and force, USART1
+ *   outputs.c   phase lines, channel lines and the DAC as the output stage sees them:
+ *               pulses measured, checked and passed to the patient; timing pins
+ *   eventlog.c  the JSON-lines event log
+ */
+#ifndef FES_HARNESS_H
+#define FES_HARNESS_H
+
+#include <stdint.h>
+#include <stdio.h>
+
+#include <sim_avr.h>
+
+/* --- main.c ------------------------------------------------------------------------- */
+typedef struct {
+    const char *elf;
+    const char *log;
+    int from_patient; /* fd: replies of the patient */
+    int to_patient;   /* fd: requests to the patient */
+    double speed;     /* board time / wall time */
+    double unplug_at_s; /* walk time of the unplug, < 0: never */
+    int truth;
+    int bench; /* print the timing figures on stderr at exit */
+    int log_pulses; /* one log line per pulse */
+} options_t;
+
+extern options_t opt;
+extern avr_t *avr;
+/* Board time in seconds. */
+double board_time_s(void);
+/* Ask the main loop to stop (reason for the log and the exit status). */
+void harness_stop(const char *reason, int status);
+
+/* --- eventlog.c --------------------------------------------------------------------- */
+void log_open(const char *path);
+/* Start an event line: {"event": name, "monotonic_s": ..., "board_t_s": ...; the caller
+ * adds ", key: value" pairs with log_printf and ends it with log_end. */
+void log_begin(const char *name);
+/* The same, for an event that happened at board time board_t_s. */
+void log_begin_at(const char *name, double board_t_s);
+void log_printf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+void log_end(void);
+void log_close(void);
+
+/* --- hostlink.c --------------------------------------------------------------------- */
+/* Open the pty; returns its slave path. */
+const char *hostlink_open(void);
+void hostlink_connect(void);
+/* Move bytes between the pty and USART0 (called every pacing step). */
+void hostlink_service(void);
+/* Wait for input on the pty at most timeout_ns (pacing); returns early when some came. */
+void hostlink_wait(int64_t timeout_ns);
+/* Close the pty as a pulled cable would (logged, with the board time of the last frame
+ * from the host); the firmware runs on. */
+void hostlink_unplug(void);
+int hostlink_plugged(void);
+/* Nonzero once the firmware's USART0 receiver is on. */
+int hostlink_listening(void);
+/* The reason of the latest change of outputs, as the frames tell it. */
+const char *hostlink_reason(void);
+void hostlink_report(void);
+
+/* --- patient.c ---------------------------------------------------------------------- */
+void patient_connect(void);
+/* Move queued truth bytes into USART1 (called every pacing step). */
+void patient_service(void);
+/* Samples exchanged so far (grid points the gyro was read at). */
+uint32_t patient_samples(void);
+void patient_report(void);
+
+/* --- outputs.c ---------------------------------------------------------------------- */
+void outputs_connect(void);
+/* Take Timer1's compare outputs off the pins again (after a reset of the chip). */
+void outputs_rewire_timer(void);
+/* Pulses of channel 0 since the last call: count, mean cathodic current (mA) and
+ * width (us): what reaches the patient's muscle in the next sample period. */
+void outputs_take_period(uint16_t *count, float *amplitude_ma, float *width_us);
+/* Bit c set: channel c's active line is high. */
+uint8_t outputs_active(void);
+int outputs_hv(void);
+/* Board time of a sleep of the core (cycles), for the busy fraction. */
+void outputs_account_sleep(avr_cycle_count_t cycles);
+/* Log a change of the active lines once its reason is known (force: now). */
+void outputs_flush(int force);
+void outputs_report(void);
+
+#endif

@@ -1,0 +1,331 @@
+/*
+ * The host link: USART0 of the simulated chip on a pseudo-terminal, as the Mega's
+ * USB-serial bridge puts it on /dev/ttyACM0. Bytes from the host enter the USART as
+ * fast as its receiver takes them (simavr paces them at the configured baud rate);
+ * bytes the firmware sends leave at once. The pty ignores the baud rate.
+ *
+ * Both directions also go through the firmware's own frame decoder (frame.c), so the
+ * log shows what crossed the link: HELLO, START/STOP_STREAM, STOP_ALL, refusals,
+ * FAULT frames, and the round trip from a SAMPLE to the first command naming it.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <math.h>
+#include <pty.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/select.h>
+#include <termios.h>
+#include <unistd.h>
+
+#include <avr_uart.h>
+
+#include "frame.h"
+#include "harness.h"
+#include "session.h"
+
+#define TX_LIMIT 65536 /* bytes held for a host that does not read, then dropped */
+#define RX_CHUNK 4096
+#define RTT_SLOTS 1024
+#define RTT_MAX_KEPT 200000
+
+static int master = -1, slave = -1;
+static char path[128];
+static int plugged;
+static avr_irq_t *uart_in;
+static int xoff;
+
+static uint8_t tx_buf[TX_LIMIT];
+static size_t tx_len;
+static uint8_t rx_buf[RX_CHUNK];
+static size_t rx_len, rx_done;
+
+static frame_rx_t from_host, to_host;
+static uint32_t frames_from_host, bad_from_host, frames_to_host, tx_dropped;
+static const char *reason = "power_up";
+
+/* Round trips: board time each SAMPLE left, by index. */
+static double sample_sent_s[RTT_SLOTS];
+static uint32_t sample_sent_index[RTT_SLOTS];
+static int sample_sent_valid[RTT_SLOTS];
+static int64_t answered = -1;
+static double *rtt_ms;
+static size_t rtt_n;
+
+static uint32_t get32(const uint8_t *p)
+{
+    return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) |
+           ((uint32_t)p[3] << 24);
+}
+
+static const char *ack_name(uint8_t code)
+{
+    static const char *names[] = {"ok", "unknown_type", "bad_length", "bad_channel",
+                                  "over_amplitude", "over_pulse_width", "over_frequency",
+                                  "not_ready", "stale_seq", "over_interphase_gap",
+                                  "bad_width_ratio"};
+    return code < sizeof(names) / sizeof(names[0]) ? names[code] : "unknown";
+}
+
+static const char *fault_name(uint8_t code)
+{
+    static const char *names[] = {"none", "comm_timeout", "on_time", "sensor"};
+    return code < sizeof(names) / sizeof(names[0]) ? names[code] : "unknown";
+}
+
+static double last_frame_s = -1.0;
+
+static void host_frame(const uint8_t *f, uint16_t n)
+{
+    frames_from_host++;
+    last_frame_s = board_time_s();
+    switch (f[0]) {
+    case T_HELLO:
+        reason = "hello";
+        log_begin("hello");
+        log_printf(", \"version\": %u, \"seq\": %u", n > 2 ? f[2] : 0, f[1]);
+        log_end();
+        break;
+    case T_START_STREAM:
+        log_begin("stream_start");
+        log_end();
+        break;
+    case T_STOP_STREAM:
+        log_begin("stream_stop");
+        log_end();
+        break;
+    case T_STOP_ALL:
+        reason = "stop_all";
+        log_begin("stop_all");
+        log_printf(", \"on\": [");
+        for (int c = 0, first = 1; c < SESSION_CHANNELS; c++)
+            if (outputs_active() & (1 << c)) {
+                log_printf(first ? "%d" : ", %d", c);
+                first = 0;
+            }
+        log_printf("]");
+        log_end();
+        break;
+    case T_STIM:
+    case T_STIM_SHAPED:
+    case T_HEARTBEAT:
+        if (f[0] != T_HEARTBEAT)
+            reason = "stim";
+        if (n >= 8) {
+            uint32_t ref = get32(f + 2);
+            uint32_t slot = ref % RTT_SLOTS;
+            if ((int64_t)ref > answered && sample_sent_valid[slot] &&
+                sample_sent_index[slot] == ref) {
+                answered = ref;
+                if (rtt_n < RTT_MAX_KEPT) {
+                    if (!rtt_ms)
+                        rtt_ms = malloc(sizeof(double) * RTT_MAX_KEPT);
+                    if (rtt_ms)
+                        rtt_ms[rtt_n++] = (board_time_s() - sample_sent_s[slot]) * 1e3;
+                }
+            }
+        }
+        break;
+    default:
+        break;
+    }
+}
+
+static void board_frame(const uint8_t *f, uint16_t n)
+{
+    frames_to_host++;
+    if (f[0] == T_ACK || f[0] == T_FAULT || f[0] == T_INFO)
+        outputs_flush(0); /* a change older than a millisecond has its reason already */
+    if (f[0] == T_SAMPLE && n >= 6) {
+        uint32_t index = get32(f + 2);
+        uint32_t slot = index % RTT_SLOTS;
+        sample_sent_s[slot] = board_time_s();
+        sample_sent_index[slot] = index;
+        sample_sent_valid[slot] = 1;
+    } else if (f[0] == T_ACK && n >= 5 + 2) {
+        uint8_t code = f[4];
+        if (code >= ACK_BAD_CHANNEL && code != ACK_NOT_READY && code != ACK_STALE_SEQ) {
+            if (code != ACK_BAD_CHANNEL)
+                reason = ack_name(code);
+            outputs_flush(1);
+            log_begin("refused");
+            log_printf(", \"code\": \"%s\", \"seq\": %u", ack_name(code), f[2]);
+            log_end();
+        }
+    } else if (f[0] == T_FAULT && n >= 4 + 6) {
+        reason = fault_name(f[2]);
+        outputs_flush(1);
+        log_begin("fault");
+        log_printf(", \"code\": \"%s\"", fault_name(f[2]));
+        log_end();
+    } else if (f[0] == T_INFO && n >= 4 + 28) {
+        log_begin("info");
+        log_printf(", \"protocol_version\": %u, \"firmware\": \"%u.%u.%u\", "
+                   "\"capabilities\": %u, \"last_fault\": \"%s\"",
+                   f[3], f[4], f[5], f[6], f[28], fault_name(f[29]));
+        log_end();
+    }
+}
+
+/* A byte the firmware wrote to UDR0. */
+static void uart_out_hook(struct avr_irq_t *irq, uint32_t value, void *param)
+{
+    (void)irq;
+    (void)param;
+    uint8_t byte = (uint8_t)value;
+    uint8_t got = frame_rx_byte(&to_host, byte);
+    if (got == FRAME_RX_OK)
+        board_frame(to_host.buf, to_host.frame_len);
+    if (!plugged)
+        return;
+    if (tx_len >= TX_LIMIT) {
+        tx_dropped++;
+        return;
+    }
+    tx_buf[tx_len++] = byte;
+}
+
+static int listening;
+
+static void xon_hook(struct avr_irq_t *irq, uint32_t value, void *param)
+{
+    (void)irq;
+    (void)value;
+    (void)param;
+    xoff = 0;
+    listening = 1;
+}
+
+int hostlink_listening(void) { return listening; }
+
+static void xoff_hook(struct avr_irq_t *irq, uint32_t value, void *param)
+{
+    (void)irq;
+    (void)param;
+    xoff = value != 0;
+}
+
+const char *hostlink_open(void)
+{
+    if (openpty(&master, &slave, path, NULL, NULL) < 0)
+        return NULL;
+    struct termios tio;
+    tcgetattr(slave, &tio);
+    cfmakeraw(&tio);
+    tcsetattr(slave, TCSANOW, &tio);
+    fcntl(master, F_SETFL, fcntl(master, F_GETFL) | O_NONBLOCK);
+    fcntl(master, F_SETFD, FD_CLOEXEC);
+    fcntl(slave, F_SETFD, FD_CLOEXEC);
+    plugged = 1;
+    frame_rx_init(&from_host);
+    frame_rx_init(&to_host);
+    return path;
+}
+
+void hostlink_connect(void)
+{
+    uint32_t flags = 0; /* no console echo, no polling sleeps */
+    avr_ioctl(avr, AVR_IOCTL_UART_SET_FLAGS('0'), &flags);
+    uart_in = avr_io_getirq(avr, AVR_IOCTL_UART_GETIRQ('0'), UART_IRQ_INPUT);
+    avr_irq_register_notify(avr_io_getirq(avr, AVR_IOCTL_UART_GETIRQ('0'), UART_IRQ_OUTPUT),
+                            uart_out_hook, NULL);
+    avr_irq_register_notify(avr_io_getirq(avr, AVR_IOCTL_UART_GETIRQ('0'), UART_IRQ_OUT_XON),
+                            xon_hook, NULL);
+    avr_irq_register_notify(avr_io_getirq(avr, AVR_IOCTL_UART_GETIRQ('0'), UART_IRQ_OUT_XOFF),
+                            xoff_hook, NULL);
+}
+
+void hostlink_service(void)
+{
+    if (!plugged)
+        return;
+    if (tx_len) {
+        ssize_t w = write(master, tx_buf, tx_len);
+        if (w > 0) {
+            memmove(tx_buf, tx_buf + w, tx_len - (size_t)w);
+            tx_len -= (size_t)w;
+        }
+    }
+    if (rx_done == rx_len) {
+        ssize_t r = read(master, rx_buf, sizeof(rx_buf));
+        rx_len = r > 0 ? (size_t)r : 0;
+        rx_done = 0;
+    }
+    while (rx_done < rx_len && !xoff) {
+        uint8_t byte = rx_buf[rx_done++];
+        uint8_t got = frame_rx_byte(&from_host, byte);
+        if (got == FRAME_RX_OK)
+            host_frame(from_host.buf, from_host.frame_len);
+        else if (got == FRAME_RX_BAD)
+            bad_from_host++;
+        avr_raise_irq(uart_in, byte);
+    }
+}
+
+void hostlink_wait(int64_t timeout_ns)
+{
+    if (timeout_ns <= 0)
+        return;
+    struct timeval tv = {(time_t)(timeout_ns / 1000000000), (long)(timeout_ns % 1000000000) / 1000};
+    if (!plugged || rx_done < rx_len) {
+        select(0, NULL, NULL, NULL, &tv);
+        return;
+    }
+    fd_set rd;
+    FD_ZERO(&rd);
+    FD_SET(master, &rd);
+    select(master + 1, &rd, NULL, NULL, &tv);
+}
+
+void hostlink_unplug(void)
+{
+    if (!plugged)
+        return;
+    log_begin("unplug");
+    log_printf(", \"on\": [");
+    for (int c = 0, first = 1; c < SESSION_CHANNELS; c++)
+        if (outputs_active() & (1 << c)) {
+            log_printf(first ? "%d" : ", %d", c);
+            first = 0;
+        }
+    log_printf("], \"last_host_frame_board_t_s\": %.7f", last_frame_s);
+    log_end();
+    plugged = 0;
+    close(master);
+    close(slave);
+    master = slave = -1;
+    tx_len = 0;
+    rx_len = rx_done = 0;
+}
+
+int hostlink_plugged(void) { return plugged; }
+
+const char *hostlink_reason(void) { return reason; }
+
+static int compare(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return x < y ? -1 : x > y;
+}
+
+void hostlink_report(void)
+{
+    log_begin("counters");
+    log_printf(", \"rx_frames\": %u, \"rx_bad_frames\": %u, \"tx_frames\": %u, "
+               "\"tx_dropped_host_not_reading\": %u",
+               frames_from_host, bad_from_host, frames_to_host, tx_dropped);
+    log_end();
+    log_begin("round_trips");
+    log_printf(", \"count\": %zu", rtt_n);
+    if (rtt_n) {
+        qsort(rtt_ms, rtt_n, sizeof(double), compare);
+        size_t over = 0;
+        for (size_t i = 0; i < rtt_n; i++)
+            over += rtt_ms[i] > 2.0;
+        log_printf(", \"median_ms\": %.4f, \"p99_ms\": %.4f, \"max_ms\": %.4f, "
+                   "\"over_one_period\": %zu",
+                   rtt_ms[rtt_n / 2], rtt_ms[(size_t)floor(0.99 * (double)(rtt_n - 1))],
+                   rtt_ms[rtt_n - 1], over);
+    }
+    log_end();
+}

@@ -1,0 +1,319 @@
+/*
+ * simavr-board: the board's firmware on a simulated ATmega2560 at 16 MHz, in step with
+ * the wall clock, its host link on a pty (the path is printed on stdout's first line),
+ * its sensors and outputs wired to the simulated patient (see harness.h).
+ *
+ *   simavr-board --elf firmware.elf --from-patient FD --to-patient FD [--log FILE]
+ *                [--speed X] [--unplug-at-s S] [--no-truth] [--bench] [--log-pulses]
+ *                [--board-id N] [--comm-timeout-ms MS] [--max-on-time-ms MS]
+ *                [--max-amplitude-ma MA] [--max-pulse-width-us US]
+ *                [--max-frequency-hz HZ] [--max-interphase-gap-us US]
+ *                [--max-anodic-width-ratio R]
+ *   simavr-board --eeprom-hex FILE [the configuration options]
+ *
+ * The configuration options are written into the simulated EEPROM (config.h), as
+ * `make eeprom` writes them into a real board's; the firmware checks them at start-up.
+ * Pacing: every 100 us of board time the harness moves the link's bytes and, if board
+ * time runs ahead of the wall clock (times --speed), waits. A harness that fell more than
+ * 10 ms behind (a loaded machine) lets board time pause rather than jump, as the Python
+ * emulator does, so that its own hiccups do not trip the firmware's timers.
+ *
+ * Exit status: 0 stopped by SIGTERM/SIGINT, 3 ended after an unplug once the outputs
+ * were off, 4 the patient's process went away, 2 bad options, 1 the simulation failed.
+ */
+#include <errno.h>
+#include <math.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <avr_eeprom.h>
+#include <sim_elf.h>
+
+#include "board.h"
+#include "config.h"
+#include "harness.h"
+#include "session.h"
+
+#define PACE_US 100
+#define MAX_LAG_NS 10000000LL
+
+options_t opt = {.from_patient = -1, .to_patient = -1, .speed = 1.0, .unplug_at_s = -1.0,
+                 .truth = 1};
+avr_t *avr;
+
+static volatile sig_atomic_t signalled_stop, signalled_unplug;
+static const char *stop_reason;
+static int stop_status = -1;
+static int64_t wall_origin_ns;
+
+static int64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+double board_time_s(void) { return avr ? (double)avr->cycle / (double)avr->frequency : 0.0; }
+
+void harness_stop(const char *reason, int status)
+{
+    if (stop_status < 0) {
+        stop_reason = reason;
+        stop_status = status;
+    }
+}
+
+static void on_signal(int sig)
+{
+    if (sig == SIGUSR1)
+        signalled_unplug = 1;
+    else
+        signalled_stop = 1;
+}
+
+/* The core sleeps until its next event; the pacing timer keeps that under 100 us. */
+static void core_sleep(avr_t *core, avr_cycle_count_t how_long)
+{
+    (void)core;
+    outputs_account_sleep(how_long + 1);
+}
+
+static avr_cycle_count_t last_pace, off_since;
+
+static avr_cycle_count_t pace(avr_t *core, avr_cycle_count_t when, void *param)
+{
+    (void)param;
+    last_pace = core->cycle;
+    if (signalled_stop)
+        harness_stop("stopped", 0);
+    if (signalled_unplug) {
+        signalled_unplug = 0;
+        hostlink_unplug();
+    }
+    /* Unplugged: end once the outputs have been off for 5 ms (the FAULT frame out). */
+    if (hostlink_plugged() || outputs_active() || outputs_hv())
+        off_since = 0;
+    else if (!off_since)
+        off_since = core->cycle;
+    else if (core->cycle - off_since > core->frequency / 200)
+        harness_stop("unplugged", 3);
+    hostlink_service();
+    patient_service();
+    outputs_flush(0);
+    /* In step with the wall clock. */
+    int64_t due = wall_origin_ns +
+                  (int64_t)((double)core->cycle * 1e9 / (double)core->frequency / opt.speed);
+    int64_t now = now_ns();
+    if (now - due > MAX_LAG_NS)
+        wall_origin_ns += now - due - MAX_LAG_NS;
+    while ((now = now_ns()) < due) {
+        hostlink_wait(due - now);
+        hostlink_service();
+    }
+    return when + (avr_cycle_count_t)(PACE_US * (core->frequency / 1000000));
+}
+
+static int parse_double(const char *text, double *out)
+{
+    char *end;
+    errno = 0;
+    double v = strtod(text, &end);
+    if (errno || end == text || *end || !isfinite(v))
+        return 0;
+    *out = v;
+    return 1;
+}
+
+static void usage(const char *why)
+{
+    fprintf(stderr, "simavr-board: %s (see the comment at the top of hw/avr/harness/main.c)\n",
+            why);
+    exit(2);
+}
+
+/* A configuration option, in wire units, checked by the firmware's own rules. */
+static int config_option(const char *name, const char *value, board_config_t *cfg)
+{
+    double v;
+    if (!parse_double(value, &v) || v < 0)
+        usage("a configuration option needs a number");
+    if (!strcmp(name, "--board-id"))
+        cfg->board_id = (uint32_t)v;
+    else if (!strcmp(name, "--comm-timeout-ms"))
+        cfg->comm_timeout_ms = (uint16_t)lround(v);
+    else if (!strcmp(name, "--max-on-time-ms"))
+        cfg->max_on_time_ms = (uint16_t)lround(v);
+    else if (!strcmp(name, "--max-amplitude-ma"))
+        cfg->max_amplitude_10ua = (uint16_t)lround(v * 100.0);
+    else if (!strcmp(name, "--max-pulse-width-us"))
+        cfg->max_pulse_width_us = (uint16_t)lround(v);
+    else if (!strcmp(name, "--max-frequency-hz"))
+        cfg->max_frequency_chz = (uint16_t)lround(v * 100.0);
+    else if (!strcmp(name, "--max-interphase-gap-us"))
+        cfg->max_gap_us = (uint16_t)lround(v);
+    else if (!strcmp(name, "--max-anodic-width-ratio"))
+        cfg->max_ratio_x100 = (uint16_t)lround(v * 100.0);
+    else
+        return 0;
+    return 1;
+}
+
+static void write_eeprom_hex(const char *path, const uint8_t *block)
+{
+    FILE *f = fopen(path, "w");
+    if (!f)
+        usage("cannot write the EEPROM file");
+    uint8_t sum = (uint8_t)(CONFIG_BLOCK_BYTES);
+    fprintf(f, ":%02X000000", CONFIG_BLOCK_BYTES);
+    for (int i = 0; i < CONFIG_BLOCK_BYTES; i++) {
+        fprintf(f, "%02X", block[i]);
+        sum = (uint8_t)(sum + block[i]);
+    }
+    fprintf(f, "%02X\n:00000001FF\n", (uint8_t)(0x100 - sum));
+    fclose(f);
+}
+
+int main(int argc, char **argv)
+{
+    board_config_t cfg = limits_default_config;
+    int configured = 0;
+    const char *eeprom_hex = NULL;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
+        double d;
+        if (!strcmp(a, "--no-truth")) {
+            opt.truth = 0;
+        } else if (!strcmp(a, "--bench")) {
+            opt.bench = 1;
+        } else if (!strcmp(a, "--log-pulses")) {
+            opt.log_pulses = 1;
+        } else if (!v) {
+            usage("an option needs a value");
+        } else if (!strcmp(a, "--elf")) {
+            opt.elf = v, i++;
+        } else if (!strcmp(a, "--log")) {
+            opt.log = v, i++;
+        } else if (!strcmp(a, "--eeprom-hex")) {
+            eeprom_hex = v, i++;
+        } else if (!strcmp(a, "--from-patient") && parse_double(v, &d)) {
+            opt.from_patient = (int)d, i++;
+        } else if (!strcmp(a, "--to-patient") && parse_double(v, &d)) {
+            opt.to_patient = (int)d, i++;
+        } else if (!strcmp(a, "--speed") && parse_double(v, &d) && d > 0) {
+            opt.speed = d, i++;
+        } else if (!strcmp(a, "--unplug-at-s") && parse_double(v, &d) && d >= 0) {
+            opt.unplug_at_s = d, i++;
+        } else if (config_option(a, v, &cfg)) {
+            configured = 1, i++;
+        } else {
+            usage("unknown option or bad value");
+        }
+    }
+    if (!limits_config_valid(&cfg))
+        usage("the configuration breaks the firmware's bounds (limits may only be lowered; "
+              "comm timeout 10-500 ms)");
+    uint8_t block[CONFIG_BLOCK_BYTES];
+    config_encode(&cfg, block);
+    if (eeprom_hex) {
+        write_eeprom_hex(eeprom_hex, block);
+        return 0;
+    }
+    if (!opt.elf || opt.from_patient < 0 || opt.to_patient < 0)
+        usage("--elf, --from-patient and --to-patient are required");
+
+    elf_firmware_t fw;
+    memset(&fw, 0, sizeof(fw));
+    /* simavr reports the load on stdout, whose first line must be the pty's path. */
+    fflush(stdout);
+    int saved_stdout = dup(1);
+    dup2(2, 1);
+    int unreadable = elf_read_firmware(opt.elf, &fw);
+    fflush(stdout);
+    dup2(saved_stdout, 1);
+    close(saved_stdout);
+    if (unreadable) {
+        fprintf(stderr, "simavr-board: cannot read %s\n", opt.elf);
+        return 1;
+    }
+    avr = avr_make_mcu_by_name(BOARD_MCU);
+    if (!avr) {
+        fprintf(stderr, "simavr-board: simavr has no %s core\n", BOARD_MCU);
+        return 1;
+    }
+    avr_init(avr);
+    avr->log = LOG_ERROR;
+    avr->frequency = BOARD_F_CPU_HZ;
+    avr->vcc = avr->avcc = avr->aref = ADC_REF_MV;
+    avr_load_firmware(avr, &fw);
+    avr->frequency = BOARD_F_CPU_HZ;
+    if (configured) {
+        avr_eeprom_desc_t ee = {.ee = block, .offset = 0, .size = CONFIG_BLOCK_BYTES};
+        avr_ioctl(avr, AVR_IOCTL_EEPROM_SET, &ee);
+    }
+    avr->sleep = core_sleep;
+
+    log_open(opt.log);
+    const char *path = hostlink_open();
+    if (!path) {
+        fprintf(stderr, "simavr-board: cannot open a pty\n");
+        return 1;
+    }
+    hostlink_connect();
+    patient_connect();
+    outputs_connect();
+    struct sigaction sa;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_handler = on_signal;
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGUSR1, &sa, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
+    /* Boot before the path is out, as a board is powered before its port is opened:
+     * run until the firmware listens on its host link (at most a second of board time). */
+    while (!hostlink_listening() && avr->cycle < avr->frequency) {
+        int state = avr_run(avr);
+        if (state == cpu_Done || state == cpu_Crashed)
+            break;
+    }
+    avr_cycle_timer_register_usec(avr, PACE_US, pace, NULL);
+    last_pace = avr->cycle;
+    wall_origin_ns = now_ns() - (int64_t)(board_time_s() * 1e9 / opt.speed);
+    log_begin("ready");
+    log_printf(", \"path\": \"%s\", \"mcu\": \"%s\", \"f_cpu_hz\": %lu, \"speed\": %g", path,
+               BOARD_MCU, (unsigned long)BOARD_F_CPU_HZ, opt.speed);
+    log_end();
+    printf("%s\n", path);
+    fflush(stdout);
+
+    avr_cycle_count_t pace_cycles = (avr_cycle_count_t)(PACE_US * (avr->frequency / 1000000));
+    while (stop_status < 0) {
+        int state = avr_run(avr);
+        if (state == cpu_Done || state == cpu_Crashed) {
+            harness_stop(state == cpu_Done ? "firmware_stopped" : "firmware_crashed", 1);
+            break;
+        }
+        if (avr->cycle - last_pace > 4 * pace_cycles) {
+            /* A reset of the chip (its watchdog) cleared the cycle timers and rewired
+             * the timer's pins: pace again, rewire again, say so. */
+            log_begin("reset");
+            log_end();
+            outputs_rewire_timer();
+            last_pace = avr->cycle;
+            avr_cycle_timer_register_usec(avr, PACE_US, pace, NULL);
+        }
+    }
+    hostlink_report();
+    patient_report();
+    outputs_report();
+    log_begin("end");
+    log_printf(", \"reason\": \"%s\"", stop_reason);
+    log_end();
+    log_close();
+    fprintf(stderr, "simavr-board: %s\n", stop_reason);
+    return stop_status;
+}
