@@ -3,6 +3,10 @@
 Prints the pty's device path alone on the first line of stdout (for scripts: ``fes run
 --port <that path>``), a description on stderr, then serves until Ctrl-C (exit 130),
 SIGTERM (exit 0) or, after ``--unplug-at-s``, until its outputs are off (exit 0).
+
+``--mcu python`` (the default) runs the Python model of the firmware (``hw.firmware``);
+``--mcu avr`` builds the project's AVR firmware from source and runs it in simavr
+(``hw.avr``), its pins wired to the same simulated patient.
 """
 
 from __future__ import annotations
@@ -32,6 +36,19 @@ BOARD_OPTIONS = (
 FAULT_OPTIONS = (
     "drop", "corrupt", "duplicate", "delay", "delay_ms", "direction", "stall_at_s",
     "stall_s", "unplug_at_s",
+)
+#: Options of the Python model that the AVR firmware fixes, by destination and flag.
+NOT_FOR_AVR = {
+    "channels": "--channels", "sample_rate_hz": "--rate-hz",
+    "protocol_version": "--protocol-version", "firmware": "--firmware", "drop": "--drop",
+    "corrupt": "--corrupt", "duplicate": "--duplicate", "delay": "--delay",
+    "delay_ms": "--delay-ms", "direction": "--fault-direction", "stall_at_s": "--stall-at-s",
+    "stall_s": "--stall-s",
+}
+#: Board options of the AVR firmware (its EEPROM configuration).
+AVR_BOARD_OPTIONS = (
+    "board_id", "comm_timeout_ms", "max_on_time_ms", "max_amplitude_ma", "max_pulse_width_us",
+    "max_frequency_hz", "max_interphase_gap_us", "max_anodic_width_ratio",
 )
 
 
@@ -66,7 +83,43 @@ def _config(args: argparse.Namespace) -> Any:
         raise ConfigError("fes board-emulator options", problems) from None
 
 
+def _avr_config(args: argparse.Namespace) -> Any:
+    from hw.avr.cosim import AvrBoardConfig
+
+    fixed = [flag for dest, flag in NOT_FOR_AVR.items() if getattr(args, dest) is not None]
+    if fixed:
+        raise ConfigError("fes board-emulator --mcu avr", [
+            f"{flag}: not an option of the AVR firmware, which fixes it (500 Hz, 2 channels, "
+            "protocol version 3, firmware 2.0.0; no injected link faults but --unplug-at-s)"
+            for flag in fixed
+        ])
+    board = {name: getattr(args, name) for name in AVR_BOARD_OPTIONS
+             if getattr(args, name) is not None}
+    data: dict[str, Any] = {"board": board, "truth": not args.no_truth}
+    for name in ("patient", "seed", "walk_s", "speed", "unplug_at_s"):
+        if getattr(args, name) is not None:
+            data[name] = getattr(args, name)
+    try:
+        return AvrBoardConfig.model_validate(data)
+    except ValidationError as err:
+        problems = describe_errors(err, AvrBoardConfig)
+        raise ConfigError("fes board-emulator --mcu avr options", problems) from None
+
+
+def _start_avr(args: argparse.Namespace, log: Path | None) -> Any:
+    from hw.avr.build import BuildError
+    from hw.avr.cosim import SimavrBoard
+
+    config = _avr_config(args)
+    try:
+        return SimavrBoard(config, log)
+    except BuildError as err:
+        raise ConfigError("fes board-emulator --mcu avr", [str(err)]) from None
+
+
 def _run(args: argparse.Namespace) -> int:
+    if args.mcu == "avr":
+        return _run_avr(args)
     from hw.emulator import BoardEmulator, describe
     from hw.realtime import frozen_heap
     from sim.patient import load_patient
@@ -97,6 +150,37 @@ def _run(args: argparse.Namespace) -> int:
             log.close()
 
 
+def _run_avr(args: argparse.Namespace) -> int:
+    from hw.avr.cosim import describe
+    from hw.realtime import frozen_heap
+    from sim.patient import load_patient
+
+    load_patient(args.patient or "moderate")
+    board = _start_avr(args, args.log)
+    try:
+        if args.link is not None:
+            with contextlib.suppress(FileNotFoundError):
+                args.link.unlink()
+            os.symlink(board.path, args.link)
+        stop = threading.Event()
+        signal.signal(signal.SIGTERM, lambda *_: stop.set())
+        with frozen_heap():
+            print(board.path, flush=True)
+            print(describe(board), file=sys.stderr, flush=True)
+            try:
+                ended = board.run(stop)
+            except KeyboardInterrupt:
+                board.close()
+                raise
+        print(f"fes board-emulator: {ended}", file=sys.stderr)
+        return EXIT_OK
+    finally:
+        board.close()
+        if args.link is not None:
+            with contextlib.suppress(FileNotFoundError):
+                args.link.unlink()
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     """Add ``fes board-emulator`` to the subcommands."""
     emu = sub.add_parser(
@@ -111,6 +195,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         "130 Ctrl-C.",
     )
     add = emu.add_argument
+    add("--mcu", choices=("python", "avr"), default="python",
+        help="the board's firmware: python, the Python model of docs/protocol.md (default); "
+        "avr, the project's AVR firmware (hw/avr, ATmega2560) built from source with avr-gcc "
+        "and run in simavr, its pins driving and read by the simulated patient (needs gcc-avr, "
+        "avr-libc, simavr, libsimavr-dev; the firmware fixes rate, channels and version)")
     add("--patient", metavar="NAME",
         help=f"simulated patient ({', '.join(available('patients'))} or a TOML path; "
         "default moderate)")

@@ -1,0 +1,122 @@
+"""Building the AVR board from source: the firmware, its simavr harness, the core tests.
+
+Everything is built by ``hw/avr/Makefile`` into a build directory, never into the source
+tree: ``$FES_AVR_BUILD_DIR`` if set, else ``build/avr`` at the top of a checkout, else
+the user's cache. Builds are incremental (make) and serialised by a lock file, so tests
+and commands running at once share one build.
+
+The toolchain comes from Debian packages (``gcc-avr avr-libc simavr libsimavr-dev``);
+``missing`` names what is absent, so that the tests and the CLI can say so instead of
+failing obscurely.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import shutil
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+SOURCE_DIR = Path(__file__).resolve().parent
+#: What the build needs, and the Debian package that provides it.
+TOOLS = {"make": "make", "cc": "gcc", "avr-gcc": "gcc-avr", "avr-objcopy": "binutils-avr",
+         "avr-size": "binutils-avr"}
+FILES = {
+    Path("/usr/lib/avr/include/avr/io.h"): "avr-libc",
+    Path("/usr/include/simavr/sim_avr.h"): "libsimavr-dev",
+}
+LIBRARY = "libsimavr.so"
+LIBRARY_PACKAGE = "libsimavr-dev"
+INSTALL_HINT = "apt-get install gcc-avr avr-libc avrdude simavr libsimavr-dev"
+
+
+class BuildError(RuntimeError):
+    """The toolchain is missing, or the build failed (with make's output)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Build:
+    """Paths of what was built."""
+
+    directory: Path
+
+    @property
+    def firmware_elf(self) -> Path:
+        """The firmware as simavr loads it (and avr-size measures it)."""
+        return self.directory / "firmware.elf"
+
+    @property
+    def firmware_hex(self) -> Path:
+        """The firmware as avrdude flashes it."""
+        return self.directory / "firmware.hex"
+
+    @property
+    def harness(self) -> Path:
+        """The simavr harness (``simavr-board``)."""
+        return self.directory / "simavr-board"
+
+    @property
+    def core_test(self) -> Path:
+        """The host test program of the firmware's portable core."""
+        return self.directory / "core-test"
+
+    @property
+    def core_library(self) -> Path:
+        """The portable core as a shared library, for the Python parity tests."""
+        return self.directory / "libfwcore.so"
+
+
+def _library_present() -> bool:
+    for directory in ("/usr/lib/x86_64-linux-gnu", "/usr/lib/aarch64-linux-gnu", "/usr/lib",
+                      "/usr/local/lib"):
+        if (Path(directory) / LIBRARY).exists():
+            return True
+    return False
+
+
+def missing() -> str | None:
+    """None when the toolchain is complete, else what is missing and how to install it."""
+    absent = sorted({f"{tool} ({package})" for tool, package in TOOLS.items()
+                     if shutil.which(tool) is None})
+    absent += sorted(f"{path} ({package})" for path, package in FILES.items()
+                     if not path.exists())
+    if not _library_present():
+        absent.append(f"{LIBRARY} ({LIBRARY_PACKAGE})")
+    if not absent:
+        return None
+    return f"the AVR toolchain is incomplete: missing {', '.join(absent)}; {INSTALL_HINT}"
+
+
+def default_directory() -> Path:
+    """Where builds go (see the module docstring)."""
+    configured = os.environ.get("FES_AVR_BUILD_DIR")
+    if configured:
+        return Path(configured)
+    top = SOURCE_DIR.parent.parent
+    if (top / "pyproject.toml").exists():
+        return top / "build" / "avr"
+    cache = Path(os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache"))
+    return cache / "fes-timing" / "avr"
+
+
+def build(targets: tuple[str, ...] = ("firmware", "harness"),
+          directory: Path | None = None) -> Build:
+    """Run make for ``targets`` (Makefile targets) and return the paths."""
+    reason = missing()
+    if reason is not None:
+        raise BuildError(reason)
+    directory = directory or default_directory()
+    directory.mkdir(parents=True, exist_ok=True)
+    with (directory / ".lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        result = subprocess.run(
+            ["make", "--no-print-directory", "-C", str(SOURCE_DIR), f"BUILD={directory}",
+             *targets],
+            capture_output=True, text=True, check=False,
+        )
+    if result.returncode != 0:
+        tail = "\n".join((result.stdout + result.stderr).splitlines()[-30:])
+        raise BuildError(f"building the AVR board failed (make {' '.join(targets)}):\n{tail}")
+    return Build(directory)
