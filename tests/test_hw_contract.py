@@ -1,5 +1,7 @@
-"""The contract of ``SensorSource`` and ``Stimulator``, run against both back ends: the
-simulated limb, and the board driver talking to the board emulator over a real pty.
+"""The contract of ``SensorSource`` and ``Stimulator``, run against every back end: the
+simulated limb, the board driver talking to the board emulator over a real pty, and the
+board driver talking to the AVR firmware in simavr over a pty (hw/avr; skipped, naming
+the packages, where the AVR toolchain is not installed).
 
 The loop cannot tell which back end it drives, so both must behave the same in what the
 loop and a user can see: the sample grid, the walk of a seed, refusals, and stimulation
@@ -15,9 +17,11 @@ from typing import Any
 
 import numpy as np
 import pytest
+from avr_support import avr_build_or_skip
 
 from controller.ports import SensorSource, StimCommand, Stimulator
 from controller.safety import SafetyLimits
+from hw.avr import cosim
 from hw.board import Board, BoardRequirements
 from hw.emulator import EmulatorConfig, serve_in_thread
 from hw.firmware import FirmwareSettings
@@ -34,11 +38,21 @@ SHAPED_ON = StimCommand(0, True, 35.0, 300.0, 40.0, 50.0, 4.0)
 
 @dataclass
 class Backend:
-    """One back end under test, and how to get its ground truth afterwards."""
+    """One back end under test, how to get its ground truth afterwards, and how finely
+    its sensors report the limb's values: gyro step (rad/s) and scale error (relative),
+    heel force step (N)."""
 
     name: str
     device: Any
     truth_after_close: Any
+    gyro_step_rad_s: float = 0.0
+    gyro_scale_error: float = 0.0
+    force_step_n: float = 0.0
+
+    def gyro_matches(self, exact: float, reported: float) -> bool:
+        return abs(exact - reported) <= (
+            self.gyro_step_rad_s / 2 + self.gyro_scale_error * abs(exact) + 1e-12
+        )
 
 
 def simulated() -> Iterator[Backend]:
@@ -64,13 +78,43 @@ def over_the_emulator() -> Iterator[Backend]:
         return board.truth(samples)[0]
 
     try:
-        yield Backend("board over the emulator", board, truth)
+        yield Backend("board over the emulator", board, truth,
+                      gyro_step_rad_s=math.radians(2000.0 / 32768.0), force_step_n=0.1)
     finally:
         board.close()
         finish()
 
 
-@pytest.fixture(params=[simulated, over_the_emulator], ids=["limb", "board"])
+def over_simavr() -> Iterator[Backend]:
+    """The board driver against the AVR firmware in simavr: an MPU-6050 reports the
+    gyro in steps of 1/16.4 deg/s (INFO says 32768 counts are 1998 deg/s), the heel
+    force sensor's ADC in steps of 2 N."""
+    build = avr_build_or_skip("firmware", "harness")
+    simavr, finish = cosim.serve_in_thread(
+        cosim.AvrBoardConfig(seed=SEED, board=cosim.AvrBoardSettings(comm_timeout_ms=400)),
+        build=build,
+    )
+    board = Board(simavr.path, BoardRequirements(SafetyLimits(), RATE_HZ))
+    board.connect()
+
+    def truth(samples: int) -> dict[str, np.ndarray]:
+        board.close()
+        return board.truth(samples)[0]
+
+    try:
+        yield Backend("board over the AVR firmware in simavr", board, truth,
+                      gyro_step_rad_s=math.radians(1.0 / cosim.GYRO_COUNTS_PER_DPS),
+                      gyro_scale_error=abs(1.0 - 1998.0 / 32768.0 * cosim.GYRO_COUNTS_PER_DPS),
+                      force_step_n=cosim.FORCE_N_PER_COUNT)
+    finally:
+        board.close()
+        finish()
+
+
+BOARDS = [over_the_emulator, over_simavr]
+
+
+@pytest.fixture(params=[simulated, *BOARDS], ids=["limb", "board", "avr"])
 def backend(request) -> Iterator[Backend]:
     yield from request.param()
 
@@ -134,28 +178,29 @@ def test_stimulation_starts_when_commanded_and_stop_all_ends_it(backend, command
     device.stop_all()  # and stop_all is still safe
 
 
-def test_the_same_seed_gives_the_same_walk_on_both():
+@pytest.mark.parametrize("make_board", BOARDS, ids=["board", "avr"])
+def test_the_same_seed_gives_the_same_walk_on_both(make_board):
     limb = next(simulated()).device
-    board_backend = over_the_emulator()
-    board = next(board_backend).device
+    board_backend = make_board()
+    backend = next(board_backend)
     try:
-        expected, got = read(limb, 600), read(board, 600)
+        expected, got = read(limb, 600), read(backend.device, 600)
     finally:
         board_backend.close()
-    lsb = math.radians(2000.0 / 32768.0)
     for a, b in zip(expected, got, strict=True):
         assert a.t_s == pytest.approx(b.t_s, abs=1e-12)
-        assert abs(a.gyro_rad_s - b.gyro_rad_s) <= lsb / 2 + 1e-12  # wire quantisation
+        assert backend.gyro_matches(a.gyro_rad_s, b.gyro_rad_s)  # the sensor's resolution
         assert a.heel_switch == b.heel_switch
-        assert abs(a.heel_force_n - b.heel_force_n) <= 0.05 + 1e-9
+        assert abs(a.heel_force_n - b.heel_force_n) <= backend.force_step_n / 2 + 1e-9
 
 
-def test_a_shaped_pulse_train_is_delivered_alike_on_both():
+@pytest.mark.parametrize("make_board", BOARDS, ids=["board", "avr"])
+def test_a_shaped_pulse_train_is_delivered_alike_on_both(make_board):
     """The same schedule of shaped and symmetric commands gives the same pulses on both
     back ends: the shape changes the pulse, never when or how often it fires."""
     schedule = {20: [SHAPED_ON], 120: [ON], 220: [SHAPED_ON], 320: [StimCommand.off(0)]}
     pulses = []
-    for make in (simulated, over_the_emulator):
+    for make in (simulated, make_board):
         backends = make()
         backend = next(backends)
         device = backend.device

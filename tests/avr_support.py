@@ -1,0 +1,32 @@
+"""Shared by the tests of the AVR board (tests/test_avr_*.py): the build, once per
+session, and the rule for a missing toolchain.
+
+Without avr-gcc, avr-libc and simavr the tests skip, naming what is missing and the
+packages to install. CI installs them (.ci/run) and sets ``FES_REQUIRE_AVR=1``, which
+turns that skip into a failure, so the firmware's tests cannot silently stop running.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+
+import pytest
+
+from hw.avr import build as avr_build
+
+
+@functools.cache
+def _built(targets: tuple[str, ...]) -> avr_build.Build:
+    return avr_build.build(targets)
+
+
+def avr_build_or_skip(*targets: str) -> avr_build.Build:
+    """The build of ``targets`` (Makefile targets), made once per test session; a skip
+    (a failure under ``FES_REQUIRE_AVR=1``) when the toolchain is missing."""
+    reason = avr_build.missing()
+    if reason is not None:
+        if os.environ.get("FES_REQUIRE_AVR") == "1":
+            pytest.fail(f"FES_REQUIRE_AVR=1 but {reason}")
+        pytest.skip(reason)
+    return _built(tuple(sorted(targets)))

@@ -1,0 +1,293 @@
+"""The AVR firmware in simavr, driven as a host would drive a real board, and judged by
+what its pins do (the harness's log): identity, pulses as commanded, and the fault drills
+of docs/protocol.md section 6 acted by the firmware itself: a cable pulled, a corrupt
+frame, a setting beyond the board's limits, stimulation beyond the on-time limit.
+
+The host here is this test writing frames to the board's pty byte by byte (hw.protocol),
+so nothing on the host side can refuse or fix a frame before the firmware sees it.
+Timing: the board's own figures are read in board time from the harness's log, which a
+loaded machine does not stretch; the communication timeout is 400 ms where the test's
+own pauses might otherwise starve the board of frames.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import serial
+from avr_support import avr_build_or_skip
+
+from controller.ports import StimCommand
+from controller.safety import SafetyLimits
+from hw import protocol as p
+from hw.avr import cosim
+from hw.board import Board, BoardRequirements
+
+ON_35 = p.ChannelSetting(0, 1, 3500, 300, 4000)
+SHAPED_35 = p.ChannelSetting(0, 1, 3500, 300, 4000, 50, 400)
+
+
+class RawHost:
+    """The host side of the board's pty, one frame at a time."""
+
+    def __init__(self, path: str) -> None:
+        self.port = serial.Serial(path, p.BAUD_RATE_V3, timeout=0.01)
+        self.decoder = p.FrameDecoder()
+        self.seq = 0
+        self.inbox: list[p.Message] = []
+
+    def send(self, message: p.Message, corrupt_byte: int | None = None) -> int:
+        """Send ``message``; with ``corrupt_byte``, one bit of that byte on the wire
+        flipped (a clear one, so that no delimiter appears: one bad frame)."""
+        self.seq = (self.seq + 1) & 0xFF
+        wire = bytearray(message.encode(self.seq))
+        if corrupt_byte is not None:
+            value = wire[corrupt_byte]
+            wire[corrupt_byte] |= (value + 1) & ~value  # its lowest clear bit set
+        self.port.write(bytes(wire))
+        return self.seq
+
+    def receive(self, seconds: float) -> list[p.Message]:
+        """Frames that arrive within ``seconds`` (board frames, SAMPLE included)."""
+        deadline = time.monotonic() + seconds
+        got = []
+        while time.monotonic() < deadline:
+            for frame in self.decoder.feed(self.port.read(4096)):
+                got.append(p.parse(frame))
+        self.inbox += got
+        return got
+
+    def answer(self, message: p.Message, within_s: float = 1.0) -> p.Message:
+        """Send ``message`` and return the board's answer to it (ACK, INFO or STATUS)."""
+        seq = self.send(message)
+        deadline = time.monotonic() + within_s
+        while time.monotonic() < deadline:
+            for m in self.receive(0.01):
+                if (isinstance(m, p.Ack) and m.acked_seq == seq) or (
+                    isinstance(m, p.Info) and m.hello_seq == seq) or (
+                    isinstance(m, p.Status) and isinstance(message, p.GetStatus)):
+                    return m
+        raise AssertionError(f"no answer to {message} within {within_s} s")
+
+    def open_session(self) -> p.Info:
+        for _ in range(3):
+            try:
+                info = self.answer(p.Hello(3), within_s=0.5)
+            except AssertionError:
+                continue
+            assert isinstance(info, p.Info)
+            return info
+        raise AssertionError("no INFO")
+
+    def close(self) -> None:
+        self.port.close()
+
+
+@pytest.fixture
+def avr():
+    return avr_build_or_skip("firmware", "harness")
+
+
+class Bench:
+    """A simavr board with its log, a raw host on its pty, stopped at the end."""
+
+    def __init__(self, tmp_path: Path, build, **board: object) -> None:
+        self.log = tmp_path / "board.jsonl"
+        settings = cosim.AvrBoardSettings(**{"comm_timeout_ms": 400, **board})
+        config = cosim.AvrBoardConfig(seed=2, truth=False, log_pulses=True, board=settings)
+        self.board, self._finish = cosim.serve_in_thread(config, self.log, build)
+        self.ended: str | None = None
+
+    def host(self) -> RawHost:
+        return RawHost(self.board.path)
+
+    def finish(self, wait_s: float = 0.0) -> list[dict]:
+        """Stop the board (after ``wait_s`` for it to end by itself); its log."""
+        if self.ended is None:
+            self.ended = self._finish(wait_s)
+        return self.events()
+
+    def events(self) -> list[dict]:
+        return [json.loads(line) for line in self.log.read_text().splitlines()]
+
+
+@pytest.fixture
+def bench(tmp_path, avr) -> Iterator[Bench]:
+    benches: list[Bench] = []
+
+    def make(**board: object) -> Bench:
+        benches.append(Bench(tmp_path, avr, **board))
+        return benches[-1]
+
+    yield make  # type: ignore[misc]
+    for b in benches:
+        b.finish()
+
+
+def of(events: list[dict], name: str) -> list[dict]:
+    return [e for e in events if e["event"] == name]
+
+
+def clean(events: list[dict]) -> dict:
+    """The pulse summary, with the output stage's rules kept throughout."""
+    pulses = of(events, "pulses")[0]
+    assert pulses["violations"] == 0, pulses["first_violation"]
+    return pulses
+
+
+def test_the_board_says_who_it_is_and_powers_up_with_every_output_off(bench):
+    b = bench()
+    host = b.host()
+    time.sleep(0.2)  # the firmware runs: nothing may switch on by itself
+    info = host.open_session()
+    assert (info.protocol_version, info.firmware, info.board_id) == (3, (2, 0, 0), 1)
+    assert (info.channels, info.sample_rate_hz, info.comm_timeout_ms) == (2, 500, 400)
+    host.close()
+    events = b.finish()
+    assert not [e for e in of(events, "outputs") if e["on"]]
+    assert clean(events)["channel_0"] == 0
+
+
+def test_pulses_on_the_pins_are_the_commanded_biphasic_pulses(bench):
+    b = bench()
+    host = b.host()
+    host.open_session()
+    assert host.answer(p.StimShaped(0, (SHAPED_35,))).code == p.AckCode.OK
+    for _ in range(5):  # 0.5 s, kept alive
+        host.receive(0.1)
+        host.answer(p.Heartbeat(0))
+    assert host.answer(p.StopAll()).code == p.AckCode.OK
+    host.close()
+    events = b.finish()
+    train = of(events, "train")[0]
+    # 40 Hz for 0.5 s or more: 20 pulses at least, 25 ms apart to the cycle, each 300 us
+    # + gap 50 us + 1200 us at a quarter of the current.
+    assert train["pulses"] >= 20
+    period_ms = (train["last_pulse_s"] - train["first_pulse_s"]) / (train["pulses"] - 1) * 1e3
+    assert period_ms == pytest.approx(25.0, abs=0.001)
+    assert train["min_width_us"] >= 299.8 and train["max_width_us"] <= 300.3
+    assert train["gap_us"] == pytest.approx(50.0, abs=0.3)
+    assert train["anodic_ratio"] == pytest.approx(4.0, abs=0.002)
+    # Charge balance: 35 mA x 300 us = 10.5 uC; the recovery phase's 8.75 mA is 437.5
+    # DAC counts, so the DAC's rounding leaves 10 uA x 1200 us = 12 nC at most.
+    assert train["max_abs_net_charge_nc"] <= 12.0 + 1.0
+    assert clean(events)["channel_0"] == train["pulses"]
+
+
+def test_unplugged_the_board_switches_off_within_its_timeout_measured_on_the_pins(bench):
+    timeout_s = 0.4
+    b = bench(comm_timeout_ms=round(timeout_s * 1000))
+    host = Board(b.board.path, BoardRequirements(SafetyLimits(), 500.0), link_timeout_s=0.3)
+    host.connect()
+    host.apply(0.0, [StimCommand(0, True, 35.0, 300.0, 40.0)])
+    for _ in range(150):  # 0.3 s of samples, the driver keeping the board alive
+        assert host.read() is not None
+    b.board.unplug()
+    while host.read() is not None:  # the driver notices the lost link
+        pass
+    b.finish(wait_s=5.0)
+    assert b.ended == "unplugged"  # the harness ends by itself once the outputs are off
+    events = b.events()
+    unplug = of(events, "unplug")[0]
+    assert unplug["on"] == [0]  # stimulating when the cable went
+    off = next(e for e in of(events, "outputs") if e["board_t_s"] > unplug["board_t_s"])
+    assert off["on"] == [] and off["reason"] == "comm_timeout" and off["hv"] == 0
+    fault = of(events, "fault")[-1]
+    assert fault["code"] == "comm_timeout"
+    # docs/protocol.md section 6: off within comm_timeout_ms + 1 ms of the last frame
+    # that kept the session alive; the firmware finishes a pulse in progress (charge
+    # balance), here at most 0.6 ms.
+    silent_s = off["board_t_s"] - unplug["last_host_frame_board_t_s"]
+    assert timeout_s <= silent_s <= timeout_s + 0.001 + 0.0006
+    train = of(events, "train")[-1]
+    assert train["last_pulse_s"] < fault["board_t_s"]  # no pulse after the fault
+    clean(events)
+
+
+def test_a_corrupt_frame_is_refused_and_counted_never_acted_on(bench):
+    b = bench()
+    host = b.host()
+    host.open_session()
+    message = p.Stim(0, (ON_35,))
+    crc = len(message.encode(0)) - 2
+    for byte in (1, 10, crc):  # a bit flipped in the type, the amplitude, the CRC
+        host.send(message, corrupt_byte=byte)
+        assert not [m for m in host.receive(0.05) if isinstance(m, p.Ack)]  # no answer
+    status = host.answer(p.GetStatus())
+    assert isinstance(status, p.Status)
+    assert status.rx_bad_frames == 3 and status.outputs_on == 0
+    assert host.answer(message).code == p.AckCode.OK  # the same frame intact is taken
+    assert host.answer(p.StopAll()).code == p.AckCode.OK
+    host.close()
+    events = b.finish()
+    switched_on = [e for e in of(events, "outputs") if e["on"]]
+    assert len(switched_on) == 1  # by the intact frame only
+    clean(events)
+
+
+@pytest.mark.parametrize(
+    ("setting", "code"),
+    [
+        (p.ChannelSetting(0, 1, 7000, 300, 4000), p.AckCode.OVER_AMPLITUDE),
+        (p.ChannelSetting(0, 1, 3500, 600, 4000), p.AckCode.OVER_PULSE_WIDTH),
+        (p.ChannelSetting(0, 1, 3500, 300, 7000), p.AckCode.OVER_FREQUENCY),
+        (p.ChannelSetting(0, 1, 3500, 300, 4000, 600, 100), p.AckCode.OVER_INTERPHASE_GAP),
+        (p.ChannelSetting(0, 1, 3500, 300, 4000, 0, 1100), p.AckCode.BAD_WIDTH_RATIO),
+    ],
+    ids=["amplitude", "width", "frequency", "gap", "ratio"],
+)
+def test_a_setting_beyond_the_boards_limits_is_refused_by_the_firmware(bench, setting, code):
+    """The host's watchdog would never send these; the firmware refuses them anyway,
+    switches the channel off, and nothing reaches the pins."""
+    b = bench()
+    host = b.host()
+    host.open_session()
+    assert host.answer(p.StimShaped(0, (SHAPED_35,))).code == p.AckCode.OK
+    host.receive(0.05)
+    assert host.answer(p.StimShaped(0, (setting,))).code == code
+    status = host.answer(p.GetStatus())
+    assert status.refused == 1 and status.outputs_on == 0
+    host.close()
+    events = b.finish()
+    assert of(events, "outputs")[-1]["on"] == [] and of(events, "outputs")[-1]["reason"] == (
+        code.name.lower())
+    train = of(events, "train")[0]
+    assert train["min_width_us"] >= 299.8 and train["max_width_us"] <= 300.3  # as before
+    clean(events)
+
+
+def test_a_stored_lower_limit_is_enforced(bench):
+    b = bench(max_amplitude_ma=40.0)
+    host = b.host()
+    info = host.open_session()
+    assert info.max_amplitude_10ua == 4000
+    too_much = p.ChannelSetting(0, 1, 4001, 300, 4000)
+    assert host.answer(p.Stim(0, (too_much,))).code == p.AckCode.OVER_AMPLITUDE
+    assert host.answer(p.Stim(0, (p.ChannelSetting(0, 1, 4000, 300, 4000),))).code == (
+        p.AckCode.OK)
+    host.close()
+    clean(b.finish())
+
+
+def test_stimulation_beyond_the_on_time_limit_ends_in_a_fault(bench):
+    b = bench(max_on_time_ms=200)
+    host = b.host()
+    host.open_session()
+    host.answer(p.StartStream())
+    assert host.answer(p.Stim(0, (ON_35,))).code == p.AckCode.OK
+    faults: list[p.Fault] = []
+    deadline = time.monotonic() + 2.0
+    while not faults and time.monotonic() < deadline:
+        host.send(p.Heartbeat(0))  # the link stays alive: only the on-time can end it
+        faults = [m for m in host.receive(0.02) if isinstance(m, p.Fault)]
+    assert faults and faults[0].code == p.FaultCode.ON_TIME and faults[0].channel == 0
+    host.close()
+    events = b.finish()
+    on, off = (e for e in of(events, "outputs"))
+    assert off["on"] == [] and off["reason"] == "on_time"
+    assert 0.2 < off["board_t_s"] - on["board_t_s"] <= 0.2 + 0.002
+    clean(events)

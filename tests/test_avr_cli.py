@@ -1,0 +1,40 @@
+"""``fes board-emulator --mcu avr`` from the command line: what it refuses and how."""
+
+from __future__ import annotations
+
+import pytest
+
+from controller.cli import main
+from hw.avr import build as avr_build
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["--rate-hz", "1000"], "--rate-hz: not an option of the AVR firmware"),
+        (["--protocol-version", "1"], "--protocol-version: not an option of the AVR firmware"),
+        (["--drop", "0.1"], "--drop: not an option of the AVR firmware"),
+        (["--comm-timeout-ms", "600"], "board.comm_timeout_ms"),
+        (["--max-amplitude-ma", "80"], "board.max_amplitude_ma"),
+        (["--speed", "50"], "speed"),
+    ],
+)
+def test_options_the_firmware_fixes_or_bounds_exit_2_naming_them(args, expected, capsys):
+    assert main(["board-emulator", "--mcu", "avr", *args]) == 2
+    err = capsys.readouterr().err
+    assert expected in err and "Traceback" not in err
+
+
+def test_a_missing_toolchain_exits_2_naming_the_packages(monkeypatch, capsys):
+    monkeypatch.setattr(avr_build, "missing", lambda: "the AVR toolchain is incomplete: "
+                        "missing avr-gcc (gcc-avr); apt-get install gcc-avr avr-libc")
+    assert main(["board-emulator", "--mcu", "avr"]) == 2
+    err = capsys.readouterr().err
+    assert "missing avr-gcc (gcc-avr)" in err and "Traceback" not in err
+
+
+def test_help_explains_the_choice_of_firmware(capsys):
+    with pytest.raises(SystemExit):
+        main(["board-emulator", "--help"])
+    out = capsys.readouterr().out
+    assert "--mcu {python,avr}" in out and "simavr" in out

@@ -1,0 +1,163 @@
+"""The AVR firmware's portable core (hw/avr/firmware: framing, CRC, limits, the stored
+configuration, pulse plans, the protocol state machine), compiled with the host's gcc.
+
+Its own C test program checks the core rule by rule; then the same C, loaded as a
+library, must agree byte for byte with the host's protocol module (hw/protocol.py) and
+the Python reference firmware (hw/firmware.py) on random input: the two sides of the
+link are written twice, and these tests keep them one protocol.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import struct
+import subprocess
+
+import pytest
+from avr_support import avr_build_or_skip
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from hw import protocol as p
+from hw.firmware import Firmware, FirmwareSettings
+
+
+class BoardConfig(ctypes.Structure):
+    """``board_config_t`` of hw/avr/firmware/limits.h."""
+
+    _fields_ = (("board_id", ctypes.c_uint32), ("sample_rate_hz", ctypes.c_uint16),
+                ("comm_timeout_ms", ctypes.c_uint16), ("max_on_time_ms", ctypes.c_uint16),
+                ("max_amplitude_10ua", ctypes.c_uint16), ("max_pulse_width_us", ctypes.c_uint16),
+                ("max_frequency_chz", ctypes.c_uint16), ("max_gap_us", ctypes.c_uint16),
+                ("max_ratio_x100", ctypes.c_uint16))
+
+
+@pytest.fixture(scope="module")
+def core() -> ctypes.CDLL:
+    lib = ctypes.CDLL(str(avr_build_or_skip("test").core_library))
+    lib.session_frame.argtypes = (ctypes.c_void_p, ctypes.c_char_p, ctypes.c_uint16,
+                                  ctypes.c_uint32, ctypes.c_uint32)
+    lib.crc16.restype = ctypes.c_uint16
+    lib.crc16.argtypes = (ctypes.c_char_p, ctypes.c_uint16)
+    lib.cobs_encode.restype = ctypes.c_uint16
+    lib.cobs_encode.argtypes = (ctypes.c_char_p, ctypes.c_uint16, ctypes.c_char_p)
+    lib.frame_rx_byte.restype = ctypes.c_uint8
+    lib.limits_check_setting.restype = ctypes.c_uint8
+    return lib
+
+
+def test_the_core_passes_its_c_tests():
+    build = avr_build_or_skip("test")
+    result = subprocess.run([str(build.core_test)], capture_output=True, text=True, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.strip().endswith("0 failed")
+
+
+@settings(max_examples=300, deadline=None)
+@given(data=st.binary(max_size=254))
+def test_crc_and_cobs_agree_with_the_host(core, data):
+    assert core.crc16(data, len(data)) == p.crc16(data)
+    out = ctypes.create_string_buffer(256)
+    n = core.cobs_encode(data, len(data), out)
+    assert out.raw[:n] == p.cobs_encode(data)
+
+
+class FrameRx(ctypes.Structure):
+    _fields_ = (("buf", ctypes.c_uint8 * 255), ("n", ctypes.c_uint16),
+                ("frame_len", ctypes.c_uint16), ("overflow", ctypes.c_uint8))
+
+
+def frames_of(messages: list[tuple[int, bytes]]) -> bytes:
+    return b"".join(p.encode_frame(t, i, payload) for i, (t, payload) in enumerate(messages))
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    messages=st.lists(st.tuples(st.integers(1, 255), st.binary(max_size=60)), max_size=8),
+    noise=st.lists(st.tuples(st.integers(0, 10_000), st.integers(0, 255)), max_size=6),
+)
+def test_the_receiver_takes_and_refuses_what_the_host_decoder_does(core, messages, noise):
+    """A stream of frames with bytes overwritten at random: the firmware's receiver and
+    the host's decoder find the same frames and count the same bad ones."""
+    wire = bytearray(frames_of(messages))
+    for position, value in noise:
+        if wire:
+            wire[position % len(wire)] = value
+    decoder = p.FrameDecoder()
+    expected = [bytes([f.type, f.seq]) + f.payload for f in decoder.feed(bytes(wire))]
+    rx = FrameRx()
+    got, bad = [], 0
+    for byte in wire:
+        result = core.frame_rx_byte(ctypes.byref(rx), byte)
+        if result == 1:
+            got.append(bytes(rx.buf[: rx.frame_len - 2]))
+        elif result == 2:
+            bad += 1
+    assert got == expected
+    assert bad == decoder.bad_frames
+
+
+class Setting(ctypes.Structure):
+    _fields_ = (("on", ctypes.c_uint8), ("amplitude_10ua", ctypes.c_uint16),
+                ("pulse_width_us", ctypes.c_uint16), ("frequency_chz", ctypes.c_uint16),
+                ("gap_us", ctypes.c_uint16), ("ratio_x100", ctypes.c_uint16))
+
+
+def reference_check(setting: p.ChannelSetting) -> p.AckCode:
+    """The Python reference firmware's verdict, with the AVR board's limits."""
+    firmware = Firmware.__new__(Firmware)
+    firmware.settings = FirmwareSettings()  # 60 mA, 500 us, 60 Hz, gap 500 us, ratio 10
+    return firmware._over_limit((setting,))
+
+
+@settings(max_examples=500, deadline=None)
+@given(
+    on=st.integers(0, 1),
+    amplitude=st.integers(0, 7000), width=st.integers(0, 600), frequency=st.integers(0, 7000),
+    gap=st.integers(0, 600), ratio=st.integers(0, 1100),
+)
+def test_the_limits_refuse_what_the_reference_firmware_refuses(
+    core, on, amplitude, width, frequency, gap, ratio
+):
+    limits = BoardConfig.in_dll(core, "limits_default_config")
+    setting = p.ChannelSetting(0, on, amplitude, width, frequency, gap, ratio)
+    code = core.limits_check_setting(ctypes.byref(limits), ctypes.byref(
+        Setting(on, amplitude, width, frequency, gap, ratio)))
+    assert code == reference_check(setting)
+
+
+def test_info_is_what_the_host_reads_as_the_boards_limits(core):
+    """HELLO through the C session: the INFO it sends decodes, with the host's protocol
+    module, to the board's identity and limits in every version's layout."""
+    session = ctypes.create_string_buffer(core.stub_session_size())
+    config = BoardConfig.in_dll(core, "limits_default_config")
+    assert (config.comm_timeout_ms, config.max_amplitude_10ua) == (100, 6000)
+    core.session_init(session, ctypes.byref(config))
+    for version, seq in ((3, 1), (2, 2), (1, 3)):
+        core.stub_reset()
+        frame = bytes([p.FrameType.HELLO, seq, version])
+        frame += p.crc16(frame).to_bytes(2, "big")
+        core.session_frame(session, frame, len(frame), 0, 0)
+        assert ctypes.c_int.in_dll(core, "stub_frame_count").value == 1
+        length = ctypes.c_uint8.in_dll(core, "stub_frame_len").value
+        body = bytes((ctypes.c_uint8 * 256).in_dll(core, "stub_frames")[:length])
+        assert body[0] == p.FrameType.INFO and body[1] == seq
+        info = p.Info.unpack(body[2:])
+        assert (info.hello_seq, info.protocol_version, info.firmware) == (seq, version, (2, 0, 0))
+        assert (info.channels, info.sample_rate_hz, info.comm_timeout_ms) == (2, 500, 100)
+        assert (info.max_amplitude_10ua, info.max_pulse_width_us, info.max_frequency_chz,
+                info.max_on_time_ms) == (6000, 500, 6000, 3000)
+        assert info.shaped_pulses == (version >= 2)
+        if version >= 2:
+            assert (info.max_interphase_gap_us, info.max_anodic_ratio_x100) == (500, 1000)
+        assert info.gyro_full_scale_dps == 1998 and info.sagittal_axis == 2
+        assert info.capabilities == p.Capability.HEEL_SWITCH | p.Capability.HEEL_FORCE
+
+
+def test_the_stored_configuration_round_trips_through_the_core(core):
+    block = ctypes.create_string_buffer(23)
+    config = BoardConfig.in_dll(core, "limits_default_config")
+    core.config_encode(ctypes.byref(config), block)
+    magic, layout = struct.unpack_from("<HB", block.raw)
+    assert (magic, layout) == (0xFE51, 1)
+    assert p.crc16(block.raw) == 0

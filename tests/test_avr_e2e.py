@@ -1,0 +1,102 @@
+"""``fes run`` against the AVR firmware in simavr (``fes board-emulator --mcu avr``), as
+separate processes over a pty, compared with ``fes sim`` on the same seed.
+
+What may differ, and by how much (the chip's share of the comparison):
+- the gyro reaches the host as MPU-6050 counts (1/16.4 deg/s; INFO's 1998 deg/s full
+  scale), the heel force as 10-bit ADC counts (2 N): detection sees the same walk to
+  within those steps, so strides, trains and missed onsets are equal and the event and
+  onset times agree to within a sample period (2 ms) plus the 1 ms allowance the
+  Python emulator's comparison has (3 ms);
+- pulses leave the pins where the firmware's timer puts them (a train's first pulse
+  when the command arrives, the next ones a period apart from it); the patient's muscle
+  takes each pulse at the start of the sample period after the one it fired in, as the
+  simulator takes a command at the start of the next period. A pulse can land one period
+  (2 ms) off the simulator's, so the charge per stride agrees to 2 % and the minimum toe
+  clearance to 1 mm.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from avr_support import avr_build_or_skip
+from shared_machine import host_config
+from test_hw_e2e import Process, _no_process_outlives_its_test, summary, true_events
+
+from controller.cli import main
+
+__all__ = ["_no_process_outlives_its_test"]  # the autouse fixture: no process outlives a test
+
+DURATION_S = "15"
+
+
+def walk_against_the_firmware(tmp_path: Path, out: Path) -> Path:
+    """``fes run`` for 15 s (seed 3) against a fresh simavr board; returns its log. A
+    run that a stalled machine ended with a heartbeat fault (the host's own watchdog, not
+    the board) is run again, at most twice; any other ending fails."""
+    avr_build_or_skip("firmware", "harness")
+    for attempt in range(3):
+        folder = tmp_path / f"attempt{attempt}"
+        folder.mkdir()
+        log = folder / "board.jsonl"
+        emu = Process("board-emulator", "--mcu", "avr", "--seed", "3", "--comm-timeout-ms",
+                      "400", "--log", str(log))
+        path = emu.first_stdout_line()
+        assert path.startswith("/dev/"), emu.stderr()
+        run = Process("run", "--port", path, "--config", host_config(tmp_path),
+                      "--duration-s", DURATION_S, "--out", str(out), "--link-timeout-ms", "300",
+                      "--max-lag-ms", "400", "--no-status")
+        code = run.wait(120.0)
+        assert emu.stop() == 0, emu.stderr()
+        if code == 0:
+            return log
+        assert code == 7 and "heartbeat_timeout_ms" in run.stderr(), run.stderr()
+        for name in out.iterdir():
+            name.unlink()
+        out.rmdir()
+    raise AssertionError(f"a heartbeat fault ended all three runs:\n{run.stderr()}")
+
+
+def test_a_15_s_walk_against_the_firmware_matches_fes_sim(tmp_path):
+    live_out, sim_out = tmp_path / "live", tmp_path / "sim"
+    log = walk_against_the_firmware(tmp_path, live_out)
+    assert main(["sim", "--seed", "3", "--duration-s", DURATION_S, "--out", str(sim_out)]) == 0
+    live, sim = summary(live_out), summary(sim_out)
+
+    assert live["stopped_by"] == "duration"
+    assert live["duration_s"] == pytest.approx(15.0, abs=0.01)
+    info = live["board"]["info"]  # the firmware's identity, from its INFO
+    assert (info["firmware"], info["protocol_version"], info["sample_rate_hz"]) == (
+        "2.0.0", 3, 500)
+    assert live["ground_truth"] == "board emulator debug frames"
+    assert live["board"]["outputs_off_confirmed"] is True
+    assert live["board"]["link"]["missing_samples"] == 0
+    assert live["strides"] == sim["strides"] >= 8
+    assert live["stim"]["trains"] == sim["stim"]["trains"]
+    assert live["stim"]["missed_onsets"] == sim["stim"]["missed_onsets"]
+    for figure in ("median", "p95"):
+        assert live["stim"]["onset_error_ms"][figure] == pytest.approx(
+            sim["stim"]["onset_error_ms"][figure], abs=3.0)
+    assert live["detector"]["recall"] == sim["detector"]["recall"]
+    for event in ("heel_strike_error_ms", "toe_off_error_ms"):
+        assert live["detector"][event]["median"] == pytest.approx(
+            sim["detector"][event]["median"], abs=3.0)
+    assert live["stim"]["charge_uc_per_stride"] == pytest.approx(
+        sim["stim"]["charge_uc_per_stride"], rel=0.02)
+    assert live["clearance"]["swings"] == sim["clearance"]["swings"]
+    assert live["clearance"]["toe_drag_events"] == sim["clearance"]["toe_drag_events"]
+    assert live["clearance"]["toe_clearance_min_mm"]["median"] == pytest.approx(
+        sim["clearance"]["toe_clearance_min_mm"]["median"], abs=1.0)
+    for (t_live, e_live), (t_sim, e_sim) in zip(
+        true_events(live_out), true_events(sim_out), strict=True
+    ):
+        assert e_live == e_sim and t_live == pytest.approx(t_sim, abs=2e-6)
+
+    board = [json.loads(line) for line in log.read_text().splitlines()]
+    pulses = next(e for e in board if e["event"] == "pulses")
+    assert pulses["violations"] == 0, pulses["first_violation"]
+    assert pulses["channel_0"] > 0
+    trains = [e for e in board if e["event"] == "train"]
+    assert len(trains) == live["stim"]["trains"]
