@@ -22,6 +22,7 @@ KNOWN_USB_SERIAL: dict[tuple[int, int], str] = {
     (0x10C4, 0xEA60): "Silicon Labs CP210x USB-UART",
     (0x1A86, 0x7523): "WCH CH340 USB-UART",
     (0x2341, 0x0043): "Arduino Uno R3 (ATmega16U2 USB-serial)",
+    (0x2341, 0x0042): "Arduino Mega 2560 R3 (ATmega16U2 USB-serial; the board of hw/avr)",
     (0x16C0, 0x0483): "Teensy USB serial",
     (0x0483, 0x5740): "STM32 USB virtual COM port",
     (0x2E8A, 0x000A): "Raspberry Pi Pico (RP2040) USB CDC",
