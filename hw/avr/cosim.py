@@ -27,6 +27,7 @@ import select
 import signal
 import struct
 import subprocess
+import tempfile
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -130,9 +131,11 @@ class SimavrBoard:
                    *_harness_options(config)]
         if log is not None:
             command += ["--log", str(log)]
+        # The harness's messages go to a file: a pipe nobody reads could fill and stall it.
+        self._stderr = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115 (lives as the board)
         self._proc = subprocess.Popen(
             command, pass_fds=(requests_w, replies_r), stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE, text=True,
+            stderr=self._stderr, text=True,
         )
         os.close(requests_w)
         os.close(replies_r)
@@ -140,10 +143,9 @@ class SimavrBoard:
         assert self._proc.stdout is not None
         self.path = self._proc.stdout.readline().strip()
         if not self.path.startswith("/dev/"):
-            stderr = self._proc.communicate(timeout=5.0)[1] if self._proc.poll() is None else (
-                self._proc.stderr.read() if self._proc.stderr else "")
-            self._close_pipes()
-            raise avr_build.BuildError(f"the simavr harness did not start: {stderr.strip()}")
+            self.close()
+            raise avr_build.BuildError(
+                f"the simavr harness did not start: {self.harness_stderr.strip()}")
         self.samples = 0
 
     # --- serving ----------------------------------------------------------------------
@@ -252,10 +254,9 @@ class SimavrBoard:
 
     @property
     def harness_stderr(self) -> str:
-        """What the harness said on stderr (after it ended)."""
-        if self._proc.stderr is None or self._proc.poll() is None:
-            return ""
-        return self._proc.stderr.read()
+        """What the harness has said on stderr."""
+        self._stderr.seek(0)
+        return self._stderr.read()
 
 
 def serve_in_thread(config: AvrBoardConfig, log: Path | None = None,
