@@ -62,25 +62,27 @@ def _firmware_version(text: str) -> tuple[int, int, int]:
 def _config(args: argparse.Namespace) -> Any:
     from hw.emulator import EmulatorConfig
 
-    board: dict[str, Any] = {
-        name: getattr(args, name) for name in BOARD_OPTIONS if getattr(args, name) is not None
-    }
+    board = _given(args, BOARD_OPTIONS)
     if args.firmware is not None:
         board["firmware_version"] = _firmware_version(args.firmware)
     if args.no_truth:
         board["truth"] = False
-    faults = {
-        name: getattr(args, name) for name in FAULT_OPTIONS if getattr(args, name) is not None
-    }
-    data: dict[str, Any] = {"board": board, "faults": faults}
-    for name in ("patient", "seed", "walk_s", "speed"):
-        if getattr(args, name) is not None:
-            data[name] = getattr(args, name)
+    data = {"board": board, "faults": _given(args, FAULT_OPTIONS),
+            **_given(args, ("patient", "seed", "walk_s", "speed"))}
+    return _validated(EmulatorConfig, data, "fes board-emulator options")
+
+
+def _given(args: argparse.Namespace, names: tuple[str, ...]) -> dict[str, Any]:
+    """The options among ``names`` given on the command line."""
+    return {name: getattr(args, name) for name in names if getattr(args, name) is not None}
+
+
+def _validated(model: Any, data: dict[str, Any], what: str) -> Any:
+    """``data`` as ``model``; every bad field named with its allowed range otherwise."""
     try:
-        return EmulatorConfig.model_validate(data)
+        return model.model_validate(data)
     except ValidationError as err:
-        problems = describe_errors(err, EmulatorConfig)
-        raise ConfigError("fes board-emulator options", problems) from None
+        raise ConfigError(what, describe_errors(err, model)) from None
 
 
 def _avr_config(args: argparse.Namespace) -> Any:
@@ -93,17 +95,9 @@ def _avr_config(args: argparse.Namespace) -> Any:
             "protocol version 3, firmware 2.0.0; no injected link faults but --unplug-at-s)"
             for flag in fixed
         ])
-    board = {name: getattr(args, name) for name in AVR_BOARD_OPTIONS
-             if getattr(args, name) is not None}
-    data: dict[str, Any] = {"board": board, "truth": not args.no_truth}
-    for name in ("patient", "seed", "walk_s", "speed", "unplug_at_s"):
-        if getattr(args, name) is not None:
-            data[name] = getattr(args, name)
-    try:
-        return AvrBoardConfig.model_validate(data)
-    except ValidationError as err:
-        problems = describe_errors(err, AvrBoardConfig)
-        raise ConfigError("fes board-emulator --mcu avr options", problems) from None
+    data = {"board": _given(args, AVR_BOARD_OPTIONS), "truth": not args.no_truth,
+            **_given(args, ("patient", "seed", "walk_s", "speed", "unplug_at_s"))}
+    return _validated(AvrBoardConfig, data, "fes board-emulator --mcu avr options")
 
 
 def _start_avr(args: argparse.Namespace, log: Path | None) -> Any:
@@ -117,46 +111,11 @@ def _start_avr(args: argparse.Namespace, log: Path | None) -> Any:
         raise ConfigError("fes board-emulator --mcu avr", [str(err)]) from None
 
 
-def _run(args: argparse.Namespace) -> int:
-    if args.mcu == "avr":
-        return _run_avr(args)
-    from hw.emulator import BoardEmulator, describe
+def _serve(args: argparse.Namespace, board: Any, description: str) -> int:
+    """Print the board's pty and serve until it ends (``--link`` points at the pty
+    meanwhile); the board is closed whatever ends it."""
     from hw.realtime import frozen_heap
-    from sim.patient import load_patient
 
-    config = _config(args)
-    load_patient(config.patient)
-    log = args.log.open("a", encoding="utf-8") if args.log is not None else None
-    try:
-        emulator = BoardEmulator(config, log)
-        if args.link is not None:
-            with contextlib.suppress(FileNotFoundError):
-                args.link.unlink()
-            os.symlink(emulator.path, args.link)
-        stop = threading.Event()
-        signal.signal(signal.SIGTERM, lambda *_: stop.set())
-        # The collection runs before the path is out, so no host waits on it (hw.realtime).
-        with frozen_heap():
-            print(emulator.path, flush=True)
-            print(describe(emulator), file=sys.stderr, flush=True)
-            ended = emulator.run(stop)
-        print(f"fes board-emulator: {ended}", file=sys.stderr)
-        return EXIT_OK
-    finally:
-        if args.link is not None:
-            with contextlib.suppress(FileNotFoundError):
-                args.link.unlink()
-        if log is not None:
-            log.close()
-
-
-def _run_avr(args: argparse.Namespace) -> int:
-    from hw.avr.cosim import describe
-    from hw.realtime import frozen_heap
-    from sim.patient import load_patient
-
-    load_patient(args.patient or "moderate")
-    board = _start_avr(args, args.log)
     try:
         if args.link is not None:
             with contextlib.suppress(FileNotFoundError):
@@ -164,14 +123,11 @@ def _run_avr(args: argparse.Namespace) -> int:
             os.symlink(board.path, args.link)
         stop = threading.Event()
         signal.signal(signal.SIGTERM, lambda *_: stop.set())
+        # The collection runs before the path is out, so no host waits on it (hw.realtime).
         with frozen_heap():
             print(board.path, flush=True)
-            print(describe(board), file=sys.stderr, flush=True)
-            try:
-                ended = board.run(stop)
-            except KeyboardInterrupt:
-                board.close()
-                raise
+            print(description, file=sys.stderr, flush=True)
+            ended = board.run(stop)
         print(f"fes board-emulator: {ended}", file=sys.stderr)
         return EXIT_OK
     finally:
@@ -179,6 +135,28 @@ def _run_avr(args: argparse.Namespace) -> int:
         if args.link is not None:
             with contextlib.suppress(FileNotFoundError):
                 args.link.unlink()
+
+
+def _run(args: argparse.Namespace) -> int:
+    from sim.patient import load_patient
+
+    if args.mcu == "avr":
+        from hw.avr.cosim import describe as describe_avr
+
+        load_patient(args.patient or "moderate")
+        board = _start_avr(args, args.log)
+        return _serve(args, board, describe_avr(board))
+    from hw.emulator import BoardEmulator, describe
+
+    config = _config(args)
+    load_patient(config.patient)
+    log = args.log.open("a", encoding="utf-8") if args.log is not None else None
+    try:
+        emulator = BoardEmulator(config, log)
+        return _serve(args, emulator, describe(emulator))
+    finally:
+        if log is not None:
+            log.close()
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -10,9 +10,13 @@
 #define UBRR_VALUE ((BOARD_F_CPU_HZ / (8UL * BOARD_BAUD)) - 1) /* U2X: 1 */
 #define TX_RING 1024u /* power of two */
 
-/* Receive rings: 256 bytes, indices wrap by themselves. */
-static volatile uint8_t host_rx[256], debug_rx[256];
-static volatile uint8_t host_head, host_tail, debug_head, debug_tail;
+/* A receive ring: 256 bytes, its indices wrap by themselves. */
+typedef struct {
+    uint8_t data[256];
+    uint8_t head, tail;
+} rx_ring_t;
+
+static volatile rx_ring_t host_rx, debug_rx;
 static volatile uint8_t tx_ring[TX_RING];
 static volatile uint16_t tx_head, tx_tail;
 volatile uint16_t uart_rx_overflows;
@@ -32,38 +36,37 @@ void uart_init(void)
     UCSR1B = _BV(RXEN1) | _BV(RXCIE1);
 }
 
-static inline void host_rx_push(uint8_t b)
+static inline void rx_push(volatile rx_ring_t *ring, uint8_t b)
 {
-    uint8_t next = (uint8_t)(host_head + 1);
-    if (next == host_tail) {
+    uint8_t next = (uint8_t)(ring->head + 1);
+    if (next == ring->tail) {
         uart_rx_overflows++;
         return;
     }
-    host_rx[host_head] = b;
-    host_head = next;
+    ring->data[ring->head] = b;
+    ring->head = next;
 }
 
-static inline void debug_rx_push(uint8_t b)
+static uint8_t rx_pop(volatile rx_ring_t *ring, uint8_t *byte)
 {
-    uint8_t next = (uint8_t)(debug_head + 1);
-    if (next == debug_tail) {
-        uart_rx_overflows++;
-        return;
-    }
-    debug_rx[debug_head] = b;
-    debug_head = next;
+    uint8_t tail = ring->tail;
+    if (tail == ring->head)
+        return 0;
+    *byte = ring->data[tail];
+    ring->tail = (uint8_t)(tail + 1);
+    return 1;
 }
 
-ISR(USART0_RX_vect) { host_rx_push(UDR0); }
+ISR(USART0_RX_vect) { rx_push(&host_rx, UDR0); }
 
-ISR(USART1_RX_vect) { debug_rx_push(UDR1); }
+ISR(USART1_RX_vect) { rx_push(&debug_rx, UDR1); }
 
 void uart_poll_rx(void)
 {
     if (UCSR0A & _BV(RXC0))
-        host_rx_push(UDR0);
+        rx_push(&host_rx, UDR0);
     if (UCSR1A & _BV(RXC1))
-        debug_rx_push(UDR1);
+        rx_push(&debug_rx, UDR1);
 }
 
 ISR(USART0_UDRE_vect)
@@ -77,27 +80,13 @@ ISR(USART0_UDRE_vect)
     tx_tail = (uint16_t)((tail + 1) & (TX_RING - 1));
 }
 
-uint8_t uart_host_pop(uint8_t *byte)
-{
-    if (host_tail == host_head)
-        return 0;
-    *byte = host_rx[host_tail];
-    host_tail = (uint8_t)(host_tail + 1);
-    return 1;
-}
+uint8_t uart_host_pop(uint8_t *byte) { return rx_pop(&host_rx, byte); }
 
-uint8_t uart_debug_pop(uint8_t *byte)
-{
-    if (debug_tail == debug_head)
-        return 0;
-    *byte = debug_rx[debug_tail];
-    debug_tail = (uint8_t)(debug_tail + 1);
-    return 1;
-}
+uint8_t uart_debug_pop(uint8_t *byte) { return rx_pop(&debug_rx, byte); }
 
 uint8_t uart_rx_waiting(void)
 {
-    return host_tail != host_head || debug_tail != debug_head;
+    return host_rx.tail != host_rx.head || debug_rx.tail != debug_rx.head;
 }
 
 uint8_t uart_host_send(const uint8_t *data, uint16_t n)

@@ -53,6 +53,10 @@ void log_close(void);
 /* Open the pty; returns its slave path. */
 const char *hostlink_open(void);
 void hostlink_connect(void);
+/* A USART of the chip for the harness: no console echo; the hooks of its output byte
+ * (may be NULL) and of its receiver's XON/XOFF; returns its input IRQ. */
+avr_irq_t *uart_attach(char uart, avr_irq_notify_t on_output, avr_irq_notify_t on_xon,
+                       avr_irq_notify_t on_xoff);
 /* Move bytes between the pty and USART0 (called every pacing step). */
 void hostlink_service(void);
 /* Wait for input on the pty at most timeout_ns (pacing); returns early when some came. */

@@ -222,18 +222,22 @@ const char *hostlink_open(void)
     return path;
 }
 
-void hostlink_connect(void)
+avr_irq_t *uart_attach(char uart, avr_irq_notify_t on_output, avr_irq_notify_t on_xon,
+                       avr_irq_notify_t on_xoff)
 {
     uint32_t flags = 0; /* no console echo, no polling sleeps */
-    avr_ioctl(avr, AVR_IOCTL_UART_SET_FLAGS('0'), &flags);
-    uart_in = avr_io_getirq(avr, AVR_IOCTL_UART_GETIRQ('0'), UART_IRQ_INPUT);
-    avr_irq_register_notify(avr_io_getirq(avr, AVR_IOCTL_UART_GETIRQ('0'), UART_IRQ_OUTPUT),
-                            uart_out_hook, NULL);
-    avr_irq_register_notify(avr_io_getirq(avr, AVR_IOCTL_UART_GETIRQ('0'), UART_IRQ_OUT_XON),
-                            xon_hook, NULL);
-    avr_irq_register_notify(avr_io_getirq(avr, AVR_IOCTL_UART_GETIRQ('0'), UART_IRQ_OUT_XOFF),
-                            xoff_hook, NULL);
+    avr_ioctl(avr, AVR_IOCTL_UART_SET_FLAGS(uart), &flags);
+    if (on_output)
+        avr_irq_register_notify(avr_io_getirq(avr, AVR_IOCTL_UART_GETIRQ(uart), UART_IRQ_OUTPUT),
+                                on_output, NULL);
+    avr_irq_register_notify(avr_io_getirq(avr, AVR_IOCTL_UART_GETIRQ(uart), UART_IRQ_OUT_XON),
+                            on_xon, NULL);
+    avr_irq_register_notify(avr_io_getirq(avr, AVR_IOCTL_UART_GETIRQ(uart), UART_IRQ_OUT_XOFF),
+                            on_xoff, NULL);
+    return avr_io_getirq(avr, AVR_IOCTL_UART_GETIRQ(uart), UART_IRQ_INPUT);
 }
+
+void hostlink_connect(void) { uart_in = uart_attach('0', uart_out_hook, xon_hook, xoff_hook); }
 
 void hostlink_service(void)
 {

@@ -234,13 +234,7 @@ void patient_connect(void)
     avr_irq_register_notify(twi_out, twi_hook, NULL);
     heel_pin = avr_io_getirq(avr, AVR_IOCTL_IOPORT_GETIRQ(PIN_HEEL_PORT), PIN_HEEL_BIT);
     force_adc = avr_io_getirq(avr, AVR_IOCTL_ADC_GETIRQ, ADC_IRQ_ADC0 + ADC_FORCE_CHANNEL);
-    uint32_t flags = 0;
-    avr_ioctl(avr, AVR_IOCTL_UART_SET_FLAGS('1'), &flags);
-    debug_in = avr_io_getirq(avr, AVR_IOCTL_UART_GETIRQ('1'), UART_IRQ_INPUT);
-    avr_irq_register_notify(avr_io_getirq(avr, AVR_IOCTL_UART_GETIRQ('1'), UART_IRQ_OUT_XON),
-                            debug_xon, NULL);
-    avr_irq_register_notify(avr_io_getirq(avr, AVR_IOCTL_UART_GETIRQ('1'), UART_IRQ_OUT_XOFF),
-                            debug_xoff_hook, NULL);
+    debug_in = uart_attach('1', NULL, debug_xon, debug_xoff_hook);
 }
 
 void patient_service(void)
