@@ -66,6 +66,10 @@ NO_UNIT = {
     "FirmwareSettings.protocol_version": "a version number, not a quantity",
     "FirmwareSettings.firmware_version": "a version number (major, minor, patch)",
     "FirmwareSettings.board_id": "a serial number, not a quantity",
+    "AvrBoardConfig.seed": "a random seed, not a quantity",
+    "AvrBoardConfig.speed": "board seconds per wall second, a ratio; named after its "
+    "option `fes board-emulator --speed`",
+    "AvrBoardSettings.board_id": "a serial number, not a quantity",
 }
 
 #: Numbers that are not bounded on both sides, and why.

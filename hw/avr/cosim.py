@@ -63,29 +63,67 @@ _ENDINGS = {0: "stopped", 3: "unplugged", 4: "patient_gone"}
 
 
 class AvrBoardSettings(ConfigModel):
-    """The board's stored configuration (its EEPROM): limits may only be lowered."""
+    """The board's stored configuration (its EEPROM, hw/avr/firmware/config.h): limits may
+    only be lowered below the compiled ones."""
 
-    board_id: int = Field(1, ge=0, le=2**32 - 1)
-    comm_timeout_ms: int = Field(100, ge=10, le=500)
-    max_on_time_ms: int = Field(3000, ge=100, le=3000)
-    max_amplitude_ma: float = Field(60.0, gt=0.0, le=60.0)
-    max_pulse_width_us: int = Field(500, ge=1, le=500)
-    max_frequency_hz: float = Field(60.0, gt=0.0, le=60.0)
-    max_interphase_gap_us: int = Field(500, ge=0, le=500)
-    max_anodic_width_ratio: float = Field(10.0, ge=1.0, le=10.0)
+    board_id: int = Field(1, ge=0, le=2**32 - 1,
+                          description="Serial number the board reports at HELLO (--board-id).")
+    comm_timeout_ms: int = Field(
+        100, ge=10, le=500,
+        description="Silence after which the firmware switches every output off "
+        "(--comm-timeout-ms).")
+    max_on_time_ms: int = Field(
+        3000, ge=100, le=3000,
+        description="Longest continuous stimulation of a channel before the firmware faults "
+        "(--max-on-time-ms).")
+    max_amplitude_ma: float = Field(
+        60.0, gt=0.0, le=60.0,
+        description="The firmware's own amplitude limit, at most the compiled 60 mA "
+        "(--max-amplitude-ma).")
+    max_pulse_width_us: int = Field(
+        500, ge=1, le=500,
+        description="The firmware's own pulse width limit (--max-pulse-width-us).")
+    max_frequency_hz: float = Field(
+        60.0, gt=0.0, le=60.0,
+        description="The firmware's own frequency limit (--max-frequency-hz).")
+    max_interphase_gap_us: int = Field(
+        500, ge=0, le=500,
+        description="The firmware's own interphase gap limit (--max-interphase-gap-us).")
+    max_anodic_width_ratio: float = Field(
+        10.0, ge=1.0, le=10.0,
+        description="The firmware's own limit of the recovery phase's width over the "
+        "leading phase's (--max-anodic-width-ratio).")
 
 
 class AvrBoardConfig(ConfigModel):
     """The simulated patient wearing the AVR board, and the board's configuration."""
 
-    patient: str = "moderate"
-    seed: int = Field(0, ge=0, le=2**32 - 1)
-    walk_s: float = Field(600.0, gt=0.0, le=86400.0)
-    speed: float = Field(1.0, ge=0.1, le=20.0)
-    truth: bool = True
-    unplug_at_s: float | None = Field(None, ge=0.0)
-    log_pulses: bool = Field(False, description="one log line per pulse on the pins")
-    board: AvrBoardSettings = AvrBoardSettings()
+    patient: str = Field(
+        "moderate",
+        description="The simulated patient wearing the board: a name from configs/patients/ "
+        "or a profile path (--patient).")
+    seed: int = Field(
+        0, ge=0, le=2**32 - 1,
+        description="Seed of the patient (--seed); the same seed as fes sim gives the same "
+        "walk.")
+    walk_s: float = Field(
+        600.0, gt=0.0, le=86400.0,
+        description="How long the patient walks after the first START_STREAM; then the "
+        "IMU stops answering and the board reports a sensor fault (--walk-s).")
+    speed: float = Field(
+        1.0, ge=0.1, le=20.0,
+        description="Board seconds per wall second (--speed), as far as the machine lets "
+        "simavr keep up.")
+    truth: bool = Field(
+        True, description="Feed the patient's ground truth into the board's debug port "
+        "(--no-truth: leave it unconnected, as on a real board).")
+    unplug_at_s: float | None = Field(
+        None, ge=0.0, le=86400.0,
+        description="Walk time at which the pty closes as a pulled cable (--unplug-at-s).")
+    log_pulses: bool = Field(False, description="One log line per pulse on the pins.")
+    board: AvrBoardSettings = Field(
+        AvrBoardSettings(),
+        description="The board's stored configuration: identity, timeout, lowered limits.")
 
 
 def _harness_options(config: AvrBoardConfig) -> list[str]:
