@@ -88,13 +88,17 @@ def over_the_emulator() -> Iterator[Backend]:
 def over_simavr() -> Iterator[Backend]:
     """The board driver against the AVR firmware in simavr: an MPU-6050 reports the
     gyro in steps of 1/16.4 deg/s (INFO says 32768 counts are 1998 deg/s), the heel
-    force sensor's ADC in steps of 2 N."""
+    force sensor's ADC in steps of 2 N. The board runs in its own process, as a real
+    board does, so a loaded machine that pauses this one lets its stream run ahead: as
+    in tests/test_hw_e2e.py, the driver's link timeout and backlog bound are a few
+    hundred ms here (no check of this suite depends on them)."""
     build = avr_build_or_skip("firmware", "harness")
     simavr, finish = cosim.serve_in_thread(
         cosim.AvrBoardConfig(seed=SEED, board=cosim.AvrBoardSettings(comm_timeout_ms=400)),
         build=build,
     )
-    board = Board(simavr.path, BoardRequirements(SafetyLimits(), RATE_HZ))
+    board = Board(simavr.path, BoardRequirements(SafetyLimits(), RATE_HZ),
+                  link_timeout_s=0.3, max_backlog_s=0.4)
     board.connect()
 
     def truth(samples: int) -> dict[str, np.ndarray]:

@@ -274,11 +274,19 @@ int main(int argc, char **argv)
     signal(SIGPIPE, SIG_IGN);
 
     /* Boot before the path is out, as a board is powered before its port is opened:
-     * run until the firmware listens on its host link (at most a second of board time). */
-    while (!hostlink_listening() && avr->cycle < avr->frequency) {
+     * run until the firmware listens on its host link (at most a second of board time),
+     * then 5 ms more with the debug port served, so that the truth source has announced
+     * itself before any HELLO can arrive. */
+    avr_cycle_count_t booted = 0;
+    while (avr->cycle < avr->frequency &&
+           (!booted || avr->cycle - booted < avr->frequency / 200)) {
         int state = avr_run(avr);
         if (state == cpu_Done || state == cpu_Crashed)
             break;
+        if (!booted && hostlink_listening())
+            booted = avr->cycle;
+        if (booted)
+            patient_service();
     }
     avr_cycle_timer_register_usec(avr, PACE_US, pace, NULL);
     last_pace = avr->cycle;
