@@ -20,6 +20,7 @@ import contextlib
 import os
 import select
 import time
+from typing import Protocol, runtime_checkable
 
 import serial
 
@@ -37,6 +38,20 @@ URL_WRITE_TIMEOUT_S = 1.0
 
 class TransportError(OSError):
     """The port could not be opened, or failed while open (unplugged, closed)."""
+
+
+@runtime_checkable
+class Link(Protocol):
+    """What a driver needs of a link to its device: ``Transport`` is one; a test can
+    inject another (a scripted exchange, a pair of pipes). ``read`` returns what has
+    arrived, waiting a short time for the first byte (``b""`` when nothing came);
+    failures raise ``TransportError``."""
+
+    def read(self) -> bytes: ...
+
+    def write(self, data: bytes) -> None: ...
+
+    def close(self) -> None: ...
 
 
 class Transport:
