@@ -1,0 +1,601 @@
+"""The openEMSstim driver: ``controller.ports.Stimulator`` over the board's own firmware.
+
+What it does, and why (the firmware facts are in ``firmware.py``):
+
+- **Connection.** After opening the port it probes the board with a line neither
+  firmware version acts on and recognises the version from the reply; a version named
+  in the settings must match it. An Arduino Nano resets when its port is opened and its
+  ``setup()`` takes about 11 s, so the probe is repeated once a second until the reply
+  comes (the probes sent meanwhile are harmless) or ``boot_timeout_s`` ends with a
+  clear error. Then every channel is switched off, so the state is known.
+- **Never more than the board can take.** ``apply`` only records what each channel
+  should deliver; a sender thread turns that into lines when the firmware is free
+  (``budget.py``): a routine line (a start, a ramp step, a renewal) waits until the
+  firmware has finished the previous one, so a ramp becomes the steps the firmware has
+  time for. An off and ``stop_all`` go out at once from the caller's thread, behind at
+  most the one line being handled. The receive ring never holds more than it can.
+- **Every line acknowledged.** The firmware prints each line it reads; the reader thread
+  matches those echoes with what was sent. A garbled or missing echo, a reset board or a
+  line the firmware did not understand is a fault (``fault``, the listeners).
+- **On-time.** Every start carries ``T<hold_ms>`` and the driver renews a channel before
+  that on-time ends, while the caller keeps calling ``apply``: when the host stops, the
+  board ends the stimulation by itself within ``hold_ms`` (pads open 50 ms later). Each
+  renewal and step restates the intensity, and a channel whose on-time may have ended
+  before it was renewed (the host stalled) gets the whole command again and a fault
+  saying the stimulation was not delivered: never a silent re-connection at zero.
+- **Off.** When no other channel stays on, an off is the firmware's fastest all-off line
+  (a channel-less ``G`` on ``aa7f198``, ``Connection End`` on ``head``); otherwise
+  ``C<ch>T0G``, which ends the channel's on-time in the firmware's next check. Either
+  way the firmware sets the wiper to no output at once and opens the pads 50 ms later.
+- **Ramps down.** While a channel's amplitude falls steadily, the time it will drop
+  below the unit's lowest output (the off) is extrapolated, and no routine line is sent
+  that would keep the firmware busy past it, so the off does not wait.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import threading
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+from controller.ports import StimCommand, check_commands
+from hw.board import BoardError, BoardFault, FaultKind
+from hw.openems.budget import Budget, Timing
+from hw.openems.firmware import (
+    BAUD_RATE,
+    BYTE_S,
+    CHANNELS,
+    DEACTIVATE_S,
+    ECHO_PREFIX,
+    FIRMWARES,
+    PROBE_LINE,
+    SETUP_DONE,
+    SETUP_START,
+    Command,
+    Firmware,
+    Line,
+    recognise,
+)
+from hw.openems.settings import OpenEmsSettings
+from hw.transport import Link, Transport, TransportError
+
+#: A renewal takes effect at least this long before the on-time it renews ends: room
+#: for the host being late (a loaded machine) without a gap.
+RENEW_MARGIN_S = 0.06
+#: Channels are renewed only while ``apply`` was called within this: a hung caller
+#: lets the board end the stimulation by itself.
+LIVENESS_S = 0.1
+#: An echo this much later than the firmware's schedule says is a lost link.
+ECHO_TIMEOUT_S = 0.3
+#: A routine line must leave the firmware free this long before a foreseen off.
+OFF_GUARD_S = 0.002
+#: The probe is repeated this often while the board boots.
+PROBE_PERIOD_S = 1.0
+#: After the board's last reply to a probe, this much silence: it has finished.
+QUIET_S = 0.05
+#: How long ``close`` waits for the echo of its all-off line.
+CLOSE_WAIT_S = 0.5
+
+
+@dataclass(slots=True)
+class _Channel:
+    """One channel: what the trial wants and what the board has, as far as is known."""
+
+    wanted: int = 0  # intensity the trial asks for (0: off)
+    wanted_ma: float = 0.0
+    t_s: float = -math.inf  # trial time of the last command
+    falling: bool = False  # the last command's amplitude was below the one before
+    off_due_s: float = math.inf  # a falling amplitude's foreseen drop below the lowest
+    board: int = 0  # intensity the board was sent (0: off)
+    on_time_ms: int | None = None  # the on-time the firmware keeps (None: unknown)
+    end_s: float = -math.inf  # when the board's on-time ends
+
+
+@dataclass(slots=True)
+class OpenEmsStats:
+    """What went over the link, for the trial summary."""
+
+    lines: int = 0
+    bytes: int = 0
+    echoes: int = 0
+    garbled: int = 0
+    starts: int = 0
+    steps: int = 0
+    renewals: int = 0
+    offs: int = 0
+    stops: int = 0
+    not_delivered: int = 0
+    max_unread_bytes: int = 0
+    #: The latest an echo arrived after the firmware's schedule said it would (ms).
+    max_echo_lag_ms: float = 0.0
+    board_lines: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "lines_sent": self.lines,
+            "bytes_sent": self.bytes,
+            "echoes": self.echoes,
+            "garbled_echoes": self.garbled,
+            "starts": self.starts,
+            "ramp_steps": self.steps,
+            "renewals": self.renewals,
+            "offs": self.offs,
+            "stops": self.stops,
+            "not_delivered": self.not_delivered,
+            "max_unread_bytes": self.max_unread_bytes,
+            "max_echo_lag_ms": round(self.max_echo_lag_ms, 1),
+        }
+
+
+class OpenEmsStim:
+    """Driver of an openEMSstim (either firmware version); a ``Stimulator``.
+
+    ``link`` is a serial URL (opened here, at 19200 baud) or an open ``Link``.
+    ``connect`` must be called before ``apply``.
+    """
+
+    def __init__(
+        self,
+        link: Link | str,
+        settings: OpenEmsSettings,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.settings = settings
+        self.url = link if isinstance(link, str) else type(link).__name__
+        self._link_arg = link
+        self._link: Link | None = None
+        self._clock = clock
+        self._calibration = settings.calibration
+        self.firmware: Firmware | None = None
+        self.fault: BoardFault | None = None
+        self.stop_confirmed = False
+        self.stats = OpenEmsStats()
+        self._listeners: list[Callable[[BoardFault], None]] = []
+        self._lock = threading.Lock()
+        self._wake = threading.Condition(self._lock)
+        self._write_lock = threading.Lock()
+        self._channels = [_Channel() for _ in range(CHANNELS)]
+        self._budget = Budget(settings.usb_latency_ms / 1000.0)
+        self._awaiting: deque[tuple[Line, float]] = deque()  # (line, echo due)
+        self._received: deque[str] = deque()  # board lines, while connecting
+        self._stop_requested = False
+        self._last_apply_s = -math.inf
+        self._running = False
+        self._connected = False
+        self._threads: list[threading.Thread] = []
+
+    # --- Stimulator ---------------------------------------------------------------------
+
+    @property
+    def channels(self) -> int:
+        """openEMSstim has two channels."""
+        return CHANNELS
+
+    def intensity(self, command: StimCommand) -> int:
+        """The protocol intensity (1-100) that delivers ``command``, 0 for off (also for
+        an amplitude below the unit's lowest output). ``ValueError`` for what no
+        stimulator can do (``check_commands``) and for what this one cannot: a pulse
+        width or frequency other than the unit's, a shaped pulse, more than the unit's
+        output at intensity 100."""
+        check_commands((command,), CHANNELS)
+        if not command.delivers:
+            return 0
+        problems = self.settings.pulse_problems(
+            f"channel {command.channel}", command.pulse_width_us, command.frequency_hz,
+            command.interphase_gap_us, command.anodic_width_ratio,
+        )
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self._calibration.intensity(command.amplitude_ma)
+
+    def apply(self, t_s: float, commands: Sequence[StimCommand]) -> None:
+        """Record what each named channel should deliver; send an off at once, leave
+        the rest to the sender thread. Raises ``ValueError`` (nothing taken) for a
+        command the board cannot deliver."""
+        wanted = [(c.channel, self.intensity(c), c.amplitude_ma if c.delivers else 0.0)
+                  for c in commands]
+        if self.firmware is None:
+            raise RuntimeError("openEMSstim: connect() before apply()")
+        with self._lock:
+            now = self._clock()
+            changed = now - self._last_apply_s > LIVENESS_S  # renewals may resume
+            self._last_apply_s = now
+            for channel, intensity, amplitude in wanted:
+                ch = self._channels[channel]
+                changed |= self._want(ch, intensity, amplitude, t_s, now)
+            urgent = self._urgent_needed()
+            if changed:
+                self._wake.notify()
+        if urgent:
+            self._send_urgent(blocking=True)
+
+    def stop_all(self) -> None:
+        """Every channel off now. Never waits for a write in progress elsewhere: the
+        writer sends the all-off line as soon as its own write is done."""
+        with self._lock:
+            for ch in self._channels:
+                self._want(ch, 0, 0.0, ch.t_s, self._clock())
+            self._stop_requested = True
+            self._wake.notify()
+        self._send_urgent(blocking=False)
+
+    def add_fault_listener(self, listener: Callable[[BoardFault], None]) -> None:
+        """Call ``listener(fault)`` (from a driver thread) at the first fault."""
+        self._listeners.append(listener)
+
+    # --- connection --------------------------------------------------------------------
+
+    def connect(self) -> Firmware:
+        """Open the link, wait for the board, recognise its firmware, switch every
+        channel off, start the sender. ``BoardError`` (``no_board``: nothing answers;
+        ``refused``: an unknown reply, or not the version the settings name)."""
+        if isinstance(self._link_arg, str):
+            try:
+                self._link = Transport(self._link_arg, baudrate=BAUD_RATE)
+            except TransportError as err:
+                raise BoardError("no_board", str(err)) from None
+        else:
+            self._link = self._link_arg
+        self._running = True
+        self._start("openems-reader", self._read_loop)
+        try:
+            self.firmware = self._probe()
+        except BaseException:
+            self.close()
+            raise
+        with self._lock:
+            self._budget.idle_s = self._clock()
+            self._connected = True
+            self._stop_requested = True  # a known state: every channel off
+        self._send_urgent(blocking=True)
+        self._start("openems-sender", self._send_loop)
+        return self.firmware
+
+    def close(self) -> None:
+        """Every channel off (waiting up to ``CLOSE_WAIT_S`` for the board to echo it),
+        threads stopped, the port closed if this driver opened it. Safe to call twice."""
+        if self._connected:
+            with self._lock:
+                self._stop_requested = True
+            self._send_urgent(blocking=True)
+            deadline = time.monotonic() + CLOSE_WAIT_S
+            while time.monotonic() < deadline and (self.fault is None or self.fault.kind == "host"):
+                with self._lock:
+                    if not self._awaiting:
+                        break
+                time.sleep(0.005)
+            with self._lock:
+                self.stop_confirmed = not self._awaiting and (
+                    self.fault is None or self.fault.kind == "host")
+        with self._lock:
+            self._connected = False
+            self._running = False
+            self._wake.notify()
+        for thread in self._threads:
+            if thread is not threading.current_thread():
+                thread.join(timeout=1.0)
+        self._threads.clear()
+        if self._link is not None and isinstance(self._link_arg, str):
+            self._link.close()
+        self._link = None
+
+    def _probe(self) -> Firmware:
+        deadline = time.monotonic() + self.settings.boot_timeout_s
+        probes, echoes, version, last_heard = 0, 0, None, 0.0
+        next_probe = 0.0
+        seen: list[str] = []
+        while True:
+            now = time.monotonic()
+            if version is None and now >= next_probe:
+                self._write(PROBE_LINE.encode("ascii") + b"\n")
+                probes += 1
+                next_probe = now + PROBE_PERIOD_S
+            with self._lock:
+                fresh = list(self._received)
+                self._received.clear()
+            for text in fresh:
+                last_heard = now
+                seen.append(text)
+                echoes += text == ECHO_PREFIX + PROBE_LINE
+            version = version or recognise(seen)
+            if version is not None and echoes >= probes and now - last_heard >= QUIET_S:
+                break
+            if self.fault is not None:
+                raise BoardError("no_board", f"{self.url}: {self.fault.message}")
+            if now >= deadline:
+                raise BoardError("no_board" if echoes == 0 else "refused",
+                                 self._probe_failure(echoes, seen))
+            time.sleep(0.005)
+        wanted = self.settings.firmware
+        if wanted != "auto" and wanted != version:
+            raise BoardError(
+                "refused",
+                f"{self.url}: the board runs openEMSstim firmware {version} (from its reply "
+                f"to a probe), the settings say firmware = {wanted!r}",
+            )
+        return FIRMWARES[version]
+
+    def _probe_failure(self, echoes: int, seen: list[str]) -> str:
+        timeout = self.settings.boot_timeout_s
+        if echoes == 0:
+            return (
+                f"no openEMSstim answered on {self.url} within {timeout:g} s (an Arduino "
+                "Nano resets when its port opens and its setup takes about 11 s; "
+                "boot_timeout_s in the board settings); "
+                + (f"it printed: {seen[-3:]!r}" if seen else "nothing was received")
+            )
+        return (
+            f"the board on {self.url} echoes lines but its reply to a probe is neither "
+            f"openEMSstim version's (head, aa7f198): {seen[-4:]!r}"
+        )
+
+    # --- what to send ------------------------------------------------------------------
+
+    def _want(
+        self, ch: _Channel, intensity: int, amplitude_ma: float, t_s: float, now: float
+    ) -> bool:
+        """Record what the trial asks of ``ch`` at trial time ``t_s`` (wall time
+        ``now``); True when the intensity changed. An amplitude falling since the
+        previous command foresees its off: the rate comes from trial time, the
+        amplitude's own clock."""
+        falling = 0.0 < amplitude_ma < ch.wanted_ma and t_s > ch.t_s
+        if falling and ch.falling:
+            rate = (ch.wanted_ma - amplitude_ma) / (t_s - ch.t_s)
+            ch.off_due_s = now + (amplitude_ma - self._calibration.lowest_ma) / rate
+        elif falling:  # the fall may have begun between two commands: rate unknown yet
+            ch.off_due_s = now
+        elif amplitude_ma != ch.wanted_ma:
+            ch.off_due_s = math.inf
+        ch.wanted_ma, ch.t_s, ch.falling = amplitude_ma, t_s, falling
+        changed = intensity != ch.wanted
+        ch.wanted = intensity
+        return changed
+
+    def _urgent_needed(self) -> bool:
+        return self._connected and (
+            self._stop_requested or any(c.wanted == 0 and c.board > 0 for c in self._channels)
+        )
+
+    def _urgent_lines(self) -> list[Line]:
+        """The off lines due now (caller holds the lock)."""
+        assert self.firmware is not None
+        on = [i for i, c in enumerate(self._channels) if c.board > 0]
+        ending = [i for i in on if self._channels[i].wanted == 0]
+        if self._stop_requested or (ending and len(ending) == len(on)):
+            return [self.firmware.stop()]
+        return [self.firmware.command(Command(i, on_time_ms=0)) for i in ending]
+
+    def _routine_line(self, now: float) -> tuple[Line | None, float]:
+        """The next routine line to send now, or None and how long to wait before
+        looking again (caller holds the lock)."""
+        assert self.firmware is not None
+        self._note_expired(now)
+        if now < self._budget.idle_s:
+            return None, self._budget.idle_s - now
+        live = now - self._last_apply_s <= LIVENESS_S
+        wait = math.inf
+        off_due = min(c.off_due_s for c in self._channels if c.board > 0) if any(
+            c.board > 0 for c in self._channels) else math.inf
+        for i, ch in enumerate(self._channels):
+            if ch.board == 0 or ch.wanted == 0 or not live:
+                continue
+            renew = self.firmware.command(Command(i, intensity=ch.wanted))
+            lead = self._budget.plan(renew, now).act_s - now + RENEW_MARGIN_S
+            due = ch.end_s - lead
+            if now >= due and ch.end_s < ch.off_due_s:
+                return renew, 0.0
+            wait = min(wait, due - now)
+        for i, ch in enumerate(self._channels):
+            if ch.wanted == 0 or ch.wanted == ch.board or not live:
+                continue
+            hold = self.settings.hold_ms
+            on_time = None if ch.on_time_ms == hold else hold
+            line = self.firmware.command(Command(i, intensity=ch.wanted, on_time_ms=on_time))
+            starting = ch.board == 0
+            if starting or self._budget.plan(line, now).idle_s <= off_due - OFF_GUARD_S:
+                return line, 0.0
+        return None, wait
+
+    def _note_expired(self, now: float) -> None:
+        """Channels whose on-time has ended on the board: it switched them off (50 ms
+        of its time); if the trial still wanted them on, that is stimulation the board
+        did not deliver, reported as a fault (caller holds the lock)."""
+        for i, ch in enumerate(self._channels):
+            if ch.board == 0 or now < ch.end_s:
+                continue
+            self._budget.busy_at(ch.end_s, DEACTIVATE_S)
+            ended, ch.board, ch.on_time_ms = ch.end_s, 0, None
+            if ch.wanted > 0:
+                self.stats.not_delivered += 1
+                late_ms = (now - ended) * 1000.0
+                self._fault_later(
+                    "host",
+                    f"channel {i}: stimulation not delivered: its on-time ended on the "
+                    f"board {late_ms:.0f} ms before the host renewed it (hold_ms "
+                    f"{self.settings.hold_ms}; the host stalled); sent again in full",
+                )
+
+    def _commit(self, line: Line, now: float) -> Timing:
+        """Book ``line`` as written now: the budget, the channels, the counters (caller
+        holds the lock)."""
+        timing = self._budget.commit(line, now)
+        self._awaiting.append((line, timing.read_s + len(line.echo) * BYTE_S))
+        stats = self.stats
+        stats.lines += 1
+        stats.bytes += line.rx_bytes
+        stats.max_unread_bytes = max(stats.max_unread_bytes, self._budget.unread_bytes(now))
+        command = line.command
+        if command is None:
+            if line.text != PROBE_LINE:  # the all-off line
+                stats.stops += 1
+                self._stop_requested = False
+                for ch in self._channels:
+                    ch.board, ch.end_s = 0, -math.inf
+            return timing
+        ch = self._channels[command.channel]
+        if command.on_time_ms == 0:
+            stats.offs += 1
+            ch.board, ch.on_time_ms, ch.end_s = 0, 0, -math.inf
+            return timing
+        if command.on_time_ms is not None:
+            ch.on_time_ms = command.on_time_ms
+        assert command.intensity is not None and ch.on_time_ms is not None
+        if ch.board == 0:
+            stats.starts += 1
+        elif command.intensity != ch.board:
+            stats.steps += 1
+        else:
+            stats.renewals += 1
+        ch.board = command.intensity
+        ch.end_s = timing.act_s + ch.on_time_ms / 1000.0
+        return timing
+
+    # --- writing -----------------------------------------------------------------------
+
+    def _send_urgent(self, blocking: bool) -> None:
+        """Write the off lines due now. Without ``blocking``, give up if another thread
+        is writing: it sends them after its own write."""
+        if not self._write_lock.acquire(blocking=blocking):
+            return
+        try:
+            while True:
+                with self._lock:
+                    if not self._urgent_needed():
+                        return
+                    now = self._clock()
+                    lines = [ln for ln in self._urgent_lines() if self._budget.fits(ln, now)]
+                    if not lines:  # the ring is full: the sender retries
+                        self._wake.notify()
+                        return
+                    for line in lines:
+                        self._commit(line, now)
+                self._write(b"".join(ln.text.encode("ascii") + b"\n" for ln in lines))
+        finally:
+            self._write_lock.release()
+
+    def _send_loop(self) -> None:
+        """The sender thread: routine lines when the firmware is free."""
+        while True:
+            with self._lock:
+                if not self._running:
+                    return
+                now = self._clock()
+                line, wait = (None, math.inf) if self.fault is not None and (
+                    self.fault.kind != "host") else self._routine_line(now)
+                if line is None:
+                    urgent = self._urgent_needed()
+                    if not urgent:
+                        self._wake.wait(min(wait, 0.05))
+                        continue
+            if line is None:
+                self._send_urgent(blocking=True)
+                continue
+            with self._write_lock:
+                with self._lock:
+                    now = self._clock()
+                    if self._urgent_needed() or self._routine_line(now)[0] != line:
+                        continue  # something changed while waiting for the write lock
+                    self._commit(line, now)
+                self._write(line.text.encode("ascii") + b"\n")
+            self._send_urgent(blocking=True)  # a stop_all that came during the write
+
+    def _write(self, data: bytes) -> None:
+        link = self._link
+        if link is None:
+            return
+        try:
+            link.write(data)
+        except TransportError as err:
+            self._set_fault("link", str(err))
+
+    # --- reading -----------------------------------------------------------------------
+
+    def _read_loop(self) -> None:
+        """The reader thread: board lines, echoes checked against what was sent."""
+        pending = b""
+        while self._running and self._link is not None:
+            try:
+                data = self._link.read()
+            except TransportError as err:
+                if self._running:
+                    self._set_fault("link", str(err))
+                return
+            now = self._clock()
+            if data:
+                pending += data
+                *lines, pending = pending.split(b"\n")
+                for raw in lines:
+                    self._heard(raw.decode("ascii", "replace").rstrip("\r"), now)
+            self._check_echoes(now)
+
+    def _heard(self, text: str, now: float) -> None:
+        with self._lock:
+            if not self._connected:
+                self._received.append(text)
+                return
+            if len(self.stats.board_lines) < 200:
+                self.stats.board_lines.append(text)
+            if text.startswith(ECHO_PREFIX):
+                if not self._awaiting:
+                    return self._fault_later("board", f"the board read a line never sent: {text!r}")
+                line, due = self._awaiting.popleft()
+                self.stats.echoes += 1
+                self.stats.max_echo_lag_ms = max(self.stats.max_echo_lag_ms, (now - due) * 1000)
+                if text != line.echo:
+                    self.stats.garbled += 1
+                    self._fault_later(
+                        "link",
+                        f"the board read {text[len(ECHO_PREFIX):]!r} where the host sent "
+                        f"{line.text!r}: bytes were lost or changed on the link",
+                    )
+            elif text.startswith(SETUP_START) or text.startswith(SETUP_DONE):
+                self._fault_later("board", "the board restarted (its setup ran): every "
+                                  "channel is off and its on-times are lost")
+            elif "ERROR" in text or text.startswith("Unknown command") or "null" in text:
+                self._fault_later("board", f"the board did not understand a line: {text!r}")
+
+    def _check_echoes(self, now: float) -> None:
+        with self._lock:
+            if not self._awaiting or self.fault is not None:
+                return
+            line, due = self._awaiting[0]
+            if now <= due + ECHO_TIMEOUT_S:
+                return
+        self._set_fault(
+            "link",
+            f"no echo of {line.text!r} from the board {ECHO_TIMEOUT_S * 1000:g} ms after it "
+            "was due: unplugged, crashed or reset",
+        )
+
+    # --- faults ------------------------------------------------------------------------
+
+    def _fault_later(self, kind: FaultKind, message: str) -> None:
+        """Record a fault while holding the lock; listeners are called from a thread
+        that does not."""
+        if self.fault is not None:
+            return
+        self.fault = BoardFault(kind, message, time.monotonic())
+        fault = self.fault
+        threading.Thread(target=self._tell, args=(fault,), daemon=True).start()
+
+    def _set_fault(self, kind: FaultKind, message: str) -> None:
+        with self._lock:
+            if self.fault is not None:
+                return
+            self.fault = BoardFault(kind, message, time.monotonic())
+            fault = self.fault
+        self._tell(fault)
+
+    def _tell(self, fault: BoardFault) -> None:
+        for listener in self._listeners:
+            with contextlib.suppress(Exception):
+                listener(fault)
+
+    def _start(self, name: str, target: Callable[[], None]) -> None:
+        thread = threading.Thread(target=target, name=name, daemon=True)
+        thread.start()
+        self._threads.append(thread)
