@@ -1,0 +1,205 @@
+"""openEMSstim's own firmware on a pty (the shared host build), for tests and the bench.
+
+``../shared/boards/openemsstim`` (beside the checkout) holds openEMSstim's upstream
+Arduino firmware, unchanged, with shims that compile it for Linux; its ``make`` builds
+one program per upstream version (``head``, ``aa7f198``) that serves the firmware on a
+pseudo-terminal and logs every change of a channel (pads, LED, potentiometer wiper) and
+every line it reads or prints, stamped with ``time.monotonic()``. This module finds that
+folder, builds it (into a directory of the caller's, as the folder is read-only in CI),
+runs a firmware and reads its logs back. Nothing of the firmware is copied into the
+project (its licence forbids military use): it is built and run where it is.
+"""
+
+from __future__ import annotations
+
+import csv
+import shutil
+import signal
+import subprocess
+from dataclasses import dataclass
+from pathlib import Path
+
+#: The firmware folder, relative to a directory above the checkout.
+SHARED_FOLDER = Path("shared") / "boards" / "openemsstim"
+VERSIONS = ("head", "aa7f198")
+#: The wiper position at which a channel gives no output.
+WIPER_OFF = 255
+
+
+class HarnessUnavailable(RuntimeError):
+    """The firmware cannot be built or run here; the message says why (a test skips)."""
+
+
+def find_folder(start: Path) -> Path | None:
+    """``shared/boards/openemsstim`` in ``start`` or a directory above it, or None."""
+    for parent in (start, *start.parents):
+        if (parent / SHARED_FOLDER / "Makefile").is_file():
+            return parent / SHARED_FOLDER
+    return None
+
+
+def build(folder: Path | None, build_dir: Path) -> dict[str, Path]:
+    """Build both versions into ``build_dir``; their programs by version name."""
+    if folder is None:
+        raise HarnessUnavailable(
+            f"openEMSstim's firmware folder ({SHARED_FOLDER}) is not beside the checkout"
+        )
+    for tool in ("make", "g++"):
+        if shutil.which(tool) is None:
+            raise HarnessUnavailable(f"{tool} is not installed: cannot build the firmware")
+    done = subprocess.run(
+        ["make", "-s", "-C", str(folder), f"BUILD={build_dir}"],
+        capture_output=True, text=True, check=False,
+    )
+    programs = {v: build_dir / f"openems_fw_{v}" for v in VERSIONS}
+    if done.returncode != 0 or not all(p.is_file() for p in programs.values()):
+        raise HarnessUnavailable(f"building the firmware failed: {done.stderr[-400:]}")
+    return programs
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """One row of the firmware's timeline: a channel's state after a change."""
+
+    t_s: float
+    channel: int
+    pad_a: int
+    pad_b: int
+    wiper: int
+    event: str
+
+    @property
+    def stimulating(self) -> bool:
+        """Pads connected and the wiper below the no-output end."""
+        return bool(self.pad_a and self.pad_b and self.wiper < WIPER_OFF)
+
+    @property
+    def pads_closed(self) -> bool:
+        return bool(self.pad_a and self.pad_b)
+
+
+@dataclass(frozen=True, slots=True)
+class SerialRow:
+    """One row of the firmware's serial log (``rx_line``, ``tx_line``, ``rx_lost``,
+    ``crash``, ``setup_done``, ``host_bytes``, ``end`` ...)."""
+
+    t_s: float
+    kind: str
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class Train:
+    """One stretch of stimulation on a channel: from output on to the wiper at no
+    output (``zero_s``) and to the pads open (``open_s``, None if they stayed closed);
+    the wipers it went through."""
+
+    on_s: float
+    zero_s: float
+    open_s: float | None
+    wipers: tuple[int, ...]
+
+
+class FirmwareProcess:
+    """One firmware running on its pty, logging into ``workdir``."""
+
+    def __init__(
+        self, program: Path, workdir: Path, real_boot: bool = False, max_seconds: float = 300.0
+    ) -> None:
+        workdir.mkdir(parents=True, exist_ok=True)
+        self.timeline_path = workdir / f"{program.name}_timeline.csv"
+        self.serial_path = workdir / f"{program.name}_serial.csv"
+        args = [str(program), "--timeline", str(self.timeline_path),
+                "--serial", str(self.serial_path), "--max-seconds", f"{max_seconds:g}"]
+        if real_boot:
+            args.append("--real-boot")
+        self._process = subprocess.Popen(args, stdout=subprocess.PIPE, text=True)
+        assert self._process.stdout is not None
+        self.path = ""
+        for line in self._process.stdout:
+            if line.startswith("PTY "):
+                self.path = line.split()[1]
+                if real_boot:  # the Nano resets as the port opens: setup runs now
+                    break
+            if line.startswith("READY"):
+                break
+        if not self.path:
+            self.stop()
+            raise HarnessUnavailable(f"{program.name} did not announce its pty")
+
+    @property
+    def returncode(self) -> int | None:
+        """None while running; 128 + signal after a firmware crash."""
+        return self._process.poll()
+
+    def stop(self) -> int:
+        """End the firmware (SIGTERM: its logs are closed cleanly); its exit code."""
+        if self._process.poll() is None:
+            self._process.send_signal(signal.SIGTERM)
+            try:
+                self._process.wait(timeout=5.0)
+            except subprocess.TimeoutExpired:
+                self._process.kill()
+                self._process.wait()
+        if self._process.stdout is not None:
+            self._process.stdout.close()
+        return self._process.returncode
+
+    def timeline(self) -> list[Change]:
+        """Every change logged so far."""
+        with self.timeline_path.open(newline="") as handle:
+            return [
+                Change(float(r["t_mono_s"]), int(r["channel"]), int(r["pad_a"]),
+                       int(r["pad_b"]), int(r["wiper"]), r["event"])
+                for r in csv.DictReader(handle)
+            ]
+
+    def serial(self) -> list[SerialRow]:
+        """Every serial log row so far."""
+        with self.serial_path.open(newline="") as handle:
+            return [SerialRow(float(r["t_mono_s"]), r["kind"], r["text"])
+                    for r in csv.DictReader(handle)]
+
+
+def trains(changes: list[Change], channel: int) -> list[Train]:
+    """The stretches of stimulation on ``channel``, in order."""
+    out: list[Train] = []
+    on_s: float | None = None
+    zero_s: float | None = None
+    wipers: list[int] = []
+    for c in (c for c in changes if c.channel == channel):
+        if on_s is None:
+            if c.stimulating:
+                on_s, zero_s, wipers = c.t_s, None, [c.wiper]
+            continue
+        if zero_s is None:
+            if c.stimulating:
+                if c.wiper != wipers[-1]:
+                    wipers.append(c.wiper)
+                continue
+            zero_s = c.t_s
+        if not c.pads_closed:
+            out.append(Train(on_s, zero_s, c.t_s, tuple(wipers)))
+            on_s = None
+        elif c.stimulating:  # output again before the pads opened
+            out.append(Train(on_s, zero_s, None, tuple(wipers)))
+            on_s, zero_s, wipers = c.t_s, None, [c.wiper]
+    if on_s is not None:
+        out.append(Train(on_s, zero_s if zero_s is not None else float("inf"), None,
+                         tuple(wipers)))
+    return out
+
+
+def closed_at_zero_s(changes: list[Change], channel: int) -> float:
+    """The longest time ``channel`` had its pads closed at no output (the wiper at 255).
+    Each switch-off spends 50 ms so (the firmware's wait before it opens the pads);
+    longer is a channel connected but silent, which is what a re-activation without an
+    intensity does."""
+    longest, since = 0.0, None
+    for c in (c for c in changes if c.channel == channel):
+        silent = c.pads_closed and c.wiper == WIPER_OFF
+        if silent and since is None:
+            since = c.t_s
+        elif not silent and since is not None:
+            longest, since = max(longest, c.t_s - since), None
+    return longest
