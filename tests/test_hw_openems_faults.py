@@ -1,0 +1,159 @@
+"""openEMSstim on its own firmware when the host misbehaves: the Nano's reset at port
+opening, a host killed with SIGKILL, a host stalled for longer than the on-time.
+
+The host is a separate process (``HOST`` below: the driver holding channel 0 at a
+constant amplitude, a command every 2 ms, as the loop does), so it can be killed or
+stopped like a real one; the firmware's timeline is the ground truth.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+
+from controller.bench.openems import harness_settings
+from controller.bench.openems_harness import (
+    VERSIONS,
+    FirmwareProcess,
+    closed_at_zero_s,
+    trains,
+)
+from controller.ports import StimCommand
+from hw.board import BoardError
+from hw.openems import OpenEmsStim
+from hw.openems.intensity import wiper
+
+SETTINGS = harness_settings()
+HOLD_S = SETTINGS.hold_ms / 1000.0
+ON = StimCommand(0, True, 35.0, SETTINGS.pulse_width_us, SETTINGS.frequency_hz)
+
+#: The host: connects, prints READY, holds channel 0 on for ``seconds``, prints the
+#: driver's fault and counters as JSON, closes.
+HOST = """
+import json, sys, time
+from controller.bench.openems import harness_settings
+from controller.ports import StimCommand
+from hw.openems import OpenEmsStim
+path, seconds = sys.argv[1], float(sys.argv[2])
+stim = OpenEmsStim(path, harness_settings())
+stim.connect()
+print("READY", flush=True)
+on = StimCommand(0, True, 35.0, 300.0, 40.0)
+start = time.monotonic()
+k = 0
+while time.monotonic() - start < seconds:
+    stim.apply(k * 0.002, [on])
+    k += 1
+    time.sleep(max(0.0, start + k * 0.002 - time.monotonic()))
+fault = None if stim.fault is None else [stim.fault.kind, stim.fault.message]
+print(json.dumps({"fault": fault, "stats": stim.stats.as_dict()}), flush=True)
+stim.close()
+"""
+
+
+def start_host(path: str, seconds: float) -> subprocess.Popen[str]:
+    host = subprocess.Popen([sys.executable, "-c", HOST, path, str(seconds)],
+                            stdout=subprocess.PIPE, text=True)
+    assert host.stdout is not None and host.stdout.readline().strip() == "READY"
+    return host
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_a_host_killed_leaves_the_pads_open_within_the_on_time(version, openems_programs,
+                                                              tmp_path):
+    firmware = FirmwareProcess(openems_programs[version], tmp_path)
+    try:
+        host = start_host(firmware.path, 30.0)
+        time.sleep(0.25 + HOLD_S)  # on, and renewed at least once
+        host.send_signal(signal.SIGKILL)
+        killed = time.monotonic()
+        host.wait()
+        time.sleep(HOLD_S + 0.2)
+    finally:
+        firmware.stop()
+    last = trains(firmware.timeline(), 0)[-1]
+    assert last.on_s < killed - HOLD_S  # the train had been renewed before the kill
+    assert last.open_s is not None
+    assert last.open_s - killed <= HOLD_S + 0.050, last
+
+
+@pytest.mark.parametrize("version", VERSIONS)
+def test_a_stalled_host_sends_the_whole_command_again_and_reports_it(version,
+                                                                     openems_programs,
+                                                                     tmp_path):
+    """Stopped (SIGSTOP) for hold_ms + 300 ms: the board ends the channel by itself; the
+    host, resumed, starts it again at its intensity (never connected at no output) and
+    reports the stimulation that was not delivered."""
+    firmware = FirmwareProcess(openems_programs[version], tmp_path)
+    try:
+        host = start_host(firmware.path, 1.5 + HOLD_S)
+        time.sleep(0.3)
+        host.send_signal(signal.SIGSTOP)
+        stalled = time.monotonic()
+        time.sleep(HOLD_S + 0.3)
+        host.send_signal(signal.SIGCONT)
+        resumed = time.monotonic()
+        out, _ = host.communicate(timeout=10.0)
+    finally:
+        firmware.stop()
+    report = json.loads(out.strip().splitlines()[-1])
+    assert report["fault"][0] == "host" and "not delivered" in report["fault"][1]
+    changes = firmware.timeline()
+    assert closed_at_zero_s(changes, 0) < 0.06  # only the firmware's own 50 ms waits
+    before, after = [t for t in trains(changes, 0) if t.on_s < stalled], [
+        t for t in trains(changes, 0) if t.on_s > resumed]
+    assert before[-1].zero_s < stalled + HOLD_S + 0.01  # the board's own on-time ended it
+    full = wiper(SETTINGS.calibration.intensity(35.0))
+    assert after and after[0].wipers == (full,) and after[0].on_s < resumed + 0.25
+
+
+def test_the_nano_reset_at_port_opening_is_waited_for(openems_programs, tmp_path):
+    """``--real-boot``: opening the port resets the board and its setup takes about 11 s.
+    The driver waits for it (both versions) and nothing stimulates before connect
+    returns; with a shorter boot_timeout_s it fails naming the reset."""
+    results: dict[str, object] = {}
+    firmwares = {
+        name: FirmwareProcess(openems_programs[version], tmp_path / name, real_boot=True)
+        for name, version in (("head", "head"), ("aa7f198", "aa7f198"), ("short", "head"))
+    }
+
+    def connect(name: str) -> None:
+        timeout = 3.0 if name == "short" else SETTINGS.boot_timeout_s
+        stim = OpenEmsStim(firmwares[name].path, harness_settings(boot_timeout_s=timeout))
+        start = time.monotonic()
+        try:
+            stim.connect()
+            connected = time.monotonic()
+            while time.monotonic() - connected < 0.3:
+                stim.apply(time.monotonic() - connected, [ON])
+                time.sleep(0.002)
+            results[name] = (start, connected, stim.firmware.name if stim.firmware else None)
+        except BoardError as err:
+            results[name] = err
+        finally:
+            stim.close()
+
+    threads = [threading.Thread(target=connect, args=(name,)) for name in firmwares]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    for process in firmwares.values():
+        process.stop()
+    short = results["short"]
+    assert isinstance(short, BoardError) and short.kind == "no_board"
+    assert "Nano resets when its port opens" in str(short)
+    for version in VERSIONS:
+        start, connected, name = results[version]  # type: ignore[misc]
+        assert name == version and connected - start > 10.0  # setup() took its 11 s
+        changes = firmwares[version].timeline()
+        first = trains(changes, 0)[0]
+        # nothing before connect; on once the connection's all-off line is done
+        assert connected < first.on_s < connected + 0.25
+        assert not [r for r in firmwares[version].serial() if r.kind in ("rx_lost", "crash")]
