@@ -41,9 +41,10 @@ import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Literal
 
 from controller.ports import StimCommand, check_commands
-from hw.board import BoardError, BoardFault, FaultKind
+from hw.board import BoardError
 from hw.openems.budget import Budget, Timing
 from hw.openems.firmware import (
     BAUD_RATE,
@@ -79,6 +80,22 @@ PROBE_PERIOD_S = 1.0
 QUIET_S = 0.05
 #: How long ``close`` waits for the echo of its all-off line.
 CLOSE_WAIT_S = 0.5
+
+
+FaultKind = Literal["link", "board", "host"]
+
+
+@dataclass(frozen=True, slots=True)
+class OpenEmsFault:
+    """The first fault: the link (lost or garbled lines, no echo), the board (a reset, a
+    line it did not understand) or the host (stimulation not delivered because the host
+    stalled). ``monotonic_s``: when the driver declared it; ``since_monotonic_s``: when
+    the trouble began as far as the driver can tell."""
+
+    kind: FaultKind
+    message: str
+    monotonic_s: float
+    since_monotonic_s: float
 
 
 @dataclass(slots=True)
@@ -151,10 +168,10 @@ class OpenEmsStim:
         self._clock = clock
         self._calibration = settings.calibration
         self.firmware: Firmware | None = None
-        self.fault: BoardFault | None = None
+        self.fault: OpenEmsFault | None = None
         self.stop_confirmed = False
         self.stats = OpenEmsStats()
-        self._listeners: list[Callable[[BoardFault], None]] = []
+        self._listeners: list[Callable[[OpenEmsFault], None]] = []
         self._lock = threading.Lock()
         self._wake = threading.Condition(self._lock)
         self._write_lock = threading.Lock()
@@ -202,6 +219,7 @@ class OpenEmsStim:
             raise RuntimeError("openEMSstim: connect() before apply()")
         with self._lock:
             now = self._clock()
+            self._note_expired(now)  # against what was wanted until now
             changed = now - self._last_apply_s > LIVENESS_S  # renewals may resume
             self._last_apply_s = now
             for channel, intensity, amplitude in wanted:
@@ -217,13 +235,21 @@ class OpenEmsStim:
         """Every channel off now. Never waits for a write in progress elsewhere: the
         writer sends the all-off line as soon as its own write is done."""
         with self._lock:
+            now = self._clock()
+            if self._connected:
+                self._note_expired(now)  # against what was wanted until now
             for ch in self._channels:
-                self._want(ch, 0, 0.0, ch.t_s, self._clock())
+                self._want(ch, 0, 0.0, ch.t_s, now)
             self._stop_requested = True
             self._wake.notify()
         self._send_urgent(blocking=False)
 
-    def add_fault_listener(self, listener: Callable[[BoardFault], None]) -> None:
+    def link_counters(self) -> dict[str, object]:
+        """What went over the link so far (``OpenEmsStats``), for the trial summary."""
+        with self._lock:
+            return self.stats.as_dict()
+
+    def add_fault_listener(self, listener: Callable[[OpenEmsFault], None]) -> None:
         """Call ``listener(fault)`` (from a driver thread) at the first fault."""
         self._listeners.append(listener)
 
@@ -386,7 +412,9 @@ class OpenEmsStim:
             renew = self.firmware.command(Command(i, intensity=ch.wanted))
             lead = self._budget.plan(renew, now).act_s - now + RENEW_MARGIN_S
             due = ch.end_s - lead
-            if now >= due and ch.end_s < ch.off_due_s:
+            if ch.end_s >= ch.off_due_s:
+                continue  # the foreseen off comes before the on-time ends
+            if now >= due:
                 return renew, 0.0
             wait = min(wait, due - now)
         for i, ch in enumerate(self._channels):
@@ -417,6 +445,7 @@ class OpenEmsStim:
                     f"channel {i}: stimulation not delivered: its on-time ended on the "
                     f"board {late_ms:.0f} ms before the host renewed it (hold_ms "
                     f"{self.settings.hold_ms}; the host stalled); sent again in full",
+                    ended,
                 )
 
     def _commit(self, line: Line, now: float) -> Timing:
@@ -456,43 +485,47 @@ class OpenEmsStim:
 
     # --- writing -----------------------------------------------------------------------
 
-    def _send_urgent(self, blocking: bool) -> None:
-        """Write the off lines due now. Without ``blocking``, give up if another thread
-        is writing: it sends them after its own write."""
+    def _send_urgent(self, blocking: bool) -> bool:
+        """Write the off lines due now; True when something was written. Without
+        ``blocking``, give up if another thread is writing: it sends them after its own
+        write."""
         if not self._write_lock.acquire(blocking=blocking):
-            return
+            return False
+        wrote = False
         try:
             while True:
                 with self._lock:
                     if not self._urgent_needed():
-                        return
+                        return wrote
                     now = self._clock()
                     lines = [ln for ln in self._urgent_lines() if self._budget.fits(ln, now)]
                     if not lines:  # the ring is full: the sender retries
                         self._wake.notify()
-                        return
+                        return wrote
                     for line in lines:
                         self._commit(line, now)
                 self._write(b"".join(ln.text.encode("ascii") + b"\n" for ln in lines))
+                wrote = True
         finally:
             self._write_lock.release()
 
     def _send_loop(self) -> None:
-        """The sender thread: routine lines when the firmware is free."""
+        """The sender thread: routine lines when the firmware is free, and urgent ones
+        another thread could not write."""
         while True:
             with self._lock:
                 if not self._running:
                     return
-                now = self._clock()
-                line, wait = (None, math.inf) if self.fault is not None and (
-                    self.fault.kind != "host") else self._routine_line(now)
-                if line is None:
-                    urgent = self._urgent_needed()
-                    if not urgent:
-                        self._wake.wait(min(wait, 0.05))
-                        continue
+                urgent = self._urgent_needed()
+                line, wait = None, math.inf
+                if not urgent and (self.fault is None or self.fault.kind == "host"):
+                    line, wait = self._routine_line(self._clock())
+                if line is None and not urgent:
+                    self._wake.wait(max(0.0005, min(wait, 0.05)))
+                    continue
             if line is None:
-                self._send_urgent(blocking=True)
+                if not self._send_urgent(blocking=True):
+                    time.sleep(0.002)  # the receive ring is full: let the firmware read
                 continue
             with self._write_lock:
                 with self._lock:
@@ -569,28 +602,31 @@ class OpenEmsStim:
             "link",
             f"no echo of {line.text!r} from the board {ECHO_TIMEOUT_S * 1000:g} ms after it "
             "was due: unplugged, crashed or reset",
+            due,
         )
 
     # --- faults ------------------------------------------------------------------------
 
-    def _fault_later(self, kind: FaultKind, message: str) -> None:
+    def _fault_later(self, kind: FaultKind, message: str, since_s: float | None = None) -> None:
         """Record a fault while holding the lock; listeners are called from a thread
         that does not."""
         if self.fault is not None:
             return
-        self.fault = BoardFault(kind, message, time.monotonic())
+        now = time.monotonic()
+        self.fault = OpenEmsFault(kind, message, now, now if since_s is None else since_s)
         fault = self.fault
         threading.Thread(target=self._tell, args=(fault,), daemon=True).start()
 
-    def _set_fault(self, kind: FaultKind, message: str) -> None:
+    def _set_fault(self, kind: FaultKind, message: str, since_s: float | None = None) -> None:
         with self._lock:
             if self.fault is not None:
                 return
-            self.fault = BoardFault(kind, message, time.monotonic())
+            now = time.monotonic()
+            self.fault = OpenEmsFault(kind, message, now, now if since_s is None else since_s)
             fault = self.fault
         self._tell(fault)
 
-    def _tell(self, fault: BoardFault) -> None:
+    def _tell(self, fault: OpenEmsFault) -> None:
         for listener in self._listeners:
             with contextlib.suppress(Exception):
                 listener(fault)
