@@ -1,13 +1,19 @@
 """``fes run``: the live loop against a stimulator board on a serial port.
 
-Exit codes (beyond 0 ok, 2 usage or configuration, 130 Ctrl-C):
-9 no board (the port cannot be opened, or nothing answers HELLO);
+The back end (``controller.trial.backends``): the project's board (``--port URL``,
+sensors and stimulator), or a sensorless stimulator (``--stimulator openemsstim:URL``)
+with a recorded walk replayed in real time (``--sensors replay:PATH``).
+
+Exit codes (beyond 0 ok or a replay played to its end, 2 usage or configuration, also a
+trial the stimulator cannot deliver, 130 Ctrl-C):
+9 no board (the port cannot be opened, or nothing answers HELLO or the probe);
 10 board refused (unknown firmware or protocol, limits looser than the safety watchdog's,
 sample rate or channels not what the trial needs, a pulse shape it cannot deliver);
-5 link lost during the trial (unplugged, silent, stopped acknowledging);
-6 the board reported a fault or refused a command;
+5 link lost during the trial (unplugged, silent, stopped acknowledging, garbled);
+6 the board reported a fault or refused a command (an openEMSstim that reset);
 7 the safety watchdog latched a fault;
-8 the host fell behind the board's sample stream.
+8 the host fell behind the board's sample stream (or stalled so long that an
+openEMSstim's on-time ended: stimulation not delivered).
 Whatever the code, outputs are off (STOP_ALL sent) and the files hold what was recorded.
 """
 
@@ -16,7 +22,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from controller.commands.common import (
     EXIT_BOARD_FAULT,
@@ -26,14 +32,19 @@ from controller.commands.common import (
     EXIT_NO_BOARD,
     EXIT_OK,
     EXIT_REFUSED,
+    EXIT_USAGE,
     EXIT_WATCHDOG_FAULT,
     add_stim_option,
     load_checked,
     stim_overrides,
 )
 
+if TYPE_CHECKING:
+    from controller.trial.recording import Recording
+
 EXIT_BY_STOP = {
     "duration": EXIT_OK,
+    "source_ended": EXIT_OK,  # a replayed recording played to its end
     "interrupted": EXIT_INTERRUPTED,
     "link_lost": EXIT_LINK_LOST,
     "board_fault": EXIT_BOARD_FAULT,
@@ -42,15 +53,19 @@ EXIT_BY_STOP = {
 }
 
 EPILOG = (
-    f"exit codes: {EXIT_OK} trial completed; 2 bad usage or configuration; "
-    f"{EXIT_NO_BOARD} no board answers on the port; {EXIT_REFUSED} board refused (unknown "
+    f"exit codes: {EXIT_OK} trial completed (a replay: played to its end); 2 bad usage or "
+    "configuration, also a trial the --stimulator cannot deliver (each field named with "
+    f"its range); {EXIT_NO_BOARD} no board answers on the port; {EXIT_REFUSED} board "
+    "refused (an openEMSstim firmware other than the settings name; unknown "
     "firmware, limits looser than the safety limits, wrong sample rate or too few "
     "channels, a pulse shape it cannot deliver: an interphase gap or an asymmetric pulse "
     "needs a board of protocol version 2, within its own shape limits); "
-    f"{EXIT_LINK_LOST} link lost (unplugged, silent, not acknowledging); "
-    f"{EXIT_BOARD_FAULT} board fault or command refused by the board; "
-    f"{EXIT_WATCHDOG_FAULT} safety watchdog fault; {EXIT_HOST_FAULT} host fell behind the "
-    f"board's stream; {EXIT_INTERRUPTED} Ctrl-C. In every case after connection the "
+    f"{EXIT_LINK_LOST} link lost (unplugged, silent, not acknowledging, a garbled line); "
+    f"{EXIT_BOARD_FAULT} board fault or command refused by the board (an openEMSstim "
+    f"that reset); {EXIT_WATCHDOG_FAULT} safety watchdog fault; {EXIT_HOST_FAULT} host "
+    "fell behind the board's stream, or stalled past an openEMSstim's on-time "
+    f"(stimulation not delivered); {EXIT_INTERRUPTED} Ctrl-C. In every case after "
+    "connection the "
     "outputs are switched off, STOP_ALL is sent and the files are written."
 )
 
@@ -66,24 +81,41 @@ def _milliseconds(text: str) -> float:
     return value
 
 
-def _overrides(args: argparse.Namespace) -> dict[str, Any]:
+def _overrides(args: argparse.Namespace, replay: Recording | None) -> dict[str, Any]:
+    """The options as a config layer; a replayed recording sets the loop's rate (its
+    own) and, unless --duration-s is given, the duration (its length)."""
     overrides = stim_overrides(args)
+    loop: dict[str, Any] = {}
+    if replay is not None:
+        loop |= {"sample_rate_hz": replay.rate_hz, "duration_s": replay.duration_s}
     if args.duration_s is not None:
-        overrides["loop"] = {"duration_s": args.duration_s}
+        loop["duration_s"] = args.duration_s
+    if loop:
+        overrides["loop"] = loop
     return overrides
 
 
 def _run(args: argparse.Namespace) -> int:
+    from controller.detect.csvfiles import CsvError
+    from controller.trial.backends import check_stimulator, parse_backend
     from controller.trial.live import LinkLimits, run_live_trial
+    from controller.trial.recording import load_recording
     from controller.trial.summary import render_text
     from hw.board import BoardError
 
-    config = load_checked(args.config, _overrides(args))
+    try:
+        spec = parse_backend(args.port, args.sensors, args.stimulator, args.stimulator_settings)
+        replay = load_recording(spec.replay) if spec.replay is not None else None
+    except (ValueError, CsvError) as err:
+        print(f"fes run: {err}", file=sys.stderr)
+        return EXIT_USAGE
+    config = load_checked(args.config, _overrides(args, replay))
+    check_stimulator(spec, config)
     out_dir = args.out or Path("runs") / "live"
     status = None if args.no_status else sys.stderr
     try:
         limits = LinkLimits(args.link_timeout_ms / 1000.0, args.max_lag_ms / 1000.0)
-        result = run_live_trial(config, args.port, out_dir, status, limits)
+        result = run_live_trial(config, spec, out_dir, status, limits)
     except BoardError as err:
         print(f"fes run: {err}", file=sys.stderr)
         return EXIT_NO_BOARD if err.kind == "no_board" else EXIT_REFUSED
@@ -96,19 +128,43 @@ def _run(args: argparse.Namespace) -> int:
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add ``fes run`` to the subcommands."""
+    from controller.trial.backends import SENSORS, STIMULATORS
+
     run = sub.add_parser(
         "run",
         help="run the live loop against a stimulator board on a serial port",
-        description="Run a live trial against a board speaking docs/protocol.md: the "
-        "board's sensor stream drives the gait detector, the scheduler's commands go "
-        "through the safety watchdog to the board. Writes the same files as fes sim; "
-        "true events and toe clearance only when the board is the emulator.",
+        description="Run a live trial against a board speaking docs/protocol.md (--port): "
+        "the board's sensor stream drives the gait detector, the scheduler's commands go "
+        "through the safety watchdog to the board; or against a stimulator without "
+        "sensors (--stimulator openemsstim:URL) with a recorded walk replayed in real time "
+        "as the sensors (--sensors replay:PATH). Writes the same files as fes sim; true "
+        "events and toe clearance only when the board is the emulator.",
         epilog=EPILOG,
     )
     run.add_argument(
-        "--port", required=True, metavar="URL",
-        help="the board's serial port: a device path (/dev/ttyACM0, COM3, the path "
-        "fes board-emulator prints), socket://HOST:PORT or rfc2217://HOST:PORT",
+        "--port", metavar="URL",
+        help="the project's board (sensors and stimulator): a device path (/dev/ttyACM0, "
+        "COM3, the path fes board-emulator prints), socket://HOST:PORT or "
+        "rfc2217://HOST:PORT",
+    )
+    run.add_argument(
+        "--stimulator", metavar="KIND:URL",
+        help="the stimulator by kind instead of --port: "
+        + "; ".join(f"{kind}:URL, {k.help}" for kind, k in STIMULATORS.items()),
+    )
+    run.add_argument(
+        "--sensors", metavar="SOURCE",
+        help="the sensor source: "
+        + "; ".join(f"{name}: {text}" for name, text in SENSORS.items())
+        + ". A replay runs at the recording's own rate, for its length unless "
+        "--duration-s is given, and ends with exit 0 when it has played",
+    )
+    run.add_argument(
+        "--stimulator-settings", type=Path, metavar="FILE",
+        help="settings of the --stimulator device (openemsstim: its firmware version, the "
+        "unit's calibration, pulse width and rate, hold_ms; default "
+        "configs/boards/openemsstim.toml); the trial is refused (exit 2, naming each field "
+        "and its range) when it asks for what the device cannot deliver",
     )
     run.add_argument(
         "--config", type=Path, metavar="FILE",

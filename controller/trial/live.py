@@ -46,6 +46,7 @@ from controller.safety.rules import NO_RULE, RULE_NAMES
 from controller.safety.watchdog import warm_up_kernels
 from controller.stim.scheduler import StimScheduler
 from controller.stim.settings import channel_path
+from controller.trial.backends import BackendSpec, SplitBackend, open_backend
 from controller.trial.recorder import TrialRecorder
 from controller.trial.session import (
     GroundTruth,
@@ -74,12 +75,17 @@ from controller.trial.status import (
     live_snapshot,
 )
 from hw.board import Board, BoardFault, BoardRequirements, PulseShape, describe_info
+from hw.openems.driver import OpenEmsFault
 from hw.realtime import frozen_heap
+
+#: What the live trial drives: the project's board, or a sensorless stimulator with its
+#: replayed recording in the board's shape.
+LiveBoard = Board | SplitBackend
 
 #: Why a live trial ended, as ``summary.json`` ``stopped_by`` reports it.
 STOP_REASONS = (
-    "duration", "interrupted", "link_lost", "board_fault", "host_fault", "watchdog_fault",
-    "error",
+    "duration", "source_ended", "interrupted", "link_lost", "board_fault", "host_fault",
+    "watchdog_fault", "error",
 )
 
 
@@ -123,7 +129,7 @@ class LiveSource:
     figures of the status line before it waits for the next sample."""
 
     def __init__(
-        self, board: Board, watchdog: Watchdog, clock: BoardPacedClock, status: LiveStatus
+        self, board: LiveBoard, watchdog: Watchdog, clock: BoardPacedClock, status: LiveStatus
     ) -> None:
         self._board = board
         self._watchdog = watchdog
@@ -158,7 +164,7 @@ class LiveStatus:
 
     CADENCE_STRIDES = 4
 
-    def __init__(self, board: Board, watchdog: Watchdog, recorder: TrialRecorder) -> None:
+    def __init__(self, board: LiveBoard, watchdog: Watchdog, recorder: TrialRecorder) -> None:
         self.snapshot = live_snapshot()
         self._board = board
         self._watchdog = watchdog
@@ -255,12 +261,13 @@ def pulse_shapes(config: TrialConfig) -> tuple[PulseShape, ...]:
 
 def run_live_trial(
     config: TrialConfig,
-    url: str,
+    backend: BackendSpec | str,
     out_dir: Path,
     status: TextIO | None = None,
     limits: LinkLimits = LinkLimits(),
 ) -> LiveResult:
-    """Connect to the board at ``url``, run the trial, write its files.
+    """Connect to the back end (``controller.trial.backends``; a URL is the project's
+    board there), run the trial, write its files.
 
     ``status`` gets the status line (from the log writer process) and fault reports;
     None prints no line, and faults go to stderr.
@@ -268,11 +275,12 @@ def run_live_trial(
     Raises ``hw.board.BoardError`` when no board answers or the board is refused (a
     pulse shape it cannot deliver included), before any file is written.
     """
+    spec = BackendSpec("board", backend) if isinstance(backend, str) else backend
     rate_hz = config.loop.sample_rate_hz
     channel = config.stim.peroneal.channel
     warm_up(config)
-    board = Board(
-        url,
+    board: LiveBoard = open_backend(spec) if spec.kind != "board" else Board(
+        spec.url,
         BoardRequirements(config.safety, rate_hz, channels=output_channels(config),
                           pulse_shapes=pulse_shapes(config)),
         link_timeout_s=limits.link_timeout_s,
@@ -317,7 +325,7 @@ def run_live_trial(
             if board.has_truth()
             else "absent: a real board reports no true gait events or toe clearance",
             "board": _board_block(board, message),
-            "config": {"port": url},
+            "config": spec.describe(),
         }
 
     # Everything is built before the board's communication timer starts at HELLO; from
@@ -339,13 +347,13 @@ def _stdin_fd() -> int | None:
         return None
 
 
-def _report(stream: TextIO, fault: BoardFault) -> None:
+def _report(stream: TextIO, fault: BoardFault | OpenEmsFault) -> None:
     """Say at once what went wrong (from the driver's reader thread)."""
     stream.write(f"fes run: {fault.kind} fault: {fault.message}\n")
     stream.flush()
 
 
-def _why_stopped(outcome: LoopOutcome, board: Board, watchdog: Watchdog) -> tuple[str, str]:
+def _why_stopped(outcome: LoopOutcome, board: LiveBoard, watchdog: Watchdog) -> tuple[str, str]:
     fault = board.fault
     off = (
         "outputs off (the board acknowledged STOP_ALL)"
@@ -364,14 +372,14 @@ def _why_stopped(outcome: LoopOutcome, board: Board, watchdog: Watchdog) -> tupl
     return outcome.stopped_by, off
 
 
-def _truth(board: Board, samples: int) -> GroundTruth:
+def _truth(board: LiveBoard, samples: int) -> GroundTruth:
     if not board.has_truth():
         return GroundTruth()
     columns, events = board.truth(samples)
     return GroundTruth(columns, events)
 
 
-def _board_block(board: Board, message: str) -> dict[str, Any]:
+def _board_block(board: LiveBoard, message: str) -> dict[str, Any]:
     stats = board.stats.as_dict()
     block: dict[str, Any] = {
         "link": {k: v for k, v in stats.items() if v is not None},

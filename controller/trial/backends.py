@@ -1,0 +1,267 @@
+"""What a live trial runs against: its sensor source and its stimulator, by kind.
+
+``fes run --port URL`` runs against the project's board (docs/protocol.md), which is
+both: it streams the sensors and stimulates. A stimulator without sensors (openEMSstim)
+needs a separate source, named with ``--sensors replay:PATH`` (a recorded walk played in
+real time), and is named with ``--stimulator KIND:URL``. ``STIMULATORS`` maps each kind
+to its driver; a new back end (the P24 of issue 20) is one more entry.
+
+The live trial drives either through the one shape it knows, the project's board
+driver's (``hw.board.Board``): a stimulator without sensors is wrapped with its source
+in ``SplitBackend``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+from controller.config import TrialConfig
+from controller.ports import Sample, SensorSource, StimCommand
+from controller.stim.settings import channel_path
+from controller.trial.recording import load_recording
+from controller.validation import ConfigError
+from hw.openems import OpenEmsSettings, OpenEmsStim, load_settings
+
+
+class SensorlessStimulator(Protocol):
+    """A ``Stimulator`` with a connection and fault reporting, and no sensors."""
+
+    @property
+    def channels(self) -> int: ...
+
+    fault: Any
+    stop_confirmed: bool
+
+    def connect(self) -> object: ...
+
+    def apply(self, t_s: float, commands: Sequence[StimCommand]) -> None: ...
+
+    def stop_all(self) -> None: ...
+
+    def close(self) -> None: ...
+
+    def add_fault_listener(self, listener: Callable[[Any], None]) -> None: ...
+
+    def link_counters(self) -> dict[str, Any]: ...
+
+
+@dataclass(frozen=True)
+class StimulatorKind:
+    """One kind of ``--stimulator``: what it is, its default settings file (None: it
+    takes none), how to check a trial against its settings and how to open it."""
+
+    help: str
+    settings: Path | None
+    check: Callable[[TrialConfig, Path | None], list[str]] | None = None
+    open: Callable[[str, Path | None], SensorlessStimulator] | None = None
+
+
+def _openems_check(config: TrialConfig, path: Path | None) -> list[str]:
+    settings: OpenEmsSettings = load_settings(path)
+    problems = []
+    for name, ch in config.stim.active_channels():
+        problems += settings.channel_problems(
+            channel_path(name), ch.amplitude_ma, ch.pulse_width_us, ch.frequency_hz,
+            ch.interphase_gap_us, ch.anodic_width_ratio, ch.ramp_parameter,
+        )
+        if ch.channel >= 2:
+            problems.append(f"{channel_path(name)}.channel: {ch.channel}; openEMSstim has "
+                            "channels 0 and 1")
+    return problems
+
+
+def _openems_open(url: str, path: Path | None) -> SensorlessStimulator:
+    return OpenEmsStim(url, load_settings(path))
+
+
+#: ``--stimulator KIND:URL``, by kind.
+STIMULATORS: dict[str, StimulatorKind] = {
+    "board": StimulatorKind(
+        "the project's board (docs/protocol.md), which also streams the sensors: the "
+        "same as --port URL", None,
+    ),
+    "openemsstim": StimulatorKind(
+        "openEMSstim on its own firmware (upstream head or aa7f198), settings and "
+        "calibration in configs/boards/openemsstim.toml or --stimulator-settings",
+        Path("boards") / "openemsstim.toml", _openems_check, _openems_open,
+    ),
+}
+#: ``--sensors KIND[:PATH]``.
+SENSORS = {
+    "board": "the project's board's own stream (the default; needs the board as stimulator)",
+    "replay": "replay:PATH, a recorded walk played in real time (a fes detect CSV, a "
+    "Voisard IMU file or a gaitpdb file)",
+}
+
+
+@dataclass(frozen=True)
+class BackendSpec:
+    """The live trial's back end: ``board`` (the project's board at ``url``, sensors and
+    stimulator) or a stimulator of ``kind`` at ``url`` with a recording replayed."""
+
+    kind: str
+    url: str
+    replay: Path | None = None
+    settings: Path | None = None
+
+    def describe(self) -> dict[str, Any]:
+        """The back end as ``summary.json`` reports it."""
+        if self.kind == "board":
+            return {"port": self.url}
+        described: dict[str, Any] = {"stimulator": f"{self.kind}:{self.url}",
+                                     "sensors": f"replay:{self.replay}"}
+        if self.settings is not None:
+            described["stimulator_settings"] = str(self.settings)
+        return described
+
+
+def parse_backend(
+    port: str | None, sensors: str | None, stimulator: str | None, settings: Path | None
+) -> BackendSpec:
+    """The back end the options of ``fes run`` name; ``ValueError`` with the reason."""
+    if port is not None and stimulator is not None:
+        raise ValueError("give --port URL (the project's board) or --stimulator KIND:URL, "
+                         "not both")
+    if stimulator is None:
+        if port is None:
+            raise ValueError("no stimulator: give --port URL (the project's board) or "
+                             "--stimulator KIND:URL")
+        stimulator = f"board:{port}"
+    kind, _, url = stimulator.partition(":")
+    if kind not in STIMULATORS or not url:
+        kinds = ", ".join(f"{k}:URL" for k in STIMULATORS)
+        raise ValueError(f"--stimulator {stimulator!r}: expected one of {kinds}")
+    if settings is not None and STIMULATORS[kind].settings is None:
+        raise ValueError(f"--stimulator-settings: the {kind} stimulator takes none")
+    source, _, path = (sensors or "board").partition(":")
+    if source not in SENSORS or (source == "replay") != bool(path):
+        raise ValueError(f"--sensors {sensors!r}: expected board or replay:PATH")
+    if kind == "board" and source != "board":
+        raise ValueError("the project's board streams its own sensors: use it with "
+                         "--sensors board (the default)")
+    if kind != "board" and source == "board":
+        raise ValueError(f"{kind} has no sensors: give --sensors replay:PATH")
+    return BackendSpec(kind, url, Path(path) if path else None, settings)
+
+
+def check_stimulator(spec: BackendSpec, config: TrialConfig) -> None:
+    """Refuse a trial the stimulator cannot deliver (``ConfigError`` naming each field
+    and its range); a bad settings file is a ``ConfigError`` too."""
+    kind = STIMULATORS[spec.kind]
+    if kind.check is None:
+        return
+    problems = kind.check(config, spec.settings)
+    if problems:
+        source = str(spec.settings or f"configs/{kind.settings}")
+        raise ConfigError(f"{spec.kind} ({source}) against the trial", problems)
+
+
+@dataclass
+class SplitStats:
+    """The link counters of a sensorless stimulator in the shape of the board's
+    (``hw.board.LinkStats``) the status line reads; ``as_dict`` is the stimulator's own."""
+
+    counters: Callable[[], dict[str, Any]]
+    source: SensorSource
+    frames_in: int = 0
+    frames_out: int = 0
+    bad_frames: int = 0
+    lost_frames: int = 0
+    missing_samples: int = 0
+    resends: int = 0
+    naks: int = 0
+    board_rtt_last_ms: float | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def refresh(self) -> None:
+        c = self.counters()
+        self.frames_in = int(c.get("echoes", 0))
+        self.frames_out = int(c.get("lines_sent", 0))
+        self.bad_frames = int(c.get("garbled_echoes", 0))
+
+    def as_dict(self) -> dict[str, Any]:
+        """The stimulator's counters, the replay's dropouts (grid points the recording
+        has no sample for) and the ``time.monotonic()`` at which its sample 0 was due
+        (to set the trial's times beside a device's own log)."""
+        return {
+            **self.counters(),
+            "replay_dropouts": getattr(self.source, "dropouts", 0),
+            "replay_start_monotonic_s": getattr(self.source, "started_monotonic_s", None),
+        }
+
+
+class SplitBackend:
+    """A recorded walk and a sensorless stimulator, in the shape of ``hw.board.Board``
+    that the live trial drives: reads come from the source (which paces the loop),
+    commands go to the stimulator, faults and counters are the stimulator's."""
+
+    def __init__(self, source: SensorSource, stimulator: SensorlessStimulator) -> None:
+        self._source = source
+        self._stimulator = stimulator
+        self._stats = SplitStats(stimulator.link_counters, source)
+        self.info = None
+
+    @property
+    def sample_period_s(self) -> float:
+        return self._source.sample_period_s
+
+    @property
+    def channels(self) -> int:
+        return self._stimulator.channels
+
+    @property
+    def fault(self) -> Any:
+        return self._stimulator.fault
+
+    @property
+    def stop_confirmed(self) -> bool:
+        return self._stimulator.stop_confirmed
+
+    @property
+    def stop_attempts(self) -> int:
+        return int(self._stimulator.link_counters().get("stops", 0))
+
+    @property
+    def stats(self) -> SplitStats:
+        self._stats.refresh()
+        return self._stats
+
+    def connect(self) -> None:
+        self._stimulator.connect()
+
+    def read(self) -> Sample | None:
+        if self._stimulator.fault is not None:
+            return None  # the trial ends at the stimulator's fault
+        return self._source.read()
+
+    def apply(self, t_s: float, commands: Sequence[StimCommand]) -> None:
+        self._stimulator.apply(t_s, commands)
+
+    def stop_all(self) -> None:
+        self._stimulator.stop_all()
+
+    def close(self) -> None:
+        self._stimulator.close()
+        self._source.close()
+
+    def add_fault_listener(self, listener: Callable[[Any], None]) -> None:
+        self._stimulator.add_fault_listener(listener)
+
+    def has_truth(self) -> bool:
+        """A recording has no ground truth the trial could score against."""
+        return False
+
+    def truth(self, samples: int) -> tuple[dict[str, Any], list[tuple[float, str]]]:
+        """None to give (``has_truth`` is False)."""
+        return {}, []
+
+
+def open_backend(spec: BackendSpec) -> SplitBackend:
+    """The sensorless stimulator of ``spec`` with its replayed recording (the project's
+    board is opened by the live trial itself)."""
+    kind = STIMULATORS[spec.kind]
+    assert kind.open is not None and spec.replay is not None
+    return SplitBackend(load_recording(spec.replay).source(), kind.open(spec.url, spec.settings))
