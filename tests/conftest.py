@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import fcntl
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
-from controller.bench.openems import harness_settings
+from controller.bench.openems import Floors, harness_settings, measure_floors
 from controller.bench.openems_harness import (
     VERSIONS,
     FirmwareProcess,
@@ -38,6 +39,17 @@ def openems_programs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path
             return build(find_folder(Path(__file__).resolve().parent), cache)
         except HarnessUnavailable as err:
             pytest.skip(f"openEMSstim firmware unavailable: {err}")
+
+
+@pytest.fixture(scope="session")
+def openems_floors(openems_programs, tmp_path_factory) -> dict[str, Floors]:
+    """The firmware's own floors per version (``controller.bench.openems``), measured
+    once per session, both versions at once (3 runs each)."""
+    workdir = tmp_path_factory.mktemp("openems-floors")
+    with ThreadPoolExecutor(len(VERSIONS)) as pool:
+        measured = {v: pool.submit(measure_floors, openems_programs[v], workdir / v, 3)
+                    for v in VERSIONS}
+        return {v: future.result() for v, future in measured.items()}
 
 
 @dataclass

@@ -1,0 +1,182 @@
+"""A recorded walk through ``fes run`` into openEMSstim's own firmware (both versions).
+
+``fes run --sensors replay:CSV --stimulator openemsstim:PTY`` plays a Voisard et al. 2023
+foot-IMU walk (subject 13, left foot: 10 m, a U-turn, 10 m back; 20 swings) in real
+time through the detector, scheduler and watchdog into the firmware on its pty. (Walks
+with radio dropouts of 30 ms and more, such as subject 7's, end in the watchdog's
+sensor timeout, as a live sensor that lost them would.) The
+firmware's timeline must show one train per commanded train (one per detected swing), each
+starting and ending within 10 ms of the firmware's own floor after the command recorded in
+``samples.csv``, at the calibrated intensity, with no byte lost, no garbled line, no
+crash. Both versions run at once, each with its own firmware (the walk takes 29 s).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from shared_machine import SHARED_MACHINE_SAFETY
+
+from controller.bench.openems import harness_settings
+from controller.bench.openems_harness import (
+    VERSIONS,
+    FirmwareProcess,
+    closed_at_zero_s,
+    trains,
+)
+from controller.config import load_config
+from controller.detect.datasets import read_voisard_imu
+from controller.detect.detector import detect_batch
+from controller.detect.events import Event
+from hw.openems.intensity import wiper
+
+_RELATIVE = Path("shared") / "data" / "voisard_ipol_healthy_foot_imu" / "13-1_lf.txt"
+WALK = next((p / _RELATIVE for p in Path(__file__).resolve().parents
+             if (p / _RELATIVE).is_file()), Path("/nonexistent") / _RELATIVE)
+SWINGS = 20
+SETTINGS = harness_settings()
+
+
+def shortened_walk(path: Path) -> Path:
+    """The walk from 1.6 s before its first toe off (as the foot configuration finds it
+    offline) to its end, as a ``fes detect`` CSV: the samples the IMU sent, with the
+    time of each."""
+    t_s, gyro, _ = read_voisard_imu(WALK)
+    setup = load_config(None, {"detector": {"placement": "foot"}}).detector.setup()
+    _, events = detect_batch(setup, t_s, gyro, None)
+    first_toe_off = next(e.t_est_s for e in events if e.event == Event.TOE_OFF)
+    keep = t_s >= first_toe_off - 1.6
+    with path.open("w", newline="") as handle:
+        out = csv.writer(handle)
+        out.writerow(["time_s", "gyro_rad_s"])
+        out.writerows(zip(np.round(t_s[keep] - t_s[keep][0], 6), gyro[keep], strict=True))
+    return path
+
+
+def _board_settings(folder: Path) -> Path:
+    """The example unit's settings on a pty (no USB bridge), as a file for fes run."""
+    path = folder / "board.toml"
+    path.write_text(
+        f"output_at_lowest_ma = {SETTINGS.output_at_lowest_ma}\n"
+        f"output_at_highest_ma = {SETTINGS.output_at_highest_ma}\n"
+        f"pulse_width_us = {SETTINGS.pulse_width_us}\nfrequency_hz = {SETTINGS.frequency_hz}\n"
+        "usb_latency_ms = 0.0\n"
+    )
+    return path
+
+
+def commanded_trains(out: Path) -> list[tuple[float, float, int]]:
+    """(start, end, intensity at full level) of each train in ``samples.csv``, on the
+    host's monotonic clock: the sample's due time plus the loop's latency to the
+    stimulator (``timing.csv``); a train is where the delivered amplitude maps to an
+    intensity above 0."""
+    summary = json.loads((out / "summary.json").read_text())
+    start = summary["board"]["link"]["replay_start_monotonic_s"]
+    with (out / "samples.csv").open() as s, (out / "timing.csv").open() as t:
+        rows = list(zip(csv.DictReader(s), csv.DictReader(t), strict=True))
+    cal = SETTINGS.calibration
+    found, since, peak = [], None, 0
+    for sample, timing in rows:
+        at = start + float(sample["time_s"]) + float(timing["latency_us"]) / 1e6
+        intensity = cal.intensity(float(sample["amplitude_ma"]))
+        if intensity and since is None:
+            since, peak = at, intensity
+        elif intensity:
+            peak = max(peak, intensity)
+        elif since is not None:
+            found.append((since, at, peak))
+            since = None
+    return found
+
+
+@pytest.mark.skipif(not WALK.is_file(), reason="the shared Voisard et al. data is not here")
+def test_a_replayed_walk_is_delivered_swing_by_swing(openems_programs, openems_floors,
+                                                      tmp_path):
+    walk = shortened_walk(tmp_path / "walk.csv")
+    config = tmp_path / "trial.toml"
+    config.write_text('[detector]\nplacement = "foot"\n' + SHARED_MACHINE_SAFETY)
+    board = _board_settings(tmp_path)
+    floors = openems_floors
+    firmwares = {v: FirmwareProcess(openems_programs[v], tmp_path / v) for v in VERSIONS}
+    runs = {
+        v: subprocess.Popen(
+            [sys.executable, "-m", "controller.cli", "run", "--no-status",
+             "--sensors", f"replay:{walk}", "--stimulator", f"openemsstim:{fw.path}",
+             "--stimulator-settings", str(board), "--config", str(config),
+             "--out", str(tmp_path / v / "out")],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for v, fw in firmwares.items()
+    }
+    try:
+        results = {v: run.communicate(timeout=120.0) for v, run in runs.items()}
+    finally:
+        codes = {v: fw.stop() for v, fw in firmwares.items()}
+    full = wiper(SETTINGS.calibration.intensity(35.0))
+    for version in VERSIONS:
+        out = tmp_path / version / "out"
+        assert runs[version].returncode == 0, results[version][1]
+        summary = json.loads((out / "summary.json").read_text())
+        link = summary["board"]["link"]
+        assert summary["board"]["fault"] is None and link["garbled_echoes"] == 0
+        assert link["echoes"] == link["lines_sent"]
+        serial = firmwares[version].serial()
+        assert not [r for r in serial if r.kind in ("rx_lost", "crash", "rx_line_timeout")]
+        assert codes[version] == 0
+        commanded = commanded_trains(out)
+        changes = firmwares[version].timeline()
+        delivered = [t for t in trains(changes, 0) if t.on_s > commanded[0][0] - 0.1]
+        assert len(commanded) >= SWINGS and len(delivered) == len(commanded), version
+        # the first start after connecting also sets the on-time (a longer line)
+        onset_bounds = [min(floors[version].onset_t_ms) + 10.0] + [
+            min(floors[version].onset_ms) + 10.0] * (len(commanded) - 1)
+        off_bound = min(floors[version].off_ms) + 10.0
+        for (start, end, peak), train, onset_bound in zip(commanded, delivered, onset_bounds,
+                                                          strict=True):
+            assert 0.0 < (train.on_s - start) * 1000.0 <= onset_bound, (version, start)
+            assert 0.0 < (train.zero_s - end) * 1000.0 <= off_bound, (version, end)
+            assert wiper(peak) == full and full in train.wipers  # calibrated, one step
+        assert closed_at_zero_s(changes, 0) < 0.06
+
+
+@pytest.mark.skipif(not WALK.is_file(), reason="the shared Voisard et al. data is not here")
+def test_a_trial_stalled_past_the_on_time_reports_what_was_not_delivered(openems_programs,
+                                                                          tmp_path):
+    """``fes run`` stopped (SIGSTOP) during a train for hold_ms + 300 ms: the board ends
+    the train by itself; resumed, the trial ends with the stimulation the board did not
+    deliver in its summary, and the pads were never connected at no output."""
+    walk = shortened_walk(tmp_path / "walk.csv")
+    config = tmp_path / "trial.toml"
+    config.write_text('[detector]\nplacement = "foot"\n' + SHARED_MACHINE_SAFETY)
+    firmware = FirmwareProcess(openems_programs["aa7f198"], tmp_path)
+    run = subprocess.Popen(
+        [sys.executable, "-m", "controller.cli", "run", "--no-status", "--duration-s", "6",
+         "--sensors", f"replay:{walk}", "--stimulator", f"openemsstim:{firmware.path}",
+         "--stimulator-settings", str(_board_settings(tmp_path)), "--config", str(config),
+         "--out", str(tmp_path / "out")],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        deadline = time.monotonic() + 60.0
+        while not any(c.stimulating for c in firmware.timeline()):
+            assert time.monotonic() < deadline and run.poll() is None
+            time.sleep(0.01)
+        time.sleep(0.1)
+        run.send_signal(signal.SIGSTOP)
+        time.sleep(SETTINGS.hold_ms / 1000.0 + 0.3)
+        run.send_signal(signal.SIGCONT)
+        _, err = run.communicate(timeout=60.0)
+    finally:
+        if run.poll() is None:
+            run.kill()
+        firmware.stop()
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert run.returncode != 0, err
+    assert "not delivered" in summary["board"]["fault"], summary["board"]
+    assert closed_at_zero_s(firmware.timeline(), 0) < 0.06

@@ -1,0 +1,107 @@
+"""A recorded walk as the live loop's sensor source, and ``fes run``'s back-end options."""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from controller.cli import main
+from controller.detect.csvfiles import CsvError
+from controller.trial.backends import parse_backend
+from controller.trial.recording import load_recording
+from hw.replay import ReplaySource
+
+DATA = Path(__file__).parent / "data"
+
+
+class FakeTime:
+    """A clock that moves only when slept on."""
+
+    def __init__(self) -> None:
+        self.now = 100.0
+        self.slept: list[float] = []
+
+    def clock(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.now += seconds
+
+
+def test_samples_are_played_on_their_grid_in_real_time_with_dropouts_as_nan():
+    fake = FakeTime()
+    source = ReplaySource(np.array([5.0, 5.01, 5.03]), 0.01, np.array([1.0, 2.0, 4.0]),
+                          clock=fake.clock, sleep=fake.sleep)
+    samples = [source.read() for _ in range(5)]
+    assert [s.t_s for s in samples[:4]] == pytest.approx([0.0, 0.01, 0.02, 0.03])
+    assert [s.gyro_rad_s for s in samples[:4] if not math.isnan(s.gyro_rad_s)] == [1, 2, 4]
+    assert math.isnan(samples[2].gyro_rad_s) and source.dropouts == 1
+    assert samples[4] is None and samples[0].heel_switch == 0
+    assert sum(fake.slept) == pytest.approx(0.03)  # sample k is due k periods after 0
+    assert source.started_monotonic_s == 100.0
+
+
+def test_times_off_the_grid_are_refused_naming_the_sample():
+    with pytest.raises(ValueError, match="sample 1 .* off the 100 Hz grid"):
+        ReplaySource(np.array([0.0, 0.015]), 0.01, np.zeros(2))
+
+
+def test_the_three_kinds_of_recording(tmp_path):
+    csv = tmp_path / "walk.csv"
+    csv.write_text("time_s,gyro_rad_s,heel_switch\n0.0,0.5,1\n0.002,,1\n0.004,0.7,0\n")
+    rec = load_recording(csv)
+    assert rec.period_s == pytest.approx(0.002) and rec.heel_force_n is None
+    assert math.isnan(rec.gyro_rad_s[1]) and list(rec.heel_switch) == [1, 1, 0]
+    voisard = load_recording(DATA / "voisard" / "13-1_lf.txt")
+    assert voisard.period_s == pytest.approx(0.01) and voisard.gyro_rad_s is not None
+    gaitpdb = tmp_path / "GaXX.txt"
+    gaitpdb.write_text("\n".join(
+        "\t".join([f"{k / 100:.4f}", f"{100 + k}"] + ["1.0"] * 17) for k in range(5)))
+    rec = load_recording(gaitpdb)
+    assert rec.heel_force_n is not None and list(rec.heel_force_n) == [100, 101, 102, 103, 104]
+
+
+def test_a_file_without_sensor_columns_names_what_it_has(tmp_path):
+    bad = tmp_path / "bad.csv"
+    bad.write_text("time_s,speed\n0,1\n")
+    with pytest.raises(CsvError, match="no sensor column.*the file has: time_s, speed"):
+        load_recording(bad)
+
+
+@pytest.mark.parametrize(("options", "reason"), [
+    ({"port": "/dev/x", "stimulator": "openemsstim:/dev/y"}, "not both"),
+    ({"sensors": "replay:w.csv"}, "no stimulator"),
+    ({"stimulator": "p24:/dev/y"}, "expected one of board:URL, openemsstim:URL"),
+    ({"stimulator": "openemsstim:/dev/y"}, "openemsstim has no sensors"),
+    ({"port": "/dev/x", "sensors": "replay:w.csv"}, "streams its own sensors"),
+    ({"stimulator": "openemsstim:/dev/y", "sensors": "replay"}, "replay:PATH"),
+])
+def test_back_end_options_that_do_not_fit(options, reason):
+    args = {"port": None, "sensors": None, "stimulator": None, "settings": None} | options
+    with pytest.raises(ValueError, match=reason):
+        parse_backend(**args)
+
+
+def test_fes_run_refuses_a_trial_the_unit_cannot_deliver(tmp_path, capsys):
+    walk = tmp_path / "walk.csv"
+    walk.write_text("time_s,gyro_rad_s\n" + "".join(f"{k / 100},0\n" for k in range(50)))
+    config = tmp_path / "trial.toml"
+    config.write_text("[stim.peroneal]\namplitude_ma = 55.0\ninterphase_gap_us = 50.0\n")
+    code = main(["run", "--sensors", f"replay:{walk}", "--stimulator",
+                 "openemsstim:/dev/nonexistent", "--config", str(config),
+                 "--out", str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "stim.peroneal.amplitude_ma: 55 mA is outside" in err and "12.9-50.1 mA" in err
+    assert "shaped pulse" in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_fes_run_with_a_missing_recording_is_a_usage_error(tmp_path, capsys):
+    code = main(["run", "--sensors", f"replay:{tmp_path / 'none.csv'}", "--stimulator",
+                 "openemsstim:/dev/nonexistent"])
+    assert code == 2 and "file not found" in capsys.readouterr().err
