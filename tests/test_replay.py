@@ -46,7 +46,7 @@ def test_samples_are_played_on_their_grid_in_real_time_with_dropouts_as_nan():
 
 
 def test_times_off_the_grid_are_refused_naming_the_sample():
-    with pytest.raises(ValueError, match="sample 1 .* off the 100 Hz grid"):
+    with pytest.raises(ValueError, match=r"sample 1 .* off the 100 Hz grid"):
         ReplaySource(np.array([0.0, 0.015]), 0.01, np.zeros(2))
 
 
@@ -68,7 +68,7 @@ def test_the_three_kinds_of_recording(tmp_path):
 def test_a_file_without_sensor_columns_names_what_it_has(tmp_path):
     bad = tmp_path / "bad.csv"
     bad.write_text("time_s,speed\n0,1\n")
-    with pytest.raises(CsvError, match="no sensor column.*the file has: time_s, speed"):
+    with pytest.raises(CsvError, match=r"no sensor column.*the file has: time_s, speed"):
         load_recording(bad)
 
 

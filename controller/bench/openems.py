@@ -62,8 +62,13 @@ def harness_settings(**changes: object) -> OpenEmsSettings:
 
 @dataclass(frozen=True, slots=True)
 class Floors:
-    """The firmware's own times (ms) per run: line written to no output."""
+    """The firmware's own times (ms) per run: line written to output on (``onset``: a
+    start without an on-time, as the driver sends once the firmware keeps its hold;
+    ``onset_t``: with one, as the first start after connecting) or to no output (the
+    others)."""
 
+    onset_ms: list[float]
+    onset_t_ms: list[float]
     off_ms: list[float]
     off_t0_ms: list[float]
     stop_ms: list[float]
@@ -75,6 +80,7 @@ def measure_floors(program: Path, workdir: Path, runs: int) -> Floors:
     firmware = FIRMWARES[program.name.removeprefix("openems_fw_")]
     process = FirmwareProcess(program, workdir / "floors")
     on = [firmware.command(Command(ch, 60, 3000)).text for ch in range(2)]
+    stop = firmware.stop().text
     writes: list[tuple[str, float]] = []
     try:
         with serial.Serial(process.path, 19200, timeout=0.01) as port:
@@ -85,27 +91,33 @@ def measure_floors(program: Path, workdir: Path, runs: int) -> Floors:
                 port.reset_input_buffer()
                 return t
             for _ in range(runs):
-                send(on[0], 0.15)
-                writes.append(("off", send(firmware.stop().text, 0.2)))
-                send(on[0], 0.15)
+                writes.append(("onset_t", send(on[0], 0.15)))
+                writes.append(("off", send(stop, 0.2)))
+                writes.append(("onset", send(firmware.command(Command(0, 60)).text, 0.15)))
                 send(on[1], 0.15)
                 writes.append(("off_t0", send(firmware.command(Command(0, on_time_ms=0)).text,
                                               0.15)))
-                send(firmware.stop().text, 0.2)
+                send(stop, 0.2)
                 send(on[0], 0.15)
                 send(on[1], 0.15)
-                writes.append(("stop", send(firmware.stop().text, 0.2)))
+                writes.append(("stop", send(stop, 0.2)))
     finally:
         process.stop()
     changes = process.timeline()
     by_channel = {ch: trains(changes, ch) for ch in (0, 1)}
-    floors: dict[str, list[float]] = {"off": [], "off_t0": [], "stop": [], "pads_open": []}
+    floors: dict[str, list[float]] = {k: [] for k in ("onset", "onset_t", "off", "off_t0",
+                                                      "stop", "pads_open")}
     for kind, t_write in writes:
+        if kind.startswith("onset"):
+            first = next(tr for tr in by_channel[0] if tr.on_s >= t_write)
+            floors[kind].append(1000.0 * (first.on_s - t_write))
+            continue
         channels = (0, 1) if kind == "stop" else (0,)
         ends = [_ending_after(by_channel[ch], t_write) for ch in channels]
         floors[kind].append(1000.0 * (max(e.zero_s for e in ends) - t_write))
         floors["pads_open"] += [1000.0 * (e.open_s - e.zero_s) for e in ends if e.open_s]
-    return Floors(floors["off"], floors["off_t0"], floors["stop"], floors["pads_open"])
+    return Floors(floors["onset"], floors["onset_t"], floors["off"], floors["off_t0"],
+                  floors["stop"], floors["pads_open"])
 
 
 def _ending_after(channel_trains: Sequence[Train], t_s: float) -> Train:
@@ -238,7 +250,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     for version in args.versions:
         floors = measure_floors(programs[version], workdir / version, args.runs)
         driven = drive_trains(programs[version], workdir / version, args.trains, settings)
-        print(f"{version}: firmware floor (ms, line written to no output)")
+        print(f"{version}: firmware floor (ms, line written to output on / no output)")
+        print(_line("onset", floors.onset_ms))
+        print(_line("onset_t", floors.onset_t_ms))
         print(_line("off", floors.off_ms))
         print(_line("off_t0", floors.off_t0_ms))
         print(_line("stop", floors.stop_ms))
