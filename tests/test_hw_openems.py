@@ -172,6 +172,21 @@ def test_stimulation_starts_at_the_calibrated_intensity_and_stop_all_ends_it(ope
     assert stim.fault is None
 
 
+def test_stop_all_at_every_sample_sends_one_all_off_line(openems):
+    """A latched watchdog calls stop_all at every sample: once the board is off, no
+    more lines (each would keep the firmware busy 100 ms and fill its receive ring)."""
+    stim = openems.stim
+    start = time.monotonic()
+    while time.monotonic() - start < 0.3:
+        stim.apply(time.monotonic() - start, [on()])
+        time.sleep(0.002)
+    stops = stim.stats.stops
+    for _ in range(250):
+        stim.stop_all()
+        time.sleep(0.002)
+    assert stim.stats.stops == stops + 1 and stim.stats.max_unread_bytes < 40
+
+
 def test_a_channel_held_past_its_on_time_is_renewed_with_its_intensity(openems):
     """Held for three on-times: one unbroken train, never connected at no output."""
     stim = openems.stim

@@ -26,12 +26,8 @@ import pytest
 from shared_machine import SHARED_MACHINE_SAFETY
 
 from controller.bench.openems import harness_settings
-from controller.bench.openems_harness import (
-    VERSIONS,
-    FirmwareProcess,
-    closed_at_zero_s,
-    trains,
-)
+from controller.bench.openems_harness import FirmwareProcess, closed_at_zero_s
+from controller.bench.openems_walk import replay_both, settings_file
 from controller.config import load_config
 from controller.detect.datasets import read_voisard_imu
 from controller.detect.detector import detect_batch
@@ -61,89 +57,33 @@ def shortened_walk(path: Path) -> Path:
     return path
 
 
-def _board_settings(folder: Path) -> Path:
-    """The example unit's settings on a pty (no USB bridge), as a file for fes run."""
-    path = folder / "board.toml"
-    path.write_text(
-        f"output_at_lowest_ma = {SETTINGS.output_at_lowest_ma}\n"
-        f"output_at_highest_ma = {SETTINGS.output_at_highest_ma}\n"
-        f"pulse_width_us = {SETTINGS.pulse_width_us}\nfrequency_hz = {SETTINGS.frequency_hz}\n"
-        "usb_latency_ms = 0.0\n"
-    )
-    return path
-
-
-def commanded_trains(out: Path) -> list[tuple[float, float, int]]:
-    """(start, end, intensity at full level) of each train in ``samples.csv``, on the
-    host's monotonic clock: the sample's due time plus the loop's latency to the
-    stimulator (``timing.csv``); a train is where the delivered amplitude maps to an
-    intensity above 0."""
-    summary = json.loads((out / "summary.json").read_text())
-    start = summary["board"]["link"]["replay_start_monotonic_s"]
-    with (out / "samples.csv").open() as s, (out / "timing.csv").open() as t:
-        rows = list(zip(csv.DictReader(s), csv.DictReader(t), strict=True))
-    cal = SETTINGS.calibration
-    found, since, peak = [], None, 0
-    for sample, timing in rows:
-        at = start + float(sample["time_s"]) + float(timing["latency_us"]) / 1e6
-        intensity = cal.intensity(float(sample["amplitude_ma"]))
-        if intensity and since is None:
-            since, peak = at, intensity
-        elif intensity:
-            peak = max(peak, intensity)
-        elif since is not None:
-            found.append((since, at, peak))
-            since = None
-    return found
-
-
 @pytest.mark.skipif(not WALK.is_file(), reason="the shared Voisard et al. data is not here")
 def test_a_replayed_walk_is_delivered_swing_by_swing(openems_programs, openems_floors,
                                                       tmp_path):
     walk = shortened_walk(tmp_path / "walk.csv")
     config = tmp_path / "trial.toml"
     config.write_text('[detector]\nplacement = "foot"\n' + SHARED_MACHINE_SAFETY)
-    board = _board_settings(tmp_path)
-    floors = openems_floors
-    firmwares = {v: FirmwareProcess(openems_programs[v], tmp_path / v) for v in VERSIONS}
-    runs = {
-        v: subprocess.Popen(
-            [sys.executable, "-m", "controller.cli", "run", "--no-status",
-             "--sensors", f"replay:{walk}", "--stimulator", f"openemsstim:{fw.path}",
-             "--stimulator-settings", str(board), "--config", str(config),
-             "--out", str(tmp_path / v / "out")],
-            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        for v, fw in firmwares.items()
-    }
-    try:
-        results = {v: run.communicate(timeout=120.0) for v, run in runs.items()}
-    finally:
-        codes = {v: fw.stop() for v, fw in firmwares.items()}
+    runs = replay_both(openems_programs, tmp_path, walk, config, SETTINGS)
     full = wiper(SETTINGS.calibration.intensity(35.0))
-    for version in VERSIONS:
-        out = tmp_path / version / "out"
-        assert runs[version].returncode == 0, results[version][1]
-        summary = json.loads((out / "summary.json").read_text())
-        link = summary["board"]["link"]
-        assert summary["board"]["fault"] is None and link["garbled_echoes"] == 0
+    for version, run in runs.items():
+        assert run.code == 0, run.stderr
+        link = run.summary["board"]["link"]
+        assert run.summary["board"]["fault"] is None and link["garbled_echoes"] == 0
         assert link["echoes"] == link["lines_sent"]
-        serial = firmwares[version].serial()
-        assert not [r for r in serial if r.kind in ("rx_lost", "crash", "rx_line_timeout")]
-        assert codes[version] == 0
-        commanded = commanded_trains(out)
-        changes = firmwares[version].timeline()
-        delivered = [t for t in trains(changes, 0) if t.on_s > commanded[0][0] - 0.1]
-        assert len(commanded) >= SWINGS and len(delivered) == len(commanded), version
+        assert run.lost_bytes == 0 and run.garbled_lines == 0 and not run.crashed
+        assert len(run.commanded) >= SWINGS, version
+        assert len(run.delivered) == len(run.commanded), version
+        floors = openems_floors[version]
         # the first start after connecting also sets the on-time (a longer line)
-        onset_bounds = [min(floors[version].onset_t_ms) + 10.0] + [
-            min(floors[version].onset_ms) + 10.0] * (len(commanded) - 1)
-        off_bound = min(floors[version].off_ms) + 10.0
-        for (start, end, peak), train, onset_bound in zip(commanded, delivered, onset_bounds,
-                                                          strict=True):
-            assert 0.0 < (train.on_s - start) * 1000.0 <= onset_bound, (version, start)
-            assert 0.0 < (train.zero_s - end) * 1000.0 <= off_bound, (version, end)
-            assert wiper(peak) == full and full in train.wipers  # calibrated, one step
-        assert closed_at_zero_s(changes, 0) < 0.06
+        onset_bounds = [min(floors.onset_t_ms) + 10.0] + [min(floors.onset_ms) + 10.0] * (
+            len(run.commanded) - 1)
+        onsets, offsets = run.latencies_ms()
+        for onset, offset, bound, commanded, train in zip(
+                onsets, offsets, onset_bounds, run.commanded, run.delivered, strict=True):
+            assert 0.0 < onset <= bound, (version, onsets)
+            assert 0.0 < offset <= min(floors.off_ms) + 10.0, (version, offsets)
+            assert wiper(commanded.intensity) == full and full in train.wipers  # one step
+        assert run.closed_at_zero_s < 0.06
 
 
 @pytest.mark.skipif(not WALK.is_file(), reason="the shared Voisard et al. data is not here")
@@ -159,7 +99,8 @@ def test_a_trial_stalled_past_the_on_time_reports_what_was_not_delivered(openems
     run = subprocess.Popen(
         [sys.executable, "-m", "controller.cli", "run", "--no-status", "--duration-s", "6",
          "--sensors", f"replay:{walk}", "--stimulator", f"openemsstim:{firmware.path}",
-         "--stimulator-settings", str(_board_settings(tmp_path)), "--config", str(config),
+         "--stimulator-settings", str(settings_file(SETTINGS, tmp_path)),
+         "--config", str(config),
          "--out", str(tmp_path / "out")],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:

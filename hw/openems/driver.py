@@ -180,6 +180,7 @@ class OpenEmsStim:
         self._awaiting: deque[tuple[Line, float]] = deque()  # (line, echo due)
         self._received: deque[str] = deque()  # board lines, while connecting
         self._stop_requested = False
+        self._unsure = True  # the board's channels may be on whatever the driver sent
         self._last_apply_s = -math.inf
         self._running = False
         self._connected = False
@@ -240,7 +241,9 @@ class OpenEmsStim:
                 self._note_expired(now)  # against what was wanted until now
             for ch in self._channels:
                 self._want(ch, 0, 0.0, ch.t_s, now)
-            self._stop_requested = True
+            # Once the board is known off, more calls send nothing (the watchdog calls
+            # this at every sample while latched).
+            self._stop_requested = self._unsure or any(c.board > 0 for c in self._channels)
             self._wake.notify()
         self._send_urgent(blocking=False)
 
@@ -461,7 +464,7 @@ class OpenEmsStim:
         if command is None:
             if line.text != PROBE_LINE:  # the all-off line
                 stats.stops += 1
-                self._stop_requested = False
+                self._stop_requested = self._unsure = False
                 for ch in self._channels:
                     ch.board, ch.end_s = 0, -math.inf
             return timing
@@ -614,6 +617,7 @@ class OpenEmsStim:
             return
         now = time.monotonic()
         self.fault = OpenEmsFault(kind, message, now, now if since_s is None else since_s)
+        self._unsure |= kind != "host"
         fault = self.fault
         threading.Thread(target=self._tell, args=(fault,), daemon=True).start()
 
@@ -623,6 +627,7 @@ class OpenEmsStim:
                 return
             now = time.monotonic()
             self.fault = OpenEmsFault(kind, message, now, now if since_s is None else since_s)
+            self._unsure |= kind != "host"
             fault = self.fault
         self._tell(fault)
 
