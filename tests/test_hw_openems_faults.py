@@ -14,8 +14,9 @@ import subprocess
 import sys
 import threading
 import time
-
-import pytest
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVar
 
 from controller.bench.openems import harness_settings
 from controller.bench.openems_harness import (
@@ -31,6 +32,7 @@ from hw.openems.intensity import wiper
 
 SETTINGS = harness_settings()
 HOLD_S = SETTINGS.hold_ms / 1000.0
+T = TypeVar("T")
 ON = StimCommand(0, True, 35.0, SETTINGS.pulse_width_us, SETTINGS.frequency_hz)
 
 #: The host: connects, prints READY, holds channel 0 on for ``seconds``, prints the
@@ -64,34 +66,44 @@ def start_host(path: str, seconds: float) -> subprocess.Popen[str]:
     return host
 
 
-@pytest.mark.parametrize("version", VERSIONS)
-def test_a_host_killed_leaves_the_pads_open_within_the_on_time(version, openems_programs,
-                                                              tmp_path):
-    firmware = FirmwareProcess(openems_programs[version], tmp_path)
-    try:
+def on_both(scenario: Callable[[FirmwareProcess], T], programs, tmp_path) -> dict[str, T]:
+    """Run ``scenario`` against each firmware version at once; its result and the
+    firmware (stopped) by version."""
+    def run(version: str) -> T:
+        firmware = FirmwareProcess(programs[version], tmp_path / version)
+        try:
+            return scenario(firmware)
+        finally:
+            firmware.stop()
+
+    with ThreadPoolExecutor(len(VERSIONS)) as pool:
+        running = {v: pool.submit(run, v) for v in VERSIONS}
+        return {v: future.result() for v, future in running.items()}
+
+
+def test_a_host_killed_leaves_the_pads_open_within_the_on_time(openems_programs, tmp_path):
+    def kill(firmware: FirmwareProcess) -> tuple[float, FirmwareProcess]:
         host = start_host(firmware.path, 30.0)
         time.sleep(0.25 + HOLD_S)  # on, and renewed at least once
         host.send_signal(signal.SIGKILL)
         killed = time.monotonic()
         host.wait()
         time.sleep(HOLD_S + 0.2)
-    finally:
-        firmware.stop()
-    last = trains(firmware.timeline(), 0)[-1]
-    assert last.on_s < killed - HOLD_S  # the train had been renewed before the kill
-    assert last.open_s is not None
-    assert last.open_s - killed <= HOLD_S + 0.050, last
+        return killed, firmware
+
+    for killed, firmware in on_both(kill, openems_programs, tmp_path).values():
+        last = trains(firmware.timeline(), 0)[-1]
+        assert last.on_s < killed - HOLD_S  # the train had been renewed before the kill
+        assert last.open_s is not None
+        assert last.open_s - killed <= HOLD_S + 0.050, last
 
 
-@pytest.mark.parametrize("version", VERSIONS)
-def test_a_stalled_host_sends_the_whole_command_again_and_reports_it(version,
-                                                                     openems_programs,
+def test_a_stalled_host_sends_the_whole_command_again_and_reports_it(openems_programs,
                                                                      tmp_path):
     """Stopped (SIGSTOP) for hold_ms + 300 ms: the board ends the channel by itself; the
     host, resumed, starts it again at its intensity (never connected at no output) and
     reports the stimulation that was not delivered."""
-    firmware = FirmwareProcess(openems_programs[version], tmp_path)
-    try:
+    def stall(firmware: FirmwareProcess) -> tuple[float, float, str, FirmwareProcess]:
         host = start_host(firmware.path, 1.5 + HOLD_S)
         time.sleep(0.3)
         host.send_signal(signal.SIGSTOP)
@@ -100,17 +112,19 @@ def test_a_stalled_host_sends_the_whole_command_again_and_reports_it(version,
         host.send_signal(signal.SIGCONT)
         resumed = time.monotonic()
         out, _ = host.communicate(timeout=10.0)
-    finally:
-        firmware.stop()
-    report = json.loads(out.strip().splitlines()[-1])
-    assert report["fault"][0] == "host" and "not delivered" in report["fault"][1]
-    changes = firmware.timeline()
-    assert closed_at_zero_s(changes, 0) < 0.06  # only the firmware's own 50 ms waits
-    before, after = [t for t in trains(changes, 0) if t.on_s < stalled], [
-        t for t in trains(changes, 0) if t.on_s > resumed]
-    assert before[-1].zero_s < stalled + HOLD_S + 0.01  # the board's own on-time ended it
+        return stalled, resumed, out, firmware
+
     full = wiper(SETTINGS.calibration.intensity(35.0))
-    assert after and after[0].wipers == (full,) and after[0].on_s < resumed + 0.25
+    for stalled, resumed, out, firmware in on_both(stall, openems_programs,
+                                                   tmp_path).values():
+        report = json.loads(out.strip().splitlines()[-1])
+        assert report["fault"][0] == "host" and "not delivered" in report["fault"][1]
+        changes = firmware.timeline()
+        assert closed_at_zero_s(changes, 0) < 0.06  # only the firmware's own 50 ms waits
+        before = [t for t in trains(changes, 0) if t.on_s < stalled]
+        after = [t for t in trains(changes, 0) if t.on_s > resumed]
+        assert before[-1].zero_s < stalled + HOLD_S + 0.01  # its own on-time ended it
+        assert after and after[0].wipers == (full,) and after[0].on_s < resumed + 0.25
 
 
 def test_the_nano_reset_at_port_opening_is_waited_for(openems_programs, tmp_path):
