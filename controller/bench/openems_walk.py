@@ -166,6 +166,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("walk", type=Path, help="the recording (as fes run --sensors replay:)")
     parser.add_argument("--config", type=Path, help="trial config for fes run")
     parser.add_argument("--build", type=Path, help="build directory (default: a temporary one)")
+    parser.add_argument("--versions", nargs="+", choices=VERSIONS, default=list(VERSIONS))
     args = parser.parse_args(argv)
     workdir = Path(tempfile.mkdtemp(prefix="openems-walk-"))
     try:
@@ -175,8 +176,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     with open("/proc/loadavg", encoding="ascii") as handle:
         print(f"load average: {handle.read().split()[0]}")
-    runs = replay_both({v: programs[v] for v in VERSIONS}, workdir, args.walk, args.config,
-                       harness_settings())
+    runs = replay_both({v: programs[v] for v in args.versions}, workdir, args.walk,
+                       args.config, harness_settings())
     for version, run in runs.items():
         onsets, offsets = run.latencies_ms()
         print(f"{version}: fes run exit {run.code}, {len(run.commanded)} trains commanded, "
@@ -188,6 +189,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 print(f"  {name:>6} ms: median {statistics.median(values):6.1f}  min "
                       f"{min(values):6.1f}  max {max(values):6.1f}")
         print(f"  link: {run.summary.get('board', {}).get('link')}")
+    print(f"firmware logs and trial files: {workdir}/<version>/")
     return 0
 
 
