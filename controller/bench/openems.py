@@ -46,7 +46,7 @@ from controller.bench.openems_harness import (
 )
 from controller.ports import StimCommand
 from hw.openems.driver import OpenEmsStim
-from hw.openems.firmware import FIRMWARES, Command
+from hw.openems.firmware import BYTE_S, FIRMWARES, Command
 from hw.openems.settings import OpenEmsSettings, load_settings
 
 #: Settings for the firmware's host build: no USB bridge between host and board.
@@ -132,6 +132,10 @@ class DriverFigures:
     off_ms: list[float]
     stop_ms: list[float]
     onset_ms: list[float]
+    #: How long each off and stop line waited in the firmware's receive ring behind the
+    #: line being handled (ms): from its last byte's arrival to the firmware reading it.
+    off_wait_ms: list[float]
+    stop_wait_ms: list[float]
     lost_bytes: int
     crashed: bool
     fault: str | None
@@ -205,13 +209,23 @@ def drive_trains(
         crashed = process.returncode not in (None, 0)
         process.stop()
     changes = process.timeline()
-    lost = sum(1 for r in process.serial() if r.kind == "rx_lost")
+    serial = process.serial()
+    lost = sum(1 for r in serial if r.kind == "rx_lost")
     ch0, ch1 = trains(changes, 0), trains(changes, 1)
+    stop_line = FIRMWARES[program.name.removeprefix("openems_fw_")].stop()
+    read = [r.t_s for r in serial if r.kind == "rx_line" and r.text == stop_line.text]
+
+    def waited_ms(t_s: float) -> float:
+        arrived = t_s + settings.usb_latency_ms / 1000.0 + stop_line.rx_bytes * BYTE_S
+        return max(0.0, 1000.0 * (next(r for r in read if r >= t_s) - arrived))
+
     return DriverFigures(
         off_ms=[1000.0 * (_ending_after(ch0, t).zero_s - t) for t in offs],
         stop_ms=[1000.0 * (max(_ending_after(ch0, t).zero_s, _ending_after(ch1, t).zero_s) - t)
                  for t in stops],
         onset_ms=[1000.0 * (next(tr for tr in ch0 if tr.on_s >= t).on_s - t) for t in onsets],
+        off_wait_ms=[waited_ms(t) for t in offs],
+        stop_wait_ms=[waited_ms(t) for t in stops],
         lost_bytes=lost,
         crashed=crashed,
         fault=None if stim.fault is None else stim.fault.message,
@@ -261,6 +275,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(_line("onset", driven.onset_ms))
         print(_line("off", driven.off_ms))
         print(_line("stop", driven.stop_ms))
+        print(f"{version}: waits behind a line being handled (ms, of the off/stop line)")
+        print(_line("off", driven.off_wait_ms))
+        print(_line("stop", driven.stop_wait_ms))
+        late = sum(w > 1.0 for w in driven.stop_wait_ms)
+        print(f"  stops that waited more than 1 ms: {late} of {len(driven.stop_wait_ms)}")
         print(f"  bytes lost {driven.lost_bytes}, crashed {driven.crashed}, "
               f"fault {driven.fault}, {driven.stats}")
     return 0
