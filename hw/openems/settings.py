@@ -47,9 +47,13 @@ class OpenEmsSettings(ConfigModel):
         "the pads.",
     )
     pulse_width_us: float = Field(
-        ge=10.0, le=1000.0, description="The pulse width the unit is set to."
+        ge=10.0, le=1000.0,
+        description="The pulse width the unit is set to (openEMSstim cannot change it).",
     )
-    frequency_hz: float = Field(ge=1.0, le=100.0, description="The unit's pulse rate.")
+    frequency_hz: float = Field(
+        ge=1.0, le=100.0, description="The pulse rate the unit is set to (openEMSstim cannot "
+        "change it)."
+    )
     hold_ms: int = Field(
         400, ge=150, le=MAX_ON_TIME_MS,
         description="On-time of every command; the driver renews it while the trial "
