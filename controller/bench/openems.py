@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import random
 import statistics
-import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -40,8 +39,7 @@ from controller.bench.openems_harness import (
     FirmwareProcess,
     HarnessUnavailable,
     Train,
-    build,
-    find_folder,
+    build_for_bench,
     trains,
 )
 from controller.ports import StimCommand
@@ -251,16 +249,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--hold-ms", type=int, help="the driver's hold_ms (default: settings)")
     parser.add_argument("--versions", nargs="+", choices=VERSIONS, default=list(VERSIONS))
     args = parser.parse_args(argv)
-    workdir = Path(tempfile.mkdtemp(prefix="openems-bench-"))
     try:
-        programs = build(find_folder(Path.cwd()), args.build or workdir / "build")
+        workdir, programs = build_for_bench("openems-bench-", args.build)
     except HarnessUnavailable as err:
         print(f"openEMSstim bench: {err}")
         return 2
     changes = {} if args.hold_ms is None else {"hold_ms": args.hold_ms}
     settings = harness_settings(**changes)
-    with open("/proc/loadavg", encoding="ascii") as handle:
-        print(f"load average: {handle.read().split()[0]}  hold_ms {settings.hold_ms}")
+    print(f"hold_ms {settings.hold_ms}")
     for version in args.versions:
         floors = measure_floors(programs[version], workdir / version, args.runs)
         driven = drive_trains(programs[version], workdir / version, args.trains, settings)

@@ -38,6 +38,20 @@ def find_folder(start: Path) -> Path | None:
     return None
 
 
+def build_for_bench(prefix: str, build_dir: Path | None) -> tuple[Path, dict[str, Path]]:
+    """For a bench command: a fresh work folder (named with ``prefix``) and both
+    versions built (into ``build_dir``, default one in the work folder) from the folder
+    beside the current directory's checkout; prints the load average, which every
+    figure is quoted with."""
+    import tempfile
+
+    workdir = Path(tempfile.mkdtemp(prefix=prefix))
+    programs = build(find_folder(Path.cwd()), build_dir or workdir / "build")
+    with open("/proc/loadavg", encoding="ascii") as handle:
+        print(f"load average: {handle.read().split()[0]}")
+    return workdir, programs
+
+
 def build(folder: Path | None, build_dir: Path) -> dict[str, Path]:
     """Build both versions into ``build_dir``; their programs by version name."""
     if folder is None:

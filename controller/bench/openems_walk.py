@@ -24,7 +24,6 @@ import json
 import statistics
 import subprocess
 import sys
-import tempfile
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -36,9 +35,8 @@ from controller.bench.openems_harness import (
     FirmwareProcess,
     HarnessUnavailable,
     Train,
-    build,
+    build_for_bench,
     closed_at_zero_s,
-    find_folder,
     trains,
 )
 from hw.openems import OpenEmsSettings
@@ -168,14 +166,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--build", type=Path, help="build directory (default: a temporary one)")
     parser.add_argument("--versions", nargs="+", choices=VERSIONS, default=list(VERSIONS))
     args = parser.parse_args(argv)
-    workdir = Path(tempfile.mkdtemp(prefix="openems-walk-"))
     try:
-        programs = build(find_folder(Path.cwd()), args.build or workdir / "build")
+        workdir, programs = build_for_bench("openems-walk-", args.build)
     except HarnessUnavailable as err:
         print(f"openEMSstim walk: {err}")
         return 2
-    with open("/proc/loadavg", encoding="ascii") as handle:
-        print(f"load average: {handle.read().split()[0]}")
     runs = replay_both({v: programs[v] for v in args.versions}, workdir, args.walk,
                        args.config, harness_settings())
     for version, run in runs.items():

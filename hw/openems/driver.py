@@ -41,10 +41,9 @@ import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
 
 from controller.ports import StimCommand, check_commands
-from hw.board import BoardError
+from hw.board import BoardError, FaultKind
 from hw.openems.budget import Budget, Timing
 from hw.openems.firmware import (
     BAUD_RATE,
@@ -80,9 +79,6 @@ PROBE_PERIOD_S = 1.0
 QUIET_S = 0.05
 #: How long ``close`` waits for the echo of its all-off line.
 CLOSE_WAIT_S = 0.5
-
-
-FaultKind = Literal["link", "board", "host"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -610,28 +606,30 @@ class OpenEmsStim:
 
     # --- faults ------------------------------------------------------------------------
 
-    def _fault_later(self, kind: FaultKind, message: str, since_s: float | None = None) -> None:
-        """Record a fault while holding the lock; listeners are called from a thread
-        that does not."""
+    def _declare(self, kind: FaultKind, message: str, since_s: float | None) -> bool:
+        """Record the first fault (caller holds the lock); True if this was it."""
         if self.fault is not None:
-            return
+            return False
         now = time.monotonic()
         self.fault = OpenEmsFault(kind, message, now, now if since_s is None else since_s)
         self._unsure |= kind != "host"
-        fault = self.fault
-        threading.Thread(target=self._tell, args=(fault,), daemon=True).start()
+        return True
+
+    def _fault_later(self, kind: FaultKind, message: str, since_s: float | None = None) -> None:
+        """Record a fault while holding the lock; listeners are called from a thread
+        that does not."""
+        if self._declare(kind, message, since_s):
+            threading.Thread(target=self._tell, args=(self.fault,), daemon=True).start()
 
     def _set_fault(self, kind: FaultKind, message: str, since_s: float | None = None) -> None:
         with self._lock:
-            if self.fault is not None:
-                return
-            now = time.monotonic()
-            self.fault = OpenEmsFault(kind, message, now, now if since_s is None else since_s)
-            self._unsure |= kind != "host"
-            fault = self.fault
-        self._tell(fault)
+            declared = self._declare(kind, message, since_s)
+        if declared:
+            self._tell(self.fault)
 
-    def _tell(self, fault: OpenEmsFault) -> None:
+    def _tell(self, fault: OpenEmsFault | None) -> None:
+        if fault is None:
+            return
         for listener in self._listeners:
             with contextlib.suppress(Exception):
                 listener(fault)
