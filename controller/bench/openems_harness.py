@@ -168,6 +168,13 @@ class FirmwareProcess:
                 for r in csv.DictReader(handle)
             ]
 
+    def stimulating(self) -> list[int]:
+        """The channels delivering output now (each channel's last logged state)."""
+        last: dict[int, Change] = {}
+        for change in self.timeline():
+            last[change.channel] = change
+        return sorted(ch for ch, change in last.items() if change.stimulating)
+
     def serial(self) -> list[SerialRow]:
         """Every serial log row so far."""
         with self.serial_path.open(newline="") as handle:

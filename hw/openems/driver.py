@@ -67,7 +67,8 @@ from hw.transport import Link, Transport, TransportError
 #: for the host being late (a loaded machine) without a gap.
 RENEW_MARGIN_S = 0.06
 #: Channels are renewed only while ``apply`` was called within this: a hung caller
-#: lets the board end the stimulation by itself.
+#: lets the board end the stimulation by itself (a start or a step still goes out up to
+#: ``hold_ms`` after it was asked for, the on-time a command stands for).
 LIVENESS_S = 0.1
 #: An echo this much later than the firmware's schedule says is a lost link.
 ECHO_TIMEOUT_S = 0.3
@@ -401,7 +402,11 @@ class OpenEmsStim:
         self._note_expired(now)
         if now < self._budget.idle_s:
             return None, self._budget.idle_s - now
-        live = now - self._last_apply_s <= LIVENESS_S
+        quiet_s = now - self._last_apply_s
+        live = quiet_s <= LIVENESS_S
+        # A start or step is what the caller asked for; it stands, as a command on the
+        # board does, for one on-time after it was given.
+        standing = quiet_s <= self.settings.hold_ms / 1000.0
         wait = math.inf
         off_due = min(c.off_due_s for c in self._channels if c.board > 0) if any(
             c.board > 0 for c in self._channels) else math.inf
@@ -417,7 +422,7 @@ class OpenEmsStim:
                 return renew, 0.0
             wait = min(wait, due - now)
         for i, ch in enumerate(self._channels):
-            if ch.wanted == 0 or ch.wanted == ch.board or not live:
+            if ch.wanted == 0 or ch.wanted == ch.board or not standing:
                 continue
             hold = self.settings.hold_ms
             on_time = None if ch.on_time_ms == hold else hold
