@@ -211,16 +211,14 @@ def trains(changes: list[Change], channel: int) -> list[Train]:
     return out
 
 
-def closed_at_zero_s(changes: list[Change], channel: int) -> float:
-    """The longest time ``channel`` had its pads closed at no output (the wiper at 255).
-    Each switch-off spends 50 ms so (the firmware's wait before it opens the pads);
-    longer is a channel connected but silent, which is what a re-activation without an
-    intensity does."""
-    longest, since = 0.0, None
+def connected_at_zero(changes: list[Change], channel: int) -> list[float]:
+    """When ``channel``'s pads were connected while its wiper was at no output: what a
+    re-activation without an intensity does (a channel on, silent). Switching a channel
+    off never does it (the firmware sets the wiper to no output, waits 50 ms, then opens
+    the pads), however long that wait lasts on a loaded machine."""
+    found, closed = [], False
     for c in (c for c in changes if c.channel == channel):
-        silent = c.pads_closed and c.wiper == WIPER_OFF
-        if silent and since is None:
-            since = c.t_s
-        elif not silent and since is not None:
-            longest, since = max(longest, c.t_s - since), None
-    return longest
+        if c.pads_closed and not closed and c.wiper == WIPER_OFF:
+            found.append(c.t_s)
+        closed = c.pads_closed
+    return found
