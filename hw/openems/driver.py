@@ -40,7 +40,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from controller.ports import StimCommand, check_commands
 from hw.board import BoardError, FaultKind
@@ -126,7 +126,6 @@ class OpenEmsStats:
     max_unread_bytes: int = 0
     #: The latest an echo arrived after the firmware's schedule said it would (ms).
     max_echo_lag_ms: float = 0.0
-    board_lines: list[str] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -408,16 +407,15 @@ class OpenEmsStim:
         # board does, for one on-time after it was given.
         standing = quiet_s <= self.settings.hold_ms / 1000.0
         wait = math.inf
-        off_due = min(c.off_due_s for c in self._channels if c.board > 0) if any(
-            c.board > 0 for c in self._channels) else math.inf
+        off_due = min((c.off_due_s for c in self._channels if c.board > 0), default=math.inf)
         for i, ch in enumerate(self._channels):
             if ch.board == 0 or ch.wanted == 0 or not live:
                 continue
             renew = self.firmware.command(Command(i, intensity=ch.wanted))
             lead = self._budget.plan(renew, now).act_s - now + RENEW_MARGIN_S
             due = ch.end_s - lead
-            if ch.end_s >= ch.off_due_s:
-                continue  # the foreseen off comes before the on-time ends
+            if ch.off_due_s <= ch.end_s - RENEW_MARGIN_S:
+                continue  # the foreseen off comes well before the on-time ends
             if now >= due:
                 return renew, 0.0
             wait = min(wait, due - now)
@@ -574,8 +572,6 @@ class OpenEmsStim:
             if not self._connected:
                 self._received.append(text)
                 return
-            if len(self.stats.board_lines) < 200:
-                self.stats.board_lines.append(text)
             if text.startswith(ECHO_PREFIX):
                 if not self._awaiting:
                     return self._fault_later("board", f"the board read a line never sent: {text!r}")
