@@ -155,10 +155,10 @@ def drive_trains(
     n_trains: int,
     settings: OpenEmsSettings,
     seed: int = 0,
-    stop_hold_s: tuple[float, float] = (0.2, 0.9),
+    hold_s: tuple[float, float] = (0.2, 0.9),
 ) -> DriverFigures:
-    """Drive ``n_trains`` ramped trains on channel 0 (held 0.2-0.9 s), then as many
-    stops with both channels held for ``stop_hold_s`` (uniform), through the driver;
+    """Drive ``n_trains`` ramped trains on channel 0, then as many stops with both
+    channels held, each train and hold lasting ``hold_s`` (uniform), through the driver;
     measure against the timeline."""
     rng = random.Random(seed)
     process = FirmwareProcess(program, workdir / "driver")
@@ -172,12 +172,12 @@ def drive_trains(
         stim.connect()
         time.sleep(0.2)  # the all-off line of the connection
         for _ in range(n_trains):
-            hold_s = rng.uniform(0.2, 0.9)
+            held_s = rng.uniform(*hold_s)
             start = time.monotonic()
             k, off_at, on_at = 0, None, None
             while True:
                 t = k * _PERIOD_S
-                a = _amplitude(t, hold_s, full)
+                a = _amplitude(t, held_s, full)
                 time.sleep(max(0.0, start + t - time.monotonic()))
                 now = time.monotonic()
                 stim.apply(t, [StimCommand(0, a > 0.0, a, 300.0, 40.0)])
@@ -192,9 +192,9 @@ def drive_trains(
             time.sleep(rng.uniform(0.3, 0.5))
         for _ in range(n_trains):
             start = time.monotonic()
-            hold_s = rng.uniform(*stop_hold_s)
+            held_s = rng.uniform(*hold_s)
             k = 0
-            while k * _PERIOD_S < hold_s:
+            while k * _PERIOD_S < held_s:
                 time.sleep(max(0.0, start + k * _PERIOD_S - time.monotonic()))
                 stim.apply(k * _PERIOD_S, [StimCommand(ch, True, full, 300.0, 40.0)
                                            for ch in (0, 1)])

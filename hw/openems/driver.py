@@ -411,12 +411,15 @@ class OpenEmsStim:
         for i, ch in enumerate(self._channels):
             if ch.board == 0 or ch.wanted == 0 or not live:
                 continue
-            renew = self.firmware.command(Command(i, intensity=ch.wanted))
-            lead = self._budget.plan(renew, now).act_s - now + RENEW_MARGIN_S
-            due = ch.end_s - lead
             if ch.off_due_s <= ch.end_s - RENEW_MARGIN_S:
                 continue  # the foreseen off comes well before the on-time ends
-            if now >= due:
+            renew = self.firmware.command(Command(i, intensity=ch.wanted))
+            timing = self._budget.plan(renew, now)
+            due = ch.end_s - (timing.act_s - now) - RENEW_MARGIN_S
+            # An off foreseen near the on-time's end: renew now if the firmware is free
+            # again before the off, rather than at the last moment, on top of it.
+            early = ch.off_due_s < math.inf and timing.idle_s <= off_due - OFF_GUARD_S
+            if now >= due or early:
                 return renew, 0.0
             wait = min(wait, due - now)
         for i, ch in enumerate(self._channels):
