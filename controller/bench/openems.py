@@ -107,7 +107,7 @@ def measure_floors(program: Path, workdir: Path, runs: int) -> Floors:
                                                       "stop", "pads_open")}
     for kind, t_write in writes:
         if kind.startswith("onset"):
-            first = next(tr for tr in by_channel[0] if tr.on_s >= t_write)
+            first = _starting_after(by_channel[0], t_write)
             floors[kind].append(1000.0 * (first.on_s - t_write))
             continue
         channels = (0, 1) if kind == "stop" else (0,)
@@ -118,9 +118,22 @@ def measure_floors(program: Path, workdir: Path, runs: int) -> Floors:
                   floors["stop"], floors["pads_open"])
 
 
+def _starting_after(channel_trains: Sequence[Train], t_s: float) -> Train:
+    """The first train of a channel that starts at or after ``t_s`` (``RuntimeError``
+    when none does)."""
+    for train in channel_trains:
+        if train.on_s >= t_s:
+            return train
+    raise RuntimeError(f"no train started after {t_s:.6f} (monotonic)")
+
+
 def _ending_after(channel_trains: Sequence[Train], t_s: float) -> Train:
-    """The first train of a channel that ends (no output) at or after ``t_s``."""
-    return next(tr for tr in channel_trains if tr.zero_s >= t_s)
+    """The first train of a channel that ends (no output) at or after ``t_s``; a
+    ``RuntimeError`` naming the time when there is none (the channel was not on)."""
+    for train in channel_trains:
+        if train.zero_s >= t_s:
+            return train
+    raise RuntimeError(f"no train on at {t_s:.6f} (monotonic); last: {channel_trains[-2:]}")
 
 
 @dataclass(frozen=True, slots=True)
@@ -217,18 +230,22 @@ def drive_trains(
         arrived = t_s + settings.usb_latency_ms / 1000.0 + stop_line.rx_bytes * BYTE_S
         return max(0.0, 1000.0 * (next(r for r in read if r >= t_s) - arrived))
 
-    return DriverFigures(
-        off_ms=[1000.0 * (_ending_after(ch0, t).zero_s - t) for t in offs],
-        stop_ms=[1000.0 * (max(_ending_after(ch0, t).zero_s, _ending_after(ch1, t).zero_s) - t)
-                 for t in stops],
-        onset_ms=[1000.0 * (next(tr for tr in ch0 if tr.on_s >= t).on_s - t) for t in onsets],
-        off_wait_ms=[waited_ms(t) for t in offs],
-        stop_wait_ms=[waited_ms(t) for t in stops],
-        lost_bytes=lost,
-        crashed=crashed,
-        fault=None if stim.fault is None else stim.fault.message,
-        stats=stim.stats.as_dict(),
-    )
+    try:
+        figures = DriverFigures(
+            off_ms=[1000.0 * (_ending_after(ch0, t).zero_s - t) for t in offs],
+            stop_ms=[1000.0 * (max(_ending_after(ch0, t).zero_s, _ending_after(ch1, t).zero_s) - t)
+                     for t in stops],
+            onset_ms=[1000.0 * (_starting_after(ch0, t).on_s - t) for t in onsets],
+            off_wait_ms=[waited_ms(t) for t in offs],
+            stop_wait_ms=[waited_ms(t) for t in stops],
+            lost_bytes=lost,
+            crashed=crashed,
+            fault=None if stim.fault is None else stim.fault.message,
+            stats=stim.stats.as_dict(),
+        )
+    except RuntimeError as err:
+        raise RuntimeError(f"{err}; the firmware's logs: {workdir / 'driver'}") from None
+    return figures
 
 
 def _line(name: str, values: Sequence[float]) -> str:

@@ -177,6 +177,8 @@ class OpenEmsStim:
         self._received: deque[str] = deque()  # board lines, while connecting
         self._stop_requested = False
         self._unsure = True  # the board's channels may be on whatever the driver sent
+        #: Until when a channel taken as ended by its estimated on-time may still be on.
+        self._ended_until_s = -math.inf
         self._last_apply_s = -math.inf
         self._running = False
         self._connected = False
@@ -239,7 +241,11 @@ class OpenEmsStim:
                 self._want(ch, 0, 0.0, ch.t_s, now)
             # Once the board is known off, more calls send nothing (the watchdog calls
             # this at every sample while latched).
-            self._stop_requested = self._unsure or any(c.board > 0 for c in self._channels)
+            self._stop_requested = (
+                self._unsure
+                or now < self._ended_until_s
+                or any(c.board > 0 for c in self._channels)
+            )
             self._wake.notify()
         self._send_urgent(blocking=False)
 
@@ -442,6 +448,8 @@ class OpenEmsStim:
                 continue
             self._budget.busy_at(ch.end_s, DEACTIVATE_S)
             ended, ch.board, ch.on_time_ms = ch.end_s, 0, None
+            # The end is an estimate: a stop_all soon after still sends the all-off line.
+            self._ended_until_s = max(self._ended_until_s, ended + RENEW_MARGIN_S)
             if ch.wanted > 0:
                 self.stats.not_delivered += 1
                 late_ms = (now - ended) * 1000.0
