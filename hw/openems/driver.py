@@ -8,10 +8,10 @@ What it does, and why (the firmware facts are in ``firmware.py``):
   ``setup()`` takes about 11 s, so the probe is repeated once a second until the reply
   comes (the probes sent meanwhile are harmless) or ``boot_timeout_s`` ends with a
   clear error. Then every channel is switched off, so the state is known.
-- **Never more than the board can take.** ``apply`` only records what each channel
-  should deliver; a sender thread turns that into lines when the firmware is free
-  (``budget.py``): a routine line (a start, a ramp step, a renewal) waits until the
-  firmware has finished the previous one, so a ramp becomes the steps the firmware has
+- **Never more than the board can take.** ``apply`` records what each channel should
+  deliver; a routine line (a start, a ramp step, a renewal) goes out only when the
+  firmware is free (``budget.py``): from the caller's thread when it is free already,
+  else from a sender thread once it is, so a ramp becomes the steps the firmware has
   time for. An off and ``stop_all`` go out at once from the caller's thread, behind at
   most the one line being handled. The receive ring never holds more than it can.
 - **Every line acknowledged.** The firmware prints each line it reads; the reader thread
@@ -229,6 +229,8 @@ class OpenEmsStim:
                 self._wake.notify()
         if urgent:
             self._send_urgent(blocking=True)
+        elif changed:
+            self._send_routine_now()
 
     def stop_all(self) -> None:
         """Every channel off now. Never waits for a write in progress elsewhere: the
@@ -519,6 +521,25 @@ class OpenEmsStim:
                         self._commit(line, now)
                 self._write(b"".join(ln.text.encode("ascii") + b"\n" for ln in lines))
                 wrote = True
+        finally:
+            self._write_lock.release()
+
+    def _send_routine_now(self) -> None:
+        """From ``apply``: write a start or a step due now from the caller's thread, with
+        no wait for the sender thread to be scheduled (a loaded machine can take
+        milliseconds), unless another thread is writing (then the sender sends it)."""
+        if not self._write_lock.acquire(blocking=False):
+            return
+        try:
+            with self._lock:
+                if self._urgent_needed() or (self.fault is not None and self.fault.kind != "host"):
+                    return
+                now = self._clock()
+                line, _ = self._routine_line(now)
+                if line is None:
+                    return
+                self._commit(line, now)
+            self._write(line.text.encode("ascii") + b"\n")
         finally:
             self._write_lock.release()
 
