@@ -1,0 +1,158 @@
+"""A P24 emulated on a pseudo-terminal: ``fes board-emulator --device p24``.
+
+The device model (``hw.p24.device``) behind a pty, speaking ScienceMode 4
+(``hw.p24.sciencemode``): the host opens the pty's path as it would the P24's virtual
+COM port. The device's clock is ``time.monotonic()`` (system-wide on Linux), so every
+pulse in the log can be compared with times taken in another process, such as the
+commands of ``fes run``.
+
+The log (``--log FILE``) gets one JSON object per line, each with ``event`` and
+``monotonic_s``: every pulse (``"pulse"``, at the time the device fires it, with its
+layer, channel, ``current_ma`` and ``width_us`` of the leading phase, the whole point
+list and the mid-level period), the trains of the mid level (``train_start``,
+``train_end`` with the reason), the keep-alive timeouts, the levels initialized and
+stopped, bad and unknown packets, and on exit the counters.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import select
+import threading
+import time
+import tty
+from collections.abc import Callable
+from typing import Any, TextIO
+
+from hw.p24.device import KEEP_ALIVE_S, Identity, P24Device
+from hw.p24.sciencemode import BadPacket, PacketReader, encode
+
+#: The longest the serving loop sleeps: it also wakes for every byte that arrives and
+#: for the device's next due event.
+MAX_SLEEP_S = 0.05
+#: Bytes queued for a host that does not read before responses are dropped.
+TX_BUFFER_LIMIT = 65536
+
+
+class P24Emulator:
+    """One emulated P24 on a fresh pty; ``run`` serves it until stopped."""
+
+    def __init__(self, log: TextIO | None = None, identity: Identity | None = None) -> None:
+        self._log_file = log
+        self._log_lock = threading.Lock()
+        self.device = P24Device(self.log, identity or Identity())
+        self._master, self._slave = os.openpty()
+        tty.setraw(self._slave)
+        os.set_blocking(self._master, False)
+        self.path = os.ttyname(self._slave)
+        self._reader = PacketReader()
+        self._tx = bytearray()
+        self.tx_dropped = 0
+
+    def log(self, event: str, **fields: Any) -> None:
+        """Append one event to the JSON-lines log, stamped with ``monotonic_s`` (now,
+        unless the event gives its own time); thread-safe, a no-op without a log."""
+        if self._log_file is None:
+            return
+        fields.setdefault("monotonic_s", time.monotonic())
+        line = json.dumps({"event": event, **fields})
+        with self._log_lock:
+            self._log_file.write(line + "\n")
+            self._log_file.flush()
+
+    def run(self, stop: threading.Event | None = None) -> str:
+        """Serve until ``stop`` is set; then every output is off and the pty closed."""
+        stop = stop or threading.Event()
+        self.log("ready", path=self.path, keep_alive_s=KEEP_ALIVE_S)
+        try:
+            while not stop.is_set():
+                self._serve_once()
+            return "stopped"
+        finally:
+            d = self.device
+            self.log("counters", packets=d.packets, bad_packets=d.bad_packets + self._reader.bad,
+                     pulses=d.pulses, tx_dropped=self.tx_dropped)
+            self.close()
+
+    def _serve_once(self) -> None:
+        now = time.monotonic()
+        sleep_s = min(max(self.device.next_event_s() - now, 0.0), MAX_SLEEP_S)
+        writable = [self._master] if self._tx else []
+        readable, _, _ = select.select([self._master], writable, [], sleep_s)
+        if readable:
+            self._read()
+        self._queue(self.device.poll(time.monotonic()))
+        self._flush()
+
+    def _read(self) -> None:
+        try:
+            data = os.read(self._master, 4096)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            # No host has the pty open (EIO): wait for one without spinning.
+            time.sleep(0.001)
+            return
+        now = time.monotonic()
+        for item in self._reader.feed(data):
+            if isinstance(item, BadPacket):
+                self._queue(self.device.bad_packet(item, now))
+            else:
+                self._queue(self.device.receive(item, now))
+
+    def _queue(self, packets: list) -> None:
+        for packet in packets:
+            raw = encode(packet)
+            if len(self._tx) + len(raw) > TX_BUFFER_LIMIT:
+                self.tx_dropped += 1
+                continue
+            self._tx += raw
+
+    def _flush(self) -> None:
+        if not self._tx:
+            return
+        try:
+            written = os.write(self._master, self._tx)
+        except BlockingIOError:
+            return
+        except OSError:
+            self._tx.clear()
+            return
+        del self._tx[:written]
+
+    def close(self) -> None:
+        """Close the pty (idempotent)."""
+        for fd in (self._master, self._slave):
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        self._master = self._slave = -1
+
+
+def serve_p24_in_thread(
+    log: TextIO | None = None, identity: Identity | None = None
+) -> tuple[P24Emulator, Callable[[], None]]:
+    """An emulated P24 served from a background thread (tests, benchmarks in one
+    process with the host): the emulator and a function that stops it."""
+    emulator = P24Emulator(log, identity)
+    stop = threading.Event()
+    thread = threading.Thread(target=emulator.run, args=(stop,), name="p24-emulator",
+                              daemon=True)
+    thread.start()
+
+    def finish() -> None:
+        stop.set()
+        thread.join(timeout=5.0)
+
+    return emulator, finish
+
+
+def describe(emulator: P24Emulator) -> str:
+    """One line for a person: what is emulated, and where."""
+    i = emulator.device.identity
+    return (
+        f"P24 emulator (ScienceMode {'.'.join(map(str, i.science_mode))}, firmware "
+        f"{'.'.join(map(str, i.firmware))}, device id {i.device_id}) on {emulator.path}: "
+        f"8 channels, mid-level keep-alive {KEEP_ALIVE_S:g} s"
+    )

@@ -1,0 +1,187 @@
+"""What a P24 can deliver, what it announces, and a command in the device's own terms.
+
+The P24 announces its identity over ScienceMode 4 (device id, firmware and ScienceMode
+versions: the general layer), not its limits: those are the model's, from its
+instructions for use (v1.1, technical data and tables 15, 22), and are announced here on
+its behalf (``P24Info``) as the project's board announces its own in INFO, then checked
+against the trial's needs (``check_p24``, like ``hw.board.check_board``):
+
+- 8 channels (4 per connector); 0-130 mA into 1 kOhm in 0.5 mA steps (the protocol
+  carries -150..150 mA); a pulse of up to 16 points of 0-4095 us each.
+- Mid level: the device makes the pulse train, period 0.5-16383 ms in 0.5 ms steps; the
+  ``science_mode_4`` library takes whole milliseconds, so a frequency becomes the
+  whole-ms period at or above its own (33 Hz: 31 ms, 32.3 Hz). Stimulation stops 2 s
+  after the host's last Ml_update or Ml_get_current_data (the keep-alive).
+- Low level: each pulse is one command from the host; the device fires nothing unasked.
+
+Safety: the P24's own current and pulse limits are fixed and far above the trial's, so
+unlike the project's board it is no second layer for amplitude, pulse width or rate:
+the watchdog alone bounds those. What the device does bound is how long it stimulates
+after its host went quiet (a crash, a pulled cable): ``stop_after_host_loss_ms``, held to
+the same bound as the board's communication timeout (``hw.board.
+MAX_BOARD_COMM_TIMEOUT_MS``). The low level meets it (no pulse without a command); the
+mid level's 2 s keep-alive does not.
+
+A ``StimCommand`` becomes one biphasic pulse of points: the leading phase as a positive
+current, the interphase gap as a point at 0 mA, the recovery phase as a negative current.
+Every quantity is rounded toward less stimulation (current down to 0.5 mA, widths down
+to 1 us, the mid-level period up to a whole ms); the recovery phase's current is the
+leading current over the anodic width ratio rounded down, and its width is chosen so that
+its charge equals the leading phase's to half a step (split over several points when
+longer than 4095 us).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from controller.ports import StimCommand
+from hw.board import MAX_BOARD_COMM_TIMEOUT_MS, BoardRequirements
+
+Layer = Literal["low", "mid"]
+LAYERS: tuple[Layer, ...] = ("low", "mid")
+
+CHANNELS = 8
+MAX_CURRENT_MA = 130.0
+CURRENT_STEP_MA = 0.5
+MAX_POINT_US = 4095
+MAX_POINTS = 16
+#: Mid-level periods the library can send: whole milliseconds, within the protocol's range.
+MIN_PERIOD_MS = 1
+MAX_PERIOD_MS = 16383
+#: Mid-level stimulation outlives the host's last keep-alive by this (documented).
+MID_KEEP_ALIVE_MS = 2000.0
+#: The ScienceMode major version this driver speaks.
+SCIENCE_MODE_MAJOR = 4
+
+
+@dataclass(frozen=True, slots=True)
+class DevicePulse:
+    """One pulse as the device takes it: points of (duration us, current mA), and the
+    period of its train in seconds (a whole number of ms on the mid level)."""
+
+    points: tuple[tuple[int, float], ...]
+    period_s: float
+
+    @property
+    def length_us(self) -> int:
+        """The pulse's length: its points' durations added."""
+        return sum(d for d, _ in self.points)
+
+
+def quantise_current(current_ma: float) -> float:
+    """``current_ma`` rounded down to the device's 0.5 mA step."""
+    return math.floor(current_ma / CURRENT_STEP_MA + 1e-9) * CURRENT_STEP_MA
+
+
+def period_s(frequency_hz: float, layer: Layer) -> float:
+    """The train period the device runs for ``frequency_hz``: exact on the low level (the
+    host times the pulses), the whole ms at or above it on the mid level."""
+    if layer == "low":
+        return 1.0 / frequency_hz
+    period_ms = math.ceil(1000.0 / frequency_hz - 1e-9)
+    return min(max(period_ms, MIN_PERIOD_MS), MAX_PERIOD_MS) / 1000.0
+
+
+def device_pulse(command: StimCommand, layer: Layer) -> DevicePulse | None:
+    """``command`` (checked by ``controller.ports.check_commands``) as the device's
+    pulse, or None when it delivers nothing at the device's resolution. ``ValueError``
+    when it asks for more current than the device gives or a pulse longer than its
+    period."""
+    if not command.delivers:
+        return None
+    current = quantise_current(command.amplitude_ma)
+    width = math.floor(command.pulse_width_us + 1e-9)
+    if command.amplitude_ma > MAX_CURRENT_MA:
+        raise ValueError(
+            f"channel {command.channel}: {command.amplitude_ma:g} mA is above the P24's "
+            f"{MAX_CURRENT_MA:g} mA"
+        )
+    if current <= 0.0 or width <= 0:
+        return None
+    points: list[tuple[int, float]] = [*_split(width, current)]
+    gap = math.floor(command.interphase_gap_us + 1e-9)
+    if gap > 0:
+        points += _split(gap, 0.0)
+    recovery = max(quantise_current(current / command.anodic_width_ratio), CURRENT_STEP_MA)
+    points += _split(round(current * width / recovery), -recovery)
+    if len(points) > MAX_POINTS:
+        raise ValueError(f"channel {command.channel}: the pulse needs more than 16 points")
+    pulse = DevicePulse(tuple(points), period_s(command.frequency_hz, layer))
+    if pulse.length_us >= pulse.period_s * 1e6:
+        raise ValueError(
+            f"channel {command.channel}: a pulse of {pulse.length_us} us does not fit its "
+            f"period of {pulse.period_s * 1e3:g} ms"
+        )
+    return pulse
+
+
+def _split(duration_us: int, current_ma: float) -> list[tuple[int, float]]:
+    """One phase as points of at most ``MAX_POINT_US``, the same current each."""
+    count = -(-duration_us // MAX_POINT_US)
+    base, extra = divmod(duration_us, count)
+    return [(base + (1 if i < extra else 0), current_ma) for i in range(count)]
+
+
+@dataclass(frozen=True, slots=True)
+class P24Info:
+    """What a connected P24 reported (identity, versions) and what the model can do, on
+    the layer the driver uses."""
+
+    device_id: str
+    firmware_version: str
+    science_mode_version: str
+    layer: Layer
+    channels: int = CHANNELS
+    max_amplitude_ma: float = MAX_CURRENT_MA
+
+    @property
+    def stop_after_host_loss_ms(self) -> float:
+        """How long the device stimulates on its own once its host is quiet: the
+        mid-level keep-alive; on the low level nothing beyond the pulse under way."""
+        return MID_KEEP_ALIVE_MS if self.layer == "mid" else 0.0
+
+
+def check_p24(info: P24Info, requirements: BoardRequirements) -> list[str]:
+    """Every reason not to stimulate through the P24 that sent ``info``."""
+    problems = []
+    major = info.science_mode_version.split(".")[0]
+    if major != str(SCIENCE_MODE_MAJOR):
+        problems.append(
+            f"ScienceMode version {info.science_mode_version}, this driver speaks "
+            f"ScienceMode {SCIENCE_MODE_MAJOR}"
+        )
+    if info.channels < requirements.channels:
+        problems.append(
+            f"the P24 has {info.channels} channels, the trial needs {requirements.channels}"
+        )
+    if requirements.limits.max_amplitude_ma > info.max_amplitude_ma:
+        problems.append(
+            f"safety.max_amplitude_ma {requirements.limits.max_amplitude_ma:g} is above "
+            f"what the P24 delivers ({info.max_amplitude_ma:g} mA)"
+        )
+    if info.stop_after_host_loss_ms > MAX_BOARD_COMM_TIMEOUT_MS:
+        problems.append(
+            f"on the {info.layer} level the P24 stimulates for "
+            f"{info.stop_after_host_loss_ms:g} ms after its host goes quiet, longer than "
+            f"{MAX_BOARD_COMM_TIMEOUT_MS} ms (the bound on a board's communication timeout)"
+        )
+    return problems
+
+
+def describe_p24(info: P24Info) -> dict[str, Any]:
+    """What the P24 reported and can do, for the trial summary."""
+    return {
+        "device": "P24 (ScienceMode 4)",
+        "device_id": info.device_id,
+        "firmware": info.firmware_version,
+        "science_mode": info.science_mode_version,
+        "layer": info.layer,
+        "channels": info.channels,
+        "max_amplitude_ma": info.max_amplitude_ma,
+        "current_step_ma": CURRENT_STEP_MA,
+        "max_point_us": MAX_POINT_US,
+        "stop_after_host_loss_ms": info.stop_after_host_loss_ms,
+    }
