@@ -6,7 +6,8 @@ SIGTERM (exit 0) or, after ``--unplug-at-s``, until its outputs are off (exit 0)
 
 ``--mcu python`` (the default) runs the Python model of the firmware (``hw.firmware``);
 ``--mcu avr`` builds the project's AVR firmware from source and runs it in simavr
-(``hw.avr``), its pins wired to the same simulated patient.
+(``hw.avr``), its pins wired to the same simulated patient. ``--device p24`` emulates a
+Hasomed P24 speaking ScienceMode 4 instead (``hw.p24.emulator``).
 """
 
 from __future__ import annotations
@@ -137,9 +138,39 @@ def _serve(args: argparse.Namespace, board: Any, description: str) -> int:
                 args.link.unlink()
 
 
+def _board_only(args: argparse.Namespace) -> list[str]:
+    """The options given that only the project's board takes (as their flags)."""
+    names = ("patient", "seed", "walk_s", "speed", "firmware", *BOARD_OPTIONS, *FAULT_OPTIONS)
+    given = [f"--{name.replace('_', '-')}" for name in names if getattr(args, name) is not None]
+    if args.no_truth:
+        given.append("--no-truth")
+    if args.mcu != "python":
+        given.append("--mcu")
+    return given
+
+
+def _run_p24(args: argparse.Namespace) -> int:
+    from hw.p24.emulator import P24Emulator
+    from hw.p24.emulator import describe as describe_p24
+
+    given = _board_only(args)
+    if given:
+        raise ConfigError("--device p24", [f"{flag} applies to --device board only"
+                                           for flag in given])
+    log = args.log.open("a", encoding="utf-8") if args.log is not None else None
+    try:
+        emulator = P24Emulator(log)
+        return _serve(args, emulator, describe_p24(emulator))
+    finally:
+        if log is not None:
+            log.close()
+
+
 def _run(args: argparse.Namespace) -> int:
     from sim.patient import load_patient
 
+    if args.device == "p24":
+        return _run_p24(args)
     if args.mcu == "avr":
         from hw.avr.cosim import describe as describe_avr
 
@@ -163,16 +194,24 @@ def register(sub: argparse._SubParsersAction) -> None:
     """Add ``fes board-emulator`` to the subcommands."""
     emu = sub.add_parser(
         "board-emulator",
-        help="emulate a stimulator board (and the patient wearing it) on a pty",
+        help="emulate a stimulator board (and the patient wearing it), or a Hasomed P24, "
+        "on a pty",
         description="Open a pseudo-terminal and behave on it as a board running the "
         "firmware of docs/protocol.md, with its own limits and communication timeout. Its "
         "sensor stream comes from a simulated patient who responds to the stimulation the "
         "board delivers. Prints the device path on the first line of stdout. All times "
-        "are board time; --speed makes board time run faster than the wall clock.",
+        "are board time; --speed makes board time run faster than the wall clock. With "
+        "--device p24, behave as a Hasomed P24 stimulator instead (ScienceMode 4: general, "
+        "low-level and mid-level commands, the mid level's 2 s keep-alive), in real time, "
+        "logging every pulse it fires.",
         epilog="exit codes: 0 stopped by SIGTERM or ended after an unplug; 2 bad option; "
         "130 Ctrl-C.",
     )
     add = emu.add_argument
+    add("--device", choices=("board", "p24"), default="board",
+        help="what to emulate: board, the project's board of docs/protocol.md with its "
+        "simulated patient (default); p24, a Hasomed P24 speaking ScienceMode 4 (no "
+        "sensors; of the options below it takes --log and --link only)")
     add("--mcu", choices=("python", "avr"), default="python",
         help="the board's firmware: python, the Python model of docs/protocol.md (default); "
         "avr, the project's AVR firmware (hw/avr, ATmega2560) built from source with avr-gcc "
@@ -240,7 +279,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                         help="close the pty S seconds into the walk, as a pulled cable")
     add("--log", type=Path, metavar="FILE",
         help="append every board event (session, outputs on/off, faults, round-trip "
-        "times) to FILE as JSON lines")
+        "times; with --device p24 every pulse the device fires) to FILE as JSON lines, "
+        "each stamped with time.monotonic()")
     add("--link", type=Path, metavar="PATH",
         help="also make PATH a symlink to the pty (removed on exit)")
     emu.set_defaults(handler=_run)

@@ -121,6 +121,10 @@ class _MidChannel:
     ramp: int = 0
     points: tuple[Point, ...] = ()
     next_s: float = math.inf
+    #: Pulse times are counted from an anchor (the train's start, or the first pulse at
+    #: a new period), not added up, so that they do not drift.
+    anchor_s: float = math.inf
+    since_anchor: int = 0
     fired: int = 0
     error: int = CHANNEL_OK
 
@@ -147,7 +151,7 @@ class P24Device:
         self._mid = [_MidChannel() for _ in range(CHANNELS)]
         self._keep_alive_until_s = math.inf
         self._busy_until_s = -math.inf
-        self._queued: deque[float] = deque()  # start times of accepted low-level pulses
+        self._queued: deque[float] = deque()  # end times of low-level pulses not yet run
         self._due: list[_Due] = []
         self._order = 0
         self.packets = 0
@@ -178,9 +182,9 @@ class P24Device:
         while self._queued and self._queued[0] <= now_s:
             self._queued.popleft()
         deadline = self._keep_alive_until_s
-        until = min(now_s, deadline)
         while True:
-            due = [(c.next_s, i) for i, c in enumerate(self._mid) if c.on and c.next_s <= until]
+            due = [(c.next_s, i) for i, c in enumerate(self._mid)
+                   if c.on and c.next_s <= now_s and c.next_s < deadline]
             if not due:
                 break
             index = min(due)[1]
@@ -198,7 +202,8 @@ class P24Device:
         points = tuple(Point(p.duration_us, p.current_ma * scale) for p in channel.points)
         self._pulse(channel.next_s, "mid", index, points, period_ms=channel.period_s * 1e3)
         channel.fired += 1
-        channel.next_s += channel.period_s
+        channel.since_anchor += 1
+        channel.next_s = channel.anchor_s + channel.since_anchor * channel.period_s
 
     def _pulse(self, t_s: float, layer: str, channel: int, points: tuple[Point, ...],
                **extra: Any) -> None:
@@ -282,7 +287,7 @@ class P24Device:
             return ack(LL_TIMEOUT_STIMULATION)
         start = max(now_s, self._busy_until_s)
         self._busy_until_s = start + pulse_us(points) / 1e6
-        self._queued.append(start)
+        self._queued.append(self._busy_until_s)
         self._pulse(start, "low", connector * 4 + channel, points)
         self._later(self._busy_until_s, Packet(Command.LL_CHANNEL_CONFIG_ACK, packet.number,
                                                ack(Result.NO_ERROR)))
@@ -340,6 +345,8 @@ class P24Device:
             if not channel.on:
                 channel.next_s, channel.fired = now_s, 0
                 self._log("train_start", monotonic_s=now_s, channel=index)
+            if not channel.on or period_s != channel.period_s:
+                channel.anchor_s, channel.since_anchor = channel.next_s, 0
             channel.on, channel.period_s = True, period_s
             channel.ramp, channel.points = ramp, points
         self.level = (
