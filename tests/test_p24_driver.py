@@ -259,7 +259,7 @@ def test_an_error_from_the_device_is_a_device_fault_and_ends_the_pulses():
         links[0].slip = w.encode(w.Packet(w.Command.GENERAL_ERROR, 0, error))
         b.hold(0.1, [ON])
         fault = b.stim.fault
-        assert fault is not None and fault.kind == "device" and "PARAMETER_ERROR" in fault.message
+        assert fault is not None and fault.kind == "board" and "PARAMETER_ERROR" in fault.message
         b.hold(0.1, [ON])
         assert max(b.pulses()) < fault.monotonic_s + 0.03
     finally:

@@ -157,6 +157,7 @@ class P24Device:
         self.packets = 0
         self.bad_packets = 0
         self.pulses = 0
+        self._last_pulse_s = [-math.inf] * CHANNELS
 
     # --- the clock --------------------------------------------------------------------
 
@@ -208,6 +209,7 @@ class P24Device:
     def _pulse(self, t_s: float, layer: str, channel: int, points: tuple[Point, ...],
                **extra: Any) -> None:
         self.pulses += 1
+        self._last_pulse_s[channel] = t_s
         self._log("pulse", monotonic_s=t_s, layer=layer, channel=channel,
                   current_ma=points[0].current_ma, width_us=points[0].duration_us,
                   points=[[p.duration_us, p.current_ma] for p in points], **extra)
@@ -390,6 +392,11 @@ class P24Device:
     def channels_on(self) -> list[int]:
         """Mid-level channels stimulating now."""
         return [i for i, c in enumerate(self._mid) if c.on]
+
+    def pulsing(self, now_s: float, within_s: float) -> list[int]:
+        """Channels that fired a pulse within ``within_s`` before ``now_s``, on either
+        level (the low level has no train to be on: only pulses)."""
+        return [i for i, t in enumerate(self._last_pulse_s) if now_s - t <= within_s]
 
 
 def parse_update(data: bytes) -> dict[int, tuple[float, int, tuple[Point, ...]]]:

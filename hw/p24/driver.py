@@ -31,8 +31,8 @@ How it talks to the device, and why:
 - **Faults** (``fault``, and every listener of ``add_fault_listener``, called from the
   I/O thread): the link failed or an answer is more than ``ack_timeout_s`` late
   (``link``), the device refused a command or reports a channel error such as an
-  electrode off the skin (``device``). After a fault nothing more is sent but off and
-  stop.
+  electrode off the skin (``board``, as ``hw.board`` calls a device's own fault). After a
+  fault nothing more is sent but off and stop.
 """
 
 from __future__ import annotations
@@ -43,10 +43,10 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields
-from typing import Any, Literal
+from typing import Any
 
 from controller.ports import StimCommand, check_commands
-from hw.board import BoardError, BoardRequirements
+from hw.board import BoardError, BoardRequirements, FaultKind
 from hw.p24.connection import LinkConnection
 from hw.p24.library import sm
 from hw.p24.limits import (
@@ -76,9 +76,6 @@ CLOSE_TIMEOUT_S = 1.0
 LISTEN_STEP_S = 0.02
 #: Longest sleep of the I/O thread.
 MAX_SLEEP_S = 0.05
-
-FaultKind = Literal["link", "device"]
-
 
 @dataclass(frozen=True, slots=True)
 class P24Fault:
@@ -373,7 +370,7 @@ class P24Stimulator:
     def _on_answer(self, answer: Any, now: float) -> None:
         command = int(answer.command)
         if command in (sm.Commands.GENERAL_ERROR, sm.Commands.UNKNOWN_COMMAND):
-            self._set_fault("device", f"the P24 answered {sm.Commands(command).name}: "
+            self._set_fault("board", f"the P24 answered {sm.Commands(command).name}: "
                             f"{answer.result_error.name}")
             return
         pending = self._pending.pop((command, int(answer.number)), None)
@@ -384,7 +381,7 @@ class P24Stimulator:
                                     (now - pending.sent_monotonic_s) * 1e3)
         result = getattr(answer, "result_error", getattr(answer, "result", None))
         if result is not None and int(result) != 0:
-            self._set_fault("device", f"the P24 refused {pending.what}: "
+            self._set_fault("board", f"the P24 refused {pending.what}: "
                             f"{_result_name(int(result))}")
             return
         errors = getattr(answer, "channel_error", None)
@@ -392,7 +389,7 @@ class P24Stimulator:
             bad = [(i, e) for i, e in enumerate(errors) if int(e) != 0]
             if bad:
                 text = ", ".join(f"channel {i}: {e.name}" for i, e in bad)
-                self._set_fault("device", f"the P24 reports {text}")
+                self._set_fault("board", f"the P24 reports {text}")
 
     def _check_link(self, now: float) -> None:
         connection = self._connection
