@@ -231,6 +231,10 @@ class P24Stimulator:
         if self._thread is not None and self._thread is not threading.current_thread():
             self._thread.join(timeout=CLOSE_TIMEOUT_S + 2.0)
 
+    def link_counters(self) -> dict[str, Any]:
+        """What went over the link so far (``stats``), by name."""
+        return self.stats.as_dict()
+
     def add_fault_listener(self, listener: Callable[[P24Fault], None]) -> None:
         """Call ``listener(fault)`` (from the I/O thread) when the first fault occurs."""
         self._listeners.append(listener)
