@@ -18,16 +18,13 @@ the firmware measured (sensor sample sent to the first command that answers it).
 
 from __future__ import annotations
 
-import contextlib
 import heapq
 import json
 import math
-import os
 import random
 import select
 import threading
 import time
-import tty
 from collections.abc import Callable
 from typing import Any, Literal, TextIO
 
@@ -37,6 +34,7 @@ from pydantic import Field
 from controller.validation import ConfigModel
 from hw import protocol as p
 from hw.firmware import Firmware, FirmwareSettings
+from hw.pty import DevicePty
 from sim.limb import SimulatedLimb
 from sim.patient import load_patient
 
@@ -150,10 +148,8 @@ class BoardEmulator:
         self._log_file = log
         self._log_lock = threading.Lock()
         self.firmware = Firmware(board, limb, self.log)
-        self._master, self._slave = os.openpty()
-        tty.setraw(self._slave)
-        os.set_blocking(self._master, False)
-        self.path = os.ttyname(self._slave)
+        self._pty = DevicePty()
+        self.path = self._pty.path
         self._decoder = p.FrameDecoder()
         self._rx_partial = bytearray()
         self._tx = bytearray()
@@ -218,7 +214,8 @@ class BoardEmulator:
             wake = min(wake, self._delayed[0][0])
         sleep_s = max(0.0, wake - now)
         if self._plugged:
-            readable, _, _ = select.select([self._master], [], [], sleep_s / self.config.speed)
+            readable, _, _ = select.select([self._pty.master], [], [],
+                                           sleep_s / self.config.speed)
             if readable:
                 self._read()
         else:
@@ -232,12 +229,7 @@ class BoardEmulator:
         self._flush()
 
     def _read(self) -> None:
-        try:
-            data = os.read(self._master, 4096)
-        except (BlockingIOError, InterruptedError):
-            return
-        except OSError:
-            return  # no slave side open: nothing to read
+        data = self._pty.read()
         if self._stalled:
             return  # a stalled firmware loses what arrives
         self._rx_partial += data
@@ -286,16 +278,8 @@ class BoardEmulator:
             self._send(self.firmware.receive(frame, self.board_time_s()))
 
     def _flush(self) -> None:
-        if not (self._plugged and self._tx):
-            return
-        try:
-            written = os.write(self._master, self._tx)
-        except BlockingIOError:
-            return
-        except OSError:
-            self._tx.clear()
-            return
-        del self._tx[:written]
+        if self._plugged:
+            self._pty.send(self._tx)
 
     def _scheduled_faults(self) -> None:
         f = self.config.faults
@@ -321,7 +305,7 @@ class BoardEmulator:
         self.log("unplug", board_t_s=self.board_time_s(), on=self.firmware.channels_on())
         self._plugged = False
         self._tx.clear()
-        self._close_fds()
+        self._pty.close()
 
     # --- ending -----------------------------------------------------------------------
 
@@ -339,18 +323,12 @@ class BoardEmulator:
             over_one_period=int((rtt > 1000.0 / self.config.board.sample_rate_hz).sum()),
         )
 
-    def _close_fds(self) -> None:
-        for fd in (self._master, self._slave):
-            with contextlib.suppress(OSError):
-                os.close(fd)
-        self._master = self._slave = -1
-
     def close(self) -> None:
         """Outputs off and the pty closed (idempotent)."""
         self.firmware.stop(self.board_time_s())
         if self._plugged:
             self._plugged = False
-            self._close_fds()
+            self._pty.close()
 
 
 def _flip_bit(raw: bytes, rng: random.Random) -> bytes:

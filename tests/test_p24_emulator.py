@@ -36,6 +36,13 @@ class Bench:
     def run(self, coroutine):  # the library's coroutines have no type hints
         return self.aio.run_until_complete(coroutine)
 
+    def mid_level(self):  # the library's layer
+        """The device initialised (general layer) and its mid level initialised."""
+        self.run(self.device.initialize())
+        mid = self.device.get_layer_mid_level()
+        self.run(mid.init(False))
+        return mid
+
     def events(self, kind: str | None = None) -> list[dict]:
         rows = [json.loads(line) for line in self.log.getvalue().splitlines()]
         return [r for r in rows if kind is None or r["event"] == kind]
@@ -66,9 +73,7 @@ def test_the_library_initialises_the_device(bench):
 
 
 def test_mid_level_pulses_are_what_was_asked(bench):
-    bench.run(bench.device.initialize())
-    mid = bench.device.get_layer_mid_level()
-    bench.run(mid.init(False))
+    mid = bench.mid_level()
     red = sm.MidLevelChannelConfiguration(
         True, 0, 25, [sm.ChannelPoint(300, 35.0), sm.ChannelPoint(300, -35.0)])
     white = sm.MidLevelChannelConfiguration(
@@ -125,9 +130,7 @@ def test_low_level_fires_one_pulse_per_command(bench):
 
 
 def test_mid_level_stops_without_keep_alive_and_starts_again(bench):
-    bench.run(bench.device.initialize())
-    mid = bench.device.get_layer_mid_level()
-    bench.run(mid.init(False))
+    mid = bench.mid_level()
     config = sm.MidLevelChannelConfiguration(
         True, 0, 50, [sm.ChannelPoint(200, 20.0), sm.ChannelPoint(200, -20.0)])
     bench.run(mid.update([config]))

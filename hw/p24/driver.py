@@ -46,7 +46,7 @@ from dataclasses import dataclass, fields
 from typing import Any
 
 from controller.ports import StimCommand, check_commands
-from hw.board import BoardError, BoardRequirements, FaultKind
+from hw.board import BoardError, BoardFault, BoardRequirements, FaultKind
 from hw.p24.connection import LinkConnection
 from hw.p24.library import sm
 from hw.p24.limits import (
@@ -76,15 +76,6 @@ CLOSE_TIMEOUT_S = 1.0
 LISTEN_STEP_S = 0.02
 #: Longest sleep of the I/O thread.
 MAX_SLEEP_S = 0.05
-
-@dataclass(frozen=True, slots=True)
-class P24Fault:
-    """The first fault: what failed, why, and when (``time.monotonic()``)."""
-
-    kind: FaultKind
-    message: str
-    monotonic_s: float
-
 
 @dataclass(slots=True)
 class P24Stats:
@@ -143,10 +134,10 @@ class P24Stimulator:
         self._poll_s = poll_s
         self._connect_timeout_s = connect_timeout_s
         self.info: P24Info | None = None
-        self.fault: P24Fault | None = None
+        self.fault: BoardFault | None = None
         self.stop_confirmed = False
         self.stats = P24Stats()
-        self._listeners: list[Callable[[P24Fault], None]] = []
+        self._listeners: list[Callable[[BoardFault], None]] = []
         # Shared with the I/O thread, under ``_lock``: what each channel should deliver.
         self._lock = threading.Lock()
         self._wanted: list[DevicePulse | None] = [None] * CHANNELS
@@ -235,7 +226,7 @@ class P24Stimulator:
         """What went over the link so far (``stats``), by name."""
         return self.stats.as_dict()
 
-    def add_fault_listener(self, listener: Callable[[P24Fault], None]) -> None:
+    def add_fault_listener(self, listener: Callable[[BoardFault], None]) -> None:
         """Call ``listener(fault)`` (from the I/O thread) when the first fault occurs."""
         self._listeners.append(listener)
 
@@ -410,7 +401,7 @@ class P24Stimulator:
     def _set_fault(self, kind: FaultKind, message: str) -> None:
         if self.fault is not None:
             return
-        self.fault = P24Fault(kind, message, time.monotonic())
+        self.fault = BoardFault(kind, message, time.monotonic())
         for listener in self._listeners:
             listener(self.fault)
 

@@ -16,18 +16,16 @@ stopped, bad and unknown packets, and on exit the counters.
 
 from __future__ import annotations
 
-import contextlib
 import json
-import os
 import select
 import threading
 import time
-import tty
 from collections.abc import Callable
 from typing import Any, TextIO
 
 from hw.p24.device import KEEP_ALIVE_S, Identity, P24Device
 from hw.p24.sciencemode import BadPacket, PacketReader, encode
+from hw.pty import DevicePty
 
 #: The longest the serving loop sleeps: it also wakes for every byte that arrives and
 #: for the device's next due event.
@@ -43,10 +41,8 @@ class P24Emulator:
         self._log_file = log
         self._log_lock = threading.Lock()
         self.device = P24Device(self.log, identity or Identity())
-        self._master, self._slave = os.openpty()
-        tty.setraw(self._slave)
-        os.set_blocking(self._master, False)
-        self.path = os.ttyname(self._slave)
+        self._pty = DevicePty()
+        self.path = self._pty.path
         self._reader = PacketReader()
         self._tx = bytearray()
         self.tx_dropped = 0
@@ -79,21 +75,17 @@ class P24Emulator:
     def _serve_once(self) -> None:
         now = time.monotonic()
         sleep_s = min(max(self.device.next_event_s() - now, 0.0), MAX_SLEEP_S)
-        writable = [self._master] if self._tx else []
-        readable, _, _ = select.select([self._master], writable, [], sleep_s)
+        master = self._pty.master
+        readable, _, _ = select.select([master], [master] if self._tx else [], [], sleep_s)
         if readable:
             self._read()
         self._queue(self.device.poll(time.monotonic()))
-        self._flush()
+        self._pty.send(self._tx)
 
     def _read(self) -> None:
-        try:
-            data = os.read(self._master, 4096)
-        except (BlockingIOError, InterruptedError):
-            return
-        except OSError:
-            # No host has the pty open (EIO): wait for one without spinning.
-            time.sleep(0.001)
+        data = self._pty.read()
+        if not data:
+            time.sleep(0.001)  # readable but empty: no host has the pty open yet
             return
         now = time.monotonic()
         for item in self._reader.feed(data):
@@ -110,24 +102,9 @@ class P24Emulator:
                 continue
             self._tx += raw
 
-    def _flush(self) -> None:
-        if not self._tx:
-            return
-        try:
-            written = os.write(self._master, self._tx)
-        except BlockingIOError:
-            return
-        except OSError:
-            self._tx.clear()
-            return
-        del self._tx[:written]
-
     def close(self) -> None:
         """Close the pty (idempotent)."""
-        for fd in (self._master, self._slave):
-            with contextlib.suppress(OSError):
-                os.close(fd)
-        self._master = self._slave = -1
+        self._pty.close()
 
 
 def serve_p24_in_thread(
