@@ -13,48 +13,23 @@ crash. Both versions run at once, each with its own firmware (the walk takes 29 
 
 from __future__ import annotations
 
-import csv
 import json
 import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
-import numpy as np
 import pytest
 from shared_machine import SHARED_MACHINE_SAFETY
+from walks import WALK, shortened_walk
 
 from controller.bench.openems import harness_settings
 from controller.bench.openems_harness import FirmwareProcess, connected_at_zero
 from controller.bench.openems_walk import replay_both, settings_file
-from controller.config import load_config
-from controller.detect.datasets import read_voisard_imu
-from controller.detect.detector import detect_batch
-from controller.detect.events import Event
 from hw.openems.intensity import wiper
 
-_RELATIVE = Path("shared") / "data" / "voisard_ipol_healthy_foot_imu" / "13-1_lf.txt"
-WALK = next((p / _RELATIVE for p in Path(__file__).resolve().parents
-             if (p / _RELATIVE).is_file()), Path("/nonexistent") / _RELATIVE)
 SWINGS = 20
 SETTINGS = harness_settings()
-
-
-def shortened_walk(path: Path) -> Path:
-    """The walk from 1.6 s before its first toe off (as the foot configuration finds it
-    offline) to its end, as a ``fes detect`` CSV: the samples the IMU sent, with the
-    time of each."""
-    t_s, gyro, _ = read_voisard_imu(WALK)
-    setup = load_config(None, {"detector": {"placement": "foot"}}).detector.setup()
-    _, events = detect_batch(setup, t_s, gyro, None)
-    first_toe_off = next(e.t_est_s for e in events if e.event == Event.TOE_OFF)
-    keep = t_s >= first_toe_off - 1.6
-    with path.open("w", newline="") as handle:
-        out = csv.writer(handle)
-        out.writerow(["time_s", "gyro_rad_s"])
-        out.writerows(zip(np.round(t_s[keep] - t_s[keep][0], 6), gyro[keep], strict=True))
-    return path
 
 
 @pytest.mark.skipif(not WALK.is_file(), reason="the shared Voisard et al. data is not here")

@@ -75,8 +75,9 @@ def test_a_file_without_sensor_columns_names_what_it_has(tmp_path):
 @pytest.mark.parametrize(("options", "reason"), [
     ({"port": "/dev/x", "stimulator": "openemsstim:/dev/y"}, "not both"),
     ({"sensors": "replay:w.csv"}, "no stimulator"),
-    ({"stimulator": "p24:/dev/y"}, "expected one of board:URL, openemsstim:URL"),
+    ({"stimulator": "rehastim2:/dev/y"}, "expected one of board:URL, openemsstim:URL, p24:URL"),
     ({"stimulator": "openemsstim:/dev/y"}, "openemsstim has no sensors"),
+    ({"stimulator": "p24:/dev/y"}, "p24 has no sensors"),
     ({"port": "/dev/x", "sensors": "replay:w.csv"}, "streams its own sensors"),
     ({"stimulator": "openemsstim:/dev/y", "sensors": "replay"}, "replay:PATH"),
 ])

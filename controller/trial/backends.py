@@ -4,7 +4,7 @@
 both: it streams the sensors and stimulates. A stimulator without sensors (openEMSstim)
 needs a separate source, named with ``--sensors replay:PATH`` (a recorded walk played in
 real time), and is named with ``--stimulator KIND:URL``. ``STIMULATORS`` maps each kind
-to its driver; a new back end (the P24 of issue 20) is one more entry.
+to its driver; a new back end is one more entry (the P24: ``p24``).
 
 The live trial drives either through the one shape it knows, the project's board
 driver's (``hw.board.Board``): a stimulator without sensors is wrapped with its source
@@ -22,8 +22,11 @@ from controller.config import TrialConfig
 from controller.ports import Sample, SensorSource, StimCommand
 from controller.stim.settings import channel_path
 from controller.trial.recording import load_recording
+from controller.trial.session import output_channels
 from controller.validation import ConfigError
+from hw.board import BoardRequirements
 from hw.openems import OpenEmsSettings, OpenEmsStim, load_settings
+from hw.p24.limits import model_problems
 
 
 class SensorlessStimulator(Protocol):
@@ -77,6 +80,20 @@ def _openems_open(url: str, path: Path | None) -> SensorlessStimulator:
     return OpenEmsStim(url, load_settings(path))
 
 
+def _p24_check(config: TrialConfig, path: Path | None) -> list[str]:
+    requirements = BoardRequirements(config.safety, config.loop.sample_rate_hz,
+                                     channels=output_channels(config))
+    return model_problems(requirements, "low")
+
+
+def _p24_open(url: str, path: Path | None) -> SensorlessStimulator:
+    try:
+        from hw.p24.driver import P24Stimulator
+    except ImportError as err:  # the optional extra is missing
+        raise ConfigError("--stimulator p24", [str(err)]) from None
+    return P24Stimulator(url)
+
+
 #: ``--stimulator KIND:URL``, by kind.
 STIMULATORS: dict[str, StimulatorKind] = {
     "board": StimulatorKind(
@@ -87,6 +104,10 @@ STIMULATORS: dict[str, StimulatorKind] = {
         "openEMSstim on its own firmware (upstream head or aa7f198), settings and "
         "calibration in configs/boards/openemsstim.toml or --stimulator-settings",
         Path("boards") / "openemsstim.toml", _openems_check, _openems_open,
+    ),
+    "p24": StimulatorKind(
+        "a Hasomed P24 (ScienceMode 4, low-level pulses, through the science_mode_4 "
+        "library: pip install 'fes-timing[sciencemode]')", None, _p24_check, _p24_open,
     ),
 }
 #: ``--sensors KIND[:PATH]``.
@@ -177,10 +198,13 @@ class SplitStats:
     extra: dict[str, Any] = field(default_factory=dict)
 
     def refresh(self) -> None:
+        """Read the status line's three link counters from the stimulator's own: an
+        openEMSstim's echoed, sent and garbled lines, a P24's answers, packets sent and
+        answers its library could not parse."""
         c = self.counters()
-        self.frames_in = int(c.get("echoes", 0))
-        self.frames_out = int(c.get("lines_sent", 0))
-        self.bad_frames = int(c.get("garbled_echoes", 0))
+        self.frames_in = int(c.get("echoes", c.get("acks", 0)))
+        self.frames_out = int(c.get("lines_sent", c.get("packets_out", 0)))
+        self.bad_frames = int(c.get("garbled_echoes", c.get("bad_answers", 0)))
 
     def as_dict(self) -> dict[str, Any]:
         """The stimulator's counters, the replay's dropouts (grid points the recording

@@ -55,6 +55,7 @@ from hw.p24.limits import (
     Layer,
     P24Info,
     check_p24,
+    describe_p24,
     device_pulse,
 )
 from hw.p24.sciencemode import BAUD_RATE
@@ -109,7 +110,8 @@ class _Pending:
 class P24Stimulator:
     """Driver of a P24 on a serial URL or an injected ``Link``; see the module docstring.
 
-    ``connect`` (initialise the device, check it against ``requirements``) before
+    ``connect`` (initialise the device, check it: its ScienceMode version, and the
+    trial's ``requirements`` when given) before
     ``apply``; ``close`` at the end (every channel off, the level stopped, the link
     closed).
     """
@@ -223,8 +225,12 @@ class P24Stimulator:
             self._thread.join(timeout=CLOSE_TIMEOUT_S + 2.0)
 
     def link_counters(self) -> dict[str, Any]:
-        """What went over the link so far (``stats``), by name."""
-        return self.stats.as_dict()
+        """What went over the link so far (``stats``), by name, and once connected what
+        the device is (``hw.p24.limits.describe_p24``) under ``device``."""
+        counters: dict[str, Any] = self.stats.as_dict()
+        if self.info is not None:
+            counters["device"] = describe_p24(self.info)
+        return counters
 
     def add_fault_listener(self, listener: Callable[[BoardFault], None]) -> None:
         """Call ``listener(fault)`` (from the I/O thread) when the first fault occurs."""
@@ -239,7 +245,7 @@ class P24Stimulator:
                 self.info = loop.run_until_complete(
                     asyncio.wait_for(self._initialise(), self._connect_timeout_s)
                 )
-                problems = check_p24(self.info, self.requirements) if self.requirements else []
+                problems = check_p24(self.info, self.requirements)
                 if problems:
                     raise BoardError(
                         "refused",

@@ -3,8 +3,9 @@
 The P24 announces its identity over ScienceMode 4 (device id, firmware and ScienceMode
 versions: the general layer), not its limits: those are the model's, from its
 instructions for use (v1.1, technical data and tables 15, 22), and are announced here on
-its behalf (``P24Info``) as the project's board announces its own in INFO, then checked
-against the trial's needs (``check_p24``, like ``hw.board.check_board``):
+its behalf (``describe_p24``) as the project's board announces its own in INFO, and
+checked against the trial's needs (``model_problems`` before connecting, ``check_p24``
+with the device's answers, like ``hw.board.check_board``):
 
 - 8 channels (4 per connector); 0-130 mA into 1 kOhm in 0.5 mA steps (the protocol
   carries -150..150 mA); a pulse of up to 16 points of 0-4095 us each.
@@ -125,27 +126,26 @@ def _split(duration_us: int, current_ma: float) -> list[tuple[int, float]]:
     return [(base + (1 if i < extra else 0), current_ma) for i in range(count)]
 
 
+def stop_after_host_loss_ms(layer: Layer) -> float:
+    """How long the device stimulates on its own once its host is quiet: the mid-level
+    keep-alive; on the low level nothing beyond the pulse under way."""
+    return MID_KEEP_ALIVE_MS if layer == "mid" else 0.0
+
+
 @dataclass(frozen=True, slots=True)
 class P24Info:
-    """What a connected P24 reported (identity, versions) and what the model can do, on
-    the layer the driver uses."""
+    """What a connected P24 reported in the general layer, and the layer the driver
+    uses; the model's limits are this module's constants."""
 
     device_id: str
     firmware_version: str
     science_mode_version: str
     layer: Layer
-    channels: int = CHANNELS
-    max_amplitude_ma: float = MAX_CURRENT_MA
-
-    @property
-    def stop_after_host_loss_ms(self) -> float:
-        """How long the device stimulates on its own once its host is quiet: the
-        mid-level keep-alive; on the low level nothing beyond the pulse under way."""
-        return MID_KEEP_ALIVE_MS if self.layer == "mid" else 0.0
 
 
-def check_p24(info: P24Info, requirements: BoardRequirements) -> list[str]:
-    """Every reason not to stimulate through the P24 that sent ``info``."""
+def check_p24(info: P24Info, requirements: BoardRequirements | None) -> list[str]:
+    """Every reason not to stimulate through the P24 that sent ``info``: a ScienceMode
+    version other than 4, and (given the trial's ``requirements``) ``model_problems``."""
     problems = []
     major = info.science_mode_version.split(".")[0]
     if major != str(SCIENCE_MODE_MAJOR):
@@ -153,20 +153,32 @@ def check_p24(info: P24Info, requirements: BoardRequirements) -> list[str]:
             f"ScienceMode version {info.science_mode_version}, this driver speaks "
             f"ScienceMode {SCIENCE_MODE_MAJOR}"
         )
-    if info.channels < requirements.channels:
+    if requirements is not None:
+        problems += model_problems(requirements, info.layer)
+    return problems
+
+
+def model_problems(requirements: BoardRequirements, layer: Layer) -> list[str]:
+    """What a trial needs that the P24 model cannot give on ``layer``, naming the config
+    field: more channels, more current than it delivers (``safety.max_amplitude_ma``),
+    stimulation that outlives its host longer than a board's communication timeout may."""
+    problems = []
+    if requirements.channels > CHANNELS:
         problems.append(
-            f"the P24 has {info.channels} channels, the trial needs {requirements.channels}"
+            f"stim: the trial needs {requirements.channels} outputs (channel up to "
+            f"{requirements.channels - 1}); the P24 has {CHANNELS} (0-{CHANNELS - 1})"
         )
-    if requirements.limits.max_amplitude_ma > info.max_amplitude_ma:
+    if requirements.limits.max_amplitude_ma > MAX_CURRENT_MA:
         problems.append(
             f"safety.max_amplitude_ma {requirements.limits.max_amplitude_ma:g} is above "
-            f"what the P24 delivers ({info.max_amplitude_ma:g} mA)"
+            f"what the P24 delivers ({MAX_CURRENT_MA:g} mA)"
         )
-    if info.stop_after_host_loss_ms > MAX_BOARD_COMM_TIMEOUT_MS:
+    host_loss_ms = stop_after_host_loss_ms(layer)
+    if host_loss_ms > MAX_BOARD_COMM_TIMEOUT_MS:
         problems.append(
-            f"on the {info.layer} level the P24 stimulates for "
-            f"{info.stop_after_host_loss_ms:g} ms after its host goes quiet, longer than "
-            f"{MAX_BOARD_COMM_TIMEOUT_MS} ms (the bound on a board's communication timeout)"
+            f"on the {layer} level the P24 stimulates for {host_loss_ms:g} ms after its "
+            f"host goes quiet, longer than {MAX_BOARD_COMM_TIMEOUT_MS} ms (the bound on a "
+            "board's communication timeout)"
         )
     return problems
 
@@ -179,9 +191,9 @@ def describe_p24(info: P24Info) -> dict[str, Any]:
         "firmware": info.firmware_version,
         "science_mode": info.science_mode_version,
         "layer": info.layer,
-        "channels": info.channels,
-        "max_amplitude_ma": info.max_amplitude_ma,
+        "channels": CHANNELS,
+        "max_amplitude_ma": MAX_CURRENT_MA,
         "current_step_ma": CURRENT_STEP_MA,
         "max_point_us": MAX_POINT_US,
-        "stop_after_host_loss_ms": info.stop_after_host_loss_ms,
+        "stop_after_host_loss_ms": stop_after_host_loss_ms(info.layer),
     }

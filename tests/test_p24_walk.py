@@ -1,0 +1,152 @@
+"""A recorded walk through ``fes run`` into the emulated P24, and ``fes run`` killed
+mid-swing; ``fes board-emulator --device p24`` and ``fes run`` as separate processes
+over a real pty, the pulses judged from the emulator's log.
+
+``fes run --sensors replay:WALK --stimulator p24:PTY`` plays the first 9 s of a Voisard
+et al. 2023 foot-IMU walk (``tests/walks.py``) in real time through the detector,
+scheduler and watchdog into the driver, which sends every pulse through the
+``science_mode_4`` library. Each train the trial commanded (``samples.csv``, dated on
+the host's monotonic clock from the replay's start plus the loop's latency to the
+stimulator in ``timing.csv``) must be one train in the emulator's pulse log: first pulse
+within 10 ms of the command, no pulse later than 10 ms after the off command, none
+missing before it, every pulse at the commanded current (0.5 mA steps) and width.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from shared_machine import SHARED_MACHINE_SAFETY
+from walks import FOOT, WALK, shortened_walk
+
+from hw.p24.limits import quantise_current
+
+FES = [sys.executable, "-m", "controller.cli"]
+TOLERANCE_S = 0.010
+#: A pause this long in the pulse log separates two trains.
+TRAIN_GAP_S = 0.1
+
+pytestmark = pytest.mark.skipif(not WALK.is_file(),
+                                reason="the shared Voisard et al. data is not here")
+
+
+class Emulator:
+    """``fes board-emulator --device p24`` in its own process, logging to a file."""
+
+    def __init__(self, log: Path) -> None:
+        self.log = log
+        self.proc = subprocess.Popen([*FES, "board-emulator", "--device", "p24", "--log",
+                                      str(log)], stdout=subprocess.PIPE,
+                                     stderr=subprocess.DEVNULL, text=True)
+        assert self.proc.stdout is not None
+        self.path = self.proc.stdout.readline().strip()
+
+    def pulses(self) -> list[dict]:
+        rows = [json.loads(line) for line in self.log.read_text().splitlines() if line]
+        return [r for r in rows if r["event"] == "pulse"]
+
+    def stop(self) -> None:
+        self.proc.send_signal(signal.SIGTERM)
+        self.proc.wait(timeout=10)
+
+
+def fes_run(pty: str, tmp_path: Path, seconds: float) -> list[str]:
+    walk = shortened_walk(tmp_path / "walk.csv")
+    config = tmp_path / "trial.toml"
+    config.write_text(FOOT + SHARED_MACHINE_SAFETY)
+    return [*FES, "run", "--no-status", "--sensors", f"replay:{walk}", "--stimulator",
+            f"p24:{pty}", "--config", str(config), "--duration-s", str(seconds),
+            "--out", str(tmp_path / "out")]
+
+
+def commanded_trains(out: Path) -> list[tuple[float, float, float, float]]:
+    """(on, off, highest amplitude, pulse width) of every train in ``samples.csv`` that
+    delivers at the P24's resolution, on the host's monotonic clock; a train still on
+    when the trial ended has off = inf (the trial's end switched it off)."""
+    summary = json.loads((out / "summary.json").read_text())
+    start = summary["board"]["link"]["replay_start_monotonic_s"]
+    with (out / "samples.csv").open() as s, (out / "timing.csv").open() as t:
+        rows = list(zip(csv.DictReader(s), csv.DictReader(t), strict=True))
+    trains, since, peak, width = [], None, 0.0, 0.0
+    for sample, timing in rows:
+        at = start + float(sample["time_s"]) + float(timing["latency_us"]) / 1e6
+        amplitude = float(sample["amplitude_ma"]) if sample["stim_on"] == "1" else 0.0
+        if quantise_current(amplitude) > 0.0:
+            if since is None:
+                since, peak = at, 0.0
+            peak, width = max(peak, amplitude), float(sample["pulse_width_us"])
+        elif since is not None:
+            trains.append((since, at, peak, width))
+            since = None
+    if since is not None:
+        trains.append((since, np.inf, peak, width))
+    return trains
+
+
+def delivered_trains(pulses: list[dict]) -> list[list[dict]]:
+    trains: list[list[dict]] = []
+    for pulse in pulses:
+        if trains and pulse["monotonic_s"] - trains[-1][-1]["monotonic_s"] < TRAIN_GAP_S:
+            trains[-1].append(pulse)
+        else:
+            trains.append([pulse])
+    return trains
+
+
+def test_a_replayed_walk_is_delivered_swing_by_swing(tmp_path):
+    emulator = Emulator(tmp_path / "p24.jsonl")
+    try:
+        done = subprocess.run(fes_run(emulator.path, tmp_path, 9.0), capture_output=True,
+                              text=True, timeout=120, check=False)
+    finally:
+        emulator.stop()
+    assert done.returncode == 0, done.stderr
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    board = summary["board"]
+    assert board["fault"] is None and board["outputs_off_confirmed"]
+    assert board["link"]["acks"] == board["link"]["packets_out"]
+    commanded = commanded_trains(tmp_path / "out")
+    delivered = delivered_trains(emulator.pulses())
+    assert len(commanded) >= 6  # one per detected swing
+    assert len(delivered) == len(commanded)
+    for (on, off, peak, width), train in zip(commanded, delivered, strict=True):
+        times = np.array([p["monotonic_s"] for p in train])
+        period = 1.0 / 40.0
+        expected = np.arange(on, off, period) if np.isfinite(off) else []
+        assert 0.0 <= times[0] - on <= TOLERANCE_S, (on, times[0])
+        if np.isfinite(off):
+            assert off - TOLERANCE_S - period <= times[-1] <= off + TOLERANCE_S
+            assert abs(len(times) - len(expected)) <= 1
+        assert max(p["current_ma"] for p in train) == quantise_current(peak)
+        assert all(p["width_us"] == int(width) and p["layer"] == "low" for p in train)
+
+
+def test_a_host_killed_mid_swing_stops_the_pulses_at_once(tmp_path):
+    """The low level has no keep-alive to outlive the host: after a SIGKILL of ``fes
+    run`` the P24 fires at most the pulse already on its way."""
+    emulator = Emulator(tmp_path / "p24.jsonl")
+    run = subprocess.Popen(fes_run(emulator.path, tmp_path, 20.0), stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 60.0
+        while len(emulator.pulses()) < 3:  # a train has begun
+            assert time.monotonic() < deadline and run.poll() is None
+            time.sleep(0.005)
+        run.send_signal(signal.SIGKILL)
+        killed = time.monotonic()
+        run.wait(timeout=10)
+        time.sleep(0.3)
+    finally:
+        if run.poll() is None:
+            run.kill()
+        emulator.stop()
+    after = [p["monotonic_s"] for p in emulator.pulses() if p["monotonic_s"] >= killed]
+    assert len(after) <= 1 and all(t < killed + 0.025 for t in after)

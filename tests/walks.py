@@ -1,0 +1,37 @@
+"""A recorded walk for the live tests: Voisard et al. 2023 (IPOL), healthy subject 13,
+left foot IMU (10 m, a U-turn, 10 m back; 20 swings), from the shared data folder
+(``../shared/data``, found from this file's parents; tests skip without it)."""
+
+from __future__ import annotations
+
+import csv
+from pathlib import Path
+
+import numpy as np
+
+from controller.config import load_config
+from controller.detect.datasets import read_voisard_imu
+from controller.detect.detector import detect_batch
+from controller.detect.events import Event
+
+_RELATIVE = Path("shared") / "data" / "voisard_ipol_healthy_foot_imu" / "13-1_lf.txt"
+WALK = next((p / _RELATIVE for p in Path(__file__).resolve().parents
+             if (p / _RELATIVE).is_file()), Path("/nonexistent") / _RELATIVE)
+#: The trial config a foot IMU needs.
+FOOT = '[detector]\nplacement = "foot"\n'
+
+
+def shortened_walk(path: Path) -> Path:
+    """The walk from 1.6 s before its first toe off (as the foot configuration finds it
+    offline) to its end, as a ``fes detect`` CSV: the samples the IMU sent, with the
+    time of each."""
+    t_s, gyro, _ = read_voisard_imu(WALK)
+    setup = load_config(None, {"detector": {"placement": "foot"}}).detector.setup()
+    _, events = detect_batch(setup, t_s, gyro, None)
+    first_toe_off = next(e.t_est_s for e in events if e.event == Event.TOE_OFF)
+    keep = t_s >= first_toe_off - 1.6
+    with path.open("w", newline="") as handle:
+        out = csv.writer(handle)
+        out.writerow(["time_s", "gyro_rad_s"])
+        out.writerows(zip(np.round(t_s[keep] - t_s[keep][0], 6), gyro[keep], strict=True))
+    return path
