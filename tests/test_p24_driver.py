@@ -280,3 +280,24 @@ def test_an_error_from_the_device_is_a_device_fault_and_ends_the_pulses():
         assert max(b.pulses()) < fault.monotonic_s + 0.03
     finally:
         b.close()
+
+
+def test_a_ramp_reaches_the_pulses_without_flooding_the_link(bench):
+    """The loop changes the amplitude every 2 ms (a 200 ms ramp): on the low level each
+    pulse takes the latest amplitude; on the mid level the device is sent a new level at
+    most about once per pulse period, not once per sample."""
+    bench.stim.connect()
+    start = time.monotonic()
+    while (t := time.monotonic() - start) < 0.2:
+        bench.stim.apply(t, [StimCommand(0, True, 5.0 + 100.0 * t, 300.0, 40.0)])
+        time.sleep(0.002)
+    bench.hold(0.1, [StimCommand(0, True, 25.0, 300.0, 40.0)])
+    bench.stim.stop_all()
+    time.sleep(0.05)
+    pulses = bench.events("pulse")
+    during = [p for p in pulses if p["monotonic_s"] < start + 0.2]
+    currents = [p["current_ma"] for p in during]
+    assert currents == sorted(currents) and currents[0] < 10.0 and currents[-1] > 18.0
+    assert pulses[-1]["current_ma"] == 25.0
+    if bench.stim.layer == "mid":
+        assert bench.stim.stats.updates <= 0.3 / 0.025 + 3  # not one per 2 ms sample
