@@ -113,7 +113,7 @@ def test_a_command_becomes_a_balanced_pulse_never_stronger_than_asked(command, l
     assert lead_us <= command.pulse_width_us + 1e-9 and command.pulse_width_us - lead_us < 1
     assert all(0 < us <= MAX_POINT_US for us, _ in pulse.points)
     recovery = [(us, ma) for us, ma in pulse.points if ma < 0]
-    assert recovery and all(-ma <= max(lead_ma / command.anodic_width_ratio, 0.5)
+    assert recovery and all(-ma <= max(lead_ma / command.anodic_width_ratio, 0.5) + 1e-9
                             for _, ma in recovery)
     charge = lead_us * lead_ma + sum(us * ma for us, ma in recovery)
     assert abs(charge) <= -recovery[0][1] / 2 + 1e-9  # balanced to half a step
