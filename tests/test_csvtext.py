@@ -51,3 +51,22 @@ def test_any_float_matches_python(xs):
 def test_binary_fractions_round_half_even_as_python(xs):
     values = np.array([xs])
     assert csv_body(values, np.array([FLOAT6]), NAMES) == expected(values, [FLOAT6])
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(0, 10**11), st.integers(-4, 4), st.booleans())
+def test_numbers_next_to_a_half_millionth_round_as_python(k, ulps, negative):
+    """Products ``x * 1e6`` within a few ulps of a half: the kernel decides on the exact
+    value, as Python does, not on the rounded product."""
+    x = (k + 0.5) / 1e6
+    for _ in range(abs(ulps)):
+        x = np.nextafter(x, np.inf if ulps > 0 else -np.inf)
+    values = np.array([[-x if negative else x]])
+    assert csv_body(values, np.array([FLOAT6]), NAMES) == expected(values, [FLOAT6])
+
+
+def test_a_block_of_hard_cells_after_easy_ones():
+    """Hard cells found mid-block are formatted by Python, in place."""
+    values = np.array([[0.5, 1.25, np.inf, 2e6, -3.5, 1e300], [1.0, 2.0, 3.0, 2.0**63, 5.0, 6.0]])
+    kinds = [FLOAT6, INTEGER]
+    assert csv_body(values, np.array(kinds), NAMES) == expected(values, kinds)

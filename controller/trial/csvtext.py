@@ -3,14 +3,18 @@
 A minute at 1 kHz is 60,000 rows of some twenty numbers; formatting them with Python's
 ``%`` operator (or ``numpy.char.mod``, which calls it per value) costs about 10 us per
 row, longer than the compiled simulation that produced them. This module writes the same
-bytes from a numba kernel: a ``%.6f`` number is the integer ``rint(x * 1e6)`` written
-with its decimal point, a ``%d`` number the integer part, a phase its name.
+bytes from a numba kernel: a ``%.6f`` number is its correctly rounded number of
+millionths written with a decimal point, a ``%d`` number the integer part, a phase its
+name; digits go out two at a time from a table.
 
-``rint(x * 1e6)`` equals Python's correctly rounded ``%.6f`` unless ``x * 1e6`` lies
-within rounding error of a half (the product is rounded once before ``rint`` sees it) or
-is too large for exact integers; such cells, and infinities, are *hard*: the kernel
-finds them, Python formats them with ``%`` and the kernel copies that text in. A test
-compares both on random and adversarial values (ties, huge, tiny, negative zero).
+Python's ``%.6f`` rounds the exact binary value half to even. ``x * 1e6`` is rounded
+once before the kernel sees it, so when the product lies close to a half the kernel
+recovers the product's rounding error exactly (Dekker's product, Dekker 1971) and decides
+on the exact value, ties to even. Cells the kernel leaves to Python are *hard*:
+infinities and magnitudes past ``_MAX_FAST_FLOAT`` (where millionths stop being exact
+integers), and integers past ``_MAX_FAST_INTEGER``; Python formats them with ``%`` and
+the kernel copies that text in. A test compares both on random and adversarial values
+(ties, huge, tiny, negative zero).
 """
 
 from __future__ import annotations
@@ -24,115 +28,182 @@ FLOAT6 = 0  # "%.6f"
 INTEGER = 1  # "%d" of the value truncated to int64
 NAME = 2  # a phase: the name of its integer code
 
-#: ``x * 1e6`` this close to a half may have been rounded across it: format it exactly.
+#: ``x * 1e6`` this close to a half is decided on its exact value (the rounding error of
+#: the product, half an ulp of a number under 1e12, is below 6.2e-5).
 _TIE_MARGIN = 1e-3
-#: Below this magnitude the rounding error of ``x * 1e6`` (half an ulp of a number under
-#: 1e12, about 6e-5) is far inside ``_TIE_MARGIN``.
+#: Below this magnitude millionths are exact integers in a double.
 _MAX_FAST_FLOAT = 1e6
 _MAX_FAST_INTEGER = 2.0**62
 #: Widest fast cell: a sign and 19 digits (an integer), or a sign, 7 integer digits, the
 #: point and 6 decimals.
 _CELL_BYTES = 20
+#: Dekker's splitter for doubles (2**27 + 1) and 1e6 split into two halves of 26 bits.
+_SPLITTER = 134217729.0
+_MILLION_HIGH = 1000000.0  # 1e6 needs 14 bits: its low half is zero
+_MILLION_LOW = 0.0
+#: "00" to "99", two ASCII digits per entry.
+_PAIRS = np.frombuffer("".join(f"{i:02d}" for i in range(100)).encode(), dtype=np.uint8)
 
 
 @numba.njit(cache=True)
 def _is_hard(x: float, kind: int) -> bool:
     """A cell the kernel leaves to Python's ``%`` (NaN is not hard: it is empty)."""
-    if math.isnan(x) or kind == NAME:
+    if kind == NAME or math.isnan(x):
         return False
-    if math.isinf(x):
-        return True
     if kind == INTEGER:
-        return abs(x) >= _MAX_FAST_INTEGER
-    if abs(x) >= _MAX_FAST_FLOAT:
-        return True
-    scaled = abs(x) * 1e6
-    return abs(scaled - math.floor(scaled) - 0.5) < _TIE_MARGIN
+        return not abs(x) < _MAX_FAST_INTEGER
+    return not abs(x) < _MAX_FAST_FLOAT
 
 
 @numba.njit(cache=True)
 def hard_cells(values: np.ndarray, kinds: np.ndarray) -> np.ndarray:
     """Flat row-major indices (row * columns + column) of every hard cell."""
     columns, rows = values.shape
-    found = np.empty(rows * columns, dtype=np.int64)
+    found = np.empty(0, dtype=np.int64)
     count = 0
     for i in range(rows):
         for c in range(columns):
             if _is_hard(values[c, i], kinds[c]):
+                if count == found.size:
+                    grown = np.empty(max(16, 2 * found.size), dtype=np.int64)
+                    grown[:count] = found[:count]
+                    found = grown
                 found[count] = i * columns + c
                 count += 1
     return found[:count]
 
 
 @numba.njit(cache=True)
-def _digits(value: int, out: np.ndarray, at: int, minimum: int) -> int:
-    """Write the decimal digits of ``value`` >= 0 (at least ``minimum`` of them)."""
-    n = 0
-    rest = value
-    while rest > 0 or n < minimum:
-        rest //= 10
+def _millionths(a: float) -> int:
+    """``a`` >= 0 (below ``_MAX_FAST_FLOAT``) in millionths, rounded as Python's
+    ``%.6f``: to nearest, exact halves to even."""
+    p = a * 1e6
+    whole = math.floor(p)
+    frac = p - whole  # exact: p < 2**40
+    micro = int(whole)
+    off = frac - 0.5  # exact
+    if abs(off) >= _TIE_MARGIN:
+        return micro + 1 if off > 0.0 else micro
+    # Dekker's exact product: a * 1e6 == p + err exactly.
+    c = _SPLITTER * a
+    ah = c - (c - a)
+    al = a - ah
+    err = ((ah * _MILLION_HIGH - p) + ah * _MILLION_LOW + al * _MILLION_HIGH) + al * _MILLION_LOW
+    if off > -err:
+        return micro + 1
+    if off < -err:
+        return micro
+    return micro + (micro & 1)  # an exact half: to even
+
+
+@numba.njit(cache=True)
+def _pair(value: int, out: np.ndarray, at: int) -> None:
+    """Two digits of ``value`` (0-99) at ``at``."""
+    out[at] = _PAIRS[2 * value]
+    out[at + 1] = _PAIRS[2 * value + 1]
+
+
+@numba.njit(cache=True)
+def _digits(value: int, out: np.ndarray, at: int) -> int:
+    """The decimal digits of ``value`` >= 0 at ``at`` (no leading zeros); return the end."""
+    if value < 10:
+        out[at] = 48 + value
+        return at + 1
+    if value < 100:
+        _pair(value, out, at)
+        return at + 2
+    n = 3
+    scale = 1000
+    while n < 19 and value >= scale:
         n += 1
-    for j in range(n - 1, -1, -1):
-        out[at + j] = 48 + value % 10
-        value //= 10
+        scale *= 10
+    end = at + n
+    while value >= 100:
+        quotient = value // 100
+        end -= 2
+        _pair(value - 100 * quotient, out, end)
+        value = quotient
+    if value >= 10:
+        _pair(value, out, end - 2)
+    else:
+        out[end - 1] = 48 + value
     return at + n
 
 
 @numba.njit(cache=True)
-def _cell(x: float, kind: int, names: np.ndarray, name_lengths: np.ndarray,
-          out: np.ndarray, at: int) -> int:
-    """Write one fast cell at ``at``; return the end."""
-    if math.isnan(x):
-        return at
-    if kind == NAME:
-        code = int(x)
-        for j in range(name_lengths[code]):
-            out[at + j] = names[code, j]
-        return at + name_lengths[code]
-    if kind == INTEGER:
-        whole = int(x)  # truncates toward zero, as numpy's astype(int64)
-        if whole < 0:
-            out[at] = 45  # "-"
-            at += 1
-            whole = -whole
-        return _digits(whole, out, at, 1)
-    micro = int(np.rint(abs(x) * 1e6))
-    if math.copysign(1.0, x) < 0.0:
-        out[at] = 45
-        at += 1
-    at = _digits(micro // 1000000, out, at, 1)
+def _fraction(micro: int, out: np.ndarray, at: int) -> int:
+    """The point and six decimals of ``micro`` (0-999999) millionths at ``at``."""
     out[at] = 46  # "."
-    return _digits(micro % 1000000, out, at + 1, 6)
+    high = micro // 10000
+    rest = micro - 10000 * high
+    middle = rest // 100
+    _pair(high, out, at + 1)
+    _pair(middle, out, at + 3)
+    _pair(rest - 100 * middle, out, at + 5)
+    return at + 7
 
 
 @numba.njit(cache=True)
 def render(values: np.ndarray, kinds: np.ndarray, names: np.ndarray, name_lengths: np.ndarray,
-           hard_at: np.ndarray, hard_text: np.ndarray, hard_start: np.ndarray) -> np.ndarray:
-    """The CSV body (no header): one line per sample, cells separated by commas.
+           hard_at: np.ndarray, hard_text: np.ndarray, hard_start: np.ndarray,
+           out: np.ndarray) -> int:
+    """Write the CSV body (no header) into ``out``: one line per sample, cells separated
+    by commas; return its length, or ``-1 - index`` at the first hard cell (flat
+    row-major ``index``) that is not in ``hard_at``.
 
     ``values`` has one row per column; hard cell ``h`` (at flat index ``hard_at[h]``) is
-    ``hard_text[hard_start[h]:hard_start[h + 1]]``.
+    ``hard_text[hard_start[h]:hard_start[h + 1]]``. ``out`` holds at least
+    ``body_bytes`` bytes.
     """
     columns, rows = values.shape
-    size = rows * columns * (_CELL_BYTES + 1) + hard_text.size
-    for c in range(columns):
-        if kinds[c] == NAME:
-            size += rows * name_lengths.max()
-    out = np.empty(size, dtype=np.uint8)
     at = 0
     h = 0
+    next_hard = hard_at[0] if hard_at.size else -1
+    flat = 0
     for i in range(rows):
         for c in range(columns):
-            if h < hard_at.size and hard_at[h] == i * columns + c:
+            x = values[c, i]
+            kind = kinds[c]
+            if flat == next_hard:
                 for j in range(hard_start[h], hard_start[h + 1]):
                     out[at] = hard_text[j]
                     at += 1
                 h += 1
+                next_hard = hard_at[h] if h < hard_at.size else -1
+            elif math.isnan(x):
+                pass
+            elif kind == NAME:
+                code = int(x)
+                for j in range(name_lengths[code]):
+                    out[at + j] = names[code, j]
+                at += name_lengths[code]
+            elif _is_hard(x, kind):
+                return -1 - flat
+            elif kind == INTEGER:
+                whole = int(x)  # truncates toward zero, as numpy's astype(int64)
+                if whole < 0:
+                    out[at] = 45  # "-"
+                    at += 1
+                    whole = -whole
+                at = _digits(whole, out, at)
             else:
-                at = _cell(values[c, i], kinds[c], names, name_lengths, out, at)
-            out[at] = 44 if c < columns - 1 else 10  # "," or newline
+                if math.copysign(1.0, x) < 0.0:
+                    out[at] = 45
+                    at += 1
+                micro = _millionths(abs(x))
+                whole = micro // 1000000
+                at = _fraction(micro - 1000000 * whole, out, _digits(whole, out, at))
+            out[at] = 44  # ","
             at += 1
-    return out[:at]
+            flat += 1
+        out[at - 1] = 10  # the line's last comma becomes its newline
+    return at
+
+
+def body_bytes(rows: int, kinds: np.ndarray, names: list[str]) -> int:
+    """Most bytes ``render`` writes for ``rows`` rows of ``kinds`` without hard cells."""
+    longest = max(map(len, names))
+    return rows * sum(longest + 1 if kind == NAME else _CELL_BYTES + 1 for kind in kinds)
 
 
 def name_table(names: list[str]) -> tuple[np.ndarray, np.ndarray]:
@@ -152,19 +223,46 @@ def python_text(x: float, kind: int) -> str:
     return f"{x:.6f}"
 
 
+class CsvRenderer:
+    """Renders blocks of rows of fixed column kinds into a reused buffer (so a stream of
+    blocks does not fault in fresh pages for every one)."""
+
+    def __init__(self, kinds: np.ndarray, names: list[str]) -> None:
+        self.kinds = np.ascontiguousarray(kinds, dtype=np.int64)
+        self.names = names
+        self._table, self._lengths = name_table(names)
+        self._out = np.empty(0, dtype=np.uint8)
+        self._no_hard = (np.zeros(0, np.int64), np.zeros(0, np.uint8), np.zeros(1, np.int64))
+
+    def rows(self, values: np.ndarray) -> np.ndarray:
+        """The text of ``values`` (one row per column), as a view of the buffer: valid
+        until the next call (``os.write`` takes it as it is)."""
+        values = np.asarray(values, dtype=np.float64)
+        need = body_bytes(values.shape[1], self.kinds, self.names)
+        if self._out.size < need:
+            self._out = np.empty(need, dtype=np.uint8)
+        hard = self._no_hard
+        end = render(values, self.kinds, self._table, self._lengths, *hard, self._out)
+        if end < 0:  # rare: infinities or huge numbers, formatted by Python
+            hard = self._hard(values)
+            if self._out.size < need + hard[1].size:
+                self._out = np.empty(need + hard[1].size, dtype=np.uint8)
+            end = render(values, self.kinds, self._table, self._lengths, *hard, self._out)
+        return self._out[:end]
+
+    def _hard(self, values: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        hard_at = hard_cells(values, self.kinds)
+        columns = values.shape[0]
+        texts = [
+            python_text(values[index % columns, index // columns],
+                        int(self.kinds[index % columns])).encode("ascii")
+            for index in hard_at.tolist()
+        ]
+        hard_start = np.zeros(len(texts) + 1, dtype=np.int64)
+        hard_start[1:] = np.cumsum([len(t) for t in texts])
+        return hard_at, np.frombuffer(b"".join(texts), dtype=np.uint8), hard_start
+
+
 def csv_body(values: np.ndarray, kinds: np.ndarray, names: list[str]) -> bytes:
     """The rows of a CSV file for ``values`` (one row per column) of the given kinds."""
-    values = np.ascontiguousarray(values, dtype=np.float64)
-    kinds = np.ascontiguousarray(kinds, dtype=np.int64)
-    hard_at = hard_cells(values, kinds)
-    columns = values.shape[0]
-    texts = [
-        python_text(values[index % columns, index // columns], int(kinds[index % columns]))
-        .encode("ascii")
-        for index in hard_at.tolist()
-    ]
-    hard_start = np.zeros(len(texts) + 1, dtype=np.int64)
-    hard_start[1:] = np.cumsum([len(t) for t in texts])
-    hard_text = np.frombuffer(b"".join(texts), dtype=np.uint8)
-    table, lengths = name_table(names)
-    return render(values, kinds, table, lengths, hard_at, hard_text, hard_start).tobytes()
+    return CsvRenderer(kinds, names).rows(values).tobytes()
