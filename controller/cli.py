@@ -23,6 +23,8 @@ from controller.commands import (
     sweep,
 )
 from controller.commands.common import EXIT_INTERRUPTED, EXIT_USAGE
+from controller.interrupts import terminate_as_interrupt
+from controller.outputs import OutputError
 from controller.validation import ConfigError
 
 COMMANDS = (sim, run, board_emulator, ports, sweep, report, detect, check_config)
@@ -45,11 +47,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``fes`` console script."""
-    args = build_parser().parse_args(argv)
     try:
-        return int(args.handler(args))
+        # SIGTERM in any phase ends the command as Ctrl-C does (exit 130).
+        with terminate_as_interrupt():
+            args = build_parser().parse_args(argv)
+            return int(args.handler(args))
     except ConfigError as err:
         print(f"fes: {err.render()}", file=sys.stderr)
+        return EXIT_USAGE
+    except OutputError as err:
+        print(f"fes: {err}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         print("fes: interrupted", file=sys.stderr)

@@ -95,7 +95,7 @@ def closed_loop(
         "sim": {"patient": patient, "seed": 1},
         "loop": {"duration_s": duration_s, "sample_rate_hz": rate_hz},
     })
-    summary = run_simulated_trial(config, out, compiled=compiled)
+    summary = run_simulated_trial(config, out, compiled=compiled, overwrite=True)
     return float(summary["real_time_factor"])
 
 

@@ -301,7 +301,12 @@ class SimulatedLimb:
         duration_s: float,
         seed: int,
         channels: int = 2,
+        truth_rows: np.ndarray | None = None,
     ) -> None:
+        """``truth_rows``, if given, is where the truth of every sample is kept (one row
+        per sample of the trial, ``TRUTH_COLUMNS`` wide): memory the caller chose, e.g.
+        shared with a process that streams it to disk. By default storage grows with the
+        samples read."""
         if not (math.isfinite(sample_rate_hz) and sample_rate_hz >= MIN_SAMPLE_RATE_HZ):
             raise ValueError(
                 f"sample_rate_hz must be at least {MIN_SAMPLE_RATE_HZ:g}, got {sample_rate_hz!r}"
@@ -356,7 +361,14 @@ class SimulatedLimb:
         self._command = np.zeros(4)
         self._commands = [StimCommand.off(c) for c in range(channels)]
         self._sample_out = np.zeros(3)
-        self._truth = np.zeros((min(self._n_samples, BLOCK_SAMPLES), len(TRUTH_COLUMNS)))
+        if truth_rows is None:
+            truth_rows = np.zeros((min(self._n_samples, BLOCK_SAMPLES), len(TRUTH_COLUMNS)))
+        elif truth_rows.shape != (self._n_samples, len(TRUTH_COLUMNS)):
+            raise ValueError(
+                f"truth_rows must have shape {(self._n_samples, len(TRUTH_COLUMNS))}, "
+                f"got {truth_rows.shape}"
+            )
+        self._truth = truth_rows
         self._k = 0
         self._closed = False
 

@@ -83,7 +83,7 @@ def trial_dir(tmp_path_factory):
 def test_sim_exits_3_naming_the_failed_check(trial_dir, capsys):
     summary = json.loads((trial_dir / "summary.json").read_text())
     charge = summary["stim"]["charge_uc_per_stride"]
-    args = ["sim", "--duration-s", "4", "--out", str(trial_dir)]
+    args = ["sim", "--duration-s", "4", "--out", str(trial_dir), "--overwrite"]
     assert main([*args, "--require", f"stim.charge_uc_per_stride<={charge}"]) == 0
     capsys.readouterr()
     code = main([*args, "--require", "stopped_by==duration",
@@ -95,6 +95,6 @@ def test_sim_exits_3_naming_the_failed_check(trial_dir, capsys):
 
 
 def test_sim_unknown_figure_exits_2(trial_dir, capsys):
-    args = ["sim", "--duration-s", "4", "--out", str(trial_dir)]
+    args = ["sim", "--duration-s", "4", "--out", str(trial_dir), "--overwrite"]
     assert main([*args, "--require", "clearance.drags<=2"]) == 2
     assert "clearance.drags: no such figure" in capsys.readouterr().err

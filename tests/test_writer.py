@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import errno
 import io
 import json
 import multiprocessing
+import os
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -136,19 +138,28 @@ def test_a_slow_sink_in_a_real_time_trial_gets_every_sample_without_slowing_the_
     assert np.allclose(saved["lateness_us"], per_sample["lateness_us"], rtol=0.0, atol=1e-6)
 
 
-class BrokenSink:
+class FullDiskSink:
+    """A file on a full disk: every write fails with ENOSPC."""
+
+    path = "/mnt/full/samples.csv"
+
     def write(self, first: int, rows: Mapping[str, np.ndarray]) -> None:
-        raise OSError("disk full")
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
     def close(self) -> None:
         """Nothing to release."""
 
 
-def test_a_failing_sink_is_reported_after_the_loop_which_runs_to_the_end(tmp_path, capfd):
+class BuggySink(FullDiskSink):
+    def write(self, first: int, rows: Mapping[str, np.ndarray]) -> None:
+        raise RuntimeError("a bug in the sink")
+
+
+def _run_with_sinks(sinks: list) -> LogWriter:
     config = load_config()
     limb = SimulatedLimb(load_patient("moderate"), 500.0, 1.0, seed=5)
     recorder, deadlines = TrialRecorder(500), DeadlineMonitor(500, limb.sample_period_s)
-    writer = LogWriter((recorder, deadlines), [BrokenSink()], poll_s=0.001)
+    writer = LogWriter((recorder, deadlines), sinks, poll_s=0.001)
     writer.start()
     time.sleep(0.01)
     outcome = run_loop(
@@ -156,9 +167,26 @@ def test_a_failing_sink_is_reported_after_the_loop_which_runs_to_the_end(tmp_pat
         Watchdog(limb, config.safety), VirtualClock(), recorder, 500, deadlines,
     )
     assert outcome.samples == 500
+    return writer
+
+
+def test_a_full_disk_drops_its_sink_and_is_named_after_the_loop_which_runs_to_the_end(
+    tmp_path,
+):
+    saving = SavingSink(tmp_path / "rows.npz")
+    writer = _run_with_sinks([FullDiskSink(), saving])
+    writer.stop()
+    assert str(writer.failure) == (
+        "cannot write /mnt/full/samples.csv: No space left on device"
+    )
+    assert len(np.load(tmp_path / "rows.npz")["time_s"]) == 500  # the other sink goes on
+
+
+def test_a_failing_sink_is_reported_after_the_loop_which_runs_to_the_end(capfd):
+    writer = _run_with_sinks([BuggySink()])
     with pytest.raises(LogWriterError, match="log writer failed"):
         writer.stop()
-    assert "disk full" in capfd.readouterr().err
+    assert "a bug in the sink" in capfd.readouterr().err
 
 
 def test_status_line_reports_each_interval():

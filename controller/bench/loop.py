@@ -65,7 +65,7 @@ def _sim_backend(config: TrialConfig, out_dir: Path, realtime: bool) -> dict[str
 
     # The Python loop of a live trial also off the wall clock (``--profile``), not the
     # compiled one ``fes sim`` runs: this benchmark is about the live loop.
-    return run_simulated_trial(config, out_dir, realtime, compiled=False)
+    return run_simulated_trial(config, out_dir, realtime, compiled=False, overwrite=True)
 
 
 Backend = Callable[[TrialConfig, Path, bool], dict[str, Any]]

@@ -23,6 +23,29 @@ EXIT_REFUSED = 10  # fes run: the board was refused (reasons listed)
 EXIT_INTERRUPTED = 130
 
 
+def output_path(text: str) -> Path:
+    """An ``--out`` option: a path, never empty (``--out ""`` would write into the
+    current folder)."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("an empty path; name a folder")
+    return Path(text)
+
+
+def add_output_options(parser: argparse.ArgumentParser, default: str) -> None:
+    """``--out DIR`` and ``--overwrite`` of a command that writes one trial's files."""
+    parser.add_argument(
+        "--out", type=output_path, metavar="DIR",
+        help=f"output folder, new or empty (default {default}); the trial's files are "
+        "written while it runs, so a crash keeps what was recorded (docs/files.md)",
+    )
+    parser.add_argument(
+        "--overwrite", action="store_true",
+        help="let the trial use an output folder that already holds files: the earlier "
+        "trial's files are removed first (other files are left alone); without it such "
+        "a folder is refused (exit 2), so no trial's files are ever mixed with another's",
+    )
+
+
 def load_checked(path: Path | None, overrides: dict[str, Any]) -> TrialConfig:
     """A validated trial config whose patient profile also loads and validates."""
     from sim.patient import load_patient

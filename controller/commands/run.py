@@ -34,6 +34,7 @@ from controller.commands.common import (
     EXIT_REFUSED,
     EXIT_USAGE,
     EXIT_WATCHDOG_FAULT,
+    add_output_options,
     add_stim_option,
     load_checked,
     stim_overrides,
@@ -115,7 +116,7 @@ def _run(args: argparse.Namespace) -> int:
     status = None if args.no_status else sys.stderr
     try:
         limits = LinkLimits(args.link_timeout_ms / 1000.0, args.max_lag_ms / 1000.0)
-        result = run_live_trial(config, spec, out_dir, status, limits)
+        result = run_live_trial(config, spec, out_dir, status, limits, args.overwrite)
     except BoardError as err:
         print(f"fes run: {err}", file=sys.stderr)
         return EXIT_NO_BOARD if err.kind == "no_board" else EXIT_REFUSED
@@ -176,9 +177,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--duration-s", type=float, metavar="S",
         help="trial length in seconds (default loop.duration_s, 60)",
     )
-    run.add_argument(
-        "--out", type=Path, metavar="DIR", help="output folder (default runs/live)"
-    )
+    add_output_options(run, "runs/live")
     run.add_argument(
         "--link-timeout-ms", type=_milliseconds, default=100.0, metavar="MS",
         help="no frame from the board, or a command unacknowledged, for this long ends "

@@ -11,6 +11,7 @@ from controller.commands.common import (
     EXIT_INTERRUPTED,
     EXIT_OK,
     EXIT_REQUIREMENT_FAILED,
+    add_output_options,
     add_realtime_options,
     add_require_option,
     add_stim_option,
@@ -52,7 +53,9 @@ def _run(args: argparse.Namespace) -> int:
     config = load_checked(args.config, _overrides(args))
     out_dir = args.out or Path("runs") / f"{Path(config.sim.patient).stem}-seed{config.sim.seed}"
     sinks = [StatusLine(sys.stderr)] if args.realtime else []
-    summary = run_simulated_trial(config, out_dir, args.realtime, sinks, sys.stderr)
+    summary = run_simulated_trial(
+        config, out_dir, args.realtime, sinks, sys.stderr, overwrite=args.overwrite
+    )
     print(render_text(summary))
     print(f"files: {out_dir}/samples.csv, events.csv, summary.json, config.json")
     if summary["stopped_by"] == "interrupted":
@@ -103,9 +106,6 @@ def register(sub: argparse._SubParsersAction) -> None:
         "latency in summary.json; without it the trial runs as fast as possible",
     )
     add_realtime_options(sim)
-    sim.add_argument(
-        "--out", type=Path, metavar="DIR",
-        help="output folder (default runs/<patient>-seed<N>)",
-    )
+    add_output_options(sim, "runs/<patient>-seed<N>")
     add_require_option(sim, "the trial's summary")
     sim.set_defaults(handler=_run)

@@ -21,13 +21,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
 
+from controller.outputs import write_json_atomically
 from controller.sweep import ranking, table
 from controller.sweep.executors import Result, Task
 from controller.sweep.plan import PlannedTrial, SweepPlan
 from controller.sweep.progress import Progress
 from controller.sweep.store import SweepStore
 from controller.sweep.worker import TrialFailure
-from controller.trial.files import write_json
 from controller.trial.require import Requirement, failures
 
 Executor = Callable[[Sequence[Task]], Generator[Result, None, None]]
@@ -83,7 +83,7 @@ def run_sweep(
     store = SweepStore(out)
     with store.locked():
         store.remove_partials()
-        write_json(out / PLAN, plan.describe() | {"objective": [str(t) for t in terms]})
+        write_json_atomically(out / PLAN, plan.describe() | {"objective": [str(t) for t in terms]})
         summaries = {t.key: store.finished(t.key) for t in plan.trials}
         todo = [t for t in plan.trials if summaries[t.key] is None]
         outcome = SweepOutcome(total=len(plan.trials), reused=len(plan.trials) - len(todo))

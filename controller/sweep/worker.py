@@ -40,7 +40,7 @@ def run_trial(config: dict[str, Any], summaries_only: bool) -> TrialOutput:
     trial_config = build_config(config, "sweep trial")
     with tempfile.TemporaryDirectory(prefix="fes-trial-") as scratch:
         folder = Path(scratch)
-        summary = run_simulated_trial(trial_config, folder)
+        summary = run_simulated_trial(trial_config, folder, stream=False)
         files = {
             path.name: path.read_bytes()
             for path in sorted(folder.iterdir())

@@ -48,7 +48,12 @@ from controller.safety.decide import watchdog_observe, watchdog_submit
 from controller.safety.estop import estop_signals
 from controller.stim.schedule import schedule_step
 from controller.stim.scheduler import StimScheduler
-from controller.trial.recorder import SAMPLE_ROWS, TrialRecorder
+from controller.trial.recorder import (
+    EVENTS_PUBLISHED,
+    ROWS_PUBLISHED,
+    SAMPLE_ROWS,
+    TrialRecorder,
+)
 from sim.kernels import kernel
 from sim.limb import (
     BLOCK_SAMPLES,
@@ -155,10 +160,19 @@ def _run_block(
     stim_column: np.ndarray,
     table: np.ndarray,
     events: np.ndarray,
+    shared_events: np.ndarray,
+    counts: np.ndarray,
+    publish_every: int,
 ) -> int:
     """Samples ``k0 .. k0 + count - 1``, each as one pass of ``run_loop``; returns the
-    number of detected events written into ``events``."""
+    number of detected events written into ``events``.
+
+    Every ``publish_every`` samples the rows (and, first, the events detected so far, as
+    far as ``shared_events`` has room) are published in ``counts``, as
+    ``TrialRecorder.publish`` does, so the log writer streams a long block as it runs.
+    """
     n_events = 0
+    shared = counts[EVENTS_PUBLISHED]
     for k in range(k0, k0 + count):
         t_s = k * period_s
         limb_step(k, strides, features, limb_params, limb_state, buffers, dropouts, noise,
@@ -180,7 +194,15 @@ def _run_block(
             events[n_events, _E_KNOWN] = t_s
             events[n_events, _E_CODE] = outbox[1 + 2 * e]
             events[n_events, _E_EST] = outbox[2 + 2 * e]
+            if shared < shared_events.shape[0]:
+                for column in range(3):
+                    shared_events[shared, column] = events[n_events, column]
+                shared += 1
             n_events += 1
+        if (k + 1) % publish_every == 0:
+            counts[EVENTS_PUBLISHED] = shared
+            counts[ROWS_PUBLISHED] = k + 1
+    counts[EVENTS_PUBLISHED] = shared
     return n_events
 
 
@@ -193,13 +215,18 @@ def run_compiled_loop(
     max_samples: int,
     deadlines: DeadlineMonitor,
     notes: TextIO | None = None,
+    publish_every: int | None = None,
 ) -> LoopOutcome:
     """``run_loop`` over ``limb`` on a virtual clock, compiled; same arguments and outcome.
 
     Stops after ``max_samples`` samples, at the end of the limb's trial, or on Ctrl-C;
     the watchdog turns every output off however it ends. If compiling the loop (first
-    run after an install or a change of the kernels) takes long, ``notes`` is told.
+    run after an install or a change of the kernels) takes long, ``notes`` is told. Rows
+    are published for the log writer at least every ``publish_every`` samples (default:
+    one second of samples), so a kill loses at most that much.
     """
+    if publish_every is None:
+        publish_every = max(1, round(1.0 / limb.sample_period_s))
     kind, detector_state, detector_params = detector.kernel_arrays
     heel_is_force = detector.setup.heel_input == "force"
     schedule_params, schedule_state, requested = scheduler.kernel_arrays
@@ -217,7 +244,7 @@ def run_compiled_loop(
             k, count, *arrays, kind, detector_state, detector_params, heel_is_force, outbox,
             schedule_params, schedule_state, requested,
             limits, watchdog_state, log, delivered, limb.sample_period_s, stim_column,
-            recorder.table, events,
+            recorder.table, events, recorder.events, recorder.counts, publish_every,
         ))
 
     start = time.perf_counter()
@@ -244,7 +271,7 @@ def run_compiled_loop(
                 limb.advanced(count, _held(delivered, watchdog))
                 recorder.detected.extend(
                     DetectedEvent(Event(int(code)), float(known), float(est))
-                    for known, code, est in events[:n_events]
+                    for known, code, est in events[:n_events].tolist()
                 )
                 watchdog.drain_log()
                 recorder.publish(samples)

@@ -1,26 +1,48 @@
-"""Writing a trial's files: ``samples.csv``, ``events.csv`` and ``summary.json``.
+"""A trial's CSV files, written while the trial runs: ``samples.csv``, ``timing.csv`` and
+``events.csv``.
 
-Formats are fixed (six decimals, names for phases and events, sorted JSON keys) so that
-the same trial gives the same bytes.
+The streams are log sinks (``controller.trial.writer``): the log writer process hands
+them every block of rows the loop has published and each appends its text to its file
+with ``os.write`` at once, so a kill of the trial at any moment leaves each file
+readable up to its last complete line. (The files were opened, and their headers
+written, by the trial's own process before the loop: an output that cannot be written
+is found before anything starts.)
+
+Formats are fixed (six decimals, names for phases and events) so that the same trial
+gives the same bytes. Numbers are rendered by a compiled kernel
+(``controller.trial.csvtext``), byte for byte what ``%.6f`` and ``%d`` give; NaN (a
+missing value) is an empty field, also in the integer columns (a live trial can lack a
+truth row).
+
+``events.csv`` is sorted by time, then source, then event. A detected event becomes
+known some time after the moment it estimates, so the stream holds each event back
+until the rows published reach ``hold_s`` past it: the file then grows in sorted order
+(an event detected later than that would be appended out of order, and only in a file
+left by a kill: the trial's own end rewrites the file sorted, ``write_events_csv``).
 """
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterable, Mapping
+import os
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Protocol
 
 import numpy as np
 
-from controller.detect.events import PHASE_NAMES
-from controller.trial.csvtext import FLOAT6, INTEGER, NAME, csv_body
+from controller.detect.events import EVENT_NAMES, PHASE_NAMES, Event
+from controller.outputs import write_all
+from controller.trial.csvtext import FLOAT6, INTEGER, NAME, CsvRenderer, hard_cells
 
 #: Written as integers, as is the ``<channel>_stim_on`` flag of every further channel.
 INTEGER_COLUMNS = frozenset({"heel_switch", "stim_on", "pulses", "skipped_periods"})
+EVENTS_HEADER = b"time_s,source,event\n"
+#: How long past an event's time the published rows must reach before it is streamed.
+EVENT_HOLD_S = 0.5
 
 
-def _kind(name: str) -> int:
+def column_kind(name: str) -> int:
+    """How a column of a trial's CSV is written: a phase name, an integer, a float."""
     if name == "phase":
         return NAME
     if name in INTEGER_COLUMNS or name.endswith("_stim_on"):
@@ -28,31 +50,119 @@ def _kind(name: str) -> int:
     return FLOAT6
 
 
-def write_samples_csv(path: Path, columns: Mapping[str, np.ndarray]) -> None:
-    """One row per sample; NaN (a missing value) is written as an empty field, also in
-    the integer columns (a live trial can lack a truth row). The text is rendered by a
-    compiled kernel (``controller.trial.csvtext``), byte for byte what ``%.6f`` and
-    ``%d`` give."""
-    rows = min((len(col) for col in columns.values()), default=0)
-    values = np.empty((len(columns), rows))
-    for i, col in enumerate(columns.values()):
-        values[i] = np.asarray(col, dtype=np.float64)[:rows]
-    kinds = np.array([_kind(name) for name in columns], dtype=np.int64)
-    names = [PHASE_NAMES[p] for p in sorted(PHASE_NAMES)]
-    with path.open("wb") as handle:
-        handle.write((",".join(columns) + "\n").encode("utf-8"))
-        if columns and rows:
-            handle.write(csv_body(values, kinds, names))
+def header(columns: Sequence[str]) -> bytes:
+    """The header line of a CSV file with ``columns``."""
+    return (",".join(columns) + "\n").encode("utf-8")
 
 
-def write_events_csv(path: Path, events: Iterable[tuple[float, str, str]]) -> None:
-    """Rows ``time_s,source,event`` sorted by time, then source, then event."""
-    with path.open("w", encoding="utf-8", newline="\n") as handle:
-        handle.write("time_s,source,event\n")
-        for t_s, source, event in sorted(events):
-            handle.write(f"{t_s:.6f},{source},{event}\n")
+def phase_names() -> list[str]:
+    """Phase names by code, as the CSV writes them."""
+    return [PHASE_NAMES[p] for p in sorted(PHASE_NAMES)]
 
 
-def write_json(path: Path, data: Mapping[str, Any]) -> None:
-    """Pretty, key-sorted JSON with a trailing newline."""
-    path.write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+class CsvStream:
+    """Appends the rows of ``columns`` (out of every block the writer hands it) to the
+    open file ``fd``, whose header is written."""
+
+    def __init__(self, fd: int, columns: Sequence[str], path: Path | str = "") -> None:
+        self.fd = fd
+        self.path = path
+        self.columns = tuple(columns)
+        self._renderer = CsvRenderer(
+            np.array([column_kind(name) for name in self.columns]), phase_names()
+        )
+        # Compile (or load) the kernel here, before the writer forks: the writer
+        # process then starts with it ready.
+        self._renderer.rows(np.zeros((len(self.columns), 1)))
+        hard_cells(np.zeros((len(self.columns), 1)), self._renderer.kinds)
+
+    def write(self, first: int, rows: Mapping[str, np.ndarray]) -> None:
+        n = len(rows[self.columns[0]]) if self.columns else 0
+        if n == 0:
+            return
+        block = np.empty((len(self.columns), n))
+        for i, name in enumerate(self.columns):
+            block[i] = rows[name]
+        write_all(self.fd, self._renderer.rows(block))
+
+    def close(self) -> None:
+        os.close(self.fd)
+
+
+def event_line(t_s: float, source: str, event: str) -> str:
+    """One line of ``events.csv``."""
+    return f"{t_s:.6f},{source},{event}\n"
+
+
+def events_text(events: Iterable[tuple[float, str, str]]) -> bytes:
+    """``events.csv`` whole: rows ``time_s,source,event`` sorted by time, then source,
+    then event."""
+    lines = [event_line(*event) for event in sorted(events)]
+    return EVENTS_HEADER + "".join(lines).encode("utf-8")
+
+
+class EventSource(Protocol):
+    """What ``EventStream`` reads: the recorder's detected events in shared memory."""
+
+    def events_published(self) -> int:
+        """Detected events complete so far."""
+        ...
+
+    def event_rows(self, start: int, stop: int) -> np.ndarray:
+        """Rows ``start`` to ``stop``: known time, event code, estimated time."""
+        ...
+
+
+class EventStream:
+    """Appends true and detected events to ``events.csv`` (open as ``fd``) in sorted
+    order as the trial's rows are published; see the module docstring.
+
+    ``detected`` is the recorder (its published events: columns known time, event code,
+    estimated time); ``true_events`` the ground truth known before the trial (the
+    simulator's), each written once the rows reach it.
+    """
+
+    def __init__(
+        self,
+        fd: int,
+        detected: EventSource,
+        true_events: Sequence[tuple[float, str]],
+        period_s: float,
+        hold_s: float = EVENT_HOLD_S,
+        path: Path | str = "",
+    ) -> None:
+        self.fd = fd
+        self.path = path
+        self._detected = detected
+        self._seen = 0
+        self._pending: list[tuple[float, str, str]] = []
+        self._true = sorted(true_events)
+        self._next_true = 0
+        self._period_s = period_s
+        self._hold_s = hold_s
+        self._rows = 0
+
+    def write(self, first: int, rows: Mapping[str, np.ndarray]) -> None:
+        self._rows = first + len(next(iter(rows.values()))) if rows else first
+        self._flush(self._rows * self._period_s - self._hold_s)
+
+    def close(self) -> None:
+        self._flush(self._rows * self._period_s)
+        os.close(self.fd)
+
+    def _flush(self, horizon_s: float) -> None:
+        """Write every known event before ``horizon_s``, sorted."""
+        published = self._detected.events_published()
+        for _, code, t_est in self._detected.event_rows(self._seen, published):
+            self._pending.append((float(t_est), "detected", EVENT_NAMES[Event(int(code))]))
+        self._seen = published
+        end_s = self._rows * self._period_s
+        while self._next_true < len(self._true) and self._true[self._next_true][0] < end_s:
+            t_s, name = self._true[self._next_true]
+            self._pending.append((t_s, "true", name))
+            self._next_true += 1
+        self._pending.sort()
+        ready = [e for e in self._pending if e[0] < horizon_s]
+        if ready:
+            self._pending = self._pending[len(ready):]
+            write_all(self.fd, "".join(event_line(*e) for e in ready).encode("utf-8"))

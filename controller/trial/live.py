@@ -47,6 +47,7 @@ from controller.safety.watchdog import warm_up_kernels
 from controller.stim.scheduler import StimScheduler
 from controller.stim.settings import channel_path
 from controller.trial.backends import BackendSpec, SplitBackend, open_backend
+from controller.trial.folder import TrialFolder
 from controller.trial.recorder import TrialRecorder
 from controller.trial.session import (
     GroundTruth,
@@ -74,7 +75,15 @@ from controller.trial.status import (
     StatusLine,
     live_snapshot,
 )
-from hw.board import Board, BoardFault, BoardRequirements, PulseShape, describe_info
+from controller.trial.streams import TrialFiles
+from hw.board import (
+    Board,
+    BoardError,
+    BoardFault,
+    BoardRequirements,
+    PulseShape,
+    describe_info,
+)
 from hw.openems.driver import OpenEmsFault
 from hw.realtime import frozen_heap
 
@@ -265,20 +274,25 @@ def run_live_trial(
     out_dir: Path,
     status: TextIO | None = None,
     limits: LinkLimits = LinkLimits(),
+    overwrite: bool = False,
 ) -> LiveResult:
     """Connect to the back end (``controller.trial.backends``; a URL is the project's
-    board there), run the trial, write its files.
+    board there), run the trial, write its files into ``out_dir`` (empty or new, unless
+    ``overwrite``: ``controller.trial.folder``).
 
     ``status`` gets the status line (from the log writer process) and fault reports;
     None prints no line, and faults go to stderr.
 
-    Raises ``hw.board.BoardError`` when no board answers or the board is refused (a
-    pulse shape it cannot deliver included), before any file is written.
+    The output folder is claimed and its files opened before the board is asked
+    anything: ``controller.outputs.OutputError`` if they cannot be written. Raises
+    ``hw.board.BoardError`` when no board answers or the board is refused (a pulse shape
+    it cannot deliver included), and then removes the files it had opened.
     """
     spec = BackendSpec("board", backend) if isinstance(backend, str) else backend
     rate_hz = config.loop.sample_rate_hz
     channel = config.stim.peroneal.channel
     warm_up(config)
+    folder = TrialFolder.claim(out_dir, overwrite)
     board: LiveBoard = open_backend(spec) if spec.kind != "board" else Board(
         spec.url,
         BoardRequirements(config.safety, rate_hz, channels=output_channels(config),
@@ -306,11 +320,14 @@ def run_live_trial(
     )
     ending: dict[str, str] = {}
 
-    def run_then_close(parts: TrialParts, n_samples: int) -> LoopOutcome:
-        """The loop, then the board's session closed at once (STOP_ALL acknowledged, the
-        stream stopped), not after the log writer's last pass: a slow terminal must not
-        leave the board without a frame until its communication timeout faults it."""
+    def connect_run_close(parts: TrialParts, n_samples: int) -> LoopOutcome:
+        """Connect, run the loop, then close the board's session at once (STOP_ALL
+        acknowledged, the stream stopped), not after the log writer's last pass: a slow
+        terminal must not leave the board without a frame until its communication
+        timeout faults it. Connecting is part of the trial: Ctrl-C while the board is
+        asked for HELLO ends it as any interruption does."""
         try:
+            board.connect()
             return run_parts(parts, n_samples)
         finally:
             board.close()
@@ -328,13 +345,18 @@ def run_live_trial(
             "config": spec.describe(),
         }
 
+    files = TrialFiles.open(folder, parts)  # before HELLO: unwritable outputs stop here
     # Everything is built before the board's communication timer starts at HELLO; from
     # then on the garbage collector must not pause the host (hw.realtime).
-    with frozen_heap(), estop_keys(_stdin_fd(), watchdog) as keys:
-        if keys:
-            report.write("fes run: space or Esc is an emergency stop\n")
-        board.connect()
-        _, summary = run_trial(parts, n_samples, out_dir, finish, sinks, loop=run_then_close)
+    try:
+        with frozen_heap(), estop_keys(_stdin_fd(), watchdog) as keys:
+            if keys:
+                report.write("fes run: space or Esc is an emergency stop\n")
+            _, summary = run_trial(parts, n_samples, files, finish, sinks,
+                                   loop=connect_run_close)
+    except BoardError:
+        folder.abandon()  # no trial took place: no trial files
+        raise
     return LiveResult(summary, ending["stopped_by"], ending["message"])
 
 

@@ -1,11 +1,11 @@
 """In-memory record of a trial, one row per sample, in preallocated columns.
 
-The loop appends without allocating per sample beyond the detected-event list; the
-columns are written to ``samples.csv`` once the loop has ended (also when it ended by
-Ctrl-C or an error, so nothing recorded is lost). The columns live in shared memory and
-a shared counter is raised after the row it counts is complete, so the log writer
-process (``controller.trial.writer``) can stream rows to log sinks while the loop runs,
-without a lock.
+The loop appends without allocating per sample beyond the detected-event list. The
+columns live in shared memory and a shared counter is raised after the row it counts is
+complete, so the log writer process (``controller.trial.writer``) streams the rows to
+``samples.csv`` while the loop runs, without a lock. Detected events are also copied
+into a shared table (``events``: known time, event code, estimated time), published
+before the rows they were detected at, for the stream of ``events.csv``.
 
 All columns are rows of one table (``table``: column index by name in ``index``), so a
 compiled loop (``controller.trial.compiled_loop``) records into the same memory as ``record``.
@@ -26,6 +26,14 @@ STIM_COLUMNS = ("stim_on", "amplitude_ma", "pulse_width_us", "frequency_hz")
 #: The first rows of ``TrialRecorder.table``, filled for every sample in this order; the
 #: command columns of each recorded channel follow.
 SAMPLE_ROWS = (*SENSOR_COLUMNS, "phase")
+#: Entries of ``TrialRecorder.counts``: rows published, detected events published.
+ROWS_PUBLISHED, EVENTS_PUBLISHED = 0, 1
+#: Columns of ``TrialRecorder.events``.
+EVENT_KNOWN_S, EVENT_CODE, EVENT_EST_S = 0, 1, 2
+#: One row of the shared event table per this many samples (50 a second at 1 kHz; a gait
+#: detector reports a handful per stride). Beyond it the stream stops adding events; the
+#: list (and the events.csv written at the end of the trial) keeps them all.
+SAMPLES_PER_EVENT = 20
 
 
 def stim_column_prefix(name: str) -> str:
@@ -39,7 +47,11 @@ class TrialRecorder:
     each of ``extra_channels`` (name -> output) under ``<name>_`` + those names."""
 
     def __init__(
-        self, capacity: int, channel: int = 0, extra_channels: Mapping[str, int] | None = None
+        self,
+        capacity: int,
+        channel: int = 0,
+        extra_channels: Mapping[str, int] | None = None,
+        event_capacity: int | None = None,
     ) -> None:
         self.channel = channel
         self.capacity = capacity
@@ -53,7 +65,10 @@ class TrialRecorder:
         self.table = shared_zeros(len(names) * capacity).reshape(len(names), capacity)
         self.index = {name: i for i, name in enumerate(names)}
         self._columns = {name: self.table[i] for i, name in enumerate(names)}
-        self._published = shared_zeros(1, np.int64)
+        self.counts = shared_zeros(2, np.int64)
+        if event_capacity is None:
+            event_capacity = 64 + capacity // SAMPLES_PER_EVENT
+        self.events = shared_zeros(3 * event_capacity).reshape(event_capacity, 3)
         self.detected: list[DetectedEvent] = []
 
     def record(
@@ -78,8 +93,19 @@ class TrialRecorder:
                 cols[prefix + "amplitude_ma"][k] = command.amplitude_ma
                 cols[prefix + "pulse_width_us"][k] = command.pulse_width_us
                 cols[prefix + "frequency_hz"][k] = command.frequency_hz
-        self.detected.extend(detected)
+        if detected:
+            self.add_detected(detected)
         self.publish(k + 1)
+
+    def add_detected(self, detected: Sequence[DetectedEvent]) -> None:
+        """Keep ``detected`` and publish them to the shared table (as far as it has room)."""
+        self.detected.extend(detected)
+        n = int(self.counts[EVENTS_PUBLISHED])
+        for event in detected:
+            if n < self.events.shape[0]:
+                self.events[n] = (event.t_known_s, int(event.event), event.t_est_s)
+                n += 1
+        self.counts[EVENTS_PUBLISHED] = n
 
     def stim_column(self, channel: int) -> int:
         """Index in ``table`` of ``channel``'s ``stim_on`` column (the other command
@@ -91,11 +117,20 @@ class TrialRecorder:
         """Rows up to ``count`` are complete (by ``record``, or written into ``table`` by
         a compiled loop): the log writer may read them."""
         self.count = count
-        self._published[0] = count
+        self.counts[ROWS_PUBLISHED] = count
 
     def published(self) -> int:
         """Rows recorded so far, as the log writer process sees it."""
-        return int(self._published[0])
+        return int(self.counts[ROWS_PUBLISHED])
+
+    def events_published(self) -> int:
+        """Detected events in the shared table so far (published before the rows of the
+        samples they became known at)."""
+        return int(self.counts[EVENTS_PUBLISHED])
+
+    def event_rows(self, start: int, stop: int) -> np.ndarray:
+        """Rows ``start`` to ``stop`` of the shared event table."""
+        return self.events[start:stop]
 
     def rows(self, start: int, stop: int) -> dict[str, np.ndarray]:
         """Columns of samples ``start`` to ``stop`` (views; a recorded row never changes)."""

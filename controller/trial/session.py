@@ -1,16 +1,18 @@
 """One trial from wired stages to files on disk, whatever the back end.
 
-Runs the loop, then writes ``samples.csv``, ``events.csv`` and ``summary.json`` (and
-``config.json`` before the loop starts, so that a trial can be repeated). The files are
-written however the loop ended, also on Ctrl-C or an error, so nothing recorded is lost.
-The loop runs inside the log writer (when sinks are given: they get every sample from
-a separate process while the loop runs) and, for a real-time trial, inside the OS
-settings of ``[loop]`` (CPU pinning, real-time priority); a trial paced by a clock other
-than the virtual one also writes ``timing.csv``, every sample's lateness and latency.
-What differs between back ends is passed in as ``finish``: called once the loop has
-ended, it shuts the back end down and returns the ground truth it has (the simulator's
-exact truth, the board emulator's debug frames, or nothing for a real board) and the
-back end's own entries of the summary.
+The caller claims the trial's folder and opens its files first
+(``controller.trial.streams.TrialFiles``: ``config.json``, the streamed CSV files), so an
+output that cannot be written stops the command before anything starts. ``run_trial``
+then runs the loop inside the log writer (a process of its own that streams the rows to
+the files, and to any further sinks, while the loop runs) and, for a real-time trial,
+inside the OS settings of ``[loop]`` (CPU pinning, real-time priority). However the loop
+ends (its duration, the source's end, Ctrl-C, SIGTERM, an error) the files are
+completed: the writer's last pass, ``events.csv`` sorted, ``summary.json``; Ctrl-C and
+SIGTERM while that happens are held back until the files are complete
+(``controller.interrupts``). What differs between back ends is passed in as ``finish``:
+called once the loop has ended, it shuts the back end down and returns the ground truth
+it has (the simulator's exact truth, the board emulator's debug frames, or nothing for
+a real board) and the back end's own entries of the summary.
 """
 
 from __future__ import annotations
@@ -18,7 +20,6 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from pathlib import Path
 from typing import Any, TextIO
 
 import numpy as np
@@ -27,14 +28,15 @@ from controller.clock import Clock, VirtualClock
 from controller.config import TrialConfig
 from controller.deadlines import DeadlineMonitor
 from controller.detect.events import EVENT_NAMES
+from controller.interrupts import interrupts_deferred
 from controller.loop import LoopOutcome, PhaseDetector, run_loop
 from controller.ports import SensorSource
 from controller.safety import Watchdog
 from controller.stim.scheduler import StimScheduler
-from controller.trial.files import write_events_csv, write_json, write_samples_csv
 from controller.trial.recorder import TrialRecorder
+from controller.trial.streams import TrialFiles
 from controller.trial.summary import TrialFacts, summarize
-from controller.trial.writer import LogSink, LogWriter
+from controller.trial.writer import InlineWriter, LogSink, LogWriter, LogWriterError
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,58 +98,80 @@ def new_deadlines(config: TrialConfig, n_samples: int) -> DeadlineMonitor:
     return DeadlineMonitor(n_samples, 1.0 / loop.sample_rate_hz, loop.max_overrun_ms / 1000.0)
 
 
+#: How often the log writer looks for new rows: a simulation on the virtual clock
+#: publishes thousands of rows a millisecond, a paced loop one row a period.
+VIRTUAL_POLL_S = 0.002
+PACED_POLL_S = 0.05
+
+
 def run_trial(
     parts: TrialParts,
     n_samples: int,
-    out_dir: Path,
+    files: TrialFiles,
     finish: Finish,
     sinks: Sequence[LogSink] = (),
     realtime: bool = False,
     notes: TextIO | None = None,
     loop: LoopRunner = run_parts,
+    stream: bool = True,
 ) -> tuple[LoopOutcome, dict[str, Any]]:
-    """Run the loop for up to ``n_samples``, write the files, return outcome and summary.
+    """Run the loop for up to ``n_samples``, complete the files, return outcome and summary.
 
     ``loop`` runs the stages (``run_parts`` by default). ``realtime`` applies the
     ``[loop]`` CPU and priority settings around the loop; what they did (or why the OS
-    refused them) is written to ``notes``.
+    refused them) is written to ``notes``. ``stream`` False writes the files after the
+    loop in this process instead of during it (no writer process: for a caller that
+    keeps only finished trials anyway, as a sweep does).
+
+    Raises ``KeyboardInterrupt`` after completing the files when Ctrl-C or SIGTERM came
+    before the loop or while the files were completed, and ``OutputError`` when a file
+    could not be written.
     """
     from controller.hotpath import realtime_section
 
-    out_dir.mkdir(parents=True, exist_ok=True)
-    write_json(out_dir / "config.json", parts.config.model_dump())
+    virtual = parts.clock.kind == VirtualClock.kind
+    writer_type = LogWriter if stream else InlineWriter
+    writer = writer_type(files.tails, [*files.sinks, *sinks],
+                         poll_s=VIRTUAL_POLL_S if virtual else PACED_POLL_S)
     settings: list[str] = []
-    os_settings = parts.config.loop
     try:
         with contextlib.ExitStack() as stack:
-            if sinks:  # forked first: the writer must not inherit the loop's settings
-                stack.enter_context(LogWriter((parts.recorder, parts.deadlines), sinks))
+            writer.start()  # forked first: the writer must not inherit the loop's settings
+            stack.callback(writer.request_stop)
             if realtime:
+                os_settings = parts.config.loop
                 settings += stack.enter_context(
                     realtime_section(os_settings.cpu_index, os_settings.realtime_priority)
                 )
                 if notes is not None:
                     notes.write(f"real-time settings: {'; '.join(settings)}\n")
             outcome = loop(parts, n_samples)
-    except BaseException:
-        failed = LoopOutcome(parts.recorder.count, 0.0, "error")
-        write_trial(parts, out_dir, failed, finish, settings)
+    except BaseException as err:
+        stopped_by = "interrupted" if isinstance(err, KeyboardInterrupt) else "error"
+        with interrupts_deferred():
+            failed = LoopOutcome(parts.recorder.count, 0.0, stopped_by)
+            complete_trial(parts, files, writer, failed, finish, settings)
         raise
-    return outcome, write_trial(parts, out_dir, outcome, finish, settings)
+    with interrupts_deferred():
+        summary = complete_trial(parts, files, writer, outcome, finish, settings)
+    return outcome, summary
 
 
-def write_trial(
+def complete_trial(
     parts: TrialParts,
-    out_dir: Path,
+    files: TrialFiles,
+    writer: LogWriter,
     outcome: LoopOutcome,
     finish: Finish,
     settings: Sequence[str] = (),
 ) -> dict[str, Any]:
-    """Finish the back end, score the trial and write its files; returns the summary.
+    """Finish the back end, score the trial, let the writer finish, complete the files;
+    returns the summary.
 
     ``finish``'s entries override the summary's (a live trial says why it stopped more
-    precisely than the loop can).
+    precisely than the loop can). The scoring runs while the writer makes its last pass.
     """
+    writer.request_stop()
     truth, extra = finish(outcome)
     recorder = parts.recorder
     period_s = parts.source.sample_period_s
@@ -156,17 +180,9 @@ def write_trial(
     end_s = recorder.count * period_s
     true_events = [(t, e) for t, e in truth.events if t < end_s]
     detected = recorder.detected
-    write_samples_csv(out_dir / "samples.csv", columns)
     deadlines = parts.deadlines
-    if parts.clock.kind != VirtualClock.kind:
-        write_samples_csv(out_dir / "timing.csv", deadlines.rows(0, deadlines.count))
     timing = deadlines.figures(parts.clock.kind, outcome.warm_up_s)
     timing["settings"] = list(settings)
-    write_events_csv(
-        out_dir / "events.csv",
-        [(t, "true", e) for t, e in true_events]
-        + [(d.t_est_s, "detected", EVENT_NAMES[d.event]) for d in detected],
-    )
     watchdog = parts.watchdog
     facts = TrialFacts(
         columns=columns,
@@ -185,5 +201,21 @@ def write_trial(
     m = parts.config.metrics
     summary = summarize(facts, m.event_tolerance_ms, m.onset_window_ms, m.clearance_trim_fraction)
     summary |= extra
-    write_json(out_dir / "summary.json", summary)
+    broken: LogWriterError | None = None
+    try:
+        writer.stop()
+    except LogWriterError as err:
+        broken = err
+    if writer.forked:
+        files.release()
+    else:
+        files.forget_streams()  # the sinks closed them, in this process
+    events = [(t, "true", e) for t, e in true_events] + [
+        (d.t_est_s, "detected", EVENT_NAMES[d.event]) for d in detected
+    ]
+    files.complete(columns, events, summary)
+    if broken is not None:
+        raise broken
+    if writer.failure is not None:
+        raise writer.failure
     return summary

@@ -23,8 +23,10 @@ from controller.config import TrialConfig
 from controller.detect.config import build_detector
 from controller.loop import LoopOutcome
 from controller.safety import Watchdog
+from controller.sharedmem import shared_zeros
 from controller.stim.scheduler import StimScheduler
 from controller.trial.compiled_loop import run_compiled_loop
+from controller.trial.folder import TrialFolder
 from controller.trial.recorder import TrialRecorder
 from controller.trial.session import (
     GroundTruth,
@@ -35,6 +37,7 @@ from controller.trial.session import (
     run_parts,
     run_trial,
 )
+from controller.trial.streams import BackEndTruth, TrialFiles, TruthRows
 from controller.trial.writer import LogSink
 from sim.limb import TRUTH_COLUMNS, SimulatedLimb
 from sim.patient import load_patient
@@ -47,24 +50,33 @@ def run_simulated_trial(
     sinks: Sequence[LogSink] = (),
     notes: TextIO | None = None,
     compiled: bool = True,
+    overwrite: bool = False,
+    stream: bool = True,
 ) -> dict[str, Any]:
     """Run one trial, write its files into ``out_dir`` and return the summary.
 
-    ``sinks`` receive every sample in the log writer process while the loop runs; what
-    the real-time settings did (or why the OS refused them), and that a first run is
-    compiling, is written to ``notes``.
+    ``out_dir`` must be empty or new, unless ``overwrite`` lets the trial replace an
+    earlier trial's files there (``controller.trial.folder``). The files are streamed
+    while the loop runs (unless ``stream`` is False: then they are written after it, in
+    this process). ``sinks`` receive every sample in the log writer process while the
+    loop runs; what the real-time settings did (or why the OS refused them), and that a
+    first run is compiling, is written to ``notes``.
     On the virtual clock the loop runs compiled (``controller.trial.compiled_loop``) unless
     ``compiled`` is False, which runs ``controller.loop.run_loop`` instead: the same
     trial, byte for byte, some 50 times slower (tests and benchmarks compare the two).
     """
+    folder = TrialFolder.claim(out_dir, overwrite)
     profile = load_patient(config.sim.patient)
     loop = config.loop
     rate_hz = loop.sample_rate_hz
+    n_samples = round(loop.duration_s * rate_hz)
+    # The limb's truth goes into shared memory, for the writer to stream beside the rows.
+    truth_rows = shared_zeros(n_samples * len(TRUTH_COLUMNS)).reshape(n_samples, -1)
     # The limb has an output for every configured channel (only output 0 drives the ankle).
     limb = SimulatedLimb(
-        profile, rate_hz, loop.duration_s, config.sim.seed, channels=max(2, output_channels(config))
+        profile, rate_hz, loop.duration_s, config.sim.seed,
+        channels=max(2, output_channels(config)), truth_rows=truth_rows,
     )
-    n_samples = round(loop.duration_s * rate_hz)
     detector = build_detector(config.detector, rate_hz)
     scheduler = StimScheduler(config.stim)
     watchdog = Watchdog(limb, config.safety)
@@ -91,5 +103,9 @@ def run_simulated_trial(
                                  n_samples, parts.deadlines, notes)
 
     runner = compiled_loop if compiled and not realtime else run_parts
-    _, summary = run_trial(parts, n_samples, out_dir, finish, sinks, realtime, notes, runner)
+    truth = BackEndTruth(TruthRows(truth_rows, TRUTH_COLUMNS, parts.recorder), limb.true_events())
+    files = TrialFiles.open(folder, parts, truth)
+    _, summary = run_trial(
+        parts, n_samples, files, finish, sinks, realtime, notes, runner, stream=stream
+    )
     return summary

@@ -21,29 +21,42 @@ poll (one ``poll_s`` earlier), so that a CPU which makes stores visible out of o
 (not x86-64, but ARM may) has long made the row visible too; the final pass after the
 stop signal (a semaphore, which orders memory on every CPU) reads everything.
 
-A sink that raises ends the writer process with its traceback on stderr; ``stop``
-then raises ``LogWriterError``. The loop carries on regardless: a broken log must not
-take the outputs out of control. The writer process is forked before
+A sink whose output cannot be written (an ``OSError``: a full disk, a vanished
+folder) is dropped and the writer goes on with the others; ``failure`` then names the
+file and the reason (``controller.outputs.OutputError``). A sink that raises anything
+else ends the writer process with its traceback on stderr; ``stop`` then raises
+``LogWriterError``. The loop carries on regardless: a broken log must not take the
+outputs out of control. The writer process is forked before
 ``controller.hotpath.realtime_section``, so it keeps normal priority and any CPU.
 Sinks run in that process: what they keep in memory stays there (write results to a
 file or a stream).
+
+Kills: the writer ignores SIGINT and SIGTERM (the trial's own process handles them and
+stops the writer when its files are due). If the trial's process dies (SIGKILL, the OOM
+killer), the writer notices within ``poll_s``, makes its final pass over everything
+published and closes the sinks, so the files hold every row the loop had published.
 """
 
 from __future__ import annotations
 
+import functools
 import multiprocessing
 import os
 import signal
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from types import TracebackType
 from typing import Protocol
 
 import numpy as np
 
+from controller.outputs import OutputError, reason
 from controller.sharedmem import shared_zeros
 
 _WRITTEN = 0
 _MAX_BACKLOG = 1
+_FAILURE_LENGTH = 2
+#: Room for the failure message (UTF-8) in shared memory.
+_FAILURE_BYTES = 1024
 
 
 class LogWriterError(RuntimeError):
@@ -84,7 +97,11 @@ class LogWriter:
         context = multiprocessing.get_context("fork")
         self._stop = context.Event()
         self._process = context.Process(target=self._run, name="fes-log-writer", daemon=True)
-        self._progress = shared_zeros(2, np.int64)
+        self._progress = shared_zeros(3, np.int64)
+        self._failure = shared_zeros(_FAILURE_BYTES, np.uint8)
+
+    #: The sinks run in a process of their own (which has its own copies of their files).
+    forked = True
 
     @property
     def written(self) -> int:
@@ -96,9 +113,22 @@ class LogWriter:
         """The most rows that were ever waiting for the sinks at one poll."""
         return int(self._progress[_MAX_BACKLOG])
 
+    @property
+    def failure(self) -> OutputError | None:
+        """The first output a sink could not write (file and reason), if any."""
+        length = int(self._progress[_FAILURE_LENGTH])
+        if length == 0:
+            return None
+        path, _, why = bytes(self._failure[:length]).decode("utf-8", "replace").partition("\0")
+        return OutputError(path, why)
+
     def start(self) -> None:
         """Fork the writer (before the loop, and before any real-time settings)."""
         self._process.start()
+
+    def request_stop(self) -> None:
+        """Tell the writer to make its final pass and end (``stop`` waits for it)."""
+        self._stop.set()
 
     def stop(self) -> None:
         """Let the writer pass on what is left, close the sinks and end; wait for it."""
@@ -126,17 +156,20 @@ class LogWriter:
         return min(tail.published() for tail in self._tails)
 
     def _run(self) -> None:
-        signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the loop's to handle
+        # Ctrl-C and SIGTERM are the trial's to handle: it stops the writer in time.
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
         parent = os.getppid()
+        sinks = list(self._sinks)
         seen = 0
         while not self._stop.wait(self._poll_s) and os.getppid() == parent:
-            self._write_up_to(seen)
+            self._write_up_to(seen, sinks)
             seen = self._ready()
-        self._write_up_to(self._ready())
-        for sink in self._sinks:
-            sink.close()
+        self._write_up_to(self._ready(), sinks)
+        for sink in sinks:
+            self._guarded(sinks, sink, sink.close)
 
-    def _write_up_to(self, ready: int) -> None:
+    def _write_up_to(self, ready: int, sinks: list[LogSink]) -> None:
         written = self.written
         if ready <= written:
             return
@@ -144,6 +177,40 @@ class LogWriter:
         rows: dict[str, np.ndarray] = {}
         for tail in self._tails:
             rows |= tail.rows(written, ready)
-        for sink in self._sinks:
-            sink.write(written, rows)
+        for sink in list(sinks):
+            self._guarded(sinks, sink, functools.partial(sink.write, written, rows))
         self._progress[_WRITTEN] = ready
+
+    def _guarded(self, sinks: list[LogSink], sink: LogSink, call: Callable[[], None]) -> None:
+        """Run ``call``; a sink whose output fails (``OSError``) is dropped, the first
+        failure kept for ``failure``."""
+        try:
+            call()
+        except OSError as err:
+            if sink in sinks:
+                sinks.remove(sink)
+            if self._progress[_FAILURE_LENGTH] == 0:
+                path = str(err.filename or getattr(sink, "path", "the log"))
+                text = f"{path}\0{reason(err)}".encode()[:_FAILURE_BYTES]
+                self._failure[: len(text)] = np.frombuffer(text, dtype=np.uint8)
+                self._progress[_FAILURE_LENGTH] = len(text)
+
+
+class InlineWriter(LogWriter):
+    """A ``LogWriter`` without a process: ``stop`` hands the sinks every row at once, in
+    the calling process. For a trial nobody watches while it runs and whose files are
+    only kept once it has finished (a sweep's trials): no fork, no polling."""
+
+    forked = False
+
+    def start(self) -> None:
+        """Nothing to start: the rows are written at ``stop``."""
+
+    def request_stop(self) -> None:
+        """Nothing runs meanwhile: ``stop`` does the writing."""
+
+    def stop(self) -> None:
+        sinks = list(self._sinks)
+        self._write_up_to(self._ready(), sinks)
+        for sink in sinks:
+            self._guarded(sinks, sink, sink.close)

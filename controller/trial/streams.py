@@ -1,0 +1,153 @@
+"""The files of one trial: opened before the loop, streamed while it runs, completed
+after it.
+
+``TrialFiles.open`` writes ``config.json`` (atomically) and opens the streamed files with
+their headers: ``samples.csv`` (the recorded columns, then the back end's truth columns
+when it has them for every sample as it goes, as the simulator does), ``events.csv`` and,
+on a clock other than the virtual one, ``timing.csv``. Their sinks run in the log
+writer process (``controller.trial.writer``). ``complete`` writes what only the end of
+the trial knows, each file whole and atomically: ``events.csv`` sorted with every event
+(also true events a back end only reports at the end), ``samples.csv`` again when the
+back end's truth columns only arrived at the end (the board emulator's debug frames),
+and last ``summary.json``: a folder that has it holds a finished trial.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from controller.trial.csvtext import CsvRenderer
+from controller.trial.files import (
+    EVENTS_HEADER,
+    CsvStream,
+    EventStream,
+    column_kind,
+    events_text,
+    header,
+    phase_names,
+)
+from controller.trial.folder import TrialFolder
+from controller.trial.writer import LogSink, Tail
+
+if TYPE_CHECKING:
+    from controller.trial.session import TrialParts
+
+TIMING_COLUMNS = ("lateness_us", "latency_us", "skipped_periods")
+
+
+class TruthRows:
+    """Per-sample truth the back end writes as the loop runs (the simulated limb's, into
+    ``storage``: one row per sample, ``columns`` wide), published with the recorder's
+    rows, so the writer streams it beside them."""
+
+    def __init__(self, storage: np.ndarray, columns: Sequence[str], rows: Tail) -> None:
+        self.storage = storage
+        self.columns = tuple(columns)
+        self._rows = rows
+
+    def published(self) -> int:
+        return self._rows.published()
+
+    def rows(self, start: int, stop: int) -> dict[str, np.ndarray]:
+        block = self.storage[start:stop]
+        return {name: block[:, i] for i, name in enumerate(self.columns)}
+
+
+@dataclass(frozen=True, slots=True)
+class BackEndTruth:
+    """What a back end adds to the streamed files: per-sample truth written as the loop
+    runs, and true events known before the trial."""
+
+    rows: TruthRows | None = None
+    events: Sequence[tuple[float, str]] = field(default_factory=tuple)
+
+
+class TrialFiles:
+    """The open files of one trial; see the module docstring."""
+
+    def __init__(
+        self,
+        folder: TrialFolder,
+        sinks: list[LogSink],
+        tails: list[Tail],
+        sample_columns: tuple[str, ...],
+        fds: list[int],
+    ) -> None:
+        self.folder = folder
+        self.sinks = sinks
+        self.tails = tails
+        self.sample_columns = sample_columns
+        self._fds = fds
+
+    @classmethod
+    def open(
+        cls, folder: TrialFolder, parts: TrialParts, truth: BackEndTruth = BackEndTruth()
+    ) -> TrialFiles:
+        """Write ``config.json`` and open the streamed files (``OutputError`` if any
+        cannot be written)."""
+        from controller.clock import VirtualClock
+
+        folder.write_json("config.json", parts.config.model_dump())
+        recorder = parts.recorder
+        columns = tuple(recorder.index) + (truth.rows.columns if truth.rows else ())
+        tails: list[Tail] = [recorder]
+        if truth.rows is not None:
+            tails.append(truth.rows)
+        fds: list[int] = []
+
+        def create(name: str, first_line: bytes) -> int:
+            fds.append(folder.create(name, first_line))
+            return fds[-1]
+
+        try:
+            sinks: list[LogSink] = [
+                CsvStream(create("samples.csv", header(columns)), columns,
+                          folder.file("samples.csv")),
+                EventStream(create("events.csv", EVENTS_HEADER), recorder, truth.events,
+                            parts.source.sample_period_s, path=folder.file("events.csv")),
+            ]
+            if parts.clock.kind != VirtualClock.kind:
+                tails.append(parts.deadlines)
+                sinks.append(CsvStream(create("timing.csv", header(TIMING_COLUMNS)),
+                                       TIMING_COLUMNS, folder.file("timing.csv")))
+        except BaseException:
+            for fd in fds:
+                os.close(fd)
+            raise
+        return cls(folder, sinks, tails, columns, fds)
+
+    def release(self) -> None:
+        """Close this process's copies of the streamed files (the log writer process,
+        which wrote them, has closed its own)."""
+        for fd in self._fds:
+            os.close(fd)
+        self._fds = []
+
+    def forget_streams(self) -> None:
+        """The streamed files were closed by their sinks in this process."""
+        self._fds = []
+
+    def complete(
+        self,
+        columns: Mapping[str, np.ndarray],
+        events: Sequence[tuple[float, str, str]],
+        summary: Mapping[str, Any],
+    ) -> None:
+        """Write the files only the end knows: events sorted and whole, the samples
+        again if ``columns`` has columns the stream did not, then the summary."""
+        self.folder.replace("events.csv", events_text(events))
+        if set(columns) - set(self.sample_columns):
+            names = list(columns)
+            rows = min((len(col) for col in columns.values()), default=0)
+            values = np.empty((len(names), rows))
+            for i, name in enumerate(names):
+                values[i] = np.asarray(columns[name], dtype=np.float64)[:rows]
+            renderer = CsvRenderer(np.array([column_kind(n) for n in names]), phase_names())
+            body = renderer.rows(values).tobytes() if names and rows else b""
+            self.folder.replace("samples.csv", header(names) + body)
+        self.folder.write_json("summary.json", summary)
