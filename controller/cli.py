@@ -4,34 +4,36 @@ Exit codes: 0 success; 2 a usage or configuration error (the message names every
 field and its allowed range); 3 a ``--require`` check failed; 4 some trials of a sweep
 raised an error; 5-10 ``fes run``'s board and link failures; 130 interrupted by Ctrl-C
 (outputs off, files written). The table is ``controller.commands.common``.
+
+The subcommands are imported inside ``main``, where Ctrl-C and SIGTERM already end the
+command with exit code 130 and one line: the imports (numpy, numba, pydantic) take most
+of a second, and an interruption then must not print a traceback.
 """
 
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 from collections.abc import Sequence
 
-from controller.commands import (
-    board_emulator,
-    check_config,
-    detect,
-    ports,
-    report,
-    run,
-    sim,
-    sweep,
-)
 from controller.commands.common import EXIT_INTERRUPTED, EXIT_USAGE
 from controller.interrupts import terminate_as_interrupt
-from controller.outputs import OutputError
-from controller.validation import ConfigError
-
-COMMANDS = (sim, run, board_emulator, ports, sweep, report, detect, check_config)
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``fes`` and all its subcommands."""
+    from controller.commands import (
+        board_emulator,
+        check_config,
+        detect,
+        ports,
+        report,
+        run,
+        sim,
+        sweep,
+    )
+
     parser = argparse.ArgumentParser(
         prog="fes",
         description="Drop-foot FES timing controller and simulator.",
@@ -40,7 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
         "130 interrupted.",
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for command in COMMANDS:
+    for command in (sim, run, board_emulator, ports, sweep, report, detect, check_config):
         command.register(sub)
     return parser
 
@@ -50,18 +52,33 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         # SIGTERM in any phase ends the command as Ctrl-C does (exit 130).
         with terminate_as_interrupt():
-            args = build_parser().parse_args(argv)
-            return int(args.handler(args))
-    except ConfigError as err:
-        print(f"fes: {err.render()}", file=sys.stderr)
-        return EXIT_USAGE
-    except OutputError as err:
-        print(f"fes: {err}", file=sys.stderr)
-        return EXIT_USAGE
+            from controller.outputs import OutputError
+            from controller.validation import ConfigError
+
+            try:
+                args = build_parser().parse_args(argv)
+                return int(args.handler(args))
+            except ConfigError as err:
+                print(f"fes: {err.render()}", file=sys.stderr)
+                return EXIT_USAGE
+            except OutputError as err:
+                print(f"fes: {err}", file=sys.stderr)
+                return EXIT_USAGE
     except KeyboardInterrupt:
         print("fes: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
 
 
+def entry() -> None:
+    """The ``fes`` console script: ``main``, then exit with its code. Once the command has
+    ended (its files complete), Ctrl-C and SIGTERM are ignored while the interpreter
+    shuts down: they would otherwise end it by the signal, as if the command had been
+    cut short."""
+    code = main()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, signal.SIG_IGN)
+    sys.exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    entry()

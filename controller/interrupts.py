@@ -5,8 +5,10 @@
 trial as Ctrl-C does, in start-up as well as in the loop (where the loop's own SIGTERM
 e-stop, ``controller.safety.estop``, turns the outputs off first). While a trial's
 files are being completed, ``interrupts_deferred`` holds both signals back: the files
-are finished, then the interrupt is raised, so an interrupted trial always leaves
-complete files.
+are finished, then the signal is delivered to the handler it would have reached, so an
+interrupted trial always leaves complete files. The compiled simulation holds them back
+around each block and its bookkeeping, so what the trial counts is what its kernel
+published.
 """
 
 from __future__ import annotations
@@ -48,9 +50,9 @@ class Deferred:
 
 @contextmanager
 def interrupts_deferred() -> Iterator[Deferred]:
-    """Hold SIGINT and SIGTERM back for the block; raise ``KeyboardInterrupt`` after it
-    if one arrived (the block's own exception, if it raised, goes first). Outside the
-    main thread it only runs the block."""
+    """Hold SIGINT and SIGTERM back for the block; after it, deliver the first that
+    arrived to the handler that was in place (the block's own exception, if it raised,
+    goes first). Outside the main thread it only runs the block."""
     received = Deferred()
     if threading.current_thread() is not threading.main_thread():
         yield received
@@ -67,4 +69,4 @@ def interrupts_deferred() -> Iterator[Deferred]:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
     if received.signum is not None:
-        raise KeyboardInterrupt
+        signal.raise_signal(received.signum)

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from controller.config import TrialConfig, load_config
+if TYPE_CHECKING:  # imported when needed: `fes` loads this module before its handlers
+    from controller.config import TrialConfig
 
 # Exit codes of every subcommand: one meaning per number across the whole `fes` command.
 EXIT_OK = 0
@@ -48,6 +49,7 @@ def add_output_options(parser: argparse.ArgumentParser, default: str) -> None:
 
 def load_checked(path: Path | None, overrides: dict[str, Any]) -> TrialConfig:
     """A validated trial config whose patient profile also loads and validates."""
+    from controller.config import load_config
     from sim.patient import load_patient
 
     config = load_config(path, overrides)

@@ -33,6 +33,7 @@ from controller.detect.detector import GaitDetector, detector_step
 from controller.detect.events import UNKNOWN, DetectedEvent, Event
 from controller.detect.outbox import MAX_EVENTS, new_outbox
 from controller.hotpath import announced_if_slow
+from controller.interrupts import interrupts_deferred
 from controller.loop import LoopOutcome
 from controller.ports import (
     ROW_AMPLITUDE_MA,
@@ -261,21 +262,24 @@ def run_compiled_loop(
         with estop_signals(watchdog):
             wall_start = time.perf_counter()
             while samples < max_samples:
-                k, count, arrays = limb.next_block()
-                if count == 0:
-                    stopped_by = "source_ended"
-                    break
-                count = min(count, max_samples - samples)
-                n_events = block(k, count, arrays)
-                samples += count
-                limb.advanced(count, _held(delivered, watchdog))
-                recorder.detected.extend(
-                    DetectedEvent(Event(int(code)), float(known), float(est))
-                    for known, code, est in events[:n_events].tolist()
-                )
-                watchdog.drain_log()
-                recorder.publish(samples)
-                deadlines.on_time(count)
+                # A signal waits for the block's bookkeeping: what the trial counts is
+                # then what the kernel published for the log writer.
+                with interrupts_deferred():
+                    k, count, arrays = limb.next_block()
+                    if count == 0:
+                        stopped_by = "source_ended"
+                        break
+                    count = min(count, max_samples - samples)
+                    n_events = block(k, count, arrays)
+                    samples += count
+                    limb.advanced(count, _held(delivered, watchdog))
+                    recorder.detected.extend(
+                        DetectedEvent(Event(int(code)), float(known), float(est))
+                        for known, code, est in events[:n_events].tolist()
+                    )
+                    watchdog.drain_log()
+                    recorder.publish(samples)
+                    deadlines.on_time(count)
     except KeyboardInterrupt:
         stopped_by = "interrupted"
     finally:

@@ -345,15 +345,15 @@ def run_live_trial(
             "config": spec.describe(),
         }
 
-    files = TrialFiles.open(folder, parts)  # before HELLO: unwritable outputs stop here
     # Everything is built before the board's communication timer starts at HELLO; from
     # then on the garbage collector must not pause the host (hw.realtime).
     try:
         with frozen_heap(), estop_keys(_stdin_fd(), watchdog) as keys:
             if keys:
                 report.write("fes run: space or Esc is an emergency stop\n")
-            _, summary = run_trial(parts, n_samples, files, finish, sinks,
-                                   loop=connect_run_close)
+            # The files are opened before HELLO: an unwritable output stops the run there.
+            _, summary = run_trial(parts, n_samples, lambda: TrialFiles.open(folder, parts),
+                                   finish, sinks, loop=connect_run_close)
     except BoardError:
         folder.abandon()  # no trial took place: no trial files
         raise

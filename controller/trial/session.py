@@ -107,7 +107,7 @@ PACED_POLL_S = 0.05
 def run_trial(
     parts: TrialParts,
     n_samples: int,
-    files: TrialFiles,
+    open_files: Callable[[], TrialFiles],
     finish: Finish,
     sinks: Sequence[LogSink] = (),
     realtime: bool = False,
@@ -115,13 +115,16 @@ def run_trial(
     loop: LoopRunner = run_parts,
     stream: bool = True,
 ) -> tuple[LoopOutcome, dict[str, Any]]:
-    """Run the loop for up to ``n_samples``, complete the files, return outcome and summary.
+    """Open the files, run the loop for up to ``n_samples``, complete the files; return
+    outcome and summary.
 
-    ``loop`` runs the stages (``run_parts`` by default). ``realtime`` applies the
-    ``[loop]`` CPU and priority settings around the loop; what they did (or why the OS
-    refused them) is written to ``notes``. ``stream`` False writes the files after the
-    loop in this process instead of during it (no writer process: for a caller that
-    keeps only finished trials anyway, as a sweep does).
+    ``open_files`` opens the trial's files (``TrialFiles.open``); Ctrl-C and SIGTERM wait
+    until it has, so from then on every ending completes them. ``loop`` runs the stages
+    (``run_parts`` by default). ``realtime`` applies the ``[loop]`` CPU and priority
+    settings around the loop; what they did (or why the OS refused them) is written to
+    ``notes``. ``stream`` False writes the files after the loop in this process instead
+    of during it (no writer process: for a caller that keeps only finished trials
+    anyway, as a sweep does).
 
     Raises ``KeyboardInterrupt`` after completing the files when Ctrl-C or SIGTERM came
     before the loop or while the files were completed, and ``OutputError`` when a file
@@ -130,11 +133,15 @@ def run_trial(
     from controller.hotpath import realtime_section
 
     virtual = parts.clock.kind == VirtualClock.kind
-    writer_type = LogWriter if stream else InlineWriter
-    writer = writer_type(files.tails, [*files.sinks, *sinks],
-                         poll_s=VIRTUAL_POLL_S if virtual else PACED_POLL_S)
+    files: TrialFiles | None = None
+    writer: LogWriter | None = None
     settings: list[str] = []
     try:
+        with interrupts_deferred():
+            files = open_files()
+        writer_type = LogWriter if stream else InlineWriter
+        writer = writer_type(files.tails, [*files.sinks, *sinks],
+                             poll_s=VIRTUAL_POLL_S if virtual else PACED_POLL_S)
         with contextlib.ExitStack() as stack:
             writer.start()  # forked first: the writer must not inherit the loop's settings
             stack.callback(writer.request_stop)
@@ -147,10 +154,13 @@ def run_trial(
                     notes.write(f"real-time settings: {'; '.join(settings)}\n")
             outcome = loop(parts, n_samples)
     except BaseException as err:
-        stopped_by = "interrupted" if isinstance(err, KeyboardInterrupt) else "error"
-        with interrupts_deferred():
-            failed = LoopOutcome(parts.recorder.count, 0.0, stopped_by)
-            complete_trial(parts, files, writer, failed, finish, settings)
+        if files is not None:
+            stopped_by = "interrupted" if isinstance(err, KeyboardInterrupt) else "error"
+            with interrupts_deferred():
+                if writer is None:
+                    writer = InlineWriter(files.tails, files.sinks)
+                failed = LoopOutcome(parts.recorder.count, 0.0, stopped_by)
+                complete_trial(parts, files, writer, failed, finish, settings)
         raise
     with interrupts_deferred():
         summary = complete_trial(parts, files, writer, outcome, finish, settings)

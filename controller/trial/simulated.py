@@ -104,8 +104,8 @@ def run_simulated_trial(
 
     runner = compiled_loop if compiled and not realtime else run_parts
     truth = BackEndTruth(TruthRows(truth_rows, TRUTH_COLUMNS, parts.recorder), limb.true_events())
-    files = TrialFiles.open(folder, parts, truth)
     _, summary = run_trial(
-        parts, n_samples, files, finish, sinks, realtime, notes, runner, stream=stream
+        parts, n_samples, lambda: TrialFiles.open(folder, parts, truth), finish, sinks,
+        realtime, notes, runner, stream=stream,
     )
     return summary
