@@ -54,14 +54,49 @@ def writing(path: Path | str) -> Iterator[None]:
         raise OutputError(err.filename or path, reason(err)) from None
 
 
-def checked_path(text: str, what: str = "--out") -> Path:
-    """An output path from the command line; an empty one is refused (it would mean the
-    current folder, which nobody asks for by typing ``""``)."""
-    if not text.strip():
-        raise OutputError(text, f"{what} is empty: name a folder or a file")
-    if "\0" in text:
-        raise OutputError(text.replace("\0", "\\0"), f"{what} holds a NUL byte")
-    return Path(text)
+def output_folder(path: Path) -> Path:
+    """Make sure ``path`` is a folder this process can write into (creating it and its
+    parents); ``OutputError`` naming it otherwise."""
+    if str(path) == "":
+        raise OutputError(path, "the output folder is empty: name a folder")
+    with writing(path):
+        if path.exists() and not path.is_dir():
+            raise OutputError(path, "not a folder")
+        path.mkdir(parents=True, exist_ok=True)
+        if not os.access(path, os.W_OK | os.X_OK):
+            raise OutputError(path, os.strerror(errno.EACCES))
+    return path
+
+
+class GuardedLog:
+    """A text log whose failures end the logging, not the program: the first write or
+    flush that fails (a full disk) is kept in ``failure`` and every later call does
+    nothing. For a log written from a thread that must go on serving (the board
+    emulator's)."""
+
+    def __init__(self, handle: Any, path: Path) -> None:
+        self._handle = handle
+        self.path = path
+        self.failure: OutputError | None = None
+
+    def write(self, text: str) -> int:
+        if self.failure is None:
+            try:
+                return int(self._handle.write(text))
+            except OSError as err:
+                self.failure = OutputError(self.path, reason(err))
+        return 0
+
+    def flush(self) -> None:
+        if self.failure is None:
+            try:
+                self._handle.flush()
+            except OSError as err:
+                self.failure = OutputError(self.path, reason(err))
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            self._handle.close()
 
 
 def temporary_path(path: Path) -> Path:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from controller.trial import metrics
 
@@ -40,3 +42,30 @@ def test_swing_minimum_uses_middle_of_swing_when_trimmed():
     )
     assert whole.tolist() == [-3.0]
     assert middle.tolist() == [20.0]
+
+
+def _dense_matches(true_s, detected_s, tolerance_s):
+    """The definition: every pair within tolerance, closest first, each event once."""
+    gaps = np.abs(true_s[:, None] - detected_s[None, :])
+    candidates = np.argwhere(gaps <= tolerance_s)
+    order = np.argsort(gaps[candidates[:, 0], candidates[:, 1]], kind="stable")
+    used_true, used_det, pairs = set(), set(), []
+    for i, j in candidates[order].tolist():
+        if i not in used_true and j not in used_det:
+            used_true.add(i)
+            used_det.add(j)
+            pairs.append((i, j))
+    return sorted(pairs)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(st.integers(0, 400), max_size=30).map(lambda ks: np.array(ks) * 0.05),
+    st.lists(st.integers(0, 400), max_size=30).map(lambda ks: np.array(ks) * 0.05 + 0.0125),
+    st.sampled_from([0.0125, 0.05, 0.1, 0.2]),
+)
+def test_matching_by_search_pairs_as_comparing_every_pair(true_s, detected_s, tolerance_s):
+    """Equal gaps, unsorted detections and gaps exactly at the tolerance included."""
+    assert metrics.match_events(true_s, detected_s, tolerance_s) == _dense_matches(
+        true_s, detected_s, tolerance_s
+    )

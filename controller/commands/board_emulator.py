@@ -14,16 +14,19 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import os
 import signal
 import sys
 import threading
+import time
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO, cast
 
 from pydantic import ValidationError
 
 from controller.commands.common import EXIT_OK
+from controller.outputs import GuardedLog, writing
 from controller.resources import available
 from controller.validation import ConfigError, describe_errors
 
@@ -138,6 +141,23 @@ def _serve(args: argparse.Namespace, board: Any, description: str) -> int:
                 args.link.unlink()
 
 
+def _open_log(path: Path) -> GuardedLog:
+    """The ``--log`` file, opened for appending and tried with a first record (the
+    options the board runs with), so that a log that cannot be written stops the
+    command before it serves: exit 2 naming it. Later failures (a disk that fills up)
+    stop the logging, not the board; the command then ends with exit 2."""
+    with writing(path):
+        handle = path.open("a", encoding="utf-8")
+    log = GuardedLog(handle, path)
+    log.write(json.dumps({"event": "start", "monotonic_s": time.monotonic(),
+                          "argv": sys.argv[1:]}) + "\n")
+    log.flush()
+    if log.failure is not None:
+        log.close()
+        raise log.failure
+    return log
+
+
 def _board_only(args: argparse.Namespace) -> list[str]:
     """The options given that only the project's board takes (as their flags)."""
     names = ("patient", "seed", "walk_s", "speed", "firmware", *BOARD_OPTIONS, *FAULT_OPTIONS)
@@ -157,10 +177,13 @@ def _run_p24(args: argparse.Namespace) -> int:
     if given:
         raise ConfigError("--device p24", [f"{flag} applies to --device board only"
                                            for flag in given])
-    log = args.log.open("a", encoding="utf-8") if args.log is not None else None
+    log = _open_log(args.log) if args.log is not None else None
     try:
-        emulator = P24Emulator(log)
-        return _serve(args, emulator, describe_p24(emulator))
+        emulator = P24Emulator(cast(TextIO, log))  # write and flush are all it uses
+        code = _serve(args, emulator, describe_p24(emulator))
+        if log is not None and log.failure is not None:
+            raise log.failure  # the emulator served on; its log stopped there
+        return code
     finally:
         if log is not None:
             log.close()
@@ -175,16 +198,21 @@ def _run(args: argparse.Namespace) -> int:
         from hw.avr.cosim import describe as describe_avr
 
         load_patient(args.patient or "moderate")
+        if args.log is not None:
+            _open_log(args.log).close()  # writable: the harness appends to it
         board = _start_avr(args, args.log)
         return _serve(args, board, describe_avr(board))
     from hw.emulator import BoardEmulator, describe
 
     config = _config(args)
     load_patient(config.patient)
-    log = args.log.open("a", encoding="utf-8") if args.log is not None else None
+    log = _open_log(args.log) if args.log is not None else None
     try:
-        emulator = BoardEmulator(config, log)
-        return _serve(args, emulator, describe(emulator))
+        emulator = BoardEmulator(config, cast(TextIO, log))  # write and flush are all it uses
+        code = _serve(args, emulator, describe(emulator))
+        if log is not None and log.failure is not None:
+            raise log.failure  # the board served on; its log stopped there
+        return code
     finally:
         if log is not None:
             log.close()

@@ -28,7 +28,7 @@ def output_path(text: str) -> Path:
     """An ``--out`` option: a path, never empty (``--out ""`` would write into the
     current folder)."""
     if not text.strip():
-        raise argparse.ArgumentTypeError("an empty path; name a folder")
+        raise argparse.ArgumentTypeError("an empty path (it would mean the current folder)")
     return Path(text)
 
 

@@ -19,12 +19,13 @@ from typing import Any
 
 import numpy as np
 
-from controller.commands.common import EXIT_OK, EXIT_USAGE
+from controller.commands.common import EXIT_OK, EXIT_USAGE, output_path
 from controller.config import load_config
 from controller.detect.csvfiles import CsvError, read_columns, read_events, write_events
 from controller.detect.detector import detect_batch
 from controller.detect.events import EVENT_NAMES
 from controller.detect.score import Scorer
+from controller.outputs import writing
 
 DEG_TO_RAD = math.pi / 180.0
 
@@ -89,7 +90,8 @@ def _run(args: argparse.Namespace) -> int:
     except ValueError as err:
         print(f"fes: {args.input}: {err}", file=sys.stderr)
         return EXIT_USAGE
-    write_events(args.output, events)
+    with writing(args.output):
+        write_events(args.output, events)
     if truth is None:
         counts = {name: sum(e.event == kind for e in events) for kind, name in EVENT_NAMES.items()}
         listed = ", ".join(f"{count} {name}" for name, count in counts.items() if count)
@@ -130,7 +132,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     detect.add_argument("--input", type=Path, required=True, metavar="FILE",
                         help="recording: a CSV with a header row; empty cells are missing "
                         "samples")
-    detect.add_argument("--output", type=Path, required=True, metavar="FILE",
+    detect.add_argument("--output", type=output_path, required=True, metavar="FILE",
                         help="where to write the detected events (time_s,event; time_s is "
                         "the estimated event time)")
     detect.add_argument("--config", type=Path, metavar="FILE",

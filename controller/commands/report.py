@@ -5,14 +5,17 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from controller.commands.common import EXIT_OK
+from controller.commands.common import EXIT_OK, output_path
 
 
 def _run(args: argparse.Namespace) -> int:
-    from controller.report.document import make_report
+    from controller.outputs import output_folder, writing
+    from controller.report.document import REPORT_FOLDER, make_report
 
     over = [k.strip() for k in args.over.split(",")] if args.over else None
-    report = make_report(args.folder, args.out, args.objective, over)
+    out = output_folder(args.out or args.folder / REPORT_FOLDER)
+    with writing(out):
+        report = make_report(args.folder, out, args.objective, over)
     print(f"report: {report.path} ({len(report.figures)} figures)")
     return EXIT_OK
 
@@ -33,7 +36,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     report.add_argument("folder", type=Path, metavar="DIR", help="a trial or a sweep folder")
     report.add_argument(
-        "--out", type=Path, metavar="DIR", help="where to write (default DIR/report)"
+        "--out", type=output_path, metavar="DIR", help="where to write (default DIR/report)"
     )
     report.add_argument(
         "--objective", metavar="NAME,...",

@@ -17,6 +17,7 @@ from controller.commands.common import (
     EXIT_REQUIREMENT_FAILED,
     EXIT_TRIALS_FAILED,
     add_require_option,
+    output_path,
 )
 from controller.validation import ConfigError
 
@@ -71,6 +72,7 @@ def _spec(args: argparse.Namespace) -> SweepSpec:
 
 
 def _run(args: argparse.Namespace) -> int:
+    from controller.outputs import output_folder, writing
     from controller.sweep import executors
     from controller.sweep.plan import build_plan
     from controller.sweep.progress import format_duration
@@ -99,7 +101,9 @@ def _run(args: argparse.Namespace) -> int:
         else functools.partial(executors.run_processes, workers=workers)
     )
     start = time.monotonic()
-    outcome = run_sweep(plan, out, executor, terms, checks, summaries_only=args.summaries_only)
+    with writing(output_folder(out)):
+        outcome = run_sweep(plan, out, executor, terms, checks,
+                            summaries_only=args.summaries_only)
     print(f"sweep: {outcome.ran} trials run now, {outcome.reused} from an earlier run, "
           f"{len(outcome.failed)} failed, in {format_duration(time.monotonic() - start)}")
     print(f"files: {out}/{RESULTS} (one row per trial), {out}/{RANKING}, {out}/trials/")
@@ -185,7 +189,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "tcp://10.0.0.5:8786 (needs the dask extra: pip install 'fes-timing[dask]')",
     )
     sweep.add_argument(
-        "--out", type=Path, metavar="DIR",
+        "--out", type=output_path, metavar="DIR",
         help="sweep folder (default runs/sweep-<hash of the trials>, so the same command "
         "resumes into the same folder)",
     )

@@ -15,7 +15,6 @@ folder without ``summary.json`` holds a trial that did not end (killed).
 from __future__ import annotations
 
 import contextlib
-import errno
 import os
 import shutil
 from collections.abc import Mapping
@@ -25,6 +24,7 @@ from typing import Any
 from controller.outputs import (
     TEMPORARY_MARK,
     OutputError,
+    output_folder,
     write_all,
     write_atomically,
     write_json_atomically,
@@ -86,10 +86,8 @@ class TrialFolder:
                         shutil.rmtree(old)
                     else:
                         old.unlink()
-            created = not path.exists()
-            path.mkdir(parents=True, exist_ok=True)
-            if not os.access(path, os.W_OK | os.X_OK):
-                raise OutputError(path, os.strerror(errno.EACCES))
+        created = not path.exists()
+        output_folder(path)
         return cls(path, created)
 
     def file(self, name: str) -> Path:

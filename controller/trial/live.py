@@ -48,11 +48,13 @@ from controller.stim.scheduler import StimScheduler
 from controller.stim.settings import channel_path
 from controller.trial.backends import BackendSpec, SplitBackend, open_backend
 from controller.trial.folder import TrialFolder
+from controller.trial.memory import check_fits
 from controller.trial.recorder import TrialRecorder
 from controller.trial.session import (
     GroundTruth,
     TrialParts,
     new_deadlines,
+    numbers_per_sample,
     output_channels,
     recorded_channels,
     run_parts,
@@ -77,6 +79,7 @@ from controller.trial.status import (
 )
 from controller.trial.streams import TrialFiles
 from hw.board import (
+    WIRE_TRUTH_COLUMNS,
     Board,
     BoardError,
     BoardFault,
@@ -301,6 +304,7 @@ def run_live_trial(
         max_backlog_s=limits.max_lag_s,
     )
     n_samples = round(config.loop.duration_s * rate_hz)
+    check_fits(n_samples, numbers_per_sample(config, len(WIRE_TRUTH_COLUMNS)), rate_hz)
     report = status if status is not None else sys.stderr
     board.add_fault_listener(lambda fault: _report(report, fault))
     watchdog = Watchdog(board, config.safety)

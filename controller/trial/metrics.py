@@ -31,21 +31,40 @@ def match_events(
     """One-to-one pairs (true index, detected index) within ``tolerance_s``.
 
     Pairs are taken closest first, so a detection is credited to the true event it is
-    nearest to and never to two events.
+    nearest to and never to two events (equal gaps: the lower true index first, then
+    the lower detected index). Candidates are found by binary search in the sorted
+    detections, so a day of strides costs no more than its events.
     """
+    true_s = np.asarray(true_s, dtype=float)
+    detected_s = np.asarray(detected_s, dtype=float)
     if true_s.size == 0 or detected_s.size == 0:
         return []
-    gaps = np.abs(true_s[:, None] - detected_s[None, :])
-    candidates = np.argwhere(gaps <= tolerance_s)
-    order = np.argsort(gaps[candidates[:, 0], candidates[:, 1]], kind="stable")
+    by_time = np.argsort(detected_s, kind="stable")
+    sorted_s = detected_s[by_time]
+    # Searched a microsecond wider, then checked exactly: the same pairs as comparing
+    # every true event with every detection.
+    starts = np.searchsorted(sorted_s, true_s - (tolerance_s + 1e-6), side="left")
+    stops = np.searchsorted(sorted_s, true_s + (tolerance_s + 1e-6), side="right")
+    rows: list[int] = []
+    cols: list[int] = []
+    for i, (start, stop) in enumerate(zip(starts.tolist(), stops.tolist(), strict=True)):
+        for j in sorted(by_time[start:stop].tolist()):
+            if abs(true_s[i] - detected_s[j]) <= tolerance_s:
+                rows.append(i)
+                cols.append(j)
+    if not rows:
+        return []
+    candidates = np.array([rows, cols]).T
+    gaps = np.abs(true_s[candidates[:, 0]] - detected_s[candidates[:, 1]])
+    order = np.argsort(gaps, kind="stable")
     used_true: set[int] = set()
     used_det: set[int] = set()
     pairs = []
-    for i, j in candidates[order]:
+    for i, j in candidates[order].tolist():
         if i not in used_true and j not in used_det:
-            used_true.add(int(i))
-            used_det.add(int(j))
-            pairs.append((int(i), int(j)))
+            used_true.add(i)
+            used_det.add(j)
+            pairs.append((i, j))
     return sorted(pairs)
 
 
@@ -91,14 +110,19 @@ def swing_minima_mm(
     missing (NaN) clearance sample is not scored: its minimum is unknown.
     """
     minima = []
-    for start in toe_off_s:
-        later = heel_strike_s[heel_strike_s > start]
-        if later.size == 0:
+    heel_strike_s = np.sort(heel_strike_s)
+    next_strike = np.searchsorted(heel_strike_s, toe_off_s, side="right")
+    for start, following in zip(toe_off_s.tolist(), next_strike.tolist(), strict=True):
+        if following >= heel_strike_s.size:
             continue
-        margin = trim_fraction * (later[0] - start)
-        inside = (t_s >= start + margin) & (t_s <= later[0] - margin)
-        if inside.any() and not np.isnan(clearance_mm[inside]).any():
-            minima.append(float(clearance_mm[inside].min()))
+        end = float(heel_strike_s[following])
+        margin = trim_fraction * (end - start)
+        # ``t_s`` rises: the samples in [start + margin, end - margin] are one slice.
+        first = int(np.searchsorted(t_s, start + margin, side="left"))
+        last = int(np.searchsorted(t_s, end - margin, side="right"))
+        swing = clearance_mm[first:last]
+        if swing.size and not np.isnan(swing).any():
+            minima.append(float(swing.min()))
     return np.array(minima)
 
 

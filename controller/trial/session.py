@@ -30,11 +30,12 @@ from controller.deadlines import DeadlineMonitor
 from controller.detect.events import EVENT_NAMES
 from controller.interrupts import interrupts_deferred
 from controller.loop import LoopOutcome, PhaseDetector, run_loop
+from controller.outputs import OutputError
 from controller.ports import SensorSource
 from controller.safety import Watchdog
 from controller.stim.scheduler import StimScheduler
-from controller.trial.recorder import TrialRecorder
-from controller.trial.streams import TrialFiles
+from controller.trial.recorder import SAMPLE_ROWS, STIM_COLUMNS, TrialRecorder
+from controller.trial.streams import TIMING_COLUMNS, TrialFiles
 from controller.trial.summary import TrialFacts, summarize
 from controller.trial.writer import InlineWriter, LogSink, LogWriter, LogWriterError
 
@@ -90,6 +91,13 @@ def output_channels(config: TrialConfig) -> int:
 def recorded_channels(config: TrialConfig) -> dict[str, int]:
     """The enabled further channels (beside the peroneal one) to record, by name."""
     return {name: ch.channel for name, ch in config.stim.channels.items() if ch.enabled}
+
+
+def numbers_per_sample(config: TrialConfig, truth_columns: int) -> int:
+    """The numbers a trial keeps per sample: its recorded columns, ``truth_columns`` of
+    the back end's truth and the deadline accounting (``controller.trial.memory``)."""
+    recorded = len(SAMPLE_ROWS) + len(STIM_COLUMNS) * (1 + len(recorded_channels(config)))
+    return recorded + truth_columns + len(TIMING_COLUMNS)
 
 
 def new_deadlines(config: TrialConfig, n_samples: int) -> DeadlineMonitor:
@@ -223,7 +231,12 @@ def complete_trial(
     events = [(t, "true", e) for t, e in true_events] + [
         (d.t_est_s, "detected", EVENT_NAMES[d.event]) for d in detected
     ]
-    files.complete(columns, events, summary)
+    try:
+        files.complete(columns, events, summary)
+    except OutputError as err:
+        if writer.failure is None:
+            raise
+        raise writer.failure from err  # the first file that could not be written
     if broken is not None:
         raise broken
     if writer.failure is not None:

@@ -27,11 +27,13 @@ from controller.sharedmem import shared_zeros
 from controller.stim.scheduler import StimScheduler
 from controller.trial.compiled_loop import run_compiled_loop
 from controller.trial.folder import TrialFolder
+from controller.trial.memory import check_fits
 from controller.trial.recorder import TrialRecorder
 from controller.trial.session import (
     GroundTruth,
     TrialParts,
     new_deadlines,
+    numbers_per_sample,
     output_channels,
     recorded_channels,
     run_parts,
@@ -70,6 +72,7 @@ def run_simulated_trial(
     loop = config.loop
     rate_hz = loop.sample_rate_hz
     n_samples = round(loop.duration_s * rate_hz)
+    check_fits(n_samples, numbers_per_sample(config, len(TRUTH_COLUMNS)), rate_hz)
     # The limb's truth goes into shared memory, for the writer to stream beside the rows.
     truth_rows = shared_zeros(n_samples * len(TRUTH_COLUMNS)).reshape(n_samples, -1)
     # The limb has an output for every configured channel (only output 0 drives the ankle).

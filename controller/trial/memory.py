@@ -1,0 +1,103 @@
+"""What a trial keeps in memory, said before it starts.
+
+A trial streams its files while it runs, but keeps every sample in memory as well: the
+summary scores the whole trial (every stimulation train, every swing) at its end. That
+is 8 bytes per number per sample: about 200 bytes a sample for a simulated trial (its
+recorded columns, the limb's truth, the deadline accounting), so a minute at 1 kHz
+takes some 12 MB and a day at 500 Hz some 9 GB. ``check_fits`` compares that with what
+this process may still use (its address-space limit, ``ulimit -v``; its cgroup's
+``memory.max``; the memory the system has available) and refuses a trial that would
+not fit, naming ``loop.duration_s`` and the longest duration that would, instead of
+failing with an allocation error part way.
+"""
+
+from __future__ import annotations
+
+import math
+import resource
+from pathlib import Path
+
+from controller.validation import ConfigError
+
+#: Room kept for everything else the process allocates (interpreter, numba, scoring).
+RESERVE_BYTES = 256 * 2**20
+#: Scoring makes a few temporary per-sample arrays besides the columns it scores.
+SCORING_NUMBERS_PER_SAMPLE = 6
+
+
+def trial_bytes(n_samples: int, numbers_per_sample: int) -> int:
+    """Bytes of the per-sample arrays of a trial, with its scoring."""
+    return 8 * n_samples * (numbers_per_sample + SCORING_NUMBERS_PER_SAMPLE)
+
+
+def _status_kib(field: str) -> int | None:
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
+def _cgroup_room() -> int | None:
+    """``memory.max`` minus ``memory.current`` of this process's cgroup (v2)."""
+    try:
+        relative = Path("/proc/self/cgroup").read_text().split("::", 1)[1].strip()
+        folder = Path("/sys/fs/cgroup") / relative.lstrip("/")
+        limit = (folder / "memory.max").read_text().strip()
+        if limit == "max":
+            return None
+        return int(limit) - int((folder / "memory.current").read_text())
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def _available_kib() -> int | None:
+    try:
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                return int(line.split()[1])
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
+def room_bytes() -> tuple[int, str] | None:
+    """The most this process may still allocate, and which limit says so (None if no
+    limit is known)."""
+    rooms: list[tuple[int, str]] = []
+    soft, _ = resource.getrlimit(resource.RLIMIT_AS)
+    size_kib = _status_kib("VmSize")
+    if soft != resource.RLIM_INFINITY and size_kib is not None:
+        rooms.append((soft - size_kib * 1024, "its address-space limit (ulimit -v)"))
+    cgroup = _cgroup_room()
+    if cgroup is not None:
+        rooms.append((cgroup, "its cgroup's memory.max"))
+    available = _available_kib()
+    if available is not None:
+        rooms.append((available * 1024, "the memory the system has available"))
+    return min(rooms) if rooms else None
+
+
+def _gb(n_bytes: float) -> str:
+    return f"{n_bytes / 1e9:.1f} GB" if n_bytes >= 1e8 else f"{n_bytes / 1e6:.0f} MB"
+
+
+def check_fits(n_samples: int, numbers_per_sample: int, rate_hz: float) -> None:
+    """``ConfigError`` on ``loop.duration_s`` if the trial's arrays would not fit."""
+    room = room_bytes()
+    if room is None:
+        return
+    free, limit = room
+    need = trial_bytes(n_samples, numbers_per_sample)
+    if need + RESERVE_BYTES <= free:
+        return
+    per_second = trial_bytes(round(rate_hz), numbers_per_sample)
+    longest_s = max(0, math.floor((free - RESERVE_BYTES) / per_second))
+    raise ConfigError("loop.duration_s", [
+        f"a trial of {n_samples / rate_hz:g} s at {rate_hz:g} Hz keeps {_gb(need)} of "
+        f"samples in memory (every sample is scored at its end), but this process may "
+        f"use {_gb(max(free, 0))} more ({limit}): at most {longest_s} s fit; the files "
+        "are streamed, so split the session into shorter trials"
+    ])

@@ -1,0 +1,147 @@
+"""Outputs that cannot be written: every command that writes ends with exit 2 and one
+line naming the path, never a traceback, and, where it can be checked up front, before
+anything starts (for ``fes run``: before the board is asked for HELLO).
+
+The read-only folder and the full disk are small tmpfs mounts made for the test (root
+only; skipped elsewhere); ``/proc/x`` (cannot be created) and ``/dev/full`` (not a
+folder, and a file that takes no byte) need nothing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from controller.cli import main
+from controller.config import load_config
+from hw.emulator import EmulatorConfig, serve_in_thread
+from hw.firmware import FirmwareSettings
+
+
+def exit_and_message(capsys, *args: str) -> tuple[int, str]:
+    code = main(list(args))
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    return code, err
+
+
+@contextlib.contextmanager
+def tmpfs(path: Path, options: str) -> Iterator[Path]:
+    path.mkdir()
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(path)],
+                             capture_output=True, check=False)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.decode().strip()}")
+    try:
+        yield path
+    finally:
+        subprocess.run(["umount", str(path)], check=False)
+
+
+@pytest.fixture
+def read_only(tmp_path) -> Iterator[Path]:
+    with tmpfs(tmp_path / "ro", "ro,size=1m") as path:
+        yield path
+
+
+@pytest.fixture
+def full_disk(tmp_path) -> Iterator[Path]:
+    """A 64 KiB file system: a trial's config fits, a few seconds of samples do not."""
+    with tmpfs(tmp_path / "full", "size=64k") as path:
+        yield path
+
+
+@pytest.mark.parametrize("out", ["/proc/x", "/dev/full"])
+@pytest.mark.parametrize("realtime", [False, True], ids=["virtual", "realtime"])
+def test_sim_refuses_an_output_it_cannot_write_before_it_starts(capsys, out, realtime):
+    args = ["sim", "--duration-s", "1", "--out", out, *(["--realtime"] if realtime else [])]
+    code, err = exit_and_message(capsys, *args)
+    assert code == 2
+    assert err.startswith(f"fes: cannot write {out}: ") and err.count("\n") == 1
+    assert "real-time settings" not in err  # the loop never started
+
+
+def test_sim_into_a_read_only_folder_exits_2(capsys, read_only):
+    code, err = exit_and_message(capsys, "sim", "--duration-s", "1", "--out",
+                                 str(read_only / "t"))
+    assert code == 2
+    assert err == f"fes: cannot write {read_only / 't'}: Read-only file system\n"
+
+
+def test_a_disk_that_fills_during_the_trial_is_named_after_it(capsys, full_disk):
+    """The trial runs to its end (a broken log must not take the outputs out of the
+    watchdog's control), keeps what fitted, and the first file that could not be
+    written is named."""
+    out = full_disk / "t"
+    code, err = exit_and_message(capsys, "sim", "--duration-s", "20", "--out", str(out))
+    assert code == 2
+    assert err == f"fes: cannot write {out / 'samples.csv'}: No space left on device\n"
+    assert json.loads((out / "config.json").read_text())["loop"]["duration_s"] == 20.0
+    assert (out / "samples.csv").read_text().startswith("time_s,")
+
+
+@pytest.mark.parametrize("command", ["sim", "run", "sweep", "report", "detect"])
+def test_an_empty_output_path_is_refused(capsys, tmp_path, command):
+    option = "--output" if command == "detect" else "--out"
+    args = {"run": ["--port", "loop://"], "report": [str(tmp_path)],
+            "detect": ["--input", str(tmp_path / "x.csv")]}.get(command, [])
+    with pytest.raises(SystemExit) as exited:
+        main([command, *args, option, ""])
+    assert exited.value.code == 2
+    assert "an empty path" in capsys.readouterr().err
+
+
+def test_run_checks_its_output_folder_before_hello(capsys, tmp_path):
+    """An unwritable folder stops fes run before it says anything to the board: the
+    board's log has no HELLO, and the outputs were never on."""
+    log = io.StringIO()
+    emu, finish = serve_in_thread(EmulatorConfig(board=FirmwareSettings()), log)
+    try:
+        code, err = exit_and_message(capsys, "run", "--port", emu.path, "--out", "/proc/x",
+                                     "--duration-s", "1")
+    finally:
+        finish()
+    assert code == 2 and err == "fes: cannot write /proc/x: No such file or directory\n"
+    events = [json.loads(line)["event"] for line in log.getvalue().splitlines()]
+    assert "hello" not in events and "stream_start" not in events
+
+
+@pytest.mark.parametrize("out", ["/proc/x", "/dev/full"])
+def test_sweep_report_and_detect_name_the_output_they_cannot_write(capsys, tmp_path, out):
+    trial = tmp_path / "trial"
+    assert main(["sim", "--duration-s", "2", "--out", str(trial)]) == 0
+    capsys.readouterr()
+    code, err = exit_and_message(capsys, "sweep", "--seeds", "1", "--duration-s", "1",
+                                 "--out", out)
+    assert code == 2 and f"fes: cannot write {out}: " in err
+    code, err = exit_and_message(capsys, "report", str(trial), "--out", out)
+    assert code == 2 and err.startswith(f"fes: cannot write {out}: ")
+    target = f"{out}/events.csv" if out == "/proc/x" else out
+    code, err = exit_and_message(capsys, "detect", "--input", str(trial / "samples.csv"),
+                                 "--output", target)
+    assert code == 2 and err.startswith(f"fes: cannot write {target}: ")
+
+
+@pytest.mark.parametrize("log", ["/proc/x/board.jsonl", "/dev/full"])
+def test_board_emulator_refuses_a_log_it_cannot_write_before_serving(capsys, log):
+    code, err = exit_and_message(capsys, "board-emulator", "--log", log)
+    assert code == 2 and err.startswith(f"fes: cannot write {log}: ")
+    assert "/dev/pts" not in capsys.readouterr().out  # it never served a pty
+
+
+def test_config_is_whole_and_summary_last(tmp_path):
+    """A finished trial's folder has no temporary file left, and its summary is the
+    last file written (its presence marks a finished trial)."""
+    out = tmp_path / "t"
+    assert main(["sim", "--duration-s", "2", "--out", str(out)]) == 0
+    names = sorted(p.name for p in out.iterdir())
+    assert names == ["config.json", "events.csv", "samples.csv", "summary.json"]
+    newest = max(out.iterdir(), key=lambda p: p.stat().st_mtime_ns)
+    assert newest.name == "summary.json"
+    assert load_config(overrides=json.loads((out / "config.json").read_text())) is not None
