@@ -20,9 +20,10 @@ from pathlib import Path
 from controller.validation import ConfigError
 
 #: Room kept for everything else the process allocates (interpreter, numba, scoring).
-RESERVE_BYTES = 256 * 2**20
-#: Scoring makes a few temporary per-sample arrays besides the columns it scores.
-SCORING_NUMBERS_PER_SAMPLE = 6
+RESERVE_BYTES = 512 * 2**20
+#: Scoring makes temporary per-sample arrays besides the columns it scores (the pulse
+#: times and their samples take up to about four numbers per stimulated sample).
+SCORING_NUMBERS_PER_SAMPLE = 12
 
 
 def trial_bytes(n_samples: int, numbers_per_sample: int) -> int:
