@@ -47,6 +47,15 @@ def add_output_options(parser: argparse.ArgumentParser, default: str) -> None:
     )
 
 
+def add_format_option(parser: argparse.ArgumentParser, what: str) -> None:
+    """``--format csv|parquet``: how a command writes its tables."""
+    parser.add_argument(
+        "--format", choices=("csv", "parquet"), default="csv", dest="data_format",
+        help=f"{what} as CSV (default) or as Parquet (typed columns, units and the config "
+        "in the file's metadata; needs pip install 'fes-timing[parquet]'; docs/files.md)",
+    )
+
+
 def load_checked(path: Path | None, overrides: dict[str, Any]) -> TrialConfig:
     """A validated trial config whose patient profile also loads and validates."""
     from controller.config import load_config

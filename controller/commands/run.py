@@ -34,6 +34,7 @@ from controller.commands.common import (
     EXIT_REFUSED,
     EXIT_USAGE,
     EXIT_WATCHDOG_FAULT,
+    add_format_option,
     add_output_options,
     add_stim_option,
     load_checked,
@@ -100,6 +101,7 @@ def _run(args: argparse.Namespace) -> int:
     from controller.detect.csvfiles import CsvError
     from controller.trial.backends import check_stimulator, parse_backend
     from controller.trial.live import LinkLimits, run_live_trial
+    from controller.trial.parquet import pyarrow_modules
     from controller.trial.recording import load_recording
     from controller.trial.summary import render_text
     from hw.board import BoardError
@@ -116,12 +118,16 @@ def _run(args: argparse.Namespace) -> int:
     status = None if args.no_status else sys.stderr
     try:
         limits = LinkLimits(args.link_timeout_ms / 1000.0, args.max_lag_ms / 1000.0)
-        result = run_live_trial(config, spec, out_dir, status, limits, args.overwrite)
+        if args.data_format == "parquet":
+            pyarrow_modules()  # before the board is asked anything
+        result = run_live_trial(config, spec, out_dir, status, limits, args.overwrite,
+                                args.data_format)
     except BoardError as err:
         print(f"fes run: {err}", file=sys.stderr)
         return EXIT_NO_BOARD if err.kind == "no_board" else EXIT_REFUSED
     print(render_text(result.summary))
-    print(f"files: {out_dir}/samples.csv, events.csv, summary.json, config.json")
+    ext = args.data_format
+    print(f"files: {out_dir}/samples.{ext}, events.{ext}, summary.json, config.json")
     code = EXIT_BY_STOP.get(result.stopped_by, EXIT_HOST_FAULT)
     print(f"fes run: stopped by {result.stopped_by}: {result.message}", file=sys.stderr)
     return code
@@ -178,6 +184,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="trial length in seconds (default loop.duration_s, 60)",
     )
     add_output_options(run, "runs/live")
+    add_format_option(run, "samples, events and timing")
     run.add_argument(
         "--link-timeout-ms", type=_milliseconds, default=100.0, metavar="MS",
         help="no frame from the board, or a command unacknowledged, for this long ends "

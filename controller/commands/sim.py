@@ -11,6 +11,7 @@ from controller.commands.common import (
     EXIT_INTERRUPTED,
     EXIT_OK,
     EXIT_REQUIREMENT_FAILED,
+    add_format_option,
     add_output_options,
     add_realtime_options,
     add_require_option,
@@ -44,6 +45,7 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
 
 def _run(args: argparse.Namespace) -> int:
     from controller.trial.figures import flatten
+    from controller.trial.parquet import pyarrow_modules
     from controller.trial.require import failures, parse_requirements
     from controller.trial.simulated import run_simulated_trial
     from controller.trial.status import StatusLine
@@ -53,11 +55,15 @@ def _run(args: argparse.Namespace) -> int:
     config = load_checked(args.config, _overrides(args))
     out_dir = args.out or Path("runs") / f"{Path(config.sim.patient).stem}-seed{config.sim.seed}"
     sinks = [StatusLine(sys.stderr)] if args.realtime else []
+    if args.data_format == "parquet":
+        pyarrow_modules()  # a usage error now if pyarrow is missing, not after the trial
     summary = run_simulated_trial(
-        config, out_dir, args.realtime, sinks, sys.stderr, overwrite=args.overwrite
+        config, out_dir, args.realtime, sinks, sys.stderr, overwrite=args.overwrite,
+        data_format=args.data_format,
     )
     print(render_text(summary))
-    print(f"files: {out_dir}/samples.csv, events.csv, summary.json, config.json")
+    ext = args.data_format
+    print(f"files: {out_dir}/samples.{ext}, events.{ext}, summary.json, config.json")
     if summary["stopped_by"] == "interrupted":
         print("interrupted: outputs off, files hold the samples recorded so far", file=sys.stderr)
         return EXIT_INTERRUPTED
@@ -107,5 +113,6 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     add_realtime_options(sim)
     add_output_options(sim, "runs/<patient>-seed<N>")
+    add_format_option(sim, "samples, events (and timing)")
     add_require_option(sim, "the trial's summary")
     sim.set_defaults(handler=_run)

@@ -16,6 +16,7 @@ from controller.commands.common import (
     EXIT_OK,
     EXIT_REQUIREMENT_FAILED,
     EXIT_TRIALS_FAILED,
+    add_format_option,
     add_require_option,
     output_path,
 )
@@ -77,8 +78,9 @@ def _run(args: argparse.Namespace) -> int:
     from controller.sweep.plan import build_plan
     from controller.sweep.progress import format_duration
     from controller.sweep.ranking import parse_objective, render_ranking
-    from controller.sweep.run import FAILURES, RANKING, RESULTS, run_sweep
+    from controller.sweep.run import FAILURES, RANKING, RESULTS, RESULTS_PARQUET, run_sweep
     from controller.sweep.store import SweepStore
+    from controller.trial.parquet import pyarrow_modules
     from controller.trial.require import parse_requirements
 
     terms = parse_objective(args.objective)
@@ -100,13 +102,18 @@ def _run(args: argparse.Namespace) -> int:
         else executors.run_serial if workers == 1
         else functools.partial(executors.run_processes, workers=workers)
     )
+    if args.data_format == "parquet":
+        pyarrow_modules()  # a usage error now if pyarrow is missing, not after the trials
     start = time.monotonic()
     with writing(output_folder(out)):
         outcome = run_sweep(plan, out, executor, terms, checks,
-                            summaries_only=args.summaries_only)
+                            summaries_only=args.summaries_only, data_format=args.data_format)
     print(f"sweep: {outcome.ran} trials run now, {outcome.reused} from an earlier run, "
           f"{len(outcome.failed)} failed, in {format_duration(time.monotonic() - start)}")
-    print(f"files: {out}/{RESULTS} (one row per trial), {out}/{RANKING}, {out}/trials/")
+    table_files = f"{out}/{RESULTS}" + (
+        f" and {out}/{RESULTS_PARQUET}" if args.data_format == "parquet" else ""
+    )
+    print(f"files: {table_files} (one row per trial), {out}/{RANKING}, {out}/trials/")
     if outcome.ranked:
         order = ", then ".join(str(t) for t in terms)
         print(f"best settings by {order} (mean over seeds):")
@@ -205,6 +212,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="keep only summary.json and config.json of each trial (no samples.csv or "
         "events.csv: far less disk, but no per-trial figures in fes report)",
     )
+    add_format_option(sweep, "each trial's samples and events, and the results table "
+                      "(results.parquet beside results.csv)")
     sweep.add_argument(
         "--dry-run", action="store_true",
         help="validate every trial's config, print the number of trials and stop",

@@ -14,22 +14,22 @@ import signal
 from collections.abc import Generator, Sequence
 from typing import Any
 
-from controller.sweep.worker import TrialFailure, TrialOutput, run_guarded
+from controller.sweep.worker import FileOptions, TrialFailure, TrialOutput, run_guarded
 from controller.validation import ConfigError
 
-Task = tuple[dict[str, Any], bool]  # (trial config, summaries only)
+Task = tuple[dict[str, Any], FileOptions]  # (trial config, which files to keep)
 Result = tuple[int, TrialOutput | TrialFailure]
 DASK_CONNECT_TIMEOUT_S = 10.0
 
 
-def _star_guarded(item: tuple[int, dict[str, Any], bool]) -> Result:
+def _star_guarded(item: tuple[int, dict[str, Any], FileOptions]) -> Result:
     return run_guarded(*item)
 
 
 def run_serial(tasks: Sequence[Task]) -> Generator[Result, None, None]:
     """Every trial in this process, one after the other (``--workers 1``)."""
-    for index, (config, summaries_only) in enumerate(tasks):
-        yield run_guarded(index, config, summaries_only)
+    for index, (config, options) in enumerate(tasks):
+        yield run_guarded(index, config, options)
 
 
 def _ignore_ctrl_c() -> None:
@@ -42,7 +42,7 @@ def run_processes(tasks: Sequence[Task], workers: int) -> Generator[Result, None
     context = multiprocessing.get_context("spawn")
     pool = context.Pool(max(1, min(workers, len(tasks))), initializer=_ignore_ctrl_c)
     try:
-        items = [(i, config, only) for i, (config, only) in enumerate(tasks)]
+        items = [(i, config, options) for i, (config, options) in enumerate(tasks)]
         yield from pool.imap_unordered(_star_guarded, items, chunksize=1)
         pool.close()
     finally:
@@ -67,8 +67,8 @@ def run_dask(tasks: Sequence[Task], address: str) -> Generator[Result, None, Non
     futures = []
     try:
         futures = [
-            client.submit(run_guarded, i, config, only, pure=False)
-            for i, (config, only) in enumerate(tasks)
+            client.submit(run_guarded, i, config, options, pure=False)
+            for i, (config, options) in enumerate(tasks)
         ]
         for future in as_completed(futures, loop=client.loop):
             yield future.result()

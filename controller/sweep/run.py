@@ -27,11 +27,12 @@ from controller.sweep.executors import Result, Task
 from controller.sweep.plan import PlannedTrial, SweepPlan
 from controller.sweep.progress import Progress
 from controller.sweep.store import SweepStore
-from controller.sweep.worker import TrialFailure
+from controller.sweep.worker import FileOptions, TrialFailure
 from controller.trial.require import Requirement, failures
 
 Executor = Callable[[Sequence[Task]], Generator[Result, None, None]]
 RESULTS = "results.csv"
+RESULTS_PARQUET = "results.parquet"
 RANKING = "ranking.csv"
 PLAN = "sweep.json"
 FAILURES = "failures.txt"
@@ -77,6 +78,7 @@ def run_sweep(
     *,
     summaries_only: bool = False,
     stream: TextIO | None = None,
+    data_format: str = "csv",
 ) -> SweepOutcome:
     """Run every unfinished trial of ``plan`` into ``out``; write the tables. Progress
     goes to ``stream`` (default: standard error at the time of the call)."""
@@ -96,12 +98,12 @@ def run_sweep(
         progress.show()
         try:
             _run_todo(todo, executor, store, summaries, outcome, progress, check_names,
-                      summaries_only)
+                      FileOptions(summaries_only, data_format))
         except KeyboardInterrupt:
             outcome.interrupted = True
         finally:
             progress.finish()
-        _write_tables(plan, store, summaries, outcome, terms, checks)
+        _write_tables(plan, store, summaries, outcome, terms, checks, data_format)
     return outcome
 
 
@@ -113,11 +115,11 @@ def _run_todo(
     outcome: SweepOutcome,
     progress: Progress,
     check_names: _NameCheck,
-    summaries_only: bool,
+    options: FileOptions,
 ) -> None:
     if not todo:  # nothing left: start no workers, connect to no cluster
         return
-    tasks: list[Task] = [(t.config, summaries_only) for t in todo]
+    tasks: list[Task] = [(t.config, options) for t in todo]
     with closing(executor(tasks)) as results:
         for index, result in results:
             trial = todo[index]
@@ -141,14 +143,18 @@ def _write_tables(
     outcome: SweepOutcome,
     terms: Sequence[ranking.Term],
     checks: Sequence[Requirement],
+    data_format: str = "csv",
 ) -> None:
     rows = [
         table.row_of(t, summary)
         for t in plan.trials
         if (summary := summaries[t.key]) is not None
     ]
+    columns = table.columns_of(plan.parameters, rows)
     with store.replacing(RESULTS) as handle:
-        table.write_table(handle, table.columns_of(plan.parameters, rows), rows)
+        table.write_table(handle, columns, rows)
+    if data_format == "parquet":
+        table.write_parquet(store.root / RESULTS_PARQUET, columns, rows)
     outcome.ranked = ranking.rank(rows, plan.parameters, terms)
     with store.replacing(RANKING) as handle:
         ranking.write_ranking(handle, outcome.ranked, plan.parameters, terms)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import csv
 from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
 from typing import IO
 
 from controller.sweep.plan import PlannedTrial, parse_value
@@ -53,6 +54,34 @@ def write_table(handle: IO[str], columns: Sequence[str], rows: Iterable[Row]) ->
     writer.writerow(columns)
     for row in rows:
         writer.writerow([_cell(row.get(name)) for name in columns])
+
+
+def write_parquet(path: Path, columns: Sequence[str], rows: Sequence[Row]) -> None:
+    """The table as Parquet (``--format parquet``): a column of numbers is float64 (int64
+    if every value is a whole number), flags are booleans, text is text, a missing
+    figure is null; written beside ``path`` and renamed."""
+    from controller.trial.parquet import pyarrow_modules, write_table_atomically
+
+    pa, _ = pyarrow_modules()
+    arrays = []
+    for name in columns:
+        values = [row.get(name) for row in rows]
+        present = [v for v in values if v is not None]
+        if present and all(isinstance(v, bool) for v in present):
+            kind = pa.bool_()
+        elif present and all(isinstance(v, int) and not isinstance(v, bool) for v in present):
+            kind = pa.int64()
+        elif present and all(isinstance(v, int | float) and not isinstance(v, bool)
+                             for v in present):
+            kind = pa.float64()
+            values = [None if v is None else float(v) for v in values]
+        elif present:
+            kind = pa.string()
+            values = [None if v is None else _cell(v) for v in values]
+        else:
+            kind = pa.null()
+        arrays.append(pa.array(values, type=kind))
+    write_table_atomically(pa.Table.from_arrays(arrays, names=list(columns)), path)
 
 
 def _parse_cell(text: str) -> Figure:

@@ -18,6 +18,14 @@ SUMMARY_FILES = ("summary.json", "config.json")
 
 
 @dataclass(frozen=True, slots=True)
+class FileOptions:
+    """Which files of each trial a sweep keeps, in which format."""
+
+    summaries_only: bool = False
+    data_format: str = "csv"
+
+
+@dataclass(frozen=True, slots=True)
 class TrialOutput:
     """A finished trial: its summary and the bytes of every file it wrote."""
 
@@ -32,7 +40,7 @@ class TrialFailure:
     error: str
 
 
-def run_trial(config: dict[str, Any], summaries_only: bool) -> TrialOutput:
+def run_trial(config: dict[str, Any], options: FileOptions) -> TrialOutput:
     """Validate ``config``, run the simulated trial, return its summary and files."""
     from controller.config import build_config
     from controller.trial.simulated import run_simulated_trial
@@ -40,20 +48,21 @@ def run_trial(config: dict[str, Any], summaries_only: bool) -> TrialOutput:
     trial_config = build_config(config, "sweep trial")
     with tempfile.TemporaryDirectory(prefix="fes-trial-") as scratch:
         folder = Path(scratch)
-        summary = run_simulated_trial(trial_config, folder, stream=False)
+        summary = run_simulated_trial(trial_config, folder, stream=False,
+                                      data_format=options.data_format)
         files = {
             path.name: path.read_bytes()
             for path in sorted(folder.iterdir())
-            if path.is_file() and (not summaries_only or path.name in SUMMARY_FILES)
+            if path.is_file() and (not options.summaries_only or path.name in SUMMARY_FILES)
         }
     return TrialOutput(summary, files)
 
 
 def run_guarded(
-    index: int, config: dict[str, Any], summaries_only: bool
+    index: int, config: dict[str, Any], options: FileOptions
 ) -> tuple[int, TrialOutput | TrialFailure]:
     """``run_trial`` whose exceptions come back as data, tagged with the task's index."""
     try:
-        return index, run_trial(config, summaries_only)
+        return index, run_trial(config, options)
     except Exception:
         return index, TrialFailure(traceback.format_exc())

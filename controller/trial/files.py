@@ -165,4 +165,8 @@ class EventStream:
         ready = [e for e in self._pending if e[0] < horizon_s]
         if ready:
             self._pending = self._pending[len(ready):]
-            write_all(self.fd, "".join(event_line(*e) for e in ready).encode("utf-8"))
+            self._emit(ready)
+
+    def _emit(self, events: list[tuple[float, str, str]]) -> None:
+        """Append ``events`` (sorted) to the file."""
+        write_all(self.fd, "".join(event_line(*e) for e in events).encode("utf-8"))

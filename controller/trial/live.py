@@ -278,6 +278,7 @@ def run_live_trial(
     status: TextIO | None = None,
     limits: LinkLimits = LinkLimits(),
     overwrite: bool = False,
+    data_format: str = "csv",
 ) -> LiveResult:
     """Connect to the back end (``controller.trial.backends``; a URL is the project's
     board there), run the trial, write its files into ``out_dir`` (empty or new, unless
@@ -356,8 +357,10 @@ def run_live_trial(
             if keys:
                 report.write("fes run: space or Esc is an emergency stop\n")
             # The files are opened before HELLO: an unwritable output stops the run there.
-            _, summary = run_trial(parts, n_samples, lambda: TrialFiles.open(folder, parts),
-                                   finish, sinks, loop=connect_run_close)
+            _, summary = run_trial(
+                parts, n_samples, lambda: TrialFiles.open(folder, parts, data_format=data_format),
+                finish, sinks, loop=connect_run_close,
+            )
     except BoardError:
         folder.abandon()  # no trial took place: no trial files
         raise

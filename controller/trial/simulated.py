@@ -54,6 +54,7 @@ def run_simulated_trial(
     compiled: bool = True,
     overwrite: bool = False,
     stream: bool = True,
+    data_format: str = "csv",
 ) -> dict[str, Any]:
     """Run one trial, write its files into ``out_dir`` and return the summary.
 
@@ -62,7 +63,8 @@ def run_simulated_trial(
     while the loop runs (unless ``stream`` is False: then they are written after it, in
     this process). ``sinks`` receive every sample in the log writer process while the
     loop runs; what the real-time settings did (or why the OS refused them), and that a
-    first run is compiling, is written to ``notes``.
+    first run is compiling, is written to ``notes``. ``data_format`` "parquet" writes the
+    samples, events and timing as Parquet instead of CSV (``controller.trial.parquet``).
     On the virtual clock the loop runs compiled (``controller.trial.compiled_loop``) unless
     ``compiled`` is False, which runs ``controller.loop.run_loop`` instead: the same
     trial, byte for byte, some 50 times slower (tests and benchmarks compare the two).
@@ -108,7 +110,7 @@ def run_simulated_trial(
     runner = compiled_loop if compiled and not realtime else run_parts
     truth = BackEndTruth(TruthRows(truth_rows, TRUTH_COLUMNS, parts.recorder), limb.true_events())
     _, summary = run_trial(
-        parts, n_samples, lambda: TrialFiles.open(folder, parts, truth), finish, sinks,
+        parts, n_samples, lambda: TrialFiles.open(folder, parts, truth, data_format), finish, sinks,
         realtime, notes, runner, stream=stream,
     )
     return summary

@@ -15,6 +15,7 @@ and last ``summary.json``: a folder that has it holds a finished trial.
 from __future__ import annotations
 
 import os
+import shutil
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -32,6 +33,14 @@ from controller.trial.files import (
     phase_names,
 )
 from controller.trial.folder import TrialFolder
+from controller.trial.parquet import (
+    ParquetEventStream,
+    ParquetParts,
+    event_table,
+    sample_schema,
+    sample_table,
+    write_table_atomically,
+)
 from controller.trial.writer import LogSink, Tail
 
 if TYPE_CHECKING:
@@ -77,27 +86,53 @@ class TrialFiles:
         tails: list[Tail],
         sample_columns: tuple[str, ...],
         fds: list[int],
+        parquet: dict[str, ParquetParts] | None = None,
+        config: dict[str, Any] | None = None,
     ) -> None:
         self.folder = folder
         self.sinks = sinks
         self.tails = tails
         self.sample_columns = sample_columns
         self._fds = fds
+        self._parquet = parquet
+        self._config = config
 
     @classmethod
     def open(
-        cls, folder: TrialFolder, parts: TrialParts, truth: BackEndTruth = BackEndTruth()
+        cls,
+        folder: TrialFolder,
+        parts: TrialParts,
+        truth: BackEndTruth = BackEndTruth(),
+        data_format: str = "csv",
     ) -> TrialFiles:
-        """Write ``config.json`` and open the streamed files (``OutputError`` if any
-        cannot be written)."""
+        """Write ``config.json`` and open the streamed files, as CSV or as Parquet parts
+        (``OutputError`` if any cannot be written)."""
         from controller.clock import VirtualClock
 
-        folder.write_json("config.json", parts.config.model_dump())
+        config = parts.config.model_dump()
+        folder.write_json("config.json", config)
         recorder = parts.recorder
         columns = tuple(recorder.index) + (truth.rows.columns if truth.rows else ())
         tails: list[Tail] = [recorder]
         if truth.rows is not None:
             tails.append(truth.rows)
+        timed = parts.clock.kind != VirtualClock.kind
+        if timed:
+            tails.append(parts.deadlines)
+        period_s = parts.source.sample_period_s
+        if data_format == "parquet":
+            samples = ParquetParts(folder, "samples.parquet", sample_schema(columns, config))
+            events = ParquetParts(folder, "events.parquet", event_table([], config).schema)
+            streams = {"samples.parquet": samples, "events.parquet": events}
+            if timed:
+                streams["timing.parquet"] = ParquetParts(
+                    folder, "timing.parquet", sample_schema(TIMING_COLUMNS, config)
+                )
+            sinks: list[LogSink] = [
+                samples, ParquetEventStream(events, recorder, truth.events, period_s),
+                *[p for name, p in streams.items() if name == "timing.parquet"],
+            ]
+            return cls(folder, sinks, tails, columns, [], streams, config)
         fds: list[int] = []
 
         def create(name: str, first_line: bytes) -> int:
@@ -105,14 +140,13 @@ class TrialFiles:
             return fds[-1]
 
         try:
-            sinks: list[LogSink] = [
+            sinks = [
                 CsvStream(create("samples.csv", header(columns)), columns,
                           folder.file("samples.csv")),
                 EventStream(create("events.csv", EVENTS_HEADER), recorder, truth.events,
-                            parts.source.sample_period_s, path=folder.file("events.csv")),
+                            period_s, path=folder.file("events.csv")),
             ]
-            if parts.clock.kind != VirtualClock.kind:
-                tails.append(parts.deadlines)
+            if timed:
                 sinks.append(CsvStream(create("timing.csv", header(TIMING_COLUMNS)),
                                        TIMING_COLUMNS, folder.file("timing.csv")))
         except BaseException:
@@ -140,14 +174,42 @@ class TrialFiles:
     ) -> None:
         """Write the files only the end knows: events sorted and whole, the samples
         again if ``columns`` has columns the stream did not, then the summary."""
-        self.folder.replace("events.csv", events_text(events))
-        if set(columns) - set(self.sample_columns):
-            names = list(columns)
-            rows = min((len(col) for col in columns.values()), default=0)
-            values = np.empty((len(names), rows))
-            for i, name in enumerate(names):
-                values[i] = np.asarray(columns[name], dtype=np.float64)[:rows]
-            renderer = CsvRenderer(np.array([column_kind(n) for n in names]), phase_names())
-            body = renderer.rows(values).tobytes() if names and rows else b""
-            self.folder.replace("samples.csv", header(names) + body)
+        rewrite = bool(set(columns) - set(self.sample_columns))
+        if self._parquet is not None:
+            self._complete_parquet(columns, events, rewrite)
+        else:
+            self.folder.replace("events.csv", events_text(events))
+            if rewrite:
+                self.folder.replace("samples.csv", samples_text(columns))
         self.folder.write_json("summary.json", summary)
+
+    def _complete_parquet(
+        self,
+        columns: Mapping[str, np.ndarray],
+        events: Sequence[tuple[float, str, str]],
+        rewrite: bool,
+    ) -> None:
+        assert self._parquet is not None
+        for name, parts in self._parquet.items():
+            if name == "events.parquet":
+                write_table_atomically(event_table(sorted(events), self._config),
+                                       parts.path)
+                shutil.rmtree(parts.parts, ignore_errors=True)
+            elif name == "samples.parquet" and rewrite:
+                schema = sample_schema(list(columns), self._config)
+                write_table_atomically(sample_table(schema, columns), parts.path)
+                shutil.rmtree(parts.parts, ignore_errors=True)
+            else:
+                parts.merge()
+
+
+def samples_text(columns: Mapping[str, np.ndarray]) -> bytes:
+    """``samples.csv`` whole, for ``columns``."""
+    names = list(columns)
+    rows = min((len(col) for col in columns.values()), default=0)
+    values = np.empty((len(names), rows))
+    for i, name in enumerate(names):
+        values[i] = np.asarray(columns[name], dtype=np.float64)[:rows]
+    renderer = CsvRenderer(np.array([column_kind(n) for n in names]), phase_names())
+    body = renderer.rows(values).tobytes() if names and rows else b""
+    return header(names) + body
