@@ -65,7 +65,7 @@ def test_same_seed_same_bytes(tmp_path):
         summary.pop("real_time_factor")
         summary["timing"].pop("warm_up_ms")
     assert a == b
-    assert a["timing"]["lateness_us"] == {"median": 0.0, "p99": 0.0, "max": 0.0}
+    assert set(a["timing"]["lateness_us"].values()) == {0.0}
     run(tmp_path, "c", "--duration-s", "8", "--seed", "4")
     assert (tmp_path / "a" / "samples.csv").read_bytes() != (
         tmp_path / "c" / "samples.csv"

@@ -18,6 +18,7 @@ a real board) and the back end's own entries of the summary.
 from __future__ import annotations
 
 import contextlib
+import os
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any, TextIO
@@ -147,6 +148,11 @@ def run_trial(
     try:
         with interrupts_deferred():
             files = open_files()
+        if not virtual:
+            # A paced loop must not wait for the kernel to map a page on first touch:
+            # every page of the per-sample arrays is touched now (ms for a minute).
+            for tail in files.tails:
+                tail.prefault()
         writer_type = LogWriter if stream else InlineWriter
         writer = writer_type(files.tails, [*files.sinks, *sinks],
                              poll_s=VIRTUAL_POLL_S if virtual else PACED_POLL_S)
@@ -160,6 +166,9 @@ def run_trial(
                 )
                 if notes is not None:
                     notes.write(f"real-time settings: {'; '.join(settings)}\n")
+            if not virtual:  # the main source of lateness on an ordinary machine
+                settings.append("load average {:.2f} {:.2f} {:.2f} at the start"
+                                .format(*os.getloadavg()))
             outcome = loop(parts, n_samples)
     except BaseException as err:
         if files is not None:

@@ -338,7 +338,8 @@ def render_timing(timing: Mapping[str, Any]) -> str:
     late, lat = timing["lateness_us"], timing["latency_us"]
     return (
         f"timing: {_fmt(timing['period_ms'], ' ms')} period, lateness median "
-        f"{_fmt(late['median'], ' us')}, p99 {_fmt(late['p99'], ' us')}, max "
+        f"{_fmt(late['median'], ' us')}, p90 {_fmt(late.get('p90'), ' us')}, p99 "
+        f"{_fmt(late['p99'], ' us')}, p99.9 {_fmt(late.get('p99_9'), ' us')}, max "
         f"{_fmt(late['max'], ' us')}; {timing['misses']} missed periods "
         f"({_fmt(timing['missed_percent'], ' %')}), {timing['overruns']} overruns; sensor to "
         f"command p99 {_fmt(lat['p99'], ' us')}; {warm}"

@@ -72,6 +72,10 @@ class Tail(Protocol):
 
     def rows(self, start: int, stop: int) -> dict[str, np.ndarray]: ...
 
+    def prefault(self) -> None:
+        """Touch every page of the rows' memory before a paced loop writes into it."""
+        ...
+
 
 class LogSink(Protocol):
     """Receives the trial's rows in order, in blocks, in the writer process."""
