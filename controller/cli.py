@@ -18,7 +18,7 @@ import sys
 from collections.abc import Sequence
 
 from controller.commands.common import EXIT_INTERRUPTED, EXIT_USAGE
-from controller.interrupts import terminate_as_interrupt
+from controller.interrupts import raise_if_interrupted, terminate_as_interrupt
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -57,6 +57,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
             try:
                 args = build_parser().parse_args(argv)
+                raise_if_interrupted()  # one the imports swallowed
                 return int(args.handler(args))
             except ConfigError as err:
                 print(f"fes: {err.render()}", file=sys.stderr)

@@ -21,24 +21,39 @@ from dataclasses import dataclass
 from types import FrameType
 
 _SIGNALS = (signal.SIGINT, signal.SIGTERM)
+#: Set by the command's handler: Python ignores a ``KeyboardInterrupt`` raised while it
+#: runs certain callbacks (an import lock's, a weak reference's), so a signal in
+#: start-up can be swallowed; ``raise_if_interrupted`` raises it again at checkpoints.
+_received = threading.Event()
 
 
 def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
+    _received.set()
     raise KeyboardInterrupt
 
 
 @contextmanager
 def terminate_as_interrupt() -> Iterator[None]:
-    """In the block SIGTERM raises ``KeyboardInterrupt`` in the main thread, as Ctrl-C
-    does; the previous handler is restored after it."""
+    """In the block SIGINT and SIGTERM raise ``KeyboardInterrupt`` in the main thread (and
+    are remembered for ``raise_if_interrupted``); the previous handlers are restored
+    after it."""
+    _received.clear()
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    previous = signal.signal(signal.SIGTERM, _raise_interrupt)
+    previous = {signum: signal.signal(signum, _raise_interrupt) for signum in _SIGNALS}
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+
+
+def raise_if_interrupted() -> None:
+    """Raise ``KeyboardInterrupt`` if Ctrl-C or SIGTERM came in the command so far (also
+    one Python swallowed): called before anything that must not start after it."""
+    if _received.is_set():
+        raise KeyboardInterrupt
 
 
 @dataclass

@@ -37,6 +37,8 @@ from pathlib import Path
 import pytest
 from shared_machine import host_config
 
+from sim.limb import BLOCK_SAMPLES
+
 FES = [sys.executable, "-m", "controller.cli"]
 KILLS_CI = 3
 KILLS_SLOW = 20
@@ -228,8 +230,10 @@ def kill_sim(tmp_path: Path, reference: tuple[bytes, float], name: str, seed: in
     summary = parsed_json(out / "summary.json") if body else None
     if code == -signal.SIGKILL and summary is None and body:
         # Killed in the loop: the writer wrote every row the loop published, and the
-        # loop publishes every second of samples (so at most one second is lost).
-        assert len(body) % SIM_RATE_HZ == 0, f"{len(body)} rows: {context}"
+        # loop publishes every second of samples (so at most one second is lost), and
+        # at the end of each block of its kernel.
+        published = len(body) % SIM_RATE_HZ == 0 or len(body) % BLOCK_SAMPLES == 0
+        assert published, f"{len(body)} rows: {context}"
 
 
 @pytest.mark.parametrize("seed", range(KILLS_CI))

@@ -29,7 +29,7 @@ from controller.clock import Clock, VirtualClock
 from controller.config import TrialConfig
 from controller.deadlines import DeadlineMonitor
 from controller.detect.events import EVENT_NAMES
-from controller.interrupts import interrupts_deferred
+from controller.interrupts import interrupts_deferred, raise_if_interrupted
 from controller.loop import LoopOutcome, PhaseDetector, run_loop
 from controller.outputs import OutputError
 from controller.ports import SensorSource
@@ -148,6 +148,7 @@ def run_trial(
     try:
         with interrupts_deferred():
             files = open_files()
+        raise_if_interrupted()  # one swallowed before: the files are completed, nothing runs
         if not virtual:
             # A paced loop must not wait for the kernel to map a page on first touch:
             # every page of the per-sample arrays is touched now (ms for a minute).
