@@ -14,11 +14,13 @@ published.
 from __future__ import annotations
 
 import signal
+import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from types import FrameType
+from typing import Any
 
 _SIGNALS = (signal.SIGINT, signal.SIGTERM)
 #: Set by the command's handler: Python ignores a ``KeyboardInterrupt`` raised while it
@@ -32,6 +34,16 @@ def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt
 
 
+def _swallowed(unraisable: Any) -> None:
+    """``sys.unraisablehook`` of a command: a ``KeyboardInterrupt`` Python could not raise
+    (it came inside a callback) is remembered, not printed as a traceback; anything else
+    is reported as Python reports it."""
+    if isinstance(unraisable.exc_value, KeyboardInterrupt):
+        _received.set()
+        return
+    sys.__unraisablehook__(unraisable)
+
+
 @contextmanager
 def terminate_as_interrupt() -> Iterator[None]:
     """In the block SIGINT and SIGTERM raise ``KeyboardInterrupt`` in the main thread (and
@@ -42,9 +54,11 @@ def terminate_as_interrupt() -> Iterator[None]:
         yield
         return
     previous = {signum: signal.signal(signum, _raise_interrupt) for signum in _SIGNALS}
+    hook, sys.unraisablehook = sys.unraisablehook, _swallowed
     try:
         yield
     finally:
+        sys.unraisablehook = hook
         for signum, handler in previous.items():
             signal.signal(signum, handler)
 
