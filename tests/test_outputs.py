@@ -145,3 +145,24 @@ def test_config_is_whole_and_summary_last(tmp_path):
     newest = max(out.iterdir(), key=lambda p: p.stat().st_mtime_ns)
     assert newest.name == "summary.json"
     assert load_config(overrides=json.loads((out / "config.json").read_text())) is not None
+
+
+def test_a_day_long_trial_says_up_front_what_it_needs_under_a_memory_limit(tmp_path):
+    """``fes sim --duration-s 86400`` under a 3 GB address-space limit: exit 2 naming
+    loop.duration_s and what fits, before anything is written."""
+    import resource
+    import sys
+
+    def limit() -> None:
+        resource.setrlimit(resource.RLIMIT_AS, (3 * 10**9, 3 * 10**9))
+
+    out = tmp_path / "day"
+    done = subprocess.run(
+        [sys.executable, "-m", "controller.cli", "sim", "--duration-s", "86400", "--out",
+         str(out)], capture_output=True, text=True, preexec_fn=limit, timeout=120,
+        check=False,
+    )
+    assert done.returncode == 2, done.stderr
+    assert "loop.duration_s" in done.stderr and "at most" in done.stderr
+    assert "Traceback" not in done.stderr
+    assert not out.exists() or not any(out.iterdir())
