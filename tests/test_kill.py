@@ -179,10 +179,12 @@ def check_files(out: Path, interrupted: bool) -> list[str]:
 def check_exit(code: int, signum: int, out: Path, stderr: str, context: str) -> None:
     """Ctrl-C and SIGTERM end ``fes`` with 130 and no traceback (0: the signal came after
     the command had ended). The only exception is a signal so early that the
-    interpreter had not started ``fes``'s code: the OS ended it, and nothing was written."""
+    interpreter had not started ``fes``'s code (the OS ends it, or the interpreter stops
+    with "Failed to import the site module"): nothing was written."""
     if signum == signal.SIGKILL:
         return
-    if code == -signum:
+    before_fes = code == -signum or (code == 1 and "init_import_site" in stderr)
+    if before_fes:  # killed by the OS, or the interpreter gave up importing ``site``
         assert not out.exists() or not any(out.iterdir()), context
         return
     assert code in (130, 0), context
