@@ -46,8 +46,8 @@ def test_a_config_the_board_cannot_serve_is_refused(tmp_path, capsys):
 
 
 def test_a_short_live_run_writes_the_sim_files_and_a_status_line(tmp_path, capfd):
-    out = tmp_path / "live"
-    for _ in range(3):  # again if a stalled machine made the watchdog end it (exit 7)
+    for attempt in range(3):  # again if a stalled machine made the watchdog end it (exit 7)
+        out = tmp_path / f"live{attempt}"  # one trial per folder: a retry gets its own
         emu, finish = serve_in_thread(
             EmulatorConfig(board=FirmwareSettings(comm_timeout_ms=400))
         )
