@@ -137,48 +137,59 @@ class PatientProfile(ConfigModel):
         "turns, python -m sim.turns).",
     )
 
-    # Shank gyroscope: template shape (fractions of the swing peak and of the stride).
+    # Shank gyroscope: template shape (fractions of the swing peak, stride and stance).
     gyro_swing_peak_rad_s: float = Field(
         ge=0.5, le=10.0,
-        description="Shank angular velocity at mid-swing at the profile's walking speed "
-        "(healthy 5 rad/s at 1.3 m/s, Aminian et al. 2002): the feature the "
-        "gyroscope detector locks on.",
+        description="Shank angular velocity at mid-swing at the profile's walking speed, "
+        "positive in the sense of the swing (healthy 5 rad/s at 1.3 m/s, Aminian et al. "
+        "2002): the feature the gyroscope detector locks on.",
     )
     gyro_swing_peak_width_fraction: float = Field(
         ge=0.05, le=0.4,
         description="Width (standard deviation) of the swing peak as a fraction of the swing "
-        "(healthy 0.2).",
+        "(healthy 0.31).",
     )
     gyro_heel_strike_dip_fraction: float = Field(
         ge=0.0, le=1.0,
-        description="Depth of the negative minimum just after heel strike as a fraction of the "
-        "swing peak (healthy 0.35): the feature heel strike is detected on.",
+        description="Depth of the negative minimum at heel strike as a fraction of the "
+        "swing peak (healthy 0.55): the feature heel strike is detected on.",
     )
     gyro_heel_strike_dip_delay_fraction: float = Field(
         ge=0.0, le=0.05,
         description="Delay of that minimum after heel strike as a fraction of the stride "
-        "(healthy 0.01, about 12 ms; Catalfamo et al. 2010 find it within 25 ms).",
+        "(healthy 0: on real walks it lies at heel strike; Catalfamo et al. 2010 find it "
+        "within 25 ms).",
     )
     gyro_heel_strike_dip_width_fraction: float = Field(
         ge=0.005, le=0.08,
         description="Width (standard deviation) of the heel-strike minimum as a fraction of the "
-        "stride (healthy 0.025).",
+        "stride (healthy 0.06).",
     )
-    gyro_stance_fraction: float = Field(
-        ge=0.0, le=0.5,
-        description="Forward rotation of the shank over the stance foot in mid-stance as a "
-        "fraction of the swing peak (healthy 0.2).",
+    gyro_stance_onset_fraction: float = Field(
+        0.16, ge=0.02, le=0.5,
+        description="Share of stance over which the negative stance plateau builds up after "
+        "heel strike (healthy 0.16). The plateau's depth is not a parameter: it returns the "
+        "shank to its posture every stride.",
+    )
+    gyro_stance_taper_fraction: float = Field(
+        0.31, ge=0.01, le=0.5,
+        description="Share of stance before toe off over which the plateau hands over to the "
+        "toe-off minimum (healthy 0.31).",
+    )
+    gyro_stance_deepening_fraction: float = Field(
+        0.32, ge=0.0, le=0.9,
+        description="How much the plateau deepens through stance: from 1 - this to 1 + this "
+        "times its mean depth (healthy 0.32: the shank turns faster once the heel rises).",
     )
     gyro_toe_off_dip_fraction: float = Field(
         ge=0.0, le=1.0,
         description="Depth of the negative minimum at toe off as a fraction of the swing peak "
-        "(healthy 0.3): the pre-swing feature on which stimulation starts by "
-        "default.",
+        "(healthy 0.7): the pre-swing feature on which stimulation starts by default.",
     )
     gyro_toe_off_dip_width_fraction: float = Field(
-        ge=0.005, le=0.08,
+        ge=0.005, le=0.15,
         description="Width (standard deviation) of the toe-off minimum as a fraction of the "
-        "stride (healthy 0.035).",
+        "stride (healthy 0.088).",
     )
 
     # Shank gyroscope: the sensor and its mounting.

@@ -16,12 +16,12 @@ from controller.cli import main
 
 PINNED = {
     0: {
-        "samples.csv": "2436097e056f2ffb113324878ef3aa25545a9ab21bc10dcbc6c61760a59a5bd3",
-        "events.csv": "7883a9ccbdf1d492f8a78a0d01b4b3fe48f9e7480bddb1a44a7cf86b6e4099cd",
+        "samples.csv": "79129716b7c78f1c82d0e11030885076337d6ac4b50bcc3270a78d4ca59d7389",
+        "events.csv": "a5e68a335110e1306d7b250c29161eab710e57267032ff664859852f63c60ad9",
     },
     3: {
-        "samples.csv": "e8b7d9194b5c1773d1c02135e73e3e29bbdaf0ea711b6c03f9b623189ac4a4b3",
-        "events.csv": "a974ed1b7c128dcff424a0b3a3e56ed308764037139a00bb0bdc60876cf4d638",
+        "samples.csv": "0fefac676aae5d5d96d614dd93247c6080df38e7082daace02671a26102286c3",
+        "events.csv": "b8e3e0520d7a1499a1096f01df87c0e79572edc51bdac018b6aac106a9cf21cb",
     },
 }
 

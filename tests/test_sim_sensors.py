@@ -28,6 +28,7 @@ from sim.sensors import (
     heel_sensor_load_n,
     heel_switch,
     make_params,
+    stride_gyro,
 )
 
 RATE_HZ = 1000.0
@@ -55,18 +56,23 @@ def test_gyro_swing_peak_lies_between_toe_off_and_heel_strike(walk):
         w = trace(strides, features, row, params, t)
         peak = t[np.argmax(w)]
         assert r[TOE_OFF] < peak < r[NEXT_HEEL_STRIKE]
-        assert abs(peak - r[MID_SWING]) < 0.02
+        # Real swing peaks lie at 54 % of swing (quartiles 46-60 %, Marpino dataset).
+        assert abs(peak - r[MID_SWING]) < 0.05 * (r[NEXT_HEEL_STRIKE] - r[TOE_OFF])
         assert w.max() == pytest.approx(profile.gyro_swing_peak_rad_s, rel=0.05)
 
 
 def test_gyro_minima_at_toe_off_and_just_after_heel_strike(walk):
+    # On real walks (Marpino dataset, pressure-insole events) the toe-off minimum lies
+    # 30 ms, 2.3 % of the stride, before toe off (quartiles 0.8-3.9 %), the heel-strike
+    # one at heel strike.
     _, strides, params, features = walk
     for row in range(1, strides.shape[0] - 2):
         r = strides[row]
         t = np.arange(r[TOE_OFF] - 0.15, r[MID_SWING], 1e-3)
         w = trace(strides, features, row, params, t)
         assert w.min() < 0.0
-        assert abs(t[np.argmin(w)] - r[TOE_OFF]) < 0.03
+        stride = r[NEXT_HEEL_STRIKE] - r[HEEL_STRIKE]
+        assert -0.05 * stride < t[np.argmin(w)] - r[TOE_OFF] < 0.02 * stride
         nxt = strides[row + 1]
         t = np.arange(nxt[HEEL_STRIKE], nxt[HEEL_STRIKE] + 0.15, 1e-3)
         w = trace(strides, features, row + 1, params, t)
@@ -74,12 +80,38 @@ def test_gyro_minima_at_toe_off_and_just_after_heel_strike(walk):
         assert 0.0 < t[np.argmin(w)] - nxt[HEEL_STRIKE] < 0.1
 
 
-def test_gyro_is_small_and_positive_in_mid_stance(walk):
+def test_gyro_is_negative_through_stance_as_on_real_shanks(walk):
+    # Swing positive: the knee passing over the planted foot turns the shank the other
+    # way. Real walks: stance median -0.22 of the swing peak (quartiles -0.24 to -0.19).
     profile, strides, params, features = walk
-    r = strides[2]
-    mid = r[HEEL_STRIKE] + 0.5 * (r[TOE_OFF] - r[HEEL_STRIKE])
-    value = gyro_template(strides, features, 2, mid, params)
-    assert 0.0 < value < 0.5 * profile.gyro_swing_peak_rad_s
+    medians = []
+    for row in range(1, strides.shape[0] - 1):
+        r = strides[row]
+        t = np.arange(r[HEEL_STRIKE], r[TOE_OFF], 1e-3)
+        w = trace(strides, features, row, params, t)
+        assert np.all(w < 0.0)
+        medians.append(np.median(w) / profile.gyro_swing_peak_rad_s)
+    if profile.description.startswith("Healthy"):
+        assert -0.24 < np.median(medians) < -0.19
+
+
+@pytest.mark.parametrize("name", ["healthy", "mild", "moderate", "severe", "fatigue_prone"])
+def test_the_shank_returns_to_its_posture_every_stride(name):
+    # The integral of the angular velocity over a stride is the shank's net rotation:
+    # zero on real walks (0.02 rad), and here by construction, starts, stops and turns
+    # included.
+    course = {"bout_mean_strides": 8.0, "standing_mean_s": 2.0,
+              "turn_interval_mean_strides": 5.0, "turn_inner_outer_difference_fraction": 0.5,
+              "turn_speed_fraction": 0.6, "turn_stride_time_factor": 1.06}
+    profile = load_patient(name).model_copy(update=course)
+    strides = build_schedule(profile, 60.0, 5).strides
+    params = make_params(profile, 1.0 / RATE_HZ)
+    features = gyro_features(strides, params)
+    for row in range(2, strides.shape[0] - 2):
+        r = strides[row]
+        t = np.arange(r[HEEL_STRIKE] - 0.5, r[NEXT_HEEL_STRIKE] + 0.5, 2e-4)
+        own = [stride_gyro(strides, features, row, float(x), params) for x in t]
+        assert abs(np.sum(own) * 2e-4) < 2e-3
 
 
 def test_heel_switch_and_force_follow_heel_contact(walk):
@@ -160,7 +192,9 @@ def test_sample_time_jitter_moves_the_sample_not_its_time_stamp():
     error = jittered["gyro_rad_s"] - ideal["gyro_rad_s"]
     slope = np.gradient(ideal["gyro_rad_s"], 1.0 / RATE_HZ)
     # error ~ slope x jitter: the implied jitter has the asked spread, clipped at 3 SD.
-    steep = np.abs(slope) > 20.0
+    # Where the curve bends, the linear approximation is off over 6 ms: left out.
+    bend = np.gradient(slope, 1.0 / RATE_HZ)
+    steep = (np.abs(slope) > 20.0) & (np.abs(bend) * 0.006 < 0.05 * np.abs(slope))
     implied_ms = 1e3 * error[steep] / slope[steep]
     assert implied_ms.std() == pytest.approx(2.0, rel=0.15)
     assert np.abs(implied_ms).max() < 3.0 * 2.0 * 1.1
