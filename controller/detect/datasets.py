@@ -49,6 +49,7 @@ class Recording:
     """
 
     name: str
+    walker: str  # who walks: leave-one-walker-out holds out all of a walker's recordings
     t_s: np.ndarray
     gyro_rad_s: np.ndarray | None
     heel_force_n: np.ndarray | None
@@ -99,36 +100,41 @@ def load_voisard(folder: Path) -> list[Recording]:
             recordings.append(
                 Recording(
                     f"voisard {meta_path.stem} {side}",
+                    f"voisard {meta_path.stem.split('-')[0]}",
                     t_s,
                     gyro,
                     None,
                     reference,
                     ScoringWindow(start, end),
                     ScoringWindow(start, end, (turn,)),
-                    ScoringWindow(start, end, (turn, *_end_steps(swings, start, end, turn))),
+                    ScoringWindow(
+                        start, end, (turn, *end_swings(swings, [(start, turn[0]), (turn[1], end)]))
+                    ),
                 )
             )
     return recordings
 
 
-def _end_steps(
-    swings: np.ndarray, start: float, end: float, turn: tuple[float, float]
+def end_swings(
+    swings: np.ndarray, walks: list[tuple[float, float]]
 ) -> list[tuple[float, float]]:
-    """The first and last labelled swing of each straight walk, each widened by the
-    matching tolerance so that their detections are left out with them."""
+    """The first and last swing (toe off, heel strike) inside each of the ``walks`` (start,
+    end), each widened by the matching tolerance so that their detections are left out
+    with them."""
     margin = 0.1
     stretches = []
-    for lo, hi in ((start, turn[0]), (turn[1], end)):
+    for lo, hi in walks:
         inside = swings[(swings[:, 0] >= lo) & (swings[:, 1] <= hi)]
         for toe_off, heel_strike in inside[[0, -1]] if len(inside) else ():
             stretches.append((float(toe_off) - margin, float(heel_strike) + margin))
     return stretches
 
 
-def _drop_short_runs(flag: np.ndarray, min_samples: int) -> np.ndarray:
-    """``flag`` with every run shorter than ``min_samples`` merged into its neighbours."""
+def _drop_short_runs(flag: np.ndarray, min_false: int, min_true: int) -> np.ndarray:
+    """``flag`` with every run of False shorter than ``min_false`` samples, then every run
+    of True shorter than ``min_true``, merged into its neighbours."""
     flag = flag.copy()
-    for value in (False, True):  # fill short gaps first, then remove short contacts
+    for value, min_samples in ((False, min_false), (True, min_true)):
         edges = np.flatnonzero(np.diff(flag.astype(np.int8))) + 1
         bounds = np.concatenate(([0], edges, [flag.size]))
         for a, b in itertools.pairwise(bounds):
@@ -137,16 +143,27 @@ def _drop_short_runs(flag: np.ndarray, min_samples: int) -> np.ndarray:
     return flag
 
 
-def force_reference(t_s: np.ndarray, total_n: np.ndarray) -> list[tuple[float, Event]]:
-    """Heel strike and toe off from a foot's total force (see the module docstring)."""
+def contact_events(
+    t_s: np.ndarray, contact: np.ndarray, min_contact_s: float, min_gap_s: float
+) -> list[tuple[float, Event]]:
+    """Heel strike at the first sample of each contact, toe off at the first sample after
+    it, once gaps shorter than ``min_gap_s`` and then contacts shorter than
+    ``min_contact_s`` are merged into their neighbours."""
     period_s = float(np.median(np.diff(t_s)))
     contact = _drop_short_runs(
-        total_n > FORCE_REFERENCE_N, round(FORCE_REFERENCE_MIN_RUN_S / period_s)
+        contact, round(min_gap_s / period_s), round(min_contact_s / period_s)
     )
     change = np.flatnonzero(np.diff(contact.astype(np.int8))) + 1
     return [
         (float(t_s[i]), Event.HEEL_STRIKE if contact[i] else Event.TOE_OFF) for i in change
     ]
+
+
+def force_reference(t_s: np.ndarray, total_n: np.ndarray) -> list[tuple[float, Event]]:
+    """Heel strike and toe off from a foot's total force (see the module docstring)."""
+    return contact_events(
+        t_s, total_n > FORCE_REFERENCE_N, FORCE_REFERENCE_MIN_RUN_S, FORCE_REFERENCE_MIN_RUN_S
+    )
 
 
 def load_gaitpdb(folder: Path) -> list[Recording]:
@@ -160,7 +177,8 @@ def load_gaitpdb(folder: Path) -> list[Recording]:
             whole = ScoringWindow(float(t_s[0]), float(t_s[-1]))
             recordings.append(
                 Recording(
-                    f"gaitpdb {path.stem} {side}", t_s, None, data[:, heel_col],
+                    f"gaitpdb {path.stem} {side}", f"gaitpdb {path.stem}", t_s, None,
+                    data[:, heel_col],
                     reference, whole, whole, whole,
                 )
             )
