@@ -9,8 +9,11 @@ Counts and errors add up over recordings, so a whole dataset gets one pooled sco
 
 Timing errors are detected minus reference (negative = early), in ms. Each event kind
 gets the median signed error (the bias), the median and 95th percentile of the absolute
-error, and the detection latency (the time from the estimated event to the sample at
-which it was reported), median and 95th percentile.
+error, the detection latency (the time from the estimated event to the sample at which
+it was reported), median and 95th percentile, and the latest announcement: the longest
+time from a reference event to the sample at which its match was reported (error plus
+latency). Tallies add up (``pooled``), so per-walker tallies give a pooled score and,
+with ``bias_spread_ms``, how much the bias moves from walker to walker.
 """
 
 from __future__ import annotations
@@ -53,6 +56,15 @@ class EventTally:
     matched: int = 0
     errors_s: list[float] = field(default_factory=list)
     latencies_s: list[float] = field(default_factory=list)
+
+    def __add__(self, other: EventTally) -> EventTally:
+        return EventTally(
+            self.reference + other.reference,
+            self.detected + other.detected,
+            self.matched + other.matched,
+            self.errors_s + other.errors_s,
+            self.latencies_s + other.latencies_s,
+        )
 
     def add(
         self,
@@ -99,6 +111,7 @@ class EventTally:
             "p95_abs_error_ms": stat(np.abs(errors), 95),
             "median_latency_ms": stat(latencies),
             "p95_latency_ms": stat(latencies, 95),
+            "max_announced_after_ms": stat(errors + latencies, 100),
         }
 
 
@@ -126,3 +139,28 @@ class Scorer:
     def summary(self) -> dict[str, dict[str, float | int | None]]:
         """Per event name, the figures of ``EventTally.summary``."""
         return {EVENT_NAMES[kind]: tally.summary() for kind, tally in self.tallies.items()}
+
+
+def pooled(scorers: Iterable[Scorer]) -> Scorer:
+    """One scorer holding the tallies of all ``scorers`` (same tolerance and kinds)."""
+    scorers = list(scorers)
+    if not scorers:
+        raise ValueError("nothing to pool")
+    out = Scorer(scorers[0].tolerance_s, scorers[0].tallies)
+    for scorer in scorers:
+        for kind, tally in scorer.tallies.items():
+            out.tallies[kind] = out.tallies[kind] + tally
+    return out
+
+
+def bias_spread_ms(scorers: Iterable[Scorer]) -> dict[str, float | None]:
+    """Per event name, the largest minus the smallest median signed error among
+    ``scorers`` (one per walker), walkers without a matched event left out."""
+    biases: dict[str, list[float]] = {}
+    for scorer in scorers:
+        for name, summary in scorer.summary().items():
+            bias = summary["median_error_ms"]
+            biases.setdefault(name, [])
+            if bias is not None:
+                biases[name].append(float(bias))
+    return {name: round(max(b) - min(b), 3) if b else None for name, b in biases.items()}
