@@ -60,7 +60,8 @@ def measure(seconds: float, seed: int) -> dict[str, float]:
             with frozen_heap():
                 board.connect()
                 clock = BoardPacedClock()
-                source = LiveSource(board, watchdog, clock, LiveStatus(board, watchdog, recorder))
+                live = LiveStatus(board, watchdog, recorder, detector)
+                source = LiveSource(board, watchdog, clock, live)
                 outcome = run_loop(source, detector, scheduler, watchdog, clock, recorder, n)
                 board.close()
         finally:

@@ -104,3 +104,31 @@ def nearest_errors(estimates: np.ndarray, truth: np.ndarray) -> np.ndarray:
         return np.full(truth.size, np.inf)
     gaps = estimates[None, :] - truth[:, None]
     return gaps[np.arange(truth.size), np.argmin(np.abs(gaps), axis=1)]
+
+
+def clonus_burst(
+    rate_hz: float, duration_s: float, seed: int, frequency_hz: float,
+    amplitude_rad_s: float, start_s: float = 1.0, beats: int = 12,
+) -> Signals:
+    """Standing still, then one burst of ankle clonus as it is recorded: a limit cycle
+    (Hidler and Rymer 1999, IEEE Trans Rehabil Eng 7:327: stable from beat to beat, the
+    period drifting a few per cent) of ``beats`` beats at ``frequency_hz``, reaching its
+    amplitude within two beats of the stretch that starts it and dying out over the last
+    three. The beat is not a sine: the reflex contraction drives plantarflexion faster than
+    the passive return (a second harmonic of a fifth of the amplitude). Sensor noise
+    0.05 rad/s; the heel load follows the oscillation as in ``clonus_stand``."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(0.0, duration_s, 1.0 / rate_hz)
+    periods = (1.0 + 0.04 * rng.standard_normal(beats)) / frequency_hz
+    edges = start_s + np.concatenate(([0.0], np.cumsum(periods)))
+    gyro = 0.05 * rng.standard_normal(t.size)
+    force = np.full(t.size, 300.0)
+    for k in range(beats):
+        inside = (t >= edges[k]) & (t < edges[k + 1])
+        phase = 2.0 * np.pi * (t[inside] - edges[k]) / periods[k]
+        envelope = min(1.0, (k + 1) / 2.0, (beats - k) / 3.0)
+        wave = np.sin(phase) + 0.2 * np.sin(2.0 * phase + 0.5)
+        gyro[inside] += amplitude_rad_s * envelope * wave / 1.1
+        force[inside] = 300.0 * (1.0 + 0.8 * envelope * np.sin(phase + 1.0))
+    switch = (force > 120.0).astype(float)
+    return Signals(t, gyro, switch, force, [])

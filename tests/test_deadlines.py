@@ -93,8 +93,11 @@ class StallingLimb:
 def stalled_trial(
     sleep_stall_s: float = 0.0, read_stall_s: float = 0.0, samples: int = 1500
 ):
-    """1500 samples; the stall hits sample 1000 (in the wait for it, or in its read)."""
-    config = load_config()
+    """1500 samples; the stall hits sample 1000 (in the wait for it, or in its read). The
+    gyroscope's mounting check is off, so that stimulation runs before the stall."""
+    config = load_config(
+        overrides={"detector": {"gyro": {"shank": {"mount_check_strides": 0}}}}
+    )
     clock = FakeWallClock(stall_at_s=1000 * PERIOD_S, stall_s=sleep_stall_s)
     limb = StallingLimb(clock, stall_at=1000, stall_s=read_stall_s)
     watchdog = Watchdog(limb, config.safety)

@@ -9,12 +9,19 @@ from detect_signals import Signals, estimated, nearest_errors, simulated_walk, w
 from controller.detect.detector import detect_batch, fused_setup
 from controller.detect.events import Event, Phase
 from controller.detect.fused import FusionConfig
-from controller.detect.gyro import GyroDetectorConfig
+from controller.detect.gyro import SHANK
 from controller.detect.heel import HEEL_SWITCH
 
 RATE_HZ = 500.0
 FAIL_AT_S = 15.0
-SETUP = fused_setup(GyroDetectorConfig(), HEEL_SWITCH, "switch", FusionConfig())
+#: The gyroscope's events are used once its mounting check has seen three strides (both
+#: copies, 4-6 s of walking).
+CHECKED_S = 8.0
+#: The simulated shank's heel-strike dip comes 35-45 ms after contact (on real shanks
+#: it comes 20 ms before the pressure insoles see contact, docs/detection.md): the
+#: gyroscope's heel strike is scored against the simulator with this much slack.
+SIM_HEEL_STRIKE_S = 0.050
+SETUP = fused_setup(SHANK, HEEL_SWITCH, "switch", FusionConfig())
 
 
 @pytest.fixture(scope="module")
@@ -28,6 +35,11 @@ def detect(signals: Signals):
 
 def after(times: np.ndarray, t0: float) -> np.ndarray:
     return times[times >= t0]
+
+
+def after_known(events, t0: float):
+    """The events that became known from ``t0`` on."""
+    return [e for e in events if e.t_known_s >= t0]
 
 
 def assert_each_once(events, truth: np.ndarray, kind: Event, tolerance_s: float) -> None:
@@ -44,9 +56,9 @@ def test_both_healthy_takes_heel_strike_from_the_heel_and_toe_off_from_the_gyro(
     t_lock = walk.t_s[np.flatnonzero(phases != Phase.UNKNOWN)[0]]
     assert t_lock < 0.5
     hs = after(walk.true_times(Event.HEEL_STRIKE), t_lock)
-    to = after(walk.true_times(Event.TOE_OFF), t_lock)
+    to = after(walk.true_times(Event.TOE_OFF), CHECKED_S)
     assert_each_once(events, hs, Event.HEEL_STRIKE, 0.002 + 1.0 / RATE_HZ)
-    assert_each_once(events, to, Event.TOE_OFF, 0.020)
+    assert_each_once(after_known(events, CHECKED_S), to, Event.TOE_OFF, 0.020)
     assert Phase.UNKNOWN not in phases[walk.t_s >= t_lock]
     assert all(e.t_est_s <= e.t_known_s + 1e-12 for e in events)
 
@@ -76,7 +88,7 @@ def test_heel_switch_dies_gyro_carries_on(walk, fault, lost_strides):
     hs = after(walk.true_times(Event.HEEL_STRIKE), FAIL_AT_S)
     to = after(walk.true_times(Event.TOE_OFF), FAIL_AT_S)
     # A switch stuck closed looks like standing until the gyro has seen two strides.
-    assert_each_once(events, hs[lost_strides:], Event.HEEL_STRIKE, 0.030)
+    assert_each_once(events, hs[lost_strides:], Event.HEEL_STRIKE, SIM_HEEL_STRIKE_S)
     assert_each_once(events, to[lost_strides:], Event.TOE_OFF, 0.020)
     assert Phase.UNKNOWN not in phases[walk.t_s >= 1.0]
 

@@ -16,12 +16,15 @@ import pytest
 from controller.cli import main
 from controller.detect.config import DetectorConfig
 from controller.detect.datasets import Recording, load_voisard
-from controller.detect.detector import detect_batch
+from controller.detect.detector import detect_batch, gyro_setup
 from controller.detect.events import EVENT_NAMES
 from controller.detect.score import Scorer
 
 DATA = Path(__file__).parent / "data" / "voisard"
-FOOT = DetectorConfig(placement="foot").setup()
+#: The foot configuration after its mounting check (as fes detect and the evaluation run
+#: it once the whole file has been checked; tests/test_detect_mounting.py tests the check).
+FOOT = gyro_setup(DetectorConfig(placement="foot").gyro_config().model_copy(
+    update={"mount_check_strides": 0}))
 
 
 @pytest.fixture(scope="module")
@@ -49,8 +52,8 @@ def test_reader_keeps_packet_gaps_as_time_gaps(recordings):
 def test_steady_walking_meets_the_accuracy_targets(recordings):
     scores = pooled(recordings, "steady")
     hs, to = scores["heel_strike"], scores["toe_off"]
-    assert to["recall"] >= 0.99 and to["precision"] >= 0.99
-    assert hs["recall"] >= 0.95 and hs["precision"] >= 0.98
+    assert to["recall"] >= 0.99 and to["precision"] >= 0.98
+    assert hs["recall"] >= 0.99 and hs["precision"] >= 0.99
     for s in (hs, to):
         assert s["median_abs_error_ms"] <= 10.0
         assert abs(s["median_error_ms"]) <= 5.0
@@ -60,11 +63,14 @@ def test_steady_walking_meets_the_accuracy_targets(recordings):
 
 
 def test_whole_trial_with_start_stop_and_u_turn(recordings):
+    """First and last steps and the U-turn's steps are found (before the heel-strike
+    deadline and the swings from standing, 88 % and 93 %), and no heel strike is
+    announced more than 150 ms after the labelled one."""
     scores = pooled(recordings, "window")
-    assert scores["heel_strike"]["recall"] >= 0.88
-    assert scores["toe_off"]["recall"] >= 0.93
-    assert scores["heel_strike"]["precision"] >= 0.97
-    assert scores["toe_off"]["precision"] >= 0.96
+    hs, to = scores["heel_strike"], scores["toe_off"]
+    assert hs["recall"] >= 0.95 and to["recall"] >= 0.96
+    assert hs["precision"] >= 0.98 and to["precision"] >= 0.95
+    assert hs["max_announced_after_ms"] <= 150.0
 
 
 def test_the_shank_configuration_is_the_wrong_one_for_a_foot(recordings):

@@ -250,7 +250,10 @@ def test_the_odfs_preset_across_the_serial_link_matches_fes_sim(tmp_path):
     assert live["stopped_by"] == "duration"
     assert live["board"]["info"]["protocol_version"] == 2
     assert live["strides"] == sim["strides"] >= 7
-    assert live["stim"]["trains"] == sim["stim"]["trains"] >= 7
+    # Stimulation starts once the gyroscope's mounting check has seen three strides.
+    assert live["gyro_mounting"] == sim["gyro_mounting"]
+    assert live["gyro_mounting"]["verdict"] == "mounted"
+    assert live["stim"]["trains"] == sim["stim"]["trains"] >= 4
     assert live["stim"]["missed_onsets"] == sim["stim"]["missed_onsets"]
     onset_live, onset_sim = live["stim"]["onset_error_ms"], sim["stim"]["onset_error_ms"]
     assert abs(onset_live["median"] - onset_sim["median"]) <= 3.0
@@ -294,7 +297,7 @@ def test_on_a_terminal_the_status_line_shows_link_and_loop_timing(tmp_path):
     screen = bytearray()
     try:
         run = subprocess.Popen(
-            [*FES, "run", "--port", path, "--config", host_config(tmp_path), "--duration-s", "4",
+            [*FES, "run", "--port", path, "--config", host_config(tmp_path), "--duration-s", "7",
              "--out", str(tmp_path / "live"),
              "--link-timeout-ms", "300", "--max-lag-ms", "400"],
             stdin=terminal, stdout=subprocess.PIPE, stderr=terminal,
@@ -311,10 +314,14 @@ def test_on_a_terminal_the_status_line_shows_link_and_loop_timing(tmp_path):
     lines = screen.decode().replace("\r", "").splitlines()
     assert lines[0] == "fes run: space or Esc is an emergency stop"  # a terminal: keys on
     status = [line for line in lines if line.startswith("t ")]
-    assert [line[:12] for line in status] == ["t     1.0 s ", "t     2.0 s ", "t     3.0 s "]
+    assert [line[:12] for line in status] == [f"t     {t}.0 s " for t in range(1, 7)]
     for line in status:
         frames_in = int(re.search(r"frames in (\d+)", line).group(1))  # type: ignore[union-attr]
         assert frames_in >= 500 and "| link ok" in line and "samples lost 0" in line
         assert "watchdog faults 0 |" in line and re.search(r"latency us p99 \d+", line)
+    # Until the gyroscope's mounting check has seen three strides (some 4 s), the line
+    # says why nothing is stimulated; the cadence comes with the checked strides.
+    assert "| gyro: checking its sign, no gait-triggered stimulation yet |" in status[0]
+    assert "gyro:" not in status[-1]
     assert re.search(r"cadence \d+ steps/min", status[-1])
     assert lines[-1].startswith("fes run: stopped by duration")

@@ -21,7 +21,7 @@ import time
 
 import pytest
 from shared_machine import SHARED_MACHINE_SAFETY
-from walks import WALK, shortened_walk
+from walks import FOOT, WALK, shortened_walk
 
 from controller.bench.openems import harness_settings
 from controller.bench.openems_harness import FirmwareProcess, connected_at_zero
@@ -37,7 +37,7 @@ def test_a_replayed_walk_is_delivered_swing_by_swing(openems_programs, openems_f
                                                       tmp_path):
     walk = shortened_walk(tmp_path / "walk.csv")
     config = tmp_path / "trial.toml"
-    config.write_text('[detector]\nplacement = "foot"\n' + SHARED_MACHINE_SAFETY)
+    config.write_text(FOOT + SHARED_MACHINE_SAFETY)
     runs = replay_both(openems_programs, tmp_path, walk, config, SETTINGS)
     full = wiper(SETTINGS.calibration.intensity(35.0))
     for version, run in runs.items():
@@ -69,7 +69,7 @@ def test_a_trial_stalled_past_the_on_time_reports_what_was_not_delivered(openems
     deliver in its summary, and the pads were never connected at no output."""
     walk = shortened_walk(tmp_path / "walk.csv")
     config = tmp_path / "trial.toml"
-    config.write_text('[detector]\nplacement = "foot"\n' + SHARED_MACHINE_SAFETY)
+    config.write_text(FOOT + SHARED_MACHINE_SAFETY)
     firmware = FirmwareProcess(openems_programs["aa7f198"], tmp_path)
     run = subprocess.Popen(
         [sys.executable, "-m", "controller.cli", "run", "--no-status", "--duration-s", "6",

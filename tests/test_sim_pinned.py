@@ -16,12 +16,12 @@ from controller.cli import main
 
 PINNED = {
     0: {
-        "samples.csv": "79129716b7c78f1c82d0e11030885076337d6ac4b50bcc3270a78d4ca59d7389",
-        "events.csv": "a5e68a335110e1306d7b250c29161eab710e57267032ff664859852f63c60ad9",
+        "samples.csv": "93be95b3fa1a4f1796c5329dc5df3212b66efc2f47cd9e190b2bb1391feb610f",
+        "events.csv": "5cd5cc7a24078eab45ec536174475f61e450ef570750cfa9d2f7cf438d205b9a",
     },
     3: {
-        "samples.csv": "0fefac676aae5d5d96d614dd93247c6080df38e7082daace02671a26102286c3",
-        "events.csv": "b8e3e0520d7a1499a1096f01df87c0e79572edc51bdac018b6aac106a9cf21cb",
+        "samples.csv": "b6db763ec2d5c46ca5451ee6920af253a8701f7d9bdb721004952fec0cbcd58b",
+        "events.csv": "0105a05fcbe75d1349959b2fd518e52c209b1ca8d399f5475bed33067021a550",
     },
 }
 

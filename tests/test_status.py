@@ -18,6 +18,7 @@ import numpy as np
 import pytest
 
 from controller.config import load_config
+from controller.detect.config import build_detector
 from controller.detect.events import DetectedEvent, Event
 from controller.safety import Watchdog
 from controller.sharedmem import SharedSnapshot
@@ -56,7 +57,8 @@ def idle_live_status() -> tuple[LiveStatus, Board, Watchdog, TrialRecorder]:
     board = Board("loop://", BoardRequirements(config.safety, 500.0))  # never connected
     watchdog = Watchdog(board, config.safety)
     recorder = TrialRecorder(10)
-    return LiveStatus(board, watchdog, recorder), board, watchdog, recorder
+    detector = build_detector(config.detector, 500.0)
+    return LiveStatus(board, watchdog, recorder, detector), board, watchdog, recorder
 
 
 def test_live_status_publishes_cadence_watchdog_and_link():

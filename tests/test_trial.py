@@ -90,10 +90,16 @@ def test_stimulation_restores_clearance(severe):
 
 def test_stimulation_is_timed_to_the_stride(severe):
     _, on = severe
-    assert on["detector"]["recall"] >= 0.95 and on["detector"]["precision"] >= 0.95
+    # The gyroscope's mounting check holds the events of the first strides back: 95 % of
+    # those after its verdict (40 s trial).
+    mounting = on["gyro_mounting"]
+    assert mounting["verdict"] == "mounted" and mounting["decided_s"] < 8.0
+    assert on["detector"]["recall"] >= 0.95 * (1.0 - mounting["decided_s"] / 40.0)
+    assert on["detector"]["precision"] >= 0.95
     onset = on["stim"]["onset_error_ms"]
     assert -250.0 < onset["median"] < 50.0
-    assert on["stim"]["missed_onsets"] <= 1
+    unchecked_strides = round(mounting["decided_s"] / (40.0 / on["strides"]))
+    assert on["stim"]["missed_onsets"] <= 1 + unchecked_strides
     assert 0.2 < on["stim"]["on_time_fraction"] < 0.7
     assert on["stim"]["charge_uc_per_stride"] > 0
 

@@ -3,6 +3,9 @@
 The detector is the one a trial would run (``[detector]`` of ``configs/default.toml``,
 then ``--config``, then the options here), fed with the same compiled kernel as the live
 loop, one sample at a time in file order. Events are written with their estimated time.
+The gyroscope's mounting check runs over the whole file first: a sign found flipped is
+inverted with a warning naming ``--invert``, and since the file has been checked the
+trial's own check of the first strides is not repeated (every stride is reported).
 With ``--truth`` the events are matched to reference events and the scores printed as
 JSON: per event kind, recall, precision, median signed error, median and 95th
 percentile of the absolute error, and the detection latency.
@@ -21,8 +24,9 @@ import numpy as np
 
 from controller.commands.common import EXIT_OK, EXIT_USAGE, output_path
 from controller.config import load_config
+from controller.detect.config import DetectorConfig
 from controller.detect.csvfiles import CsvError, read_columns, read_events, write_events
-from controller.detect.detector import detect_batch
+from controller.detect.detector import detect_batch, gyro_mounting
 from controller.detect.events import EVENT_NAMES
 from controller.detect.score import Scorer
 from controller.outputs import writing
@@ -59,6 +63,37 @@ def _times(args: argparse.Namespace, columns: dict[str, np.ndarray], n: int) -> 
     return t_s
 
 
+def _checked_sign(
+    args: argparse.Namespace, config: DetectorConfig, t_s: np.ndarray, gyro: np.ndarray
+) -> tuple[DetectorConfig, np.ndarray, str | None]:
+    """Run the mounting check over the whole file: a flipped gyro is inverted. Returns
+    the config to detect with (the file's check replaces the trial's check of the first
+    strides, so every stride is reported), the gyro column, and what to tell the user
+    once the events are written (None: nothing)."""
+    placement = config.gyro_config()
+    if placement.mount_check_strides == 0:
+        return config, gyro, None
+    verdict = gyro_mounting(placement, t_s, gyro)["verdict"]
+    message = None
+    if verdict == "flipped":
+        message = (
+            f"fes detect: warning: {args.gyro_column} has its sign flipped (swing is "
+            "negative: a sensor worn upside down or on the other leg); inverted it. "
+            f"{'Drop --invert' if args.invert else 'Pass --invert'} to read it the right "
+            "way round."
+        )
+        gyro = -gyro
+    elif verdict == "checking":
+        message = (
+            f"fes detect: note: too few strides to check the sign of {args.gyro_column} "
+            f"(the check needs {placement.mount_check_strides} each way round); read as "
+            "it is."
+        )
+    unchecked = placement.model_copy(update={"mount_check_strides": 0})
+    gyros = config.gyro.model_copy(update={config.placement: unchecked})
+    return config.model_copy(update={"gyro": gyros}), gyro, message
+
+
 def _run(args: argparse.Namespace) -> int:
     config = load_config(args.config, _overrides(args)).detector
     setup = config.setup()
@@ -83,15 +118,21 @@ def _run(args: argparse.Namespace) -> int:
         scale = DEG_TO_RAD if args.gyro_units == "deg/s" else 1.0
         gyro = columns[args.gyro_column] * (-scale if args.invert else scale)
     heel = columns[heel_column] if setup.heel_input is not None else None
+    mounting = None
     try:
         if args.rate_hz is not None:
             setup.check_period(1.0 / args.rate_hz)
+        if gyro is not None:
+            config, gyro, mounting = _checked_sign(args, config, t_s, gyro)
+            setup = config.setup()
         _, events = detect_batch(setup, t_s, gyro, heel)
     except ValueError as err:
         print(f"fes: {args.input}: {err}", file=sys.stderr)
         return EXIT_USAGE
     with writing(args.output):
         write_events(args.output, events)
+    if mounting is not None:
+        print(mounting, file=sys.stderr)
     if truth is None:
         counts = {name: sum(e.event == kind for e in events) for kind, name in EVENT_NAMES.items()}
         listed = ", ".join(f"{count} {name}" for name, count in counts.items() if count)
@@ -151,7 +192,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     detect.add_argument("--gyro-units", choices=("rad/s", "deg/s"), default="rad/s",
                         help="units of the gyro column (default rad/s)")
     detect.add_argument("--invert", action="store_true",
-                        help="flip the gyro sign (the detector wants swing positive)")
+                        help="flip the gyro sign (the detector wants swing positive); a "
+                        "flipped sign is also found from the strides and corrected, with a "
+                        "warning")
     detect.add_argument("--heel-column", metavar="NAME",
                         help="column of the heel sensor (default heel_switch, or "
                         "heel_force_n with --heel-threshold-n)")

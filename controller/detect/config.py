@@ -16,7 +16,7 @@ from pydantic import Field
 
 from controller.detect import detector
 from controller.detect.fused import FusionConfig
-from controller.detect.gyro import FOOT, GyroDetectorConfig
+from controller.detect.gyro import FOOT, SHANK, GyroDetectorConfig
 from controller.detect.heel import HEEL_FORCE, HEEL_SWITCH, HeelDetectorConfig, HeelInput
 from controller.validation import ConfigModel
 
@@ -28,16 +28,17 @@ class GyroPlacements(ConfigModel):
     """The gyroscope detector's configuration for each place it can be worn."""
 
     shank: GyroDetectorConfig = Field(
-        GyroDetectorConfig(),
+        SHANK,
         description="The gyroscope detector worn on the shank (the stimulator's own "
-        "sensor). Set on the simulator: no shank recording with reference events was "
-        "available (docs/detection.md).",
+        "sensor). Chosen on the Marpino shank walkers, each scored with the setting chosen "
+        "without them (docs/detection.md).",
     )
     foot: GyroDetectorConfig = Field(
         FOOT,
         description="The gyroscope detector worn on the foot (instep or shoe): toe off on "
-        "the rising flank, heel strike where the signal falls through a level. Set on the "
-        "Voisard et al. 2023 foot recordings (docs/detection.md).",
+        "the rising flank, heel strike where the signal falls through a level. Chosen on "
+        "the Voisard et al. 2023 foot recordings, each walker scored with the setting "
+        "chosen without them (docs/detection.md).",
     )
 
 

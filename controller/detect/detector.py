@@ -101,6 +101,23 @@ class DetectorSetup:
         """Whether the kernel reads the gyroscope."""
         return self.kind != HEEL
 
+    @property
+    def gyro_params(self) -> np.ndarray:
+        """The gyroscope kernel's parameters (empty for the heel detector)."""
+        if self.kind == GYRO:
+            return self.params
+        if self.kind == FUSED:
+            return fused.gyro_params(self.params)
+        return np.empty(0)
+
+    def gyro_state(self, state: np.ndarray) -> np.ndarray | None:
+        """The gyroscope kernel's part of a state of this detector (None: none)."""
+        if self.kind == GYRO:
+            return state
+        if self.kind == FUSED:
+            return fused.gyro_state(state)
+        return None
+
     def check_period(self, sample_period_s: float) -> None:
         """Refuse a sample period for which every ordinary sample would count as a gap."""
         if not sample_period_s > 0.0:
@@ -179,6 +196,22 @@ class GaitDetector:
         on them (``phase`` then tells only what ``step`` last returned)."""
         return self.setup.kind, self._state, self.setup.params
 
+    @property
+    def mounting(self) -> int | None:
+        """The gyroscope mounting check's verdict (``gyro.CHECKING``, ``MOUNTED``,
+        ``FLIPPED``), or None for a detector without a gyroscope check."""
+        gyro_state = self.setup.gyro_state(self._state)
+        if gyro_state is None or not gyro.checks_mounting(self.setup.gyro_params):
+            return None
+        return gyro.mounting(gyro_state)
+
+    def mounting_block(self) -> dict[str, object] | None:
+        """The mounting check for a trial's summary (None: no gyroscope check)."""
+        gyro_state = self.setup.gyro_state(self._state)
+        if gyro_state is None or not gyro.checks_mounting(self.setup.gyro_params):
+            return None
+        return gyro.mounting_block(gyro_state)
+
     def reset(self) -> None:
         """Forget everything, including what was learnt about the walker."""
         self._state = self.setup.new_state()
@@ -219,11 +252,14 @@ def detect_batch(
     t_s: np.ndarray,
     gyro_rad_s: np.ndarray | None = None,
     heel_level: np.ndarray | None = None,
+    state: np.ndarray | None = None,
 ) -> tuple[np.ndarray, list[DetectedEvent]]:
     """Run a fresh detector over a whole recording with the same kernel as ``GaitDetector``.
 
     A signal left out is read as missing. Returns the phase at every sample (int8
-    values of ``Phase``) and the events in the order they became known.
+    values of ``Phase``) and the events in the order they became known. ``state`` (from
+    ``setup.new_state()``), if given, is the detector's state and is left as the
+    recording leaves it.
     """
     t = np.ascontiguousarray(t_s, dtype=np.float64)
     if t.ndim != 1:
@@ -246,7 +282,8 @@ def detect_batch(
     event_code = np.empty(capacity, dtype=np.int64)
     event_t_est = np.empty(capacity)
     count = _run_batch(
-        setup.kind, setup.new_state(), setup.params, t, signals[0], signals[1],
+        setup.kind, setup.new_state() if state is None else state, setup.params, t,
+        signals[0], signals[1],
         phases, event_index, event_code, event_t_est, outbox.new_outbox(),
     )
     events = [
@@ -254,6 +291,17 @@ def detect_batch(
         for k in range(count)
     ]
     return phases, events
+
+
+def gyro_mounting(
+    config: gyro.GyroDetectorConfig, t_s: np.ndarray, gyro_rad_s: np.ndarray
+) -> dict[str, object]:
+    """The mounting check of ``config`` run over a whole recording
+    (``gyro.mounting_block``: verdict, when, strides each way round)."""
+    setup = gyro_setup(config)
+    state = setup.new_state()
+    detect_batch(setup, t_s, gyro_rad_s, state=state)
+    return gyro.mounting_block(state)
 
 
 class GyroDetector(GaitDetector):

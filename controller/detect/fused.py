@@ -250,6 +250,8 @@ def fused_step(
     g_phase, g_event, g_t = gyro.gyro_step(state[_S_GYRO:_S_HEEL], params[_P_GYRO:_P_HEEL],
                                            t_s, gyro_rad_s)
     h_phase, h_event, h_t = heel.heel_step(state[_S_HEEL:], params[_P_HEEL:], t_s, heel_level)
+    if g_phase == events.UNKNOWN:
+        g_event = events.NONE  # not locked on, or its mounting not yet confirmed
     if g_event != events.NONE:
         state[_S_GYRO_SILENCE] = 0.0
         if g_event == events.TOE_OFF:
@@ -278,6 +280,16 @@ def fused_step(
     phase = g_phase if gyro_ok else (h_phase if heel_ok else events.UNKNOWN)
     state[_S_PHASE] = events.UNKNOWN  # the fused machine restarts when both are healthy again
     return phase
+
+
+def gyro_state(state: np.ndarray) -> np.ndarray:
+    """The gyroscope kernel's part of a fused state (a view)."""
+    return state[_S_GYRO:_S_HEEL]
+
+
+def gyro_params(params: np.ndarray) -> np.ndarray:
+    """The gyroscope kernel's part of a fused parameter array (a view)."""
+    return params[_P_GYRO:_P_HEEL]
 
 
 def missing_limit_s(

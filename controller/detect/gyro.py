@@ -1,90 +1,121 @@
 """Gait-phase detection from a shank or foot gyroscope: a causal, sample-by-sample
 state machine.
 
-The input is the sagittal angular velocity of the shank (rad/s, positive = forward
-rotation), or of the foot (same sign: positive in swing). Over one stride the shank
-shows a characteristic pattern (Aminian et al. 2002, J Biomech 35:689; Catalfamo et al.
-2010, Sensors 10:5683; Pappas et al. 2001): small positive values in stance, a
-negative minimum at toe off, a large positive peak at mid swing, and a negative minimum
-just after heel strike. The detector walks through
+The input is the sagittal angular velocity of the shank or of the foot (rad/s, positive
+= the forward rotation of swing). Over one stride a real shank shows (Aminian et al.
+2002, J Biomech 35:689; Catalfamo et al. 2010, Sensors 10:5683): a large positive peak
+at mid swing, a negative minimum just after heel strike, a negative plateau through
+stance (the shank turns backward over the planted foot while the body passes over it:
+-1.1 to -1.3 rad/s median on the Marpino walkers, see docs/detection.md) and a deeper
+negative minimum at toe off. A foot (instep or shoe; Mariani et al. 2010, J Biomech
+43:2999) is near zero in stance, turns fast backward in push-off (-5 to -12 rad/s),
+forward in swing, and slaps backward just after contact. The detector walks through
 
     STANCE -> PRE_SWING -> SWING -> LOADING -> STANCE
 
-and reports each event once it is certain of it, together with the time at which the
-event happened (the extremum that defines it). The difference is the detection latency;
-the scheduler acts on the phase, the metrics compare the estimated times with the truth.
+and reports each event once it is certain of it, with the time at which it happened.
+The difference is the detection latency; the scheduler acts on the phase, the metrics
+compare the estimated times with the truth.
 
 Rules, and the reason for each:
 
-* STANCE -> PRE_SWING when the signal drops below ``pre_swing_threshold_rad_s``, but
-  only after the signal has stayed above it for ``min_stance_ms`` and at least
-  ``refractory_ms`` after the previous toe off. A clonus or tremor that dips every
-  100-250 ms therefore cannot start a pre-swing again and again, and one stride gives at
-  most one toe off.
-* PRE_SWING tracks the minimum. TOE_OFF (at the time of that minimum) becomes known when
-  the signal rises through ``swing_entry_rad_s`` on its way to the swing peak -> SWING.
-  The entry level sits above the amplitude of clonus (4-8 Hz, below 1 rad/s) and below
-  the swing peak of pathological gait (1.5-2 rad/s). Without such a rise within
-  ``pre_swing_timeout_ms`` of the deepest point so far, the dip was a wobble: back to
-  STANCE, no event. (Timing from the minimum, not from the entry, keeps a long,
-  deepening heel-off ramp in pre-swing until its toe off.)
+* The push-off dip. In stance and pre-swing the detector tracks the minimum of the
+  signal over the last ``pre_swing_timeout_ms`` (the dip): toe off is dated from it,
+  at the minimum or, with ``toe_off_rise_fraction``, where the rising signal crosses
+  that fraction of it (on the foot, toe off lies 20-40 ms after the fastest push-off
+  rotation: Voisard et al. 2023).
+* STANCE -> PRE_SWING when the signal falls below the pre-swing threshold, the smaller
+  of ``pre_swing_threshold_rad_s`` and ``pre_swing_fraction`` of the walker's mean
+  push-off dip (so it sits below a real shank's negative stance plateau once the walker
+  has been seen, and always below the amplitude of clonus), provided that the signal
+  stayed above the threshold for ``min_stance_ms``, that it did not rise above
+  ``swing_entry_rad_s`` within ``oscillation_guard_ms`` (clonus and tremor rise every
+  125-250 ms, a stance lasts longer) and that ``refractory_ms`` have passed since the
+  last toe off. PRE_SWING is what starts stimulation.
+* Toe off becomes known when the signal rises through ``swing_entry_rad_s`` -> SWING.
+  After a pre-swing that lasted at least ``min_push_off_ms`` (a push-off: 130 ms or more
+  in every steady step of the recordings, a clonus beat at 5-8 Hz less than 100 ms) it
+  is reported at once. Otherwise (a first step from standing, a small turning step, or a
+  beat of clonus) the swing is unconfirmed: the phase stays STANCE, nothing is reported,
+  and it counts only once the signal has stayed above ``swing_hold_level_rad_s`` for
+  ``swing_hold_ms`` (longer than half a cycle of clonus at 5 Hz, 100 ms, shorter than
+  any real swing); then TOE_OFF is reported with its date from the dip. A signal that
+  falls back first was no step.
 * SWING tracks the maximum. Once the signal has fallen below
   ``mid_swing_confirm_fraction`` of it, the peak is judged: it must reach the adaptive
-  threshold ``max(min_swing_peak_rad_s, swing_peak_fraction * average)``, where the
-  average is a running mean over about ``peak_average_strides`` recent swing peaks of
-  this walker. A peak that passes gives MID_SWING (at the time of the maximum); one that
-  fails was no swing (a shuffle, a kick while seated): back to STANCE. Both feed the
-  average, so the threshold follows a walker who slows down instead of locking them out.
-* After mid swing the minimum is tracked; HEEL_STRIKE (at the time of the minimum) is
-  known when that minimum is below ``heel_strike_max_rad_s`` and the signal has risen
-  from it by ``heel_strike_rise_rad_s`` -> LOADING, and STANCE ``loading_time_ms`` after
-  the estimated heel strike.
-* Where on the curve an event is dated depends on where the sensor sits. On the shank
-  the toe-off and heel-strike minima are the events (Aminian 2002). On the foot (instep
-  or shoe; Mariani et al. 2010, J Biomech 43:2999) the pre-swing minimum is the fastest
-  rotation of push-off, and contact comes at the start of the fast "foot slap" rotation
-  after terminal swing: in the labelled recordings of Voisard et al. (IPOL 2023; method
-  in J NeuroEng Rehabil 2024, doi:10.1186/s12984-024-01405-x) toe off lies 20-40 ms after
-  that minimum, heel strike 20-40 ms before the slap's minimum. So a foot configuration
-  dates toe off where the rising signal crosses ``toe_off_rise_fraction`` of the
-  minimum, and heel strike where the signal falls through minus
-  ``heel_strike_level_fraction`` of the stride's swing peak after mid swing
-  (``heel_strike_estimate = "level"``), which is also known with almost no latency.
-  Both levels scale with the stride itself, so the small first and last steps of a
-  walk are dated like the others.
-* The refractory time between two toe offs follows the walker's cadence: it is the
-  larger of ``refractory_ms`` and ``refractory_stride_fraction`` of the running mean
-  stride time (toe off to toe off, over ``peak_average_strides`` strides), so a slow
-  walker's spasm shortly after a step cannot open a second swing.
+  threshold ``max(min_swing_peak_rad_s, swing_peak_fraction * average)``, the average
+  being a running mean over about ``peak_average_strides`` recent swing peaks of this
+  walker. A peak that passes gives MID_SWING (at the time of the maximum); one that
+  fails was no swing: back to STANCE. Both feed the average, so the threshold follows
+  a walker who slows down instead of locking them out.
+* After mid swing HEEL_STRIKE is dated at the minimum that follows, once it lies below
+  ``heel_strike_max_rad_s`` and the signal has risen from it by
+  ``heel_strike_rise_rad_s`` (shank), or where the signal falls through minus
+  ``heel_strike_level_fraction`` of the stride's swing peak (``heel_strike_estimate =
+  "level"``, foot: contact comes 20-40 ms before the slap's minimum, and the level is
+  crossed there with almost no latency). Both scale with the stride.
+* The heel-strike deadline. A flat landing (a turning or stopping step) may never cross
+  the heel-strike level. Each heel strike found by the rule above teaches the walker's
+  time from mid swing to heel strike (running mean); once ``heel_strike_wait_factor``
+  times that (``heel_strike_wait_ms`` before the first stride) has passed since mid
+  swing, the landing is dated at the minimum since mid swing as soon as the signal has
+  risen from that minimum as the shank's rule asks (a foot's minimum must also reach
+  half its heel-strike level: a slap too small for the level), or has settled to stance
+  (quiet, and for ``settle_ms`` within a band of ``settle_band_fraction`` of the
+  stride's swing peak). A stride thus never runs on into the next push-off.
+* The refractory time between two toe offs follows the walker's cadence: the larger of
+  ``refractory_ms`` and ``refractory_stride_fraction`` of the running mean stride time.
+* LOADING lasts ``loading_time_ms`` after the estimated heel strike (the contact dip and
+  the ringing of the slap are no push-off), then STANCE.
 * A swing that has not ended ``max_swing_ms`` after it began means the detector is
   confused: UNKNOWN, so that stimulation never stays on for long on a wrong belief.
 
+Walker-adaptive quantities (swing peak, push-off dip, stride time, mid-swing to heel
+strike time) start from the first stride and are running means with a memory of
+``peak_average_strides``; the first stride uses the configured floors, so the detector
+is fully adapted after about that many strides (4 by default), and usable from the first.
+
+The mounting check. A gyroscope worn upside down or on the other leg gives the mirror
+image of the signal, and the state machine finds "strides" in it too (with the sign
+flipped, 0 of 116 events matched on a recording while the counts looked normal). So
+during the first ``mount_check_strides`` strides a second copy of the state machine runs
+on the signal with its sign flipped, and each copy measures its strides' swing
+fraction (toe off to heel strike over toe off to toe off). Walking, a swing is shorter
+than a stance (about 40 % of the stride; Perry 1992), so the copy with the smaller
+swing fraction sees the signal the right way round: on the real recordings the right
+way gives 0.35-0.42, the flipped one 0.50-0.77 (docs/detection.md). Until the verdict is
+"mounted" the detector reports STANCE and no events, so nothing gait-triggered is
+stimulated on a signal not yet checked (training and test modes, which ignore the gait,
+still run); a verdict of "flipped" makes it UNKNOWN for good. ``fes detect`` checks a
+whole file the same way and corrects the sign with a warning that names ``--invert``.
+The axis is not checked: a wrong axis sometimes shows no strides either way round (the
+check never ends, nothing is stimulated), but often it shows some (docs/detection.md).
+
 UNKNOWN is also the phase before the detector has locked on, and after the gyroscope
 sample has been missing (NaN) or saturated for longer than ``unknown_after_missing_ms``;
-the state machine then restarts. It locks on after ``lock_quiet_ms`` of quiet stance
-(``|gyro| <= quiet_threshold_rad_s``, e.g. standing before the first step) or at the
-first confirmed mid swing, whichever comes first. The state machine runs the whole time;
-only the phase it reports and the events are withheld until it is locked on. Shorter
-gaps hold the current phase; saturated samples within them still drive the state
-machine, because a clipped value is a lower bound of the true magnitude.
+the state machine then restarts (keeping what it learnt about the walker). It locks on
+after ``lock_quiet_ms`` of quiet stance (``|gyro| <= quiet_threshold_rad_s``, e.g.
+standing before the first step) or at the first toe off it confirms, whichever comes
+first. The state machine runs the whole time; only the phase it reports and the events
+are withheld until it is locked on. Shorter gaps hold the current phase; saturated
+samples within them still drive the state machine (a clipped value is a lower bound).
 
 Each event is produced by a state transition, and the kernel makes at most one
-transition per sample. Two events can never fall on one sample: toe off needs a rise
-after the pre-swing minimum, mid swing a fall after the swing maximum and heel strike a
-rise after a minimum that is only tracked from the mid-swing sample on. So one event
-slot per sample is enough and no detection is delayed by it.
+transition per sample, so one event slot per sample is enough: toe off needs a rise
+after the dip, mid swing a fall after the swing maximum, and heel strike comes after
+mid swing (a level crossed on the mid-swing sample itself is reported at the next one,
+dated where it was crossed).
 
-The state machine sees a moving average of the last ``smoothing_ms`` of samples and
-dates it at the mean time of the samples it averages. A boxcar is symmetric, so the
-extremum times carry no filter delay, while white sensor noise is averaged over the
-same time span at 100 Hz and at 1000 Hz (the thresholds are crossed about half a window
-later than on the raw signal).
+The state machine sees a moving average of the last ``smoothing_ms`` of samples dated at
+the mean time of the samples it averages: a boxcar is symmetric, so extremum times
+carry no filter delay, while white sensor noise is averaged over the same time span at
+100 Hz and at 1000 Hz.
 
 All times are in milliseconds in the config and are compared with the sample
 timestamps, so one configuration works at any sample rate and with jittered or dropped
 samples. The kernel is numba-compiled and allocation free; ``controller.detect.detector``
 wraps it for one sample at a time (the loop) and for whole recordings (the same kernel).
-``GyroDetectorConfig()`` is the shank configuration, ``FOOT`` the foot one.
+``SHANK`` and ``FOOT`` are the configurations of the two placements.
 """
 
 from __future__ import annotations
@@ -97,21 +128,46 @@ from pydantic import Field
 
 from controller.detect import events
 from controller.detect.jit import kernel
-from controller.detect.stride import running_mean, stride_average
+from controller.detect.stride import MAX_STRIDE_S, running_mean, stride_average
 from controller.validation import ConfigModel
 
 
 class GyroDetectorConfig(ConfigModel):
-    """Thresholds and times of the gyroscope detector; the defaults are the shank's and
-    fit any walker (``FOOT`` is the foot's)."""
+    """Thresholds and times of the gyroscope detector (``SHANK`` and ``FOOT`` are the
+    two placements' configurations)."""
 
     pre_swing_threshold_rad_s: float = Field(
-        -0.3, ge=-5.0, le=-0.1,
-        description="Signal below this in stance starts a pre-swing.",
+        -1.5, ge=-5.0, le=-0.1,
+        description="Signal below this in stance starts a pre-swing (the first one, when "
+        "pre_swing_fraction is set).",
+    )
+    pre_swing_fraction: float = Field(
+        0.0, ge=0.0, le=0.9,
+        description="Once the walker's push-off is known, the pre-swing threshold is this "
+        "fraction of their mean push-off dip (0: the fixed threshold only).",
+    )
+    pre_swing_hold_ms: float = Field(
+        40.0, ge=0.0, le=200.0,
+        description="A pre-swing is reported (and can start stimulation) once the signal "
+        "has stayed in it this long (a beat of clonus dips for less).",
     )
     swing_entry_rad_s: float = Field(
         1.0, ge=0.3, le=5.0,
-        description="Rising through this after the pre-swing minimum confirms toe off.",
+        description="Rising through this after the push-off dip announces toe off.",
+    )
+    min_push_off_ms: float = Field(
+        110.0, ge=0.0, le=500.0,
+        description="A pre-swing this long before the rise is a push-off: toe off is "
+        "reported at once (shorter: the swing must hold first).",
+    )
+    swing_hold_level_rad_s: float = Field(
+        0.5, ge=0.1, le=5.0,
+        description="A swing without a push-off (first step, clonus) must stay above this ...",
+    )
+    swing_hold_ms: float = Field(
+        110.0, ge=0.0, le=500.0,
+        description="... this long before its toe off is reported (longer than half a "
+        "cycle of 5-8 Hz clonus).",
     )
     min_swing_peak_rad_s: float = Field(
         1.1, ge=0.5, le=10.0,
@@ -123,7 +179,8 @@ class GyroDetectorConfig(ConfigModel):
     )
     peak_average_strides: int = Field(
         4, ge=1, le=50,
-        description="Memory of the running mean of swing peaks, in strides.",
+        description="Memory of the walker's running means (swing peak, push-off dip, "
+        "stride time, mid swing to heel strike), in strides.",
     )
     mid_swing_confirm_fraction: float = Field(
         0.7, ge=0.2, le=0.95,
@@ -148,9 +205,28 @@ class GyroDetectorConfig(ConfigModel):
         description="That level, as a fraction of the stride's swing peak (used when "
         "heel_strike_estimate is 'level').",
     )
+    heel_strike_wait_factor: float = Field(
+        1.2, ge=1.0, le=5.0,
+        description="Heel-strike deadline: this many times the walker's mean time from "
+        "mid swing to heel strike; then a settled signal dates the landing.",
+    )
+    heel_strike_wait_ms: float = Field(
+        300.0, ge=100.0, le=2000.0,
+        description="Heel-strike deadline after mid swing before a stride has been learnt.",
+    )
+    settle_ms: float = Field(
+        45.0, ge=10.0, le=500.0,
+        description="After the deadline, a signal that has settled for this long has "
+        "landed (see settle_band_fraction).",
+    )
+    settle_band_fraction: float = Field(
+        0.1, ge=0.01, le=0.5,
+        description="A settled signal stays within this fraction of the stride's swing "
+        "peak, below as much.",
+    )
     toe_off_rise_fraction: float = Field(
         0.0, ge=0.0, le=0.9,
-        description="Toe off is dated where the signal rising after the pre-swing minimum "
+        description="Toe off is dated where the signal rising after the push-off dip "
         "crosses this fraction of it (0: at the minimum).",
     )
     loading_time_ms: float = Field(
@@ -159,17 +235,22 @@ class GyroDetectorConfig(ConfigModel):
     )
     pre_swing_timeout_ms: float = Field(
         400.0, ge=50.0, le=2000.0,
-        description="A pre-swing without a swing within this time of its minimum returns "
-        "to stance.",
+        description="The push-off dip is the minimum over this long; a pre-swing without "
+        "a swing within this time of its minimum returns to stance.",
     )
     max_swing_ms: float = Field(
         1000.0, ge=200.0, le=3000.0,
         description="A swing longer than this makes the detector UNKNOWN.",
     )
     min_stance_ms: float = Field(
-        200.0, ge=0.0, le=1000.0,
+        0.0, ge=0.0, le=1000.0,
         description="The signal must stay above the pre-swing threshold this long before "
         "a new pre-swing.",
+    )
+    oscillation_guard_ms: float = Field(
+        250.0, ge=0.0, le=1000.0,
+        description="No pre-swing starts within this time of the signal rising above "
+        "swing_hold_level_rad_s (a 4-8 Hz clonus rises every 125-250 ms).",
     )
     refractory_ms: float = Field(
         500.0, ge=0.0, le=2000.0,
@@ -188,6 +269,12 @@ class GyroDetectorConfig(ConfigModel):
         1.0, ge=0.1, le=3.0,
         description="|gyro| at or below this counts as quiet for locking on.",
     )
+    mount_check_strides: int = Field(
+        3, ge=0, le=20,
+        description="Strides over which the gyroscope's sign is checked before the phase is "
+        "trusted (UNKNOWN until then: no stimulation; a flipped sign stays UNKNOWN). 0: no "
+        "check.",
+    )
     unknown_after_missing_ms: float = Field(
         100.0, ge=20.0, le=2000.0,
         description="Missing or saturated data for longer than this gives UNKNOWN.",
@@ -202,83 +289,137 @@ class GyroDetectorConfig(ConfigModel):
     )
 
 
-# Index of the parameter array (SI units: seconds, rad/s).
-_P_PRE_SWING = 0
-_P_SWING_ENTRY = 1
-_P_MIN_PEAK = 2
-_P_PEAK_FRACTION = 3
-_P_AVG_WEIGHT = 4
-_P_CONFIRM_FRACTION = 5
-_P_HS_MAX = 6
-_P_HS_RISE = 7
-_P_LOADING_S = 8
-_P_PRE_SWING_TIMEOUT_S = 9
-_P_MAX_SWING_S = 10
-_P_MIN_STANCE_S = 11
-_P_REFRACTORY_S = 12
-_P_LOCK_QUIET_S = 13
-_P_QUIET = 14
-_P_MISSING_S = 15
-_P_SATURATION = 16
-_P_SMOOTHING_S = 17
-_P_HS_BY_LEVEL = 18  # 1.0: heel strike where the signal falls through a level
-_P_HS_LEVEL_FRACTION = 19
-_P_TO_RISE_FRACTION = 20
-_P_REFRACTORY_STRIDE_FRACTION = 21
-N_PARAMS = 22
+# Parameter array: one slot per name (SI units: seconds, rad/s), filled by make_params.
+PARAMS = (
+    "pre_swing", "pre_swing_fraction", "pre_swing_hold_s", "swing_entry", "min_push_off_s",
+    "hold_level", "hold_s", "min_peak", "peak_fraction", "avg_weight", "confirm_fraction",
+    "hs_max", "hs_rise", "hs_by_level", "hs_level_fraction", "hs_wait_factor", "hs_wait_s",
+    "settle_s", "settle_fraction", "to_rise_fraction", "loading_s", "pre_swing_timeout_s",
+    "max_swing_s", "min_stance_s", "guard_s", "refractory_s", "refractory_stride_fraction",
+    "lock_quiet_s", "quiet", "mount_strides", "missing_s", "saturation", "smoothing_s",
+)  # fmt: skip
+(
+    _P_PRE_SWING, _P_PRE_SWING_FRACTION, _P_PRE_SWING_HOLD_S, _P_SWING_ENTRY,
+    _P_MIN_PUSH_OFF_S, _P_HOLD_LEVEL, _P_HOLD_S, _P_MIN_PEAK, _P_PEAK_FRACTION,
+    _P_AVG_WEIGHT, _P_CONFIRM_FRACTION, _P_HS_MAX, _P_HS_RISE, _P_HS_BY_LEVEL,
+    _P_HS_LEVEL_FRACTION, _P_HS_WAIT_FACTOR, _P_HS_WAIT_S, _P_SETTLE_S, _P_SETTLE_FRACTION,
+    _P_TO_RISE_FRACTION, _P_LOADING_S, _P_PRE_SWING_TIMEOUT_S, _P_MAX_SWING_S,
+    _P_MIN_STANCE_S, _P_GUARD_S, _P_REFRACTORY_S, _P_REFRACTORY_STRIDE_FRACTION,
+    _P_LOCK_QUIET_S, _P_QUIET, _P_MOUNT_STRIDES, _P_MISSING_S, _P_SATURATION,
+    _P_SMOOTHING_S,
+) = range(len(PARAMS))  # fmt: skip
+N_PARAMS = len(PARAMS)
 
-# Index of the state array.
-_S_PHASE = 0  # phase of the state machine (also while not locked on)
-_S_LOCKED = 1  # 1.0 once the reported phase can be trusted
-_S_SWING_DESCENT = 2  # 1.0 in SWING after mid swing was confirmed
-_S_T_ENTER = 3  # time the current phase began
-_S_EXT_VALUE = 4  # tracked extremum (minimum or maximum) of the current phase
-_S_EXT_T = 5  # time of that extremum
-_S_T_LAST_BELOW = 6  # last time the signal was below the pre-swing threshold
-_S_T_LAST_TOE_OFF = 7  # estimated time of the last toe off
-_S_T_QUIET_SINCE = 8  # start of the current run of quiet samples (inf: not quiet)
-_S_T_LAST_GOOD = 9  # time of the last sample that was neither NaN nor saturated
-_S_PEAK_AVERAGE = 10  # running mean of swing peaks (0: none seen yet)
-_S_STRIDE_AVERAGE = 11  # running mean of toe-off to toe-off intervals (0: none yet)
-_S_CROSS_T = 12  # time of the level crossing that dates the pending event (NaN: none)
-_S_PREV_T = 13  # centre time of the previous smoothed sample (NaN after a restart)
-_S_PREV_G = 14  # its smoothed value
-_S_HS_LEVEL = 15  # heel-strike level of the current stride (level estimate)
-_S_RING_START = 16  # slot of the oldest sample in the moving-average window
-_S_RING_COUNT = 17  # number of samples in the window
-_S_RING_VALUES = 18  # first slot of the window's values, then its times
+# State array: one slot per name, then the moving-average window.
+STATE = (
+    "phase",  # phase of the state machine (also while not locked on)
+    "locked",  # 1.0 once the reported phase can be trusted
+    "confirmed",  # in SWING: 1.0 once toe off was reported (0.0: the swing must hold)
+    "descent",  # 1.0 in SWING after mid swing was confirmed
+    "t_enter",  # time the current phase began
+    "ext_value",  # SWING: the peak, then the minimum since mid swing
+    "ext_t",  # time of that extremum
+    "dip_value",  # STANCE, PRE_SWING: minimum over the last pre_swing_timeout (the dip)
+    "dip_t",  # time of that minimum
+    "cross_t",  # toe off: the dip's rise crossing; terminal swing: heel-strike level crossing
+    "t_pre_swing",  # when the current pre-swing began (NaN: the swing started from stance)
+    "t_toe_off",  # estimated time of the toe off of the swing in progress
+    "t_last_below",  # last time the signal was below the pre-swing threshold
+    "t_last_high",  # last time the signal was at or above the hold level (oscillation guard)
+    "t_hold",  # when the signal last rose through the hold level (NaN: below it; inf:
+    # above it since a restart, no rise seen)
+    "t_last_toe_off",  # estimated time of the last reported toe off
+    "t_mid",  # estimated time of the last mid swing
+    "settle_anchor",  # terminal swing: the value the settled signal stays near ...
+    "t_settle",  # ... since this time
+    "t_quiet_since",  # start of the current run of quiet samples (inf: not quiet)
+    "t_last_good",  # time of the last sample that was neither NaN nor saturated
+    "peak_average",  # running mean of swing peaks (0: none seen yet)
+    "dip_average",  # running mean of push-off dips (0: none yet)
+    "stride_average",  # running mean of toe-off to toe-off intervals (0: none yet)
+    "hs_wait_average",  # running mean of mid swing to heel strike (0: none yet)
+    "hs_level",  # heel-strike level of the current stride (level estimate)
+    "hs_peak",  # swing peak of the current stride (the settle band scales with it)
+    "prev_t",  # centre time of the previous smoothed sample (NaN after a restart)
+    "prev_g",  # its smoothed value
+    "ring_start",  # slot of the oldest sample in the moving-average window
+    "ring_count",  # number of samples in the window
+)
+(
+    _S_PHASE, _S_LOCKED, _S_CONFIRMED, _S_DESCENT, _S_T_ENTER, _S_EXT_VALUE, _S_EXT_T,
+    _S_DIP_VALUE, _S_DIP_T, _S_CROSS_T, _S_T_PRE_SWING, _S_T_TOE_OFF, _S_T_LAST_BELOW,
+    _S_T_LAST_HIGH, _S_T_HOLD, _S_T_LAST_TOE_OFF, _S_T_MID, _S_SETTLE_ANCHOR, _S_T_SETTLE,
+    _S_T_QUIET_SINCE, _S_T_LAST_GOOD, _S_PEAK_AVERAGE, _S_DIP_AVERAGE, _S_STRIDE_AVERAGE,
+    _S_HS_WAIT_AVERAGE, _S_HS_LEVEL, _S_HS_PEAK, _S_PREV_T, _S_PREV_G, _S_RING_START, _S_RING_COUNT,
+) = range(len(STATE))  # fmt: skip
 _RING = 128  # window capacity: 60 ms at 2 kHz; a longer window keeps the newest samples
+_S_RING_VALUES = len(STATE)  # the window's values, then its times
 _S_RING_TIMES = _S_RING_VALUES + _RING
-N_STATE = _S_RING_TIMES + _RING
+_CORE = _S_RING_TIMES + _RING  # one state machine (the mirror's window stays unused)
+
+# The mounting check: the verdict, then per machine (the detector's own, then the mirror
+# that sees the signal with its sign flipped) its strides so far.
+MOUNT = ("verdict", "t_verdict", "strides", "fraction_sum", "t_toe_off", "t_heel_strike",
+         "mirror_strides", "mirror_fraction_sum", "mirror_t_toe_off", "mirror_t_heel_strike")
+_M_VERDICT = _CORE
+_M_T_VERDICT = _M_VERDICT + 1  # when the verdict was reached (NaN: not yet)
+_M_MAIN = _M_T_VERDICT + 1  # strides, swing-fraction sum, last toe off, last heel strike
+_M_MIRROR = _M_MAIN + 4
+_S_MIRROR = _CORE + len(MOUNT)  # the mirror machine's state
+N_STATE = _S_MIRROR + _CORE
+#: The settle band is never narrower than this: a foot pivoting in a turn, or
+#: shuffling to a stop, turns this fast while it bears weight.
+SETTLE_FLOOR_RAD_S = 0.3
+#: The adaptive pre-swing threshold never rises above this (sway and sensor noise).
+PRE_SWING_CEILING_RAD_S = -0.3
+#: How much smaller one machine's swing fraction must be than the other's to decide the
+#: sign (right way round 0.35-0.48, flipped 0.50-0.88 on the recordings and the
+#: simulator).
+MOUNT_MARGIN = 0.05
+#: Verdicts of the mounting check (``mounting``).
+CHECKING, MOUNTED, FLIPPED = 0, 1, 2
 _WINDOW_GUARD_S = 1e-6  # keeps a sample exactly one window old out despite rounding
 
 
 def make_params(config: GyroDetectorConfig) -> np.ndarray:
     """The kernel's parameter array for ``config`` (times converted to seconds)."""
-    params = np.empty(N_PARAMS)
-    params[_P_PRE_SWING] = config.pre_swing_threshold_rad_s
-    params[_P_SWING_ENTRY] = config.swing_entry_rad_s
-    params[_P_MIN_PEAK] = config.min_swing_peak_rad_s
-    params[_P_PEAK_FRACTION] = config.swing_peak_fraction
-    params[_P_AVG_WEIGHT] = 1.0 / config.peak_average_strides
-    params[_P_CONFIRM_FRACTION] = config.mid_swing_confirm_fraction
-    params[_P_HS_MAX] = config.heel_strike_max_rad_s
-    params[_P_HS_RISE] = config.heel_strike_rise_rad_s
-    params[_P_LOADING_S] = config.loading_time_ms / 1000.0
-    params[_P_PRE_SWING_TIMEOUT_S] = config.pre_swing_timeout_ms / 1000.0
-    params[_P_MAX_SWING_S] = config.max_swing_ms / 1000.0
-    params[_P_MIN_STANCE_S] = config.min_stance_ms / 1000.0
-    params[_P_REFRACTORY_S] = config.refractory_ms / 1000.0
-    params[_P_LOCK_QUIET_S] = config.lock_quiet_ms / 1000.0
-    params[_P_QUIET] = config.quiet_threshold_rad_s
-    params[_P_MISSING_S] = config.unknown_after_missing_ms / 1000.0
-    params[_P_SATURATION] = config.saturation_rad_s
-    params[_P_SMOOTHING_S] = config.smoothing_ms / 1000.0
-    params[_P_HS_BY_LEVEL] = 1.0 if config.heel_strike_estimate == "level" else 0.0
-    params[_P_HS_LEVEL_FRACTION] = config.heel_strike_level_fraction
-    params[_P_TO_RISE_FRACTION] = config.toe_off_rise_fraction
-    params[_P_REFRACTORY_STRIDE_FRACTION] = config.refractory_stride_fraction
-    return params
+    c = config
+    values = {
+        "pre_swing": c.pre_swing_threshold_rad_s,
+        "pre_swing_fraction": c.pre_swing_fraction,
+        "pre_swing_hold_s": c.pre_swing_hold_ms / 1000.0,
+        "swing_entry": c.swing_entry_rad_s,
+        "min_push_off_s": c.min_push_off_ms / 1000.0,
+        "hold_level": c.swing_hold_level_rad_s,
+        "hold_s": c.swing_hold_ms / 1000.0,
+        "min_peak": c.min_swing_peak_rad_s,
+        "peak_fraction": c.swing_peak_fraction,
+        "avg_weight": 1.0 / c.peak_average_strides,
+        "confirm_fraction": c.mid_swing_confirm_fraction,
+        "hs_max": c.heel_strike_max_rad_s,
+        "hs_rise": c.heel_strike_rise_rad_s,
+        "hs_by_level": 1.0 if c.heel_strike_estimate == "level" else 0.0,
+        "hs_level_fraction": c.heel_strike_level_fraction,
+        "hs_wait_factor": c.heel_strike_wait_factor,
+        "hs_wait_s": c.heel_strike_wait_ms / 1000.0,
+        "settle_s": c.settle_ms / 1000.0,
+        "settle_fraction": c.settle_band_fraction,
+        "to_rise_fraction": c.toe_off_rise_fraction,
+        "loading_s": c.loading_time_ms / 1000.0,
+        "pre_swing_timeout_s": c.pre_swing_timeout_ms / 1000.0,
+        "max_swing_s": c.max_swing_ms / 1000.0,
+        "min_stance_s": c.min_stance_ms / 1000.0,
+        "guard_s": c.oscillation_guard_ms / 1000.0,
+        "refractory_s": c.refractory_ms / 1000.0,
+        "refractory_stride_fraction": c.refractory_stride_fraction,
+        "lock_quiet_s": c.lock_quiet_ms / 1000.0,
+        "quiet": c.quiet_threshold_rad_s,
+        "mount_strides": c.mount_check_strides,
+        "missing_s": c.unknown_after_missing_ms / 1000.0,
+        "saturation": c.saturation_rad_s,
+        "smoothing_s": c.smoothing_ms / 1000.0,
+    }
+    return np.array([values[name] for name in PARAMS], dtype=float)
 
 
 @kernel
@@ -286,14 +427,24 @@ def _restart(state: np.ndarray) -> None:
     """Forget the stride in progress and the lock; keep the walker's averages."""
     state[_S_PHASE] = events.STANCE
     state[_S_LOCKED] = 0.0
-    state[_S_SWING_DESCENT] = 0.0
+    state[_S_CONFIRMED] = 0.0
+    state[_S_DESCENT] = 0.0
     state[_S_T_ENTER] = -np.inf
     state[_S_EXT_VALUE] = 0.0
     state[_S_EXT_T] = np.nan
-    state[_S_T_LAST_BELOW] = -np.inf
-    state[_S_T_LAST_TOE_OFF] = -np.inf
-    state[_S_T_QUIET_SINCE] = np.inf
+    state[_S_DIP_VALUE] = np.inf
+    state[_S_DIP_T] = -np.inf
     state[_S_CROSS_T] = np.nan
+    state[_S_T_PRE_SWING] = np.nan
+    state[_S_T_TOE_OFF] = np.nan
+    state[_S_T_LAST_BELOW] = -np.inf
+    state[_S_T_LAST_HIGH] = -np.inf
+    state[_S_T_HOLD] = np.inf  # a swing from stance needs a rise through the hold level
+    state[_S_T_LAST_TOE_OFF] = -np.inf
+    state[_S_T_MID] = np.nan
+    state[_S_SETTLE_ANCHOR] = np.nan
+    state[_S_T_SETTLE] = np.nan
+    state[_S_T_QUIET_SINCE] = np.inf
     state[_S_PREV_T] = np.nan
     state[_S_PREV_G] = np.nan
 
@@ -301,8 +452,12 @@ def _restart(state: np.ndarray) -> None:
 def new_state() -> np.ndarray:
     """The state of a detector that has seen no sample (not locked on)."""
     state = np.zeros(N_STATE)
-    _restart(state)
+    for start in (0, _S_MIRROR):
+        _restart(state[start : start + _CORE])
     state[_S_T_LAST_GOOD] = -np.inf
+    state[_M_T_VERDICT] = np.nan
+    for base in (_M_MAIN, _M_MIRROR):
+        state[base + 2 : base + 4] = -np.inf
     return state
 
 
@@ -343,10 +498,9 @@ def _enter(state: np.ndarray, phase: int, t_s: float, t_c: float, g: float) -> N
     """Switch to ``phase`` at ``t_s``, starting its extremum tracking at (``t_c``, ``g``)."""
     state[_S_PHASE] = phase
     state[_S_T_ENTER] = t_s
-    state[_S_SWING_DESCENT] = 0.0
+    state[_S_DESCENT] = 0.0
     state[_S_EXT_VALUE] = g
     state[_S_EXT_T] = t_c
-    state[_S_CROSS_T] = np.nan
 
 
 @kernel
@@ -371,31 +525,132 @@ def _refractory_s(state: np.ndarray, params: np.ndarray) -> float:
 
 
 @kernel
-def _pre_swing(
-    state: np.ndarray, params: np.ndarray, t_s: float, t_c: float, g: float, below: bool
-) -> tuple[int, float]:
-    """PRE_SWING: track the minimum; toe off once the signal rises into swing."""
-    if below:
-        state[_S_T_LAST_BELOW] = t_s
-    fraction = params[_P_TO_RISE_FRACTION]
-    if g < state[_S_EXT_VALUE]:
-        state[_S_EXT_VALUE] = g
-        state[_S_EXT_T] = t_c
+def _pre_swing_threshold(state: np.ndarray, params: np.ndarray) -> float:
+    """The configured threshold until the walker's push-off is known, then (with a
+    fraction) that fraction of their mean dip, never above ``PRE_SWING_CEILING_RAD_S``."""
+    fraction = params[_P_PRE_SWING_FRACTION]
+    if fraction == 0.0 or state[_S_DIP_AVERAGE] == 0.0:
+        return params[_P_PRE_SWING]
+    return min(PRE_SWING_CEILING_RAD_S, fraction * state[_S_DIP_AVERAGE])
+
+
+@kernel
+def _track_dip(state: np.ndarray, params: np.ndarray, t_c: float, g: float) -> None:
+    """Follow the minimum of the last ``pre_swing_timeout`` and, on the rise after it,
+    where the signal crosses ``toe_off_rise_fraction`` of it."""
+    if g < state[_S_DIP_VALUE] or t_c - state[_S_DIP_T] > params[_P_PRE_SWING_TIMEOUT_S]:
+        state[_S_DIP_VALUE] = g
+        state[_S_DIP_T] = t_c
         state[_S_CROSS_T] = np.nan
-    elif fraction > 0.0 and math.isnan(state[_S_CROSS_T]):
-        level = fraction * state[_S_EXT_VALUE]
+        return
+    fraction = params[_P_TO_RISE_FRACTION]
+    if fraction > 0.0 and math.isnan(state[_S_CROSS_T]):
+        level = fraction * state[_S_DIP_VALUE]
         if g >= level:
             state[_S_CROSS_T] = _crossing(state, t_c, g, level)
+
+
+@kernel
+def _forget_dip(state: np.ndarray, t_c: float, g: float) -> None:
+    """Start the dip afresh (after loading: the contact dip is no push-off)."""
+    state[_S_DIP_VALUE] = g
+    state[_S_DIP_T] = t_c
+    state[_S_CROSS_T] = np.nan
+
+
+@kernel
+def _start_swing(
+    state: np.ndarray, params: np.ndarray, t_s: float, t_c: float, g: float, confirmed: bool
+) -> tuple[int, float]:
+    """Enter SWING on the rise through swing entry, with toe off dated from the dip;
+    report it now if ``confirmed``, else once the swing has held."""
+    if params[_P_TO_RISE_FRACTION] > 0.0 and not math.isnan(state[_S_CROSS_T]):
+        t_toe_off = state[_S_CROSS_T]
+    else:
+        t_toe_off = state[_S_DIP_T]
+    state[_S_T_TOE_OFF] = t_toe_off
+    _enter(state, events.SWING, t_s, t_c, g)  # the dip is kept for the walker's mean
+    if confirmed:
+        return _confirm_swing(state, params)
+    state[_S_CONFIRMED] = 0.0
+    return events.NONE, np.nan
+
+
+@kernel
+def _confirm_swing(state: np.ndarray, params: np.ndarray) -> tuple[int, float]:
+    """The swing in progress counts: report its toe off and learn from it."""
+    t_toe_off = state[_S_T_TOE_OFF]
+    weight = params[_P_AVG_WEIGHT]
+    state[_S_CONFIRMED] = 1.0
+    state[_S_LOCKED] = 1.0
+    state[_S_STRIDE_AVERAGE] = stride_average(
+        state[_S_STRIDE_AVERAGE], t_toe_off - state[_S_T_LAST_TOE_OFF], weight
+    )
+    state[_S_DIP_AVERAGE] = running_mean(
+        state[_S_DIP_AVERAGE], min(state[_S_DIP_VALUE], 0.0), weight
+    )
+    state[_S_T_LAST_TOE_OFF] = t_toe_off
+    return events.TOE_OFF, t_toe_off
+
+
+@kernel
+def _stance(
+    state: np.ndarray, params: np.ndarray, t_s: float, t_c: float, g: float
+) -> tuple[int, float]:
+    """STANCE: lock on when quiet; a pre-swing on a push-off, or a swing straight from
+    stance (unconfirmed) on a rise without one."""
+    if state[_S_LOCKED] == 0.0 and t_s - state[_S_T_QUIET_SINCE] >= params[_P_LOCK_QUIET_S]:
+        state[_S_LOCKED] = 1.0
+    _track_dip(state, params, t_c, g)
+    rested = t_c - state[_S_T_LAST_TOE_OFF] >= _refractory_s(state, params)
+    below = g < _pre_swing_threshold(state, params)
+    if (
+        below
+        and rested
+        and t_s - state[_S_T_LAST_BELOW] >= params[_P_MIN_STANCE_S]
+        and t_s - state[_S_T_LAST_HIGH] >= params[_P_GUARD_S]
+    ):
+        _enter(state, events.PRE_SWING, t_s, t_c, g)
+        state[_S_T_PRE_SWING] = t_s
+    elif math.isfinite(state[_S_T_HOLD]) and rested:
+        state[_S_T_PRE_SWING] = np.nan
+        return _start_swing(state, params, t_s, t_c, g, False)
+    if below:
+        state[_S_T_LAST_BELOW] = t_s
+    return events.NONE, np.nan
+
+
+@kernel
+def _pre_swing(
+    state: np.ndarray, params: np.ndarray, t_s: float, t_c: float, g: float
+) -> tuple[int, float]:
+    """PRE_SWING: follow the dip; toe off once the signal rises into swing."""
+    _track_dip(state, params, t_c, g)
+    if g < _pre_swing_threshold(state, params):
+        state[_S_T_LAST_BELOW] = t_s
     if g >= params[_P_SWING_ENTRY]:
-        t_toe_off = state[_S_CROSS_T] if fraction > 0.0 else state[_S_EXT_T]
-        state[_S_STRIDE_AVERAGE] = stride_average(
-            state[_S_STRIDE_AVERAGE], t_toe_off - state[_S_T_LAST_TOE_OFF], params[_P_AVG_WEIGHT]
-        )
-        state[_S_T_LAST_TOE_OFF] = t_toe_off
-        _enter(state, events.SWING, t_s, t_c, g)
-        return events.TOE_OFF, t_toe_off
-    if t_s - state[_S_EXT_T] > params[_P_PRE_SWING_TIMEOUT_S]:
+        push_off = t_s - state[_S_T_PRE_SWING] >= params[_P_MIN_PUSH_OFF_S]
+        return _start_swing(state, params, t_s, t_c, g, push_off)
+    if t_c - state[_S_DIP_T] > params[_P_PRE_SWING_TIMEOUT_S]:
         _enter(state, events.STANCE, t_s, t_c, g)
+    return events.NONE, np.nan
+
+
+@kernel
+def _unconfirmed_swing(
+    state: np.ndarray, params: np.ndarray, t_s: float, t_c: float, g: float
+) -> tuple[int, float]:
+    """SWING not yet reported: it counts once the signal has held above the hold level,
+    and was none if the signal falls below it first."""
+    if g > state[_S_EXT_VALUE]:
+        state[_S_EXT_VALUE] = g
+        state[_S_EXT_T] = t_c
+    if math.isnan(state[_S_T_HOLD]):
+        _enter(state, events.STANCE, t_s, t_c, g)
+        _forget_dip(state, t_c, g)
+        return events.NONE, np.nan
+    if t_s - state[_S_T_HOLD] >= params[_P_HOLD_S]:
+        return _confirm_swing(state, params)
     return events.NONE, np.nan
 
 
@@ -409,20 +664,26 @@ def _swing_peak(
         state[_S_EXT_VALUE] = g
         state[_S_EXT_T] = t_c
         return events.NONE, np.nan
-    if g >= params[_P_CONFIRM_FRACTION] * peak:
+    if g >= params[_P_CONFIRM_FRACTION] * peak or t_s - state[_S_T_ENTER] < params[_P_HOLD_S]:
         return events.NONE, np.nan
     average = state[_S_PEAK_AVERAGE]
     threshold = max(params[_P_MIN_PEAK], params[_P_PEAK_FRACTION] * average)
     state[_S_PEAK_AVERAGE] = running_mean(average, peak, params[_P_AVG_WEIGHT])
     if peak < threshold:
         _enter(state, events.STANCE, t_s, t_c, g)
+        _forget_dip(state, t_c, g)
         return events.NONE, np.nan
     t_mid_swing = state[_S_EXT_T]
     state[_S_LOCKED] = 1.0
-    state[_S_SWING_DESCENT] = 1.0
+    state[_S_DESCENT] = 1.0
+    state[_S_T_MID] = t_mid_swing
     state[_S_EXT_VALUE] = g
     state[_S_EXT_T] = t_c
+    state[_S_SETTLE_ANCHOR] = g
+    state[_S_T_SETTLE] = t_s
+    state[_S_CROSS_T] = np.nan
     state[_S_HS_LEVEL] = -params[_P_HS_LEVEL_FRACTION] * peak
+    state[_S_HS_PEAK] = peak
     level = state[_S_HS_LEVEL]
     if params[_P_HS_BY_LEVEL] == 1.0 and g < level:
         # Fell through the heel-strike level on this very sample: date it now, report
@@ -432,27 +693,60 @@ def _swing_peak(
 
 
 @kernel
+def _deadline_passed(state: np.ndarray, params: np.ndarray, t_s: float) -> bool:
+    """Whether the walker's usual time from mid swing to heel strike is well past."""
+    learnt = state[_S_HS_WAIT_AVERAGE]
+    wait = params[_P_HS_WAIT_FACTOR] * learnt if learnt > 0.0 else params[_P_HS_WAIT_S]
+    return t_s - state[_S_T_MID] >= wait
+
+
+@kernel
+def _settled(state: np.ndarray, params: np.ndarray, t_s: float, g: float) -> bool:
+    """Follow how long the signal has stayed within the settle band (a fraction of the
+    stride's swing peak, at least ``SETTLE_FLOOR_RAD_S``); True once it has for
+    ``settle_ms`` at a stance level (quiet, not swinging forward)."""
+    band = max(SETTLE_FLOOR_RAD_S, params[_P_SETTLE_FRACTION] * state[_S_HS_PEAK])
+    if abs(g - state[_S_SETTLE_ANCHOR]) > band:
+        state[_S_SETTLE_ANCHOR] = g
+        state[_S_T_SETTLE] = t_s
+    return g <= params[_P_QUIET] and t_s - state[_S_T_SETTLE] >= params[_P_SETTLE_S]
+
+
+@kernel
 def _terminal_swing(
     state: np.ndarray, params: np.ndarray, t_s: float, t_c: float, g: float
 ) -> tuple[int, float]:
-    """SWING after mid swing: wait for heel strike (by level or by minimum and rise)."""
+    """SWING after mid swing: heel strike by level or by minimum and rise, or, past the
+    walker's deadline, at the minimum once the signal has risen from it or settled."""
     t_heel_strike = np.nan
+    learn = True
     if params[_P_HS_BY_LEVEL] == 1.0:
         level = state[_S_HS_LEVEL]
         if not math.isnan(state[_S_CROSS_T]):
             t_heel_strike = state[_S_CROSS_T]
         elif g < level:
             t_heel_strike = _crossing(state, t_c, g, level)
-    elif g < state[_S_EXT_VALUE]:
-        state[_S_EXT_VALUE] = g
-        state[_S_EXT_T] = t_c
     elif (
         state[_S_EXT_VALUE] < params[_P_HS_MAX]
         and g - state[_S_EXT_VALUE] >= params[_P_HS_RISE]
     ):
         t_heel_strike = state[_S_EXT_T]
+    if g < state[_S_EXT_VALUE]:
+        state[_S_EXT_VALUE] = g
+        state[_S_EXT_T] = t_c
+    settled = _settled(state, params, t_s, g)
+    if math.isnan(t_heel_strike) and _deadline_passed(state, params, t_s):
+        risen = g - state[_S_EXT_VALUE] >= params[_P_HS_RISE]
+        deep = state[_S_EXT_VALUE] < min(params[_P_HS_MAX], 0.5 * state[_S_HS_LEVEL])
+        if settled or (deep and risen):
+            t_heel_strike = state[_S_EXT_T]
+            learn = False
     if math.isnan(t_heel_strike):
         return events.NONE, np.nan
+    if learn:
+        state[_S_HS_WAIT_AVERAGE] = running_mean(
+            state[_S_HS_WAIT_AVERAGE], t_heel_strike - state[_S_T_MID], params[_P_AVG_WEIGHT]
+        )
     _enter(state, events.LOADING, t_s, t_heel_strike, g)
     return events.HEEL_STRIKE, t_heel_strike
 
@@ -466,46 +760,93 @@ def _machine(
     ``g`` is the smoothed signal and ``t_c`` the time it belongs to (the window centre);
     extremum times are taken there, timeouts run on the sample time ``t_s``.
     """
-    phase = int(state[_S_PHASE])
-
     if abs(g) <= params[_P_QUIET]:
         if state[_S_T_QUIET_SINCE] == np.inf:
             state[_S_T_QUIET_SINCE] = t_s
     else:
         state[_S_T_QUIET_SINCE] = np.inf
-    below = g < params[_P_PRE_SWING]
+    if g < params[_P_HOLD_LEVEL]:
+        state[_S_T_HOLD] = np.nan
+    elif math.isnan(state[_S_T_HOLD]):
+        state[_S_T_HOLD] = t_s
 
+    phase = int(state[_S_PHASE])
     if phase == events.STANCE:
-        if state[_S_LOCKED] == 0.0 and t_s - state[_S_T_QUIET_SINCE] >= params[_P_LOCK_QUIET_S]:
-            state[_S_LOCKED] = 1.0
-        if (
-            below
-            and t_s - state[_S_T_LAST_BELOW] >= params[_P_MIN_STANCE_S]
-            and t_c - state[_S_T_LAST_TOE_OFF] >= _refractory_s(state, params)
-        ):
-            _enter(state, events.PRE_SWING, t_s, t_c, g)
-        if below:
-            state[_S_T_LAST_BELOW] = t_s
-        return events.NONE, np.nan
-
-    if phase == events.PRE_SWING:
-        return _pre_swing(state, params, t_s, t_c, g, below)
-
-    if phase == events.SWING:
+        result = _stance(state, params, t_s, t_c, g)
+    elif phase == events.PRE_SWING:
+        result = _pre_swing(state, params, t_s, t_c, g)
+    elif phase == events.SWING:
         if t_s - state[_S_T_ENTER] > params[_P_MAX_SWING_S]:
             _restart(state)
-            return events.NONE, np.nan
-        if state[_S_SWING_DESCENT] == 0.0:
-            return _swing_peak(state, params, t_s, t_c, g)
-        return _terminal_swing(state, params, t_s, t_c, g)
+            result = (events.NONE, np.nan)
+        elif state[_S_CONFIRMED] == 0.0:
+            result = _unconfirmed_swing(state, params, t_s, t_c, g)
+        elif state[_S_DESCENT] == 0.0:
+            result = _swing_peak(state, params, t_s, t_c, g)
+        else:
+            result = _terminal_swing(state, params, t_s, t_c, g)
+    else:
+        # LOADING (the extremum time holds the heel strike).
+        if g < _pre_swing_threshold(state, params):
+            state[_S_T_LAST_BELOW] = t_s
+        if t_s - state[_S_EXT_T] >= params[_P_LOADING_S]:
+            _enter(state, events.STANCE, t_s, t_c, g)
+            _forget_dip(state, t_c, g)
+        result = (events.NONE, np.nan)
+    if g >= params[_P_HOLD_LEVEL]:
+        state[_S_T_LAST_HIGH] = t_s
+    return result
 
-    # LOADING (the extremum time holds the heel strike). The heel-strike dip may still
-    # be below the pre-swing threshold, which must hold off the next pre-swing.
-    if below:
-        state[_S_T_LAST_BELOW] = t_s
-    if t_s - state[_S_EXT_T] >= params[_P_LOADING_S]:
-        _enter(state, events.STANCE, t_s, t_c, g)
-    return events.NONE, np.nan
+
+@kernel
+def _reported_phase(state: np.ndarray, params: np.ndarray, t_s: float) -> int:
+    """The phase the detector reports: a swing not yet confirmed, or a pre-swing younger
+    than ``pre_swing_hold_ms``, is still stance."""
+    phase = int(state[_S_PHASE])
+    if phase == events.SWING and state[_S_CONFIRMED] == 0.0:
+        return events.STANCE
+    if phase == events.PRE_SWING and t_s - state[_S_T_PRE_SWING] < params[_P_PRE_SWING_HOLD_S]:
+        return events.STANCE
+    return phase
+
+
+@kernel
+def _count_stride(state: np.ndarray, base: int, event: int, t_event: float) -> None:
+    """Follow one machine's strides: at each toe off after a heel strike, one stride more
+    and its swing fraction (toe off to heel strike over toe off to toe off)."""
+    if event == events.HEEL_STRIKE:
+        state[base + 3] = t_event
+    elif event == events.TOE_OFF:
+        t_to, t_hs = state[base + 2], state[base + 3]
+        stride = t_event - t_to
+        if t_to < t_hs < t_event and stride < MAX_STRIDE_S:
+            state[base] += 1.0
+            state[base + 1] += (t_hs - t_to) / stride
+        state[base + 2] = t_event
+
+
+@kernel
+def _judge_mounting(state: np.ndarray, needed: float, t_s: float) -> None:
+    """Decide the sign from the two machines' strides: a swing is shorter than a stance,
+    so the machine whose swing fraction is ``MOUNT_MARGIN`` below the other's sees the
+    signal the right way round. Decided once that machine has walked ``needed`` strides
+    and the other at least one, or (the other none) twice that many with a swing fraction
+    below a half; two fractions closer than the margin decide nothing."""
+    mine, mirror = state[_M_MAIN], state[_M_MIRROR]
+    fraction = state[_M_MAIN + 1] / mine if mine > 0.0 else 1.0
+    mirror_fraction = state[_M_MIRROR + 1] / mirror if mirror > 0.0 else 1.0
+    verdict = CHECKING
+    if mine >= needed and fraction + MOUNT_MARGIN <= mirror_fraction and (
+        mirror > 0.0 or (mine >= 2.0 * needed and fraction < 0.5)
+    ):
+        verdict = MOUNTED
+    elif mirror >= needed and mirror_fraction + MOUNT_MARGIN <= fraction and (
+        mine > 0.0 or (mirror >= 2.0 * needed and mirror_fraction < 0.5)
+    ):
+        verdict = FLIPPED
+    if verdict != CHECKING:
+        state[_M_VERDICT] = verdict
+        state[_M_T_VERDICT] = t_s
 
 
 @kernel
@@ -517,29 +858,101 @@ def gyro_step(
     ``state`` (from ``new_state``) is updated in place; ``params`` come from
     ``make_params``. The event code is ``Event.NONE`` (and the time NaN) when no event
     became known at this sample. Phase and event are the integer values of ``Phase`` and
-    ``Event``.
+    ``Event``. Until the mounting check has found the sign right the phase is UNKNOWN
+    (events are reported: they are estimates, the phase is what stimulates).
     """
+    core = state[:_CORE]
     saturated = abs(gyro_rad_s) >= params[_P_SATURATION]
     missing = math.isnan(gyro_rad_s)
     gap_too_long = t_s - state[_S_T_LAST_GOOD] > params[_P_MISSING_S]
     if missing or saturated:
         if gap_too_long:
-            _restart(state)
+            _restart(core)
+            _restart(state[_S_MIRROR:])
             return events.UNKNOWN, events.NONE, np.nan
         if missing:
-            phase = int(state[_S_PHASE]) if state[_S_LOCKED] == 1.0 else events.UNKNOWN
-            return phase, events.NONE, np.nan
+            return _trusted_phase(state, params, t_s), events.NONE, np.nan
     else:
         if gap_too_long:
-            _restart(state)
+            _restart(core)
+            _restart(state[_S_MIRROR:])
         state[_S_T_LAST_GOOD] = t_s
-    t_c, smoothed = _smooth(state, params[_P_SMOOTHING_S], t_s, gyro_rad_s)
-    event, t_event = _machine(state, params, t_s, t_c, smoothed)
+    t_c, smoothed = _smooth(core, params[_P_SMOOTHING_S], t_s, gyro_rad_s)
+    event, t_event = _machine(core, params, t_s, t_c, smoothed)
     state[_S_PREV_T] = t_c
     state[_S_PREV_G] = smoothed
-    if state[_S_LOCKED] == 0.0:
-        return events.UNKNOWN, events.NONE, np.nan
-    return int(state[_S_PHASE]), event, t_event
+    if params[_P_MOUNT_STRIDES] > 0.0 and state[_M_VERDICT] == CHECKING:
+        mirror = state[_S_MIRROR:]
+        mirror_event, mirror_t = _machine(mirror, params, t_s, t_c, -smoothed)
+        mirror[_S_PREV_T] = t_c
+        mirror[_S_PREV_G] = -smoothed
+        _count_stride(state, _M_MAIN, event, t_event)
+        _count_stride(state, _M_MIRROR, mirror_event, mirror_t)
+        _judge_mounting(state, params[_P_MOUNT_STRIDES], t_s)
+    if not _trusted(state, params):
+        return _trusted_phase(state, params, t_s), events.NONE, np.nan
+    return _reported_phase(core, params, t_s), event, t_event
+
+
+@kernel
+def _trusted(state: np.ndarray, params: np.ndarray) -> bool:
+    """Locked on, and the gyroscope's sign checked (or no check asked for)."""
+    checked = params[_P_MOUNT_STRIDES] == 0.0 or state[_M_VERDICT] == MOUNTED
+    return state[_S_LOCKED] == 1.0 and checked
+
+
+@kernel
+def _trusted_phase(state: np.ndarray, params: np.ndarray, t_s: float) -> int:
+    """What the detector may say: the state machine's phase once trusted; before, UNKNOWN
+    (not locked on, or the sign found flipped) or STANCE while the mounting check runs
+    (nothing gait-triggered starts, no events; modes that ignore the gait run)."""
+    if _trusted(state, params):
+        return _reported_phase(state, params, t_s)
+    if state[_S_LOCKED] == 0.0 or state[_M_VERDICT] == FLIPPED:
+        return events.UNKNOWN
+    return events.STANCE
+
+
+#: What each verdict means for the user, for status lines, summaries and warnings.
+MOUNTING_TEXT = {
+    CHECKING: "checking the gyroscope's sign: nothing gait-triggered is stimulated until "
+    "it has seen three strides",
+    MOUNTED: "gyroscope sign checked",
+    FLIPPED: "gyroscope sign flipped (worn upside down or on the other leg): no "
+    "stimulation; turn the sensor round (fes detect: --invert)",
+}
+
+
+def checks_mounting(params: np.ndarray) -> bool:
+    """Whether a gyroscope parameter array asks for the mounting check."""
+    return params.size == N_PARAMS and params[_P_MOUNT_STRIDES] > 0.0
+
+
+def mounting(state: np.ndarray) -> int:
+    """The mounting check's verdict in a gyroscope state: ``CHECKING``, ``MOUNTED`` or
+    ``FLIPPED``."""
+    return int(state[_M_VERDICT])
+
+
+def mounting_strides(state: np.ndarray) -> tuple[int, int]:
+    """Strides seen so far the right way round and with the sign flipped."""
+    return int(state[_M_MAIN]), int(state[_M_MIRROR])
+
+
+#: The verdicts as ``mounting_block`` names them.
+VERDICT_NAMES = {CHECKING: "checking", MOUNTED: "mounted", FLIPPED: "flipped"}
+
+
+def mounting_block(state: np.ndarray) -> dict[str, object]:
+    """The mounting check of a gyroscope state, for a trial's summary."""
+    verdict = mounting(state)
+    decided = float(state[_M_T_VERDICT])
+    return {
+        "verdict": VERDICT_NAMES[verdict],
+        "decided_s": None if math.isnan(decided) else decided,
+        "strides": list(mounting_strides(state)),
+        "message": MOUNTING_TEXT[verdict],
+    }
 
 
 def missing_limit_s(config: GyroDetectorConfig) -> float:
@@ -547,21 +960,36 @@ def missing_limit_s(config: GyroDetectorConfig) -> float:
     return config.unknown_after_missing_ms / 1000.0
 
 
-#: The foot (instep or shoe) configuration; the field defaults are the shank's. Measured
-#: on the Voisard et al. 2023 recordings (see docs/detection.md), and why each value differs:
+#: The shank configuration: the field defaults, and what differs from them (chosen on the
+#: Marpino walkers, each scored with the setting chosen without them: docs/detection.md).
+SHANK = GyroDetectorConfig(
+    # A real shank turns backward through stance (-1.1 to -1.3 rad/s median) and dips to
+    # -2..-4 rad/s at push-off: start the pre-swing on the push-off, below the stance
+    # plateau (the walker's own dip, once known), after a stance that was above it.
+    pre_swing_fraction=0.5,
+    min_stance_ms=100.0,
+    # The toe-off minimum is broad; the toes leave the ground on its rising flank.
+    toe_off_rise_fraction=0.8,
+    # The last step of a walk swings at a third of the others' peak.
+    swing_peak_fraction=0.2,
+)
+
+#: The foot (instep or shoe) configuration. Chosen on the Voisard et al. 2023
+#: recordings, each walker scored with the setting chosen without them
+#: (docs/detection.md), and why each value differs:
 FOOT = GyroDetectorConfig(
     # Push-off drives the foot to -5..-12 rad/s, and its stance is flat (near 0) but
     # rings for up to ~150 ms after the slap: enter pre-swing only well below zero, and
-    # only after a longer loading phase, with no extra quiet stance required (a fast
-    # walker's foot starts to roll off soon after it lands).
-    pre_swing_threshold_rad_s=-1.5,
-    min_stance_ms=0.0,
+    # only after a longer loading phase (a fast walker's foot starts to roll off soon
+    # after it lands).
     loading_time_ms=200.0,
     # The swing of the foot has two or three humps: judge its peak only once the
     # signal has fallen well below it.
     mid_swing_confirm_fraction=0.3,
     # Event dating on the foot curve (see the module docstring).
     heel_strike_estimate="level",
-    heel_strike_level_fraction=0.35,
-    toe_off_rise_fraction=0.6,
+    heel_strike_level_fraction=0.45,
+    toe_off_rise_fraction=0.7,
+    # Turning and stopping steps swing at a third of the others' peak.
+    swing_peak_fraction=0.3,
 )

@@ -36,6 +36,7 @@ import numpy as np
 
 from controller.config import TrialConfig
 from controller.detect.config import build_detector
+from controller.detect.detector import GaitDetector
 from controller.detect.events import Event
 from controller.loop import LoopOutcome
 from controller.ports import Sample
@@ -66,11 +67,13 @@ from controller.trial.status import (
     CADENCE_STEPS_PER_MIN,
     FRAMES_IN,
     FRAMES_OUT,
+    GYRO_MOUNTING,
     LINK_STATE,
     LINK_STATES,
     LOST_FRAMES,
     MISSING_SAMPLES,
     NAKS,
+    NO_GYRO_CHECK,
     RESENDS,
     WATCHDOG_FAULTS,
     WATCHDOG_RULE,
@@ -165,8 +168,9 @@ class LiveSource:
 
 
 class LiveStatus:
-    """What the status line shows of a live trial beyond the recorded rows (cadence,
-    watchdog faults, the board's link), published from the loop's thread.
+    """What the status line shows of a live trial beyond the recorded rows (the
+    gyroscope's mounting check, cadence, watchdog faults, the board's link), published
+    from the loop's thread.
 
     ``publish`` copies the figures into ``snapshot`` (``controller.trial.status``'s
     ``LIVE_FIELDS`` in shared memory) without a lock, I/O or a growing buffer; the status
@@ -176,8 +180,12 @@ class LiveStatus:
 
     CADENCE_STRIDES = 4
 
-    def __init__(self, board: LiveBoard, watchdog: Watchdog, recorder: TrialRecorder) -> None:
+    def __init__(
+        self, board: LiveBoard, watchdog: Watchdog, recorder: TrialRecorder,
+        detector: GaitDetector,
+    ) -> None:
         self.snapshot = live_snapshot()
+        self._detector = detector
         self._board = board
         self._watchdog = watchdog
         self._detected = recorder.detected
@@ -215,6 +223,8 @@ class LiveStatus:
         values[RESENDS] = stats.resends
         values[NAKS] = stats.naks
         values[BOARD_RTT_LAST_MS] = math.nan if rtt is None else rtt
+        mounting = self._detector.mounting
+        values[GYRO_MOUNTING] = NO_GYRO_CHECK if mounting is None else mounting
         self.snapshot.end()
 
     def _cadence_steps_per_min(self) -> float:
@@ -310,13 +320,14 @@ def run_live_trial(
     board.add_fault_listener(lambda fault: _report(report, fault))
     watchdog = Watchdog(board, config.safety)
     recorder = TrialRecorder(n_samples, channel, recorded_channels(config))
-    live = LiveStatus(board, watchdog, recorder)
+    detector = build_detector(config.detector, rate_hz)
+    live = LiveStatus(board, watchdog, recorder, detector)
     sinks = [] if status is None else [StatusLine(status, live=live.snapshot)]
     clock = BoardPacedClock()
     parts = TrialParts(
         config=config,
         source=LiveSource(board, watchdog, clock, live),
-        detector=build_detector(config.detector, rate_hz),
+        detector=detector,
         scheduler=StimScheduler(config.stim),
         watchdog=watchdog,
         clock=clock,

@@ -28,6 +28,7 @@ import numpy as np
 from controller.clock import Clock, VirtualClock
 from controller.config import TrialConfig
 from controller.deadlines import DeadlineMonitor
+from controller.detect.detector import GaitDetector
 from controller.detect.events import EVENT_NAMES
 from controller.interrupts import interrupts_deferred, raise_if_interrupted
 from controller.loop import LoopOutcome, PhaseDetector, run_loop
@@ -228,6 +229,8 @@ def complete_trial(
     )
     m = parts.config.metrics
     summary = summarize(facts, m.event_tolerance_ms, m.onset_window_ms, m.clearance_trim_fraction)
+    if isinstance(parts.detector, GaitDetector):
+        summary["gyro_mounting"] = parts.detector.mounting_block()
     summary |= extra
     broken: LogWriterError | None = None
     try:

@@ -9,10 +9,12 @@ percentile and maximum lateness, sensor-to-command latency) and since the start
 (misses). ``fes sim --realtime`` and ``fes run`` both print it.
 
 A live trial also has state that is not one row per sample: the cadence, the watchdog's
-faults and the board's link counters. Its loop publishes them into a ``SharedSnapshot``
-of ``LIVE_FIELDS`` (``controller.trial.live.LiveStatus``), and the line given that
-snapshot adds them as they were at the moment it is printed (the rows it reports reach
-the writer one or two polls later, some 0.1 s at most).
+faults, the board's link counters and the gyroscope's mounting check (while it runs, and
+if it finds the sign flipped, the line says so: that is why nothing is stimulated). Its
+loop publishes them into a ``SharedSnapshot`` of ``LIVE_FIELDS``
+(``controller.trial.live.LiveStatus``), and the line given that snapshot adds them as
+they were at the moment it is printed (the rows it reports reach the writer one or two
+polls later, some 0.1 s at most).
 """
 
 from __future__ import annotations
@@ -22,15 +24,17 @@ from typing import TextIO
 
 import numpy as np
 
+from controller.detect import gyro
 from controller.detect.events import PHASE_NAMES, Phase
 from controller.safety.rules import RULE_NAMES
 from controller.sharedmem import SharedSnapshot
 
 #: What a live trial publishes for the status line, beside the recorded rows: cadence
 #: (NaN until two heel strikes), the watchdog's fault count and latched rule (a code of
-#: ``RULE_NAMES``, 0 when none), the link's state (an index of ``LINK_STATES``) and the
+#: ``RULE_NAMES``, 0 when none), the link's state (an index of ``LINK_STATES``), the
 #: board driver's link counters (``hw.board.LinkStats``; the round trip NaN until the
-#: board has reported one).
+#: board has reported one) and the gyroscope's mounting check (a key of
+#: ``MOUNTING_STATES``).
 LIVE_FIELDS = (
     "cadence_steps_per_min",
     "watchdog_faults",
@@ -44,6 +48,7 @@ LIVE_FIELDS = (
     "resends",
     "naks",
     "board_rtt_last_ms",
+    "gyro_mounting",
 )
 (
     CADENCE_STEPS_PER_MIN,
@@ -58,9 +63,19 @@ LIVE_FIELDS = (
     RESENDS,
     NAKS,
     BOARD_RTT_LAST_MS,
+    GYRO_MOUNTING,
 ) = range(len(LIVE_FIELDS))
 #: The link as ``link_state`` codes it: no fault, or the kind of the board's first fault.
 LINK_STATES = ("ok", "link fault", "board fault", "host fault")
+#: The gyroscope's mounting check as ``gyro_mounting`` codes it (``controller.detect.gyro``
+#: verdicts; NO_GYRO_CHECK for a detector without one).
+NO_GYRO_CHECK = -1
+MOUNTING_STATES = {
+    NO_GYRO_CHECK: "",
+    gyro.CHECKING: " | gyro: checking its sign, no gait-triggered stimulation yet",
+    gyro.MOUNTED: "",
+    gyro.FLIPPED: " | gyro: SIGN FLIPPED, no stimulation (turn the sensor round)",
+}
 
 
 def live_snapshot() -> SharedSnapshot:
@@ -84,6 +99,7 @@ def live_text(live: Mapping[str, float] | None) -> str:
         f"out {live['frames_out']:.0f} bad {live['bad_frames']:.0f} "
         f"lost {live['lost_frames']:.0f}, samples lost {live['missing_samples']:.0f}, "
         f"resent {live['resends']:.0f}, refused {live['naks']:.0f}"
+        f"{MOUNTING_STATES[int(live['gyro_mounting'])]}"
     )
 
 

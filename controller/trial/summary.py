@@ -301,6 +301,9 @@ def render_text(summary: Mapping[str, Any]) -> str:
             f"heel strike error {_fmt(hs['median'], ' ms')} (p95 |e| {_fmt(hs['p95'], ' ms')}), "
             f"toe off error {_fmt(to['median'], ' ms')} (p95 |e| {_fmt(to['p95'], ' ms')})"
         )
+    mounting = summary.get("gyro_mounting")
+    if mounting and mounting["verdict"] != "mounted":
+        lines.append(f"gyro: {mounting['message']}")
     lines += _stimulation_lines(stim)
     if clear:
         mtc = clear["toe_clearance_min_mm"]
