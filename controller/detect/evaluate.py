@@ -1,92 +1,315 @@
-"""Accuracy of the detectors on public walking recordings: the table in docs/detection.md.
+"""Accuracy of the detectors on public walking recordings: the table of docs/detection.md.
 
-    python -m controller.detect.evaluate --voisard DIR --gaitpdb DIR [--json FILE]
+    python -m controller.detect.evaluate [--voisard DIR] [--marpino DIR] [--gaitpdb DIR]
+        [--tolerance-ms MS] [--json FILE]
 
-``--voisard`` is a folder of the Voisard et al. 2023 foot-IMU recordings, ``--gaitpdb``
-a folder of PhysioNet gaitpdb force-insole walks (see ``controller.detect.datasets``).
-Every recording runs through the batch detector with the shipped configuration of its
-placement (``configs/default.toml``): nothing is tuned per recording or per dataset.
-Scores are pooled over all recordings of a dataset, events matched within
-``--tolerance-ms``. The foot recordings are scored three ways: the whole labelled
-trial, without the U-turn, and steady walking only (also without the first and last
-step of each straight walk). The shank configuration is scored on the foot recordings
-too, to show what the placement-specific configuration is worth.
+``--voisard``: the Voisard et al. 2023 foot-IMU recordings (19 walkers, both feet);
+``--marpino``: the ``Dataset/Young`` folder of the Walking-dataset of GitHub user Marpino
+(shank and foot IMUs with toe and heel pressure; read only from the folder given, see
+``controller.detect.marpino``); ``--gaitpdb``: PhysioNet gaitpdb force-insole walks.
+
+Honest figures, the way a researcher would check them:
+
+* **Leave one walker out.** Where a placement's configuration is chosen on recordings
+  (the foot on Voisard, the shank on Marpino), each walker is scored with the candidate
+  configuration (``FOOT_GRID`` / ``SHANK_GRID`` around the shipped one) that scores best
+  on the *other* walkers, in the window its target names (the foot's whole trials, the
+  shank's steps other than the first and last); the pooled scores of the held-out
+  walkers are the "leave one walker out" rows. The candidate chosen on all walkers is
+  printed: it is the one ``configs/default.toml`` ships. Best is the smallest cost, per
+  scored event kind (heel strike, toe off): misses and false detections as fractions
+  ``(1 - recall) + (1 - precision)`` plus the median absolute error in units of the
+  matching tolerance.
+* **Unseen recordings.** The shipped foot configuration (chosen on Voisard) is also
+  scored on the Marpino foot IMUs, which played no part in choosing it.
+* Whole trials (starts, stops, the U-turn), and the windows without the U-turn and
+  without each walk's first and last step, as the targets of issue 16 name them.
+* Per event kind: recall, precision, bias (median signed error), median and 95th
+  percentile absolute error, the latency with which events are announced (median, 95th
+  percentile), the latest announcement after the reference event, and the per-walker
+  bias spread (largest minus smallest per-walker median error).
 """
 
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import sys
-from collections.abc import Sequence
+from collections import Counter
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from controller.config import load_config
-from controller.detect.config import DetectorConfig
 from controller.detect.datasets import Recording, load_gaitpdb, load_voisard
-from controller.detect.detector import DetectorSetup, detect_batch
-from controller.detect.score import Scorer
+from controller.detect.detector import DetectedEvent, detect_batch, gyro_mounting, gyro_setup
+from controller.detect.gyro import GyroDetectorConfig
+from controller.detect.score import Scorer, bias_spread_ms, pooled
+
+#: Settings searched around the shipped foot configuration (leave one walker out).
+FOOT_GRID: dict[str, tuple[float, ...]] = {
+    "toe_off_rise_fraction": (0.5, 0.6, 0.7),
+    "heel_strike_level_fraction": (0.25, 0.35, 0.45),
+    "swing_peak_fraction": (0.2, 0.3),
+}
+#: Settings searched around the shipped shank configuration.
+SHANK_GRID: dict[str, tuple[float, ...]] = {
+    "toe_off_rise_fraction": (0.5, 0.7, 0.8, 0.9),
+    "pre_swing_fraction": (0.5, 0.6),
+    "swing_peak_fraction": (0.2, 0.3, 0.4),
+}
 
 COLUMNS = (
-    "dataset", "detector", "scored", "event", "reference", "recall", "precision",
-    "median error ms", "median |error| ms", "p95 |error| ms", "median latency ms",
+    "dataset", "configuration", "scored", "event", "reference", "recall", "precision",
+    "bias ms", "median \\|error\\| ms", "p95 \\|error\\| ms", "latency ms (median / p95)",
+    "latest announcement ms", "walker bias spread ms",
 )
+_CELLS = (
+    "reference", "recall", "precision", "median_error_ms", "median_abs_error_ms",
+    "p95_abs_error_ms", "latency", "max_announced_after_ms", "bias_spread_ms",
+)
+#: The scoring windows of a ``Recording`` and how the table names them.
+WINDOWS = {
+    "window": "whole trial",
+    "straight": "without U-turn",
+    "steady": "without first/last steps",
+}
 
 
 @dataclass(frozen=True)
 class Row:
-    """The pooled score of one detector on one dataset, scored one way."""
+    """The pooled score of one configuration on one dataset, scored one way."""
 
     dataset: str
-    detector: str
+    configuration: str
     scored: str
     summary: dict[str, dict[str, Any]]
 
 
-def score(
-    recordings: Sequence[Recording], setup: DetectorSetup, window: str, tolerance_s: float
-) -> dict[str, dict[str, Any]]:
-    """Pooled scores of ``setup`` over ``recordings``, in the named scoring window."""
-    scorer = Scorer(tolerance_s)
-    for rec in recordings:
-        _, events = detect_batch(setup, rec.t_s, rec.gyro_rad_s, rec.heel_force_n)
+def checked(config: GyroDetectorConfig) -> GyroDetectorConfig:
+    """``config`` once its mounting check has passed: scored from the first stride, as
+    ``fes detect`` runs it after checking a whole file (the check is scored apart)."""
+    return config.model_copy(update={"mount_check_strides": 0})
+
+
+def candidates(base: GyroDetectorConfig, grid: Mapping[str, Sequence[float]]) -> list[
+    GyroDetectorConfig
+]:
+    """Every combination of the ``grid`` values applied to ``base`` (checked)."""
+    names = list(grid)
+    return [
+        checked(base).model_copy(update=dict(zip(names, values, strict=True)))
+        for values in itertools.product(*(grid[n] for n in names))
+    ]
+
+
+def run(
+    recordings: Sequence[Recording], config: GyroDetectorConfig
+) -> list[list[DetectedEvent]]:
+    """The batch detector's events on each recording."""
+    setup = gyro_setup(config)
+    return [detect_batch(setup, rec.t_s, rec.gyro_rad_s)[1] for rec in recordings]
+
+
+def walker_scores(
+    recordings: Sequence[Recording],
+    detected: Sequence[Sequence[DetectedEvent]],
+    window: str,
+    tolerance_s: float,
+) -> dict[str, Scorer]:
+    """One scorer per walker, over that walker's recordings in the named window."""
+    scores: dict[str, Scorer] = {}
+    for rec, events in zip(recordings, detected, strict=True):
+        scorer = scores.setdefault(rec.walker, Scorer(tolerance_s))
         scorer.add(rec.reference, events, getattr(rec, window))
-    return scorer.summary()
+    return scores
+
+
+def cost(scorer: Scorer) -> float:
+    """How bad a configuration is on the walkers of ``scorer`` (smaller is better)."""
+    total = 0.0
+    for summary in scorer.summary().values():
+        recall, precision = summary["recall"], summary["precision"]
+        error = summary["median_abs_error_ms"]
+        total += (1.0 - (recall or 0.0)) + (1.0 - (precision or 0.0))
+        total += 1.0 if error is None else error / (1000.0 * scorer.tolerance_s)
+    return total
+
+
+def _summary(scores: Sequence[Scorer]) -> dict[str, dict[str, Any]]:
+    summary = pooled(scores).summary()
+    spread = bias_spread_ms(scores)
+    for name, figures in summary.items():
+        figures["bias_spread_ms"] = spread[name]
+    return summary
+
+
+@dataclass(frozen=True)
+class Selection:
+    """Leave-one-walker-out scores and which candidate each held-out walker got."""
+
+    summaries: dict[str, dict[str, dict[str, Any]]]  # per scored window
+    chosen: Counter[int]  # candidate index -> walkers it was chosen for
+    chosen_on_all: int  # the candidate chosen on every walker together
+
+
+def leave_one_walker_out(
+    recordings: Sequence[Recording],
+    configs: Sequence[GyroDetectorConfig],
+    select_on: str,
+    windows: Sequence[str],
+    tolerance_s: float,
+) -> Selection:
+    """Score each walker, in each of ``windows``, with the candidate that is best on
+    the other walkers in the window ``select_on``."""
+    detected = [run(recordings, config) for config in configs]
+    per_config = [walker_scores(recordings, d, select_on, tolerance_s) for d in detected]
+    walkers = list(per_config[0])
+    choice: dict[str, int] = {}
+    for walker in walkers:
+        costs = [
+            cost(pooled(s for name, s in scores.items() if name != walker))
+            for scores in per_config
+        ]
+        choice[walker] = min(range(len(configs)), key=costs.__getitem__)
+    summaries = {}
+    for window in windows:
+        scored = [walker_scores(recordings, d, window, tolerance_s) for d in detected]
+        summaries[window] = _summary([scored[choice[w]][w] for w in walkers])
+    on_all = min(range(len(configs)), key=lambda i: cost(pooled(per_config[i].values())))
+    return Selection(summaries, Counter(choice.values()), on_all)
+
+
+def describe(config: GyroDetectorConfig, grid: Mapping[str, Sequence[float]]) -> str:
+    """The grid settings of a candidate, ``name = value`` separated by commas."""
+    return ", ".join(f"{name} = {getattr(config, name):g}" for name in grid)
+
+
+def shipped_rows(
+    dataset: str, label: str, recordings: Sequence[Recording], config: GyroDetectorConfig,
+    windows: Sequence[str], tolerance_s: float,
+) -> list[Row]:
+    """The shipped configuration on every walker of a dataset."""
+    detected = run(recordings, checked(config))
+    return [
+        Row(dataset, label, WINDOWS[w],
+            _summary(list(walker_scores(recordings, detected, w, tolerance_s).values())))
+        for w in windows
+    ]
+
+
+def lowo_rows(
+    dataset: str, recordings: Sequence[Recording], shipped: GyroDetectorConfig,
+    grid: Mapping[str, Sequence[float]], select_on: str, windows: Sequence[str],
+    tolerance_s: float, notes: list[str],
+) -> list[Row]:
+    """Leave-one-walker-out rows, the configuration chosen in the window ``select_on``
+    (none with fewer than two walkers: there is nobody to choose on)."""
+    if len({rec.walker for rec in recordings}) < 2:
+        notes.append(f"{dataset}: one walker, no leave-one-walker-out rows")
+        return []
+    configs = candidates(shipped, grid)
+    selection = leave_one_walker_out(recordings, configs, select_on, windows, tolerance_s)
+    picks = "; ".join(
+        f"{describe(configs[i], grid)} ({n} walkers)" for i, n in selection.chosen.most_common()
+    )
+    notes.append(
+        f"{dataset}: chosen on the {WINDOWS[select_on]} of all walkers: "
+        f"{describe(configs[selection.chosen_on_all], grid)}; held-out walkers got: {picks}"
+    )
+    return [
+        Row(dataset, "leave one walker out", WINDOWS[w], selection.summaries[w]) for w in windows
+    ]
+
+
+@dataclass(frozen=True)
+class MountingRow:
+    """The mounting check on every recording of a dataset, as recorded and flipped."""
+
+    dataset: str
+    configuration: str
+    recordings: int
+    as_recorded: Counter[str]  # verdict name -> recordings
+    flipped: Counter[str]
+    decided_after_s: list[float]  # from the first reference event, where decided
+
+
+def mounting_row(
+    dataset: str, label: str, recordings: Sequence[Recording], config: GyroDetectorConfig
+) -> MountingRow:
+    """Run the mounting check of ``config`` on every recording, and on it flipped."""
+    as_recorded, flipped, after = Counter[str](), Counter[str](), []
+    for rec in recordings:
+        assert rec.gyro_rad_s is not None
+        block = gyro_mounting(config, rec.t_s, rec.gyro_rad_s)
+        as_recorded[str(block["verdict"])] += 1
+        flipped[str(gyro_mounting(config, rec.t_s, -rec.gyro_rad_s)["verdict"])] += 1
+        if block["decided_s"] is not None:
+            first = min(t for t, _ in rec.reference)
+            after.append(float(block["decided_s"]) - first)  # type: ignore[arg-type]
+    return MountingRow(dataset, label, len(recordings), as_recorded, flipped, after)
 
 
 def evaluate(
-    voisard: Path | None, gaitpdb: Path | None, config: DetectorConfig, tolerance_s: float
-) -> list[Row]:
-    """Every row of the table for the datasets given."""
-    rows = []
+    voisard: Path | None, marpino: Path | None, gaitpdb: Path | None, tolerance_s: float
+) -> tuple[list[Row], list[MountingRow], list[str]]:
+    """Every row of the table for the datasets given, and notes on the selections."""
+    config = load_config().detector
+    foot, shank = config.gyro.foot, config.gyro.shank
+    rows: list[Row] = []
+    mounting: list[MountingRow] = []
+    notes: list[str] = []
     if voisard is not None:
         recordings = load_voisard(voisard)
-        name = f"Voisard 2023 foot IMU ({len(recordings)} feet)"
-        foot = config.model_copy(update={"sensor": "gyro", "placement": "foot"}).setup()
-        shank = config.model_copy(update={"sensor": "gyro", "placement": "shank"}).setup()
-        for window, label in (
-            ("window", "whole trial"),
-            ("straight", "without U-turn"),
-            ("steady", "steady walking"),
-        ):
-            rows.append(Row(name, "gyro, foot config", label,
-                            score(recordings, foot, window, tolerance_s)))
-        rows.append(Row(name, "gyro, shank config", "without U-turn",
-                        score(recordings, shank, "straight", tolerance_s)))
+        name = f"Voisard 2023 foot IMU ({len({r.walker for r in recordings})} walkers)"
+        foot_windows = ("window", "straight", "steady")
+        rows += lowo_rows(
+            name, recordings, foot, FOOT_GRID, "window", foot_windows, tolerance_s, notes
+        )
+        rows += shipped_rows(name, "shipped foot (chosen on all)", recordings, foot,
+                             ("window",), tolerance_s)
+        mounting.append(mounting_row(name, "shipped foot", recordings, foot))
+    if marpino is not None:
+        from controller.detect.marpino import load_marpino  # needs the `eval` extra
+
+        loaded = load_marpino(marpino)
+        name = f"Marpino shank IMU ({len({r.walker for r in loaded.shank})} walkers)"
+        windows = ("window", "steady")
+        rows += lowo_rows(
+            name, loaded.shank, shank, SHANK_GRID, "steady", windows, tolerance_s, notes
+        )
+        rows += shipped_rows(name, "shipped shank (chosen on all)", loaded.shank, shank,
+                             windows, tolerance_s)
+        mounting.append(mounting_row(name, "shipped shank", loaded.shank, shank))
+        name = f"Marpino foot IMU ({len({r.walker for r in loaded.foot})} walkers, unseen)"
+        rows += shipped_rows(name, "shipped foot (chosen on Voisard)", loaded.foot, foot,
+                             windows, tolerance_s)
+        mounting.append(mounting_row(name, "shipped foot", loaded.foot, foot))
+        notes += [f"Marpino: left out {why}" for why in loaded.left_out]
     if gaitpdb is not None:
         recordings = load_gaitpdb(gaitpdb)
         name = f"PhysioNet gaitpdb insole ({len(recordings)} feet)"
-        heel = config.model_copy(update={"sensor": "heel", "heel_input": "force"}).setup()
-        rows.append(Row(name, "heel force sensor (L1/R1)", "whole walk",
-                        score(recordings, heel, "window", tolerance_s)))
-    return rows
+        setup = config.model_copy(update={"sensor": "heel", "heel_input": "force"}).setup()
+        scorer = Scorer(tolerance_s)
+        for rec in recordings:
+            _, events = detect_batch(setup, rec.t_s, None, rec.heel_force_n)
+            scorer.add(rec.reference, events, rec.window)
+        rows.append(Row(name, "heel force sensor (L1/R1)", "whole walk", _summary([scorer])))
+    return rows, mounting, notes
 
 
-def _cell(value: Any) -> str:
+def _cell(figures: Mapping[str, Any], key: str) -> str:
+    if key == "latency":
+        return f"{_cell(figures, 'median_latency_ms')} / {_cell(figures, 'p95_latency_ms')}"
+    value = figures[key]
     if value is None:
         return "n/a"
+    if key in ("recall", "precision"):
+        return f"{100 * value:.1f} %"
     if isinstance(value, float):
         return f"{value:.1f}"
     return str(value)
@@ -96,16 +319,26 @@ def render_markdown(rows: Sequence[Row]) -> str:
     """The rows as a Markdown table, one line per event kind."""
     lines = ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)]
     for row in rows:
-        for event, s in row.summary.items():
-            cells = [
-                row.dataset, row.detector, row.scored, event.replace("_", " "),
-                str(s["reference"]),
-                f"{100 * s['recall']:.1f} %" if s["recall"] is not None else "n/a",
-                f"{100 * s['precision']:.1f} %" if s["precision"] is not None else "n/a",
-                _cell(s["median_error_ms"]), _cell(s["median_abs_error_ms"]),
-                _cell(s["p95_abs_error_ms"]), _cell(s["median_latency_ms"]),
-            ]
+        for event, figures in row.summary.items():
+            cells = [row.dataset, row.configuration, row.scored, event.replace("_", " ")]
+            cells += [_cell(figures, key) for key in _CELLS]
             lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def render_mounting(rows: Sequence[MountingRow]) -> str:
+    """The mounting check rows as a Markdown table."""
+    head = ("| dataset | configuration | recordings | as recorded: mounted / flipped / "
+            "undecided | sign flipped: mounted / flipped / undecided | verdict after the "
+            "first event, s (median, max) |")
+    lines = [head, "|---|---|---|---|---|---|"]
+    for row in rows:
+        counts = [" / ".join(str(c[v]) for v in ("mounted", "flipped", "checking"))
+                  for c in (row.as_recorded, row.flipped)]
+        after = row.decided_after_s
+        timing = f"{np.median(after):.1f}, {max(after):.1f}" if after else "n/a"
+        lines.append(f"| {row.dataset} | {row.configuration} | {row.recordings} | "
+                     f"{counts[0]} | {counts[1]} | {timing} |")
     return "\n".join(lines)
 
 
@@ -113,11 +346,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Print the accuracy table; exit 2 when no dataset folder is usable."""
     parser = argparse.ArgumentParser(
         prog="python -m controller.detect.evaluate",
-        description="Score the detectors on public walking recordings (one shipped "
-        "configuration per placement) and print a Markdown table.",
+        description="Score the gait detectors on public walking recordings: leave one "
+        "walker out where a configuration is chosen on them, whole trials, per event; "
+        "print a Markdown table and how the configurations were chosen.",
     )
     parser.add_argument("--voisard", type=Path, metavar="DIR",
                         help="folder of Voisard et al. foot-IMU recordings (*.json, *_lf.txt)")
+    parser.add_argument("--marpino", type=Path, metavar="DIR",
+                        help="the Dataset/Young folder of the Marpino Walking-dataset (*.xlsx; "
+                        "needs the `eval` extra: pip install -e '.[eval]')")
     parser.add_argument("--gaitpdb", type=Path, metavar="DIR",
                         help="folder of PhysioNet gaitpdb walks (*_NN.txt)")
     parser.add_argument("--tolerance-ms", type=float, default=100.0, metavar="MS",
@@ -125,19 +362,38 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, metavar="FILE",
                         help="also write every figure as JSON to FILE")
     args = parser.parse_args(argv)
-    folders = [f for f in (args.voisard, args.gaitpdb) if f is not None]
+    folders = [f for f in (args.voisard, args.marpino, args.gaitpdb) if f is not None]
     if not folders:
-        parser.error("give --voisard DIR and/or --gaitpdb DIR")
+        parser.error("give at least one of --voisard DIR, --marpino DIR, --gaitpdb DIR")
     missing = [str(f) for f in folders if not f.is_dir()]
     if missing:
         print(f"evaluate: not a folder: {', '.join(missing)}", file=sys.stderr)
         return 2
     if not args.tolerance_ms > 0.0:
         parser.error("--tolerance-ms must be positive")
-    rows = evaluate(args.voisard, args.gaitpdb, load_config().detector, args.tolerance_ms / 1000)
+    if args.marpino is not None:
+        try:
+            import openpyxl  # noqa: F401
+        except ImportError:
+            print("evaluate: --marpino reads .xlsx files with openpyxl: "
+                  "pip install -e '.[eval]'", file=sys.stderr)
+            return 2
+    rows, mounting, notes = evaluate(
+        args.voisard, args.marpino, args.gaitpdb, args.tolerance_ms / 1000
+    )
     print(render_markdown(rows))
+    if mounting:
+        print()
+        print(render_mounting(mounting))
+    print()
+    for note in notes:
+        print(f"- {note}")
     if args.json is not None:
-        payload = [row.__dict__ for row in rows]
+        payload = {
+            "rows": [row.__dict__ for row in rows],
+            "mounting": [row.__dict__ for row in mounting],
+            "notes": notes,
+        }
         args.json.write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")
     return 0
 
