@@ -132,6 +132,23 @@ def test_a_first_step_from_standing_without_a_push_off_is_a_step():
     assert abs(first_swing[2].t_est_s - w.heel_strike_s[0]) < 0.02
 
 
+def test_a_first_step_from_standing_is_stimulated_once_it_counts():
+    """The default trigger (pre-swing) also starts a train on a swing that had no
+    pre-swing: the first step from standing gets stimulation for the rest of its swing,
+    a jerk while standing gets none."""
+    rate_hz = 250.0
+    w = walk(rate_hz, 6, 21, Gait(1.2, 2.5, toe_off=0.0), stand_before_s=2.0)
+    detector = GaitDetector(gyro_setup(SHANK_CHECKED), rate_hz)
+    scheduler = StimScheduler(StimConfig())
+    on = []
+    for t, g in zip(w.t_s, w.gyro_rad_s, strict=True):
+        phase, events = detector.step(float(t), float(g))
+        on.append(any(c.on for c in scheduler.step(float(t), phase, events)))
+    first_swing = (w.t_s > w.toe_off_s[0]) & (w.t_s < w.heel_strike_s[0])
+    assert np.array(on)[first_swing].any()
+    assert not np.array(on)[w.t_s < w.toe_off_s[0] - 0.2].any()
+
+
 def test_heel_strike_timing_does_not_depend_on_the_walker(feet):
     """Per-walker bias spread (largest minus smallest median error) within 10 ms on the
     four walkers here (20 ms is the target on all 19, docs/detection.md)."""

@@ -16,11 +16,11 @@ from controller.cli import main
 
 PINNED = {
     0: {
-        "samples.csv": "93be95b3fa1a4f1796c5329dc5df3212b66efc2f47cd9e190b2bb1391feb610f",
+        "samples.csv": "32aa97d3a9e7c0465c9c18ca5ac511fe3624f33311a2d456a19e7ac44ceaf5c6",
         "events.csv": "5cd5cc7a24078eab45ec536174475f61e450ef570750cfa9d2f7cf438d205b9a",
     },
     3: {
-        "samples.csv": "b6db763ec2d5c46ca5451ee6920af253a8701f7d9bdb721004952fec0cbcd58b",
+        "samples.csv": "1b49ae75e720c432d5d7c6ef0be805430d2e7c7e5508a0540af85b46c433c7a9",
         "events.csv": "0105a05fcbe75d1349959b2fd518e52c209b1ca8d399f5475bed33067021a550",
     },
 }

@@ -19,8 +19,9 @@ from controller.detect.events import Event
 from controller.validation import ConfigModel
 
 #: Where a channel's train starts. ``pre_swing`` is the gyro detector's entry into
-#: pre-swing (late stance); ``predicted_toe_off`` is ``lead_ms`` before the toe off
-#: predicted from the walker's recent strides.
+#: pre-swing (late stance), or into a swing that had none (a first step from standing);
+#: ``predicted_toe_off`` is ``lead_ms`` before the toe off predicted from the walker's
+#: recent strides.
 Trigger = Literal["heel_off", "pre_swing", "toe_off", "predicted_toe_off", "mid_swing",
                   "heel_strike"]
 #: The event that ends a train's hold: the extension starts there, then the ramp down.
@@ -90,7 +91,8 @@ class ChannelConfig(ConfigModel):
     trigger: Trigger = Field(
         "pre_swing",
         description="Gait event that starts a train: pre_swing (the gyroscope detector's "
-        "entry into pre-swing, about 45 ms before toe off), toe_off (detected, about 100 ms "
+        "entry into pre-swing, at heel rise, 80-300 ms before toe off on the shank; or into "
+        "a swing that had none, a first step from standing), toe_off (detected, about 100 ms "
         "late), predicted_toe_off (lead_ms before the predicted toe off), heel_off (needs a "
         "heel sensor), mid_swing or heel_strike.",
     )

@@ -5,7 +5,9 @@ ODFS, Bioness L300; DESIGN.md): a trigger starts the ramp up; the level holds un
 channel's stop event, which starts the extension (a set time longer at the same level,
 against foot slap after heel strike); then the ramp down. Triggers are heel off (needs a
 detector that reports it, e.g. from a heel switch), the gyro detector's entry into
-pre-swing, detected toe off, mid swing, heel strike, or a predicted toe off
+pre-swing (or into a swing that had none: a first step from standing has no push-off, and
+the detector reports its swing once it has lasted longer than a beat of clonus), detected
+toe off, mid swing, heel strike, or a predicted toe off
 (``controller.stim.prediction``) minus a lead, so that the muscle is already contracting
 when the foot leaves the ground.
 
@@ -42,7 +44,7 @@ from controller.stim.settings import ChannelConfig
 # Trigger and stop codes in the parameter row. A trigger or stop that is a detector
 # event carries that event's code (``controller.detect.events``); the others follow.
 NO_TRIGGER = ev.NONE  # a fallback trigger of "none"
-PRE_SWING_ENTRY = 5  # the detector's phase enters pre-swing
+PRE_SWING_ENTRY = 5  # the detector's phase enters pre-swing (or a swing that had none)
 PREDICTED_TOE_OFF = 6  # the lead before (trigger), or the time of (stop), a prediction
 TRIGGER_CODES = {
     "none": NO_TRIGGER,
@@ -116,7 +118,11 @@ def has_event(events: np.ndarray, code: int) -> bool:
 @kernel
 def _event_trigger(s: np.ndarray, trigger: int, phase: int, events: np.ndarray) -> bool:
     if trigger == PRE_SWING_ENTRY:
-        return phase == ev.PRE_SWING and s[S_LAST_PHASE] != ev.PRE_SWING
+        last = s[S_LAST_PHASE]
+        if phase == ev.PRE_SWING:
+            return last != ev.PRE_SWING
+        # A swing without a pre-swing (a first step from standing): as soon as it counts.
+        return phase == ev.SWING and (last == ev.STANCE or last == ev.LOADING)
     return has_event(events, trigger)
 
 
