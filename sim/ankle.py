@@ -71,7 +71,9 @@ Toe clearance in swing is the healthy toe height (the profile's knots, after Win
 ankle lags the healthy angle, ``toe_lever * sin(angle - healthy_angle)``, plus the
 stride's vertical limb offset (hip compensation and scatter), which rises and falls
 with ``sin(pi * swing_phase)``. Negative clearance means the toes would be below the
-floor: a toe drag.
+floor: a toe drag. In loading response the toe is still in the air while the foot
+turns down about the heel: its height is the heel-to-toe distance times the sine of
+the foot-floor angle, 0 from foot flat to toe off.
 """
 
 from __future__ import annotations
@@ -536,6 +538,23 @@ def toe_clearance_m(
         + params[P_TOE_LEVER] * math.sin(state[S_ANGLE] - ref)
         + limb_offset_m * math.sin(math.pi * phase)
     )
+
+
+@kernel
+def forefoot_height_m(state: np.ndarray, params: np.ndarray, phase: float) -> float:
+    """Toe height above the floor (m) in stance at stance ``phase``: while the heel is
+    down and the forefoot still in the air (loading response), the toe is the heel's
+    distance to the toe times the sine of the foot-floor angle; 0 once the sole is flat.
+
+    With the healthy 20 deg landing this continues the swing's toe height at heel strike
+    (75 mm) and falls to 0 at foot flat.
+    """
+    if state[S_MODE] == STANCE:
+        return 0.0
+    foot = state[S_ANGLE] - flat_angle(phase, params)
+    if foot <= 0.0:
+        return 0.0
+    return (params[P_HEEL_BEHIND_M] + params[P_TOE_LEVER]) * math.sin(foot)
 
 
 @numba.njit(cache=True)

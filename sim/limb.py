@@ -161,11 +161,12 @@ def _sample(
     reading = sensors.heel_sensor_load_n(load, strides, i, t, sensor_p)
     samples[m, O_HEEL_FORCE] = sensors.heel_force(reading, sensor_p, noise[m, sensors.N_FORCE])
 
-    clearance = 0.0
     toe_off = strides[i, TOE_OFF]
     if t >= toe_off:
         phase = (t - toe_off) / (strides[i, NEXT_HEEL_STRIKE] - toe_off)
         clearance = ankle.toe_clearance_m(ankle_s, ankle_p, phase, strides[i, LIMB_OFFSET_M])
+    else:
+        clearance = ankle.forefoot_height_m(ankle_s, ankle_p, stance_clock(strides, i, t)[0])
     truth[m, T_ANKLE_DEG] = math.degrees(ankle_s[ankle.S_ANGLE])
     truth[m, T_CLEARANCE_MM] = 1e3 * clearance
     truth[m, T_ACTIVATION] = muscle_s[muscle.S_FORCE] / muscle_p[muscle.P_FORCE_REF_N]
@@ -546,7 +547,8 @@ class SimulatedLimb:
         """The physical state of every sample produced so far, one array per column.
 
         At the sample's time: ``ankle_angle_deg`` (positive dorsiflexion),
-        ``toe_clearance_mm`` (0 in stance, negative is a toe drag), ``ta_activation``
+        ``toe_clearance_mm`` (negative is a toe drag; in stance the forefoot's height while
+        the foot turns down about the heel, 0 once the sole is flat), ``ta_activation``
         (tibialis anterior force as a fraction of its rested tetanic maximum),
         ``ta_fitness`` (its fatigue state, 1 rested), ``voluntary_max_nm`` (the
         strongest voluntary dorsiflexion available) and ``reflex_torque_nm`` (the

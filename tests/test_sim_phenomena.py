@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from controller.cli import main
 from controller.resources import available
 from sim.ankle import stretch_test
+from sim.gait import HEEL_STRIKE, STANCE_S, TOE_OFF
 from sim.limb import SimulatedLimb
 from sim.openloop import Stimulation, stride_commands, swing_minima_mm
 from sim.patient import load_patient
@@ -190,3 +191,27 @@ def test_the_summary_reports_how_fast_the_forefoot_lands(tmp_path):
     assert healthy["landings"] >= 15 and mild["landings"] >= 15
     assert healthy["p95"] < 2.0
     assert mild["median"] > 10.0
+
+
+def test_the_forefoot_is_in_the_air_in_loading_response_and_down_at_foot_flat():
+    """Toe height after a heel-first landing: continuous with the swing's at heel strike,
+    falling to 0 at foot flat and staying there; lower after a flatter landing."""
+    healthy = walk("healthy", 20.0, 1)
+    clearance = healthy.truth()["toe_clearance_mm"]
+    profile = load_patient("healthy")
+    for row in healthy.schedule.strides[2:-2]:
+        k = round(row[HEEL_STRIKE] * RATE_HZ)
+        if k + 100 >= clearance.size:
+            break
+        assert clearance[k - 1] > 60.0  # the heel lands with the foot 20 deg toe up
+        assert abs(clearance[k] - clearance[k - 1]) < 5.0
+        flat = row[HEEL_STRIKE] + profile.stance_knots_fraction[1] * row[STANCE_S]
+        assert clearance[k + 5] > 0.0
+        after_flat = clearance[round(flat * RATE_HZ) + 2:round(row[TOE_OFF] * RATE_HZ)]
+        assert np.all(after_flat == 0.0)
+    # The severe foot hangs 14 deg plantarflexed: it lands heel first, but nearly flat.
+    severe = walk("severe", 20.0, 1)
+    landing = severe.truth()["toe_clearance_mm"][
+        [round(r[HEEL_STRIKE] * RATE_HZ) + 3 for r in severe.schedule.strides[2:-2]
+         if r[HEEL_STRIKE] < 19.0]]
+    assert np.all((landing > 0.0) & (landing < 30.0))
