@@ -3,10 +3,10 @@
 ``SimulatedLimb.run`` takes one channel-0 command per sample. ``stride_commands``
 builds such a sequence the way an ideal drop-foot stimulator would time it, from the
 limb's exact events instead of a detector: on ``lead_s`` before each true toe off, a
-linear amplitude ramp over ``ramp_up_s``, held through swing, off ``extension_s`` after
-the next heel strike. It serves studies of the patient alone (what stimulation can do
-at best, fatigue over long walks) and the benchmark, where the controller is not the
-subject.
+linear amplitude ramp over ``ramp_up_s``, held through swing and ``extension_s`` past the
+next heel strike, then a linear ramp down over ``ramp_down_s``. It serves studies of the
+patient alone (what stimulation can do at best, fatigue over long walks, the validation
+table of ``sim.validate``) and the benchmark, where the controller is not the subject.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ class Stimulation:
     lead_s: float = 0.08
     ramp_up_s: float = 0.0
     extension_s: float = 0.1
+    ramp_down_s: float = 0.0
 
 
 def stride_commands(
@@ -49,15 +50,16 @@ def stride_commands(
         if not start_s <= toe_off < end_s:
             continue
         on = toe_off - stimulation.lead_s
+        off = heel_strike + stimulation.extension_s
         first = max(0, math.ceil(on * sample_rate_hz))
-        stop = min(n_samples, math.ceil((heel_strike + stimulation.extension_s) * sample_rate_hz))
+        stop = min(n_samples, math.ceil((off + stimulation.ramp_down_s) * sample_rate_hz))
         if first >= stop:
             continue
-        if stimulation.ramp_up_s > 0.0:
-            t = np.arange(first, stop) / sample_rate_hz
-            level[first:stop] = np.minimum(1.0, (t - on) / stimulation.ramp_up_s)
-        else:
-            level[first:stop] = 1.0
+        t = np.arange(first, stop) / sample_rate_hz
+        up = (t - on) / stimulation.ramp_up_s if stimulation.ramp_up_s > 0.0 else 1.0
+        down = (off + stimulation.ramp_down_s - t) / stimulation.ramp_down_s if (
+            stimulation.ramp_down_s > 0.0) else 1.0
+        level[first:stop] = np.clip(np.minimum(up, down), 0.0, 1.0)
     commands = np.zeros((n_samples, 4))
     on_samples = level > 0.0
     commands[on_samples, 0] = 1.0
