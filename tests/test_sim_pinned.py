@@ -16,11 +16,11 @@ from controller.cli import main
 
 PINNED = {
     0: {
-        "samples.csv": "32aa97d3a9e7c0465c9c18ca5ac511fe3624f33311a2d456a19e7ac44ceaf5c6",
+        "samples.csv": "f2ed74c631d6fdf5e3a9512c910be25a07ab9beb41359a1e965dbf4348660933",
         "events.csv": "5cd5cc7a24078eab45ec536174475f61e450ef570750cfa9d2f7cf438d205b9a",
     },
     3: {
-        "samples.csv": "1b49ae75e720c432d5d7c6ef0be805430d2e7c7e5508a0540af85b46c433c7a9",
+        "samples.csv": "48dbcc572c0b4585104d16d2eac27a2b92b9d406e951e4a41999193b1d5f7b28",
         "events.csv": "0105a05fcbe75d1349959b2fd518e52c209b1ca8d399f5475bed33067021a550",
     },
 }
