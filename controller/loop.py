@@ -34,7 +34,7 @@ from typing import Protocol
 
 from controller.clock import Clock, VirtualClock
 from controller.deadlines import DeadlineMonitor
-from controller.detect.events import DetectedEvent, Phase
+from controller.events import DetectedEvent, Phase
 from controller.hotpath import gc_paused, warm_up
 from controller.ports import Sample, SensorSource, StimCommand
 from controller.safety import Watchdog

@@ -45,7 +45,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from controller.detect.events import EVENT_NAMES, Event
+from controller.events import EVENT_NAMES, Event
 from controller.ports import Sample, StimCommand, check_commands
 from controller.safety import SafetyLimits
 from hw import protocol as p

@@ -21,7 +21,7 @@ from typing import Annotated, Any, Self
 
 from pydantic import Field, model_validator
 
-from controller.detect.events import EVENT_BY_NAME, Event
+from controller.events import EVENT_BY_NAME, Event
 from controller.ports import Sample
 from controller.validation import ConfigModel
 from hw import protocol as p

@@ -52,7 +52,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from controller.detect.events import EVENT_NAMES, Event
+from controller.events import EVENT_NAMES, Event
 from sim.kernels import kernel
 from sim.patient import PatientProfile
 

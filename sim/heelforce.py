@@ -23,8 +23,8 @@ from pathlib import Path
 import numpy as np
 
 from controller.detect.datasets import load_gaitpdb
-from controller.detect.events import Event
 from controller.detect.heel import HEEL_FORCE
+from controller.events import Event
 from sim.gait import HEEL_STRIKE, TOE_OFF
 from sim.limb import SimulatedLimb
 from sim.patient import load_patient

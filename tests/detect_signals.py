@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
-from controller.detect.events import EVENT_BY_NAME, DetectedEvent, Event
+from controller.events import EVENT_BY_NAME, DetectedEvent, Event
 from sim.limb import SimulatedLimb
 from sim.patient import load_patient
 

@@ -23,7 +23,7 @@ from detect_signals import Signals, clonus_burst, simulated_walk, splice
 from controller.detect.config import DetectorConfig
 from controller.detect.datasets import load_voisard
 from controller.detect.detector import GaitDetector, detect_batch
-from controller.detect.events import Event, Phase
+from controller.events import Event, Phase
 from controller.stim.scheduler import StimScheduler
 from controller.stim.settings import StimConfig
 

@@ -13,8 +13,8 @@ from hypothesis import strategies as st
 from controller.config import load_config
 from controller.detect.config import DetectorConfig, build_detector
 from controller.detect.detector import GaitDetector, detect_batch
-from controller.detect.events import DetectedEvent, Phase
 from controller.detect.gyro import SHANK
+from controller.events import DetectedEvent, Phase
 from controller.ports import Sample
 
 CONFIGS = {

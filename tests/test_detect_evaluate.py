@@ -12,8 +12,8 @@ import pytest
 
 from controller.detect import evaluate
 from controller.detect.datasets import load_voisard
-from controller.detect.events import Event
 from controller.detect.gyro import FOOT
+from controller.events import Event
 
 VOISARD = Path(__file__).parent / "data" / "voisard"
 

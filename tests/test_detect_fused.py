@@ -7,10 +7,10 @@ import pytest
 from detect_signals import Signals, estimated, nearest_errors, simulated_walk, with_column
 
 from controller.detect.detector import detect_batch, fused_setup
-from controller.detect.events import Event, Phase
 from controller.detect.fused import FusionConfig
 from controller.detect.gyro import SHANK
 from controller.detect.heel import HEEL_SWITCH
+from controller.events import Event, Phase
 
 RATE_HZ = 500.0
 FAIL_AT_S = 15.0

@@ -22,7 +22,6 @@ import pytest
 from pydantic import ValidationError
 
 from controller.detect.detector import GyroDetector, detect_batch, gyro_setup
-from controller.detect.events import DetectedEvent, Event, Phase
 from controller.detect.gyro import (
     SHANK,
     GyroDetectorConfig,
@@ -30,6 +29,7 @@ from controller.detect.gyro import (
     make_params,
     new_state,
 )
+from controller.events import DetectedEvent, Event, Phase
 from controller.validation import describe_errors
 
 CONFIG = SHANK.model_copy(update={"mount_check_strides": 0})

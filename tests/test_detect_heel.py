@@ -20,8 +20,8 @@ from pydantic import ValidationError
 
 from controller.cli import main
 from controller.detect.detector import detect_batch, heel_setup
-from controller.detect.events import Event, Phase
 from controller.detect.heel import HEEL_FORCE, HEEL_SWITCH, HeelDetectorConfig
+from controller.events import Event, Phase
 
 DATA = Path(__file__).parent / "data" / "gaitpdb"
 

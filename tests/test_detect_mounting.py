@@ -23,8 +23,8 @@ from controller.config import load_config
 from controller.detect.config import DetectorConfig, build_detector
 from controller.detect.datasets import load_voisard
 from controller.detect.detector import GaitDetector, detect_batch, gyro_mounting, gyro_setup
-from controller.detect.events import Event, Phase
 from controller.detect.gyro import FLIPPED, FOOT, MOUNTED, SHANK
+from controller.events import Event, Phase
 from controller.ports import Sample
 from controller.safety import Watchdog
 from controller.stim.scheduler import StimScheduler

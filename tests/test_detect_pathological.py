@@ -31,10 +31,10 @@ from controller.detect.detector import (
     gyro_setup,
     heel_setup,
 )
-from controller.detect.events import Event, Phase
 from controller.detect.fused import FusionConfig
 from controller.detect.gyro import SHANK
 from controller.detect.heel import HEEL_FORCE, HEEL_SWITCH
+from controller.events import Event, Phase
 
 RATE_HZ = 250.0
 #: The gyroscope's events and phases count once its mounting check has seen three

@@ -17,8 +17,8 @@ from controller.cli import main
 from controller.detect.config import DetectorConfig
 from controller.detect.datasets import Recording, load_voisard
 from controller.detect.detector import detect_batch, gyro_setup
-from controller.detect.events import EVENT_NAMES
 from controller.detect.score import Scorer
+from controller.events import EVENT_NAMES
 
 DATA = Path(__file__).parent / "data" / "voisard"
 #: The foot configuration after its mounting check (as fes detect and the evaluation run

@@ -16,9 +16,9 @@ from test_detect_gyro import HEALTHY, Gait, walk
 
 from controller.detect.datasets import Recording, load_voisard
 from controller.detect.detector import GaitDetector, detect_batch, gyro_setup
-from controller.detect.events import Event, Phase
 from controller.detect.gyro import FOOT, SHANK
 from controller.detect.score import Scorer, bias_spread_ms
+from controller.events import Event, Phase
 from controller.stim.scheduler import StimScheduler
 from controller.stim.settings import StimConfig
 

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from controller.detect.events import DetectedEvent, Event, Phase
+from controller.events import DetectedEvent, Event, Phase
 from controller.ports import StimCommand
 from controller.stim.scheduler import ChannelConfig, StimConfig, StimScheduler
 from controller.stim.settings import BurstConfig, TrainingConfig

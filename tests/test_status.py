@@ -19,7 +19,7 @@ import pytest
 
 from controller.config import load_config
 from controller.detect.config import build_detector
-from controller.detect.events import DetectedEvent, Event
+from controller.events import DetectedEvent, Event
 from controller.safety import Watchdog
 from controller.sharedmem import SharedSnapshot
 from controller.trial.live import LinkLimits, LiveStatus, run_live_trial

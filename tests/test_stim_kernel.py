@@ -14,7 +14,7 @@ from hypothesis import strategies as st
 from test_scheduler import CALF, CFG, PREDICTED, samples, walking
 
 from controller.detect import outbox
-from controller.detect.events import DetectedEvent, Event, Phase
+from controller.events import DetectedEvent, Event, Phase
 from controller.ports import StimCommand, command_of_row
 from controller.stim import prediction
 from controller.stim.schedule import schedule_step

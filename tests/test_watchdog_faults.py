@@ -11,7 +11,7 @@ from test_watchdog import RecordingStimulator
 
 from controller.bench.fault_latency import BOUND_S, STEADY, run_valid_drill
 from controller.clock import VirtualClock, WallClock
-from controller.detect.events import Phase
+from controller.events import Phase
 from controller.loop import run_loop
 from controller.ports import Sample, StimCommand
 from controller.safety import SafetyLimits, Watchdog

@@ -12,7 +12,7 @@ import numpy as np
 from controller.config import load_config
 from controller.detect.datasets import read_voisard_imu
 from controller.detect.detector import detect_batch
-from controller.detect.events import Event
+from controller.events import Event
 
 _RELATIVE = Path("shared") / "data" / "voisard_ipol_healthy_foot_imu" / "13-1_lf.txt"
 WALK = next((p / _RELATIVE for p in Path(__file__).resolve().parents

@@ -38,7 +38,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from controller.clock import WallClock
-from controller.detect.events import DetectedEvent, Phase
+from controller.events import DetectedEvent, Phase
 from controller.loop import run_loop
 from controller.ports import Sample, StimCommand
 from controller.safety import Watchdog

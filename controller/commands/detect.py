@@ -27,8 +27,8 @@ from controller.config import load_config
 from controller.detect.config import DetectorConfig
 from controller.detect.csvfiles import CsvError, read_columns, read_events, write_events
 from controller.detect.detector import detect_batch, gyro_mounting
-from controller.detect.events import EVENT_NAMES
 from controller.detect.score import Scorer
+from controller.events import EVENT_NAMES
 from controller.outputs import writing
 
 DEG_TO_RAD = math.pi / 180.0

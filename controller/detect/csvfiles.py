@@ -3,7 +3,7 @@
 A recording is a CSV with a header row; the columns the detector needs are picked by
 name, the others are ignored (so a ``fes sim`` ``samples.csv`` can be read as it is).
 An empty cell is a missing sample (NaN). Event files have the columns ``time_s,event``
-(event names as in ``controller.detect.events``); a ``source`` column, as in ``fes sim``
+(event names as in ``controller.events``); a ``source`` column, as in ``fes sim``
 ``events.csv``, selects the rows whose source is ``true``.
 
 Every problem with a file raises ``CsvError`` with a message that names the file, and
@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from controller.detect.events import EVENT_BY_NAME, EVENT_NAMES, DetectedEvent, Event
+from controller.events import EVENT_BY_NAME, EVENT_NAMES, DetectedEvent, Event
 
 
 class CsvError(Exception):

@@ -29,8 +29,8 @@ from pathlib import Path
 
 import numpy as np
 
-from controller.detect.events import Event
 from controller.detect.score import ScoringWindow
+from controller.events import Event
 
 #: Contact threshold of the force reference, as in the dataset's own description.
 FORCE_REFERENCE_N = 20.0

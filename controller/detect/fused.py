@@ -39,7 +39,8 @@ import math
 import numpy as np
 from pydantic import Field
 
-from controller.detect import events, gyro, heel, outbox
+from controller import events
+from controller.detect import gyro, heel, outbox
 from controller.detect.jit import kernel
 from controller.validation import ConfigModel
 

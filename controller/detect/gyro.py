@@ -126,7 +126,7 @@ from typing import Literal
 import numpy as np
 from pydantic import Field
 
-from controller.detect import events
+from controller import events
 from controller.detect.jit import kernel
 from controller.detect.stride import MAX_STRIDE_S, running_mean, stride_average
 from controller.validation import ConfigModel

@@ -52,7 +52,7 @@ from typing import Literal
 import numpy as np
 from pydantic import Field, ValidationInfo, field_validator
 
-from controller.detect import events
+from controller import events
 from controller.detect.jit import kernel
 from controller.detect.stride import stride_average
 from controller.validation import ConfigModel

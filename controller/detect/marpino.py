@@ -49,8 +49,8 @@ from pathlib import Path
 import numpy as np
 
 from controller.detect.datasets import Recording, contact_events, end_swings
-from controller.detect.events import Event
 from controller.detect.score import ScoringWindow
+from controller.events import Event
 
 #: Where between a pressure sensor's unloaded and loaded level its contact threshold lies.
 PRESSURE_FRACTION = 0.2

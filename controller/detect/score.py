@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from controller.detect.events import EVENT_NAMES, DetectedEvent, Event
+from controller.events import EVENT_NAMES, DetectedEvent, Event
 from controller.trial.metrics import match_events
 
 #: The events that time stimulation, scored by default.

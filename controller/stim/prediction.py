@@ -26,8 +26,8 @@ import math
 
 import numpy as np
 
-from controller.detect.events import TOE_OFF
 from controller.detect.jit import kernel
+from controller.events import TOE_OFF
 from controller.stim.settings import PredictionConfig
 
 # Parameter row.

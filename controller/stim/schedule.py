@@ -114,7 +114,7 @@ def schedule_step(
 ) -> None:
     """Every channel's command at ``t_s`` into ``commands``, one row per channel.
 
-    ``phase`` is a ``controller.detect.events.Phase`` value and ``events`` the detector's
+    ``phase`` is a ``controller.events.Phase`` value and ``events`` the detector's
     outbox (``controller.detect.outbox``) of the events that became known at ``t_s``.
     """
     mode = params[0, P_MODE]

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from controller.detect import outbox
-from controller.detect.events import DetectedEvent, Event, Phase
+from controller.events import DetectedEvent, Event, Phase
 from controller.ports import StimCommand, command_of_row
 from controller.stim import walking
 from controller.stim.schedule import (

@@ -15,7 +15,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from controller.detect.events import Event
+from controller.events import Event
 from controller.validation import ConfigModel
 
 #: Where a channel's train starts. ``pre_swing`` is the gyro detector's entry into

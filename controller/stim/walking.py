@@ -35,14 +35,14 @@ import math
 
 import numpy as np
 
-from controller.detect import events as ev
+from controller import events as ev
 from controller.detect.jit import kernel
 from controller.stim import envelope
 from controller.stim.envelope import TIME_EPSILON_S
 from controller.stim.settings import ChannelConfig
 
 # Trigger and stop codes in the parameter row. A trigger or stop that is a detector
-# event carries that event's code (``controller.detect.events``); the others follow.
+# event carries that event's code (``controller.events``); the others follow.
 NO_TRIGGER = ev.NONE  # a fallback trigger of "none"
 PRE_SWING_ENTRY = 5  # the detector's phase enters pre-swing (or a swing that had none)
 PREDICTED_TOE_OFF = 6  # the lead before (trigger), or the time of (stop), a prediction

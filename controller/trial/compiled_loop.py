@@ -30,8 +30,8 @@ import numpy as np
 
 from controller.deadlines import DeadlineMonitor
 from controller.detect.detector import GaitDetector, detector_step
-from controller.detect.events import UNKNOWN, DetectedEvent, Event
 from controller.detect.outbox import MAX_EVENTS, new_outbox
+from controller.events import UNKNOWN, DetectedEvent, Event
 from controller.hotpath import announced_if_slow
 from controller.interrupts import interrupts_deferred
 from controller.loop import LoopOutcome

@@ -30,7 +30,7 @@ from typing import Protocol
 
 import numpy as np
 
-from controller.detect.events import EVENT_NAMES, PHASE_NAMES, Event
+from controller.events import EVENT_NAMES, PHASE_NAMES, Event
 from controller.outputs import write_all
 from controller.trial.csvtext import FLOAT6, INTEGER, NAME, CsvRenderer, hard_cells
 

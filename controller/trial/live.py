@@ -37,7 +37,7 @@ import numpy as np
 from controller.config import TrialConfig
 from controller.detect.config import build_detector
 from controller.detect.detector import GaitDetector
-from controller.detect.events import Event
+from controller.events import Event
 from controller.loop import LoopOutcome
 from controller.ports import Sample
 from controller.safety import Watchdog

@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from controller.detect.events import EVENT_NAMES
+from controller.events import EVENT_NAMES
 from controller.trial.csvtext import INTEGER, NAME
 from controller.trial.files import EventSource, EventStream, column_kind, phase_names
 from controller.trial.folder import PARTS_SUFFIX, TrialFolder

@@ -17,7 +17,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from controller.detect.events import DetectedEvent, Phase
+from controller.events import DetectedEvent, Phase
 from controller.ports import Sample, StimCommand
 from controller.sharedmem import shared_zeros
 

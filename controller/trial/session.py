@@ -29,7 +29,7 @@ from controller.clock import Clock, VirtualClock
 from controller.config import TrialConfig
 from controller.deadlines import DeadlineMonitor
 from controller.detect.detector import GaitDetector
-from controller.detect.events import EVENT_NAMES
+from controller.events import EVENT_NAMES
 from controller.interrupts import interrupts_deferred, raise_if_interrupted
 from controller.loop import LoopOutcome, PhaseDetector, run_loop
 from controller.outputs import OutputError

@@ -25,7 +25,7 @@ from typing import TextIO
 import numpy as np
 
 from controller.detect import gyro
-from controller.detect.events import PHASE_NAMES, Phase
+from controller.events import PHASE_NAMES, Phase
 from controller.safety.rules import RULE_NAMES
 from controller.sharedmem import SharedSnapshot
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from controller.detect.events import EVENT_NAMES, DetectedEvent, Event
+from controller.events import EVENT_NAMES, DetectedEvent, Event
 from controller.stim.pulses import train_pulse_times
 from controller.stim.scheduler import ChannelReport
 from controller.trial import metrics

@@ -34,7 +34,7 @@ from pathlib import Path
 
 from pydantic import Field
 
-from controller.detect.events import EVENT_BY_NAME
+from controller.events import EVENT_BY_NAME
 from controller.ports import StimCommand
 from controller.validation import ConfigModel
 from hw import protocol as p

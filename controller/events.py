@@ -1,7 +1,9 @@
-"""The gait vocabulary shared by detectors, scheduler, simulator and metrics.
+"""The gait vocabulary shared by detectors, scheduler, simulator, boards and metrics.
 
 Phases and events are small integers so that numba kernels can return them; the names
-are what appears in logs and CSV files.
+are what appears in logs and CSV files. It sits beside ``controller.ports``, below the
+detector, so that the back ends (a simulator's true events, a board's truth frames) can
+name events without depending on the detector that finds them.
 """
 
 from __future__ import annotations
