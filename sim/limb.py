@@ -32,7 +32,7 @@ from typing import NamedTuple
 import numpy as np
 
 from controller.ports import Sample, StimCommand, check_commands
-from controller.stim.pulses import advance_train, new_train
+from controller.pulses import advance_train, new_train
 from sim import ankle, muscle, sensors, voluntary
 from sim.gait import (
     LIMB_OFFSET_M,

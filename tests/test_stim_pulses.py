@@ -8,7 +8,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from controller.ports import StimCommand
-from controller.stim.pulses import BiphasicPulse, train_pulse_times
+from controller.pulses import BiphasicPulse, train_pulse_times
 
 DT = 0.002  # 500 Hz loop
 

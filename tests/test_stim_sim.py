@@ -16,7 +16,7 @@ import numpy as np
 import pytest
 
 from controller.cli import main
-from controller.stim.pulses import train_pulse_times
+from controller.pulses import train_pulse_times
 
 #: The config layer of every trial here: the mounting check off (see the docstring).
 UNCHECKED = "[detector.gyro.shank]\nmount_check_strides = 0\n"

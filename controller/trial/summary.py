@@ -4,7 +4,7 @@ Events scored for detection are heel strike and toe off, the two that time the
 stimulation. Stimulation figures come per recorded channel (``stim.channels``), each
 scored against the true events its trigger and stop aim at; the peroneal channel's
 figures are repeated at the top of ``stim``. Charge counts every pulse actually
-delivered, at the instant the pulse rule of ``controller.stim.pulses`` fires it.
+delivered, at the instant the pulse rule of ``controller.pulses`` fires it.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 
 from controller.events import EVENT_NAMES, DetectedEvent, Event
-from controller.stim.pulses import train_pulse_times
+from controller.pulses import train_pulse_times
 from controller.stim.scheduler import ChannelReport
 from controller.trial import metrics
 from controller.trial.recorder import stim_column_prefix

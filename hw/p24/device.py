@@ -9,7 +9,7 @@ Ml_get_current_data). What the instructions leave open is decided here and said 
   once (after its ramp's first, lowest pulse when it has a ramp) and then one every
   period; an Ml_update of a channel already on changes its pulse from the next one and
   keeps its rhythm (the next pulse stays when it was due; a new period applies from the
-  one after), as the project's own pulse rule (``controller.stim.pulses``) and a pulse
+  one after), as the project's own pulse rule (``controller.pulses``) and a pulse
   generator behave. A ramp of n makes the first n pulses of a switched-on channel
   rise linearly to full current (pulse k of n at (k + 1) / (n + 1) of it).
 - **Keep-alive** (documented): mid-level stimulation stops 2 s after the last Ml_update

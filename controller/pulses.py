@@ -15,6 +15,10 @@ that excites the nerve, an optional interphase gap, then an anodic phase that re
 same charge, either mirror-image (symmetric) or longer and lower (asymmetric), as in the
 clinical drop-foot stimulators (DESIGN.md). Charge per phase, mA x us = nC, is what
 recruitment and the safety limits on charge depend on.
+
+It belongs to the shared vocabulary beside ``controller.ports``: what every stimulator
+emits for a command, so a back end (the simulated limb) uses it without depending on the
+scheduler.
 """
 
 from __future__ import annotations
