@@ -41,13 +41,12 @@ from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from enum import IntEnum
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 
 import numpy as np
 
 from controller.events import EVENT_NAMES, Event
 from controller.ports import Sample, StimCommand, check_commands
-from controller.safety import SafetyLimits
 from hw import protocol as p
 from hw.transport import Transport, TransportError
 
@@ -101,11 +100,26 @@ class PulseShape:
     anodic_width_ratio: float
 
 
+class HostLimits(Protocol):
+    """The host's limits a board's own must be no looser than: the safety watchdog's
+    ``controller.safety.SafetyLimits`` is one (the driver names only what it compares,
+    so the back end does not depend on the watchdog)."""
+
+    @property
+    def max_amplitude_ma(self) -> float: ...
+    @property
+    def max_pulse_width_us(self) -> float: ...
+    @property
+    def max_frequency_hz(self) -> float: ...
+    @property
+    def max_continuous_on_ms(self) -> float: ...
+
+
 @dataclass(frozen=True, slots=True)
 class BoardRequirements:
     """What the host needs of a board before it will stimulate through it."""
 
-    limits: SafetyLimits
+    limits: HostLimits
     sample_rate_hz: float
     channels: int = 1
     pulse_shapes: tuple[PulseShape, ...] = ()
