@@ -1,4 +1,5 @@
-"""Scoring functions: matching, onset errors, exact charge, swing clearance."""
+"""Scoring functions: matching (``controller.detect.score``), onset errors, exact charge,
+swing clearance."""
 
 from __future__ import annotations
 
@@ -7,13 +8,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from controller.detect.score import match_events
 from controller.trial import metrics
 
 
 def test_matching_is_one_to_one_and_closest_first():
     truth = np.array([1.0, 2.0, 3.0])
     found = np.array([1.03, 1.05, 2.2, 3.01, 5.0])
-    pairs = metrics.match_events(truth, found, tolerance_s=0.1)
+    pairs = match_events(truth, found, tolerance_s=0.1)
     assert pairs == [(0, 0), (2, 3)]
 
 

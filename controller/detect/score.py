@@ -1,7 +1,7 @@
 """Scoring detected gait events against reference events: recall, precision, timing.
 
 Events of one kind are matched one to one within a tolerance, closest pairs first
-(``controller.trial.metrics.match_events``). A recording can restrict scoring to a time
+(``match_events``). A recording can restrict scoring to a time
 window and exclude stretches inside it (the U-turn of a walk-and-turn trial): reference
 events there are not counted as missed, detections there are not counted as false, and a
 detection matched to a reference event outside the scored time is not counted at all.
@@ -24,10 +24,52 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from controller.events import EVENT_NAMES, DetectedEvent, Event
-from controller.trial.metrics import match_events
 
 #: The events that time stimulation, scored by default.
 SCORED_EVENTS = (Event.HEEL_STRIKE, Event.TOE_OFF)
+
+
+def match_events(
+    true_s: np.ndarray, detected_s: np.ndarray, tolerance_s: float
+) -> list[tuple[int, int]]:
+    """One-to-one pairs (true index, detected index) within ``tolerance_s``.
+
+    Pairs are taken closest first, so a detection is credited to the true event it is
+    nearest to and never to two events (equal gaps: the lower true index first, then
+    the lower detected index). Candidates are found by binary search in the sorted
+    detections, so a day of strides costs no more than its events.
+    """
+    true_s = np.asarray(true_s, dtype=float)
+    detected_s = np.asarray(detected_s, dtype=float)
+    if true_s.size == 0 or detected_s.size == 0:
+        return []
+    by_time = np.argsort(detected_s, kind="stable")
+    sorted_s = detected_s[by_time]
+    # Searched a microsecond wider, then checked exactly: the same pairs as comparing
+    # every true event with every detection.
+    starts = np.searchsorted(sorted_s, true_s - (tolerance_s + 1e-6), side="left")
+    stops = np.searchsorted(sorted_s, true_s + (tolerance_s + 1e-6), side="right")
+    rows: list[int] = []
+    cols: list[int] = []
+    for i, (start, stop) in enumerate(zip(starts.tolist(), stops.tolist(), strict=True)):
+        for j in sorted(by_time[start:stop].tolist()):
+            if abs(true_s[i] - detected_s[j]) <= tolerance_s:
+                rows.append(i)
+                cols.append(j)
+    if not rows:
+        return []
+    candidates = np.array([rows, cols]).T
+    gaps = np.abs(true_s[candidates[:, 0]] - detected_s[candidates[:, 1]])
+    order = np.argsort(gaps, kind="stable")
+    used_true: set[int] = set()
+    used_det: set[int] = set()
+    pairs = []
+    for i, j in candidates[order].tolist():
+        if i not in used_true and j not in used_det:
+            used_true.add(i)
+            used_det.add(j)
+            pairs.append((i, j))
+    return sorted(pairs)
 
 
 @dataclass(frozen=True)

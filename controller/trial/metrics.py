@@ -13,6 +13,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from controller.detect.score import match_events
+
 
 def error_stats_ms(errors_s: Sequence[float] | np.ndarray) -> dict[str, float | None]:
     """``{median, p95}`` in ms: median signed error and p95 of the absolute error."""
@@ -23,49 +25,6 @@ def error_stats_ms(errors_s: Sequence[float] | np.ndarray) -> dict[str, float | 
         "median": float(np.median(values)),
         "p95": float(np.percentile(np.abs(values), 95)),
     }
-
-
-def match_events(
-    true_s: np.ndarray, detected_s: np.ndarray, tolerance_s: float
-) -> list[tuple[int, int]]:
-    """One-to-one pairs (true index, detected index) within ``tolerance_s``.
-
-    Pairs are taken closest first, so a detection is credited to the true event it is
-    nearest to and never to two events (equal gaps: the lower true index first, then
-    the lower detected index). Candidates are found by binary search in the sorted
-    detections, so a day of strides costs no more than its events.
-    """
-    true_s = np.asarray(true_s, dtype=float)
-    detected_s = np.asarray(detected_s, dtype=float)
-    if true_s.size == 0 or detected_s.size == 0:
-        return []
-    by_time = np.argsort(detected_s, kind="stable")
-    sorted_s = detected_s[by_time]
-    # Searched a microsecond wider, then checked exactly: the same pairs as comparing
-    # every true event with every detection.
-    starts = np.searchsorted(sorted_s, true_s - (tolerance_s + 1e-6), side="left")
-    stops = np.searchsorted(sorted_s, true_s + (tolerance_s + 1e-6), side="right")
-    rows: list[int] = []
-    cols: list[int] = []
-    for i, (start, stop) in enumerate(zip(starts.tolist(), stops.tolist(), strict=True)):
-        for j in sorted(by_time[start:stop].tolist()):
-            if abs(true_s[i] - detected_s[j]) <= tolerance_s:
-                rows.append(i)
-                cols.append(j)
-    if not rows:
-        return []
-    candidates = np.array([rows, cols]).T
-    gaps = np.abs(true_s[candidates[:, 0]] - detected_s[candidates[:, 1]])
-    order = np.argsort(gaps, kind="stable")
-    used_true: set[int] = set()
-    used_det: set[int] = set()
-    pairs = []
-    for i, j in candidates[order].tolist():
-        if i not in used_true and j not in used_det:
-            used_true.add(i)
-            used_det.add(j)
-            pairs.append((i, j))
-    return sorted(pairs)
 
 
 def rising_edges(t_s: np.ndarray, flag: np.ndarray) -> np.ndarray:

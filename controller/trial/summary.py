@@ -15,6 +15,7 @@ from typing import Any
 
 import numpy as np
 
+from controller.detect.score import match_events
 from controller.events import EVENT_NAMES, DetectedEvent, Event
 from controller.pulses import train_pulse_times
 from controller.stim.scheduler import ChannelReport
@@ -64,7 +65,7 @@ def _detection(facts: TrialFacts, tolerance_s: float) -> dict[str, Any]:
     for event in SCORED_EVENTS:
         truth = _true_times(facts, event)
         found = np.array([d.t_est_s for d in facts.detected if d.event == event])
-        pairs = metrics.match_events(truth, found, tolerance_s)
+        pairs = match_events(truth, found, tolerance_s)
         matched += len(pairs)
         n_true += truth.size
         n_detected += found.size
