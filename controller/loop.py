@@ -39,7 +39,6 @@ from controller.hotpath import gc_paused, warm_up
 from controller.ports import Sample, SensorSource, StimCommand
 from controller.safety import Watchdog
 from controller.safety.estop import estop_signals
-from controller.trial.recorder import TrialRecorder
 
 
 class PhaseDetector(Protocol):
@@ -58,6 +57,21 @@ class Scheduler(Protocol):
     def step(
         self, t_s: float, phase: Phase, events: Sequence[DetectedEvent]
     ) -> list[StimCommand]: ...
+
+
+class Recorder(Protocol):
+    """Keeps what happened at each sample: what was read, the phase, what the watchdog
+    delivered and the events detected (``controller.trial.recorder.TrialRecorder``
+    writes it into shared memory for the log writer). It must not block or allocate a
+    growing buffer: it runs inside the sample period."""
+
+    def record(
+        self,
+        sample: Sample,
+        phase: Phase,
+        delivered: Sequence[StimCommand],
+        detected: Sequence[DetectedEvent],
+    ) -> None: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,7 +93,7 @@ def run_loop(
     scheduler: Scheduler,
     watchdog: Watchdog,
     clock: Clock,
-    recorder: TrialRecorder,
+    recorder: Recorder,
     max_samples: int,
     deadlines: DeadlineMonitor | None = None,
 ) -> LoopOutcome:
