@@ -269,7 +269,7 @@ class PatientProfile(ConfigModel):
         ge=0.0, le=500.0,
         description="Reading of an insole heel sensor at heel off, falling linearly to zero at "
         "heel_force_release_stance_fraction: real insoles read a little after heel "
-        "rise (fitted on PhysioNet gaitpdb, python -m sim.heelforce). A reading "
+        "rise (fitted on PhysioNet gaitpdb, python -m controller.bench.heelforce). A reading "
         "only, not a load.",
     )
     heel_force_release_stance_fraction: float = Field(

@@ -60,7 +60,7 @@ peak, zero from heel off. A force sensor under the heel pad in an insole does no
 zero there: in real insole recordings the heel sensor falls steeply around heel rise
 (Perry 1992: heel rise at about 31 % of the gait cycle) and then keeps a small reading
 that only reaches zero shortly before toe off (PhysioNet gaitpdb, Yogev et al. 2005; see
-``sim.heelforce``). The sensor therefore reads the larger of the true load and a tail
+``controller.bench.heelforce``). The sensor therefore reads the larger of the true load and a tail
 that falls linearly from ``heel_force_tail_n`` at heel off to zero at
 ``heel_force_release_stance_fraction`` of stance; plus Gaussian noise, never below zero.
 

@@ -240,8 +240,8 @@ def test_the_command_checkers_see_a_wrong_option():
     assert parse_fes(["simulate"]) is not None
     assert list(shell_commands("A=1 fes sim --out x > log && printf 'y' > f; echo # fes x")) == [
         ["fes", "sim", "--out", "x"], ["printf", "y"], ["echo"]]
-    assert module_invocation([".venv/bin/python", "-m", "sim.bench", "--repeats", "1"]) == (
-        "sim.bench", ["--repeats", "1"])
+    shown = [".venv/bin/python", "-m", "controller.bench.simulator", "--repeats", "1"]
+    assert module_invocation(shown) == ("controller.bench.simulator", ["--repeats", "1"])
 
 
 #: Run in a child interpreter: imports each module as ``__main__`` with

@@ -1,1 +1,12 @@
-"""Benchmarks that print figures (``python -m controller.bench.<name>``); never unit tests."""
+"""Benchmarks and calibrations that print figures (``python -m controller.bench.<name>``);
+never unit tests.
+
+They sit above everything they measure (the loop, trials, detectors, the scheduler, the
+watchdog, the simulator, the serial link), so that nothing they import has to import
+upward: the back ends stay leaves. ``loop`` (the default, ``python -m controller.bench``)
+and ``fault_latency`` time the real-time loop and the watchdog's fault drills; ``watchdog``,
+``detector`` and ``scheduler`` the per-sample cost of each stage; ``simulator`` the
+simulated patient and the closed loop as x real time; ``link`` the round trip over a
+serial link to the board emulator; ``heelforce`` calibrates the heel force sensor model
+against real insoles.
+"""

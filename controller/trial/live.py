@@ -111,7 +111,7 @@ class BoardPacedClock:
     of the sample being served plus the wall time since the source marked its arrival.
     So the loop's lateness is zero by construction and its sensor-to-command latency and
     overruns measure the host's own work, not the board's pace (the link's round trip is
-    ``python -m hw.bench``'s figure).
+    ``python -m controller.bench.link``'s figure).
     """
 
     kind = "board"

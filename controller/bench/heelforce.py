@@ -1,7 +1,7 @@
 """When a heel force sensor releases, measured on real insoles and on the simulator.
 
-``python -m sim.heelforce DATA_DIR`` reads the PhysioNet gaitpdb walks in ``DATA_DIR``
-(Ultraflex force insoles, 100 Hz; heel sensor L1/R1, heel strike and toe off from each
+``python -m controller.bench.heelforce DATA_DIR`` reads the PhysioNet gaitpdb walks in
+``DATA_DIR`` (Ultraflex force insoles, 100 Hz; heel sensor L1/R1, heel strike and toe off from each
 foot's total force, as ``python -m controller.detect.evaluate`` scores them; a copy of
 one control's walk is in ``../shared/data/``). For every stride it finds where the heel
 sensor, after its stance peak, first reads below the heel force detector's release level
@@ -100,8 +100,10 @@ def describe(name: str, rows: np.ndarray, release_n: float) -> str:
 
 def main(argv: list[str] | None = None) -> None:
     """Print the real and the simulated figures."""
-    parser = argparse.ArgumentParser(prog="python -m sim.heelforce", description=__doc__,
-                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python -m controller.bench.heelforce", description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("data_dir", type=Path, help="folder with gaitpdb *_NN.txt walks")
     args = parser.parse_args(argv)
     release_n = HEEL_FORCE.release_force_n

@@ -1,13 +1,13 @@
-"""Benchmark: sensor-sample-to-command round trip over a pty (``python -m hw.bench``).
+"""Benchmark: sensor-sample-to-command round trip over a pty.
 
-Starts ``fes board-emulator`` in its own process (as a board is its own device), then runs
-the live loop against it: board driver -> gyro detector -> scheduler -> watchdog -> board
-driver, answering every sample (a STIM when the command changed, a HEARTBEAT otherwise)
-and publishing the status line's figures as ``fes run`` does (no sink prints them here).
-The emulated firmware times each answer from the moment it wrote the sample to the
-moment it read the first frame answering it, and logs the figures when it stops; this
-prints them. A real board adds the wire and USB times of docs/protocol.md ("Latency
-budget") to these.
+``python -m controller.bench.link`` starts ``fes board-emulator`` in its own process (as
+a board is its own device), then runs the live loop against it: board driver -> gyro
+detector -> scheduler -> watchdog -> board driver, answering every sample (a STIM when
+the command changed, a HEARTBEAT otherwise) and publishing the status line's figures as
+``fes run`` does (no sink prints them here). The emulated firmware times each answer
+from the moment it wrote the sample to the moment it read the first frame answering it,
+and logs the figures when it stops; this prints them. A real board adds the wire and USB
+times of docs/protocol.md ("Latency budget") to these.
 """
 
 from __future__ import annotations
@@ -76,7 +76,7 @@ def measure(seconds: float, seed: int) -> dict[str, float]:
 
 def main(argv: list[str] | None = None) -> int:
     """Print median, p99 and max round trip, and how many answers missed a period."""
-    parser = argparse.ArgumentParser(prog="python -m hw.bench", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m controller.bench.link", description=__doc__)
     parser.add_argument("--seconds", type=float, default=10.0, help="loop length (default 10)")
     parser.add_argument("--seed", type=int, default=0, help="patient seed (default 0)")
     args = parser.parse_args(argv)

@@ -1,7 +1,7 @@
 """Benchmark of the stimulation scheduler: cost per sample at 1 kHz, through the loop's
 object and from a compiled loop.
 
-    python -m controller.stim.bench [--seconds S] [--repeat N]
+    python -m controller.bench.scheduler [--seconds S] [--repeat N]
 
 The input is what the shank gyro detector reports for the simulated ``moderate`` patient
 walking at 1 kHz (seed 0): its phase at every sample and its events. For each
@@ -26,8 +26,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from controller.bench.detector import walk
 from controller.detect import outbox
-from controller.detect.bench import walk
 from controller.detect.config import DetectorConfig
 from controller.detect.detector import detect_batch
 from controller.detect.jit import kernel
@@ -129,7 +129,7 @@ def measure(config: StimConfig, output: DetectorOutput, repeat: int) -> dict[str
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the benchmark and print the table."""
     parser = argparse.ArgumentParser(
-        prog="python -m controller.stim.bench",
+        prog="python -m controller.bench.scheduler",
         description="Per-sample cost of the stimulation scheduler at 1 kHz, through "
         "StimScheduler.step and from a compiled loop.",
     )

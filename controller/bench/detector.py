@@ -1,7 +1,7 @@
 """Benchmark of the detectors: cost per sample against the 1 kHz loop budget, and the
 speed-up of the compiled kernel over the same state machine run as plain Python.
 
-    python -m controller.detect.bench [--seconds S] [--twin-seconds S] [--repeat N]
+    python -m controller.bench.detector [--seconds S] [--twin-seconds S] [--repeat N]
 
 The input is the simulated ``moderate`` patient walking at 1 kHz (seed 0): shank gyro,
 heel switch and heel force, so every branch of the state machines is exercised. For each
@@ -161,7 +161,7 @@ def render(rows: Sequence[dict[str, object]]) -> str:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the benchmark and print the table."""
     parser = argparse.ArgumentParser(
-        prog="python -m controller.detect.bench",
+        prog="python -m controller.bench.detector",
         description="Per-sample cost of each detector at 1 kHz and speed-up over the same "
         "state machine as plain Python.",
     )

@@ -1,6 +1,6 @@
 """Speed of the simulated patient and of the closed loop, as multiples of real time.
 
-``python -m sim.bench`` prints three figures and a profile:
+``python -m controller.bench.simulator`` prints three figures and a profile:
 
 1. the patient alone at 1 kHz: building a ``SimulatedLimb`` and ``run`` over a whole
    open-loop command sequence (stimulation in every swing, made beforehand), one
@@ -110,7 +110,9 @@ def closed_loop(
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m sim.bench", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="python -m controller.bench.simulator", description=__doc__
+    )
     parser.add_argument("--patient", default="severe", help="patient profile (default severe)")
     parser.add_argument("--duration-s", type=float, default=600.0,
                         help="simulated time of the patient-alone runs (default 600)")
