@@ -111,3 +111,12 @@ def test_fes_detect_on_a_deg_per_s_inverted_csv_matches_the_api(recordings, tmp_
         assert got["median_error_ms"] == pytest.approx(expected[kind]["median_error_ms"], abs=0.5)
     lines = out.read_text().splitlines()
     assert lines[0] == "time_s,event" and len(lines) > 30
+
+
+def test_the_evaluation_scores_the_detector_config_fes_sim_runs():
+    """``python -m controller.detect.evaluate`` reads the shipped ``[detector]`` table
+    itself (the trial config sits above the detector): the same settings a trial gets."""
+    from controller.config import load_config
+    from controller.detect.evaluate import shipped_config
+
+    assert shipped_config() == load_config().detector

@@ -44,11 +44,12 @@ from typing import Any
 
 import numpy as np
 
-from controller.config import load_config
+from controller.detect.config import DetectorConfig
 from controller.detect.datasets import Recording, load_gaitpdb, load_voisard
 from controller.detect.detector import DetectedEvent, detect_batch, gyro_mounting, gyro_setup
 from controller.detect.gyro import GyroDetectorConfig
 from controller.detect.score import Scorer, bias_spread_ms, pooled
+from controller.resources import configs_root, load_toml
 
 #: Settings searched around the shipped foot configuration (leave one walker out).
 FOOT_GRID: dict[str, tuple[float, ...]] = {
@@ -258,7 +259,7 @@ def evaluate(
     voisard: Path | None, marpino: Path | None, gaitpdb: Path | None, tolerance_s: float
 ) -> tuple[list[Row], list[MountingRow], list[str]]:
     """Every row of the table for the datasets given, and notes on the selections."""
-    config = load_config().detector
+    config = shipped_config()
     foot, shank = config.gyro.foot, config.gyro.shank
     rows: list[Row] = []
     mounting: list[MountingRow] = []
@@ -340,6 +341,14 @@ def render_mounting(rows: Sequence[MountingRow]) -> str:
         lines.append(f"| {row.dataset} | {row.configuration} | {row.recordings} | "
                      f"{counts[0]} | {counts[1]} | {timing} |")
     return "\n".join(lines)
+
+
+def shipped_config() -> DetectorConfig:
+    """The ``[detector]`` table of the shipped ``configs/default.toml``, what ``fes sim``
+    and ``fes detect`` run by default (read here directly: the trial config that composes
+    every package's models sits above the detector)."""
+    table = load_toml(configs_root() / "default.toml").get("detector", {})
+    return DetectorConfig.model_validate(table)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
