@@ -50,10 +50,10 @@ from controller.stim.settings import channel_path
 from controller.trial.backends import BackendSpec, SplitBackend, open_backend
 from controller.trial.folder import TrialFolder
 from controller.trial.memory import check_fits
+from controller.trial.parts import TrialParts
 from controller.trial.recorder import TrialRecorder
 from controller.trial.session import (
     GroundTruth,
-    TrialParts,
     new_deadlines,
     numbers_per_sample,
     output_channels,

@@ -25,35 +25,19 @@ from typing import Any, TextIO
 
 import numpy as np
 
-from controller.clock import Clock, VirtualClock
+from controller.clock import VirtualClock
 from controller.config import TrialConfig
 from controller.deadlines import DeadlineMonitor
 from controller.detect.detector import GaitDetector
 from controller.events import EVENT_NAMES
 from controller.interrupts import interrupts_deferred, raise_if_interrupted
-from controller.loop import LoopOutcome, PhaseDetector, run_loop
+from controller.loop import LoopOutcome, run_loop
 from controller.outputs import OutputError
-from controller.ports import SensorSource
-from controller.safety import Watchdog
-from controller.stim.scheduler import StimScheduler
-from controller.trial.recorder import SAMPLE_ROWS, STIM_COLUMNS, TrialRecorder
+from controller.trial.parts import TrialParts
+from controller.trial.recorder import SAMPLE_ROWS, STIM_COLUMNS
 from controller.trial.streams import TIMING_COLUMNS, TrialFiles
 from controller.trial.summary import TrialFacts, summarize
 from controller.trial.writer import InlineWriter, LogSink, LogWriter, LogWriterError
-
-
-@dataclass(frozen=True, slots=True)
-class TrialParts:
-    """The wired stages of one trial."""
-
-    config: TrialConfig
-    source: SensorSource
-    detector: PhaseDetector
-    scheduler: StimScheduler
-    watchdog: Watchdog
-    clock: Clock
-    recorder: TrialRecorder
-    deadlines: DeadlineMonitor
 
 
 @dataclass(frozen=True, slots=True)

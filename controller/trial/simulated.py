@@ -28,10 +28,10 @@ from controller.stim.scheduler import StimScheduler
 from controller.trial.compiled_loop import run_compiled_loop
 from controller.trial.folder import TrialFolder
 from controller.trial.memory import check_fits
+from controller.trial.parts import TrialParts
 from controller.trial.recorder import TrialRecorder
 from controller.trial.session import (
     GroundTruth,
-    TrialParts,
     new_deadlines,
     numbers_per_sample,
     output_channels,

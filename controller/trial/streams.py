@@ -18,7 +18,7 @@ import os
 import shutil
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
@@ -41,10 +41,8 @@ from controller.trial.parquet import (
     sample_table,
     write_table_atomically,
 )
+from controller.trial.parts import TrialParts
 from controller.trial.writer import LogSink, Tail
-
-if TYPE_CHECKING:
-    from controller.trial.session import TrialParts
 
 TIMING_COLUMNS = ("lateness_us", "latency_us", "skipped_periods")
 

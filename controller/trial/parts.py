@@ -1,0 +1,32 @@
+"""``TrialParts``: the wired stages of one trial, as the trial's runner
+(``controller.trial.session``) and its files (``controller.trial.streams``) both see them.
+
+A module of its own so that those two need not import each other.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from controller.clock import Clock
+from controller.config import TrialConfig
+from controller.deadlines import DeadlineMonitor
+from controller.loop import PhaseDetector
+from controller.ports import SensorSource
+from controller.safety import Watchdog
+from controller.stim.scheduler import StimScheduler
+from controller.trial.recorder import TrialRecorder
+
+
+@dataclass(frozen=True, slots=True)
+class TrialParts:
+    """The wired stages of one trial."""
+
+    config: TrialConfig
+    source: SensorSource
+    detector: PhaseDetector
+    scheduler: StimScheduler
+    watchdog: Watchdog
+    clock: Clock
+    recorder: TrialRecorder
+    deadlines: DeadlineMonitor
