@@ -25,9 +25,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numba
 import numpy as np
 
+from controller.kernels import allocating_kernel
 from controller.ports import StimCommand
 
 # Index of the train state array.
@@ -40,7 +40,7 @@ def new_train() -> np.ndarray:
     return np.zeros(2)
 
 
-@numba.njit(cache=True)
+@allocating_kernel
 def advance_train(state: np.ndarray, on: bool, frequency_hz: float, dt_s: float) -> int:
     """Number of pulses emitted in the next ``dt_s`` seconds and update ``state``.
 
@@ -64,7 +64,7 @@ def advance_train(state: np.ndarray, on: bool, frequency_hz: float, dt_s: float)
     return pulses
 
 
-@numba.njit(cache=True)
+@allocating_kernel
 def _pulse_times(
     t_s: np.ndarray, on: np.ndarray, frequency_hz: np.ndarray, dt_s: float, out: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:

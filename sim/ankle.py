@@ -80,11 +80,10 @@ from __future__ import annotations
 
 import math
 
-import numba
 import numpy as np
 
+from controller.kernels import allocating_kernel, kernel
 from sim.gait import HEEL_STRIKE, NEXT_HEEL_STRIKE, STANCE_S, TOE_OFF, stance_clock
-from sim.kernels import kernel
 from sim.patient import PatientProfile
 
 GRAVITY_M_S2 = 9.81
@@ -557,7 +556,7 @@ def forefoot_height_m(state: np.ndarray, params: np.ndarray, phase: float) -> fl
     return (params[P_HEEL_BEHIND_M] + params[P_TOE_LEVER]) * math.sin(foot)
 
 
-@numba.njit(cache=True)
+@allocating_kernel
 def _stretch_test(
     state: np.ndarray,
     params: np.ndarray,

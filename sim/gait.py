@@ -53,7 +53,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from controller.events import EVENT_NAMES, Event
-from sim.kernels import kernel
+from controller.kernels import kernel
 from sim.patient import PatientProfile
 
 # Columns of the stride table.

@@ -31,6 +31,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from controller.kernels import kernel
 from controller.ports import Sample, StimCommand, check_commands
 from controller.pulses import advance_train, new_train
 from sim import ankle, muscle, sensors, voluntary
@@ -43,7 +44,6 @@ from sim.gait import (
     locate_stride,
     stance_clock,
 )
-from sim.kernels import kernel
 from sim.patient import PatientProfile
 
 #: Longest physics step. Semi-implicit Euler is stable up to 2 per mode; the step is

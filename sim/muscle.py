@@ -50,10 +50,9 @@ from __future__ import annotations
 
 import math
 
-import numba
 import numpy as np
 
-from sim.kernels import kernel
+from controller.kernels import allocating_kernel, kernel
 from sim.patient import PatientProfile
 
 #: Below these the muscle is at rest: the calcium and force states are set to zero so
@@ -208,7 +207,7 @@ def muscle_step(
     return force / params[P_FORCE_REF_N]
 
 
-@numba.njit(cache=True)
+@allocating_kernel
 def _isometric(
     state: np.ndarray,
     params: np.ndarray,

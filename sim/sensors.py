@@ -75,6 +75,7 @@ import math
 
 import numpy as np
 
+from controller.kernels import kernel
 from sim.gait import (
     HEEL_OFF,
     HEEL_STRIKE,
@@ -87,7 +88,6 @@ from sim.gait import (
     stance_clock,
     yaw_rate,
 )
-from sim.kernels import kernel
 from sim.patient import PatientProfile
 
 GRAVITY_M_S2 = 9.81

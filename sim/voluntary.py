@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from sim.kernels import kernel
+from controller.kernels import kernel
 from sim.patient import PatientProfile
 
 # Parameter array.

@@ -32,6 +32,7 @@ PARTS: dict[str, tuple[str, ...]] = {
         "controller.pulses",  # when a stimulator fires its pulses, their shape
         "controller.validation",  # ConfigModel, ConfigError
         "controller.resources",  # the shipped configs/ files
+        "controller.kernels",  # how every numba kernel is compiled, and the list of them
         "configs",  # TOML data
     ),
     "sim": ("sim",),  # the simulated patient

@@ -10,7 +10,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 SAFETY_MODULES = sorted((ROOT / "controller" / "safety").glob("*.py"))
-ALLOWED_PROJECT_IMPORTS = ("controller.ports", "controller.validation", "controller.safety")
+ALLOWED_PROJECT_IMPORTS = (
+    "controller.ports", "controller.validation", "controller.kernels", "controller.safety",
+)
 FORBIDDEN = ("controller.detect", "controller.stim", "controller.loop", "controller.trial",
              "controller.clock", "sim", "hw")
 

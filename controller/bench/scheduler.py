@@ -30,8 +30,8 @@ from controller.bench.detector import walk
 from controller.detect import outbox
 from controller.detect.config import DetectorConfig
 from controller.detect.detector import detect_batch
-from controller.detect.jit import kernel
 from controller.events import DetectedEvent, Event, Phase
+from controller.kernels import kernel
 from controller.stim.schedule import schedule_step
 from controller.stim.scheduler import StimScheduler
 from controller.stim.settings import ChannelConfig, StimConfig

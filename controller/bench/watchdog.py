@@ -21,6 +21,7 @@ from collections.abc import Sequence
 
 import numpy as np
 
+from controller.kernels import Floats, kernel
 from controller.ports import (
     COMMAND_ROW_SIZE,
     ROW_AMPLITUDE_MA,
@@ -30,7 +31,6 @@ from controller.ports import (
     write_row,
 )
 from controller.safety import SafetyLimits, Watchdog
-from controller.safety.compiled import Floats, kernel
 from controller.safety.decide import watchdog_observe, watchdog_submit
 
 PERIOD_S = 0.001

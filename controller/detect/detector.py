@@ -21,8 +21,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from controller.detect import fused, gyro, heel, outbox
-from controller.detect.jit import kernel
 from controller.events import DetectedEvent, Event, Phase
+from controller.kernels import kernel
 from controller.ports import Sample
 
 GYRO = 0

@@ -41,7 +41,7 @@ from pydantic import Field
 
 from controller import events
 from controller.detect import gyro, heel, outbox
-from controller.detect.jit import kernel
+from controller.kernels import kernel
 from controller.validation import ConfigModel
 
 

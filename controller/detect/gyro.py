@@ -127,8 +127,8 @@ import numpy as np
 from pydantic import Field
 
 from controller import events
-from controller.detect.jit import kernel
 from controller.detect.stride import MAX_STRIDE_S, running_mean, stride_average
+from controller.kernels import kernel
 from controller.validation import ConfigModel
 
 

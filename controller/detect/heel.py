@@ -53,8 +53,8 @@ import numpy as np
 from pydantic import Field, ValidationInfo, field_validator
 
 from controller import events
-from controller.detect.jit import kernel
 from controller.detect.stride import stride_average
+from controller.kernels import kernel
 from controller.validation import ConfigModel
 
 HeelInput = Literal["switch", "force"]

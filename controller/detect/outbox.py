@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from controller.detect.jit import kernel
+from controller.kernels import kernel
 
 #: Capacity of the outbox, in events.
 MAX_EVENTS = 4

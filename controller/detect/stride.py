@@ -8,7 +8,7 @@ stride is left out of the cadence by one rule.
 
 from __future__ import annotations
 
-from controller.detect.jit import kernel
+from controller.kernels import kernel
 
 #: An interval longer than this is a pause, not a stride: it does not enter the average
 #: (60 steps/min, the slowest cadence in DESIGN.md, is 2 s).

@@ -7,8 +7,8 @@ float arrays the kernels share), ``channels`` (per-channel history over time: on
 duty cycle, amplitude rise, as kernels), ``decide`` (every per-sample decision as a
 kernel a compiled loop can call), ``records`` (log records to ``Intervention``s),
 ``watchdog`` (the ``Watchdog`` shell, the only path to a stimulator, with its
-wall-clock monitor thread), ``compiled`` (how the kernels are compiled) and ``estop``
-(signal and key e-stops).
+wall-clock monitor thread) and ``estop`` (signal and key e-stops); the kernels are
+compiled as all the project's are (``controller.kernels``).
 The fault drills that time it on real threads are ``controller.bench.fault_latency``.
 
 Nothing here imports the detector, the scheduler, the loop or a back end: the watchdog

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 
-from controller.safety.compiled import Floats, kernel
+from controller.kernels import Floats, kernel
 from controller.safety.layout import (
     C_AMPLITUDE,
     C_CLOSED_TOTAL,

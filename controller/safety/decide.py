@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import math
 
+from controller.kernels import Floats, kernel
 from controller.ports import (
     COMMAND_ROW_SIZE,
     ROW_AMPLITUDE_MA,
@@ -40,7 +41,6 @@ from controller.safety.channels import (
     force_off,
     is_on,
 )
-from controller.safety.compiled import Floats, kernel
 from controller.safety.layout import (
     ALL_CHANNELS,
     C_AMPLITUDE,

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 
-from controller.safety.compiled import Floats, kernel
+from controller.kernels import Floats, kernel
 from controller.safety.rules import (
     ELECTRODE_AREA_CM2,
     PULSE_RULES,

@@ -58,6 +58,7 @@ from typing import cast
 
 import numpy as np
 
+from controller.kernels import Floats
 from controller.ports import (
     COMMAND_ROW_SIZE,
     ROW_AMPLITUDE_MA,
@@ -68,7 +69,6 @@ from controller.ports import (
     StimCommand,
     Stimulator,
 )
-from controller.safety.compiled import Floats
 from controller.safety.decide import (
     SAMPLE_OK,
     STOP,

@@ -21,7 +21,7 @@ import math
 
 import numpy as np
 
-from controller.detect.jit import kernel
+from controller.kernels import kernel
 from controller.ports import (
     ROW_AMPLITUDE_MA,
     ROW_ANODIC_WIDTH_RATIO,

@@ -26,8 +26,8 @@ import math
 
 import numpy as np
 
-from controller.detect.jit import kernel
 from controller.events import TOE_OFF
+from controller.kernels import kernel
 from controller.stim.settings import PredictionConfig
 
 # Parameter row.

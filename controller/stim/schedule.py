@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from controller.detect.jit import kernel
+from controller.kernels import kernel
 from controller.ports import COMMAND_ROW_SIZE
 from controller.stim import envelope, prediction, timed, walking
 from controller.stim.settings import ChannelConfig, StimConfig

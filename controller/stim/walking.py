@@ -36,7 +36,7 @@ import math
 import numpy as np
 
 from controller import events as ev
-from controller.detect.jit import kernel
+from controller.kernels import kernel
 from controller.stim import envelope
 from controller.stim.envelope import TIME_EPSILON_S
 from controller.stim.settings import ChannelConfig

@@ -34,6 +34,7 @@ from controller.detect.outbox import MAX_EVENTS, new_outbox
 from controller.events import UNKNOWN, DetectedEvent, Event
 from controller.hotpath import announced_if_slow
 from controller.interrupts import interrupts_deferred
+from controller.kernels import kernel
 from controller.loop import LoopOutcome
 from controller.ports import (
     ROW_AMPLITUDE_MA,
@@ -55,7 +56,6 @@ from controller.trial.recorder import (
     SAMPLE_ROWS,
     TrialRecorder,
 )
-from sim.kernels import kernel
 from sim.limb import (
     BLOCK_SAMPLES,
     C_AMPLITUDE_MA,

@@ -21,8 +21,9 @@ from __future__ import annotations
 
 import math
 
-import numba
 import numpy as np
+
+from controller.kernels import allocating_kernel
 
 FLOAT6 = 0  # "%.6f"
 INTEGER = 1  # "%d" of the value truncated to int64
@@ -45,7 +46,7 @@ _MILLION_LOW = 0.0
 _PAIRS = np.frombuffer("".join(f"{i:02d}" for i in range(100)).encode(), dtype=np.uint8)
 
 
-@numba.njit(cache=True)
+@allocating_kernel
 def _is_hard(x: float, kind: int) -> bool:
     """A cell the kernel leaves to Python's ``%`` (NaN is not hard: it is empty)."""
     if kind == NAME or math.isnan(x):
@@ -55,7 +56,7 @@ def _is_hard(x: float, kind: int) -> bool:
     return not abs(x) < _MAX_FAST_FLOAT
 
 
-@numba.njit(cache=True)
+@allocating_kernel
 def hard_cells(values: np.ndarray, kinds: np.ndarray) -> np.ndarray:
     """Flat row-major indices (row * columns + column) of every hard cell."""
     columns, rows = values.shape
@@ -73,7 +74,7 @@ def hard_cells(values: np.ndarray, kinds: np.ndarray) -> np.ndarray:
     return found[:count]
 
 
-@numba.njit(cache=True)
+@allocating_kernel
 def _millionths(a: float) -> int:
     """``a`` >= 0 (below ``_MAX_FAST_FLOAT``) in millionths, rounded as Python's
     ``%.6f``: to nearest, exact halves to even."""
@@ -96,14 +97,14 @@ def _millionths(a: float) -> int:
     return micro + (micro & 1)  # an exact half: to even
 
 
-@numba.njit(cache=True)
+@allocating_kernel
 def _pair(value: int, out: np.ndarray, at: int) -> None:
     """Two digits of ``value`` (0-99) at ``at``."""
     out[at] = _PAIRS[2 * value]
     out[at + 1] = _PAIRS[2 * value + 1]
 
 
-@numba.njit(cache=True)
+@allocating_kernel
 def _digits(value: int, out: np.ndarray, at: int) -> int:
     """The decimal digits of ``value`` >= 0 at ``at`` (no leading zeros); return the end."""
     if value < 10:
@@ -130,7 +131,7 @@ def _digits(value: int, out: np.ndarray, at: int) -> int:
     return at + n
 
 
-@numba.njit(cache=True)
+@allocating_kernel
 def _fraction(micro: int, out: np.ndarray, at: int) -> int:
     """The point and six decimals of ``micro`` (0-999999) millionths at ``at``."""
     out[at] = 46  # "."
@@ -143,7 +144,7 @@ def _fraction(micro: int, out: np.ndarray, at: int) -> int:
     return at + 7
 
 
-@numba.njit(cache=True)
+@allocating_kernel
 def render(values: np.ndarray, kinds: np.ndarray, names: np.ndarray, name_lengths: np.ndarray,
            hard_at: np.ndarray, hard_text: np.ndarray, hard_start: np.ndarray,
            out: np.ndarray) -> int:
