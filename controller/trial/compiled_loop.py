@@ -24,7 +24,7 @@ interruptible within milliseconds.
 from __future__ import annotations
 
 import time
-from typing import TextIO
+from typing import NamedTuple, TextIO
 
 import numpy as np
 
@@ -131,66 +131,91 @@ def _record(
             table[column + 3, k] = row[ROW_FREQUENCY_HZ]
 
 
+class DetectorArrays(NamedTuple):
+    """The detector's kernel arrays (``GaitDetector.kernel_arrays``), whether its heel
+    input is the force sensor (else the switch), and the outbox of its events."""
+
+    kind: int
+    state: np.ndarray
+    params: np.ndarray
+    heel_is_force: bool
+    outbox: np.ndarray
+
+
+class ScheduleArrays(NamedTuple):
+    """The scheduler's kernel arrays (``StimScheduler.kernel_arrays``): parameters,
+    state and the command rows it requests."""
+
+    params: np.ndarray
+    state: np.ndarray
+    requested: np.ndarray
+
+
+class WatchdogArrays(NamedTuple):
+    """The watchdog's live arrays (``Watchdog.kernel_arrays``) and the command rows it
+    delivered."""
+
+    limits: np.ndarray
+    state: np.ndarray
+    log: np.ndarray
+    delivered: np.ndarray
+
+
+class RecordArrays(NamedTuple):
+    """Where a block's results go: the recorder's table, the column in it of each
+    channel's ``stim_on`` (-1: not recorded), the block's detected events, and the
+    recorder's shared events and publication counts (``TrialRecorder.events``,
+    ``counts``) that the log writer reads."""
+
+    table: np.ndarray
+    stim_column: np.ndarray
+    events: np.ndarray
+    shared_events: np.ndarray
+    counts: np.ndarray
+
+
 @kernel
 def _run_block(
     k0: int,
     count: int,
-    strides: np.ndarray,
-    features: np.ndarray,
-    limb_params: np.ndarray,
-    limb_state: np.ndarray,
-    buffers: np.ndarray,
-    dropouts: np.ndarray,
-    noise: np.ndarray,
-    command: np.ndarray,
-    sample: np.ndarray,
-    truth: np.ndarray,
-    detector_kind: int,
-    detector_state: np.ndarray,
-    detector_params: np.ndarray,
-    heel_is_force: bool,
-    outbox: np.ndarray,
-    schedule_params: np.ndarray,
-    schedule_state: np.ndarray,
-    requested: np.ndarray,
-    limits: np.ndarray,
-    watchdog_state: np.ndarray,
-    log: np.ndarray,
-    delivered: np.ndarray,
     period_s: float,
-    stim_column: np.ndarray,
-    table: np.ndarray,
-    events: np.ndarray,
-    shared_events: np.ndarray,
-    counts: np.ndarray,
+    limb: StepArrays,
+    detector: DetectorArrays,
+    schedule: ScheduleArrays,
+    watchdog: WatchdogArrays,
+    record: RecordArrays,
     publish_every: int,
 ) -> int:
     """Samples ``k0 .. k0 + count - 1``, each as one pass of ``run_loop``; returns the
-    number of detected events written into ``events``.
+    number of detected events written into ``record.events``.
 
     Every ``publish_every`` samples the rows (and, first, the events detected so far, as
-    far as ``shared_events`` has room) are published in ``counts``, as
+    far as ``record.shared_events`` has room) are published in ``record.counts``, as
     ``TrialRecorder.publish`` does, so the log writer streams a long block as it runs.
     """
+    sample, command, outbox, events = limb.sample, limb.command, detector.outbox, record.events
+    shared_events, counts = record.shared_events, record.counts
     n_events = 0
     shared = counts[EVENTS_PUBLISHED]
     for k in range(k0, k0 + count):
         t_s = k * period_s
-        limb_step(k, strides, features, limb_params, limb_state, buffers, dropouts, noise,
-                  command, sample, truth)
+        limb_step(k, limb.strides, limb.features, limb.params, limb.state, limb.buffers,
+                  limb.dropouts, limb.noise, command, sample, limb.truth)
         gyro = sample[O_GYRO]
         switch = sample[O_HEEL_SWITCH]
-        heel = sample[O_HEEL_FORCE] if heel_is_force else switch
-        phase = detector_step(detector_kind, detector_state, detector_params, t_s, gyro, heel,
+        heel = sample[O_HEEL_FORCE] if detector.heel_is_force else switch
+        phase = detector_step(detector.kind, detector.state, detector.params, t_s, gyro, heel,
                               outbox)
-        if watchdog_observe(limits, watchdog_state, log, t_s, gyro, switch, phase != UNKNOWN):
+        if watchdog_observe(watchdog.limits, watchdog.state, watchdog.log, t_s, gyro, switch,
+                            phase != UNKNOWN):
             command[:] = 0.0
-        schedule_step(schedule_params, schedule_state, t_s, phase, outbox, requested)
-        if watchdog_submit(limits, watchdog_state, log, t_s, requested, delivered):
+        schedule_step(schedule.params, schedule.state, t_s, phase, outbox, schedule.requested)
+        if watchdog_submit(watchdog.limits, watchdog.state, watchdog.log, t_s,
+                           schedule.requested, watchdog.delivered):
             command[:] = 0.0
         else:
-            _hold(delivered, command)
-        _record(k, t_s, sample, phase, delivered, stim_column, table)
+            _hold(watchdog.delivered, command)
+        _record(k, t_s, sample, phase, watchdog.delivered, record.stim_column, record.table)
         for e in range(int(outbox[0])):
             events[n_events, _E_KNOWN] = t_s
             events[n_events, _E_CODE] = outbox[1 + 2 * e]
@@ -230,23 +255,22 @@ def run_compiled_loop(
         publish_every = max(1, round(1.0 / limb.sample_period_s))
     kind, detector_state, detector_params = detector.kernel_arrays
     heel_is_force = detector.setup.heel_input == "force"
-    schedule_params, schedule_state, requested = scheduler.kernel_arrays
-    delivered = np.zeros_like(requested)
+    detector_arrays = DetectorArrays(kind, detector_state, detector_params, heel_is_force,
+                                     new_outbox())
+    schedule = ScheduleArrays(*scheduler.kernel_arrays)
+    delivered = np.zeros_like(schedule.requested)
+    watchdog.reserve_log(BLOCK_SAMPLES * (schedule.requested.shape[0] + 1))
+    watchdog_arrays = WatchdogArrays(*watchdog.kernel_arrays, delivered)
     stim_column = np.array(
         [recorder.stim_column(channel) for channel in range(limb.channels)], dtype=np.int64
     )
-    watchdog.reserve_log(BLOCK_SAMPLES * (requested.shape[0] + 1))
-    limits, watchdog_state, log = watchdog.kernel_arrays
-    events = np.zeros((BLOCK_SAMPLES * MAX_EVENTS, 3))
-    outbox = new_outbox()
+    record = RecordArrays(recorder.table, stim_column, np.zeros((BLOCK_SAMPLES * MAX_EVENTS, 3)),
+                          recorder.events, recorder.counts)
+    events = record.events
 
     def block(k: int, count: int, arrays: StepArrays) -> int:
-        return int(_run_block(
-            k, count, *arrays, kind, detector_state, detector_params, heel_is_force, outbox,
-            schedule_params, schedule_state, requested,
-            limits, watchdog_state, log, delivered, limb.sample_period_s, stim_column,
-            recorder.table, events, recorder.events, recorder.counts, publish_every,
-        ))
+        return int(_run_block(k, count, limb.sample_period_s, arrays, detector_arrays, schedule,
+                              watchdog_arrays, record, publish_every))
 
     start = time.perf_counter()
     k, _, arrays = limb.next_block()
