@@ -1,4 +1,5 @@
-"""How every numba kernel of the project is compiled, and the list of them.
+"""How every numba kernel of the project is compiled, the list of them, and how their
+parameter arrays are packed.
 
 Two decorators, one set of options each, for the detector, the scheduler, the watchdog,
 the simulated patient and the trial files alike:
@@ -22,6 +23,17 @@ the project's kernels can be listed, compiled ahead or checked
 (``tests/test_kernels.py``: every kernel compiles and is cached); ``kernels(prefix)``
 selects those of one part, for a command that needs only its own.
 
+Packed arrays: a kernel's parameters and state are float64 arrays whose slots are declared
+once, as a tuple of names unpacked from ``range`` (the idiom of ``controller.ports``):
+
+    PARAM_NAMES = ("threshold_rad_s", "debounce_s")
+    (P_THRESHOLD_RAD_S, P_DEBOUNCE_S) = range(len(PARAM_NAMES))
+
+and a parameter array is built by ``pack`` from a table of each name and its value
+(converted to SI), started from NaN: a slot the table forgets, or a name it misspells,
+is refused at once (``tests/test_kernels.py`` builds every layout and checks that no
+slot is left unfilled).
+
 After a kernel module moves or a kernel that others call changes, numba's cache of the
 callers may still hold the old code: clear it with
 ``find . -name '*.nbi' -delete -o -name '*.nbc' -delete``.
@@ -29,7 +41,7 @@ callers may still hold the old code: clear it with
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
 import numba
@@ -77,3 +89,19 @@ def kernels(prefix: str = "") -> dict[str, Any]:
         for name, compiled in KERNELS.items()
         if not prefix or name == prefix or name.startswith(prefix + ".")
     }
+
+
+def pack(names: Sequence[str], values: Mapping[str, float]) -> Floats:
+    """The parameter array laid out as ``names``: slot ``i`` holds ``values[names[i]]``.
+
+    The array starts as NaN; ``ValueError`` names any slot ``values`` leaves unfilled
+    and any value that has no slot, so a layout and its table cannot drift apart.
+    """
+    missing = [name for name in names if name not in values]
+    unknown = [name for name in values if name not in names]
+    if missing or unknown:
+        raise ValueError(f"packed array: no value for {missing}, no slot for {unknown}")
+    packed = np.full(len(names), np.nan)
+    for i, name in enumerate(names):
+        packed[i] = values[name]
+    return packed

@@ -41,7 +41,7 @@ from pydantic import Field
 
 from controller import events
 from controller.detect import gyro, heel, outbox
-from controller.kernels import kernel
+from controller.kernels import kernel, pack
 from controller.validation import ConfigModel
 
 
@@ -79,28 +79,31 @@ _HEEL = 1
 #: Primary source of each event code (index = code; NONE unused).
 _PRIMARY = np.array([_HEEL, _HEEL, _HEEL, _GYRO, _GYRO])
 
-# Parameter array: the fusion's own, then the gyroscope's, then the heel sensor's.
-_P_WAIT_S = 0
-_P_MERGE_S = 1
-_P_SILENT_STRIDES = 2
-_P_LOADING_S = 3
-_P_MIN_SWING_S = 4
-_N_OWN_PARAMS = 5
-_P_GYRO = _N_OWN_PARAMS
+# Parameter array: the fusion's own slots, then the gyroscope's, then the heel sensor's.
+PARAM_NAMES = ("wait_s", "merge_s", "silent_strides", "loading_s", "min_swing_s")
+(_P_WAIT_S, _P_MERGE_S, _P_SILENT_STRIDES, _P_LOADING_S, _P_MIN_SWING_S) = range(
+    len(PARAM_NAMES)
+)
+_P_GYRO = len(PARAM_NAMES)
 _P_HEEL = _P_GYRO + gyro.N_PARAMS
 N_PARAMS = _P_HEEL + heel.N_PARAMS
 
-# State array: the fusion's own, then the gyroscope kernel's, then the heel kernel's.
-_S_PHASE = 0  # fused phase machine (used while both sources are healthy)
-_S_T_HEEL_STRIKE = 1  # last reported heel strike (for LOADING)
-_S_GYRO_SILENCE = 2  # heel strikes since the gyroscope's last event
-_S_HEEL_SILENCE = 3  # gyroscope strides since the heel sensor's last event
-_S_GYRO_TOE_OFF = 4  # the gyroscope's last toe off (reported or not)
-_S_LAST = 5  # + code: estimated time of the last reported event of each kind
+# State array: the fusion's own scalars and its three rows of one slot per event code,
+# then the gyroscope kernel's state, then the heel kernel's.
+STATE_NAMES = (
+    "phase",  # fused phase machine (used while both sources are healthy)
+    "t_heel_strike",  # last reported heel strike (for LOADING)
+    "gyro_silence",  # heel strikes since the gyroscope's last event
+    "heel_silence",  # gyroscope strides since the heel sensor's last event
+    "gyro_toe_off",  # the gyroscope's last toe off (reported or not)
+)
+(_S_PHASE, _S_T_HEEL_STRIKE, _S_GYRO_SILENCE, _S_HEEL_SILENCE, _S_GYRO_TOE_OFF) = range(
+    len(STATE_NAMES)
+)
+_S_LAST = len(STATE_NAMES)  # + code: estimated time of the last reported event of each kind
 _S_PENDING_T = _S_LAST + _N_CODES  # + code: pending secondary event's time (NaN: none)
 _S_PENDING_SINCE = _S_PENDING_T + _N_CODES  # + code: when it arrived
-_N_OWN_STATE = _S_PENDING_SINCE + _N_CODES
-_S_GYRO = _N_OWN_STATE
+_S_GYRO = _S_PENDING_SINCE + _N_CODES
 _S_HEEL = _S_GYRO + gyro.N_STATE
 N_STATE = _S_HEEL + heel.N_STATE
 
@@ -112,15 +115,16 @@ def make_params(
     config: FusionConfig,
 ) -> np.ndarray:
     """The fused kernel's parameter array (the two sensors' arrays included)."""
-    params = np.empty(N_PARAMS)
-    params[_P_WAIT_S] = config.fallback_wait_ms / 1000.0
-    params[_P_MERGE_S] = config.merge_window_ms / 1000.0
-    params[_P_SILENT_STRIDES] = config.silent_strides
-    params[_P_LOADING_S] = config.loading_time_ms / 1000.0
-    params[_P_MIN_SWING_S] = config.min_swing_ms / 1000.0
-    params[_P_GYRO:_P_HEEL] = gyro.make_params(gyro_config)
-    params[_P_HEEL:] = heel.make_params(heel_config, heel_input)
-    return params
+    own = pack(PARAM_NAMES, {
+        "wait_s": config.fallback_wait_ms / 1000.0,
+        "merge_s": config.merge_window_ms / 1000.0,
+        "silent_strides": config.silent_strides,
+        "loading_s": config.loading_time_ms / 1000.0,
+        "min_swing_s": config.min_swing_ms / 1000.0,
+    })
+    return np.concatenate(
+        [own, gyro.make_params(gyro_config), heel.make_params(heel_config, heel_input)]
+    )
 
 
 def new_state() -> np.ndarray:

@@ -128,7 +128,7 @@ from pydantic import Field
 
 from controller import events
 from controller.detect.stride import MAX_STRIDE_S, running_mean, stride_average
-from controller.kernels import kernel
+from controller.kernels import kernel, pack
 from controller.validation import ConfigModel
 
 
@@ -289,7 +289,7 @@ class GyroDetectorConfig(ConfigModel):
     )
 
 
-# Parameter array: one slot per name (SI units: seconds, rad/s), filled by make_params.
+# Parameter array: one slot per name (SI units: seconds, rad/s), packed by make_params.
 PARAMS = (
     "pre_swing", "pre_swing_fraction", "pre_swing_hold_s", "swing_entry", "min_push_off_s",
     "hold_level", "hold_s", "min_peak", "peak_fraction", "avg_weight", "confirm_fraction",
@@ -419,7 +419,7 @@ def make_params(config: GyroDetectorConfig) -> np.ndarray:
         "saturation": c.saturation_rad_s,
         "smoothing_s": c.smoothing_ms / 1000.0,
     }
-    return np.array([values[name] for name in PARAMS], dtype=float)
+    return pack(PARAMS, values)
 
 
 @kernel

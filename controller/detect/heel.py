@@ -54,7 +54,7 @@ from pydantic import Field, ValidationInfo, field_validator
 
 from controller import events
 from controller.detect.stride import stride_average
-from controller.kernels import kernel
+from controller.kernels import kernel, pack
 from controller.validation import ConfigModel
 
 HeelInput = Literal["switch", "force"]
@@ -131,35 +131,67 @@ HEEL_SWITCH = HeelDetectorConfig()
 #: off follows sooner (measured on the PhysioNet gaitpdb force insoles, see docs/detection.md).
 HEEL_FORCE = HeelDetectorConfig(toe_off_delay_stride_fraction=0.07)
 
-# Index of the parameter array (SI units).
-_P_CONTACT = 0  # contact at or above this level
-_P_RELEASE = 1  # released below this level
-_P_DEBOUNCE_S = 2
-_P_MIN_CONTACT_S = 3
-_P_MIN_UNLOADED_S = 4
-_P_TO_FRACTION = 5
-_P_ASSUMED_STRIDE_S = 6
-_P_AVG_WEIGHT = 7
-_P_LOADING_S = 8
-_P_MAX_UNLOADED_S = 9
-_P_LOCK_CONTACT_S = 10
-_P_MISSING_S = 11
-N_PARAMS = 12
+# Slots of the parameter array (SI units).
+PARAM_NAMES = (
+    "contact_level",  # contact at or above this level (N, or 0.5 for a switch)
+    "release_level",  # released below this level
+    "debounce_s",
+    "min_contact_s",
+    "min_unloaded_s",
+    "toe_off_fraction",  # toe off after heel off, fraction of the mean stride
+    "assumed_stride_s",
+    "average_weight",  # weight of a new stride in the running mean
+    "loading_s",
+    "max_unloaded_s",
+    "lock_contact_s",
+    "missing_s",
+)
+(
+    _P_CONTACT,
+    _P_RELEASE,
+    _P_DEBOUNCE_S,
+    _P_MIN_CONTACT_S,
+    _P_MIN_UNLOADED_S,
+    _P_TO_FRACTION,
+    _P_ASSUMED_STRIDE_S,
+    _P_AVG_WEIGHT,
+    _P_LOADING_S,
+    _P_MAX_UNLOADED_S,
+    _P_LOCK_CONTACT_S,
+    _P_MISSING_S,
+) = range(len(PARAM_NAMES))
+N_PARAMS = len(PARAM_NAMES)
 
-# Index of the state array.
-_S_PHASE = 0
-_S_LOCKED = 1
-_S_CONTACT = 2  # debounced contact, 0.0 or 1.0
-_S_T_PENDING = 3  # start of the current run of samples that differ (NaN: none)
-_S_T_FIRST = 4  # first differing sample of the change under way, bounces included
-_S_T_LAST_DIFF = 5  # last differing sample
-_S_T_CONTACT = 6  # time the current or last contact began
-_S_T_RELEASE = 7  # time the current or last release began (-inf: none seen)
-_S_T_LAST_HS = 8  # time of the last heel strike (-inf: none)
-_S_STRIDE_AVERAGE = 9  # running mean stride time (0: none measured)
-_S_T_TOE_OFF_DUE = 10  # estimated toe off of the current pre-swing
-_S_T_LAST_GOOD = 11
-N_STATE = 12
+# Slots of the state array.
+STATE_NAMES = (
+    "phase",
+    "locked",
+    "contact",  # debounced contact, 0.0 or 1.0
+    "t_pending",  # start of the current run of samples that differ (NaN: none)
+    "t_first",  # first differing sample of the change under way, bounces included
+    "t_last_diff",  # last differing sample
+    "t_contact",  # time the current or last contact began
+    "t_release",  # time the current or last release began (-inf: none seen)
+    "t_last_hs",  # time of the last heel strike (-inf: none)
+    "stride_average",  # running mean stride time (0: none measured)
+    "t_toe_off_due",  # estimated toe off of the current pre-swing
+    "t_last_good",
+)
+(
+    _S_PHASE,
+    _S_LOCKED,
+    _S_CONTACT,
+    _S_T_PENDING,
+    _S_T_FIRST,
+    _S_T_LAST_DIFF,
+    _S_T_CONTACT,
+    _S_T_RELEASE,
+    _S_T_LAST_HS,
+    _S_STRIDE_AVERAGE,
+    _S_T_TOE_OFF_DUE,
+    _S_T_LAST_GOOD,
+) = range(len(STATE_NAMES))
+N_STATE = len(STATE_NAMES)
 #: Keeps a debounce of exactly n sample periods at n periods despite rounding.
 _TIME_GUARD_S = 1e-6
 
@@ -167,24 +199,22 @@ _TIME_GUARD_S = 1e-6
 def make_params(config: HeelDetectorConfig, heel_input: HeelInput) -> np.ndarray:
     """The kernel's parameter array: ``heel_input`` says whether the signal is a 0/1
     switch or a force in newtons."""
-    params = np.empty(N_PARAMS)
-    if heel_input == "switch":
-        params[_P_CONTACT] = 0.5
-        params[_P_RELEASE] = 0.5
-    else:
-        params[_P_CONTACT] = config.contact_force_n
-        params[_P_RELEASE] = config.release_force_n
-    params[_P_DEBOUNCE_S] = config.debounce_ms / 1000.0
-    params[_P_MIN_CONTACT_S] = config.min_contact_ms / 1000.0
-    params[_P_MIN_UNLOADED_S] = config.min_unloaded_ms / 1000.0
-    params[_P_TO_FRACTION] = config.toe_off_delay_stride_fraction
-    params[_P_ASSUMED_STRIDE_S] = config.assumed_stride_ms / 1000.0
-    params[_P_AVG_WEIGHT] = 1.0 / config.stride_average_strides
-    params[_P_LOADING_S] = config.loading_time_ms / 1000.0
-    params[_P_MAX_UNLOADED_S] = config.max_unloaded_ms / 1000.0
-    params[_P_LOCK_CONTACT_S] = config.lock_contact_ms / 1000.0
-    params[_P_MISSING_S] = config.unknown_after_missing_ms / 1000.0
-    return params
+    c = config
+    switch = heel_input == "switch"
+    return pack(PARAM_NAMES, {
+        "contact_level": 0.5 if switch else c.contact_force_n,
+        "release_level": 0.5 if switch else c.release_force_n,
+        "debounce_s": c.debounce_ms / 1000.0,
+        "min_contact_s": c.min_contact_ms / 1000.0,
+        "min_unloaded_s": c.min_unloaded_ms / 1000.0,
+        "toe_off_fraction": c.toe_off_delay_stride_fraction,
+        "assumed_stride_s": c.assumed_stride_ms / 1000.0,
+        "average_weight": 1.0 / c.stride_average_strides,
+        "loading_s": c.loading_time_ms / 1000.0,
+        "max_unloaded_s": c.max_unloaded_ms / 1000.0,
+        "lock_contact_s": c.lock_contact_ms / 1000.0,
+        "missing_s": c.unknown_after_missing_ms / 1000.0,
+    })
 
 
 @kernel
