@@ -82,7 +82,7 @@ import math
 
 import numpy as np
 
-from controller.kernels import allocating_kernel, kernel
+from controller.kernels import allocating_kernel, kernel, pack
 from sim.gait import HEEL_STRIKE, NEXT_HEEL_STRIKE, STANCE_S, TOE_OFF, stance_clock
 from sim.patient import PatientProfile
 
@@ -90,58 +90,106 @@ GRAVITY_M_S2 = 9.81
 #: A foot within this of flat at the healthy foot-flat phase is flat (tracking error).
 FLAT_TOLERANCE_RAD = math.radians(1.0)
 
-# Parameter array.
-P_INERTIA = 0  # foot inertia about the ankle, kg m2
-P_GRAVITY_TORQUE = 1  # m g d, N m
-P_STIFFNESS = 2  # N m / rad
-P_DAMPING = 3  # N m s / rad
-P_REST_RAD = 4  # passive rest angle
-P_FES_MAX = 5  # torque at full activation, N m
-P_TOE_LEVER = 6  # m
-P_TOE_OFF_RAD = 7  # ankle angle at toe off
-P_DF_LIMIT_RAD = 8
-P_PF_LIMIT_RAD = 9
-P_END_STIFFNESS = 10  # N m / rad at the limit
-P_END_WIDTH_RAD = 11
-P_TRACK_WN = 12  # rad/s
-P_TRACK_ZETA = 13
-P_LIFT_FRACTION = 14  # swing fraction by which the healthy foot is back at neutral
-P_HEEL_BEHIND_M = 15  # heel contact point behind the ankle, foot flat
-P_SLAP_RAD_S = 16
-P_LANDING_TAU_S = 17
-P_REFLEX_GAIN = 18  # N m s / rad
-P_REFLEX_THRESHOLD = 19  # rad/s
-P_REFLEX_ALPHA = 20  # per-step gain of the first-order reflex contraction
-P_REFLEX_MAX = 21  # N m
-P_STANCE_KNOT = 22  # 3 stance fractions
-P_STANCE_RAD = 25  # 3 angles
-P_TOE_KNOT = 28  # 5 swing fractions
-P_TOE_M = 33  # 5 heights
-P_TOE_SLOPE = 38  # 5 slopes, m per unit swing fraction
-P_HEEL_BELOW_M = 43  # heel contact point below the ankle, foot flat
-P_LANDING_FOOT_RAD = 44  # healthy foot-floor angle at heel strike (toe up)
-P_HEEL_OFF_PHASE = 45  # stance fraction of heel off: the latest the foot can be flat
-P_TA_MAX_VELOCITY = 46  # rad/s of dorsiflexion at which the TA produces no force
-P_TA_CURVATURE = 47  # Hill's a / F0
-P_TA_ECCENTRIC_MAX = 48  # force while lengthening fast, as a fraction of isometric
-P_TA_ECCENTRIC_HALF = 49  # lengthening velocity (fraction of max) at half the excess
-N_PARAMS = 50
+# Parameter array: the scalars, then the stance and toe templates' knots.
+PARAM_NAMES = (
+    "inertia_kg_m2",  # foot inertia about the ankle
+    "gravity_torque_nm",  # m g d
+    "stiffness_nm_per_rad",
+    "damping_nm_s_per_rad",
+    "rest_rad",  # passive rest angle
+    "fes_max_nm",  # torque at full activation
+    "toe_lever_m",
+    "toe_off_rad",  # ankle angle at toe off
+    "dorsiflexion_limit_rad",
+    "plantarflexion_limit_rad",
+    "end_stiffness_nm_per_rad",  # at the limit
+    "end_width_rad",
+    "track_wn_rad_s",
+    "track_zeta",
+    "lift_fraction",  # swing fraction by which the healthy foot is back at neutral
+    "heel_behind_m",  # heel contact point behind the ankle, foot flat
+    "slap_rad_s",
+    "landing_tau_s",
+    "reflex_gain_nm_s_per_rad",
+    "reflex_threshold_rad_s",
+    "reflex_alpha",  # per-step gain of the first-order reflex contraction
+    "reflex_max_nm",
+    "heel_below_m",  # heel contact point below the ankle, foot flat
+    "landing_foot_rad",  # healthy foot-floor angle at heel strike (toe up)
+    "heel_off_phase",  # stance fraction of heel off: the latest the foot can be flat
+    "ta_max_velocity_rad_s",  # dorsiflexion velocity at which the TA produces no force
+    "ta_curvature",  # Hill's a / F0
+    "ta_eccentric_max",  # force while lengthening fast, as a fraction of isometric
+    "ta_eccentric_half",  # lengthening velocity (fraction of max) at half the excess
+)
+(
+    P_INERTIA,
+    P_GRAVITY_TORQUE,
+    P_STIFFNESS,
+    P_DAMPING,
+    P_REST_RAD,
+    P_FES_MAX,
+    P_TOE_LEVER,
+    P_TOE_OFF_RAD,
+    P_DF_LIMIT_RAD,
+    P_PF_LIMIT_RAD,
+    P_END_STIFFNESS,
+    P_END_WIDTH_RAD,
+    P_TRACK_WN,
+    P_TRACK_ZETA,
+    P_LIFT_FRACTION,
+    P_HEEL_BEHIND_M,
+    P_SLAP_RAD_S,
+    P_LANDING_TAU_S,
+    P_REFLEX_GAIN,
+    P_REFLEX_THRESHOLD,
+    P_REFLEX_ALPHA,
+    P_REFLEX_MAX,
+    P_HEEL_BELOW_M,
+    P_LANDING_FOOT_RAD,
+    P_HEEL_OFF_PHASE,
+    P_TA_MAX_VELOCITY,
+    P_TA_CURVATURE,
+    P_TA_ECCENTRIC_MAX,
+    P_TA_ECCENTRIC_HALF,
+) = range(len(PARAM_NAMES))
 N_STANCE_KNOTS = 3
 N_TOE_KNOTS = 5
+P_STANCE_KNOT = len(PARAM_NAMES)  # 3 stance fractions
+P_STANCE_RAD = P_STANCE_KNOT + N_STANCE_KNOTS  # 3 angles
+P_TOE_KNOT = P_STANCE_RAD + N_STANCE_KNOTS  # 5 swing fractions
+P_TOE_M = P_TOE_KNOT + N_TOE_KNOTS  # 5 heights
+P_TOE_SLOPE = P_TOE_M + N_TOE_KNOTS  # 5 slopes, m per unit swing fraction
+N_PARAMS = P_TOE_SLOPE + N_TOE_KNOTS
 
 # State array.
-S_ANGLE = 0  # rad
-S_VELOCITY = 1  # rad/s
-S_MODE = 2  # one of the modes below
-S_STRIDE = 3  # stride row the state belongs to
-S_LANDING_OFFSET = 4  # rad, angle minus the flat-foot template when the blend started
-S_FLAT_TIME_S = 5  # when the blend onto the template started
-S_REFLEX_NM = 6  # plantarflexing torque of the stretch reflex, >= 0
-S_REFLEX_WRITE = 7  # write position in the reflex delay line
-S_IMPACT_RAD_S = 8  # forefoot velocity onto the floor at the latest heel-first foot flat
-S_VOLUNTARY_NM = 9  # voluntary dorsiflexion torque of the latest step
-S_SLAP = 10  # 1 once the latest heel-first landing ended in a foot slap
-N_STATE = 11
+STATE_NAMES = (
+    "angle",  # rad
+    "velocity",  # rad/s
+    "mode",  # one of the modes below
+    "stride",  # stride row the state belongs to
+    "landing_offset",  # rad, angle minus the flat-foot template when the blend started
+    "flat_time_s",  # when the blend onto the template started
+    "reflex_nm",  # plantarflexing torque of the stretch reflex, >= 0
+    "reflex_write",  # write position in the reflex delay line
+    "impact_rad_s",  # forefoot velocity onto the floor at the latest heel-first foot flat
+    "voluntary_nm",  # voluntary dorsiflexion torque of the latest step
+    "slap",  # 1 once the latest heel-first landing ended in a foot slap
+)
+(
+    S_ANGLE,
+    S_VELOCITY,
+    S_MODE,
+    S_STRIDE,
+    S_LANDING_OFFSET,
+    S_FLAT_TIME_S,
+    S_REFLEX_NM,
+    S_REFLEX_WRITE,
+    S_IMPACT_RAD_S,
+    S_VOLUNTARY_NM,
+    S_SLAP,
+) = range(len(STATE_NAMES))
+N_STATE = len(STATE_NAMES)
 
 # Modes.
 STANCE = 0.0
@@ -152,46 +200,48 @@ LOADING = 2.0
 def make_params(profile: PatientProfile, step_s: float) -> np.ndarray:
     """The ankle kernels' parameter array for ``profile`` (SI units)."""
     p = profile
-    params = np.empty(N_PARAMS)
-    params[P_INERTIA] = p.foot_inertia_kg_m2
-    params[P_GRAVITY_TORQUE] = p.foot_mass_kg * GRAVITY_M_S2 * p.foot_com_distance_m
-    params[P_STIFFNESS] = p.passive_stiffness_nm_per_rad
-    params[P_DAMPING] = p.passive_damping_nm_s_per_rad
-    params[P_REST_RAD] = math.radians(p.passive_rest_angle_deg)
-    params[P_FES_MAX] = p.fes_max_torque_nm
-    params[P_TOE_LEVER] = p.toe_lever_m
-    params[P_TOE_OFF_RAD] = math.radians(p.toe_off_ankle_angle_deg)
-    params[P_DF_LIMIT_RAD] = math.radians(p.dorsiflexion_limit_deg)
-    params[P_PF_LIMIT_RAD] = math.radians(p.plantarflexion_limit_deg)
-    params[P_END_STIFFNESS] = p.end_range_stiffness_nm_per_rad
-    params[P_END_WIDTH_RAD] = math.radians(p.end_range_width_deg)
-    params[P_TRACK_WN] = 2.0 * math.pi * p.tracking_bandwidth_hz
-    params[P_TRACK_ZETA] = p.tracking_damping_ratio
-    params[P_LIFT_FRACTION] = p.swing_lift_fraction
-    params[P_HEEL_BEHIND_M] = p.heel_behind_ankle_m
-    params[P_HEEL_BELOW_M] = p.heel_below_ankle_m
-    params[P_LANDING_FOOT_RAD] = math.radians(p.heel_strike_foot_angle_deg)
-    params[P_HEEL_OFF_PHASE] = p.heel_off_stance_fraction
-    params[P_TA_MAX_VELOCITY] = p.ta_max_shortening_velocity_rad_s
-    params[P_TA_CURVATURE] = p.ta_hill_curvature_fraction
-    params[P_TA_ECCENTRIC_MAX] = p.ta_eccentric_max_fraction
-    # The eccentric branch starts with the slope of the concentric one (no kink).
-    params[P_TA_ECCENTRIC_HALF] = (p.ta_eccentric_max_fraction - 1.0) / (
-        1.0 + 1.0 / p.ta_hill_curvature_fraction)
-    params[P_SLAP_RAD_S] = p.foot_slap_velocity_rad_s
-    params[P_LANDING_TAU_S] = 1e-3 * p.landing_time_constant_ms
-    params[P_REFLEX_GAIN] = p.spastic_reflex_gain_nm_s_per_rad
-    params[P_REFLEX_THRESHOLD] = p.spastic_velocity_threshold_rad_s
-    params[P_REFLEX_ALPHA] = 1.0 - math.exp(-step_s / (1e-3 * p.spastic_reflex_time_constant_ms))
-    params[P_REFLEX_MAX] = p.spastic_reflex_max_torque_nm
-    params[P_STANCE_KNOT:P_STANCE_KNOT + N_STANCE_KNOTS] = p.stance_knots_fraction
-    params[P_STANCE_RAD:P_STANCE_RAD + N_STANCE_KNOTS] = np.radians(p.stance_knots_deg)
-    params[P_TOE_KNOT:P_TOE_KNOT + N_TOE_KNOTS] = p.toe_knots_fraction
-    params[P_TOE_M:P_TOE_M + N_TOE_KNOTS] = 1e-3 * np.array(p.toe_knots_mm)
-    params[P_TOE_SLOPE:P_TOE_SLOPE + N_TOE_KNOTS] = 1e-3 * np.array(
-        p.toe_knot_slopes_mm_per_swing
-    )
-    return params
+    scalars = pack(PARAM_NAMES, {
+        "inertia_kg_m2": p.foot_inertia_kg_m2,
+        "gravity_torque_nm": p.foot_mass_kg * GRAVITY_M_S2 * p.foot_com_distance_m,
+        "stiffness_nm_per_rad": p.passive_stiffness_nm_per_rad,
+        "damping_nm_s_per_rad": p.passive_damping_nm_s_per_rad,
+        "rest_rad": math.radians(p.passive_rest_angle_deg),
+        "fes_max_nm": p.fes_max_torque_nm,
+        "toe_lever_m": p.toe_lever_m,
+        "toe_off_rad": math.radians(p.toe_off_ankle_angle_deg),
+        "dorsiflexion_limit_rad": math.radians(p.dorsiflexion_limit_deg),
+        "plantarflexion_limit_rad": math.radians(p.plantarflexion_limit_deg),
+        "end_stiffness_nm_per_rad": p.end_range_stiffness_nm_per_rad,
+        "end_width_rad": math.radians(p.end_range_width_deg),
+        "track_wn_rad_s": 2.0 * math.pi * p.tracking_bandwidth_hz,
+        "track_zeta": p.tracking_damping_ratio,
+        "lift_fraction": p.swing_lift_fraction,
+        "heel_behind_m": p.heel_behind_ankle_m,
+        "slap_rad_s": p.foot_slap_velocity_rad_s,
+        "landing_tau_s": 1e-3 * p.landing_time_constant_ms,
+        "reflex_gain_nm_s_per_rad": p.spastic_reflex_gain_nm_s_per_rad,
+        "reflex_threshold_rad_s": p.spastic_velocity_threshold_rad_s,
+        "reflex_alpha": 1.0 - math.exp(-step_s / (1e-3 * p.spastic_reflex_time_constant_ms)),
+        "reflex_max_nm": p.spastic_reflex_max_torque_nm,
+        "heel_below_m": p.heel_below_ankle_m,
+        "landing_foot_rad": math.radians(p.heel_strike_foot_angle_deg),
+        "heel_off_phase": p.heel_off_stance_fraction,
+        "ta_max_velocity_rad_s": p.ta_max_shortening_velocity_rad_s,
+        "ta_curvature": p.ta_hill_curvature_fraction,
+        "ta_eccentric_max": p.ta_eccentric_max_fraction,
+        # The eccentric branch starts with the slope of the concentric one (no kink).
+        "ta_eccentric_half": (p.ta_eccentric_max_fraction - 1.0) / (
+            1.0 + 1.0 / p.ta_hill_curvature_fraction),
+    })
+    # The profile holds N_STANCE_KNOTS and N_TOE_KNOTS knots (validated there).
+    knots = [
+        p.stance_knots_fraction,
+        np.radians(p.stance_knots_deg),
+        p.toe_knots_fraction,
+        1e-3 * np.array(p.toe_knots_mm),
+        1e-3 * np.array(p.toe_knot_slopes_mm_per_swing),
+    ]
+    return np.concatenate([scalars, *knots])
 
 
 def fastest_mode_rad_s(profile: PatientProfile) -> float:

@@ -31,7 +31,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from controller.kernels import kernel
+from controller.kernels import kernel, pack
 from controller.ports import Sample, StimCommand, check_commands
 from controller.pulses import advance_train, new_train
 from sim import ankle, muscle, sensors, voluntary
@@ -62,10 +62,14 @@ _MUSCLE_P = _SENSOR_P + sensors.N_PARAMS
 _ANKLE_P = _MUSCLE_P + muscle.N_PARAMS
 _VOLUNTARY_P = _ANKLE_P + ankle.N_PARAMS
 _LIMB_P = _VOLUNTARY_P + voluntary.N_PARAMS
-L_PERIOD_S = _LIMB_P  # sample period
-L_STEPS = _LIMB_P + 1  # physics steps per sample
-L_REFLEX_AT = _LIMB_P + 2  # where the reflex delay line starts in the buffer array
-N_PARAMS = _LIMB_P + 3
+#: The limb's own parameters, after the modules'.
+LIMB_PARAM_NAMES = (
+    "period_s",  # sample period
+    "steps",  # physics steps per sample
+    "reflex_at",  # where the reflex delay line starts in the buffer array
+)
+(L_PERIOD_S, L_STEPS, L_REFLEX_AT) = range(_LIMB_P, _LIMB_P + len(LIMB_PARAM_NAMES))
+N_PARAMS = _LIMB_P + len(LIMB_PARAM_NAMES)
 
 # Offsets of each module's state in the limb's state array.
 _SENSOR_S = 0
@@ -77,26 +81,14 @@ S_CURSOR = _TRAIN_S + 2  # stride row of the previous sample (a forward search c
 N_STATE = S_CURSOR + 1
 
 # Channel-0 command array.
-C_ON = 0
-C_AMPLITUDE_MA = 1
-C_PULSE_WIDTH_US = 2
-C_FREQUENCY_HZ = 3
+COMMAND_NAMES = ("on", "amplitude_ma", "pulse_width_us", "frequency_hz")
+(C_ON, C_AMPLITUDE_MA, C_PULSE_WIDTH_US, C_FREQUENCY_HZ) = range(len(COMMAND_NAMES))
 
 # Sample output array.
-O_GYRO = 0
-O_HEEL_SWITCH = 1
-O_HEEL_FORCE = 2
+OUTPUT_NAMES = ("gyro_rad_s", "heel_switch", "heel_force_n")
+(O_GYRO, O_HEEL_SWITCH, O_HEEL_FORCE) = range(len(OUTPUT_NAMES))
 
-# Truth row, in the order of ``TRUTH_COLUMNS``.
-T_ANKLE_DEG = 0
-T_CLEARANCE_MM = 1
-T_ACTIVATION = 2
-T_PULSES = 3
-T_FOOT_SLAP = 4
-T_IMPACT = 5
-T_FITNESS = 6
-T_VOLUNTARY_NM = 7
-T_REFLEX_NM = 8
+# Truth row.
 TRUTH_COLUMNS = (
     "ankle_angle_deg",
     "toe_clearance_mm",
@@ -108,6 +100,17 @@ TRUTH_COLUMNS = (
     "voluntary_max_nm",
     "reflex_torque_nm",
 )
+(
+    T_ANKLE_DEG,
+    T_CLEARANCE_MM,
+    T_ACTIVATION,
+    T_PULSES,
+    T_FOOT_SLAP,
+    T_IMPACT,
+    T_FITNESS,
+    T_VOLUNTARY_NM,
+    T_REFLEX_NM,
+) = range(len(TRUTH_COLUMNS))
 _INTEGER_COLUMNS = ("pulses", "foot_slap")
 
 # Children of the trial seed, one per random stream.
@@ -340,10 +343,12 @@ class SimulatedLimb:
         muscle_p = muscle.make_params(profile, step_s)
         ankle_p = ankle.make_params(profile, step_s)
         muscle_delay = muscle.new_delay_line(profile, step_s)
-        self._params = np.concatenate((
-            sensor_p, muscle_p, ankle_p, voluntary.make_params(profile, step_s),
-            [self._dt, steps, muscle_delay.size],
-        ))
+        own = pack(LIMB_PARAM_NAMES, {
+            "period_s": self._dt, "steps": steps, "reflex_at": muscle_delay.size,
+        })
+        self._params = np.concatenate(
+            (sensor_p, muscle_p, ankle_p, voluntary.make_params(profile, step_s), own)
+        )
         first = 1  # the trial starts in stride row 1 (row 0 ends before t = 0)
         stance_phase = float(stance_clock(self._schedule.strides, first, 0.0)[0])
         self._state = np.concatenate((
@@ -359,9 +364,9 @@ class SimulatedLimb:
         )
         self._kernel_arrays = (self._schedule.strides, self._features, self._params,
                                self._state, self._buffers, self._dropouts)
-        self._command = np.zeros(4)
+        self._command = np.zeros(len(COMMAND_NAMES))
         self._commands = [StimCommand.off(c) for c in range(channels)]
-        self._sample_out = np.zeros(3)
+        self._sample_out = np.zeros(len(OUTPUT_NAMES))
         if truth_rows is None:
             truth_rows = np.zeros((min(self._n_samples, BLOCK_SAMPLES), len(TRUTH_COLUMNS)))
         elif truth_rows.shape != (self._n_samples, len(TRUTH_COLUMNS)):
@@ -443,13 +448,13 @@ class SimulatedLimb:
         ``truth()`` as for ``read``. Same seed and commands, same numbers as ``read``.
         """
         commands = np.asarray(commands, dtype=float)
-        if commands.ndim != 2 or commands.shape[1] != 4:
+        if commands.ndim != 2 or commands.shape[1] != len(COMMAND_NAMES):
             raise ValueError("commands must have one row of 4 numbers per sample")
         if not (np.all(np.isfinite(commands)) and np.all(commands >= 0.0)):
             raise ValueError("commands must be finite and not negative")
         start = self._k
         count = 0 if self._closed else min(commands.shape[0], self._n_samples - start)
-        samples = np.empty((count, 3))  # every row is written by the kernel
+        samples = np.empty((count, len(OUTPUT_NAMES)))  # every row is written by the kernel
         done = 0
         while done < count:
             k = start + done

@@ -52,7 +52,7 @@ import math
 
 import numpy as np
 
-from controller.kernels import allocating_kernel, kernel
+from controller.kernels import allocating_kernel, kernel, pack
 from sim.patient import PatientProfile
 
 #: Below these the muscle is at rest: the calcium and force states are set to zero so
@@ -61,56 +61,91 @@ REST_CALCIUM = 1e-9
 REST_FORCE_FRACTION = 1e-9
 
 # Parameter array.
-P_STEP_S = 0  # physics step h
-P_CALCIUM_DECAY = 1  # exp(-h / tau_c)
-P_TAU_C_S = 2
-P_R0_OFFSET = 3
-P_A_REST = 4  # N/s
-P_TAU1_REST_S = 5
-P_TAU2_S = 6
-P_KM_REST = 7
-P_TAU_FAT_S = 8
-P_ALPHA_A = 9  # 1/s2
-P_ALPHA_KM = 10  # 1/(N s)
-P_ALPHA_TAU1 = 11  # 1/N
-P_THRESHOLD_UC = 12  # charge per pulse where recruitment starts, uC
-P_SATURATION_UC = 13  # charge per pulse where recruitment is complete, uC
-P_FORCE_REF_N = 14  # A_rest (tau1_rest + tau2)
-N_PARAMS = 15
+PARAM_NAMES = (
+    "step_s",  # physics step h
+    "calcium_decay",  # exp(-h / tau_c)
+    "tau_c_s",
+    "r0_offset",
+    "a_rest_n_per_s",
+    "tau1_rest_s",
+    "tau2_s",
+    "km_rest",
+    "tau_fat_s",
+    "alpha_a_per_s2",
+    "alpha_km_per_n_s",
+    "alpha_tau1_per_n",
+    "threshold_uc",  # charge per pulse where recruitment starts
+    "saturation_uc",  # charge per pulse where recruitment is complete
+    "force_ref_n",  # A_rest (tau1_rest + tau2)
+)
+(
+    P_STEP_S,
+    P_CALCIUM_DECAY,
+    P_TAU_C_S,
+    P_R0_OFFSET,
+    P_A_REST,
+    P_TAU1_REST_S,
+    P_TAU2_S,
+    P_KM_REST,
+    P_TAU_FAT_S,
+    P_ALPHA_A,
+    P_ALPHA_KM,
+    P_ALPHA_TAU1,
+    P_THRESHOLD_UC,
+    P_SATURATION_UC,
+    P_FORCE_REF_N,
+) = range(len(PARAM_NAMES))
+N_PARAMS = len(PARAM_NAMES)
 
 # State array.
-S_DRIVE = 0  # E: decaying sum of the pulses' calcium drive
-S_CALCIUM = 1  # CN
-S_FORCE = 2  # F, N
-S_A = 3  # force scale, N/s
-S_KM = 4
-S_TAU1 = 5  # s
-S_SINCE_PULSE = 6  # s since the latest delayed pulse
-S_RECRUITMENT = 7  # recruitment of the latest delayed pulse, 0..1
-S_WRITE = 8  # write position in the delay line
-N_STATE = 9
+STATE_NAMES = (
+    "drive",  # E: decaying sum of the pulses' calcium drive
+    "calcium",  # CN
+    "force",  # F, N
+    "a",  # force scale, N/s
+    "km",
+    "tau1",  # s
+    "since_pulse",  # s since the latest delayed pulse
+    "recruitment",  # recruitment of the latest delayed pulse, 0..1
+    "write",  # write position in the delay line
+)
+(
+    S_DRIVE,
+    S_CALCIUM,
+    S_FORCE,
+    S_A,
+    S_KM,
+    S_TAU1,
+    S_SINCE_PULSE,
+    S_RECRUITMENT,
+    S_WRITE,
+) = range(len(STATE_NAMES))
+N_STATE = len(STATE_NAMES)
 
 
 def make_params(profile: PatientProfile, step_s: float) -> np.ndarray:
     """The muscle kernel's parameter array for ``profile`` at physics step ``step_s``."""
     p = profile
-    params = np.empty(N_PARAMS)
-    params[P_STEP_S] = step_s
-    params[P_TAU_C_S] = 1e-3 * p.ding_tau_c_ms
-    params[P_CALCIUM_DECAY] = math.exp(-step_s / params[P_TAU_C_S])
-    params[P_R0_OFFSET] = p.ding_r0_km_offset_unitless
-    params[P_A_REST] = p.ding_a_rest_n_per_s
-    params[P_TAU1_REST_S] = 1e-3 * p.ding_tau1_rest_ms
-    params[P_TAU2_S] = 1e-3 * p.ding_tau2_ms
-    params[P_KM_REST] = p.ding_km_rest_unitless
-    params[P_TAU_FAT_S] = p.ding_tau_fat_s
-    params[P_ALPHA_A] = p.ding_alpha_a_per_s2
-    params[P_ALPHA_KM] = p.ding_alpha_km_per_n_s
-    params[P_ALPHA_TAU1] = p.ding_alpha_tau1_per_n
-    params[P_THRESHOLD_UC] = p.recruitment_threshold_uc
-    params[P_SATURATION_UC] = p.recruitment_saturation_uc
-    params[P_FORCE_REF_N] = params[P_A_REST] * (params[P_TAU1_REST_S] + params[P_TAU2_S])
-    return params
+    tau_c_s = 1e-3 * p.ding_tau_c_ms
+    tau1_rest_s = 1e-3 * p.ding_tau1_rest_ms
+    tau2_s = 1e-3 * p.ding_tau2_ms
+    return pack(PARAM_NAMES, {
+        "step_s": step_s,
+        "calcium_decay": math.exp(-step_s / tau_c_s),
+        "tau_c_s": tau_c_s,
+        "r0_offset": p.ding_r0_km_offset_unitless,
+        "a_rest_n_per_s": p.ding_a_rest_n_per_s,
+        "tau1_rest_s": tau1_rest_s,
+        "tau2_s": tau2_s,
+        "km_rest": p.ding_km_rest_unitless,
+        "tau_fat_s": p.ding_tau_fat_s,
+        "alpha_a_per_s2": p.ding_alpha_a_per_s2,
+        "alpha_km_per_n_s": p.ding_alpha_km_per_n_s,
+        "alpha_tau1_per_n": p.ding_alpha_tau1_per_n,
+        "threshold_uc": p.recruitment_threshold_uc,
+        "saturation_uc": p.recruitment_saturation_uc,
+        "force_ref_n": p.ding_a_rest_n_per_s * (tau1_rest_s + tau2_s),
+    })
 
 
 def new_muscle_state(params: np.ndarray) -> np.ndarray:

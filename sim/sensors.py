@@ -75,7 +75,7 @@ import math
 
 import numpy as np
 
-from controller.kernels import kernel
+from controller.kernels import kernel, pack
 from sim.gait import (
     HEEL_OFF,
     HEEL_STRIKE,
@@ -99,94 +99,139 @@ BUMP_ORDER = 8
 JITTER_CLIP_SD = 3.0
 
 # Columns of the per-sample noise draws (standard normals).
-N_GYRO = 0  # white noise of the gyro
-N_BIAS = 1  # step of the bias random walk
-N_JITTER = 2  # sample-time jitter
-N_BOUNCE = 3  # state of a bouncing heel switch (sign)
-N_FORCE = 4  # heel force noise
-NOISE_COLUMNS = 5
+NOISE_NAMES = (
+    "gyro",  # white noise of the gyro
+    "bias",  # step of the bias random walk
+    "jitter",  # sample-time jitter
+    "bounce",  # state of a bouncing heel switch (sign)
+    "force",  # heel force noise
+)
+(
+    N_GYRO,
+    N_BIAS,
+    N_JITTER,
+    N_BOUNCE,
+    N_FORCE,
+) = range(len(NOISE_NAMES))
+NOISE_COLUMNS = len(NOISE_NAMES)
 
 # Parameter array of the sensor kernels.
-P_SWING_PEAK = 0  # rad/s at speed factor 1
-P_SWING_WIDTH = 1  # SD of the swing peak, fraction of swing
-P_HS_DIP = 2  # depth of the heel-strike minimum, fraction of the swing peak
-P_HS_DELAY = 3  # its centre after heel strike, fraction of the stride
-P_HS_WIDTH = 4  # its SD, fraction of the stride
-P_STANCE_ONSET = 5  # stance fraction over which the plateau builds up after heel strike
-P_TO_DIP = 6  # depth of the toe-off minimum, fraction of the swing peak
-P_TO_WIDTH = 7  # its SD, fraction of the stride
-P_NOISE_SD = 8  # rad/s, white noise at this sample rate
-P_BIAS = 9  # rad/s, turn-on bias
-P_BIAS_STEP = 10  # rad/s, SD of the bias random walk per sample
-P_SCALE = 11  # 1 + scale-factor error
-P_RANGE = 12  # rad/s, saturation
-P_COS_TILT = 13
-P_SIN_TILT = 14
-P_JITTER_S = 15  # SD of the sample-time jitter
-P_CONTACT_DELAY_S = 16
-P_RELEASE_DELAY_S = 17
-P_BOUNCE_S = 18
-P_FORCE_PEAK_N = 19
-P_LOAD_RAMP = 20  # fraction of heel contact over which the heel force ramps
-P_HEEL_OFF_FRACTION = 21  # heel contact as a fraction of (unwarped) stance
-P_FORCE_NOISE_N = 22
-P_TAIL_N = 23  # heel sensor reading at heel off, on its way down to zero
-P_RELEASE_FRACTION = 24  # stance fraction at which the heel sensor reads zero
-P_STANCE_TAPER = 25  # stance fraction over which it hands over to the toe-off minimum
-P_STANCE_DEEPENING = 26  # the plateau runs from 1 - this to 1 + this times its mean depth
-N_PARAMS = 27
+PARAM_NAMES = (
+    "swing_peak_rad_s",  # at speed factor 1
+    "swing_width_fraction",  # SD of the swing peak, fraction of swing
+    "heel_strike_dip_fraction",  # depth of the heel-strike minimum, of the swing peak
+    "heel_strike_delay_fraction",  # its centre after heel strike, fraction of the stride
+    "heel_strike_width_fraction",  # its SD, fraction of the stride
+    "stance_onset_fraction",  # stance fraction over which the plateau builds up after heel strike
+    "toe_off_dip_fraction",  # depth of the toe-off minimum, fraction of the swing peak
+    "toe_off_width_fraction",  # its SD, fraction of the stride
+    "noise_sd_rad_s",  # white noise at this sample rate
+    "bias_rad_s",  # turn-on bias
+    "bias_step_rad_s",  # SD of the bias random walk per sample
+    "scale",  # 1 + scale-factor error
+    "range_rad_s",  # saturation
+    "cos_tilt",
+    "sin_tilt",
+    "jitter_s",  # SD of the sample-time jitter
+    "contact_delay_s",
+    "release_delay_s",
+    "bounce_s",
+    "force_peak_n",
+    "load_ramp_fraction",  # fraction of heel contact over which the heel force ramps
+    "heel_off_fraction",  # heel contact as a fraction of (unwarped) stance
+    "force_noise_n",
+    "tail_n",  # heel sensor reading at heel off, on its way down to zero
+    "release_fraction",  # stance fraction at which the heel sensor reads zero
+    "stance_taper_fraction",  # stance fraction over which it hands over to the toe-off minimum
+    "stance_deepening_fraction",  # the plateau runs from 1 - this to 1 + this times its mean depth
+)
+(
+    P_SWING_PEAK,
+    P_SWING_WIDTH,
+    P_HS_DIP,
+    P_HS_DELAY,
+    P_HS_WIDTH,
+    P_STANCE_ONSET,
+    P_TO_DIP,
+    P_TO_WIDTH,
+    P_NOISE_SD,
+    P_BIAS,
+    P_BIAS_STEP,
+    P_SCALE,
+    P_RANGE,
+    P_COS_TILT,
+    P_SIN_TILT,
+    P_JITTER_S,
+    P_CONTACT_DELAY_S,
+    P_RELEASE_DELAY_S,
+    P_BOUNCE_S,
+    P_FORCE_PEAK_N,
+    P_LOAD_RAMP,
+    P_HEEL_OFF_FRACTION,
+    P_FORCE_NOISE_N,
+    P_TAIL_N,
+    P_RELEASE_FRACTION,
+    P_STANCE_TAPER,
+    P_STANCE_DEEPENING,
+) = range(len(PARAM_NAMES))
+N_PARAMS = len(PARAM_NAMES)
 
 # Columns of the per-stride feature table (``gyro_features``): three bumps of three
 # numbers (heel-strike minimum, toe-off minimum, swing peak), then the stance plateau.
-F_CENTRE = 0
-F_INVERSE_SD = 1
-F_AMPLITUDE = 2
+BUMP_NAMES = ("centre", "inverse_sd", "amplitude")
+(F_CENTRE, F_INVERSE_SD, F_AMPLITUDE) = range(len(BUMP_NAMES))
 N_BUMPS = 3
-F_PLATEAU = 3 * N_BUMPS  # rad/s, depth of the stance plateau (> 0 means negative)
+F_PLATEAU = N_BUMPS * len(BUMP_NAMES)  # rad/s, depth of the stance plateau (> 0 means negative)
 N_FEATURES = F_PLATEAU + 1
 #: Integral of a bump of unit amplitude and unit SD: sqrt(2 n) B(1/2, n + 1).
 BUMP_AREA_SD = math.sqrt(2.0 * BUMP_ORDER) * math.gamma(0.5) * math.gamma(BUMP_ORDER + 1.0) / (
     math.gamma(BUMP_ORDER + 1.5))
 
 # State array.
-S_BIAS = 0  # rad/s, current bias
-S_DROPOUT = 1  # index of the next dropout interval that has not ended
-N_STATE = 2
+STATE_NAMES = (
+    "bias",  # rad/s, current bias
+    "dropout",  # index of the next dropout interval that has not ended
+)
+(
+    S_BIAS,
+    S_DROPOUT,
+) = range(len(STATE_NAMES))
+N_STATE = len(STATE_NAMES)
 
 
 def make_params(profile: PatientProfile, sample_period_s: float) -> np.ndarray:
     """The sensor kernels' parameter array for ``profile`` at this sample period."""
     p = profile
-    params = np.empty(N_PARAMS)
-    params[P_SWING_PEAK] = p.gyro_swing_peak_rad_s
-    params[P_SWING_WIDTH] = p.gyro_swing_peak_width_fraction
-    params[P_HS_DIP] = p.gyro_heel_strike_dip_fraction
-    params[P_HS_DELAY] = p.gyro_heel_strike_dip_delay_fraction
-    params[P_HS_WIDTH] = p.gyro_heel_strike_dip_width_fraction
-    params[P_STANCE_ONSET] = p.gyro_stance_onset_fraction
-    params[P_STANCE_TAPER] = p.gyro_stance_taper_fraction
-    params[P_STANCE_DEEPENING] = p.gyro_stance_deepening_fraction
-    params[P_TO_DIP] = p.gyro_toe_off_dip_fraction
-    params[P_TO_WIDTH] = p.gyro_toe_off_dip_width_fraction
     sensor_sd = p.gyro_noise_density_rad_s_per_sqrt_hz * math.sqrt(0.5 / sample_period_s)
-    params[P_NOISE_SD] = math.hypot(p.gyro_noise_rad_s, sensor_sd)
-    params[P_BIAS] = p.gyro_bias_rad_s
-    params[P_BIAS_STEP] = p.gyro_bias_drift_rad_s_per_sqrt_s * math.sqrt(sample_period_s)
-    params[P_SCALE] = 1.0 + p.gyro_scale_error_fraction
-    params[P_RANGE] = p.gyro_range_rad_s
-    params[P_COS_TILT] = math.cos(math.radians(p.gyro_mounting_tilt_deg))
-    params[P_SIN_TILT] = math.sin(math.radians(p.gyro_mounting_tilt_deg))
-    params[P_JITTER_S] = 1e-3 * p.sample_jitter_ms
-    params[P_CONTACT_DELAY_S] = 1e-3 * p.heel_switch_contact_delay_ms
-    params[P_RELEASE_DELAY_S] = 1e-3 * p.heel_switch_release_delay_ms
-    params[P_BOUNCE_S] = 1e-3 * p.heel_switch_bounce_ms
-    params[P_FORCE_PEAK_N] = p.heel_load_fraction_bw * p.body_mass_kg * GRAVITY_M_S2
-    params[P_LOAD_RAMP] = p.heel_load_ramp_fraction
-    params[P_HEEL_OFF_FRACTION] = p.heel_off_stance_fraction
-    params[P_FORCE_NOISE_N] = p.heel_force_noise_n
-    params[P_TAIL_N] = p.heel_force_tail_n
-    params[P_RELEASE_FRACTION] = p.heel_force_release_stance_fraction
-    return params
+    return pack(PARAM_NAMES, {
+        "swing_peak_rad_s": p.gyro_swing_peak_rad_s,
+        "swing_width_fraction": p.gyro_swing_peak_width_fraction,
+        "heel_strike_dip_fraction": p.gyro_heel_strike_dip_fraction,
+        "heel_strike_delay_fraction": p.gyro_heel_strike_dip_delay_fraction,
+        "heel_strike_width_fraction": p.gyro_heel_strike_dip_width_fraction,
+        "stance_onset_fraction": p.gyro_stance_onset_fraction,
+        "stance_taper_fraction": p.gyro_stance_taper_fraction,
+        "stance_deepening_fraction": p.gyro_stance_deepening_fraction,
+        "toe_off_dip_fraction": p.gyro_toe_off_dip_fraction,
+        "toe_off_width_fraction": p.gyro_toe_off_dip_width_fraction,
+        "noise_sd_rad_s": math.hypot(p.gyro_noise_rad_s, sensor_sd),
+        "bias_rad_s": p.gyro_bias_rad_s,
+        "bias_step_rad_s": p.gyro_bias_drift_rad_s_per_sqrt_s * math.sqrt(sample_period_s),
+        "scale": 1.0 + p.gyro_scale_error_fraction,
+        "range_rad_s": p.gyro_range_rad_s,
+        "cos_tilt": math.cos(math.radians(p.gyro_mounting_tilt_deg)),
+        "sin_tilt": math.sin(math.radians(p.gyro_mounting_tilt_deg)),
+        "jitter_s": 1e-3 * p.sample_jitter_ms,
+        "contact_delay_s": 1e-3 * p.heel_switch_contact_delay_ms,
+        "release_delay_s": 1e-3 * p.heel_switch_release_delay_ms,
+        "bounce_s": 1e-3 * p.heel_switch_bounce_ms,
+        "force_peak_n": p.heel_load_fraction_bw * p.body_mass_kg * GRAVITY_M_S2,
+        "load_ramp_fraction": p.heel_load_ramp_fraction,
+        "heel_off_fraction": p.heel_off_stance_fraction,
+        "force_noise_n": p.heel_force_noise_n,
+        "tail_n": p.heel_force_tail_n,
+        "release_fraction": p.heel_force_release_stance_fraction,
+    })
 
 
 def new_sensor_state(params: np.ndarray) -> np.ndarray:

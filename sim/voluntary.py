@@ -28,38 +28,55 @@ from __future__ import annotations
 
 import numpy as np
 
-from controller.kernels import kernel
+from controller.kernels import kernel, pack
 from sim.patient import PatientProfile
 
 # Parameter array.
-P_MAX_NM = 0  # rested, cool voluntary maximum
-P_FIT_MIN = 1
-P_FATIGUE_RATE = 2  # h / T_fat
-P_RECOVERY_RATE = 3  # h / T_rec
-P_TEMPERATURE_C = 4  # core temperature at t = 0
-P_WARMING_C_PER_S = 5
-P_UHTHOFF_C = 6  # threshold
-P_LOSS_PER_C = 7
-N_PARAMS = 8
+PARAM_NAMES = (
+    "max_nm",  # rested, cool voluntary maximum
+    "fit_min",
+    "fatigue_rate",  # h / T_fat
+    "recovery_rate",  # h / T_rec
+    "temperature_c",  # core temperature at t = 0
+    "warming_c_per_s",
+    "uhthoff_c",  # threshold
+    "loss_per_c",
+)
+(
+    P_MAX_NM,
+    P_FIT_MIN,
+    P_FATIGUE_RATE,
+    P_RECOVERY_RATE,
+    P_TEMPERATURE_C,
+    P_WARMING_C_PER_S,
+    P_UHTHOFF_C,
+    P_LOSS_PER_C,
+) = range(len(PARAM_NAMES))
+N_PARAMS = len(PARAM_NAMES)
 
 # State array.
-S_FITNESS = 0
-N_STATE = 1
+STATE_NAMES = (
+    "fitness",
+)
+(
+    S_FITNESS,
+) = range(len(STATE_NAMES))
+N_STATE = len(STATE_NAMES)
 
 
 def make_params(profile: PatientProfile, step_s: float) -> np.ndarray:
     """The voluntary kernels' parameter array for ``profile`` at physics step ``step_s``."""
     p = profile
-    params = np.empty(N_PARAMS)
-    params[P_MAX_NM] = p.ta_strength_fraction * p.healthy_dorsiflexion_torque_nm
-    params[P_FIT_MIN] = p.voluntary_fatigue_min_fraction
-    params[P_FATIGUE_RATE] = step_s / p.voluntary_fatigue_time_constant_s
-    params[P_RECOVERY_RATE] = step_s / p.voluntary_recovery_time_constant_s
-    params[P_TEMPERATURE_C] = p.core_temperature_c
-    params[P_WARMING_C_PER_S] = p.core_warming_c_per_min / 60.0
-    params[P_UHTHOFF_C] = p.uhthoff_threshold_c
-    params[P_LOSS_PER_C] = p.uhthoff_strength_loss_per_c
-    return params
+    return pack(PARAM_NAMES, {
+        "max_nm": p.ta_strength_fraction * p.healthy_dorsiflexion_torque_nm,
+        "fit_min": p.voluntary_fatigue_min_fraction,
+        "fatigue_rate": step_s / p.voluntary_fatigue_time_constant_s,
+        "recovery_rate": step_s / p.voluntary_recovery_time_constant_s,
+        "temperature_c": p.core_temperature_c,
+        "warming_c_per_s": p.core_warming_c_per_min / 60.0,
+        "uhthoff_c": p.uhthoff_threshold_c,
+        "loss_per_c": p.uhthoff_strength_loss_per_c,
+    })
 
 
 def new_voluntary_state() -> np.ndarray:
