@@ -21,7 +21,7 @@ import math
 
 import numpy as np
 
-from controller.kernels import kernel
+from controller.kernels import kernel, pack
 from controller.ports import (
     ROW_AMPLITUDE_MA,
     ROW_ANODIC_WIDTH_RATIO,
@@ -49,39 +49,64 @@ RAMP_PARAMETER_CODES = {"amplitude": 0, "pulse_width": 1}
 RAMP_AMPLITUDE = RAMP_PARAMETER_CODES["amplitude"]
 
 # Parameter row: the pulse at full level, what the ramps scale, the stage durations.
-P_CHANNEL = 0
-P_AMPLITUDE_MA = 1
-P_PULSE_WIDTH_US = 2
-P_FREQUENCY_HZ = 3
-P_INTERPHASE_GAP_US = 4
-P_ANODIC_WIDTH_RATIO = 5
-P_RAMP_PARAMETER = 6
-P_RAMP_UP_S = 7
-P_RAMP_DOWN_S = 8
-P_EXTENSION_S = 9
-PARAMS_SIZE = 10
+PARAM_NAMES = (
+    "channel",
+    "amplitude_ma",
+    "pulse_width_us",
+    "frequency_hz",
+    "interphase_gap_us",
+    "anodic_width_ratio",
+    "ramp_parameter",
+    "ramp_up_s",
+    "ramp_down_s",
+    "extension_s",
+)
+(
+    P_CHANNEL,
+    P_AMPLITUDE_MA,
+    P_PULSE_WIDTH_US,
+    P_FREQUENCY_HZ,
+    P_INTERPHASE_GAP_US,
+    P_ANODIC_WIDTH_RATIO,
+    P_RAMP_PARAMETER,
+    P_RAMP_UP_S,
+    P_RAMP_DOWN_S,
+    P_EXTENSION_S,
+) = range(len(PARAM_NAMES))
+PARAMS_SIZE = len(PARAM_NAMES)
 
 # State row.
-S_STAGE = 0
-S_LEVEL = 1
-S_ENDED_S = 2  # when the last train reached zero
-S_STAGE_START_S = 3
-S_STAGE_START_LEVEL = 4
-STATE_SIZE = 5
+STATE_NAMES = (
+    "stage",
+    "level",
+    "ended_s",  # when the last train reached zero
+    "stage_start_s",
+    "stage_start_level",
+)
+(
+    S_STAGE,
+    S_LEVEL,
+    S_ENDED_S,
+    S_STAGE_START_S,
+    S_STAGE_START_LEVEL,
+) = range(len(STATE_NAMES))
+STATE_SIZE = len(STATE_NAMES)
 
 
-def write_params(config: ChannelConfig, p: np.ndarray) -> None:
-    """Fill the envelope's columns of a channel's parameter row from ``config``."""
-    p[P_CHANNEL] = config.channel
-    p[P_AMPLITUDE_MA] = config.amplitude_ma
-    p[P_PULSE_WIDTH_US] = config.pulse_width_us
-    p[P_FREQUENCY_HZ] = config.frequency_hz
-    p[P_INTERPHASE_GAP_US] = config.interphase_gap_us
-    p[P_ANODIC_WIDTH_RATIO] = config.anodic_width_ratio
-    p[P_RAMP_PARAMETER] = RAMP_PARAMETER_CODES[config.ramp_parameter]
-    p[P_RAMP_UP_S] = config.ramp_up_ms / 1000.0
-    p[P_RAMP_DOWN_S] = config.ramp_down_ms / 1000.0
-    p[P_EXTENSION_S] = config.extension_ms / 1000.0
+def make_params(config: ChannelConfig) -> np.ndarray:
+    """The envelope's columns of a channel's parameter row, from ``config``."""
+    return pack(PARAM_NAMES, {
+        "channel": config.channel,
+        "amplitude_ma": config.amplitude_ma,
+        "pulse_width_us": config.pulse_width_us,
+        "frequency_hz": config.frequency_hz,
+        "interphase_gap_us": config.interphase_gap_us,
+        "anodic_width_ratio": config.anodic_width_ratio,
+        "ramp_parameter": RAMP_PARAMETER_CODES[config.ramp_parameter],
+        "ramp_up_s": config.ramp_up_ms / 1000.0,
+        "ramp_down_s": config.ramp_down_ms / 1000.0,
+        "extension_s": config.extension_ms / 1000.0,
+    })
 
 
 def init_state(s: np.ndarray) -> None:

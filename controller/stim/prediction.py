@@ -27,22 +27,38 @@ import math
 import numpy as np
 
 from controller.events import TOE_OFF
-from controller.kernels import kernel
+from controller.kernels import kernel, pack
 from controller.stim.settings import PredictionConfig
 
 # Parameter row.
-P_HISTORY_STRIDES = 0
-P_MIN_STRIDES = 1
-P_MAX_STRIDE_S = 2
-PARAMS_SIZE = 3
+PARAM_NAMES = (
+    "history_strides",
+    "min_strides",
+    "max_stride_s",
+)
+(
+    P_HISTORY_STRIDES,
+    P_MIN_STRIDES,
+    P_MAX_STRIDE_S,
+) = range(len(PARAM_NAMES))
+PARAMS_SIZE = len(PARAM_NAMES)
 
 # State row: the scalars, then the ring of stride times, then the median's scratch.
-S_LAST_TOE_OFF_S = 0
-S_STRIDE_S = 1  # the walker's stride time (median of the history), NaN until known
-S_NEXT_TOE_OFF_S = 2  # predicted time of the next toe off; NaN while there is none
-S_COUNT = 3  # stride times in the ring
-S_OLDEST = 4  # slot of the oldest stride time once the ring is full
-S_RING = 5
+STATE_NAMES = (
+    "last_toe_off_s",
+    "stride_s",  # the walker's stride time (median of the history), NaN until known
+    "next_toe_off_s",  # predicted time of the next toe off; NaN while there is none
+    "count",  # stride times in the ring
+    "oldest",  # slot of the oldest stride time once the ring is full
+)
+(
+    S_LAST_TOE_OFF_S,
+    S_STRIDE_S,
+    S_NEXT_TOE_OFF_S,
+    S_COUNT,
+    S_OLDEST,
+) = range(len(STATE_NAMES))
+S_RING = len(STATE_NAMES)
 
 
 def state_size(config: PredictionConfig) -> int:
@@ -50,11 +66,13 @@ def state_size(config: PredictionConfig) -> int:
     return S_RING + 2 * config.history_strides
 
 
-def write_params(config: PredictionConfig, p: np.ndarray) -> None:
-    """Fill the predictor's parameter row from ``config``."""
-    p[P_HISTORY_STRIDES] = config.history_strides
-    p[P_MIN_STRIDES] = config.min_strides
-    p[P_MAX_STRIDE_S] = config.max_stride_ms / 1000.0
+def make_params(config: PredictionConfig) -> np.ndarray:
+    """The predictor's parameters, from ``config``."""
+    return pack(PARAM_NAMES, {
+        "history_strides": config.history_strides,
+        "min_strides": config.min_strides,
+        "max_stride_s": config.max_stride_ms / 1000.0,
+    })
 
 
 def init_state(s: np.ndarray) -> None:

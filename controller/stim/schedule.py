@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from controller.kernels import kernel
+from controller.kernels import kernel, pack
 from controller.ports import COMMAND_ROW_SIZE
 from controller.stim import envelope, prediction, timed, walking
 from controller.stim.settings import ChannelConfig, StimConfig
@@ -34,8 +34,9 @@ MODE_OFF = MODE_CODES["off"]
 MODE_WALKING = MODE_CODES["walking"]
 
 # Row 0 of the parameters: the mode, then the predictor's parameters.
-P_MODE = 0
-P_PREDICTION = 1
+SHARED_PARAM_NAMES = ("mode",)
+(P_MODE,) = range(len(SHARED_PARAM_NAMES))
+P_PREDICTION = len(SHARED_PARAM_NAMES)
 _SHARED_PARAMS_SIZE = P_PREDICTION + prediction.PARAMS_SIZE
 
 
@@ -68,18 +69,21 @@ def _timed_trains(config: StimConfig) -> tuple[float, float | None, float] | Non
 
 
 def make_params(config: StimConfig) -> np.ndarray:
-    """The parameter array of a trial's stimulation (see the module's docstring)."""
-    rows = _rows(config)
-    width = max(_SHARED_PARAMS_SIZE, walking.PARAMS_SIZE, timed.PARAMS_SIZE)
-    params = np.zeros((1 + len(rows), width))
-    params[0, P_MODE] = mode_code(config)
-    prediction.write_params(config.prediction, params[0, P_PREDICTION:])
+    """The parameter array of a trial's stimulation (see the module's docstring); the
+    columns a row's own layout does not use stay zero."""
+    shared = np.concatenate([
+        pack(SHARED_PARAM_NAMES, {"mode": mode_code(config)}),
+        prediction.make_params(config.prediction),
+    ])
     trains = _timed_trains(config)
-    for p, ch in zip(params[1:], rows, strict=True):
-        if trains is None:
-            walking.write_params(ch, p)
-        else:
-            timed.write_params(ch, trains[0], trains[1], p)
+    rows = [shared] + [
+        walking.make_params(ch) if trains is None else timed.make_params(ch, *trains[:2])
+        for ch in _rows(config)
+    ]
+    width = max(_SHARED_PARAMS_SIZE, walking.PARAMS_SIZE, timed.PARAMS_SIZE)
+    params = np.zeros((len(rows), width))
+    for row, values in zip(params, rows, strict=True):
+        row[: values.size] = values
     return params
 
 

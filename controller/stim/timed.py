@@ -18,29 +18,37 @@ import math
 
 import numpy as np
 
-from controller.kernels import kernel
+from controller.kernels import kernel, pack
 from controller.stim import envelope
 from controller.stim.envelope import TIME_EPSILON_S
 from controller.stim.settings import ChannelConfig
 
-# Parameter row, after the envelope's columns.
-P_HOLD_S = envelope.PARAMS_SIZE  # from a train's start to its ramp down
-P_CYCLE_S = P_HOLD_S + 1  # from a train's start to the next one's (inf: a single train)
-PARAMS_SIZE = P_HOLD_S + 2
+# Parameter row: the envelope's columns, then these.
+PARAM_NAMES = (
+    "hold_s",  # from a train's start to its ramp down
+    "cycle_s",  # from a train's start to the next one's (inf: a single train)
+)
+(P_HOLD_S, P_CYCLE_S) = range(envelope.PARAMS_SIZE, envelope.PARAMS_SIZE + len(PARAM_NAMES))
+PARAMS_SIZE = envelope.PARAMS_SIZE + len(PARAM_NAMES)
 
-# State row, after the envelope's columns.
-S_NEXT_START_S = envelope.STATE_SIZE
-S_RELEASE_S = S_NEXT_START_S + 1  # when the present train ramps down
-STATE_SIZE = S_NEXT_START_S + 2
+# State row: the envelope's columns, then these.
+STATE_NAMES = (
+    "next_start_s",
+    "release_s",  # when the present train ramps down
+)
+(S_NEXT_START_S, S_RELEASE_S) = range(envelope.STATE_SIZE, envelope.STATE_SIZE + len(STATE_NAMES))
+STATE_SIZE = envelope.STATE_SIZE + len(STATE_NAMES)
 
-
-def write_params(config: ChannelConfig, on_ms: float, off_ms: float | None, p: np.ndarray) -> None:
-    """Fill a timed channel's parameter row: trains of ``on_ms`` at full level, then
+def make_params(config: ChannelConfig, on_ms: float, off_ms: float | None) -> np.ndarray:
+    """A timed channel's parameter row: trains of ``on_ms`` at full level, then
     ``off_ms`` of rest before the next (``off_ms=None``: a single train)."""
-    envelope.write_params(config, p)
     hold_s = (config.ramp_up_ms + on_ms) / 1000.0
-    p[P_HOLD_S] = hold_s
-    p[P_CYCLE_S] = math.inf if off_ms is None else hold_s + (config.ramp_down_ms + off_ms) / 1000.0
+    own = pack(PARAM_NAMES, {
+        "hold_s": hold_s,
+        "cycle_s": math.inf if off_ms is None
+        else hold_s + (config.ramp_down_ms + off_ms) / 1000.0,
+    })
+    return np.concatenate([envelope.make_params(config), own])
 
 
 def init_state(start_ms: float, s: np.ndarray) -> None:

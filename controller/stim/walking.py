@@ -36,7 +36,7 @@ import math
 import numpy as np
 
 from controller import events as ev
-from controller.kernels import kernel
+from controller.kernels import kernel, pack
 from controller.stim import envelope
 from controller.stim.envelope import TIME_EPSILON_S
 from controller.stim.settings import ChannelConfig
@@ -56,39 +56,64 @@ TRIGGER_CODES = {
     "predicted_toe_off": PREDICTED_TOE_OFF,
 }
 
-# Parameter row, after the envelope's columns.
-P_TRIGGER = envelope.PARAMS_SIZE
-P_FALLBACK_TRIGGER = P_TRIGGER + 1
-P_STOP = P_TRIGGER + 2
-P_LEAD_S = P_TRIGGER + 3
-P_CONFIRM_S = P_TRIGGER + 4
-P_TIMEOUT_S = P_TRIGGER + 5
-P_MIN_OFF_S = P_TRIGGER + 6
-PARAMS_SIZE = P_TRIGGER + 7
+# Parameter row: the envelope's columns, then these.
+PARAM_NAMES = (
+    "trigger",
+    "fallback_trigger",
+    "stop",
+    "lead_s",
+    "confirm_s",
+    "timeout_s",
+    "min_off_s",
+)
+(
+    P_TRIGGER,
+    P_FALLBACK_TRIGGER,
+    P_STOP,
+    P_LEAD_S,
+    P_CONFIRM_S,
+    P_TIMEOUT_S,
+    P_MIN_OFF_S,
+) = range(envelope.PARAMS_SIZE, envelope.PARAMS_SIZE + len(PARAM_NAMES))
+PARAMS_SIZE = envelope.PARAMS_SIZE + len(PARAM_NAMES)
 
-# State row, after the envelope's columns.
-S_TIMEOUTS = envelope.STATE_SIZE  # trains the timeout ended
-S_UNCONFIRMED = S_TIMEOUTS + 1  # trains ended because the toe off they expected never came
-S_REFUSED = S_TIMEOUTS + 2  # triggers refused for the minimum off-time
-S_LAST_PHASE = S_TIMEOUTS + 3
-S_ONSET_S = S_TIMEOUTS + 4
-S_USED_PREDICTION_S = S_TIMEOUTS + 5  # the prediction that last started a train
-S_TRAIN_PREDICTION_S = S_TIMEOUTS + 6  # the toe off this train expects
-S_CONFIRM_BY_S = S_TIMEOUTS + 7  # NaN unless this train awaits a detected toe off
-S_AWAITING_SWING = S_TIMEOUTS + 8  # 1: a pre-swing start not yet followed by a swing
-STATE_SIZE = S_TIMEOUTS + 9
+# State row: the envelope's columns, then these.
+STATE_NAMES = (
+    "timeouts",  # trains the timeout ended
+    "unconfirmed",  # trains ended because the toe off they expected never came
+    "refused",  # triggers refused for the minimum off-time
+    "last_phase",
+    "onset_s",
+    "used_prediction_s",  # the prediction that last started a train
+    "train_prediction_s",  # the toe off this train expects
+    "confirm_by_s",  # NaN unless this train awaits a detected toe off
+    "awaiting_swing",  # 1: a pre-swing start not yet followed by a swing
+)
+(
+    S_TIMEOUTS,
+    S_UNCONFIRMED,
+    S_REFUSED,
+    S_LAST_PHASE,
+    S_ONSET_S,
+    S_USED_PREDICTION_S,
+    S_TRAIN_PREDICTION_S,
+    S_CONFIRM_BY_S,
+    S_AWAITING_SWING,
+) = range(envelope.STATE_SIZE, envelope.STATE_SIZE + len(STATE_NAMES))
+STATE_SIZE = envelope.STATE_SIZE + len(STATE_NAMES)
 
-
-def write_params(config: ChannelConfig, p: np.ndarray) -> None:
-    """Fill a walking-mode channel's parameter row from ``config``."""
-    envelope.write_params(config, p)
-    p[P_TRIGGER] = TRIGGER_CODES[config.trigger]
-    p[P_FALLBACK_TRIGGER] = TRIGGER_CODES[config.fallback_trigger]
-    p[P_STOP] = TRIGGER_CODES[config.stop]
-    p[P_LEAD_S] = config.lead_ms / 1000.0
-    p[P_CONFIRM_S] = config.confirm_ms / 1000.0
-    p[P_TIMEOUT_S] = config.timeout_ms / 1000.0
-    p[P_MIN_OFF_S] = config.min_off_ms / 1000.0
+def make_params(config: ChannelConfig) -> np.ndarray:
+    """A walking-mode channel's parameter row, from ``config``."""
+    own = pack(PARAM_NAMES, {
+        "trigger": TRIGGER_CODES[config.trigger],
+        "fallback_trigger": TRIGGER_CODES[config.fallback_trigger],
+        "stop": TRIGGER_CODES[config.stop],
+        "lead_s": config.lead_ms / 1000.0,
+        "confirm_s": config.confirm_ms / 1000.0,
+        "timeout_s": config.timeout_ms / 1000.0,
+        "min_off_s": config.min_off_ms / 1000.0,
+    })
+    return np.concatenate([envelope.make_params(config), own])
 
 
 def init_state(s: np.ndarray) -> None:
