@@ -48,7 +48,7 @@ import numpy as np
 from controller.events import EVENT_NAMES, Event
 from controller.ports import Sample, StimCommand, check_commands
 from hw import protocol as p
-from hw.transport import Transport, TransportError
+from hw.transport import Link, TransportError, link_name, open_link
 
 #: Firmware versions this driver knows, with what they are. Anything else is refused.
 KNOWN_FIRMWARE: dict[tuple[int, int, int], str] = {
@@ -281,11 +281,13 @@ class _Truth:
 
 
 class Board:
-    """Driver of one board on a serial URL; see the module docstring."""
+    """Driver of one board on a serial URL or a ``hw.transport.Link``; see the module
+    docstring. A port opened from a URL is the driver's to close; a link handed in stays
+    its owner's (``close`` and ``reconnect`` leave it open), as with the other drivers."""
 
     def __init__(
         self,
-        url: str,
+        port: str | Link,
         requirements: BoardRequirements,
         *,
         heartbeat_s: float | None = None,
@@ -295,7 +297,8 @@ class Board:
         want_truth: bool = True,
         hello_wait_s: float = HELLO_WAIT_S,
     ) -> None:
-        self.url = url
+        self.url = link_name(port)
+        self._port = port
         self.requirements = requirements
         self._heartbeat_s = heartbeat_s
         self._link_timeout_s = link_timeout_s
@@ -310,7 +313,7 @@ class Board:
         self._listeners: list[Callable[[BoardFault], None]] = []
         self._listen_s = 0.0
         self._lock = threading.Lock()
-        self._transport: Transport | None = None
+        self._transport: Link | None = None
         self._reader: threading.Thread | None = None
         self._running = threading.Event()
         self._samples: queue.Queue[tuple[int, Sample] | None] = queue.Queue()
@@ -374,13 +377,15 @@ class Board:
 
         The port is opened at each link rate of ``protocol.LINK_BAUD_RATES`` in turn (a
         board of protocol version 3 listens at 1 000 000 baud, older ones at 921 600)
-        until a board answers. Raises ``BoardError("no_board")`` when the port cannot be
-        opened or nothing answers. Call ``close`` afterwards unless ``connect`` goes on
-        from here.
+        until a board answers (a ``Link`` handed in is tried once, as it is). Raises
+        ``BoardError("no_board")`` when the port cannot be opened or nothing answers. Call
+        ``close`` afterwards unless ``connect`` goes on from here.
         """
-        for baud in p.LINK_BAUD_RATES:
+        # A link handed in is open already, at whatever rate it runs: one attempt.
+        bauds = p.LINK_BAUD_RATES if isinstance(self._port, str) else p.LINK_BAUD_RATES[:1]
+        for baud in bauds:
             try:
-                self._transport = Transport(self.url, baud)
+                self._transport = open_link(self._port, baud)
             except TransportError as err:
                 raise BoardError("no_board", str(err)) from None
             self._reset_session()
@@ -397,7 +402,8 @@ class Board:
             self._shutdown()
             if port_failed:
                 break
-        rates = " and ".join(f"{b} baud" for b in p.LINK_BAUD_RATES)
+        rates = " and ".join(f"{b} baud" for b in bauds) if isinstance(self._port, str) else (
+            "its own rate")
         raise BoardError(
             "no_board",
             f"no board answered HELLO on {self.url} at {rates} within "
@@ -806,7 +812,7 @@ class Board:
     def _shutdown(self) -> None:
         self._running.clear()
         transport, self._transport = self._transport, None
-        if transport is not None:
+        if transport is not None and isinstance(self._port, str):
             transport.close()
         if self._reader is not None and self._reader is not threading.current_thread():
             self._reader.join(timeout=1.0)

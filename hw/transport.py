@@ -1,4 +1,14 @@
-"""Serial transport by URL: a thin layer over pyserial's ``serial_for_url``.
+"""The link to a device: the ``Link`` protocol, and ``Transport``, a serial port by URL.
+
+A driver (``hw.board.Board``, ``hw.openems.OpenEmsStim``) needs three things of its link
+to the device: ``read`` what has arrived, ``write`` bytes, ``close``; that is ``Link``.
+A driver takes either a ``Link`` or a serial URL (``open_link``), as pymeasure's
+instruments take an adapter: the URL opens a ``Transport``, which the driver closes; a
+link handed in stays its owner's to close. A test hands in a scripted link that checks
+every byte the host writes and answers as the device would
+(``tests/helpers/scripted_link.py``), with no serial port at all.
+
+``Transport`` is a thin layer over pyserial's ``serial_for_url``.
 
 One URL names where the board is: a device path (``/dev/ttyACM0``, ``COM3``, the pty of
 ``fes board-emulator``), ``socket://host:port`` (a board behind a TCP serial bridge),
@@ -42,10 +52,14 @@ class TransportError(OSError):
 
 @runtime_checkable
 class Link(Protocol):
-    """What a driver needs of a link to its device: ``Transport`` is one; a test can
-    inject another (a scripted exchange, a pair of pipes). ``read`` returns what has
-    arrived, waiting a short time for the first byte (``b""`` when nothing came);
-    failures raise ``TransportError``."""
+    """An open link to a device, as a driver uses it.
+
+    ``read`` returns what has arrived, waiting at most about ``READ_TIMEOUT_S`` for the
+    first byte (``b""`` when nothing came: a driver's reader polls it); ``write`` sends
+    all of ``data``; ``close`` is safe to call twice. A link that fails (unplugged,
+    closed) raises ``TransportError`` from ``read`` and ``write``. A driver reads from
+    one thread and writes from others, so both must be safe to call concurrently.
+    """
 
     def read(self) -> bytes: ...
 
@@ -54,8 +68,21 @@ class Link(Protocol):
     def close(self) -> None: ...
 
 
+def open_link(port: str | Link, baudrate: int = BAUD_RATE) -> Link:
+    """``port`` itself when it is a ``Link``, else a ``Transport`` opened on the URL."""
+    return Transport(port, baudrate) if isinstance(port, str) else port
+
+
+def link_name(port: str | Link) -> str:
+    """How messages name ``port``: its URL, or the link's ``url`` or class name."""
+    if isinstance(port, str):
+        return port
+    return str(getattr(port, "url", type(port).__name__))
+
+
 class Transport:
-    """An open serial port: blocking reads with a short timeout, whole writes."""
+    """An open serial port: blocking reads with a short timeout, whole writes; a
+    ``Link``."""
 
     def __init__(self, url: str, baudrate: int = BAUD_RATE) -> None:
         self.url = url
