@@ -7,15 +7,14 @@ import io
 import json
 import math
 import os
-import re
 import select
 import socket
 import threading
 import time
 import tty
-from pathlib import Path
 
 import pytest
+from helpers.protocol_doc import NEWEST_SESSION, V1_SESSION, transcript
 
 from controller.ports import AcknowledgingStimulator, Sample, StimCommand
 from controller.safety import SafetyLimits, Watchdog
@@ -33,18 +32,11 @@ STIM_35 = StimCommand(0, True, 35.0, 300.0, 40.0)
 SHAPED_35 = StimCommand(0, True, 35.0, 300.0, 40.0, 50.0, 4.0)
 
 
-def transcript(start: str, end: str) -> list[str]:
-    """An example session of docs/protocol.md, section 11: the bytes of each line."""
-    text = (Path(__file__).resolve().parent.parent / "docs" / "protocol.md").read_text()
-    session = text.split(start, 1)[1].split(end, 1)[0]
-    return re.findall(r"^(?:H>B|B>H)  ([0-9a-f ]+) \|", session, flags=re.M)
-
-
 (HELLO_1, INFO, START_2, ACK_2, SAMPLE_0, STIM_3, ACK_3, HEARTBEAT_4, ACK_4, STIM_5_70MA,
- NAK_5, STOP_ALL_6, STOP_STREAM_7, ACK_6, ACK_7) = transcript("An example session", "A fault, as")
+ NAK_5, STOP_ALL_6, STOP_STREAM_7, ACK_6, ACK_7) = transcript(*NEWEST_SESSION)
 (OLD_HELLO_1, OLD_INFO_1, OLD_HELLO_2, OLD_INFO_2, OLD_START_3, OLD_ACK_3, OLD_SAMPLE_0,
  OLD_STIM_4, OLD_ACK_4, OLD_STOP_ALL_5, OLD_STOP_STREAM_6, OLD_ACK_5, OLD_ACK_6) = transcript(
-    "A board that speaks only version 1", "A STIM_SHAPED refused")
+    *V1_SESSION)
 
 
 class ScriptedBoard:

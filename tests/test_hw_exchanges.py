@@ -1,0 +1,133 @@
+"""The board driver byte for byte on a scripted link: the sessions of docs/protocol.md.
+
+The driver takes a ``hw.transport.Link`` in place of a serial URL, so these exchanges run
+with no port and no pty (as pymeasure's ``expected_protocol``): every frame the host
+writes must be the document's, in its order, and the board's answers are the
+document's. HELLO and INFO, the version negotiation, START_STREAM, a STIM and its ACK,
+the keep-alive HEARTBEAT, a refused STIM, STOP_ALL, a FAULT. ``tests/test_hw_board.py``
+plays the same sessions through a real pty, the end-to-end path.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+
+import pytest
+from helpers.protocol_doc import FAULT_EXAMPLE, NEWEST_SESSION, V1_SESSION, transcript_lines
+from helpers.scripted_link import ScriptedLink, exchanges
+
+from controller.ports import StimCommand
+from controller.safety import SafetyLimits
+from hw import protocol as p
+from hw.board import Board, BoardRequirements
+from hw.transport import Link
+
+REQUIRE = BoardRequirements(SafetyLimits(), 500.0)
+SHAPED_35 = StimCommand(0, True, 35.0, 300.0, 40.0, 50.0, 4.0)
+STIM_35 = StimCommand(0, True, 35.0, 300.0, 40.0)
+NEWEST = transcript_lines(*NEWEST_SESSION)
+V1 = transcript_lines(*V1_SESSION)
+
+
+def board_on(link: Link) -> Board:
+    """A driver on ``link`` whose own timers stay quiet for the length of a test step,
+    so that it writes only what the test's calls make it write."""
+    return Board(link, REQUIRE, heartbeat_s=0.5, hello_wait_s=5.0, link_timeout_s=5.0)
+
+
+def test_the_scripted_link_is_a_link():
+    assert isinstance(ScriptedLink([]), Link)
+
+
+def test_the_session_of_the_protocol_document():
+    """The newest version's session (version 3, the AVR firmware)."""
+    link = ScriptedLink(exchanges(NEWEST))
+    board = board_on(link)
+    info = board.connect()  # HELLO -> INFO, START_STREAM -> ACK (no DEBUG_TRUTH offered)
+    assert (info.board_id, info.protocol_version, info.channels) == (42, 3, 2)
+    sample = board.read()  # SAMPLE index 0 arrived after the ACK
+    assert sample is not None and sample.t_s == 0.0 and sample.heel_switch == 1
+    assert sample.gyro_rad_s == pytest.approx(488 * math.radians(1998 / 32768))
+    assert sample.heel_force_n == pytest.approx(549.4)
+    board.apply(0.0, [SHAPED_35])  # STIM_SHAPED seq 3 -> ACK OK
+    board.apply(0.002, [SHAPED_35])  # unchanged and acknowledged: nothing is written
+    time.sleep(0.5)
+    board.apply(0.004, [SHAPED_35])  # quiet for the keep-alive period: HEARTBEAT seq 4
+    board.apply(0.006, [StimCommand(0, True, 70.0, 300.0, 40.0, 50.0, 4.0)])  # refused
+    assert board.read() is None
+    assert board.fault is not None and board.fault.kind == "board"
+    assert "OVER_AMPLITUDE" in board.fault.message
+    board.close()  # STOP_ALL seq 6, STOP_STREAM seq 7, both acknowledged
+    assert board.stop_confirmed and not link.closed  # the link stays its owner's
+    link.assert_done()
+
+
+def test_a_version_1_board_is_greeted_again_in_its_version_and_sent_plain_stim():
+    link = ScriptedLink(exchanges(V1))
+    board = board_on(link)
+    info = board.connect()  # HELLO v3 -> INFO v1 (no session), HELLO v1 -> INFO v1
+    assert info.protocol_version == 1 and not info.shaped_pulses
+    assert board.read() is not None
+    with pytest.raises(ValueError, match="protocol version 1, which carries no pulse shape"):
+        board.apply(0.0, [SHAPED_35])  # refused in the host: nothing is written
+    board.apply(0.0, [STIM_35])  # a plain STIM seq 4 -> ACK OK
+    board.close()
+    assert board.stop_confirmed and board.fault is None
+    link.assert_done()
+
+
+def ack(seq: int, message: type[p.Message], code: p.AckCode, board_seq: int) -> bytes:
+    """The board's ACK of the host's frame ``seq``, as the board numbers it."""
+    return p.Ack(seq, message.TYPE, code).encode(board_seq)
+
+
+def test_a_fault_the_board_reports_ends_the_stream_and_stop_all_still_goes_out():
+    """The document's FAULT frame arrives after the first sample: the driver reports a
+    board fault, ``read`` ends, and closing still sends STOP_ALL (which a board without
+    a session accepts) and STOP_STREAM (answered NOT_READY)."""
+    handshake = exchanges(NEWEST[:5])  # HELLO, INFO, START_STREAM, ACK, SAMPLE 0
+    fault = transcript_lines(*FAULT_EXAMPLE)[0][1]
+    link = ScriptedLink([
+        *handshake,
+        (None, fault),
+        (p.StopAll().encode(3), ack(3, p.StopAll, p.AckCode.OK, 9)),
+        (p.StopStream().encode(4), ack(4, p.StopStream, p.AckCode.NOT_READY, 10)),
+    ])
+    board = board_on(link)
+    board.connect()
+    assert board.read() is not None
+    assert board.read() is None
+    assert board.fault is not None and board.fault.kind == "board"
+    assert "COMM_TIMEOUT" in board.fault.message
+    board.close()
+    assert board.stop_confirmed
+    link.assert_done()
+
+
+def test_stop_all_goes_out_at_once_and_is_acknowledged():
+    """``stop_all`` sends STOP_ALL with the next sequence number while the stream runs;
+    closing sends STOP_ALL and STOP_STREAM again, each acknowledged."""
+    link = ScriptedLink([
+        *exchanges(NEWEST[:5]),
+        (p.StopAll().encode(3), ack(3, p.StopAll, p.AckCode.OK, 4)),
+        (p.StopAll().encode(4), ack(4, p.StopAll, p.AckCode.OK, 5)),
+        (p.StopStream().encode(5), ack(5, p.StopStream, p.AckCode.OK, 6)),
+    ])
+    board = board_on(link)
+    board.connect()
+    board.stop_all()
+    assert link.wait_done(0.0) is False  # closing is still to come
+    board.close()
+    assert board.stop_confirmed
+    link.assert_done()
+
+
+def test_a_write_off_the_script_fails_where_it_was_made():
+    link = ScriptedLink([(bytes.fromhex("06 01 01 01 8d ef 00"), b"")])  # HELLO v1
+    board = board_on(link)
+    with pytest.raises(AssertionError, match="host wrote 06 01 01 03"):
+        board.connect()  # the driver greets in its newest version first
+    assert link.mismatch is not None and link.written == [p.Hello(p.PROTOCOL_VERSION).encode(1)]
+    link.close()  # the link fails under the driver: closing it is then quiet
+    board.close()
