@@ -238,3 +238,21 @@ def test_the_checker_sees_function_local_and_relative_imports(tmp_path):
     )
     assert _imported("sim.probe", source) == {"controller.trial.summary", "hw.board"}
     assert _cycles({"a": ["b"], "b": ["c"], "c": ["a"], "d": ["a"]}) == [["a", "b", "c"]]
+
+
+def test_no_test_module_imports_another():
+    """Shared test code lives in ``tests/conftest.py`` and ``tests/helpers/``: a test
+    module imported by another would run its tests twice and tie the two together."""
+    offenders = []
+    for path in sorted((ROOT / "tests").rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            names = (
+                [alias.name for alias in node.names] if isinstance(node, ast.Import)
+                else [node.module or ""] if isinstance(node, ast.ImportFrom) else []
+            )
+            offenders += [
+                f"{path.relative_to(ROOT)} imports {name}"
+                for name in names
+                if name.split(".")[-1].startswith(("test_", "conftest"))
+            ]
+    assert offenders == []

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 import serial
-from avr_support import avr_build_or_skip
+from helpers.avr_support import avr_build_or_skip
 
 from controller.ports import StimCommand
 from controller.safety import SafetyLimits

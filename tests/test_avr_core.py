@@ -14,7 +14,7 @@ import struct
 import subprocess
 
 import pytest
-from avr_support import avr_build_or_skip
+from helpers.avr_support import avr_build_or_skip
 from hypothesis import given, settings
 from hypothesis import strategies as st
 

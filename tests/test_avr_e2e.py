@@ -21,9 +21,9 @@ import json
 from pathlib import Path
 
 import pytest
-from avr_support import avr_build_or_skip
-from shared_machine import host_config
-from test_hw_e2e import Process, _no_process_outlives_its_test, summary, true_events
+from helpers.avr_support import avr_build_or_skip
+from helpers.live import Process, _no_process_outlives_its_test, summary, true_events
+from helpers.shared_machine import host_config
 
 from controller.cli import main
 

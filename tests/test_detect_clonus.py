@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from detect_signals import Signals, clonus_burst, simulated_walk, splice
+from helpers.detect_signals import Signals, clonus_burst, simulated_walk, splice
 
 from controller.detect.config import DetectorConfig
 from controller.detect.datasets import load_voisard

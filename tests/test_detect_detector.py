@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from detect_signals import simulated_walk
+from helpers.detect_signals import simulated_walk
 from hypothesis import given, settings
 from hypothesis import strategies as st
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from detect_signals import Signals, estimated, nearest_errors, simulated_walk, with_column
+from helpers.detect_signals import Signals, estimated, nearest_errors, simulated_walk, with_column
 
 from controller.detect.detector import detect_batch, fused_setup
 from controller.detect.fused import FusionConfig

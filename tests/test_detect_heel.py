@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from detect_signals import (
+from helpers.detect_signals import (
     clonus_stand,
     estimated,
     nearest_errors,

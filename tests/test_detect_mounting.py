@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from detect_signals import simulated_walk
+from helpers.detect_signals import simulated_walk
 
 from controller.cli import main
 from controller.config import load_config

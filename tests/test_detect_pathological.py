@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from detect_signals import (
+from helpers.detect_signals import (
     Signals,
     clonus_stand,
     estimated,

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from detect_signals import simulated_walk
-from test_detect_gyro import HEALTHY, Gait, walk
+from helpers.detect_signals import simulated_walk
+from helpers.shank_walks import HEALTHY, Gait, walk
 
 from controller.detect.datasets import Recording, load_voisard
 from controller.detect.detector import GaitDetector, detect_batch, gyro_setup

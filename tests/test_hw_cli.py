@@ -4,8 +4,8 @@ codes, messages, options."""
 from __future__ import annotations
 
 import pytest
+from helpers.shared_machine import host_config
 from serial.tools.list_ports_common import ListPortInfo
-from shared_machine import host_config
 
 from controller.cli import main
 from controller.commands.common import EXIT_NO_BOARD, EXIT_REFUSED

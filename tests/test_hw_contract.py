@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from avr_support import avr_build_or_skip
+from helpers.avr_support import avr_build_or_skip
 
 from controller.ports import SensorSource, StimCommand, Stimulator
 from controller.safety import SafetyLimits

@@ -19,71 +19,19 @@ import re
 import shutil
 import signal
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
-from typing import ClassVar
 
 import pytest
-from shared_machine import host_config
+from helpers.live import FES, Process, _no_process_outlives_its_test, summary, true_events
+from helpers.shared_machine import host_config
 
 from controller.cli import main
 from hw.board import WIRE_TRUTH_COLUMNS
 from sim.limb import TRUTH_COLUMNS
 
-FES = [sys.executable, "-m", "controller.cli"]
-
-
-class Process:
-    """A ``fes`` subprocess whose stderr lines are stamped with ``time.monotonic()``.
-
-    Every one still running when its test ends (an assertion failed before ``stop``) is
-    killed by ``_no_process_outlives_its_test``: a board emulator left behind would run
-    for ever and load the machine for every later test."""
-
-    running: ClassVar[list[Process]] = []
-
-    def __init__(self, *args: str) -> None:
-        self.proc = subprocess.Popen(
-            [*FES, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-        )
-        Process.running.append(self)
-        self.lines: list[tuple[float, str]] = []
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-
-    def _read(self) -> None:
-        assert self.proc.stderr is not None
-        for line in self.proc.stderr:
-            self.lines.append((time.monotonic(), line.rstrip("\n")))
-
-    def first_stdout_line(self) -> str:
-        assert self.proc.stdout is not None
-        return self.proc.stdout.readline().strip()
-
-    def wait(self, timeout_s: float = 60.0) -> int:
-        code = self.proc.wait(timeout=timeout_s)
-        self._reader.join(timeout=5.0)
-        return code
-
-    def stop(self) -> int:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-        return self.wait(10.0)
-
-    def stderr(self) -> str:
-        return "\n".join(line for _, line in self.lines)
-
-
-@pytest.fixture(autouse=True)
-def _no_process_outlives_its_test():
-    yield
-    while Process.running:
-        proc = Process.running.pop().proc
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(10.0)
+__all__ = ["_no_process_outlives_its_test"]  # the autouse fixture: no process outlives a test
 
 
 def emulator(tmp_path: Path, *args: str) -> tuple[Process, str, Path]:
@@ -96,16 +44,6 @@ def emulator(tmp_path: Path, *args: str) -> tuple[Process, str, Path]:
 
 def events(log: Path) -> list[dict]:
     return [json.loads(line) for line in log.read_text().splitlines()]
-
-
-def summary(out: Path) -> dict:
-    return json.loads((out / "summary.json").read_text())
-
-
-def true_events(out: Path) -> list[tuple[float, str]]:
-    with (out / "events.csv").open() as handle:
-        return [(float(r["time_s"]), r["event"]) for r in csv.DictReader(handle)
-                if r["source"] == "true"]
 
 
 def walk_across_the_link(tmp_path: Path, out: Path, *options: str) -> Path:

@@ -20,8 +20,8 @@ import sys
 import time
 
 import pytest
-from shared_machine import SHARED_MACHINE_SAFETY
-from walks import FOOT, WALK, shortened_walk
+from helpers.shared_machine import SHARED_MACHINE_SAFETY
+from helpers.walks import FOOT, WALK, shortened_walk
 
 from controller.bench.openems import harness_settings
 from controller.bench.openems_harness import FirmwareProcess, connected_at_zero

@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from shared_machine import host_config
+from helpers.shared_machine import host_config
 
 from sim.limb import BLOCK_SAMPLES
 

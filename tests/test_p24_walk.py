@@ -3,7 +3,7 @@ mid-swing; ``fes board-emulator --device p24`` and ``fes run`` as separate proce
 over a real pty, the pulses judged from the emulator's log.
 
 ``fes run --sensors replay:WALK --stimulator p24:PTY`` plays the first 9 s of a Voisard
-et al. 2023 foot-IMU walk (``tests/walks.py``) in real time through the detector,
+et al. 2023 foot-IMU walk (``tests/helpers/walks.py``) in real time through the detector,
 scheduler and watchdog into the driver, which sends every pulse through the
 ``science_mode_4`` library. Each train the trial commanded (``samples.csv``, dated on
 the host's monotonic clock from the replay's start plus the loop's latency to the
@@ -24,8 +24,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from shared_machine import SHARED_MACHINE_SAFETY
-from walks import FOOT, WALK, shortened_walk
+from helpers.shared_machine import SHARED_MACHINE_SAFETY
+from helpers.walks import FOOT, WALK, shortened_walk
 
 from hw.p24.limits import quantise_current
 

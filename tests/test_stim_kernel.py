@@ -9,9 +9,9 @@ from collections import deque
 
 import numba
 import numpy as np
+from helpers.scheduling import CALF, CFG, PREDICTED, samples, walking
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from test_scheduler import CALF, CFG, PREDICTED, samples, walking
 
 from controller.detect import outbox
 from controller.events import DetectedEvent, Event, Phase

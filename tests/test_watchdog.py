@@ -5,10 +5,10 @@ from __future__ import annotations
 import dataclasses
 import itertools
 import math
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 import pytest
+from helpers.stimulators import RecordingStimulator
 from pydantic import ValidationError
 
 from controller.ports import Sample, StimCommand
@@ -26,22 +26,6 @@ LIMITS = SafetyLimits(
     max_continuous_on_ms=1000.0,
 )
 DT = 0.002
-
-
-class RecordingStimulator:
-    """A Stimulator that remembers what reached it."""
-
-    channels = 2
-
-    def __init__(self) -> None:
-        self.applied: list[tuple[float, list[StimCommand]]] = []
-        self.stops = 0
-
-    def apply(self, t_s: float, commands: Sequence[StimCommand]) -> None:
-        self.applied.append((t_s, list(commands)))
-
-    def stop_all(self) -> None:
-        self.stops += 1
 
 
 @dataclass(frozen=True, slots=True)

@@ -7,7 +7,7 @@ import signal
 import time
 
 import pytest
-from test_watchdog import RecordingStimulator
+from helpers.stimulators import RecordingStimulator
 
 from controller.ports import StimCommand
 from controller.safety import SafetyLimits, Watchdog

@@ -7,7 +7,7 @@ import threading
 import time
 
 import pytest
-from test_watchdog import RecordingStimulator
+from helpers.stimulators import RecordingStimulator
 
 from controller.bench.fault_latency import BOUND_S, STEADY, run_valid_drill
 from controller.clock import VirtualClock, WallClock

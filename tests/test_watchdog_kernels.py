@@ -8,10 +8,10 @@ import math
 import numba
 import numpy as np
 import pytest
+from helpers.stimulators import RecordingStimulator
+from helpers.watchdog_sequences import LIMIT_SETS, steps
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from test_watchdog import RecordingStimulator
-from test_watchdog_properties import LIMIT_SETS, steps
 
 from controller.ports import COMMAND_ROW_SIZE, Sample, StimCommand, command_of_row, write_row
 from controller.safety import SafetyLimits, Watchdog, rules

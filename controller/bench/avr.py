@@ -33,7 +33,7 @@ from hw.avr import cosim
 FLASH_BYTES = 256 * 1024
 RAM_BYTES = 8 * 1024
 #: The host's wall-clock fault timeouts at their compiled maximum: a loaded machine
-#: keeps ``fes run`` off the CPU now and then (tests/shared_machine.py).
+#: keeps ``fes run`` off the CPU now and then (tests/helpers/shared_machine.py).
 HOST_CONFIG = "[safety]\nheartbeat_timeout_ms = 30.0\nsensor_timeout_ms = 30.0\n" \
               "ack_timeout_ms = 30.0\n"
 

@@ -1,0 +1,79 @@
+"""``fes`` subprocesses for the end-to-end tests (``tests/test_hw_e2e.py``,
+``tests/test_avr_e2e.py``), the fixture that kills any left running, and readers of the
+files a trial writes."""
+
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import ClassVar
+
+import pytest
+
+FES = [sys.executable, "-m", "controller.cli"]
+
+
+class Process:
+    """A ``fes`` subprocess whose stderr lines are stamped with ``time.monotonic()``.
+
+    Every one still running when its test ends (an assertion failed before ``stop``) is
+    killed by ``_no_process_outlives_its_test``: a board emulator left behind would run
+    for ever and load the machine for every later test."""
+
+    running: ClassVar[list[Process]] = []
+
+    def __init__(self, *args: str) -> None:
+        self.proc = subprocess.Popen(
+            [*FES, *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        )
+        Process.running.append(self)
+        self.lines: list[tuple[float, str]] = []
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.proc.stderr is not None
+        for line in self.proc.stderr:
+            self.lines.append((time.monotonic(), line.rstrip("\n")))
+
+    def first_stdout_line(self) -> str:
+        assert self.proc.stdout is not None
+        return self.proc.stdout.readline().strip()
+
+    def wait(self, timeout_s: float = 60.0) -> int:
+        code = self.proc.wait(timeout=timeout_s)
+        self._reader.join(timeout=5.0)
+        return code
+
+    def stop(self) -> int:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+        return self.wait(10.0)
+
+    def stderr(self) -> str:
+        return "\n".join(line for _, line in self.lines)
+
+
+@pytest.fixture(autouse=True)
+def _no_process_outlives_its_test():
+    yield
+    while Process.running:
+        proc = Process.running.pop().proc
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait(10.0)
+
+
+def summary(out: Path) -> dict:
+    return json.loads((out / "summary.json").read_text())
+
+
+def true_events(out: Path) -> list[tuple[float, str]]:
+    with (out / "events.csv").open() as handle:
+        return [(float(r["time_s"]), r["event"]) for r in csv.DictReader(handle)
+                if r["source"] == "true"]
