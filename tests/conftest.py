@@ -1,4 +1,24 @@
-"""Shared fixtures.
+"""Shared fixtures: one per back end, run through the contract suites.
+
+``tests/test_contract_stimulator.py`` runs on every fixture registered as a stimulator,
+``tests/test_contract_sensors.py`` on every one registered as a sensor source, and
+compares each of those with the simulated limb sample for sample (as python-can's
+back2back tests and pyserial's loop:// suite run one suite on every implementation). A
+new back end joins by adding one fixture here:
+
+    @backend(stimulator=True, sensors=False)
+    def mydevice_backend() -> Iterator[Backend]:
+        emulator, finish = serve_mydevice_in_thread()   # its emulator, or a scripted Link
+        device = MyDevice(emulator.path)
+        try:
+            yield Backend("MyDevice on its emulator", device, emulator.channels_on,
+                          shapes=False)
+        finally:
+            device.close()
+            finish()
+
+``Backend`` (``tests/helpers/backends.py``) says how to see, on the device's side, which
+outputs deliver pulses, whether it delivers pulse shapes, and its ground truth if any.
 
 openEMSstim: the board's own upstream firmware (both versions), built once per session
 from ``../shared/boards/openemsstim`` (read-only: it is built under the session's
@@ -8,13 +28,19 @@ with the reason when the folder, ``make`` or ``g++`` is missing.
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
-from collections.abc import Iterator
+import math
+from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import pytest
+from helpers.avr_support import avr_build_or_skip
+from helpers.backends import Backend
 
 from controller.bench.openems import Floors, harness_settings, measure_floors
 from controller.bench.openems_harness import (
@@ -24,7 +50,34 @@ from controller.bench.openems_harness import (
     build,
     find_folder,
 )
+from controller.safety import SafetyLimits
+from hw.avr import cosim
+from hw.board import MAX_BOARD_COMM_TIMEOUT_MS, Board, BoardRequirements
+from hw.emulator import EmulatorConfig, serve_in_thread
+from hw.firmware import FirmwareSettings
 from hw.openems import OpenEmsStim
+from sim.limb import SimulatedLimb
+from sim.patient import load_patient
+
+#: The walk every sensor back end plays: the same seed and rate on the limb and the board.
+SEED = 5
+RATE_HZ = 500.0
+
+STIMULATOR_BACKENDS: list[str] = []
+SENSOR_BACKENDS: list[str] = []
+
+
+def backend(*, stimulator: bool, sensors: bool) -> Callable[[Callable[..., Any]], Any]:
+    """Make a back-end fixture and enter it in the contract suites it belongs to."""
+
+    def register(function: Callable[..., Any]) -> Any:
+        if stimulator:
+            STIMULATOR_BACKENDS.append(function.__name__)
+        if sensors:
+            SENSOR_BACKENDS.append(function.__name__)
+        return pytest.fixture(function)
+
+    return register
 
 
 @pytest.fixture(scope="session")
@@ -61,18 +114,140 @@ class OpenEmsBench:
     stim: OpenEmsStim
 
 
-@pytest.fixture(params=VERSIONS)
-def openems(request, openems_programs, tmp_path) -> Iterator[OpenEmsBench]:
-    """The openEMSstim driver connected to the real firmware (each version); afterwards
-    the firmware must have lost no byte and not crashed."""
-    firmware = FirmwareProcess(openems_programs[request.param], tmp_path)
+@contextlib.contextmanager
+def openems_connected(program: Path, workdir: Path, version: str) -> Iterator[OpenEmsBench]:
+    """The driver connected to one firmware version on its pty; afterwards the firmware
+    must have lost no byte and not crashed."""
+    firmware = FirmwareProcess(program, workdir)
     stim = OpenEmsStim(firmware.path, harness_settings())
     try:
         stim.connect()
-        yield OpenEmsBench(request.param, firmware, stim)
+        yield OpenEmsBench(version, firmware, stim)
     finally:
         stim.close()
         code = firmware.stop()
     serial = firmware.serial()
     assert not [r for r in serial if r.kind in ("rx_lost", "crash")], "bytes lost or crash"
     assert code == 0
+
+
+@pytest.fixture(params=VERSIONS)
+def openems(request, openems_programs, tmp_path) -> Iterator[OpenEmsBench]:
+    """The openEMSstim driver connected to the real firmware (each version)."""
+    with openems_connected(openems_programs[request.param], tmp_path, request.param) as bench:
+        yield bench
+
+
+def simulated_limb() -> Backend:
+    """The simulated patient (10 s of the moderate profile's walk, two channels)."""
+    limb = SimulatedLimb(load_patient("moderate"), RATE_HZ, 10.0, SEED)
+
+    def truth(samples: int) -> dict[str, np.ndarray]:
+        limb.close()
+        return {k: v[:samples] for k, v in limb.truth().items()}
+
+    def outputs_on() -> list[int]:
+        return [c.channel for c in limb.commands if c.delivers]
+
+    return Backend("simulated limb", limb, outputs_on, shapes=True,
+                   truth_after_close=truth, rate_hz=RATE_HZ)
+
+
+def board_over_the_emulator() -> Iterator[Backend]:
+    """The board driver connected to the Python board emulator over a real pty (its
+    communication timeout the longest the host accepts: a loaded test machine may pause
+    this process)."""
+    settings = FirmwareSettings(comm_timeout_ms=MAX_BOARD_COMM_TIMEOUT_MS)
+    emulator, finish = serve_in_thread(EmulatorConfig(seed=SEED, board=settings))
+    board = Board(emulator.path, BoardRequirements(SafetyLimits(), RATE_HZ))
+    board.connect()
+
+    def truth(samples: int) -> dict[str, np.ndarray]:
+        board.close()
+        return board.truth(samples)[0]
+
+    try:
+        yield Backend("board over the emulator", board, emulator.firmware.channels_on,
+                      shapes=True, truth_after_close=truth, rate_hz=RATE_HZ,
+                      gyro_step_rad_s=math.radians(2000.0 / 32768.0), force_step_n=0.1)
+    finally:
+        board.close()
+        finish()
+
+
+@backend(stimulator=True, sensors=True)
+def limb_backend() -> Backend:
+    return simulated_limb()
+
+
+@backend(stimulator=True, sensors=True)
+def board_backend() -> Iterator[Backend]:
+    yield from board_over_the_emulator()
+
+
+@backend(stimulator=False, sensors=True)
+def avr_backend() -> Iterator[Backend]:
+    """The board driver against the AVR firmware in simavr (skipped, naming the packages,
+    where the AVR toolchain is missing). An MPU-6050 reports the gyro in steps of 1/16.4
+    deg/s (INFO says 32768 counts are 1998 deg/s), the heel force sensor's ADC in steps
+    of 2 N. The board runs in its own process, as a real board does, so a loaded machine
+    that pauses this one lets its stream run ahead: as in tests/test_hw_e2e.py, the
+    driver's link timeout and backlog bound are a few hundred ms here. Not yet in the
+    stimulator suite: that needs the outputs the harness sees, channel by channel."""
+    build = avr_build_or_skip("firmware", "harness")
+    simavr, finish = cosim.serve_in_thread(
+        cosim.AvrBoardConfig(seed=SEED, board=cosim.AvrBoardSettings(comm_timeout_ms=400)),
+        build=build,
+    )
+    board = Board(simavr.path, BoardRequirements(SafetyLimits(), RATE_HZ),
+                  link_timeout_s=0.3, max_backlog_s=0.4)
+    board.connect()
+
+    def truth(samples: int) -> dict[str, np.ndarray]:
+        board.close()
+        return board.truth(samples)[0]
+
+    try:
+        yield Backend("board over the AVR firmware in simavr", board, None,
+                      shapes=True, truth_after_close=truth, rate_hz=RATE_HZ,
+                      gyro_step_rad_s=math.radians(1.0 / cosim.GYRO_COUNTS_PER_DPS),
+                      gyro_scale_error=abs(1.0 - 1998.0 / 32768.0 * cosim.GYRO_COUNTS_PER_DPS),
+                      force_step_n=cosim.FORCE_N_PER_COUNT)
+    finally:
+        board.close()
+        finish()
+
+
+def openems_backend(version: str) -> Callable[..., Iterator[Backend]]:
+    """The back end of one openEMSstim firmware version (see ``openems``); it refuses
+    pulse shapes (the TENS unit makes the pulse)."""
+
+    def fixture(openems_programs: dict[str, Path], tmp_path: Path) -> Iterator[Backend]:
+        with openems_connected(openems_programs[version], tmp_path, version) as bench:
+            yield Backend(f"openEMSstim on its firmware {version}", bench.stim,
+                          bench.firmware.stimulating, shapes=False)
+
+    fixture.__name__ = f"openems_{version}_backend"
+    return fixture
+
+
+openems_head_backend = backend(stimulator=True, sensors=False)(openems_backend("head"))
+openems_aa7f198_backend = backend(stimulator=True, sensors=False)(openems_backend("aa7f198"))
+
+
+@pytest.fixture(params=STIMULATOR_BACKENDS)
+def stimulator(request: pytest.FixtureRequest) -> Backend:
+    """Each back end that implements ``Stimulator``, in turn."""
+    return request.getfixturevalue(request.param)
+
+
+@pytest.fixture(params=SENSOR_BACKENDS)
+def sensor_source(request: pytest.FixtureRequest) -> Backend:
+    """Each back end that implements ``SensorSource``, in turn."""
+    return request.getfixturevalue(request.param)
+
+
+@pytest.fixture(params=[name for name in SENSOR_BACKENDS if name != "limb_backend"])
+def other_source(request: pytest.FixtureRequest) -> Backend:
+    """Each sensor source but the simulated limb, to compare with the limb."""
+    return request.getfixturevalue(request.param)
