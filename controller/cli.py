@@ -52,8 +52,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         # SIGTERM in any phase ends the command as Ctrl-C does (exit 130).
         with terminate_as_interrupt():
+            from controller.errors import ConfigError
             from controller.outputs import OutputError
-            from controller.validation import ConfigError
 
             try:
                 args = build_parser().parse_args(argv)

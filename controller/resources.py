@@ -13,7 +13,7 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from controller.validation import ConfigError
+from controller.errors import ConfigError
 
 
 def configs_root() -> Path:

@@ -3,7 +3,8 @@
 Every config model in the project derives from ``ConfigModel``: unknown keys are errors
 (a typo must not silently fall back to a default) and models are immutable once built.
 ``describe_errors`` turns a ``ValidationError`` into one line per bad field that names
-the field, the value given and the allowed range, which is what the CLI prints.
+the field, the value given and the allowed range, which is what the CLI prints (as a
+``ConfigError``, defined in ``controller.errors`` and re-exported here).
 """
 
 from __future__ import annotations
@@ -12,26 +13,15 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from controller.errors import ConfigError
+
+__all__ = ["ConfigError", "ConfigModel", "describe_errors"]
+
 
 class ConfigModel(BaseModel):
     """Base of all config models: no unknown keys, immutable, validated defaults."""
 
     model_config = ConfigDict(extra="forbid", frozen=True, validate_default=True)
-
-
-class ConfigError(Exception):
-    """A user mistake in a config file or on the command line; the message says which."""
-
-    def __init__(self, source: str, problems: list[str]) -> None:
-        self.source = source
-        self.problems = problems
-        super().__init__(f"{source}: " + "; ".join(problems))
-
-    def render(self) -> str:
-        """Multi-line text for a terminal: the source, then one bad field per line."""
-        lines = [f"invalid configuration ({self.source}):"]
-        lines += [f"  - {p}" for p in self.problems]
-        return "\n".join(lines)
 
 
 _BOUND_WORDS = {"ge": ">=", "gt": ">", "le": "<=", "lt": "<"}

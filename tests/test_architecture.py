@@ -30,7 +30,8 @@ PARTS: dict[str, tuple[str, ...]] = {
         "controller.ports",  # Sample, StimCommand, SensorSource, Stimulator
         "controller.events",  # Phase, Event, DetectedEvent
         "controller.pulses",  # when a stimulator fires its pulses, their shape
-        "controller.validation",  # ConfigModel, ConfigError
+        "controller.errors",  # ConfigError (no pydantic: the parser and --help need it)
+        "controller.validation",  # ConfigModel, describe_errors
         "controller.resources",  # the shipped configs/ files
         "controller.kernels",  # how every numba kernel is compiled, and the list of them
         "configs",  # TOML data

@@ -23,12 +23,10 @@ import time
 from pathlib import Path
 from typing import Any, TextIO, cast
 
-from pydantic import ValidationError
-
 from controller.commands.common import EXIT_OK
+from controller.errors import ConfigError
 from controller.outputs import GuardedLog, writing
 from controller.resources import available
-from controller.validation import ConfigError, describe_errors
 
 #: Options that set the firmware (the board), by destination name.
 BOARD_OPTIONS = (
@@ -83,6 +81,10 @@ def _given(args: argparse.Namespace, names: tuple[str, ...]) -> dict[str, Any]:
 
 def _validated(model: Any, data: dict[str, Any], what: str) -> Any:
     """``data`` as ``model``; every bad field named with its allowed range otherwise."""
+    from pydantic import ValidationError
+
+    from controller.validation import describe_errors
+
     try:
         return model.model_validate(data)
     except ValidationError as err:

@@ -9,8 +9,6 @@ import sys
 from pathlib import Path
 
 from controller.commands.common import EXIT_OK, EXIT_USAGE, load_checked
-from controller.config import TrialConfig
-from controller.explain import explain
 
 #: The paragraph that heads ``configs/default.toml``.
 DEFAULT_HEADER = (
@@ -27,6 +25,9 @@ DEFAULT_HEADER = (
 
 def default_toml() -> str:
     """The text of ``configs/default.toml``: the default config, every field explained."""
+    from controller.config import TrialConfig
+    from controller.explain import explain
+
     return explain(TrialConfig(), DEFAULT_HEADER)
 
 
@@ -39,6 +40,8 @@ def _run(args: argparse.Namespace) -> int:
         return EXIT_OK
     config = load_checked(args.file, {})
     if args.explain:
+        from controller.explain import explain
+
         header = (
             f"The configuration of {args.file} (over configs/default.toml and the preset it "
             "names, validated): every field with its value, its allowed range and what it "

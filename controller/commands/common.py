@@ -1,5 +1,12 @@
 """What several subcommands share: exit codes, loading a checked trial config, the
-``--require`` option and the real-time options."""
+``--require`` option and the real-time options.
+
+Every subcommand's parser is built for any ``fes`` command line (``fes --help`` lists
+them all), so the modules of ``controller.commands`` import at their top only what a
+parser needs: the standard library, ``controller.errors`` and ``controller.resources``.
+numpy, numba, pydantic and the project's models are imported by the command that runs,
+inside its handler (tests/test_startup.py holds ``fes --help`` to that).
+"""
 
 from __future__ import annotations
 

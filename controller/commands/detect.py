@@ -18,18 +18,15 @@ import json
 import math
 import sys
 from pathlib import Path
-from typing import Any
-
-import numpy as np
+from typing import TYPE_CHECKING, Any
 
 from controller.commands.common import EXIT_OK, EXIT_USAGE, output_path
-from controller.config import load_config
-from controller.detect.config import DetectorConfig
-from controller.detect.csvfiles import CsvError, read_columns, read_events, write_events
-from controller.detect.detector import detect_batch, gyro_mounting
-from controller.detect.score import Scorer
-from controller.events import EVENT_NAMES
 from controller.outputs import writing
+
+if TYPE_CHECKING:
+    import numpy as np
+
+    from controller.detect.config import DetectorConfig
 
 DEG_TO_RAD = math.pi / 180.0
 
@@ -53,6 +50,10 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _times(args: argparse.Namespace, columns: dict[str, np.ndarray], n: int) -> np.ndarray:
+    import numpy as np
+
+    from controller.detect.csvfiles import CsvError
+
     if args.rate_hz is not None:
         return np.arange(n) / args.rate_hz
     t_s = columns["time_s"]
@@ -70,6 +71,8 @@ def _checked_sign(
     the config to detect with (the file's check replaces the trial's check of the first
     strides, so every stride is reported), the gyro column, and what to tell the user
     once the events are written (None: nothing)."""
+    from controller.detect.detector import gyro_mounting
+
     placement = config.gyro_config()
     if placement.mount_check_strides == 0:
         return config, gyro, None
@@ -95,6 +98,12 @@ def _checked_sign(
 
 
 def _run(args: argparse.Namespace) -> int:
+    from controller.config import load_config
+    from controller.detect.csvfiles import CsvError, read_columns, read_events, write_events
+    from controller.detect.detector import detect_batch
+    from controller.detect.score import Scorer
+    from controller.events import EVENT_NAMES
+
     config = load_config(args.config, _overrides(args)).detector
     setup = config.setup()
     heel_column = args.heel_column or (

@@ -20,7 +20,7 @@ from controller.commands.common import (
     add_require_option,
     output_path,
 )
-from controller.validation import ConfigError
+from controller.errors import ConfigError
 
 if TYPE_CHECKING:
     from controller.sweep.plan import SweepSpec

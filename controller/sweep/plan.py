@@ -22,12 +22,12 @@ import re
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import numpy as np
+from controller.errors import ConfigError
 
-from controller.config import load_config
-from controller.validation import ConfigError
+if TYPE_CHECKING:  # imported where used: `fes sweep --help` needs only the constants
+    import numpy as np
 
 PATIENT_KEY = "sim.patient"
 SEED_KEY = "sim.seed"
@@ -173,6 +173,8 @@ def parse_random(text: str) -> RandomAxis:
 
 def latin_hypercube(dimensions: int, samples: int, seed: int) -> np.ndarray:
     """``samples`` points in the unit cube, one per stratum along every dimension."""
+    import numpy as np
+
     rng = np.random.default_rng(seed)
     points = np.empty((samples, dimensions))
     for d in range(dimensions):
@@ -230,6 +232,7 @@ def _settings(spec: SweepSpec) -> list[dict[str, Value]]:
 
 def build_plan(spec: SweepSpec) -> SweepPlan:
     """Every trial of the sweep, each config validated; all problems named at once."""
+    from controller.config import load_config
     from sim.patient import load_patient
 
     _check_keys(spec)

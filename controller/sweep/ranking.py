@@ -16,9 +16,9 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import IO
 
+from controller.errors import ConfigError
 from controller.sweep.plan import SEED_KEY
 from controller.trial.figures import Figure, numeric
-from controller.validation import ConfigError
 
 SOURCE = "--objective"
 DEFAULT_OBJECTIVE = "clearance.toe_drag_events,stim.charge_uc_per_stride"

@@ -13,7 +13,7 @@ import json
 from collections.abc import Mapping
 from typing import Any
 
-from controller.validation import ConfigError
+from controller.errors import ConfigError
 
 Figure = bool | int | float | str | None
 

@@ -1,0 +1,74 @@
+"""``fes --help`` and every ``fes <command> --help`` import nothing heavy.
+
+Start-up time of the command line is what its imports cost: numpy, numba (with
+llvmlite) and pydantic take most of a second together, while argparse and the
+project's parsers take a few milliseconds. Each case runs the real ``fes`` entry point
+in a fresh interpreter and lists which of those modules it left in ``sys.modules``: a
+structural check, not a timed one (the times are printed by ``python -m
+controller.bench.startup``).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from controller.cli import build_parser
+
+#: What only a running command may import: the numerics, the compiler, the models,
+#: the optional back ends and plotting, and the project's parts that pull them in.
+HEAVY = (
+    "numpy", "numba", "llvmlite", "pydantic", "serial", "matplotlib", "dask", "tqdm",
+    "controller.config", "controller.kernels", "controller.validation", "controller.detect",
+    "controller.safety", "controller.stim", "controller.trial.simulated", "sim", "hw",
+)
+
+_PROBE = """
+import json, sys
+from controller.cli import main
+try:
+    main(sys.argv[1:])
+except SystemExit:
+    pass
+heavy = %r
+print(json.dumps(sorted({m for m in sys.modules for h in heavy
+                         if m == h or m.startswith(h + ".")})))
+"""
+
+
+def heavy_modules_after(*argv: str) -> list[str]:
+    """The heavy modules a fresh ``fes argv...`` has imported when it returns."""
+    result = subprocess.run(
+        [sys.executable, "-c", _PROBE % (HEAVY,), *argv],
+        capture_output=True, text=True, timeout=120, check=True,
+    )
+    return list(json.loads(result.stdout.splitlines()[-1]))
+
+
+def _command_names() -> list[str]:
+    sub = next(a for a in build_parser()._actions if a.dest == "command")
+    return sorted(sub.choices)
+
+
+def test_every_command_is_probed():
+    assert len(_command_names()) >= 8
+
+
+def test_fes_help_imports_nothing_heavy():
+    assert heavy_modules_after("--help") == []
+
+
+@pytest.mark.parametrize("command", _command_names())
+def test_command_help_imports_nothing_heavy(command):
+    assert heavy_modules_after(command, "--help") == []
+
+
+def test_the_probe_sees_what_a_running_command_imports(tmp_path):
+    """Guards the checks above: a command that builds a config does import pydantic."""
+    config = tmp_path / "trial.toml"
+    config.write_text("[loop]\nduration_s = 5.0\n")
+    found = heavy_modules_after("check-config", str(config))
+    assert "pydantic" in found and "controller.config" in found
