@@ -47,6 +47,16 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def command_names() -> list[str]:
+    """The names of the subcommands (``sim``, ``run``, ...), sorted."""
+    return sorted(
+        name
+        for action in build_parser()._actions
+        if isinstance(action, argparse._SubParsersAction)
+        for name in action.choices
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``fes`` console script."""
     try:

@@ -153,16 +153,22 @@ def test_a_refused_realtime_priority_is_explained_and_the_loop_goes_on(monkeypat
     assert "CAP_SYS_NICE" in note and "normal priority" in note
 
 
-def test_a_slow_block_is_announced_and_a_quick_one_is_not():
-    """A first run compiles for seconds: the user is told, once, instead of silence."""
+def test_a_slow_block_is_announced_with_its_time_and_a_quick_one_is_not():
+    """A first run compiles for seconds: the user is told, once, instead of silence,
+    and then how long it took."""
     import io
+    import re
 
     from controller.hotpath import announced_if_slow
 
     notes = io.StringIO()
-    with announced_if_slow(notes, 0.05, "compiling ..."):
+    with announced_if_slow(notes, 0.05, "compiling ...", done="compiled"):
         time.sleep(0.3)
-    assert notes.getvalue() == "compiling ...\n"
+    lines = notes.getvalue().splitlines()
+    assert lines[0] == "compiling ..."
+    took = re.fullmatch(r"compiled in ([0-9.]+) s", lines[1])
+    assert took is not None and len(lines) == 2
+    assert float(took.group(1)) >= 0.3
     quick = io.StringIO()
     with announced_if_slow(quick, 0.5, "compiling ..."):
         pass

@@ -8,5 +8,6 @@ and ``fault_latency`` time the real-time loop and the watchdog's fault drills; `
 ``detector`` and ``scheduler`` the per-sample cost of each stage; ``simulator`` the
 simulated patient and the closed loop as x real time; ``link`` the round trip over a
 serial link to the board emulator; ``heelforce`` calibrates the heel force sensor model
-against real insoles.
+against real insoles; ``startup`` times the command line itself (``fes --help``, ``fes
+detect`` on a recording, the first ``fes sim`` after an install).
 """

@@ -72,8 +72,8 @@ from sim.limb import (
 
 #: Said when compiling the loop outlasts ``COMPILE_NOTICE_AFTER_S``.
 COMPILE_NOTICE = (
-    "compiling the simulation into machine code (first run after an install: about "
-    "15-30 s; later runs load it from numba's cache) ..."
+    "compiling the simulation into machine code (first run after an install; later "
+    "runs load it from numba's cache) ..."
 )
 COMPILE_NOTICE_AFTER_S = 1.0
 
@@ -274,7 +274,7 @@ def run_compiled_loop(
 
     start = time.perf_counter()
     k, _, arrays = limb.next_block()
-    with announced_if_slow(notes, COMPILE_NOTICE_AFTER_S, COMPILE_NOTICE):
+    with announced_if_slow(notes, COMPILE_NOTICE_AFTER_S, COMPILE_NOTICE, done="compiled"):
         block(k, 0, arrays)  # compile (or load the cache): no samples, nothing changes
     warm_up_s = time.perf_counter() - start
     stopped_by = "duration"
