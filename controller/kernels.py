@@ -23,6 +23,26 @@ the project's kernels can be listed, compiled ahead or checked
 (``tests/test_kernels.py``: every kernel compiles and is cached); ``kernels(prefix)``
 selects those of one part, for a command that needs only its own.
 
+Compiling only what a trial uses: the first run after an install compiles every kernel
+a trial reaches, so what is compiled, and how often, is the start-up time of a new user
+or a CI job (``python -m controller.bench.startup --cold N``). Three rules keep it short:
+
+* **One version per argument types.** numba types a constant as a literal (``25``, not
+  ``int64``), and a kernel called with constants would be compiled once for every value
+  passed (a fault code, a column index): the watchdog's helpers were compiled up to six
+  times each. ``KernelDispatcher`` types every call between kernels on the argument
+  types alone; the machine code is the same, since a callee is inlined into its caller
+  and the constants propagate there.
+* **No C callback wrappers.** numba also wraps every function for use as a C function
+  pointer (``cfunc``), which nothing here does: ``no_cfunc_wrapper``.
+* **Choices made before compiling.** A trial runs one detector and one stimulation
+  mode. A ``@dispatch_kernel`` (``detector_step``, ``schedule_step``) chooses from its
+  first argument and is inlined into its callers; a ``@specialised`` factory makes a
+  kernel with that choice fixed as a closure constant, so numba drops the branches not
+  taken before it types them, and their kernels are neither compiled nor loaded (the
+  shank gyroscope in walking mode compiles no heel, fused or timed kernel:
+  ``tests/test_first_run.py``).
+
 Packed arrays: a kernel's parameters and state are float64 arrays whose slots are declared
 once, as a tuple of names unpacked from ``range`` (the idiom of ``controller.ports``):
 
@@ -41,11 +61,14 @@ callers may still hold the old code: clear it with
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, TypeVar
 
 import numba
 import numpy as np
+from numba.core import types
+from numba.core.registry import CPUDispatcher
 from numpy.typing import NDArray
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -55,18 +78,42 @@ Floats = NDArray[np.float64]
 
 #: Options of ``@kernel``. ``_nrt`` is not in numba's typed signature of ``njit`` (it is
 #: an option of its compiler flags, used by numba's own tests), hence the dictionary.
-OPTIONS: dict[str, Any] = {"cache": True, "_nrt": False}
+OPTIONS: dict[str, Any] = {"cache": True, "_nrt": False, "no_cfunc_wrapper": True}
 #: Options of ``@allocating_kernel``.
-ALLOCATING_OPTIONS: dict[str, Any] = {"cache": True}
+ALLOCATING_OPTIONS: dict[str, Any] = {"cache": True, "no_cfunc_wrapper": True}
+#: Options of ``@dispatch_kernel``: those of ``@kernel``, inlined into every caller.
+DISPATCH_OPTIONS: dict[str, Any] = {**OPTIONS, "inline": "always"}
 
-#: Every compiled function made by the two decorators, by ``module.qualified_name``, in
-#: the order the modules defined them.
+#: Every compiled function made by the decorators, by ``module.qualified_name`` (a
+#: ``@specialised`` one by its factory's name and its choices), in the order they were
+#: made.
 KERNELS: dict[str, Any] = {}
 
 
+class KernelDispatcher(CPUDispatcher):
+    """numba's dispatcher for the CPU, but a call from another kernel is typed on its
+    argument types, never on the values of constants: one compiled version per types."""
+
+    def get_call_template(self, args: Any, kws: Any) -> Any:
+        """numba's template for a call from compiled code, on unliteral types."""
+        return super().get_call_template(
+            tuple(types.unliteral(a) for a in args),
+            {name: types.unliteral(a) for name, a in kws.items()},
+        )
+
+
 def _registered(function: Callable[..., Any], options: dict[str, Any]) -> Any:
-    compiled = numba.njit(**options)(function)
-    KERNELS[f"{function.__module__}.{function.__qualname__}"] = compiled
+    """``numba.njit(**options)(function)`` made with ``KernelDispatcher``, registered."""
+    compiled: Any = function  # NUMBA_DISABLE_JIT=1: the plain Python function
+    if not numba.config.DISABLE_JIT:  # type: ignore[attr-defined]
+        targetoptions = {name: value for name, value in options.items() if name != "cache"}
+        compiled = KernelDispatcher(
+            py_func=function, locals={}, targetoptions={"nopython": True, **targetoptions}
+        )
+        if options["cache"]:
+            compiled.enable_caching()
+    if "<locals>" not in function.__qualname__:  # a specialisation registers itself
+        KERNELS[f"{function.__module__}.{function.__qualname__}"] = compiled
     return compiled
 
 
@@ -80,6 +127,38 @@ def allocating_kernel(function: F) -> F:
     """Compile ``function`` with numba, cached, with the runtime (it may allocate)."""
     compiled: F = _registered(function, ALLOCATING_OPTIONS)
     return compiled
+
+
+def dispatch_kernel(function: F) -> F:
+    """Compile ``function``, a kernel that chooses which kernel runs from its first
+    argument, to be inlined into each kernel that calls it: where the caller passes a
+    constant (the choice of a ``@specialised`` kernel), only the branch taken is typed
+    and compiled. Called from Python, it compiles every branch."""
+    compiled: F = _registered(function, DISPATCH_OPTIONS)
+    return compiled
+
+
+def specialised(factory: Callable[..., F]) -> Callable[..., F]:
+    """Memoise ``factory(*choices)``, which defines and returns a ``@kernel`` that reads
+    its ``choices`` (ints: a detector kind, a stimulation mode) as closure constants and
+    passes them to ``@dispatch_kernel``s, so that it compiles only what they choose.
+
+    Each choice is made once per process and, like any kernel, cached on disk: numba
+    keys the cache of a closure by the values it closes over, so they must be plain
+    ints (a kernel there would be pickled differently by every process and never found
+    in the cache again). Registered in ``KERNELS`` as ``module.factory(0, 1)``.
+    """
+
+    @functools.cache
+    def make(*choices: int) -> F:
+        if not all(type(choice) is int for choice in choices):
+            raise TypeError(f"{factory.__qualname__}: choices must be ints, got {choices}")
+        compiled = factory(*choices)
+        named = ", ".join(str(choice) for choice in choices)
+        KERNELS[f"{factory.__module__}.{factory.__qualname__}({named})"] = compiled
+        return compiled
+
+    return functools.update_wrapper(make, factory)
 
 
 def kernels(prefix: str = "") -> dict[str, Any]:

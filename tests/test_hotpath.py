@@ -81,10 +81,10 @@ def test_the_loop_never_compiles_after_warm_up():
         from controller.clock import VirtualClock
         from controller.config import load_config
         from controller.detect.config import build_detector
-        from controller.detect.detector import detector_step
+        from controller.detect.detector import detector_step_for
         from controller.hotpath import warm_up
         from controller.loop import run_loop
-        from controller.stim.schedule import schedule_step
+        from controller.stim.schedule import schedule_step_for
         from controller.stim.scheduler import StimScheduler
         from controller.trial.recorder import TrialRecorder
         from controller.safety import Watchdog
@@ -96,7 +96,8 @@ def test_the_loop_never_compiles_after_warm_up():
         detector = build_detector(config.detector, 1000.0)
         scheduler = StimScheduler(config.stim)
         warm_up(limb, detector, scheduler)
-        kernels = (limb_step, detector_step, schedule_step)
+        kernels = (limb_step, detector_step_for(detector.setup.kind),
+                   schedule_step_for(scheduler.mode))
         before = [list(k.signatures) for k in kernels]
         run_loop(limb, detector, scheduler, Watchdog(limb, config.safety),
                  VirtualClock(), TrialRecorder(500), 500)
@@ -183,12 +184,13 @@ def test_fes_run_compiles_every_loop_kernel_before_it_connects():
     script = textwrap.dedent(
         """
         from controller.config import load_config
-        from controller.detect.detector import detector_step
+        from controller.detect.detector import GYRO, detector_step_for
         from controller.safety.decide import observe_sample, submit_rows
-        from controller.stim.schedule import schedule_step
+        from controller.stim.schedule import MODE_WALKING, schedule_step_for
         from controller.trial.live import warm_up
 
-        kernels = (detector_step, schedule_step, observe_sample, submit_rows)
+        kernels = (detector_step_for(GYRO), schedule_step_for(MODE_WALKING), observe_sample,
+                   submit_rows)
         untouched = [len(k.signatures) for k in kernels]
         warm_up(load_config(overrides={"stim": {"preset": "peroneal_calf"}}))
         print(*untouched, *(len(k.signatures) for k in kernels))

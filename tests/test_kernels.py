@@ -1,12 +1,13 @@
 """Every numba kernel is made by ``controller.kernels``, compiles, and is cached.
 
 ``controller.kernels`` is the one place that says how kernels are compiled (``@kernel``
-without numba's runtime, ``@allocating_kernel`` with it, both cached) and lists them
-(``KERNELS``). These tests import every module of the project, check that no kernel is
-compiled any other way, then run the work that reaches every kernel (simulated trials
-with each detector and each stimulation mode, the patient alone, the detectors over a
-recording, the benchmarks' own loops) and check that numba's cache holds a compiled
-version of every kernel for its current source. A kernel that nothing reaches, that
+without numba's runtime, ``@allocating_kernel`` with it, both cached; ``@dispatch_kernel``
+inlined into its callers) and lists them (``KERNELS``). These tests import every module
+of the project, check that no kernel is compiled any other way, then run the work that
+reaches every kernel (simulated trials with each detector and each stimulation mode, the
+patient alone, the detectors over a recording, the benchmarks' own loops) and check that
+numba's cache holds a compiled version of every kernel (but the inlined ones, compiled
+inside their callers) for its current source. A kernel that nothing reaches, that
 fails to compile, or that is not cached fails here; so does a stale cache (a caller
 loaded from the cache while a kernel it calls has changed since: clear the caches).
 """
@@ -27,7 +28,14 @@ import controller
 import hw
 import sim
 from controller.config import load_config
-from controller.kernels import ALLOCATING_OPTIONS, KERNELS, OPTIONS, kernels
+from controller.kernels import (
+    ALLOCATING_OPTIONS,
+    DISPATCH_OPTIONS,
+    KERNELS,
+    OPTIONS,
+    KernelDispatcher,
+    kernels,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = (controller, sim, hw)
@@ -122,13 +130,22 @@ def test_no_module_compiles_with_numba_directly():
     assert offenders == []
 
 
-def test_kernels_have_one_of_the_two_option_sets():
+def test_kernels_have_one_of_the_option_sets():
     _all_modules()
+    option_sets = [OPTIONS, ALLOCATING_OPTIONS, DISPATCH_OPTIONS]
     for name, dispatcher in KERNELS.items():
-        nrt = dispatcher.targetoptions.get("_nrt", True)
-        options = OPTIONS if nrt is False else ALLOCATING_OPTIONS
-        assert options["cache"] and dispatcher._cache.__class__.__name__ == "FunctionCache", name
+        assert isinstance(dispatcher, KernelDispatcher), name
+        assert dispatcher._cache.__class__.__name__ == "FunctionCache", name
+        options = {"cache": True, **dispatcher.targetoptions}
+        options.pop("nopython")
+        assert options in option_sets, name
     assert OPTIONS["_nrt"] is False and "_nrt" not in ALLOCATING_OPTIONS
+    assert all(options["no_cfunc_wrapper"] for options in option_sets)
+
+
+def _inlined(dispatcher: CPUDispatcher) -> bool:
+    """A ``@dispatch_kernel``: compiled into its callers, alone only if Python calls it."""
+    return dispatcher.targetoptions.get("inline") == "always"
 
 
 def test_kernels_of_one_part_can_be_listed():
@@ -148,7 +165,10 @@ def exercised(tmp_path_factory: pytest.TempPathFactory) -> dict[str, CPUDispatch
 
 def test_every_kernel_compiles_and_is_cached(exercised, capsys):
     capsys.readouterr()
-    missing = sorted(name for name, kernel in exercised.items() if _cached_versions(kernel) == 0)
+    missing = sorted(
+        name for name, kernel in exercised.items()
+        if not _inlined(kernel) and _cached_versions(kernel) == 0
+    )
     assert missing == [], (
         f"not compiled, or not cached for its current source: {missing}; if a kernel "
         f"changed, clear numba's caches ({CLEAR_CACHES}) and run again"

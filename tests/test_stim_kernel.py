@@ -23,10 +23,10 @@ from controller.stim.settings import ChannelConfig, PredictionConfig, StimConfig
 
 
 @numba.njit
-def _compiled_loop(params, state, t_s, phases, outboxes, commands, trace):
+def _compiled_loop(mode, params, state, t_s, phases, outboxes, commands, trace):
     """A compiled loop as the closed-loop simulation will run it, keeping every command."""
     for i in range(t_s.size):
-        schedule_step(params, state, t_s[i], phases[i], outboxes[i], commands)
+        schedule_step(mode, params, state, t_s[i], phases[i], outboxes[i], commands)
         trace[i] = commands
 
 
@@ -57,7 +57,7 @@ def test_a_compiled_loop_gives_the_commands_and_counters_of_step():
         fill_outbox(t, events, box)
     trace = np.zeros((len(inputs), *commands.shape))
     _compiled_loop(
-        params, state, np.array([t for t, _, _ in inputs]),
+        compiled.mode, params, state, np.array([t for t, _, _ in inputs]),
         np.array([int(phase) for _, phase, _ in inputs]), outboxes, commands, trace,
     )
     got = [[command_of_row(row) for row in rows] for rows in trace]

@@ -55,6 +55,7 @@ DetectorOutput = tuple[np.ndarray, np.ndarray, np.ndarray]
 
 @kernel
 def replay(
+    mode: int,
     params: np.ndarray,
     state: np.ndarray,
     t_s: np.ndarray,
@@ -66,7 +67,7 @@ def replay(
     the commanded amplitudes (so that the work cannot be optimised away)."""
     total = 0.0
     for i in range(t_s.size):
-        schedule_step(params, state, t_s[i], phases[i], outboxes[i], commands)
+        schedule_step(mode, params, state, t_s[i], phases[i], outboxes[i], commands)
         total += commands[0, 2]
     return total
 
@@ -89,7 +90,7 @@ def detector_output(seconds: float) -> DetectorOutput:
 
 def _replay(scheduler: StimScheduler, output: DetectorOutput) -> None:
     params, state, commands = scheduler.kernel_arrays
-    replay(params, state, *output, commands)
+    replay(scheduler.mode, params, state, *output, commands)
 
 
 def measure(config: StimConfig, output: DetectorOutput, repeat: int) -> dict[str, float]:

@@ -4,7 +4,9 @@
 the very same compiled kernel over a whole recording (the batch loop is compiled too, so
 a recording of an hour takes well under a second). Both go through ``detector_step``,
 which dispatches on the detector kind, so the per-sample and batch results are identical
-by construction (a test checks it sample by sample).
+by construction (a test checks it sample by sample). Each runs it with the kind fixed
+when it is compiled (``detector_step_for``, ``controller.kernels.specialised``): a
+trial compiles only the detector it runs.
 
 A ``DetectorSetup`` is what a kernel needs: which kind, its parameter array, its fresh
 state, which heel signal feeds it (switch or force) and its gap limit. ``gyro_setup``,
@@ -22,7 +24,7 @@ import numpy as np
 
 from controller.detect import fused, gyro, heel, outbox
 from controller.events import DetectedEvent, Event, Phase
-from controller.kernels import kernel
+from controller.kernels import dispatch_kernel, kernel, specialised
 from controller.ports import Sample
 
 GYRO = 0
@@ -31,7 +33,7 @@ FUSED = 2
 KIND_NAMES = {GYRO: "gyro", HEEL: "heel", FUSED: "fused"}
 
 
-@kernel
+@dispatch_kernel
 def detector_step(
     kind: int,
     state: np.ndarray,
@@ -46,39 +48,64 @@ def detector_step(
     if kind == GYRO:
         phase, event, t_event = gyro.gyro_step(state, params, t_s, gyro_rad_s)
         outbox.push(out, event, t_event)
-        return phase
-    if kind == HEEL:
+    elif kind == HEEL:
         phase, event, t_event = heel.heel_step(state, params, t_s, heel_level)
         outbox.push(out, event, t_event)
-        return phase
-    return fused.fused_step(state, params, t_s, gyro_rad_s, heel_level, out)
+    else:
+        phase = fused.fused_step(state, params, t_s, gyro_rad_s, heel_level, out)
+    return phase
 
 
-@kernel
-def _run_batch(
-    kind: int,
-    state: np.ndarray,
-    params: np.ndarray,
-    t_s: np.ndarray,
-    gyro_rad_s: np.ndarray,
-    heel_level: np.ndarray,
-    phases: np.ndarray,
-    event_index: np.ndarray,
-    event_code: np.ndarray,
-    event_t_est: np.ndarray,
-    out: np.ndarray,
-) -> int:
-    """``detector_step`` over a recording; fill the output arrays, return the event count.
-    ``out`` is the outbox the kernel reuses at every sample."""
-    count = 0
-    for i in range(t_s.size):
-        phases[i] = detector_step(kind, state, params, t_s[i], gyro_rad_s[i], heel_level[i], out)
-        for k in range(int(out[0])):
-            event_index[count] = i
-            event_code[count] = int(out[1 + 2 * k])
-            event_t_est[count] = out[2 + 2 * k]
-            count += 1
-    return count
+@specialised
+def detector_step_for(kind: int) -> Callable[..., int]:
+    """``detector_step`` of one ``kind``, compiled with that detector alone:
+    ``(state, params, t_s, gyro_rad_s, heel_level, out) -> phase``."""
+
+    @kernel
+    def step(
+        state: np.ndarray,
+        params: np.ndarray,
+        t_s: float,
+        gyro_rad_s: float,
+        heel_level: float,
+        out: np.ndarray,
+    ) -> int:
+        return detector_step(kind, state, params, t_s, gyro_rad_s, heel_level, out)
+
+    return step
+
+
+@specialised
+def _batch_for(kind: int) -> Callable[..., int]:
+    """``detector_step`` of one ``kind`` over a recording: fills the output arrays and
+    returns the event count; ``out`` is the outbox reused at every sample."""
+
+    @kernel
+    def run_batch(
+        state: np.ndarray,
+        params: np.ndarray,
+        t_s: np.ndarray,
+        gyro_rad_s: np.ndarray,
+        heel_level: np.ndarray,
+        phases: np.ndarray,
+        event_index: np.ndarray,
+        event_code: np.ndarray,
+        event_t_est: np.ndarray,
+        out: np.ndarray,
+    ) -> int:
+        count = 0
+        for i in range(t_s.size):
+            phases[i] = detector_step(
+                kind, state, params, t_s[i], gyro_rad_s[i], heel_level[i], out
+            )
+            for k in range(int(out[0])):
+                event_index[count] = i
+                event_code[count] = int(out[1 + 2 * k])
+                event_t_est[count] = out[2 + 2 * k]
+                count += 1
+        return count
+
+    return run_batch
 
 
 @dataclass(frozen=True, eq=False)
@@ -180,6 +207,7 @@ class GaitDetector:
         setup.check_period(1.0 / sample_rate_hz)
         self.setup = setup
         self.sample_rate_hz = sample_rate_hz
+        self._step = detector_step_for(setup.kind)
         self._state = setup.new_state()
         self._out = outbox.new_outbox()
         self._phase = Phase.UNKNOWN
@@ -193,7 +221,8 @@ class GaitDetector:
     def kernel_arrays(self) -> tuple[int, np.ndarray, np.ndarray]:
         """The kind, live state and parameters ``detector_step`` runs on: a compiled
         loop (``controller.trial.compiled_loop``) steps this detector by calling the kernel
-        on them (``phase`` then tells only what ``step`` last returned)."""
+        on them, with the kind fixed when it is compiled (``phase`` then tells only what
+        ``step`` last returned)."""
         return self.setup.kind, self._state, self.setup.params
 
     @property
@@ -220,19 +249,15 @@ class GaitDetector:
     def warm_up(self) -> None:
         """Compile (or load from numba's cache) the kernel before the loop; the state
         is left unchanged."""
-        setup = self.setup
         scratch = outbox.new_outbox()
-        detector_step(setup.kind, self._state.copy(), setup.params, 0.0, 0.0, 0.0, scratch)
+        self._step(self._state.copy(), self.setup.params, 0.0, 0.0, 0.0, scratch)
 
     def step(
         self, t_s: float, gyro_rad_s: float = math.nan, heel_level: float = math.nan
     ) -> tuple[Phase, list[DetectedEvent]]:
         """Process one sample (NaN = lost or absent); return the phase and the events
         now known. ``heel_level`` is the switch (0/1) or the force in N, as set up."""
-        setup = self.setup
-        phase = detector_step(
-            setup.kind, self._state, setup.params, t_s, gyro_rad_s, heel_level, self._out
-        )
+        phase = self._step(self._state, self.setup.params, t_s, gyro_rad_s, heel_level, self._out)
         self._phase = Phase(phase)
         if self._out[0] == 0.0:
             return self._phase, []
@@ -281,8 +306,8 @@ def detect_batch(
     event_index = np.empty(capacity, dtype=np.int64)
     event_code = np.empty(capacity, dtype=np.int64)
     event_t_est = np.empty(capacity)
-    count = _run_batch(
-        setup.kind, setup.new_state() if state is None else state, setup.params, t,
+    count = _batch_for(setup.kind)(
+        setup.new_state() if state is None else state, setup.params, t,
         signals[0], signals[1],
         phases, event_index, event_code, event_t_est, outbox.new_outbox(),
     )

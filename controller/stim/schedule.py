@@ -3,40 +3,42 @@
 Every channel of a trial and the walker's toe-off predictor live in two float64 arrays
 that the caller owns, so that a compiled loop can run the scheduler without objects:
 
-* ``params`` (``make_params``), one row per channel after a shared row 0: the trial's
-  mode (``MODE_CODES``) and the predictor's parameters
-  (``controller.stim.prediction``, from column ``P_PREDICTION``). A channel row holds
-  the envelope's columns (``controller.stim.envelope``), then those of its mode
-  (``controller.stim.walking`` or ``controller.stim.timed``).
+* ``params`` (``make_params``), one row per channel after a shared row 0: the
+  predictor's parameters (``controller.stim.prediction``, from column
+  ``P_PREDICTION``). A channel row holds the envelope's columns
+  (``controller.stim.envelope``), then those of its mode (``controller.stim.walking``
+  or ``controller.stim.timed``).
 * ``state`` (``new_state``), the same rows: the predictor's state in row 0, each
   channel's envelope and mode state in the others.
 
-``schedule_step`` first lets the predictor take in the events, then advances every
-channel and writes its command row (``controller.ports.COMMAND_FIELDS``), in the order
-of ``stimulating_channels``. A trial that stimulates on no channel (stimulation
-disabled) keeps one row, the peroneal channel's, whose envelope never starts: "off" on
-that output.
+``schedule_step`` takes the trial's mode (``MODE_CODES``, ``mode_code``) as its first
+argument, first lets the predictor take in the events, then advances every channel and
+writes its command row (``controller.ports.COMMAND_FIELDS``), in the order of
+``stimulating_channels``. A trial that stimulates on no channel (stimulation disabled)
+keeps one row, the peroneal channel's, whose envelope never starts: "off" on that
+output. ``schedule_step_for(mode)`` is the kernel with the mode fixed when it is
+compiled, so a walking trial compiles no timed train and a training one no gait
+trigger (``controller.kernels.specialised``).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 
-from controller.kernels import kernel, pack
+from controller.kernels import dispatch_kernel, kernel, specialised
 from controller.ports import COMMAND_ROW_SIZE
 from controller.stim import envelope, prediction, timed, walking
 from controller.stim.settings import ChannelConfig, StimConfig
 
-#: The trial's mode, as coded in ``params[0, P_MODE]``; ``off`` when no channel
-#: stimulates.
+#: The trial's mode, as ``schedule_step`` takes it; ``off`` when no channel stimulates.
 MODE_CODES = {"off": 0, "walking": 1, "training": 2, "test": 3}
 MODE_OFF = MODE_CODES["off"]
 MODE_WALKING = MODE_CODES["walking"]
 
-# Row 0 of the parameters: the mode, then the predictor's parameters.
-SHARED_PARAM_NAMES = ("mode",)
-(P_MODE,) = range(len(SHARED_PARAM_NAMES))
-P_PREDICTION = len(SHARED_PARAM_NAMES)
+# Row 0 of the parameters: the predictor's parameters.
+P_PREDICTION = 0
 _SHARED_PARAMS_SIZE = P_PREDICTION + prediction.PARAMS_SIZE
 
 
@@ -71,10 +73,7 @@ def _timed_trains(config: StimConfig) -> tuple[float, float | None, float] | Non
 def make_params(config: StimConfig) -> np.ndarray:
     """The parameter array of a trial's stimulation (see the module's docstring); the
     columns a row's own layout does not use stay zero."""
-    shared = np.concatenate([
-        pack(SHARED_PARAM_NAMES, {"mode": mode_code(config)}),
-        prediction.make_params(config.prediction),
-    ])
+    shared = prediction.make_params(config.prediction)
     trains = _timed_trains(config)
     rows = [shared] + [
         walking.make_params(ch) if trains is None else timed.make_params(ch, *trains[:2])
@@ -107,8 +106,9 @@ def new_commands(params: np.ndarray) -> np.ndarray:
     return np.zeros((params.shape[0] - 1, COMMAND_ROW_SIZE))
 
 
-@kernel
+@dispatch_kernel
 def schedule_step(
+    mode: int,
     params: np.ndarray,
     state: np.ndarray,
     t_s: float,
@@ -118,10 +118,10 @@ def schedule_step(
 ) -> None:
     """Every channel's command at ``t_s`` into ``commands``, one row per channel.
 
-    ``phase`` is a ``controller.events.Phase`` value and ``events`` the detector's
-    outbox (``controller.detect.outbox``) of the events that became known at ``t_s``.
+    ``mode`` is the trial's (``mode_code``), ``phase`` a ``controller.events.Phase``
+    value and ``events`` the detector's outbox (``controller.detect.outbox``) of the
+    events that became known at ``t_s``.
     """
-    mode = params[0, P_MODE]
     prediction.observe(params[0, P_PREDICTION:], state[0], events)
     predicted_s = state[0, prediction.S_NEXT_TOE_OFF_S]
     for i in range(commands.shape[0]):
@@ -132,3 +132,22 @@ def schedule_step(
         elif mode != MODE_OFF:
             timed.timed_step(p, s, t_s)
         envelope.write_command(p, s, commands[i])
+
+
+@specialised
+def schedule_step_for(mode: int) -> Callable[..., None]:
+    """``schedule_step`` of one ``mode``, compiled with that mode's kernels alone:
+    ``(params, state, t_s, phase, events, commands) -> None``."""
+
+    @kernel
+    def step(
+        params: np.ndarray,
+        state: np.ndarray,
+        t_s: float,
+        phase: int,
+        events: np.ndarray,
+        commands: np.ndarray,
+    ) -> None:
+        schedule_step(mode, params, state, t_s, phase, events, commands)
+
+    return step

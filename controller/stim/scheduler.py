@@ -9,8 +9,8 @@ enabled channel on and off; test mode bursts once on one channel
 
 ``StimScheduler`` is the loop's object for all that: a thin shell over the kernel
 ``controller.stim.schedule.schedule_step`` and its arrays. A compiled loop calls that
-kernel on ``kernel_arrays`` itself; the counters of ``timeouts`` and ``reports`` are read
-from the state, so they are right after either path ran.
+kernel on ``mode`` and ``kernel_arrays`` itself; the counters of ``timeouts`` and
+``reports`` are read from the state, so they are right after either path ran.
 
 The scheduler only asks; the watchdog decides what reaches the stimulator.
 """
@@ -28,11 +28,11 @@ from controller.ports import StimCommand, command_of_row
 from controller.stim import walking
 from controller.stim.schedule import (
     MODE_WALKING,
-    P_MODE,
     make_params,
+    mode_code,
     new_commands,
     new_state,
-    schedule_step,
+    schedule_step_for,
     stimulating_channels,
 )
 from controller.stim.settings import (
@@ -95,13 +95,15 @@ class StimScheduler:
         rows = self._commands.tolist()
         self._last_rows: list[list[float]] = rows
         self._last_commands = [command_of_row(row) for row in rows]
-        self._walking = self._params[0, P_MODE] == MODE_WALKING
+        self.mode = mode_code(config)
+        self._walking = self.mode == MODE_WALKING
+        self._step = schedule_step_for(self.mode)
 
     @property
     def kernel_arrays(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """``(params, state, commands)``: the live arrays this scheduler steps, for a
-        compiled loop to call ``schedule_step(params, state, t_s, phase, events,
-        commands)`` on instead of ``step``."""
+        compiled loop to call ``schedule_step(mode, params, state, t_s, phase, events,
+        commands)`` on instead of ``step`` (``mode``: this scheduler's ``mode``)."""
         return self._params, self._state, self._commands
 
     def _counts(self, column: int) -> list[int]:
@@ -149,7 +151,7 @@ class StimScheduler:
     def warm_up(self) -> None:
         """Compile (or load from numba's cache) the kernel before the loop, on scratch
         copies of the arrays: the scheduler is left unchanged."""
-        schedule_step(
+        self._step(
             self._params, self._state.copy(), 0.0, int(Phase.UNKNOWN), outbox.new_outbox(),
             self._commands.copy(),
         )
@@ -167,9 +169,7 @@ class StimScheduler:
         if len(events) > outbox.MAX_EVENTS:
             self._events = np.zeros(1 + 2 * len(events))
         fill_outbox(t_s, events, self._events)
-        schedule_step(
-            self._params, self._state, t_s, int(phase), self._events, self._commands
-        )
+        self._step(self._params, self._state, t_s, int(phase), self._events, self._commands)
         rows = self._commands.tolist()
         for i, row in enumerate(rows):
             if row != self._last_rows[i]:

@@ -19,11 +19,16 @@ blocks, Python turns the watchdog's numeric intervention records into ``Interven
 objects, the detected events into ``DetectedEvent`` objects, publishes the rows to the
 log writer, and lets Ctrl-C and the e-stop signals in, so a long trial stays
 interruptible within milliseconds.
+
+The loop is compiled for the trial's detector kind and stimulation mode
+(``controller.kernels.specialised``): the first run after an install compiles only the
+detector and the mode it runs, and says how long that took.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import NamedTuple, TextIO
 
 import numpy as np
@@ -34,7 +39,7 @@ from controller.detect.outbox import MAX_EVENTS, new_outbox
 from controller.events import UNKNOWN, DetectedEvent, Event
 from controller.hotpath import announced_if_slow
 from controller.interrupts import interrupts_deferred
-from controller.kernels import kernel
+from controller.kernels import kernel, specialised
 from controller.loop import LoopOutcome
 from controller.ports import (
     ROW_AMPLITUDE_MA,
@@ -132,10 +137,10 @@ def _record(
 
 
 class DetectorArrays(NamedTuple):
-    """The detector's kernel arrays (``GaitDetector.kernel_arrays``), whether its heel
-    input is the force sensor (else the switch), and the outbox of its events."""
+    """The detector's kernel arrays (``GaitDetector.kernel_arrays``, less the kind, which
+    the loop is compiled for), whether its heel input is the force sensor (else the
+    switch), and the outbox of its events."""
 
-    kind: int
     state: np.ndarray
     params: np.ndarray
     heel_is_force: bool
@@ -174,62 +179,72 @@ class RecordArrays(NamedTuple):
     counts: np.ndarray
 
 
-@kernel
-def _run_block(
-    k0: int,
-    count: int,
-    period_s: float,
-    limb: StepArrays,
-    detector: DetectorArrays,
-    schedule: ScheduleArrays,
-    watchdog: WatchdogArrays,
-    record: RecordArrays,
-    publish_every: int,
-) -> int:
-    """Samples ``k0 .. k0 + count - 1``, each as one pass of ``run_loop``; returns the
-    number of detected events written into ``record.events``.
+@specialised
+def _block_for(detector_kind: int, stim_mode: int) -> Callable[..., int]:
+    """The compiled loop for one detector kind and stimulation mode (the only ones it
+    compiles): ``run_block(k0, count, period_s, limb, detector, schedule, watchdog,
+    record, publish_every)`` runs samples ``k0 .. k0 + count - 1``, each as one pass of
+    ``run_loop``, and returns the number of detected events written into
+    ``record.events``.
 
     Every ``publish_every`` samples the rows (and, first, the events detected so far, as
     far as ``record.shared_events`` has room) are published in ``record.counts``, as
     ``TrialRecorder.publish`` does, so the log writer streams a long block as it runs.
     """
-    sample, command, outbox, events = limb.sample, limb.command, detector.outbox, record.events
-    shared_events, counts = record.shared_events, record.counts
-    n_events = 0
-    shared = counts[EVENTS_PUBLISHED]
-    for k in range(k0, k0 + count):
-        t_s = k * period_s
-        limb_step(k, limb.strides, limb.features, limb.params, limb.state, limb.buffers,
-                  limb.dropouts, limb.noise, command, sample, limb.truth)
-        gyro = sample[O_GYRO]
-        switch = sample[O_HEEL_SWITCH]
-        heel = sample[O_HEEL_FORCE] if detector.heel_is_force else switch
-        phase = detector_step(detector.kind, detector.state, detector.params, t_s, gyro, heel,
-                              outbox)
-        if watchdog_observe(watchdog.limits, watchdog.state, watchdog.log, t_s, gyro, switch,
-                            phase != UNKNOWN):
-            command[:] = 0.0
-        schedule_step(schedule.params, schedule.state, t_s, phase, outbox, schedule.requested)
-        if watchdog_submit(watchdog.limits, watchdog.state, watchdog.log, t_s,
-                           schedule.requested, watchdog.delivered):
-            command[:] = 0.0
-        else:
-            _hold(watchdog.delivered, command)
-        _record(k, t_s, sample, phase, watchdog.delivered, record.stim_column, record.table)
-        for e in range(int(outbox[0])):
-            events[n_events, _E_KNOWN] = t_s
-            events[n_events, _E_CODE] = outbox[1 + 2 * e]
-            events[n_events, _E_EST] = outbox[2 + 2 * e]
-            if shared < shared_events.shape[0]:
-                for column in range(3):
-                    shared_events[shared, column] = events[n_events, column]
-                shared += 1
-            n_events += 1
-        if (k + 1) % publish_every == 0:
-            counts[EVENTS_PUBLISHED] = shared
-            counts[ROWS_PUBLISHED] = k + 1
-    counts[EVENTS_PUBLISHED] = shared
-    return n_events
+
+    @kernel
+    def run_block(
+        k0: int,
+        count: int,
+        period_s: float,
+        limb: StepArrays,
+        detector: DetectorArrays,
+        schedule: ScheduleArrays,
+        watchdog: WatchdogArrays,
+        record: RecordArrays,
+        publish_every: int,
+    ) -> int:
+        sample, command, outbox = limb.sample, limb.command, detector.outbox
+        events, shared_events, counts = record.events, record.shared_events, record.counts
+        n_events = 0
+        shared = counts[EVENTS_PUBLISHED]
+        for k in range(k0, k0 + count):
+            t_s = k * period_s
+            limb_step(k, limb.strides, limb.features, limb.params, limb.state, limb.buffers,
+                      limb.dropouts, limb.noise, command, sample, limb.truth)
+            gyro = sample[O_GYRO]
+            switch = sample[O_HEEL_SWITCH]
+            heel = sample[O_HEEL_FORCE] if detector.heel_is_force else switch
+            phase = detector_step(detector_kind, detector.state, detector.params, t_s, gyro,
+                                  heel, outbox)
+            if watchdog_observe(watchdog.limits, watchdog.state, watchdog.log, t_s, gyro,
+                                switch, phase != UNKNOWN):
+                command[:] = 0.0
+            schedule_step(stim_mode, schedule.params, schedule.state, t_s, phase, outbox,
+                          schedule.requested)
+            if watchdog_submit(watchdog.limits, watchdog.state, watchdog.log, t_s,
+                               schedule.requested, watchdog.delivered):
+                command[:] = 0.0
+            else:
+                _hold(watchdog.delivered, command)
+            _record(k, t_s, sample, phase, watchdog.delivered, record.stim_column,
+                    record.table)
+            for e in range(int(outbox[0])):
+                events[n_events, _E_KNOWN] = t_s
+                events[n_events, _E_CODE] = outbox[1 + 2 * e]
+                events[n_events, _E_EST] = outbox[2 + 2 * e]
+                if shared < shared_events.shape[0]:
+                    for column in range(3):
+                        shared_events[shared, column] = events[n_events, column]
+                    shared += 1
+                n_events += 1
+            if (k + 1) % publish_every == 0:
+                counts[EVENTS_PUBLISHED] = shared
+                counts[ROWS_PUBLISHED] = k + 1
+        counts[EVENTS_PUBLISHED] = shared
+        return n_events
+
+    return run_block
 
 
 def run_compiled_loop(
@@ -255,7 +270,7 @@ def run_compiled_loop(
         publish_every = max(1, round(1.0 / limb.sample_period_s))
     kind, detector_state, detector_params = detector.kernel_arrays
     heel_is_force = detector.setup.heel_input == "force"
-    detector_arrays = DetectorArrays(kind, detector_state, detector_params, heel_is_force,
+    detector_arrays = DetectorArrays(detector_state, detector_params, heel_is_force,
                                      new_outbox())
     schedule = ScheduleArrays(*scheduler.kernel_arrays)
     delivered = np.zeros_like(schedule.requested)
@@ -267,10 +282,11 @@ def run_compiled_loop(
     record = RecordArrays(recorder.table, stim_column, np.zeros((BLOCK_SAMPLES * MAX_EVENTS, 3)),
                           recorder.events, recorder.counts)
     events = record.events
+    run_block = _block_for(kind, scheduler.mode)
 
     def block(k: int, count: int, arrays: StepArrays) -> int:
-        return int(_run_block(k, count, limb.sample_period_s, arrays, detector_arrays, schedule,
-                              watchdog_arrays, record, publish_every))
+        return int(run_block(k, count, limb.sample_period_s, arrays, detector_arrays, schedule,
+                             watchdog_arrays, record, publish_every))
 
     start = time.perf_counter()
     k, _, arrays = limb.next_block()

@@ -1,0 +1,84 @@
+"""The first ``fes sim`` after an install compiles only the kernels its trial runs.
+
+A fresh interpreter with an empty numba cache of its own (``NUMBA_CACHE_DIR``) runs the
+README's first command (a default trial: shank gyroscope, walking mode), then lists
+every kernel that got a compiled version. The default trial must compile no heel or
+fused detector and no timed train, one version per kernel (no copies for the values of
+constants), and say how long compiling took. The same process then runs the fused
+detector over a few samples, which must compile its kernels: the probe sees what runs.
+The time itself is a benchmark's (``python -m controller.bench.startup --cold N``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+
+import pytest
+
+_SCRIPT = textwrap.dedent(
+    """
+    import json, sys
+    import numpy as np
+    from controller.cli import main
+    from controller.kernels import KERNELS
+
+    def compiled():
+        return {name: [str(s) for s in k.signatures]
+                for name, k in KERNELS.items() if k.signatures}
+
+    main(["sim", "--duration-s", "2", "--out", sys.argv[1]])
+    trial = compiled()
+    from controller.detect.config import DetectorConfig
+    from controller.detect.detector import detect_batch
+    t = np.arange(200) / 500.0
+    detect_batch(DetectorConfig(sensor="fused").setup(), t, np.sin(t), np.ones(200))
+    print(json.dumps({"trial": trial, "after_fused": compiled()}))
+    """
+)
+
+UNUSED_BY_DEFAULT = ("controller.detect.heel.", "controller.detect.fused.",
+                     "controller.stim.timed.")
+
+
+@pytest.fixture(scope="module")
+def first_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, str]:
+    folder = tmp_path_factory.mktemp("first-run")
+    env = {**os.environ, "NUMBA_CACHE_DIR": str(folder / "numba-cache")}
+    result = subprocess.run(
+        [sys.executable, "-c", _SCRIPT, str(folder / "trial")],
+        capture_output=True, text=True, env=env, timeout=900, check=True,
+    )
+    return json.loads(result.stdout.splitlines()[-1]), result.stderr
+
+
+def test_a_default_trial_compiles_no_other_detector_or_mode(first_run):
+    compiled = first_run[0]["trial"]
+    assert any(name.startswith("controller.detect.gyro.") for name in compiled)
+    assert any(name.startswith("controller.stim.walking.") for name in compiled)
+    assert "controller.trial.compiled_loop._block_for(0, 1)" in compiled
+    unused = sorted(n for n in compiled if n.startswith(UNUSED_BY_DEFAULT))
+    assert unused == []
+
+
+def test_every_kernel_is_compiled_once_for_its_argument_types(first_run):
+    compiled = first_run[0]["trial"]
+    assert len(compiled) > 50
+    several = {name: sigs for name, sigs in compiled.items() if len(sigs) > 1}
+    assert several == {}
+    assert not [name for name, sigs in compiled.items() if "Literal" in sigs[0]]
+
+
+def test_the_first_run_says_how_long_compiling_took(first_run):
+    lines = first_run[1].splitlines()
+    assert any(line.startswith("compiling the simulation") for line in lines)
+    assert any(line.startswith("compiled in ") and line.endswith(" s") for line in lines)
+
+
+def test_the_probe_sees_a_detector_that_runs(first_run):
+    after = first_run[0]["after_fused"]
+    assert any(name.startswith("controller.detect.fused.") for name in after)
+    assert "controller.detect.detector._batch_for(2)" in after
