@@ -12,7 +12,6 @@ import pytest
 
 from controller.cli import main
 from controller.sweep.plan import SweepSpec, build_plan, parse_grid
-from controller.sweep.progress import Progress, format_duration
 from controller.sweep.ranking import Term, parse_objective
 from controller.sweep.run import run_sweep
 from controller.sweep.store import SweepStore
@@ -204,20 +203,6 @@ def test_a_folder_is_written_by_one_sweep_at_a_time(tmp_path):
     plan = build_plan(SweepSpec())
     with SweepStore(tmp_path).locked(), pytest.raises(ConfigError, match="another fes sweep"):
         run_sweep(plan, tmp_path, lambda tasks: iter(()), (Term("strides"),))
-
-
-def test_progress_estimates_time_left_from_this_runs_pace():
-    now = [100.0]
-    stream = io.StringIO()
-    progress = Progress(10, 4, stream, clock=lambda: now[0], log_every_s=0.0)
-    assert "estimating" in progress.line()
-    now[0] += 6.0
-    progress.advance()
-    progress.advance()  # two trials in 6 s: 3 s each, 4 to go
-    assert progress.eta_s() == pytest.approx(12.0)
-    assert "6/10" in progress.line() and "~12 s left" in progress.line()
-    assert stream.getvalue().count("\n") == 2
-    assert format_duration(125) == "2 min 05 s" and format_duration(7260) == "2 h 01 min"
 
 
 def test_help_explains_every_sweep_option(capsys):

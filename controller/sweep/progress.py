@@ -1,19 +1,31 @@
-"""The progress line of a sweep: trials done, a bar, time taken and an estimate of time left.
+"""The progress of a sweep, drawn by tqdm: trials done, a bar, the pace and the time left.
 
-The estimate is the pace of the trials finished in this run (wall time per trial, which
-already accounts for the workers running side by side) times the trials still to run;
-trials finished by an earlier run count as done but not towards the pace. On a terminal
-the line is redrawn in place; in a log (CI) a line is printed at most every
-``log_every_s`` seconds and at the end.
+On a terminal tqdm redraws one line in place. In a log (CI, a file, a pipe: anything
+that is not a terminal) a redrawn line would pile up carriage returns, so the same text
+is printed as lines of their own, sparsely: at the start, each time the count crosses
+another tenth of the total, when ``log_every_s`` seconds have passed since the last line
+and some trial has finished since, and at the end. A 1,000-trial sweep logs about a
+dozen lines, however long it runs.
+
+The time left is the average pace of the trials finished in this run (tqdm's rate, not
+smoothed) times the trials still to run; trials finished by an earlier run count as
+done but not towards the pace (tqdm's ``initial``). Trials that raised are counted as
+done and named after the count (``3 failed``).
 """
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from typing import TextIO
 
-BAR_WIDTH = 24
+from tqdm import tqdm
+
+#: In a log: a line at least every this many seconds while trials finish.
+LOG_EVERY_S = 30.0
+#: In a log: a line each time the count crosses one of this many equal steps.
+LOG_STEPS = 10
 
 
 def format_duration(seconds: float) -> str:
@@ -29,7 +41,7 @@ def format_duration(seconds: float) -> str:
 
 
 class Progress:
-    """Counts finished trials out of ``total`` and shows it on ``stream``."""
+    """Counts finished trials out of ``total`` and shows them on ``stream``."""
 
     def __init__(
         self,
@@ -37,68 +49,70 @@ class Progress:
         already_done: int,
         stream: TextIO,
         *,
-        clock: Callable[[], float] = time.monotonic,
-        log_every_s: float = 10.0,
+        clock: Callable[[], float] = time.time,
+        log_every_s: float = LOG_EVERY_S,
+        log_steps: int = LOG_STEPS,
     ) -> None:
-        self.total = total
-        self.done = already_done
-        self.ran = 0
         self.failed = 0
         self._stream = stream
-        self._clock = clock
-        self._start = clock()
-        self._log_every_s = log_every_s
-        self._last_log = -float("inf")
-        self._logged_done = -1
         self._live = stream.isatty()
+        # Outside a terminal tqdm never draws (its delay never ends): ``_log`` prints.
+        self._bar = tqdm(
+            total=total, initial=already_done, desc="sweep", unit="trial", file=stream,
+            smoothing=0.0, dynamic_ncols=True, delay=0.0 if self._live else math.inf,
+        )
+        self._bar._time = clock  # tqdm's own clock, set before it is first read below
+        self._bar.start_t = self._bar.last_print_t = clock()
+        self._clock = clock
+        self._log_every_s = log_every_s
+        self._log_steps = log_steps
+        self._logged: tuple[int, float] | None = None  # (count, time) of the last line
 
-    def eta_s(self) -> float | None:
-        """Estimated seconds left, or ``None`` before the first trial of this run ends."""
-        if self.ran == 0:
-            return None
-        pace = (self._clock() - self._start) / self.ran
-        return pace * (self.total - self.done)
+    @property
+    def done(self) -> int:
+        """Trials finished, by this run or an earlier one."""
+        return int(self._bar.n)
 
     def line(self) -> str:
-        """The progress text, e.g. ``57/200 [######------] 28 %, 12 s, ~31 s left``."""
-        fraction = self.done / self.total if self.total else 1.0
-        filled = round(fraction * BAR_WIDTH)
-        eta = self.eta_s()
-        left = "estimating time left" if eta is None else f"~{format_duration(eta)} left"
-        if self.done == self.total:
-            left = "done"
-        failed = f", {self.failed} failed" if self.failed else ""
-        return (
-            f"sweep {self.done}/{self.total} [{'#' * filled}{'-' * (BAR_WIDTH - filled)}] "
-            f"{fraction * 100:3.0f} %, {format_duration(self._clock() - self._start)}"
-            f"{failed}, {left}"
-        )
+        """The progress text, e.g. ``sweep:  60%|######    | 6/10 [00:06<00:12,
+        3.00s/trial]``."""
+        return str(self._bar)
+
+    def show(self) -> None:
+        """Draw the current count: at once on a terminal, as a log line if one is due."""
+        if self._live:
+            self._bar.refresh()
+        elif self._log_due():
+            self._log()
 
     def advance(self, failed: bool = False) -> None:
         """One more trial finished (or failed) in this run."""
-        self.done += 1
-        self.ran += 1
-        self.failed += int(failed)
-        self.show()
+        if failed:
+            self.failed += 1
+            self._bar.set_postfix_str(f"{self.failed} failed", refresh=False)
+        self._bar.update(1)
+        if not self._live:
+            self.show()
 
-    def show(self) -> None:
-        """Draw the line (in place on a terminal, rate-limited in a log)."""
-        now = self._clock()
-        if self._live:
-            self._stream.write(f"\r{self.line()}\x1b[K")
-        elif now - self._last_log >= self._log_every_s or self.done == self.total:
+    def finish(self) -> None:
+        """Close the bar (terminal), or log the final count if not yet (log)."""
+        if not self._live and (self._logged is None or self._logged[0] != self.done):
             self._log()
-            self._last_log = now
-        self._stream.flush()
+        self._bar.close()
+
+    def _log_due(self) -> bool:
+        if self._logged is None:
+            return True
+        count, at = self._logged
+        total = self._bar.total or 1
+        step = self.done * self._log_steps // total
+        return self.done != count and (
+            step > count * self._log_steps // total
+            or self._clock() - at >= self._log_every_s
+            or self.done == total
+        )
 
     def _log(self) -> None:
         self._stream.write(self.line() + "\n")
-        self._logged_done = self.done
-
-    def finish(self) -> None:
-        """End the in-place line (terminal), or log the final count if not yet (log)."""
-        if self._live:
-            self._stream.write("\n")
-        elif self._logged_done != self.done:
-            self._log()
         self._stream.flush()
+        self._logged = (self.done, self._clock())

@@ -1,0 +1,97 @@
+"""The sweep's progress (tqdm): redrawn in place on a terminal, sparse whole lines in a
+log, and a time left from this run's pace."""
+
+from __future__ import annotations
+
+import io
+import itertools
+import re
+
+from controller.sweep.progress import LOG_EVERY_S, LOG_STEPS, Progress, format_duration
+
+
+class Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _counts(text: str) -> list[int]:
+    return [int(m.group(1)) for m in re.finditer(r"\| *(\d+)/\d+ \[", text)]
+
+
+def test_time_left_is_this_runs_pace_times_the_trials_to_run():
+    clock = Clock()
+    progress = Progress(10, 4, io.StringIO(), clock=clock)
+    clock.now += 6.0
+    progress.advance()
+    progress.advance()  # two trials in 6 s: 3 s each, 4 to go (the 4 reused do not count)
+    line = progress.line()
+    assert "6/10" in line and "[00:06<00:12" in line and "3.00s/trial" in line
+
+
+def test_a_log_gets_a_line_per_tenth_and_no_carriage_returns():
+    clock, log = Clock(), io.StringIO()
+    progress = Progress(200, 0, log, clock=clock)
+    progress.show()
+    for _ in range(200):
+        clock.now += 1.0  # a tenth (20 trials) every 20 s, sooner than LOG_EVERY_S
+        progress.advance()
+    progress.finish()
+    text = log.getvalue()
+    assert "\r" not in text and "\x1b" not in text
+    assert _counts(text) == [0, *range(20, 201, 20)]
+    assert len(text.splitlines()) == LOG_STEPS + 1
+
+
+def test_a_slow_sweep_logs_at_least_every_log_every_s():
+    clock, log = Clock(), io.StringIO()
+    progress = Progress(100, 0, log, clock=clock)
+    progress.show()
+    for _ in range(100):
+        clock.now += 12.0  # a tenth every 120 s: the clock rule fills the gaps
+        progress.advance()
+    progress.finish()
+    counts = _counts(log.getvalue())
+    assert counts == sorted(set(counts)) and counts[-1] == 100
+    gaps_s = [12.0 * (b - a) for a, b in itertools.pairwise(counts)]
+    assert max(gaps_s) <= LOG_EVERY_S + 12.0
+    assert len(counts) <= 100 * 12.0 / LOG_EVERY_S + LOG_STEPS + 2
+
+
+def test_the_end_of_an_interrupted_sweep_is_logged_once():
+    clock, log = Clock(), io.StringIO()
+    progress = Progress(100, 40, log, clock=clock)
+    progress.show()
+    clock.now += 1.0
+    progress.advance(failed=True)
+    progress.finish()
+    lines = log.getvalue().splitlines()
+    assert len(lines) == 2
+    assert "40/100" in lines[0] and "41/100" in lines[1] and "1 failed" in lines[1]
+
+
+def test_a_terminal_gets_one_line_redrawn_in_place():
+    clock, screen = Clock(), Terminal()
+    progress = Progress(5, 0, screen, clock=clock)
+    progress.show()
+    for _ in range(5):
+        clock.now += 1.0
+        progress.advance()
+    progress.finish()
+    text = screen.getvalue()
+    assert text.count("\n") == 1 and text.endswith("\n")
+    assert text.count("\r") >= 2
+    assert "5/5" in text.rsplit("\r", 1)[-1]
+
+
+def test_durations_read_as_words():
+    assert format_duration(42) == "42 s"
+    assert format_duration(125) == "2 min 05 s" and format_duration(7260) == "2 h 01 min"
