@@ -1,0 +1,80 @@
+"""Reading a recording's columns: numpy's fast reader and the row-by-row one agree.
+
+``read_columns`` parses a file of plain numbers with numpy's C reader and anything else
+row by row; whichever path a file takes, the columns must be the ones the csv module and
+Python's ``float`` read (empty cell = NaN), to the bit, and a cell that is not a number
+must be named with its line and column.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from controller.detect.csvfiles import CsvError, read_columns
+
+NUMBERS = st.floats(allow_nan=False, allow_infinity=False, width=64)
+CELLS = st.one_of(
+    NUMBERS.map(repr),
+    NUMBERS.map(lambda x: f"{x:.6f}"),
+    NUMBERS.map(lambda x: f" {x:g} "),
+    st.sampled_from(["", "nan", "-inf", "1e3", '"2.5"', "1_0", " ", "0x1p3"]),
+)
+
+
+def _reference(text: str, columns: list[str]) -> dict[str, list[float]] | None:
+    """What the csv module and ``float`` read (None: some cell is not a number)."""
+    rows = [row for row in csv.reader(io.StringIO(text, newline="")) if row]
+    header = [name.strip() for name in rows[0]]
+    out: dict[str, list[float]] = {name: [] for name in columns}
+    for row in rows[1:]:
+        for name in columns:
+            i = header.index(name)
+            cell = row[i].strip() if i < len(row) else ""
+            try:
+                out[name].append(float(cell) if cell else math.nan)
+            except ValueError:
+                return None
+    return out
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    table=st.lists(st.lists(CELLS, min_size=3, max_size=3), min_size=0, max_size=12),
+    plain=st.booleans(),
+    crlf=st.booleans(),
+    blank_line=st.booleans(),
+)
+def test_both_readers_read_what_csv_and_float_read(tmp_path_factory, table, plain, crlf,
+                                                   blank_line):
+    if plain:  # most recordings: every cell a plain number, the fast path
+        table = [[repr(float(len(row) + j)) for j in range(3)] for row in table]
+    lines = ["time_s,gyro_rad_s,heel_switch", *(",".join(row) for row in table)]
+    if blank_line and lines[1:]:
+        lines.insert(2, "")
+    text = ("\r\n" if crlf else "\n").join(lines) + "\n"
+    path = tmp_path_factory.mktemp("csv") / "recording.csv"
+    path.write_bytes(text.encode())
+    columns = ["gyro_rad_s", "time_s"]
+    expected = _reference(text, columns)
+    if expected is None:
+        with pytest.raises(CsvError, match=r"line \d+, column '\w+'"):
+            read_columns(path, columns)
+        return
+    got = read_columns(path, columns)
+    for name in columns:
+        assert got[name].dtype == np.float64
+        assert np.array_equal(got[name], np.array(expected[name]), equal_nan=True), name
+
+
+def test_a_recording_with_a_missing_sample_reads_it_as_nan(tmp_path):
+    path = tmp_path / "r.csv"
+    path.write_text("time_s,gyro_rad_s\n0.0,1.5\n0.002,\n0.004,-2.25\n")
+    got = read_columns(path, ["gyro_rad_s"])["gyro_rad_s"]
+    assert got[0] == 1.5 and math.isnan(got[1]) and got[2] == -2.25
