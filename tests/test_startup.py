@@ -21,7 +21,7 @@ from controller.cli import command_names
 #: What only a running command may import: the numerics, the compiler, the models,
 #: the optional back ends and plotting, and the project's parts that pull them in.
 HEAVY = (
-    "numpy", "numba", "llvmlite", "pydantic", "serial", "matplotlib", "dask", "tqdm",
+    "numpy", "numba", "llvmlite", "pydantic", "serial", "matplotlib", "dask", "tqdm", "pyarrow",
     "controller.config", "controller.kernels", "controller.validation", "controller.detect",
     "controller.safety", "controller.stim", "controller.trial.simulated", "sim", "hw",
 )

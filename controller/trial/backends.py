@@ -9,6 +9,9 @@ to its driver; a new back end is one more entry (the P24: ``p24``).
 The live trial drives either through the one shape it knows, the project's board
 driver's (``hw.board.Board``): a stimulator without sensors is wrapped with its source
 in ``SplitBackend``.
+
+``fes run --help`` lists the kinds from this registry, so the module imports its drivers,
+the trial config and the recordings only where it uses them (tests/test_startup.py).
 """
 
 from __future__ import annotations
@@ -16,17 +19,13 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
-from controller.config import TrialConfig
+from controller.errors import ConfigError
 from controller.ports import Sample, SensorSource, StimCommand
-from controller.stim.settings import channel_path
-from controller.trial.recording import load_recording
-from controller.trial.session import output_channels
-from controller.validation import ConfigError
-from hw.board import BoardRequirements
-from hw.openems import OpenEmsSettings, OpenEmsStim, load_settings
-from hw.p24.limits import model_problems
+
+if TYPE_CHECKING:
+    from controller.config import TrialConfig
 
 
 class SensorlessStimulator(Protocol):
@@ -63,7 +62,10 @@ class StimulatorKind:
 
 
 def _openems_check(config: TrialConfig, path: Path | None) -> list[str]:
-    settings: OpenEmsSettings = load_settings(path)
+    from controller.stim.settings import channel_path
+    from hw.openems import load_settings
+
+    settings = load_settings(path)
     problems = []
     for name, ch in config.stim.active_channels():
         problems += settings.channel_problems(
@@ -77,10 +79,16 @@ def _openems_check(config: TrialConfig, path: Path | None) -> list[str]:
 
 
 def _openems_open(url: str, path: Path | None) -> SensorlessStimulator:
+    from hw.openems import OpenEmsStim, load_settings
+
     return OpenEmsStim(url, load_settings(path))
 
 
 def _p24_check(config: TrialConfig, path: Path | None) -> list[str]:
+    from controller.trial.session import output_channels
+    from hw.board import BoardRequirements
+    from hw.p24.limits import model_problems
+
     requirements = BoardRequirements(config.safety, config.loop.sample_rate_hz,
                                      channels=output_channels(config))
     return model_problems(requirements, "low")
@@ -286,6 +294,8 @@ class SplitBackend:
 def open_backend(spec: BackendSpec) -> SplitBackend:
     """The sensorless stimulator of ``spec`` with its replayed recording (the project's
     board is opened by the live trial itself)."""
+    from controller.trial.recording import load_recording
+
     kind = STIMULATORS[spec.kind]
     assert kind.open is not None and spec.replay is not None
     return SplitBackend(load_recording(spec.replay).source(), kind.open(spec.url, spec.settings))
