@@ -33,8 +33,12 @@ or a CI job (``python -m controller.bench.startup --cold N``). Three rules keep 
   times each. ``KernelDispatcher`` types every call between kernels on the argument
   types alone; the machine code is the same, since a callee is inlined into its caller
   and the constants propagate there.
-* **No C callback wrappers.** numba also wraps every function for use as a C function
-  pointer (``cfunc``), which nothing here does: ``no_cfunc_wrapper``.
+* **Wrappers only where they are used.** numba wraps every compiled function twice: for
+  use as a C function pointer (``cfunc``), which nothing here does
+  (``no_cfunc_wrapper``), and for calls from Python, which most kernels never get: they
+  are compiled without it (``no_cpython_wrapper``), and ``KernelDispatcher`` makes the
+  version with the wrapper, on a twin dispatcher with cache entries of its own, the
+  first time Python calls a kernel with new types.
 * **Choices made before compiling.** A trial runs one detector and one stimulation
   mode. A ``@dispatch_kernel`` (``detector_step``, ``schedule_step``) chooses from its
   first argument and is inlined into its callers; a ``@specialised`` factory makes a
@@ -68,6 +72,7 @@ from typing import Any, TypeVar
 import numba
 import numpy as np
 from numba.core import types
+from numba.core.caching import FunctionCache
 from numba.core.registry import CPUDispatcher
 from numpy.typing import NDArray
 
@@ -78,9 +83,13 @@ Floats = NDArray[np.float64]
 
 #: Options of ``@kernel``. ``_nrt`` is not in numba's typed signature of ``njit`` (it is
 #: an option of its compiler flags, used by numba's own tests), hence the dictionary.
-OPTIONS: dict[str, Any] = {"cache": True, "_nrt": False, "no_cfunc_wrapper": True}
+OPTIONS: dict[str, Any] = {
+    "cache": True, "_nrt": False, "no_cfunc_wrapper": True, "no_cpython_wrapper": True,
+}
 #: Options of ``@allocating_kernel``.
-ALLOCATING_OPTIONS: dict[str, Any] = {"cache": True, "no_cfunc_wrapper": True}
+ALLOCATING_OPTIONS: dict[str, Any] = {
+    "cache": True, "no_cfunc_wrapper": True, "no_cpython_wrapper": True,
+}
 #: Options of ``@dispatch_kernel``: those of ``@kernel``, inlined into every caller.
 DISPATCH_OPTIONS: dict[str, Any] = {**OPTIONS, "inline": "always"}
 
@@ -90,9 +99,28 @@ DISPATCH_OPTIONS: dict[str, Any] = {**OPTIONS, "inline": "always"}
 KERNELS: dict[str, Any] = {}
 
 
+class _PythonEntryCache(FunctionCache):
+    """numba's on-disk cache of a function, for the versions with a Python wrapper: their
+    entries sit beside the kernel-only versions of the same function under their own
+    keys (numba's key is the types and the source, not how the function was wrapped)."""
+
+    def _index_key(self, sig: Any, codegen: Any) -> Any:
+        return (*super()._index_key(sig, codegen), "python entry")
+
+
 class KernelDispatcher(CPUDispatcher):
-    """numba's dispatcher for the CPU, but a call from another kernel is typed on its
-    argument types, never on the values of constants: one compiled version per types."""
+    """numba's dispatcher for the CPU, with the two rules of this module's docstring:
+
+    * a call from another kernel is typed on its argument types, never on the values of
+      constants: one compiled version per types;
+    * compiled for other kernels, a kernel has no Python wrapper (``no_cpython_wrapper``)
+      and is kept out of the table Python calls go through (numba would call the missing
+      wrapper and crash). A call from Python compiles, or loads from its own cache
+      entries, the version with the wrapper on a twin dispatcher of the same function,
+      and puts it in this dispatcher's table for the next calls with those types.
+    """
+
+    _python: Any = None  # the twin with the Python wrapper, made at the first Python call
 
     def get_call_template(self, args: Any, kws: Any) -> Any:
         """numba's template for a call from compiled code, on unliteral types."""
@@ -100,6 +128,38 @@ class KernelDispatcher(CPUDispatcher):
             tuple(types.unliteral(a) for a in args),
             {name: types.unliteral(a) for name, a in kws.items()},
         )
+
+    def add_overload(self, cres: Any) -> None:
+        """Record a version compiled for kernels (no Python wrapper: its entry point
+        would call nothing), out of the table Python calls go through."""
+        self.overloads[tuple(cres.signature.args)] = cres
+
+    def _compile_for_args(self, *args: Any, **kws: Any) -> Any:
+        """A call from Python whose types this dispatcher's table lacks."""
+        twin = self._python_entry()
+        entry = twin._compile_for_args(*args, **kws)
+        table: Any = self  # numba's C-level table of this dispatcher
+        for sig, cres in twin.overloads.items():
+            if cres.entry_point is entry:
+                table._insert([t._code for t in sig], entry, cres.objectmode)
+        return entry
+
+    def _python_entry(self) -> Any:
+        if self._python is None:
+            options = dict(self.targetoptions)
+            options.pop("no_cpython_wrapper")
+            twin: Any = CPUDispatcher(py_func=self.py_func, locals=self.locals,
+                                      targetoptions=options)
+            if isinstance(getattr(self, "_cache", None), FunctionCache):
+                twin._cache = _PythonEntryCache(self.py_func)
+            self._python = twin
+        return self._python
+
+    @property
+    def signatures(self) -> list[Any]:
+        """The argument types of every compiled version, for kernels or for Python."""
+        twin = [] if self._python is None else list(self._python.overloads)
+        return list(dict.fromkeys([*self.overloads, *twin]))
 
 
 def _registered(function: Callable[..., Any], options: dict[str, Any]) -> Any:

@@ -140,7 +140,8 @@ def test_kernels_have_one_of_the_option_sets():
         options.pop("nopython")
         assert options in option_sets, name
     assert OPTIONS["_nrt"] is False and "_nrt" not in ALLOCATING_OPTIONS
-    assert all(options["no_cfunc_wrapper"] for options in option_sets)
+    assert all(options["no_cfunc_wrapper"] and options["no_cpython_wrapper"]
+               for options in option_sets)
 
 
 def _inlined(dispatcher: CPUDispatcher) -> bool:

@@ -1,0 +1,71 @@
+"""``controller.kernels.KernelDispatcher``: kernels compiled for kernels only, called from
+Python all the same.
+
+A kernel compiled as the callee of another has no Python wrapper; numba would call the
+missing wrapper and crash the interpreter if Python then called it. These tests run in
+fresh interpreters (a crash fails them instead of the test run) on a module of their
+own, twice: the first process compiles, the second must find everything in the cache.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+MODULE = textwrap.dedent(
+    """
+    from controller.kernels import kernel
+
+    SCALE = 3  # a constant passed to the callee: typed int64, not Literal[int](3)
+
+    @kernel
+    def inner(x, scale):
+        return x * scale + 1.0
+
+    @kernel
+    def outer(x):
+        return inner(x, SCALE) + inner(x, 2)
+    """
+)
+
+SCRIPT = textwrap.dedent(
+    """
+    import json
+    import probe_kernels as m
+
+    first = m.outer(2.0)  # outer for Python, inner for outer (no Python wrapper)
+    second = m.inner(2.0, 5)  # Python calls inner: its version with the wrapper
+    third = m.inner(4.0, 5)  # now straight from the dispatcher's table
+    print(json.dumps({
+        "values": [first, second, third],
+        "inner_for_kernels": [str(s) for s in m.inner.overloads],
+        "inner_signatures": [str(s) for s in m.inner.signatures],
+        "misses": sum(sum(d.stats.cache_misses.values())
+                      for d in (m.outer, m.outer._python, m.inner, m.inner._python)),
+    }))
+    """
+)
+
+
+def _run(folder: Path) -> dict:
+    result = subprocess.run(
+        [sys.executable, "-c", SCRIPT], cwd=folder, capture_output=True, text=True,
+        timeout=300, env={"PYTHONPATH": str(folder), "PATH": ""},
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
+    return dict(json.loads(result.stdout.splitlines()[-1]))
+
+
+def test_a_kernel_compiled_for_kernels_can_be_called_from_python(tmp_path):
+    (tmp_path / "probe_kernels.py").write_text(MODULE)
+    first = _run(tmp_path)
+    assert first["values"] == [2.0 * 3 + 1 + 2.0 * 2 + 1, 11.0, 21.0]
+    assert first["inner_for_kernels"] == ["(float64, int64)"]  # one version, no literals
+    assert first["inner_signatures"] == ["(float64, int64)"]
+    assert first["misses"] == 3  # outer for Python, inner for outer and for Python
+    again = _run(tmp_path)
+    assert again["values"] == first["values"]
+    assert again["misses"] == 0  # both versions of inner were cached, each under its key
