@@ -2,7 +2,8 @@
 parameter arrays are packed.
 
 Two decorators, one set of options each, for the detector, the scheduler, the watchdog,
-the simulated patient and the trial files alike:
+the simulated patient and the trial files alike (and, for choosing between kernels,
+``@dispatch_kernel`` and ``@specialised``, below):
 
 * ``@kernel``: ``numba.njit(cache=True)`` compiled without numba's runtime (NRT, numba's
   ``_nrt`` option). The runtime reference-counts arrays: every array a compiled function
@@ -18,7 +19,7 @@ the simulated patient and the trial files alike:
   build a result array (a whole recording's pulse times, the cells of a CSV file, an
   isometric force trace) and so need the runtime.
 
-Both register the compiled function in ``KERNELS`` under its module and name, so that
+All register the compiled function in ``KERNELS`` under its module and name, so that
 the project's kernels can be listed, compiled ahead or checked
 (``tests/test_kernels.py``: every kernel compiles and is cached); ``kernels(prefix)``
 selects those of one part, for a command that needs only its own.
