@@ -31,6 +31,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import math
+import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -233,6 +234,29 @@ def openems_backend(version: str) -> Callable[..., Iterator[Backend]]:
 
 openems_head_backend = backend(stimulator=True, sensors=False)(openems_backend("head"))
 openems_aa7f198_backend = backend(stimulator=True, sensors=False)(openems_backend("aa7f198"))
+
+
+@backend(stimulator=True, sensors=False)
+def p24_backend() -> Iterator[Backend]:
+    """The P24 driver (``hw.p24``, low level through the unmodified ``science_mode_4``
+    library) against the emulated P24 on a pty (skipped where the ``sciencemode`` extra
+    is not installed). Its outputs are seen as the emulator's channels that fired a
+    pulse within the last 50 ms (a 40 Hz train pulses every 25 ms); a loaded machine
+    may pause this process, so its keep-alive is the 2 s the tests elsewhere use."""
+    pytest.importorskip("science_mode_4", reason="the sciencemode extra is not installed")
+    from hw.p24.driver import P24Stimulator
+    from hw.p24.emulator import serve_p24_in_thread
+
+    emulator, finish = serve_p24_in_thread()
+    device = P24Stimulator(emulator.path, BoardRequirements(SafetyLimits(), RATE_HZ),
+                           liveness_s=2.0)
+    try:
+        device.connect()
+        yield Backend("P24 on its emulator", device,
+                      lambda: emulator.device.pulsing(time.monotonic(), 0.05), shapes=True)
+    finally:
+        device.close()
+        finish()
 
 
 @pytest.fixture(params=STIMULATOR_BACKENDS)
