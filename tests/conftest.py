@@ -41,7 +41,7 @@ from typing import Any
 import numpy as np
 import pytest
 from helpers.avr_support import avr_build_or_skip
-from helpers.backends import Backend
+from helpers.backends import Backend, PulseLog
 
 from controller.bench.openems import Floors, harness_settings, measure_floors
 from controller.bench.openems_harness import (
@@ -186,19 +186,22 @@ def board_backend() -> Iterator[Backend]:
     yield from board_over_the_emulator()
 
 
-@backend(stimulator=False, sensors=True)
-def avr_backend() -> Iterator[Backend]:
+@backend(stimulator=True, sensors=True)
+def avr_backend(tmp_path: Path) -> Iterator[Backend]:
     """The board driver against the AVR firmware in simavr (skipped, naming the packages,
     where the AVR toolchain is missing). An MPU-6050 reports the gyro in steps of 1/16.4
     deg/s (INFO says 32768 counts are 1998 deg/s), the heel force sensor's ADC in steps
     of 2 N. The board runs in its own process, as a real board does, so a loaded machine
     that pauses this one lets its stream run ahead: as in tests/test_hw_e2e.py, the
-    driver's link timeout and backlog bound are a few hundred ms here. Not yet in the
-    stimulator suite: that needs the outputs the harness sees, channel by channel."""
+    driver's link timeout and backlog bound are a few hundred ms here. Its outputs are
+    seen on the simulated pins: the channels whose phase lines the harness logged a pulse
+    on within the last 50 ms (a 40 Hz train pulses every 25 ms)."""
     build = avr_build_or_skip("firmware", "harness")
+    log = tmp_path / "avr-board.jsonl"
     simavr, finish = cosim.serve_in_thread(
-        cosim.AvrBoardConfig(seed=SEED, board=cosim.AvrBoardSettings(comm_timeout_ms=400)),
-        build=build,
+        cosim.AvrBoardConfig(seed=SEED, log_pulses=True,
+                             board=cosim.AvrBoardSettings(comm_timeout_ms=400)),
+        log=log, build=build,
     )
     board = Board(simavr.path, BoardRequirements(SafetyLimits(), RATE_HZ),
                   link_timeout_s=0.3, max_backlog_s=0.4)
@@ -209,7 +212,8 @@ def avr_backend() -> Iterator[Backend]:
         return board.truth(samples)[0]
 
     try:
-        yield Backend("board over the AVR firmware in simavr", board, None,
+        yield Backend("board over the AVR firmware in simavr", board,
+                      PulseLog(log, within_s=0.05).channels_on,
                       shapes=True, truth_after_close=truth, rate_hz=RATE_HZ,
                       gyro_step_rad_s=math.radians(1.0 / cosim.GYRO_COUNTS_PER_DPS),
                       gyro_scale_error=abs(1.0 - 1998.0 / 32768.0 * cosim.GYRO_COUNTS_PER_DPS),

@@ -5,8 +5,9 @@ behave the same in what they and a user can see: the channels it announces, comm
 refuses before anything changes, outputs on when commanded, every output off after
 ``stop_all`` (safe at any time, from any thread), and a pulse shape either delivered or
 refused, never delivered as another pulse. ``tests/conftest.py`` lists the back ends:
-the simulated limb, the board driver on the board emulator, the openEMSstim driver on
-both versions of its upstream firmware. Each test judges the device by what it does on its side
+the simulated limb, the board driver on the board emulator and on the AVR firmware in
+simavr, the openEMSstim driver on both versions of its upstream firmware, the P24 driver
+on its emulator. Each test judges the device by what it does on its side
 (``Backend.outputs_on``), not by what the driver says.
 """
 

@@ -10,9 +10,11 @@ a ground truth, the pulses the patient received (``truth_after_close``).
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -74,3 +76,34 @@ class Backend:
                 return False
             time.sleep(0.002)
         return self.channels_on() == expected
+
+
+class PulseLog:
+    """The channels a device's JSON-lines pulse log (``{"event": "pulse", "channel": c,
+    "monotonic_s": t}``, as the AVR harness writes it) shows pulsing now: those with a
+    pulse within ``within_s`` before ``time.monotonic()``. Reads the lines appended since
+    the last call; a line still being written is read whole on the next call."""
+
+    def __init__(self, path: Path, within_s: float) -> None:
+        self._path = path
+        self._within_s = within_s
+        self._offset = 0
+        self._last_pulse_s: dict[int, float] = {}
+
+    def channels_on(self) -> list[int]:
+        self._read_new_lines()
+        now = time.monotonic()
+        return sorted(c for c, t in self._last_pulse_s.items() if now - t <= self._within_s)
+
+    def _read_new_lines(self) -> None:
+        if not self._path.exists():
+            return
+        with self._path.open("rb") as f:
+            f.seek(self._offset)
+            data = f.read()
+        complete = data[: data.rfind(b"\n") + 1]
+        self._offset += len(complete)
+        for line in complete.splitlines():
+            event = json.loads(line)
+            if event.get("event") == "pulse":
+                self._last_pulse_s[event["channel"]] = event["monotonic_s"]
