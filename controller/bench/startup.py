@@ -9,6 +9,9 @@ Every case runs the installed ``fes`` command in a fresh process, ``--repeat`` t
 * ``python -c pass``, the floor any Python command pays;
 * ``fes --help`` and every ``fes <command> --help`` (target 0.15 s: a parser imports no
   numpy, numba or pydantic, tests/test_startup.py);
+* a Python script whose only work is one cached numba kernel: the floor any command that
+  runs a kernel pays (numpy and numba imported, numba's CPU target set up on the first
+  call, the kernel loaded from its cache);
 * ``fes detect`` over a 1-minute recording (``fes sim --duration-s 60``, 500 Hz), after
   one untimed run has compiled its kernel (target 0.5 s end to end);
 * with ``--cold N``: the first ``fes sim`` after an install, N times, each with an empty
@@ -99,6 +102,31 @@ def bench_help(fes: list[str], repeat: int) -> list[str]:
     return lines
 
 
+#: The least any command that runs a numba kernel pays: import numpy and numba, load one
+#: cached one-line kernel from numba's cache (which sets up numba's CPU target) and call it.
+_ONE_CACHED_KERNEL = """\
+import numba
+import numpy as np
+
+@numba.njit(cache=True)
+def total(x):
+    return x.sum()
+
+total(np.ones(3))
+"""
+
+
+def bench_numba_floor(repeat: int, folder: Path) -> list[str]:
+    """A script whose only work is one cached numba kernel, after one untimed run: the
+    floor under ``fes detect``'s end-to-end time."""
+    script = folder / "one_cached_kernel.py"
+    script.write_text(_ONE_CACHED_KERNEL)
+    argv = [sys.executable, str(script)]
+    run_once(argv)
+    runs = [run_once(argv) for _ in range(repeat)]
+    return [_row("python: one cached numba kernel", runs, None)]
+
+
 def bench_detect(fes: list[str], repeat: int, folder: Path) -> list[str]:
     """``fes detect`` over a 1-minute simulated recording, after one untimed run."""
     walk = folder / "walk"
@@ -144,7 +172,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         folder = Path(tmp)
         for line in bench_help(fes, args.repeat):
             print(line, flush=True)
-        for line in bench_detect(fes, args.repeat, folder):
+        for line in bench_numba_floor(args.repeat, folder) + bench_detect(
+                fes, args.repeat, folder):
             print(line, flush=True)
         if args.cold > 0:
             for line in bench_first_run(fes, args.cold, folder):
