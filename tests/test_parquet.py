@@ -100,9 +100,11 @@ def test_a_killed_parquet_trial_leaves_readable_parts(tmp_path):
          "--format", "parquet", "--out", str(out)],
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True,
     )
-    while not (out / "config.json").exists():
+    # Killed once its first part is on disk: in the loop, whatever the load.
+    deadline = time.monotonic() + 120
+    while not any((out / "samples.parquet.partial").glob("part-*.parquet")):
+        assert time.monotonic() < deadline and proc.poll() is None
         time.sleep(0.002)
-    time.sleep(0.3)
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait(timeout=30)
     deadline = time.monotonic() + 30

@@ -107,12 +107,12 @@ class TrialFiles:
         truth: BackEndTruth = BackEndTruth(),
         data_format: str = "csv",
     ) -> TrialFiles:
-        """Write ``config.json`` and open the streamed files, as CSV or as Parquet parts
-        (``OutputError`` if any cannot be written)."""
+        """Open the streamed files, as CSV or as Parquet parts, then write ``config.json``
+        (``OutputError`` if any cannot be written). ``config.json`` comes last, so a trial
+        folder that has it has every streamed file too, whenever the trial is killed."""
         from controller.clock import VirtualClock
 
         config = parts.config.model_dump()
-        folder.write_json("config.json", config)
         recorder = parts.recorder
         columns = tuple(recorder.index) + (truth.rows.columns if truth.rows else ())
         tails: list[Tail] = [recorder]
@@ -134,6 +134,7 @@ class TrialFiles:
                 samples, ParquetEventStream(events, recorder, truth.events, period_s),
                 *[p for name, p in streams.items() if name == "timing.parquet"],
             ]
+            folder.write_json("config.json", config)
             return cls(folder, sinks, tails, columns, [], streams, config)
         fds: list[int] = []
 
@@ -151,6 +152,7 @@ class TrialFiles:
             if timed:
                 sinks.append(CsvStream(create("timing.csv", header(TIMING_COLUMNS)),
                                        TIMING_COLUMNS, folder.file("timing.csv")))
+            folder.write_json("config.json", config)
         except BaseException:
             for fd in fds:
                 os.close(fd)
