@@ -159,7 +159,7 @@ def check_files(out: Path, interrupted: bool) -> list[str]:
     """What every killed trial folder must satisfy; returns the rows of samples.csv."""
     if not out.exists() or not any(out.iterdir()):
         return []  # killed before the folder was claimed: nothing was written
-    assert parsed_json(out / "config.json") is not None  # written atomically, once every stream is open
+    assert parsed_json(out / "config.json") is not None  # atomic, after the streams
     rows = complete_lines(out / "samples.csv")
     header, body = rows[0], rows[1:]
     events = complete_lines(out / "events.csv")
