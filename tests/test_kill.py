@@ -159,6 +159,12 @@ def check_files(out: Path, interrupted: bool) -> list[str]:
     """What every killed trial folder must satisfy; returns the rows of samples.csv."""
     if not out.exists() or not any(out.iterdir()):
         return []  # killed before the folder was claimed: nothing was written
+    if not (out / "config.json").exists():
+        # Killed while the streams were being opened (config.json comes once they all
+        # are): nothing but their headers was written.
+        for stream in out.glob("*.csv"):
+            assert stream.read_bytes().count(b"\n") <= 1, stream
+        return []
     assert parsed_json(out / "config.json") is not None  # atomic, after the streams
     rows = complete_lines(out / "samples.csv")
     header, body = rows[0], rows[1:]
