@@ -22,11 +22,22 @@ What it does, and why (the firmware facts are in ``firmware.py``):
   board ends the stimulation by itself within ``hold_ms`` (pads open 50 ms later). Each
   renewal and step restates the intensity, and a channel whose on-time may have ended
   before it was renewed (the host stalled) gets the whole command again and a fault
-  saying the stimulation was not delivered: never a silent re-connection at zero.
+  saying the stimulation was not delivered: never a silent re-connection at zero. With
+  the default ``hold_ms`` (1000 ms) a gait train needs no renewal: the firmware is idle
+  through its hold, so a ``stop_all`` there never waits behind a line.
 - **Off.** When no other channel stays on, an off is the firmware's fastest all-off line
-  (a channel-less ``G`` on ``aa7f198``, ``Connection End`` on ``head``); otherwise
+  (a channel-less ``G`` on ``aa7f198``, ``Connection End`` on ``head``), unless the
+  channel's own ``C<ch>T0G`` zeroes it sooner (channel 1 alone on ``aa7f198``: the
+  all-off line switches channel 0 off first, 50 ms); with another channel staying on,
   ``C<ch>T0G``, which ends the channel's on-time in the firmware's next check. Either
-  way the firmware sets the wiper to no output at once and opens the pads 50 ms later.
+  way the firmware sets the wiper to no output and opens the pads 50 ms later.
+- **stop_all** is the all-off line, one line: the firmware switches the channels off one
+  after the other (50 ms each). A ``stop_all`` that comes while the firmware handles a
+  line waits for it (the firmware reads the next line only when the previous one's
+  prints are out); routine lines go out only when the firmware is free and a pending
+  stop goes before any of them, so that is one line at most. Nothing written can be
+  taken back: the board reads its bytes as they come, and a line cut short would be
+  garbled.
 - **Ramps down.** While a channel's amplitude falls steadily, the time it will drop
   below the unit's lowest output (the off) is extrapolated, and no routine line is sent
   that would keep the firmware busy past it, so the off does not wait.
@@ -67,9 +78,12 @@ from hw.transport import Link, Transport, TransportError
 #: for the host being late (a loaded machine) without a gap.
 RENEW_MARGIN_S = 0.06
 #: Channels are renewed only while ``apply`` was called within this: a hung caller
-#: lets the board end the stimulation by itself (a start or a step still goes out up to
-#: ``hold_ms`` after it was asked for, the on-time a command stands for).
+#: lets the board end the stimulation by itself.
 LIVENESS_S = 0.1
+#: A start or a step still goes out this long after it was asked for (at most one
+#: on-time): the longest the firmware can stay busy before it is free for it (on
+#: ``head``, a channel's ``T0`` off, 130 ms, then another channel's start, 100 ms).
+STANDING_S = 0.3
 #: An echo this much later than the firmware's schedule says is a lost link.
 ECHO_TIMEOUT_S = 0.3
 #: A routine line must leave the firmware free this long before a foreseen off.
@@ -393,14 +407,26 @@ class OpenEmsStim:
             self._stop_requested or any(c.wanted == 0 and c.board > 0 for c in self._channels)
         )
 
-    def _urgent_lines(self) -> list[Line]:
-        """The off lines due now (caller holds the lock)."""
+    def _urgent_lines(self, now: float) -> list[Line]:
+        """The off lines due now (caller holds the lock). ``stop_all``: the all-off
+        line. An off: the all-off line when no other channel stays on, unless the
+        channel's own ``T0`` line zeroes it sooner (channel 1 alone on ``aa7f198``:
+        the all-off line switches channel 0 off first, 50 ms); else ``T0`` lines."""
         assert self.firmware is not None
         on = [i for i, c in enumerate(self._channels) if c.board > 0]
         ending = [i for i in on if self._channels[i].wanted == 0]
-        if self._stop_requested or (ending and len(ending) == len(on)):
-            return [self.firmware.stop()]
-        return [self.firmware.command(Command(i, on_time_ms=0)) for i in ending]
+        stop = self.firmware.stop()
+        if self._stop_requested:
+            return [stop]
+        offs = [self.firmware.command(Command(i, on_time_ms=0)) for i in ending]
+        if not ending or len(ending) < len(on):
+            return offs
+        if len(ending) == 1 and not self._unsure:
+            (channel,), (off,) = ending, offs
+            if (self._budget.plan(off, now).act_s
+                    < self._budget.plan(stop, now).act_s + stop.zero_delay_s(channel)):
+                return offs
+        return [stop]
 
     def _routine_line(self, now: float) -> tuple[Line | None, float]:
         """The next routine line to send now, or None and how long to wait before
@@ -411,9 +437,9 @@ class OpenEmsStim:
             return None, self._budget.idle_s - now
         quiet_s = now - self._last_apply_s
         live = quiet_s <= LIVENESS_S
-        # A start or step is what the caller asked for; it stands, as a command on the
-        # board does, for one on-time after it was given.
-        standing = quiet_s <= self.settings.hold_ms / 1000.0
+        # A start or step is what the caller asked for; it stands while the firmware may
+        # still be busy with earlier lines, and at most one on-time.
+        standing = quiet_s <= min(self.settings.hold_ms / 1000.0, STANDING_S)
         wait = math.inf
         off_due = min((c.off_due_s for c in self._channels if c.board > 0), default=math.inf)
         for i, ch in enumerate(self._channels):
@@ -430,7 +456,9 @@ class OpenEmsStim:
             if now >= due or early:
                 return renew, 0.0
             wait = min(wait, due - now)
-        for i, ch in enumerate(self._channels):
+        # Starts before steps: a channel not on at all is further from what was asked
+        # than one at another intensity.
+        for i, ch in sorted(enumerate(self._channels), key=lambda ic: ic[1].board > 0):
             if ch.wanted == 0 or ch.wanted == ch.board or not standing:
                 continue
             hold = self.settings.hold_ms
@@ -513,7 +541,7 @@ class OpenEmsStim:
                     if not self._urgent_needed():
                         return wrote
                     now = self._clock()
-                    lines = [ln for ln in self._urgent_lines() if self._budget.fits(ln, now)]
+                    lines = [ln for ln in self._urgent_lines(now) if self._budget.fits(ln, now)]
                     if not lines:  # the ring is full: the sender retries
                         self._wake.notify()
                         return wrote

@@ -120,6 +120,12 @@ class Line:
         """What the firmware prints first when it has read this line."""
         return ECHO_PREFIX + self.text
 
+    def zero_delay_s(self, channel: int) -> float:
+        """When ``channel`` reaches no output after the line takes effect: the all-off
+        line switches the channels off one after the other (``EMSSystem::shutDown``),
+        each after the previous one's 50 ms wait."""
+        return channel * DEACTIVATE_S if self.deactivations == CHANNELS else 0.0
+
 
 @dataclass(frozen=True, slots=True)
 class Firmware:
