@@ -55,11 +55,14 @@ class OpenEmsSettings(ConfigModel):
         "change it)."
     )
     hold_ms: int = Field(
-        400, ge=150, le=MAX_ON_TIME_MS,
-        description="On-time of every command; the driver renews it while the trial "
-        "holds a channel on, so the board ends stimulation by itself this long after the "
-        "host stops (its pads open 50 ms later). Shorter means more lines to the board, "
-        "which can delay an off by up to one line's handling.",
+        1000, ge=150, le=MAX_ON_TIME_MS,
+        description="On-time of every command: the board ends a channel by itself this "
+        "long after the host's last line for it (its pads open 50 ms later), so also the "
+        "longest stimulation after the host dies. A train shorter than this needs no "
+        "renewal, so the firmware is idle through its hold and a stop_all there waits "
+        "behind no line; a longer train is renewed every hold_ms - 60 ms, and a stop_all "
+        "that comes while the firmware handles a renewal waits for it (a renewal keeps "
+        "the firmware busy 34 ms on aa7f198, 81 ms on head).",
     )
     usb_latency_ms: float = Field(
         2.0, ge=0.0, le=50.0,
