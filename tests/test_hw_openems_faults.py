@@ -1,5 +1,6 @@
 """openEMSstim on its own firmware when the host misbehaves: the Nano's reset at port
-opening, a host killed with SIGKILL, a host stalled for longer than the on-time.
+opening, a host killed with SIGKILL, a host stalled for longer than the on-time; and a
+link that holds bytes back, so the firmware runs behind the driver's forecast.
 
 The host is a separate process (``HOST`` below: the driver holding channel 0 at a
 constant amplitude, a command every 2 ms, as the loop does), so it can be killed or
@@ -22,13 +23,16 @@ from controller.bench.openems import harness_settings
 from controller.bench.openems_harness import (
     VERSIONS,
     FirmwareProcess,
+    SerialRow,
     connected_at_zero,
     trains,
 )
 from controller.ports import StimCommand
 from hw.board import BoardError
 from hw.openems import OpenEmsStim
+from hw.openems.firmware import FIRMWARES
 from hw.openems.intensity import wiper
+from hw.transport import Transport
 
 SETTINGS = harness_settings()
 HOLD_S = SETTINGS.hold_ms / 1000.0
@@ -171,3 +175,101 @@ def test_the_nano_reset_at_port_opening_is_waited_for(openems_programs, tmp_path
         # nothing before connect; on once the connection's all-off line is done
         assert connected < first.on_s < connected + 0.25
         assert not [r for r in firmwares[version].serial() if r.kind in ("rx_lost", "crash")]
+
+
+
+class HoldingLink:
+    """A serial link that holds back what is written while ``hold`` runs, then delivers
+    it at once: a USB bridge that stalls now and then, so the firmware reads the lines
+    later than the driver's budget forecasts (whole writes, so no line is cut)."""
+
+    def __init__(self, link: Transport) -> None:
+        self._link = link
+        self._lock = threading.Lock()
+        self._held: list[bytes] | None = None
+
+    def read(self) -> bytes:
+        return self._link.read()
+
+    def write(self, data: bytes) -> None:
+        with self._lock:
+            if self._held is None:
+                self._link.write(data)
+            else:
+                self._held.append(data)
+
+    def close(self) -> None:
+        self._link.close()
+
+    def hold(self, seconds: float) -> None:
+        with self._lock:
+            self._held = []
+        time.sleep(seconds)
+        with self._lock:
+            held, self._held = self._held, None
+            self._link.write(b"".join(held))
+
+
+def most_lines_waiting(rows: list[SerialRow]) -> int:
+    """The most lines the host had written that the firmware had not read yet, from
+    its serial log (a write is logged as the firmware takes its bytes in)."""
+    written = read = most = 0
+    for row in rows:
+        if row.kind == "host_bytes":
+            written += row.text.count("\\n")  # the log escapes a newline
+            most = max(most, written - read)
+        elif row.kind == "rx_line":
+            read += 1
+    return most
+
+
+def test_a_firmware_behind_the_forecast_gets_one_routine_line_at_a_time(openems_programs,
+                                                                         tmp_path):
+    """The link holds the host's bytes back three times for 200 ms while both channels
+    rise steadily, so the driver always has a step to send: it sends the next routine
+    line only once the firmware has echoed the last, so nothing queues behind the held
+    line, no byte is lost, no line garbled, and a stop_all just after a hold waits
+    behind one line at most."""
+    def rise(firmware: FirmwareProcess) -> tuple[OpenEmsStim, float, FirmwareProcess]:
+        link = HoldingLink(Transport(firmware.path, baudrate=19200))
+        stim = OpenEmsStim(link, SETTINGS)
+        stim.connect()
+        done = threading.Event()
+
+        def holds() -> None:
+            for _ in range(3):
+                time.sleep(0.3)
+                link.hold(0.2)
+            done.set()
+
+        holder = threading.Thread(target=holds)
+        try:
+            start = time.monotonic()
+            holder.start()
+            while not done.is_set():
+                t = time.monotonic() - start
+                amplitude = min(50.0, 14.0 + 12.0 * t)
+                stim.apply(t, [StimCommand(ch, True, amplitude, SETTINGS.pulse_width_us,
+                                           SETTINGS.frequency_hz) for ch in (0, 1)])
+                time.sleep(0.002)
+            stopped = time.monotonic()
+            stim.stop_all()
+            time.sleep(0.4)
+        finally:
+            holder.join()
+            stim.close()
+            link.close()
+        return stim, stopped, firmware
+
+    results = on_both(rise, openems_programs, tmp_path)
+    for version, (stim, stopped, firmware) in results.items():
+        rows = firmware.serial()
+        assert not [r for r in rows if r.kind in ("rx_lost", "crash")], version
+        assert stim.fault is None, (version, stim.fault)
+        assert stim.stats.steps >= 3, (version, stim.stats)  # it had steps to send
+        # one routine line waiting to be read, and an off or the stop behind it at most
+        assert most_lines_waiting(rows) <= 2, version
+        read = [r for r in rows if r.kind == "rx_line" and r.t_s >= stopped]
+        stop_text = FIRMWARES[version].stop().text
+        behind = next(i for i, r in enumerate(read) if r.text == stop_text)
+        assert behind <= 1, (version, read[:behind + 1])

@@ -14,6 +14,13 @@ firmware is free (so an urgent one never waits behind more than the line being
 handled), never lets the unread bytes exceed the ring, and dates each channel's on-time
 from when its line takes effect. ``latency_s`` is the link's own delay from a write to
 the first byte on the wire (USB frames on a real board; nothing on a pty).
+
+The replay is a forecast; the firmware's echo of each line is the evidence. An echo
+later than forecast (a USB bridge holding bytes back, a firmware slower than its model;
+on the host build, a firmware process the machine kept off the CPU) shifts the rest of
+the schedule by as much (``late``), and the driver counts a line as unread until its
+echo has come (``fits``' ``unechoed_bytes``), so neither the receive ring nor a stop's
+wait behind one line rests on the forecast alone.
 """
 
 from __future__ import annotations
@@ -71,12 +78,21 @@ class Budget:
         on work of its own: a channel whose on-time ended switching off."""
         self.idle_s = max(self.idle_s, when_s) + seconds
 
+    def late(self, seconds: float) -> None:
+        """The firmware read a line ``seconds`` later than forecast (its echo says so):
+        it reads and finishes everything after it that much later too."""
+        self.idle_s += seconds
+        self._unread = deque((read_s + seconds, n) for read_s, n in self._unread)
+
     def unread_bytes(self, now_s: float) -> int:
         """Bytes written that the firmware has not read by ``now_s`` (an upper bound)."""
         while self._unread and self._unread[0][0] <= now_s:
             self._unread.popleft()
         return sum(n for _, n in self._unread)
 
-    def fits(self, line: Line, now_s: float) -> bool:
-        """Whether ``line`` written now leaves the receive ring without loss."""
-        return self.unread_bytes(now_s) + line.rx_bytes <= RX_RING_BYTES
+    def fits(self, line: Line, now_s: float, unechoed_bytes: int = 0) -> bool:
+        """Whether ``line`` written now leaves the receive ring without loss, when
+        ``unechoed_bytes`` were written in lines whose echo has not come yet (the
+        firmware may not have read them, whatever the forecast says)."""
+        unread = max(self.unread_bytes(now_s), unechoed_bytes)
+        return unread + line.rx_bytes <= RX_RING_BYTES

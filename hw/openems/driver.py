@@ -16,7 +16,13 @@ What it does, and why (the firmware facts are in ``firmware.py``):
   most the one line being handled. The receive ring never holds more than it can.
 - **Every line acknowledged.** The firmware prints each line it reads; the reader thread
   matches those echoes with what was sent. A garbled or missing echo, a reset board or a
-  line the firmware did not understand is a fault (``fault``, the listeners).
+  line the firmware did not understand is a fault (``fault``, the listeners). The echo
+  also paces the sending: no routine line goes out while an earlier line's echo has not
+  come, a line counts as unread in the receive ring until its echo has come, and an echo
+  later than the budget forecast shifts the budget by as much. So a firmware behind its
+  forecast (on the host build: a firmware process the machine kept off the CPU) gets no
+  second routine line queued behind the first, no byte is lost, and a stop still waits
+  behind one line at most.
 - **On-time.** Every start carries ``T<hold_ms>`` and the driver renews a channel before
   that on-time ends, while the caller keeps calling ``apply``: when the host stops, the
   board ends the stimulation by itself within ``hold_ms`` (pads open 50 ms later). Each
@@ -435,6 +441,8 @@ class OpenEmsStim:
         self._note_expired(now)
         if now < self._budget.idle_s:
             return None, self._budget.idle_s - now
+        if self._awaiting:  # the firmware has not shown it read the last line: its echo
+            return None, math.inf  # wakes the sender
         quiet_s = now - self._last_apply_s
         live = quiet_s <= LIVENESS_S
         # A start or step is what the caller asked for; it stands while the firmware may
@@ -495,7 +503,9 @@ class OpenEmsStim:
         """Book ``line`` as written now: the budget, the channels, the counters (caller
         holds the lock)."""
         timing = self._budget.commit(line, now)
-        self._awaiting.append((line, timing.read_s + len(line.echo) * BYTE_S))
+        # the echo's newline at the host: the board prints it as it reads the line
+        echo_due = timing.read_s + (len(line.echo) + 2) * BYTE_S + self._budget.latency_s
+        self._awaiting.append((line, echo_due))
         stats = self.stats
         stats.lines += 1
         stats.bytes += line.rx_bytes
@@ -541,16 +551,23 @@ class OpenEmsStim:
                     if not self._urgent_needed():
                         return wrote
                     now = self._clock()
-                    lines = [ln for ln in self._urgent_lines(now) if self._budget.fits(ln, now)]
+                    lines = []
+                    for line in self._urgent_lines(now):
+                        if not self._budget.fits(line, now, self._unechoed_bytes()):
+                            break  # the ring would overflow: the rest after an echo
+                        self._commit(line, now)
+                        lines.append(line)
                     if not lines:  # the ring is full: the sender retries
                         self._wake.notify()
                         return wrote
-                    for line in lines:
-                        self._commit(line, now)
                 self._write(b"".join(ln.text.encode("ascii") + b"\n" for ln in lines))
                 wrote = True
         finally:
             self._write_lock.release()
+
+    def _unechoed_bytes(self) -> int:
+        """Bytes of the lines written whose echo has not come (caller holds the lock)."""
+        return sum(line.rx_bytes for line, _ in self._awaiting)
 
     def _send_routine_now(self) -> None:
         """From ``apply``: write a start or a step due now from the caller's thread, with
@@ -637,7 +654,12 @@ class OpenEmsStim:
                     return self._fault_later("board", f"the board read a line never sent: {text!r}")
                 line, due = self._awaiting.popleft()
                 self.stats.echoes += 1
-                self.stats.max_echo_lag_ms = max(self.stats.max_echo_lag_ms, (now - due) * 1000)
+                lag_s = now - due
+                self.stats.max_echo_lag_ms = max(self.stats.max_echo_lag_ms, lag_s * 1000)
+                if lag_s > 0.0:  # the firmware is behind the forecast: so is the rest
+                    self._budget.late(lag_s)
+                    self._awaiting = deque((ln, d + lag_s) for ln, d in self._awaiting)
+                self._wake.notify()  # the sender may send the next routine line
                 if text != line.echo:
                     self.stats.garbled += 1
                     self._fault_later(
