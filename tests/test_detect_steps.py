@@ -23,6 +23,9 @@ from controller.stim.scheduler import StimScheduler
 from controller.stim.settings import StimConfig
 
 VOISARD = Path(__file__).parent / "data" / "voisard"
+#: Two more Voisard walkers, for the steps the detector used to get wrong (late landings
+#: of short swings, a first step whose swing sags).
+VOISARD_HARD = Path(__file__).parent / "data" / "voisard_hard"
 #: The placements' configurations once their mounting check has passed.
 FOOT_SETUP = gyro_setup(FOOT.model_copy(update={"mount_check_strides": 0}))
 SHANK_CHECKED = SHANK.model_copy(update={"mount_check_strides": 0})
@@ -60,10 +63,44 @@ def test_a_flat_landing_is_dated_by_the_deadline_not_at_the_next_push_off(feet):
     assert np.min(np.abs(times(events, Event.TOE_OFF) - t_next)) < 0.03  # next stride kept
     # Without the deadline (the walker's usual time never runs out), the same landing is
     # dated at the next push-off, half a stride late: the failure the deadline fixes.
-    waiting = FOOT.model_copy(update={"mount_check_strides": 0, "heel_strike_wait_factor": 5.0,
+    waiting = FOOT.model_copy(update={"mount_check_strides": 0, "heel_strike_margin_ms": 2000.0,
+                                      "heel_strike_wait_factor": 5.0,
                                       "heel_strike_wait_ms": 2000.0})
     _, late = detect_batch(gyro_setup(waiting), rec.t_s, gyro)
     assert np.min(np.abs(times(late, Event.HEEL_STRIKE) - t_hs)) > 0.05
+
+
+def test_short_swings_are_announced_within_150_ms_of_landing():
+    """Three real landings (walker 5: a turning step, a step out of the turn and a step
+    before the stop) whose slap stays above the heel-strike level: the deadline counted
+    from mid swing announced them 180-280 ms after contact; counted from the end of the
+    forward rotation (the signal falling through zero) it announces them within 150 ms,
+    dated within 30 ms."""
+    rec = next(r for r in load_voisard(VOISARD_HARD) if r.name == "voisard 5-1 right")
+    landings = (15.00, 16.24, 26.18)
+    for config, announced_in_time in ((FOOT, True),
+                                      (FOOT.model_copy(update={"heel_strike_margin_ms": 2000.0}),
+                                       False)):
+        setup = gyro_setup(config.model_copy(update={"mount_check_strides": 0}))
+        _, events = detect_batch(setup, rec.t_s, rec.gyro_rad_s)
+        for t_hs in landings:
+            found = [e for e in events
+                     if e.event == Event.HEEL_STRIKE and abs(e.t_est_s - t_hs) < 0.1]
+            in_time = (len(found) == 1 and abs(found[0].t_est_s - t_hs) <= 0.03
+                       and found[0].t_known_s - t_hs <= 0.150)
+            assert in_time == announced_in_time, (t_hs, found)
+
+
+def test_a_first_step_whose_swing_sags_keeps_its_toe_off():
+    """Walker 1's right foot leaves the ground from standing without a push-off dip, its
+    swing rises to 1.4 rad/s, sags to 0.3 and rises again: the time above the hold level
+    adds up over both humps, so the toe off is dated at the start of the swing (4.59 s),
+    not at the sag 240 ms later (which both missed the toe off and added a false one)."""
+    rec = next(r for r in load_voisard(VOISARD_HARD) if r.name == "voisard 1-1 right")
+    _, events = detect_batch(FOOT_SETUP, rec.t_s, rec.gyro_rad_s)
+    first = times(events, Event.TOE_OFF)[0]
+    assert abs(first - 4.59) <= 0.03
+    assert np.min(np.abs(times(events, Event.HEEL_STRIKE) - 5.07)) <= 0.05
 
 
 def test_after_a_flat_landing_stimulation_ends_before_the_next_push_off(feet):

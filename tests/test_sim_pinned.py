@@ -16,12 +16,12 @@ from controller.cli import main
 
 PINNED = {
     0: {
-        "samples.csv": "f2ed74c631d6fdf5e3a9512c910be25a07ab9beb41359a1e965dbf4348660933",
-        "events.csv": "5cd5cc7a24078eab45ec536174475f61e450ef570750cfa9d2f7cf438d205b9a",
+        "samples.csv": "3a8688339ecf19119e1d99e8762728a224b968030eb7d54b3bb999604e92e8bd",
+        "events.csv": "f328687a8f6ae0419399490deefc6dcdd4bc78c54d846eacd37a596e00183d54",
     },
     3: {
-        "samples.csv": "48dbcc572c0b4585104d16d2eac27a2b92b9d406e951e4a41999193b1d5f7b28",
-        "events.csv": "0105a05fcbe75d1349959b2fd518e52c209b1ca8d399f5475bed33067021a550",
+        "samples.csv": "2ff99956c8c749b674a8160f18bf8294fb21d236cbc5551f501f767191f1cf18",
+        "events.csv": "afa1e868363ba49a015dc7803c118b59eb174322877d1b0d04ea5b0d3c7f98ac",
     },
 }
 
