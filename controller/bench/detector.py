@@ -110,7 +110,7 @@ def twin(name: str, signals: np.ndarray) -> dict[str, object]:
         path = Path(folder) / "signals.npy"
         np.save(path, signals)
         code = (
-            "import json; from controller.detect import bench; "
+            "import json; from controller.bench import detector as bench; "
             f"print(json.dumps(bench._twin_child({name!r}, {str(path)!r})))"
         )
         done = subprocess.run(
