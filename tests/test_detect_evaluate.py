@@ -43,6 +43,30 @@ def test_each_walker_is_scored_with_a_setting_chosen_without_it():
     assert figures["reference"] == 144 and figures["bias_spread_ms"] is not None
 
 
+def test_the_mounting_check_is_scored_on_the_other_axes_where_the_files_have_them(tmp_path):
+    """The sign check cannot tell a wrong axis: where the recordings carry the other gyro
+    axes, the table says how often the check calls them "mounted" (a wrong verdict).
+    Here walker 4's files with a roll axis that is the sagittal signal scaled down and
+    shifted by half a stride: "strides" the right way round, so the check passes it."""
+    for name in ("4-1.json", "13-1.json"):
+        (tmp_path / name).write_text((VOISARD / name).read_text())
+        for side in ("lf", "rf"):
+            lines = (VOISARD / f"{name[:-5]}_{side}.txt").read_text().splitlines()
+            rows = np.array([line.split() for line in lines[2:]], dtype=float)
+            roll = np.roll(rows[:, 1], 55) * 0.8
+            table = "\n".join(f"{c:.0f}\t{y}\t{x}" for c, y, x in zip(
+                rows[:, 0], rows[:, 1], roll, strict=True))
+            (tmp_path / f"{name[:-5]}_{side}.txt").write_text(
+                f"{lines[0]}\nPacketCounter\tGyr_Y\tGyr_X\n{table}\n")
+    _, mounting, _ = evaluate.evaluate(tmp_path, None, None, 0.1)
+    labels = [row.configuration for row in mounting]
+    assert labels == ["shipped foot", "shipped foot, roll axis (Gyr_X): wrong axis"]
+    assert mounting[1].recordings == 4 and mounting[1].as_recorded["mounted"] == 4
+    # Files with the sagittal column only (tests/data) get the first row alone.
+    _, mounting, _ = evaluate.evaluate(VOISARD, None, None, 0.1)
+    assert [row.configuration for row in mounting] == ["shipped foot"]
+
+
 def test_a_missing_folder_exits_2(tmp_path, capsys):
     assert evaluate.main(["--voisard", str(tmp_path / "nope")]) == 2
     assert "not a folder" in capsys.readouterr().err

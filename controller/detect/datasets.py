@@ -66,9 +66,11 @@ def _voisard_rate_hz(path: Path, first_line: str) -> float:
     return float(match.group(1))
 
 
-def read_voisard_imu(path: Path) -> tuple[np.ndarray, np.ndarray, float]:
-    """Time (s, from the packet counter), sagittal gyro (rad/s) and sample rate (Hz) of
-    one foot file."""
+def read_voisard_imu(
+    path: Path, axis: str = "Gyr_Y"
+) -> tuple[np.ndarray, np.ndarray, float]:
+    """Time (s, from the packet counter), gyro (rad/s; ``Gyr_Y`` is the sagittal axis) and
+    sample rate (Hz) of one foot file."""
     with path.open(encoding="utf-8") as handle:
         rate_hz = _voisard_rate_hz(path, handle.readline())
         header = handle.readline().split()
@@ -76,11 +78,23 @@ def read_voisard_imu(path: Path) -> tuple[np.ndarray, np.ndarray, float]:
     counter = data[:, header.index("PacketCounter")]
     keep = np.concatenate(([True], np.diff(counter) > 0))  # repeated packets
     t_s = (counter[keep] - counter[0]) / rate_hz
-    return t_s, data[keep, header.index("Gyr_Y")], rate_hz
+    return t_s, data[keep, header.index(axis)], rate_hz
 
 
-def load_voisard(folder: Path) -> list[Recording]:
-    """Every foot of every ``<s>-<trial>.json`` in ``folder`` that has its IMU file."""
+def voisard_gyro_axes(folder: Path) -> set[str]:
+    """The gyro columns (``Gyr_X``...) every foot file in ``folder`` has."""
+    axes: set[str] | None = None
+    for path in folder.glob("*_?f.txt"):
+        with path.open(encoding="utf-8") as handle:
+            handle.readline()
+            found = {name for name in handle.readline().split() if name.startswith("Gyr_")}
+        axes = found if axes is None else axes & found
+    return axes or set()
+
+
+def load_voisard(folder: Path, axis: str = "Gyr_Y") -> list[Recording]:
+    """Every foot of every ``<s>-<trial>.json`` in ``folder`` that has its IMU file, with
+    the gyro ``axis`` (the sagittal ``Gyr_Y``; another, to test the mounting check)."""
     recordings = []
     metas = sorted(folder.glob("*.json"), key=lambda p: [int(x) for x in p.stem.split("-")])
     for meta_path in metas:
@@ -89,7 +103,7 @@ def load_voisard(folder: Path) -> list[Recording]:
             imu = folder / f"{meta_path.stem}_{suffix}.txt"
             if not imu.is_file():
                 continue
-            t_s, gyro, rate_hz = read_voisard_imu(imu)
+            t_s, gyro, rate_hz = read_voisard_imu(imu, axis)
             swings = np.array(meta[key], dtype=float).reshape(-1, 2) / rate_hz
             reference = []
             for toe_off, heel_strike in swings:

@@ -45,7 +45,12 @@ from typing import Any
 import numpy as np
 
 from controller.detect.config import DetectorConfig
-from controller.detect.datasets import Recording, load_gaitpdb, load_voisard
+from controller.detect.datasets import (
+    Recording,
+    load_gaitpdb,
+    load_voisard,
+    voisard_gyro_axes,
+)
 from controller.detect.detector import DetectedEvent, detect_batch, gyro_mounting, gyro_setup
 from controller.detect.gyro import GyroDetectorConfig
 from controller.detect.score import Scorer, bias_spread_ms, pooled
@@ -73,6 +78,9 @@ _CELLS = (
     "reference", "recall", "precision", "median_error_ms", "median_abs_error_ms",
     "p95_abs_error_ms", "latency", "max_announced_after_ms", "bias_spread_ms",
 )
+#: The other gyro axes of the Voisard foot IMUs: on them "mounted" is a wrong verdict
+#: (the mounting check checks the sign, not the axis: docs/detection.md).
+WRONG_AXES = {"Gyr_X": "roll axis", "Gyr_Z": "yaw axis"}
 #: The scoring windows of a ``Recording`` and how the table names them.
 WINDOWS = {
     "window": "whole trial",
@@ -274,6 +282,11 @@ def evaluate(
         rows += shipped_rows(name, "shipped foot (chosen on all)", recordings, foot,
                              ("window",), tolerance_s)
         mounting.append(mounting_row(name, "shipped foot", recordings, foot))
+        for axis, what in WRONG_AXES.items():
+            if axis not in voisard_gyro_axes(voisard):
+                continue  # a copy with the sagittal column only
+            mounting.append(mounting_row(name, f"shipped foot, {what} ({axis}): wrong axis",
+                                         load_voisard(voisard, axis), foot))
     if marpino is not None:
         from controller.detect.marpino import load_marpino  # needs the `eval` extra
 
