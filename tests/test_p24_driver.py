@@ -15,7 +15,7 @@ import tty
 from collections.abc import Iterator
 
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from controller.ports import StimCommand, Stimulator
@@ -95,13 +95,20 @@ commands = st.builds(
 
 
 @given(commands, st.sampled_from(["low", "mid"]))
+# 6 mA over a ratio of 7 is a 0.86 mA recovery, 0.5 mA at the device's steps: 9.2 ms long.
+@example(StimCommand(0, True, 6.0, 766.0, 100.0, 42.0, 7.0), "low")
 def test_a_command_becomes_a_balanced_pulse_never_stronger_than_asked(command, layer):
     try:
         pulse = device_pulse(command, layer)
     except ValueError as err:
+        # Refused only when the pulse balanced at the device's 0.5 mA steps does not fit
+        # its period: a recovery current rounded down to a step (never above the lead's
+        # over the ratio) lasts longer than the ratio asks.
         assert "does not fit its period" in str(err)
-        length = command.pulse_width_us * (1 + command.anodic_width_ratio) + (
-            command.interphase_gap_us)
+        lead = math.floor(command.amplitude_ma / CURRENT_STEP_MA) * CURRENT_STEP_MA
+        recovery = max(math.floor(lead / command.anodic_width_ratio / CURRENT_STEP_MA)
+                       * CURRENT_STEP_MA, CURRENT_STEP_MA)
+        length = command.pulse_width_us * (1 + lead / recovery) + command.interphase_gap_us
         assert length >= 0.95e6 / command.frequency_hz
         return
     assert pulse is not None
