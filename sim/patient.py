@@ -156,9 +156,10 @@ class PatientProfile(ConfigModel):
     )
     gyro_heel_strike_dip_delay_fraction: float = Field(
         ge=0.0, le=0.05,
-        description="Delay of that minimum after heel strike as a fraction of the stride "
-        "(healthy 0: on real walks it lies at heel strike; Catalfamo et al. 2010 find it "
-        "within 25 ms).",
+        description="Delay of the centre of that minimum after heel strike as a fraction of "
+        "the stride (healthy 0: with its width the first minimum after the swing, where a "
+        "shank detector dates heel strike, comes 38 ms after heel strike; on real shanks 45 "
+        "ms after the heel's impact on a foot IMU, python -m controller.bench.shank).",
     )
     gyro_heel_strike_dip_width_fraction: float = Field(
         ge=0.005, le=0.08,

@@ -15,6 +15,13 @@ from those minima):
 * one large positive peak at mid-swing, then a fall through zero in terminal swing
   into the minimum at the next heel strike.
 
+Timed from the heel's impact on the foot IMU (the pressure sensors see contact 65 ms
+later; ``controller.bench.shank``), a real shank turns through zero at contact (+5 ms,
+quartiles -22 to +15) and reaches the minimum a shank detector dates heel strike at
+45 ms later (25 to 62 ms). The template's minimum comes 38 ms after heel strike; its
+wide dip crosses zero 44 ms before it (a known limit: a narrower, later dip needs a
+deeper stance plateau than real shanks have, see ``configs/patients/healthy.toml``).
+
 On 138 strides of 19 young adults (the Marpino walking dataset: shank and foot IMUs
 with toe and heel pressure; used for evaluation only, it has no licence) the stance
 median is -1.15 rad/s (quartiles -1.33 to -0.99), the heel-strike minimum -0.40 and

@@ -17,10 +17,14 @@ FAIL_AT_S = 15.0
 #: The gyroscope's events are used once its mounting check has seen three strides (both
 #: copies, 4-6 s of walking).
 CHECKED_S = 8.0
-#: The simulated shank's heel-strike dip comes 35-45 ms after contact (on real shanks
-#: it comes 20 ms before the pressure insoles see contact, docs/detection.md): the
-#: gyroscope's heel strike is scored against the simulator with this much slack.
-SIM_HEEL_STRIKE_S = 0.050
+#: A shank gyroscope dates heel strike at its first minimum after the swing, which on real
+#: shanks comes 25 to 62 ms after the heel's impact (quartiles, Marpino walkers, contact
+#: from the foot IMU; their pressure insoles see contact 65 ms after the impact:
+#: python -m controller.bench.shank); the simulated shank's comes 27-46 ms after its
+#: contact. Without the heel, the gyroscope's heel strikes must come within the real
+#: window after the true ones: no earlier (a heel strike before contact would end the
+#: train's extension early), no later.
+GYRO_HEEL_STRIKE_S = (0.025, 0.0625)
 SETUP = fused_setup(SHANK, HEEL_SWITCH, "switch", FusionConfig())
 
 
@@ -42,13 +46,16 @@ def after_known(events, t0: float):
     return [e for e in events if e.t_known_s >= t0]
 
 
-def assert_each_once(events, truth: np.ndarray, kind: Event, tolerance_s: float) -> None:
-    """Every true event of ``kind`` in ``truth`` found once within the tolerance."""
+def assert_each_once(events, truth: np.ndarray, kind: Event,
+                     tolerance_s: float | tuple[float, float]) -> None:
+    """Every true event of ``kind`` in ``truth`` found once within the tolerance: +- a
+    time, or a (earliest, latest) window of the error."""
     found = estimated(events, kind)
     found = found[(found > truth[0] - 0.3) & (found < truth[-1] + 0.3)]
     assert found.size == truth.size, (kind, found, truth)
     errors = nearest_errors(found, truth)
-    assert np.all(np.abs(errors) <= tolerance_s), (kind, errors)
+    low, high = tolerance_s if isinstance(tolerance_s, tuple) else (-tolerance_s, tolerance_s)
+    assert np.all((errors >= low) & (errors <= high)), (kind, errors)
 
 
 def test_both_healthy_takes_heel_strike_from_the_heel_and_toe_off_from_the_gyro(walk):
@@ -88,7 +95,7 @@ def test_heel_switch_dies_gyro_carries_on(walk, fault, lost_strides):
     hs = after(walk.true_times(Event.HEEL_STRIKE), FAIL_AT_S)
     to = after(walk.true_times(Event.TOE_OFF), FAIL_AT_S)
     # A switch stuck closed looks like standing until the gyro has seen two strides.
-    assert_each_once(events, hs[lost_strides:], Event.HEEL_STRIKE, SIM_HEEL_STRIKE_S)
+    assert_each_once(events, hs[lost_strides:], Event.HEEL_STRIKE, GYRO_HEEL_STRIKE_S)
     assert_each_once(events, to[lost_strides:], Event.TOE_OFF, 0.020)
     assert Phase.UNKNOWN not in phases[walk.t_s >= 1.0]
 

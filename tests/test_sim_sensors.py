@@ -63,9 +63,12 @@ def test_gyro_swing_peak_lies_between_toe_off_and_heel_strike(walk):
 
 def test_gyro_minima_at_toe_off_and_just_after_heel_strike(walk):
     # On real walks (Marpino dataset, pressure-insole events) the toe-off minimum lies
-    # 30 ms, 2.3 % of the stride, before toe off (quartiles 0.8-3.9 %), the heel-strike
-    # one at heel strike.
-    _, strides, params, features = walk
+    # 30 ms, 2.3 % of the stride, before toe off (quartiles 0.8-3.9 %). Timed from the
+    # heel's impact on the foot IMU (python -m controller.bench.shank), the heel-strike
+    # minimum comes 45 ms after contact (quartiles 25 to 62 ms, of young adults walking at
+    # their own speed: the window holds for the healthy profile).
+    profile, strides, params, features = walk
+    healthy = profile.description.startswith("Healthy")
     for row in range(1, strides.shape[0] - 2):
         r = strides[row]
         t = np.arange(r[TOE_OFF] - 0.15, r[MID_SWING], 1e-3)
@@ -77,7 +80,8 @@ def test_gyro_minima_at_toe_off_and_just_after_heel_strike(walk):
         t = np.arange(nxt[HEEL_STRIKE], nxt[HEEL_STRIKE] + 0.15, 1e-3)
         w = trace(strides, features, row + 1, params, t)
         assert w.min() < 0.0
-        assert 0.0 < t[np.argmin(w)] - nxt[HEEL_STRIKE] < 0.1
+        low, high = (0.025, 0.062) if healthy else (0.0, 0.1)
+        assert low < t[np.argmin(w)] - nxt[HEEL_STRIKE] < high
 
 
 def test_gyro_is_negative_through_stance_as_on_real_shanks(walk):
