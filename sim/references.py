@@ -43,7 +43,11 @@ class Reference:
 
 
 _HEALTHY = "healthy, no stimulation"
-_DEFAULT_FES = "35 mA, 300 us, 40 Hz from 45 ms before toe off to 100 ms after heel strike"
+_DEFAULT_FES = "35 mA, 300 us, 40 Hz from 125 ms before toe off to 100 ms after heel strike"
+_MARPINO_IC = (
+    "measured: Marpino walking dataset (GitHub Marpino/Walking-dataset, recorded 2018; no "
+    "licence: evaluation only), 18 young adults, 58 steady strides, initial contact at the "
+    "heel's impact on the foot IMU (python -m controller.bench.shank)")
 
 REFERENCES: tuple[Reference, ...] = (
     # --- Healthy gait ----------------------------------------------------------------
@@ -90,6 +94,31 @@ REFERENCES: tuple[Reference, ...] = (
         "measured: Marpino walking dataset 2018 (as above); minima at both events: "
         "Catalfamo et al. 2010, Sensors 10:5683 (abstract)"),
     Reference(
+        "shank turns through zero from swing to stance, after heel strike", "ms", _HEALTHY,
+        "shank_zero_crossing_ms",
+        "+5 (quartiles -22 to +15) after the heel's impact; heel strike is detected at this "
+        "zero crossing of the shank gyroscope (healthy children; stroke)", -22.0, 15.0,
+        _MARPINO_IC + "; Behboodi et al. 2019, Phys Ther 99:739 (figure caption); Monaghan "
+        "et al. 2009, Med Biol Eng Comput (abstract; volume not checked here)",
+        limit="The template's heel-strike minimum is wide (SD 6 % of the stride) and centred "
+        "on heel strike, so the shank crosses zero 44 ms before contact, while the minimum "
+        "the shank detector dates heel strike at comes where real shanks have it (next "
+        "row). A narrower, later dip that crosses zero at contact needs a stance plateau a "
+        "quarter deeper than real shanks' and turns the flat foot (or, balanced at toe off, "
+        "makes the detector's toe off 12 ms late): configs/patients/healthy.toml. A "
+        "detector that dates heel strike at this zero crossing (Behboodi, Monaghan) would "
+        "find it about 45 ms early on the simulator; the shipped detector does not use it."),
+    Reference(
+        "shank heel-strike minimum after heel strike (the shank detector's rule: first "
+        "minimum after the swing peak, 30 ms average, confirmed by a 0.25 rad/s rise)", "ms",
+        _HEALTHY, "shank_heel_strike_delay_ms",
+        "+45 (quartiles +25 to +62) after the heel's impact; the insole's pressure sensors "
+        "(20 % of range) see contact 65 ms (55-75) after the impact, so against them the "
+        "minimum seems to come 20 ms early; gyroscope heel strikes 10 ms after footswitches "
+        "(Aminian 2002) and within -25 ms of pressure insoles (Catalfamo 2010) carry such a "
+        "reference's lag", 25.0, 62.0,
+        _MARPINO_IC + "; Aminian et al. 2002 (abstract); Catalfamo et al. 2010 (abstract)"),
+    Reference(
         "shank minimum at toe off (50 ms average)", "rad/s", _HEALTHY,
         "shank_toe_off_minimum_rad_s",
         "-2.97 (quartiles -3.43 to -2.60)", -3.43, -2.60,
@@ -112,6 +141,28 @@ REFERENCES: tuple[Reference, ...] = (
         "measured: Voisard et al. 2023, IPOL reference gait data set, 19 healthy adults, "
         "665 footsteps (python -m sim.forefoot); Marpino walking dataset 2018, 138 "
         "strides, heel strike from the heel pressure sensor"),
+    Reference(
+        "foot-floor angle at initial contact (toes up)", "deg", _HEALTHY,
+        "foot_landing_angle_deg",
+        "19.4 (per-foot means, quartiles 16.0-23.9): the foot's toe-down rotation from the "
+        "labelled heel strike until it is flat", 16.0, 23.9,
+        "measured: Voisard et al. 2023, IPOL reference gait data set, 19 healthy adults, "
+        "442 steady landings of 38 feet (python -m controller.bench.landing)"),
+    Reference(
+        "stride-to-stride SD of the foot-floor angle at initial contact", "deg", _HEALTHY,
+        "foot_landing_angle_sd_deg",
+        "2.28 per foot (quartiles 1.54-4.39); no published stride-to-stride figure of the "
+        "ankle or foot angle at initial contact was found (Winter 1984 and Hausdorff's "
+        "stride-time CV searched)", 1.54, 4.39,
+        "measured: Voisard et al. 2023 (as above, python -m controller.bench.landing)",
+        limit="The simulated swing follows the same healthy trajectory in every stride: "
+        "only stride timing, toe-clearance scatter and the stimulation vary, so the foot "
+        "lands at the same angle within a few tenths of a degree. No published "
+        "stride-to-stride spread of the ankle at initial contact was found to calibrate a "
+        "scatter (the measured foot-floor figure also holds the shank's scatter). Do not "
+        "read a narrow spread of the ankle at heel strike (summary.json: "
+        "clearance.ankle_at_heel_strike_deg) as the consistency a patient would show, and "
+        "judge a setting by medians and drag counts, not by its stride-to-stride spread."),
     # --- Foot drop without and with peroneal stimulation ------------------------------
     Reference(
         "minimum toe clearance in mid-swing", "mm", "moderate (MS), no stimulation",
@@ -157,6 +208,26 @@ REFERENCES: tuple[Reference, ...] = (
         "the tibia forward as it would. Judge the extension and the amplitude by the "
         "forefoot impact speed (summary.json: clearance.forefoot_impact_rad_s), not by "
         "the slap count, which jumps with small changes near the threshold."),
+    Reference(
+        "stimulation onset before toe off", "% of stride",
+        "moderate (MS), default trigger (pre-swing), open loop at its closed-loop median onset",
+        "stimulation_lead_stride_percent",
+        "clinical stimulators start between heel off on a heel switch (6.6-7.2 % of the "
+        "stride before toe off on a control's insole heel sensor at 10 N) and heel rise "
+        "(about 31 % of the cycle, toe off at 60-62 %: about 30 %)", 6.6, 31.0,
+        "Perry 1992 (textbook); heel switch: measured on PhysioNet gaitpdb (Yogev et al. "
+        "2005), python -m controller.bench.heelforce; Odstock ODFS from heel rise, Bioness L300 "
+        "from heel off (DESIGN.md; Taylor et al. 1999: not checked here)",
+        profile="moderate", stimulated=True),
+    Reference(
+        "tibialis anterior activation at toe off", "of tetanic maximum",
+        "moderate (MS), " + _DEFAULT_FES, "ta_activation_at_toe_off",
+        "active: the tibialis anterior's EMG rises through pre-swing, before toe off, and "
+        "clinical stimulators start at heel rise or heel off; taken as at least 0.01 "
+        "(assumption: no published force at toe off)", 0.01, 1.0,
+        "Perry 1992 (textbook); Silver-Thorn et al. 2013, Int J Phys Med Rehabil 1:8 "
+        "(abstract and figure captions: stimulation starts in the stance before swing)",
+        profile="moderate", stimulated=True),
     # --- The stimulated muscle ---------------------------------------------------------
     Reference(
         "twitch time to peak", "ms", "healthy tibialis anterior, one saturating pulse",

@@ -8,10 +8,11 @@ the median lies in the range. The references are in ``sim.references``; the
 measurements here.
 
 Every walk is open loop: stimulation, where a row has it, is timed from the limb's true
-events (``sim.openloop``) as the default configuration times it (onset 45 ms before toe
-off, where the shank detector's pre-swing fires; 35 mA, 300 us, 40 Hz; 60 ms ramp up;
-held 100 ms past heel strike, then a 100 ms ramp down). The table therefore describes
-the patient, not a detector: no row depends on how well a detector finds the events.
+events (``sim.openloop``) as the default configuration times it (onset 125 ms before toe
+off, where the shank detector's pre-swing starts the default train on the moderate
+walker in closed loop, docs/stimulation.md; 35 mA, 300 us, 40 Hz; 60 ms ramp up; held
+100 ms past heel strike, then a 100 ms ramp down). The table therefore describes the
+patient, not a detector: no row depends on how well a detector finds the events.
 
 A reference may be marked as known to disagree (``expected_in_range = False``) with the
 reason and what it means for a user; ``tests/test_sim_validate.py`` fails when any row's
@@ -39,11 +40,13 @@ from sim.openloop import Stimulation, stride_commands
 from sim.patient import load_patient
 from sim.physiology import clonus, force_frequency, twitch_ms
 from sim.references import REFERENCES, Reference
+from sim.shank import stride_figures
 
 RATE_HZ = 500.0
-#: The default stimulation, open loop: onset where the pre-swing trigger fires.
+#: The default stimulation, open loop: onset where the pre-swing trigger starts it in
+#: closed loop (the moderate walker's median, 125 ms before toe off: docs/stimulation.md).
 DEFAULT_STIMULATION = Stimulation(amplitude_ma=35.0, pulse_width_us=300.0, frequency_hz=40.0,
-                                  lead_s=0.045, ramp_up_s=0.06, extension_s=0.1,
+                                  lead_s=0.125, ramp_up_s=0.06, extension_s=0.1,
                                   ramp_down_s=0.1)
 #: Swings are measured between these fractions of swing for the minimum toe clearance:
 #: the local minimum of mid-swing that gait analysis reports (Winter 1992).
@@ -56,6 +59,7 @@ SHANK_SMOOTHING_S = 0.05
 class Walk:
     """One simulated walk: its stride table, sensor columns and truth columns."""
 
+    profile: str
     strides: np.ndarray
     gyro_rad_s: np.ndarray
     truth: dict[str, np.ndarray]
@@ -82,7 +86,7 @@ def walk(profile: str, stimulated: bool, seed: int, duration_s: float) -> Walk:
     commands = (stride_commands(limb.schedule, RATE_HZ, n, DEFAULT_STIMULATION) if stimulated
                 else np.zeros((n, 4)))
     samples = limb.run(commands)
-    return Walk(limb.schedule.strides, samples["gyro_rad_s"], limb.truth())
+    return Walk(profile, limb.schedule.strides, samples["gyro_rad_s"], limb.truth())
 
 
 # --- Per-walk measurements (each returns one number per walk) ---------------------------
@@ -162,6 +166,30 @@ def shank_swing_peak_rad_s(w: Walk) -> float:
     return _per_stride(w, lambda w, r: w.gyro_rad_s[_swing(w, r)].max())
 
 
+def _landing(w: Walk, row: np.ndarray) -> tuple[float, ...]:
+    """``sim.shank.stride_figures`` of the stride that ``row`` ends with its heel strike."""
+    return stride_figures(w.time_s, w.gyro_rad_s, row[0], row[TOE_OFF], row[NEXT_HEEL_STRIKE])
+
+
+def shank_zero_crossing_ms(w: Walk) -> float:
+    """When the shank, after its swing peak, turns through zero, against heel strike."""
+    return _per_stride(w, lambda w, r: _landing(w, r)[0])
+
+
+def shank_heel_strike_delay_ms(w: Walk) -> float:
+    """When the shank detector's rule finds the heel-strike minimum, after heel strike."""
+    return _per_stride(w, lambda w, r: _landing(w, r)[1])
+
+
+def ta_activation_at_toe_off(w: Walk) -> float:
+    return _per_stride(w, lambda w, r: w.truth["ta_activation"][w.index(r[TOE_OFF])])
+
+
+def stimulation_lead_stride_percent(w: Walk) -> float:
+    """Onset of the open-loop train before toe off, in % of the stride."""
+    return 100.0 * DEFAULT_STIMULATION.lead_s / stride_time_s(w)
+
+
 def foot_angular_velocity_rad_s(w: Walk) -> np.ndarray:
     """The foot's sagittal angular velocity (swing positive, toes up): the shank's plus
     the ankle's rate of dorsiflexion (the foot turns with the shank and about the ankle)."""
@@ -185,6 +213,31 @@ def forefoot_lowering_rad_s(w: Walk) -> float:
     ``sim.forefoot`` measures it on real foot IMUs."""
     foot = foot_angular_velocity_rad_s(w)
     return _per_stride(w, lambda w, r: -foot[w.index(r[0]):w.index(r[0] + 0.2)].min())
+
+
+def _landing_angles_deg(w: Walk) -> np.ndarray:
+    """Foot-floor angle at each heel strike (deg, toes up): the model's own, from the toe's
+    height as the heel lands (heel-to-toe distance times the sine of the angle).
+
+    The real figure integrates the foot IMU's toe-down rotation until the foot is flat
+    (``controller.bench.landing``); here the foot's rotation is the shank template
+    plus the ankle's, and the kinematic stance does not hold the sum at zero once the foot
+    is flat, so the integral would measure the templates, not the landing.
+    """
+    p = load_patient(w.profile)
+    heel_to_toe_mm = 1e3 * (p.heel_behind_ankle_m + p.toe_lever_m)
+    toe_mm = np.array([w.truth["toe_clearance_mm"][w.index(r[0])] for r in w.strides_inside()])
+    return np.degrees(np.arcsin(np.clip(toe_mm / heel_to_toe_mm, -1.0, 1.0)))
+
+
+def foot_landing_angle_deg(w: Walk) -> float:
+    return float(np.nanmedian(_landing_angles_deg(w)))
+
+
+def foot_landing_angle_sd_deg(w: Walk) -> float:
+    """Stride-to-stride standard deviation of the foot-floor angle at initial contact."""
+    angles = _landing_angles_deg(w)
+    return float(np.nanstd(angles, ddof=1))
 
 
 # --- Measurements without a walk ---------------------------------------------------------
@@ -269,6 +322,8 @@ WALK_MEASURES: dict[str, Callable[[Walk], float]] = {
         foot_slap_fraction, shank_stance_median_rad_s,
         shank_heel_strike_minimum_rad_s, shank_toe_off_minimum_rad_s,
         shank_swing_peak_rad_s, foot_flat_median_rad_s, forefoot_lowering_rad_s,
+        shank_zero_crossing_ms, shank_heel_strike_delay_ms, ta_activation_at_toe_off,
+        stimulation_lead_stride_percent, foot_landing_angle_deg, foot_landing_angle_sd_deg,
     )
 }
 
