@@ -29,6 +29,7 @@ import cProfile
 import io
 import pstats
 import resource
+import shutil
 import tempfile
 import time
 from collections.abc import Callable
@@ -53,14 +54,18 @@ def _cpu_s() -> float:
     return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
 
 
-def _best_s(work: Callable[[], object], repeats: int) -> tuple[float, float]:
-    """Shortest CPU time and shortest wall time of ``repeats`` calls of ``work``."""
+def _best_s(
+    work: Callable[[], object], repeats: int, after: Callable[[], object] = lambda: None
+) -> tuple[float, float]:
+    """Shortest CPU time and shortest wall time of ``repeats`` calls of ``work``, each
+    followed by ``after`` (not timed)."""
     cpu = wall = float("inf")
     for _ in range(repeats):
         start_cpu, start_wall = _cpu_s(), time.perf_counter()
         work()
         cpu = min(cpu, _cpu_s() - start_cpu)
         wall = min(wall, time.perf_counter() - start_wall)
+        after()
     return cpu, wall
 
 
@@ -100,7 +105,8 @@ def patient_through_ports(patient: str, duration_s: float) -> None:
 def closed_loop(
     patient: str, duration_s: float, rate_hz: float, out: Path, compiled: bool = True
 ) -> float:
-    """One ``fes sim`` trial; returns the loop's own real-time factor."""
+    """One ``fes sim`` trial into the folder ``out`` (new, or one an earlier trial
+    wrote: its files are replaced); returns the loop's own real-time factor."""
     config = load_config(overrides={
         "sim": {"patient": patient, "seed": 1},
         "loop": {"duration_s": duration_s, "sample_rate_hz": rate_hz},
@@ -123,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
     patient, duration, loop_duration = args.patient, args.duration_s, args.loop_duration_s
 
     with tempfile.TemporaryDirectory() as tmp:
-        out = Path(tmp)
+        out = Path(tmp) / "trial"
         profile, commands = stimulated_walk(patient, duration)
         patient_alone(profile, commands[:2000])  # compile (or load the cache) before timing
 
@@ -143,7 +149,10 @@ def main(argv: list[str] | None = None) -> int:
                 ) -> None:
                     factors.append(closed_loop(patient, loop_duration, rate, out, compiled))
 
-                whole = _best_s(trial, args.repeats)
+                # Each trial into a new folder, as ``fes sim`` writes by default (it
+                # refuses a folder that holds files): removing an earlier trial's files
+                # is not part of a trial.
+                whole = _best_s(trial, args.repeats, lambda: shutil.rmtree(out))
                 print(f"closed loop, {label}, at {rate:g} Hz, {loop_duration:g} s: "
                       f"the loop alone (summary.json) {max(factors):,.0f}x (wall); "
                       f"end to end (config, loop, scoring, files) "
