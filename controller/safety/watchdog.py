@@ -47,7 +47,6 @@ returns); the board's own communication timeout is the layer below for that case
 
 from __future__ import annotations
 
-import dataclasses
 import inspect
 import math
 import threading
@@ -68,6 +67,7 @@ from controller.ports import (
     Sample,
     StimCommand,
     Stimulator,
+    command_of_row,
 )
 from controller.safety.decide import (
     SAMPLE_OK,
@@ -83,10 +83,8 @@ from controller.safety.decide import (
 )
 from controller.safety.layout import (
     ALL_CHANNELS,
-    KIND_CLAMP,
     KIND_LATCH,
     L_KIND,
-    L_SOURCE,
     S_CLAMPED,
     S_FAULTS,
     S_LAST_T,
@@ -388,17 +386,12 @@ class Watchdog:
             texts.time = repr(t_s)
         stop = submit_rows(self._limits, self._state, self._log, tf, requested,
                            delivered_rows, texts.invalid_row, invalid_rule)
-        clamped = self._drain(texts)
+        self._drain(texts)
         if stop:
             return [StimCommand.off(int(row[ROW_CHANNEL])) for row in delivered_rows], True
-        delivered = list(commands)
-        for i in clamped:
-            row = delivered_rows[i]
-            delivered[i] = (
-                dataclasses.replace(commands[i], amplitude_ma=float(row[ROW_AMPLITUDE_MA]))
-                if row[ROW_ON] != 0.0 else StimCommand.off(commands[i].channel)
-            )
-        return delivered, False
+        # Rebuilt from the numbers checked, never the caller's objects: a command whose
+        # fields read differently the second time is delivered as it was checked.
+        return [command_of_row(row) for row in delivered_rows], False
 
     def _new_rows(self, n: int) -> tuple[Floats, Floats]:
         rows = (np.zeros((n, COMMAND_ROW_SIZE)), np.zeros((n, COMMAND_ROW_SIZE)))
@@ -442,14 +435,13 @@ class Watchdog:
 
     # ---- bookkeeping ------------------------------------------------------------------
 
-    def _drain(self, texts: CallTexts | None) -> list[int]:
+    def _drain(self, texts: CallTexts | None) -> None:
         """Turn pending records into ``Intervention``s (``texts``: those of the shell's
-        own submit); return the rows of that submit that were clamped."""
+        own submit)."""
         count = int(self._state[S_LOG_COUNT])
         unlogged = int(self._state[S_UNLOGGED])
-        clamped: list[int] = []
         if not (count or unlogged):
-            return clamped
+            return
         if count:
             records = self._log[:count].copy()
             discard_records(self._state, self._log, count)
@@ -458,8 +450,6 @@ class Watchdog:
                 self.interventions.append(item)
                 if record[L_KIND] == KIND_LATCH:
                     self.fault = item
-                elif record[L_KIND] == KIND_CLAMP:
-                    clamped.append(int(record[L_SOURCE]))
         if unlogged:
             self._state[S_UNLOGGED] = 0
             self.interventions.append(Intervention(
@@ -468,7 +458,6 @@ class Watchdog:
                 "not logged one by one: the interventions log was full"))
             if self.latched and self.fault is None:
                 self.fault = self.interventions[-1]
-        return clamped
 
     def _latch(self, t_s: float, rule: int, requested: str, detail: str) -> None:
         """Latch a fault the shell found itself (the kernels' records drained first)."""
