@@ -16,6 +16,9 @@ from collections.abc import MutableSequence, Sequence
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
+import numpy as np
+from numpy.typing import NDArray
+
 
 @dataclass(frozen=True, slots=True)
 class Sample:
@@ -133,6 +136,67 @@ def write_row(command: StimCommand, row: MutableSequence[float]) -> None:
     row[ROW_ANODIC_WIDTH_RATIO] = command.anodic_width_ratio
 
 
+#: A value within this fraction of a step above a whole number of steps is that number
+#: of steps: float arithmetic (0.29 mA x 100 = 28.999999999999996) must not cost a step.
+STEP_TOLERANCE = 1e-6
+
+
+@dataclass(frozen=True, slots=True)
+class Resolution:
+    """The steps in which a stimulator expresses a command: each field counts steps per
+    unit (``amplitude_ma = 100``: steps of 10 uA). A stimulator with one (a board whose
+    wire carries integers) exposes it as ``resolution``; the watchdog then quantises
+    every command before it checks it and delivers the quantised numbers, so what it
+    checked is exactly what goes on the wire.
+
+    Quantising goes toward the safe side of every limit the watchdog enforces: amplitude,
+    pulse width, frequency and interphase gap down, the anodic width ratio up (the
+    recovery phase's current, amplitude / ratio, then never exceeds the one checked; its
+    charge is the leading phase's whatever the ratio).
+    """
+
+    amplitude_ma: float
+    pulse_width_us: float
+    frequency_hz: float
+    interphase_gap_us: float
+    anodic_width_ratio: float
+
+    def steps(self, command: StimCommand) -> tuple[int, int, int, int, int]:
+        """The command's amplitude, pulse width, frequency, interphase gap and anodic
+        width ratio in whole steps, toward the safe side. ``ValueError`` for a value
+        that is not a finite number (no step expresses it)."""
+        return (
+            _steps_down(command.amplitude_ma, self.amplitude_ma),
+            _steps_down(command.pulse_width_us, self.pulse_width_us),
+            _steps_down(command.frequency_hz, self.frequency_hz),
+            _steps_down(command.interphase_gap_us, self.interphase_gap_us),
+            -_steps_down(-command.anodic_width_ratio, self.anodic_width_ratio),
+        )
+
+    def quantise_row(self, row: NDArray[np.float64]) -> None:
+        """Quantise a command row (``COMMAND_FIELDS``) in place, toward the safe side.
+
+        A field that is not a finite, non-negative number, or so large that its steps
+        are not finite, is left as it is: the watchdog refuses it as it stands."""
+        for column, per_unit, up in (
+            (ROW_AMPLITUDE_MA, self.amplitude_ma, False),
+            (ROW_PULSE_WIDTH_US, self.pulse_width_us, False),
+            (ROW_FREQUENCY_HZ, self.frequency_hz, False),
+            (ROW_INTERPHASE_GAP_US, self.interphase_gap_us, False),
+            (ROW_ANODIC_WIDTH_RATIO, self.anodic_width_ratio, True),
+        ):
+            value = float(row[column])
+            if not (value >= 0.0 and math.isfinite(value * per_unit)):
+                continue
+            steps = -_steps_down(-value, per_unit) if up else _steps_down(value, per_unit)
+            row[column] = steps / per_unit
+
+
+def _steps_down(value: float, per_unit: float) -> int:
+    """Whole steps of ``1 / per_unit`` in ``value``, rounded down (``STEP_TOLERANCE``)."""
+    return math.floor(value * per_unit + STEP_TOLERANCE)
+
+
 @runtime_checkable
 class SensorSource(Protocol):
     """Yields gait sensor samples at a fixed period.
@@ -159,6 +223,10 @@ class Stimulator(Protocol):
     must be safe to call at any time, also after an error, and from any thread, also
     while ``apply`` is running or blocked in another one: the watchdog's monitor thread
     and an e-stop call it when the loop hangs. It must not wait for a blocked ``apply``.
+
+    A stimulator that can express only whole steps of each setting also has a
+    ``resolution`` attribute (a ``Resolution``): the watchdog then quantises before it
+    checks (``QuantisingStimulator``).
     """
 
     @property
@@ -183,3 +251,17 @@ class AcknowledgingStimulator(Stimulator, Protocol):
 
     @property
     def last_ack_monotonic_s(self) -> float: ...
+
+
+@runtime_checkable
+class QuantisingStimulator(Stimulator, Protocol):
+    """A ``Stimulator`` that delivers each setting in whole steps of ``resolution``.
+
+    The watchdog quantises every command to these steps, toward the safe side, before it
+    checks it, and delivers the quantised command, so the stimulator's own rounding can
+    never take a checked command beyond a limit. A stimulator without the attribute (the
+    simulated limb) takes commands as they are.
+    """
+
+    @property
+    def resolution(self) -> Resolution: ...

@@ -285,6 +285,10 @@ class Board:
     docstring. A port opened from a URL is the driver's to close; a link handed in stays
     its owner's (``close`` and ``reconnect`` leave it open), as with the other drivers."""
 
+    #: The wire's steps (10 uA, 1 us, 0.01 Hz, 1 us, 0.01): the watchdog quantises every
+    #: command to them before it checks it (``controller.ports.QuantisingStimulator``).
+    resolution = p.RESOLUTION
+
     def __init__(
         self,
         port: str | Link,

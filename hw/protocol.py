@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from enum import IntEnum
 from typing import ClassVar, Self
 
-from controller.ports import StimCommand
+from controller.ports import Resolution, StimCommand
 
 #: The newest protocol version this host speaks. Version 2 added the pulse shape
 #: (STIM_SHAPED, INFO's shape limits); version 3 is version 2 on a 1 000 000 baud link, the
@@ -56,6 +56,13 @@ FORCE_ABSENT = 0xFFFF
 #: Anodic width ratio on the wire: hundredths (100 = 1.00, the symmetric pulse).
 RATIO_UNIT = 0.01
 RATIO_SYMMETRIC = 100
+#: The steps of a STIM setting, per unit: 10 uA, 1 us, 0.01 Hz, 1 us, 0.01. A command is
+#: carried in whole steps toward the safe side (``controller.ports.Resolution``), and the
+#: watchdog checks it quantised so (the board driver exposes this as its resolution).
+RESOLUTION = Resolution(
+    amplitude_ma=100.0, pulse_width_us=1.0, frequency_hz=100.0, interphase_gap_us=1.0,
+    anodic_width_ratio=100.0,
+)
 #: Fixed-point scales of the debug truth rows.
 ANGLE_UNIT_DEG = 0.01
 CLEARANCE_UNIT_MM = 0.1
@@ -371,40 +378,38 @@ class ChannelSetting:
 
     @staticmethod
     def from_command(command: StimCommand) -> ChannelSetting:
-        """The wire form of a command (rounded to the wire units; off is all zeros and the
-        symmetric shape).
+        """The wire form of a command, in whole steps of ``RESOLUTION`` toward the safe
+        side (never above what was asked: a rounding up could take a command the
+        watchdog passed beyond a limit); off is all zeros and the symmetric shape.
 
         Raises ``ValueError`` for a value that does not fit the wire format (an anodic
         width ratio below 1 included); the watchdog keeps every command far inside it.
         """
         if not command.on:
             return ChannelSetting.off(command.channel)
-        values = (
-            command.amplitude_ma / AMPLITUDE_UNIT_MA,
-            command.pulse_width_us,
-            command.frequency_hz / FREQUENCY_UNIT_HZ,
-            command.interphase_gap_us,
-            command.anodic_width_ratio / RATIO_UNIT,
-        )
-        if not all(math.isfinite(v) and 0.0 <= v <= 0xFFFF for v in values) or (
-            round(values[4]) < RATIO_SYMMETRIC
-        ):
+        values = (command.amplitude_ma, command.pulse_width_us, command.frequency_hz,
+                  command.interphase_gap_us, command.anodic_width_ratio)
+        if not all(math.isfinite(v) and v >= 0.0 for v in values):
             raise ValueError(f"channel {command.channel}: {command} does not fit the wire")
-        amplitude, width, frequency, gap, ratio = (round(v) for v in values)
-        return ChannelSetting(command.channel, 1, amplitude, width, frequency, gap, ratio)
+        steps = RESOLUTION.steps(command)
+        if max(steps) > 0xFFFF or steps[4] < RATIO_SYMMETRIC:
+            raise ValueError(f"channel {command.channel}: {command} does not fit the wire")
+        return ChannelSetting(command.channel, 1, *steps)
 
     def to_command(self) -> StimCommand:
-        """The command in physical units."""
+        """The command in physical units (each a whole number of steps divided by the
+        steps per unit: the very number the watchdog checked)."""
         if not self.on:
             return StimCommand.off(self.channel)
+        r = RESOLUTION
         return StimCommand(
             self.channel,
             True,
-            self.amplitude_10ua * AMPLITUDE_UNIT_MA,
-            float(self.pulse_width_us),
-            self.frequency_chz * FREQUENCY_UNIT_HZ,
-            float(self.interphase_gap_us),
-            self.anodic_ratio_x100 * RATIO_UNIT,
+            self.amplitude_10ua / r.amplitude_ma,
+            self.pulse_width_us / r.pulse_width_us,
+            self.frequency_chz / r.frequency_hz,
+            self.interphase_gap_us / r.interphase_gap_us,
+            self.anodic_ratio_x100 / r.anodic_width_ratio,
         )
 
 

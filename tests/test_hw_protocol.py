@@ -113,6 +113,12 @@ def test_commands_convert_to_wire_units_and_back():
     command = StimCommand(1, True, 35.004, 300.2, 40.0)
     setting = p.ChannelSetting.from_command(command)
     assert setting == p.ChannelSetting(1, 1, 3500, 300, 4000)
+    # Never rounded up (the value checked is the ceiling of the value sent), and a
+    # value a whole number of steps does not lose one to float arithmetic.
+    assert p.ChannelSetting.from_command(StimCommand(0, True, 35.009, 300.9, 39.999)) == (
+        p.ChannelSetting(0, 1, 3500, 300, 3999))
+    small = StimCommand(0, True, 0.29, 300.0, 40.0)  # 0.29 x 100 = 28.999999999999996
+    assert p.ChannelSetting.from_command(small).amplitude_10ua == 29
     assert not setting.shaped
     assert setting.to_command() == StimCommand(1, True, 35.0, 300.0, 40.0)
     assert p.ChannelSetting.from_command(StimCommand.off(3)).to_command() == StimCommand.off(3)
@@ -125,10 +131,11 @@ def test_pulse_shapes_convert_to_wire_units_and_back():
     setting = p.ChannelSetting.from_command(odfs)
     assert setting == p.ChannelSetting(0, 1, 4000, 300, 4000, 50, 400) and setting.shaped
     assert setting.to_command() == StimCommand(0, True, 40.0, 300.0, 40.0, 50.0, 4.0)
-    # Rounded to the wire's resolution: 1 us and 0.01.
+    # In whole steps of the wire (1 us, 0.01) toward the safe side: the anodic width
+    # ratio up, so the recovery phase's current (amplitude / ratio) is never above it.
     assert p.ChannelSetting.from_command(
         StimCommand(0, True, 40.0, 300.0, 40.0, 0.0, 3.333)
-    ).anodic_ratio_x100 == 333
+    ).anodic_ratio_x100 == 334
     for bad in (StimCommand(0, True, 40.0, 300.0, 40.0, 0.0, 0.99),
                 StimCommand(0, True, 40.0, 300.0, 40.0, -1.0, 1.0),
                 StimCommand(0, True, 40.0, 300.0, 40.0, 0.0, math.nan),

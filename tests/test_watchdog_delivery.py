@@ -3,11 +3,18 @@ numbers it read once, never the caller's object (issue 13 item 3)."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from controller.ports import StimCommand
+from controller.safety.limits import RISE_WINDOW_S, pulse_breaches, pulse_of
 from controller.watchdog import SafetyLimits, Watchdog
+from hw import protocol as p
 
 
 class RecordingStimulator:
@@ -59,3 +66,132 @@ def test_an_object_that_changes_between_reads_is_delivered_as_checked():
     assert stimulator.types == [StimCommand]
     assert delivered == [StimCommand(0, True, 1.0, 300.0, 40.0)]
     assert not dog.latched
+
+
+# ---- quantisation: what is checked is what goes on the wire (issue 13 item 2) ---------
+
+#: Every limit at its compiled maximum, on a large electrode so that charge per phase is
+#: the limit that binds at 35 mA x 1000 us.
+WIDE_OPEN = SafetyLimits(
+    max_amplitude_ma=100.0, max_pulse_width_us=1000.0, max_frequency_hz=100.0,
+    max_charge_per_phase_uc=35.0, electrode_area_cm2=100.0,
+    max_amplitude_rise_ma_per_s=2000.0,
+)
+
+
+class WireStimulator:
+    """The board driver's encoding path without a board: every command delivered is
+    encoded as the board's STIM_SHAPED frame, then decoded as the firmware reads it."""
+
+    channels = 2
+    resolution = p.RESOLUTION
+
+    def __init__(self) -> None:
+        self.sent: list[tuple[float, StimCommand, StimCommand]] = []
+        self._decoder = p.FrameDecoder()
+
+    def apply(self, t_s: float, commands: Sequence[StimCommand]) -> None:
+        settings = tuple(p.ChannelSetting.from_command(c) for c in commands)
+        (frame,) = self._decoder.feed(p.StimShaped(0, settings).encode(len(self.sent)))
+        received = p.parse(frame)
+        assert isinstance(received, p.StimShaped)
+        for command, setting in zip(commands, received.settings, strict=True):
+            self.sent.append((t_s, command, setting.to_command()))
+
+    def stop_all(self) -> None:
+        pass
+
+
+def breaches_on_the_wire(limits: SafetyLimits, received: StimCommand) -> list[str]:
+    """Every per-pulse limit the command the board received exceeds."""
+    if not received.delivers:
+        return []
+    return [b.describe() for b in pulse_breaches(limits, pulse_of(received))]
+
+
+def test_wire_rounding_cannot_take_a_checked_pulse_beyond_the_charge_limit():
+    """The issue's repro: 35.006 mA x 999.8 us is 34.999 uC, within 35 uC, and rounded
+    to the wire's 10 uA and 1 us it was 35.01 mA x 1000 us = 35.01 uC."""
+    wire = WireStimulator()
+    dog = Watchdog(wire, WIDE_OPEN)
+    t = 0.0
+    for amplitude in [*range(1, 36), 35.006]:  # ramped within the rise limit
+        t += 0.002
+        dog.submit(t, [StimCommand(0, True, float(amplitude), 999.8, 40.0)])
+    assert not dog.latched and dog.clamped_commands == 0
+    _, delivered, received = wire.sent[-1]
+    assert received.amplitude_ma * received.pulse_width_us <= 35_000.0  # nC
+    assert received == delivered  # the watchdog checked exactly what the board got
+    assert all(not breaches_on_the_wire(WIDE_OPEN, r) for _, _, r in wire.sent)
+
+
+COMMANDS = st.builds(
+    StimCommand,
+    st.sampled_from([0, 1]),
+    st.sampled_from([True, True, True, False]),
+    st.floats(0.0, 110.0),
+    st.floats(0.0, 1100.0),
+    st.floats(0.0, 110.0),
+    st.sampled_from([0.0, 0.0, 0.0, 25.0, 49.999, 50.5]),
+    st.one_of(st.just(1.0), st.floats(1.0, 10.0)),
+)
+LIMITS = st.builds(
+    SafetyLimits,
+    max_amplitude_ma=st.floats(1.0, 100.0),
+    max_pulse_width_us=st.floats(10.0, 1000.0),
+    max_frequency_hz=st.floats(1.0, 100.0),
+    max_charge_per_phase_uc=st.floats(0.5, 35.0),
+    electrode_area_cm2=st.floats(1.0, 100.0),
+    max_rms_current_density_ma_per_cm2=st.floats(0.1, 2.0),
+    max_shannon_k=st.floats(0.5, 1.85),
+    max_amplitude_rise_ma_per_s=st.floats(10.0, 2000.0),
+)
+STEPS = st.lists(
+    st.tuples(st.floats(1e-4, 0.02), st.lists(COMMANDS, min_size=1, max_size=2)),
+    min_size=1, max_size=40,
+)
+
+
+def check_wire(limits: SafetyLimits, steps: list) -> int:
+    """Drive the watchdog over the board's encoding; every frame the board gets is the
+    command the watchdog checked, within every per-pulse limit and the rise limit.
+    Returns how many stimulating commands went out."""
+    wire = WireStimulator()
+    dog = Watchdog(wire, limits)
+    t = 0.0
+    for dt, commands in steps:
+        t += dt
+        dog.submit(t, commands)
+    held: dict[int, tuple[float, float]] = {}  # channel: (peak mA, time of last command)
+    stimulating = 0
+    for t_s, delivered, received in wire.sent:
+        # Off is all zeros on the wire, whatever numbers came with it.
+        assert received == (delivered if delivered.on else StimCommand.off(delivered.channel))
+        assert not breaches_on_the_wire(limits, received), received
+        peak, last_s = held.get(received.channel, (0.0, -math.inf))
+        if received.delivers:
+            stimulating += 1
+            allowed = peak + limits.max_amplitude_rise_ma_per_s * min(t_s - last_s, RISE_WINDOW_S)
+            assert received.amplitude_ma <= allowed * (1 + 1e-9) + 1e-12
+        held[received.channel] = (received.amplitude_ma if received.delivers else 0.0, t_s)
+    return stimulating
+
+
+@settings(max_examples=200, deadline=None, derandomize=True)
+@given(LIMITS, STEPS)
+def test_no_encoded_stim_exceeds_a_limit_the_watchdog_enforces(limits, steps):
+    check_wire(limits, steps)
+
+
+@pytest.mark.slow
+def test_no_encoded_stim_exceeds_a_limit_the_watchdog_enforces_10000_cases():
+    stimulating = 0
+
+    @settings(max_examples=10_000, deadline=None)
+    @given(LIMITS, STEPS)
+    def prop(limits, steps):
+        nonlocal stimulating
+        stimulating += check_wire(limits, steps)
+
+    prop()
+    assert stimulating > 10_000

@@ -344,10 +344,19 @@ def _limit_rise_and_deliver(
             _copy_row(requested, i, log, r, L_REQUESTED)
             _copy_row(delivered, i, log, r, L_DELIVERED)
             clamped = 1
+    hold_delivered(state, t_s, delivered, i)
+    return clamped
+
+
+@kernel
+def hold_delivered(state: Floats, t_s: float, delivered: Floats, i: int) -> None:
+    """The channel of row ``i`` holds what that row delivers from ``t_s`` on. (The shell
+    calls it again when it has quantised a clamped row down to a stimulator's steps, so
+    that the rise limit counts from what was sent.)"""
+    base = channel_base(state, int(delivered[i, ROW_CHANNEL]))
     on = delivered[i, ROW_ON] != 0.0
     a1, w1, f, a2, w2 = _pulse_of_row(delivered, i)
     deliver(state, base, t_s, first_max(a1, a2) if _stimulates(on, a1, w1, f, a2, w2) else 0.0)
-    return clamped
 
 
 @kernel

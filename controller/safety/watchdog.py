@@ -18,6 +18,12 @@ table):
   at the highest amplitude the rise limit allows (both phases scaled alike, so charge
   balance is kept); the channel keeps stimulating.
 
+What it delivers is rebuilt from the numbers it checked (read once from the caller's
+command), never the caller's object. For a stimulator that expresses settings in whole
+steps (a ``resolution``, ``controller.ports.QuantisingStimulator``: the board's wire),
+every command is quantised toward the safe side first, then checked, and a clamped
+amplitude is quantised down again: what is checked is what is sent.
+
 Every intervention (a clamp, a fault, a command refused while latched, an e-stop) is an
 ``Intervention`` in ``interventions``: trial time, rule, channel, what was requested,
 what was delivered, and the value against its limit.
@@ -64,6 +70,7 @@ from controller.ports import (
     ROW_CHANNEL,
     ROW_ON,
     AcknowledgingStimulator,
+    Resolution,
     Sample,
     StimCommand,
     Stimulator,
@@ -73,6 +80,7 @@ from controller.safety.decide import (
     SAMPLE_OK,
     STOP,
     discard_records,
+    hold_delivered,
     latch_outputs,
     observe_sample,
     outputs_off,
@@ -83,8 +91,11 @@ from controller.safety.decide import (
 )
 from controller.safety.layout import (
     ALL_CHANNELS,
+    KIND_CLAMP,
     KIND_LATCH,
+    L_DELIVERED,
     L_KIND,
+    L_SOURCE,
     S_CLAMPED,
     S_FAULTS,
     S_LAST_T,
@@ -169,6 +180,8 @@ class Watchdog:
         # Looked up without evaluating the property (a driver's may raise before use).
         acks = inspect.getattr_static(stimulator, "last_ack_monotonic_s", None) is not None
         self._acks = cast(AcknowledgingStimulator, stimulator) if acks else None
+        resolution = getattr(stimulator, "resolution", None)
+        self._resolution = resolution if isinstance(resolution, Resolution) else None
         self.limits = limits
         self.fault: Intervention | None = None
         self.interventions: list[Intervention] = []
@@ -386,12 +399,28 @@ class Watchdog:
             texts.time = repr(t_s)
         stop = submit_rows(self._limits, self._state, self._log, tf, requested,
                            delivered_rows, texts.invalid_row, invalid_rule)
+        if not stop and self._resolution is not None:
+            self._settle(tf, delivered_rows)
         self._drain(texts)
         if stop:
             return [StimCommand.off(int(row[ROW_CHANNEL])) for row in delivered_rows], True
         # Rebuilt from the numbers checked, never the caller's objects: a command whose
         # fields read differently the second time is delivered as it was checked.
         return [command_of_row(row) for row in delivered_rows], False
+
+    def _settle(self, t_s: float, delivered: Floats) -> None:
+        """Quantise the rows the rise clamp scaled (off the stimulator's steps) down to
+        a step: each channel then holds, and its clamp record shows, what is sent."""
+        assert self._resolution is not None
+        for i, row in enumerate(delivered):
+            amplitude = row[ROW_AMPLITUDE_MA]
+            self._resolution.quantise_row(row)
+            if row[ROW_AMPLITUDE_MA] != amplitude:
+                hold_delivered(self._state, t_s, delivered, i)
+        for record in self._log[: int(self._state[S_LOG_COUNT])]:
+            if record[L_KIND] == KIND_CLAMP:
+                record[L_DELIVERED : L_DELIVERED + COMMAND_ROW_SIZE] = delivered[
+                    int(record[L_SOURCE])]
 
     def _new_rows(self, n: int) -> tuple[Floats, Floats]:
         rows = (np.zeros((n, COMMAND_ROW_SIZE)), np.zeros((n, COMMAND_ROW_SIZE)))
@@ -426,6 +455,8 @@ class Watchdog:
         row[ROW_ON] = 1.0 if command.on else 0.0  # type: ignore[attr-defined]
         for column, name in enumerate(_COMMAND_NUMBERS, start=ROW_AMPLITUDE_MA):
             row[column] = number(getattr(command, name))
+        if self._resolution is not None:  # what is checked is what the stimulator sends
+            self._resolution.quantise_row(row)
         if not exact:
             if texts.invalid_row > i:
                 texts.invalid_detail = (
