@@ -156,6 +156,23 @@ class LinkStats:
         return {name: getattr(self, name) for name in self.__slots__}  # type: ignore[attr-defined]
 
 
+@dataclass(slots=True)
+class Sent:
+    """One frame this host sent: its type, when (in listening time), and the board's
+    answer once an ACK for it came (None before). A sequence number is only 8 bits, so
+    each transmission has its own record: an ACK updates the record of the latest frame
+    sent with its sequence number and type, never one of 256 frames earlier."""
+
+    type: int
+    listen_s: float
+    code: int | None = None
+
+    @property
+    def confirmed(self) -> bool:
+        """True once the board acknowledged this very frame as done (ACK OK)."""
+        return self.code == p.AckCode.OK
+
+
 @dataclass(frozen=True, slots=True)
 class LinkHealth:
     """The link at a glance, for a watchdog that polls it."""
@@ -314,6 +331,8 @@ class Board:
         self.stats = LinkStats()
         self.fault: BoardFault | None = None
         self.stop_confirmed = False
+        #: STOP_ALL frames sent by ``close`` (1 when the first was acknowledged).
+        self.stop_attempts = 0
         self._listeners: list[Callable[[BoardFault], None]] = []
         self._listen_s = 0.0
         self._lock = threading.Lock()
@@ -335,10 +354,12 @@ class Board:
         """Per-connection state: sequence numbers, acknowledgements, keep-alive."""
         self._seq = 0
         self._rx_seq: int | None = None
-        self._pending: OrderedDict[int, tuple[int, float]] = OrderedDict()
+        # Frames sent and not yet answered, oldest first, and the latest frame sent with
+        # each sequence number (the one an ACK naming that number answers).
+        self._pending: OrderedDict[int, Sent] = OrderedDict()
+        self._sent: dict[int, Sent] = {}
         # Read by ``last_ack_monotonic_s`` without a lock: one float, never blocks.
         self._last_frame_monotonic_s = time.monotonic()
-        self._acked: dict[int, int] = {}
         self._info_wait = threading.Event()
         self._hello_seqs: set[int] = set()
         self._hello_info: p.Info | None = None
@@ -348,9 +369,8 @@ class Board:
         self._last_sent_s = -math.inf
         self._last_sent_index = 0
         self._desired: list[p.ChannelSetting] = []
-        self._stim_seq: int | None = None
+        self._stim: Sent | None = None  # the latest STIM or STOP_ALL
         self._stim_sent_s = 0.0
-        self._stim_acked = True
 
     # --- connecting -------------------------------------------------------------------
 
@@ -508,20 +528,30 @@ class Board:
         return None
 
     def close(self) -> None:
-        """Outputs off (STOP_ALL, acknowledged if the board still answers), stream
-        stopped, port closed. Safe to call twice and after a fault."""
+        """Outputs off, stream stopped, port closed. Safe to call twice and after a fault.
+
+        STOP_ALL and STOP_STREAM are sent, and sent again every ``CLOSE_RESEND_S``, until
+        the board acknowledges them, or the link is declared lost: it already was, the
+        port failed, or they went ``link_timeout_s`` of listening without an answer.
+        ``stop_confirmed`` is True only for an ACK of one of these very STOP_ALL frames."""
         if self._transport is None:
             return
         self._samples.put(None)
         stops = [self._send(p.StopAll())]
         streams = [self._send(p.StopStream())]
-        start = time.monotonic()
-        resend_at = start + CLOSE_RESEND_S
-        while self._reader_alive() and time.monotonic() < start + CLOSE_WAIT_S:
+        first = stops[0].listen_s
+        resend_at = time.monotonic() + CLOSE_RESEND_S
+        while self._reader_alive() and not self._link_lost():
             with self._lock:
-                stopped = any(self._acked.get(s) == p.AckCode.OK for s in stops)
-                streamed = any(s in self._acked for s in streams)
+                stopped = any(s.confirmed for s in stops)
+                streamed = any(s.code is not None for s in streams)
+                unanswered_s = self._listen_s - first
             if stopped and streamed:
+                break
+            if unanswered_s > self._link_timeout_s:
+                what = "STOP_ALL" if not stopped else "STOP_STREAM"
+                self._set_fault("link", f"link lost: {what} unanswered for "
+                                        f"{unanswered_s * 1e3:.0f} ms")
                 break
             if time.monotonic() >= resend_at:
                 resend_at += CLOSE_RESEND_S
@@ -531,8 +561,14 @@ class Board:
                     streams.append(self._send(p.StopStream()))
             time.sleep(0.002)
         with self._lock:
-            self.stop_confirmed = any(self._acked.get(s) == p.AckCode.OK for s in stops)
+            self.stop_confirmed = any(s.confirmed for s in stops)
+        self.stop_attempts = len(stops)
         self._shutdown()
+
+    def _link_lost(self) -> bool:
+        """True once a link fault was declared (unplugged, silent, unanswered)."""
+        fault = self.fault
+        return fault is not None and fault.kind == "link"
 
     # --- Stimulator -------------------------------------------------------------------
 
@@ -563,12 +599,16 @@ class Board:
         now = time.monotonic()
         if changed:
             self._send_stim(changed)
-        elif not self._stim_acked and now - self._stim_sent_s > self._resend_after_s:
+        elif not self._stim_confirmed() and now - self._stim_sent_s > self._resend_after_s:
             self.stats.resends += 1
             self._send_stim(tuple(self._desired))
         else:
             period_s = self._heartbeat_s
             self._keep_alive(self._comm_timeout_s() / 4.0 if period_s is None else period_s)
+
+    def _stim_confirmed(self) -> bool:
+        """True when the latest STIM or STOP_ALL was acknowledged OK (or none was sent)."""
+        return self._stim is None or self._stim.confirmed
 
     def _keep_alive(self, period_s: float) -> None:
         """A HEARTBEAT when nothing was sent for ``period_s`` (wall or board time)."""
@@ -616,7 +656,7 @@ class Board:
             oldest = next(iter(self._pending.values()), None)
             last = self._last_frame_listen_s
             listen = self._listen_s
-        unacked = listen - oldest[1] if oldest is not None else 0.0
+        unacked = listen - oldest.listen_s if oldest is not None else 0.0
         return LinkHealth(
             acknowledging=self.fault is None and unacked <= self._link_timeout_s,
             last_frame_age_s=listen - last,
@@ -635,31 +675,37 @@ class Board:
 
     # --- the wire ---------------------------------------------------------------------
 
-    def _send(self, message: p.Message) -> int:
-        """Encode and write ``message`` with the next sequence number; returns it. A
-        write failure is a lost link (reported, not raised)."""
+    def _send(self, message: p.Message) -> Sent:
+        """Encode and write ``message`` with the next sequence number; returns the record
+        of this transmission. A write failure is a lost link (reported, not raised)."""
         with self._lock:
             self._seq = (self._seq + 1) & 0xFF
             seq = self._seq
             now = time.monotonic()
-            # Recorded before writing: the answer may be read before write() returns.
+            # Recorded before writing: the answer may be read before write() returns. A
+            # new record replaces the one of the frame sent 256 frames ago with this
+            # number, so that frame's ACK can never confirm this one.
+            sent = Sent(message.TYPE, self._listen_s)
+            self._pending.pop(seq, None)
             if isinstance(message, p.Hello):
                 self._hello_seqs.add(seq)
+                self._sent.pop(seq, None)
             else:
-                self._pending[seq] = (message.TYPE, self._listen_s)
+                self._pending[seq] = sent
+                self._sent[seq] = sent
             if isinstance(message, p.Stim | p.StopAll):
-                self._stim_seq, self._stim_sent_s, self._stim_acked = seq, now, False
+                self._stim, self._stim_sent_s = sent, now
             self._last_sent_s = now
             self._last_sent_index = self._last_index
         transport = self._transport
         if transport is None:
-            return seq
+            return sent
         try:
             transport.write(message.encode(seq))
             self.stats.frames_out += 1
         except TransportError as err:
             self._set_fault("link", f"link lost: {err}")
-        return seq
+        return sent
 
     def _reader_alive(self) -> bool:
         return self._reader is not None and self._reader.is_alive()
@@ -752,16 +798,17 @@ class Board:
 
     def _on_ack(self, ack: p.Ack) -> None:
         with self._lock:
-            self._acked[ack.acked_seq] = ack.code
-            if len(self._acked) > 512:
-                self._acked.pop(next(iter(self._acked)))
-            if ack.acked_seq in self._pending:
+            sent = self._sent.get(ack.acked_seq)
+            if sent is None or sent.type != ack.acked_type:
+                return  # answers no frame of this session that is still the latest
+            if sent.code is None:
+                sent.code = ack.code
+            if self._pending.get(ack.acked_seq) is sent:
+                # The board answers in order: every frame sent before this one was
+                # answered, or lost for good.
                 while self._pending:
-                    seq, _ = self._pending.popitem(last=False)
-                    if seq == ack.acked_seq:
+                    if self._pending.popitem(last=False)[1] is sent:
                         break
-            if ack.acked_seq == self._stim_seq and ack.code == p.AckCode.OK:
-                self._stim_acked = True
         if ack.code not in (p.AckCode.OK, p.AckCode.STALE_SEQ):
             self.stats.naks += 1
             what = _name(p.FrameType, ack.acked_type)

@@ -12,7 +12,6 @@ do not depend on the value.
 from __future__ import annotations
 
 import csv
-import json
 import os
 import pty
 import re
@@ -24,7 +23,15 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers.live import FES, Process, _no_process_outlives_its_test, summary, true_events
+from helpers.live import (
+    FES,
+    Process,
+    _no_process_outlives_its_test,
+    emulator,
+    events,
+    summary,
+    true_events,
+)
 from helpers.shared_machine import host_config
 
 from controller.cli import main
@@ -32,18 +39,6 @@ from hw.board import WIRE_TRUTH_COLUMNS
 from sim.limb import TRUTH_COLUMNS
 
 __all__ = ["_no_process_outlives_its_test"]  # the autouse fixture: no process outlives a test
-
-
-def emulator(tmp_path: Path, *args: str) -> tuple[Process, str, Path]:
-    log = tmp_path / "board.jsonl"
-    proc = Process("board-emulator", "--log", str(log), *args)
-    path = proc.first_stdout_line()
-    assert path.startswith("/dev/"), proc.stderr()
-    return proc, path, log
-
-
-def events(log: Path) -> list[dict]:
-    return [json.loads(line) for line in log.read_text().splitlines()]
 
 
 def walk_across_the_link(tmp_path: Path, out: Path, *options: str) -> Path:

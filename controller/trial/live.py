@@ -398,8 +398,9 @@ def _why_stopped(outcome: LoopOutcome, board: LiveBoard, watchdog: Watchdog) -> 
     off = (
         "outputs off (the board acknowledged STOP_ALL)"
         if board.stop_confirmed
-        else "STOP_ALL sent but not acknowledged: the board's own communication timeout "
-        "switches its outputs off"
+        else f"outputs off not confirmed (STOP_ALL sent but not acknowledged, "
+        f"{board.stop_attempts} sent): the board's own communication timeout switches "
+        "its outputs off"
     )
     if outcome.stopped_by in ("interrupted", "error"):
         return outcome.stopped_by, off
@@ -425,6 +426,7 @@ def _board_block(board: LiveBoard, message: str) -> dict[str, Any]:
         "link": {k: v for k, v in stats.items() if v is not None},
         "fault": board.fault.message if board.fault is not None else None,
         "outputs_off_confirmed": board.stop_confirmed,
+        "stop_all_sent": board.stop_attempts,
         "ending": message,
     }
     if board.info is not None:

@@ -69,7 +69,23 @@ def _no_process_outlives_its_test():
             proc.wait(10.0)
 
 
+def emulator(tmp_path: Path, *args: str) -> tuple[Process, str, Path]:
+    """``fes board-emulator`` logging to ``tmp_path/board.jsonl``: the process, its pty's
+    path and the log's path."""
+    log = tmp_path / "board.jsonl"
+    proc = Process("board-emulator", "--log", str(log), *args)
+    path = proc.first_stdout_line()
+    assert path.startswith("/dev/"), proc.stderr()
+    return proc, path, log
+
+
+def events(log: Path) -> list[dict]:
+    """The emulator's log, one dict per event."""
+    return [json.loads(line) for line in log.read_text().splitlines()]
+
+
 def summary(out: Path) -> dict:
+    """A trial's ``summary.json``."""
     return json.loads((out / "summary.json").read_text())
 
 
