@@ -9,16 +9,22 @@ as a sample with a NaN gyro, so the loop keeps its fixed period), ``apply`` send
 channels whose command changed, and ``stop_all`` sends STOP_ALL.
 
 A reader thread decodes everything the board sends. It declares the link lost when the
-port fails (unplugged), when no valid frame has arrived for ``link_timeout_s``, or when
-a command has gone unacknowledged that long (the board stopped acknowledging), and the
-board faulted when it reports a fault or refuses a command. Silence is measured in time
+port fails (unplugged), when no valid frame has arrived for ``link_timeout_s``, when
+a command has gone unacknowledged that long (the board stopped acknowledging), or when
+no new sample has come that long (a board that sends STATUS and ACKs but no SAMPLE, or
+that numbers its samples from 0 again), and the board faulted when it reports a fault
+or refuses a command. Each fault records when its trouble began (the last frame, the
+last new sample, the oldest unanswered command), so that a trial can name its first
+cause. Silence is measured in time
 the reader has spent listening (``LISTEN_STEP_S``), so that a pause of the host's own
 process is not taken for a silent board. The first fault ends the stream (``read``
 returns None), is kept in ``fault``, and is passed to every listener registered with
 ``add_fault_listener`` (from the reader thread, at once), so that a watchdog timer can
 act on it without waiting for the loop. A STIM or STOP_ALL not acknowledged within
 ``resend_after_s`` is followed by the full state of every channel, so the board's
-outputs converge on what the host wants over a lossy link.
+outputs converge on what the host wants over a lossy link. An ACK confirms only the
+latest frame sent with its sequence number and type (``Sent``): sequence numbers are 8
+bits, and an ACK of a frame 256 frames older must never confirm a new one.
 
 Keep-alive: the board switches every output off when it hears nothing valid for its
 communication timeout. The driver sends nothing on its own: a HEARTBEAT goes out from
@@ -127,11 +133,18 @@ class BoardRequirements:
 
 @dataclass(frozen=True, slots=True)
 class BoardFault:
-    """Why the stream ended: a lost link, a fault the board reported, or the host."""
+    """Why the stream ended: a lost link, a fault the board reported, or the host.
+
+    ``monotonic_s`` is when the driver declared it, ``since_monotonic_s`` when the
+    trouble began as far as the driver can tell: the board's last valid frame for a
+    silent link, its last new sample for a stream that stopped, the oldest unanswered
+    command for a board that stopped acknowledging; the declaration itself otherwise.
+    (A trial's first cause is the fault that began first, not the first one declared.)"""
 
     kind: FaultKind
     message: str
     monotonic_s: float
+    since_monotonic_s: float
 
 
 @dataclass(slots=True)
@@ -165,6 +178,7 @@ class Sent:
 
     type: int
     listen_s: float
+    monotonic_s: float
     code: int | None = None
 
     @property
@@ -366,6 +380,12 @@ class Board:
         self._last_rx_index = 0
         self._last_rx_t_us = 0
         self._last_frame_listen_s = self._listen_s
+        # The stream's progress: the highest sample index of this session, and when (in
+        # listening and wall time) a sample last raised it.
+        self._newest_index: int | None = None
+        self._lowest_since_newest: int | None = None
+        self._progress_listen_s = self._listen_s
+        self._progress_monotonic_s = time.monotonic()
         self._last_sent_s = -math.inf
         self._last_sent_index = 0
         self._desired: list[p.ChannelSetting] = []
@@ -390,6 +410,9 @@ class Board:
                 f"board on {self.url} refused:\n" + "\n".join(f"  - {x}" for x in problems),
             )
         self.info = info
+        with self._lock:  # the stream's clock starts now, before the link check can run
+            self._progress_listen_s = self._listen_s
+            self._progress_monotonic_s = time.monotonic()
         self._desired = [p.ChannelSetting.off(c) for c in range(info.channels)]
         if self._want_truth and info.capabilities & p.Capability.DEBUG_TRUTH:
             self._send(p.DebugTruth(1))
@@ -664,11 +687,13 @@ class Board:
             fault=self.fault,
         )
 
-    def _set_fault(self, kind: FaultKind, message: str) -> None:
+    def _set_fault(self, kind: FaultKind, message: str, since_s: float | None = None) -> None:
+        """Declare the first fault (later ones are symptoms); ``since_s``: when it began."""
         with self._lock:
             if self.fault is not None:
                 return
-            self.fault = BoardFault(kind, message, time.monotonic())
+            now = time.monotonic()
+            self.fault = BoardFault(kind, message, now, now if since_s is None else since_s)
         self._samples.put(None)
         for listener in self._listeners:
             listener(self.fault)
@@ -685,7 +710,7 @@ class Board:
             # Recorded before writing: the answer may be read before write() returns. A
             # new record replaces the one of the frame sent 256 frames ago with this
             # number, so that frame's ACK can never confirm this one.
-            sent = Sent(message.TYPE, self._listen_s)
+            sent = Sent(message.TYPE, self._listen_s, now)
             self._pending.pop(seq, None)
             if isinstance(message, p.Hello):
                 self._hello_seqs.add(seq)
@@ -738,13 +763,30 @@ class Board:
             return  # not streaming yet: the handshake has its own timeout
         health = self.health()
         silent, unacked = health.last_frame_age_s, health.oldest_unacked_age_s
+        with self._lock:
+            stuck = self._listen_s - self._progress_listen_s
+            oldest = next(iter(self._pending.values()), None)
         if silent > self._link_timeout_s:
-            self._set_fault("link", f"link lost: no frame from the board for {silent * 1e3:.0f} ms")
-        elif unacked > self._link_timeout_s:
+            self._set_fault("link", f"link lost: no frame from the board for {silent * 1e3:.0f} ms",
+                            self._last_frame_monotonic_s)
+        elif unacked > self._link_timeout_s and oldest is not None:
             self._set_fault(
                 "link",
                 f"board stopped acknowledging: a command is {unacked * 1e3:.0f} ms without answer",
+                oldest.monotonic_s,
             )
+        elif stuck > self._link_timeout_s:
+            self._set_fault("link", f"link lost: no new sample from the board for "
+                                    f"{stuck * 1e3:.0f} ms ({self._why_no_progress()})",
+                            self._progress_monotonic_s)
+
+    def _why_no_progress(self) -> str:
+        """What the board sends instead of new samples."""
+        low = self._lowest_since_newest
+        if low is not None:
+            return (f"its sample index went back from {self._newest_index} to {low}: did "
+                    "the board restart?")
+        return "it still sends other frames"
 
     def _on_frame(self, frame: p.Frame) -> None:
         self.stats.frames_in += 1
@@ -785,6 +827,13 @@ class Board:
         if info is None:
             return
         self.stats.samples += 1
+        with self._lock:
+            if self._newest_index is None or s.index > self._newest_index:
+                self._newest_index, self._lowest_since_newest = s.index, None
+                self._progress_listen_s = self._listen_s
+                self._progress_monotonic_s = time.monotonic()
+            elif self._lowest_since_newest is None or s.index < self._lowest_since_newest:
+                self._lowest_since_newest = s.index
         self._last_rx_index, self._last_rx_t_us = s.index, s.t_us
         gyro = math.nan
         if s.flags & p.SampleFlag.GYRO_SAGITTAL_VALID:

@@ -49,7 +49,8 @@ TX_BUFFER_LIMIT = 65536
 
 
 class LinkFaults(ConfigModel):
-    """Faults injected on the link; probabilities per frame, times in board seconds."""
+    """Faults injected on the link and in the board's stream; probabilities per frame,
+    times in board seconds into the walk."""
 
     drop: float = Field(
         0.0, ge=0.0, le=1.0,
@@ -95,6 +96,24 @@ class LinkFaults(ConfigModel):
         description="Board time into the walk at which the pty is closed, as a pulled "
         "cable; the firmware runs on until its communication timeout switches the "
         "outputs off (--unplug-at-s; unset: never).",
+    )
+    samples_stop_at_s: float | None = Field(
+        None, ge=0.0, le=86400.0,
+        description="Board time into the walk at which the board stops sending SAMPLE "
+        "frames while it still answers commands and sends STATUS (--samples-stop-at-s; "
+        "unset: never).",
+    )
+    index_restart_at_s: float | None = Field(
+        None, ge=0.0, le=86400.0,
+        description="Board time into the walk at which the board numbers its samples from "
+        "0 again, as a sensor loop that restarted, while the session goes on "
+        "(--index-restart-at-s; unset: never).",
+    )
+    garbage_at_s: float | None = Field(
+        None, ge=0.0, le=86400.0,
+        description="Board time into the walk from which everything the board sends is "
+        "noise: random bytes in place of each frame, as a wrong baud rate or a broken "
+        "ground (--garbage-at-s; unset: never).",
     )
 
 
@@ -160,6 +179,7 @@ class BoardEmulator:
         self._plugged = True
         self._unplug_requested = threading.Event()
         self._stalled = False
+        self._index_restarted = False
         self.tx_dropped_overflow = 0
 
     # --- time and log -----------------------------------------------------------------
@@ -240,9 +260,17 @@ class BoardEmulator:
                 self._inject("rx", raw + p.DELIMITER)
 
     def _send(self, frames: list[bytes]) -> None:
+        noise = self._due(self.config.faults.garbage_at_s)
         for frame in frames:
+            if noise:
+                frame = self._rng.randbytes(len(frame))
             if not self._stalled:
                 self._inject("tx", frame)
+
+    def _due(self, at_s: float | None) -> bool:
+        """True once the walk is ``at_s`` board seconds old (never for None)."""
+        walk = self.walk_time_s()
+        return at_s is not None and walk is not None and walk >= at_s
 
     def _inject(self, direction: str, raw: bytes) -> None:
         """Pass one raw frame through the configured link faults, then deliver it."""
@@ -292,6 +320,16 @@ class BoardEmulator:
                 self._stalled = stalled
                 self.log("stall" if stalled else "stall_end", board_t_s=self.board_time_s(),
                          on=self.firmware.channels_on())
+        mute = self._due(f.samples_stop_at_s)
+        if mute != self.firmware.mute_samples:
+            self.firmware.mute_samples = mute
+            self.log("samples_stop", board_t_s=self.board_time_s(),
+                     on=self.firmware.channels_on())
+        if self._due(f.index_restart_at_s) and not self._index_restarted:
+            self._index_restarted = True
+            self.firmware.restart_index()
+            self.log("index_restart", board_t_s=self.board_time_s(),
+                     on=self.firmware.channels_on())
         due = f.unplug_at_s is not None and walk >= f.unplug_at_s
         if self._plugged and (due or self._unplug_requested.is_set()):
             self._unplug()

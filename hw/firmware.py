@@ -27,8 +27,6 @@ from controller.validation import ConfigModel
 from hw import protocol as p
 from sim.limb import SimulatedLimb
 
-#: STATUS period while streaming.
-STATUS_PERIOD_S = 0.1
 #: Samples remembered for round-trip measurement (ref_sample of STIM and HEARTBEAT).
 RTT_MEMORY = 1024
 #: Gyroscope axis (z) that carries the sagittal shank rate on the emulated board.
@@ -119,6 +117,10 @@ class FirmwareSettings(ConfigModel):
         description="Offer the simulated patient's ground truth as debug frames; false "
         "behaves as a real board, whose trials have no truth to be scored on (--no-truth).",
     )
+    status_period_ms: int = Field(
+        100, ge=10, le=1000,
+        description="Time between STATUS frames while streaming (--status-period-ms).",
+    )
 
     @model_validator(mode="after")
     def _longest_pulse_fits_shortest_period(self) -> Self:
@@ -186,6 +188,10 @@ class Firmware:
         self._tx_seq = 0
         self._walk_start_s: float | None = None
         self._next_index = 0
+        #: Fault injection (``hw.emulator``): SAMPLE frames withheld, and the number
+        #: the sample index restarted from 0 at (as a board whose sensor loop reset).
+        self.mute_samples = False
+        self._index_base = 0
         self._sent_s = [math.nan] * RTT_MEMORY
         self._answered = -1
         self.round_trips_s: list[float] = []
@@ -394,6 +400,11 @@ class Firmware:
         """Power off: every output off."""
         self._all_off(now_s, "power_off")
 
+    def restart_index(self) -> None:
+        """Number the next sample 0 again (fault injection: a board whose sensor loop
+        restarted while the host's session went on)."""
+        self._index_base = self._next_index
+
     @property
     def walk_start_s(self) -> float | None:
         """Board time of the first START_STREAM (the walk's time zero), or None."""
@@ -415,7 +426,7 @@ class Firmware:
         while self._walk_start_s is not None and now_s >= self.next_tick_s():
             out += self._tick(now_s)
         if self.streaming and now_s >= self._next_status_s:
-            self._next_status_s = now_s + STATUS_PERIOD_S
+            self._next_status_s = now_s + self.settings.status_period_ms / 1000.0
             out.append(self._status(now_s))
         return out
 
@@ -435,10 +446,10 @@ class Firmware:
                 return self._fault(p.FaultCode.SENSOR, p.BROADCAST_CHANNEL, now_s)
             return []
         out: list[bytes] = []
-        if self.streaming:
+        if self.streaming and not self.mute_samples:
             self._sent_s[k % RTT_MEMORY] = now_s
             t_us = self._walk_t_us(k * self._period_s)
-            out.append(self._frame(self._sample_frame(k, t_us, sample)))
+            out.append(self._frame(self._sample_frame(k - self._index_base, t_us, sample)))
         events = self._due_events(k)
         if not (self.streaming and self.truth_enabled):
             self._truth_next = k + 1

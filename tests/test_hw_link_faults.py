@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Callable
+from pathlib import Path
 
 from helpers.live import Process, _no_process_outlives_its_test, emulator, events, summary
 from helpers.shared_machine import host_config
@@ -29,17 +30,37 @@ def live_run(tmp_path, path: str, duration_s: float) -> Process:
                    "--no-status", "--link-timeout-ms", "100", "--max-lag-ms", "400")
 
 
+def run_into_the_fault(
+    tmp_path: Path, fault_at_s: float, *emulator_args: str
+) -> tuple[Process, int, Path, Path]:
+    """``fes run`` for 20 s against an emulator that injects a fault ``fault_at_s`` into
+    the walk; returns the run, its exit code, the emulator's log and the trial folder.
+
+    A run that a loaded machine ended before the fault (another job kept ``fes run``
+    off the CPU beyond the watchdog's 30 ms: exit 7, rightly) is run again, at most
+    twice: these tests are about the fault, not the machine's punctuality."""
+    for attempt in range(3):
+        folder = tmp_path / f"attempt{attempt}"
+        folder.mkdir()
+        emu, path, log = emulator(folder, "--comm-timeout-ms", "400", *emulator_args)
+        run = live_run(folder, path, 20.0)
+        code = run.wait(timeout_s=40.0)
+        emu.stop()
+        out = folder / "live"
+        if code != 7 or summary(out)["duration_s"] >= fault_at_s - 0.01:
+            return run, code, log, out
+    raise AssertionError(f"the machine ended all three runs before the fault:\n{run.stderr()}")
+
+
 def test_stop_all_after_an_unplug_is_never_confirmed_by_an_old_ack(tmp_path):
     """The issue's repro (unplugged at 5 s rather than 3: this board's longer timeout
     means fewer keep-alive frames): after 256 frames every sequence number had been acknowledged
     once, and the STOP_ALL sent after the unplug matched the ACK of the frame that had
     its number 256 frames earlier: ``outputs_off_confirmed: true`` from a board that
     never received it."""
-    emu, path, log = emulator(tmp_path, "--unplug-at-s", "5", "--comm-timeout-ms", "400")
-    run = live_run(tmp_path, path, 8.0)
-    assert run.wait() == 5, run.stderr()  # link lost
-    assert emu.wait(10.0) == 0
-    board = summary(tmp_path / "live")["board"]
+    run, code, log, out = run_into_the_fault(tmp_path, 5.0, "--unplug-at-s", "5")
+    assert code == 5, run.stderr()  # link lost
+    board = summary(out)["board"]
     assert board["link"]["frames_out"] > 256  # every sequence number in use before
     unplug = next(e for e in events(log) if e["event"] == "unplug")
     assert not [e for e in events(log) if e["event"] == "stop_all"
@@ -47,6 +68,55 @@ def test_stop_all_after_an_unplug_is_never_confirmed_by_an_old_ack(tmp_path):
     assert board["outputs_off_confirmed"] is False
     assert "outputs off not confirmed" in board["ending"]
     assert "outputs off not confirmed" in run.stderr()
+
+
+def fault_report_delay_s(run: Process, log, event: str) -> float:
+    """Seconds from the emulator's ``event`` to ``fes run`` reporting its link fault."""
+    began = next(e for e in events(log) if e["event"] == event)["monotonic_s"]
+    return next(t for t, line in run.lines if "link fault" in line) - began
+
+
+@pytest.mark.parametrize(
+    ("fault", "event", "message"),
+    [
+        (("--samples-stop-at-s", "2", "--status-period-ms", "20"), "samples_stop",
+         "no new sample from the board for 1"),
+        (("--index-restart-at-s", "2"), "index_restart", "did the board restart?"),
+    ],
+    ids=["samples-stop-status-every-20ms", "index-restart"],
+)
+def test_a_board_that_stops_streaming_samples_ends_the_run_as_link_lost(
+    tmp_path, fault, event, message
+):
+    """Item 5: a board that keeps sending valid frames (STATUS every 20 ms, ACKs) but no
+    new sample hung ``fes run`` for ever (or, after an index restart, for as long as it
+    had streamed): it must end within the link timeout (100 ms) with exit 5."""
+    run, code, log, out = run_into_the_fault(tmp_path, 2.0, *fault)
+    assert code == 5, run.stderr()
+    assert message in run.stderr()
+    assert fault_report_delay_s(run, log, event) < 0.1 + 0.1
+    result = summary(out)
+    assert result["stopped_by"] == "link_lost"
+    assert result["duration_s"] == pytest.approx(2.0, abs=0.2)
+
+
+@pytest.mark.parametrize(
+    ("fault", "event"),
+    [(("--stall-at-s", "2", "--stall-s", "30"), "stall"), (("--garbage-at-s", "2"), None)],
+    ids=["stalled", "sending-garbage"],
+)
+def test_a_silent_board_exits_5_link_lost_not_7_watchdog(tmp_path, fault, event):
+    """Item 6: the watchdog's heartbeat rule (the loop, waiting for the next sample,
+    sends no command) latches 20-30 ms into the silence, the driver's link timeout at
+    100 ms; the report must name the first cause, the link, not the last symptom."""
+    run, code, log, out = run_into_the_fault(tmp_path, 2.0, *fault)
+    assert code == 5, run.stderr()
+    assert "stopped by link_lost: link lost: no frame from the board" in run.stderr()
+    result = summary(out)
+    assert result["stopped_by"] == "link_lost"
+    assert result["duration_s"] == pytest.approx(2.0, abs=0.2)
+    if event is not None:
+        assert fault_report_delay_s(run, log, event) < 0.1 + 0.1
 
 
 def connected_board(faults: LinkFaults) -> tuple[Board, BoardEmulator, Callable[[], str]]:

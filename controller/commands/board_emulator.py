@@ -32,12 +32,12 @@ from controller.resources import available
 BOARD_OPTIONS = (
     "channels", "sample_rate_hz", "max_amplitude_ma", "max_pulse_width_us",
     "max_frequency_hz", "max_on_time_ms", "comm_timeout_ms", "board_id", "protocol_version",
-    "max_interphase_gap_us", "max_anodic_width_ratio",
+    "max_interphase_gap_us", "max_anodic_width_ratio", "status_period_ms",
 )
 #: Options that set the link faults.
 FAULT_OPTIONS = (
     "drop", "corrupt", "duplicate", "delay", "delay_ms", "direction", "stall_at_s",
-    "stall_s", "unplug_at_s",
+    "stall_s", "unplug_at_s", "samples_stop_at_s", "index_restart_at_s", "garbage_at_s",
 )
 #: Options of the Python model that the AVR firmware fixes, by destination and flag.
 NOT_FOR_AVR = {
@@ -288,6 +288,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                        help="firmware version reported at HELLO (default 1.1.0, or 1.0.0 "
                        "with --protocol-version 1)")
     board.add_argument("--board-id", type=int, metavar="N", help="board serial number (default 1)")
+    board.add_argument("--status-period-ms", type=int, metavar="MS",
+                       help="time between STATUS frames while streaming, 10-1000 (default 100)")
     board.add_argument("--no-truth", action="store_true",
                        help="behave as a real board: no ground-truth debug frames")
     faults = emu.add_argument_group("link faults (probabilities per frame, times in board s)")
@@ -307,6 +309,15 @@ def register(sub: argparse._SubParsersAction) -> None:
                         help="how long the stall lasts (default 0.5)")
     faults.add_argument("--unplug-at-s", type=float, metavar="S",
                         help="close the pty S seconds into the walk, as a pulled cable")
+    faults.add_argument("--samples-stop-at-s", type=float, metavar="S",
+                        help="stop sending SAMPLE frames S seconds into the walk, still "
+                        "answering commands and sending STATUS")
+    faults.add_argument("--index-restart-at-s", type=float, metavar="S",
+                        help="number the samples from 0 again S seconds into the walk (a "
+                        "board whose sensor loop restarted)")
+    faults.add_argument("--garbage-at-s", type=float, metavar="S",
+                        help="send noise instead of frames from S seconds into the walk "
+                        "(a wrong baud rate, a broken ground)")
     add("--log", type=Path, metavar="FILE",
         help="append every board event (session, outputs on/off, faults, round-trip "
         "times; with --device p24 every pulse the device fires) to FILE as JSON lines, "

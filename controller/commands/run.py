@@ -9,7 +9,8 @@ trial the stimulator cannot deliver, 130 Ctrl-C):
 9 no board (the port cannot be opened, or nothing answers HELLO or the probe);
 10 board refused (unknown firmware or protocol, limits looser than the safety watchdog's,
 sample rate or channels not what the trial needs, a pulse shape it cannot deliver);
-5 link lost during the trial (unplugged, silent, stopped acknowledging, garbled);
+5 link lost during the trial (unplugged, silent, stopped acknowledging, garbled, no new
+sample), also when the safety watchdog switched the outputs off first because of it;
 6 the board reported a fault or refused a command (an openEMSstim that reset);
 7 the safety watchdog latched a fault;
 8 the host fell behind the board's sample stream (or stalled so long that an
@@ -62,13 +63,16 @@ EPILOG = (
     "firmware, limits looser than the safety limits, wrong sample rate or too few "
     "channels, a pulse shape it cannot deliver: an interphase gap or an asymmetric pulse "
     "needs a board of protocol version 2, within its own shape limits); "
-    f"{EXIT_LINK_LOST} link lost (unplugged, silent, not acknowledging, a garbled line); "
+    f"{EXIT_LINK_LOST} link lost (unplugged, silent, not acknowledging, a garbled line, "
+    "no new sample; also when the watchdog's timeouts switched the outputs off first "
+    "because of it: the first cause is reported, not the last symptom); "
     f"{EXIT_BOARD_FAULT} board fault or command refused by the board (an openEMSstim "
     f"that reset); {EXIT_WATCHDOG_FAULT} safety watchdog fault; {EXIT_HOST_FAULT} host "
     "fell behind the board's stream, or stalled past an openEMSstim's on-time "
     f"(stimulation not delivered); {EXIT_INTERRUPTED} Ctrl-C. In every case after "
-    "connection the "
-    "outputs are switched off, STOP_ALL is sent and the files are written."
+    "connection the outputs are switched off, STOP_ALL is sent until the board "
+    "acknowledges it or the link is declared lost (the summary says whether the board "
+    "confirmed it) and the files are written."
 )
 
 
@@ -187,9 +191,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     add_format_option(run, "samples, events and timing")
     run.add_argument(
         "--link-timeout-ms", type=_milliseconds, default=100.0, metavar="MS",
-        help="no frame from the board, or a command unacknowledged, for this long ends "
-        "the trial as link lost (default 100; the board's own timeout protects the "
-        "patient whatever this is)",
+        help="no frame from the board, a command unacknowledged, or no new sample, for "
+        "this long ends the trial as link lost (default 100; the board's own timeout "
+        "protects the patient whatever this is)",
     )
     run.add_argument(
         "--max-lag-ms", type=_milliseconds, default=100.0, metavar="MS",

@@ -184,6 +184,10 @@ class Watchdog:
         self._resolution = resolution if isinstance(resolution, Resolution) else None
         self.limits = limits
         self.fault: Intervention | None = None
+        #: ``time.monotonic()`` when ``fault`` latched (None while none is latched): a
+        #: caller that also sees faults elsewhere (a board's link) can tell which came
+        #: first.
+        self.fault_monotonic_s: float | None = None
         self.interventions: list[Intervention] = []
         self._lock = threading.Lock()
         self._channels = stimulator.channels
@@ -307,7 +311,7 @@ class Watchdog:
         """
         with self._lock:
             self._drain(None)
-            self.fault = None
+            self.fault = self.fault_monotonic_s = None
             self._state[S_LATCHED] = 0.0
             self._armed = False
             self._good_sample_wall_s = None
@@ -480,7 +484,7 @@ class Watchdog:
                 item = intervention_of(record, self.limits, self._channels, texts)
                 self.interventions.append(item)
                 if record[L_KIND] == KIND_LATCH:
-                    self.fault = item
+                    self._set_fault(item)
         if unlogged:
             self._state[S_UNLOGGED] = 0
             self.interventions.append(Intervention(
@@ -488,15 +492,20 @@ class Watchdog:
                 ALL_CHANNELS, f"{unlogged} interventions", "all off",
                 "not logged one by one: the interventions log was full"))
             if self.latched and self.fault is None:
-                self.fault = self.interventions[-1]
+                self._set_fault(self.interventions[-1])
 
     def _latch(self, t_s: float, rule: int, requested: str, detail: str) -> None:
         """Latch a fault the shell found itself (the kernels' records drained first)."""
         self._drain(None)
         latch_outputs(self._state, t_s, rule)
-        self.fault = Intervention(t_s, RULE_NAMES[rule], ALL_CHANNELS, requested, "all off",
-                                  detail)
-        self.interventions.append(self.fault)
+        fault = Intervention(t_s, RULE_NAMES[rule], ALL_CHANNELS, requested, "all off", detail)
+        self._set_fault(fault)
+        self.interventions.append(fault)
+
+    def _set_fault(self, fault: Intervention) -> None:
+        """``fault`` is the latched fault, latched now."""
+        self.fault = fault
+        self.fault_monotonic_s = time.monotonic()
 
     def _trial_time_now(self, now: float | None = None) -> float:
         """Trial time estimated from the last submit and the wall time since."""

@@ -404,13 +404,33 @@ def _why_stopped(outcome: LoopOutcome, board: LiveBoard, watchdog: Watchdog) -> 
     )
     if outcome.stopped_by in ("interrupted", "error"):
         return outcome.stopped_by, off
-    if watchdog.fault is not None:
-        rule = watchdog.fault.rule
-        return "watchdog_fault", f"safety watchdog fault ({rule}); {off}"
+    latched = watchdog.fault
+    if fault is not None and _link_came_first(fault, watchdog):
+        # The watchdog's own timeouts (no command from a loop waiting for the board's next
+        # sample, no sensor sample, no acknowledgement) were symptoms of the link.
+        also = ""
+        if latched is not None and watchdog.fault_monotonic_s is not None:
+            delay_ms = (watchdog.fault_monotonic_s - fault.since_monotonic_s) * 1e3
+            also = (f" (the safety watchdog switched the outputs off {delay_ms:.0f} ms "
+                    f"after it began: {latched.rule})")
+        return "link_lost", f"{fault.message}{also}; {off}"
+    if latched is not None:
+        return "watchdog_fault", f"safety watchdog fault ({latched.rule}); {off}"
     if fault is not None:
         kind = {"link": "link_lost", "board": "board_fault", "host": "host_fault"}[fault.kind]
         return kind, f"{fault.message}; {off}"
     return outcome.stopped_by, off
+
+
+def _link_came_first(fault: BoardFault | OpenEmsFault, watchdog: Watchdog) -> bool:
+    """True when the trial's first cause is the link: a link fault whose trouble began
+    (the board's last frame or new sample, the oldest unanswered command) before the
+    watchdog latched anything. A link fault declared 100 ms into a silence is still the
+    cause of the heartbeat fault the watchdog latched 20 ms into it."""
+    if fault.kind != "link":
+        return False
+    latched_s = watchdog.fault_monotonic_s
+    return latched_s is None or fault.since_monotonic_s <= latched_s
 
 
 def _truth(board: LiveBoard, samples: int) -> GroundTruth:

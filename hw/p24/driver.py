@@ -407,7 +407,8 @@ class P24Stimulator:
     def _set_fault(self, kind: FaultKind, message: str) -> None:
         if self.fault is not None:
             return
-        self.fault = BoardFault(kind, message, time.monotonic())
+        now = time.monotonic()  # the P24's faults are known when they are declared
+        self.fault = BoardFault(kind, message, now, now)
         for listener in self._listeners:
             listener(self.fault)
 
