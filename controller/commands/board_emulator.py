@@ -122,11 +122,10 @@ def _serve(args: argparse.Namespace, board: Any, description: str) -> int:
     meanwhile); the board is closed whatever ends it."""
     from hw.realtime import frozen_heap
 
+    linked: str | None = None
     try:
         if args.link is not None:
-            with contextlib.suppress(FileNotFoundError):
-                args.link.unlink()
-            os.symlink(board.path, args.link)
+            linked = _make_link(board.path, args.link)
         stop = threading.Event()
         signal.signal(signal.SIGTERM, lambda *_: stop.set())
         # The collection runs before the path is out, so no host waits on it (hw.realtime).
@@ -138,9 +137,34 @@ def _serve(args: argparse.Namespace, board: Any, description: str) -> int:
         return EXIT_OK
     finally:
         board.close()
-        if args.link is not None:
-            with contextlib.suppress(FileNotFoundError):
-                args.link.unlink()
+        if linked is not None:
+            _remove_own_link(args.link, linked)
+
+
+def _link_exists(link: Path) -> ConfigError:
+    return ConfigError("--link", [
+        f"--link {link}: already exists; the emulator makes a new symlink and never "
+        "replaces or deletes a file it did not create (remove it, or choose another path)"
+    ])
+
+
+def _make_link(pty: str, link: Path) -> str:
+    """Make ``link`` a new symlink to ``pty`` (never replacing anything); its target."""
+    try:
+        os.symlink(pty, link)
+    except FileExistsError:
+        raise _link_exists(link) from None
+    except OSError as err:
+        raise ConfigError("--link", [f"--link {link}: {err.strerror}"]) from None
+    return pty
+
+
+def _remove_own_link(link: Path, target: str) -> None:
+    """Remove ``link`` if it is still the symlink this emulator made (to ``target``):
+    whatever replaced it since belongs to someone else."""
+    with contextlib.suppress(OSError):
+        if os.readlink(link) == target:
+            link.unlink()
 
 
 def _open_log(path: Path) -> GuardedLog:
@@ -194,6 +218,8 @@ def _run_p24(args: argparse.Namespace) -> int:
 def _run(args: argparse.Namespace) -> int:
     from sim.patient import load_patient
 
+    if args.link is not None and os.path.lexists(args.link):
+        raise _link_exists(args.link)
     if args.device == "p24":
         return _run_p24(args)
     if args.mcu == "avr":
@@ -323,5 +349,6 @@ def register(sub: argparse._SubParsersAction) -> None:
         "times; with --device p24 every pulse the device fires) to FILE as JSON lines, "
         "each stamped with time.monotonic()")
     add("--link", type=Path, metavar="PATH",
-        help="also make PATH a symlink to the pty (removed on exit)")
+        help="also make PATH a symlink to the pty (removed on exit); PATH must not exist: "
+        "an existing file is never replaced (exit 2)")
     emu.set_defaults(handler=_run)
