@@ -198,13 +198,18 @@ def _channel_safety(
                 f"{name}: {breach.quantity} of {ch.amplitude_ma:g} mA, "
                 f"{ch.pulse_width_us:g} us, {ch.frequency_hz:g} Hz is {value}, exceeds {limit}"
             )
+    # The ramp scales the amplitude or the pulse width from 0 to full: either way the
+    # charge per phase rises from 0 to the pulse's in ramp_up_ms, and that is what the
+    # watchdog limits (a pulse-width ramp steps its amplitude at onset).
+    charge_uc = pulse.charge_per_phase_uc
     ramp_s = ch.ramp_up_ms / 1000.0
-    rise = ch.amplitude_ma / ramp_s if ramp_s > 0 else math.inf
-    if rise > lim.max_amplitude_rise_ma_per_s:
+    rise = charge_uc / ramp_s if ramp_s > 0 else math.inf
+    if rise > lim.max_charge_rise_uc_per_s:
         problems.append(
-            f"{name}.ramp_up_ms: {ch.amplitude_ma:g} mA in {ch.ramp_up_ms:g} ms rises at "
-            f"{rise:.4g} mA/s, exceeds safety.max_amplitude_rise_ma_per_s = "
-            f"{lim.max_amplitude_rise_ma_per_s:g}"
+            f"{name}.ramp_up_ms: {ch.amplitude_ma:g} mA x {ch.pulse_width_us:g} us = "
+            f"{charge_uc:.4g} uC per phase in {ch.ramp_up_ms:g} ms rises at {rise:.4g} "
+            f"uC/s, exceeds safety.max_charge_rise_uc_per_s = "
+            f"{lim.max_charge_rise_uc_per_s:g}"
         )
     what, longest = _longest_train_ms(stim, ch)
     if longest > lim.max_continuous_on_ms:

@@ -20,9 +20,15 @@ import pytest
 from controller.config import load_config
 from controller.trial.simulated import run_simulated_trial
 
+#: Safety limits a case sets after the config check, as a watchdog stricter than the
+#: config would be.
+UNCHECKED = "unchecked safety"
 CASES = {
     "default": {},
-    "odfs_asymmetric_clamped": {"sim": {"patient": "fatigue_prone"}, "stim": {"preset": "odfs"}},
+    # A watchdog stricter than the config was checked against (applied after the check):
+    # every onset of the pulse-width ramp rises too fast in charge and is clamped.
+    "odfs_asymmetric_clamped": {"sim": {"patient": "fatigue_prone"}, "stim": {"preset": "odfs"},
+                                UNCHECKED: {"max_charge_rise_uc_per_s": 60.0}},
     "two_channels_predicted": {"stim": {"preset": "peroneal_calf"}, "sim": {"patient": "mild"}},
     "heel_switch_walkaide": {"stim": {"preset": "walkaide"}, "detector": {"sensor": "heel"}},
     "fused_force_sensor_fault": {
@@ -38,8 +44,11 @@ WALL_CLOCK_FIGURES = ("real_time_factor",)
 
 def _trial(tmp_path, name, overrides, compiled):
     layers = {**overrides, "loop": {"duration_s": 12.0, **overrides.get("loop", {})}}
+    unchecked = layers.pop(UNCHECKED, {})
+    config = load_config(overrides=layers)
+    config = config.model_copy(update={"safety": config.safety.model_copy(update=unchecked)})
     out = tmp_path / ("compiled" if compiled else "python") / name
-    summary = run_simulated_trial(load_config(overrides=layers), out, compiled=compiled)
+    summary = run_simulated_trial(config, out, compiled=compiled)
     return summary, out
 
 

@@ -201,21 +201,24 @@ def test_duty_cycle_over_the_sliding_window_latches():
 
 def test_a_steep_rise_is_slowed_not_refused():
     out = RecordingStimulator()
-    dog = Watchdog(out, LIMITS)  # 1000 mA/s
+    # 300 uC/s: at 300 us, 1000 mA/s.
+    dog = Watchdog(out, LIMITS.model_copy(update={"max_charge_rise_uc_per_s": 300.0}))
     amplitudes = [dog.submit(k * DT, [on(amplitude=30.0)])[0].amplitude_ma for k in range(20)]
     assert amplitudes[0] == pytest.approx(1000.0 * RISE_WINDOW_S)  # first step: 10 mA
     assert all(b - a <= 2.0 + 1e-9 for a, b in itertools.pairwise(amplitudes))
     assert amplitudes[10] == pytest.approx(30.0)  # 10 mA + 10 steps of 2 mA
     assert dog.faults == 0 and dog.clamped_commands == 10
     first = dog.interventions[0]
-    assert first.rule == "max_amplitude_rise_ma_per_s" and first.t_s == 0.0
+    assert first.rule == "max_charge_rise_uc_per_s" and first.t_s == 0.0
     assert first.requested.startswith("on 30 mA") and first.delivered.startswith("on 10 mA")
     # Falling is never limited: off at once.
     assert not dog.submit(20 * DT, [StimCommand.off(0)])[0].on
 
 
 def test_a_clamped_asymmetric_pulse_stays_balanced():
-    dog = Watchdog(RecordingStimulator(), LIMITS.model_copy(update={"max_pulse_width_us": 400.0}))
+    # The first step may reach 100 uC/s x 10 ms = 1 uC: 10 mA at 100 us.
+    dog = Watchdog(RecordingStimulator(), LIMITS.model_copy(
+        update={"max_pulse_width_us": 400.0, "max_charge_rise_uc_per_s": 100.0}))
     command = StimCommand(0, True, 30.0, 100.0, 40.0, anodic_width_ratio=3.0)
     delivered = dog.submit(0.0, [command])[0]
     assert delivered.amplitude_ma == pytest.approx(10.0)
@@ -322,8 +325,10 @@ def test_stop_all_is_not_a_fault_and_reset_keeps_outputs_off():
     t = ramped(dog, on(amplitude=10.0))
     dog.stop_all()
     assert out.stops == 1 and dog.faults == 0
-    # After a stop the channel is off: the next command rises from 0 mA again.
-    assert dog.submit(t, [on(amplitude=30.0)])[0].amplitude_ma == pytest.approx(1000.0 * DT)
+    # After a stop the channel is off: the next command rises from 0 uC again, to
+    # 350 uC/s x 2 ms = 0.7 uC, which is 2.33 mA at 300 us.
+    rise_uc = LIMITS.max_charge_rise_uc_per_s * DT
+    assert dog.submit(t, [on(amplitude=30.0)])[0].amplitude_ma == pytest.approx(rise_uc / 0.3)
 
 
 @pytest.mark.parametrize(

@@ -21,9 +21,11 @@ from controller.cli import main
          "r.m.s. current density of 35 mA, 300 us, 40 Hz is 2.711 mA/cm2, exceeds "
          "safety.max_rms_current_density_ma_per_cm2 = 2"),
         ("[stim.peroneal]\nramp_up_ms = 0\n",
-         "stim.peroneal.ramp_up_ms: 35 mA in 0 ms rises at inf mA/s, exceeds "
-         "safety.max_amplitude_rise_ma_per_s = 1000"),
-        ("[stim.peroneal]\nramp_up_ms = 20\n", "rises at 1750 mA/s"),
+         "stim.peroneal.ramp_up_ms: 35 mA x 300 us = 10.5 uC per phase in 0 ms rises at inf "
+         "uC/s, exceeds safety.max_charge_rise_uc_per_s = 350"),
+        ("[stim.peroneal]\nramp_up_ms = 20\n", "rises at 525 uC/s"),
+        ("[safety]\nmax_amplitude_rise_ma_per_s = 1000\n",
+         "max_amplitude_rise_ma_per_s was replaced by max_charge_rise_uc_per_s"),
         ("[stim.peroneal]\nramp_down_ms = 400\n",
          "stim.peroneal.ramp_down_ms: 400 ms exceeds safety.max_unknown_phase_ms = 250"),
         ("[safety]\nmax_continuous_on_ms = 1000\n",
@@ -58,7 +60,7 @@ def test_every_breach_is_listed_at_once(tmp_path, capsys):
     err = capsys.readouterr().err
     for limit in ("max_pulse_width_us", "max_charge_per_phase_uc",
                   "max_rms_current_density_ma_per_cm2", "max_shannon_k",
-                  "max_amplitude_rise_ma_per_s"):
+                  "max_charge_rise_uc_per_s"):
         assert f"safety.{limit}" in err
 
 

@@ -75,7 +75,7 @@ def test_an_object_that_changes_between_reads_is_delivered_as_checked():
 WIDE_OPEN = SafetyLimits(
     max_amplitude_ma=100.0, max_pulse_width_us=1000.0, max_frequency_hz=100.0,
     max_charge_per_phase_uc=35.0, electrode_area_cm2=100.0,
-    max_amplitude_rise_ma_per_s=2000.0,
+    max_charge_rise_uc_per_s=700.0,
 )
 
 
@@ -144,7 +144,7 @@ LIMITS = st.builds(
     electrode_area_cm2=st.floats(1.0, 100.0),
     max_rms_current_density_ma_per_cm2=st.floats(0.1, 2.0),
     max_shannon_k=st.floats(0.5, 1.85),
-    max_amplitude_rise_ma_per_s=st.floats(10.0, 2000.0),
+    max_charge_rise_uc_per_s=st.floats(3.0, 700.0),
 )
 STEPS = st.lists(
     st.tuples(st.floats(1e-4, 0.02), st.lists(COMMANDS, min_size=1, max_size=2)),
@@ -162,18 +162,19 @@ def check_wire(limits: SafetyLimits, steps: list) -> int:
     for dt, commands in steps:
         t += dt
         dog.submit(t, commands)
-    held: dict[int, tuple[float, float]] = {}  # channel: (peak mA, time of last command)
+    held: dict[int, tuple[float, float]] = {}  # channel: (charge uC, time of last command)
     stimulating = 0
     for t_s, delivered, received in wire.sent:
         # Off is all zeros on the wire, whatever numbers came with it.
         assert received == (delivered if delivered.on else StimCommand.off(delivered.channel))
         assert not breaches_on_the_wire(limits, received), received
-        peak, last_s = held.get(received.channel, (0.0, -math.inf))
+        held_uc, last_s = held.get(received.channel, (0.0, -math.inf))
+        charge_uc = pulse_of(received).charge_per_phase_uc if received.delivers else 0.0
         if received.delivers:
             stimulating += 1
-            allowed = peak + limits.max_amplitude_rise_ma_per_s * min(t_s - last_s, RISE_WINDOW_S)
-            assert received.amplitude_ma <= allowed * (1 + 1e-9) + 1e-12
-        held[received.channel] = (received.amplitude_ma if received.delivers else 0.0, t_s)
+            allowed = held_uc + limits.max_charge_rise_uc_per_s * min(t_s - last_s, RISE_WINDOW_S)
+            assert charge_uc <= allowed * (1 + 1e-9) + 1e-12
+        held[received.channel] = (charge_uc, t_s)
     return stimulating
 
 

@@ -188,7 +188,7 @@ def test_a_full_log_latches_rather_than_decide_without_a_record():
     assert command_of_row(out[0]) == StimCommand.off(0)
     dog.drain_log()
     rules_seen = [i.rule for i in dog.interventions]
-    assert rules_seen == (["max_amplitude_rise_ma_per_s"] * (log.shape[0] - 1)
+    assert rules_seen == (["max_charge_rise_uc_per_s"] * (log.shape[0] - 1)
                           + ["intervention_log_full"] * 2)
     assert dog.fault is not None and dog.fault.rule == "intervention_log_full"
     assert dog.fault.detail == "1 free rows for a submit of 1 commands, which needs one more"

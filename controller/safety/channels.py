@@ -3,7 +3,7 @@
 The output holds each command until the next one, so a channel's history is a sequence
 of on-intervals. From it come the three limits that depend on time rather than on one
 pulse: continuous on-time, duty cycle over the sliding ``DUTY_WINDOW_S`` window, and
-how far the amplitude may rise at the next command. Times are trial seconds.
+how far the charge per phase may rise at the next command. Times are trial seconds.
 
 Kernels over a channel's block of the watchdog's ``state`` array (``base`` is where it
 starts, ``channel_base``); the layout is in ``controller.safety.layout``. The duty cycle
@@ -19,7 +19,7 @@ import math
 
 from controller.kernels import Floats, kernel
 from controller.safety.layout import (
-    C_AMPLITUDE,
+    C_CHARGE,
     C_CLOSED_TOTAL,
     C_LAST_COMMAND,
     C_ON,
@@ -88,21 +88,22 @@ def duty(state: Floats, base: int, t_s: float) -> float:
 
 
 @kernel
-def allowed_amplitude_ma(state: Floats, base: int, t_s: float, rise_ma_per_s: float) -> float:
-    """The highest amplitude a command at ``t_s`` may deliver under the rise limit."""
+def allowed_charge_uc(state: Floats, base: int, t_s: float, rise_uc_per_s: float) -> float:
+    """The highest charge per phase a command at ``t_s`` may deliver under the rise
+    limit."""
     dt_s = first_min(first_max(t_s - state[base + C_LAST_COMMAND], 0.0), RISE_WINDOW_S)
-    return state[base + C_AMPLITUDE] + rise_ma_per_s * dt_s
+    return state[base + C_CHARGE] + rise_uc_per_s * dt_s
 
 
 @kernel
-def deliver(state: Floats, base: int, t_s: float, amplitude_ma: float) -> None:
-    """The channel holds ``amplitude_ma`` (0: off) from ``t_s`` on."""
-    if amplitude_ma > 0.0 and not is_on(state, base):
+def deliver(state: Floats, base: int, t_s: float, charge_uc: float) -> None:
+    """The channel holds ``charge_uc`` per phase (0: off) from ``t_s`` on."""
+    if charge_uc > 0.0 and not is_on(state, base):
         state[base + C_ON] = 1.0
         state[base + C_ON_SINCE] = t_s
-    elif amplitude_ma <= 0.0 and is_on(state, base):
+    elif charge_uc <= 0.0 and is_on(state, base):
         _close(state, base, t_s)
-    state[base + C_AMPLITUDE] = first_max(0.0, amplitude_ma)
+    state[base + C_CHARGE] = first_max(0.0, charge_uc)
     state[base + C_LAST_COMMAND] = t_s
 
 
@@ -111,7 +112,7 @@ def force_off(state: Floats, base: int, t_s: float) -> None:
     """The output was switched off at ``t_s`` (a fault, an e-stop, a shutdown)."""
     if is_on(state, base):
         _close(state, base, t_s)
-    state[base + C_AMPLITUDE] = 0.0
+    state[base + C_CHARGE] = 0.0
 
 
 @kernel

@@ -33,7 +33,7 @@ from controller.ports import (
     ROW_PULSE_WIDTH_US,
 )
 from controller.safety.channels import (
-    allowed_amplitude_ma,
+    allowed_charge_uc,
     channel_base,
     continuous_on_s,
     deliver,
@@ -43,7 +43,7 @@ from controller.safety.channels import (
 )
 from controller.safety.layout import (
     ALL_CHANNELS,
-    C_AMPLITUDE,
+    C_CHARGE,
     C_REFUSAL_LOGGED,
     KIND_CLAMP,
     KIND_LATCH,
@@ -74,11 +74,16 @@ from controller.safety.layout import (
     SOURCE_NO_SENSOR,
     SOURCE_TIME,
 )
-from controller.safety.pulse_math import first_max, first_pulse_breach, recovery_phase
+from controller.safety.pulse_math import (
+    charge_per_phase_uc,
+    first_max,
+    first_pulse_breach,
+    recovery_phase,
+)
 from controller.safety.rules import (
     FAULT_LATCHED,
     INTERVENTION_LOG_FULL,
-    MAX_AMPLITUDE_RISE_MA_PER_S,
+    MAX_CHARGE_RISE_UC_PER_S,
     MAX_CONTINUOUS_ON_MS,
     MAX_DUTY_CYCLE,
     MAX_UNKNOWN_PHASE_MS,
@@ -317,9 +322,10 @@ def _limit_rise_and_deliver(
     limits: Floats, state: Floats, log: Floats, t_s: float, requested: Floats,
     delivered: Floats, i: int, clamps: int,
 ) -> int:
-    """Deliver row ``i`` with its amplitude limited by the rise rule (both phases scaled
-    alike, so charge balance is kept); 1 if it was clamped (its record is written after
-    the ``clamps`` already pending, committed by the caller), else 0."""
+    """Deliver row ``i`` with its charge per phase limited by the rise rule, whatever
+    rises (amplitude or pulse width): the amplitude is scaled down, both phases alike, so
+    charge balance is kept; 1 if it was clamped (its record is written after the
+    ``clamps`` already pending, committed by the caller), else 0."""
     for c in range(COMMAND_ROW_SIZE):
         delivered[i, c] = requested[i, c]
     ch = int(requested[i, ROW_CHANNEL])
@@ -328,19 +334,20 @@ def _limit_rise_and_deliver(
     a1, w1, f, a2, w2 = _pulse_of_row(requested, i)
     clamped = 0
     if _stimulates(on, a1, w1, f, a2, w2):
-        allowed = allowed_amplitude_ma(state, base, t_s, limits[MAX_AMPLITUDE_RISE_MA_PER_S])
-        peak = first_max(a1, a2)
-        if not peak <= allowed * (1.0 + RISE_TOLERANCE):
-            held_ma = state[base + C_AMPLITUDE]
+        allowed = allowed_charge_uc(state, base, t_s, limits[MAX_CHARGE_RISE_UC_PER_S])
+        charge = charge_per_phase_uc(a1, w1, a2, w2)
+        if not charge <= allowed * (1.0 + RISE_TOLERANCE):
+            held_uc = state[base + C_CHARGE]
             if allowed <= 0.0:
                 _write_off(delivered, i, float(ch))
             else:
-                # Scaling the leading amplitude scales the recovery phase with it (the
-                # shape is a width ratio), so an asymmetric pulse stays balanced.
-                delivered[i, ROW_AMPLITUDE_MA] = requested[i, ROW_AMPLITUDE_MA] * allowed / peak
+                # Charge is linear in the leading amplitude, which scales the recovery
+                # phase with it (the shape is a width ratio): still balanced.
+                delivered[i, ROW_AMPLITUDE_MA] = requested[i, ROW_AMPLITUDE_MA] * (
+                    allowed / charge)
             r = int(state[S_LOG_COUNT]) + clamps
-            _write_record(log, r, t_s, KIND_CLAMP, (MAX_AMPLITUDE_RISE_MA_PER_S, ch, float(i),
-                                                    held_ma, peak))
+            _write_record(log, r, t_s, KIND_CLAMP, (MAX_CHARGE_RISE_UC_PER_S, ch, float(i),
+                                                    held_uc, charge))
             _copy_row(requested, i, log, r, L_REQUESTED)
             _copy_row(delivered, i, log, r, L_DELIVERED)
             clamped = 1
@@ -356,7 +363,8 @@ def hold_delivered(state: Floats, t_s: float, delivered: Floats, i: int) -> None
     base = channel_base(state, int(delivered[i, ROW_CHANNEL]))
     on = delivered[i, ROW_ON] != 0.0
     a1, w1, f, a2, w2 = _pulse_of_row(delivered, i)
-    deliver(state, base, t_s, first_max(a1, a2) if _stimulates(on, a1, w1, f, a2, w2) else 0.0)
+    stimulates = _stimulates(on, a1, w1, f, a2, w2)
+    deliver(state, base, t_s, charge_per_phase_uc(a1, w1, a2, w2) if stimulates else 0.0)
 
 
 @kernel

@@ -49,7 +49,7 @@ HEADER_SIZE = 12
 (
     C_ON,  # 1 while the channel stimulates
     C_ON_SINCE,  # start of the current on-interval (NaN while off)
-    C_AMPLITUDE,  # peak amplitude held now, 0 while off
+    C_CHARGE,  # charge per phase held now (uC), 0 while off
     C_LAST_COMMAND,  # time of the channel's last command (-inf: none)
     C_CLOSED_TOTAL,  # running total of the ring's interval lengths
     C_RING_HEAD,  # ring index of the oldest interval

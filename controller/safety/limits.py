@@ -18,8 +18,8 @@ error naming the field). The sources of each number are in ``docs/safety.md``; i
   condition, types B/BF/CF); a train's net d.c. is such a current.
 - continuous on-time 5 s: openEMSstim bounds every command to 5 s (DESIGN.md timeouts
   2-5 s).
-- duty cycle 90 % over 10 s, amplitude rise 2000 mA/s, fault timeouts 30 ms: project
-  choices, argued in ``docs/safety.md``.
+- duty cycle 90 % over 10 s, charge rise 700 uC/s (the top charge per phase in 50 ms),
+  fault timeouts 30 ms: project choices, argued in ``docs/safety.md``.
 
 Charge per phase is amplitude x pulse width (mA x us = nC). An asymmetric pulse (a
 command whose ``anodic_width_ratio`` is above 1) is checked
@@ -32,9 +32,10 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from controller.ports import COMMAND_FIELDS, StimCommand
 from controller.safety import pulse_math
@@ -50,7 +51,7 @@ ABSOLUTE_MAX_SHANNON_K = 1.85
 ABSOLUTE_MAX_NET_DC_UA = 10.0
 ABSOLUTE_MAX_CONTINUOUS_ON_MS = 5000.0
 ABSOLUTE_MAX_DUTY_CYCLE = 0.9
-ABSOLUTE_MAX_AMPLITUDE_RISE_MA_PER_S = 2000.0
+ABSOLUTE_MAX_CHARGE_RISE_UC_PER_S = 700.0
 ABSOLUTE_MAX_HEARTBEAT_TIMEOUT_MS = 30.0
 ABSOLUTE_MAX_SENSOR_TIMEOUT_MS = 30.0
 ABSOLUTE_MAX_ACK_TIMEOUT_MS = 30.0
@@ -60,8 +61,8 @@ ABSOLUTE_MAX_ELECTRODE_AREA_CM2 = 100.0
 
 #: The sliding window of the duty-cycle limit.
 DUTY_WINDOW_S = 10.0
-#: An amplitude rise is measured over the time since the channel's previous command,
-#: at most this long: a step after a long pause counts as a step, not a slow ramp.
+#: A charge rise is measured over the time since the channel's previous command, at
+#: most this long: a step after a long pause counts as a step, not a slow ramp.
 RISE_WINDOW_S = 0.010
 #: How often the monitor thread checks heartbeat, sensor and acknowledgement ages.
 MONITOR_PERIOD_S = 0.002
@@ -122,9 +123,10 @@ class SafetyLimits(ConfigModel):
         0.8, gt=0.0, le=ABSOLUTE_MAX_DUTY_CYCLE,
         description=f"Fraction of the last {DUTY_WINDOW_S:g} s a channel may stimulate.",
     )
-    max_amplitude_rise_ma_per_s: float = Field(
-        1000.0, gt=0.0, le=ABSOLUTE_MAX_AMPLITUDE_RISE_MA_PER_S,
-        description="Fastest amplitude increase; faster requests are slowed to this.",
+    max_charge_rise_uc_per_s: float = Field(
+        350.0, gt=0.0, le=ABSOLUTE_MAX_CHARGE_RISE_UC_PER_S,
+        description="Fastest increase of the charge per phase, whatever the ramp acts on "
+        "(amplitude or pulse width); faster requests are slowed to this.",
     )
     heartbeat_timeout_ms: float = Field(
         20.0, gt=0.0, le=ABSOLUTE_MAX_HEARTBEAT_TIMEOUT_MS,
@@ -143,6 +145,19 @@ class SafetyLimits(ConfigModel):
         250.0, gt=0.0, le=ABSOLUTE_MAX_UNKNOWN_PHASE_MS,
         description="Longest stimulation while the detector reports an unknown phase.",
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _renamed_rise_limit(cls, data: Any) -> Any:
+        """Name the field that replaced ``max_amplitude_rise_ma_per_s``: an amplitude
+        limit missed the step of a pulse-width ramp (its amplitude is full at onset)."""
+        if isinstance(data, dict) and "max_amplitude_rise_ma_per_s" in data:
+            raise ValueError(
+                "max_amplitude_rise_ma_per_s was replaced by max_charge_rise_uc_per_s "
+                "(uC per phase per second, whatever the ramp acts on): e.g. 1000 mA/s at "
+                "300 us is 300 uC/s"
+            )
+        return data
 
     def kernel_array(self) -> np.ndarray:
         """These limits as the watchdog's kernels read them: one float64 per field, in

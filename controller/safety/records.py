@@ -44,7 +44,7 @@ from controller.safety.limits import Breach, Pulse, SafetyLimits
 from controller.safety.rules import (
     FAULT_LATCHED,
     INTERVENTION_LOG_FULL,
-    MAX_AMPLITUDE_RISE_MA_PER_S,
+    MAX_CHARGE_RISE_UC_PER_S,
     MAX_CONTINUOUS_ON_MS,
     MAX_DUTY_CYCLE,
     MAX_UNKNOWN_PHASE_MS,
@@ -148,10 +148,10 @@ def _detail(
     if rule in _PULSE_LIMIT:
         quantity, unit = _PULSE_LIMIT[rule]
         return Breach(name, quantity, value, getattr(limits, name), unit).describe()
-    if rule == MAX_AMPLITUDE_RISE_MA_PER_S:
+    if rule == MAX_CHARGE_RISE_UC_PER_S:
         return (
-            f"rise from {value:.4g} to {other:.4g} mA at t = {float(record[L_T]):.6g} s; "
-            f"at most {limits.max_amplitude_rise_ma_per_s:g} mA/s"
+            f"charge per phase rise from {value:.4g} to {other:.4g} uC at t = "
+            f"{float(record[L_T]):.6g} s; at most {limits.max_charge_rise_uc_per_s:g} uC/s"
         )
     if rule == MAX_CONTINUOUS_ON_MS:
         return f"on for {value:.1f} ms > {limits.max_continuous_on_ms:g} ms"

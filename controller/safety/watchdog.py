@@ -14,8 +14,9 @@ table):
   from the stimulator, within their timeouts (wall clock, checked by the monitor
   thread); an e-stop. The watchdog turns every output off (``stop_all``) and from then
   on delivers only "off", whatever it is asked, until ``reset``.
-- *Clamp*: an amplitude rising faster than ``max_amplitude_rise_ma_per_s`` is delivered
-  at the highest amplitude the rise limit allows (both phases scaled alike, so charge
+- *Clamp*: a charge per phase rising faster than ``max_charge_rise_uc_per_s``
+  (whether the amplitude or the pulse width rises) is delivered at the highest charge
+  the rise limit allows, by a lower amplitude (both phases scaled alike, so charge
   balance is kept); the channel keeps stimulating.
 
 What it delivers is rebuilt from the numbers it checked (read once from the caller's

@@ -124,8 +124,8 @@ class ChannelConfig(ConfigModel):
         60.0, ge=0.0, le=2000.0,
         description="Time from off to full level at the start of a train (on amplitude or "
         "pulse width: ramp_parameter). A gentle rise avoids provoking a calf stretch "
-        "reflex; it may not rise faster than safety.max_amplitude_rise_ma_per_s, so 0 is "
-        "refused.",
+        "reflex; the charge per phase it raises (whatever the ramp acts on) may not rise "
+        "faster than safety.max_charge_rise_uc_per_s, so 0 is refused.",
     )
     ramp_down_ms: float = Field(
         100.0, ge=0.0, le=2000.0,

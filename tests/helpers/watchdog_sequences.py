@@ -15,7 +15,7 @@ from controller.safety import SafetyLimits
 
 _COMMON = SafetyLimits(
     max_amplitude_ma=50.0, max_pulse_width_us=400.0, max_frequency_hz=50.0,
-    max_continuous_on_ms=600.0, max_duty_cycle=0.1, max_amplitude_rise_ma_per_s=1000.0,
+    max_continuous_on_ms=600.0, max_duty_cycle=0.1, max_charge_rise_uc_per_s=300.0,
     sensor_timeout_ms=20.0, max_unknown_phase_ms=100.0,
 )
 #: Two installations, so that every per-pulse limit can be the one that binds: on a large
