@@ -8,6 +8,9 @@ same lookup works from a checkout, an editable install and a wheel. A name such 
 
 from __future__ import annotations
 
+import os
+import re
+import stat
 import tomllib
 from importlib import resources
 from pathlib import Path
@@ -27,30 +30,76 @@ def available(kind: str) -> list[str]:
     return sorted(p.stem for p in folder.glob("*.toml"))
 
 
+#: The longest name a file may have on the file systems the project runs on.
+MAX_NAME_BYTES = 255
+#: A config is a few kB of TOML: anything this large is not one.
+MAX_CONFIG_BYTES = 1 << 20
+
+
 def resolve(kind: str, name_or_path: str) -> Path:
     """Path of a shipped config by name, or of a user file by path."""
     if "/" in name_or_path or name_or_path.endswith(".toml"):
         path = Path(name_or_path)
-        if not path.is_file():
+        if not _is_file(path, name_or_path):
             raise ConfigError(name_or_path, ["file not found"])
         return path
+    label = f"{kind} {_shown(name_or_path)}"
+    if len(f"{name_or_path}.toml".encode()) > MAX_NAME_BYTES:
+        raise ConfigError(label, [
+            f"a name has at most {MAX_NAME_BYTES - 5} bytes (its file, NAME.toml, at most "
+            f"{MAX_NAME_BYTES}); this one has {len(name_or_path.encode())}"])
     path = configs_root() / kind / f"{name_or_path}.toml"
-    if not path.is_file():
+    if not _is_file(path, label):
         names = ", ".join(available(kind)) or "none"
-        raise ConfigError(
-            f"{kind} {name_or_path!r}", [f"no such {kind} config; available: {names}"]
-        )
+        raise ConfigError(label, [f"no such {kind} config; available: {names}"])
     return path
 
 
-def load_toml(path: Path) -> dict[str, Any]:
-    """Parse a TOML file, turning syntax errors into a ``ConfigError`` with the line."""
+def _shown(text: str) -> str:
+    """``text`` quoted, cut to 60 characters: a message names the input, not all of it."""
+    return repr(text if len(text) <= 60 else f"{text[:57]}...")
+
+
+def _is_file(path: Path, label: str) -> bool:
+    """Whether ``path`` is a file; a path the system cannot even look up (a name
+    longer than 255 bytes) is a ``ConfigError`` naming it."""
     try:
+        return path.is_file()
+    except OSError as err:
+        raise ConfigError(_shown(label), [f"cannot look it up: {err.strerror} (a file "
+                                          f"name has at most {MAX_NAME_BYTES} bytes)"]) from None
+
+
+def load_toml(path: Path) -> dict[str, Any]:
+    """Parse a TOML file; a file that cannot be one (not a regular file, over
+    ``MAX_CONFIG_BYTES``, not UTF-8, not TOML, numbers or nesting beyond what the parser
+    takes) is a ``ConfigError`` naming the file and the problem."""
+    source = str(path)
+    try:
+        if not stat.S_ISREG(os.stat(path).st_mode):  # a FIFO or device: never opened
+            raise ConfigError(source, ["not a regular file"])
         with path.open("rb") as handle:
-            return tomllib.load(handle)
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(str(path), [f"not valid TOML: {exc}"]) from None
+            data = handle.read(MAX_CONFIG_BYTES + 1)
     except FileNotFoundError:
-        raise ConfigError(str(path), ["file not found"]) from None
+        raise ConfigError(source, ["file not found"]) from None
     except OSError as exc:
-        raise ConfigError(str(path), [f"cannot read: {exc.strerror}"]) from None
+        raise ConfigError(source, [f"cannot read: {exc.strerror}"]) from None
+    if len(data) > MAX_CONFIG_BYTES:
+        size = path.stat().st_size
+        raise ConfigError(source, [f"{size} bytes; a config is at most {MAX_CONFIG_BYTES}"])
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(source, [
+            f"not UTF-8 text (byte 0x{data[exc.start]:02x} at offset {exc.start}); TOML "
+            "files are UTF-8"]) from None
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(source, [f"not valid TOML: {exc}"]) from None
+    except RecursionError:
+        raise ConfigError(source, ["not valid TOML: nested too deeply"]) from None
+    except ValueError as exc:  # an integer beyond Python's digit limit for str -> int
+        digits = re.search(r"value has (\d+) digits", str(exc))
+        what = f"an integer of {digits.group(1)} digits" if digits else str(exc)
+        raise ConfigError(source, [f"not valid TOML: {what}"]) from None

@@ -1,0 +1,84 @@
+"""Bad inputs a user can give any ``fes`` command: each is exit 2 with a one-line
+message naming the input, never a traceback and never a hang (issue 13 items 9, 10)."""
+
+from __future__ import annotations
+
+import os
+import threading
+
+import pytest
+
+from controller.cli import main
+
+LONG_NAME = "a" * 300  # beyond the 255 bytes a file name may have
+
+
+def fes(capsys, *argv: str) -> tuple[int, str]:
+    """Exit code and stderr of ``fes argv`` run in this process."""
+    code = main(list(argv))
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    return code, err
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        (b"\xff", "not UTF-8 text (byte 0xff at offset 0)"),
+        (b"[loop]\nduration_s = 5\n# caf\xe9\n", "not UTF-8 text (byte 0xe9 at offset 27)"),
+        (b"x = " + b"9" * 5000 + b"\n", "not valid TOML: an integer of 5000 digits"),
+        (b"x = " + b"[" * 5000 + b"]" * 5000 + b"\n", "not valid TOML: nested too deeply"),
+    ],
+    ids=["invalid-utf8", "latin1-comment", "5000-digit-integer", "5000-deep-array"],
+)
+def test_a_config_that_is_not_sound_toml_is_named(tmp_path, capsys, content, expected):
+    path = tmp_path / "bad.toml"
+    path.write_bytes(content)
+    code, err = fes(capsys, "check-config", str(path))
+    assert code == 2
+    assert f"({path})" in err and expected in err
+
+
+def test_a_config_that_is_a_device_or_a_fifo_is_refused_without_reading_it(tmp_path, capsys):
+    fifo = tmp_path / "fifo.toml"
+    os.mkfifo(fifo)
+    results = []
+    worker = threading.Thread(
+        target=lambda: results.extend(fes(capsys, "check-config", p) for p in
+                                      ("/dev/zero", str(fifo))), daemon=True)
+    worker.start()
+    worker.join(10.0)
+    assert not worker.is_alive(), "fes check-config hangs on a device or a FIFO"
+    assert len(results) == 2
+    for code, err in results:
+        assert code == 2 and "not a regular file" in err
+
+
+def test_a_config_of_many_megabytes_is_refused_before_it_is_parsed(tmp_path, capsys):
+    path = tmp_path / "huge.toml"
+    path.write_bytes(b"# padding\n" * 200_000)  # 2 MB of comments
+    code, err = fes(capsys, "check-config", str(path))
+    assert code == 2 and "2000000 bytes; a config is at most 1048576" in err
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["sim", "--patient", LONG_NAME, "--duration-s", "1"],
+        ["sim", "--stim", LONG_NAME, "--duration-s", "1"],
+        ["sim", "--patient", f"/tmp/{LONG_NAME}.toml", "--duration-s", "1"],
+    ],
+    ids=["patient", "stim", "patient-path"],
+)
+def test_a_name_longer_than_a_file_name_can_be_is_named(tmp_path, capsys, argv):
+    code, err = fes(capsys, *argv, "--out", str(tmp_path / "run"))
+    assert code == 2
+    assert "aaaaaaaaaa" in err and "at most 255" in err
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_name_longer_than_a_file_name_can_be_in_a_config_is_named(tmp_path, capsys):
+    path = tmp_path / "long.toml"
+    path.write_text(f'[sim]\npatient = "{LONG_NAME}"\n[stim]\npreset = "{LONG_NAME}"\n')
+    code, err = fes(capsys, "check-config", str(path))
+    assert code == 2 and "at most 255" in err
