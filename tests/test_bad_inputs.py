@@ -82,3 +82,62 @@ def test_a_name_longer_than_a_file_name_can_be_in_a_config_is_named(tmp_path, ca
     path.write_text(f'[sim]\npatient = "{LONG_NAME}"\n[stim]\npreset = "{LONG_NAME}"\n')
     code, err = fes(capsys, "check-config", str(path))
     assert code == 2 and "at most 255" in err
+
+
+# ---- fes sweep ----------------------------------------------------------------------
+
+
+def hangs(target, timeout_s: float) -> bool:
+    """Whether ``target()`` is still running after ``timeout_s`` (left on a daemon
+    thread)."""
+    worker = threading.Thread(target=target, daemon=True)
+    worker.start()
+    worker.join(timeout_s)
+    return worker.is_alive()
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (["--samples", "1000000000", "--random", "stim.peroneal.amplitude_ma=20:30"],
+         "1000000000 trials; a sweep runs at most 100000"),
+        (["--seeds", "1000000000"], "1000000000 trials; a sweep runs at most 100000"),
+        (["--grid", "stim.peroneal.amplitude_ma=20,21,22,23,24,25,26,27,28,29",
+          "--patients", "mild,moderate,severe", "--seeds", "4000"],
+         "120000 trials; a sweep runs at most 100000"),
+    ],
+    ids=["samples-1e9", "seeds-1e9", "product"],
+)
+def test_a_sweep_too_large_to_plan_is_refused_at_once(tmp_path, capsys, argv, expected):
+    results: list[tuple[int, str]] = []
+    assert not hangs(lambda: results.append(
+        fes(capsys, "sweep", *argv, "--dry-run", "--out", str(tmp_path / "s"))), 20.0)
+    (code, err), = results
+    assert code == 2 and expected in err
+
+
+def test_a_scheduler_that_is_no_address_is_refused_before_dask_is_asked(tmp_path, capsys):
+    code, err = fes(capsys, "sweep", "--scheduler", "garbage", "--duration-s", "1",
+                    "--out", str(tmp_path / "s"))
+    assert code == 2
+    assert "--scheduler 'garbage': not a scheduler address (tcp://HOST:PORT or HOST:PORT)" in err
+
+
+def test_an_unknown_patient_in_a_grid_is_named(tmp_path, capsys):
+    code, err = fes(capsys, "sweep", "--grid", "sim.patient=nobody", "--dry-run",
+                    "--out", str(tmp_path / "s"))
+    assert code == 2 and "patient 'nobody': no such patients config" in err
+
+
+def test_a_grid_of_patients_runs_those_patients(tmp_path, capsys):
+    """Item 10: ``--grid sim.patient=X`` ran the config's patient (moderate) instead."""
+    out = tmp_path / "s"
+    assert main(["sweep", "--grid", "sim.patient=severe,mild", "--grid", "sim.seed=4,5",
+                 "--duration-s", "1", "--workers", "1", "--out", str(out)]) == 0
+    assert "Traceback" not in capsys.readouterr().err
+    rows = (out / "results.csv").read_text().splitlines()
+    header = rows[0].split(",")
+    assert header.count("sim.patient") == 1 and header.count("sim.seed") == 1
+    patient, seed = header.index("sim.patient"), header.index("sim.seed")
+    ran = sorted((r.split(",")[patient], r.split(",")[seed]) for r in rows[1:])
+    assert ran == [("mild", "4"), ("mild", "5"), ("severe", "4"), ("severe", "5")]

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import functools
 import os
+import re
 import sys
 import time
 from pathlib import Path
@@ -26,6 +27,18 @@ if TYPE_CHECKING:
     from controller.sweep.plan import SweepSpec
 
 SHOWN_PROBLEMS = 10
+
+
+#: A Dask scheduler address: an optional protocol, a host and a port.
+_SCHEDULER = re.compile(r"^(?:[a-z]+://)?(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]+):\d{1,5}$")
+
+
+def _scheduler(text: str) -> str:
+    """``--scheduler``: a scheduler address, checked before Dask is asked to connect."""
+    if not _SCHEDULER.match(text):
+        raise ConfigError("--scheduler", [
+            f"--scheduler {text!r}: not a scheduler address (tcp://HOST:PORT or HOST:PORT)"])
+    return text
 
 
 def _workers(args: argparse.Namespace) -> int:
@@ -86,6 +99,8 @@ def _run(args: argparse.Namespace) -> int:
     terms = parse_objective(args.objective)
     checks = parse_requirements(args.require)
     workers = _workers(args)
+    if args.scheduler is not None:
+        _scheduler(args.scheduler)
     plan = build_plan(_spec(args))
     out = args.out or Path("runs") / f"sweep-{plan.key}"
     where = f"Dask cluster at {args.scheduler}" if args.scheduler else f"{workers} process(es)"
@@ -137,6 +152,7 @@ def _run(args: argparse.Namespace) -> int:
 
 def register(sub: argparse._SubParsersAction) -> None:
     """Add ``fes sweep`` to the subcommands."""
+    from controller.sweep.plan import MAX_TRIALS
     from controller.sweep.ranking import DEFAULT_OBJECTIVE
 
     sweep = sub.add_parser(
@@ -147,7 +163,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "results.csv (one row per trial: parameters and every summary figure) and "
         "ranking.csv (settings ranked by --objective). Finished trials are kept in "
         "DIR/trials/: run the same command again after an interruption and only the "
-        "missing trials run. Every config is validated before any trial runs.",
+        "missing trials run. Every config is validated before any trial runs; a sweep "
+        f"has at most {MAX_TRIALS} trials.",
         epilog=f"Exit codes: 0 ok, 2 bad usage or configuration, {EXIT_REQUIREMENT_FAILED} "
         f"a --require check failed, {EXIT_TRIALS_FAILED} some trials raised an error, "
         "130 interrupted (finished trials kept).",
@@ -192,8 +209,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     sweep.add_argument(
         "--scheduler", metavar="ADDRESS",
-        help="run the trials on the Dask cluster whose scheduler is at ADDRESS, e.g. "
-        "tcp://10.0.0.5:8786 (needs the dask extra: pip install 'fes-timing[dask]')",
+        help="run the trials on the Dask cluster whose scheduler is at ADDRESS, "
+        "[PROTOCOL://]HOST:PORT, e.g. tcp://10.0.0.5:8786 (needs the dask extra: pip "
+        "install 'fes-timing[dask]')",
     )
     sweep.add_argument(
         "--out", type=output_path, metavar="DIR",

@@ -36,6 +36,9 @@ _KEY = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)*$")
 #: Random draws are rounded to this many significant digits, so the table, the
 #: config of each trial and the value a user types to repeat it are the same number.
 RANDOM_DIGITS = 6
+#: The most trials one sweep plans (each config is built and validated up front, about
+#: a millisecond each): a larger one is refused at once, before anything is drawn.
+MAX_TRIALS = 100_000
 
 Value = bool | int | float | str
 
@@ -216,6 +219,11 @@ def _check_keys(spec: SweepSpec) -> None:
         problems.append("--samples needs at least one --random KEY=LOW:HIGH")
     if problems:
         raise ConfigError(SOURCE, problems)
+    trials = math.prod(len(a.values) for a in spec.grid) * max(1, spec.samples) * max(
+        1, len(spec.patients)) * spec.seeds
+    if trials > MAX_TRIALS:
+        raise ConfigError(SOURCE, [f"{trials} trials; a sweep runs at most {MAX_TRIALS} "
+                                   "(split it into several sweeps)"])
 
 
 def _settings(spec: SweepSpec) -> list[dict[str, Value]]:
@@ -238,28 +246,39 @@ def build_plan(spec: SweepSpec) -> SweepPlan:
     _check_keys(spec)
     base = load_config(spec.base_config, _nest(dict(spec.fixed)))
     patients = spec.patients or (base.sim.patient,)
-    profiles = {}
+    profiles: dict[Value, dict[str, Any] | None] = {}
     problems: list[str] = []
+
+    def profile(name: Value) -> dict[str, Any] | None:
+        """The patient profile ``name`` (loaded once; a bad name is one problem)."""
+        if name not in profiles:
+            profiles[name] = None
+            try:
+                profiles[name] = load_patient(str(name)).model_dump()
+            except ConfigError as err:
+                problems.extend(f"patient {name!r}: {p}" for p in err.problems)
+        return profiles[name]
+
     for name in patients:
-        try:
-            profiles[name] = load_patient(name).model_dump()
-        except ConfigError as err:
-            problems += [f"patient {name!r}: {p}" for p in err.problems]
+        profile(name)
     swept = [a.key for a in spec.grid] + [a.key for a in spec.random]
-    parameters = (*swept, PATIENT_KEY, SEED_KEY)
+    parameters = tuple(dict.fromkeys((*swept, PATIENT_KEY, SEED_KEY)))
     trials: list[PlannedTrial] = []
     seen: dict[str, int] = {}
     for setting in _settings(spec):
         for patient in patients:
             for offset in range(spec.seeds):
-                chosen = setting | {PATIENT_KEY: patient, SEED_KEY: base.sim.seed + offset}
+                # A patient or seed swept by --grid or --random wins over the defaults.
+                defaults: dict[str, Value] = {PATIENT_KEY: patient,
+                                              SEED_KEY: base.sim.seed + offset}
+                chosen = defaults | setting
                 try:
                     config = load_config(spec.base_config, _nest(dict(spec.fixed) | chosen))
                 except ConfigError as err:
                     problems += [p for p in err.problems if p not in problems]
                     continue
                 dump = config.model_dump()
-                key = _digest([dump, profiles.get(patient)])[:16]
+                key = _digest([dump, profile(chosen[PATIENT_KEY])])[:16]
                 params = {k: _at(dump, k) for k in parameters}
                 if key in seen:
                     problems.append(
