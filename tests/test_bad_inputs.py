@@ -141,3 +141,26 @@ def test_a_grid_of_patients_runs_those_patients(tmp_path, capsys):
     patient, seed = header.index("sim.patient"), header.index("sim.seed")
     ran = sorted((r.split(",")[patient], r.split(",")[seed]) for r in rows[1:])
     assert ran == [("mild", "4"), ("mild", "5"), ("severe", "4"), ("severe", "5")]
+
+
+# ---- fes detect ---------------------------------------------------------------------
+
+
+def test_a_csv_field_beyond_the_csv_limit_is_named_with_its_line(tmp_path, capsys):
+    """Item 9 (a _csv.Error traceback). The field is not a number, so the file goes to
+    the row-by-row reader (digits alone are numpy's, which reads them as inf)."""
+    path = tmp_path / "rec.csv"
+    path.write_text("time_s,gyro_rad_s\n0.0,0.1\n0.002," + "x" * 140_000 + "\n")
+    code, err = fes(capsys, "detect", "--input", str(path), "--output", str(tmp_path / "e.csv"))
+    assert code == 2
+    assert f"{path}: line 3: a field longer than 131072 characters" in err
+
+
+def test_a_utf8_byte_order_mark_is_not_part_of_the_first_column_name(tmp_path, capsys):
+    """Item 10: a CSV saved by a spreadsheet starts with a BOM, and 'time_s' was not found."""
+    path = tmp_path / "rec.csv"
+    rows = "".join(f"{k * 0.002:.3f},{0.1 * (k % 7)}\n" for k in range(500))
+    path.write_bytes(b"\xef\xbb\xbftime_s,gyro_rad_s\n" + rows.encode())
+    code, err = fes(capsys, "detect", "--input", str(path), "--output", str(tmp_path / "e.csv"))
+    assert code == 0, err
+    assert (tmp_path / "e.csv").read_text().startswith("time_s,event\n")

@@ -28,8 +28,9 @@ class CsvError(Exception):
 
 
 def _read_text(path: Path) -> str:
+    """The file's text; a UTF-8 byte order mark (a spreadsheet's export) is skipped."""
     try:
-        with path.open(encoding="utf-8", newline="") as handle:
+        with path.open(encoding="utf-8-sig", newline="") as handle:
             return handle.read()
     except FileNotFoundError:
         raise CsvError(f"{path}: file not found") from None
@@ -37,8 +38,29 @@ def _read_text(path: Path) -> str:
         raise CsvError(f"{path}: cannot read: {exc}") from None
 
 
+def _parse(path: Path, text: str, first_only: bool = False) -> list[list[str]]:
+    """The rows of ``text`` (only the first if ``first_only``); a csv error is a
+    ``CsvError`` naming its line."""
+    reader = csv.reader(io.StringIO(text, newline=""))
+    try:
+        if first_only:
+            return [next(reader, [])]
+        return list(reader)
+    except csv.Error as exc:
+        raise CsvError(f"{path}: line {reader.line_num}: {_csv_problem(exc)}") from None
+
+
+def _csv_problem(exc: csv.Error) -> str:
+    """What the csv module's error means for a recording."""
+    text = str(exc)
+    if "field larger than field limit" in text:
+        return (f"a field longer than {csv.field_size_limit()} characters (is this a "
+                "recording of numbers?)")
+    return text
+
+
 def _rows(path: Path, text: str) -> tuple[list[str], list[list[str]]]:
-    rows = list(csv.reader(io.StringIO(text, newline="")))
+    rows = _parse(path, text)
     if not rows:
         raise CsvError(f"{path}: empty file (a header row is needed)")
     header = [name.strip() for name in rows[0]]
@@ -82,7 +104,7 @@ def read_columns(path: Path, columns: Iterable[str]) -> dict[str, np.ndarray]:
     parsed by numpy's C reader (a minute at 500 Hz: 0.04 s instead of 0.12 s); any other
     goes row by row, which names the line and column of a cell that is not a number."""
     content = _read_text(path)
-    first = next(csv.reader(io.StringIO(content, newline="")), [])
+    first = _parse(path, content, first_only=True)[0]
     header = [name.strip() for name in first]
     if not header:
         raise CsvError(f"{path}: empty file (a header row is needed)")
