@@ -146,12 +146,17 @@ class TrialConfig(ConfigModel):
     )
 
 
-def _merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
-    """Deep merge of nested dicts; values of ``override`` win."""
+def _merge(base: dict[str, Any], override: dict[str, Any], where: str = "") -> dict[str, Any]:
+    """Deep merge of nested dicts; values of ``override`` win. A table of ``override``
+    over a value of ``base`` that is not one (``loop = 5`` in a file, ``[loop]`` from an
+    option) is a ``ValueError`` naming it: the bad value must not vanish under it."""
     merged = dict(base)
     for key, value in override.items():
+        path = f"{where}{key}"
         if isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key] = _merge(merged[key], value)
+            merged[key] = _merge(merged[key], value, f"{path}.")
+        elif isinstance(value, dict) and key in merged:
+            raise ValueError(f"{path}: {merged[key]!r} is not a table of fields")
         else:
             merged[key] = value
     return merged
@@ -286,15 +291,20 @@ def load_config(path: Path | None = None, overrides: dict[str, Any] | None = Non
     if overrides:
         layers.append(overrides)
         source += " + command line"
-    data = default
+    try:
+        data = _merge_all(default, layers)
+        stim = data.get("stim")
+        preset = preset_layer(stim.get("preset") if isinstance(stim, dict) else None)
+        if preset is not None:
+            label, preset_data = preset
+            source += f" + {label}"
+            data = _merge_all(_merge(default, {"stim": preset_data}), layers)
+    except ValueError as err:
+        raise ConfigError(source, [str(err)]) from None
+    return build_config(data, source)
+
+
+def _merge_all(data: dict[str, Any], layers: list[dict[str, Any]]) -> dict[str, Any]:
     for layer in layers:
         data = _merge(data, layer)
-    stim = data.get("stim")
-    preset = preset_layer(stim.get("preset") if isinstance(stim, dict) else None)
-    if preset is not None:
-        label, preset_data = preset
-        source += f" + {label}"
-        data = _merge(default, {"stim": preset_data})
-        for layer in layers:
-            data = _merge(data, layer)
-    return build_config(data, source)
+    return data

@@ -164,3 +164,28 @@ def test_a_utf8_byte_order_mark_is_not_part_of_the_first_column_name(tmp_path, c
     code, err = fes(capsys, "detect", "--input", str(path), "--output", str(tmp_path / "e.csv"))
     assert code == 0, err
     assert (tmp_path / "e.csv").read_text().startswith("time_s,event\n")
+
+
+# ---- configs merged with command-line options ---------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("toml", "argv", "expected"),
+    [
+        ("loop = 5\n", ["--duration-s", "1"], "loop: 5 is not a table"),
+        ("stim = \"odfs\"\n", ["--stim", "odfs"], "stim: 'odfs' is not a table"),
+        ("sim = []\n", ["--patient", "mild"], "sim: [] is not a table"),
+    ],
+    ids=["loop-5", "stim-string", "sim-array"],
+)
+def test_an_invalid_section_is_not_dropped_when_an_option_sets_one_of_its_fields(
+    tmp_path, capsys, toml, argv, expected
+):
+    """Item 10: ``loop = 5`` in a file was refused by check-config but silently replaced
+    by the ``[loop]`` of ``--duration-s`` in ``fes sim``."""
+    path = tmp_path / "bad.toml"
+    path.write_text(toml)
+    assert fes(capsys, "check-config", str(path))[0] == 2
+    code, err = fes(capsys, "sim", "--config", str(path), *argv, "--out", str(tmp_path / "r"))
+    assert code == 2 and expected in err
+    assert not (tmp_path / "r").exists()
