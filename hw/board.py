@@ -226,6 +226,18 @@ def check_board(info: p.Info, req: BoardRequirements) -> list[str]:
             f"board communication timeout {info.comm_timeout_ms} ms is longer than "
             f"{MAX_BOARD_COMM_TIMEOUT_MS} ms"
         )
+    if info.comm_timeout_ms == 0:
+        problems.append(
+            "board communication timeout 0 ms: it would never switch its outputs off on "
+            f"its own when the host falls silent (allowed: 1-{MAX_BOARD_COMM_TIMEOUT_MS} ms)"
+        )
+    if info.gyro_full_scale_dps == 0:
+        problems.append("gyroscope full scale 0 deg/s: no angular rate can be read")
+    if info.sagittal_axis & 0x7F > 2:
+        problems.append(
+            f"sagittal axis {info.sagittal_axis & 0x7F} is not x, y or z (0, 1 or 2, "
+            "+128 for a reversed sign)"
+        )
     if info.sample_rate_hz != req.sample_rate_hz:
         problems.append(
             f"board samples at {info.sample_rate_hz} Hz, the trial needs "

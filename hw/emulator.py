@@ -171,6 +171,7 @@ class BoardEmulator:
         self.path = self._pty.path
         self._decoder = p.FrameDecoder()
         self._rx_partial = bytearray()
+        self._rx_overflow = False
         self._tx = bytearray()
         self._delayed: list[tuple[float, int, str, bytes]] = []
         self._rng = random.Random(config.seed ^ 0x5EED)
@@ -255,9 +256,18 @@ class BoardEmulator:
         self._rx_partial += data
         *frames, rest = bytes(self._rx_partial).split(p.DELIMITER)
         self._rx_partial = bytearray(rest)
+        if frames and self._rx_overflow:  # the end of a run too long to be a frame
+            frames[0] = b""
+            self._rx_overflow = False
+            self.firmware.bad_frame()
         for raw in frames:
             if raw:
                 self._inject("rx", raw + p.DELIMITER)
+        if len(self._rx_partial) > p.MAX_ENCODED_BYTES:
+            # No frame is this long: drop it up to the next delimiter, so the buffer
+            # stays bounded however long the bytes without a delimiter go on.
+            self._rx_partial.clear()
+            self._rx_overflow = True
 
     def _send(self, frames: list[bytes]) -> None:
         noise = self._due(self.config.faults.garbage_at_s)

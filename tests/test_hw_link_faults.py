@@ -7,20 +7,27 @@ own to the one under test."""
 
 from __future__ import annotations
 
+import dataclasses
+import os
 import re
+import select
 import time
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 from helpers.live import Process, _no_process_outlives_its_test, emulator, events, summary
 from helpers.shared_machine import host_config
 
 from controller.safety import SafetyLimits
-from hw.board import Board, BoardRequirements
+from hw import protocol as p
+from hw.board import Board, BoardRequirements, check_board
 from hw.emulator import BoardEmulator, EmulatorConfig, LinkFaults, serve_in_thread
 from hw.firmware import FirmwareSettings
 
 __all__ = ["_no_process_outlives_its_test"]  # the autouse fixture: no process outlives a test
+
+REQUIRE = BoardRequirements(SafetyLimits(), 500.0)
 
 
 def live_run(tmp_path, path: str, duration_s: float) -> Process:
@@ -151,3 +158,54 @@ def test_a_stop_all_lost_on_the_way_is_resent_until_acknowledged():
     finish()
     assert board.stop_confirmed
     assert emu.firmware.channels_on() == []
+
+
+# ---- what a board announces, and what it may send ------------------------------------
+
+
+def info(**changes) -> p.Info:
+    """The INFO of the reference firmware, with ``changes``."""
+    base = p.Info(hello_seq=1, protocol_version=2, firmware_major=1, firmware_minor=1,
+                  firmware_patch=0, board_id=1, channels=2, sample_rate_hz=500,
+                  max_amplitude_10ua=6000, max_pulse_width_us=500, max_frequency_chz=6000,
+                  max_on_time_ms=3000, comm_timeout_ms=100, gyro_full_scale_dps=2000,
+                  accel_full_scale_g=16, sagittal_axis=2, capabilities=3, last_fault=0,
+                  max_interphase_gap_us=500, max_anodic_ratio_x100=1000)
+    return dataclasses.replace(base, **changes)
+
+
+@pytest.mark.parametrize(
+    ("changes", "expected"),
+    [
+        ({"comm_timeout_ms": 0}, "board communication timeout 0 ms: it would never switch"),
+        ({"gyro_full_scale_dps": 0}, "gyroscope full scale 0 deg/s"),
+        ({"sagittal_axis": 3}, "sagittal axis 3 is not x, y or z"),
+        ({"sagittal_axis": 0x83}, "sagittal axis 3 is not x, y or z"),
+    ],
+)
+def test_a_board_announcing_what_cannot_work_is_refused_by_name(changes, expected):
+    assert check_board(info(), REQUIRE) == []
+    problems = check_board(info(**changes), REQUIRE)
+    assert any(expected in problem for problem in problems), problems
+
+
+def test_the_emulator_keeps_a_bounded_receive_buffer_on_bytes_without_a_delimiter():
+    """Item 10: bytes that never end a frame grew the emulator's buffer without bound."""
+    emu, finish = serve_in_thread(EmulatorConfig())
+    fd = os.open(emu.path, os.O_RDWR | os.O_NOCTTY)
+    try:
+        for _ in range(200):  # 2 MB, no zero byte
+            os.write(fd, b"\x01" * 10_000)
+            assert len(emu._rx_partial) <= p.MAX_ENCODED_BYTES + 1
+        os.write(fd, p.DELIMITER + p.Hello().encode(7))  # the line then works again
+        answer = b""
+        deadline = time.monotonic() + 5.0
+        while p.DELIMITER not in answer and time.monotonic() < deadline:
+            if select.select([fd], [], [], 0.1)[0]:
+                answer += os.read(fd, 4096)
+        frames = p.FrameDecoder().feed(answer)
+        assert any(isinstance(p.parse(f), p.Info) for f in frames)
+        assert emu.firmware.rx_bad >= 1
+    finally:
+        os.close(fd)
+        finish()
