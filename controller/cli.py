@@ -17,8 +17,9 @@ import signal
 import sys
 from collections.abc import Sequence
 
+# Only the exit codes at module level: everything else is imported inside ``main``'s
+# handler, so that Ctrl-C at any moment after this line is exit 130, not a traceback.
 from controller.commands.common import EXIT_INTERRUPTED, EXIT_USAGE
-from controller.interrupts import raise_if_interrupted, terminate_as_interrupt
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -60,6 +61,8 @@ def command_names() -> list[str]:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``fes`` console script."""
     try:
+        from controller.interrupts import raise_if_interrupted, terminate_as_interrupt
+
         # SIGTERM in any phase ends the command as Ctrl-C does (exit 130).
         with terminate_as_interrupt():
             from controller.errors import ConfigError
