@@ -19,6 +19,7 @@ if TYPE_CHECKING:  # imported when needed: `fes` loads this module before its ha
 
 # Exit codes of every subcommand: one meaning per number across the whole `fes` command.
 EXIT_OK = 0
+EXIT_NOTHING_FOUND = 1  # fes ports: no serial port that may hold a board
 EXIT_USAGE = 2  # bad usage or configuration; the message names each bad field
 EXIT_REQUIREMENT_FAILED = 3  # a --require check on the summary figures failed
 EXIT_TRIALS_FAILED = 4  # some trials of a sweep raised an error; the others are written

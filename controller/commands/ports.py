@@ -4,9 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from controller.commands.common import EXIT_OK
-
-EXIT_NOTHING_FOUND = 1
+from controller.commands.common import EXIT_NOTHING_FOUND, EXIT_OK
 
 
 def _probe(url: str) -> str:
