@@ -9,6 +9,7 @@ import subprocess
 import sys
 import threading
 import time
+import warnings
 
 import pytest
 
@@ -214,3 +215,19 @@ def test_ctrl_c_during_start_up_is_exit_130_without_a_traceback(tmp_path, delay_
     # 130 once Python's own Ctrl-C handling is in place; before that (the first few
     # ms of the interpreter), SIGINT ends it at once, saying nothing.
     assert proc.returncode == 130 or (proc.returncode == -signal.SIGINT and not err), err
+
+
+def test_a_report_of_a_trial_too_short_for_a_stride_warns_of_nothing(tmp_path, capsys):
+    """Found by the CLI fuzz: matplotlib printed 'No artists with labels found to put in
+    legend' (with a file path and a line of code) for every empty figure."""
+    assert main(["sim", "--duration-s", "1", "--out", str(tmp_path / "t")]) == 0
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert main(["report", str(tmp_path / "t")]) == 0
+    assert "Warning" not in capsys.readouterr().err
+
+
+def test_more_sweep_workers_than_the_machine_can_hold_are_refused(tmp_path, capsys):
+    code, err = fes(capsys, "sweep", "--workers", "100000", "--dry-run",
+                    "--out", str(tmp_path / "s"))
+    assert code == 2 and "--workers: at most" in err

@@ -143,7 +143,7 @@ def test_bad_key_exits_2_before_any_trial_runs(tmp_path, capsys):
     [
         (["--grid", "loop.duration_s"], "expected KEY=V1,V2"),
         (["--seeds", "0"], "--seeds: must be >= 1"),
-        (["--workers", "0"], "(--workers):\n  - must be >= 1"),
+        (["--workers", "0"], "(--workers):\n  - --workers: at most"),
         (["--workers", "2", "--scheduler", "tcp://localhost:8786"], "a Dask cluster has its own"),
         (["--objective", "a,,b"], "expected NAME"),
         (["--require", "clearance.toe_drag_events<<2"], "< needs a number"),

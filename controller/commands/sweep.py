@@ -27,6 +27,8 @@ if TYPE_CHECKING:
     from controller.sweep.plan import SweepSpec
 
 SHOWN_PROBLEMS = 10
+#: Local worker processes per CPU at most (each holds its own Python and compiled code).
+WORKERS_PER_CPU = 4
 
 
 #: A Dask scheduler address: an optional protocol, a host and a port.
@@ -46,8 +48,11 @@ def _workers(args: argparse.Namespace) -> int:
         return len(os.sched_getaffinity(0))
     if args.scheduler is not None:
         raise ConfigError("--workers", ["applies to local processes; a Dask cluster has its own"])
-    if args.workers < 1:
-        raise ConfigError("--workers", [f"must be >= 1 (got {args.workers})"])
+    most = WORKERS_PER_CPU * len(os.sched_getaffinity(0))
+    if not 1 <= args.workers <= most:
+        raise ConfigError("--workers", [
+            f"--workers: at most {most} ({WORKERS_PER_CPU} per CPU: each is a process of "
+            f"its own) and at least 1, got {args.workers}"])
     return int(args.workers)
 
 

@@ -98,4 +98,11 @@ def histogram(
     margin = max(high - low, 1.0) * 0.5
     if low - margin <= 0.0 <= high + margin:
         ax.axvline(0.0, color="black", linewidth=1.0, label=zero_label)
-    ax.legend(loc="best")
+    legend(ax, loc="best")
+
+
+def legend(ax: Any, **options: Any) -> None:
+    """The axes' legend, if anything on them has a label: a short trial may have no
+    stride to draw, and matplotlib would warn on the terminal about an empty legend."""
+    if ax.get_legend_handles_labels()[0]:
+        ax.legend(**options)

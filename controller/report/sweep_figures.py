@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from controller.report.canvas import histogram, new_figure, save
+from controller.report.canvas import histogram, legend, new_figure, save
 from controller.sweep.plan import PATIENT_KEY, SEED_KEY
 from controller.sweep.ranking import Term, parse_objective
 from controller.sweep.run import PLAN, RESULTS
@@ -135,7 +135,7 @@ def _lines(ax: Any, data: SweepData, term: Term, key: str) -> None:
         ax.set_xticks(x, [str(p) for p in positions])
     ax.set_xlabel(key)
     ax.set_ylabel(term.name)
-    ax.legend(title="band: lowest to highest trial")
+    legend(ax, title="band: lowest to highest trial")
 
 
 def _surface(ax: Any, figure: Any, rows: Sequence[Row], term: Term, x_key: str, y_key: str) -> None:

@@ -21,6 +21,7 @@ from controller.report.canvas import (
     SWING_SHADE,
     TRUE_COLOUR,
     histogram,
+    legend,
     new_figure,
     save,
 )
@@ -90,7 +91,7 @@ def gyro_strides(data: TrialData, path: Path) -> Path:
     ax.set_title(f"Shank gyro per stride with detected and true events ({data.title()})"
                  + ("\n" + "; ".join(notes) if notes else ""))
     _gait_axis(ax)
-    ax.legend(loc="upper left")
+    legend(ax, loc="upper left")
     return save(figure, path)
 
 
@@ -102,7 +103,7 @@ def stim_envelope(data: TrialData, path: Path) -> Path:
     _swing_shade(top, data)
     _strides(top, stride_matrix(data, delivered_ma), "delivered amplitude, mA", STIM_COLOUR)
     top.set_title(f"Stimulation envelope against gait phase ({data.title()})")
-    top.legend(loc="upper left")
+    legend(top, loc="upper left")
     _swing_shade(bottom, data)
     _strides(bottom, stride_matrix(data, data.columns["ta_activation"]),
              "tibialis anterior activation, 0-1")
@@ -144,8 +145,8 @@ def ankle_clearance(data: TrialData, path: Path) -> Path:
     bottom.axhline(0.0, color="black", linewidth=0.8)
     top.axhline(0.0, color="black", linewidth=0.8)
     top.set_title(f"Ankle angle and toe clearance per stride ({data.title()})")
-    top.legend(loc="lower left")
-    bottom.legend(loc="upper left")
+    legend(top, loc="lower left")
+    legend(bottom, loc="upper left")
     _gait_axis(bottom)
     return save(figure, path)
 
