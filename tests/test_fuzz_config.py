@@ -7,8 +7,8 @@ bounds, of the wrong type, non-finite, huge, strings with control characters, un
 keys, tables where values belong and the reverse; then the TOML text is sometimes
 mutated byte by byte. Properties: exit 0 or 2, never a traceback; a config accepted is
 within every limit the safety layer enforces, re-derived here with its own arithmetic;
-an accepted config simulates (exit 0). The default run takes a few seconds; ``-m slow``
-runs 10,000 configs.
+an accepted config simulates (exit 0). The default run is a fixed (derandomized) sample
+of 150 configs, a few seconds; ``-m slow`` draws 10,000 afresh.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fuzzing import check_outcome, fes, scratch, toml_document
+from helpers.fuzzing import check_outcome, fes, scratch, toml_document, weighted
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pydantic import BaseModel
@@ -67,13 +67,13 @@ def value_of(field: Any) -> st.SearchStrategy[Any]:
         span = max(high - low, 1.0)
         near = st.floats(low - 0.1 * span, high + 0.1 * span, allow_nan=False)
         edges = st.sampled_from([low, high, low - 1e-9 * span, high + 1e-9 * span])
-        good = st.one_of(near, near, edges)
+        good = weighted((2, near), (1, edges))
         if ann is int:
             good = good.map(lambda v: int(v))
     else:  # a mapping of named channel tables (stim.channels)
         good = st.dictionaries(st.text(min_size=1, max_size=8), config_table(
             typing.get_args(ann)[1]), max_size=2)
-    return st.one_of(good, good, good, good, good, good, WRONG_TYPE)
+    return weighted((6, good), (1, WRONG_TYPE))
 
 
 def config_table(model: type[BaseModel]) -> st.SearchStrategy[dict[str, Any]]:
@@ -83,15 +83,15 @@ def config_table(model: type[BaseModel]) -> st.SearchStrategy[dict[str, Any]]:
     for name, field in model.model_fields.items():
         ann = field.annotation
         if isinstance(ann, type) and issubclass(ann, BaseModel):
-            parts[name] = st.one_of(config_table(ann), config_table(ann), WRONG_TYPE)
+            parts[name] = weighted((4, config_table(ann)), (1, WRONG_TYPE))
         else:
             parts[name] = value_of(field)
     return st.lists(st.sampled_from(sorted(parts)), max_size=6, unique=True).flatmap(
         lambda keys: st.fixed_dictionaries({k: parts[k] for k in keys})
-    ).flatmap(lambda table: st.one_of(
-        st.just(table), st.just(table), st.just(table),
-        st.builds(lambda extra: table | extra,
-                  st.dictionaries(st.text(min_size=1, max_size=8), st.integers(), max_size=1)),
+    ).flatmap(lambda table: weighted(
+        (3, st.just(table)),
+        (1, st.builds(lambda extra: table | extra, st.dictionaries(
+            st.text(min_size=1, max_size=8), st.integers(), max_size=1))),
     ))
 
 
@@ -161,13 +161,14 @@ def check_config_file(root: Path, data: bytes, simulate: bool) -> int:
 def test_generated_configs_are_accepted_within_limits_or_named(tmp_path):
     codes: list[int] = []
 
-    @settings(max_examples=250, deadline=None, suppress_health_check=list(HealthCheck))
+    @settings(max_examples=150, deadline=None, derandomize=True,
+              suppress_health_check=list(HealthCheck))
     @given(config_text(), st.integers(0, 9))
     def run(data, k):
         codes.append(check_config_file(tmp_path, data, simulate=k == 0))
 
     run()
-    assert codes.count(0) >= 10 and codes.count(2) >= 10  # both sides were reached
+    assert codes.count(0) >= 5 and codes.count(2) >= 5  # both sides were reached
 
 
 @pytest.mark.slow

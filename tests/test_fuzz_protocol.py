@@ -4,7 +4,8 @@ firmware (the emulator's), the emulator on its pty and the host driver's reader.
 Properties: nothing raises (a decoder or reader thread that dies is a board gone deaf);
 every frame accepted has a correct CRC; the firmware never holds an output beyond its
 own limits, whatever it was sent; every frame it sends decodes and fits the wire. The
-default run is bounded to a few seconds per test; ``-m slow`` runs 10,000 cases each.
+default run is a fixed (derandomized) sample, a few seconds per test; ``-m slow`` draws
+10,000 cases each afresh.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import time
 from collections.abc import Callable
 
 import pytest
+from helpers.fuzzing import weighted
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -27,7 +29,10 @@ from hw.firmware import Firmware, FirmwareSettings
 from sim.limb import SimulatedLimb
 from sim.patient import load_patient
 
-CI = settings(max_examples=300, deadline=None, suppress_health_check=list(HealthCheck))
+#: The default run: a fixed (derandomized) sample, so that CI is repeatable; the slow run
+#: draws afresh.
+CI = settings(max_examples=200, deadline=None, derandomize=True,
+              suppress_health_check=list(HealthCheck))
 SLOW = settings(max_examples=10_000, deadline=None, suppress_health_check=list(HealthCheck))
 #: Sorts of sequence numbers a stream may carry: in order, repeated, or anything.
 SEQ = st.integers(0, 255)
@@ -38,7 +43,7 @@ U16 = st.integers(0, 0xFFFF)
 
 def mostly(low: int, high: int) -> st.SearchStrategy[int]:
     """Mostly within (or just beyond) a board's limits, sometimes anything a u16 holds."""
-    return st.one_of(*[st.integers(low, high)] * 9, U16)
+    return weighted((9, st.integers(low, high)), (1, U16))
 
 
 SETTING = st.builds(
@@ -120,12 +125,12 @@ VALID_SETTING = st.builds(
     st.integers(1, 500), st.integers(1, 6000), st.integers(0, 500), st.integers(100, 1000),
 )
 #: What a host sends in a session: one or two channels' settings, keep-alives, stops.
-IN_SESSION = st.one_of(
-    *[st.builds(p.StimShaped, st.integers(0, 2**32 - 1), st.lists(
-        st.one_of(VALID_SETTING, VALID_SETTING, SETTING), min_size=1, max_size=2,
-        unique_by=lambda s: s.channel).map(tuple))] * 4,
-    st.builds(p.Heartbeat, st.integers(0, 2**32 - 1)), st.just(p.StopAll()),
-    st.just(p.StartStream()), HOST_MESSAGE,
+IN_SESSION = weighted(
+    (8, st.builds(p.StimShaped, st.integers(0, 2**32 - 1), st.lists(
+        weighted((5, VALID_SETTING), (1, SETTING)), min_size=1, max_size=2,
+        unique_by=lambda s: s.channel).map(tuple))),
+    (2, st.builds(p.Heartbeat, st.integers(0, 2**32 - 1))), (1, st.just(p.StopAll())),
+    (1, st.just(p.StartStream())), (1, HOST_MESSAGE),
 )
 
 
@@ -143,9 +148,9 @@ def any_stream(messages: st.SearchStrategy[p.Message]) -> st.SearchStrategy[byte
 
 
 #: What the board may receive: any stream, a session, a mutated session.
-HOST_STREAM = st.one_of(any_stream(HOST_MESSAGE), session(), mutated(session()))
+HOST_STREAM = weighted((1, any_stream(HOST_MESSAGE)), (3, session()), (2, mutated(session())))
 #: Board time between two reads: mostly a few ms, sometimes beyond its timeout.
-STEPS_MS = st.lists(st.one_of(*[st.integers(0, 20)] * 4, st.integers(0, 300)), max_size=20)
+STEPS_MS = st.lists(weighted((4, st.integers(0, 20)), (1, st.integers(0, 300))), max_size=20)
 
 
 def chunked(data: bytes, sizes: list[int]) -> list[bytes]:
@@ -238,7 +243,7 @@ def test_the_firmware_never_exceeds_its_limits_whatever_it_receives():
         stimulating += check_firmware(data, sizes, steps_ms)
 
     run()
-    assert stimulating >= 20  # the search reached outputs on, not only refusals
+    assert stimulating >= 10  # the search reached outputs on, not only refusals
 
 
 # ---- the emulator on its pty ----------------------------------------------------------
@@ -270,7 +275,8 @@ def check_emulator(emu, fd: int, data: bytes) -> None:
     within_the_boards_limits(emu.firmware)
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=list(HealthCheck))
+@settings(max_examples=100, deadline=None, derandomize=True,
+          suppress_health_check=list(HealthCheck))
 @given(HOST_STREAM)
 def test_the_emulator_serves_on_through_any_bytes(served_emulator, data):
     emu, fd = served_emulator

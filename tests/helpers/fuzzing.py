@@ -9,9 +9,14 @@ import math
 import shutil
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import TypeVar
+
+from hypothesis import strategies as st
 
 from controller.cli import main
 from controller.commands import common
+
+T = TypeVar("T")
 
 #: Every exit code ``fes`` documents (controller.commands.common, README, fes --help).
 DOCUMENTED_EXITS = frozenset(
@@ -105,3 +110,10 @@ def scratch(root: Path, name: str) -> Iterator[Path]:
         yield folder
     finally:
         shutil.rmtree(folder, ignore_errors=True)
+
+
+def weighted(*choices: tuple[int, st.SearchStrategy[T]]) -> st.SearchStrategy[T]:
+    """Draw from each strategy with its weight. (``st.one_of(a, a, b)`` does not weight:
+    hypothesis collapses the repeated ``a``, so it draws ``a`` and ``b`` half and half.)"""
+    return st.sampled_from([s for weight, s in choices for _ in range(weight)]).flatmap(
+        lambda chosen: chosen)
