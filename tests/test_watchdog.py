@@ -379,3 +379,16 @@ def test_refusals_under_a_latch_are_logged_once_per_channel_and_all_counted():
     dog.emergency_stop()  # a new latch: its first refusals are logged again
     dog.submit(t + DT, [on(amplitude=5.0)])
     assert [i.channel for i in dog.interventions if i.rule == "fault_latched"] == [0, 1, 0]
+
+
+def test_a_pulse_of_a_charge_too_small_for_a_float_still_counts_as_on():
+    """Found by the 100,000-sequence property run: 1 mA x 5e-324 us is a pulse (the
+    output switches), but its charge in uC underflows to 0, and the channel was then
+    held as off, so its time on went uncounted."""
+    dog = Watchdog(RecordingStimulator(), LIMITS)  # max_continuous_on_ms 1000
+    k = 0
+    while not dog.latched and k < 700:
+        dog.submit(k * DT, [on(amplitude=1.0, width=5e-324)])
+        k += 1
+    assert dog.fault is not None and dog.fault.rule == "max_continuous_on_ms"
+    assert k * DT == pytest.approx(1.0 + 2 * DT)

@@ -209,8 +209,8 @@ def test_the_duty_ring_holds_a_window_at_the_fastest_loop():
     base = channel_base(state, 0)
     dt = 1.0 / MAX_SAMPLE_RATE_HZ
     for k in range(round(1.2 * DUTY_WINDOW_S / dt)):
-        deliver(state, base, k * dt, 0.0)
-        deliver(state, base, k * dt, 5.0)
+        deliver(state, base, k * dt, False, 0.0)
+        deliver(state, base, k * dt, True, 5.0)
         duty(state, base, k * dt)
     kept = _intervals(state, base, DUTY_RING_INTERVALS)
     assert len(kept) >= DUTY_WINDOW_S / dt - 1
@@ -222,8 +222,8 @@ def test_a_full_ring_merges_its_oldest_intervals_and_over_counts_the_duty():
     state, exact = new_state(1, ring_intervals=ring), []
     base = channel_base(state, 0)
     for k in range(6):  # on 0.1 s, off 0.9 s
-        deliver(state, base, float(k), 5.0)
-        deliver(state, base, k + 0.1, 0.0)
+        deliver(state, base, float(k), True, 5.0)
+        deliver(state, base, k + 0.1, False, 0.0)
         exact.append((float(k), k + 0.1))
     kept = _intervals(state, base, ring)
     assert len(kept) == ring

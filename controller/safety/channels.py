@@ -96,14 +96,16 @@ def allowed_charge_uc(state: Floats, base: int, t_s: float, rise_uc_per_s: float
 
 
 @kernel
-def deliver(state: Floats, base: int, t_s: float, charge_uc: float) -> None:
-    """The channel holds ``charge_uc`` per phase (0: off) from ``t_s`` on."""
-    if charge_uc > 0.0 and not is_on(state, base):
+def deliver(state: Floats, base: int, t_s: float, on: bool, charge_uc: float) -> None:
+    """The channel stimulates (``on``) with ``charge_uc`` per phase, or is off, from
+    ``t_s`` on. (On and off are the caller's: a charge too small for a float in uC is
+    still a pulse, and its time on still counts.)"""
+    if on and not is_on(state, base):
         state[base + C_ON] = 1.0
         state[base + C_ON_SINCE] = t_s
-    elif charge_uc <= 0.0 and is_on(state, base):
+    elif not on and is_on(state, base):
         _close(state, base, t_s)
-    state[base + C_CHARGE] = first_max(0.0, charge_uc)
+    state[base + C_CHARGE] = first_max(0.0, charge_uc) if on else 0.0
     state[base + C_LAST_COMMAND] = t_s
 
 

@@ -363,8 +363,8 @@ def hold_delivered(state: Floats, t_s: float, delivered: Floats, i: int) -> None
     base = channel_base(state, int(delivered[i, ROW_CHANNEL]))
     on = delivered[i, ROW_ON] != 0.0
     a1, w1, f, a2, w2 = _pulse_of_row(delivered, i)
-    stimulates = _stimulates(on, a1, w1, f, a2, w2)
-    deliver(state, base, t_s, charge_per_phase_uc(a1, w1, a2, w2) if stimulates else 0.0)
+    deliver(state, base, t_s, _stimulates(on, a1, w1, f, a2, w2),
+            charge_per_phase_uc(a1, w1, a2, w2))
 
 
 @kernel
