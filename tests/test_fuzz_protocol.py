@@ -21,7 +21,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from controller.ports import StimCommand
-from controller.watchdog import SafetyLimits
+from controller.safety import SafetyLimits
 from hw import protocol as p
 from hw.board import Board, BoardRequirements
 from hw.emulator import EmulatorConfig, serve_in_thread

@@ -12,8 +12,8 @@ from controller.cli import main
 from controller.config import load_config
 from controller.ports import StimCommand
 from controller.resources import available
+from controller.safety import SafetyLimits, Watchdog
 from controller.trial.simulated import run_simulated_trial
-from controller.watchdog import SafetyLimits, Watchdog
 
 
 @pytest.mark.parametrize("patient", available("patients"))

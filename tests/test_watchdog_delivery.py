@@ -12,8 +12,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from controller.ports import StimCommand
+from controller.safety import SafetyLimits, Watchdog
 from controller.safety.limits import RISE_WINDOW_S, pulse_breaches, pulse_of
-from controller.watchdog import SafetyLimits, Watchdog
 from hw import protocol as p
 
 
