@@ -199,22 +199,33 @@ def test_an_invalid_section_is_not_dropped_when_an_option_sets_one_of_its_fields
 # ---- Ctrl-C while fes starts ----------------------------------------------------------
 
 
-@pytest.mark.parametrize("delay_s", [0.1, 0.2, 0.35, 0.5, 0.7, 0.9])
+@pytest.mark.parametrize("delay_s", [0.0, 0.05, 0.15, 0.3, 0.5, 0.8])
 def test_ctrl_c_during_start_up_is_exit_130_without_a_traceback(tmp_path, delay_s):
     """Item 9: SIGINT while ``fes`` imports its modules (pydantic, numpy, numba) printed a
-    KeyboardInterrupt traceback from the console script."""
+    KeyboardInterrupt traceback from the console script.
+
+    The delay counts from the moment ``controller.cli`` has imported its first module
+    (``-X importtime`` says when): before it, the interrupted start-up is the Python
+    interpreter's own (its site module), which no program can catch."""
     proc = subprocess.Popen(
-        [sys.executable, "-m", "controller.cli", "sim", "--duration-s", "600",
-         "--out", str(tmp_path / "run")],
+        [sys.executable, "-X", "importtime", "-m", "controller.cli", "sim",
+         "--duration-s", "600", "--out", str(tmp_path / "run")],
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
     )
+    assert proc.stderr is not None
+    lines = []
+    for line in proc.stderr:  # import times, one line per module, as each is done
+        lines.append(line)
+        if line.rstrip().endswith("controller.commands.common"):
+            break
     time.sleep(delay_s)
     proc.send_signal(signal.SIGINT)
-    _, err = proc.communicate(timeout=60)
+    err = "".join(lines) + proc.communicate(timeout=60)[1]
     assert "Traceback" not in err, err
-    # 130 once Python's own Ctrl-C handling is in place; before that (the first few
-    # ms of the interpreter), SIGINT ends it at once, saying nothing.
-    assert proc.returncode == 130 or (proc.returncode == -signal.SIGINT and not err), err
+    # 130, or ended by the signal itself, which a shell also reports as 130: when the
+    # signal came while an extension module ran Python code through PyRun_String during
+    # an import, CPython re-raises SIGINT at exit even though main caught it.
+    assert proc.returncode in (130, -signal.SIGINT), err
 
 
 def test_a_report_of_a_trial_too_short_for_a_stride_warns_of_nothing(tmp_path, capsys):

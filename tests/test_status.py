@@ -73,7 +73,7 @@ def test_live_status_publishes_cadence_watchdog_and_link():
     recorder.detected.append(DetectedEvent(Event.TOE_OFF, 6.5, 6.4))
     board.stats.frames_in, board.stats.bad_frames, board.stats.board_rtt_last_ms = 3000, 4, 0.7
     watchdog.emergency_stop("test")
-    board.fault = BoardFault("link", "link lost: unplugged", 0.0)
+    board.fault = BoardFault("link", "link lost: unplugged", 0.0, 0.0)
     status.publish()
     live = status.snapshot.read()
     assert live is not None

@@ -31,8 +31,12 @@ SHOWN_PROBLEMS = 10
 WORKERS_PER_CPU = 4
 
 
-#: A Dask scheduler address: an optional protocol, a host and a port.
-_SCHEDULER = re.compile(r"^(?:[a-z]+://)?(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]+):\d{1,5}$")
+#: A Dask scheduler address: an optional network protocol, a host and a port; or an
+#: in-process address (a cluster in this process, inproc://HOST/PID/N).
+_SCHEDULER = re.compile(
+    r"^(?:(?:tcp|tls|ucx|ws|wss)://)?(?:\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9_.-]+):\d{1,5}$"
+    r"|^inproc://\S+$"
+)
 
 
 def _scheduler(text: str) -> str:
