@@ -14,10 +14,11 @@ from __future__ import annotations
 import math
 from collections.abc import MutableSequence, Sequence
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
-import numpy as np
-from numpy.typing import NDArray
+if TYPE_CHECKING:  # numpy is not imported here: ``fes --help`` loads this module
+    import numpy as np
+    from numpy.typing import NDArray
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,9 +119,11 @@ COMMAND_FIELDS = (
 COMMAND_ROW_SIZE = len(COMMAND_FIELDS)
 
 
-def command_of_row(row: Sequence[float]) -> StimCommand:
-    """The command a row of ``COMMAND_FIELDS`` numbers describes."""
-    channel, on, amplitude, width, frequency, gap, ratio = (float(x) for x in row)
+def command_of_row(row: Sequence[float] | NDArray[np.float64]) -> StimCommand:
+    """The command a row of ``COMMAND_FIELDS`` numbers describes. (The watchdog builds
+    every command it delivers with this, so an array row is read in one call.)"""
+    values = row.tolist() if hasattr(row, "tolist") else [float(x) for x in row]
+    channel, on, amplitude, width, frequency, gap, ratio = values
     return StimCommand(int(channel), on != 0.0, amplitude, width, frequency, gap, ratio)
 
 
