@@ -8,6 +8,8 @@ own to the one under test."""
 from __future__ import annotations
 
 import dataclasses
+import io
+import json
 import os
 import re
 import select
@@ -209,3 +211,26 @@ def test_the_emulator_keeps_a_bounded_receive_buffer_on_bytes_without_a_delimite
     finally:
         os.close(fd)
         finish()
+
+
+def test_a_failure_after_hello_still_stops_the_outputs_and_the_stream(tmp_path, monkeypatch):
+    """Whatever fails once the board streams (here the trial's files cannot be started),
+    fes run sends STOP_ALL and STOP_STREAM before the error reaches the user."""
+    import controller.trial.live as live
+    from controller.config import load_config
+
+    def failing_trial(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(live, "run_trial", failing_trial)
+    log = io.StringIO()
+    emu, finish = serve_in_thread(EmulatorConfig(board=FirmwareSettings(comm_timeout_ms=400)),
+                                  log)
+    config = load_config(None, {"loop": {"duration_s": 2.0}})
+    with pytest.raises(OSError, match="No space left"):
+        live.run_live_trial(config, emu.path, tmp_path / "live", None,
+                            live.LinkLimits(0.3, 0.4))
+    finish()
+    board_events = [json.loads(line)["event"] for line in log.getvalue().splitlines()]
+    started = board_events.index("stream_start")
+    assert "stop_all" in board_events[started:] and "stream_stop" in board_events[started:]
