@@ -628,7 +628,9 @@ class Board:
                         f"{self.info.protocol_version}, which carries no pulse shape "
                         "(interphase gap, anodic width ratio)"
                     )
-        changed = tuple(s for s in settings if s != self._desired[s.channel])
+        # A channel named twice gets its last setting (a STIM may name it once only).
+        latest = {s.channel: s for s in settings}
+        changed = tuple(s for s in latest.values() if s != self._desired[s.channel])
         for s in changed:
             self._desired[s.channel] = s
         now = time.monotonic()

@@ -338,8 +338,8 @@ def tried(check: Callable[..., None], *strategies: st.SearchStrategy) -> int:
     count = 0
 
     @SLOW
-    @given(*strategies)
-    def run(*args):
+    @given(st.tuples(*strategies))
+    def run(args):
         nonlocal count
         count += 1
         check(*args)

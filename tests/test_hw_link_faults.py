@@ -21,6 +21,7 @@ import pytest
 from helpers.live import Process, _no_process_outlives_its_test, emulator, events, summary
 from helpers.shared_machine import host_config
 
+from controller.ports import StimCommand
 from controller.safety import SafetyLimits
 from hw import protocol as p
 from hw.board import Board, BoardRequirements, check_board
@@ -234,3 +235,23 @@ def test_a_failure_after_hello_still_stops_the_outputs_and_the_stream(tmp_path, 
     board_events = [json.loads(line)["event"] for line in log.getvalue().splitlines()]
     started = board_events.index("stream_start")
     assert "stop_all" in board_events[started:] and "stream_stop" in board_events[started:]
+
+
+def test_a_channel_named_twice_in_one_apply_gets_its_last_setting():
+    """A STIM may name a channel once (the board refuses the frame otherwise); the
+    driver sends the last of the settings it was given for it. (It sent the first and
+    the last in turns: the channel flickered on and off at every sample.)"""
+    log = io.StringIO()
+    emu, finish = serve_in_thread(EmulatorConfig(board=FirmwareSettings(comm_timeout_ms=500)),
+                                  log)
+    board = Board(emu.path, REQUIRE, link_timeout_s=0.15, max_backlog_s=1.0)
+    board.connect()
+    for _ in range(50):
+        board.apply(board.read().t_s, [StimCommand(0, True, 35.0, 300.0, 40.0),
+                                       StimCommand.off(0), StimCommand(1, True, 20.0, 200.0, 40.0)])
+    board.close()
+    finish()
+    assert board.fault is None and emu.firmware.refused == 0
+    switched = [json.loads(line) for line in log.getvalue().splitlines()]
+    assert not [e for e in switched if e["event"] == "outputs" and 0 in e["on"]]
+    assert [e for e in switched if e["event"] == "outputs" and e["on"] == [1]]

@@ -196,3 +196,17 @@ def test_no_encoded_stim_exceeds_a_limit_the_watchdog_enforces_10000_cases():
 
     prop()
     assert stimulating > 10_000
+
+
+def test_the_last_command_for_a_channel_in_a_submit_is_what_it_holds_after_quantising():
+    """Found by the 10,000-case run: a clamped command re-quantised after a later command
+    for the same channel in the same submit made the channel hold the earlier one, and the
+    next rise was allowed from there."""
+    limits = SafetyLimits(max_amplitude_ma=33.0, max_charge_rise_uc_per_s=3.0)
+    wire = WireStimulator()
+    dog = Watchdog(wire, limits)
+    dog.submit(0.015625, [StimCommand(0, True, 33.0, 3.0, 1.0),  # clamped to 0.03 uC
+                          StimCommand(0, True, 0.0, 0.0, 0.0)])  # then nothing
+    dog.submit(0.03125, [StimCommand(0, True, 4.0, 8.0, 1.0)])  # 0.032 uC from nothing
+    _, _, received = wire.sent[-1]
+    assert pulse_of(received).charge_per_phase_uc <= 3.0 * 0.010 + 1e-12

@@ -415,12 +415,14 @@ class Watchdog:
 
     def _settle(self, t_s: float, delivered: Floats) -> None:
         """Quantise the rows the rise clamp scaled (off the stimulator's steps) down to
-        a step: each channel then holds, and its clamp record shows, what is sent."""
+        a step: each channel then holds, and its clamp record shows, what is sent. (A
+        channel holds its last row of the submit: an earlier one is not held again.)"""
         assert self._resolution is not None
+        last = {int(row[ROW_CHANNEL]): i for i, row in enumerate(delivered)}
         for i, row in enumerate(delivered):
             amplitude = row[ROW_AMPLITUDE_MA]
             self._resolution.quantise_row(row)
-            if row[ROW_AMPLITUDE_MA] != amplitude:
+            if row[ROW_AMPLITUDE_MA] != amplitude and last[int(row[ROW_CHANNEL])] == i:
                 hold_delivered(self._state, t_s, delivered, i)
         for record in self._log[: int(self._state[S_LOG_COUNT])]:
             if record[L_KIND] == KIND_CLAMP:
