@@ -3,6 +3,7 @@ numbers it read once, never the caller's object (issue 13 item 3)."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -146,10 +147,27 @@ LIMITS = st.builds(
     max_shannon_k=st.floats(0.5, 1.85),
     max_charge_rise_uc_per_s=st.floats(3.0, 700.0),
 )
+#: A command as asked (one in ten: whatever it asks) or brought within the per-pulse
+#: limits first (nine in ten), so that most sequences stimulate instead of latching at
+#: their first breach.
+ASKED = st.tuples(COMMANDS, st.sampled_from([False] + [True] * 9))
 STEPS = st.lists(
-    st.tuples(st.floats(1e-4, 0.02), st.lists(COMMANDS, min_size=1, max_size=2)),
+    st.tuples(st.floats(1e-4, 0.02), st.lists(ASKED, min_size=1, max_size=2)),
     min_size=1, max_size=40,
 )
+
+
+def within(limits: SafetyLimits, command: StimCommand) -> StimCommand:
+    """``command`` with its width and frequency at most their limits and its amplitude
+    lowered until its pulse breaches no limit."""
+    command = dataclasses.replace(
+        command, pulse_width_us=min(command.pulse_width_us, limits.max_pulse_width_us),
+        frequency_hz=min(command.frequency_hz, limits.max_frequency_hz))
+    for _ in range(200):
+        if not command.delivers or not pulse_breaches(limits, pulse_of(command)):
+            return command
+        command = dataclasses.replace(command, amplitude_ma=command.amplitude_ma * 0.9)
+    return command
 
 
 def check_wire(limits: SafetyLimits, steps: list) -> int:
@@ -159,9 +177,9 @@ def check_wire(limits: SafetyLimits, steps: list) -> int:
     wire = WireStimulator()
     dog = Watchdog(wire, limits)
     t = 0.0
-    for dt, commands in steps:
+    for dt, asked in steps:
         t += dt
-        dog.submit(t, commands)
+        dog.submit(t, [within(limits, c) if fit else c for c, fit in asked])
     held: dict[int, tuple[float, float]] = {}  # channel: (charge uC, time of last command)
     stimulating = 0
     for t_s, delivered, received in wire.sent:
@@ -178,10 +196,17 @@ def check_wire(limits: SafetyLimits, steps: list) -> int:
     return stimulating
 
 
-@settings(max_examples=200, deadline=None, derandomize=True)
-@given(LIMITS, STEPS)
-def test_no_encoded_stim_exceeds_a_limit_the_watchdog_enforces(limits, steps):
-    check_wire(limits, steps)
+def test_no_encoded_stim_exceeds_a_limit_the_watchdog_enforces():
+    stimulating = 0
+
+    @settings(max_examples=200, deadline=None, derandomize=True)
+    @given(LIMITS, STEPS)
+    def prop(limits, steps):
+        nonlocal stimulating
+        stimulating += check_wire(limits, steps)
+
+    prop()
+    assert stimulating > 100  # the search reached stimulation, not only refusals
 
 
 @pytest.mark.slow
@@ -195,6 +220,8 @@ def test_no_encoded_stim_exceeds_a_limit_the_watchdog_enforces_10000_cases():
         stimulating += check_wire(limits, steps)
 
     prop()
+    print(f"\nencoder property: cases tried 10000, stimulating commands on the wire "
+          f"{stimulating}, failures 0")
     assert stimulating > 10_000
 
 
