@@ -63,12 +63,13 @@ def run_into_the_fault(
 
 
 def test_stop_all_after_an_unplug_is_never_confirmed_by_an_old_ack(tmp_path):
-    """The issue's repro (unplugged at 5 s rather than 3: this board's longer timeout
-    means fewer keep-alive frames): after 256 frames every sequence number had been acknowledged
-    once, and the STOP_ALL sent after the unplug matched the ACK of the frame that had
-    its number 256 frames earlier: ``outputs_off_confirmed: true`` from a board that
-    never received it."""
-    run, code, log, out = run_into_the_fault(tmp_path, 5.0, "--unplug-at-s", "5")
+    """The issue's repro (unplugged at 14 s rather than 3: this board's longer timeout
+    means fewer keep-alive frames, and the first strides have no train while the gyro's
+    sign is checked, about 26 frames a second): after 256 frames every sequence number
+    had been acknowledged once, and the STOP_ALL sent after the unplug matched the ACK
+    of the frame that had its number 256 frames earlier: ``outputs_off_confirmed:
+    true`` from a board that never received it."""
+    run, code, log, out = run_into_the_fault(tmp_path, 14.0, "--unplug-at-s", "14")
     assert code == 5, run.stderr()  # link lost
     board = summary(out)["board"]
     assert board["link"]["frames_out"] > 256  # every sequence number in use before
@@ -215,15 +216,15 @@ def test_the_emulator_keeps_a_bounded_receive_buffer_on_bytes_without_a_delimite
 
 
 def test_a_failure_after_hello_still_stops_the_outputs_and_the_stream(tmp_path, monkeypatch):
-    """Whatever fails once the board streams (here the trial's files cannot be started),
-    fes run sends STOP_ALL and STOP_STREAM before the error reaches the user."""
+    """Whatever fails once the board streams (here the loop, as a full disk would fail
+    it), fes run sends STOP_ALL and STOP_STREAM before the error reaches the user."""
     import controller.trial.live as live
     from controller.config import load_config
 
-    def failing_trial(*args, **kwargs):
+    def failing_loop(*args, **kwargs):
         raise OSError(28, "No space left on device")
 
-    monkeypatch.setattr(live, "run_trial", failing_trial)
+    monkeypatch.setattr(live, "run_parts", failing_loop)
     log = io.StringIO()
     emu, finish = serve_in_thread(EmulatorConfig(board=FirmwareSettings(comm_timeout_ms=400)),
                                   log)
