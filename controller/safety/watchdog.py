@@ -164,6 +164,7 @@ def warm_up_kernels(limits: np.ndarray, state: np.ndarray) -> None:
     watchdog_submit(limits, state, log, 0.001, rows, out)
     observe_sample(limits, state, log, 0.002, 0.0, 0.0, True)
     submit_rows(limits, state, log, 0.002, rows, out, 1, NO_RULE)
+    hold_delivered(state, 0.002, out, 0)  # after quantising a clamped row (a board)
     latch_outputs(state, 0.003, EMERGENCY_STOP)
     outputs_off(state, 0.003)
     discard_records(state, log, 0)
