@@ -27,19 +27,17 @@ import os
 import random
 import signal
 import subprocess
-import sys
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
+from helpers.live import FES, stamp_stderr
 from helpers.shared_machine import host_config
 
 from sim.limb import BLOCK_SAMPLES
 
-FES = [sys.executable, "-m", "controller.cli"]
 KILLS_CI = 3
 KILLS_SLOW = 20
 SIGNALS = {"SIGKILL": signal.SIGKILL, "SIGINT": signal.SIGINT, "SIGTERM": signal.SIGTERM}
@@ -65,13 +63,7 @@ class Fes:
             [*FES, *self.args], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
             start_new_session=True,
         )
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-
-    def _read(self) -> None:
-        assert self.proc.stderr is not None
-        for line in self.proc.stderr:
-            self.lines.append((time.monotonic(), line.rstrip("\n")))
+        self._reader = stamp_stderr(self.proc, self.lines)
 
     def stdout_line(self) -> str:
         assert self.proc.stdout is not None

@@ -18,6 +18,21 @@ import pytest
 FES = [sys.executable, "-m", "controller.cli"]
 
 
+def stamp_stderr(proc: subprocess.Popen[str], lines: list[tuple[float, str]]
+                 ) -> threading.Thread:
+    """Start a thread that appends each stderr line of ``proc`` to ``lines``, stamped
+    with ``time.monotonic()`` as it arrives; join it once ``proc`` has ended."""
+
+    def read() -> None:
+        assert proc.stderr is not None
+        for line in proc.stderr:
+            lines.append((time.monotonic(), line.rstrip("\n")))
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
+    return reader
+
+
 class Process:
     """A ``fes`` subprocess whose stderr lines are stamped with ``time.monotonic()``.
 
@@ -33,13 +48,7 @@ class Process:
         )
         Process.running.append(self)
         self.lines: list[tuple[float, str]] = []
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-
-    def _read(self) -> None:
-        assert self.proc.stderr is not None
-        for line in self.proc.stderr:
-            self.lines.append((time.monotonic(), line.rstrip("\n")))
+        self._reader = stamp_stderr(self.proc, self.lines)
 
     def first_stdout_line(self) -> str:
         assert self.proc.stdout is not None
