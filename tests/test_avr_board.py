@@ -12,7 +12,6 @@ own pauses might otherwise starve the board of frames.
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,6 +19,7 @@ from pathlib import Path
 import pytest
 import serial
 from helpers.avr_support import avr_build_or_skip
+from helpers.live import events as log_events
 
 from controller.ports import StimCommand
 from controller.safety import SafetyLimits
@@ -112,7 +112,7 @@ class Bench:
         return self.events()
 
     def events(self) -> list[dict]:
-        return [json.loads(line) for line in self.log.read_text().splitlines()]
+        return log_events(self.log)
 
 
 @pytest.fixture

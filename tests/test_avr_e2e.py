@@ -17,12 +17,11 @@ What may differ, and by how much (the chip's share of the comparison):
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
 from helpers.avr_support import avr_build_or_skip
-from helpers.live import Process, _no_process_outlives_its_test, summary, true_events
+from helpers.live import Process, _no_process_outlives_its_test, events, summary, true_events
 from helpers.shared_machine import host_config
 
 from controller.cli import main
@@ -94,7 +93,7 @@ def test_a_15_s_walk_against_the_firmware_matches_fes_sim(tmp_path):
     ):
         assert e_live == e_sim and t_live == pytest.approx(t_sim, abs=2e-6)
 
-    board = [json.loads(line) for line in log.read_text().splitlines()]
+    board = events(log)
     pulses = next(e for e in board if e["event"] == "pulses")
     assert pulses["violations"] == 0, pulses["first_violation"]
     assert pulses["channel_0"] > 0
