@@ -14,6 +14,7 @@ live trial's link counters, for its status line), published by a sequence counte
 from __future__ import annotations
 
 import mmap
+import time
 from collections.abc import Sequence
 
 import numpy as np
@@ -58,13 +59,24 @@ class SharedSnapshot:
         """The numbers written since ``begin`` are complete."""
         self._sequence[0] += 1
 
-    def read(self, attempts: int = 100) -> dict[str, float] | None:
+    def read(self, wait_s: float = 0.05) -> dict[str, float] | None:
         """The numbers of the latest complete update by name; None if there has been none
-        yet (or every one of ``attempts`` copies overlapped an update)."""
-        for _ in range(attempts):
+        yet, or if for ``wait_s`` every copy overlapped an update. The writer is a thread
+        that the interpreter may switch away from between ``begin`` and ``end`` (for its
+        5 ms switch interval, longer on a loaded machine), so a reader that finds an
+        update under way waits for it rather than giving up after a few copies."""
+        deadline = time.monotonic() + wait_s
+        while True:
             before = int(self._sequence[0])
             if before == 0:
                 return None
+            if before % 2 == 0:
+                values = self.values.tolist()
+                if int(self._sequence[0]) == before:
+                    return dict(zip(self.names, values, strict=True))
+            if time.monotonic() >= deadline:
+                return None
+            time.sleep(0.0002)
             if before % 2 == 0:
                 values = self.values.tolist()
                 if int(self._sequence[0]) == before:

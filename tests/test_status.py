@@ -47,9 +47,32 @@ def test_a_snapshot_is_read_whole_only_once_published_and_across_a_fork():
     assert snapshot.read() == {"a": 1.5, "b": 2.5}
     values = snapshot.begin()
     values[0] = 9.0  # half an update: never handed out
-    assert snapshot.read(attempts=3) is None
+    assert snapshot.read(wait_s=0.001) is None
     snapshot.end()
     assert snapshot.read() == {"a": 9.0, "b": 2.5}
+
+
+def test_a_snapshot_read_during_a_paused_update_waits_for_it():
+    """The writer thread may be switched away between ``begin`` and ``end`` (here for
+    20 ms): the reader gets the finished update, not None (a status line once read
+    "link --" mid-trial that way)."""
+    snapshot = SharedSnapshot(("a",))
+    snapshot.begin()[0] = 1.0
+    snapshot.end()
+    started = threading.Event()
+
+    def slow_update() -> None:
+        values = snapshot.begin()
+        started.set()
+        time.sleep(0.02)
+        values[0] = 2.0
+        snapshot.end()
+
+    writer = threading.Thread(target=slow_update)
+    writer.start()
+    started.wait()
+    assert snapshot.read() == {"a": 2.0}
+    writer.join()
 
 
 def idle_live_status() -> tuple[LiveStatus, Board, Watchdog, TrialRecorder]:
