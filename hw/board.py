@@ -159,6 +159,9 @@ class LinkStats:
     stale_samples: int = 0
     frames_out: int = 0
     resends: int = 0
+    #: Commands not sent at once because the board had not yet answered
+    #: ``protocol.COMMAND_WINDOW_BYTES`` of earlier frames (sent when it had).
+    held_back: int = 0
     naks: int = 0
     board_rtt_last_ms: float | None = None
     board_rtt_max_ms: float = 0.0
@@ -179,6 +182,7 @@ class Sent:
     type: int
     listen_s: float
     monotonic_s: float
+    wire_bytes: int = 0
     code: int | None = None
 
     @property
@@ -384,6 +388,10 @@ class Board:
         # each sequence number (the one an ACK naming that number answers).
         self._pending: OrderedDict[int, Sent] = OrderedDict()
         self._sent: dict[int, Sent] = {}
+        self._unanswered_bytes = 0  # the wire bytes of the frames in ``_pending``
+        # True while the channels' wanted state is newer than anything sent (a command
+        # held back by flow control): the next ``apply`` sends it whole.
+        self._held_back = False
         # Read by ``last_ack_monotonic_s`` without a lock: one float, never blocks.
         self._last_frame_monotonic_s = time.monotonic()
         self._info_wait = threading.Event()
@@ -572,14 +580,16 @@ class Board:
         if self._transport is None:
             return
         self._samples.put(None)
+        with self._lock:
+            first = self._listen_s
+        # A frame held back by flow control (None) is sent again with the next resend.
         stops = [self._send(p.StopAll())]
         streams = [self._send(p.StopStream())]
-        first = stops[0].listen_s
         resend_at = time.monotonic() + CLOSE_RESEND_S
         while self._reader_alive() and not self._link_lost():
             with self._lock:
-                stopped = any(s.confirmed for s in stops)
-                streamed = any(s.code is not None for s in streams)
+                stopped = any(s is not None and s.confirmed for s in stops)
+                streamed = any(s is not None and s.code is not None for s in streams)
                 unanswered_s = self._listen_s - first
             if stopped and streamed:
                 break
@@ -596,8 +606,8 @@ class Board:
                     streams.append(self._send(p.StopStream()))
             time.sleep(0.002)
         with self._lock:
-            self.stop_confirmed = any(s.confirmed for s in stops)
-        self.stop_attempts = len(stops)
+            self.stop_confirmed = any(s is not None and s.confirmed for s in stops)
+        self.stop_attempts = sum(s is not None for s in stops)
         self._shutdown()
 
     def _link_lost(self) -> bool:
@@ -634,7 +644,9 @@ class Board:
         for s in changed:
             self._desired[s.channel] = s
         now = time.monotonic()
-        if changed:
+        if self._held_back:
+            self._send_stim(tuple(self._desired))
+        elif changed:
             self._send_stim(changed)
         elif not self._stim_confirmed() and now - self._stim_sent_s > self._resend_after_s:
             self.stats.resends += 1
@@ -653,20 +665,27 @@ class Board:
             return
         board_s = (self._last_index - self._last_sent_index) * self.sample_period_s
         if time.monotonic() - self._last_sent_s >= period_s or board_s >= period_s:
-            self._send(p.Heartbeat(self._last_index))
+            self._send(p.Heartbeat(self._last_index))  # held back: the frames ahead keep it alive
 
     def _send_stim(self, settings: tuple[p.ChannelSetting, ...]) -> None:
-        """STIM_SHAPED to a board that takes it (every setting with its shape), else STIM."""
+        """STIM_SHAPED to a board that takes it (every setting with its shape), else STIM;
+        held back (for the next ``apply``) while the board has too much unanswered."""
         shaped = self.info is not None and self.info.shaped_pulses
-        self._send((p.StimShaped if shaped else p.Stim)(self._last_index, settings))
+        sent = self._send((p.StimShaped if shaped else p.Stim)(self._last_index, settings))
+        self._held_back = sent is None
+        if sent is None:
+            self.stats.held_back += 1
 
     def _comm_timeout_s(self) -> float:
         """The board's communication timeout (100 ms before it has said)."""
         return (self.info.comm_timeout_ms if self.info is not None else 100) / 1000.0
 
     def stop_all(self) -> None:
-        """Every channel off now: STOP_ALL is sent whatever the state of the link."""
+        """Every channel off now: STOP_ALL is sent whatever the state of the link, unless
+        the board's receive buffer is full, which only STOP_ALLs sent after every command
+        still unanswered can fill (``_send``): the last of those says the same."""
         self._desired = [p.ChannelSetting.off(c) for c in range(len(self._desired))]
+        self._held_back = False
         self._send(p.StopAll())
 
     # --- link state -------------------------------------------------------------------
@@ -714,23 +733,33 @@ class Board:
 
     # --- the wire ---------------------------------------------------------------------
 
-    def _send(self, message: p.Message) -> Sent:
+    def _send(self, message: p.Message) -> Sent | None:
         """Encode and write ``message`` with the next sequence number; returns the record
-        of this transmission. A write failure is a lost link (reported, not raised)."""
+        of this transmission, or None when flow control holds it back: the frames the
+        board has not answered would fill more than ``protocol.COMMAND_WINDOW_BYTES`` of
+        its receive buffer with it (a STOP_ALL: more than ``BOARD_RX_BUFFER_BYTES``). A
+        frame is always sent when nothing is unanswered. A write failure is a lost link
+        (reported, not raised)."""
+        limit = p.BOARD_RX_BUFFER_BYTES if isinstance(message, p.StopAll) else (
+            p.COMMAND_WINDOW_BYTES)
         with self._lock:
+            wire = message.encode((self._seq + 1) & 0xFF)
+            if self._pending and self._unanswered_bytes + len(wire) > limit:
+                return None
             self._seq = (self._seq + 1) & 0xFF
             seq = self._seq
             now = time.monotonic()
             # Recorded before writing: the answer may be read before write() returns. A
             # new record replaces the one of the frame sent 256 frames ago with this
             # number, so that frame's ACK can never confirm this one.
-            sent = Sent(message.TYPE, self._listen_s, now)
-            self._pending.pop(seq, None)
+            sent = Sent(message.TYPE, self._listen_s, now, len(wire))
+            self._forget(seq)
             if isinstance(message, p.Hello):
                 self._hello_seqs.add(seq)
                 self._sent.pop(seq, None)
             else:
                 self._pending[seq] = sent
+                self._unanswered_bytes += sent.wire_bytes
                 self._sent[seq] = sent
             if isinstance(message, p.Stim | p.StopAll):
                 self._stim, self._stim_sent_s = sent, now
@@ -740,11 +769,17 @@ class Board:
         if transport is None:
             return sent
         try:
-            transport.write(message.encode(seq))
+            transport.write(wire)
             self.stats.frames_out += 1
         except TransportError as err:
             self._set_fault("link", f"link lost: {err}")
         return sent
+
+    def _forget(self, seq: int) -> None:
+        """No longer wait for an answer to the frame sent with ``seq`` (lock held)."""
+        gone = self._pending.pop(seq, None)
+        if gone is not None:
+            self._unanswered_bytes -= gone.wire_bytes
 
     def _reader_alive(self) -> bool:
         return self._reader is not None and self._reader.is_alive()
@@ -870,7 +905,9 @@ class Board:
                 # The board answers in order: every frame sent before this one was
                 # answered, or lost for good.
                 while self._pending:
-                    if self._pending.popitem(last=False)[1] is sent:
+                    seq, oldest = next(iter(self._pending.items()))
+                    self._forget(seq)
+                    if oldest is sent:
                         break
         if ack.code not in (p.AckCode.OK, p.AckCode.STALE_SEQ):
             self.stats.naks += 1

@@ -48,6 +48,13 @@ MAX_FRAME_BYTES = 254
 #: Largest encoded frame between two delimiters.
 MAX_ENCODED_BYTES = MAX_FRAME_BYTES + 1
 DELIMITER = b"\x00"
+#: Bytes of frames a board buffers at least while it works through them (section 3, flow
+#: control): the host never has more than this much unanswered on the link, so a burst
+#: of commands cannot overflow a small board's receive buffer and lose a STOP_ALL.
+BOARD_RX_BUFFER_BYTES = 255
+#: Of those, the most the host's commands (everything but STOP_ALL) may take: the rest
+#: is kept for STOP_ALL, which is held back by nothing but a full buffer.
+COMMAND_WINDOW_BYTES = 192
 #: Wire units: amplitude in 10 uA, frequency in 0.01 Hz, heel force in 0.1 N.
 AMPLITUDE_UNIT_MA = 0.01
 FREQUENCY_UNIT_HZ = 0.01

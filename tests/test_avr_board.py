@@ -1,7 +1,9 @@
 """The AVR firmware in simavr, driven as a host would drive a real board, and judged by
 what its pins do (the harness's log): identity, pulses as commanded, and the fault drills
 of docs/protocol.md section 6 acted by the firmware itself: a cable pulled, a corrupt
-frame, a setting beyond the board's limits, stimulation beyond the on-time limit.
+frame, a setting beyond the board's limits, stimulation beyond the on-time limit, and
+the receive buffer of section 3 (a burst that fits is served whole; bytes lost to a
+burst that does not leave every output off).
 
 The host here is this test writing frames to the board's pty byte by byte (hw.protocol),
 so nothing on the host side can refuse or fix a frame before the firmware sees it.
@@ -50,6 +52,15 @@ class RawHost:
             wire[corrupt_byte] |= (value + 1) & ~value  # its lowest clear bit set
         self.port.write(bytes(wire))
         return self.seq
+
+    def send_burst(self, messages: list[p.Message]) -> bytes:
+        """Send ``messages`` in one write, back to back on the line; the bytes sent."""
+        wire = b""
+        for message in messages:
+            self.seq = (self.seq + 1) & 0xFF
+            wire += message.encode(self.seq)
+        self.port.write(wire)
+        return wire
 
     def receive(self, seconds: float) -> list[p.Message]:
         """Frames that arrive within ``seconds`` (board frames, SAMPLE included)."""
@@ -227,6 +238,54 @@ def test_a_corrupt_frame_is_refused_and_counted_never_acted_on(bench):
     events = b.finish()
     switched_on = [e for e in of(events, "outputs") if e["on"]]
     assert len(switched_on) == 1  # by the intact frame only
+    clean(events)
+
+
+def alternating_stims(count: int) -> list[p.Message]:
+    """STIM_SHAPED frames switching channel 0 on and off in turn, on first."""
+    off = p.ChannelSetting.off(0)
+    return [p.StimShaped(0, (SHAPED_35 if k % 2 == 0 else off,)) for k in range(count)]
+
+
+def test_a_burst_the_size_of_the_receive_buffer_is_served_whole(bench):
+    """docs/protocol.md section 3: a board buffers BOARD_RX_BUFFER_BYTES of frames; a
+    burst that fits, back to back at 1 Mbaud, is answered frame by frame (the firmware
+    needs about 0.4 ms a frame, the line brings one every 0.23 ms)."""
+    b = bench()
+    host = b.host()
+    host.open_session()
+    count = p.BOARD_RX_BUFFER_BYTES // len(alternating_stims(1)[0].encode(0))
+    burst = alternating_stims(count - (count % 2 == 0))  # odd: it ends switched on
+    wire = host.send_burst(burst)
+    assert len(wire) <= p.BOARD_RX_BUFFER_BYTES
+    host.receive(0.3)
+    acks = [m for m in host.inbox if isinstance(m, p.Ack)]
+    assert [a.code for a in acks] == [p.AckCode.OK] * len(burst)
+    status = host.answer(p.GetStatus())
+    assert status.rx_bad_frames == 0 and status.outputs_on == 0b01
+    host.answer(p.StopAll())
+    host.close()
+    clean(b.finish())
+
+
+def test_bytes_lost_to_a_burst_beyond_the_buffer_leave_every_output_off(bench):
+    """A host that ignores section 3's flow control sends 30 STIMs and a STOP_ALL in one
+    write (three times the buffer): bytes are lost, and the lost ones may be the
+    STOP_ALL; the firmware switches every output off where they would have acted, so
+    the channel stays off whatever survived."""
+    b = bench()
+    host = b.host()
+    host.open_session()
+    wire = host.send_burst([*alternating_stims(30), p.StopAll()])
+    assert len(wire) > 2 * p.BOARD_RX_BUFFER_BYTES
+    host.receive(0.3)
+    host.port.write(p.DELIMITER)  # the loss may have taken the last delimiter: end that frame
+    status = host.answer(p.GetStatus())
+    assert status.rx_bad_frames >= 1  # the loss shows as damaged frames
+    assert status.outputs_on == 0
+    host.close()
+    events = b.finish()
+    assert of(events, "outputs")[-1]["on"] == []
     clean(events)
 
 

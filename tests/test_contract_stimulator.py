@@ -82,10 +82,6 @@ def test_stop_all_from_another_thread_wins_over_the_loop(stimulator):
     """The watchdog's monitor thread calls ``stop_all`` while the loop may be applying:
     whatever interleaving, nothing raises, and once the loop has stopped and ``stop_all``
     has run, every output is off."""
-    if stimulator.name.startswith("board over the AVR firmware"):
-        pytest.skip("open (issue 19 note of 2026-12-05): in 1 of 4 full CI runs channel 0 "
-                    "still pulsed 0.3 s after the final stop_all that follows a burst of 70 "
-                    "frames; suspected: the firmware's receive buffer overflows on the burst")
     device = stimulator.device
     errors: list[Exception] = []
 

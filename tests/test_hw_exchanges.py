@@ -4,8 +4,9 @@ The driver takes a ``hw.transport.Link`` in place of a serial URL, so these exch
 with no port and no pty (as pymeasure's ``expected_protocol``): every frame the host
 writes must be the document's, in its order, and the board's answers are the
 document's. HELLO and INFO, the version negotiation, START_STREAM, a STIM and its ACK,
-the keep-alive HEARTBEAT, a refused STIM, STOP_ALL, a FAULT. ``tests/test_hw_board.py``
-plays the same sessions through a real pty, the end-to-end path.
+the keep-alive HEARTBEAT, a refused STIM, STOP_ALL, a FAULT, and the flow control of
+section 3 (commands held back while the board's buffer holds too much unanswered).
+``tests/test_hw_board.py`` plays the same sessions through a real pty, the end-to-end path.
 """
 
 from __future__ import annotations
@@ -118,6 +119,85 @@ def test_stop_all_goes_out_at_once_and_is_acknowledged():
     board.connect()
     board.stop_all()
     assert link.wait_done(0.0) is False  # closing is still to come
+    board.close()
+    assert board.stop_confirmed
+    link.assert_done()
+
+
+def alternating(first_seq: int, count: int) -> list[bytes]:
+    """The STIM_SHAPED frames of ``count`` applies switching channel 0 on and off."""
+    on, off = p.ChannelSetting.from_command(SHAPED_35), p.ChannelSetting.off(0)
+    return [p.StimShaped(0, (on if k % 2 == 0 else off,)).encode(first_seq + k)
+            for k in range(count)]
+
+
+def apply_alternating(board: Board, count: int) -> None:
+    for k in range(count):
+        board.apply(k * 0.002, [SHAPED_35 if k % 2 == 0 else StimCommand.off(0)])
+
+
+def test_a_command_beyond_the_flow_control_window_waits_and_goes_out_whole():
+    """docs/protocol.md section 3: the host keeps at most COMMAND_WINDOW_BYTES of commands
+    unanswered (a small board's receive buffer). The next change is held back (nothing
+    written) and, once the board's ACKs arrive, the channels' whole state goes out."""
+    frames = alternating(3, p.COMMAND_WINDOW_BYTES // len(alternating(3, 1)[0]) + 1)
+    fit, beyond = frames[:-1], frames[-1]
+    assert sum(map(len, fit)) <= p.COMMAND_WINDOW_BYTES < sum(map(len, frames))
+    on = p.ChannelSetting.from_command(SHAPED_35)
+    state_seq = 3 + len(fit)
+    whole_state = p.StimShaped(0, (on, p.ChannelSetting.off(1))).encode(state_seq)
+    link = ScriptedLink([
+        *exchanges(NEWEST[:5]),
+        *[(frame, b"") for frame in fit],  # a board slow to answer
+        (whole_state, ack(state_seq, p.StimShaped, p.AckCode.OK, 30)),
+        (p.StopAll().encode(state_seq + 1), ack(state_seq + 1, p.StopAll, p.AckCode.OK, 31)),
+        (p.StopStream().encode(state_seq + 2),
+         ack(state_seq + 2, p.StopStream, p.AckCode.OK, 32)),
+    ])
+    board = board_on(link)
+    board.connect()
+    assert board.read() is not None  # SAMPLE 0: START_STREAM's ACK, before it, is in
+    apply_alternating(board, len(frames))
+    assert link.written[-1] == fit[-1] and beyond not in link.written
+    assert board.stats.held_back == 1
+    link.device_sends(b"".join(ack(3 + k, p.StimShaped, p.AckCode.OK, 10 + k)
+                               for k in range(len(fit))))
+    deadline = time.monotonic() + 2.0
+    while link.written[-1] != whole_state and time.monotonic() < deadline:
+        board.apply(1.0, [SHAPED_35])  # the loop goes on; the state waits for room
+        time.sleep(0.001)
+    assert link.written[-1] == whole_state
+    board.close()
+    assert board.stop_confirmed and board.fault is None
+    link.assert_done()
+
+
+def test_stop_all_passes_a_full_window_until_the_receive_buffer_is_full():
+    """STOP_ALL is held back by nothing but a full receive buffer (BOARD_RX_BUFFER_BYTES);
+    the STOP_ALLs already in it say what a further one would."""
+    fit = alternating(3, p.COMMAND_WINDOW_BYTES // len(alternating(3, 1)[0]))
+    stop_bytes = len(p.StopAll().encode(0))
+    stops = (p.BOARD_RX_BUFFER_BYTES - sum(map(len, fit))) // stop_bytes
+    first_stop = 3 + len(fit)
+    answers = b"".join(ack(3 + k, p.StimShaped, p.AckCode.OK, 10 + k) for k in range(len(fit)))
+    answers += b"".join(ack(first_stop + k, p.StopAll, p.AckCode.OK, 30 + k)
+                        for k in range(stops))
+    closing = first_stop + stops
+    link = ScriptedLink([
+        *exchanges(NEWEST[:5]),
+        *[(frame, b"") for frame in fit],
+        *[(p.StopAll().encode(first_stop + k), b"") for k in range(stops)],
+        (p.StopAll().encode(closing), ack(closing, p.StopAll, p.AckCode.OK, 60)),
+        (p.StopStream().encode(closing + 1), ack(closing + 1, p.StopStream, p.AckCode.OK, 61)),
+    ])
+    board = board_on(link)
+    board.connect()
+    assert board.read() is not None  # SAMPLE 0: START_STREAM's ACK, before it, is in
+    apply_alternating(board, len(fit))
+    for _ in range(stops + 3):  # the last three find the buffer full
+        board.stop_all()
+    assert link.written[-1] == p.StopAll().encode(closing - 1)
+    link.device_sends(answers)
     board.close()
     assert board.stop_confirmed
     link.assert_done()

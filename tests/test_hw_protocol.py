@@ -250,3 +250,13 @@ def test_every_frame_shown_in_the_protocol_document_is_what_its_note_says():
         assert (message.TYPE < 0x80) == (direction == "H>B")
         if direction == "H>B":
             assert f"seq {frame.seq}" in note
+
+
+def test_the_flow_control_figures_of_the_protocol_document_are_the_hosts():
+    """Section 3 states the receive buffer a board must have and the host's windows."""
+    text = " ".join((Path(__file__).resolve().parent.parent / "docs" / "protocol.md")
+                    .read_text().split())
+    assert f"at least {p.BOARD_RX_BUFFER_BYTES} bytes of received frames" in text
+    assert f"over {p.COMMAND_WINDOW_BYTES} bytes (`COMMAND_WINDOW_BYTES`)" in text
+    assert f"only while it would bring them over {p.BOARD_RX_BUFFER_BYTES}" in text
+    assert f"The last {p.BOARD_RX_BUFFER_BYTES - p.COMMAND_WINDOW_BYTES} bytes" in text

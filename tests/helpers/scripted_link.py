@@ -61,6 +61,12 @@ class ScriptedLink:
             self._done += 1
             self._release_unprompted()
 
+    def device_sends(self, data: bytes) -> None:
+        """The device sends ``data`` now, outside the script: answers it was slow to give."""
+        with self._lock:
+            self._incoming += data
+            self._arrived.notify_all()
+
     def read(self) -> bytes:
         with self._lock:
             if self.closed:

@@ -94,6 +94,12 @@ void frame_rx_init(frame_rx_t *rx)
     rx->overflow = 0;
 }
 
+void frame_rx_damaged(frame_rx_t *rx)
+{
+    if (rx->n)
+        rx->overflow = 1;
+}
+
 uint8_t frame_rx_byte(frame_rx_t *rx, uint8_t byte)
 {
     if (byte != 0) {

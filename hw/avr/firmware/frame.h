@@ -51,5 +51,9 @@ void frame_rx_init(frame_rx_t *rx);
 /* One byte from the line. After FRAME_RX_OK the frame stays in buf until the next
  * byte is fed. */
 uint8_t frame_rx_byte(frame_rx_t *rx, uint8_t byte);
+/* Bytes of the line were lost here: a frame collected in part, with what follows up to
+ * the next delimiter, is one bad frame. (A frame whose start was lost is refused by its
+ * CRC and exact length, as any frame missing bytes: docs/protocol.md section 2.) */
+void frame_rx_damaged(frame_rx_t *rx);
 
 #endif

@@ -56,8 +56,15 @@ static void load_config(board_config_t *cfg)
  * host never keeps the loop from the sensor readings (two in 4 ms would be lost). */
 static void serve_host(void)
 {
-    uint8_t byte;
-    while (uart_host_pop(&byte)) {
+    uint8_t byte, popped;
+    while ((popped = uart_host_pop(&byte)) != UART_NONE) {
+        if (popped == UART_LOST) {
+            /* The host sent more than the buffer holds: the lost bytes may have been a
+             * STOP_ALL, so every output goes off here, where it would have acted. */
+            frame_rx_damaged(&host_rx);
+            session_rx_lost(&session);
+            continue;
+        }
         uint8_t got = frame_rx_byte(&host_rx, byte);
         if (got == FRAME_RX_OK) {
             PROF_HIGH(BIT_PROF_FRAME);
@@ -68,9 +75,12 @@ static void serve_host(void)
         if (got == FRAME_RX_BAD)
             session_bad_frame(&session);
     }
-    while (uart_debug_pop(&byte))
-        if (frame_rx_byte(&debug_rx, byte) == FRAME_RX_OK)
+    while ((popped = uart_debug_pop(&byte)) != UART_NONE) {
+        if (popped == UART_LOST)
+            frame_rx_damaged(&debug_rx);
+        else if (frame_rx_byte(&debug_rx, byte) == FRAME_RX_OK)
             session_truth_frame(&session, debug_rx.buf, debug_rx.frame_len);
+    }
 }
 
 static void serve_sensors(void)

@@ -363,6 +363,8 @@ void session_frame(session_t *s, const uint8_t *frame, uint16_t n, uint32_t now_
 
 void session_bad_frame(session_t *s) { s->rx_bad++; }
 
+void session_rx_lost(session_t *s) { all_off(s); }
+
 /* --- time --------------------------------------------------------------------------- */
 
 void session_tick_ms(session_t *s, uint32_t now_ms, uint32_t now_us)

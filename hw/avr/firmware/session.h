@@ -112,6 +112,9 @@ void session_frame(session_t *s, const uint8_t *frame, uint16_t n, uint32_t now_
                    uint32_t now_us);
 /* A bad frame from the host (framing, CRC): counted only. */
 void session_bad_frame(session_t *s);
+/* Bytes from the host were lost (a full receive buffer), after every frame before them
+ * was served: they may have held a STOP_ALL, so every output goes off. */
+void session_rx_lost(session_t *s);
 /* Every millisecond: the communication timeout, the on-time limit, STATUS. */
 void session_tick_ms(session_t *s, uint32_t now_ms, uint32_t now_us);
 /* Grid point index of the sample grid: the front end's reading, or NULL when it gave

@@ -10,10 +10,14 @@
 #define UBRR_VALUE ((BOARD_F_CPU_HZ / (8UL * BOARD_BAUD)) - 1) /* U2X: 1 */
 #define TX_RING 1024u /* power of two */
 
-/* A receive ring: 256 bytes, its indices wrap by themselves. */
+/* A receive ring: 255 bytes (docs/protocol.md section 3: a board buffers at least
+ * that much), its indices wrap by themselves. A byte that finds it full is lost; the
+ * ring remembers where, so the reader learns of it after every older byte. */
 typedef struct {
     uint8_t data[256];
     uint8_t head, tail;
+    uint8_t lost;    /* bytes were lost and the reader has not been told */
+    uint8_t lost_at; /* head when the latest were lost: the bytes before it are older */
 } rx_ring_t;
 
 static volatile rx_ring_t host_rx, debug_rx;
@@ -41,6 +45,8 @@ static inline void rx_push(volatile rx_ring_t *ring, uint8_t b)
     uint8_t next = (uint8_t)(ring->head + 1);
     if (next == ring->tail) {
         uart_rx_overflows++;
+        ring->lost = 1;
+        ring->lost_at = ring->head;
         return;
     }
     ring->data[ring->head] = b;
@@ -50,11 +56,18 @@ static inline void rx_push(volatile rx_ring_t *ring, uint8_t b)
 static uint8_t rx_pop(volatile rx_ring_t *ring, uint8_t *byte)
 {
     uint8_t tail = ring->tail;
+    ATOMIC_BLOCK(ATOMIC_RESTORESTATE)
+    {
+        if (ring->lost && tail == ring->lost_at) {
+            ring->lost = 0;
+            return UART_LOST;
+        }
+    }
     if (tail == ring->head)
-        return 0;
+        return UART_NONE;
     *byte = ring->data[tail];
     ring->tail = (uint8_t)(tail + 1);
-    return 1;
+    return UART_BYTE;
 }
 
 ISR(USART0_RX_vect) { rx_push(&host_rx, UDR0); }
@@ -86,7 +99,8 @@ uint8_t uart_debug_pop(uint8_t *byte) { return rx_pop(&debug_rx, byte); }
 
 uint8_t uart_rx_waiting(void)
 {
-    return host_rx.tail != host_rx.head || debug_rx.tail != debug_rx.head;
+    return host_rx.tail != host_rx.head || debug_rx.tail != debug_rx.head || host_rx.lost ||
+           debug_rx.lost;
 }
 
 uint8_t uart_host_send(const uint8_t *data, uint16_t n)

@@ -8,10 +8,15 @@
 
 #include <stdint.h>
 
+/* What a pop found: nothing, a byte, or the place where bytes were lost to a full
+ * receive ring (every byte received before them has been popped; the next ones came
+ * after them). */
+enum { UART_NONE = 0, UART_BYTE = 1, UART_LOST = 2 };
+
 void uart_init(void);
-/* Next received byte of the host link (1) or none (0). */
+/* Next received byte of the host link, or where bytes were lost (see above). */
 uint8_t uart_host_pop(uint8_t *byte);
-/* Next received byte of the debug port (1) or none (0). */
+/* The same for the debug port. */
 uint8_t uart_debug_pop(uint8_t *byte);
 /* Queue n bytes for the host, all or none (returns 0 when the ring is full). */
 uint8_t uart_host_send(const uint8_t *data, uint16_t n);

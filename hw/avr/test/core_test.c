@@ -186,6 +186,16 @@ static void test_receiver(void)
     check(feed(&rx, good, sizeof(good)) == FRAME_RX_OK, "decoding resumes after that too");
     uint8_t short_frame[] = {0x03, 0x01, 0x02, 0x00};
     check(feed(&rx, short_frame, 4) == FRAME_RX_BAD, "under 4 decoded bytes is bad");
+    feed(&rx, good, 4);
+    frame_rx_damaged(&rx);
+    check(feed(&rx, good + 4, sizeof(good) - 4) == FRAME_RX_BAD,
+          "bytes lost inside a frame: it is bad, whole as the rest looks");
+    frame_rx_damaged(&rx);
+    check(feed(&rx, good, sizeof(good)) == FRAME_RX_OK,
+          "bytes lost between frames: the next whole frame is taken");
+    frame_rx_damaged(&rx);
+    check(feed(&rx, good + 4, sizeof(good) - 4) == FRAME_RX_BAD,
+          "and a frame that lost its start fails its CRC");
 }
 
 /* --- limits, configuration, pulse plans ------------------------------------------------- */
@@ -352,6 +362,11 @@ static void test_stim(void)
     host(&s, T_STIM, 6, payload, stim_payload(payload, 1, 3500), 5);
     host(&s, T_STOP_ALL, 7, NULL, 0, 6);
     check(acked(7, ACK_OK) && !outputs[1].on && session_outputs_on(&s) == 0, "STOP_ALL");
+    host(&s, T_STIM, 8, payload, stim_payload(payload, 1, 3500), 7);
+    check(outputs[1].on, "on again");
+    session_rx_lost(&s);
+    check(!outputs[1].on && session_outputs_on(&s) == 0,
+          "bytes lost to a full buffer (perhaps a STOP_ALL): every output off");
 }
 
 static void test_timeouts(void)
