@@ -3,6 +3,7 @@ and the wall clock; the virtual-clock simulation runs without the monitor thread
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 
@@ -18,11 +19,14 @@ from controller.safety import SafetyLimits, Watchdog
 from controller.trial.recorder import TrialRecorder
 
 EXPECTED_RULES = {
-    "hung_loop": {"heartbeat_timeout_ms"},
-    "spinning_loop": {"heartbeat_timeout_ms"},
+    # A loop stuck anywhere stops the heartbeat and the samples it observes together
+    # (the last sample was observed microseconds before the last command), as a blocked
+    # read does; a blocked command stops the heartbeat and the acknowledgements
+    # together. Either rule may fire first; a trip by the sensor or acknowledgement rule
+    # then names the silent loop in its detail (tested below).
+    "hung_loop": {"heartbeat_timeout_ms", "sensor_timeout_ms"},
+    "spinning_loop": {"heartbeat_timeout_ms", "sensor_timeout_ms"},
     "nan_sensor": {"sensor_timeout_ms"},
-    # A blocked read stops the heartbeat and the samples together; a blocked command
-    # stops the heartbeat and the acknowledgements together. Either rule may fire first.
     "blocked_sensor": {"heartbeat_timeout_ms", "sensor_timeout_ms"},
     "stalled_ack": {"ack_timeout_ms"},
     "blocked_apply": {"heartbeat_timeout_ms", "ack_timeout_ms"},
@@ -170,3 +174,37 @@ def test_a_key_on_the_live_terminal_is_an_emergency_stop():
         assert not listening
     os.close(read_end)
     os.close(write_end)
+
+
+class FakeMonotonic:
+    """``time.monotonic`` of the watchdog module, moved by hand."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+@pytest.mark.parametrize(("loop_stalled", "rule", "names_the_loop"), [
+    (True, "sensor_timeout_ms", True),  # the last sample observed 0.05 ms before the command
+    (False, "sensor_timeout_ms", False),  # the loop goes on, its samples are bad: the sensor
+])
+def test_a_sensor_trip_while_the_loop_is_silent_too_names_the_loop(
+        monkeypatch, loop_stalled, rule, names_the_loop):
+    clock = FakeMonotonic()
+    monkeypatch.setattr("controller.safety.watchdog.time.monotonic", clock)
+    dog = Watchdog(RecordingStimulator(), SafetyLimits())
+    dog.observe(Sample(0.0, 0.5, 1), phase_known=True)
+    clock.now += 0.00005
+    dog.submit(0.0, [STEADY])
+    for k in range(1, 10):  # 18 ms on: a stalled loop sends nothing, a running one goes on
+        clock.now += 0.002
+        if not loop_stalled:
+            dog.observe(Sample(k * 0.002, math.nan, 1), phase_known=True)
+            dog.submit(k * 0.002, [STEADY])
+    clock.now += 0.00198  # the good sample's age is over 20 ms, the command's not yet
+    dog.check_wall_clock()
+    assert dog.fault is not None and dog.fault.rule == rule
+    assert ("the loop has sent no command for 20.0 ms either" in dog.fault.detail) is (
+        names_the_loop)

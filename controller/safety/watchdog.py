@@ -371,12 +371,27 @@ class Watchdog:
                 age_ms = (now - (now if since is None else since)) * 1000.0
                 limit = getattr(lim, RULE_NAMES[rule])
                 if age_ms > limit:
+                    detail = f"{age_ms:.1f} ms > {limit:g} ms (wall clock)"
                     self._latch(self._trial_time_now(now), rule, what,
-                                f"{age_ms:.1f} ms > {limit:g} ms (wall clock)")
+                                detail + self._loop_silent_too(rule, now))
                     break
             else:
                 return
         self._stimulator.stop_all()
+
+    def _loop_silent_too(self, rule: int, now: float) -> str:
+        """For a sensor or acknowledgement trip: a note when the loop has not come round
+        for over half its heartbeat timeout either. A loop stuck anywhere (a hung
+        detector, a blocked read or command) stops the samples it observes and the
+        commands it sends together, and the sample is observed a few microseconds
+        before the command, so its silence may trip the sensor rule first; the note
+        keeps the diagnosis on the loop (lock held)."""
+        if rule == HEARTBEAT_TIMEOUT_MS:
+            return ""
+        beat_ms = (now - self._beat_wall_s) * 1000.0
+        if beat_ms <= self.limits.heartbeat_timeout_ms / 2.0:
+            return ""
+        return f"; the loop has sent no command for {beat_ms:.1f} ms either (a stalled loop)"
 
     # ---- decisions (called with the lock held) ----------------------------------------
 
