@@ -22,7 +22,7 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers.shared_machine import SHARED_MACHINE_SAFETY
+from helpers.shared_machine import SHARED_MACHINE_SAFETY, rerun_after_heartbeat_faults
 from helpers.walks import FOOT, WALK, shortened_walk
 
 from controller.bench.openems import harness_settings
@@ -35,16 +35,14 @@ SETTINGS = harness_settings()
 
 
 def walk_through(program: Path, tmp_path: Path, walk: Path, config: Path) -> WalkRun:
-    """``replay_walk`` into one firmware. A run that a stalled machine ended with a
-    heartbeat fault (another job kept ``fes run`` off the CPU beyond the watchdog's
-    wall-clock timeout: the watchdog was right) is run again, at most twice: this test is
-    about the firmware's timeline, not the machine's punctuality. Any other ending fails
-    at once."""
-    for attempt in range(3):
-        run = replay_walk(program, tmp_path / f"attempt{attempt}", walk, config, SETTINGS)
-        if not (run.code == 7 and "heartbeat_timeout_ms" in run.stderr):
-            return run
-    raise AssertionError(f"a heartbeat fault ended all three runs:\n{run.stderr}")
+    """``replay_walk`` into one firmware; a run that a stalled machine ended with a
+    heartbeat fault is run again (``rerun_after_heartbeat_faults``)."""
+
+    def attempt(k: int) -> tuple[int, str, WalkRun]:
+        run = replay_walk(program, tmp_path / f"attempt{k}", walk, config, SETTINGS)
+        return run.code, run.stderr, run
+
+    return rerun_after_heartbeat_faults(attempt)[2]
 
 
 @pytest.mark.skipif(not WALK.is_file(), reason="the shared Voisard et al. data is not here")
