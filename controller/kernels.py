@@ -15,6 +15,16 @@ the simulated patient and the trial files alike (and, for choosing between kerne
   parameters, logs and outputs are arrays the Python object that calls them created and
   keeps alive, so they need no runtime, and a kernel that tried to allocate would fail
   to compile, loudly.
+
+  They are also compiled ``forceinline`` (LLVM's ``alwaysinline``). numba compiles each
+  function on its own and links it into its callers, and there LLVM's inliner found the
+  per-sample kernels too large to inline (an array argument is seven machine words; the
+  limb's sample takes twenty arrays): every stage of every sample was an out-of-line
+  call that copied array descriptors onto the stack, and nothing could be hoisted or
+  kept in registers across it. Inlined, the compiled closed loop of a 60 s trial at
+  1 kHz went from 32 ms to 14 ms of CPU (``python -m controller.bench.simulator``; how
+  it was found: docs/simulator.md). Inlining changes no result: without ``fastmath``
+  LLVM keeps IEEE semantics whatever it inlines (``tests/test_sim_pinned.py``).
 * ``@allocating_kernel``: plain ``numba.njit(cache=True)``, for the few functions that
   build a result array (a whole recording's pulse times, the cells of a CSV file, an
   isometric force trace) and so need the runtime.
@@ -86,6 +96,7 @@ Floats = NDArray[np.float64]
 #: an option of its compiler flags, used by numba's own tests), hence the dictionary.
 OPTIONS: dict[str, Any] = {
     "cache": True, "_nrt": False, "no_cfunc_wrapper": True, "no_cpython_wrapper": True,
+    "forceinline": True,
 }
 #: Options of ``@allocating_kernel``.
 ALLOCATING_OPTIONS: dict[str, Any] = {
@@ -100,10 +111,24 @@ DISPATCH_OPTIONS: dict[str, Any] = {**OPTIONS, "inline": "always"}
 KERNELS: dict[str, Any] = {}
 
 
-class _PythonEntryCache(FunctionCache):
-    """numba's on-disk cache of a function, for the versions with a Python wrapper: their
-    entries sit beside the kernel-only versions of the same function under their own
-    keys (numba's key is the types and the source, not how the function was wrapped)."""
+#: Added to the key of every cache entry: numba keys an entry by the types and the
+#: source of the function alone, not by its options, so code cached before an option
+#: changed (a kernel compiled before ``forceinline``, which callers could not inline)
+#: would otherwise be loaded as if it were current.
+CACHE_TAG = "forceinline"
+
+
+class _KernelCache(FunctionCache):
+    """numba's on-disk cache of a kernel, under keys that also carry ``CACHE_TAG``."""
+
+    def _index_key(self, sig: Any, codegen: Any) -> Any:
+        return (*super()._index_key(sig, codegen), CACHE_TAG)
+
+
+class _PythonEntryCache(_KernelCache):
+    """The cache of a kernel's versions with a Python wrapper: their entries sit beside
+    the kernel-only versions of the same function under their own keys (numba's key is
+    the types and the source, not how the function was wrapped)."""
 
     def _index_key(self, sig: Any, codegen: Any) -> Any:
         return (*super()._index_key(sig, codegen), "python entry")
@@ -172,7 +197,7 @@ def _registered(function: Callable[..., Any], options: dict[str, Any]) -> Any:
             py_func=function, locals={}, targetoptions={"nopython": True, **targetoptions}
         )
         if options["cache"]:
-            compiled.enable_caching()
+            compiled._cache = _KernelCache(function)
     if "<locals>" not in function.__qualname__:  # a specialisation registers itself
         KERNELS[f"{function.__module__}.{function.__qualname__}"] = compiled
     return compiled

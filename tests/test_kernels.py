@@ -135,7 +135,7 @@ def test_kernels_have_one_of_the_option_sets():
     option_sets = [OPTIONS, ALLOCATING_OPTIONS, DISPATCH_OPTIONS]
     for name, dispatcher in KERNELS.items():
         assert isinstance(dispatcher, KernelDispatcher), name
-        assert dispatcher._cache.__class__.__name__ == "FunctionCache", name
+        assert dispatcher._cache.__class__.__name__ == "_KernelCache", name
         options = {"cache": True, **dispatcher.targetoptions}
         options.pop("nopython")
         assert options in option_sets, name
