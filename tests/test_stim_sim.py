@@ -202,3 +202,20 @@ def test_stimulation_through_loading_response_prevents_foot_slap(tmp_path):
     assert braked <= 0.2 * swings
     assert unbraked >= 0.8 * swings
     assert early >= 0.8 * swings
+
+
+def test_a_fused_detector_on_a_healthy_walker_stays_within_the_duty_cycle(tmp_path):
+    """The fused detector's pre-swing is the gyroscope's push-off, not the heel rise.
+    Opened at heel off (terminal stance, 265 ms before the simulated healthy walker's toe
+    off), the peroneal train ran from heel rise to heel strike plus extension and ramp
+    down, 80 % of the time, and the watchdog latched its duty-cycle fault after 10.9 s
+    of `fes sim --patient healthy`; the trains then stopped for the rest of the walk."""
+    summary = sim(tmp_path, "fused", '[detector]\nsensor = "fused"\n',
+                  "--patient", "healthy", "--duration-s", "25")
+    assert summary["watchdog"]["faults"] == 0, summary["watchdog"]["interventions"]
+    stim = summary["stim"]
+    assert stim["trains"] >= 20  # every stride of the 25 s walk after the first
+    assert stim["on_time_fraction"] < 0.75
+    # Onset at the push-off: before the toe off by the muscle's activation time and
+    # more, as on the gyroscope alone, not a quarter of a stride before it.
+    assert -180.0 < onset_median(summary) < -80.0
