@@ -104,6 +104,19 @@ def test_a_first_step_whose_swing_sags_keeps_its_toe_off():
     assert np.min(np.abs(times(events, Event.HEEL_STRIKE) - 5.07)) <= 0.05
 
 
+def test_a_swing_from_a_quiet_stance_is_dated_where_the_foot_starts_to_move():
+    """Walker 16's left foot, standing in the U-turn, turns back by 0.05 rad/s (a
+    wobble, no push-off) 170 ms before it swings (toe off 15.40 s). The toe off of a swing
+    without a push-off used to be dated from that wobble, where the rise crossed 0.7 of
+    it: at 15.23 s, a false toe off and a missed one. A dip that stays within the stance
+    band is no push-off: the swing starts where the signal leaves the band."""
+    rec = next(r for r in load_voisard(VOISARD_HARD) if r.name == "voisard 16-1 left")
+    _, events = detect_batch(FOOT_SETUP, rec.t_s, rec.gyro_rad_s)
+    toe_offs = times(events, Event.TOE_OFF)
+    near = toe_offs[(toe_offs > 15.0) & (toe_offs < 15.7)]
+    assert near.size == 1 and abs(near[0] - 15.40) <= 0.03, near
+
+
 def test_after_a_flat_landing_stimulation_ends_before_the_next_push_off(feet):
     """The scheduler's train (default stop: heel strike, then 100 ms extension and 100 ms
     ramp) is off again before the foot pushes off the next time."""
@@ -126,12 +139,13 @@ def test_every_toe_off_ends_in_a_heel_strike_and_no_train_runs_into_stance():
     a swing whose toe off was announced must end in a heel strike. Before, a swing whose
     peak then fell short of the walker's swing-peak threshold (a closing or turning step)
     went back to stance silently: the train ran on through the stance to the next
-    stride's heel strike (1.6 s trains on five of these twelve feet; on the 110 Voisard
-    trials 142 of 3,915 toe offs had no heel strike after them). On all twelve real feet
-    here every toe off is followed by a heel strike, and no train lasts longer than a
-    swing with its pre-swing, extension and ramp down."""
+    stride's heel strike (1.6 s trains on five of the twelve feet of walkers 1, 4, 5, 7,
+    13 and 17; on the 110 Voisard trials 142 of 3,915 toe offs had no heel strike after
+    them). On all fourteen real feet here (walker 16 too) every toe off is followed by a
+    heel strike, and no train lasts longer than a swing with its pre-swing, extension
+    and ramp down."""
     feet = load_voisard(VOISARD) + load_voisard(VOISARD_HARD)
-    assert len(feet) == 12
+    assert len(feet) == 14
     for rec in feet:
         detector = GaitDetector(FOOT_SETUP, 100.0)
         scheduler = StimScheduler(StimConfig())

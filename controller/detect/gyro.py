@@ -40,7 +40,11 @@ Rules, and the reason for each:
   and it counts only once the signal has been above ``swing_hold_level_rad_s`` for
   ``swing_hold_ms`` in all (longer than half a cycle of clonus at 5 Hz, 100 ms, shorter
   than any real swing) and its peak so far has reached the swing-peak threshold (below);
-  then TOE_OFF is reported with its date from the dip. The time
+  then TOE_OFF is reported with its date from the dip, or, when the dip stayed within
+  the stance band (above minus ``SETTLE_FLOOR_RAD_S``: a wobble, no push-off), from
+  where the signal last rose out of the band (a noise-level dip's rise crosses its
+  fraction at once: a foot standing in the U-turn had its toe off dated 170 ms before
+  it moved, a false toe off and a missed one). The time
   adds up over the humps of a slow swing (a first step from standing often rises,
   sags and rises again) as long as the signal neither falls to zero (the forward
   rotation ended: clonus crosses zero every half cycle) nor stays below the hold level
@@ -104,7 +108,8 @@ image of the signal, and the state machine finds "strides" in it too (with the s
 flipped, 0 of 116 events matched on a recording while the counts looked normal). So
 during the first ``mount_check_strides`` strides a second copy of the state machine runs
 on the signal with its sign flipped, and each copy measures its strides' swing
-fraction (toe off to heel strike over toe off to toe off). Walking, a swing is shorter
+fraction (toe off to heel strike over toe off to toe off, the toe off dated from the
+dip in both copies). Walking, a swing is shorter
 than a stance (about 40 % of the stride; Perry 1992), so the copy with the smaller
 swing fraction sees the signal the right way round: on the real recordings the right
 way gives 0.35-0.42, the flipped one 0.50-0.77 (docs/detection.md). Until the verdict is
@@ -359,6 +364,7 @@ STATE = (
     "cross_t",  # toe off: the dip's rise crossing; terminal swing: heel-strike level crossing
     "t_pre_swing",  # when the current pre-swing began (NaN: the swing started from stance)
     "t_toe_off",  # estimated time of the toe off of the swing in progress
+    "t_toe_off_dip",  # ... dated from the dip alone (what the mounting check measures)
     "t_last_below",  # last time the signal was below the pre-swing threshold
     "t_last_high",  # last time the signal was at or above the hold level (oscillation guard)
     "t_hold",  # when the signal last rose through the hold level (NaN: below it; inf:
@@ -368,6 +374,7 @@ STATE = (
     "t_last_toe_off",  # estimated time of the last reported toe off
     "t_mid",  # estimated time of the last mid swing
     "t_zero",  # terminal swing: when the signal fell through zero (NaN: not yet)
+    "t_rise",  # when the signal last rose out of the stance band (SETTLE_FLOOR_RAD_S)
     "settle_anchor",  # terminal swing: the value the settled signal stays near ...
     "t_settle",  # ... since this time
     "t_quiet_since",  # start of the current run of quiet samples (inf: not quiet)
@@ -386,9 +393,10 @@ STATE = (
 )
 (
     _S_PHASE, _S_LOCKED, _S_CONFIRMED, _S_DESCENT, _S_T_ENTER, _S_EXT_VALUE, _S_EXT_T,
-    _S_DIP_VALUE, _S_DIP_T, _S_CROSS_T, _S_T_PRE_SWING, _S_T_TOE_OFF, _S_T_LAST_BELOW,
+    _S_DIP_VALUE, _S_DIP_T, _S_CROSS_T, _S_T_PRE_SWING, _S_T_TOE_OFF, _S_T_TOE_OFF_DIP,
+    _S_T_LAST_BELOW,
     _S_T_LAST_HIGH, _S_T_HOLD, _S_HELD, _S_RUN, _S_T_LAST_TOE_OFF, _S_T_MID, _S_T_ZERO,
-    _S_SETTLE_ANCHOR, _S_T_SETTLE,
+    _S_T_RISE, _S_SETTLE_ANCHOR, _S_T_SETTLE,
     _S_T_QUIET_SINCE, _S_T_LAST_GOOD, _S_PEAK_AVERAGE, _S_DIP_AVERAGE, _S_STRIDE_AVERAGE,
     _S_HS_WAIT_AVERAGE, _S_ZERO_AVERAGE, _S_HS_LEVEL, _S_HS_PEAK, _S_PREV_T, _S_PREV_G,
     _S_RING_START, _S_RING_COUNT,
@@ -479,12 +487,14 @@ def _restart(state: np.ndarray) -> None:
     state[_S_CROSS_T] = np.nan
     state[_S_T_PRE_SWING] = np.nan
     state[_S_T_TOE_OFF] = np.nan
+    state[_S_T_TOE_OFF_DIP] = np.nan
     state[_S_T_LAST_BELOW] = -np.inf
     state[_S_T_LAST_HIGH] = -np.inf
     state[_S_T_HOLD] = np.inf  # a swing from stance needs a rise through the hold level
     state[_S_T_LAST_TOE_OFF] = -np.inf
     state[_S_T_MID] = np.nan
     state[_S_T_ZERO] = np.nan
+    state[_S_T_RISE] = -np.inf
     state[_S_HELD] = 0.0
     state[_S_RUN] = 0.0
     state[_S_SETTLE_ANCHOR] = np.nan
@@ -613,6 +623,16 @@ def _start_swing(
         t_toe_off = state[_S_CROSS_T]
     else:
         t_toe_off = state[_S_DIP_T]
+    state[_S_T_TOE_OFF_DIP] = t_toe_off
+    if (
+        not confirmed
+        and math.isnan(state[_S_T_PRE_SWING])
+        and state[_S_DIP_VALUE] > -SETTLE_FLOOR_RAD_S
+    ):
+        # A swing from stance whose dip stayed within the stance band: no push-off to
+        # date it from (a noise-level dip's rise crosses its fraction at once, up to
+        # 280 ms before the foot moves): it starts where the signal left the band.
+        t_toe_off = max(t_toe_off, state[_S_T_RISE])
     state[_S_T_TOE_OFF] = t_toe_off
     _enter(state, events.SWING, t_s, t_c, g)  # the dip is kept for the walker's mean
     if confirmed:
@@ -826,6 +846,8 @@ def _machine(
             state[_S_T_QUIET_SINCE] = t_s
     else:
         state[_S_T_QUIET_SINCE] = np.inf
+    if g > SETTLE_FLOOR_RAD_S >= state[_S_PREV_G]:
+        state[_S_T_RISE] = _crossing(state, t_c, g, SETTLE_FLOOR_RAD_S)
     if g < params[_P_HOLD_LEVEL]:
         state[_S_T_HOLD] = np.nan
     elif math.isnan(state[_S_T_HOLD]):
@@ -947,7 +969,12 @@ def gyro_step(
         mirror_event, mirror_t = _machine(mirror, params, t_s, t_c, -smoothed)
         mirror[_S_PREV_T] = t_c
         mirror[_S_PREV_G] = -smoothed
-        _count_stride(state, _M_MAIN, event, t_event)
+        # Strides are measured with toe off dated from the dip, in both copies: the
+        # swing fractions the check was validated on (docs/detection.md).
+        t_counted = core[_S_T_TOE_OFF_DIP] if event == events.TOE_OFF else t_event
+        if mirror_event == events.TOE_OFF:
+            mirror_t = mirror[_S_T_TOE_OFF_DIP]
+        _count_stride(state, _M_MAIN, event, t_counted)
         _count_stride(state, _M_MIRROR, mirror_event, mirror_t)
         _judge_mounting(state, params[_P_MOUNT_STRIDES], t_s)
     if not _trusted(state, params):
