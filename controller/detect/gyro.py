@@ -363,8 +363,10 @@ STATE = (
     "dip_t",  # time of that minimum
     "cross_t",  # toe off: the dip's rise crossing; terminal swing: heel-strike level crossing
     "t_pre_swing",  # when the current pre-swing began (NaN: the swing started from stance)
-    "t_toe_off",  # estimated time of the toe off of the swing in progress
-    "t_toe_off_dip",  # ... dated from the dip alone (what the mounting check measures)
+    "t_toe_off",  # toe off of the swing in progress dated from the dip (the stride time,
+    # the refractory time and the mounting check run on it)
+    "t_toe_off_reported",  # ... and as reported (from the rise out of the stance band,
+    # for a swing without a push-off)
     "t_last_below",  # last time the signal was below the pre-swing threshold
     "t_last_high",  # last time the signal was at or above the hold level (oscillation guard)
     "t_hold",  # when the signal last rose through the hold level (NaN: below it; inf:
@@ -393,7 +395,7 @@ STATE = (
 )
 (
     _S_PHASE, _S_LOCKED, _S_CONFIRMED, _S_DESCENT, _S_T_ENTER, _S_EXT_VALUE, _S_EXT_T,
-    _S_DIP_VALUE, _S_DIP_T, _S_CROSS_T, _S_T_PRE_SWING, _S_T_TOE_OFF, _S_T_TOE_OFF_DIP,
+    _S_DIP_VALUE, _S_DIP_T, _S_CROSS_T, _S_T_PRE_SWING, _S_T_TOE_OFF, _S_T_TOE_OFF_REPORTED,
     _S_T_LAST_BELOW,
     _S_T_LAST_HIGH, _S_T_HOLD, _S_HELD, _S_RUN, _S_T_LAST_TOE_OFF, _S_T_MID, _S_T_ZERO,
     _S_T_RISE, _S_SETTLE_ANCHOR, _S_T_SETTLE,
@@ -487,7 +489,7 @@ def _restart(state: np.ndarray) -> None:
     state[_S_CROSS_T] = np.nan
     state[_S_T_PRE_SWING] = np.nan
     state[_S_T_TOE_OFF] = np.nan
-    state[_S_T_TOE_OFF_DIP] = np.nan
+    state[_S_T_TOE_OFF_REPORTED] = np.nan
     state[_S_T_LAST_BELOW] = -np.inf
     state[_S_T_LAST_HIGH] = -np.inf
     state[_S_T_HOLD] = np.inf  # a swing from stance needs a rise through the hold level
@@ -623,7 +625,7 @@ def _start_swing(
         t_toe_off = state[_S_CROSS_T]
     else:
         t_toe_off = state[_S_DIP_T]
-    state[_S_T_TOE_OFF_DIP] = t_toe_off
+    state[_S_T_TOE_OFF] = t_toe_off
     if (
         not confirmed
         and math.isnan(state[_S_T_PRE_SWING])
@@ -632,8 +634,9 @@ def _start_swing(
         # A swing from stance whose dip stayed within the stance band: no push-off to
         # date it from (a noise-level dip's rise crosses its fraction at once, up to
         # 280 ms before the foot moves): it starts where the signal left the band.
+        # Only the date reported moves: the machine itself runs on the dip's date.
         t_toe_off = max(t_toe_off, state[_S_T_RISE])
-    state[_S_T_TOE_OFF] = t_toe_off
+    state[_S_T_TOE_OFF_REPORTED] = t_toe_off
     _enter(state, events.SWING, t_s, t_c, g)  # the dip is kept for the walker's mean
     if confirmed:
         return _confirm_swing(state, params)
@@ -657,7 +660,7 @@ def _confirm_swing(state: np.ndarray, params: np.ndarray) -> tuple[int, float]:
         state[_S_DIP_AVERAGE], min(state[_S_DIP_VALUE], 0.0), weight
     )
     state[_S_T_LAST_TOE_OFF] = t_toe_off
-    return events.TOE_OFF, t_toe_off
+    return events.TOE_OFF, state[_S_T_TOE_OFF_REPORTED]
 
 
 @kernel
@@ -971,9 +974,9 @@ def gyro_step(
         mirror[_S_PREV_G] = -smoothed
         # Strides are measured with toe off dated from the dip, in both copies: the
         # swing fractions the check was validated on (docs/detection.md).
-        t_counted = core[_S_T_TOE_OFF_DIP] if event == events.TOE_OFF else t_event
+        t_counted = core[_S_T_TOE_OFF] if event == events.TOE_OFF else t_event
         if mirror_event == events.TOE_OFF:
-            mirror_t = mirror[_S_T_TOE_OFF_DIP]
+            mirror_t = mirror[_S_T_TOE_OFF]
         _count_stride(state, _M_MAIN, event, t_counted)
         _count_stride(state, _M_MIRROR, mirror_event, mirror_t)
         _judge_mounting(state, params[_P_MOUNT_STRIDES], t_s)
