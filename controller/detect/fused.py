@@ -27,8 +27,8 @@ wait; it is trusted again from its next event. With both failed, the phase is UN
 and the stimulator is told so.
 
 The phase, with both sources healthy: LOADING at heel strike, STANCE after
-``loading_time_ms``, PRE_SWING while the gyroscope is in pre-swing (the push-off; back
-to STANCE if the gyroscope says stance again: a wobble), SWING at toe off. Heel off is
+``loading_time_ms``, PRE_SWING when the gyroscope enters pre-swing (the push-off; back
+to STANCE if both sources say stance again: a wobble), SWING at toe off. Heel off is
 reported as an event (the scheduler's ``heel_off`` trigger: the Odstock timing) but does
 not open the pre-swing: the heel rises at the start of terminal stance, about 31 % of
 the gait cycle, pre-swing starts near 50 % (Perry 1992). On the simulated healthy
@@ -236,7 +236,11 @@ def _both_phase(
         phase = events.STANCE
     if phase == events.STANCE and g_phase == events.PRE_SWING:
         phase = events.PRE_SWING
-    elif phase == events.PRE_SWING and g_phase == events.STANCE:
+    elif (
+        phase == events.PRE_SWING
+        and g_phase == events.STANCE
+        and h_phase in (events.STANCE, events.LOADING)
+    ):
         phase = events.STANCE
     state[_S_PHASE] = phase
     return phase
