@@ -63,7 +63,11 @@ KNOWN_FIRMWARE: dict[tuple[int, int, int], str] = {
     (1, 1, 0): "reference firmware of docs/protocol.md v2 (hw.firmware, the emulator): "
     "speaks versions 1 and 2, pulse shapes",
     (2, 0, 0): "AVR firmware of hw/avr (ATmega2560, Arduino Mega 2560): speaks versions 1 "
-    "to 3 (3: 1 000 000 baud), pulse shapes; tests/test_avr_*.py run it in simavr",
+    "to 3 (3: 1 000 000 baud), pulse shapes; bytes lost to a full receive buffer are not "
+    "acted on (2.0.1 switches every output off)",
+    (2, 0, 1): "AVR firmware of hw/avr (ATmega2560, Arduino Mega 2560): speaks versions 1 "
+    "to 3 (3: 1 000 000 baud), pulse shapes, every output off where received bytes were "
+    "lost (docs/protocol.md section 3); tests/test_avr_*.py run it in simavr",
 }
 #: The laxest board communication timeout accepted: stricter than RehaStim 2 (about
 #: 1 s) and ScienceMode 4 (2 s) (DESIGN.md).

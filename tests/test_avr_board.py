@@ -155,7 +155,7 @@ def test_the_board_says_who_it_is_and_powers_up_with_every_output_off(bench):
     host = b.host()
     time.sleep(0.2)  # the firmware runs: nothing may switch on by itself
     info = host.open_session()
-    assert (info.protocol_version, info.firmware, info.board_id) == (3, (2, 0, 0), 1)
+    assert (info.protocol_version, info.firmware, info.board_id) == (3, cosim.FIRMWARE_VERSION, 1)
     assert (info.channels, info.sample_rate_hz, info.comm_timeout_ms) == (2, 500, 400)
     host.close()
     events = b.finish()

@@ -19,6 +19,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from hw import protocol as p
+from hw.avr import cosim
 from hw.firmware import Firmware, FirmwareSettings
 
 
@@ -143,7 +144,8 @@ def test_info_is_what_the_host_reads_as_the_boards_limits(core):
         body = bytes((ctypes.c_uint8 * 256).in_dll(core, "stub_frames")[:length])
         assert body[0] == p.FrameType.INFO and body[1] == seq
         info = p.Info.unpack(body[2:])
-        assert (info.hello_seq, info.protocol_version, info.firmware) == (seq, version, (2, 0, 0))
+        assert (info.hello_seq, info.protocol_version, info.firmware) == (
+            seq, version, cosim.FIRMWARE_VERSION)
         assert (info.channels, info.sample_rate_hz, info.comm_timeout_ms) == (2, 500, 100)
         assert (info.max_amplitude_10ua, info.max_pulse_width_us, info.max_frequency_chz,
                 info.max_on_time_ms) == (6000, 500, 6000, 3000)

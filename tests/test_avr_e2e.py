@@ -25,6 +25,7 @@ from helpers.live import Process, _no_process_outlives_its_test, events, summary
 from helpers.shared_machine import host_config
 
 from controller.cli import main
+from hw.avr import cosim
 
 __all__ = ["_no_process_outlives_its_test"]  # the autouse fixture: no process outlives a test
 
@@ -68,7 +69,7 @@ def test_a_15_s_walk_against_the_firmware_matches_fes_sim(tmp_path):
     assert live["duration_s"] == pytest.approx(15.0, abs=0.01)
     info = live["board"]["info"]  # the firmware's identity, from its INFO
     assert (info["firmware"], info["protocol_version"], info["sample_rate_hz"]) == (
-        "2.0.0", 3, 500)
+        ".".join(map(str, cosim.FIRMWARE_VERSION)), 3, 500)
     assert live["ground_truth"] == "board emulator debug frames"
     assert live["board"]["outputs_off_confirmed"] is True
     assert live["board"]["link"]["missing_samples"] == 0

@@ -22,7 +22,7 @@
 #define SESSION_SHAPED_VERSION 2
 #define FIRMWARE_MAJOR 2
 #define FIRMWARE_MINOR 0
-#define FIRMWARE_PATCH 0
+#define FIRMWARE_PATCH 1
 
 /* Frame types. */
 enum {
