@@ -85,6 +85,7 @@ import numpy as np
 from numba.core import types
 from numba.core.caching import FunctionCache
 from numba.core.registry import CPUDispatcher
+from numba.core.runtime import rtsys
 from numpy.typing import NDArray
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -128,10 +129,27 @@ class _KernelCache(FunctionCache):
 class _PythonEntryCache(_KernelCache):
     """The cache of a kernel's versions with a Python wrapper: their entries sit beside
     the kernel-only versions of the same function under their own keys (numba's key is
-    the types and the source, not how the function was wrapped)."""
+    the types and the source, not how the function was wrapped).
+
+    Loading an entry skips numba's refresh of its CPU target. Before every load numba
+    refreshes the whole target (imports some forty typing and lowering modules, NumPy's
+    linear algebra and random generators among them, and registers every
+    implementation): 0.12 s of the 0.45 s that any command running one cached kernel
+    took (``python -m controller.bench.startup``, floor row). Only a compilation needs
+    those registries, and numba's compiler refreshes the target itself before it
+    compiles anything; machine code loaded from the cache needs only the runtime's
+    symbols (memory management of the allocating kernels), which ``rtsys.initialize``
+    registers (once per process).
+    """
 
     def _index_key(self, sig: Any, codegen: Any) -> Any:
         return (*super()._index_key(sig, codegen), "python entry")
+
+    def load_overload(self, sig: Any, target_context: Any) -> Any:
+        """The cached version for ``sig`` (None: not cached), without the refresh."""
+        rtsys.initialize(target_context)
+        with self._guard_against_spurious_io_errors():
+            return self._load_overload(sig, target_context)
 
 
 class KernelDispatcher(CPUDispatcher):
