@@ -18,7 +18,7 @@ def write(tmp_path: Path, text: str) -> Path:
 
 
 def test_default_config_is_valid(capsys):
-    from controller.config import default_config_path
+    from controller.resources import default_config_path
 
     assert main(["check-config", str(default_config_path())]) == 0
     assert "valid" in capsys.readouterr().out
@@ -80,8 +80,8 @@ def test_help_explains_every_sim_option(capsys):
 
 
 def test_default_toml_lists_every_field_at_its_model_default():
-    from controller.config import TrialConfig, default_config_path
-    from controller.resources import load_toml
+    from controller.config import TrialConfig
+    from controller.resources import default_config_path, load_toml
 
     data = load_toml(default_config_path())
 
@@ -93,3 +93,22 @@ def test_default_toml_lists_every_field_at_its_model_default():
 
     assert keys(data) == keys(TrialConfig().model_dump())
     assert TrialConfig.model_validate(data) == TrialConfig()
+
+
+def test_a_command_line_builds_its_command_alone_with_the_same_options():
+    """``fes detect ...`` builds only detect's parser: the same help and options as in
+    the full parser, and every command of the full parser has its module listed."""
+    import argparse
+
+    from controller.cli import COMMANDS, build_parser
+
+    def subparsers(parser: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+        return next(a.choices for a in parser._actions
+                    if isinstance(a, argparse._SubParsersAction))
+
+    full = subparsers(build_parser())
+    assert list(full) == list(COMMANDS)
+    for name in COMMANDS:
+        alone = subparsers(build_parser(name))
+        assert list(alone) == [name]
+        assert alone[name].format_help() == full[name].format_help()
