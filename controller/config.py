@@ -17,7 +17,7 @@ from typing import Any
 from pydantic import Field, ValidationError
 
 from controller.detect.config import DetectorConfig
-from controller.resources import configs_root, load_toml
+from controller.resources import config_layers, merge_all, merge_tables
 from controller.safety.limits import MAX_SAMPLE_RATE_HZ, Pulse, SafetyLimits, pulse_breaches
 from controller.stim.presets import preset_layer
 from controller.stim.settings import ChannelConfig, StimConfig, channel_path, stim_problems
@@ -146,22 +146,6 @@ class TrialConfig(ConfigModel):
     )
 
 
-def _merge(base: dict[str, Any], override: dict[str, Any], where: str = "") -> dict[str, Any]:
-    """Deep merge of nested dicts; values of ``override`` win. A table of ``override``
-    over a value of ``base`` that is not one (``loop = 5`` in a file, ``[loop]`` from an
-    option) is a ``ValueError`` naming it: the bad value must not vanish under it."""
-    merged = dict(base)
-    for key, value in override.items():
-        path = f"{where}{key}"
-        if isinstance(value, dict) and isinstance(merged.get(key), dict):
-            merged[key] = _merge(merged[key], value, f"{path}.")
-        elif isinstance(value, dict) and key in merged:
-            raise ValueError(f"{path}: {merged[key]!r} is not a table of fields")
-        else:
-            merged[key] = value
-    return merged
-
-
 
 def _longest_train_ms(stim: StimConfig, ch: ChannelConfig) -> tuple[str, float]:
     """What bounds one train of ``ch`` in the trial's mode, and that bound in ms."""
@@ -274,37 +258,18 @@ def build_config(data: dict[str, Any], source: str) -> TrialConfig:
     return config
 
 
-def default_config_path() -> Path:
-    """The shipped ``configs/default.toml``."""
-    return configs_root() / "default.toml"
-
-
 def load_config(path: Path | None = None, overrides: dict[str, Any] | None = None) -> TrialConfig:
     """Defaults, then the stimulation preset the result names (``stim.preset``), then
     the file at ``path``, then ``overrides``; validated together."""
-    default = load_toml(default_config_path())
-    layers: list[dict[str, Any]] = []
-    source = "configs/default.toml"
-    if path is not None:
-        layers.append(load_toml(path))
-        source = str(path)
-    if overrides:
-        layers.append(overrides)
-        source += " + command line"
+    default, layers, source = config_layers(path, overrides)
     try:
-        data = _merge_all(default, layers)
+        data = merge_all(default, layers)
         stim = data.get("stim")
         preset = preset_layer(stim.get("preset") if isinstance(stim, dict) else None)
         if preset is not None:
             label, preset_data = preset
             source += f" + {label}"
-            data = _merge_all(_merge(default, {"stim": preset_data}), layers)
+            data = merge_all(merge_tables(default, {"stim": preset_data}), layers)
     except ValueError as err:
         raise ConfigError(source, [str(err)]) from None
     return build_config(data, source)
-
-
-def _merge_all(data: dict[str, Any], layers: list[dict[str, Any]]) -> dict[str, Any]:
-    for layer in layers:
-        data = _merge(data, layer)
-    return data

@@ -103,3 +103,50 @@ def load_toml(path: Path) -> dict[str, Any]:
         digits = re.search(r"value has (\d+) digits", str(exc))
         what = f"an integer of {digits.group(1)} digits" if digits else str(exc)
         raise ConfigError(source, [f"not valid TOML: {what}"]) from None
+
+
+def default_config_path() -> Path:
+    """The shipped ``configs/default.toml``: every field of a trial with its default."""
+    return configs_root() / "default.toml"
+
+
+def config_layers(
+    path: Path | None, overrides: dict[str, Any] | None
+) -> tuple[dict[str, Any], list[dict[str, Any]], str]:
+    """The shipped defaults, the layers over them (the file at ``path``, then
+    ``overrides`` from the command line) and what to call the result in a message."""
+    default = load_toml(default_config_path())
+    layers: list[dict[str, Any]] = []
+    source = "configs/default.toml"
+    if path is not None:
+        layers.append(load_toml(path))
+        source = str(path)
+    if overrides:
+        layers.append(overrides)
+        source += " + command line"
+    return default, layers, source
+
+
+def merge_tables(
+    base: dict[str, Any], override: dict[str, Any], where: str = ""
+) -> dict[str, Any]:
+    """Deep merge of nested dicts; values of ``override`` win. A table of ``override``
+    over a value of ``base`` that is not one (``loop = 5`` in a file, ``[loop]`` from an
+    option) is a ``ValueError`` naming it: the bad value must not vanish under it."""
+    merged = dict(base)
+    for key, value in override.items():
+        path = f"{where}{key}"
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = merge_tables(merged[key], value, f"{path}.")
+        elif isinstance(value, dict) and key in merged:
+            raise ValueError(f"{path}: {merged[key]!r} is not a table of fields")
+        else:
+            merged[key] = value
+    return merged
+
+
+def merge_all(data: dict[str, Any], layers: list[dict[str, Any]]) -> dict[str, Any]:
+    """``data`` with each of ``layers`` merged over it in turn (``merge_tables``)."""
+    for layer in layers:
+        data = merge_tables(data, layer)
+    return data

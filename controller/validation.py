@@ -50,13 +50,14 @@ def _allowed(model: type[BaseModel] | None, loc: tuple[Any, ...]) -> str:
 
 
 def describe_errors(
-    error: ValidationError, model: type[BaseModel] | None = None
+    error: ValidationError, model: type[BaseModel] | None = None, where: str = ""
 ) -> list[str]:
-    """One message per invalid field: dotted path, what was given, what is allowed."""
+    """One message per invalid field: dotted path, what was given, what is allowed.
+    ``where`` is the path of ``model`` in a larger config (``detector.``), if any."""
     problems = []
     for item in error.errors():
         loc = tuple(item["loc"])
-        path = ".".join(str(p) for p in loc) or "(top level)"
+        path = where + ".".join(str(p) for p in loc) or "(top level)"
         given = item.get("input")
         kind = item["type"]
         if kind == "extra_forbidden":

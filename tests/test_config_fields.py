@@ -24,8 +24,9 @@ from pydantic.fields import FieldInfo
 
 from controller.cli import main
 from controller.commands.check_config import default_toml
-from controller.config import TrialConfig, default_config_path
+from controller.config import TrialConfig
 from controller.explain import allowed, explain
+from controller.resources import default_config_path
 from controller.validation import ConfigModel
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -127,10 +127,38 @@ def test_help_explains_every_option(capsys):
         assert option in out
 
 
-def test_bad_detector_config_names_each_field(tmp_path, capsys):
+@pytest.mark.parametrize("command", ["check-config", "detect"])
+def test_bad_detector_config_names_each_field(command, trial, tmp_path, capsys):
     path = tmp_path / "trial.toml"
     path.write_text('[detector]\nsensor = "knee"\n[detector.heel.force]\nrelease_force_n = 30\n')
-    assert main(["check-config", str(path)]) == 2
+    argv = ["check-config", str(path)] if command == "check-config" else [
+        "detect", "--input", str(trial / "samples.csv"), "--output",
+        str(tmp_path / "out.csv"), "--config", str(path)]
+    assert main(argv) == 2
     err = capsys.readouterr().err
     assert "detector.sensor: input should be 'gyro', 'heel' or 'fused'" in err
     assert "detector.heel.force.release_force_n" in err and "contact_force_n (20)" in err
+
+
+def test_detect_refuses_a_misspelt_section_of_its_config(trial, tmp_path, capsys):
+    """fes detect reads only [detector], but a section no trial has is still a mistake."""
+    path = tmp_path / "trial.toml"
+    path.write_text('[detectr]\nsensor = "heel"\n')
+    out = tmp_path / "out.csv"
+    argv = ["detect", "--input", str(trial / "samples.csv"), "--output", str(out)]
+    assert main([*argv, "--config", str(path)]) == 2
+    assert "detectr: unknown section (check the spelling)" in capsys.readouterr().err
+    assert not out.exists()
+
+
+def test_detect_runs_the_detector_its_config_names(trial, tmp_path, capsys):
+    """[detector] of --config chooses the detector as it would in a trial: the heel
+    detector reports heel off, which the default gyroscope detector never does."""
+    path = tmp_path / "trial.toml"
+    path.write_text('[detector]\nsensor = "heel"\n')
+    out = tmp_path / "out.csv"
+    argv = ["detect", "--input", str(trial / "samples.csv"), "--output", str(out)]
+    assert main([*argv, "--config", str(path)]) == 0
+    assert "heel_off" in {r["event"] for r in rows(out)}
+    assert main(argv) == 0
+    assert "heel_off" not in {r["event"] for r in rows(out)}

@@ -98,13 +98,13 @@ def _checked_sign(
 
 
 def _run(args: argparse.Namespace) -> int:
-    from controller.config import load_config
+    from controller.detect.config import load_detector_config
     from controller.detect.csvfiles import CsvError, read_columns, read_events, write_events
     from controller.detect.detector import detect_batch
     from controller.detect.score import Scorer
     from controller.events import EVENT_NAMES
 
-    config = load_config(args.config, _overrides(args)).detector
+    config = load_detector_config(args.config, _overrides(args))
     setup = config.setup()
     heel_column = args.heel_column or (
         "heel_force_n" if config.heel_input == "force" else "heel_switch"
@@ -186,7 +186,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                         help="where to write the detected events (time_s,event; time_s is "
                         "the estimated event time)")
     detect.add_argument("--config", type=Path, metavar="FILE",
-                        help="trial TOML whose [detector] section overrides the defaults")
+                        help="trial TOML whose [detector] section overrides the defaults "
+                        "(its other sections are not checked here: fes check-config checks "
+                        "a whole file)")
     detect.add_argument("--sensor", choices=("gyro", "heel", "fused"),
                         help="detector: gyroscope, heel sensor, or both with fallback "
                         "(default: the config's, gyro)")

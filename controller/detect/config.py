@@ -10,15 +10,17 @@ another: one configuration per placement, none per recording.
 
 from __future__ import annotations
 
-from typing import Literal
+from pathlib import Path
+from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import Field, ValidationError
 
 from controller.detect import detector
 from controller.detect.fused import FusionConfig
 from controller.detect.gyro import FOOT, SHANK, GyroDetectorConfig
 from controller.detect.heel import HEEL_FORCE, HEEL_SWITCH, HeelDetectorConfig, HeelInput
-from controller.validation import ConfigModel
+from controller.resources import config_layers, merge_all
+from controller.validation import ConfigError, ConfigModel, describe_errors
 
 Sensor = Literal["gyro", "heel", "fused"]
 Placement = Literal["shank", "foot"]
@@ -114,3 +116,35 @@ class DetectorConfig(ConfigModel):
 def build_detector(config: DetectorConfig, sample_rate_hz: float) -> detector.GaitDetector:
     """The per-sample detector a trial's loop runs."""
     return detector.GaitDetector(config.setup(), sample_rate_hz)
+
+
+def load_detector_config(
+    path: Path | None = None, overrides: dict[str, Any] | None = None
+) -> DetectorConfig:
+    """The ``[detector]`` section of a trial's config, layered as ``load_config`` layers
+    a whole one (defaults, the file at ``path``, ``overrides``) and validated alone.
+
+    For a command that runs a detector and nothing else (``fes detect``): validating
+    the whole trial checks the stimulation against the safety limits with the
+    watchdog's kernels, a tenth of a second of start-up for settings it never uses. A
+    section the trial config does not have (every one is in ``configs/default.toml``)
+    is still refused, so that a misspelt ``[detectr]`` is not silently ignored; the
+    other sections' fields are checked by ``fes check-config``.
+    """
+    default, layers, source = config_layers(path, overrides)
+    problems = [
+        f"{name}: unknown section (check the spelling)"
+        for layer in layers for name in layer if name not in default
+    ]
+    if problems:
+        raise ConfigError(source, problems)
+    try:
+        section = merge_all(default, layers)["detector"]
+    except ValueError as err:
+        raise ConfigError(source, [str(err)]) from None
+    if not isinstance(section, dict):
+        raise ConfigError(source, [f"detector: {section!r} is not a table of fields"])
+    try:
+        return DetectorConfig.model_validate(section)
+    except ValidationError as err:
+        raise ConfigError(source, describe_errors(err, DetectorConfig, "detector.")) from None
