@@ -123,7 +123,8 @@ def hard_cells(values: np.ndarray, kinds: np.ndarray) -> np.ndarray:
             if _is_hard(values[c, i], kinds[c]):
                 if count == found.size:
                     grown = np.empty(max(16, 2 * found.size), dtype=np.int64)
-                    grown[:count] = found[:count]
+                    for k in range(count):  # a loop: numba compiles a slice copy's
+                        grown[k] = found[k]  # shape-error message, 20 functions
                     found = grown
                 found[count] = i * columns + c
                 count += 1
