@@ -265,6 +265,16 @@ def specialised(factory: Callable[..., F]) -> Callable[..., F]:
     return functools.update_wrapper(make, factory)
 
 
+def in_python(compiled: F) -> F:
+    """The plain Python function of a kernel, for a set-up call from Python of a leaf
+    kernel (one that calls no other kernel): called compiled, it would compile a second
+    version with a Python wrapper (a tenth of a second on a first run, beside the
+    version the loop's kernels use) to save microseconds once per trial. The arithmetic
+    is the same IEEE double arithmetic either way (numba compiles without fast-math)."""
+    python: F = getattr(compiled, "py_func", compiled)  # NUMBA_DISABLE_JIT: already it
+    return python
+
+
 def kernels(prefix: str = "") -> dict[str, Any]:
     """The registered kernels whose module is ``prefix`` or inside it (all by default)."""
     return {

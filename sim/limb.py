@@ -31,7 +31,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from controller.kernels import kernel, pack
+from controller.kernels import in_python, kernel, pack
 from controller.ports import Sample, StimCommand, check_commands
 from controller.pulses import advance_train, new_train
 from sim import ankle, muscle, sensors, voluntary
@@ -350,7 +350,7 @@ class SimulatedLimb:
             (sensor_p, muscle_p, ankle_p, voluntary.make_params(profile, step_s), own)
         )
         first = 1  # the trial starts in stride row 1 (row 0 ends before t = 0)
-        stance_phase = float(stance_clock(self._schedule.strides, first, 0.0)[0])
+        stance_phase = float(in_python(stance_clock)(self._schedule.strides, first, 0.0)[0])
         self._state = np.concatenate((
             sensors.new_sensor_state(sensor_p),
             muscle.new_muscle_state(muscle_p),

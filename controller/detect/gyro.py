@@ -157,7 +157,7 @@ from pydantic import Field
 
 from controller import events
 from controller.detect.stride import MAX_STRIDE_S, running_mean, stride_average
-from controller.kernels import kernel, pack
+from controller.kernels import in_python, kernel, pack
 from controller.validation import ConfigModel
 
 
@@ -510,7 +510,7 @@ def new_state() -> np.ndarray:
     """The state of a detector that has seen no sample (not locked on)."""
     state = np.zeros(N_STATE)
     for start in (0, _S_MIRROR):
-        _restart(state[start : start + _CORE])
+        in_python(_restart)(state[start : start + _CORE])
     state[_S_T_LAST_GOOD] = -np.inf
     state[_M_T_VERDICT] = np.nan
     for base in (_M_MAIN, _M_MIRROR):

@@ -54,7 +54,7 @@ from pydantic import Field, ValidationInfo, field_validator
 
 from controller import events
 from controller.detect.stride import stride_average
-from controller.kernels import kernel, pack
+from controller.kernels import in_python, kernel, pack
 from controller.validation import ConfigModel
 
 HeelInput = Literal["switch", "force"]
@@ -235,7 +235,7 @@ def _restart(state: np.ndarray) -> None:
 def new_state() -> np.ndarray:
     """The state of a detector that has seen no sample (not locked on)."""
     state = np.zeros(N_STATE)
-    _restart(state)
+    in_python(_restart)(state)
     state[_S_T_LAST_GOOD] = -np.inf
     return state
 
