@@ -199,6 +199,17 @@ class KernelDispatcher(CPUDispatcher):
             self._python = twin
         return self._python
 
+    def cached(self, *args: Any) -> bool:
+        """Whether numba's cache holds this kernel's version with a Python wrapper for
+        arguments like ``args``: a call then loads it instead of compiling."""
+        twin = self._python_entry()
+        cache = getattr(twin, "_cache", None)
+        if not isinstance(cache, FunctionCache):
+            return False
+        sig = tuple(twin.typeof_pyval(arg) for arg in args)
+        key = cache._index_key(sig, twin.targetctx.codegen())
+        return key in cache._cache_file._load_index()
+
     @property
     def signatures(self) -> list[Any]:
         """The argument types of every compiled version, for kernels or for Python."""

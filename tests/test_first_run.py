@@ -23,6 +23,7 @@ _SCRIPT = textwrap.dedent(
     """
     import json, sys
     import numpy as np
+    from numba.core import event
     from controller.cli import main
     from controller.kernels import KERNELS
 
@@ -30,13 +31,25 @@ _SCRIPT = textwrap.dedent(
         return {name: [str(s) for s in k.signatures]
                 for name, k in KERNELS.items() if k.signatures}
 
+    here = set()  # kernels this process compiled (not loaded from the cache)
+
+    class Compiled(event.Listener):
+        def on_start(self, ev):
+            function = ev.data["dispatcher"].py_func
+            here.add(f"{function.__module__}.{function.__qualname__}")
+
+        def on_end(self, ev):
+            pass
+
+    event.register("numba:compile", Compiled())
     main(["sim", "--duration-s", "2", "--out", sys.argv[1]])
     trial = compiled()
+    trial_here = sorted(here)
     from controller.detect.config import DetectorConfig
     from controller.detect.detector import detect_batch
     t = np.arange(200) / 500.0
     detect_batch(DetectorConfig(sensor="fused").setup(), t, np.sin(t), np.ones(200))
-    print(json.dumps({"trial": trial, "after_fused": compiled()}))
+    print(json.dumps({"trial": trial, "here": trial_here, "after_fused": compiled()}))
     """
 )
 
@@ -70,6 +83,18 @@ def test_every_kernel_is_compiled_once_for_its_argument_types(first_run):
     several = {name: sigs for name, sigs in compiled.items() if len(sigs) > 1}
     assert several == {}
     assert not [name for name, sigs in compiled.items() if "Literal" in sigs[0]]
+
+
+def test_a_helper_process_compiles_the_limb_and_the_scheduler_meanwhile(first_run):
+    """controller.trial.compile_ahead: the limb's and the scheduler's kernels reach the
+    trial from the cache a helper process filled, while this process compiled the
+    detector and the watchdog."""
+    trial, here = first_run[0]["trial"], set(first_run[0]["here"])
+    helped = ["sim.limb.limb_step", "controller.stim.walking.walking_step"]
+    assert all(name in trial for name in helped)
+    assert not [name for name in helped if name in here]
+    assert "controller.detect.gyro.gyro_step" in here
+    assert "controller.safety.decide.watchdog_submit" in here
 
 
 def test_the_first_run_says_how_long_compiling_took(first_run):

@@ -34,7 +34,7 @@ from typing import NamedTuple, TextIO
 import numpy as np
 
 from controller.deadlines import DeadlineMonitor
-from controller.detect.detector import GaitDetector, detector_step
+from controller.detect.detector import GaitDetector, detector_step, detector_step_for
 from controller.detect.outbox import MAX_EVENTS, new_outbox
 from controller.events import UNKNOWN, DetectedEvent, Event
 from controller.hotpath import announced_if_slow
@@ -53,8 +53,9 @@ from controller.ports import (
 from controller.safety import Watchdog
 from controller.safety.decide import watchdog_observe, watchdog_submit
 from controller.safety.estop import estop_signals
-from controller.stim.schedule import schedule_step
+from controller.stim.schedule import schedule_step, schedule_step_for
 from controller.stim.scheduler import StimScheduler
+from controller.trial.compile_ahead import KernelJob, compile_stages, job
 from controller.trial.recorder import (
     EVENTS_PUBLISHED,
     ROWS_PUBLISHED,
@@ -247,6 +248,36 @@ def _block_for(detector_kind: int, stim_mode: int) -> Callable[..., int]:
     return run_block
 
 
+def _stage_jobs(
+    kind: int,
+    mode: int,
+    limb: StepArrays,
+    detector: DetectorArrays,
+    schedule: ScheduleArrays,
+    watchdog: WatchdogArrays,
+) -> tuple[list[KernelJob], list[KernelJob]]:
+    """The stages of ``run_block`` as kernels to compile ahead, with the types it calls
+    them with (``compile_ahead``), split in two of about equal compile time: the limb
+    and the scheduler for a helper process, the detector and the watchdog here. The
+    detector and scheduler are compiled through their ``specialised`` kernels, whose
+    calls ``run_block`` inlines (same kernels, same argument types)."""
+    t_s, gyro, heel = 0.0, 0.0, 0.0
+    helper = [
+        job(limb_step, 0, *limb),
+        job(schedule_step_for, schedule.params, schedule.state, t_s, 0, detector.outbox,
+            schedule.requested, choices=(mode,)),
+    ]
+    own = [
+        job(detector_step_for, detector.state, detector.params, t_s, gyro, heel,
+            detector.outbox, choices=(kind,)),
+        job(watchdog_observe, watchdog.limits, watchdog.state, watchdog.log, t_s, gyro,
+            heel, True),
+        job(watchdog_submit, watchdog.limits, watchdog.state, watchdog.log, t_s,
+            schedule.requested, watchdog.delivered),
+    ]
+    return helper, own
+
+
 def run_compiled_loop(
     limb: SimulatedLimb,
     detector: GaitDetector,
@@ -290,7 +321,12 @@ def run_compiled_loop(
 
     start = time.perf_counter()
     k, _, arrays = limb.next_block()
+    loop_args = (k, 0, limb.sample_period_s, arrays, detector_arrays, schedule,
+                 watchdog_arrays, record, publish_every)
     with announced_if_slow(notes, COMPILE_NOTICE_AFTER_S, COMPILE_NOTICE, done="compiled"):
+        helper, own = _stage_jobs(kind, scheduler.mode, arrays, detector_arrays, schedule,
+                                  watchdog_arrays)
+        compile_stages(run_block, loop_args, helper, own)
         block(k, 0, arrays)  # compile (or load the cache): no samples, nothing changes
     warm_up_s = time.perf_counter() - start
     stopped_by = "duration"
