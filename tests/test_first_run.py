@@ -21,7 +21,7 @@ import pytest
 
 _SCRIPT = textwrap.dedent(
     """
-    import json, sys
+    import json, os, sys
     import numpy as np
     from numba.core import event
     from controller.cli import main
@@ -42,6 +42,7 @@ _SCRIPT = textwrap.dedent(
             pass
 
     event.register("numba:compile", Compiled())
+    os.getloadavg = lambda: (0.0, 0.0, 0.0)  # a quiet machine: compile in two processes
     main(["sim", "--duration-s", "2", "--out", sys.argv[1]])
     trial = compiled()
     trial_here = sorted(here)

@@ -264,12 +264,12 @@ def _stage_jobs(
     t_s, gyro, heel = 0.0, 0.0, 0.0
     helper = [
         job(limb_step, 0, *limb),
-        job(schedule_step_for, schedule.params, schedule.state, t_s, 0, detector.outbox,
-            schedule.requested, choices=(mode,)),
+        job(schedule_step_for(mode), schedule.params, schedule.state, t_s, 0,
+            detector.outbox, schedule.requested),
     ]
     own = [
-        job(detector_step_for, detector.state, detector.params, t_s, gyro, heel,
-            detector.outbox, choices=(kind,)),
+        job(detector_step_for(kind), detector.state, detector.params, t_s, gyro, heel,
+            detector.outbox),
         job(watchdog_observe, watchdog.limits, watchdog.state, watchdog.log, t_s, gyro,
             heel, True),
         job(watchdog_submit, watchdog.limits, watchdog.state, watchdog.log, t_s,
