@@ -138,16 +138,21 @@ class _PythonEntryCache(_KernelCache):
     took (``python -m controller.bench.startup``, floor row). Only a compilation needs
     those registries, and numba's compiler refreshes the target itself before it
     compiles anything; machine code loaded from the cache needs only the runtime's
-    symbols (memory management of the allocating kernels), which ``rtsys.initialize``
-    registers (once per process).
+    symbols (memory management), and only an allocating kernel refers to them:
+    ``rtsys.initialize`` registers them (once per process, 17 ms) before loading one.
     """
+
+    def __init__(self, py_func: Callable[..., Any], runtime: bool) -> None:
+        super().__init__(py_func)
+        self._runtime = runtime
 
     def _index_key(self, sig: Any, codegen: Any) -> Any:
         return (*super()._index_key(sig, codegen), "python entry")
 
     def load_overload(self, sig: Any, target_context: Any) -> Any:
         """The cached version for ``sig`` (None: not cached), without the refresh."""
-        rtsys.initialize(target_context)
+        if self._runtime:
+            rtsys.initialize(target_context)
         with self._guard_against_spurious_io_errors():
             return self._load_overload(sig, target_context)
 
@@ -195,7 +200,7 @@ class KernelDispatcher(CPUDispatcher):
             twin: Any = CPUDispatcher(py_func=self.py_func, locals=self.locals,
                                       targetoptions=options)
             if isinstance(getattr(self, "_cache", None), FunctionCache):
-                twin._cache = _PythonEntryCache(self.py_func)
+                twin._cache = _PythonEntryCache(self.py_func, options.get("_nrt", True))
             self._python = twin
         return self._python
 

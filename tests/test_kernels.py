@@ -174,3 +174,26 @@ def test_every_kernel_compiles_and_is_cached(exercised, capsys):
         f"not compiled, or not cached for its current source: {missing}; if a kernel "
         f"changed, clear numba's caches ({CLEAR_CACHES}) and run again"
     )
+
+
+def test_an_allocating_kernel_loaded_from_the_cache_runs_in_a_fresh_interpreter():
+    """Cached kernels load without numba's refresh of its CPU target
+    (``_PythonEntryCache``); one that allocates its result still gets numba's runtime:
+    its array comes back right, in a process that compiled nothing."""
+    import json
+    import subprocess
+    import sys
+
+    script = (
+        "import json, sys, numpy as np\n"
+        "from controller.trial.csvtext import hard_cells\n"
+        "found = hard_cells(np.array([[1.0, np.inf, 2.0], [np.nan, 3.0, 1e300]]),"
+        " np.zeros(2, dtype=np.int64))\n"
+        "print(json.dumps([found.tolist(), 'numba.np.linalg' in sys.modules]))\n"
+    )
+    runs = [subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                           timeout=300, check=True) for _ in range(2)]
+    found, refreshed = json.loads(runs[1].stdout.splitlines()[-1])
+    assert not refreshed  # loaded from the cache the first run filled, not compiled
+    assert found == json.loads(runs[0].stdout.splitlines()[-1])[0]
+    assert found == [2, 5]  # row-major cells of the infinity and of 1e300
