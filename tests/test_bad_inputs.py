@@ -3,6 +3,7 @@ message naming the input, never a traceback and never a hang (issue 13 items 9, 
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -226,6 +227,31 @@ def test_ctrl_c_during_start_up_is_exit_130_without_a_traceback(tmp_path, delay_
     # signal came while an extension module ran Python code through PyRun_String during
     # an import, CPython re-raises SIGINT at exit even though main caught it.
     assert proc.returncode in (130, -signal.SIGINT), err
+
+
+def test_a_ctrl_c_python_swallowed_while_the_kernels_loaded_ends_the_trial(
+    tmp_path, capsys, monkeypatch
+):
+    """A SIGINT 0.8 s into ``fes sim --duration-s 600`` once came while Python ran a
+    callback as the kernels loaded: Python only reported it to ``sys.unraisablehook``
+    (which remembers it), nothing asked again, and the 600 s trial ran to the end with
+    exit 0. Here the interrupt is swallowed just before the loop's kernels load."""
+    from types import SimpleNamespace
+
+    from controller.trial import compiled_loop
+
+    real = compiled_loop.compile_stages
+
+    def swallowed_during(*args: object) -> None:
+        sys.unraisablehook(SimpleNamespace(exc_value=KeyboardInterrupt(), exc_type=None,
+                                           exc_traceback=None, err_msg=None, object=None))
+        real(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(compiled_loop, "compile_stages", swallowed_during)
+    code, err = fes(capsys, "sim", "--duration-s", "600", "--out", str(tmp_path / "run"))
+    assert code == 130, err
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["stopped_by"] == "interrupted" and summary["duration_s"] < 600
 
 
 def test_a_report_of_a_trial_too_short_for_a_stride_warns_of_nothing(tmp_path, capsys):

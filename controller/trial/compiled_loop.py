@@ -38,7 +38,7 @@ from controller.detect.detector import GaitDetector, detector_step, detector_ste
 from controller.detect.outbox import MAX_EVENTS, new_outbox
 from controller.events import UNKNOWN, DetectedEvent, Event
 from controller.hotpath import announced_if_slow
-from controller.interrupts import interrupts_deferred
+from controller.interrupts import interrupts_deferred, raise_if_interrupted
 from controller.kernels import kernel, specialised
 from controller.loop import LoopOutcome
 from controller.ports import (
@@ -333,6 +333,10 @@ def run_compiled_loop(
     samples = 0
     wall_start = time.perf_counter()
     try:
+        # Python drops a Ctrl-C that comes while it runs certain callbacks (a weak
+        # reference's, an import lock's: controller.interrupts remembers it), and loading
+        # the kernels runs many: one that came then ends the trial here, not after it.
+        raise_if_interrupted()
         # No pause of the garbage collector, unlike ``run_loop``: it cannot run inside a
         # kernel, and between blocks a collection would delay nothing that is timed.
         with estop_signals(watchdog):
