@@ -3,9 +3,13 @@
 The detector is the one a trial would run (``[detector]`` of ``configs/default.toml``,
 then ``--config``, then the options here), fed with the same compiled kernel as the live
 loop, one sample at a time in file order. Events are written with their estimated time.
-The gyroscope's mounting check runs over the whole file first: a sign found flipped is
-inverted with a warning naming ``--invert``, and since the file has been checked the
-trial's own check of the first strides is not repeated (every stride is reported).
+The gyroscope's mounting checks run over the whole file first. Where the gyro column is
+named with an axis letter and the file has the other two axes (``Gyr_X``, ``Gyr_Y``,
+``Gyr_Z``; ``gyro_x``...), the axis check (``controller.detect.axis``) finds whether the
+column is the sagittal axis; if not, the axis that is is read instead, with a warning
+naming ``--gyro-column``. Then a sign found flipped is inverted with a warning naming
+``--invert``, and since the file has been checked the trial's own check of the first
+strides is not repeated (every stride is reported).
 With ``--truth`` the events are matched to reference events and the scores printed as
 JSON: per event kind, recall, precision, median signed error, median and 95th
 percentile of the absolute error, and the detection latency.
@@ -16,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import re
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -29,6 +34,8 @@ if TYPE_CHECKING:
     from controller.detect.config import DetectorConfig
 
 DEG_TO_RAD = math.pi / 180.0
+#: An axis letter standing alone in a column name (``Gyr_Y``, ``gyro_x_rad_s``).
+_AXIS_LETTER = re.compile(r"(?<![A-Za-z])[xyzXYZ](?![A-Za-z])")
 
 
 def _overrides(args: argparse.Namespace) -> dict[str, Any]:
@@ -64,8 +71,58 @@ def _times(args: argparse.Namespace, columns: dict[str, np.ndarray], n: int) -> 
     return t_s
 
 
+def axis_columns(column: str) -> tuple[tuple[str, str, str], int] | None:
+    """The three gyro columns named like ``column`` with another axis letter, and which
+    of them ``column`` is: ``Gyr_Y`` -> (``Gyr_X``, ``Gyr_Y``, ``Gyr_Z``), 1;
+    ``gyro_z_rad_s`` -> (``gyro_x_rad_s``, ...), 2. None when the name has not exactly
+    one x, y or z standing alone (not inside a word), as ``gyro_rad_s``."""
+    found = list(_AXIS_LETTER.finditer(column))
+    if len(found) != 1:
+        return None
+    letter = found[0]
+    letters = "xyz" if letter.group().islower() else "XYZ"
+    head, tail = column[: letter.start()], column[letter.end():]
+    a, b, c = (f"{head}{axis}{tail}" for axis in letters)
+    return (a, b, c), letters.index(letter.group())
+
+
+def _checked_axis(
+    args: argparse.Namespace, t_s: np.ndarray, columns: dict[str, np.ndarray],
+    axes: tuple[tuple[str, str, str], int], scale: float,
+) -> tuple[str, str | None]:
+    """Run the axis check (``controller.detect.axis``) over the whole file: a column
+    that is not the sagittal axis is replaced by the one that is, if one passes. Returns
+    the column to detect on and what to tell the user (None: nothing)."""
+    import numpy as np
+
+    from controller.detect.axis import CHECKING, MOVING_S, SAGITTAL, check_axes
+
+    names, declared = axes
+    found = check_axes(t_s, np.vstack([columns[n] for n in names]) * scale, declared, names)
+    column = args.gyro_column
+    if found.verdict == SAGITTAL:
+        return column, None
+    if found.verdict == CHECKING:
+        return column, (
+            f"fes detect: note: too little movement to check that {column} is the sagittal "
+            f"axis ({found.moving_s:.1f} s; the check needs {MOVING_S:g} s, or one axis "
+            "turning clearly more than the others); read as it is."
+        )
+    better = found.sagittal_found
+    if better is None:
+        return column, (
+            f"fes detect: warning: {found.why()}, and neither other axis stands out as "
+            f"sagittal; read {column} as it is (check how the sensor was worn)."
+        )
+    return better, (
+        f"fes detect: warning: {found.why()}; read {better} instead. Pass --gyro-column "
+        f"{better} to read it directly."
+    )
+
+
 def _checked_sign(
-    args: argparse.Namespace, config: DetectorConfig, t_s: np.ndarray, gyro: np.ndarray
+    args: argparse.Namespace, config: DetectorConfig, t_s: np.ndarray, gyro: np.ndarray,
+    column: str,
 ) -> tuple[DetectorConfig, np.ndarray, str | None]:
     """Run the mounting check over the whole file: a flipped gyro is inverted. Returns
     the config to detect with (the file's check replaces the trial's check of the first
@@ -80,7 +137,7 @@ def _checked_sign(
     message = None
     if verdict == "flipped":
         message = (
-            f"fes detect: warning: {args.gyro_column} has its sign flipped (swing is "
+            f"fes detect: warning: {column} has its sign flipped (swing is "
             "negative: a sensor worn upside down or on the other leg); inverted it. "
             f"{'Drop --invert' if args.invert else 'Pass --invert'} to read it the right "
             "way round."
@@ -88,7 +145,7 @@ def _checked_sign(
         gyro = -gyro
     elif verdict == "checking":
         message = (
-            f"fes detect: note: too few strides to check the sign of {args.gyro_column} "
+            f"fes detect: note: too few strides to check the sign of {column} "
             f"(the check needs {placement.mount_check_strides} each way round); read as "
             "it is."
         )
@@ -110,12 +167,14 @@ def _run(args: argparse.Namespace) -> int:
         "heel_force_n" if config.heel_input == "force" else "heel_switch"
     )
     wanted = [] if args.rate_hz is not None else ["time_s"]
+    axes = None
     if setup.uses_gyro:
         wanted.append(args.gyro_column)
+        axes = axis_columns(args.gyro_column)
     if setup.heel_input is not None:
         wanted.append(heel_column)
     try:
-        columns = read_columns(args.input, wanted)
+        columns = read_columns(args.input, wanted, axes[0] if axes is not None else ())
         n = len(next(iter(columns.values())))
         t_s = _times(args, columns, n)
         truth = read_events(args.truth) if args.truth is not None else None
@@ -123,16 +182,20 @@ def _run(args: argparse.Namespace) -> int:
         print(f"fes: {err}", file=sys.stderr)
         return EXIT_USAGE
     gyro = None
+    column, notes = args.gyro_column, []
     if setup.uses_gyro:
         scale = DEG_TO_RAD if args.gyro_units == "deg/s" else 1.0
-        gyro = columns[args.gyro_column] * (-scale if args.invert else scale)
+        if axes is not None and all(name in columns for name in axes[0]):
+            column, axis_note = _checked_axis(args, t_s, columns, axes, scale)
+            notes.append(axis_note)
+        gyro = columns[column] * (-scale if args.invert else scale)
     heel = columns[heel_column] if setup.heel_input is not None else None
-    mounting = None
     try:
         if args.rate_hz is not None:
             setup.check_period(1.0 / args.rate_hz)
         if gyro is not None:
-            config, gyro, mounting = _checked_sign(args, config, t_s, gyro)
+            config, gyro, sign_note = _checked_sign(args, config, t_s, gyro, column)
+            notes.append(sign_note)
             setup = config.setup()
         _, events = detect_batch(setup, t_s, gyro, heel)
     except ValueError as err:
@@ -140,8 +203,9 @@ def _run(args: argparse.Namespace) -> int:
         return EXIT_USAGE
     with writing(args.output):
         write_events(args.output, events)
-    if mounting is not None:
-        print(mounting, file=sys.stderr)
+    for note in notes:
+        if note is not None:
+            print(note, file=sys.stderr)
     if truth is None:
         counts = {name: sum(e.event == kind for e in events) for kind, name in EVENT_NAMES.items()}
         listed = ", ".join(f"{count} {name}" for name, count in counts.items() if count)
@@ -199,7 +263,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                         help="samples are at this fixed rate (then no time_s column is "
                         "needed, and one present is ignored)")
     detect.add_argument("--gyro-column", default="gyro_rad_s", metavar="NAME",
-                        help="column of the sagittal angular velocity (default gyro_rad_s)")
+                        help="column of the sagittal angular velocity (default gyro_rad_s); "
+                        "when its name has an axis letter and the file has the other two "
+                        "axes (Gyr_X, Gyr_Y, Gyr_Z), the axis that turns most while moving "
+                        "is checked to be this one, and read instead with a warning if not")
     detect.add_argument("--gyro-units", choices=("rad/s", "deg/s"), default="rad/s",
                         help="units of the gyro column (default rad/s)")
     detect.add_argument("--invert", action="store_true",

@@ -57,6 +57,10 @@ class Recording:
     window: ScoringWindow
     straight: ScoringWindow
     steady: ScoringWindow
+    #: All three gyro axes where the recording has them (name -> rad/s), for the axis
+    #: check; ``sagittal_axis`` names the sagittal one among them.
+    gyro_axes: dict[str, np.ndarray] | None = None
+    sagittal_axis: str | None = None
 
 
 def _voisard_rate_hz(path: Path, first_line: str) -> float:
@@ -66,11 +70,9 @@ def _voisard_rate_hz(path: Path, first_line: str) -> float:
     return float(match.group(1))
 
 
-def read_voisard_imu(
-    path: Path, axis: str = "Gyr_Y"
-) -> tuple[np.ndarray, np.ndarray, float]:
-    """Time (s, from the packet counter), gyro (rad/s; ``Gyr_Y`` is the sagittal axis) and
-    sample rate (Hz) of one foot file."""
+def read_voisard_gyro(path: Path) -> tuple[np.ndarray, dict[str, np.ndarray], float]:
+    """Time (s, from the packet counter), every gyro column the file has (``Gyr_X``...,
+    rad/s; ``Gyr_Y`` is the sagittal axis) and sample rate (Hz) of one foot file."""
     with path.open(encoding="utf-8") as handle:
         rate_hz = _voisard_rate_hz(path, handle.readline())
         header = handle.readline().split()
@@ -78,7 +80,23 @@ def read_voisard_imu(
     counter = data[:, header.index("PacketCounter")]
     keep = np.concatenate(([True], np.diff(counter) > 0))  # repeated packets
     t_s = (counter[keep] - counter[0]) / rate_hz
-    return t_s, data[keep, header.index(axis)], rate_hz
+    gyro = {name: data[keep, i] for i, name in enumerate(header) if name.startswith("Gyr_")}
+    return t_s, gyro, rate_hz
+
+
+def read_voisard_imu(
+    path: Path, axis: str = "Gyr_Y"
+) -> tuple[np.ndarray, np.ndarray, float]:
+    """Time (s, from the packet counter), gyro (rad/s; ``Gyr_Y`` is the sagittal axis) and
+    sample rate (Hz) of one foot file."""
+    t_s, gyro, rate_hz = read_voisard_gyro(path)
+    return t_s, _gyro_column(path, gyro, axis), rate_hz
+
+
+def _gyro_column(path: Path, gyro: dict[str, np.ndarray], axis: str) -> np.ndarray:
+    if axis not in gyro:
+        raise ValueError(f"{path}: no column {axis!r}; gyro columns: {', '.join(gyro)}")
+    return gyro[axis]
 
 
 def voisard_gyro_axes(folder: Path) -> set[str]:
@@ -103,7 +121,8 @@ def load_voisard(folder: Path, axis: str = "Gyr_Y") -> list[Recording]:
             imu = folder / f"{meta_path.stem}_{suffix}.txt"
             if not imu.is_file():
                 continue
-            t_s, gyro, rate_hz = read_voisard_imu(imu, axis)
+            t_s, axes, rate_hz = read_voisard_gyro(imu)
+            gyro = _gyro_column(imu, axes, axis)
             swings = np.array(meta[key], dtype=float).reshape(-1, 2) / rate_hz
             reference = []
             for toe_off, heel_strike in swings:
@@ -124,6 +143,8 @@ def load_voisard(folder: Path, axis: str = "Gyr_Y") -> list[Recording]:
                     ScoringWindow(
                         start, end, (turn, *end_swings(swings, [(start, turn[0]), (turn[1], end)]))
                     ),
+                    axes if len(axes) == 3 else None,
+                    "Gyr_Y",
                 )
             )
     return recordings

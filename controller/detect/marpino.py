@@ -66,6 +66,8 @@ SWING_FOOT_RAD_S = 1.0
 #: does not follow the gait.
 MIN_RANGE = 500.0
 _GYRO_SCALE = np.pi / 180.0 / 100.0  # raw units -> rad/s
+#: The column of the sagittal axis, before the leg's sign.
+SAGITTAL_AXIS = "Gyro_read_z"
 #: Side, shank sensor, foot sensor, sign of Gyro_read_z that makes the sagittal axis.
 _LEGS = (("right", 2, 1, 1.0), ("left", 5, 6, -1.0))
 
@@ -79,6 +81,10 @@ class Leg:
     foot_rad_s: np.ndarray
     toe: np.ndarray
     heel: np.ndarray
+    #: Each placement's three gyro axes as read (``Gyro_read_x/y/z``, rad/s; ``z`` is the
+    #: sagittal one), for the axis check.
+    shank_axes: dict[str, np.ndarray]
+    foot_axes: dict[str, np.ndarray]
 
 
 def _read_xlsx(path: Path) -> tuple[list[str], np.ndarray]:
@@ -107,15 +113,21 @@ def read_legs(path: Path) -> dict[str, Leg]:
             raise ValueError(f"{path}: no column {name!r}")
         return data[:, header.index(name)]
 
+    def axes(sensor: int) -> dict[str, np.ndarray]:
+        return {f"Gyro_read_{a}": _GYRO_SCALE * column(f"Gyro_read_{a}_{sensor}") for a in "xyz"}
+
     legs = {}
     for side, shank, foot, sign in _LEGS:
         t_ms = column(f"Time_{shank}")
+        shank_axes, foot_axes = axes(shank), axes(foot)
         legs[side] = Leg(
             (t_ms - t_ms[0]) / 1000.0,
-            sign * _GYRO_SCALE * column(f"Gyro_read_z_{shank}"),
-            sign * _GYRO_SCALE * column(f"Gyro_read_z_{foot}"),
+            sign * shank_axes[SAGITTAL_AXIS],
+            sign * foot_axes[SAGITTAL_AXIS],
             column(f"Ext1_{foot}"),
             column(f"Ext2_{foot}"),
+            shank_axes,
+            foot_axes,
         )
     return legs
 
@@ -192,14 +204,14 @@ def load_marpino(folder: Path, fraction: float = PRESSURE_FRACTION) -> Loaded:
             t0, t1 = float(leg.t_s[0]), float(leg.t_s[-1])
             whole = ScoringWindow(t0, t1, tuple(unknown))
             steady = ScoringWindow(t0, t1, (*unknown, *end_swings(swings, [(t0, t1)])))
-            for placement, gyro, out in (
-                ("shank", leg.shank_rad_s, shank),
-                ("foot", leg.foot_rad_s, foot),
+            for placement, gyro, axes, out in (
+                ("shank", leg.shank_rad_s, leg.shank_axes, shank),
+                ("foot", leg.foot_rad_s, leg.foot_axes, foot),
             ):
                 out.append(
                     Recording(
                         f"marpino {walker} {side} {placement}", walker, leg.t_s, gyro, None,
-                        reference, whole, whole, steady,
+                        reference, whole, whole, steady, axes, SAGITTAL_AXIS,
                     )
                 )
     return Loaded(shank, foot, left_out)
