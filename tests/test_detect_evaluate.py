@@ -16,6 +16,7 @@ from controller.detect.gyro import FOOT
 from controller.events import Event
 
 VOISARD = Path(__file__).parent / "data" / "voisard"
+VOISARD_AXES = Path(__file__).parent / "data" / "voisard_axes"
 
 
 def test_the_table_holds_leave_one_walker_out_rows_and_the_mounting_check(capsys):
@@ -65,6 +66,24 @@ def test_the_mounting_check_is_scored_on_the_other_axes_where_the_files_have_the
     # Files with the sagittal column only (tests/data) get the first row alone.
     _, mounting, _ = evaluate.evaluate(VOISARD, None, None, 0.1)
     assert [row.configuration for row in mounting] == ["shipped foot"]
+
+
+def test_the_axis_check_passes_the_sagittal_axis_and_stops_the_wrong_ones(capsys):
+    """With all three axes (two walkers, both feet): the sign check calls some wrong-axis
+    feet "mounted", the axis check calls every one a wrong axis, so none is stimulated;
+    the sagittal axis passes both."""
+    assert evaluate.main(["--voisard", str(VOISARD_AXES)]) == 0
+    out = capsys.readouterr().out
+    rows = {line.split(" | ")[1]: line.split(" | ")[2:] for line in out.splitlines()
+            if line.startswith("| Voisard") and "walkers) | shipped foot" in line}
+    # recordings, sign as recorded, flipped, its timing, axis, its timing, stimulated
+    assert rows["shipped foot"][1] == "4 / 0 / 0"
+    assert rows["shipped foot"][4] == "4 / 0 / 0" and rows["shipped foot"][6] == "4 |"
+    for axis in ("roll axis (Gyr_X)", "yaw axis (Gyr_Z)"):
+        cells = rows[f"shipped foot, {axis}: wrong axis"]
+        assert cells[4] == "0 / 4 / 0" and cells[6] == "0 |"
+    assert any(int(rows[f"shipped foot, {axis}: wrong axis"][1][0]) > 0
+               for axis in ("roll axis (Gyr_X)", "yaw axis (Gyr_Z)"))  # the sign check passed
 
 
 def test_a_missing_folder_exits_2(tmp_path, capsys):

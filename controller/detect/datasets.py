@@ -57,8 +57,8 @@ class Recording:
     window: ScoringWindow
     straight: ScoringWindow
     steady: ScoringWindow
-    #: All three gyro axes where the recording has them (name -> rad/s), for the axis
-    #: check; ``sagittal_axis`` names the sagittal one among them.
+    #: The gyro axes the recording has (name -> rad/s; the axis check needs all three);
+    #: ``sagittal_axis`` names the sagittal one among them.
     gyro_axes: dict[str, np.ndarray] | None = None
     sagittal_axis: str | None = None
 
@@ -143,7 +143,7 @@ def load_voisard(folder: Path, axis: str = "Gyr_Y") -> list[Recording]:
                     ScoringWindow(
                         start, end, (turn, *end_swings(swings, [(start, turn[0]), (turn[1], end)]))
                     ),
-                    axes if len(axes) == 3 else None,
+                    axes,
                     "Gyr_Y",
                 )
             )

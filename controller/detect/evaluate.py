@@ -44,6 +44,7 @@ from typing import Any
 
 import numpy as np
 
+from controller.detect.axis import SAGITTAL, VERDICT_NAMES, check_axes
 from controller.detect.config import DetectorConfig
 from controller.detect.datasets import (
     Recording,
@@ -79,8 +80,10 @@ _CELLS = (
     "p95_abs_error_ms", "latency", "max_announced_after_ms", "bias_spread_ms",
 )
 #: The other gyro axes of the Voisard foot IMUs: on them "mounted" is a wrong verdict
-#: (the mounting check checks the sign, not the axis: docs/detection.md).
+#: of the sign check, which the axis check must catch (docs/detection.md).
 WRONG_AXES = {"Gyr_X": "roll axis", "Gyr_Z": "yaw axis"}
+#: The same for the Marpino IMUs (as read, before the README's rotation).
+MARPINO_WRONG_AXES = {"Gyro_read_x": "other axis", "Gyro_read_y": "other axis"}
 #: The scoring windows of a ``Recording`` and how the table names them.
 WINDOWS = {
     "window": "whole trial",
@@ -245,22 +248,47 @@ class MountingRow:
     as_recorded: Counter[str]  # verdict name -> recordings
     flipped: Counter[str]
     decided_after_s: list[float]  # from the first reference event, where decided
+    #: The axis check (``controller.detect.axis``) with the row's axis read as sagittal,
+    #: where the recordings have all three axes: verdict name -> recordings.
+    axis: Counter[str]
+    axis_after_s: list[float]  # its verdict, from the first reference event
+    #: Recordings on which gait-triggered stimulation would start: the sign found right
+    #: and the axis sagittal (or the sign only, without the other axes).
+    stimulated: int
 
 
 def mounting_row(
-    dataset: str, label: str, recordings: Sequence[Recording], config: GyroDetectorConfig
+    dataset: str, label: str, recordings: Sequence[Recording], config: GyroDetectorConfig,
+    axis: str | None = None,
 ) -> MountingRow:
-    """Run the mounting check of ``config`` on every recording, and on it flipped."""
+    """Run the mounting check of ``config`` on every recording, and on it flipped, with
+    its gyro read from ``axis`` (None: the sagittal one); and the axis check, with that
+    axis declared sagittal."""
     as_recorded, flipped, after = Counter[str](), Counter[str](), []
+    axis_verdicts, axis_after, stimulated = Counter[str](), [], 0
     for rec in recordings:
-        assert rec.gyro_rad_s is not None
-        block = gyro_mounting(config, rec.t_s, rec.gyro_rad_s)
+        axes = rec.gyro_axes or {}
+        gyro = rec.gyro_rad_s if axis is None else axes[axis]
+        assert gyro is not None
+        first = min(t for t, _ in rec.reference)
+        block = gyro_mounting(config, rec.t_s, gyro)
         as_recorded[str(block["verdict"])] += 1
-        flipped[str(gyro_mounting(config, rec.t_s, -rec.gyro_rad_s)["verdict"])] += 1
+        flipped[str(gyro_mounting(config, rec.t_s, -gyro)["verdict"])] += 1
         if block["decided_s"] is not None:
-            first = min(t for t, _ in rec.reference)
             after.append(float(block["decided_s"]) - first)  # type: ignore[arg-type]
-    return MountingRow(dataset, label, len(recordings), as_recorded, flipped, after)
+        right_axis = True
+        if len(axes) == 3:
+            names = tuple(axes)
+            declared = names.index(axis if axis is not None else str(rec.sagittal_axis))
+            found = check_axes(rec.t_s, np.vstack(list(axes.values())), declared,
+                               (names[0], names[1], names[2]))
+            axis_verdicts[VERDICT_NAMES[found.verdict]] += 1
+            right_axis = found.verdict == SAGITTAL
+            if found.decided_s is not None:
+                axis_after.append(found.decided_s - first)
+        stimulated += block["verdict"] == "mounted" and right_axis
+    return MountingRow(dataset, label, len(recordings), as_recorded, flipped, after,
+                       axis_verdicts, axis_after, stimulated)
 
 
 def evaluate(
@@ -286,7 +314,7 @@ def evaluate(
             if axis not in voisard_gyro_axes(voisard):
                 continue  # a copy with the sagittal column only
             mounting.append(mounting_row(name, f"shipped foot, {what} ({axis}): wrong axis",
-                                         load_voisard(voisard, axis), foot))
+                                         recordings, foot, axis))
     if marpino is not None:
         from controller.detect.marpino import load_marpino  # needs the `eval` extra
 
@@ -299,10 +327,12 @@ def evaluate(
         rows += shipped_rows(name, "shipped shank (chosen on all)", loaded.shank, shank,
                              windows, tolerance_s)
         mounting.append(mounting_row(name, "shipped shank", loaded.shank, shank))
+        mounting += _marpino_wrong_axes(name, "shipped shank", loaded.shank, shank)
         name = f"Marpino foot IMU ({len({r.walker for r in loaded.foot})} walkers, unseen)"
         rows += shipped_rows(name, "shipped foot (chosen on Voisard)", loaded.foot, foot,
                              windows, tolerance_s)
         mounting.append(mounting_row(name, "shipped foot", loaded.foot, foot))
+        mounting += _marpino_wrong_axes(name, "shipped foot", loaded.foot, foot)
         notes += [f"Marpino: left out {why}" for why in loaded.left_out]
     if gaitpdb is not None:
         recordings = load_gaitpdb(gaitpdb)
@@ -314,6 +344,16 @@ def evaluate(
             scorer.add(rec.reference, events, rec.window)
         rows.append(Row(name, "heel force sensor (L1/R1)", "whole walk", _summary([scorer])))
     return rows, mounting, notes
+
+
+def _marpino_wrong_axes(
+    dataset: str, label: str, recordings: Sequence[Recording], config: GyroDetectorConfig
+) -> list[MountingRow]:
+    return [
+        mounting_row(dataset, f"{label}, {what} ({axis}): wrong axis", recordings, config, axis)
+        for axis, what in MARPINO_WRONG_AXES.items()
+        if recordings and all(axis in (rec.gyro_axes or {}) for rec in recordings)
+    ]
 
 
 def _cell(figures: Mapping[str, Any], key: str) -> str:
@@ -342,18 +382,25 @@ def render_markdown(rows: Sequence[Row]) -> str:
 
 def render_mounting(rows: Sequence[MountingRow]) -> str:
     """The mounting check rows as a Markdown table."""
-    head = ("| dataset | configuration | recordings | as recorded: mounted / flipped / "
-            "undecided | sign flipped: mounted / flipped / undecided | verdict after the "
-            "first event, s (median, max) |")
-    lines = [head, "|---|---|---|---|---|---|"]
+    head = ("| dataset | configuration | recordings | sign as recorded: mounted / flipped / "
+            "undecided | sign flipped: mounted / flipped / undecided | sign verdict after the "
+            "first event, s (median, max) | axis: sagittal / wrong axis / undecided | axis "
+            "verdict after the first event, s (median, max) | stimulated (sign and axis "
+            "pass) |")
+    lines = [head, "|---|---|---|---|---|---|---|---|---|"]
     for row in rows:
         counts = [" / ".join(str(c[v]) for v in ("mounted", "flipped", "checking"))
                   for c in (row.as_recorded, row.flipped)]
-        after = row.decided_after_s
-        timing = f"{np.median(after):.1f}, {max(after):.1f}" if after else "n/a"
+        axis = (" / ".join(str(row.axis[v]) for v in ("sagittal", "wrong axis", "checking"))
+                if row.axis else "n/a (one axis)")
         lines.append(f"| {row.dataset} | {row.configuration} | {row.recordings} | "
-                     f"{counts[0]} | {counts[1]} | {timing} |")
+                     f"{counts[0]} | {counts[1]} | {_timing(row.decided_after_s)} | {axis} | "
+                     f"{_timing(row.axis_after_s)} | {row.stimulated} |")
     return "\n".join(lines)
+
+
+def _timing(after: Sequence[float]) -> str:
+    return f"{np.median(after):.1f}, {max(after):.1f}" if after else "n/a"
 
 
 def shipped_config() -> DetectorConfig:

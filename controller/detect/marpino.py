@@ -81,7 +81,7 @@ class Leg:
     foot_rad_s: np.ndarray
     toe: np.ndarray
     heel: np.ndarray
-    #: Each placement's three gyro axes as read (``Gyro_read_x/y/z``, rad/s; ``z`` is the
+    #: Each placement's gyro axes as read (``Gyro_read_x/y/z``, rad/s; ``z`` is the
     #: sagittal one), for the axis check.
     shank_axes: dict[str, np.ndarray]
     foot_axes: dict[str, np.ndarray]
@@ -114,7 +114,11 @@ def read_legs(path: Path) -> dict[str, Leg]:
         return data[:, header.index(name)]
 
     def axes(sensor: int) -> dict[str, np.ndarray]:
-        return {f"Gyro_read_{a}": _GYRO_SCALE * column(f"Gyro_read_{a}_{sensor}") for a in "xyz"}
+        """The sensor's gyro axes that the file has (the sagittal one it must have)."""
+        names = [f"Gyro_read_{a}" for a in "xyz" if f"Gyro_read_{a}_{sensor}" in header]
+        found = {name: _GYRO_SCALE * column(f"{name}_{sensor}") for name in names}
+        found[SAGITTAL_AXIS] = _GYRO_SCALE * column(f"{SAGITTAL_AXIS}_{sensor}")
+        return found
 
     legs = {}
     for side, shank, foot, sign in _LEGS:
