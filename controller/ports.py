@@ -27,12 +27,17 @@ class Sample:
 
     ``heel_force_n`` is NaN when the source has no force sensor. ``gyro_rad_s`` is NaN
     when the gyroscope sample was lost (a dropout); consumers must treat NaN as missing.
+    ``gyro_xyz_rad_s`` is all three axes of the gyroscope in its own frame (signs as
+    measured; ``gyro_rad_s`` is the one declared sagittal), where the source reads them
+    (the project's board), for the axis check (``controller.detect.axis``); None
+    where it reads the sagittal axis only.
     """
 
     t_s: float
     gyro_rad_s: float
     heel_switch: int
     heel_force_n: float = math.nan
+    gyro_xyz_rad_s: tuple[float, float, float] | None = None
 
 
 @dataclass(frozen=True, slots=True)

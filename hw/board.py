@@ -553,7 +553,8 @@ class Board:
             self._last_index = index
             self._last_heel = sample.heel_switch
             self._keep_alive(self._comm_timeout_s() / 2.0)
-            return Sample(t_s, sample.gyro_rad_s, sample.heel_switch, sample.heel_force_n)
+            return Sample(t_s, sample.gyro_rad_s, sample.heel_switch, sample.heel_force_n,
+                          sample.gyro_xyz_rad_s)
 
     def _next_item(self) -> tuple[int, Sample] | None:
         while self.fault is None and self._transport is not None:
@@ -889,14 +890,17 @@ class Board:
                 self._lowest_since_newest = s.index
         self._last_rx_index, self._last_rx_t_us = s.index, s.t_us
         gyro = math.nan
+        xyz = None
         if s.flags & p.SampleFlag.GYRO_SAGITTAL_VALID:
-            axis = info.sagittal_axis & 0x03
-            raw = (s.gyro_x, s.gyro_y, s.gyro_z)[axis]
+            lsb = p.gyro_lsb_rad_s(info.gyro_full_scale_dps)
+            raw = (s.gyro_x, s.gyro_y, s.gyro_z)
             sign = -1.0 if info.sagittal_axis & p.SAGITTAL_NEGATE else 1.0
-            gyro = sign * raw * p.gyro_lsb_rad_s(info.gyro_full_scale_dps)
+            gyro = sign * raw[info.sagittal_axis & 0x03] * lsb
+            if s.flags & p.SampleFlag.GYRO_OTHER_VALID:
+                xyz = (raw[0] * lsb, raw[1] * lsb, raw[2] * lsb)
         force = math.nan if s.heel_force_dn == p.FORCE_ABSENT else s.heel_force_dn * p.FORCE_UNIT_N
         heel = 1 if s.flags & p.SampleFlag.HEEL_CONTACT else 0
-        self._samples.put((s.index, Sample(0.0, gyro, heel, force)))
+        self._samples.put((s.index, Sample(0.0, gyro, heel, force, xyz)))
 
     def _on_ack(self, ack: p.Ack) -> None:
         with self._lock:

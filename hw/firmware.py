@@ -29,7 +29,8 @@ from sim.limb import SimulatedLimb
 
 #: Samples remembered for round-trip measurement (ref_sample of STIM and HEARTBEAT).
 RTT_MEMORY = 1024
-#: Gyroscope axis (z) that carries the sagittal shank rate on the emulated board.
+#: Gyroscope axis (z) that carries the sagittal shank rate on the emulated board (x and
+#: y carry a fraction of it: ``FirmwareSettings.cross_axis_fraction``).
 EMULATED_SAGITTAL_AXIS = 2
 #: The reference firmware of each protocol version it models (``hw.board.KNOWN_FIRMWARE``).
 REFERENCE_FIRMWARE = {1: (1, 0, 0), 2: (1, 1, 0)}
@@ -111,6 +112,21 @@ class FirmwareSettings(ConfigModel):
         2000, ge=125, le=4000,
         description="Full scale of the board's gyroscope in degrees per second, reported "
         "at HELLO so that the host can scale the counts it streams.",
+    )
+    declared_sagittal_axis: int | None = Field(
+        None, ge=0, le=2,
+        description="The gyroscope axis INFO declares sagittal (0 x, 1 y, 2 z; "
+        "--declared-sagittal-axis); unset: z, the axis that carries the patient's sagittal "
+        "rate. Another emulates a board configured wrong: the host's axis check finds it "
+        "and stimulates nothing gait-triggered.",
+    )
+    cross_axis_fraction: float = Field(
+        0.4, ge=0.0, le=1.0,
+        description="The two other gyroscope axes (x and y) carry this fraction of the "
+        "sagittal rate, x with its sign and y reversed (--cross-axis-fraction): a stand-in "
+        "for the frontal and transverse rotation the simulated patient does not model. "
+        "While moving, real feet turn 0.3-0.9 times as much about their larger other axis "
+        "as about the sagittal one (median 0.43; docs/detection.md).",
     )
     truth: bool = Field(
         True,
@@ -306,7 +322,9 @@ class Firmware:
             comm_timeout_ms=s.comm_timeout_ms,
             gyro_full_scale_dps=s.gyro_full_scale_dps,
             accel_full_scale_g=16,
-            sagittal_axis=EMULATED_SAGITTAL_AXIS,
+            sagittal_axis=EMULATED_SAGITTAL_AXIS
+            if s.declared_sagittal_axis is None
+            else s.declared_sagittal_axis,
             capabilities=p.Capability.HEEL_SWITCH
             | p.Capability.HEEL_FORCE
             | (p.Capability.DEBUG_TRUTH if s.truth else 0),
@@ -468,14 +486,16 @@ class Firmware:
     def _sample_frame(self, k: int, t_us: int, sample: Sample) -> p.SampleFrame:
         lsb = self.settings.gyro_lsb_rad_s
         flags = p.SampleFlag.HEEL_CONTACT if sample.heel_switch else 0
-        gyro = 0
+        gyro = [0, 0, 0]
         if math.isfinite(sample.gyro_rad_s):
-            gyro = p.fixed(sample.gyro_rad_s / lsb, -32768, 32767)
-            flags |= p.SampleFlag.GYRO_SAGITTAL_VALID
+            counts = sample.gyro_rad_s / lsb
+            other = counts * self.settings.cross_axis_fraction
+            gyro = [p.fixed(c, -32768, 32767) for c in (other, -other, counts)]
+            flags |= p.SampleFlag.GYRO_SAGITTAL_VALID | p.SampleFlag.GYRO_OTHER_VALID
         force = p.FORCE_ABSENT
         if math.isfinite(sample.heel_force_n):
             force = p.fixed(sample.heel_force_n / p.FORCE_UNIT_N, 0, p.FORCE_ABSENT - 1)
-        return p.SampleFrame(k, t_us, 0, 0, gyro, 0, 0, 0, force, flags)
+        return p.SampleFrame(k, t_us, gyro[0], gyro[1], gyro[2], 0, 0, 0, force, flags)
 
     def _due_events(self, k: int) -> list[tuple[float, Event]]:
         """True events (walk time, code) at or before sample ``k`` not yet passed."""

@@ -52,6 +52,8 @@ NO_UNIT = {
     "not a quantity",
     "SimConfig.seed": "a random seed, not a quantity",
     "EmulatorConfig.seed": "a random seed, not a quantity",
+    "FirmwareSettings.declared_sagittal_axis": "an axis number (0 x, 1 y, 2 z), not a "
+    "quantity",
     "ChannelConfig.channel": "an output number of the stimulator, not a quantity",
     "SafetyLimits.max_shannon_k": "Shannon's k is dimensionless by definition (Shannon "
     "1992); the name is the quantity's own",

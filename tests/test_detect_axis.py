@@ -5,12 +5,16 @@ sample-by-sample check reaches the verdict the whole-file check reaches."""
 
 from __future__ import annotations
 
+import io
+import json
 from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers.shared_machine import rerun_after_heartbeat_faults
 
 from controller.cli import main
+from controller.commands.common import EXIT_WATCHDOG_FAULT
 from controller.commands.detect import axis_columns
 from controller.detect.axis import (
     CHECKING,
@@ -21,6 +25,7 @@ from controller.detect.axis import (
     check_axes,
 )
 from controller.detect.datasets import load_voisard
+from controller.trial.summary import render_text
 
 #: Two Voisard walkers (trial 1, both feet) with all three gyro axes (tests/data/README.md).
 VOISARD_AXES = Path(__file__).parent / "data" / "voisard_axes"
@@ -113,3 +118,63 @@ def test_fes_detect_without_the_other_axes_checks_no_axis(feet, tmp_path, capsys
     assert main(["detect", "--input", str(recording), "--output", str(tmp_path / "e.csv"),
                  "--placement", "foot", "--gyro-column", "Gyr_X"]) == 0
     assert "axis" not in capsys.readouterr().err
+
+
+def live_walk(tmp_path: Path, name: str, **board: int):
+    """A 14 s live trial (simulated patient, seed 3) on the Python board emulator over a
+    pty, the board's settings ``board``: the result, the status lines, the board's log.
+    Run again if a loaded machine kept the loop off the CPU beyond the watchdog's
+    heartbeat timeout (``rerun_after_heartbeat_faults``)."""
+
+    def attempt(k: int):
+        result, status, log = _live_walk(tmp_path, f"{name}{k}", **board)
+        code = EXIT_WATCHDOG_FAULT if result.stopped_by == "watchdog_fault" else 0
+        return code, result.message, (result, status, log, tmp_path / f"{name}{k}")
+
+    return rerun_after_heartbeat_faults(attempt)[2]
+
+
+def _live_walk(tmp_path: Path, name: str, **board: int):
+    from controller.config import load_config
+    from controller.trial.live import LinkLimits, run_live_trial
+    from hw.emulator import EmulatorConfig, serve_in_thread
+    from hw.firmware import FirmwareSettings
+
+    log = io.StringIO()
+    settings = FirmwareSettings(comm_timeout_ms=400, **board)
+    emu, finish = serve_in_thread(EmulatorConfig(seed=3, board=settings, speed=2.0), log)
+    config = load_config(overrides={"loop": {"duration_s": 14.0}})
+    status = tmp_path / f"{name}_status.txt"
+    try:
+        with status.open("w") as stream:
+            result = run_live_trial(config, emu.path, tmp_path / name, stream,
+                                    LinkLimits(0.3, 0.4))
+    finally:
+        finish()
+    return result, status.read_text(), [json.loads(line) for line in log.getvalue().splitlines()]
+
+
+def test_a_board_declaring_a_wrong_axis_never_stimulates_and_says_why(tmp_path):
+    """The emulated board declares x sagittal while z carries the patient's sagittal rate
+    (x carries 0.4 of it, as a roll axis might): no output is ever switched on, and the
+    summary, its text and the status line say why; the same board declaring z walks and
+    stimulates."""
+    wrong, status, log, folder = live_walk(tmp_path, "wrong", declared_sagittal_axis=0)
+    assert wrong.stopped_by == "duration", wrong.message
+    axis = wrong.summary["gyro_axis"]
+    assert (axis["verdict"], axis["declared"], axis["turns_most"]) == ("wrong axis", "x", "z")
+    assert axis["decided_s"] < 8.0
+    assert wrong.summary["stim"]["trains"] == 0
+    assert not any(e["event"] == "outputs" and e["on"] for e in log)
+    assert "gyro: gyroscope axis x is not the sagittal one" in render_text(wrong.summary)
+    assert "declare z the sagittal axis" in render_text(wrong.summary)
+    assert "gyro: WRONG AXIS, no stimulation (declare z the sagittal axis)" in status
+    written = json.loads((folder / "summary.json").read_text())
+    assert written["gyro_axis"]["verdict"] == "wrong axis"
+
+    right, status, log, _ = live_walk(tmp_path, "right")
+    assert right.stopped_by == "duration", right.message
+    assert right.summary["gyro_axis"]["verdict"] == "sagittal"
+    assert right.summary["stim"]["trains"] >= 3
+    assert any(e["event"] == "outputs" and e["on"] for e in log)
+    assert "WRONG AXIS" not in status and "gyro:" not in render_text(right.summary)

@@ -33,6 +33,7 @@ BOARD_OPTIONS = (
     "channels", "sample_rate_hz", "max_amplitude_ma", "max_pulse_width_us",
     "max_frequency_hz", "max_on_time_ms", "comm_timeout_ms", "board_id", "protocol_version",
     "max_interphase_gap_us", "max_anodic_width_ratio", "status_period_ms",
+    "declared_sagittal_axis", "cross_axis_fraction",
 )
 #: Options that set the link faults.
 FAULT_OPTIONS = (
@@ -45,7 +46,8 @@ NOT_FOR_AVR = {
     "protocol_version": "--protocol-version", "firmware": "--firmware", "drop": "--drop",
     "corrupt": "--corrupt", "duplicate": "--duplicate", "delay": "--delay",
     "delay_ms": "--delay-ms", "direction": "--fault-direction", "stall_at_s": "--stall-at-s",
-    "stall_s": "--stall-s",
+    "stall_s": "--stall-s", "declared_sagittal_axis": "--declared-sagittal-axis",
+    "cross_axis_fraction": "--cross-axis-fraction",
 }
 #: Board options of the AVR firmware (its EEPROM configuration).
 AVR_BOARD_OPTIONS = (
@@ -316,6 +318,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     board.add_argument("--board-id", type=int, metavar="N", help="board serial number (default 1)")
     board.add_argument("--status-period-ms", type=int, metavar="MS",
                        help="time between STATUS frames while streaming, 10-1000 (default 100)")
+    board.add_argument("--declared-sagittal-axis", type=int, metavar="N",
+                       help="gyroscope axis INFO declares sagittal, 0 x, 1 y, 2 z (default "
+                       "2, the one that carries it; another emulates a board configured "
+                       "wrong, which the host's axis check refuses to stimulate from)")
+    board.add_argument("--cross-axis-fraction", type=float, metavar="F",
+                       help="the x and y gyroscope axes carry this fraction of the sagittal "
+                       "rate, 0-1 (default 0.4)")
     board.add_argument("--no-truth", action="store_true",
                        help="behave as a real board: no ground-truth debug frames")
     faults = emu.add_argument_group("link faults (probabilities per frame, times in board s)")

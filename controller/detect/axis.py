@@ -197,6 +197,12 @@ class AxisCheck:
                 self._decided_s = t_s
         return self.verdict
 
+    @property
+    def turns_most(self) -> int:
+        """The axis that has turned most while moving so far; -1 before any movement."""
+        sums = self._sums
+        return sums.index(max(sums)) if self._count else -1
+
     def result(self) -> AxisVerdict:
         """The verdict so far, with the means it rests on."""
         count = max(self._count, 1)

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from controller.detect import fused, gyro, heel, outbox
+from controller.detect.axis import CHECKING, SAGITTAL, AxisCheck
 from controller.events import DetectedEvent, Event, Phase
 from controller.kernels import dispatch_kernel, kernel, specialised
 from controller.ports import Sample
@@ -211,6 +212,8 @@ class GaitDetector:
         self._state = setup.new_state()
         self._out = outbox.new_outbox()
         self._phase = Phase.UNKNOWN
+        self._axis: AxisCheck | None = None
+        self._axis_seen = False
 
     @property
     def phase(self) -> Phase:
@@ -241,10 +244,43 @@ class GaitDetector:
             return None
         return gyro.mounting_block(gyro_state)
 
+    def check_axis(self, declared: int) -> None:
+        """Check the gyroscope's axis (``controller.detect.axis``) on the samples that
+        carry all three (``Sample.gyro_xyz_rad_s``), axis ``declared`` (0 x, 1 y, 2 z)
+        being the one read as sagittal. From the first such sample, ``process`` reports
+        STANCE and no events until the axis is found sagittal (nothing gait-triggered is
+        stimulated on an axis not yet checked), and UNKNOWN for good on a wrong axis.
+        A source whose samples never carry the three axes leaves the check undone."""
+        self._axis = AxisCheck(declared, 1.0 / self.sample_rate_hz)
+        self._axis_seen = False
+
+    @property
+    def axis(self) -> int | None:
+        """The axis check's verdict (``axis.CHECKING``, ``SAGITTAL``, ``WRONG_AXIS``), or
+        None when no axis is checked (not asked, or no sample carried the three axes)."""
+        return self._axis.verdict if self._axis is not None and self._axis_seen else None
+
+    @property
+    def axis_turns_most(self) -> int:
+        """The gyroscope axis that has turned most while moving so far (0 x, 1 y, 2 z),
+        -1 before any movement or without an axis check."""
+        return self._axis.turns_most if self._axis is not None and self._axis_seen else -1
+
+    def axis_block(self) -> dict[str, object] | None:
+        """The axis check for a trial's summary (None: not asked for)."""
+        if self._axis is None:
+            return None
+        if not self._axis_seen:
+            return {"verdict": "not checked",
+                    "message": "gyroscope axis not checked: the sensor sent no other axes"}
+        return self._axis.result().block()
+
     def reset(self) -> None:
         """Forget everything, including what was learnt about the walker."""
         self._state = self.setup.new_state()
         self._phase = Phase.UNKNOWN
+        if self._axis is not None:
+            self.check_axis(self._axis.declared)
 
     def warm_up(self) -> None:
         """Compile (or load from numba's cache) the kernel before the loop; the state
@@ -264,12 +300,29 @@ class GaitDetector:
         return self._phase, _events(self._out, t_s)
 
     def process(self, sample: Sample) -> tuple[Phase, list[DetectedEvent]]:
-        """The loop's entry point: ``step`` on the sample's sensors."""
+        """The loop's entry point: ``step`` on the sample's sensors, held back by the
+        axis check while it has not found the axis sagittal (``check_axis``)."""
         if self.setup.heel_input == "switch":
             heel_level = float(sample.heel_switch)
         else:
             heel_level = sample.heel_force_n
-        return self.step(sample.t_s, sample.gyro_rad_s, heel_level)
+        phase, events = self.step(sample.t_s, sample.gyro_rad_s, heel_level)
+        axis = self._axis
+        if axis is None:
+            return phase, events
+        xyz = sample.gyro_xyz_rad_s
+        if xyz is not None:
+            self._axis_seen = True
+            verdict = axis.add(sample.t_s, xyz)
+        elif not self._axis_seen:
+            return phase, events
+        else:
+            verdict = axis.verdict
+        if verdict == SAGITTAL:
+            return phase, events
+        held = Phase.STANCE if verdict == CHECKING and phase != Phase.UNKNOWN else Phase.UNKNOWN
+        self._phase = held
+        return held, []
 
 
 def detect_batch(

@@ -117,8 +117,9 @@ way gives 0.35-0.42, the flipped one 0.50-0.77 (docs/detection.md). Until the ve
 stimulated on a signal not yet checked (training and test modes, which ignore the gait,
 still run); a verdict of "flipped" makes it UNKNOWN for good. ``fes detect`` checks a
 whole file the same way and corrects the sign with a warning that names ``--invert``.
-The axis is not checked: a wrong axis sometimes shows no strides either way round (the
-check never ends, nothing is stimulated), but often it shows some (docs/detection.md).
+The axis is not checked here: a wrong axis sometimes shows no strides either way round
+(the check never ends, nothing is stimulated), but often it shows some. Where the other
+two axes are read, ``controller.detect.axis`` checks it (docs/detection.md).
 
 UNKNOWN is also the phase before the detector has locked on, and after the gyroscope
 sample has been missing (NaN) or saturated for longer than ``unknown_after_missing_ms``;

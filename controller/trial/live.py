@@ -67,6 +67,8 @@ from controller.trial.status import (
     CADENCE_STEPS_PER_MIN,
     FRAMES_IN,
     FRAMES_OUT,
+    GYRO_AXIS,
+    GYRO_AXIS_TURNS_MOST,
     GYRO_MOUNTING,
     LINK_STATE,
     LINK_STATES,
@@ -225,6 +227,9 @@ class LiveStatus:
         values[BOARD_RTT_LAST_MS] = math.nan if rtt is None else rtt
         mounting = self._detector.mounting
         values[GYRO_MOUNTING] = NO_GYRO_CHECK if mounting is None else mounting
+        axis = self._detector.axis
+        values[GYRO_AXIS] = NO_GYRO_CHECK if axis is None else axis
+        values[GYRO_AXIS_TURNS_MOST] = self._detector.axis_turns_most
         self.snapshot.end()
 
     def _cadence_steps_per_min(self) -> float:
@@ -344,6 +349,10 @@ def run_live_trial(
         asked for HELLO ends it as any interruption does."""
         try:
             board.connect()
+            if isinstance(board, Board) and board.info is not None:
+                # The board's SAMPLE carries all three gyro axes: check the one it
+                # declares sagittal before anything gait-triggered is stimulated.
+                detector.check_axis(board.info.sagittal_axis & 0x03)
             return run_parts(parts, n_samples)
         finally:
             board.close()

@@ -215,6 +215,9 @@ def complete_trial(
     summary = summarize(facts, m.event_tolerance_ms, m.onset_window_ms, m.clearance_trim_fraction)
     if isinstance(parts.detector, GaitDetector):
         summary["gyro_mounting"] = parts.detector.mounting_block()
+        axis = parts.detector.axis_block()
+        if axis is not None:  # a live trial on the project's board checks the axis
+            summary["gyro_axis"] = axis
     summary |= extra
     broken: LogWriterError | None = None
     try:

@@ -9,8 +9,9 @@ percentile and maximum lateness, sensor-to-command latency) and since the start
 (misses). ``fes sim --realtime`` and ``fes run`` both print it.
 
 A live trial also has state that is not one row per sample: the cadence, the watchdog's
-faults, the board's link counters and the gyroscope's mounting check (while it runs, and
-if it finds the sign flipped, the line says so: that is why nothing is stimulated). Its
+faults, the board's link counters and the gyroscope's mounting checks (while they run,
+and if they find the sign flipped or the axis wrong, the line says so: that is why
+nothing is stimulated). Its
 loop publishes them into a ``SharedSnapshot`` of ``LIVE_FIELDS``
 (``controller.trial.live.LiveStatus``), and the line given that snapshot adds them as
 they were at the moment it is printed (the rows it reports reach the writer one or two
@@ -24,7 +25,7 @@ from typing import TextIO
 
 import numpy as np
 
-from controller.detect import gyro
+from controller.detect import axis, gyro
 from controller.events import PHASE_NAMES, Phase
 from controller.safety.rules import RULE_NAMES
 from controller.sharedmem import SharedSnapshot
@@ -33,8 +34,9 @@ from controller.sharedmem import SharedSnapshot
 #: (NaN until two heel strikes), the watchdog's fault count and latched rule (a code of
 #: ``RULE_NAMES``, 0 when none), the link's state (an index of ``LINK_STATES``), the
 #: board driver's link counters (``hw.board.LinkStats``; the round trip NaN until the
-#: board has reported one) and the gyroscope's mounting check (a key of
-#: ``MOUNTING_STATES``).
+#: board has reported one), the gyroscope's mounting check (a key of
+#: ``MOUNTING_STATES``) and its axis check (a key of ``AXIS_STATES``, and the axis that
+#: turns most).
 LIVE_FIELDS = (
     "cadence_steps_per_min",
     "watchdog_faults",
@@ -49,6 +51,8 @@ LIVE_FIELDS = (
     "naks",
     "board_rtt_last_ms",
     "gyro_mounting",
+    "gyro_axis",
+    "gyro_axis_turns_most",
 )
 (
     CADENCE_STEPS_PER_MIN,
@@ -64,6 +68,8 @@ LIVE_FIELDS = (
     NAKS,
     BOARD_RTT_LAST_MS,
     GYRO_MOUNTING,
+    GYRO_AXIS,
+    GYRO_AXIS_TURNS_MOST,
 ) = range(len(LIVE_FIELDS))
 #: The link as ``link_state`` codes it: no fault, or the kind of the board's first fault.
 LINK_STATES = ("ok", "link fault", "board fault", "host fault")
@@ -75,6 +81,15 @@ MOUNTING_STATES = {
     gyro.CHECKING: " | gyro: checking its sign, no gait-triggered stimulation yet",
     gyro.MOUNTED: "",
     gyro.FLIPPED: " | gyro: SIGN FLIPPED, no stimulation (turn the sensor round)",
+}
+#: The gyroscope's axis check as ``gyro_axis`` codes it (``controller.detect.axis``
+#: verdicts; NO_GYRO_CHECK when no axis is checked); a wrong axis names the one that turns
+#: most (``gyro_axis_turns_most``: 0 x, 1 y, 2 z).
+AXIS_STATES = {
+    NO_GYRO_CHECK: "",
+    axis.CHECKING: " | gyro: checking its axis, no gait-triggered stimulation yet",
+    axis.SAGITTAL: "",
+    axis.WRONG_AXIS: " | gyro: WRONG AXIS, no stimulation (declare {most} the sagittal axis)",
 }
 
 
@@ -100,7 +115,13 @@ def live_text(live: Mapping[str, float] | None) -> str:
         f"lost {live['lost_frames']:.0f}, samples lost {live['missing_samples']:.0f}, "
         f"resent {live['resends']:.0f}, refused {live['naks']:.0f}"
         f"{MOUNTING_STATES[int(live['gyro_mounting'])]}"
+        f"{AXIS_STATES[int(live['gyro_axis'])].format(most=_axis_name(live))}"
     )
+
+
+def _axis_name(live: Mapping[str, float]) -> str:
+    most = live["gyro_axis_turns_most"]
+    return "xyz"[int(most)] if 0 <= most <= 2 else "another axis"
 
 
 class StatusLine:

@@ -305,6 +305,9 @@ def render_text(summary: Mapping[str, Any]) -> str:
     mounting = summary.get("gyro_mounting")
     if mounting and mounting["verdict"] != "mounted":
         lines.append(f"gyro: {mounting['message']}")
+    axis = summary.get("gyro_axis")
+    if axis and axis["verdict"] != "sagittal":
+        lines.append(f"gyro: {axis['message']}")
     lines += _stimulation_lines(stim)
     if clear:
         mtc = clear["toe_clearance_min_mm"]
