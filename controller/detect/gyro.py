@@ -312,7 +312,7 @@ class GyroDetectorConfig(ConfigModel):
         3, ge=0, le=20,
         description="Strides over which the gyroscope's sign is checked before the phase is "
         "trusted (UNKNOWN until then: no stimulation; a flipped sign stays UNKNOWN). 0: no "
-        "check.",
+        "check, and no axis check either on a board that sends all three axes.",
     )
     unknown_after_missing_ms: float = Field(
         100.0, ge=20.0, le=2000.0,

@@ -326,6 +326,10 @@ def run_live_trial(
     watchdog = Watchdog(board, config.safety)
     recorder = TrialRecorder(n_samples, channel, recorded_channels(config))
     detector = build_detector(config.detector, rate_hz)
+    # The mounting checks go together: mount_check_strides = 0 turns off the axis check too.
+    checks_axis = config.detector.setup().uses_gyro and (
+        config.detector.gyro_config().mount_check_strides > 0
+    )
     live = LiveStatus(board, watchdog, recorder, detector)
     sinks = [] if status is None else [StatusLine(status, live=live.snapshot)]
     clock = BoardPacedClock()
@@ -349,7 +353,7 @@ def run_live_trial(
         asked for HELLO ends it as any interruption does."""
         try:
             board.connect()
-            if isinstance(board, Board) and board.info is not None:
+            if checks_axis and isinstance(board, Board) and board.info is not None:
                 # The board's SAMPLE carries all three gyro axes: check the one it
                 # declares sagittal before anything gait-triggered is stimulated.
                 detector.check_axis(board.info.sagittal_axis & 0x03)
