@@ -61,6 +61,7 @@ def terminate_as_interrupt() -> Iterator[None]:
         sys.unraisablehook = hook
         for signum, handler in previous.items():
             signal.signal(signum, handler)
+        _received.clear()  # it meant this block: loops run later in this process go on
 
 
 def raise_if_interrupted() -> None:

@@ -36,6 +36,7 @@ from controller.clock import Clock, VirtualClock
 from controller.deadlines import DeadlineMonitor
 from controller.events import DetectedEvent, Phase
 from controller.hotpath import gc_paused, warm_up
+from controller.interrupts import raise_if_interrupted
 from controller.ports import Sample, SensorSource, StimCommand
 from controller.safety import Watchdog
 from controller.safety.estop import estop_signals
@@ -117,6 +118,7 @@ def run_loop(
             wall_start = time.perf_counter()
             clock.start()
             for _ in range(max_samples):
+                raise_if_interrupted()  # a Ctrl-C Python swallowed in a callback ends it too
                 deadlines.woke(clock.wait_until(deadlines.due_s))
                 sample = source.read()
                 if sample is None:

@@ -236,15 +236,12 @@ def test_a_ctrl_c_python_swallowed_while_the_kernels_loaded_ends_the_trial(
     callback as the kernels loaded: Python only reported it to ``sys.unraisablehook``
     (which remembers it), nothing asked again, and the 600 s trial ran to the end with
     exit 0. Here the interrupt is swallowed just before the loop's kernels load."""
-    from types import SimpleNamespace
-
     from controller.trial import compiled_loop
 
     real = compiled_loop.compile_stages
 
     def swallowed_during(*args: object) -> None:
-        sys.unraisablehook(SimpleNamespace(exc_value=KeyboardInterrupt(), exc_type=None,
-                                           exc_traceback=None, err_msg=None, object=None))
+        swallow_an_interrupt()
         real(*args)  # type: ignore[arg-type]
 
     monkeypatch.setattr(compiled_loop, "compile_stages", swallowed_during)
@@ -252,6 +249,46 @@ def test_a_ctrl_c_python_swallowed_while_the_kernels_loaded_ends_the_trial(
     assert code == 130, err
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
     assert summary["stopped_by"] == "interrupted" and summary["duration_s"] < 600
+
+
+def swallow_an_interrupt() -> None:
+    """What Python does with a Ctrl-C that came while it ran a callback (a finaliser in a
+    garbage collection, a weak reference's): it hands it to ``sys.unraisablehook``."""
+    from types import SimpleNamespace
+
+    sys.unraisablehook(SimpleNamespace(exc_value=KeyboardInterrupt(), exc_type=None,
+                                       exc_traceback=None, err_msg=None, object=None))
+
+
+@pytest.mark.parametrize("compiled", [True, False])
+def test_a_ctrl_c_python_swallowed_during_the_loop_ends_the_trial(
+    tmp_path, capsys, monkeypatch, compiled
+):
+    """The CI once saw a SIGINT 0.8 s into ``fes sim --duration-s 600`` (in its loop by
+    then) end in exit 0 after the whole trial: nothing in the loop asked whether an
+    interrupt had been swallowed. Here one is swallowed in the tenth block (compiled) or
+    at the tenth sample read (the Python loop of a paced trial)."""
+    from sim.limb import SimulatedLimb
+
+    name = "next_block" if compiled else "read"
+    real = getattr(SimulatedLimb, name)
+    calls = []
+
+    def swallowed_in_the_tenth(self: SimulatedLimb):  # type: ignore[no-untyped-def]
+        calls.append(1)
+        if len(calls) == 10:
+            swallow_an_interrupt()
+        return real(self)
+
+    monkeypatch.setattr(SimulatedLimb, name, swallowed_in_the_tenth)
+    # Paced by the wall clock, a trial runs in run_loop: 5 s there, the tenth sample at 18 ms.
+    duration_s, options = (600.0, []) if compiled else (5.0, ["--realtime"])
+    code, err = fes(capsys, "sim", "--duration-s", f"{duration_s:g}", "--out",
+                    str(tmp_path / "run"), *options)
+    assert code == 130, err
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["stopped_by"] == "interrupted" and summary["duration_s"] < duration_s / 5
+    assert main(["sim", "--duration-s", "1", "--out", str(tmp_path / "after")]) == 0
 
 
 def test_a_report_of_a_trial_too_short_for_a_stride_warns_of_nothing(tmp_path, capsys):

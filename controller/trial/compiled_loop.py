@@ -342,6 +342,9 @@ def run_compiled_loop(
         with estop_signals(watchdog):
             wall_start = time.perf_counter()
             while samples < max_samples:
+                # A Ctrl-C that Python swallowed (it came while a garbage collection ran
+                # a finaliser or a weak reference's callback) ends the trial here.
+                raise_if_interrupted()
                 # A signal waits for the block's bookkeeping: what the trial counts is
                 # then what the kernel published for the log writer.
                 with interrupts_deferred():
