@@ -99,7 +99,20 @@ def entry() -> None:
     code = main()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, signal.SIG_IGN)
+    forget_caught_interrupt()
     sys.exit(code)
+
+
+def forget_caught_interrupt() -> None:
+    """Clear CPython's record of an unhandled ``KeyboardInterrupt`` that ``main`` handled.
+
+    When a signal's ``KeyboardInterrupt`` ends code that CPython runs from a string
+    (``exec``/``eval`` of text: ``dataclasses`` and ``namedtuple`` build their methods so
+    while ``fes`` imports its modules), CPython notes it as unhandled
+    (``run_eval_code_obj`` in Python/pythonrun.c) even though ``main`` caught it, and at
+    exit ends the interpreter by SIGINT (exit -2, no traceback) instead of with exit
+    130. Running a string that ends normally clears the note."""
+    exec("")  # a constant empty string: clears the note, runs nothing
 
 
 if __name__ == "__main__":
