@@ -86,6 +86,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             except OutputError as err:
                 print(f"fes: {err}", file=sys.stderr)
                 return EXIT_USAGE
+            except Exception:
+                # Libraries that catch the signal's KeyboardInterrupt turn it into an
+                # error of their own (pydantic-core a SchemaError while it builds a
+                # model's validator; numba, a compilation cut short, "no compiled object
+                # yet"): after Ctrl-C or SIGTERM, that is the interruption too.
+                raise_if_interrupted()
+                raise
     except KeyboardInterrupt:
         print("fes: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED

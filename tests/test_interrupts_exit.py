@@ -12,10 +12,13 @@ from __future__ import annotations
 
 import contextlib
 import ctypes
+import signal
 
 import pytest
 
+from controller import cli
 from controller.cli import forget_caught_interrupt
+from controller.commands.common import EXIT_INTERRUPTED
 
 
 def unhandled_interrupt_note() -> ctypes.c_int:
@@ -36,3 +39,28 @@ def test_an_interrupt_caught_from_exec_code_no_longer_ends_the_interpreter_by_si
         assert note.value == 0
     finally:
         exec("")  # never leave pytest itself to die by SIGINT
+
+
+def test_an_error_a_library_made_of_the_interrupt_ends_fes_as_interrupted(monkeypatch, capsys):
+    """pydantic-core turns a KeyboardInterrupt raised while it builds a validator into a
+    SchemaError, numba one inside a compilation into "no compiled object yet": both were
+    a traceback and exit 1 after a SIGTERM in start-up."""
+
+    def parser(only: str | None = None) -> None:
+        try:
+            signal.raise_signal(signal.SIGTERM)  # fes's handler raises KeyboardInterrupt
+        except KeyboardInterrupt as err:
+            raise RuntimeError("no compiled object yet") from err
+
+    monkeypatch.setattr(cli, "build_parser", parser)
+    assert cli.main(["sim"]) == EXIT_INTERRUPTED
+    assert capsys.readouterr().err == "fes: interrupted\n"
+
+
+def test_an_error_without_a_signal_is_still_an_error(monkeypatch):
+    def parser(only: str | None = None) -> None:
+        raise RuntimeError("a bug")
+
+    monkeypatch.setattr(cli, "build_parser", parser)
+    with pytest.raises(RuntimeError, match="a bug"):
+        cli.main(["sim"])
