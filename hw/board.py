@@ -186,7 +186,7 @@ class Sent:
     type: int
     listen_s: float
     monotonic_s: float
-    wire_bytes: int = 0
+    wire_bytes: int
     code: int | None = None
 
     @property
@@ -414,7 +414,6 @@ class Board:
         self._last_sent_index = 0
         self._desired: list[p.ChannelSetting] = []
         self._stim: Sent | None = None  # the latest STIM or STOP_ALL
-        self._stim_sent_s = 0.0
 
     # --- connecting -------------------------------------------------------------------
 
@@ -653,16 +652,18 @@ class Board:
             self._send_stim(tuple(self._desired))
         elif changed:
             self._send_stim(changed)
-        elif not self._stim_confirmed() and now - self._stim_sent_s > self._resend_after_s:
+        elif self._stim_unconfirmed_for(now) > self._resend_after_s:
             self.stats.resends += 1
             self._send_stim(tuple(self._desired))
         else:
             period_s = self._heartbeat_s
             self._keep_alive(self._comm_timeout_s() / 4.0 if period_s is None else period_s)
 
-    def _stim_confirmed(self) -> bool:
-        """True when the latest STIM or STOP_ALL was acknowledged OK (or none was sent)."""
-        return self._stim is None or self._stim.confirmed
+    def _stim_unconfirmed_for(self, now: float) -> float:
+        """How long the latest STIM or STOP_ALL has gone without an ACK OK (0: it has
+        one, or none was sent)."""
+        stim = self._stim
+        return 0.0 if stim is None or stim.confirmed else now - stim.monotonic_s
 
     def _keep_alive(self, period_s: float) -> None:
         """A HEARTBEAT when nothing was sent for ``period_s`` (wall or board time)."""
@@ -767,7 +768,7 @@ class Board:
                 self._unanswered_bytes += sent.wire_bytes
                 self._sent[seq] = sent
             if isinstance(message, p.Stim | p.StopAll):
-                self._stim, self._stim_sent_s = sent, now
+                self._stim = sent
             self._last_sent_s = now
             self._last_sent_index = self._last_index
         transport = self._transport
