@@ -333,17 +333,15 @@ def run_compiled_loop(
     samples = 0
     wall_start = time.perf_counter()
     try:
-        # Python drops a Ctrl-C that comes while it runs certain callbacks (a weak
-        # reference's, an import lock's: controller.interrupts remembers it), and loading
-        # the kernels runs many: one that came then ends the trial here, not after it.
-        raise_if_interrupted()
         # No pause of the garbage collector, unlike ``run_loop``: it cannot run inside a
         # kernel, and between blocks a collection would delay nothing that is timed.
         with estop_signals(watchdog):
             wall_start = time.perf_counter()
             while samples < max_samples:
-                # A Ctrl-C that Python swallowed (it came while a garbage collection ran
-                # a finaliser or a weak reference's callback) ends the trial here.
+                # Python drops a Ctrl-C that comes while it runs certain callbacks (a
+                # weak reference's, an import lock's, a finaliser in a garbage
+                # collection: controller.interrupts remembers it), and loading the
+                # kernels runs many: one that came then, or since, ends the trial here.
                 raise_if_interrupted()
                 # A signal waits for the block's bookkeeping: what the trial counts is
                 # then what the kernel published for the log writer.
