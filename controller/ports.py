@@ -173,31 +173,38 @@ class Resolution:
         """The command's amplitude, pulse width, frequency, interphase gap and anodic
         width ratio in whole steps, toward the safe side. ``ValueError`` for a value
         that is not a finite number (no step expresses it)."""
-        return (
-            _steps_down(command.amplitude_ma, self.amplitude_ma),
-            _steps_down(command.pulse_width_us, self.pulse_width_us),
-            _steps_down(command.frequency_hz, self.frequency_hz),
-            _steps_down(command.interphase_gap_us, self.interphase_gap_us),
-            -_steps_down(-command.anodic_width_ratio, self.anodic_width_ratio),
-        )
+        a, w, f, g, r = (_safe_steps(getattr(command, name), getattr(self, name), up)
+                         for _, name, up in _QUANTISED)
+        return a, w, f, g, r
 
     def quantise_row(self, row: NDArray[np.float64]) -> None:
         """Quantise a command row (``COMMAND_FIELDS``) in place, toward the safe side.
 
         A field that is not a finite, non-negative number, or so large that its steps
         are not finite, is left as it is: the watchdog refuses it as it stands."""
-        for column, per_unit, up in (
-            (ROW_AMPLITUDE_MA, self.amplitude_ma, False),
-            (ROW_PULSE_WIDTH_US, self.pulse_width_us, False),
-            (ROW_FREQUENCY_HZ, self.frequency_hz, False),
-            (ROW_INTERPHASE_GAP_US, self.interphase_gap_us, False),
-            (ROW_ANODIC_WIDTH_RATIO, self.anodic_width_ratio, True),
-        ):
+        for column, name, up in _QUANTISED:
+            per_unit = getattr(self, name)
             value = float(row[column])
             if not (value >= 0.0 and math.isfinite(value * per_unit)):
                 continue
-            steps = -_steps_down(-value, per_unit) if up else _steps_down(value, per_unit)
-            row[column] = steps / per_unit
+            row[column] = _safe_steps(value, per_unit, up) / per_unit
+
+
+#: The quantised fields: their column in a command row, their name (in ``StimCommand``
+#: and ``Resolution`` alike), and whether the safe side is up (the anodic width ratio)
+#: rather than down.
+_QUANTISED = (
+    (ROW_AMPLITUDE_MA, "amplitude_ma", False),
+    (ROW_PULSE_WIDTH_US, "pulse_width_us", False),
+    (ROW_FREQUENCY_HZ, "frequency_hz", False),
+    (ROW_INTERPHASE_GAP_US, "interphase_gap_us", False),
+    (ROW_ANODIC_WIDTH_RATIO, "anodic_width_ratio", True),
+)
+
+
+def _safe_steps(value: float, per_unit: float, up: bool) -> int:
+    """Whole steps of ``1 / per_unit`` in ``value``, rounded toward the safe side."""
+    return -_steps_down(-value, per_unit) if up else _steps_down(value, per_unit)
 
 
 def _steps_down(value: float, per_unit: float) -> int:
