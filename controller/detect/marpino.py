@@ -115,10 +115,9 @@ def read_legs(path: Path) -> dict[str, Leg]:
 
     def axes(sensor: int) -> dict[str, np.ndarray]:
         """The sensor's gyro axes that the file has (the sagittal one it must have)."""
-        names = [f"Gyro_read_{a}" for a in "xyz" if f"Gyro_read_{a}_{sensor}" in header]
-        found = {name: _GYRO_SCALE * column(f"{name}_{sensor}") for name in names}
-        found[SAGITTAL_AXIS] = _GYRO_SCALE * column(f"{SAGITTAL_AXIS}_{sensor}")
-        return found
+        names = [name for name in (f"Gyro_read_{a}" for a in "xyz")
+                 if name == SAGITTAL_AXIS or f"{name}_{sensor}" in header]
+        return {name: _GYRO_SCALE * column(f"{name}_{sensor}") for name in names}
 
     legs = {}
     for side, shank, foot, sign in _LEGS:
