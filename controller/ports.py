@@ -234,10 +234,13 @@ class Stimulator(Protocol):
     """Accepts per-channel stimulation commands.
 
     ``apply`` replaces the current command of every channel named in ``commands``;
-    channels not named keep theirs. ``stop_all`` turns every channel off at once and
-    must be safe to call at any time, also after an error, and from any thread, also
-    while ``apply`` is running or blocked in another one: the watchdog's monitor thread
-    and an e-stop call it when the loop hangs. It must not wait for a blocked ``apply``.
+    channels not named keep theirs. A channel named twice in one ``apply`` holds the last
+    of its commands, and the earlier one is never delivered (the watchdog checks each
+    against the state before the call and keeps the last as what the channel holds).
+    ``stop_all`` turns every channel off at once and must be safe to call at any time,
+    also after an error, and from any thread, also while ``apply`` is running or blocked
+    in another one: the watchdog's monitor thread and an e-stop call it when the loop
+    hangs. It must not wait for a blocked ``apply``.
 
     A stimulator that can express only whole steps of each setting also has a
     ``resolution`` attribute (a ``Resolution``): the watchdog then quantises before it

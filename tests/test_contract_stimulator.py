@@ -78,6 +78,22 @@ def test_an_off_command_turns_only_its_channel_off(stimulator):
     assert stimulator.outputs_become([]) == []
 
 
+@pytest.mark.parametrize(
+    ("batch", "expected"),
+    [
+        pytest.param([ON, StimCommand.off(0)], [], id="on_then_off"),
+        pytest.param([StimCommand.off(0), ON], [0], id="off_then_on"),
+    ],
+)
+def test_a_channel_named_twice_in_one_batch_holds_the_last_command(stimulator, batch, expected):
+    """The last command for a channel in a batch is the one it holds; an on followed by
+    an off in the same batch never turns the output on (the watchdog's rise check
+    relies on it: it keeps the last as what the channel holds)."""
+    stimulator.device.apply(0.0, batch)
+    assert stimulator.outputs_become(expected) == expected
+    assert stimulator.outputs_stay(expected)
+
+
 def test_stop_all_from_another_thread_wins_over_the_loop(stimulator):
     """The watchdog's monitor thread calls ``stop_all`` while the loop may be applying:
     whatever interleaving, nothing raises, and once the loop has stopped and ``stop_all``

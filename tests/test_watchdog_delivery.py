@@ -92,11 +92,14 @@ class WireStimulator:
         self._decoder = p.FrameDecoder()
 
     def apply(self, t_s: float, commands: Sequence[StimCommand]) -> None:
-        settings = tuple(p.ChannelSetting.from_command(c) for c in commands)
+        # A channel named twice holds its last command, as on every Stimulator (the
+        # board driver sends only that one: a STIM_SHAPED names a channel once).
+        last = list({c.channel: c for c in commands}.values())
+        settings = tuple(p.ChannelSetting.from_command(c) for c in last)
         (frame,) = self._decoder.feed(p.StimShaped(0, settings).encode(len(self.sent)))
         received = p.parse(frame)
         assert isinstance(received, p.StimShaped)
-        for command, setting in zip(commands, received.settings, strict=True):
+        for command, setting in zip(last, received.settings, strict=True):
             self.sent.append((t_s, command, setting.to_command()))
 
     def stop_all(self) -> None:
@@ -237,3 +240,18 @@ def test_the_last_command_for_a_channel_in_a_submit_is_what_it_holds_after_quant
     dog.submit(0.03125, [StimCommand(0, True, 4.0, 8.0, 1.0)])  # 0.032 uC from nothing
     _, _, received = wire.sent[-1]
     assert pulse_of(received).charge_per_phase_uc <= 3.0 * 0.010 + 1e-12
+
+
+def test_a_channel_named_twice_is_judged_by_the_command_it_holds():
+    """Found by the 10,000-case run: one submit naming channel 0 twice, the first clamped
+    to 0.96 mA x 31 us (0.02976 uC), the second 1 mA x 30 us (0.03 uC), both within the
+    0.03 uC a 3 uC/s rise allows from off. The channel holds the second only (as every
+    stimulator does), so nothing rose beyond the limit."""
+    limits = SafetyLimits(max_amplitude_ma=1.0, max_pulse_width_us=31.0,
+                          max_frequency_hz=1.0, max_charge_rise_uc_per_s=3.0)
+    wire = WireStimulator()
+    Watchdog(wire, limits).submit(
+        0.5, [StimCommand(0, True, 1.0, 31.0, 1.0), StimCommand(0, True, 1.0, 30.0, 1.0)])
+    assert [received for _, _, received in wire.sent] == [StimCommand(0, True, 1.0, 30.0, 1.0)]
+    assert check_wire(limits, [(0.5, [(StimCommand(0, True, 1.0, 31.0, 1.0), False),
+                                      (StimCommand(0, True, 1.0, 30.0, 1.0), False)])]) == 1
