@@ -32,11 +32,12 @@ detector's kernel, whose cost it leaves alone.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+
+from controller.detect.period import median_period_s
 
 #: A sample is movement when the norm of the three axes is above this (rad/s): swings
 #: turn at 3-8 rad/s, quiet standing and the sensor's noise stay below 0.3.
@@ -135,7 +136,7 @@ def check_axes(
     the index of the axis read as sagittal. The verdict is the one ``AxisCheck`` reaches
     sample by sample (the first moment a verdict holds); the means are at that moment,
     or over the whole recording if none holds."""
-    period_s = float(np.median(np.diff(t_s))) if t_s.size > 1 else math.nan
+    period_s = median_period_s(t_s)
     rates = np.abs(np.asarray(rates_rad_s, dtype=np.float64))
     with np.errstate(invalid="ignore"):
         moving = np.flatnonzero((rates**2).sum(axis=0) > MOVING_RAD_S**2)  # NaN: not moving

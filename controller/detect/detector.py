@@ -24,6 +24,7 @@ import numpy as np
 
 from controller.detect import fused, gyro, heel, outbox
 from controller.detect.axis import CHECKING, SAGITTAL, AxisCheck
+from controller.detect.period import median_period_s
 from controller.events import DetectedEvent, Event, Phase
 from controller.kernels import dispatch_kernel, kernel, specialised
 from controller.ports import Sample
@@ -352,7 +353,7 @@ def detect_batch(
             raise ValueError(f"{name} has shape {array.shape}, t_s has {t.shape}")
         signals.append(array)
     if t.size > 1:
-        setup.check_period(float(np.median(np.diff(t))))
+        setup.check_period(median_period_s(t))
     n = t.size
     phases = np.empty(n, dtype=np.int8)
     capacity = outbox.MAX_EVENTS * n
