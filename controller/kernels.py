@@ -84,8 +84,10 @@ import numba
 import numpy as np
 from numba.core import types
 from numba.core.caching import FunctionCache
+from numba.core.errors import NumbaNotImplementedError
 from numba.core.registry import CPUDispatcher
 from numba.core.runtime import rtsys
+from numba.np import numpy_support
 from numpy.typing import NDArray
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -157,7 +159,30 @@ class _PythonEntryCache(_KernelCache):
             return self._load_overload(sig, target_context)
 
 
-class KernelDispatcher(CPUDispatcher):
+class _PlainArrayTyping(CPUDispatcher):
+    """numba's CPU dispatcher, typing a plain ``np.ndarray`` argument without numba's
+    test that it is no masked array: ``np.ma`` is loaded on first use, and that test
+    imported it in every command that calls a kernel (8 ms of CPU, a sixtieth of a warm
+    ``fes detect``). An exact ``np.ndarray`` never is one. The type is the one numba
+    gives it (``numba.core.typing.typeof._typeof_ndarray``;
+    ``tests/test_kernel_dispatcher.py`` compares the two over dtypes, layouts and
+    read-only arrays); anything else is typed by numba."""
+
+    def typeof_pyval(self, val: Any) -> Any:
+        """The numba type of the argument ``val`` of a call from Python."""
+        if type(val) is not np.ndarray:
+            return super().typeof_pyval(val)
+        try:
+            dtype = numpy_support.from_dtype(val.dtype)
+        except NumbaNotImplementedError:
+            return super().typeof_pyval(val)  # numba's own answer for a dtype it lacks
+        found = types.Array(dtype, val.ndim, numpy_support.map_layout(val),
+                            readonly=not val.flags.writeable)
+        self._types_active_call.add(found)
+        return found
+
+
+class KernelDispatcher(_PlainArrayTyping):
     """numba's dispatcher for the CPU, with the two rules of this module's docstring:
 
     * a call from another kernel is typed on its argument types, never on the values of
@@ -197,8 +222,8 @@ class KernelDispatcher(CPUDispatcher):
         if self._python is None:
             options = dict(self.targetoptions)
             options.pop("no_cpython_wrapper")
-            twin: Any = CPUDispatcher(py_func=self.py_func, locals=self.locals,
-                                      targetoptions=options)
+            twin: Any = _PlainArrayTyping(py_func=self.py_func, locals=self.locals,
+                                          targetoptions=options)
             if isinstance(getattr(self, "_cache", None), FunctionCache):
                 twin._cache = _PythonEntryCache(self.py_func, options.get("_nrt", True))
             self._python = twin

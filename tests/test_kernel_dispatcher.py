@@ -69,3 +69,44 @@ def test_a_kernel_compiled_for_kernels_can_be_called_from_python(tmp_path):
     again = _run(tmp_path)
     assert again["values"] == first["values"]
     assert again["misses"] == 0  # both versions of inner were cached, each under its key
+
+
+def _arrays() -> list[object]:
+    """Arguments of every kind a plain array can be: dtypes, dimensions, layouts,
+    read-only; a subclass; and things that are not arrays."""
+    import numpy as np
+
+    base = np.arange(24.0).reshape(2, 3, 4)
+    frozen = np.zeros(3)
+    frozen.flags.writeable = False
+    return [
+        np.zeros(3), np.zeros(3, dtype=np.int8), np.zeros(3, dtype=np.int64),
+        np.zeros(3, dtype=np.bool_), np.zeros(3, dtype=np.complex128), np.zeros(()),
+        base, np.asfortranarray(base), base[:, ::2], base[..., 1], frozen,
+        np.zeros(2, dtype=[("a", np.float64), ("b", np.int32)]),
+        np.zeros(2, dtype="U3"), np.zeros(2, dtype=object),
+        np.ma.masked_array([1.0, 2.0]), np.matrix([[1.0]]), 1.5, 3, (1.0, 2.0),
+    ]
+
+
+def test_a_plain_array_is_typed_as_numba_types_it_and_anything_else_by_numba():
+    """KernelDispatcher types a plain ``np.ndarray`` itself (numba's way would import
+    ``numpy.ma``): the type must be the one numba's dispatcher gives, for every dtype,
+    layout and flag, and for what is not a plain array."""
+    from numba.core.registry import CPUDispatcher
+
+    from controller.kernels import kernel
+
+    @kernel
+    def identity(x):
+        return x
+
+    def typed(typeof, value):
+        try:
+            return typeof(value)
+        except Exception as exc:  # numba refuses a masked array with an error
+            return type(exc)
+
+    for value in _arrays():
+        expected = typed(lambda v: CPUDispatcher.typeof_pyval(identity, v), value)
+        assert typed(identity.typeof_pyval, value) == expected, value

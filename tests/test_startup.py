@@ -76,8 +76,9 @@ def test_fes_detect_loads_its_cached_kernel_without_numbas_compiler_or_the_trial
 ):
     """A warm ``fes detect`` loads machine code from numba's cache and validates only
     the detector's config: numba's compiler registries (its linear algebra, random
-    generators, typed containers) and the trial config with the watchdog's kernels stay
-    unloaded (each a tenth of a second of start-up). The first run may compile."""
+    generators, typed containers), numpy's masked arrays and the trial config with the
+    watchdog's kernels stay unloaded (each costs start-up time). The first run may
+    compile."""
     samples = tmp_path / "samples.csv"
     t = [i / 500.0 for i in range(2000)]
     samples.write_text("time_s,gyro_rad_s\n" + "".join(
@@ -85,7 +86,9 @@ def test_fes_detect_loads_its_cached_kernel_without_numbas_compiler_or_the_trial
     argv = ("detect", "--input", str(samples), "--output", str(tmp_path / "events.csv"))
     heavy_modules_after(*argv)  # compiles on a cold cache
     found = set(heavy_modules_after(*argv, probe=("numba.np.linalg", "numba.typed.typeddict",
-                                                  "controller.config", "controller.safety")))
+                                                  "numpy.ma", "controller.config",
+                                                  "controller.safety")))
     assert "numba.np.linalg" not in found and "numba.typed.typeddict" not in found
+    assert "numpy.ma" not in found  # np.median's and numba's typeof's first call import it
     assert "controller.config" not in found and "controller.safety" not in found
     assert (tmp_path / "events.csv").read_text().startswith("time_s,event")
