@@ -9,9 +9,11 @@ Every case runs the installed ``fes`` command in a fresh process, ``--repeat`` t
 * ``python -c pass``, the floor any Python command pays;
 * ``fes --help`` and every ``fes <command> --help`` (target 0.15 s: a parser imports no
   numpy, numba or pydantic, tests/test_startup.py);
-* a Python script whose only work is one cached numba kernel: the floor any command that
+* a Python script whose only work is one cached numba kernel: what any program that
   runs a kernel pays (numpy and numba imported, numba's CPU target set up on the first
-  call, the kernel loaded from its cache);
+  call, the kernel loaded from its cache), and the same kernel run the way ``fes`` runs
+  its kernels (one OpenBLAS thread, no cycle collection, ``controller.kernels``'
+  dispatcher, objects frozen at exit): the floor under ``fes detect``;
 * ``fes detect`` over a 1-minute recording (``fes sim --duration-s 60``, 500 Hz), after
   one untimed run has compiled its kernel (target 0.5 s end to end);
 * with ``--cold N``: the first ``fes sim`` after an install, N times, each with an empty
@@ -19,7 +21,8 @@ Every case runs the installed ``fes`` command in a fresh process, ``--repeat`` t
   with the compile time the command itself reports (target 8 s).
 
 The machine may be shared: the load average is printed before and after, and the best
-of the runs is the figure least disturbed by other processes. CPU time is printed too
+of the runs is the figure least disturbed by other processes; a target is judged on
+the best and on the median (what a user meets half the time). CPU time is printed too
 because it moves less with the load than the wall time does.
 """
 
@@ -82,7 +85,8 @@ def _row(name: str, runs: Sequence[Run], target_s: float | None) -> str:
     best, median = min(walls), statistics.median(walls)
     cpu = statistics.median(r.cpu_s for r in runs)
     verdict = "" if target_s is None else (
-        f"  target {target_s:g} s: {'met' if best <= target_s else 'MISSED'} (best)"
+        f"  target {target_s:g} s: {'met' if best <= target_s else 'MISSED'} by the best, "
+        f"{'met' if median <= target_s else 'MISSED'} by the median"
     )
     return (f"{name:<34} best {best:6.3f} s  median {median:6.3f} s  "
             f"cpu {cpu:6.3f} s{verdict}")
@@ -116,15 +120,45 @@ total(np.ones(3))
 """
 
 
+#: The same kernel the way ``fes`` runs its kernels, the floor under ``fes detect``: one
+#: OpenBLAS thread (``controller.cli.one_blas_thread``), no cycle collection while the
+#: modules import (as ``fes detect``), ``controller.kernels``' dispatcher (no refresh of
+#: numba's CPU target, no ``numpy.ma``), the objects frozen at exit (``controller.cli``).
+_ONE_PROJECT_KERNEL = """\
+import gc
+import os
+
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+gc.disable()
+import numpy as np
+
+from controller.kernels import kernel
+
+@kernel
+def total(x):
+    return x.sum()
+
+total(np.ones(3))
+gc.freeze()
+"""
+
+
 def bench_numba_floor(repeat: int, folder: Path) -> list[str]:
-    """A script whose only work is one cached numba kernel, after one untimed run: the
-    floor under ``fes detect``'s end-to-end time."""
-    script = folder / "one_cached_kernel.py"
-    script.write_text(_ONE_CACHED_KERNEL)
-    argv = [sys.executable, str(script)]
-    run_once(argv)
-    runs = [run_once(argv) for _ in range(repeat)]
-    return [_row("python: one cached numba kernel", runs, None)]
+    """Scripts whose only work is one cached numba kernel, after one untimed run each:
+    a plain ``numba.njit`` one, and one run the way ``fes`` runs its kernels (the floor
+    under ``fes detect``'s end-to-end time)."""
+    lines = []
+    for name, text, label in (
+        ("one_cached_kernel.py", _ONE_CACHED_KERNEL, "python: one cached numba kernel"),
+        ("one_project_kernel.py", _ONE_PROJECT_KERNEL, "python: the same, as fes runs it"),
+    ):
+        script = folder / name
+        script.write_text(text)
+        argv = [sys.executable, str(script)]
+        run_once(argv)
+        runs = [run_once(argv) for _ in range(repeat)]
+        lines.append(_row(label, runs, None))
+    return lines
 
 
 def bench_detect(fes: list[str], repeat: int, folder: Path) -> list[str]:
