@@ -178,7 +178,7 @@ class _PlainArrayTyping(CPUDispatcher):
             return super().typeof_pyval(val)  # numba's own answer for a dtype it lacks
         found = types.Array(dtype, val.ndim, numpy_support.map_layout(val),
                             readonly=not val.flags.writeable)
-        self._types_active_call.add(found)
+        self._types_active_call.add(found)  # type: ignore[attr-defined]  # numba untyped
         return found
 
 

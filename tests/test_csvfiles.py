@@ -78,3 +78,19 @@ def test_a_recording_with_a_missing_sample_reads_it_as_nan(tmp_path):
     path.write_text("time_s,gyro_rad_s\n0.0,1.5\n0.002,\n0.004,-2.25\n")
     got = read_columns(path, ["gyro_rad_s"])["gyro_rad_s"]
     assert got[0] == 1.5 and math.isnan(got[1]) and got[2] == -2.25
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(alphabet="01,.e-\n\r \t\x0bx\"", max_size=40))
+def test_the_fast_reader_counts_lines_as_splitlines_does(text):
+    """The fast path trusts numpy's rows only if there are as many as the csv module's
+    rows (non-empty lines); the count made on the bytes must be that number, or the
+    file must go row by row (None) when its line endings are not plain."""
+    from controller.detect.csvfiles import _plain_lines
+
+    found = _plain_lines(text.encode())
+    plain = '"' not in text and "\x0b" not in text and "\r" not in text.replace("\r\n", "")
+    if plain:
+        assert found == sum(1 for line in text.splitlines() if line)
+    else:
+        assert found is None

@@ -96,16 +96,23 @@ _ODD = (b'"', b"\v", b"\f", b"\x1c", b"\x1d", b"\x1e")
 
 
 def _plain_lines(body: bytes) -> int | None:
-    """The number of lines of ``body`` if it is plain: ASCII, lines ended by ``\n`` or
-    ``\r\n``, none empty, no quote; else None. Counted on the bytes (a minute at 500 Hz:
-    about a millisecond; splitting the decoded text into lines took ten)."""
+    """The number of non-empty lines of ``body`` (as ``str.splitlines`` counts them) if
+    it is plain: ASCII, no quote, lines ended by ``\n`` or ``\r\n``; else None. Counted
+    with numpy on the bytes: about 3 ms for a minute at 500 Hz, where splitting the
+    decoded text took ten and ``bytes`` searches for two-byte patterns eight each."""
     if not body.isascii() or any(odd in body for odd in _ODD):
         return None
-    if body.count(b"\r") != body.count(b"\r\n") or b"\n\n" in body or b"\n\r\n" in body:
-        return None
-    if body.startswith((b"\n", b"\r\n")):
-        return None
-    return body.count(b"\n") + (1 if body and not body.endswith(b"\n") else 0)
+    codes = np.frombuffer(body, dtype=np.uint8)
+    ends = np.flatnonzero(codes == ord("\n"))
+    if b"\r" in body:
+        after = np.flatnonzero(codes == ord("\r")) + 1
+        if after[-1] == codes.size or not np.all(codes[after] == ord("\n")):
+            return None  # a carriage return that ends no line ending
+    starts = np.concatenate(([0], ends[:-1] + 1)) if ends.size else ends
+    length = ends - starts  # of each line ended by \n, without it; "\r" alone is empty
+    empty = np.count_nonzero((length == 0) | ((length == 1) & (codes[starts] == ord("\r"))))
+    last = ends[-1] + 1 if ends.size else 0
+    return int(ends.size - empty) + (1 if last < codes.size else 0)
 
 
 def _plain_numbers(body: bytes, usecols: list[int]) -> np.ndarray | None:
