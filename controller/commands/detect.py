@@ -165,7 +165,6 @@ def _run(args: argparse.Namespace) -> int:
     from controller.detect.config import load_detector_config
     from controller.detect.csvfiles import CsvError, read_columns, read_events, write_events
     from controller.detect.detector import detect_batch
-    from controller.detect.score import Scorer
     from controller.events import EVENT_NAMES
 
     config = load_detector_config(args.config, _overrides(args))
@@ -218,6 +217,8 @@ def _run(args: argparse.Namespace) -> int:
         listed = ", ".join(f"{count} {name}" for name, count in counts.items() if count)
         print(f"{args.output}: {len(events)} events ({listed or 'none'}) from {n} samples")
         return EXIT_OK
+    from controller.detect.score import Scorer  # only with --truth
+
     kinds = sorted({kind for _, kind in truth})
     scorer = Scorer(args.tolerance_ms / 1000.0, kinds)
     scorer.add(truth, events)
