@@ -40,6 +40,20 @@ def test_replaying_a_trial_gives_the_loops_events(trial, tmp_path, capsys):
     assert np.allclose([t for t, _ in replay[held_back:]], [t for t, _ in live], atol=1e-5)
 
 
+def test_the_cycle_collector_is_on_again_after_detect_even_when_it_fails(trial, tmp_path,
+                                                                         capsys):
+    """fes detect runs without Python's cycle collector (start-up time); called in a
+    process that goes on (a test, a script), it must leave the collector as it was."""
+    import gc
+
+    out = str(tmp_path / "e.csv")
+    assert main(["detect", "--input", str(trial / "samples.csv"), "--output", out]) == 0
+    assert gc.isenabled()
+    assert main(["detect", "--input", str(tmp_path / "missing.csv"), "--output", out]) == 2
+    assert gc.isenabled()
+    capsys.readouterr()
+
+
 def test_truth_scores_are_printed_as_json(trial, tmp_path, capsys):
     args = ["detect", "--input", str(trial / "samples.csv"), "--output",
             str(tmp_path / "e.csv"), "--truth", str(trial / "events.csv"), "--sensor", "fused"]

@@ -156,12 +156,22 @@ def _checked_sign(
 
 
 def _run(args: argparse.Namespace) -> int:
-    # One pass over one file: Python's cycle collector would find nothing to free here
-    # (ten objects), but it ran about 150 times while numpy, numba and pydantic were
-    # imported, walking their sixty thousand objects each time it reached the older
-    # generations: a fifth of a warm ``fes detect`` (0.08-0.10 s of 0.5 s, timed with
-    # gc.callbacks). Memory is still freed by reference counting.
+    """``fes detect`` without Python's cycle collector. One pass over one file: the
+    collector found nothing to free here (ten objects), but it ran about 150 times while
+    numpy, numba and pydantic were imported, walking their sixty thousand objects each
+    time it reached the older generations: a fifth of a warm ``fes detect`` (0.08-0.10 s
+    of 0.5 s, timed with gc.callbacks). Memory is still freed by reference counting, and
+    the collector is on again once the command returns (it may run inside a test)."""
+    was_enabled = gc.isenabled()
     gc.disable()
+    try:
+        return _detect(args)
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+def _detect(args: argparse.Namespace) -> int:
     from controller.detect.config import load_detector_config
     from controller.detect.csvfiles import CsvError, read_columns, read_events, write_events
     from controller.detect.detector import detect_batch
