@@ -153,7 +153,7 @@ def read_columns(
 ) -> dict[str, np.ndarray]:
     """The named columns as float arrays (empty cell = NaN), and those of ``optional``
     that the file has. A file of plain numbers is parsed by numpy's C reader (a minute
-    at 500 Hz: 0.02 s instead of 0.12 s); any other goes row by row, which names the
+    at 500 Hz: 0.03 s instead of 0.12 s); any other goes row by row, which names the
     line and column of a cell that is not a number."""
     data = _read_bytes(path)
     text = None if data.isascii() else _decode(path, data)  # refuses a non-UTF-8 file
