@@ -85,7 +85,8 @@ def _arrays() -> list[object]:
         base, np.asfortranarray(base), base[:, ::2], base[..., 1], frozen,
         np.zeros(2, dtype=[("a", np.float64), ("b", np.int32)]),
         np.zeros(2, dtype="U3"), np.zeros(2, dtype=object),
-        np.ma.masked_array([1.0, 2.0]), np.matrix([[1.0]]), 1.5, 3, (1.0, 2.0),
+        np.ma.masked_array([1.0, 2.0]), np.arange(3.0).view(type("Sub", (np.ndarray,), {})),
+        1.5, 3, (1.0, 2.0),
     ]
 
 
