@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import io
 import math
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -94,3 +95,11 @@ def test_the_fast_reader_counts_lines_as_splitlines_does(text):
         assert found == sum(1 for line in text.splitlines() if line)
     else:
         assert found is None
+
+
+@pytest.mark.parametrize("path", ["/dev/zero", "/dev/null", "."])
+def test_a_device_or_folder_is_refused_before_it_is_read(path):
+    """Found by the 10,000-command-line fuzz run: ``fes detect --input /dev/zero`` read
+    an endless device until the machine ran out of memory (24 GB)."""
+    with pytest.raises(CsvError, match=r"not a regular file"):
+        read_columns(Path(path), ["time_s"])

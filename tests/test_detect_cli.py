@@ -176,3 +176,15 @@ def test_detect_runs_the_detector_its_config_names(trial, tmp_path, capsys):
     assert "heel_off" in {r["event"] for r in rows(out)}
     assert main(argv) == 0
     assert "heel_off" not in {r["event"] for r in rows(out)}
+
+
+@pytest.mark.parametrize("option", ["--input", "--truth"])
+def test_an_endless_device_as_a_file_exits_2(trial, tmp_path, capsys, option):
+    """``/dev/zero`` as the recording or the truth is refused at once, not read until
+    memory runs out (found by the 10,000-command-line fuzz run)."""
+    files = {"--input": str(trial / "samples.csv"), "--truth": None} | {option: "/dev/zero"}
+    args = ["detect", "--output", str(tmp_path / "o.csv"),
+            *[text for name, path in files.items() if path for text in (name, path)]]
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert "/dev/zero: not a regular file" in err and "Traceback" not in err

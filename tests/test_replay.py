@@ -106,3 +106,8 @@ def test_fes_run_with_a_missing_recording_is_a_usage_error(tmp_path, capsys):
     code = main(["run", "--sensors", f"replay:{tmp_path / 'none.csv'}", "--stimulator",
                  "openemsstim:/dev/nonexistent"])
     assert code == 2 and "file not found" in capsys.readouterr().err
+
+
+def test_a_device_given_as_the_recording_is_refused():
+    with pytest.raises(CsvError, match=r"/dev/zero: not a regular file"):
+        load_recording(Path("/dev/zero"))

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import csv
 import io
+import os
+import stat
 import warnings
 from collections.abc import Iterable, Sequence
 from pathlib import Path
@@ -27,11 +29,25 @@ class CsvError(Exception):
     """A CSV file that cannot be used, with the reason."""
 
 
-def _read_bytes(path: Path) -> bytes:
+def require_regular_file(path: Path) -> None:
+    """``CsvError`` unless ``path`` is a regular file: a device or FIFO is never opened
+    (``/dev/zero`` given as a recording would be read until memory ran out), as a config
+    file is refused (``controller.resources.load_toml``)."""
     try:
-        return path.read_bytes()
+        mode = os.stat(path).st_mode
     except FileNotFoundError:
         raise CsvError(f"{path}: file not found") from None
+    except OSError as exc:
+        raise CsvError(f"{path}: cannot read: {exc}") from None
+    if not stat.S_ISREG(mode):
+        what = "a folder" if stat.S_ISDIR(mode) else "a device, FIFO or socket"
+        raise CsvError(f"{path}: not a regular file ({what}); give a CSV file")
+
+
+def _read_bytes(path: Path) -> bytes:
+    require_regular_file(path)
+    try:
+        return path.read_bytes()
     except OSError as exc:
         raise CsvError(f"{path}: cannot read: {exc}") from None
 

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from controller.detect.csvfiles import CsvError, read_columns
+from controller.detect.csvfiles import CsvError, read_columns, require_regular_file
 from controller.detect.datasets import read_voisard_imu
 from hw.replay import ReplaySource
 
@@ -66,11 +66,10 @@ class Recording:
 def load_recording(path: Path) -> Recording:
     """Read ``path`` (any of the module's kinds); ``CsvError`` naming the file and what
     is wrong with it."""
+    require_regular_file(path)
     try:
         with path.open(encoding="utf-8") as handle:
             first = handle.readline()
-    except FileNotFoundError:
-        raise CsvError(f"{path}: file not found") from None
     except (OSError, UnicodeDecodeError) as err:
         raise CsvError(f"{path}: cannot read: {err}") from None
     if first.startswith("Acquisition frequency"):
