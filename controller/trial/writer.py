@@ -5,7 +5,9 @@ The loop writes every sample into preallocated arrays in shared memory
 publishes how many rows are complete; it never writes a file, prints or waits for
 anyone. A ``LogWriter`` process, forked before the loop starts, polls the published
 counts every ``poll_s``, hands each sink the rows that appeared since, in order, and
-makes a final pass when stopped. So:
+makes a final pass when stopped. The writer is a bare ``os.fork`` of the trial's process
+(no new interpreter, no imports, no ``multiprocessing`` bootstrap: it starts with the
+sinks and their compiled renderers ready), told to stop by a byte on a pipe. So:
 
 * a slow sink delays only the writer, never the loop: they share no lock, no queue and
   no interpreter (a writer *thread* would share the GIL, and every time it wakes the
@@ -19,7 +21,10 @@ Publication order: the loop raises a count only after the row it counts is compl
 writer reads, at each poll, only the rows that were already published at the previous
 poll (one ``poll_s`` earlier), so that a CPU which makes stores visible out of order
 (not x86-64, but ARM may) has long made the row visible too; the final pass after the
-stop signal (a semaphore, which orders memory on every CPU) reads everything.
+stop signal (a byte through a pipe: the kernel's pipe lock orders memory on every CPU)
+reads everything. Sending it never waits for the writer (a ``multiprocessing.Event``
+would: its ``set`` waits until the sleeping writer process has woken, a millisecond or
+more on a busy machine, at the end of every trial).
 
 A sink whose output cannot be written (an ``OSError``: a full disk, a vanished
 folder) is dropped and the writer goes on with the others; ``failure`` then names the
@@ -39,10 +44,13 @@ published and closes the sinks, so the files hold every row the loop had publish
 
 from __future__ import annotations
 
+import contextlib
 import functools
-import multiprocessing
 import os
+import select
 import signal
+import sys
+import traceback
 from collections.abc import Callable, Mapping, Sequence
 from types import TracebackType
 from typing import Protocol
@@ -57,6 +65,8 @@ _MAX_BACKLOG = 1
 _FAILURE_LENGTH = 2
 #: Room for the failure message (UTF-8) in shared memory.
 _FAILURE_BYTES = 1024
+#: Signals the trial's process handles and its writer ignores.
+_TRIAL_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 
 
 class LogWriterError(RuntimeError):
@@ -98,9 +108,9 @@ class LogWriter:
         self._tails = tuple(tails)
         self._sinks = tuple(sinks)
         self._poll_s = poll_s
-        context = multiprocessing.get_context("fork")
-        self._stop = context.Event()
-        self._process = context.Process(target=self._run, name="fes-log-writer", daemon=True)
+        self._pid = 0  # the writer process, once started; 0 again once it has ended
+        self._stop_fd = -1  # this process's end of the stop pipe, while the writer runs
+        self._exit_code: int | None = None
         self._progress = shared_zeros(3, np.int64)
         self._failure = shared_zeros(_FAILURE_BYTES, np.uint8)
 
@@ -128,19 +138,50 @@ class LogWriter:
 
     def start(self) -> None:
         """Fork the writer (before the loop, and before any real-time settings)."""
-        self._process.start()
+        stop_read, stop_write = os.pipe()
+        sys.stderr.flush()  # nothing buffered here is written twice
+        # Ctrl-C and SIGTERM wait until the writer ignores them (and the trial's process
+        # has its id): one that came in between would end the writer before its files.
+        held = signal.pthread_sigmask(signal.SIG_BLOCK, _TRIAL_SIGNALS)
+        try:
+            pid = os.fork()
+            if pid == 0:  # the writer: it ends here, without this process's exit handlers
+                code = 1
+                try:
+                    for signum in _TRIAL_SIGNALS:
+                        signal.signal(signum, signal.SIG_IGN)
+                    signal.pthread_sigmask(signal.SIG_SETMASK, held)
+                    os.close(stop_write)
+                    self._run(stop_read)
+                    code = 0
+                except BaseException:
+                    traceback.print_exc()
+                finally:
+                    sys.stderr.flush()
+                    os._exit(code)
+            self._pid, self._stop_fd = pid, stop_write
+        finally:
+            os.close(stop_read)
+            signal.pthread_sigmask(signal.SIG_SETMASK, held)
 
     def request_stop(self) -> None:
         """Tell the writer to make its final pass and end (``stop`` waits for it)."""
-        self._stop.set()
+        if self._stop_fd >= 0:
+            with contextlib.suppress(BrokenPipeError):  # it has ended: ``stop`` says how
+                os.write(self._stop_fd, b"\0")
+            os.close(self._stop_fd)
+            self._stop_fd = -1
 
     def stop(self) -> None:
         """Let the writer pass on what is left, close the sinks and end; wait for it."""
-        self._stop.set()
-        self._process.join()
-        if self._process.exitcode != 0:
+        self.request_stop()
+        if self._pid:
+            _, status = os.waitpid(self._pid, 0)
+            self._pid = 0
+            self._exit_code = os.waitstatus_to_exitcode(status)
+        if self._exit_code not in (None, 0):
             raise LogWriterError(
-                f"the log writer failed (exit code {self._process.exitcode}); "
+                f"the log writer failed (exit code {self._exit_code}); "
                 "its traceback is above"
             )
 
@@ -159,14 +200,17 @@ class LogWriter:
     def _ready(self) -> int:
         return min(tail.published() for tail in self._tails)
 
-    def _run(self) -> None:
-        # Ctrl-C and SIGTERM are the trial's to handle: it stops the writer in time.
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    def _run(self, stop_fd: int) -> None:
+        """The writer process: poll until a byte (or the end of the stream, if the
+        trial's process died) arrives on ``stop_fd``, then the final pass. It ignores
+        Ctrl-C and SIGTERM: they are the trial's to handle, which stops it in time."""
         parent = os.getppid()
         sinks = list(self._sinks)
         seen = 0
-        while not self._stop.wait(self._poll_s) and os.getppid() == parent:
+        # The parent's death also ends the wait when a process it forked later (which
+        # inherited the pipe's other end) still runs: hence the check of the parent.
+        while (not select.select([stop_fd], [], [], self._poll_s)[0]
+               and os.getppid() == parent):
             self._write_up_to(seen, sinks)
             seen = self._ready()
         self._write_up_to(self._ready(), sinks)
