@@ -507,11 +507,14 @@ class SimulatedLimb:
         """
         if k // BLOCK_SAMPLES != self._noise_block:
             self._noise_block = k // BLOCK_SAMPLES
-            block = np.zeros((BLOCK_SAMPLES, sensors.NOISE_COLUMNS))
+            # One block's memory for the whole trial, rewritten in place: a fresh array
+            # per block costs the kernel a page fault for each of its pages on first
+            # touch. A column no source of noise uses stays zero.
+            if self._noise.shape[0] != BLOCK_SAMPLES:
+                self._noise = np.zeros((BLOCK_SAMPLES, sensors.NOISE_COLUMNS))
             for column, rng in enumerate(self._noise_rngs):
                 if rng is not None:
-                    block[:, column] = rng.standard_normal(BLOCK_SAMPLES)
-            self._noise = block
+                    self._noise[:, column] = rng.standard_normal(BLOCK_SAMPLES)
         rows = self._truth.shape[0]
         if end > rows:
             truth = np.empty((min(max(2 * rows, end), self._n_samples), self._truth.shape[1]))
