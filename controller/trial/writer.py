@@ -67,6 +67,21 @@ _FAILURE_LENGTH = 2
 _FAILURE_BYTES = 1024
 #: Signals the trial's process handles and its writer ignores.
 _TRIAL_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+#: What a writer says once its sinks are closed.
+_DONE = b"\1"
+#: Writers that have closed their files and may still be ending, to be reaped.
+_ENDING: list[int] = []
+
+
+def _reap_ended() -> None:
+    """Reap the writers of ``_ENDING`` that have ended (no waiting)."""
+    for pid in list(_ENDING):
+        try:
+            ended, _ = os.waitpid(pid, os.WNOHANG)
+        except ChildProcessError:  # reaped by someone else
+            ended = pid
+        if ended:
+            _ENDING.remove(pid)
 
 
 class LogWriterError(RuntimeError):
@@ -110,6 +125,7 @@ class LogWriter:
         self._poll_s = poll_s
         self._pid = 0  # the writer process, once started; 0 again once it has ended
         self._stop_fd = -1  # this process's end of the stop pipe, while the writer runs
+        self._done_fd = -1  # where the writer says that its files are complete
         self._exit_code: int | None = None
         self._progress = shared_zeros(3, np.int64)
         self._failure = shared_zeros(_FAILURE_BYTES, np.uint8)
@@ -138,7 +154,9 @@ class LogWriter:
 
     def start(self) -> None:
         """Fork the writer (before the loop, and before any real-time settings)."""
+        _reap_ended()
         stop_read, stop_write = os.pipe()
+        done_read, done_write = os.pipe()
         sys.stderr.flush()  # nothing buffered here is written twice
         # Ctrl-C and SIGTERM wait until the writer ignores them (and the trial's process
         # has its id): one that came in between would end the writer before its files.
@@ -152,16 +170,22 @@ class LogWriter:
                         signal.signal(signum, signal.SIG_IGN)
                     signal.pthread_sigmask(signal.SIG_SETMASK, held)
                     os.close(stop_write)
+                    os.close(done_read)
                     self._run(stop_read)
                     code = 0
+                    with contextlib.suppress(BrokenPipeError):  # the trial has died
+                        os.write(done_write, _DONE)
                 except BaseException:
                     traceback.print_exc()
                 finally:
                     sys.stderr.flush()
                     os._exit(code)
-            self._pid, self._stop_fd = pid, stop_write
+            self._pid, self._stop_fd, self._done_fd = pid, stop_write, done_read
+            done_read = -1
         finally:
-            os.close(stop_read)
+            for fd in (stop_read, done_write, done_read):
+                if fd >= 0:
+                    os.close(fd)
             signal.pthread_sigmask(signal.SIG_SETMASK, held)
 
     def request_stop(self) -> None:
@@ -173,12 +197,24 @@ class LogWriter:
             self._stop_fd = -1
 
     def stop(self) -> None:
-        """Let the writer pass on what is left, close the sinks and end; wait for it."""
+        """Let the writer pass on what is left and close the sinks; wait until it has.
+
+        The writer says so on a pipe once its files are closed; the trial goes on from
+        there while the process ends (it unmaps a copy of this process's memory, up to a
+        few ms) and is reaped later. A writer that ended without saying so failed: its
+        exit code is waited for and raised as ``LogWriterError``."""
         self.request_stop()
         if self._pid:
-            _, status = os.waitpid(self._pid, 0)
-            self._pid = 0
-            self._exit_code = os.waitstatus_to_exitcode(status)
+            pid, self._pid = self._pid, 0
+            said = os.read(self._done_fd, len(_DONE))
+            os.close(self._done_fd)
+            if said == _DONE:
+                self._exit_code = 0
+                _ENDING.append(pid)
+                _reap_ended()
+            else:
+                _, status = os.waitpid(pid, 0)
+                self._exit_code = os.waitstatus_to_exitcode(status) or 1
         if self._exit_code not in (None, 0):
             raise LogWriterError(
                 f"the log writer failed (exit code {self._exit_code}); "
