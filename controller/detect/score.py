@@ -51,9 +51,11 @@ def match_events(
     stops = np.searchsorted(sorted_s, true_s + (tolerance_s + 1e-6), side="right")
     rows: list[int] = []
     cols: list[int] = []
+    # Python floats: the same IEEE doubles as NumPy's scalars, a tenth of the cost each.
+    true_list, detected_list, order_list = true_s.tolist(), detected_s.tolist(), by_time.tolist()
     for i, (start, stop) in enumerate(zip(starts.tolist(), stops.tolist(), strict=True)):
-        for j in sorted(by_time[start:stop].tolist()):
-            if abs(true_s[i] - detected_s[j]) <= tolerance_s:
+        for j in sorted(order_list[start:stop]):
+            if abs(true_list[i] - detected_list[j]) <= tolerance_s:
                 rows.append(i)
                 cols.append(j)
     if not rows:

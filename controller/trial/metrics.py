@@ -71,14 +71,14 @@ def swing_minima_mm(
     minima = []
     heel_strike_s = np.sort(heel_strike_s)
     next_strike = np.searchsorted(heel_strike_s, toe_off_s, side="right")
-    for start, following in zip(toe_off_s.tolist(), next_strike.tolist(), strict=True):
-        if following >= heel_strike_s.size:
-            continue
-        end = float(heel_strike_s[following])
-        margin = trim_fraction * (end - start)
-        # ``t_s`` rises: the samples in [start + margin, end - margin] are one slice.
-        first = int(np.searchsorted(t_s, start + margin, side="left"))
-        last = int(np.searchsorted(t_s, end - margin, side="right"))
+    complete = next_strike < heel_strike_s.size
+    start = np.asarray(toe_off_s, dtype=np.float64)[complete]
+    end = heel_strike_s[next_strike[complete]].astype(np.float64)
+    margin = trim_fraction * (end - start)
+    # ``t_s`` rises: the samples in [start + margin, end - margin] are one slice.
+    firsts = np.searchsorted(t_s, start + margin, side="left")
+    lasts = np.searchsorted(t_s, end - margin, side="right")
+    for first, last in zip(firsts.tolist(), lasts.tolist(), strict=True):
         swing = clearance_mm[first:last]
         if swing.size and not np.isnan(swing).any():
             minima.append(float(swing.min()))
