@@ -45,6 +45,7 @@ from controller.config import load_config
 from controller.ports import StimCommand
 from controller.trial import simulated
 from controller.trial.simulated import run_simulated_trial
+from controller.trial.writer import wait_for_ended_writers
 from sim.limb import SimulatedLimb
 from sim.openloop import Stimulation, stride_commands
 from sim.patient import PatientProfile, load_patient
@@ -53,7 +54,9 @@ RATE_HZ = 1000.0
 
 
 def _cpu_s() -> float:
-    """CPU time of this process and of its children that have ended (the log writer)."""
+    """CPU time of this process and of its children (the log writers, each waited for
+    until its process has ended: a trial returns once its writer has closed the files)."""
+    wait_for_ended_writers()
     own, children = (resource.getrusage(who) for who in
                      (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN))
     return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
@@ -68,8 +71,8 @@ def _best_s(
     for _ in range(repeats):
         start_cpu, start_wall = _cpu_s(), time.perf_counter()
         work()
-        cpu = min(cpu, _cpu_s() - start_cpu)
         wall = min(wall, time.perf_counter() - start_wall)
+        cpu = min(cpu, _cpu_s() - start_cpu)
         after()
     return cpu, wall
 

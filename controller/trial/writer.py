@@ -73,15 +73,22 @@ _DONE = b"\1"
 _ENDING: list[int] = []
 
 
-def _reap_ended() -> None:
-    """Reap the writers of ``_ENDING`` that have ended (no waiting)."""
+def _reap_ended(wait: bool = False) -> None:
+    """Reap the writers of ``_ENDING`` that have ended (with ``wait``: all, once ended)."""
     for pid in list(_ENDING):
         try:
-            ended, _ = os.waitpid(pid, os.WNOHANG)
+            ended, _ = os.waitpid(pid, 0 if wait else os.WNOHANG)
         except ChildProcessError:  # reaped by someone else
             ended = pid
         if ended:
             _ENDING.remove(pid)
+
+
+def wait_for_ended_writers() -> None:
+    """Wait until every writer that has closed its files has also ended, and reap it:
+    from then on ``resource.getrusage(RUSAGE_CHILDREN)`` counts its CPU time (a
+    benchmark's)."""
+    _reap_ended(wait=True)
 
 
 class LogWriterError(RuntimeError):
