@@ -310,7 +310,9 @@ def run_compiled_loop(
     stim_column = np.array(
         [recorder.stim_column(channel) for channel in range(limb.channels)], dtype=np.int64
     )
-    record = RecordArrays(recorder.table, stim_column, np.zeros((BLOCK_SAMPLES * MAX_EVENTS, 3)),
+    # The block's events are written before they are read (uninitialised: zeroing 400 kB
+    # would map each of its pages, which a block with a handful of events never touches).
+    record = RecordArrays(recorder.table, stim_column, np.empty((BLOCK_SAMPLES * MAX_EVENTS, 3)),
                           recorder.events, recorder.counts)
     events = record.events
     run_block = _block_for(kind, scheduler.mode)
