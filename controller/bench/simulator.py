@@ -37,7 +37,7 @@ import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -53,34 +53,46 @@ from sim.patient import PatientProfile, load_patient
 RATE_HZ = 1000.0
 
 
-def _cpu_s() -> float:
-    """CPU time of this process and of its children (the log writers, each waited for
+class Spent(NamedTuple):
+    """The least time ``repeats`` runs took: CPU (this process's and its children's, the
+    log writers), wall, and the CPU of this process and of the children alone."""
+
+    cpu: float
+    wall: float
+    own: float
+    children: float
+
+
+def _cpu_s() -> tuple[float, float]:
+    """CPU time of this process, and of its children (the log writers, each waited for
     until its process has ended: a trial returns once its writer has closed the files)."""
     wait_for_ended_writers()
     own, children = (resource.getrusage(who) for who in
                      (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN))
-    return own.ru_utime + own.ru_stime + children.ru_utime + children.ru_stime
+    return own.ru_utime + own.ru_stime, children.ru_utime + children.ru_stime
 
 
 def _best_s(
     work: Callable[[], object], repeats: int, after: Callable[[], object] = lambda: None
-) -> tuple[float, float]:
-    """Shortest CPU time and shortest wall time of ``repeats`` calls of ``work``, each
-    followed by ``after`` (not timed)."""
-    cpu = wall = float("inf")
+) -> Spent:
+    """Shortest times of ``repeats`` calls of ``work``, each followed by ``after`` (not
+    timed)."""
+    best = Spent(*[float("inf")] * 4)
     for _ in range(repeats):
-        start_cpu, start_wall = _cpu_s(), time.perf_counter()
+        (own_0, children_0), start_wall = _cpu_s(), time.perf_counter()
         work()
-        wall = min(wall, time.perf_counter() - start_wall)
-        cpu = min(cpu, _cpu_s() - start_cpu)
+        wall = time.perf_counter() - start_wall
+        own_1, children_1 = _cpu_s()
+        own, children = own_1 - own_0, children_1 - children_0
+        best = Spent(*map(min, best, (own + children, wall, own, children)))
         after()
-    return cpu, wall
+    return best
 
 
-def _factors(simulated_s: float, spent: tuple[float, float]) -> str:
+def _factors(simulated_s: float, spent: Spent) -> str:
     """``simulated_s`` over the CPU and the wall time spent, as x real time."""
-    cpu, wall = spent
-    return f"{simulated_s / cpu:,.0f}x real time (CPU), {simulated_s / wall:,.0f}x (wall)"
+    return (f"{simulated_s / spent.cpu:,.0f}x real time (CPU), "
+            f"{simulated_s / spent.wall:,.0f}x (wall)")
 
 
 def stimulated_walk(patient: str, duration_s: float) -> tuple[PatientProfile, np.ndarray]:
@@ -193,7 +205,8 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"closed loop, {label}, at {rate:g} Hz, {loop_duration:g} s: "
                       f"the loop alone (summary.json) {alone_cpu}{max(factors):,.0f}x (wall); "
                       f"end to end (config, loop, scoring, files) "
-                      f"{_factors(loop_duration, whole)}")
+                      f"{_factors(loop_duration, whole)}; CPU a trial: its own process "
+                      f"{whole.own * 1e3:.1f} ms, the log writer {whole.children * 1e3:.1f} ms")
 
         profiler = cProfile.Profile()
         profiler.enable()
