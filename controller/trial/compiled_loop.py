@@ -326,10 +326,9 @@ def run_compiled_loop(
     loop_args = (k, 0, limb.sample_period_s, arrays, detector_arrays, schedule,
                  watchdog_arrays, record, publish_every)
     with announced_if_slow(notes, COMPILE_NOTICE_AFTER_S, COMPILE_NOTICE, done="compiled"):
-        if not getattr(run_block, "signatures", ()):  # not compiled or loaded in this process
-            helper, own = _stage_jobs(kind, scheduler.mode, arrays, detector_arrays,
-                                      schedule, watchdog_arrays)
-            compile_stages(run_block, loop_args, helper, own)
+        helper, own = _stage_jobs(kind, scheduler.mode, arrays, detector_arrays, schedule,
+                                  watchdog_arrays)
+        compile_stages(run_block, loop_args, helper, own)
         block(k, 0, arrays)  # compile (or load the cache): no samples, nothing changes
     warm_up_s = time.perf_counter() - start
     stopped_by = "duration"
