@@ -212,9 +212,10 @@ class LogWriter:
         exit code is waited for and raised as ``LogWriterError``."""
         self.request_stop()
         if self._pid:
-            pid, self._pid = self._pid, 0
             said = os.read(self._done_fd, len(_DONE))
             os.close(self._done_fd)
+            self._done_fd = -1
+            pid, self._pid = self._pid, 0
             if said == _DONE:
                 self._exit_code = 0
                 _ENDING.append(pid)
