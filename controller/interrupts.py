@@ -19,7 +19,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from types import FrameType
+from types import FrameType, TracebackType
 from typing import Any
 
 _SIGNALS = (signal.SIGINT, signal.SIGTERM)
@@ -44,6 +44,19 @@ def _swallowed(unraisable: Any) -> None:
     sys.__unraisablehook__(unraisable)
 
 
+def _printed_by_an_extension(kind: type[BaseException], value: BaseException,
+                             traceback: TracebackType | None) -> None:
+    """``sys.excepthook`` of a command. Inside the command nothing reaches it but a
+    compiled module's ``PyErr_Print``: numba's ``_dispatcher`` prints the error of an
+    import it makes while it loads, then fails with its own ``ImportError``. A
+    ``KeyboardInterrupt`` printed that way is remembered, not printed as a traceback
+    (the command then ends as interrupted); anything else is printed as Python does."""
+    if issubclass(kind, KeyboardInterrupt):
+        _received.set()
+        return
+    sys.__excepthook__(kind, value, traceback)
+
+
 @contextmanager
 def terminate_as_interrupt() -> Iterator[None]:
     """In the block SIGINT and SIGTERM raise ``KeyboardInterrupt`` in the main thread (and
@@ -55,9 +68,11 @@ def terminate_as_interrupt() -> Iterator[None]:
         return
     previous = {signum: signal.signal(signum, _raise_interrupt) for signum in _SIGNALS}
     hook, sys.unraisablehook = sys.unraisablehook, _swallowed
+    excepthook, sys.excepthook = sys.excepthook, _printed_by_an_extension
     try:
         yield
     finally:
+        sys.excepthook = excepthook
         sys.unraisablehook = hook
         for signum, handler in previous.items():
             signal.signal(signum, handler)

@@ -252,6 +252,31 @@ def test_a_ctrl_c_python_swallowed_while_the_kernels_loaded_ends_the_trial(
     assert summary["stopped_by"] == "interrupted" and summary["duration_s"] < 600
 
 
+def test_a_ctrl_c_a_compiled_module_printed_ends_the_trial_without_a_traceback(
+    tmp_path, capsys, monkeypatch
+):
+    """The CI saw a SIGINT in start-up print a KeyboardInterrupt traceback: it came while
+    numba's ``_dispatcher`` imported ``numba._devicearray``, and that compiled module
+    prints the failed import's error with ``PyErr_Print`` (through ``sys.excepthook``)
+    before raising its own ImportError. Here a compiled module's ``PyErr_Print`` of a
+    KeyboardInterrupt happens just before the loop's kernels load."""
+    import ctypes
+
+    from controller.trial import compiled_loop
+
+    real = compiled_loop.compile_stages
+
+    def printed_during(*args: object) -> None:
+        # C code that meets a KeyboardInterrupt and reports it with PyErr_Print.
+        assert ctypes.pythonapi.PyRun_SimpleString(b"raise KeyboardInterrupt") == -1
+        real(*args)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(compiled_loop, "compile_stages", printed_during)
+    code, err = fes(capsys, "sim", "--duration-s", "600", "--out", str(tmp_path / "run"))
+    assert code == 130, err
+    assert "Traceback" not in err and "KeyboardInterrupt" not in err, err
+
+
 def swallow_an_interrupt() -> None:
     """What Python does with a Ctrl-C that came while it ran a callback (a finaliser in a
     garbage collection, a weak reference's): it hands it to ``sys.unraisablehook``."""
