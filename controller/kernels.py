@@ -90,6 +90,8 @@ from numba.core.runtime import rtsys
 from numba.np import numpy_support
 from numpy.typing import NDArray
 
+from controller.interrupts import interrupts_deferred
+
 F = TypeVar("F", bound=Callable[..., Any])
 
 #: The arrays the kernels work on (parameters, state, logs, command rows).
@@ -122,10 +124,25 @@ CACHE_TAG = "forceinline"
 
 
 class _KernelCache(FunctionCache):
-    """numba's on-disk cache of a kernel, under keys that also carry ``CACHE_TAG``."""
+    """numba's on-disk cache of a kernel, under keys that also carry ``CACHE_TAG``.
+
+    A load is never interrupted halfway: Ctrl-C and SIGTERM are held back while one runs
+    (``interrupts_deferred``, a few milliseconds) and delivered after it. LLVM fetches
+    the cached machine code through a Python callback; an interrupt raised in it is
+    lost (Python reports it as unraisable), LLVM goes on without the code, and numba
+    then wrote a kernel's environment to address 0: `fes sim` killed by SIGSEGV, 1 in
+    60 SIGTERMs sent as its loop kernel loaded (tests/test_interrupts_exit.py)."""
 
     def _index_key(self, sig: Any, codegen: Any) -> Any:
         return (*super()._index_key(sig, codegen), CACHE_TAG)
+
+    def load_overload(self, sig: Any, target_context: Any) -> Any:
+        """The cached version for ``sig`` (None: not cached), loaded whole."""
+        with interrupts_deferred():
+            return self._load_whole(sig, target_context)
+
+    def _load_whole(self, sig: Any, target_context: Any) -> Any:
+        return super().load_overload(sig, target_context)
 
 
 class _PythonEntryCache(_KernelCache):
@@ -151,7 +168,7 @@ class _PythonEntryCache(_KernelCache):
     def _index_key(self, sig: Any, codegen: Any) -> Any:
         return (*super()._index_key(sig, codegen), "python entry")
 
-    def load_overload(self, sig: Any, target_context: Any) -> Any:
+    def _load_whole(self, sig: Any, target_context: Any) -> Any:
         """The cached version for ``sig`` (None: not cached), without the refresh."""
         if self._runtime:
             rtsys.initialize(target_context)
