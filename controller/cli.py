@@ -112,8 +112,14 @@ def entry() -> None:
     imports made (some sixty thousand) to free memory the process is about to give
     back (``fes detect`` took 0.09 s to exit, 0.015 s frozen, at load 3 on the project's
     2-core machine). Everything the command writes is complete and closed by then, and
-    the ``atexit`` handlers still run."""
+    the ``atexit`` handlers still run. After an interrupted command, finalisers that fail
+    as the interpreter shuts down are not reported (``silence_finalisers``).
+    """
     code = main()
+    if code == EXIT_INTERRUPTED:
+        from controller.interrupts import silence_finalisers
+
+        silence_finalisers()
     gc.freeze()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, signal.SIG_IGN)

@@ -36,12 +36,29 @@ def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
 
 def _swallowed(unraisable: Any) -> None:
     """``sys.unraisablehook`` of a command: a ``KeyboardInterrupt`` Python could not raise
-    (it came inside a callback) is remembered, not printed as a traceback; anything else
-    is reported as Python reports it."""
+    (it came inside a callback) is remembered, not printed as a traceback. Once one has
+    come, a finaliser's failure is not printed either (``silence_finalisers``); before,
+    anything is reported as Python reports it."""
     if isinstance(unraisable.exc_value, KeyboardInterrupt):
         _received.set()
         return
-    sys.__unraisablehook__(unraisable)
+    if not _received.is_set():
+        sys.__unraisablehook__(unraisable)
+
+
+def silence_finalisers() -> None:
+    """From now on a finaliser's failure (``__del__``, a weak reference's callback) is not
+    printed: called once a command has ended interrupted. The interrupt can cut a
+    library's object short in its ``__init__`` (llvmlite's ``OutputString`` without its
+    pointer), and that object's ``__del__`` then fails when it is freed, as the
+    interpreter shuts down: "Exception ignored in ... AttributeError" and a traceback
+    after "fes: interrupted", which says nothing about the command (its files are
+    complete) and which the user cannot act on."""
+    sys.unraisablehook = _ignored
+
+
+def _ignored(unraisable: Any) -> None:
+    """An unraisable exception that is not printed (``silence_finalisers``)."""
 
 
 def _printed_by_an_extension(kind: type[BaseException], value: BaseException,
