@@ -116,12 +116,12 @@ def entry() -> None:
     as the interpreter shuts down are not reported (``silence_finalisers``).
     """
     code = main()
-    if code == EXIT_INTERRUPTED:
-        from controller.interrupts import silence_finalisers
+    from controller.interrupts import INTERRUPT_SIGNALS, silence_finalisers
 
+    if code == EXIT_INTERRUPTED:
         silence_finalisers()
     gc.freeze()
-    for signum in (signal.SIGINT, signal.SIGTERM):
+    for signum in INTERRUPT_SIGNALS:
         signal.signal(signum, signal.SIG_IGN)
     forget_caught_interrupt()
     sys.exit(code)

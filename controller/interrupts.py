@@ -22,7 +22,8 @@ from dataclasses import dataclass
 from types import FrameType, TracebackType
 from typing import Any
 
-_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+#: The signals a command ends on as on Ctrl-C (exit 130).
+INTERRUPT_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 #: Set by the command's handler: Python ignores a ``KeyboardInterrupt`` raised while it
 #: runs certain callbacks (an import lock's, a weak reference's), so a signal in
 #: start-up can be swallowed; ``raise_if_interrupted`` raises it again at checkpoints.
@@ -83,7 +84,7 @@ def terminate_as_interrupt() -> Iterator[None]:
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    previous = {signum: signal.signal(signum, _raise_interrupt) for signum in _SIGNALS}
+    previous = {signum: signal.signal(signum, _raise_interrupt) for signum in INTERRUPT_SIGNALS}
     hook, sys.unraisablehook = sys.unraisablehook, _swallowed
     excepthook, sys.excepthook = sys.excepthook, _printed_by_an_extension
     try:
@@ -124,7 +125,7 @@ def interrupts_deferred() -> Iterator[Deferred]:
         if received.signum is None:
             received.signum = signum
 
-    previous = {signum: signal.signal(signum, hold) for signum in _SIGNALS}
+    previous = {signum: signal.signal(signum, hold) for signum in INTERRUPT_SIGNALS}
     try:
         yield received
     finally:

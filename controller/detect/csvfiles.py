@@ -155,11 +155,12 @@ def _plain_numbers(data: bytes, start: int, usecols: list[int]) -> np.ndarray | 
     return values if values.shape[0] == lines else None
 
 
-def _header(path: Path, data: bytes) -> list[str]:
-    """The names of the file's first row. Parsed from the first line alone where that
-    is the whole row (no quote in it): decoding and splitting a whole recording to read
-    one line of it took a tenth of the command's time."""
-    first = data[: data.find(b"\n") + 1] or data
+def _header(path: Path, data: bytes, body: int) -> list[str]:
+    """The names of the file's first row (its first line is ``data[:body]``). Parsed
+    from the first line alone where that is the whole row (no quote in it): decoding
+    and splitting a whole recording to read one line of it took a tenth of the
+    command's time."""
+    first = data[:body]
     text = _decode(path, first if b'"' not in first else data)
     return [name.strip() for name in _parse(path, text, first_only=True)[0]]
 
@@ -173,12 +174,13 @@ def read_columns(
     line and column of a cell that is not a number."""
     data = _read_bytes(path)
     text = None if data.isascii() else _decode(path, data)  # refuses a non-UTF-8 file
-    header = _header(path, data)
+    body = data.find(b"\n") + 1 or len(data)  # where the rows after the header start
+    header = _header(path, data, body)
     if not header:
         raise CsvError(f"{path}: empty file (a header row is needed)")
     wanted = {name: _index(path, header, name) for name in columns}
     wanted |= {name: header.index(name) for name in optional if name in header}
-    fast = _plain_numbers(data, data.find(b"\n") + 1 or len(data), list(wanted.values()))
+    fast = _plain_numbers(data, body, list(wanted.values()))
     if fast is not None:
         return {name: fast[:, i].copy() for i, name in enumerate(wanted)}
     header, rows = _rows(path, _decode(path, data) if text is None else text)

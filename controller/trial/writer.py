@@ -57,6 +57,7 @@ from typing import Protocol
 
 import numpy as np
 
+from controller.interrupts import INTERRUPT_SIGNALS
 from controller.outputs import OutputError, reason
 from controller.sharedmem import shared_zeros
 
@@ -65,8 +66,6 @@ _MAX_BACKLOG = 1
 _FAILURE_LENGTH = 2
 #: Room for the failure message (UTF-8) in shared memory.
 _FAILURE_BYTES = 1024
-#: Signals the trial's process handles and its writer ignores.
-_TRIAL_SIGNALS = (signal.SIGINT, signal.SIGTERM)
 #: What a writer says once its sinks are closed.
 _DONE = b"\1"
 #: Writers that have closed their files and may still be ending, to be reaped.
@@ -167,13 +166,13 @@ class LogWriter:
         sys.stderr.flush()  # nothing buffered here is written twice
         # Ctrl-C and SIGTERM wait until the writer ignores them (and the trial's process
         # has its id): one that came in between would end the writer before its files.
-        held = signal.pthread_sigmask(signal.SIG_BLOCK, _TRIAL_SIGNALS)
+        held = signal.pthread_sigmask(signal.SIG_BLOCK, INTERRUPT_SIGNALS)
         try:
             pid = os.fork()
             if pid == 0:  # the writer: it ends here, without this process's exit handlers
                 code = 1
                 try:
-                    for signum in _TRIAL_SIGNALS:
+                    for signum in INTERRUPT_SIGNALS:
                         signal.signal(signum, signal.SIG_IGN)
                     signal.pthread_sigmask(signal.SIG_SETMASK, held)
                     os.close(stop_write)
