@@ -244,6 +244,12 @@ class KernelDispatcher(_PlainArrayTyping):
                 table._insert([t._code for t in sig], entry, cres.objectmode)
         return entry
 
+    def compile_for_python(self, sig: tuple[Any, ...]) -> None:
+        """Compile (or load) the version Python calls for the argument types ``sig``,
+        into numba's cache, ahead of the call: a later call from Python, in this process
+        or another, loads it (``controller.trial.compile_ahead``)."""
+        self._python_entry().compile(sig)
+
     def _python_entry(self) -> Any:
         if self._python is None:
             options = dict(self.targetoptions)

@@ -24,6 +24,7 @@ scheduler.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -90,13 +91,21 @@ def train_pulse_times(
     holds for ``dt_s``. Pulses are those ``advance_train`` counts, sample by sample, at
     the instants the board's generator fires them.
     """
+    kernel, args = pulse_times_call(t_s, on, frequency_hz, dt_s)
+    return kernel(*args)  # type: ignore[no-any-return]
+
+
+def pulse_times_call(
+    t_s: np.ndarray, on: np.ndarray, frequency_hz: np.ndarray, dt_s: float
+) -> tuple[Any, tuple[Any, ...]]:
+    """The kernel ``train_pulse_times`` calls and its arguments (a first run compiles
+    it ahead for these types: ``controller.trial.compiled_loop``)."""
     on_flags = np.asarray(on, dtype=float) > 0.5
     freq = np.asarray(frequency_hz, dtype=np.float64)
     # At most dt * f + 2 pulses fall in one sample (one due at its start, one per period).
     capacity = int(np.sum(np.where(on_flags, freq * dt_s + 2.0, 0.0)))
-    return _pulse_times(
-        np.asarray(t_s, dtype=np.float64), on_flags, freq, dt_s, np.empty(capacity)
-    )
+    return _pulse_times, (np.asarray(t_s, dtype=np.float64), on_flags, freq, dt_s,
+                          np.empty(capacity))
 
 
 @dataclass(frozen=True, slots=True)

@@ -27,6 +27,7 @@ detector and the mode it runs, and says how long that took.
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable
 from typing import NamedTuple, TextIO
@@ -50,12 +51,13 @@ from controller.ports import (
     StimCommand,
     command_of_row,
 )
+from controller.pulses import pulse_times_call
 from controller.safety import Watchdog
 from controller.safety.decide import watchdog_observe, watchdog_submit
 from controller.safety.estop import estop_signals
 from controller.stim.schedule import schedule_step, schedule_step_for
 from controller.stim.scheduler import StimScheduler
-from controller.trial.compile_ahead import KernelJob, compile_stages, job
+from controller.trial.compile_ahead import KernelJob, LoopCompilation, job, python_job
 from controller.trial.recorder import (
     EVENTS_PUBLISHED,
     ROWS_PUBLISHED,
@@ -248,6 +250,60 @@ def _block_for(detector_kind: int, stim_mode: int) -> Callable[..., int]:
     return run_block
 
 
+class _Loop(NamedTuple):
+    """A trial's compiled loop and the arrays it runs on: ``block(k, count, arrays)``
+    runs samples ``k .. k + count - 1`` (``arrays``: the limb's, from ``next_block``)."""
+
+    block: Callable[[int, int, StepArrays], int]
+    run_block: Callable[..., int]
+    k: int  # the first sample
+    arrays: StepArrays  # the limb's arrays for it
+    args: tuple[object, ...]  # ``run_block``'s arguments for them, with no samples
+    jobs: tuple[list[KernelJob], list[KernelJob], list[KernelJob]]  # helper, own, later
+    delivered: np.ndarray
+    events: np.ndarray
+
+
+def _loop_of(
+    limb: SimulatedLimb,
+    detector: GaitDetector,
+    scheduler: StimScheduler,
+    watchdog: Watchdog,
+    recorder: TrialRecorder,
+    publish_every: int,
+) -> _Loop:
+    """The compiled loop of these stages, with its arrays (the watchdog's log made large
+    enough for a block)."""
+    kind, detector_state, detector_params = detector.kernel_arrays
+    heel_is_force = detector.setup.heel_input == "force"
+    detector_arrays = DetectorArrays(detector_state, detector_params, heel_is_force,
+                                     new_outbox())
+    schedule = ScheduleArrays(*scheduler.kernel_arrays)
+    delivered = np.zeros_like(schedule.requested)
+    watchdog.reserve_log(BLOCK_SAMPLES * (schedule.requested.shape[0] + 1))
+    watchdog_arrays = WatchdogArrays(*watchdog.kernel_arrays, delivered)
+    stim_column = np.array(
+        [recorder.stim_column(channel) for channel in range(limb.channels)], dtype=np.int64
+    )
+    # The block's events are written before they are read (uninitialised: zeroing 400 kB
+    # would map each of its pages, which a block with a handful of events never touches).
+    record = RecordArrays(recorder.table, stim_column, np.empty((BLOCK_SAMPLES * MAX_EVENTS, 3)),
+                          recorder.events, recorder.counts)
+    run_block = _block_for(kind, scheduler.mode)
+    period_s = limb.sample_period_s
+
+    def block(k: int, count: int, arrays: StepArrays) -> int:
+        return int(run_block(k, count, period_s, arrays, detector_arrays, schedule,
+                             watchdog_arrays, record, publish_every))
+
+    k, _, arrays = limb.next_block()
+    args = (k, 0, period_s, arrays, detector_arrays, schedule, watchdog_arrays, record,
+            publish_every)
+    jobs = _stage_jobs(kind, scheduler.mode, arrays, detector_arrays, schedule,
+                       watchdog_arrays)
+    return _Loop(block, run_block, k, arrays, args, jobs, delivered, record.events)
+
+
 def _stage_jobs(
     kind: int,
     mode: int,
@@ -255,10 +311,12 @@ def _stage_jobs(
     detector: DetectorArrays,
     schedule: ScheduleArrays,
     watchdog: WatchdogArrays,
-) -> tuple[list[KernelJob], list[KernelJob]]:
+) -> tuple[list[KernelJob], list[KernelJob], list[KernelJob]]:
     """The stages of ``run_block`` as kernels to compile ahead, with the types it calls
     them with (``compile_ahead``), split in two of about equal compile time: the limb
-    and the scheduler for a helper process, the detector and the watchdog here. The
+    and the scheduler for a helper process, the detector and the watchdog here; and
+    what the trial compiles after its loop, here while the helper compiles the loop
+    (the pulse times of its scoring, ``controller.pulses.train_pulse_times``). The
     detector and scheduler are compiled through their ``specialised`` kernels, whose
     calls ``run_block`` inlines (same kernels, same argument types)."""
     t_s, gyro, heel = 0.0, 0.0, 0.0
@@ -275,7 +333,60 @@ def _stage_jobs(
         job(watchdog_submit, watchdog.limits, watchdog.state, watchdog.log, t_s,
             schedule.requested, watchdog.delivered),
     ]
-    return helper, own
+    column = np.zeros(1)
+    pulse_times, pulse_args = pulse_times_call(column, column, column, t_s)
+    later = [python_job(pulse_times, *pulse_args)]
+    return helper, own, later
+
+
+class LoopCompile:
+    """Compiling (or loading) a trial's compiled loop, from ``start`` (as soon as the
+    trial's stages exist: a first run compiles on two CPUs meanwhile,
+    ``compile_ahead.LoopCompilation``) to ``finish`` (the loop is ready to run). If it
+    takes long, ``notes`` is told, and then how long it took."""
+
+    def __init__(
+        self,
+        limb: SimulatedLimb,
+        detector: GaitDetector,
+        scheduler: StimScheduler,
+        watchdog: Watchdog,
+        recorder: TrialRecorder,
+        notes: TextIO | None = None,
+        publish_every: int | None = None,
+    ) -> None:
+        if publish_every is None:
+            publish_every = max(1, round(1.0 / limb.sample_period_s))
+        self._started_s = time.perf_counter()
+        self.loop = _loop_of(limb, detector, scheduler, watchdog, recorder, publish_every)
+        self._announced = contextlib.ExitStack()
+        self._ahead = LoopCompilation(self.loop.run_block, self.loop.args, *self.loop.jobs)
+        self._announced.enter_context(announced_if_slow(
+            notes, COMPILE_NOTICE_AFTER_S, COMPILE_NOTICE, done="compiled"
+        ))
+
+    def start(self) -> LoopCompile:
+        """Start compiling; returns this."""
+        try:
+            self._ahead.start()
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def finish(self) -> float:
+        """Make the loop ready to run; returns the seconds since ``start``."""
+        try:
+            self._ahead.finish()
+            self.loop.block(self.loop.k, 0, self.loop.arrays)  # compile or load: no samples
+        finally:
+            self.close()
+        return time.perf_counter() - self._started_s
+
+    def close(self) -> None:
+        """Stop any helper still compiling; say how long it took, if it was said."""
+        self._ahead.abandon()
+        self._announced.close()
 
 
 def run_compiled_loop(
@@ -288,6 +399,7 @@ def run_compiled_loop(
     deadlines: DeadlineMonitor,
     notes: TextIO | None = None,
     publish_every: int | None = None,
+    compiling: LoopCompile | None = None,
 ) -> LoopOutcome:
     """``run_loop`` over ``limb`` on a virtual clock, compiled; same arguments and outcome.
 
@@ -295,42 +407,16 @@ def run_compiled_loop(
     the watchdog turns every output off however it ends. If compiling the loop (first
     run after an install or a change of the kernels) takes long, ``notes`` is told. Rows
     are published for the log writer at least every ``publish_every`` samples (default:
-    one second of samples), so a kill loses at most that much.
+    one second of samples), so a kill loses at most that much. ``compiling``: the
+    loop's compilation, started earlier for these same stages (``LoopCompile``; its
+    ``notes`` and ``publish_every`` apply); by default it starts here.
     """
-    if publish_every is None:
-        publish_every = max(1, round(1.0 / limb.sample_period_s))
-    kind, detector_state, detector_params = detector.kernel_arrays
-    heel_is_force = detector.setup.heel_input == "force"
-    detector_arrays = DetectorArrays(detector_state, detector_params, heel_is_force,
-                                     new_outbox())
-    schedule = ScheduleArrays(*scheduler.kernel_arrays)
-    delivered = np.zeros_like(schedule.requested)
-    watchdog.reserve_log(BLOCK_SAMPLES * (schedule.requested.shape[0] + 1))
-    watchdog_arrays = WatchdogArrays(*watchdog.kernel_arrays, delivered)
-    stim_column = np.array(
-        [recorder.stim_column(channel) for channel in range(limb.channels)], dtype=np.int64
-    )
-    # The block's events are written before they are read (uninitialised: zeroing 400 kB
-    # would map each of its pages, which a block with a handful of events never touches).
-    record = RecordArrays(recorder.table, stim_column, np.empty((BLOCK_SAMPLES * MAX_EVENTS, 3)),
-                          recorder.events, recorder.counts)
-    events = record.events
-    run_block = _block_for(kind, scheduler.mode)
-
-    def block(k: int, count: int, arrays: StepArrays) -> int:
-        return int(run_block(k, count, limb.sample_period_s, arrays, detector_arrays, schedule,
-                             watchdog_arrays, record, publish_every))
-
-    start = time.perf_counter()
-    k, _, arrays = limb.next_block()
-    loop_args = (k, 0, limb.sample_period_s, arrays, detector_arrays, schedule,
-                 watchdog_arrays, record, publish_every)
-    with announced_if_slow(notes, COMPILE_NOTICE_AFTER_S, COMPILE_NOTICE, done="compiled"):
-        helper, own = _stage_jobs(kind, scheduler.mode, arrays, detector_arrays, schedule,
-                                  watchdog_arrays)
-        compile_stages(run_block, loop_args, helper, own)
-        block(k, 0, arrays)  # compile (or load the cache): no samples, nothing changes
-    warm_up_s = time.perf_counter() - start
+    if compiling is None:
+        compiling = LoopCompile(limb, detector, scheduler, watchdog, recorder, notes,
+                                publish_every).start()
+    warm_up_s = compiling.finish()
+    loop = compiling.loop
+    block, delivered, events = loop.block, loop.delivered, loop.events
     stopped_by = "duration"
     samples = 0
     wall_start = time.perf_counter()

@@ -25,7 +25,7 @@ from controller.loop import LoopOutcome
 from controller.safety import Watchdog
 from controller.sharedmem import shared_zeros
 from controller.stim.scheduler import StimScheduler
-from controller.trial.compiled_loop import run_compiled_loop
+from controller.trial.compiled_loop import LoopCompile, run_compiled_loop
 from controller.trial.folder import TrialFolder
 from controller.trial.memory import check_fits
 from controller.trial.parts import TrialParts
@@ -105,12 +105,19 @@ def run_simulated_trial(
 
     def compiled_loop(parts: TrialParts, n_samples: int) -> LoopOutcome:
         return run_compiled_loop(limb, detector, scheduler, watchdog, parts.recorder,
-                                 n_samples, parts.deadlines, notes)
+                                 n_samples, parts.deadlines, notes, compiling=compiling)
 
     runner = compiled_loop if compiled and not realtime else run_parts
     truth = BackEndTruth(TruthRows(truth_rows, TRUTH_COLUMNS, parts.recorder), limb.true_events())
-    _, summary = run_trial(
-        parts, n_samples, lambda: TrialFiles.open(folder, parts, truth, data_format), finish, sinks,
-        realtime, notes, runner, stream=stream,
-    )
+    # A first run compiles the loop while the files open (on a second CPU when one idles).
+    compiling = (LoopCompile(limb, detector, scheduler, watchdog, parts.recorder, notes).start()
+                 if runner is compiled_loop else None)
+    try:
+        _, summary = run_trial(
+            parts, n_samples, lambda: TrialFiles.open(folder, parts, truth, data_format), finish,
+            sinks, realtime, notes, runner, stream=stream,
+        )
+    finally:
+        if compiling is not None:
+            compiling.close()
     return summary
