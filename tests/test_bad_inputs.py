@@ -239,13 +239,13 @@ def test_a_ctrl_c_python_swallowed_while_the_kernels_loaded_ends_the_trial(
     exit 0. Here the interrupt is swallowed just before the loop's kernels load."""
     from controller.trial import compiled_loop
 
-    real = compiled_loop.compile_stages
+    real = compiled_loop.LoopCompile.finish
 
-    def swallowed_during(*args: object) -> None:
+    def swallowed_during(self: compiled_loop.LoopCompile) -> float:
         swallow_an_interrupt()
-        real(*args)  # type: ignore[arg-type]
+        return real(self)
 
-    monkeypatch.setattr(compiled_loop, "compile_stages", swallowed_during)
+    monkeypatch.setattr(compiled_loop.LoopCompile, "finish", swallowed_during)
     code, err = fes(capsys, "sim", "--duration-s", "600", "--out", str(tmp_path / "run"))
     assert code == 130, err
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
@@ -264,14 +264,14 @@ def test_a_ctrl_c_a_compiled_module_printed_ends_the_trial_without_a_traceback(
 
     from controller.trial import compiled_loop
 
-    real = compiled_loop.compile_stages
+    real = compiled_loop.LoopCompile.finish
 
-    def printed_during(*args: object) -> None:
+    def printed_during(self: compiled_loop.LoopCompile) -> float:
         # C code that meets a KeyboardInterrupt and reports it with PyErr_Print.
         assert ctypes.pythonapi.PyRun_SimpleString(b"raise KeyboardInterrupt") == -1
-        real(*args)  # type: ignore[arg-type]
+        return real(self)
 
-    monkeypatch.setattr(compiled_loop, "compile_stages", printed_during)
+    monkeypatch.setattr(compiled_loop.LoopCompile, "finish", printed_during)
     code, err = fes(capsys, "sim", "--duration-s", "600", "--out", str(tmp_path / "run"))
     assert code == 130, err
     assert "Traceback" not in err and "KeyboardInterrupt" not in err, err

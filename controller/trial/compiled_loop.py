@@ -357,31 +357,38 @@ class LoopCompile:
     ) -> None:
         if publish_every is None:
             publish_every = max(1, round(1.0 / limb.sample_period_s))
-        self._started_s = time.perf_counter()
+        self._spent_s = 0.0  # compiling or loading here, in ``start`` and ``finish``
+        started_s = time.perf_counter()
         self.loop = _loop_of(limb, detector, scheduler, watchdog, recorder, publish_every)
         self._announced = contextlib.ExitStack()
         self._ahead = LoopCompilation(self.loop.run_block, self.loop.args, *self.loop.jobs)
         self._announced.enter_context(announced_if_slow(
             notes, COMPILE_NOTICE_AFTER_S, COMPILE_NOTICE, done="compiled"
         ))
+        self._spent_s = time.perf_counter() - started_s
 
     def start(self) -> LoopCompile:
         """Start compiling; returns this."""
+        started_s = time.perf_counter()
         try:
             self._ahead.start()
         except BaseException:
             self.close()
             raise
+        self._spent_s += time.perf_counter() - started_s
         return self
 
     def finish(self) -> float:
-        """Make the loop ready to run; returns the seconds since ``start``."""
+        """Make the loop ready to run; returns the seconds spent here compiling it (or
+        loading it) since it started, not counting what the trial did meanwhile (its
+        files opened: ``notes`` is told the whole time)."""
+        started_s = time.perf_counter()
         try:
             self._ahead.finish()
             self.loop.block(self.loop.k, 0, self.loop.arrays)  # compile or load: no samples
         finally:
             self.close()
-        return time.perf_counter() - self._started_s
+        return self._spent_s + time.perf_counter() - started_s
 
     def close(self) -> None:
         """Stop any helper still compiling; say how long it took, if it was said."""
