@@ -82,7 +82,7 @@ from typing import Any, TypeVar
 
 import numba
 import numpy as np
-from numba.core import types
+from numba.core import sigutils, types
 from numba.core.caching import FunctionCache
 from numba.core.errors import NumbaNotImplementedError
 from numba.core.registry import CPUDispatcher
@@ -219,6 +219,17 @@ class KernelDispatcher(_PlainArrayTyping):
             tuple(types.unliteral(a) for a in args),
             {name: types.unliteral(a) for name, a in kws.items()},
         )
+
+    def compile(self, sig: Any) -> Any:
+        """The version for calls from kernels with the argument types ``sig``: compiled,
+        loaded from the cache, or the version with a Python wrapper that a set-up call
+        from Python already made for them (the same function; callers inline it and
+        drop the wrapper), which saves compiling it twice on a first run."""
+        args, _ = sigutils.normalize_signature(sig)
+        made = None if self._python is None else self._python.overloads.get(tuple(args))
+        if made is not None and tuple(args) not in self.overloads:
+            self.add_overload(made)
+        return super().compile(sig)
 
     def add_overload(self, cres: Any) -> None:
         """Record a version compiled for kernels (no Python wrapper: its entry point

@@ -71,6 +71,40 @@ def test_a_kernel_compiled_for_kernels_can_be_called_from_python(tmp_path):
     assert again["misses"] == 0  # both versions of inner were cached, each under its key
 
 
+SETUP_FIRST = textwrap.dedent(
+    """
+    import json
+    import probe_kernels as m
+
+    first = m.inner(2.0, 5)  # a set-up call from Python: the version with the wrapper
+    second = m.outer(2.0)  # outer's calls of inner use that version
+    print(json.dumps({
+        "values": [first, second],
+        "misses": {name: sum(d.stats.cache_misses.values()) for name, d in (
+            ("outer", m.outer._python), ("inner for kernels", m.inner),
+            ("inner for Python", m.inner._python))},
+    }))
+    """
+)
+
+
+def test_a_kernel_python_called_first_is_not_compiled_again_for_kernels(tmp_path):
+    """A set-up call from Python compiles a leaf kernel with its wrapper; a kernel that
+    then calls it inlines that version instead of compiling the leaf a second time (a
+    first run's watchdog did so for its pulse arithmetic)."""
+    (tmp_path / "probe_kernels.py").write_text(MODULE)
+    for misses in (1, 0):  # compiled, then all from the cache
+        result = subprocess.run(
+            [sys.executable, "-c", SETUP_FIRST], cwd=tmp_path, capture_output=True,
+            text=True, timeout=300, env={"PYTHONPATH": str(tmp_path), "PATH": ""},
+        )
+        assert result.returncode == 0, result.stderr[-2000:]
+        found = json.loads(result.stdout.splitlines()[-1])
+        assert found["values"] == [11.0, 2.0 * 3 + 1 + 2.0 * 2 + 1]
+        assert found["misses"] == {"outer": misses, "inner for kernels": 0,
+                                   "inner for Python": misses}
+
+
 def _arrays() -> list[object]:
     """Arguments of every kind a plain array can be: dtypes, dimensions, layouts,
     read-only; a subclass; and things that are not arrays."""
