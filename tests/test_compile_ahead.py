@@ -6,6 +6,8 @@ unchanged, tests/test_sim_pinned.py.)"""
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -45,8 +47,14 @@ class Kernel:
         return [(version, int(pid)) for name, version, pid in lines if name == self.name]
 
 
+def machine(monkeypatch: pytest.MonkeyPatch, cpus: int, load: float) -> None:
+    """This process may use ``cpus`` CPUs; the 1-minute load average is ``load``."""
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: set(range(cpus)))
+    monkeypatch.setattr(os, "getloadavg", lambda: (load, load, load))
+
+
 def quiet(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(os, "getloadavg", lambda: (0.0, 0.0, 0.0))
+    machine(monkeypatch, 2, 0.0)
 
 
 def compilation(loop: Kernel, helper: Kernel, own: Kernel, later: Kernel | None = None
@@ -55,17 +63,20 @@ def compilation(loop: Kernel, helper: Kernel, own: Kernel, later: Kernel | None 
                            [] if later is None else [KernelJob(later, (), python=True)])
 
 
-def test_a_busy_machine_or_a_cached_loop_compiles_here_alone(monkeypatch, tmp_path):
+def test_one_cpu_an_overloaded_machine_or_a_cached_loop_compiles_here_alone(
+    monkeypatch, tmp_path
+):
     def no_fork() -> int:
         raise AssertionError("forked a helper")
 
     monkeypatch.setattr(os, "fork", no_fork)
     log = tmp_path / "log"
     own, later = Kernel(log, "own"), Kernel(log, "later")
-    monkeypatch.setattr(os, "getloadavg", lambda: (8.0, 8.0, 8.0))
-    busy = compilation(Kernel(log, "loop"), Kernel(log, "helper"), own, later)
-    busy.start()
-    busy.finish()
+    for cpus, load in ((1, 0.0), (2, 4.0)):
+        machine(monkeypatch, cpus, load)
+        alone = compilation(Kernel(log, "loop"), Kernel(log, "helper"), own, later)
+        alone.start()
+        alone.finish()
     quiet(monkeypatch)
     cached = compilation(Kernel(log, "loop", cached=True), Kernel(log, "helper"), own, later)
     cached.start()
@@ -152,6 +163,68 @@ def test_a_trial_that_stops_before_its_loop_ends_the_helper(monkeypatch, tmp_pat
     compiling.abandon()
     with pytest.raises(ProcessLookupError):
         os.kill(int(pid_file.read_text()), 0)
+
+
+_KILLED_PARENT = """
+import os, sys, time
+from controller.trial.compile_ahead import KernelJob, LoopCompilation
+
+class Busy:
+    def __init__(self, action):
+        self.action = action
+    def cached(self, *args):
+        return False
+    def compile(self, types):
+        self.action()
+
+def helper():
+    open(sys.argv[1], "w").write(str(os.getpid()))
+    time.sleep(60)
+
+def own():
+    while not os.path.exists(sys.argv[1]):
+        time.sleep(0.01)
+    print("compiling", flush=True)
+    time.sleep(60)
+
+os.sched_getaffinity = lambda pid: {0, 1}
+os.getloadavg = lambda: (0.0, 0.0, 0.0)
+LoopCompilation(Busy(None), (), [KernelJob(Busy(helper), ())], [KernelJob(Busy(own), ())]).start()
+"""
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="the kernel's parent-death signal")
+def test_a_killed_first_run_leaves_no_compiler_running(tmp_path):
+    """``fes sim`` killed (SIGKILL: no handler runs) while both processes compile: the
+    helper dies with it, not some seconds later."""
+    pid_file = tmp_path / "helper pid"
+    proc = subprocess.Popen([sys.executable, "-c", _KILLED_PARENT, str(pid_file)],
+                            stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None and proc.stdout.readline().strip() == "compiling"
+    proc.kill()
+    proc.wait(timeout=30)
+    helper = int(pid_file.read_text())
+    deadline = time.monotonic() + 5.0
+    while _running(helper):
+        assert time.monotonic() < deadline, "the helper outlived its killed parent"
+        time.sleep(0.01)
+
+
+def _running(pid: int) -> bool:
+    """Whether ``pid`` is a process that has not ended (an orphan's zombie has)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+def test_a_busy_machine_with_two_cpus_still_forks_a_helper(monkeypatch):
+    """The helper adds little work: at load 1.9 on two CPUs the two processes get more
+    CPU time than one would, so it still runs (not at 4, nor on one CPU: above)."""
+    machine(monkeypatch, 2, 1.9)
+    assert compile_ahead.spare_cpu()
+    machine(monkeypatch, 2, 4.0)
+    assert not compile_ahead.spare_cpu()
 
 
 def test_a_job_names_the_numba_types_of_its_arguments():
