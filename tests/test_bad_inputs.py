@@ -252,6 +252,24 @@ def test_a_ctrl_c_python_swallowed_while_the_kernels_loaded_ends_the_trial(
     assert summary["stopped_by"] == "interrupted" and summary["duration_s"] < 600
 
 
+def test_a_ctrl_c_while_a_first_run_compiles_leaves_the_trial_s_files_complete(
+    tmp_path, capsys, monkeypatch
+):
+    """A first run compiles before its files open (controller.trial.compile_ahead): a
+    Ctrl-C then still ends it as an interrupted trial of no samples, files complete."""
+    from controller.trial import compiled_loop
+
+    def interrupted(self: object) -> None:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(compiled_loop.LoopCompilation, "start", interrupted)
+    code, err = fes(capsys, "sim", "--duration-s", "600", "--out", str(tmp_path / "run"))
+    assert code == 130, err
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["stopped_by"] == "interrupted" and summary["duration_s"] == 0
+    assert (tmp_path / "run" / "samples.csv").read_text().count("\n") == 1  # the header
+
+
 def test_a_ctrl_c_a_compiled_module_printed_ends_the_trial_without_a_traceback(
     tmp_path, capsys, monkeypatch
 ):

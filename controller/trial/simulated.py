@@ -104,14 +104,23 @@ def run_simulated_trial(
         return GroundTruth(columns, limb.true_events()), extra
 
     def compiled_loop(parts: TrialParts, n_samples: int) -> LoopOutcome:
+        if interrupted:  # while it compiled: now that the files are open (and completed)
+            raise KeyboardInterrupt
         return run_compiled_loop(limb, detector, scheduler, watchdog, parts.recorder,
                                  n_samples, parts.deadlines, notes, compiling=compiling)
 
     runner = compiled_loop if compiled and not realtime else run_parts
     truth = BackEndTruth(TruthRows(truth_rows, TRUTH_COLUMNS, parts.recorder), limb.true_events())
-    # A first run compiles the loop while the files open (on a second CPU when one idles).
-    compiling = (LoopCompile(limb, detector, scheduler, watchdog, parts.recorder, notes).start()
-                 if runner is compiled_loop else None)
+    # A first run compiles the loop from here, while the files open (on two CPUs when
+    # this process may use them).
+    compiling: LoopCompile | None = None
+    interrupted = False
+    if runner is compiled_loop:
+        compiling = LoopCompile(limb, detector, scheduler, watchdog, parts.recorder, notes)
+        try:
+            compiling.start()
+        except KeyboardInterrupt:  # the trial ends as interrupted, its files complete
+            interrupted = True
     try:
         _, summary = run_trial(
             parts, n_samples, lambda: TrialFiles.open(folder, parts, truth, data_format), finish,
