@@ -357,7 +357,6 @@ class LoopCompile:
     ) -> None:
         if publish_every is None:
             publish_every = max(1, round(1.0 / limb.sample_period_s))
-        self._spent_s = 0.0  # compiling or loading here, in ``start`` and ``finish``
         started_s = time.perf_counter()
         self.loop = _loop_of(limb, detector, scheduler, watchdog, recorder, publish_every)
         self._announced = contextlib.ExitStack()
@@ -365,6 +364,7 @@ class LoopCompile:
         self._announced.enter_context(announced_if_slow(
             notes, COMPILE_NOTICE_AFTER_S, COMPILE_NOTICE, done="compiled"
         ))
+        # Seconds spent compiling (or loading) here: set-up, ``start`` and ``finish``.
         self._spent_s = time.perf_counter() - started_s
 
     def start(self) -> LoopCompile:
