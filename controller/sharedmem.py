@@ -1,11 +1,15 @@
-"""Arrays in anonymous shared memory, readable by a process forked after they were made.
+"""Arrays in shared memory, readable by a process forked after they were made or handed
+their file descriptors.
 
 The loop records every sample into preallocated arrays; the log writer reads them from a
 separate process (``controller.trial.writer``) so that it never competes with the loop
-for the interpreter lock. An anonymous ``MAP_SHARED`` mapping is inherited by a forked
-child and stays shared: what the loop writes, the writer sees. Like ``numpy.zeros`` the
-pages are zero-filled and committed on first touch, so an array sized for a long trial
-costs memory only as the trial fills it.
+for the interpreter lock. Each array is a ``MAP_SHARED`` mapping of a memory file
+(``memfd_create``): a forked child inherits it and it stays shared (what the loop writes,
+the writer sees), and a process started earlier can be handed it (``dumps_passing``
+pickles an object with its shared arrays as references to their memory files, and
+``PassedFd`` marks a file descriptor to hand over; ``loads_passed`` maps them in the
+receiving process). Like ``numpy.zeros`` the pages are zero-filled and committed on
+first touch, so an array sized for a long trial costs memory only as the trial fills it.
 
 ``SharedSnapshot`` holds a few numbers that are overwritten rather than appended (the
 live trial's link counters, for its status line), published by a sequence counter.
@@ -13,12 +17,28 @@ live trial's link counters, for its status line), published by a sequence counte
 
 from __future__ import annotations
 
+import io
 import mmap
+import os
+import pickle
 import time
+import weakref
 from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 from numpy.typing import DTypeLike
+
+
+#: Memory files of this process's shared mappings: id of the mapping -> (file
+#: descriptor, address of its first byte, length). An entry goes when its mapping does.
+_FILES: dict[int, tuple[int, int, int]] = {}
+
+
+def _forget(key: int, fd: int) -> None:
+    _FILES.pop(key, None)
+    os.close(fd)
 
 
 def shared_zeros(size: int, dtype: DTypeLike = np.float64) -> np.ndarray:
@@ -26,8 +46,94 @@ def shared_zeros(size: int, dtype: DTypeLike = np.float64) -> np.ndarray:
     if size < 0:
         raise ValueError(f"size must be non-negative, got {size}")
     kind = np.dtype(dtype)
-    buffer = mmap.mmap(-1, max(1, size * kind.itemsize))
-    return np.frombuffer(buffer, dtype=kind, count=size)
+    length = max(1, size * kind.itemsize)
+    fd = os.memfd_create("fes-shared", os.MFD_CLOEXEC)
+    try:
+        os.ftruncate(fd, length)
+        buffer = mmap.mmap(fd, length)
+    except BaseException:
+        os.close(fd)
+        raise
+    array = np.frombuffer(buffer, dtype=kind, count=size)
+    _FILES[id(buffer)] = (fd, array.__array_interface__["data"][0], length)
+    weakref.finalize(buffer, _forget, id(buffer), fd)
+    return array
+
+
+def _memory_file(array: np.ndarray) -> tuple[int, int, int] | None:
+    """(file descriptor, byte offset, length of the file) of an array that views a
+    ``shared_zeros`` mapping of this process; None for any other array."""
+    base: Any = array
+    while isinstance(base, np.ndarray):
+        base = base.base
+    if isinstance(base, memoryview):
+        base = base.obj
+    found = _FILES.get(id(base)) if isinstance(base, mmap.mmap) else None
+    if found is None:
+        return None
+    fd, address, length = found
+    return fd, array.__array_interface__["data"][0] - address, length
+
+
+@dataclass(frozen=True, slots=True)
+class PassedFd:
+    """A file descriptor that ``dumps_passing`` hands over: it is unpickled as the
+    receiving process's number for the same open file."""
+
+    fd: int
+
+
+class _PassingPickler(pickle.Pickler):
+    def __init__(self, file: io.BytesIO) -> None:
+        super().__init__(file, protocol=pickle.HIGHEST_PROTOCOL)
+        self.fds: list[int] = []
+
+    def _index(self, fd: int) -> int:
+        if fd not in self.fds:
+            self.fds.append(fd)
+        return self.fds.index(fd)
+
+    def persistent_id(self, obj: Any) -> Any:
+        if isinstance(obj, PassedFd):
+            return ("fd", self._index(obj.fd))
+        if isinstance(obj, np.ndarray):
+            found = _memory_file(obj)
+            if found is not None:
+                fd, offset, length = found
+                return ("shared", self._index(fd), length, offset, obj.shape, obj.strides,
+                        obj.dtype.str)
+        return None
+
+
+class _PassedUnpickler(pickle.Unpickler):
+    def __init__(self, data: bytes, fds: Sequence[int]) -> None:
+        super().__init__(io.BytesIO(data))
+        self._fds = fds
+        self._maps: dict[int, mmap.mmap] = {}
+
+    def persistent_load(self, pid: Any) -> Any:
+        if pid[0] == "fd":
+            return self._fds[pid[1]]
+        _, index, length, offset, shape, strides, dtype = pid
+        if index not in self._maps:
+            self._maps[index] = mmap.mmap(self._fds[index], length)
+        return np.ndarray(shape, np.dtype(dtype), self._maps[index], offset, strides)
+
+
+def dumps_passing(obj: Any) -> tuple[bytes, list[int]]:
+    """``obj`` pickled, with its ``shared_zeros`` arrays (and views of them) and its
+    ``PassedFd`` as references to the file descriptors returned beside it."""
+    data = io.BytesIO()
+    pickler = _PassingPickler(data)
+    pickler.dump(obj)
+    return data.getvalue(), pickler.fds
+
+
+def loads_passed(data: bytes, fds: Sequence[int]) -> Any:
+    """The object of ``dumps_passing`` in a process that received its file descriptors
+    (in the same order): its shared arrays map the same memory, its ``PassedFd`` are
+    ``fds``' numbers."""
+    return _PassedUnpickler(data, fds).load()
 
 
 class SharedSnapshot:

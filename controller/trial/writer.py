@@ -48,18 +48,15 @@ import contextlib
 import functools
 import os
 import select
-import signal
-import sys
-import traceback
 from collections.abc import Callable, Mapping, Sequence
 from types import TracebackType
 from typing import Protocol
 
 import numpy as np
 
-from controller.interrupts import INTERRUPT_SIGNALS
 from controller.outputs import OutputError, reason
-from controller.sharedmem import shared_zeros
+from controller.sharedmem import dumps_passing, loads_passed, shared_zeros
+from controller.trial import writerserver
 
 _WRITTEN = 0
 _MAX_BACKLOG = 1
@@ -70,6 +67,8 @@ _FAILURE_BYTES = 1024
 _DONE = b"\1"
 #: Writers that have closed their files and may still be ending, to be reaped.
 _ENDING: list[int] = []
+#: The pid of a writer forked by a ``WriterServer`` (not this process's child).
+_SERVED = -1
 
 
 def _reap_ended(wait: bool = False) -> None:
@@ -159,40 +158,45 @@ class LogWriter:
         return OutputError(path, why)
 
     def start(self) -> None:
-        """Fork the writer (before the loop, and before any real-time settings)."""
+        """Start the writer (before the loop, and before any real-time settings): forked
+        by this process's ``WriterServer`` if one runs and every sink can be handed to
+        it (``passable``), else forked from this process."""
         _reap_ended()
         stop_read, stop_write = os.pipe()
         done_read, done_write = os.pipe()
-        sys.stderr.flush()  # nothing buffered here is written twice
-        # Ctrl-C and SIGTERM wait until the writer ignores them (and the trial's process
-        # has its id): one that came in between would end the writer before its files.
-        held = signal.pthread_sigmask(signal.SIG_BLOCK, INTERRUPT_SIGNALS)
+        trial = os.pidfd_open(os.getpid())  # readable once this process has ended
+        server = writerserver.current()
         try:
-            pid = os.fork()
-            if pid == 0:  # the writer: it ends here, without this process's exit handlers
-                code = 1
-                try:
-                    for signum in INTERRUPT_SIGNALS:
-                        signal.signal(signum, signal.SIG_IGN)
-                    signal.pthread_sigmask(signal.SIG_SETMASK, held)
+            if server is not None and all(getattr(s, "passable", False) for s in self._sinks):
+                data, fds = dumps_passing(self)
+                server.spawn(data, [stop_read, done_write, trial, *fds])
+                pid = _SERVED
+            else:
+                def child() -> None:
                     os.close(stop_write)
                     os.close(done_read)
-                    self._run(stop_read)
-                    code = 0
-                    with contextlib.suppress(BrokenPipeError):  # the trial has died
-                        os.write(done_write, _DONE)
-                except BaseException:
-                    traceback.print_exc()
-                finally:
-                    sys.stderr.flush()
-                    os._exit(code)
+                    self._serve(stop_read, done_write, trial)
+
+                pid = writerserver.fork_quiet(child)
             self._pid, self._stop_fd, self._done_fd = pid, stop_write, done_read
-            done_read = -1
+            stop_write = done_read = -1
         finally:
-            for fd in (stop_read, done_write, done_read):
+            for fd in (stop_read, stop_write, done_read, done_write, trial):
                 if fd >= 0:
                     os.close(fd)
-            signal.pthread_sigmask(signal.SIG_SETMASK, held)
+
+    def __getstate__(self) -> dict[str, object]:
+        """What a writer server's writer needs: the tails, sinks and shared progress."""
+        state = dict(self.__dict__)
+        state.update(_pid=0, _stop_fd=-1, _done_fd=-1)
+        return state
+
+    def _serve(self, stop_fd: int, done_fd: int, trial: int) -> None:
+        """The writer process: the rows until told to stop (or the trial's process has
+        ended), the sinks closed, then ``_DONE`` on ``done_fd``."""
+        self._run(stop_fd, trial)
+        with contextlib.suppress(BrokenPipeError):  # the trial has died
+            os.write(done_fd, _DONE)
 
     def request_stop(self) -> None:
         """Tell the writer to make its final pass and end (``stop`` waits for it)."""
@@ -217,8 +221,11 @@ class LogWriter:
             pid, self._pid = self._pid, 0
             if said == _DONE:
                 self._exit_code = 0
-                _ENDING.append(pid)
-                _reap_ended()
+                if pid != _SERVED:
+                    _ENDING.append(pid)
+                    _reap_ended()
+            elif pid == _SERVED:  # not this process's child: its exit code is the server's
+                self._exit_code = 1
             else:
                 _, status = os.waitpid(pid, 0)
                 self._exit_code = os.waitstatus_to_exitcode(status) or 1
@@ -243,17 +250,16 @@ class LogWriter:
     def _ready(self) -> int:
         return min(tail.published() for tail in self._tails)
 
-    def _run(self, stop_fd: int) -> None:
-        """The writer process: poll until a byte (or the end of the stream, if the
-        trial's process died) arrives on ``stop_fd``, then the final pass. It ignores
-        Ctrl-C and SIGTERM: they are the trial's to handle, which stops it in time."""
-        parent = os.getppid()
+    def _run(self, stop_fd: int, trial: int) -> None:
+        """The writer process: poll until a byte (or the end of the stream) arrives on
+        ``stop_fd`` or the trial's process (its pidfd ``trial``) has ended, then the
+        final pass. It ignores Ctrl-C and SIGTERM: they are the trial's to handle, which
+        stops it in time."""
         sinks = list(self._sinks)
         seen = 0
-        # The parent's death also ends the wait when a process it forked later (which
-        # inherited the pipe's other end) still runs: hence the check of the parent.
-        while (not select.select([stop_fd], [], [], self._poll_s)[0]
-               and os.getppid() == parent):
+        # The trial's death also ends the wait when a process it forked later (which
+        # inherited the pipe's other end) still runs: hence its pidfd.
+        while not select.select([stop_fd, trial], [], [], self._poll_s)[0]:
             self._write_up_to(seen, sinks)
             seen = self._ready()
         self._write_up_to(self._ready(), sinks)
@@ -285,6 +291,15 @@ class LogWriter:
                 text = f"{path}\0{reason(err)}".encode()[:_FAILURE_BYTES]
                 self._failure[: len(text)] = np.frombuffer(text, dtype=np.uint8)
                 self._progress[_FAILURE_LENGTH] = len(text)
+
+
+def run_passed(data: bytes, fds: Sequence[int]) -> None:
+    """A writer forked by a ``WriterServer``: ``data`` is the pickled ``LogWriter``,
+    ``fds`` its stop pipe, done pipe, the trial's pidfd, then its shared arrays and
+    files (``controller.sharedmem.loads_passed``)."""
+    stop_fd, done_fd, trial, *passed = fds
+    writer: LogWriter = loads_passed(data, passed)
+    writer._serve(stop_fd, done_fd, trial)
 
 
 class InlineWriter(LogWriter):
