@@ -200,8 +200,8 @@ def main(argv: list[str] | None = None) -> int:
                     loop_cpu: list[float] = []
 
                     def trial(
-                        rate: float = rate, factors: list[float] = factors, compiled: bool = compiled,
-                        loop_cpu: list[float] = loop_cpu,
+                        rate: float = rate, factors: list[float] = factors,
+                        compiled: bool = compiled, loop_cpu: list[float] = loop_cpu,
                     ) -> None:
                         factors.append(
                             closed_loop(patient, loop_duration, rate, out, compiled, loop_cpu)

@@ -102,8 +102,8 @@ class Tail(Protocol):
 
     def rows(self, start: int, stop: int) -> dict[str, np.ndarray]: ...
 
-    def prefault(self) -> None:
-        """Touch every page of the rows' memory before a paced loop writes into it."""
+    def memory(self) -> Sequence[np.ndarray]:
+        """The arrays the rows are kept in (to map their pages ahead of the loop)."""
         ...
 
 

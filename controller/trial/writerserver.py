@@ -35,7 +35,7 @@ from controller.interrupts import INTERRUPT_SIGNALS
 
 #: A request: its kind, then the length of the pickled writer that follows.
 _HEADER = struct.Struct("<cQ")
-_SPAWN, _USAGE = b"W", b"U"
+_SPAWN, _USAGE, _EXPECT = b"W", b"U", b"E"
 #: The most file descriptors one request hands over.
 MAX_FDS = 64
 
@@ -74,6 +74,14 @@ def current() -> WriterServer | None:
     return _server if _server is not None and _server.pid else None
 
 
+def expect_writer() -> None:
+    """Tell this process's server, if one runs, that a trial is being set up (it forks
+    a writer ahead, while the trial builds its parts)."""
+    server = current()
+    if server is not None:
+        server.expect_writer()
+
+
 class WriterServer:
     """The server process; see the module docstring. ``prepare`` runs in it before it
     serves (imports and compiled kernels its writers then start with)."""
@@ -89,10 +97,13 @@ class WriterServer:
         self._socket = ours
 
     def spawn(self, data: bytes, fds: Sequence[int]) -> None:
-        """Fork a writer that runs ``controller.trial.writer.run_passed(data, fds)``; the
-        descriptors are the server's to hand on (the caller may close its own)."""
-        socket.send_fds(self._socket, [_HEADER.pack(_SPAWN, len(data))], list(fds))
-        self._socket.sendall(data)
+        """Start a writer that runs ``controller.trial.writer.run_passed(data, fds)``;
+        the descriptors are the server's to hand on (the caller may close its own)."""
+        _send(self._socket, _SPAWN, data, fds)
+
+    def expect_writer(self) -> None:
+        """A trial is being set up: have a writer forked and waiting for it."""
+        _send(self._socket, _EXPECT)
 
     def usage_s(self) -> float:
         """CPU seconds of the server and of every writer it forked, once each has ended
@@ -131,41 +142,80 @@ def _receive_exactly(sock: socket.socket, n: int) -> bytes:
     return data
 
 
-def _serve(ours: socket.socket, sock: socket.socket, starter: int,
-           prepare: Callable[[], None]) -> None:
-    """The server: fork a writer per request until the socket closes or the process
-    that started the server has ended and sent nothing more."""
-    ours.close()
-    prepare()
+def _send(sock: socket.socket, kind: bytes, data: bytes = b"",
+          fds: Sequence[int] = ()) -> None:
+    socket.send_fds(sock, [_HEADER.pack(kind, len(data))], list(fds))
+    sock.sendall(data)
+
+
+def _receive(sock: socket.socket) -> tuple[bytes, bytes, list[int]] | None:
+    """The next request (kind, data, file descriptors), or None once the socket closed."""
+    header, fds, _, _ = socket.recv_fds(sock, _HEADER.size, MAX_FDS)
+    if not header:
+        return None
+    header += _receive_exactly(sock, _HEADER.size - len(header))
+    kind, length = _HEADER.unpack(header)
+    return kind, _receive_exactly(sock, length), fds
+
+
+def _writer(sock: socket.socket) -> None:
+    """A spare writer: waits for its trial's writer on ``sock`` and runs it."""
     from controller.trial.writer import run_passed
 
+    request = _receive(sock)
+    if request is not None:  # else the server ended before a trial needed it
+        sock.close()
+        run_passed(request[1], request[2])
+
+
+def _serve(ours: socket.socket, sock: socket.socket, starter: int,
+           prepare: Callable[[], None]) -> None:
+    """The server: a writer per request until the socket closes or the process that
+    started the server has ended and sent nothing more. A spare writer is forked ahead
+    (at the start, and when a trial says it is coming: ``expect_writer``), so a trial's
+    request finds one ready."""
+    ours.close()
+    prepare()
+    writers: set[int] = set()  # forked writers not yet reaped, the spare's excepted
+
+    def fork_spare() -> tuple[int, socket.socket]:
+        mine, its = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+
+        def child() -> None:
+            sock.close()
+            mine.close()
+            os.close(starter)
+            _writer(its)
+
+        pid = fork_quiet(child)
+        its.close()
+        return pid, mine
+
+    spare: tuple[int, socket.socket] | None = fork_spare()
     while True:
-        ready = select.select([sock, starter], [], [])[0]
-        if sock not in ready:
+        ready = select.select([sock.fileno(), starter], [], [])[0]
+        if sock.fileno() not in ready:
             break  # the starter has ended (and its requests were all served)
-        header, fds, _, _ = socket.recv_fds(sock, _HEADER.size, MAX_FDS)
-        if not header:
+        request = _receive(sock)
+        if request is None:
             break  # closed
-        header += _receive_exactly(sock, _HEADER.size - len(header))
-        kind, length = _HEADER.unpack(header)
+        kind, data, fds = request
         if kind == _USAGE:
-            with contextlib.suppress(ChildProcessError):
-                while True:
-                    os.wait()
+            for pid in writers:
+                os.waitpid(pid, 0)
+            writers.clear()
             spent = sum(resource.getrusage(who).ru_utime + resource.getrusage(who).ru_stime
                         for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN))
             sock.sendall(struct.pack("<d", spent))
             continue
-        data = _receive_exactly(sock, length)
-
-        def writer(data: bytes = data, fds: list[int] = fds) -> None:
-            sock.close()
-            os.close(starter)
-            run_passed(data, fds)
-
-        fork_quiet(writer)
-        for fd in fds:
-            os.close(fd)
-        with contextlib.suppress(ChildProcessError):
-            while os.waitpid(-1, os.WNOHANG)[0]:
-                pass
+        spare = spare or fork_spare()
+        if kind == _SPAWN:
+            pid, channel = spare
+            _send(channel, _SPAWN, data, fds)
+            channel.close()
+            writers.add(pid)
+            spare = None
+            for fd in fds:
+                os.close(fd)
+        for pid in [pid for pid in writers if os.waitpid(pid, os.WNOHANG)[0]]:
+            writers.discard(pid)
