@@ -8,6 +8,7 @@ same lookup works from a checkout, an editable install and a wheel. A name such 
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import stat
@@ -94,7 +95,7 @@ def load_toml(path: Path) -> dict[str, Any]:
             f"not UTF-8 text (byte 0x{data[exc.start]:02x} at offset {exc.start}); TOML "
             "files are UTF-8"]) from None
     try:
-        return tomllib.loads(text)
+        return _copied(_parsed(text))
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(source, [f"not valid TOML: {exc}"]) from None
     except RecursionError:
@@ -103,6 +104,23 @@ def load_toml(path: Path) -> dict[str, Any]:
         digits = re.search(r"value has (\d+) digits", str(exc))
         what = f"an integer of {digits.group(1)} digits" if digits else str(exc)
         raise ConfigError(source, [f"not valid TOML: {what}"]) from None
+
+
+@functools.lru_cache(maxsize=64)
+def _parsed(text: str) -> dict[str, Any]:
+    """``text`` parsed as TOML, once per process for the same text (a sweep or a
+    benchmark reads the same few files for every trial: parsing ``default.toml`` alone
+    takes about 1 ms); callers get a copy (``_copied``)."""
+    return tomllib.loads(text)
+
+
+def _copied(value: Any) -> Any:
+    """A copy of parsed TOML that shares no table or array with ``value``."""
+    if isinstance(value, dict):
+        return {key: _copied(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_copied(item) for item in value]
+    return value
 
 
 def default_config_path() -> Path:
