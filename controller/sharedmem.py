@@ -36,27 +36,56 @@ from numpy.typing import DTypeLike
 _FILES: dict[int, tuple[int, int, int]] = {}
 
 
-def _forget(key: int, fd: int) -> None:
+#: Memory files of ``shared_empty`` arrays that are gone, kept for the next one of the
+#: same length (a trial after a trial of the same shape, as in a sweep or a benchmark):
+#: length -> descriptors. Their pages stay in memory, so the next trial's loop does not
+#: wait for the kernel to allocate and zero them (2-3 us a page on the development
+#: machine: some 5 ms of a minute at 1 kHz). Only files of at least
+#: ``REUSE_MIN_BYTES``, up to ``REUSE_MAX_BYTES`` in all.
+_REUSABLE: dict[int, list[int]] = {}
+REUSE_MIN_BYTES = 2**20
+REUSE_MAX_BYTES = 256 * 2**20
+
+
+def _forget(key: int, fd: int, length: int, reusable: bool) -> None:
     _FILES.pop(key, None)
-    os.close(fd)
+    kept = sum(size * len(fds) for size, fds in _REUSABLE.items())
+    if reusable and length >= REUSE_MIN_BYTES and kept + length <= REUSE_MAX_BYTES:
+        _REUSABLE.setdefault(length, []).append(fd)
+    else:
+        os.close(fd)
 
 
 def shared_zeros(size: int, dtype: DTypeLike = np.float64) -> np.ndarray:
     """A writable, zero-filled 1-D array of ``size`` items in shared memory."""
+    return _shared(size, dtype, reuse=False)
+
+
+def shared_empty(size: int, dtype: DTypeLike = np.float64) -> np.ndarray:
+    """A writable 1-D array of ``size`` items in shared memory that may hold the numbers
+    of an earlier one that is gone (zeros if none): for an array whose every item is
+    written before anyone reads it (a trial's per-sample rows)."""
+    return _shared(size, dtype, reuse=True)
+
+
+def _shared(size: int, dtype: DTypeLike, reuse: bool) -> np.ndarray:
     if size < 0:
         raise ValueError(f"size must be non-negative, got {size}")
     kind = np.dtype(dtype)
     length = max(1, size * kind.itemsize)
-    fd = os.memfd_create("fes-shared", os.MFD_CLOEXEC)
+    kept = _REUSABLE.get(length, []) if reuse else []
+    reused = bool(kept)
+    fd = kept.pop() if reused else os.memfd_create("fes-shared", os.MFD_CLOEXEC)
     try:
-        os.ftruncate(fd, length)
+        if not reused:
+            os.ftruncate(fd, length)
         buffer = mmap.mmap(fd, length)
     except BaseException:
         os.close(fd)
         raise
     array = np.frombuffer(buffer, dtype=kind, count=size)
     _FILES[id(buffer)] = (fd, array.__array_interface__["data"][0], length)
-    weakref.finalize(buffer, _forget, id(buffer), fd)
+    weakref.finalize(buffer, _forget, id(buffer), fd, length, reuse)
     return array
 
 

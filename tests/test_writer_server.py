@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from controller import sharedmem
 from controller.config import TrialConfig, load_config
 from controller.sharedmem import PassedFd, dumps_passing, loads_passed, shared_zeros
 from controller.trial import writerserver
@@ -126,3 +127,25 @@ def test_a_served_writer_that_fails_is_reported_after_the_trial(tmp_path, capfd)
     with writerserver.writer_server(), pytest.raises(LogWriterError, match="traceback is above"):
         run_simulated_trial(_config(1.0), tmp_path / "trial", sinks=[BrokenSink()])
     assert "RuntimeError: the sink broke" in capfd.readouterr().err
+
+
+def test_a_trial_in_memory_an_ended_trial_used_has_the_bytes_of_one_in_fresh_memory(
+    tmp_path, monkeypatch
+):
+    """The recorder's table and the limb's truth reuse an ended trial's memory files
+    (``shared_empty``): every cell is written again, none is left from the earlier
+    trial (whose stimulation columns were busy; this one's stay off)."""
+    quiet = load_config(overrides={"sim": {"patient": "severe", "seed": 4},
+                                   "loop": {"duration_s": 10.0, "sample_rate_hz": 1000.0},
+                                   "stim": {"enabled": False}})
+    monkeypatch.setattr(sharedmem, "REUSE_MIN_BYTES", 0)  # a short trial's files too
+    monkeypatch.setattr(sharedmem, "_REUSABLE", {})
+    run_simulated_trial(quiet, tmp_path / "fresh")
+    monkeypatch.setattr(sharedmem, "_REUSABLE", {})
+    summary = run_simulated_trial(_config(10.0), tmp_path / "busy")
+    assert summary["stim"]["trains"] > 0
+    assert sharedmem._REUSABLE  # its table and truth, kept
+    run_simulated_trial(quiet, tmp_path / "reused")
+    for name in ("samples.csv", "events.csv"):
+        reused, fresh = (tmp_path / "reused" / name), (tmp_path / "fresh" / name)
+        assert reused.read_bytes() == fresh.read_bytes(), name

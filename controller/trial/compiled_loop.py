@@ -62,6 +62,7 @@ from controller.trial.recorder import (
     EVENTS_PUBLISHED,
     ROWS_PUBLISHED,
     SAMPLE_ROWS,
+    STIM_COLUMNS,
     TrialRecorder,
 )
 from sim.limb import (
@@ -93,6 +94,8 @@ _R_GYRO = SAMPLE_ROWS.index("gyro_rad_s")
 _R_SWITCH = SAMPLE_ROWS.index("heel_switch")
 _R_FORCE = SAMPLE_ROWS.index("heel_force_n")
 _R_PHASE = SAMPLE_ROWS.index("phase")
+#: Command columns of a recorded channel (``stim_on`` and its three numbers).
+_STIM_WIDTH = len(STIM_COLUMNS)
 
 
 @kernel
@@ -129,6 +132,10 @@ def _record(
     table[_R_SWITCH, k] = sample[O_HEEL_SWITCH]
     table[_R_FORCE, k] = sample[O_HEEL_FORCE]
     table[_R_PHASE, k] = phase
+    for column in stim_column:  # every cell of the row is written (``TrialRecorder``)
+        if column >= 0:
+            for offset in range(_STIM_WIDTH):
+                table[column + offset, k] = 0.0
     for r in range(delivered.shape[0]):
         row = delivered[r]
         column = stim_column[int(row[ROW_CHANNEL])]

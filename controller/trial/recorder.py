@@ -19,7 +19,7 @@ import numpy as np
 
 from controller.events import DetectedEvent, Phase
 from controller.ports import Sample, StimCommand
-from controller.sharedmem import shared_zeros
+from controller.sharedmem import shared_empty, shared_zeros
 
 SENSOR_COLUMNS = ("time_s", "gyro_rad_s", "heel_switch", "heel_force_n")
 STIM_COLUMNS = ("stim_on", "amplitude_ma", "pulse_width_us", "frequency_hz")
@@ -62,7 +62,9 @@ class TrialRecorder:
         names = list(SAMPLE_ROWS)
         for prefix in self._recorded.values():
             names += [prefix + column for column in STIM_COLUMNS]
-        self.table = shared_zeros(len(names) * capacity).reshape(len(names), capacity)
+        # Every cell of a row is written when the row is (``record``, or a compiled
+        # loop): the table may reuse an ended trial's memory.
+        self.table = shared_empty(len(names) * capacity).reshape(len(names), capacity)
         self.index = {name: i for i, name in enumerate(names)}
         self._columns = {name: self.table[i] for i, name in enumerate(names)}
         self.counts = shared_zeros(2, np.int64)
@@ -86,6 +88,9 @@ class TrialRecorder:
         cols["heel_switch"][k] = sample.heel_switch
         cols["heel_force_n"][k] = sample.heel_force_n
         cols["phase"][k] = phase
+        for prefix in self._recorded.values():
+            for column in STIM_COLUMNS:
+                cols[prefix + column][k] = 0.0
         for command in delivered:
             prefix = self._recorded.get(command.channel)
             if prefix is not None and command.delivers:

@@ -23,7 +23,7 @@ from controller.config import TrialConfig
 from controller.detect.config import build_detector
 from controller.loop import LoopOutcome
 from controller.safety import Watchdog
-from controller.sharedmem import shared_zeros
+from controller.sharedmem import shared_empty
 from controller.stim.scheduler import StimScheduler
 from controller.trial.compiled_loop import LoopCompile, run_compiled_loop
 from controller.trial.folder import TrialFolder
@@ -77,8 +77,9 @@ def run_simulated_trial(
     rate_hz = loop.sample_rate_hz
     n_samples = round(loop.duration_s * rate_hz)
     check_fits(n_samples, numbers_per_sample(config, len(TRUTH_COLUMNS)), rate_hz)
-    # The limb's truth goes into shared memory, for the writer to stream beside the rows.
-    truth_rows = shared_zeros(n_samples * len(TRUTH_COLUMNS)).reshape(n_samples, -1)
+    # The limb's truth goes into shared memory, for the writer to stream beside the rows
+    # (the limb writes every column of a sample's row: it may reuse an ended trial's).
+    truth_rows = shared_empty(n_samples * len(TRUTH_COLUMNS)).reshape(n_samples, -1)
     # The limb has an output for every configured channel (only output 0 drives the ankle).
     limb = SimulatedLimb(
         profile, rate_hz, loop.duration_s, config.sim.seed,
