@@ -88,9 +88,9 @@ class TrialRecorder:
         cols["heel_switch"][k] = sample.heel_switch
         cols["heel_force_n"][k] = sample.heel_force_n
         cols["phase"][k] = phase
-        for prefix in self._recorded.values():
+        for recorded in self._recorded.values():  # every cell of the row is written
             for column in STIM_COLUMNS:
-                cols[prefix + column][k] = 0.0
+                cols[recorded + column][k] = 0.0
         for command in delivered:
             prefix = self._recorded.get(command.channel)
             if prefix is not None and command.delivers:
