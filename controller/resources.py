@@ -114,6 +114,12 @@ def _parsed(text: str) -> dict[str, Any]:
     return tomllib.loads(text)
 
 
+def forget_parsed() -> None:
+    """Parse every TOML file anew from now on (a benchmark's first trial, as in a
+    one-trial command)."""
+    _parsed.cache_clear()
+
+
 def _copied(value: Any) -> Any:
     """A copy of parsed TOML that shares no table or array with ``value``."""
     if isinstance(value, dict):

@@ -56,6 +56,15 @@ def _forget(key: int, fd: int, length: int, reusable: bool) -> None:
         os.close(fd)
 
 
+def forget_reusable() -> None:
+    """Close the memory files kept for reuse (a benchmark's first trial then maps fresh
+    pages, as a one-trial command does)."""
+    for fds in _REUSABLE.values():
+        for fd in fds:
+            os.close(fd)
+    _REUSABLE.clear()
+
+
 def shared_zeros(size: int, dtype: DTypeLike = np.float64) -> np.ndarray:
     """A writable, zero-filled 1-D array of ``size`` items in shared memory."""
     return _shared(size, dtype, reuse=False)

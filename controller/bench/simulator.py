@@ -15,12 +15,18 @@
    compiled loop "the loop alone" is also given in CPU time (this thread's, its first
    touches of the trial's shared pages included), which a loaded machine disturbs less;
 
-then where an end-to-end ``fes sim`` trial spends its time, from ``cProfile``. Each
-figure is the best of ``--repeats`` runs and is given for CPU time (the process's and its
-children's: a trial's files are rendered by its log writer process while the loop
-runs, on another core; not disturbed by other work on a shared machine) and for wall
-time (what a user waits, which the writer running in parallel shortens); compilation
-is done before timing. Options: ``--patient``, ``--duration-s``,
+and the same compiled trial with its log writers forked by a writer server started
+once per process (``controller.trial.writerserver``: a program that runs trials one
+after another; ``fes sim`` forks the writer from the trial); then where an end-to-end
+``fes sim`` trial spends its time, from ``cProfile``. Each figure is the best of
+``--repeats`` runs and is given for CPU time (the process's and its children's: a
+trial's files are rendered by its log writer process while the loop runs, on another
+core; not disturbed by other work on a shared machine) and for wall time (what a user
+waits, which the writer running in parallel shortens); compilation is done before
+timing. Later trials of a process reuse the memory files of the trials before
+(``controller.sharedmem.shared_empty``) and the parsed TOML files: each closed-loop line
+also gives the first of its trials alone, on fresh memory with the files parsed anew, as
+in a one-trial ``fes sim``. Options: ``--patient``, ``--duration-s``,
 ``--loop-duration-s``, ``--repeats``.
 """
 
@@ -41,6 +47,7 @@ from typing import Any, NamedTuple
 
 import numpy as np
 
+from controller import resources, sharedmem
 from controller.config import load_config
 from controller.ports import StimCommand
 from controller.trial import simulated, writerserver
@@ -161,6 +168,35 @@ def _cpu_of_compiled_loop(spent: list[float]) -> Iterator[None]:
         simulated.run_compiled_loop = original
 
 
+def _closed_loop_line(
+    patient: str, duration_s: float, rate_hz: float, out: Path, compiled: bool, repeats: int,
+    label: str,
+) -> str:
+    """The figures of ``repeats`` closed-loop trials (the best of them), and of the first
+    alone, on fresh shared memory and TOML files parsed anew, as in a one-trial ``fes
+    sim`` (later trials of a process reuse both: ``controller.sharedmem.shared_empty``,
+    ``controller.resources.load_toml``)."""
+    factors: list[float] = []
+    loop_cpu: list[float] = []
+
+    def trial() -> None:
+        factors.append(closed_loop(patient, duration_s, rate_hz, out, compiled, loop_cpu))
+
+    sharedmem.forget_reusable()
+    resources.forget_parsed()
+    # Each trial into a new folder, as ``fes sim`` writes by default (it refuses a
+    # folder that holds files): removing an earlier trial's files is not part of a trial.
+    first = _best_s(trial, 1, lambda: shutil.rmtree(out))
+    whole = _best_s(trial, repeats - 1, lambda: shutil.rmtree(out)) if repeats > 1 else first
+    whole = Spent(*map(min, whole, first))
+    alone_cpu = f"{duration_s / min(loop_cpu):,.0f}x (CPU), " if loop_cpu else ""
+    return (f"closed loop, {label}, at {rate_hz:g} Hz, {duration_s:g} s: the loop alone "
+            f"(summary.json) {alone_cpu}{max(factors):,.0f}x (wall); end to end (config, "
+            f"loop, scoring, files) {_factors(duration_s, whole)}; CPU a trial: its own "
+            f"process {whole.own * 1e3:.1f} ms, the log writer {whole.children * 1e3:.1f} ms; "
+            f"the first trial (fresh memory and TOML) {_factors(duration_s, first)}")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m controller.bench.simulator", description=__doc__
@@ -185,45 +221,24 @@ def main(argv: list[str] | None = None) -> int:
         ports_s = min(loop_duration, duration)
         ports = _best_s(lambda: patient_through_ports(patient, ports_s), args.repeats)
         print(f"patient alone, read/apply per sample at 1 kHz: {_factors(ports_s, ports)}")
-        # Compile (or load the cache) before the writer server forks: its writers
-        # start with the renderers ready, as they do in ``fes sim``.
-        closed_loop(patient, 2.0, RATE_HZ, out)
+        for compiled, label in ((True, "compiled"), (False, "Python run_loop")):
+            closed_loop(patient, 2.0, RATE_HZ, out, compiled)  # compile before timing
+            for rate in (RATE_HZ, 500.0):
+                print(_closed_loop_line(patient, loop_duration, rate, out, compiled,
+                                        args.repeats, label))
+        # A writer server forks after the kernels are loaded: its writers have them.
         start = time.perf_counter()
         with writerserver.writer_server():
-            print(f"once per process: starting the log writer server "
-                  f"{(time.perf_counter() - start) * 1e3:.1f} ms (wall); each trial's "
-                  "writer is forked by it")
-            for compiled, label in ((True, "compiled"), (False, "Python run_loop")):
-                closed_loop(patient, 2.0, RATE_HZ, out, compiled)  # compile before timing
-                for rate in (RATE_HZ, 500.0):
-                    factors: list[float] = []
-                    loop_cpu: list[float] = []
+            started_ms = (time.perf_counter() - start) * 1e3
+            print(_closed_loop_line(
+                patient, loop_duration, RATE_HZ, out, True, args.repeats,
+                "compiled, log writers forked by a writer server (started once per "
+                f"process: {started_ms:.1f} ms; fes sim forks its writer from the trial)"))
 
-                    def trial(
-                        rate: float = rate, factors: list[float] = factors,
-                        compiled: bool = compiled, loop_cpu: list[float] = loop_cpu,
-                    ) -> None:
-                        factors.append(
-                            closed_loop(patient, loop_duration, rate, out, compiled, loop_cpu)
-                        )
-
-                    # Each trial into a new folder, as ``fes sim`` writes by default (it
-                    # refuses a folder that holds files): removing an earlier trial's files
-                    # is not part of a trial.
-                    whole = _best_s(trial, args.repeats, lambda: shutil.rmtree(out))
-                    alone_cpu = (f"{loop_duration / min(loop_cpu):,.0f}x (CPU), " if loop_cpu
-                                 else "")
-                    print(f"closed loop, {label}, at {rate:g} Hz, {loop_duration:g} s: "
-                          f"the loop alone (summary.json) {alone_cpu}{max(factors):,.0f}x (wall); "
-                          f"end to end (config, loop, scoring, files) "
-                          f"{_factors(loop_duration, whole)}; CPU a trial: its own process "
-                          f"{whole.own * 1e3:.1f} ms, the log writer (and the server's fork "
-                          f"of it) {whole.children * 1e3:.1f} ms")
-
-            profiler = cProfile.Profile()
-            profiler.enable()
-            closed_loop(patient, loop_duration, RATE_HZ, out)
-            profiler.disable()
+        profiler = cProfile.Profile()
+        profiler.enable()
+        closed_loop(patient, loop_duration, RATE_HZ, out)
+        profiler.disable()
     text = io.StringIO()
     pstats.Stats(profiler, stream=text).sort_stats("tottime").print_stats(14)
     lines = text.getvalue().splitlines()

@@ -44,23 +44,6 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _run(args: argparse.Namespace) -> int:
-    if args.realtime or args.data_format != "csv":  # sinks a writer server cannot take
-        return _trial(args)
-    from controller.trial.writerserver import writer_server
-
-    # Started before the heavy imports, it loads its own on the other core meanwhile.
-    with writer_server(_load_writer):
-        return _trial(args)
-
-
-def _load_writer() -> None:
-    """What the writer server's writers start with: the CSV renderer, compiled."""
-    from controller.trial.files import warm_up
-
-    warm_up()
-
-
-def _trial(args: argparse.Namespace) -> int:
     from controller.trial.figures import flatten
     from controller.trial.parquet import pyarrow_modules
     from controller.trial.require import failures, parse_requirements

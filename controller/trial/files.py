@@ -60,14 +60,6 @@ class PassesItsFile:
         return dict(self.__dict__, fd=PassedFd(self.fd))
 
 
-def warm_up(renderer: CsvRenderer | None = None) -> None:
-    """Compile (or load from numba's cache) the kernels that render the CSV files."""
-    if renderer is None:
-        renderer = CsvRenderer(np.array([FLOAT6]), phase_names())
-    renderer.rows(np.zeros((len(renderer.kinds), 1)))
-    hard_cells(np.zeros((len(renderer.kinds), 1)), renderer.kinds)
-
-
 def column_kind(name: str) -> int:
     """How a column of a trial's CSV is written: a phase name, an integer, a float."""
     if name == "phase":
@@ -101,7 +93,8 @@ class CsvStream(PassesItsFile):
         self._block = np.empty(len(self.columns) * CHUNK_ROWS)
         # Compile (or load) the kernel here, before the writer forks: the writer
         # process then starts with it ready.
-        warm_up(self._renderer)
+        self._renderer.rows(np.zeros((len(self.columns), 1)))
+        hard_cells(np.zeros((len(self.columns), 1)), self._renderer.kinds)
 
     def __getstate__(self) -> dict[str, object]:
         state = super().__getstate__()

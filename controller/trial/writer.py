@@ -3,11 +3,14 @@
 The loop writes every sample into preallocated arrays in shared memory
 (``TrialRecorder``, ``DeadlineMonitor``, see ``controller.sharedmem``) and then
 publishes how many rows are complete; it never writes a file, prints or waits for
-anyone. A ``LogWriter`` process, forked before the loop starts, polls the published
-counts every ``poll_s``, hands each sink the rows that appeared since, in order, and
-makes a final pass when stopped. The writer is a bare ``os.fork`` of the trial's process
-(no new interpreter, no imports, no ``multiprocessing`` bootstrap: it starts with the
-sinks and their compiled renderers ready), told to stop by a byte on a pipe. So:
+anyone. A ``LogWriter`` process, started before the loop, polls the published counts
+every ``poll_s``, hands each sink the rows that appeared since, in order, and makes a
+final pass when stopped. The writer is a bare ``os.fork`` (no new interpreter, no
+imports, no ``multiprocessing`` bootstrap: it starts with the sinks and their compiled
+renderers ready), told to stop by a byte on a pipe: forked by this process's writer
+server when one runs (``controller.trial.writerserver``: ``fes sim``, benchmarks) and
+every sink is ``passable`` (the trial's CSV streams), which takes the fork and its
+copies on write off the trial's path; else forked from the trial's process. So:
 
 * a slow sink delays only the writer, never the loop: they share no lock, no queue and
   no interpreter (a writer *thread* would share the GIL, and every time it wakes the
@@ -38,8 +41,9 @@ file or a stream).
 
 Kills: the writer ignores SIGINT and SIGTERM (the trial's own process handles them and
 stops the writer when its files are due). If the trial's process dies (SIGKILL, the OOM
-killer), the writer notices within ``poll_s``, makes its final pass over everything
-published and closes the sinks, so the files hold every row the loop had published.
+killer), the writer notices at once (it waits on the process's pidfd as well as on the
+stop pipe), makes its final pass over everything published and closes the sinks, so
+the files hold every row the loop had published.
 """
 
 from __future__ import annotations
@@ -137,6 +141,11 @@ class LogWriter:
 
     #: The sinks run in a process of their own (which has its own copies of their files).
     forked = True
+
+    @property
+    def served(self) -> bool:
+        """Whether the writer was forked by a writer server (not from this process)."""
+        return self._pid == _SERVED
 
     @property
     def written(self) -> int:

@@ -4,11 +4,17 @@ A trial's log writer (``controller.trial.writer``) is a process of its own. Fork
 the trial's process when the trial starts, it costs that process the copy of its page
 tables (some 160 MB of interpreter, numpy and numba: 1-3 ms) and then a copy of every
 page either process writes first (about 900 pages of a minute at 1 kHz, 2-3 us each on
-the development machine), all on the trial's critical path. A ``WriterServer`` is forked
-once, early (``fes sim`` at the start of the command, a benchmark once per process),
-and forks each writer itself: the trial's process only pickles the writer (its shared
-arrays and files travel as file descriptors, ``controller.sharedmem.dumps_passing``)
-and sends it through a socket, some 0.2 ms.
+the development machine), all on the trial's critical path. A ``WriterServer``, forked
+once by a program that runs trials one after another in one process (a benchmark, a
+script), forks each writer itself: the trial's process only pickles the writer (its
+shared arrays and files travel as file descriptors,
+``controller.sharedmem.dumps_passing``) and sends it through a socket, some 0.2 ms.
+
+``fes sim`` does not start one: forked before the command's heavy imports it must
+import numpy and numba and load the CSV renderer itself (0.3 s of CPU more per command,
+and on a busy machine its first writer was ready late: the trial waited 90-110 ms for
+it, against 0-13 ms for a writer forked from the trial; 3 runs each at load 1.9); forked
+after them it costs the trial's process what a writer's fork does.
 
 The server ignores Ctrl-C and SIGTERM like the writers it forks (the trial's process
 handles them and stops its writer when its files are due) and ends when the process
@@ -83,14 +89,14 @@ def expect_writer() -> None:
 
 
 class WriterServer:
-    """The server process; see the module docstring. ``prepare`` runs in it before it
-    serves (imports and compiled kernels its writers then start with)."""
+    """The server process; see the module docstring. Start it once the modules and
+    compiled kernels its writers need are loaded (a writer forked by it has them)."""
 
-    def __init__(self, prepare: Callable[[], None] = lambda: None) -> None:
+    def __init__(self) -> None:
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         starter = os.pidfd_open(os.getpid())
         try:
-            self.pid = fork_quiet(lambda: _serve(ours, theirs, starter, prepare))
+            self.pid = fork_quiet(lambda: _serve(ours, theirs, starter))
         finally:
             theirs.close()
             os.close(starter)
@@ -120,10 +126,10 @@ class WriterServer:
 
 
 @contextlib.contextmanager
-def writer_server(prepare: Callable[[], None] = lambda: None) -> Iterator[WriterServer]:
+def writer_server() -> Iterator[WriterServer]:
     """Run a ``WriterServer`` for the trials of the block (``LogWriter`` uses it)."""
     global _server
-    server = WriterServer(prepare)
+    server = WriterServer()
     _server, before = server, _server
     try:
         yield server
@@ -168,14 +174,12 @@ def _writer(sock: socket.socket) -> None:
         run_passed(request[1], request[2])
 
 
-def _serve(ours: socket.socket, sock: socket.socket, starter: int,
-           prepare: Callable[[], None]) -> None:
+def _serve(ours: socket.socket, sock: socket.socket, starter: int) -> None:
     """The server: a writer per request until the socket closes or the process that
     started the server has ended and sent nothing more. A spare writer is forked ahead
     (at the start, and when a trial says it is coming: ``expect_writer``), so a trial's
     request finds one ready."""
     ours.close()
-    prepare()
     writers: set[int] = set()  # forked writers not yet reaped, the spare's excepted
 
     def fork_spare() -> tuple[int, socket.socket]:
