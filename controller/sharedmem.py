@@ -41,16 +41,20 @@ _FILES: dict[int, tuple[int, int, int]] = {}
 #: length -> descriptors. Their pages stay in memory, so the next trial's loop does not
 #: wait for the kernel to allocate and zero them (2-3 us a page on the development
 #: machine: some 5 ms of a minute at 1 kHz). Only files of at least
-#: ``REUSE_MIN_BYTES``, up to ``REUSE_MAX_BYTES`` in all.
+#: ``REUSE_MIN_BYTES``, up to ``REUSE_MAX_BYTES`` and ``REUSE_MAX_FILES`` in all (each
+#: keeps a file descriptor open).
 _REUSABLE: dict[int, list[int]] = {}
 REUSE_MIN_BYTES = 2**20
 REUSE_MAX_BYTES = 256 * 2**20
+REUSE_MAX_FILES = 8
 
 
 def _forget(key: int, fd: int, length: int, reusable: bool) -> None:
     _FILES.pop(key, None)
     kept = sum(size * len(fds) for size, fds in _REUSABLE.items())
-    if reusable and length >= REUSE_MIN_BYTES and kept + length <= REUSE_MAX_BYTES:
+    files = sum(len(fds) for fds in _REUSABLE.values())
+    if (reusable and length >= REUSE_MIN_BYTES and kept + length <= REUSE_MAX_BYTES
+            and files < REUSE_MAX_FILES):
         _REUSABLE.setdefault(length, []).append(fd)
     else:
         os.close(fd)
