@@ -25,7 +25,6 @@ import threading
 import time
 import weakref
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -120,12 +119,9 @@ def _memory_file(array: np.ndarray) -> tuple[int, int, int] | None:
     return fd, array.__array_interface__["data"][0] - address, length
 
 
-@dataclass(frozen=True, slots=True)
-class PassedFd:
+class PassedFd(int):
     """A file descriptor that ``dumps_passing`` hands over: it is unpickled as the
-    receiving process's number for the same open file."""
-
-    fd: int
+    receiving process's number (a plain ``int``) for the same open file."""
 
 
 class _PassingPickler(pickle.Pickler):
@@ -140,7 +136,7 @@ class _PassingPickler(pickle.Pickler):
 
     def persistent_id(self, obj: Any) -> Any:
         if isinstance(obj, PassedFd):
-            return ("fd", self._index(obj.fd))
+            return ("fd", self._index(int(obj)))
         if isinstance(obj, np.ndarray):
             found = _memory_file(obj)
             if found is not None:

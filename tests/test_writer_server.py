@@ -54,8 +54,7 @@ def test_a_trial_written_by_a_served_writer_has_the_bytes_of_a_forked_writers(
     spawned: list[int] = []
     with writerserver.writer_server() as server:
         spawn = server.spawn
-        monkeypatch.setattr(server, "spawn",
-                            lambda data, fds: (spawned.append(1), spawn(data, fds)))
+        monkeypatch.setattr(server, "spawn", lambda job: (spawned.append(1), spawn(job)))
         run_simulated_trial(_config(), tmp_path / "served")
     assert spawned == [1]  # the server's writer wrote it, not a fork of this process
     for name in FILES:
@@ -78,7 +77,7 @@ class KeepingSink:
 
 def test_a_sink_the_server_cannot_take_gets_a_writer_forked_from_the_trial(tmp_path, monkeypatch):
     with writerserver.writer_server() as server:
-        monkeypatch.setattr(server, "spawn", lambda data, fds: 1 / 0)  # must not be used
+        monkeypatch.setattr(server, "spawn", lambda job: 1 / 0)  # must not be used
         run_simulated_trial(_config(1.0), tmp_path / "trial", sinks=[KeepingSink(tmp_path / "n")])
     assert (tmp_path / "n").read_text() == "1000"
     assert (tmp_path / "trial" / "samples.csv").read_text().count("\n") == 1001

@@ -59,7 +59,7 @@ from typing import Protocol
 import numpy as np
 
 from controller.outputs import OutputError, reason
-from controller.sharedmem import dumps_passing, loads_passed, shared_zeros
+from controller.sharedmem import PassedFd, shared_zeros
 from controller.trial import writerserver
 
 _WRITTEN = 0
@@ -176,19 +176,22 @@ class LogWriter:
         trial = os.pidfd_open(os.getpid())  # readable once this process has ended
         server = writerserver.current()
         try:
-            if server is not None and all(getattr(s, "passable", False) for s in self._sinks):
-                data, fds = dumps_passing(self)
-                server.spawn(data, [stop_read, done_write, trial, *fds])
-                pid = _SERVED
-            else:
-                def child() -> None:
-                    os.close(stop_write)
-                    os.close(done_read)
-                    self._serve(stop_read, done_write, trial)
+            with writerserver.interrupts_held():  # until this process knows its writer
+                if server is not None and all(getattr(s, "passable", False)
+                                              for s in self._sinks):
+                    server.spawn(functools.partial(
+                        LogWriter._serve, self, PassedFd(stop_read), PassedFd(done_write),
+                        PassedFd(trial)))
+                    pid = _SERVED
+                else:
+                    def child() -> None:
+                        os.close(stop_write)
+                        os.close(done_read)
+                        self._serve(stop_read, done_write, trial)
 
-                pid = writerserver.fork_quiet(child)
-            self._pid, self._stop_fd, self._done_fd = pid, stop_write, done_read
-            stop_write = done_read = -1
+                    pid = writerserver.fork_quiet(child)
+                self._pid, self._stop_fd, self._done_fd = pid, stop_write, done_read
+                stop_write = done_read = -1
         finally:
             for fd in (stop_read, stop_write, done_read, done_write, trial):
                 if fd >= 0:
@@ -300,15 +303,6 @@ class LogWriter:
                 text = f"{path}\0{reason(err)}".encode()[:_FAILURE_BYTES]
                 self._failure[: len(text)] = np.frombuffer(text, dtype=np.uint8)
                 self._progress[_FAILURE_LENGTH] = len(text)
-
-
-def run_passed(data: bytes, fds: Sequence[int]) -> None:
-    """A writer forked by a ``WriterServer``: ``data`` is the pickled ``LogWriter``,
-    ``fds`` its stop pipe, done pipe, the trial's pidfd, then its shared arrays and
-    files (``controller.sharedmem.loads_passed``)."""
-    stop_fd, done_fd, trial, *passed = fds
-    writer: LogWriter = loads_passed(data, passed)
-    writer._serve(stop_fd, done_fd, trial)
 
 
 class InlineWriter(LogWriter):

@@ -38,6 +38,7 @@ import traceback
 from collections.abc import Callable, Iterator, Sequence
 
 from controller.interrupts import INTERRUPT_SIGNALS
+from controller.sharedmem import dumps_passing, loads_passed
 
 #: A request: its kind, then the length of the pickled writer that follows.
 _HEADER = struct.Struct("<cQ")
@@ -48,30 +49,38 @@ MAX_FDS = 64
 _server: WriterServer | None = None
 
 
+@contextlib.contextmanager
+def interrupts_held() -> Iterator[None]:
+    """Ctrl-C and SIGTERM wait until the block has run (a fork and the bookkeeping of
+    its pid: one that came in between would end the child before it ignores them, or
+    leave a child this process does not know of)."""
+    held = signal.pthread_sigmask(signal.SIG_BLOCK, INTERRUPT_SIGNALS)
+    try:
+        yield
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, held)
+
+
 def fork_quiet(child: Callable[[], None]) -> int:
     """Fork a process that runs ``child`` and ends (without this process's exit
     handlers; exit code 1 and the traceback on stderr if it raised), ignoring Ctrl-C and
-    SIGTERM; returns its pid. Those signals wait while it is forked: one that came in
-    between would end the child before it ignores them."""
+    SIGTERM; returns its pid. Call it inside ``interrupts_held`` (unless those signals
+    are ignored already, as in the server)."""
     sys.stderr.flush()  # nothing buffered here is written twice
-    held = signal.pthread_sigmask(signal.SIG_BLOCK, INTERRUPT_SIGNALS)
-    try:
-        pid = os.fork()
-        if pid == 0:
-            code = 1
-            try:
-                for signum in INTERRUPT_SIGNALS:
-                    signal.signal(signum, signal.SIG_IGN)
-                signal.pthread_sigmask(signal.SIG_SETMASK, held)
-                child()
-                code = 0
-            except BaseException:
-                traceback.print_exc()
-            finally:
-                sys.stderr.flush()
-                os._exit(code)
-    finally:
-        signal.pthread_sigmask(signal.SIG_SETMASK, held)
+    pid = os.fork()
+    if pid == 0:
+        code = 1
+        try:
+            for signum in INTERRUPT_SIGNALS:
+                signal.signal(signum, signal.SIG_IGN)
+            signal.pthread_sigmask(signal.SIG_UNBLOCK, INTERRUPT_SIGNALS)
+            child()
+            code = 0
+        except BaseException:
+            traceback.print_exc()
+        finally:
+            sys.stderr.flush()
+            os._exit(code)
     return pid
 
 
@@ -96,15 +105,18 @@ class WriterServer:
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
         starter = os.pidfd_open(os.getpid())
         try:
-            self.pid = fork_quiet(lambda: _serve(ours, theirs, starter))
+            with interrupts_held():
+                self.pid = fork_quiet(lambda: _serve(ours, theirs, starter))
         finally:
             theirs.close()
             os.close(starter)
         self._socket = ours
 
-    def spawn(self, data: bytes, fds: Sequence[int]) -> None:
-        """Start a writer that runs ``controller.trial.writer.run_passed(data, fds)``;
-        the descriptors are the server's to hand on (the caller may close its own)."""
+    def spawn(self, job: Callable[[], object]) -> None:
+        """Start a writer process that calls ``job``, pickled with its shared arrays and
+        ``PassedFd`` descriptors (``controller.sharedmem.dumps_passing``); the server
+        holds its own copies of the descriptors (the caller may close its)."""
+        data, fds = dumps_passing(job)
         _send(self._socket, _SPAWN, data, fds)
 
     def expect_writer(self) -> None:
@@ -165,13 +177,11 @@ def _receive(sock: socket.socket) -> tuple[bytes, bytes, list[int]] | None:
 
 
 def _writer(sock: socket.socket) -> None:
-    """A spare writer: waits for its trial's writer on ``sock`` and runs it."""
-    from controller.trial.writer import run_passed
-
+    """A spare writer: waits for its trial's job on ``sock`` and runs it."""
     request = _receive(sock)
     if request is not None:  # else the server ended before a trial needed it
         sock.close()
-        run_passed(request[1], request[2])
+        loads_passed(request[1], request[2])()
 
 
 def _serve(ours: socket.socket, sock: socket.socket, starter: int) -> None:
