@@ -22,8 +22,9 @@ copies on write off the trial's path; else forked from the trial's process. So:
 
 Publication order: the loop raises a count only after the row it counts is complete. The
 writer reads, at each poll, only the rows that were already published at the previous
-poll (one ``poll_s`` earlier), so that a CPU which makes stores visible out of order
-(not x86-64, but ARM may) has long made the row visible too; the final pass after the
+poll (``poll_s`` earlier at the least: a writer whose pass took that long polls again at
+once), so that a CPU which makes stores visible out of order (not x86-64, but ARM may)
+has long made the row visible too; the final pass after the
 stop signal (a byte through a pipe: the kernel's pipe lock orders memory on every CPU)
 reads everything. Sending it never waits for the writer (a ``multiprocessing.Event``
 would: its ``set`` waits until the sleeping writer process has woken, a millisecond or
@@ -52,6 +53,7 @@ import contextlib
 import functools
 import os
 import select
+import time
 from collections.abc import Callable, Mapping, Sequence
 from types import TracebackType
 from typing import Protocol
@@ -268,12 +270,16 @@ class LogWriter:
         final pass. It ignores Ctrl-C and SIGTERM: they are the trial's to handle, which
         stops it in time."""
         sinks = list(self._sinks)
-        seen = 0
+        seen, seen_at = 0, time.monotonic()
         # The trial's death also ends the wait when a process it forked later (which
-        # inherited the pipe's other end) still runs: hence its pidfd.
-        while not select.select([stop_fd, trial], [], [], self._poll_s)[0]:
+        # inherited the pipe's other end) still runs: hence its pidfd. The rows counted
+        # at one pass are written at the next, ``poll_s`` later at the least: a writer
+        # whose pass took that long already goes on without waiting.
+        while not select.select([stop_fd, trial], [], [],
+                                max(0.0, seen_at + self._poll_s - time.monotonic()))[0]:
+            ready, ready_at = self._ready(), time.monotonic()
             self._write_up_to(seen, sinks)
-            seen = self._ready()
+            seen, seen_at = ready, ready_at
         self._write_up_to(self._ready(), sinks)
         for sink in sinks:
             self._guarded(sinks, sink, sink.close)
