@@ -8,7 +8,7 @@ every ``poll_s``, hands each sink the rows that appeared since, in order, and ma
 final pass when stopped. The writer is a bare ``os.fork`` (no new interpreter, no
 imports, no ``multiprocessing`` bootstrap: it starts with the sinks and their compiled
 renderers ready), told to stop by a byte on a pipe: forked by this process's writer
-server when one runs (``controller.trial.writerserver``: ``fes sim``, benchmarks) and
+server when one runs (``controller.trial.writerserver``: a benchmark, a script) and
 every sink is ``passable`` (the trial's CSV streams), which takes the fork and its
 copies on write off the trial's path; else forked from the trial's process. So:
 
