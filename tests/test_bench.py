@@ -39,13 +39,12 @@ def test_watchdog_bench_prints_the_shell_and_kernel_costs(capsys):
         assert float(line.split(":")[1].split()[0]) > 0.0
 
 
-def test_phases_bench_times_every_phase_of_a_trial_with_either_writer(capsys):
+def test_phases_bench_times_every_phase_of_a_trial(capsys):
     from controller.bench.phases import PHASES
     from controller.bench.phases import main as phases_main
 
-    for server in ([], ["--server"]):
-        assert phases_main(["--duration-s", "1", "--repeats", "2", *server]) == 0
-        out = capsys.readouterr().out
-        assert "writer forked by " + ("a writer server" if server else "the trial") in out
-        for _, _, label in PHASES:
-            assert any(line.endswith(f"faults  {label}") for line in out.splitlines()), label
+    assert phases_main(["--duration-s", "1", "--repeats", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "writer forked by the trial" in out
+    for _, _, label in PHASES:
+        assert any(line.endswith(f"faults  {label}") for line in out.splitlines()), label

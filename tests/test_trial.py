@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from controller import sharedmem
 from controller.cli import main
 from controller.config import load_config
 from controller.trial.simulated import run_simulated_trial
@@ -70,6 +71,31 @@ def test_same_seed_same_bytes(tmp_path):
     assert (tmp_path / "a" / "samples.csv").read_bytes() != (
         tmp_path / "c" / "samples.csv"
     ).read_bytes()
+
+
+def test_a_trial_in_memory_an_ended_trial_used_has_the_bytes_of_one_in_fresh_memory(
+    tmp_path, monkeypatch
+):
+    """The recorder's table and the limb's truth reuse an ended trial's memory files
+    (``shared_empty``): every cell is written again, none is left from the earlier
+    trial (whose stimulation columns were busy; this one's stay off)."""
+    loop = {"duration_s": 10.0, "sample_rate_hz": 1000.0}
+    quiet = load_config(overrides={"sim": {"patient": "severe", "seed": 4}, "loop": loop,
+                                   "stim": {"enabled": False}})
+    busy = load_config(overrides={"sim": {"patient": "severe", "seed": 3}, "loop": loop})
+    monkeypatch.setattr(sharedmem, "REUSE_MIN_BYTES", 0)  # a short trial's files too
+    monkeypatch.setattr(sharedmem, "_REUSABLE", {})
+    try:
+        run_simulated_trial(quiet, tmp_path / "fresh")
+        sharedmem.forget_reusable()
+        assert run_simulated_trial(busy, tmp_path / "busy")["stim"]["trains"] > 0
+        assert sharedmem._REUSABLE  # its table and truth, kept
+        run_simulated_trial(quiet, tmp_path / "reused")
+    finally:
+        sharedmem.forget_reusable()
+    for name in ("samples.csv", "events.csv"):
+        reused, fresh = (tmp_path / "reused" / name), (tmp_path / "fresh" / name)
+        assert reused.read_bytes() == fresh.read_bytes(), name
 
 
 def test_foot_drop_without_stimulation_drags_toes(severe):

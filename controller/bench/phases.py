@@ -6,10 +6,9 @@ and prints, for the one of least wall time, when each phase of the trial's own p
 started, its wall time, this thread's CPU time and the page faults of the process in it:
 building the config and the parts, opening the files, starting the log writer, the
 compiled loop, scoring, waiting for the writer's last pass (``writer.stop``: the wall
-time the trial waits for its writer), completing the files. With ``--server`` the
-writers are forked by a writer server started once (``controller.trial.writerserver``);
-without, from the trial, as ``fes sim`` does. A phase's wall time above its CPU time is
-time the trial's thread did not run (the machine busy, or waiting for the writer).
+time the trial waits for its writer), completing the files. The writer is forked from
+the trial, as ``fes sim`` does. A phase's wall time above its CPU time is time the
+trial's thread did not run (the machine busy, or waiting for the writer).
 """
 
 from __future__ import annotations
@@ -26,7 +25,7 @@ from typing import Any, NamedTuple
 
 from controller.bench import simulator as bench
 from controller.deadlines import DeadlineMonitor
-from controller.trial import session, simulated, streams, writer, writerserver
+from controller.trial import session, simulated, streams, writer
 
 #: (module or class, attribute, label) of every phase timed, in the order they run.
 PHASES: tuple[tuple[Any, str, str], ...] = (
@@ -97,9 +96,6 @@ def best_trial(duration_s: float, rate_hz: float, repeats: int) -> tuple[float, 
             wall = time.perf_counter() - origin[0]
             shutil.rmtree(out)
             writer.wait_for_ended_writers()
-            server = writerserver.current()
-            if server is not None:
-                server.usage_s()  # its writers have ended
             if wall < best[0]:
                 best = (wall, phases)
     return best
@@ -112,14 +108,10 @@ def main(argv: list[str] | None = None) -> int:
                         help="simulated time of a trial (default 60)")
     parser.add_argument("--rate-hz", type=float, default=1000.0, help="default 1000")
     parser.add_argument("--repeats", type=int, default=11, help="trials (default 11)")
-    parser.add_argument("--server", action="store_true",
-                        help="writers forked by a writer server started once")
     args = parser.parse_args(argv)
-    with writerserver.writer_server() if args.server else contextlib.nullcontext():
-        wall, phases = best_trial(args.duration_s, args.rate_hz, args.repeats)
-    how = "a writer server" if args.server else "the trial (as fes sim)"
-    print(f"{args.duration_s:g} s at {args.rate_hz:g} Hz, writer forked by {how}: least wall "
-          f"{wall * 1e3:.1f} ms ({args.duration_s / wall:,.0f}x real time) of "
+    wall, phases = best_trial(args.duration_s, args.rate_hz, args.repeats)
+    print(f"{args.duration_s:g} s at {args.rate_hz:g} Hz, writer forked by the trial (as fes "
+          f"sim): least wall {wall * 1e3:.1f} ms ({args.duration_s / wall:,.0f}x real time) of "
           f"{args.repeats} trials; its phases:")
     for phase in phases:
         print(f"  at {phase.start_s * 1e3:6.2f} ms  {phase.wall_s * 1e3:6.2f} ms wall "

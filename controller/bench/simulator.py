@@ -15,18 +15,16 @@
    compiled loop "the loop alone" is also given in CPU time (this thread's, its first
    touches of the trial's shared pages included), which a loaded machine disturbs less;
 
-and the same compiled trial with its log writers forked by a writer server started
-once per process (``controller.trial.writerserver``: a program that runs trials one
-after another; ``fes sim`` forks the writer from the trial); then where an end-to-end
-``fes sim`` trial spends its time, from ``cProfile``. Each figure is the best of
-``--repeats`` runs and is given for CPU time (the process's and its children's: a
-trial's files are rendered by its log writer process while the loop runs, on another
-core; not disturbed by other work on a shared machine) and for wall time (what a user
-waits, which the writer running in parallel shortens); compilation is done before
-timing. Later trials of a process reuse the memory files of the trials before
-(``controller.sharedmem.shared_empty``) and the parsed TOML files: each closed-loop line
-also gives the first of its trials alone, on fresh memory with the files parsed anew, as
-in a one-trial ``fes sim``. Options: ``--patient``, ``--duration-s``,
+then where an end-to-end ``fes sim`` trial spends its time, from ``cProfile``. Each
+figure is the best of ``--repeats`` runs and is given for CPU time (the process's and its
+children's: a trial's files are rendered by its log writer process while the loop
+runs, on another core; not disturbed by other work on a shared machine) and for wall
+time (what a user waits, which the writer running in parallel shortens); compilation
+is done before timing. Later trials of a process reuse the memory files of the trials
+before (``controller.sharedmem.shared_empty``) and the parsed TOML files: each
+closed-loop line also gives the least and median wall time of a trial, and the first of
+its trials alone, on fresh memory with the files parsed anew, as in a one-trial ``fes
+sim``. Options: ``--patient``, ``--duration-s``,
 ``--loop-duration-s``, ``--repeats``.
 """
 
@@ -51,7 +49,7 @@ import numpy as np
 from controller import resources, sharedmem
 from controller.config import load_config
 from controller.ports import StimCommand
-from controller.trial import simulated, writerserver
+from controller.trial import simulated
 from controller.trial.simulated import run_simulated_trial
 from controller.trial.writer import wait_for_ended_writers
 from sim.limb import SimulatedLimb
@@ -72,15 +70,12 @@ class Spent(NamedTuple):
 
 
 def _cpu_s() -> tuple[float, float]:
-    """CPU time of this process, and of its children: the log writers, each waited for
-    until its process has ended (a trial returns once its writer has closed the files),
-    and the writer server with the writers it forked."""
+    """CPU time of this process, and of its children (the log writers, each waited for
+    until its process has ended: a trial returns once its writer has closed the files)."""
     wait_for_ended_writers()
     own, children = (resource.getrusage(who) for who in
                      (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN))
-    server = writerserver.current()
-    served = server.usage_s() if server is not None else 0.0
-    return own.ru_utime + own.ru_stime, children.ru_utime + children.ru_stime + served
+    return own.ru_utime + own.ru_stime, children.ru_utime + children.ru_stime
 
 
 def _best_s(
@@ -232,14 +227,6 @@ def main(argv: list[str] | None = None) -> int:
             for rate in (RATE_HZ, 500.0):
                 print(_closed_loop_line(patient, loop_duration, rate, out, compiled,
                                         args.repeats, label))
-        # A writer server forks after the kernels are loaded: its writers have them.
-        start = time.perf_counter()
-        with writerserver.writer_server():
-            started_ms = (time.perf_counter() - start) * 1e3
-            print(_closed_loop_line(
-                patient, loop_duration, RATE_HZ, out, True, args.repeats,
-                "compiled, log writers forked by a writer server (started once per "
-                f"process: {started_ms:.1f} ms; fes sim forks its writer from the trial)"))
 
         profiler = cProfile.Profile()
         profiler.enable()

@@ -41,7 +41,6 @@ from controller.trial.session import (
 )
 from controller.trial.streams import BackEndTruth, TrialFiles, TruthRows
 from controller.trial.writer import LogSink
-from controller.trial.writerserver import expect_writer
 from sim.limb import TRUTH_COLUMNS, SimulatedLimb
 from sim.patient import load_patient
 
@@ -70,7 +69,6 @@ def run_simulated_trial(
     ``compiled`` is False, which runs ``controller.loop.run_loop`` instead: the same
     trial, byte for byte, some 50 times slower (tests and benchmarks compare the two).
     """
-    expect_writer()
     folder = TrialFolder.claim(out_dir, overwrite)
     profile = load_patient(config.sim.patient)
     loop = config.loop
