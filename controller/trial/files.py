@@ -32,7 +32,6 @@ import numpy as np
 
 from controller.events import EVENT_NAMES, PHASE_NAMES, Event
 from controller.outputs import write_all
-from controller.sharedmem import PassedFd
 from controller.trial.csvtext import FLOAT6, INTEGER, NAME, CsvRenderer, hard_cells
 
 #: Written as integers, as is the ``<channel>_stim_on`` flag of every further channel.
@@ -45,19 +44,6 @@ EVENT_HOLD_S = 0.5
 #: through a copy and a text buffer that are reused and stay in the CPU's cache, instead
 #: of fresh arrays of the whole block, each page of which the kernel maps on first touch.
 CHUNK_ROWS = 2048
-
-
-class PassesItsFile:
-    """A sink that writes to an open file ``fd`` and can be handed to a log writer
-    server (``controller.trial.writerserver``): it is pickled with its file as a
-    descriptor to pass on."""
-
-    #: Every attribute pickles, and the file goes as a descriptor.
-    passable = True
-    fd: int
-
-    def __getstate__(self) -> dict[str, object]:
-        return dict(self.__dict__, fd=PassedFd(self.fd))
 
 
 def column_kind(name: str) -> int:
@@ -79,7 +65,7 @@ def phase_names() -> list[str]:
     return [PHASE_NAMES[p] for p in sorted(PHASE_NAMES)]
 
 
-class CsvStream(PassesItsFile):
+class CsvStream:
     """Appends the rows of ``columns`` (out of every block the writer hands it) to the
     open file ``fd``, whose header is written."""
 
@@ -95,15 +81,6 @@ class CsvStream(PassesItsFile):
         # process then starts with it ready.
         self._renderer.rows(np.zeros((len(self.columns), 1)))
         hard_cells(np.zeros((len(self.columns), 1)), self._renderer.kinds)
-
-    def __getstate__(self) -> dict[str, object]:
-        state = super().__getstate__()
-        del state["_block"]  # scratch space: made anew where it is unpickled
-        return state
-
-    def __setstate__(self, state: dict[str, object]) -> None:
-        self.__dict__.update(state)
-        self._block = np.empty(len(self.columns) * CHUNK_ROWS)
 
     def write(self, first: int, rows: Mapping[str, np.ndarray]) -> None:
         n = len(rows[self.columns[0]]) if self.columns else 0
@@ -143,7 +120,7 @@ class EventSource(Protocol):
         ...
 
 
-class EventStream(PassesItsFile):
+class EventStream:
     """Appends true and detected events to ``events.csv`` (open as ``fd``) in sorted
     order as the trial's rows are published; see the module docstring.
 

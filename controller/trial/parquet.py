@@ -215,9 +215,6 @@ def merge_parts(parts: Path, path: Path, schema: Any) -> None:
 class ParquetEventStream(EventStream):
     """``EventStream``'s sorted events as parts of ``events.parquet``."""
 
-    #: It has no file of its own (its parts are written by ``ParquetParts``).
-    passable = False
-
     def __init__(
         self,
         parts: ParquetParts,

@@ -124,9 +124,10 @@ class TrialRecorder:
         self.count = count
         self.counts[ROWS_PUBLISHED] = count
 
-    def memory(self) -> tuple[np.ndarray, ...]:
-        """The per-sample arrays: the table, the events (``controller.sharedmem.prefault``)."""
-        return self.table, self.events
+    def prefault(self) -> None:
+        """Touch every page of the table now (see ``DeadlineMonitor.prefault``)."""
+        self.table.fill(0.0)
+        self.events.fill(0.0)
 
     def published(self) -> int:
         """Rows recorded so far, as the log writer process sees it."""

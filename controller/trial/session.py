@@ -33,7 +33,6 @@ from controller.events import EVENT_NAMES
 from controller.interrupts import interrupts_deferred, raise_if_interrupted
 from controller.loop import LoopOutcome, run_loop
 from controller.outputs import OutputError
-from controller.sharedmem import map_ahead, prefault
 from controller.trial.parts import TrialParts
 from controller.trial.recorder import SAMPLE_ROWS, STIM_COLUMNS
 from controller.trial.streams import TIMING_COLUMNS, TrialFiles
@@ -135,22 +134,16 @@ def run_trial(
         with interrupts_deferred():
             files = open_files()
         raise_if_interrupted()  # one swallowed before: the files are completed, nothing runs
-        memory = [array for tail in files.tails for array in tail.memory()]
         if not virtual:
             # A paced loop must not wait for the kernel to map a page on first touch:
             # every page of the per-sample arrays is touched now (ms for a minute).
-            prefault(memory)
+            for tail in files.tails:
+                tail.prefault()
         writer_type = LogWriter if stream else InlineWriter
         writer = writer_type(files.tails, [*files.sinks, *sinks],
                              poll_s=VIRTUAL_POLL_S if virtual else PACED_POLL_S)
         with contextlib.ExitStack() as stack:
             writer.start()  # forked first: the writer must not inherit the loop's settings
-            if virtual and writer.served:
-                # A simulation's loop goes on while its pages are mapped. Not beside a
-                # writer forked from this process: every page either process then writes
-                # first is copied, and with a second thread each copy also interrupts
-                # the other CPU to flush its stale mapping (measured: 5 ms more a minute).
-                stack.callback(map_ahead(memory).join)
             stack.callback(writer.request_stop)
             if realtime:
                 os_settings = parts.config.loop

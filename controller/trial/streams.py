@@ -60,9 +60,9 @@ class TruthRows:
     def published(self) -> int:
         return self._rows.published()
 
-    def memory(self) -> tuple[np.ndarray, ...]:
-        """The per-sample array (``controller.sharedmem.prefault``)."""
-        return (self.storage,)
+    def prefault(self) -> None:
+        """Touch every page of the storage now (see ``DeadlineMonitor.prefault``)."""
+        self.storage.fill(0.0)
 
     def rows(self, start: int, stop: int) -> dict[str, np.ndarray]:
         block = self.storage[start:stop]

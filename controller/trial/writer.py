@@ -3,14 +3,11 @@
 The loop writes every sample into preallocated arrays in shared memory
 (``TrialRecorder``, ``DeadlineMonitor``, see ``controller.sharedmem``) and then
 publishes how many rows are complete; it never writes a file, prints or waits for
-anyone. A ``LogWriter`` process, started before the loop, polls the published counts
-every ``poll_s``, hands each sink the rows that appeared since, in order, and makes a
-final pass when stopped. The writer is a bare ``os.fork`` (no new interpreter, no
-imports, no ``multiprocessing`` bootstrap: it starts with the sinks and their compiled
-renderers ready), told to stop by a byte on a pipe: forked by this process's writer
-server when one runs (``controller.trial.writerserver``: a benchmark, a script) and
-every sink is ``passable`` (the trial's CSV streams), which takes the fork and its
-copies on write off the trial's path; else forked from the trial's process. So:
+anyone. A ``LogWriter`` process, forked before the loop starts, polls the published
+counts every ``poll_s``, hands each sink the rows that appeared since, in order, and
+makes a final pass when stopped. The writer is a bare ``os.fork`` of the trial's process
+(no new interpreter, no imports, no ``multiprocessing`` bootstrap: it starts with the
+sinks and their compiled renderers ready), told to stop by a byte on a pipe. So:
 
 * a slow sink delays only the writer, never the loop: they share no lock, no queue and
   no interpreter (a writer *thread* would share the GIL, and every time it wakes the
@@ -53,16 +50,19 @@ import contextlib
 import functools
 import os
 import select
+import signal
+import sys
 import time
+import traceback
 from collections.abc import Callable, Mapping, Sequence
 from types import TracebackType
 from typing import Protocol
 
 import numpy as np
 
+from controller.interrupts import INTERRUPT_SIGNALS
 from controller.outputs import OutputError, reason
-from controller.sharedmem import PassedFd, shared_zeros
-from controller.trial import writerserver
+from controller.sharedmem import shared_zeros
 
 _WRITTEN = 0
 _MAX_BACKLOG = 1
@@ -73,8 +73,6 @@ _FAILURE_BYTES = 1024
 _DONE = b"\1"
 #: Writers that have closed their files and may still be ending, to be reaped.
 _ENDING: list[int] = []
-#: The pid of a writer forked by a ``WriterServer`` (not this process's child).
-_SERVED = -1
 
 
 def _reap_ended(wait: bool = False) -> None:
@@ -108,8 +106,8 @@ class Tail(Protocol):
 
     def rows(self, start: int, stop: int) -> dict[str, np.ndarray]: ...
 
-    def memory(self) -> Sequence[np.ndarray]:
-        """The arrays the rows are kept in (to map their pages ahead of the loop)."""
+    def prefault(self) -> None:
+        """Touch every page of the rows' memory before a paced loop writes into it."""
         ...
 
 
@@ -145,11 +143,6 @@ class LogWriter:
     forked = True
 
     @property
-    def served(self) -> bool:
-        """Whether the writer was forked by a writer server (not from this process)."""
-        return self._pid == _SERVED
-
-    @property
     def written(self) -> int:
         """Rows every sink has received."""
         return int(self._progress[_WRITTEN])
@@ -169,48 +162,41 @@ class LogWriter:
         return OutputError(path, why)
 
     def start(self) -> None:
-        """Start the writer (before the loop, and before any real-time settings): forked
-        by this process's ``WriterServer`` if one runs and every sink can be handed to
-        it (``passable``), else forked from this process."""
+        """Fork the writer (before the loop, and before any real-time settings)."""
         _reap_ended()
         stop_read, stop_write = os.pipe()
         done_read, done_write = os.pipe()
         trial = os.pidfd_open(os.getpid())  # readable once this process has ended
-        server = writerserver.current()
+        sys.stderr.flush()  # nothing buffered here is written twice
+        # Ctrl-C and SIGTERM wait until the writer ignores them (and the trial's process
+        # has its id): one that came in between would end the writer before its files.
+        held = signal.pthread_sigmask(signal.SIG_BLOCK, INTERRUPT_SIGNALS)
         try:
-            with writerserver.interrupts_held():  # until this process knows its writer
-                if server is not None and all(getattr(s, "passable", False)
-                                              for s in self._sinks):
-                    server.spawn(functools.partial(
-                        LogWriter._serve, self, PassedFd(stop_read), PassedFd(done_write),
-                        PassedFd(trial)))
-                    pid = _SERVED
-                else:
-                    def child() -> None:
-                        os.close(stop_write)
-                        os.close(done_read)
-                        self._serve(stop_read, done_write, trial)
-
-                    pid = writerserver.fork_quiet(child)
-                self._pid, self._stop_fd, self._done_fd = pid, stop_write, done_read
-                stop_write = done_read = -1
+            pid = os.fork()
+            if pid == 0:  # the writer: it ends here, without this process's exit handlers
+                code = 1
+                try:
+                    for signum in INTERRUPT_SIGNALS:
+                        signal.signal(signum, signal.SIG_IGN)
+                    signal.pthread_sigmask(signal.SIG_SETMASK, held)
+                    os.close(stop_write)
+                    os.close(done_read)
+                    self._run(stop_read, trial)
+                    code = 0
+                    with contextlib.suppress(BrokenPipeError):  # the trial has died
+                        os.write(done_write, _DONE)
+                except BaseException:
+                    traceback.print_exc()
+                finally:
+                    sys.stderr.flush()
+                    os._exit(code)
+            self._pid, self._stop_fd, self._done_fd = pid, stop_write, done_read
+            done_read = -1
         finally:
-            for fd in (stop_read, stop_write, done_read, done_write, trial):
+            for fd in (stop_read, done_write, done_read, trial):
                 if fd >= 0:
                     os.close(fd)
-
-    def __getstate__(self) -> dict[str, object]:
-        """What a writer server's writer needs: the tails, sinks and shared progress."""
-        state = dict(self.__dict__)
-        state.update(_pid=0, _stop_fd=-1, _done_fd=-1)
-        return state
-
-    def _serve(self, stop_fd: int, done_fd: int, trial: int) -> None:
-        """The writer process: the rows until told to stop (or the trial's process has
-        ended), the sinks closed, then ``_DONE`` on ``done_fd``."""
-        self._run(stop_fd, trial)
-        with contextlib.suppress(BrokenPipeError):  # the trial has died
-            os.write(done_fd, _DONE)
+            signal.pthread_sigmask(signal.SIG_SETMASK, held)
 
     def request_stop(self) -> None:
         """Tell the writer to make its final pass and end (``stop`` waits for it)."""
@@ -235,11 +221,8 @@ class LogWriter:
             pid, self._pid = self._pid, 0
             if said == _DONE:
                 self._exit_code = 0
-                if pid != _SERVED:
-                    _ENDING.append(pid)
-                    _reap_ended()
-            elif pid == _SERVED:  # not this process's child: its exit code is the server's
-                self._exit_code = 1
+                _ENDING.append(pid)
+                _reap_ended()
             else:
                 _, status = os.waitpid(pid, 0)
                 self._exit_code = os.waitstatus_to_exitcode(status) or 1
