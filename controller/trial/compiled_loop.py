@@ -365,6 +365,7 @@ class LoopCompile:
         if publish_every is None:
             publish_every = max(1, round(1.0 / limb.sample_period_s))
         started_s = time.perf_counter()
+        self.limb, self.watchdog, self.recorder = limb, watchdog, recorder
         self.loop = _loop_of(limb, detector, scheduler, watchdog, recorder, publish_every)
         self._announced = contextlib.ExitStack()
         self._ahead = LoopCompilation(self.loop.run_block, self.loop.args, *self.loop.jobs)
@@ -404,30 +405,19 @@ class LoopCompile:
 
 
 def run_compiled_loop(
-    limb: SimulatedLimb,
-    detector: GaitDetector,
-    scheduler: StimScheduler,
-    watchdog: Watchdog,
-    recorder: TrialRecorder,
-    max_samples: int,
-    deadlines: DeadlineMonitor,
-    notes: TextIO | None = None,
-    publish_every: int | None = None,
-    compiling: LoopCompile | None = None,
+    compiling: LoopCompile, max_samples: int, deadlines: DeadlineMonitor
 ) -> LoopOutcome:
-    """``run_loop`` over ``limb`` on a virtual clock, compiled; same arguments and outcome.
+    """``run_loop`` over the limb of ``compiling`` (the loop's compilation, started for
+    the trial's stages: ``LoopCompile``) on a virtual clock, compiled; same outcome.
 
     Stops after ``max_samples`` samples, at the end of the limb's trial, or on Ctrl-C;
     the watchdog turns every output off however it ends. If compiling the loop (first
-    run after an install or a change of the kernels) takes long, ``notes`` is told. Rows
-    are published for the log writer at least every ``publish_every`` samples (default:
-    one second of samples), so a kill loses at most that much. ``compiling``: the
-    loop's compilation, started earlier for these same stages (``LoopCompile``; its
-    ``notes`` and ``publish_every`` apply); by default it starts here.
+    run after an install or a change of the kernels) takes long, the compilation's
+    ``notes`` is told. Rows are published for the log writer at least every
+    ``publish_every`` samples of the compilation (default: one second of samples), so a
+    kill loses at most that much.
     """
-    if compiling is None:
-        compiling = LoopCompile(limb, detector, scheduler, watchdog, recorder, notes,
-                                publish_every).start()
+    limb, watchdog, recorder = compiling.limb, compiling.watchdog, compiling.recorder
     warm_up_s = compiling.finish()
     loop = compiling.loop
     block, delivered, events = loop.block, loop.delivered, loop.events

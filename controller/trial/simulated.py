@@ -107,8 +107,8 @@ def run_simulated_trial(
     def compiled_loop(parts: TrialParts, n_samples: int) -> LoopOutcome:
         if interrupted:  # while it compiled: now that the files are open (and completed)
             raise KeyboardInterrupt
-        return run_compiled_loop(limb, detector, scheduler, watchdog, parts.recorder,
-                                 n_samples, parts.deadlines, notes, compiling=compiling)
+        assert compiling is not None  # made below for this runner
+        return run_compiled_loop(compiling, n_samples, parts.deadlines)
 
     runner = compiled_loop if compiled and not realtime else run_parts
     truth = BackEndTruth(TruthRows(truth_rows, TRUTH_COLUMNS, parts.recorder), limb.true_events())
