@@ -821,9 +821,14 @@ class Board:
         with self._lock:
             stuck = self._listen_s - self._progress_listen_s
             oldest = next(iter(self._pending.values()), None)
-        if silent > self._link_timeout_s:
-            self._set_fault("link", f"link lost: no frame from the board for {silent * 1e3:.0f} ms",
-                            self._last_frame_monotonic_s)
+        # A board whose samples stopped and whose last frame of any kind is more than half
+        # the timeout old has gone silent (a STATUS or ACK sent just after its last
+        # sample), not "still sending other frames": name the silence, the first cause.
+        went_silent = stuck > self._link_timeout_s and silent > self._link_timeout_s / 2
+        if silent > self._link_timeout_s or went_silent:
+            samples = f", no new sample for {stuck * 1e3:.0f} ms" if went_silent else ""
+            self._set_fault("link", f"link lost: no frame from the board for {silent * 1e3:.0f} ms"
+                                    f"{samples}", self._last_frame_monotonic_s)
         elif unacked > self._link_timeout_s and oldest is not None:
             self._set_fault(
                 "link",

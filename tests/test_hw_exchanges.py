@@ -106,6 +106,31 @@ def test_a_fault_the_board_reports_ends_the_stream_and_stop_all_still_goes_out()
     link.assert_done()
 
 
+def test_a_board_silent_just_after_its_last_sample_is_reported_as_silent():
+    """A STATUS 40 ms after the last SAMPLE, then nothing. The samples' timeout (no new
+    sample for 100 ms of listening) runs out before the frames' (no frame for 100 ms), and
+    the report said the board "still sends other frames" of a board silent for 60 ms
+    (``fes run`` under load, tests/test_hw_link_faults.py). It must name the silence."""
+    link = ScriptedLink([
+        *exchanges(NEWEST[:7]),  # HELLO ... SAMPLE 0, STIM_SHAPED seq 3 -> ACK OK
+        (p.StopAll().encode(4), b""),
+        (p.StopStream().encode(5), b""),
+    ])
+    board = Board(link, REQUIRE, heartbeat_s=5.0, hello_wait_s=5.0, link_timeout_s=0.1)
+    board.connect()
+    assert board.read() is not None
+    board.apply(0.0, [SHAPED_35])
+    time.sleep(0.04)
+    link.device_sends(p.Status(40_000, 1, 0, 3, 3, 0, 0, 0, 0).encode(5))
+    assert board.read() is None
+    assert board.fault is not None and board.fault.kind == "link"
+    assert board.fault.message.startswith("link lost: no frame from the board for ")
+    assert "other frames" not in board.fault.message
+    board.close()
+    assert not board.stop_confirmed
+    link.assert_done()
+
+
 def test_stop_all_goes_out_at_once_and_is_acknowledged():
     """``stop_all`` sends STOP_ALL with the next sequence number while the stream runs;
     closing sends STOP_ALL and STOP_STREAM again, each acknowledged."""
