@@ -78,6 +78,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Mapping, Sequence
+from types import FunctionType
 from typing import Any, TypeVar
 
 import numba
@@ -349,14 +350,32 @@ def specialised(factory: Callable[..., F]) -> Callable[..., F]:
     return functools.update_wrapper(make, factory)
 
 
+@functools.cache
 def in_python(compiled: F) -> F:
-    """The plain Python function of a kernel, for a set-up call from Python of a leaf
-    kernel (one that calls no other kernel): called compiled, it would compile a second
-    version with a Python wrapper (a tenth of a second on a first run, beside the
-    version the loop's kernels use) to save microseconds once per trial. The arithmetic
-    is the same IEEE double arithmetic either way (numba compiles without fast-math)."""
-    python: F = getattr(compiled, "py_func", compiled)  # NUMBA_DISABLE_JIT: already it
-    return python
+    """The plain Python function of a kernel, for a set-up call from Python: called
+    compiled, a kernel compiles a second version with a Python wrapper (a tenth of a
+    second or more on a first run, beside the version the loop's kernels use) to save
+    microseconds once per trial or per config check. The kernels it calls by their
+    global names run as their plain Python functions too (the config check's
+    ``pulse_math.first_pulse_breach`` calls five), so nothing of it is compiled. The
+    arithmetic is the same IEEE double arithmetic either way (numba compiles without
+    fast-math; ``tests/test_pulse_math_python.py`` compares the two bit for bit over
+    every valid config)."""
+    python: Any = getattr(compiled, "py_func", compiled)  # NUMBA_DISABLE_JIT: already it
+    scope = python.__globals__
+    callees = {
+        name: in_python(scope[name])
+        for name in python.__code__.co_names
+        if isinstance(scope.get(name), KernelDispatcher)
+    }
+    if callees:
+        python = functools.update_wrapper(
+            FunctionType(python.__code__, {**scope, **callees}, python.__name__,
+                         python.__defaults__, python.__closure__),
+            python,
+        )
+    found: F = python
+    return found
 
 
 def kernels(prefix: str = "") -> dict[str, Any]:

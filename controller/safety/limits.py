@@ -37,6 +37,7 @@ from typing import Any
 import numpy as np
 from pydantic import Field, model_validator
 
+from controller.kernels import in_python
 from controller.ports import COMMAND_FIELDS, StimCommand
 from controller.safety import pulse_math
 from controller.safety.rules import LIMIT_FIELDS, PULSE_LIMITS, RULE_NAMES
@@ -191,7 +192,7 @@ class Pulse:
         ratio = anodic_width_ratio
         if not isinstance(ratio, (int, float)):
             ratio = math.nan
-        recovery_ma, recovery_us = pulse_math.recovery_phase(
+        recovery_ma, recovery_us = in_python(pulse_math.recovery_phase)(
             float(amplitude_ma), float(pulse_width_us), float(ratio)
         )
         return Pulse(amplitude_ma, pulse_width_us, frequency_hz, recovery_ma, recovery_us)
@@ -206,21 +207,21 @@ class Pulse:
     def charge_per_phase_uc(self) -> float:
         """The larger charge of the two phases."""
         a1, w1, _, a2, w2 = self.numbers
-        return float(pulse_math.charge_per_phase_uc(a1, w1, a2, w2))
+        return float(in_python(pulse_math.charge_per_phase_uc)(a1, w1, a2, w2))
 
     @property
     def net_dc_ua(self) -> float:
         """Magnitude of the train's d.c. component: charge imbalance per pulse x rate."""
-        return float(pulse_math.net_dc_ua(*self.numbers))
+        return float(in_python(pulse_math.net_dc_ua)(*self.numbers))
 
     @property
     def rms_current_ma(self) -> float:
         """R.m.s. current of the train (both phases), as IEC 60601-2-10 densities use."""
-        return float(pulse_math.rms_current_ma(*self.numbers))
+        return float(in_python(pulse_math.rms_current_ma)(*self.numbers))
 
     def shannon_k(self, area_cm2: float) -> float:
         """Shannon's k of the larger phase: log10(Q / A) + log10(Q), Q in uC, A in cm2."""
-        return float(pulse_math.shannon_k(self.charge_per_phase_uc, float(area_cm2)))
+        return float(in_python(pulse_math.shannon_k)(self.charge_per_phase_uc, float(area_cm2)))
 
 
 def pulse_of(command: StimCommand) -> Pulse:
@@ -268,7 +269,8 @@ class Breach:
 def pulse_breaches(limits: SafetyLimits, pulse: Pulse) -> list[Breach]:
     """Every per-pulse limit ``pulse`` exceeds, in the order of ``SafetyLimits``.
 
-    The same kernel as the watchdog's (``pulse_math.first_pulse_breach``), asked again
+    The same kernel as the watchdog's (``pulse_math.first_pulse_breach``, run as Python:
+    ``kernels.in_python``, bit for bit the compiled arithmetic), asked again
     after each breach, so the config-time messages and the watchdog cannot disagree.
     The values must be finite and non-negative (the watchdog checks that first).
     """
@@ -276,7 +278,7 @@ def pulse_breaches(limits: SafetyLimits, pulse: Pulse) -> list[Breach]:
     breaches: list[Breach] = []
     which = -1
     while True:
-        which, value = pulse_math.first_pulse_breach(numbers, *pulse.numbers, which + 1)
+        which, value = in_python(pulse_math.first_pulse_breach)(numbers, *pulse.numbers, which + 1)
         if which < 0:
             return breaches
         rule, quantity, unit = PULSE_LIMITS[which]
