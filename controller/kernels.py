@@ -359,8 +359,8 @@ def in_python(compiled: F) -> F:
     global names run as their plain Python functions too (the config check's
     ``pulse_math.first_pulse_breach`` calls five), so nothing of it is compiled. The
     arithmetic is the same IEEE double arithmetic either way (numba compiles without
-    fast-math; ``tests/test_pulse_math_python.py`` compares the two bit for bit over
-    every valid config)."""
+    fast-math; ``tests/test_in_python.py`` compares the two bit for bit over every
+    valid config and the simulated ankle's set-up)."""
     python: Any = getattr(compiled, "py_func", compiled)  # NUMBA_DISABLE_JIT: already it
     scope = python.__globals__
     callees = {

@@ -82,7 +82,7 @@ import math
 
 import numpy as np
 
-from controller.kernels import allocating_kernel, kernel, pack
+from controller.kernels import allocating_kernel, in_python, kernel, pack
 from sim.gait import HEEL_STRIKE, NEXT_HEEL_STRIKE, STANCE_S, TOE_OFF, stance_clock
 from sim.patient import PatientProfile
 
@@ -267,9 +267,11 @@ def reflex_delay_length(profile: PatientProfile, step_s: float) -> int:
 
 
 def new_ankle_state(params: np.ndarray, stance_phase: float, stride: int) -> np.ndarray:
-    """An ankle standing (foot flat) at ``stance_phase`` of stance in stride row ``stride``."""
+    """An ankle standing (foot flat) at ``stance_phase`` of stance in stride row ``stride``
+    (its angle from ``flat_angle`` run as Python: compiled from here, a first run
+    compiled it with a Python wrapper before its loop's compilation could start)."""
     state = np.zeros(N_STATE)
-    state[S_ANGLE] = flat_angle(stance_phase, params)
+    state[S_ANGLE] = in_python(flat_angle)(stance_phase, params)
     state[S_MODE] = STANCE
     state[S_STRIDE] = stride
     state[S_FLAT_TIME_S] = -math.inf

@@ -53,7 +53,7 @@ from controller.ports import (
 )
 from controller.pulses import pulse_times_call
 from controller.safety import Watchdog
-from controller.safety.decide import watchdog_observe, watchdog_submit
+from controller.safety.decide import outputs_off, watchdog_observe, watchdog_submit
 from controller.safety.estop import estop_signals
 from controller.stim.schedule import schedule_step, schedule_step_for
 from controller.stim.scheduler import StimScheduler
@@ -323,7 +323,8 @@ def _stage_jobs(
     them with (``compile_ahead``), split in two of about equal compile time: the limb
     and the scheduler for a helper process, the detector and the watchdog here; and
     what the trial compiles after its loop, here while the helper compiles the loop
-    (the pulse times of its scoring, ``controller.pulses.train_pulse_times``). The
+    (the pulse times of its scoring, ``controller.pulses.train_pulse_times``, and the
+    watchdog's ``outputs_off`` as its ``stop_all`` calls it at the end). The
     detector and scheduler are compiled through their ``specialised`` kernels, whose
     calls ``run_block`` inlines (same kernels, same argument types)."""
     t_s, gyro, heel = 0.0, 0.0, 0.0
@@ -342,7 +343,7 @@ def _stage_jobs(
     ]
     column = np.zeros(1)
     pulse_times, pulse_args = pulse_times_call(column, column, column, t_s)
-    later = [python_job(pulse_times, *pulse_args)]
+    later = [python_job(pulse_times, *pulse_args), python_job(outputs_off, watchdog.state, t_s)]
     return helper, own, later
 
 

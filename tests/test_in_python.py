@@ -1,9 +1,11 @@
-"""The pulse arithmetic run as plain Python (``kernels.in_python``: the config check and
-the ``Pulse`` properties) gives the compiled kernels' results bit for bit, so a config
-is checked exactly as the watchdog's compiled loop will check its commands.
+"""Kernels run as plain Python for a set-up call (``kernels.in_python``) give the compiled
+kernels' results bit for bit: the pulse arithmetic of the config check and the ``Pulse``
+properties (a config is checked exactly as the watchdog's compiled loop will check its
+commands), and the simulated ankle's starting angle (``sim.ankle.new_ankle_state``).
 
-The config check runs it as Python so that a first ``fes sim`` does not compile these
-kernels with Python wrappers before its loop's compilation starts in two processes."""
+They run as Python so that a first ``fes sim`` compiles nothing with a Python wrapper
+before its loop's compilation starts in two processes
+(``controller.trial.compile_ahead``)."""
 
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ import sys
 import textwrap
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -21,6 +24,8 @@ from controller.kernels import in_python
 from controller.safety import SafetyLimits, pulse_math
 from controller.safety.rules import LIMIT_FIELDS, PULSE_RULES
 from controller.stim.settings import ChannelConfig
+from sim import ankle
+from sim.patient import load_patient
 
 
 def _bits(value: float) -> bytes:
@@ -103,3 +108,14 @@ def test_checking_a_config_compiles_no_kernel():
                            check=True, timeout=120).stdout.splitlines()
     assert int(lines[0]) >= 2
     assert lines[1] == "[]"
+
+
+@pytest.fixture(scope="module", params=["healthy", "moderate", "severe"])
+def ankle_params(request: pytest.FixtureRequest) -> np.ndarray:
+    return ankle.make_params(load_patient(request.param), 0.001)
+
+
+@settings(max_examples=300, deadline=None)
+@given(phase=st.floats(min_value=-0.5, max_value=1.5, allow_nan=False))
+def test_the_ankle_starts_at_the_compiled_flat_foot_angle(ankle_params, phase):
+    _same(ankle.flat_angle(phase, ankle_params), in_python(ankle.flat_angle)(phase, ankle_params))
