@@ -4,10 +4,11 @@ The loop writes every sample into preallocated arrays in shared memory
 (``TrialRecorder``, ``DeadlineMonitor``, see ``controller.sharedmem``) and then
 publishes how many rows are complete; it never writes a file, prints or waits for
 anyone. A ``LogWriter`` process, forked before the loop starts, polls the published
-counts every ``poll_s``, hands each sink the rows that appeared since, in order, and
-makes a final pass when stopped. The writer is a bare ``os.fork`` of the trial's process
-(no new interpreter, no imports, no ``multiprocessing`` bootstrap: it starts with the
-sinks and their compiled renderers ready), told to stop by a byte on a pipe. So:
+counts (every ``poll_s`` when it has caught up), hands each sink the rows that appeared
+since, in order, and makes a final pass when stopped. The writer is a bare ``os.fork``
+of the trial's process (no new interpreter, no imports, no ``multiprocessing``
+bootstrap: it starts with the sinks and their compiled renderers ready), told to stop by
+a byte on a pipe. So:
 
 * a slow sink delays only the writer, never the loop: they share no lock, no queue and
   no interpreter (a writer *thread* would share the GIL, and every time it wakes the
@@ -18,10 +19,9 @@ sinks and their compiled renderers ready), told to stop by a byte on a pipe. So:
   (``max_backlog`` says how far behind the sinks ran, in samples).
 
 Publication order: the loop raises a count only after the row it counts is complete. The
-writer reads, at each poll, only the rows that were already published at the previous
-poll (``poll_s`` earlier at the least: a writer whose pass took that long polls again at
-once), so that a CPU which makes stores visible out of order (not x86-64, but ARM may)
-has long made the row visible too; the final pass after the
+writer reads the count before every pass but hands the sinks only rows whose count it
+read ``poll_s`` earlier at the least, so that a CPU which makes stores visible out of
+order (not x86-64, but ARM may) has long made the row visible too; the final pass after the
 stop signal (a byte through a pipe: the kernel's pipe lock orders memory on every CPU)
 reads everything. Sending it never waits for the writer (a ``multiprocessing.Event``
 would: its ``set`` waits until the sleeping writer process has woken, a millisecond or
@@ -46,6 +46,7 @@ the files hold every row the loop had published.
 
 from __future__ import annotations
 
+import collections
 import contextlib
 import functools
 import os
@@ -71,6 +72,10 @@ _FAILURE_LENGTH = 2
 _FAILURE_BYTES = 1024
 #: What a writer says once its sinks are closed.
 _DONE = b"\1"
+#: The most rows the writer hands its sinks at a pass while the loop runs: between two
+#: passes it reads the published count again (a pass of a whole behind simulation would
+#: leave everything published meanwhile to the final pass, which the trial waits for).
+PASS_ROWS = 8192
 #: Writers that have closed their files and may still be ending, to be reaped.
 _ENDING: list[int] = []
 
@@ -248,30 +253,49 @@ class LogWriter:
         return min(tail.published() for tail in self._tails)
 
     def _run(self, stop_fd: int, trial: int) -> None:
-        """The writer process: poll until a byte (or the end of the stream) arrives on
-        ``stop_fd`` or the trial's process (its pidfd ``trial``) has ended, then the
-        final pass. It ignores Ctrl-C and SIGTERM: they are the trial's to handle, which
-        stops it in time."""
+        """The writer process: pass rows on until a byte (or the end of the stream)
+        arrives on ``stop_fd`` or the trial's process (its pidfd ``trial``) has ended,
+        then the final pass. It ignores Ctrl-C and SIGTERM: they are the trial's to
+        handle, which stops it in time.
+
+        The writer reads the published count before every pass and hands the sinks the
+        rows of the newest count it read ``poll_s`` ago or earlier, ``PASS_ROWS`` at a
+        time, without waiting while such rows are left: it stays ``poll_s`` behind the
+        loop (not a whole pass behind, nor idle while it waits for its first poll), so
+        the final pass after the loop's end is short."""
         sinks = list(self._sinks)
-        seen, seen_at = 0, time.monotonic()
+        # Counts read and when each was first read, oldest first; ``ripe`` is the newest
+        # count read ``poll_s`` ago or earlier.
+        counts: collections.deque[tuple[int, float]] = collections.deque()
+        ripe, timeout = 0, 0.0
         # The trial's death also ends the wait when a process it forked later (which
-        # inherited the pipe's other end) still runs: hence its pidfd. The rows counted
-        # at one pass are written at the next, ``poll_s`` later at the least: a writer
-        # whose pass took that long already goes on without waiting.
-        while not select.select([stop_fd, trial], [], [],
-                                max(0.0, seen_at + self._poll_s - time.monotonic()))[0]:
-            ready, ready_at = self._ready(), time.monotonic()
-            self._write_up_to(seen, sinks)
-            seen, seen_at = ready, ready_at
+        # inherited the pipe's other end) still runs: hence its pidfd.
+        while not select.select([stop_fd, trial], [], [], timeout)[0]:
+            now = time.monotonic()
+            ready = self._ready()
+            if not counts or ready > counts[-1][0]:
+                counts.append((ready, now))
+            while counts and counts[0][1] <= now - self._poll_s:
+                ripe = counts.popleft()[0]
+            self._note_backlog(ripe)
+            self._write_up_to(min(ripe, self.written + PASS_ROWS), sinks)
+            if ripe > self.written:
+                timeout = 0.0
+            else:  # until the oldest count not yet written is ripe (or a poll later)
+                timeout = counts[0][1] + self._poll_s - now if counts else self._poll_s
         self._write_up_to(self._ready(), sinks)
         for sink in sinks:
             self._guarded(sinks, sink, sink.close)
+
+    def _note_backlog(self, ready: int) -> None:
+        """Count the rows up to ``ready`` that wait for the sinks in ``max_backlog``."""
+        self._progress[_MAX_BACKLOG] = max(self.max_backlog, ready - self.written)
 
     def _write_up_to(self, ready: int, sinks: list[LogSink]) -> None:
         written = self.written
         if ready <= written:
             return
-        self._progress[_MAX_BACKLOG] = max(self.max_backlog, ready - written)
+        self._note_backlog(ready)
         rows: dict[str, np.ndarray] = {}
         for tail in self._tails:
             rows |= tail.rows(written, ready)
