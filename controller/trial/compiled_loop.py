@@ -28,6 +28,7 @@ detector and the mode it runs, and says how long that took.
 from __future__ import annotations
 
 import contextlib
+import functools
 import time
 from collections.abc import Callable
 from typing import NamedTuple, TextIO
@@ -267,7 +268,7 @@ class _Loop(NamedTuple):
     k: int  # the first sample
     arrays: StepArrays  # the limb's arrays for it
     args: tuple[object, ...]  # ``run_block``'s arguments for them, with no samples
-    jobs: tuple[list[KernelJob], list[KernelJob], list[KernelJob]]  # helper, own, later
+    jobs: Callable[[], tuple[list[KernelJob], list[KernelJob], list[KernelJob]]]
     delivered: np.ndarray
     events: np.ndarray
 
@@ -307,8 +308,8 @@ def _loop_of(
     k, _, arrays = limb.next_block()
     args = (k, 0, period_s, arrays, detector_arrays, schedule, watchdog_arrays, record,
             publish_every)
-    jobs = _stage_jobs(kind, scheduler.mode, arrays, detector_arrays, schedule,
-                       watchdog_arrays)
+    jobs = functools.partial(_stage_jobs, kind, scheduler.mode, arrays, detector_arrays,
+                             schedule, watchdog_arrays)
     return _Loop(block, run_block, k, arrays, args, jobs, delivered, record.events)
 
 
@@ -353,11 +354,19 @@ def _stage_jobs(
     return helper, own, later
 
 
+#: The compiled loops (``run_block`` kernels) this process has run: a later trial's
+#: loop of the same detector and mode is ready, nothing to compile ahead or look up in
+#: numba's cache (typing the kernels' arguments and reading the cache index took 1.5-2
+#: ms of every trial of a sweep or a benchmark).
+_READY: set[Callable[..., int]] = set()
+
+
 class LoopCompile:
     """Compiling (or loading) a trial's compiled loop, from ``start`` (as soon as the
     trial's stages exist: a first run compiles on two CPUs meanwhile,
     ``compile_ahead.LoopCompilation``) to ``finish`` (the loop is ready to run). If it
-    takes long, ``notes`` is told, and then how long it took."""
+    takes long, ``notes`` is told, and then how long it took. A loop this process has
+    run already is ready at once (``_READY``)."""
 
     def __init__(
         self,
@@ -375,7 +384,10 @@ class LoopCompile:
         self.limb, self.watchdog, self.recorder = limb, watchdog, recorder
         self.loop = _loop_of(limb, detector, scheduler, watchdog, recorder, publish_every)
         self._announced = contextlib.ExitStack()
-        self._ahead = LoopCompilation(self.loop.run_block, self.loop.args, *self.loop.jobs)
+        self._ahead: LoopCompilation | None = None
+        if self.loop.run_block not in _READY:
+            self._ahead = LoopCompilation(self.loop.run_block, self.loop.args,
+                                          *self.loop.jobs())
         self._announced.enter_context(announced_if_slow(
             notes, COMPILE_NOTICE_AFTER_S, COMPILE_NOTICE, done="compiled"
         ))
@@ -386,7 +398,8 @@ class LoopCompile:
         """Start compiling; returns this."""
         started_s = time.perf_counter()
         try:
-            self._ahead.start()
+            if self._ahead is not None:
+                self._ahead.start()
         except BaseException:
             self.close()
             raise
@@ -399,15 +412,18 @@ class LoopCompile:
         files opened: ``notes`` is told the whole time)."""
         started_s = time.perf_counter()
         try:
-            self._ahead.finish()
+            if self._ahead is not None:
+                self._ahead.finish()
             self.loop.block(self.loop.k, 0, self.loop.arrays)  # compile or load: no samples
+            _READY.add(self.loop.run_block)
         finally:
             self.close()
         return self._spent_s + time.perf_counter() - started_s
 
     def close(self) -> None:
         """Stop any helper still compiling; say how long it took, if it was said."""
-        self._ahead.abandon()
+        if self._ahead is not None:
+            self._ahead.abandon()
         self._announced.close()
 
 
