@@ -271,8 +271,8 @@ class LogWriter:
         # The trial's death also ends the wait when a process it forked later (which
         # inherited the pipe's other end) still runs: hence its pidfd.
         while not select.select([stop_fd, trial], [], [], timeout)[0]:
-            now = time.monotonic()
             ready = self._ready()
+            now = time.monotonic()  # after the read: a count is never older than said
             if not counts or ready > counts[-1][0]:
                 counts.append((ready, now))
             while counts and counts[0][1] <= now - self._poll_s:
