@@ -110,7 +110,8 @@ def map_in_background(arrays: Sequence[np.ndarray]) -> Callable[[], None]:
     """
     madvise = ctypes.CDLL(None, use_errno=True).madvise
     madvise.argtypes = (ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int)
-    ranges = [(a.__array_interface__["data"][0], a.nbytes) for a in arrays if a.nbytes]
+    held = [a for a in arrays if a.nbytes]
+    ranges = [(a.__array_interface__["data"][0], a.nbytes) for a in held]
     page = mmap.PAGESIZE
     if any(address % page for address, _ in ranges):
         raise ValueError("map_in_background maps whole arrays of shared memory only")
@@ -118,6 +119,7 @@ def map_in_background(arrays: Sequence[np.ndarray]) -> Callable[[], None]:
     def populate() -> None:
         for address, length in ranges:
             madvise(address, length, _MADV_POPULATE_WRITE)
+        held.clear()  # kept until now: nothing unmaps a range while it is mapped in
 
     thread = threading.Thread(target=populate, name="map shared rows", daemon=True)
     thread.start()
