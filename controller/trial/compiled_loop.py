@@ -268,6 +268,8 @@ class _Loop(NamedTuple):
     k: int  # the first sample
     arrays: StepArrays  # the limb's arrays for it
     args: tuple[object, ...]  # ``run_block``'s arguments for them, with no samples
+    # The stages' kernels to compile ahead (helper, own, later: ``_stage_jobs``), typed
+    # only when a first run needs them.
     jobs: Callable[[], tuple[list[KernelJob], list[KernelJob], list[KernelJob]]]
     delivered: np.ndarray
     events: np.ndarray
