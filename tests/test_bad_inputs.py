@@ -263,6 +263,7 @@ def test_a_ctrl_c_while_a_first_run_compiles_leaves_the_trial_s_files_complete(
         raise KeyboardInterrupt
 
     monkeypatch.setattr(compiled_loop.LoopCompilation, "start", interrupted)
+    monkeypatch.setattr(compiled_loop, "_READY", set())  # no loop has run: a first run
     code, err = fes(capsys, "sim", "--duration-s", "600", "--out", str(tmp_path / "run"))
     assert code == 130, err
     summary = json.loads((tmp_path / "run" / "summary.json").read_text())
