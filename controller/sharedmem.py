@@ -82,7 +82,11 @@ def _shared(size: int, dtype: DTypeLike, reuse: bool) -> np.ndarray:
     try:
         if not reused:
             os.ftruncate(fd, length)
-        buffer = mmap.mmap(fd, length, flags=mmap.MAP_SHARED)
+        # A reused file's pages are in memory: mapping them all now costs a fraction of
+        # a first touch each (8.6 MB: 1.3 ms against 3.6 ms on the development machine;
+        # from a thread, ``map_in_background``, it made a later trial's set-up no faster).
+        flags = mmap.MAP_SHARED | (mmap.MAP_POPULATE if reused else 0)
+        buffer = mmap.mmap(fd, length, flags=flags)
     except BaseException:
         os.close(fd)
         raise

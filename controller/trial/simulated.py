@@ -78,8 +78,8 @@ def run_simulated_trial(
     # (the limb writes every column of a sample's row: it may reuse an ended trial's).
     truth_rows = shared_empty(n_samples * len(TRUTH_COLUMNS)).reshape(n_samples, -1)
     recorder = TrialRecorder(n_samples, config.stim.peroneal.channel, recorded_channels(config))
-    # Their pages are mapped on another CPU while the stages are built (a minute at 1
-    # kHz: 2,100 pages the loop no longer stops at, 4-5 ms of fresh memory).
+    # Fresh pages are mapped on another CPU while the stages are built (a minute at 1
+    # kHz: 2,100 pages the loop no longer stops at, 4-5 ms; reused ones are mapped).
     rows_mapped = map_in_background([truth_rows, recorder.table])
     profile = load_patient(config.sim.patient)
     # The limb has an output for every configured channel (only output 0 drives the ankle).
