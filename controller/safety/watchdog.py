@@ -198,7 +198,8 @@ class Watchdog:
         self._log = new_log(SHELL_LOG_ROWS)
         # Command rows of a submit of n commands, by n (views of one buffer pair).
         self._rows: dict[int, tuple[Floats, Floats]] = {}
-        # Wall clock (time.monotonic), for the monitor.
+        # Wall clock (time.monotonic), for the monitor; ``_monitored`` while it runs.
+        self._monitored = False
         self._armed = False
         self._beat_wall_s = 0.0
         self._good_sample_wall_s: float | None = None
@@ -251,6 +252,7 @@ class Watchdog:
         """Check ``commands`` requested at trial time ``t_s``; deliver and return what is
         allowed. Each call is also the loop's heartbeat."""
         with self._lock:
+            self._check_own_heartbeat(time.monotonic())
             delivered, stop = self._decide(t_s, commands)
         if stop:
             self._stimulator.stop_all()
@@ -337,10 +339,12 @@ class Watchdog:
         thread = threading.Thread(
             target=self._monitor, args=(stop,), name="fes-watchdog-monitor", daemon=True
         )
+        self._monitored = True
         thread.start()
         try:
             yield self
         finally:
+            self._monitored = False
             stop.set()
             thread.join()
 
@@ -378,6 +382,24 @@ class Watchdog:
             else:
                 return
         self._stimulator.stop_all()
+
+    def _check_own_heartbeat(self, now: float) -> None:
+        """Latch the heartbeat fault the monitor missed (lock held): a gap between two
+        submits longer than the heartbeat timeout while the monitor runs. When the whole
+        process was off the CPU (stopped, swapped out, a host under load), the loop's
+        next submit may come round before the monitor looks again and would otherwise
+        hide the gap (2 of 4 runs with the process stopped for 40 ms, branch linkload,
+        6 Dec 2026): the rule is the gap, whichever thread sees it first. Only the
+        heartbeat: the acknowledgements and samples the board sent during such a pause
+        wait in the port for the reader thread, so their ages say nothing yet."""
+        if not (self._monitored and self._armed) or self.latched:
+            return
+        gap_ms = (now - self._beat_wall_s) * 1000.0
+        limit = self.limits.heartbeat_timeout_ms
+        if gap_ms > limit:
+            self._latch(self._trial_time_now(now), HEARTBEAT_TIMEOUT_MS,
+                        "no command from the loop",
+                        f"{gap_ms:.1f} ms > {limit:g} ms (wall clock, seen at the next command)")
 
     def _loop_silent_too(self, rule: int, now: float) -> str:
         """For a sensor or acknowledgement trip: a note when the loop has not come round
