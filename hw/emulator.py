@@ -44,6 +44,8 @@ MAX_SLEEP_S = 0.001
 #: descheduled; the emulator's process can be (a loaded machine), and then board time
 #: pauses instead of jumping, so that the emulator's own hiccups do not trip its timers.
 MAX_CLOCK_STEP_S = 0.01
+#: Pauses of board time from this long (wall time) on are logged (``paused``).
+PAUSE_LOG_S = 0.001
 #: Bytes the emulator queues for a host that does not read before dropping frames.
 TX_BUFFER_LIMIT = 65536
 
@@ -187,11 +189,21 @@ class BoardEmulator:
 
     def board_time_s(self) -> float:
         """Seconds of board time since the emulator started (``speed`` times wall time,
-        but never more than ``MAX_CLOCK_STEP_S`` ahead of the previous reading)."""
+        but never more than ``MAX_CLOCK_STEP_S`` ahead of the previous reading).
+
+        A longer step means this process was off the CPU (a loaded machine): board time
+        pauses, and the log says so (``paused``: ``paused_ms`` of wall time lost, from
+        ``PAUSE_LOG_S`` on, and ``late_ms``, how late the board's schedule was when it ran
+        again: the host's view of the stream was silent that long). A real board is never
+        descheduled: the log lets a test tell a starved emulator from a host that missed
+        frames."""
         wall = time.monotonic()
-        step = (wall - self._wall_s) * self.config.speed
-        self._wall_s = wall
-        self._board_s += min(step, MAX_CLOCK_STEP_S)
+        gap_s, self._wall_s = wall - self._wall_s, wall
+        self._board_s += min(gap_s * self.config.speed, MAX_CLOCK_STEP_S)
+        paused_s = gap_s - MAX_CLOCK_STEP_S / self.config.speed
+        if paused_s >= PAUSE_LOG_S:
+            self.log("paused", board_t_s=self._board_s, paused_ms=round(paused_s * 1e3, 3),
+                     late_ms=round(gap_s * 1e3, 3))
         return self._board_s
 
     def walk_time_s(self) -> float | None:

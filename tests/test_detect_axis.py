@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers.shared_machine import rerun_after_heartbeat_faults
+from helpers.shared_machine import SHARED_MACHINE_LIMITS, rerun_after_heartbeat_faults
 
 from controller.cli import main
 from controller.commands.common import EXIT_WATCHDOG_FAULT
@@ -122,16 +122,17 @@ def test_fes_detect_without_the_other_axes_checks_no_axis(feet, tmp_path, capsys
 
 def live_walk(tmp_path: Path, name: str, **board: int):
     """A 14 s live trial (simulated patient, seed 3) on the Python board emulator over a
-    pty, the board's settings ``board``: the result, the status lines, the board's log.
-    Run again if a loaded machine kept the loop off the CPU beyond the watchdog's
-    heartbeat timeout (``rerun_after_heartbeat_faults``)."""
+    pty, the board's settings ``board``, the host's wall-clock timeouts those of a shared
+    machine: the result, the status lines, the board's log. Run again if a loaded machine
+    kept the loop, or the emulator's thread that paces it, off the CPU beyond the
+    watchdog's timeouts (``rerun_after_heartbeat_faults``, with the board's log)."""
 
     def attempt(k: int):
         result, status, log = _live_walk(tmp_path, f"{name}{k}", **board)
         code = EXIT_WATCHDOG_FAULT if result.stopped_by == "watchdog_fault" else 0
         return code, result.message, (result, status, log, tmp_path / f"{name}{k}")
 
-    return rerun_after_heartbeat_faults(attempt)[2]
+    return rerun_after_heartbeat_faults(attempt, lambda walk: walk[2])[2]
 
 
 def _live_walk(tmp_path: Path, name: str, **board: int):
@@ -143,7 +144,8 @@ def _live_walk(tmp_path: Path, name: str, **board: int):
     log = io.StringIO()
     settings = FirmwareSettings(comm_timeout_ms=400, **board)
     emu, finish = serve_in_thread(EmulatorConfig(seed=3, board=settings, speed=2.0), log)
-    config = load_config(overrides={"loop": {"duration_s": 14.0}})
+    config = load_config(overrides={"loop": {"duration_s": 14.0},
+                                    "safety": SHARED_MACHINE_LIMITS})
     status = tmp_path / f"{name}_status.txt"
     try:
         with status.open("w") as stream:

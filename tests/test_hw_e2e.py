@@ -44,8 +44,10 @@ __all__ = ["_no_process_outlives_its_test"]  # the autouse fixture: no process o
 def walk_across_the_link(tmp_path: Path, out: Path, *options: str) -> Path:
     """``fes run`` for 10 s (seed 3) against a fresh emulator; returns the board's log.
 
-    A run that a stalled machine ended with a heartbeat fault is run again
-    (``rerun_after_heartbeat_faults``); any other ending but success fails."""
+    A run that a stalled machine ended with a heartbeat fault, or with an acknowledgement
+    fault while the emulator itself was off the CPU, is run again
+    (``rerun_after_heartbeat_faults`` with the board's log); any other ending but success
+    fails."""
 
     def attempt(k: int) -> tuple[int, str, Path]:
         folder = tmp_path / f"attempt{k}"
@@ -60,7 +62,7 @@ def walk_across_the_link(tmp_path: Path, out: Path, *options: str) -> Path:
         emu.stop()
         return code, run.stderr(), log
 
-    code, err, log = rerun_after_heartbeat_faults(attempt)
+    code, err, log = rerun_after_heartbeat_faults(attempt, events)
     assert code == 0, err
     return log
 
@@ -224,14 +226,19 @@ def read_terminal(fd: int, into: bytearray) -> None:
         into.extend(chunk)
 
 
-def test_on_a_terminal_the_status_line_shows_link_and_loop_timing(tmp_path):
-    emu, path, _ = emulator(tmp_path, "--seed", "2", "--speed", "2", "--comm-timeout-ms", "400")
+def on_a_terminal(tmp_path: Path, k: int) -> tuple[int, str, tuple[str, Path]]:
+    """``fes run`` for 7 s with a terminal as its stdin and stderr, against a fresh
+    emulator: the exit code, what the terminal showed (twice: as the stderr and with the
+    board's log, for ``rerun_after_heartbeat_faults``)."""
+    folder = tmp_path / f"attempt{k}"
+    folder.mkdir()
+    emu, path, log = emulator(folder, "--seed", "2", "--speed", "2", "--comm-timeout-ms", "400")
     master, terminal = pty.openpty()  # fes run's stdin and stderr, as in a shell
     screen = bytearray()
     try:
         run = subprocess.Popen(
             [*FES, "run", "--port", path, "--config", host_config(tmp_path), "--duration-s", "7",
-             "--out", str(tmp_path / "live"),
+             "--out", str(folder / "live"),
              "--link-timeout-ms", "300", "--max-lag-ms", "400"],
             stdin=terminal, stdout=subprocess.PIPE, stderr=terminal,
         )
@@ -243,8 +250,14 @@ def test_on_a_terminal_the_status_line_shows_link_and_loop_timing(tmp_path):
     finally:
         os.close(master)
         emu.stop()
-    assert code == 0, screen.decode()
-    lines = screen.decode().replace("\r", "").splitlines()
+    return code, screen.decode(), (screen.decode(), log)
+
+
+def test_on_a_terminal_the_status_line_shows_link_and_loop_timing(tmp_path):
+    code, _, (shown, _) = rerun_after_heartbeat_faults(
+        lambda k: on_a_terminal(tmp_path, k), lambda result: events(result[1]))
+    assert code == 0, shown
+    lines = shown.replace("\r", "").splitlines()
     assert lines[0] == "fes run: space or Esc is an emergency stop"  # a terminal: keys on
     status = [line for line in lines if line.startswith("t ")]
     assert [line[:12] for line in status] == [f"t     {t}.0 s " for t in range(1, 7)]

@@ -1,9 +1,11 @@
 """Live-trial tests on a shared machine: the host's wall-clock fault timeouts, and runs
-that a stalled machine ended by a heartbeat fault repeated."""
+that a stalled machine ended by a heartbeat fault (or, with the board's word for it, an
+acknowledgement fault) repeated."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import tomllib
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TypeVar
 
@@ -23,6 +25,8 @@ heartbeat_timeout_ms = 30.0
 sensor_timeout_ms = 30.0
 ack_timeout_ms = 30.0
 """
+#: The same, as ``load_config`` overrides of the ``safety`` table.
+SHARED_MACHINE_LIMITS: dict[str, float] = tomllib.loads(SHARED_MACHINE_SAFETY)["safety"]
 
 
 def host_config(tmp_path: Path) -> str:
@@ -32,17 +36,48 @@ def host_config(tmp_path: Path) -> str:
     return str(path)
 
 
-def rerun_after_heartbeat_faults(run: Callable[[int], tuple[int, str, T]]) -> tuple[int, str, T]:
+#: A simulated board (emulator, simavr) that logged its schedule this late (``paused``
+#: events: it was off the CPU, and sent the samples due meanwhile only then) accounts
+#: for two thirds of the 30 ms silence an acknowledgement fault of ``SHARED_MACHINE_SAFETY``
+#: needs; the rest is the host's own delay in reading them on a loaded core. (A real board
+#: is never descheduled. Measured with the AVR board in simavr sharing one core with the
+#: host and four busy loops: it lost 5.5 s of 28 s to pauses, the longest 24 ms late.)
+BOARD_LATE_MS = 20.0
+
+
+def board_was_starved(board_log: Iterable[dict]) -> str:
+    """The simulated board's own pauses (its log's ``paused`` events of at least
+    ``BOARD_LATE_MS``), as text; empty when it kept to its schedule."""
+    late = [e["late_ms"] for e in board_log
+            if e["event"] == "paused" and e["late_ms"] >= BOARD_LATE_MS]
+    if not late:
+        return ""
+    return f"the simulated board ran {len(late)} times late, up to {max(late):.0f} ms"
+
+
+def rerun_after_heartbeat_faults(
+    run: Callable[[int], tuple[int, str, T]],
+    board_log: Callable[[T], Iterable[dict]] | None = None,
+) -> tuple[int, str, T]:
     """``run(attempt)`` (returning the exit code, the stderr and what the test reads)
     until it ends other than by a heartbeat fault, at most ``RUNS`` times; that run's
     code, stderr and result.
 
     A heartbeat fault means another job kept the live process off the CPU beyond the
-    watchdog's wall-clock timeout: the watchdog was right, and the tests that use this
+    watchdog's wall-clock timeout, or kept the simulated board from sending the samples
+    that pace the live loop: the watchdog was right, and the tests that use this
     compare walks and timelines, not the machine's punctuality (the fault bounds have
-    their own tests). Any other ending is returned at once for the test to judge."""
+    their own tests). With ``board_log`` (the simulated board's log of a run's result),
+    an acknowledgement fault is run again too when that log shows the board itself off
+    the CPU (``board_was_starved``): the host's watchdog saw the same silence and named
+    it by the age that crossed its limit first. Any other ending is returned at once for
+    the test to judge."""
     for attempt in range(RUNS):
         code, err, result = run(attempt)
-        if not (code == EXIT_WATCHDOG_FAULT and "heartbeat_timeout_ms" in err):
+        if code != EXIT_WATCHDOG_FAULT:
+            return code, err, result
+        starved = board_log is not None and "ack_timeout_ms" in err and board_was_starved(
+            board_log(result))
+        if not ("heartbeat_timeout_ms" in err or starved):
             return code, err, result
     raise AssertionError(f"a heartbeat fault ended all {RUNS} runs:\n{err}")

@@ -16,7 +16,8 @@
  * Pacing: every 100 us of board time the harness moves the link's bytes and, if board
  * time runs ahead of the wall clock (times --speed), waits. A harness that fell more than
  * 10 ms behind (a loaded machine) lets board time pause rather than jump, as the Python
- * emulator does, so that its own hiccups do not trip the firmware's timers.
+ * emulator does, so that its own hiccups do not trip the firmware's timers; each pause
+ * from 1 ms on is logged ("paused"), their total at the end.
  *
  * Exit status: 0 stopped by SIGTERM/SIGINT, 3 ended after an unplug once the outputs
  * were off, 4 the patient's process went away, 2 bad options, 1 the simulation failed.
@@ -39,6 +40,8 @@
 
 #define PACE_US 100
 #define MAX_LAG_NS 10000000LL
+/* Pauses of board time from this long on are logged ("paused"). */
+#define PAUSE_LOG_NS 1000000LL
 
 options_t opt = {.from_patient = -1, .to_patient = -1, .speed = 1.0, .unplug_at_s = -1.0,
                  .truth = 1};
@@ -48,6 +51,7 @@ static volatile sig_atomic_t signalled_stop, signalled_unplug;
 static const char *stop_reason;
 static int stop_status = -1;
 static int64_t wall_origin_ns;
+static int64_t paused_total_ns; /* board time lost to pauses (wall ns) */
 
 static int64_t now_ns(void)
 {
@@ -107,8 +111,20 @@ static avr_cycle_count_t pace(avr_t *core, avr_cycle_count_t when, void *param)
     int64_t due = wall_origin_ns +
                   (int64_t)((double)core->cycle * 1e9 / (double)core->frequency / opt.speed);
     int64_t now = now_ns();
-    if (now - due > MAX_LAG_NS)
-        wall_origin_ns += now - due - MAX_LAG_NS;
+    if (now - due > MAX_LAG_NS) {
+        int64_t paused = now - due - MAX_LAG_NS;
+        wall_origin_ns += paused;
+        paused_total_ns += paused;
+        if (paused >= PAUSE_LOG_NS) {
+            /* The harness was off the CPU: the host saw the link fall silent for about
+             * this long plus the lag allowed. A real board is never descheduled, so the
+             * log lets a test tell a starved simulation from a host that missed frames. */
+            log_begin("paused");
+            log_printf(", \"paused_ms\": %.3f, \"late_ms\": %.3f", paused / 1e6,
+                       (now - due) / 1e6);
+            log_end();
+        }
+    }
     while ((now = now_ns()) < due) {
         hostlink_wait(due - now);
         hostlink_service();
@@ -319,7 +335,8 @@ int main(int argc, char **argv)
     patient_report();
     outputs_report();
     log_begin("end");
-    log_printf(", \"reason\": \"%s\"", stop_reason);
+    log_printf(", \"reason\": \"%s\", \"paused_ms\": %.3f", stop_reason,
+               paused_total_ns / 1e6);
     log_end();
     log_close();
     fprintf(stderr, "simavr-board: %s\n", stop_reason);
