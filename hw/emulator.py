@@ -236,7 +236,8 @@ class BoardEmulator:
         finally:
             fw = self.firmware
             self.log("counters", rx_frames=fw.rx_frames, rx_bad_frames=fw.rx_bad,
-                     refused=fw.refused, tx_dropped_host_not_reading=self.tx_dropped_overflow)
+                     refused=fw.refused, tx_dropped_host_not_reading=self.tx_dropped_overflow,
+                     longest_host_silence_ms=round(fw.longest_host_silence_s * 1e3, 3))
             self._log_round_trips()
             self.close()
 

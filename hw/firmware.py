@@ -200,6 +200,9 @@ class Firmware:
         self.outputs = [p.ChannelSetting.off(c) for c in range(settings.channels)]
         self._on_since: list[float | None] = [None] * settings.channels
         self._last_rx_s = 0.0
+        #: The board's view of the host's keep-alive: the longest board time between two
+        #: frames that kept the session alive while streaming (the comm timeout's margin).
+        self.longest_host_silence_s = 0.0
         self._last_seq = 0
         self._tx_seq = 0
         self._walk_start_s: float | None = None
@@ -223,6 +226,13 @@ class Firmware:
 
     # --- receiving --------------------------------------------------------------------
 
+    def _kept_alive(self, now_s: float) -> None:
+        """A frame that keeps the session alive arrived at board time ``now_s``."""
+        if self.session and self.streaming:
+            self.longest_host_silence_s = max(self.longest_host_silence_s,
+                                              now_s - self._last_rx_s)
+        self._last_rx_s = now_s
+
     def bad_frame(self) -> None:
         """Count a frame that failed framing or CRC (never acted on, never answered)."""
         self.rx_bad += 1
@@ -243,7 +253,7 @@ class Firmware:
             self._all_off(now_s, "stop_all")
             if self.session and self._newer(frame.seq):
                 self._last_seq = frame.seq
-                self._last_rx_s = now_s
+                self._kept_alive(now_s)
             return [self._ack(frame, p.AckCode.OK)]
         if isinstance(message, p.GetStatus):
             return [self._status(now_s)]
@@ -252,7 +262,7 @@ class Firmware:
         if not self._newer(frame.seq):
             return [self._ack(frame, p.AckCode.STALE_SEQ)]
         self._last_seq = frame.seq
-        self._last_rx_s = now_s
+        self._kept_alive(now_s)
         code = self._command(message, now_s)
         flush = []
         if isinstance(message, p.StopStream) and self.truth_enabled:
@@ -303,7 +313,7 @@ class Firmware:
         self.truth_enabled = False
         self.fault = p.FaultCode.NONE
         self._last_seq = frame.seq
-        self._last_rx_s = now_s
+        self._kept_alive(now_s)
         self._log("hello", board_t_s=now_s, version=hello.protocol_version,
                   session=self.session)
         info = p.Info(

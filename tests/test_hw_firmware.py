@@ -127,6 +127,22 @@ def test_heartbeats_keep_the_session_alive():
     assert bench.fw.channels_on() == [0]
 
 
+def test_the_board_records_the_longest_silence_of_the_host_while_streaming():
+    """The board's own view of the host's keep-alive (the emulator logs it at exit): the
+    longest board time between two frames that kept the session alive while streaming.
+    Frames that keep nothing alive (GET_STATUS, stale ones) do not end a silence."""
+    bench = Bench(comm_timeout_ms=100)
+    bench.open(0.0)
+    bench.send(p.StartStream(), 0.5)  # the handshake's pause is not the stream's
+    bench.send(p.Heartbeat(0), 0.525)
+    stale = bench.seq
+    bench.send(p.GetStatus(), 0.560)
+    bench.send(p.Heartbeat(0), 0.570, seq=stale)  # a duplicate
+    bench.send(p.StopAll(), 0.590)
+    bench.send(p.Heartbeat(0), 0.600)
+    assert bench.fw.longest_host_silence_s == pytest.approx(0.065)
+
+
 def test_continuous_stimulation_is_cut_at_the_on_time_limit():
     bench = Bench(max_on_time_ms=1000, comm_timeout_ms=100)
     bench.open(0.0)

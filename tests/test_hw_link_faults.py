@@ -256,3 +256,26 @@ def test_a_channel_named_twice_in_one_apply_gets_its_last_setting():
     switched = [json.loads(line) for line in log.getvalue().splitlines()]
     assert not [e for e in switched if e["event"] == "outputs" and 0 in e["on"]]
     assert [e for e in switched if e["event"] == "outputs" and e["on"] == [1]]
+
+
+def test_an_emulator_held_off_the_cpu_logs_how_late_it_ran(monkeypatch):
+    """A loaded machine can keep the emulator from running; its board time then pauses
+    (it does not jump over its firmware's timers), and its log says how late it ran: a
+    host's watchdog that saw the stream fall silent meanwhile was not at fault, which the
+    live tests read (``helpers.shared_machine.board_was_starved``). A step of its normal
+    size logs nothing."""
+    log = io.StringIO()
+    wall = [time.monotonic()]  # the emulator's clock from here: before its first reading
+    emu = BoardEmulator(EmulatorConfig(speed=2.0), log)
+    monkeypatch.setattr("hw.emulator.time.monotonic", lambda: wall[0])
+    try:
+        start = emu.board_time_s()
+        wall[0] += 0.001  # on time: 2 ms of board time
+        assert emu.board_time_s() == pytest.approx(start + 0.002)
+        wall[0] += 0.050  # 50 ms off the CPU: board time advances 10 ms only
+        assert emu.board_time_s() == pytest.approx(start + 0.002 + 0.010)
+    finally:
+        emu.close()
+    paused = [e for e in map(json.loads, log.getvalue().splitlines()) if e["event"] == "paused"]
+    assert [(e["late_ms"], e["paused_ms"]) for e in paused] == [
+        pytest.approx((50.0, 45.0), abs=1e-6)]
