@@ -227,7 +227,8 @@ class Firmware:
     # --- receiving --------------------------------------------------------------------
 
     def _kept_alive(self, now_s: float) -> None:
-        """A frame that keeps the session alive arrived at board time ``now_s``."""
+        """A frame that keeps the session alive arrived at board time ``now_s`` (or the
+        comm timeout ended the silence)."""
         if self.session and self.streaming:
             self.longest_host_silence_s = max(self.longest_host_silence_s,
                                               now_s - self._last_rx_s)
@@ -445,6 +446,7 @@ class Firmware:
         out: list[bytes] = []
         timeout_s = self.settings.comm_timeout_ms / 1000.0
         if self.session and now_s - self._last_rx_s > timeout_s:
+            self._kept_alive(now_s)  # the silence that ran the timeout out is the longest
             out += self._fault(p.FaultCode.COMM_TIMEOUT, p.BROADCAST_CHANNEL, now_s)
         limit_s = self.settings.max_on_time_ms / 1000.0
         for channel, since in enumerate(self._on_since):

@@ -141,6 +141,8 @@ def test_the_board_records_the_longest_silence_of_the_host_while_streaming():
     bench.send(p.StopAll(), 0.590)
     bench.send(p.Heartbeat(0), 0.600)
     assert bench.fw.longest_host_silence_s == pytest.approx(0.065)
+    bench.fw.poll(0.7005)  # a silence that ran the timeout out counts to its end
+    assert bench.fw.longest_host_silence_s == pytest.approx(0.1005)
 
 
 def test_continuous_stimulation_is_cut_at_the_on_time_limit():
