@@ -80,6 +80,6 @@ def rerun_after_heartbeat_faults(
             board_log(result))
         if not ("heartbeat_timeout_ms" in err or starved):
             return code, err, result
-        print(f"run {attempt + 1} of {RUNS} ended by {err.strip().splitlines()[-1]!r}"
+        print(f"run {attempt + 1} of {RUNS} ended by {(err.strip().splitlines() or [''])[-1]!r}"
               + (f" ({starved})" if starved else ""))  # shown when the test fails
     raise AssertionError(f"a heartbeat fault ended all {RUNS} runs:\n{err}")
