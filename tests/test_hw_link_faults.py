@@ -130,6 +130,23 @@ def test_a_silent_board_exits_5_link_lost_not_7_watchdog(tmp_path, fault, event)
         assert fault_report_delay_s(run, log, event) < 0.1 + 0.1
 
 
+def test_a_board_silent_for_a_moment_is_named_with_the_watchdogs_figure(tmp_path):
+    """A board silent for 50 ms, longer than the watchdog's wall-clock timeouts (30 ms
+    here) and shorter than the link timeout (100 ms), ends the run by the watchdog, and
+    the report shows the silence against its limit: the figure that tells a silent board
+    (just over the limit) from a host that was off the CPU (far over it; docs/protocol.md,
+    "On a busy host"). The loop waits for the board's samples, so the rule that trips is
+    the loop's heartbeat or the board's acknowledgement, whichever age crossed first."""
+    run, code, _, out = run_into_the_fault(tmp_path, 2.0, "--stall-at-s", "2", "--stall-s",
+                                           "0.05")
+    assert code == 7, run.stderr()
+    assert re.search(
+        r"stopped by watchdog_fault: safety watchdog fault \((heartbeat_timeout_ms: no "
+        r"command from the loop|ack_timeout_ms: no acknowledgement from the stimulator), "
+        r"\d+\.\d ms > 30 ms \(wall clock\)", run.stderr()), run.stderr()
+    assert summary(out)["duration_s"] == pytest.approx(2.0, abs=0.2)
+
+
 def connected_board(faults: LinkFaults) -> tuple[Board, BoardEmulator, Callable[[], str]]:
     """A driver connected to an emulator on a thread, 100 samples read, then ``faults``.
     The host's link timeout (150 ms) is well inside the board's own (500 ms)."""

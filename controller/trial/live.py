@@ -43,7 +43,13 @@ from controller.ports import Sample
 from controller.safety import Watchdog
 from controller.safety.estop import estop_keys
 from controller.safety.layout import new_state
-from controller.safety.rules import NO_RULE, RULE_NAMES
+from controller.safety.rules import (
+    ACK_TIMEOUT_MS,
+    HEARTBEAT_TIMEOUT_MS,
+    NO_RULE,
+    RULE_NAMES,
+    SENSOR_TIMEOUT_MS,
+)
 from controller.safety.watchdog import warm_up_kernels
 from controller.stim.scheduler import StimScheduler
 from controller.stim.settings import channel_path
@@ -406,6 +412,14 @@ def _report(stream: TextIO, fault: BoardFault | OpenEmsFault) -> None:
     stream.flush()
 
 
+#: The watchdog's wall-clock rules. Their figure (an age against its limit) says which
+#: side fell silent, and is shown with the fault: just over the limit, the host ran and
+#: heard nothing from the board (the loop waits for its samples); far over it, the
+#: host's own process was off the CPU (docs/protocol.md, "On a busy host").
+WALL_CLOCK_RULES = tuple(RULE_NAMES[r] for r in (HEARTBEAT_TIMEOUT_MS, SENSOR_TIMEOUT_MS,
+                                                 ACK_TIMEOUT_MS))
+
+
 def _why_stopped(outcome: LoopOutcome, board: LiveBoard, watchdog: Watchdog) -> tuple[str, str]:
     fault = board.fault
     off = (
@@ -428,7 +442,10 @@ def _why_stopped(outcome: LoopOutcome, board: LiveBoard, watchdog: Watchdog) -> 
                     f"after it began: {latched.rule})")
         return "link_lost", f"{fault.message}{also}; {off}"
     if latched is not None:
-        return "watchdog_fault", f"safety watchdog fault ({latched.rule}); {off}"
+        why = latched.rule
+        if why in WALL_CLOCK_RULES:
+            why += f": {latched.requested}, {latched.detail}"
+        return "watchdog_fault", f"safety watchdog fault ({why}); {off}"
     if fault is not None:
         kind = {"link": "link_lost", "board": "board_fault", "host": "host_fault"}[fault.kind]
         return kind, f"{fault.message}; {off}"
