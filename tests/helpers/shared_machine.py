@@ -46,10 +46,14 @@ BOARD_LATE_MS = 20.0
 
 
 def board_was_starved(board_log: Iterable[dict]) -> str:
-    """The simulated board's own pauses (its log's ``paused`` events of at least
-    ``BOARD_LATE_MS``), as text; empty when it kept to its schedule."""
-    late = [e["late_ms"] for e in board_log
-            if e["event"] == "paused" and e["late_ms"] >= BOARD_LATE_MS]
+    """The simulated board's own pauses while it streamed (its log's ``paused`` events of
+    at least ``BOARD_LATE_MS`` after its first ``stream_start``; before it, start-up
+    pauses of 40-50 ms are usual), as text; empty when it kept to its schedule."""
+    late, streaming = [], False
+    for event in board_log:
+        streaming = streaming or event["event"] == "stream_start"
+        if streaming and event["event"] == "paused" and event["late_ms"] >= BOARD_LATE_MS:
+            late.append(event["late_ms"])
     if not late:
         return ""
     return f"the simulated board ran {len(late)} times late, up to {max(late):.0f} ms"
