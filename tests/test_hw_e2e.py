@@ -123,13 +123,23 @@ def stimulation_midpoint(tmp_path: Path, seed: int, after_s: float) -> float:
 def test_unplugged_mid_trial_host_reports_and_board_switches_off(tmp_path):
     comm_timeout_s = 0.2
     unplug_s = stimulation_midpoint(tmp_path, seed=4, after_s=1.0)
-    emu, path, log = emulator(tmp_path, "--seed", "4", "--unplug-at-s", f"{unplug_s:.3f}",
-                              "--comm-timeout-ms", str(round(comm_timeout_s * 1000)))
-    out = tmp_path / "live"
-    run = Process("run", "--port", path, "--config", host_config(tmp_path), "--duration-s", "20",
-                  "--out", str(out), "--no-status")
-    assert run.wait() == 5, run.stderr()  # link lost
-    assert emu.wait(10.0) == 0  # the emulator ends once its outputs are off
+
+    def attempt(k: int) -> tuple[int, str, tuple[Process, Path, Path]]:
+        folder = tmp_path / f"attempt{k}"
+        folder.mkdir()
+        emu, path, log = emulator(folder, "--seed", "4", "--unplug-at-s", f"{unplug_s:.3f}",
+                                  "--comm-timeout-ms", str(round(comm_timeout_s * 1000)))
+        out = folder / "live"
+        run = Process("run", "--port", path, "--config", host_config(tmp_path),
+                      "--duration-s", "20", "--out", str(out), "--no-status")
+        code = run.wait()
+        assert emu.wait(10.0) == 0  # the emulator ends once its outputs are off
+        return code, run.stderr(), (run, log, out)
+
+    # A run the machine ended before the unplug (the watchdog's wall-clock rules) again.
+    code, err, (run, log, out) = rerun_after_heartbeat_faults(
+        attempt, lambda result: events(result[1]))
+    assert code == 5, err  # link lost
 
     board = events(log)
     unplug = next(e for e in board if e["event"] == "unplug")
@@ -149,19 +159,27 @@ def test_unplugged_mid_trial_host_reports_and_board_switches_off(tmp_path):
 
 
 def test_ctrl_c_switches_off_sends_stop_all_and_keeps_the_files(tmp_path):
-    emu, path, log = emulator(tmp_path, "--seed", "1", "--comm-timeout-ms", "400")
-    out = tmp_path / "live"
-    run = Process("run", "--port", path, "--config", host_config(tmp_path), "--duration-s", "60",
-                  "--out", str(out), "--no-status",
-                  "--link-timeout-ms", "300", "--max-lag-ms", "300")
-    deadline = time.monotonic() + 30.0
-    while not (log.exists() and any(e["event"] == "stream_start" for e in events(log))):
-        assert time.monotonic() < deadline, run.stderr()
-        time.sleep(0.05)
-    time.sleep(1.0)
-    run.proc.send_signal(signal.SIGINT)
-    assert run.wait() == 130, run.stderr()
-    emu.stop()
+    def attempt(k: int) -> tuple[int, str, tuple[Path, Path]]:
+        folder = tmp_path / f"attempt{k}"
+        folder.mkdir()
+        emu, path, log = emulator(folder, "--seed", "1", "--comm-timeout-ms", "400")
+        out = folder / "live"
+        run = Process("run", "--port", path, "--config", host_config(tmp_path),
+                      "--duration-s", "60", "--out", str(out), "--no-status",
+                      "--link-timeout-ms", "300", "--max-lag-ms", "300")
+        deadline = time.monotonic() + 30.0
+        while not (log.exists() and any(e["event"] == "stream_start" for e in events(log))):
+            assert time.monotonic() < deadline, run.stderr()
+            time.sleep(0.05)
+        time.sleep(1.0)
+        run.proc.send_signal(signal.SIGINT)
+        code = run.wait()
+        emu.stop()
+        return code, run.stderr(), (log, out)
+
+    # A run the machine ended before the Ctrl-C (the watchdog's wall-clock rules) again.
+    code, err, (log, out) = rerun_after_heartbeat_faults(attempt, lambda result: events(result[0]))
+    assert code == 130, err
     result = summary(out)
     assert result["stopped_by"] == "interrupted"
     assert result["board"]["outputs_off_confirmed"] is True
