@@ -86,4 +86,5 @@ def rerun_after_heartbeat_faults(
             return code, err, result
         print(f"run {attempt + 1} of {RUNS} ended by {(err.strip().splitlines() or [''])[-1]!r}"
               + (f" ({starved})" if starved else ""))  # shown when the test fails
-    raise AssertionError(f"a heartbeat fault ended all {RUNS} runs:\n{err}")
+    raise AssertionError(f"a stalled machine (heartbeat fault, or acknowledgement fault of a "
+                         f"starved board) ended all {RUNS} runs:\n{err}")
