@@ -119,6 +119,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="interpreter to run (another checkout's venv measures that "
                         "checkout; default this one)")
     args = parser.parse_args(argv)
+    if args.runs < 1:
+        parser.error(f"--runs must be 1 or more, got {args.runs}")
     for _ in range(args.runs):
         load = os.getloadavg()[0]
         with tempfile.TemporaryDirectory(prefix="fes-first-run-") as tmp:
