@@ -252,8 +252,9 @@ class Watchdog:
         """Check ``commands`` requested at trial time ``t_s``; deliver and return what is
         allowed. Each call is also the loop's heartbeat."""
         with self._lock:
-            self._check_own_heartbeat(time.monotonic())
-            delivered, stop = self._decide(t_s, commands)
+            now = time.monotonic()
+            self._check_own_heartbeat(now)
+            delivered, stop = self._decide(t_s, commands, now)
         if stop:
             self._stimulator.stop_all()
             return delivered
@@ -418,10 +419,10 @@ class Watchdog:
     # ---- decisions (called with the lock held) ----------------------------------------
 
     def _decide(
-        self, t_s: float, commands: Sequence[StimCommand]
+        self, t_s: float, commands: Sequence[StimCommand], now: float
     ) -> tuple[list[StimCommand], bool]:
-        """What to deliver for ``commands`` at ``t_s`` and whether to stop everything."""
-        now = time.monotonic()
+        """What to deliver for ``commands`` at ``t_s`` and whether to stop everything;
+        ``now`` (``time.monotonic``) is the loop's heartbeat."""
         self._beat_wall_s = now
         if not self._armed:
             self._armed = True
