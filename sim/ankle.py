@@ -455,7 +455,7 @@ def reflex_step(state: np.ndarray, params: np.ndarray, delay: np.ndarray) -> Non
     length = delay.shape[0]
     write = int(state[S_REFLEX_WRITE])
     delay[write] = state[S_VELOCITY]
-    read = (write + 1) % length  # the oldest entry: one latency ago
+    read = write + 1 if write + 1 < length else 0  # the oldest entry: one latency ago
     state[S_REFLEX_WRITE] = read
     stretch = max(delay[read] - params[P_REFLEX_THRESHOLD], 0.0)
     drive = min(params[P_REFLEX_GAIN] * stretch, params[P_REFLEX_MAX])

@@ -141,28 +141,25 @@ def _sample(
     reflex_delay: np.ndarray,
     dropouts: np.ndarray,
     noise: np.ndarray,
-    commands: np.ndarray,
-    samples: np.ndarray,
+    command: np.ndarray,
+    sample: np.ndarray,
     truth: np.ndarray,
 ) -> None:
-    """Sample ``k`` on the module views of the packed arrays; row ``m`` of the tables.
-
-    Arrays are passed whole with row indices: a row view would cost two atomic
-    reference-count updates per call (see ``sim.gait.locate_stride``).
-    """
+    """Sample ``k`` on the module views of the packed arrays, under channel 0's
+    ``command``, into ``sample``; row ``m`` of ``noise`` and ``truth``."""
     period = params[L_PERIOD_S]
     t = k * period
     i = locate_stride(strides, int(state[S_CURSOR]), t)
     state[S_CURSOR] = i
-    samples[m, O_GYRO] = sensors.gyro_sample(
+    sample[O_GYRO] = sensors.gyro_sample(
         strides, features, i, t, sensor_p, sensor_s, dropouts, noise, m
     )
-    samples[m, O_HEEL_SWITCH] = sensors.heel_switch(
+    sample[O_HEEL_SWITCH] = sensors.heel_switch(
         strides, i, t, sensor_p, noise[m, sensors.N_BOUNCE]
     )
     load = sensors.heel_load_n(strides, i, t, sensor_p)
     reading = sensors.heel_sensor_load_n(load, strides, i, t, sensor_p)
-    samples[m, O_HEEL_FORCE] = sensors.heel_force(reading, sensor_p, noise[m, sensors.N_FORCE])
+    sample[O_HEEL_FORCE] = sensors.heel_force(reading, sensor_p, noise[m, sensors.N_FORCE])
 
     toe_off = strides[i, TOE_OFF]
     if t >= toe_off:
@@ -178,10 +175,10 @@ def _sample(
     truth[m, T_VOLUNTARY_NM] = strength
     truth[m, T_REFLEX_NM] = ankle_s[ankle.S_REFLEX_NM]
 
-    on = commands[m, C_ON] != 0.0
-    pulses = advance_train(train, on, commands[m, C_FREQUENCY_HZ], period)
+    on = command[C_ON] != 0.0
+    pulses = advance_train(train, on, command[C_FREQUENCY_HZ], period)
     truth[m, T_PULSES] = pulses
-    charge_uc = 1e-3 * commands[m, C_AMPLITUDE_MA] * commands[m, C_PULSE_WIDTH_US]
+    charge_uc = 1e-3 * command[C_AMPLITUDE_MA] * command[C_PULSE_WIDTH_US]
 
     ankle_s[ankle.S_IMPACT_RAD_S] = 0.0
     ankle_s[ankle.S_SLAP] = 0.0
@@ -207,6 +204,32 @@ def _sample(
 
 
 @kernel
+def _step(
+    k: int,
+    m: int,
+    strides: np.ndarray,
+    features: np.ndarray,
+    params: np.ndarray,
+    state: np.ndarray,
+    buffers: np.ndarray,
+    dropouts: np.ndarray,
+    noise: np.ndarray,
+    command: np.ndarray,
+    sample: np.ndarray,
+    truth: np.ndarray,
+) -> None:
+    """``_sample`` on the packed arrays: their module views are taken here (slices: no
+    call, and a loop over samples hoists them)."""
+    reflex_at = int(params[L_REFLEX_AT])
+    _sample(k, m, strides, features, params, params[_SENSOR_P:_MUSCLE_P],
+            params[_MUSCLE_P:_ANKLE_P], params[_ANKLE_P:_VOLUNTARY_P],
+            params[_VOLUNTARY_P:_LIMB_P], state, state[_SENSOR_S:_MUSCLE_S],
+            state[_MUSCLE_S:_ANKLE_S], state[_ANKLE_S:_VOLUNTARY_S],
+            state[_VOLUNTARY_S:_TRAIN_S], state[_TRAIN_S:S_CURSOR], buffers[:reflex_at],
+            buffers[reflex_at:], dropouts, noise, command, sample, truth)
+
+
+@kernel
 def run_block(
     k0: int,
     strides: np.ndarray,
@@ -225,22 +248,9 @@ def run_block(
     Row m of ``noise``, ``commands``, ``samples`` and ``truth`` belongs to sample k0 + m.
     ``limb_step`` is this for one sample.
     """
-    reflex_at = int(params[L_REFLEX_AT])
-    sensor_p = params[_SENSOR_P:_MUSCLE_P]
-    muscle_p = params[_MUSCLE_P:_ANKLE_P]
-    ankle_p = params[_ANKLE_P:_VOLUNTARY_P]
-    voluntary_p = params[_VOLUNTARY_P:_LIMB_P]
-    sensor_s = state[_SENSOR_S:_MUSCLE_S]
-    muscle_s = state[_MUSCLE_S:_ANKLE_S]
-    ankle_s = state[_ANKLE_S:_VOLUNTARY_S]
-    voluntary_s = state[_VOLUNTARY_S:_TRAIN_S]
-    train = state[_TRAIN_S:S_CURSOR]
-    muscle_delay = buffers[:reflex_at]
-    reflex_delay = buffers[reflex_at:]
     for m in range(commands.shape[0]):
-        _sample(k0 + m, m, strides, features, params, sensor_p, muscle_p, ankle_p,
-                voluntary_p, state, sensor_s, muscle_s, ankle_s, voluntary_s, train,
-                muscle_delay, reflex_delay, dropouts, noise, commands, samples, truth)
+        _step(k0 + m, m, strides, features, params, state, buffers, dropouts, noise,
+              commands[m], samples[m], truth)
 
 
 @kernel
@@ -261,12 +271,14 @@ def limb_step(
     then advance the physics one sample period.
 
     ``noise`` is the current noise block (sample k uses its row k % BLOCK_SAMPLES);
-    ``command`` is channel 0's command over the period.
+    ``command`` is channel 0's command over the period. (It calls ``_step`` directly:
+    through ``run_block`` it would reshape ``command`` and ``sample_out`` into tables of
+    one row, two calls into numba's helper library per sample, 5 % of a compiled
+    closed loop's time.)
     """
     m = k % BLOCK_SAMPLES
-    run_block(k, strides, features, params, state, buffers, dropouts, noise[m:m + 1],
-              command.reshape((1, command.size)), sample_out.reshape((1, sample_out.size)),
-              truth[k:k + 1])
+    _step(k, 0, strides, features, params, state, buffers, dropouts, noise[m:m + 1], command,
+          sample_out, truth[k:k + 1])
 
 
 class StepArrays(NamedTuple):

@@ -202,7 +202,9 @@ def muscle_step(
     write = int(state[S_WRITE])
     delay[write] = pulses
     delay[length + write] = charge_uc
-    read = (write + 1) % length  # the oldest entry: length - 1 steps ago
+    # The oldest entry, length - 1 steps ago (``(write + 1) % length`` without a
+    # division by a length known only at run time, which cost more than the rest here).
+    read = write + 1 if write + 1 < length else 0
     arrived = delay[read]
     state[S_WRITE] = read
 

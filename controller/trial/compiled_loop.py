@@ -220,6 +220,10 @@ def _block_for(detector_kind: int, stim_mode: int) -> Callable[..., int]:
         events, shared_events, counts = record.events, record.shared_events, record.counts
         n_events = 0
         shared = counts[EVENTS_PUBLISHED]
+        # Samples until the next publication, at every multiple of ``publish_every``
+        # (counted down: ``(k + 1) % publish_every`` divided by a number known only at
+        # run time, once per sample).
+        due = publish_every - k0 % publish_every
         for k in range(k0, k0 + count):
             t_s = k * period_s
             limb_step(k, limb.strides, limb.features, limb.params, limb.state, limb.buffers,
@@ -250,9 +254,11 @@ def _block_for(detector_kind: int, stim_mode: int) -> Callable[..., int]:
                         shared_events[shared, column] = events[n_events, column]
                     shared += 1
                 n_events += 1
-            if (k + 1) % publish_every == 0:
+            due -= 1
+            if due == 0:
                 counts[EVENTS_PUBLISHED] = shared
                 counts[ROWS_PUBLISHED] = k + 1
+                due = publish_every
         counts[EVENTS_PUBLISHED] = shared
         return n_events
 
