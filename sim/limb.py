@@ -204,29 +204,18 @@ def _sample(
 
 
 @kernel
-def _step(
-    k: int,
-    m: int,
-    strides: np.ndarray,
-    features: np.ndarray,
-    params: np.ndarray,
-    state: np.ndarray,
-    buffers: np.ndarray,
-    dropouts: np.ndarray,
-    noise: np.ndarray,
-    command: np.ndarray,
-    sample: np.ndarray,
-    truth: np.ndarray,
-) -> None:
-    """``_sample`` on the packed arrays: their module views are taken here (slices: no
-    call, and a loop over samples hoists them)."""
+def _views(
+    params: np.ndarray, state: np.ndarray, buffers: np.ndarray
+) -> tuple[np.ndarray, ...]:
+    """The module views of the packed arrays, in ``_sample``'s order: the parameters of
+    the sensors, muscle, ankle and voluntary modules, their states and the pulse train,
+    the muscle's and the reflex's delay lines."""
     reflex_at = int(params[L_REFLEX_AT])
-    _sample(k, m, strides, features, params, params[_SENSOR_P:_MUSCLE_P],
-            params[_MUSCLE_P:_ANKLE_P], params[_ANKLE_P:_VOLUNTARY_P],
-            params[_VOLUNTARY_P:_LIMB_P], state, state[_SENSOR_S:_MUSCLE_S],
-            state[_MUSCLE_S:_ANKLE_S], state[_ANKLE_S:_VOLUNTARY_S],
-            state[_VOLUNTARY_S:_TRAIN_S], state[_TRAIN_S:S_CURSOR], buffers[:reflex_at],
-            buffers[reflex_at:], dropouts, noise, command, sample, truth)
+    return (params[_SENSOR_P:_MUSCLE_P], params[_MUSCLE_P:_ANKLE_P],
+            params[_ANKLE_P:_VOLUNTARY_P], params[_VOLUNTARY_P:_LIMB_P],
+            state[_SENSOR_S:_MUSCLE_S], state[_MUSCLE_S:_ANKLE_S],
+            state[_ANKLE_S:_VOLUNTARY_S], state[_VOLUNTARY_S:_TRAIN_S],
+            state[_TRAIN_S:S_CURSOR], buffers[:reflex_at], buffers[reflex_at:])
 
 
 @kernel
@@ -248,9 +237,12 @@ def run_block(
     Row m of ``noise``, ``commands``, ``samples`` and ``truth`` belongs to sample k0 + m.
     ``limb_step`` is this for one sample.
     """
+    (sensor_p, muscle_p, ankle_p, voluntary_p, sensor_s, muscle_s, ankle_s, voluntary_s,
+     train, muscle_delay, reflex_delay) = _views(params, state, buffers)
     for m in range(commands.shape[0]):
-        _step(k0 + m, m, strides, features, params, state, buffers, dropouts, noise,
-              commands[m], samples[m], truth)
+        _sample(k0 + m, m, strides, features, params, sensor_p, muscle_p, ankle_p,
+                voluntary_p, state, sensor_s, muscle_s, ankle_s, voluntary_s, train,
+                muscle_delay, reflex_delay, dropouts, noise, commands[m], samples[m], truth)
 
 
 @kernel
@@ -271,14 +263,17 @@ def limb_step(
     then advance the physics one sample period.
 
     ``noise`` is the current noise block (sample k uses its row k % BLOCK_SAMPLES);
-    ``command`` is channel 0's command over the period. (It calls ``_step`` directly:
+    ``command`` is channel 0's command over the period. (It calls ``_sample`` directly:
     through ``run_block`` it would reshape ``command`` and ``sample_out`` into tables of
     one row, two calls into numba's helper library per sample, 5 % of a compiled
     closed loop's time.)
     """
     m = k % BLOCK_SAMPLES
-    _step(k, 0, strides, features, params, state, buffers, dropouts, noise[m:m + 1], command,
-          sample_out, truth[k:k + 1])
+    (sensor_p, muscle_p, ankle_p, voluntary_p, sensor_s, muscle_s, ankle_s, voluntary_s,
+     train, muscle_delay, reflex_delay) = _views(params, state, buffers)
+    _sample(k, 0, strides, features, params, sensor_p, muscle_p, ankle_p, voluntary_p, state,
+            sensor_s, muscle_s, ankle_s, voluntary_s, train, muscle_delay, reflex_delay,
+            dropouts, noise[m:m + 1], command, sample_out, truth[k:k + 1])
 
 
 class StepArrays(NamedTuple):
