@@ -38,6 +38,9 @@ _REUSABLE: dict[int, list[int]] = {}
 REUSE_MIN_BYTES = 2**20
 REUSE_MAX_BYTES = 256 * 2**20
 REUSE_MAX_FILES = 8
+#: Mappings made with every page mapped already (``MAP_POPULATE`` of a reused file's
+#: pages): ``map_in_background`` has nothing to do for them.
+_POPULATED: weakref.WeakSet[mmap.mmap] = weakref.WeakSet()
 
 
 def _forget(fd: int, length: int, reusable: bool) -> None:
@@ -92,7 +95,20 @@ def _shared(size: int, dtype: DTypeLike, reuse: bool) -> np.ndarray:
         raise
     array = np.frombuffer(buffer, dtype=kind, count=size)
     weakref.finalize(buffer, _forget, fd, length, reuse)
+    if reused:
+        _POPULATED.add(buffer)
     return array
+
+
+def _mapped_already(array: np.ndarray) -> bool:
+    """Whether ``array`` (or the array it is a view of) lies in a mapping whose pages
+    were all mapped when it was made."""
+    base: object = array
+    while isinstance(base, np.ndarray):
+        base = base.base
+    if isinstance(base, memoryview):  # ``numpy.frombuffer`` holds its buffer so
+        base = base.obj
+    return isinstance(base, mmap.mmap) and base in _POPULATED
 
 
 #: ``madvise`` advice (Linux 5.14 and later): map every page of the range, writable,
@@ -110,15 +126,23 @@ def map_in_background(arrays: Sequence[np.ndarray]) -> Callable[[], None]:
     microseconds are spent on another CPU when there is one (the thread waits in one
     system call, the interpreter lock released). Wait before forking: a fork copies the
     calling thread only. A kernel that does not know the advice (before 5.14) refuses
-    it: the pages are then mapped on first touch, as without this call.
+    it: the pages are then mapped on first touch, as without this call. Arrays in a
+    reused memory file, mapped whole when they were made (``shared_empty``), are left
+    out, and no thread is started if none is left (a later trial of a sweep or a
+    benchmark: starting the thread took 0.1-5 ms of the trial's set-up, the more the
+    busier the machine, for nothing).
     """
-    madvise = ctypes.CDLL(None, use_errno=True).madvise
-    madvise.argtypes = (ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int)
     held = [a for a in arrays if a.nbytes]
     ranges = [(a.__array_interface__["data"][0], a.nbytes) for a in held]
     page = mmap.PAGESIZE
     if any(address % page for address, _ in ranges):
         raise ValueError("map_in_background maps whole arrays of shared memory only")
+    held = [a for a in held if not _mapped_already(a)]
+    if not held:
+        return _nothing_to_wait_for
+    ranges = [(a.__array_interface__["data"][0], a.nbytes) for a in held]
+    madvise = ctypes.CDLL(None, use_errno=True).madvise
+    madvise.argtypes = (ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int)
 
     def populate() -> None:
         for address, length in ranges:
@@ -128,6 +152,10 @@ def map_in_background(arrays: Sequence[np.ndarray]) -> Callable[[], None]:
     thread = threading.Thread(target=populate, name="map shared rows", daemon=True)
     thread.start()
     return thread.join
+
+
+def _nothing_to_wait_for() -> None:
+    """``map_in_background``'s wait when it had nothing to map."""
 
 
 class SharedSnapshot:

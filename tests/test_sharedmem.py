@@ -46,3 +46,27 @@ def test_only_whole_shared_arrays_are_mapped():
     rows = sharedmem.shared_zeros(4096)
     with pytest.raises(ValueError):
         sharedmem.map_in_background([rows[1:]])
+
+
+def test_rows_in_reused_memory_are_mapped_without_a_thread(monkeypatch):
+    monkeypatch.setattr(sharedmem, "_REUSABLE", {})
+    first = sharedmem.shared_empty(200_000)
+    first[:] = 7.0
+    del first  # its file is kept, and mapped whole by the next array of its length
+    reused = sharedmem.shared_empty(200_000).reshape(1000, 200)
+    fresh = sharedmem.shared_empty(200_000)
+
+    def no_thread(*args: object, **kwargs: object) -> None:
+        raise AssertionError("a thread was started for memory mapped already")
+
+    try:
+        with monkeypatch.context() as patched:
+            patched.setattr(sharedmem.threading, "Thread", no_thread)
+            sharedmem.map_in_background([reused])()  # nothing to map: no thread
+            with pytest.raises(AssertionError):
+                sharedmem.map_in_background([reused, fresh])  # the fresh one still is
+        sharedmem.map_in_background([reused, fresh])()
+        assert (reused == 7.0).all() and not fresh.any()
+    finally:
+        del reused, fresh
+        sharedmem.forget_reusable()
