@@ -11,7 +11,11 @@ The log (``--log FILE``) gets one JSON object per line, each with ``event`` and
 layer, channel, ``current_ma`` and ``width_us`` of the leading phase, the whole point
 list and the mid-level period), the trains of the mid level (``train_start``,
 ``train_end`` with the reason), the keep-alive timeouts, the levels initialized and
-stopped, bad and unknown packets, and on exit the counters.
+stopped, bad and unknown packets, and on exit the counters. ``paused``: the serving
+thread waited ``waited_ms`` for a CPU between ``since_s`` and ``monotonic_s`` (the
+kernel's count, ``hw.runqueue``; from ``LOG_WAIT_S`` on), so a packet that came
+meanwhile was read, and its pulse fired and logged, that much late: a loaded machine
+kept the emulator off the CPU (a real P24 never is), not a late host.
 """
 
 from __future__ import annotations
@@ -26,6 +30,7 @@ from typing import Any, TextIO
 from hw.p24.device import KEEP_ALIVE_S, Identity, P24Device
 from hw.p24.sciencemode import BadPacket, PacketReader, encode
 from hw.pty import DevicePty
+from hw.runqueue import LOG_WAIT_S, RunQueueWait, paused_event
 
 #: The longest the serving loop sleeps: it also wakes for every byte that arrives and
 #: for the device's next due event.
@@ -46,6 +51,7 @@ class P24Emulator:
         self._reader = PacketReader()
         self._tx = bytearray()
         self.tx_dropped = 0
+        self._waited: RunQueueWait | None = None
 
     def log(self, event: str, **fields: Any) -> None:
         """Append one event to the JSON-lines log, stamped with ``monotonic_s`` (now,
@@ -62,11 +68,13 @@ class P24Emulator:
         """Serve until ``stop`` is set; then every output is off and the pty closed."""
         stop = stop or threading.Event()
         self.log("ready", path=self.path, keep_alive_s=KEEP_ALIVE_S)
+        self._waited = RunQueueWait()  # this thread's
         try:
             while not stop.is_set():
                 self._serve_once()
             return "stopped"
         finally:
+            self._waited.close()
             d = self.device
             self.log("counters", packets=d.packets, bad_packets=d.bad_packets + self._reader.bad,
                      pulses=d.pulses, tx_dropped=self.tx_dropped)
@@ -76,11 +84,21 @@ class P24Emulator:
         now = time.monotonic()
         sleep_s = min(max(self.device.next_event_s() - now, 0.0), MAX_SLEEP_S)
         master = self._pty.master
+        before = self._waited.seconds() if self._waited is not None else None
         readable, _, _ = select.select([master], [master] if self._tx else [], [], sleep_s)
+        if before is not None:
+            self._log_wait(now, before)
         if readable:
             self._read()
         self._queue(self.device.poll(time.monotonic()))
         self._pty.send(self._tx)
+
+    def _log_wait(self, since_s: float, before_s: float) -> None:
+        """Log this thread's wait for a CPU since ``since_s`` (``paused``)."""
+        after = self._waited.seconds() if self._waited is not None else None
+        if after is not None and after - before_s >= LOG_WAIT_S:
+            event = paused_event(since_s, time.monotonic(), after - before_s)
+            self.log(event.pop("event"), **event)
 
     def _read(self) -> None:
         data = self._pty.read()

@@ -1,0 +1,145 @@
+"""How long a simulated board waited for a CPU: the kernel's own count, not a guess.
+
+A board emulator or a firmware harness runs as an ordinary process on the host, so a
+loaded machine can keep it off the CPU while bytes wait for it: its output is then late
+though neither the host nor the board's logic was (a real board is never descheduled).
+Linux counts, for every thread, the time it spent runnable on a run queue without a CPU
+(``/proc/<pid>/task/<tid>/schedstat``, second field, nanoseconds; ``CONFIG_SCHED_INFO``).
+That count is exact whoever reads it and whenever: a harness thread sampling a firmware
+process, or a serving loop reading its own before and after it sleeps, records
+``paused`` events (``since_s`` .. ``monotonic_s``, at least ``waited_ms`` of it spent
+waiting for a CPU), and a test can ask how much of a late reply the board's own
+starvation accounts for (``waited_within``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+from collections.abc import Iterable
+from pathlib import Path
+from typing import TextIO
+
+#: The calling thread's schedstat (the link is resolved when it is opened).
+THIS_THREAD = "/proc/thread-self/schedstat"
+#: Waits shorter than this are not logged (an idle core wakes a thread in microseconds).
+LOG_WAIT_S = 0.0005
+#: How often ``WaitWatch`` samples another process's threads.
+SAMPLE_S = 0.001
+
+
+class RunQueueWait:
+    """A thread's or process's total run-queue wait so far, read from ``path`` (a
+    schedstat file); ``seconds`` returns None where the kernel does not count it or the
+    process has ended."""
+
+    def __init__(self, path: str = THIS_THREAD) -> None:
+        try:
+            self._fd: int | None = os.open(path, os.O_RDONLY)
+        except OSError:
+            self._fd = None
+
+    def seconds(self) -> float | None:
+        if self._fd is None:
+            return None
+        try:
+            fields = os.pread(self._fd, 128, 0).split()
+        except OSError:  # the process has ended
+            return None
+        return int(fields[1]) / 1e9 if len(fields) >= 2 else None
+
+    def close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+
+def paused_event(since_s: float, until_s: float, waited_s: float, **where: int) -> dict:
+    """A ``paused`` log event: between ``since_s`` and ``until_s`` (monotonic) a thread
+    waited ``waited_s`` for a CPU (``where``: its ``pid`` and ``tid`` when another
+    process's threads are watched)."""
+    return {"event": "paused", "monotonic_s": until_s, "since_s": since_s,
+            "waited_ms": round(waited_s * 1e3, 3), **where}
+
+
+def waited_within(log: Iterable[dict], start_s: float, end_s: float) -> float:
+    """Seconds the logged process(es) provably waited for a CPU between ``start_s`` and
+    ``end_s``: each ``paused`` event's wait less the part of its span outside the window
+    (as if the wait had fallen there); per process the thread that waited longest
+    (threads wait side by side), summed over processes (which a reply passes one after
+    the other). So the figure never overstates the waits."""
+    per_thread: dict[tuple[int | None, int | None], float] = {}
+    for event in log:
+        if event["event"] != "paused" or "since_s" not in event:
+            continue
+        since, until = event["since_s"], event["monotonic_s"]
+        outside = max(0.0, start_s - since) + max(0.0, until - end_s)
+        key = (event.get("pid"), event.get("tid"))
+        per_thread[key] = per_thread.get(key, 0.0) + max(
+            0.0, event["waited_ms"] / 1e3 - outside)
+    per_process: dict[int | None, float] = {}
+    for (pid, _), waited in per_thread.items():
+        per_process[pid] = max(per_process.get(pid, 0.0), waited)
+    return sum(per_process.values())
+
+
+class WaitWatch:
+    """A thread sampling every thread of process ``pid`` each ``SAMPLE_S`` until the
+    process ends or ``stop`` is called; each wait for a CPU of at least ``LOG_WAIT_S``
+    between two samples becomes a ``paused`` event (``events``, and a JSON line in
+    ``log_path`` if given). The sampler itself may be kept off the CPU: a sample then
+    spans longer, and ``waited_within`` counts only what provably fell in a window."""
+
+    def __init__(self, pid: int, log_path: Path | None = None) -> None:
+        self.pid = pid
+        self.events: list[dict] = []
+        self._log_path = log_path
+        self._running = True
+        self._thread = threading.Thread(target=self._watch, name=f"waits-{pid}", daemon=True)
+        self._thread.start()
+
+    def _watch(self) -> None:
+        counters: dict[int, tuple[RunQueueWait, float, float]] = {}
+        log = self._log_path.open("w") if self._log_path is not None else None
+        try:
+            while self._running:
+                try:
+                    tids = [int(t) for t in os.listdir(f"/proc/{self.pid}/task")]
+                except OSError:
+                    break  # the process has ended
+                for tid in tids:
+                    self._sample(counters, tid, log)
+                time.sleep(SAMPLE_S)
+        finally:
+            for counter, _, _ in counters.values():
+                counter.close()
+            if log is not None:
+                log.close()
+
+    def _sample(self, counters: dict[int, tuple[RunQueueWait, float, float]], tid: int,
+                log: TextIO | None) -> None:
+        now = time.monotonic()
+        if tid not in counters:
+            counter = RunQueueWait(f"/proc/{self.pid}/task/{tid}/schedstat")
+            waited = counter.seconds()
+            if waited is not None:
+                counters[tid] = (counter, now, waited)
+            return
+        counter, since, before = counters[tid]
+        waited = counter.seconds()
+        if waited is None:
+            return
+        if waited - before >= LOG_WAIT_S:
+            event = paused_event(since, now, waited - before, pid=self.pid, tid=tid)
+            self.events.append(event)
+            if log is not None:
+                log.write(json.dumps(event) + "\n")
+        counters[tid] = (counter, now, waited)
+
+    def stop(self) -> list[dict]:
+        """Stop sampling; every event logged."""
+        self._running = False
+        self._thread.join(timeout=1.0)
+        return list(self.events)
