@@ -6,7 +6,12 @@ one program per upstream version (``head``, ``aa7f198``) that serves the firmwar
 pseudo-terminal and logs every change of a channel (pads, LED, potentiometer wiper) and
 every line it reads or prints, stamped with ``time.monotonic()``. This module finds that
 folder, builds it (into a directory of the caller's, as the folder is read-only in CI),
-runs a firmware and reads its logs back. Nothing of the firmware is copied into the
+runs a firmware and reads its logs back. While a firmware runs, a thread of this module
+samples the kernel's count of the time its process waited for a CPU every millisecond
+and logs each wait as a ``paused`` event (``hw.runqueue.WaitWatch``,
+``FirmwareProcess.waits``):
+the firmware code itself cannot tell a loaded machine from a slow host, and the shared
+harness is not the project's to change. Nothing of the firmware is copied into the
 project (its licence forbids military use): it is built and run where it is.
 """
 
@@ -18,6 +23,8 @@ import signal
 import subprocess
 from dataclasses import dataclass
 from pathlib import Path
+
+from hw.runqueue import WaitWatch
 
 #: The firmware folder, relative to a directory above the checkout.
 SHARED_FOLDER = Path("shared") / "boards" / "openemsstim"
@@ -128,6 +135,8 @@ class FirmwareProcess:
         if real_boot:
             args.append("--real-boot")
         self._process = subprocess.Popen(args, stdout=subprocess.PIPE, text=True)
+        self.waits_path = workdir / f"{program.name}_waits.jsonl"
+        self._waits = WaitWatch(self._process.pid, self.waits_path)
         assert self._process.stdout is not None
         self.path = ""
         for line in self._process.stdout:
@@ -140,6 +149,11 @@ class FirmwareProcess:
         if not self.path:
             self.stop()
             raise HarnessUnavailable(f"{program.name} did not announce its pty")
+
+    def waits(self) -> list[dict]:
+        """The firmware process's waits for a CPU so far (``paused`` events: ``since_s``
+        .. ``monotonic_s``, ``waited_ms`` of it without a CPU; ``hw.runqueue``)."""
+        return list(self._waits.events)
 
     @property
     def returncode(self) -> int | None:
@@ -157,6 +171,7 @@ class FirmwareProcess:
                 self._process.wait()
         if self._process.stdout is not None:
             self._process.stdout.close()
+        self._waits.stop()
         return self._process.returncode
 
     def timeline(self) -> list[Change]:

@@ -34,6 +34,7 @@ from controller.bench.openems_harness import (
     VERSIONS,
     FirmwareProcess,
     HarnessUnavailable,
+    SerialRow,
     Train,
     build_for_bench,
     connected_at_zero,
@@ -55,7 +56,7 @@ class Commanded:
 @dataclass(frozen=True)
 class WalkRun:
     """One version's walk: ``fes run``'s exit code and stderr, its summary, the trains
-    commanded and delivered, and the firmware's log."""
+    commanded and delivered, the firmware's log, and its process's waits for a CPU."""
 
     version: str
     code: int
@@ -67,6 +68,10 @@ class WalkRun:
     crashed: bool
     garbled_lines: int
     connected_at_zero: list[float]
+    #: The firmware process's waits for a CPU (``FirmwareProcess.waits``).
+    waits: list[dict]
+    #: The firmware's serial log.
+    serial: list[SerialRow]
 
     def latencies_ms(self) -> tuple[list[float], list[float]]:
         """Onset and offset of each delivered train after its command (ms), in order."""
@@ -144,6 +149,8 @@ def replay_walk(
         crashed=crashed or any(r.kind == "crash" for r in serial),
         garbled_lines=sum(1 for r in serial if r.kind == "rx_line_timeout"),
         connected_at_zero=connected_at_zero(changes, 0),
+        waits=firmware.waits(),
+        serial=serial,
     )
 
 

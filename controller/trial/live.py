@@ -475,6 +475,10 @@ def _board_block(board: LiveBoard, message: str) -> dict[str, Any]:
     block: dict[str, Any] = {
         "link": {k: v for k, v in stats.items() if v is not None},
         "fault": board.fault.message if board.fault is not None else None,
+        # when the fault's trouble began (as far as the driver can tell) and when it
+        # was declared, on the host's monotonic clock (a board's log can be set beside it)
+        "fault_since_monotonic_s": board.fault.since_monotonic_s if board.fault else None,
+        "fault_monotonic_s": board.fault.monotonic_s if board.fault else None,
         "outputs_off_confirmed": board.stop_confirmed,
         "stop_all_sent": board.stop_attempts,
         "ending": message,
