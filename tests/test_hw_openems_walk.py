@@ -15,8 +15,9 @@ On a loaded machine the firmware's process itself can be kept off the CPU (a rea
 never is): a train then starts or ends late, or an echo comes more than the driver's
 300 ms after it was due and the link is declared lost. The harness logs the firmware
 process's waits for a CPU (``FirmwareProcess.waits``, the kernel's count); a walk is run
-again only when those waits account for every late train and such a silence
-(``starved_board_explains``), never for a reply the firmware was not kept from.
+again only when those waits, with ``fes run``'s own (``WalkRun.waits``), account for
+every late train and such a silence (``starved_board_explains``), never for a reply
+that no wait for a CPU delayed (a late product: the last test).
 """
 
 from __future__ import annotations
@@ -32,17 +33,24 @@ from pathlib import Path
 import pytest
 from helpers.shared_machine import (
     SHARED_MACHINE_SAFETY,
+    late_product,
     rerun_after_heartbeat_faults,
     starved_board_explains,
 )
 from helpers.walks import FOOT, WALK, shortened_walk
 
 from controller.bench.openems import Floors, harness_settings
-from controller.bench.openems_harness import VERSIONS, FirmwareProcess, connected_at_zero
+from controller.bench.openems_harness import (
+    VERSIONS,
+    FirmwareProcess,
+    SerialRow,
+    connected_at_zero,
+)
 from controller.bench.openems_walk import WalkRun, replay_walk, settings_file
 from hw.openems.driver import ECHO_TIMEOUT_S
 from hw.openems.firmware import ECHO_PREFIX
 from hw.openems.intensity import wiper
+from hw.runqueue import paused_event
 
 SWINGS = 20
 SETTINGS = harness_settings()
@@ -93,11 +101,13 @@ def walk_through(program: Path, tmp_path: Path, walk: Path, config: Path,
         run = replay_walk(program, tmp_path / f"attempt{k}", walk, config, SETTINGS)
         return run.code, run.stderr, run
 
-    def starved(run: WalkRun) -> str:
-        late = late_replies(run, floors)
-        return starved_board_explains(late, run.waits) if late else ""
+    return rerun_after_heartbeat_faults(attempt, board_late=lambda r: starved(r, floors))[2]
 
-    return rerun_after_heartbeat_faults(attempt, board_late=starved)[2]
+
+def starved(run: WalkRun, floors: Floors) -> str:
+    """Text when the waits for a CPU account for every late reply (run again)."""
+    late = late_replies(run, floors)
+    return starved_board_explains(late, run.waits) if late else ""
 
 
 @pytest.mark.skipif(not WALK.is_file(), reason="the shared Voisard et al. data is not here")
@@ -162,3 +172,43 @@ def test_a_trial_stalled_past_the_on_time_reports_what_was_not_delivered(openems
     assert run.returncode != 0, err
     assert "not delivered" in summary["board"]["fault"], summary["board"]
     assert connected_at_zero(firmware.timeline(), 0) == []
+
+
+@pytest.mark.skipif(not WALK.is_file(), reason="the shared Voisard et al. data is not here")
+def test_a_late_product_is_not_taken_for_a_starved_machine(openems_programs, openems_floors,
+                                                           tmp_path, monkeypatch):
+    """Every line the driver writes made to reach the port 60 ms late (a slow link,
+    ``late_product``): its trains start and end past their bounds, and no wait for a CPU
+    accounts for them, so the walk would not be run again."""
+    walk = shortened_walk(tmp_path / "walk.csv")
+    config = tmp_path / "trial.toml"
+    config.write_text(FOOT + SHARED_MACHINE_SAFETY)
+    for name, value in late_product("openemsstim", 0.06).items():
+        monkeypatch.setenv(name, value)
+    run = replay_walk(openems_programs["aa7f198"], tmp_path / "late", walk, config, SETTINGS,
+                      ["--duration-s", "8"])
+    late = late_replies(run, openems_floors["aa7f198"])
+    assert len(late) >= 4 and len(run.delivered) >= 2, (late, run.stderr)
+    assert starved(run, openems_floors["aa7f198"]) == "", late
+
+
+def test_a_silence_is_set_beside_the_firmwares_waits_from_when_its_echo_was_due():
+    """The driver's echo timeout (``fes run`` ended, link lost): the echo the firmware
+    printed 450 ms after it was due is 150 ms over the driver's 300 ms; a firmware that
+    waited 160 ms for a CPU meanwhile accounts for it, one that waited 100 ms does not,
+    and an echo never printed is accounted for by nothing."""
+    floors = Floors(*([[1.0]] * 11))
+    fault = "no echo of 'C0I100T1000G' from the board 300 ms after it was due: unplugged"
+    echo = SerialRow(10.45, "tx_line", "\\tUSB: received command: C0I100T1000G")
+
+    def run(waited_s: float, serial: list[SerialRow]) -> WalkRun:
+        return WalkRun("aa7f198", 5, fault, {"board": {
+            "fault": fault, "fault_since_monotonic_s": 10.0, "fault_monotonic_s": 10.31}},
+            [], [], 0, False, 0, [], [paused_event(10.0, 10.45, waited_s)], serial)
+
+    late = late_replies(run(0.16, [echo]), floors)
+    assert [(w, s, e) for w, s, e, _ in late] == [("the echo of 'C0I100T1000G'", 10.0, 10.45)]
+    assert late[0][3] == pytest.approx(0.15)
+    assert "the echo" in starved(run(0.16, [echo]), floors)
+    assert starved(run(0.10, [echo]), floors) == ""
+    assert starved(run(0.45, []), floors) == ""

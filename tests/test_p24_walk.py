@@ -36,6 +36,7 @@ import numpy as np
 import pytest
 from helpers.shared_machine import (
     SHARED_MACHINE_SAFETY,
+    late_product,
     rerun_after_heartbeat_faults,
     starved_board_explains,
 )
@@ -48,8 +49,6 @@ FES = [sys.executable, "-m", "controller.cli"]
 TOLERANCE_S = 0.010
 #: A pause this long in the pulse log separates two trains.
 TRAIN_GAP_S = 0.1
-#: A folder whose ``sitecustomize`` holds back the driver's pulses (``walk``'s delay_s).
-LATE_P24 = Path(__file__).resolve().parent / "helpers" / "late_p24"
 
 pytestmark = pytest.mark.skipif(not WALK.is_file(),
                                 reason="the shared Voisard et al. data is not here")
@@ -133,13 +132,10 @@ class Walk:
 
 def walk(folder: Path, delay_s: float = 0.0) -> tuple[int, str, Walk]:
     """The walk through ``fes run`` into a fresh emulator (``delay_s``: the driver's
-    pulses held back that long, a late product; ``tests/helpers/late_p24.py``)."""
+    first pulses held back that long: a late product, ``late_product``)."""
     folder.mkdir()
     emulator = Emulator(folder / "p24.jsonl")
-    env = dict(os.environ)
-    if delay_s:
-        env.update(PYTHONPATH=os.pathsep.join([str(LATE_P24), env.get("PYTHONPATH", "")]),
-                   FES_TEST_LATE_PULSE_S=str(delay_s))
+    env = {**os.environ, **(late_product("p24", delay_s) if delay_s else {})}
     try:
         run = subprocess.Popen(fes_run(emulator.path, folder, 9.0), stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE, text=True, env=env)

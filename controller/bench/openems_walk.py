@@ -41,6 +41,7 @@ from controller.bench.openems_harness import (
     trains,
 )
 from hw.openems import OpenEmsSettings
+from hw.runqueue import WaitWatch
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,7 +57,7 @@ class Commanded:
 @dataclass(frozen=True)
 class WalkRun:
     """One version's walk: ``fes run``'s exit code and stderr, its summary, the trains
-    commanded and delivered, the firmware's log, and its process's waits for a CPU."""
+    commanded and delivered, the firmware's log, and both processes' waits for a CPU."""
 
     version: str
     code: int
@@ -68,7 +69,8 @@ class WalkRun:
     crashed: bool
     garbled_lines: int
     connected_at_zero: list[float]
-    #: The firmware process's waits for a CPU (``FirmwareProcess.waits``).
+    #: The firmware process's waits for a CPU (``FirmwareProcess.waits``) and
+    #: ``fes run``'s threads' (``hw.runqueue.WaitWatch``).
     waits: list[dict]
     #: The firmware's serial log.
     serial: list[SerialRow]
@@ -127,8 +129,14 @@ def replay_walk(
     if config is not None:
         command += ["--config", str(config)]
     try:
-        done = subprocess.run(command, capture_output=True, text=True, timeout=600.0,
-                              check=False)
+        trial = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                 text=True)
+        host = WaitWatch(trial.pid)
+        try:
+            _, stderr = trial.communicate(timeout=600.0)
+        finally:
+            trial.kill()
+            host_waits = host.stop()
     finally:
         crashed = firmware.returncode not in (None, 0)
         firmware.stop()
@@ -140,8 +148,8 @@ def replay_walk(
     first = commanded[0].start_s - 0.1 if commanded else 0.0
     return WalkRun(
         version=program.name.removeprefix("openems_fw_"),
-        code=done.returncode,
-        stderr=done.stderr,
+        code=trial.returncode,
+        stderr=stderr,
         summary=summary,
         commanded=commanded,
         delivered=[t for t in trains(changes, 0) if t.on_s > first],
@@ -149,7 +157,7 @@ def replay_walk(
         crashed=crashed or any(r.kind == "crash" for r in serial),
         garbled_lines=sum(1 for r in serial if r.kind == "rx_line_timeout"),
         connected_at_zero=connected_at_zero(changes, 0),
-        waits=firmware.waits(),
+        waits=firmware.waits() + host_waits,
         serial=serial,
     )
 

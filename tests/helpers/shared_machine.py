@@ -4,6 +4,7 @@ acknowledgement fault, a late reply or a silence) repeated."""
 
 from __future__ import annotations
 
+import os
 import tomllib
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -13,6 +14,8 @@ from controller.commands.common import EXIT_WATCHDOG_FAULT
 from hw.runqueue import waited_within
 
 T = TypeVar("T")
+#: A folder whose ``sitecustomize`` makes ``fes run`` late (``late_product``).
+LATE_PRODUCT = Path(__file__).resolve().parent / "late_product"
 #: A live run ended by a heartbeat fault is tried this many times in all.
 RUNS = 3
 
@@ -115,4 +118,14 @@ def rerun_after_heartbeat_faults(
         print(f"run {attempt + 1} of {RUNS} ended by {(err.strip().splitlines() or [''])[-1]!r}"
               + (f" ({why})" if why else ""))  # shown when the test fails
     raise AssertionError(f"a stalled machine (heartbeat fault, or a starved board's fault or "
-                         f"late replies) ended all {RUNS} runs:\n{err}")
+                         f"late replies) ended all {RUNS} runs:\n{err}"
+                         + (f"\nthe last run's: {why}" if why else ""))
+
+
+def late_product(back_end: str, delay_s: float) -> dict[str, str]:
+    """The environment for a ``fes run`` made ``delay_s`` late on ``back_end`` (``p24``,
+    ``openemsstim``: ``late_product/sitecustomize.py``), for the tests that show a late
+    product is never taken for a starved machine."""
+    path = [str(LATE_PRODUCT), *filter(None, [os.environ.get("PYTHONPATH")])]
+    return {"PYTHONPATH": os.pathsep.join(path), "FES_TEST_LATE": back_end,
+            "FES_TEST_LATE_S": str(delay_s)}

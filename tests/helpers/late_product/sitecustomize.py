@@ -1,0 +1,57 @@
+"""A late product for the live walk tests: with this folder on ``PYTHONPATH`` and
+``FES_TEST_LATE_S`` set, ``fes run`` is made that much late on one back end
+(``FES_TEST_LATE``): ``p24``, the driver's I/O thread waits before the first pulse of
+every train (a driver slow to start a train); ``openemsstim``, every line reaches the
+port that much after the driver wrote it (a slow link, in a thread of its own, so the
+loop is not held up). The tests show that such lateness is never taken for a starved
+machine."""
+
+from __future__ import annotations
+
+import os
+import queue
+import threading
+import time
+
+_DELAY_S = float(os.environ.get("FES_TEST_LATE_S", "0") or 0)
+_BACK_END = os.environ.get("FES_TEST_LATE", "")
+
+
+def _late_p24() -> None:
+    from hw.p24 import driver
+
+    step = driver._LowLevel.step
+
+    def late_step(self, now, wanted, alive, stop):  # type: ignore[no-untyped-def]
+        if alive and any(p is not None and not on for p, on in zip(wanted, self._on,
+                                                                    strict=True)):
+            time.sleep(_DELAY_S)
+            now = time.monotonic()
+        step(self, now, wanted, alive, stop)
+
+    driver._LowLevel.step = late_step  # type: ignore[method-assign]
+
+
+def _late_openems() -> None:
+    from hw.openems import driver
+
+    write = driver.OpenEmsStim._write
+    lines: queue.Queue = queue.Queue()
+    started = threading.Lock()
+
+    def deliver() -> None:
+        while True:
+            due, stim, data = lines.get()
+            time.sleep(max(0.0, due - time.monotonic()))
+            write(stim, data)
+
+    def late_write(self, data):  # type: ignore[no-untyped-def]
+        if started.acquire(blocking=False):
+            threading.Thread(target=deliver, daemon=True).start()
+        lines.put((time.monotonic() + _DELAY_S, self, data))
+
+    driver.OpenEmsStim._write = late_write  # type: ignore[method-assign]
+
+
+if _DELAY_S > 0:
+    {"p24": _late_p24, "openemsstim": _late_openems}[_BACK_END]()
