@@ -16,9 +16,10 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TextIO
 
@@ -143,3 +144,18 @@ class WaitWatch:
         self._running = False
         self._thread.join(timeout=1.0)
         return list(self.events)
+
+
+def run_watched(command: Sequence[str], timeout_s: float,
+                env: Mapping[str, str] | None = None) -> tuple[int, str, list[dict]]:
+    """Run ``command`` to its end, its threads' waits for a CPU watched (``WaitWatch``):
+    its exit code, its stderr and those waits (a live trial's host, beside its board)."""
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               text=True, env=env)
+    watch = WaitWatch(process.pid)
+    try:
+        _, stderr = process.communicate(timeout=timeout_s)
+    finally:
+        process.kill()
+        waits = watch.stop()
+    return process.returncode, stderr, waits

@@ -43,7 +43,7 @@ from helpers.shared_machine import (
 from helpers.walks import FOOT, WALK, shortened_walk
 
 from hw.p24.limits import quantise_current
-from hw.runqueue import WaitWatch
+from hw.runqueue import run_watched
 
 FES = [sys.executable, "-m", "controller.cli"]
 TOLERANCE_S = 0.010
@@ -137,18 +137,10 @@ def walk(folder: Path, delay_s: float = 0.0) -> tuple[int, str, Walk]:
     emulator = Emulator(folder / "p24.jsonl")
     env = {**os.environ, **(late_product("p24", delay_s) if delay_s else {})}
     try:
-        run = subprocess.Popen(fes_run(emulator.path, folder, 9.0), stdout=subprocess.PIPE,
-                               stderr=subprocess.PIPE, text=True, env=env)
-        host = WaitWatch(run.pid)
-        try:
-            _, err = run.communicate(timeout=120)
-        finally:
-            run.kill()
-            waits = host.stop()
+        code, err, waits = run_watched(fes_run(emulator.path, folder, 9.0), 120.0, env)
     finally:
         emulator.stop()
-    return run.returncode, err, Walk(folder / "out", emulator.pulses(),
-                                     waits + emulator.events("paused"))
+    return code, err, Walk(folder / "out", emulator.pulses(), waits + emulator.events("paused"))
 
 
 def late_pulses(run: Walk) -> list[tuple[str, float, float, float]]:

@@ -22,7 +22,6 @@ import argparse
 import csv
 import json
 import statistics
-import subprocess
 import sys
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -41,7 +40,7 @@ from controller.bench.openems_harness import (
     trains,
 )
 from hw.openems import OpenEmsSettings
-from hw.runqueue import WaitWatch
+from hw.runqueue import run_watched
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,14 +128,7 @@ def replay_walk(
     if config is not None:
         command += ["--config", str(config)]
     try:
-        trial = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                 text=True)
-        host = WaitWatch(trial.pid)
-        try:
-            _, stderr = trial.communicate(timeout=600.0)
-        finally:
-            trial.kill()
-            host_waits = host.stop()
+        code, stderr, host_waits = run_watched(command, 600.0)
     finally:
         crashed = firmware.returncode not in (None, 0)
         firmware.stop()
@@ -148,7 +140,7 @@ def replay_walk(
     first = commanded[0].start_s - 0.1 if commanded else 0.0
     return WalkRun(
         version=program.name.removeprefix("openems_fw_"),
-        code=trial.returncode,
+        code=code,
         stderr=stderr,
         summary=summary,
         commanded=commanded,
