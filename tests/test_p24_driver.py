@@ -255,6 +255,43 @@ class Switchable:
         self.transport.close()
 
 
+class Late:
+    """A ``Transport`` to the emulator whose answers reach the driver ``delay_s`` after
+    they arrived (a slow USB-serial adapter): answers are still in flight at close."""
+
+    def __init__(self, path: str, delay_s: float = 0.03) -> None:
+        self.transport, self.delay_s = Transport(path), delay_s
+        self.queue: list[tuple[float, bytes]] = []
+
+    def read(self) -> bytes:
+        now = time.monotonic()
+        data = self.transport.read()
+        if data:
+            self.queue.append((now, data))
+        ready = b"".join(d for t, d in self.queue if now - t >= self.delay_s)
+        self.queue = [(t, d) for t, d in self.queue if now - t < self.delay_s]
+        return ready
+
+    def write(self, data: bytes) -> None:
+        self.transport.write(data)
+
+    def close(self) -> None:
+        self.transport.close()
+
+
+def test_answers_in_flight_at_close_are_counted():
+    # The level's stop reads the library's buffer too and drops answers it does not
+    # wait for: the pulses' answers still in flight were counted as never received.
+    b = Bench("low", link=lambda path: Late(path))
+    try:
+        b.stim.connect()
+        b.hold(0.2, [ON])
+    finally:
+        b.close()
+    assert b.stim.stop_confirmed and b.stim.fault is None
+    assert b.stim.stats.acks == b.stim.stats.packets_out
+
+
 def test_a_device_that_stops_answering_is_a_link_fault():
     links: list[Switchable] = []
     b = Bench("low", link=lambda path: links.append(Switchable(path)) or links[0],

@@ -330,6 +330,7 @@ class P24Stimulator:
             if device is not None and connection.error is None and connection.bytes_in:
                 if self._delivery is not None:
                     self._delivery.step(time.monotonic(), [None] * CHANNELS, False, True)
+                self._await_answers(time.monotonic() + self._ack_timeout_s)
                 layer = (
                     device.get_layer_low_level()
                     if self.layer == "low"
@@ -341,6 +342,16 @@ class P24Stimulator:
             pass
         finally:
             connection.close()
+
+    def _await_answers(self, deadline_s: float) -> None:
+        """Read answers until none is pending or ``deadline_s`` (monotonic) passes:
+        before the level's stop, whose library call reads the same buffer and drops the
+        answers it does not wait for, so that every packet answered is counted
+        (``acks``; one still in flight at close was counted as unanswered)."""
+        while self._pending and time.monotonic() < deadline_s:
+            self._wake.wait(min(MAX_SLEEP_S, max(deadline_s - time.monotonic(), 0.0)))
+            self._wake.clear()
+            self._read_answers(time.monotonic())
 
     # --- packets ----------------------------------------------------------------------
 
