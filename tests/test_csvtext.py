@@ -70,3 +70,15 @@ def test_a_block_of_hard_cells_after_easy_ones():
     values = np.array([[0.5, 1.25, np.inf, 2e6, -3.5, 1e300], [1.0, 2.0, 3.0, 2.0**63, 5.0, 6.0]])
     kinds = [FLOAT6, INTEGER]
     assert csv_body(values, np.array(kinds), NAMES) == expected(values, kinds)
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.integers(0, 10**11), st.sampled_from([-1e-3, 1e-3, -0.5, 0.5]), st.integers(-64, 64))
+def test_numbers_at_the_edge_of_the_quick_rounding_round_as_python(k, offset, ulps):
+    """Products ``x * 1e6`` about ``_TIE_MARGIN`` from a half (where the kernel's quick
+    rounding hands over to the exact decision) and next to whole millionths."""
+    x = np.float64((k + 0.5 + offset) / 1e6)
+    for _ in range(abs(ulps)):
+        x = np.nextafter(x, np.inf if ulps > 0 else -np.inf)
+    values = np.array([[x, -x]])
+    assert csv_body(values, np.array([FLOAT6]), NAMES) == expected(values, [FLOAT6])
