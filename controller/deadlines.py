@@ -41,6 +41,7 @@ from typing import Any
 
 import numpy as np
 
+from controller.quantiles import median_and_percentiles
 from controller.sharedmem import shared_zeros
 
 
@@ -50,14 +51,8 @@ def percentiles_us(values_s: np.ndarray) -> dict[str, float | None]:
     if values_s.size == 0:
         return {"median": None, "p90": None, "p99": None, "p99_9": None, "max": None}
     us = values_s * 1e6
-    p90, p99, p99_9 = np.percentile(us, [90.0, 99.0, 99.9])
-    return {
-        "median": float(np.median(us)),
-        "p90": float(p90),
-        "p99": float(p99),
-        "p99_9": float(p99_9),
-        "max": float(us.max()),
-    }
+    median, p90, p99, p99_9 = median_and_percentiles(us, [90.0, 99.0, 99.9])
+    return {"median": median, "p90": p90, "p99": p99, "p99_9": p99_9, "max": float(us.max())}
 
 
 class DeadlineMonitor:

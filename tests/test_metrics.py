@@ -71,3 +71,42 @@ def test_matching_by_search_pairs_as_comparing_every_pair(true_s, detected_s, to
     assert metrics.match_events(true_s, detected_s, tolerance_s) == _dense_matches(
         true_s, detected_s, tolerance_s
     )
+
+
+def swing_minima_one_by_one(t_s, clearance_mm, toe_off_s, heel_strike_s, trim_fraction=0.0):
+    """``metrics.swing_minima_mm`` as it was written first: one swing at a time."""
+    minima = []
+    heel_strike_s = np.sort(heel_strike_s)
+    next_strike = np.searchsorted(heel_strike_s, toe_off_s, side="right")
+    for start, k in zip(toe_off_s, next_strike, strict=True):
+        if k >= heel_strike_s.size:
+            continue
+        end = heel_strike_s[k]
+        margin = trim_fraction * (end - start)
+        first = np.searchsorted(t_s, start + margin, side="left")
+        last = np.searchsorted(t_s, end - margin, side="right")
+        swing = clearance_mm[first:last]
+        if swing.size and not np.isnan(swing).any():
+            minima.append(float(swing.min()))
+    return np.array(minima)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.integers(0, 2**32 - 1), st.integers(1, 400), st.integers(0, 12), st.integers(0, 12),
+    st.sampled_from([0.0, 0.1, 0.25, 0.5]), st.booleans(),
+)
+def test_swing_minima_in_one_pass_as_one_by_one(seed, n, toe_offs, heel_strikes, trim, nans):
+    rng = np.random.default_rng(seed)
+    t_s = np.arange(n) * 0.01
+    clearance = rng.normal(20.0, 10.0, n)
+    if nans:
+        clearance[rng.integers(0, n, 3)] = np.nan
+    span = n * 0.01
+    # Events anywhere, also before the first and after the last sample, in any order
+    # (two toe offs before one heel strike: overlapping swings).
+    toe_off_s = rng.uniform(-0.1 * span, 1.1 * span, toe_offs)
+    heel_strike_s = rng.uniform(-0.1 * span, 1.1 * span, heel_strikes)
+    got = metrics.swing_minima_mm(t_s, clearance, toe_off_s, heel_strike_s, trim)
+    expected = swing_minima_one_by_one(t_s, clearance, toe_off_s, heel_strike_s, trim)
+    assert got.dtype == np.float64 and got.tolist() == expected.tolist()

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from controller.detect.score import match_events
+from controller.quantiles import median_and_percentiles
 
 
 def error_stats_ms(errors_s: Sequence[float] | np.ndarray) -> dict[str, float | None]:
@@ -21,10 +22,9 @@ def error_stats_ms(errors_s: Sequence[float] | np.ndarray) -> dict[str, float | 
     values = np.asarray(errors_s, dtype=float) * 1000.0
     if values.size == 0:
         return {"median": None, "p95": None}
-    return {
-        "median": float(np.median(values)),
-        "p95": float(np.percentile(np.abs(values), 95)),
-    }
+    median, _ = median_and_percentiles(values, 95)
+    _, p95 = median_and_percentiles(np.abs(values), 95)
+    return {"median": median, "p95": p95}
 
 
 def rising_edges(t_s: np.ndarray, flag: np.ndarray) -> np.ndarray:
@@ -68,7 +68,6 @@ def swing_minima_mm(
     of gait analysis (Winter 1992) is taken over the middle of swing. A swing with a
     missing (NaN) clearance sample is not scored: its minimum is unknown.
     """
-    minima = []
     heel_strike_s = np.sort(heel_strike_s)
     next_strike = np.searchsorted(heel_strike_s, toe_off_s, side="right")
     complete = next_strike < heel_strike_s.size
@@ -78,11 +77,21 @@ def swing_minima_mm(
     # ``t_s`` rises: the samples in [start + margin, end - margin] are one slice.
     firsts = np.searchsorted(t_s, start + margin, side="left")
     lasts = np.searchsorted(t_s, end - margin, side="right")
-    for first, last in zip(firsts.tolist(), lasts.tolist(), strict=True):
-        swing = clearance_mm[first:last]
-        if swing.size and not np.isnan(swing).any():
-            minima.append(float(swing.min()))
-    return np.array(minima)
+    scored = firsts < lasts
+    firsts, lasts = firsts[scored], lasts[scored]
+    if not firsts.size:
+        return np.array([])
+    # Every swing's minimum in one pass: ``reduceat`` over the interleaved bounds takes
+    # each swing's slice at the even places (what lies between a swing's end and the
+    # next one's start, at the odd places, is dropped); a NaN in a swing makes its
+    # minimum NaN, and the swing is not scored.
+    values = np.asarray(clearance_mm, dtype=np.float64)
+    if lasts.max() >= values.size:  # a slice up to the end: ``reduceat`` needs an index
+        values = np.append(values, np.nan)
+    bounds = np.empty(2 * firsts.size, dtype=np.intp)
+    bounds[0::2], bounds[1::2] = firsts, lasts
+    minima = np.minimum.reduceat(values, bounds)[0::2]
+    return minima[~np.isnan(minima)]
 
 
 def values_before(t_s: np.ndarray, values: np.ndarray, events_s: np.ndarray) -> np.ndarray:

@@ -18,6 +18,7 @@ import numpy as np
 from controller.detect.score import match_events
 from controller.events import EVENT_NAMES, DetectedEvent, Event
 from controller.pulses import train_pulse_times
+from controller.quantiles import median_and_percentiles
 from controller.stim.scheduler import ChannelReport
 from controller.trial import metrics
 from controller.trial.recorder import stim_column_prefix
@@ -150,10 +151,7 @@ def _activation_at_toe_off(facts: TrialFacts) -> dict[str, float | None] | None:
         return None
     toe_offs = _true_times(facts, Event.TOE_OFF)
     rows = np.searchsorted(cols["time_s"], toe_offs)
-    values = cols["ta_activation"][rows[rows < cols["time_s"].size]]
-    if values.size == 0:
-        return {"median": None, "p5": None}
-    return {"median": float(np.median(values)), "p5": float(np.percentile(values, 5))}
+    return _median_p5(cols["ta_activation"][rows[rows < cols["time_s"].size]])
 
 
 #: The peroneal figures repeated at the top of the ``stim`` block, where they always were.
@@ -205,11 +203,9 @@ def _clearance(facts: TrialFacts, trim_fraction: float) -> dict[str, Any] | None
         # a time window, the speed itself does not.
         impacts = cols["forefoot_impact_rad_s"]
         impacts = impacts[impacts > 0.0]
-        block["forefoot_impact_rad_s"] = {
-            "landings": int(impacts.size),
-            "median": float(np.median(impacts)) if impacts.size else None,
-            "p95": float(np.percentile(impacts, 95)) if impacts.size else None,
-        }
+        median, p95 = median_and_percentiles(impacts, 95) if impacts.size else (None, None)
+        block["forefoot_impact_rad_s"] = {"landings": int(impacts.size), "median": median,
+                                          "p95": p95}
     return block
 
 
@@ -217,7 +213,8 @@ def _median_p5(values: np.ndarray) -> dict[str, float | None]:
     """``{median, p5}`` of ``values`` (None when there are none)."""
     if not values.size:
         return {"median": None, "p5": None}
-    return {"median": float(np.median(values)), "p5": float(np.percentile(values, 5))}
+    median, p5 = median_and_percentiles(values, 5)
+    return {"median": median, "p5": p5}
 
 
 def summarize(
