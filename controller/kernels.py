@@ -77,6 +77,7 @@ callers may still hold the old code: clear it with
 from __future__ import annotations
 
 import functools
+import mmap
 from collections.abc import Callable, Mapping, Sequence
 from types import FunctionType
 from typing import Any, TypeVar
@@ -401,3 +402,25 @@ def pack(names: Sequence[str], values: Mapping[str, float]) -> Floats:
     for i, name in enumerate(names):
         packed[i] = values[name]
     return packed
+
+
+#: From this size on ``fresh_zeros`` maps pages of their own (below it, ``numpy.zeros``).
+FRESH_ZEROS_MIN_BYTES = 2**16
+
+
+def fresh_zeros(shape: int | tuple[int, ...]) -> Floats:
+    """``numpy.zeros(shape)``, a large one in fresh pages of its own (an anonymous
+    mapping, unmapped with the array): a page costs nothing until it is written.
+
+    For a large array of which little is written, as the watchdog's interventions log
+    sized for a record per sample of a compiled block (2 MB, a handful of rows written):
+    ``numpy.zeros`` of a block the allocator had freed clears every page of it, and a
+    page the heap gave back is faulted in to be cleared (0.5-0.6 ms a simulated trial).
+    """
+    dims = (shape,) if isinstance(shape, int) else tuple(shape)
+    count = int(np.prod(dims, dtype=np.int64))
+    if count * 8 < FRESH_ZEROS_MIN_BYTES:
+        return np.zeros(dims)
+    pages = mmap.mmap(-1, count * 8)  # private, anonymous: zero-filled by the kernel
+    zeros: Floats = np.frombuffer(pages, dtype=np.float64, count=count).reshape(dims)
+    return zeros

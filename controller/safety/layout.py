@@ -28,6 +28,7 @@ import math
 
 import numpy as np
 
+from controller.kernels import fresh_zeros
 from controller.safety.limits import DUTY_WINDOW_S, MAX_SAMPLE_RATE_HZ
 from controller.safety.pulse_math import MEMO_SIZE, new_memo
 
@@ -98,7 +99,8 @@ def new_state(channels: int, ring_intervals: int = DUTY_RING_INTERVALS) -> np.nd
     if ring_intervals < 2:
         raise ValueError("a duty-cycle ring needs room for at least two intervals")
     block = channel_block_size(ring_intervals)
-    state = np.zeros(HEADER_SIZE + channels * block, dtype=np.float64)
+    # Zeros in pages of their own: most of a channel's duty-cycle ring is never written.
+    state = fresh_zeros(HEADER_SIZE + channels * block)
     state[S_LAST_T] = -math.inf
     state[[S_FIRST_OBSERVED, S_LAST_GOOD, S_UNKNOWN_SINCE]] = math.nan
     state[S_CHANNELS] = channels
@@ -112,5 +114,6 @@ def new_state(channels: int, ring_intervals: int = DUTY_RING_INTERVALS) -> np.nd
 
 
 def new_log(rows: int) -> np.ndarray:
-    """An empty interventions log with room for ``rows`` records."""
-    return np.zeros((rows, LOG_COLUMNS), dtype=np.float64)
+    """An empty interventions log with room for ``rows`` records (zeros; a large one in
+    pages of its own, each mapped only once a record is written into it)."""
+    return fresh_zeros((rows, LOG_COLUMNS))
