@@ -26,7 +26,8 @@ source on does not change the others.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+import threading
+from collections.abc import Callable, Sequence
 from typing import NamedTuple
 
 import numpy as np
@@ -55,6 +56,9 @@ MIN_SAMPLE_RATE_HZ = 100.0
 #: Noise is drawn, and truth storage grows, in blocks of this many samples, so memory
 #: follows the samples actually read, not the nominal duration.
 BLOCK_SAMPLES = 4096
+#: The most blocks of noise ``SimulatedLimb.draw_noise_ahead`` draws (65,536 samples, a
+#: minute at 1 kHz: 2.6 MB).
+NOISE_AHEAD_BLOCKS = 16
 
 # Offsets of each module's parameters in the limb's parameter array.
 _SENSOR_P = 0
@@ -339,6 +343,14 @@ class SimulatedLimb:
         ]
         self._noise = np.zeros((0, sensors.NOISE_COLUMNS))
         self._noise_block = -1  # which block of BLOCK_SAMPLES samples ``_noise`` is for
+        # Blocks of noise drawn ahead (``draw_noise_ahead``), by block, and the thread
+        # drawing them while it runs.
+        self._noise_ahead: list[np.ndarray] = []
+        self._drawn = threading.Condition()  # notified as each block is drawn ahead
+        self._drawing: threading.Thread | None = None
+        self._all_drawn = False
+        self._stop_drawing_now = False
+        self._drawing_failed: BaseException | None = None
         self._dropouts = sensors.draw_dropouts(
             profile, duration_s, np.random.default_rng(streams[_DROPOUT_STREAM])
         )
@@ -505,6 +517,69 @@ class SimulatedLimb:
         for cmd in commands:
             self._commands[cmd.channel] = cmd
 
+    def draw_noise_ahead(self) -> Callable[[], None]:
+        """Draw the noise of the trial's first blocks (up to ``NOISE_AHEAD_BLOCKS``) from
+        a thread of its own while the caller goes on; returns a function that stops it
+        after the block it is drawing and waits until it has stopped (the blocks it did
+        not draw are drawn when they are needed, as without it).
+
+        Each block is drawn from the same generators in the same order as ``_prepare``
+        draws it, only earlier, so the trial is the same sample for sample. numpy
+        releases the interpreter lock while it draws, so on a machine with a free CPU
+        the 70 us a block (1 ms of a minute at 1 kHz) leave the trial's own thread: a
+        simulated trial draws them while it builds its stages and opens its files, and
+        stops the drawing before it forks its log writer (a fork copies the calling
+        thread only; the loop's first block is drawn by then).
+        """
+        if self._drawing is not None or self._noise_block >= 0:
+            return self._stop_drawing
+        blocks = min(NOISE_AHEAD_BLOCKS, -(-self._n_samples // BLOCK_SAMPLES))
+        rngs = list(enumerate(self._noise_rngs))
+
+        def draw() -> None:
+            try:
+                for _ in range(blocks):
+                    if self._stop_drawing_now:
+                        break
+                    noise = np.zeros((BLOCK_SAMPLES, sensors.NOISE_COLUMNS))
+                    for column, rng in rngs:
+                        if rng is not None:
+                            noise[:, column] = rng.standard_normal(BLOCK_SAMPLES)
+                    with self._drawn:
+                        self._noise_ahead.append(noise)
+                        self._drawn.notify_all()
+            except BaseException as err:  # raised where the noise is waited for
+                self._drawing_failed = err
+            finally:
+                with self._drawn:
+                    self._all_drawn = True
+                    self._drawn.notify_all()
+
+        self._drawing = threading.Thread(target=draw, name="limb noise", daemon=True)
+        self._drawing.start()
+        return self._stop_drawing
+
+    def _stop_drawing(self) -> None:
+        """Stop drawing noise ahead after the block being drawn; wait until stopped."""
+        self._stop_drawing_now = True
+        self._wait_for_noise()
+
+    def _wait_for_noise(self, block: int | None = None) -> None:
+        """Wait until the noise drawn ahead (``draw_noise_ahead``) holds ``block``, or
+        until it is complete."""
+        thread = self._drawing
+        if thread is not None:
+            if block is not None:
+                with self._drawn:
+                    self._drawn.wait_for(
+                        lambda: len(self._noise_ahead) > block or self._all_drawn
+                    )
+            if block is None or self._all_drawn:
+                thread.join()
+                self._drawing = None
+        if self._drawing_failed is not None:
+            raise RuntimeError("drawing the limb's noise failed") from self._drawing_failed
+
     def _prepare(self, k: int, end: int) -> None:
         """Noise for sample ``k``'s block, and truth storage for the samples before ``end``.
 
@@ -514,6 +589,10 @@ class SimulatedLimb:
         """
         if k // BLOCK_SAMPLES != self._noise_block:
             self._noise_block = k // BLOCK_SAMPLES
+            self._wait_for_noise(self._noise_block)
+            if self._noise_block < len(self._noise_ahead):  # drawn ahead: its pages mapped
+                self._noise = self._noise_ahead[self._noise_block]
+                return self._grow_truth(end)
             # One block's memory for the whole trial, rewritten in place: a fresh array
             # per block costs the kernel a page fault for each of its pages on first
             # touch. A column no source of noise uses stays zero.
@@ -522,6 +601,10 @@ class SimulatedLimb:
             for column, rng in enumerate(self._noise_rngs):
                 if rng is not None:
                     self._noise[:, column] = rng.standard_normal(BLOCK_SAMPLES)
+        self._grow_truth(end)
+
+    def _grow_truth(self, end: int) -> None:
+        """Truth storage for the samples before ``end`` (see ``_prepare``)."""
         rows = self._truth.shape[0]
         if end > rows:
             truth = np.empty((min(max(2 * rows, end), self._n_samples), self._truth.shape[1]))

@@ -235,3 +235,32 @@ def test_the_patient_is_the_same_patient_at_any_sample_rate():
                                       0.15)[1])
     assert minima[0] == pytest.approx(minima[2], abs=3.0)  # pulses land on 10 ms samples
     assert minima[1] == pytest.approx(minima[2], abs=1.0)
+
+
+@pytest.mark.parametrize("stop", ["never", "at once", "after the first block"])
+def test_noise_drawn_ahead_gives_the_same_samples(stop):
+    """``draw_noise_ahead`` draws the same noise, only earlier, however much of it was
+    drawn when the drawing stopped: every sample and truth column is the same."""
+    profile = load_patient("severe")  # every source of sensor noise in use
+    duration_s, rate_hz = 20.0, 1000.0  # 5 blocks of noise
+    commands = np.zeros((round(duration_s * rate_hz), 4))
+
+    def walked(ahead: bool) -> tuple[dict, dict]:
+        limb = SimulatedLimb(profile, rate_hz, duration_s, seed=4)
+        if ahead:
+            stop_drawing = limb.draw_noise_ahead()
+            if stop == "at once":
+                stop_drawing()
+            elif stop == "after the first block":
+                limb._wait_for_noise(0)
+                stop_drawing()
+        half = commands.shape[0] // 2  # in two runs: the second starts inside a block
+        first, second = limb.run(commands[:half]), limb.run(commands[half:])
+        samples = {k: np.concatenate([first[k], second[k]]) for k in first}
+        return samples, limb.truth()
+
+    (plain, plain_truth), (ahead, ahead_truth) = walked(False), walked(True)
+    for name in plain:
+        assert np.array_equal(plain[name], ahead[name]), name
+    for name in plain_truth:
+        assert np.array_equal(plain_truth[name], ahead_truth[name], equal_nan=True), name

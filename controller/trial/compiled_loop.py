@@ -402,6 +402,11 @@ class LoopCompile:
         # Seconds spent compiling (or loading) here: set-up, ``start`` and ``finish``.
         self._spent_s = time.perf_counter() - started_s
 
+    @property
+    def compiles_ahead(self) -> bool:
+        """Whether ``start`` compiles ahead (a first run: it may fork a helper)."""
+        return self._ahead is not None
+
     def start(self) -> LoopCompile:
         """Start compiling; returns this."""
         started_s = time.perf_counter()

@@ -87,6 +87,9 @@ def run_simulated_trial(
         profile, rate_hz, loop.duration_s, config.sim.seed,
         channels=max(2, output_channels(config)), truth_rows=truth_rows,
     )
+    # The first minute's sensor noise, drawn on another CPU while the stages are built
+    # and the files open (as much of it as is drawn by the writer's fork).
+    stop_drawing = limb.draw_noise_ahead()
     detector = build_detector(config.detector, rate_hz)
     scheduler = StimScheduler(config.stim)
     watchdog = Watchdog(limb, config.safety)
@@ -114,6 +117,11 @@ def run_simulated_trial(
         assert compiling is not None  # made below for this runner
         return run_compiled_loop(compiling, n_samples, parts.deadlines)
 
+    def open_files() -> TrialFiles:
+        files = TrialFiles.open(folder, parts, truth, data_format)
+        stop_drawing()  # before the log writer's fork
+        return files
+
     runner = compiled_loop if compiled and not realtime else run_parts
     truth = BackEndTruth(TruthRows(truth_rows, TRUTH_COLUMNS, parts.recorder), limb.true_events())
     # A first run compiles the loop from here, while the files open (on two CPUs when
@@ -123,6 +131,8 @@ def run_simulated_trial(
     if runner is compiled_loop:
         compiling = LoopCompile(limb, detector, scheduler, watchdog, parts.recorder, notes)
     rows_mapped()  # before any fork: the compile helper's, the log writer's
+    if compiling is None or compiling.compiles_ahead:
+        stop_drawing()
     if compiling is not None:
         try:
             compiling.start()
@@ -130,8 +140,7 @@ def run_simulated_trial(
             interrupted = True
     try:
         _, summary = run_trial(
-            parts, n_samples, lambda: TrialFiles.open(folder, parts, truth, data_format), finish,
-            sinks, realtime, notes, runner, stream=stream,
+            parts, n_samples, open_files, finish, sinks, realtime, notes, runner, stream=stream,
         )
     finally:
         if compiling is not None:
