@@ -73,11 +73,9 @@ def _check_pulse(limits: np.ndarray, a1: float, w1: float, f: float, ratio: floa
     _same(charge, in_python(pulse_math.charge_per_phase_uc)(a1, w1, a2, w2))
     area = float(limits[0])
     _same(pulse_math.shannon_k(charge, area), in_python(pulse_math.shannon_k)(charge, area))
-    # One memo each across the starts: the later calls reuse the remembered k.
-    compiled_memo, python_memo = pulse_math.new_memo(), pulse_math.new_memo()
     for start in range(len(PULSE_RULES) + 1):
-        _same(pulse_math.first_pulse_breach(limits, compiled_memo, *pulse, start),
-              in_python(pulse_math.first_pulse_breach)(limits, python_memo, *pulse, start))
+        _same(pulse_math.first_pulse_breach(limits, *pulse, start),
+              in_python(pulse_math.first_pulse_breach)(limits, *pulse, start))
 
 
 @settings(max_examples=400, deadline=None)

@@ -13,9 +13,8 @@ from helpers.watchdog_sequences import LIMIT_SETS, steps
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from controller.kernels import in_python
 from controller.ports import COMMAND_ROW_SIZE, Sample, StimCommand, command_of_row, write_row
-from controller.safety import SafetyLimits, Watchdog, pulse_math, rules
+from controller.safety import SafetyLimits, Watchdog, rules
 from controller.safety.channels import channel_base, deliver, duty
 from controller.safety.decide import watchdog_observe, watchdog_submit
 from controller.safety.layout import (
@@ -105,52 +104,6 @@ def _kernel_path(dog: Watchdog):
             dog.drain_log()
 
     return submit, observe
-
-
-#: Charges (uC) a sequence draws from, so that a charge repeats, changes and comes back:
-#: zero and -0 (no charge), tiny, typical, at and beyond any limit, NaN and inf.
-_CHARGES = st.sampled_from([0.0, -0.0, 1e-300, 0.5, 2.0, 8.999999999999998, 9.0, 12.0,
-                            30.0, 1e300, math.nan, math.inf]) | st.floats(0.0, 100.0)
-
-
-@settings(max_examples=300, deadline=None, derandomize=True)
-@given(st.lists(st.tuples(_CHARGES, st.sampled_from([0.5, 1.0, 4.0, 8.0, 25.0])),
-                max_size=40))
-def test_the_remembered_shannon_k_is_the_computed_one_bit_for_bit(steps_):
-    """``shannon_k_memo`` over changing, repeating charges and areas, with one memo
-    throughout, gives ``shannon_k``'s bits each time, compiled and as Python."""
-    compiled_memo, python_memo = pulse_math.new_memo(), pulse_math.new_memo()
-    for charge, area in steps_:
-        direct = np.float64(pulse_math.shannon_k(charge, area))
-        for memo, kernel in ((compiled_memo, pulse_math.shannon_k_memo),
-                             (python_memo, in_python(pulse_math.shannon_k_memo))):
-            assert np.float64(kernel(memo, charge, area)).tobytes() == direct.tobytes()
-
-
-@settings(max_examples=100, deadline=None, derandomize=True)
-@given(st.lists(st.tuples(st.sampled_from([10.0, 20.0, 30.0, 30.000000000000004, 45.0]),
-                          st.sampled_from([100.0, 250.0, 300.0, 350.0])),
-                min_size=1, max_size=30),
-       st.floats(0.5, 1.85))
-def test_the_watchdog_latches_shannon_k_at_the_row_a_fresh_check_names(rows, max_k):
-    """A train whose charge changes and repeats (the watchdog reuses its last k while
-    the charge stays): it latches at the first row that the config-time check, computing
-    every k anew, finds over a limit, with the same rule and value."""
-    limits = SafetyLimits(max_shannon_k=max_k)
-    dog = Watchdog(RecordingStimulator(), limits)
-    expected = None
-    for i, (amplitude, width) in enumerate(rows):
-        breaches = pulse_breaches(limits, Pulse.symmetric(amplitude, width, 40.0))
-        if expected is None and breaches:
-            expected = (i, breaches[0].rule, breaches[0].describe())
-        dog.submit(0.001 * (i + 1), [StimCommand(0, True, amplitude, width, 40.0)])
-        if dog.fault is not None:
-            break
-    if expected is None:
-        assert dog.fault is None
-    else:
-        assert dog.fault is not None
-        assert (i, dog.fault.rule, dog.fault.detail) == expected
 
 
 @settings(max_examples=150, deadline=None, derandomize=True,

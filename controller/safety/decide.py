@@ -67,7 +67,6 @@ from controller.safety.layout import (
     S_LAST_T,
     S_LATCHED,
     S_LOG_COUNT,
-    S_SHANNON_MEMO,
     S_UNKNOWN_SINCE,
     S_UNLOGGED,
     SOURCE_HELD_ON,
@@ -76,7 +75,6 @@ from controller.safety.layout import (
     SOURCE_TIME,
 )
 from controller.safety.pulse_math import (
-    MEMO_SIZE,
     charge_per_phase_uc,
     first_max,
     first_pulse_breach,
@@ -313,8 +311,7 @@ def _row_breach(
         return (NEGATIVE_VALUE, ch, float(i), 0.0, 0.0)
     if not _stimulates(on, a1, w1, f, a2, w2):
         return _NONE
-    memo = state[S_SHANNON_MEMO:S_SHANNON_MEMO + MEMO_SIZE]
-    which, value = first_pulse_breach(limits, memo, a1, w1, f, a2, w2, 0)
+    which, value = first_pulse_breach(limits, a1, w1, f, a2, w2, 0)
     if which >= 0:
         return (PULSE_RULES[which], ch, float(i), value, 0.0)
     return _NONE

@@ -7,8 +7,7 @@ Three arrays, owned by the ``Watchdog`` shell and handed as they are to a compil
   order of ``controller.safety.rules.LIMIT_FIELDS``: the limit of a rule is at the
   index of its rule code (``SafetyLimits.kernel_array``).
 - ``state``: everything the watchdog remembers between calls: a header (last trial
-  time, sensor and phase health, the latch, counters, the log's fill, the memo of the
-  last Shannon k) and one block per
+  time, sensor and phase health, the latch, counters, the log's fill) and one block per
   channel (on/off, held amplitude, last command) with its ring of closed on-intervals
   for the duty cycle (``new_state``).
 - ``log``: the interventions not yet turned into ``Intervention`` objects, one record
@@ -30,7 +29,6 @@ import numpy as np
 
 from controller.kernels import fresh_zeros
 from controller.safety.limits import DUTY_WINDOW_S, MAX_SAMPLE_RATE_HZ
-from controller.safety.pulse_math import MEMO_SIZE, new_memo
 
 # ---- state: the header ----------------------------------------------------------------
 (
@@ -46,9 +44,8 @@ from controller.safety.pulse_math import MEMO_SIZE, new_memo
     S_UNLOGGED,  # interventions that found the log full (then latched)
     S_CHANNELS,  # number of output channels
     S_RING_INTERVALS,  # capacity of each channel's ring of closed intervals
-    S_SHANNON_MEMO,  # MEMO_SIZE floats: the last Shannon k checked (``pulse_math``)
-) = range(13)
-HEADER_SIZE = S_SHANNON_MEMO + MEMO_SIZE
+) = range(12)
+HEADER_SIZE = 12
 # ---- state: one block per channel, then its ring of (begin, end) pairs ----------------
 (
     C_ON,  # 1 while the channel stimulates
@@ -105,7 +102,6 @@ def new_state(channels: int, ring_intervals: int = DUTY_RING_INTERVALS) -> np.nd
     state[[S_FIRST_OBSERVED, S_LAST_GOOD, S_UNKNOWN_SINCE]] = math.nan
     state[S_CHANNELS] = channels
     state[S_RING_INTERVALS] = ring_intervals
-    state[S_SHANNON_MEMO:HEADER_SIZE] = new_memo()
     for channel in range(channels):
         base = HEADER_SIZE + channel * block
         state[base + C_ON_SINCE] = math.nan

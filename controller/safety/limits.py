@@ -274,12 +274,11 @@ def pulse_breaches(limits: SafetyLimits, pulse: Pulse) -> list[Breach]:
     after each breach, so the config-time messages and the watchdog cannot disagree.
     The values must be finite and non-negative (the watchdog checks that first).
     """
-    numbers, memo = limits.kernel_array(), pulse_math.new_memo()
+    numbers = limits.kernel_array()
     breaches: list[Breach] = []
     which = -1
     while True:
-        which, value = in_python(pulse_math.first_pulse_breach)(numbers, memo, *pulse.numbers,
-                                                                which + 1)
+        which, value = in_python(pulse_math.first_pulse_breach)(numbers, *pulse.numbers, which + 1)
         if which < 0:
             return breaches
         rule, quantity, unit = PULSE_LIMITS[which]

@@ -7,18 +7,11 @@ numbers: leading amplitude ``a1`` (mA) and width ``w1`` (us), frequency ``f`` (H
 the recovery phase's ``a2``, ``w2``. Charge per phase is amplitude x width (mA x us =
 nC). ``first_max``/``first_min`` are Python's ``max``/``min`` of two numbers, NaN
 included, so that the kernels decide exactly as the Python they replaced.
-
-Shannon's k takes two ``log10`` a stimulated row (about 5 % of the compiled loop at 1
-kHz); a train repeats the same charge for hundreds of rows, so ``first_pulse_breach``
-remembers the last k in a small ``memo`` (``new_memo``; the watchdog keeps it in its
-state) and reuses it only for the same charge and area: the same inputs, the same bits.
 """
 
 from __future__ import annotations
 
 import math
-
-import numpy as np
 
 from controller.kernels import Floats, kernel
 from controller.safety.rules import (
@@ -34,15 +27,6 @@ from controller.safety.rules import (
 )
 
 _PULSE_QUANTITIES = len(PULSE_RULES)
-
-# ---- the memo of ``shannon_k_memo``: the charge and area of the last k, and k ----------
-M_CHARGE, M_AREA, M_K = range(3)
-MEMO_SIZE = 3
-
-
-def new_memo() -> np.ndarray:
-    """A memo that remembers no k (NaN is equal to nothing)."""
-    return np.full(MEMO_SIZE, np.nan)
 
 
 @kernel
@@ -94,27 +78,10 @@ def shannon_k(charge_uc: float, area_cm2: float) -> float:
 
 
 @kernel
-def shannon_k_memo(memo: Floats, charge_uc: float, area_cm2: float) -> float:
-    """``shannon_k``, reused from ``memo`` when it was last computed for the same charge
-    and area. Two floats that compare equal have the same bits unless they are 0 and
-    -0, which give the same k (-inf); NaN equals nothing,
-    so a NaN input is always computed anew: the value is always ``shannon_k``'s."""
-    if charge_uc == memo[M_CHARGE] and area_cm2 == memo[M_AREA]:
-        return memo[M_K]
-    k = shannon_k(charge_uc, area_cm2)
-    memo[M_CHARGE] = charge_uc
-    memo[M_AREA] = area_cm2
-    memo[M_K] = k
-    return k
-
-
-@kernel
 def pulse_quantity(
-    which: int, area_cm2: float, memo: Floats, a1: float, w1: float, f: float, a2: float,
-    w2: float,
+    which: int, area_cm2: float, a1: float, w1: float, f: float, a2: float, w2: float
 ) -> float:
-    """The quantity at position ``which`` of ``PULSE_LIMITS`` (Shannon's k through
-    ``memo``)."""
+    """The quantity at position ``which`` of ``PULSE_LIMITS``."""
     if which == Q_AMPLITUDE:
         return first_max(a1, a2)
     if which == Q_PULSE_WIDTH:
@@ -126,7 +93,7 @@ def pulse_quantity(
     if which == Q_RMS_CURRENT_DENSITY:
         return rms_current_ma(a1, w1, f, a2, w2) / area_cm2
     if which == Q_SHANNON_K:
-        return shannon_k_memo(memo, charge_per_phase_uc(a1, w1, a2, w2), area_cm2)
+        return shannon_k(charge_per_phase_uc(a1, w1, a2, w2), area_cm2)
     if which == Q_NET_DC:
         return net_dc_ua(a1, w1, f, a2, w2)
     return math.nan
@@ -134,15 +101,14 @@ def pulse_quantity(
 
 @kernel
 def first_pulse_breach(
-    limits: Floats, memo: Floats, a1: float, w1: float, f: float, a2: float, w2: float,
-    start: int,
+    limits: Floats, a1: float, w1: float, f: float, a2: float, w2: float, start: int
 ) -> tuple[int, float]:
     """The first per-pulse limit at or after position ``start`` of ``PULSE_LIMITS`` that
     the pulse exceeds, and its value; (-1, 0) if none. NaN (inf - inf of huge values)
-    exceeds every limit. ``memo`` (``new_memo``) remembers the last Shannon k."""
+    exceeds every limit."""
     area = limits[ELECTRODE_AREA_CM2]
     for which in range(start, _PULSE_QUANTITIES):
-        value = pulse_quantity(which, area, memo, a1, w1, f, a2, w2)
+        value = pulse_quantity(which, area, a1, w1, f, a2, w2)
         if not value <= limits[PULSE_RULES[which]]:
             return which, value
     return -1, 0.0

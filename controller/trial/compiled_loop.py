@@ -343,7 +343,7 @@ def _stage_jobs(
     pulse = (0.0,) * 5  # a1, w1, f, a2, w2: the watchdog's pulse arithmetic
     helper = [
         job(recovery_phase, *pulse[:3]),
-        job(first_pulse_breach, watchdog.limits, watchdog.state, *pulse, 0),
+        job(first_pulse_breach, watchdog.limits, *pulse, 0),
         job(limb_step, 0, *limb),
         job(schedule_step_for(mode), schedule.params, schedule.state, t_s, 0,
             detector.outbox, schedule.requested),
