@@ -125,10 +125,6 @@ class DeadlineMonitor:
         for array in (self._lateness_s, self._latency_s, self._skipped):
             array.fill(0)
 
-    def shared(self) -> tuple[np.ndarray, ...]:
-        """The shared arrays of the rows (``controller.trial.writer.Tail``)."""
-        return self._lateness_s, self._latency_s, self._skipped, self._published
-
     def published(self) -> int:
         """Samples accounted so far, as the log writer process sees it."""
         return int(self._published[0])

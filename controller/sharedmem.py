@@ -154,28 +154,6 @@ def map_in_background(arrays: Sequence[np.ndarray]) -> Callable[[], None]:
     return thread.join
 
 
-#: ``madvise`` advice (Linux 5.14 and later): map every page of the range, readable.
-_MADV_POPULATE_READ = 22
-
-
-def map_for_reading(arrays: Sequence[np.ndarray]) -> None:
-    """Map every page of ``arrays`` (shared arrays, whose pages exist) into this process
-    at once, for reading: one system call instead of a page fault at the first read of
-    every 16 pages. A fork does not copy the page table of shared memory, so a forked
-    log writer would otherwise take those faults as it reads a trial's rows (2,100 pages
-    for a minute at 1 kHz); it maps them here while it waits for its first rows. A
-    kernel that does not know the advice refuses it, and the pages are mapped on first
-    read, as without this call."""
-    madvise = ctypes.CDLL(None, use_errno=True).madvise
-    madvise.argtypes = (ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int)
-    page = mmap.PAGESIZE
-    for array in arrays:
-        address = array.__array_interface__["data"][0]
-        start = address - address % page
-        if array.nbytes:
-            madvise(start, address + array.nbytes - start, _MADV_POPULATE_READ)
-
-
 def _nothing_to_wait_for() -> None:
     """``map_in_background``'s wait when it had nothing to map."""
 

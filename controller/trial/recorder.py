@@ -129,10 +129,6 @@ class TrialRecorder:
         self.table.fill(0.0)
         self.events.fill(0.0)
 
-    def shared(self) -> tuple[np.ndarray, ...]:
-        """The shared arrays of the rows and events (``writer.Tail``)."""
-        return self.table, self.events, self.counts
-
     def published(self) -> int:
         """Rows recorded so far, as the log writer process sees it."""
         return int(self.counts[ROWS_PUBLISHED])

@@ -64,10 +64,6 @@ class TruthRows:
         """Touch every page of the storage now (see ``DeadlineMonitor.prefault``)."""
         self.storage.fill(0.0)
 
-    def shared(self) -> tuple[np.ndarray, ...]:
-        """The storage (``writer.Tail``)."""
-        return (self.storage,)
-
     def rows(self, start: int, stop: int) -> dict[str, np.ndarray]:
         block = self.storage[start:stop]
         return {name: block[:, i] for i, name in enumerate(self.columns)}

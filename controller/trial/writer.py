@@ -63,7 +63,7 @@ import numpy as np
 
 from controller.interrupts import INTERRUPT_SIGNALS
 from controller.outputs import OutputError, reason
-from controller.sharedmem import map_for_reading, shared_zeros
+from controller.sharedmem import shared_zeros
 
 _WRITTEN = 0
 _MAX_BACKLOG = 1
@@ -115,10 +115,6 @@ class Tail(Protocol):
 
     def prefault(self) -> None:
         """Touch every page of the rows' memory before a paced loop writes into it."""
-        ...
-
-    def shared(self) -> Sequence[np.ndarray]:
-        """The shared arrays the rows are read from (the writer maps them at its start)."""
         ...
 
 
@@ -270,9 +266,6 @@ class LogWriter:
         loop (not a whole pass behind, nor idle while it waits for its first poll), so
         the final pass after the loop's end is short."""
         sinks = list(self._sinks)
-        # The rows' pages, mapped now rather than at the first read of each (the loop
-        # publishes its first rows only ``poll_s`` before they are ripe).
-        map_for_reading([array for tail in self._tails for array in tail.shared()])
         # Counts read and when each was first read, oldest first; ``ripe`` is the newest
         # count read ``poll_s`` ago or earlier.
         counts: collections.deque[tuple[int, float]] = collections.deque()
