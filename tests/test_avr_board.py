@@ -184,8 +184,12 @@ def test_pulses_on_the_pins_are_the_commanded_biphasic_pulses(bench):
     assert train["gap_us"] == pytest.approx(50.0, abs=0.3)
     assert train["anodic_ratio"] == pytest.approx(4.0, abs=0.002)
     # Charge balance: 35 mA x 300 us = 10.5 uC; the recovery phase's 8.75 mA is 437.5
-    # DAC counts, so the DAC's rounding leaves 10 uA x 1200 us = 12 nC at most.
-    assert train["max_abs_net_charge_nc"] <= 12.0 + 1.0
+    # DAC counts, so the DAC's rounding leaves 10 uA x 1200 us = 12 nC at most. simavr
+    # times a compare output's edge to the end of the instruction under way (up to 4
+    # cycles of 16 MHz late, the harness's own allowance), and which instruction that is
+    # depends on when the host's bytes arrive: (35 + 8.75) mA x 0.25 us = 10.9 nC more.
+    # (One DAC count off would leave 24 nC.)
+    assert train["max_abs_net_charge_nc"] <= 12.0 + (35.0 + 8.75) * 0.25
     assert clean(events)["channel_0"] == train["pulses"]
 
 
