@@ -82,10 +82,12 @@ from collections.abc import Callable, Mapping, Sequence
 from types import FunctionType
 from typing import Any, TypeVar
 
+import llvmlite.binding as ll
 import numba
 import numpy as np
-from numba.core import sigutils, types
-from numba.core.caching import FunctionCache
+from numba.core import compiler, sigutils, types
+from numba.core.caching import CompileResultCacheImpl, FunctionCache
+from numba.core.codegen import JITCodeLibrary
 from numba.core.errors import NumbaNotImplementedError
 from numba.core.registry import CPUDispatcher
 from numba.core.runtime import rtsys
@@ -122,7 +124,102 @@ KERNELS: dict[str, Any] = {}
 #: source of the function alone, not by its options, so code cached before an option
 #: changed (a kernel compiled before ``forceinline``, which callers could not inline)
 #: would otherwise be loaded as if it were current.
-CACHE_TAG = "forceinline"
+CACHE_TAG = "forceinline, link only"
+
+
+class _LinkOnlyLibrary(JITCodeLibrary):
+    """numba's library of a kernel compiled for other kernels only (no Python wrapper),
+    made without machine code of its own.
+
+    numba links the (optimised) module of every kernel a function calls into the
+    function's own module, so a caller's machine code holds its callees' whole: a kernel
+    without a Python wrapper, which nothing calls except kernels (no ``cfunc`` either),
+    never runs its own machine code. numba emitted it all the same, for every kernel of
+    the tree the loop inlines (1.5 s of CPU on a first ``fes sim``,
+    ``python -m controller.bench.first_run``). This library is finalised like numba's
+    (callees linked, then LLVM's module passes, so a caller links the same optimised
+    code) but never handed to the JIT engine: no machine code, no symbols; numba's
+    entry point of the compiled version is then the null function pointer it already
+    was without a wrapper, and there is no environment in the engine to set.
+
+    In numba's cache it is stored as the module a caller links (``KIND``), and loaded
+    as such (``_KernelCacheImpl``): loading it emits no machine code either."""
+
+    KIND = "link only"
+
+    @property
+    def codegen(self) -> Any:
+        """numba's codegen, through which numba sets the library's environment (this
+        library has none in the JIT engine: ``_NoEnvironment``)."""
+        return _NoEnvironment(self._codegen)
+
+    def _finalize_final_module(self) -> None:
+        """numba's last step of ``finalize``, less handing the module to the engine."""
+        self._finalize_dynamic_globals()
+        self._verify_declare_only_symbols()
+        self._finalized = True
+
+    def serialize_using_object_code(self) -> tuple[str, str, bytes]:
+        """The cached form: the module that callers link (there is no object code)."""
+        return (self.name, self.KIND, self._get_module_for_linking().as_bitcode())
+
+    @classmethod
+    def from_cache(cls, codegen: Any, name: str, bitcode: bytes) -> _LinkOnlyLibrary:
+        """The library ``serialize_using_object_code`` stored, ready to be linked."""
+        library = cls(codegen, name)
+        library._final_module = library._shared_module = ll.parse_bitcode(bitcode)
+        library._finalize_final_module()
+        return library
+
+
+class _NoEnvironment:
+    """A codegen whose ``set_env`` does nothing (the library has no environment in the
+    engine to write to: numba would write the pointer at address 0), else numba's."""
+
+    def __init__(self, codegen: Any) -> None:
+        self._codegen = codegen
+
+    def set_env(self, env_name: str, env: Any) -> None:
+        """Nothing: no machine code reads this library's environment."""
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._codegen, name)
+
+
+class _KernelCompiler(compiler.Compiler):
+    """numba's compiler, building a version without a Python wrapper in a
+    ``_LinkOnlyLibrary``."""
+
+    def compile_extra(self, func: Any) -> Any:
+        if self.state.library is None and self.state.flags.no_cpython_wrapper:
+            self.state.library = _LinkOnlyLibrary(self.state.targetctx.codegen(),
+                                                  func.__qualname__)
+        return super().compile_extra(func)
+
+
+class _KernelCacheImpl(CompileResultCacheImpl):
+    """numba's (un)pickling of a compiled version, which also loads a
+    ``_LinkOnlyLibrary`` (numba's loader knows only object code and bitcode to be made
+    into machine code)."""
+
+    def rebuild(self, target_context: Any, payload: Any) -> Any:
+        """The compiled version ``payload`` holds (``CompileResult._rebuild``)."""
+        (libdata, fndesc, env, signature, objectmode, lifted, typeann, reload_init,
+         referenced_envs) = payload
+        name, kind, data = libdata
+        if kind != _LinkOnlyLibrary.KIND:
+            return super().rebuild(target_context, payload)
+        for function in reload_init:
+            function()
+        library = _LinkOnlyLibrary.from_cache(target_context.codegen(), name, data)
+        return compiler.CompileResult(
+            target_context=target_context, typing_context=target_context.typing_context,
+            library=library, environment=env,
+            entry_point=target_context.get_executable(library, fndesc, env),
+            fndesc=fndesc, type_annotation=typeann, signature=signature,
+            objectmode=objectmode, lifted=lifted, typing_error=None, call_helper=None,
+            metadata=None, reload_init=reload_init, referenced_envs=referenced_envs,
+        )
 
 
 class _KernelCache(FunctionCache):
@@ -134,6 +231,8 @@ class _KernelCache(FunctionCache):
     lost (Python reports it as unraisable), LLVM goes on without the code, and numba
     then wrote a kernel's environment to address 0: `fes sim` killed by SIGSEGV, 1 in
     60 SIGTERMs sent as its loop kernel loaded (tests/test_interrupts_exit.py)."""
+
+    _impl_class = _KernelCacheImpl
 
     def _index_key(self, sig: Any, codegen: Any) -> Any:
         return (*super()._index_key(sig, codegen), CACHE_TAG)
@@ -298,7 +397,8 @@ def _registered(function: Callable[..., Any], options: dict[str, Any]) -> Any:
     if not numba.config.DISABLE_JIT:  # type: ignore[attr-defined]
         targetoptions = {name: value for name, value in options.items() if name != "cache"}
         compiled = KernelDispatcher(
-            py_func=function, locals={}, targetoptions={"nopython": True, **targetoptions}
+            py_func=function, locals={}, targetoptions={"nopython": True, **targetoptions},
+            pipeline_class=_KernelCompiler,
         )
         if options["cache"]:
             compiled._cache = _KernelCache(function)
