@@ -56,7 +56,6 @@ from controller.pulses import pulse_times_call
 from controller.safety import Watchdog
 from controller.safety.decide import outputs_off, watchdog_observe, watchdog_submit
 from controller.safety.estop import estop_signals
-from controller.safety.pulse_math import first_pulse_breach, recovery_phase
 from controller.stim.schedule import schedule_step, schedule_step_for
 from controller.stim.scheduler import StimScheduler
 from controller.trial.compile_ahead import KernelJob, LoopCompilation, job, python_job
@@ -330,20 +329,16 @@ def _stage_jobs(
     watchdog: WatchdogArrays,
 ) -> tuple[list[KernelJob], list[KernelJob], list[KernelJob]]:
     """The stages of ``run_block`` as kernels to compile ahead, with the types it calls
-    them with (``compile_ahead``), split in two of about equal compile time: the
-    watchdog's pulse arithmetic (first: this process's watchdog then loads it from the
-    cache), the limb and the scheduler for a helper process, the detector and the
-    watchdog here; and
-    what the trial compiles after its loop, here while the helper compiles the loop
-    (the pulse times of its scoring, ``controller.pulses.train_pulse_times``, and the
-    watchdog's ``outputs_off`` as its ``stop_all`` calls it at the end). The
-    detector and scheduler are compiled through their ``specialised`` kernels, whose
-    calls ``run_block`` inlines (same kernels, same argument types)."""
+    them with (``compile_ahead``), split in two of about equal compile time: the limb
+    and the scheduler for a helper process, the detector and the watchdog (with its
+    pulse arithmetic) here; and what the trial compiles after its loop, here while the
+    helper compiles the loop (the pulse times of its scoring,
+    ``controller.pulses.train_pulse_times``, and the watchdog's ``outputs_off`` as its
+    ``stop_all`` calls it at the end). The detector and scheduler are compiled through
+    their ``specialised`` kernels, whose calls ``run_block`` inlines (same kernels, same
+    argument types)."""
     t_s, gyro, heel = 0.0, 0.0, 0.0
-    pulse = (0.0,) * 5  # a1, w1, f, a2, w2: the watchdog's pulse arithmetic
     helper = [
-        job(recovery_phase, *pulse[:3]),
-        job(first_pulse_breach, watchdog.limits, *pulse, 0),
         job(limb_step, 0, *limb),
         job(schedule_step_for(mode), schedule.params, schedule.state, t_s, 0,
             detector.outbox, schedule.requested),
