@@ -226,7 +226,8 @@ class _KernelCacheImpl(CompileResultCacheImpl):
         for function in reload_init:
             function()
         library = _LinkOnlyLibrary.from_cache(target_context.codegen(), name, data)
-        return compiler.CompileResult(
+        result: Any = compiler.CompileResult  # a namedtuple to mypy, fields unknown
+        return result(
             target_context=target_context, typing_context=target_context.typing_context,
             library=library, environment=env,
             entry_point=target_context.get_executable(library, fndesc, env),
