@@ -145,3 +145,56 @@ def test_a_plain_array_is_typed_as_numba_types_it_and_anything_else_by_numba():
     for value in _arrays():
         expected = typed(lambda v: CPUDispatcher.typeof_pyval(identity, v), value)
         assert typed(identity.typeof_pyval, value) == expected, value
+
+
+LINK_ONLY = textwrap.dedent(
+    """
+    import json, sys
+    import numba
+    import probe_kernels as m
+
+    if sys.argv[1] == "kernels only":  # outer's callee alone, as a first run's helper does
+        sig = (numba.float64, numba.int64)
+        m.inner.compile(sig)
+        made = m.inner.overloads[sig]
+        engine = made.library._codegen._engine
+        print(json.dumps({
+            "library": type(made.library).__name__,
+            "machine code": engine.is_symbol_defined(made.fndesc.mangled_name),
+            "misses": sum(m.inner.stats.cache_misses.values()),
+        }))
+    else:  # another process: outer links inner from the cache
+        print(json.dumps({
+            "value": m.outer(2.0),
+            "misses": {name: sum(d.stats.cache_misses.values()) for name, d in (
+                ("outer", m.outer._python), ("inner for kernels", m.inner))},
+            "library": type(m.inner.overloads[(numba.float64, numba.int64)].library).__name__,
+        }))
+    """
+)
+
+
+def test_a_kernel_compiled_for_kernels_only_has_no_machine_code_and_links_from_the_cache(
+    tmp_path,
+):
+    """A kernel's version without a Python wrapper is only ever linked into its callers
+    (whose machine code holds it): numba emits none for it (``_LinkOnlyLibrary``), it is
+    cached as the module a caller links, and a caller compiled in another process (a
+    first run's helper compiling the loop) links it from the cache, with the same
+    result."""
+    (tmp_path / "probe_kernels.py").write_text(MODULE)
+
+    def run(step: str) -> dict:
+        result = subprocess.run(
+            [sys.executable, "-c", LINK_ONLY, step], cwd=tmp_path, capture_output=True,
+            text=True, timeout=300, env={"PYTHONPATH": str(tmp_path), "PATH": ""},
+        )
+        assert result.returncode == 0, result.stderr[-2000:]
+        return dict(json.loads(result.stdout.splitlines()[-1]))
+
+    assert run("kernels only") == {"library": "_LinkOnlyLibrary", "machine code": False,
+                                   "misses": 1}
+    linked = run("caller")
+    assert linked["value"] == 2.0 * 3 + 1 + 2.0 * 2 + 1
+    assert linked["misses"] == {"outer": 1, "inner for kernels": 0}
+    assert linked["library"] == "_LinkOnlyLibrary"
