@@ -75,8 +75,12 @@ def probe(python: str, folder: Path) -> list[Mark]:
     """One cold ``fes sim`` run by ``python``; its marks, in the order logged."""
     log = folder / "compile.log"
     env = {**os.environ, "NUMBA_CACHE_DIR": str(folder / "numba-cache")}
+    # Run from ``folder``: ``python -c`` puts its working directory first on the import
+    # path, so run from a checkout it would import that checkout's ``controller``, not
+    # the one installed for ``python`` (``--python`` then measured this build twice).
     subprocess.run([python, "-c", _PROBE, str(folder / "trial"), str(log)], env=env,
-                   check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                   cwd=folder, check=True, stdout=subprocess.DEVNULL,
+                   stderr=subprocess.DEVNULL)
     return [Mark(*json.loads(line)) for line in log.read_text().splitlines()]
 
 
