@@ -33,9 +33,9 @@ from controller.kernels import (
     DISPATCH_OPTIONS,
     KERNELS,
     OPTIONS,
-    KernelDispatcher,
     kernels,
 )
+from controller.numba_hooks import KernelDispatcher
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = (controller, sim, hw)

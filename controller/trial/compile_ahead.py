@@ -44,6 +44,8 @@ from typing import Any, NamedTuple
 
 import numba
 
+from controller.kernels import numba_api
+
 
 class KernelJob(NamedTuple):
     """One kernel to compile for these argument types: for calls from other kernels, or
@@ -102,8 +104,9 @@ class LoopCompilation:
     its loop runs: ``helper``'s jobs and then the loop in a forked helper process,
     ``own``'s here meanwhile, then ``later``'s here while the helper compiles the loop.
 
-    Does nothing when the loop is in numba's cache, numba is switched off, or a helper
-    would not help (``spare_cpu``): then the loop's first call compiles everything here,
+    Does nothing when the loop is in numba's cache, numba is switched off, the kernels
+    are numba's public ones (``controller.kernels.numba_api``), or a helper would not
+    help (``spare_cpu``): then the loop's first call compiles everything here,
     as it always did (and the kernels of ``later`` when the trial calls them)."""
 
     def __init__(
@@ -123,6 +126,8 @@ class LoopCompilation:
         """Fork the helper and compile ``own`` here (when worth it); returns once they
         are in numba's cache, the helper now compiling the loop."""
         if numba.config.DISABLE_JIT or not hasattr(os, "fork") or not spare_cpu():  # type: ignore[attr-defined]
+            return
+        if not numba_api():  # numba.njit's kernels: no compile_for_python, no cached
             return
         if self._loop.kernel.cached(*self._loop_args):
             return
