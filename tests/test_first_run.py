@@ -21,7 +21,7 @@ import pytest
 
 _SCRIPT = textwrap.dedent(
     """
-    import json, os, sys
+    import gc, json, os, sys
     import numpy as np
     from numba.core import event
     from controller.cli import main
@@ -39,7 +39,8 @@ _SCRIPT = textwrap.dedent(
             names = [n for n, k in KERNELS.items() if getattr(k, "py_func", k) is function]
             if names:  # a kernel of the project's, not one of numba's own overloads
                 with open(log, "a") as out:
-                    out.write(json.dumps([os.getpid(), names[0], str(ev.data["args"])]))
+                    out.write(json.dumps([os.getpid(), names[0], str(ev.data["args"]),
+                                          gc.isenabled()]))
                     out.write("\\n")
 
         def on_end(self, ev):
@@ -50,17 +51,20 @@ _SCRIPT = textwrap.dedent(
     main(["sim", "--duration-s", "2", "--out", sys.argv[1]])
     trial = {}
     here = set()  # kernels this process compiled (not loaded from the cache)
+    collected = {}  # whether the cycle collector was on, by kernel and process
     for line in open(log):
-        pid, name, args = json.loads(line)
+        pid, name, args, enabled = json.loads(line)
         trial.setdefault(name, set()).add(args)
         if pid == os.getpid():
             here.add(name)
+        collected[f"{name} {'here' if pid == os.getpid() else 'helper'}"] = enabled
     trial = {name: sorted(sigs) for name, sigs in trial.items()}
     from controller.detect.config import DetectorConfig
     from controller.detect.detector import detect_batch
     t = np.arange(200) / 500.0
     detect_batch(DetectorConfig(sensor="fused").setup(), t, np.sin(t), np.ones(200))
-    print(json.dumps({"trial": trial, "here": sorted(here), "after_fused": compiled()}))
+    print(json.dumps({"trial": trial, "here": sorted(here), "after_fused": compiled(),
+                      "collected": collected}))
     """
 )
 
@@ -109,6 +113,18 @@ def test_a_helper_process_compiles_the_limb_and_the_scheduler_meanwhile(first_ru
     assert "controller.detect.gyro.gyro_step" in here
     assert "controller.safety.decide.watchdog_submit" in here
     assert {"controller.pulses._pulse_times", "controller.trial.csvtext.render"} <= here
+
+
+def test_the_loop_and_its_stages_compile_without_the_cycle_collector(first_run):
+    """hotpath.collector_off: numba's compiler keeps Python's cycle collector busy for a
+    tenth of the compile time; it is off while the stages and the loop compile, in the
+    helper too (the trial's CSV kernels compile as its files open, outside)."""
+    collected = first_run[0]["collected"]
+    helper = {name: on for name, on in collected.items() if name.endswith(" helper")}
+    assert "controller.trial.compiled_loop._block_for(0, 1) helper" in helper
+    assert not any(helper.values())
+    assert collected["controller.detect.gyro.gyro_step here"] is False
+    assert collected["controller.safety.decide.watchdog_submit here"] is False
 
 
 def test_the_first_run_says_how_long_compiling_took(first_run):

@@ -127,6 +127,19 @@ def test_gc_is_off_inside_the_block_and_restored_after():
     assert gc.isenabled() and gc.get_freeze_count() == 0
 
 
+def test_the_collector_is_off_inside_the_block_and_as_it_was_after():
+    assert gc.isenabled()
+    with hotpath.collector_off():
+        assert not gc.isenabled()
+        with hotpath.collector_off():
+            assert not gc.isenabled()
+        assert not gc.isenabled()  # the inner block leaves it off: it was off
+    assert gc.isenabled()
+    with pytest.raises(RuntimeError), hotpath.collector_off():
+        raise RuntimeError
+    assert gc.isenabled()
+
+
 @pytest.mark.skipif(not hasattr(os, "sched_setaffinity"), reason="Linux only")
 def test_realtime_section_pins_and_restores():
     allowed = os.sched_getaffinity(0)

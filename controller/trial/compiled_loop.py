@@ -39,7 +39,7 @@ from controller.deadlines import DeadlineMonitor
 from controller.detect.detector import GaitDetector, detector_step, detector_step_for
 from controller.detect.outbox import MAX_EVENTS, new_outbox
 from controller.events import UNKNOWN, DetectedEvent, Event
-from controller.hotpath import announced_if_slow
+from controller.hotpath import announced_if_slow, collector_off
 from controller.interrupts import interrupts_deferred, raise_if_interrupted
 from controller.kernels import kernel, specialised
 from controller.loop import LoopOutcome
@@ -369,7 +369,8 @@ class LoopCompile:
     trial's stages exist: a first run compiles on two CPUs meanwhile,
     ``compile_ahead.LoopCompilation``) to ``finish`` (the loop is ready to run). If it
     takes long, ``notes`` is told, and then how long it took. A loop this process has
-    run already is ready at once (``_READY``)."""
+    run already is ready at once (``_READY``). Python's cycle collector is off while it
+    compiles, in the helper too (``hotpath.collector_off``)."""
 
     def __init__(
         self,
@@ -407,7 +408,8 @@ class LoopCompile:
         started_s = time.perf_counter()
         try:
             if self._ahead is not None:
-                self._ahead.start()
+                with collector_off():  # the helper, forked here, keeps it off
+                    self._ahead.start()
         except BaseException:
             self.close()
             raise
@@ -420,9 +422,10 @@ class LoopCompile:
         files opened: ``notes`` is told the whole time)."""
         started_s = time.perf_counter()
         try:
-            if self._ahead is not None:
-                self._ahead.finish()
-            self.loop.block(self.loop.k, 0, self.loop.arrays)  # compile or load: no samples
+            with collector_off():
+                if self._ahead is not None:
+                    self._ahead.finish()
+                self.loop.block(self.loop.k, 0, self.loop.arrays)  # compile or load
             _READY.add(self.loop.run_block)
         finally:
             self.close()
