@@ -316,7 +316,7 @@ def _loop_of(
     args = (k, 0, period_s, arrays, detector_arrays, schedule, watchdog_arrays, record,
             publish_every)
     jobs = functools.partial(_stage_jobs, kind, scheduler.mode, arrays, detector_arrays,
-                             schedule, watchdog_arrays)
+                             schedule, watchdog_arrays, record)
     return _Loop(block, run_block, k, arrays, args, jobs, delivered, record.events)
 
 
@@ -327,17 +327,20 @@ def _stage_jobs(
     detector: DetectorArrays,
     schedule: ScheduleArrays,
     watchdog: WatchdogArrays,
+    record: RecordArrays,
 ) -> tuple[list[KernelJob], list[KernelJob], list[KernelJob]]:
     """The stages of ``run_block`` as kernels to compile ahead, with the types it calls
     them with (``compile_ahead``), split in two of about equal compile time: the limb
     and the scheduler for a helper process, the detector and the watchdog (with its
-    pulse arithmetic) here; and what the trial compiles after its loop, here while the
+    pulse arithmetic) and the loop's own small kernels (``_hold``, ``_record``: else
+    the helper compiles them inside the loop's compilation, 0.23 s of CPU in the part
+    that runs alone) here; and what the trial compiles after its loop, here while the
     helper compiles the loop (the pulse times of its scoring,
     ``controller.pulses.train_pulse_times``, and the watchdog's ``outputs_off`` as its
     ``stop_all`` calls it at the end). The detector and scheduler are compiled through
     their ``specialised`` kernels, whose calls ``run_block`` inlines (same kernels, same
     argument types)."""
-    t_s, gyro, heel = 0.0, 0.0, 0.0
+    k, t_s, gyro, heel, phase = 0, 0.0, 0.0, 0.0, 0
     helper = [
         job(limb_step, 0, *limb),
         job(schedule_step_for(mode), schedule.params, schedule.state, t_s, 0,
@@ -350,6 +353,9 @@ def _stage_jobs(
             heel, True),
         job(watchdog_submit, watchdog.limits, watchdog.state, watchdog.log, t_s,
             schedule.requested, watchdog.delivered),
+        job(_hold, watchdog.delivered, limb.command),
+        job(_record, k, t_s, limb.sample, phase, watchdog.delivered, record.stim_column,
+            record.table),
     ]
     column = np.zeros(1)
     pulse_times, pulse_args = pulse_times_call(column, column, column, t_s)
