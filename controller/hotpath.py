@@ -12,7 +12,9 @@ What can make one sample of an otherwise fast loop late, and what this module do
   reach), disables automatic collection for the loop and re-enables it afterwards. The
   loop creates no reference cycles (a test checks it), so nothing accumulates. A first
   run's compilation runs without the collector (``collector_off``): numba's compiler
-  keeps it busy for a tenth of the compile time.
+  keeps it busy for a tenth of the compile time. Its frames are laid out in one large
+  chunk of the interpreter's frame stack (``in_one_chunk``), which the compiler's
+  recursion would otherwise map and unmap from the OS hundreds of thousands of times.
 * **The operating system.** ``realtime_section`` optionally pins the calling thread to
   one CPU (``os.sched_setaffinity``) and gives it a real-time priority
   (``SCHED_FIFO`` through ``os.sched_setscheduler``), so that other processes cannot
@@ -35,8 +37,9 @@ import os
 import sys
 import threading
 import time
-from collections.abc import Iterator
-from typing import Protocol, TextIO, runtime_checkable
+import types
+from collections.abc import Callable, Iterator
+from typing import Protocol, TextIO, TypeVar, runtime_checkable
 
 _PR_SET_TIMERSLACK = 29
 _PR_GET_TIMERSLACK = 30
@@ -123,6 +126,37 @@ def collector_off() -> Iterator[None]:
     finally:
         if was_enabled:
             gc.enable()
+
+
+T = TypeVar("T")
+
+
+def _call(function: Callable[[], T]) -> T:
+    return function()
+
+
+#: ``_call`` whose frame asks for room for 2**17 more values on its stack (1 MiB): the
+#: interpreter gives it a 2 MiB chunk of its frame stack of its own (``in_one_chunk``).
+_call_in_a_large_chunk: Callable[[Callable[[], T]], T] = types.FunctionType(
+    _call.__code__.replace(co_stacksize=_call.__code__.co_stacksize + 2**17),
+    _call.__globals__, "_call_in_a_large_chunk",
+)
+
+
+def in_one_chunk(function: Callable[[], T]) -> T:
+    """``function()``, its Python frames laid out in one large chunk of the interpreter's
+    frame stack.
+
+    For numba's compilation of a first run (``controller.trial.compiled_loop``). CPython
+    (3.11 and later) keeps its frames on a stack of 16 kB chunks, maps a chunk from the
+    OS (``mmap``) when a call crosses into it and unmaps it as soon as the call returns
+    below it; numba's compiler recurses back and forth across such boundaries, so a
+    cold ``fes sim`` mapped and unmapped a chunk 280,000 times (``strace -f -c``: 280,026
+    ``mmap`` of 16,384 bytes, 280,028 ``munmap``), each about 10 us of system time and
+    page faults. Called through a frame that asks for 1 MiB of value stack (it uses a
+    few entries), ``function`` starts with 1 MiB of that chunk free above it, more than
+    the compiler's deepest recursion takes; the chunk is unmapped once, on return."""
+    return _call_in_a_large_chunk(function)
 
 
 @contextlib.contextmanager

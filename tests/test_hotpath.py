@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import os
+import resource
 import subprocess
 import sys
 import textwrap
@@ -138,6 +139,32 @@ def test_the_collector_is_off_inside_the_block_and_as_it_was_after():
     with pytest.raises(RuntimeError), hotpath.collector_off():
         raise RuntimeError
     assert gc.isenabled()
+
+
+def _recurse(depth: int) -> int:
+    return _recurse(depth - 1) if depth else 0
+
+
+def _minor_faults(function) -> int:
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+    function()
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
+
+
+def test_a_call_in_one_chunk_does_not_map_frame_stack_chunks_back_and_forth():
+    """Recursing back and forth across the end of a 16 kB chunk of CPython's frame stack
+    maps a chunk (page faults) each time it crosses; inside ``in_one_chunk`` the frames
+    fit in one chunk mapped once."""
+
+    def sweep() -> None:
+        for depth in range(400):  # 400 frames: past two chunk ends wherever it starts
+            _recurse(depth)
+
+    plain = _minor_faults(sweep)
+    inside = _minor_faults(lambda: hotpath.in_one_chunk(sweep))
+    assert plain > 200
+    assert inside < 50
+    assert hotpath.in_one_chunk(lambda: 42) == 42
 
 
 @pytest.mark.skipif(not hasattr(os, "sched_setaffinity"), reason="Linux only")

@@ -39,7 +39,7 @@ from controller.deadlines import DeadlineMonitor
 from controller.detect.detector import GaitDetector, detector_step, detector_step_for
 from controller.detect.outbox import MAX_EVENTS, new_outbox
 from controller.events import UNKNOWN, DetectedEvent, Event
-from controller.hotpath import announced_if_slow, collector_off
+from controller.hotpath import announced_if_slow, collector_off, in_one_chunk
 from controller.interrupts import interrupts_deferred, raise_if_interrupted
 from controller.kernels import kernel, specialised
 from controller.loop import LoopOutcome
@@ -376,7 +376,8 @@ class LoopCompile:
     ``compile_ahead.LoopCompilation``) to ``finish`` (the loop is ready to run). If it
     takes long, ``notes`` is told, and then how long it took. A loop this process has
     run already is ready at once (``_READY``). Python's cycle collector is off while it
-    compiles, in the helper too (``hotpath.collector_off``)."""
+    compiles, in the helper too (``hotpath.collector_off``), and the compiler's frames
+    sit in one chunk of the interpreter's frame stack (``hotpath.in_one_chunk``)."""
 
     def __init__(
         self,
@@ -415,7 +416,7 @@ class LoopCompile:
         try:
             if self._ahead is not None:
                 with collector_off():  # the helper, forked here, keeps it off
-                    self._ahead.start()
+                    in_one_chunk(self._ahead.start)  # and its frame stack too
         except BaseException:
             self.close()
             raise
@@ -429,13 +430,16 @@ class LoopCompile:
         started_s = time.perf_counter()
         try:
             with collector_off():
-                if self._ahead is not None:
-                    self._ahead.finish()
-                self.loop.block(self.loop.k, 0, self.loop.arrays)  # compile or load
+                in_one_chunk(self._compile_or_load)
             _READY.add(self.loop.run_block)
         finally:
             self.close()
         return self._spent_s + time.perf_counter() - started_s
+
+    def _compile_or_load(self) -> None:
+        if self._ahead is not None:
+            self._ahead.finish()
+        self.loop.block(self.loop.k, 0, self.loop.arrays)  # no samples
 
     def close(self) -> None:
         """Stop any helper still compiling; say how long it took, if it was said."""
