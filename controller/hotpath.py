@@ -108,9 +108,13 @@ def announced_if_slow(
 
 
 @contextlib.contextmanager
-def collector_off() -> Iterator[None]:
+def collector_off(freeze_after: bool = False) -> Iterator[None]:
     """No cyclic garbage collection inside the block (memory is still freed by reference
-    counting); the collector is on again after it if it was before.
+    counting); the collector is on again after it if it was before. With
+    ``freeze_after`` what exists then is first frozen (``gc.freeze``: out of the
+    collector's reach, unfrozen by ``gc_paused``), for a block after which the process
+    ends: the collector, on again, would otherwise walk everything the block made at
+    its first collection (0.3 s at the end of a first ``fes sim``).
 
     For numba's compilation of a first run (``controller.trial.compiled_loop``): its
     compiler makes objects by the million, many held long enough to reach the oldest
@@ -125,6 +129,8 @@ def collector_off() -> Iterator[None]:
         yield
     finally:
         if was_enabled:
+            if freeze_after:
+                gc.freeze()
             gc.enable()
 
 

@@ -139,6 +139,12 @@ def test_the_collector_is_off_inside_the_block_and_as_it_was_after():
     with pytest.raises(RuntimeError), hotpath.collector_off():
         raise RuntimeError
     assert gc.isenabled()
+    try:
+        with hotpath.collector_off(freeze_after=True):
+            assert gc.get_freeze_count() == 0
+        assert gc.isenabled() and gc.get_freeze_count() > 0
+    finally:
+        gc.unfreeze()
 
 
 def _recurse(depth: int) -> int:
