@@ -60,7 +60,7 @@ HOOKS = "hooks"
 
 def fits() -> str:
     """How much of numba's private API the kernels may use with this numba:
-    ``LINK_ONLY``, ``HOOKS`` or "" (module docstring). Cheap (about 0.1 ms): names,
+    ``LINK_ONLY``, ``HOOKS`` or "" (module docstring). Cheap (about 0.2 ms): names,
     parameter lists, and the attribute names numba's own methods use (``co_names``),
     which is where the classes below read or replace them."""
     if not _passes(_hooks_fit):
@@ -109,7 +109,7 @@ def _hooks_fit() -> bool:
         _params(CPUDispatcher.add_overload) == ["self", "cres"],
         _params(CPUDispatcher._compile_for_args) == ["self", "args", "kws"],  # type: ignore[attr-defined]
         hasattr(CPUDispatcher, "_insert"),
-        _uses(CPUDispatcher.__init__, "targetoptions"),
+        _uses(CPUDispatcher.__init__, "targetoptions", "locals"),
         all(hasattr(CPUTargetOptions, name) for name in (
             "_nrt", "no_cfunc_wrapper", "no_cpython_wrapper", "forceinline", "inline")),
     ))
