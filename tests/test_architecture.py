@@ -75,8 +75,10 @@ MAY_IMPORT: dict[str, tuple[str, ...]] = {
     ),
     "sweep": ("vocabulary", "sim", "config", "trial"),
     "report": ("vocabulary", "trial", "sweep"),
+    # `fes sim` runs without the cycle collector, in one frame-stack chunk (hotpath).
     "commands": (
-        "vocabulary", "sim", "hw", "detect", "safety", "config", "trial", "sweep", "report",
+        "vocabulary", "sim", "hw", "detect", "safety", "runtime", "config", "trial", "sweep",
+        "report",
     ),
     "bench": (
         "vocabulary", "sim", "hw", "detect", "stim", "safety", "runtime", "loop", "config",
