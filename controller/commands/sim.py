@@ -50,7 +50,9 @@ def _run(args: argparse.Namespace) -> int:
     of five runs each, alternated), and a trial makes no cycles worth collecting. It
     is on again once the command returns, the objects that exist then frozen (the
     process ends: a full collection of what a first run's compilation left took 0.3 s
-    there). Its frames sit in one chunk of the interpreter's frame stack
+    there). The log writer, forked inside, runs without it too (it makes no cycles; a
+    first collection there would walk, and copy on write, the whole inherited heap).
+    Its frames sit in one chunk of the interpreter's frame stack
     (``hotpath.in_one_chunk``): a first run compiles the trial's CSV kernels as its
     files open, outside ``LoopCompile``."""
     from controller.hotpath import collector_off, in_one_chunk
