@@ -13,6 +13,7 @@ import contextlib
 import io
 import json
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -41,7 +42,20 @@ def tmpfs(path: Path, options: str) -> Iterator[Path]:
     try:
         yield path
     finally:
-        subprocess.run(["umount", str(path)], check=False)
+        _unmount(path)
+
+
+def _unmount(path: Path) -> None:
+    """Unmount ``path``, waiting up to 2 s for a trial's log writer to end: it says its
+    files are closed before its process has ended, and until then it still holds the
+    copies of the trial's open files that it inherited at its fork (``umount``: busy).
+    Detached (``umount -l``) if it is still busy then, so no mount outlives the tests."""
+    deadline = time.monotonic() + 2.0
+    while subprocess.run(["umount", str(path)], capture_output=True).returncode != 0:
+        if time.monotonic() > deadline:
+            subprocess.run(["umount", "-l", str(path)], check=False)
+            return
+        time.sleep(0.02)
 
 
 @pytest.fixture
