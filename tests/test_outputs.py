@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import os
 import subprocess
 import time
 from collections.abc import Iterator
@@ -43,6 +44,16 @@ def tmpfs(path: Path, options: str) -> Iterator[Path]:
         yield path
     finally:
         _unmount(path)
+
+
+def holders(folder: Path) -> list[str]:
+    """The open files in ``folder`` of any process (``/proc/*/fd``)."""
+    found = []
+    for fd in Path("/proc").glob("[0-9]*/fd/*"):
+        with contextlib.suppress(OSError):  # a process or descriptor gone meanwhile
+            if os.readlink(fd).startswith(f"{folder}/"):
+                found.append(f"{fd} -> {os.readlink(fd)}")
+    return found
 
 
 def _unmount(path: Path) -> None:
@@ -98,6 +109,7 @@ def test_a_disk_that_fills_during_the_trial_is_named_after_it(capsys, full_disk)
     # The only error (a first run after an install says before it that it compiled).
     assert err.endswith(f"fes: cannot write {out / 'samples.csv'}: No space left on device\n")
     assert err.count("fes: ") == 1
+    assert holders(out) == []  # the log writer released even the file that failed
     assert json.loads((out / "config.json").read_text())["loop"]["duration_s"] == 20.0
     assert (out / "samples.csv").read_text().startswith("time_s,")
 

@@ -150,6 +150,17 @@ class FullDiskSink:
         """Nothing to release."""
 
 
+class FullDiskFileSink(FullDiskSink):
+    """A full disk's file that says on the disk beside it when it is closed (the sink
+    runs in the writer process)."""
+
+    def __init__(self, closed: Path) -> None:
+        self.closed = closed
+
+    def close(self) -> None:
+        self.closed.write_text("closed")
+
+
 class BuggySink(FullDiskSink):
     def write(self, first: int, rows: Mapping[str, np.ndarray]) -> None:
         raise RuntimeError("a bug in the sink")
@@ -180,6 +191,15 @@ def test_a_full_disk_drops_its_sink_and_is_named_after_the_loop_which_runs_to_th
         "cannot write /mnt/full/samples.csv: No space left on device"
     )
     assert len(np.load(tmp_path / "rows.npz")["time_s"]) == 500  # the other sink goes on
+
+
+def test_a_dropped_sink_is_closed_before_the_writer_says_it_is_done(tmp_path):
+    """Its file is released with the failure, not when the writer's process ends
+    after the trial has gone on (a full disk's folder could not be unmounted)."""
+    writer = _run_with_sinks([FullDiskFileSink(tmp_path / "closed")])
+    writer.stop()
+    assert writer.failure is not None
+    assert (tmp_path / "closed").read_text() == "closed"
 
 
 def test_a_failing_sink_is_reported_after_the_loop_which_runs_to_the_end(capfd):

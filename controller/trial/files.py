@@ -154,8 +154,10 @@ class EventStream:
         self._flush(self._rows * self._period_s - self._hold_s)
 
     def close(self) -> None:
-        self._flush(self._rows * self._period_s)
-        os.close(self.fd)
+        try:
+            self._flush(self._rows * self._period_s)
+        finally:  # a full disk must not keep the file open
+            os.close(self.fd)
 
     def _flush(self, horizon_s: float) -> None:
         """Write every known event before ``horizon_s``, sorted."""

@@ -306,13 +306,17 @@ class LogWriter:
         self._progress[_WRITTEN] = ready
 
     def _guarded(self, sinks: list[LogSink], sink: LogSink, call: Callable[[], None]) -> None:
-        """Run ``call``; a sink whose output fails (``OSError``) is dropped, the first
-        failure kept for ``failure``."""
+        """Run ``call``; a sink whose output fails (``OSError``) is dropped and closed
+        (its file is released before the writer says it is done), the first failure
+        kept for ``failure``."""
         try:
             call()
         except OSError as err:
             if sink in sinks:
                 sinks.remove(sink)
+                if call != sink.close:
+                    with contextlib.suppress(OSError):  # the failure above is the one told
+                        sink.close()
             if self._progress[_FAILURE_LENGTH] == 0:
                 path = str(err.filename or getattr(sink, "path", "the log"))
                 text = f"{path}\0{reason(err)}".encode()[:_FAILURE_BYTES]
