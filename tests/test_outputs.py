@@ -57,10 +57,9 @@ def holders(folder: Path) -> list[str]:
 
 
 def _unmount(path: Path) -> None:
-    """Unmount ``path``, waiting up to 2 s for a trial's log writer to end: it says its
-    files are closed before its process has ended, and until then it still holds the
-    copies of the trial's open files that it inherited at its fork (``umount``: busy).
-    Detached (``umount -l``) if it is still busy then, so no mount outlives the tests."""
+    """Unmount ``path``, waiting up to 2 s while a process still holds a file there
+    (``umount``: busy), then detached (``umount -l``): no mount outlives the tests, even
+    one whose test failed."""
     deadline = time.monotonic() + 2.0
     while subprocess.run(["umount", str(path)], capture_output=True).returncode != 0:
         if time.monotonic() > deadline:
