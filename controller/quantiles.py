@@ -33,7 +33,7 @@ SORTED_UP_TO = 4096
 
 def median_and_percentiles(values: np.ndarray, percents: float | Sequence[float]) -> list[float]:
     """``[np.median(values), *np.percentile(values, percents)]`` as floats (values not
-    empty; ``percents`` one number or several, as the caller would pass them to numpy:
+    empty; ``percents`` one number, several or none, as the caller would pass them to numpy:
     on the arrays numpy is left with, it is called that way)."""
     values = np.asarray(values, dtype=np.float64).ravel()
     n = values.size

@@ -24,6 +24,12 @@ def test_one_percentile_as_numpy_given_one():
         assert same(median_and_percentiles(values, 95), expected), values
 
 
+@pytest.mark.parametrize("values", [[2.0, -1.0, 0.5], [-0.0, 1.0], [1.0, np.nan], [7.0] * 5000])
+def test_the_median_alone_given_no_percentile(values):
+    values = np.array(values)
+    assert same(median_and_percentiles(values, ()), [float(np.median(values))]), values
+
+
 def same(a: list[float], b: list[float]) -> bool:
     """Equal bit for bit (the sign of a zero too), NaN equal to NaN."""
     return all(

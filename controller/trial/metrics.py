@@ -22,7 +22,7 @@ def error_stats_ms(errors_s: Sequence[float] | np.ndarray) -> dict[str, float | 
     values = np.asarray(errors_s, dtype=float) * 1000.0
     if values.size == 0:
         return {"median": None, "p95": None}
-    median, _ = median_and_percentiles(values, 95)
+    [median] = median_and_percentiles(values, ())
     _, p95 = median_and_percentiles(np.abs(values), 95)
     return {"median": median, "p95": p95}
 
