@@ -20,9 +20,11 @@ import signal
 import sys
 from collections.abc import Sequence
 
-# Only the exit codes at module level: everything else is imported inside ``main``'s
-# handler, so that Ctrl-C at any moment after this line is exit 130, not a traceback.
+# Only the exit codes and the output streams' wrapper (``os`` alone) at module level:
+# everything else is imported inside ``main``'s handler, so that Ctrl-C at any moment
+# after these lines is exit 130, not a traceback.
 from controller.commands.common import EXIT_INTERRUPTED, EXIT_USAGE
+from controller.console import ReaderMayLeave
 
 #: Each subcommand and the module of ``controller.commands`` that registers it, in the
 #: order ``fes --help`` lists them.
@@ -67,7 +69,18 @@ def command_names() -> list[str]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point of the ``fes`` console script."""
+    """Entry point of the ``fes`` console script. Its output may outlive its reader
+    (``fes sim | head``: ``controller.console``)."""
+    stdout, stderr = sys.stdout, sys.stderr
+    sys.stdout, sys.stderr = ReaderMayLeave(stdout), ReaderMayLeave(stderr)  # type: ignore[assignment]
+    try:
+        return _run(argv)
+    finally:
+        sys.stdout, sys.stderr = stdout, stderr
+
+
+def _run(argv: Sequence[str] | None) -> int:
+    """Parse ``argv`` and run the command it names; its exit code."""
     try:
         one_blas_thread()
         from controller.interrupts import raise_if_interrupted, terminate_as_interrupt
