@@ -233,6 +233,18 @@ def _within_safety(config: TrialConfig) -> list[str]:
     return problems
 
 
+def _has_samples(config: TrialConfig) -> list[str]:
+    """A trial too short to hold one sample (the loop counts round(duration x rate))."""
+    loop = config.loop
+    if round(loop.duration_s * loop.sample_rate_hz) >= 1:
+        return []
+    return [
+        f"loop.duration_s: {loop.duration_s:g} s is shorter than one sample period "
+        f"({1000.0 / loop.sample_rate_hz:g} ms at loop.sample_rate_hz = "
+        f"{loop.sample_rate_hz:g}): the trial would have no sample"
+    ]
+
+
 def _triggers_available(config: TrialConfig) -> list[str]:
     """Walking-mode triggers that the detector cannot provide."""
     if config.stim.mode != "walking" or config.detector.reports_heel_off():
@@ -252,7 +264,10 @@ def build_config(data: dict[str, Any], source: str) -> TrialConfig:
         config = TrialConfig.model_validate(data)
     except ValidationError as err:
         raise ConfigError(source, describe_errors(err, TrialConfig)) from None
-    problems = stim_problems(config.stim) + _within_safety(config) + _triggers_available(config)
+    problems = (
+        stim_problems(config.stim) + _within_safety(config) + _has_samples(config)
+        + _triggers_available(config)
+    )
     if problems:
         raise ConfigError(source, problems)
     return config

@@ -350,3 +350,31 @@ def test_more_sweep_workers_than_the_machine_can_hold_are_refused(tmp_path, caps
     code, err = fes(capsys, "sweep", "--workers", "100000", "--dry-run",
                     "--out", str(tmp_path / "s"))
     assert code == 2 and "--workers: at most" in err
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["sim", "--duration-s", "0.001"],
+        ["sim", "--duration-s", "1e-300"],
+        ["sim", "--duration-s", "0.004", "--rate-hz", "100"],
+        ["sweep", "--duration-s", "0.001", "--workers", "1"],
+    ],
+    ids=["sim-half-a-period", "sim-1e-300", "sim-at-100-hz", "sweep"],
+)
+def test_a_trial_shorter_than_one_sample_period_is_refused_naming_the_field(
+    tmp_path, capsys, argv
+):
+    """``fes sim --duration-s 0.001`` (0.5 of a 2 ms period) ended in a ValueError
+    traceback from reshaping its empty arrays; a sweep of it failed every trial (exit 4)."""
+    code, err = fes(capsys, *argv, "--out", str(tmp_path / "out"))
+    assert code == 2
+    assert "loop.duration_s" in err and "one sample period" in err
+    assert not (tmp_path / "out" / "failures.txt").exists()
+
+
+def test_check_config_refuses_a_trial_shorter_than_one_sample_period(tmp_path, capsys):
+    path = tmp_path / "short.toml"
+    path.write_text("[loop]\nduration_s = 0.0001\n")
+    code, err = fes(capsys, "check-config", str(path))
+    assert code == 2 and "loop.duration_s: 0.0001 s is shorter than one sample period" in err
