@@ -99,6 +99,20 @@ def test_a_folder_that_is_neither_exits_2(tmp_path, capsys):
     assert "neither a trial folder" in capsys.readouterr().err
 
 
+@pytest.mark.parametrize("name", ["no-such-folder", "samples.csv"])
+def test_a_mistyped_folder_or_a_file_is_named_and_nothing_is_created(tmp_path, capsys, name):
+    """``fes report runs/tpyo`` made runs/tpyo/report/ before saying it was no trial
+    folder; ``fes report runs/t/samples.csv`` said 'cannot write
+    runs/t/samples.csv/report: Not a directory', blaming the output for the input."""
+    (tmp_path / "samples.csv").write_text("time_s,gyro_rad_s\n")
+    given = tmp_path / name
+    assert main(["report", str(given)]) == 2
+    err = capsys.readouterr().err
+    assert f"({given})" in err and "neither a trial folder" in err
+    assert "cannot write" not in err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["samples.csv"]
+
+
 def test_report_without_samples_draws_the_sweep_figures_only(tmp_path):
     out = tmp_path / "s"
     assert main(["sweep", "--grid", "stim.peroneal.amplitude_ma=20,35", "--duration-s", "4",

@@ -10,9 +10,10 @@ from controller.commands.common import EXIT_OK, output_path
 
 def _run(args: argparse.Namespace) -> int:
     from controller.outputs import output_folder, writing
-    from controller.report.document import REPORT_FOLDER, make_report
+    from controller.report.document import REPORT_FOLDER, check_folder, make_report
 
     over = [k.strip() for k in args.over.split(",")] if args.over else None
+    check_folder(args.folder)  # before DIR/report is made: DIR may be a typo or a file
     out = output_folder(args.out or args.folder / REPORT_FOLDER)
     with writing(out):
         report = make_report(args.folder, out, args.objective, over)

@@ -47,15 +47,20 @@ def make_report(
     over: Sequence[str] | None = None,
 ) -> Report:
     """Figures and ``report.md`` for the trial or sweep in ``folder``."""
+    check_folder(folder)
     out = out or folder / REPORT_FOLDER
     if is_sweep(folder):
         return _sweep_report(load_sweep(folder, objective), out, over)
-    if is_trial(folder):
-        return _trial_report(load_trial(folder), out)
-    raise ConfigError(str(folder), [
-        "neither a trial folder (samples.csv, events.csv, summary.json, config.json) nor a "
-        "sweep folder (results.csv, sweep.json)"
-    ])
+    return _trial_report(load_trial(folder), out)
+
+
+def check_folder(folder: Path) -> None:
+    """``ConfigError`` naming ``folder`` unless it is a trial or a sweep folder."""
+    if not (is_sweep(folder) or is_trial(folder)):
+        raise ConfigError(str(folder), [
+            "neither a trial folder (samples.csv, events.csv, summary.json, config.json) "
+            "nor a sweep folder (results.csv, sweep.json)"
+        ])
 
 
 def _trial_figures(data: TrialData, out: Path, prefix: str) -> list[tuple[str, Path]]:
