@@ -155,3 +155,25 @@ def test_a_thousand_trial_sweep_loads_with_pandas(tmp_path):
     results = sweep_results(tmp_path, 1000)
     assert len(results) == 1000 and results["sim.seed"].is_unique
     assert results["stopped_by"].eq("duration").all()
+
+
+def test_fes_report_draws_a_parquet_trial_from_the_same_data_as_its_csv_twin(both, capsys):
+    """``fes sim --format parquet`` then ``fes report`` said the folder was 'neither a
+    trial folder (samples.csv, ...) nor a sweep folder' (exit 2)."""
+    from controller.report.trial_data import load_trial
+
+    csv_trial, parquet_trial = (load_trial(folder) for folder in both)
+    assert [e[1:] for e in parquet_trial.events] == [e[1:] for e in csv_trial.events]
+    np.testing.assert_allclose([e[0] for e in parquet_trial.events],
+                               [e[0] for e in csv_trial.events], atol=1e-6)
+    assert set(parquet_trial.columns) == set(csv_trial.columns)
+    for name, values in csv_trial.columns.items():
+        if values.dtype.kind == "f":
+            np.testing.assert_allclose(parquet_trial.columns[name], values, atol=1e-6,
+                                       equal_nan=True, err_msg=name)
+        else:
+            assert parquet_trial.columns[name].tolist() == values.tolist(), name
+    assert main(["report", str(both[1])]) == 0
+    assert "Traceback" not in capsys.readouterr().err
+    assert {p.name for p in (both[1] / "report").glob("*.png")} == {
+        "gyro-strides.png", "stim-envelope.png", "ankle-clearance.png", "distributions.png"}

@@ -58,8 +58,8 @@ def check_folder(folder: Path) -> None:
     """``ConfigError`` naming ``folder`` unless it is a trial or a sweep folder."""
     if not (is_sweep(folder) or is_trial(folder)):
         raise ConfigError(str(folder), [
-            "neither a trial folder (samples.csv, events.csv, summary.json, config.json) "
-            "nor a sweep folder (results.csv, sweep.json)"
+            "neither a trial folder (samples and events as .csv or .parquet, summary.json, "
+            "config.json) nor a sweep folder (results.csv, sweep.json)"
         ])
 
 

@@ -21,6 +21,9 @@ import numpy as np
 from controller.validation import ConfigError
 
 TRIAL_FILES = ("samples.csv", "events.csv", "summary.json", "config.json")
+#: The tables of a trial, written as CSV (default) or as Parquet (``--format parquet``).
+TABLES = ("samples", "events")
+TABLE_FORMATS = ("csv", "parquet")
 CYCLE_POINTS = 201  # resolution of the normalised gait cycle
 CYCLE_PERCENT = np.linspace(0.0, 100.0, CYCLE_POINTS)
 
@@ -57,9 +60,21 @@ class TrialData:
         return f"patient {sim.get('patient', '?')}, seed {sim.get('seed', '?')}{length}"
 
 
+def _table_format(folder: Path) -> str | None:
+    """The format ``folder`` holds both tables in (CSV first), or None."""
+    return next((fmt for fmt in TABLE_FORMATS
+                 if all((folder / f"{table}.{fmt}").is_file() for table in TABLES)), None)
+
+
+def _missing(folder: Path) -> list[str]:
+    """The files of a trial that ``folder`` lacks (the tables named as CSV)."""
+    names = TRIAL_FILES[len(TABLES):] if _table_format(folder) else TRIAL_FILES
+    return [name for name in names if not (folder / name).is_file()]
+
+
 def is_trial(folder: Path) -> bool:
-    """True if ``folder`` holds every file of a trial."""
-    return all((folder / name).is_file() for name in TRIAL_FILES)
+    """True if ``folder`` holds every file of a trial (its tables as CSV or Parquet)."""
+    return not _missing(folder)
 
 
 def _column(values: list[str]) -> np.ndarray:
@@ -71,9 +86,21 @@ def _column(values: list[str]) -> np.ndarray:
 
 def load_trial(folder: Path) -> TrialData:
     """Read a trial folder; a usage error naming the folder if files are missing."""
-    missing = [name for name in TRIAL_FILES if not (folder / name).is_file()]
+    missing = _missing(folder)
     if missing:
         raise ConfigError(str(folder), [f"not a trial folder: no {', '.join(missing)}"])
+    read = _read_parquet if _table_format(folder) == "parquet" else _read_csv
+    columns, events = read(folder)
+    return TrialData(
+        folder=folder,
+        columns=columns,
+        events=events,
+        summary=json.loads((folder / "summary.json").read_text()),
+        config=json.loads((folder / "config.json").read_text()),
+    )
+
+
+def _read_csv(folder: Path) -> tuple[dict[str, np.ndarray], tuple[tuple[float, str, str], ...]]:
     with (folder / "samples.csv").open(encoding="utf-8") as handle:
         reader = csv.reader(handle)
         header = next(reader)
@@ -83,13 +110,27 @@ def load_trial(folder: Path) -> TrialData:
         events = tuple(
             (float(row["time_s"]), row["source"], row["event"]) for row in csv.DictReader(handle)
         )
-    return TrialData(
-        folder=folder,
-        columns=columns,
-        events=events,
-        summary=json.loads((folder / "summary.json").read_text()),
-        config=json.loads((folder / "config.json").read_text()),
-    )
+    return columns, events
+
+
+def _read_parquet(
+    folder: Path,
+) -> tuple[dict[str, np.ndarray], tuple[tuple[float, str, str], ...]]:
+    """The tables of a ``--format parquet`` trial, as ``_read_csv`` gives them: numbers as
+    floats (NaN for a missing cell), names (the phase) as text."""
+    from controller.trial.parquet import pyarrow_modules
+
+    pa, pq = pyarrow_modules()
+    samples = pq.read_table(folder / "samples.parquet")
+    columns = {}
+    for field, column in zip(samples.schema, samples.columns, strict=True):
+        if pa.types.is_dictionary(field.type):
+            columns[field.name] = np.array([v or "" for v in column.to_pylist()])
+        else:
+            columns[field.name] = column.to_numpy().astype(float)
+    rows = pq.read_table(folder / "events.parquet").to_pylist()
+    events = tuple((float(r["time_s"]), str(r["source"]), str(r["event"])) for r in rows)
+    return columns, events
 
 
 def stride_matrix(data: TrialData, values: np.ndarray) -> np.ndarray:
