@@ -124,3 +124,29 @@ def test_report_without_samples_draws_the_sweep_figures_only(tmp_path):
     assert "kept no samples" in (out / "report" / "report.md").read_text()
     assert np.isfinite(imread(out / "report" / "spread.png")).all()
 
+
+
+@pytest.mark.parametrize(
+    ("name", "damage", "expected"),
+    [
+        ("samples.csv", lambda text: text[: len(text) // 2], "samples.csv: line "),
+        ("samples.csv", lambda text: "", "samples.csv: empty file"),
+        ("events.csv", lambda text: text.replace("heel_strike", "heel_strike,x", 1),
+         "events.csv: line "),
+        ("events.csv", lambda text: text.replace("time_s", "t", 1), "events.csv: no column"),
+    ],
+    ids=["samples-cut-mid-row", "samples-empty", "events-extra-field", "events-no-time"],
+)
+def test_a_damaged_trial_file_is_named_not_a_traceback(trial, tmp_path, capsys, name, damage,
+                                                       expected):
+    """A samples.csv cut in the middle of a row (an edited or half-copied folder) ended
+    ``fes report`` in 'ValueError: zip() argument 1253 is shorter than arguments 1-1252'."""
+    folder = tmp_path / "t"
+    folder.mkdir()
+    for path in trial.iterdir():
+        if path.is_file():
+            (folder / path.name).write_text(path.read_text())
+    (folder / name).write_text(damage((folder / name).read_text()))
+    assert main(["report", str(folder)]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and expected in err

@@ -100,17 +100,38 @@ def load_trial(folder: Path) -> TrialData:
     )
 
 
-def _read_csv(folder: Path) -> tuple[dict[str, np.ndarray], tuple[tuple[float, str, str], ...]]:
-    with (folder / "samples.csv").open(encoding="utf-8") as handle:
+def _table(path: Path) -> tuple[list[str], list[list[str]]]:
+    """The header and rows of a CSV table; a ``ConfigError`` naming the file and the
+    line if it is empty or a row does not have the header's number of fields."""
+    with path.open(encoding="utf-8") as handle:
         reader = csv.reader(handle)
-        header = next(reader)
-        cells = list(zip(*reader, strict=True)) or [() for _ in header]
+        header = next(reader, None)
+        if header is None:
+            raise ConfigError(str(path.parent), [f"{path.name}: empty file"])
+        rows = list(reader)
+    for line, row in enumerate(rows, start=2):
+        if len(row) != len(header):
+            raise ConfigError(str(path.parent), [
+                f"{path.name}: line {line} has {len(row)} fields, the header {len(header)}"])
+    return header, rows
+
+
+def _read_csv(folder: Path) -> tuple[dict[str, np.ndarray], tuple[tuple[float, str, str], ...]]:
+    header, rows = _table(folder / "samples.csv")
+    cells = list(zip(*rows, strict=True)) or [() for _ in header]
     columns = {name: _column(list(col)) for name, col in zip(header, cells, strict=True)}
-    with (folder / "events.csv").open(encoding="utf-8") as handle:
-        events = tuple(
-            (float(row["time_s"]), row["source"], row["event"]) for row in csv.DictReader(handle)
-        )
-    return columns, events
+    header, rows = _table(folder / "events.csv")
+    if absent := [name for name in ("time_s", "source", "event") if name not in header]:
+        raise ConfigError(str(folder), [f"events.csv: no column {', '.join(absent)}"])
+    at = [header.index(name) for name in ("time_s", "source", "event")]
+    events = []
+    for line, row in enumerate(rows, start=2):
+        try:
+            events.append((float(row[at[0]]), row[at[1]], row[at[2]]))
+        except ValueError:
+            raise ConfigError(str(folder), [
+                f"events.csv: line {line}: time_s {row[at[0]]!r} is not a number"]) from None
+    return columns, tuple(events)
 
 
 def _read_parquet(
