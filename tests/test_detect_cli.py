@@ -88,6 +88,11 @@ def test_fixed_rate_needs_no_time_column(tmp_path, capsys):
         ("time_s,gyro_rad_s\n0,1\n0,1\n", [], "'time_s' must increase"),
         ("time_s,gyro_rad_s\n0,1\n", ["--sensor", "heel"], "no column 'heel_switch'"),
         ("time_s,gyro_rad_s\n0,1\n", ["--rate-hz", "5"], "unknown_after_missing_ms"),
+        ("time_s,gyro_rad_s\n0,1\n", ["--rate-hz", "5"], "samples 200 ms apart (5 Hz)"),
+        # time_s written in milliseconds: the message says how far apart the samples are
+        ("time_s,gyro_rad_s\n0,1\n2,1\n4,1\n", [], "samples 2000 ms apart (0.5 Hz)"),
+        # a wild time stamp: its period shortly, not as a 300-digit number
+        ("time_s,gyro_rad_s\n0,1\n1e300,1\n", [], "1.5 sample periods (1.5e+303 ms)"),
         ("time_s,gyro_rad_s\n0,1\n", ["--placement", "knee"], "invalid choice"),
     ],
 )

@@ -153,9 +153,11 @@ class DetectorSetup:
             raise ValueError(f"sample period must be positive, got {sample_period_s} s")
         if self.missing_limit_s < 1.5 * sample_period_s:
             raise ValueError(
+                f"samples {sample_period_s * 1000.0:.4g} ms apart "
+                f"({1.0 / sample_period_s:.4g} Hz) are too far apart for the detector: its "
                 f"unknown_after_missing_ms = {self.missing_limit_s * 1000.0:g} is shorter "
-                f"than 1.5 sample periods ({1.5 * sample_period_s * 1000.0:.1f} ms): every "
-                "sample would count as missing data"
+                f"than 1.5 sample periods ({1.5 * sample_period_s * 1000.0:.4g} ms), so "
+                "every sample would count as missing data"
             )
 
 
