@@ -98,3 +98,16 @@ def test_sim_unknown_figure_exits_2(trial_dir, capsys):
     args = ["sim", "--duration-s", "4", "--out", str(trial_dir), "--overwrite"]
     assert main([*args, "--require", "clearance.drags<=2"]) == 2
     assert "clearance.drags: no such figure" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("check", ["clearance.toe_drag_events<=nan",
+                                   "clearance.toe_drag_events!=NaN"])
+def test_a_check_against_nan_is_a_usage_error(tmp_path, capsys, check):
+    """``--require 'clearance.toe_drag_events<=nan'`` ran the trial and failed it (exit 3):
+    NaN compares false with everything, so such a check can never be met (or, with !=,
+    never fail). It is a malformed check, refused before the trial runs."""
+    out = tmp_path / "t"
+    assert main(["sim", "--duration-s", "1", "--out", str(out), "--require", check]) == 2
+    err = capsys.readouterr().err
+    assert f"{check!r}: " in err and "not a number (NaN)" in err
+    assert not out.exists()

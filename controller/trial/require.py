@@ -74,6 +74,10 @@ def parse_requirement(text: str) -> Requirement:
                 SOURCE, [f"{text!r}: {op} needs a number, got {raw!r}"]
             ) from None
         limit = raw
+    if limit != limit:  # NaN: equal to nothing, below and above nothing
+        raise ConfigError(SOURCE, [
+            f"{text!r}: {raw!r} is not a number (NaN): the check could never be met "
+            "(or, with !=, never fail)"])
     return Requirement(name, op, limit)
 
 
