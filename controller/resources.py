@@ -42,7 +42,8 @@ def resolve(kind: str, name_or_path: str) -> Path:
     if "/" in name_or_path or name_or_path.endswith(".toml"):
         path = Path(name_or_path)
         if not _is_file(path, name_or_path):
-            raise ConfigError(name_or_path, ["file not found"])
+            raise ConfigError(name_or_path, [
+                "not a regular file" if path.exists() else "file not found"])
         return path
     label = f"{kind} {_shown(name_or_path)}"
     if len(f"{name_or_path}.toml".encode()) > MAX_NAME_BYTES:

@@ -378,3 +378,12 @@ def test_check_config_refuses_a_trial_shorter_than_one_sample_period(tmp_path, c
     path.write_text("[loop]\nduration_s = 0.0001\n")
     code, err = fes(capsys, "check-config", str(path))
     assert code == 2 and "loop.duration_s: 0.0001 s is shorter than one sample period" in err
+
+
+@pytest.mark.parametrize("option", ["--patient", "--stim", "--config"])
+def test_a_folder_given_as_a_profile_or_a_config_is_not_called_missing(tmp_path, capsys, option):
+    """``fes sim --patient /tmp`` said 'file not found' of a folder that exists (``--config
+    /tmp`` said 'not a regular file')."""
+    code, err = fes(capsys, "sim", option, str(tmp_path), "--out", str(tmp_path / "out"))
+    assert code == 2
+    assert f"({tmp_path})" in err and "not a regular file" in err and "not found" not in err
