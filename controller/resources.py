@@ -90,7 +90,7 @@ def load_toml(path: Path) -> dict[str, Any]:
         size = path.stat().st_size
         raise ConfigError(source, [f"{size} bytes; a config is at most {MAX_CONFIG_BYTES}"])
     try:
-        text = data.decode("utf-8")
+        text = data.decode("utf-8-sig")  # a byte order mark (some editors write one) dropped
     except UnicodeDecodeError as exc:
         raise ConfigError(source, [
             f"not UTF-8 text (byte 0x{data[exc.start]:02x} at offset {exc.start}); TOML "

@@ -387,3 +387,17 @@ def test_a_folder_given_as_a_profile_or_a_config_is_not_called_missing(tmp_path,
     code, err = fes(capsys, "sim", option, str(tmp_path), "--out", str(tmp_path / "out"))
     assert code == 2
     assert f"({tmp_path})" in err and "not a regular file" in err and "not found" not in err
+
+
+def test_a_config_saved_with_a_utf8_byte_order_mark_is_read(tmp_path, capsys):
+    """A TOML file saved by an editor that writes a UTF-8 byte order mark (Windows
+    Notepad before 2019) was 'not valid TOML: Invalid statement (at line 1, column 1)'
+    although it looks valid in every editor; the mark is an encoding signature, as in a
+    CSV recording (above), not part of the first line."""
+    path = tmp_path / "bom.toml"
+    path.write_bytes(b"\xef\xbb\xbf[loop]\nduration_s = 0.5\n")
+    code, err = fes(capsys, "check-config", str(path))
+    assert code == 0, err
+    out = tmp_path / "t"
+    assert main(["sim", "--config", str(path), "--out", str(out)]) == 0
+    assert json.loads((out / "summary.json").read_text())["duration_s"] == 0.5
