@@ -193,3 +193,25 @@ def test_an_endless_device_as_a_file_exits_2(trial, tmp_path, capsys, option):
     assert main(args) == 2
     err = capsys.readouterr().err
     assert "/dev/zero: not a regular file" in err and "Traceback" not in err
+
+
+@pytest.mark.parametrize("option", ["--input", "--truth"])
+def test_an_output_that_is_the_recording_or_the_truth_is_refused(trial, tmp_path, capsys,
+                                                                  option):
+    """``fes detect --input rec.csv --output rec.csv`` replaced the recording with the
+    events found in it (exit 0): a session lost to a slip of the tab key."""
+    recording = tmp_path / "samples.csv"
+    recording.write_bytes((trial / "samples.csv").read_bytes())
+    truth = tmp_path / "events.csv"
+    truth.write_bytes((trial / "events.csv").read_bytes())
+    given = recording if option == "--input" else truth
+    link = tmp_path / "same.csv"
+    link.symlink_to(given)
+    before = {path: path.read_bytes() for path in (recording, truth)}
+    for output in (given, link):
+        code = main(["detect", "--input", str(recording), "--truth", str(truth),
+                     "--output", str(output)])
+        assert code == 2
+        err = capsys.readouterr().err
+        assert "--output" in err and f"the file given as {option}" in err
+        assert {path: path.read_bytes() for path in (recording, truth)} == before

@@ -21,12 +21,14 @@ import argparse
 import gc
 import json
 import math
+import os
 import re
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from controller.commands.common import EXIT_OK, EXIT_USAGE, output_path
+from controller.errors import ConfigError
 from controller.outputs import writing
 
 if TYPE_CHECKING:
@@ -171,12 +173,27 @@ def _run(args: argparse.Namespace) -> int:
             gc.enable()
 
 
+def _not_an_input(args: argparse.Namespace) -> None:
+    """``ConfigError`` if ``--output`` is the file of ``--input`` or ``--truth`` (by a
+    link or another spelling too): writing the events would replace it."""
+    for option, given in (("--input", args.input), ("--truth", args.truth)):
+        try:
+            same = given is not None and os.path.samefile(args.output, given)
+        except OSError:  # either does not exist (yet): not the same file
+            same = False
+        if same:
+            raise ConfigError("--output", [
+                f"--output {args.output} is the file given as {option}: the events written "
+                "there would replace it; choose another --output"])
+
+
 def _detect(args: argparse.Namespace) -> int:
     from controller.detect.config import load_detector_config
     from controller.detect.csvfiles import CsvError, read_columns, read_events, write_events
     from controller.detect.detector import detect_batch
     from controller.events import EVENT_NAMES
 
+    _not_an_input(args)
     config = load_detector_config(args.config, _overrides(args))
     setup = config.setup()
     heel_column = args.heel_column or (
