@@ -94,6 +94,9 @@ def test_fixed_rate_needs_no_time_column(tmp_path, capsys):
         # a wild time stamp: its period shortly, not as a 300-digit number
         ("time_s,gyro_rad_s\n0,1\n1e300,1\n", [], "1.5 sample periods (1.5e+303 ms)"),
         ("time_s,gyro_rad_s\n0,1\n", ["--placement", "knee"], "invalid choice"),
+        # a spreadsheet's export in a locale that separates with ';' (or a tab)
+        ("time_s;gyro_rad_s\n0;1\n", [], "one column: the file seems separated by ';'"),
+        ("time_s\tgyro_rad_s\n0\t1\n", [], "one column: the file seems separated by '\\t'"),
     ],
 )
 def test_bad_input_exits_2_naming_the_problem(tmp_path, capsys, content, extra, expected):

@@ -98,10 +98,17 @@ def _open_rows(path: Path) -> tuple[list[str], list[list[str]]]:
     return _rows(path, _read_text(path))
 
 
+#: Separators other programs write (a spreadsheet in a decimal-comma locale: ``;``).
+_OTHER_SEPARATORS = (";", "\t", "|")
+
+
 def _index(path: Path, header: Sequence[str], column: str) -> int:
     if column not in header:
+        seen = [sep for sep in _OTHER_SEPARATORS if len(header) == 1 and sep in header[0]]
+        hint = (f" (one column: the file seems separated by {seen[0]!r}; the recording must "
+                "be comma-separated)") if seen else ""
         raise CsvError(
-            f"{path}: no column {column!r}; the file has: {', '.join(header) or '(none)'}"
+            f"{path}: no column {column!r}; the file has: {', '.join(header) or '(none)'}{hint}"
         )
     return header.index(column)
 
