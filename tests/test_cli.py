@@ -79,6 +79,38 @@ def test_help_explains_every_sim_option(capsys):
         assert option in out
 
 
+def option_help(capsys, monkeypatch, *command: str) -> dict[str, str]:
+    """Each option of ``fes COMMAND --help`` with its help text, one line each."""
+    monkeypatch.setenv("COLUMNS", "2000")
+    with pytest.raises(SystemExit):
+        main([*command, "--help"])
+    texts: dict[str, str] = {}
+    option = None
+    for line in capsys.readouterr().out.splitlines():
+        if line.strip().startswith("-"):
+            invocation, _, text = line.strip().partition("  ")
+            option = invocation.split()[0].rstrip(",")
+            texts[option] = text.strip()
+        elif option is not None and line.startswith("   "):
+            texts[option] += " " + line.strip()
+        else:
+            option = None
+    return texts
+
+
+def test_sim_help_gives_every_value_option_its_default_and_range(capsys, monkeypatch):
+    """``fes sim --help`` gave no default for --patient, --stim or --cpu, and no range for
+    --duration-s, --seed, --cpu or --spin-us (a value outside one is refused, exit 2)."""
+    texts = option_help(capsys, monkeypatch, "sim")
+    for option in ("--patient", "--duration-s", "--seed", "--rate-hz", "--stim", "--cpu",
+                   "--rt-priority", "--spin-us", "--out", "--format"):
+        assert "default" in texts[option], option
+    for option, limits in (("--duration-s", "86400"), ("--seed", "4294967295"),
+                           ("--cpu", "1023"), ("--spin-us", "5000"), ("--rate-hz", "2000"),
+                           ("--rt-priority", "99")):
+        assert limits in texts[option], option
+
+
 def test_default_toml_lists_every_field_at_its_model_default():
     from controller.config import TrialConfig
     from controller.resources import default_config_path, load_toml

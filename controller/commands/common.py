@@ -93,7 +93,8 @@ def add_stim_option(parser: argparse.ArgumentParser) -> None:
         "--stim", metavar="NAME",
         help="stimulation preset: a name from configs/stim/ "
         f"({', '.join(available('stim'))}) or a path to a TOML file; the config file and "
-        "other options still override it",
+        "other options still override it (default: none, the [stim] settings of "
+        "configs/default.toml and --config)",
     )
 
 
@@ -112,18 +113,19 @@ def add_realtime_options(parser: argparse.ArgumentParser) -> None:
     """``--cpu``, ``--rt-priority``, ``--spin-us``: how a wall-clock loop keeps time."""
     parser.add_argument(
         "--cpu", type=int, metavar="N",
-        help="wall clock: pin the loop thread to CPU N (loop.cpu_index; -1 no pinning)",
+        help="wall clock: pin the loop thread to CPU N, 0-1023 (loop.cpu_index; default "
+        "-1: no pinning)",
     )
     parser.add_argument(
         "--rt-priority", type=int, metavar="P",
         help="wall clock: run the loop thread at SCHED_FIFO priority P, 1-99 "
-        "(loop.realtime_priority; 0 normal); if the OS refuses, the run says so and "
+        "(loop.realtime_priority; default 0: normal); if the OS refuses, the run says so and "
         "goes on at normal priority",
     )
     parser.add_argument(
         "--spin-us", type=float, metavar="US",
         help="wall clock: busy-wait this long before each deadline instead of sleeping "
-        "(loop.spin_us, default 200)",
+        "(loop.spin_us, 0-5000, default 200)",
     )
 
 

@@ -106,14 +106,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     sim.add_argument(
         "--patient", metavar="NAME",
         help="patient profile: a name from configs/patients/ "
-        f"({', '.join(available('patients'))}) or a path to a TOML file",
+        f"({', '.join(available('patients'))}) or a path to a TOML file (default: the "
+        "config's sim.patient, moderate)",
     )
     sim.add_argument(
-        "--duration-s", type=float, metavar="S", help="trial length in seconds (default 60)"
+        "--duration-s", type=float, metavar="S",
+        help="trial length in seconds, above 0 and at most 86400 (default 60)",
     )
     sim.add_argument(
         "--seed", type=int, metavar="N",
-        help="random seed; the same seed gives the same files (default 0)",
+        help="random seed, 0-4294967295; the same seed gives the same files (default 0)",
     )
     sim.add_argument(
         "--rate-hz", type=float, metavar="N",
