@@ -401,3 +401,12 @@ def test_a_config_saved_with_a_utf8_byte_order_mark_is_read(tmp_path, capsys):
     out = tmp_path / "t"
     assert main(["sim", "--config", str(path), "--out", str(out)]) == 0
     assert json.loads((out / "summary.json").read_text())["duration_s"] == 0.5
+
+
+def test_a_negative_sample_seed_is_refused_naming_the_option(tmp_path, capsys):
+    """``fes sweep --random KEY=20:30 --samples 3 --sample-seed -5`` ended in numpy's
+    'ValueError: expected non-negative integer' traceback (exit 1)."""
+    code, err = fes(capsys, "sweep", "--random", "stim.peroneal.amplitude_ma=20:30",
+                    "--samples", "3", "--sample-seed", "-5", "--dry-run",
+                    "--out", str(tmp_path / "s"))
+    assert code == 2 and "--sample-seed: must be >= 0 (got -5)" in err

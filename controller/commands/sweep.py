@@ -78,6 +78,8 @@ def _spec(args: argparse.Namespace) -> SweepSpec:
             problems += err.problems
     if args.seeds < 1:
         problems.append(f"--seeds: must be >= 1 (got {args.seeds})")
+    if args.sample_seed < 0:
+        problems.append(f"--sample-seed: must be >= 0 (got {args.sample_seed})")
     if problems:
         raise ConfigError("fes sweep", problems)
     fixed = {} if args.duration_s is None else {"loop.duration_s": args.duration_s}
@@ -198,7 +200,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     sweep.add_argument(
         "--sample-seed", type=int, default=0, metavar="N",
-        help="seed of the random draws (default 0; the same seed draws the same values)",
+        help="seed of the random draws, 0 or more (default 0; the same seed draws the same values)",
     )
     sweep.add_argument(
         "--patients", metavar="A,B,...",
