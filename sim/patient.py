@@ -22,7 +22,7 @@ from typing import Annotated, Any
 
 from pydantic import Field, ValidationError, model_validator
 
-from controller.resources import load_toml, resolve
+from controller.resources import available, load_toml, resolve
 from controller.validation import ConfigError, ConfigModel, describe_errors
 
 #: The key naming the profile a profile derives from.
@@ -684,7 +684,14 @@ def load_patient(name_or_path: str) -> PatientProfile:
     try:
         return PatientProfile.model_validate(data)
     except ValidationError as err:
-        raise ConfigError(str(path), _describe(err)) from None
+        problems = _describe(err)
+        if any(e["type"] == "missing" for e in err.errors()):
+            problems.append(
+                f"{BASE_KEY}: a profile may start from a shipped one and list only what "
+                f'differs: {BASE_KEY} = "moderate" ({", ".join(available("patients"))}; '
+                "docs/simulator.md)"
+            )
+        raise ConfigError(str(path), problems) from None
 
 
 def _describe(err: ValidationError) -> list[str]:

@@ -140,3 +140,27 @@ def test_every_numeric_field_is_bounded_and_carries_a_unit():
             (item,) = field.annotation.__args__  # type: ignore[union-attr]
             kinds = {type(m).__name__ for m in item.__metadata__[0].metadata}
         assert {"Ge", "Le"} <= kinds, name
+
+
+def test_a_profile_missing_fields_without_a_base_is_told_it_may_derive(tmp_path):
+    """A user's profile of a few fields (``cadence_steps_per_min = 90``) got 65 lines of
+    'required field is missing' and no word that a profile may name a ``base`` and list
+    only what differs (docs/simulator.md)."""
+    path = tmp_path / "mine.toml"
+    path.write_text("cadence_steps_per_min = 90.0\n")
+    with pytest.raises(ConfigError) as err:
+        load_patient(str(path))
+    problems = err.value.problems
+    assert any("required field is missing" in p for p in problems)
+    assert problems[-1].startswith("base: a profile may start from a shipped one")
+    assert "base = \"moderate\"" in problems[-1]
+    path.write_text('base = "moderate"\ncadence_steps_per_min = 90.0\n')
+    assert load_patient(str(path)).cadence_steps_per_min == 90.0
+
+
+def test_a_complete_profile_with_a_bad_value_gets_no_base_hint(tmp_path):
+    path = tmp_path / "mine.toml"
+    path.write_text('base = "moderate"\ncadence_steps_per_min = -1.0\n')
+    with pytest.raises(ConfigError) as err:
+        load_patient(str(path))
+    assert not any(p.startswith("base:") for p in err.value.problems)
