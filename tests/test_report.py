@@ -150,3 +150,28 @@ def test_a_damaged_trial_file_is_named_not_a_traceback(trial, tmp_path, capsys, 
     assert main(["report", str(folder)]) == 2
     err = capsys.readouterr().err
     assert "Traceback" not in err and expected in err
+
+
+def test_a_live_trial_without_ground_truth_is_refused_naming_what_is_missing(trial, tmp_path,
+                                                                            capsys):
+    """``fes run`` on a real board (``fes board-emulator --no-truth``) writes samples.csv
+    without the simulator's truth columns and events.csv without true events; ``fes report``
+    of it ended in 'KeyError: ta_activation' (exit 1). Every trial figure is drawn against
+    the truth (strides from true heel strikes), so it is a usage error naming the reason."""
+    truth = {"ankle_angle_deg", "toe_clearance_mm", "ta_activation", "pulses", "foot_slap",
+             "forefoot_impact_rad_s", "ta_fitness", "voluntary_max_nm", "reflex_torque_nm"}
+    folder = tmp_path / "live"
+    folder.mkdir()
+    for name in ("summary.json", "config.json"):
+        (folder / name).write_text((trial / name).read_text())
+    rows = (trial / "samples.csv").read_text().splitlines()
+    keep = [i for i, n in enumerate(rows[0].split(",")) if n not in truth]
+    (folder / "samples.csv").write_text(
+        "".join(",".join(r.split(",")[i] for i in keep) + "\n" for r in rows))
+    events = (trial / "events.csv").read_text().splitlines()
+    (folder / "events.csv").write_text(
+        "".join(e + "\n" for e in events if ",true," not in e))
+    assert main(["report", str(folder)]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and f"({folder})" in err
+    assert "no ground truth (ankle_angle_deg, toe_clearance_mm, ta_activation" in err

@@ -24,6 +24,9 @@ TRIAL_FILES = ("samples.csv", "events.csv", "summary.json", "config.json")
 #: The tables of a trial, written as CSV (default) or as Parquet (``--format parquet``).
 TABLES = ("samples", "events")
 TABLE_FORMATS = ("csv", "parquet")
+#: Columns of the simulated patient's truth that every trial figure draws against (a
+#: trial on a real board has none: ``fes run`` writes them only from the emulator).
+TRUTH_COLUMNS = ("ankle_angle_deg", "toe_clearance_mm", "ta_activation")
 CYCLE_POINTS = 201  # resolution of the normalised gait cycle
 CYCLE_PERCENT = np.linspace(0.0, 100.0, CYCLE_POINTS)
 
@@ -91,6 +94,11 @@ def load_trial(folder: Path) -> TrialData:
         raise ConfigError(str(folder), [f"not a trial folder: no {', '.join(missing)}"])
     read = _read_parquet if _table_format(folder) == "parquet" else _read_csv
     columns, events = read(folder)
+    if absent := [name for name in TRUTH_COLUMNS if name not in columns]:
+        raise ConfigError(str(folder), [
+            f"no ground truth ({', '.join(absent)} not in its samples): a trial on a real "
+            "board; fes report draws a trial against the simulated patient's truth (fes "
+            "sim, or fes run on fes board-emulator without --no-truth)"])
     return TrialData(
         folder=folder,
         columns=columns,
