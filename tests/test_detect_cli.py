@@ -218,3 +218,36 @@ def test_an_output_that_is_the_recording_or_the_truth_is_refused(trial, tmp_path
         err = capsys.readouterr().err
         assert "--output" in err and f"the file given as {option}" in err
         assert {path: path.read_bytes() for path in (recording, truth)} == before
+
+
+@pytest.mark.parametrize(
+    ("scale", "options", "expected"),
+    [
+        (180.0 / np.pi, [], "is it in deg/s? Pass --gyro-units deg/s"),
+        (1.0, ["--gyro-units", "deg/s"], "is it in rad/s? Drop --gyro-units deg/s"),
+    ],
+    ids=["deg-read-as-rad", "rad-read-as-deg"],
+)
+def test_a_gyro_in_other_units_than_said_is_pointed_out(trial, tmp_path, capsys, scale,
+                                                        options, expected):
+    """A recording in deg/s (most IMU exports) read as rad/s, or the reverse, found 0
+    events with exit 0 and only 'too few strides to check the sign': nothing said the
+    units. The detection itself is unchanged (a note, exit 0)."""
+    lines = (trial / "samples.csv").read_text().splitlines()
+    out_lines = [lines[0]]
+    for line in lines[1:]:
+        cells = line.split(",")
+        cells[1] = repr(float(cells[1]) * scale)
+        out_lines.append(",".join(cells))
+    path = tmp_path / "rec.csv"
+    path.write_text("\n".join(out_lines) + "\n")
+    assert main(["detect", "--input", str(path), "--output", str(tmp_path / "e.csv"),
+                 *options]) == 0
+    err = capsys.readouterr().err
+    assert "gyro_rad_s" in err and expected in err
+
+
+def test_a_gyro_in_the_units_said_gets_no_units_note(trial, tmp_path, capsys):
+    assert main(["detect", "--input", str(trial / "samples.csv"),
+                 "--output", str(tmp_path / "e.csv")]) == 0
+    assert "units" not in capsys.readouterr().err

@@ -123,6 +123,38 @@ def _checked_axis(
     )
 
 
+#: No gyroscope of a wearable IMU reads beyond about 2000 deg/s (35 rad/s), and a walking
+#: shank or foot turns at 2-15 rad/s at its fastest: a column beyond this is not rad/s.
+MOST_RAD_S = 35.0
+#: A walking shank's swing turns it at over 1 rad/s: a column read as deg/s that never
+#: turns faster than this (in rad/s) was most likely written in rad/s.
+LEAST_SWING_RAD_S = 0.2
+
+
+def _units_note(args: argparse.Namespace, column: str, gyro: np.ndarray) -> str | None:
+    """A note when the gyro column, in the units said, turns faster than any IMU can
+    read or slower than a walking shank: it is most likely in the other units."""
+    import numpy as np
+
+    finite = np.abs(gyro[np.isfinite(gyro)])
+    if finite.size == 0:
+        return None
+    fast = float(np.percentile(finite, 99.0))
+    if args.gyro_units == "rad/s" and fast > MOST_RAD_S:
+        return (
+            f"fes detect: note: {column} reaches {fast:.4g} rad/s (99th percentile), beyond "
+            f"what a gyroscope reads (about {MOST_RAD_S:g} rad/s): is it in deg/s? Pass "
+            "--gyro-units deg/s."
+        )
+    if args.gyro_units == "deg/s" and fast < LEAST_SWING_RAD_S:
+        return (
+            f"fes detect: note: {column} read as deg/s turns at most {fast:.3g} rad/s (99th "
+            "percentile), slower than a walking shank swings: is it in rad/s? Drop "
+            "--gyro-units deg/s."
+        )
+    return None
+
+
 def _checked_sign(
     args: argparse.Namespace, config: DetectorConfig, t_s: np.ndarray, gyro: np.ndarray,
     column: str,
@@ -222,6 +254,7 @@ def _detect(args: argparse.Namespace) -> int:
             column, axis_note = _checked_axis(args, t_s, columns, axes, scale)
             notes.append(axis_note)
         gyro = columns[column] * (-scale if args.invert else scale)
+        notes.append(_units_note(args, column, gyro))
     heel = columns[heel_column] if setup.heel_input is not None else None
     try:
         if args.rate_hz is not None:
@@ -303,7 +336,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "axes (Gyr_X, Gyr_Y, Gyr_Z), the axis that turns most while moving "
                         "is checked to be this one, and read instead with a warning if not")
     detect.add_argument("--gyro-units", choices=("rad/s", "deg/s"), default="rad/s",
-                        help="units of the gyro column (default rad/s)")
+                        help="units of the gyro column (default rad/s); a column that, "
+                        "read so, turns faster than a gyroscope reads or slower than a "
+                        "walking shank is pointed out with a note")
     detect.add_argument("--invert", action="store_true",
                         help="flip the gyro sign (the detector wants swing positive); a "
                         "flipped sign is also found from the strides and corrected, with a "
