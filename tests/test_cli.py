@@ -144,3 +144,15 @@ def test_a_command_line_builds_its_command_alone_with_the_same_options():
         alone = subparsers(build_parser(name))
         assert list(alone) == [name]
         assert alone[name].format_help() == full[name].format_help()
+
+
+@pytest.mark.parametrize("realtime", [False, True], ids=["virtual", "realtime"])
+def test_the_files_line_names_every_file_the_trial_wrote(tmp_path, capsys, realtime):
+    """``fes sim --realtime`` (and ``fes run``) write timing.csv, but the last line said
+    'files: DIR/samples.csv, events.csv, summary.json, config.json'."""
+    out = tmp_path / "t"
+    assert main(["sim", "--duration-s", "0.2", "--out", str(out),
+                 *(["--realtime"] if realtime else [])]) == 0
+    line = next(x for x in capsys.readouterr().out.splitlines() if x.startswith("files: "))
+    named = {name.strip().rsplit("/", 1)[-1] for name in line.removeprefix("files: ").split(",")}
+    assert named == {p.name for p in out.iterdir()}

@@ -74,6 +74,14 @@ def load_checked(path: Path | None, overrides: dict[str, Any]) -> TrialConfig:
     return config
 
 
+def files_line(out_dir: Path, data_format: str, timed: bool) -> str:
+    """The last line of a trial: where its files are (``timed``: a wall-clock trial,
+    which also writes timing.csv or timing.parquet)."""
+    tables = ("samples", "events", "timing") if timed else ("samples", "events")
+    names = [f"{table}.{data_format}" for table in tables] + ["summary.json", "config.json"]
+    return f"files: {out_dir}/{', '.join(names)}"
+
+
 def add_require_option(parser: argparse.ArgumentParser, what: str) -> None:
     """The repeatable ``--require FIGURE OP VALUE`` option of ``fes sim`` and ``fes sweep``."""
     parser.add_argument(

@@ -38,6 +38,7 @@ from controller.commands.common import (
     add_format_option,
     add_output_options,
     add_stim_option,
+    files_line,
     load_checked,
     stim_overrides,
 )
@@ -130,8 +131,7 @@ def _run(args: argparse.Namespace) -> int:
         print(f"fes run: {err}", file=sys.stderr)
         return EXIT_NO_BOARD if err.kind == "no_board" else EXIT_REFUSED
     print(render_text(result.summary))
-    ext = args.data_format
-    print(f"files: {out_dir}/samples.{ext}, events.{ext}, summary.json, config.json")
+    print(files_line(out_dir, args.data_format, timed=True))
     code = EXIT_BY_STOP.get(result.stopped_by, EXIT_HOST_FAULT)
     print(f"fes run: stopped by {result.stopped_by}: {result.message}", file=sys.stderr)
     return code

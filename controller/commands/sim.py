@@ -16,6 +16,7 @@ from controller.commands.common import (
     add_realtime_options,
     add_require_option,
     add_stim_option,
+    files_line,
     load_checked,
     realtime_overrides,
     stim_overrides,
@@ -80,8 +81,7 @@ def _simulate(args: argparse.Namespace) -> int:
         data_format=args.data_format,
     )
     print(render_text(summary))
-    ext = args.data_format
-    print(f"files: {out_dir}/samples.{ext}, events.{ext}, summary.json, config.json")
+    print(files_line(out_dir, args.data_format, timed=args.realtime))
     if summary["stopped_by"] == "interrupted":
         print("interrupted: outputs off, files hold the samples recorded so far", file=sys.stderr)
         return EXIT_INTERRUPTED
