@@ -156,3 +156,14 @@ def test_the_files_line_names_every_file_the_trial_wrote(tmp_path, capsys, realt
     line = next(x for x in capsys.readouterr().out.splitlines() if x.startswith("files: "))
     named = {name.strip().rsplit("/", 1)[-1] for name in line.removeprefix("files: ").split(",")}
     assert named == {p.name for p in out.iterdir()}
+
+
+def test_no_stim_with_a_stim_preset_is_refused_as_conflicting(tmp_path, capsys):
+    """``fes sim --stim odfs --no-stim`` ran without stimulation and said nothing of the
+    preset it ignored: which of the two did the user mean?"""
+    out = tmp_path / "t"
+    assert main(["sim", "--stim", "odfs", "--no-stim", "--duration-s", "1",
+                 "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "--no-stim" in err and "--stim odfs" in err and "Traceback" not in err
+    assert not out.exists()

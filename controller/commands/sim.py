@@ -21,6 +21,7 @@ from controller.commands.common import (
     realtime_overrides,
     stim_overrides,
 )
+from controller.errors import ConfigError
 from controller.resources import available
 
 
@@ -40,6 +41,10 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
     if loop_options:
         overrides.setdefault("loop", {}).update(loop_options)
     if args.no_stim:
+        if args.stim is not None:
+            raise ConfigError("--no-stim", [
+                f"--no-stim turns stimulation off, --stim {args.stim} chooses how to "
+                "stimulate: give one of them"])
         overrides.setdefault("stim", {})["enabled"] = False
     return overrides
 
