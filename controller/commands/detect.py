@@ -139,7 +139,8 @@ def _units_note(args: argparse.Namespace, column: str, gyro: np.ndarray) -> str 
     finite = np.abs(gyro[np.isfinite(gyro)])
     if finite.size == 0:
         return None
-    fast = float(np.percentile(finite, 99.0))
+    k = int(0.99 * (finite.size - 1))  # the 99th percentile, without np.percentile,
+    fast = float(np.partition(finite, k)[k])  # whose first call imports numpy.ma (0.1 s)
     if args.gyro_units == "rad/s" and fast > MOST_RAD_S:
         return (
             f"fes detect: note: {column} reaches {fast:.4g} rad/s (99th percentile), beyond "
