@@ -20,11 +20,9 @@ import signal
 import sys
 from collections.abc import Sequence
 
-# Only the exit codes and the output streams' wrapper (``os`` alone) at module level:
-# everything else is imported inside ``main``'s handler, so that Ctrl-C at any moment
-# after these lines is exit 130, not a traceback.
+# Only the exit codes at module level: everything else is imported inside ``main``'s
+# handler, so that Ctrl-C at any moment after this line is exit 130, not a traceback.
 from controller.commands.common import EXIT_INTERRUPTED, EXIT_USAGE
-from controller.console import ReaderMayLeave
 
 #: Each subcommand and the module of ``controller.commands`` that registers it, in the
 #: order ``fes --help`` lists them.
@@ -71,17 +69,12 @@ def command_names() -> list[str]:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``fes`` console script. Its output may outlive its reader
     (``fes sim | head``: ``controller.console``)."""
-    stdout, stderr = sys.stdout, sys.stderr
-    sys.stdout, sys.stderr = ReaderMayLeave(stdout), ReaderMayLeave(stderr)  # type: ignore[assignment]
+    streams = sys.stdout, sys.stderr
     try:
-        return _run(argv)
-    finally:
-        sys.stdout, sys.stderr = stdout, stderr
+        from controller.console import ReaderMayLeave
 
-
-def _run(argv: Sequence[str] | None) -> int:
-    """Parse ``argv`` and run the command it names; its exit code."""
-    try:
+        sys.stdout = ReaderMayLeave(streams[0])  # type: ignore[assignment]
+        sys.stderr = ReaderMayLeave(streams[1])  # type: ignore[assignment]
         one_blas_thread()
         from controller.interrupts import raise_if_interrupted, terminate_as_interrupt
 
@@ -112,6 +105,8 @@ def _run(argv: Sequence[str] | None) -> int:
     except KeyboardInterrupt:
         print("fes: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+    finally:
+        sys.stdout, sys.stderr = streams
 
 
 def entry() -> None:
