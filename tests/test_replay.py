@@ -108,6 +108,20 @@ def test_fes_run_with_a_missing_recording_is_a_usage_error(tmp_path, capsys):
     assert code == 2 and "file not found" in capsys.readouterr().err
 
 
+def test_overwrite_never_removes_the_recording_being_replayed(tmp_path, capsys):
+    """``--out`` an earlier trial's folder with ``--overwrite``, replaying that trial's own
+    samples.csv: the folder's trial files would be removed, the recording with them."""
+    walk = tmp_path / "samples.csv"
+    text = "time_s,gyro_rad_s\n" + "".join(f"{k / 100},0\n" for k in range(50))
+    walk.write_text(text)
+    code = main(["run", "--sensors", f"replay:{walk}", "--stimulator",
+                 "openemsstim:/dev/nonexistent", "--out", str(tmp_path), "--overwrite"])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "--out" in err and "the recording --sensors replays" in err
+    assert walk.read_text() == text
+
+
 def test_a_device_given_as_the_recording_is_refused():
     with pytest.raises(CsvError, match=r"/dev/zero: not a regular file"):
         load_recording(Path("/dev/zero"))

@@ -102,6 +102,24 @@ def _overrides(args: argparse.Namespace, replay: Recording | None) -> dict[str, 
     return overrides
 
 
+#: Where a live trial's files go without ``--out``.
+DEFAULT_OUT = Path("runs") / "live"
+
+
+def _not_replaced(replay: Path | None, out_dir: Path, overwrite: bool) -> None:
+    """``ConfigError`` if ``--overwrite`` would remove the recording being replayed: a
+    trial's file (``samples.csv`` of an earlier trial) in the ``--out`` folder."""
+    from controller.errors import ConfigError
+    from controller.trial.folder import TRIAL_FILES
+
+    if replay is None or not overwrite or replay.name not in TRIAL_FILES:
+        return
+    if out_dir.exists() and replay.parent.resolve() == out_dir.resolve():
+        raise ConfigError("--out", [
+            f"--overwrite would remove {replay}, the recording --sensors replays; write the "
+            "trial to another --out"])
+
+
 def _run(args: argparse.Namespace) -> int:
     from controller.detect.csvfiles import CsvError
     from controller.trial.backends import check_stimulator, parse_backend
@@ -113,13 +131,14 @@ def _run(args: argparse.Namespace) -> int:
 
     try:
         spec = parse_backend(args.port, args.sensors, args.stimulator, args.stimulator_settings)
+        _not_replaced(spec.replay, args.out or DEFAULT_OUT, args.overwrite)
         replay = load_recording(spec.replay) if spec.replay is not None else None
     except (ValueError, CsvError) as err:
         print(f"fes run: {err}", file=sys.stderr)
         return EXIT_USAGE
     config = load_checked(args.config, _overrides(args, replay))
     check_stimulator(spec, config)
-    out_dir = args.out or Path("runs") / "live"
+    out_dir = args.out or DEFAULT_OUT
     status = None if args.no_status else sys.stderr
     try:
         limits = LinkLimits(args.link_timeout_ms / 1000.0, args.max_lag_ms / 1000.0)
