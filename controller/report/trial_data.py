@@ -71,7 +71,8 @@ def _table_format(folder: Path) -> str | None:
 
 def _missing(folder: Path) -> list[str]:
     """The files of a trial that ``folder`` lacks (the tables named as CSV)."""
-    names = TRIAL_FILES[len(TABLES):] if _table_format(folder) else TRIAL_FILES
+    tables_found = _table_format(folder) is not None
+    names = [n for n in TRIAL_FILES if not (tables_found and Path(n).stem in TABLES)]
     return [name for name in names if not (folder / name).is_file()]
 
 
