@@ -99,6 +99,30 @@ def test_a_folder_that_is_neither_exits_2(tmp_path, capsys):
     assert "neither a trial folder" in capsys.readouterr().err
 
 
+def test_a_trial_folder_is_read_by_the_one_list_of_a_trial_s_files(tmp_path):
+    """``controller.report.trial_data`` kept its own ``TRIAL_FILES``, a twin of
+    ``controller.trial.folder``'s that had to be kept equal by hand; it now reads the
+    folder's names, and still names what a folder lacks, the tables as CSV unless both
+    are there in one format."""
+    from controller.report import trial_data
+    from controller.trial import folder
+    from controller.validation import ConfigError
+
+    assert not hasattr(trial_data, "TRIAL_FILES")
+    assert trial_data.DOCUMENTS is folder.DOCUMENTS and trial_data.TABLES is folder.TABLES
+    with pytest.raises(ConfigError, match=r"no samples.csv, events.csv, summary.json, "
+                       r"config.json$"):
+        trial_data.load_trial(tmp_path)
+    for fmt in folder.TABLE_FORMATS:
+        killed = tmp_path / fmt  # a trial killed before its summary
+        killed.mkdir()
+        for name in [f"{table}.{fmt}" for table in folder.TABLES] + ["config.json"]:
+            assert name in folder.TRIAL_FILES
+            (killed / name).write_text("")
+        with pytest.raises(ConfigError, match=r"not a trial folder: no summary.json$"):
+            trial_data.load_trial(killed)
+
+
 @pytest.mark.parametrize("name", ["no-such-folder", "samples.csv"])
 def test_a_mistyped_folder_or_a_file_is_named_and_nothing_is_created(tmp_path, capsys, name):
     """``fes report runs/tpyo`` made runs/tpyo/report/ before saying it was no trial

@@ -77,8 +77,10 @@ def load_checked(path: Path | None, overrides: dict[str, Any]) -> TrialConfig:
 def files_line(out_dir: Path, data_format: str, timed: bool) -> str:
     """The last line of a trial: where its files are (``timed``: a wall-clock trial,
     which also writes timing.csv or timing.parquet)."""
-    tables = ("samples", "events", "timing") if timed else ("samples", "events")
-    names = [f"{table}.{data_format}" for table in tables] + ["summary.json", "config.json"]
+    from controller.trial.folder import DOCUMENTS, TABLES, TIMING_TABLE
+
+    tables = (*TABLES, TIMING_TABLE) if timed else TABLES
+    names = [f"{table}.{data_format}" for table in tables] + list(DOCUMENTS)
     return f"files: {out_dir}/{', '.join(names)}"
 
 

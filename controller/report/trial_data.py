@@ -18,12 +18,9 @@ from typing import Any
 
 import numpy as np
 
+from controller.trial.folder import DOCUMENTS, TABLE_FORMATS, TABLES
 from controller.validation import ConfigError
 
-TRIAL_FILES = ("samples.csv", "events.csv", "summary.json", "config.json")
-#: The tables of a trial, written as CSV (default) or as Parquet (``--format parquet``).
-TABLES = ("samples", "events")
-TABLE_FORMATS = ("csv", "parquet")
 #: Columns of the simulated patient's truth that every trial figure draws against (a
 #: trial on a real board has none: ``fes run`` writes them only from the emulator).
 TRUTH_COLUMNS = ("ankle_angle_deg", "toe_clearance_mm", "ta_activation")
@@ -71,9 +68,8 @@ def _table_format(folder: Path) -> str | None:
 
 def _missing(folder: Path) -> list[str]:
     """The files of a trial that ``folder`` lacks (the tables named as CSV)."""
-    tables_found = _table_format(folder) is not None
-    names = [n for n in TRIAL_FILES if not (tables_found and Path(n).stem in TABLES)]
-    return [name for name in names if not (folder / name).is_file()]
+    tables = [] if _table_format(folder) is not None else [f"{t}.csv" for t in TABLES]
+    return [name for name in (*tables, *DOCUMENTS) if not (folder / name).is_file()]
 
 
 def is_trial(folder: Path) -> bool:

@@ -13,8 +13,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from controller.trial.folder import DOCUMENTS
+
 #: The files kept with ``--summaries-only`` (enough for the table and to repeat a trial).
-SUMMARY_FILES = ("summary.json", "config.json")
+SUMMARY_FILES = DOCUMENTS
 
 
 @dataclass(frozen=True, slots=True)

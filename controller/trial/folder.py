@@ -31,11 +31,18 @@ from controller.outputs import (
     writing,
 )
 
-#: Every file a trial may write, in either format.
-TRIAL_FILES = (
-    "config.json", "summary.json",
-    "samples.csv", "events.csv", "timing.csv",
-    "samples.parquet", "events.parquet", "timing.parquet",
+#: The tables every trial streams while it runs, as CSV or as Parquet (``--format``).
+TABLES = ("samples", "events")
+#: The table a wall-clock trial adds (``--realtime``, ``fes run``).
+TIMING_TABLE = "timing"
+TABLE_FORMATS = ("csv", "parquet")
+#: The two files written whole and renamed into place: ``config.json`` before the loop,
+#: ``summary.json`` at its end (a folder without it holds a trial that did not end).
+DOCUMENTS = ("summary.json", "config.json")
+#: Every file a trial may write, in either format: the one list of them (``fes report``
+#: reads a trial folder by it, ``--overwrite`` removes by it).
+TRIAL_FILES = DOCUMENTS + tuple(
+    f"{table}.{fmt}" for fmt in TABLE_FORMATS for table in (*TABLES, TIMING_TABLE)
 )
 #: A Parquet file's parts while the trial runs (``samples.parquet.partial/``).
 PARTS_SUFFIX = ".partial"
