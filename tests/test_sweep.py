@@ -127,6 +127,55 @@ def test_resume_runs_only_missing_trials_and_ignores_half_written_ones(swept, tm
     assert without_wall_clock(read_csv(copy / "results.csv")) == without_wall_clock(rows)
 
 
+def _listing(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() if p.is_file() else b""
+            for p in sorted(folder.rglob("*"))}
+
+
+@pytest.mark.parametrize("killed", [False, True])
+@pytest.mark.parametrize("dry_run", [False, True])
+def test_a_sweep_refuses_a_trial_folder_and_writes_nothing_there(tmp_path, capsys, killed,
+                                                                 dry_run):
+    """``fes sim --duration-s 2 --out T; fes sweep ... --out T`` wrote results.csv,
+    ranking.csv, sweep.json and trials/ beside the trial's samples.csv and summary.json:
+    one folder, two layouts. A trial's files (also those of a killed trial, without
+    summary.json) now make ``--out`` a usage error, before the sweep writes anything."""
+    trial = tmp_path / "t"
+    assert main(["sim", "--duration-s", "2", "--out", str(trial)]) == 0
+    if killed:
+        (trial / "summary.json").unlink()
+    before = _listing(trial)
+    capsys.readouterr()
+    assert main([*SWEEP, "--out", str(trial), *(["--dry-run"] if dry_run else [])]) == 2
+    err = capsys.readouterr().err
+    assert "(--out)" in err and f"{trial} holds a trial's files (config.json" in err
+    assert "samples.csv" in err and ("summary.json" in err) is not killed
+    assert _listing(trial) == before
+
+
+@pytest.mark.parametrize("overwrite", [False, True])
+def test_a_trial_refuses_a_sweep_folder_even_with_overwrite(swept, tmp_path, capsys,
+                                                             overwrite):
+    """``fes sim --out S --overwrite`` into a sweep folder removed no file of the sweep
+    (none is a trial's) and wrote the trial's files beside results.csv and trials/;
+    without --overwrite it was refused with advice to add --overwrite. Both are now
+    refused naming the sweep's files; ``fes run`` alike."""
+    copy = tmp_path / "s"
+    shutil.copytree(swept, copy)
+    before = _listing(copy)
+    flag = ["--overwrite"] if overwrite else []
+    assert main(["sim", "--duration-s", "2", "--out", str(copy), *flag]) == 2
+    err = capsys.readouterr().err
+    assert "(--out)" in err and f"{copy} is a sweep folder (fes sweep wrote sweep.json" in err
+    assert "--overwrite to replace" not in err
+    walk = tmp_path / "walk.csv"
+    walk.write_text("time_s,gyro_rad_s\n" + "".join(f"{k / 100},0\n" for k in range(50)))
+    assert main(["run", "--sensors", f"replay:{walk}", "--stimulator",
+                 "openemsstim:/dev/nonexistent", "--out", str(copy), *flag]) == 2
+    assert f"{copy} is a sweep folder" in capsys.readouterr().err
+    assert _listing(copy) == before
+
+
 def test_bad_key_exits_2_before_any_trial_runs(tmp_path, capsys):
     out = tmp_path / "bad"
     code = main(["sweep", "--grid", "stim.peroneal.amplitude=30,35", "--grid",

@@ -14,6 +14,8 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from controller.errors import ConfigError
+
 if TYPE_CHECKING:  # imported when needed: `fes` loads this module before its handlers
     from controller.config import TrialConfig
 
@@ -51,8 +53,34 @@ def add_output_options(parser: argparse.ArgumentParser, default: str) -> None:
         "--overwrite", action="store_true",
         help="let the trial use an output folder that already holds files: the earlier "
         "trial's files are removed first (other files are left alone); without it such "
-        "a folder is refused (exit 2), so no trial's files are ever mixed with another's",
+        "a folder is refused (exit 2), so no trial's files are ever mixed with another's "
+        "(a sweep's folder is refused even with it)",
     )
+
+
+def not_a_sweep_folder(out: Path) -> None:
+    """``ConfigError`` naming ``--out`` if ``out`` is a sweep's folder (``fes sweep``): a
+    trial's files would mix with the sweep's, ``--overwrite`` or not (it removes only an
+    earlier trial's files)."""
+    from controller.sweep.store import sweep_files
+
+    if found := sweep_files(out):
+        raise ConfigError("--out", [
+            f"{out} is a sweep folder (fes sweep wrote {', '.join(found)} there); a trial "
+            "is not written into a sweep's folder, not even with --overwrite: choose "
+            "another --out"])
+
+
+def not_a_trial_folder(out: Path) -> None:
+    """``ConfigError`` naming ``--out`` if ``out`` holds a trial's files (``fes sim`` or
+    ``fes run``, finished or killed): a sweep's files would mix with them."""
+    from controller.trial.folder import trial_files
+
+    if found := trial_files(out):
+        raise ConfigError("--out", [
+            f"{out} holds a trial's files ({', '.join(found)}: fes sim or fes run wrote "
+            "them); a sweep writes its own layout (sweep.json, results.csv, ranking.csv, "
+            "trials/) into a folder of its own: choose another --out"])
 
 
 def add_format_option(parser: argparse.ArgumentParser, what: str) -> None:

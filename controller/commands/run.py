@@ -40,6 +40,7 @@ from controller.commands.common import (
     add_stim_option,
     files_line,
     load_checked,
+    not_a_sweep_folder,
     stim_overrides,
 )
 
@@ -132,6 +133,7 @@ def _run(args: argparse.Namespace) -> int:
     try:
         spec = parse_backend(args.port, args.sensors, args.stimulator, args.stimulator_settings)
         _not_replaced(spec.replay, args.out or DEFAULT_OUT, args.overwrite)
+        not_a_sweep_folder(args.out or DEFAULT_OUT)
         replay = load_recording(spec.replay) if spec.replay is not None else None
     except (ValueError, CsvError) as err:
         print(f"fes run: {err}", file=sys.stderr)

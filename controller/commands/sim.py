@@ -18,6 +18,7 @@ from controller.commands.common import (
     add_stim_option,
     files_line,
     load_checked,
+    not_a_sweep_folder,
     realtime_overrides,
     stim_overrides,
 )
@@ -78,6 +79,7 @@ def _simulate(args: argparse.Namespace) -> int:
     checks = parse_requirements(args.require)
     config = load_checked(args.config, _overrides(args))
     out_dir = args.out or Path("runs") / f"{Path(config.sim.patient).stem}-seed{config.sim.seed}"
+    not_a_sweep_folder(out_dir)
     sinks = [StatusLine(sys.stderr)] if args.realtime else []
     if args.data_format == "parquet":
         pyarrow_modules()  # a usage error now if pyarrow is missing, not after the trial

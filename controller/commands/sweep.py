@@ -19,6 +19,7 @@ from controller.commands.common import (
     EXIT_TRIALS_FAILED,
     add_format_option,
     add_require_option,
+    not_a_trial_folder,
     output_path,
 )
 from controller.errors import ConfigError
@@ -102,8 +103,8 @@ def _run(args: argparse.Namespace) -> int:
     from controller.sweep.plan import build_plan
     from controller.sweep.progress import format_duration
     from controller.sweep.ranking import parse_objective, render_ranking
-    from controller.sweep.run import FAILURES, RANKING, RESULTS, RESULTS_PARQUET, run_sweep
-    from controller.sweep.store import SweepStore
+    from controller.sweep.run import run_sweep
+    from controller.sweep.store import FAILURES, RANKING, RESULTS, RESULTS_PARQUET, SweepStore
     from controller.trial.parquet import pyarrow_modules
     from controller.trial.require import parse_requirements
 
@@ -114,6 +115,7 @@ def _run(args: argparse.Namespace) -> int:
         _scheduler(args.scheduler)
     plan = build_plan(_spec(args))
     out = args.out or Path("runs") / f"sweep-{plan.key}"
+    not_a_trial_folder(out)
     where = f"Dask cluster at {args.scheduler}" if args.scheduler else f"{workers} process(es)"
     print(f"sweep: {len(plan.trials)} trials over {', '.join(plan.parameters)} "
           f"into {out}, on {where}")
@@ -227,7 +229,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     sweep.add_argument(
         "--out", type=output_path, metavar="DIR",
         help="sweep folder (default runs/sweep-<hash of the trials>, so the same command "
-        "resumes into the same folder)",
+        "resumes into the same folder); a folder holding a trial's files (fes sim, fes "
+        "run) is refused",
     )
     sweep.add_argument(
         "--objective", default=DEFAULT_OBJECTIVE, metavar="NAME,...",

@@ -21,7 +21,7 @@ import numpy as np
 from controller.report.canvas import histogram, legend, new_figure, save
 from controller.sweep.plan import PATIENT_KEY, SEED_KEY
 from controller.sweep.ranking import Term, parse_objective
-from controller.sweep.run import PLAN, RESULTS
+from controller.sweep.store import PLAN, RESULTS
 from controller.sweep.table import Row, read_table
 from controller.trial.figures import Figure, is_number
 from controller.validation import ConfigError

@@ -26,16 +26,11 @@ from controller.sweep import ranking, table
 from controller.sweep.executors import Result, Task
 from controller.sweep.plan import PlannedTrial, SweepPlan
 from controller.sweep.progress import Progress
-from controller.sweep.store import SweepStore
+from controller.sweep.store import FAILURES, PLAN, RANKING, RESULTS, RESULTS_PARQUET, SweepStore
 from controller.sweep.worker import FileOptions, TrialFailure
 from controller.trial.require import Requirement, failures
 
 Executor = Callable[[Sequence[Task]], Generator[Result, None, None]]
-RESULTS = "results.csv"
-RESULTS_PARQUET = "results.parquet"
-RANKING = "ranking.csv"
-PLAN = "sweep.json"
-FAILURES = "failures.txt"
 
 
 @dataclass

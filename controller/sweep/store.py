@@ -24,6 +24,26 @@ from typing import IO, Any
 from controller.validation import ConfigError
 
 PARTIAL_PREFIX = ".partial-"
+#: The sweep's own files beside ``trials/``: the plan (written first, so it marks a sweep
+#: folder), the tables, the failures of the last run, and the lock.
+PLAN = "sweep.json"
+RESULTS = "results.csv"
+RESULTS_PARQUET = "results.parquet"
+RANKING = "ranking.csv"
+FAILURES = "failures.txt"
+LOCK = ".lock"
+TRIALS = "trials"
+SWEEP_FILES = (PLAN, RESULTS, RESULTS_PARQUET, RANKING, FAILURES, LOCK, TRIALS)
+
+
+def sweep_files(root: Path) -> list[str]:
+    """The sweep's own files in ``root`` (``trials/`` with its slash) when ``root`` is a
+    sweep folder (it holds ``sweep.json``, or ``trials/`` and the lock of a sweep killed
+    before it wrote its plan); none otherwise."""
+    if not (root / PLAN).is_file() and not ((root / TRIALS).is_dir() and (root / LOCK).is_file()):
+        return []
+    return [name + "/" if (root / name).is_dir() else name
+            for name in SWEEP_FILES if (root / name).exists()]
 
 
 class SweepStore:
@@ -31,7 +51,7 @@ class SweepStore:
 
     def __init__(self, root: Path) -> None:
         self.root = root
-        self.trials = root / "trials"
+        self.trials = root / TRIALS
 
     def trial_dir(self, key: str) -> Path:
         """Where the finished trial ``key`` lives."""
@@ -41,7 +61,7 @@ class SweepStore:
     def locked(self) -> Iterator[None]:
         """Hold the sweep folder for this process; a usage error if another holds it."""
         self.trials.mkdir(parents=True, exist_ok=True)
-        with (self.root / ".lock").open("w") as handle:
+        with (self.root / LOCK).open("w") as handle:
             try:
                 fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:

@@ -59,6 +59,16 @@ def _is_trial_file(path: Path) -> bool:
     )
 
 
+def trial_files(path: Path) -> list[str]:
+    """The names of the trial files in the folder ``path`` (an earlier trial's, finished
+    or left by a kill; what ``--overwrite`` would remove), sorted; none where ``path``
+    is no folder."""
+    with writing(path):
+        if not path.is_dir():
+            return []
+        return sorted(p.name for p in path.iterdir() if _is_trial_file(p))
+
+
 class TrialFolder:
     """The folder a trial writes into; see the module docstring."""
 
