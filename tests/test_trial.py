@@ -42,6 +42,61 @@ def test_summary_has_the_documented_figures(tmp_path):
     assert {"faults", "clamped_commands"} <= set(summary["watchdog"])
 
 
+def _unstimulated_before(folder: Path, decided_s: float) -> int:
+    """Counted from the files: the true swings (toe off to the next true heel strike)
+    that began before ``decided_s`` with no sample of stim_on."""
+    with (folder / "samples.csv").open() as handle:
+        on_s = [float(r["time_s"]) for r in csv.DictReader(handle) if float(r["stim_on"])]
+    with (folder / "events.csv").open() as handle:
+        true = [(float(e["time_s"]), e["event"]) for e in csv.DictReader(handle)
+                if e["source"] == "true"]
+    strikes = [t for t, e in true if e == "heel_strike"]
+    count = 0
+    for toe_off in (t for t, e in true if e == "toe_off" and t < decided_s):
+        end = min((t for t in strikes if t > toe_off), default=float("inf"))
+        count += not any(toe_off <= t < end for t in on_s)
+    return count
+
+
+def test_fes_sim_says_how_many_strides_the_gyro_sign_check_left_unstimulated(tmp_path,
+                                                                             capsys):
+    """The gyroscope's mounting check holds the first 3-5 strides' events back
+    (docs/detection.md): fes sim printed nothing of it once the sign was found right.
+    Now one line says when the verdict came and how many strides went unstimulated, and
+    summary.json has the count; a fused detector (whose heel sensor stimulates those
+    strides) loses none and prints no line."""
+    out = tmp_path / "gyro"
+    assert main(["sim", "--duration-s", "20", "--out", str(out)]) == 0
+    text = capsys.readouterr().out
+    mounting = json.loads((out / "summary.json").read_text())["gyro_mounting"]
+    lost = mounting["strides_not_stimulated"]
+    assert mounting["verdict"] == "mounted" and 3 <= lost <= 5
+    assert lost == _unstimulated_before(out, mounting["decided_s"])
+    assert (f"gyro: sign checked at {mounting['decided_s']:g} s; the {lost} strides before "
+            "it were not stimulated") in text
+
+    config = tmp_path / "fused.toml"
+    config.write_text('[detector]\nsensor = "fused"\n')
+    out = tmp_path / "fused"
+    assert main(["sim", "--duration-s", "10", "--config", str(config), "--out", str(out)]) == 0
+    mounting = json.loads((out / "summary.json").read_text())["gyro_mounting"]
+    assert mounting["verdict"] == "mounted" and mounting["strides_not_stimulated"] == 0
+    assert "gyro:" not in capsys.readouterr().out
+
+
+def test_the_gyro_line_without_truth_and_while_still_checking():
+    from controller.trial.summary import _mounting_line
+
+    mounted = {"verdict": "mounted", "decided_s": 4.35, "message": "gyroscope sign checked",
+               "strides": [3, 6], "strides_not_stimulated": None}  # a board: no truth
+    assert _mounting_line(mounted, stimulating=True) == (
+        "gyro: sign checked at 4.35 s; nothing was stimulated on its events before that")
+    assert _mounting_line(mounted, stimulating=False) is None  # --no-stim
+    checking = mounted | {"verdict": "checking", "decided_s": None, "message": "checking",
+                          "strides_not_stimulated": 1}
+    assert _mounting_line(checking, stimulating=True) == "gyro: checking (1 stride not stimulated)"
+
+
 def test_files_have_the_documented_columns(tmp_path):
     run(tmp_path, "t", "--duration-s", "5")
     with (tmp_path / "t" / "samples.csv").open() as handle:

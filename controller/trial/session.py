@@ -36,7 +36,7 @@ from controller.outputs import OutputError
 from controller.trial.parts import TrialParts
 from controller.trial.recorder import SAMPLE_ROWS, STIM_COLUMNS
 from controller.trial.streams import TIMING_COLUMNS, TrialFiles
-from controller.trial.summary import TrialFacts, summarize
+from controller.trial.summary import TrialFacts, strides_not_stimulated, summarize
 from controller.trial.writer import InlineWriter, LogSink, LogWriter, LogWriterError
 
 
@@ -218,7 +218,12 @@ def complete_trial(
     m = parts.config.metrics
     summary = summarize(facts, m.event_tolerance_ms, m.onset_window_ms, m.clearance_trim_fraction)
     if isinstance(parts.detector, GaitDetector):
-        summary["gyro_mounting"] = parts.detector.mounting_block()
+        mounting = parts.detector.mounting_block()
+        if mounting is not None:
+            decided = mounting["decided_s"]
+            mounting["strides_not_stimulated"] = strides_not_stimulated(
+                facts, decided if isinstance(decided, float) else None)
+        summary["gyro_mounting"] = mounting
         axis = parts.detector.axis_block()
         if axis is not None:  # a live trial on the project's board checks the axis
             summary["gyro_axis"] = axis

@@ -209,6 +209,48 @@ def _clearance(facts: TrialFacts, trim_fraction: float) -> dict[str, Any] | None
     return block
 
 
+def strides_not_stimulated(facts: TrialFacts, decided_s: float | None) -> int | None:
+    """What the gyroscope's mounting check cost (``docs/detection.md``): the true swings
+    (toe off to the next heel strike, or the end of the trial) that began before its
+    verdict at ``decided_s`` (all of them while it was still checking) in which the
+    peroneal channel delivered nothing. None without the simulated patient's truth."""
+    if not facts.true_events:
+        return None
+    t_s = facts.columns["time_s"]
+    toe_offs = _true_times(facts, Event.TOE_OFF)
+    if decided_s is not None:
+        toe_offs = toe_offs[toe_offs < decided_s]
+    heel_strikes = np.sort(_true_times(facts, Event.HEEL_STRIKE))
+    following = np.searchsorted(heel_strikes, toe_offs, side="right")
+    ends = np.append(heel_strikes, np.inf)[following]
+    delivering = np.concatenate(([0], np.cumsum(facts.columns["stim_on"] > 0)))
+    pulses = (delivering[np.searchsorted(t_s, ends, side="left")]
+              - delivering[np.searchsorted(t_s, toe_offs, side="left")])
+    return int(np.count_nonzero(pulses == 0))
+
+
+def _strides(count: int) -> str:
+    return "1 stride" if count == 1 else f"{count} strides"
+
+
+def _mounting_line(mounting: Mapping[str, Any], stimulating: bool) -> str | None:
+    """The terminal line of the gyroscope's sign check: the verdict if it is not
+    "mounted"; if it is, when it came and the strides left unstimulated before it (no
+    line when none were: the heel sensor of a fused detector stimulated them)."""
+    lost = mounting.get("strides_not_stimulated") if stimulating else None
+    if mounting["verdict"] == "checking" and lost:
+        return f"gyro: {mounting['message']} ({_strides(lost)} not stimulated)"
+    if mounting["verdict"] != "mounted":
+        return f"gyro: {mounting['message']}"
+    decided = f"gyro: sign checked at {_fmt(mounting['decided_s'], ' s')}"
+    if lost is None and stimulating:  # no truth to count the strides by
+        return f"{decided}; nothing was stimulated on its events before that"
+    if not lost:
+        return None
+    before = "the stride before it was" if lost == 1 else f"the {lost} strides before it were"
+    return f"{decided}; {before} not stimulated (the mounting check, docs/detection.md)"
+
+
 def _median_p5(values: np.ndarray) -> dict[str, float | None]:
     """``{median, p5}`` of ``values`` (None when there are none)."""
     if not values.size:
@@ -300,8 +342,8 @@ def render_text(summary: Mapping[str, Any]) -> str:
             f"toe off error {_fmt(to['median'], ' ms')} (p95 |e| {_fmt(to['p95'], ' ms')})"
         )
     mounting = summary.get("gyro_mounting")
-    if mounting and mounting["verdict"] != "mounted":
-        lines.append(f"gyro: {mounting['message']}")
+    if mounting and (line := _mounting_line(mounting, bool(stim["channels"]))):
+        lines.append(line)
     axis = summary.get("gyro_axis")
     if axis and axis["verdict"] != "sagittal":
         lines.append(f"gyro: {axis['message']}")
