@@ -1,6 +1,7 @@
 """The architecture as a table: which part of the project may import which.
 
-Read ``MAY_IMPORT`` top to bottom as the data flow. At the bottom is the shared
+Read ``MAY_IMPORT`` top to bottom as the data flow. At the bottom are the base (signals,
+file writes, numba's internals: nothing of gait or stimulation) and the shared
 vocabulary (samples, commands, the two back-end interfaces, gait events, the pulse rule,
 config validation); the back ends ``sim`` and ``hw`` are leaves over it; the detector,
 scheduler and watchdog stages sit beside them, the loop above the stages, the trial
@@ -10,12 +11,14 @@ on top. Every import of every module counts, also one inside a function.
 The test fails on an import between two parts that the table does not list (a new
 arrow: add it here, in the same commit, if it is meant), on an arrow the table lists but
 no import uses any more (tighten the table), on a module that belongs to no part, and on
-any import cycle, between parts or between modules.
+any import cycle, between parts or between modules. Beside the imports: only the watchdog
+drives a stimulator's outputs (``test_only_the_watchdog_drives_an_output``).
 """
 
 from __future__ import annotations
 
 import ast
+import itertools
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -23,8 +26,16 @@ ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = ("controller", "sim", "hw", "configs")
 
 #: The parts of the project and the modules (or packages) each one holds. A module
-#: belongs to the part with the longest matching name.
+#: belongs to the part with the longest matching name; a name in ``ONLY_ITSELF`` is the
+#: package alone, not what lies below it.
 PARTS: dict[str, tuple[str, ...]] = {
+    # Below everything, knowing nothing of gait or stimulation: how a command is
+    # interrupted, how files are written, how numba's internals are used.
+    "base": (
+        "controller.interrupts",  # Ctrl-C and SIGTERM in every phase, exit 130
+        "controller.outputs",  # output folders and atomic writes, OutputError
+        "controller.numba_hooks",  # numba's private API, checked (controller.kernels)
+    ),
     "vocabulary": (
         "controller",  # the package itself (imports nothing)
         "controller.ports",  # Sample, StimCommand, SensorSource, Stimulator
@@ -53,13 +64,19 @@ PARTS: dict[str, tuple[str, ...]] = {
     "trial": ("controller.trial",),  # simulated and live trials, recording, scoring, files
     "sweep": ("controller.sweep",),  # parameter sweeps over simulated trials
     "report": ("controller.report",),  # figures and reports of trials and sweeps
-    "commands": ("controller.commands", "controller.cli"),  # the fes command line
+    # the fes command line, its streams (console) and check-config --explain (explain)
+    "commands": ("controller.commands", "controller.cli", "controller.console",
+                 "controller.explain"),
     "bench": ("controller.bench",),  # benchmarks and calibrations that print figures
 }
 
+ONLY_ITSELF = ("controller",)
+
 #: Who may import whom. Arrows point down the data flow; nothing below imports above.
 MAY_IMPORT: dict[str, tuple[str, ...]] = {
-    "vocabulary": (),
+    "base": (),
+    # The kernels are compiled through numba_hooks.
+    "vocabulary": ("base",),
     "sim": ("vocabulary",),
     # The board emulator plays a board with the simulated patient behind it.
     "hw": ("vocabulary", "sim"),
@@ -68,17 +85,18 @@ MAY_IMPORT: dict[str, tuple[str, ...]] = {
     "stim": ("vocabulary", "detect"),
     "safety": ("vocabulary",),
     "runtime": (),
-    "loop": ("vocabulary", "safety", "runtime"),
+    "loop": ("base", "vocabulary", "safety", "runtime"),
     "config": ("vocabulary", "detect", "stim", "safety"),
     "trial": (
-        "vocabulary", "sim", "hw", "detect", "stim", "safety", "runtime", "loop", "config",
+        "base", "vocabulary", "sim", "hw", "detect", "stim", "safety", "runtime", "loop",
+        "config",
     ),
-    "sweep": ("vocabulary", "sim", "config", "trial"),
+    "sweep": ("base", "vocabulary", "sim", "config", "trial"),
     "report": ("vocabulary", "trial", "sweep"),
     # `fes sim` runs without the cycle collector, in one frame-stack chunk (hotpath).
     "commands": (
-        "vocabulary", "sim", "hw", "detect", "safety", "runtime", "config", "trial", "sweep",
-        "report",
+        "base", "vocabulary", "sim", "hw", "detect", "safety", "runtime", "config", "trial",
+        "sweep", "report",
     ),
     "bench": (
         "vocabulary", "sim", "hw", "detect", "stim", "safety", "runtime", "loop", "config",
@@ -135,7 +153,7 @@ def _part(module: str) -> str | None:
         (len(prefix), part)
         for part, prefixes in PARTS.items()
         for prefix in prefixes
-        if module == prefix or module.startswith(prefix + ".")
+        if module == prefix or (module.startswith(prefix + ".") and prefix not in ONLY_ITSELF)
     ]
     return max(matches)[1] if matches else None
 
@@ -189,6 +207,7 @@ def _cycles(graph: dict[str, Iterable[str]]) -> list[list[str]]:
 def test_every_module_belongs_to_a_part():
     assert len(MODULES) > 100
     unplaced = sorted(name for name in MODULES if _part(name) is None)
+    assert _part("controller.new_module") is None  # not the vocabulary by its prefix
     assert not unplaced, f"add these modules to a part of PARTS: {unplaced}"
 
 
@@ -220,13 +239,120 @@ def test_every_arrow_of_the_table_is_used():
     assert not stale, f"arrows no import uses (remove them from MAY_IMPORT): {stale}"
 
 
+#: The modules of ``hw`` that play a board with the simulated patient as its front end
+#: (the firmware model, the pty emulator, the AVR co-simulation): of a back end, the only
+#: ones that may import the other. A driver never does.
+BOARD_EMULATORS = ("hw.firmware", "hw.emulator", "hw.avr.cosim")
+
+
 def test_the_back_ends_are_leaves():
-    """Spelled out for the two back ends: below them only the shared vocabulary (and,
-    for the board emulator, the simulated patient)."""
+    """Spelled out for the two back ends: from ``controller`` they import the shared
+    vocabulary only (``controller.ports`` and the few modules of ``PARTS["vocabulary"]``:
+    events, pulses, kernels, validation, resources), never a layer that uses them; and
+    only the board emulators import the simulated patient."""
     for module, targets in IMPORTS.items():
-        if _part(module) in ("sim", "hw"):
-            above = {t for t in targets if _part(t) not in ("vocabulary", "sim", "hw")}
-            assert not above, f"{module} imports {sorted(above)}"
+        part = _part(module)
+        if part not in ("sim", "hw"):
+            continue
+        above = sorted(t for t in targets if _part(t) not in ("vocabulary", "sim", "hw"))
+        assert not above, f"{module} imports {above}"
+        if part == "hw" and module not in BOARD_EMULATORS:
+            patient = sorted(t for t in targets if _part(t) == "sim")
+            assert not patient, f"{module} (not a board emulator) imports {patient}"
+    for module in BOARD_EMULATORS:
+        assert any(_part(t) == "sim" for t in IMPORTS[module]), f"{module}: drop it"
+
+
+#: What reaches a stimulator's outputs: the two methods of ``controller.ports.Stimulator``.
+OUTPUT_METHODS = ("apply", "stop_all")
+#: Besides the watchdog (``controller.safety``) and the back ends themselves (a driver's
+#: own stop, a board emulator's firmware driving the simulated limb behind its pins),
+#: the modules that call them: benchmarks that measure one back end alone, in no trial.
+OUTPUT_WRITERS_BESIDE_THE_WATCHDOG = {
+    "controller.bench.simulator": "the simulated limb stepped through its ports, alone",
+    "controller.bench.openems": "openEMSstim's driver against the firmware's harness",
+}
+
+
+def _output_calls(path: Path) -> list[str]:
+    """The calls of an output method in ``path``, as ``line: call``. Not counted: a call
+    to the watchdog (its receiver's name ends in ``watchdog``), and a call inside a
+    function of the same name (a ``Stimulator`` that hands on to the one it wraps: it is
+    itself what the watchdog drives, and whoever calls it is checked)."""
+    found: list[str] = []
+
+    def visit(node: ast.AST, enclosing: str | None) -> None:
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, ast.Call) and isinstance(child.func, ast.Attribute):
+                method, receiver = child.func.attr, ast.unparse(child.func.value)
+                if (method in OUTPUT_METHODS and method != enclosing
+                        and not receiver.lower().endswith("watchdog")):
+                    found.append(f"{child.lineno}: {ast.unparse(child)}")
+            is_function = isinstance(child, ast.FunctionDef | ast.AsyncFunctionDef)
+            visit(child, child.name if is_function else enclosing)
+
+    visit(ast.parse(path.read_text(), str(path)), None)
+    return found
+
+
+def test_only_the_watchdog_drives_an_output():
+    """The watchdog is the only path to a ``Stimulator``: no detector, scheduler, loop,
+    trial, sweep or command calls ``apply`` or ``stop_all`` on one (the loop's e-stop
+    goes through the watchdog too)."""
+    offenders = [
+        f"{module}:{call}"
+        for module, path in sorted(MODULES.items())
+        if _part(module) not in ("safety", "sim", "hw")
+        and module not in OUTPUT_WRITERS_BESIDE_THE_WATCHDOG
+        for call in _output_calls(path)
+    ]
+    assert not offenders, "outputs driven past the watchdog:\n" + "\n".join(offenders)
+    for module in OUTPUT_WRITERS_BESIDE_THE_WATCHDOG:
+        assert _output_calls(MODULES[module]), f"{module} drives no output: drop it"
+
+
+def test_the_compiled_loop_fills_the_limb_s_command_from_the_watchdog_only():
+    """The compiled simulation (``controller.trial.compiled_loop``) runs the kernels with
+    no ``Stimulator`` object: the limb's command array is its output. It is written by
+    ``_hold`` from the watchdog's delivered rows, or set to all off, and by nothing else."""
+    path = MODULES["controller.trial.compiled_loop"]
+    tree = ast.parse(path.read_text(), str(path))
+    sources = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call):
+            words = [node.func, *node.args]
+            sources += [ast.unparse(after) for word, after in itertools.pairwise(words)
+                        if isinstance(word, ast.Name) and word.id == "_hold"]
+    assert sources and set(sources) == {"watchdog.delivered"}, sources
+    hold = next(f for f in ast.walk(tree) if isinstance(f, ast.FunctionDef) and f.name == "_hold")
+    in_hold = {id(node) for node in ast.walk(hold)}
+    writes = {
+        ast.unparse(node)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Assign | ast.AugAssign) and id(node) not in in_hold
+        for target in (node.targets if isinstance(node, ast.Assign) else [node.target])
+        if isinstance(target, ast.Subscript) and ast.unparse(target.value) == "command"
+    }
+    assert writes == {"command[:] = 0.0"}, writes
+
+
+def test_the_output_checker_sees_a_call_and_lets_the_watchdog_and_a_wrapper_through(
+    tmp_path,
+):
+    source = tmp_path / "probe.py"
+    source.write_text(
+        "def step(stimulator, watchdog):\n"
+        "    watchdog.stop_all()\n"
+        "    stimulator.apply(0.0, [])\n"
+        "class Wrapper:\n"
+        "    def apply(self, t_s, commands):\n"
+        "        self._stimulator.apply(t_s, commands)\n"
+        "    def stop_all(self):\n"
+        "        self._stimulator.stop_all()\n"
+        "        self._stimulator.apply(0.0, [])\n"
+    )
+    assert _output_calls(source) == ["3: stimulator.apply(0.0, [])",
+                                     "9: self._stimulator.apply(0.0, [])"]
 
 
 def test_no_module_import_cycle():
