@@ -67,6 +67,12 @@ class TrialRecorder:
         self.table = shared_empty(len(names) * capacity).reshape(len(names), capacity)
         self.index = {name: i for i, name in enumerate(names)}
         self._columns = {name: self.table[i] for i, name in enumerate(names)}
+        # Each recorded channel's command columns in ``STIM_COLUMNS`` order, looked up
+        # once here: ``record`` runs at every sample.
+        self._stim_cells = {
+            output: tuple(self._columns[prefix + column] for column in STIM_COLUMNS)
+            for output, prefix in self._recorded.items()
+        }
         self.counts = shared_zeros(2, np.int64)
         if event_capacity is None:
             event_capacity = 64 + capacity // SAMPLES_PER_EVENT
@@ -88,16 +94,17 @@ class TrialRecorder:
         cols["heel_switch"][k] = sample.heel_switch
         cols["heel_force_n"][k] = sample.heel_force_n
         cols["phase"][k] = phase
-        for recorded in self._recorded.values():  # every cell of the row is written
-            for column in STIM_COLUMNS:
-                cols[recorded + column][k] = 0.0
+        stim_cells = self._stim_cells
+        for on, amplitude, width, frequency in stim_cells.values():
+            on[k] = amplitude[k] = width[k] = frequency[k] = 0.0  # every cell is written
         for command in delivered:
-            prefix = self._recorded.get(command.channel)
-            if prefix is not None and command.delivers:
-                cols[prefix + "stim_on"][k] = 1.0
-                cols[prefix + "amplitude_ma"][k] = command.amplitude_ma
-                cols[prefix + "pulse_width_us"][k] = command.pulse_width_us
-                cols[prefix + "frequency_hz"][k] = command.frequency_hz
+            cells = stim_cells.get(command.channel)
+            if cells is not None and command.delivers:
+                on, amplitude, width, frequency = cells
+                on[k] = 1.0
+                amplitude[k] = command.amplitude_ma
+                width[k] = command.pulse_width_us
+                frequency[k] = command.frequency_hz
         if detected:
             self.add_detected(detected)
         self.publish(k + 1)
