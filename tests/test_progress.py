@@ -7,7 +7,13 @@ import io
 import itertools
 import re
 
-from controller.sweep.progress import LOG_EVERY_S, LOG_STEPS, Progress, format_duration
+from controller import progress as shared
+from controller.progress import LOG_EVERY_S, LOG_STEPS, format_duration
+
+
+def Progress(total, already_done, stream, **options):  # the sweep's
+    return shared.Progress(total, already_done, stream, desc="sweep", unit="trial",
+                           **options)
 
 
 class Terminal(io.StringIO):

@@ -99,9 +99,9 @@ def _spec(args: argparse.Namespace) -> SweepSpec:
 
 def _run(args: argparse.Namespace) -> int:
     from controller.outputs import output_folder, writing
+    from controller.progress import format_duration
     from controller.sweep import executors
     from controller.sweep.plan import build_plan
-    from controller.sweep.progress import format_duration
     from controller.sweep.ranking import parse_objective, render_ranking
     from controller.sweep.run import run_sweep
     from controller.sweep.store import FAILURES, RANKING, RESULTS, RESULTS_PARQUET, SweepStore

@@ -22,10 +22,10 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from controller.outputs import write_json_atomically
+from controller.progress import Progress
 from controller.sweep import ranking, table
 from controller.sweep.executors import Result, Task
 from controller.sweep.plan import PlannedTrial, SweepPlan
-from controller.sweep.progress import Progress
 from controller.sweep.store import FAILURES, PLAN, RANKING, RESULTS, RESULTS_PARQUET, SweepStore
 from controller.sweep.worker import FileOptions, TrialFailure
 from controller.trial.require import Requirement, failures
@@ -89,7 +89,8 @@ def run_sweep(
             if (summary := summaries[trial.key]) is not None:
                 check_names(trial, summary)
                 break
-        progress = Progress(outcome.total, outcome.reused, stream or sys.stderr)
+        progress = Progress(outcome.total, outcome.reused, stream or sys.stderr, desc="sweep",
+                            unit="trial")
         progress.show()
         try:
             _run_todo(todo, executor, store, summaries, outcome, progress, check_names,
