@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from controller.progress import progress
 from controller.report.canvas import styled
 from controller.report.sweep_figures import (
     SweepData,
@@ -23,7 +24,7 @@ from controller.report.sweep_figures import (
     spread_figure,
 )
 from controller.report.trial_data import TrialData, is_trial, load_trial
-from controller.report.trial_figures import TRIAL_FIGURES
+from controller.report.trial_figures import TRIAL_FIGURES, drawing_note
 from controller.sweep.ranking import rank, ranking_columns, ranking_rows
 from controller.validation import ConfigError
 
@@ -64,7 +65,12 @@ def check_folder(folder: Path) -> None:
 
 
 def _trial_figures(data: TrialData, out: Path, prefix: str) -> list[tuple[str, Path]]:
-    return [(title, draw(data, out / f"{prefix}{name}")) for name, title, draw in TRIAL_FIGURES]
+    figures = []
+    with progress(len(TRIAL_FIGURES), "drawing figures", "figure") as shown:
+        for name, title, draw in TRIAL_FIGURES:
+            figures.append((title, draw(data, out / f"{prefix}{name}")))
+            shown.advance()
+    return figures
 
 
 def _images(figures: Sequence[tuple[str, Path]], level: str = "##") -> list[str]:
@@ -90,7 +96,7 @@ def _trial_report(data: TrialData, out: Path) -> Report:
         "",
         f"{data.title()}, {data.strides} complete strides. Figures are stride-normalised: "
         "one thin line per stride from true heel strike to the next, the bold line their "
-        "mean.",
+        "mean." + drawing_note(data.strides),
         "",
         "```",
         render_text(data.summary),

@@ -28,22 +28,74 @@ from controller.report.canvas import (
 from controller.report.trial_data import (
     CYCLE_PERCENT,
     TrialData,
+    cycle_extremes,
     cycle_position,
     stride_matrix,
 )
 from controller.trial import metrics
 
 STRIDE_LINE = {"color": "0.55", "linewidth": 0.6, "alpha": 0.45}
+#: A trial of more strides draws only some of them (``stride_step``): a 3,000 s trial
+#: has 2,500, whose lines would make one grey block and take most of the report's time
+#: (12,500 lines, 20 of its 33 s). Means, counts and histograms are of every stride.
+MAX_STRIDE_LINES = 300
 
 
-def _strides(ax: Any, matrix: np.ndarray, label: str, colour: str = "black") -> None:
-    for row in matrix:
+def stride_step(strides: int) -> int:
+    """Every how many strides one is drawn as a thin line: 1 up to ``MAX_STRIDE_LINES``
+    strides, then enough that at most that many are drawn."""
+    return max(1, -(-strides // MAX_STRIDE_LINES))
+
+
+def drawn_strides(matrix: np.ndarray) -> np.ndarray:
+    """The strides (rows of ``matrix``) drawn as lines: all of them up to
+    ``MAX_STRIDE_LINES``, then one in ``stride_step`` and the outermost (the least or
+    the greatest at some point of the cycle), so that an odd stride still shows as one."""
+    every = np.arange(len(matrix))
+    step = stride_step(len(matrix))
+    if step == 1:
+        return every
+    outermost = np.concatenate([matrix.argmin(axis=0), matrix.argmax(axis=0)])
+    return np.union1d(every[::step], outermost)
+
+
+def drawing_note(strides: int) -> str:
+    """For the report: what the figures of a trial of more than ``MAX_STRIDE_LINES``
+    strides draw (nothing to say for fewer)."""
+    step = stride_step(strides)
+    if step == 1:
+        return ""
+    return (f" With more than {MAX_STRIDE_LINES} strides, one stride in {step} and the "
+            "outermost ones (the least or the greatest at some point of the cycle) are drawn "
+            "as lines (and their events marked), over a shading of the range of every sample of "
+            "all strides at each point of the cycle (the least and the greatest sample "
+            "nearest it: a spike of one sample in any stride shows); the means, counts and "
+            "histograms are of all strides.")
+
+
+def _strides(ax: Any, data: TrialData, values: np.ndarray, label: str,
+             colour: str = "black") -> np.ndarray:
+    """Each stride of ``values`` as a thin line and their mean in bold; returns the
+    strides (``stride_matrix``). Past ``MAX_STRIDE_LINES`` strides only some are drawn
+    (``drawn_strides``), over a shading of the range of every sample of every stride
+    (``cycle_extremes``); the mean is of them all."""
+    matrix = stride_matrix(data, values)
+    step = stride_step(len(matrix))
+    if step > 1:
+        low, high = cycle_extremes(data, values)
+        ax.fill_between(CYCLE_PERCENT, np.fmin(low, matrix.min(axis=0)),
+                        np.fmax(high, matrix.max(axis=0)), color=STRIDE_LINE["color"],
+                        alpha=0.15, linewidth=0.0,
+                        label=f"range of all {len(matrix)} strides; "
+                              f"lines: 1 in {step} and the outermost")
+    for row in matrix[drawn_strides(matrix)]:
         ax.plot(CYCLE_PERCENT, row, **STRIDE_LINE)
     if len(matrix):
         ax.plot(CYCLE_PERCENT, matrix.mean(axis=0), label=f"mean of {len(matrix)} strides",
                 color=colour, linewidth=2.0, zorder=4)
     ax.set_ylabel(label)
     ax.set_xlim(0.0, 100.0)
+    return matrix
 
 
 def _swing_shade(ax: Any, data: TrialData) -> None:
@@ -67,8 +119,8 @@ def gyro_strides(data: TrialData, path: Path) -> Path:
     """Shank gyro per stride with the true and the detected toe offs and heel strikes."""
     figure, axes = new_figure(8.0, 4.8)
     ax = axes[0, 0]
-    matrix = stride_matrix(data, data.columns["gyro_rad_s"])
-    _strides(ax, matrix, "shank angular velocity, rad/s")
+    matrix = _strides(ax, data, data.columns["gyro_rad_s"], "shank angular velocity, rad/s")
+    drawn = drawn_strides(matrix)
     marks = (
         ("true", "toe_off", "^", TRUE_COLOUR, "true toe off"),
         ("detected", "toe_off", "x", DETECTED_COLOUR, "detected toe off"),
@@ -76,6 +128,8 @@ def gyro_strides(data: TrialData, path: Path) -> Path:
     )
     for source, event, marker, colour, label in marks:
         index, percent = cycle_position(data, data.times(source, event))
+        on_drawn = np.isin(index, drawn)  # the events of the strides drawn
+        index, percent = index[on_drawn], percent[on_drawn]
         on_curve = [
             np.interp(p, CYCLE_PERCENT, matrix[i]) for i, p in zip(index, percent, strict=True)
         ]
@@ -101,12 +155,11 @@ def stim_envelope(data: TrialData, path: Path) -> Path:
     top, bottom = axes[0, 0], axes[1, 0]
     delivered_ma = data.columns["amplitude_ma"] * data.columns["stim_on"]
     _swing_shade(top, data)
-    _strides(top, stride_matrix(data, delivered_ma), "delivered amplitude, mA", STIM_COLOUR)
+    _strides(top, data, delivered_ma, "delivered amplitude, mA", STIM_COLOUR)
     top.set_title(f"Stimulation envelope against gait phase ({data.title()})")
     legend(top, loc="upper left")
     _swing_shade(bottom, data)
-    _strides(bottom, stride_matrix(data, data.columns["ta_activation"]),
-             "tibialis anterior activation, 0-1")
+    _strides(bottom, data, data.columns["ta_activation"], "tibialis anterior activation, 0-1")
     _gait_axis(bottom)
     onset = (data.summary.get("stim") or {}).get("onset_error_ms") or {}
     if onset.get("median") is not None:
@@ -130,17 +183,18 @@ def ankle_clearance(data: TrialData, path: Path) -> Path:
     """Ankle angle and toe clearance per stride; strides with a toe drag in red."""
     figure, axes = new_figure(8.0, 6.0, rows=2)
     top, bottom = axes[0, 0], axes[1, 0]
-    ankle = stride_matrix(data, data.columns["ankle_angle_deg"])
-    clearance = stride_matrix(data, data.columns["toe_clearance_mm"])
     for ax in (top, bottom):
         _swing_shade(ax, data)
-    _strides(top, ankle, "ankle angle, deg (+ dorsiflexion)")
-    _strides(bottom, clearance, "toe clearance, mm")
+    _strides(top, data, data.columns["ankle_angle_deg"], "ankle angle, deg (+ dorsiflexion)")
+    clearance = _strides(bottom, data, data.columns["toe_clearance_mm"], "toe clearance, mm")
     dragged = _drag_strides(data, clearance)
-    for row in clearance[dragged]:
+    drawn = clearance[dragged][drawn_strides(clearance[dragged])]
+    for row in drawn:
         bottom.plot(CYCLE_PERCENT, row, color=DRAG_COLOUR, linewidth=1.0)
     if dragged.any():
         label = f"{int(dragged.sum())} strides with a toe drag"
+        if len(drawn) < dragged.sum():
+            label += f" ({len(drawn)} drawn)"
         bottom.plot([], [], color=DRAG_COLOUR, label=label)
     bottom.axhline(0.0, color="black", linewidth=0.8)
     top.axhline(0.0, color="black", linewidth=0.8)
