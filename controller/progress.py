@@ -69,11 +69,13 @@ class Progress:
         clock: Callable[[], float] = time.time,
         log_every_s: float = LOG_EVERY_S,
         log_steps: int = LOG_STEPS,
+        quiet: bool = False,
     ) -> None:
         self.failed = 0
         self._stream = stream
-        self._live = _is_terminal(stream)
-        self._shown = self._live or log  # quiet otherwise: nothing is drawn or logged
+        self._live = not quiet and _is_terminal(stream)
+        # Nothing is drawn or logged if quiet, or outside a terminal without ``log``.
+        self._shown = self._live or (log and not quiet)
         self._options: dict[str, Any] = {
             "total": total, "desc": desc, "unit": unit, "unit_scale": unit_scale,
         }
@@ -145,15 +147,18 @@ class Progress:
             return self._bar
         from tqdm import tqdm
 
-        # Outside a terminal tqdm never draws (its delay never ends): ``_log`` prints.
+        # Made silent (its delay never ends), given the count so far, then let draw on a
+        # terminal; outside one it never draws: ``_log`` prints.
         self._bar = tqdm(
             **self._options, initial=self._already_done, file=self._stream, smoothing=0.0,
-            dynamic_ncols=True, delay=0.0 if self._live else math.inf,
+            dynamic_ncols=True, delay=math.inf,
         )
         self._bar._time = self._clock  # tqdm's own clock, set before it is first read
         self._bar.start_t = self._start
         self._bar.last_print_t = self._clock()
         self._bar.n = self._n
+        if self._live:
+            self._bar.delay = 0.0
         if self.failed:
             self._bar.set_postfix_str(f"{self.failed} failed", refresh=False)
         return self._bar
@@ -186,13 +191,14 @@ def _is_terminal(stream: TextIO) -> bool:
 @contextmanager
 def progress(
     total: float, desc: str, unit: str, *, unit_scale: bool = False,
-    stream: TextIO | None = None, after_s: float | None = None,
+    stream: TextIO | None = None, after_s: float | None = None, quiet: bool = False,
 ) -> Iterator[Progress]:
     """Progress of work that may take long, on ``stream`` (stderr): a line on a terminal
-    once it has taken ``after_s`` (``AFTER_S``), nothing elsewhere; closed at the end."""
+    once it has taken ``after_s`` (``AFTER_S``), nothing elsewhere or if ``quiet``;
+    closed at the end."""
     shown = Progress(
         total, 0, stream or sys.stderr, desc=desc, unit=unit, unit_scale=unit_scale,
-        log=False, after_s=AFTER_S if after_s is None else after_s,
+        log=False, after_s=AFTER_S if after_s is None else after_s, quiet=quiet,
     )
     try:
         yield shown

@@ -7,6 +7,8 @@ import io
 import itertools
 import re
 
+import pytest
+
 from controller import progress as shared
 from controller.progress import LOG_EVERY_S, LOG_STEPS, format_duration
 
@@ -101,3 +103,51 @@ def test_a_terminal_gets_one_line_redrawn_in_place():
 def test_durations_read_as_words():
     assert format_duration(42) == "42 s"
     assert format_duration(125) == "2 min 05 s" and format_duration(7260) == "2 h 01 min"
+
+
+# Long work of the other commands: ``controller.progress.progress`` on stderr, on a
+# terminal only (after ``AFTER_S``, 0 here), never on stdout.
+
+
+@pytest.fixture
+def at_once(monkeypatch):
+    monkeypatch.setattr(shared, "AFTER_S", 0.0)
+
+
+def _run(monkeypatch, capsys, terminal: bool, argv: list[str]) -> tuple[str, str]:
+    from controller.cli import main
+
+    stderr = Terminal() if terminal else io.StringIO()
+    monkeypatch.setattr("sys.stderr", stderr)
+    assert main(argv) == 0
+    return capsys.readouterr().out, stderr.getvalue()
+
+
+@pytest.mark.parametrize("terminal", [True, False], ids=["terminal", "pipe"])
+def test_fes_sim_shows_the_samples_done_on_a_terminal(tmp_path, monkeypatch, capsys, at_once,
+                                                      terminal):
+    out, err = _run(monkeypatch, capsys, terminal,
+                    ["sim", "--duration-s", "4", "--out", str(tmp_path / "t")])
+    assert out.startswith("trial: 4 s") and "%|" not in out and "\r" not in out
+    bars = [part for part in err.split("\r") if part.startswith("trial:")]
+    if terminal:
+        assert bars and "100%" in bars[-1] and "2.00k/2.00k" in bars[-1]
+    else:
+        assert not bars and "%|" not in err
+
+
+@pytest.mark.parametrize("terminal", [True, False], ids=["terminal", "pipe"])
+def test_fes_detect_shows_the_bytes_read_on_a_terminal(tmp_path, monkeypatch, capsys, at_once,
+                                                       terminal):
+    from controller.cli import main
+
+    assert main(["sim", "--duration-s", "4", "--out", str(tmp_path / "t")]) == 0
+    capsys.readouterr()
+    samples = tmp_path / "t" / "samples.csv"
+    out, err = _run(monkeypatch, capsys, terminal, [
+        "detect", "--input", str(samples), "--output", str(tmp_path / "events.csv")])
+    assert "events" in out and "%|" not in out
+    if terminal:
+        assert "reading samples.csv: 100%" in err.rsplit("\r", 1)[-1]
+    else:
+        assert "%|" not in err

@@ -222,9 +222,16 @@ def _not_an_input(args: argparse.Namespace) -> None:
 
 def _detect(args: argparse.Namespace) -> int:
     from controller.detect.config import load_detector_config
-    from controller.detect.csvfiles import CsvError, read_columns, read_events, write_events
+    from controller.detect.csvfiles import (
+        CsvError,
+        read_columns,
+        read_events,
+        require_regular_file,
+        write_events,
+    )
     from controller.detect.detector import detect_batch
     from controller.events import EVENT_NAMES
+    from controller.progress import progress
 
     _not_an_input(args)
     config = load_detector_config(args.config, _overrides(args))
@@ -240,7 +247,11 @@ def _detect(args: argparse.Namespace) -> int:
     if setup.heel_input is not None:
         wanted.append(heel_column)
     try:
-        columns = read_columns(args.input, wanted, axes[0] if axes is not None else ())
+        require_regular_file(args.input)
+        with progress(args.input.stat().st_size, f"reading {args.input.name}", "B",
+                      unit_scale=True) as shown:
+            columns = read_columns(args.input, wanted, axes[0] if axes is not None else (),
+                                   on_bytes=shown.advance)
         n = len(next(iter(columns.values())))
         t_s = _times(args, columns, n)
         truth = read_events(args.truth) if args.truth is not None else None

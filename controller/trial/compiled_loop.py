@@ -52,6 +52,7 @@ from controller.ports import (
     StimCommand,
     command_of_row,
 )
+from controller.progress import progress
 from controller.pulses import pulse_times_call
 from controller.safety import Watchdog
 from controller.safety.decide import outputs_off, watchdog_observe, watchdog_submit
@@ -393,6 +394,7 @@ class LoopCompile:
             publish_every = max(1, round(1.0 / limb.sample_period_s))
         started_s = time.perf_counter()
         self.limb, self.watchdog, self.recorder = limb, watchdog, recorder
+        self.notes = notes
         self.loop = _loop_of(limb, detector, scheduler, watchdog, recorder, publish_every)
         self._announced = contextlib.ExitStack()
         self._ahead: LoopCompilation | None = None
@@ -471,7 +473,11 @@ def run_compiled_loop(
     try:
         # No pause of the garbage collector, unlike ``run_loop``: it cannot run inside a
         # kernel, and between blocks a collection would delay nothing that is timed.
-        with estop_signals(watchdog):
+        # The samples done, on a terminal ``notes`` once it has taken a while.
+        with estop_signals(watchdog), progress(
+            max_samples, "trial", "sample", unit_scale=True, stream=compiling.notes,
+            quiet=compiling.notes is None,
+        ) as shown:
             wall_start = time.perf_counter()
             while samples < max_samples:
                 # Python drops a Ctrl-C that comes while it runs certain callbacks (a
@@ -497,6 +503,7 @@ def run_compiled_loop(
                     watchdog.drain_log()
                     recorder.publish(samples)
                     deadlines.on_time(count)
+                    shown.advance(count)
     except KeyboardInterrupt:
         stopped_by = "interrupted"
     finally:
