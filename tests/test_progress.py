@@ -151,3 +151,22 @@ def test_fes_detect_shows_the_bytes_read_on_a_terminal(tmp_path, monkeypatch, ca
         assert "reading samples.csv: 100%" in err.rsplit("\r", 1)[-1]
     else:
         assert "%|" not in err
+
+
+@pytest.mark.parametrize("terminal", [True, False], ids=["terminal", "pipe"])
+def test_evaluate_shows_the_recordings_read_on_a_terminal(monkeypatch, capsys, at_once,
+                                                          terminal):
+    from pathlib import Path
+
+    from controller.detect import evaluate
+
+    stderr = Terminal() if terminal else io.StringIO()
+    monkeypatch.setattr("sys.stderr", stderr)
+    folder = Path(__file__).parent / "data" / "voisard"
+    assert evaluate.main(["--voisard", str(folder)]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("| dataset") and "%|" not in out
+    if terminal:
+        assert "reading Voisard trials: 100%" in stderr.getvalue().rsplit("\r", 1)[-1]
+    else:
+        assert stderr.getvalue() == ""

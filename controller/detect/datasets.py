@@ -31,6 +31,7 @@ import numpy as np
 
 from controller.detect.score import ScoringWindow
 from controller.events import Event
+from controller.progress import progress
 
 #: Contact threshold of the force reference, as in the dataset's own description.
 FORCE_REFERENCE_N = 20.0
@@ -115,38 +116,47 @@ def load_voisard(folder: Path, axis: str = "Gyr_Y") -> list[Recording]:
     the gyro ``axis`` (the sagittal ``Gyr_Y``; another, to test the mounting check)."""
     recordings = []
     metas = sorted(folder.glob("*.json"), key=lambda p: [int(x) for x in p.stem.split("-")])
-    for meta_path in metas:
-        meta = json.loads(meta_path.read_text(encoding="utf-8"))
-        for suffix, key, side in _VOISARD_SIDES:
-            imu = folder / f"{meta_path.stem}_{suffix}.txt"
-            if not imu.is_file():
-                continue
-            t_s, axes, rate_hz = read_voisard_gyro(imu)
-            gyro = _gyro_column(imu, axes, axis)
-            swings = np.array(meta[key], dtype=float).reshape(-1, 2) / rate_hz
-            reference = []
-            for toe_off, heel_strike in swings:
-                reference.append((float(toe_off), Event.TOE_OFF))
-                reference.append((float(heel_strike), Event.HEEL_STRIKE))
-            start, end = (i / rate_hz for i in meta["TrialBoundaries"])
-            turn = (meta["UTurnBoundaries"][0] / rate_hz, meta["UTurnBoundaries"][1] / rate_hz)
-            recordings.append(
-                Recording(
-                    f"voisard {meta_path.stem} {side}",
-                    f"voisard {meta_path.stem.split('-')[0]}",
-                    t_s,
-                    gyro,
-                    None,
-                    reference,
-                    ScoringWindow(start, end),
-                    ScoringWindow(start, end, (turn,)),
-                    ScoringWindow(
-                        start, end, (turn, *end_swings(swings, [(start, turn[0]), (turn[1], end)]))
-                    ),
-                    axes,
-                    "Gyr_Y",
-                )
+    with progress(len(metas), "reading Voisard trials", "trial") as shown:
+        for meta_path in metas:
+            recordings += _voisard_trial(folder, meta_path, axis)
+            shown.advance()
+    return recordings
+
+
+def _voisard_trial(folder: Path, meta_path: Path, axis: str) -> list[Recording]:
+    """The recordings (a foot each) of the Voisard trial described by ``meta_path``."""
+    recordings = []
+    meta = json.loads(meta_path.read_text(encoding="utf-8"))
+    for suffix, key, side in _VOISARD_SIDES:
+        imu = folder / f"{meta_path.stem}_{suffix}.txt"
+        if not imu.is_file():
+            continue
+        t_s, axes, rate_hz = read_voisard_gyro(imu)
+        gyro = _gyro_column(imu, axes, axis)
+        swings = np.array(meta[key], dtype=float).reshape(-1, 2) / rate_hz
+        reference = []
+        for toe_off, heel_strike in swings:
+            reference.append((float(toe_off), Event.TOE_OFF))
+            reference.append((float(heel_strike), Event.HEEL_STRIKE))
+        start, end = (i / rate_hz for i in meta["TrialBoundaries"])
+        turn = (meta["UTurnBoundaries"][0] / rate_hz, meta["UTurnBoundaries"][1] / rate_hz)
+        recordings.append(
+            Recording(
+                f"voisard {meta_path.stem} {side}",
+                f"voisard {meta_path.stem.split('-')[0]}",
+                t_s,
+                gyro,
+                None,
+                reference,
+                ScoringWindow(start, end),
+                ScoringWindow(start, end, (turn,)),
+                ScoringWindow(
+                    start, end, (turn, *end_swings(swings, [(start, turn[0]), (turn[1], end)]))
+                ),
+                axes,
+                "Gyr_Y",
             )
+        )
     return recordings
 
 

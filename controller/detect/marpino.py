@@ -51,6 +51,7 @@ import numpy as np
 from controller.detect.datasets import Recording, contact_events, end_swings
 from controller.detect.score import ScoringWindow
 from controller.events import Event
+from controller.progress import progress
 
 #: Where between a pressure sensor's unloaded and loaded level its contact threshold lies.
 PRESSURE_FRACTION = 0.2
@@ -192,9 +193,14 @@ def load_marpino(folder: Path, fraction: float = PRESSURE_FRACTION) -> Loaded:
     shank: list[Recording] = []
     foot: list[Recording] = []
     left_out: list[str] = []
-    for path in sorted(folder.glob("*.xlsx")):
-        walker = path.stem
-        for side, leg in read_legs(path).items():
+    paths = sorted(folder.glob("*.xlsx"))
+    with progress(len(paths), "reading Marpino workbooks", "file") as shown:  # ~3 s each
+        legs = []
+        for path in paths:
+            legs.append((path.stem, read_legs(path)))
+            shown.advance()
+    for walker, by_side in legs:
+        for side, leg in by_side.items():
             broken = broken_sensors(leg)
             if broken:
                 left_out.append(f"{walker} {side}: {' and '.join(broken)} sensor flat")
