@@ -1,7 +1,7 @@
 """The progress of long work on stderr, drawn by tqdm: work done, a bar, the pace and the
 time left. One helper for every command that can run long: the trials of a sweep, the
 samples of a long ``fes sim``, the file ``fes report`` or ``fes detect`` reads, the
-walkers of ``python -m controller.detect.evaluate``.
+recordings ``python -m controller.detect.evaluate`` reads (docs/cli.md, "Long work").
 
 On a terminal tqdm redraws one line in place; with ``after_s`` the line appears only once
 the work has taken that long (quick work shows nothing, and tqdm is not even imported).
@@ -13,6 +13,8 @@ Anywhere else (CI, a file, a pipe) a redrawn line would pile up carriage returns
   work has finished since, and at the end. A 1,000-trial sweep logs about a dozen lines,
   however long it runs;
 * without ``log`` nothing is shown: a command's output stays what scripts and tests read.
+
+``quiet`` shows nothing anywhere (a trial run by a sweep's worker: the sweep counts it).
 
 Progress never goes to stdout: a command's stdout is its result.
 

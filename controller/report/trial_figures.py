@@ -37,7 +37,8 @@ from controller.trial import metrics
 STRIDE_LINE = {"color": "0.55", "linewidth": 0.6, "alpha": 0.45}
 #: A trial of more strides draws only some of them (``stride_step``): a 3,000 s trial
 #: has 2,500, whose lines would make one grey block and take most of the report's time
-#: (12,500 lines, 20 of its 33 s). Means, counts and histograms are of every stride.
+#: (12,500 lines: 20 s of the 33 s a profiled report took). Means, counts and histograms
+#: are of every stride.
 MAX_STRIDE_LINES = 300
 
 
