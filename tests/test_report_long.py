@@ -89,6 +89,17 @@ def test_a_cell_that_is_not_a_number_is_named_by_its_line(minute, tmp_path, caps
     assert "Traceback" not in err and "samples.csv: line 124: 'fast' is not a number" in err
 
 
+def test_samples_without_rows_are_named_not_a_traceback(minute, tmp_path, capsys):
+    """A trial killed before its first row was written: 'ValueError: array of sample
+    points is empty' from np.interp before."""
+    folder = _copy(minute, tmp_path / "t")
+    header = (folder / "samples.csv").read_text().splitlines()[0]
+    (folder / "samples.csv").write_text(header + "\n")
+    assert main(["report", str(folder)]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and "samples: no rows after the header" in err
+
+
 def test_reading_holds_less_than_the_file_in_memory(minute, monkeypatch):
     """Every cell as a Python string, as the report read before, held over ten times
     the file's size (3,000 s at 1 kHz: 4.7 GB for 443 MB); the columns the figures

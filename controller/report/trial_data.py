@@ -101,6 +101,8 @@ def load_trial(folder: Path) -> TrialData:
             "sim, or fes run on fes board-emulator without --no-truth)"])
     if absent := [name for name in FIGURE_COLUMNS if name not in columns]:
         raise ConfigError(str(folder), [f"samples: no column {', '.join(absent)}"])
+    if columns["time_s"].size == 0:  # a trial ended before its first sample was written
+        raise ConfigError(str(folder), ["samples: no rows after the header: nothing to draw"])
     return TrialData(
         folder=folder,
         columns=columns,
