@@ -35,6 +35,7 @@ PARTS: dict[str, tuple[str, ...]] = {
         "controller.interrupts",  # Ctrl-C and SIGTERM in every phase, exit 130
         "controller.outputs",  # output folders and atomic writes, OutputError
         "controller.numba_hooks",  # numba's private API, checked (controller.kernels)
+        "controller.progress",  # progress lines of long work, on a terminal only
     ),
     "vocabulary": (
         "controller",  # the package itself (imports nothing)
@@ -80,7 +81,8 @@ MAY_IMPORT: dict[str, tuple[str, ...]] = {
     "sim": ("vocabulary",),
     # The board emulator plays a board with the simulated patient behind it.
     "hw": ("vocabulary", "sim"),
-    "detect": ("vocabulary",),
+    # The evaluation's recording loaders show progress (base); the kernels import no base.
+    "detect": ("base", "vocabulary"),
     # The scheduler reads the detector's event outbox.
     "stim": ("vocabulary", "detect"),
     "safety": ("vocabulary",),
@@ -92,7 +94,7 @@ MAY_IMPORT: dict[str, tuple[str, ...]] = {
         "config",
     ),
     "sweep": ("base", "vocabulary", "sim", "config", "trial"),
-    "report": ("vocabulary", "trial", "sweep"),
+    "report": ("base", "vocabulary", "trial", "sweep"),
     # `fes sim` runs without the cycle collector, in one frame-stack chunk (hotpath).
     "commands": (
         "base", "vocabulary", "sim", "hw", "detect", "safety", "runtime", "config", "trial",
