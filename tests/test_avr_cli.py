@@ -6,6 +6,7 @@ import pytest
 
 from controller.cli import main
 from hw.avr import build as avr_build
+from hw.avr.cosim import FIRMWARE_VERSION
 
 
 @pytest.mark.parametrize(
@@ -23,6 +24,13 @@ def test_options_the_firmware_fixes_or_bounds_exit_2_naming_them(args, expected,
     assert main(["board-emulator", "--mcu", "avr", *args]) == 2
     err = capsys.readouterr().err
     assert expected in err and "Traceback" not in err
+
+
+def test_the_refusal_names_the_firmware_version_the_board_reports(capsys):
+    # It said 2.0.0 after the firmware had become 2.0.1 (what INFO and fes ports --probe say).
+    assert main(["board-emulator", "--mcu", "avr", "--rate-hz", "250"]) == 2
+    err = capsys.readouterr().err
+    assert f"firmware {'.'.join(map(str, FIRMWARE_VERSION))};" in err
 
 
 def test_a_missing_toolchain_exits_2_naming_the_packages(monkeypatch, capsys):

@@ -94,13 +94,15 @@ def _validated(model: Any, data: dict[str, Any], what: str) -> Any:
 
 
 def _avr_config(args: argparse.Namespace) -> Any:
-    from hw.avr.cosim import AvrBoardConfig
+    from hw.avr.cosim import FIRMWARE_VERSION, AvrBoardConfig
 
     fixed = [flag for dest, flag in NOT_FOR_AVR.items() if getattr(args, dest) is not None]
     if fixed:
+        version = ".".join(map(str, FIRMWARE_VERSION))
         raise ConfigError("fes board-emulator --mcu avr", [
             f"{flag}: not an option of the AVR firmware, which fixes it (500 Hz, 2 channels, "
-            "protocol version 3, firmware 2.0.0; no injected link faults but --unplug-at-s)"
+            f"protocol version 3, firmware {version}; no injected link faults but "
+            "--unplug-at-s)"
             for flag in fixed
         ])
     data = {"board": _given(args, AVR_BOARD_OPTIONS), "truth": not args.no_truth,
