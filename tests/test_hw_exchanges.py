@@ -11,6 +11,7 @@ section 3 (commands held back while the board's buffer holds too much unanswered
 
 from __future__ import annotations
 
+import io
 import math
 import time
 
@@ -20,6 +21,7 @@ from helpers.scripted_link import ScriptedLink, exchanges
 
 from controller.ports import StimCommand
 from controller.safety import SafetyLimits
+from controller.trial import live
 from hw import protocol as p
 from hw.board import Board, BoardRequirements
 from hw.transport import Link
@@ -104,6 +106,28 @@ def test_a_fault_the_board_reports_ends_the_stream_and_stop_all_still_goes_out()
     board.close()
     assert board.stop_confirmed
     link.assert_done()
+
+
+def test_a_fault_the_board_reports_is_named_once_on_the_terminal():
+    """``fes run`` reports a fault the moment the driver declares it; a board's own FAULT
+    was reported "fes run: board fault: board fault: COMM_TIMEOUT (...)"."""
+    handshake = exchanges(NEWEST[:5])
+    fault = transcript_lines(*FAULT_EXAMPLE)[0][1]
+    link = ScriptedLink([
+        *handshake,
+        (None, fault),
+        (p.StopAll().encode(3), ack(3, p.StopAll, p.AckCode.OK, 9)),
+        (p.StopStream().encode(4), ack(4, p.StopStream, p.AckCode.NOT_READY, 10)),
+    ])
+    board = board_on(link)
+    said = io.StringIO()
+    board.add_fault_listener(lambda f: live._report(said, f))
+    board.connect()
+    while board.read() is not None:
+        pass
+    board.close()
+    assert said.getvalue() == (
+        "fes run: board fault: COMM_TIMEOUT (the board switched its outputs off)\n")
 
 
 def test_a_board_silent_just_after_its_last_sample_is_reported_as_silent():

@@ -407,8 +407,11 @@ def _stdin_fd() -> int | None:
 
 
 def _report(stream: TextIO, fault: BoardFault | OpenEmsFault) -> None:
-    """Say at once what went wrong (from the driver's reader thread)."""
-    stream.write(f"fes run: {fault.kind} fault: {fault.message}\n")
+    """Say at once what went wrong (from the driver's reader thread), naming its kind
+    once: a board's own fault report already begins with "board fault"."""
+    kind = f"{fault.kind} fault"
+    text = fault.message if fault.message.startswith(kind) else f"{kind}: {fault.message}"
+    stream.write(f"fes run: {text}\n")
     stream.flush()
 
 
