@@ -184,6 +184,9 @@ def test_nothing_answering_is_no_board():
         with pytest.raises(BoardError) as err:
             stim.connect()
         assert err.value.kind == "no_board" and time.monotonic() - started < 3.0
+        # fes run printed "no P24 answers on /dev/pts/N: " and nothing after the colon
+        assert str(err.value) == (f"no P24 answered on {os.ttyname(slave)} within 0.5 s "
+                                  "(is it switched on, is this its port?)")
     finally:
         os.close(master)
         os.close(slave)

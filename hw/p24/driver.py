@@ -174,7 +174,8 @@ class P24Stimulator:
             err = self._connect_error
             if isinstance(err, BoardError):
                 raise err
-            raise BoardError("no_board", f"no P24 answers on {self.url}: {err}") from None
+            why = str(err) or type(err).__name__
+            raise BoardError("no_board", f"no P24 answers on {self.url}: {why}") from None
         assert self.info is not None
         return self.info
 
@@ -251,6 +252,15 @@ class P24Stimulator:
                         "refused",
                         f"P24 on {self.url} refused:\n" + "\n".join(f"  - {x}" for x in problems),
                     )
+            except TimeoutError:  # asyncio.wait_for's, which says nothing
+                self._connect_error = BoardError(
+                    "no_board",
+                    f"no P24 answered on {self.url} within {self._connect_timeout_s:g} s "
+                    "(is it switched on, is this its port?)",
+                )
+                self._connected.set()
+                self._finish(loop)
+                return
             except Exception as err:  # handed to connect()'s caller
                 self._connect_error = err
                 self._connected.set()
