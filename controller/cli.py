@@ -45,7 +45,8 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="fes",
         description="Drop-foot FES timing controller and simulator.",
-        epilog="Exit codes: 0 ok, 2 bad usage or configuration, 3 a --require check failed, "
+        epilog="Exit codes: 0 ok, 1 fes ports found no port on a known USB-serial bridge, "
+        "2 bad usage or configuration, 3 a --require check failed, "
         "4 some trials of a sweep failed, 5-10 board and link failures (see fes run --help), "
         "130 interrupted.",
     )

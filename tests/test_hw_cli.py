@@ -10,7 +10,7 @@ from helpers.shared_machine import host_config, rerun_after_heartbeat_faults
 from serial.tools.list_ports_common import ListPortInfo
 
 from controller.cli import main
-from controller.commands.common import EXIT_NO_BOARD, EXIT_REFUSED
+from controller.commands.common import EXIT_NO_BOARD, EXIT_NOTHING_FOUND, EXIT_REFUSED
 from hw.emulator import EmulatorConfig, serve_in_thread
 from hw.firmware import FirmwareSettings
 
@@ -115,6 +115,14 @@ def test_run_help_gives_the_exit_codes_it_returns(capsys):
     out = " ".join(capsys.readouterr().out.split())
     assert f"{EXIT_NO_BOARD} no board answers" in out
     assert f"{EXIT_REFUSED} board refused" in out
+
+
+def test_fes_help_gives_the_exit_code_of_fes_ports(capsys):
+    # fes --help listed 0, 2-10 and 130: fes ports' 1 (nothing found) was missing.
+    with pytest.raises(SystemExit):
+        main(["--help"])
+    out = " ".join(capsys.readouterr().out.split())
+    assert f"{EXIT_NOTHING_FOUND} fes ports found no port on a known USB-serial bridge" in out
 
 
 def fake_port(device: str, vid: int | None, pid: int | None, description: str) -> ListPortInfo:
