@@ -8,11 +8,13 @@ status line goes to that pipe would stop in mid walk. A command's product is its
 and its stimulation, not its printout: once the reader has gone, the rest of the output
 goes to ``/dev/null`` (the stream's descriptor is pointed there, so the interpreter's
 last flush at exit finds nothing to fail on) and the command carries on to its own exit
-code.
+code. A terminal that hung up (its window closed, an ssh session dropped: writes fail with
+``EIO``) has gone the same way.
 """
 
 from __future__ import annotations
 
+import errno
 import os
 from typing import Any, TextIO
 
@@ -33,7 +35,9 @@ class ReaderMayLeave:
         """Write ``text``; once the reader has gone, discard it."""
         try:
             return self._stream.write(text)
-        except BrokenPipeError:
+        except OSError as err:
+            if not _reader_gone(err):
+                raise
             self._send_to_null()
             return len(text)
 
@@ -41,7 +45,9 @@ class ReaderMayLeave:
         """Flush the stream; once the reader has gone, discard what it holds."""
         try:
             self._stream.flush()
-        except BrokenPipeError:
+        except OSError as err:
+            if not _reader_gone(err):
+                raise
             self._send_to_null()
 
     def _send_to_null(self) -> None:
@@ -55,3 +61,9 @@ class ReaderMayLeave:
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._stream, name)
+
+
+def _reader_gone(err: OSError) -> bool:
+    """True for a write that failed because nobody reads any more: a closed pipe, or a
+    terminal that hung up (``EIO``)."""
+    return isinstance(err, BrokenPipeError) or err.errno == errno.EIO

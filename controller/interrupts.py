@@ -1,4 +1,5 @@
-"""Ctrl-C and SIGTERM in every phase of a command: one meaning, exit code 130.
+"""Ctrl-C and SIGTERM (and SIGHUP, a terminal that hung up) in every phase of a command:
+one meaning, exit code 130.
 
 ``fes`` turns SIGTERM into ``KeyboardInterrupt`` for the whole command
 (``terminate_as_interrupt``), so a service manager's stop, ``timeout`` or ``kill`` ends a
@@ -22,8 +23,10 @@ from dataclasses import dataclass
 from types import FrameType, TracebackType
 from typing import Any
 
-#: The signals a command ends on as on Ctrl-C (exit 130).
-INTERRUPT_SIGNALS = (signal.SIGINT, signal.SIGTERM)
+#: The signals a command ends on as on Ctrl-C (exit 130). SIGHUP is the terminal (an ssh
+#: session, a window) going away: a live trial ends as on Ctrl-C, outputs off and files
+#: written, instead of dying by the signal with STOP_ALL unsent and no summary.
+INTERRUPT_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 #: Set by the command's handler: Python ignores a ``KeyboardInterrupt`` raised while it
 #: runs certain callbacks (an import lock's, a weak reference's), so a signal in
 #: start-up can be swallowed; ``raise_if_interrupted`` raises it again at checkpoints.

@@ -12,12 +12,14 @@ do not depend on the value.
 from __future__ import annotations
 
 import csv
+import fcntl
 import os
 import pty
 import re
 import shutil
 import signal
 import subprocess
+import termios
 import threading
 import time
 from pathlib import Path
@@ -189,6 +191,54 @@ def test_ctrl_c_switches_off_sends_stop_all_and_keeps_the_files(tmp_path):
     rows = (out / "samples.csv").read_text().splitlines()
     assert len(rows) - 1 == pytest.approx(result["duration_s"] * 500, abs=1)
     assert len(rows) > 500
+
+
+def test_a_terminal_that_hangs_up_ends_the_trial_as_ctrl_c_does(tmp_path):
+    """``fes run`` in a terminal whose window is closed, or an ssh session that drops: the
+    kernel sends SIGHUP and every write to the terminal fails (EIO). The trial died by the
+    signal: no STOP_ALL (the board's own timeout switched it off), no summary.json."""
+
+    def attempt(k: int) -> tuple[int, str, tuple[Path, Path]]:
+        folder = tmp_path / f"attempt{k}"
+        folder.mkdir()
+        emu, path, log = emulator(folder, "--seed", "1", "--comm-timeout-ms", "400")
+        out = folder / "live"
+        master, terminal = pty.openpty()
+        try:
+            run = subprocess.Popen(  # the terminal is its controlling terminal, as in a shell
+                [*FES, "run", "--port", path, "--config", host_config(tmp_path),
+                 "--duration-s", "60", "--out", str(out), "--link-timeout-ms", "300",
+                 "--max-lag-ms", "300"],
+                stdin=terminal, stdout=terminal, stderr=terminal, start_new_session=True,
+                preexec_fn=lambda: fcntl.ioctl(0, termios.TIOCSCTTY, 0),
+            )
+            os.close(terminal)
+            screen = bytearray()
+            reader = threading.Thread(target=read_terminal, args=(master, screen), daemon=True)
+            reader.start()
+            deadline = time.monotonic() + 30.0
+            while not (log.exists() and any(e["event"] == "stream_start" for e in events(log))):
+                assert time.monotonic() < deadline and run.poll() is None, screen.decode()
+                time.sleep(0.05)
+            time.sleep(1.0)
+        finally:
+            os.close(master)  # the hang-up
+        try:
+            code = run.wait(timeout=30)
+        finally:
+            emu.stop()
+        return code, screen.decode(), (log, out)
+
+    code, err, (log, out) = rerun_after_heartbeat_faults(attempt, lambda result: events(result[0]))
+    assert code == 130, (code, err)
+    result = summary(out)
+    assert result["stopped_by"] == "interrupted"
+    assert result["board"]["outputs_off_confirmed"] is True
+    board = events(log)
+    stop = [e for e in board if e["event"] == "stop_all"]
+    assert stop and not [e for e in board if e["event"] == "fault"]  # no COMM_TIMEOUT
+    rows = (out / "samples.csv").read_text().splitlines()
+    assert len(rows) - 1 == pytest.approx(result["duration_s"] * 500, abs=1)
 
 
 def test_the_odfs_preset_across_the_serial_link_matches_fes_sim(tmp_path):

@@ -7,8 +7,8 @@ the stimulator, and must not re-enter the driver there or wait for a lock that t
 holds.
 
 - ``SIGUSR1``: e-stop; the loop keeps running (and recording) with outputs off.
-- ``SIGTERM``: e-stop, then ``KeyboardInterrupt`` in the main thread, so the loop ends
-  as on Ctrl-C: outputs off, files written, exit code 130.
+- ``SIGTERM``, ``SIGHUP`` (the terminal hung up): e-stop, then ``KeyboardInterrupt`` in
+  the main thread, so the loop ends as on Ctrl-C: outputs off, files written, exit 130.
 - ``EStopKeys``: a thread reading a terminal (or any file descriptor); a space or Esc
   byte is an e-stop. The live command puts the terminal in cbreak mode
   (``tty.setcbreak``) and starts it for the duration of the trial.
@@ -16,6 +16,7 @@ holds.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import termios
@@ -44,7 +45,7 @@ def _stop_in_thread(target: EStoppable, source: str) -> None:
 
 @contextmanager
 def estop_signals(target: EStoppable) -> Iterator[None]:
-    """Install the SIGUSR1 and SIGTERM e-stops for the ``with`` block, then restore the
+    """Install the SIGUSR1, SIGTERM and SIGHUP e-stops for the ``with`` block, then restore the
     previous handlers. Outside the main thread (where Python cannot install handlers)
     this does nothing."""
     if threading.current_thread() is not threading.main_thread():
@@ -55,12 +56,13 @@ def estop_signals(target: EStoppable) -> Iterator[None]:
         _stop_in_thread(target, "SIGUSR1")
 
     def on_term(signum: int, frame: FrameType | None) -> None:
-        _stop_in_thread(target, "SIGTERM")
+        _stop_in_thread(target, signal.Signals(signum).name)
         raise KeyboardInterrupt
 
     previous = {
         signal.SIGUSR1: signal.signal(signal.SIGUSR1, on_usr1),
         signal.SIGTERM: signal.signal(signal.SIGTERM, on_term),
+        signal.SIGHUP: signal.signal(signal.SIGHUP, on_term),
     }
     try:
         yield
@@ -114,4 +116,7 @@ def estop_keys(fd: int | None, target: EStoppable) -> Iterator[bool]:
         EStopKeys(fd, target).start()
         yield True
     finally:
-        termios.tcsetattr(fd, termios.TCSADRAIN, saved)
+        # A terminal that hung up (SIGHUP: its window closed, an ssh session dropped) has
+        # no modes left to restore; tcsetattr fails there with EIO.
+        with contextlib.suppress(termios.error):
+            termios.tcsetattr(fd, termios.TCSADRAIN, saved)
