@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import shutil
+import subprocess
+from pathlib import Path
+
 import pytest
 
 from controller.cli import main
@@ -46,3 +50,21 @@ def test_help_explains_the_choice_of_firmware(capsys):
         main(["board-emulator", "--help"])
     out = capsys.readouterr().out
     assert "--mcu {python,avr}" in out and "simavr" in out
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="needs make")
+@pytest.mark.parametrize("target", ["flash", "eeprom"])
+def test_make_flash_to_a_port_that_does_not_exist_fails_at_once_naming_it(target, tmp_path):
+    """docs/hardware.md's ``make -C hw/avr flash PORT=/dev/ttyACM0`` with no board plugged in
+    (or a wrong PORT): avrdude 7.1 waited on the missing device for ever (5 min and more
+    here); the Makefile says so before building or starting avrdude."""
+    makefile_dir = Path(__file__).resolve().parents[1] / "hw" / "avr"
+    port = "/dev/fes-test-no-such-port"
+    result = subprocess.run(
+        ["make", "-C", str(makefile_dir), target, f"PORT={port}", f"BUILD={tmp_path}",
+         "BOARD_ID=7"],
+        capture_output=True, text=True, timeout=20,
+    )
+    assert result.returncode != 0
+    assert f"no {port}: is the board plugged in?" in result.stderr
+    assert list(tmp_path.iterdir()) == []  # nothing built, avrdude never started
