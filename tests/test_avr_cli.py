@@ -68,3 +68,32 @@ def test_make_flash_to_a_port_that_does_not_exist_fails_at_once_naming_it(target
     assert result.returncode != 0
     assert f"no {port}: is the board plugged in?" in result.stderr
     assert list(tmp_path.iterdir()) == []  # nothing built, avrdude never started
+
+
+EEPROM_LIMITS = {"MAX_PULSE_WIDTH_US": "300", "MAX_FREQUENCY_HZ": "45",
+                 "MAX_INTERPHASE_GAP_US": "100", "MAX_ANODIC_WIDTH_RATIO": "4"}
+
+
+@pytest.mark.skipif(avr_build.missing() is not None, reason="needs the AVR toolchain and simavr")
+def test_make_eeprom_stores_every_limit_the_docs_name(tmp_path):
+    """docs/hardware.md: ``make eeprom`` stores limits lower than the compiled ones,
+    pulse width, frequency, gap and anodic ratio among them. The Makefile passed only
+    BOARD_ID, COMM_TIMEOUT_MS, MAX_ON_TIME_MS and MAX_AMPLITUDE_MA on: MAX_PULSE_WIDTH_US=300
+    was dropped without a word, and the board kept 500 us."""
+    makefile_dir = Path(__file__).resolve().parents[1] / "hw" / "avr"
+    build = tmp_path / "build"
+    result = subprocess.run(
+        ["make", "-C", str(makefile_dir), "eeprom", "PORT=/dev/null", "AVRDUDE=true",
+         f"BUILD={build}", *(f"{k}={v}" for k, v in EEPROM_LIMITS.items())],
+        capture_output=True, text=True, timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    expected = tmp_path / "expected.hex"
+    options = [x for k, v in EEPROM_LIMITS.items() for x in (f"--{k.lower().replace('_', '-')}", v)]
+    subprocess.run([str(build / "simavr-board"), "--eeprom-hex", str(expected), *options],
+                   check=True, timeout=30)
+    default = tmp_path / "default.hex"
+    subprocess.run([str(build / "simavr-board"), "--eeprom-hex", str(default)],
+                   check=True, timeout=30)
+    stored = (build / "eeprom.hex").read_text()
+    assert stored == expected.read_text() != default.read_text()
