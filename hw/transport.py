@@ -27,6 +27,7 @@ for ``WRITE_TIMEOUT_S``.
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import select
 import time
@@ -95,6 +96,13 @@ class Transport:
                 exclusive=True if "://" not in url else None,
             )
         except (serial.SerialException, ValueError, OSError) as err:
+            if getattr(err, "errno", None) in (errno.EAGAIN, errno.EWOULDBLOCK) and (
+                "exclusively lock" in str(err)
+            ):
+                raise TransportError(
+                    f"cannot open {url}: another program has it open (another fes run or "
+                    "fes ports --probe, a terminal program; fuser names it)"
+                ) from None
             raise TransportError(f"cannot open {url}: {err}") from None
         self._port.reset_input_buffer()
         self._fd: int | None = None

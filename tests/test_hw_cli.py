@@ -3,9 +3,11 @@ codes, messages, options."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
+import serial
 from helpers.shared_machine import host_config, rerun_after_heartbeat_faults
 from serial.tools.list_ports_common import ListPortInfo
 
@@ -115,6 +117,26 @@ def test_run_help_gives_the_exit_codes_it_returns(capsys):
     out = " ".join(capsys.readouterr().out.split())
     assert f"{EXIT_NO_BOARD} no board answers" in out
     assert f"{EXIT_REFUSED} board refused" in out
+
+
+def test_a_port_another_program_holds_is_named_busy(tmp_path, capsys):
+    """A second ``fes run`` (or ``fes ports --probe``) on the port of a running trial is
+    refused by the lock the first holds; it said "[Errno 11] Could not exclusively lock
+    port ...: [Errno 11] Resource temporarily unavailable"."""
+    master, slave = os.openpty()
+    path = os.ttyname(slave)
+    holder = serial.Serial(path, exclusive=True)  # as a running fes run holds it
+    try:
+        code = main(["run", "--port", path, "--out", str(tmp_path / "t")])
+    finally:
+        holder.close()
+        os.close(master)
+        os.close(slave)
+    assert code == EXIT_NO_BOARD
+    err = capsys.readouterr().err
+    assert f"cannot open {path}: another program has it open" in err
+    assert "Resource temporarily unavailable" not in err and "Traceback" not in err
+    assert not (tmp_path / "t").exists()
 
 
 def test_fes_help_gives_the_exit_code_of_fes_ports(capsys):
