@@ -80,6 +80,9 @@ def test_a_file_without_sensor_columns_names_what_it_has(tmp_path):
     ({"stimulator": "p24:/dev/y"}, "p24 has no sensors"),
     ({"port": "/dev/x", "sensors": "replay:w.csv"}, "streams its own sensors"),
     ({"stimulator": "openemsstim:/dev/y", "sensors": "replay"}, "replay:PATH"),
+    # --port "" was reported as "--stimulator 'board:': expected one of ...", an option
+    # the user had not given
+    ({"port": ""}, "^--port is empty: give the board's port"),
 ])
 def test_back_end_options_that_do_not_fit(options, reason):
     args = {"port": None, "sensors": None, "stimulator": None, "settings": None} | options

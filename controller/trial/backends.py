@@ -158,6 +158,9 @@ def parse_backend(
         if port is None:
             raise ValueError("no stimulator: give --port URL (the project's board) or "
                              "--stimulator KIND:URL")
+        if not port.strip():  # --port "$PORT" with the variable unset
+            raise ValueError("--port is empty: give the board's port (fes ports lists the "
+                             "candidates)")
         stimulator = f"board:{port}"
     kind, _, url = stimulator.partition(":")
     if kind not in STIMULATORS or not url:
