@@ -574,6 +574,13 @@ class Board:
                 return item
         return None
 
+    @property
+    def off_without_host(self) -> str:
+        """What switches the outputs off when the host can no longer confirm it (a
+        STOP_ALL not acknowledged: unplugged, silent)."""
+        timeout = f" ({self.info.comm_timeout_ms} ms)" if self.info is not None else ""
+        return f"the board's own communication timeout{timeout} switches its outputs off"
+
     def close(self) -> None:
         """Outputs off, stream stopped, port closed. Safe to call twice and after a fault.
 

@@ -17,7 +17,11 @@ import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 from typing import TypeVar
+
+from helpers.live import Process, _no_process_outlives_its_test
+from helpers.shared_machine import host_config, rerun_after_heartbeat_faults
 
 from controller.bench.openems import harness_settings
 from controller.bench.openems_harness import (
@@ -27,12 +31,16 @@ from controller.bench.openems_harness import (
     connected_at_zero,
     trains,
 )
+from controller.bench.openems_walk import settings_file
+from controller.cli import main
 from controller.ports import StimCommand
 from hw.board import BoardError
 from hw.openems import OpenEmsStim
 from hw.openems.firmware import FIRMWARES
 from hw.openems.intensity import wiper
 from hw.transport import Transport
+
+__all__ = ["_no_process_outlives_its_test"]  # the autouse fixture: no process outlives a test
 
 SETTINGS = harness_settings()
 HOLD_S = SETTINGS.hold_ms / 1000.0
@@ -44,6 +52,8 @@ ON = StimCommand(0, True, 35.0, SETTINGS.pulse_width_us, SETTINGS.frequency_hz)
 HOST = """
 import json, sys, time
 from controller.bench.openems import harness_settings
+from controller.bench.openems_walk import settings_file
+from controller.cli import main
 from controller.ports import StimCommand
 from hw.openems import OpenEmsStim
 path, seconds = sys.argv[1], float(sys.argv[2])
@@ -273,3 +283,42 @@ def test_a_firmware_behind_the_forecast_gets_one_routine_line_at_a_time(openems_
         stop_text = FIRMWARES[version].stop().text
         behind = next(i for i, r in enumerate(read) if r.text == stop_text)
         assert behind <= 1, (version, read[:behind + 1])
+
+
+def test_a_board_unplugged_mid_trial_is_not_said_to_switch_off_by_a_communication_timeout(
+        openems_programs, tmp_path):
+    """``fes run --stimulator openemsstim:`` with the board gone mid-walk (its pty closed):
+    link lost (exit 5), outputs off not confirmed, and the ending names what does switch
+    openEMSstim off, each channel's on-time (hold_ms). It said "the board's own
+    communication timeout switches its outputs off", which openEMSstim does not have:
+    the project's board's 100 ms, not the up to hold_ms of stimulation this board gives."""
+    assert main(["sim", "--seed", "3", "--duration-s", "12", "--out",
+                 str(tmp_path / "walk")]) == 0
+    walk = tmp_path / "walk" / "samples.csv"
+
+    def attempt(k: int) -> tuple[int, str, Path]:
+        folder = tmp_path / f"attempt{k}"
+        firmware = FirmwareProcess(openems_programs["aa7f198"], folder)
+        out = folder / "out"
+        try:
+            run = Process("run", "--no-status", "--sensors", f"replay:{walk}",
+                          "--stimulator", f"openemsstim:{firmware.path}",
+                          "--stimulator-settings", str(settings_file(SETTINGS, folder)),
+                          "--config", host_config(tmp_path), "--out", str(out))
+            deadline = time.monotonic() + 30.0
+            while not [r for r in firmware.serial() if r.kind == "rx_line"]:
+                assert time.monotonic() < deadline and run.proc.poll() is None, run.stderr()
+                time.sleep(0.05)
+            time.sleep(1.5)  # connected, the walk under way
+        finally:
+            firmware.stop()  # the pty closes: unplugged
+        return run.wait(), run.stderr(), out
+
+    code, err, out = rerun_after_heartbeat_faults(attempt)
+    assert code == 5, err
+    ending = json.loads((out / "summary.json").read_text())["board"]
+    assert ending["outputs_off_confirmed"] is False
+    assert "communication timeout" not in ending["ending"].replace("has no communication "
+                                                                   "timeout", "")
+    assert f"hold_ms, {SETTINGS.hold_ms} ms from its last command" in ending["ending"]
+    assert "hold_ms" in err

@@ -49,6 +49,9 @@ class SensorlessStimulator(Protocol):
 
     def link_counters(self) -> dict[str, Any]: ...
 
+    @property
+    def off_without_host(self) -> str: ...
+
 
 @dataclass(frozen=True)
 class StimulatorKind:
@@ -254,6 +257,10 @@ class SplitBackend:
     @property
     def stop_confirmed(self) -> bool:
         return self._stimulator.stop_confirmed
+
+    @property
+    def off_without_host(self) -> str:
+        return self._stimulator.off_without_host
 
     @property
     def stop_attempts(self) -> int:

@@ -429,8 +429,7 @@ def _why_stopped(outcome: LoopOutcome, board: LiveBoard, watchdog: Watchdog) -> 
         "outputs off (the board acknowledged STOP_ALL)"
         if board.stop_confirmed
         else f"outputs off not confirmed (STOP_ALL sent but not acknowledged, "
-        f"{board.stop_attempts} sent): the board's own communication timeout switches "
-        "its outputs off"
+        f"{board.stop_attempts} sent): {board.off_without_host}"
     )
     if outcome.stopped_by in ("interrupted", "error"):
         return outcome.stopped_by, off

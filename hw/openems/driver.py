@@ -308,6 +308,14 @@ class OpenEmsStim:
         self._start("openems-sender", self._send_loop)
         return self.firmware
 
+    @property
+    def off_without_host(self) -> str:
+        """What switches the outputs off when the host can no longer confirm it: the
+        firmware has no communication timeout, only each command's on-time."""
+        return (f"openEMSstim has no communication timeout: each channel's own on-time "
+                f"(hold_ms, {self.settings.hold_ms} ms from its last command) switches it "
+                "off, its pads open 50 ms later")
+
     def close(self) -> None:
         """Every channel off (waiting up to ``CLOSE_WAIT_S`` for the board to echo it),
         threads stopped, the port closed if this driver opened it. Safe to call twice."""

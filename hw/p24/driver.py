@@ -51,6 +51,7 @@ from hw.p24.connection import LinkConnection
 from hw.p24.library import sm
 from hw.p24.limits import (
     CHANNELS,
+    MID_KEEP_ALIVE_MS,
     DevicePulse,
     Layer,
     P24Info,
@@ -215,6 +216,15 @@ class P24Stimulator:
             self._commands = [None] * CHANNELS
             self._stop_due = True
         self._wake.set()
+
+    @property
+    def off_without_host(self) -> str:
+        """What switches the outputs off when the host can no longer confirm it."""
+        if self.layer == "low":
+            return ("on the low level every pulse is the host's command: no further pulse "
+                    "comes (at most the one under way)")
+        return (f"the P24 stops on its own {MID_KEEP_ALIVE_MS / 1000:g} s after the "
+                "host's last keep-alive (mid level)")
 
     def close(self) -> None:
         """Every channel off, the level stopped (``stop_confirmed`` when the device
