@@ -3,6 +3,7 @@ codes, messages, options."""
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -69,6 +70,31 @@ def test_a_short_live_run_writes_the_sim_files_and_a_status_line(tmp_path, capfd
     assert "trial: 1.5 s" in stdout
     for name in ("samples.csv", "events.csv", "summary.json", "config.json"):
         assert (out / name).exists()
+
+
+def test_the_loop_settings_of_the_config_apply_to_a_live_trial(tmp_path, capfd):
+    """fes run --help: the --config file overrides any subset of configs/default.toml but
+    its [sim] section. [loop] cpu_index and realtime_priority (pinning the loop, SCHED_FIFO:
+    what a bench on a busy machine needs) were dropped without a word."""
+    cpu = sorted(os.sched_getaffinity(0))[0]
+    config = tmp_path / "pinned.toml"
+    config.write_text(Path(host_config(tmp_path)).read_text() + f"[loop]\ncpu_index = {cpu}\n")
+
+    def attempt(k: int) -> tuple[int, str, Path]:
+        out = tmp_path / f"live{k}"
+        emu, finish = serve_in_thread(EmulatorConfig(board=FirmwareSettings(comm_timeout_ms=400)))
+        code = main(["run", "--port", emu.path, "--config", str(config), "--duration-s", "1",
+                     "--out", str(out), "--link-timeout-ms", "300", "--max-lag-ms", "300",
+                     "--no-status"])
+        finish()
+        return code, capfd.readouterr().err, out
+
+    code, err, out = rerun_after_heartbeat_faults(attempt)
+    assert code == 0, err
+    assert f"real-time settings: timer slack 1 ns; pinned to CPU {cpu}" in err
+    settings = json.loads((out / "summary.json").read_text())["timing"]["settings"]
+    assert f"pinned to CPU {cpu}" in settings
+    assert os.sched_getaffinity(0) != {cpu} or len(os.sched_getaffinity(0)) == 1  # restored
 
 
 @pytest.mark.parametrize(

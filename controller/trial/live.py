@@ -387,9 +387,12 @@ def run_live_trial(
             if keys:
                 report.write("fes run: space or Esc is an emergency stop\n")
             # The files are opened before HELLO: an unwritable output stops the run there.
+            # [loop] cpu_index and realtime_priority, when the config sets them, as for
+            # fes sim --realtime: the loop runs on this (the main) thread.
+            tuned = config.loop.cpu_index >= 0 or config.loop.realtime_priority > 0
             _, summary = run_trial(
                 parts, n_samples, lambda: TrialFiles.open(folder, parts, data_format=data_format),
-                finish, sinks, loop=connect_run_close,
+                finish, sinks, realtime=tuned, notes=report, loop=connect_run_close,
             )
     except BoardError:
         folder.abandon()  # no trial took place: no trial files
