@@ -85,18 +85,24 @@ def ack(seq: int, message: type[p.Message], code: p.AckCode, board_seq: int) -> 
     return p.Ack(seq, message.TYPE, code).encode(board_seq)
 
 
-def test_a_fault_the_board_reports_ends_the_stream_and_stop_all_still_goes_out():
-    """The document's FAULT frame arrives after the first sample: the driver reports a
-    board fault, ``read`` ends, and closing still sends STOP_ALL (which a board without
-    a session accepts) and STOP_STREAM (answered NOT_READY)."""
-    handshake = exchanges(NEWEST[:5])  # HELLO, INFO, START_STREAM, ACK, SAMPLE 0
+def faulting_session() -> ScriptedLink:
+    """HELLO, INFO, START_STREAM, ACK, SAMPLE 0, then the document's FAULT frame; closing
+    sends STOP_ALL (acknowledged) and STOP_STREAM (answered NOT_READY)."""
+    handshake = exchanges(NEWEST[:5])
     fault = transcript_lines(*FAULT_EXAMPLE)[0][1]
-    link = ScriptedLink([
+    return ScriptedLink([
         *handshake,
         (None, fault),
         (p.StopAll().encode(3), ack(3, p.StopAll, p.AckCode.OK, 9)),
         (p.StopStream().encode(4), ack(4, p.StopStream, p.AckCode.NOT_READY, 10)),
     ])
+
+
+def test_a_fault_the_board_reports_ends_the_stream_and_stop_all_still_goes_out():
+    """The document's FAULT frame arrives after the first sample: the driver reports a
+    board fault, ``read`` ends, and closing still sends STOP_ALL (which a board without
+    a session accepts) and STOP_STREAM (answered NOT_READY)."""
+    link = faulting_session()
     board = board_on(link)
     board.connect()
     assert board.read() is not None
@@ -111,15 +117,7 @@ def test_a_fault_the_board_reports_ends_the_stream_and_stop_all_still_goes_out()
 def test_a_fault_the_board_reports_is_named_once_on_the_terminal():
     """``fes run`` reports a fault the moment the driver declares it; a board's own FAULT
     was reported "fes run: board fault: board fault: COMM_TIMEOUT (...)"."""
-    handshake = exchanges(NEWEST[:5])
-    fault = transcript_lines(*FAULT_EXAMPLE)[0][1]
-    link = ScriptedLink([
-        *handshake,
-        (None, fault),
-        (p.StopAll().encode(3), ack(3, p.StopAll, p.AckCode.OK, 9)),
-        (p.StopStream().encode(4), ack(4, p.StopStream, p.AckCode.NOT_READY, 10)),
-    ])
-    board = board_on(link)
+    board = board_on(faulting_session())
     said = io.StringIO()
     board.add_fault_listener(lambda f: live._report(said, f))
     board.connect()
