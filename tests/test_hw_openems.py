@@ -307,3 +307,22 @@ def test_a_stop_at_any_moment_of_a_swing_waits_behind_one_needed_line_at_most(
                 assert stop.behind in ("start", "step"), (version, swung.stops)
                 assert stop.wait_ms <= 1000.0 * longest.idle_s, (version, swung.stops)
                 assert stop.latency_ms <= floor + 20.0 + stop.wait_ms, (version, swung.stops)
+
+
+def test_train_lengths_of_files_that_are_not_there_are_named_not_a_traceback(tmp_path, capsys):
+    """docs/hardware.md, Figures: ``python -m controller.bench.openems --train-lengths
+    runs/sim-*/samples.csv /tmp/openems-walk-*/aa7f198/out/samples.csv``; before the walk
+    bench has run, the second glob reaches the bench as itself and it ended in a
+    FileNotFoundError traceback."""
+    from controller.bench import openems as bench
+
+    walk = tmp_path / "samples.csv"
+    walk.write_text("time_s,stim_on,amplitude_ma\n0,0,0\n0.1,1,35\n0.9,1,35\n1.0,0,0\n")
+    missing = "/tmp/openems-walk-*/aa7f198/out/samples.csv"
+    not_a_trial = tmp_path / "other.csv"
+    not_a_trial.write_text("a,b\n1,2\n")
+    assert bench.main(["--train-lengths", str(walk), missing, str(not_a_trial)]) == 2
+    out, err = capsys.readouterr()
+    assert f"{walk}: trains at or above" in out and "900" in out
+    assert f"{missing}: cannot read it as a trial's samples.csv (No such file or directory)" in err
+    assert f"{not_a_trial}: cannot read it as a trial's samples.csv (no column 'time_s')" in err

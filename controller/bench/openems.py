@@ -34,6 +34,7 @@ import csv
 import random
 import re
 import statistics
+import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -563,10 +564,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     if args.train_lengths:
         lowest = harness_settings().output_at_lowest_ma
+        unread = 0
         for path in args.train_lengths:
+            try:
+                lengths = train_lengths_ms(path, lowest)
+            except (OSError, KeyError, ValueError) as err:
+                # a glob of the docs' command that matched nothing comes as itself
+                why = f"no column {err}" if isinstance(err, KeyError) else (
+                    getattr(err, "strerror", None) or str(err))
+                print(f"{path}: cannot read it as a trial's samples.csv ({why})",
+                      file=sys.stderr)
+                unread += 1
+                continue
             print(f"{path}: trains at or above {lowest:g} mA (ms)")
-            print(_line("length", train_lengths_ms(path, lowest)))
-        return 0
+            print(_line("length", lengths))
+        return 2 if unread else 0
     try:
         workdir, programs = build_for_bench("openems-bench-", args.build)
     except HarnessUnavailable as err:
