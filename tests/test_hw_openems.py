@@ -326,3 +326,20 @@ def test_train_lengths_of_files_that_are_not_there_are_named_not_a_traceback(tmp
     assert f"{walk}: trains at or above" in out and "900" in out
     assert f"{missing}: cannot read it as a trial's samples.csv (No such file or directory)" in err
     assert f"{not_a_trial}: cannot read it as a trial's samples.csv (no column 'time_s')" in err
+
+
+def test_the_walk_bench_says_why_fes_run_failed(openems_programs, tmp_path, capsys,
+                                                monkeypatch):
+    """``python -m controller.bench.openems_walk WALK``: a walk path mistyped printed
+    "fes run exit 2, 0 trains commanded" and nothing of why."""
+    import tempfile
+
+    from controller.bench import openems_walk
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))  # its work folder goes here
+    missing = tmp_path / "13-1_lf.txt"
+    build = openems_programs["aa7f198"].parent
+    assert openems_walk.main([str(missing), "--build", str(build), "--versions", "aa7f198"]) == 0
+    out = capsys.readouterr().out
+    assert "aa7f198: fes run exit 2, 0 trains commanded" in out
+    assert f"  fes run said: fes run: {missing}: file not found" in out

@@ -186,6 +186,9 @@ def main(argv: Sequence[str] | None = None) -> int:
               f"{len(run.delivered)} delivered; bytes lost {run.lost_bytes}, garbled lines "
               f"{run.garbled_lines}, crashed {run.crashed}; connected at no output "
               f"{len(run.connected_at_zero)} times")
+        said = [line for line in run.stderr.splitlines() if line and not line.startswith("t ")]
+        if run.code != 0 and said:
+            print(f"  fes run said: {said[-1]}")
         for name, values in (("onset", onsets), ("offset", offsets)):
             if values:
                 print(f"  {name:>6} ms: median {statistics.median(values):6.1f}  min "
