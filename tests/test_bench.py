@@ -48,3 +48,24 @@ def test_phases_bench_times_every_phase_of_a_trial(capsys):
     assert "writer forked by the trial" in out
     for _, _, label in PHASES:
         assert any(line.endswith(f"faults  {label}") for line in out.splitlines()), label
+
+
+def test_link_bench_says_what_ended_its_loop_early(monkeypatch, capsys):
+    """``python -m controller.bench.link`` on a busy machine printed "10 s: 2050 of 2051
+    samples answered" and nothing of why the loop had stopped after 4 s: the safety
+    watchdog's heartbeat fault, which is no board fault."""
+    from controller.bench import link
+
+    class StopsAfterASecond(link.Watchdog):
+        submits = 0
+
+        def submit(self, t_s, commands):
+            StopsAfterASecond.submits += 1
+            if StopsAfterASecond.submits == 500:
+                self.emergency_stop("test")
+            return super().submit(t_s, commands)
+
+    monkeypatch.setattr(link, "Watchdog", StopsAfterASecond)
+    assert link.main(["--seconds", "3"]) == 0
+    out = capsys.readouterr().out
+    assert "ended by: safety watchdog fault (emergency_stop: e-stop (test)" in out

@@ -70,8 +70,19 @@ def measure(seconds: float, seed: int) -> dict[str, float]:
         records = [json.loads(line) for line in log.read_text().splitlines()]
     result = next(r for r in records if r["event"] == "round_trips")
     result["samples"] = outcome.samples
-    result["fault"] = board.fault.message if board.fault is not None else None
+    result["fault"] = _why_ended(board, watchdog)
     return result
+
+
+def _why_ended(board: Board, watchdog: Watchdog) -> str | None:
+    """What ended the loop before its length, if anything: the link or the board, else
+    the safety watchdog (a heartbeat fault on a busy machine)."""
+    if board.fault is not None:
+        return board.fault.message
+    latched = watchdog.fault
+    if watchdog.latched and latched is not None:
+        return f"safety watchdog fault ({latched.rule}: {latched.requested}, {latched.detail})"
+    return None
 
 
 def main(argv: list[str] | None = None) -> int:
