@@ -165,6 +165,24 @@ def test_a_port_another_program_holds_is_named_busy(tmp_path, capsys):
     assert not (tmp_path / "t").exists()
 
 
+def test_a_first_run_says_it_is_compiling_before_it_talks_to_the_board(monkeypatch, tmp_path,
+                                                                        capsys):
+    """The first ``fes run`` after an install compiles the loop's kernels before HELLO:
+    20-40 s on this machine (a cold run: HELLO 22 s after start), without a word, as if
+    hung. ``fes sim`` says it is compiling; so does ``fes run`` now."""
+    import time
+
+    from controller.trial import live
+
+    warm_up = live.warm_up
+    monkeypatch.setattr(live, "COMPILE_NOTICE_AFTER_S", 0.2)
+    monkeypatch.setattr(live, "warm_up", lambda config: (time.sleep(0.5), warm_up(config)))
+    assert main(["run", "--port", "loop://", "--out", str(tmp_path / "t")]) == EXIT_NO_BOARD
+    err = capsys.readouterr().err
+    assert err.startswith(live.COMPILE_NOTICE + "\ncompiled in ")
+    assert "no board answered HELLO on loop://" in err
+
+
 def test_fes_help_gives_the_exit_code_of_fes_ports(capsys):
     # fes --help listed 0, 2-10 and 130: fes ports' 1 (nothing found) was missing.
     with pytest.raises(SystemExit):

@@ -38,6 +38,7 @@ from controller.config import TrialConfig
 from controller.detect.config import build_detector
 from controller.detect.detector import GaitDetector
 from controller.events import Event
+from controller.hotpath import announced_if_slow
 from controller.loop import LoopOutcome
 from controller.ports import Sample
 from controller.safety import Watchdog
@@ -269,6 +270,15 @@ def warm_up(config: TrialConfig) -> None:
     warm_up_kernels(config.safety.kernel_array(), new_state(output_channels(config)))
 
 
+#: Said when compiling the loop's kernels before the board is asked anything outlasts
+#: ``COMPILE_NOTICE_AFTER_S`` (a first run after an install).
+COMPILE_NOTICE = (
+    "compiling the loop's kernels into machine code (first run after an install; later "
+    "runs load them from numba's cache; the board is asked nothing before) ..."
+)
+COMPILE_NOTICE_AFTER_S = 1.0
+
+
 @dataclass(frozen=True, slots=True)
 class LinkLimits:
     """How much the host tolerates from the link before it ends the trial."""
@@ -316,7 +326,10 @@ def run_live_trial(
     spec = BackendSpec("board", backend) if isinstance(backend, str) else backend
     rate_hz = config.loop.sample_rate_hz
     channel = config.stim.peroneal.channel
-    warm_up(config)
+    report = status if status is not None else sys.stderr
+    # On a first run compiling takes tens of seconds: say so, or fes run looks hung.
+    with announced_if_slow(report, COMPILE_NOTICE_AFTER_S, COMPILE_NOTICE, done="compiled"):
+        warm_up(config)
     folder = TrialFolder.claim(out_dir, overwrite)
     board: LiveBoard = open_backend(spec) if spec.kind != "board" else Board(
         spec.url,
@@ -327,7 +340,6 @@ def run_live_trial(
     )
     n_samples = round(config.loop.duration_s * rate_hz)
     check_fits(n_samples, numbers_per_sample(config, len(WIRE_TRUTH_COLUMNS)), rate_hz)
-    report = status if status is not None else sys.stderr
     board.add_fault_listener(lambda fault: _report(report, fault))
     watchdog = Watchdog(board, config.safety)
     recorder = TrialRecorder(n_samples, channel, recorded_channels(config))
