@@ -55,3 +55,34 @@ def test_link_is_removed_on_exit_only_while_it_is_still_the_emulators(tmp_path):
     proc.first_stdout_line()
     assert proc.stop() == 0
     assert not link.with_name("board2").exists()  # its own link, removed
+
+
+def test_a_first_run_says_on_stderr_that_it_is_compiling_before_the_pty(monkeypatch, capsys):
+    """A first ``fes board-emulator`` after an install compiles the simulated patient for
+    seconds (8 s here at load 4) before it prints its pty, without a word: README's tour
+    runs it in the background and a user waits for a line that does not come."""
+    import time
+
+    from controller.cli import main
+    from controller.commands import board_emulator
+    from hw import emulator
+
+    class Compiling:
+        path = "/dev/pts/fake"
+
+        def __init__(self, config, log):
+            time.sleep(0.5)  # as numba's compilation of a first run
+
+        def run(self, stop):
+            return "stopped"
+
+        def close(self):
+            pass
+
+    monkeypatch.setattr(board_emulator, "COMPILE_NOTICE_AFTER_S", 0.2)
+    monkeypatch.setattr(emulator, "BoardEmulator", Compiling)
+    monkeypatch.setattr(emulator, "describe", lambda emu: "a board")
+    assert main(["board-emulator"]) == 0
+    out, err = capsys.readouterr()
+    assert out == "/dev/pts/fake\n"  # the pty's path is still stdout's first line
+    assert err.startswith(board_emulator.COMPILE_NOTICE + "\ncompiled in ")

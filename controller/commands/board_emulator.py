@@ -93,6 +93,15 @@ def _validated(model: Any, data: dict[str, Any], what: str) -> Any:
         raise ConfigError(what, describe_errors(err, model)) from None
 
 
+#: Said on stderr when making the emulator (compiling the simulated patient on a first
+#: run after an install) outlasts ``COMPILE_NOTICE_AFTER_S``.
+COMPILE_NOTICE = (
+    "compiling the simulated patient into machine code (first run after an install; "
+    "later runs load it from numba's cache); the pty comes after ..."
+)
+COMPILE_NOTICE_AFTER_S = 1.0
+
+
 def _avr_config(args: argparse.Namespace) -> Any:
     from hw.avr.cosim import FIRMWARE_VERSION, AvrBoardConfig
 
@@ -234,13 +243,18 @@ def _run(args: argparse.Namespace) -> int:
             _open_log(args.log).close()  # writable: the harness appends to it
         board = _start_avr(args, args.log)
         return _serve(args, board, describe_avr(board))
+    from controller.hotpath import announced_if_slow
     from hw.emulator import BoardEmulator, describe
 
     config = _config(args)
     load_patient(config.patient)
     log = _open_log(args.log) if args.log is not None else None
     try:
-        emulator = BoardEmulator(config, cast(TextIO, log))  # write and flush are all it uses
+        # A first run compiles the patient for seconds before the pty exists: say so on
+        # stderr (stdout's first line is the pty's path, for scripts).
+        with announced_if_slow(sys.stderr, COMPILE_NOTICE_AFTER_S, COMPILE_NOTICE,
+                               done="compiled"):
+            emulator = BoardEmulator(config, cast(TextIO, log))  # write, flush: all it uses
         code = _serve(args, emulator, describe(emulator))
         if log is not None and log.failure is not None:
             raise log.failure  # the board served on; its log stopped there
