@@ -24,7 +24,7 @@ from helpers.shared_machine import host_config
 from controller.ports import StimCommand
 from controller.safety import SafetyLimits
 from hw import protocol as p
-from hw.board import Board, BoardRequirements, check_board
+from hw.board import LISTEN_STEP_S, Board, BoardRequirements, check_board
 from hw.emulator import BoardEmulator, EmulatorConfig, LinkFaults, serve_in_thread
 from hw.firmware import FirmwareSettings
 
@@ -37,7 +37,39 @@ def live_run(tmp_path, path: str, duration_s: float) -> Process:
     """``fes run`` against the board at ``path``, writing into ``tmp_path/live``."""
     return Process("run", "--port", path, "--config", host_config(tmp_path),
                    "--duration-s", str(duration_s), "--out", str(tmp_path / "live"),
-                   "--no-status", "--link-timeout-ms", "100", "--max-lag-ms", "400")
+                   "--no-status", "--link-timeout-ms", f"{LINK_TIMEOUT_MS:g}",
+                   "--max-lag-ms", "400")
+
+
+#: Runs of ``run_into_the_fault`` in all. A run that the machine ended before the fault
+#: says nothing about the fault; on this 2-core machine with two busy loops beside the
+#: other agents (load 3.0-4.7, 6 Dec 2026) about half the runs of a 2 s walk ended so
+#: (a heartbeat fault of 30-32 ms: the loop's thread off the CPU), and three runs were
+#: not enough in 5 of 20 tests. Only a run that went wrong is repeated.
+FAULT_RUNS = 5
+#: The host's link timeout in these runs (``--link-timeout-ms``), and the silence the
+#: host may take for it: the driver counts its own pauses only up to ``LISTEN_STEP_S``
+#: each (hw.board), so shorter delays in reading the port add to the board's silence.
+LINK_TIMEOUT_MS = 100.0
+LINK_SILENCE_MS = LINK_TIMEOUT_MS - LISTEN_STEP_S * 1e3
+
+
+def stretched_stall(log: Path) -> str:
+    """Text when the emulator's stall, shorter than ``LINK_SILENCE_MS`` in board time,
+    lasted at least that long in wall time: the emulator's process was kept off the CPU
+    in it (board time pauses then, ``paused`` events), so the host met a silence long
+    enough to be a lost link, and rightly said so (exit 5, not the watchdog's 7:
+    reproduced by stopping the emulator 80 ms as its 50 ms stall began, ``no frame from
+    the board for 103 ms``). A real board is never descheduled. Empty otherwise."""
+    stall = {e["event"]: e for e in events(log) if e["event"] in ("stall", "stall_end")}
+    if len(stall) < 2:
+        return ""
+    board_ms = (stall["stall_end"]["board_t_s"] - stall["stall"]["board_t_s"]) * 1e3
+    wall_ms = (stall["stall_end"]["monotonic_s"] - stall["stall"]["monotonic_s"]) * 1e3
+    if board_ms < LINK_SILENCE_MS <= wall_ms:
+        return (f"the emulator's {board_ms:.0f} ms stall lasted {wall_ms:.0f} ms: its "
+                "process was off the CPU")
+    return ""
 
 
 def run_into_the_fault(
@@ -47,9 +79,12 @@ def run_into_the_fault(
     the walk; returns the run, its exit code, the emulator's log and the trial folder.
 
     A run that a loaded machine ended before the fault (another job kept ``fes run``
-    off the CPU beyond the watchdog's 30 ms: exit 7, rightly) is run again, at most
-    twice: these tests are about the fault, not the machine's punctuality."""
-    for attempt in range(3):
+    off the CPU beyond the watchdog's 30 ms: exit 7, rightly), or one whose short stall
+    the emulator's own process stretched into a lost link (``stretched_stall``), is run
+    again, at most ``FAULT_RUNS`` times in all: these tests are about the fault, not the
+    machine's punctuality. Any other ending is the test's to judge."""
+    why = ""
+    for attempt in range(FAULT_RUNS):
         folder = tmp_path / f"attempt{attempt}"
         folder.mkdir()
         emu, path, log = emulator(folder, "--comm-timeout-ms", "400", *emulator_args)
@@ -57,9 +92,30 @@ def run_into_the_fault(
         code = run.wait(timeout_s=40.0)
         emu.stop()
         out = folder / "live"
-        if code != 7 or summary(out)["duration_s"] >= fault_at_s - 0.01:
+        early = code == 7 and summary(out)["duration_s"] < fault_at_s - 0.01
+        why = "ended before the fault" if early else stretched_stall(log)
+        if not why:
             return run, code, log, out
-    raise AssertionError(f"the machine ended all three runs before the fault:\n{run.stderr()}")
+        print(f"run {attempt + 1} of {FAULT_RUNS}: {why}; {run.stderr()}")  # if it fails
+    raise AssertionError(f"the machine spoilt all {FAULT_RUNS} runs ({why}):\n{run.stderr()}")
+
+
+@pytest.mark.parametrize(
+    ("board_s", "wall_s", "stretched"),
+    [(0.05, 0.121, True), (0.05, 0.079, False), (30.0, 30.2, False)],
+    ids=["50ms-stall-121ms-on-the-wall", "50ms-stall-79ms-on-the-wall", "30s-stall"],
+)
+def test_only_a_short_stall_the_emulator_stretched_is_run_again(tmp_path, board_s, wall_s,
+                                                                stretched):
+    """The 121 ms is what the emulator logged when stopped (SIGSTOP) 80 ms as its 50 ms
+    stall began; 79 ms stays under ``LINK_SILENCE_MS``: such a run is judged."""
+    log = tmp_path / "board.jsonl"
+    log.write_text("\n".join(json.dumps(e) for e in (
+        {"event": "stall", "monotonic_s": 100.0, "board_t_s": 2.0},
+        {"event": "paused", "monotonic_s": 100.0 + wall_s, "board_t_s": 2.0},
+        {"event": "stall_end", "monotonic_s": 100.0 + wall_s, "board_t_s": 2.0 + board_s},
+    )) + "\n")
+    assert bool(stretched_stall(log)) is stretched
 
 
 def test_stop_all_after_an_unplug_is_never_confirmed_by_an_old_ack(tmp_path):
