@@ -36,7 +36,7 @@ from controller.cli import main
 from controller.ports import StimCommand
 from hw.board import BoardError
 from hw.openems import OpenEmsStim
-from hw.openems.firmware import FIRMWARES
+from hw.openems.firmware import ECHO_PREFIX, FIRMWARES
 from hw.openems.intensity import wiper
 from hw.transport import Transport
 
@@ -231,6 +231,57 @@ def most_lines_waiting(rows: list[SerialRow]) -> int:
         elif row.kind == "rx_line":
             read += 1
     return most
+
+
+class SlowReaderLink:
+    """A serial link whose reader, once ``slow`` is set, gets what has arrived up to the
+    first byte of the next echo and then waits 0.4 s (the driver's reader thread kept
+    off the CPU between its read and its look at the clock, as on a loaded machine);
+    the rest waits for its next read."""
+
+    def __init__(self, link: Transport) -> None:
+        self._link = link
+        self._rest = b""
+        self.slow = threading.Event()
+
+    def read(self) -> bytes:
+        data, self._rest = self._rest + self._link.read(), b""
+        at = data.find(ECHO_PREFIX.encode("ascii")[:1]) if self.slow.is_set() else -1
+        if at >= 0:
+            self.slow.clear()
+            data, self._rest = data[:at + 1], data[at + 1:]
+            time.sleep(0.4)
+        return data
+
+    def write(self, data: bytes) -> None:
+        self._link.write(data)
+
+    def close(self) -> None:
+        self._link.close()
+
+
+def test_an_echo_already_in_the_port_is_not_taken_for_a_lost_link(openems_programs,
+                                                                   tmp_path):
+    """The firmware echoes a start at once, but the driver's reader gets only its first
+    byte before waiting 0.4 s for a CPU, past the echo's 300 ms timeout: the echo was in
+    the port all along, so no link fault (it was declared, exit 5, when the echoes were
+    checked as of after the read)."""
+    firmware = FirmwareProcess(openems_programs["aa7f198"], tmp_path)
+    link = SlowReaderLink(Transport(firmware.path, baudrate=19200))
+    stim = OpenEmsStim(link, SETTINGS)
+    try:
+        stim.connect()
+        link.slow.set()
+        stim.apply(0.0, [StimCommand(0, True, 30.0, SETTINGS.pulse_width_us,
+                                     SETTINGS.frequency_hz)])
+        time.sleep(0.8)
+        assert not link.slow.is_set()  # the slow read happened
+        assert stim.fault is None, stim.fault
+        assert stim.stats.echoes == stim.stats.lines, stim.stats
+    finally:
+        stim.close()
+        link.close()
+        firmware.stop()
 
 
 def test_a_firmware_behind_the_forecast_gets_one_routine_line_at_a_time(openems_programs,

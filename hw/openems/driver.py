@@ -635,9 +635,18 @@ class OpenEmsStim:
     # --- reading -----------------------------------------------------------------------
 
     def _read_loop(self) -> None:
-        """The reader thread: board lines, echoes checked against what was sent."""
+        """The reader thread: board lines, echoes checked against what was sent.
+
+        The echoes are checked as of the time before the read (``read`` returns every
+        byte that had arrived by then), not after it: a read may return the first
+        bytes of an echo and the thread then wait for a CPU with the rest already in
+        the port. Checked as of after it, an echo the board printed 50 ms after it
+        was due was declared missing 300-900 ms after (18 of 26 late walks that ended
+        so on a loaded machine, test_hw_openems_walk, 6 Dec 2026): a lost link taken
+        from the host's own scheduling."""
         pending = b""
         while self._running and self._link is not None:
+            read_from = self._clock()
             try:
                 data = self._link.read()
             except TransportError as err:
@@ -650,7 +659,7 @@ class OpenEmsStim:
                 *lines, pending = pending.split(b"\n")
                 for raw in lines:
                     self._heard(raw.decode("ascii", "replace").rstrip("\r"), now)
-            self._check_echoes(now)
+            self._check_echoes(read_from)
 
     def _heard(self, text: str, now: float) -> None:
         with self._lock:
