@@ -284,6 +284,51 @@ def test_an_echo_already_in_the_port_is_not_taken_for_a_lost_link(openems_progra
         firmware.stop()
 
 
+class SlowWriterLink:
+    """A serial link whose next write, once ``slow`` is set, starts 0.4 s late (the
+    driver's writing thread kept off the CPU between booking a line and writing it)."""
+
+    def __init__(self, link: Transport) -> None:
+        self._link = link
+        self.slow = threading.Event()
+
+    def read(self) -> bytes:
+        return self._link.read()
+
+    def write(self, data: bytes) -> None:
+        if self.slow.is_set():
+            self.slow.clear()
+            time.sleep(0.4)
+        self._link.write(data)
+
+    def close(self) -> None:
+        self._link.close()
+
+
+def test_a_line_written_late_by_the_host_is_not_taken_for_a_lost_link(openems_programs,
+                                                                      tmp_path):
+    """The driver books a start, then its writing thread waits 0.4 s before the bytes
+    reach the port: the firmware echoes it at once, 0.4 s after the booking, past the
+    echo's 300 ms timeout counted from there; the delay was the host's, so no link
+    fault (it was declared, exit 5, when the echo was due from the booking)."""
+    firmware = FirmwareProcess(openems_programs["aa7f198"], tmp_path)
+    link = SlowWriterLink(Transport(firmware.path, baudrate=19200))
+    stim = OpenEmsStim(link, SETTINGS)
+    try:
+        stim.connect()
+        link.slow.set()
+        stim.apply(0.0, [StimCommand(0, True, 30.0, SETTINGS.pulse_width_us,
+                                     SETTINGS.frequency_hz)])
+        time.sleep(0.8)
+        assert not link.slow.is_set()  # the slow write happened
+        assert stim.fault is None, stim.fault
+        assert stim.stats.echoes == stim.stats.lines, stim.stats
+    finally:
+        stim.close()
+        link.close()
+        firmware.stop()
+
+
 def test_a_firmware_behind_the_forecast_gets_one_routine_line_at_a_time(openems_programs,
                                                                          tmp_path):
     """The link holds the host's bytes back three times for 200 ms while both channels

@@ -92,6 +92,9 @@ LIVENESS_S = 0.1
 STANDING_S = 0.3
 #: An echo this much later than the firmware's schedule says is a lost link.
 ECHO_TIMEOUT_S = 0.3
+#: Lines written later than this after they were booked have their echoes' due times
+#: moved by as much (``_written``).
+WRITE_LATE_S = 0.001
 #: A routine line must leave the firmware free this long before a foreseen off.
 OFF_GUARD_S = 0.002
 #: The probe is repeated this often while the board boots.
@@ -194,6 +197,7 @@ class OpenEmsStim:
         self._channels = [_Channel() for _ in range(CHANNELS)]
         self._budget = Budget(settings.usb_latency_ms / 1000.0)
         self._awaiting: deque[tuple[Line, float]] = deque()  # (line, echo due)
+        self._unwritten: set[int] = set()  # ids of the lines booked, not yet written
         self._received: deque[str] = deque()  # board lines, while connecting
         self._stop_requested = False
         self._unsure = True  # the board's channels may be on whatever the driver sent
@@ -514,6 +518,7 @@ class OpenEmsStim:
         # the echo's newline at the host: the board prints it as it reads the line
         echo_due = timing.read_s + (len(line.echo) + 2) * BYTE_S + self._budget.latency_s
         self._awaiting.append((line, echo_due))
+        self._unwritten.add(id(line))  # no echo is awaited before it is written
         stats = self.stats
         stats.lines += 1
         stats.bytes += line.rx_bytes
@@ -568,7 +573,8 @@ class OpenEmsStim:
                     if not lines:  # the ring is full: the sender retries
                         self._wake.notify()
                         return wrote
-                self._write(b"".join(ln.text.encode("ascii") + b"\n" for ln in lines))
+                self._write(b"".join(ln.text.encode("ascii") + b"\n" for ln in lines),
+                            lines, now)
                 wrote = True
         finally:
             self._write_lock.release()
@@ -592,7 +598,7 @@ class OpenEmsStim:
                 if line is None:
                     return
                 self._commit(line, now)
-            self._write(line.text.encode("ascii") + b"\n")
+            self._write(line.text.encode("ascii") + b"\n", [line], now)
         finally:
             self._write_lock.release()
 
@@ -620,10 +626,12 @@ class OpenEmsStim:
                     if self._urgent_needed() or self._routine_line(now)[0] != line:
                         continue  # something changed while waiting for the write lock
                     self._commit(line, now)
-                self._write(line.text.encode("ascii") + b"\n")
+                self._write(line.text.encode("ascii") + b"\n", [line], now)
             self._send_urgent(blocking=True)  # a stop_all that came during the write
 
-    def _write(self, data: bytes) -> None:
+    def _write(self, data: bytes, lines: Sequence[Line] = (),
+               committed_s: float | None = None) -> None:
+        """Write ``data``: ``lines``, booked (``_commit``) at ``committed_s``."""
         link = self._link
         if link is None:
             return
@@ -631,6 +639,25 @@ class OpenEmsStim:
             link.write(data)
         except TransportError as err:
             self._set_fault("link", str(err))
+        if lines and committed_s is not None:
+            self._written(lines, self._clock() - committed_s)
+
+    def _written(self, lines: Sequence[Line], late_s: float) -> None:
+        """``lines`` reached the port ``late_s`` after they were booked: their echoes
+        are awaited from now on, that much later than booked, and the firmware reads
+        everything after them later too. The writing thread may wait for a CPU between
+        booking and writing (330 ms seen on a loaded machine, the loop on time
+        meanwhile): an echo timeout counted from the booking took that for a lost link
+        (exit 5). A write the port blocks (the board not reading) lasts
+        ``WRITE_TIMEOUT_S`` (0.1 s) at most, then fails (a link fault)."""
+        written = {id(line) for line in lines}
+        with self._lock:
+            self._unwritten -= written
+            if late_s <= WRITE_LATE_S:
+                return
+            self._budget.late(late_s)
+            self._awaiting = deque((ln, due + late_s if id(ln) in written else due)
+                                   for ln, due in self._awaiting)
 
     # --- reading -----------------------------------------------------------------------
 
@@ -695,7 +722,7 @@ class OpenEmsStim:
             if not self._awaiting or self.fault is not None:
                 return
             line, due = self._awaiting[0]
-            if now <= due + ECHO_TIMEOUT_S:
+            if now <= due + ECHO_TIMEOUT_S or id(line) in self._unwritten:
                 return
         self._set_fault(
             "link",

@@ -8,6 +8,7 @@ machine."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import queue
 import threading
@@ -39,16 +40,35 @@ def _late_openems() -> None:
     lines: queue.Queue = queue.Queue()
     started = threading.Lock()
 
+    class LateLink:
+        """The driver's link, its writes reaching the port ``_DELAY_S`` late (the
+        driver's own write returns at once, as on a slow USB link)."""
+
+        def __init__(self, link) -> None:  # type: ignore[no-untyped-def]
+            self.link = link
+
+        def read(self) -> bytes:
+            return self.link.read()
+
+        def write(self, data: bytes) -> None:
+            if started.acquire(blocking=False):
+                threading.Thread(target=deliver, daemon=True).start()
+            lines.put((time.monotonic() + _DELAY_S, self.link, data))
+
+        def close(self) -> None:
+            self.link.close()
+
     def deliver() -> None:
         while True:
-            due, stim, data = lines.get()
+            due, link, data = lines.get()
             time.sleep(max(0.0, due - time.monotonic()))
-            write(stim, data)
+            with contextlib.suppress(Exception):  # closed meanwhile: the line is lost
+                link.write(data)
 
-    def late_write(self, data):  # type: ignore[no-untyped-def]
-        if started.acquire(blocking=False):
-            threading.Thread(target=deliver, daemon=True).start()
-        lines.put((time.monotonic() + _DELAY_S, self, data))
+    def late_write(self, data, *args):  # type: ignore[no-untyped-def]
+        if self._link is not None and not isinstance(self._link, LateLink):
+            self._link = LateLink(self._link)
+        write(self, data, *args)
 
     driver.OpenEmsStim._write = late_write  # type: ignore[method-assign]
 
