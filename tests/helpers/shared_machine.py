@@ -89,9 +89,10 @@ def rerun_after_heartbeat_faults(
     run: Callable[[int], tuple[int, str, T]],
     board_log: Callable[[T], Iterable[dict]] | None = None,
     board_late: Callable[[T], str] | None = None,
+    runs: int = RUNS,
 ) -> tuple[int, str, T]:
     """``run(attempt)`` (returning the exit code, the stderr and what the test reads)
-    until it ends other than by a heartbeat fault, at most ``RUNS`` times; that run's
+    until it ends other than by a heartbeat fault, at most ``runs`` times; that run's
     code, stderr and result.
 
     A heartbeat fault means another job kept the live process off the CPU beyond the
@@ -106,7 +107,7 @@ def rerun_after_heartbeat_faults(
     own waits for a CPU, ``starved_board_explains``; empty otherwise), such a run is run
     again too, however it ended. Any other ending is returned at once for the test to
     judge."""
-    for attempt in range(RUNS):
+    for attempt in range(runs):
         code, err, result = run(attempt)
         late = board_late(result) if board_late is not None else ""
         starved = (code == EXIT_WATCHDOG_FAULT and board_log is not None
@@ -115,10 +116,10 @@ def rerun_after_heartbeat_faults(
                                      and "heartbeat_timeout_ms" in err)):
             return code, err, result
         why = late or starved
-        print(f"run {attempt + 1} of {RUNS} ended by {(err.strip().splitlines() or [''])[-1]!r}"
+        print(f"run {attempt + 1} of {runs} ended by {(err.strip().splitlines() or [''])[-1]!r}"
               + (f" ({why})" if why else ""))  # shown when the test fails
     raise AssertionError(f"a stalled machine (heartbeat fault, or a starved board's fault or "
-                         f"late replies) ended all {RUNS} runs:\n{err}"
+                         f"late replies) ended all {runs} runs:\n{err}"
                          + (f"\nthe last run's: {why}" if why else ""))
 
 
