@@ -260,30 +260,6 @@ class SlowReaderLink:
         self._link.close()
 
 
-def test_an_echo_already_in_the_port_is_not_taken_for_a_lost_link(openems_programs,
-                                                                   tmp_path):
-    """The firmware echoes a start at once, but the driver's reader gets only its first
-    byte before waiting 0.4 s for a CPU, past the echo's 300 ms timeout: the echo was in
-    the port all along, so no link fault (it was declared, exit 5, when the echoes were
-    checked as of after the read)."""
-    firmware = FirmwareProcess(openems_programs["aa7f198"], tmp_path)
-    link = SlowReaderLink(Transport(firmware.path, baudrate=19200))
-    stim = OpenEmsStim(link, SETTINGS)
-    try:
-        stim.connect()
-        link.slow.set()
-        stim.apply(0.0, [StimCommand(0, True, 30.0, SETTINGS.pulse_width_us,
-                                     SETTINGS.frequency_hz)])
-        time.sleep(0.8)
-        assert not link.slow.is_set()  # the slow read happened
-        assert stim.fault is None, stim.fault
-        assert stim.stats.echoes == stim.stats.lines, stim.stats
-    finally:
-        stim.close()
-        link.close()
-        firmware.stop()
-
-
 class SlowWriterLink:
     """A serial link whose next write, once ``slow`` is set, starts 0.4 s late (the
     driver's writing thread kept off the CPU between booking a line and writing it)."""
@@ -305,14 +281,12 @@ class SlowWriterLink:
         self._link.close()
 
 
-def test_a_line_written_late_by_the_host_is_not_taken_for_a_lost_link(openems_programs,
-                                                                      tmp_path):
-    """The driver books a start, then its writing thread waits 0.4 s before the bytes
-    reach the port: the firmware echoes it at once, 0.4 s after the booking, past the
-    echo's 300 ms timeout counted from there; the delay was the host's, so no link
-    fault (it was declared, exit 5, when the echo was due from the booking)."""
-    firmware = FirmwareProcess(openems_programs["aa7f198"], tmp_path)
-    link = SlowWriterLink(Transport(firmware.path, baudrate=19200))
+def a_start_through(slow_link: type[SlowReaderLink | SlowWriterLink], program, tmp_path
+                    ) -> OpenEmsStim:
+    """One start sent through ``slow_link`` (made slow once connected) to the firmware;
+    the driver, closed 0.8 s later."""
+    firmware = FirmwareProcess(program, tmp_path)
+    link = slow_link(Transport(firmware.path, baudrate=19200))
     stim = OpenEmsStim(link, SETTINGS)
     try:
         stim.connect()
@@ -320,13 +294,34 @@ def test_a_line_written_late_by_the_host_is_not_taken_for_a_lost_link(openems_pr
         stim.apply(0.0, [StimCommand(0, True, 30.0, SETTINGS.pulse_width_us,
                                      SETTINGS.frequency_hz)])
         time.sleep(0.8)
-        assert not link.slow.is_set()  # the slow write happened
-        assert stim.fault is None, stim.fault
-        assert stim.stats.echoes == stim.stats.lines, stim.stats
+        assert not link.slow.is_set()  # the slow read or write happened
     finally:
         stim.close()
         link.close()
         firmware.stop()
+    return stim
+
+
+def test_an_echo_already_in_the_port_is_not_taken_for_a_lost_link(openems_programs,
+                                                                   tmp_path):
+    """The firmware echoes a start at once, but the driver's reader gets only its first
+    byte before waiting 0.4 s for a CPU, past the echo's 300 ms timeout: the echo was in
+    the port all along, so no link fault (it was declared, exit 5, when the echoes were
+    checked as of after the read)."""
+    stim = a_start_through(SlowReaderLink, openems_programs["aa7f198"], tmp_path)
+    assert stim.fault is None, stim.fault
+    assert stim.stats.echoes == stim.stats.lines, stim.stats
+
+
+def test_a_line_written_late_by_the_host_is_not_taken_for_a_lost_link(openems_programs,
+                                                                      tmp_path):
+    """The driver books a start, then its writing thread waits 0.4 s before the bytes
+    reach the port: the firmware echoes it at once, 0.4 s after the booking, past the
+    echo's 300 ms timeout counted from there; the delay was the host's, so no link
+    fault (it was declared, exit 5, when the echo was due from the booking)."""
+    stim = a_start_through(SlowWriterLink, openems_programs["aa7f198"], tmp_path)
+    assert stim.fault is None, stim.fault
+    assert stim.stats.echoes == stim.stats.lines, stim.stats
 
 
 def test_a_firmware_behind_the_forecast_gets_one_routine_line_at_a_time(openems_programs,
