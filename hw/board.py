@@ -575,6 +575,11 @@ class Board:
         return None
 
     @property
+    def off_command(self) -> str:
+        """What the host sends to switch every output off and waits to be acknowledged."""
+        return "STOP_ALL"
+
+    @property
     def off_without_host(self) -> str:
         """What switches the outputs off when the host can no longer confirm it (a
         STOP_ALL not acknowledged: unplugged, silent)."""

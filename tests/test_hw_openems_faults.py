@@ -382,7 +382,8 @@ def test_a_board_unplugged_mid_trial_is_not_said_to_switch_off_by_a_communicatio
     link lost (exit 5), outputs off not confirmed, and the ending names what does switch
     openEMSstim off, each channel's on-time (hold_ms). It said "the board's own
     communication timeout switches its outputs off", which openEMSstim does not have:
-    the project's board's 100 ms, not the up to hold_ms of stimulation this board gives."""
+    the project's board's 100 ms, not the up to hold_ms of stimulation this board gives.
+    Nor does it have a STOP_ALL: the ending named one as sent and not acknowledged."""
     assert main(["sim", "--seed", "3", "--duration-s", "12", "--out",
                  str(tmp_path / "walk")]) == 0
     walk = tmp_path / "walk" / "samples.csv"
@@ -413,3 +414,6 @@ def test_a_board_unplugged_mid_trial_is_not_said_to_switch_off_by_a_communicatio
                                                                    "timeout", "")
     assert f"hold_ms, {SETTINGS.hold_ms} ms from its last command" in ending["ending"]
     assert "hold_ms" in err
+    # What was sent and not echoed is named as openEMSstim has it: no STOP_ALL there.
+    assert "the all-off line sent but not acknowledged" in ending["ending"]
+    assert "STOP_ALL" not in ending["ending"]

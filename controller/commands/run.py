@@ -72,9 +72,10 @@ EPILOG = (
     f"that reset); {EXIT_WATCHDOG_FAULT} safety watchdog fault; {EXIT_HOST_FAULT} host "
     "fell behind the board's stream, or stalled past an openEMSstim's on-time "
     f"(stimulation not delivered); {EXIT_INTERRUPTED} Ctrl-C. In every case after "
-    "connection the outputs are switched off, STOP_ALL is sent until the board "
-    "acknowledges it or the link is declared lost (the summary says whether the board "
-    "confirmed it) and the files are written."
+    "connection the outputs are switched off, the stimulator's off command (the "
+    "project's board: STOP_ALL; openEMSstim: the all-off line; the P24: the stop of its "
+    "level) is sent until the board acknowledges it or the link is declared lost (the "
+    "summary says whether the board confirmed it) and the files are written."
 )
 
 

@@ -52,6 +52,9 @@ class SensorlessStimulator(Protocol):
     @property
     def off_without_host(self) -> str: ...
 
+    @property
+    def off_command(self) -> str: ...
+
 
 @dataclass(frozen=True)
 class StimulatorKind:
@@ -261,6 +264,10 @@ class SplitBackend:
     @property
     def off_without_host(self) -> str:
         return self._stimulator.off_without_host
+
+    @property
+    def off_command(self) -> str:
+        return self._stimulator.off_command
 
     @property
     def stop_attempts(self) -> int:

@@ -441,9 +441,9 @@ WALL_CLOCK_RULES = tuple(RULE_NAMES[r] for r in (HEARTBEAT_TIMEOUT_MS, SENSOR_TI
 def _why_stopped(outcome: LoopOutcome, board: LiveBoard, watchdog: Watchdog) -> tuple[str, str]:
     fault = board.fault
     off = (
-        "outputs off (the board acknowledged STOP_ALL)"
+        f"outputs off (the board acknowledged {board.off_command})"
         if board.stop_confirmed
-        else f"outputs off not confirmed (STOP_ALL sent but not acknowledged, "
+        else f"outputs off not confirmed ({board.off_command} sent but not acknowledged, "
         f"{board.stop_attempts} sent): {board.off_without_host}"
     )
     if outcome.stopped_by in ("interrupted", "error"):

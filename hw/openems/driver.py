@@ -313,6 +313,12 @@ class OpenEmsStim:
         return self.firmware
 
     @property
+    def off_command(self) -> str:
+        """What the host sends to switch every output off and waits to see echoed: the
+        firmware has no STOP_ALL."""
+        return "the all-off line"
+
+    @property
     def off_without_host(self) -> str:
         """What switches the outputs off when the host can no longer confirm it: the
         firmware has no communication timeout, only each command's on-time."""

@@ -218,6 +218,12 @@ class P24Stimulator:
         self._wake.set()
 
     @property
+    def off_command(self) -> str:
+        """What the host sends to switch every output off and waits to be acknowledged:
+        the P24 has no STOP_ALL, its level is stopped."""
+        return f"the stop of the {self.layer} level"
+
+    @property
     def off_without_host(self) -> str:
         """What switches the outputs off when the host can no longer confirm it."""
         if self.layer == "low":
