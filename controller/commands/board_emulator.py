@@ -279,7 +279,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "low-level and mid-level commands, the mid level's 2 s keep-alive), in real time, "
         "logging every pulse it fires.",
         epilog="exit codes: 0 stopped by SIGTERM or ended after an unplug; 2 bad option; "
-        "130 Ctrl-C.",
+        "130 Ctrl-C, or the terminal hung up (SIGHUP).",
     )
     add = emu.add_argument
     add("--device", choices=("board", "p24"), default="board",

@@ -5,7 +5,7 @@ sensors and stimulator), or a sensorless stimulator (``--stimulator openemsstim:
 with a recorded walk replayed in real time (``--sensors replay:PATH``).
 
 Exit codes (beyond 0 ok or a replay played to its end, 2 usage or configuration, also a
-trial the stimulator cannot deliver, 130 Ctrl-C):
+trial the stimulator cannot deliver, 130 Ctrl-C, SIGTERM or SIGHUP):
 9 no board (the port cannot be opened, or nothing answers HELLO or the probe);
 10 board refused (unknown firmware or protocol, limits looser than the safety watchdog's,
 sample rate or channels not what the trial needs, a pulse shape it cannot deliver);
@@ -71,7 +71,8 @@ EPILOG = (
     f"{EXIT_BOARD_FAULT} board fault or command refused by the board (an openEMSstim "
     f"that reset); {EXIT_WATCHDOG_FAULT} safety watchdog fault; {EXIT_HOST_FAULT} host "
     "fell behind the board's stream, or stalled past an openEMSstim's on-time "
-    f"(stimulation not delivered); {EXIT_INTERRUPTED} Ctrl-C. In every case after "
+    f"(stimulation not delivered); {EXIT_INTERRUPTED} Ctrl-C, SIGTERM or a terminal that "
+    "hung up (SIGHUP). In every case after "
     "connection the outputs are switched off, the stimulator's off command (the "
     "project's board: STOP_ALL; openEMSstim: the all-off line; the P24: the stop of its "
     "level) is sent until the board acknowledges it or the link is declared lost (the "
