@@ -47,7 +47,8 @@ def build_parser(only: str | None = None) -> argparse.ArgumentParser:
         description="Drop-foot FES timing controller and simulator.",
         epilog="Exit codes: 0 ok, 1 fes ports found no port on a known USB-serial bridge, "
         "2 bad usage or configuration, 3 a --require check failed, "
-        "4 some trials of a sweep failed, 5-10 board and link failures (see fes run --help), "
+        "4 some trials of a sweep failed, 5-10 board and link failures (see fes run "
+        "--help; 9 also fes ports --probe when no probed port holds a board), "
         "130 interrupted.",
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")

@@ -229,6 +229,17 @@ def test_ports_probe_identifies_the_board(monkeypatch, capsys):
     assert "board 77, firmware 1.1.0, protocol 2, 2 channels, 500 Hz" in out
     assert "comm timeout 100 ms, pulse shapes up to gap 500 us / anodic ratio 10" in out
     assert "loop://\n    no board" in out
+    assert "no port probed holds a board" not in out  # one of the two did
+
+
+def test_ports_probe_that_finds_no_board_is_not_a_success(monkeypatch, capsys):
+    """``fes ports --probe PORT && fes run --port PORT``: a probe no board answered went on
+    (exit 0, as if the board were there); now exit 9, as ``fes run`` gives for no board."""
+    monkeypatch.setattr("serial.tools.list_ports.comports", lambda: [])
+    assert main(["ports", "--probe", "loop://"]) == EXIT_NO_BOARD
+    out = capsys.readouterr().out
+    assert "loop://\n    no board: no board answered HELLO on loop://" in out
+    assert out.endswith("no port probed holds a board (1 probed)\n")
 
 
 def test_an_asymmetric_pulse_is_refused_by_a_board_that_cannot_carry_it(tmp_path, capsys):

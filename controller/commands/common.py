@@ -29,7 +29,9 @@ EXIT_LINK_LOST = 5  # fes run: unplugged, or the board stopped answering
 EXIT_BOARD_FAULT = 6  # fes run: the board switched its outputs off by itself
 EXIT_WATCHDOG_FAULT = 7  # fes run: the safety watchdog latched a fault
 EXIT_HOST_FAULT = 8  # fes run: the loop fell too far behind the board's stream
-EXIT_NO_BOARD = 9  # fes run: the port cannot be opened, or nothing answers HELLO
+#: fes run: the port cannot be opened, or nothing answers HELLO; fes ports: no probed port
+#: holds a board
+EXIT_NO_BOARD = 9
 EXIT_REFUSED = 10  # fes run: the board was refused (reasons listed)
 EXIT_INTERRUPTED = 130
 

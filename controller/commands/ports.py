@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import argparse
 
-from controller.commands.common import EXIT_NOTHING_FOUND, EXIT_OK
+from controller.commands.common import EXIT_NO_BOARD, EXIT_NOTHING_FOUND, EXIT_OK
+
+NO_BOARD = "no board: "
 
 
 def _probe(url: str) -> str:
@@ -16,7 +18,7 @@ def _probe(url: str) -> str:
     try:
         info = describe_info(board.identify())
     except BoardError as err:
-        return f"no board: {err}"
+        return f"{NO_BOARD}{err}"
     finally:
         board.close()
     shapes = (
@@ -39,22 +41,29 @@ def _run(args: argparse.Namespace) -> int:
 
     ports = serial_ports()
     listed = ports if args.all else [port for port in ports if port.bridge is not None]
+    answers = []
     for port in listed:
         what = port.bridge or port.description or "unknown device"
         line = f"{port.device}  {port.usb_id}  {what}"
         if port.serial_number:
             line += f"  (serial {port.serial_number})"
         if args.probe:
-            line += f"\n    {_probe(port.device)}"
+            answers.append(_probe(port.device))
+            line += f"\n    {answers[-1]}"
         print(line)
     for url in args.urls:
-        print(f"{url}\n    {_probe(url)}")
+        answers.append(_probe(url))
+        print(f"{url}\n    {answers[-1]}")
     if not listed and not args.urls:
         others = len(ports) - len(listed)
         plural = "s" if others != 1 else ""
         hint = f"; {others} other serial port{plural}, see --all" if others else ""
         print(f"no serial port on a known USB-serial bridge{hint}")
         return EXIT_NOTHING_FOUND
+    if answers and all(answer.startswith(NO_BOARD) for answer in answers):
+        # A script's `fes ports --probe PORT && fes run --port PORT` must not go on.
+        print(f"no port probed holds a board ({len(answers)} probed)")
+        return EXIT_NO_BOARD
     return EXIT_OK
 
 
@@ -66,7 +75,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="List the serial ports on USB-serial bridges that stimulator boards "
         "use (by USB vendor and product ID), with --all every serial port. --probe says "
         "HELLO on each and shows what the board reports; URLs given are probed too.",
-        epilog="exit codes: 0 ports listed; 1 no candidate port; 2 bad usage.",
+        epilog="exit codes: 0 ports listed (with --probe or URLs: at least one board "
+        "answered); 1 no candidate port; 2 bad usage; 9 ports probed, no board answered on "
+        "any.",
     )
     ports.add_argument(
         "urls", nargs="*", metavar="URL",
