@@ -16,6 +16,11 @@ Anywhere else (CI, a file, a pipe) a redrawn line would pile up carriage returns
 
 ``quiet`` shows nothing anywhere (a trial run by a sweep's worker: the sweep counts it).
 
+Work under way counts on a terminal's line too (``under_way``: the fraction of each
+trial a sweep's workers have simulated so far, so a sweep of one long trial moves
+within it, ``4.37/10``); the log lines, ``done`` and the failures count finished work
+only.
+
 Progress never goes to stdout: a command's stdout is its result.
 
 The time left is the average pace of the work done in this run (tqdm's rate, not
@@ -82,6 +87,7 @@ class Progress:
             "total": total, "desc": desc, "unit": unit, "unit_scale": unit_scale,
         }
         self._n = already_done
+        self._under_way = 0.0  # work begun, not finished: on a terminal's line only
         self._already_done = already_done
         self._clock = clock
         self._start = clock()
@@ -128,9 +134,31 @@ class Progress:
                 return
             self._make_bar().refresh()
         else:
-            self._bar.update(amount)
+            self._bar.n = self._count_shown()  # then drawn as ``update`` would draw
+            self._bar.update(0)
         if not self._live:
             self.show()
+
+    def under_way(self, amount: float, redraw: bool = True) -> None:
+        """Work begun and not finished amounts to ``amount`` (in ``unit``s): drawn on a
+        terminal (once ``after_s`` has passed; with ``redraw``), added to the finished
+        work; nothing else counts it. Set it to what is still under way without the
+        work about to be counted before each ``advance`` (``redraw`` False: its
+        ``advance`` draws)."""
+        self._under_way = max(0.0, amount)
+        if not (redraw and self._live) or (self._bar is None and not self._due_on_terminal()):
+            return
+        bar = self._make_bar()
+        bar.n = self._count_shown()
+        bar.refresh()
+
+    def _count_shown(self) -> float:
+        """Finished work plus the work under way on a terminal, rounded down to
+        hundredths of a unit (``4.37``; ``4`` when nothing is under way)."""
+        if not self._live or self._under_way <= 0.0:
+            return self._n
+        shown = math.floor((self._n + self._under_way) * 100.0) / 100.0
+        return int(shown) if shown == int(shown) else shown
 
     def finish(self) -> None:
         """Close the bar (terminal), or log the final count if not yet (log)."""
@@ -158,7 +186,7 @@ class Progress:
         self._bar._time = self._clock  # tqdm's own clock, set before it is first read
         self._bar.start_t = self._start
         self._bar.last_print_t = self._clock()
-        self._bar.n = self._n
+        self._bar.n = self._count_shown()
         if self._live:
             self._bar.delay = 0.0
         if self.failed:

@@ -170,3 +170,60 @@ def test_evaluate_shows_the_recordings_read_on_a_terminal(monkeypatch, capsys, a
         assert "reading Voisard trials: 100%" in stderr.getvalue().rsplit("\r", 1)[-1]
     else:
         assert stderr.getvalue() == ""
+
+
+# Within a sweep's trials: the work under way moves a terminal's line
+# (``controller.sweep.underway``), not a log's.
+
+
+def test_work_under_way_moves_a_terminals_line_between_finished_trials():
+    clock, screen = Clock(), Terminal()
+    progress = Progress(2, 0, screen, clock=clock)
+    clock.now += 1.0
+    progress.under_way(0.456)
+    assert "0.45/2" in screen.getvalue().rsplit("\r", 1)[-1]
+    progress.under_way(0.0, redraw=False)  # the trial's result came: counted whole
+    progress.advance()
+    assert re.search(r"\| 1/2 \[", screen.getvalue().rsplit("\r", 1)[-1])
+    assert progress.done == 1
+
+
+def test_work_under_way_is_not_logged():
+    clock, log = Clock(), io.StringIO()
+    progress = Progress(2, 0, log, clock=clock)
+    progress.show()
+    clock.now += 40.0
+    progress.under_way(0.7)
+    progress.finish()
+    assert _counts(log.getvalue()) == [0]
+
+
+def test_fes_sweep_of_one_long_trial_moves_within_it(tmp_path, monkeypatch, capsys, at_once):
+    from controller.sweep import underway
+
+    monkeypatch.setattr(underway, "TICK_S", 0.0)
+    out, err = _run(monkeypatch, capsys, True, [
+        "sweep", "--duration-s", "120", "--workers", "1", "--summaries-only",
+        "--out", str(tmp_path / "sweep")])
+    assert "%|" not in out and "\r" not in out
+    lines = [part for part in err.split("\r") if part.startswith("sweep:")]
+    within = [float(m.group(1)) for line in lines
+              if (m := re.search(r"\| *(0\.\d+)/1 \[", line))]
+    assert within and within == sorted(within)  # the trial's samples, as they run
+    assert re.search(r"\| 1/1 \[", lines[-1])
+
+
+def test_worker_processes_report_their_trials_to_the_sweep():
+    from controller.config import load_config
+    from controller.sweep.executors import run_processes
+    from controller.sweep.underway import UNFINISHED, UnderWay
+    from controller.sweep.worker import FileOptions
+
+    config = load_config(None, {"loop": {"duration_s": 30}}).model_dump()
+    progress = Progress(1, 0, io.StringIO())
+    under_way = UnderWay(1, progress)
+    results = list(run_processes([(config, FileOptions(summaries_only=True))], 1,
+                                 under_way=under_way))
+    assert [index for index, _ in results] == [0]
+    assert under_way.shares[0] == UNFINISHED  # written by the worker, read here
+    assert under_way.finished(0) == 0.0

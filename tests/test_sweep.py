@@ -238,7 +238,7 @@ def test_summaries_only_keeps_two_files(tmp_path):
 def test_failed_trials_are_reported_and_not_kept(tmp_path):
     plan = build_plan(SweepSpec(grid=(parse_grid("stim.peroneal.amplitude_ma=25,30"),)))
 
-    def broken(tasks):
+    def broken(tasks, under_way=None):
         for index, _ in enumerate(tasks):
             yield index, TrialFailure("Traceback ...\nRuntimeError: boom\n")
 

@@ -5,6 +5,12 @@ trials finish, in whatever order they finish; the sweep puts them back in plan o
 Local worker processes are started with ``spawn`` (not ``fork``): a spawned worker holds
 no copy of the parent's pipes, so when the parent is killed its workers see the pipe
 close and exit instead of lingering. Workers ignore Ctrl-C; the parent terminates them.
+
+With ``under_way`` (``controller.sweep.underway``) the local executors let the sweep's
+line move within the trials: each trial writes the fraction it has simulated into a
+shared array, and the sweep redraws its line from it (in this process between blocks
+of a trial, for ``run_serial``; while it waits for the next result, for
+``run_processes``). ``run_dask`` takes it and ignores it.
 """
 
 from __future__ import annotations
@@ -14,6 +20,8 @@ import signal
 from collections.abc import Generator, Sequence
 from typing import Any
 
+from controller.sweep import underway
+from controller.sweep.underway import TICK_S, UnderWay
 from controller.sweep.worker import FileOptions, TrialFailure, TrialOutput, run_guarded
 from controller.validation import ConfigError
 
@@ -26,32 +34,55 @@ def _star_guarded(item: tuple[int, dict[str, Any], FileOptions]) -> Result:
     return run_guarded(*item)
 
 
-def run_serial(tasks: Sequence[Task]) -> Generator[Result, None, None]:
+def run_serial(
+    tasks: Sequence[Task], *, under_way: UnderWay | None = None
+) -> Generator[Result, None, None]:
     """Every trial in this process, one after the other (``--workers 1``)."""
-    for index, (config, options) in enumerate(tasks):
-        yield run_guarded(index, config, options)
+    if under_way is not None:
+        underway.use_shares(under_way.shares, under_way.tick)
+    try:
+        for index, (config, options) in enumerate(tasks):
+            yield run_guarded(index, config, options)
+    finally:
+        underway.use_shares(None)
 
 
-def _ignore_ctrl_c() -> None:
+def _start_worker(shares: Any) -> None:
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    underway.use_shares(shares)
 
 
-def run_processes(tasks: Sequence[Task], workers: int) -> Generator[Result, None, None]:
+def run_processes(
+    tasks: Sequence[Task], workers: int, *, under_way: UnderWay | None = None
+) -> Generator[Result, None, None]:
     """Trials on ``workers`` local processes (no more than there are trials), yielded as
     they finish."""
     context = multiprocessing.get_context("spawn")
-    pool = context.Pool(max(1, min(workers, len(tasks))), initializer=_ignore_ctrl_c)
+    shares = under_way.shares if under_way is not None else None
+    pool = context.Pool(max(1, min(workers, len(tasks))), initializer=_start_worker,
+                        initargs=(shares,))
     try:
         items = [(i, config, options) for i, (config, options) in enumerate(tasks)]
-        yield from pool.imap_unordered(_star_guarded, items, chunksize=1)
+        results = pool.imap_unordered(_star_guarded, items, chunksize=1)
+        while True:
+            try:
+                yield results.next(TICK_S)
+            except multiprocessing.TimeoutError:  # none finished meanwhile
+                if under_way is not None:
+                    under_way.tick()
+            except StopIteration:
+                break
         pool.close()
     finally:
         pool.terminate()
         pool.join()
 
 
-def run_dask(tasks: Sequence[Task], address: str) -> Generator[Result, None, None]:
-    """Trials on the Dask cluster whose scheduler listens at ``address``."""
+def run_dask(
+    tasks: Sequence[Task], address: str, *, under_way: UnderWay | None = None
+) -> Generator[Result, None, None]:
+    """Trials on the Dask cluster whose scheduler listens at ``address`` (``under_way``
+    is not told: the cluster's workers share no memory with this process)."""
     try:
         from distributed import Client, as_completed
     except ImportError:

@@ -15,11 +15,11 @@ first trial to finish), and a bad name stops the sweep with a usage error then.
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable, Generator, Sequence
+from collections.abc import Generator, Sequence
 from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, Protocol, TextIO
 
 from controller.outputs import write_json_atomically
 from controller.progress import Progress
@@ -27,10 +27,18 @@ from controller.sweep import ranking, table
 from controller.sweep.executors import Result, Task
 from controller.sweep.plan import PlannedTrial, SweepPlan
 from controller.sweep.store import FAILURES, PLAN, RANKING, RESULTS, RESULTS_PARQUET, SweepStore
+from controller.sweep.underway import UnderWay
 from controller.sweep.worker import FileOptions, TrialFailure
 from controller.trial.require import Requirement, failures
 
-Executor = Callable[[Sequence[Task]], Generator[Result, None, None]]
+
+class Executor(Protocol):
+    """Runs the tasks, yielding results as trials finish; ``under_way`` is how a trial
+    reports the work it has done so far (``controller.sweep.underway``)."""
+
+    def __call__(
+        self, tasks: Sequence[Task], *, under_way: UnderWay | None = None
+    ) -> Generator[Result, None, None]: ...
 
 
 @dataclass
@@ -116,9 +124,11 @@ def _run_todo(
     if not todo:  # nothing left: start no workers, connect to no cluster
         return
     tasks: list[Task] = [(t.config, options) for t in todo]
-    with closing(executor(tasks)) as results:
+    under_way = UnderWay(len(tasks), progress)
+    with closing(executor(tasks, under_way=under_way)) as results:
         for index, result in results:
             trial = todo[index]
+            progress.under_way(under_way.finished(index), redraw=False)  # then advanced
             if isinstance(result, TrialFailure):
                 outcome.failed[trial.index] = result.error
                 progress.advance(failed=True)

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import tempfile
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from controller.sweep import underway
 from controller.trial.folder import DOCUMENTS
 
 #: The files kept with ``--summaries-only`` (enough for the table and to repeat a trial).
@@ -42,8 +44,13 @@ class TrialFailure:
     error: str
 
 
-def run_trial(config: dict[str, Any], options: FileOptions) -> TrialOutput:
-    """Validate ``config``, run the simulated trial, return its summary and files."""
+def run_trial(
+    config: dict[str, Any],
+    options: FileOptions,
+    samples_done: Callable[[int, int], None] | None = None,
+) -> TrialOutput:
+    """Validate ``config``, run the simulated trial, return its summary and files
+    (``samples_done``: told the samples run so far, ``run_simulated_trial``)."""
     from controller.config import build_config
     from controller.trial.simulated import run_simulated_trial
 
@@ -51,7 +58,8 @@ def run_trial(config: dict[str, Any], options: FileOptions) -> TrialOutput:
     with tempfile.TemporaryDirectory(prefix="fes-trial-") as scratch:
         folder = Path(scratch)
         summary = run_simulated_trial(trial_config, folder, stream=False,
-                                      data_format=options.data_format)
+                                      data_format=options.data_format,
+                                      samples_done=samples_done)
         files = {
             path.name: path.read_bytes()
             for path in sorted(folder.iterdir())
@@ -65,6 +73,6 @@ def run_guarded(
 ) -> tuple[int, TrialOutput | TrialFailure]:
     """``run_trial`` whose exceptions come back as data, tagged with the task's index."""
     try:
-        return index, run_trial(config, options)
+        return index, run_trial(config, options, underway.reporter(index))
     except Exception:
         return index, TrialFailure(traceback.format_exc())

@@ -451,7 +451,10 @@ class LoopCompile:
 
 
 def run_compiled_loop(
-    compiling: LoopCompile, max_samples: int, deadlines: DeadlineMonitor
+    compiling: LoopCompile,
+    max_samples: int,
+    deadlines: DeadlineMonitor,
+    samples_done: Callable[[int], None] | None = None,
 ) -> LoopOutcome:
     """``run_loop`` over the limb of ``compiling`` (the loop's compilation, started for
     the trial's stages: ``LoopCompile``) on a virtual clock, compiled; same outcome.
@@ -461,7 +464,8 @@ def run_compiled_loop(
     run after an install or a change of the kernels) takes long, the compilation's
     ``notes`` is told. Rows are published for the log writer at least every
     ``publish_every`` samples of the compilation (default: one second of samples), so a
-    kill loses at most that much.
+    kill loses at most that much. ``samples_done`` is told the samples run so far after
+    every block (a sweep's worker reports them: ``controller.sweep.underway``).
     """
     limb, watchdog, recorder = compiling.limb, compiling.watchdog, compiling.recorder
     warm_up_s = compiling.finish()
@@ -504,6 +508,8 @@ def run_compiled_loop(
                     recorder.publish(samples)
                     deadlines.on_time(count)
                     shown.advance(count)
+                    if samples_done is not None:
+                        samples_done(samples)
     except KeyboardInterrupt:
         stopped_by = "interrupted"
     finally:

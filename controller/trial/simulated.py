@@ -14,7 +14,7 @@ turn the outputs off) and its timing figures say how well the machine kept time.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -55,6 +55,7 @@ def run_simulated_trial(
     overwrite: bool = False,
     stream: bool = True,
     data_format: str = "csv",
+    samples_done: Callable[[int, int], None] | None = None,
 ) -> dict[str, Any]:
     """Run one trial, write its files into ``out_dir`` and return the summary.
 
@@ -68,6 +69,9 @@ def run_simulated_trial(
     On the virtual clock the loop runs compiled (``controller.trial.compiled_loop``) unless
     ``compiled`` is False, which runs ``controller.loop.run_loop`` instead: the same
     trial, byte for byte, some 50 times slower (tests and benchmarks compare the two).
+    ``samples_done(done, total)`` is told how many of the trial's samples the compiled
+    loop has run, after each of its blocks (a sweep's worker shows the progress of a
+    long trial that way); the other loops do not call it.
     """
     folder = TrialFolder.claim(out_dir, overwrite)
     loop = config.loop
@@ -115,7 +119,9 @@ def run_simulated_trial(
         if interrupted:  # while it compiled: now that the files are open (and completed)
             raise KeyboardInterrupt
         assert compiling is not None  # made below for this runner
-        return run_compiled_loop(compiling, n_samples, parts.deadlines)
+        report = samples_done
+        done = None if report is None else lambda k: report(k, n_samples)
+        return run_compiled_loop(compiling, n_samples, parts.deadlines, done)
 
     def open_files() -> TrialFiles:
         files = TrialFiles.open(folder, parts, truth, data_format)
