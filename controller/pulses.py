@@ -69,7 +69,15 @@ def advance_train(state: np.ndarray, on: bool, frequency_hz: float, dt_s: float)
 def _pulse_times(
     t_s: np.ndarray, on: np.ndarray, frequency_hz: np.ndarray, dt_s: float, out: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
-    state = np.zeros(2)  # a stopped train, as ``new_train``
+    return _pulse_times_from(np.zeros(2), t_s, on, frequency_hz, dt_s, out)  # a stopped train
+
+
+@allocating_kernel
+def _pulse_times_from(
+    state: np.ndarray, t_s: np.ndarray, on: np.ndarray, frequency_hz: np.ndarray, dt_s: float,
+    out: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """``_pulse_times`` from the train ``state`` (left as after the last sample)."""
     index = np.empty(out.size, dtype=np.int64)
     count = 0
     for k in range(t_s.size):
@@ -93,6 +101,16 @@ def train_pulse_times(
     """
     kernel, args = pulse_times_call(t_s, on, frequency_hz, dt_s)
     return kernel(*args)  # type: ignore[no-any-return]
+
+
+def train_pulse_times_from(
+    state: np.ndarray, t_s: np.ndarray, on: np.ndarray, frequency_hz: np.ndarray, dt_s: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """``train_pulse_times`` of the next rows of a recording, the train carried over in
+    ``state`` (``new_train`` before the first rows): rows taken in pieces give the
+    pulses of the whole, indexes counted from each piece's first row."""
+    _, args = pulse_times_call(t_s, on, frequency_hz, dt_s)
+    return _pulse_times_from(state, *args)  # type: ignore[no-any-return]
 
 
 def pulse_times_call(

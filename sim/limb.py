@@ -263,7 +263,8 @@ def limb_step(
     sample_out: np.ndarray,
     truth: np.ndarray,
 ) -> None:
-    """Write sample ``k`` (into ``sample_out``, and its truth into row k of ``truth``),
+    """Write sample ``k`` (into ``sample_out``, and its truth into row k of ``truth``,
+    modulo its rows),
     then advance the physics one sample period.
 
     ``noise`` is the current noise block (sample k uses its row k % BLOCK_SAMPLES);
@@ -273,11 +274,12 @@ def limb_step(
     closed loop's time.)
     """
     m = k % BLOCK_SAMPLES
+    row = k if k < truth.shape[0] else k % truth.shape[0]  # fewer rows: a ring
     (sensor_p, muscle_p, ankle_p, voluntary_p, sensor_s, muscle_s, ankle_s, voluntary_s,
      train, muscle_delay, reflex_delay) = _views(params, state, buffers)
     _sample(k, 0, strides, features, params, sensor_p, muscle_p, ankle_p, voluntary_p, state,
             sensor_s, muscle_s, ankle_s, voluntary_s, train, muscle_delay, reflex_delay,
-            dropouts, noise[m:m + 1], command, sample_out, truth[k:k + 1])
+            dropouts, noise[m:m + 1], command, sample_out, truth[row:row + 1])
 
 
 class StepArrays(NamedTuple):
@@ -320,8 +322,11 @@ class SimulatedLimb:
     ) -> None:
         """``truth_rows``, if given, is where the truth of every sample is kept (one row
         per sample of the trial, ``TRUTH_COLUMNS`` wide): memory the caller chose, e.g.
-        shared with a process that streams it to disk. By default storage grows with the
-        samples read."""
+        shared with a process that streams it to disk. Fewer rows than the trial has
+        samples make a ring: sample k's truth goes to row k modulo their number, for a
+        caller that reads each row before it is written again (a long trial,
+        ``controller.trial.window``; ``truth`` then holds the last rows only). By
+        default storage grows with the samples read."""
         if not (math.isfinite(sample_rate_hz) and sample_rate_hz >= MIN_SAMPLE_RATE_HZ):
             raise ValueError(
                 f"sample_rate_hz must be at least {MIN_SAMPLE_RATE_HZ:g}, got {sample_rate_hz!r}"
@@ -386,12 +391,14 @@ class SimulatedLimb:
         self._command = np.zeros(len(COMMAND_NAMES))
         self._commands = [StimCommand.off(c) for c in range(channels)]
         self._sample_out = np.zeros(len(OUTPUT_NAMES))
+        self._own_truth = truth_rows is None  # grown as samples are read
         if truth_rows is None:
             truth_rows = np.zeros((min(self._n_samples, BLOCK_SAMPLES), len(TRUTH_COLUMNS)))
-        elif truth_rows.shape != (self._n_samples, len(TRUTH_COLUMNS)):
+        elif (truth_rows.ndim != 2 or truth_rows.shape[1] != len(TRUTH_COLUMNS)
+              or not 0 < truth_rows.shape[0] <= self._n_samples):
             raise ValueError(
-                f"truth_rows must have shape {(self._n_samples, len(TRUTH_COLUMNS))}, "
-                f"got {truth_rows.shape}"
+                f"truth_rows must have shape {(self._n_samples, len(TRUTH_COLUMNS))} "
+                f"(or fewer rows, a ring), got {truth_rows.shape}"
             )
         self._truth = truth_rows
         self._k = 0
@@ -606,7 +613,7 @@ class SimulatedLimb:
     def _grow_truth(self, end: int) -> None:
         """Truth storage for the samples before ``end`` (see ``_prepare``)."""
         rows = self._truth.shape[0]
-        if end > rows:
+        if end > rows and self._own_truth:
             truth = np.empty((min(max(2 * rows, end), self._n_samples), self._truth.shape[1]))
             truth[: self._k] = self._truth[: self._k]
             self._truth = truth

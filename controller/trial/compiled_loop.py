@@ -243,7 +243,10 @@ def _block_for(detector_kind: int, stim_mode: int) -> Callable[..., int]:
                 command[:] = 0.0
             else:
                 _hold(watchdog.delivered, command)
-            _record(k, t_s, sample, phase, watchdog.delivered, record.stim_column,
+            # The recorder's row: k, modulo its rows when they are a ring (a long
+            # trial's window, ``controller.trial.window``).
+            row = k if k < record.table.shape[1] else k % record.table.shape[1]
+            _record(row, t_s, sample, phase, watchdog.delivered, record.stim_column,
                     record.table)
             for e in range(int(outbox[0])):
                 events[n_events, _E_KNOWN] = t_s

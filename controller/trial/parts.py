@@ -7,6 +7,7 @@ A module of its own so that those two need not import each other.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from controller.clock import Clock
 from controller.config import TrialConfig
@@ -16,6 +17,9 @@ from controller.ports import SensorSource
 from controller.safety import Watchdog
 from controller.stim.scheduler import StimScheduler
 from controller.trial.recorder import TrialRecorder
+
+if TYPE_CHECKING:
+    from controller.trial.window import RowWindow
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,3 +34,6 @@ class TrialParts:
     clock: Clock
     recorder: TrialRecorder
     deadlines: DeadlineMonitor
+    # Rows scored as they pass and freed once written (a long simulated trial):
+    # ``controller.trial.window``; None keeps every row for the summary.
+    window: RowWindow | None = None

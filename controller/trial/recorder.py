@@ -9,6 +9,8 @@ before the rows they were detected at, for the stream of ``events.csv``.
 
 All columns are rows of one table (``table``: column index by name in ``index``), so a
 compiled loop (``controller.trial.compiled_loop``) records into the same memory as ``record``.
+A table with fewer rows than the trial's samples is a ring (a long simulated trial: its
+compiled loop writes sample k at row k modulo the rows, ``controller.trial.window``).
 """
 
 from __future__ import annotations
@@ -34,6 +36,22 @@ EVENT_KNOWN_S, EVENT_CODE, EVENT_EST_S = 0, 1, 2
 #: detector reports a handful per stride). Beyond it the stream stops adding events; the
 #: list (and the events.csv written at the end of the trial) keeps them all.
 SAMPLES_PER_EVENT = 20
+
+
+def ring_rows(array: np.ndarray, start: int, stop: int, axis: int = 0) -> np.ndarray:
+    """Rows ``start`` to ``stop`` (along ``axis``) of rows kept as a ring: row k at
+    k modulo the array's rows (a long trial's window, ``controller.trial.window``). A
+    view, unless the rows wrap around the ring's end (then a copy); a plain view of an
+    array as long as the trial."""
+    size = array.shape[axis]
+    first = start if start < size else start % size
+    if first + (stop - start) <= size:
+        return array[first : first + stop - start] if axis == 0 else \
+            array[:, first : first + stop - start]
+    wrapped = first + stop - start - size
+    if axis == 0:
+        return np.concatenate((array[first:], array[:wrapped]))
+    return np.concatenate((array[:, first:], array[:, :wrapped]), axis=1)
 
 
 def stim_column_prefix(name: str) -> str:
@@ -150,9 +168,16 @@ class TrialRecorder:
         return self.events[start:stop]
 
     def rows(self, start: int, stop: int) -> dict[str, np.ndarray]:
-        """Columns of samples ``start`` to ``stop`` (views; a recorded row never changes)."""
-        return {name: col[start:stop] for name, col in self._columns.items()}
+        """Columns of samples ``start`` to ``stop`` (views, or copies where they wrap
+        around a ring; a recorded row never changes until the ring comes round)."""
+        if stop <= self.capacity:
+            return {name: col[start:stop] for name, col in self._columns.items()}
+        block = ring_rows(self.table, start, stop, axis=1)
+        return {name: block[i] for i, name in enumerate(self.index)}
 
     def columns(self) -> dict[str, np.ndarray]:
-        """The recorded columns, trimmed to the samples actually recorded."""
+        """The recorded columns, trimmed to the samples actually recorded (all of them:
+        not for a ring that came round)."""
+        if self.count > self.capacity:
+            raise ValueError("the recorder's rows are a ring: the first rows are gone")
         return self.rows(0, self.count)

@@ -149,6 +149,8 @@ def run_trial(
         with contextlib.ExitStack() as stack:
             writer.start()  # forked first: the writer must not inherit the loop's settings
             stack.callback(writer.request_stop)
+            if parts.window is not None:
+                parts.window.attach(writer)
             if realtime:
                 os_settings = parts.config.loop
                 settings += stack.enter_context(
@@ -192,8 +194,11 @@ def complete_trial(
     truth, extra = finish(outcome)
     recorder = parts.recorder
     period_s = parts.source.sample_period_s
-    columns = recorder.columns()
-    columns |= {name: np.asarray(col)[: recorder.count] for name, col in truth.columns.items()}
+    if parts.window is None:
+        columns = recorder.columns()
+        columns |= {name: np.asarray(col)[: recorder.count] for name, col in truth.columns.items()}
+    else:  # rows in a ring, scored as they passed: the columns' names, for the files
+        columns = {name: np.zeros(0) for name in [*recorder.index, *truth.columns]}
     end_s = recorder.count * period_s
     true_events = [(t, e) for t, e in truth.events if t < end_s]
     detected = recorder.detected
@@ -201,12 +206,15 @@ def complete_trial(
     timing = deadlines.figures(parts.clock.kind, outcome.warm_up_s)
     timing["settings"] = list(settings)
     watchdog = parts.watchdog
+    # A windowed trial's rows were scored as they passed (and freed once written).
+    scores = parts.window.finish(recorder.count) if parts.window is not None else None
     facts = TrialFacts(
         columns=columns,
         true_events=true_events,
         detected=detected,
         period_s=period_s,
-        wall_s=outcome.wall_s,
+        # The loop's own time: without what a windowed trial did between its blocks.
+        wall_s=outcome.wall_s - (parts.window.spent_s if parts.window is not None else 0.0),
         stopped_by=outcome.stopped_by,
         faults=watchdog.faults,
         clamped_commands=watchdog.clamped_commands,
@@ -214,6 +222,7 @@ def complete_trial(
         stim_timeouts=parts.scheduler.timeouts,
         stim_channels=parts.scheduler.reports(),
         timing=timing,
+        scores=scores,
     )
     m = parts.config.metrics
     summary = summarize(facts, m.event_tolerance_ms, m.onset_window_ms, m.clearance_trim_fraction)

@@ -18,9 +18,12 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
+import numpy as np
+
 from controller.clock import Clock, VirtualClock, WallClock
 from controller.config import TrialConfig
 from controller.detect.config import build_detector
+from controller.events import EVENT_NAMES, Event
 from controller.loop import LoopOutcome
 from controller.safety import Watchdog
 from controller.sharedmem import map_in_background, shared_empty
@@ -29,7 +32,8 @@ from controller.trial.compiled_loop import LoopCompile, run_compiled_loop
 from controller.trial.folder import TrialFolder
 from controller.trial.memory import check_fits
 from controller.trial.parts import TrialParts
-from controller.trial.recorder import TrialRecorder
+from controller.trial.recorder import SAMPLES_PER_EVENT, TrialRecorder, stim_column_prefix
+from controller.trial.scores import StreamedColumns
 from controller.trial.session import (
     GroundTruth,
     new_deadlines,
@@ -40,6 +44,7 @@ from controller.trial.session import (
     run_trial,
 )
 from controller.trial.streams import BackEndTruth, TrialFiles, TruthRows
+from controller.trial.window import RowWindow, window_rows
 from controller.trial.writer import LogSink
 from sim.limb import TRUTH_COLUMNS, SimulatedLimb
 from sim.patient import load_patient
@@ -77,11 +82,18 @@ def run_simulated_trial(
     loop = config.loop
     rate_hz = loop.sample_rate_hz
     n_samples = round(loop.duration_s * rate_hz)
-    check_fits(n_samples, numbers_per_sample(config, len(TRUTH_COLUMNS)), rate_hz)
+    # A long trial keeps a window of rows, as a ring (``controller.trial.window``):
+    # streamed to CSV by the writer process, scored as they pass.
+    ring = window_rows(n_samples)
+    long = (ring is not None and stream and compiled and not realtime and not sinks
+            and data_format == "csv")
+    rows = ring if ring is not None and long else n_samples
+    check_fits(rows, numbers_per_sample(config, len(TRUTH_COLUMNS)), rate_hz)
     # The limb's truth goes into shared memory, for the writer to stream beside the rows
     # (the limb writes every column of a sample's row: it may reuse an ended trial's).
-    truth_rows = shared_empty(n_samples * len(TRUTH_COLUMNS)).reshape(n_samples, -1)
-    recorder = TrialRecorder(n_samples, config.stim.peroneal.channel, recorded_channels(config))
+    truth_rows = shared_empty(rows * len(TRUTH_COLUMNS)).reshape(rows, -1)
+    recorder = TrialRecorder(rows, config.stim.peroneal.channel, recorded_channels(config),
+                             event_capacity=64 + n_samples // SAMPLES_PER_EVENT)
     # Fresh pages are mapped on another CPU while the stages are built (a minute at 1
     # kHz: 2,100 pages the loop no longer stops at, 4-5 ms; reused ones are mapped).
     rows_mapped = map_in_background([truth_rows, recorder.table])
@@ -98,6 +110,7 @@ def run_simulated_trial(
     scheduler = StimScheduler(config.stim)
     watchdog = Watchdog(limb, config.safety)
     clock: Clock = WallClock(loop.spin_us * 1e-6) if realtime else VirtualClock()
+    window = _window(config, limb, recorder, truth_rows) if long else None
     parts = TrialParts(
         config=config,
         source=limb,
@@ -107,6 +120,7 @@ def run_simulated_trial(
         clock=clock,
         recorder=recorder,
         deadlines=new_deadlines(config, n_samples),
+        window=window,
     )
 
     def finish(outcome: LoopOutcome) -> tuple[GroundTruth, dict[str, Any]]:
@@ -120,7 +134,13 @@ def run_simulated_trial(
             raise KeyboardInterrupt
         assert compiling is not None  # made below for this runner
         report = samples_done
-        done = None if report is None else lambda k: report(k, n_samples)
+
+        def done(k: int) -> None:
+            if window is not None:
+                window.after_block(k)
+            if report is not None:
+                report(k, n_samples)
+
         return run_compiled_loop(compiling, n_samples, parts.deadlines, done)
 
     def open_files() -> TrialFiles:
@@ -152,3 +172,16 @@ def run_simulated_trial(
         if compiling is not None:
             compiling.close()
     return summary
+
+
+def _window(
+    config: TrialConfig, limb: SimulatedLimb, recorder: TrialRecorder, truth_rows: np.ndarray
+) -> RowWindow:
+    """The window of a long trial's rows, scored against the limb's true events."""
+    events = limb.true_events()
+    toe_offs = [t for t, e in events if e == EVENT_NAMES[Event.TOE_OFF]]
+    heel_strikes = [t for t, e in events if e == EVENT_NAMES[Event.HEEL_STRIKE]]
+    prefixes = ["", *(stim_column_prefix(name) for name in recorded_channels(config))]
+    scores = StreamedColumns(limb.sample_period_s, toe_offs, heel_strikes,
+                             config.metrics.clearance_trim_fraction, prefixes, TRUTH_COLUMNS)
+    return RowWindow(recorder, truth_rows, TRUTH_COLUMNS, scores)

@@ -42,6 +42,7 @@ from controller.trial.parquet import (
     write_table_atomically,
 )
 from controller.trial.parts import TrialParts
+from controller.trial.recorder import ring_rows
 from controller.trial.writer import LogSink, Tail
 
 TIMING_COLUMNS = ("lateness_us", "latency_us", "skipped_periods")
@@ -65,7 +66,7 @@ class TruthRows:
         self.storage.fill(0.0)
 
     def rows(self, start: int, stop: int) -> dict[str, np.ndarray]:
-        block = self.storage[start:stop]
+        block = ring_rows(self.storage, start, stop)  # a long trial's are a ring
         return {name: block[:, i] for i, name in enumerate(self.columns)}
 
 

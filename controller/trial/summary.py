@@ -17,11 +17,11 @@ import numpy as np
 
 from controller.detect.score import match_events
 from controller.events import EVENT_NAMES, DetectedEvent, Event
-from controller.pulses import train_pulse_times
 from controller.quantiles import median_and_percentiles
 from controller.stim.scheduler import ChannelReport
 from controller.trial import metrics
 from controller.trial.recorder import stim_column_prefix
+from controller.trial.scores import ColumnScores, WholeColumns
 
 SCORED_EVENTS = (Event.HEEL_STRIKE, Event.TOE_OFF)
 
@@ -30,7 +30,7 @@ SCORED_EVENTS = (Event.HEEL_STRIKE, Event.TOE_OFF)
 class TrialFacts:
     """What a finished trial hands to the summary."""
 
-    columns: Mapping[str, np.ndarray]
+    columns: Mapping[str, np.ndarray]  # whole; unused (may be empty) with ``scores``
     true_events: Sequence[tuple[float, str]]
     detected: Sequence[DetectedEvent]
     period_s: float
@@ -42,6 +42,15 @@ class TrialFacts:
     stim_timeouts: int
     stim_channels: Sequence[ChannelReport] = ()
     timing: Mapping[str, Any] | None = None  # ``DeadlineMonitor.figures`` of the loop
+    # What is scored per sample, if not from ``columns`` (a long simulated trial's rows,
+    # scored as they passed: ``controller.trial.scores.StreamedColumns``).
+    scores: ColumnScores | None = None
+
+    def scored(self) -> ColumnScores:
+        """``scores``, or the figures of ``columns``."""
+        if self.scores is not None:
+            return self.scores
+        return WholeColumns(self.columns, self.period_s)
 
 
 def _rounded(value: Any) -> Any:
@@ -104,18 +113,15 @@ def _channel_block(
     as a peroneal channel against toe off and heel strike, unless ``scored`` is False
     (the peroneal channel does not stimulate in this trial's mode).
     """
-    cols = facts.columns
-    t_s, on = cols["time_s"], cols[prefix + "stim_on"]
-    onsets = metrics.rising_edges(t_s, on)
-    ends = metrics.falling_edges(t_s, on)
+    cols = facts.scored()
+    onsets, ends = cols.edges(prefix + "stim_on")
     onset_ref = report.onset_reference if report else Event.TOE_OFF if scored else None
     offset_ref = report.offset_reference if report else Event.HEEL_STRIKE if scored else None
     lead_s = report.onset_lead_s if report else 0.0
     delay_s = report.offset_delay_s if report else 0.0
     onset_error, missed = _edge_errors_s(facts, onsets, onset_ref, lead_s + onset_window_s)
     offset_error, _ = _edge_errors_s(facts, ends, offset_ref, delay_s + onset_window_s)
-    times, index = train_pulse_times(t_s, on, cols[prefix + "frequency_hz"], facts.period_s)
-    charge = cols[prefix + "amplitude_ma"][index] * cols[prefix + "pulse_width_us"][index] / 1e3
+    times, charge = cols.pulses(prefix)
     total = float(charge.sum())
     heel_strikes = _true_times(facts, Event.HEEL_STRIKE)
     per_stride = (
@@ -135,8 +141,8 @@ def _channel_block(
         "timeouts": report.timeouts if report else facts.stim_timeouts,
         "unconfirmed_predictions": report.unconfirmed if report else 0,
         "refused_triggers": report.refused if report else 0,
-        "on_time_fraction": float(on.mean()) if on.size else 0.0,
-        "pulses": int(index.size),
+        "on_time_fraction": cols.mean(prefix + "stim_on"),
+        "pulses": int(times.size),
         "charge_uc_total": total,
         "charge_uc_per_stride": total / strides if strides else None,
         "charge_uc_stride_max": float(per_stride.max()) if per_stride.size else None,
@@ -146,12 +152,10 @@ def _channel_block(
 
 def _activation_at_toe_off(facts: TrialFacts) -> dict[str, float | None] | None:
     """The simulated tibialis anterior's activation at each true toe off (limb truth)."""
-    cols = facts.columns
-    if "ta_activation" not in cols:
+    cols = facts.scored()
+    if not cols.has("ta_activation"):
         return None
-    toe_offs = _true_times(facts, Event.TOE_OFF)
-    rows = np.searchsorted(cols["time_s"], toe_offs)
-    return _median_p5(cols["ta_activation"][rows[rows < cols["time_s"].size]])
+    return _median_p5(cols.first_at_or_after("ta_activation", _true_times(facts, Event.TOE_OFF)))
 
 
 #: The peroneal figures repeated at the top of the ``stim`` block, where they always were.
@@ -177,32 +181,26 @@ def _stimulation(facts: TrialFacts, strides: int, onset_window_s: float) -> dict
 
 
 def _clearance(facts: TrialFacts, trim_fraction: float) -> dict[str, Any] | None:
-    cols = facts.columns
-    if "toe_clearance_mm" not in cols:
+    cols = facts.scored()
+    if not cols.has("toe_clearance_mm"):
         return None
-    args = (
-        cols["time_s"],
-        cols["toe_clearance_mm"],
-        _true_times(facts, Event.TOE_OFF),
-        _true_times(facts, Event.HEEL_STRIKE),
-    )
-    minima = metrics.swing_minima_mm(*args, trim_fraction=trim_fraction)
-    whole_swing = metrics.swing_minima_mm(*args)
+    toe_offs = _true_times(facts, Event.TOE_OFF)
+    heel_strikes = _true_times(facts, Event.HEEL_STRIKE)
+    minima = cols.swing_minima("toe_clearance_mm", toe_offs, heel_strikes, trim_fraction)
+    whole_swing = cols.swing_minima("toe_clearance_mm", toe_offs, heel_strikes, 0.0)
     block: dict[str, Any] = {
         "swings": int(minima.size),
         "toe_clearance_min_mm": _median_p5(minima),
         "toe_drag_events": int((whole_swing < 0.0).sum()),
     }
-    if {"foot_slap", "ankle_angle_deg"} <= cols.keys():
-        heel_strikes = args[3]
-        landing = metrics.values_before(cols["time_s"], cols["ankle_angle_deg"], heel_strikes)
-        block["foot_slap_events"] = int(cols["foot_slap"].sum())
+    if cols.has("foot_slap") and cols.has("ankle_angle_deg"):
+        landing = cols.last_before("ankle_angle_deg", heel_strikes)
+        block["foot_slap_events"] = int(cols.total("foot_slap"))
         block["ankle_at_heel_strike_deg"] = _median_p5(landing)
-    if "forefoot_impact_rad_s" in cols:
+    if cols.has("forefoot_impact_rad_s"):
         # Every heel-first landing, slap or not: the slap count hangs on a threshold and
         # a time window, the speed itself does not.
-        impacts = cols["forefoot_impact_rad_s"]
-        impacts = impacts[impacts > 0.0]
+        impacts = cols.positive("forefoot_impact_rad_s")
         median, p95 = median_and_percentiles(impacts, 95) if impacts.size else (None, None)
         block["forefoot_impact_rad_s"] = {"landings": int(impacts.size), "median": median,
                                           "p95": p95}
@@ -216,16 +214,13 @@ def strides_not_stimulated(facts: TrialFacts, decided_s: float | None) -> int | 
     peroneal channel delivered nothing. None without the simulated patient's truth."""
     if not facts.true_events:
         return None
-    t_s = facts.columns["time_s"]
     toe_offs = _true_times(facts, Event.TOE_OFF)
     if decided_s is not None:
         toe_offs = toe_offs[toe_offs < decided_s]
     heel_strikes = np.sort(_true_times(facts, Event.HEEL_STRIKE))
     following = np.searchsorted(heel_strikes, toe_offs, side="right")
     ends = np.append(heel_strikes, np.inf)[following]
-    delivering = np.concatenate(([0], np.cumsum(facts.columns["stim_on"] > 0)))
-    pulses = (delivering[np.searchsorted(t_s, ends, side="left")]
-              - delivering[np.searchsorted(t_s, toe_offs, side="left")])
+    pulses = facts.scored().on_in_swings("stim_on", toe_offs, ends)
     return int(np.count_nonzero(pulses == 0))
 
 
@@ -265,7 +260,7 @@ def summarize(
     """The ``summary.json`` figures of a trial."""
     heel_strikes = _true_times(facts, Event.HEEL_STRIKE)
     strides = max(0, heel_strikes.size - 1)
-    duration_s = facts.columns["time_s"].size * facts.period_s
+    duration_s = facts.scored().samples * facts.period_s
     has_truth = bool(facts.true_events)
     summary = {
         "strides": strides if has_truth else None,

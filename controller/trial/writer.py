@@ -154,6 +154,12 @@ class LogWriter:
         """Rows every sink has received."""
         return int(self._progress[_WRITTEN])
 
+    def ended(self) -> bool:
+        """Whether the writer process has ended (or never ran): it will write no more."""
+        if self._done_fd < 0:
+            return True
+        return bool(select.select([self._done_fd], [], [], 0.0)[0])
+
     @property
     def max_backlog(self) -> int:
         """The most rows that were ever waiting for the sinks at one poll."""

@@ -1,0 +1,392 @@
+"""What the summary takes from a trial's per-sample columns, from the whole columns or
+from their rows as they pass.
+
+The summary (``controller.trial.summary``) scores a few things per sample: the edges
+of each channel's stimulation, its pulses and their charge, the share of time it was
+on, the toe clearance in each swing, the ankle before each heel strike, the muscle at
+each toe off, the forefoot impacts and foot slaps, and how many samples delivered
+stimulation in each swing. ``WholeColumns`` computes them from the columns of the whole
+trial, kept in memory (every trial but a long simulated one). ``StreamedColumns``
+computes the same figures from the rows as the loop publishes them (``add``), keeping
+only what is per event or per pulse (some 1 MB an hour), so a long simulated trial's
+rows can be released once written (``controller.trial.window``). It needs the true
+events before the loop (the simulator knows its gait ahead) and gives the same numbers,
+bit for bit: the same comparisons pick the same samples, minima and counts do not
+depend on the order, and per-pulse and per-event arrays are kept whole in order
+(``tests/test_trial_window.py`` compares the summaries of both).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Protocol
+
+import numpy as np
+
+from controller.pulses import new_train, train_pulse_times, train_pulse_times_from
+from controller.trial import metrics
+
+
+class ColumnScores(Protocol):
+    """The per-sample figures a summary asks of a trial's columns."""
+
+    samples: int
+
+    def has(self, name: str) -> bool:
+        """Whether the trial has column ``name``."""
+        ...
+
+    def edges(self, on: str) -> tuple[np.ndarray, np.ndarray]:
+        """Times at which column ``on`` switches on, and off (``metrics.rising_edges``,
+        ``metrics.falling_edges``)."""
+        ...
+
+    def pulses(self, prefix: str) -> tuple[np.ndarray, np.ndarray]:
+        """Start time and charge (uC per phase) of every pulse of the channel whose
+        columns start with ``prefix``."""
+        ...
+
+    def mean(self, name: str) -> float:
+        """Mean of the 0/1 column ``name`` (0.0 without samples)."""
+        ...
+
+    def total(self, name: str) -> float:
+        """Sum of the 0/1 column ``name``."""
+        ...
+
+    def positive(self, name: str) -> np.ndarray:
+        """The values of ``name`` above 0, in sample order."""
+        ...
+
+    def first_at_or_after(self, name: str, events_s: np.ndarray) -> np.ndarray:
+        """``name`` at the first sample at or after each event that has one."""
+        ...
+
+    def last_before(self, name: str, events_s: np.ndarray) -> np.ndarray:
+        """``metrics.values_before``: ``name`` at the last sample before each event
+        inside the recording."""
+        ...
+
+    def swing_minima(self, name: str, toe_off_s: np.ndarray, heel_strike_s: np.ndarray,
+                     trim_fraction: float) -> np.ndarray:
+        """``metrics.swing_minima_mm`` of column ``name``."""
+        ...
+
+    def on_in_swings(self, on: str, toe_off_s: np.ndarray, ends_s: np.ndarray) -> np.ndarray:
+        """Samples with ``on`` above 0 from each toe off (included) to its end (not)."""
+        ...
+
+
+class WholeColumns:
+    """``ColumnScores`` of the columns of a whole trial (``time_s`` and the others)."""
+
+    def __init__(self, columns: Mapping[str, np.ndarray], period_s: float) -> None:
+        self._columns = columns
+        self._period_s = period_s
+        self.samples = int(columns["time_s"].size)
+
+    def has(self, name: str) -> bool:
+        return name in self._columns
+
+    def edges(self, on: str) -> tuple[np.ndarray, np.ndarray]:
+        t_s, flag = self._columns["time_s"], self._columns[on]
+        return metrics.rising_edges(t_s, flag), metrics.falling_edges(t_s, flag)
+
+    def pulses(self, prefix: str) -> tuple[np.ndarray, np.ndarray]:
+        cols = self._columns
+        times, index = train_pulse_times(cols["time_s"], cols[prefix + "stim_on"],
+                                         cols[prefix + "frequency_hz"], self._period_s)
+        return times, _charge(cols, prefix, index)
+
+    def mean(self, name: str) -> float:
+        column = self._columns[name]
+        return float(column.mean()) if column.size else 0.0
+
+    def total(self, name: str) -> float:
+        return float(self._columns[name].sum())
+
+    def positive(self, name: str) -> np.ndarray:
+        values = self._columns[name]
+        return values[values > 0.0]
+
+    def first_at_or_after(self, name: str, events_s: np.ndarray) -> np.ndarray:
+        t_s = self._columns["time_s"]
+        rows = np.searchsorted(t_s, events_s)
+        return self._columns[name][rows[rows < t_s.size]]
+
+    def last_before(self, name: str, events_s: np.ndarray) -> np.ndarray:
+        return metrics.values_before(self._columns["time_s"], self._columns[name], events_s)
+
+    def swing_minima(self, name: str, toe_off_s: np.ndarray, heel_strike_s: np.ndarray,
+                     trim_fraction: float) -> np.ndarray:
+        return metrics.swing_minima_mm(self._columns["time_s"], self._columns[name],
+                                       toe_off_s, heel_strike_s, trim_fraction=trim_fraction)
+
+    def on_in_swings(self, on: str, toe_off_s: np.ndarray, ends_s: np.ndarray) -> np.ndarray:
+        t_s = self._columns["time_s"]
+        delivering = np.concatenate(([0], np.cumsum(self._columns[on] > 0)))
+        return (delivering[np.searchsorted(t_s, ends_s, side="left")]
+                - delivering[np.searchsorted(t_s, toe_off_s, side="left")])
+
+
+def _charge(columns: Mapping[str, np.ndarray], prefix: str, index: np.ndarray) -> np.ndarray:
+    """Charge per phase (uC) of the pulses emitted at rows ``index``."""
+    return columns[prefix + "amplitude_ma"][index] * columns[prefix + "pulse_width_us"][index] / 1e3
+
+
+class _Swings:
+    """Minimum of a column over the samples in ``[low, high]`` of each swing (NaN once
+    a sample in it is NaN), and whether any sample fell in it."""
+
+    def __init__(self, toe_off_s: np.ndarray, heel_strike_s: np.ndarray,
+                 trim_fraction: float) -> None:
+        # As ``metrics.swing_minima_mm`` bounds them, for every toe off with a next
+        # heel strike among the events known ahead.
+        heel_strike_s = np.sort(heel_strike_s)
+        toe_off_s = np.sort(toe_off_s)  # windows in time order
+        following = np.searchsorted(heel_strike_s, toe_off_s, side="right")
+        complete = following < heel_strike_s.size
+        start = np.asarray(toe_off_s, dtype=np.float64)[complete]
+        end = heel_strike_s[following[complete]].astype(np.float64)
+        margin = trim_fraction * (end - start)
+        self.key = (start, end)
+        self.low, self.high = start + margin, end - margin
+        self.minima = np.full(start.size, np.inf)
+        self.seen = np.zeros(start.size, dtype=bool)
+        self._next = 0  # the first swing whose window may still get samples
+
+    def add(self, t_s: np.ndarray, values: np.ndarray) -> None:
+        if not t_s.size:
+            return
+        last = t_s[-1]
+        i = self._next
+        while i < self.low.size and self.low[i] <= last:
+            first = np.searchsorted(t_s, self.low[i], side="left")
+            stop = np.searchsorted(t_s, self.high[i], side="right")
+            if first < stop:
+                self.minima[i] = np.minimum(self.minima[i], np.minimum.reduce(values[first:stop]))
+                self.seen[i] = True
+            i += 1
+        # Swings whose window ends within these rows are complete.
+        while self._next < self.high.size and self.high[self._next] < last:
+            self._next += 1
+
+    def of(self, toe_off_s: np.ndarray, heel_strike_s: np.ndarray) -> np.ndarray:
+        heel_strike_s = np.sort(heel_strike_s)
+        following = np.searchsorted(heel_strike_s, toe_off_s, side="right")
+        complete = following < heel_strike_s.size
+        start = np.asarray(toe_off_s, dtype=np.float64)[complete]
+        end = heel_strike_s[following[complete]].astype(np.float64)
+        at = np.searchsorted(self.key[0], start)
+        known = self.key[0][np.minimum(at, self.key[0].size - 1)] if self.key[0].size else start
+        if start.size and (at.max() >= self.key[0].size or not np.array_equal(known, start)
+                           or not np.array_equal(self.key[1][at], end)):
+            raise ValueError("swings unknown before the trial")
+        minima = self.minima[at][self.seen[at]]
+        return minima[~np.isnan(minima)]
+
+
+class _AtEvents:
+    """A column at the first sample at or after, and at the last sample before, each of
+    ``events_s`` (sorted), from rows added in order."""
+
+    def __init__(self, events_s: np.ndarray) -> None:
+        self.events_s = np.sort(np.asarray(events_s, dtype=np.float64))
+        self.after = np.full(self.events_s.size, np.nan)
+        self.after_found = np.zeros(self.events_s.size, dtype=bool)
+        self.before = np.full(self.events_s.size, np.nan)
+        self.before_found = np.zeros(self.events_s.size, dtype=bool)
+        self._from = 0  # the first event after the rows added so far
+        self._tail: float | None = None  # the last value added
+
+    def add(self, t_s: np.ndarray, values: np.ndarray) -> None:
+        if not t_s.size:
+            return
+        events = self.events_s
+        a = self._from
+        b = int(np.searchsorted(events, t_s[-1], side="right"))
+        c = max(a, int(np.searchsorted(events, t_s[0], side="right")))
+        # Events up to the last of these rows (and after the rows before): their first
+        # sample at or after is one of these.
+        rows = np.searchsorted(t_s, events[a:b], side="left")
+        self.after[a:b] = values[rows]
+        self.after_found[a:b] = True
+        # Last sample before: the rows before's last for events up to the first of
+        # these rows; one of these for the events after it.
+        if self._tail is not None:
+            self.before[a:c] = self._tail
+            self.before_found[a:c] = True
+        self.before[c:b] = values[np.searchsorted(t_s, events[c:b], side="left") - 1]
+        self.before_found[c:b] = True
+        self._from = b
+        self._tail = float(values[-1])
+
+    def _at(self, events_s: np.ndarray) -> np.ndarray:
+        at = np.searchsorted(self.events_s, events_s)
+        if events_s.size and (at.max() >= self.events_s.size
+                              or not np.array_equal(self.events_s[at], events_s)):
+            raise ValueError("events unknown before the trial")
+        return at
+
+    def first_at_or_after(self, events_s: np.ndarray) -> np.ndarray:
+        at = self._at(events_s)
+        return self.after[at][self.after_found[at]]
+
+    def last_before(self, events_s: np.ndarray, last_s: float | None) -> np.ndarray:
+        at = self._at(events_s)
+        if last_s is None:
+            return self.before[:0]
+        keep = self.before_found[at] & (events_s <= last_s)
+        return self.before[at][keep]
+
+
+class StreamedColumns:
+    """``ColumnScores`` of the rows added so far (``add``, in order), for the true
+    ``toe_off_s`` and ``heel_strike_s`` known before the trial, a clearance trim of
+    ``trim_fraction``, stimulation channels by column prefix ``prefixes`` (the peroneal
+    one, ``""``, first) and the truth columns ``truth`` the trial has."""
+
+    def __init__(
+        self,
+        period_s: float,
+        toe_off_s: Sequence[float],
+        heel_strike_s: Sequence[float],
+        trim_fraction: float,
+        prefixes: Sequence[str],
+        truth: Sequence[str],
+    ) -> None:
+        self.samples = 0
+        self._period_s = period_s
+        self._names = {"time_s", *truth}
+        toe_offs = np.asarray(toe_off_s, dtype=np.float64)
+        heel_strikes = np.asarray(heel_strike_s, dtype=np.float64)
+        self._last_s: float | None = None
+        # Per channel: rising and falling edge times, whether the last row added was on.
+        self._edges: dict[str, tuple[list[np.ndarray], list[np.ndarray], list[bool]]] = {
+            p: ([], [], [False]) for p in prefixes}
+        self._trains = {p: new_train() for p in prefixes}
+        self._pulses: dict[str, tuple[list[np.ndarray], list[np.ndarray]]] = {
+            p: ([], []) for p in prefixes}  # pulse times, charge
+        for p in prefixes:
+            self._names |= {p + c for c in ("stim_on", "amplitude_ma", "pulse_width_us",
+                                            "frequency_hz")}
+        self._sums: dict[str, float] = {}
+        self._positive: dict[str, list[np.ndarray]] = {"forefoot_impact_rad_s": []}
+        self._at = {name: _AtEvents(toe_offs if name == "ta_activation" else heel_strikes)
+                    for name in ("ta_activation", "ankle_angle_deg")}
+        self._swings = {trim: _Swings(toe_offs, heel_strikes, trim)
+                        for trim in {trim_fraction, 0.0}}
+        self._swing_on = _SwingCounts(toe_offs, heel_strikes)
+
+    def add(self, rows: Mapping[str, np.ndarray]) -> None:
+        """The next rows, one array per column (views are read here, not kept)."""
+        t_s = rows["time_s"]
+        if not t_s.size:
+            return
+        for prefix, (rising, falling, last) in self._edges.items():
+            on = rows[prefix + "stim_on"] > 0.5
+            before = np.concatenate((last, on[:-1]))
+            rising.append(t_s[on & ~before])
+            falling.append(t_s[~on & before])
+            last[0] = bool(on[-1])
+            times, index = train_pulse_times_from(self._trains[prefix], t_s,
+                                                  rows[prefix + "stim_on"],
+                                                  rows[prefix + "frequency_hz"], self._period_s)
+            self._pulses[prefix][0].append(times)
+            self._pulses[prefix][1].append(_charge(rows, prefix, index))
+        for name in rows:
+            if name.endswith("stim_on") or name == "foot_slap":
+                # Exact: sums of 0s and 1s (far below 2**53) in any order.
+                self._sums[name] = self._sums.get(name, 0.0) + float(rows[name].sum())
+        for name, kept in self._positive.items():
+            if name in rows:
+                values = rows[name]
+                kept.append(values[values > 0.0].copy())
+        for name, at in self._at.items():
+            if name in rows:
+                at.add(t_s, rows[name])
+        if "toe_clearance_mm" in rows:
+            for swings in self._swings.values():
+                swings.add(t_s, rows["toe_clearance_mm"])
+        self._swing_on.add(t_s, rows["stim_on"])
+        self.samples += int(t_s.size)
+        self._last_s = float(t_s[-1])
+
+    def has(self, name: str) -> bool:
+        return name in self._names
+
+    def edges(self, on: str) -> tuple[np.ndarray, np.ndarray]:
+        rising, falling, _ = self._edges[on.removesuffix("stim_on")]
+        return _joined(rising), _joined(falling)
+
+    def pulses(self, prefix: str) -> tuple[np.ndarray, np.ndarray]:
+        times, charge = self._pulses[prefix]
+        return _joined(times), _joined(charge)
+
+    def mean(self, name: str) -> float:
+        # numpy's mean: the (exact) sum divided by the count, as a float64.
+        return float(np.float64(self._sums.get(name, 0.0)) / self.samples) if self.samples \
+            else 0.0
+
+    def total(self, name: str) -> float:
+        return self._sums.get(name, 0.0)
+
+    def positive(self, name: str) -> np.ndarray:
+        return _joined(self._positive[name])
+
+    def first_at_or_after(self, name: str, events_s: np.ndarray) -> np.ndarray:
+        return self._at[name].first_at_or_after(np.asarray(events_s, dtype=np.float64))
+
+    def last_before(self, name: str, events_s: np.ndarray) -> np.ndarray:
+        return self._at[name].last_before(np.asarray(events_s, dtype=np.float64),
+                                          self._last_s)
+
+    def swing_minima(self, name: str, toe_off_s: np.ndarray, heel_strike_s: np.ndarray,
+                     trim_fraction: float) -> np.ndarray:
+        return self._swings[trim_fraction].of(np.asarray(toe_off_s, dtype=np.float64),
+                                              np.asarray(heel_strike_s, dtype=np.float64))
+
+    def on_in_swings(self, on: str, toe_off_s: np.ndarray, ends_s: np.ndarray) -> np.ndarray:
+        return self._swing_on.of(np.asarray(toe_off_s, dtype=np.float64), ends_s)
+
+
+class _SwingCounts:
+    """Samples with the peroneal channel on from each toe off (included) to the next
+    heel strike after it (not included; the end of the rows if none)."""
+
+    def __init__(self, toe_off_s: np.ndarray, heel_strike_s: np.ndarray) -> None:
+        heel_strike_s = np.sort(heel_strike_s)
+        self.start = np.sort(toe_off_s)
+        following = np.searchsorted(heel_strike_s, self.start, side="right")
+        self.end = np.append(heel_strike_s, np.inf)[following]
+        self.counts = np.zeros(self.start.size, dtype=np.int64)
+
+    def add(self, t_s: np.ndarray, on: np.ndarray) -> None:
+        if not t_s.size:
+            return
+        # The swings these rows overlap: begun by their last, not ended by their first.
+        first = int(np.searchsorted(self.end, t_s[0], side="right"))
+        stop = int(np.searchsorted(self.start, t_s[-1], side="right"))
+        if first >= stop:
+            return
+        delivering = np.concatenate(([0], np.cumsum(on > 0)))
+        self.counts[first:stop] += (
+            delivering[np.searchsorted(t_s, self.end[first:stop], side="left")]
+            - delivering[np.searchsorted(t_s, self.start[first:stop], side="left")])
+
+    def of(self, toe_off_s: np.ndarray, ends_s: np.ndarray) -> np.ndarray:
+        at = np.searchsorted(self.start, toe_off_s)
+        if toe_off_s.size and (at.max() >= self.start.size
+                               or not np.array_equal(self.start[at], toe_off_s)):
+            raise ValueError("toe offs unknown before the trial")
+        # A swing's end among the events of the trial is the one known ahead, or (its
+        # heel strike came after the last row) the end of the rows: the same samples.
+        return self.counts[at]
+
+
+def _joined(pieces: list[np.ndarray]) -> np.ndarray:
+    """The pieces as one array (and kept as one)."""
+    if len(pieces) != 1:
+        joined = np.concatenate(pieces) if pieces else np.zeros(0)
+        pieces[:] = [joined]
+    return pieces[0]

@@ -1,0 +1,122 @@
+"""A long simulated trial keeps a window of rows (a ring), not the whole trial
+(``controller.trial.window``): the same files and the same summary as a trial that keeps
+every row, and memory that does not grow with the trial's length.
+
+The window is made small here (8,192 rows, 16 s at 500 Hz) so that trials of a minute
+or two are "long".
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from controller.config import load_config
+from controller.sharedmem import forget_reusable
+from controller.trial import window
+from controller.trial.recorder import TrialRecorder, ring_rows
+from controller.trial.simulated import run_simulated_trial
+
+#: Figures of the wall clock, which differ between any two runs.
+WALL_CLOCK = ("real_time_factor", "warm_up_ms")
+
+
+@pytest.fixture
+def small_window(monkeypatch):
+    monkeypatch.setattr(window, "WINDOW_ROWS", 8192)
+    monkeypatch.setattr(window, "SCORE_ROWS", 2048)
+
+
+def _without_wall_clock(value):
+    if isinstance(value, dict):
+        return {k: _without_wall_clock(v) for k, v in value.items() if k not in WALL_CLOCK}
+    return value
+
+
+def _trial(tmp_path: Path, name: str, overrides: dict, samples_done=None) -> dict:
+    summary = run_simulated_trial(load_config(None, overrides), tmp_path / name,
+                                  samples_done=samples_done)
+    return summary
+
+
+@pytest.mark.parametrize("overrides", [
+    {"loop": {"duration_s": 70}},
+    {"loop": {"duration_s": 45, "sample_rate_hz": 1000}, "sim": {"seed": 3,
+                                                                 "patient": "severe"}},
+    {"loop": {"duration_s": 50}, "sim": {"seed": 7, "patient": "spastic"},
+     "stim": {"preset": "peroneal_calf"}},
+    {"loop": {"duration_s": 40}, "sim": {"patient": "healthy"}, "stim": {"enabled": False}},
+], ids=["default", "1kHz-severe", "two-channels", "no-stim"])
+def test_a_windowed_trial_writes_the_same_files_and_summary(tmp_path, monkeypatch,
+                                                            overrides):
+    kept = _trial(tmp_path, "kept", overrides)
+    monkeypatch.setattr(window, "WINDOW_ROWS", 8192)
+    monkeypatch.setattr(window, "SCORE_ROWS", 2048)
+    finished = []
+    finish = window.RowWindow.finish
+    monkeypatch.setattr(window.RowWindow, "finish",
+                        lambda self, count: finished.append(count) or finish(self, count))
+    windowed = _trial(tmp_path, "windowed", overrides)
+    assert finished == [round(windowed["duration_s"] / kept["timing"]["period_ms"] * 1000)]
+    assert _without_wall_clock(windowed) == _without_wall_clock(kept)
+    for name in ("samples.csv", "events.csv", "config.json"):
+        assert (tmp_path / "windowed" / name).read_bytes() == \
+            (tmp_path / "kept" / name).read_bytes(), name
+    summaries = [json.loads((tmp_path / t / "summary.json").read_text())
+                 for t in ("kept", "windowed")]
+    assert [_without_wall_clock(s) for s in summaries] == [_without_wall_clock(kept)] * 2
+
+
+def _shared_memory_kib() -> int:
+    """Shared memory pages this process has mapped (the trial's rows), in KiB."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("RssShmem:"):
+            return int(line.split()[1])
+    pytest.skip("no RssShmem in /proc/self/status")
+    return 0
+
+
+def _peak_rows_kib(tmp_path: Path, name: str, duration_s: float) -> int:
+    forget_reusable()  # no memory file of an earlier trial, mapped whole
+    peak = [0]
+
+    def sample(done: int, total: int) -> None:
+        peak[0] = max(peak[0], _shared_memory_kib())
+
+    _trial(tmp_path, name, {"loop": {"duration_s": duration_s}}, sample)
+    return peak[0]
+
+
+def test_a_long_trials_memory_does_not_grow_with_its_length(tmp_path, small_window):
+    # Kept whole, the rows of 4 times as long a trial take 4 times the memory: 144 bytes
+    # a sample, 21 MB more for 150 s more at 500 Hz. In a window, the same.
+    short, long = (_peak_rows_kib(tmp_path, f"t{d}", d) for d in (50, 200))
+    assert long - short < 1024, (short, long)
+    assert long < 4 * 1024  # the window's 8,192 rows of 18 columns: 1.2 MB
+
+
+def test_kept_rows_grow_with_the_trial(tmp_path):
+    # The measure above tells: without a window (a trial of fewer than two windows of
+    # the default size) the rows take memory in proportion to the trial.
+    short, long = (_peak_rows_kib(tmp_path, f"t{d}", d) for d in (50, 200))
+    assert long - short > 150 * 500 * 144 / 1024 * 0.9, (short, long)
+
+
+def test_ring_rows_are_views_unless_they_wrap():
+    table = np.arange(20.0).reshape(2, 10)
+    assert np.shares_memory(ring_rows(table, 12, 15, axis=1), table)
+    np.testing.assert_array_equal(ring_rows(table, 18, 22, axis=1),
+                                  [[8, 9, 0, 1], [18, 19, 10, 11]])
+    rows = np.arange(10.0)[:, None] * [1, 10]
+    np.testing.assert_array_equal(ring_rows(rows, 9, 11)[:, 1], [90, 0])
+
+
+def test_a_recorder_ring_that_came_round_has_no_whole_columns():
+    recorder = TrialRecorder(8)
+    recorder.publish(12)
+    assert recorder.rows(10, 12)["time_s"].size == 2
+    with pytest.raises(ValueError, match="ring"):
+        recorder.columns()
