@@ -292,7 +292,7 @@ class StreamedColumns:
             times, index = train_pulse_times_from(self._trains[prefix], t_s,
                                                   rows[prefix + "stim_on"],
                                                   rows[prefix + "frequency_hz"], self._period_s)
-            self._pulses[prefix][0].append(times)
+            self._pulses[prefix][0].append(times.copy())  # not the buffer it is a view of
             self._pulses[prefix][1].append(_charge(rows, prefix, index))
         for name in rows:
             if name.endswith("stim_on") or name == "foot_slap":
