@@ -16,7 +16,9 @@ a byte on a pipe. So:
   were measured that way on a loaded machine);
 * no sample is lost however slow a sink is: the arrays hold the whole trial and a row is
   never overwritten, so a sink that falls behind simply gets larger blocks later
-  (``max_backlog`` says how far behind the sinks ran, in samples).
+  (``max_backlog`` says how far behind the sinks ran, in samples). A long simulated
+  trial's arrays are rings instead (``controller.trial.window``): its loop waits for
+  the writer (``written``) before it overwrites a row.
 
 Publication order: the loop raises a count only after the row it counts is complete. The
 writer reads the count before every pass but hands the sinks only rows whose count it
