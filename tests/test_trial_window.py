@@ -120,3 +120,18 @@ def test_a_recorder_ring_that_came_round_has_no_whole_columns():
     assert recorder.rows(10, 12)["time_s"].size == 2
     with pytest.raises(ValueError, match="ring"):
         recorder.columns()
+
+
+def test_a_sweeps_windowed_trial_writes_its_rows_as_the_ring_comes_round(tmp_path,
+                                                                        small_window):
+    # A sweep's trial writes its files in its own process (no writer process): a
+    # windowed one writes the rows a block would overwrite, then the rest at the end.
+    config = load_config(None, {"loop": {"duration_s": 60}, "sim": {"seed": 4}})
+    streamed = run_simulated_trial(config, tmp_path / "streamed")
+    inline = run_simulated_trial(config, tmp_path / "inline", stream=False)
+    assert _without_wall_clock(inline) == _without_wall_clock(streamed)
+    for name in ("samples.csv", "events.csv"):
+        assert (tmp_path / "inline" / name).read_bytes() == \
+            (tmp_path / "streamed" / name).read_bytes(), name
+    rows = (tmp_path / "inline" / "samples.csv").read_bytes().count(b"\n") - 1
+    assert rows == 30000 > 3 * window.WINDOW_ROWS

@@ -5,11 +5,12 @@ summary scores the whole trial (every stimulation train, every swing) at its end
 is 8 bytes per number per sample: about 200 bytes a sample for a simulated trial (its
 recorded columns, the limb's truth, the deadline accounting), so a minute at 1 kHz
 takes some 12 MB and a day at 500 Hz some 9 GB. A long simulated trial (``fes sim``
-without ``--realtime``, CSV, over two windows of ``controller.trial.window``) keeps a
-window of rows instead, scored as they pass: its check is for the window's rows. ``check_fits`` compares that with what
-this process may still use (its address-space limit, ``ulimit -v``; its cgroup's
-``memory.max``; the memory the system has available) and refuses a trial that would
-not fit, naming ``loop.duration_s`` and the longest duration that would, instead of
+or a sweep's, on the virtual clock, in CSV, over two windows of
+``controller.trial.window``) keeps a window of rows instead, scored as they pass: its
+check is for the window's rows. ``check_fits`` compares that with what this process
+may still use (its address-space limit, ``ulimit -v``; its cgroup's ``memory.max``; the
+memory the system has available) and refuses a trial that would not fit, naming
+``loop.duration_s`` and the longest duration that would, instead of
 failing with an allocation error part way.
 """
 

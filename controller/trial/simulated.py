@@ -83,9 +83,9 @@ def run_simulated_trial(
     rate_hz = loop.sample_rate_hz
     n_samples = round(loop.duration_s * rate_hz)
     # A long trial keeps a window of rows, as a ring (``controller.trial.window``):
-    # streamed to CSV by the writer process, scored as they pass.
+    # written to CSV as the ring comes round, scored as they pass.
     ring = window_rows(n_samples)
-    long = (ring is not None and stream and compiled and not realtime and not sinks
+    long = (ring is not None and compiled and not realtime and not sinks
             and data_format == "csv")
     rows = ring if ring is not None and long else n_samples
     check_fits(rows, numbers_per_sample(config, len(TRUTH_COLUMNS)), rate_hz)

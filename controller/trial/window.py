@@ -13,13 +13,14 @@ and the limb's truth row), and after each block of the compiled loop a ``RowWind
   latest before the ring comes round to them;
 * lets the loop go on only once the log writer has written the rows the next block
   will overwrite (the loop is faster than the writer: the trial waited for the writer
-  at its end anyway).
+  at its end anyway); a writer that writes in this process (a sweep's trial, which
+  writes its files after its loop otherwise) is told to write them.
 
-Only a simulated trial on the virtual clock, streamed to CSV by the writer process with
-no further sinks, and longer than two windows is windowed (``window_rows``); all others
-keep every row, as before: a sweep's trials are written after their loop, a real-time
-loop must never wait, a live trial's summary scores columns known only at its end, and
-a Parquet part (or a caller's sink) may keep the rows it is handed.
+Only a simulated trial on the virtual clock, written to CSV with no further sinks, and
+longer than two windows is windowed (``window_rows``); all others keep every row, as
+before: a real-time loop must never wait, a live trial's summary scores columns known
+only at its end, and a Parquet part (or a caller's sink) may keep the rows it is
+handed.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ import numpy as np
 
 from controller.trial.recorder import TrialRecorder, ring_rows
 from controller.trial.scores import StreamedColumns
-from controller.trial.writer import LogWriter
+from controller.trial.writer import InlineWriter, LogWriter
 from sim.limb import BLOCK_SAMPLES
 
 #: Rows of the ring: 2**17 rows are 4.4 min at 500 Hz, 18 MB of a simulated trial's 18
@@ -78,10 +79,9 @@ class RowWindow:
         self._writer: LogWriter | None = None
 
     def attach(self, writer: LogWriter) -> None:
-        """The log writer process streaming the rows (``writer.forked``: a writer that
-        writes only at the end cannot stream a ring)."""
-        if not writer.forked:
-            raise ValueError("a ring of rows needs a writer that streams them")
+        """The log writer of the rows: a process streaming them, or one that writes them
+        in this process (``InlineWriter``, a sweep's trial): told to write the rows a
+        block would overwrite."""
         self._writer = writer
 
     def after_block(self, published: int) -> None:
@@ -93,7 +93,9 @@ class RowWindow:
         if published - self.scored >= SCORE_ROWS or overwritten > self.scored:
             self._score(published)
         writer = self._writer
-        if writer is not None and writer.written < overwritten:
+        if isinstance(writer, InlineWriter) and writer.written < overwritten:
+            writer.write_ready(published)
+        elif writer is not None and writer.written < overwritten:
             waiting = time.perf_counter()
             while writer.written < overwritten and not writer.ended():
                 time.sleep(WAIT_S)

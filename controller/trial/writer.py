@@ -338,6 +338,8 @@ class InlineWriter(LogWriter):
     only kept once it has finished (a sweep's trials): no fork, no polling."""
 
     forked = False
+    #: The sinks still written to, once ``write_ready`` has written some rows.
+    _open: list[LogSink] | None = None
 
     def start(self) -> None:
         """Nothing to start: the rows are written at ``stop``."""
@@ -345,8 +347,15 @@ class InlineWriter(LogWriter):
     def request_stop(self) -> None:
         """Nothing runs meanwhile: ``stop`` does the writing."""
 
+    def write_ready(self, ready: int) -> None:
+        """Hand the sinks the rows up to ``ready`` now, in the calling process (a ring of
+        rows about to come round: ``controller.trial.window``)."""
+        if self._open is None:
+            self._open = list(self._sinks)
+        self._write_up_to(ready, self._open)
+
     def stop(self) -> None:
-        sinks = list(self._sinks)
+        sinks = list(self._sinks) if self._open is None else self._open
         self._write_up_to(self._ready(), sinks)
         for sink in sinks:
             self._guarded(sinks, sink, sink.close)
