@@ -177,8 +177,10 @@ def test_config_is_whole_and_summary_last(tmp_path):
 
 
 def test_a_day_long_trial_says_up_front_what_it_needs_under_a_memory_limit(tmp_path):
-    """``fes sim --duration-s 86400`` under a 3 GB address-space limit: exit 2 naming
-    loop.duration_s and what fits, before anything is written."""
+    """``fes sim --realtime --duration-s 86400`` under a 3 GB address-space limit: exit 2
+    naming loop.duration_s and what fits, before anything is written. (A real-time
+    trial keeps every sample; one on the virtual clock keeps a window of rows,
+    ``controller.trial.window``, and a day of it fits.)"""
     import resource
     import sys
 
@@ -187,8 +189,8 @@ def test_a_day_long_trial_says_up_front_what_it_needs_under_a_memory_limit(tmp_p
 
     out = tmp_path / "day"
     done = subprocess.run(
-        [sys.executable, "-m", "controller.cli", "sim", "--duration-s", "86400", "--out",
-         str(out)], capture_output=True, text=True, preexec_fn=limit, timeout=120,
+        [sys.executable, "-m", "controller.cli", "sim", "--realtime", "--duration-s", "86400",
+         "--out", str(out)], capture_output=True, text=True, preexec_fn=limit, timeout=120,
         check=False,
     )
     assert done.returncode == 2, done.stderr
