@@ -36,6 +36,7 @@ PARTS: dict[str, tuple[str, ...]] = {
         "controller.outputs",  # output folders and atomic writes, OutputError
         "controller.numba_hooks",  # numba's private API, checked (controller.kernels)
         "controller.progress",  # progress lines of long work, on a terminal only
+        "controller.csvcolumns",  # numeric columns of a CSV file, a block at a time
     ),
     "vocabulary": (
         "controller",  # the package itself (imports nothing)
@@ -81,7 +82,8 @@ MAY_IMPORT: dict[str, tuple[str, ...]] = {
     "sim": ("vocabulary",),
     # The board emulator plays a board with the simulated patient behind it.
     "hw": ("vocabulary", "sim"),
-    # The evaluation's recording loaders show progress (base); the kernels import no base.
+    # The evaluation's recording loaders show progress and fes detect reads a recording's
+    # columns (base); the kernels import no base.
     "detect": ("base", "vocabulary"),
     # The scheduler reads the detector's event outbox.
     "stim": ("vocabulary", "detect"),

@@ -16,12 +16,12 @@ import csv
 import io
 import os
 import stat
-import warnings
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 
 import numpy as np
 
+from controller import csvcolumns
 from controller.events import EVENT_BY_NAME, EVENT_NAMES, DetectedEvent, Event
 
 
@@ -113,126 +113,47 @@ def _index(path: Path, header: Sequence[str], column: str) -> int:
     return header.index(column)
 
 
-#: Bytes that end a line for ``str.splitlines`` (or the csv module) besides ``\n`` and
-#: ``\r\n``, or quote a field: a file with any of them is read row by row.
-_ODD = (b'"', b"\v", b"\f", b"\x1c", b"\x1d", b"\x1e")
-
-
-def _plain_lines(data: bytes, start: int) -> int | None:
-    """The number of non-empty lines of ``data[start:]`` (as ``str.splitlines`` counts
-    them) if all of ``data`` is plain: ASCII, no quote, lines ended by ``\n`` or
-    ``\r\n``; else None. Counted with numpy on the bytes: about 3 ms for a minute at
-    500 Hz, where splitting the decoded text took ten and ``bytes`` searches for
-    two-byte patterns eight each."""
-    if not data.isascii() or any(odd in data for odd in _ODD):
-        return None
-    codes = np.frombuffer(data, dtype=np.uint8)
-    if b"\r" in data:
-        after = _positions(codes, ord("\r")) + 1
-        if after[-1] == codes.size or not np.all(codes[after] == ord("\n")):
-            return None  # a carriage return that ends no line ending
-    codes = codes[start:]
-    ends = _positions(codes, ord("\n"))
-    starts = np.concatenate(([0], ends[:-1] + 1)) if ends.size else ends
-    length = ends - starts  # of each line ended by \n, without it; "\r" alone is empty
-    empty = np.count_nonzero((length == 0) | ((length == 1) & (codes[starts] == ord("\r"))))
-    last = ends[-1] + 1 if ends.size else 0
-    return int(ends.size - empty) + (1 if last < codes.size else 0)
-
-
-def _positions(codes: np.ndarray, byte: int) -> np.ndarray:
-    """Where ``byte`` is in ``codes``, found a slice at a time: a comparison of the whole
-    recording at once would hold a byte of booleans per byte of the file (443 MB for a
-    3,000 s trial at 1 kHz)."""
-    step = PARSE_SLICE_BYTES
-    found = [np.flatnonzero(codes[at : at + step] == byte) + at
-             for at in range(0, codes.size, step)]
-    return np.concatenate(found) if found else np.empty(0, dtype=np.intp)
-
-
-def _plain_numbers(
-    data: bytes, start: int, usecols: list[int], on_bytes: Callable[[int], None]
-) -> np.ndarray | None:
-    """The columns ``usecols`` of the rows from ``data[start]`` on, parsed by
-    numpy's C reader, if the rows are plain (``_plain_lines``: then they are the rows
-    the csv module sees, one per line) and every one of them is numbers; else None (an
-    empty cell, a short row, a quoted field, a line ending not plain), for the row-by-row
-    reader to handle. Both parse a number the same way (Python's own string-to-double),
-    so the values are the same to the bit. ``on_bytes`` is told of each slice parsed."""
-    lines = _plain_lines(data, start)
-    if not usecols or not lines:
-        return None
-    parts = []
-    view = memoryview(data)  # slices share the bytes: no copy of the recording
-    for begin, end in _slices(data, start):
-        try:
-            with warnings.catch_warnings():
-                warnings.simplefilter("error")
-                parts.append(np.loadtxt(io.BytesIO(view[begin:end]), delimiter=",",
-                                        usecols=usecols, comments=None, ndmin=2,
-                                        dtype=np.float64, encoding="ascii"))
-        except (ValueError, UserWarning):
-            return None
-        on_bytes(end - begin)
-    values = np.concatenate(parts) if len(parts) > 1 else parts[0]
-    return values if values.shape[0] == lines else None
-
-
-#: A plain file is parsed this many bytes at a time (whole lines), so that reading a long
-#: recording can show its progress (``fes detect``: ``controller.progress``).
-PARSE_SLICE_BYTES = 1 << 23
-
-
-def _slices(data: bytes, start: int) -> Iterator[tuple[int, int]]:
-    """``data[start:]`` cut into whole lines of about ``PARSE_SLICE_BYTES`` each."""
-    while start < len(data):
-        end = data.find(b"\n", start + PARSE_SLICE_BYTES) + 1 or len(data)
-        yield start, end
-        start = end
-
-
-def _header(path: Path, data: bytes, body: int) -> list[str]:
-    """The names of the file's first row (its first line is ``data[:body]``). Parsed
-    from the first line alone where that is the whole row (no quote in it): decoding
-    and splitting a whole recording to read one line of it took a tenth of the
-    command's time."""
-    first = data[:body]
-    text = _decode(path, first if b'"' not in first else data)
-    return [name.strip() for name in _parse(path, text, first_only=True)[0]]
-
-
 def read_columns(
     path: Path, columns: Iterable[str], optional: Iterable[str] = (),
     on_bytes: Callable[[int], None] = lambda count: None,
 ) -> dict[str, np.ndarray]:
-    """The named columns as float arrays (empty cell = NaN), and those of ``optional``
-    that the file has. A file of plain numbers is parsed by numpy's C reader (a minute
-    at 500 Hz: 0.03 s instead of 0.12 s), ``on_bytes`` told of each slice parsed; any
-    other goes row by row, which names the line and column of a cell that is not a
-    number."""
-    data = _read_bytes(path)
-    text = None if data.isascii() else _decode(path, data)  # refuses a non-UTF-8 file
-    body = data.find(b"\n") + 1 or len(data)  # where the rows after the header start
-    header = _header(path, data, body)
-    if not header:
-        raise CsvError(f"{path}: empty file (a header row is needed)")
-    wanted = {name: _index(path, header, name) for name in columns}
-    wanted |= {name: header.index(name) for name in optional if name in header}
-    fast = _plain_numbers(data, body, list(wanted.values()), on_bytes)
-    if fast is not None:
-        return {name: fast[:, i].copy() for i, name in enumerate(wanted)}
-    header, rows = _rows(path, _decode(path, data) if text is None else text)
-    out = {name: np.empty(len(rows)) for name in wanted}
-    for line, row in enumerate(rows, start=2):
-        for name, i in wanted.items():
-            text = row[i].strip() if i < len(row) else ""
-            try:
-                out[name][line - 2] = float(text) if text else np.nan
-            except ValueError:
-                raise CsvError(
-                    f"{path}: line {line}, column {name!r}: {text!r} is not a number"
-                ) from None
-    return out
+    """The named columns as float arrays (empty cell = NaN, a blank one too, as the
+    cells a short row lacks), and those of ``optional`` that the file has. Read a block
+    at a time by ``controller.csvcolumns`` (plain numbers by numpy's C reader, anything
+    else row by row), ``on_bytes`` told of the bytes read; a cell that is not a number
+    is named with its line and column."""
+    require_regular_file(path)
+
+    def choose(header: list[str]) -> list[str]:
+        wanted = {name: _index(path, header, name) for name in columns}
+        return [*wanted, *(name for name in optional if name in header and name not in wanted)]
+
+    try:
+        return csvcolumns.read_columns(path, choose, exact_fields=False, strip_cells=True,
+                                       on_bytes=on_bytes)
+    except OSError as exc:
+        raise CsvError(f"{path}: cannot read: {exc}") from None
+    except csvcolumns.CsvProblem as problem:
+        raise CsvError(_described(path, problem)) from None
+
+
+def _described(path: Path, problem: csvcolumns.CsvProblem) -> str:
+    """What is wrong with a recording, as ``fes detect`` says it."""
+    match problem:
+        case csvcolumns.NoHeader():
+            return f"{path}: empty file (a header row is needed)"
+        case csvcolumns.NotUtf8():
+            return f"{path}: cannot read: {problem.decoder_message()}"
+        case csvcolumns.NotANumber(line=line, column=column, cell=cell):
+            return f"{path}: line {line}, column {column!r}: {cell!r} is not a number"
+        case csvcolumns.Malformed(line=line, error=error):
+            return f"{path}: line {line}: {_csv_problem(error)}"
+    return f"{path}: line {problem.line}: {problem}"
+
+
+#: The count of a plain file's rows (tests/test_csvfiles.py holds it to
+#: ``str.splitlines``); the reader's own now.
+_plain_lines = csvcolumns.plain_lines
 
 
 def header_of(path: Path) -> list[str]:

@@ -9,17 +9,17 @@ early shows near 100 % and one a little late near 0 %.
 from __future__ import annotations
 
 import csv
-import io
 import itertools
 import json
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any
 
 import numpy as np
 
-from controller.progress import Progress, progress
+from controller import csvcolumns
+from controller.progress import progress
 from controller.trial.folder import DOCUMENTS, TABLE_FORMATS, TABLES
 from controller.validation import ConfigError
 
@@ -31,7 +31,7 @@ TRUTH_COLUMNS = ("ankle_angle_deg", "toe_clearance_mm", "ta_activation")
 FIGURE_COLUMNS = ("time_s", "gyro_rad_s", "stim_on", "amplitude_ma", *TRUTH_COLUMNS)
 #: ``samples.csv`` is read this many bytes at a time (about 57,000 rows of a simulated
 #: trial), so that memory holds the wanted columns as numbers and one block as text.
-READ_BLOCK_BYTES = 1 << 23
+READ_BLOCK_BYTES = csvcolumns.BLOCK_BYTES
 #: ``cycle_extremes`` places this many samples on the cycle at a time.
 EXTREMES_BLOCK = 1 << 16
 CYCLE_POINTS = 201  # resolution of the normalised gait cycle
@@ -150,102 +150,40 @@ def _read_csv(folder: Path) -> tuple[dict[str, np.ndarray], tuple[tuple[float, s
 
 def _read_samples_csv(path: Path, names: Sequence[str]) -> dict[str, np.ndarray]:
     """The columns ``names`` of ``samples.csv`` that it has, as floats (NaN for an empty
-    cell), read a block of ``READ_BLOCK_BYTES`` at a time: every row is checked for the
-    header's number of fields, only the wanted cells are converted, and no Python object
-    is made per row or per cell (``np.loadtxt``'s parser, the conversion of ``float``).
-    The numbers go straight into one table sized from the file's length. A 3,000 s trial
-    at 1 kHz (443 MB) is read in 0.6 times its size of memory, the seven columns as
-    numbers being 0.38 of it; reading every cell into Python strings took 10.6 times
-    its size (docs/cli.md)."""
-    size = path.stat().st_size
-    with path.open("rb") as handle, progress(
-        size, f"reading {path.name}", "B", unit_scale=True
-    ) as shown:
-        first = handle.readline()
-        shown.advance(len(first))
-        header = next(csv.reader([_decoded(path, first, 1)]), None) if first else None
-        if header is None:
-            raise ConfigError(str(path.parent), [f"{path.name}: empty file"])
-        wanted = sorted((header.index(name), name) for name in names if name in header)
-        table = np.empty((len(wanted), 0))  # a row per column: each column contiguous
-        rows = 0
-        for text in _whole_lines(handle, shown):
-            values = _parse_block(path, text, rows + 2, len(header), [i for i, _ in wanted])
-            if rows + len(values) > table.shape[1]:  # first block: guess from its rows
-                guess = round(len(values) * (size - len(first)) / len(text) * 1.02)
-                grown = np.empty((len(wanted), max(guess, round(table.shape[1] * 1.25),
-                                                   rows + len(values))))
-                grown[:, :rows] = table[:, :rows]
-                table = grown
-            table[:, rows : rows + len(values)] = values.T
-            rows += len(values)
-    return {name: table[k, :rows] for k, (_, name) in enumerate(wanted)}
+    cell), in the file's order, read a block at a time by ``controller.csvcolumns``:
+    every row is checked for the header's number of fields and only the wanted cells
+    are converted. A 3,000 s trial at 1 kHz (443 MB) is read in 0.6 times its size of
+    memory, the seven columns as numbers being 0.38 of it; reading every cell into
+    Python strings took 10.6 times its size (docs/cli.md)."""
 
+    def choose(header: list[str]) -> list[str]:
+        return sorted((name for name in names if name in header), key=header.index)
 
-def _whole_lines(handle: BinaryIO, shown: Progress) -> Iterator[bytes]:
-    """The rest of ``handle`` in blocks of whole lines (about ``READ_BLOCK_BYTES``), the
-    last one ended by a newline if it was cut short of one."""
-    rest = b""
-    while block := handle.read(READ_BLOCK_BYTES):
-        shown.advance(len(block))
-        text = rest + block
-        cut = text.rfind(b"\n") + 1
-        if cut:
-            yield text[:cut]
-        rest = text[cut:]
-    if rest:
-        yield rest + b"\n"
-
-
-def _parse_block(path: Path, text: bytes, line: int, fields: int, at: list[int]) -> np.ndarray:
-    """The cells ``at`` of the rows in ``text`` (whole lines, the first being line
-    ``line`` of the file), one row per line: a ``ConfigError`` naming the line whose
-    number of fields is not the header's, or whose cell is not a number."""
-    if b'"' in text or b"\r" in text:  # quoted cells, Windows lines: the csv module
-        return _parse_rows(path, _decoded(path, text, line), line, fields, at)
-    raw = np.frombuffer(text, dtype=np.uint8)
-    ends = np.flatnonzero(raw == ord("\n"))
-    commas = np.searchsorted(np.flatnonzero(raw == ord(",")), ends)
-    counts = np.diff(commas, prepend=0) + 1
-    counts[np.diff(ends, prepend=-1) == 1] = 0  # an empty line: no field (the csv module)
-    if (bad := np.flatnonzero(counts != fields)).size:
-        _check_fields(path, line + int(bad[0]), int(counts[bad[0]]), fields)
-    try:  # the bytes as they are (decoding them first to a str takes 40 % longer)
-        return np.loadtxt(io.BytesIO(text), dtype=float, delimiter=",", usecols=at,
-                          comments=None, quotechar=None, ndmin=2, encoding="utf-8")
-    except ValueError:  # an empty cell (NaN), one that is not a number, not UTF-8
-        return _parse_rows(path, _decoded(path, text, line), line, fields, at)
-
-
-def _decoded(path: Path, text: bytes, line: int) -> str:
-    try:
-        return text.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        line += text.count(b"\n", 0, exc.start)
-        raise ConfigError(str(path.parent), [
-            f"{path.name}: line {line}: not UTF-8 text ({exc.reason})"]) from None
-
-
-def _parse_rows(path: Path, text: str, line: int, fields: int, at: list[int]) -> np.ndarray:
-    """``_parse_block`` by the csv module, a row at a time (quoted or empty cells)."""
-    rows = []
-    for number, row in enumerate(csv.reader(io.StringIO(text)), start=line):
-        _check_fields(path, number, len(row), fields)
+    with progress(path.stat().st_size, f"reading {path.name}", "B",
+                  unit_scale=True) as shown:
         try:
-            rows.append([float(row[i]) if row[i] else np.nan for i in at])
-        except ValueError:
-            cell = next(row[i] for i in at if row[i] and not _is_number(row[i]))
-            raise ConfigError(str(path.parent), [
-                f"{path.name}: line {number}: {cell!r} is not a number"]) from None
-    return np.array(rows, dtype=float).reshape(len(rows), len(at))
+            return csvcolumns.read_columns(path, choose, exact_fields=True,
+                                           strip_cells=False, on_bytes=shown.advance,
+                                           block_bytes=READ_BLOCK_BYTES)
+        except csvcolumns.CsvProblem as problem:
+            raise ConfigError(str(path.parent), [_described(path, problem)]) from None
 
 
-def _is_number(text: str) -> bool:
-    try:
-        float(text)
-    except ValueError:
-        return False
-    return True
+def _described(path: Path, problem: csvcolumns.CsvProblem) -> str:
+    """What is wrong with ``samples.csv``, as the report says it."""
+    where = f"{path.name}: line {problem.line}"
+    match problem:
+        case csvcolumns.NoHeader():
+            return f"{path.name}: empty file"
+        case csvcolumns.FieldCount(fields=fields, expected=expected):
+            return f"{where} has {fields} fields, the header {expected}"
+        case csvcolumns.NotUtf8(error=error):
+            return f"{where}: not UTF-8 text ({error.reason})"
+        case csvcolumns.NotANumber(cell=cell):
+            return f"{where}: {cell!r} is not a number"
+        case csvcolumns.Malformed(error=error):
+            return f"{where}: {error}"
+    return f"{where}: {problem}"
 
 
 def _read_parquet(
