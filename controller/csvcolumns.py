@@ -104,7 +104,7 @@ def read_columns(
     exact_fields: bool,
     strip_cells: bool,
     on_bytes: Callable[[int], None] = lambda count: None,
-    block_bytes: int = BLOCK_BYTES,
+    block_bytes: int | None = None,
 ) -> dict[str, np.ndarray]:
     """The columns ``choose(header)`` names, as contiguous float arrays in that order.
 
@@ -115,7 +115,8 @@ def read_columns(
     the cells a short row lacks are empty. With ``strip_cells`` a cell's spaces are
     stripped before it is read (a blank cell is NaN); without it a blank cell is not a
     number. ``on_bytes`` is told of the bytes read as they are, ``block_bytes`` at a
-    time. ``OSError`` from the file passes through."""
+    time (``BLOCK_BYTES`` unless given). ``OSError`` from the file passes through."""
+    block_bytes = block_bytes or BLOCK_BYTES
     with path.open("rb") as handle:
         size = os.fstat(handle.fileno()).st_size
         first, skipped, rest = _header_line(handle, block_bytes)
