@@ -87,9 +87,9 @@ def test_the_fast_reader_counts_lines_as_splitlines_does(text):
     """The fast path trusts numpy's rows only if there are as many as the csv module's
     rows (non-empty lines); the count made on the bytes must be that number, or the
     file must go row by row (None) when its line endings are not plain."""
-    from controller.detect.csvfiles import _plain_lines
+    from controller.csvcolumns import plain_lines
 
-    found = _plain_lines(b"time_s\n" + text.encode(), len("time_s\n"))
+    found = plain_lines(b"time_s\n" + text.encode(), len("time_s\n"))
     plain = '"' not in text and "\x0b" not in text and "\r" not in text.replace("\r\n", "")
     if plain:
         assert found == sum(1 for line in text.splitlines() if line)

@@ -151,11 +151,6 @@ def _described(path: Path, problem: csvcolumns.CsvProblem) -> str:
     return f"{path}: line {problem.line}: {problem}"
 
 
-#: The count of a plain file's rows (tests/test_csvfiles.py holds it to
-#: ``str.splitlines``); the reader's own now.
-_plain_lines = csvcolumns.plain_lines
-
-
 def header_of(path: Path) -> list[str]:
     """The column names of a CSV file."""
     return _open_rows(path)[0]
