@@ -115,8 +115,10 @@ def run_loop(
             if not isinstance(clock, VirtualClock):
                 guards.enter_context(watchdog.monitoring())
             guards.enter_context(estop_signals(watchdog))
-            wall_start = time.perf_counter()
+            # Last before the first sample: a board-paced clock starts the board's stream
+            # here, and the board's timers with it (controller.trial.live).
             clock.start()
+            wall_start = time.perf_counter()
             for _ in range(max_samples):
                 raise_if_interrupted()  # a Ctrl-C Python swallowed in a callback ends it too
                 deadlines.woke(clock.wait_until(deadlines.due_s))

@@ -294,7 +294,8 @@ def test_a_failure_after_hello_still_stops_the_outputs_and_the_stream(tmp_path, 
     import controller.trial.live as live
     from controller.config import load_config
 
-    def failing_loop(*args, **kwargs):
+    def failing_loop(parts, n_samples):
+        parts.clock.start()  # the loop is ready: the board is connected and streams
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(live, "run_parts", failing_loop)

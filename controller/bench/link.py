@@ -58,8 +58,7 @@ def measure(seconds: float, seed: int) -> dict[str, float]:
             n = round(seconds * rate_hz)
             recorder = TrialRecorder(n)
             with frozen_heap():
-                board.connect()
-                clock = BoardPacedClock()
+                clock = BoardPacedClock(board.connect)  # connects when the loop is ready
                 live = LiveStatus(board, watchdog, recorder, detector)
                 source = LiveSource(board, watchdog, clock, live)
                 outcome = run_loop(source, detector, scheduler, watchdog, clock, recorder, n)

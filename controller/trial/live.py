@@ -28,6 +28,7 @@ from __future__ import annotations
 import math
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
@@ -114,23 +115,36 @@ STOP_REASONS = (
 
 
 class BoardPacedClock:
-    """The board's stream is the clock: nothing to wait for, ``read`` blocks instead.
+    """The board's stream is the clock: starting the clock starts the stream, and
+    ``read`` blocks where another clock would wait.
+
+    ``begin`` connects to the board (HELLO, the board's checks, START_STREAM). ``start``
+    calls it, and the loop calls ``start`` last before its first sample, once it is
+    ready (its kernels run once, the heap collected and frozen, the watchdog's monitor
+    running): the board's communication timeout runs from its HELLO and its stream fills
+    the host's queue from START_STREAM, so nothing slow may come between them and the
+    loop's first read and keep-alive. (Connected before that preparation, a host kept off
+    the CPU in it for 100 ms ended the trial at 0 s with the board's COMM_TIMEOUT:
+    tests/test_hw_start.py.)
 
     For the deadline accounting, a sample is due when it arrives: ``now`` is the due time
     of the sample being served plus the wall time since the source marked its arrival.
-    So the loop's lateness is zero by construction and its sensor-to-command latency and
-    overruns measure the host's own work, not the board's pace (the link's round trip is
-    ``python -m controller.bench.link``'s figure).
+    So the loop's lateness is zero by construction, not measured, and its
+    sensor-to-command latency and overruns measure the host's own work, not the board's
+    pace (the link's round trip is ``python -m controller.bench.link``'s figure).
     """
 
     kind = "board"
 
-    def __init__(self) -> None:
+    def __init__(self, begin: Callable[[], object] | None = None) -> None:
+        self._begin = begin
         self._due_s = 0.0
         self._arrival = time.perf_counter()
 
     def start(self) -> None:
-        """Nothing to start: the board started streaming at connection."""
+        """Start the board's stream (``begin``): the loop is ready for its first sample."""
+        if self._begin is not None:
+            self._begin()
         self._arrival = time.perf_counter()
 
     def wait_until(self, t_s: float) -> float:
@@ -350,7 +364,17 @@ def run_live_trial(
     )
     live = LiveStatus(board, watchdog, recorder, detector)
     sinks = [] if status is None else [StatusLine(status, live=live.snapshot)]
-    clock = BoardPacedClock()
+
+    def begin() -> None:
+        """Connect: HELLO, the board's checks, START_STREAM; called by the clock's
+        ``start`` once the loop is ready for its first sample (``BoardPacedClock``)."""
+        board.connect()
+        if checks_axis and isinstance(board, Board) and board.info is not None:
+            # The board's SAMPLE carries all three gyro axes: check the one it declares
+            # sagittal before anything gait-triggered is stimulated.
+            detector.check_axis(board.info.sagittal_axis & 0x03)
+
+    clock = BoardPacedClock(begin)
     parts = TrialParts(
         config=config,
         source=LiveSource(board, watchdog, clock, live),
@@ -363,18 +387,14 @@ def run_live_trial(
     )
     ending: dict[str, str] = {}
 
-    def connect_run_close(parts: TrialParts, n_samples: int) -> LoopOutcome:
-        """Connect, run the loop, then close the board's session at once (STOP_ALL
-        acknowledged, the stream stopped), not after the log writer's last pass: a slow
-        terminal must not leave the board without a frame until its communication
-        timeout faults it. Connecting is part of the trial: Ctrl-C while the board is
-        asked for HELLO ends it as any interruption does."""
+    def run_and_close(parts: TrialParts, n_samples: int) -> LoopOutcome:
+        """Run the loop, which connects when it is ready (``begin``), then close the
+        board's session at once (STOP_ALL acknowledged, the stream stopped), not after
+        the log writer's last pass: a slow terminal must not leave the board without a
+        frame until its communication timeout faults it. Connecting is part of the
+        trial: Ctrl-C while the board is asked for HELLO ends it as any interruption
+        does."""
         try:
-            board.connect()
-            if checks_axis and isinstance(board, Board) and board.info is not None:
-                # The board's SAMPLE carries all three gyro axes: check the one it
-                # declares sagittal before anything gait-triggered is stimulated.
-                detector.check_axis(board.info.sagittal_axis & 0x03)
             return run_parts(parts, n_samples)
         finally:
             board.close()
@@ -392,8 +412,9 @@ def run_live_trial(
             "config": spec.describe(),
         }
 
-    # Everything is built before the board's communication timer starts at HELLO; from
-    # then on the garbage collector must not pause the host (hw.realtime).
+    # Everything is built, and the loop prepared, before the board's communication timer
+    # starts at HELLO (the loop's clock connects: BoardPacedClock); from then on the
+    # garbage collector must not pause the host (hw.realtime).
     try:
         with frozen_heap(), estop_keys(_stdin_fd(), watchdog) as keys:
             if keys:
@@ -404,7 +425,7 @@ def run_live_trial(
             tuned = config.loop.cpu_index >= 0 or config.loop.realtime_priority > 0
             _, summary = run_trial(
                 parts, n_samples, lambda: TrialFiles.open(folder, parts, data_format=data_format),
-                finish, sinks, realtime=tuned, notes=report, loop=connect_run_close,
+                finish, sinks, realtime=tuned, notes=report, loop=run_and_close,
             )
     except BoardError:
         folder.abandon()  # no trial took place: no trial files
