@@ -108,3 +108,33 @@ def _after_stream_stop(board_log: list[dict]) -> bool:
     stop = next((e["monotonic_s"] for e in board_log if e["event"] == "stream_stop"), None)
     fault = next(e["monotonic_s"] for e in board_log if e["event"] == "fault")
     return stop is not None and fault > stop
+
+
+def test_a_replay_into_the_p24_has_no_such_window(tmp_path, monkeypatch, capfd):
+    """The sensorless stimulators start no timer of the host's at connection: the P24's
+    low level has no keep-alive and its driver counts the host's liveness from the first
+    command, and the replayed recording starts its clock at its first read. A slow start
+    of the loop is then only a later start (also a check that the stall is harmless)."""
+    pytest.importorskip("science_mode_4")
+    from hw.p24.emulator import serve_p24_in_thread
+
+    ends: list[float] = []
+    STALLS["kernels-warm-up"](monkeypatch, ends)
+    recording = tmp_path / "sim"
+    assert main(["sim", "--seed", "3", "--duration-s", "2", "--out", str(recording)]) == 0
+
+    def attempt(k: int) -> tuple[int, str, Path]:
+        out = tmp_path / f"live{k}"
+        emu, finish = serve_p24_in_thread()
+        code = main(["run", "--sensors", f"replay:{recording / 'samples.csv'}",
+                     "--stimulator", f"p24:{emu.path}", "--config", host_config(tmp_path),
+                     "--out", str(out), "--no-status"])
+        finish()
+        return code, capfd.readouterr().err, out
+
+    code, err, out = rerun_after_heartbeat_faults(attempt)
+    assert ends, "the stall was not injected"
+    assert code == 0, err
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["stopped_by"] in ("duration", "source_ended")
+    assert summary["duration_s"] == pytest.approx(2.0, abs=0.01)
