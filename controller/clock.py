@@ -39,10 +39,18 @@ class Clock(Protocol):
 
     kind: str
 
+    @property
+    def not_measured(self) -> str | None:
+        """Why this clock does not measure the loop's lateness (its ``wait_until``
+        returns NaN), as ``summary.json`` ``timing.not_measured`` says it; None when it
+        does."""
+        ...
+
     def start(self) -> None: ...
 
     def wait_until(self, t_s: float) -> float:
-        """Block until ``t_s``; return how late the deadline was met, in seconds."""
+        """Block until ``t_s``; return how late the deadline was met, in seconds (NaN
+        when this clock cannot tell: ``not_measured``)."""
         ...
 
     def now(self) -> float:
@@ -54,6 +62,7 @@ class VirtualClock:
     """Simulated time: every deadline is met at once and exactly; work takes no time."""
 
     kind = "virtual"
+    not_measured: str | None = None  # every deadline is met exactly, by definition
 
     def __init__(self) -> None:
         self._t_s = 0.0
@@ -74,6 +83,7 @@ class WallClock:
     """Real time from ``time.perf_counter``: sleep, then spin the last ``spin_s``."""
 
     kind = "wall"
+    not_measured: str | None = None
 
     def __init__(self, spin_s: float = DEFAULT_SPIN_S) -> None:
         if not 0.0 <= spin_s <= 0.1:

@@ -29,6 +29,14 @@ and a sample about 5000 us late, not as a sample that was barely late.
 On a virtual clock every deadline is met exactly and work takes no virtual time, so all
 figures are exact zeros (a simulated trial stays byte-for-byte reproducible).
 
+A clock that cannot tell how late the loop is returns NaN from ``wait_until``: one paced
+by its source's stream (a board's samples, a replayed recording: a sample is due when it
+arrives, ``controller.trial.live.BoardPacedClock``). Then lateness is not measured: its
+rows are NaN (empty cells in ``timing.csv``), nothing is skipped, and the summary's
+lateness and missed periods are null, with the clock's reason in ``not_measured``, not
+zeros that would read as a loop always on time. Latency and overruns are still measured
+from the sample's arrival: the host's own work.
+
 The arrays live in shared memory and a shared counter is raised after the row it counts
 is complete, so the log writer process (``controller.trial.writer``) may read the rows
 published so far at any time, without a lock.
@@ -74,6 +82,7 @@ class DeadlineMonitor:
         self.overruns = 0
         self._slot = 0
         self._timed = False  # a sample was timed (``woke``), not only accounted ``on_time``
+        self._unmeasured = False  # a sample's lateness was not measured (NaN, ``woke``)
         self._owed_s = 0.0
         self._woke_s = 0.0
         self._lateness_s = shared_zeros(capacity)
@@ -87,12 +96,15 @@ class DeadlineMonitor:
         return self._slot * self.period_s
 
     def woke(self, lateness_s: float) -> None:
-        """The loop started a sample ``lateness_s`` after ``due_s``; skip missed periods."""
+        """The loop started a sample ``lateness_s`` after ``due_s``; skip missed periods.
+        NaN: the clock cannot tell (the sample is due when it arrives); nothing skipped."""
         k = self.count
         self._timed = True
-        skipped = int(lateness_s // self.period_s)
+        unmeasured = math.isnan(lateness_s)
+        self._unmeasured |= unmeasured
+        skipped = 0 if unmeasured else int(lateness_s // self.period_s)
         self._owed_s = self._slot * self.period_s
-        self._woke_s = self._owed_s + lateness_s
+        self._woke_s = self._owed_s + (0.0 if unmeasured else lateness_s)
         self._lateness_s[k] = lateness_s
         self._skipped[k] = skipped
         self.misses += skipped
@@ -137,8 +149,17 @@ class DeadlineMonitor:
             "skipped_periods": self._skipped[start:stop],
         }
 
-    def figures(self, clock: str, warm_up_s: float) -> dict[str, Any]:
-        """The ``timing`` block of ``summary.json``."""
+    @property
+    def lateness_measured(self) -> bool:
+        """False once a sample's lateness was not measured (NaN from the clock)."""
+        return not self._unmeasured
+
+    def figures(
+        self, clock: str, warm_up_s: float, not_measured: str | None = None
+    ) -> dict[str, Any]:
+        """The ``timing`` block of ``summary.json``. When the clock did not measure
+        lateness, lateness and missed periods are null and ``not_measured`` says why
+        (``not_measured``, the clock's reason; None when they were measured)."""
         n = self.count
         lateness, latency = self._lateness_s[:n], self._latency_s[:n]
         if not self._timed:
@@ -146,19 +167,23 @@ class DeadlineMonitor:
             # zeros, whose figures are those of one zero; reading a minute of untouched
             # pages (the kernel maps each on first read) and sorting them took 3 ms.
             lateness, latency = lateness[: min(n, 1)], latency[: min(n, 1)]
+        measured = not self._unmeasured
         owed = n + self.misses
         return {
             "clock": clock,
             "period_ms": self.period_s * 1e3,
             "samples": n,
-            "misses": self.misses,
-            "missed_percent": 100.0 * self.misses / owed if owed else 0.0,
+            "misses": self.misses if measured else None,
+            "missed_percent": (100.0 * self.misses / owed if owed else 0.0) if measured
+            else None,
             "overruns": self.overruns,
-            "lateness_us": percentiles_us(lateness),
+            "lateness_us": percentiles_us(lateness if measured else lateness[:0]),
             "latency_us": percentiles_us(latency),
             "first_sample": {
-                "lateness_us": float(lateness[0] * 1e6) if n else None,
+                "lateness_us": float(lateness[0] * 1e6) if n and measured else None,
                 "latency_us": float(latency[0] * 1e6) if n else None,
             },
+            "not_measured": None if measured else (
+                not_measured or "lateness and missed periods: this clock cannot tell"),
             "warm_up_ms": warm_up_s * 1e3,
         }

@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
+import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -187,3 +188,42 @@ def test_work_that_runs_into_the_next_period_is_an_overrun():
     monitor.delivered(2.2 * PERIOD_S)  # this sample's work ends after the next deadline
     assert monitor.overruns == 1
     assert monitor.rows(0, 2)["latency_us"][1] == pytest.approx(1.2 * PERIOD_S * 1e6)
+
+
+def test_a_clock_that_cannot_tell_lateness_leaves_it_null_not_zero():
+    """A loop paced by its source (the board's stream, a replay) is told NaN by its clock:
+    a sample is due when it arrives. Its lateness rows are NaN, nothing is skipped, and
+    the summary's lateness and missed periods are null with the clock's reason; the
+    latency and overruns, measured from the arrival, stay."""
+    from controller.trial.summary import render_timing
+
+    monitor = DeadlineMonitor(3, PERIOD_S)
+    for delivered_after_s in (0.3 * PERIOD_S, 1.5 * PERIOD_S, 0.2 * PERIOD_S):
+        due = monitor.due_s
+        monitor.woke(math.nan)
+        assert monitor.stale(due + delivered_after_s) is None
+        monitor.delivered(due + delivered_after_s)
+    assert not monitor.lateness_measured and monitor.misses == 0
+    rows = monitor.rows(0, 3)
+    assert np.isnan(rows["lateness_us"]).all() and not rows["skipped_periods"].any()
+    assert rows["latency_us"] == pytest.approx(np.array([0.3, 1.5, 0.2]) * PERIOD_S * 1e6)
+    figures = monitor.figures("board", 0.001, "the board's stream paces the loop")
+    assert set(figures["lateness_us"].values()) == {None}
+    assert figures["first_sample"] == {"lateness_us": None, "latency_us": pytest.approx(600.0)}
+    assert figures["misses"] is None and figures["missed_percent"] is None
+    assert figures["overruns"] == 1 and figures["latency_us"]["max"] == pytest.approx(3000.0)
+    assert figures["not_measured"] == "the board's stream paces the loop"
+    line = render_timing(figures)
+    assert line.startswith("timing: 2 ms period, board clock; lateness and missed periods "
+                           "not measured: the board's stream paces the loop; 1 overruns; "
+                           "sensor to command median 600 us, p99 ")
+    assert "lateness median" not in line and "missed periods (" not in line
+
+
+def test_a_clock_that_measures_lateness_says_nothing_is_unmeasured():
+    monitor = DeadlineMonitor(1, PERIOD_S)
+    monitor.woke(10e-6)
+    monitor.delivered(50e-6)
+    figures = monitor.figures("wall", 0.0, None)
+    assert monitor.lateness_measured and figures["not_measured"] is None
+    assert figures["misses"] == 0 and figures["lateness_us"]["max"] == pytest.approx(10.0)

@@ -68,6 +68,11 @@ def test_a_short_live_run_writes_the_sim_files_and_a_status_line(tmp_path, capfd
     assert "t     1.0 s | " in err and "link ok" in err
     assert "stopped by duration" in err
     assert "trial: 1.5 s" in stdout
+    # The board's stream is the clock: lateness is not measured there, and not shown as 0.
+    assert "timing: 2 ms period, board clock; lateness and missed periods not measured: the " \
+        "board's stream paces the loop, a sample is due when it arrives;" in stdout
+    assert "lateness median" not in stdout and "lateness us" not in err
+    assert "lateness not measured (board clock) | latency us p99" in err
     for name in ("samples.csv", "events.csv", "summary.json", "config.json"):
         assert (out / name).exists()
 

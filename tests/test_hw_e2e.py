@@ -77,10 +77,15 @@ def test_a_walk_across_the_serial_link_matches_fes_sim(tmp_path):
 
     assert live["stopped_by"] == "duration"
     assert live["ground_truth"] == "board emulator debug frames"
-    # Board-paced deadlines count from each sample's arrival: the host's own work.
-    assert live["timing"]["clock"] == "board"
-    assert live["timing"]["latency_us"]["median"] >= 0.0
-    assert live["timing"]["lateness_us"]["max"] == 0.0
+    # Board-paced deadlines count from each sample's arrival: the host's own work is
+    # measured, lateness and missed periods are not (zeros would be by construction).
+    timing = live["timing"]
+    assert timing["clock"] == "board"
+    assert timing["latency_us"]["median"] >= 0.0 and timing["overruns"] >= 0
+    assert set(timing["lateness_us"].values()) == {None}
+    assert timing["first_sample"]["lateness_us"] is None
+    assert timing["misses"] is None and timing["missed_percent"] is None
+    assert timing["not_measured"].startswith("the board's stream paces the loop")
     assert live["strides"] == sim["strides"] >= 7
     assert live["stim"]["trains"] == sim["stim"]["trains"]
     assert live["stim"]["missed_onsets"] == sim["stim"]["missed_onsets"]

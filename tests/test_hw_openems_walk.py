@@ -135,6 +135,13 @@ def test_a_replayed_walk_is_delivered_swing_by_swing(openems_programs, openems_f
         assert 0.0 < offset <= offset_bound, offsets
         assert wiper(commanded.intensity) == full and full in train.wipers  # one step
     assert run.connected_at_zero == []
+    # The recording paces the loop: its lateness is not measured, and the summary says
+    # so rather than reporting zeros; the host's own latency is measured.
+    timing = run.summary["timing"]
+    assert timing["clock"] == "replay" and timing["misses"] is None
+    assert set(timing["lateness_us"].values()) == {None}
+    assert timing["not_measured"].startswith("the replayed recording paces the loop")
+    assert timing["latency_us"]["median"] > 0.0
 
 
 @pytest.mark.skipif(not WALK.is_file(), reason="the shared Voisard et al. data is not here")

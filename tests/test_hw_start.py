@@ -138,3 +138,9 @@ def test_a_replay_into_the_p24_has_no_such_window(tmp_path, monkeypatch, capfd):
     summary = json.loads((out / "summary.json").read_text())
     assert summary["stopped_by"] in ("duration", "source_ended")
     assert summary["duration_s"] == pytest.approx(2.0, abs=0.01)
+    # The recording paces the loop: lateness not measured, and said so.
+    timing = summary["timing"]
+    assert timing["clock"] == "replay" and timing["misses"] is None
+    assert set(timing["lateness_us"].values()) == {None}
+    assert timing["not_measured"].startswith("the replayed recording paces the loop")
+    assert timing["latency_us"]["median"] > 0.0

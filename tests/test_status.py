@@ -123,6 +123,23 @@ def render_one_line(live: SharedSnapshot) -> str:
     return text
 
 
+def test_a_clock_that_does_not_measure_lateness_is_not_shown_as_on_time():
+    """A loop paced by its source (the board's stream, a replay) has NaN lateness rows:
+    the line says lateness is not measured on that clock, and shows no misses (every
+    sample is served), rather than "lateness us median 0 ... misses 0"."""
+    stream = io.StringIO()
+    line = StatusLine(stream, interval_s=0.5, clock="replay")
+    n = 60
+    line.write(0, {
+        "time_s": np.arange(n) * 0.01, "phase": np.full(n, 3.0), "stim_on": np.zeros(n),
+        "amplitude_ma": np.zeros(n), "lateness_us": np.full(n, np.nan),
+        "latency_us": np.full(n, 40.0), "skipped_periods": np.zeros(n, dtype=np.int64),
+    })
+    (text,) = stream.getvalue().splitlines()
+    assert text.endswith("| stim off     | lateness not measured (replay clock) | "
+                         "latency us p99 40")
+
+
 def test_the_line_says_so_when_a_live_trial_has_published_nothing_yet():
     assert "cadence -- | watchdog -- | link --" in render_one_line(live_snapshot())
 
@@ -182,7 +199,10 @@ def test_the_loop_thread_never_writes_the_status_line_the_writer_process_does(
     lines = "".join(r["text"] for r in records).splitlines()
     assert [line[:12] for line in lines] == ["t     1.0 s ", "t     2.0 s "]
     for line in lines:
-        assert "| link ok" in line and "lateness us median 0 " in line
+        # The board's stream is the clock: lateness is not measured, not "0".
+        assert "| link ok" in line and "lateness not measured (board clock) |" in line
+        assert "lateness us" not in line and "misses" not in line
+        assert re.search(r"\| latency us p99 \d+$", line)
         frames_in = int(re.search(r"frames in (\d+)", line).group(1))  # type: ignore[union-attr]
         assert frames_in > 0
 

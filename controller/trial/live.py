@@ -114,6 +114,17 @@ STOP_REASONS = (
 )
 
 
+#: Why a loop paced by its source does not measure its lateness, by the clock's kind
+#: (``summary.json`` ``timing.not_measured``).
+NOT_MEASURED = {
+    "board": "the board's stream paces the loop, a sample is due when it arrives; the "
+    "host's lag behind the stream is board.link.max_backlog_samples, samples lost on the "
+    "link board.link.missing_samples",
+    "replay": "the replayed recording paces the loop, a sample is due when it is read, "
+    "however late; grid points the recording lacks are board.link.replay_dropouts",
+}
+
+
 class BoardPacedClock:
     """The board's stream is the clock: starting the clock starts the stream, and
     ``read`` blocks where another clock would wait.
@@ -129,14 +140,19 @@ class BoardPacedClock:
 
     For the deadline accounting, a sample is due when it arrives: ``now`` is the due time
     of the sample being served plus the wall time since the source marked its arrival.
-    So the loop's lateness is zero by construction, not measured, and its
-    sensor-to-command latency and overruns measure the host's own work, not the board's
-    pace (the link's round trip is ``python -m controller.bench.link``'s figure).
+    So the loop's lateness is not measured (``wait_until`` returns NaN, and the summary
+    says so, ``not_measured``: it would be zero by construction), nor are missed periods
+    (every sample is served); its sensor-to-command latency and overruns measure the
+    host's own work, not the source's pace (the link's round trip is
+    ``python -m controller.bench.link``'s figure). ``kind`` is ``board`` (the board's
+    stream) or ``replay`` (a recording played to a sensorless stimulator).
     """
 
-    kind = "board"
-
-    def __init__(self, begin: Callable[[], object] | None = None) -> None:
+    def __init__(self, begin: Callable[[], object] | None = None, kind: str = "board") -> None:
+        if kind not in NOT_MEASURED:
+            raise ValueError(f"kind must be one of {sorted(NOT_MEASURED)}, got {kind!r}")
+        self.kind = kind
+        self.not_measured = NOT_MEASURED[kind]
         self._begin = begin
         self._due_s = 0.0
         self._arrival = time.perf_counter()
@@ -148,9 +164,10 @@ class BoardPacedClock:
         self._arrival = time.perf_counter()
 
     def wait_until(self, t_s: float) -> float:
-        """Return at once, on time; the next ``read`` waits for the board's sample."""
+        """Return at once; the next ``read`` waits for the board's sample, which is due
+        when it arrives: how late the loop is cannot be told (NaN)."""
         self._due_s = t_s
-        return 0.0
+        return math.nan
 
     def arrived(self) -> None:
         """The sample being served has just arrived: it is due now."""
@@ -363,7 +380,8 @@ def run_live_trial(
         config.detector.gyro_config().mount_check_strides > 0
     )
     live = LiveStatus(board, watchdog, recorder, detector)
-    sinks = [] if status is None else [StatusLine(status, live=live.snapshot)]
+    kind = "board" if spec.kind == "board" else "replay"
+    sinks = [] if status is None else [StatusLine(status, live=live.snapshot, clock=kind)]
 
     def begin() -> None:
         """Connect: HELLO, the board's checks, START_STREAM; called by the clock's
@@ -374,7 +392,7 @@ def run_live_trial(
             # sagittal before anything gait-triggered is stimulated.
             detector.check_axis(board.info.sagittal_axis & 0x03)
 
-    clock = BoardPacedClock(begin)
+    clock = BoardPacedClock(begin, kind)
     parts = TrialParts(
         config=config,
         source=LiveSource(board, watchdog, clock, live),

@@ -203,7 +203,8 @@ def complete_trial(
     true_events = [(t, e) for t, e in truth.events if t < end_s]
     detected = recorder.detected
     deadlines = parts.deadlines
-    timing = deadlines.figures(parts.clock.kind, outcome.warm_up_s)
+    clock = parts.clock
+    timing = deadlines.figures(clock.kind, outcome.warm_up_s, clock.not_measured)
     timing["settings"] = list(settings)
     watchdog = parts.watchdog
     # A windowed trial's rows were scored as they passed (and freed once written).

@@ -129,7 +129,8 @@ class StatusLine:
     ``live``, the live trial's snapshot of ``LIVE_FIELDS`` as well."""
 
     def __init__(
-        self, stream: TextIO, interval_s: float = 1.0, live: SharedSnapshot | None = None
+        self, stream: TextIO, interval_s: float = 1.0, live: SharedSnapshot | None = None,
+        clock: str = "wall",
     ) -> None:
         if not interval_s > 0.0:
             raise ValueError(f"interval_s must be positive, got {interval_s!r}")
@@ -138,6 +139,7 @@ class StatusLine:
         self._stream = stream
         self._interval_s = interval_s
         self._live = live
+        self._clock = clock  # the loop's clock, named where it does not measure lateness
         self._next_s = interval_s
         self._lateness: list[np.ndarray] = []
         self._latency: list[np.ndarray] = []
@@ -174,12 +176,19 @@ class StatusLine:
         stim = f"stim {rows['amplitude_ma'][k]:4.1f} mA" if on else "stim off    "
         live = "" if self._live is None else live_text(self._live.read()) + " | "
         owed = self._samples + self._misses
+        if lateness.size and np.isnan(lateness).all():
+            # A clock paced by its source (a board, a replay): a sample is due when it
+            # arrives, lateness and misses are not measured (controller.deadlines).
+            late = (f"lateness not measured ({self._clock} clock) | "
+                    f"latency us p99 {np.percentile(latency, 99):.0f}")
+        else:
+            late = (f"lateness us median {np.median(lateness):.0f} "
+                    f"p99 {np.percentile(lateness, 99):.0f} max {lateness.max():.0f} | "
+                    f"latency us p99 {np.percentile(latency, 99):.0f} | "
+                    f"misses {self._misses} ({100.0 * self._misses / owed:.3f} %)")
         self._stream.write(
             f"t {rows['time_s'][k]:7.1f} s | {PHASE_NAMES[Phase(int(rows['phase'][k]))]:9} | "
-            f"{stim} | {live}lateness us median {np.median(lateness):.0f} "
-            f"p99 {np.percentile(lateness, 99):.0f} max {lateness.max():.0f} | "
-            f"latency us p99 {np.percentile(latency, 99):.0f} | "
-            f"misses {self._misses} ({100.0 * self._misses / owed:.3f} %)\n"
+            f"{stim} | {live}{late}\n"
         )
         self._stream.flush()
 

@@ -377,6 +377,14 @@ def render_timing(timing: Mapping[str, Any]) -> str:
     if timing["clock"] == "virtual":
         return f"timing: virtual clock, every deadline met by construction; {warm}"
     late, lat = timing["lateness_us"], timing["latency_us"]
+    why = timing.get("not_measured")
+    if why:  # a clock paced by its source: zeros there would be by construction
+        return (
+            f"timing: {_fmt(timing['period_ms'], ' ms')} period, {timing['clock']} clock; "
+            f"lateness and missed periods not measured: {why}; {timing['overruns']} "
+            f"overruns; sensor to command median {_fmt(lat['median'], ' us')}, p99 "
+            f"{_fmt(lat['p99'], ' us')}, max {_fmt(lat['max'], ' us')}; {warm}"
+        )
     return (
         f"timing: {_fmt(timing['period_ms'], ' ms')} period, lateness median "
         f"{_fmt(late['median'], ' us')}, p90 {_fmt(late.get('p90'), ' us')}, p99 "
