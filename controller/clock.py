@@ -46,7 +46,10 @@ class Clock(Protocol):
         does."""
         ...
 
-    def start(self) -> None: ...
+    def start(self) -> None:
+        """Trial time starts: the loop calls it last before its first sample, once
+        everything else is ready (a board-paced clock connects to the board here)."""
+        ...
 
     def wait_until(self, t_s: float) -> float:
         """Block until ``t_s``; return how late the deadline was met, in seconds (NaN
