@@ -124,9 +124,33 @@ def test_an_empty_output_path_is_refused(capsys, tmp_path, command):
     assert "an empty path" in capsys.readouterr().err
 
 
+def test_a_run_interrupted_while_compiling_leaves_no_folder(capsys, tmp_path, monkeypatch):
+    """The folder is claimed before the first run compiles; Ctrl-C while it compiles
+    ends fes run with exit 130 and removes the folder it made (no trial took place),
+    and the board was never asked anything."""
+    from controller.trial import live
+
+    def interrupted(config):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(live, "warm_up", interrupted)
+    log = io.StringIO()
+    emu, finish = serve_in_thread(EmulatorConfig(board=FirmwareSettings()), log)
+    out = tmp_path / "trial"
+    try:
+        code, _ = exit_and_message(capsys, "run", "--port", emu.path, "--out", str(out),
+                                   "--duration-s", "1")
+    finally:
+        finish()
+    assert code == 130 and not out.exists()
+    assert "hello" not in [json.loads(line)["event"] for line in log.getvalue().splitlines()]
+
+
 def test_run_checks_its_output_folder_before_hello(capsys, tmp_path):
     """An unwritable folder stops fes run before it says anything to the board: the
-    board's log has no HELLO, and the outputs were never on."""
+    board's log has no HELLO, and the outputs were never on. It is said before a first
+    run compiles the loop's kernels (the error alone on stderr, with numba's cache
+    empty as after an install; it came after the compile notice, seconds later)."""
     log = io.StringIO()
     emu, finish = serve_in_thread(EmulatorConfig(board=FirmwareSettings()), log)
     try:

@@ -358,10 +358,16 @@ def run_live_trial(
     rate_hz = config.loop.sample_rate_hz
     channel = config.stim.peroneal.channel
     report = status if status is not None else sys.stderr
-    # On a first run compiling takes tens of seconds: say so, or fes run looks hung.
-    with announced_if_slow(report, COMPILE_NOTICE_AFTER_S, COMPILE_NOTICE, done="compiled"):
-        warm_up(config)
+    # The folder first: a user's unwritable --out is said at once, not after compiling.
     folder = TrialFolder.claim(out_dir, overwrite)
+    # On a first run compiling takes tens of seconds: say so, or fes run looks hung.
+    try:
+        with announced_if_slow(report, COMPILE_NOTICE_AFTER_S, COMPILE_NOTICE,
+                               done="compiled"):
+            warm_up(config)
+    except BaseException:  # Ctrl-C while compiling: no trial took place
+        folder.abandon()
+        raise
     board: LiveBoard = open_backend(spec) if spec.kind != "board" else Board(
         spec.url,
         BoardRequirements(config.safety, rate_hz, channels=output_channels(config),
