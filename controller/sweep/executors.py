@@ -11,10 +11,15 @@ line move within the trials: each trial writes the fraction it has simulated int
 shared array, and the sweep redraws its line from it (in this process between blocks
 of a trial, for ``run_serial``; while it waits for the next result, for
 ``run_processes``). ``run_dask`` takes it and ignores it.
+
+The local executors pass ``FileOptions.staging`` on: their workers write each trial
+straight into the sweep folder (``controller.sweep.worker``). ``run_dask`` clears it:
+a Dask worker may be on another machine, so its trials' files come back as bytes.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import multiprocessing
 import signal
 from collections.abc import Generator, Sequence
@@ -98,7 +103,8 @@ def run_dask(
     futures = []
     try:
         futures = [
-            client.submit(run_guarded, i, config, options, pure=False)
+            client.submit(run_guarded, i, config, dataclasses.replace(options, staging=None),
+                          pure=False)
             for i, (config, options) in enumerate(tasks)
         ]
         for future in as_completed(futures, loop=client.loop):

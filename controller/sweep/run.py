@@ -102,11 +102,12 @@ def run_sweep(
         progress.show()
         try:
             _run_todo(todo, executor, store, summaries, outcome, progress, check_names,
-                      FileOptions(summaries_only, data_format))
+                      FileOptions(summaries_only, data_format, staging=str(store.trials)))
         except KeyboardInterrupt:
             outcome.interrupted = True
         finally:
             progress.finish()
+            store.remove_partials()  # of trials interrupted or failed: their workers ended
         _write_tables(plan, store, summaries, outcome, terms, checks, data_format)
     return outcome
 
@@ -135,7 +136,10 @@ def _run_todo(
                 continue
             if result.summary.get("stopped_by") == "interrupted":  # Ctrl-C inside the loop
                 raise KeyboardInterrupt
-            store.commit(trial.key, result.files)
+            if result.staged is not None:  # written into the store by a local worker
+                store.commit_folder(trial.key, Path(result.staged))
+            else:
+                store.commit(trial.key, result.files)
             summaries[trial.key] = result.summary
             outcome.ran += 1
             progress.advance()

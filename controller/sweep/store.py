@@ -2,10 +2,13 @@
 
 Layout: ``trials/<key>/`` holds one finished trial's files (``summary.json``,
 ``config.json``, ``samples.csv``, ``events.csv``); ``<key>`` is the hash of the trial's
-full config (``controller.sweep.plan``). A trial's files are first written into
-``trials/.partial-<key>/`` and the folder is then renamed into place: a rename is atomic,
-so a ``trials/<key>/`` folder is always complete, and a partial folder left by a kill is
-removed and its trial run again by the next run. Tables are written to a temporary file
+full config (``controller.sweep.plan``). A trial's files are first written into a
+``trials/.partial-*/`` folder and the folder is then renamed into place: a rename is
+atomic, so a ``trials/<key>/`` folder is always complete, and a partial folder left by a
+kill is removed and its trial run again by the next run. A local worker writes its
+trial straight into such a folder (``trials/.partial-<random>/``, ``commit_folder``);
+the files of a trial run elsewhere arrive as bytes and are written into
+``trials/.partial-<key>/`` here (``commit``). Tables are written to a temporary file
 and renamed over the old one for the same reason. A lock file keeps two sweeps from
 writing the same folder at once (the kernel releases it when a process dies).
 """
@@ -91,12 +94,19 @@ class SweepStore:
     def commit(self, key: str, files: Mapping[str, bytes]) -> None:
         """Write a finished trial's files and move them into place in one rename."""
         partial = self.trials / f"{PARTIAL_PREFIX}{key}"
-        final = self.trial_dir(key)
         if partial.exists():
             shutil.rmtree(partial)
         partial.mkdir()
         for name, data in files.items():
             (partial / name).write_bytes(data)
+        self.commit_folder(key, partial)
+
+    def commit_folder(self, key: str, partial: Path) -> None:
+        """Move the folder ``partial`` (a ``.partial-*`` folder in ``trials/``, holding a
+        finished trial's files) into place as trial ``key``, in one rename."""
+        if partial.parent != self.trials or not partial.name.startswith(PARTIAL_PREFIX):
+            raise ValueError(f"{partial} is not a partial folder of {self.trials}")
+        final = self.trial_dir(key)
         if final.exists():  # an incomplete folder someone made by hand
             shutil.rmtree(final)
         partial.rename(final)
