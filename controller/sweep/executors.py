@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import dataclasses
 import multiprocessing
+import os
 import signal
 from collections.abc import Generator, Sequence
 from typing import Any
@@ -33,10 +34,24 @@ from controller.validation import ConfigError
 Task = tuple[dict[str, Any], FileOptions]  # (trial config, which files to keep)
 Result = tuple[int, TrialOutput | TrialFailure]
 DASK_CONNECT_TIMEOUT_S = 10.0
+#: How a worker whose trial a signal ended exits (as ``SIGTERM`` would end it).
+EXIT_SIGNALLED = 128 + signal.SIGTERM
 
 
 def _star_guarded(item: tuple[int, dict[str, Any], FileOptions]) -> Result:
-    return run_guarded(*item)
+    """``run_guarded`` in a worker process, which ends when a signal ended its trial.
+
+    A worker ignores Ctrl-C, so a trial in it is interrupted only by SIGTERM or SIGHUP:
+    the pool terminating its workers (after Ctrl-C in the sweep), or someone ending the
+    worker. The trial's e-stop (``controller.safety.estop``) turns that signal into a
+    graceful end; a worker that then returned its result would go on to wait for its
+    next task on a queue the terminating pool holds, and the sweep would wait for it
+    forever (it did, on Ctrl-C during a trial). Its trial is not committed either way.
+    """
+    index, result = run_guarded(*item)
+    if isinstance(result, TrialOutput) and result.summary.get("stopped_by") == "interrupted":
+        os._exit(EXIT_SIGNALLED)
+    return index, result
 
 
 def run_serial(
