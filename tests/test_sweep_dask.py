@@ -9,6 +9,7 @@ from pathlib import Path
 from distributed import LocalCluster
 
 from controller.cli import main
+from controller.sweep.store import SweepStore
 from controller.sweep.table import WALL_CLOCK_FIGURES
 
 SWEEP = ["sweep", "--grid", "stim.peroneal.amplitude_ma=20,35", "--patients", "mild,severe",
@@ -21,7 +22,15 @@ def rows(out: Path) -> list[dict[str, str]]:
                 for r in csv.DictReader(handle)]
 
 
-def test_dask_cluster_matches_local_processes_trial_for_trial(tmp_path, capsys):
+def test_dask_cluster_matches_local_processes_trial_for_trial(tmp_path, capsys, monkeypatch):
+    from_bytes: list[str] = []  # trials whose files came back as bytes (a Dask worker's)
+    commit = SweepStore.commit
+
+    def counted(self, key, files):
+        from_bytes.append(key)
+        commit(self, key, files)
+
+    monkeypatch.setattr(SweepStore, "commit", counted)
     with LocalCluster(
         processes=False, n_workers=2, threads_per_worker=1, dashboard_address=None
     ) as cluster:
@@ -29,8 +38,10 @@ def test_dask_cluster_matches_local_processes_trial_for_trial(tmp_path, capsys):
         assert main([*SWEEP, "--scheduler", cluster.scheduler_address,
                      "--out", str(dask_out)]) == 0
     assert "on Dask cluster at" in capsys.readouterr().out
+    assert len(from_bytes) == 4  # not written into the sweep folder by the workers
     local_out = tmp_path / "local"
     assert main([*SWEEP, "--workers", "2", "--out", str(local_out)]) == 0
+    assert len(from_bytes) == 4  # local workers wrote theirs in place
     dask_rows, local_rows = rows(dask_out), rows(local_out)
     assert len(dask_rows) == 4
     for on_dask, on_local in zip(dask_rows, local_rows, strict=True):
