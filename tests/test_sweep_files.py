@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 
 import pytest
+from helpers.live import session_alive
 
 from controller.cli import main
 from controller.config import load_config
@@ -110,19 +111,6 @@ def test_a_local_sweep_never_writes_a_trial_from_bytes(tmp_path, monkeypatch):
         assert partials(out) == []
 
 
-def session_alive(session: int) -> list[int]:
-    """Processes (not zombies) of a session: the sweep's parent and its workers."""
-    alive = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[3]) == session and fields[0] != "Z":
-            alive.append(int(stat.parent.name))
-    return alive
-
-
 @pytest.fixture(scope="module")
 def uninterrupted(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("whole") / "sweep"
@@ -131,7 +119,7 @@ def uninterrupted(tmp_path_factory) -> Path:
 
 
 @pytest.mark.parametrize(("how", "workers"), [
-    ("SIGKILL", "1"), ("SIGKILL", "2"), ("Ctrl-C", "2"),
+    ("SIGKILL", "1"), ("SIGKILL", "2"), ("Ctrl-C", "1"), ("Ctrl-C", "2"),
 ])
 def test_a_sweep_killed_mid_trial_resumes_to_the_files_of_an_uninterrupted_one(
     tmp_path, uninterrupted, how, workers

@@ -8,6 +8,8 @@ import sys
 import time
 from pathlib import Path
 
+from helpers.live import session_alive
+
 from controller.cli import main
 from controller.sweep.store import PARTIAL_PREFIX
 from controller.sweep.table import WALL_CLOCK_FIGURES
@@ -22,19 +24,6 @@ def finished(out: Path) -> int:
     if not folder.is_dir():
         return 0
     return sum(1 for p in folder.iterdir() if not p.name.startswith(PARTIAL_PREFIX))
-
-
-def session_alive(session: int) -> list[int]:
-    """Processes (not zombies) of a session: the sweep's parent and its workers."""
-    alive = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[3]) == session and fields[0] != "Z":
-            alive.append(int(stat.parent.name))
-    return alive
 
 
 def table(out: Path) -> list[dict[str, str]]:

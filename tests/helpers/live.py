@@ -1,6 +1,6 @@
 """``fes`` subprocesses for the end-to-end tests (``tests/test_hw_e2e.py``,
-``tests/test_avr_e2e.py``), the fixture that kills any left running, and readers of the
-files a trial writes."""
+``tests/test_avr_e2e.py``), the fixture that kills any left running, the processes of a
+session (a killed sweep's workers), and readers of the files a trial writes."""
 
 from __future__ import annotations
 
@@ -102,3 +102,17 @@ def true_events(out: Path) -> list[tuple[float, str]]:
     with (out / "events.csv").open() as handle:
         return [(float(r["time_s"]), r["event"]) for r in csv.DictReader(handle)
                 if r["source"] == "true"]
+
+
+def session_alive(session: int) -> list[int]:
+    """Processes (not zombies) of a session: a ``fes`` command started in a session of its
+    own and its children (a sweep's workers)."""
+    alive = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[3]) == session and fields[0] != "Z":
+            alive.append(int(stat.parent.name))
+    return alive
