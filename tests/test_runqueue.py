@@ -9,6 +9,7 @@ import io
 import json
 import subprocess
 import sys
+import time
 
 import pytest
 from helpers.shared_machine import starved_board_explains
@@ -78,3 +79,32 @@ def test_the_p24_emulator_logs_its_own_waits_for_a_cpu():
     events = [json.loads(line) for line in log.getvalue().splitlines()]
     assert [(e["event"], e["since_s"], e["waited_ms"]) for e in events] == [
         ("paused", 5.0, 0.6)]
+
+
+def test_the_p24_emulator_logs_a_select_the_kernel_held(monkeypatch):
+    """A ``select`` back long after its timeout while the serving thread did not wait
+    for a CPU (the kernel's tty worker had not run: docs/hardware.md, "Bytes late on a
+    loaded machine") is logged as ``held``, at least the overrun; one back on time is
+    not."""
+    import hw.p24.emulator as emulator_module
+
+    def held_select(readable, writable, errors, timeout):
+        time.sleep(timeout + 0.1)  # as the kernel did for 317 ms in __flush_work
+        return [], [], []
+
+    log = io.StringIO()
+    emulator = P24Emulator(log)
+    try:
+        emulator._waited = _Counter([0.0] * 4)  # never on a run queue
+        monkeypatch.setattr(emulator_module.select, "select", held_select)
+        emulator._serve_once()
+        monkeypatch.setattr(emulator_module.select, "select",
+                            lambda r, w, x, timeout: time.sleep(timeout) or ([], [], []))
+        emulator._serve_once()
+    finally:
+        emulator.close()
+    events = [json.loads(line) for line in log.getvalue().splitlines()]
+    held = [e for e in events if e["event"] == "held"]
+    assert len(held) == 1, events
+    assert 99.9 <= held[0]["held_ms"] < 250.0  # the sleep beyond the timeout, and little more
+    assert held[0]["monotonic_s"] - held[0]["since_s"] >= 0.1

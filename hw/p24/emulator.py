@@ -15,7 +15,13 @@ stopped, bad and unknown packets, and on exit the counters. ``paused``: the serv
 thread waited ``waited_ms`` for a CPU between ``since_s`` and ``monotonic_s`` (the
 kernel's count, ``hw.runqueue``; from ``LOG_WAIT_S`` on), so a packet that came
 meanwhile was read, and its pulse fired and logged, that much late: a loaded machine
-kept the emulator off the CPU (a real P24 never is), not a late host.
+kept the emulator off the CPU (a real P24 never is), not a late host. ``held``: a
+``select`` of the serving loop came back ``held_ms`` after its timeout beyond that wait
+for a CPU, which only the kernel does: a pty's bytes reach its other end when the
+kernel's tty worker (``flush_to_ldisc``, an ordinary kernel thread) has run, and a
+``select`` waits for it (docs/hardware.md, "Bytes late on a loaded machine"). Bytes
+read after it were late by at least that much through no fault of the host (a lower
+bound: a hold shorter than the select's timeout is not seen).
 """
 
 from __future__ import annotations
@@ -37,6 +43,9 @@ from hw.runqueue import LOG_WAIT_S, RunQueueWait, paused_event
 MAX_SLEEP_S = 0.05
 #: Bytes queued for a host that does not read before responses are dropped.
 TX_BUFFER_LIMIT = 65536
+#: A ``select`` back this much after its timeout, beyond the serving thread's own wait
+#: for a CPU, is logged as ``held`` (the kernel held the pty's bytes).
+HELD_LOG_S = 0.02
 
 
 class P24Emulator:
@@ -87,18 +96,26 @@ class P24Emulator:
         before = self._waited.seconds() if self._waited is not None else None
         readable, _, _ = select.select([master], [master] if self._tx else [], [], sleep_s)
         if before is not None:
-            self._log_wait(now, before)
+            self._log_wait(now, before, sleep_s)
         if readable:
             self._read()
         self._queue(self.device.poll(time.monotonic()))
         self._pty.send(self._tx)
 
-    def _log_wait(self, since_s: float, before_s: float) -> None:
-        """Log this thread's wait for a CPU since ``since_s`` (``paused``)."""
+    def _log_wait(self, since_s: float, before_s: float, timeout_s: float | None = None) -> None:
+        """Log this thread's wait for a CPU since ``since_s`` (``paused``) and, for a
+        ``select`` of ``timeout_s``, the time the kernel held it beyond both (``held``)."""
         after = self._waited.seconds() if self._waited is not None else None
-        if after is not None and after - before_s >= LOG_WAIT_S:
-            event = paused_event(since_s, time.monotonic(), after - before_s)
+        now = time.monotonic()
+        waited = after - before_s if after is not None else 0.0
+        if waited >= LOG_WAIT_S:
+            event = paused_event(since_s, now, waited)
             self.log(event.pop("event"), **event)
+        if timeout_s is not None:
+            held = now - since_s - timeout_s - waited
+            if held >= HELD_LOG_S:
+                self.log("held", monotonic_s=now, since_s=since_s,
+                         held_ms=round(held * 1e3, 3))
 
     def _read(self) -> None:
         data = self._pty.read()
