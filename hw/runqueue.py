@@ -65,21 +65,58 @@ def paused_event(since_s: float, until_s: float, waited_s: float, **where: int) 
             "waited_ms": round(waited_s * 1e3, 3), **where}
 
 
+#: A ``select`` back this much after its timeout, beyond the calling thread's own wait
+#: for a CPU, is logged as ``held`` (``held_event``).
+HELD_LOG_S = 0.02
+
+
+def held_event(since_s: float, until_s: float, timeout_s: float, waited_s: float) -> dict | None:
+    """A ``held`` log event for a ``select`` (or ``poll``) asked at ``since_s`` to wait
+    at most ``timeout_s`` and back at ``until_s``, while its thread waited ``waited_s``
+    for a CPU: the time beyond both, from ``HELD_LOG_S`` on (None below it). Only the
+    kernel keeps a ``select`` past its own timeout with the thread not on a run queue: on
+    a pty it waits inside the kernel (``__flush_work``) for the tty worker to push the
+    bytes to the line discipline (docs/hardware.md, "Bytes late on a loaded machine").
+    The figure is a lower bound: a hold shorter than the timeout is not seen."""
+    held = until_s - since_s - timeout_s - waited_s
+    if held < HELD_LOG_S:
+        return None
+    return {"event": "held", "monotonic_s": until_s, "since_s": since_s,
+            "held_ms": round(held * 1e3, 3)}
+
+
+#: The events ``machine_delay_within`` counts, and the field that holds each delay.
+MACHINE_DELAYS = {"paused": "waited_ms", "held": "held_ms"}
+
+
 def waited_within(log: Iterable[dict], start_s: float, end_s: float) -> float:
     """Seconds the logged process(es) provably waited for a CPU between ``start_s`` and
     ``end_s``: each ``paused`` event's wait less the part of its span outside the window
     (as if the wait had fallen there); per process the thread that waited longest
     (threads wait side by side), summed over processes (which a reply passes one after
     the other). So the figure never overstates the waits."""
+    return _within(log, start_s, end_s, {"paused": "waited_ms"})
+
+
+def machine_delay_within(log: Iterable[dict], start_s: float, end_s: float) -> float:
+    """``waited_within`` counting the kernel's holds too (``held`` events, each the
+    part of a ``select`` beyond its timeout and its thread's wait for a CPU, so disjoint
+    from that thread's ``paused`` waits): seconds the machine provably delayed the
+    logged process(es) between ``start_s`` and ``end_s``, never overstated."""
+    return _within(log, start_s, end_s, MACHINE_DELAYS)
+
+
+def _within(log: Iterable[dict], start_s: float, end_s: float,
+            kinds: Mapping[str, str]) -> float:
     per_thread: dict[tuple[int | None, int | None], float] = {}
     for event in log:
-        if event["event"] != "paused" or "since_s" not in event:
+        field = kinds.get(event["event"])
+        if field is None or "since_s" not in event:
             continue
         since, until = event["since_s"], event["monotonic_s"]
         outside = max(0.0, start_s - since) + max(0.0, until - end_s)
         key = (event.get("pid"), event.get("tid"))
-        per_thread[key] = per_thread.get(key, 0.0) + max(
-            0.0, event["waited_ms"] / 1e3 - outside)
+        per_thread[key] = per_thread.get(key, 0.0) + max(0.0, event[field] / 1e3 - outside)
     per_process: dict[int | None, float] = {}
     for (pid, _), waited in per_thread.items():
         per_process[pid] = max(per_process.get(pid, 0.0), waited)

@@ -15,9 +15,12 @@ The 10 ms are the host's: on the low level ``fes run``'s driver times every puls
 the emulator logs a pulse when it reads it. On a loaded machine the first or last pulse
 of a train comes late when ``fes run``'s threads, or the emulator's, were kept waiting
 for a CPU (the kernel's count: ``hw.runqueue``; the emulator logs its own waits, a
-``WaitWatch`` here samples ``fes run``'s threads). A walk is run again only when those
-waits account for every late pulse (``starved_board_explains``); a pulse late with no
-such wait is the product's, and fails the test.
+``WaitWatch`` here samples ``fes run``'s threads), or when the kernel's tty worker held
+the pty's bytes (the emulator's ``held`` events; docs/hardware.md, "Bytes late on a
+loaded machine"), which can also end a walk by the link timeout (exit 5). A walk is
+run again only when those delays account for every late pulse and for such a timeout's
+silence (``starved_board_explains``, ``silent_link``); a pulse late, or a silence, with
+no such delay is the product's, and fails the test.
 """
 
 from __future__ import annotations
@@ -38,10 +41,13 @@ from helpers.shared_machine import (
     SHARED_MACHINE_SAFETY,
     late_product,
     rerun_after_heartbeat_faults,
+    silent_link,
     starved_board_explains,
 )
 from helpers.walks import FOOT, WALK, shortened_walk
 
+from hw.p24.driver import ACK_TIMEOUT_S
+from hw.p24.emulator import MAX_SLEEP_S
 from hw.p24.limits import quantise_current
 from hw.runqueue import run_watched
 
@@ -140,7 +146,8 @@ def walk(folder: Path, delay_s: float = 0.0) -> tuple[int, str, Walk]:
         code, err, waits = run_watched(fes_run(emulator.path, folder, 9.0), 120.0, env)
     finally:
         emulator.stop()
-    return code, err, Walk(folder / "out", emulator.pulses(), waits + emulator.events("paused"))
+    return code, err, Walk(folder / "out", emulator.pulses(),
+                           waits + emulator.events("paused") + emulator.events("held"))
 
 
 def late_pulses(run: Walk) -> list[tuple[str, float, float, float]]:
@@ -159,8 +166,13 @@ def late_pulses(run: Walk) -> list[tuple[str, float, float, float]]:
 
 
 def starved(run: Walk) -> str:
-    """Text when the waits for a CPU account for every late pulse (run again)."""
-    late = late_pulses(run) if (run.out / "summary.json").is_file() else []
+    """Text when the machine's delays (waits for a CPU, the kernel's holds of the pty's
+    bytes) account for every late pulse and for a link timeout's silence (run again)."""
+    summary = run.out / "summary.json"
+    if not summary.is_file():
+        return ""
+    board = json.loads(summary.read_text())["board"]
+    late = late_pulses(run) + silent_link(board, ACK_TIMEOUT_S, MAX_SLEEP_S)
     return starved_board_explains(late, run.waits) if late else ""
 
 

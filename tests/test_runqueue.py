@@ -12,10 +12,17 @@ import sys
 import time
 
 import pytest
-from helpers.shared_machine import starved_board_explains
+from helpers.shared_machine import silent_link, starved_board_explains
 
 from hw.p24.emulator import P24Emulator
-from hw.runqueue import RunQueueWait, WaitWatch, paused_event, waited_within
+from hw.runqueue import (
+    RunQueueWait,
+    WaitWatch,
+    held_event,
+    machine_delay_within,
+    paused_event,
+    waited_within,
+)
 
 
 def test_a_wait_counts_only_as_far_as_its_span_lies_inside_the_window():
@@ -44,6 +51,60 @@ def test_a_late_reply_is_excused_only_when_the_waits_cover_its_excess():
     assert starved_board_explains([("train 1", 1.0, 1.03, 0.012),
                                    ("train 2", 3.0, 3.03, 0.001)], log) == ""
     assert starved_board_explains([], log) == ""
+
+
+def test_a_select_is_held_only_beyond_its_timeout_and_its_threads_wait_for_a_cpu():
+    # asked for 50 ms, back after 366 ms, 0.5 ms on a run queue (docs/hardware.md)
+    assert held_event(1.0, 1.366, 0.05, 0.0005) == {
+        "event": "held", "monotonic_s": 1.366, "since_s": 1.0, "held_ms": 315.5}
+    assert held_event(1.0, 1.069, 0.05, 0.0) is None  # 19 ms over: not logged
+    assert held_event(1.0, 1.366, 0.05, 0.3) is None  # the wait for a CPU explains it
+
+
+def test_the_machines_delay_counts_holds_beside_waits_but_waited_within_does_not():
+    # one select of 50 ms back after 100 ms: 10 ms on a run queue, 40 ms held; another
+    # back after 100 ms with no wait for a CPU: 50 ms held
+    log = [paused_event(1.0, 1.1, 0.01), held_event(1.0, 1.1, 0.05, 0.01),
+           held_event(2.0, 2.1, 0.05, 0.0), {"event": "pulse", "monotonic_s": 1.0}]
+    assert waited_within(log, 0.0, 3.0) == pytest.approx(0.01)
+    assert machine_delay_within(log, 0.0, 3.0) == pytest.approx(0.01 + 0.04 + 0.05)
+    # 80 ms of the first span outside the window: neither its wait nor its hold counts
+    assert machine_delay_within(log, 1.08, 3.0) == pytest.approx(0.05)
+
+
+#: A P24 link timeout's board block (summary.json) declared at 10.3 s.
+TIMED_OUT = {"fault": "the P24 did not answer the pulse within 300 ms",
+             "fault_monotonic_s": 10.3}
+
+
+def test_a_link_timeout_is_excused_only_by_a_hold_that_fills_its_silence():
+    silence = silent_link(TIMED_OUT, 0.3, 0.05)
+    assert silence == [("the link's silence", pytest.approx(10.0), 10.3, pytest.approx(0.25))]
+    # the select asked for 50 ms at 9.99 s, back at 10.356 s: 315.5 ms held, 66 ms of the
+    # span outside the silence, so 249.5 ms of it provably inside: one ms short
+    near = held_event(9.99, 10.356, 0.05, 0.0005)
+    assert starved_board_explains(silence, [near]) == ""
+    # the ptylate run's hold, inside the silence: excused
+    inside = held_event(10.0, 10.35, 0.05, 0.0)  # 300 ms held, 50 ms of it after 10.3
+    assert "the link's silence" in starved_board_explains(silence, [inside])
+    # too short, or outside the silence: the test judges the run
+    assert starved_board_explains(silence, [held_event(10.0, 10.25, 0.05, 0.0)]) == ""
+    assert starved_board_explains(silence, [held_event(9.0, 9.35, 0.05, 0.0)]) == ""
+    assert starved_board_explains(silence, []) == ""
+    # other endings are no link timeout
+    assert silent_link({"fault": None, "fault_monotonic_s": None}, 0.3, 0.05) == []
+    assert silent_link({**TIMED_OUT, "fault": "link lost: unplugged"}, 0.3, 0.05) == []
+
+
+def test_a_late_product_is_judged_whatever_the_board_logged_elsewhere():
+    """A driver 50 ms late to start a train (``late_product``) leaves the board's selects
+    on time: no ``held`` in its window, so its 40 ms over the bound is judged, even with
+    a hold elsewhere in the walk or a silence the hold does explain."""
+    late = [("train 1's first pulse", 5.0, 5.051, 0.041)]
+    elsewhere = held_event(8.0, 8.35, 0.05, 0.0)
+    assert starved_board_explains(late, [elsewhere, paused_event(5.0, 5.05, 0.001)]) == ""
+    inside = held_event(10.0, 10.35, 0.05, 0.0)
+    assert starved_board_explains(late + silent_link(TIMED_OUT, 0.3, 0.05), [inside]) == ""
 
 
 def test_the_kernel_counts_a_threads_wait_and_a_watch_ends_with_its_process():

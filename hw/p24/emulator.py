@@ -36,16 +36,13 @@ from typing import Any, TextIO
 from hw.p24.device import KEEP_ALIVE_S, Identity, P24Device
 from hw.p24.sciencemode import BadPacket, PacketReader, encode
 from hw.pty import DevicePty
-from hw.runqueue import LOG_WAIT_S, RunQueueWait, paused_event
+from hw.runqueue import LOG_WAIT_S, RunQueueWait, held_event, paused_event
 
 #: The longest the serving loop sleeps: it also wakes for every byte that arrives and
 #: for the device's next due event.
 MAX_SLEEP_S = 0.05
 #: Bytes queued for a host that does not read before responses are dropped.
 TX_BUFFER_LIMIT = 65536
-#: A ``select`` back this much after its timeout, beyond the serving thread's own wait
-#: for a CPU, is logged as ``held`` (the kernel held the pty's bytes).
-HELD_LOG_S = 0.02
 
 
 class P24Emulator:
@@ -111,11 +108,9 @@ class P24Emulator:
         if waited >= LOG_WAIT_S:
             event = paused_event(since_s, now, waited)
             self.log(event.pop("event"), **event)
-        if timeout_s is not None:
-            held = now - since_s - timeout_s - waited
-            if held >= HELD_LOG_S:
-                self.log("held", monotonic_s=now, since_s=since_s,
-                         held_ms=round(held * 1e3, 3))
+        held = held_event(since_s, now, timeout_s, waited) if timeout_s is not None else None
+        if held is not None:
+            self.log(held.pop("event"), **held)
 
     def _read(self) -> None:
         data = self._pty.read()

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TypeVar
 
 from controller.commands.common import EXIT_WATCHDOG_FAULT
-from hw.runqueue import waited_within
+from hw.runqueue import machine_delay_within
 
 T = TypeVar("T")
 #: A folder whose ``sitecustomize`` makes ``fes run`` late (``late_product``).
@@ -65,24 +65,51 @@ def board_was_starved(board_log: Iterable[dict]) -> str:
 
 def starved_board_explains(late: Iterable[tuple[str, float, float, float]],
                            board_log: Iterable[dict]) -> str:
-    """Whether the simulated board's own waits for a CPU account for every reply that came
-    too late: ``late`` holds, for each, what it was, the window from the host's command
-    to the board's reply (monotonic s) and by how much the reply missed its bound (s);
-    ``board_log`` the board's ``paused`` events with their spans (``hw.runqueue``). A
-    reply is accounted for when the board provably waited for a CPU within its window
-    at least as long as the reply was over its bound: without that wait it would have
-    been in time. Text naming them when all are (the run says nothing about the
-    product), empty when one is not (the test judges the run) or nothing was late."""
+    """Whether the machine's own delays account for every reply that came too late:
+    ``late`` holds, for each, what it was, the window from the host's command to the
+    board's reply (monotonic s) and by how much the reply missed its bound (s);
+    ``board_log`` the simulated board's ``paused`` events (its waits for a CPU,
+    ``hw.runqueue``) and ``held`` events (its ``select`` kept past its timeout by the
+    kernel's tty worker), and those of ``fes run``'s threads. A reply is accounted for
+    when the machine provably delayed the board within its window at least as long as
+    the reply was over its bound (``machine_delay_within``): without that delay it
+    would have been in time. Text naming them when all are (the run says nothing about
+    the product), empty when one is not (the test judges the run) or nothing was late.
+
+    A late host cannot produce either event, so a late product is still judged
+    (``late_product``, ``test_a_late_product_is_not_taken_for_a_starved_machine``):
+    ``paused`` is the kernel's count of the board thread's time runnable without a CPU,
+    which no other process's timing changes; and a ``held`` ``select`` came back later
+    than its own timeout. Bytes a host writes can only end a ``select`` earlier (the
+    descriptor becomes readable); a host that writes late or not at all leaves it to
+    time out on time. Only the kernel keeps it waiting past that (in ``__flush_work``
+    for the tty worker, docs/hardware.md, "Bytes late on a loaded machine"), and the
+    worker's turn depends on the machine's load, not on when the bytes were written."""
     log = list(board_log)
     late = list(late)
     found = []
     for what, start_s, end_s, excess_s in late:
-        waited_s = waited_within(log, start_s, end_s)
-        if waited_s < excess_s:
+        delayed_s = machine_delay_within(log, start_s, end_s)
+        if delayed_s < excess_s:
             return ""
         found.append(f"{what} {excess_s * 1e3:.1f} ms over its bound, the board "
-                     f"{waited_s * 1e3:.1f} ms without a CPU meanwhile")
+                     f"{delayed_s * 1e3:.1f} ms delayed by the machine meanwhile "
+                     f"(without a CPU or held by the kernel)")
     return "; ".join(found)
+
+
+def silent_link(board: dict, timeout_s: float, unseen_s: float,
+                answered: str = "did not answer") -> list[tuple[str, float, float, float]]:
+    """A link timeout in ``starved_board_explains``'s terms: for a trial's ``board``
+    block (summary.json) whose fault says the board ``answered`` not within
+    ``timeout_s``, the silence before the fault was declared and how much of it the
+    machine must account for: ``timeout_s`` less ``unseen_s``, the part a board's
+    log cannot show (a ``held`` event is at least ``unseen_s``, its ``select``'s
+    longest timeout, short of the hold). Empty for any other ending."""
+    fault, at = board.get("fault"), board.get("fault_monotonic_s")
+    if not fault or at is None or answered not in fault:
+        return []
+    return [("the link's silence", at - timeout_s, at, timeout_s - unseen_s)]
 
 
 def rerun_after_heartbeat_faults(
@@ -104,9 +131,9 @@ def rerun_after_heartbeat_faults(
     the CPU (``board_was_starved``): the host's watchdog saw the same silence and named
     it by the age that crossed its limit first. With ``board_late`` (text when a run's
     late replies or a fault's silence are all accounted for by the simulated board's
-    own waits for a CPU, ``starved_board_explains``; empty otherwise), such a run is run
-    again too, however it ended. Any other ending is returned at once for the test to
-    judge."""
+    own waits for a CPU or the kernel's holds of its bytes, ``starved_board_explains``;
+    empty otherwise), such a run is run again too, however it ended. Any other ending is
+    returned at once for the test to judge."""
     for attempt in range(runs):
         code, err, result = run(attempt)
         late = board_late(result) if board_late is not None else ""
