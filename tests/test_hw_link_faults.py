@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 from helpers.live import Process, _no_process_outlives_its_test, emulator, events, summary
-from helpers.shared_machine import host_config
+from helpers.shared_machine import board_was_starved, host_config
 
 from controller.ports import StimCommand
 from controller.safety import SafetyLimits
@@ -353,3 +353,28 @@ def test_an_emulator_held_off_the_cpu_logs_how_late_it_ran(monkeypatch):
     paused = [e for e in map(json.loads, log.getvalue().splitlines()) if e["event"] == "paused"]
     assert [(e["late_ms"], e["paused_ms"]) for e in paused] == [
         pytest.approx((50.0, 45.0), abs=1e-6)]
+
+
+def test_a_select_the_kernel_held_is_a_pause_of_the_emulators_clock(monkeypatch):
+    """A ``select`` the kernel's tty worker kept 300 ms past its timeout (docs/hardware.md,
+    "Bytes late on a loaded machine") lengthens the emulator's clock step as a wait for a
+    CPU does, so its ``paused`` event shows it (no ``held`` event is needed here, unlike
+    the P24 emulator's run-queue count): the reruns' ``board_was_starved`` sees it."""
+    log = io.StringIO()
+    wall = [time.monotonic()]
+    emu = BoardEmulator(EmulatorConfig(), log)
+    monkeypatch.setattr("hw.emulator.time.monotonic", lambda: wall[0])
+
+    def held_select(readable, writable, errors, timeout):
+        wall[0] += timeout + 0.3
+        return [], [], []
+
+    monkeypatch.setattr("hw.emulator.select.select", held_select)
+    try:
+        emu.board_time_s()
+        emu._serve_once()
+    finally:
+        emu.close()
+    events = list(map(json.loads, log.getvalue().splitlines()))
+    assert [e for e in events if e["event"] == "paused" and e["late_ms"] >= 300.0], events
+    assert board_was_starved([{"event": "stream_start"}, *events])  # were it streaming
