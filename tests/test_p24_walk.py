@@ -204,7 +204,9 @@ def test_a_replayed_walk_is_delivered_swing_by_swing(tmp_path):
 
 def test_a_late_product_is_not_taken_for_a_starved_machine(tmp_path):
     """The driver made to start every train 50 ms late: its first pulses miss the 10 ms
-    and no wait for a CPU accounts for them, so the walk would not be run again."""
+    and no wait for a CPU accounts for them, nor a hold of the kernel's (a late host
+    leaves the emulator's selects on time: ``starved_board_explains``), so the walk would
+    not be run again."""
     code, err, run = walk(tmp_path / "late", delay_s=0.05)
     assert code == 0, err
     late = late_pulses(run)
