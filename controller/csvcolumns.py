@@ -341,19 +341,6 @@ def _blank(raw: np.ndarray, ends: np.ndarray) -> np.ndarray:
     return (length == 0) | ((length == 1) & (raw[starts] == ord("\r")))
 
 
-def plain_lines(data: bytes, start: int) -> int | None:
-    """The number of non-empty lines of ``data[start:]`` (as ``str.splitlines`` counts
-    them) if all of ``data`` is plain (``_plain_ends``), else None: the rows the csv
-    module sees, and the ones numpy's reader parses."""
-    raw = np.frombuffer(data, dtype=np.uint8)
-    if _plain_ends(data, raw) is None:
-        return None
-    raw = raw[start:]
-    ends = np.flatnonzero(raw == ord("\n"))
-    last = ends[-1] + 1 if ends.size else 0
-    return int(np.count_nonzero(~_blank(raw, ends))) + (1 if last < raw.size else 0)
-
-
 def _decoded(text: bytes, line: int, offset: int) -> str:
     try:
         return text.decode("utf-8")

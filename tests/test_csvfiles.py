@@ -85,11 +85,16 @@ def test_a_recording_with_a_missing_sample_reads_it_as_nan(tmp_path):
 @given(st.text(alphabet="01,.e-\n\r \t\x0bx\"", max_size=40))
 def test_the_fast_reader_counts_lines_as_splitlines_does(text):
     """The fast path trusts numpy's rows only if there are as many as the csv module's
-    rows (non-empty lines); the count made on the bytes must be that number, or the
-    file must go row by row (None) when its line endings are not plain."""
-    from controller.csvcolumns import plain_lines
+    rows (non-empty lines); the count made on the bytes of a block (whole lines, the
+    last one ended, as ``controller.csvcolumns`` cuts them) must be that number, or the
+    block must go row by row (None) when its line endings are not plain."""
+    from controller.csvcolumns import _blank, _plain_ends
 
-    found = plain_lines(b"time_s\n" + text.encode(), len("time_s\n"))
+    block = text.encode()
+    block += b"" if block.endswith((b"\n", b"\r")) else b"\n"
+    raw = np.frombuffer(block, dtype=np.uint8)
+    ends = _plain_ends(block, raw)
+    found = None if ends is None else int(np.count_nonzero(~_blank(raw, ends)))
     plain = '"' not in text and "\x0b" not in text and "\r" not in text.replace("\r\n", "")
     if plain:
         assert found == sum(1 for line in text.splitlines() if line)
