@@ -122,14 +122,10 @@ def _table(path: Path) -> tuple[list[str], list[list[str]]]:
             raise ConfigError(str(path.parent), [f"{path.name}: empty file"])
         rows = list(reader)
     for line, row in enumerate(rows, start=2):
-        _check_fields(path, line, len(row), len(header))
+        if len(row) != len(header):
+            raise ConfigError(str(path.parent), [
+                f"{path.name}: line {line} has {len(row)} fields, the header {len(header)}"])
     return header, rows
-
-
-def _check_fields(path: Path, line: int, fields: int, expected: int) -> None:
-    if fields != expected:
-        raise ConfigError(str(path.parent), [
-            f"{path.name}: line {line} has {fields} fields, the header {expected}"])
 
 
 def _read_csv(folder: Path) -> tuple[dict[str, np.ndarray], tuple[tuple[float, str, str], ...]]:
