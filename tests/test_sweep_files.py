@@ -156,3 +156,41 @@ def test_a_sweep_killed_mid_trial_resumes_to_the_files_of_an_uninterrupted_one(
     assert {t.name: trial_files(t) for t in committed(out)} == whole
     assert len(whole) == TRIALS
     assert (out / "ranking.csv").read_bytes() == (uninterrupted / "ranking.csv").read_bytes()
+
+
+class _KillsAWorker:
+    """An ``UnderWay`` whose first tick (no result yet) kills the first worker process
+    (SIGKILL), as the kernel's out-of-memory killer would."""
+
+    shares = None
+
+    def __init__(self) -> None:
+        self.killed: list[int] = []
+
+    def tick(self) -> None:
+        import multiprocessing
+
+        if not self.killed:
+            victim = multiprocessing.active_children()[0]
+            os.kill(victim.pid, signal.SIGKILL)
+            self.killed.append(victim.pid)
+
+
+def test_a_worker_that_dies_in_a_trial_fails_that_trial_and_another_takes_its_place(
+    tmp_path
+):
+    """``multiprocessing.Pool`` waited for ever for the result of a task whose worker
+    died; the sweep's own workers report that trial as a failure and run the rest."""
+    long = load_config(None, {"loop": {"duration_s": 3000}}).model_dump()
+    short = load_config(None, {"loop": {"duration_s": 4}}).model_dump()
+    options = FileOptions(summaries_only=True, staging=str(tmp_path))
+    killer = _KillsAWorker()
+    results = dict(run_processes([(long, options), (short, options)], 1,
+                                 under_way=killer))  # type: ignore[arg-type]
+    assert len(killer.killed) == 1
+    assert isinstance(results[0], TrialFailure)
+    assert f"ended (exit code {-signal.SIGKILL})" in results[0].error
+    assert isinstance(results[1], TrialOutput) and results[1].staged is not None
+    import multiprocessing
+
+    assert multiprocessing.active_children() == []
