@@ -194,16 +194,21 @@ class BoardEmulator:
         A longer step means this process was off the CPU (a loaded machine): board time
         pauses, and the log says so (``paused``: ``paused_ms`` of wall time lost, from
         ``PAUSE_LOG_S`` on, and ``late_ms``, how late the board's schedule was when it ran
-        again: the host's view of the stream was silent that long). A real board is never
-        descheduled: the log lets a test tell a starved emulator from a host that missed
-        frames."""
+        again: the host's view of the stream was silent that long; ``since_s`` and
+        ``monotonic_s``, the two readings). A real board is never descheduled: the log
+        lets a test tell a starved emulator from a host that missed frames. Only the
+        machine makes such a gap: the serving loop waits nowhere but in a ``select`` of at
+        most ``MAX_SLEEP_S`` and its pty is non-blocking, so a host that is late, or reads
+        nothing, cannot hold it; a wait for a CPU, or the kernel holding the ``select``
+        for its tty worker (docs/hardware.md, "Bytes late on a loaded machine"), can."""
         wall = time.monotonic()
-        gap_s, self._wall_s = wall - self._wall_s, wall
+        since, self._wall_s = self._wall_s, wall
+        gap_s = wall - since
         self._board_s += min(gap_s * self.config.speed, MAX_CLOCK_STEP_S)
         paused_s = gap_s - MAX_CLOCK_STEP_S / self.config.speed
         if paused_s >= PAUSE_LOG_S:
             self.log("paused", board_t_s=self._board_s, paused_ms=round(paused_s * 1e3, 3),
-                     late_ms=round(gap_s * 1e3, 3))
+                     late_ms=round(gap_s * 1e3, 3), since_s=since, monotonic_s=wall)
         return self._board_s
 
     def walk_time_s(self) -> float | None:

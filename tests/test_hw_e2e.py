@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import csv
 import fcntl
+import math
 import os
 import pty
 import re
@@ -34,7 +35,11 @@ from helpers.live import (
     summary,
     true_events,
 )
-from helpers.shared_machine import host_config, rerun_after_heartbeat_faults
+from helpers.shared_machine import (
+    emulator_silence_explains,
+    host_config,
+    rerun_after_heartbeat_faults,
+)
 
 from controller.cli import main
 from hw.board import WIRE_TRUTH_COLUMNS
@@ -64,7 +69,8 @@ def walk_across_the_link(tmp_path: Path, out: Path, *options: str) -> Path:
         emu.stop()
         return code, run.stderr(), log
 
-    code, err, log = rerun_after_heartbeat_faults(attempt, events)
+    code, err, log = rerun_after_heartbeat_faults(
+        attempt, events, lambda log: emulator_silence_explains(out, events(log), 0.3))
     assert code == 0, err
     return log
 
@@ -143,9 +149,16 @@ def test_unplugged_mid_trial_host_reports_and_board_switches_off(tmp_path):
         assert emu.wait(10.0) == 0  # the emulator ends once its outputs are off
         return code, run.stderr(), (run, log, out)
 
-    # A run the machine ended before the unplug (the watchdog's wall-clock rules) again.
+    def unplugged_s(log: Path) -> float:
+        return next((e["monotonic_s"] for e in events(log) if e["event"] == "unplug"),
+                    math.inf)
+
+    # A run the machine ended before the unplug (the watchdog's wall-clock rules, or the
+    # link timeout with the emulator's gaps filling its silence) again.
     code, err, (run, log, out) = rerun_after_heartbeat_faults(
-        attempt, lambda result: events(result[1]))
+        attempt, lambda result: events(result[1]),
+        lambda result: emulator_silence_explains(result[2], events(result[1]), 0.1,
+                                                 before_s=unplugged_s(result[1])))
     assert code == 5, err  # link lost
 
     board = events(log)
@@ -184,8 +197,11 @@ def test_ctrl_c_switches_off_sends_stop_all_and_keeps_the_files(tmp_path):
         emu.stop()
         return code, run.stderr(), (log, out)
 
-    # A run the machine ended before the Ctrl-C (the watchdog's wall-clock rules) again.
-    code, err, (log, out) = rerun_after_heartbeat_faults(attempt, lambda result: events(result[0]))
+    # A run the machine ended before the Ctrl-C (the watchdog's wall-clock rules, or the
+    # link timeout with the emulator's gaps filling its silence) again.
+    code, err, (log, out) = rerun_after_heartbeat_faults(
+        attempt, lambda result: events(result[0]),
+        lambda result: emulator_silence_explains(result[1], events(result[0]), 0.3))
     assert code == 130, err
     result = summary(out)
     assert result["stopped_by"] == "interrupted"
@@ -234,7 +250,9 @@ def test_a_terminal_that_hangs_up_ends_the_trial_as_ctrl_c_does(tmp_path):
             emu.stop()
         return code, screen.decode(), (log, out)
 
-    code, err, (log, out) = rerun_after_heartbeat_faults(attempt, lambda result: events(result[0]))
+    code, err, (log, out) = rerun_after_heartbeat_faults(
+        attempt, lambda result: events(result[0]),
+        lambda result: emulator_silence_explains(result[1], events(result[0]), 0.3))
     assert code == 130, (code, err)
     result = summary(out)
     assert result["stopped_by"] == "interrupted"
@@ -328,7 +346,9 @@ def on_a_terminal(tmp_path: Path, k: int) -> tuple[int, str, tuple[str, Path]]:
 
 def test_on_a_terminal_the_status_line_shows_link_and_loop_timing(tmp_path):
     code, _, (shown, _) = rerun_after_heartbeat_faults(
-        lambda k: on_a_terminal(tmp_path, k), lambda result: events(result[1]))
+        lambda k: on_a_terminal(tmp_path, k), lambda result: events(result[1]),
+        lambda result: emulator_silence_explains(result[1].parent / "live",
+                                                 events(result[1]), 0.3))
     assert code == 0, shown
     lines = shown.replace("\r", "").splitlines()
     assert lines[0] == "fes run: space or Esc is an emergency stop"  # a terminal: keys on

@@ -13,13 +13,19 @@ import json
 import os
 import re
 import select
+import signal
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 from helpers.live import Process, _no_process_outlives_its_test, emulator, events, summary
-from helpers.shared_machine import board_was_starved, host_config
+from helpers.shared_machine import (
+    board_was_starved,
+    emulator_silence_explains,
+    host_config,
+    late_product,
+)
 
 from controller.ports import StimCommand
 from controller.safety import SafetyLimits
@@ -27,6 +33,7 @@ from hw import protocol as p
 from hw.board import LISTEN_STEP_S, Board, BoardRequirements, check_board
 from hw.emulator import BoardEmulator, EmulatorConfig, LinkFaults, serve_in_thread
 from hw.firmware import FirmwareSettings
+from hw.runqueue import machine_delay_within
 
 __all__ = ["_no_process_outlives_its_test"]  # the autouse fixture: no process outlives a test
 
@@ -79,10 +86,12 @@ def run_into_the_fault(
     the walk; returns the run, its exit code, the emulator's log and the trial folder.
 
     A run that a loaded machine ended before the fault (another job kept ``fes run``
-    off the CPU beyond the watchdog's 30 ms: exit 7, rightly), or one whose short stall
-    the emulator's own process stretched into a lost link (``stretched_stall``), is run
-    again, at most ``FAULT_RUNS`` times in all: these tests are about the fault, not the
-    machine's punctuality. Any other ending is the test's to judge."""
+    off the CPU beyond the watchdog's 30 ms: exit 7, rightly; or kept the emulator from
+    sending, its ``paused`` gaps filling the silence of a link timeout: exit 5,
+    ``emulator_silence_explains``), or one whose short stall the emulator's own process
+    stretched into a lost link (``stretched_stall``), is run again, at most
+    ``FAULT_RUNS`` times in all: these tests are about the fault, not the machine's
+    punctuality. Any other ending is the test's to judge."""
     why = ""
     for attempt in range(FAULT_RUNS):
         folder = tmp_path / f"attempt{attempt}"
@@ -92,8 +101,12 @@ def run_into_the_fault(
         code = run.wait(timeout_s=40.0)
         emu.stop()
         out = folder / "live"
-        early = code == 7 and summary(out)["duration_s"] < fault_at_s - 0.01
-        why = "ended before the fault" if early else stretched_stall(log)
+        early = code in (5, 7) and summary(out)["duration_s"] < fault_at_s - 0.01
+        why = stretched_stall(log)
+        if early and code == 7:
+            why = "ended before the fault"
+        elif early:  # the link timeout, before the fault: only on the machine's evidence
+            why = emulator_silence_explains(out, events(log), LINK_TIMEOUT_MS / 1e3)
         if not why:
             return run, code, log, out
         print(f"run {attempt + 1} of {FAULT_RUNS}: {why}; {run.stderr()}")  # if it fails
@@ -184,6 +197,51 @@ def test_a_silent_board_exits_5_link_lost_not_7_watchdog(tmp_path, fault, event)
     assert result["duration_s"] == pytest.approx(2.0, abs=0.2)
     if event is not None:
         assert fault_report_delay_s(run, log, event) < 0.1 + 0.1
+
+
+def test_a_host_that_loses_the_boards_bytes_is_not_taken_for_a_starved_machine(
+    tmp_path, monkeypatch
+):
+    """``fes run`` whose reader loses every byte it reads for 150 ms, 2 s into the run
+    (``late_product("board")``): a silence of the host's own making ends the run by the
+    link timeout (exit 5) while the emulator sent on time, so its log has no gap that
+    fills the silence, and the run is judged, not run again
+    (``emulator_silence_explains``)."""
+    for name, value in late_product("board", 0.15).items():
+        monkeypatch.setenv(name, value)
+    run, code, log, out = run_into_the_fault(tmp_path, 2.0)
+    assert code == 5, run.stderr()
+    assert "link lost: no frame from the board" in run.stderr()
+    assert emulator_silence_explains(out, events(log), LINK_TIMEOUT_MS / 1e3) == ""
+
+
+def test_an_emulator_held_through_a_link_timeout_is_the_machines_doing(tmp_path):
+    """The other side of the rule: ``fes board-emulator`` stopped (SIGSTOP, as a loaded
+    machine keeps it off the CPU) for 250 ms mid-walk; ``fes run`` rightly declares the
+    link lost (exit 5), and the emulator's ``paused`` gap fills the silence: such a run
+    is the machine's, run again (``emulator_silence_explains``)."""
+    for attempt in range(FAULT_RUNS):
+        folder = tmp_path / f"attempt{attempt}"
+        folder.mkdir()
+        emu, path, log = emulator(folder, "--comm-timeout-ms", "400")
+        run = live_run(folder, path, 6.0)
+        deadline = time.monotonic() + 30.0
+        while not (log.exists() and any(e["event"] == "stream_start" for e in events(log))):
+            assert time.monotonic() < deadline and run.proc.poll() is None, run.stderr()
+            time.sleep(0.05)
+        time.sleep(1.0)
+        os.kill(emu.proc.pid, signal.SIGSTOP)
+        time.sleep(0.25)
+        os.kill(emu.proc.pid, signal.SIGCONT)
+        code = run.wait(timeout_s=40.0)
+        emu.stop()
+        if code != 7:  # 7: the machine ended it before the hold (the watchdog's 30 ms)
+            break
+        print(f"run {attempt + 1} of {FAULT_RUNS}: {run.stderr()}")
+    assert code == 5, run.stderr()
+    assert "link lost: no frame from the board" in run.stderr()
+    why = emulator_silence_explains(folder / "live", events(log), LINK_TIMEOUT_MS / 1e3)
+    assert "the link's silence" in why and "delayed by the machine" in why, why
 
 
 def test_a_board_silent_for_a_moment_is_named_with_the_watchdogs_figure(tmp_path):
@@ -376,5 +434,9 @@ def test_a_select_the_kernel_held_is_a_pause_of_the_emulators_clock(monkeypatch)
     finally:
         emu.close()
     events = list(map(json.loads, log.getvalue().splitlines()))
-    assert [e for e in events if e["event"] == "paused" and e["late_ms"] >= 300.0], events
+    [paused] = [e for e in events if e["event"] == "paused" and e["late_ms"] >= 300.0]
     assert board_was_starved([{"event": "stream_start"}, *events])  # were it streaming
+    # the gap's two readings: what a link timeout's rerun counts (machine_delay_within)
+    assert paused["monotonic_s"] - paused["since_s"] == pytest.approx(paused["late_ms"] / 1e3)
+    assert machine_delay_within(events, paused["since_s"], paused["monotonic_s"]) == (
+        pytest.approx(paused["paused_ms"] / 1e3))

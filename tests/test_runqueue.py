@@ -12,7 +12,12 @@ import sys
 import time
 
 import pytest
-from helpers.shared_machine import silent_link, starved_board_explains
+from helpers.shared_machine import (
+    EMULATOR_UNSEEN_S,
+    emulator_silence_explains,
+    silent_link,
+    starved_board_explains,
+)
 
 from hw.p24.emulator import P24Emulator
 from hw.runqueue import (
@@ -105,6 +110,65 @@ def test_a_late_product_is_judged_whatever_the_board_logged_elsewhere():
     assert starved_board_explains(late, [elsewhere, paused_event(5.0, 5.05, 0.001)]) == ""
     inside = held_event(10.0, 10.35, 0.05, 0.0)
     assert starved_board_explains(late + silent_link(TIMED_OUT, 0.3, 0.05), [inside]) == ""
+
+
+def emulator_gap(since_s: float, until_s: float) -> dict:
+    """A ``paused`` event as ``fes board-emulator`` (``hw.emulator``, speed 1) logs a gap
+    of its clock from ``since_s`` to ``until_s``."""
+    gap_ms = (until_s - since_s) * 1e3
+    return {"event": "paused", "monotonic_s": until_s, "since_s": since_s,
+            "board_t_s": 3.0, "paused_ms": round(gap_ms - 10.0, 3), "late_ms": round(gap_ms, 3)}
+
+
+def link_lost(tmp_path, at_s: float = 10.1, fault: str = "link lost: no frame from the "
+              "board for 101 ms", stopped_by: str = "link_lost"):
+    """A trial folder whose summary says the project's driver declared ``fault`` at
+    ``at_s`` (100 ms link timeout)."""
+    out = tmp_path / "live"
+    out.mkdir(exist_ok=True)
+    (out / "summary.json").write_text(json.dumps({
+        "stopped_by": stopped_by, "board": {"fault": fault, "fault_monotonic_s": at_s,
+                                            "fault_since_monotonic_s": at_s - 0.101}}))
+    return out
+
+
+def test_a_board_emulators_link_timeout_is_excused_only_by_gaps_that_fill_its_silence(
+    tmp_path
+):
+    """The P24 rule (``silent_link``) on the board emulator's clock gaps: of the 100 ms
+    before the fault, all but ``EMULATOR_UNSEEN_S`` (30 ms) must be gaps of the
+    emulator, counted as far as they lie inside."""
+    assert pytest.approx(0.03) == EMULATOR_UNSEEN_S
+    out = link_lost(tmp_path)
+    # held from 5 ms before the silence to 20 ms after the fault: 115 ms logged, 25 ms
+    # of it outside, 90 ms inside
+    assert "the link's silence" in emulator_silence_explains(out, [emulator_gap(9.995, 10.12)],
+                                                             0.1)
+    # 75 ms of gap, 65 ms counted: 5 ms short of the 70 ms
+    assert emulator_silence_explains(out, [emulator_gap(10.0, 10.075)], 0.1) == ""
+    # two gaps inside add up (40 + 40 ms counted)
+    both = [emulator_gap(10.0, 10.05), emulator_gap(10.05, 10.1)]
+    assert emulator_silence_explains(out, both, 0.1) != ""
+    # outside the silence, or nothing logged: the test judges the run
+    assert emulator_silence_explains(out, [emulator_gap(9.5, 9.7)], 0.1) == ""
+    assert emulator_silence_explains(out, [], 0.1) == ""
+    # a fault declared once the test's own fault began is the test's to judge
+    gap = [emulator_gap(9.995, 10.12)]
+    assert emulator_silence_explains(out, gap, 0.1, before_s=10.05) == ""
+    assert emulator_silence_explains(out, gap, 0.1, before_s=10.2) != ""
+    # other endings: no silence to explain
+    acks = link_lost(tmp_path, fault="board stopped acknowledging: a command is 101 ms "
+                     "without answer")
+    assert emulator_silence_explains(acks, gap, 0.1) == ""
+    assert emulator_silence_explains(link_lost(tmp_path, stopped_by="duration"), gap, 0.1) == ""
+    assert emulator_silence_explains(tmp_path / "no trial", gap, 0.1) == ""
+
+
+def test_a_board_emulators_gap_counts_as_the_machines_delay_not_as_a_wait_for_a_cpu():
+    gap = emulator_gap(1.0, 1.1)  # 100 ms: 90 ms beyond the clock's normal step
+    assert machine_delay_within([gap], 0.0, 2.0) == pytest.approx(0.09)
+    assert machine_delay_within([gap], 1.05, 2.0) == pytest.approx(0.04)
+    assert waited_within([gap], 0.0, 2.0) == 0.0
 
 
 def test_the_kernel_counts_a_threads_wait_and_a_watch_ends_with_its_process():

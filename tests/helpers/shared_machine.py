@@ -4,6 +4,8 @@ acknowledgement fault, a late reply or a silence) repeated."""
 
 from __future__ import annotations
 
+import json
+import math
 import os
 import tomllib
 from collections.abc import Callable, Iterable
@@ -11,6 +13,8 @@ from pathlib import Path
 from typing import TypeVar
 
 from controller.commands.common import EXIT_WATCHDOG_FAULT
+from hw.board import LISTEN_STEP_S
+from hw.emulator import MAX_CLOCK_STEP_S
 from hw.runqueue import machine_delay_within
 
 T = TypeVar("T")
@@ -110,6 +114,41 @@ def silent_link(board: dict, timeout_s: float, unseen_s: float,
     if not fault or at is None or answered not in fault:
         return []
     return [("the link's silence", at - timeout_s, at, timeout_s - unseen_s)]
+
+
+#: How the project's driver names a silent board (``hw.board``: its link timeout).
+NO_FRAME = "no frame from the board"
+#: What of a link timeout's silence the board emulator's log (``hw.emulator``, its
+#: ``paused`` clock gaps) cannot show: the normal step each ``paused_ms`` leaves out of
+#: its gap (``MAX_CLOCK_STEP_S``, at speed 1), and up to ``LISTEN_STEP_S`` of bytes the
+#: machine held on their way to the host, which the driver counts as listening (a pause
+#: of the host's own reader longer than that it does not count: ``hw.board``).
+EMULATOR_UNSEEN_S = MAX_CLOCK_STEP_S + LISTEN_STEP_S
+
+
+def emulator_silence_explains(out: Path, board_log: Iterable[dict], link_timeout_s: float,
+                              before_s: float = math.inf) -> str:
+    """``starved_board_explains`` for a run of ``fes run`` against ``fes board-emulator``
+    (its own process, over a pty) that the link timeout ended (exit 5, ``NO_FRAME``)
+    before ``before_s`` (monotonic; a test's own fault, after which a link loss is the
+    test's to judge): text when the emulator's ``paused`` gaps (a wait for a CPU or a
+    ``select`` the kernel held) fill the silence before the fault but
+    ``EMULATOR_UNSEEN_S``, the rule of a P24 walk's link timeout (``silent_link``);
+    empty otherwise (any other ending, no trial written, a silence the board's log does
+    not account for). A late host cannot make such a gap: the emulator's pty is
+    non-blocking and its ``select`` waits at most ``hw.emulator.MAX_SLEEP_S`` whatever a
+    host writes, so only the machine keeps it past that. (An emulator on a thread of
+    ``fes run``'s own process is no witness: its gaps can be the host's, the GIL.)"""
+    path = out / "summary.json"
+    if not path.is_file():
+        return ""
+    trial = json.loads(path.read_text())
+    board = trial.get("board") or {}
+    if trial.get("stopped_by") != "link_lost" or (board.get("fault_monotonic_s")
+                                                   or math.inf) >= before_s:
+        return ""
+    silence = silent_link(board, link_timeout_s, EMULATOR_UNSEEN_S, NO_FRAME)
+    return starved_board_explains(silence, board_log) if silence else ""
 
 
 def rerun_after_heartbeat_faults(

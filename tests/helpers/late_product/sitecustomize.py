@@ -4,7 +4,9 @@
 every train (a driver slow to start a train); ``openemsstim``, every line reaches the
 port that much after the driver wrote it (a slow link, in a thread of its own, so the
 loop is not held up). The tests show that such lateness is never taken for a starved
-machine."""
+machine. ``board`` (the project's board, ``hw.board``): from 2 s after its first read
+the driver's reader loses every byte it reads for that long, a silence of the host's own
+making, which ends the run by the link timeout (exit 5) with the board on time."""
 
 from __future__ import annotations
 
@@ -73,5 +75,27 @@ def _late_openems() -> None:
     driver.OpenEmsStim._write = late_write  # type: ignore[method-assign]
 
 
+#: ``board``: when the host starts losing the board's bytes, seconds after its first read.
+_BOARD_LOSS_AT_S = 2.0
+
+
+def _deaf_board() -> None:
+    from hw.transport import Transport
+
+    read = Transport.read
+    first: list[float] = []
+
+    def deaf_read(self):  # type: ignore[no-untyped-def]
+        data = read(self)
+        if data and not first:
+            first.append(time.monotonic())
+        since = time.monotonic() - first[0] if first else 0.0
+        if _BOARD_LOSS_AT_S <= since < _BOARD_LOSS_AT_S + _DELAY_S:
+            return b""  # read, and lost
+        return data
+
+    Transport.read = deaf_read  # type: ignore[method-assign]
+
+
 if _DELAY_S > 0:
-    {"p24": _late_p24, "openemsstim": _late_openems}[_BACK_END]()
+    {"p24": _late_p24, "openemsstim": _late_openems, "board": _deaf_board}[_BACK_END]()
