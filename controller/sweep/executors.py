@@ -85,6 +85,7 @@ class _Workers:
         self._context = multiprocessing.get_context("spawn")
         self._shares = shares
         self.running: list[_Worker] = []
+        self.retired: list[BaseProcess] = []
 
     def start(self) -> _Worker:
         mine, theirs = self._context.Pipe()
@@ -104,15 +105,17 @@ class _Workers:
             worker.connection.send((index, *task))
 
     def retire(self, worker: _Worker) -> None:
-        """Tell an idle worker to exit (it does once it has read this)."""
+        """Tell an idle worker to exit (it does once it has read this; not waited for
+        here, a thread of its trial's could hold its exit up: ``kill_all`` reaps it)."""
         with contextlib.suppress(OSError):
             worker.connection.send(None)
         worker.connection.close()
         self.running.remove(worker)
-        worker.process.join()
+        self.retired.append(worker.process)
 
     def kill_all(self) -> None:
-        """End every worker still running by SIGKILL (``Process.kill``), then reap it.
+        """End every worker still running, retired or not, by SIGKILL (``Process.kill``),
+        then reap it.
 
         Not SIGTERM (``Process.terminate``): in a worker running a trial, SIGTERM is the
         trial's e-stop (``controller.safety.estop``), which ends the trial gracefully or,
@@ -120,13 +123,18 @@ class _Workers:
         of ``fes sweep --workers 2`` then hung 5 times in 10 at 600 s per trial, with
         ``multiprocessing.Pool``, whose terminate waited on a worker stuck on its task
         queue). A worker holds nothing that needs its own clean-up: the sweep removes
-        the folders of unfinished trials (``controller.sweep.store``)."""
+        the folders of unfinished trials (``controller.sweep.store``); a retired one
+        has sent its last result."""
+        processes = [w.process for w in self.running] + self.retired
+        for process in processes:
+            if process.exitcode is None:
+                process.kill()
+        for process in processes:
+            process.join()
         for worker in self.running:
-            worker.process.kill()
-        for worker in self.running:
-            worker.process.join()
             worker.connection.close()
         self.running.clear()
+        self.retired.clear()
 
 
 def run_processes(
