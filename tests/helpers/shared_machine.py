@@ -191,8 +191,8 @@ def rerun_after_heartbeat_faults(
 
 def late_product(back_end: str, delay_s: float) -> dict[str, str]:
     """The environment for a ``fes run`` made ``delay_s`` late on ``back_end`` (``p24``,
-    ``openemsstim``: ``late_product/sitecustomize.py``), for the tests that show a late
-    product is never taken for a starved machine."""
+    ``openemsstim``; ``board``, deaf that long: ``late_product/sitecustomize.py``), for
+    the tests that show a late product is never taken for a starved machine."""
     path = [str(LATE_PRODUCT), *filter(None, [os.environ.get("PYTHONPATH")])]
     return {"PYTHONPATH": os.pathsep.join(path), "FES_TEST_LATE": back_end,
             "FES_TEST_LATE_S": str(delay_s)}
