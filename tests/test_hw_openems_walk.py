@@ -32,6 +32,7 @@ from pathlib import Path
 
 import pytest
 from helpers.shared_machine import (
+    LATE_RUNS,
     SHARED_MACHINE_SAFETY,
     late_product,
     rerun_after_heartbeat_faults,
@@ -203,15 +204,6 @@ def test_a_late_product_is_not_taken_for_a_starved_machine(openems_programs, ope
     late = late_replies(run, floors)
     assert len(late) >= 4 and len(run.delivered) >= 2, (late, run.stderr)
     assert starved(run, floors) == "", late
-
-
-#: Late walks in all, a walk ended by a heartbeat fault (the host off the CPU) run again:
-#: the walk ran once and ended so after one train in 1 of 10 tests at load 3.3-7.2 (two
-#: busy loops beside other work, 6 Dec 2026; 56 ms), so five tries rather than three.
-#: A walk the driver ended with a lost link ("no echo ... 300 ms after it was due") is
-#: not run again: such endings were the driver's, its reader or writer
-#: thread waiting for a CPU taken for a silent board (fixed in hw/openems/driver.py).
-LATE_RUNS = 5
 
 
 def test_a_silence_is_set_beside_the_firmwares_waits_from_when_its_echo_was_due():

@@ -38,6 +38,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 from helpers.shared_machine import (
+    LATE_RUNS,
     SHARED_MACHINE_SAFETY,
     late_product,
     rerun_after_heartbeat_faults,
@@ -206,8 +207,11 @@ def test_a_late_product_is_not_taken_for_a_starved_machine(tmp_path):
     """The driver made to start every train 50 ms late: its first pulses miss the 10 ms
     and no wait for a CPU accounts for them, nor a hold of the kernel's (a late host
     leaves the emulator's selects on time: ``starved_board_explains``), so the walk would
-    not be run again."""
-    code, err, run = walk(tmp_path / "late", delay_s=0.05)
+    not be run again. A walk a heartbeat fault ended (the host off the CPU, the watchdog
+    right: seen once in a full run at load 2.3, 6 Dec 2026) is run again, as the openEMSstim
+    late-product test's is; any other ending is judged."""
+    code, err, run = rerun_after_heartbeat_faults(
+        lambda k: walk(tmp_path / f"late{k}", delay_s=0.05), runs=LATE_RUNS)
     assert code == 0, err
     late = late_pulses(run)
     assert len(late) >= 6 and all("first pulse" in what for what, *_ in late), late
