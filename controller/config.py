@@ -20,7 +20,13 @@ from controller.detect.config import DetectorConfig
 from controller.resources import config_layers, merge_all, merge_tables
 from controller.safety.limits import MAX_SAMPLE_RATE_HZ, Pulse, SafetyLimits, pulse_breaches
 from controller.stim.presets import preset_layer
-from controller.stim.settings import ChannelConfig, StimConfig, channel_path, stim_problems
+from controller.stim.settings import (
+    ChannelConfig,
+    StimConfig,
+    channel_path,
+    stim_problems,
+    unused_stim,
+)
 from controller.validation import ConfigError, ConfigModel, describe_errors
 
 
@@ -256,6 +262,21 @@ def _triggers_available(config: TrialConfig) -> list[str]:
         for name, ch in config.stim.active_channels()
         if ch.trigger == "heel_off"
     ]
+
+
+def unused_settings(config: TrialConfig) -> dict[str, str]:
+    """The settings a trial with ``config`` never reads, by dotted path (a table or a
+    field), each with the choice that leaves it out (``detector.placement = shank``
+    for ``detector.gyro.foot``): a value changed there changes nothing in the trial."""
+    return config.detector.unused() | unused_stim(config.stim)
+
+
+def unused_by(unused: dict[str, str], key: str) -> str | None:
+    """Why the dotted ``key`` is not read, given ``unused_settings``; None if it is."""
+    for path, why in unused.items():
+        if key == path or key.startswith(f"{path}."):
+            return why
+    return None
 
 
 def build_config(data: dict[str, Any], source: str) -> TrialConfig:

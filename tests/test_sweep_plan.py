@@ -114,3 +114,43 @@ def test_bad_sweeps_are_named_before_running(spec, expected):
     with pytest.raises(ConfigError) as err:
         build_plan(spec)
     assert any(expected in p for p in err.value.problems)
+
+
+@pytest.mark.parametrize(
+    ("grid", "expected"),
+    [
+        ("detector.gyro.foot.toe_off_rise_fraction=0.5,0.7,0.9", "detector.placement = shank"),
+        ("detector.heel.switch.debounce_ms=5,10", "detector.sensor = gyro"),
+        ("detector.fused.merge_window_ms=100,200", "detector.sensor = gyro"),
+        ("stim.peroneal.lead_ms=0,100,200", "stim.peroneal.trigger = pre_swing"),
+        ("stim.prediction.history_strides=3,5", "no channel's trigger is predicted_toe_off"),
+        ("stim.training.on_ms=1000,2000", "stim.mode = walking"),
+    ],
+)
+def test_a_key_no_trial_reads_is_refused(grid, expected):
+    """A sweep of a setting the trials never read (the foot's thresholds while the
+    gyroscope is on the shank, the lead of a predicted toe off while trains start at
+    pre-swing) ran every value, got the same trial each time and ranked them 1, 2, 3
+    as if the first value were best."""
+    with pytest.raises(ConfigError) as err:
+        build_plan(SweepSpec(grid=(parse_grid(grid),)))
+    key = grid.partition("=")[0]
+    assert any(p.startswith(f"{key}: no trial reads it ({expected})")
+               for p in err.value.problems), err.value.problems
+
+
+@pytest.mark.parametrize(
+    ("grids", "fixed"),
+    [
+        (("detector.gyro.foot.toe_off_rise_fraction=0.5,0.7",
+          "detector.placement=shank,foot"), {}),
+        (("detector.gyro.foot.toe_off_rise_fraction=0.5,0.7",), {"detector.placement": "foot"}),
+        (("stim.peroneal.lead_ms=0,100", "stim.prediction.history_strides=3,5"),
+         {"stim.peroneal.trigger": "predicted_toe_off"}),
+        (("detector.heel.force.contact_force_n=10,20",),
+         {"detector.sensor": "fused", "detector.heel_input": "force"}),
+    ],
+)
+def test_a_key_some_trial_reads_is_swept(grids, fixed):
+    plan = build_plan(SweepSpec(grid=tuple(parse_grid(g) for g in grids), fixed=fixed))
+    assert len({t.key for t in plan.trials}) == len(plan.trials)

@@ -102,6 +102,27 @@ class DetectorConfig(ConfigModel):
         """Whether the chosen detector reports heel off: only a heel sensor sees it."""
         return self.sensor != "gyro"
 
+    def unused(self) -> dict[str, str]:
+        """The settings this detector never reads, by dotted path under ``detector.``
+        (a table or a field), each with the choice that leaves it out: the placement
+        and heel sensor not chosen, the sensors and fusion a single sensor does
+        without."""
+        sensor = f"detector.sensor = {self.sensor}"
+        unused: dict[str, str] = {}
+        if self.sensor == "heel":
+            unused |= {"detector.gyro": sensor, "detector.placement": sensor}
+        else:
+            unused |= {f"detector.gyro.{p}": f"detector.placement = {self.placement}"
+                       for p in GyroPlacements.model_fields if p != self.placement}
+        if self.sensor == "gyro":
+            unused |= {"detector.heel": sensor, "detector.heel_input": sensor}
+        else:
+            unused |= {f"detector.heel.{h}": f"detector.heel_input = {self.heel_input}"
+                       for h in HeelSensors.model_fields if h != self.heel_input}
+        if self.sensor != "fused":
+            unused["detector.fused"] = sensor
+        return unused
+
     def setup(self) -> detector.DetectorSetup:
         """The kernel set-up of the chosen detector."""
         if self.sensor == "gyro":

@@ -270,6 +270,38 @@ class StimConfig(ConfigModel):
         return [(name, ch) for name, ch in self.named_channels() if ch.enabled]
 
 
+#: The fields of a channel that only a train started at a predicted toe off reads.
+PREDICTION_FIELDS = ("lead_ms", "fallback_trigger", "confirm_ms")
+
+
+def unused_stim(stim: StimConfig) -> dict[str, str]:
+    """The settings of ``stim`` a trial never reads, by dotted path (a table or a
+    field), each with the choice that leaves it out: everything but ``stim.enabled``
+    when stimulation is off, the tables of the modes not chosen, every field but
+    ``enabled`` of a disabled channel, and the toe-off prediction where no channel
+    starts at a predicted toe off."""
+    if not stim.enabled:
+        off = "stim.enabled = false"
+        return {f"stim.{name}": off for name in StimConfig.model_fields if name != "enabled"}
+    mode = f"stim.mode = {stim.mode}"
+    unused = {f"stim.{name}": mode for name in ("training", "test") if name != stim.mode}
+    predicting = False
+    for name, ch in stim.named_channels():
+        path = channel_path(name)
+        if not ch.enabled:
+            unused |= {f"{path}.{field}": f"{path}.enabled = false"
+                       for field in ChannelConfig.model_fields if field != "enabled"}
+        elif stim.mode == "walking" and ch.trigger == "predicted_toe_off":
+            predicting = True
+        else:
+            why = mode if stim.mode != "walking" else f"{path}.trigger = {ch.trigger}"
+            unused |= {f"{path}.{field}": why for field in PREDICTION_FIELDS}
+    if not predicting:
+        unused["stim.prediction"] = (
+            mode if stim.mode != "walking" else "no channel's trigger is predicted_toe_off")
+    return unused
+
+
 def channel_path(name: str) -> str:
     """Where a channel lives in a config: ``stim.peroneal`` or ``stim.channels.<name>``."""
     return "stim.peroneal" if name == "peroneal" else f"stim.channels.{name}"

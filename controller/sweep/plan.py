@@ -240,7 +240,7 @@ def _settings(spec: SweepSpec) -> list[dict[str, Value]]:
 
 def build_plan(spec: SweepSpec) -> SweepPlan:
     """Every trial of the sweep, each config validated; all problems named at once."""
-    from controller.config import load_config
+    from controller.config import load_config, unused_by, unused_settings
     from sim.patient import load_patient
 
     _check_keys(spec)
@@ -265,6 +265,8 @@ def build_plan(spec: SweepSpec) -> SweepPlan:
     parameters = tuple(dict.fromkeys((*swept, PATIENT_KEY, SEED_KEY)))
     trials: list[PlannedTrial] = []
     seen: dict[str, int] = {}
+    #: Why each swept key is read by no trial so far (a key some trial reads is dropped).
+    idle = {key: "" for key in swept if key not in (PATIENT_KEY, SEED_KEY)}
     for setting in _settings(spec):
         for patient in patients:
             for offset in range(spec.seeds):
@@ -277,6 +279,13 @@ def build_plan(spec: SweepSpec) -> SweepPlan:
                 except ConfigError as err:
                     problems += [p for p in err.problems if p not in problems]
                     continue
+                unused = unused_settings(config)
+                for name in list(idle):
+                    why = unused_by(unused, name)
+                    if why is None:
+                        del idle[name]
+                    else:
+                        idle[name] = why
                 dump = config.model_dump()
                 key = _digest([dump, profile(chosen[PATIENT_KEY])])[:16]
                 params = {k: _at(dump, k) for k in parameters}
@@ -287,6 +296,12 @@ def build_plan(spec: SweepSpec) -> SweepPlan:
                     )
                 seen[key] = len(trials)
                 trials.append(PlannedTrial(len(trials), params, dump, key))
+    if trials:  # (with none, every config was refused: those problems say why)
+        problems += [
+            f"{name}: no trial reads it ({why}), so every value would give the same trial; "
+            "sweep or set that choice too (--grid or --config), or sweep another key"
+            for name, why in idle.items()
+        ]
     if problems:
         raise ConfigError(SOURCE, problems)
     return SweepPlan(spec, parameters, tuple(trials))
