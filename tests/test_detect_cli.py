@@ -86,6 +86,9 @@ def test_fixed_rate_needs_no_time_column(tmp_path, capsys):
         ("gyro_rad_s\n0.1\n", [], "no column 'time_s'"),
         ("time_s,gyro_rad_s\n0,1\n0.01,abc\n", [], "line 3, column 'gyro_rad_s': 'abc'"),
         ("time_s,gyro_rad_s\n0,1\n0,1\n", [], "'time_s' must increase"),
+        # which row, and the way out when the samples are evenly spaced
+        ("time_s,gyro_rad_s\n0,1\n0.01,1\n0.02,1\n0.02,1\n", [],
+         "data row 4 has 0.02 after 0.02 (time in seconds; if the samples are evenly"),
         ("time_s,gyro_rad_s\n0,1\n", ["--sensor", "heel"], "no column 'heel_switch'"),
         ("time_s,gyro_rad_s\n0,1\n", ["--rate-hz", "5"], "unknown_after_missing_ms"),
         ("time_s,gyro_rad_s\n0,1\n", ["--rate-hz", "5"], "samples 200 ms apart (5 Hz)"),
@@ -251,3 +254,25 @@ def test_a_gyro_in_the_units_said_gets_no_units_note(trial, tmp_path, capsys):
     assert main(["detect", "--input", str(trial / "samples.csv"),
                  "--output", str(tmp_path / "e.csv")]) == 0
     assert "units" not in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("keep", [4, 14, 60, -3], ids=["in-time-stamp", "in-gyro-cell",
+                                                     "mid-row", "in-last-cell"])
+def test_a_row_cut_off_at_the_end_is_left_out_with_a_note(trial, tmp_path, capsys, keep):
+    """A logger killed while writing a row leaves part of it, without a line end. Its
+    cut time stamp ('11.9' of '11.998') made fes detect refuse the whole recording
+    ('time_s must increase', exit 2); a cut rate ('-0.4' of '-0.462358') was read as if
+    whole. Now that row is left out, with a note, and the rest gives the events of the
+    whole rows."""
+    text = (trial / "samples.csv").read_text()
+    head, last = text.rstrip("\n").rsplit("\n", 1)
+    whole = tmp_path / "whole.csv"
+    whole.write_text(head + "\n")
+    cut = tmp_path / "cut.csv"
+    cut.write_text(f"{head}\n{last[:keep]}")
+    assert main(["detect", "--input", str(whole), "--output", str(tmp_path / "w.csv")]) == 0
+    assert "no line end" not in capsys.readouterr().err
+    assert main(["detect", "--input", str(cut), "--output", str(tmp_path / "c.csv")]) == 0
+    err = capsys.readouterr().err
+    assert f"the last line of {cut} has no line end" in err and "left out" in err
+    assert (tmp_path / "c.csv").read_text() == (tmp_path / "w.csv").read_text()

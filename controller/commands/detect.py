@@ -70,8 +70,41 @@ def _times(args: argparse.Namespace, columns: dict[str, np.ndarray], n: int) -> 
     if not np.all(np.isfinite(t_s)):
         raise CsvError(f"{args.input}: column 'time_s' has empty or non-finite values")
     if n > 1 and not np.all(np.diff(t_s) > 0.0):
-        raise CsvError(f"{args.input}: column 'time_s' must increase from row to row")
+        row = int(np.flatnonzero(np.diff(t_s) <= 0.0)[0]) + 1  # 0-based, of the later one
+        raise CsvError(
+            f"{args.input}: column 'time_s' must increase from row to row: data row "
+            f"{row + 1} has {t_s[row]:.10g} after {t_s[row - 1]:.10g} (time in seconds; if the "
+            "samples are evenly spaced and only their time stamps are rounded, --rate-hz N "
+            "reads them at that rate and ignores time_s)"
+        )
     return t_s
+
+
+def _ends_unended(path: Path) -> bool:
+    """Whether the file's last line has no line end, as a logger stopped in the middle
+    of writing a row leaves it (False for an empty file)."""
+    with path.open("rb") as handle:
+        if handle.seek(0, os.SEEK_END) == 0:
+            return False
+        handle.seek(-1, os.SEEK_END)
+        return handle.read(1) not in (b"\n", b"\r")
+
+
+def _without_cut_row(args: argparse.Namespace, columns: dict[str, np.ndarray],
+                     unended: bool) -> str | None:
+    """Leave out the last row of ``columns`` if the file ended without a line end: a
+    recording cut off while a row was written ends in part of a row, whose cut number
+    (a time stamp ``29.9`` of ``29.98``, a rate ``-1.`` of ``-1.125``) would be read as
+    if whole. Returns what to tell the user (None: nothing left out)."""
+    if not unended or len(next(iter(columns.values()))) == 0:
+        return None
+    for name, values in columns.items():
+        columns[name] = values[:-1]
+    return (
+        f"fes detect: note: the last line of {args.input} has no line end, as a recording "
+        "cut off while a row was written leaves it: that row was left out (if it is "
+        "whole, end the file with a newline)."
+    )
 
 
 def axis_columns(column: str) -> tuple[tuple[str, str, str], int] | None:
@@ -252,6 +285,7 @@ def _detect(args: argparse.Namespace) -> int:
                       unit_scale=True) as shown:
             columns = read_columns(args.input, wanted, axes[0] if axes is not None else (),
                                    on_bytes=shown.advance)
+        cut_note = _without_cut_row(args, columns, _ends_unended(args.input))
         n = len(next(iter(columns.values())))
         t_s = _times(args, columns, n)
         truth = read_events(args.truth) if args.truth is not None else None
@@ -259,7 +293,7 @@ def _detect(args: argparse.Namespace) -> int:
         print(f"fes: {err}", file=sys.stderr)
         return EXIT_USAGE
     gyro = None
-    column, notes = args.gyro_column, []
+    column, notes = args.gyro_column, [cut_note]
     if setup.uses_gyro:
         scale = DEG_TO_RAD if args.gyro_units == "deg/s" else 1.0
         if axes is not None and all(name in columns for name in axes[0]):
