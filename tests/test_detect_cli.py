@@ -276,3 +276,32 @@ def test_a_row_cut_off_at_the_end_is_left_out_with_a_note(trial, tmp_path, capsy
     err = capsys.readouterr().err
     assert f"the last line of {cut} has no line end" in err and "left out" in err
     assert (tmp_path / "c.csv").read_text() == (tmp_path / "w.csv").read_text()
+
+
+@pytest.mark.parametrize(
+    ("options", "expected"),
+    [
+        (["--heel-column", "heel_force_n"],
+         "heel_force_n is read as a 0/1 heel switch (contact at 0.5 and above) but reads 0 "),
+        (["--heel-column", "heel_switch", "--heel-threshold-n", "20"],
+         "heel_switch never reaches the contact force of 20 N"),
+    ],
+    ids=["force-read-as-switch", "switch-read-as-force"],
+)
+def test_a_heel_column_read_as_the_other_kind_is_pointed_out(trial, tmp_path, capsys,
+                                                             options, expected):
+    """A force insole's heel sensor (N) read without --heel-threshold-n is a switch in
+    contact from 0.5 N: on the gaitpdb walk 89 heel strikes of 96 and nothing said why;
+    a 0/1 switch read with --heel-threshold-n 20 never made contact: 0 events, exit 0,
+    nothing said."""
+    assert main(["detect", "--input", str(trial / "samples.csv"), "--output",
+                 str(tmp_path / "e.csv"), "--sensor", "heel", *options]) == 0
+    assert expected in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("options", [["--heel-column", "heel_force_n",
+                                      "--heel-threshold-n", "20"], []])
+def test_a_heel_column_read_as_what_it_is_gets_no_note(trial, tmp_path, capsys, options):
+    assert main(["detect", "--input", str(trial / "samples.csv"), "--output",
+                 str(tmp_path / "e.csv"), "--sensor", "heel", *options]) == 0
+    assert "heel" not in capsys.readouterr().err

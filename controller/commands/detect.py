@@ -189,6 +189,33 @@ def _units_note(args: argparse.Namespace, column: str, gyro: np.ndarray) -> str 
     return None
 
 
+def _heel_note(config: DetectorConfig, column: str, heel: np.ndarray) -> str | None:
+    """A note when the heel column cannot be what it is read as: a 0/1 switch that
+    reads far beyond 1 (a force in newtons read as a switch: contact from 0.5 N, the
+    offset of many force sensors), or a force that never reaches the contact force."""
+    import numpy as np
+
+    finite = heel[np.isfinite(heel)]
+    if finite.size == 0:
+        return None
+    low, high = float(finite.min()), float(finite.max())
+    if config.heel_input == "switch" and (high > 1.5 or low < -0.5):
+        return (
+            f"fes detect: note: {column} is read as a 0/1 heel switch (contact at 0.5 and "
+            f"above) but reads {low:.4g} to {high:.4g}: is it a force in N? Pass "
+            "--heel-threshold-n F (contact at F newtons, e.g. 20)."
+        )
+    contact = config.heel_config().contact_force_n
+    if config.heel_input == "force" and high < contact:
+        return (
+            f"fes detect: note: {column} never reaches the contact force of {contact:g} N "
+            f"(detector.heel.force.contact_force_n; it reads at most {high:.4g}), so no "
+            "contact is seen: is it a 0/1 switch (drop --heel-threshold-n) or in other "
+            "units?"
+        )
+    return None
+
+
 def _checked_sign(
     args: argparse.Namespace, config: DetectorConfig, t_s: np.ndarray, gyro: np.ndarray,
     column: str,
@@ -302,6 +329,8 @@ def _detect(args: argparse.Namespace) -> int:
         gyro = columns[column] * (-scale if args.invert else scale)
         notes.append(_units_note(args, column, gyro))
     heel = columns[heel_column] if setup.heel_input is not None else None
+    if heel is not None:
+        notes.append(_heel_note(config, heel_column, heel))
     try:
         if args.rate_hz is not None:
             setup.check_period(1.0 / args.rate_hz)
@@ -391,7 +420,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "warning")
     detect.add_argument("--heel-column", metavar="NAME",
                         help="column of the heel sensor (default heel_switch, or "
-                        "heel_force_n with --heel-threshold-n)")
+                        "heel_force_n with --heel-threshold-n); a switch column beyond 0/1, "
+                        "or a force that never reaches the threshold, is pointed out with a "
+                        "note")
     detect.add_argument("--heel-threshold-n", type=_positive, metavar="F",
                         help="the heel column is a force in N: contact at or above F, "
                         "released below F/2 (without it, a 0/1 switch)")
