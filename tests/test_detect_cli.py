@@ -82,14 +82,21 @@ def test_fixed_rate_needs_no_time_column(tmp_path, capsys):
 @pytest.mark.parametrize(
     ("content", "extra", "expected"),
     [
-        ("time_s,gyro\n0,1\n", [], "no column 'gyro_rad_s'; the file has: time_s, gyro"),
-        ("gyro_rad_s\n0.1\n", [], "no column 'time_s'"),
+        ("time_s,gyro\n0,1\n", [], "no column 'gyro_rad_s' (the sagittal angular velocity; "
+         "name your column with --gyro-column NAME, and add --gyro-units deg/s if it is in "
+         "deg/s); the file has: time_s, gyro"),
+        # a researcher's own file: what time_s is, and --rate-hz to do without it
+        ("timestamp_ms,gyro_rad_s\n0,0.1\n", [], "no column 'time_s' (the time of each "
+         "sample in seconds; for samples at a fixed rate give --rate-hz N instead"),
         ("time_s,gyro_rad_s\n0,1\n0.01,abc\n", [], "line 3, column 'gyro_rad_s': 'abc'"),
         ("time_s,gyro_rad_s\n0,1\n0,1\n", [], "'time_s' must increase"),
         # which row, and the way out when the samples are evenly spaced
         ("time_s,gyro_rad_s\n0,1\n0.01,1\n0.02,1\n0.02,1\n", [],
          "data row 4 has 0.02 after 0.02 (time in seconds; if the samples are evenly"),
-        ("time_s,gyro_rad_s\n0,1\n", ["--sensor", "heel"], "no column 'heel_switch'"),
+        ("time_s,gyro_rad_s\n0,1\n", ["--sensor", "heel"], "no column 'heel_switch' (the "
+         "heel switch, 0/1; name your column with --heel-column NAME"),
+        # a column the user named is theirs: no advice to name it
+        ("time_s,gyro\n0,1\n", ["--gyro-column", "Gyr_Y"], "no column 'Gyr_Y'; the file"),
         ("time_s,gyro_rad_s\n0,1\n", ["--rate-hz", "5"], "unknown_after_missing_ms"),
         ("time_s,gyro_rad_s\n0,1\n", ["--rate-hz", "5"], "samples 200 ms apart (5 Hz)"),
         # time_s written in milliseconds: the message says how far apart the samples are

@@ -41,6 +41,18 @@ DEG_TO_RAD = math.pi / 180.0
 _AXIS_LETTER = re.compile(r"(?<![A-Za-z])[xyzXYZ](?![A-Za-z])")
 
 
+#: What a missing column of the recording holds, and the option that names another.
+_MEANINGS = {
+    "time_s": "the time of each sample in seconds; for samples at a fixed rate give "
+    "--rate-hz N instead, e.g. --rate-hz 100",
+    "gyro_rad_s": "the sagittal angular velocity; name your column with --gyro-column "
+    "NAME, and add --gyro-units deg/s if it is in deg/s",
+    "heel_switch": "the heel switch, 0/1; name your column with --heel-column NAME, "
+    "and add --heel-threshold-n F if it is a force in N",
+    "heel_force_n": "the heel force in N; name your column with --heel-column NAME",
+}
+
+
 def _overrides(args: argparse.Namespace) -> dict[str, Any]:
     """The detector options as a config layer, validated with the rest."""
     detector: dict[str, Any] = {}
@@ -311,7 +323,7 @@ def _detect(args: argparse.Namespace) -> int:
         with progress(args.input.stat().st_size, f"reading {args.input.name}", "B",
                       unit_scale=True) as shown:
             columns = read_columns(args.input, wanted, axes[0] if axes is not None else (),
-                                   on_bytes=shown.advance)
+                                   on_bytes=shown.advance, meanings=_MEANINGS)
         cut_note = _without_cut_row(args, columns, _ends_unended(args.input))
         n = len(next(iter(columns.values())))
         t_s = _times(args, columns, n)

@@ -16,7 +16,7 @@ import csv
 import io
 import os
 import stat
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -102,30 +102,33 @@ def _open_rows(path: Path) -> tuple[list[str], list[list[str]]]:
 _OTHER_SEPARATORS = (";", "\t", "|")
 
 
-def _index(path: Path, header: Sequence[str], column: str) -> int:
+def _index(path: Path, header: Sequence[str], column: str, meaning: str = "") -> int:
     if column not in header:
         seen = [sep for sep in _OTHER_SEPARATORS if len(header) == 1 and sep in header[0]]
         hint = (f" (one column: the file seems separated by {seen[0]!r}; the recording must "
                 "be comma-separated)") if seen else ""
-        raise CsvError(
-            f"{path}: no column {column!r}; the file has: {', '.join(header) or '(none)'}{hint}"
-        )
+        meaning = f" ({meaning})" if meaning else ""
+        raise CsvError(f"{path}: no column {column!r}{meaning}; the file has: "
+                       f"{', '.join(header) or '(none)'}{hint}")
     return header.index(column)
 
 
 def read_columns(
     path: Path, columns: Iterable[str], optional: Iterable[str] = (),
     on_bytes: Callable[[int], None] = lambda count: None,
+    meanings: Mapping[str, str] | None = None,
 ) -> dict[str, np.ndarray]:
     """The named columns as float arrays (empty cell = NaN, a blank one too, as the
     cells a short row lacks), and those of ``optional`` that the file has. Read a block
     at a time by ``controller.csvcolumns`` (plain numbers by numpy's C reader, anything
     else row by row), ``on_bytes`` told of the bytes read; a cell that is not a number
-    is named with its line and column."""
+    is named with its line and column. A missing column is named with the file's
+    columns and what ``meanings`` says of it (what it holds, how to do without)."""
     require_regular_file(path)
+    meanings = meanings or {}
 
     def choose(header: list[str]) -> list[str]:
-        wanted = {name: _index(path, header, name) for name in columns}
+        wanted = {name: _index(path, header, name, meanings.get(name, "")) for name in columns}
         return [*wanted, *(name for name in optional if name in header and name not in wanted)]
 
     try:
