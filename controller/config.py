@@ -17,7 +17,13 @@ from typing import Any
 from pydantic import Field, ValidationError
 
 from controller.detect.config import DetectorConfig
-from controller.resources import config_layers, merge_all, merge_tables
+from controller.resources import (
+    config_layers,
+    default_config_path,
+    load_toml,
+    merge_all,
+    merge_tables,
+)
 from controller.safety.limits import MAX_SAMPLE_RATE_HZ, Pulse, SafetyLimits, pulse_breaches
 from controller.stim.presets import preset_layer
 from controller.stim.settings import (
@@ -277,6 +283,31 @@ def unused_by(unused: dict[str, str], key: str) -> str | None:
         if key == path or key.startswith(f"{path}."):
             return why
     return None
+
+
+def _leaves(table: dict[str, Any], where: str = "") -> dict[str, Any]:
+    """A nested TOML table's values by dotted path."""
+    flat: dict[str, Any] = {}
+    for key, value in table.items():
+        if isinstance(value, dict):
+            flat |= _leaves(value, f"{where}{key}.")
+        else:
+            flat[f"{where}{key}"] = value
+    return flat
+
+
+def unread_in_file(path: Path, unused: dict[str, str]) -> list[str]:
+    """The settings the file at ``path`` changes from ``configs/default.toml`` that a
+    trial never reads, given ``unused_settings`` (or a section's own ``unused``), each
+    as ``KEY = VALUE (the choice that leaves it out)``: a value tuned in the foot's
+    table while the gyroscope is on the shank changes nothing."""
+    default = _leaves(load_toml(default_config_path()))
+    notes = []
+    for key, value in _leaves(load_toml(path)).items():
+        why = unused_by(unused, key)
+        if why is not None and default.get(key, not value) != value:
+            notes.append(f"{key} = {value!r} ({why})")
+    return notes
 
 
 def build_config(data: dict[str, Any], source: str) -> TrialConfig:

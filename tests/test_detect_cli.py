@@ -312,3 +312,41 @@ def test_a_heel_column_read_as_what_it_is_gets_no_note(trial, tmp_path, capsys, 
     assert main(["detect", "--input", str(trial / "samples.csv"), "--output",
                  str(tmp_path / "e.csv"), "--sensor", "heel", *options]) == 0
     assert "heel" not in capsys.readouterr().err
+
+
+TUNED_FOOT = ("[detector.gyro.foot]\ntoe_off_rise_fraction = 0.6\n"
+              "heel_strike_level_fraction = 0.45\n")
+
+
+@pytest.mark.parametrize("command", ["detect", "check-config", "sim"])
+def test_a_config_setting_the_trial_does_not_read_is_pointed_out(trial, tmp_path, capsys,
+                                                                 command):
+    """A researcher tunes [detector.gyro.foot] in a file and runs it without --placement
+    foot (or a lead_ms while trains start at pre-swing): the shank's table ran, the
+    tuning changed nothing, and nothing said so. A value equal to the default
+    (heel_strike_level_fraction 0.45) is no tuning and is not named."""
+    path = tmp_path / "tuned.toml"
+    path.write_text(f"{TUNED_FOOT}[stim.peroneal]\nlead_ms = 50\n")
+    argv = {"detect": ["detect", "--input", str(trial / "samples.csv"),
+                       "--output", str(tmp_path / "e.csv")],
+            "check-config": ["check-config"],
+            "sim": ["sim", "--duration-s", "1", "--out", str(tmp_path / "t")]}[command]
+    config = [str(path)] if command == "check-config" else ["--config", str(path)]
+    assert main([*argv, *config]) == 0
+    err = capsys.readouterr().err
+    assert (f"{path} sets what this configuration does not read, so it changes nothing: "
+            "detector.gyro.foot.toe_off_rise_fraction = 0.6 (detector.placement = shank)") in err
+    assert "heel_strike_level_fraction" not in err
+    assert ("stim.peroneal.lead_ms = 50 (stim.peroneal.trigger = pre_swing)" in err) is (
+        command != "detect")  # fes detect reads only [detector]
+
+
+def test_a_config_whose_settings_are_read_gets_no_note(trial, tmp_path, capsys):
+    path = tmp_path / "tuned.toml"
+    path.write_text(TUNED_FOOT)
+    assert main(["detect", "--input", str(trial / "samples.csv"), "--output",
+                 str(tmp_path / "e.csv"), "--config", str(path), "--placement", "foot"]) == 0
+    assert "does not read" not in capsys.readouterr().err
+    path.write_text(TUNED_FOOT + '[detector]\nplacement = "foot"\n')
+    assert main(["check-config", str(path)]) == 0
+    assert "does not read" not in capsys.readouterr().err

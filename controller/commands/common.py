@@ -11,6 +11,7 @@ inside its handler (tests/test_startup.py holds ``fes --help`` to that).
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -96,12 +97,25 @@ def add_format_option(parser: argparse.ArgumentParser, what: str) -> None:
 
 def load_checked(path: Path | None, overrides: dict[str, Any]) -> TrialConfig:
     """A validated trial config whose patient profile also loads and validates."""
-    from controller.config import load_config
+    from controller.config import load_config, unused_settings
     from sim.patient import load_patient
 
     config = load_config(path, overrides)
     load_patient(config.sim.patient)
+    if path is not None:
+        note_unread(path, unused_settings(config))
     return config
+
+
+def note_unread(path: Path, unused: dict[str, str]) -> None:
+    """A note on standard error naming the settings of the config file at ``path`` that
+    the trial never reads (``controller.config.unread_in_file``)."""
+    from controller.config import unread_in_file
+
+    unread = unread_in_file(path, unused)
+    if unread:
+        print(f"fes: note: {path} sets what this configuration does not read, so it "
+              f"changes nothing: {'; '.join(unread)}", file=sys.stderr)
 
 
 def files_line(out_dir: Path, data_format: str, timed: bool) -> str:

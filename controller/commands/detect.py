@@ -27,7 +27,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from controller.commands.common import EXIT_OK, EXIT_USAGE, output_path
+from controller.commands.common import EXIT_OK, EXIT_USAGE, note_unread, output_path
 from controller.errors import ConfigError
 from controller.outputs import writing
 
@@ -307,6 +307,8 @@ def _detect(args: argparse.Namespace) -> int:
 
     _not_an_input(args)
     config = load_detector_config(args.config, _overrides(args))
+    if args.config is not None:
+        note_unread(args.config, config.unused())
     setup = config.setup()
     heel_column = args.heel_column or (
         "heel_force_n" if config.heel_input == "force" else "heel_switch"
