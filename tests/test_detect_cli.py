@@ -350,3 +350,19 @@ def test_a_config_whose_settings_are_read_gets_no_note(trial, tmp_path, capsys):
     path.write_text(TUNED_FOOT + '[detector]\nplacement = "foot"\n')
     assert main(["check-config", str(path)]) == 0
     assert "does not read" not in capsys.readouterr().err
+
+
+def test_a_rate_that_disagrees_with_the_files_time_stamps_is_pointed_out(trial, tmp_path,
+                                                                         capsys):
+    """--rate-hz replaces a time_s column. A 100 Hz recording read with --rate-hz 500 (a
+    slip, or another sensor's rate) dated every event five times too early (Voisard 1-1
+    left foot: 0 events instead of 48), exit 0, with only 'too few strides' said."""
+    out = str(tmp_path / "e.csv")
+    assert main(["detect", "--input", str(trial / "samples.csv"), "--output", out,
+                 "--rate-hz", "100"]) == 0
+    assert ("--rate-hz 100 dates the samples 10 ms apart, but the file's time_s column "
+            "has them 2 ms apart (median; 500 Hz); time_s was ignored") in (
+        capsys.readouterr().err)
+    assert main(["detect", "--input", str(trial / "samples.csv"), "--output", out,
+                 "--rate-hz", "500"]) == 0
+    assert "time_s" not in capsys.readouterr().err

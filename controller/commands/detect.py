@@ -92,6 +92,29 @@ def _times(args: argparse.Namespace, columns: dict[str, np.ndarray], n: int) -> 
     return t_s
 
 
+def _rate_note(args: argparse.Namespace, t_s: np.ndarray | None) -> str | None:
+    """A note when ``--rate-hz`` disagrees with the file's own ``time_s`` column (which
+    it replaces) by more than 5 %: the events would be dated at the wrong rate."""
+    import numpy as np
+
+    if args.rate_hz is None or t_s is None:
+        return None
+    steps = np.diff(t_s[np.isfinite(t_s)])
+    steps = steps[steps > 0.0]
+    if steps.size == 0:
+        return None
+    period_s = float(np.median(steps))
+    if abs(period_s * args.rate_hz - 1.0) <= 0.05:
+        return None
+    return (
+        f"fes detect: note: --rate-hz {args.rate_hz:g} dates the samples "
+        f"{1000.0 / args.rate_hz:.4g} ms apart, but the file's time_s column has them "
+        f"{1000.0 * period_s:.4g} ms apart "
+        f"(median; {1.0 / period_s:.4g} Hz); time_s was ignored. Drop --rate-hz to use it, "
+        "or check the rate."
+    )
+
+
 def _ends_unended(path: Path) -> bool:
     """Whether the file's last line has no line end, as a logger stopped in the middle
     of writing a row leaves it (False for an empty file)."""
@@ -324,17 +347,20 @@ def _detect(args: argparse.Namespace) -> int:
         require_regular_file(args.input)
         with progress(args.input.stat().st_size, f"reading {args.input.name}", "B",
                       unit_scale=True) as shown:
-            columns = read_columns(args.input, wanted, axes[0] if axes is not None else (),
-                                   on_bytes=shown.advance, meanings=_MEANINGS)
+            optional = [*(axes[0] if axes is not None else ()),
+                        *(["time_s"] if args.rate_hz is not None else [])]
+            columns = read_columns(args.input, wanted, optional, on_bytes=shown.advance,
+                                   meanings=_MEANINGS)
         cut_note = _without_cut_row(args, columns, _ends_unended(args.input))
         n = len(next(iter(columns.values())))
         t_s = _times(args, columns, n)
+        rate_note = _rate_note(args, columns.pop("time_s", None))
         truth = read_events(args.truth) if args.truth is not None else None
     except CsvError as err:
         print(f"fes: {err}", file=sys.stderr)
         return EXIT_USAGE
     gyro = None
-    column, notes = args.gyro_column, [cut_note]
+    column, notes = args.gyro_column, [cut_note, rate_note]
     if setup.uses_gyro:
         scale = DEG_TO_RAD if args.gyro_units == "deg/s" else 1.0
         if axes is not None and all(name in columns for name in axes[0]):
@@ -418,7 +444,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "(default: the config's, shank)")
     detect.add_argument("--rate-hz", type=_positive, metavar="N",
                         help="samples are at this fixed rate (then no time_s column is "
-                        "needed, and one present is ignored)")
+                        "needed, and one present is ignored, with a note if its time stamps "
+                        "disagree)")
     detect.add_argument("--gyro-column", default="gyro_rad_s", metavar="NAME",
                         help="column of the sagittal angular velocity (default gyro_rad_s); "
                         "when its name has an axis letter and the file has the other two "
