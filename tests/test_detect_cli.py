@@ -89,6 +89,9 @@ def test_fixed_rate_needs_no_time_column(tmp_path, capsys):
         ("timestamp_ms,gyro_rad_s\n0,0.1\n", [], "no column 'time_s' (the time of each "
          "sample in seconds; for samples at a fixed rate give --rate-hz N instead"),
         ("time_s,gyro_rad_s\n0,1\n0.01,abc\n", [], "line 3, column 'gyro_rad_s': 'abc'"),
+        # R's write.csv writes a missing value as NA: say how to write one
+        ("time_s,gyro_rad_s\n0,1\n0.01,NA\n", [], "line 3, column 'gyro_rad_s': 'NA' is not "
+         "a number (a missing sample is an empty cell: write it as nothing, or nan)"),
         ("time_s,gyro_rad_s\n0,1\n0,1\n", [], "'time_s' must increase"),
         # which row, and the way out when the samples are evenly spaced
         ("time_s,gyro_rad_s\n0,1\n0.01,1\n0.02,1\n0.02,1\n", [],

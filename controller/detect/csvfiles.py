@@ -98,6 +98,8 @@ def _open_rows(path: Path) -> tuple[list[str], list[list[str]]]:
     return _rows(path, _read_text(path))
 
 
+#: How other programs write a missing value (R's write.csv: NA; spreadsheets: #N/A).
+_MISSING_WORDS = ("na", "n/a", "#n/a", "null", "none", "-", "?", "missing")
 #: Separators other programs write (a spreadsheet in a decimal-comma locale: ``;``).
 _OTHER_SEPARATORS = (";", "\t", "|")
 
@@ -148,7 +150,9 @@ def _described(path: Path, problem: csvcolumns.CsvProblem) -> str:
         case csvcolumns.NotUtf8():
             return f"{path}: cannot read: {problem.decoder_message()}"
         case csvcolumns.NotANumber(line=line, column=column, cell=cell):
-            return f"{path}: line {line}, column {column!r}: {cell!r} is not a number"
+            missing = (" (a missing sample is an empty cell: write it as nothing, or nan)"
+                       if cell.strip().lower() in _MISSING_WORDS else "")
+            return f"{path}: line {line}, column {column!r}: {cell!r} is not a number{missing}"
         case csvcolumns.Malformed(line=line, error=error):
             return f"{path}: line {line}: {_csv_problem(error)}"
     return f"{path}: line {problem.line}: {problem}"
