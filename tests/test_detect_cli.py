@@ -369,3 +369,19 @@ def test_a_rate_that_disagrees_with_the_files_time_stamps_is_pointed_out(trial, 
     assert main(["detect", "--input", str(trial / "samples.csv"), "--output", out,
                  "--rate-hz", "500"]) == 0
     assert "time_s" not in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("sensor", "placement", "heel_input"),
+                         [("gyro", "shank", None), ("heel", None, "switch"),
+                          ("fused", "shank", "switch")])
+def test_the_scores_name_only_the_sensors_that_ran(trial, tmp_path, capsys, sensor,
+                                                   placement, heel_input):
+    """The JSON of a gyroscope-only run said "heel_input": "switch", of a heel-only run
+    "placement": "shank": defaults of sensors that never ran, reported as if measured."""
+    assert main(["detect", "--input", str(trial / "samples.csv"), "--output",
+                 str(tmp_path / "e.csv"), "--truth", str(trial / "events.csv"),
+                 "--sensor", sensor]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert (report["sensor"], report["placement"], report["heel_input"]) == (
+        sensor, placement, heel_input)
+    assert report["events"]["heel_strike"]["max_announced_after_ms"] is not None

@@ -398,9 +398,9 @@ def _detect(args: argparse.Namespace) -> int:
     scorer = Scorer(args.tolerance_ms / 1000.0, kinds)
     scorer.add(truth, events)
     report = {
-        "sensor": config.sensor,
-        "placement": config.placement,
-        "heel_input": config.heel_input,
+        "sensor": config.sensor,  # placement and heel_input: null where no such sensor ran
+        "placement": None if config.sensor == "heel" else config.placement,
+        "heel_input": None if config.sensor == "gyro" else config.heel_input,
         "samples": n,
         "tolerance_ms": args.tolerance_ms,
         "events": scorer.summary(),
