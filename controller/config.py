@@ -285,6 +285,21 @@ def unused_by(unused: dict[str, str], key: str) -> str | None:
     return None
 
 
+def simulated_problems(config: TrialConfig) -> list[str]:
+    """What a simulated trial (``fes sim``, a sweep's trials) cannot run though a board
+    could: the simulated patient has a shank gyroscope and no foot gyroscope
+    (``sim/sensors.py``), so the foot's detector would read the shank's signal with the
+    foot's thresholds and score that as if it were a foot's detection."""
+    if config.detector.placement != "foot" or config.detector.sensor == "heel":
+        return []
+    return [
+        "detector.placement: 'foot', but the simulated patient wears its gyroscope on the "
+        "shank (it has no foot gyroscope): the foot's detector would read a shank's signal. "
+        "Simulate with placement = 'shank'; run the foot's detector on foot recordings with "
+        "fes detect --placement foot"
+    ]
+
+
 def _leaves(table: dict[str, Any], where: str = "") -> dict[str, Any]:
     """A nested TOML table's values by dotted path."""
     flat: dict[str, Any] = {}

@@ -167,3 +167,20 @@ def test_no_stim_with_a_stim_preset_is_refused_as_conflicting(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "--no-stim" in err and "--stim odfs" in err and "Traceback" not in err
     assert not out.exists()
+
+
+def test_a_simulated_foot_gyroscope_is_refused(tmp_path, capsys):
+    """The simulated patient has a shank gyroscope only. fes sim with detector.placement =
+    "foot" ran the foot's detector on the shank's signal and printed its figures as a
+    foot's (recall 0.88, heel strike +36.9 ms, 30 s moderate walker), exit 0."""
+    path = tmp_path / "foot.toml"
+    path.write_text('[detector]\nplacement = "foot"\n')
+    out = tmp_path / "t"
+    assert main(["sim", "--config", str(path), "--duration-s", "2", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "detector.placement: 'foot', but the simulated patient wears its gyroscope on " \
+           "the shank" in err and "fes detect --placement foot" in err
+    assert not out.exists()
+    path.write_text('[detector]\nplacement = "foot"\nsensor = "heel"\n')  # no gyroscope
+    assert main(["sim", "--config", str(path), "--duration-s", "2", "--out", str(out)]) == 0
+    capsys.readouterr()

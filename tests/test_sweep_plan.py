@@ -108,6 +108,11 @@ def test_sample_seed_changes_the_draws_only():
         (SweepSpec(grid=(parse_grid("stim.peroneal.amplitude_ma=30,30.0"),)), "same config"),
         (SweepSpec(grid=(parse_grid("sim.seed=1,2"),), seeds=3), "--seeds or --grid"),
         (SweepSpec(random=(parse_random("loop.duration_s=1:2"),)), "needs --samples"),
+        # the simulated patient has no foot gyroscope: the foot's detector would read
+        # the shank's signal and score it as a foot's detection
+        (SweepSpec(grid=(parse_grid("detector.placement=shank,foot"),)),
+         "detector.placement: 'foot', but the simulated patient wears its gyroscope on the "
+         "shank"),
     ],
 )
 def test_bad_sweeps_are_named_before_running(spec, expected):
@@ -142,9 +147,10 @@ def test_a_key_no_trial_reads_is_refused(grid, expected):
 @pytest.mark.parametrize(
     ("grids", "fixed"),
     [
-        (("detector.gyro.foot.toe_off_rise_fraction=0.5,0.7",
-          "detector.placement=shank,foot"), {}),
-        (("detector.gyro.foot.toe_off_rise_fraction=0.5,0.7",), {"detector.placement": "foot"}),
+        (("detector.heel.force.contact_force_n=10,20", "detector.heel_input=switch,force"),
+         {"detector.sensor": "fused"}),
+        (("detector.heel.force.contact_force_n=10,20",),
+         {"detector.sensor": "heel", "detector.heel_input": "force"}),
         (("stim.peroneal.lead_ms=0,100", "stim.prediction.history_strides=3,5"),
          {"stim.peroneal.trigger": "predicted_toe_off"}),
         (("detector.heel.force.contact_force_n=10,20",),

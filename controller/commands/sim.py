@@ -69,6 +69,7 @@ def _run(args: argparse.Namespace) -> int:
 
 
 def _simulate(args: argparse.Namespace) -> int:
+    from controller.config import simulated_problems
     from controller.trial.figures import flatten
     from controller.trial.parquet import pyarrow_modules
     from controller.trial.require import failures, parse_requirements
@@ -78,6 +79,8 @@ def _simulate(args: argparse.Namespace) -> int:
 
     checks = parse_requirements(args.require)
     config = load_checked(args.config, _overrides(args))
+    if problems := simulated_problems(config):
+        raise ConfigError(str(args.config or "configs/default.toml"), problems)
     out_dir = args.out or Path("runs") / f"{Path(config.sim.patient).stem}-seed{config.sim.seed}"
     not_a_sweep_folder(out_dir)
     sinks = [StatusLine(sys.stderr)] if args.realtime else []

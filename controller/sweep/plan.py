@@ -240,7 +240,7 @@ def _settings(spec: SweepSpec) -> list[dict[str, Value]]:
 
 def build_plan(spec: SweepSpec) -> SweepPlan:
     """Every trial of the sweep, each config validated; all problems named at once."""
-    from controller.config import load_config, unused_by, unused_settings
+    from controller.config import load_config, simulated_problems, unused_by, unused_settings
     from sim.patient import load_patient
 
     _check_keys(spec)
@@ -279,6 +279,7 @@ def build_plan(spec: SweepSpec) -> SweepPlan:
                 except ConfigError as err:
                     problems += [p for p in err.problems if p not in problems]
                     continue
+                problems += [p for p in simulated_problems(config) if p not in problems]
                 unused = unused_settings(config)
                 for name in list(idle):
                     why = unused_by(unused, name)
