@@ -311,18 +311,25 @@ def _leaves(table: dict[str, Any], where: str = "") -> dict[str, Any]:
     return flat
 
 
-def unread_in_file(path: Path, unused: dict[str, str]) -> list[str]:
-    """The settings the file at ``path`` changes from ``configs/default.toml`` that a
-    trial never reads, given ``unused_settings`` (or a section's own ``unused``), each
-    as ``KEY = VALUE (the choice that leaves it out)``: a value tuned in the foot's
-    table while the gyroscope is on the shank changes nothing."""
+def changed_in_file(path: Path) -> dict[str, Any]:
+    """The values the config file at ``path`` sets otherwise than
+    ``configs/default.toml``, by dotted path."""
     default = _leaves(load_toml(default_config_path()))
-    notes = []
-    for key, value in _leaves(load_toml(path)).items():
+    return {key: value for key, value in _leaves(load_toml(path)).items()
+            if key not in default or default[key] != value}
+
+
+def unread(changed: dict[str, Any], unused: dict[str, str]) -> dict[str, str]:
+    """Of the ``changed`` values (``changed_in_file``), those a trial never reads, given
+    ``unused_settings`` (or a section's own ``unused``), each described as ``KEY = VALUE
+    (the choice that leaves it out)``: a value tuned in the foot's table while the
+    gyroscope is on the shank changes nothing."""
+    found = {}
+    for key, value in changed.items():
         why = unused_by(unused, key)
-        if why is not None and default.get(key, not value) != value:
-            notes.append(f"{key} = {value!r} ({why})")
-    return notes
+        if why is not None:
+            found[key] = f"{key} = {value!r} ({why})"
+    return found
 
 
 def build_config(data: dict[str, Any], source: str) -> TrialConfig:

@@ -160,3 +160,21 @@ def test_a_key_no_trial_reads_is_refused(grid, expected):
 def test_a_key_some_trial_reads_is_swept(grids, fixed):
     plan = build_plan(SweepSpec(grid=tuple(parse_grid(g) for g in grids), fixed=fixed))
     assert len({t.key for t in plan.trials}) == len(plan.trials)
+
+
+def test_what_the_base_config_sets_and_no_trial_reads_is_named(tmp_path):
+    """fes sweep --config tune.toml, a file tuning the foot's detector and a lead_ms: no
+    trial read either and nothing said so (fes sim and check-config now say it too)."""
+    path = tmp_path / "tune.toml"
+    path.write_text("[detector.gyro.foot]\ntoe_off_rise_fraction = 0.6\n"
+                    "[stim.peroneal]\nlead_ms = 50\n")
+    plan = build_plan(SweepSpec(base_config=path,
+                                grid=(parse_grid("stim.peroneal.amplitude_ma=30,35"),)))
+    assert plan.unread == (
+        "detector.gyro.foot.toe_off_rise_fraction = 0.6 (detector.placement = shank)",
+        "stim.peroneal.lead_ms = 50 (stim.peroneal.trigger = pre_swing)")
+    # a trial that reads it (the trigger swept) takes it off the list
+    plan = build_plan(SweepSpec(base_config=path, grid=(
+        parse_grid("stim.peroneal.trigger=pre_swing,predicted_toe_off"),)))
+    assert plan.unread == (
+        "detector.gyro.foot.toe_off_rise_fraction = 0.6 (detector.placement = shank)",)

@@ -109,10 +109,14 @@ def load_checked(path: Path | None, overrides: dict[str, Any]) -> TrialConfig:
 
 def note_unread(path: Path, unused: dict[str, str]) -> None:
     """A note on standard error naming the settings of the config file at ``path`` that
-    the trial never reads (``controller.config.unread_in_file``)."""
-    from controller.config import unread_in_file
+    the trial never reads (``controller.config.unread``)."""
+    from controller.config import changed_in_file, unread
 
-    unread = unread_in_file(path, unused)
+    print_unread(path, list(unread(changed_in_file(path), unused).values()))
+
+
+def print_unread(path: Path, unread: list[str]) -> None:
+    """The note of ``note_unread``: nothing if ``unread`` is empty."""
     if unread:
         print(f"fes: note: {path} sets what this configuration does not read, so it "
               f"changes nothing: {'; '.join(unread)}", file=sys.stderr)

@@ -21,6 +21,7 @@ from controller.commands.common import (
     add_require_option,
     not_a_trial_folder,
     output_path,
+    print_unread,
 )
 from controller.errors import ConfigError
 
@@ -114,6 +115,8 @@ def _run(args: argparse.Namespace) -> int:
     if args.scheduler is not None:
         _scheduler(args.scheduler)
     plan = build_plan(_spec(args))
+    if args.config is not None:
+        print_unread(args.config, list(plan.unread))
     out = args.out or Path("runs") / f"sweep-{plan.key}"
     not_a_trial_folder(out)
     where = f"Dask cluster at {args.scheduler}" if args.scheduler else f"{workers} process(es)"

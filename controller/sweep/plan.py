@@ -101,6 +101,8 @@ class SweepPlan:
     spec: SweepSpec
     parameters: tuple[str, ...]
     trials: tuple[PlannedTrial, ...]
+    #: What the base config file sets that no trial reads (``KEY = VALUE (why)``).
+    unread: tuple[str, ...] = ()
 
     @property
     def key(self) -> str:
@@ -240,7 +242,14 @@ def _settings(spec: SweepSpec) -> list[dict[str, Value]]:
 
 def build_plan(spec: SweepSpec) -> SweepPlan:
     """Every trial of the sweep, each config validated; all problems named at once."""
-    from controller.config import load_config, simulated_problems, unused_by, unused_settings
+    from controller.config import (
+        changed_in_file,
+        load_config,
+        simulated_problems,
+        unread,
+        unused_by,
+        unused_settings,
+    )
     from sim.patient import load_patient
 
     _check_keys(spec)
@@ -267,6 +276,9 @@ def build_plan(spec: SweepSpec) -> SweepPlan:
     seen: dict[str, int] = {}
     #: Why each swept key is read by no trial so far (a key some trial reads is dropped).
     idle = {key: "" for key in swept if key not in (PATIENT_KEY, SEED_KEY)}
+    # Likewise what the base config file changes from the defaults (told, not refused).
+    changed = changed_in_file(spec.base_config) if spec.base_config else {}
+    unused: dict[str, str] = {}  # the last trial's
     for setting in _settings(spec):
         for patient in patients:
             for offset in range(spec.seeds):
@@ -281,6 +293,7 @@ def build_plan(spec: SweepSpec) -> SweepPlan:
                     continue
                 problems += [p for p in simulated_problems(config) if p not in problems]
                 unused = unused_settings(config)
+                changed = {k: v for k, v in changed.items() if unused_by(unused, k)}
                 for name in list(idle):
                     why = unused_by(unused, name)
                     if why is None:
@@ -305,5 +318,5 @@ def build_plan(spec: SweepSpec) -> SweepPlan:
         ]
     if problems:
         raise ConfigError(SOURCE, problems)
-    return SweepPlan(spec, parameters, tuple(trials))
+    return SweepPlan(spec, parameters, tuple(trials), tuple(unread(changed, unused).values()))
 
