@@ -84,6 +84,25 @@ def test_fes_sim_says_how_many_strides_the_gyro_sign_check_left_unstimulated(tmp
     assert "gyro:" not in capsys.readouterr().out
 
 
+@pytest.mark.parametrize("options", [["--no-stim"], ["--config", "training"]],
+                         ids=["no-stim", "training-mode"])
+def test_without_gait_triggered_stimulation_the_check_cost_no_strides(tmp_path, capsys,
+                                                                     options):
+    """fes sim --no-stim wrote gyro_mounting.strides_not_stimulated = 4 (10 s, seed 0):
+    as if the sign check had cost four stimulated strides in a trial that stimulates
+    nothing (in a sweep over stim.enabled, the no-stim rows read so); training mode, which
+    ignores the gait, the same. Now null: there was no gait-triggered stimulation to lose."""
+    if options[0] == "--config":
+        path = tmp_path / "training.toml"
+        path.write_text('[stim]\nmode = "training"\n')
+        options = ["--config", str(path)]
+    out = tmp_path / "t"
+    assert main(["sim", "--duration-s", "10", "--out", str(out), *options]) == 0
+    mounting = json.loads((out / "summary.json").read_text())["gyro_mounting"]
+    assert mounting["verdict"] == "mounted" and mounting["strides_not_stimulated"] is None
+    assert "not stimulated" not in capsys.readouterr().out
+
+
 def test_the_gyro_line_without_truth_and_while_still_checking():
     from controller.trial.summary import _mounting_line
 

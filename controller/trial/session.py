@@ -231,8 +231,13 @@ def complete_trial(
         mounting = parts.detector.mounting_block()
         if mounting is not None:
             decided = mounting["decided_s"]
+            stim = parts.config.stim
+            gait_triggered = stim.mode == "walking" and any(
+                name == "peroneal" for name, _ in stim.active_channels())
+            # (without gait-triggered peroneal stimulation the check cost no stimulation)
             mounting["strides_not_stimulated"] = strides_not_stimulated(
-                facts, decided if isinstance(decided, float) else None)
+                facts, decided if isinstance(decided, float) else None
+            ) if gait_triggered else None
         summary["gyro_mounting"] = mounting
         axis = parts.detector.axis_block()
         if axis is not None:  # a live trial on the project's board checks the axis
