@@ -385,3 +385,28 @@ def test_the_scores_name_only_the_sensors_that_ran(trial, tmp_path, capsys, sens
     assert (report["sensor"], report["placement"], report["heel_input"]) == (
         sensor, placement, heel_input)
     assert report["events"]["heel_strike"]["max_announced_after_ms"] is not None
+
+
+def test_a_reference_outside_the_recording_is_refused_or_noted(trial, tmp_path, capsys):
+    """A reference written in ms (or as sample numbers, as the Voisard labels come) was
+    scored as it was: recall 0 and precision 0 for every event, exit 0, nothing said.
+    Now a reference wholly outside the recording is refused (exit 2) with both spans;
+    one partly outside is scored with a note that those events count as missed."""
+    truth = [r for r in rows(trial / "events.csv") if r["source"] == "true"]
+    in_ms = tmp_path / "ms.csv"
+    in_ms.write_text("time_s,event\n" + "".join(
+        f"{float(r['time_s']) * 1000:.0f},{r['event']}\n" for r in truth))
+    out = tmp_path / "e.csv"
+    args = ["detect", "--input", str(trial / "samples.csv"), "--output", str(out)]
+    assert main([*args, "--truth", str(in_ms)]) == 2
+    err = capsys.readouterr().err
+    assert (f"{in_ms}: no reference event lies within the recording (the recording runs "
+            "from 0 to 11.998 s, the reference events from ") in err
+    assert "is its time_s in seconds" in err and not out.exists()
+    longer = tmp_path / "longer.csv"
+    longer.write_text("time_s,event\n" + "".join(f"{r['time_s']},{r['event']}\n"
+                                                 for r in truth) + "30.0,heel_strike\n")
+    assert main([*args, "--truth", str(longer)]) == 0
+    captured = capsys.readouterr()
+    assert f"1 of {len(truth) + 1} reference events lie outside the recording" in captured.err
+    assert json.loads(captured.out)["events"]["heel_strike"]["recall"] < 1.0

@@ -115,6 +115,32 @@ def _rate_note(args: argparse.Namespace, t_s: np.ndarray | None) -> str | None:
     )
 
 
+def _outside(args: argparse.Namespace, truth: list[tuple[float, Any]],
+             t_s: np.ndarray) -> str | None:
+    """``CsvError`` when every reference event lies outside the recording (its time
+    span, widened by the tolerance): nothing can be scored, most likely because the
+    reference is in other units (ms, sample numbers). A note when some do: they count as
+    missed."""
+    from controller.detect.csvfiles import CsvError
+
+    if t_s.size == 0:
+        return None
+    slack_s = args.tolerance_ms / 1000.0
+    first, last = float(t_s[0]), float(t_s[-1])
+    outside = sum(not first - slack_s <= t <= last + slack_s for t, _ in truth)
+    if outside == 0:
+        return None
+    span = (f"the recording runs from {first:.6g} to {last:.6g} s, the reference events from "
+            f"{min(t for t, _ in truth):.6g} to {max(t for t, _ in truth):.6g} s")
+    if outside == len(truth):
+        raise CsvError(
+            f"{args.truth}: no reference event lies within the recording ({span}): is its "
+            "time_s in seconds, on the recording's clock (not in ms or sample numbers)?"
+        )
+    return (f"fes detect: note: {outside} of {len(truth)} reference events lie outside the "
+            f"recording ({span}); they count as missed.")
+
+
 def _ends_unended(path: Path) -> bool:
     """Whether the file's last line has no line end, as a logger stopped in the middle
     of writing a row leaves it (False for an empty file)."""
@@ -356,11 +382,12 @@ def _detect(args: argparse.Namespace) -> int:
         t_s = _times(args, columns, n)
         rate_note = _rate_note(args, columns.pop("time_s", None))
         truth = read_events(args.truth) if args.truth is not None else None
+        truth_note = _outside(args, truth, t_s) if truth else None
     except CsvError as err:
         print(f"fes: {err}", file=sys.stderr)
         return EXIT_USAGE
     gyro = None
-    column, notes = args.gyro_column, [cut_note, rate_note]
+    column, notes = args.gyro_column, [cut_note, rate_note, truth_note]
     if setup.uses_gyro:
         scale = DEG_TO_RAD if args.gyro_units == "deg/s" else 1.0
         if axes is not None and all(name in columns for name in axes[0]):
