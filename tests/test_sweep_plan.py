@@ -178,3 +178,21 @@ def test_what_the_base_config_sets_and_no_trial_reads_is_named(tmp_path):
         parse_grid("stim.peroneal.trigger=pre_swing,predicted_toe_off"),)))
     assert plan.unread == (
         "detector.gyro.foot.toe_off_rise_fraction = 0.6 (detector.placement = shank)",)
+
+
+def test_a_channel_the_base_config_lacks_is_named(tmp_path):
+    """--grid stim.channels.calf.amplitude_ma=20,30 without a calf channel in the base
+    config said only 'stim.channels.calf.channel: output 0 is already used by
+    stim.peroneal': the sweep had made a new channel of default settings."""
+    with pytest.raises(ConfigError) as err:
+        build_plan(SweepSpec(grid=(parse_grid("stim.channels.calf.amplitude_ma=20,30"),)))
+    assert err.value.problems == [
+        "stim.channels.calf.amplitude_ma: the base config has no channel 'calf' (its "
+        "channels under stim.channels: none); a sweep varies a channel's settings, it does "
+        "not add one: define the channel in --config ([stim.channels.calf], or stim.preset "
+        "= \"peroneal_calf\" for a calf channel)"]
+    path = tmp_path / "calf.toml"
+    path.write_text('[stim]\npreset = "peroneal_calf"\n')
+    plan = build_plan(SweepSpec(base_config=path, grid=(
+        parse_grid("stim.channels.calf.amplitude_ma=20,30"),)))
+    assert [t.params["stim.channels.calf.amplitude_ma"] for t in plan.trials] == [20, 30]

@@ -240,6 +240,24 @@ def _settings(spec: SweepSpec) -> list[dict[str, Value]]:
     return [dict(combo) | draw for combo in itertools.product(*grid) for draw in draws]
 
 
+def _new_channels(spec: SweepSpec, channels: set[str]) -> list[str]:
+    """Swept keys under ``stim.channels.<name>`` for a channel the base config does not
+    define: the sweep would add a channel of default settings (output 0, taken by the
+    peroneal channel) instead of varying the one the user had in mind."""
+    problems = []
+    for key in dict.fromkeys([a.key for a in spec.grid] + [a.key for a in spec.random]):
+        parts = key.split(".")
+        if parts[:2] == ["stim", "channels"] and len(parts) > 3 and parts[2] not in channels:
+            problems.append(
+                f"{key}: the base config has no channel {parts[2]!r} (its channels under "
+                f"stim.channels: {', '.join(sorted(channels)) or 'none'}); a sweep varies a "
+                "channel's settings, it does not add one: define the channel in --config "
+                f"([stim.channels.{parts[2]}], or stim.preset = \"peroneal_calf\" for a "
+                "calf channel)"
+            )
+    return problems
+
+
 def build_plan(spec: SweepSpec) -> SweepPlan:
     """Every trial of the sweep, each config validated; all problems named at once."""
     from controller.config import (
@@ -270,6 +288,8 @@ def build_plan(spec: SweepSpec) -> SweepPlan:
 
     for name in patients:
         profile(name)
+    if added := _new_channels(spec, set(base.stim.channels)):  # (each trial's config
+        raise ConfigError(SOURCE, problems + added)  # would fail on the new channel too)
     swept = [a.key for a in spec.grid] + [a.key for a in spec.random]
     parameters = tuple(dict.fromkeys((*swept, PATIENT_KEY, SEED_KEY)))
     trials: list[PlannedTrial] = []
