@@ -262,3 +262,18 @@ def test_help_explains_every_sweep_option(capsys):
                    "--seeds", "--duration-s", "--workers", "--scheduler", "--out", "--objective",
                    "--require", "--summaries-only", "--dry-run", "Exit codes"):
         assert option in out
+
+
+def test_ranking_by_a_signed_error_is_pointed_out(tmp_path, capsys):
+    """--objective stim.onset_error_ms.median (median of onset minus true toe off, -125 ms
+    on the moderate walker) ranked the earliest onset first, the most charge, not the
+    onset closest to toe off; nothing said the figure is signed."""
+    args = ["sweep", "--grid", "stim.peroneal.amplitude_ma=30,35", "--duration-s", "2",
+            "--dry-run", "--out", str(tmp_path / "s")]
+    assert main([*args, "--objective", "stim.onset_error_ms.median"]) == 0
+    assert ("note: stim.onset_error_ms.median is a signed error (negative = early): the "
+            "earliest setting ranks first, not the one closest to the truth; "
+            "stim.onset_error_ms.p95 (of the absolute error) ranks by size") in (
+        capsys.readouterr().err)
+    assert main([*args, "--objective", "stim.onset_error_ms.p95"]) == 0
+    assert "signed" not in capsys.readouterr().err

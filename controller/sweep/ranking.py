@@ -57,6 +57,23 @@ def parse_objective(text: str) -> tuple[Term, ...]:
     return tuple(terms)
 
 
+def signed_terms(terms: Sequence[Term]) -> list[str]:
+    """Notes on the terms that rank a signed timing error (``..._error_ms.median``, the
+    median of detected or delivered minus true, negative = early; docs/files.md): its
+    lowest is its earliest, not its smallest, and its highest its latest."""
+    notes = []
+    for term in terms:
+        if term.name.endswith("error_ms.median"):
+            first = "latest" if term.maximise else "earliest"
+            size = term.name.removesuffix("median") + "p95"
+            notes.append(
+                f"{term} is a signed error (negative = early): the {first} setting ranks "
+                f"first, not the one closest to the truth; {size} (of the absolute error) "
+                "ranks by size"
+            )
+    return notes
+
+
 def check_terms(terms: Sequence[Term], figures: Mapping[str, Figure]) -> None:
     """A usage error naming any term that is not a numeric figure of ``figures``."""
     for term in terms:
