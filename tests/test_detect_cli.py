@@ -93,6 +93,9 @@ def test_fixed_rate_needs_no_time_column(tmp_path, capsys):
         ("time_s,gyro_rad_s\n0,1\n0.01,NA\n", [], "line 3, column 'gyro_rad_s': 'NA' is not "
          "a number (a missing sample is an empty cell: write it as nothing, or nan)"),
         ("time_s,gyro_rad_s\n0,1\n0,1\n", [], "'time_s' must increase"),
+        # a row without its time stamp (a logger's gap): which row
+        ("time_s,gyro_rad_s\n0,1\n0.01,1\n,\n0.03,1\n", [],
+         "column 'time_s' has empty or non-finite values in 1 row(s), the first data row 3"),
         # which row, and the way out when the samples are evenly spaced
         ("time_s,gyro_rad_s\n0,1\n0.01,1\n0.02,1\n0.02,1\n", [],
          "data row 4 has 0.02 after 0.02 (time in seconds; if the samples are evenly"),

@@ -80,7 +80,12 @@ def _times(args: argparse.Namespace, columns: dict[str, np.ndarray], n: int) -> 
         return np.arange(n) / args.rate_hz
     t_s = columns["time_s"]
     if not np.all(np.isfinite(t_s)):
-        raise CsvError(f"{args.input}: column 'time_s' has empty or non-finite values")
+        bad = np.flatnonzero(~np.isfinite(t_s))
+        raise CsvError(
+            f"{args.input}: column 'time_s' has empty or non-finite values in {bad.size} "
+            f"row(s), the first data row {int(bad[0]) + 1}: every sample needs its time "
+            "(leave its other cells empty for a missing sample)"
+        )
     if n > 1 and not np.all(np.diff(t_s) > 0.0):
         row = int(np.flatnonzero(np.diff(t_s) <= 0.0)[0]) + 1  # 0-based, of the later one
         raise CsvError(
