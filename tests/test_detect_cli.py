@@ -413,3 +413,16 @@ def test_a_reference_outside_the_recording_is_refused_or_noted(trial, tmp_path, 
     captured = capsys.readouterr()
     assert f"1 of {len(truth) + 1} reference events lie outside the recording" in captured.err
     assert json.loads(captured.out)["events"]["heel_strike"]["recall"] < 1.0
+
+
+@pytest.mark.parametrize(("head", "kind"), [(b"PK\x03\x04", "a zip archive (an Excel .xlsx"),
+                                            (b"PAR1", "a Parquet file")])
+def test_a_workbook_or_parquet_file_is_named_as_such(tmp_path, capsys, head, kind):
+    """A Marpino workbook (.xlsx) given to fes detect as it is: 'cannot read: 'utf-8'
+    codec can't decode bytes in position 15-16: invalid continuation byte'."""
+    path = tmp_path / "walk.xlsx"
+    path.write_bytes(head + bytes(range(128, 256)) * 4)
+    assert main(["detect", "--input", str(path), "--output", str(tmp_path / "e.csv")]) == 2
+    err = capsys.readouterr().err
+    assert f"{path}: cannot read: it is {kind}" in err
+    assert "not a CSV text file: export the table as CSV" in err

@@ -148,6 +148,9 @@ def _described(path: Path, problem: csvcolumns.CsvProblem) -> str:
         case csvcolumns.NoHeader():
             return f"{path}: empty file (a header row is needed)"
         case csvcolumns.NotUtf8():
+            if (kind := _binary_kind(path)) is not None:
+                return (f"{path}: cannot read: it is {kind}, not a CSV text file: export the "
+                        "table as CSV (comma-separated, a header row)")
             return f"{path}: cannot read: {problem.decoder_message()}"
         case csvcolumns.NotANumber(line=line, column=column, cell=cell):
             missing = (" (a missing sample is an empty cell: write it as nothing, or nan)"
@@ -156,6 +159,23 @@ def _described(path: Path, problem: csvcolumns.CsvProblem) -> str:
         case csvcolumns.Malformed(line=line, error=error):
             return f"{path}: line {line}: {_csv_problem(error)}"
     return f"{path}: line {problem.line}: {problem}"
+
+
+#: How files that are not text start, and what they are.
+_MAGIC = ((b"PK\x03\x04", "a zip archive (an Excel .xlsx workbook is one)"),
+          (b"\xd0\xcf\x11\xe0", "an old Office file (an Excel .xls workbook?)"),
+          (b"PAR1", "a Parquet file"), (b"\x89HDF", "an HDF5 file (a MATLAB v7.3 .mat?)"),
+          (b"MATLAB", "a MATLAB .mat file"))
+
+
+def _binary_kind(path: Path) -> str | None:
+    """What a file that is not text is, from its first bytes (None: not known)."""
+    try:
+        with path.open("rb") as handle:
+            head = handle.read(8)
+    except OSError:
+        return None
+    return next((kind for magic, kind in _MAGIC if head.startswith(magic)), None)
 
 
 def header_of(path: Path) -> list[str]:
