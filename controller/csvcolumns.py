@@ -105,14 +105,17 @@ def read_columns(
     strip_cells: bool,
     on_bytes: Callable[[int], None] = lambda count: None,
     block_bytes: int | None = None,
+    blank_rows: bool = False,
 ) -> dict[str, np.ndarray]:
     """The columns ``choose(header)`` names, as contiguous float arrays in that order.
 
     The header is the first row (a UTF-8 byte order mark skipped, names stripped);
     ``choose`` may raise its own error (a column it needs is missing). With
     ``exact_fields`` every line after the header, an empty one too, must have the
-    header's number of fields (``FieldCount``); without it empty lines are skipped and
-    the cells a short row lacks are empty. With ``strip_cells`` a cell's spaces are
+    header's number of fields (``FieldCount``); without it empty lines are skipped (with
+    ``blank_rows``, each is a row of empty cells: one column written with its missing
+    cells empty, as a spreadsheet exports it, is blank lines) and the cells a short row
+    lacks are empty. With ``strip_cells`` a cell's spaces are
     stripped before it is read (a blank cell is NaN); without it a blank cell is not a
     number. ``on_bytes`` is told of the bytes read as they are, ``block_bytes`` at a
     time (``BLOCK_BYTES`` unless given). ``OSError`` from the file passes through."""
@@ -123,7 +126,7 @@ def read_columns(
         on_bytes(skipped + len(first) + len(rest))
         header = _header(first)
         names = list(choose(header))
-        reader = _Blocks(header, names, exact_fields, strip_cells)
+        reader = _Blocks(header, names, exact_fields, strip_cells, blank_rows)
         table = np.empty((len(names), 0))  # a row per column: each column contiguous
         rows = 0
         line, offset = 1 + _line_ends(first), len(first)
@@ -238,11 +241,12 @@ class _Blocks:
     """Parses blocks of whole rows into the chosen columns."""
 
     def __init__(self, header: list[str], names: list[str], exact_fields: bool,
-                 strip_cells: bool) -> None:
+                 strip_cells: bool, blank_rows: bool = False) -> None:
         self.fields = len(header)
         self.names = names
         self.at = [header.index(name) for name in names]
         self.exact_fields = exact_fields
+        self.blank_rows = blank_rows
         self.strip_cells = strip_cells
         self.lines = 0  # of the last block parsed
 
@@ -267,6 +271,8 @@ class _Blocks:
                line: int) -> np.ndarray | None:
         """The block parsed by numpy's C reader, or None for the csv module to do it."""
         blank = _blank(raw, ends)
+        if self.blank_rows and blank.any():
+            return None  # numpy skips an empty line: the csv module keeps it as a row
         if self.exact_fields:  # (else numpy refuses a short row, and the csv module
             # reads its missing cells as NaN)
             counts = np.diff(np.searchsorted(np.flatnonzero(raw == ord(",")), ends),
@@ -303,6 +309,8 @@ class _Blocks:
                 if len(row) != self.fields:
                     raise FieldCount(number, len(row), self.fields)
             elif not row:
+                if self.blank_rows:
+                    rows.append([np.nan] * len(self.at))
                 continue
             elif len(row) < needed:
                 row += [""] * (needed - len(row))

@@ -426,3 +426,27 @@ def test_a_workbook_or_parquet_file_is_named_as_such(tmp_path, capsys, head, kin
     err = capsys.readouterr().err
     assert f"{path}: cannot read: it is {kind}" in err
     assert "not a CSV text file: export the table as CSV" in err
+
+
+def test_blank_lines_of_a_one_column_recording_are_missing_samples(trial, tmp_path, capsys):
+    """One gyro column exported by a spreadsheet writes a missing sample as an empty line.
+    Read at a fixed rate, those lines were skipped: every later sample, and every later
+    event, came one period early per line (a 50 ms dropout at 500 Hz: 25 lines, 50 ms).
+    Now they are missing samples, as 'nan' cells are; empty lines that end the file are
+    no samples."""
+    gyro = [r["gyro_rad_s"] for r in rows(trial / "samples.csv")]
+    gone = range(2000, 2025)
+    with_nan = tmp_path / "nan.csv"
+    with_nan.write_text("gyro\n" + "".join(
+        ("nan" if k in gone else g) + "\n" for k, g in enumerate(gyro)))
+    blank = tmp_path / "blank.csv"
+    blank.write_text("gyro\n" + "".join(
+        ("" if k in gone else g) + "\n" for k, g in enumerate(gyro)) + "\n\n")
+    found = []
+    for path in (with_nan, blank):
+        out = tmp_path / f"{path.stem}-events.csv"
+        assert main(["detect", "--input", str(path), "--output", str(out), "--rate-hz",
+                     "500", "--gyro-column", "gyro"]) == 0
+        assert f"from {len(gyro)} samples" in capsys.readouterr().out
+        found.append(out.read_text())
+    assert found[0] == found[1] and found[0].count("\n") > 10

@@ -381,7 +381,7 @@ def _detect(args: argparse.Namespace) -> int:
             optional = [*(axes[0] if axes is not None else ()),
                         *(["time_s"] if args.rate_hz is not None else [])]
             columns = read_columns(args.input, wanted, optional, on_bytes=shown.advance,
-                                   meanings=_MEANINGS)
+                                   meanings=_MEANINGS, blank_rows=args.rate_hz is not None)
         cut_note = _without_cut_row(args, columns, _ends_unended(args.input))
         n = len(next(iter(columns.values())))
         t_s = _times(args, columns, n)

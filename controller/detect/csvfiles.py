@@ -119,13 +119,16 @@ def read_columns(
     path: Path, columns: Iterable[str], optional: Iterable[str] = (),
     on_bytes: Callable[[int], None] = lambda count: None,
     meanings: Mapping[str, str] | None = None,
+    blank_rows: bool = False,
 ) -> dict[str, np.ndarray]:
     """The named columns as float arrays (empty cell = NaN, a blank one too, as the
     cells a short row lacks), and those of ``optional`` that the file has. Read a block
     at a time by ``controller.csvcolumns`` (plain numbers by numpy's C reader, anything
     else row by row), ``on_bytes`` told of the bytes read; a cell that is not a number
     is named with its line and column. A missing column is named with the file's
-    columns and what ``meanings`` says of it (what it holds, how to do without)."""
+    columns and what ``meanings`` says of it (what it holds, how to do without). With
+    ``blank_rows`` an empty line between rows is a row of empty cells (a missing
+    sample), except at the end of the file."""
     require_regular_file(path)
     meanings = meanings or {}
 
@@ -134,12 +137,18 @@ def read_columns(
         return [*wanted, *(name for name in optional if name in header and name not in wanted)]
 
     try:
-        return csvcolumns.read_columns(path, choose, exact_fields=False, strip_cells=True,
-                                       on_bytes=on_bytes)
+        columns = csvcolumns.read_columns(path, choose, exact_fields=False, strip_cells=True,
+                                          on_bytes=on_bytes, blank_rows=blank_rows)
     except OSError as exc:
         raise CsvError(f"{path}: cannot read: {exc}") from None
     except csvcolumns.CsvProblem as problem:
         raise CsvError(_described(path, problem)) from None
+    if blank_rows and columns:  # the empty lines that end a file end it: no samples
+        table = np.vstack(list(columns.values()))
+        found = np.flatnonzero(~np.all(np.isnan(table), axis=0))
+        rows = int(found[-1]) + 1 if found.size else 0
+        columns = {name: values[:rows] for name, values in columns.items()}
+    return columns
 
 
 def _described(path: Path, problem: csvcolumns.CsvProblem) -> str:
