@@ -110,6 +110,11 @@ def test_fixed_rate_needs_no_time_column(tmp_path, capsys):
         # a wild time stamp: its period shortly, not as a 300-digit number
         ("time_s,gyro_rad_s\n0,1\n1e300,1\n", [], "1.5 sample periods (1.5e+303 ms)"),
         ("time_s,gyro_rad_s\n0,1\n", ["--placement", "knee"], "invalid choice"),
+        # a window wider than half a stride matches a missed event with its neighbour's
+        # detection (Voisard trial 1 at --rate-hz 100: 644 heel strikes matched at 2000 ms
+        # against 595 at 100 ms); the trial config's metrics.event_tolerance_ms has <= 500
+        ("time_s,gyro_rad_s\n0,1\n", ["--tolerance-ms", "2000"],
+         "argument --tolerance-ms: must be at most 500 ms"),
         # a spreadsheet's export in a locale that separates with ';' (or a tab)
         ("time_s;gyro_rad_s\n0;1\n", [], "one column: the file seems separated by ';'"),
         ("time_s\tgyro_rad_s\n0\t1\n", [], "one column: the file seems separated by '\\t'"),
