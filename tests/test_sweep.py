@@ -277,3 +277,17 @@ def test_ranking_by_a_signed_error_is_pointed_out(tmp_path, capsys):
         capsys.readouterr().err)
     assert main([*args, "--objective", "stim.onset_error_ms.p95"]) == 0
     assert "signed" not in capsys.readouterr().err
+
+
+def test_minimising_a_figure_where_higher_is_better_is_pointed_out(tmp_path, capsys):
+    """--objective detector.recall ranked the setting with the lowest recall first (each
+    term is minimised unless written max:), and the report titled it 'lower is better'."""
+    args = ["sweep", "--grid", "stim.peroneal.amplitude_ma=30,35", "--duration-s", "2",
+            "--dry-run", "--out", str(tmp_path / "s")]
+    assert main([*args, "--objective", "detector.recall,clearance.toe_clearance_min_mm.p5"]) == 0
+    err = capsys.readouterr().err
+    for name in ("detector.recall", "clearance.toe_clearance_min_mm.p5"):
+        assert (f"note: {name} is minimised: its lowest (worst) setting ranks first; write "
+                f"max:{name} to rank the highest first") in err
+    assert main([*args, "--objective", "max:detector.recall"]) == 0
+    assert "minimised" not in capsys.readouterr().err

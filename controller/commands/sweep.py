@@ -103,14 +103,14 @@ def _run(args: argparse.Namespace) -> int:
     from controller.progress import format_duration
     from controller.sweep import executors
     from controller.sweep.plan import build_plan
-    from controller.sweep.ranking import parse_objective, render_ranking, signed_terms
+    from controller.sweep.ranking import misread_terms, parse_objective, render_ranking
     from controller.sweep.run import run_sweep
     from controller.sweep.store import FAILURES, RANKING, RESULTS, RESULTS_PARQUET, SweepStore
     from controller.trial.parquet import pyarrow_modules
     from controller.trial.require import parse_requirements
 
     terms = parse_objective(args.objective)
-    for note in signed_terms(terms):
+    for note in misread_terms(terms):
         print(f"fes sweep: note: {note}", file=sys.stderr)
     checks = parse_requirements(args.require)
     workers = _workers(args)

@@ -57,12 +57,22 @@ def parse_objective(text: str) -> tuple[Term, ...]:
     return tuple(terms)
 
 
-def signed_terms(terms: Sequence[Term]) -> list[str]:
-    """Notes on the terms that rank a signed timing error (``..._error_ms.median``, the
-    median of detected or delivered minus true, negative = early; docs/files.md): its
-    lowest is its earliest, not its smallest, and its highest its latest."""
+#: Figures whose higher values are the better ones, by the end of their dotted name:
+#: minimised, the worst setting ranks first.
+HIGHER_IS_BETTER = ("recall", "precision", "toe_clearance_min_mm.median",
+                    "toe_clearance_min_mm.p5")
+
+
+def misread_terms(terms: Sequence[Term]) -> list[str]:
+    """Notes on the terms whose order is easily misread: a signed timing error
+    (``..._error_ms.median``, the median of detected or delivered minus true, negative
+    = early; docs/files.md), whose lowest is its earliest, not its smallest; and a figure
+    where higher is better (recall, precision, toe clearance) minimised."""
     notes = []
     for term in terms:
+        if not term.maximise and term.name.endswith(HIGHER_IS_BETTER):
+            notes.append(f"{term} is minimised: its lowest (worst) setting ranks first; "
+                         f"write max:{term.name} to rank the highest first")
         if term.name.endswith("error_ms.median"):
             first = "latest" if term.maximise else "earliest"
             size = term.name.removesuffix("median") + "p95"
