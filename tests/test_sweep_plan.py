@@ -196,3 +196,19 @@ def test_a_channel_the_base_config_lacks_is_named(tmp_path):
     plan = build_plan(SweepSpec(base_config=path, grid=(
         parse_grid("stim.channels.calf.amplitude_ma=20,30"),)))
     assert [t.params["stim.channels.calf.amplitude_ma"] for t in plan.trials] == [20, 30]
+
+
+def test_a_key_some_trials_do_not_read_is_named(tmp_path):
+    """--grid detector.sensor=gyro,heel --grid detector.gyro.shank.pre_swing_fraction=0.3,0.5:
+    the heel trials do not read the gyroscope's table, so their two values gave the same
+    trial twice, ranked as two settings; nothing said so."""
+    plan = build_plan(SweepSpec(grid=(
+        parse_grid("detector.sensor=gyro,heel"),
+        parse_grid("detector.gyro.shank.pre_swing_fraction=0.3,0.5"))))
+    assert plan.partly_read == (
+        "detector.gyro.shank.pre_swing_fraction is not read by 2 of 4 trials (those with "
+        "detector.sensor = heel): there its values give the same trial, run and ranked as "
+        "separate settings",)
+    plan = build_plan(SweepSpec(grid=(
+        parse_grid("detector.gyro.shank.pre_swing_fraction=0.3,0.5"),)))
+    assert plan.partly_read == ()

@@ -103,6 +103,8 @@ class SweepPlan:
     trials: tuple[PlannedTrial, ...]
     #: What the base config file sets that no trial reads (``KEY = VALUE (why)``).
     unread: tuple[str, ...] = ()
+    #: Swept keys some trials do not read: their values repeat one trial there.
+    partly_read: tuple[str, ...] = ()
 
     @property
     def key(self) -> str:
@@ -294,8 +296,9 @@ def build_plan(spec: SweepSpec) -> SweepPlan:
     parameters = tuple(dict.fromkeys((*swept, PATIENT_KEY, SEED_KEY)))
     trials: list[PlannedTrial] = []
     seen: dict[str, int] = {}
-    #: Why each swept key is read by no trial so far (a key some trial reads is dropped).
-    idle = {key: "" for key in swept if key not in (PATIENT_KEY, SEED_KEY)}
+    #: How many trials do not read each swept key, and why (the last trial's reason).
+    idle: dict[str, tuple[int, str]] = {
+        key: (0, "") for key in swept if key not in (PATIENT_KEY, SEED_KEY)}
     # Likewise what the base config file changes from the defaults (told, not refused).
     changed = changed_in_file(spec.base_config) if spec.base_config else {}
     unused: dict[str, str] = {}  # the last trial's
@@ -314,12 +317,9 @@ def build_plan(spec: SweepSpec) -> SweepPlan:
                 problems += [p for p in simulated_problems(config) if p not in problems]
                 unused = unused_settings(config)
                 changed = {k: v for k, v in changed.items() if unused_by(unused, k)}
-                for name in list(idle):
-                    why = unused_by(unused, name)
-                    if why is None:
-                        del idle[name]
-                    else:
-                        idle[name] = why
+                for name, (count, _) in idle.items():
+                    if (why := unused_by(unused, name)) is not None:
+                        idle[name] = (count + 1, why)
                 dump = config.model_dump()
                 key = _digest([dump, profile(chosen[PATIENT_KEY])])[:16]
                 params = {k: _at(dump, k) for k in parameters}
@@ -334,9 +334,14 @@ def build_plan(spec: SweepSpec) -> SweepPlan:
         problems += [
             f"{name}: no trial reads it ({why}), so every value would give the same trial; "
             "sweep or set that choice too (--grid or --config), or sweep another key"
-            for name, why in idle.items()
+            for name, (count, why) in idle.items() if count == len(trials)
         ]
     if problems:
         raise ConfigError(SOURCE, problems)
-    return SweepPlan(spec, parameters, tuple(trials), tuple(unread(changed, unused).values()))
+    partly = tuple(
+        f"{name} is not read by {count} of {len(trials)} trials (those with {why}): there "
+        "its values give the same trial, run and ranked as separate settings"
+        for name, (count, why) in idle.items() if 0 < count < len(trials))
+    return SweepPlan(spec, parameters, tuple(trials), tuple(unread(changed, unused).values()),
+                     partly)
 
