@@ -447,11 +447,13 @@ def test_blank_lines_of_a_one_column_recording_are_missing_samples(trial, tmp_pa
     blank = tmp_path / "blank.csv"
     blank.write_text("gyro\n" + "".join(
         ("" if k in gone else g) + "\n" for k, g in enumerate(gyro)) + "\n\n")
+    spaces = tmp_path / "spaces.csv"  # and a last line of spaces without its line end
+    spaces.write_text(blank.read_text() + "   ")
     found = []
-    for path in (with_nan, blank):
+    for path in (with_nan, blank, spaces):
         out = tmp_path / f"{path.stem}-events.csv"
         assert main(["detect", "--input", str(path), "--output", str(out), "--rate-hz",
                      "500", "--gyro-column", "gyro"]) == 0
         assert f"from {len(gyro)} samples" in capsys.readouterr().out
         found.append(out.read_text())
-    assert found[0] == found[1] and found[0].count("\n") > 10
+    assert found[0] == found[1] == found[2] and found[0].count("\n") > 10

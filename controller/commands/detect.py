@@ -156,6 +156,19 @@ def _ends_unended(path: Path) -> bool:
         return handle.read(1) not in (b"\n", b"\r")
 
 
+def _without_end_blanks(columns: dict[str, np.ndarray]) -> None:
+    """Leave out the rows of nothing but empty cells that end ``columns``: read at a
+    fixed rate an empty line is a missing sample, but the empty lines that end a file
+    end it."""
+    import numpy as np
+
+    table = np.vstack(list(columns.values()))
+    found = np.flatnonzero(~np.all(np.isnan(table), axis=0))
+    rows = int(found[-1]) + 1 if found.size else 0
+    for name, values in columns.items():
+        columns[name] = values[:rows]
+
+
 def _without_cut_row(args: argparse.Namespace, columns: dict[str, np.ndarray],
                      unended: bool) -> str | None:
     """Leave out the last row of ``columns`` if the file ended without a line end: a
@@ -383,6 +396,8 @@ def _detect(args: argparse.Namespace) -> int:
             columns = read_columns(args.input, wanted, optional, on_bytes=shown.advance,
                                    meanings=_MEANINGS, blank_rows=args.rate_hz is not None)
         cut_note = _without_cut_row(args, columns, _ends_unended(args.input))
+        if args.rate_hz is not None:
+            _without_end_blanks(columns)
         n = len(next(iter(columns.values())))
         t_s = _times(args, columns, n)
         rate_note = _rate_note(args, columns.pop("time_s", None))

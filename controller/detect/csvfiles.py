@@ -127,8 +127,7 @@ def read_columns(
     else row by row), ``on_bytes`` told of the bytes read; a cell that is not a number
     is named with its line and column. A missing column is named with the file's
     columns and what ``meanings`` says of it (what it holds, how to do without). With
-    ``blank_rows`` an empty line between rows is a row of empty cells (a missing
-    sample), except at the end of the file."""
+    ``blank_rows`` an empty line is a row of empty cells (a missing sample)."""
     require_regular_file(path)
     meanings = meanings or {}
 
@@ -143,11 +142,6 @@ def read_columns(
         raise CsvError(f"{path}: cannot read: {exc}") from None
     except csvcolumns.CsvProblem as problem:
         raise CsvError(_described(path, problem)) from None
-    if blank_rows and columns:  # the empty lines that end a file end it: no samples
-        table = np.vstack(list(columns.values()))
-        found = np.flatnonzero(~np.all(np.isnan(table), axis=0))
-        rows = int(found[-1]) + 1 if found.size else 0
-        columns = {name: values[:rows] for name, values in columns.items()}
     return columns
 
 
