@@ -82,6 +82,18 @@ def test_sweep_report_over_one_parameter_with_another_objective(sweep, tmp_path)
     assert first > last  # maximised: the highest clearance first
 
 
+def test_sweep_report_says_how_to_read_an_objective_easily_misread(sweep, tmp_path):
+    """fes report --objective detector.recall titled its figure 'detector.recall (lower
+    is better)' and ranked the lowest recall first without a word; report.md now says
+    what fes sweep's note says."""
+    out = tmp_path / "r"
+    assert main(["report", str(sweep), "--out", str(out), "--over",
+                 "stim.peroneal.pulse_width_us", "--objective", "detector.recall"]) == 0
+    assert ("Note: detector.recall is minimised: its lowest (worst) setting ranks first; "
+            "write max:detector.recall to rank the highest first.") in (
+        out / "report.md").read_text()
+
+
 @pytest.mark.parametrize(
     ("args", "expected"),
     [

@@ -25,7 +25,7 @@ from controller.report.sweep_figures import (
 )
 from controller.report.trial_data import TrialData, is_trial, load_trial
 from controller.report.trial_figures import TRIAL_FIGURES, drawing_note
-from controller.sweep.ranking import rank, ranking_columns, ranking_rows
+from controller.sweep.ranking import misread_terms, rank, ranking_columns, ranking_rows
 from controller.validation import ConfigError
 
 REPORT_FOLDER = "report"
@@ -149,6 +149,8 @@ def _sweep_report(data: SweepData, out: Path, over: Sequence[str] | None) -> Rep
         f"{order}, each averaged over its seeds (`worst`: the worst seed). Full tables: "
         "`results.csv` (one row per trial), `ranking.csv`.",
         "",
+        *(f"Note: {note}." for note in misread_terms(data.objective)),
+        *([""] if misread_terms(data.objective) else []),
         f"## Best settings (top {min(BEST_SHOWN, len(ranked))} of {len(ranked)})",
         "",
         *_markdown_table(header, ranking_rows(ranked[:BEST_SHOWN])),
