@@ -303,8 +303,16 @@ def test_a_row_cut_off_at_the_end_is_left_out_with_a_note(trial, tmp_path, capsy
          "heel_force_n is read as a 0/1 heel switch (contact at 0.5 and above) but reads 0 "),
         (["--heel-column", "heel_switch", "--heel-threshold-n", "20"],
          "heel_switch never reaches the contact force of 20 N"),
+        # a force sensor whose offset stays above the release force (a resistive sensor
+        # reading 150-940 unloaded): always in contact, no event
+        (["--heel-column", "heel_force_n", "--heel-threshold-n", "0.5", "--input", "offset"],
+         "heel_force_n never falls below the release force of 0.25 N"),
+        # the column given is the time column too: read as both, no traceback
+        (["--heel-column", "time_s", "--heel-threshold-n", "20"],
+         "time_s never reaches the contact force of 20 N"),
     ],
-    ids=["force-read-as-switch", "switch-read-as-force"],
+    ids=["force-read-as-switch", "switch-read-as-force", "force-with-an-offset",
+         "time-as-heel"],
 )
 def test_a_heel_column_read_as_the_other_kind_is_pointed_out(trial, tmp_path, capsys,
                                                              options, expected):
@@ -312,7 +320,14 @@ def test_a_heel_column_read_as_the_other_kind_is_pointed_out(trial, tmp_path, ca
     contact from 0.5 N: on the gaitpdb walk 89 heel strikes of 96 and nothing said why;
     a 0/1 switch read with --heel-threshold-n 20 never made contact: 0 events, exit 0,
     nothing said."""
-    assert main(["detect", "--input", str(trial / "samples.csv"), "--output",
+    recording = trial / "samples.csv"
+    if "offset" in options:  # the trial's heel force on an offset of 150 N
+        options = options[:-2]
+        recording = tmp_path / "offset.csv"
+        recording.write_text("time_s,heel_force_n\n" + "".join(
+            f"{r['time_s']},{float(r['heel_force_n']) + 150.0}\n"
+            for r in rows(trial / "samples.csv")))
+    assert main(["detect", "--input", str(recording), "--output",
                  str(tmp_path / "e.csv"), "--sensor", "heel", *options]) == 0
     assert expected in capsys.readouterr().err
 

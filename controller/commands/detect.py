@@ -285,6 +285,14 @@ def _heel_note(config: DetectorConfig, column: str, heel: np.ndarray) -> str | N
             "--heel-threshold-n F (contact at F newtons, e.g. 20)."
         )
     contact = config.heel_config().contact_force_n
+    release = config.heel_config().release_force_n
+    if config.heel_input == "force" and low >= release:
+        return (
+            f"fes detect: note: {column} never falls below the release force of {release:g} "
+            f"N (detector.heel.force.release_force_n; it reads at least {low:.4g}), so the "
+            "heel never leaves the ground: has the sensor an offset (raise "
+            "--heel-threshold-n above it), or is it in other units?"
+        )
     if config.heel_input == "force" and high < contact:
         return (
             f"fes detect: note: {column} never reaches the contact force of {contact:g} N "
@@ -400,7 +408,7 @@ def _detect(args: argparse.Namespace) -> int:
             _without_end_blanks(columns)
         n = len(next(iter(columns.values())))
         t_s = _times(args, columns, n)
-        rate_note = _rate_note(args, columns.pop("time_s", None))
+        rate_note = _rate_note(args, columns.get("time_s"))
         truth = read_events(args.truth) if args.truth is not None else None
         truth_note = _outside(args, truth, t_s) if truth else None
     except CsvError as err:
