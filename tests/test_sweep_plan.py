@@ -128,7 +128,8 @@ def test_bad_sweeps_are_named_before_running(spec, expected):
         ("detector.heel.switch.debounce_ms=5,10", "detector.sensor = gyro"),
         ("detector.fused.merge_window_ms=100,200", "detector.sensor = gyro"),
         ("stim.peroneal.lead_ms=0,100,200", "stim.peroneal.trigger = pre_swing"),
-        ("stim.prediction.history_strides=3,5", "no channel's trigger is predicted_toe_off"),
+        ("stim.prediction.history_strides=3,5",
+         "no channel's trigger or stop is predicted_toe_off"),
         ("stim.training.on_ms=1000,2000", "stim.mode = walking"),
     ],
 )
@@ -151,6 +152,9 @@ def test_a_key_no_trial_reads_is_refused(grid, expected):
          {"detector.sensor": "fused"}),
         (("detector.heel.force.contact_force_n=10,20",),
          {"detector.sensor": "heel", "detector.heel_input": "force"}),
+        # a train that stops at the predicted toe off reads the prediction too
+        (("stim.prediction.history_strides=3,5",),
+         {"stim.peroneal.stop": "predicted_toe_off"}),
         (("stim.peroneal.lead_ms=0,100", "stim.prediction.history_strides=3,5"),
          {"stim.peroneal.trigger": "predicted_toe_off"}),
         (("detector.heel.force.contact_force_n=10,20",),

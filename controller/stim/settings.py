@@ -291,14 +291,16 @@ def unused_stim(stim: StimConfig) -> dict[str, str]:
         if not ch.enabled:
             unused |= {f"{path}.{field}": f"{path}.enabled = false"
                        for field in ChannelConfig.model_fields if field != "enabled"}
-        elif stim.mode == "walking" and ch.trigger == "predicted_toe_off":
-            predicting = True
-        else:
-            why = mode if stim.mode != "walking" else f"{path}.trigger = {ch.trigger}"
+            continue
+        walking = stim.mode == "walking"
+        predicting |= walking and "predicted_toe_off" in (ch.trigger, ch.stop)  # (a stop
+        if not (walking and ch.trigger == "predicted_toe_off"):  # reads the prediction)
+            why = mode if not walking else f"{path}.trigger = {ch.trigger}"
             unused |= {f"{path}.{field}": why for field in PREDICTION_FIELDS}
     if not predicting:
         unused["stim.prediction"] = (
-            mode if stim.mode != "walking" else "no channel's trigger is predicted_toe_off")
+            mode if stim.mode != "walking"
+            else "no channel's trigger or stop is predicted_toe_off")
     return unused
 
 
