@@ -77,7 +77,8 @@ def _changed_unread(base: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
     unused = unused_settings(config)
     values = _leaves(config.model_dump(mode="json"))
     strings = {v for v in values.values() if isinstance(v, str) and v}
-    overrides, changed = copy.deepcopy(base), []
+    overrides = copy.deepcopy(base)
+    changed: list[str] = []
     for path, value in values.items():
         if unused_by(unused, path) is None:
             continue
@@ -88,7 +89,8 @@ def _changed_unread(base: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
                     continue
             except ConfigError:
                 continue
-            overrides, changed = trial, [*changed, f"{path}={candidate!r}"]
+            overrides = trial
+            changed.append(f"{path}={candidate!r}")
             break
     return overrides, changed
 
