@@ -94,10 +94,30 @@ def test_sweep_report_says_how_to_read_an_objective_easily_misread(sweep, tmp_pa
         out / "report.md").read_text()
 
 
+def test_sweep_report_ranks_an_abs_objective_and_says_so(sweep, tmp_path):
+    """abs:NAME ranks a signed error by its size: report.md names the term as ranked, its
+    table holds the absolute values, and the figure plots them."""
+    out = tmp_path / "r"
+    name = "stim.onset_error_ms.median"
+    assert main(["report", str(sweep), "--out", str(out), "--over",
+                 "stim.peroneal.pulse_width_us", "--objective", f"abs:{name}"]) == 0
+    check_pictures(out, {f"objective-abs-{name}.png", "spread.png"}
+                   | {f"best-{n}" for n in TRIAL_PNGS})
+    text = (out / "report.md").read_text()
+    assert f"Settings ranked by abs:{name} (closest to zero first)" in text
+    assert f"mean(abs:{name})" in text and "signed error" not in text
+    ranked = [line for line in text.splitlines() if re.match(r"\| \d+ \|", line)]
+    cells = [line.split("|")[-3].strip() for line in ranked]
+    sizes = [float(c) for c in cells if c]
+    assert sizes and sizes == sorted(sizes) and min(sizes) >= 0
+    assert cells[: len(sizes)] == [f"{v:.6g}" for v in sizes]  # not measured: last
+
+
 @pytest.mark.parametrize(
     ("args", "expected"),
     [
         (["--over", "loop.duration_s"], "--over"),
+        (["--objective", "max:abs:x"], "abs:NAME (closest to zero first"),
         (["--objective", "clearance.drags"], "clearance.drags: no such figure"),
     ],
 )

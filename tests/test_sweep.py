@@ -262,6 +262,7 @@ def test_help_explains_every_sweep_option(capsys):
                    "--seeds", "--duration-s", "--workers", "--scheduler", "--out", "--objective",
                    "--require", "--summaries-only", "--dry-run", "Exit codes"):
         assert option in out
+    assert "abs:NAME (closest to zero first" in " ".join(out.split())
 
 
 def test_ranking_by_a_signed_error_is_pointed_out(tmp_path, capsys):
@@ -272,11 +273,48 @@ def test_ranking_by_a_signed_error_is_pointed_out(tmp_path, capsys):
             "--dry-run", "--out", str(tmp_path / "s")]
     assert main([*args, "--objective", "stim.onset_error_ms.median"]) == 0
     assert ("note: stim.onset_error_ms.median is a signed error (negative = early): the "
-            "earliest setting ranks first, not the one closest to the truth; "
-            "stim.onset_error_ms.p95 (of the absolute error) ranks by size") in (
+            "earliest setting ranks first, not the one closest to the truth; write "
+            "abs:stim.onset_error_ms.median to rank the closest first, or "
+            "stim.onset_error_ms.p95 (of the absolute error) to rank by the spread's size") in (
         capsys.readouterr().err)
-    assert main([*args, "--objective", "stim.onset_error_ms.p95"]) == 0
-    assert "signed" not in capsys.readouterr().err
+    for objective in ("stim.onset_error_ms.p95", "abs:stim.onset_error_ms.median"):
+        assert main([*args, "--objective", objective]) == 0
+        assert "signed" not in capsys.readouterr().err
+
+
+def test_abs_objective_ranks_a_signed_error_closest_to_zero_first(swept, tmp_path, capsys):
+    """There was no way to rank by the size of a signed error: --objective
+    stim.onset_error_ms.median ranks the earliest onset first. abs:NAME ranks the
+    absolute value, and ranking.csv's columns say so."""
+    copy = tmp_path / "s"
+    shutil.copytree(swept, copy)
+    name = "stim.onset_error_ms.median"
+    assert main([*SWEEP, "--out", str(copy), "--objective", f"abs:{name}"]) == 0
+    out = capsys.readouterr().out
+    assert f"best settings by abs:{name} (mean over seeds)" in out
+    rows = read_csv(copy / "results.csv")
+    ranking = read_csv(copy / "ranking.csv")
+    sizes = []
+    for setting in ranking:
+        signed = [float(r[name]) for r in rows if r["trial"] in setting["trials"].split()]
+        size = [abs(v) for v in signed]
+        assert float(setting[f"mean(abs:{name})"]) == pytest.approx(sum(size) / len(size))
+        assert float(setting[f"worst(abs:{name})"]) == pytest.approx(max(size))
+        sizes.append(sum(size) / len(size))
+    assert sizes == sorted(sizes)
+    signed_means = [sum(float(r[name]) for r in rows if r["trial"] in s["trials"].split()) / 2
+                    for s in ranking]
+    assert any(v < 0 for v in signed_means)  # the ranked figure was signed to begin with
+
+
+@pytest.mark.parametrize("objective", ["min:strides", "max:abs:stim.onset_error_ms.median",
+                                       "abs:", "strides,Abs:strides"])
+def test_an_objective_of_another_form_exits_2_naming_the_forms(tmp_path, capsys, objective):
+    assert main(["sweep", "--out", str(tmp_path / "x"), "--objective", objective]) == 2
+    err = capsys.readouterr().err
+    assert ("each written NAME (lowest first), max:NAME (highest first) or abs:NAME "
+            "(closest to zero first, for a signed error)") in err
+    assert not (tmp_path / "x").exists()
 
 
 def test_minimising_a_figure_where_higher_is_better_is_pointed_out(tmp_path, capsys):

@@ -41,8 +41,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     report.add_argument(
         "--objective", metavar="NAME,...",
-        help="for a sweep: figures to rank and plot (max:NAME to maximise); default: the "
-        "objective the sweep was run with",
+        help="for a sweep: figures to rank and plot (max:NAME to maximise, abs:NAME to "
+        "rank closest to zero first); default: the objective the sweep was run with",
     )
     report.add_argument(
         "--over", metavar="KEY[,KEY]",

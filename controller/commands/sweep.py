@@ -242,8 +242,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     sweep.add_argument(
         "--objective", default=DEFAULT_OBJECTIVE, metavar="NAME,...",
         help="summary figures (or swept keys) to rank settings by, first one first, each "
-        f"minimised unless written max:NAME (default {DEFAULT_OBJECTIVE}: fewest toe "
-        "drags, then least charge)",
+        "minimised unless written max:NAME (highest first) or abs:NAME (closest to zero "
+        "first: a signed error such as stim.onset_error_ms.median, negative = early) "
+        f"(default {DEFAULT_OBJECTIVE}: fewest toe drags, then least charge)",
     )
     add_require_option(sweep, "every trial's summary")
     sweep.add_argument(

@@ -121,9 +121,9 @@ def _sweep_report(data: SweepData, out: Path, over: Sequence[str] | None) -> Rep
     figures: list[tuple[str, Path]] = []
     with styled():
         for term in data.objective:
-            path = out / f"objective-{term.name}.png"
+            path = out / f"objective-{str(term).replace(':', '-')}.png"
             shown = " and ".join(axes_keys) or "patient"
-            figures.append((f"{term.name} over {shown}",
+            figures.append((f"{term} over {shown}",
                             objective_figure(data, term, axes_keys, path)))
         figures.append(("Spread over the trials", spread_figure(data, out / "spread.png")))
         best_lines: list[str] = []
@@ -139,8 +139,7 @@ def _sweep_report(data: SweepData, out: Path, over: Sequence[str] | None) -> Rep
             else:
                 best_lines = [f"Trial {first} kept no samples (--summaries-only): no trial "
                               "figures.", ""]
-    order = ", then ".join(f"{t.name} ({'highest' if t.maximise else 'lowest'} first)"
-                           for t in data.objective)
+    order = ", then ".join(f"{t} ({t.order()})" for t in data.objective)
     header = ranking_columns(data.parameters, data.objective)
     lines = [
         f"# Sweep report: {data.folder}",

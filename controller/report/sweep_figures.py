@@ -87,7 +87,8 @@ def choose_axes(data: SweepData, over: Sequence[str] | None) -> list[str]:
 
 
 def _values(rows: Sequence[Row], term: Term) -> list[float]:
-    return [float(v) for r in rows if is_number(v := r.get(term.name))]  # type: ignore[arg-type]
+    return [float(term.value(v)) for r in rows  # type: ignore[arg-type]
+            if is_number(v := r.get(term.name))]
 
 
 def _positions(values: Sequence[Figure]) -> tuple[list[Figure], bool]:
@@ -98,7 +99,8 @@ def _positions(values: Sequence[Figure]) -> tuple[list[Figure], bool]:
 
 
 def _direction(term: Term) -> str:
-    return "higher is better" if term.maximise else "lower is better"
+    return ("higher is better" if term.maximise else "closer to zero is better"
+            if term.absolute else "lower is better")
 
 
 def objective_figure(data: SweepData, term: Term, axes_keys: Sequence[str], path: Path) -> Path:
@@ -115,7 +117,7 @@ def objective_figure(data: SweepData, term: Term, axes_keys: Sequence[str], path
         _lines(axes[0, 0], data, term, axes_keys[0] if axes_keys else PATIENT_KEY)
     others = [p for p in data.plotted() if p not in axes_keys]
     averaged = " and ".join(["seeds", *others])
-    figure.suptitle(f"{term.name} ({_direction(term)})\nmean over {averaged}")
+    figure.suptitle(f"{term} ({_direction(term)})\nmean over {averaged}")
     return save(figure, path)
 
 
@@ -134,7 +136,7 @@ def _lines(ax: Any, data: SweepData, term: Term, key: str) -> None:
     if not numeric:
         ax.set_xticks(x, [str(p) for p in positions])
     ax.set_xlabel(key)
-    ax.set_ylabel(term.name)
+    ax.set_ylabel(str(term))
     legend(ax, title="band: lowest to highest trial")
 
 
@@ -143,7 +145,7 @@ def _surface(ax: Any, figure: Any, rows: Sequence[Row], term: Term, x_key: str, 
     ys, y_numeric = _positions([r[y_key] for r in rows])
     cmap = "viridis" if term.maximise else "viridis_r"  # the better end is always yellow
     if len(xs) > MAX_GRID_VALUES or len(ys) > MAX_GRID_VALUES:
-        points = [(r[x_key], r[y_key], r[term.name]) for r in rows
+        points = [(r[x_key], r[y_key], term.value(r[term.name])) for r in rows  # type: ignore[arg-type]
                   if is_number(r.get(term.name))]
         x, y, value = (np.array(c, dtype=float) for c in zip(*points, strict=True))
         shown = ax.scatter(x, y, c=value, cmap=cmap, s=30, edgecolors="0.3", linewidths=0.4)
@@ -161,7 +163,7 @@ def _surface(ax: Any, figure: Any, rows: Sequence[Row], term: Term, x_key: str, 
         ax.set_xticks(range(len(xs)), [f"{v:g}" if x_numeric else str(v) for v in xs])  # type: ignore[str-format]
         ax.set_yticks(range(len(ys)), [f"{v:g}" if y_numeric else str(v) for v in ys])  # type: ignore[str-format]
         ax.grid(False)
-    figure.colorbar(shown, ax=ax, label=term.name)
+    figure.colorbar(shown, ax=ax, label=str(term))
     ax.set_xlabel(x_key)
     ax.set_ylabel(y_key)
 

@@ -2,11 +2,13 @@
 charge, for example.
 
 An objective is a comma-separated list of figure names, each minimised unless written
-``max:NAME``; settings are compared on the first figure, ties broken by the next, then
-by plan order. A setting is one combination of swept values and patient; its seeds are
-repeats, so each figure is averaged over them (``mean``), and the worst seed is shown
-too (``worst``: the highest value of a minimised figure, the lowest of a maximised one).
-Null figures (not measured) are left out of both; a setting with none ranks last.
+``max:NAME`` (highest first) or ``abs:NAME`` (its absolute value minimised: closest to
+zero first, for a signed error); settings are compared on the first figure, ties broken
+by the next, then by plan order. A setting is one combination of swept values and
+patient; its seeds are repeats, so each figure is averaged over them (``mean``), and
+the worst seed is shown too (``worst``: the highest value of a minimised figure, the
+lowest of a maximised one; of an ``abs:`` term, mean and worst are of the absolute
+values). Null figures (not measured) are left out of both; a setting with none ranks last.
 """
 
 from __future__ import annotations
@@ -23,17 +25,33 @@ from controller.trial.figures import Figure, numeric
 SOURCE = "--objective"
 DEFAULT_OBJECTIVE = "clearance.toe_drag_events,stim.charge_uc_per_stride"
 MAX_PREFIX = "max:"
+ABS_PREFIX = "abs:"
+#: The forms a term of --objective may take, for the messages that refuse another.
+FORMS = ("NAME (lowest first), max:NAME (highest first) or abs:NAME (closest to zero "
+         "first, for a signed error)")
 
 
 @dataclass(frozen=True, slots=True)
 class Term:
-    """One figure of the objective and its direction."""
+    """One figure of the objective and its direction: minimised, maximised
+    (``maximise``) or minimised in absolute value (``absolute``)."""
 
     name: str
     maximise: bool = False
+    absolute: bool = False
 
     def __str__(self) -> str:
-        return f"{MAX_PREFIX}{self.name}" if self.maximise else self.name
+        prefix = MAX_PREFIX if self.maximise else ABS_PREFIX if self.absolute else ""
+        return prefix + self.name
+
+    def value(self, figure: float | None) -> float | None:
+        """What this term ranks of one trial's ``figure``: its absolute value for abs:."""
+        return abs(figure) if self.absolute and figure is not None else figure
+
+    def order(self) -> str:
+        """Which end ranks first, in words."""
+        return ("highest first" if self.maximise else "closest to zero first"
+                if self.absolute else "lowest first")
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,13 +65,17 @@ class RankedSetting:
 
 
 def parse_objective(text: str) -> tuple[Term, ...]:
-    """``"a,max:b"`` as terms; an empty or malformed name is a usage error."""
+    """``"a,max:b,abs:c"`` as terms; an empty or malformed name, or a prefix other than
+    ``max:`` and ``abs:`` (one at most), is a usage error naming the allowed forms."""
     terms = []
     for part in (p.strip() for p in text.split(",")):
-        name = part.removeprefix(MAX_PREFIX).strip()
-        if not name or " " in name:
-            raise ConfigError(SOURCE, [f"{text!r}: expected NAME[,NAME...] (max:NAME to maximise)"])
-        terms.append(Term(name, part.startswith(MAX_PREFIX)))
+        prefix, _, name = part.rpartition(":")
+        name = name.strip()
+        if prefix.strip() + ":" not in (":", MAX_PREFIX, ABS_PREFIX) or not name or " " in name:
+            raise ConfigError(SOURCE, [
+                f"{text!r}: expected NAME[,NAME...], each written {FORMS}; got {part!r}"])
+        terms.append(Term(name, maximise=prefix.strip() + ":" == MAX_PREFIX,
+                          absolute=prefix.strip() + ":" == ABS_PREFIX))
     return tuple(terms)
 
 
@@ -73,13 +95,14 @@ def misread_terms(terms: Sequence[Term]) -> list[str]:
         if not term.maximise and term.name.endswith(HIGHER_IS_BETTER):
             notes.append(f"{term} is minimised: its lowest (worst) setting ranks first; "
                          f"write max:{term.name} to rank the highest first")
-        if term.name.endswith("error_ms.median"):
+        if term.name.endswith("error_ms.median") and not term.absolute:
             first = "latest" if term.maximise else "earliest"
             size = term.name.removesuffix("median") + "p95"
             notes.append(
                 f"{term} is a signed error (negative = early): the {first} setting ranks "
-                f"first, not the one closest to the truth; {size} (of the absolute error) "
-                "ranks by size"
+                f"first, not the one closest to the truth; write {ABS_PREFIX}{term.name} "
+                f"to rank the closest first, or {size} (of the absolute error) to rank by "
+                "the spread's size"
             )
     return notes
 
@@ -95,11 +118,11 @@ def group_keys(parameters: Sequence[str]) -> list[str]:
     return [p for p in parameters if p != SEED_KEY]
 
 
-def _aggregate(values: list[float | None], maximise: bool) -> tuple[float | None, float | None]:
-    known = [v for v in values if v is not None]
+def _aggregate(values: list[float | None], term: Term) -> tuple[float | None, float | None]:
+    known = [v for v in map(term.value, values) if v is not None]
     if not known:
         return None, None
-    return sum(known) / len(known), (min(known) if maximise else max(known))
+    return sum(known) / len(known), (min(known) if term.maximise else max(known))
 
 
 def rank(
@@ -113,7 +136,7 @@ def rank(
     settings = []
     for members in groups.values():
         stats = [
-            _aggregate([numeric(m, t.name, SOURCE) for m in members], t.maximise) for t in terms
+            _aggregate([numeric(m, t.name, SOURCE) for m in members], t) for t in terms
         ]
         settings.append(
             RankedSetting(
