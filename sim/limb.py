@@ -47,6 +47,10 @@ from sim.gait import (
 )
 from sim.patient import PatientProfile
 
+#: The simulated muscles by stimulator output: only tibialis anterior, on output 0 (the
+#: peroneal nerve). Pulses on any other output are kept and drive nothing.
+MUSCLES = {0: "tibialis anterior"}
+
 #: Longest physics step. Semi-implicit Euler is stable up to 2 per mode; the step is
 #: also kept below 1 / (fastest mode), which keeps the swing dynamics accurate.
 MAX_STEP_S = 1e-3

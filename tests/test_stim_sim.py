@@ -219,3 +219,37 @@ def test_a_fused_detector_on_a_healthy_walker_stays_within_the_duty_cycle(tmp_pa
     # Onset at the push-off: before the toe off by the muscle's activation time and
     # more, as on the gyroscope alone, not a quarter of a stride before it.
     assert -180.0 < onset_median(summary) < -80.0
+
+
+def test_a_channel_on_an_output_with_no_simulated_muscle_is_noted(tmp_path, capsys):
+    """The simulated limb has only tibialis anterior (output 0): a calf channel's
+    settings changed only its charge, silently. fes sim says so and summary.json says
+    the channel drove no simulated muscle; every walk figure is the same at any calf
+    amplitude."""
+    calf = "[stim]\npreset = \"peroneal_calf\"\n"
+    weak = sim(tmp_path, "weak", calf + "[stim.channels.calf]\namplitude_ma = 20\n",
+               "--duration-s", "12")
+    err = capsys.readouterr().err
+    assert ("note: stim.channels.calf (output 1) drives no simulated muscle: the simulated "
+            "limb has only tibialis anterior on output 0") in err
+    strong = sim(tmp_path, "strong", calf, "--duration-s", "12")
+    channels = strong["stim"]["channels"]
+    assert channels["calf"]["simulated_muscle"] == "none"
+    assert channels["peroneal"]["simulated_muscle"] == "tibialis anterior"
+    assert channels["calf"]["trains"] > 0
+    assert weak["clearance"] == strong["clearance"]
+    assert (weak["stim"]["channels"]["calf"]["charge_uc_total"]
+            < channels["calf"]["charge_uc_total"])
+    capsys.readouterr()
+    sim(tmp_path, "alone", "", "--duration-s", "2")
+    assert "drives no simulated muscle" not in capsys.readouterr().err
+
+
+def test_another_channel_on_the_simulated_muscle_s_output_is_refused(tmp_path, capsys):
+    toml = tmp_path / "calf0.toml"
+    toml.write_text('stim.preset = "peroneal_calf"\n[stim.peroneal]\nchannel = 2\n'
+                    "[stim.channels.calf]\nchannel = 0\n")
+    assert main(["sim", "--config", str(toml), "--out", str(tmp_path / "t")]) == 2
+    assert ("stim.channels.calf.channel: output 0 drives the simulated tibialis anterior, "
+            "which only the peroneal channel stimulates") in capsys.readouterr().err
+    assert not (tmp_path / "t").exists()

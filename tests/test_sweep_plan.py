@@ -216,3 +216,18 @@ def test_a_key_some_trials_do_not_read_is_named(tmp_path):
     plan = build_plan(SweepSpec(grid=(
         parse_grid("detector.gyro.shank.pre_swing_fraction=0.3,0.5"),)))
     assert plan.partly_read == ()
+
+
+def test_a_swept_channel_with_no_simulated_muscle_is_noted(tmp_path, capsys):
+    """Sweeping the calf amplitude ranked its settings by plan order (every walk figure
+    tied: the simulated limb has no calf muscle) without a word."""
+    from controller.cli import main
+
+    config = tmp_path / "calf.toml"
+    config.write_text('stim.preset = "peroneal_calf"\n')
+    assert main(["sweep", "--config", str(config), "--grid",
+                 "stim.channels.calf.amplitude_ma=20,40", "--duration-s", "2", "--dry-run",
+                 "--out", str(tmp_path / "s")]) == 0
+    err = capsys.readouterr().err
+    assert ("fes sweep: note: stim.channels.calf (output 1) drives no simulated muscle" in err
+            and "swept here: stim.channels.calf.amplitude_ma: every walk figure ties" in err)

@@ -73,14 +73,16 @@ def _simulate(args: argparse.Namespace) -> int:
     from controller.trial.figures import flatten
     from controller.trial.parquet import pyarrow_modules
     from controller.trial.require import failures, parse_requirements
-    from controller.trial.simulated import run_simulated_trial
+    from controller.trial.simulated import channel_notes, channel_problems, run_simulated_trial
     from controller.trial.status import StatusLine
     from controller.trial.summary import render_text
 
     checks = parse_requirements(args.require)
     config = load_checked(args.config, _overrides(args))
-    if problems := simulated_problems(config):
+    if problems := simulated_problems(config) + channel_problems(config):
         raise ConfigError(str(args.config or "configs/default.toml"), problems)
+    for note in channel_notes(config):
+        print(f"fes: note: {note}", file=sys.stderr)
     out_dir = args.out or Path("runs") / f"{Path(config.sim.patient).stem}-seed{config.sim.seed}"
     not_a_sweep_folder(out_dir)
     sinks = [StatusLine(sys.stderr)] if args.realtime else []

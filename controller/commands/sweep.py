@@ -119,7 +119,7 @@ def _run(args: argparse.Namespace) -> int:
     plan = build_plan(_spec(args))
     if args.config is not None:
         print_unread(args.config, list(plan.unread))
-    for note in plan.partly_read:
+    for note in (*plan.partly_read, *plan.unsimulated):
         print(f"fes sweep: note: {note}", file=sys.stderr)
     out = args.out or Path("runs") / f"sweep-{plan.key}"
     not_a_trial_folder(out)

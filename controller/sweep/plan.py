@@ -105,6 +105,9 @@ class SweepPlan:
     unread: tuple[str, ...] = ()
     #: Swept keys some trials do not read: their values repeat one trial there.
     partly_read: tuple[str, ...] = ()
+    #: What the trials run but the simulated limb does not simulate (a channel on an
+    #: output that drives no simulated muscle: ``controller.trial.simulated.channel_notes``).
+    unsimulated: tuple[str, ...] = ()
 
     @property
     def key(self) -> str:
@@ -260,6 +263,21 @@ def _new_channels(spec: SweepSpec, channels: set[str]) -> list[str]:
     return problems
 
 
+def _swept_unsimulated(notes: tuple[str, ...], swept: list[str]) -> tuple[str, ...]:
+    """``notes`` (``channel_notes``), each naming the swept keys of its channel: their
+    values change only that channel's charge and timing, so a charge objective ranks its
+    weakest value first and every other figure ties."""
+    marked = []
+    for note in notes:
+        path = note.split(" ", 1)[0]
+        keys = [k for k in swept if k.startswith(f"{path}.")]
+        marked.append(note if not keys else (
+            f"{note}; swept here: {', '.join(keys)}: every walk figure ties between its "
+            "values (the default objective keeps plan order), and an objective over that "
+            "channel's charge ranks its weakest setting first"))
+    return tuple(marked)
+
+
 def build_plan(spec: SweepSpec) -> SweepPlan:
     """Every trial of the sweep, each config validated; all problems named at once."""
     from controller.config import (
@@ -270,6 +288,7 @@ def build_plan(spec: SweepSpec) -> SweepPlan:
         unused_by,
         unused_settings,
     )
+    from controller.trial.simulated import channel_notes, channel_problems
     from sim.patient import load_patient
 
     _check_keys(spec)
@@ -302,6 +321,7 @@ def build_plan(spec: SweepSpec) -> SweepPlan:
     # Likewise what the base config file changes from the defaults (told, not refused).
     changed = changed_in_file(spec.base_config) if spec.base_config else {}
     unused: dict[str, str] = {}  # the last trial's
+    unsimulated: dict[str, None] = {}  # notes of every trial, in order, once each
     for setting in _settings(spec):
         for patient in patients:
             for offset in range(spec.seeds):
@@ -314,7 +334,9 @@ def build_plan(spec: SweepSpec) -> SweepPlan:
                 except ConfigError as err:
                     problems += [p for p in err.problems if p not in problems]
                     continue
-                problems += [p for p in simulated_problems(config) if p not in problems]
+                problems += [p for p in simulated_problems(config) + channel_problems(config)
+                             if p not in problems]
+                unsimulated.update(dict.fromkeys(channel_notes(config)))
                 unused = unused_settings(config)
                 changed = {k: v for k, v in changed.items() if unused_by(unused, k)}
                 for name, (count, _) in idle.items():
@@ -343,5 +365,5 @@ def build_plan(spec: SweepSpec) -> SweepPlan:
         "its values give the same trial, run and ranked as separate settings"
         for name, (count, why) in idle.items() if 0 < count < len(trials))
     return SweepPlan(spec, parameters, tuple(trials), tuple(unread(changed, unused).values()),
-                     partly)
+                     partly, _swept_unsimulated(tuple(unsimulated), swept))
 

@@ -28,6 +28,7 @@ from controller.loop import LoopOutcome
 from controller.safety import Watchdog
 from controller.sharedmem import map_in_background, shared_empty
 from controller.stim.scheduler import StimScheduler
+from controller.stim.settings import channel_path
 from controller.trial.compiled_loop import LoopCompile, run_compiled_loop
 from controller.trial.folder import TrialFolder
 from controller.trial.memory import check_fits
@@ -46,8 +47,39 @@ from controller.trial.session import (
 from controller.trial.streams import BackEndTruth, TrialFiles, TruthRows
 from controller.trial.window import RowWindow, window_rows
 from controller.trial.writer import LogSink
-from sim.limb import TRUTH_COLUMNS, SimulatedLimb
+from sim.limb import MUSCLES, TRUTH_COLUMNS, SimulatedLimb
 from sim.patient import load_patient
+
+
+def channel_problems(config: TrialConfig) -> list[str]:
+    """A channel other than the peroneal one on an output of a simulated muscle
+    (``sim.limb.MUSCLES``: tibialis anterior on output 0): its pulses would move the
+    simulated foot under another muscle's name. Refused by ``fes sim`` and ``fes sweep``
+    (a board drives whatever its electrodes are on)."""
+    return [
+        f"{channel_path(name)}.channel: output {ch.channel} drives the simulated "
+        f"{MUSCLES[ch.channel]}, which only the peroneal channel stimulates; give {name} "
+        "another output (its pulses would lift the simulated foot as if they were the "
+        "peroneal nerve's)"
+        for name, ch in config.stim.active_channels()
+        if name != "peroneal" and ch.channel in MUSCLES
+    ]
+
+
+def channel_notes(config: TrialConfig) -> list[str]:
+    """What a simulated trial runs but does not simulate: each enabled channel on an
+    output that drives no simulated muscle (``sim.limb.MUSCLES``). Its pulses are
+    delivered and counted (its charge and timing in summary.json, ``simulated_muscle``
+    "none") but move nothing, so no walk figure depends on its settings and an objective
+    over its charge ranks its weakest setting first."""
+    muscles = " and ".join(f"{m} on output {o}" for o, m in MUSCLES.items())
+    return [
+        f"{channel_path(name)} (output {ch.channel}) drives no simulated muscle: the "
+        f"simulated limb has only {muscles}, so this channel's settings change its own "
+        "charge and timing figures and nothing of the walk (clearance, ankle, slaps): its "
+        "pulses are counted, their effect is not simulated"
+        for name, ch in config.stim.active_channels() if ch.channel not in MUSCLES
+    ]
 
 
 def run_simulated_trial(

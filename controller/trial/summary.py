@@ -22,6 +22,7 @@ from controller.stim.scheduler import ChannelReport
 from controller.trial import metrics
 from controller.trial.recorder import stim_column_prefix
 from controller.trial.scores import ColumnScores, WholeColumns
+from sim.limb import MUSCLES
 
 SCORED_EVENTS = (Event.HEEL_STRIKE, Event.TOE_OFF)
 
@@ -129,8 +130,14 @@ def _channel_block(
         if heel_strikes.size > 1
         else np.zeros(0)
     )
+    # What the channel's output drives in the simulated limb (whose truth the trial
+    # holds: fes sim, or a board emulator), "none" when nothing: the charge and timing
+    # below are then of pulses delivered to no simulated muscle. None on a real board.
+    muscle = (MUSCLES.get(report.channel, "none")
+              if report is not None and cols.has("ta_activation") else None)
     return {
         "channel": report.channel if report else None,
+        "simulated_muscle": muscle,
         "trigger": report.trigger if report else None,
         "onset_reference": EVENT_NAMES[onset_ref] if onset_ref else None,
         "onset_error_ms": onset_error,
@@ -307,6 +314,8 @@ def _stimulation_lines(stim: Mapping[str, Any]) -> list[str]:
             f"{_fmt(ch['charge_uc_per_stride'], ' uC')} per stride, "
             f"{_fmt(ch['charge_uc_total'], ' uC')} in the session"
         )
+        if ch.get("simulated_muscle") == "none":
+            parts.append("drives no simulated muscle")
         lines.append(f"stimulation {name} ({ch['trigger']}): " + ", ".join(parts))
     activation = stim["ta_activation_at_toe_off"]
     if activation and activation["median"] is not None:
