@@ -87,7 +87,9 @@ def test_fixed_rate_needs_no_time_column(tmp_path, capsys):
          "deg/s); the file has: time_s, gyro"),
         # a researcher's own file: what time_s is, and --rate-hz to do without it
         ("timestamp_ms,gyro_rad_s\n0,0.1\n", [], "no column 'time_s' (the time of each "
-         "sample in seconds; for samples at a fixed rate give --rate-hz N instead"),
+         "sample in seconds; name your time column with --time-column NAME (e.g. "
+         "timestamp), with --time-unit ms or us if it is not in seconds; for samples at a "
+         "fixed rate give --rate-hz N instead"),
         ("time_s,gyro_rad_s\n0,1\n0.01,abc\n", [], "line 3, column 'gyro_rad_s': 'abc'"),
         # R's write.csv writes a missing value as NA: say how to write one
         ("time_s,gyro_rad_s\n0,1\n0.01,NA\n", [], "line 3, column 'gyro_rad_s': 'NA' is not "
@@ -166,7 +168,8 @@ def test_help_explains_every_option(capsys):
     out = capsys.readouterr().out
     for option in ("--input", "--output", "--sensor", "--rate-hz", "--gyro-column",
                    "--gyro-units", "--invert", "--heel-column", "--heel-threshold-n",
-                   "--placement", "--truth", "--tolerance-ms", "--config"):
+                   "--placement", "--truth", "--tolerance-ms", "--config", "--time-column",
+                   "--time-unit"):
         assert option in out
 
 
@@ -472,3 +475,76 @@ def test_blank_lines_of_a_one_column_recording_are_missing_samples(trial, tmp_pa
         assert f"from {len(gyro)} samples" in capsys.readouterr().out
         found.append(out.read_text())
     assert found[0] == found[1] == found[2] and found[0].count("\n") > 10
+
+
+def _with_time_column(trial: Path, path: Path, name: str, scale: float) -> Path:
+    """The trial's recording with its time_s column renamed ``name`` and times ``scale``."""
+    lines = (trial / "samples.csv").read_text().splitlines()
+    header = lines[0].split(",")
+    at = header.index("time_s")
+    header[at] = name
+    body = []
+    for line in lines[1:]:
+        cells = line.split(",")
+        cells[at] = f"{float(cells[at]) * scale:.6f}"
+        body.append(",".join(cells))
+    path.write_text("\n".join([",".join(header), *body]) + "\n")
+    return path
+
+
+@pytest.mark.parametrize(("name", "unit", "scale"), [
+    ("timestamp", "ms", 1e3), ("Time", "us", 1e6), ("time_s", "s", 1.0)])
+def test_a_time_column_of_another_name_and_unit_is_read(trial, tmp_path, capsys, name,
+                                                       unit, scale):
+    """A recording whose time column is 'timestamp' in ms had to be converted, or read
+    with --rate-hz (and its time stamps thrown away): --time-column and --time-unit
+    read it, with the same events as the trial's own time_s in seconds."""
+    recording = _with_time_column(trial, tmp_path / "r.csv", name, scale)
+    ours, theirs = tmp_path / "ours.csv", tmp_path / "theirs.csv"
+    assert main(["detect", "--input", str(trial / "samples.csv"), "--output", str(ours)]) == 0
+    capsys.readouterr()
+    assert main(["detect", "--input", str(recording), "--output", str(theirs),
+                 "--time-column", name, "--time-unit", unit]) == 0
+    assert "note" not in capsys.readouterr().err
+    mine, read = rows(ours), rows(theirs)
+    assert [r["event"] for r in read] == [r["event"] for r in mine] and len(read) > 20
+    assert np.allclose([float(r["time_s"]) for r in read], [float(r["time_s"]) for r in mine],
+                       atol=1e-5)
+
+
+def test_a_time_column_in_ms_read_as_seconds_is_pointed_out(trial, tmp_path, capsys):
+    """A 500 Hz recording's time in ms read as seconds: samples 2 s apart. It was
+    refused for its sample spacing without a word on the unit."""
+    recording = _with_time_column(trial, tmp_path / "r.csv", "timestamp", 1e3)
+    out = str(tmp_path / "e.csv")
+    assert main(["detect", "--input", str(recording), "--output", out]) == 2
+    err = capsys.readouterr().err
+    assert "no column 'time_s'" in err and "--time-column NAME (e.g. timestamp)" in err
+    assert main(["detect", "--input", str(recording), "--output", out,
+                 "--time-column", "timestamp"]) == 2
+    assert ("note: timestamp steps 2 s from sample to sample (median), 0.5 Hz read as s: is "
+            "it in ms (500 Hz)? Pass --time-unit ms.") in capsys.readouterr().err
+    assert main(["detect", "--input", str(trial / "samples.csv"), "--output", out,
+                 "--time-unit", "ms"]) == 0
+    assert ("time_s steps 0.002 ms from sample to sample (median), 5e+05 Hz read as ms: is "
+            "it in s (500 Hz)? Drop --time-unit.") in capsys.readouterr().err
+
+
+def test_a_time_column_in_another_unit_keeps_its_checks(trial, tmp_path, capsys):
+    """The checks of time_s (finite, increasing) name the column given and its unit."""
+    recording = _with_time_column(trial, tmp_path / "r.csv", "timestamp", 1e3)
+    lines = recording.read_text().splitlines()
+    lines[5], lines[6] = lines[6], lines[5]
+    recording.write_text("\n".join(lines) + "\n")
+    assert main(["detect", "--input", str(recording), "--output", str(tmp_path / "e.csv"),
+                 "--time-column", "timestamp", "--time-unit", "ms"]) == 2
+    assert ("column 'timestamp' must increase from row to row: data row 6 has 8 after 10 "
+            "(time in ms;") in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("option", [["--time-column", "time_s"], ["--time-unit", "ms"]])
+def test_a_time_column_beside_a_fixed_rate_is_refused(trial, tmp_path, capsys, option):
+    assert main(["detect", "--input", str(trial / "samples.csv"), "--output",
+                 str(tmp_path / "e.csv"), "--rate-hz", "500", *option]) == 2
+    assert "--rate-hz dates the samples at a fixed rate, so " in capsys.readouterr().err
+    assert not (tmp_path / "e.csv").exists()

@@ -41,10 +41,17 @@ DEG_TO_RAD = math.pi / 180.0
 _AXIS_LETTER = re.compile(r"(?<![A-Za-z])[xyzXYZ](?![A-Za-z])")
 
 
+#: Seconds per unit of ``--time-unit``.
+TIME_UNITS = {"s": 1.0, "ms": 1e-3, "us": 1e-6}
+#: Sample rates a walking recording is taken at, at least and at most (Hz): a time
+#: column that, read in its unit, dates the samples outside them is in another unit.
+PLAUSIBLE_RATE_HZ = (4.0, 20_000.0)
+
 #: What a missing column of the recording holds, and the option that names another.
 _MEANINGS = {
-    "time_s": "the time of each sample in seconds; for samples at a fixed rate give "
-    "--rate-hz N instead, e.g. --rate-hz 100",
+    "time_s": "the time of each sample in seconds; name your time column with "
+    "--time-column NAME (e.g. timestamp), with --time-unit ms or us if it is not in "
+    "seconds; for samples at a fixed rate give --rate-hz N instead, e.g. --rate-hz 100",
     "gyro_rad_s": "the sagittal angular velocity; name your column with --gyro-column "
     "NAME, and add --gyro-units deg/s if it is in deg/s",
     "heel_switch": "the heel switch, 0/1; name your column with --heel-column NAME, "
@@ -71,6 +78,28 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
     return {"detector": detector} if detector else {}
 
 
+def _time_column(args: argparse.Namespace) -> str:
+    """The recording's time column: ``--time-column``, else ``time_s``."""
+    return str(args.time_column or "time_s")
+
+
+def _time_options(args: argparse.Namespace) -> None:
+    """``ConfigError`` for --time-column or --time-unit beside --rate-hz, which dates
+    the samples itself (a time column is then only compared with it)."""
+    given = [f"--time-column {args.time_column}" if args.time_column else None,
+             f"--time-unit {args.time_unit}" if args.time_unit else None]
+    if args.rate_hz is not None and any(given):
+        raise ConfigError("--rate-hz", [
+            f"--rate-hz dates the samples at a fixed rate, so {' and '.join(filter(None, given))} "
+            "would not be read: give --rate-hz, or the time column and its unit"])
+
+
+def _in_seconds(args: argparse.Namespace, values: np.ndarray) -> np.ndarray:
+    """The time column's ``values`` in seconds (``--time-unit``, default s)."""
+    factor = TIME_UNITS[args.time_unit or "s"]
+    return values if factor == 1.0 else values * factor
+
+
 def _times(args: argparse.Namespace, columns: dict[str, np.ndarray], n: int) -> np.ndarray:
     import numpy as np
 
@@ -78,28 +107,59 @@ def _times(args: argparse.Namespace, columns: dict[str, np.ndarray], n: int) -> 
 
     if args.rate_hz is not None:
         return np.arange(n) / args.rate_hz
-    t_s = columns["time_s"]
+    name = _time_column(args)
+    unit = {"s": "seconds"}.get(args.time_unit or "s", args.time_unit)
+    t_s = _in_seconds(args, columns[name])
     if not np.all(np.isfinite(t_s)):
         bad = np.flatnonzero(~np.isfinite(t_s))
         raise CsvError(
-            f"{args.input}: column 'time_s' has empty or non-finite values in {bad.size} "
+            f"{args.input}: column {name!r} has empty or non-finite values in {bad.size} "
             f"row(s), the first data row {int(bad[0]) + 1}: every sample needs its time "
             "(leave its other cells empty for a missing sample)"
         )
     if n > 1 and not np.all(np.diff(t_s) > 0.0):
         row = int(np.flatnonzero(np.diff(t_s) <= 0.0)[0]) + 1  # 0-based, of the later one
+        raw = columns[name]
         raise CsvError(
-            f"{args.input}: column 'time_s' must increase from row to row: data row "
-            f"{row + 1} has {t_s[row]:.10g} after {t_s[row - 1]:.10g} (time in seconds; if the "
+            f"{args.input}: column {name!r} must increase from row to row: data row "
+            f"{row + 1} has {raw[row]:.10g} after {raw[row - 1]:.10g} (time in {unit}; if the "
             "samples are evenly spaced and only their time stamps are rounded, --rate-hz N "
-            "reads them at that rate and ignores time_s)"
+            f"reads them at that rate and ignores {name})"
         )
     return t_s
 
 
+def _unit_note(args: argparse.Namespace, t_s: np.ndarray) -> str | None:
+    """A note when the time column, read in its unit (``--time-unit``, default s),
+    dates the samples at a rate no walking recording is taken at (below 4 Hz, above
+    20 kHz) and another unit would date them at a usual one: a column in ms read as
+    seconds steps 10 s apart at 100 Hz."""
+    import numpy as np
+
+    if args.rate_hz is not None or t_s.size < 2:
+        return None
+    step_s = float(np.median(np.diff(t_s)))
+    low, high = PLAUSIBLE_RATE_HZ
+    if step_s <= 0.0 or low <= 1.0 / step_s <= high:
+        return None
+    unit = args.time_unit or "s"
+    raw_step = step_s / TIME_UNITS[unit]
+    for other, factor in TIME_UNITS.items():
+        rate_hz = 1.0 / (raw_step * factor)
+        if other != unit and 20.0 <= rate_hz <= 5000.0:
+            option = "drop --time-unit" if other == "s" else f"pass --time-unit {other}"
+            return (
+                f"fes detect: note: {_time_column(args)} steps {raw_step:.4g} {unit} from "
+                f"sample to sample (median), {1.0 / step_s:.4g} Hz read as {unit}: is it in "
+                f"{other} ({rate_hz:.4g} Hz)? {option[0].upper()}{option[1:]}."
+            )
+    return None
+
+
 def _rate_note(args: argparse.Namespace, t_s: np.ndarray | None) -> str | None:
-    """A note when ``--rate-hz`` disagrees with the file's own ``time_s`` column (which
-    it replaces) by more than 5 %: the events would be dated at the wrong rate."""
+    """A note when ``--rate-hz`` disagrees with the file's own ``time_s`` column (in
+    seconds; it replaces it) by more than 5 %: the events would be dated at the wrong
+    rate."""
     import numpy as np
 
     if args.rate_hz is None or t_s is None:
@@ -353,6 +413,15 @@ def _run(args: argparse.Namespace) -> int:
             gc.enable()
 
 
+def _meanings(args: argparse.Namespace) -> dict[str, str]:
+    """``_MEANINGS``, with the time column named by --time-column if given."""
+    if not args.time_column:
+        return _MEANINGS
+    unit = args.time_unit or "s"
+    return _MEANINGS | {args.time_column: f"the time of each sample in {unit} "
+                        "(--time-column); for samples at a fixed rate give --rate-hz N instead"}
+
+
 def _not_an_input(args: argparse.Namespace) -> None:
     """``ConfigError`` if ``--output`` is the file of ``--input`` or ``--truth`` (by a
     link or another spelling too): writing the events would replace it."""
@@ -388,7 +457,9 @@ def _detect(args: argparse.Namespace) -> int:
     heel_column = args.heel_column or (
         "heel_force_n" if config.heel_input == "force" else "heel_switch"
     )
-    wanted = [] if args.rate_hz is not None else ["time_s"]
+    _time_options(args)
+    time_column = _time_column(args)
+    wanted = [] if args.rate_hz is not None else [time_column]
     axes = None
     if setup.uses_gyro:
         wanted.append(args.gyro_column)
@@ -402,12 +473,14 @@ def _detect(args: argparse.Namespace) -> int:
             optional = [*(axes[0] if axes is not None else ()),
                         *(["time_s"] if args.rate_hz is not None else [])]
             columns = read_columns(args.input, wanted, optional, on_bytes=shown.advance,
-                                   meanings=_MEANINGS, blank_rows=args.rate_hz is not None)
+                                   meanings=_meanings(args),
+                                   blank_rows=args.rate_hz is not None)
         cut_note = _without_cut_row(args, columns, _ends_unended(args.input))
         if args.rate_hz is not None:
             _without_end_blanks(columns)
         n = len(next(iter(columns.values())))
         t_s = _times(args, columns, n)
+        time_note = _unit_note(args, t_s)
         rate_note = _rate_note(args, columns.get("time_s"))
         truth = read_events(args.truth) if args.truth is not None else None
         truth_note = _outside(args, truth, t_s) if truth else None
@@ -415,7 +488,7 @@ def _detect(args: argparse.Namespace) -> int:
         print(f"fes: {err}", file=sys.stderr)
         return EXIT_USAGE
     gyro = None
-    column, notes = args.gyro_column, [cut_note, rate_note, truth_note]
+    column, notes = args.gyro_column, [cut_note, time_note, rate_note, truth_note]
     if setup.uses_gyro:
         scale = DEG_TO_RAD if args.gyro_units == "deg/s" else 1.0
         if axes is not None and all(name in columns for name in axes[0]):
@@ -436,6 +509,8 @@ def _detect(args: argparse.Namespace) -> int:
         _, events = detect_batch(setup, t_s, gyro, heel)
     except ValueError as err:
         print(f"fes: {args.input}: {err}", file=sys.stderr)
+        if time_note is not None:  # (samples too far apart: most likely the unit)
+            print(time_note, file=sys.stderr)
         return EXIT_USAGE
     with writing(args.output):
         write_events(args.output, events)
@@ -516,6 +591,13 @@ def register(sub: argparse._SubParsersAction) -> None:
                         help="samples are at this fixed rate (then no time_s column is "
                         "needed, and one present is ignored, with a note if its time stamps "
                         "disagree)")
+    detect.add_argument("--time-column", metavar="NAME",
+                        help="column of each sample's time (default time_s), e.g. timestamp "
+                        "or Time; it must increase from row to row")
+    detect.add_argument("--time-unit", choices=tuple(TIME_UNITS), metavar="s|ms|us",
+                        help="unit of the time column (default s); one that dates the "
+                        "samples below 4 Hz or above 20 kHz, as ms read as s (10 s apart at "
+                        "100 Hz), is pointed out with a note naming the unit that fits")
     detect.add_argument("--gyro-column", default="gyro_rad_s", metavar="NAME",
                         help="column of the sagittal angular velocity (default gyro_rad_s); "
                         "when its name has an axis letter and the file has the other two "
