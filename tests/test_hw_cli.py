@@ -277,3 +277,33 @@ def test_a_shape_beyond_the_board_limits_is_refused_by_name(tmp_path, capsys):
             "20 us") in err
     assert ("stim.peroneal.anodic_width_ratio 4 is beyond the board's max anodic width "
             "ratio 2") in err
+
+
+@pytest.mark.parametrize(("layer", "code"), [
+    ('[detector]\nplacement = "foot"\n', 2),
+    ('[detector]\nplacement = "foot"\nsensor = "fused"\n', 2),
+    ('[detector]\nplacement = "foot"\nsensor = "heel"\n', 9),
+])
+def test_a_foot_gyroscope_detector_on_the_boards_own_stream_is_refused(tmp_path, capsys,
+                                                                       layer, code):
+    """fes run against the board emulator accepted detector.placement = "foot" while
+    every board of the protocol streams a shank's gyroscope (docs/protocol.md, INFO
+    sagittal_axis): the foot's detector ran on a shank's signal. A heel-only detector
+    reads no gyroscope (exit 9 here: loop:// has no board behind it)."""
+    config = tmp_path / "foot.toml"
+    config.write_text(layer)
+    assert main(["run", "--port", "loop://", "--config", str(config),
+                 "--out", str(tmp_path / "t")]) == code
+    err = capsys.readouterr().err
+    refused = "the project's board streams the sagittal angular velocity of the shank"
+    assert (refused in err) == (code == 2)
+    assert not (tmp_path / "t").exists()
+
+
+def test_a_foot_detector_on_a_replayed_recording_is_not_refused():
+    """A replayed recording is whatever it was recorded on: a foot's, maybe."""
+    from controller.config import load_config
+    from controller.trial.backends import BackendSpec, check_sensors
+
+    config = load_config(None, {"detector": {"placement": "foot"}})
+    check_sensors(BackendSpec("openems", "loop://", replay=Path("walk.csv")), config)

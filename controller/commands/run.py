@@ -125,7 +125,7 @@ def _not_replaced(replay: Path | None, out_dir: Path, overwrite: bool) -> None:
 
 def _run(args: argparse.Namespace) -> int:
     from controller.detect.csvfiles import CsvError
-    from controller.trial.backends import check_stimulator, parse_backend
+    from controller.trial.backends import check_sensors, check_stimulator, parse_backend
     from controller.trial.live import LinkLimits, run_live_trial
     from controller.trial.parquet import pyarrow_modules
     from controller.trial.recording import load_recording
@@ -141,6 +141,7 @@ def _run(args: argparse.Namespace) -> int:
         print(f"fes run: {err}", file=sys.stderr)
         return EXIT_USAGE
     config = load_checked(args.config, _overrides(args, replay))
+    check_sensors(spec, config)
     check_stimulator(spec, config)
     out_dir = args.out or DEFAULT_OUT
     status = None if args.no_status else sys.stderr

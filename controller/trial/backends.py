@@ -185,6 +185,25 @@ def parse_backend(
     return BackendSpec(kind, url, Path(path) if path else None, settings)
 
 
+def check_sensors(spec: BackendSpec, config: TrialConfig) -> None:
+    """Refuse a gyroscope detector configured for the foot on the project's board's own
+    stream (``ConfigError``): every board of its protocol, the board emulator and the
+    AVR board alike, is worn on the shank, and its INFO names the gyroscope axis of the
+    shank's sagittal rotation (docs/protocol.md, INFO ``sagittal_axis``); it has no way
+    to say it is worn elsewhere. The foot's thresholds would run on a shank's signal.
+    A replayed recording (``--sensors replay:PATH``) is whatever it was recorded on."""
+    detector = config.detector
+    if spec.kind != "board" or detector.placement != "foot" or detector.sensor == "heel":
+        return
+    raise ConfigError("--sensors board", [
+        "detector.placement: 'foot', but the project's board streams the sagittal "
+        "angular velocity of the shank (docs/protocol.md: every board of its protocol, "
+        "fes board-emulator and the AVR board too, is worn on the shank, and its INFO "
+        "names the shank's axis): the foot's detector would read a shank's signal. Run "
+        "with placement = 'shank'; a foot recording runs with --stimulator KIND:URL "
+        "--sensors replay:PATH, or fes detect --placement foot"])
+
+
 def check_stimulator(spec: BackendSpec, config: TrialConfig) -> None:
     """Refuse a trial the stimulator cannot deliver (``ConfigError`` naming each field
     and its range); a bad settings file is a ``ConfigError`` too."""
