@@ -121,7 +121,8 @@ def _sweep_report(data: SweepData, out: Path, over: Sequence[str] | None) -> Rep
     figures: list[tuple[str, Path]] = []
     with styled():
         for term in data.objective:
-            path = out / f"objective-{str(term).replace(':', '-')}.png"
+            abs_part = "abs-" if term.absolute else ""  # (plotted: the absolute values)
+            path = out / f"objective-{abs_part}{term.name}.png"
             shown = " and ".join(axes_keys) or "patient"
             figures.append((f"{term} over {shown}",
                             objective_figure(data, term, axes_keys, path)))
