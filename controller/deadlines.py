@@ -39,7 +39,15 @@ from the sample's arrival: the host's own work.
 
 The arrays live in shared memory and a shared counter is raised after the row it counts
 is complete, so the log writer process (``controller.trial.writer``) may read the rows
-published so far at any time, without a lock.
+published so far at any time, without a lock. A monitor of fewer rows than the trial's
+samples keeps them as a ring (sample k at row k modulo its rows: a long live trial,
+``controller.trial.window``); its figures then come from the counts the log writer
+kept of every value (``figures``' ``counts``), not from its rows.
+
+Lateness and latency are kept to the nanosecond (the clock's own resolution: a float
+second of ``time.perf_counter`` carries digits below it that are only rounding), so
+that their median and percentiles can be had exactly from counts of whole nanoseconds
+(``controller.quantiles.ValueCounts``) as well as from the values themselves.
 """
 
 from __future__ import annotations
@@ -49,8 +57,40 @@ from typing import Any
 
 import numpy as np
 
-from controller.quantiles import median_and_percentiles
+from controller.quantiles import ValueCounts, median_and_percentiles
 from controller.sharedmem import shared_zeros
+
+#: The percentiles of ``summary.json`` ``timing`` besides the median.
+PERCENTS = (90.0, 99.0, 99.9)
+
+
+def to_ns(values_s: np.ndarray) -> np.ndarray:
+    """Durations kept to the nanosecond (``DeadlineMonitor``), as whole nanoseconds."""
+    return np.rint(np.asarray(values_s) * 1e9).astype(np.int64)
+
+
+def ns_to_us(ns: np.ndarray) -> np.ndarray:
+    """Whole nanoseconds as the microseconds ``percentiles_us`` takes of the seconds kept
+    (the same floats: seconds ``ns / 1e9``, times 1e6)."""
+    return (ns / 1e9) * 1e6
+
+
+def counted_us(counts: ValueCounts) -> dict[str, float | None]:
+    """``percentiles_us`` of the durations counted (whole ns), to the bit."""
+    if counts.size == 0:
+        return {"median": None, "p90": None, "p99": None, "p99_9": None, "max": None}
+    median, p90, p99, p99_9 = counts.median_and_percentiles(PERCENTS, ns_to_us)
+    return {"median": median, "p90": p90, "p99": p99, "p99_9": p99_9,
+            "max": float(ns_to_us(np.array([counts.max()]))[0])}
+
+
+def _ring(array: np.ndarray, start: int, stop: int) -> np.ndarray:
+    """Rows ``start`` to ``stop`` of ``array`` kept as a ring (a view unless they wrap)."""
+    size = array.shape[0]
+    first = start % size if size else 0
+    if first + stop - start <= size:
+        return array[first:first + stop - start]
+    return np.take(array, np.arange(start, stop) % size)
 
 
 def percentiles_us(values_s: np.ndarray) -> dict[str, float | None]:
@@ -59,7 +99,7 @@ def percentiles_us(values_s: np.ndarray) -> dict[str, float | None]:
     if values_s.size == 0:
         return {"median": None, "p90": None, "p99": None, "p99_9": None, "max": None}
     us = values_s * 1e6
-    median, p90, p99, p99_9 = median_and_percentiles(us, [90.0, 99.0, 99.9])
+    median, p90, p99, p99_9 = median_and_percentiles(us, PERCENTS)
     return {"median": median, "p90": p90, "p99": p99, "p99_9": p99_9, "max": float(us.max())}
 
 
@@ -85,6 +125,8 @@ class DeadlineMonitor:
         self._unmeasured = False  # a sample's lateness was not measured (NaN, ``woke``)
         self._owed_s = 0.0
         self._woke_s = 0.0
+        self._first = (math.nan, math.nan)  # the first sample's lateness and latency, s
+        self.rows_kept = capacity  # fewer than the trial's samples: a ring
         self._lateness_s = shared_zeros(capacity)
         self._latency_s = shared_zeros(capacity)
         self._skipped = shared_zeros(capacity, np.int64)
@@ -99,14 +141,16 @@ class DeadlineMonitor:
         """The loop started a sample ``lateness_s`` after ``due_s``; skip missed periods.
         NaN: the clock cannot tell (the sample is due when it arrives); nothing skipped."""
         k = self.count
+        row = k if k < self.rows_kept else k % self.rows_kept
         self._timed = True
         unmeasured = math.isnan(lateness_s)
         self._unmeasured |= unmeasured
         skipped = 0 if unmeasured else int(lateness_s // self.period_s)
         self._owed_s = self._slot * self.period_s
         self._woke_s = self._owed_s + (0.0 if unmeasured else lateness_s)
-        self._lateness_s[k] = lateness_s
-        self._skipped[k] = skipped
+        # To the nanosecond (the module docstring).
+        self._lateness_s[row] = lateness_s if unmeasured else round(lateness_s * 1e9) / 1e9
+        self._skipped[row] = skipped
         self.misses += skipped
         self._slot += skipped + 1
 
@@ -118,7 +162,10 @@ class DeadlineMonitor:
     def delivered(self, now_s: float) -> None:
         """The commands of the sample started at the last ``woke`` are out at ``now_s``."""
         k = self.count
-        self._latency_s[k] = now_s - self._woke_s
+        row = k if k < self.rows_kept else k % self.rows_kept
+        self._latency_s[row] = round((now_s - self._woke_s) * 1e9) / 1e9
+        if k == 0:
+            self._first = (self._lateness_s[0], self._latency_s[0])
         if now_s > self._slot * self.period_s:
             self.overruns += 1
         self.count = k + 1
@@ -142,11 +189,17 @@ class DeadlineMonitor:
         return int(self._published[0])
 
     def rows(self, start: int, stop: int) -> dict[str, np.ndarray]:
-        """Timing of samples ``start`` to ``stop`` (views; rows never change once counted)."""
+        """Timing of samples ``start`` to ``stop``, and (``lateness_s``, ``latency_s``) the
+        seconds kept (views, unless they wrap around a ring; a row never changes once
+        counted, until a ring comes round)."""
+        lateness_s = _ring(self._lateness_s, start, stop)
+        latency_s = _ring(self._latency_s, start, stop)
         return {
-            "lateness_us": self._lateness_s[start:stop] * 1e6,
-            "latency_us": self._latency_s[start:stop] * 1e6,
-            "skipped_periods": self._skipped[start:stop],
+            "lateness_us": lateness_s * 1e6,
+            "latency_us": latency_s * 1e6,
+            "skipped_periods": _ring(self._skipped, start, stop),
+            "lateness_s": lateness_s,
+            "latency_s": latency_s,
         }
 
     @property
@@ -155,19 +208,33 @@ class DeadlineMonitor:
         return not self._unmeasured
 
     def figures(
-        self, clock: str, warm_up_s: float, not_measured: str | None = None
+        self, clock: str, warm_up_s: float, not_measured: str | None = None,
+        counts: tuple[ValueCounts, ValueCounts] | None = None,
     ) -> dict[str, Any]:
         """The ``timing`` block of ``summary.json``. When the clock did not measure
         lateness, lateness and missed periods are null and ``not_measured`` says why
-        (``not_measured``, the clock's reason; None when they were measured)."""
+        (``not_measured``, the clock's reason; None when they were measured).
+
+        ``counts`` are the lateness and latency of every sample in whole nanoseconds,
+        counted as they passed (a ring's rows are gone); without them the rows are
+        counted here. Either way the figures are ``percentiles_us`` of the values."""
         n = self.count
-        lateness, latency = self._lateness_s[:n], self._latency_s[:n]
-        if not self._timed:
-            # Every sample was accounted on time (a virtual clock): the arrays hold exact
-            # zeros, whose figures are those of one zero; reading a minute of untouched
-            # pages (the kernel maps each on first read) and sorting them took 3 ms.
-            lateness, latency = lateness[: min(n, 1)], latency[: min(n, 1)]
         measured = not self._unmeasured
+        if counts is None:
+            if self._timed and n > self.rows_kept:
+                raise ValueError("the monitor's rows are a ring: give the counts")
+            lateness, latency = self._lateness_s[:n], self._latency_s[:n]
+            if not self._timed:
+                # Every sample was accounted on time (a virtual clock): the arrays hold
+                # exact zeros, whose figures are those of one zero; reading a minute of
+                # untouched pages (the kernel maps each on first read) and sorting them
+                # took 3 ms.
+                lateness, latency = lateness[: min(n, 1)], latency[: min(n, 1)]
+            counts = (ValueCounts(), ValueCounts())
+            if measured:
+                counts[0].add(to_ns(lateness))
+            counts[1].add(to_ns(latency))
+        first_late, first_latency = self._first if self._timed else (0.0, 0.0)
         owed = n + self.misses
         return {
             "clock": clock,
@@ -177,11 +244,11 @@ class DeadlineMonitor:
             "missed_percent": (100.0 * self.misses / owed if owed else 0.0) if measured
             else None,
             "overruns": self.overruns,
-            "lateness_us": percentiles_us(lateness if measured else lateness[:0]),
-            "latency_us": percentiles_us(latency),
+            "lateness_us": counted_us(counts[0] if measured else ValueCounts()),
+            "latency_us": counted_us(counts[1]),
             "first_sample": {
-                "lateness_us": float(lateness[0] * 1e6) if n and measured else None,
-                "latency_us": float(latency[0] * 1e6) if n else None,
+                "lateness_us": float(first_late * 1e6) if n and measured else None,
+                "latency_us": float(first_latency * 1e6) if n else None,
             },
             "not_measured": None if measured else (
                 not_measured or "lateness and missed periods: this clock cannot tell"),

@@ -23,7 +23,7 @@ tied arrays of every short size.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -68,6 +68,94 @@ def _percentile(ordered: list[float], q: float) -> float:
     else:
         below = math.floor(virtual)
         a, b = ordered[below], ordered[below + 1]
+    gamma = virtual - below
+    step = b - a
+    if gamma >= 0.5:
+        return b - step * (1 - gamma)
+    return a + step * gamma
+
+
+class ValueCounts:
+    """How often each integer value came (a loop's lateness or latency in nanoseconds),
+    for ``median_and_percentiles`` of every value added without keeping them: memory
+    for the distinct values (at most their spread in ns), not for the samples.
+
+    Values are added in blocks (``add``); they are merged into the sorted distinct values
+    and their counts once ``MERGE_VALUES`` are waiting (or when asked for figures)."""
+
+    MERGE_VALUES = 2**16
+
+    def __init__(self) -> None:
+        self.values = np.zeros(0, dtype=np.int64)  # distinct, sorted
+        self.counts = np.zeros(0, dtype=np.int64)
+        self._waiting: list[np.ndarray] = []
+        self._waiting_size = 0
+
+    def add(self, values: np.ndarray) -> None:
+        """Count ``values`` (integers; copied)."""
+        if values.size:
+            self._waiting.append(np.array(values, dtype=np.int64))
+            self._waiting_size += values.size
+            if self._waiting_size >= self.MERGE_VALUES:
+                self._merge()
+
+    def _merge(self) -> None:
+        if not self._waiting:
+            return
+        new, counts = np.unique(np.concatenate(self._waiting), return_counts=True)
+        self._waiting, self._waiting_size = [], 0
+        at = np.searchsorted(self.values, new)
+        known = at < self.values.size
+        known[known] = self.values[at[known]] == new[known]
+        np.add.at(self.counts, at[known], counts[known])
+        fresh = ~known
+        self.values = np.insert(self.values, at[fresh], new[fresh])
+        self.counts = np.insert(self.counts, at[fresh], counts[fresh])
+
+    @property
+    def size(self) -> int:
+        """Values counted."""
+        self._merge()
+        return int(self.counts.sum())
+
+    def max(self) -> int:
+        """The largest value counted (values counted: not empty)."""
+        self._merge()
+        return int(self.values[-1])
+
+    def median_and_percentiles(self, percents: Sequence[float],
+                               to_float: Callable[[np.ndarray], np.ndarray]) -> list[float]:
+        """``median_and_percentiles(to_float(v))`` over every value ``v`` counted (not
+        none), to the bit, from the counts: ``to_float`` maps values to the floats the
+        caller would have kept (non-decreasing, finite, no -0.0: a sorted array of
+        them is the sorted floats, and numpy's figures of finite values without -0.0
+        are those of the formula of ``_percentile``, whatever the size:
+        ``tests/test_quantiles.py``)."""
+        self._merge()
+        if not self.counts.size:
+            raise ValueError("no values")
+        floats = to_float(self.values)
+        ends = np.cumsum(self.counts)  # rank r is value i for the first end above r
+        n = int(ends[-1])
+
+        def at(rank: int) -> float:
+            return float(floats[int(np.searchsorted(ends, rank, side="right"))])
+
+        half = n // 2
+        median = 0.0 + at(half) if n % 2 else (0.0 + at(half - 1) + at(half)) / 2.0
+        return [median, *(_percentile_of(n, at, q) for q in percents)]
+
+
+def _percentile_of(n: int, at: Callable[[int], float], q: float) -> float:
+    """``_percentile`` of ``n`` sorted values, value of rank r ``at(r)``."""
+    virtual = (n - 1) * (q / 100)
+    if virtual >= n - 1:
+        below, a, b = -1, at(n - 1), at(n - 1)
+    elif virtual < 0.0:
+        below, a, b = 0, at(0), at(0)
+    else:
+        below = math.floor(virtual)
+        a, b = at(below), at(below + 1)
     gamma = virtual - below
     step = b - a
     if gamma >= 0.5:
