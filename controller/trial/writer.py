@@ -16,9 +16,15 @@ a byte on a pipe. So:
   were measured that way on a loaded machine);
 * no sample is lost however slow a sink is: the arrays hold the whole trial and a row is
   never overwritten, so a sink that falls behind simply gets larger blocks later
-  (``max_backlog`` says how far behind the sinks ran, in samples). A long simulated
-  trial's arrays are rings instead (``controller.trial.window``): its loop waits for
-  the writer (``written``) before it overwrites a row.
+  (``max_backlog`` says how far behind the sinks ran, in samples). A long trial's arrays
+  are rings instead (``ring_rows``, ``controller.trial.window``): a simulated trial's
+  loop on the virtual clock waits for the writer (``written``) before it overwrites a
+  row; a paced loop never waits for anyone, so a writer that falls a whole ring behind
+  it (minutes of rows: a disk that stopped answering) has lost rows: that is a failure
+  of its output, as a full disk is (``failure``, below), at the first row it could not
+  write whole. Rows of a ring are handed to the sinks as copies (``copy_rows``), for
+  the checks of a paced loop's rows and for sinks that keep what they are handed (a
+  Parquet part until it is written).
 
 Publication order: the loop raises a count only after the row it counts is complete. The
 writer reads the count before every pass but hands the sinks only rows whose count it
@@ -70,6 +76,9 @@ from controller.sharedmem import shared_zeros
 _WRITTEN = 0
 _MAX_BACKLOG = 1
 _FAILURE_LENGTH = 2
+#: Rows a paced loop may be writing beyond the count it published (the row of the sample
+#: it is serving).
+PACED_LEAD_ROWS = 1
 #: Room for the failure message (UTF-8) in shared memory.
 _FAILURE_BYTES = 1024
 #: What a writer says once its sinks are closed.
@@ -134,13 +143,22 @@ class LogWriter:
     """A process that copies newly completed rows of ``tails`` to every sink."""
 
     def __init__(
-        self, tails: Sequence[Tail], sinks: Sequence[LogSink], poll_s: float = 0.05
+        self, tails: Sequence[Tail], sinks: Sequence[LogSink], poll_s: float = 0.05,
+        ring_rows: int | None = None, copy_rows: bool = False, paced: bool = False,
     ) -> None:
+        """``ring_rows``: the tails keep that many rows, as rings (None: every row);
+        ``copy_rows``: hand the sinks copies of a ring's rows; ``paced``: the loop does
+        not wait for the writer, so rows a whole ring behind it are lost (checked after
+        copying them)."""
         if not poll_s > 0.0:
             raise ValueError(f"poll_s must be positive, got {poll_s!r}")
         self._tails = tuple(tails)
         self._sinks = tuple(sinks)
         self._poll_s = poll_s
+        self._ring_rows = ring_rows
+        self._copy_rows = ring_rows is not None and (copy_rows or paced)
+        self._paced_ring = ring_rows is not None and paced
+        self._lost = False  # (in the writer process) rows were overwritten unwritten
         self._pid = 0  # the writer process, once started; 0 again once it has ended
         self._stop_fd = -1  # this process's end of the stop pipe, while the writer runs
         self._done_fd = -1  # where the writer says that its files are complete
@@ -306,12 +324,50 @@ class LogWriter:
         if ready <= written:
             return
         self._note_backlog(ready)
+        if self._lost:
+            return
         rows: dict[str, np.ndarray] = {}
         for tail in self._tails:
             rows |= tail.rows(written, ready)
+        if self._copy_rows:
+            rows = {name: np.array(column) for name, column in rows.items()}
+        if self._paced_ring and self._overwritten(written):
+            self._fell_behind(written, sinks)
+            return
         for sink in list(sinks):
             self._guarded(sinks, sink, functools.partial(sink.write, written, rows))
         self._progress[_WRITTEN] = ready
+
+    def _overwritten(self, written: int) -> bool:
+        """Whether a paced loop may have overwritten row ``written`` of the ring (it is
+        writing the row of sample ``newest``, ``ring_rows`` after another)."""
+        assert self._ring_rows is not None
+        newest = max(tail.published() for tail in self._tails)
+        return newest + PACED_LEAD_ROWS > written + self._ring_rows
+
+    def _fell_behind(self, written: int, sinks: list[LogSink]) -> None:
+        """The rows from ``written`` on were overwritten before they were written: end
+        every sink where it is (its file holds the samples before), and say so as the
+        failure of the samples' file."""
+        self._lost = True
+        path = next((str(p) for p in (getattr(s, "path", None) for s in sinks) if p),
+                    "the log")
+        newest = max(tail.published() for tail in self._tails)
+        why = (f"the log writer fell {newest - written} samples behind the loop, more than "
+               f"its ring of {self._ring_rows}: samples from {written} on were overwritten "
+               f"before they were written (the files hold the {written} before them; the "
+               "summary, scored from the rows as they were written, is not written)")
+        self._set_failure(path, why)
+        for sink in list(sinks):
+            sinks.remove(sink)
+            with contextlib.suppress(Exception):  # the failure above is the one told
+                sink.close()
+
+    def _set_failure(self, path: str, why: str) -> None:
+        if self._progress[_FAILURE_LENGTH] == 0:
+            text = f"{path}\0{why}".encode()[:_FAILURE_BYTES]
+            self._failure[: len(text)] = np.frombuffer(text, dtype=np.uint8)
+            self._progress[_FAILURE_LENGTH] = len(text)
 
     def _guarded(self, sinks: list[LogSink], sink: LogSink, call: Callable[[], None]) -> None:
         """Run ``call``; a sink whose output fails (``OSError``) is dropped and closed
@@ -325,11 +381,8 @@ class LogWriter:
                 if call != sink.close:
                     with contextlib.suppress(OSError):  # the failure above is the one told
                         sink.close()
-            if self._progress[_FAILURE_LENGTH] == 0:
-                path = str(err.filename or getattr(sink, "path", "the log"))
-                text = f"{path}\0{reason(err)}".encode()[:_FAILURE_BYTES]
-                self._failure[: len(text)] = np.frombuffer(text, dtype=np.uint8)
-                self._progress[_FAILURE_LENGTH] = len(text)
+            self._set_failure(str(err.filename or getattr(sink, "path", "the log")),
+                              reason(err))
 
 
 class InlineWriter(LogWriter):
