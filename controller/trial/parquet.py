@@ -201,14 +201,41 @@ class ParquetParts:
         merge_parts(self.parts, self.path, self.schema)
 
 
+#: Rows of a row group of a merged file: the parts are read and written that many rows
+#: at a time, so merging a long trial's parts holds a row group, not the trial.
+MERGE_ROWS = 2**17
+
+
 def merge_parts(parts: Path, path: Path, schema: Any) -> None:
-    """Every part in ``parts`` (in name order) as the one file ``path``; ``parts`` is
+    """Every part in ``parts`` (in name order) as the one file ``path`` (written beside
+    and renamed), in row groups of ``MERGE_ROWS`` rows (the last one fewer); ``parts`` is
     removed afterwards."""
+    from controller.outputs import temporary_path, writing
+
     pa, pq = pyarrow_modules()
     files = sorted(parts.glob("part-*.parquet")) if parts.is_dir() else []
-    tables = [pq.read_table(f, schema=schema) for f in files]
-    table = pa.concat_tables(tables) if tables else schema.empty_table()
-    write_table_atomically(table, path)
+    temporary = temporary_path(path)
+    with writing(path):
+        try:
+            with pq.ParquetWriter(temporary, schema) as out:
+                waiting: list[Any] = []
+                rows = 0
+                for name in files:
+                    table = pq.read_table(name, schema=schema)
+                    waiting.append(table)
+                    rows += table.num_rows
+                    while rows >= MERGE_ROWS:
+                        whole = pa.concat_tables(waiting)
+                        out.write_table(whole.slice(0, MERGE_ROWS), row_group_size=MERGE_ROWS)
+                        rest = whole.slice(MERGE_ROWS)
+                        waiting, rows = [rest], rest.num_rows
+                if rows or not files:
+                    table = pa.concat_tables(waiting) if waiting else schema.empty_table()
+                    out.write_table(table, row_group_size=MERGE_ROWS)
+            os.replace(temporary, path)
+        except BaseException:
+            temporary.unlink(missing_ok=True)
+            raise
     shutil.rmtree(parts, ignore_errors=True)
 
 
