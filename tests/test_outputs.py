@@ -200,24 +200,52 @@ def test_config_is_whole_and_summary_last(tmp_path):
     assert load_config(overrides=json.loads((out / "config.json").read_text())) is not None
 
 
-def test_a_day_long_trial_says_up_front_what_it_needs_under_a_memory_limit(tmp_path):
-    """``fes sim --realtime --duration-s 86400`` under a 3 GB address-space limit: exit 2
-    naming loop.duration_s and what fits, before anything is written. (A real-time
-    trial keeps every sample; one on the virtual clock keeps a window of rows,
-    ``controller.trial.window``, and a day of it fits.)"""
+def test_a_day_long_live_trial_runs_in_a_window_under_a_memory_limit(tmp_path):
+    """``fes sim --realtime --duration-s 86400`` under a 3 GB address-space limit starts
+    and records (it keeps a window of rows, ``controller.trial.window``: 144 bytes a
+    sample of a day kept whole, 12 GB with its scoring, were refused here before); Ctrl-C
+    ends it with its files complete."""
     import resource
+    import signal
     import sys
 
     def limit() -> None:
         resource.setrlimit(resource.RLIMIT_AS, (3 * 10**9, 3 * 10**9))
 
     out = tmp_path / "day"
-    done = subprocess.run(
+    proc = subprocess.Popen(
         [sys.executable, "-m", "controller.cli", "sim", "--realtime", "--duration-s", "86400",
-         "--out", str(out)], capture_output=True, text=True, preexec_fn=limit, timeout=120,
-        check=False,
+         "--out", str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        preexec_fn=limit,
     )
-    assert done.returncode == 2, done.stderr
-    assert "loop.duration_s" in done.stderr and "at most" in done.stderr
-    assert "Traceback" not in done.stderr
+    try:
+        deadline = time.monotonic() + 90
+        samples = out / "samples.csv"
+        while time.monotonic() < deadline and proc.poll() is None and (
+                not samples.exists() or samples.stat().st_size < 100_000):
+            time.sleep(0.2)
+        proc.send_signal(signal.SIGINT)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["stopped_by"] == "interrupted" and summary["duration_s"] > 0
+
+
+def test_a_trial_says_up_front_what_it_needs_when_its_window_does_not_fit(
+        tmp_path, monkeypatch, capsys):
+    """A trial whose window of rows would not fit in what the process may use: exit 2
+    naming loop.duration_s, before anything is written."""
+    from controller.trial import memory
+
+    monkeypatch.setattr(memory, "room_bytes", lambda: (300 * 2**20, "a test's limit"))
+    out = tmp_path / "day"
+    assert main(["sim", "--realtime", "--duration-s", "86400", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "loop.duration_s" in err and "keeps a window of 131072 samples" in err
+    assert "a test's limit" in err
     assert not out.exists() or not any(out.iterdir())

@@ -1,7 +1,7 @@
 """Benchmark of a long ``fes sim``'s memory: does it grow with the trial's length?
 
     python -m controller.bench.memory [--durations 200,2000,20000] [--repeat N]
-                                      [--] [fes sim options]
+                                      [--realtime] [--] [fes sim options]
 
 Every duration runs the installed ``fes sim --duration-s D --out TMP`` in a fresh process,
 ``--repeat`` times, the output folder deleted after each run, and prints its wall time,
@@ -12,6 +12,11 @@ duration. A simulated trial longer than two windows keeps a window of rows, not 
 trial (``controller.trial.window``): what grows is per event and per pulse (docs/cli.md,
 "Long work: progress and memory"). Options after ``--`` go to every ``fes sim``
 (``--rate-hz 1000``, ``--no-stim``, ...).
+
+``--realtime`` runs ``fes sim --realtime`` instead: a paced loop on the wall clock, as a
+live trial (``fes run``) runs, recording into rings once it is longer than two windows
+and scored by its log writer process (so its durations are wall time: ``--durations
+60,600`` takes 11 minutes).
 
 The machine may be shared: the load average is printed before and after; memory moves
 far less with the load than time does.
@@ -83,9 +88,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--durations", default="200,2000,20000",
                         help="trial lengths in seconds, comma separated (default 200,2000,20000)")
     parser.add_argument("--repeat", type=int, default=1, help="runs per duration (default 1)")
+    parser.add_argument("--realtime", action="store_true",
+                        help="fes sim --realtime: a paced loop on the wall clock, as a live "
+                        "trial (durations are wall time)")
     parser.add_argument("options", nargs="*", help="after --: options for every fes sim")
     args = parser.parse_args(argv)
     durations = [float(d) for d in args.durations.split(",")]
+    if args.realtime:
+        args.options = ["--realtime", *args.options]
     fes = fes_command()
     print(f"load average before: {_load()}")
     maxima: dict[float, float] = {}

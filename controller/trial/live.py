@@ -59,7 +59,7 @@ from controller.trial.backends import BackendSpec, SplitBackend, open_backend
 from controller.trial.folder import TrialFolder
 from controller.trial.memory import check_fits
 from controller.trial.parts import TrialParts
-from controller.trial.recorder import TrialRecorder
+from controller.trial.recorder import SAMPLES_PER_EVENT, TrialRecorder
 from controller.trial.session import (
     GroundTruth,
     new_deadlines,
@@ -68,6 +68,7 @@ from controller.trial.session import (
     recorded_channels,
     run_parts,
     run_trial,
+    streamed_columns,
 )
 from controller.trial.status import (
     BAD_FRAMES,
@@ -91,6 +92,7 @@ from controller.trial.status import (
     live_snapshot,
 )
 from controller.trial.streams import TrialFiles
+from controller.trial.window import StreamedScores, window_rows
 from hw.board import (
     WIRE_TRUTH_COLUMNS,
     Board,
@@ -301,6 +303,12 @@ def warm_up(config: TrialConfig) -> None:
     warm_up_kernels(config.safety.kernel_array(), new_state(output_channels(config)))
 
 
+#: Said before a long trial against the project's board (``controller.trial.window``).
+LONG_TRIAL_NOTICE = (
+    "fes run: a trial over {seconds:g} s keeps a window of its rows in memory, not the "
+    "trial: the board is not asked for a board emulator's ground truth (docs/cli.md, "
+    "\"Long work\")\n"
+)
 #: Said when compiling the loop's kernels before the board is asked anything outlasts
 #: ``COMPILE_NOTICE_AFTER_S`` (a first run after an install).
 COMPILE_NOTICE = (
@@ -368,18 +376,28 @@ def run_live_trial(
     except BaseException:  # Ctrl-C while compiling: no trial took place
         folder.abandon()
         raise
+    n_samples = round(config.loop.duration_s * rate_hz)
+    # A long trial keeps a window of rows (``controller.trial.window``), scored by the log
+    # writer as it writes them; the board emulator's truth would need them all at the
+    # end, so a long trial does not ask for it.
+    ring = window_rows(n_samples)
+    if ring is not None and spec.kind == "board":
+        report.write(LONG_TRIAL_NOTICE.format(seconds=2 * ring / rate_hz))
     board: LiveBoard = open_backend(spec) if spec.kind != "board" else Board(
         spec.url,
         BoardRequirements(config.safety, rate_hz, channels=output_channels(config),
                           pulse_shapes=pulse_shapes(config)),
         link_timeout_s=limits.link_timeout_s,
         max_backlog_s=limits.max_lag_s,
+        want_truth=ring is None,
     )
-    n_samples = round(config.loop.duration_s * rate_hz)
-    check_fits(n_samples, numbers_per_sample(config, len(WIRE_TRUTH_COLUMNS)), rate_hz)
+    rows = n_samples if ring is None else ring
+    check_fits(rows, numbers_per_sample(config, 0 if ring else len(WIRE_TRUTH_COLUMNS)),
+               rate_hz, windowed=ring is not None)
     board.add_fault_listener(lambda fault: _report(report, fault))
     watchdog = Watchdog(board, config.safety)
-    recorder = TrialRecorder(n_samples, channel, recorded_channels(config))
+    recorder = TrialRecorder(rows, channel, recorded_channels(config),
+                             event_capacity=64 + n_samples // SAMPLES_PER_EVENT)
     detector = build_detector(config.detector, rate_hz)
     # The mounting checks go together: mount_check_strides = 0 turns off the axis check too.
     checks_axis = config.detector.setup().uses_gyro and (
@@ -407,7 +425,9 @@ def run_live_trial(
         watchdog=watchdog,
         clock=clock,
         recorder=recorder,
-        deadlines=new_deadlines(config, n_samples),
+        deadlines=new_deadlines(config, rows),
+        scores=None if ring is None else StreamedScores(
+            streamed_columns(config, board.sample_period_s, (), ()), timed=True),
     )
     ending: dict[str, str] = {}
 
@@ -431,6 +451,9 @@ def run_live_trial(
             "stopped_by": stopped_by,
             "ground_truth": "board emulator debug frames"
             if board.has_truth()
+            else "not asked for: a trial of more than two windows of rows keeps a window, "
+            "and the emulator's truth is matched to the rows at the end (docs/cli.md)"
+            if ring is not None and spec.kind == "board"
             else "absent: a real board reports no true gait events or toe clearance",
             "board": _board_block(board, message),
             "config": spec.describe(),

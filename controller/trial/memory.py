@@ -4,13 +4,13 @@ A trial streams its files while it runs, and keeps its samples in memory as well
 summary scores the whole trial (every stimulation train, every swing) at its end. That
 is 8 bytes per number per sample: about 200 bytes a sample for a simulated trial (its
 recorded columns, the limb's truth, the deadline accounting), so a minute at 1 kHz
-takes some 12 MB and a day at 500 Hz some 9 GB. A long simulated trial (``fes sim``
-or a sweep's, on the virtual clock, in CSV, over two windows of
-``controller.trial.window``) keeps a window of rows instead, scored as they pass: its
-check is for the window's rows. ``check_fits`` compares that with what this process
-may still use (its address-space limit, ``ulimit -v``; its cgroup's ``memory.max``; the
-memory the system has available) and refuses a trial that would not fit, naming
-``loop.duration_s`` and the longest duration that would, instead of
+takes some 12 MB and a day at 500 Hz some 9 GB. A long trial (over two windows of
+``controller.trial.window``: ``fes sim``, a sweep's, ``fes sim --realtime``, ``fes run``)
+keeps a window of rows instead, scored as they pass: its check is for the window's
+rows. ``check_fits`` compares that with what this process may still use (its
+address-space limit, ``ulimit -v``; its cgroup's ``memory.max``; the memory the system
+has available) and refuses a trial that would not fit, naming ``loop.duration_s`` and
+the longest duration that would (or, for a window, that it does not fit), instead of
 failing with an allocation error part way.
 """
 
@@ -88,8 +88,10 @@ def _gb(n_bytes: float) -> str:
     return f"{n_bytes / 1e9:.1f} GB" if n_bytes >= 1e8 else f"{n_bytes / 1e6:.0f} MB"
 
 
-def check_fits(n_samples: int, numbers_per_sample: int, rate_hz: float) -> None:
-    """``ConfigError`` on ``loop.duration_s`` if the trial's arrays would not fit."""
+def check_fits(n_samples: int, numbers_per_sample: int, rate_hz: float,
+               windowed: bool = False) -> None:
+    """``ConfigError`` on ``loop.duration_s`` if the trial's arrays would not fit
+    (``n_samples`` rows; with ``windowed``, the rows of a long trial's window)."""
     room = room_bytes()
     if room is None:
         return
@@ -97,6 +99,13 @@ def check_fits(n_samples: int, numbers_per_sample: int, rate_hz: float) -> None:
     need = trial_bytes(n_samples, numbers_per_sample)
     if need + RESERVE_BYTES <= free:
         return
+    if windowed:
+        raise ConfigError("loop.duration_s", [
+            f"a trial over {2 * n_samples / rate_hz:g} s at {rate_hz:g} Hz keeps a window "
+            f"of {n_samples} samples ({_gb(need)}) in memory, but this process may use "
+            f"{_gb(max(free, 0))} more ({limit}), with {_gb(RESERVE_BYTES)} for the rest of "
+            "the program: give it more memory"
+        ])
     per_second = trial_bytes(round(rate_hz), numbers_per_sample)
     longest_s = max(0, math.floor((free - RESERVE_BYTES) / per_second))
     raise ConfigError("loop.duration_s", [

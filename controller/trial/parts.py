@@ -19,7 +19,7 @@ from controller.stim.scheduler import StimScheduler
 from controller.trial.recorder import TrialRecorder
 
 if TYPE_CHECKING:
-    from controller.trial.window import RowWindow
+    from controller.trial.window import RowWindow, StreamedScores
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,3 +37,6 @@ class TrialParts:
     # Rows scored as they pass and freed once written (a long simulated trial):
     # ``controller.trial.window``; None keeps every row for the summary.
     window: RowWindow | None = None
+    # Rows scored in the log writer process as it writes them (a long paced trial, whose
+    # rows are rings it must not wait on): ``controller.trial.window.StreamedScores``.
+    scores: StreamedScores | None = None

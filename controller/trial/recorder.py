@@ -9,8 +9,8 @@ before the rows they were detected at, for the stream of ``events.csv``.
 
 All columns are rows of one table (``table``: column index by name in ``index``), so a
 compiled loop (``controller.trial.compiled_loop``) records into the same memory as ``record``.
-A table with fewer rows than the trial's samples is a ring (a long simulated trial: its
-compiled loop writes sample k at row k modulo the rows, ``controller.trial.window``).
+A table with fewer rows than the trial's samples is a ring (a long trial: sample k at row
+k modulo the rows, written by a compiled loop or ``record``, ``controller.trial.window``).
 """
 
 from __future__ import annotations
@@ -104,8 +104,8 @@ class TrialRecorder:
         delivered: Sequence[StimCommand],
         detected: Sequence[DetectedEvent],
     ) -> None:
-        """Store one sample's row."""
-        k = self.count
+        """Store one sample's row (at ``count`` modulo the rows: a ring's)."""
+        k = self.count if self.count < self.capacity else self.count % self.capacity
         cols = self._columns
         cols["time_s"][k] = sample.t_s
         cols["gyro_rad_s"][k] = sample.gyro_rad_s
@@ -125,7 +125,7 @@ class TrialRecorder:
                 frequency[k] = command.frequency_hz
         if detected:
             self.add_detected(detected)
-        self.publish(k + 1)
+        self.publish(self.count + 1)
 
     def add_detected(self, detected: Sequence[DetectedEvent]) -> None:
         """Keep ``detected`` and publish them to the shared table (as far as it has room)."""

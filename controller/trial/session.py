@@ -29,12 +29,14 @@ from controller.clock import VirtualClock
 from controller.config import TrialConfig
 from controller.deadlines import DeadlineMonitor
 from controller.detect.detector import GaitDetector
-from controller.events import EVENT_NAMES
+from controller.events import EVENT_NAMES, DetectedEvent, Event
 from controller.interrupts import interrupts_deferred, raise_if_interrupted
 from controller.loop import LoopOutcome, run_loop
 from controller.outputs import OutputError
+from controller.quantiles import ValueCounts
 from controller.trial.parts import TrialParts
-from controller.trial.recorder import SAMPLE_ROWS, STIM_COLUMNS
+from controller.trial.recorder import SAMPLE_ROWS, STIM_COLUMNS, stim_column_prefix
+from controller.trial.scores import ColumnScores, StreamedColumns
 from controller.trial.streams import TIMING_COLUMNS, TrialFiles
 from controller.trial.summary import TrialFacts, strides_not_stimulated, summarize
 from controller.trial.writer import InlineWriter, LogSink, LogWriter, LogWriterError
@@ -84,6 +86,19 @@ def numbers_per_sample(config: TrialConfig, truth_columns: int) -> int:
     the back end's truth and the deadline accounting (``controller.trial.memory``)."""
     recorded = len(SAMPLE_ROWS) + len(STIM_COLUMNS) * (1 + len(recorded_channels(config)))
     return recorded + truth_columns + len(TIMING_COLUMNS)
+
+def streamed_columns(
+    config: TrialConfig, period_s: float, true_events: Sequence[tuple[float, str]],
+    truth_columns: Sequence[str],
+) -> StreamedColumns:
+    """``StreamedColumns`` of a trial of ``config``, scored against ``true_events`` (known
+    before the trial: the simulated patient's; none for a live trial without truth)."""
+    toe_offs = [t for t, e in true_events if e == EVENT_NAMES[Event.TOE_OFF]]
+    heel_strikes = [t for t, e in true_events if e == EVENT_NAMES[Event.HEEL_STRIKE]]
+    prefixes = ["", *(stim_column_prefix(name) for name in recorded_channels(config))]
+    return StreamedColumns(period_s, toe_offs, heel_strikes,
+                           config.metrics.clearance_trim_fraction, prefixes, truth_columns)
+
 
 
 def new_deadlines(config: TrialConfig, n_samples: int) -> DeadlineMonitor:
@@ -144,8 +159,12 @@ def run_trial(
             for tail in files.tails:
                 tail.prefault()
         writer_type = LogWriter if stream else InlineWriter
-        writer = writer_type(files.tails, [*files.sinks, *sinks],
-                             poll_s=VIRTUAL_POLL_S if virtual else PACED_POLL_S)
+        ring = parts.recorder.capacity if parts.recorder.capacity < n_samples else None
+        scoring = [parts.scores] if parts.scores is not None else []
+        writer = writer_type(files.tails, [*files.sinks, *sinks, *scoring],
+                             poll_s=VIRTUAL_POLL_S if virtual else PACED_POLL_S,
+                             ring_rows=ring, copy_rows=files.keeps_rows or bool(sinks),
+                             paced=not virtual)
         with contextlib.ExitStack() as stack:
             writer.start()  # forked first: the writer must not inherit the loop's settings
             stack.callback(writer.request_stop)
@@ -194,7 +213,20 @@ def complete_trial(
     truth, extra = finish(outcome)
     recorder = parts.recorder
     period_s = parts.source.sample_period_s
-    if parts.window is None:
+    broken: LogWriterError | None = None
+    scores: ColumnScores | None = None
+    counts: tuple[ValueCounts, ValueCounts] | None = None
+    streamed = parts.scores
+    if streamed is not None:
+        # Scored in the writer process, which hands the figures back once it has ended.
+        try:
+            writer.stop()
+        except LogWriterError as err:
+            broken = err
+        result = streamed.result()
+        if result is not None and result[0].samples == recorder.count:
+            scores, counts = result
+    if parts.window is None and streamed is None:
         columns = recorder.columns()
         columns |= {name: np.asarray(col)[: recorder.count] for name, col in truth.columns.items()}
     else:  # rows in a ring, scored as they passed: the columns' names, for the files
@@ -204,11 +236,16 @@ def complete_trial(
     detected = recorder.detected
     deadlines = parts.deadlines
     clock = parts.clock
-    timing = deadlines.figures(clock.kind, outcome.warm_up_s, clock.not_measured)
-    timing["settings"] = list(settings)
     watchdog = parts.watchdog
     # A windowed trial's rows were scored as they passed (and freed once written).
-    scores = parts.window.finish(recorder.count) if parts.window is not None else None
+    if parts.window is not None:
+        scores = parts.window.finish(recorder.count)
+    if streamed is not None and scores is None:
+        # The writer failed or fell behind the loop before it scored every row: no
+        # figures rather than wrong ones; the files hold the rows it wrote.
+        return _without_summary(files, writer, broken, true_events, detected)
+    timing = deadlines.figures(clock.kind, outcome.warm_up_s, clock.not_measured, counts)
+    timing["settings"] = list(settings)
     facts = TrialFacts(
         columns=columns,
         true_events=true_events,
@@ -243,18 +280,36 @@ def complete_trial(
         if axis is not None:  # a live trial on the project's board checks the axis
             summary["gyro_axis"] = axis
     summary |= extra
-    broken: LogWriterError | None = None
-    try:
-        writer.stop()
-    except LogWriterError as err:
-        broken = err
+    if streamed is None:
+        try:
+            writer.stop()
+        except LogWriterError as err:
+            broken = err
+    _complete_files(files, writer, columns, _events(true_events, detected), summary, broken)
+    return summary
+
+
+def _events(true_events: Sequence[tuple[float, str]], detected: Sequence[DetectedEvent]
+            ) -> list[tuple[float, str, str]]:
+    return [(t, "true", e) for t, e in true_events] + [
+        (d.t_est_s, "detected", EVENT_NAMES[d.event]) for d in detected
+    ]
+
+
+def _complete_files(
+    files: TrialFiles,
+    writer: LogWriter,
+    columns: Mapping[str, np.ndarray],
+    events: Sequence[tuple[float, str, str]],
+    summary: Mapping[str, Any] | None,
+    broken: LogWriterError | None,
+) -> None:
+    """Complete the files once the writer has ended (``summary.json`` unless
+    ``summary`` is None); raise the writer's failure, if any."""
     if writer.forked:
         files.release()
     else:
         files.forget_streams()  # the sinks closed them, in this process
-    events = [(t, "true", e) for t, e in true_events] + [
-        (d.t_est_s, "detected", EVENT_NAMES[d.event]) for d in detected
-    ]
     try:
         files.complete(columns, events, summary)
     except OutputError as err:
@@ -265,4 +320,16 @@ def complete_trial(
         raise broken
     if writer.failure is not None:
         raise writer.failure
-    return summary
+
+
+def _without_summary(
+    files: TrialFiles,
+    writer: LogWriter,
+    broken: LogWriterError | None,
+    true_events: Sequence[tuple[float, str]],
+    detected: Sequence[DetectedEvent],
+) -> dict[str, Any]:
+    """Complete the files of a trial whose rows the writer could not score to the end
+    (no ``summary.json``) and raise why."""
+    _complete_files(files, writer, {}, _events(true_events, detected), None, broken)
+    raise LogWriterError("the log writer ended without the trial's figures")

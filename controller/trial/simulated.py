@@ -23,7 +23,6 @@ import numpy as np
 from controller.clock import Clock, VirtualClock, WallClock
 from controller.config import TrialConfig
 from controller.detect.config import build_detector
-from controller.events import EVENT_NAMES, Event
 from controller.loop import LoopOutcome
 from controller.safety import Watchdog
 from controller.sharedmem import map_in_background, shared_empty
@@ -33,7 +32,7 @@ from controller.trial.compiled_loop import LoopCompile, run_compiled_loop
 from controller.trial.folder import TrialFolder
 from controller.trial.memory import check_fits
 from controller.trial.parts import TrialParts
-from controller.trial.recorder import SAMPLES_PER_EVENT, TrialRecorder, stim_column_prefix
+from controller.trial.recorder import SAMPLES_PER_EVENT, TrialRecorder
 from controller.trial.scores import StreamedColumns
 from controller.trial.session import (
     GroundTruth,
@@ -43,9 +42,10 @@ from controller.trial.session import (
     recorded_channels,
     run_parts,
     run_trial,
+    streamed_columns,
 )
 from controller.trial.streams import BackEndTruth, TrialFiles, TruthRows
-from controller.trial.window import RowWindow, window_rows
+from controller.trial.window import RowWindow, StreamedScores, window_rows
 from controller.trial.writer import LogSink
 from sim.limb import MUSCLES, TRUTH_COLUMNS, SimulatedLimb
 from sim.patient import load_patient
@@ -115,12 +115,14 @@ def run_simulated_trial(
     rate_hz = loop.sample_rate_hz
     n_samples = round(loop.duration_s * rate_hz)
     # A long trial keeps a window of rows, as a ring (``controller.trial.window``):
-    # written to CSV as the ring comes round, scored as they pass.
+    # written as the ring comes round, scored as they pass (on the virtual clock by the
+    # compiled loop between its blocks; a paced loop's in the log writer process).
     ring = window_rows(n_samples)
-    long = (ring is not None and compiled and not realtime and not sinks
-            and data_format == "csv")
-    rows = ring if ring is not None and long else n_samples
-    check_fits(rows, numbers_per_sample(config, len(TRUTH_COLUMNS)), rate_hz)
+    long = ring is not None and compiled and not realtime
+    paced_ring = ring is not None and realtime
+    rows = ring if ring is not None and (long or paced_ring) else n_samples
+    check_fits(rows, numbers_per_sample(config, len(TRUTH_COLUMNS)), rate_hz,
+               windowed=rows < n_samples)
     # The limb's truth goes into shared memory, for the writer to stream beside the rows
     # (the limb writes every column of a sample's row: it may reuse an ended trial's).
     truth_rows = shared_empty(rows * len(TRUTH_COLUMNS)).reshape(rows, -1)
@@ -154,8 +156,9 @@ def run_simulated_trial(
         # A windowed trial's loop is compiled, on the virtual clock: it accounts its
         # samples on time (``DeadlineMonitor.on_time``), writing no row; its figures read
         # one zero. (Rows for every sample: 24 bytes each of address space.)
-        deadlines=new_deadlines(config, 1 if long else n_samples),
+        deadlines=new_deadlines(config, 1 if long else rows),
         window=window,
+        scores=_scores(config, limb, timed=True) if paced_ring else None,
     )
 
     def finish(outcome: LoopOutcome) -> tuple[GroundTruth, dict[str, Any]]:
@@ -209,14 +212,18 @@ def run_simulated_trial(
     return summary
 
 
+def _columns(config: TrialConfig, limb: SimulatedLimb) -> StreamedColumns:
+    """The per-sample figures of a long trial, scored against the limb's true events."""
+    return streamed_columns(config, limb.sample_period_s, limb.true_events(), TRUTH_COLUMNS)
+
+
 def _window(
     config: TrialConfig, limb: SimulatedLimb, recorder: TrialRecorder, truth_rows: np.ndarray
 ) -> RowWindow:
-    """The window of a long trial's rows, scored against the limb's true events."""
-    events = limb.true_events()
-    toe_offs = [t for t, e in events if e == EVENT_NAMES[Event.TOE_OFF]]
-    heel_strikes = [t for t, e in events if e == EVENT_NAMES[Event.HEEL_STRIKE]]
-    prefixes = ["", *(stim_column_prefix(name) for name in recorded_channels(config))]
-    scores = StreamedColumns(limb.sample_period_s, toe_offs, heel_strikes,
-                             config.metrics.clearance_trim_fraction, prefixes, TRUTH_COLUMNS)
-    return RowWindow(recorder, truth_rows, TRUTH_COLUMNS, scores)
+    """The window of a long trial's rows on the virtual clock."""
+    return RowWindow(recorder, truth_rows, TRUTH_COLUMNS, _columns(config, limb))
+
+
+def _scores(config: TrialConfig, limb: SimulatedLimb, timed: bool) -> StreamedScores:
+    """The figures of a long paced trial's rows, scored by the log writer."""
+    return StreamedScores(_columns(config, limb), timed)

@@ -160,6 +160,11 @@ class TrialFiles:
             raise
         return cls(folder, sinks, tails, columns, fds)
 
+    @property
+    def keeps_rows(self) -> bool:
+        """Whether a sink keeps the rows it is handed for a while (a Parquet part)."""
+        return self._parquet is not None
+
     def release(self) -> None:
         """Close this process's copies of the streamed files (the log writer process,
         which wrote them, has closed its own)."""
@@ -175,10 +180,11 @@ class TrialFiles:
         self,
         columns: Mapping[str, np.ndarray],
         events: Sequence[tuple[float, str, str]],
-        summary: Mapping[str, Any],
+        summary: Mapping[str, Any] | None,
     ) -> None:
         """Write the files only the end knows: events sorted and whole, the samples
-        again if ``columns`` has columns the stream did not, then the summary."""
+        again if ``columns`` has columns the stream did not, then the summary (none:
+        its figures could not be had, the trial's output failed)."""
         rewrite = bool(set(columns) - set(self.sample_columns))
         if self._parquet is not None:
             self._complete_parquet(columns, events, rewrite)
@@ -186,7 +192,8 @@ class TrialFiles:
             self.folder.replace("events.csv", events_text(events))
             if rewrite:
                 self.folder.replace("samples.csv", samples_text(columns))
-        self.folder.write_json("summary.json", summary)
+        if summary is not None:
+            self.folder.write_json("summary.json", summary)
 
     def _complete_parquet(
         self,

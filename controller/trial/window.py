@@ -1,4 +1,4 @@
-"""A long simulated trial's rows in a ring: memory for a window of rows, not the trial.
+"""A long trial's rows in a ring: memory for a window of rows, not the trial.
 
 Every trial records its samples into shared arrays (``TrialRecorder``, the limb's truth
 rows): the log writer streams them to the files and the summary scores the columns at
@@ -16,27 +16,43 @@ and the limb's truth row), and after each block of the compiled loop a ``RowWind
   at its end anyway); a writer that writes in this process (a sweep's trial, which
   writes its files after its loop otherwise) is told to write them.
 
-Only a simulated trial on the virtual clock, written to CSV with no further sinks, and
-longer than two windows is windowed (``window_rows``); all others keep every row, as
-before: a real-time loop must never wait, a live trial's summary scores columns known
-only at its end, and a Parquet part (or a caller's sink) may keep the rows it is
-handed.
+A paced loop (``fes sim --realtime``, ``fes run``) must never wait for the writer, nor
+spend its periods scoring: a long one records into rings of ``WINDOW_ROWS`` rows as
+well (its deadline accounting too), and ``StreamedScores``, a sink of the log writer
+process, scores the rows there as the writer hands them on (the trial's figures per
+sample, and counts of its lateness and latency in whole nanoseconds for their exact
+percentiles, ``controller.quantiles.ValueCounts``), and hands the figures back once the
+writer has ended. A writer that falls a whole ring behind such a loop has lost rows: a
+failure of the trial's output (``controller.trial.writer``), never a wait.
+
+A trial is windowed when it is longer than two windows (``window_rows``), in CSV or
+Parquet (the writer hands a Parquet part copies of a ring's rows), except a simulated
+trial on the virtual clock run by the Python loop (tests and benchmarks compare it with
+the compiled one). The board emulator's per-sample truth cannot be windowed: its debug
+frames arrive as the trial goes, but the driver keeps them until the end, where they are
+matched to the rows, scored with them and written with them (``samples.csv`` again); a
+long live trial does not ask the board for them (``ground_truth`` in the summary says
+so).
 """
 
 from __future__ import annotations
 
+import os
+import pickle
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 
+from controller.deadlines import to_ns
+from controller.quantiles import ValueCounts
 from controller.trial.recorder import TrialRecorder, ring_rows
 from controller.trial.scores import StreamedColumns
 from controller.trial.writer import InlineWriter, LogWriter
 from sim.limb import BLOCK_SAMPLES
 
-#: Rows of the ring: 2**17 rows are 4.4 min at 500 Hz, 18 MB of a simulated trial's 18
-#: columns.
+#: Rows of the ring: 2**17 rows are 4.4 min at 500 Hz (2.2 at 1 kHz), 18 MB of a
+#: simulated trial's 18 columns; a paced loop's writer may fall that far behind.
 WINDOW_ROWS = 2**17
 #: Rows scored at a time (a block of the compiled loop is 4,096).
 SCORE_ROWS = 2**15
@@ -116,3 +132,57 @@ class RowWindow:
         rows |= {name: block[:, i] for i, name in enumerate(self.truth_columns)}
         self.scores.add(rows)
         self.scored = stop
+
+
+class StreamedScores:
+    """A log sink that scores the rows it is handed (``StreamedColumns``) and counts the
+    lateness and latency of every sample in whole nanoseconds (with ``timed``: the rows
+    have the deadline accounting's ``lateness_s`` and ``latency_s``), in the log writer
+    process; ``result`` gives them back in the trial's process once the writer has
+    closed its sinks (through a memory file made before the writer's fork)."""
+
+    def __init__(self, columns: StreamedColumns, timed: bool) -> None:
+        self.columns = columns
+        self.timing = (ValueCounts(), ValueCounts()) if timed else None
+        self._fd = os.memfd_create("fes-trial-scores", os.MFD_CLOEXEC)
+
+    def write(self, first: int, rows: Mapping[str, np.ndarray]) -> None:
+        if first != self.columns.samples:
+            raise ValueError(f"rows from {first}, after {self.columns.samples} scored")
+        self.columns.add(rows)
+        if self.timing is not None:
+            lateness = rows["lateness_s"]
+            measured = lateness[~np.isnan(lateness)]
+            self.timing[0].add(to_ns(measured))
+            self.timing[1].add(to_ns(rows["latency_s"]))
+
+    def close(self) -> None:
+        """Hand the figures to the trial's process (in the writer's, at its end)."""
+        data = pickle.dumps((self.columns, self.timing), protocol=pickle.HIGHEST_PROTOCOL)
+        view = memoryview(data)
+        offset = 0
+        while offset < len(view):
+            offset += os.pwrite(self._fd, view[offset:], offset)
+
+    def result(self) -> tuple[StreamedColumns, tuple[ValueCounts, ValueCounts] | None] | None:
+        """The figures of every row the writer scored (None if it never closed this
+        sink: it failed, or fell behind the loop); the memory file is closed."""
+        if self._fd < 0:
+            return None
+        try:
+            size = os.fstat(self._fd).st_size
+            chunks, offset = [], 0
+            while offset < size:
+                chunk = os.pread(self._fd, size - offset, offset)
+                if not chunk:
+                    break
+                chunks.append(chunk)
+                offset += len(chunk)
+        finally:
+            os.close(self._fd)
+            self._fd = -1
+        if not size:
+            return None
+        columns, timing = pickle.loads(b"".join(chunks))
+        return columns, timing
+

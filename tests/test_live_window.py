@@ -1,0 +1,240 @@
+"""A long live trial (``fes run``, ``fes sim --realtime``) keeps a window of rows, as a
+ring, scored by the log writer as it writes them (``controller.trial.window``): the
+same files and the same summary as a trial that keeps every row, memory that does not
+grow with the trial, and a paced loop that never waits for the writer (a writer a
+whole ring behind has lost rows: a failure of the output, docs/cli.md "Long work").
+
+The window is made small here (a few thousand rows) so that trials of seconds are long.
+A replayed walk played faster than real time is a deterministic live trial.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from controller.config import load_config
+from controller.outputs import OutputError
+from controller.sharedmem import forget_reusable
+from controller.trial import live, window
+from controller.trial.backends import BackendSpec, SplitBackend
+from controller.trial.recording import load_recording
+from controller.trial.simulated import run_simulated_trial
+from hw.replay import ReplaySource
+
+#: Figures of the wall clock, which differ between any two runs.
+WALL_CLOCK = ("real_time_factor", "warm_up_ms", "timing", "replay_start_monotonic_s",
+              "settings")
+#: How much faster than real time the walk is replayed.
+SPEED = 20.0
+
+
+def _without_wall_clock(value: Any) -> Any:
+    if isinstance(value, dict):
+        return {k: _without_wall_clock(v) for k, v in value.items() if k not in WALL_CLOCK}
+    return value
+
+
+class QuietStimulator:
+    """A sensorless stimulator that takes every command (``SensorlessStimulator``)."""
+
+    channels = 2
+    fault = None
+    stop_confirmed = True
+    off_without_host = "nothing: a test stimulator"
+    off_command = "STOP"
+
+    def connect(self) -> None:
+        pass
+
+    def apply(self, t_s: float, commands: Any) -> None:
+        pass
+
+    def stop_all(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+    def add_fault_listener(self, listener: Any) -> None:
+        pass
+
+    def link_counters(self) -> dict[str, Any]:
+        return {}
+
+
+@pytest.fixture(scope="module")
+def walk(tmp_path_factory) -> Path:
+    """A simulated walk of 160 s at 500 Hz (80,000 samples), as a recording."""
+    folder = tmp_path_factory.mktemp("walk")
+    run_simulated_trial(load_config(None, {"loop": {"duration_s": 160}, "sim": {"seed": 5}}),
+                        folder / "sim")
+    return folder / "sim" / "samples.csv"
+
+
+@pytest.fixture
+def fast_replay(monkeypatch, walk):
+    """``fes run --sensors replay:walk`` against ``QuietStimulator``, played ``SPEED``
+    times faster than real time."""
+
+    def open_backend(spec: BackendSpec) -> SplitBackend:
+        recording = load_recording(walk)
+        source = ReplaySource(recording.t_s, recording.period_s, recording.gyro_rad_s,
+                              recording.heel_switch, recording.heel_force_n,
+                              clock=lambda: time.monotonic() * SPEED,
+                              sleep=lambda s: time.sleep(s / SPEED))
+        return SplitBackend(source, QuietStimulator())
+
+    monkeypatch.setattr(live, "open_backend", open_backend)
+
+
+def _replay(tmp_path: Path, name: str, duration_s: float, data_format: str = "csv",
+            during: Any = None) -> dict:
+    config = load_config(None, {"loop": {"duration_s": duration_s}})
+    spec = BackendSpec("openemsstim", "test", Path("walk.csv"))
+    result = live.run_live_trial(config, spec, tmp_path / name, data_format=data_format)
+    assert result.stopped_by == "duration"
+    return result.summary
+
+
+@pytest.mark.parametrize("data_format", ["csv", "parquet"])
+def test_a_windowed_live_trial_writes_the_same_files_and_summary(tmp_path, monkeypatch,
+                                                                 fast_replay, data_format):
+    if data_format == "parquet":
+        pytest.importorskip("pyarrow")
+    kept = _replay(tmp_path, "kept", 60, data_format)
+    monkeypatch.setattr(window, "WINDOW_ROWS", 8192)
+    scored = []
+    result = window.StreamedScores.result
+    monkeypatch.setattr(window.StreamedScores, "result",
+                        lambda self: scored.append(1) or result(self))
+    windowed = _replay(tmp_path, "windowed", 60, data_format)
+    assert scored == [1]  # 30,000 samples in a ring of 8,192 rows
+    assert _without_wall_clock(windowed) == _without_wall_clock(kept)
+    assert windowed["timing"]["samples"] == kept["timing"]["samples"] == 30000
+    names = (["samples.csv", "events.csv", "config.json"] if data_format == "csv"
+             else ["samples.parquet", "events.parquet", "config.json"])
+    for name in names:
+        assert (tmp_path / "windowed" / name).read_bytes() == \
+            (tmp_path / "kept" / name).read_bytes(), name
+    on_disk = [json.loads((tmp_path / t / "summary.json").read_text())
+               for t in ("kept", "windowed")]
+    assert [_without_wall_clock(s) for s in on_disk] == [_without_wall_clock(kept)] * 2
+
+
+def _shared_memory_kib() -> int:
+    """Shared memory pages this process has mapped (the trial's rows), in KiB."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("RssShmem:"):
+            return int(line.split()[1])
+    pytest.skip("no RssShmem in /proc/self/status")
+    return 0
+
+
+def _peak_rows_kib(tmp_path: Path, name: str, duration_s: float) -> int:
+    """The most shared memory mapped while a replayed trial of ``duration_s`` ran."""
+    forget_reusable()  # no memory file of an earlier trial, mapped whole
+    peak = [0]
+    done = threading.Event()
+
+    def watch() -> None:
+        while not done.wait(0.02):
+            peak[0] = max(peak[0], _shared_memory_kib())
+
+    watcher = threading.Thread(target=watch)
+    watcher.start()
+    try:
+        _replay(tmp_path, name, duration_s)
+    finally:
+        done.set()
+        watcher.join()
+    return peak[0]
+
+
+def test_a_long_live_trials_memory_does_not_grow_with_its_length(tmp_path, monkeypatch,
+                                                                 fast_replay):
+    monkeypatch.setattr(window, "WINDOW_ROWS", 4096)
+    short, long = (_peak_rows_kib(tmp_path, f"t{d}", d) for d in (40, 160))
+    assert long - short < 1024, (short, long)
+    assert long < 4 * 1024  # 4,096 rows of 9 recorded and 3 timing numbers: 0.4 MB
+
+
+def test_a_live_trials_kept_rows_grow_with_it(tmp_path, fast_replay):
+    # The measure above tells: kept whole, 120 s more at 500 Hz are 60,000 rows of 12
+    # numbers (5.5 MB) more.
+    short, long = (_peak_rows_kib(tmp_path, f"t{d}", d) for d in (40, 160))
+    assert long - short > 60000 * 12 * 8 / 1024 * 0.9, (short, long)
+
+
+class StallingSink:
+    """A log sink whose first write stalls the writer process for ``stall_s``."""
+
+    def __init__(self, stall_s: float) -> None:
+        self.stall_s = stall_s
+        self.stalled = False
+
+    def write(self, first: int, rows: Any) -> None:
+        if not self.stalled:
+            self.stalled = True
+            time.sleep(self.stall_s)
+
+    def close(self) -> None:
+        pass
+
+
+def test_a_slow_writer_never_makes_a_paced_loop_wait(tmp_path, monkeypatch):
+    # The writer stalls for 1 s, within its ring of 1,024 rows (2 s at 500 Hz): the loop
+    # goes on keeping time, the writer catches up, nothing is lost.
+    config = load_config(None, {"loop": {"duration_s": 6}})
+    virtual = run_simulated_trial(config, tmp_path / "virtual")
+    monkeypatch.setattr(window, "WINDOW_ROWS", 1024)
+    summary = run_simulated_trial(config, tmp_path / "slow", realtime=True,
+                                  sinks=[StallingSink(1.0)])
+    # The loop never waited 1 s for the writer (a loaded machine makes samples late by
+    # milliseconds, and the watchdog faults beyond loop.max_overrun_ms).
+    assert summary["timing"]["lateness_us"]["max"] < 500_000
+    if summary["watchdog"]["faults"] == 0:
+        assert (tmp_path / "slow" / "samples.csv").read_bytes() == \
+            (tmp_path / "virtual" / "samples.csv").read_bytes()
+        assert summary["stim"] == virtual["stim"]
+
+
+def test_a_writer_a_ring_behind_a_paced_loop_is_an_output_failure(tmp_path, monkeypatch):
+    # The writer stalls for 3 s, past its ring of 512 rows (1 s at 500 Hz): the loop
+    # runs its 5 s regardless; the rows before the first one overwritten are on disk,
+    # as recorded, and the trial ends as a trial whose output failed: no summary.json.
+    config = load_config(None, {"loop": {"duration_s": 5}})
+    run_simulated_trial(config, tmp_path / "virtual")
+    monkeypatch.setattr(window, "WINDOW_ROWS", 512)
+    started = time.monotonic()
+    with pytest.raises(OutputError, match=r"fell .* behind the loop, more than its ring of 512"):
+        run_simulated_trial(config, tmp_path / "stalled", realtime=True,
+                            sinks=[StallingSink(3.0)])
+    assert time.monotonic() - started < 5 + 3  # the loop's 5 s, and the end of the stall
+    folder = tmp_path / "stalled"
+    assert not (folder / "summary.json").exists()
+    kept = (folder / "samples.csv").read_bytes()
+    whole = (tmp_path / "virtual" / "samples.csv").read_bytes()
+    assert kept.count(b"\n") > 1 and whole.startswith(kept)
+    timing = (folder / "timing.csv").read_bytes().count(b"\n") - 1
+    assert timing == kept.count(b"\n") - 1 < 2500
+    assert (folder / "events.csv").exists()  # sorted, whole: every event of the trial
+
+
+def test_value_counts_give_numpys_figures():
+    from controller.deadlines import counted_us, percentiles_us, to_ns
+    from controller.quantiles import ValueCounts
+
+    rng = np.random.default_rng(4)
+    for n in (1, 2, 7, 4096, 4097, 100_003):
+        seconds = np.rint(rng.gamma(2.0, 3e-5, n) * 1e9) / 1e9  # kept to the ns
+        counts = ValueCounts()
+        for part in np.array_split(seconds, 5):
+            counts.add(to_ns(part))
+        assert counted_us(counts) == percentiles_us(seconds), n
