@@ -238,3 +238,66 @@ def test_value_counts_give_numpys_figures():
         for part in np.array_split(seconds, 5):
             counts.add(to_ns(part))
         assert counted_us(counts) == percentiles_us(seconds), n
+
+
+#: A paced simulated trial of 60 s at 500 Hz in rings of 1,024 rows, in a process of its
+#: own (to be killed): its folder is argv[1].
+KILLABLE = """
+import sys
+from pathlib import Path
+from controller.config import load_config
+from controller.trial import window
+from controller.trial.simulated import run_simulated_trial
+window.WINDOW_ROWS = 1024
+run_simulated_trial(load_config(None, {"loop": {"duration_s": 60}}), Path(sys.argv[1]),
+                    realtime=True)
+"""
+
+
+@pytest.mark.parametrize("kill", ["SIGKILL", "SIGINT"])
+def test_a_windowed_paced_trial_killed_leaves_its_rows_on_disk(tmp_path, kill):
+    # SIGKILL: the writer process makes its final pass over every row published (the
+    # loop is dead: none is overwritten any more); SIGINT: the files are completed, the
+    # summary scored by the writer from every row. Either way the rows on disk are the
+    # virtual trial's first ones, more than the ring holds.
+    import signal
+    import subprocess
+    import sys
+
+    folder = tmp_path / "killed"
+    proc = subprocess.Popen([sys.executable, "-c", KILLABLE, str(folder)],
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        samples = folder / "samples.csv"
+        deadline = time.monotonic() + 60
+        while proc.poll() is None and time.monotonic() < deadline and (
+                not samples.exists() or samples.stat().st_size < 600_000):
+            time.sleep(0.05)  # some 3,000 rows: three times round the ring
+        proc.send_signal(getattr(signal, kill))
+        _, err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    config = load_config(None, {"loop": {"duration_s": 60}})
+    run_simulated_trial(config, tmp_path / "virtual")
+    kept = samples.read_bytes()
+    rows = kept.count(b"\n") - 1
+    assert rows > 3 * 1024 and kept.endswith(b"\n")
+    # Every row is its sample's (a row the ring had come round to would show a later
+    # sample's time) ...
+    lines = kept.decode().splitlines()[1:]
+    virtual = (tmp_path / "virtual" / "samples.csv").read_bytes()
+    times = virtual.decode().splitlines()[1:rows + 1]
+    assert [line.split(",")[0] for line in lines] == [line.split(",")[0] for line in times]
+    # ... and the virtual trial's, unless a stall of the loaded machine made the watchdog
+    # switch the outputs off (the patient then walks without stimulation).
+    faults = None
+    if kill == "SIGINT":
+        summary = json.loads((folder / "summary.json").read_text())
+        assert summary["stopped_by"] == "interrupted", err
+        assert summary["duration_s"] == rows / 500
+        assert summary["timing"]["samples"] == rows
+        faults = summary["watchdog"]["faults"]
+    if faults == 0:
+        assert virtual.startswith(kept)
