@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from helpers.live import signal_once_written
 
 from controller.cli import main
 from controller.config import load_config
@@ -218,18 +219,7 @@ def test_a_day_long_live_trial_runs_in_a_window_under_a_memory_limit(tmp_path):
          "--out", str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         preexec_fn=limit,
     )
-    try:
-        deadline = time.monotonic() + 90
-        samples = out / "samples.csv"
-        while time.monotonic() < deadline and proc.poll() is None and (
-                not samples.exists() or samples.stat().st_size < 100_000):
-            time.sleep(0.2)
-        proc.send_signal(signal.SIGINT)
-        _, err = proc.communicate(timeout=60)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
+    err = signal_once_written(proc, out / "samples.csv", 100_000, signal.SIGINT)
     assert proc.returncode == 130, err
     assert "Traceback" not in err
     summary = json.loads((out / "summary.json").read_text())

@@ -8,11 +8,11 @@ or two are "long".
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers.live import assert_same_trials, shared_memory_kib
 
 from controller.config import load_config
 from controller.sharedmem import forget_reusable
@@ -62,21 +62,8 @@ def test_a_windowed_trial_writes_the_same_files_and_summary(tmp_path, monkeypatc
     windowed = _trial(tmp_path, "windowed", overrides)
     assert finished == [round(windowed["duration_s"] / kept["timing"]["period_ms"] * 1000)]
     assert _without_wall_clock(windowed) == _without_wall_clock(kept)
-    for name in ("samples.csv", "events.csv", "config.json"):
-        assert (tmp_path / "windowed" / name).read_bytes() == \
-            (tmp_path / "kept" / name).read_bytes(), name
-    summaries = [json.loads((tmp_path / t / "summary.json").read_text())
-                 for t in ("kept", "windowed")]
-    assert [_without_wall_clock(s) for s in summaries] == [_without_wall_clock(kept)] * 2
-
-
-def _shared_memory_kib() -> int:
-    """Shared memory pages this process has mapped (the trial's rows), in KiB."""
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("RssShmem:"):
-            return int(line.split()[1])
-    pytest.skip("no RssShmem in /proc/self/status")
-    return 0
+    assert_same_trials(tmp_path / "kept", tmp_path / "windowed",
+                       ["samples.csv", "events.csv", "config.json"], kept, _without_wall_clock)
 
 
 def _peak_rows_kib(tmp_path: Path, name: str, duration_s: float) -> int:
@@ -84,7 +71,7 @@ def _peak_rows_kib(tmp_path: Path, name: str, duration_s: float) -> int:
     peak = [0]
 
     def sample(done: int, total: int) -> None:
-        peak[0] = max(peak[0], _shared_memory_kib())
+        peak[0] = max(peak[0], shared_memory_kib())
 
     _trial(tmp_path, name, {"loop": {"duration_s": duration_s}}, sample)
     return peak[0]
@@ -135,3 +122,18 @@ def test_a_sweeps_windowed_trial_writes_its_rows_as_the_ring_comes_round(tmp_pat
             (tmp_path / "streamed" / name).read_bytes(), name
     rows = (tmp_path / "inline" / "samples.csv").read_bytes().count(b"\n") - 1
     assert rows == 30000 > 3 * window.WINDOW_ROWS
+
+
+def test_a_windowed_trial_writes_the_same_parquet_files(tmp_path, monkeypatch):
+    # The writer hands a Parquet part copies of the ring's rows (a part keeps them until
+    # its second is written), and the parts are merged a row group at a time.
+    pytest.importorskip("pyarrow")
+    config = load_config(None, {"loop": {"duration_s": 45}, "sim": {"seed": 2}})
+    kept = run_simulated_trial(config, tmp_path / "kept", data_format="parquet")
+    monkeypatch.setattr(window, "WINDOW_ROWS", 8192)
+    monkeypatch.setattr(window, "SCORE_ROWS", 2048)
+    windowed = run_simulated_trial(config, tmp_path / "windowed", data_format="parquet")
+    assert_same_trials(tmp_path / "kept", tmp_path / "windowed",
+                       ["samples.parquet", "events.parquet", "config.json"], kept,
+                       _without_wall_clock)
+    assert windowed["duration_s"] == 45

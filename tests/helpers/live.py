@@ -10,6 +10,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import ClassVar
 
@@ -116,3 +117,41 @@ def session_alive(session: int) -> list[int]:
         if int(fields[3]) == session and fields[0] != "Z":
             alive.append(int(stat.parent.name))
     return alive
+
+
+def signal_once_written(proc: subprocess.Popen[str], path: Path, size: int, signum: int,
+                        within_s: float = 90.0) -> str:
+    """Send ``signum`` to ``proc`` once ``path`` holds ``size`` bytes (or ``proc`` ended,
+    or ``within_s`` passed); return its stderr once it has ended (killed if it has not
+    within a minute)."""
+    try:
+        deadline = time.monotonic() + within_s
+        while proc.poll() is None and time.monotonic() < deadline and (
+                not path.exists() or path.stat().st_size < size):
+            time.sleep(0.05)
+        proc.send_signal(signum)
+        _, err = proc.communicate(timeout=60)
+        return err
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def shared_memory_kib() -> int:
+    """Shared memory pages this process has mapped (a trial's rows), in KiB."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("RssShmem:"):
+            return int(line.split()[1])
+    pytest.skip("no RssShmem in /proc/self/status")
+    return 0
+
+
+def assert_same_trials(kept: Path, windowed: Path, names: list[str], summary: dict,
+                       strip: Callable[[dict], dict]) -> None:
+    """The files ``names`` of two trial folders are the same bytes, and both
+    ``summary.json`` are ``summary`` once ``strip`` has taken the wall clock out."""
+    for name in names:
+        assert (windowed / name).read_bytes() == (kept / name).read_bytes(), name
+    on_disk = [json.loads((folder / "summary.json").read_text()) for folder in (kept, windowed)]
+    assert [strip(s) for s in on_disk] == [strip(summary)] * 2
