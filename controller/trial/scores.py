@@ -286,14 +286,14 @@ class StreamedColumns:
         for prefix, (rising, falling, last) in self._edges.items():
             on = rows[prefix + "stim_on"] > 0.5
             before = np.concatenate((last, on[:-1]))
-            rising.append(t_s[on & ~before])
-            falling.append(t_s[~on & before])
+            _keep(rising, t_s[on & ~before])
+            _keep(falling, t_s[~on & before])
             last[0] = bool(on[-1])
             times, index = train_pulse_times_from(self._trains[prefix], t_s,
                                                   rows[prefix + "stim_on"],
                                                   rows[prefix + "frequency_hz"], self._period_s)
-            self._pulses[prefix][0].append(times.copy())  # not the buffer it is a view of
-            self._pulses[prefix][1].append(_charge(rows, prefix, index))
+            _keep(self._pulses[prefix][0], times.copy())  # not the buffer it is a view of
+            _keep(self._pulses[prefix][1], _charge(rows, prefix, index))
         for name in rows:
             if name.endswith("stim_on") or name == "foot_slap":
                 # Exact: sums of 0s and 1s (far below 2**53) in any order.
@@ -301,7 +301,7 @@ class StreamedColumns:
         for name, kept in self._positive.items():
             if name in rows:
                 values = rows[name]
-                kept.append(values[values > 0.0].copy())
+                _keep(kept, values[values > 0.0].copy())
         for name, at in self._at.items():
             if name in rows:
                 at.add(t_s, rows[name])
@@ -382,6 +382,20 @@ class _SwingCounts:
         # A swing's end among the events of the trial is the one known ahead, or (its
         # heel strike came after the last row) the end of the rows: the same samples.
         return self.counts[at]
+
+
+#: Pieces a list of ``_keep`` holds before they are joined into one.
+KEEP_PIECES = 256
+
+
+def _keep(pieces: list[np.ndarray], piece: np.ndarray) -> None:
+    """Append ``piece`` unless it is empty; join the pieces once there are
+    ``KEEP_PIECES`` (rows added a few at a time, as a paced loop's writer adds them
+    every 50 ms, would otherwise keep an array object per addition: 40 MB an hour)."""
+    if piece.size:
+        pieces.append(piece)
+        if len(pieces) >= KEEP_PIECES:
+            _joined(pieces)
 
 
 def _joined(pieces: list[np.ndarray]) -> np.ndarray:
