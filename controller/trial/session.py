@@ -87,6 +87,7 @@ def numbers_per_sample(config: TrialConfig, truth_columns: int) -> int:
     recorded = len(SAMPLE_ROWS) + len(STIM_COLUMNS) * (1 + len(recorded_channels(config)))
     return recorded + truth_columns + len(TIMING_COLUMNS)
 
+
 def streamed_columns(
     config: TrialConfig, period_s: float, true_events: Sequence[tuple[float, str]],
     truth_columns: Sequence[str],
@@ -98,7 +99,6 @@ def streamed_columns(
     prefixes = ["", *(stim_column_prefix(name) for name in recorded_channels(config))]
     return StreamedColumns(period_s, toe_offs, heel_strikes,
                            config.metrics.clearance_trim_fraction, prefixes, truth_columns)
-
 
 
 def new_deadlines(config: TrialConfig, n_samples: int) -> DeadlineMonitor:
@@ -207,7 +207,11 @@ def complete_trial(
     returns the summary.
 
     ``finish``'s entries override the summary's (a live trial says why it stopped more
-    precisely than the loop can). The scoring runs while the writer makes its last pass.
+    precisely than the loop can). The scoring runs while the writer makes its last pass,
+    unless the writer scores the rows itself (a long paced trial, ``parts.scores``): then
+    once it has ended. Without the writer's figures of every row (it failed, or fell a
+    ring behind the loop) no ``summary.json`` is written and the writer's failure is
+    raised.
     """
     writer.request_stop()
     truth, extra = finish(outcome)
