@@ -164,8 +164,8 @@ class BoardEmulator:
         # Compile (or load from numba's cache) the limb kernels before serving, so that
         # the first sample is on time.
         SimulatedLimb(profile, rate_hz, 1.0, config.seed).read()
-        limb = SimulatedLimb(profile, rate_hz, config.walk_s, config.seed,
-                             channels=board.channels)
+        limb = SimulatedLimb.streaming(profile, rate_hz, config.walk_s, config.seed,
+                                       channels=board.channels)
         self._log_file = log
         self._log_lock = threading.Lock()
         self.firmware = Firmware(board, limb, self.log)

@@ -60,6 +60,12 @@ MIN_SAMPLE_RATE_HZ = 100.0
 #: Noise is drawn, and truth storage grows, in blocks of this many samples, so memory
 #: follows the samples actually read, not the nominal duration.
 BLOCK_SAMPLES = 4096
+#: Truth rows of a limb that streams its truth as it goes (``SimulatedLimb.streaming``:
+#: the board emulators, which send each row within a few samples of it): a ring, so
+#: that no read copies the rows of the whole walk. Truth storage grown twofold copied
+#: every row at samples 2**n: 35 ms at 2**18 (9 columns, 19 MB), a board silent on the
+#: host's wall clock for longer than its 30 ms heartbeat (docs/cli.md, "Long work").
+STREAMING_TRUTH_ROWS = BLOCK_SAMPLES
 #: The most blocks of noise ``SimulatedLimb.draw_noise_ahead`` draws (65,536 samples, a
 #: minute at 1 kHz: 2.6 MB).
 NOISE_AHEAD_BLOCKS = 16
@@ -408,6 +414,24 @@ class SimulatedLimb:
         self._k = 0
         self._closed = False
 
+    @classmethod
+    def streaming(
+        cls,
+        profile: PatientProfile,
+        sample_rate_hz: float,
+        duration_s: float,
+        seed: int,
+        channels: int = 2,
+    ) -> SimulatedLimb:
+        """A limb whose truth is read as it goes (``truth_since``, a board emulator's
+        debug frames), never whole: its truth rows are a ring of
+        ``STREAMING_TRUTH_ROWS``, so memory and the time of every ``read`` stay the same
+        however long the walk (see ``STREAMING_TRUTH_ROWS``)."""
+        n_samples = round(duration_s * sample_rate_hz)
+        rows = max(1, min(n_samples, STREAMING_TRUTH_ROWS))
+        return cls(profile, sample_rate_hz, duration_s, seed, channels,
+                   truth_rows=np.zeros((rows, len(TRUTH_COLUMNS))))
+
     @property
     def sample_period_s(self) -> float:
         """Time between samples."""
@@ -459,7 +483,7 @@ class SimulatedLimb:
         k = self._k
         if self._closed or k >= self._n_samples:
             return None
-        if k % BLOCK_SAMPLES == 0 or k >= self._truth.shape[0]:
+        if k % BLOCK_SAMPLES == 0 or (self._own_truth and k >= self._truth.shape[0]):
             self._prepare(k, k + 1)
         out = self._sample_out
         limb_step(k, *self._kernel_arrays, self._noise, self._command, out, self._truth)
@@ -671,8 +695,21 @@ class SimulatedLimb:
 
     def truth_since(self, first: int) -> dict[str, np.ndarray]:
         """``truth`` of samples ``first`` onwards only: a streaming consumer (the board
-        emulator) reads each row once instead of copying the whole trial every time."""
-        rows = self._truth[first : self._k]
+        emulator) reads each row once instead of copying the whole trial every time.
+
+        With a ring of truth rows (``truth_rows``, ``streaming``) only the samples the
+        ring still holds can be read: ``ValueError`` for older ones."""
+        ring = self._truth.shape[0]
+        first = max(0, first)
+        if self._k <= ring:
+            rows = self._truth[first : self._k]
+        elif first < self._k - ring:
+            raise ValueError(
+                f"the truth of sample {first} is gone: a ring of {ring} rows holds "
+                f"samples {self._k - ring} to {self._k - 1}"
+            )
+        else:
+            rows = self._truth[np.arange(first, self._k) % ring]
         columns = {name: rows[:, i].copy() for i, name in enumerate(TRUTH_COLUMNS)}
         for name in _INTEGER_COLUMNS:
             columns[name] = columns[name].astype(np.int64)

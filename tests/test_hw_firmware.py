@@ -6,13 +6,16 @@ checked exactly, without a clock.
 
 from __future__ import annotations
 
+import tracemalloc
+
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from hw import protocol as p
+from hw.emulator import BoardEmulator, EmulatorConfig
 from hw.firmware import MODEL_PROTOCOL_VERSION, Firmware, FirmwareSettings
-from sim.limb import SimulatedLimb
+from sim.limb import STREAMING_TRUTH_ROWS, TRUTH_COLUMNS, SimulatedLimb
 from sim.patient import load_patient
 
 ON = p.ChannelSetting(0, 1, 3000, 300, 4000)  # 30 mA, 300 us, 40 Hz
@@ -407,3 +410,39 @@ def test_a_shaped_setting_is_applied_only_within_every_limit(
             if c.on:
                 assert c.amplitude_ma <= 60.0 and c.pulse_width_us <= 500
                 assert c.interphase_gap_us <= 500 and 1.0 <= c.anodic_width_ratio <= 10.0
+
+
+def test_the_emulators_board_streams_truth_without_growing_its_storage():
+    """The board emulator's limb keeps its truth in a ring (``SimulatedLimb.streaming``):
+    streaming samples with truth over three rings allocates no storage for the rows
+    behind. Storage grown twofold copied every row at samples 2**n (35 ms at 2**18, a
+    board silent for longer than a live host's 30 ms heartbeat; docs/cli.md, "Long
+    work"); the copy is an allocation of twice the rows, which this test would see."""
+    emu = BoardEmulator(EmulatorConfig(seed=3, walk_s=600.0))
+    try:
+        fw, seq = emu.firmware, iter(range(1, 1_000_000))
+
+        def send(message: p.Message, t_s: float) -> None:
+            fw.receive(p.FrameDecoder().feed(message.encode(next(seq)))[0], t_s)
+
+        send(p.Hello(MODEL_PROTOCOL_VERSION), 0.0)
+        send(p.StartStream(), 0.0)
+        send(p.DebugTruth(1), 0.0)
+        fw.poll(0.0)  # the first sample: the limb's first block of noise drawn
+        n = 3 * STREAMING_TRUTH_ROWS
+        rows = 0
+        tracemalloc.start()
+        try:
+            for k in range(1, n):
+                rows += sum(len(m.rows) for m in decode(fw.poll(k * 0.002))
+                            if isinstance(m, p.TruthSamples))
+                if k % 10 == 0:
+                    send(p.Heartbeat(k), k * 0.002 + 0.0005)
+            _, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
+    finally:
+        emu.close()
+    assert rows == n - n % 32
+    # Grown storage allocates twice the rows it held at least (590 kB from a ring's).
+    assert peak < 2 * STREAMING_TRUTH_ROWS * len(TRUTH_COLUMNS) * 8, peak

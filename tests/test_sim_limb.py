@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import tracemalloc
+
 import numpy as np
 import pytest
 
 from controller.ports import SensorSource, StimCommand, Stimulator
+from sim import limb as limb_module
 from sim.limb import SimulatedLimb
 from sim.patient import load_patient
 
@@ -264,3 +267,44 @@ def test_noise_drawn_ahead_gives_the_same_samples(stop):
         assert np.array_equal(plain[name], ahead[name]), name
     for name in plain_truth:
         assert np.array_equal(plain_truth[name], ahead_truth[name], equal_nan=True), name
+
+
+def test_a_streaming_limb_keeps_a_ring_of_truth_and_reads_it_as_the_whole_one():
+    """``SimulatedLimb.streaming`` (the board emulators' limb) keeps its truth in a ring
+    of ``STREAMING_TRUTH_ROWS``: read as it goes with ``truth_since``, the same rows as
+    a limb keeping them all; a sample the ring no longer holds is refused, not misread.
+    Storage grown twofold copied every row at samples 2**n, 35 ms at 2**18: longer than
+    a live host's 30 ms heartbeat (docs/cli.md, "Long work")."""
+    profile = load_patient("moderate")
+    ring = limb_module.STREAMING_TRUTH_ROWS
+    n = 3 * ring + 77
+    streaming = SimulatedLimb.streaming(profile, 500.0, n / 500.0 + 1.0, 3)
+    whole = SimulatedLimb(profile, 500.0, n / 500.0 + 1.0, 3)
+    streaming.apply(0.0, [StimCommand(0, True, 30.0, 300.0, 40.0)])
+    whole.apply(0.0, [StimCommand(0, True, 30.0, 300.0, 40.0)])
+    for _ in range(n):
+        whole.read()
+    truth = whole.truth()
+    streaming.read()  # compiled or loaded, its first block of noise drawn
+    differ = []
+    tracemalloc.start()
+    try:
+        for k in range(1, n):
+            streaming.read()
+            if k % 32 == 31 or k == n - 1:
+                first = k - k % 32
+                for name, column in streaming.truth_since(first).items():
+                    if not np.array_equal(column, truth[name][first : k + 1]):
+                        differ.append((name, first))
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert differ == []
+    # No storage grown as the walk goes on (a fourth of a ring's rows is 74 kB).
+    assert peak < ring * len(limb_module.TRUTH_COLUMNS) * 8 // 4, peak
+    assert len(streaming.truth_since(n - ring)["pulses"]) == ring
+    with pytest.raises(ValueError, match="is gone"):
+        streaming.truth_since(n - ring - 1)
+    short = SimulatedLimb.streaming(profile, 500.0, 2.0, 3)  # fewer samples than a ring
+    assert len([short.read() for _ in range(1000)]) == 1000
+    assert len(short.truth()["pulses"]) == 1000

@@ -156,8 +156,8 @@ class SimavrBoard:
         profile = load_patient(config.patient)
         # Compile (or load from numba's cache) the limb's kernels before serving.
         SimulatedLimb(profile, SAMPLE_RATE_HZ, 1.0, config.seed).read()
-        self._limb = SimulatedLimb(profile, SAMPLE_RATE_HZ, config.walk_s, config.seed,
-                                   channels=CHANNELS)
+        self._limb = SimulatedLimb.streaming(profile, SAMPLE_RATE_HZ, config.walk_s,
+                                             config.seed, channels=CHANNELS)
         self._events = [(t, EVENT_BY_NAME[name]) for t, name in self._limb.true_events()]
         self._next_event = 0
         self._period_s = 1.0 / SAMPLE_RATE_HZ
