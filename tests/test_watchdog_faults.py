@@ -134,6 +134,27 @@ def test_a_silence_the_monitor_missed_is_a_fault_at_the_next_command(monkeypatch
     assert out.applied[-1][1] == [STEADY]  # the first submit's, nothing after it
 
 
+def test_a_heartbeat_fault_says_when_the_loop_waits_for_its_sensor():
+    """A loop that sent its command for the last sample it read and waits for the next
+    (a board whose stream went silent: the emulator's copy of its truth at sample 2**18,
+    branch stop2e18) trips the heartbeat, and the fault says it waits for its sensor; a
+    loop stuck between a sample and its command (its own work) gets no such note."""
+    sample = Sample(0.0, 0.1, 1, 100.0)
+    notes = []
+    for waits in (True, False):
+        dog = Watchdog(RecordingStimulator(),
+                       SafetyLimits(heartbeat_timeout_ms=20.0, sensor_timeout_ms=30.0))
+        with dog.monitoring():
+            dog.observe(sample, True)
+            dog.submit(0.0, [STEADY])
+            if not waits:
+                dog.observe(sample, True)  # read, then stuck before its command
+            time.sleep(0.06)
+        assert dog.fault is not None and dog.fault.rule == "heartbeat_timeout_ms"
+        notes.append("it waits for its next sensor sample: none read for" in dog.fault.detail)
+    assert notes == [True, False]
+
+
 def test_a_gap_between_commands_outside_the_monitor_is_no_fault():
     """A virtual-clock simulation submits without the monitor: wall gaps mean nothing."""
     dog = Watchdog(RecordingStimulator(), SafetyLimits(heartbeat_timeout_ms=20.0))

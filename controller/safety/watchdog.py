@@ -203,6 +203,8 @@ class Watchdog:
         self._armed = False
         self._beat_wall_s = 0.0
         self._good_sample_wall_s: float | None = None
+        # When the loop last reported a sample (valid or not): for the heartbeat's note.
+        self._observed_wall_s: float | None = None
 
     @property
     def latched(self) -> bool:
@@ -272,8 +274,9 @@ class Watchdog:
                 self._limits, self._state, self._log, number(sample.t_s),
                 number(sample.gyro_rad_s), number(sample.heel_switch), bool(phase_known),
             )
+            self._observed_wall_s = now = time.monotonic()
             if answer & SAMPLE_OK:
-                self._good_sample_wall_s = time.monotonic()
+                self._good_sample_wall_s = now
             if answer & STOP:
                 self._drain(None)
         if answer & STOP:
@@ -319,7 +322,7 @@ class Watchdog:
             self.fault = self.fault_monotonic_s = None
             self._state[S_LATCHED] = 0.0
             self._armed = False
-            self._good_sample_wall_s = None
+            self._good_sample_wall_s = self._observed_wall_s = None
             outputs_off(self._state, self._state[S_LAST_T])
         self._stimulator.stop_all()
 
@@ -377,8 +380,9 @@ class Watchdog:
                 limit = getattr(lim, RULE_NAMES[rule])
                 if age_ms > limit:
                     detail = f"{age_ms:.1f} ms > {limit:g} ms (wall clock)"
-                    self._latch(self._trial_time_now(now), rule, what,
-                                detail + self._loop_silent_too(rule, now))
+                    self._latch(self._trial_time_now(now), rule, what, detail
+                                + self._loop_silent_too(rule, now)
+                                + self._loop_waits_for_sample(rule, now))
                     break
             else:
                 return
@@ -415,6 +419,19 @@ class Watchdog:
         if beat_ms <= self.limits.heartbeat_timeout_ms / 2.0:
             return ""
         return f"; the loop has sent no command for {beat_ms:.1f} ms either (a stalled loop)"
+
+    def _loop_waits_for_sample(self, rule: int, now: float) -> str:
+        """For a heartbeat trip: a note when the loop sent its command for the last
+        sample it reported and has reported none since, i.e. it waits for its sensor (a
+        board whose stream went silent, a read that blocks) rather than hangs in its own
+        work, which would stop it between a sample and its command (lock held). A
+        board emulator whose stream stopped for 35 ms at sample 2**18 (a copy of its
+        truth rows, branch stop2e18) was reported as a loop that sent no command."""
+        seen = self._observed_wall_s
+        if rule != HEARTBEAT_TIMEOUT_MS or seen is None or seen > self._beat_wall_s:
+            return ""
+        return (f"; it waits for its next sensor sample: none read for {(now - seen) * 1e3:.1f}"
+                " ms (a sensor or board that went silent, or a read that blocks)")
 
     # ---- decisions (called with the lock held) ----------------------------------------
 
