@@ -255,7 +255,10 @@ class SimavrBoard:
             self._next_event += 1
             out += p.encode_frame(p.FrameType.TRUTH_EVENT, 0,
                                   _EVENT_PAYLOAD.pack(event, round(when * 1e6) & 0xFFFFFFFF))
-        truth = self._limb.truth_since(index)
+        # The row of the sample just read (sample ``index`` of this stream; the limb's
+        # truth is a ring, ``SimulatedLimb.streaming``, and its count runs on across
+        # streams while the firmware numbers each stream from 0).
+        truth = self._limb.truth_since(self._limb.samples_read - 1)
         if len(truth["pulses"]):
             row = p.TruthRow.of(truth["ankle_angle_deg"][0], truth["toe_clearance_mm"][0],
                                 truth["ta_activation"][0], truth["pulses"][0])
