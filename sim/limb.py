@@ -63,8 +63,9 @@ BLOCK_SAMPLES = 4096
 #: Truth rows of a limb that streams its truth as it goes (``SimulatedLimb.streaming``:
 #: the board emulators, which send each row within a few samples of it): a ring, so
 #: that no read copies the rows of the whole walk. Truth storage grown twofold copied
-#: every row at samples 2**n: 35 ms at 2**18 (9 columns, 19 MB), a board silent on the
-#: host's wall clock for longer than its 30 ms heartbeat (docs/cli.md, "Long work").
+#: every row at samples 4,096 * 2**n: 2.3-55 ms at 2**18 (9 columns, 19 MB into fresh
+#: pages), a board silent on the host's wall clock for longer than its 30 ms heartbeat
+#: (docs/cli.md, "Long work").
 STREAMING_TRUTH_ROWS = BLOCK_SAMPLES
 #: The most blocks of noise ``SimulatedLimb.draw_noise_ahead`` draws (65,536 samples, a
 #: minute at 1 kHz: 2.6 MB).
