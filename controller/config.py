@@ -300,12 +300,12 @@ def simulated_problems(config: TrialConfig) -> list[str]:
     ]
 
 
-def _leaves(table: dict[str, Any], where: str = "") -> dict[str, Any]:
+def leaves(table: dict[str, Any], where: str = "") -> dict[str, Any]:
     """A nested TOML table's values by dotted path."""
     flat: dict[str, Any] = {}
     for key, value in table.items():
         if isinstance(value, dict):
-            flat |= _leaves(value, f"{where}{key}.")
+            flat |= leaves(value, f"{where}{key}.")
         else:
             flat[f"{where}{key}"] = value
     return flat
@@ -314,8 +314,8 @@ def _leaves(table: dict[str, Any], where: str = "") -> dict[str, Any]:
 def changed_in_file(path: Path) -> dict[str, Any]:
     """The values the config file at ``path`` sets otherwise than
     ``configs/default.toml``, by dotted path."""
-    default = _leaves(load_toml(default_config_path()))
-    return {key: value for key, value in _leaves(load_toml(path)).items()
+    default = leaves(load_toml(default_config_path()))
+    return {key: value for key, value in leaves(load_toml(path)).items()
             if key not in default or default[key] != value}
 
 

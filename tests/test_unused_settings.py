@@ -16,7 +16,7 @@ from typing import Any
 
 import pytest
 
-from controller.config import load_config, unused_by, unused_settings
+from controller.config import leaves, load_config, unused_by, unused_settings
 from controller.errors import ConfigError
 from controller.trial.simulated import run_simulated_trial
 
@@ -34,16 +34,6 @@ BASES: dict[str, dict[str, Any]] = {
 }
 
 DURATION_S = 12.0
-
-
-def _leaves(table: dict[str, Any], where: str = "") -> dict[str, Any]:
-    flat: dict[str, Any] = {}
-    for key, value in table.items():
-        if isinstance(value, dict) and value:
-            flat |= _leaves(value, f"{where}{key}.")
-        else:
-            flat[f"{where}{key}"] = value
-    return flat
 
 
 def _set(table: dict[str, Any], path: str, value: Any) -> dict[str, Any]:
@@ -75,7 +65,7 @@ def _changed_unread(base: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
     the config stays valid and reads what it read), and the leaves changed."""
     config = load_config(overrides=base)
     unused = unused_settings(config)
-    values = _leaves(config.model_dump(mode="json"))
+    values = leaves(config.model_dump(mode="json"))
     strings = {v for v in values.values() if isinstance(v, str) and v}
     overrides = copy.deepcopy(base)
     changed: list[str] = []
