@@ -58,7 +58,7 @@ from typing import Any
 import numpy as np
 
 from controller.quantiles import ValueCounts, median_and_percentiles
-from controller.sharedmem import shared_zeros
+from controller.sharedmem import ring_rows, shared_zeros
 
 #: The percentiles of ``summary.json`` ``timing`` besides the median.
 PERCENTS = (90.0, 99.0, 99.9)
@@ -82,15 +82,6 @@ def counted_us(counts: ValueCounts) -> dict[str, float | None]:
     median, p90, p99, p99_9 = counts.median_and_percentiles(PERCENTS, ns_to_us)
     return {"median": median, "p90": p90, "p99": p99, "p99_9": p99_9,
             "max": float(ns_to_us(np.array([counts.max()]))[0])}
-
-
-def _ring(array: np.ndarray, start: int, stop: int) -> np.ndarray:
-    """Rows ``start`` to ``stop`` of ``array`` kept as a ring (a view unless they wrap)."""
-    size = array.shape[0]
-    first = start % size if size else 0
-    if first + stop - start <= size:
-        return array[first:first + stop - start]
-    return np.take(array, np.arange(start, stop) % size)
 
 
 def percentiles_us(values_s: np.ndarray) -> dict[str, float | None]:
@@ -192,12 +183,12 @@ class DeadlineMonitor:
         """Timing of samples ``start`` to ``stop``, and (``lateness_s``, ``latency_s``) the
         seconds kept (views, unless they wrap around a ring; a row never changes once
         counted, until a ring comes round)."""
-        lateness_s = _ring(self._lateness_s, start, stop)
-        latency_s = _ring(self._latency_s, start, stop)
+        lateness_s = ring_rows(self._lateness_s, start, stop)
+        latency_s = ring_rows(self._latency_s, start, stop)
         return {
             "lateness_us": lateness_s * 1e6,
             "latency_us": latency_s * 1e6,
-            "skipped_periods": _ring(self._skipped, start, stop),
+            "skipped_periods": ring_rows(self._skipped, start, stop),
             "lateness_s": lateness_s,
             "latency_s": latency_s,
         }

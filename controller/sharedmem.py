@@ -210,3 +210,19 @@ class SharedSnapshot:
                 if int(self._sequence[0]) == before:
                     return dict(zip(self.names, values, strict=True))
         return None
+
+
+def ring_rows(array: np.ndarray, start: int, stop: int, axis: int = 0) -> np.ndarray:
+    """Rows ``start`` to ``stop`` (along ``axis``) of rows kept as a ring: row k at
+    k modulo the array's rows (a long trial's window, ``controller.trial.window``, and
+    its deadline monitor's). A view, unless the rows wrap around the ring's end (then a
+    copy); a plain view of an array as long as the trial."""
+    size = array.shape[axis]
+    first = start if start < size else (start % size if size else 0)
+    if first + (stop - start) <= size:
+        return array[first : first + stop - start] if axis == 0 else \
+            array[:, first : first + stop - start]
+    wrapped = first + stop - start - size
+    if axis == 0:
+        return np.concatenate((array[first:], array[:wrapped]))
+    return np.concatenate((array[:, first:], array[:, :wrapped]), axis=1)

@@ -21,7 +21,7 @@ import numpy as np
 
 from controller.events import DetectedEvent, Phase
 from controller.ports import Sample, StimCommand
-from controller.sharedmem import shared_empty, shared_zeros
+from controller.sharedmem import ring_rows, shared_empty, shared_zeros
 
 SENSOR_COLUMNS = ("time_s", "gyro_rad_s", "heel_switch", "heel_force_n")
 STIM_COLUMNS = ("stim_on", "amplitude_ma", "pulse_width_us", "frequency_hz")
@@ -36,22 +36,6 @@ EVENT_KNOWN_S, EVENT_CODE, EVENT_EST_S = 0, 1, 2
 #: detector reports a handful per stride). Beyond it the stream stops adding events; the
 #: list (and the events.csv written at the end of the trial) keeps them all.
 SAMPLES_PER_EVENT = 20
-
-
-def ring_rows(array: np.ndarray, start: int, stop: int, axis: int = 0) -> np.ndarray:
-    """Rows ``start`` to ``stop`` (along ``axis``) of rows kept as a ring: row k at
-    k modulo the array's rows (a long trial's window, ``controller.trial.window``). A
-    view, unless the rows wrap around the ring's end (then a copy); a plain view of an
-    array as long as the trial."""
-    size = array.shape[axis]
-    first = start if start < size else start % size
-    if first + (stop - start) <= size:
-        return array[first : first + stop - start] if axis == 0 else \
-            array[:, first : first + stop - start]
-    wrapped = first + stop - start - size
-    if axis == 0:
-        return np.concatenate((array[first:], array[:wrapped]))
-    return np.concatenate((array[:, first:], array[:, :wrapped]), axis=1)
 
 
 def stim_column_prefix(name: str) -> str:

@@ -22,6 +22,7 @@ from typing import Any
 
 import numpy as np
 
+from controller.sharedmem import ring_rows
 from controller.trial.csvtext import CsvRenderer
 from controller.trial.files import (
     EVENTS_HEADER,
@@ -42,7 +43,6 @@ from controller.trial.parquet import (
     write_table_atomically,
 )
 from controller.trial.parts import TrialParts
-from controller.trial.recorder import ring_rows
 from controller.trial.writer import LogSink, Tail
 
 TIMING_COLUMNS = ("lateness_us", "latency_us", "skipped_periods")

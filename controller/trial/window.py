@@ -46,7 +46,8 @@ import numpy as np
 
 from controller.deadlines import to_ns
 from controller.quantiles import ValueCounts
-from controller.trial.recorder import TrialRecorder, ring_rows
+from controller.sharedmem import ring_rows
+from controller.trial.recorder import TrialRecorder
 from controller.trial.scores import StreamedColumns
 from controller.trial.writer import InlineWriter, LogWriter
 from sim.limb import BLOCK_SAMPLES
