@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     import numpy as np
 
     from controller.detect.config import DetectorConfig
+    from controller.detect.notes import Note
 
 DEG_TO_RAD = math.pi / 180.0
 #: An axis letter standing alone in a column name (``Gyr_Y``, ``gyro_x_rad_s``).
@@ -129,12 +130,14 @@ def _times(args: argparse.Namespace, columns: dict[str, np.ndarray], n: int) -> 
     return t_s
 
 
-def _unit_note(args: argparse.Namespace, t_s: np.ndarray) -> str | None:
+def _unit_note(args: argparse.Namespace, t_s: np.ndarray) -> Note | None:
     """A note when the time column, read in its unit (``--time-unit``, default s),
     dates the samples at a rate no walking recording is taken at (below 4 Hz, above
     20 kHz) and another unit would date them at a usual one: a column in ms read as
     seconds steps 10 s apart at 100 Hz."""
     import numpy as np
+
+    from controller.detect.notes import Note
 
     if args.rate_hz is not None or t_s.size < 2:
         return None
@@ -150,19 +153,21 @@ def _unit_note(args: argparse.Namespace, t_s: np.ndarray) -> str | None:
         rate_hz = 1.0 / (raw_step * factor)
         if other != unit and 20.0 <= rate_hz <= 5000.0:
             option = "drop --time-unit" if other == "s" else f"pass --time-unit {other}"
-            return (
-                f"fes detect: note: {_time_column(args)} steps {raw_step:.4g} {unit} from "
+            return Note("note", (
+                f"{_time_column(args)} steps {raw_step:.4g} {unit} from "
                 f"sample to sample (median), {1.0 / step_s:.4g} Hz read as {unit}: is it in "
                 f"{other} ({rate_hz:.4g} Hz)? {option[0].upper()}{option[1:]}."
-            )
+            ))
     return None
 
 
-def _rate_note(args: argparse.Namespace, t_s: np.ndarray | None) -> str | None:
+def _rate_note(args: argparse.Namespace, t_s: np.ndarray | None) -> Note | None:
     """A note when ``--rate-hz`` disagrees with the file's own ``time_s`` column (in
     seconds; it replaces it) by more than 5 %: the events would be dated at the wrong
     rate."""
     import numpy as np
+
+    from controller.detect.notes import Note
 
     if args.rate_hz is None or t_s is None:
         return None
@@ -173,22 +178,23 @@ def _rate_note(args: argparse.Namespace, t_s: np.ndarray | None) -> str | None:
     period_s = float(np.median(steps))
     if abs(period_s * args.rate_hz - 1.0) <= 0.05:
         return None
-    return (
-        f"fes detect: note: --rate-hz {args.rate_hz:g} dates the samples "
+    return Note("note", (
+        f"--rate-hz {args.rate_hz:g} dates the samples "
         f"{1000.0 / args.rate_hz:.4g} ms apart, but the file's time_s column has them "
         f"{1000.0 * period_s:.4g} ms apart "
         f"(median; {1.0 / period_s:.4g} Hz); time_s was ignored. Drop --rate-hz to use it, "
         "or check the rate."
-    )
+    ))
 
 
 def _outside(args: argparse.Namespace, truth: list[tuple[float, Any]],
-             t_s: np.ndarray) -> str | None:
+             t_s: np.ndarray) -> Note | None:
     """``CsvError`` when every reference event lies outside the recording (its time
     span, widened by the tolerance): nothing can be scored, most likely because the
     reference is in other units (ms, sample numbers). A note when some do: they count as
     missed."""
     from controller.detect.csvfiles import CsvError
+    from controller.detect.notes import Note
 
     if t_s.size == 0:
         return None
@@ -204,8 +210,8 @@ def _outside(args: argparse.Namespace, truth: list[tuple[float, Any]],
             f"{args.truth}: no reference event lies within the recording ({span}): is its "
             "time_s in seconds, on the recording's clock (not in ms or sample numbers)?"
         )
-    return (f"fes detect: note: {outside} of {len(truth)} reference events lie outside the "
-            f"recording ({span}); they count as missed.")
+    return Note("note", f"{outside} of {len(truth)} reference events lie outside the "
+                f"recording ({span}); they count as missed.")
 
 
 def _ends_unended(path: Path) -> bool:
@@ -232,20 +238,21 @@ def _without_end_blanks(columns: dict[str, np.ndarray]) -> None:
 
 
 def _without_cut_row(args: argparse.Namespace, columns: dict[str, np.ndarray],
-                     unended: bool) -> str | None:
+                     unended: bool) -> Note | None:
     """Leave out the last row of ``columns`` if the file ended without a line end: a
     recording cut off while a row was written ends in part of a row, whose cut number
     (a time stamp ``29.9`` of ``29.98``, a rate ``-1.`` of ``-1.125``) would be read as
     if whole. Returns what to tell the user (None: nothing left out)."""
+    from controller.detect.notes import Note
     if not unended or len(next(iter(columns.values()))) == 0:
         return None
     for name, values in columns.items():
         columns[name] = values[:-1]
-    return (
-        f"fes detect: note: the last line of {args.input} has no line end, as a recording "
+    return Note("note", (
+        f"the last line of {args.input} has no line end, as a recording "
         "cut off while a row was written leaves it: that row was left out (if it is "
         "whole, end the file with a newline)."
-    )
+    ))
 
 
 def axis_columns(column: str) -> tuple[tuple[str, str, str], int] | None:
@@ -266,13 +273,14 @@ def axis_columns(column: str) -> tuple[tuple[str, str, str], int] | None:
 def _checked_axis(
     args: argparse.Namespace, t_s: np.ndarray, columns: dict[str, np.ndarray],
     axes: tuple[tuple[str, str, str], int], scale: float,
-) -> tuple[str, str | None]:
+) -> tuple[str, Note | None]:
     """Run the axis check (``controller.detect.axis``) over the whole file: a column
     that is not the sagittal axis is replaced by the one that is, if one passes. Returns
     the column to detect on and what to tell the user (None: nothing)."""
     import numpy as np
 
     from controller.detect.axis import CHECKING, MOVING_S, SAGITTAL, check_axes
+    from controller.detect.notes import Note
 
     names, declared = axes
     found = check_axes(t_s, np.vstack([columns[n] for n in names]) * scale, declared, names)
@@ -280,21 +288,21 @@ def _checked_axis(
     if found.verdict == SAGITTAL:
         return column, None
     if found.verdict == CHECKING:
-        return column, (
-            f"fes detect: note: too little movement to check that {column} is the sagittal "
+        return column, Note("note", (
+            f"too little movement to check that {column} is the sagittal "
             f"axis ({found.moving_s:.1f} s; the check needs {MOVING_S:g} s, or one axis "
             "turning clearly more than the others); read as it is."
-        )
+        ))
     better = found.sagittal_found
     if better is None:
-        return column, (
-            f"fes detect: warning: {found.why()}, and neither other axis stands out as "
+        return column, Note("warning", (
+            f"{found.why()}, and neither other axis stands out as "
             f"sagittal; read {column} as it is (check how the sensor was worn)."
-        )
-    return better, (
-        f"fes detect: warning: {found.why()}; read {better} instead. Pass --gyro-column "
+        ))
+    return better, Note("warning", (
+        f"{found.why()}; read {better} instead. Pass --gyro-column "
         f"{better} to read it directly."
-    )
+    ))
 
 
 #: No gyroscope of a wearable IMU reads beyond about 2000 deg/s (35 rad/s), and a walking
@@ -305,10 +313,12 @@ MOST_RAD_S = 35.0
 LEAST_SWING_RAD_S = 0.2
 
 
-def _units_note(args: argparse.Namespace, column: str, gyro: np.ndarray) -> str | None:
+def _units_note(args: argparse.Namespace, column: str, gyro: np.ndarray) -> Note | None:
     """A note when the gyro column, in the units said, turns faster than any IMU can
     read or slower than a walking shank: it is most likely in the other units."""
     import numpy as np
+
+    from controller.detect.notes import Note
 
     finite = np.abs(gyro[np.isfinite(gyro)])
     if finite.size == 0:
@@ -316,64 +326,67 @@ def _units_note(args: argparse.Namespace, column: str, gyro: np.ndarray) -> str 
     k = int(0.99 * (finite.size - 1))  # the 99th percentile, without np.percentile,
     fast = float(np.partition(finite, k)[k])  # whose first call imports numpy.ma (0.1 s)
     if args.gyro_units == "rad/s" and fast > MOST_RAD_S:
-        return (
-            f"fes detect: note: {column} reaches {fast:.4g} rad/s (99th percentile), beyond "
+        return Note("note", (
+            f"{column} reaches {fast:.4g} rad/s (99th percentile), beyond "
             f"what a gyroscope reads (about {MOST_RAD_S:g} rad/s): is it in deg/s? Pass "
             "--gyro-units deg/s."
-        )
+        ))
     if args.gyro_units == "deg/s" and fast < LEAST_SWING_RAD_S:
-        return (
-            f"fes detect: note: {column} read as deg/s turns at most {fast:.3g} rad/s (99th "
+        return Note("note", (
+            f"{column} read as deg/s turns at most {fast:.3g} rad/s (99th "
             "percentile), slower than a walking shank swings: is it in rad/s? Drop "
             "--gyro-units deg/s."
-        )
+        ))
     return None
 
 
-def _heel_note(config: DetectorConfig, column: str, heel: np.ndarray) -> str | None:
+def _heel_note(config: DetectorConfig, column: str, heel: np.ndarray) -> Note | None:
     """A note when the heel column cannot be what it is read as: a 0/1 switch that
     reads far beyond 1 (a force in newtons read as a switch: contact from 0.5 N, the
     offset of many force sensors), or a force that never reaches the contact force."""
     import numpy as np
+
+    from controller.detect.notes import Note
 
     finite = heel[np.isfinite(heel)]
     if finite.size == 0:
         return None
     low, high = float(finite.min()), float(finite.max())
     if config.heel_input == "switch" and (high > 1.5 or low < -0.5):
-        return (
-            f"fes detect: note: {column} is read as a 0/1 heel switch (contact at 0.5 and "
+        return Note("note", (
+            f"{column} is read as a 0/1 heel switch (contact at 0.5 and "
             f"above) but reads {low:.4g} to {high:.4g}: is it a force in N? Pass "
             "--heel-threshold-n F (contact at F newtons, e.g. 20)."
-        )
+        ))
     contact = config.heel_config().contact_force_n
     release = config.heel_config().release_force_n
     if config.heel_input == "force" and low >= release:
-        return (
-            f"fes detect: note: {column} never falls below the release force of {release:g} "
+        return Note("note", (
+            f"{column} never falls below the release force of {release:g} "
             f"N (detector.heel.force.release_force_n; it reads at least {low:.4g}), so the "
             "heel never leaves the ground: has the sensor an offset (raise "
             "--heel-threshold-n above it), or is it in other units?"
-        )
+        ))
     if config.heel_input == "force" and high < contact:
-        return (
-            f"fes detect: note: {column} never reaches the contact force of {contact:g} N "
+        return Note("note", (
+            f"{column} never reaches the contact force of {contact:g} N "
             f"(detector.heel.force.contact_force_n; it reads at most {high:.4g}), so no "
             "contact is seen: is it a 0/1 switch (drop --heel-threshold-n) or in other "
             "units?"
-        )
+        ))
     return None
 
 
 def _checked_sign(
     args: argparse.Namespace, config: DetectorConfig, t_s: np.ndarray, gyro: np.ndarray,
     column: str,
-) -> tuple[DetectorConfig, np.ndarray, str | None]:
+) -> tuple[DetectorConfig, np.ndarray, Note | None]:
     """Run the mounting check over the whole file: a flipped gyro is inverted. Returns
     the config to detect with (the file's check replaces the trial's check of the first
     strides, so every stride is reported), the gyro column, and what to tell the user
     once the events are written (None: nothing)."""
     from controller.detect.detector import gyro_mounting
+    from controller.detect.notes import Note
 
     placement = config.gyro_config()
     if placement.mount_check_strides == 0:
@@ -381,19 +394,19 @@ def _checked_sign(
     verdict = gyro_mounting(placement, t_s, gyro)["verdict"]
     message = None
     if verdict == "flipped":
-        message = (
-            f"fes detect: warning: {column} has its sign flipped (swing is "
+        message = Note("warning", (
+            f"{column} has its sign flipped (swing is "
             "negative: a sensor worn upside down or on the other leg); inverted it. "
             f"{'Drop --invert' if args.invert else 'Pass --invert'} to read it the right "
             "way round."
-        )
+        ))
         gyro = -gyro
     elif verdict == "checking":
-        message = (
-            f"fes detect: note: too few strides to check the sign of {column} "
+        message = Note("note", (
+            f"too few strides to check the sign of {column} "
             f"(the check needs {placement.mount_check_strides} each way round); read as "
             "it is."
-        )
+        ))
     unchecked = placement.model_copy(update={"mount_check_strides": 0})
     gyros = config.gyro.model_copy(update={config.placement: unchecked})
     return config.model_copy(update={"gyro": gyros}), gyro, message
@@ -511,14 +524,11 @@ def _detect(args: argparse.Namespace) -> int:
         _, events = detect_batch(setup, t_s, gyro, heel)
     except ValueError as err:
         print(f"fes: {args.input}: {err}", file=sys.stderr)
-        if time_note is not None:  # (samples too far apart: most likely the unit)
-            print(time_note, file=sys.stderr)
+        _print_notes([time_note])  # (samples too far apart: most likely the unit)
         return EXIT_USAGE
     with writing(args.output):
         write_events(args.output, events)
-    for note in notes:
-        if note is not None:
-            print(note, file=sys.stderr)
+    _print_notes(notes)
     if truth is None:
         counts = {name: sum(e.event == kind for e in events) for kind, name in EVENT_NAMES.items()}
         listed = ", ".join(f"{count} {name}" for name, count in counts.items() if count)
@@ -539,6 +549,13 @@ def _detect(args: argparse.Namespace) -> int:
     }
     print(json.dumps(report, indent=2, sort_keys=True))
     return EXIT_OK
+
+
+def _print_notes(notes: list[Note | None]) -> None:
+    """The notes on a recording (None: no note), on standard error."""
+    for note in notes:
+        if note is not None:
+            print(f"fes detect: {note.kind}: {note.text}", file=sys.stderr)
 
 
 def _positive(text: str) -> float:
