@@ -41,12 +41,9 @@ DEG_TO_RAD = math.pi / 180.0
 #: An axis letter standing alone in a column name (``Gyr_Y``, ``gyro_x_rad_s``).
 _AXIS_LETTER = re.compile(r"(?<![A-Za-z])[xyzXYZ](?![A-Za-z])")
 
-
-#: Seconds per unit of ``--time-unit``.
-TIME_UNITS = {"s": 1.0, "ms": 1e-3, "us": 1e-6}
-#: Sample rates a walking recording is taken at, at least and at most (Hz): a time
-#: column that, read in its unit, dates the samples outside them is in another unit.
-PLAUSIBLE_RATE_HZ = (4.0, 20_000.0)
+#: The units of a time column (``controller.detect.sampletimes.TIME_UNITS``, which
+#: --help does not import).
+TIME_UNIT_NAMES = ("s", "ms", "us")
 
 #: What a missing column of the recording holds, and the option that names another.
 _MEANINGS = {
@@ -79,11 +76,6 @@ def _overrides(args: argparse.Namespace) -> dict[str, Any]:
     return {"detector": detector} if detector else {}
 
 
-def _time_column(args: argparse.Namespace) -> str:
-    """The recording's time column: ``--time-column``, else ``time_s``."""
-    return str(args.time_column or "time_s")
-
-
 def _time_options(args: argparse.Namespace) -> None:
     """``ConfigError`` for --time-column or --time-unit beside --rate-hz, which dates
     the samples itself (a time column is then only compared with it)."""
@@ -93,98 +85,6 @@ def _time_options(args: argparse.Namespace) -> None:
         raise ConfigError("--rate-hz", [
             f"--rate-hz dates the samples at a fixed rate, so {' and '.join(filter(None, given))} "
             "would not be read: give --rate-hz, or the time column and its unit"])
-
-
-def _in_seconds(args: argparse.Namespace, values: np.ndarray) -> np.ndarray:
-    """The time column's ``values`` in seconds (``--time-unit``, default s)."""
-    factor = TIME_UNITS[args.time_unit or "s"]
-    return values if factor == 1.0 else values * factor
-
-
-def _times(args: argparse.Namespace, columns: dict[str, np.ndarray], n: int) -> np.ndarray:
-    import numpy as np
-
-    from controller.detect.csvfiles import CsvError
-
-    if args.rate_hz is not None:
-        return np.arange(n) / args.rate_hz
-    name = _time_column(args)
-    unit = {"s": "seconds"}.get(args.time_unit or "s", args.time_unit)
-    t_s = _in_seconds(args, columns[name])
-    if not np.all(np.isfinite(t_s)):
-        bad = np.flatnonzero(~np.isfinite(t_s))
-        raise CsvError(
-            f"{args.input}: column {name!r} has empty or non-finite values in {bad.size} "
-            f"row(s), the first data row {int(bad[0]) + 1}: every sample needs its time "
-            "(leave its other cells empty for a missing sample)"
-        )
-    if n > 1 and not np.all(np.diff(t_s) > 0.0):
-        row = int(np.flatnonzero(np.diff(t_s) <= 0.0)[0]) + 1  # 0-based, of the later one
-        raw = columns[name]
-        raise CsvError(
-            f"{args.input}: column {name!r} must increase from row to row: data row "
-            f"{row + 1} has {raw[row]:.10g} after {raw[row - 1]:.10g} (time in {unit}; if the "
-            "samples are evenly spaced and only their time stamps are rounded, --rate-hz N "
-            f"reads them at that rate and ignores {name})"
-        )
-    return t_s
-
-
-def _unit_note(args: argparse.Namespace, t_s: np.ndarray) -> Note | None:
-    """A note when the time column, read in its unit (``--time-unit``, default s),
-    dates the samples at a rate no walking recording is taken at (below 4 Hz, above
-    20 kHz) and another unit would date them at a usual one: a column in ms read as
-    seconds steps 10 s apart at 100 Hz."""
-    import numpy as np
-
-    from controller.detect.notes import Note
-
-    if args.rate_hz is not None or t_s.size < 2:
-        return None
-    steps = np.diff(t_s)
-    half = steps.size // 2  # the median step, without np.median (whose first call
-    step_s = float(np.partition(steps, half)[half])  # imports numpy.ma: 0.1 s)
-    low, high = PLAUSIBLE_RATE_HZ
-    if step_s <= 0.0 or low <= 1.0 / step_s <= high:
-        return None
-    unit = args.time_unit or "s"
-    raw_step = step_s / TIME_UNITS[unit]
-    for other, factor in TIME_UNITS.items():
-        rate_hz = 1.0 / (raw_step * factor)
-        if other != unit and 20.0 <= rate_hz <= 5000.0:
-            option = "drop --time-unit" if other == "s" else f"pass --time-unit {other}"
-            return Note("note", (
-                f"{_time_column(args)} steps {raw_step:.4g} {unit} from "
-                f"sample to sample (median), {1.0 / step_s:.4g} Hz read as {unit}: is it in "
-                f"{other} ({rate_hz:.4g} Hz)? {option[0].upper()}{option[1:]}."
-            ))
-    return None
-
-
-def _rate_note(args: argparse.Namespace, t_s: np.ndarray | None) -> Note | None:
-    """A note when ``--rate-hz`` disagrees with the file's own ``time_s`` column (in
-    seconds; it replaces it) by more than 5 %: the events would be dated at the wrong
-    rate."""
-    import numpy as np
-
-    from controller.detect.notes import Note
-
-    if args.rate_hz is None or t_s is None:
-        return None
-    steps = np.diff(t_s[np.isfinite(t_s)])
-    steps = steps[steps > 0.0]
-    if steps.size == 0:
-        return None
-    period_s = float(np.median(steps))
-    if abs(period_s * args.rate_hz - 1.0) <= 0.05:
-        return None
-    return Note("note", (
-        f"--rate-hz {args.rate_hz:g} dates the samples "
-        f"{1000.0 / args.rate_hz:.4g} ms apart, but the file's time_s column has them "
-        f"{1000.0 * period_s:.4g} ms apart "
-        f"(median; {1.0 / period_s:.4g} Hz); time_s was ignored. Drop --rate-hz to use it, "
-        "or check the rate."
-    ))
 
 
 def _outside(args: argparse.Namespace, truth: list[tuple[float, Any]],
@@ -461,6 +361,7 @@ def _detect(args: argparse.Namespace) -> int:
         write_events,
     )
     from controller.detect.detector import detect_batch
+    from controller.detect.sampletimes import SampleClock
     from controller.events import EVENT_NAMES
     from controller.progress import progress
 
@@ -473,8 +374,8 @@ def _detect(args: argparse.Namespace) -> int:
         "heel_force_n" if config.heel_input == "force" else "heel_switch"
     )
     _time_options(args)
-    time_column = _time_column(args)
-    wanted = [] if args.rate_hz is not None else [time_column]
+    clock = SampleClock(args.rate_hz, args.time_column or "time_s", args.time_unit or "s")
+    wanted = [] if args.rate_hz is not None else [clock.column]
     axes = None
     if setup.uses_gyro:
         wanted.append(args.gyro_column)
@@ -494,9 +395,9 @@ def _detect(args: argparse.Namespace) -> int:
         if args.rate_hz is not None:
             _without_end_blanks(columns)
         n = len(next(iter(columns.values())))
-        t_s = _times(args, columns, n)
-        time_note = _unit_note(args, t_s)
-        rate_note = _rate_note(args, columns.get("time_s"))
+        t_s = clock.times(args.input, columns, n)
+        time_note = clock.unit_note(t_s)
+        rate_note = clock.rate_note(columns.get("time_s"))
         truth = read_events(args.truth) if args.truth is not None else None
         truth_note = _outside(args, truth, t_s) if truth else None
     except CsvError as err:
@@ -613,7 +514,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     detect.add_argument("--time-column", metavar="NAME",
                         help="column of each sample's time (default time_s), e.g. timestamp "
                         "or Time; it must increase from row to row")
-    detect.add_argument("--time-unit", choices=tuple(TIME_UNITS), metavar="s|ms|us",
+    detect.add_argument("--time-unit", choices=TIME_UNIT_NAMES, metavar="s|ms|us",
                         help="unit of the time column (default s); one that dates the "
                         "samples below 4 Hz or above 20 kHz, as ms read as s (10 s apart at "
                         "100 Hz), is pointed out with a note naming the unit that fits")

@@ -1,0 +1,75 @@
+"""``controller.detect.sampletimes``: the time of each sample of a recording, checked,
+and the notes on a time unit or a fixed rate that does not fit the file (``fes detect``
+prints them; tests/test_detect_cli.py runs them through the command)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from controller.commands.detect import TIME_UNIT_NAMES
+from controller.detect.csvfiles import CsvError
+from controller.detect.sampletimes import PLAUSIBLE_RATE_HZ, TIME_UNITS, SampleClock
+
+PATH = Path("walk.csv")
+
+
+def test_the_command_offers_the_units_the_clock_reads():
+    assert tuple(TIME_UNITS) == TIME_UNIT_NAMES
+
+
+def test_a_fixed_rate_dates_sample_k_at_k_over_the_rate():
+    t_s = SampleClock(rate_hz=200.0).times(PATH, {}, 5)
+    assert t_s.tolist() == [0.0, 0.005, 0.01, 0.015, 0.02]
+
+
+def test_a_time_column_is_read_in_its_unit():
+    columns = {"stamp": np.array([1000.0, 1010.0, 1020.0])}
+    t_s = SampleClock(column="stamp", unit="ms").times(PATH, columns, 3)
+    assert np.allclose(t_s, [1.0, 1.01, 1.02])
+
+
+@pytest.mark.parametrize(("times", "expected"), [
+    ([0.0, 0.01, np.nan, np.nan, 0.04],
+     "walk.csv: column 'time_s' has empty or non-finite values in 2 row(s), the first data "
+     "row 3: every sample needs its time"),
+    ([0.0, 0.01, 0.02, 0.02, 0.04],
+     "walk.csv: column 'time_s' must increase from row to row: data row 4 has 0.02 after "
+     "0.02 (time in seconds;"),
+])
+def test_a_missing_or_repeated_time_is_refused_naming_its_row(times, expected):
+    with pytest.raises(CsvError) as error:
+        SampleClock().times(PATH, {"time_s": np.array(times)}, len(times))
+    assert str(error.value).startswith(expected)
+
+
+@pytest.mark.parametrize(("step", "unit", "said"), [
+    (10.0, "s", "stamp steps 10 s from sample to sample (median), 0.1 Hz read as s: is it in "
+                "ms (100 Hz)? Pass --time-unit ms."),
+    (1e4, "ms", "stamp steps 1e+04 ms from sample to sample (median), 0.1 Hz read as ms: is "
+                "it in us (100 Hz)? Pass --time-unit us."),
+    (0.01, "ms", "stamp steps 0.01 ms from sample to sample (median), 1e+05 Hz read as ms: "
+                 "is it in s (100 Hz)? Drop --time-unit."),
+    (0.01, "s", None),  # 100 Hz
+    (1.0 / PLAUSIBLE_RATE_HZ[0], "s", None),  # 4 Hz: slow, but a rate some recordings have
+    (1e-6, "s", None),  # 1 MHz, but no other unit gives a walking rate either
+])
+def test_a_time_unit_that_dates_no_walking_rate_names_the_unit_that_does(step, unit, said):
+    clock = SampleClock(column="stamp", unit=unit)
+    t_s = clock.in_seconds(np.arange(50) * step)
+    note = clock.unit_note(t_s)
+    assert (note.text if note else None) == said
+    assert note is None or note.kind == "note"
+
+
+def test_a_fixed_rate_is_compared_with_the_files_own_time_column():
+    time_s = np.arange(100) * 0.002  # 500 Hz
+    assert SampleClock(rate_hz=510.0).rate_note(time_s) is None  # within 5 %
+    assert SampleClock(rate_hz=500.0).rate_note(None) is None  # the file has none
+    note = SampleClock(rate_hz=100.0).rate_note(time_s)
+    assert note is not None and note.text.startswith(
+        "--rate-hz 100 dates the samples 10 ms apart, but the file's time_s column has "
+        "them 2 ms apart (median; 500 Hz); time_s was ignored.")
+    assert SampleClock().unit_note(time_s) is None
