@@ -114,47 +114,6 @@ def _outside(args: argparse.Namespace, truth: list[tuple[float, Any]],
                 f"recording ({span}); they count as missed.")
 
 
-def _ends_unended(path: Path) -> bool:
-    """Whether the file's last line has no line end, as a logger stopped in the middle
-    of writing a row leaves it (False for an empty file)."""
-    with path.open("rb") as handle:
-        if handle.seek(0, os.SEEK_END) == 0:
-            return False
-        handle.seek(-1, os.SEEK_END)
-        return handle.read(1) not in (b"\n", b"\r")
-
-
-def _without_end_blanks(columns: dict[str, np.ndarray]) -> None:
-    """Leave out the rows of nothing but empty cells that end ``columns``: read at a
-    fixed rate an empty line is a missing sample, but the empty lines that end a file
-    end it."""
-    import numpy as np
-
-    table = np.vstack(list(columns.values()))
-    found = np.flatnonzero(~np.all(np.isnan(table), axis=0))
-    rows = int(found[-1]) + 1 if found.size else 0
-    for name, values in columns.items():
-        columns[name] = values[:rows]
-
-
-def _without_cut_row(args: argparse.Namespace, columns: dict[str, np.ndarray],
-                     unended: bool) -> Note | None:
-    """Leave out the last row of ``columns`` if the file ended without a line end: a
-    recording cut off while a row was written ends in part of a row, whose cut number
-    (a time stamp ``29.9`` of ``29.98``, a rate ``-1.`` of ``-1.125``) would be read as
-    if whole. Returns what to tell the user (None: nothing left out)."""
-    from controller.detect.notes import Note
-    if not unended or len(next(iter(columns.values()))) == 0:
-        return None
-    for name, values in columns.items():
-        columns[name] = values[:-1]
-    return Note("note", (
-        f"the last line of {args.input} has no line end, as a recording "
-        "cut off while a row was written leaves it: that row was left out (if it is "
-        "whole, end the file with a newline)."
-    ))
-
-
 def axis_columns(column: str) -> tuple[tuple[str, str, str], int] | None:
     """The three gyro columns named like ``column`` with another axis letter, and which
     of them ``column`` is: ``Gyr_Y`` -> (``Gyr_X``, ``Gyr_Y``, ``Gyr_Z``), 1;
@@ -355,12 +314,12 @@ def _detect(args: argparse.Namespace) -> int:
     from controller.detect.config import load_detector_config
     from controller.detect.csvfiles import (
         CsvError,
-        read_columns,
         read_events,
         require_regular_file,
         write_events,
     )
     from controller.detect.detector import detect_batch
+    from controller.detect.samplerows import read_samples
     from controller.detect.sampletimes import SampleClock
     from controller.events import EVENT_NAMES
     from controller.progress import progress
@@ -388,12 +347,9 @@ def _detect(args: argparse.Namespace) -> int:
                       unit_scale=True) as shown:
             optional = [*(axes[0] if axes is not None else ()),
                         *(["time_s"] if args.rate_hz is not None else [])]
-            columns = read_columns(args.input, wanted, optional, on_bytes=shown.advance,
-                                   meanings=_meanings(args),
-                                   blank_rows=args.rate_hz is not None)
-        cut_note = _without_cut_row(args, columns, _ends_unended(args.input))
-        if args.rate_hz is not None:
-            _without_end_blanks(columns)
+            columns, cut_note = read_samples(args.input, wanted, optional,
+                                             fixed_rate=args.rate_hz is not None,
+                                             meanings=_meanings(args), on_bytes=shown.advance)
         n = len(next(iter(columns.values())))
         t_s = clock.times(args.input, columns, n)
         time_note = clock.unit_note(t_s)

@@ -1,0 +1,50 @@
+"""``controller.detect.samplerows``: a user's recording read into samples, a row each:
+at a fixed rate an empty line is a missing sample but those that end the file are none,
+and a last row cut off while it was written is left out with a note
+(tests/test_detect_cli.py runs both through ``fes detect``)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from controller.detect.samplerows import read_samples
+
+
+def test_at_a_fixed_rate_an_empty_line_is_a_missing_sample_but_not_one_that_ends_the_file(
+    tmp_path,
+):
+    path = tmp_path / "gyro.csv"
+    path.write_text("gyr_y\n1.5\n\n2.5\n\n\n")
+    columns, note = read_samples(path, ["gyr_y"], fixed_rate=True)
+    assert np.array_equal(columns["gyr_y"], [1.5, np.nan, 2.5], equal_nan=True)
+    assert note is None
+    columns, _ = read_samples(path, ["gyr_y"], fixed_rate=False)  # times date each row
+    assert columns["gyr_y"].tolist() == [1.5, 2.5]
+
+
+@pytest.mark.parametrize("end", ["\n", "\r\n", "\r"])
+def test_a_file_whose_last_line_is_ended_keeps_every_row(tmp_path, end):
+    path = tmp_path / "walk.csv"
+    path.write_text(end.join(["time_s,gyro", "0.0,1.0", "0.01,-1.125"]) + end, newline="")
+    columns, note = read_samples(path, ["time_s", "gyro"], fixed_rate=False)
+    assert columns["gyro"].tolist() == [1.0, -1.125] and note is None
+
+
+@pytest.mark.parametrize("fixed_rate", [False, True])
+def test_a_last_row_cut_off_while_written_is_left_out_with_a_note(tmp_path, fixed_rate):
+    """'-1.' of '-1.125' would be read as -1: the row is left out, and the user told."""
+    path = tmp_path / "walk.csv"
+    path.write_text("time_s,gyro\n0.0,1.0\n0.01,-1.")
+    columns, note = read_samples(path, ["time_s", "gyro"], fixed_rate=fixed_rate)
+    assert columns["time_s"].tolist() == [0.0] and columns["gyro"].tolist() == [1.0]
+    assert note is not None and note.kind == "note"
+    assert note.text.startswith(f"the last line of {path} has no line end")
+    assert "that row was left out (if it is whole, end the file with a newline)" in note.text
+
+
+def test_a_header_without_its_line_end_is_no_cut_row(tmp_path):
+    path = tmp_path / "empty.csv"
+    path.write_text("gyr_y")
+    columns, note = read_samples(path, ["gyr_y"], fixed_rate=True)
+    assert columns["gyr_y"].size == 0 and note is None
