@@ -15,7 +15,6 @@ from helpers.shared_machine import SHARED_MACHINE_LIMITS, rerun_after_heartbeat_
 
 from controller.cli import main
 from controller.commands.common import EXIT_WATCHDOG_FAULT
-from controller.commands.detect import axis_columns
 from controller.detect.axis import (
     CHECKING,
     MOVING_S,
@@ -25,6 +24,7 @@ from controller.detect.axis import (
     check_axes,
 )
 from controller.detect.datasets import load_voisard
+from controller.detect.gyrocolumn import axis_columns
 from controller.trial.summary import render_text
 
 #: Two Voisard walkers (trial 1, both feet) with all three gyro axes (tests/data/README.md).

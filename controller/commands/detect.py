@@ -22,7 +22,6 @@ import gc
 import json
 import math
 import os
-import re
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -37,13 +36,11 @@ if TYPE_CHECKING:
     from controller.detect.config import DetectorConfig
     from controller.detect.notes import Note
 
-DEG_TO_RAD = math.pi / 180.0
-#: An axis letter standing alone in a column name (``Gyr_Y``, ``gyro_x_rad_s``).
-_AXIS_LETTER = re.compile(r"(?<![A-Za-z])[xyzXYZ](?![A-Za-z])")
-
 #: The units of a time column (``controller.detect.sampletimes.TIME_UNITS``, which
 #: --help does not import).
 TIME_UNIT_NAMES = ("s", "ms", "us")
+#: The units of a gyro column (``controller.detect.gyrocolumn.RAD_S_PER_UNIT``).
+GYRO_UNIT_NAMES = ("rad/s", "deg/s")
 
 #: What a missing column of the recording holds, and the option that names another.
 _MEANINGS = {
@@ -114,91 +111,6 @@ def _outside(args: argparse.Namespace, truth: list[tuple[float, Any]],
                 f"recording ({span}); they count as missed.")
 
 
-def axis_columns(column: str) -> tuple[tuple[str, str, str], int] | None:
-    """The three gyro columns named like ``column`` with another axis letter, and which
-    of them ``column`` is: ``Gyr_Y`` -> (``Gyr_X``, ``Gyr_Y``, ``Gyr_Z``), 1;
-    ``gyro_z_rad_s`` -> (``gyro_x_rad_s``, ...), 2. None when the name has not exactly
-    one x, y or z standing alone (not inside a word), as ``gyro_rad_s``."""
-    found = list(_AXIS_LETTER.finditer(column))
-    if len(found) != 1:
-        return None
-    letter = found[0]
-    letters = "xyz" if letter.group().islower() else "XYZ"
-    head, tail = column[: letter.start()], column[letter.end():]
-    a, b, c = (f"{head}{axis}{tail}" for axis in letters)
-    return (a, b, c), letters.index(letter.group())
-
-
-def _checked_axis(
-    args: argparse.Namespace, t_s: np.ndarray, columns: dict[str, np.ndarray],
-    axes: tuple[tuple[str, str, str], int], scale: float,
-) -> tuple[str, Note | None]:
-    """Run the axis check (``controller.detect.axis``) over the whole file: a column
-    that is not the sagittal axis is replaced by the one that is, if one passes. Returns
-    the column to detect on and what to tell the user (None: nothing)."""
-    import numpy as np
-
-    from controller.detect.axis import CHECKING, MOVING_S, SAGITTAL, check_axes
-    from controller.detect.notes import Note
-
-    names, declared = axes
-    found = check_axes(t_s, np.vstack([columns[n] for n in names]) * scale, declared, names)
-    column = args.gyro_column
-    if found.verdict == SAGITTAL:
-        return column, None
-    if found.verdict == CHECKING:
-        return column, Note("note", (
-            f"too little movement to check that {column} is the sagittal "
-            f"axis ({found.moving_s:.1f} s; the check needs {MOVING_S:g} s, or one axis "
-            "turning clearly more than the others); read as it is."
-        ))
-    better = found.sagittal_found
-    if better is None:
-        return column, Note("warning", (
-            f"{found.why()}, and neither other axis stands out as "
-            f"sagittal; read {column} as it is (check how the sensor was worn)."
-        ))
-    return better, Note("warning", (
-        f"{found.why()}; read {better} instead. Pass --gyro-column "
-        f"{better} to read it directly."
-    ))
-
-
-#: No gyroscope of a wearable IMU reads beyond about 2000 deg/s (35 rad/s), and a walking
-#: shank or foot turns at 2-15 rad/s at its fastest: a column beyond this is not rad/s.
-MOST_RAD_S = 35.0
-#: A walking shank's swing turns it at over 1 rad/s: a column read as deg/s that never
-#: turns faster than this (in rad/s) was most likely written in rad/s.
-LEAST_SWING_RAD_S = 0.2
-
-
-def _units_note(args: argparse.Namespace, column: str, gyro: np.ndarray) -> Note | None:
-    """A note when the gyro column, in the units said, turns faster than any IMU can
-    read or slower than a walking shank: it is most likely in the other units."""
-    import numpy as np
-
-    from controller.detect.notes import Note
-
-    finite = np.abs(gyro[np.isfinite(gyro)])
-    if finite.size == 0:
-        return None
-    k = int(0.99 * (finite.size - 1))  # the 99th percentile, without np.percentile,
-    fast = float(np.partition(finite, k)[k])  # whose first call imports numpy.ma (0.1 s)
-    if args.gyro_units == "rad/s" and fast > MOST_RAD_S:
-        return Note("note", (
-            f"{column} reaches {fast:.4g} rad/s (99th percentile), beyond "
-            f"what a gyroscope reads (about {MOST_RAD_S:g} rad/s): is it in deg/s? Pass "
-            "--gyro-units deg/s."
-        ))
-    if args.gyro_units == "deg/s" and fast < LEAST_SWING_RAD_S:
-        return Note("note", (
-            f"{column} read as deg/s turns at most {fast:.3g} rad/s (99th "
-            "percentile), slower than a walking shank swings: is it in rad/s? Drop "
-            "--gyro-units deg/s."
-        ))
-    return None
-
-
 def _heel_note(config: DetectorConfig, column: str, heel: np.ndarray) -> Note | None:
     """A note when the heel column cannot be what it is read as: a 0/1 switch that
     reads far beyond 1 (a force in newtons read as a switch: contact from 0.5 N, the
@@ -234,41 +146,6 @@ def _heel_note(config: DetectorConfig, column: str, heel: np.ndarray) -> Note | 
             "units?"
         ))
     return None
-
-
-def _checked_sign(
-    args: argparse.Namespace, config: DetectorConfig, t_s: np.ndarray, gyro: np.ndarray,
-    column: str,
-) -> tuple[DetectorConfig, np.ndarray, Note | None]:
-    """Run the mounting check over the whole file: a flipped gyro is inverted. Returns
-    the config to detect with (the file's check replaces the trial's check of the first
-    strides, so every stride is reported), the gyro column, and what to tell the user
-    once the events are written (None: nothing)."""
-    from controller.detect.detector import gyro_mounting
-    from controller.detect.notes import Note
-
-    placement = config.gyro_config()
-    if placement.mount_check_strides == 0:
-        return config, gyro, None
-    verdict = gyro_mounting(placement, t_s, gyro)["verdict"]
-    message = None
-    if verdict == "flipped":
-        message = Note("warning", (
-            f"{column} has its sign flipped (swing is "
-            "negative: a sensor worn upside down or on the other leg); inverted it. "
-            f"{'Drop --invert' if args.invert else 'Pass --invert'} to read it the right "
-            "way round."
-        ))
-        gyro = -gyro
-    elif verdict == "checking":
-        message = Note("note", (
-            f"too few strides to check the sign of {column} "
-            f"(the check needs {placement.mount_check_strides} each way round); read as "
-            "it is."
-        ))
-    unchecked = placement.model_copy(update={"mount_check_strides": 0})
-    gyros = config.gyro.model_copy(update={config.placement: unchecked})
-    return config.model_copy(update={"gyro": gyros}), gyro, message
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -319,6 +196,7 @@ def _detect(args: argparse.Namespace) -> int:
         write_events,
     )
     from controller.detect.detector import detect_batch
+    from controller.detect.gyrocolumn import axis_columns, checked_sign, gyro_rad_s
     from controller.detect.samplerows import read_samples
     from controller.detect.sampletimes import SampleClock
     from controller.events import EVENT_NAMES
@@ -334,22 +212,22 @@ def _detect(args: argparse.Namespace) -> int:
     )
     _time_options(args)
     clock = SampleClock(args.rate_hz, args.time_column or "time_s", args.time_unit or "s")
-    wanted = [] if args.rate_hz is not None else [clock.column]
-    axes = None
+    fixed_rate = args.rate_hz is not None
+    wanted = [] if fixed_rate else [clock.column]
+    axes = axis_columns(args.gyro_column) if setup.uses_gyro else None
+    optional = [*(axes[0] if axes is not None else ()),  # the axis check's
+                *(["time_s"] if fixed_rate else [])]  # compared with the rate
     if setup.uses_gyro:
         wanted.append(args.gyro_column)
-        axes = axis_columns(args.gyro_column)
     if setup.heel_input is not None:
         wanted.append(heel_column)
     try:
         require_regular_file(args.input)
         with progress(args.input.stat().st_size, f"reading {args.input.name}", "B",
                       unit_scale=True) as shown:
-            optional = [*(axes[0] if axes is not None else ()),
-                        *(["time_s"] if args.rate_hz is not None else [])]
             columns, cut_note = read_samples(args.input, wanted, optional,
-                                             fixed_rate=args.rate_hz is not None,
-                                             meanings=_meanings(args), on_bytes=shown.advance)
+                                             fixed_rate=fixed_rate, meanings=_meanings(args),
+                                             on_bytes=shown.advance)
         n = len(next(iter(columns.values())))
         t_s = clock.times(args.input, columns, n)
         time_note = clock.unit_note(t_s)
@@ -362,12 +240,9 @@ def _detect(args: argparse.Namespace) -> int:
     gyro = None
     column, notes = args.gyro_column, [cut_note, time_note, rate_note, truth_note]
     if setup.uses_gyro:
-        scale = DEG_TO_RAD if args.gyro_units == "deg/s" else 1.0
-        if axes is not None and all(name in columns for name in axes[0]):
-            column, axis_note = _checked_axis(args, t_s, columns, axes, scale)
-            notes.append(axis_note)
-        gyro = columns[column] * (-scale if args.invert else scale)
-        notes.append(_units_note(args, column, gyro))
+        column, gyro, gyro_notes = gyro_rad_s(t_s, columns, column, args.gyro_units,
+                                              args.invert)
+        notes += gyro_notes
     heel = columns[heel_column] if setup.heel_input is not None else None
     if heel is not None:
         notes.append(_heel_note(config, heel_column, heel))
@@ -375,7 +250,7 @@ def _detect(args: argparse.Namespace) -> int:
         if args.rate_hz is not None:
             setup.check_period(1.0 / args.rate_hz)
         if gyro is not None:
-            config, gyro, sign_note = _checked_sign(args, config, t_s, gyro, column)
+            config, gyro, sign_note = checked_sign(config, t_s, gyro, column, args.invert)
             notes.append(sign_note)
             setup = config.setup()
         _, events = detect_batch(setup, t_s, gyro, heel)
@@ -479,7 +354,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "when its name has an axis letter and the file has the other two "
                         "axes (Gyr_X, Gyr_Y, Gyr_Z), the axis that turns most while moving "
                         "is checked to be this one, and read instead with a warning if not")
-    detect.add_argument("--gyro-units", choices=("rad/s", "deg/s"), default="rad/s",
+    detect.add_argument("--gyro-units", choices=GYRO_UNIT_NAMES, default="rad/s",
                         help="units of the gyro column (default rad/s); a column that, "
                         "read so, turns faster than a gyroscope reads or slower than a "
                         "walking shank is pointed out with a note")
