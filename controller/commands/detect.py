@@ -33,7 +33,6 @@ from controller.outputs import writing
 if TYPE_CHECKING:
     import numpy as np
 
-    from controller.detect.config import DetectorConfig
     from controller.detect.notes import Note
 
 #: The units of a time column (``controller.detect.sampletimes.TIME_UNITS``, which
@@ -111,43 +110,6 @@ def _outside(args: argparse.Namespace, truth: list[tuple[float, Any]],
                 f"recording ({span}); they count as missed.")
 
 
-def _heel_note(config: DetectorConfig, column: str, heel: np.ndarray) -> Note | None:
-    """A note when the heel column cannot be what it is read as: a 0/1 switch that
-    reads far beyond 1 (a force in newtons read as a switch: contact from 0.5 N, the
-    offset of many force sensors), or a force that never reaches the contact force."""
-    import numpy as np
-
-    from controller.detect.notes import Note
-
-    finite = heel[np.isfinite(heel)]
-    if finite.size == 0:
-        return None
-    low, high = float(finite.min()), float(finite.max())
-    if config.heel_input == "switch" and (high > 1.5 or low < -0.5):
-        return Note("note", (
-            f"{column} is read as a 0/1 heel switch (contact at 0.5 and "
-            f"above) but reads {low:.4g} to {high:.4g}: is it a force in N? Pass "
-            "--heel-threshold-n F (contact at F newtons, e.g. 20)."
-        ))
-    contact = config.heel_config().contact_force_n
-    release = config.heel_config().release_force_n
-    if config.heel_input == "force" and low >= release:
-        return Note("note", (
-            f"{column} never falls below the release force of {release:g} "
-            f"N (detector.heel.force.release_force_n; it reads at least {low:.4g}), so the "
-            "heel never leaves the ground: has the sensor an offset (raise "
-            "--heel-threshold-n above it), or is it in other units?"
-        ))
-    if config.heel_input == "force" and high < contact:
-        return Note("note", (
-            f"{column} never reaches the contact force of {contact:g} N "
-            f"(detector.heel.force.contact_force_n; it reads at most {high:.4g}), so no "
-            "contact is seen: is it a 0/1 switch (drop --heel-threshold-n) or in other "
-            "units?"
-        ))
-    return None
-
-
 def _run(args: argparse.Namespace) -> int:
     """``fes detect`` without Python's cycle collector. One pass over one file: the
     collector found nothing to free here (ten objects), but it ran about 150 times while
@@ -197,6 +159,7 @@ def _detect(args: argparse.Namespace) -> int:
     )
     from controller.detect.detector import detect_batch
     from controller.detect.gyrocolumn import axis_columns, checked_sign, gyro_rad_s
+    from controller.detect.heelcolumn import kind_note
     from controller.detect.samplerows import read_samples
     from controller.detect.sampletimes import SampleClock
     from controller.events import EVENT_NAMES
@@ -245,7 +208,7 @@ def _detect(args: argparse.Namespace) -> int:
         notes += gyro_notes
     heel = columns[heel_column] if setup.heel_input is not None else None
     if heel is not None:
-        notes.append(_heel_note(config, heel_column, heel))
+        notes.append(kind_note(config, heel_column, heel))
     try:
         if args.rate_hz is not None:
             setup.check_period(1.0 / args.rate_hz)

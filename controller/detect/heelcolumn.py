@@ -1,0 +1,52 @@
+"""The heel column of a recording, checked to be the kind of sensor it is read as.
+
+A heel column is read either as a 0/1 switch (contact at 0.5 and above) or as a force
+in newtons with a contact and a release force (``controller.detect.heel``). Read as the
+wrong kind it still gives a signal, one the detector finds no step in, or too many:
+``kind_note`` points out a switch that reads far beyond 1 (a force in newtons: contact
+from 0.5 N, the offset of many force sensors) and a force that never falls below the
+release force or never reaches the contact force.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from controller.detect.notes import Note
+
+if TYPE_CHECKING:
+    from controller.detect.config import DetectorConfig
+
+
+def kind_note(config: DetectorConfig, column: str, heel: np.ndarray) -> Note | None:
+    """A note when the heel ``column`` cannot be what ``config`` reads it as (its
+    ``heel_input``, and the forces of that sensor); None when it can."""
+    finite = heel[np.isfinite(heel)]
+    if finite.size == 0:
+        return None
+    low, high = float(finite.min()), float(finite.max())
+    if config.heel_input == "switch" and (high > 1.5 or low < -0.5):
+        return Note("note", (
+            f"{column} is read as a 0/1 heel switch (contact at 0.5 and above) but reads "
+            f"{low:.4g} to {high:.4g}: is it a force in N? Pass --heel-threshold-n F (contact "
+            "at F newtons, e.g. 20)."
+        ))
+    contact = config.heel_config().contact_force_n
+    release = config.heel_config().release_force_n
+    if config.heel_input == "force" and low >= release:
+        return Note("note", (
+            f"{column} never falls below the release force of {release:g} N "
+            f"(detector.heel.force.release_force_n; it reads at least {low:.4g}), so the heel "
+            "never leaves the ground: has the sensor an offset (raise --heel-threshold-n "
+            "above it), or is it in other units?"
+        ))
+    if config.heel_input == "force" and high < contact:
+        return Note("note", (
+            f"{column} never reaches the contact force of {contact:g} N "
+            f"(detector.heel.force.contact_force_n; it reads at most {high:.4g}), so no "
+            "contact is seen: is it a 0/1 switch (drop --heel-threshold-n) or in other "
+            "units?"
+        ))
+    return None
