@@ -3,13 +3,14 @@
 The detector is the one a trial would run (``[detector]`` of ``configs/default.toml``,
 then ``--config``, then the options here), fed with the same compiled kernel as the live
 loop, one sample at a time in file order. Events are written with their estimated time.
-The gyroscope's mounting checks run over the whole file first. Where the gyro column is
-named with an axis letter and the file has the other two axes (``Gyr_X``, ``Gyr_Y``,
-``Gyr_Z``; ``gyro_x``...), the axis check (``controller.detect.axis``) finds whether the
-column is the sagittal axis; if not, the axis that is is read instead, with a warning
-naming ``--gyro-column``. Then a sign found flipped is inverted with a warning naming
-``--invert``, and since the file has been checked the trial's own check of the first
-strides is not repeated (every stride is reported).
+The recording is read and checked by ``controller.detect``: its rows
+(``samplerows``: a last row cut off, empty lines at a fixed rate), the time of each
+sample (``sampletimes``), the gyro column's axis, units and sign over the whole file
+(``gyrocolumn``: a wrong axis is replaced and a flipped sign inverted, each with a
+warning naming the option; since the file has been checked, the trial's own check of
+the first strides is not repeated, so every stride is reported), the heel column's kind
+(``heelcolumn``) and the reference events' span (``references``). What cannot be read
+exits 2 naming the file; what may not be read as meant is a note after the events.
 With ``--truth`` the events are matched to reference events and the scores printed as
 JSON: per event kind, recall, precision, median signed error, median and 95th
 percentile of the absolute error, and the detection latency.
@@ -31,8 +32,6 @@ from controller.errors import ConfigError
 from controller.outputs import writing
 
 if TYPE_CHECKING:
-    import numpy as np
-
     from controller.detect.notes import Note
 
 #: The units of a time column (``controller.detect.sampletimes.TIME_UNITS``, which
@@ -81,33 +80,6 @@ def _time_options(args: argparse.Namespace) -> None:
         raise ConfigError("--rate-hz", [
             f"--rate-hz dates the samples at a fixed rate, so {' and '.join(filter(None, given))} "
             "would not be read: give --rate-hz, or the time column and its unit"])
-
-
-def _outside(args: argparse.Namespace, truth: list[tuple[float, Any]],
-             t_s: np.ndarray) -> Note | None:
-    """``CsvError`` when every reference event lies outside the recording (its time
-    span, widened by the tolerance): nothing can be scored, most likely because the
-    reference is in other units (ms, sample numbers). A note when some do: they count as
-    missed."""
-    from controller.detect.csvfiles import CsvError
-    from controller.detect.notes import Note
-
-    if t_s.size == 0:
-        return None
-    slack_s = args.tolerance_ms / 1000.0
-    first, last = float(t_s[0]), float(t_s[-1])
-    outside = sum(not first - slack_s <= t <= last + slack_s for t, _ in truth)
-    if outside == 0:
-        return None
-    span = (f"the recording runs from {first:.6g} to {last:.6g} s, the reference events from "
-            f"{min(t for t, _ in truth):.6g} to {max(t for t, _ in truth):.6g} s")
-    if outside == len(truth):
-        raise CsvError(
-            f"{args.truth}: no reference event lies within the recording ({span}): is its "
-            "time_s in seconds, on the recording's clock (not in ms or sample numbers)?"
-        )
-    return Note("note", f"{outside} of {len(truth)} reference events lie outside the "
-                f"recording ({span}); they count as missed.")
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -160,6 +132,7 @@ def _detect(args: argparse.Namespace) -> int:
     from controller.detect.detector import detect_batch
     from controller.detect.gyrocolumn import axis_columns, checked_sign, gyro_rad_s
     from controller.detect.heelcolumn import kind_note
+    from controller.detect.references import outside_note
     from controller.detect.samplerows import read_samples
     from controller.detect.sampletimes import SampleClock
     from controller.events import EVENT_NAMES
@@ -196,7 +169,7 @@ def _detect(args: argparse.Namespace) -> int:
         time_note = clock.unit_note(t_s)
         rate_note = clock.rate_note(columns.get("time_s"))
         truth = read_events(args.truth) if args.truth is not None else None
-        truth_note = _outside(args, truth, t_s) if truth else None
+        truth_note = outside_note(args.truth, truth, t_s, args.tolerance_ms) if truth else None
     except CsvError as err:
         print(f"fes: {err}", file=sys.stderr)
         return EXIT_USAGE
@@ -251,6 +224,7 @@ def _print_notes(notes: list[Note | None]) -> None:
     for note in notes:
         if note is not None:
             print(f"fes detect: {note.kind}: {note.text}", file=sys.stderr)
+
 
 
 def _positive(text: str) -> float:
