@@ -12,31 +12,25 @@ import numpy as np
 import pytest
 
 from controller.commands.detect import GYRO_UNIT_NAMES
+from controller.detect import gyrocolumn
 from controller.detect.config import load_detector_config
 from controller.detect.datasets import load_voisard
 from controller.detect.detector import detect_batch
-from controller.detect.gyrocolumn import (
-    LEAST_SWING_RAD_S,
-    MOST_RAD_S,
-    RAD_S_PER_UNIT,
-    checked_sign,
-    gyro_rad_s,
-    units_note,
-)
-
-VOISARD_AXES = Path(__file__).parent / "data" / "voisard_axes"
-NAMES = ("Gyr_X", "Gyr_Y", "Gyr_Z")
+from controller.detect.gyrocolumn import checked_sign, gyro_rad_s, units_note
 
 
 @pytest.fixture(scope="module")
-def foot():
-    rec = load_voisard(VOISARD_AXES)[0]
-    assert rec.gyro_axes is not None
-    return rec.t_s, {name: rec.gyro_axes[name] for name in NAMES}
+def foot() -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """The first foot of tests/data/voisard_axes (trial 1 of two Voisard walkers, with
+    all three gyro axes): its times and its Gyr_X, Gyr_Y and Gyr_Z as a recording's
+    columns."""
+    first = load_voisard(Path(__file__).parent / "data" / "voisard_axes")[0]
+    assert first.gyro_axes is not None
+    return first.t_s, dict(first.gyro_axes)
 
 
 def test_the_command_offers_the_units_the_column_is_read_in():
-    assert tuple(RAD_S_PER_UNIT) == GYRO_UNIT_NAMES
+    assert tuple(gyrocolumn.RAD_S_PER_UNIT) == GYRO_UNIT_NAMES
 
 
 def test_a_column_that_is_not_the_sagittal_axis_is_replaced_by_the_one_that_is(foot):
@@ -70,7 +64,7 @@ def test_without_the_other_two_axes_the_column_is_read_as_it_is(foot):
 def test_when_no_axis_stands_out_the_column_is_read_as_it_is_and_the_user_told(foot):
     t_s, columns = foot
     swing = columns["Gyr_Y"]
-    still = {name: swing * 0.01 for name in NAMES}  # the sensor barely moves
+    still = {name: swing * 0.01 for name in columns}  # the sensor barely moves
     column, _, [note] = gyro_rad_s(t_s, still, "Gyr_Y", "rad/s", invert=False)
     assert column == "Gyr_Y" and note.kind == "note"
     assert note.text == ("too little movement to check that Gyr_Y is the sagittal axis "
@@ -84,14 +78,16 @@ def test_when_no_axis_stands_out_the_column_is_read_as_it_is_and_the_user_told(f
                               "it is (check how the sensor was worn).")
 
 
+FASTEST, SLOWEST = gyrocolumn.MOST_RAD_S, gyrocolumn.LEAST_SWING_RAD_S
+
+
 @pytest.mark.parametrize(("fastest", "units", "said"), [
-    (MOST_RAD_S * 1.01, "rad/s", "reaches 35.35 rad/s (99th percentile), beyond what a "
+    (FASTEST * 1.01, "rad/s", "reaches 35.35 rad/s (99th percentile), beyond what a "
      "gyroscope reads (about 35 rad/s): is it in deg/s? Pass --gyro-units deg/s."),
-    (MOST_RAD_S, "rad/s", None),
-    (LEAST_SWING_RAD_S * 0.99, "deg/s", "read as deg/s turns at most 0.198 rad/s (99th "
-     "percentile), slower than a walking shank swings: is it in rad/s? Drop --gyro-units "
-     "deg/s."),
-    (LEAST_SWING_RAD_S, "deg/s", None),
+    (FASTEST, "rad/s", None),
+    (SLOWEST * 0.99, "deg/s", "read as deg/s turns at most 0.198 rad/s (99th percentile), "
+     "slower than a walking shank swings: is it in rad/s? Drop --gyro-units deg/s."),
+    (SLOWEST, "deg/s", None),
 ])
 def test_a_column_beyond_any_gyroscope_or_below_any_swing_is_pointed_out(fastest, units,
                                                                          said):
