@@ -8,6 +8,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from controller.cli import main
 from controller.detect.samplerows import read_samples
 
 
@@ -48,3 +49,21 @@ def test_a_header_without_its_line_end_is_no_cut_row(tmp_path):
     path.write_text("gyr_y")
     columns, note = read_samples(path, ["gyr_y"], fixed_rate=True)
     assert columns["gyr_y"].size == 0 and note is None
+
+
+@pytest.mark.parametrize("fixed_rate", [False, True])
+def test_rows_of_empty_cells_that_end_a_spreadsheet_export_are_no_samples(tmp_path, fixed_rate):
+    """A spreadsheet saves the rows it has touched past the data as empty cells (',').
+    At a fixed rate they were left out; dated by the file's time column they were
+    samples without a time, and fes detect refused the recording (exit 2, 'every sample
+    needs its time')."""
+    path = tmp_path / "export.csv"
+    path.write_text("time_s,gyro\n0.0,1.0\n0.01,\n0.02,-1.125\n,\n,\n")
+    columns, note = read_samples(path, ["time_s", "gyro"], fixed_rate=fixed_rate)
+    assert columns["time_s"].tolist() == [0.0, 0.01, 0.02] and note is None
+    assert np.array_equal(columns["gyro"], [1.0, np.nan, -1.125], equal_nan=True)
+    out = tmp_path / "events.csv"
+    options = ["--rate-hz", "100"] if fixed_rate else []
+    assert main(["detect", "--input", str(path), "--output", str(out), "--gyro-column",
+                 "gyro", *options]) == 0
+    assert out.read_text() == "time_s,event\n"

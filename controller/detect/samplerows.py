@@ -5,7 +5,10 @@ sample). Two rules of the rows are the recording's, not the CSV file's:
 
 - at a fixed rate, a sample is a row, so an empty line is a missing sample (one column
   written with its missing cells empty, as a spreadsheet exports it, is empty lines),
-  but the empty lines that end a file end it;
+  but the empty lines that end a file end it; so do the rows of nothing but empty cells
+  that end it (``,,``: a spreadsheet saves the rows it has touched past the data so),
+  at a fixed rate or dated by a time column (which would refuse them as samples
+  without a time);
 - a last line without a line end, as a logger stopped while writing a row leaves it,
   is left out with a note: its cut number (a time stamp ``29.9`` of ``29.98``, a rate
   ``-1.`` of ``-1.125``) would be read as if whole.
@@ -30,14 +33,13 @@ def read_samples(
 ) -> tuple[dict[str, np.ndarray], Note | None]:
     """The ``wanted`` columns of the recording at ``path`` and those of ``optional`` it
     has (``read_columns``: ``meanings`` say what a missing one holds, ``on_bytes`` is
-    told of the bytes read), a row per sample (``fixed_rate``: an empty line too, but
-    not those that end the file), without a last row cut off; and the note saying a
-    row was left out (None: none was)."""
+    told of the bytes read), a row per sample (``fixed_rate``: an empty line too),
+    without the empty rows that end the file or a last row cut off; and the note saying
+    a row was left out (None: none was)."""
     columns = read_columns(path, wanted, optional, on_bytes=on_bytes, meanings=meanings,
                            blank_rows=fixed_rate)
     note = _without_cut_row(path, columns, _ends_unended(path))
-    if fixed_rate:
-        _without_end_blanks(columns)
+    _without_end_blanks(columns)
     return columns, note
 
 
@@ -53,8 +55,8 @@ def _ends_unended(path: Path) -> bool:
 
 def _without_end_blanks(columns: dict[str, np.ndarray]) -> None:
     """Leave out the rows of nothing but empty cells that end ``columns``: read at a
-    fixed rate an empty line is a missing sample, but the empty lines that end a file
-    end it."""
+    fixed rate an empty line is a missing sample, but the empty lines and rows of empty
+    cells that end a file end it."""
     table = np.vstack(list(columns.values()))
     found = np.flatnonzero(~np.all(np.isnan(table), axis=0))
     rows = int(found[-1]) + 1 if found.size else 0
