@@ -4,7 +4,7 @@ The detector is the one a trial would run (``[detector]`` of ``configs/default.t
 then ``--config``, then the options here), fed with the same compiled kernel as the live
 loop, one sample at a time in file order. Events are written with their estimated time.
 The recording is read and checked by ``controller.detect``: its rows
-(``samplerows``: a last row cut off, empty lines at a fixed rate), the time of each
+(``samplerows``: a last row cut off, empty lines and rows), the time of each
 sample (``sampletimes``), the gyro column's axis, units and sign over the whole file
 (``gyrocolumn``: a wrong axis is replaced and a flipped sign inverted, each with a
 warning naming the option; since the file has been checked, the trial's own check of
@@ -224,7 +224,6 @@ def _print_notes(notes: list[Note | None]) -> None:
     for note in notes:
         if note is not None:
             print(f"fes detect: {note.kind}: {note.text}", file=sys.stderr)
-
 
 
 def _positive(text: str) -> float:
