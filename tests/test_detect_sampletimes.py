@@ -4,6 +4,8 @@ prints them; tests/test_detect_cli.py runs them through the command)."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -73,3 +75,19 @@ def test_a_fixed_rate_is_compared_with_the_files_own_time_column():
         "--rate-hz 100 dates the samples 10 ms apart, but the file's time_s column has "
         "them 2 ms apart (median; 500 Hz); time_s was ignored.")
     assert SampleClock().unit_note(time_s) is None
+
+
+def test_comparing_a_fixed_rate_with_the_time_column_leaves_numpy_ma_unloaded():
+    """np.median's first call imports numpy.ma, 8 ms of a fes detect that takes half a
+    second (controller.detect.period); fes detect --rate-hz on a file with time_s made
+    that call."""
+    code = (
+        "import sys, numpy as np\n"
+        "from controller.detect.sampletimes import SampleClock\n"
+        "note = SampleClock(rate_hz=100.0).rate_note(np.arange(1000) * 0.002)\n"
+        "print(note.text.split(';')[0], '|', 'numpy.ma' in sys.modules)\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True).stdout.strip()
+    assert out == ("--rate-hz 100 dates the samples 10 ms apart, but the file's time_s "
+                   "column has them 2 ms apart (median | False")

@@ -18,7 +18,13 @@ import numpy as np
 
 def median_period_s(t_s: np.ndarray) -> float:
     """The median of ``np.diff(t_s)`` (NaN for fewer than two samples or a NaN step)."""
-    steps = np.diff(np.asarray(t_s, dtype=np.float64))
+    return median_step_s(np.diff(np.asarray(t_s, dtype=np.float64)))
+
+
+def median_step_s(steps: np.ndarray) -> float:
+    """The median of time ``steps`` as ``np.median`` gives it (NaN for none or a NaN
+    step): for steps already picked out of a recording's (``fes detect`` compares the
+    positive ones of a ``time_s`` column with ``--rate-hz``)."""
     n = steps.size
     if n == 0 or np.isnan(steps).any():
         return math.nan

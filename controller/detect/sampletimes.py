@@ -18,6 +18,7 @@ import numpy as np
 
 from controller.detect.csvfiles import CsvError
 from controller.detect.notes import Note
+from controller.detect.period import median_step_s
 
 #: Seconds per unit of a time column.
 TIME_UNITS = {"s": 1.0, "ms": 1e-3, "us": 1e-6}
@@ -103,7 +104,7 @@ class SampleClock:
         steps = steps[steps > 0.0]
         if steps.size == 0:
             return None
-        period_s = float(np.median(steps))
+        period_s = median_step_s(steps)
         if abs(period_s * self.rate_hz - 1.0) <= RATE_AGREEMENT:
             return None
         return Note("note", (
