@@ -5,10 +5,12 @@ from __future__ import annotations
 import json
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from controller.cli import main
 from controller.trial.figures import flatten
-from controller.trial.require import parse_requirement, parse_requirements
+from controller.trial.require import OPERATORS, parse_requirement, parse_requirements
 from controller.validation import ConfigError
 
 SUMMARY = {
@@ -90,7 +92,7 @@ def test_sim_exits_3_naming_the_failed_check(trial_dir, capsys):
                  "--require", f"stim.charge_uc_per_stride<{charge}"])
     assert code == 3
     err = capsys.readouterr().err
-    assert f"stim.charge_uc_per_stride<{charge:g} failed" in err
+    assert f"stim.charge_uc_per_stride<{charge} failed" in err  # as written
     assert "stopped_by" not in err
 
 
@@ -111,3 +113,35 @@ def test_a_check_against_nan_is_a_usage_error(tmp_path, capsys, check):
     err = capsys.readouterr().err
     assert f"{check!r}: " in err and "not a number (NaN)" in err
     assert not out.exists()
+
+
+# A CI job's checks come from its variables (``--require "figure<=$MAX"``): a check is
+# read as written, and its messages repeat the bound as written.
+
+NAMES = st.from_regex(r"[a-z_][a-z0-9_.]{0,24}", fullmatch=True)
+BOUNDS = st.one_of(
+    st.integers(-10**12, 10**12).map(str),
+    st.floats(allow_nan=False, allow_infinity=False).map(repr),
+)
+
+
+@given(name=NAMES, op=st.sampled_from(list(OPERATORS)), bound=BOUNDS)
+def test_a_check_is_read_and_named_as_written(name, op, bound):
+    """``--require 'x<=1234567'`` failed naming ``x<=1.23457e+06`` (the bound's short
+    float form), and a check naming a bound it never had cannot be fixed from the log."""
+    check = parse_requirement(f"{name}{op}{bound}")
+    assert (check.name, check.op, check.limit) == (name, op, float(bound))
+    assert str(check) == f"{name}{op}{bound}"
+    figures = {name: float(bound) + 1.0 if float(bound) < 1e15 else -1.0}
+    if (message := check.failure(figures)) is not None:
+        assert message.startswith(f"{name}{op}{bound} failed: {name} = ")
+
+
+@given(name=NAMES, op=st.sampled_from(list(OPERATORS)), space=st.sampled_from(["", " "]))
+def test_a_check_without_a_bound_names_its_operator(name, op, space):
+    """``--require "x<=$MAX"`` with ``MAX`` unset read as ``x < '='``: "< needs a number,
+    got '='"; it names the operator written and says the value is missing."""
+    text = f"{name}{space}{op}{space}"
+    with pytest.raises(ConfigError) as err:
+        parse_requirement(text)
+    assert err.value.problems == [f"{text!r}: {op} needs a value after it, got none"]

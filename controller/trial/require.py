@@ -27,19 +27,25 @@ OPERATORS: dict[str, Callable[[Any, Any], Any]] = {
     ">": operator.gt,
 }
 SOURCE = "--require"
-_CHECK = re.compile(r"^\s*([A-Za-z_][\w.]*)\s*(<=|>=|==|!=|<|>)\s*(\S.*?)\s*$")
+# The value may not begin with an operator's character: ``x<=`` is ``<=`` with no value,
+# not ``<`` with the value ``=``.
+_CHECK = re.compile(r"^\s*([A-Za-z_][\w.]*)\s*(<=|>=|==|!=|<|>)\s*([^\s<>=!].*?)?\s*$")
 
 
 @dataclass(frozen=True, slots=True)
 class Requirement:
-    """One check: the figure ``name`` compared with ``limit`` by ``op``."""
+    """One check: the figure ``name`` compared with ``limit`` by ``op``; ``written`` is
+    the limit as the user wrote it, which messages repeat (``1234567``, not the
+    ``1.23457e+06`` of a float's short form)."""
 
     name: str
     op: str
     limit: float | str
+    written: str = ""
 
     def __str__(self) -> str:
-        limit = f"{self.limit:g}" if isinstance(self.limit, float) else self.limit
+        limit = self.written or (f"{self.limit!r}" if isinstance(self.limit, float)
+                                 else self.limit)
         return f"{self.name}{self.op}{limit}"
 
     def failure(self, figures: Mapping[str, Figure]) -> str | None:
@@ -66,6 +72,8 @@ def parse_requirement(text: str) -> Requirement:
              f"(operators {' '.join(OPERATORS)})"],
         )
     name, op, raw = match.groups()
+    if raw is None:
+        raise ConfigError(SOURCE, [f"{text!r}: {op} needs a value after it, got none"])
     try:
         limit: float | str = float(raw)
     except ValueError:
@@ -78,7 +86,7 @@ def parse_requirement(text: str) -> Requirement:
         raise ConfigError(SOURCE, [
             f"{text!r}: {raw!r} is not a number (NaN): the check could never be met "
             "(or, with !=, never fail)"])
-    return Requirement(name, op, limit)
+    return Requirement(name, op, limit, raw)
 
 
 def parse_requirements(texts: list[str] | None) -> list[Requirement]:
