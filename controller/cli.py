@@ -90,6 +90,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                 named = words[0] if words and words[0] in COMMANDS else None
                 args = build_parser(named).parse_args(words)
                 raise_if_interrupted()  # one the imports swallowed
+                from controller.numba_cache import choose_cache_dir
+
+                choose_cache_dir()  # before numba is imported (a read-only checkout)
                 return int(args.handler(args))
             except ConfigError as err:
                 print(f"fes: {err.render()}", file=sys.stderr)

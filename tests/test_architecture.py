@@ -35,6 +35,7 @@ PARTS: dict[str, tuple[str, ...]] = {
         "controller.interrupts",  # Ctrl-C and SIGTERM in every phase, exit 130
         "controller.outputs",  # output folders and atomic writes, OutputError
         "controller.numba_hooks",  # numba's private API, checked (controller.kernels)
+        "controller.numba_cache",  # a cache folder for numba when its own are read-only
         "controller.progress",  # progress lines of long work, on a terminal only
         "controller.csvcolumns",  # numeric columns of a CSV file, a block at a time
     ),

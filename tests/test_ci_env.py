@@ -1,0 +1,93 @@
+"""``fes`` as a CI job runs it: a read-only checkout and home, no terminal, a tight
+``ulimit -v``, two jobs at once (docs/research.md, "Checks for CI")."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from controller import numba_cache
+from controller.outputs import OutputError
+
+ROOT = Path(__file__).resolve().parent.parent
+PACKAGES = ("controller", "sim", "hw", "configs")
+
+
+def _checkout_numba_cannot_cache_in(tmp_path: Path) -> Path:
+    """A copy of the sources in which numba can write no ``__pycache__`` beside a kernel
+    (a file stands where each folder would be made: a read-only checkout, for root too)."""
+    copy = tmp_path / "checkout"
+    for package in PACKAGES:
+        shutil.copytree(ROOT / package, copy / package,
+                        ignore=shutil.ignore_patterns("__pycache__", "*.nbi", "*.nbc"))
+    folders = [copy / p for p in PACKAGES]
+    for folder in folders + [d for f in folders for d in f.rglob("*")]:
+        if folder.is_dir():
+            (folder / "__pycache__").write_text("not a folder\n")
+    return copy
+
+
+def test_a_read_only_checkout_and_home_cache_in_a_private_temporary_folder(tmp_path):
+    """A read-only checkout run with a read-only (or no) home, NUMBA_CACHE_DIR unset:
+    every command that loads a kernel module (even ``fes check-config``) ended with
+    numba's ``RuntimeError: cannot cache function ...: no locator available`` traceback
+    and exit code 1. Now numba caches into ``$TMPDIR/fes-numba-cache-<uid>``, with a note."""
+    copy = _checkout_numba_cannot_cache_in(tmp_path)
+    (tmp_path / "home").write_text("a file: nothing can be made under it\n")
+    temporary = tmp_path / "tmp"
+    temporary.mkdir()
+    config = tmp_path / "c.toml"
+    config.write_text("[stim.peroneal]\namplitude_ma = 30\n")
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("NUMBA_CACHE_DIR", "XDG_CACHE_HOME", "PYTHONPATH")}
+    env |= {"HOME": str(tmp_path / "home" / "x"), "TMPDIR": str(temporary),
+            "PYTHONPATH": str(copy)}
+    proc = subprocess.run(
+        [sys.executable, "-c", "from controller.cli import entry; entry()",
+         "check-config", str(config)],
+        cwd=tmp_path, env=env, capture_output=True, text=True, check=False, timeout=120,
+    )
+    assert "Traceback" not in proc.stderr, proc.stderr
+    assert proc.returncode == 0, proc.stderr
+    folder = temporary / f"fes-numba-cache-{os.getuid()}"
+    assert f"caches compiled code in {folder}" in proc.stderr
+    assert str(copy / "controller" / "__pycache__") in proc.stderr
+    assert "NUMBA_CACHE_DIR" in proc.stderr and "valid" in proc.stdout
+    assert folder.is_dir() and folder.stat().st_mode & 0o777 == 0o700
+
+
+def _numba_places_not_writable(monkeypatch, tmp_path: Path) -> None:
+    (tmp_path / "blocked").write_text("")
+    monkeypatch.setattr(numba_cache, "SOURCE", tmp_path / "blocked")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "blocked" / "cache"))
+    monkeypatch.delenv("NUMBA_CACHE_DIR", raising=False)
+    monkeypatch.delenv("NUMBA_DISABLE_JIT", raising=False)
+
+
+def test_the_temporary_folder_must_be_the_users_own(monkeypatch, tmp_path):
+    """A ``fes-numba-cache-<uid>`` that others may write (someone made it first in a
+    shared /tmp) is not used: numba would load their machine code. Exit 2, naming
+    NUMBA_CACHE_DIR."""
+    _numba_places_not_writable(monkeypatch, tmp_path)
+    monkeypatch.setattr("tempfile.gettempdir", lambda: str(tmp_path))
+    shared = tmp_path / f"fes-numba-cache-{os.getuid()}"
+    shared.mkdir()
+    shared.chmod(0o777)
+    with pytest.raises(OutputError) as err:
+        numba_cache.choose_cache_dir()
+    assert err.value.path == "NUMBA_CACHE_DIR" and "set NUMBA_CACHE_DIR" in str(err.value)
+    assert "NUMBA_CACHE_DIR" not in os.environ
+
+
+def test_numbas_own_places_or_the_users_choice_are_left_alone(monkeypatch, tmp_path):
+    monkeypatch.delenv("NUMBA_CACHE_DIR", raising=False)
+    assert numba_cache.choose_cache_dir() is None  # the checkout is writable here
+    _numba_places_not_writable(monkeypatch, tmp_path)
+    monkeypatch.setenv("NUMBA_CACHE_DIR", str(tmp_path / "mine"))
+    assert numba_cache.choose_cache_dir() is None
+    assert os.environ["NUMBA_CACHE_DIR"] == str(tmp_path / "mine")
