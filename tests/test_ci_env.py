@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -91,3 +92,34 @@ def test_numbas_own_places_or_the_users_choice_are_left_alone(monkeypatch, tmp_p
     monkeypatch.setenv("NUMBA_CACHE_DIR", str(tmp_path / "mine"))
     assert numba_cache.choose_cache_dir() is None
     assert os.environ["NUMBA_CACHE_DIR"] == str(tmp_path / "mine")
+
+
+def test_two_trials_cannot_hold_one_folder(tmp_path):
+    """Two jobs started at once with the same ``--out`` both found it empty and both
+    wrote their trials into it, both exiting 0 (one run in four here): one seed's
+    ``config.json`` beside another's ``samples.csv``. The folder is locked while a trial
+    writes it; the second is refused, ``--overwrite`` or not."""
+    from controller.trial.folder import TrialFolder
+
+    out = tmp_path / "t"
+    first = TrialFolder.claim(out)
+    for overwrite in (False, True):
+        with pytest.raises(OutputError, match="another fes command is writing a trial"):
+            TrialFolder.claim(out, overwrite)
+    first.release()
+    TrialFolder.claim(out).release()  # free again, and still empty
+
+
+def test_two_fes_sim_at_once_into_one_folder_one_is_refused(tmp_path):
+    out = tmp_path / "same"
+    jobs = [subprocess.Popen(
+        [sys.executable, "-m", "controller.cli", "sim", "--duration-s", "20", "--seed",
+         str(seed), "--out", str(out)],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True) for seed in (1, 2)]
+    results = [(job.wait(timeout=300), job.stderr.read()) for job in jobs]  # type: ignore[union-attr]
+    assert sorted(code for code, _ in results) == [0, 2], results
+    refused = next(err for code, err in results if code == 2)
+    assert "Traceback" not in refused and f"cannot write {out}" in refused
+    config = json.loads((out / "config.json").read_text())
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["config"]["seed"] == config["sim"]["seed"]

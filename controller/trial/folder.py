@@ -15,6 +15,7 @@ folder without ``summary.json`` holds a trial that did not end (killed).
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import shutil
 from collections.abc import Mapping
@@ -69,16 +70,49 @@ def trial_files(path: Path) -> list[str]:
         return sorted(p.name for p in path.iterdir() if _is_trial_file(p))
 
 
-class TrialFolder:
-    """The folder a trial writes into; see the module docstring."""
+def _hold(path: Path) -> int | None:
+    """An exclusive lock on the folder ``path`` for this process and its forks (the log
+    writer): the descriptor that holds it, None where the file system has no such
+    locks; ``OutputError`` if another process holds it."""
+    with writing(path):
+        fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise OutputError(path, "another fes command is writing a trial into this folder; "
+                          "choose another --out") from None
+    except OSError:  # no flock here (some network file systems): unguarded, as before
+        os.close(fd)
+        return None
+    return fd
 
-    def __init__(self, path: Path, created: bool = False) -> None:
+
+class TrialFolder:
+    """The folder a trial writes into; see the module docstring. While the trial runs
+    the folder is locked (``flock``), so two commands started at once with the same
+    ``--out`` (two CI jobs) cannot both find it empty and write their trials into it:
+    the second is refused (exit 2). ``release`` ends the lock, as the process's end does."""
+
+    def __init__(self, path: Path, created: bool = False, lock: int | None = None) -> None:
         self.path = path
         self.created = created
+        self._lock = lock
+
+    def release(self) -> None:
+        """Unlock the folder (a trial of a sweep's worker, which runs many)."""
+        if self._lock is not None:
+            with contextlib.suppress(OSError):
+                os.close(self._lock)
+            self._lock = None
+
+    def __del__(self) -> None:  # a trial that raised before its end released nothing
+        self.release()
 
     @classmethod
     def claim(cls, path: Path, overwrite: bool = False) -> TrialFolder:
-        """Make ``path`` an empty trial folder; ``OutputError`` if it cannot be one.
+        """Make ``path`` an empty trial folder, locked; ``OutputError`` if it cannot be
+        one.
 
         A folder that holds anything is refused unless ``overwrite``, which removes the
         files of the earlier trial (and leaves any other file where it is).
@@ -88,7 +122,26 @@ class TrialFolder:
         with writing(path):
             if path.exists() and not path.is_dir():
                 raise OutputError(path, "not a folder")
-            present = sorted(path.iterdir()) if path.is_dir() else []
+        created = not path.exists()
+        output_folder(path)
+        lock = _hold(path)
+        try:
+            cls._empty(path, overwrite)
+        except BaseException:
+            if lock is not None:
+                os.close(lock)
+            if created:
+                with contextlib.suppress(OSError):
+                    path.rmdir()
+            raise
+        return cls(path, created, lock)
+
+    @staticmethod
+    def _empty(path: Path, overwrite: bool) -> None:
+        """Refuse ``path`` if it holds anything, or with ``overwrite`` remove the files of
+        an earlier trial there."""
+        with writing(path):
+            present = sorted(path.iterdir())
             if present and not overwrite:
                 names = ", ".join(p.name for p in present[:4])
                 more = f" and {len(present) - 4} more" if len(present) > 4 else ""
@@ -103,9 +156,6 @@ class TrialFolder:
                         shutil.rmtree(old)
                     else:
                         old.unlink()
-        created = not path.exists()
-        output_folder(path)
-        return cls(path, created)
 
     def file(self, name: str) -> Path:
         """The path of the trial file ``name``."""

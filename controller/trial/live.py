@@ -477,6 +477,8 @@ def run_live_trial(
     except BoardError:
         folder.abandon()  # no trial took place: no trial files
         raise
+    finally:
+        folder.release()
     return LiveResult(summary, ending["stopped_by"], ending["message"])
 
 

@@ -209,6 +209,7 @@ def run_simulated_trial(
     finally:
         if compiling is not None:
             compiling.close()
+        folder.release()
     return summary
 
 
