@@ -5,14 +5,20 @@ from __future__ import annotations
 
 import json
 import os
+import re
+import resource
 import shutil
 import subprocess
 import sys
 from pathlib import Path
+from unittest import mock
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from controller import numba_cache
+from controller.errors import ConfigError
 from controller.outputs import OutputError
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -123,3 +129,45 @@ def test_two_fes_sim_at_once_into_one_folder_one_is_refused(tmp_path):
     config = json.loads((out / "config.json").read_text())
     summary = json.loads((out / "summary.json").read_text())
     assert summary["config"]["seed"] == config["sim"]["seed"]
+
+
+@given(free=st.integers(-2**30, 64 * 2**30), seconds=st.floats(0.001, 86400.0),
+       rate_hz=st.sampled_from([100.0, 500.0, 1000.0, 2000.0]))
+def test_a_refused_trial_names_a_duration_that_fits(free, seconds, rate_hz):
+    """A CI job under ``ulimit -v`` was told "keeps 3 MB ... may use 0.3 GB more ...: at
+    most 0 s fit": the room kept for the rest of the program went unsaid, and "0 s" is
+    no trial. A duration the message names must fit; otherwise it says none does."""
+    from controller.trial import memory
+
+    n_samples = max(1, round(seconds * rate_hz))
+    with mock.patch.object(memory, "room_bytes", lambda: (free, "a test's limit")):
+        try:
+            memory.check_fits(n_samples, 21, rate_hz)
+        except ConfigError as err:
+            (message,) = err.problems
+            assert "a test's limit" in message and "give it" in message
+            if found := re.search(r"at most (\d+) s fit", message):
+                assert int(found.group(1)) >= 1
+                memory.check_fits(int(found.group(1)) * round(rate_hz), 21, rate_hz)
+            else:
+                assert "no trial fits" in message
+                with pytest.raises(ConfigError):
+                    memory.check_fits(round(rate_hz), 21, rate_hz)
+
+
+def _address_space(kib: int):
+    def limit() -> None:
+        resource.setrlimit(resource.RLIMIT_AS, (kib * 1024, kib * 1024))
+    return limit
+
+
+def test_a_short_trial_runs_under_a_tight_ulimit(tmp_path):
+    """``fes sim --duration-s 20`` under ``ulimit -v 700000`` was refused (exit 2): 512 MiB
+    were kept for the rest of the program, where it needs some 200 MB more than at
+    the check (and ran under 340,000 kB)."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "controller.cli", "sim", "--duration-s", "20", "--out",
+         str(tmp_path / "t")], capture_output=True, text=True, check=False, timeout=300,
+        preexec_fn=_address_space(700_000),
+    )
+    assert proc.returncode == 0, proc.stderr

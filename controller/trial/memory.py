@@ -22,8 +22,15 @@ from pathlib import Path
 
 from controller.validation import ConfigError
 
-#: Room kept for everything else the process allocates (interpreter, numba, scoring).
-RESERVE_BYTES = 512 * 2**20
+#: Room kept for everything else the process allocates after the check (the log writer's
+#: fork, numba compiling on a first run, the files, scoring). Measured as the growth of
+#: ``VmSize`` from the check to the end of ``fes sim`` on 6 Dec 2026: 140 MB (20 s, warm
+#: cache), 193 MB (3,000 s, windowed), 207 MB (a first run, compiling), 140 MB
+#: (``--realtime``); under ``ulimit -v`` the process gets by with less (glibc maps fewer
+#: arenas): a warm 20 s trial ran under a limit of 340,000 kB. It was 512 MiB, which
+#: refused trials that fit: ``fes sim --duration-s 20`` under ``ulimit -v 800000``
+#: ("keeps 3 MB ... may use 0.5 GB more ...: at most 0 s fit").
+RESERVE_BYTES = 256 * 2**20
 #: Scoring makes temporary per-sample arrays besides the columns it scores (the pulse
 #: times and their samples take up to about four numbers per stimulated sample).
 SCORING_NUMBERS_PER_SAMPLE = 12
@@ -108,9 +115,12 @@ def check_fits(n_samples: int, numbers_per_sample: int, rate_hz: float,
         ])
     per_second = trial_bytes(round(rate_hz), numbers_per_sample)
     longest_s = max(0, math.floor((free - RESERVE_BYTES) / per_second))
+    short = f"{n_samples} samples" if n_samples < rate_hz else f"{n_samples / rate_hz:g} s"
+    fits = (f"at most {longest_s} s fit; the files are streamed, so split the session "
+            "into shorter trials, or give it" if longest_s >= 1 else "no trial fits: give it")
     raise ConfigError("loop.duration_s", [
-        f"a trial of {n_samples / rate_hz:g} s at {rate_hz:g} Hz keeps {_gb(need)} of "
-        f"samples in memory (every sample is scored at its end), but this process may "
-        f"use {_gb(max(free, 0))} more ({limit}): at most {longest_s} s fit; the files "
-        "are streamed, so split the session into shorter trials"
+        f"a trial of {short} at {rate_hz:g} Hz keeps {_gb(need)} of samples in memory "
+        f"(every sample is scored at its end) and the rest of the program needs some "
+        f"{_gb(RESERVE_BYTES)} more, but this process may use {_gb(max(free, 0))} more "
+        f"({limit}): {fits} {_gb(need + RESERVE_BYTES - free)} more"
     ])
