@@ -232,7 +232,8 @@ def test_a_trial_says_up_front_what_it_needs_when_its_window_does_not_fit(
     naming loop.duration_s, before anything is written."""
     from controller.trial import memory
 
-    monkeypatch.setattr(memory, "room_bytes", lambda: (300 * 2**20, "a test's limit"))
+    room = memory.RESERVE_BYTES + 20 * 2**20  # the window (some 35 MB) does not fit
+    monkeypatch.setattr(memory, "room_bytes", lambda: (room, "a test's limit"))
     out = tmp_path / "day"
     assert main(["sim", "--realtime", "--duration-s", "86400", "--out", str(out)]) == 2
     err = capsys.readouterr().err
