@@ -27,9 +27,9 @@ OPERATORS: dict[str, Callable[[Any, Any], Any]] = {
     ">": operator.gt,
 }
 SOURCE = "--require"
-# The value may not begin with an operator's character: ``x<=`` is ``<=`` with no value,
-# not ``<`` with the value ``=``.
-_CHECK = re.compile(r"^\s*([A-Za-z_][\w.]*)\s*(<=|>=|==|!=|<|>)\s*([^\s<>=!].*?)?\s*$")
+# The value may be empty, so that ``x<=`` is ``<=`` with no value, not ``<`` with the
+# value ``=``.
+_CHECK = re.compile(r"^\s*([A-Za-z_][\w.]*)\s*(<=|>=|==|!=|<|>)\s*(.*?)\s*$")
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,7 +72,7 @@ def parse_requirement(text: str) -> Requirement:
              f"(operators {' '.join(OPERATORS)})"],
         )
     name, op, raw = match.groups()
-    if raw is None:
+    if not raw:
         raise ConfigError(SOURCE, [f"{text!r}: {op} needs a value after it, got none"])
     try:
         limit: float | str = float(raw)
