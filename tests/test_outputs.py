@@ -114,6 +114,23 @@ def test_a_disk_that_fills_during_the_trial_is_named_after_it(capsys, full_disk)
     assert (out / "samples.csv").read_text().startswith("time_s,")
 
 
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_a_disk_that_fills_during_a_sweep_stops_it_naming_the_file(capsys, full_disk, workers):
+    """A full disk made every trial a failure (exit 4, "run the same command again to
+    retry them", tracebacks in failures.txt) while the sweep went on running the rest
+    into it. It is an output that cannot be written: exit 2 naming the file, the sweep
+    stopped at once, its finished trials kept, no failures.txt."""
+    out = full_disk / "s"
+    code, err = exit_and_message(capsys, "sweep", "--grid", "stim.peroneal.amplitude_ma=25,30",
+                                 "--seeds", "2", "--duration-s", "20", "--workers", workers,
+                                 "--out", str(out))
+    assert code == 2, err
+    assert f"fes: cannot write {out / 'trials'}/.partial-" in err
+    assert "No space left on device; the sweep stopped there with 0 of 4 trials finished" in err
+    assert not (out / "failures.txt").exists()
+    assert [p.name for p in (out / "trials").iterdir()] == []  # no partial trial left
+
+
 @pytest.mark.parametrize("command", ["sim", "run", "sweep", "report", "detect"])
 def test_an_empty_output_path_is_refused(capsys, tmp_path, command):
     option = "--output" if command == "detect" else "--out"

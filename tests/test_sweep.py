@@ -329,3 +329,40 @@ def test_minimising_a_figure_where_higher_is_better_is_pointed_out(tmp_path, cap
                 f"max:{name} to rank the highest first") in err
     assert main([*args, "--objective", "max:detector.recall"]) == 0
     assert "minimised" not in capsys.readouterr().err
+
+
+def test_a_sweep_cut_short_says_so_where_its_tables_are_read(tmp_path, capsys, monkeypatch):
+    """An interrupted sweep (a CI job's timeout) printed "one row per trial" and "best
+    settings" of the trials that finished, and ``fes report`` of its folder reported
+    "1 trials over ..." as if that were the sweep: nothing said the tables were partial.
+    Now its printout, ``report.md`` and the report's standard error say how many of the
+    plan's trials finished."""
+    from controller.sweep import executors
+
+    whole = executors.run_serial
+
+    def cut_after_one(tasks, *, under_way=None):
+        results = whole(tasks, under_way=under_way)
+        yield next(results)
+        results.close()
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(executors, "run_serial", cut_after_one)
+    out = tmp_path / "s"
+    assert main(["sweep", "--grid", "stim.peroneal.amplitude_ma=25,30", "--duration-s", "2",
+                 "--workers", "1", "--out", str(out)]) == 130
+    printed = capsys.readouterr().out
+    assert "(one row per finished trial: 1 of 2, the sweep is not complete)" in printed
+    assert "(mean over seeds; of the 1 finished trials only):" in printed
+    assert main(["report", str(out)]) == 0
+    err = capsys.readouterr().err
+    assert "fes report: note: 1 of the sweep's 2 trials finished" in err
+    assert "**Not complete**: 1 of the sweep's 2 trials finished" in (
+        out / "report" / "report.md").read_text()
+    monkeypatch.setattr(executors, "run_serial", whole)  # run again: complete, no note
+    assert main(["sweep", "--grid", "stim.peroneal.amplitude_ma=25,30", "--duration-s", "2",
+                 "--workers", "1", "--out", str(out)]) == 0
+    assert "(one row per trial)" in capsys.readouterr().out
+    assert main(["report", str(out)]) == 0
+    assert "note" not in capsys.readouterr().err
+    assert "Not complete" not in (out / "report" / "report.md").read_text()

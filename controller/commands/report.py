@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
 from controller.commands.common import EXIT_OK, output_path
@@ -18,6 +19,8 @@ def _run(args: argparse.Namespace) -> int:
     with writing(out):
         report = make_report(args.folder, out, args.objective, over)
     print(f"report: {report.path} ({len(report.figures)} figures)")
+    if report.note is not None:
+        print(f"fes report: note: {report.note}", file=sys.stderr)
     return EXIT_OK
 
 

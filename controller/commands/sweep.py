@@ -17,6 +17,7 @@ from controller.commands.common import (
     EXIT_OK,
     EXIT_REQUIREMENT_FAILED,
     EXIT_TRIALS_FAILED,
+    EXIT_USAGE,
     add_format_option,
     add_require_option,
     not_a_trial_folder,
@@ -148,13 +149,24 @@ def _run(args: argparse.Namespace) -> int:
     table_files = f"{out}/{RESULTS}" + (
         f" and {out}/{RESULTS_PARQUET}" if args.data_format == "parquet" else ""
     )
-    print(f"files: {table_files} (one row per trial), {out}/{RANKING}, {out}/trials/")
+    finished = outcome.reused + outcome.ran
+    # A sweep cut short (interrupted, a full disk, failed trials) tabulates what finished:
+    # said on every line that a script or a reader could take for the sweep's result.
+    rows = ("one row per trial" if finished == outcome.total else
+            f"one row per finished trial: {finished} of {outcome.total}, the sweep is not "
+            "complete")
+    print(f"files: {table_files} ({rows}), {out}/{RANKING}, {out}/trials/")
     if outcome.ranked:
         order = ", then ".join(str(t) for t in terms)
-        print(f"best settings by {order} (mean over seeds):")
+        of = "" if finished == outcome.total else f"; of the {finished} finished trials only"
+        print(f"best settings by {order} (mean over seeds{of}):")
         print(render_ranking(outcome.ranked, plan.parameters, terms))
+    if outcome.output_error is not None:
+        print(f"fes: {outcome.output_error}; the sweep stopped there with "
+              f"{finished} of {outcome.total} trials finished: make room "
+              "and run the same command again to run the rest", file=sys.stderr)
+        return EXIT_USAGE
     if outcome.interrupted:
-        finished = outcome.reused + outcome.ran
         print(f"fes: interrupted: {finished} of {outcome.total} trials finished; run the same "
               "command again to run the rest", file=sys.stderr)
         return EXIT_INTERRUPTED

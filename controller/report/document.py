@@ -9,6 +9,7 @@ table of its best settings, and the trial figures of the best setting's first tr
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -39,6 +40,8 @@ class Report:
 
     path: Path
     figures: tuple[Path, ...]
+    #: Said on standard error too: a sweep that did not finish (``SweepData.incomplete``).
+    note: str | None = None
 
 
 def make_report(
@@ -149,6 +152,7 @@ def _sweep_report(data: SweepData, out: Path, over: Sequence[str] | None) -> Rep
         f"{order}, each averaged over its seeds (`worst`: the worst seed). Full tables: "
         "`results.csv` (one row per trial), `ranking.csv`.",
         "",
+        *([f"**Not complete**: {incomplete}.", ""] if (incomplete := data.incomplete()) else []),
         *(f"Note: {note}." for note in misread_terms(data.objective)),
         *([""] if misread_terms(data.objective) else []),
         f"## Best settings (top {min(BEST_SHOWN, len(ranked))} of {len(ranked)})",
@@ -158,4 +162,4 @@ def _sweep_report(data: SweepData, out: Path, over: Sequence[str] | None) -> Rep
         *_images(figures[: len(data.objective) + 1]),
         *best_lines,
     ]
-    return _write(out, lines, figures)
+    return dataclasses.replace(_write(out, lines, figures), note=incomplete)

@@ -45,6 +45,18 @@ class SweepData:
     rows: list[Row]
     parameters: list[str]
     objective: tuple[Term, ...]
+    #: The trials of the sweep's plan (``sweep.json``); more than ``rows`` when it did
+    #: not finish (interrupted, stopped by a full disk, trials that failed).
+    planned: int | None = None
+
+    def incomplete(self) -> str | None:
+        """What a report of a sweep that did not finish says first, or None."""
+        if self.planned is None or len(self.rows) >= self.planned:
+            return None
+        return (f"{len(self.rows)} of the sweep's {self.planned} trials finished (it was "
+                "interrupted, stopped by an output it could not write, or trials failed: "
+                "failures.txt): the ranking and the figures are of those only; run the "
+                "same fes sweep command again to complete it")
 
     def patients(self) -> list[Figure]:
         """Patients in plan order."""
@@ -69,7 +81,9 @@ def load_sweep(folder: Path, objective: str | None = None) -> SweepData:
     with (folder / RESULTS).open(encoding="utf-8") as handle:
         rows = read_table(handle)
     terms = parse_objective(objective or ",".join(plan.get("objective") or []) or "strides")
-    return SweepData(folder, rows, list(plan["parameters"]), terms)
+    planned = plan.get("trials")
+    return SweepData(folder, rows, list(plan["parameters"]), terms,
+                     planned if isinstance(planned, int) else None)
 
 
 def choose_axes(data: SweepData, over: Sequence[str] | None) -> list[str]:

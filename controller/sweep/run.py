@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol, TextIO
 
-from controller.outputs import write_json_atomically
+from controller.outputs import OutputError, write_json_atomically, writing
 from controller.progress import Progress
 from controller.sweep import ranking, table
 from controller.sweep.executors import Result, Task
@@ -49,6 +49,8 @@ class SweepOutcome:
     reused: int
     ran: int = 0
     interrupted: bool = False
+    #: An output a trial could not write (a full disk): the sweep stopped there.
+    output_error: str | None = None
     failed: dict[int, str] = field(default_factory=dict)
     ranked: list[ranking.RankedSetting] = field(default_factory=list)
     unmet: list[str] = field(default_factory=list)
@@ -131,15 +133,22 @@ def _run_todo(
             trial = todo[index]
             progress.under_way(under_way.finished(index), redraw=False)  # then advanced
             if isinstance(result, TrialFailure):
+                if result.output is not None:  # no other trial could write either
+                    outcome.output_error = result.output
+                    return
                 outcome.failed[trial.index] = result.error
                 progress.advance(failed=True)
                 continue
             if result.summary.get("stopped_by") == "interrupted":  # Ctrl-C inside the loop
                 raise KeyboardInterrupt
-            if result.staged is not None:  # written into the store by a local worker
-                store.commit_folder(trial.key, Path(result.staged))
-            else:
-                store.commit(trial.key, result.files)
+            try:
+                if result.staged is not None:  # written into the store by a local worker
+                    store.commit_folder(trial.key, Path(result.staged))
+                else:
+                    store.commit(trial.key, result.files)
+            except OutputError as err:
+                outcome.output_error = str(err)
+                return
             summaries[trial.key] = result.summary
             outcome.ran += 1
             progress.advance()
@@ -161,19 +170,20 @@ def _write_tables(
         if (summary := summaries[t.key]) is not None
     ]
     columns = table.columns_of(plan.parameters, rows)
-    with store.replacing(RESULTS) as handle:
+    with writing(store.root / RESULTS), store.replacing(RESULTS) as handle:
         table.write_table(handle, columns, rows)
     if data_format == "parquet":
         table.write_parquet(store.root / RESULTS_PARQUET, columns, rows)
     outcome.ranked = ranking.rank(rows, plan.parameters, terms)
-    with store.replacing(RANKING) as handle:
+    with writing(store.root / RANKING), store.replacing(RANKING) as handle:
         ranking.write_ranking(handle, outcome.ranked, plan.parameters, terms)
     for row in rows:
         outcome.unmet += [f"trial {row['trial']}: {m}" for m in failures(list(checks), row)]
     failed_path = store.root / FAILURES
-    if outcome.failed:
-        failed_path.write_text(
-            "".join(f"trial {i}:\n{error}\n" for i, error in sorted(outcome.failed.items()))
-        )
-    elif failed_path.exists():
-        failed_path.unlink()
+    with writing(failed_path):
+        if outcome.failed:
+            failed_path.write_text(
+                "".join(f"trial {i}:\n{error}\n" for i, error in sorted(outcome.failed.items()))
+            )
+        elif failed_path.exists():
+            failed_path.unlink()

@@ -24,6 +24,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
 
+from controller.outputs import writing
 from controller.validation import ConfigError
 
 PARTIAL_PREFIX = ".partial-"
@@ -94,12 +95,13 @@ class SweepStore:
     def commit(self, key: str, files: Mapping[str, bytes]) -> None:
         """Write a finished trial's files and move them into place in one rename."""
         partial = self.trials / f"{PARTIAL_PREFIX}{key}"
-        if partial.exists():
-            shutil.rmtree(partial)
-        partial.mkdir()
-        for name, data in files.items():
-            (partial / name).write_bytes(data)
-        self.commit_folder(key, partial)
+        with writing(partial):  # a full disk: OutputError naming the file
+            if partial.exists():
+                shutil.rmtree(partial)
+            partial.mkdir()
+            for name, data in files.items():
+                (partial / name).write_bytes(data)
+            self.commit_folder(key, partial)
 
     def commit_folder(self, key: str, partial: Path) -> None:
         """Move the folder ``partial`` (a ``.partial-*`` folder in ``trials/``, holding a

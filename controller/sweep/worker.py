@@ -54,9 +54,12 @@ class TrialOutput:
 
 @dataclass(frozen=True, slots=True)
 class TrialFailure:
-    """A trial that raised: the error, with the traceback, as text."""
+    """A trial that raised: the error, with the traceback, as text; ``output``: the
+    output it could not write (``controller.outputs.OutputError``: a full disk, a
+    read-only folder), which is the sweep's problem, not the trial's."""
 
     error: str
+    output: str | None = None
 
 
 def run_trial(
@@ -115,5 +118,19 @@ def run_guarded(
     """``run_trial`` whose exceptions come back as data, tagged with the task's index."""
     try:
         return index, run_trial(config, options, underway.reporter(index))
-    except Exception:
-        return index, TrialFailure(traceback.format_exc())
+    except Exception as err:
+        return index, TrialFailure(traceback.format_exc(), _output_error(err))
+
+
+def _output_error(err: BaseException) -> str | None:
+    """The message of the ``OutputError`` that ``err`` is or was raised from, if any."""
+    from controller.outputs import OutputError
+
+    seen: set[int] = set()
+    cause: BaseException | None = err
+    while cause is not None and id(cause) not in seen:
+        if isinstance(cause, OutputError):
+            return str(cause)
+        seen.add(id(cause))
+        cause = cause.__cause__ or cause.__context__
+    return None
