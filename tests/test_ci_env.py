@@ -171,3 +171,28 @@ def test_a_short_trial_runs_under_a_tight_ulimit(tmp_path):
         preexec_fn=_address_space(700_000),
     )
     assert proc.returncode == 0, proc.stderr
+
+
+def _floats(value):
+    if isinstance(value, float):
+        yield value
+    elif isinstance(value, dict):
+        for item in value.values():
+            yield from _floats(item)
+    elif isinstance(value, list):
+        for item in value:
+            yield from _floats(item)
+
+
+def test_every_figure_of_the_summary_is_rounded(tmp_path, capsys):
+    """``gyro_mounting.decided_s`` was the sum of sample periods in binary,
+    ``4.3500000000000005`` (in ``summary.json`` and ``results.csv``): the check a CI job
+    writes from what it reads, ``--require 'gyro_mounting.decided_s<=4.35'``, failed."""
+    from controller.cli import main
+
+    out = tmp_path / "t"
+    assert main(["sim", "--duration-s", "10", "--out", str(out), "--require",
+                 "gyro_mounting.decided_s<=4.35"]) == 0, capsys.readouterr().err
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["gyro_mounting"]["decided_s"] == 4.35
+    assert all(round(x, 6) == x for x in _floats(summary))
