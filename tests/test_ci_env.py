@@ -196,3 +196,25 @@ def test_every_figure_of_the_summary_is_rounded(tmp_path, capsys):
     summary = json.loads((out / "summary.json").read_text())
     assert summary["gyro_mounting"]["decided_s"] == 4.35
     assert all(round(x, 6) == x for x in _floats(summary))
+
+
+#: What each command may exit with (docs/cli.md, "Exit codes").
+EXIT_CODES = {
+    "sim": (0, 2, 3, 130), "sweep": (0, 2, 3, 4, 130), "report": (0, 2, 130),
+    "check-config": (0, 2, 130), "run": (0, 2, 5, 6, 7, 8, 9, 10, 130),
+    "ports": (0, 1, 2, 9), "board-emulator": (0, 2, 130),
+}
+
+
+@pytest.mark.parametrize("command", sorted(EXIT_CODES))
+def test_every_command_lists_its_exit_codes_in_its_help(command, capsys):
+    """A CI maintainer reads ``fes sim --help`` for what an exit code means: ``fes sim``,
+    ``fes report`` and ``fes check-config`` listed none."""
+    from controller.cli import build_parser
+
+    with pytest.raises(SystemExit):
+        build_parser(command).parse_args([command, "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    listed = text[text.lower().index("exit codes:"):]
+    for code in EXIT_CODES[command]:
+        assert re.search(rf"(: |; |, ){code} ", listed), (code, listed)

@@ -66,6 +66,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         "With --explain, print the config as TOML instead, every field with its value, "
         "allowed range and meaning (without FILE: the defaults, which is "
         "configs/default.toml).",
+        epilog="exit codes: 0 valid (notes on standard error name settings the trial "
+        "would not read); 2 invalid (every bad field named with its allowed range), "
+        "unreadable, or no FILE without --explain; 130 interrupted.",
     )
     check.add_argument(
         "file", type=Path, metavar="FILE", nargs="?", help="TOML config to validate"

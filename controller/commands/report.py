@@ -6,7 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from controller.commands.common import EXIT_OK, output_path
+from controller.commands.common import EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, output_path
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -37,6 +37,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         "or two swept parameters (line or heat map), the spread over its trials, the best "
         "settings and the figures of the best setting's first trial. Needs matplotlib "
         "(pip install 'fes-timing[report]').",
+        epilog=f"exit codes: {EXIT_OK} report written (a sweep that did not finish: with a "
+        f"note on standard error); {EXIT_USAGE} bad usage, a folder that is neither a "
+        "trial's nor a sweep's (a killed trial, without summary.json, included), a trial "
+        f"on a real board, or an output that cannot be written; {EXIT_INTERRUPTED} "
+        "interrupted.",
     )
     report.add_argument("folder", type=Path, metavar="DIR", help="a trial or a sweep folder")
     report.add_argument(

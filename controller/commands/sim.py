@@ -11,6 +11,7 @@ from controller.commands.common import (
     EXIT_INTERRUPTED,
     EXIT_OK,
     EXIT_REQUIREMENT_FAILED,
+    EXIT_USAGE,
     add_format_option,
     add_output_options,
     add_realtime_options,
@@ -110,6 +111,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="run a closed-loop walking trial against the simulated patient",
         description="Run a closed-loop walking trial against the simulated patient and "
         "write samples.csv, events.csv, summary.json and config.json into the output folder.",
+        epilog=f"exit codes: {EXIT_OK} trial completed (every --require check met); "
+        f"{EXIT_USAGE} bad usage or configuration (each bad field named with its allowed "
+        "range), or an output that cannot be written (a full disk: once the trial has "
+        f"run); {EXIT_REQUIREMENT_FAILED} a --require check failed (each named with the "
+        f"value found); {EXIT_INTERRUPTED} interrupted by Ctrl-C, SIGTERM or SIGHUP "
+        "(outputs off, files written with the samples recorded so far).",
     )
     sim.add_argument(
         "--config", type=Path, metavar="FILE",

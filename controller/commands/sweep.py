@@ -197,7 +197,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "DIR/trials/: run the same command again after an interruption and only the "
         "missing trials run. Every config is validated before any trial runs; a sweep "
         f"has at most {MAX_TRIALS} trials.",
-        epilog=f"Exit codes: 0 ok, 2 bad usage or configuration, {EXIT_REQUIREMENT_FAILED} "
+        epilog=f"Exit codes: 0 ok, 2 bad usage or configuration, or an output it cannot "
+        f"write (a full disk stops the sweep), {EXIT_REQUIREMENT_FAILED} "
         f"a --require check failed, {EXIT_TRIALS_FAILED} some trials raised an error, "
         "130 interrupted (finished trials kept).",
     )
