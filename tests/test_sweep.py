@@ -9,6 +9,8 @@ import shutil
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from controller.cli import main
 from controller.sweep.plan import SweepSpec, build_plan, parse_grid
@@ -366,3 +368,15 @@ def test_a_sweep_cut_short_says_so_where_its_tables_are_read(tmp_path, capsys, m
     assert main(["report", str(out)]) == 0
     assert "note" not in capsys.readouterr().err
     assert "Not complete" not in (out / "report" / "report.md").read_text()
+
+
+@given(text=st.text(alphabet=" \t,", max_size=4))
+@settings(max_examples=20, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+def test_patients_that_name_no_patient_are_refused(tmp_path, capsys, text):
+    """``--patients "$PATIENTS"`` with the CI variable unset (``--patients ""``) ran the
+    config's patient as if the option were not given; blanks named "patient ''"."""
+    out = tmp_path / "x"
+    assert main(["sweep", "--patients", text, "--duration-s", "1", "--out", str(out)]) == 2
+    assert f"--patients {text!r}: no patient named" in capsys.readouterr().err
+    assert not out.exists()

@@ -83,6 +83,10 @@ def _spec(args: argparse.Namespace) -> SweepSpec:
         problems.append(f"--seeds: must be >= 1 (got {args.seeds})")
     if args.sample_seed < 0:
         problems.append(f"--sample-seed: must be >= 0 (got {args.sample_seed})")
+    if args.patients is not None and not args.patients.replace(",", "").strip():
+        # ``--patients "$PATIENTS"`` with the variable unset ran the config's patient
+        problems.append(f"--patients {args.patients!r}: no patient named (leave the option "
+                        "out for the config's patient)")
     if problems:
         raise ConfigError("fes sweep", problems)
     fixed = {} if args.duration_s is None else {"loop.duration_s": args.duration_s}
