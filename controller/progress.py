@@ -13,6 +13,11 @@ Anywhere else (CI, a file, a pipe) a redrawn line would pile up carriage returns
   work has finished since, and at the end. A 1,000-trial sweep logs about a dozen lines,
   however long it runs;
 * without ``log`` nothing is shown: a command's output stays what scripts and tests read.
+  ``progress`` (every other long work: a long ``fes sim``, ``fes report`` or ``fes
+  detect`` of a long recording) logs in the same way, but only once the work has run
+  ``LOG_EVERY_S`` (``log_after_s``): quick work prints nothing, and a CI log of a
+  day-long ``fes sim`` (32 s) or of the report of an hour's trial is not silent
+  throughout.
 
 ``quiet`` shows nothing anywhere (a trial run by a sweep's worker: the sweep counts it).
 
@@ -77,6 +82,7 @@ class Progress:
         log_every_s: float = LOG_EVERY_S,
         log_steps: int = LOG_STEPS,
         quiet: bool = False,
+        log_after_s: float = 0.0,
     ) -> None:
         self.failed = 0
         self._stream = stream
@@ -94,9 +100,10 @@ class Progress:
         self._after_s = after_s
         self._log_every_s = log_every_s
         self._log_steps = log_steps
+        self._log_after_s = log_after_s  # in a log: no line before the work took this long
         self._logged: tuple[float, float] | None = None  # (count, time) of the last line
         self._bar: Any = None  # tqdm, made once something is to be shown
-        if self._shown and (after_s <= 0.0 or not self._live):
+        if self._shown and (after_s <= 0.0 if self._live else log_after_s <= 0.0):
             self._make_bar()
 
     @property
@@ -107,7 +114,9 @@ class Progress:
     def line(self) -> str:
         """The progress text, e.g. ``sweep:  60%|######    | 6/10 [00:06<00:12,
         3.00s/trial]``."""
-        return str(self._make_bar())
+        bar = self._make_bar()
+        bar.n = self._count_shown()
+        return str(bar)
 
     def show(self) -> None:
         """Draw the current count: at once on a terminal (once ``after_s`` has passed),
@@ -129,6 +138,9 @@ class Progress:
                 self._bar.set_postfix_str(f"{self.failed} failed", refresh=False)
         if not self._shown:
             return
+        if not self._live:  # a log: a line when one is due (the bar is made for it)
+            self.show()
+            return
         if self._bar is None:
             if not self._due_on_terminal():
                 return
@@ -136,8 +148,6 @@ class Progress:
         else:
             self._bar.n = self._count_shown()  # then drawn as ``update`` would draw
             self._bar.update(0)
-        if not self._live:
-            self.show()
 
     def under_way(self, amount: float, redraw: bool = True) -> None:
         """Work begun and not finished amounts to ``amount`` (in ``unit``s): drawn on a
@@ -164,7 +174,8 @@ class Progress:
         """Close the bar (terminal), or log the final count if not yet (log)."""
         if not self._shown:
             return
-        if not self._live and (self._logged is None or self._logged[0] != self.done):
+        if not self._live and (self._logged[0] != self.done if self._logged is not None
+                               else self._log_after_s <= 0.0):
             self._log()
         if self._bar is not None:
             self._bar.close()
@@ -195,7 +206,7 @@ class Progress:
 
     def _log_due(self) -> bool:
         if self._logged is None:
-            return True
+            return self._clock() - self._start >= self._log_after_s
         count, at = self._logged
         total = self._options["total"] or 1
         step = self.done * self._log_steps // total
@@ -224,11 +235,13 @@ def progress(
     stream: TextIO | None = None, after_s: float | None = None, quiet: bool = False,
 ) -> Iterator[Progress]:
     """Progress of work that may take long, on ``stream`` (stderr): a line on a terminal
-    once it has taken ``after_s`` (``AFTER_S``), nothing elsewhere or if ``quiet``;
-    closed at the end."""
+    once it has taken ``after_s`` (``AFTER_S``); elsewhere (a log) whole lines once it
+    has taken ``LOG_EVERY_S``, then as a sweep logs them; nothing if ``quiet``; closed
+    at the end."""
     shown = Progress(
         total, 0, stream or sys.stderr, desc=desc, unit=unit, unit_scale=unit_scale,
-        log=False, after_s=AFTER_S if after_s is None else after_s, quiet=quiet,
+        log=True, after_s=AFTER_S if after_s is None else after_s, quiet=quiet,
+        log_after_s=LOG_EVERY_S,
     )
     try:
         yield shown

@@ -227,3 +227,45 @@ def test_worker_processes_report_their_trials_to_the_sweep():
     assert [index for index, _ in results] == [0]
     assert under_way.shares[0] == UNFINISHED  # written by the worker, read here
     assert under_way.finished(0) == 0.0
+
+
+# Long work other than a sweep, in a log (a CI job's): nothing while it is quick, whole
+# lines once it has taken LOG_EVERY_S (a day-long fes sim took 32 s without a word).
+
+
+def test_long_work_in_a_log_gets_lines_once_it_has_taken_log_every_s():
+    clock, log = Clock(), io.StringIO()
+    quick = shared.Progress(100, 0, log, desc="trial", unit="sample", clock=clock,
+                            log_after_s=LOG_EVERY_S)
+    for _ in range(100):
+        clock.now += 0.2  # 20 s in all
+        quick.advance()
+    quick.finish()
+    assert log.getvalue() == ""
+    slow = shared.Progress(100, 0, log, desc="trial", unit="sample", clock=clock,
+                           log_after_s=LOG_EVERY_S)
+    started = clock.now
+    times = []
+    for _ in range(100):
+        clock.now += 2.0  # 200 s in all
+        before = log.getvalue().count("\n")
+        slow.advance()
+        if log.getvalue().count("\n") > before:
+            times.append(clock.now - started)
+    slow.finish()
+    text = log.getvalue()
+    assert "\r" not in text and "\x1b" not in text
+    counts = _counts(text)
+    assert counts == sorted(set(counts)) and counts[-1] == 100
+    assert times[0] >= LOG_EVERY_S
+    assert max(b - a for a, b in itertools.pairwise(times)) <= LOG_EVERY_S
+
+
+def test_fes_sim_in_a_log_prints_whole_lines_once_it_has_taken_long(tmp_path, monkeypatch,
+                                                                    capsys):
+    monkeypatch.setattr(shared, "LOG_EVERY_S", 0.0)  # "long" from the start
+    out, err = _run(monkeypatch, capsys, False,
+                    ["sim", "--duration-s", "4", "--out", str(tmp_path / "t")])
+    assert "%|" not in out and "\r" not in err
+    lines = [line for line in err.splitlines() if line.startswith("trial:")]
+    assert lines and "100%" in lines[-1] and "2.00k/2.00k" in lines[-1]
