@@ -14,7 +14,7 @@ from pathlib import Path
 from unittest import mock
 
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from controller import numba_cache
@@ -218,3 +218,19 @@ def test_every_command_lists_its_exit_codes_in_its_help(command, capsys):
     listed = text[text.lower().index("exit codes:"):]
     for code in EXIT_CODES[command]:
         assert re.search(rf"(: |; |, ){code} ", listed), (code, listed)
+
+
+@given(blank=st.text(alphabet=" \t", max_size=3),
+       command=st.sampled_from([["sim", "--config"], ["sweep", "--config"],
+                                ["run", "--port", "loop://", "--config"], ["check-config"],
+                                ["report"]]))
+@settings(max_examples=25, deadline=None)
+def test_an_empty_input_path_is_named_as_such(blank, command):
+    """``--config "$CONFIG"`` with the variable unset: "invalid configuration (.): not a
+    regular file" (the empty path read as the current folder). Named now: the option
+    and "an empty path", exit 2, before anything runs."""
+    proc = subprocess.run([sys.executable, "-m", "controller.cli", *command, blank],
+                          capture_output=True, text=True, check=False, timeout=60)
+    assert proc.returncode == 2
+    assert "an empty path" in proc.stderr and "Traceback" not in proc.stderr
+    assert ("--config" if "--config" in command else "argument") in proc.stderr

@@ -6,9 +6,8 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
-from controller.commands.common import EXIT_OK, EXIT_USAGE, load_checked
+from controller.commands.common import EXIT_OK, EXIT_USAGE, input_path, load_checked
 
 #: The paragraph that heads ``configs/default.toml``.
 DEFAULT_HEADER = (
@@ -71,7 +70,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "unreadable, or no FILE without --explain; 130 interrupted.",
     )
     check.add_argument(
-        "file", type=Path, metavar="FILE", nargs="?", help="TOML config to validate"
+        "file", type=input_path, metavar="FILE", nargs="?", help="TOML config to validate"
     )
     check.add_argument(
         "--explain", action="store_true",

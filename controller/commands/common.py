@@ -45,6 +45,15 @@ def output_path(text: str) -> Path:
     return Path(text)
 
 
+def input_path(text: str) -> Path:
+    """A ``--config FILE`` or a folder to read: a path, never empty (``--config
+    "$CONFIG"`` with the variable unset was read as the current folder, "invalid
+    configuration (.): not a regular file")."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("an empty path (a variable that was not set?)")
+    return Path(text)
+
+
 def add_output_options(parser: argparse.ArgumentParser, default: str) -> None:
     """``--out DIR`` and ``--overwrite`` of a command that writes one trial's files."""
     parser.add_argument(

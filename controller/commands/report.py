@@ -4,9 +4,14 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 
-from controller.commands.common import EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE, output_path
+from controller.commands.common import (
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_USAGE,
+    input_path,
+    output_path,
+)
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -43,7 +48,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         f"on a real board, or an output that cannot be written; {EXIT_INTERRUPTED} "
         "interrupted.",
     )
-    report.add_argument("folder", type=Path, metavar="DIR", help="a trial or a sweep folder")
+    report.add_argument("folder", type=input_path, metavar="DIR", help="a trial or a sweep folder")
     report.add_argument(
         "--out", type=output_path, metavar="DIR", help="where to write (default DIR/report)"
     )

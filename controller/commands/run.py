@@ -39,6 +39,7 @@ from controller.commands.common import (
     add_output_options,
     add_stim_option,
     files_line,
+    input_path,
     load_checked,
     not_a_sweep_folder,
     stim_overrides,
@@ -202,7 +203,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "and its range) when it asks for what the device cannot deliver",
     )
     run.add_argument(
-        "--config", type=Path, metavar="FILE",
+        "--config", type=input_path, metavar="FILE",
         help="TOML file overriding any subset of configs/default.toml (its [sim] section "
         "is not used: the patient is whoever wears the board)",
     )

@@ -18,6 +18,7 @@ from controller.commands.common import (
     add_require_option,
     add_stim_option,
     files_line,
+    input_path,
     load_checked,
     not_a_sweep_folder,
     realtime_overrides,
@@ -119,7 +120,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "(outputs off, files written with the samples recorded so far).",
     )
     sim.add_argument(
-        "--config", type=Path, metavar="FILE",
+        "--config", type=input_path, metavar="FILE",
         help="TOML file overriding any subset of configs/default.toml",
     )
     sim.add_argument(

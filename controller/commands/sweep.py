@@ -20,6 +20,7 @@ from controller.commands.common import (
     EXIT_USAGE,
     add_format_option,
     add_require_option,
+    input_path,
     not_a_trial_folder,
     output_path,
     print_unread,
@@ -207,7 +208,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "130 interrupted (finished trials kept).",
     )
     sweep.add_argument(
-        "--config", type=Path, metavar="FILE",
+        "--config", type=input_path, metavar="FILE",
         help="base TOML config every trial starts from (over configs/default.toml)",
     )
     sweep.add_argument(
