@@ -173,6 +173,22 @@ def test_a_short_trial_runs_under_a_tight_ulimit(tmp_path):
     assert proc.returncode == 0, proc.stderr
 
 
+def test_a_sweep_in_one_process_runs_every_trial_under_a_tight_ulimit(tmp_path):
+    """``fes sweep --workers 1`` under ``ulimit -v 700000``: its first trial ran, every
+    later one was refused ("no trial fits", exit 4, "run the same command again to retry
+    them": one more trial per run), the check counting the address space the first
+    trial had mapped and freed as taken."""
+    out = tmp_path / "s"
+    proc = subprocess.run(
+        [sys.executable, "-m", "controller.cli", "sweep", "--grid",
+         "stim.peroneal.amplitude_ma=25,30,35", "--duration-s", "20", "--workers", "1",
+         "--out", str(out)], capture_output=True, text=True, check=False, timeout=300,
+        preexec_fn=_address_space(700_000),
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert len(list((out / "trials").iterdir())) == 3
+
+
 def _floats(value):
     if isinstance(value, float):
         yield value

@@ -74,12 +74,33 @@ def _available_kib() -> int | None:
     return None
 
 
+#: ``VmSize`` at this process's first check (kB): the trials a process runs one after
+#: another (``fes sweep --workers 1``, a worker's) leave its address space grown by what
+#: they mapped and freed (158 MB after two 20 s trials, then flat over ten more), room the
+#: next trial reuses; a check against the grown size refused every trial after the
+#: first under ``ulimit -v 700000`` (exit 4).
+_first_size_kib: int | None = None
+
+
+def _counted_size_kib() -> int | None:
+    """This process's address space as a check counts it: its size now, but what it
+    grew since its first check only beyond ``RESERVE_BYTES`` (up to that, the room an
+    earlier trial used and freed, which the reserve stands for)."""
+    global _first_size_kib
+    size_kib = _status_kib("VmSize")
+    if size_kib is None:
+        return None
+    if _first_size_kib is None:
+        _first_size_kib = size_kib
+    return max(min(size_kib, _first_size_kib), size_kib - RESERVE_BYTES // 1024)
+
+
 def room_bytes() -> tuple[int, str] | None:
     """The most this process may still allocate, and which limit says so (None if no
     limit is known)."""
     rooms: list[tuple[int, str]] = []
     soft, _ = resource.getrlimit(resource.RLIMIT_AS)
-    size_kib = _status_kib("VmSize")
+    size_kib = _counted_size_kib()
     if soft != resource.RLIM_INFINITY and size_kib is not None:
         rooms.append((soft - size_kib * 1024, "its address-space limit (ulimit -v)"))
     cgroup = _cgroup_room()
