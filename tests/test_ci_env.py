@@ -14,7 +14,7 @@ from pathlib import Path
 from unittest import mock
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from controller import numba_cache
@@ -250,3 +250,21 @@ def test_an_empty_input_path_is_named_as_such(blank, command):
     assert proc.returncode == 2
     assert "an empty path" in proc.stderr and "Traceback" not in proc.stderr
     assert ("--config" if "--config" in command else "argument") in proc.stderr
+
+
+@given(name=st.text(alphabet="abcdefghijklmnopqrstuvwxyz_- 0123456789", max_size=12))
+@settings(max_examples=30, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+def test_an_unknown_patient_in_a_config_names_the_field_and_the_file(tmp_path, capsys, name):
+    """``patient = "$PATIENT"`` written by a CI job: "invalid configuration (patients
+    ''): no such patients config", naming neither ``sim.patient`` nor the file."""
+    from controller.cli import main
+    from controller.resources import available
+
+    assume(name not in available("patients"))
+    config = tmp_path / "ci.toml"
+    config.write_text(f"[sim]\npatient = {json.dumps(name)}\n")
+    assert main(["check-config", str(config)]) == 2
+    err = capsys.readouterr().err
+    assert f"invalid configuration ({config})" in err
+    assert f"sim.patient {name!r}: no such patients config; available: " in err

@@ -110,7 +110,16 @@ def load_checked(path: Path | None, overrides: dict[str, Any]) -> TrialConfig:
     from sim.patient import load_patient
 
     config = load_config(path, overrides)
-    load_patient(config.sim.patient)
+    patient = config.sim.patient
+    try:
+        load_patient(patient)
+    except ConfigError as err:
+        if "/" in patient or patient.endswith(".toml"):
+            raise  # a profile file's own fields, named in it
+        # A name: the config's field, named where the config came from.
+        source = str(path or "configs/default.toml") + (" + command line" if overrides else "")
+        raise ConfigError(source, [f"sim.patient {patient!r}: {p}" for p in err.problems]
+                          ) from None
     if path is not None:
         note_unread(path, unused_settings(config))
     return config
