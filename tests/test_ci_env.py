@@ -116,6 +116,34 @@ def test_two_trials_cannot_hold_one_folder(tmp_path):
     TrialFolder.claim(out).release()  # free again, and still empty
 
 
+def test_a_fork_of_the_trial_does_not_keep_its_folder_locked(tmp_path):
+    """The log writer, forked by the trial, inherited the lock: when it exited a moment
+    after the trial's end, the same process's next trial into the folder (``fes sim
+    --overwrite`` in a test) was refused as if another command were writing it."""
+    from controller.trial.folder import TrialFolder
+
+    out = tmp_path / "t"
+    first = TrialFolder.claim(out)
+    read, write = os.pipe()
+    ready_read, ready_write = os.pipe()
+    child = os.fork()
+    if child == 0:  # a writer that outlives the trial's end
+        os.close(write)
+        os.write(ready_write, b"r")  # the fork's hooks have run
+        os.read(read, 1)
+        os._exit(0)
+    os.close(read)
+    os.close(ready_write)
+    assert os.read(ready_read, 1) == b"r"
+    os.close(ready_read)
+    try:
+        first.release()
+        TrialFolder.claim(out, overwrite=True).release()
+    finally:
+        os.close(write)
+        os.waitpid(child, 0)
+
+
 def test_two_fes_sim_at_once_into_one_folder_one_is_refused(tmp_path):
     out = tmp_path / "same"
     jobs = [subprocess.Popen(

@@ -70,6 +70,23 @@ def trial_files(path: Path) -> list[str]:
         return sorted(p.name for p in path.iterdir() if _is_trial_file(p))
 
 
+#: The descriptors holding this process's folder locks. A fork (the log writer, the
+#: compile helper) closes its copies at once: a lock is the trial's process's, and a
+#: child that outlived the trial's end by a moment kept the folder locked against the
+#: next trial of the same process (``--overwrite``, a test).
+_HELD: set[int] = set()
+
+
+def _forget_locks() -> None:
+    for fd in _HELD:
+        with contextlib.suppress(OSError):
+            os.close(fd)
+    _HELD.clear()
+
+
+os.register_at_fork(after_in_child=_forget_locks)
+
+
 def _hold(path: Path) -> int | None:
     """An exclusive lock on the folder ``path`` for this process and its forks (the log
     writer): the descriptor that holds it, None where the file system has no such
@@ -85,6 +102,7 @@ def _hold(path: Path) -> int | None:
     except OSError:  # no flock here (some network file systems): unguarded, as before
         os.close(fd)
         return None
+    _HELD.add(fd)
     return fd
 
 
@@ -102,8 +120,10 @@ class TrialFolder:
     def release(self) -> None:
         """Unlock the folder (a trial of a sweep's worker, which runs many)."""
         if self._lock is not None:
-            with contextlib.suppress(OSError):
-                os.close(self._lock)
+            if self._lock in _HELD:  # else closed by a fork, in the child
+                _HELD.discard(self._lock)
+                with contextlib.suppress(OSError):
+                    os.close(self._lock)
             self._lock = None
 
     def __del__(self) -> None:  # a trial that raised before its end released nothing
@@ -129,6 +149,7 @@ class TrialFolder:
             cls._empty(path, overwrite)
         except BaseException:
             if lock is not None:
+                _HELD.discard(lock)
                 os.close(lock)
             if created:
                 with contextlib.suppress(OSError):
