@@ -13,8 +13,10 @@ runs a kernel ended with that traceback and exit code 1.
 places cannot be written and ``NUMBA_CACHE_DIR`` is not set, it sets it to a folder of
 this user's in the temporary folder (``fes-numba-cache-<uid>``, mode 0700, reused by
 later commands of the same job so that only the first compiles) and says so on
-standard error. If that cannot be made either, the command stops with exit code 2
-naming ``NUMBA_CACHE_DIR``. Standard library only: ``fes --help`` imports this module.
+standard error. If that cannot be made either, or ``NUMBA_CACHE_DIR`` names a folder
+that cannot be written (numba then tries its own places, which failed too), the
+command stops with exit code 2 naming ``NUMBA_CACHE_DIR``. Standard library only (and
+``controller.outputs``): every command imports it before its own modules.
 """
 
 from __future__ import annotations
@@ -77,16 +79,24 @@ def choose_cache_dir(notes: TextIO | None = None) -> Path | None:
     nowhere else (see the module docstring); the folder chosen, or None when numba's
     own places (or the user's ``NUMBA_CACHE_DIR``) do. ``OutputError`` naming
     ``NUMBA_CACHE_DIR`` when no folder can be had."""
-    if os.environ.get(ENV) or os.environ.get("NUMBA_DISABLE_JIT", "0") not in ("", "0"):
+    if os.environ.get("NUMBA_DISABLE_JIT", "0") not in ("", "0"):
+        return None
+    chosen = os.environ.get(ENV)
+    if chosen and (problem := _writable(Path(chosen))) is None:
         return None
     pycache = SOURCE / "__pycache__"
     beside = _writable(pycache)
-    if beside is None:
+    if beside is None:  # numba falls back on it after an unwritable NUMBA_CACHE_DIR
         return None
     user = _user_cache()
     in_home = _writable(user) if user is not None else "no home folder"
     if in_home is None:
         return None
+    if chosen:  # the user's choice, unwritable: said, not replaced
+        raise OutputError(ENV, (
+            f"{chosen}: {problem}; numba cannot write its cache beside the code ({pycache}: "
+            f"{beside}) nor in {user or 'the home folder'} ({in_home}) either: set {ENV} "
+            "to a writable folder"))
     folder = Path(tempfile.gettempdir()) / f"fes-numba-cache-{os.getuid()}"
     if (problem := _own_folder(folder)) is not None:
         raise OutputError(ENV, (

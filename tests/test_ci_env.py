@@ -91,6 +91,18 @@ def test_the_temporary_folder_must_be_the_users_own(monkeypatch, tmp_path):
     assert "NUMBA_CACHE_DIR" not in os.environ
 
 
+def test_an_unwritable_numba_cache_dir_is_named_when_nothing_else_is_writable(
+        monkeypatch, tmp_path):
+    """``NUMBA_CACHE_DIR`` set to a folder the job cannot write, in a read-only checkout
+    with a read-only home: numba's traceback again ("no locator available", exit 1)."""
+    _numba_places_not_writable(monkeypatch, tmp_path)
+    monkeypatch.setenv("NUMBA_CACHE_DIR", str(tmp_path / "blocked" / "numba"))
+    with pytest.raises(OutputError) as err:
+        numba_cache.choose_cache_dir()
+    assert err.value.path == "NUMBA_CACHE_DIR"
+    assert str(err.value).startswith(f"cannot write NUMBA_CACHE_DIR: {tmp_path}/blocked/numba: ")
+
+
 def test_numbas_own_places_or_the_users_choice_are_left_alone(monkeypatch, tmp_path):
     monkeypatch.delenv("NUMBA_CACHE_DIR", raising=False)
     assert numba_cache.choose_cache_dir() is None  # the checkout is writable here
