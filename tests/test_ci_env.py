@@ -308,3 +308,20 @@ def test_an_unknown_patient_in_a_config_names_the_field_and_the_file(tmp_path, c
     err = capsys.readouterr().err
     assert f"invalid configuration ({config})" in err
     assert f"sim.patient {name!r}: no such patients config; available: " in err
+
+
+def test_a_report_of_a_killed_trial_says_the_trial_did_not_end(tmp_path, capsys):
+    """A job killed by its timeout's SIGKILL, then ``fes report`` in an always-run step:
+    "neither a trial folder (..., summary.json, config.json) nor a sweep folder", of a
+    folder that holds a trial's files. A folder with config.json and no summary.json is
+    a trial that did not end (docs/files.md, "What survives a crash"): said so."""
+    from controller.cli import main
+
+    out = tmp_path / "t"
+    assert main(["sim", "--duration-s", "2", "--out", str(out)]) == 0
+    (out / "summary.json").unlink()  # as a kill leaves it
+    capsys.readouterr()
+    assert main(["report", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "a trial that did not end (config.json but no summary.json" in err
+    assert not (out / "report").exists()

@@ -61,6 +61,12 @@ def make_report(
 def check_folder(folder: Path) -> None:
     """``ConfigError`` naming ``folder`` unless it is a trial or a sweep folder."""
     if not (is_sweep(folder) or is_trial(folder)):
+        if (folder / "config.json").is_file() and not (folder / "summary.json").exists():
+            # config.json first, summary.json last (docs/files.md): a trial that never ended
+            raise ConfigError(str(folder), [
+                "a trial that did not end (config.json but no summary.json: killed, e.g. "
+                "by SIGKILL or a timeout's kill, or still running): its samples are on "
+                "disk up to the kill, but there are no figures to report"])
         raise ConfigError(str(folder), [
             "neither a trial folder (samples and events as .csv or .parquet, summary.json, "
             "config.json) nor a sweep folder (results.csv, sweep.json)"
