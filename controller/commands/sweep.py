@@ -52,8 +52,10 @@ def _scheduler(text: str) -> str:
 
 
 def _workers(args: argparse.Namespace) -> int:
-    if args.workers is None:
-        return len(os.sched_getaffinity(0))
+    from controller.cgroup import usable_cpus
+
+    if args.workers is None:  # one per CPU the process may use (a container's quota)
+        return usable_cpus()
     if args.scheduler is not None:
         raise ConfigError("--workers", ["applies to local processes; a Dask cluster has its own"])
     most = WORKERS_PER_CPU * len(os.sched_getaffinity(0))

@@ -8,10 +8,11 @@ takes some 12 MB and a day at 500 Hz some 9 GB. A long trial (over two windows o
 ``controller.trial.window``: ``fes sim``, a sweep's, ``fes sim --realtime``, ``fes run``)
 keeps a window of rows instead, scored as they pass: its check is for the window's
 rows. ``check_fits`` compares that with what this process may still use (its
-address-space limit, ``ulimit -v``; its cgroup's ``memory.max``; the memory the system
-has available) and refuses a trial that would not fit, naming ``loop.duration_s`` and
-the longest duration that would (or, for a window, that it does not fit), instead of
-failing with an allocation error part way.
+address-space limit, ``ulimit -v``; its cgroup's memory limit, v2 ``memory.max`` or v1
+``memory.limit_in_bytes``; the memory the system has available) and refuses a trial
+that would not fit, naming ``loop.duration_s`` and the longest duration that would
+(or, for a window, that it does not fit), instead of failing with an allocation error
+part way.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import math
 import resource
 from pathlib import Path
 
+from controller.cgroup import memory_room
 from controller.validation import ConfigError
 
 #: Room kept for everything else the process allocates after the check (the log writer's
@@ -52,16 +54,9 @@ def _status_kib(field: str) -> int | None:
 
 
 def _cgroup_room() -> int | None:
-    """``memory.max`` minus ``memory.current`` of this process's cgroup (v2)."""
-    try:
-        relative = Path("/proc/self/cgroup").read_text().split("::", 1)[1].strip()
-        folder = Path("/sys/fs/cgroup") / relative.lstrip("/")
-        limit = (folder / "memory.max").read_text().strip()
-        if limit == "max":
-            return None
-        return int(limit) - int((folder / "memory.current").read_text())
-    except (OSError, ValueError, IndexError):
-        return None
+    """The memory limit minus the usage of this process's cgroup (v2 ``memory.max``, v1
+    ``memory.limit_in_bytes``: ``controller.cgroup``)."""
+    return memory_room()
 
 
 def _available_kib() -> int | None:
@@ -105,7 +100,7 @@ def room_bytes() -> tuple[int, str] | None:
         rooms.append((soft - size_kib * 1024, "its address-space limit (ulimit -v)"))
     cgroup = _cgroup_room()
     if cgroup is not None:
-        rooms.append((cgroup, "its cgroup's memory.max"))
+        rooms.append((cgroup, "its cgroup's memory limit"))
     available = _available_kib()
     if available is not None:
         rooms.append((available * 1024, "the memory the system has available"))
