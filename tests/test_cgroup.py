@@ -89,3 +89,16 @@ def test_a_trial_is_checked_against_a_v1_memory_limit(monkeypatch, tmp_path):
         "memory/memory.limit_in_bytes": str(300 * 2**20), "memory/memory.usage_in_bytes": "0"})
     room, limit = memory.room_bytes()  # type: ignore[misc]
     assert limit == "its cgroup's memory limit" and room <= 300 * 2**20
+
+
+def test_a_first_run_in_a_one_cpu_quota_compiles_in_one_process(monkeypatch, tmp_path):
+    """A first ``fes sim`` forked its compile helper on a machine of two CPUs whose
+    control group allows one: two processes sharing one CPU's quota."""
+    from controller.trial import compile_ahead
+
+    monkeypatch.setattr(os, "sched_getaffinity", lambda pid: {0, 1})
+    monkeypatch.setattr(os, "getloadavg", lambda: (0.0, 0.0, 0.0))
+    _groups(monkeypatch, tmp_path, "0::/\n", {"cpu.max": "max 100000\n"})
+    assert compile_ahead.spare_cpu()
+    _groups(monkeypatch, tmp_path, "0::/\n", {"cpu.max": "100000 100000\n"})
+    assert not compile_ahead.spare_cpu()

@@ -44,6 +44,7 @@ from typing import Any, NamedTuple
 
 import numba
 
+from controller.cgroup import usable_cpus
 from controller.kernels import numba_api
 
 
@@ -90,9 +91,11 @@ def spare_cpu() -> bool:
     0.5 s of CPU in 16 s), so it helps even on a busy machine, whose scheduler then gives
     the two processes more CPU time than it gives one (at load 1.6-2.2 on this 2-CPU
     machine: 10.7-15.9 s against 16.4-17.1 s for the whole first ``fes sim``); on an
-    overloaded one it would only add its work to the queue, and on one CPU always."""
+    overloaded one it would only add its work to the queue, and on one CPU always (its
+    affinity's CPUs bounded by its control group's quota: a CI pod limited to one CPU of
+    a bigger machine, ``controller.cgroup``)."""
     try:
-        cpus = len(os.sched_getaffinity(0))
+        cpus = usable_cpus()
     except AttributeError:  # no affinity on this OS
         cpus = os.cpu_count() or 1
     return cpus >= 2 and os.getloadavg()[0] < 2 * cpus
