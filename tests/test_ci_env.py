@@ -325,3 +325,21 @@ def test_a_report_of_a_killed_trial_says_the_trial_did_not_end(tmp_path, capsys)
     err = capsys.readouterr().err
     assert "a trial that did not end (config.json but no summary.json" in err
     assert not (out / "report").exists()
+
+
+def test_a_sweep_whose_trials_do_not_fit_stops_with_exit_2(tmp_path, capsys, monkeypatch):
+    """A sweep in a job whose memory holds no trial: each trial failed in turn (exit 4,
+    a traceback each in failures.txt, "run the same command again to retry them"). The
+    memory check's refusal is the sweep's: exit 2 naming loop.duration_s, stopped at
+    the first."""
+    from controller.cli import main
+    from controller.trial import memory
+
+    monkeypatch.setattr(memory, "room_bytes", lambda: (100 * 2**20, "a test's limit"))
+    out = tmp_path / "s"
+    assert main(["sweep", "--grid", "stim.peroneal.amplitude_ma=25,30", "--duration-s", "2",
+                 "--workers", "1", "--out", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert "fes: invalid configuration (loop.duration_s): a trial of 2 s" in err
+    assert "a test's limit" in err and "stopped there with 0 of 2 trials finished" in err
+    assert "Traceback" not in err and not (out / "failures.txt").exists()

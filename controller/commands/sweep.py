@@ -170,8 +170,8 @@ def _run(args: argparse.Namespace) -> int:
         print(render_ranking(outcome.ranked, plan.parameters, terms))
     if outcome.output_error is not None:
         print(f"fes: {outcome.output_error}; the sweep stopped there with "
-              f"{finished} of {outcome.total} trials finished: make room "
-              "and run the same command again to run the rest", file=sys.stderr)
+              f"{finished} of {outcome.total} trials finished: once that is mended, run "
+              "the same command again to run the rest", file=sys.stderr)
         return EXIT_USAGE
     if outcome.interrupted:
         print(f"fes: interrupted: {finished} of {outcome.total} trials finished; run the same "

@@ -49,7 +49,8 @@ class SweepOutcome:
     reused: int
     ran: int = 0
     interrupted: bool = False
-    #: An output a trial could not write (a full disk): the sweep stopped there.
+    #: An output a trial could not write (a full disk), or a config it could not run (a
+    #: trial too long for the memory): the sweep stopped there.
     output_error: str | None = None
     failed: dict[int, str] = field(default_factory=dict)
     ranked: list[ranking.RankedSetting] = field(default_factory=list)
@@ -133,7 +134,7 @@ def _run_todo(
             trial = todo[index]
             progress.under_way(under_way.finished(index), redraw=False)  # then advanced
             if isinstance(result, TrialFailure):
-                if result.output is not None:  # no other trial could write either
+                if result.output is not None:  # nor could the others: stop
                     outcome.output_error = result.output
                     return
                 outcome.failed[trial.index] = result.error

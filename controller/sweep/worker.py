@@ -54,9 +54,11 @@ class TrialOutput:
 
 @dataclass(frozen=True, slots=True)
 class TrialFailure:
-    """A trial that raised: the error, with the traceback, as text; ``output``: the
+    """A trial that raised: the error, with the traceback, as text; ``output``: what
+    stops the whole sweep, the sweep's problem rather than the trial's, on one line: an
     output it could not write (``controller.outputs.OutputError``: a full disk, a
-    read-only folder), which is the sweep's problem, not the trial's."""
+    read-only folder) or a config the process cannot run (``ConfigError`` raised by a
+    trial whose config was valid: a trial that does not fit in its memory)."""
 
     error: str
     output: str | None = None
@@ -123,7 +125,9 @@ def run_guarded(
 
 
 def _output_error(err: BaseException) -> str | None:
-    """The message of the ``OutputError`` that ``err`` is or was raised from, if any."""
+    """The message of the ``OutputError`` or ``ConfigError`` that ``err`` is or was
+    raised from, if any."""
+    from controller.errors import ConfigError
     from controller.outputs import OutputError
 
     seen: set[int] = set()
@@ -131,6 +135,8 @@ def _output_error(err: BaseException) -> str | None:
     while cause is not None and id(cause) not in seen:
         if isinstance(cause, OutputError):
             return str(cause)
+        if isinstance(cause, ConfigError):
+            return f"invalid configuration ({cause.source}): {'; '.join(cause.problems)}"
         seen.add(id(cause))
         cause = cause.__cause__ or cause.__context__
     return None
