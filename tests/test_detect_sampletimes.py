@@ -66,6 +66,18 @@ def test_a_time_unit_that_dates_no_walking_rate_names_the_unit_that_does(step, u
     assert note is None or note.kind == "note"
 
 
+def test_the_unit_note_gives_the_median_step_of_an_even_count():
+    """A 400 Hz logger stamping whole milliseconds steps 2, 3, 2, 3 ms: the median is
+    2.5 ms. The note took the upper of the two middle steps when their count was even,
+    and named 3 ms and 333.3 Hz, a rate the recording was not taken at."""
+    stamps = (np.arange(401) * 5) // 2  # 0, 2, 5, 7, 10, ...: 400 steps, half 2, half 3
+    clock = SampleClock(column="t_ms")
+    note = clock.unit_note(clock.in_seconds(stamps.astype(float)))
+    assert note is not None and note.text == (
+        "t_ms steps 2.5 s from sample to sample (median), 0.4 Hz read as s: is it in ms "
+        "(400 Hz)? Pass --time-unit ms.")
+
+
 def test_a_fixed_rate_is_compared_with_the_files_own_time_column():
     time_s = np.arange(100) * 0.002  # 500 Hz
     assert SampleClock(rate_hz=510.0).rate_note(time_s) is None  # within 5 %
