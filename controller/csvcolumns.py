@@ -145,6 +145,27 @@ def read_columns(
     return {name: table[k, :rows] for k, name in enumerate(names)}
 
 
+def line_of_row(path: Path, index: int, *, blank_rows: bool = False) -> int:
+    """The line of ``path`` (as an editor numbers it: 1-based, the header line 1) on
+    which row ``index`` starts, counting rows from 0 as ``read_columns`` reads them: an
+    empty line is a row with ``blank_rows``, else not one (-1 past the last row). For
+    messages about a row: it reads the file again, a row at a time."""
+    with path.open(encoding="utf-8-sig", newline="") as handle:
+        reader = csv.reader(handle)
+        if next(reader, None) is None:
+            return -1
+        row = 0
+        while True:
+            start = reader.line_num + 1
+            fields = next(reader, None)
+            if fields is None:
+                return -1
+            if fields or blank_rows:
+                if row == index:
+                    return start
+                row += 1
+
+
 def _line_ends(text: bytes) -> int:
     """How many lines ``text`` ends (by ``\\n``, ``\\r\\n`` or ``\\r``)."""
     return text.count(b"\n") + text.count(b"\r") - text.count(b"\r\n")

@@ -293,3 +293,18 @@ def test_fes_detect_holds_less_than_the_file_in_memory(tmp_path, monkeypatch):
 
 def test_the_block_size_is_the_readers_own_unless_a_caller_says(tmp_path):
     assert csvcolumns.BLOCK_BYTES == trial_data.READ_BLOCK_BYTES == 1 << 23
+
+
+@pytest.mark.parametrize("end", ["\n", "\r\n", "\r"])
+def test_a_row_is_named_by_the_line_it_starts_on(tmp_path, end):
+    """For messages about a row: the line as an editor numbers it (the header is line 1,
+    empty lines count, a quoted line end too), the row counted as read_columns reads it."""
+    path = tmp_path / "walk.csv"
+    lines = ["t,note", "", "0.0,a", "", '0.01,"two', 'lines"', "0.02,b"]
+    path.write_bytes(b"\xef\xbb\xbf" + end.join(lines).encode() + end.encode())
+    rows = csvcolumns.read_columns(path, lambda header: ["t"], exact_fields=False,
+                                   strip_cells=True)["t"].size
+    assert rows == 3
+    assert [csvcolumns.line_of_row(path, k) for k in range(4)] == [3, 5, 7, -1]
+    assert [csvcolumns.line_of_row(path, k, blank_rows=True) for k in range(6)] == [
+        2, 3, 4, 5, 7, -1]

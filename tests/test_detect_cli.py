@@ -97,10 +97,13 @@ def test_fixed_rate_needs_no_time_column(tmp_path, capsys):
         ("time_s,gyro_rad_s\n0,1\n0,1\n", [], "'time_s' must increase"),
         # a row without its time stamp (a logger's gap): which row
         ("time_s,gyro_rad_s\n0,1\n0.01,1\n,\n0.03,1\n", [],
-         "column 'time_s' has empty or non-finite values in 1 row(s), the first data row 3"),
-        # which row, and the way out when the samples are evenly spaced
+         "column 'time_s' has empty or non-finite values in 1 row(s), the first on line 4"),
+        # which line (as an editor numbers it: the header is line 1, an empty line counts),
+        # and the way out when the samples are evenly spaced
         ("time_s,gyro_rad_s\n0,1\n0.01,1\n0.02,1\n0.02,1\n", [],
-         "data row 4 has 0.02 after 0.02 (time in seconds; if the samples are evenly"),
+         "line 5 has 0.02 after 0.02 on line 4 (time in seconds; if the samples are evenly"),
+        ("time_s,gyro_rad_s\n\n0,1\n0.01,1\n\n0.02,1\n0.02,1\n", [],
+         "line 7 has 0.02 after 0.02 on line 6 (time in seconds;"),
         ("time_s,gyro_rad_s\n0,1\n", ["--sensor", "heel"], "no column 'heel_switch' (the "
          "heel switch, 0/1; name your column with --heel-column NAME"),
         # a column the user named is theirs: no advice to name it
@@ -538,8 +541,8 @@ def test_a_time_column_in_another_unit_keeps_its_checks(trial, tmp_path, capsys)
     recording.write_text("\n".join(lines) + "\n")
     assert main(["detect", "--input", str(recording), "--output", str(tmp_path / "e.csv"),
                  "--time-column", "timestamp", "--time-unit", "ms"]) == 2
-    assert ("column 'timestamp' must increase from row to row: data row 6 has 8 after 10 "
-            "(time in ms;") in capsys.readouterr().err
+    assert ("column 'timestamp' must increase from row to row: line 7 has 8 after 10 on "
+            "line 6 (time in ms;") in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("option", [["--time-column", "time_s"], ["--time-unit", "ms"]])

@@ -13,6 +13,7 @@ import pytest
 
 from controller.commands.detect import TIME_UNIT_NAMES
 from controller.detect.csvfiles import CsvError
+from controller.detect.samplerows import read_samples
 from controller.detect.sampletimes import PLAUSIBLE_RATE_HZ, TIME_UNITS, SampleClock
 
 PATH = Path("walk.csv")
@@ -33,18 +34,39 @@ def test_a_time_column_is_read_in_its_unit():
     assert np.allclose(t_s, [1.0, 1.01, 1.02])
 
 
-@pytest.mark.parametrize(("times", "expected"), [
-    ([0.0, 0.01, np.nan, np.nan, 0.04],
-     "walk.csv: column 'time_s' has empty or non-finite values in 2 row(s), the first data "
-     "row 3: every sample needs its time"),
-    ([0.0, 0.01, 0.02, 0.02, 0.04],
-     "walk.csv: column 'time_s' must increase from row to row: data row 4 has 0.02 after "
-     "0.02 (time in seconds;"),
+@pytest.mark.parametrize(("text", "expected"), [
+    ("time_s\n0.0\n0.01\n\n\n0.03\n0.04\n", None),
+    ("time_s\n0.0\n0.01\n,\n\n,\n0.04\n",
+     "walk.csv: column 'time_s' has empty or non-finite values in 2 row(s), the first on "
+     "line 4: every sample needs its time"),
+    ("time_s\n0.0\n0.01\n0.02\n0.02\n0.04\n",
+     "walk.csv: column 'time_s' must increase from row to row: line 5 has 0.02 after "
+     "0.02 on line 4 (time in seconds;"),
+    # the empty lines that a time column skips count as lines (an editor's numbers):
+    # they were 'data row 3' and 'data row 4', rows of numbers counted from 1
+    ("time_s\n\n0.0\n\n0.01\n\n0.02\n0.02\n",
+     "walk.csv: column 'time_s' must increase from row to row: line 8 has 0.02 after "
+     "0.02 on line 7 (time in seconds;"),
 ])
-def test_a_missing_or_repeated_time_is_refused_naming_its_row(times, expected):
+def test_a_missing_or_repeated_time_is_refused_naming_its_line(tmp_path, monkeypatch, text,
+                                                               expected):
+    monkeypatch.chdir(tmp_path)
+    PATH.write_text(text)
+    columns, _ = read_samples(PATH, ["time_s"], fixed_rate=False)
+    n = columns["time_s"].size
+    if expected is None:
+        assert SampleClock().times(PATH, columns, n).tolist() == [0.0, 0.01, 0.03, 0.04]
+        return
     with pytest.raises(CsvError) as error:
-        SampleClock().times(PATH, {"time_s": np.array(times)}, len(times))
+        SampleClock().times(PATH, columns, n)
     assert str(error.value).startswith(expected)
+
+
+def test_a_replay_words_its_own_advice_and_places():
+    times = {"time_s": np.array([0.0, 0.01, 0.01])}
+    with pytest.raises(CsvError, match=r"packet 3 has 0.01 after 0.01 on packet 2 \(time in "
+                       r"seconds; fix it\)$"):
+        SampleClock().times(PATH, times, 3, where=lambda k: f"packet {k + 1}", advice="fix it")
 
 
 @pytest.mark.parametrize(("step", "unit", "said"), [
