@@ -104,6 +104,10 @@ def test_fixed_rate_needs_no_time_column(tmp_path, capsys):
          "line 5 has 0.02 after 0.02 on line 4 (time in seconds; if the samples are evenly"),
         ("time_s,gyro_rad_s\n\n0,1\n0.01,1\n\n0.02,1\n0.02,1\n", [],
          "line 7 has 0.02 after 0.02 on line 6 (time in seconds;"),
+        # a header alone: the wrong file, not a walk of no steps (it was exit 0, '0
+        # events (none) from 0 samples')
+        ("time_s,gyro_rad_s\n", [], "in.csv: no samples: the header row has no sample row"),
+        ("gyro_rad_s\n\n\n", ["--rate-hz", "100"], "in.csv: no samples: the header row"),
         ("time_s,gyro_rad_s\n0,1\n", ["--sensor", "heel"], "no column 'heel_switch' (the "
          "heel switch, 0/1; name your column with --heel-column NAME"),
         # a column the user named is theirs: no advice to name it

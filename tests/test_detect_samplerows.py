@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from controller.cli import main
+from controller.detect.csvfiles import CsvError
 from controller.detect.samplerows import read_samples
 
 
@@ -44,11 +45,25 @@ def test_a_last_row_cut_off_while_written_is_left_out_with_a_note(tmp_path, fixe
     assert "that row was left out (if it is whole, end the file with a newline)" in note.text
 
 
-def test_a_header_without_its_line_end_is_no_cut_row(tmp_path):
+@pytest.mark.parametrize(("text", "fixed_rate", "why"), [
+    # a header without its line end is no cut row
+    ("gyr_y", True, "the header row has no sample row below it"),
+    ("time_s,gyr_y\n", False, "the header row has no sample row below it"),
+    # empty lines and rows of empty cells that end a file end it: none is left
+    ("gyr_y\n\n\n", True, "the header row has no sample row below it"),
+    ("time_s,gyr_y\n,\n,\n", False, "the header row has no sample row below it"),
+    ("time_s,gyr_y\n0.0,1.", False, "its only row has no line end"),
+])
+def test_a_file_with_no_sample_row_is_refused(tmp_path, text, fixed_rate, why):
+    """A header alone was read as a walk of 0 samples: fes detect wrote no events and
+    exited 0 ('0 events from 0 samples'), when the user had given the wrong file."""
     path = tmp_path / "empty.csv"
-    path.write_text("gyr_y")
-    columns, note = read_samples(path, ["gyr_y"], fixed_rate=True)
-    assert columns["gyr_y"].size == 0 and note is None
+    path.write_text(text)
+    wanted = ["gyr_y"] if fixed_rate else ["time_s", "gyr_y"]
+    with pytest.raises(CsvError) as error:
+        read_samples(path, wanted, fixed_rate=fixed_rate)
+    assert str(error.value).startswith(f"{path}: no samples: {why}")
+    assert str(error.value).endswith("is it the recording you meant?")
 
 
 @pytest.mark.parametrize("fixed_rate", [False, True])

@@ -11,7 +11,9 @@ sample). Two rules of the rows are the recording's, not the CSV file's:
   without a time);
 - a last line without a line end, as a logger stopped while writing a row leaves it,
   is left out with a note: its cut number (a time stamp ``29.9`` of ``29.98``, a rate
-  ``-1.`` of ``-1.125``) would be read as if whole.
+  ``-1.`` of ``-1.125``) would be read as if whole;
+- a file left with no sample row (a header alone, or empty rows below it) is refused
+  (``CsvError``): it is not a walk without steps but most likely the wrong file.
 """
 
 from __future__ import annotations
@@ -22,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from controller.detect.csvfiles import read_columns
+from controller.detect.csvfiles import CsvError, read_columns
 from controller.detect.notes import Note
 
 
@@ -40,7 +42,19 @@ def read_samples(
                            blank_rows=fixed_rate)
     note = _without_cut_row(path, columns, _ends_unended(path))
     _without_end_blanks(columns)
+    if len(next(iter(columns.values()), ())) == 0:
+        raise CsvError(_no_samples(path, note))
     return columns, note
+
+
+def _no_samples(path: Path, note: Note | None) -> str:
+    """Why ``path`` has no sample (``note``: its one row was cut off), for a refusal: a
+    file with a header and nothing below it is not a recording of no steps, but most
+    likely the wrong file (a template, a recording stopped before its first row)."""
+    what = ("its only row has no line end, as a recording cut off while it was written "
+            "leaves it, and was left out (if it is whole, end the file with a newline)"
+            if note is not None else "the header row has no sample row below it")
+    return f"{path}: no samples: {what}; is it the recording you meant?"
 
 
 def _ends_unended(path: Path) -> bool:
