@@ -20,11 +20,22 @@ import numpy as np
 from controller.ports import Sample
 
 
+class OffGrid(ValueError):
+    """A recording's sample ``index`` (0-based) whose time lies ``periods`` periods off
+    the grid (more than a fifth): the caller, which knows the file, names its line."""
+
+    def __init__(self, index: int, t_s: float, periods: float, rate_hz: float) -> None:
+        super().__init__(f"sample {index} at {t_s:.6f} s lies {periods:.2f} periods off the "
+                         f"{rate_hz:g} Hz grid")
+        self.index, self.t_s, self.periods, self.rate_hz = index, t_s, periods, rate_hz
+
+
 class ReplaySource:
     """Plays ``gyro_rad_s`` / ``heel_switch`` / ``heel_force_n`` recorded at ``t_s``.
 
     ``t_s`` increases; each sample is put on the grid point nearest to it (a recording
-    whose times stray from its grid by more than a fifth of a period is refused). An
+    whose times stray from its grid by more than a fifth of a period is refused:
+    ``OffGrid``). An
     absent column is ``None``: the gyroscope reads NaN, the heel switch 0, the force NaN.
     """
 
@@ -47,10 +58,7 @@ class ReplaySource:
         stray = np.abs((t_s - t_s[0]) / period_s - grid)
         if stray.max() > 0.2:
             k = int(np.argmax(stray))
-            raise ValueError(
-                f"sample {k} at {t_s[k]:.6f} s lies {stray[k]:.2f} periods off the "
-                f"{1.0 / period_s:g} Hz grid"
-            )
+            raise OffGrid(k, float(t_s[k]), float(stray[k]), 1.0 / period_s)
         n = int(grid[-1]) + 1
         self._gyro = np.full(n, np.nan)
         self._switch = np.zeros(n, dtype=np.int64)

@@ -128,3 +128,70 @@ def test_overwrite_never_removes_the_recording_being_replayed(tmp_path, capsys):
 def test_a_device_given_as_the_recording_is_refused():
     with pytest.raises(CsvError, match=r"/dev/zero: not a regular file"):
         load_recording(Path("/dev/zero"))
+
+
+def _walk(rows: int = 50) -> str:
+    return "time_s,gyro_rad_s\n" + "".join(f"{k / 100:.2f},{k % 7 / 10}\n" for k in range(rows))
+
+
+def test_a_recording_is_read_by_fes_detect_s_rules(tmp_path):
+    """The replay read its CSV its own way: a last row cut off while written ('2.9' of
+    '2.98') was refused (times not increasing) or played as if whole ('-1.' of '-1.125');
+    rows of empty cells that end a spreadsheet's export were refused (times not finite).
+    Now as fes detect: the cut row left out with a note, the empty end rows dropped."""
+    cut = tmp_path / "cut.csv"
+    cut.write_text(_walk() + "0.50,-1.")
+    rec = load_recording(cut)
+    assert rec.t_s.size == 50 and rec.gyro_rad_s is not None and rec.gyro_rad_s[-1] == 0.0
+    assert [note.kind for note in rec.notes] == ["note"]
+    assert rec.notes[0].text.startswith(f"the last line of {cut} has no line end")
+    export = tmp_path / "export.csv"
+    export.write_text(_walk() + ",\n,\n\n")
+    rec = load_recording(export)
+    assert rec.t_s.size == 50 and rec.notes == () and rec.duration_s == pytest.approx(0.5)
+
+
+@pytest.mark.parametrize(("text", "expected"), [
+    # a header alone: the wrong file (it was 'the times must be finite and increasing,
+    # with at least two samples', as for any other fault)
+    ("time_s,gyro_rad_s\n", "no samples: the header row has no sample row below it; is it "
+     "the recording you meant?"),
+    # which line, as an editor numbers it (header line 1, empty lines counted)
+    ("time_s,gyro_rad_s\n\n0.00,1\n0.01,1\n\n0.01,1\n", "column 'time_s' must increase from "
+     "row to row: line 6 has 0.01 after 0.01 on line 4 (time in seconds; a replay plays "
+     "each sample at its time on the grid of the median step: correct the time or delete "
+     "the row)"),
+    ("time_s,gyro_rad_s\n0.00,1\n\n,1\n0.02,1\n", "column 'time_s' has empty or non-finite "
+     "values in 1 row(s), the first on line 4: every sample needs its time"),
+    # was 'sample 2 at 0.025000 s lies 0.50 periods off the 100 Hz grid', counted from 0
+    ("time_s,gyro_rad_s\n\n0.00,1\n0.01,1\n0.025,1\n0.03,1\n0.04,1\n", "line 5: its time "
+     "0.025000 s lies 0.50 periods off the 100 Hz grid of the median step"),
+    # time_s in ms: was the loop's 'loop.sample_rate_hz: ... (got 0.1)'
+    ("time_s,gyro_rad_s\n" + "".join(f"{k * 10},0\n" for k in range(20)),
+     "time_s steps 10 s from sample to sample (median), 0.1 Hz read as s: is it in ms "
+     "(100 Hz)? A replay reads time_s in seconds: write the times in seconds (x 0.001 from "
+     "ms)."),
+    ("time_s,gyro_rad_s\n0.0,1\n", "one sample (line 2): a replay needs at least two"),
+])
+def test_fes_run_refuses_a_recording_it_cannot_replay_naming_the_line(tmp_path, capsys, text,
+                                                                      expected):
+    walk = tmp_path / "walk.csv"
+    walk.write_text(text)
+    code = main(["run", "--sensors", f"replay:{walk}", "--stimulator",
+                 "openemsstim:/dev/nonexistent", "--out", str(tmp_path / "out")])
+    assert code == 2
+    assert capsys.readouterr().err.startswith(f"fes run: {walk}: {expected}")
+
+
+def test_fes_run_prints_the_note_on_a_cut_row(tmp_path, capsys, monkeypatch):
+    from controller.commands import run
+
+    walk = tmp_path / "walk.csv"
+    walk.write_text(_walk() + "0.50,-1.")
+    monkeypatch.setattr(run, "load_checked", lambda *args: (_ for _ in ()).throw(
+        SystemExit(9)))  # stop before the trial: the note is printed on reading
+    with pytest.raises(SystemExit):
+        main(["run", "--sensors", f"replay:{walk}", "--stimulator",
+              "openemsstim:/dev/nonexistent", "--out", str(tmp_path / "out")])
+    assert capsys.readouterr().err.startswith(
+        f"fes run: note: the last line of {walk} has no line end")

@@ -141,6 +141,8 @@ def _run(args: argparse.Namespace) -> int:
     except (ValueError, CsvError) as err:
         print(f"fes run: {err}", file=sys.stderr)
         return EXIT_USAGE
+    for note in replay.notes if replay is not None else ():
+        print(f"fes run: {note.kind}: {note.text}", file=sys.stderr)
     config = load_checked(args.config, _overrides(args, replay))
     check_sensors(spec, config)
     check_stimulator(spec, config)

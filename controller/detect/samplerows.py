@@ -14,6 +14,9 @@ sample). Two rules of the rows are the recording's, not the CSV file's:
   ``-1.`` of ``-1.125``) would be read as if whole;
 - a file left with no sample row (a header alone, or empty rows below it) is refused
   (``CsvError``): it is not a walk without steps but most likely the wrong file.
+
+``fes run --sensors replay:PATH`` reads a CSV recording by the same rules
+(``controller.trial.recording``).
 """
 
 from __future__ import annotations

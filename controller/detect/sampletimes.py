@@ -7,6 +7,8 @@ out a clock that does not fit: a time column that, read in its unit, dates the s
 at a rate no walking recording is taken at while another unit would date them at a
 usual one (``unit_note``: a column in ms read as seconds steps 10 s apart at 100 Hz),
 and a fixed rate that disagrees with the file's own ``time_s`` column (``rate_note``).
+``fes run --sensors replay:PATH`` checks a recording's times by the same code
+(``controller.trial.recording``).
 """
 
 from __future__ import annotations
@@ -86,12 +88,14 @@ class SampleClock:
             )
         return t_s
 
-    def unit_note(self, t_s: np.ndarray) -> Note | None:
+    def unit_note(self, t_s: np.ndarray,
+                  fix: Callable[[str], str] | None = None) -> Note | None:
         """A note when the time column, read in its unit, dates the samples ``t_s`` at a
         rate outside ``PLAUSIBLE_RATE_HZ`` and another unit would date them at a usual
         one (20 Hz to 5 kHz); None at a fixed rate. Its step is the median one (of an
         even count, the mean of the two middle ones: a 400 Hz recording stamped in whole
-        ms steps 2, 3, 2, 3 ms, 2.5 ms)."""
+        ms steps 2, 3, 2, 3 ms, 2.5 ms). It ends with ``fix(unit)``, what to do to read
+        the column in that unit (by default the option of ``fes detect``)."""
         if self.rate_hz is not None or t_s.size < 2:
             return None
         step_s = median_step_s(np.diff(t_s))
@@ -103,7 +107,8 @@ class SampleClock:
         for other, factor in TIME_UNITS.items():
             rate_hz = 1.0 / (raw_step * factor)
             if other != unit and 20.0 <= rate_hz <= 5000.0:
-                option = "Drop --time-unit." if other == "s" else f"Pass --time-unit {other}."
+                option = (fix(other) if fix is not None else "Drop --time-unit." if
+                          other == "s" else f"Pass --time-unit {other}.")
                 return Note("note", (
                     f"{self.column} steps {raw_step:.4g} {unit} from sample to sample "
                     f"(median), {1.0 / step_s:.4g} Hz read as {unit}: is it in {other} "

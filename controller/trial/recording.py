@@ -11,41 +11,65 @@ Three kinds of file are read, recognised by their content:
 - a PhysioNet gaitpdb file (19 numbers a row, no header: time, 8 left then 8 right
   insole forces, two totals): the left heel sensor ``L1`` as ``heel_force_n``.
 
+A CSV is read by ``fes detect``'s own code and rules (``controller.detect.samplerows``
+and ``sampletimes``): empty lines are no rows, the empty rows that end the file are
+dropped, a last line without a line end is left out with a note (``Recording.notes``),
+a file without a sample row is refused, and a time that is missing or does not increase
+is refused naming its line as an editor numbers it. Where a replay must differ, it
+refuses what ``fes detect`` would only note, since a replay cannot be given another
+reading: a ``time_s`` column that dates the samples at no walking rate (``fes detect``
+notes the unit that fits and reads it with ``--time-unit``; a replay has no such option
+and would run at that rate), a single sample (no rate to play it at), and a time off
+the grid of the median step (a replay plays sample k at k periods; ``fes detect``
+dates each sample by its own time).
+
 The sample rate is the recording's own (the median time step); ``hw.replay`` plays it
 in real time.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from controller.detect.csvfiles import CsvError, read_columns, require_regular_file
+from controller.detect.csvfiles import CsvError, require_regular_file
 from controller.detect.datasets import read_voisard_imu
-from hw.replay import ReplaySource
+from controller.detect.notes import Note
+from controller.detect.period import median_period_s
+from controller.detect.samplerows import read_samples
+from controller.detect.sampletimes import TIME_UNITS, SampleClock, row_line
+from hw.replay import OffGrid, ReplaySource
 
 #: Columns of a recording CSV that become sample fields.
 SIGNALS = ("gyro_rad_s", "heel_switch", "heel_force_n")
 _GAITPDB_COLUMNS = 19
+#: What a missing time column holds, as ``fes detect`` says it.
+_TIME_MEANING = "the time of each sample in seconds, at which the replay plays it"
+#: What to do about times that do not increase (``fes detect`` offers --rate-hz).
+_NOT_INCREASING = ("a replay plays each sample at its time on the grid of the median "
+                   "step: correct the time or delete the row")
 
 
 @dataclass(frozen=True)
 class Recording:
-    """One recorded walk: times and whichever signals it has."""
+    """One recorded walk: times and whichever signals it has, and the notes on how it
+    was read (a last row cut off), for the command to print."""
 
     path: Path
     t_s: np.ndarray
     gyro_rad_s: np.ndarray | None
     heel_switch: np.ndarray | None
     heel_force_n: np.ndarray | None
+    notes: tuple[Note, ...] = ()
 
     @property
     def rate_hz(self) -> float:
         """The recording's sample rate: one over its median time step, to a micro-hertz
         (so that 0.01 s steps in decimal text are 100 Hz, not 99.99999999999991)."""
-        return round(1.0 / float(np.median(np.diff(self.t_s))), 6)
+        return round(1.0 / median_period_s(self.t_s), 6)
 
     @property
     def period_s(self) -> float:
@@ -77,11 +101,13 @@ def load_recording(path: Path) -> Recording:
             t_s, gyro, _ = read_voisard_imu(path)
         except (ValueError, IndexError) as err:
             raise CsvError(f"{path}: not a Voisard IMU file: {err}") from None
-        return _checked(Recording(path, t_s, gyro, None, None))
+        return _checked(Recording(path, t_s, gyro, None, None), lambda k: (
+            f"packet {k + 1} (counted from 1, repeated packets left out)"))
     fields = first.split()
     if len(fields) == _GAITPDB_COLUMNS and _all_numbers(fields):
         data = np.loadtxt(path, ndmin=2)
-        return _checked(Recording(path, data[:, 0], None, None, data[:, 1]))
+        return _checked(Recording(path, data[:, 0], None, None, data[:, 1]),
+                        lambda k: f"row {k + 1} of numbers")
     header = [name.strip() for name in first.split(",")]
     present = [name for name in SIGNALS if name in header]
     if not present:
@@ -89,9 +115,11 @@ def load_recording(path: Path) -> Recording:
             f"{path}: no sensor column; a recording needs time_s and at least one of "
             f"{', '.join(SIGNALS)} (the file has: {', '.join(header)})"
         )
-    columns = read_columns(path, ["time_s", *present])
+    columns, cut = read_samples(path, ["time_s", *present], fixed_rate=False,
+                                meanings={"time_s": _TIME_MEANING})
     return _checked(Recording(path, columns["time_s"], columns.get("gyro_rad_s"),
-                              columns.get("heel_switch"), columns.get("heel_force_n")))
+                              columns.get("heel_switch"), columns.get("heel_force_n"),
+                              (cut,) if cut is not None else ()), row_line(path))
 
 
 def _all_numbers(fields: list[str]) -> bool:
@@ -102,13 +130,27 @@ def _all_numbers(fields: list[str]) -> bool:
     return True
 
 
-def _checked(recording: Recording) -> Recording:
-    t_s = recording.t_s
-    if t_s.size < 2 or not np.all(np.isfinite(t_s)) or not np.all(np.diff(t_s) > 0.0):
-        raise CsvError(f"{recording.path}: the times must be finite and increasing, "
-                       "with at least two samples")
+def _checked(recording: Recording, where: Callable[[int], str]) -> Recording:
+    """``recording`` if it can be replayed, its times checked as ``fes detect`` checks
+    them (``where(k)`` names sample k in the file); else ``CsvError``."""
+    path, t_s = recording.path, recording.t_s
+    clock = SampleClock()
+    clock.times(path, {"time_s": t_s}, t_s.size, where=where, advice=_NOT_INCREASING)
+    unit = clock.unit_note(t_s, lambda other: (
+        f"A replay reads time_s in seconds: write the times in seconds (x "
+        f"{TIME_UNITS[other]:g} from {other})."))
+    if unit is not None:
+        raise CsvError(f"{path}: {unit.text}")
+    if t_s.size < 2:
+        raise CsvError(f"{path}: one sample ({where(0)}): a replay needs at least two, "
+                       "their time step giving the rate it plays them at")
     try:
         recording.source()
+    except OffGrid as err:
+        raise CsvError(
+            f"{path}: {where(err.index)}: its time {err.t_s:.6f} s lies {err.periods:.2f} "
+            f"periods off the {err.rate_hz:g} Hz grid of the median step (a replay plays "
+            "each sample on that grid): correct the time or delete the row") from None
     except ValueError as err:
-        raise CsvError(f"{recording.path}: {err}") from None
+        raise CsvError(f"{path}: {err}") from None
     return recording
