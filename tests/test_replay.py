@@ -186,10 +186,12 @@ def test_fes_run_refuses_a_recording_it_cannot_replay_naming_the_line(tmp_path, 
 def test_fes_run_prints_the_note_on_a_cut_row(tmp_path, capsys, monkeypatch):
     from controller.commands import run
 
+    def no_trial(*args: object) -> None:
+        raise SystemExit(9)  # stop before the trial: the note is printed on reading
+
     walk = tmp_path / "walk.csv"
     walk.write_text(_walk() + "0.50,-1.")
-    monkeypatch.setattr(run, "load_checked", lambda *args: (_ for _ in ()).throw(
-        SystemExit(9)))  # stop before the trial: the note is printed on reading
+    monkeypatch.setattr(run, "load_checked", no_trial)
     with pytest.raises(SystemExit):
         main(["run", "--sensors", f"replay:{walk}", "--stimulator",
               "openemsstim:/dev/nonexistent", "--out", str(tmp_path / "out")])
