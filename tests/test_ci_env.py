@@ -258,7 +258,7 @@ def test_every_figure_of_the_summary_is_rounded(tmp_path, capsys):
 EXIT_CODES = {
     "sim": (0, 2, 3, 130), "sweep": (0, 2, 3, 4, 130), "report": (0, 2, 130),
     "check-config": (0, 2, 130), "run": (0, 2, 5, 6, 7, 8, 9, 10, 130),
-    "ports": (0, 1, 2, 9), "board-emulator": (0, 2, 130),
+    "ports": (0, 1, 2, 9), "board-emulator": (0, 2, 130), "detect": (0, 2, 130),
 }
 
 
@@ -279,7 +279,8 @@ def test_every_command_lists_its_exit_codes_in_its_help(command, capsys):
 @given(blank=st.text(alphabet=" \t", max_size=3),
        command=st.sampled_from([["sim", "--config"], ["sweep", "--config"],
                                 ["run", "--port", "loop://", "--config"], ["check-config"],
-                                ["report"]]))
+                                ["report"], ["detect", "--output", "e.csv", "--config"],
+                                ["detect", "--output", "e.csv", "--input"]]))
 @settings(max_examples=25, deadline=None)
 def test_an_empty_input_path_is_named_as_such(blank, command):
     """``--config "$CONFIG"`` with the variable unset: "invalid configuration (.): not a

@@ -24,10 +24,16 @@ import json
 import math
 import os
 import sys
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from controller.commands.common import EXIT_OK, EXIT_USAGE, note_unread, output_path
+from controller.commands.common import (
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    EXIT_USAGE,
+    input_path,
+    note_unread,
+    output_path,
+)
 from controller.errors import ConfigError
 from controller.outputs import writing
 
@@ -256,15 +262,19 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Run a gait-event detector sample by sample (the live loop's kernel) "
         "over a recorded CSV and write the events it finds as time_s,event. The detector "
         "is configured as in a trial ([detector] of configs/default.toml, --config, then "
-        "these options). Exit codes: 0 ok, 2 bad option, config or file.",
+        "these options).",
+        epilog=f"exit codes: {EXIT_OK} events written (and scored, with --truth); "
+        f"{EXIT_USAGE} bad option, configuration or recording (each named), or an output "
+        f"that cannot be written; {EXIT_INTERRUPTED} interrupted by Ctrl-C, SIGTERM or "
+        "SIGHUP.",
     )
-    detect.add_argument("--input", type=Path, required=True, metavar="FILE",
+    detect.add_argument("--input", type=input_path, required=True, metavar="FILE",
                         help="recording: a CSV with a header row; empty cells are missing "
                         "samples")
     detect.add_argument("--output", type=output_path, required=True, metavar="FILE",
                         help="where to write the detected events (time_s,event; time_s is "
                         "the estimated event time)")
-    detect.add_argument("--config", type=Path, metavar="FILE",
+    detect.add_argument("--config", type=input_path, metavar="FILE",
                         help="trial TOML whose [detector] section overrides the defaults "
                         "(its other sections are not checked here: fes check-config checks "
                         "a whole file)")
@@ -306,7 +316,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     detect.add_argument("--heel-threshold-n", type=_positive, metavar="F",
                         help="the heel column is a force in N: contact at or above F, "
                         "released below F/2 (without it, a 0/1 switch)")
-    detect.add_argument("--truth", type=Path, metavar="FILE",
+    detect.add_argument("--truth", type=input_path, metavar="FILE",
                         help="reference events (time_s,event; a source column selects its "
                         "'true' rows, as in fes sim events.csv); prints scores as JSON")
     detect.add_argument("--tolerance-ms", type=_tolerance, default=100.0, metavar="MS",
