@@ -13,6 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from controller.cli import main
+from controller.outputs import OutputError
 from controller.sweep.plan import SweepSpec, build_plan, parse_grid
 from controller.sweep.ranking import Term, parse_objective
 from controller.sweep.run import run_sweep
@@ -252,8 +253,21 @@ def test_failed_trials_are_reported_and_not_kept(tmp_path):
 
 def test_a_folder_is_written_by_one_sweep_at_a_time(tmp_path):
     plan = build_plan(SweepSpec())
-    with SweepStore(tmp_path).locked(), pytest.raises(ConfigError, match="another fes sweep"):
+    with SweepStore(tmp_path).locked(), pytest.raises(OutputError, match="another fes sweep"):
         run_sweep(plan, tmp_path, lambda tasks: iter(()), (Term("strides"),))
+
+
+def test_a_folder_another_sweep_writes_is_an_output_not_a_configuration(tmp_path, capsys):
+    """The second sweep into a folder is refused (exit 2) as an output that cannot be
+    used now, as a trial folder's lock says, not as an invalid configuration."""
+    out = tmp_path / "sweep"
+    with SweepStore(out).locked():
+        code = main(["sweep", "--duration-s", "1", "--workers", "1", "--out", str(out)])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert f"fes: cannot write {out}: another fes sweep is writing this folder" in err
+    assert "invalid configuration" not in err and "choose another --out" in err
+    assert not (out / "results.csv").exists()
 
 
 def test_help_explains_every_sweep_option(capsys):

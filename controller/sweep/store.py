@@ -24,8 +24,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Any
 
-from controller.outputs import writing
-from controller.validation import ConfigError
+from controller.outputs import OutputError, writing
 
 PARTIAL_PREFIX = ".partial-"
 #: The sweep's own files beside ``trials/``: the plan (written first, so it marks a sweep
@@ -63,14 +62,16 @@ class SweepStore:
 
     @contextmanager
     def locked(self) -> Iterator[None]:
-        """Hold the sweep folder for this process; a usage error if another holds it."""
+        """Hold the sweep folder for this process; ``OutputError`` (exit 2, an output that
+        cannot be used now, as a trial folder's lock says) if another holds it."""
         self.trials.mkdir(parents=True, exist_ok=True)
         with (self.root / LOCK).open("w") as handle:
             try:
                 fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
-                raise ConfigError(
-                    str(self.root), ["another fes sweep is writing this folder"]
+                raise OutputError(
+                    self.root, "another fes sweep is writing this folder; wait for it to "
+                    "end (then run the same command again to resume) or choose another --out"
                 ) from None
             try:
                 yield
