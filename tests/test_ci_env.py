@@ -328,6 +328,23 @@ def test_a_report_of_a_killed_trial_says_the_trial_did_not_end(tmp_path, capsys)
     assert not (out / "report").exists()
 
 
+def test_a_report_without_matplotlib_makes_nothing(tmp_path, capsys, monkeypatch):
+    """``fes report`` in a CI image without the report extra is refused (exit 2) before
+    it makes anything: it made its ``--out`` folder (and DIR/report) first."""
+    from controller.cli import main
+
+    trial = tmp_path / "t"
+    assert main(["sim", "--duration-s", "2", "--out", str(trial)]) == 0
+    capsys.readouterr()
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # import matplotlib: ImportError
+    out = tmp_path / "reports" / "t"
+    assert main(["report", str(trial), "--out", str(out)]) == 2
+    assert "needs matplotlib: pip install 'fes-timing[report]'" in capsys.readouterr().err
+    assert not (tmp_path / "reports").exists()
+    assert main(["report", str(trial)]) == 2
+    assert not (trial / "report").exists()
+
+
 def test_a_sweep_whose_trials_do_not_fit_stops_with_exit_2(tmp_path, capsys, monkeypatch):
     """A sweep in a job whose memory holds no trial: each trial failed in turn (exit 4,
     a traceback each in failures.txt, "run the same command again to retry them"). The

@@ -16,10 +16,12 @@ from controller.commands.common import (
 
 def _run(args: argparse.Namespace) -> int:
     from controller.outputs import output_folder, writing
+    from controller.report.canvas import matplotlib_module
     from controller.report.document import REPORT_FOLDER, check_folder, make_report
 
     over = [k.strip() for k in args.over.split(",")] if args.over else None
     check_folder(args.folder)  # before DIR/report is made: DIR may be a typo or a file
+    matplotlib_module()  # likewise: without matplotlib nothing is made
     out = output_folder(args.out or args.folder / REPORT_FOLDER)
     with writing(out):
         report = make_report(args.folder, out, args.objective, over)

@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 from controller.validation import ConfigError
@@ -31,16 +32,22 @@ DRAG_COLOUR = "#D55E00"
 SWING_SHADE = "#E69F00"
 
 
-@contextmanager
-def styled() -> Iterator[None]:
-    """The report's style for the figures made inside; a usage error without matplotlib."""
+def matplotlib_module() -> ModuleType:
+    """matplotlib, imported; a usage error without it (``fes report`` asks before it
+    makes its ``--out`` folder, so that a refusal leaves nothing behind)."""
     try:
         import matplotlib
     except ImportError:
         raise ConfigError(
             "fes report", ["needs matplotlib: pip install 'fes-timing[report]'"]
         ) from None
-    with matplotlib.rc_context(STYLE):  # type: ignore[arg-type]  # keys are valid rc names
+    return matplotlib
+
+
+@contextmanager
+def styled() -> Iterator[None]:
+    """The report's style for the figures made inside; a usage error without matplotlib."""
+    with matplotlib_module().rc_context(STYLE):  # type: ignore[arg-type]  # valid rc names
         yield
 
 
