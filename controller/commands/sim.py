@@ -74,8 +74,14 @@ def _simulate(args: argparse.Namespace) -> int:
     from controller.config import simulated_problems
     from controller.trial.figures import flatten
     from controller.trial.parquet import pyarrow_modules
-    from controller.trial.require import failures, parse_requirements
-    from controller.trial.simulated import channel_notes, channel_problems, run_simulated_trial
+    from controller.trial.require import SOURCE as REQUIRE
+    from controller.trial.require import failures, parse_requirements, unknown_names
+    from controller.trial.simulated import (
+        blank_summary,
+        channel_notes,
+        channel_problems,
+        run_simulated_trial,
+    )
     from controller.trial.status import StatusLine
     from controller.trial.summary import render_text
 
@@ -83,6 +89,8 @@ def _simulate(args: argparse.Namespace) -> int:
     config = load_checked(args.config, _overrides(args))
     if problems := simulated_problems(config) + channel_problems(config):
         raise ConfigError(str(args.config or "configs/default.toml"), problems)
+    if checks and (unknown := unknown_names(checks, flatten(blank_summary(config, args.realtime)))):
+        raise ConfigError(REQUIRE, unknown)  # before the trial: a typo costs no trial
     for note in channel_notes(config):
         print(f"fes: note: {note}", file=sys.stderr)
     out_dir = args.out or Path("runs") / f"{Path(config.sim.patient).stem}-seed{config.sim.seed}"

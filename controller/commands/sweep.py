@@ -110,6 +110,7 @@ def _run(args: argparse.Namespace) -> int:
     from controller.outputs import output_folder, writing
     from controller.progress import format_duration
     from controller.sweep import executors
+    from controller.sweep.names import check_names
     from controller.sweep.plan import build_plan
     from controller.sweep.ranking import misread_terms, parse_objective, render_ranking
     from controller.sweep.run import run_sweep
@@ -125,6 +126,7 @@ def _run(args: argparse.Namespace) -> int:
     if args.scheduler is not None:
         _scheduler(args.scheduler)
     plan = build_plan(_spec(args))
+    check_names(plan, terms, checks)  # before any trial: a typo costs no trial
     if args.config is not None:
         print_unread(args.config, list(plan.unread))
     for note in (*plan.partly_read, *plan.unsimulated):

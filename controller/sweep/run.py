@@ -7,9 +7,8 @@ same sweep into the same folder runs only what is missing. The tables are rebuil
 the trial folders on every run, in plan order, so they do not depend on which run or
 which worker finished a trial.
 
-The figure names of the objective and the ``--require`` checks can only be checked
-against a real summary: that happens as soon as one exists (an earlier run's, or the
-first trial to finish), and a bad name stops the sweep with a usage error then.
+The figure names of the objective and the ``--require`` checks are checked before
+(``controller.sweep.names``, by ``fes sweep``).
 """
 
 from __future__ import annotations
@@ -57,24 +56,6 @@ class SweepOutcome:
     unmet: list[str] = field(default_factory=list)
 
 
-class _NameCheck:
-    """Checks objective and requirement names once, on the first table row seen (its
-    figures and swept parameters: both may be named)."""
-
-    def __init__(self, terms: Sequence[ranking.Term], checks: Sequence[Requirement]) -> None:
-        self.terms = terms
-        self.checks = checks
-        self.done = False
-
-    def __call__(self, trial: PlannedTrial, summary: dict[str, Any]) -> None:
-        if self.done:
-            return
-        row = table.row_of(trial, summary)
-        ranking.check_terms(self.terms, row)
-        failures(list(self.checks), row)  # raises on an unknown name
-        self.done = True
-
-
 def run_sweep(
     plan: SweepPlan,
     out: Path,
@@ -95,16 +76,11 @@ def run_sweep(
         summaries = {t.key: store.finished(t.key) for t in plan.trials}
         todo = [t for t in plan.trials if summaries[t.key] is None]
         outcome = SweepOutcome(total=len(plan.trials), reused=len(plan.trials) - len(todo))
-        check_names = _NameCheck(terms, checks)
-        for trial in plan.trials:
-            if (summary := summaries[trial.key]) is not None:
-                check_names(trial, summary)
-                break
         progress = Progress(outcome.total, outcome.reused, stream or sys.stderr, desc="sweep",
                             unit="trial")
         progress.show()
         try:
-            _run_todo(todo, executor, store, summaries, outcome, progress, check_names,
+            _run_todo(todo, executor, store, summaries, outcome, progress,
                       FileOptions(summaries_only, data_format, staging=str(store.trials)))
         except KeyboardInterrupt:
             outcome.interrupted = True
@@ -122,7 +98,6 @@ def _run_todo(
     summaries: dict[str, dict[str, Any] | None],
     outcome: SweepOutcome,
     progress: Progress,
-    check_names: _NameCheck,
     options: FileOptions,
 ) -> None:
     if not todo:  # nothing left: start no workers, connect to no cluster
@@ -153,7 +128,6 @@ def _run_todo(
             summaries[trial.key] = result.summary
             outcome.ran += 1
             progress.advance()
-            check_names(trial, result.summary)
 
 
 def _write_tables(

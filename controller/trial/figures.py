@@ -39,9 +39,16 @@ def is_number(value: Figure) -> bool:
 
 
 def lookup(figures: Mapping[str, Figure], name: str, source: str) -> Figure:
-    """The figure called ``name``; a ``ConfigError`` naming it and close names if absent."""
+    """The figure called ``name``; a ``ConfigError`` naming it and close names if absent.
+    A name inside a block that is null (``detector.recall`` of a trial whose detector
+    block is null: nothing to score it against) is null: not measured, as the block."""
     if name in figures:
         return figures[name]
+    parts = name.split(".")
+    for end in range(len(parts) - 1, 0, -1):
+        block = ".".join(parts[:end])
+        if block in figures and figures[block] is None:
+            return None
     close = difflib.get_close_matches(name, list(figures), n=3, cutoff=0.6)
     hint = f"; did you mean {', '.join(close)}?" if close else ""
     raise ConfigError(source, [f"{name}: no such figure in summary.json{hint}"])

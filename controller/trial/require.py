@@ -4,14 +4,15 @@ A check is a dotted figure name (see ``controller.trial.figures``), an operator
 (``<=``, ``<``, ``>=``, ``>``, ``==``, ``!=``) and a number, or for ``==`` and ``!=`` also
 a word (``"stopped_by==duration"``). A figure that is ``null`` fails every check: a
 figure that could not be measured cannot be shown to be good. A name that is not in the
-summary is a usage error naming it, not a failed check.
+summary is a usage error naming it, not a failed check: ``fes sim`` and ``fes sweep`` check
+the names against a blank summary of each trial's config before any trial runs.
 """
 
 from __future__ import annotations
 
 import operator
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -100,6 +101,18 @@ def parse_requirements(texts: list[str] | None) -> list[Requirement]:
     if problems:
         raise ConfigError(SOURCE, problems)
     return checks
+
+
+def unknown_names(checks: Sequence[Requirement], figures: Mapping[str, Figure]) -> list[str]:
+    """A problem for each check whose figure ``figures`` cannot have (the names of a
+    blank summary of the trial's config: ``simulated.blank_summary``), with close names."""
+    problems = []
+    for check in checks:
+        try:
+            lookup(figures, check.name, SOURCE)
+        except ConfigError as err:
+            problems += err.problems
+    return problems
 
 
 def failures(checks: list[Requirement], figures: Mapping[str, Figure]) -> list[str]:

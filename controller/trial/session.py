@@ -25,7 +25,7 @@ from typing import Any, TextIO
 
 import numpy as np
 
-from controller.clock import VirtualClock
+from controller.clock import Clock, VirtualClock
 from controller.config import TrialConfig
 from controller.deadlines import DeadlineMonitor
 from controller.detect.detector import GaitDetector
@@ -248,8 +248,7 @@ def complete_trial(
         # The writer failed or fell behind the loop before it scored every row: no
         # figures rather than wrong ones; the files hold the rows it wrote.
         return _without_summary(files, writer, broken, true_events, detected)
-    timing = deadlines.figures(clock.kind, outcome.warm_up_s, clock.not_measured, counts)
-    timing["settings"] = list(settings)
+    timing = timing_block(deadlines, clock, outcome.warm_up_s, settings, counts)
     facts = TrialFacts(
         columns=columns,
         true_events=true_events,
@@ -266,24 +265,7 @@ def complete_trial(
         timing=timing,
         scores=scores,
     )
-    m = parts.config.metrics
-    summary = summarize(facts, m.event_tolerance_ms, m.onset_window_ms, m.clearance_trim_fraction)
-    if isinstance(parts.detector, GaitDetector):
-        mounting = parts.detector.mounting_block()
-        if mounting is not None:
-            decided = mounting["decided_s"]
-            stim = parts.config.stim
-            gait_triggered = stim.mode == "walking" and any(
-                name == "peroneal" for name, _ in stim.active_channels())
-            # (without gait-triggered peroneal stimulation the check cost no stimulation)
-            mounting["strides_not_stimulated"] = strides_not_stimulated(
-                facts, decided if isinstance(decided, float) else None
-            ) if gait_triggered else None
-        summary["gyro_mounting"] = _to_microseconds(mounting)
-        axis = parts.detector.axis_block()
-        if axis is not None:  # a live trial on the project's board checks the axis
-            summary["gyro_axis"] = _to_microseconds(axis)
-    summary |= extra
+    summary = trial_summary(facts, parts.config, parts.detector, extra)
     if streamed is None:
         try:
             writer.stop()
@@ -291,6 +273,43 @@ def complete_trial(
             broken = err
     _complete_files(files, writer, columns, _events(true_events, detected), summary, broken)
     return summary
+
+
+def timing_block(
+    deadlines: DeadlineMonitor, clock: Clock, warm_up_s: float, settings: Sequence[str],
+    counts: tuple[ValueCounts, ValueCounts] | None = None,
+) -> dict[str, Any]:
+    """The ``timing`` block of ``summary.json``: the deadline figures on ``clock`` and
+    the OS ``settings`` the loop ran with."""
+    timing = deadlines.figures(clock.kind, warm_up_s, clock.not_measured, counts)
+    timing["settings"] = list(settings)
+    return timing
+
+
+def trial_summary(facts: TrialFacts, config: TrialConfig, detector: object,
+                  extra: Mapping[str, Any]) -> dict[str, Any]:
+    """``summary.json`` of a trial: the figures of ``facts`` (``summarize``), the gait
+    detector's checks and the back end's entries ``extra`` (which override the rest).
+    Every trial's summary is built here, and so is the blank one whose names
+    ``--require`` checks are held to before a trial runs (``simulated.blank_summary``)."""
+    m = config.metrics
+    summary = summarize(facts, m.event_tolerance_ms, m.onset_window_ms, m.clearance_trim_fraction)
+    if isinstance(detector, GaitDetector):
+        mounting = detector.mounting_block()
+        if mounting is not None:
+            decided = mounting["decided_s"]
+            stim = config.stim
+            gait_triggered = stim.mode == "walking" and any(
+                name == "peroneal" for name, _ in stim.active_channels())
+            # (without gait-triggered peroneal stimulation the check cost no stimulation)
+            mounting["strides_not_stimulated"] = strides_not_stimulated(
+                facts, decided if isinstance(decided, float) else None
+            ) if gait_triggered else None
+        summary["gyro_mounting"] = _to_microseconds(mounting)
+        axis = detector.axis_block()
+        if axis is not None:  # a live trial on the project's board checks the axis
+            summary["gyro_axis"] = _to_microseconds(axis)
+    return summary | dict(extra)
 
 
 def _events(true_events: Sequence[tuple[float, str]], detected: Sequence[DetectedEvent]

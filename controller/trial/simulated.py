@@ -23,6 +23,7 @@ import numpy as np
 from controller.clock import Clock, VirtualClock, WallClock
 from controller.config import TrialConfig
 from controller.detect.config import build_detector
+from controller.events import EVENT_NAMES, Event
 from controller.loop import LoopOutcome
 from controller.safety import Watchdog
 from controller.sharedmem import map_in_background, shared_empty
@@ -43,8 +44,11 @@ from controller.trial.session import (
     run_parts,
     run_trial,
     streamed_columns,
+    timing_block,
+    trial_summary,
 )
 from controller.trial.streams import BackEndTruth, TrialFiles, TruthRows
+from controller.trial.summary import TrialFacts
 from controller.trial.window import RowWindow, StreamedScores, window_rows
 from controller.trial.writer import LogSink
 from sim.limb import MUSCLES, TRUTH_COLUMNS, SimulatedLimb
@@ -164,8 +168,7 @@ def run_simulated_trial(
     def finish(outcome: LoopOutcome) -> tuple[GroundTruth, dict[str, Any]]:
         # The limb's truth, read where it wrote it (views: nothing is copied).
         columns = {name: truth_rows[: limb.samples_read, i] for i, name in enumerate(TRUTH_COLUMNS)}
-        extra = {"config": {"patient": config.sim.patient, "seed": config.sim.seed}}
-        return GroundTruth(columns, limb.true_events()), extra
+        return GroundTruth(columns, limb.true_events()), _extra(config)
 
     def compiled_loop(parts: TrialParts, n_samples: int) -> LoopOutcome:
         if interrupted:  # while it compiled: now that the files are open (and completed)
@@ -211,6 +214,43 @@ def run_simulated_trial(
             compiling.close()
         folder.release()
     return summary
+
+
+def _extra(config: TrialConfig) -> dict[str, Any]:
+    """The simulated back end's own entries of ``summary.json``."""
+    return {"config": {"patient": config.sim.patient, "seed": config.sim.seed}}
+
+
+def blank_summary(config: TrialConfig, realtime: bool = False) -> dict[str, Any]:
+    """The ``summary.json`` of a simulated trial of ``config`` that ran no sample, built
+    by the code that builds every trial's (``session.trial_summary``) from the columns,
+    channels, detector, clock and truth such a trial has: it holds every figure name a
+    trial of ``config`` can have, a block that only a trial's data could leave null (the
+    detector's, without true events) as a block, so that ``--require`` and
+    ``--objective`` names are checked before any trial runs. Its values mean nothing.
+    Neither the patient nor the seed changes a name (only values of ``config``): the
+    limb's truth columns are those of every patient."""
+    rate_hz = config.loop.sample_rate_hz
+    recorder = TrialRecorder(0, config.stim.peroneal.channel, recorded_channels(config),
+                             event_capacity=1)
+    clock: Clock = WallClock(config.loop.spin_us * 1e-6) if realtime else VirtualClock()
+    heel_strike, toe_off = EVENT_NAMES[Event.HEEL_STRIKE], EVENT_NAMES[Event.TOE_OFF]
+    facts = TrialFacts(
+        columns=recorder.columns() | {name: np.zeros(0) for name in TRUTH_COLUMNS},
+        true_events=[(0.0, heel_strike), (0.5, toe_off), (1.0, heel_strike)],
+        detected=(),
+        period_s=1.0 / rate_hz,
+        wall_s=1.0,
+        stopped_by="duration",
+        faults=0,
+        clamped_commands=0,
+        interventions=(),
+        stim_timeouts=0,
+        stim_channels=StimScheduler(config.stim).reports(),
+        timing=timing_block(new_deadlines(config, 0), clock, 0.0, ()),
+    )
+    return trial_summary(facts, config, build_detector(config.detector, rate_hz),
+                         _extra(config))
 
 
 def _columns(config: TrialConfig, limb: SimulatedLimb) -> StreamedColumns:
