@@ -361,3 +361,60 @@ def test_a_sweep_whose_trials_do_not_fit_stops_with_exit_2(tmp_path, capsys, mon
     assert "fes: invalid configuration (loop.duration_s): a trial of 2 s" in err
     assert "a test's limit" in err and "stopped there with 0 of 2 trials finished" in err
     assert "Traceback" not in err and not (out / "failures.txt").exists()
+
+
+def _ended(pid: int) -> bool:
+    """Whether process ``pid`` has ended (gone, or a zombie nobody reaped yet)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    except FileNotFoundError:
+        return True
+
+
+def test_a_killed_trials_writer_keeps_the_folder_until_its_files_are_closed(tmp_path):
+    """A job's trial killed by SIGKILL (its timeout) while the log writer still writes:
+    the writer goes on with its final pass (a Parquet part renamed into
+    ``samples.parquet.partial/`` by path), but the lock died with the trial's process,
+    so a retried ``fes sim --overwrite`` removed the files under it, and the killed
+    trial's last part could land in the new trial's parts folder. The writer keeps the
+    lock until its files are closed: the retry is refused (exit 2) meanwhile."""
+    import signal
+    import time
+
+    out = tmp_path / "t"
+    trial = subprocess.Popen(
+        [sys.executable, "-m", "controller.cli", "sim", "--realtime", "--duration-s", "60",
+         "--out", str(out)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    writer = None
+    try:
+        deadline = time.monotonic() + 60
+        while writer is None and time.monotonic() < deadline:
+            children = Path(f"/proc/{trial.pid}/task/{trial.pid}/children").read_text().split()
+            if children and (out / "samples.csv").exists():
+                writer = int(children[0])
+            time.sleep(0.1)
+        assert writer is not None, "the trial's log writer did not start"
+        time.sleep(0.5)  # rows written
+        os.kill(writer, signal.SIGSTOP)  # a writer busy with its final pass, held there
+        trial.kill()
+        trial.wait()
+        retry = subprocess.run(
+            [sys.executable, "-m", "controller.cli", "sim", "--duration-s", "1", "--out",
+             str(out), "--overwrite"], capture_output=True, text=True)
+        assert retry.returncode == 2, retry.stderr
+        assert "another fes command is writing a trial into this folder" in retry.stderr
+        assert (out / "samples.csv").exists()  # not removed under the writer
+        os.kill(writer, signal.SIGCONT)
+        while not _ended(writer) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert _ended(writer)
+        retry = subprocess.run(
+            [sys.executable, "-m", "controller.cli", "sim", "--duration-s", "1", "--out",
+             str(out), "--overwrite"], capture_output=True, text=True)
+        assert retry.returncode == 0, retry.stderr
+    finally:
+        if writer is not None and not _ended(writer):
+            os.kill(writer, signal.SIGCONT)
+        if trial.poll() is None:
+            trial.kill()
+            trial.wait()

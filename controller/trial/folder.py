@@ -18,7 +18,7 @@ import contextlib
 import fcntl
 import os
 import shutil
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -70,21 +70,56 @@ def trial_files(path: Path) -> list[str]:
         return sorted(p.name for p in path.iterdir() if _is_trial_file(p))
 
 
-#: The descriptors holding this process's folder locks. A fork (the log writer, the
-#: compile helper) closes its copies at once: a lock is the trial's process's, and a
-#: child that outlived the trial's end by a moment kept the folder locked against the
-#: next trial of the same process (``--overwrite``, a test).
+#: The descriptors holding this process's folder locks. A fork (the compile helper)
+#: closes its copies at once: a lock is the trial's process's, and a child that outlived
+#: the trial's end by a moment kept the folder locked against the next trial of the same
+#: process (``--overwrite``, a test). The log writer is the exception
+#: (``locks_kept_by_fork``): it writes the folder's files, and after a SIGKILL of the
+#: trial's process it goes on writing them (its final pass, its sinks closed: a Parquet
+#: part renamed into ``samples.parquet.partial/``), so it keeps the lock until its files
+#: are closed (``release_kept_locks``) and a new ``--overwrite`` trial cannot remove
+#: the files under it, nor get the killed trial's last part in its own parts folder.
 _HELD: set[int] = set()
+#: In a fork made inside ``locks_kept_by_fork``: the locks it inherited and keeps.
+_KEPT: set[int] = set()
+_keep_in_fork = False
 
 
 def _forget_locks() -> None:
-    for fd in _HELD:
-        with contextlib.suppress(OSError):
-            os.close(fd)
+    global _keep_in_fork
+    if _keep_in_fork:
+        _KEPT.update(_HELD)
+        _keep_in_fork = False  # (its own forks, if any, close theirs)
+    else:
+        for fd in _HELD:
+            with contextlib.suppress(OSError):
+                os.close(fd)
     _HELD.clear()
 
 
 os.register_at_fork(after_in_child=_forget_locks)
+
+
+@contextlib.contextmanager
+def locks_kept_by_fork() -> Iterator[None]:
+    """A fork made inside keeps this process's folder locks (shared with it: a folder is
+    unlocked once both have closed theirs) until it calls ``release_kept_locks`` or
+    ends: for the log writer."""
+    global _keep_in_fork
+    _keep_in_fork = True
+    try:
+        yield
+    finally:
+        _keep_in_fork = False
+
+
+def release_kept_locks() -> None:
+    """In a fork made inside ``locks_kept_by_fork``: close its copies of the locks (the
+    trial's process still holds the folder, if it lives)."""
+    for fd in _KEPT:
+        with contextlib.suppress(OSError):
+            os.close(fd)
+    _KEPT.clear()
 
 
 def _hold(path: Path) -> int | None:

@@ -49,7 +49,9 @@ Kills: the writer ignores SIGINT and SIGTERM (the trial's own process handles th
 stops the writer when its files are due). If the trial's process dies (SIGKILL, the OOM
 killer), the writer notices at once (it waits on the process's pidfd as well as on the
 stop pipe), makes its final pass over everything published and closes the sinks, so
-the files hold every row the loop had published.
+the files hold every row the loop had published. Until then it holds the trial folder's
+lock (``controller.trial.folder.locks_kept_by_fork``): a new ``--overwrite`` trial into
+the folder is refused while it writes there.
 """
 
 from __future__ import annotations
@@ -72,6 +74,7 @@ import numpy as np
 from controller.interrupts import INTERRUPT_SIGNALS
 from controller.outputs import OutputError, reason
 from controller.sharedmem import shared_zeros
+from controller.trial.folder import locks_kept_by_fork, release_kept_locks
 
 _WRITTEN = 0
 _MAX_BACKLOG = 1
@@ -205,7 +208,8 @@ class LogWriter:
         # has its id): one that came in between would end the writer before its files.
         held = signal.pthread_sigmask(signal.SIG_BLOCK, INTERRUPT_SIGNALS)
         try:
-            pid = os.fork()
+            with locks_kept_by_fork():  # the trial folder's, until its files are closed
+                pid = os.fork()
             if pid == 0:  # the writer: it ends here, without this process's exit handlers
                 code = 1
                 try:
@@ -216,6 +220,7 @@ class LogWriter:
                     os.close(done_read)
                     self._run(stop_read, trial)
                     code = 0
+                    release_kept_locks()  # before "done": the trial may claim it again
                     with contextlib.suppress(BrokenPipeError):  # the trial has died
                         os.write(done_write, _DONE)
                 except BaseException:
