@@ -157,7 +157,7 @@ def add_require_option(parser: argparse.ArgumentParser, what: str) -> None:
         help=f"fail (exit {EXIT_REQUIREMENT_FAILED}) unless {what} meets CHECK, a summary "
         "figure by its dotted name, an operator (<=, <, >=, >, ==, !=) and a value, e.g. "
         "'clearance.toe_drag_events<=2' or 'stopped_by==duration'; repeatable; a null "
-        "figure fails, an unknown name is a usage error (exit 2)",
+        "figure fails, an unknown name is a usage error (exit 2) before any trial runs",
     )
 
 
