@@ -101,11 +101,16 @@ def test_sweep_names_the_trial_whose_config_lacks_a_name(tmp_path, capsys):
     code = main(["sweep", "--config", str(config_file), "--grid",
                  "stim.channels.calf.enabled=true,false", "--duration-s", "2",
                  "--workers", "1", "--out", str(out), "--require",
-                 "stim.channels.calf.trains>=1", "--require", "stim.channels.peroneal.trainz>=1"])
+                 "stim.channels.calf.trains>=1", "--require", "stim.channels.peroneal.trainz>=1",
+                 "--require", "stim.channels.calf.trainz>=1"])
     assert code == 2
     err = capsys.readouterr().err
     assert "trial 1: stim.channels.calf.trains: no such figure" in err
-    assert "\n  - stim.channels.peroneal.trainz: no such figure" in err  # every trial's
+    assert "trial 0: stim.channels.calf.trains" not in err
+    for every_trials in ("stim.channels.peroneal.trainz", "stim.channels.calf.trainz"):
+        # said once, without a trial, whatever close names each trial's config has
+        assert err.count(f"{every_trials}: no such figure") == 1
+        assert f"\n  - {every_trials}: no such figure" in err
     assert not out.exists()
 
 

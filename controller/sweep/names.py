@@ -67,11 +67,15 @@ def check_names(plan: SweepPlan, terms: Sequence[ranking.Term],
             first[shape] = trial.index
     for which, source in ((0, ranking.SOURCE), (1, REQUIRE)):
         problems: list[str] = []
+        named = set()  # a name unknown to every trial is said once (close names vary)
         for shape, both in found.items():
             for problem in both[which]:
-                everywhere = all(problem in other[which] for other in found.values())
-                text = problem if everywhere else f"trial {first[shape]}: {problem}"
-                if text not in problems:
-                    problems.append(text)
+                name = problem.partition(":")[0]
+                everywhere = all(any(p.partition(":")[0] == name for p in other[which])
+                                 for other in found.values())
+                if everywhere and name in named:
+                    continue
+                named.add(name)
+                problems.append(problem if everywhere else f"trial {first[shape]}: {problem}")
         if problems:
             raise ConfigError(source, problems)
