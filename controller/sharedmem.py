@@ -226,3 +226,20 @@ def ring_rows(array: np.ndarray, start: int, stop: int, axis: int = 0) -> np.nda
     if axis == 0:
         return np.concatenate((array[first:], array[:wrapped]))
     return np.concatenate((array[:, first:], array[:, :wrapped]), axis=1)
+
+
+def ring_overwritten(first: int, newest: int, size: int, lead: int) -> bool:
+    """Whether row ``first`` of a ring of ``size`` rows may have been overwritten by a
+    loop that does not wait for its reader: it has published ``newest`` rows and may be
+    writing up to ``lead`` more (checked after the reader copied the rows)."""
+    return newest + lead > first + size
+
+
+class RingOverrun(Exception):
+    """A reader of a ring fell a whole ring behind the loop that writes it: ``what``
+    from ``first`` on (of ``newest`` published) may have been overwritten before they
+    were read (``ring_overwritten``)."""
+
+    def __init__(self, what: str, first: int, newest: int, size: int) -> None:
+        super().__init__(f"{what} from {first} on overwritten (ring of {size}, {newest} published)")
+        self.what, self.first, self.newest, self.size = what, first, newest, size

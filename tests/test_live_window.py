@@ -169,14 +169,16 @@ def test_a_live_trials_kept_rows_grow_with_it(tmp_path, fast_replay):
 
 
 class StallingSink:
-    """A log sink whose first write stalls the writer process for ``stall_s``."""
+    """A log sink whose first write (of rows from ``after`` on) stalls the writer
+    process for ``stall_s``."""
 
-    def __init__(self, stall_s: float) -> None:
+    def __init__(self, stall_s: float, after: int = 0) -> None:
         self.stall_s = stall_s
+        self.after = after
         self.stalled = False
 
     def write(self, first: int, rows: Any) -> None:
-        if not self.stalled:
+        if not self.stalled and first >= self.after:
             self.stalled = True
             time.sleep(self.stall_s)
 
@@ -293,3 +295,31 @@ def test_a_windowed_paced_trial_killed_leaves_its_rows_on_disk(tmp_path, kill):
         faults = summary["watchdog"]["faults"]
     if faults == 0:
         assert virtual.startswith(kept)
+
+
+def test_a_stream_of_events_a_ring_behind_a_paced_loop_is_an_output_failure(tmp_path,
+                                                                             monkeypatch):
+    # The detected events of a long paced trial go to the stream of events.csv through
+    # a ring too (made 3 events here), which the loop never waits on either: the writer
+    # stalled 3 s from 4 s on (the detector's first event is at 4.2 s), within its ring
+    # of rows (2,048, 4 s at 500 Hz) but past its ring of events, has lost events: the
+    # trial's output failed, as for rows.
+    from controller.trial import simulated
+
+    config = load_config(None, {"loop": {"duration_s": 9}})
+    run_simulated_trial(config, tmp_path / "virtual")
+    monkeypatch.setattr(window, "WINDOW_ROWS", 2048)
+    monkeypatch.setattr(simulated, "event_ring_rows", lambda rows: 3)
+    started = time.monotonic()
+    with pytest.raises(OutputError, match=r"events.csv.*fell .* detected events behind the "
+                                          r"loop, more than its ring of 3"):
+        run_simulated_trial(config, tmp_path / "stalled", realtime=True,
+                            sinks=[StallingSink(3.0, after=2000)])
+    assert time.monotonic() - started < 9 + 3
+    folder = tmp_path / "stalled"
+    assert not (folder / "summary.json").exists()
+    kept = (folder / "samples.csv").read_text().splitlines()
+    whole = (tmp_path / "virtual" / "samples.csv").read_text().splitlines()[:len(kept)]
+    assert len(kept) > 1 and [line.split(",")[0] for line in kept] == \
+        [line.split(",")[0] for line in whole]
+    assert (folder / "events.csv").exists()  # sorted, whole: every event of the trial

@@ -137,3 +137,50 @@ def test_a_windowed_trial_writes_the_same_parquet_files(tmp_path, monkeypatch):
                        ["samples.parquet", "events.parquet", "config.json"], kept,
                        _without_wall_clock)
     assert windowed["duration_s"] == 45
+
+
+def _streamed_events(monkeypatch) -> list[bytes]:
+    """``events.csv`` of each trial as the stream left it, before the trial's end
+    rewrote it whole (``TrialFiles.complete``)."""
+    from controller.trial.streams import TrialFiles
+
+    streamed: list[bytes] = []
+    complete = TrialFiles.complete
+
+    def kept_first(self, columns, events, summary):
+        streamed.append(self.folder.file("events.csv").read_bytes())
+        return complete(self, columns, events, summary)
+
+    monkeypatch.setattr(TrialFiles, "complete", kept_first)
+    return streamed
+
+
+def test_a_windowed_trials_detected_events_go_through_a_ring(tmp_path, monkeypatch,
+                                                             small_window):
+    # The recorder's table of detected events for the stream is a ring as well: the
+    # loop waits for the stream to read the events it would overwrite, so the stream
+    # writes every event (here a ring of 160 events, the room for a block's made 64,
+    # comes round some 3 times in 200 s) and the table's size does not follow the trial.
+    from controller.trial import simulated
+
+    recorders: list[TrialRecorder] = []
+    finish = window.RowWindow.finish
+    monkeypatch.setattr(window.RowWindow, "finish",
+                        lambda self, count: recorders.append(self.recorder) or
+                        finish(self, count))
+    monkeypatch.setattr(window, "BLOCK_EVENTS", 64)
+    monkeypatch.setattr(simulated, "event_ring_rows", lambda rows: 160)
+    streamed = _streamed_events(monkeypatch)
+    _trial(tmp_path, "t200", {"loop": {"duration_s": 200}})
+    detected = (tmp_path / "t200" / "events.csv").read_bytes().count(b",detected,")
+    assert detected > 3 * 160
+    assert streamed[0] == (tmp_path / "t200" / "events.csv").read_bytes()
+    monkeypatch.undo()
+    monkeypatch.setattr(window, "WINDOW_ROWS", 8192)
+    monkeypatch.setattr(window.RowWindow, "finish",
+                        lambda self, count: recorders.append(self.recorder) or
+                        finish(self, count))
+    for duration_s in (50, 400):
+        _trial(tmp_path, f"t{duration_s}", {"loop": {"duration_s": duration_s}})
+    assert [r.events.nbytes for r in recorders[1:]] == [window.event_ring_rows(8192) * 24] * 2
+

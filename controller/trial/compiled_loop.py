@@ -181,14 +181,16 @@ class WatchdogArrays(NamedTuple):
 class RecordArrays(NamedTuple):
     """Where a block's results go: the recorder's table, the column in it of each
     channel's ``stim_on`` (-1: not recorded), the block's detected events, and the
-    recorder's shared events and publication counts (``TrialRecorder.events``,
-    ``counts``) that the log writer reads."""
+    recorder's shared events, publication counts (``TrialRecorder.events``, ``counts``)
+    that the log writer reads and how many events the shared table takes in all
+    (``TrialRecorder.event_limit``: a ring's, any number)."""
 
     table: np.ndarray
     stim_column: np.ndarray
     events: np.ndarray
     shared_events: np.ndarray
     counts: np.ndarray
+    event_limit: int
 
 
 @specialised
@@ -199,9 +201,11 @@ def _block_for(detector_kind: int, stim_mode: int) -> Callable[..., int]:
     ``run_loop``, and returns the number of detected events written into
     ``record.events``.
 
-    Every ``publish_every`` samples the rows (and, first, the events detected so far, as
-    far as ``record.shared_events`` has room) are published in ``record.counts``, as
-    ``TrialRecorder.publish`` does, so the log writer streams a long block as it runs.
+    Every ``publish_every`` samples the rows are published in ``record.counts``, as
+    ``TrialRecorder.publish`` does, so the log writer streams a long block as it runs;
+    each detected event is published as soon as it is in ``record.shared_events`` (as
+    far as it takes them: event n at row n modulo its rows, a ring's), as
+    ``TrialRecorder.add_detected`` does.
     """
 
     @kernel
@@ -252,17 +256,17 @@ def _block_for(detector_kind: int, stim_mode: int) -> Callable[..., int]:
                 events[n_events, _E_KNOWN] = t_s
                 events[n_events, _E_CODE] = outbox[1 + 2 * e]
                 events[n_events, _E_EST] = outbox[2 + 2 * e]
-                if shared < shared_events.shape[0]:
+                if shared < record.event_limit:
+                    slot = shared % shared_events.shape[0]
                     for column in range(3):
-                        shared_events[shared, column] = events[n_events, column]
+                        shared_events[slot, column] = events[n_events, column]
                     shared += 1
+                    counts[EVENTS_PUBLISHED] = shared
                 n_events += 1
             due -= 1
             if due == 0:
-                counts[EVENTS_PUBLISHED] = shared
                 counts[ROWS_PUBLISHED] = k + 1
                 due = publish_every
-        counts[EVENTS_PUBLISHED] = shared
         return n_events
 
     return run_block
@@ -308,7 +312,7 @@ def _loop_of(
     # The block's events are written before they are read (uninitialised: zeroing 400 kB
     # would map each of its pages, which a block with a handful of events never touches).
     record = RecordArrays(recorder.table, stim_column, np.empty((BLOCK_SAMPLES * MAX_EVENTS, 3)),
-                          recorder.events, recorder.counts)
+                          recorder.events, recorder.counts, recorder.event_limit)
     run_block = _block_for(kind, scheduler.mode)
     period_s = limb.sample_period_s
 

@@ -109,14 +109,21 @@ def events_text(events: Iterable[tuple[float, str, str]]) -> bytes:
 
 
 class EventSource(Protocol):
-    """What ``EventStream`` reads: the recorder's detected events in shared memory."""
+    """What ``EventStream`` reads: the recorder's detected events in shared memory
+    (``TrialRecorder``: a ring for a windowed trial, read as it goes)."""
 
-    def events_published(self) -> int:
-        """Detected events complete so far."""
+    def read_events_from(self, start: int) -> None:
+        """The stream reads the events from ``start`` on."""
         ...
 
-    def event_rows(self, start: int, stop: int) -> np.ndarray:
-        """Rows ``start`` to ``stop``: known time, event code, estimated time."""
+    def take_events(self, start: int) -> np.ndarray:
+        """Copies of the events published from ``start`` on (known time, event code,
+        estimated time), counted as read; ``RingOverrun`` if the loop may have
+        overwritten any before they were read."""
+        ...
+
+    def stop_reading_events(self) -> None:
+        """The stream reads no more events."""
         ...
 
 
@@ -142,6 +149,7 @@ class EventStream:
         self.path = path
         self._detected = detected
         self._seen = 0
+        detected.read_events_from(0)
         self._pending: list[tuple[float, str, str]] = []
         self._true = sorted(true_events)
         self._next_true = 0
@@ -157,14 +165,15 @@ class EventStream:
         try:
             self._flush(self._rows * self._period_s)
         finally:  # a full disk must not keep the file open
+            self._detected.stop_reading_events()
             os.close(self.fd)
 
     def _flush(self, horizon_s: float) -> None:
         """Write every known event before ``horizon_s``, sorted."""
-        published = self._detected.events_published()
-        for _, code, t_est in self._detected.event_rows(self._seen, published):
-            self._pending.append((float(t_est), "detected", EVENT_NAMES[Event(int(code))]))
-        self._seen = published
+        events = self._detected.take_events(self._seen)
+        for _, code, t_est in events.tolist():
+            self._pending.append((t_est, "detected", EVENT_NAMES[Event(int(code))]))
+        self._seen += len(events)
         end_s = self._rows * self._period_s
         while self._next_true < len(self._true) and self._true[self._next_true][0] < end_s:
             t_s, name = self._true[self._next_true]

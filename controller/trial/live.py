@@ -59,7 +59,7 @@ from controller.trial.backends import BackendSpec, SplitBackend, open_backend
 from controller.trial.folder import TrialFolder
 from controller.trial.memory import check_fits
 from controller.trial.parts import TrialParts
-from controller.trial.recorder import SAMPLES_PER_EVENT, TrialRecorder
+from controller.trial.recorder import TrialRecorder
 from controller.trial.session import (
     GroundTruth,
     new_deadlines,
@@ -92,7 +92,7 @@ from controller.trial.status import (
     live_snapshot,
 )
 from controller.trial.streams import TrialFiles
-from controller.trial.window import StreamedScores, window_rows
+from controller.trial.window import StreamedScores, event_ring_rows, window_rows
 from hw.board import (
     WIRE_TRUTH_COLUMNS,
     Board,
@@ -397,7 +397,7 @@ def run_live_trial(
     board.add_fault_listener(lambda fault: _report(report, fault))
     watchdog = Watchdog(board, config.safety)
     recorder = TrialRecorder(rows, channel, recorded_channels(config),
-                             event_capacity=64 + n_samples // SAMPLES_PER_EVENT)
+                             event_ring=None if ring is None else event_ring_rows(ring))
     detector = build_detector(config.detector, rate_hz)
     # The mounting checks go together: mount_check_strides = 0 turns off the axis check too.
     checks_axis = config.detector.setup().uses_gyro and (

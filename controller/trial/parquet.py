@@ -259,5 +259,8 @@ class ParquetEventStream(EventStream):
         self._parts.append(event_table(events, self._config))
 
     def close(self) -> None:
-        self._flush(self._rows * self._period_s)
+        try:
+            self._flush(self._rows * self._period_s)
+        finally:
+            self._detected.stop_reading_events()
         self._parts.close()

@@ -4,13 +4,19 @@ The loop appends without allocating per sample beyond the detected-event list. T
 columns live in shared memory and a shared counter is raised after the row it counts is
 complete, so the log writer process (``controller.trial.writer``) streams the rows to
 ``samples.csv`` while the loop runs, without a lock. Detected events are also copied
-into a shared table (``events``: known time, event code, estimated time), published
-before the rows they were detected at, for the stream of ``events.csv``.
+into a shared table (``events``: known time, event code, estimated time), each published
+as soon as it is written (before the rows it was detected at), for the stream of
+``events.csv``, which says in ``counts`` how far it has read them (``take_events``).
 
 All columns are rows of one table (``table``: column index by name in ``index``), so a
 compiled loop (``controller.trial.compiled_loop``) records into the same memory as ``record``.
 A table with fewer rows than the trial's samples is a ring (a long trial: sample k at row
-k modulo the rows, written by a compiled loop or ``record``, ``controller.trial.window``).
+k modulo the rows, written by a compiled loop or ``record``, ``controller.trial.window``);
+its detected events are then a ring too (``event_ring``: event n at row n modulo its
+rows), read by the stream as the rows are by the writer: a loop on the virtual clock
+waits until the stream has read the events it would overwrite, a paced loop never waits
+and a stream a whole ring behind it has lost events (``RingOverrun``: a failure of the
+trial's output, as for the rows).
 """
 
 from __future__ import annotations
@@ -21,20 +27,30 @@ import numpy as np
 
 from controller.events import DetectedEvent, Phase
 from controller.ports import Sample, StimCommand
-from controller.sharedmem import ring_rows, shared_empty, shared_zeros
+from controller.sharedmem import (
+    RingOverrun,
+    ring_overwritten,
+    ring_rows,
+    shared_empty,
+    shared_zeros,
+)
 
 SENSOR_COLUMNS = ("time_s", "gyro_rad_s", "heel_switch", "heel_force_n")
 STIM_COLUMNS = ("stim_on", "amplitude_ma", "pulse_width_us", "frequency_hz")
 #: The first rows of ``TrialRecorder.table``, filled for every sample in this order; the
 #: command columns of each recorded channel follow.
 SAMPLE_ROWS = (*SENSOR_COLUMNS, "phase")
-#: Entries of ``TrialRecorder.counts``: rows published, detected events published.
-ROWS_PUBLISHED, EVENTS_PUBLISHED = 0, 1
+#: Entries of ``TrialRecorder.counts``: rows published, detected events published,
+#: detected events read by the stream of ``events.csv`` (``NOT_READ`` while none reads).
+ROWS_PUBLISHED, EVENTS_PUBLISHED, EVENTS_READ = 0, 1, 2
+#: ``counts[EVENTS_READ]`` while no stream reads the events: nothing waits for one.
+NOT_READ = 2**62
 #: Columns of ``TrialRecorder.events``.
 EVENT_KNOWN_S, EVENT_CODE, EVENT_EST_S = 0, 1, 2
 #: One row of the shared event table per this many samples (50 a second at 1 kHz; a gait
-#: detector reports a handful per stride). Beyond it the stream stops adding events; the
-#: list (and the events.csv written at the end of the trial) keeps them all.
+#: detector reports a handful per stride). Beyond it the stream of a trial kept whole
+#: stops adding events; the list (and the events.csv written at the end of the trial)
+#: keeps them all. A windowed trial's table is a ring (``event_ring``).
 SAMPLES_PER_EVENT = 20
 
 
@@ -46,14 +62,18 @@ def stim_column_prefix(name: str) -> str:
 class TrialRecorder:
     """Columns of sensors, detected phase and the delivered command of each recorded
     channel: the peroneal one (``channel``) under the plain names of ``STIM_COLUMNS``,
-    each of ``extra_channels`` (name -> output) under ``<name>_`` + those names."""
+    each of ``extra_channels`` (name -> output) under ``<name>_`` + those names.
+
+    The shared table of detected events has room for one per ``SAMPLES_PER_EVENT`` of
+    ``capacity`` (and 64), and stops at its end; with ``event_ring``, it is a ring of
+    that many events (a windowed trial's: see the module docstring)."""
 
     def __init__(
         self,
         capacity: int,
         channel: int = 0,
         extra_channels: Mapping[str, int] | None = None,
-        event_capacity: int | None = None,
+        event_ring: int | None = None,
     ) -> None:
         self.channel = channel
         self.capacity = capacity
@@ -75,10 +95,13 @@ class TrialRecorder:
             output: tuple(self._columns[prefix + column] for column in STIM_COLUMNS)
             for output, prefix in self._recorded.items()
         }
-        self.counts = shared_zeros(2, np.int64)
-        if event_capacity is None:
-            event_capacity = 64 + capacity // SAMPLES_PER_EVENT
+        self.counts = shared_zeros(3, np.int64)
+        self.counts[EVENTS_READ] = NOT_READ
+        event_capacity = 64 + capacity // SAMPLES_PER_EVENT if event_ring is None else event_ring
         self.events = shared_zeros(3 * event_capacity).reshape(event_capacity, 3)
+        self.events_ring = event_ring is not None
+        #: Events the table takes in all: its rows, or any number for a ring.
+        self.event_limit = event_capacity if event_ring is None else 2**62
         self.detected: list[DetectedEvent] = []
 
     def record(
@@ -112,14 +135,16 @@ class TrialRecorder:
         self.publish(self.count + 1)
 
     def add_detected(self, detected: Sequence[DetectedEvent]) -> None:
-        """Keep ``detected`` and publish them to the shared table (as far as it has room)."""
+        """Keep ``detected`` and publish them to the shared table, each once written (as
+        far as a table kept whole has room; a ring's at event n modulo its rows)."""
         self.detected.extend(detected)
         n = int(self.counts[EVENTS_PUBLISHED])
+        rows = self.events.shape[0]
         for event in detected:
-            if n < self.events.shape[0]:
-                self.events[n] = (event.t_known_s, int(event.event), event.t_est_s)
+            if n < self.event_limit:
+                self.events[n % rows] = (event.t_known_s, int(event.event), event.t_est_s)
                 n += 1
-        self.counts[EVENTS_PUBLISHED] = n
+                self.counts[EVENTS_PUBLISHED] = n
 
     def stim_column(self, channel: int) -> int:
         """Index in ``table`` of ``channel``'s ``stim_on`` column (the other command
@@ -147,9 +172,38 @@ class TrialRecorder:
         samples they became known at)."""
         return int(self.counts[EVENTS_PUBLISHED])
 
-    def event_rows(self, start: int, stop: int) -> np.ndarray:
-        """Rows ``start`` to ``stop`` of the shared event table."""
-        return self.events[start:stop]
+    @property
+    def event_capacity(self) -> int:
+        """Rows of the shared event table."""
+        return int(self.events.shape[0])
+
+    def read_events_from(self, start: int) -> None:
+        """A stream reads the events from ``start`` on (``take_events``): a loop on the
+        virtual clock waits for it before it overwrites them (``RowWindow``)."""
+        self.counts[EVENTS_READ] = start
+
+    def take_events(self, start: int) -> np.ndarray:
+        """Copies of the published events from ``start`` on (rows: known time, event
+        code, estimated time), counted as read. Raises ``RingOverrun`` if the loop may
+        have overwritten any of them before they were copied (a ring's, a whole ring
+        behind)."""
+        stop = self.events_published()
+        events = np.array(ring_rows(self.events, start, stop))
+        if self.events_ring:
+            # The loop may be writing the event after the newest published.
+            newest = self.events_published()
+            if ring_overwritten(start, newest, self.event_capacity, lead=1):
+                raise RingOverrun("detected events", start, newest, self.event_capacity)
+        self.counts[EVENTS_READ] = stop
+        return events
+
+    def stop_reading_events(self) -> None:
+        """The stream reads no more events: nothing waits for it."""
+        self.counts[EVENTS_READ] = NOT_READ
+
+    def events_read(self) -> int:
+        """Events the stream has read (``NOT_READ`` while none reads)."""
+        return int(self.counts[EVENTS_READ])
 
     def rows(self, start: int, stop: int) -> dict[str, np.ndarray]:
         """Columns of samples ``start`` to ``stop`` (views, or copies where they wrap

@@ -33,7 +33,7 @@ from controller.trial.compiled_loop import LoopCompile, run_compiled_loop
 from controller.trial.folder import TrialFolder
 from controller.trial.memory import check_fits
 from controller.trial.parts import TrialParts
-from controller.trial.recorder import SAMPLES_PER_EVENT, TrialRecorder
+from controller.trial.recorder import TrialRecorder
 from controller.trial.scores import StreamedColumns
 from controller.trial.session import (
     GroundTruth,
@@ -49,7 +49,7 @@ from controller.trial.session import (
 )
 from controller.trial.streams import BackEndTruth, TrialFiles, TruthRows
 from controller.trial.summary import TrialFacts
-from controller.trial.window import RowWindow, StreamedScores, window_rows
+from controller.trial.window import RowWindow, StreamedScores, event_ring_rows, window_rows
 from controller.trial.writer import LogSink
 from sim.limb import MUSCLES, TRUTH_COLUMNS, SimulatedLimb
 from sim.patient import load_patient
@@ -131,7 +131,7 @@ def run_simulated_trial(
     # (the limb writes every column of a sample's row: it may reuse an ended trial's).
     truth_rows = shared_empty(rows * len(TRUTH_COLUMNS)).reshape(rows, -1)
     recorder = TrialRecorder(rows, config.stim.peroneal.channel, recorded_channels(config),
-                             event_capacity=64 + n_samples // SAMPLES_PER_EVENT)
+                             event_ring=event_ring_rows(rows) if rows < n_samples else None)
     # Fresh pages are mapped on another CPU while the stages are built (a minute at 1
     # kHz: 2,100 pages the loop no longer stops at, 4-5 ms; reused ones are mapped).
     rows_mapped = map_in_background([truth_rows, recorder.table])

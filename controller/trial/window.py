@@ -12,18 +12,24 @@ and the limb's truth row), and after each block of the compiled loop a ``RowWind
   figures as from the whole columns, bit for bit: ``controller.trial.scores``), at the
   latest before the ring comes round to them;
 * lets the loop go on only once the log writer has written the rows the next block
-  will overwrite (the loop is faster than the writer: the trial waited for the writer
+  will overwrite, and the stream of ``events.csv`` has read the detected events it
+  could overwrite (the loop is faster than the writer: the trial waited for the writer
   at its end anyway); a writer that writes in this process (a sweep's trial, which
   writes its files after its loop otherwise) is told to write them.
 
+The recorder's table of detected events for the stream is a ring as well
+(``event_ring_rows``: the events a ring of rows could hold, and two blocks' worth of the
+most a block can detect), so that nothing of the recorder grows with the trial.
+
 A paced loop (``fes sim --realtime``, ``fes run``) must never wait for the writer, nor
 spend its periods scoring: a long one records into rings of ``WINDOW_ROWS`` rows as
-well (its deadline accounting too), and ``StreamedScores``, a sink of the log writer
-process, scores the rows there as the writer hands them on (the trial's figures per
-sample, and counts of its lateness and latency in whole nanoseconds for their exact
-percentiles, ``controller.quantiles.ValueCounts``), and hands the figures back once the
-writer has ended. A writer that falls a whole ring behind such a loop has lost rows: a
-failure of the trial's output (``controller.trial.writer``), never a wait.
+well (its deadline accounting and detected events too), and ``StreamedScores``, a sink
+of the log writer process, scores the rows there as the writer hands them on (the
+trial's figures per sample, and counts of its lateness and latency in whole nanoseconds
+for their exact percentiles, ``controller.quantiles.ValueCounts``), and hands the figures
+back once the writer has ended. A writer that falls a whole ring behind such a loop has
+lost rows (or a stream of events its events): a failure of the trial's output
+(``controller.trial.writer``), never a wait.
 
 A trial is windowed when it is longer than two windows (``window_rows``), in CSV or
 Parquet (the writer hands a Parquet part copies of a ring's rows), except a simulated
@@ -45,9 +51,10 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from controller.deadlines import to_ns
+from controller.detect.outbox import MAX_EVENTS
 from controller.quantiles import ValueCounts
 from controller.sharedmem import ring_rows
-from controller.trial.recorder import TrialRecorder
+from controller.trial.recorder import SAMPLES_PER_EVENT, TrialRecorder
 from controller.trial.scores import StreamedColumns
 from controller.trial.writer import InlineWriter, LogWriter
 from sim.limb import BLOCK_SAMPLES
@@ -61,10 +68,22 @@ SCORE_ROWS = 2**15
 WAIT_S = 0.0005
 
 
+#: The most detected events a block of the compiled loop can publish (``MAX_EVENTS`` a
+#: sample): the room a loop on the virtual clock keeps in the ring of events.
+BLOCK_EVENTS = BLOCK_SAMPLES * MAX_EVENTS
+
+
 def window_rows(n_samples: int) -> int | None:
     """Rows of the ring of a trial of ``n_samples``: None if it is too short to be
     windowed (two windows or fewer)."""
     return WINDOW_ROWS if n_samples > 2 * WINDOW_ROWS else None
+
+
+def event_ring_rows(rows: int) -> int:
+    """Rows of the ring of detected events beside a ring of ``rows`` rows (the events a
+    trial kept whole would have room for in as many samples, and at least two blocks'
+    worth of ``BLOCK_EVENTS``: 32,768 events, 768 KiB, for ``WINDOW_ROWS``)."""
+    return max(64 + rows // SAMPLES_PER_EVENT, 2 * BLOCK_EVENTS)
 
 
 class RowWindow:
@@ -83,6 +102,9 @@ class RowWindow:
         if truth.shape[0] != recorder.capacity or recorder.capacity <= BLOCK_SAMPLES:
             raise ValueError("the recorder's and the truth's rings must be as long, "
                              f"and longer than a block ({BLOCK_SAMPLES} rows)")
+        if not recorder.events_ring or recorder.event_capacity <= BLOCK_EVENTS:
+            raise ValueError("the recorder's detected events must be a ring of more than "
+                             f"a block's ({BLOCK_EVENTS})")
         self.recorder = recorder
         self.truth = truth
         self.truth_columns = tuple(truth_columns)
@@ -103,18 +125,31 @@ class RowWindow:
 
     def after_block(self, published: int) -> None:
         """The loop has published ``published`` rows; the next block writes up to
-        ``BLOCK_SAMPLES`` more: score the rows it would overwrite, and those waiting
-        since ``SCORE_ROWS``; wait until the writer has written them."""
+        ``BLOCK_SAMPLES`` more, and up to ``BLOCK_EVENTS`` detected events: score the
+        rows it would overwrite, and those waiting since ``SCORE_ROWS``; wait until the
+        writer has written them and the stream of events has read the events it could
+        overwrite (which it reads as the writer hands it rows: every event is published
+        before the rows of the sample it was detected at)."""
         started = time.perf_counter()
         overwritten = published + BLOCK_SAMPLES - self.rows  # rows before it are gone
         if published - self.scored >= SCORE_ROWS or overwritten > self.scored:
             self._score(published)
+        # Events the stream must have read: the block may write event P + BLOCK_EVENTS
+        # - 1 (P published), and the stream counts the one after its newest as being
+        # written (``TrialRecorder.take_events``).
+        recorder = self.recorder
+        events_due = recorder.events_published() + BLOCK_EVENTS + 1 - recorder.event_capacity
+
+        def behind() -> bool:
+            assert writer is not None
+            return writer.written < overwritten or recorder.events_read() < events_due
+
         writer = self._writer
-        if isinstance(writer, InlineWriter) and writer.written < overwritten:
+        if isinstance(writer, InlineWriter) and behind():
             writer.write_ready(published)
-        elif writer is not None and writer.written < overwritten:
+        elif writer is not None and behind():
             waiting = time.perf_counter()
-            while writer.written < overwritten and not writer.ended():
+            while behind() and not writer.ended():
                 time.sleep(WAIT_S)
             self.waited_s += time.perf_counter() - waiting
         self.spent_s += time.perf_counter() - started

@@ -73,7 +73,7 @@ import numpy as np
 
 from controller.interrupts import INTERRUPT_SIGNALS
 from controller.outputs import OutputError, reason
-from controller.sharedmem import shared_zeros
+from controller.sharedmem import RingOverrun, ring_overwritten, shared_zeros
 from controller.trial.folder import locks_kept_by_fork, release_kept_locks
 
 _WRITTEN = 0
@@ -317,8 +317,7 @@ class LogWriter:
             else:  # until the oldest count not yet written is ripe (or a poll later)
                 timeout = counts[0][1] + self._poll_s - now if counts else self._poll_s
         self._write_up_to(self._ready(), sinks)
-        for sink in sinks:
-            self._guarded(sinks, sink, sink.close)
+        self._close_all(sinks)
 
     def _note_backlog(self, ready: int) -> None:
         """Count the rows up to ``ready`` that wait for the sinks in ``max_backlog``."""
@@ -336,37 +335,47 @@ class LogWriter:
             rows |= tail.rows(written, ready)
         if self._copy_rows:
             rows = {name: np.array(column) for name, column in rows.items()}
-        if self._paced_ring and self._overwritten(written):
-            self._fell_behind(written, sinks)
-            return
+        if self._paced_ring:
+            # The paced loop may be writing the row of the sample after the newest.
+            assert self._ring_rows is not None
+            newest = max(tail.published() for tail in self._tails)
+            if ring_overwritten(written, newest, self._ring_rows, PACED_LEAD_ROWS):
+                self._fell_behind(RingOverrun("samples", written, newest, self._ring_rows),
+                                  sinks)
+                return
         for sink in list(sinks):
+            if self._lost:  # a sink's ring (the detected events') was overwritten
+                return
             self._guarded(sinks, sink, functools.partial(sink.write, written, rows))
         self._progress[_WRITTEN] = ready
 
-    def _overwritten(self, written: int) -> bool:
-        """Whether a paced loop may have overwritten row ``written`` of the ring (it is
-        writing the row of sample ``newest``, ``ring_rows`` after another)."""
-        assert self._ring_rows is not None
-        newest = max(tail.published() for tail in self._tails)
-        return newest + PACED_LEAD_ROWS > written + self._ring_rows
-
-    def _fell_behind(self, written: int, sinks: list[LogSink]) -> None:
-        """The rows from ``written`` on were overwritten before they were written: end
-        every sink where it is (its file holds the samples before), and say so as the
-        failure of the samples' file."""
+    def _fell_behind(self, lost: RingOverrun, sinks: list[LogSink], path: str = "") -> None:
+        """The rows of a ring (the samples, or a sink's: the detected events) from
+        ``lost.first`` on were overwritten before they were written: end every sink
+        where it is (its file holds the rows before), and say so as the failure of
+        ``path`` (the samples' file by default)."""
         self._lost = True
-        path = next((str(p) for p in (getattr(s, "path", None) for s in sinks) if p),
-                    "the log")
-        newest = max(tail.published() for tail in self._tails)
-        why = (f"the log writer fell {newest - written} samples behind the loop, more than "
-               f"its ring of {self._ring_rows}: samples from {written} on were overwritten "
-               f"before they were written (the files hold the {written} before them; the "
-               "summary, scored from the rows as they were written, is not written)")
+        path = path or next(
+            (str(p) for p in (getattr(s, "path", None) for s in sinks) if p), "the log")
+        what, written = lost.what, self.written
+        why = (f"the log writer fell {lost.newest - lost.first} {what} behind the loop, more "
+               f"than its ring of {lost.size}: {what} from {lost.first} on were overwritten "
+               f"before they were written (the files hold the {written} samples before "
+               f"sample {written}; the summary, scored from the rows as they were written, "
+               "is not written)")
         self._set_failure(path, why)
         for sink in list(sinks):
             sinks.remove(sink)
             with contextlib.suppress(Exception):  # the failure above is the one told
                 sink.close()
+
+    def _close_all(self, sinks: list[LogSink]) -> None:
+        """Close every sink (each taken out of ``sinks`` first: a failure while one
+        closes may end the others)."""
+        for sink in list(sinks):
+            if sink in sinks:
+                sinks.remove(sink)
+                self._guarded(sinks, sink, sink.close)
 
     def _set_failure(self, path: str, why: str) -> None:
         if self._progress[_FAILURE_LENGTH] == 0:
@@ -377,9 +386,13 @@ class LogWriter:
     def _guarded(self, sinks: list[LogSink], sink: LogSink, call: Callable[[], None]) -> None:
         """Run ``call``; a sink whose output fails (``OSError``) is dropped and closed
         (its file is released before the writer says it is done), the first failure
-        kept for ``failure``."""
+        kept for ``failure``. A sink that read a ring of the loop's a whole ring behind
+        it (``RingOverrun``: the detected events of a paced loop) ends every sink, as
+        rows overwritten before they were written do."""
         try:
             call()
+        except RingOverrun as lost:
+            self._fell_behind(lost, sinks, str(getattr(sink, "path", "") or ""))
         except OSError as err:
             if sink in sinks:
                 sinks.remove(sink)
@@ -415,5 +428,4 @@ class InlineWriter(LogWriter):
     def stop(self) -> None:
         sinks = list(self._sinks) if self._open is None else self._open
         self._write_up_to(self._ready(), sinks)
-        for sink in sinks:
-            self._guarded(sinks, sink, sink.close)
+        self._close_all(sinks)
