@@ -19,7 +19,7 @@ import contextlib
 import errno
 import json
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -104,15 +104,19 @@ def temporary_path(path: Path) -> Path:
     return path.with_name(f".{path.name}{TEMPORARY_MARK}{os.getpid()}")
 
 
-def write_atomically(path: Path, data: bytes) -> None:
+def write_atomically(path: Path, data: bytes | Callable[[int], None]) -> None:
     """``path`` holds ``data`` when this returns, or is as it was if it raises (an
-    ``OutputError`` naming ``path``)."""
+    ``OutputError`` naming ``path``). ``data`` may be a function that writes the file's
+    bytes to the descriptor it is given (a long file, in pieces)."""
     temporary = temporary_path(path)
     with writing(path):
         try:
             fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
             try:
-                write_all(fd, data)
+                if callable(data):
+                    data(fd)
+                else:
+                    write_all(fd, data)
             finally:
                 os.close(fd)
             os.replace(temporary, path)

@@ -322,13 +322,44 @@ def _signed32(value: int) -> int:
     return value - (1 << 32) if value & 0x80000000 else value
 
 
+#: A truth row as the driver keeps it: the wire's fixed-point numbers (``p.TruthRow``)
+#: and whether it arrived, 8 bytes (a dictionary of ``TruthRow`` objects by index took
+#: 219 bytes a sample).
+TRUTH_ROW = np.dtype([("ankle_cdeg", "<i2"), ("clearance_dmm", "<i2"),
+                      ("activation", "<u2"), ("pulses", "u1"), ("arrived", "u1")])
+#: Rows of one block of ``_Truth.blocks`` (allocated as the first of its rows arrives:
+#: no storage grown by copying while the reader thread serves the loop).
+TRUTH_BLOCK_ROWS = 4096
+
+
 @dataclass(slots=True)
 class _Truth:
-    """The emulator's ground truth as it arrives: events and rows by sample index."""
+    """The emulator's ground truth as it arrives: events, and rows by sample index (in
+    blocks of ``TRUTH_BLOCK_ROWS`` rows of ``TRUTH_ROW``: block ``index // rows``)."""
 
     #: (event code, t_us, board index and t_us of the newest sample when it arrived)
     events: list[tuple[int, int, int, int]] = field(default_factory=list)
-    rows: dict[int, p.TruthRow] = field(default_factory=dict)
+    blocks: dict[int, np.ndarray] = field(default_factory=dict)
+
+    def add_rows(self, first_index: int, rows: Sequence[p.TruthRow]) -> None:
+        """Keep ``rows``, of board samples ``first_index`` on."""
+        for i, row in enumerate(rows):
+            number, at = divmod(first_index + i, TRUTH_BLOCK_ROWS)
+            block = self.blocks.get(number)
+            if block is None:
+                block = self.blocks[number] = np.zeros(TRUTH_BLOCK_ROWS, TRUTH_ROW)
+            block[at] = (row.ankle_cdeg, row.clearance_dmm, row.activation, row.pulses, 1)
+
+    def rows(self, first_index: int, count: int) -> np.ndarray:
+        """The rows of board samples ``first_index`` to ``first_index + count`` (those
+        that never arrived: ``arrived`` 0)."""
+        out = np.zeros(count, TRUTH_ROW)
+        for number, block in self.blocks.items():
+            start = number * TRUTH_BLOCK_ROWS
+            lo, hi = max(start, first_index), min(start + TRUTH_BLOCK_ROWS, first_index + count)
+            if lo < hi:
+                out[lo - first_index : hi - first_index] = block[lo - start : hi - start]
+        return out
 
 
 class Board:
@@ -891,8 +922,7 @@ class Board:
                 (message.event, message.t_us, self._last_rx_index, self._last_rx_t_us)
             )
         elif isinstance(message, p.TruthSamples):
-            for i, row in enumerate(message.rows):
-                self._truth.rows[message.first_index + i] = row
+            self._truth.add_rows(message.first_index, message.rows)
 
     def _on_sample(self, s: p.SampleFrame) -> None:
         info = self.info
@@ -955,21 +985,23 @@ class Board:
 
     def has_truth(self) -> bool:
         """True when the board sends ground truth (the emulator's debug frames)."""
-        return bool(self._truth.events or self._truth.rows)
+        return bool(self._truth.events or self._truth.blocks)
 
     def truth(self, samples: int) -> tuple[dict[str, np.ndarray], list[tuple[float, str]]]:
         """The emulator's truth for the first ``samples`` host samples: columns (NaN
         where a row never arrived) and true events in trial time."""
         offset = self._offset if self._offset is not None else 0
         period = self.sample_period_s
-        columns = {name: np.full(samples, math.nan) for name in WIRE_TRUTH_COLUMNS}
-        for k in range(samples):
-            row = self._truth.rows.get(k + offset)
-            if row is not None:
-                columns["ankle_angle_deg"][k] = row.ankle_cdeg * p.ANGLE_UNIT_DEG
-                columns["toe_clearance_mm"][k] = row.clearance_dmm * p.CLEARANCE_UNIT_MM
-                columns["ta_activation"][k] = row.activation / p.ACTIVATION_FULL_SCALE
-                columns["pulses"][k] = row.pulses
+        rows = self._truth.rows(offset, samples)
+        missing = rows["arrived"] == 0
+        columns = {
+            "ankle_angle_deg": rows["ankle_cdeg"] * p.ANGLE_UNIT_DEG,
+            "toe_clearance_mm": rows["clearance_dmm"] * p.CLEARANCE_UNIT_MM,
+            "ta_activation": rows["activation"] / p.ACTIVATION_FULL_SCALE,
+            "pulses": rows["pulses"].astype(np.float64),
+        }
+        for column in columns.values():
+            column[missing] = math.nan
         events = []
         for code, t_us, ref_index, ref_t_us in self._truth.events:
             t_s = (ref_index - offset) * period + _signed32(t_us - ref_t_us) / 1e6

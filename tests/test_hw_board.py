@@ -13,6 +13,7 @@ import threading
 import time
 import tty
 
+import numpy as np
 import pytest
 from helpers.protocol_doc import NEWEST_SESSION, V1_SESSION, transcript
 
@@ -359,3 +360,52 @@ def test_a_board_that_stops_answering_trips_the_watchdog_ack_timeout(emulator):
     assert board.fault is None  # the driver's own, slower rule had not fired yet
     assert time.monotonic() - board.last_ack_monotonic_s > 0.03
     board.close()
+
+
+def _truth_frames(first: int, count: int, seed: int = 1) -> list[p.TruthSamples]:
+    """TRUTH_SAMPLES messages of ``count`` rows from board sample ``first`` on."""
+    rng = np.random.default_rng(seed)
+    rows = [p.TruthRow(int(a), int(c), int(act), int(n)) for a, c, act, n in zip(
+        rng.integers(-32768, 32768, count), rng.integers(-32768, 32768, count),
+        rng.integers(0, p.ACTIVATION_FULL_SCALE + 1, count), rng.integers(0, 256, count),
+        strict=True)]
+    step = p.TruthSamples.MAX_ROWS
+    return [p.TruthSamples(first + i, tuple(rows[i : i + step])) for i in range(0, count, step)]
+
+
+def test_the_drivers_truth_is_the_emulators_rows_in_a_few_bytes_a_sample():
+    # The driver keeps the emulator's truth rows (debug frames) until the end of a trial
+    # kept whole, as numbers of the wire's widths: 8 bytes a sample (a dictionary of
+    # row objects by index took 219), and gives the same columns as before: NaN where a
+    # row never arrived, the physical units of each row.
+    import tracemalloc
+
+    board = Board("loop://", REQUIRE)  # never connected: frames handed in directly
+    board._offset = 100  # host sample k is board sample k + 100
+    frames = _truth_frames(40, 60_000)
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        for seq, message in enumerate(frames):
+            if message.first_index != 40 + 32 * 500:  # a lost frame: 32 rows missing
+                board._on_frame(p.Frame(p.FrameType.TRUTH_SAMPLES, seq & 0xFF, message.pack()))
+        kept = tracemalloc.get_traced_memory()[0] - before
+    finally:
+        tracemalloc.stop()
+    assert kept < 12 * 60_000, kept
+    samples = 60_000 - 60 + 50  # past the last row that arrived, too
+    columns, events = board.truth(samples)
+    assert events == []
+    rows = {m.first_index + i: row for m in frames for i, row in enumerate(m.rows)
+            if m.first_index != 40 + 32 * 500}
+    expected = {name: np.full(samples, math.nan) for name in columns}
+    for k in range(samples):
+        row = rows.get(k + 100)
+        if row is not None:  # the formulas of the dictionary's days
+            expected["ankle_angle_deg"][k] = row.ankle_cdeg * p.ANGLE_UNIT_DEG
+            expected["toe_clearance_mm"][k] = row.clearance_dmm * p.CLEARANCE_UNIT_MM
+            expected["ta_activation"][k] = row.activation / p.ACTIVATION_FULL_SCALE
+            expected["pulses"][k] = row.pulses
+    for name, column in columns.items():
+        np.testing.assert_array_equal(column, expected[name], err_msg=name)
+    assert np.isnan(columns["pulses"]).sum() == 32 + 50

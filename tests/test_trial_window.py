@@ -8,6 +8,8 @@ or two are "long".
 
 from __future__ import annotations
 
+import functools
+import os
 from pathlib import Path
 
 import numpy as np
@@ -184,3 +186,41 @@ def test_a_windowed_trials_detected_events_go_through_a_ring(tmp_path, monkeypat
         _trial(tmp_path, f"t{duration_s}", {"loop": {"duration_s": duration_s}})
     assert [r.events.nbytes for r in recorders[1:]] == [window.event_ring_rows(8192) * 24] * 2
 
+
+def test_samples_rewritten_at_the_end_are_rendered_a_piece_at_a_time(tmp_path):
+    # A live trial kept whole against the board emulator rewrites samples.csv at its
+    # end with the emulator's truth beside the rows (``TrialFiles.complete``): the same
+    # bytes as rendering every row at once did, without the trial's text and a table of
+    # its numbers in memory at once (some 400 bytes a sample).
+    import tracemalloc
+
+    from controller.trial.csvtext import CsvRenderer
+    from controller.trial.files import column_kind, header, phase_names
+    from controller.trial.folder import TrialFolder
+    from controller.trial.streams import write_samples
+
+    rng = np.random.default_rng(3)
+    rows = 60_000
+    columns = {name: rng.normal(0.0, 50.0, rows) for name in
+               ("time_s", "gyro_rad_s", "heel_force_n", "amplitude_ma", "ankle_angle_deg",
+                "toe_clearance_mm", "ta_activation", "extra_a", "extra_b", "extra_c")}
+    columns |= {"heel_switch": rng.integers(0, 2, rows).astype(float),
+                "phase": rng.integers(0, 4, rows).astype(float),
+                "pulses": np.where(rng.random(rows) < 0.01, np.nan, 1.0)}
+    names = list(columns)
+    renderer = CsvRenderer(np.array([column_kind(n) for n in names]), phase_names())
+    whole = header(names) + renderer.rows(np.array([columns[n] for n in names])).tobytes()
+    folder = TrialFolder.claim(tmp_path / "t", False)
+    null = os.open(os.devnull, os.O_WRONLY)
+    try:
+        write_samples(columns, null)  # the renderer compiled, or loaded
+    finally:
+        os.close(null)
+    tracemalloc.start()
+    try:
+        folder.replace("samples.csv", functools.partial(write_samples, columns))
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert (tmp_path / "t" / "samples.csv").read_bytes() == whole
+    assert peak < 2 * 2**20, peak  # pieces of 2,048 rows; the whole text is 8 MB

@@ -18,7 +18,7 @@ import contextlib
 import fcntl
 import os
 import shutil
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -221,8 +221,9 @@ class TrialFolder:
         """Write ``name`` whole, atomically (it appears complete or not at all)."""
         write_json_atomically(self.file(name), data)
 
-    def replace(self, name: str, data: bytes) -> None:
-        """Replace ``name`` with ``data`` atomically."""
+    def replace(self, name: str, data: bytes | Callable[[int], None]) -> None:
+        """Replace ``name`` with ``data`` atomically (or what ``data`` writes to the
+        descriptor it is given)."""
         write_atomically(self.file(name), data)
 
     def create(self, name: str, header: bytes = b"") -> int:

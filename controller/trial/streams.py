@@ -14,6 +14,7 @@ and last ``summary.json``: a folder that has it holds a finished trial.
 
 from __future__ import annotations
 
+import functools
 import os
 import shutil
 from collections.abc import Mapping, Sequence
@@ -22,16 +23,14 @@ from typing import Any
 
 import numpy as np
 
+from controller.outputs import write_all
 from controller.sharedmem import ring_rows
-from controller.trial.csvtext import CsvRenderer
 from controller.trial.files import (
     EVENTS_HEADER,
     CsvStream,
     EventStream,
-    column_kind,
     events_text,
     header,
-    phase_names,
 )
 from controller.trial.folder import TrialFolder
 from controller.trial.parquet import (
@@ -191,7 +190,7 @@ class TrialFiles:
         else:
             self.folder.replace("events.csv", events_text(events))
             if rewrite:
-                self.folder.replace("samples.csv", samples_text(columns))
+                self.folder.replace("samples.csv", functools.partial(write_samples, columns))
         if summary is not None:
             self.folder.write_json("summary.json", summary)
 
@@ -215,13 +214,11 @@ class TrialFiles:
                 parts.merge()
 
 
-def samples_text(columns: Mapping[str, np.ndarray]) -> bytes:
-    """``samples.csv`` whole, for ``columns``."""
-    names = list(columns)
+def write_samples(columns: Mapping[str, np.ndarray], fd: int) -> None:
+    """``samples.csv`` of ``columns`` (as long as the shortest) to ``fd``: rendered a
+    ``CHUNK_ROWS`` piece at a time, as the stream writes it (a trial's text whole, and
+    its numbers copied into one table, took some 400 bytes a sample at once)."""
     rows = min((len(col) for col in columns.values()), default=0)
-    values = np.empty((len(names), rows))
-    for i, name in enumerate(names):
-        values[i] = np.asarray(columns[name], dtype=np.float64)[:rows]
-    renderer = CsvRenderer(np.array([column_kind(n) for n in names]), phase_names())
-    body = renderer.rows(values).tobytes() if names and rows else b""
-    return header(names) + body
+    write_all(fd, header(list(columns)))
+    if columns and rows:
+        CsvStream(fd, list(columns)).write(0, {n: c[:rows] for n, c in columns.items()})
