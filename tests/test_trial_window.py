@@ -224,3 +224,55 @@ def test_samples_rewritten_at_the_end_are_rendered_a_piece_at_a_time(tmp_path):
         tracemalloc.stop()
     assert (tmp_path / "t" / "samples.csv").read_bytes() == whole
     assert peak < 2 * 2**20, peak  # pieces of 2,048 rows; the whole text is 8 MB
+
+
+
+#: A trial's process and its log writer, in a fresh interpreter: the parent makes the
+#: stream of ``events.csv`` with ``argv[1]`` true events, the forked child writes rows
+#: reaching every one of them and prints how much of its memory became its own (KiB).
+_FORKED_STREAM = """
+import os, sys
+from pathlib import Path
+import numpy as np
+from controller.trial.files import EventStream
+
+class NoDetectedEvents:
+    def read_events_from(self, start): pass
+    def take_events(self, start): return np.zeros((0, 3))
+    def stop_reading_events(self): pass
+
+def private_kib():
+    fields = dict(line.split(":", 1)
+                  for line in Path("/proc/self/smaps_rollup").read_text().splitlines()[1:])
+    return sum(int(fields[n].split()[0]) for n in ("Private_Clean", "Private_Dirty"))
+
+names = ("toe_off", "heel_strike", "heel_off", "mid_swing")
+count = int(sys.argv[1])
+true_events = [(0.25 * k, names[k % 4]) for k in range(count)]
+fd = os.open(sys.argv[2], os.O_WRONLY | os.O_CREAT | os.O_TRUNC)
+stream = EventStream(fd, NoDetectedEvents(), true_events, period_s=0.001)
+pid = os.fork()
+if pid == 0:
+    before = private_kib()
+    for first in range(0, count * 250 + 1000, 1_000_000):  # 1,000 s of rows at 1 kHz
+        stream.write(first, {"time_s": np.zeros(1)})
+    print(private_kib() - before, flush=True)
+    os._exit(0)
+os.waitpid(pid, 0)
+"""
+
+
+def test_the_writers_stream_of_true_events_does_not_copy_the_trials_memory(tmp_path):
+    # The stream of events.csv runs in the log writer, a fork of the trial's process,
+    # and writes the true events (known before the trial) as the rows reach them: kept
+    # as a list of tuples, reading them wrote their reference counts, and each page
+    # they were on became the writer's own copy (300,000 events: 29.8 MB; a day's
+    # trial at 1 kHz has 288,000). Kept as arrays, reading them copies nothing.
+    import subprocess
+    import sys
+
+    events = tmp_path / "events.csv"
+    grown = int(subprocess.run([sys.executable, "-c", _FORKED_STREAM, "300000", str(events)],
+                               capture_output=True, text=True, check=True).stdout)
+    assert events.read_bytes().count(b",true,") > 299_990  # the last held back (not closed)
+    assert grown < 6 * 1024, grown  # KiB: 1.7 MB here
