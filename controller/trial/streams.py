@@ -29,8 +29,8 @@ from controller.trial.files import (
     EVENTS_HEADER,
     CsvStream,
     EventStream,
-    events_text,
     header,
+    write_events,
 )
 from controller.trial.folder import TrialFolder
 from controller.trial.parquet import (
@@ -188,7 +188,7 @@ class TrialFiles:
         if self._parquet is not None:
             self._complete_parquet(columns, events, rewrite)
         else:
-            self.folder.replace("events.csv", events_text(events))
+            self.folder.replace("events.csv", functools.partial(write_events, events))
             if rewrite:
                 self.folder.replace("samples.csv", functools.partial(write_samples, columns))
         if summary is not None:
