@@ -187,16 +187,31 @@ def test_a_windowed_trials_detected_events_go_through_a_ring(tmp_path, monkeypat
     assert [r.events.nbytes for r in recorders[1:]] == [window.event_ring_rows(8192) * 24] * 2
 
 
+def _written_in_pieces(folder: Path, name: str, write) -> tuple[bytes, int]:
+    """The bytes of trial file ``name`` that ``write`` (a function of a descriptor) makes,
+    through ``TrialFolder.replace``, and the most memory it allocated meanwhile."""
+    import tracemalloc
+
+    from controller.trial.folder import TrialFolder
+
+    trial = TrialFolder.claim(folder, False)
+    tracemalloc.start()
+    try:
+        trial.replace(name, write)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    return (folder / name).read_bytes(), peak
+
+
 def test_samples_rewritten_at_the_end_are_rendered_a_piece_at_a_time(tmp_path):
     # A live trial kept whole against the board emulator rewrites samples.csv at its
     # end with the emulator's truth beside the rows (``TrialFiles.complete``): the same
     # bytes as rendering every row at once did, without the trial's text and a table of
     # its numbers in memory at once (some 400 bytes a sample).
-    import tracemalloc
 
     from controller.trial.csvtext import CsvRenderer
     from controller.trial.files import column_kind, header, phase_names
-    from controller.trial.folder import TrialFolder
     from controller.trial.streams import write_samples
 
     rng = np.random.default_rng(3)
@@ -210,19 +225,14 @@ def test_samples_rewritten_at_the_end_are_rendered_a_piece_at_a_time(tmp_path):
     names = list(columns)
     renderer = CsvRenderer(np.array([column_kind(n) for n in names]), phase_names())
     whole = header(names) + renderer.rows(np.array([columns[n] for n in names])).tobytes()
-    folder = TrialFolder.claim(tmp_path / "t", False)
     null = os.open(os.devnull, os.O_WRONLY)
     try:
         write_samples(columns, null)  # the renderer compiled, or loaded
     finally:
         os.close(null)
-    tracemalloc.start()
-    try:
-        folder.replace("samples.csv", functools.partial(write_samples, columns))
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
-    assert (tmp_path / "t" / "samples.csv").read_bytes() == whole
+    written, peak = _written_in_pieces(tmp_path / "t", "samples.csv",
+                                       functools.partial(write_samples, columns))
+    assert written == whole
     assert peak < 2 * 2**20, peak  # pieces of 2,048 rows; the whole text is 8 MB
 
 
@@ -282,22 +292,15 @@ def test_events_written_whole_at_the_end_are_rendered_a_piece_at_a_time(tmp_path
     # events.csv is written whole and sorted at the end of every trial: the same bytes
     # as the lines of every event joined at once, without them all in memory (a day's
     # 500,000 events at 1 kHz were some 70 MB of text at once).
-    import tracemalloc
 
     from controller.trial.files import EVENTS_HEADER, event_line, write_events
-    from controller.trial.folder import TrialFolder
 
     rng = np.random.default_rng(4)
     names = ("toe_off", "heel_strike", "mid_swing")
     events = [(float(t), ("true", "detected")[k % 2], names[k % 3])
               for k, t in enumerate(rng.uniform(0.0, 86400.0, 200_000))]
     whole = EVENTS_HEADER + "".join(event_line(*e) for e in sorted(events)).encode()
-    folder = TrialFolder.claim(tmp_path / "t", False)
-    tracemalloc.start()
-    try:
-        folder.replace("events.csv", functools.partial(write_events, events))
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
-    assert (tmp_path / "t" / "events.csv").read_bytes() == whole
+    written, peak = _written_in_pieces(tmp_path / "t", "events.csv",
+                                       functools.partial(write_events, events))
+    assert written == whole
     assert peak < 4 * 2**20, peak  # the sorted list (1.6 MB) and a piece; whole: 28 MB
