@@ -231,8 +231,7 @@ def blank_summary(config: TrialConfig, realtime: bool = False) -> dict[str, Any]
     Neither the patient nor the seed changes a name (only values of ``config``): the
     limb's truth columns are those of every patient."""
     rate_hz = config.loop.sample_rate_hz
-    recorder = TrialRecorder(0, config.stim.peroneal.channel, recorded_channels(config),
-                             event_capacity=1)
+    recorder = TrialRecorder(0, config.stim.peroneal.channel, recorded_channels(config))
     clock: Clock = WallClock(config.loop.spin_us * 1e-6) if realtime else VirtualClock()
     heel_strike, toe_off = EVENT_NAMES[Event.HEEL_STRIKE], EVENT_NAMES[Event.TOE_OFF]
     facts = TrialFacts(
