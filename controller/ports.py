@@ -26,7 +26,10 @@ class Sample:
     """One timestamped reading of the gait sensors.
 
     ``heel_force_n`` is NaN when the source has no force sensor. ``gyro_rad_s`` is NaN
-    when the gyroscope sample was lost (a dropout); consumers must treat NaN as missing.
+    when the gyroscope sample was lost (a dropout), ``heel_switch`` (1 contact, 0 none)
+    when the switch's sample was lost (an empty cell of a replayed recording); consumers
+    must treat NaN as missing, never as a reading (a lost switch sample is not "heel
+    off": the watchdog counts it as no valid sensor sample, the detector as missing).
     ``gyro_xyz_rad_s`` is all three axes of the gyroscope in its own frame (signs as
     measured; ``gyro_rad_s`` is the one declared sagittal), where the source reads them
     (the project's board), for the axis check (``controller.detect.axis``); None
@@ -35,7 +38,7 @@ class Sample:
 
     t_s: float
     gyro_rad_s: float
-    heel_switch: int
+    heel_switch: float
     heel_force_n: float = math.nan
     gyro_xyz_rad_s: tuple[float, float, float] | None = None
 

@@ -412,7 +412,7 @@ class Board:
         self._offset: int | None = None
         self._held: tuple[int, Sample] | None = None
         self._last_index = 0
-        self._last_heel = 0
+        self._last_heel = 0.0
         self._rebase = False
 
     def _reset_session(self) -> None:

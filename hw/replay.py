@@ -4,7 +4,9 @@ openEMSstim has no sensors, so a bench trial against it needs a sensor source: t
 plays a recording (read by the caller, e.g. from a ``fes detect`` CSV) at the pace it
 was recorded, as a worn sensor would deliver it. Samples sit on the recording's fixed
 grid ``k * period``; a grid point the recording has no sample for (a packet lost on the
-radio link of an IMU) is played as a dropout (NaN gyroscope), as it would arrive live.
+radio link of an IMU) is played as a dropout (NaN gyroscope and heel switch), as it
+would arrive live; an empty cell is that sensor's sample lost (NaN), never a reading
+(an empty heel switch cell is not "no contact").
 ``read`` blocks until the sample's time has come (the first ``read`` starts the clock),
 so the loop is paced by the source, exactly as by a board's stream.
 """
@@ -36,7 +38,9 @@ class ReplaySource:
     ``t_s`` increases; each sample is put on the grid point nearest to it (a recording
     whose times stray from its grid by more than a fifth of a period is refused:
     ``OffGrid``). An
-    absent column is ``None``: the gyroscope reads NaN, the heel switch 0, the force NaN.
+    absent column is ``None``: the gyroscope reads NaN, the heel switch 0 (a unit
+    without a switch, as a board without one reports no contact), the force NaN. A NaN
+    in a column (an empty cell) plays as NaN: a lost sample of that sensor.
     """
 
     def __init__(
@@ -61,12 +65,13 @@ class ReplaySource:
             raise OffGrid(k, float(t_s[k]), float(stray[k]), 1.0 / period_s)
         n = int(grid[-1]) + 1
         self._gyro = np.full(n, np.nan)
-        self._switch = np.zeros(n, dtype=np.int64)
+        # Grid points without a sample are lost whole; without a column, no contact.
+        self._switch = np.full(n, np.nan) if heel_switch is not None else np.zeros(n)
         self._force = np.full(n, np.nan)
         if gyro_rad_s is not None:
             self._gyro[grid] = gyro_rad_s
         if heel_switch is not None:
-            self._switch[grid] = np.nan_to_num(heel_switch).astype(np.int64)
+            self._switch[grid] = heel_switch
         if heel_force_n is not None:
             self._force[grid] = heel_force_n
         self._period_s = period_s
@@ -100,7 +105,7 @@ class ReplaySource:
         while (left := due - self._clock()) > 0.0:
             self._sleep(left)
         self._next = k + 1
-        return Sample(k * self._period_s, float(self._gyro[k]), int(self._switch[k]),
+        return Sample(k * self._period_s, float(self._gyro[k]), float(self._switch[k]),
                       float(self._force[k]))
 
     def close(self) -> None:

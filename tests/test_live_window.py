@@ -19,7 +19,12 @@ from typing import Any
 
 import numpy as np
 import pytest
-from helpers.live import assert_same_trials, shared_memory_kib, signal_once_written
+from helpers.live import (
+    QuietStimulator,
+    assert_same_trials,
+    shared_memory_kib,
+    signal_once_written,
+)
 from helpers.shared_machine import RUNS, SHARED_MACHINE_LIMITS
 
 from controller.config import load_config
@@ -42,34 +47,6 @@ def _without_wall_clock(value: Any) -> Any:
     if isinstance(value, dict):
         return {k: _without_wall_clock(v) for k, v in value.items() if k not in WALL_CLOCK}
     return value
-
-
-class QuietStimulator:
-    """A sensorless stimulator that takes every command (``SensorlessStimulator``)."""
-
-    channels = 2
-    fault = None
-    stop_confirmed = True
-    off_without_host = "nothing: a test stimulator"
-    off_command = "STOP"
-
-    def connect(self) -> None:
-        pass
-
-    def apply(self, t_s: float, commands: Any) -> None:
-        pass
-
-    def stop_all(self) -> None:
-        pass
-
-    def close(self) -> None:
-        pass
-
-    def add_fault_listener(self, listener: Any) -> None:
-        pass
-
-    def link_counters(self) -> dict[str, Any]:
-        return {}
 
 
 @pytest.fixture(scope="module")

@@ -45,6 +45,17 @@ def test_samples_are_played_on_their_grid_in_real_time_with_dropouts_as_nan():
     assert source.started_monotonic_s == 100.0
 
 
+def test_an_empty_heel_switch_cell_is_a_lost_sample_not_no_contact():
+    """It was played as 0 (np.nan_to_num): a heel off in the middle of stance."""
+    fake = FakeTime()
+    source = ReplaySource(np.array([0.0, 0.01, 0.02, 0.04]), 0.01, np.zeros(4),
+                          np.array([1.0, math.nan, 1.0, 1.0]), clock=fake.clock,
+                          sleep=fake.sleep)
+    switch = [source.read().heel_switch for _ in range(5)]  # type: ignore[union-attr]
+    assert switch[0] == switch[2] == switch[4] == 1.0
+    assert math.isnan(switch[1]) and math.isnan(switch[3])  # a cell, a row lost
+
+
 def test_times_off_the_grid_are_refused_naming_the_sample():
     with pytest.raises(ValueError, match=r"sample 1 .* off the 100 Hz grid"):
         ReplaySource(np.array([0.0, 0.015]), 0.01, np.zeros(2))

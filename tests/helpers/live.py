@@ -12,7 +12,7 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import pytest
 
@@ -155,3 +155,31 @@ def assert_same_trials(kept: Path, windowed: Path, names: list[str], summary: di
         assert (windowed / name).read_bytes() == (kept / name).read_bytes(), name
     on_disk = [json.loads((folder / "summary.json").read_text()) for folder in (kept, windowed)]
     assert [strip(s) for s in on_disk] == [strip(summary)] * 2
+
+
+class QuietStimulator:
+    """A sensorless stimulator that takes every command (``SensorlessStimulator``)."""
+
+    channels = 2
+    fault = None
+    stop_confirmed = True
+    off_without_host = "nothing: a test stimulator"
+    off_command = "STOP"
+
+    def connect(self) -> None:
+        pass
+
+    def apply(self, t_s: float, commands: Any) -> None:
+        pass
+
+    def stop_all(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+    def add_fault_listener(self, listener: Any) -> None:
+        pass
+
+    def link_counters(self) -> dict[str, Any]:
+        return {}
