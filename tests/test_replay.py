@@ -194,6 +194,19 @@ def test_fes_run_refuses_a_recording_it_cannot_replay_naming_the_line(tmp_path, 
     assert capsys.readouterr().err.startswith(f"fes run: {walk}: {expected}")
 
 
+def test_a_voisard_file_without_samples_is_refused_as_a_csv_is(tmp_path, capsys):
+    """It was 'not a Voisard IMU file:' and numpy's indexing error ('index 0 is out of
+    bounds', 'boolean index did not match indexed array', by the numpy)."""
+    imu = tmp_path / "13-1_lf.txt"
+    imu.write_text("Acquisition frequency: 100 Hz\nPacketCounter\tGyr_Y\n")
+    code = main(["run", "--sensors", f"replay:{imu}", "--stimulator",
+                 "openemsstim:/dev/nonexistent", "--out", str(tmp_path / "out")])
+    assert code == 2
+    assert capsys.readouterr().err == (
+        f"fes run: {imu}: no samples: its two header lines have no sample row below them; "
+        "is it the recording you meant?\n")
+
+
 def test_fes_run_prints_the_note_on_a_cut_row(tmp_path, capsys, monkeypatch):
     from controller.commands import run
 

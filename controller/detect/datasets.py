@@ -24,11 +24,14 @@ from __future__ import annotations
 import itertools
 import json
 import re
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from controller.detect.csvfiles import CsvError
+from controller.detect.samplerows import no_samples
 from controller.detect.score import ScoringWindow
 from controller.events import Event
 from controller.progress import progress
@@ -73,11 +76,18 @@ def _voisard_rate_hz(path: Path, first_line: str) -> float:
 
 def read_voisard_gyro(path: Path) -> tuple[np.ndarray, dict[str, np.ndarray], float]:
     """Time (s, from the packet counter), every gyro column the file has (``Gyr_X``...,
-    rad/s; ``Gyr_Y`` is the sagittal axis) and sample rate (Hz) of one foot file."""
+    rad/s; ``Gyr_Y`` is the sagittal axis) and sample rate (Hz) of one foot file.
+    ``CsvError`` (``no samples``, as for a CSV) for a file with its two header lines and
+    nothing below them."""
     with path.open(encoding="utf-8") as handle:
         rate_hz = _voisard_rate_hz(path, handle.readline())
         header = handle.readline().split()
-        data = np.loadtxt(handle, ndmin=2)
+        with warnings.catch_warnings():  # numpy's "input contained no data": said below
+            warnings.simplefilter("ignore", UserWarning)
+            data = np.loadtxt(handle, ndmin=2)
+    if data.size == 0:
+        raise CsvError(no_samples(path, "its two header lines have no sample row below "
+                                        "them"))
     counter = data[:, header.index("PacketCounter")]
     keep = np.concatenate(([True], np.diff(counter) > 0))  # repeated packets
     t_s = (counter[keep] - counter[0]) / rate_hz

@@ -57,6 +57,12 @@ def _no_samples(path: Path, note: Note | None) -> str:
     what = ("its only row has no line end, as a recording cut off while it was written "
             "leaves it, and was left out (if it is whole, end the file with a newline)"
             if note is not None else "the header row has no sample row below it")
+    return no_samples(path, what)
+
+
+def no_samples(path: Path, what: str) -> str:
+    """The refusal of a recording ``path`` without a sample (``what`` it has instead),
+    for every kind of recording alike."""
     return f"{path}: no samples: {what}; is it the recording you meant?"
 
 

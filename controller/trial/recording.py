@@ -99,6 +99,8 @@ def load_recording(path: Path) -> Recording:
     if first.startswith("Acquisition frequency"):
         try:
             t_s, gyro, _ = read_voisard_imu(path)
+        except CsvError:
+            raise  # no samples: said as for a CSV
         except (ValueError, IndexError) as err:
             raise CsvError(f"{path}: not a Voisard IMU file: {err}") from None
         return _checked(Recording(path, t_s, gyro, None, None), lambda k: (
