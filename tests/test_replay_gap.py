@@ -8,6 +8,13 @@ the loop with a NaN heel switch, the detector holds its phase (as ``fes detect``
 the cell), the watchdog counts no valid sensor sample, ``samples.csv`` keeps the cell
 empty, and a gap beyond ``safety.sensor_timeout_ms`` ends the trial in the watchdog's
 sensor timeout (named in the summary), as a live sensor that lost those samples would.
+
+The trial's detected events are ``fes detect``'s on the same file, event for event, with
+the gyroscope's mounting check off in the trial (``fes detect`` checks the sign over the
+whole file and reports every stride; a trial with the check holds the gyroscope's
+events of its first three strides, so the fused detector's first toe offs and mid
+swings differ: 22 events against 26 here), and up to its end (a sensor timeout ends
+the trial; ``fes detect`` reads on).
 """
 
 from __future__ import annotations
@@ -59,11 +66,14 @@ def gapped(walk: Path, path: Path, gap_s: tuple[float, float]) -> Path:
     return path
 
 
-def replay(monkeypatch, recording: Path, out: Path, sensor: str) -> live.LiveResult:
-    """``fes run --sensors replay:recording`` with detector ``sensor`` against a test
-    stimulator, ``SPEED`` times faster than real time; a run that a loaded machine kept
+def replay(monkeypatch, walk: Path, out: Path, gap_s: tuple[float, float], sensor: str
+           ) -> tuple[Path, live.LiveResult, Path]:
+    """``fes run --sensors replay:`` of ``walk`` with its heel cells empty in ``gap_s``,
+    with detector ``sensor``, against a test stimulator, ``SPEED`` times faster than
+    real time: the recording, the trial and its folder. A run that a loaded machine kept
     off the CPU past a wall-clock timeout (any fault but the sensor timeout) is run
     again."""
+    recording = gapped(walk, out / "gap.csv", gap_s)
 
     def open_backend(spec: BackendSpec) -> SplitBackend:
         rec = load_recording(recording)
@@ -80,12 +90,13 @@ def replay(monkeypatch, recording: Path, out: Path, sensor: str) -> live.LiveRes
                                 "safety": SHARED_MACHINE_LIMITS,
                                 "detector": {"sensor": sensor, "gyro": unchecked}})
     for k in range(RUNS):
+        folder = out / f"run{k}"
         result = live.run_live_trial(config, BackendSpec("openemsstim", "test", recording),
-                                     out / f"run{k}")
+                                     folder)
         rules = {i["rule"] for i in result.summary["watchdog"]["interventions"]}
         if result.stopped_by != "watchdog_fault" or "sensor_timeout_ms" in rules:
-            return result
-    return result
+            break
+    return recording, result, folder
 
 
 def rows_of(result_dir: Path) -> list[dict[str, str]]:
@@ -115,9 +126,7 @@ def stim_starts(rows: list[dict[str, str]]) -> list[float]:
 @pytest.mark.parametrize("sensor", ["heel", "fused"])
 def test_a_heel_gap_in_stance_starts_no_stimulation_and_ends_in_the_sensor_timeout(
         tmp_path, monkeypatch, walk, sensor):
-    recording = gapped(walk, tmp_path / "gap.csv", LONG_GAP_S)
-    result = replay(monkeypatch, recording, tmp_path, sensor)
-    folder = sorted(tmp_path.glob("run*"))[-1]
+    recording, result, folder = replay(monkeypatch, walk, tmp_path, LONG_GAP_S, sensor)
     rows = rows_of(folder)
     # Before: no fault, a train started at 2.602 s, samples.csv said heel_switch 0.
     assert result.stopped_by == "watchdog_fault", result.message
@@ -139,9 +148,7 @@ def test_a_heel_gap_in_stance_starts_no_stimulation_and_ends_in_the_sensor_timeo
 @pytest.mark.parametrize("sensor", ["heel", "fused"])
 def test_a_short_heel_gap_is_played_as_missing_with_fes_detect_s_events(
         tmp_path, monkeypatch, walk, sensor):
-    recording = gapped(walk, tmp_path / "gap.csv", SHORT_GAP_S)
-    result = replay(monkeypatch, recording, tmp_path, sensor)
-    folder = sorted(tmp_path.glob("run*"))[-1]
+    recording, result, folder = replay(monkeypatch, walk, tmp_path, SHORT_GAP_S, sensor)
     assert result.stopped_by == "duration", result.message
     assert result.summary["watchdog"]["faults"] == 0
     rows = rows_of(folder)
