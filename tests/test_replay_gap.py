@@ -13,7 +13,7 @@ The trial's detected events are ``fes detect``'s on the same file, event for eve
 the gyroscope's mounting check off in the trial (``fes detect`` checks the sign over the
 whole file and reports every stride; a trial with the check holds the gyroscope's
 events of its first three strides, so the fused detector's first toe offs and mid
-swings differ: 22 events against 26 here), and up to its end (a sensor timeout ends
+swings differ), and up to its end (a sensor timeout ends
 the trial; ``fes detect`` reads on).
 """
 
