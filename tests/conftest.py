@@ -31,6 +31,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import math
+import signal
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -61,6 +62,15 @@ from sim.limb import SimulatedLimb
 from sim.patient import load_patient
 
 #: The walk every sensor back end plays: the same seed and rate on the limb and the board.
+# A test run started in the background of a shell without job control (``cmd &`` in a
+# script, ``nohup ... &``) inherits SIGINT ignored (POSIX), and so would every command a
+# test starts: the tests that send SIGINT to a trial (Ctrl-C at start-up, a killed
+# paced trial) then saw it ignored (exit 0, "stopped_by: duration"; two failures of a
+# fresh-clone CI run on 7 Dec 2026). Python's own handler here makes the children start
+# with SIGINT at its default, as a terminal's would.
+if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+
 SEED = 5
 RATE_HZ = 500.0
 
