@@ -43,26 +43,12 @@ def trial_bytes(n_samples: int, numbers_per_sample: int) -> int:
     return 8 * n_samples * (numbers_per_sample + SCORING_NUMBERS_PER_SAMPLE)
 
 
-def _status_kib(field: str) -> int | None:
+def _proc_kib(path: str, field: str) -> int | None:
+    """The kB figure of ``field`` in a ``/proc`` file of ``name: value kB`` lines
+    (``/proc/self/status``' ``VmSize``, ``/proc/meminfo``'s ``MemAvailable``)."""
     try:
-        for line in Path("/proc/self/status").read_text().splitlines():
+        for line in Path(path).read_text().splitlines():
             if line.startswith(field + ":"):
-                return int(line.split()[1])
-    except (OSError, ValueError, IndexError):
-        return None
-    return None
-
-
-def _cgroup_room() -> int | None:
-    """The memory limit minus the usage of this process's cgroup (v2 ``memory.max``, v1
-    ``memory.limit_in_bytes``: ``controller.cgroup``)."""
-    return memory_room()
-
-
-def _available_kib() -> int | None:
-    try:
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemAvailable:"):
                 return int(line.split()[1])
     except (OSError, ValueError, IndexError):
         return None
@@ -82,7 +68,7 @@ def _counted_size_kib() -> int | None:
     grew since its first check only beyond ``RESERVE_BYTES`` (up to that, the room an
     earlier trial used and freed, which the reserve stands for)."""
     global _first_size_kib
-    size_kib = _status_kib("VmSize")
+    size_kib = _proc_kib("/proc/self/status", "VmSize")
     if size_kib is None:
         return None
     if _first_size_kib is None:
@@ -98,10 +84,10 @@ def room_bytes() -> tuple[int, str] | None:
     size_kib = _counted_size_kib()
     if soft != resource.RLIM_INFINITY and size_kib is not None:
         rooms.append((soft - size_kib * 1024, "its address-space limit (ulimit -v)"))
-    cgroup = _cgroup_room()
+    cgroup = memory_room()
     if cgroup is not None:
         rooms.append((cgroup, "its cgroup's memory limit"))
-    available = _available_kib()
+    available = _proc_kib("/proc/meminfo", "MemAvailable")
     if available is not None:
         rooms.append((available * 1024, "the memory the system has available"))
     return min(rooms) if rooms else None
