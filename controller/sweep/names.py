@@ -65,17 +65,21 @@ def check_names(plan: SweepPlan, terms: Sequence[ranking.Term],
         if shape not in found:
             found[shape] = _problems(trial, terms, checks)
             first[shape] = trial.index
+    if not found:  # no trial: no name to check
+        return
     for which, source in ((0, ranking.SOURCE), (1, REQUIRE)):
+        # A name unknown to every trial is said once, without a trial (close names vary).
+        everywhere = set.intersection(*({problem.partition(":")[0] for problem in both[which]}
+                                        for both in found.values()))
         problems: list[str] = []
-        named = set()  # a name unknown to every trial is said once (close names vary)
+        named = set()
         for shape, both in found.items():
             for problem in both[which]:
                 name = problem.partition(":")[0]
-                everywhere = all(any(p.partition(":")[0] == name for p in other[which])
-                                 for other in found.values())
-                if everywhere and name in named:
-                    continue
-                named.add(name)
-                problems.append(problem if everywhere else f"trial {first[shape]}: {problem}")
+                if name not in everywhere:
+                    problems.append(f"trial {first[shape]}: {problem}")
+                elif name not in named:
+                    named.add(name)
+                    problems.append(problem)
         if problems:
             raise ConfigError(source, problems)
