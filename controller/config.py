@@ -17,6 +17,7 @@ from typing import Any
 from pydantic import Field, ValidationError
 
 from controller.detect.config import DetectorConfig
+from controller.events import EVENT_TOLERANCE_MS, MOST_EVENT_TOLERANCE_MS
 from controller.resources import (
     config_layers,
     default_config_path,
@@ -97,7 +98,7 @@ class MetricsConfig(ConfigModel):
     """How a trial is scored against the ground truth."""
 
     event_tolerance_ms: float = Field(
-        100.0, gt=0.0, le=500.0,
+        EVENT_TOLERANCE_MS, gt=0.0, le=MOST_EVENT_TOLERANCE_MS,
         description="A detected heel strike or toe off is matched one to one with a true "
         "event of its kind at most this far away; beyond it the detection is a false one "
         "and the true event is missed (lower recall and precision).",

@@ -38,6 +38,14 @@ class Event(IntEnum):
 
 PHASE_NAMES: dict[Phase, str] = {p: p.name.lower() for p in Phase}
 EVENT_NAMES: dict[Event, str] = {e: e.name.lower() for e in Event if e is not Event.NONE}
+
+#: How far a detected event may be from a true one of its kind and still match it: the
+#: default of a trial's ``metrics.event_tolerance_ms`` and of ``fes detect --tolerance-ms``.
+EVENT_TOLERANCE_MS = 100.0
+#: The widest such window either accepts: a wider one can match a missed event with its
+#: neighbour's detection (a stride is 0.9 s and more, so 500 ms is about half of the
+#: shortest).
+MOST_EVENT_TOLERANCE_MS = 500.0
 EVENT_BY_NAME: dict[str, Event] = {name: e for e, name in EVENT_NAMES.items()}
 
 

@@ -35,6 +35,7 @@ from controller.commands.common import (
     output_path,
 )
 from controller.errors import ConfigError
+from controller.events import EVENT_TOLERANCE_MS, MOST_EVENT_TOLERANCE_MS
 from controller.outputs import writing
 
 if TYPE_CHECKING:
@@ -239,17 +240,11 @@ def _positive(text: str) -> float:
     return value
 
 
-#: The largest matching tolerance, as a trial's metrics.event_tolerance_ms allows: a
-#: wider one can match a missed event with its neighbour's detection (a stride is 0.9 s
-#: and more, so 500 ms is about half of the shortest).
-MOST_TOLERANCE_MS = 500.0
-
-
 def _tolerance(text: str) -> float:
     value = _positive(text)
-    if value > MOST_TOLERANCE_MS:
+    if value > MOST_EVENT_TOLERANCE_MS:
         raise argparse.ArgumentTypeError(
-            f"must be at most {MOST_TOLERANCE_MS:g} ms (as metrics.event_tolerance_ms: a "
+            f"must be at most {MOST_EVENT_TOLERANCE_MS:g} ms (as metrics.event_tolerance_ms: a "
             f"wider window matches an event with the next stride's), got {text}")
     return value
 
@@ -319,7 +314,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     detect.add_argument("--truth", type=input_path, metavar="FILE",
                         help="reference events (time_s,event; a source column selects its "
                         "'true' rows, as in fes sim events.csv); prints scores as JSON")
-    detect.add_argument("--tolerance-ms", type=_tolerance, default=100.0, metavar="MS",
-                        help="largest timing error of a matched event (default 100, at most "
-                        "500)")
+    detect.add_argument("--tolerance-ms", type=_tolerance, default=EVENT_TOLERANCE_MS,
+                        metavar="MS", help="largest timing error of a matched event "
+                        f"(default {EVENT_TOLERANCE_MS:g}, at most "
+                        f"{MOST_EVENT_TOLERANCE_MS:g})")
     detect.set_defaults(handler=_run)

@@ -55,6 +55,7 @@ from controller.detect.datasets import (
 from controller.detect.detector import DetectedEvent, detect_batch, gyro_mounting, gyro_setup
 from controller.detect.gyro import GyroDetectorConfig
 from controller.detect.score import Scorer, bias_spread_ms, pooled
+from controller.events import EVENT_TOLERANCE_MS
 from controller.resources import configs_root, load_toml
 
 #: Settings searched around the shipped foot configuration (leave one walker out).
@@ -426,8 +427,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                         "needs the `eval` extra: pip install -e '.[eval]')")
     parser.add_argument("--gaitpdb", type=Path, metavar="DIR",
                         help="folder of PhysioNet gaitpdb walks (*_NN.txt)")
-    parser.add_argument("--tolerance-ms", type=float, default=100.0, metavar="MS",
-                        help="largest timing error of a matched event (default 100)")
+    parser.add_argument("--tolerance-ms", type=float, default=EVENT_TOLERANCE_MS,
+                        metavar="MS", help="largest timing error of a matched event "
+                        f"(default {EVENT_TOLERANCE_MS:g})")
     parser.add_argument("--json", type=Path, metavar="FILE",
                         help="also write every figure as JSON to FILE")
     args = parser.parse_args(argv)
