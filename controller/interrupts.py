@@ -10,6 +10,11 @@ are finished, then the signal is delivered to the handler it would have reached,
 interrupted trial always leaves complete files. The compiled simulation holds them back
 around each block and its bookkeeping, so what the trial counts is what its kernel
 published.
+
+A signal ``fes`` was started with ignored stays ignored (``caught``), as POSIX tools do:
+``nohup`` ignores SIGHUP so that a command outlives its terminal, and a shell without job
+control starts a background command with SIGINT ignored so that the terminal's Ctrl-C
+ends only the foreground one. SIGTERM (``kill``) still ends such a command.
 """
 
 from __future__ import annotations
@@ -31,6 +36,14 @@ INTERRUPT_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 #: runs certain callbacks (an import lock's, a weak reference's), so a signal in
 #: start-up can be swallowed; ``raise_if_interrupted`` raises it again at checkpoints.
 _received = threading.Event()
+
+
+def caught(signals: tuple[int, ...] = INTERRUPT_SIGNALS) -> tuple[int, ...]:
+    """The ``signals`` this process does not ignore: those a command may catch. One the
+    command was started with ignored was ignored on purpose (``nohup``, a background
+    command of a shell without job control), and replacing its handler would end a
+    trial the user meant to outlive a closed terminal or the foreground's Ctrl-C."""
+    return tuple(signum for signum in signals if signal.getsignal(signum) != signal.SIG_IGN)
 
 
 def _raise_interrupt(signum: int, frame: FrameType | None) -> None:
@@ -80,14 +93,14 @@ def _printed_by_an_extension(kind: type[BaseException], value: BaseException,
 
 @contextmanager
 def terminate_as_interrupt() -> Iterator[None]:
-    """In the block SIGINT and SIGTERM raise ``KeyboardInterrupt`` in the main thread (and
-    are remembered for ``raise_if_interrupted``); the previous handlers are restored
-    after it."""
+    """In the block SIGINT, SIGTERM and SIGHUP (those ``caught``) raise
+    ``KeyboardInterrupt`` in the main thread (and are remembered for
+    ``raise_if_interrupted``); the previous handlers are restored after it."""
     _received.clear()
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-    previous = {signum: signal.signal(signum, _raise_interrupt) for signum in INTERRUPT_SIGNALS}
+    previous = {signum: signal.signal(signum, _raise_interrupt) for signum in caught()}
     hook, sys.unraisablehook = sys.unraisablehook, _swallowed
     excepthook, sys.excepthook = sys.excepthook, _printed_by_an_extension
     try:
@@ -116,9 +129,10 @@ class Deferred:
 
 @contextmanager
 def interrupts_deferred() -> Iterator[Deferred]:
-    """Hold SIGINT and SIGTERM back for the block; after it, deliver the first that
-    arrived to the handler that was in place (the block's own exception, if it raised,
-    goes first). Outside the main thread it only runs the block."""
+    """Hold SIGINT, SIGTERM and SIGHUP (those ``caught``) back for the block; after it,
+    deliver the first that arrived to the handler that was in place (the block's own
+    exception, if it raised, goes first). Outside the main thread it only runs the
+    block."""
     received = Deferred()
     if threading.current_thread() is not threading.main_thread():
         yield received
@@ -128,7 +142,7 @@ def interrupts_deferred() -> Iterator[Deferred]:
         if received.signum is None:
             received.signum = signum
 
-    previous = {signum: signal.signal(signum, hold) for signum in INTERRUPT_SIGNALS}
+    previous = {signum: signal.signal(signum, hold) for signum in caught()}
     try:
         yield received
     finally:

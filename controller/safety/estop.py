@@ -45,9 +45,10 @@ def _stop_in_thread(target: EStoppable, source: str) -> None:
 
 @contextmanager
 def estop_signals(target: EStoppable) -> Iterator[None]:
-    """Install the SIGUSR1, SIGTERM and SIGHUP e-stops for the ``with`` block, then restore the
-    previous handlers. Outside the main thread (where Python cannot install handlers)
-    this does nothing."""
+    """Install the SIGUSR1, SIGTERM and SIGHUP e-stops for the ``with`` block, then restore
+    the previous handlers. A signal the command was started with ignored stays ignored
+    (``controller.interrupts.caught``). Outside the main thread (where Python cannot
+    install handlers) this does nothing."""
     if threading.current_thread() is not threading.main_thread():
         yield
         return
@@ -59,10 +60,11 @@ def estop_signals(target: EStoppable) -> Iterator[None]:
         _stop_in_thread(target, signal.Signals(signum).name)
         raise KeyboardInterrupt
 
+    handlers = {signal.SIGUSR1: on_usr1, signal.SIGTERM: on_term, signal.SIGHUP: on_term}
     previous = {
-        signal.SIGUSR1: signal.signal(signal.SIGUSR1, on_usr1),
-        signal.SIGTERM: signal.signal(signal.SIGTERM, on_term),
-        signal.SIGHUP: signal.signal(signal.SIGHUP, on_term),
+        signum: signal.signal(signum, handler) for signum, handler in handlers.items()
+        # one the command was started with ignored stays so (nohup's SIGHUP)
+        if signal.getsignal(signum) != signal.SIG_IGN
     }
     try:
         yield
