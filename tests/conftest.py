@@ -68,8 +68,14 @@ from sim.patient import load_patient
 # paced trial) then saw it ignored (exit 0, "stopped_by: duration"; two failures of a
 # fresh-clone CI run on 7 Dec 2026). Python's own handler here makes the children start
 # with SIGINT at its default, as a terminal's would.
+# Likewise SIGHUP under ``nohup``: fes keeps an inherited ignored signal ignored
+# (controller.interrupts.caught), so a trial whose terminal hangs up
+# (tests/test_hw_e2e.py) would run on. A handler of our own (reset to the default in a
+# command the test execs) keeps the test run itself alive after its terminal closes.
 if signal.getsignal(signal.SIGINT) == signal.SIG_IGN:
     signal.signal(signal.SIGINT, signal.default_int_handler)
+if signal.getsignal(signal.SIGHUP) == signal.SIG_IGN:
+    signal.signal(signal.SIGHUP, lambda signum, frame: None)
 
 SEED = 5
 RATE_HZ = 500.0
