@@ -221,3 +221,30 @@ def test_fes_run_prints_the_note_on_a_cut_row(tmp_path, capsys, monkeypatch):
               "openemsstim:/dev/nonexistent", "--out", str(tmp_path / "out")])
     assert capsys.readouterr().err.startswith(
         f"fes run: note: the last line of {walk} has no line end")
+
+
+def test_fes_run_reads_the_replayed_recording_once(tmp_path, monkeypatch, capsys):
+    """``fes run`` reads the recording for its notes and rate; the trial plays that
+    reading (it read the file again: a recorded hour at 500 Hz is 9 s and 58 MB more)."""
+    from dataclasses import replace
+
+    from helpers.live import QuietStimulator
+
+    from controller.trial import backends, recording
+
+    walk = tmp_path / "walk.csv"
+    walk.write_text("time_s,gyro_rad_s\n" + "".join(f"{k / 100},0\n" for k in range(50)))
+    reads: list[Path] = []
+
+    def counted(path: Path) -> recording.Recording:
+        reads.append(path)
+        return load_recording(path)
+
+    monkeypatch.setattr(recording, "load_recording", counted)
+    monkeypatch.setitem(backends.STIMULATORS, "openemsstim", replace(
+        backends.STIMULATORS["openemsstim"], open=lambda url, path: QuietStimulator()))
+    code = main(["run", "--sensors", f"replay:{walk}", "--stimulator", "openemsstim:test",
+                 "--out", str(tmp_path / "out"), "--no-status"])
+    assert code == 0, capsys.readouterr().err
+    assert reads == [walk]
+    assert (tmp_path / "out" / "samples.csv").read_text().count("\n") == 51

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -138,6 +139,7 @@ def _run(args: argparse.Namespace) -> int:
         _not_replaced(spec.replay, args.out or DEFAULT_OUT, args.overwrite)
         not_a_sweep_folder(args.out or DEFAULT_OUT)
         replay = load_recording(spec.replay) if spec.replay is not None else None
+        spec = replace(spec, recording=replay)  # read once
     except (ValueError, CsvError) as err:
         print(f"fes run: {err}", file=sys.stderr)
         return EXIT_USAGE
