@@ -27,7 +27,8 @@ class Sample:
 
     ``heel_force_n`` is NaN when the source has no force sensor. ``gyro_rad_s`` is NaN
     when the gyroscope sample was lost (a dropout), ``heel_switch`` (1 contact, 0 none)
-    when the switch's sample was lost (an empty cell of a replayed recording); consumers
+    when the switch's sample was lost (an empty cell of a replayed recording, a board's
+    SAMPLE flagged HEEL_LOST or never received: docs/protocol.md); consumers
     must treat NaN as missing, never as a reading (a lost switch sample is not "heel
     off": the watchdog counts it as no valid sensor sample, the detector as missing).
     ``gyro_xyz_rad_s`` is all three axes of the gyroscope in its own frame (signs as

@@ -412,7 +412,6 @@ class Board:
         self._offset: int | None = None
         self._held: tuple[int, Sample] | None = None
         self._last_index = 0
-        self._last_heel = 0.0
         self._rebase = False
 
     def _reset_session(self) -> None:
@@ -579,9 +578,9 @@ class Board:
                 self._held = item
                 self.stats.missing_samples += 1
                 self._last_index = expected
-                return Sample(t_s, math.nan, self._last_heel, math.nan)
+                # Lost whole: no reading of any sensor (not the last heel switch value).
+                return Sample(t_s, math.nan, math.nan, math.nan)
             self._last_index = index
-            self._last_heel = sample.heel_switch
             self._keep_alive(self._comm_timeout_s() / 2.0)
             return Sample(t_s, sample.gyro_rad_s, sample.heel_switch, sample.heel_force_n,
                           sample.gyro_xyz_rad_s)
@@ -947,8 +946,7 @@ class Board:
             if s.flags & p.SampleFlag.GYRO_OTHER_VALID:
                 xyz = (raw[0] * lsb, raw[1] * lsb, raw[2] * lsb)
         force = math.nan if s.heel_force_dn == p.FORCE_ABSENT else s.heel_force_dn * p.FORCE_UNIT_N
-        heel = 1 if s.flags & p.SampleFlag.HEEL_CONTACT else 0
-        self._samples.put((s.index, Sample(0.0, gyro, heel, force, xyz)))
+        self._samples.put((s.index, Sample(0.0, gyro, p.heel_switch(s.flags), force, xyz)))
 
     def _on_ack(self, ack: p.Ack) -> None:
         with self._lock:

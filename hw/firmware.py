@@ -497,7 +497,7 @@ class Firmware:
 
     def _sample_frame(self, k: int, t_us: int, sample: Sample) -> p.SampleFrame:
         lsb = self.settings.gyro_lsb_rad_s
-        flags = p.SampleFlag.HEEL_CONTACT if sample.heel_switch else 0
+        flags = p.heel_flags(sample.heel_switch)  # a lost one (NaN) is HEEL_LOST
         gyro = [0, 0, 0]
         if math.isfinite(sample.gyro_rad_s):
             counts = sample.gyro_rad_s / lsb

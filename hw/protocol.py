@@ -574,6 +574,24 @@ class SampleFlag(IntEnum):
     GYRO_SAGITTAL_VALID = 0x02
     GYRO_OTHER_VALID = 0x04
     ACCEL_VALID = 0x08
+    #: The heel switch's sample was lost (``HEEL_CONTACT`` then 0, no reading): "lost"
+    #: rather than "valid", so that a board that never sets it means what it always did.
+    HEEL_LOST = 0x10
+
+
+def heel_flags(heel_switch: float) -> int:
+    """SAMPLE ``flags`` of a heel switch sample (``controller.ports.Sample``: 1 contact,
+    0 none, NaN lost): a lost one is ``HEEL_LOST``, never "no contact" nor contact."""
+    if math.isnan(heel_switch):
+        return SampleFlag.HEEL_LOST
+    return SampleFlag.HEEL_CONTACT if heel_switch else 0
+
+
+def heel_switch(flags: int) -> float:
+    """The heel switch sample SAMPLE ``flags`` carry: 1.0 contact, 0.0 none, NaN lost."""
+    if flags & SampleFlag.HEEL_LOST:
+        return math.nan
+    return 1.0 if flags & SampleFlag.HEEL_CONTACT else 0.0
 
 
 @dataclass(frozen=True, slots=True)

@@ -63,6 +63,18 @@ class ScriptedBoard:
     def send(self, *wires: str) -> None:
         os.write(self.master, b"".join(bytes.fromhex(w) for w in wires))
 
+    def acknowledge_until(self, thread: threading.Thread, timeout_s: float = 3.0) -> None:
+        """Answer every frame the host sends with ACK OK until ``thread`` ends (the
+        host's closing STOP_ALL and STOP_STREAM, and a heartbeat a slow test let due)."""
+        decoder, seq = p.FrameDecoder(), 0x90
+        deadline = time.monotonic() + timeout_s
+        while thread.is_alive() and time.monotonic() < deadline:
+            if select.select([self.master], [], [], 0.01)[0]:
+                for frame in decoder.feed(os.read(self.master, 256)):
+                    seq += 1
+                    os.write(self.master, p.Ack(frame.seq, frame.type, p.AckCode.OK).encode(seq))
+        thread.join()
+
     def close(self) -> None:
         os.close(self.master)
         os.close(self.slave)
@@ -113,6 +125,35 @@ def test_a_session_byte_for_byte():
     scripted.expect(STOP_ALL_6 + " " + STOP_STREAM_7)
     scripted.send(ACK_6, ACK_7)
     closing.join()
+    assert board.stop_confirmed
+    scripted.close()
+
+
+def test_a_lost_heel_switch_sample_and_a_lost_frame_read_as_nan_not_as_a_reading():
+    """SAMPLE flag HEEL_LOST is a lost switch sample (NaN), whatever the contact bit; a
+    sample whose frame never came is lost whole. Before, the flag was not read (a lost
+    sample was "no contact", a heel off in stance) and a lost frame repeated the last
+    heel switch value, a reading nobody had taken."""
+    scripted = ScriptedBoard()
+    board, thread, _ = connecting(scripted)
+    scripted.expect(HELLO_1)
+    scripted.send(INFO)
+    scripted.expect(START_2)
+    thread.join()
+    contact, valid = p.SampleFlag.HEEL_CONTACT, p.SampleFlag.GYRO_SAGITTAL_VALID
+    frames = [(0, contact | valid), (1, p.SampleFlag.HEEL_LOST | valid),
+              (2, p.SampleFlag.HEEL_LOST | contact | valid), (4, contact | valid)]
+    scripted.send(ACK_2, *(p.SampleFrame(k, 1000 + 2000 * k, 0, 0, 100, 0, 0, 0, 5494, f)
+                           .encode(0x83 + k).hex() for k, f in frames))
+    samples = [board.read() for _ in range(5)]
+    heel = [s.heel_switch for s in samples if s is not None]
+    assert heel[0] == 1.0 and heel[4] == 1.0
+    assert math.isnan(heel[1]) and math.isnan(heel[2])  # lost, contact bit or not
+    assert math.isnan(heel[3]) and math.isnan(samples[3].gyro_rad_s)  # index 3: no frame
+    assert board.stats.missing_samples == 1
+    closing = threading.Thread(target=board.close)
+    closing.start()
+    scripted.acknowledge_until(closing)
     assert board.stop_confirmed
     scripted.close()
 

@@ -6,12 +6,15 @@ checked exactly, without a clock.
 
 from __future__ import annotations
 
+import dataclasses
+import math
 import tracemalloc
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from controller.ports import Sample
 from hw import protocol as p
 from hw.emulator import BoardEmulator, EmulatorConfig
 from hw.firmware import MODEL_PROTOCOL_VERSION, Firmware, FirmwareSettings
@@ -200,6 +203,27 @@ def test_stream_carries_samples_on_the_board_grid_and_truth_on_request():
     assert sum(len(r.rows) for r in rows) == 384  # whole frames of 32 rows so far
     assert [r.first_index for r in rows[:2]] == [0, 32]
     assert any(isinstance(m, p.Status) for m in out)
+
+
+def test_a_lost_heel_switch_sample_goes_out_as_lost_not_as_contact():
+    """A NaN heel switch from the front end (a lost sample) is SAMPLE flag HEEL_LOST with
+    the contact bit clear. It went out as contact (NaN is truthy), so the host read a
+    heel on the floor that nothing had measured."""
+    bench = Bench()
+    read = bench.limb.read
+
+    def losing() -> Sample | None:
+        sample = read()
+        return None if sample is None else dataclasses.replace(sample, heel_switch=math.nan)
+
+    bench.limb.read = losing  # type: ignore[method-assign]
+    bench.open(0.0)
+    bench.send(p.StartStream(), 0.0)
+    (sample,) = [m for m in decode(bench.fw.poll(0.0)) if isinstance(m, p.SampleFrame)]
+    assert sample.flags & p.SampleFlag.HEEL_LOST
+    assert not sample.flags & p.SampleFlag.HEEL_CONTACT
+    assert sample.flags & p.SampleFlag.GYRO_SAGITTAL_VALID  # the gyroscope's was not lost
+    assert math.isnan(p.heel_switch(sample.flags))
 
 
 def test_a_real_board_without_truth_refuses_the_debug_request():

@@ -1,0 +1,96 @@
+"""A heel switch sample lost on the board's side of the link, through both board
+emulators, as the host sees it in ``fes run``.
+
+The simulated patient's switch loses its samples for 80 ms in the stance of 2.222-2.764 s
+(seed 3; ``lose_heel``: the limb's sample has a NaN heel switch there). The board must
+report such a sample as lost (SAMPLE flag HEEL_LOST, docs/protocol.md), never as a
+reading: the host reads it as NaN, the heel detector holds its phase, the watchdog
+counts no valid sensor sample and ends the trial in its sensor timeout 30 ms into the
+gap, no train starts, and samples.csv keeps the cells empty. Before, the Python
+emulator sent a lost sample as contact (``if sample.heel_switch``: NaN is truthy), so
+the trial walked on through the gap on a heel nobody had measured.
+"""
+
+from __future__ import annotations
+
+import csv
+import dataclasses
+import io
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+from helpers.shared_machine import SHARED_MACHINE_LIMITS, rerun_after_heartbeat_faults
+
+from controller.commands.common import EXIT_WATCHDOG_FAULT
+from controller.config import load_config
+from controller.ports import Sample
+from controller.trial.live import LinkLimits, LiveResult, run_live_trial
+
+GAP_S = (2.58, 2.66)  # 80 ms of stance: beyond the 30 ms sensor timeout
+DURATION_S = 4.0
+
+
+def lose_heel(limb: Any, gap_s: tuple[float, float]) -> list[float]:
+    """Make ``limb`` (a ``SimulatedLimb``) lose its heel switch samples in ``gap_s``
+    (walk time): their heel switch is NaN. Returns the values it lost, as they come."""
+    lost: list[float] = []
+    read = limb.read
+
+    def losing() -> Sample | None:
+        sample = read()
+        if sample is not None and gap_s[0] - 1e-9 <= sample.t_s < gap_s[1] - 1e-9:
+            lost.append(sample.heel_switch)
+            sample = dataclasses.replace(sample, heel_switch=math.nan)
+        return sample
+
+    limb.read = losing
+    return lost
+
+
+def heel_config() -> Any:
+    return load_config(overrides={"loop": {"duration_s": DURATION_S},
+                                  "safety": SHARED_MACHINE_LIMITS,
+                                  "detector": {"sensor": "heel"}})
+
+
+def check_lost_in_stance(result: LiveResult, folder: Path, lost: list[float]) -> None:
+    """The trial a board reporting the gap's samples as lost gives (module docstring)."""
+    # In stance; the board samples on until it is stopped, after the fault.
+    assert len(lost) >= 15 and set(lost) == {1.0}
+    assert result.stopped_by == "watchdog_fault", result.message
+    assert "sensor_timeout_ms: no valid sensor sample" in result.message
+    fault = result.summary["watchdog"]["interventions"][0]
+    assert GAP_S[0] + 0.020 <= fault["t_s"] <= GAP_S[0] + 0.040
+    with (folder / "samples.csv").open() as handle:
+        rows = list(csv.DictReader(handle))
+    in_gap = [r for r in rows if float(r["time_s"]) >= GAP_S[0] - 1e-9]
+    assert in_gap and all(r["heel_switch"] == "" for r in in_gap)
+    assert all(r["stim_on"] == "0" for r in in_gap)
+    before = [r for r in rows if float(r["time_s"]) < GAP_S[0] - 1e-9]
+    assert before[-1]["heel_switch"] == "1"
+
+
+def test_the_python_board_emulator_reports_a_lost_heel_sample_as_lost(tmp_path):
+    from hw.emulator import EmulatorConfig, serve_in_thread
+    from hw.firmware import FirmwareSettings
+
+    def attempt(k: int) -> tuple[int, str, tuple[LiveResult, Path, list[float], list[dict]]]:
+        log = io.StringIO()
+        emu, finish = serve_in_thread(EmulatorConfig(
+            seed=3, board=FirmwareSettings(comm_timeout_ms=400), speed=2.0), log)
+        lost = lose_heel(emu.firmware._limb, GAP_S)
+        folder = tmp_path / f"run{k}"
+        try:
+            result = run_live_trial(heel_config(), emu.path, folder, None,
+                                    LinkLimits(0.3, 0.4))
+        finally:
+            finish()
+        board = [json.loads(line) for line in log.getvalue().splitlines()]
+        code = EXIT_WATCHDOG_FAULT if result.stopped_by == "watchdog_fault" else 0
+        return code, result.message, (result, folder, lost, board)
+
+    _, _, (result, folder, lost, _) = rerun_after_heartbeat_faults(
+        attempt, lambda run: run[3])
+    check_lost_in_stance(result, folder, lost)
