@@ -45,7 +45,7 @@ from sim.patient import load_patient
 #: The firmware's fixed figures (hw/avr/firmware/board.h, limits.c).
 SAMPLE_RATE_HZ = 500
 CHANNELS = 2
-FIRMWARE_VERSION = (2, 0, 1)
+FIRMWARE_VERSION = (2, 1, 0)
 #: MPU-6050 at +-2000 deg/s: 16.4 counts per deg/s.
 GYRO_COUNTS_PER_DPS = 16.4
 #: Heel force sensor on the 10-bit ADC: 2 N per count.
@@ -55,9 +55,11 @@ FORCE_MAX_COUNT = 1023
 TRUTH_ROW = 0xC3
 _EVENT_PAYLOAD = struct.Struct("<BI")
 _ROW_HEADER = struct.Struct("<I")
-#: The pipe protocol of hw/avr/harness/patient.c.
+#: The pipe protocol of hw/avr/harness/patient.c; its heel byte of a lost heel switch
+#: sample (the harness pulls the board's heel fault line low: SAMPLE flag HEEL_LOST).
 _REQUEST = struct.Struct("<cIdHff")
 _REPLY = struct.Struct("<BBhBHH")
+_HEEL_LOST = 2
 #: Harness exit statuses (hw/avr/harness/main.c).
 _ENDINGS = {0: "stopped", 3: "unplugged", 4: "patient_gone"}
 
@@ -241,9 +243,11 @@ class SimavrBoard:
         force = 0
         if math.isfinite(sample.heel_force_n):
             force = p.fixed(sample.heel_force_n / FORCE_N_PER_COUNT, 0, FORCE_MAX_COUNT)
+        # A lost heel switch sample (NaN) is neither contact nor "no contact".
+        heel = _HEEL_LOST if math.isnan(sample.heel_switch) else int(sample.heel_switch)
         truth = self._truth(index) if self.config.truth else b""
-        os.write(self._replies, _REPLY.pack(1, int(valid), counts, int(sample.heel_switch),
-                                            force, len(truth)) + truth)
+        os.write(self._replies, _REPLY.pack(1, int(valid), counts, heel, force, len(truth))
+                 + truth)
 
     def _truth(self, index: int) -> bytes:
         """Debug-port frames of sample ``index``: the true events up to its time (walk

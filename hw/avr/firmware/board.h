@@ -45,10 +45,15 @@
 #define BIT_DAC_SDI 7 /* D30: MCP4822 SDI */
 
 /* Heel switch: PA0 (D22), internal pull-up, the switch closes to ground (low = heel
- * contact). Heel force: ADC0 (PF0, A0), a conditioned force sensor giving 0-5 V for
- * 0-2046 N: 2 N per ADC count with the 5 V reference. */
+ * contact). Heel fault line: PA1 (D23), internal pull-up, pulled low by a heel sensor
+ * that has no reading for this sample (a wireless insole's receiver that lost its
+ * packet): the sample goes out as lost (SAMPLE flag HEEL_LOST), not as "no contact". A
+ * plain switch leaves it open (high): its every reading is valid. Heel force: ADC0
+ * (PF0, A0), a conditioned force sensor giving 0-5 V for 0-2046 N: 2 N per ADC count
+ * with the 5 V reference. */
 #define PIN_HEEL_PORT 'A'
 #define PIN_HEEL_BIT 0
+#define PIN_HEEL_FAULT_BIT 1
 #define ADC_FORCE_CHANNEL 0
 #define FORCE_N_PER_COUNT 2
 #define ADC_REF_MV 5000

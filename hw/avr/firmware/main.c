@@ -87,10 +87,11 @@ static void serve_sensors(void)
 {
     uint32_t index;
     sensor_sample_t reading;
-    uint8_t gyro_ok;
-    while (sensors_take(&index, &reading, &gyro_ok)) {
+    /* A reading without the gyro still carries the heel switch and force it read (until
+     * 2.1.0 it went out as none: heel off at 0 N, in the middle of stance). */
+    while (sensors_take(&index, &reading)) {
         PROF_HIGH(BIT_PROF_SAMPLE);
-        session_sample(&session, index, gyro_ok ? &reading : 0, clock_ms());
+        session_sample(&session, index, &reading, clock_ms());
         PROF_LOW(BIT_PROF_SAMPLE);
     }
 }

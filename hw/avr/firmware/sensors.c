@@ -27,7 +27,6 @@ static uint8_t r_flags;
 typedef struct {
     uint32_t index;
     sensor_sample_t reading;
-    uint8_t gyro_ok;
 } done_t;
 #define DONE_SLOTS 4 /* three readings may wait */
 static volatile done_t done[DONE_SLOTS];
@@ -49,7 +48,10 @@ static void read_heel_then_force(uint8_t gyro_ok)
 {
     r_gyro_ok = gyro_ok;
     r_flags = (uint8_t)(gyro_ok ? (FLAG_GYRO_SAGITTAL | FLAG_GYRO_OTHER) : 0);
-    if (!(PINA & _BV(PIN_HEEL_BIT)))
+    uint8_t pins = PINA;
+    if (!(pins & _BV(PIN_HEEL_FAULT_BIT)))
+        r_flags |= FLAG_HEEL_LOST; /* the heel sensor has no reading: not "no contact" */
+    else if (!(pins & _BV(PIN_HEEL_BIT)))
         r_flags |= FLAG_HEEL_CONTACT;
     ADCSRA |= _BV(ADSC);
 }
@@ -110,7 +112,6 @@ ISR(ADC_vect)
         return; /* the main loop has not taken the last three: drop this one */
     volatile done_t *d = &done[done_head];
     d->index = r_index;
-    d->gyro_ok = r_gyro_ok;
     d->reading.flags = r_flags;
     d->reading.heel_force_dn = (uint16_t)(counts * (FORCE_N_PER_COUNT * 10u));
     for (uint8_t a = 0; a < 3; a++)
@@ -148,8 +149,9 @@ static uint8_t run_blocking(uint8_t reg, uint8_t value, uint8_t write_value, uin
 
 uint8_t sensors_init(void)
 {
-    DDRA &= (uint8_t)~_BV(PIN_HEEL_BIT);
-    PORTA |= _BV(PIN_HEEL_BIT); /* pull-up: an open switch reads high */
+    DDRA &= (uint8_t)~(_BV(PIN_HEEL_BIT) | _BV(PIN_HEEL_FAULT_BIT));
+    /* pull-ups: an open switch reads high, and so does a fault line nothing drives */
+    PORTA |= _BV(PIN_HEEL_BIT) | _BV(PIN_HEEL_FAULT_BIT);
     ADMUX = _BV(REFS0) | ADC_FORCE_CHANNEL; /* AVCC reference */
     ADCSRB = 0;
     DIDR0 = _BV(ADC_FORCE_CHANNEL);
@@ -186,13 +188,12 @@ void sensors_start(uint32_t index)
 
 uint8_t sensors_ready(void) { return done_tail != done_head; }
 
-uint8_t sensors_take(uint32_t *index, sensor_sample_t *reading, uint8_t *gyro_ok)
+uint8_t sensors_take(uint32_t *index, sensor_sample_t *reading)
 {
     if (done_tail == done_head)
         return 0;
     volatile done_t *d = &done[done_tail];
     *index = d->index;
-    *gyro_ok = d->gyro_ok;
     reading->flags = d->reading.flags;
     reading->heel_force_dn = d->reading.heel_force_dn;
     for (uint8_t a = 0; a < 3; a++)

@@ -15,9 +15,10 @@
 uint8_t sensors_init(void);
 /* Start the reading of grid point index (interrupt context). */
 void sensors_start(uint32_t index);
-/* The next completed reading: returns 1 and fills index and, when the gyro answered,
- * *reading (else *gyro_ok is 0); 0 when none is waiting. */
-uint8_t sensors_take(uint32_t *index, sensor_sample_t *reading, uint8_t *gyro_ok);
+/* The next completed reading: returns 1 and fills index and *reading (its flags say
+ * which sensors read: no gyro bits when the gyro did not answer, HEEL_LOST when the heel
+ * fault line was low); 0 when none is waiting. */
+uint8_t sensors_take(uint32_t *index, sensor_sample_t *reading);
 /* Nonzero while a completed reading waits. */
 uint8_t sensors_ready(void);
 

@@ -388,8 +388,9 @@ void session_sample(session_t *s, uint32_t index, const sensor_sample_t *reading
 {
     s->next_index = index + 1;
     uint32_t t_us = s->grid_t0_us + index * s->sample_period_us;
-    sensor_sample_t none = {{0, 0, 0}, 0, 0};
-    if (reading == 0) {
+    /* No reading at all: every sensor's sample lost, none of them a reading of 0. */
+    sensor_sample_t none = {{0, 0, 0}, FORCE_ABSENT, FLAG_HEEL_LOST};
+    if (reading == 0 || !(reading->flags & FLAG_GYRO_SAGITTAL)) {
         if (s->sensor_failures < 0xFF)
             s->sensor_failures++;
         if (s->sensor_failures >= SENSOR_FAIL_LIMIT) {
@@ -397,7 +398,8 @@ void session_sample(session_t *s, uint32_t index, const sensor_sample_t *reading
                 fault(s, FAULT_SENSOR, 0xFF, t_us);
             return;
         }
-        reading = &none;
+        if (reading == 0)
+            reading = &none;
     } else {
         s->sensor_failures = 0;
     }

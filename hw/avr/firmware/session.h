@@ -21,8 +21,8 @@
 #define SESSION_PROTOCOL_VERSION 3
 #define SESSION_SHAPED_VERSION 2
 #define FIRMWARE_MAJOR 2
-#define FIRMWARE_MINOR 0
-#define FIRMWARE_PATCH 1
+#define FIRMWARE_MINOR 1
+#define FIRMWARE_PATCH 0
 
 /* Frame types. */
 enum {
@@ -50,7 +50,7 @@ enum { CAP_HEEL_SWITCH = 0x01, CAP_HEEL_FORCE = 0x02, CAP_DEBUG_TRUTH = 0x04 };
 /* SAMPLE flags. */
 enum {
     FLAG_HEEL_CONTACT = 0x01, FLAG_GYRO_SAGITTAL = 0x02, FLAG_GYRO_OTHER = 0x04,
-    FLAG_ACCEL = 0x08,
+    FLAG_ACCEL = 0x08, FLAG_HEEL_LOST = 0x10,
 };
 #define FORCE_ABSENT 0xFFFFu
 
@@ -117,9 +117,11 @@ void session_bad_frame(session_t *s);
 void session_rx_lost(session_t *s);
 /* Every millisecond: the communication timeout, the on-time limit, STATUS. */
 void session_tick_ms(session_t *s, uint32_t now_ms, uint32_t now_us);
-/* Grid point index of the sample grid: the front end's reading, or NULL when it gave
- * none (an I2C failure). Sends SAMPLE while streaming; SENSOR_FAIL_LIMIT readings in a
- * row missing end the session with FAULT SENSOR. */
+/* Grid point index of the sample grid: the front end's reading (its flags say which
+ * sensors read: a reading without the gyro, an I2C failure, still carries the heel
+ * switch and force it read), or NULL when it gave none (sent as lost: no gyro, heel
+ * switch lost, force absent). Sends SAMPLE while streaming; SENSOR_FAIL_LIMIT samples
+ * in a row without a gyro reading end the session with FAULT SENSOR. */
 void session_sample(session_t *s, uint32_t index, const sensor_sample_t *reading,
                     uint32_t now_ms);
 /* A valid frame from the debug port (a simulator's truth source). */

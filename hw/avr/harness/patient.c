@@ -13,8 +13,9 @@
  *
  * Pipe protocol (little-endian):
  *   request  'S' u32 index, f64 board_t_s, u16 pulses, f32 amplitude_ma, f32 width_us
- *   reply    u8 has_sample, u8 gyro_valid, i16 gyro_z, u8 heel_contact,
- *            u16 force_counts, u16 truth_bytes, then the truth bytes
+ *   reply    u8 has_sample, u8 gyro_valid, i16 gyro_z, u8 heel (0 no contact,
+ *            1 contact, 2 lost: the heel fault line low), u16 force_counts,
+ *            u16 truth_bytes, then the truth bytes
  * The truth bytes are frames for the board's debug port (USART1): TRUTH_EVENT and
  * TRUTH_ROW of this sample, which the firmware relays to the host (docs/protocol.md
  * section 8).
@@ -36,8 +37,9 @@
 #define TRUTH_QUEUE 8192
 #define REQUEST_BYTES 23
 #define REPLY_BYTES 9
+#define HEEL_LOST 2
 
-static avr_irq_t *twi_in, *heel_pin, *force_adc, *debug_in;
+static avr_irq_t *twi_in, *heel_pin, *heel_fault_pin, *force_adc, *debug_in;
 static uint8_t regs[128];
 static uint8_t reg_ptr;
 static int selected, first_write;
@@ -139,8 +141,11 @@ static int exchange(void)
         hostlink_unplug();
     if (!reply[0])
         return 0; /* the walk is over: the sensor is gone */
-    /* Heel switch closes to ground; the force sensor's voltage for its ADC count. */
-    avr_raise_irq(heel_pin, reply[4] ? 0 : 1);
+    /* Heel switch closes to ground; a heel sensor without a reading pulls its fault
+     * line low (the switch's line is then left open); the force sensor's voltage for
+     * its ADC count. */
+    avr_raise_irq(heel_fault_pin, reply[4] == HEEL_LOST ? 0 : 1);
+    avr_raise_irq(heel_pin, reply[4] == 1 ? 0 : 1);
     uint16_t counts = (uint16_t)(reply[5] | (reply[6] << 8));
     if (counts > 1023)
         counts = 1023;
@@ -233,6 +238,9 @@ void patient_connect(void)
     twi_in = avr_io_getirq(avr, AVR_IOCTL_TWI_GETIRQ(0), TWI_IRQ_INPUT);
     avr_irq_register_notify(twi_out, twi_hook, NULL);
     heel_pin = avr_io_getirq(avr, AVR_IOCTL_IOPORT_GETIRQ(PIN_HEEL_PORT), PIN_HEEL_BIT);
+    heel_fault_pin =
+        avr_io_getirq(avr, AVR_IOCTL_IOPORT_GETIRQ(PIN_HEEL_PORT), PIN_HEEL_FAULT_BIT);
+    avr_raise_irq(heel_fault_pin, 1); /* undriven: its pull-up holds it high */
     force_adc = avr_io_getirq(avr, AVR_IOCTL_ADC_GETIRQ, ADC_IRQ_ADC0 + ADC_FORCE_CHANNEL);
     debug_in = uart_attach('1', NULL, debug_xon, debug_xoff_hook);
 }

@@ -433,13 +433,34 @@ static void test_samples_and_truth(void)
     check(sent_count == 2 && sent[0][0] == T_TRUTH_SAMPLES && sent[0][2 + 4] == 8 &&
               sent[0][2] == 32 && acked(5, ACK_OK),
           "the 8 rows left go out before the ACK of STOP_STREAM");
-    for (uint32_t k = 40; k < 40 + SENSOR_FAIL_LIMIT - 1; k++)
-        session_sample(&s, k, NULL, 200);
+    host(&s, T_START_STREAM, 6, NULL, 0, 101);
+    /* A reading without the gyro (an I2C failure) keeps the heel switch and force it
+     * read; no reading at all is every sensor lost; a heel sensor without a reading is
+     * HEEL_LOST. Until 2.1.0 the first two went out as flags 0, force 0: heel off, 0 N. */
+    sensor_sample_t no_gyro = {{0, 0, 0}, 5494, FLAG_HEEL_CONTACT};
+    sent_count = 0;
+    session_sample(&s, 40, &no_gyro, 200);
+    check(sent_count == 1 && sent[0][2 + 20] == (5494 & 0xFF) && sent[0][2 + 21] == (5494 >> 8) &&
+              sent[0][2 + 22] == FLAG_HEEL_CONTACT,
+          "a reading without the gyro: heel contact and 549.4 N as read, no gyro bit");
+    sent_count = 0;
+    session_sample(&s, 41, NULL, 200);
+    check(sent_count == 1 && sent[0][2 + 20] == 0xFF && sent[0][2 + 21] == 0xFF &&
+              sent[0][2 + 22] == FLAG_HEEL_LOST,
+          "no reading: heel switch lost, force absent, no gyro bit");
+    sensor_sample_t heel_lost = {{0, 0, 488}, 5494, FLAG_HEEL_LOST | FLAG_GYRO_SAGITTAL};
+    sent_count = 0;
+    session_sample(&s, 42, &heel_lost, 200);
+    check(sent_count == 1 && sent[0][2 + 22] == (FLAG_HEEL_LOST | FLAG_GYRO_SAGITTAL) &&
+              s.sensor_failures == 0,
+          "a lost heel sample with the gyro: HEEL_LOST, the gyro valid, no sensor failure");
+    for (uint32_t k = 43; k < 43 + SENSOR_FAIL_LIMIT - 1; k++)
+        session_sample(&s, k, k % 2 ? NULL : &no_gyro, 200);
     check(s.session, "a few readings missing: no fault yet");
     sent_count = 0;
-    session_sample(&s, 44, NULL, 200);
+    session_sample(&s, 47, &no_gyro, 200);
     check(!s.session && sent_count == 1 && sent[0][0] == T_FAULT && sent[0][2] == FAULT_SENSOR,
-          "%d readings missing: FAULT SENSOR", SENSOR_FAIL_LIMIT);
+          "%d readings without the gyro: FAULT SENSOR", SENSOR_FAIL_LIMIT);
 }
 
 int main(void)
