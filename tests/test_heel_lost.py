@@ -88,6 +88,7 @@ def check_lost_in_stance(result: LiveResult, folder: Path, lost: list[float]) ->
     assert all(r["stim_on"] == "0" for r in in_gap)
     before = [r for r in rows if float(r["time_s"]) < HEEL_GAP_S[0] - 1e-9]
     assert before[-1]["heel_switch"] == "1"
+    assert result.summary["lost_samples"] == {"gyro_rad_s": 3, "heel_switch": len(in_gap)}
     assert result.summary["board"]["link"]["missing_samples"] == 0
 
 

@@ -33,6 +33,7 @@ from controller.trial import live
 from controller.trial.backends import BackendSpec, SplitBackend
 from controller.trial.recording import load_recording
 from controller.trial.simulated import run_simulated_trial
+from controller.trial.summary import render_text
 from hw.replay import ReplaySource
 
 SPEED = 20.0
@@ -139,6 +140,10 @@ def test_a_heel_gap_in_stance_starts_no_stimulation_and_ends_in_the_sensor_timeo
     assert in_gap and all(r["heel_switch"] == "" for r in in_gap)
     assert all(r["stim_on"] == "0" for r in in_gap)
     assert all(t < LONG_GAP_S[0] for t in stim_starts(rows))
+    # Counted and said, as lost gyroscope samples are.
+    assert result.summary["lost_samples"] == {"gyro_rad_s": 0, "heel_switch": len(in_gap)}
+    assert (f"lost samples (no reading, empty in samples.csv): gyroscope 0, heel switch "
+            f"{len(in_gap)}") in render_text(result.summary)
     # Up to the fault, the trial's events are fes detect's on the same file.
     offline = [e for e in detected_events(tmp_path, recording, sensor)
                if float(e.split(",")[0]) < LONG_GAP_S[0]]

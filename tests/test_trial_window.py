@@ -8,6 +8,7 @@ or two are "long".
 
 from __future__ import annotations
 
+import csv
 import functools
 import os
 from pathlib import Path
@@ -21,6 +22,7 @@ from controller.sharedmem import forget_reusable
 from controller.trial import window
 from controller.trial.recorder import TrialRecorder, ring_rows
 from controller.trial.simulated import run_simulated_trial
+from controller.trial.summary import render_text
 
 #: Figures of the wall clock, which differ between any two runs.
 WALL_CLOCK = ("real_time_factor", "warm_up_ms")
@@ -304,3 +306,26 @@ def test_events_written_whole_at_the_end_are_rendered_a_piece_at_a_time(tmp_path
                                        functools.partial(write_events, events))
     assert written == whole
     assert peak < 4 * 2**20, peak  # the sorted list (1.6 MB) and a piece; whole: 28 MB
+
+
+def test_lost_samples_are_counted_alike_in_a_windowed_trial(tmp_path, monkeypatch):
+    """``summary.json`` ``lost_samples``: the samples whose sensor reading is NaN (empty
+    in samples.csv), counted from the whole columns or from the rows as they pass, the
+    same; the terminal says them. A patient whose gyroscope drops out 30 times a minute
+    for 4 ms on average (shorter than the watchdog's 30 ms sensor timeout)."""
+    profile = tmp_path / "dropouts.toml"
+    profile.write_text('base = "moderate"\ndescription = "drops its gyro"\n'
+                       "gyro_dropouts_per_min = 30.0\ngyro_dropout_ms = 4.0\n")
+    overrides = {"loop": {"duration_s": 40}, "sim": {"patient": str(profile)}}
+    kept = _trial(tmp_path, "kept", overrides)
+    monkeypatch.setattr(window, "WINDOW_ROWS", 8192)
+    monkeypatch.setattr(window, "SCORE_ROWS", 2048)
+    windowed = _trial(tmp_path, "windowed", overrides)
+    with (tmp_path / "kept" / "samples.csv").open() as handle:
+        rows = list(csv.DictReader(handle))
+    empty = sum(r["gyro_rad_s"] == "" for r in rows)
+    assert kept["stopped_by"] == "duration" and empty > 20
+    assert kept["lost_samples"] == {"gyro_rad_s": empty, "heel_switch": 0}
+    assert windowed["lost_samples"] == kept["lost_samples"]
+    assert (f"lost samples (no reading, empty in samples.csv): gyroscope {empty}, heel "
+            "switch 0") in render_text(kept)

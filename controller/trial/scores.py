@@ -26,11 +26,20 @@ import numpy as np
 from controller.pulses import new_train, train_pulse_times, train_pulse_times_from
 from controller.trial import metrics
 
+#: The sensor columns whose lost samples (NaN: no reading) the summary counts; the force
+#: is NaN on every sample of a source without a force sensor (absent, not lost).
+LOST_COUNTED = ("gyro_rad_s", "heel_switch")
+
 
 class ColumnScores(Protocol):
     """The per-sample figures a summary asks of a trial's columns."""
 
     samples: int
+
+    def lost(self, name: str) -> int:
+        """Samples whose ``name`` (one of ``LOST_COUNTED``) is NaN: that sensor's lost
+        samples."""
+        ...
 
     def has(self, name: str) -> bool:
         """Whether the trial has column ``name``."""
@@ -88,6 +97,9 @@ class WholeColumns:
     def has(self, name: str) -> bool:
         return name in self._columns
 
+    def lost(self, name: str) -> int:
+        return _nans(self._columns[name])
+
     def edges(self, on: str) -> tuple[np.ndarray, np.ndarray]:
         t_s, flag = self._columns["time_s"], self._columns[on]
         return metrics.rising_edges(t_s, flag), metrics.falling_edges(t_s, flag)
@@ -127,6 +139,11 @@ class WholeColumns:
         delivering = np.concatenate(([0], np.cumsum(self._columns[on] > 0)))
         return (delivering[np.searchsorted(t_s, ends_s, side="left")]
                 - delivering[np.searchsorted(t_s, toe_off_s, side="left")])
+
+
+def _nans(values: np.ndarray) -> int:
+    """How many of ``values`` are NaN."""
+    return int(np.count_nonzero(np.isnan(values)))
 
 
 def _charge(columns: Mapping[str, np.ndarray], prefix: str, index: np.ndarray) -> np.ndarray:
@@ -271,6 +288,7 @@ class StreamedColumns:
             self._names |= {p + c for c in ("stim_on", "amplitude_ma", "pulse_width_us",
                                             "frequency_hz")}
         self._sums: dict[str, float] = {}
+        self._lost = dict.fromkeys(LOST_COUNTED, 0)
         self._positive: dict[str, list[np.ndarray]] = {"forefoot_impact_rad_s": []}
         self._at = {name: _AtEvents(toe_offs if name == "ta_activation" else heel_strikes)
                     for name in ("ta_activation", "ankle_angle_deg")}
@@ -298,6 +316,8 @@ class StreamedColumns:
             if name.endswith("stim_on") or name == "foot_slap":
                 # Exact: sums of 0s and 1s (far below 2**53) in any order.
                 self._sums[name] = self._sums.get(name, 0.0) + float(rows[name].sum())
+        for name in self._lost:
+            self._lost[name] += _nans(rows[name])
         for name, kept in self._positive.items():
             if name in rows:
                 values = rows[name]
@@ -314,6 +334,9 @@ class StreamedColumns:
 
     def has(self, name: str) -> bool:
         return name in self._names
+
+    def lost(self, name: str) -> int:
+        return self._lost[name]
 
     def edges(self, on: str) -> tuple[np.ndarray, np.ndarray]:
         rising, falling, _ = self._edges[on.removesuffix("stim_on")]

@@ -21,7 +21,7 @@ from controller.quantiles import median_and_percentiles
 from controller.stim.scheduler import ChannelReport
 from controller.trial import metrics
 from controller.trial.recorder import stim_column_prefix
-from controller.trial.scores import ColumnScores, WholeColumns
+from controller.trial.scores import LOST_COUNTED, ColumnScores, WholeColumns
 from sim.limb import MUSCLES
 
 SCORED_EVENTS = (Event.HEEL_STRIKE, Event.TOE_OFF)
@@ -277,6 +277,8 @@ def summarize(
         "detector": _detection(facts, tolerance_ms / 1000.0) if has_truth else None,
         "stim": _stimulation(facts, strides, onset_window_ms / 1000.0),
         "clearance": _clearance(facts, trim_fraction),
+        # Samples without a reading of that sensor (NaN, an empty cell in samples.csv).
+        "lost_samples": {name: facts.scored().lost(name) for name in LOST_COUNTED},
         "watchdog": {
             "faults": facts.faults,
             "clamped_commands": facts.clamped_commands,
@@ -372,12 +374,27 @@ def render_text(summary: Mapping[str, Any]) -> str:
                 f"{_fmt(impact['median'], ' rad/s')}, p95 {_fmt(impact['p95'], ' rad/s')} "
                 f"({impact['landings']} landings)"
             )
+    if line := _lost_line(summary.get("lost_samples")):
+        lines.append(line)
     lines.append(
         f"watchdog: {dog['faults']} faults, {dog['clamped_commands']} commands not passed as asked"
     )
     if summary.get("timing"):
         lines.append(render_timing(summary["timing"]))
     return "\n".join(lines)
+
+
+#: How the terminal names the sensors of ``summary.json`` ``lost_samples``.
+_SENSOR_NAMES = {"gyro_rad_s": "gyroscope", "heel_switch": "heel switch"}
+
+
+def _lost_line(lost: Mapping[str, int] | None) -> str | None:
+    """The line on the sensors' lost samples; none when no sample was lost (or the
+    summary predates the count)."""
+    if not lost or not any(lost.values()):
+        return None
+    counts = ", ".join(f"{_SENSOR_NAMES.get(name, name)} {n}" for name, n in lost.items())
+    return f"lost samples (no reading, empty in samples.csv): {counts}"
 
 
 def render_timing(timing: Mapping[str, Any]) -> str:
