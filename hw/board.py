@@ -5,7 +5,8 @@ reports (firmware known, protocol version, its own limits no looser than the saf
 watchdog's, sample rate, channels) and starts the sample stream; a board that fails a
 check is refused with a message naming each problem. Then the loop uses it like the
 simulated limb: ``read`` returns the board's samples in order (a lost sample comes back
-as a sample with a NaN gyro, so the loop keeps its fixed period), ``apply`` sends the
+as a sample with every sensor NaN, so the loop keeps its fixed period; a heel switch
+sample the board flags lost is NaN too), ``apply`` sends the
 channels whose command changed, and ``stop_all`` sends STOP_ALL.
 
 A reader thread decodes everything the board sends. It declares the link lost when the
