@@ -25,7 +25,13 @@ from controller.resources import (
     merge_all,
     merge_tables,
 )
-from controller.safety.limits import MAX_SAMPLE_RATE_HZ, Pulse, SafetyLimits, pulse_breaches
+from controller.safety.limits import (
+    DUTY_WINDOW_S,
+    MAX_SAMPLE_RATE_HZ,
+    Pulse,
+    SafetyLimits,
+    pulse_breaches,
+)
 from controller.stim.presets import preset_layer
 from controller.stim.settings import (
     ChannelConfig,
@@ -219,6 +225,7 @@ def _channel_safety(
             f"{name}: {what} = {longest:g} ms exceeds "
             f"safety.max_continuous_on_ms = {lim.max_continuous_on_ms:g}"
         )
+    problems += _timed_duty(name, ch, stim, lim)
     if ch.ramp_down_ms > lim.max_unknown_phase_ms:
         problems.append(
             f"{name}.ramp_down_ms: {ch.ramp_down_ms:g} ms exceeds "
@@ -226,6 +233,34 @@ def _channel_safety(
             "ramps stimulation down, which must end within that limit)"
         )
     return problems
+
+
+def _timed_duty(name: str, ch: ChannelConfig, stim: StimConfig, lim: SafetyLimits) -> list[str]:
+    """The duty cycle of training and test mode, which the clock times and not the gait:
+    the most of any ``DUTY_WINDOW_S`` window a channel stimulates (each train from its
+    ramp up to the end of its ramp down, every ``on + off`` of a cycle), against
+    ``max_duty_cycle``. The watchdog measures it from the first sample with charge to the
+    first without, never longer than this. (Walking mode's depends on the gait: checked at
+    run time only.)"""
+    if stim.mode == "training":
+        train_ms = ch.ramp_up_ms + stim.training.on_ms + ch.ramp_down_ms
+        cycle_ms, hint = train_ms + stim.training.off_ms, "lengthen training.off_ms or shorten"
+    elif stim.mode == "test":
+        train_ms = ch.ramp_up_ms + stim.test.on_ms + ch.ramp_down_ms
+        cycle_ms, hint = math.inf, "shorten"
+    else:
+        return []
+    window_ms = DUTY_WINDOW_S * 1000.0
+    cycles = math.floor(window_ms / cycle_ms)
+    duty = (cycles * train_ms + min(train_ms, window_ms - cycles * cycle_ms)) / window_ms
+    if duty <= lim.max_duty_cycle:
+        return []
+    every = "" if math.isinf(cycle_ms) else f" every {cycle_ms:g} ms"
+    return [
+        f"{name}: {stim.mode} mode stimulates {train_ms:g} ms (ramp_up_ms + {stim.mode}.on_ms "
+        f"+ ramp_down_ms){every}, up to {duty:.4g} of any {DUTY_WINDOW_S:g} s, exceeds "
+        f"safety.max_duty_cycle = {lim.max_duty_cycle:g} ({hint} the train)"
+    ]
 
 
 def _within_safety(config: TrialConfig) -> list[str]:

@@ -36,6 +36,15 @@ from controller.cli import main
         ("[safety]\nheartbeat_timeout_ms = 50\n", "safety.heartbeat_timeout_ms"),
         ("[safety]\nmax_shannon_k = 2.5\n", "safety.max_shannon_k"),
         ("[safety]\nmax_net_dc_ua = 100\n", "safety.max_net_dc_ua"),
+        # Training and test mode are timed by the clock: their duty cycle is known when
+        # the config is loaded (2960 ms on every 3460 ms: 0.888 of the worst 10 s).
+        ("[stim]\nmode = \"training\"\n[stim.training]\non_ms = 2800\noff_ms = 500\n",
+         "stim.peroneal: training mode stimulates 2960 ms (ramp_up_ms + training.on_ms + "
+         "ramp_down_ms) every 3460 ms, up to 0.888 of any 10 s, exceeds "
+         "safety.max_duty_cycle = 0.8 (lengthen training.off_ms or shorten the train)"),
+        ("[stim]\nmode = \"test\"\n[safety]\nmax_duty_cycle = 0.1\n",
+         "stim.peroneal: test mode stimulates 1160 ms (ramp_up_ms + test.on_ms + "
+         "ramp_down_ms), up to 0.116 of any 10 s, exceeds safety.max_duty_cycle = 0.1"),
     ],
 )
 def test_fes_sim_refuses_an_unsafe_config_naming_the_limit(tmp_path, capsys, toml, expected):
@@ -68,3 +77,16 @@ def test_stimulation_disabled_needs_no_stimulation_limits(tmp_path, capsys):
     path = tmp_path / "off.toml"
     path.write_text("[stim]\nenabled = false\n[stim.peroneal]\nramp_up_ms = 0\n")
     assert main(["check-config", str(path)]) == 0
+
+
+def test_a_training_duty_cycle_at_the_limit_runs_untouched(tmp_path, capsys):
+    """The training-mode duty check is no stricter than it must be: 3000 ms on every
+    4000 ms is 0.8 of the worst 10 s, the limit itself; the watchdog then passes every
+    command of a 40 s trial (with off_ms 995 it latched max_duty_cycle before the check
+    refused such configs)."""
+    path = tmp_path / "training.toml"
+    path.write_text('[stim]\nmode = "training"\n[stim.training]\non_ms = 2840\n'
+                    "off_ms = 1000\n")
+    out = tmp_path / "run"
+    assert main(["sim", "--config", str(path), "--duration-s", "40", "--out", str(out)]) == 0
+    assert "watchdog: 0 faults, 0 commands not passed as asked" in capsys.readouterr().out
