@@ -317,6 +317,49 @@ def test_only_the_watchdog_drives_an_output():
         assert _output_calls(MODULES[module]), f"{module} drives no output: drop it"
 
 
+#: Modules beside the back ends (``hw``) that open a serial port themselves, and why. A
+#: port written raw (a STIM frame, an openEMSstim line) reaches a stimulator's outputs
+#: without a call of ``OUTPUT_METHODS``, so the checker above would not see it.
+SERIAL_PORTS_BESIDE_HW = {
+    "controller.bench.openems": "raw lines to the openEMSstim firmware's host build "
+    "(FirmwareProcess, a pty it made), never a device",
+}
+
+
+def _serial_imports(path: Path) -> list[str]:
+    """The imports of pyserial in ``path``, as ``line: import``."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        names = ([alias.name for alias in node.names] if isinstance(node, ast.Import)
+                 else [node.module or ""] if isinstance(node, ast.ImportFrom) and not node.level
+                 else [])
+        if any(name == "serial" or name.startswith("serial.") for name in names):
+            found.append(f"{node.lineno}: {ast.unparse(node)}")
+    return found
+
+
+def test_no_serial_port_is_written_past_the_back_ends():
+    """Only the back ends (``hw``: drivers, transport, emulators) open a serial port:
+    anything else could write a stimulator's wire past the watchdog."""
+    offenders = [
+        f"{module}:{found}"
+        for module, path in sorted(MODULES.items())
+        if _part(module) != "hw" and module not in SERIAL_PORTS_BESIDE_HW
+        for found in _serial_imports(path)
+    ]
+    assert not offenders, "serial ports opened outside hw:\n" + "\n".join(offenders)
+    for module in SERIAL_PORTS_BESIDE_HW:
+        assert _serial_imports(MODULES[module]), f"{module} opens no serial port: drop it"
+
+
+def test_the_serial_checker_sees_each_form_of_import(tmp_path):
+    source = tmp_path / "probe.py"
+    source.write_text("import serial\nfrom serial.tools import list_ports\n"
+                      "import serialize\nfrom . import serial\n")
+    assert _serial_imports(source) == ["1: import serial",
+                                       "2: from serial.tools import list_ports"]
+
+
 def test_the_compiled_loop_fills_the_limb_s_command_from_the_watchdog_only():
     """The compiled simulation (``controller.trial.compiled_loop``) runs the kernels with
     no ``Stimulator`` object: the limb's command array is its output. It is written by
