@@ -1,0 +1,311 @@
+"""A stateful test of the watchdog: Hypothesis drives one ``Watchdog`` with arbitrary
+interleavings of what a loop, a user and other threads may do (samples, bursts of
+commands on four channels, e-stops, stale-command overruns, the end of a trial's
+``stop_all``, resets, time going backwards or jumping), on the simulated limb's path and
+on a quantising stimulator's (the board's wire steps), and checks every call against a
+model of docs/safety.md written here with its own arithmetic:
+
+- what the stimulator receives stays within every per-pulse limit, the charge rise
+  and the continuous on-time;
+- an e-stop, an overrun, a time that does not increase or a command over a per-pulse
+  limit (or not a finite number) latches a fault and calls ``stop_all`` at once;
+- while a fault is latched nothing but "off" reaches the stimulator, until ``reset``.
+
+``tests/test_watchdog_properties.py`` checks the limits over generated sequences of
+the loop's calls; this one adds the calls from outside the loop and the interleavings
+of latching, ending and resetting.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+
+import pytest
+from hypothesis import HealthCheck, settings
+from hypothesis import strategies as st
+from hypothesis.stateful import (
+    RuleBasedStateMachine,
+    invariant,
+    precondition,
+    rule,
+    run_state_machine_as_test,
+)
+
+from controller.ports import Resolution, Sample, StimCommand
+from controller.safety import SafetyLimits, Watchdog
+from controller.safety.limits import RISE_WINDOW_S
+from hw import protocol as p
+
+CHANNELS = 4
+LIMITS = SafetyLimits(
+    max_amplitude_ma=50.0, max_pulse_width_us=400.0, max_frequency_hz=50.0,
+    max_charge_per_phase_uc=15.0, electrode_area_cm2=6.0, max_continuous_on_ms=800.0,
+    max_duty_cycle=0.9, max_charge_rise_uc_per_s=300.0, sensor_timeout_ms=20.0,
+    max_unknown_phase_ms=200.0,
+)
+SLACK = 1e-9
+
+
+class Output:
+    """A stimulator that keeps each call; ``resolution`` makes it a quantising one."""
+
+    channels = CHANNELS
+
+    def __init__(self, resolution: Resolution | None) -> None:
+        if resolution is not None:
+            self.resolution = resolution
+        self.calls: list[tuple[str, list[StimCommand]]] = []
+
+    def apply(self, t_s: float, commands: Sequence[StimCommand]) -> None:
+        self.calls.append(("apply", list(commands)))
+
+    def stop_all(self) -> None:
+        self.calls.append(("stop", []))
+
+
+def stimulates(c: StimCommand) -> bool:
+    return bool(c.on) and c.frequency_hz > 0.0 and c.amplitude_ma * c.pulse_width_us > 0.0
+
+
+def over_a_pulse_limit(c: StimCommand) -> bool:
+    """The model's per-pulse limits (docs/safety.md), for a command with finite,
+    non-negative values and an anodic width ratio of at least 1."""
+    a1, w1, f, r = c.amplitude_ma, c.pulse_width_us, c.frequency_hz, c.anodic_width_ratio
+    q_uc = a1 * w1 / 1000.0  # both phases carry it
+    rms_ma = math.sqrt((a1 * a1 * w1 + (a1 / r) ** 2 * w1 * r) * 1e-6 * f)
+    area = LIMITS.electrode_area_cm2
+    return (
+        a1 > LIMITS.max_amplitude_ma
+        or w1 > LIMITS.max_pulse_width_us
+        or f > LIMITS.max_frequency_hz
+        or q_uc > LIMITS.max_charge_per_phase_uc * (1 + SLACK)
+        or rms_ma / area > LIMITS.max_rms_current_density_ma_per_cm2 * (1 + SLACK)
+        or (q_uc > 0 and 2 * math.log10(q_uc) - math.log10(area) > LIMITS.max_shannon_k + SLACK)
+    )
+
+
+def broken(c: StimCommand) -> bool:
+    """Not a command of finite numbers on a channel of the stimulator."""
+    values = (c.amplitude_ma, c.pulse_width_us, c.frequency_hz, c.interphase_gap_us,
+              c.anodic_width_ratio)
+    if not (isinstance(c.channel, int) and 0 <= c.channel < CHANNELS):
+        return True
+    if not all(math.isfinite(v) for v in values):
+        return True
+    return bool(c.on) and (min(values) < 0.0 or c.anodic_width_ratio < 1.0)
+
+
+def quantised(c: StimCommand, resolution: Resolution | None) -> StimCommand:
+    """The command as a quantising stimulator's watchdog checks it (toward the safe
+    side, as ``Resolution.quantise_row``); itself without a resolution."""
+    if resolution is None or broken(c):
+        return c
+    steps = resolution.steps(c)
+    return StimCommand(c.channel, c.on, steps[0] / resolution.amplitude_ma,
+                       steps[1] / resolution.pulse_width_us, steps[2] / resolution.frequency_hz,
+                       steps[3] / resolution.interphase_gap_us,
+                       steps[4] / resolution.anodic_width_ratio)
+
+
+AMPLITUDE = st.one_of(st.floats(0.0, 55.0),
+                      st.sampled_from([45.0, 50.0, 50.001, 100.0, -1.0, math.nan]))
+WIDTH = st.one_of(st.floats(0.0, 420.0), st.sampled_from([350.0, 400.0, 400.5, 1e9, math.inf]))
+FREQUENCY = st.one_of(st.floats(0.0, 55.0), st.sampled_from([50.0, 50.01, 60.0, -0.5]))
+RATIO = st.one_of(st.just(1.0), st.floats(1.0, 5.0), st.sampled_from([0.5, math.nan]))
+COMMAND = st.builds(
+    StimCommand, st.sampled_from([0, 1, 2, 3, 0, 1, 2, 3, 4, -1]),
+    st.sampled_from([True] * 4 + [False]), AMPLITUDE, WIDTH, FREQUENCY,
+    st.sampled_from([0.0, 0.0, 50.0]), RATIO,
+)
+#: What a scheduler that works asks for: within every limit but the rise and the time
+#: ones (a step from off is clamped; held long enough, a train reaches the on-time).
+TAME = st.builds(StimCommand, st.sampled_from([0, 1, 2, 3]), st.just(True),
+                 st.floats(1.0, 50.0), st.floats(50.0, 300.0), st.floats(1.0, 50.0))
+#: Mostly the loop's period; sometimes a pause, a jump, zero, backwards or broken.
+DT = st.one_of(st.just(0.002), st.just(0.002), st.floats(0.0, 0.05), st.sampled_from([0.0, -0.001]),
+               st.sampled_from([0.0, -0.001, -1.0, 0.5, 3.0, 1e6, math.nan, math.inf]))
+
+
+class WatchdogMachine(RuleBasedStateMachine):
+    """One watchdog, its stimulator, and the model's view of both."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.resolution: Resolution | None = None
+        self.out = Output(None)
+        self.dog = Watchdog(self.out, LIMITS)
+        self.t = 0.0  # the latest finite time handed to the watchdog
+        self.last_submit_t = -math.inf  # the latest accepted submit
+        self.latched = False  # the model's latch
+        self.seen = 0  # stimulator calls checked so far
+        # What each channel holds as the model rebuilds it from the stimulator's calls.
+        self.charge = [0.0] * CHANNELS
+        self.on_since = [math.nan] * CHANNELS
+        self.last_named = [-math.inf] * CHANNELS
+        self.apply_t = -math.inf
+
+    @precondition(lambda self: self.seen == 0 and not self.out.calls)
+    @rule(board=st.booleans())
+    def choose_stimulator(self, board: bool) -> None:
+        """The simulated limb (no steps) or a board's wire (quantising)."""
+        self.resolution = p.RESOLUTION if board else None
+        self.out = Output(self.resolution)
+        self.dog = Watchdog(self.out, LIMITS)
+
+    def _time(self, dt: float) -> float:
+        t = self.t + dt if math.isfinite(dt) else dt
+        if math.isfinite(t):
+            self.t = max(self.t, t)
+        return t
+
+    @rule(dt=DT, gyro=st.sampled_from([0.5, 0.5, 0.5, math.nan, 500.0]),
+          heel=st.sampled_from([0, 1, 1, 2]), known=st.sampled_from([True] * 5 + [False]))
+    def observe(self, dt: float, gyro: float, heel: int, known: bool) -> None:
+        self.dog.observe(Sample(self._time(dt), gyro, heel), phase_known=known)
+        self._check_calls(may_latch=True)
+
+    @rule(dt=DT, burst=st.lists(COMMAND, min_size=1, max_size=4))
+    def submit(self, dt: float, burst: list[StimCommand]) -> None:
+        t = self._time(dt)
+        latched_before = self.latched
+        must_latch = (
+            not math.isfinite(t) or t <= self.last_submit_t
+            or any(broken(c) for c in burst)
+            or any(stimulates(q) and over_a_pulse_limit(q)
+                   for q in (quantised(c, self.resolution) for c in burst))
+        )
+        delivered = self.dog.submit(t, burst)
+        assert len(delivered) == len(burst)
+        if must_latch:
+            assert self.dog.latched, (t, burst, self.dog.interventions[-3:])
+        if self.dog.latched or latched_before:
+            assert not any(stimulates(c) for c in delivered), delivered
+        if not latched_before and not must_latch and math.isfinite(t):
+            self.last_submit_t = t
+        self._check_calls(may_latch=True, must_stop=latched_before, t=t)
+
+    @rule(periods=st.sampled_from([1, 3, 20, 100, 450]),
+          burst=st.lists(st.one_of(TAME, TAME, COMMAND), min_size=1, max_size=3))
+    def walk(self, periods: int, burst: list[StimCommand]) -> None:
+        """The loop's rhythm for a while: a valid sample every 2 ms, then the same
+        commands (a ramp the rise limit slows, a train that reaches the on-time)."""
+        for _ in range(periods):
+            self.observe(0.002, 0.5, 1, True)
+            self.submit(0.0, burst)
+
+    @rule()
+    def emergency_stop(self) -> None:
+        self.dog.emergency_stop("test")
+        assert self.dog.latched
+        self._check_calls(may_latch=True, must_stop=True)
+
+    @rule(late_ms=st.floats(0.0, 500.0))
+    def loop_overrun(self, late_ms: float) -> None:
+        self.dog.loop_overrun(self.t, late_ms / 1000.0)
+        assert self.dog.latched
+        self._check_calls(may_latch=True, must_stop=True)
+
+    @rule()
+    def end_of_trial(self) -> None:
+        """The loop's ``finally``: every output off, no fault latched."""
+        latched = self.dog.latched
+        self.dog.stop_all()
+        assert self.dog.latched == latched
+        self._check_calls(may_latch=False, must_stop=True)
+
+    @rule()
+    def reset(self) -> None:
+        self.dog.reset()
+        assert not self.dog.latched
+        self.latched = False
+        self._check_calls(may_latch=False, must_stop=True)
+
+    # ---- the model ----------------------------------------------------------------
+
+    def _check_calls(self, may_latch: bool, must_stop: bool = False, t: float = math.nan) -> None:
+        new = self.out.calls[self.seen:]
+        self.seen = len(self.out.calls)
+        latched_now = self.dog.latched
+        if latched_now and not self.latched:  # it latched in this call
+            assert may_latch
+            assert new and new[-1][0] == "stop", new  # and switched everything off
+        if must_stop:
+            assert any(kind == "stop" for kind, _ in new), new
+        for kind, commands in new:
+            if kind == "stop":
+                self.charge = [0.0] * CHANNELS
+                self.on_since = [math.nan] * CHANNELS
+                continue
+            assert not self.latched, ("applied while latched", commands)
+            assert math.isfinite(t) and t > self.apply_t
+            self.apply_t = t
+            # A channel named twice holds the last of its commands (docs/safety.md): each
+            # is checked against the channel as it stood before, the last one kept.
+            before = (list(self.charge), list(self.last_named))
+            for c in commands:
+                self._check_command(c, t, *before)
+            for ch in range(CHANNELS):
+                if not math.isnan(self.on_since[ch]):
+                    on_ms = (t - self.on_since[ch]) * 1000.0
+                    assert on_ms <= LIMITS.max_continuous_on_ms * (1 + SLACK), (ch, on_ms)
+        self.latched = latched_now
+
+    def _check_command(self, c: StimCommand, t: float, charge: list[float],
+                       last_named: list[float]) -> None:
+        assert type(c) is StimCommand and not broken(c), c
+        if self.resolution is not None:  # exactly the board's steps
+            assert quantised(c, self.resolution) == c, c
+        ch = c.channel
+        self.last_named[ch] = t
+        if not stimulates(c):
+            self.charge[ch], self.on_since[ch] = 0.0, math.nan
+            return
+        assert not over_a_pulse_limit(c), c
+        q_uc = c.amplitude_ma * c.pulse_width_us / 1000.0
+        allowed = charge[ch] + LIMITS.max_charge_rise_uc_per_s * min(
+            t - last_named[ch], RISE_WINDOW_S)
+        assert q_uc <= allowed * (1 + 2e-9) + 1e-12, (c, q_uc, allowed)
+        self.charge[ch] = q_uc
+        if math.isnan(self.on_since[ch]):
+            self.on_since[ch] = t
+
+    @invariant()
+    def latch_agrees(self) -> None:
+        assert self.dog.latched == self.latched
+
+
+#: Rules the search must reach, so that a generator drifting into trivial sequences
+#: (everything latched at once, say) fails instead of passing.
+REACHED = {
+    "max_amplitude_ma", "max_pulse_width_us", "max_frequency_hz", "max_charge_per_phase_uc",
+    "max_charge_rise_uc_per_s", "max_continuous_on_ms", "sensor_timeout_ms",
+    "emergency_stop", "loop_overrun", "fault_latched", "time_not_increasing",
+    "non_finite_time", "non_finite_value", "negative_value", "unknown_channel",
+}
+
+
+def run_machine(examples: int, derandomize: bool = True) -> set[str]:
+    """Run ``examples`` generated programs; return the rules that intervened."""
+    rules: set[str] = set()
+
+    class Recorded(WatchdogMachine):
+        def teardown(self) -> None:
+            rules.update(i.rule for i in self.dog.interventions)
+
+    run_state_machine_as_test(Recorded, settings=settings(
+        max_examples=examples, stateful_step_count=40, deadline=None, derandomize=derandomize,
+        suppress_health_check=list(HealthCheck)))
+    return rules
+
+
+def test_nothing_over_a_limit_and_only_off_while_latched():
+    rules = run_machine(120)
+    assert rules >= REACHED, REACHED - rules
+
+
+@pytest.mark.slow
+def test_nothing_over_a_limit_and_only_off_while_latched_3000():
+    rules = run_machine(3000, derandomize=False)
+    print(f"3000 programs, rules reached: {sorted(rules)}")
+    assert rules >= REACHED, REACHED - rules
