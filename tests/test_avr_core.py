@@ -127,6 +127,38 @@ def test_the_limits_refuse_what_the_reference_firmware_refuses(
     assert code == reference_check(setting)
 
 
+class PulsePlan(ctypes.Structure):
+    """``pulse_plan_t`` of hw/avr/firmware/pulse_plan.h."""
+
+    _fields_ = (("delivers", ctypes.c_uint8), ("cathodic_ticks", ctypes.c_uint16),
+                ("gap_ticks", ctypes.c_uint16), ("anodic_ticks", ctypes.c_uint16),
+                ("cathodic_dac", ctypes.c_uint16), ("anodic_dac", ctypes.c_uint16),
+                ("period_ticks", ctypes.c_uint32))
+
+
+#: The output stage: 20 uA per DAC count, 0.5 us per timer tick (hw/avr/firmware/board.h).
+DAC_UA, TICK_US = 20, 0.5
+
+
+@settings(max_examples=500, deadline=None)
+@given(amplitude=st.integers(1, 6000), width=st.integers(4, 500),
+       frequency=st.integers(1, 6000), gap=st.integers(0, 500), ratio=st.integers(100, 1000))
+def test_a_pulse_is_never_more_than_the_setting_the_limits_accepted(
+    core, amplitude, width, frequency, gap, ratio
+):
+    """The current and charge of the leading phase on the pins are at most the setting's
+    (the wire's 10 uA steps are finer than the DAC's 20 uA: 35.01 mA was delivered as
+    35.02 mA, above a board limit of 35.01 mA). Widths from 4 us, the shortest phase the
+    engine times (a shorter one is lengthened to it, board.h)."""
+    plan = PulsePlan()
+    core.pulse_plan(ctypes.byref(Setting(1, amplitude, width, frequency, gap, ratio)),
+                    ctypes.byref(plan))
+    assert plan.delivers
+    assert plan.cathodic_dac * DAC_UA <= amplitude * 10
+    assert plan.cathodic_dac * DAC_UA * plan.cathodic_ticks * TICK_US <= amplitude * 10 * width
+    assert plan.anodic_dac <= plan.cathodic_dac
+
+
 def test_info_is_what_the_host_reads_as_the_boards_limits(core):
     """HELLO through the C session: the INFO it sends decodes, with the host's protocol
     module, to the board's identity and limits in every version's layout."""

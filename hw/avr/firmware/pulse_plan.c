@@ -3,9 +3,12 @@
 
 #include "board.h"
 
+/* The DAC count of the leading phase's current, rounded down: a step of the DAC is
+ * 20 uA, the wire's 10 uA, so rounding to the nearest would deliver 10 uA more than the
+ * setting the limits accepted (35.01 mA as 35.02 mA, a board limit of 35.01 mA exceeded). */
 static uint16_t dac_count(uint32_t ua)
 {
-    uint32_t count = (ua + DAC_UA_PER_COUNT / 2) / DAC_UA_PER_COUNT;
+    uint32_t count = ua / DAC_UA_PER_COUNT;
     return count > DAC_MAX_COUNT ? DAC_MAX_COUNT : (uint16_t)count;
 }
 

@@ -3,6 +3,9 @@
  * need: phase lengths in timer ticks (0.5 us), the DAC counts of both phases and the
  * period. Portable, so the host tests check the charge balance of every plan.
  *
+ * The cathodic current is the setting's rounded down to a DAC count (20 uA; the wire's
+ * step is 10 uA), never above what the board's limits accepted.
+ *
  * Charge balance (docs/protocol.md section 5): the anodic phase lasts the cathodic
  * width x ratio / 100, rounded to the tick, and its current is set from the rounded
  * widths so that current x width is the same in both phases, to within half a DAC count

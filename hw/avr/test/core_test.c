@@ -262,6 +262,10 @@ static void test_pulse_plans(void)
     check(p.cathodic_dac == 1750 && p.anodic_dac == 438, "DAC counts %u %u", p.cathodic_dac,
           p.anodic_dac);
     check(p.period_ticks == 50000, "40 Hz: 25 ms");
+    s.amplitude_10ua = 3501; /* 35.01 mA: half a DAC count, rounded down, never up */
+    pulse_plan(&s, &p);
+    check(p.cathodic_dac == 1750, "35.01 mA is DAC count %u, not above it", p.cathodic_dac);
+    s.amplitude_10ua = 3500;
     s.pulse_width_us = 1;
     pulse_plan(&s, &p);
     check(p.cathodic_ticks == 8 && p.anodic_ticks == 32, "a 1 us phase lengthened to 4 us");
