@@ -69,12 +69,14 @@ KNOWN_FIRMWARE: dict[tuple[int, int, int], str] = {
     (2, 0, 1): "AVR firmware of hw/avr (ATmega2560, Arduino Mega 2560): speaks versions 1 "
     "to 3 (3: 1 000 000 baud), pulse shapes, every output off where received bytes were "
     "lost (docs/protocol.md section 3); a sample without a gyro reading goes out as heel "
-    "off at 0 N (2.1.0 sends the heel switch and force it read)",
+    "off at 0 N (2.1.0 sends the heel switch and force it read), and a current rounded to "
+    "the nearest DAC count, up to 10 uA above the setting (2.1.0 rounds down)",
     (2, 1, 0): "AVR firmware of hw/avr (ATmega2560, Arduino Mega 2560): speaks versions 1 "
     "to 3 (3: 1 000 000 baud), pulse shapes, every output off where received bytes were "
     "lost (docs/protocol.md section 3), a lost heel switch sample flagged as such (its "
-    "heel fault line) and a sample without a gyro reading sent with the heel switch and "
-    "force it read; tests/test_avr_*.py run it in simavr",
+    "heel fault line), a sample without a gyro reading sent with the heel switch and "
+    "force it read, and the cathodic current rounded down to a DAC count, never above the "
+    "setting; tests/test_avr_*.py run it in simavr",
 }
 #: The laxest board communication timeout accepted: stricter than RehaStim 2 (about
 #: 1 s) and ScienceMode 4 (2 s) (DESIGN.md).
