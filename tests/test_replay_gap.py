@@ -15,6 +15,15 @@ whole file and reports every stride; a trial with the check holds the gyroscope'
 events of its first three strides, so the fused detector's first toe offs and mid
 swings differ), and up to its end (a sensor timeout ends
 the trial; ``fes detect`` reads on).
+
+The watchdog's valid sample follows the sensors the detector reads
+(docs/safety.md): the heel and fused detectors read the switch, so its gap ends their
+trial; the gyroscope detector does not, and walks on through the same gap with the
+trains it has with the cells full (before: a sensor timeout 30 ms into the gap, no train
+after it). A recording with a heel sensor and no gyroscope (a heel switch, or a force
+sensor as in gaitpdb) plays through with the heel detector (before: a sensor timeout at
+32 ms, no train); with the gyroscope detector, which reads what the file lacks, it still
+ends in the sensor timeout.
 """
 
 from __future__ import annotations
@@ -71,10 +80,17 @@ def replay(monkeypatch, walk: Path, out: Path, gap_s: tuple[float, float], senso
            ) -> tuple[Path, live.LiveResult, Path]:
     """``fes run --sensors replay:`` of ``walk`` with its heel cells empty in ``gap_s``,
     with detector ``sensor``, against a test stimulator, ``SPEED`` times faster than
-    real time: the recording, the trial and its folder. A run that a loaded machine kept
+    real time: the recording, the trial and its folder."""
+    recording = gapped(walk, out / "gap.csv", gap_s)
+    return (recording, *replay_file(monkeypatch, recording, out, {"sensor": sensor}))
+
+
+def replay_file(monkeypatch, recording: Path, out: Path, detector: dict[str, str]
+                ) -> tuple[live.LiveResult, Path]:
+    """``fes run --sensors replay:RECORDING`` with ``detector`` (the ``[detector]``
+    fields), as ``replay``: the trial and its folder. A run that a loaded machine kept
     off the CPU past a wall-clock timeout (any fault but the sensor timeout) is run
     again."""
-    recording = gapped(walk, out / "gap.csv", gap_s)
 
     def open_backend(spec: BackendSpec) -> SplitBackend:
         rec = load_recording(recording)
@@ -89,7 +105,7 @@ def replay(monkeypatch, walk: Path, out: Path, gap_s: tuple[float, float], senso
     unchecked = {"shank": {"mount_check_strides": 0}}
     config = load_config(None, {"loop": {"duration_s": DURATION_S},
                                 "safety": SHARED_MACHINE_LIMITS,
-                                "detector": {"sensor": sensor, "gyro": unchecked}})
+                                "detector": detector | {"gyro": unchecked}})
     for k in range(RUNS):
         folder = out / f"run{k}"
         result = live.run_live_trial(config, BackendSpec("openemsstim", "test", recording),
@@ -97,7 +113,16 @@ def replay(monkeypatch, walk: Path, out: Path, gap_s: tuple[float, float], senso
         rules = {i["rule"] for i in result.summary["watchdog"]["interventions"]}
         if result.stopped_by != "watchdog_fault" or "sensor_timeout_ms" in rules:
             break
-    return recording, result, folder
+    return result, folder
+
+
+def columns_of(walk: Path, path: Path, columns: tuple[str, ...]) -> Path:
+    """``walk``'s time and ``columns`` only (a recording of fewer sensors)."""
+    with walk.open() as src, path.open("w") as out:
+        out.write(",".join(("time_s", *columns)) + "\n")
+        for row in csv.DictReader(src):
+            out.write(",".join(row[c] for c in ("time_s", *columns)) + "\n")
+    return path
 
 
 def rows_of(result_dir: Path) -> list[dict[str, str]]:
@@ -161,3 +186,55 @@ def test_a_short_heel_gap_is_played_as_missing_with_fes_detect_s_events(
     assert empty == pytest.approx([3.800, 3.802, 3.804, 3.806, 3.808])  # was 0, 0, ...
     assert not any(SHORT_GAP_S[0] <= t < 3.994 for t in stim_starts(rows))
     assert replayed_events(folder) == detected_events(tmp_path, recording, sensor)
+
+
+def test_a_heel_gap_in_stance_leaves_a_gyroscope_trial_walking_with_the_same_trains(
+        tmp_path, monkeypatch, walk):
+    """The gyroscope detector does not read the heel switch: its lost cells are no
+    reason to stop (before: sensor timeout at 2.608 s, 2 trains instead of 7)."""
+    recording, result, folder = replay(monkeypatch, walk, tmp_path, LONG_GAP_S, "gyro")
+    assert result.stopped_by == "duration", result.message
+    assert result.summary["watchdog"]["faults"] == 0
+    assert result.summary["watchdog"]["interventions"] == []
+    rows = rows_of(folder)
+    in_gap = [r for r in rows if LONG_GAP_S[0] - 1e-9 <= float(r["time_s"]) < LONG_GAP_S[1] - 1e-9]
+    assert len(in_gap) == 40 and all(r["heel_switch"] == "" for r in in_gap)
+    assert result.summary["lost_samples"] == {"gyro_rad_s": 0, "heel_switch": 40}
+    full = columns_of(walk, tmp_path / "full.csv", ("gyro_rad_s", "heel_switch"))
+    full_result, full_folder = replay_file(monkeypatch, full, tmp_path / "full",
+                                           {"sensor": "gyro"})
+    assert full_result.stopped_by == "duration", full_result.message
+    starts = stim_starts(rows)
+    assert starts == stim_starts(rows_of(full_folder)) and len(starts) == 7
+    assert replayed_events(folder) == replayed_events(full_folder)
+    assert replayed_events(folder) == detected_events(tmp_path, recording, "gyro")
+
+
+@pytest.mark.parametrize(("columns", "detector"), [
+    (("heel_switch",), {"sensor": "heel"}),
+    (("heel_force_n",), {"sensor": "heel", "heel_input": "force"}),
+])
+def test_a_recording_without_a_gyroscope_plays_through_with_the_heel_detector(
+        tmp_path, monkeypatch, walk, columns, detector):
+    """A heel sensor and no gyroscope (a heel-only recording, a gaitpdb-style force
+    recording): every sample's gyroscope is NaN, which the heel detector never reads
+    (before: sensor timeout at 32 ms, no train)."""
+    recording = columns_of(walk, tmp_path / "heel_only.csv", columns)
+    result, folder = replay_file(monkeypatch, recording, tmp_path, detector)
+    assert result.stopped_by == "duration", result.message
+    assert result.summary["watchdog"]["faults"] == 0
+    starts = stim_starts(rows_of(folder))
+    assert len(starts) == 7, starts
+    both = columns_of(walk, tmp_path / "both.csv", ("gyro_rad_s", *columns))
+    _, both_folder = replay_file(monkeypatch, both, tmp_path / "both", detector)
+    assert starts == stim_starts(rows_of(both_folder))
+
+
+def test_a_recording_without_a_gyroscope_still_ends_a_gyroscope_trial(
+        tmp_path, monkeypatch, walk):
+    """Never weakened: the sensor the detector reads is lost at every sample."""
+    recording = columns_of(walk, tmp_path / "heel_only.csv", ("heel_switch",))
+    result, folder = replay_file(monkeypatch, recording, tmp_path, {"sensor": "gyro"})
+    assert result.stopped_by == "watchdog_fault", result.message
+    assert result.summary["watchdog"]["interventions"][0]["rule"] == "sensor_timeout_ms"
+    assert all(r["stim_on"] == "0" for r in rows_of(folder))

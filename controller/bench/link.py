@@ -27,6 +27,7 @@ from controller.safety import Watchdog
 from controller.stim.scheduler import StimScheduler
 from controller.trial.live import BoardPacedClock, LiveSource, LiveStatus, warm_up
 from controller.trial.recorder import TrialRecorder
+from controller.trial.session import watched_sensors
 from hw.board import Board, BoardRequirements
 from hw.realtime import frozen_heap
 
@@ -53,7 +54,7 @@ def measure(seconds: float, seed: int) -> dict[str, float]:
             board = Board(path, BoardRequirements(config.safety, rate_hz), heartbeat_s=0.0,
                           link_timeout_s=0.3, max_backlog_s=0.3)
             detector = build_detector(config.detector, rate_hz)
-            watchdog = Watchdog(board, config.safety)
+            watchdog = Watchdog(board, config.safety, watched_sensors(config))
             scheduler = StimScheduler(config.stim)
             n = round(seconds * rate_hz)
             recorder = TrialRecorder(n)

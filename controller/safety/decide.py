@@ -81,7 +81,11 @@ from controller.safety.pulse_math import (
     recovery_phase,
 )
 from controller.safety.rules import (
+    DEFAULT_SENSORS,
     FAULT_LATCHED,
+    GYRO_SENSOR,
+    HEEL_FORCE_SENSOR,
+    HEEL_SWITCH_SENSOR,
     INTERVENTION_LOG_FULL,
     MAX_CHARGE_RISE_UC_PER_S,
     MAX_CONTINUOUS_ON_MS,
@@ -93,12 +97,16 @@ from controller.safety.rules import (
     NON_FINITE_VALUE,
     PULSE_RULES,
     SENSOR_TIMEOUT_MS,
+    SENSORS,
     TIME_NOT_INCREASING,
     UNKNOWN_CHANNEL,
 )
 
 #: A gyroscope reading beyond this is not a measurement (no MEMS gyro reaches it).
 SENSOR_MAX_ABS_GYRO_RAD_S = 100.0
+#: A heel force beyond this is not a walker's (10 kN: about seven times the body weight
+#: of a 150 kg walker; walking loads the heel with 1-1.5 times body weight).
+SENSOR_MAX_ABS_HEEL_FORCE_N = 10000.0
 #: Relative slack of the rise check, so that a ramp exactly at the limit is not clamped
 #: by floating-point rounding.
 RISE_TOLERANCE = 1e-9
@@ -115,12 +123,14 @@ _NONE = (NO_RULE, 0, 0.0, 0.0, 0.0)
 @kernel
 def watchdog_observe(
     limits: Floats, state: Floats, log: Floats, t_s: float, gyro_rad_s: float,
-    heel_switch: float, phase_known: bool,
+    heel: float, phase_known: bool,
 ) -> int:
     """Track the sensor sample at ``t_s`` and whether the detector knows the phase (as
-    ``Watchdog.observe``); 1 if a fault latched now and every output must stop, else 0."""
+    ``Watchdog.observe``); 1 if a fault latched now and every output must stop, else 0.
+    ``heel`` is the heel reading the detector reads: the switch (0/1), or the force (N)
+    when ``limits`` say the heel sensor is a force sensor (``sample_valid``)."""
     return observe_sample(
-        limits, state, log, t_s, gyro_rad_s, heel_switch, phase_known
+        limits, state, log, t_s, gyro_rad_s, heel, phase_known
     ) & STOP
 
 
@@ -141,21 +151,27 @@ def watchdog_submit(
 
 
 @kernel
-def sample_valid(t_s: float, gyro_rad_s: float, heel_switch: float) -> bool:
-    """A sample the controller can act on: finite time, a plausible gyroscope reading
-    (not NaN, not beyond any sensor's range) and a heel switch that is 0 or 1."""
-    return (
-        math.isfinite(t_s)
-        and math.isfinite(gyro_rad_s)
-        and abs(gyro_rad_s) <= SENSOR_MAX_ABS_GYRO_RAD_S
-        and (heel_switch == 0.0 or heel_switch == 1.0)
-    )
+def sample_valid(sensors: float, t_s: float, gyro_rad_s: float, heel: float) -> bool:
+    """A sample the controller can act on: a finite time and a valid reading of every
+    sensor in ``sensors`` (the ``rules.SENSORS`` slot of the limits: those the detector
+    reads), whatever the others read: a plausible gyroscope reading (not NaN, not beyond
+    any sensor's range); a heel switch (``heel``) that is 0 or 1; a heel force
+    (``heel``, N) that is finite and within any walker's range. A ``sensors`` that is
+    not such a sum (a corrupted array) requires the gyroscope and the heel switch."""
+    if not math.isfinite(t_s):
+        return False
+    need = int(sensors) if 0.0 < sensors <= 7.0 else DEFAULT_SENSORS
+    if need & GYRO_SENSOR and not abs(gyro_rad_s) <= SENSOR_MAX_ABS_GYRO_RAD_S:
+        return False  # (NaN compares false)
+    if need & HEEL_SWITCH_SENSOR and not (heel == 0.0 or heel == 1.0):
+        return False
+    return not (need & HEEL_FORCE_SENSOR and not abs(heel) <= SENSOR_MAX_ABS_HEEL_FORCE_N)
 
 
 @kernel
 def observe_sample(
     limits: Floats, state: Floats, log: Floats, t_s: float, gyro_rad_s: float,
-    heel_switch: float, phase_known: bool,
+    heel: float, phase_known: bool,
 ) -> int:
     """``watchdog_observe``, also saying whether the sample was valid (``SAMPLE_OK``).
 
@@ -168,7 +184,7 @@ def observe_sample(
     # The gap before this sample counts even if this one is good: silence is a fault.
     silent, gap_ms = _sensor_gap(limits, state, t_s)
     answer = 0
-    if sample_valid(t_s, gyro_rad_s, heel_switch):
+    if sample_valid(limits[SENSORS], t_s, gyro_rad_s, heel):
         state[S_LAST_GOOD] = t_s
         answer = SAMPLE_OK
     if phase_known:

@@ -106,12 +106,19 @@ from controller.safety.layout import (
     new_log,
     new_state,
 )
-from controller.safety.limits import MONITOR_PERIOD_S, SafetyLimits, unknown_fields
+from controller.safety.limits import (
+    MONITOR_PERIOD_S,
+    SafetyLimits,
+    check_sensors,
+    unknown_fields,
+)
 from controller.safety.records import CallTexts, Intervention, intervention_of
 from controller.safety.rules import (
     ACK_TIMEOUT_MS,
+    DEFAULT_SENSORS,
     EMERGENCY_STOP,
     HEARTBEAT_TIMEOUT_MS,
+    HEEL_FORCE_SENSOR,
     INTERVENTION_LOG_FULL,
     LOOP_OVERRUN,
     MONITOR_ERROR,
@@ -145,11 +152,16 @@ def number(value: object) -> float:
         return math.nan
 
 
-def sample_ok(sample: Sample) -> bool:
-    """A sample the controller can act on: finite time, a plausible gyroscope reading
-    (not NaN, not beyond any sensor's range) and a heel switch that is 0 or 1."""
-    return bool(sample_valid(number(sample.t_s), number(sample.gyro_rad_s),
-                             number(sample.heel_switch)))
+def sample_ok(sample: Sample, sensors: int = DEFAULT_SENSORS) -> bool:
+    """A sample the controller can act on: a finite time and a valid reading of every
+    sensor in ``sensors`` (``controller.safety.rules``: those the detector reads; by
+    default the gyroscope and the heel switch), whatever the others read: a plausible
+    gyroscope reading (not NaN, not beyond any sensor's range), a heel switch that is 0
+    or 1, a finite heel force within any walker's range."""
+    heel = sample.heel_force_n if check_sensors(sensors) & HEEL_FORCE_SENSOR else (
+        sample.heel_switch)
+    return bool(sample_valid(float(sensors), number(sample.t_s), number(sample.gyro_rad_s),
+                             number(heel)))
 
 
 def warm_up_kernels(limits: np.ndarray, state: np.ndarray) -> None:
@@ -177,7 +189,14 @@ class Watchdog:
     any thread (a signal, a key listener), the monitor from its own thread.
     """
 
-    def __init__(self, stimulator: Stimulator, limits: SafetyLimits) -> None:
+    def __init__(
+        self, stimulator: Stimulator, limits: SafetyLimits, sensors: int = DEFAULT_SENSORS
+    ) -> None:
+        """``sensors``: those a sample must have valid to count for the sensor timeout,
+        the ones the trial's detector reads (``controller.safety.rules``: a sum of
+        ``GYRO_SENSOR``, ``HEEL_SWITCH_SENSOR``, ``HEEL_FORCE_SENSOR``;
+        ``controller.trial.session.watched_sensors``); by default the gyroscope and the
+        heel switch."""
         self._stimulator = stimulator
         # Looked up without evaluating the property (a driver's may raise before use).
         acks = inspect.getattr_static(stimulator, "last_ack_monotonic_s", None) is not None
@@ -193,7 +212,9 @@ class Watchdog:
         self.interventions: list[Intervention] = []
         self._lock = threading.Lock()
         self._channels = stimulator.channels
-        self._limits = limits.kernel_array()
+        self._limits = limits.kernel_array(sensors)
+        # The heel reading the kernel checks: the force sensor's or the switch's.
+        self._heel_field = "heel_force_n" if sensors & HEEL_FORCE_SENSOR else "heel_switch"
         self._state = new_state(self._channels)
         self._log = new_log(SHELL_LOG_ROWS)
         # Command rows of a submit of n commands, by n (views of one buffer pair).
@@ -272,7 +293,8 @@ class Watchdog:
             self._drain(None)
             answer = observe_sample(
                 self._limits, self._state, self._log, number(sample.t_s),
-                number(sample.gyro_rad_s), number(sample.heel_switch), bool(phase_known),
+                number(sample.gyro_rad_s), number(getattr(sample, self._heel_field)),
+                bool(phase_known),
             )
             self._observed_wall_s = now = time.monotonic()
             if answer & SAMPLE_OK:

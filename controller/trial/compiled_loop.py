@@ -237,8 +237,10 @@ def _block_for(detector_kind: int, stim_mode: int) -> Callable[..., int]:
             heel = sample[O_HEEL_FORCE] if detector.heel_is_force else switch
             phase = detector_step(detector_kind, detector.state, detector.params, t_s, gyro,
                                   heel, outbox)
+            # The watchdog checks the heel reading the detector reads (its limits say
+            # which sensors a valid sample needs: those of the detector).
             if watchdog_observe(watchdog.limits, watchdog.state, watchdog.log, t_s, gyro,
-                                switch, phase != UNKNOWN):
+                                heel, phase != UNKNOWN):
                 command[:] = 0.0
             schedule_step(stim_mode, schedule.params, schedule.state, t_s, phase, outbox,
                           schedule.requested)

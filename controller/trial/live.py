@@ -69,6 +69,7 @@ from controller.trial.session import (
     run_parts,
     run_trial,
     streamed_columns,
+    watched_sensors,
 )
 from controller.trial.status import (
     BAD_FRAMES,
@@ -300,7 +301,8 @@ def warm_up(config: TrialConfig) -> None:
     takes seconds, far beyond the board's timeout."""
     build_detector(config.detector, config.loop.sample_rate_hz).process(Sample(0.0, 0.0, 0))
     StimScheduler(config.stim).warm_up()
-    warm_up_kernels(config.safety.kernel_array(), new_state(output_channels(config)))
+    warm_up_kernels(config.safety.kernel_array(watched_sensors(config)),
+                    new_state(output_channels(config)))
 
 
 #: Said before a long trial against the project's board (``controller.trial.window``).
@@ -395,7 +397,7 @@ def run_live_trial(
     check_fits(rows, numbers_per_sample(config, 0 if ring else len(WIRE_TRUTH_COLUMNS)),
                rate_hz, windowed=ring is not None)
     board.add_fault_listener(lambda fault: _report(report, fault))
-    watchdog = Watchdog(board, config.safety)
+    watchdog = Watchdog(board, config.safety, watched_sensors(config))
     recorder = TrialRecorder(rows, channel, recorded_channels(config),
                              event_ring=None if ring is None else event_ring_rows(ring))
     detector = build_detector(config.detector, rate_hz)

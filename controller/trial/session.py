@@ -34,6 +34,7 @@ from controller.interrupts import interrupts_deferred, raise_if_interrupted
 from controller.loop import LoopOutcome, run_loop
 from controller.outputs import OutputError
 from controller.quantiles import ValueCounts
+from controller.safety.rules import GYRO_SENSOR, HEEL_FORCE_SENSOR, HEEL_SWITCH_SENSOR
 from controller.trial.parts import TrialParts
 from controller.trial.recorder import SAMPLE_ROWS, STIM_COLUMNS, stim_column_prefix
 from controller.trial.scores import ColumnScores, StreamedColumns
@@ -74,6 +75,19 @@ def run_parts(parts: TrialParts, n_samples: int) -> LoopOutcome:
 def output_channels(config: TrialConfig) -> int:
     """How many stimulator outputs the trial's configured channels need."""
     return 1 + max(ch.channel for _, ch in config.stim.named_channels())
+
+
+def watched_sensors(config: TrialConfig) -> int:
+    """The sensors the watchdog needs valid in a sample (``controller.safety.rules``):
+    those the configured detector reads. A lost sample of a sensor the detector does
+    not read (the heel switch of a gyroscope trial) is no reason to stop; one it reads
+    stays invalid. The fused detector needs both: it holds a lost sensor's phase for
+    that sensor's ``unknown_after_missing_ms`` (20 ms at least, 100 ms by default)
+    before it runs on the other alone, longer than any sensor timeout (30 ms at most),
+    and meanwhile the held phase still decides (docs/safety.md)."""
+    detector = config.detector
+    heel = HEEL_FORCE_SENSOR if detector.heel_input == "force" else HEEL_SWITCH_SENSOR
+    return {"gyro": GYRO_SENSOR, "heel": heel, "fused": GYRO_SENSOR | heel}[detector.sensor]
 
 
 def recorded_channels(config: TrialConfig) -> dict[str, int]:

@@ -46,6 +46,7 @@ from controller.trial.session import (
     streamed_columns,
     timing_block,
     trial_summary,
+    watched_sensors,
 )
 from controller.trial.streams import BackEndTruth, TrialFiles, TruthRows
 from controller.trial.summary import TrialFacts
@@ -146,7 +147,7 @@ def run_simulated_trial(
     stop_drawing = limb.draw_noise_ahead()
     detector = build_detector(config.detector, rate_hz)
     scheduler = StimScheduler(config.stim)
-    watchdog = Watchdog(limb, config.safety)
+    watchdog = Watchdog(limb, config.safety, watched_sensors(config))
     clock: Clock = WallClock(loop.spin_us * 1e-6) if realtime else VirtualClock()
     window = _window(config, limb, recorder, truth_rows) if long else None
     parts = TrialParts(
