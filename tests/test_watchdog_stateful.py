@@ -9,7 +9,12 @@ model of docs/safety.md written here with its own arithmetic:
   and the continuous on-time;
 - an e-stop, an overrun, a time that does not increase or a command over a per-pulse
   limit (or not a finite number) latches a fault and calls ``stop_all`` at once;
-- while a fault is latched nothing but "off" reaches the stimulator, until ``reset``.
+- while a fault is latched nothing but "off" reaches the stimulator, until ``reset``;
+- a sample is valid when its time is finite and every sensor the detector reads (the
+  watchdog is told which: gyroscope, heel switch or heel force, or a gyroscope and a
+  heel sensor for the fused detector) is valid, whatever the others read; a sample
+  after more than ``sensor_timeout_ms`` without a valid one latches the sensor
+  timeout, and no sample latches it sooner.
 
 ``tests/test_watchdog_properties.py`` checks the limits over generated sequences of
 the loop's calls; this one adds the calls from outside the loop and the interleavings
@@ -35,6 +40,12 @@ from hypothesis.stateful import (
 from controller.ports import Resolution, Sample, StimCommand
 from controller.safety import SafetyLimits, Watchdog
 from controller.safety.limits import RISE_WINDOW_S
+from controller.safety.rules import (
+    DEFAULT_SENSORS,
+    GYRO_SENSOR,
+    HEEL_FORCE_SENSOR,
+    HEEL_SWITCH_SENSOR,
+)
 from hw import protocol as p
 
 CHANNELS = 4
@@ -62,6 +73,26 @@ class Output:
 
     def stop_all(self) -> None:
         self.calls.append(("stop", []))
+
+
+#: The sensors of each detector (``controller.trial.session.watched_sensors``): gyro,
+#: heel on a switch or a force sensor, fused on either; and a watchdog not told.
+DETECTOR_SENSORS = [GYRO_SENSOR, HEEL_SWITCH_SENSOR, HEEL_FORCE_SENSOR,
+                    GYRO_SENSOR | HEEL_SWITCH_SENSOR, GYRO_SENSOR | HEEL_FORCE_SENSOR,
+                    DEFAULT_SENSORS]
+
+
+def sample_valid(sensors: int, s: Sample) -> bool:
+    """The model's valid sample (docs/safety.md): a finite time and a valid reading of
+    every sensor the detector reads; what the others read does not matter."""
+    ok = math.isfinite(s.t_s)
+    if sensors & GYRO_SENSOR:
+        ok = ok and math.isfinite(s.gyro_rad_s) and abs(s.gyro_rad_s) <= 100.0
+    if sensors & HEEL_SWITCH_SENSOR:
+        ok = ok and s.heel_switch in (0.0, 1.0)
+    if sensors & HEEL_FORCE_SENSOR:
+        ok = ok and math.isfinite(s.heel_force_n) and abs(s.heel_force_n) <= 1e4
+    return ok
 
 
 def stimulates(c: StimCommand) -> bool:
@@ -134,7 +165,11 @@ class WatchdogMachine(RuleBasedStateMachine):
         super().__init__()
         self.resolution: Resolution | None = None
         self.out = Output(None)
+        self.sensors = DEFAULT_SENSORS
         self.dog = Watchdog(self.out, LIMITS)
+        # The model's sensor health: the first sample's time, the last valid one's.
+        self.first_observed = math.nan
+        self.last_good = math.nan
         self.t = 0.0  # the latest finite time handed to the watchdog
         self.last_submit_t = -math.inf  # the latest accepted submit
         self.latched = False  # the model's latch
@@ -146,12 +181,15 @@ class WatchdogMachine(RuleBasedStateMachine):
         self.apply_t = -math.inf
 
     @precondition(lambda self: self.seen == 0 and not self.out.calls)
-    @rule(board=st.booleans())
-    def choose_stimulator(self, board: bool) -> None:
-        """The simulated limb (no steps) or a board's wire (quantising)."""
+    @rule(board=st.booleans(), sensors=st.sampled_from(DETECTOR_SENSORS))
+    def choose_stimulator(self, board: bool, sensors: int) -> None:
+        """The simulated limb (no steps) or a board's wire (quantising), and the sensors
+        the trial's detector reads."""
         self.resolution = p.RESOLUTION if board else None
         self.out = Output(self.resolution)
-        self.dog = Watchdog(self.out, LIMITS)
+        self.sensors = sensors
+        self.dog = Watchdog(self.out, LIMITS, sensors)
+        self.first_observed = self.last_good = math.nan
 
     def _time(self, dt: float) -> float:
         t = self.t + dt if math.isfinite(dt) else dt
@@ -160,9 +198,26 @@ class WatchdogMachine(RuleBasedStateMachine):
         return t
 
     @rule(dt=DT, gyro=st.sampled_from([0.5, 0.5, 0.5, math.nan, 500.0]),
-          heel=st.sampled_from([0, 1, 1, 2]), known=st.sampled_from([True] * 5 + [False]))
-    def observe(self, dt: float, gyro: float, heel: int, known: bool) -> None:
-        self.dog.observe(Sample(self._time(dt), gyro, heel), phase_known=known)
+          heel=st.sampled_from([0, 1, 1, 2, math.nan]),
+          force=st.sampled_from([300.0, 300.0, 0.0, math.nan, 2e4]),
+          known=st.sampled_from([True] * 5 + [False]))
+    def observe(self, dt: float, gyro: float, heel: float, force: float, known: bool) -> None:
+        sample = Sample(self._time(dt), gyro, heel, force)
+        t, latched_before, silent = sample.t_s, self.dog.latched, False
+        if math.isfinite(t):  # the model's sensor gap: before this sample, as it counts
+            if math.isnan(self.first_observed):
+                self.first_observed = t
+            since = self.first_observed if math.isnan(self.last_good) else self.last_good
+            silent = (t - since) * 1000.0 > LIMITS.sensor_timeout_ms
+            if sample_valid(self.sensors, sample):
+                self.last_good = t
+        self.dog.observe(sample, phase_known=known)
+        if not latched_before:
+            fault = self.dog.fault.rule if self.dog.latched and self.dog.fault else None
+            if silent:
+                assert fault == "sensor_timeout_ms", (sample, self.sensors, fault)
+            else:
+                assert fault in (None, "max_unknown_phase_ms"), (sample, self.sensors, fault)
         self._check_calls(may_latch=True)
 
     @rule(dt=DT, burst=st.lists(COMMAND, min_size=1, max_size=4))
@@ -193,7 +248,7 @@ class WatchdogMachine(RuleBasedStateMachine):
         """The loop's rhythm for a while: a valid sample every 2 ms, then the same
         commands (a ramp the rise limit slows, a train that reaches the on-time)."""
         for _ in range(periods):
-            self.observe(0.002, 0.5, 1, True)
+            self.observe(0.002, 0.5, 1, 300.0, True)
             self.submit(0.0, burst)
 
     @precondition(lambda self: not self.latched and math.isfinite(self.last_submit_t))
