@@ -9,6 +9,10 @@ counts no valid sensor sample and ends the trial in its sensor timeout 30 ms int
 gap, no train starts, and samples.csv keeps the cells empty. Before, the Python
 emulator sent a lost sample as contact (``if sample.heel_switch``: NaN is truthy), so
 the trial walked on through the gap on a heel nobody had measured.
+
+The gyroscope detector does not read the heel switch: the watchdog's valid sample is
+one whose sensors the detector reads are valid (docs/safety.md), so the same gap leaves
+a gyroscope trial walking (before 7 Dec 2026 it ended in the sensor timeout too).
 """
 
 from __future__ import annotations
@@ -62,10 +66,13 @@ def losing_patient(limb: Any) -> list[float]:
     return lose(limb, "heel_switch", HEEL_GAP_S)
 
 
-def heel_config() -> Any:
+def heel_config(sensor: str = "heel") -> Any:
+    detector: dict[str, Any] = {"sensor": sensor}
+    if sensor == "gyro":  # no mounting (and axis) check: it holds the gyroscope's
+        # trains for its first strides, most of this short trial
+        detector["gyro"] = {"shank": {"mount_check_strides": 0}}
     return load_config(overrides={"loop": {"duration_s": DURATION_S},
-                                  "safety": SHARED_MACHINE_LIMITS,
-                                  "detector": {"sensor": "heel"}})
+                                  "safety": SHARED_MACHINE_LIMITS, "detector": detector})
 
 
 def check_lost_in_stance(result: LiveResult, folder: Path, lost: list[float]) -> None:
@@ -92,7 +99,10 @@ def check_lost_in_stance(result: LiveResult, folder: Path, lost: list[float]) ->
     assert result.summary["board"]["link"]["missing_samples"] == 0
 
 
-def test_the_python_board_emulator_reports_a_lost_heel_sample_as_lost(tmp_path):
+def python_emulator_trial(tmp_path: Path, sensor: str
+                          ) -> tuple[LiveResult, Path, list[float]]:
+    """``fes run``'s trial with detector ``sensor`` against ``fes board-emulator``
+    wearing the losing patient: the trial, its folder and the heel values lost."""
     from hw.emulator import EmulatorConfig, serve_in_thread
     from hw.firmware import FirmwareSettings
 
@@ -103,7 +113,7 @@ def test_the_python_board_emulator_reports_a_lost_heel_sample_as_lost(tmp_path):
         lost = losing_patient(emu.firmware._limb)
         folder = tmp_path / f"run{k}"
         try:
-            result = run_live_trial(heel_config(), emu.path, folder, None,
+            result = run_live_trial(heel_config(sensor), emu.path, folder, None,
                                     LinkLimits(0.3, 0.4))
         finally:
             finish()
@@ -113,7 +123,30 @@ def test_the_python_board_emulator_reports_a_lost_heel_sample_as_lost(tmp_path):
 
     _, _, (result, folder, lost, _) = rerun_after_heartbeat_faults(
         attempt, lambda run: run[3])
-    check_lost_in_stance(result, folder, lost)
+    return result, folder, lost
+
+
+def test_the_python_board_emulator_reports_a_lost_heel_sample_as_lost(tmp_path):
+    check_lost_in_stance(*python_emulator_trial(tmp_path, "heel"))
+
+
+def test_a_lost_heel_sample_leaves_a_gyroscope_trial_walking(tmp_path):
+    """The same board and patient with the gyroscope detector: the lost heel samples
+    are read as lost (empty cells, counted) and the trial walks on to its end, trains
+    after the gap included (before: sensor timeout 30 ms into the gap, as with the heel
+    detector)."""
+    result, folder, lost = python_emulator_trial(tmp_path, "gyro")
+    assert len(lost) == 40 and set(lost) == {1.0}  # all of the gap, in stance
+    assert result.stopped_by == "duration", result.message
+    assert result.summary["watchdog"]["faults"] == 0
+    assert result.summary["lost_samples"] == {"gyro_rad_s": 3, "heel_switch": 40}
+    with (folder / "samples.csv").open() as handle:
+        rows = list(csv.DictReader(handle))
+    in_gap = [r for r in rows if HEEL_GAP_S[0] - 1e-9 <= float(r["time_s"]) < HEEL_GAP_S[1]]
+    assert len(in_gap) == 40 and all(r["heel_switch"] == "" for r in in_gap)
+    starts = [float(rows[k]["time_s"]) for k in range(1, len(rows))
+              if rows[k]["stim_on"] == "1" and rows[k - 1]["stim_on"] == "0"]
+    assert any(t > HEEL_GAP_S[1] for t in starts), starts
 
 
 def test_the_avr_firmware_reports_a_lost_heel_sample_as_lost(tmp_path):
