@@ -30,7 +30,8 @@ class Sample:
     when the switch's sample was lost (an empty cell of a replayed recording, a board's
     SAMPLE flagged HEEL_LOST or never received: docs/protocol.md); consumers
     must treat NaN as missing, never as a reading (a lost switch sample is not "heel
-    off": the watchdog counts it as no valid sensor sample, the detector as missing).
+    off": the detector counts it as missing, and the watchdog as no valid sensor
+    sample when the detector reads the switch, docs/safety.md).
     ``gyro_xyz_rad_s`` is all three axes of the gyroscope in its own frame (signs as
     measured; ``gyro_rad_s`` is the one declared sagittal), where the source reads them
     (the project's board), for the axis check (``controller.detect.axis``); None
