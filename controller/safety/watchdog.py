@@ -214,7 +214,7 @@ class Watchdog:
         self._channels = stimulator.channels
         self._limits = limits.kernel_array(sensors)
         # The heel reading the kernel checks: the force sensor's or the switch's.
-        self._heel_field = "heel_force_n" if sensors & HEEL_FORCE_SENSOR else "heel_switch"
+        self._heel_force = bool(sensors & HEEL_FORCE_SENSOR)
         self._state = new_state(self._channels)
         self._log = new_log(SHELL_LOG_ROWS)
         # Command rows of a submit of n commands, by n (views of one buffer pair).
@@ -293,7 +293,8 @@ class Watchdog:
             self._drain(None)
             answer = observe_sample(
                 self._limits, self._state, self._log, number(sample.t_s),
-                number(sample.gyro_rad_s), number(getattr(sample, self._heel_field)),
+                number(sample.gyro_rad_s),
+                number(sample.heel_force_n if self._heel_force else sample.heel_switch),
                 bool(phase_known),
             )
             self._observed_wall_s = now = time.monotonic()
