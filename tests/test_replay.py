@@ -10,6 +10,7 @@ import pytest
 
 from controller.cli import main
 from controller.detect.csvfiles import CsvError
+from controller.errors import ConfigError
 from controller.trial.backends import parse_backend
 from controller.trial.recording import load_recording
 from hw.replay import ReplaySource
@@ -248,3 +249,44 @@ def test_fes_run_reads_the_replayed_recording_once(tmp_path, monkeypatch, capsys
     assert code == 0, capsys.readouterr().err
     assert reads == [walk]
     assert (tmp_path / "out" / "samples.csv").read_text().count("\n") == 51
+
+
+@pytest.mark.parametrize(("columns", "detector", "refused"), [
+    ("heel_switch", "sensor = 'gyro'", "detector.sensor = 'gyro' reads the gyroscope"),
+    ("heel_force_n", "sensor = 'fused'\nheel_input = 'force'",
+     "detector.sensor = 'fused' reads the gyroscope"),
+    ("gyro_rad_s,heel_switch", "sensor = 'heel'\nheel_input = 'force'",
+     "with detector.heel_input = 'force' reads the heel force sensor, but the recording "
+     "has no heel_force_n column (it has: gyro_rad_s, heel_switch)"),
+])
+def test_fes_run_refuses_a_recording_without_a_sensor_its_detector_reads(
+        tmp_path, capsys, columns, detector, refused):
+    """Every sample would lack a sensor the watchdog needs (docs/safety.md, "Valid
+    sensor samples"): before, the trial started and ended in the sensor timeout 32 ms
+    in, without a train."""
+    walk = tmp_path / "walk.csv"
+    n = columns.count(",") + 1
+    walk.write_text(f"time_s,{columns}\n" + "".join(
+        f"{k / 100}" + ",1" * n + "\n" for k in range(50)))
+    config = tmp_path / "trial.toml"
+    config.write_text(f"[detector]\n{detector}\n")
+    code = main(["run", "--sensors", f"replay:{walk}", "--stimulator",
+                 "openemsstim:/dev/nonexistent", "--config", str(config),
+                 "--out", str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert refused in err and "sensor timeout at the start" in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_fes_run_takes_a_heel_only_recording_with_the_heel_detector(tmp_path):
+    """The same checks pass a recording whose sensors the detector reads."""
+    from controller.config import load_config
+    from controller.trial.backends import BackendSpec, check_sensors
+
+    walk = tmp_path / "walk.csv"
+    walk.write_text("time_s,heel_switch\n" + "".join(f"{k / 100},1\n" for k in range(50)))
+    spec = BackendSpec("openemsstim", "/dev/x", replay=walk, recording=load_recording(walk))
+    check_sensors(spec, load_config(None, {"detector": {"sensor": "heel"}}))
+    with pytest.raises(ConfigError, match="no gyro_rad_s column"):
+        check_sensors(spec, load_config(None))

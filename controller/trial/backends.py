@@ -26,6 +26,7 @@ from controller.ports import Sample, SensorSource, StimCommand
 
 if TYPE_CHECKING:
     from controller.config import TrialConfig
+    from controller.detect.config import DetectorConfig
     from controller.trial.recording import Recording
 
 
@@ -196,8 +197,14 @@ def check_sensors(spec: BackendSpec, config: TrialConfig) -> None:
     AVR board alike, is worn on the shank, and its INFO names the gyroscope axis of the
     shank's sagittal rotation (docs/protocol.md, INFO ``sagittal_axis``); it has no way
     to say it is worn elsewhere. The foot's thresholds would run on a shank's signal.
-    A replayed recording (``--sensors replay:PATH``) is whatever it was recorded on."""
+    A replayed recording (``--sensors replay:PATH``) is whatever it was recorded on,
+    but it must have the sensors the detector reads that play as lost when absent (the
+    gyroscope, the heel force sensor): without them every sample would lack a sensor
+    the watchdog needs (docs/safety.md, "Valid sensor samples"), and the trial would
+    end in its sensor timeout at the start."""
     detector = config.detector
+    if spec.recording is not None:
+        _check_recording_sensors(spec.recording, detector)
     if spec.kind != "board" or detector.placement != "foot" or detector.sensor == "heel":
         return
     raise ConfigError("--sensors board", [
@@ -207,6 +214,29 @@ def check_sensors(spec: BackendSpec, config: TrialConfig) -> None:
         "names the shank's axis): the foot's detector would read a shank's signal. Run "
         "with placement = 'shank'; a foot recording runs with --stimulator KIND:URL "
         "--sensors replay:PATH, or fes detect --placement foot"])
+
+
+def _check_recording_sensors(recording: Recording, detector: DetectorConfig) -> None:
+    """``ConfigError`` naming the column a replayed recording lacks that the detector
+    reads and that would play as lost at every sample. (A missing ``heel_switch``
+    column plays 0, no contact, as a board without a switch reports.)"""
+    sensor = f"detector.sensor = {detector.sensor!r}"
+    lacking = []
+    if detector.sensor != "heel" and recording.gyro_rad_s is None:
+        lacking.append((sensor, "the gyroscope", "gyro_rad_s"))
+    if (detector.sensor != "gyro" and detector.heel_input == "force"
+            and recording.heel_force_n is None):
+        lacking.append((f"{sensor} with detector.heel_input = 'force'",
+                        "the heel force sensor", "heel_force_n"))
+    has = ", ".join(name for name in ("gyro_rad_s", "heel_switch", "heel_force_n")
+                    if getattr(recording, name) is not None)
+    if lacking:
+        raise ConfigError(f"--sensors replay:{recording.path}", [
+            f"{choice} reads {what}, but the recording has no {column} column (it has: "
+            f"{has}): every sample would lack it, and the watchdog would end the trial "
+            "in its sensor timeout at the start (docs/safety.md, \"Valid sensor "
+            "samples\"). Choose the detector of the sensors it has (detector.sensor, "
+            "detector.heel_input)" for choice, what, column in lacking])
 
 
 def check_stimulator(spec: BackendSpec, config: TrialConfig) -> None:
