@@ -21,13 +21,13 @@ from controller.config import load_config
 from controller.ports import Sample
 from controller.safety import SafetyLimits, Watchdog, sample_ok
 from controller.safety.decide import sample_valid
-from controller.safety.limits import check_sensors
-from controller.safety.rules import (
+from controller.safety.sensors import (
     DEFAULT_SENSORS,
     GYRO_SENSOR,
     HEEL_FORCE_SENSOR,
     HEEL_SWITCH_SENSOR,
     SENSORS,
+    check_sensors,
 )
 from controller.trial.session import watched_sensors
 

@@ -40,7 +40,7 @@ from hypothesis.stateful import (
 from controller.ports import Resolution, Sample, StimCommand
 from controller.safety import SafetyLimits, Watchdog
 from controller.safety.limits import RISE_WINDOW_S
-from controller.safety.rules import (
+from controller.safety.sensors import (
     DEFAULT_SENSORS,
     GYRO_SENSOR,
     HEEL_FORCE_SENSOR,

@@ -81,11 +81,7 @@ from controller.safety.pulse_math import (
     recovery_phase,
 )
 from controller.safety.rules import (
-    DEFAULT_SENSORS,
     FAULT_LATCHED,
-    GYRO_SENSOR,
-    HEEL_FORCE_SENSOR,
-    HEEL_SWITCH_SENSOR,
     INTERVENTION_LOG_FULL,
     MAX_CHARGE_RISE_UC_PER_S,
     MAX_CONTINUOUS_ON_MS,
@@ -97,9 +93,15 @@ from controller.safety.rules import (
     NON_FINITE_VALUE,
     PULSE_RULES,
     SENSOR_TIMEOUT_MS,
-    SENSORS,
     TIME_NOT_INCREASING,
     UNKNOWN_CHANNEL,
+)
+from controller.safety.sensors import (
+    DEFAULT_SENSORS,
+    GYRO_SENSOR,
+    HEEL_FORCE_SENSOR,
+    HEEL_SWITCH_SENSOR,
+    SENSORS,
 )
 
 #: A gyroscope reading beyond this is not a measurement (no MEMS gyro reaches it).
@@ -153,7 +155,7 @@ def watchdog_submit(
 @kernel
 def sample_valid(sensors: float, t_s: float, gyro_rad_s: float, heel: float) -> bool:
     """A sample the controller can act on: a finite time and a valid reading of every
-    sensor in ``sensors`` (the ``rules.SENSORS`` slot of the limits: those the detector
+    sensor in ``sensors`` (the ``sensors.SENSORS`` slot of the limits: those the detector
     reads), whatever the others read: a plausible gyroscope reading (not NaN, not beyond
     any sensor's range); a heel switch (``heel``) that is 0 or 1; a heel force
     (``heel``, N) that is finite and within any walker's range. A ``sensors`` that is

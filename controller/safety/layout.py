@@ -5,7 +5,8 @@ Three arrays, owned by the ``Watchdog`` shell and handed as they are to a compil
 
 - ``limits``: the ``SafetyLimits`` of the installation, one number per field in the
   order of ``controller.safety.rules.LIMIT_FIELDS``: the limit of a rule is at the
-  index of its rule code (``SafetyLimits.kernel_array``).
+  index of its rule code (``SafetyLimits.kernel_array``); then, in the slot
+  ``controller.safety.sensors.SENSORS``, the sensors a valid sample needs.
 - ``state``: everything the watchdog remembers between calls: a header (last trial
   time, sensor and phase health, the latch, counters, the log's fill) and one block per
   channel (on/off, held amplitude, last command) with its ring of closed on-intervals

@@ -40,15 +40,8 @@ from pydantic import Field, model_validator
 from controller.kernels import in_python
 from controller.ports import COMMAND_FIELDS, StimCommand
 from controller.safety import pulse_math
-from controller.safety.rules import (
-    DEFAULT_SENSORS,
-    GYRO_SENSOR,
-    HEEL_FORCE_SENSOR,
-    HEEL_SWITCH_SENSOR,
-    LIMIT_FIELDS,
-    PULSE_LIMITS,
-    RULE_NAMES,
-)
+from controller.safety.rules import LIMIT_FIELDS, PULSE_LIMITS, RULE_NAMES
+from controller.safety.sensors import DEFAULT_SENSORS, check_sensors
 from controller.validation import ConfigModel
 
 ABSOLUTE_MAX_AMPLITUDE_MA = 100.0
@@ -171,24 +164,11 @@ class SafetyLimits(ConfigModel):
     def kernel_array(self, sensors: int = DEFAULT_SENSORS) -> np.ndarray:
         """These limits as the watchdog's kernels read them: one float64 per field, in
         the order of ``controller.safety.rules.LIMIT_FIELDS``, then ``sensors`` (slot
-        ``rules.SENSORS``): the sensors a valid sample must have valid, those the
+        ``sensors.SENSORS``): the sensors a valid sample must have valid, those the
         detector reads (``check_sensors``)."""
         numbers = [float(getattr(self, name)) for name in LIMIT_FIELDS]
         return np.array([*numbers, float(check_sensors(sensors))], dtype=np.float64)
 
-
-def check_sensors(sensors: int) -> int:
-    """``sensors`` if it names at least one sensor and nothing else (a sum of
-    ``rules.GYRO_SENSOR``, ``HEEL_SWITCH_SENSOR`` and ``HEEL_FORCE_SENSOR``, one heel
-    sensor at most); else ``ValueError``: a watchdog that requires no sensor would
-    count every sample valid."""
-    known = GYRO_SENSOR | HEEL_SWITCH_SENSOR | HEEL_FORCE_SENSOR
-    both_heels = HEEL_SWITCH_SENSOR | HEEL_FORCE_SENSOR
-    if (type(sensors) is not int or not 0 < sensors <= known
-            or sensors & both_heels == both_heels):
-        raise ValueError(f"sensors {sensors!r}: a sum of GYRO_SENSOR, HEEL_SWITCH_SENSOR "
-                         "or HEEL_FORCE_SENSOR (one heel sensor), at least one")
-    return sensors
 
 
 @dataclass(frozen=True, slots=True)

@@ -80,17 +80,6 @@ RULE_NAMES = (
 LIMIT_FIELDS = ("electrode_area_cm2", *RULE_NAMES[1:ACK_TIMEOUT_MS + 1])
 ELECTRODE_AREA_CM2 = NO_RULE
 
-#: The slot after the limits: which sensors a sample must have valid to count as one the
-#: controller can act on (``sensor_timeout_ms``), a sum of the bits below: those the
-#: configured detector reads (``controller.trial.session.watched_sensors``).
-SENSORS = len(LIMIT_FIELDS)
-GYRO_SENSOR = 1  # the sagittal gyroscope: finite, within +-100 rad/s
-HEEL_SWITCH_SENSOR = 2  # the heel switch: exactly 0 or 1
-HEEL_FORCE_SENSOR = 4  # the heel force sensor: finite, within +-10 kN
-#: Every sensor of the rule as it was before it followed the detector (a gyroscope and
-#: a heel switch), for a watchdog that is not told which sensors its detector reads.
-DEFAULT_SENSORS = GYRO_SENSOR | HEEL_SWITCH_SENSOR
-
 #: The per-pulse limits in checking order: rule, quantity and unit of its message.
 PULSE_LIMITS = (
     (MAX_AMPLITUDE_MA, "amplitude", "mA"),

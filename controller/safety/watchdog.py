@@ -109,16 +109,13 @@ from controller.safety.layout import (
 from controller.safety.limits import (
     MONITOR_PERIOD_S,
     SafetyLimits,
-    check_sensors,
     unknown_fields,
 )
 from controller.safety.records import CallTexts, Intervention, intervention_of
 from controller.safety.rules import (
     ACK_TIMEOUT_MS,
-    DEFAULT_SENSORS,
     EMERGENCY_STOP,
     HEARTBEAT_TIMEOUT_MS,
-    HEEL_FORCE_SENSOR,
     INTERVENTION_LOG_FULL,
     LOOP_OVERRUN,
     MONITOR_ERROR,
@@ -127,6 +124,11 @@ from controller.safety.rules import (
     SENSOR_TIMEOUT_MS,
     UNKNOWN_CHANNEL,
     UNKNOWN_COMMAND_FIELD,
+)
+from controller.safety.sensors import (
+    DEFAULT_SENSORS,
+    HEEL_FORCE_SENSOR,
+    check_sensors,
 )
 
 __all__ = ["ALL_CHANNELS", "Intervention", "Watchdog", "sample_ok"]
@@ -154,7 +156,7 @@ def number(value: object) -> float:
 
 def sample_ok(sample: Sample, sensors: int = DEFAULT_SENSORS) -> bool:
     """A sample the controller can act on: a finite time and a valid reading of every
-    sensor in ``sensors`` (``controller.safety.rules``: those the detector reads; by
+    sensor in ``sensors`` (``controller.safety.sensors``: those the detector reads; by
     default the gyroscope and the heel switch), whatever the others read: a plausible
     gyroscope reading (not NaN, not beyond any sensor's range), a heel switch that is 0
     or 1, a finite heel force within any walker's range."""
@@ -193,7 +195,7 @@ class Watchdog:
         self, stimulator: Stimulator, limits: SafetyLimits, sensors: int = DEFAULT_SENSORS
     ) -> None:
         """``sensors``: those a sample must have valid to count for the sensor timeout,
-        the ones the trial's detector reads (``controller.safety.rules``: a sum of
+        the ones the trial's detector reads (``controller.safety.sensors``: a sum of
         ``GYRO_SENSOR``, ``HEEL_SWITCH_SENSOR``, ``HEEL_FORCE_SENSOR``;
         ``controller.trial.session.watched_sensors``); by default the gyroscope and the
         heel switch."""

@@ -34,7 +34,11 @@ from controller.interrupts import interrupts_deferred, raise_if_interrupted
 from controller.loop import LoopOutcome, run_loop
 from controller.outputs import OutputError
 from controller.quantiles import ValueCounts
-from controller.safety.rules import GYRO_SENSOR, HEEL_FORCE_SENSOR, HEEL_SWITCH_SENSOR
+from controller.safety.sensors import (
+    GYRO_SENSOR,
+    HEEL_FORCE_SENSOR,
+    HEEL_SWITCH_SENSOR,
+)
 from controller.trial.parts import TrialParts
 from controller.trial.recorder import SAMPLE_ROWS, STIM_COLUMNS, stim_column_prefix
 from controller.trial.scores import ColumnScores, StreamedColumns
@@ -78,7 +82,7 @@ def output_channels(config: TrialConfig) -> int:
 
 
 def watched_sensors(config: TrialConfig) -> int:
-    """The sensors the watchdog needs valid in a sample (``controller.safety.rules``):
+    """The sensors the watchdog needs valid in a sample (``controller.safety.sensors``):
     those the configured detector reads. A lost sample of a sensor the detector does
     not read (the heel switch of a gyroscope trial) is no reason to stop; one it reads
     stays invalid. The fused detector needs both: it holds a lost sensor's phase for
