@@ -170,7 +170,6 @@ class SafetyLimits(ConfigModel):
         return np.array([*numbers, float(check_sensors(sensors))], dtype=np.float64)
 
 
-
 @dataclass(frozen=True, slots=True)
 class Pulse:
     """The biphasic pulse train a command asks for, phase by phase, in the config's units."""

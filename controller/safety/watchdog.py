@@ -106,11 +106,7 @@ from controller.safety.layout import (
     new_log,
     new_state,
 )
-from controller.safety.limits import (
-    MONITOR_PERIOD_S,
-    SafetyLimits,
-    unknown_fields,
-)
+from controller.safety.limits import MONITOR_PERIOD_S, SafetyLimits, unknown_fields
 from controller.safety.records import CallTexts, Intervention, intervention_of
 from controller.safety.rules import (
     ACK_TIMEOUT_MS,
@@ -125,11 +121,7 @@ from controller.safety.rules import (
     UNKNOWN_CHANNEL,
     UNKNOWN_COMMAND_FIELD,
 )
-from controller.safety.sensors import (
-    DEFAULT_SENSORS,
-    HEEL_FORCE_SENSOR,
-    check_sensors,
-)
+from controller.safety.sensors import DEFAULT_SENSORS, HEEL_FORCE_SENSOR, check_sensors
 
 __all__ = ["ALL_CHANNELS", "Intervention", "Watchdog", "sample_ok"]
 
