@@ -19,20 +19,17 @@ heel switch reading is no valid sensor sample).
 from __future__ import annotations
 
 import csv
-import io
 import json
 from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers.avr_support import avr_build_or_skip
-from helpers.live import events
-from helpers.shared_machine import SHARED_MACHINE_LIMITS, rerun_after_heartbeat_faults
+from helpers.board_trials import avr_board_trial, python_board_trial
+from helpers.shared_machine import SHARED_MACHINE_LIMITS
 
 from controller.cli import main
-from controller.commands.common import EXIT_WATCHDOG_FAULT
 from controller.config import load_config
-from controller.trial.live import LinkLimits, LiveResult, run_live_trial
+from controller.trial.live import LiveResult
 from sim.limb import SimulatedLimb
 from sim.patient import load_patient
 
@@ -122,51 +119,12 @@ def check_live_trial(result: LiveResult, folder: Path, patient: Path, seed: int)
 
 
 def test_the_python_board_emulator_sends_the_patients_heel_dropouts_as_lost(tmp_path):
-    from hw.emulator import EmulatorConfig, serve_in_thread
-    from hw.firmware import FirmwareSettings
-
     patient, seed = patient_file(tmp_path), 11
-
-    def attempt(k: int) -> tuple[int, str, tuple[LiveResult, Path, list[dict]]]:
-        log = io.StringIO()
-        emu, finish = serve_in_thread(EmulatorConfig(
-            patient=str(patient), seed=seed, board=FirmwareSettings(comm_timeout_ms=400),
-            speed=2.0), log)
-        folder = tmp_path / f"run{k}"
-        try:
-            result = run_live_trial(emulator_config(8.0), emu.path, folder, None,
-                                    LinkLimits(0.3, 0.4))
-        finally:
-            finish()
-        board = [json.loads(line) for line in log.getvalue().splitlines()]
-        code = EXIT_WATCHDOG_FAULT if result.stopped_by == "watchdog_fault" else 0
-        return code, result.message, (result, folder, board)
-
-    _, _, (result, folder, _) = rerun_after_heartbeat_faults(attempt, lambda run: run[2])
+    result, folder = python_board_trial(tmp_path, emulator_config(8.0), str(patient), seed)
     check_live_trial(result, folder, patient, seed)
 
 
 def test_the_avr_firmware_sends_the_patients_heel_dropouts_as_lost(tmp_path):
-    from hw.avr import cosim
-
-    build = avr_build_or_skip("firmware", "harness")
     patient, seed = patient_file(tmp_path), 11
-
-    def attempt(k: int) -> tuple[int, str, tuple[LiveResult, Path, Path]]:
-        log = tmp_path / f"board{k}.jsonl"
-        board, finish = cosim.serve_in_thread(cosim.AvrBoardConfig(
-            patient=str(patient), seed=seed, board=cosim.AvrBoardSettings(comm_timeout_ms=400)),
-            log, build)
-        folder = tmp_path / f"run{k}"
-        try:
-            result = run_live_trial(emulator_config(8.0), board.path, folder, None,
-                                    LinkLimits(0.3, 0.4))
-        finally:
-            ending = finish()
-        assert ending == "stopped", board.harness_stderr
-        code = EXIT_WATCHDOG_FAULT if result.stopped_by == "watchdog_fault" else 0
-        return code, result.message, (result, folder, log)
-
-    _, _, (result, folder, _) = rerun_after_heartbeat_faults(
-        attempt, lambda run: events(run[2]))
+    result, folder = avr_board_trial(tmp_path, emulator_config(8.0), str(patient), seed)
     check_live_trial(result, folder, patient, seed)

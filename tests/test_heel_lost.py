@@ -16,21 +16,17 @@ from __future__ import annotations
 
 import csv
 import dataclasses
-import io
-import json
 import math
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-from helpers.avr_support import avr_build_or_skip
-from helpers.live import events
-from helpers.shared_machine import SHARED_MACHINE_LIMITS, rerun_after_heartbeat_faults
+from helpers.board_trials import avr_board_trial, python_board_trial
+from helpers.shared_machine import SHARED_MACHINE_LIMITS
 
-from controller.commands.common import EXIT_WATCHDOG_FAULT
 from controller.config import load_config
 from controller.ports import Sample
-from controller.trial.live import LinkLimits, LiveResult, run_live_trial
+from controller.trial.live import LiveResult
 from sim.limb import SimulatedLimb
 from sim.patient import load_patient
 
@@ -109,30 +105,9 @@ def check_lost_in_stance(result: LiveResult, folder: Path, gap_s: tuple[float, f
 
 
 def test_the_python_board_emulator_reports_a_lost_heel_sample_as_lost(tmp_path):
-    from hw.emulator import EmulatorConfig, serve_in_thread
-    from hw.firmware import FirmwareSettings
-
     patient = patient_file(tmp_path)
-    gap_s = heel_gap(patient)
-
-    def attempt(k: int) -> tuple[int, str, tuple[LiveResult, Path, list[dict]]]:
-        log = io.StringIO()
-        emu, finish = serve_in_thread(EmulatorConfig(
-            patient=patient, seed=SEED, board=FirmwareSettings(comm_timeout_ms=400),
-            speed=2.0), log)
-        lose_gyro(emu.firmware._limb)
-        folder = tmp_path / f"run{k}"
-        try:
-            result = run_live_trial(heel_config(), emu.path, folder, None,
-                                    LinkLimits(0.3, 0.4))
-        finally:
-            finish()
-        board = [json.loads(line) for line in log.getvalue().splitlines()]
-        code = EXIT_WATCHDOG_FAULT if result.stopped_by == "watchdog_fault" else 0
-        return code, result.message, (result, folder, board)
-
-    _, _, (result, folder, _) = rerun_after_heartbeat_faults(attempt, lambda run: run[2])
-    check_lost_in_stance(result, folder, gap_s)
+    result, folder = python_board_trial(tmp_path, heel_config(), patient, SEED, lose_gyro)
+    check_lost_in_stance(result, folder, heel_gap(patient))
 
 
 def test_the_avr_firmware_reports_a_lost_heel_sample_as_lost(tmp_path):
@@ -140,28 +115,6 @@ def test_the_avr_firmware_reports_a_lost_heel_sample_as_lost(tmp_path):
     heel fault line (low: the sensor has no reading), and the firmware flags them
     HEEL_LOST. Before, the co-simulation raised on the NaN (``int(nan)``) and the
     firmware sent a sample without a gyroscope reading as heel off at 0 N."""
-    from hw.avr import cosim
-
-    build = avr_build_or_skip("firmware", "harness")
     patient = patient_file(tmp_path)
-    gap_s = heel_gap(patient)
-
-    def attempt(k: int) -> tuple[int, str, tuple[LiveResult, Path, Path]]:
-        log = tmp_path / f"board{k}.jsonl"
-        board, finish = cosim.serve_in_thread(cosim.AvrBoardConfig(
-            patient=patient, seed=SEED, board=cosim.AvrBoardSettings(comm_timeout_ms=400)),
-            log, build)
-        lose_gyro(board._limb)
-        folder = tmp_path / f"run{k}"
-        try:
-            result = run_live_trial(heel_config(), board.path, folder, None,
-                                    LinkLimits(0.3, 0.4))
-        finally:
-            ending = finish()
-        assert ending == "stopped", board.harness_stderr
-        code = EXIT_WATCHDOG_FAULT if result.stopped_by == "watchdog_fault" else 0
-        return code, result.message, (result, folder, log)
-
-    _, _, (result, folder, _) = rerun_after_heartbeat_faults(
-        attempt, lambda run: events(run[2]))
-    check_lost_in_stance(result, folder, gap_s)
+    result, folder = avr_board_trial(tmp_path, heel_config(), patient, SEED, lose_gyro)
+    check_lost_in_stance(result, folder, heel_gap(patient))
