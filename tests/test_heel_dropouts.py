@@ -6,9 +6,10 @@ HEEL_LOST), record the samples of the patient's dropouts (``SimulatedLimb.dropou
 and those only, as lost: empty heel_switch cells, counted in summary.json
 ``lost_samples``. A lost sample starts no train: ``fes sim``'s trains start when they
 start on the same walk without the dropouts, or later where the sample that walk
-started one on was lost here (the detector holds its phase and decides on the next
-reading). A lost sample read as "no contact" (the heel detector's heel off once it has
-lasted its 20 ms debounce) started one of seed 11's trains 132 ms early.
+decided one on (the one before its start) was lost here (the detector holds its phase
+and decides on the next reading). A lost sample read as "no contact" (the heel
+detector's heel off once it has lasted its 20 ms debounce) started one of seed 11's
+trains 132 ms early.
 
 The patient loses its heel switch 60 times a minute, for 10 ms on average (a sample
 is 2 ms); no dropout of these walks (seeds 11 and 13) reaches the watchdog's sensor
