@@ -131,8 +131,12 @@ _INTEGER_COLUMNS = ("pulses", "foot_slap")
 # Children of the trial seed, one per random stream.
 _GAIT_STREAM = 0
 _NOISE_STREAMS = (1, 2, 3, 4, 5)  # one per sensor noise column, in column order
-_DROPOUT_STREAM = 6
-_STREAMS = 7
+_DROPOUT_STREAM = 6  # the gyroscope's dropouts
+#: The heel switch's dropouts: a stream added after the others, so that they keep their
+#: numbers (``SeedSequence.spawn``'s first children do not depend on how many it spawns)
+#: and a profile without heel switch dropouts walks, and reads, as it did before.
+_HEEL_DROPOUT_STREAM = 7
+_STREAMS = 8
 
 
 @kernel
@@ -169,8 +173,8 @@ def _sample(
     sample[O_GYRO] = sensors.gyro_sample(
         strides, features, i, t, sensor_p, sensor_s, dropouts, noise, m
     )
-    sample[O_HEEL_SWITCH] = sensors.heel_switch(
-        strides, i, t, sensor_p, noise[m, sensors.N_BOUNCE]
+    sample[O_HEEL_SWITCH] = sensors.heel_switch_sample(
+        strides, i, t, sensor_p, sensor_s, dropouts, noise[m, sensors.N_BOUNCE]
     )
     load = sensors.heel_load_n(strides, i, t, sensor_p)
     reading = sensors.heel_sensor_load_n(load, strides, i, t, sensor_p)
@@ -368,7 +372,8 @@ class SimulatedLimb:
         self._stop_drawing_now = False
         self._drawing_failed: BaseException | None = None
         self._dropouts = sensors.draw_dropouts(
-            profile, duration_s, np.random.default_rng(streams[_DROPOUT_STREAM])
+            profile, duration_s, np.random.default_rng(streams[_DROPOUT_STREAM]),
+            np.random.default_rng(streams[_HEEL_DROPOUT_STREAM]),
         )
 
         steps = _physics_steps(profile, self._dt)
@@ -453,6 +458,13 @@ class SimulatedLimb:
         """The trial's stride table, drawn from the seed at construction."""
         return self._schedule
 
+    def dropouts(self, sensor: str) -> np.ndarray:
+        """The intervals (start_s, end_s), one row each, in which ``sensor``
+        (``"gyro_rad_s"`` or ``"heel_switch"``) reads NaN: its dropouts, drawn from the
+        seed at construction (a sample at t is lost when start_s <= t < end_s)."""
+        column = 2 * sensors.DROPOUT_SENSORS.index(sensor)
+        return sensors.dropout_intervals(self._dropouts, column)
+
     @property
     def commands(self) -> tuple[StimCommand, ...]:
         """The command each channel holds now."""
@@ -490,7 +502,8 @@ class SimulatedLimb:
         limb_step(k, *self._kernel_arrays, self._noise, self._command, out, self._truth)
         self._k = k + 1
         gyro, switch, force = out.tolist()
-        return Sample(k * self._dt, gyro, int(switch), force)
+        # A heel switch sample is 1 or 0 as ever, NaN when lost (a dropout).
+        return Sample(k * self._dt, gyro, int(switch) if switch == switch else switch, force)
 
     def run(self, commands: np.ndarray) -> dict[str, np.ndarray]:
         """Step the limb open loop over a whole channel-0 command sequence.
@@ -499,7 +512,8 @@ class SimulatedLimb:
         per sample from the next one on: row m is the command in force while sample
         k + m is simulated, as if it had been ``apply``-ed before that sample's ``read``.
         The run stops at the end of the trial. Returns the sensor samples as columns
-        (``time_s``, ``gyro_rad_s``, ``heel_switch``, ``heel_force_n``); the truth is in
+        (``time_s``, ``gyro_rad_s``, ``heel_switch``, ``heel_force_n``; the heel
+        switch 1.0 or 0.0, NaN where its sample was lost); the truth is in
         ``truth()`` as for ``read``. Same seed and commands, same numbers as ``read``.
         """
         commands = np.asarray(commands, dtype=float)
@@ -527,7 +541,7 @@ class SimulatedLimb:
         return {
             "time_s": (start + np.arange(count)) * self._dt,
             "gyro_rad_s": samples[:, O_GYRO],
-            "heel_switch": samples[:, O_HEEL_SWITCH].astype(np.int64),
+            "heel_switch": samples[:, O_HEEL_SWITCH],
             "heel_force_n": samples[:, O_HEEL_FORCE],
         }
 

@@ -292,6 +292,18 @@ class PatientProfile(ConfigModel):
         description="Time after each switch transition during which it chatters at random, "
         "contact bounce that the heel detector must debounce (0: none).",
     )
+    heel_switch_dropouts_per_min: float = Field(
+        0.0, ge=0.0, le=60.0,
+        description="Rate of dropouts in which the heel switch reads NaN (a wireless insole's "
+        "lost packets, a loose connector), as a Poisson process of its own (0: none); the "
+        "heel force sensor keeps reading.",
+    )
+    heel_switch_dropout_ms: float = Field(
+        50.0, ge=1.0, le=5000.0,
+        description="Mean length of a heel switch dropout, exponentially distributed; the "
+        "watchdog counts a sample without a heel switch reading as invalid, so one longer "
+        "than its sensor_timeout_ms stops the trial.",
+    )
     heel_force_noise_n: float = Field(
         0.0, ge=0.0, le=100.0,
         description="Standard deviation of Gaussian noise on the heel force reading, which "

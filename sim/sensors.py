@@ -71,6 +71,11 @@ that only reaches zero shortly before toe off (PhysioNet gaitpdb, Yogev et al. 2
 that falls linearly from ``heel_force_tail_n`` at heel off to zero at
 ``heel_force_release_stance_fraction`` of stance; plus Gaussian noise, never below zero.
 
+The heel switch has dropouts of its own, drawn as the gyroscope's but from a stream of
+their own (``heel_switch_dropouts_per_min``, ``heel_switch_dropout_ms``: a wireless
+insole's lost packets, a loose connector), in which its sample is NaN; the heel force
+sensor, a channel of its own, keeps reading.
+
 The shank signals do not depend on stimulation: the peroneal stimulation moves the
 foot, not the shank. Random draws come from the caller, one row of standard normals per
 sample (see ``NOISE_COLUMNS``), each column from its own stream of the seed.
@@ -197,13 +202,21 @@ BUMP_AREA_SD = math.sqrt(2.0 * BUMP_ORDER) * math.gamma(0.5) * math.gamma(BUMP_O
 # State array.
 STATE_NAMES = (
     "bias",  # rad/s, current bias
-    "dropout",  # index of the next dropout interval that has not ended
+    "gyro_dropout",  # index of the gyroscope's next dropout interval that has not ended
+    "heel_dropout",  # the same for the heel switch
 )
 (
     S_BIAS,
-    S_DROPOUT,
+    S_GYRO_DROPOUT,
+    S_HEEL_DROPOUT,
 ) = range(len(STATE_NAMES))
 N_STATE = len(STATE_NAMES)
+
+# The dropout table (``draw_dropouts``): per sensor, the start and end (s) of its
+# dropout intervals, sorted, in two columns from the sensor's own; rows past a sensor's
+# last interval hold +inf, so that a cursor never runs off the table's end.
+DROPOUT_SENSORS = ("gyro_rad_s", "heel_switch")
+D_GYRO, D_HEEL = (2 * i for i in range(len(DROPOUT_SENSORS)))
 
 
 def make_params(profile: PatientProfile, sample_period_s: float) -> np.ndarray:
@@ -260,18 +273,19 @@ def noise_in_use(profile: PatientProfile) -> tuple[bool, ...]:
     return tuple(used)
 
 
-def draw_dropouts(
-    profile: PatientProfile, duration_s: float, rng: np.random.Generator
-) -> np.ndarray:
-    """Gyro dropout intervals (start_s, end_s) of a trial, as a Poisson process.
+def draw_intervals(
+    per_min: float, mean_ms: float, duration_s: float, rng: np.random.Generator
+) -> list[tuple[float, float]]:
+    """Dropout intervals (start_s, end_s) of a trial: a Poisson process of ``per_min``
+    starts a minute, each lasting an exponentially distributed time of mean ``mean_ms``
+    (none at a rate of 0, and then nothing is drawn from ``rng``).
 
-    Drawn interval by interval, so a shorter trial is a prefix of a longer one. A final
-    row at +inf ends the table, so the kernel never runs off its end.
+    Drawn interval by interval, so a shorter trial is a prefix of a longer one.
     """
-    rows = []
-    if profile.gyro_dropouts_per_min > 0.0:
-        mean_gap_s = 60.0 / profile.gyro_dropouts_per_min
-        mean_length_s = 1e-3 * profile.gyro_dropout_ms
+    rows: list[tuple[float, float]] = []
+    if per_min > 0.0:
+        mean_gap_s = 60.0 / per_min
+        mean_length_s = 1e-3 * mean_ms
         t = 0.0
         while True:
             gap, length = rng.exponential(mean_gap_s), rng.exponential(mean_length_s)
@@ -280,8 +294,36 @@ def draw_dropouts(
                 break
             rows.append((t, t + length))
             t += length
-    rows.append((math.inf, math.inf))
-    return np.array(rows)
+    return rows
+
+
+def draw_dropouts(
+    profile: PatientProfile,
+    duration_s: float,
+    gyro_rng: np.random.Generator,
+    heel_rng: np.random.Generator,
+) -> np.ndarray:
+    """The dropout table of a trial (``D_GYRO``, ``D_HEEL``): the gyroscope's intervals
+    drawn from ``gyro_rng``, the heel switch's from ``heel_rng`` (``draw_intervals``).
+    Each sensor's columns end in at least one row of +inf."""
+    per_sensor = (
+        draw_intervals(profile.gyro_dropouts_per_min, profile.gyro_dropout_ms, duration_s,
+                       gyro_rng),
+        draw_intervals(profile.heel_switch_dropouts_per_min, profile.heel_switch_dropout_ms,
+                       duration_s, heel_rng),
+    )
+    table = np.full((1 + max(map(len, per_sensor)), 2 * len(per_sensor)), math.inf)
+    for i, rows in enumerate(per_sensor):
+        if rows:
+            table[: len(rows), 2 * i: 2 * i + 2] = rows
+    return table
+
+
+def dropout_intervals(dropouts: np.ndarray, column: int) -> np.ndarray:
+    """The (start_s, end_s) rows of one sensor's dropouts (``D_GYRO``, ``D_HEEL``) in a
+    dropout table, without its +inf rows."""
+    intervals = dropouts[:, column: column + 2]
+    return intervals[np.isfinite(intervals[:, 0])].copy()
 
 
 def _bump_shape(x: np.ndarray) -> np.ndarray:
@@ -398,6 +440,19 @@ def gyro_template(
 
 
 @kernel
+def lost(dropouts: np.ndarray, column: int, state: np.ndarray, cursor: int,
+         t_s: float) -> bool:
+    """Whether ``t_s`` falls in a dropout of the sensor whose intervals start in
+    ``column`` of the dropout table; advances that sensor's cursor ``state[cursor]``
+    (times only grow)."""
+    d = int(state[cursor])
+    while t_s >= dropouts[d, column + 1]:
+        d += 1
+    state[cursor] = d
+    return t_s >= dropouts[d, column]
+
+
+@kernel
 def gyro_sample(
     strides: np.ndarray,
     features: np.ndarray,
@@ -422,11 +477,7 @@ def gyro_sample(
     value += state[S_BIAS] + params[P_NOISE_SD] * noise[row, N_GYRO]
     state[S_BIAS] += params[P_BIAS_STEP] * noise[row, N_BIAS]
     value = min(max(value, -params[P_RANGE]), params[P_RANGE])
-    d = int(state[S_DROPOUT])
-    while t_s >= dropouts[d, 1]:
-        d += 1
-    state[S_DROPOUT] = d
-    if t_s >= dropouts[d, 0]:
+    if lost(dropouts, D_GYRO, state, S_GYRO_DROPOUT, t_s):
         return math.nan
     return value
 
@@ -441,6 +492,16 @@ def heel_switch(strides: np.ndarray, index: int, t_s: float, params: np.ndarray,
     if closes <= t_s < closes + window or opens <= t_s < opens + window:
         return 1 if bounce > 0.0 else 0
     return 1 if closes <= t_s < opens else 0
+
+
+@kernel
+def heel_switch_sample(strides: np.ndarray, index: int, t_s: float, params: np.ndarray,
+                       state: np.ndarray, dropouts: np.ndarray, bounce: float) -> float:
+    """The heel switch's sample at ``t_s`` (``heel_switch``), NaN in one of its
+    dropouts; advances its dropout cursor."""
+    if lost(dropouts, D_HEEL, state, S_HEEL_DROPOUT, t_s):
+        return math.nan
+    return float(heel_switch(strides, index, t_s, params, bounce))
 
 
 @kernel

@@ -230,6 +230,39 @@ def test_a_channel_held_past_its_on_time_is_renewed_with_its_intensity(openems):
     assert stim.stats.renewals >= 2 and stim.fault is None
 
 
+def test_close_confirms_the_stop_only_once_its_all_off_line_was_echoed(openems,
+                                                                      monkeypatch):
+    """close() without a stop_all first, the firmware's receive ring full when it sends
+    the all-off line (it waits for room): 'confirmed' once the line was written and
+    echoed, never from an empty queue of echoes before it was sent (the trial's files
+    would say the board confirmed the stop while its channel stayed on until its
+    on-time ended)."""
+    stim = openems.stim
+    start = time.monotonic()
+    while time.monotonic() - start < 0.3:
+        stim.apply(time.monotonic() - start, [on()])
+        time.sleep(0.002)
+    time.sleep(0.15)  # every echo in: nothing awaited when close() begins
+    fits = stim._budget.fits
+    refused = []
+
+    def full_for_the_stop(line, now_s, unechoed_bytes=0):  # the first 20 tries
+        if line.command is None and len(refused) < 20:
+            refused.append(now_s)
+            return False
+        return fits(line, now_s, unechoed_bytes)
+
+    monkeypatch.setattr(stim._budget, "fits", full_for_the_stop)
+    closed = time.monotonic()
+    stim.close()
+    time.sleep(0.2)
+    (train,) = [t for t in trains(openems.firmware.timeline(), 0) if t.on_s > start]
+    if stim.stop_confirmed:
+        assert train.zero_s is not None and closed < train.zero_s < closed + 0.3, (
+            "stop confirmed, the channel not switched off by it")
+    assert len(refused) == 20 and stim.stop_confirmed  # it waited for room, then sent it
+
+
 def test_stop_all_from_another_thread_while_apply_runs(openems):
     stim = openems.stim
     running = threading.Event()

@@ -213,6 +213,34 @@ def test_dropouts_are_runs_of_nan_at_the_asked_rate():
     assert not np.isnan(lost["heel_force_n"]).any()
 
 
+def test_heel_switch_dropouts_are_runs_of_nan_at_the_asked_rate_and_nothing_else_changes():
+    """A wireless insole losing packets: the heel switch reads NaN in the patient's heel
+    switch dropouts (``SimulatedLimb.dropouts``), drawn from a stream of their own, so
+    every other reading, the gyroscope's dropouts included, is the walk's without them."""
+    sensors = {"gyro_dropouts_per_min": 6.0, "gyro_dropout_ms": 50.0}
+    kept, _ = record("moderate", 300.0, **sensors)
+    lost, limb = record("moderate", 300.0, heel_switch_dropouts_per_min=6.0,
+                        heel_switch_dropout_ms=100.0, **sensors)
+    missing = np.isnan(lost["heel_switch"])
+    starts = np.flatnonzero(missing & ~np.concatenate(([False], missing[:-1])))
+    assert 15 <= starts.size <= 45  # 6 per minute for 5 minutes
+    assert missing.sum() / starts.size == pytest.approx(100.0, rel=0.5)  # mean length, ms
+    t = lost["time_s"]
+    intervals = limb.dropouts("heel_switch")
+    inside = np.zeros(t.size, dtype=bool)
+    for start, end in intervals:
+        inside |= (t >= start) & (t < end)
+    assert np.array_equal(missing, inside)
+    assert np.array_equal(lost["heel_switch"][~missing], kept["heel_switch"][~missing])
+    for name in ("gyro_rad_s", "heel_force_n"):
+        assert np.array_equal(lost[name], kept[name], equal_nan=True), name
+    assert np.isnan(lost["gyro_rad_s"]).any()
+    # A shorter walk of the same seed has the first of these dropouts.
+    _, short = record("moderate", 60.0, heel_switch_dropouts_per_min=6.0,
+                      heel_switch_dropout_ms=100.0, **sensors)
+    assert np.array_equal(short.dropouts("heel_switch"), intervals[intervals[:, 0] < 60.0])
+
+
 def test_heel_switch_delays_and_bounce():
     ideal, _limb = record("moderate", **IDEAL)
     slow, _ = record("moderate", heel_switch_contact_delay_ms=15.0,

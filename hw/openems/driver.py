@@ -336,11 +336,11 @@ class OpenEmsStim:
             deadline = time.monotonic() + CLOSE_WAIT_S
             while time.monotonic() < deadline and (self.fault is None or self.fault.kind == "host"):
                 with self._lock:
-                    if not self._awaiting:
+                    if self._stopped_and_echoed():
                         break
                 time.sleep(0.005)
             with self._lock:
-                self.stop_confirmed = not self._awaiting and (
+                self.stop_confirmed = self._stopped_and_echoed() and (
                     self.fault is None or self.fault.kind == "host")
         with self._lock:
             self._connected = False
@@ -353,6 +353,13 @@ class OpenEmsStim:
         if self._link is not None and isinstance(self._link_arg, str):
             self._link.close()
         self._link = None
+
+    def _stopped_and_echoed(self) -> bool:
+        """The all-off line asked for was written (``_commit`` clears the request; a
+        full receive ring holds it back, the sender writes it once there is room) and
+        every line written has been echoed, that one included (caller holds the
+        lock)."""
+        return not self._stop_requested and not self._awaiting
 
     def _probe(self) -> Firmware:
         deadline = time.monotonic() + self.settings.boot_timeout_s
