@@ -13,8 +13,9 @@ trains 132 ms early.
 
 The patient loses its heel switch 60 times a minute, for 10 ms on average (a sample
 is 2 ms); no dropout of these walks (seeds 11 and 13) reaches the watchdog's sensor
-timeout at its maximum, 30 ms (the default 20 ms would end them: a sample without a
-heel switch reading is no valid sensor sample).
+timeout at its maximum, 30 ms (the default 20 ms would end those of the heel and fused
+detectors: a sample without a heel switch reading is no valid sensor sample when the
+detector reads the switch; the emulator trials' gyroscope detector does not).
 """
 
 from __future__ import annotations
