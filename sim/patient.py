@@ -300,9 +300,10 @@ class PatientProfile(ConfigModel):
     )
     heel_switch_dropout_ms: float = Field(
         50.0, ge=1.0, le=5000.0,
-        description="Mean length of a heel switch dropout, exponentially distributed; the "
-        "watchdog counts a sample without a heel switch reading as invalid, so one longer "
-        "than its sensor_timeout_ms stops the trial.",
+        description="Mean length of a heel switch dropout, exponentially distributed; with "
+        "a detector that reads the switch (heel, fused) the watchdog counts a sample "
+        "without its reading as invalid, so one longer than its sensor_timeout_ms stops "
+        "the trial (the gyroscope detector walks on).",
     )
     heel_force_noise_n: float = Field(
         0.0, ge=0.0, le=100.0,
