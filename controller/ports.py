@@ -130,9 +130,14 @@ COMMAND_ROW_SIZE = len(COMMAND_FIELDS)
 
 
 def command_of_row(row: Sequence[float] | NDArray[np.float64]) -> StimCommand:
-    """The command a row of ``COMMAND_FIELDS`` numbers describes. (The watchdog builds
-    every command it delivers with this, so an array row is read in one call.)"""
-    values = row.tolist() if hasattr(row, "tolist") else [float(x) for x in row]
+    """The command a row of ``COMMAND_FIELDS`` numbers describes (an array row is read
+    in one call)."""
+    return command_of_values(row.tolist() if hasattr(row, "tolist") else [float(x) for x in row])
+
+
+def command_of_values(values: Sequence[float]) -> StimCommand:
+    """``command_of_row`` of a row already read as Python floats: the watchdog reads all
+    the rows it delivers with one ``tolist()`` and builds every command with this."""
     channel, on, amplitude, width, frequency, gap, ratio = values
     return StimCommand(int(channel), on != 0.0, amplitude, width, frequency, gap, ratio)
 

@@ -75,7 +75,7 @@ from controller.ports import (
     Sample,
     StimCommand,
     Stimulator,
-    command_of_row,
+    command_of_values,
 )
 from controller.safety.decide import (
     SAMPLE_OK,
@@ -484,7 +484,9 @@ class Watchdog:
             return [StimCommand.off(int(row[ROW_CHANNEL])) for row in delivered_rows], True
         # Rebuilt from the numbers checked, never the caller's objects: a command whose
         # fields read differently the second time is delivered as it was checked.
-        return [command_of_row(row) for row in delivered_rows], False
+        # (Read as one list: a loop over the array itself ends in an IndexError, whose
+        # message numpy formats, some 5,700 instructions a submit.)
+        return [command_of_values(values) for values in delivered_rows.tolist()], False
 
     def _settle(self, t_s: float, delivered: Floats) -> None:
         """Quantise the rows the rise clamp scaled (off the stimulator's steps) down to
