@@ -69,6 +69,38 @@ def test_an_object_that_changes_between_reads_is_delivered_as_checked():
     assert not dog.latched
 
 
+
+def _exactly(commands: Sequence[StimCommand]) -> list[tuple[object, ...]]:
+    """Every field of ``commands``, floats with their sign (0.0 is not -0.0 here)."""
+    return [tuple((f, math.copysign(1.0, f)) if isinstance(f, float) else f
+                  for f in dataclasses.astuple(c)) for c in commands]
+
+
+def test_a_repeated_submit_delivers_what_a_fresh_watchdog_builds():
+    """Rows bit for bit the last submit's get the commands built then (a held output
+    builds no new objects); each delivery equals, field by field and sign of zero, what
+    a fresh watchdog delivers for the same request, and is never the caller's object."""
+    asks = [
+        lambda: StimCommand(0, False, 0.0, 0.0, 0.0),
+        lambda: StimCommand(0, False, 0.0, 0.0, 0.0),
+        lambda: StimCommand(0, True, -0.0, 300.0, 40.0),
+        lambda: StimCommand(0, True, 0.0, 300.0, 40.0),
+        lambda: ShiftyCommand(0, True, 300.0, 40.0),  # checked at 1 mA each time
+        lambda: ShiftyCommand(0, True, 300.0, 40.0),
+        lambda: StimCommand(0, True, 1.0, 300.0, 40.0),
+    ]
+    stimulator = RecordingStimulator()
+    dog = Watchdog(stimulator, SafetyLimits())
+    for k, ask in enumerate(asks):
+        t = k * 0.001
+        request = ask()
+        got = dog.submit(t, [request])  # type: ignore[list-item]
+        fresh = Watchdog(RecordingStimulator(), SafetyLimits()).submit(t, [ask()])  # type: ignore[list-item]
+        assert _exactly(got) == _exactly(fresh), k
+        assert got[0] is not request and type(got[0]) is StimCommand
+    assert stimulator.amplitudes_ma == [0.0, 0.0, -0.0, 0.0, 1.0, 1.0, 1.0]
+    assert not dog.latched
+
 # ---- quantisation: what is checked is what goes on the wire (issue 13 item 2) ---------
 
 #: Every limit at its compiled maximum, on a large electrode so that charge per phase is

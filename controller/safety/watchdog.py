@@ -213,6 +213,9 @@ class Watchdog:
         self._log = new_log(SHELL_LOG_ROWS)
         # Command rows of a submit of n commands, by n (views of one buffer pair).
         self._rows: dict[int, tuple[Floats, Floats]] = {}
+        # The commands last delivered and their rows' bytes (``_commands_of``).
+        self._built: list[StimCommand] = []
+        self._built_key = b""
         # Wall clock (time.monotonic), for the monitor; ``_monitored`` while it runs.
         self._monitored = False
         self._armed = False
@@ -484,9 +487,19 @@ class Watchdog:
             return [StimCommand.off(int(row[ROW_CHANNEL])) for row in delivered_rows], True
         # Rebuilt from the numbers checked, never the caller's objects: a command whose
         # fields read differently the second time is delivered as it was checked.
-        # (Read as one list: a loop over the array itself ends in an IndexError, whose
-        # message numpy formats, some 5,700 instructions a submit.)
-        return [command_of_values(values) for values in delivered_rows.tolist()], False
+        return self._commands_of(delivered_rows), False
+
+    def _commands_of(self, rows: Floats) -> list[StimCommand]:
+        """The commands ``rows`` describe, built from their numbers. Rows bit for bit
+        those of the last submit (a held or off output: most samples of a walk) get the
+        commands built then, which are frozen and were built here from the same
+        numbers. (The rows are read as one list: a loop over the array itself ends in
+        an IndexError, whose message numpy formats, some 5,700 instructions a submit.)"""
+        key = rows.tobytes()
+        if key != self._built_key:
+            self._built = [command_of_values(values) for values in rows.tolist()]
+            self._built_key = key
+        return list(self._built)
 
     def _settle(self, t_s: float, delivered: Floats) -> None:
         """Quantise the rows the rise clamp scaled (off the stimulator's steps) down to
