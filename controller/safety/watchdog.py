@@ -506,13 +506,18 @@ class Watchdog:
         a step: each channel then holds, and its clamp record shows, what is sent. (A
         channel holds its last row of the submit: an earlier one is not held again.)"""
         assert self._resolution is not None
-        last = {int(row[ROW_CHANNEL]): i for i, row in enumerate(delivered)}
-        for i, row in enumerate(delivered):
-            amplitude = row[ROW_AMPLITUDE_MA]
+        # Rows and records by index: a loop over an array (even an empty one) ends in an
+        # IndexError whose message numpy formats, thousands of instructions a submit.
+        asked = delivered.tolist()  # before quantising
+        last = {int(values[ROW_CHANNEL]): i for i, values in enumerate(asked)}
+        for i, values in enumerate(asked):
+            row = delivered[i]
             self._resolution.quantise_row(row)
-            if row[ROW_AMPLITUDE_MA] != amplitude and last[int(row[ROW_CHANNEL])] == i:
+            if (row[ROW_AMPLITUDE_MA] != values[ROW_AMPLITUDE_MA]
+                    and last[int(values[ROW_CHANNEL])] == i):
                 hold_delivered(self._state, t_s, delivered, i)
-        for record in self._log[: int(self._state[S_LOG_COUNT])]:
+        for r in range(int(self._state[S_LOG_COUNT])):
+            record = self._log[r]
             if record[L_KIND] == KIND_CLAMP:
                 record[L_DELIVERED : L_DELIVERED + COMMAND_ROW_SIZE] = delivered[
                     int(record[L_SOURCE])]
