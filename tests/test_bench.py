@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from controller.bench.loop import main
 
 
@@ -68,4 +70,8 @@ def test_link_bench_says_what_ended_its_loop_early(monkeypatch, capsys):
     monkeypatch.setattr(link, "Watchdog", StopsAfterASecond)
     assert link.main(["--seconds", "3"]) == 0
     out = capsys.readouterr().out
-    assert "ended by: safety watchdog fault (emergency_stop: e-stop (test)" in out
+    # The e-stop at the 500th sample, or a heartbeat fault before it when a loaded
+    # machine held the loop off the CPU (a CI run at load 3: 20.2 ms > 20 ms): either
+    # way the line names the fault that ended the loop.
+    assert re.search(r"ended by: safety watchdog fault \((emergency_stop: e-stop \(test\)"
+                     r"|heartbeat_timeout_ms: .* > 20 ms)", out), out
