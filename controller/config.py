@@ -242,14 +242,13 @@ def _timed_duty(name: str, ch: ChannelConfig, stim: StimConfig, lim: SafetyLimit
     ``max_duty_cycle``. The watchdog measures it from the first sample with charge to the
     first without, never longer than this. (Walking mode's depends on the gait: checked at
     run time only.)"""
-    if stim.mode == "training":
-        train_ms = ch.ramp_up_ms + stim.training.on_ms + ch.ramp_down_ms
-        cycle_ms, hint = train_ms + stim.training.off_ms, "lengthen training.off_ms or shorten"
-    elif stim.mode == "test":
-        train_ms = ch.ramp_up_ms + stim.test.on_ms + ch.ramp_down_ms
-        cycle_ms, hint = math.inf, "shorten"
-    else:
+    if stim.mode not in ("training", "test"):
         return []
+    what, train_ms = _longest_train_ms(stim, ch)
+    if stim.mode == "training":
+        cycle_ms, hint = train_ms + stim.training.off_ms, "lengthen training.off_ms or shorten"
+    else:
+        cycle_ms, hint = math.inf, "shorten"
     window_ms = DUTY_WINDOW_S * 1000.0
     cycles = math.floor(window_ms / cycle_ms)
     duty = (cycles * train_ms + min(train_ms, window_ms - cycles * cycle_ms)) / window_ms
@@ -257,9 +256,9 @@ def _timed_duty(name: str, ch: ChannelConfig, stim: StimConfig, lim: SafetyLimit
         return []
     every = "" if math.isinf(cycle_ms) else f" every {cycle_ms:g} ms"
     return [
-        f"{name}: {stim.mode} mode stimulates {train_ms:g} ms (ramp_up_ms + {stim.mode}.on_ms "
-        f"+ ramp_down_ms){every}, up to {duty:.4g} of any {DUTY_WINDOW_S:g} s, exceeds "
-        f"safety.max_duty_cycle = {lim.max_duty_cycle:g} ({hint} the train)"
+        f"{name}: {stim.mode} mode stimulates {train_ms:g} ms ({what}){every}, up to "
+        f"{duty:.4g} of any {DUTY_WINDOW_S:g} s, exceeds safety.max_duty_cycle = "
+        f"{lim.max_duty_cycle:g} ({hint} the train)"
     ]
 
 
