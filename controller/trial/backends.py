@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from controller.errors import ConfigError
 from controller.ports import Sample, SensorSource, StimCommand
+from controller.safety.sensors import GYRO_SENSOR, HEEL_FORCE_SENSOR
 
 if TYPE_CHECKING:
     from controller.config import TrialConfig
@@ -202,9 +203,11 @@ def check_sensors(spec: BackendSpec, config: TrialConfig) -> None:
     gyroscope, the heel force sensor): without them every sample would lack a sensor
     the watchdog needs (docs/safety.md, "Valid sensor samples"), and the trial would
     end in its sensor timeout at the start."""
+    from controller.trial.session import watched_sensors
+
     detector = config.detector
     if spec.recording is not None:
-        _check_recording_sensors(spec.recording, detector)
+        _check_recording_sensors(spec.recording, detector, watched_sensors(config))
     if spec.kind != "board" or detector.placement != "foot" or detector.sensor == "heel":
         return
     raise ConfigError("--sensors board", [
@@ -216,16 +219,17 @@ def check_sensors(spec: BackendSpec, config: TrialConfig) -> None:
         "--sensors replay:PATH, or fes detect --placement foot"])
 
 
-def _check_recording_sensors(recording: Recording, detector: DetectorConfig) -> None:
+def _check_recording_sensors(recording: Recording, detector: DetectorConfig,
+                             sensors: int) -> None:
     """``ConfigError`` naming the column a replayed recording lacks that the detector
-    reads and that would play as lost at every sample. (A missing ``heel_switch``
-    column plays 0, no contact, as a board without a switch reports.)"""
+    reads (``sensors``: those the watchdog needs, ``session.watched_sensors``) and that
+    would play as lost at every sample. (A missing ``heel_switch`` column plays 0, no
+    contact, as a board without a switch reports.)"""
     sensor = f"detector.sensor = {detector.sensor!r}"
     lacking = []
-    if detector.sensor != "heel" and recording.gyro_rad_s is None:
+    if sensors & GYRO_SENSOR and recording.gyro_rad_s is None:
         lacking.append((sensor, "the gyroscope", "gyro_rad_s"))
-    if (detector.sensor != "gyro" and detector.heel_input == "force"
-            and recording.heel_force_n is None):
+    if sensors & HEEL_FORCE_SENSOR and recording.heel_force_n is None:
         lacking.append((f"{sensor} with detector.heel_input = 'force'",
                         "the heel force sensor", "heel_force_n"))
     has = ", ".join(name for name in ("gyro_rad_s", "heel_switch", "heel_force_n")
