@@ -23,7 +23,6 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 from controller.errors import ConfigError
 from controller.ports import Sample, SensorSource, StimCommand
-from controller.safety.sensors import GYRO_SENSOR, HEEL_FORCE_SENSOR
 
 if TYPE_CHECKING:
     from controller.config import TrialConfig
@@ -225,6 +224,8 @@ def _check_recording_sensors(recording: Recording, detector: DetectorConfig,
     reads (``sensors``: those the watchdog needs, ``session.watched_sensors``) and that
     would play as lost at every sample. (A missing ``heel_switch`` column plays 0, no
     contact, as a board without a switch reports.)"""
+    from controller.safety.sensors import GYRO_SENSOR, HEEL_FORCE_SENSOR
+
     sensor = f"detector.sensor = {detector.sensor!r}"
     lacking = []
     if sensors & GYRO_SENSOR and recording.gyro_rad_s is None:
