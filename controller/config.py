@@ -184,6 +184,8 @@ _LIMITED_FIELD = {
     "max_amplitude_ma": "amplitude_ma",
     "max_pulse_width_us": "pulse_width_us",
     "max_frequency_hz": "frequency_hz",
+    "max_interphase_gap_us": "interphase_gap_us",
+    "max_anodic_width_ratio": "anodic_width_ratio",
 }
 
 
@@ -193,13 +195,22 @@ def _channel_safety(
     """What the watchdog would refuse or clamp in one channel's settings."""
     problems = []
     pulse = Pulse.shaped(
-        ch.amplitude_ma, ch.pulse_width_us, ch.frequency_hz, ch.anodic_width_ratio
+        ch.amplitude_ma, ch.pulse_width_us, ch.frequency_hz, ch.anodic_width_ratio,
+        ch.interphase_gap_us,
     )
     for breach in pulse_breaches(lim, pulse):
         limit = f"safety.{breach.rule} = {breach.limit:g}"
         if breach.rule in _LIMITED_FIELD:
             field = _LIMITED_FIELD[breach.rule]
             problems.append(f"{name}.{field}: {getattr(ch, field):g} exceeds {limit}")
+        elif breach.rule == "max_pulse_period_fraction":
+            length_us = ch.pulse_width_us * (1.0 + ch.anodic_width_ratio) + ch.interphase_gap_us
+            problems.append(
+                f"{name}: a pulse of {ch.pulse_width_us:g} us + gap {ch.interphase_gap_us:g} "
+                f"us + anodic {ch.pulse_width_us * ch.anodic_width_ratio:g} us lasts "
+                f"{length_us:g} us, {breach.value:.4g} of the {1e6 / ch.frequency_hz:g} us "
+                f"period at {ch.frequency_hz:g} Hz, exceeds {limit}"
+            )
         else:
             value = f"{breach.value:.4g} {breach.unit}".strip()
             problems.append(
@@ -262,12 +273,33 @@ def _timed_duty(name: str, ch: ChannelConfig, stim: StimConfig, lim: SafetyLimit
     ]
 
 
+def _total_amplitude(stim: StimConfig, lim: SafetyLimits) -> list[str]:
+    """The channels that may stimulate at the same time, whose amplitudes (each the
+    peak current of its pulse) add up beyond ``max_total_amplitude_ma``: in walking and
+    training mode every active channel (walking trains of two muscles overlap as the
+    gait decides; training cycles them together), in test mode the one that bursts."""
+    channels = stim.active_channels()
+    if stim.mode == "test":
+        channels = [(name, ch) for name, ch in channels if name == stim.test.channel_name]
+    channels.sort(key=lambda named: named[1].channel)  # the watchdog's order of adding
+    total_ma = sum(ch.amplitude_ma for _, ch in channels)
+    if total_ma <= lim.max_total_amplitude_ma:
+        return []
+    each = ", ".join(f"{channel_path(name)} {ch.amplitude_ma:g}" for name, ch in channels)
+    return [
+        f"stim: the amplitudes of the channels that may stimulate together add up to "
+        f"{total_ma:g} mA ({each}), exceeds safety.max_total_amplitude_ma = "
+        f"{lim.max_total_amplitude_ma:g}"
+    ]
+
+
 def _within_safety(config: TrialConfig) -> list[str]:
     """Settings that the safety limits would refuse, named field by field."""
     problems = []
     lim = config.safety
     for name, ch in config.stim.active_channels():
         problems += _channel_safety(channel_path(name), ch, config.stim, lim)
+    problems += _total_amplitude(config.stim, lim)
     period_ms = 1000.0 / config.loop.sample_rate_hz
     for field in ("heartbeat_timeout_ms", "sensor_timeout_ms"):
         value = getattr(lim, field)

@@ -208,7 +208,7 @@ def in_python(compiled: F) -> F:
     second or more on a first run, beside the version the loop's kernels use) to save
     microseconds once per trial or per config check. The kernels it calls by their
     global names run as their plain Python functions too (the config check's
-    ``pulse_math.first_pulse_breach`` calls five), so nothing of it is compiled. The
+    ``pulse_math.first_pulse_breach`` calls several), so nothing of it is compiled. The
     arithmetic is the same IEEE double arithmetic either way (numba compiles without
     fast-math; ``tests/test_in_python.py`` compares the two bit for bit over every
     valid config and the simulated ankle's set-up)."""

@@ -54,14 +54,17 @@ _LIMITS = st.builds(
     lambda values: np.array(values, dtype=np.float64),
     st.tuples(*(_bounded(SafetyLimits, name) for name in LIMIT_FIELDS)),
 )
-#: A channel's pulse of any valid config: amplitude, width, frequency, anodic ratio.
+#: A channel's pulse of any valid config: amplitude, width, frequency, anodic ratio, gap.
 _CHANNEL = st.tuples(*(_bounded(ChannelConfig, name) for name in (
-    "amplitude_ma", "pulse_width_us", "frequency_hz", "anodic_width_ratio")))
+    "amplitude_ma", "pulse_width_us", "frequency_hz", "anodic_width_ratio",
+    "interphase_gap_us")))
 #: Any finite non-negative number, as a command's fields may hold (overflow included).
 _ANY = st.floats(min_value=0.0, allow_nan=False, allow_infinity=False)
 
 
-def _check_pulse(limits: np.ndarray, a1: float, w1: float, f: float, ratio: float) -> None:
+def _check_pulse(
+    limits: np.ndarray, a1: float, w1: float, f: float, ratio: float, gap: float
+) -> None:
     compiled_phase = pulse_math.recovery_phase(a1, w1, ratio)
     _same(compiled_phase, in_python(pulse_math.recovery_phase)(a1, w1, ratio))
     a2, w2 = compiled_phase
@@ -73,9 +76,11 @@ def _check_pulse(limits: np.ndarray, a1: float, w1: float, f: float, ratio: floa
     _same(charge, in_python(pulse_math.charge_per_phase_uc)(a1, w1, a2, w2))
     area = float(limits[0])
     _same(pulse_math.shannon_k(charge, area), in_python(pulse_math.shannon_k)(charge, area))
+    _same(pulse_math.period_fraction(w1, f, w2, gap),
+          in_python(pulse_math.period_fraction)(w1, f, w2, gap))
     for start in range(len(PULSE_RULES) + 1):
-        _same(pulse_math.first_pulse_breach(limits, *pulse, start),
-              in_python(pulse_math.first_pulse_breach)(limits, *pulse, start))
+        _same(pulse_math.first_pulse_breach(limits, *pulse, gap, ratio, start),
+              in_python(pulse_math.first_pulse_breach)(limits, *pulse, gap, ratio, start))
 
 
 @settings(max_examples=400, deadline=None)
@@ -85,9 +90,10 @@ def test_every_valid_config_is_checked_bit_for_bit_as_compiled(limits, channel):
 
 
 @settings(max_examples=400, deadline=None)
-@given(_LIMITS, _ANY, _ANY, _ANY, st.one_of(_ANY, st.just(math.nan), st.just(math.inf)))
-def test_any_command_pulse_is_computed_bit_for_bit_as_compiled(limits, a1, w1, f, ratio):
-    _check_pulse(limits, a1, w1, f, ratio)
+@given(_LIMITS, _ANY, _ANY, _ANY, st.one_of(_ANY, st.just(math.nan), st.just(math.inf)),
+       _ANY)
+def test_any_command_pulse_is_computed_bit_for_bit_as_compiled(limits, a1, w1, f, ratio, gap):
+    _check_pulse(limits, a1, w1, f, ratio, gap)
 
 
 def test_checking_a_config_compiles_no_kernel():

@@ -75,6 +75,10 @@ def test_a_ramp_within_every_limit_passes_unchanged():
         (StimCommand(0, True, 20.0, 300.0, 40.0, anodic_width_ratio=math.nan),
          "non_finite_value"),
         (StimCommand(0, True, 20.0, 300.0, 40.0, interphase_gap_us=-5.0), "negative_value"),
+        (StimCommand(0, True, 20.0, 300.0, 40.0, interphase_gap_us=501.0),
+         "max_interphase_gap_us"),
+        (StimCommand(0, True, 20.0, 300.0, 40.0, anodic_width_ratio=10.5),
+         "max_anodic_width_ratio"),
         (NewFieldCommand(0, True, 20.0, 300.0, 40.0, burst_count=3), "unknown_command_field"),
         ("on 30 mA please", "unknown_command_field"),
     ],
@@ -132,9 +136,85 @@ def test_a_balanced_asymmetric_pulse_passes_and_an_unbalanced_one_does_not():
     assert pulse.net_dc_ua == 0.0
     dog = Watchdog(RecordingStimulator(), LIMITS.model_copy(update={"max_pulse_width_us": 400.0}))
     assert dog.submit(0.0, [balanced]) == [balanced]
-    leaky = Pulse(8.0, 300.0, 40.0, 2.0, 1000.0)  # 0.4 uC x 40 Hz = 16 uA
+    leaky = Pulse(8.0, 300.0, 40.0, 2.0, 1000.0, 0.0, 1000.0 / 300.0)  # 0.4 uC x 40 Hz = 16 uA
     (breach,) = [b for b in pulse_breaches(LIMITS, leaky) if b.rule == "max_net_dc_ua"]
     assert "16 uA > 10 uA" in breach.describe()
+
+
+@pytest.mark.parametrize(
+    ("shape", "rule", "detail"),
+    [
+        ({"interphase_gap_us": 1e7}, "max_interphase_gap_us", "interphase gap 1e+07 us > 500 us"),
+        ({"anodic_width_ratio": 1000.0}, "max_anodic_width_ratio",
+         "anodic width ratio 1000 > 10"),
+    ],
+)
+def test_the_audits_shapes_at_60_hz_are_refused_and_never_reach_the_output(shape, rule, detail):
+    """The safety audit's two commands (7 Dec 2026), which passed the watchdog and reached
+    the simulated limb: a 10 s gap, a recovery phase 1000 times the leading one."""
+    out = RecordingStimulator()
+    dog = Watchdog(out, SafetyLimits())
+    delivered = dog.submit(0.0, [dataclasses.replace(on(freq=60.0), **shape)])
+    assert not delivered[0].on and out.applied == [] and out.stops == 1
+    assert dog.fault is not None
+    assert (dog.fault.rule, dog.fault.channel, dog.fault.detail) == (rule, 0, detail)
+
+
+#: Loose enough that a whole pulse can outlast its period without breaking another limit.
+LONG_PULSES = SafetyLimits(max_pulse_width_us=1000.0, max_frequency_hz=100.0,
+                           max_interphase_gap_us=1000.0)
+
+
+@pytest.mark.parametrize(
+    ("frequency_hz", "fraction"),
+    [(100.0, 1.2),  # 12 ms of pulse every 10 ms: it would overlap the next one
+     (50.0, 0.6)],  # it would end 8 ms before the next one, in less than half the period
+)
+def test_a_pulse_that_does_not_end_well_before_the_next_one_is_refused(frequency_hz, fraction):
+    """1000 us leading phase + 1000 us gap + 10000 us recovery phase = 12 ms, within the
+    width, gap and ratio limits on their own."""
+    out = RecordingStimulator()
+    dog = Watchdog(out, LONG_PULSES)
+    command = StimCommand(0, True, 10.0, 1000.0, frequency_hz, 1000.0, 10.0)
+    assert not dog.submit(0.0, [command])[0].on
+    assert out.applied == [] and out.stops == 1
+    assert dog.fault is not None and dog.fault.rule == "max_pulse_period_fraction"
+    assert dog.fault.detail == f"pulse length / period {fraction:g} > 0.5"
+    # The same pulse at 40 Hz fills 0.48 of its period: delivered (its charge ramped).
+    calm = Watchdog(RecordingStimulator(), LONG_PULSES)
+    ramped(calm, dataclasses.replace(command, frequency_hz=40.0))
+    assert calm.faults == 0
+
+
+def test_the_current_of_all_channels_together_is_limited():
+    """Two channels ramped up together: 30 + 20 mA is the limit and passes; the step to
+    30 + 20.5 mA latches every output off before it reaches the stimulator."""
+    out = RecordingStimulator()
+    dog = Watchdog(out, LIMITS.model_copy(update={"max_total_amplitude_ma": 50.0}))
+    t = 0.0
+    for k in range(1, 21):
+        dog.submit(t, [on(amplitude=1.5 * k, channel=0), on(amplitude=1.0 * k, channel=1)])
+        t += DT
+    assert dog.faults == 0 and dog.clamped_commands == 0
+    assert sum(c.amplitude_ma for c in out.applied[-1][1]) == 50.0
+    applied = len(out.applied)
+    delivered = dog.submit(t, [on(amplitude=30.0, channel=0), on(amplitude=20.5, channel=1)])
+    assert not any(c.on for c in delivered) and len(out.applied) == applied and out.stops == 1
+    assert dog.fault is not None
+    assert (dog.fault.rule, dog.fault.channel) == ("max_total_amplitude_ma", -1)
+    assert dog.fault.detail == "50.5 mA on all channels together > 50 mA"
+    assert dog.fault.requested == "on 20.5 mA 300 us 40 Hz"
+
+
+def test_a_channel_held_on_counts_toward_the_total_current():
+    """Channel 0 is not named again; turning channel 1 on beside it breaks the sum."""
+    out = RecordingStimulator()
+    dog = Watchdog(out, LIMITS.model_copy(update={"max_total_amplitude_ma": 40.0}))
+    t = ramped(dog, on(amplitude=30.0, channel=0))
+    t = ramped(dog, on(amplitude=10.0, channel=1), t)
+    assert dog.faults == 0
+    dog.submit(t, [on(amplitude=10.5, channel=1)])
+    assert dog.fault is not None and dog.fault.rule == "max_total_amplitude_ma"
 
 
 def test_time_must_increase_and_be_finite():

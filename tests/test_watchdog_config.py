@@ -36,6 +36,28 @@ from controller.cli import main
         ("[safety]\nheartbeat_timeout_ms = 50\n", "safety.heartbeat_timeout_ms"),
         ("[safety]\nmax_shannon_k = 2.5\n", "safety.max_shannon_k"),
         ("[safety]\nmax_net_dc_ua = 100\n", "safety.max_net_dc_ua"),
+        ("[stim.peroneal]\ninterphase_gap_us = 300\n[safety]\nmax_interphase_gap_us = 200\n",
+         "stim.peroneal.interphase_gap_us: 300 exceeds safety.max_interphase_gap_us = 200"),
+        ("[stim.peroneal]\nanodic_width_ratio = 6\n[safety]\nmax_anodic_width_ratio = 4\n",
+         "stim.peroneal.anodic_width_ratio: 6 exceeds safety.max_anodic_width_ratio = 4"),
+        ("[stim.peroneal]\nanodic_width_ratio = 10\ninterphase_gap_us = 500\nfrequency_hz = 60\n"
+         "[safety]\nmax_pulse_period_fraction = 0.2\n",
+         "stim.peroneal: a pulse of 300 us + gap 500 us + anodic 3000 us lasts 3800 us, 0.228 "
+         "of the 16666.7 us period at 60 Hz, exceeds safety.max_pulse_period_fraction = 0.2"),
+        ("[safety]\nmax_pulse_period_fraction = 0.6\n",
+         "safety.max_pulse_period_fraction: input should be less than or equal to 0.5 "),
+        ("[safety]\nmax_anodic_width_ratio = 11\n",
+         "safety.max_anodic_width_ratio: input should be less than or equal to 10 "),
+        ("[safety]\nmax_interphase_gap_us = 1001\n",
+         "safety.max_interphase_gap_us: input should be less than or equal to 1000 "),
+        ("[safety]\nmax_total_amplitude_ma = 30\n",
+         "stim: the amplitudes of the channels that may stimulate together add up to 35 mA "
+         "(stim.peroneal 35), exceeds safety.max_total_amplitude_ma = 30"),
+        ('[stim]\npreset = "peroneal_calf"\n[safety]\nmax_total_amplitude_ma = 70\n',
+         "add up to 75 mA (stim.peroneal 35, stim.channels.calf 40), exceeds "
+         "safety.max_total_amplitude_ma = 70"),
+        ("[safety]\nmax_total_amplitude_ma = 201\n",
+         "safety.max_total_amplitude_ma: input should be less than or equal to 200 "),
         # Training and test mode are timed by the clock: their duty cycle is known when
         # the config is loaded (2960 ms on every 3460 ms: 0.888 of the worst 10 s).
         ("[stim]\nmode = \"training\"\n[stim.training]\non_ms = 2800\noff_ms = 500\n",
@@ -90,3 +112,12 @@ def test_a_training_duty_cycle_at_the_limit_runs_untouched(tmp_path, capsys):
     out = tmp_path / "run"
     assert main(["sim", "--config", str(path), "--duration-s", "40", "--out", str(out)]) == 0
     assert "watchdog: 0 faults, 0 commands not passed as asked" in capsys.readouterr().out
+
+
+def test_test_mode_adds_only_the_current_of_the_channel_that_bursts(tmp_path, capsys):
+    """Test mode bursts one channel: the calf's 40 mA does not count beside the
+    peroneal's 35 mA (walking mode, which may overlap them, is refused above)."""
+    path = tmp_path / "test_mode.toml"
+    path.write_text('[stim]\npreset = "peroneal_calf"\nmode = "test"\n'
+                    "[safety]\nmax_total_amplitude_ma = 50\n")
+    assert main(["check-config", str(path)]) == 0

@@ -47,16 +47,20 @@ def test_every_rule_constant_names_its_rule_and_the_limits_are_safety_limits_fie
 
 
 def test_the_q_positions_follow_the_pulse_limit_table():
-    pulse = Pulse(30.0, 300.0, 40.0, 10.0, 600.0)  # unbalanced: 9 uC out, 6 uC back
+    # Unbalanced (9 uC out, 6 uC back), a 100 us gap: 300 + 100 + 600 us at 40 Hz.
+    pulse = Pulse(30.0, 300.0, 40.0, 10.0, 600.0, 100.0, 2.0)
     expected = {
         rules.Q_AMPLITUDE: 30.0, rules.Q_PULSE_WIDTH: 300.0, rules.Q_FREQUENCY: 40.0,
         rules.Q_CHARGE_PER_PHASE: 9.0, rules.Q_NET_DC: 120.0,
         rules.Q_RMS_CURRENT_DENSITY: pulse.rms_current_ma / 8.0,
         rules.Q_SHANNON_K: pulse.shannon_k(8.0),
+        rules.Q_INTERPHASE_GAP: 100.0, rules.Q_ANODIC_WIDTH_RATIO: 2.0,
+        rules.Q_PULSE_PERIOD_FRACTION: 1000e-6 * 40.0,
     }
     tight = SafetyLimits(max_amplitude_ma=1.0, max_pulse_width_us=1.0, max_frequency_hz=1.0,
                          max_charge_per_phase_uc=1.0, max_rms_current_density_ma_per_cm2=0.01,
-                         max_shannon_k=0.01, max_net_dc_ua=0.0)
+                         max_shannon_k=0.01, max_net_dc_ua=0.0, max_interphase_gap_us=0.0,
+                         max_anodic_width_ratio=1.0, max_pulse_period_fraction=0.01)
     breaches = pulse_breaches(tight, pulse)
     assert [b.rule for b in breaches] == [rules.RULE_NAMES[r] for r in rules.PULSE_RULES]
     for position, breach in enumerate(breaches):
@@ -66,14 +70,15 @@ def test_the_q_positions_follow_the_pulse_limit_table():
 
 @settings(max_examples=200, deadline=None, derandomize=True)
 @given(st.floats(0.0, 120.0), st.floats(0.0, 1200.0), st.floats(0.0, 120.0),
-       st.floats(1.0, 5.0), st.sampled_from(LIMIT_SETS))
-def test_the_config_check_and_the_watchdog_name_the_same_first_breach(a, w, f, ratio, lim):
+       st.floats(1.0, 12.0), st.floats(0.0, 1500.0), st.sampled_from(LIMIT_SETS))
+def test_the_config_check_and_the_watchdog_name_the_same_first_breach(a, w, f, ratio, gap,
+                                                                      lim):
     """``pulse_breaches`` (config-time messages) and the watchdog's refusal agree."""
-    pulse = Pulse.shaped(a, w, f, ratio)
+    pulse = Pulse.shaped(a, w, f, ratio, gap)
     breaches = pulse_breaches(lim, pulse)
     dog = Watchdog(RecordingStimulator(), lim)
     # Per-pulse limits are checked before the rise limit: the first command shows them.
-    dog.submit(0.0, [StimCommand(0, True, a, w, f, anodic_width_ratio=ratio)])
+    dog.submit(0.0, [StimCommand(0, True, a, w, f, gap, ratio)])
     charge = max(a * w, pulse.recovery_amplitude_ma * pulse.recovery_pulse_width_us)
     if breaches and f > 0 and charge > 0:
         assert dog.fault is not None
@@ -209,8 +214,8 @@ def test_the_duty_ring_holds_a_window_at_the_fastest_loop():
     base = channel_base(state, 0)
     dt = 1.0 / MAX_SAMPLE_RATE_HZ
     for k in range(round(1.2 * DUTY_WINDOW_S / dt)):
-        deliver(state, base, k * dt, False, 0.0)
-        deliver(state, base, k * dt, True, 5.0)
+        deliver(state, base, k * dt, False, 0.0, 0.0)
+        deliver(state, base, k * dt, True, 5.0, 10.0)
         duty(state, base, k * dt)
     kept = _intervals(state, base, DUTY_RING_INTERVALS)
     assert len(kept) >= DUTY_WINDOW_S / dt - 1
@@ -222,8 +227,8 @@ def test_a_full_ring_merges_its_oldest_intervals_and_over_counts_the_duty():
     state, exact = new_state(1, ring_intervals=ring), []
     base = channel_base(state, 0)
     for k in range(6):  # on 0.1 s, off 0.9 s
-        deliver(state, base, float(k), True, 5.0)
-        deliver(state, base, k + 0.1, False, 0.0)
+        deliver(state, base, float(k), True, 5.0, 10.0)
+        deliver(state, base, k + 0.1, False, 0.0, 0.0)
         exact.append((float(k), k + 0.1))
     kept = _intervals(state, base, ring)
     assert len(kept) == ring

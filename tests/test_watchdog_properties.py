@@ -10,13 +10,14 @@ generates a few hundred sequences; ``-m slow`` runs 100,000.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import pytest
 from helpers.watchdog_sequences import CHANNELS, LIMIT_SETS, steps
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 from controller.ports import Sample, StimCommand
@@ -90,13 +91,14 @@ class Output:
     on: bool = False
     since: float = math.nan
     charge_uc: float = 0.0
+    amplitude_ma: float = 0.0  # peak current of either phase while on
     last_named: float = -math.inf
     intervals: list[tuple[float, float]] = field(default_factory=list)
 
     def close(self, t: float) -> None:
         if self.on:
             self.intervals.append((self.since, max(t, self.since)))
-        self.on, self.since, self.charge_uc = False, math.nan, 0.0
+        self.on, self.since, self.charge_uc, self.amplitude_ma = False, math.nan, 0.0, 0.0
 
     def duty(self, t: float) -> float:
         start = t - DUTY_WINDOW_S
@@ -129,6 +131,10 @@ def check_pulse(command: StimCommand, lim: SafetyLimits) -> float:
     # Charge balance: the d.c. left by the imbalance of each pulse.
     net_dc_ua = abs(a1 * w1 - a2 * w2) / 1000.0 * f
     assert net_dc_ua <= lim.max_net_dc_ua * (1 + TOL) + 1e-12
+    # The shape: gap, ratio, and the whole pulse well within its period.
+    assert gap <= lim.max_interphase_gap_us
+    assert ratio <= lim.max_anodic_width_ratio
+    assert (w1 + gap + w1 * ratio) * 1e-6 * f <= lim.max_pulse_period_fraction
     return q
 
 
@@ -174,9 +180,11 @@ def check(timeline: list[tuple], lim: SafetyLimits) -> int:
                 if not out.on:
                     out.on, out.since = True, t
                 out.charge_uc = charge_uc
+                out.amplitude_ma = command.amplitude_ma  # the leading phase's, the larger
             else:
                 out.close(t)
             out.last_named = t
+        assert sum(out.amplitude_ma for out in outputs) <= lim.max_total_amplitude_ma
         for out in outputs:
             if out.on:
                 assert (t - out.since) * 1000.0 <= lim.max_continuous_on_ms * (1 + TOL)
@@ -223,7 +231,8 @@ REACHED = {"max_charge_rise_uc_per_s", "non_finite_value", "negative_value",
            "fault_latched"}
 EVERY_RULE = REACHED | {"max_amplitude_ma", "max_pulse_width_us", "max_frequency_hz",
                        "max_charge_per_phase_uc", "max_rms_current_density_ma_per_cm2",
-                       "max_shannon_k",
+                       "max_shannon_k", "max_interphase_gap_us", "max_anodic_width_ratio",
+                       "max_pulse_period_fraction", "max_total_amplitude_ma",
                        "max_continuous_on_ms", "max_duty_cycle", "max_unknown_phase_ms"}
 
 
@@ -252,6 +261,14 @@ def on(t: float, amplitude: float = 5.0, width: float = 300.0, freq: float = 40.
         [on(0.0, width=401.0)],
         [on(0.0, amplitude=45.0, width=350.0)],  # 15.75 uC > 15 uC
         [("apply", 0.0, [StimCommand(0, True, 5.0, 300.0, 40.0, anodic_width_ratio=0.5)])],
+        [("apply", 0.0, [StimCommand(0, True, 5.0, 100.0, 40.0, interphase_gap_us=101.0)])],
+        [("apply", 0.0, [StimCommand(0, True, 5.0, 100.0, 40.0, anodic_width_ratio=3.5)])],
+        # 380 + 20 + 456 us at 50 Hz: 4.28 % of the period, within every other limit.
+        [("apply", 0.0, [StimCommand(0, True, 5.0, 380.0, 50.0, 20.0, 1.2)])],
+        [("apply", 0.0, [StimCommand(0, True, 2.0, 300.0, 40.0),
+                         StimCommand(1, True, 2.0, 300.0, 40.0)]),
+         ("apply", 0.01, [StimCommand(0, True, 40.0, 10.0, 40.0),
+                          StimCommand(1, True, 40.5, 10.0, 40.0)])],  # 80.5 mA together
         [on(0.0), on(0.002, amplitude=15.0)],  # a 10 mA step in 2 ms
         [on(0.0), on(0.61)],  # on for 610 ms
         [on(k * 0.5) if k % 2 == 0 else ("apply", k * 0.5, [StimCommand.off(0)])
@@ -276,3 +293,57 @@ def test_the_checker_accepts_a_clean_walk():
         if k >= 50:
             timeline.append(on(t, amplitude=min(2.0 * (k - 49), 20.0)))
     assert check(timeline, LIMIT_SETS[1]) == 40
+
+
+#: Limits that none of the boundary tests' pulses reaches but the one under test.
+_LOOSE = SafetyLimits(max_pulse_width_us=1000.0, max_frequency_hz=100.0,
+                      max_interphase_gap_us=1000.0)
+_ABOVE = math.inf
+
+
+def _first_fault(limits: SafetyLimits, commands: list[StimCommand]) -> str | None:
+    dog = Watchdog(RecordingStimulator(), limits)
+    dog.submit(0.0, commands)
+    return dog.fault.rule if dog.fault else None
+
+
+@settings(max_examples=200, deadline=None, derandomize=True)
+@given(st.floats(0.0, 1000.0), st.floats(1.0, 10.0))
+def test_a_gap_or_ratio_exactly_at_its_limit_passes_and_the_next_float_up_does_not(gap, ratio):
+    limits = _LOOSE.model_copy(update={"max_interphase_gap_us": gap,
+                                       "max_anodic_width_ratio": ratio,
+                                       "max_pulse_period_fraction": 0.5})
+    pulse = StimCommand(0, True, 1.0, 10.0, 10.0, gap, ratio)  # at most 0.0121 of 100 ms
+    assert _first_fault(limits, [pulse]) is None
+    wider = dataclasses.replace(pulse, interphase_gap_us=math.nextafter(gap, _ABOVE))
+    assert _first_fault(limits, [wider]) == "max_interphase_gap_us"
+    if ratio < 10.0:
+        longer = dataclasses.replace(pulse, anodic_width_ratio=math.nextafter(ratio, _ABOVE))
+        assert _first_fault(limits, [longer]) == "max_anodic_width_ratio"
+
+
+@settings(max_examples=300, deadline=None, derandomize=True)
+@given(st.floats(10.0, 1000.0), st.floats(1.0, 100.0), st.floats(1.0, 10.0),
+       st.floats(0.0, 1000.0))
+def test_a_pulse_filling_exactly_its_allowed_fraction_of_the_period_passes(w1, f, ratio, gap):
+    """Boundary of ``max_pulse_period_fraction`` as docs/safety.md writes it: (width +
+    gap + width x ratio) x frequency. At the limit the pulse passes; with the limit one
+    float lower it is refused."""
+    fraction = (w1 + gap + w1 * ratio) * 1e-6 * f
+    assume(0.0 < fraction <= 0.5)
+    pulse = StimCommand(0, True, 1.0, w1, f, gap, ratio)
+    at = _LOOSE.model_copy(update={"max_pulse_period_fraction": fraction})
+    assert _first_fault(at, [pulse]) is None
+    below = at.model_copy(update={"max_pulse_period_fraction": math.nextafter(fraction, 0.0)})
+    assert _first_fault(below, [pulse]) == "max_pulse_period_fraction"
+
+
+@settings(max_examples=200, deadline=None, derandomize=True)
+@given(st.floats(0.5, 60.0), st.floats(0.5, 60.0))
+def test_a_total_current_exactly_at_its_limit_passes_and_one_float_over_does_not(a, b):
+    """Two channels switched on together (10 us pulses: no rise clamp from off)."""
+    both = [StimCommand(0, True, a, 10.0, 40.0), StimCommand(1, True, b, 10.0, 40.0)]
+    at = _LOOSE.model_copy(update={"max_total_amplitude_ma": a + b})
+    assert _first_fault(at, both) is None
+    over = at.model_copy(update={"max_total_amplitude_ma": math.nextafter(a + b, 0.0)})
+    assert _first_fault(over, both) == "max_total_amplitude_ma"

@@ -5,8 +5,9 @@ commands on four channels, e-stops, stale-command overruns, the end of a trial's
 on a quantising stimulator's (the board's wire steps), and checks every call against a
 model of docs/safety.md written here with its own arithmetic:
 
-- what the stimulator receives stays within every per-pulse limit, the charge rise
-  and the continuous on-time;
+- what the stimulator receives stays within every per-pulse limit (the pulse shape
+  among them), the charge rise, the continuous on-time and the total current of all
+  channels;
 - an e-stop, an overrun, a time that does not increase or a command over a per-pulse
   limit (or not a finite number) latches a fault and calls ``stop_all`` at once;
 - while a fault is latched nothing but "off" reaches the stimulator, until ``reset``;
@@ -53,7 +54,8 @@ LIMITS = SafetyLimits(
     max_amplitude_ma=50.0, max_pulse_width_us=400.0, max_frequency_hz=50.0,
     max_charge_per_phase_uc=15.0, electrode_area_cm2=6.0, max_continuous_on_ms=800.0,
     max_duty_cycle=0.9, max_charge_rise_uc_per_s=300.0, sensor_timeout_ms=20.0,
-    max_unknown_phase_ms=200.0,
+    max_unknown_phase_ms=200.0, max_interphase_gap_us=40.0, max_anodic_width_ratio=4.0,
+    max_pulse_period_fraction=0.08, max_total_amplitude_ma=100.0,
 )
 SLACK = 1e-9
 
@@ -101,8 +103,10 @@ def stimulates(c: StimCommand) -> bool:
 
 def over_a_pulse_limit(c: StimCommand) -> bool:
     """The model's per-pulse limits (docs/safety.md), for a command with finite,
-    non-negative values and an anodic width ratio of at least 1."""
+    non-negative values and an anodic width ratio of at least 1. The shape limits
+    exactly, as docs/safety.md writes them."""
     a1, w1, f, r = c.amplitude_ma, c.pulse_width_us, c.frequency_hz, c.anodic_width_ratio
+    gap = c.interphase_gap_us
     q_uc = a1 * w1 / 1000.0  # both phases carry it
     rms_ma = math.sqrt((a1 * a1 * w1 + (a1 / r) ** 2 * w1 * r) * 1e-6 * f)
     area = LIMITS.electrode_area_cm2
@@ -113,6 +117,9 @@ def over_a_pulse_limit(c: StimCommand) -> bool:
         or q_uc > LIMITS.max_charge_per_phase_uc * (1 + SLACK)
         or rms_ma / area > LIMITS.max_rms_current_density_ma_per_cm2 * (1 + SLACK)
         or (q_uc > 0 and 2 * math.log10(q_uc) - math.log10(area) > LIMITS.max_shannon_k + SLACK)
+        or gap > LIMITS.max_interphase_gap_us
+        or r > LIMITS.max_anodic_width_ratio
+        or (w1 + gap + w1 * r) * 1e-6 * f > LIMITS.max_pulse_period_fraction
     )
 
 
@@ -147,7 +154,7 @@ RATIO = st.one_of(st.just(1.0), st.floats(1.0, 5.0), st.sampled_from([0.5, math.
 COMMAND = st.builds(
     StimCommand, st.sampled_from([0, 1, 2, 3, 0, 1, 2, 3, 4, -1]),
     st.sampled_from([True] * 4 + [False]), AMPLITUDE, WIDTH, FREQUENCY,
-    st.sampled_from([0.0, 0.0, 50.0]), RATIO,
+    st.sampled_from([0.0, 0.0, 0.0, 0.0, 30.0, 50.0]), RATIO,
 )
 #: What a scheduler that works asks for: within every limit but the rise and the time
 #: ones (a step from off is clamped; held long enough, a train reaches the on-time).
@@ -176,6 +183,7 @@ class WatchdogMachine(RuleBasedStateMachine):
         self.seen = 0  # stimulator calls checked so far
         # What each channel holds as the model rebuilds it from the stimulator's calls.
         self.charge = [0.0] * CHANNELS
+        self.amplitude = [0.0] * CHANNELS  # peak current (the leading phase's)
         self.on_since = [math.nan] * CHANNELS
         self.last_named = [-math.inf] * CHANNELS
         self.apply_t = -math.inf
@@ -253,20 +261,27 @@ class WatchdogMachine(RuleBasedStateMachine):
 
     @precondition(lambda self: not self.latched and math.isfinite(self.last_submit_t))
     @rule(breach=st.sampled_from(["amplitude", "width", "frequency", "charge", "negative",
-                                  "nan", "channel", "time", "nan_time"]),
+                                  "nan", "channel", "time", "nan_time", "gap", "ratio",
+                                  "fraction", "total"]),
           channel=st.sampled_from([0, 1, 2, 3]))
     def break_one_rule(self, breach: str, channel: int) -> None:
         """A command over one limit, or at the time of the last one, from a watchdog that
         is not latched (each must latch: the search reaches every such rule)."""
-        amplitude, width, frequency = {
-            "amplitude": (50.01, 100.0, 20.0), "width": (10.0, 401.0, 20.0),
-            "frequency": (10.0, 100.0, 50.01), "charge": (45.0, 350.0, 20.0),
-            "negative": (-1.0, 100.0, 20.0), "nan": (math.nan, 100.0, 20.0),
-        }.get(breach, (10.0, 100.0, 20.0))
+        amplitude, width, frequency, gap, ratio = {
+            "amplitude": (50.01, 100.0, 20.0, 0.0, 1.0), "width": (10.0, 401.0, 20.0, 0.0, 1.0),
+            "frequency": (10.0, 100.0, 50.01, 0.0, 1.0), "charge": (45.0, 350.0, 20.0, 0.0, 1.0),
+            "negative": (-1.0, 100.0, 20.0, 0.0, 1.0), "nan": (math.nan, 100.0, 20.0, 0.0, 1.0),
+            "gap": (10.0, 100.0, 20.0, 41.0, 1.0), "ratio": (10.0, 100.0, 20.0, 0.0, 4.5),
+            # 350 + 40 + 1400 us at 50 Hz: 0.0895 of the period, within each other limit.
+            "fraction": (10.0, 350.0, 50.0, 40.0, 4.0),
+        }.get(breach, (10.0, 100.0, 20.0, 0.0, 1.0))
         t = {"time": self.last_submit_t, "nan_time": math.nan}.get(breach)
         channel = CHANNELS if breach == "channel" else channel
-        command = StimCommand(channel, True, amplitude, width, frequency)
-        self._submit_at(self._time(0.002) if t is None else t, [command])
+        burst = [StimCommand(channel, True, amplitude, width, frequency, gap, ratio)]
+        if breach == "total":  # 4 x 40 mA (3 uC, within one rise window from off) > 100 mA
+            burst = [StimCommand(ch, True, 40.0, 75.0, 20.0) for ch in range(CHANNELS)]
+            t = self._time(RISE_WINDOW_S)
+        self._submit_at(self._time(0.002) if t is None else t, burst)
         assert self.dog.latched
 
     @rule(call=st.sampled_from(["reset", "e-stop", "overrun", "end of trial", "reset"]),
@@ -304,6 +319,7 @@ class WatchdogMachine(RuleBasedStateMachine):
         for kind, commands in new:
             if kind == "stop":
                 self.charge = [0.0] * CHANNELS
+                self.amplitude = [0.0] * CHANNELS
                 self.on_since = [math.nan] * CHANNELS
                 continue
             assert not self.latched, ("applied while latched", commands)
@@ -314,6 +330,7 @@ class WatchdogMachine(RuleBasedStateMachine):
             before = (list(self.charge), list(self.last_named))
             for c in commands:
                 self._check_command(c, t, *before)
+            assert sum(self.amplitude) <= LIMITS.max_total_amplitude_ma, self.amplitude
             for ch in range(CHANNELS):
                 if not math.isnan(self.on_since[ch]):
                     on_ms = (t - self.on_since[ch]) * 1000.0
@@ -328,7 +345,7 @@ class WatchdogMachine(RuleBasedStateMachine):
         ch = c.channel
         self.last_named[ch] = t
         if not stimulates(c):
-            self.charge[ch], self.on_since[ch] = 0.0, math.nan
+            self.charge[ch], self.amplitude[ch], self.on_since[ch] = 0.0, 0.0, math.nan
             return
         assert not over_a_pulse_limit(c), c
         q_uc = c.amplitude_ma * c.pulse_width_us / 1000.0
@@ -336,6 +353,7 @@ class WatchdogMachine(RuleBasedStateMachine):
             t - last_named[ch], RISE_WINDOW_S)
         assert q_uc <= allowed * (1 + 2e-9) + 1e-12, (c, q_uc, allowed)
         self.charge[ch] = q_uc
+        self.amplitude[ch] = c.amplitude_ma
         if math.isnan(self.on_since[ch]):
             self.on_since[ch] = t
 
@@ -351,6 +369,8 @@ REACHED = {
     "max_charge_rise_uc_per_s", "max_continuous_on_ms", "sensor_timeout_ms",
     "emergency_stop", "loop_overrun", "fault_latched", "time_not_increasing",
     "non_finite_time", "non_finite_value", "negative_value", "unknown_channel",
+    "max_interphase_gap_us", "max_anodic_width_ratio", "max_pulse_period_fraction",
+    "max_total_amplitude_ma",
 }
 
 

@@ -19,6 +19,7 @@ import math
 
 from controller.kernels import Floats, kernel
 from controller.safety.layout import (
+    C_AMPLITUDE,
     C_CHARGE,
     C_CLOSED_TOTAL,
     C_LAST_COMMAND,
@@ -96,16 +97,20 @@ def allowed_charge_uc(state: Floats, base: int, t_s: float, rise_uc_per_s: float
 
 
 @kernel
-def deliver(state: Floats, base: int, t_s: float, on: bool, charge_uc: float) -> None:
-    """The channel stimulates (``on``) with ``charge_uc`` per phase, or is off, from
-    ``t_s`` on. (On and off are the caller's: a charge too small for a float in uC is
-    still a pulse, and its time on still counts.)"""
+def deliver(
+    state: Floats, base: int, t_s: float, on: bool, charge_uc: float, amplitude_ma: float
+) -> None:
+    """The channel stimulates (``on``) with ``charge_uc`` per phase and a peak current of
+    ``amplitude_ma`` (the larger phase's), or is off, from ``t_s`` on. (On and off are
+    the caller's: a charge too small for a float in uC is still a pulse, and its time on
+    still counts.)"""
     if on and not is_on(state, base):
         state[base + C_ON] = 1.0
         state[base + C_ON_SINCE] = t_s
     elif not on and is_on(state, base):
         _close(state, base, t_s)
     state[base + C_CHARGE] = first_max(0.0, charge_uc) if on else 0.0
+    state[base + C_AMPLITUDE] = first_max(0.0, amplitude_ma) if on else 0.0
     state[base + C_LAST_COMMAND] = t_s
 
 
@@ -115,6 +120,7 @@ def force_off(state: Floats, base: int, t_s: float) -> None:
     if is_on(state, base):
         _close(state, base, t_s)
     state[base + C_CHARGE] = 0.0
+    state[base + C_AMPLITUDE] = 0.0
 
 
 @kernel

@@ -43,6 +43,7 @@ from controller.safety.channels import (
 )
 from controller.safety.layout import (
     ALL_CHANNELS,
+    C_AMPLITUDE,
     C_CHARGE,
     C_REFUSAL_LOGGED,
     KIND_CLAMP,
@@ -86,6 +87,7 @@ from controller.safety.rules import (
     MAX_CHARGE_RISE_UC_PER_S,
     MAX_CONTINUOUS_ON_MS,
     MAX_DUTY_CYCLE,
+    MAX_TOTAL_AMPLITUDE_MA,
     MAX_UNKNOWN_PHASE_MS,
     NEGATIVE_VALUE,
     NO_RULE,
@@ -294,7 +296,7 @@ def _time_breach(state: Floats, t_s: float) -> tuple[int, int, float, float, flo
 
 @kernel
 def _pulse_of_row(rows: Floats, i: int) -> tuple[float, float, float, float, float]:
-    """The pulse a command row describes: (a1, w1, f, a2, w2)."""
+    """The phases of the pulse a command row describes: (a1, w1, f, a2, w2)."""
     a1, w1 = rows[i, ROW_AMPLITUDE_MA], rows[i, ROW_PULSE_WIDTH_US]
     a2, w2 = recovery_phase(a1, w1, rows[i, ROW_ANODIC_WIDTH_RATIO])
     return a1, w1, rows[i, ROW_FREQUENCY_HZ], a2, w2
@@ -329,7 +331,8 @@ def _row_breach(
         return (NEGATIVE_VALUE, ch, float(i), 0.0, 0.0)
     if not _stimulates(on, a1, w1, f, a2, w2):
         return _NONE
-    which, value = first_pulse_breach(limits, a1, w1, f, a2, w2, 0)
+    which, value = first_pulse_breach(limits, a1, w1, f, a2, w2, gap,
+                                      requested[i, ROW_ANODIC_WIDTH_RATIO], 0)
     if which >= 0:
         return (PULSE_RULES[which], ch, float(i), value, 0.0)
     return _NONE
@@ -382,7 +385,17 @@ def hold_delivered(state: Floats, t_s: float, delivered: Floats, i: int) -> None
     on = delivered[i, ROW_ON] != 0.0
     a1, w1, f, a2, w2 = _pulse_of_row(delivered, i)
     deliver(state, base, t_s, _stimulates(on, a1, w1, f, a2, w2),
-            charge_per_phase_uc(a1, w1, a2, w2))
+            charge_per_phase_uc(a1, w1, a2, w2), first_max(a1, a2))
+
+
+@kernel
+def _last_on_row(requested: Floats) -> float:
+    """The last row of ``requested`` that asks for stimulation, or ``SOURCE_HELD_ON``
+    (none: what is on was on before this submit)."""
+    for i in range(requested.shape[0] - 1, -1, -1):
+        if requested[i, ROW_ON] != 0.0:
+            return float(i)
+    return SOURCE_HELD_ON
 
 
 @kernel
@@ -398,20 +411,26 @@ def _requested_on(requested: Floats, channel: int) -> float:
 def _held_breach(
     limits: Floats, state: Floats, t_s: float, requested: Floats
 ) -> tuple[int, int, float, float, float]:
-    """Limits over time, for every channel as it stands after this submit."""
+    """Limits over time, for every channel as it stands after this submit, and the sum
+    of the peak currents of the channels that stimulate (their pulses may coincide:
+    the watchdog does not know when within its period a back end fires each one)."""
     silent, gap_ms = _sensor_gap(limits, state, t_s)
     if silent:
         return (SENSOR_TIMEOUT_MS, ALL_CHANNELS, SOURCE_NO_SENSOR, gap_ms, 0.0)
+    total_ma = 0.0
     for channel in range(int(state[S_CHANNELS])):
         base = channel_base(state, channel)
         if not is_on(state, base):
             continue
+        total_ma += state[base + C_AMPLITUDE]
         on_ms = continuous_on_s(state, base, t_s) * 1000.0
         if on_ms > limits[MAX_CONTINUOUS_ON_MS]:
             return (MAX_CONTINUOUS_ON_MS, channel, _requested_on(requested, channel), on_ms, 0.0)
         cycle = duty(state, base, t_s)
         if cycle > limits[MAX_DUTY_CYCLE]:
             return (MAX_DUTY_CYCLE, channel, _requested_on(requested, channel), cycle, 0.0)
+    if total_ma > limits[MAX_TOTAL_AMPLITUDE_MA]:
+        return (MAX_TOTAL_AMPLITUDE_MA, ALL_CHANNELS, _last_on_row(requested), total_ma, 0.0)
     channel, unknown_ms = _unknown_phase(limits, state, t_s)
     if channel >= 0:
         return (MAX_UNKNOWN_PHASE_MS, channel, _requested_on(requested, channel),

@@ -9,7 +9,7 @@ Three arrays, owned by the ``Watchdog`` shell and handed as they are to a compil
   ``controller.safety.sensors.SENSORS``, the sensors a valid sample needs.
 - ``state``: everything the watchdog remembers between calls: a header (last trial
   time, sensor and phase health, the latch, counters, the log's fill) and one block per
-  channel (on/off, held amplitude, last command) with its ring of closed on-intervals
+  channel (on/off, held charge and peak current, last command) with its ring of closed on-intervals
   for the duty cycle (``new_state``).
 - ``log``: the interventions not yet turned into ``Intervention`` objects, one record
   per row (``new_log``); ``state[S_LOG_COUNT]`` rows are in use.
@@ -57,8 +57,9 @@ HEADER_SIZE = 12
     C_RING_HEAD,  # ring index of the oldest interval
     C_RING_COUNT,  # intervals in the ring
     C_REFUSAL_LOGGED,  # 1 once a command on it was refused and logged under this latch
-) = range(8)
-CHANNEL_FIELDS = 8
+    C_AMPLITUDE,  # peak current of either phase held now (mA), 0 while off
+) = range(9)
+CHANNEL_FIELDS = 9
 #: Ring capacity: one interval per sample over the window at the fastest loop, plus the
 #: two a submit can leave before the next duty-cycle query prunes the ring.
 DUTY_RING_INTERVALS = math.ceil(DUTY_WINDOW_S * MAX_SAMPLE_RATE_HZ) + 2

@@ -16,6 +16,10 @@ error naming the field). The sources of each number are in ``docs/safety.md``; i
   kept as a conservative bound.
 - net d.c. 10 uA: IEC 60601-1 allows 10 uA d.c. patient auxiliary current (normal
   condition, types B/BF/CF); a train's net d.c. is such a current.
+- interphase gap 1000 us, anodic width ratio 10, a whole pulse at most half its period,
+  total amplitude 200 mA across channels: project choices (the gap and ratio at the
+  ranges of the stimulation settings and the board's reference firmware; Springer
+  2015 found a 200 us gap helpful on the dorsiflexors), argued in ``docs/safety.md``.
 - continuous on-time 5 s: openEMSstim bounds every command to 5 s (DESIGN.md timeouts
   2-5 s).
 - duty cycle 90 % over 10 s, charge rise 700 uC/s (the top charge per phase in 50 ms),
@@ -51,6 +55,10 @@ ABSOLUTE_MAX_CHARGE_PER_PHASE_UC = 35.0
 ABSOLUTE_MAX_RMS_CURRENT_DENSITY_MA_PER_CM2 = 2.0
 ABSOLUTE_MAX_SHANNON_K = 1.85
 ABSOLUTE_MAX_NET_DC_UA = 10.0
+ABSOLUTE_MAX_INTERPHASE_GAP_US = 1000.0
+ABSOLUTE_MAX_ANODIC_WIDTH_RATIO = 10.0
+ABSOLUTE_MAX_PULSE_PERIOD_FRACTION = 0.5
+ABSOLUTE_MAX_TOTAL_AMPLITUDE_MA = 200.0
 ABSOLUTE_MAX_CONTINUOUS_ON_MS = 5000.0
 ABSOLUTE_MAX_DUTY_CYCLE = 0.9
 ABSOLUTE_MAX_CHARGE_RISE_UC_PER_S = 700.0
@@ -117,6 +125,28 @@ class SafetyLimits(ConfigModel):
         10.0, ge=0.0, le=ABSOLUTE_MAX_NET_DC_UA,
         description="Net d.c. of a train: charge imbalance per pulse x frequency.",
     )
+    max_interphase_gap_us: float = Field(
+        500.0, ge=0.0, le=ABSOLUTE_MAX_INTERPHASE_GAP_US,
+        description="Pause between the leading and the recovery phase of a pulse, during "
+        "which the leading phase's charge stays unreversed (0: no gap allowed).",
+    )
+    max_anodic_width_ratio: float = Field(
+        10.0, ge=1.0, le=ABSOLUTE_MAX_ANODIC_WIDTH_RATIO,
+        description="Width of the recovery (anodic) phase over the leading phase's "
+        "(1: symmetric pulses only).",
+    )
+    max_pulse_period_fraction: float = Field(
+        0.5, gt=0.0, le=ABSOLUTE_MAX_PULSE_PERIOD_FRACTION,
+        description="Fraction of its period a whole pulse may last: (pulse width x (1 + "
+        "anodic width ratio) + interphase gap) x frequency. A pulse must end well before "
+        "the next one starts.",
+    )
+    max_total_amplitude_ma: float = Field(
+        120.0, gt=0.0, le=ABSOLUTE_MAX_TOTAL_AMPLITUDE_MA,
+        description="Sum of the peak currents of every channel stimulating at the same "
+        "time (their pulses may coincide); a command that takes the sum above it is "
+        "refused and every output latched off.",
+    )
     max_continuous_on_ms: float = Field(
         3000.0, gt=0.0, le=ABSOLUTE_MAX_CONTINUOUS_ON_MS,
         description="Longest uninterrupted stimulation of a channel.",
@@ -179,49 +209,67 @@ class Pulse:
     frequency_hz: float
     recovery_amplitude_ma: float
     recovery_pulse_width_us: float
+    #: The pause between the two phases (us).
+    interphase_gap_us: float
+    #: The anodic width ratio the recovery phase was made with (``shaped``), which
+    #: ``max_anodic_width_ratio`` bounds; a pulse built phase by phase (an unbalanced
+    #: one, as the net d.c. tests build) states its own.
+    anodic_width_ratio: float
 
     @staticmethod
     def symmetric(amplitude_ma: float, pulse_width_us: float, frequency_hz: float) -> Pulse:
-        """A charge-balanced pulse whose recovery phase mirrors the leading phase."""
-        return Pulse(amplitude_ma, pulse_width_us, frequency_hz, amplitude_ma, pulse_width_us)
+        """A charge-balanced pulse whose recovery phase mirrors the leading phase, no gap."""
+        return Pulse(amplitude_ma, pulse_width_us, frequency_hz, amplitude_ma, pulse_width_us,
+                     0.0, 1.0)
 
     @staticmethod
     def shaped(
-        amplitude_ma: float, pulse_width_us: float, frequency_hz: float, anodic_width_ratio: float
+        amplitude_ma: float, pulse_width_us: float, frequency_hz: float,
+        anodic_width_ratio: float, interphase_gap_us: float = 0.0,
     ) -> Pulse:
-        """The pulse of a leading phase and an anodic width ratio r: the recovery phase is
-        r times longer at 1/r of the current, so both carry the same charge. A ratio that
-        is not a finite number of at least 1 describes no valid pulse: its recovery phase
-        is NaN, which the watchdog refuses as a non-finite value."""
-        ratio = anodic_width_ratio
+        """The pulse of a leading phase, an anodic width ratio r and an interphase gap:
+        the recovery phase is r times longer at 1/r of the current, so both carry the
+        same charge. A ratio that is not a finite number of at least 1 describes no valid
+        pulse: its recovery phase is NaN, which the watchdog refuses as a non-finite
+        value (so is a gap that is not a number)."""
+        ratio, gap = anodic_width_ratio, interphase_gap_us
         if not isinstance(ratio, (int, float)):
             ratio = math.nan
+        if not isinstance(gap, (int, float)):
+            gap = math.nan
         recovery_ma, recovery_us = in_python(pulse_math.recovery_phase)(
             float(amplitude_ma), float(pulse_width_us), float(ratio)
         )
-        return Pulse(amplitude_ma, pulse_width_us, frequency_hz, recovery_ma, recovery_us)
+        return Pulse(amplitude_ma, pulse_width_us, frequency_hz, recovery_ma, recovery_us,
+                     float(gap), float(ratio))
 
     @property
-    def numbers(self) -> tuple[float, float, float, float, float]:
-        """(a1, w1, f, a2, w2) as floats, the arguments of the pulse kernels."""
+    def numbers(self) -> tuple[float, float, float, float, float, float, float]:
+        """(a1, w1, f, a2, w2, g, r) as floats, the arguments of the pulse kernels."""
         return (float(self.amplitude_ma), float(self.pulse_width_us), float(self.frequency_hz),
-                float(self.recovery_amplitude_ma), float(self.recovery_pulse_width_us))
+                float(self.recovery_amplitude_ma), float(self.recovery_pulse_width_us),
+                float(self.interphase_gap_us), float(self.anodic_width_ratio))
+
+    @property
+    def _phases(self) -> tuple[float, float, float, float, float]:
+        """(a1, w1, f, a2, w2): the numbers of the charge and current kernels."""
+        return self.numbers[:5]
 
     @property
     def charge_per_phase_uc(self) -> float:
         """The larger charge of the two phases."""
-        a1, w1, _, a2, w2 = self.numbers
+        a1, w1, _, a2, w2 = self._phases
         return float(in_python(pulse_math.charge_per_phase_uc)(a1, w1, a2, w2))
 
     @property
     def net_dc_ua(self) -> float:
         """Magnitude of the train's d.c. component: charge imbalance per pulse x rate."""
-        return float(in_python(pulse_math.net_dc_ua)(*self.numbers))
+        return float(in_python(pulse_math.net_dc_ua)(*self._phases))
 
     @property
     def rms_current_ma(self) -> float:
         """R.m.s. current of the train (both phases), as IEC 60601-2-10 densities use."""
-        return float(in_python(pulse_math.rms_current_ma)(*self.numbers))
+        return float(in_python(pulse_math.rms_current_ma)(*self._phases))
 
     def shannon_k(self, area_cm2: float) -> float:
         """Shannon's k of the larger phase: log10(Q / A) + log10(Q), Q in uC, A in cm2."""
@@ -229,10 +277,11 @@ class Pulse:
 
 
 def pulse_of(command: StimCommand) -> Pulse:
-    """The pulse a command describes (``Pulse.shaped`` by its anodic width ratio)."""
+    """The pulse a command describes (``Pulse.shaped`` by its anodic width ratio and
+    interphase gap)."""
     return Pulse.shaped(
         command.amplitude_ma, command.pulse_width_us, command.frequency_hz,
-        command.anodic_width_ratio,
+        command.anodic_width_ratio, command.interphase_gap_us,
     )
 
 

@@ -18,6 +18,7 @@ from controller.ports import (
     ROW_AMPLITUDE_MA,
     ROW_ANODIC_WIDTH_RATIO,
     ROW_FREQUENCY_HZ,
+    ROW_INTERPHASE_GAP_US,
     ROW_ON,
     ROW_PULSE_WIDTH_US,
 )
@@ -47,6 +48,7 @@ from controller.safety.rules import (
     MAX_CHARGE_RISE_UC_PER_S,
     MAX_CONTINUOUS_ON_MS,
     MAX_DUTY_CYCLE,
+    MAX_TOTAL_AMPLITUDE_MA,
     MAX_UNKNOWN_PHASE_MS,
     PULSE_LIMITS,
     RULE_NAMES,
@@ -95,9 +97,12 @@ def describe_row(row: np.ndarray) -> str:
         return "off"
     amplitude, width = float(row[ROW_AMPLITUDE_MA]), float(row[ROW_PULSE_WIDTH_US])
     frequency = float(row[ROW_FREQUENCY_HZ])
-    pulse = Pulse.shaped(amplitude, width, frequency, float(row[ROW_ANODIC_WIDTH_RATIO]))
+    gap = float(row[ROW_INTERPHASE_GAP_US])
+    pulse = Pulse.shaped(amplitude, width, frequency, float(row[ROW_ANODIC_WIDTH_RATIO]), gap)
     text = f"on {amplitude:.4g} mA {width:.4g} us {frequency:.4g} Hz"
-    if pulse != Pulse.symmetric(amplitude, width, frequency):
+    if gap != 0.0:
+        text += f" gap {gap:.4g} us"
+    if (pulse.recovery_amplitude_ma, pulse.recovery_pulse_width_us) != (amplitude, width):
         text += (
             f" recovery {pulse.recovery_amplitude_ma:.4g} mA "
             f"{pulse.recovery_pulse_width_us:.4g} us"
@@ -157,6 +162,9 @@ def _detail(
         return f"on for {value:.1f} ms > {limits.max_continuous_on_ms:g} ms"
     if rule == MAX_DUTY_CYCLE:
         return f"duty cycle {value:.3f} > {limits.max_duty_cycle:g}"
+    if rule == MAX_TOTAL_AMPLITUDE_MA:
+        return (f"{value:.4g} mA on all channels together > "
+                f"{limits.max_total_amplitude_ma:g} mA")
     if rule == MAX_UNKNOWN_PHASE_MS:
         return (f"phase unknown for {value:.1f} ms > {limits.max_unknown_phase_ms:g} ms "
                 "while stimulating")

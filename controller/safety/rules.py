@@ -25,9 +25,13 @@ RULE_NAMES = (
     "max_rms_current_density_ma_per_cm2",
     "max_shannon_k",
     "max_net_dc_ua",
+    "max_interphase_gap_us",
+    "max_anodic_width_ratio",
+    "max_pulse_period_fraction",
     "max_continuous_on_ms",
     "max_duty_cycle",
     "max_charge_rise_uc_per_s",
+    "max_total_amplitude_ma",
     "sensor_timeout_ms",
     "max_unknown_phase_ms",
     "heartbeat_timeout_ms",
@@ -53,9 +57,13 @@ RULE_NAMES = (
     MAX_RMS_CURRENT_DENSITY_MA_PER_CM2,
     MAX_SHANNON_K,
     MAX_NET_DC_UA,
+    MAX_INTERPHASE_GAP_US,
+    MAX_ANODIC_WIDTH_RATIO,
+    MAX_PULSE_PERIOD_FRACTION,
     MAX_CONTINUOUS_ON_MS,
     MAX_DUTY_CYCLE,
     MAX_CHARGE_RISE_UC_PER_S,
+    MAX_TOTAL_AMPLITUDE_MA,
     SENSOR_TIMEOUT_MS,
     MAX_UNKNOWN_PHASE_MS,
     HEARTBEAT_TIMEOUT_MS,
@@ -91,6 +99,12 @@ PULSE_LIMITS = (
     (MAX_RMS_CURRENT_DENSITY_MA_PER_CM2, "r.m.s. current density", "mA/cm2"),
     (MAX_SHANNON_K, "Shannon k", ""),
     (MAX_NET_DC_UA, "net d.c.", "uA"),
+    # The shape: the pause between the phases, the recovery phase's length over the
+    # leading phase's, and the whole pulse (leading phase + gap + recovery phase) over
+    # the period at its frequency, which it must end well within.
+    (MAX_INTERPHASE_GAP_US, "interphase gap", "us"),
+    (MAX_ANODIC_WIDTH_RATIO, "anodic width ratio", ""),
+    (MAX_PULSE_PERIOD_FRACTION, "pulse length / period", ""),
 )
 #: Positions in ``PULSE_LIMITS``: the quantity a pulse kernel measures at each one.
 (
@@ -101,6 +115,9 @@ PULSE_LIMITS = (
     Q_RMS_CURRENT_DENSITY,
     Q_SHANNON_K,
     Q_NET_DC,
+    Q_INTERPHASE_GAP,
+    Q_ANODIC_WIDTH_RATIO,
+    Q_PULSE_PERIOD_FRACTION,
 ) = range(len(PULSE_LIMITS))
 #: The rule code of each position (a tuple the kernels index).
 PULSE_RULES = tuple(rule for rule, _, _ in PULSE_LIMITS)

@@ -19,9 +19,15 @@ _COMMON = SafetyLimits(
     sensor_timeout_ms=20.0, max_unknown_phase_ms=100.0,
 )
 #: Two installations, so that every per-pulse limit can be the one that binds: on a large
-#: electrode the charge per phase, on a small one the current density and Shannon's k.
+#: electrode the charge per phase, on a small one the current density and Shannon's k;
+#: on the first a tight pulse shape (a gap up to 100 us, a ratio up to 3, a whole pulse
+#: up to 4 % of its period: 400 us + 400 us at 50 Hz, symmetric, is exactly that) and
+#: 80 mA on both channels together (each may have 50).
 LIMIT_SETS = (
-    _COMMON.model_copy(update={"max_charge_per_phase_uc": 15.0, "electrode_area_cm2": 8.0}),
+    _COMMON.model_copy(update={
+        "max_charge_per_phase_uc": 15.0, "electrode_area_cm2": 8.0,
+        "max_interphase_gap_us": 100.0, "max_anodic_width_ratio": 3.0,
+        "max_pulse_period_fraction": 0.04, "max_total_amplitude_ma": 80.0}),
     _COMMON.model_copy(update={"max_charge_per_phase_uc": 35.0, "electrode_area_cm2": 3.0}),
 )
 CHANNELS = 2
@@ -46,7 +52,7 @@ WILD = st.builds(StimCommand, CHANNEL, ON, WILD_AMPLITUDE, WILD_WIDTH, WILD_FREQ
 #: Mostly a valid asymmetry (1 = symmetric up to 4:1), sometimes no valid pulse at all.
 RATIO = st.one_of(*[st.floats(1.0, 4.0)] * 4, st.sampled_from([0.0, 0.5, -1.0, math.nan, math.inf]))
 #: Mostly no interphase gap, sometimes one, sometimes a broken one.
-GAP = st.one_of(*[st.just(0.0)] * 3, st.floats(0.0, 100.0),
+GAP = st.one_of(*[st.just(0.0)] * 3, st.floats(0.0, 150.0),
                 st.sampled_from([-1.0, math.nan, math.inf]))
 
 
