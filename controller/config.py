@@ -37,6 +37,7 @@ from controller.stim.settings import (
     ChannelConfig,
     StimConfig,
     channel_path,
+    pulse_length,
     stim_problems,
     unused_stim,
 )
@@ -204,12 +205,9 @@ def _channel_safety(
             field = _LIMITED_FIELD[breach.rule]
             problems.append(f"{name}.{field}: {getattr(ch, field):g} exceeds {limit}")
         elif breach.rule == "max_pulse_period_fraction":
-            length_us = ch.pulse_width_us * (1.0 + ch.anodic_width_ratio) + ch.interphase_gap_us
             problems.append(
-                f"{name}: a pulse of {ch.pulse_width_us:g} us + gap {ch.interphase_gap_us:g} "
-                f"us + anodic {ch.pulse_width_us * ch.anodic_width_ratio:g} us lasts "
-                f"{length_us:g} us, {breach.value:.4g} of the {1e6 / ch.frequency_hz:g} us "
-                f"period at {ch.frequency_hz:g} Hz, exceeds {limit}"
+                f"{name}: {pulse_length(ch)[1]}, {breach.value:.4g} of the "
+                f"{1e6 / ch.frequency_hz:g} us period at {ch.frequency_hz:g} Hz, exceeds {limit}"
             )
         else:
             value = f"{breach.value:.4g} {breach.unit}".strip()

@@ -309,16 +309,23 @@ def channel_path(name: str) -> str:
     return "stim.peroneal" if name == "peroneal" else f"stim.channels.{name}"
 
 
+def pulse_length(ch: ChannelConfig) -> tuple[float, str]:
+    """How long one whole pulse of ``ch`` lasts (us: leading phase + interphase gap +
+    anodic phase), and that sum in words for a message."""
+    length_us = ch.pulse_width_us * (1.0 + ch.anodic_width_ratio) + ch.interphase_gap_us
+    return length_us, (
+        f"a pulse of {ch.pulse_width_us:g} us + gap {ch.interphase_gap_us:g} us + anodic "
+        f"{ch.pulse_width_us * ch.anodic_width_ratio:g} us lasts {length_us:g} us"
+    )
+
+
 def _pulse_fits_period(path: str, ch: ChannelConfig) -> list[str]:
     period_us = 1e6 / ch.frequency_hz
-    length_us = ch.pulse_width_us * (1.0 + ch.anodic_width_ratio) + ch.interphase_gap_us
+    length_us, text = pulse_length(ch)
     if length_us < period_us:
         return []
-    return [
-        f"{path}: a pulse of {ch.pulse_width_us:g} us + gap {ch.interphase_gap_us:g} us "
-        f"+ anodic {ch.pulse_width_us * ch.anodic_width_ratio:g} us lasts {length_us:g} us, "
-        f"not less than the {period_us:g} us period at {ch.frequency_hz:g} Hz"
-    ]
+    return [f"{path}: {text}, not less than the {period_us:g} us period at "
+            f"{ch.frequency_hz:g} Hz"]
 
 
 def stim_problems(stim: StimConfig) -> list[str]:
