@@ -52,7 +52,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from controller.events import EVENT_NAMES, Event
+from controller.eventlog import TrueEvents
+from controller.events import Event
 from controller.kernels import kernel
 from sim.patient import PatientProfile
 
@@ -101,7 +102,6 @@ _COLUMN_EVENTS: tuple[tuple[int, Event], ...] = (
     (TOE_OFF, Event.TOE_OFF),
     (MID_SWING, Event.MID_SWING),
 )
-_NAMES: dict[Event, str] = {event: name for event, name in EVENT_NAMES.items()}
 
 # Children of a gait seed for the course (the strides are drawn from the seed itself).
 _BOUT_STREAM = 1
@@ -119,15 +119,19 @@ class GaitSchedule:
     strides: np.ndarray
     duration_s: float
 
-    def events(self) -> list[tuple[float, str]]:
-        """Every true event in [0, duration), as (time_s, name), sorted by time."""
-        found: list[tuple[float, Event]] = []
+    def events(self) -> TrueEvents:
+        """Every true event in [0, duration), as (time_s, name), sorted by time (and by
+        event at one time): two arrays, not a list of tuples (``controller.eventlog``)."""
+        times: list[np.ndarray] = []
+        codes: list[np.ndarray] = []
         for column, event in _COLUMN_EVENTS:
-            times = self.strides[:, column]
-            inside = times[(times >= 0.0) & (times < self.duration_s)]
-            found += [(float(t), event) for t in inside]
-        found.sort()
-        return [(t, _NAMES[event]) for t, event in found]
+            column_s = self.strides[:, column]
+            inside = column_s[(column_s >= 0.0) & (column_s < self.duration_s)]
+            times.append(inside)
+            codes.append(np.full(inside.size, int(event), dtype=np.int8))
+        all_times, all_codes = np.concatenate(times), np.concatenate(codes)
+        order = np.lexsort((all_codes, all_times))
+        return TrueEvents(all_times[order], all_codes[order])
 
     def phase(self, t_s: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Stride index (row of ``strides``) and phase in [0, 1) of the stride, per time.

@@ -32,6 +32,7 @@ from typing import NamedTuple
 
 import numpy as np
 
+from controller.eventlog import TrueEvents
 from controller.kernels import in_python, kernel, pack
 from controller.ports import Sample, StimCommand, check_commands
 from controller.pulses import advance_train, new_train
@@ -687,8 +688,9 @@ class SimulatedLimb:
         self.stop_all()
         self._closed = True
 
-    def true_events(self) -> list[tuple[float, str]]:
-        """Every true gait event in [0, duration) as (time_s, name), sorted by time."""
+    def true_events(self) -> TrueEvents:
+        """Every true gait event in [0, duration) as (time_s, name), sorted by time
+        (``controller.eventlog.TrueEvents``: arrays, read as such a sequence)."""
         return self._schedule.events()
 
     def truth(self) -> dict[str, np.ndarray]:

@@ -44,6 +44,7 @@ PARTS: dict[str, tuple[str, ...]] = {
         "controller",  # the package itself (imports nothing)
         "controller.ports",  # Sample, StimCommand, SensorSource, Stimulator
         "controller.events",  # Phase, Event, DetectedEvent
+        "controller.eventlog",  # true and detected events held as arrays
         "controller.pulses",  # when a stimulator fires its pulses, their shape
         "controller.errors",  # ConfigError (no pydantic: the parser and --help need it)
         "controller.validation",  # ConfigModel, describe_errors

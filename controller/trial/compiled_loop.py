@@ -16,7 +16,7 @@ arrays, so the trial is the same trial bit for bit (a test compares the files of
 paths) and the watchdog stays the only path to the limb's command. The loop runs in
 blocks of up to ``sim.limb.BLOCK_SAMPLES`` samples (a block of the limb's noise); between
 blocks, Python turns the watchdog's numeric intervention records into ``Intervention``
-objects, the detected events into ``DetectedEvent`` objects, publishes the rows to the
+objects, adds the detected events to the recorder's ``DetectedEvents``, publishes the rows to the
 log writer, and lets Ctrl-C and the e-stop signals in, so a long trial stays
 interruptible within milliseconds.
 
@@ -38,7 +38,7 @@ import numpy as np
 from controller.deadlines import DeadlineMonitor
 from controller.detect.detector import GaitDetector, detector_step, detector_step_for
 from controller.detect.outbox import MAX_EVENTS, new_outbox
-from controller.events import UNKNOWN, DetectedEvent, Event
+from controller.events import UNKNOWN
 from controller.hotpath import announced_if_slow, collector_off, in_one_chunk
 from controller.interrupts import interrupts_deferred, raise_if_interrupted
 from controller.kernels import kernel, specialised
@@ -509,10 +509,8 @@ def run_compiled_loop(
                     n_events = block(k, count, arrays)
                     samples += count
                     limb.advanced(count, _held(delivered, watchdog))
-                    recorder.detected.extend(
-                        DetectedEvent(Event(int(code)), float(known), float(est))
-                        for known, code, est in events[:n_events].tolist()
-                    )
+                    found = events[:n_events]  # rows: known time, event code, estimate
+                    recorder.detected.extend_rows(found[:, 1], found[:, 0], found[:, 2])
                     watchdog.drain_log()
                     recorder.publish(samples)
                     deadlines.on_time(count)

@@ -30,6 +30,7 @@ from typing import Protocol
 
 import numpy as np
 
+from controller.eventlog import EventRows
 from controller.events import EVENT_NAMES, PHASE_NAMES, Event
 from controller.outputs import write_all
 from controller.trial.csvtext import FLOAT6, INTEGER, NAME, CsvRenderer, hard_cells
@@ -112,7 +113,7 @@ def write_events(events: Iterable[tuple[float, str, str]], fd: int) -> None:
     """``events.csv`` whole to ``fd``: rows ``time_s,source,event`` sorted by time, then
     source, then event, rendered ``EVENT_CHUNK`` at a time (a day's 500,000 events as
     lines of text, joined and encoded whole, were some 70 MB at once)."""
-    ordered = sorted(events)
+    ordered = events if isinstance(events, EventRows) else sorted(events)
     write_all(fd, EVENTS_HEADER)
     for start in range(0, len(ordered), EVENT_CHUNK):
         write_all(fd, event_lines(ordered[start : start + EVENT_CHUNK]))

@@ -31,6 +31,8 @@ from typing import Any
 
 import numpy as np
 
+from controller.eventlog import SOURCES as EVENT_ROW_SOURCES
+from controller.eventlog import EventRows
 from controller.events import EVENT_NAMES
 from controller.trial.csvtext import INTEGER, NAME
 from controller.trial.files import EventSource, EventStream, column_kind, phase_names
@@ -46,7 +48,7 @@ UNITS = (
     ("_hz", "Hz"), ("_nm", "N m"), ("_n", "N"), ("_ms", "ms"), ("_s", "s"),
 )
 EVENT_COLUMNS = ("time_s", "source", "event")
-SOURCES = ["detected", "true"]
+SOURCES = list(EVENT_ROW_SOURCES)  # ["detected", "true"]
 
 
 def pyarrow_modules() -> tuple[Any, Any]:
@@ -127,15 +129,18 @@ def event_table(events: Sequence[tuple[float, str, str]], config: Mapping[str, A
     event_names = sorted(EVENT_NAMES.values())
     source_code = {name: i for i, name in enumerate(SOURCES)}
     event_code = {name: i for i, name in enumerate(event_names)}
+    if isinstance(events, EventRows):  # arrays already, in these codes' order
+        times, sources, names = (pa.array(events.times_s, type=pa.float64()),
+                                 pa.array(events.sources, type=pa.int8()),
+                                 pa.array(events.names, type=pa.int8()))
+    else:
+        times = pa.array([e[0] for e in events], type=pa.float64())
+        sources = pa.array([source_code[e[1]] for e in events], type=pa.int8())
+        names = pa.array([event_code[e[2]] for e in events], type=pa.int8())
     columns = [
-        pa.array([e[0] for e in events], type=pa.float64()),
-        pa.DictionaryArray.from_arrays(
-            pa.array([source_code[e[1]] for e in events], type=pa.int8()), pa.array(SOURCES)
-        ),
-        pa.DictionaryArray.from_arrays(
-            pa.array([event_code[e[2]] for e in events], type=pa.int8()),
-            pa.array(event_names),
-        ),
+        times,
+        pa.DictionaryArray.from_arrays(sources, pa.array(SOURCES)),
+        pa.DictionaryArray.from_arrays(names, pa.array(event_names)),
     ]
     return pa.Table.from_arrays(columns, schema=schema)
 

@@ -25,6 +25,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
+from controller.eventlog import DetectedEvents
 from controller.events import DetectedEvent, Phase
 from controller.ports import Sample, StimCommand
 from controller.sharedmem import (
@@ -102,7 +103,7 @@ class TrialRecorder:
         self.events_ring = event_ring is not None
         #: Events the table takes in all: its rows, or any number for a ring.
         self.event_limit = event_capacity if event_ring is None else 2**62
-        self.detected: list[DetectedEvent] = []
+        self.detected = DetectedEvents()  # numbers, not objects (controller.eventlog)
 
     def record(
         self,

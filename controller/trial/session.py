@@ -29,6 +29,7 @@ from controller.clock import Clock, VirtualClock
 from controller.config import TrialConfig
 from controller.deadlines import DeadlineMonitor
 from controller.detect.detector import GaitDetector
+from controller.eventlog import EventRows, TrueEvents
 from controller.events import EVENT_NAMES, DetectedEvent, Event
 from controller.interrupts import interrupts_deferred, raise_if_interrupted
 from controller.loop import LoopOutcome, run_loop
@@ -254,7 +255,7 @@ def complete_trial(
     else:  # rows in a ring, scored as they passed: the columns' names, for the files
         columns = {name: np.zeros(0) for name in [*recorder.index, *truth.columns]}
     end_s = recorder.count * period_s
-    true_events = [(t, e) for t, e in truth.events if t < end_s]
+    true_events = _true_before(truth.events, end_s)
     detected = recorder.detected
     deadlines = parts.deadlines
     clock = parts.clock
@@ -330,11 +331,18 @@ def trial_summary(facts: TrialFacts, config: TrialConfig, detector: object,
     return summary | dict(extra)
 
 
+def _true_before(events: Sequence[tuple[float, str]], end_s: float
+                 ) -> Sequence[tuple[float, str]]:
+    """The true ``events`` before ``end_s`` (views of the arrays of ``TrueEvents``)."""
+    if isinstance(events, TrueEvents):
+        return events.before(end_s)
+    return [(t, e) for t, e in events if t < end_s]
+
+
 def _events(true_events: Sequence[tuple[float, str]], detected: Sequence[DetectedEvent]
-            ) -> list[tuple[float, str, str]]:
-    return [(t, "true", e) for t, e in true_events] + [
-        (d.t_est_s, "detected", EVENT_NAMES[d.event]) for d in detected
-    ]
+            ) -> EventRows:
+    """The rows of ``events.csv``, sorted, as arrays (``controller.eventlog``)."""
+    return EventRows.of(true_events, detected)
 
 
 def _to_microseconds(block: dict[str, Any] | None) -> dict[str, Any] | None:

@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 
+from controller.eventlog import EventRows
 from controller.outputs import write_all
 from controller.sharedmem import ring_rows
 from controller.trial.files import (
@@ -203,8 +204,8 @@ class TrialFiles:
         assert self._parquet is not None
         for name, parts in self._parquet.items():
             if name == "events.parquet":
-                write_table_atomically(event_table(sorted(events), self._config),
-                                       parts.path)
+                ordered = events if isinstance(events, EventRows) else sorted(events)
+                write_table_atomically(event_table(ordered, self._config), parts.path)
                 shutil.rmtree(parts.parts, ignore_errors=True)
             elif name == "samples.parquet" and rewrite:
                 schema = sample_schema(list(columns), self._config)

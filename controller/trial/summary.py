@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from controller.detect.score import match_events
+from controller.eventlog import detected_columns, event_times
 from controller.events import EVENT_NAMES, DetectedEvent, Event
 from controller.quantiles import median_and_percentiles
 from controller.stim.scheduler import ChannelReport
@@ -66,16 +67,16 @@ def _rounded(value: Any) -> Any:
 
 
 def _true_times(facts: TrialFacts, event: Event) -> np.ndarray:
-    name = EVENT_NAMES[event]
-    return np.array([t for t, e in facts.true_events if e == name])
+    return event_times(facts.true_events, event)
 
 
 def _detection(facts: TrialFacts, tolerance_s: float) -> dict[str, Any]:
     block: dict[str, Any] = {}
     matched = n_true = n_detected = 0
+    codes, known_s, est_s = detected_columns(facts.detected)
     for event in SCORED_EVENTS:
         truth = _true_times(facts, event)
-        found = np.array([d.t_est_s for d in facts.detected if d.event == event])
+        found = est_s[codes == int(event)]
         pairs = match_events(truth, found, tolerance_s)
         matched += len(pairs)
         n_true += truth.size
@@ -84,7 +85,8 @@ def _detection(facts: TrialFacts, tolerance_s: float) -> dict[str, Any]:
         block[f"{EVENT_NAMES[event]}_error_ms"] = metrics.error_stats_ms(errors)
     block["recall"] = matched / n_true if n_true else None
     block["precision"] = matched / n_detected if n_detected else None
-    latencies = [d.t_known_s - d.t_est_s for d in facts.detected if d.event in SCORED_EVENTS]
+    scored = np.isin(codes, [int(event) for event in SCORED_EVENTS])
+    latencies = (known_s - est_s)[scored]
     block["latency_ms"] = metrics.error_stats_ms(latencies)
     return block
 
@@ -219,7 +221,7 @@ def strides_not_stimulated(facts: TrialFacts, decided_s: float | None) -> int | 
     (toe off to the next heel strike, or the end of the trial) that began before its
     verdict at ``decided_s`` (all of them while it was still checking) in which the
     peroneal channel delivered nothing. None without the simulated patient's truth."""
-    if not facts.true_events:
+    if not len(facts.true_events):
         return None
     toe_offs = _true_times(facts, Event.TOE_OFF)
     if decided_s is not None:
@@ -268,7 +270,7 @@ def summarize(
     heel_strikes = _true_times(facts, Event.HEEL_STRIKE)
     strides = max(0, heel_strikes.size - 1)
     duration_s = facts.scored().samples * facts.period_s
-    has_truth = bool(facts.true_events)
+    has_truth = len(facts.true_events) > 0
     summary = {
         "strides": strides if has_truth else None,
         "duration_s": duration_s,
