@@ -124,14 +124,9 @@ def _channel_block(
     delay_s = report.offset_delay_s if report else 0.0
     onset_error, missed = _edge_errors_s(facts, onsets, onset_ref, lead_s + onset_window_s)
     offset_error, _ = _edge_errors_s(facts, ends, offset_ref, delay_s + onset_window_s)
-    times, charge = cols.pulses(prefix)
-    total = float(charge.sum())
-    heel_strikes = _true_times(facts, Event.HEEL_STRIKE)
-    per_stride = (
-        np.histogram(times, bins=heel_strikes, weights=charge)[0]
-        if heel_strikes.size > 1
-        else np.zeros(0)
-    )
+    charge = cols.charge(prefix, _true_times(facts, Event.HEEL_STRIKE))
+    total = charge.total_uc
+    per_stride = charge.per_stride_uc
     # What the channel's output drives in the simulated limb (whose truth the trial
     # holds: fes sim, or a board emulator), "none" when nothing: the charge and timing
     # below are then of pulses delivered to no simulated muscle. None on a real board.
@@ -151,11 +146,11 @@ def _channel_block(
         "unconfirmed_predictions": report.unconfirmed if report else 0,
         "refused_triggers": report.refused if report else 0,
         "on_time_fraction": cols.mean(prefix + "stim_on"),
-        "pulses": int(times.size),
+        "pulses": charge.pulses,
         "charge_uc_total": total,
         "charge_uc_per_stride": total / strides if strides else None,
         "charge_uc_stride_max": float(per_stride.max()) if per_stride.size else None,
-        "charge_uc_per_phase_max": float(charge.max()) if charge.size else 0.0,
+        "charge_uc_per_phase_max": charge.phase_max_uc,
     }
 
 
