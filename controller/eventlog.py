@@ -109,19 +109,20 @@ class DetectedEvents(Sequence[DetectedEvent]):
     def __init__(self) -> None:
         self._blocks: list[np.ndarray] = []
         self._count = 0
+        self._rows = BLOCK_EVENTS  # rows of each block
 
     def __len__(self) -> int:
         return self._count
 
     def _room(self) -> np.ndarray:
         """The block the next row goes into (a new one when the last is full)."""
-        if self._count == len(self._blocks) * BLOCK_EVENTS:
-            self._blocks.append(np.empty((BLOCK_EVENTS, 3)))
+        if self._count == len(self._blocks) * self._rows:
+            self._blocks.append(np.empty((self._rows, 3)))
         return self._blocks[-1]
 
     def append(self, event: DetectedEvent) -> None:
         block = self._room()
-        block[self._count % BLOCK_EVENTS] = (int(event.event), event.t_known_s, event.t_est_s)
+        block[self._count % self._rows] = (int(event.event), event.t_known_s, event.t_est_s)
         self._count += 1
 
     def extend(self, events: Iterable[DetectedEvent]) -> None:
@@ -133,8 +134,8 @@ class DetectedEvents(Sequence[DetectedEvent]):
         done, n = 0, int(codes.size)
         while done < n:
             block = self._room()
-            at = self._count % BLOCK_EVENTS
-            take = min(n - done, BLOCK_EVENTS - at)
+            at = self._count % self._rows
+            take = min(n - done, self._rows - at)
             block[at : at + take, 0] = codes[done : done + take]
             block[at : at + take, 1] = known_s[done : done + take]
             block[at : at + take, 2] = est_s[done : done + take]
@@ -154,12 +155,12 @@ class DetectedEvents(Sequence[DetectedEvent]):
             index += self._count
         if not 0 <= index < self._count:
             raise IndexError("detected event index out of range")
-        code, known, est = self._blocks[index // BLOCK_EVENTS][index % BLOCK_EVENTS].tolist()
+        code, known, est = self._blocks[index // self._rows][index % self._rows].tolist()
         return DetectedEvent(Event(int(code)), known, est)
 
     def __iter__(self) -> Iterator[DetectedEvent]:
-        for start in range(0, self._count, BLOCK_EVENTS):
-            rows = self._blocks[start // BLOCK_EVENTS][: min(BLOCK_EVENTS, self._count - start)]
+        for start in range(0, self._count, self._rows):
+            rows = self._blocks[start // self._rows][: min(self._rows, self._count - start)]
             for code, known, est in rows.tolist():
                 yield DetectedEvent(Event(int(code)), known, est)
 
@@ -176,10 +177,13 @@ class DetectedEvents(Sequence[DetectedEvent]):
 
     def columns(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Event codes (int64), known and estimated times of every event, in order."""
-        if not self._count:
-            return np.zeros(0, dtype=np.int64), np.zeros(0), np.zeros(0)
-        rows = np.concatenate(self._blocks)[: self._count]
-        return rows[:, 0].astype(np.int64), rows[:, 1].copy(), rows[:, 2].copy()
+        def column(i: int) -> np.ndarray:  # one column at a time: no copy of every row
+            parts = [block[:, i] for block in self._blocks]
+            if parts:
+                parts[-1] = parts[-1][: self._count - (len(parts) - 1) * self._rows]
+            return np.concatenate(parts) if parts else np.zeros(0)
+
+        return column(0).astype(np.int64), column(1), column(2)
 
 
 def detected_columns(detected: Sequence[DetectedEvent]

@@ -112,3 +112,35 @@ def test_a_long_trials_events_file_holds_every_event(tmp_path, monkeypatch):
     true = [(round(t, 6), e) for t, e in limb.true_events()]
     assert [(t, e) for t, source, e in rows if source == "true"] == true
     assert sum(source == "detected" for _, source, _ in rows) > 2 * summary["strides"]
+
+
+def test_events_held_as_arrays_read_and_sort_as_the_objects_did(monkeypatch):
+    # Rows of events.csv sort as Python sorted the (time, source, event) tuples (ties
+    # at one time by source, then by name), and detected events read back as the
+    # DetectedEvent objects they were, across blocks.
+    import random
+
+    import numpy as np
+
+    from controller.eventlog import DetectedEvents, EventRows, TrueEvents
+    from controller.events import EVENT_NAMES, DetectedEvent, Event
+
+    monkeypatch.setattr(eventlog, "BLOCK_EVENTS", 5)
+    pick = random.Random(3)
+    names = list(EVENT_NAMES.values())
+    true = [(pick.choice([0.5, 1.0, 1.25, pick.random()]), pick.choice(names))
+            for _ in range(40)]
+    detected = [DetectedEvent(pick.choice(list(EVENT_NAMES)), pick.random() + 0.2,
+                              pick.choice([0.5, 1.0, pick.random()])) for _ in range(23)]
+    held = DetectedEvents()
+    held.extend(detected[:7])
+    rows = np.array([[d.event, d.t_known_s, d.t_est_s] for d in detected[7:]], dtype=float)
+    held.extend_rows(rows[:, 0], rows[:, 1], rows[:, 2])
+    assert list(held) == detected and held[-1] == detected[-1] and len(held) == 23
+    assert list(TrueEvents.of(true)) == sorted(true)
+    expected = sorted([(t, "true", e) for t, e in true]
+                      + [(d.t_est_s, "detected", EVENT_NAMES[d.event]) for d in detected])
+    assert list(EventRows.of(true, held)) == expected
+    assert list(EventRows.of(TrueEvents.of(true), detected)) == expected
+    assert TrueEvents.of(true).times(Event.TOE_OFF).tolist() == sorted(
+        t for t, e in true if e == "toe_off")
