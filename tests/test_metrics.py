@@ -110,3 +110,26 @@ def test_swing_minima_in_one_pass_as_one_by_one(seed, n, toe_offs, heel_strikes,
     got = metrics.swing_minima_mm(t_s, clearance, toe_off_s, heel_strike_s, trim)
     expected = swing_minima_one_by_one(t_s, clearance, toe_off_s, heel_strike_s, trim)
     assert got.dtype == np.float64 and got.tolist() == expected.tolist()
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_matching_in_pieces_pairs_as_matching_at_once(monkeypatch, seed):
+    # A day's matching is done a piece of true events at a time (memory); the errors are
+    # those of match_events over everything: equal gaps (a detection halfway between two
+    # true events, two detections either side of one), misses, extras, a tolerance
+    # about as wide as the gaps it splits at.
+    rng = np.random.default_rng(seed)
+    tolerance_s = 0.1
+    gaps = rng.choice([0.15, 0.2, 0.2000001, 0.25, 0.5, 1.0], size=400)
+    true_s = np.cumsum(gaps)
+    kept = rng.random(true_s.size) < 0.8
+    offsets = rng.choice([-0.1, -0.05, 0.0, 0.05, 0.1, 0.1000001], size=int(kept.sum()))
+    extra = rng.uniform(0.0, true_s[-1], size=40)
+    found = rng.permutation(np.concatenate((true_s[kept] + offsets, extra,
+                                            (true_s[:-1] + true_s[1:])[::7] / 2.0)))
+    pairs = match_events(true_s, found, tolerance_s)
+    whole = np.sort([found[j] - true_s[i] for i, j in pairs])
+    monkeypatch.setattr(metrics, "MATCH_CHUNK", 16)
+    pieces = np.sort(metrics.matched_errors(true_s, found, tolerance_s))
+    np.testing.assert_array_equal(pieces, whole)
+    assert whole.size > 200

@@ -15,7 +15,6 @@ from typing import Any
 
 import numpy as np
 
-from controller.detect.score import match_events
 from controller.eventlog import detected_columns, event_times
 from controller.events import EVENT_NAMES, DetectedEvent, Event
 from controller.quantiles import median_and_percentiles
@@ -77,11 +76,10 @@ def _detection(facts: TrialFacts, tolerance_s: float) -> dict[str, Any]:
     for event in SCORED_EVENTS:
         truth = _true_times(facts, event)
         found = est_s[codes == int(event)]
-        pairs = match_events(truth, found, tolerance_s)
-        matched += len(pairs)
+        errors = metrics.matched_errors(truth, found, tolerance_s)
+        matched += errors.size
         n_true += truth.size
         n_detected += found.size
-        errors = [found[j] - truth[i] for i, j in pairs]
         block[f"{EVENT_NAMES[event]}_error_ms"] = metrics.error_stats_ms(errors)
     block["recall"] = matched / n_true if n_true else None
     block["precision"] = matched / n_detected if n_detected else None
