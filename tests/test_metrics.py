@@ -133,3 +133,23 @@ def test_matching_in_pieces_pairs_as_matching_at_once(monkeypatch, seed):
     pieces = np.sort(metrics.matched_errors(true_s, found, tolerance_s))
     np.testing.assert_array_equal(pieces, whole)
     assert whole.size > 200
+
+
+def test_the_exact_charge_sum_does_not_depend_on_blocks_or_order():
+    # A long trial's charge is summed as its rows pass, in blocks; its whole columns at
+    # once. Both give the correctly rounded sum (math.fsum's), whatever the grouping:
+    # numpy's pairwise sum of the same values depends on it. A NaN charge still shows.
+    import math
+
+    from controller.trial.scores import ExactSum, exact_sum
+
+    rng = np.random.default_rng(1)
+    values = np.concatenate((rng.uniform(0.0, 40.0, 5000), [1e-300, 5e-324, 1e16, -1e16]))
+    whole = exact_sum(values)
+    assert whole == math.fsum(values.tolist())
+    pieces = ExactSum()
+    for piece in np.array_split(rng.permutation(values), 37):
+        pieces.add(piece)
+    assert pieces.value() == whole
+    pieces.add(np.array([np.nan]))
+    assert math.isnan(pieces.value())

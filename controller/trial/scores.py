@@ -186,13 +186,17 @@ class ExactSum:
 
     def __init__(self) -> None:
         self._units = 0
+        self._other = 0.0  # NaN or an infinity among the values: the sum is that too
 
     def add(self, values: np.ndarray) -> None:
+        values = np.asarray(values, dtype=np.float64)
         if not values.size:
             return
-        if not np.all(np.isfinite(values)):
-            raise ValueError("exact sum of a value that is not finite")
-        mantissa, exponent = np.frexp(np.asarray(values, dtype=np.float64))
+        finite = np.isfinite(values)
+        if not finite.all():
+            self._other += float(values[~finite].sum())
+            values = values[finite]
+        mantissa, exponent = np.frexp(values)
         whole = (mantissa * 2.0**53).astype(np.int64)  # exact: 53 bits
         power = exponent.astype(np.int64) - 53 + self._SHIFT  # value = whole * 2**(power - SHIFT)
         for p in np.unique(power).tolist():
@@ -202,7 +206,7 @@ class ExactSum:
             self._units += total << p  # p >= 0: the smallest subnormal is 2**0 units
 
     def value(self) -> float:
-        return float(Fraction(self._units, 1 << self._SHIFT))
+        return float(Fraction(self._units, 1 << self._SHIFT)) + self._other
 
 
 def exact_sum(values: np.ndarray) -> float:
