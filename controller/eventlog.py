@@ -2,7 +2,7 @@
 
 A day-long trial at 1 kHz has some 288,000 true events (the simulated patient's, known
 before the trial) and as many detected ones. Held as a list of ``(time_s, name)`` tuples
-and of ``DetectedEvent`` objects they took about 100 and 140 bytes each (a tuple, a
+and of ``DetectedEvent`` objects they took about 90 and 110 bytes each (a tuple, a
 float, an object and its three fields), and every call of the schedule's ``events``
 made a fresh list; as arrays they take 9 and 24 bytes. Both classes here read as the
 sequences they replace (a true event is still ``(time_s, name)``, a detected one a
