@@ -144,3 +144,14 @@ def test_events_held_as_arrays_read_and_sort_as_the_objects_did(monkeypatch):
     assert list(EventRows.of(TrueEvents.of(true), detected)) == expected
     assert TrueEvents.of(true).times(Event.TOE_OFF).tolist() == sorted(
         t for t, e in true if e == "toe_off")
+
+
+def test_a_live_trials_scoring_keeps_nothing_per_pulse():
+    # fes run against a board without truth: the log writer scores the rows as they
+    # pass. It kept two numbers per pulse: 292 kB more at minute 20 than at minute 5
+    # (1.17 MB an hour at 1 kHz); now the trains' edges only, 16 bytes a train, held as
+    # up to 256 small arrays before they are joined: 25 kB.
+    from controller.bench.live_scoring import traced_after
+
+    first, last = traced_after([5.0, 20.0], 1000.0)
+    assert last - first < 80_000, (first, last)
