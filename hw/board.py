@@ -76,7 +76,13 @@ KNOWN_FIRMWARE: dict[tuple[int, int, int], str] = {
     "lost (docs/protocol.md section 3), a lost heel switch sample flagged as such (its "
     "heel fault line), a sample without a gyro reading sent with the heel switch and "
     "force it read, and the cathodic current rounded down to a DAC count, never above the "
-    "setting; tests/test_avr_*.py run it in simavr",
+    "setting; no charge limit of its own (amplitude x width limits only), and a phase "
+    "under 4 us lengthened to 4 us (2.2.0 delivers nothing)",
+    (2, 2, 0): "AVR firmware of hw/avr (ATmega2560, Arduino Mega 2560): 2.1.0 and "
+    "protocol version 4: its own charge-per-phase limit (INFO, ACK OVER_CHARGE), a pulse "
+    "width under 4 us delivers nothing; tests/test_avr_*.py run it in simavr",
+    (1, 2, 0): "reference firmware of docs/protocol.md v4 (hw.firmware, the emulator): "
+    "speaks versions 1 to 4, pulse shapes, its own charge-per-phase limit",
 }
 #: The laxest board communication timeout accepted: stricter than RehaStim 2 (about
 #: 1 s) and ScienceMode 4 (2 s) (DESIGN.md).
@@ -132,6 +138,8 @@ class HostLimits(Protocol):
     def max_frequency_hz(self) -> float: ...
     @property
     def max_continuous_on_ms(self) -> float: ...
+    @property
+    def max_charge_per_phase_uc(self) -> float: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -238,6 +246,7 @@ def check_board(info: p.Info, req: BoardRequirements) -> list[str]:
                 f"board {name} {board_value:g} is looser than safety.{host_field} "
                 f"{host_value:g}"
             )
+    problems += _charge_problems(info, lim)
     if info.comm_timeout_ms > MAX_BOARD_COMM_TIMEOUT_MS:
         problems.append(
             f"board communication timeout {info.comm_timeout_ms} ms is longer than "
@@ -265,6 +274,29 @@ def check_board(info: p.Info, req: BoardRequirements) -> list[str]:
     for shape in req.pulse_shapes:
         problems += _shape_problems(info, shape)
     return problems
+
+
+def _charge_problems(info: p.Info, lim: HostLimits) -> list[str]:
+    """The board's charge per phase against the watchdog's: its own limit (protocol
+    version 4) or, for a board without one, its amplitude limit x its pulse width limit,
+    must be no looser than ``safety.max_charge_per_phase_uc``."""
+    if info.max_charge_cuc == 0:
+        return ["board max charge per phase 0 uC: it would refuse every pulse"]
+    board_uc, host_uc = info.board_charge_limit_uc, lim.max_charge_per_phase_uc
+    if board_uc <= host_uc + 1e-9:
+        return []
+    if info.max_charge_cuc is None:
+        return [
+            f"board max charge per phase {board_uc:g} uC (its max amplitude x max pulse "
+            f"width: protocol version {info.protocol_version} boards have no charge limit "
+            f"of their own) is looser than safety.max_charge_per_phase_uc {host_uc:g}: lower "
+            "the board's amplitude or pulse width limit (make eeprom, docs/hardware.md) "
+            f"or use a board of protocol version {p.CHARGE_LIMIT_VERSION}"
+        ]
+    return [
+        f"board max charge per phase {board_uc:g} uC is looser than "
+        f"safety.max_charge_per_phase_uc {host_uc:g}"
+    ]
 
 
 def _shape_problems(info: p.Info, shape: PulseShape) -> list[str]:
@@ -312,6 +344,9 @@ def describe_info(info: p.Info) -> dict[str, Any]:
         "max_pulse_width_us": info.max_pulse_width_us,
         "max_frequency_hz": info.max_frequency_chz * p.FREQUENCY_UNIT_HZ,
         "max_on_time_ms": info.max_on_time_ms,
+        "max_charge_per_phase_uc": info.max_charge_cuc * p.CHARGE_UNIT_UC
+        if info.max_charge_cuc is not None
+        else None,
         "comm_timeout_ms": info.comm_timeout_ms,
         "max_interphase_gap_us": info.max_interphase_gap_us if info.shaped_pulses else None,
         "max_anodic_width_ratio": info.max_anodic_ratio_x100 * p.RATIO_UNIT

@@ -443,5 +443,6 @@ def describe(emulator: BoardEmulator) -> str:
         f"{emulator.path}: patient {c.patient}, "
         f"seed {c.seed}, {b.sample_rate_hz} Hz, {b.channels} channels, limits "
         f"{b.max_amplitude_ma:g} mA / {b.max_pulse_width_us} us / {b.max_frequency_hz:g} Hz / "
-        f"{b.max_on_time_ms} ms on, comm timeout {b.comm_timeout_ms} ms, speed {c.speed:g}x"
+        f"{b.max_charge_cuc * p.CHARGE_UNIT_UC:g} uC / {b.max_on_time_ms} ms on, comm "
+        f"timeout {b.comm_timeout_ms} ms, speed {c.speed:g}x"
     )

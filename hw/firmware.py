@@ -33,10 +33,13 @@ RTT_MEMORY = 1024
 #: y carry a fraction of it: ``FirmwareSettings.cross_axis_fraction``).
 EMULATED_SAGITTAL_AXIS = 2
 #: The reference firmware of each protocol version it models (``hw.board.KNOWN_FIRMWARE``).
-REFERENCE_FIRMWARE = {1: (1, 0, 0), 2: (1, 1, 0)}
-#: The newest version this model speaks: version 3 is version 2 on a 1 Mbaud link, which
-#: a pty does not have (the AVR firmware of hw/avr speaks it).
-MODEL_PROTOCOL_VERSION = 2
+#: Version 3 is version 2 on a 1 Mbaud link (a pty ignores the rate): it has no firmware
+#: of this model of its own; 1.2.0 speaks it as part of version 4.
+REFERENCE_FIRMWARE = {1: (1, 0, 0), 2: (1, 1, 0), 4: (1, 2, 0)}
+#: The newest version this model speaks: version 4 adds the board's own charge-per-phase
+#: limit (INFO, ACK OVER_CHARGE) and delivers nothing for a pulse width under
+#: ``protocol.MIN_PULSE_WIDTH_US``, as the AVR firmware 2.2.0 of hw/avr does.
+MODEL_PROTOCOL_VERSION = 4
 
 
 #: One part of a firmware version as INFO carries it: an unsigned byte.
@@ -84,8 +87,17 @@ class FirmwareSettings(ConfigModel):
     )
     protocol_version: int = Field(
         MODEL_PROTOCOL_VERSION, ge=1, le=MODEL_PROTOCOL_VERSION,
-        description="Newest protocol version the board speaks (it speaks every older one); "
-        "1 is a board from before pulse shapes.",
+        description="Newest protocol version the board speaks (it speaks every older one): "
+        "4, 2 (a board from before the charge limit, firmware 1.1.0) or 1 (from before "
+        "pulse shapes, 1.0.0); 3 is the AVR firmware's own.",
+    )
+    max_charge_per_phase_uc: float | None = Field(
+        None, gt=0.0, le=200.0,
+        description="The board's own limit of the charge per phase, amplitude x pulse "
+        "width, in steps of 0.01 uC (--max-charge-per-phase-uc): it refuses a command above "
+        "it (ACK OVER_CHARGE). Unset: max_amplitude_ma x max_pulse_width_us. Protocol "
+        "version 4 only; the host refuses a board whose limit is looser than the trial's "
+        "safety.max_charge_per_phase_uc.",
     )
     max_interphase_gap_us: int = Field(
         500, ge=0, le=0xFFFF,
@@ -137,6 +149,41 @@ class FirmwareSettings(ConfigModel):
         100, ge=10, le=1000,
         description="Time between STATUS frames while streaming (--status-period-ms).",
     )
+
+    @model_validator(mode="after")
+    def _version_has_its_firmware(self) -> Self:
+        """A version this model has a firmware of, and a charge limit only in a version
+        whose INFO carries it (a board that enforced a limit it does not report would be
+        refused nothing at HELLO and fault in the middle of a trial)."""
+        if self.protocol_version not in REFERENCE_FIRMWARE:
+            spoken = ", ".join(map(str, REFERENCE_FIRMWARE))
+            raise ValueError(
+                f"protocol_version {self.protocol_version}: this model has firmware of "
+                f"versions {spoken} (3 is version 2 at 1 000 000 baud, the AVR firmware's)"
+            )
+        if (self.max_charge_per_phase_uc is not None
+                and self.protocol_version < p.CHARGE_LIMIT_VERSION):
+            raise ValueError(
+                f"max_charge_per_phase_uc needs protocol_version {p.CHARGE_LIMIT_VERSION}: "
+                f"a board of version {self.protocol_version} has no charge limit of its own"
+            )
+        return self
+
+    @property
+    def max_charge_cuc(self) -> int:
+        """The charge-per-phase limit in 0.01 uC, as INFO reports and the board checks
+        it: the one set, else the amplitude limit x the pulse width limit."""
+        if self.max_charge_per_phase_uc is not None:
+            return round(self.max_charge_per_phase_uc / p.CHARGE_UNIT_UC)
+        product = self.max_amplitude_ma * self.max_pulse_width_us * 1e-3 / p.CHARGE_UNIT_UC
+        return math.ceil(product - 1e-9)  # never stricter than the two limits together
+
+    @property
+    def min_pulse_width_us(self) -> int:
+        """The shortest pulse width that delivers: ``protocol.MIN_PULSE_WIDTH_US`` from
+        protocol version 4 on; the reference firmware of older versions delivered any
+        width as asked."""
+        return p.MIN_PULSE_WIDTH_US if self.protocol_version >= p.CHARGE_LIMIT_VERSION else 1
 
     @model_validator(mode="after")
     def _longest_pulse_fits_shortest_period(self) -> Self:
@@ -342,6 +389,7 @@ class Firmware:
             last_fault=reported,
             max_interphase_gap_us=s.max_interphase_gap_us,
             max_anodic_ratio_x100=round(s.max_anodic_width_ratio / p.RATIO_UNIT),
+            max_charge_cuc=s.max_charge_cuc if self.version >= p.CHARGE_LIMIT_VERSION else None,
         )
         return [self._frame(info)]
 
@@ -373,7 +421,16 @@ class Firmware:
                 ratio > s.max_anodic_width_ratio + 1e-9
             ):
                 return p.AckCode.BAD_WIDTH_RATIO
+            # 10 uA x 1 us = 10 pC against 0.01 uC = 1000 of them: integers, as the AVR's.
+            if setting.amplitude_10ua * setting.pulse_width_us > s.max_charge_cuc * 1000:
+                return p.AckCode.OVER_CHARGE
         return p.AckCode.OK
+
+    def delivers(self, setting: p.ChannelSetting) -> bool:
+        """True when ``setting`` makes pulses on this board: it delivers by the protocol
+        and its pulse width is at least the board's shortest (a shorter one delivers
+        nothing: lengthened, it would carry more charge than asked for)."""
+        return setting.delivers and setting.pulse_width_us >= self.settings.min_pulse_width_us
 
     def _refuse(
         self, code: p.AckCode, stim: p.Stim, now_s: float, switch_off: bool
@@ -391,11 +448,13 @@ class Firmware:
         before = self.channels_on()
         for setting in settings:
             self.outputs[setting.channel] = setting
-            if not setting.delivers:
+            if not self.delivers(setting):
                 self._on_since[setting.channel] = None
             elif self._on_since[setting.channel] is None:
                 self._on_since[setting.channel] = now_s
-        self._limb.apply(now_s, [s.to_command() for s in settings])
+        self._limb.apply(now_s, [s.to_command() if self.delivers(s)
+                                 else p.ChannelSetting.off(s.channel).to_command()
+                                 for s in settings])
         self._log_change(before, now_s, reason)
 
     def _all_off(self, now_s: float, reason: str) -> None:
@@ -407,7 +466,7 @@ class Firmware:
 
     def channels_on(self) -> list[int]:
         """Channels delivering pulses now."""
-        return [s.channel for s in self.outputs if s.delivers]
+        return [s.channel for s in self.outputs if self.delivers(s)]
 
     def _log_change(self, before: list[int], now_s: float, reason: str) -> None:
         after = self.channels_on()

@@ -30,14 +30,17 @@ from controller.ports import Resolution, StimCommand
 
 #: The newest protocol version this host speaks. Version 2 added the pulse shape
 #: (STIM_SHAPED, INFO's shape limits); version 3 is version 2 on a 1 000 000 baud link, the
-#: rate a 16 MHz microcontroller makes exactly (the AVR board of hw/avr). Boards of
-#: versions 1 and 2 still work.
-PROTOCOL_VERSION = 3
+#: rate a 16 MHz microcontroller makes exactly (the AVR board of hw/avr); version 4 adds the
+#: board's own charge-per-phase limit (INFO, ACK OVER_CHARGE) and the shortest phase
+#: rule. Boards of versions 1 to 3 still work.
+PROTOCOL_VERSION = 4
 #: Every version spoken, oldest first: the host falls back to an older one a board offers.
-PROTOCOL_VERSIONS = (1, 2, 3)
+PROTOCOL_VERSIONS = (1, 2, 3, 4)
 #: The first version whose STIM_SHAPED carries an interphase gap and an anodic width ratio.
 SHAPED_PULSES_VERSION = 2
-#: The link rate of versions 1 and 2, and of version 3.
+#: The first version whose INFO carries the board's charge-per-phase limit.
+CHARGE_LIMIT_VERSION = 4
+#: The link rate of versions 1 and 2, and of versions 3 and 4.
 BAUD_RATE = 921_600
 BAUD_RATE_V3 = 1_000_000
 #: The rates the host opens a port at, in turn, until a board answers HELLO: the newest
@@ -55,8 +58,14 @@ BOARD_RX_BUFFER_BYTES = 255
 #: Of those, the most the host's commands (everything but STOP_ALL) may take: the rest
 #: is kept for STOP_ALL, which is held back by nothing but a full buffer.
 COMMAND_WINDOW_BYTES = 192
-#: Wire units: amplitude in 10 uA, frequency in 0.01 Hz, heel force in 0.1 N.
+#: Wire units: amplitude in 10 uA, frequency in 0.01 Hz, heel force in 0.1 N, charge in
+#: 0.01 uC (INFO's charge limit).
 AMPLITUDE_UNIT_MA = 0.01
+CHARGE_UNIT_UC = 0.01
+#: The shortest leading phase a board of version 4 delivers: a setting with a shorter
+#: pulse width (on, and otherwise delivering) delivers nothing, never a lengthened phase
+#: (docs/protocol.md section 5).
+MIN_PULSE_WIDTH_US = 4
 FREQUENCY_UNIT_HZ = 0.01
 FORCE_UNIT_N = 0.1
 FORCE_ABSENT = 0xFFFF
@@ -112,6 +121,7 @@ class AckCode(IntEnum):
     STALE_SEQ = 8
     OVER_INTERPHASE_GAP = 9
     BAD_WIDTH_RATIO = 10
+    OVER_CHARGE = 11
 
 
 class FaultCode(IntEnum):
@@ -473,13 +483,15 @@ class Info(Message):
     """Board -> host, the answer to HELLO: identity, channels, rate, scales, own limits.
 
     Its layout depends on ``protocol_version`` (the second byte): version 1 has 28 bytes,
-    versions 2 and 3 add the board's pulse-shape limits (32 bytes). Every version begins with
-    version 1's 28 bytes, so an INFO of a later version is read as far as those go (the
-    host then refuses the version by name, never a board it cannot read)."""
+    versions 2 and 3 add the board's pulse-shape limits (32 bytes), version 4 its charge
+    limit (34 bytes). Every version begins with version 1's 28 bytes, so an INFO of a later
+    version is read as far as those go (the host then refuses the version by name, never a
+    board it cannot read)."""
 
     TYPE = FrameType.INFO
     _LAYOUT = struct.Struct("<BBBBBIBHHHHHHHBBBB")
     _SHAPE_LIMITS: ClassVar[struct.Struct] = struct.Struct("<HH")
+    _CHARGE_LIMIT: ClassVar[struct.Struct] = struct.Struct("<H")
     hello_seq: int
     protocol_version: int
     firmware_major: int
@@ -502,6 +514,9 @@ class Info(Message):
     #: pulses only). A version 1 board carries neither, and is read as these defaults.
     max_interphase_gap_us: int = 0
     max_anodic_ratio_x100: int = RATIO_SYMMETRIC
+    #: Version 4: the board's own charge-per-phase limit in 0.01 uC. None for a board of an
+    #: older version, which has none of its own (``board_charge_limit_uc``).
+    max_charge_cuc: int | None = None
 
     @property
     def firmware(self) -> tuple[int, int, int]:
@@ -513,20 +528,35 @@ class Info(Message):
         """True when the board takes STIM_SHAPED (it speaks protocol version 2 or later)."""
         return self.protocol_version >= SHAPED_PULSES_VERSION
 
+    @property
+    def board_charge_limit_uc(self) -> float:
+        """The most charge per phase the board lets through: its own limit (version 4),
+        and in any version its amplitude limit x its pulse width limit (a recovery phase
+        carries the leading phase's charge). A board of versions 1 to 3 has only the
+        product."""
+        product = self.max_amplitude_10ua * AMPLITUDE_UNIT_MA * self.max_pulse_width_us * 1e-3
+        if self.max_charge_cuc is None:
+            return product
+        return min(product, self.max_charge_cuc * CHARGE_UNIT_UC)
+
     def pack(self) -> bytes:
-        common = self._LAYOUT.pack(*_fields(self)[:-2])
+        common = self._LAYOUT.pack(*_fields(self)[:-3])
         if self.protocol_version < SHAPED_PULSES_VERSION:
             return common
-        return common + self._SHAPE_LIMITS.pack(
+        shaped = common + self._SHAPE_LIMITS.pack(
             self.max_interphase_gap_us, self.max_anodic_ratio_x100
         )
+        if self.protocol_version < CHARGE_LIMIT_VERSION:
+            return shaped
+        return shaped + self._CHARGE_LIMIT.pack(self.max_charge_cuc or 0)
 
     @classmethod
     def unpack(cls, payload: bytes) -> Self:
         common = cls._LAYOUT.size
         version = payload[1] if len(payload) >= 2 else 0
         shaped = common + cls._SHAPE_LIMITS.size
-        size = {1: common, 2: shaped, 3: shaped}.get(version)
+        charged = shaped + cls._CHARGE_LIMIT.size
+        size = {1: common, 2: shaped, 3: shaped, 4: charged}.get(version)
         if len(payload) != size and (size is not None or len(payload) < common):
             raise ProtocolError(
                 AckCode.BAD_LENGTH,
@@ -534,10 +564,14 @@ class Info(Message):
                 f"{size if size is not None else f'at least {common}'}",
             )
         info = cls(*cls._LAYOUT.unpack_from(payload))
-        if size != shaped:
+        if size not in (shaped, charged):
             return info
         gap, ratio = cls._SHAPE_LIMITS.unpack_from(payload, common)
-        return dataclasses.replace(info, max_interphase_gap_us=gap, max_anodic_ratio_x100=ratio)
+        info = dataclasses.replace(info, max_interphase_gap_us=gap, max_anodic_ratio_x100=ratio)
+        if size != charged:
+            return info
+        (charge,) = cls._CHARGE_LIMIT.unpack_from(payload, shaped)
+        return dataclasses.replace(info, max_charge_cuc=charge)
 
 
 def gyro_lsb_rad_s(full_scale_dps: int) -> float:

@@ -87,7 +87,7 @@ class RawHost:
     def open_session(self) -> p.Info:
         for _ in range(3):
             try:
-                info = self.answer(p.Hello(3), within_s=0.5)
+                info = self.answer(p.Hello(p.PROTOCOL_VERSION), within_s=0.5)
             except AssertionError:
                 continue
             assert isinstance(info, p.Info)
@@ -155,7 +155,7 @@ def test_the_board_says_who_it_is_and_powers_up_with_every_output_off(bench):
     host = b.host()
     time.sleep(0.2)  # the firmware runs: nothing may switch on by itself
     info = host.open_session()
-    assert (info.protocol_version, info.firmware, info.board_id) == (3, cosim.FIRMWARE_VERSION, 1)
+    assert (info.protocol_version, info.firmware, info.board_id) == (4, cosim.FIRMWARE_VERSION, 1)
     assert (info.channels, info.sample_rate_hz, info.comm_timeout_ms) == (2, 500, 400)
     host.close()
     events = b.finish()
@@ -321,6 +321,61 @@ def test_a_setting_beyond_the_boards_limits_is_refused_by_the_firmware(bench, se
         code.name.lower())
     train = of(events, "train")[0]
     assert train["min_width_us"] >= 299.8 and train["max_width_us"] <= 300.3  # as before
+    clean(events)
+
+
+def test_a_setting_over_the_boards_charge_limit_is_refused_by_the_firmware(bench):
+    """A stored charge limit of 20 uC, below the amplitude x width limits' 30 uC: 40 mA x
+    500 us (20 uC) is delivered, 50 mA x 500 us (25 uC, within every other limit) is
+    refused OVER_CHARGE and the channel switched off; no pulse on the pins carries more
+    than 20 uC."""
+    b = bench(max_charge_per_phase_uc=20.0)
+    host = b.host()
+    info = host.open_session()
+    assert info.protocol_version == 4 and info.max_charge_cuc == 2000
+    assert host.answer(p.Stim(0, (p.ChannelSetting(0, 1, 4000, 500, 4000),))).code == (
+        p.AckCode.OK)
+    host.receive(0.1)
+    over = p.ChannelSetting(0, 1, 5000, 500, 4000, 0, 100)
+    assert host.answer(p.StimShaped(0, (over,))).code == p.AckCode.OVER_CHARGE
+    status = host.answer(p.GetStatus())
+    assert status.refused == 1 and status.outputs_on == 0
+    host.close()
+    events = b.finish()
+    assert of(events, "outputs")[-1]["on"] == []
+    assert of(events, "outputs")[-1]["reason"] == "over_charge"
+    pulses = of(events, "pulse")
+    assert len(pulses) >= 3
+    # simavr times an edge up to 4 cycles (0.25 us) late: 40 mA x 0.25 us = 10 nC.
+    assert max(e["cathodic_ma"] * e["cathodic_us"] for e in pulses) <= 20_000.0 + 10.0
+    clean(events)
+
+
+def test_a_phase_under_4_us_delivers_no_pulse_on_the_pins(bench):
+    """60 mA for 1, 2 and 3 us is accepted and delivers nothing (firmware 2.1.0
+    lengthened each to 4 us: 0.24 uC for 0.06-0.18 uC asked); 4 us delivers 4 us pulses."""
+    b = bench()
+    host = b.host()
+    host.open_session()
+    for width in (1, 2, 3):
+        setting = p.ChannelSetting(0, 1, 6000, width, 6000)
+        assert host.answer(p.Stim(0, (setting,))).code == p.AckCode.OK
+        host.receive(0.05)  # three periods at 60 Hz
+        assert host.answer(p.GetStatus()).outputs_on == 0
+    assert host.answer(p.Stim(0, (p.ChannelSetting(0, 1, 6000, 4, 6000),))).code == (
+        p.AckCode.OK)
+    host.receive(0.05)
+    assert host.answer(p.GetStatus()).outputs_on == 1
+    assert host.answer(p.StopAll()).code == p.AckCode.OK
+    host.close()
+    events = b.finish()
+    pulses = of(events, "pulse")
+    assert pulses, "the 4 us setting delivered"
+    # Every pulse on the pins is the 4 us one: 60 mA x 4 us = 240 nC, at most 0.25 us long.
+    assert all(3.9 <= e["cathodic_us"] <= 4.3 for e in pulses)
+    assert all(e["cathodic_ma"] * e["cathodic_us"] <= 60.0 * 4.25 for e in pulses)
+    on = [e for e in of(events, "outputs") if e["on"]]
+    assert len(on) == 1  # the lines went active once: for the 4 us setting
     clean(events)
 
 

@@ -30,7 +30,7 @@ class BoardConfig(ctypes.Structure):
                 ("comm_timeout_ms", ctypes.c_uint16), ("max_on_time_ms", ctypes.c_uint16),
                 ("max_amplitude_10ua", ctypes.c_uint16), ("max_pulse_width_us", ctypes.c_uint16),
                 ("max_frequency_chz", ctypes.c_uint16), ("max_gap_us", ctypes.c_uint16),
-                ("max_ratio_x100", ctypes.c_uint16))
+                ("max_ratio_x100", ctypes.c_uint16), ("max_charge_cuc", ctypes.c_uint16))
 
 
 @pytest.fixture(scope="module")
@@ -104,27 +104,35 @@ class Setting(ctypes.Structure):
                 ("gap_us", ctypes.c_uint16), ("ratio_x100", ctypes.c_uint16))
 
 
-def reference_check(setting: p.ChannelSetting) -> p.AckCode:
-    """The Python reference firmware's verdict, with the AVR board's limits."""
+def reference_firmware(charge_cuc: int) -> Firmware:
+    """The Python reference firmware with the AVR board's limits (60 mA, 500 us, 60 Hz,
+    gap 500 us, ratio 10) and a charge limit of ``charge_cuc`` x 0.01 uC."""
     firmware = Firmware.__new__(Firmware)
-    firmware.settings = FirmwareSettings()  # 60 mA, 500 us, 60 Hz, gap 500 us, ratio 10
-    return firmware._over_limit((setting,))
+    firmware.settings = FirmwareSettings(max_charge_per_phase_uc=charge_cuc * p.CHARGE_UNIT_UC)
+    return firmware
 
 
 @settings(max_examples=500, deadline=None)
 @given(
     on=st.integers(0, 1),
     amplitude=st.integers(0, 7000), width=st.integers(0, 600), frequency=st.integers(0, 7000),
-    gap=st.integers(0, 600), ratio=st.integers(0, 1100),
+    gap=st.integers(0, 600), ratio=st.integers(0, 1100), charge=st.integers(1, 3000),
 )
 def test_the_limits_refuse_what_the_reference_firmware_refuses(
-    core, on, amplitude, width, frequency, gap, ratio
+    core, on, amplitude, width, frequency, gap, ratio, charge
 ):
+    """The same verdict, ACK code for code, charge per phase included; and the same
+    outputs: a setting delivers on both or on neither (a pulse width under 4 us on
+    neither)."""
     limits = BoardConfig.in_dll(core, "limits_default_config")
+    limits = BoardConfig(*(getattr(limits, name) for name, _ in BoardConfig._fields_))
+    limits.max_charge_cuc = charge
     setting = p.ChannelSetting(0, on, amplitude, width, frequency, gap, ratio)
-    code = core.limits_check_setting(ctypes.byref(limits), ctypes.byref(
-        Setting(on, amplitude, width, frequency, gap, ratio)))
-    assert code == reference_check(setting)
+    wire = Setting(on, amplitude, width, frequency, gap, ratio)
+    code = core.limits_check_setting(ctypes.byref(limits), ctypes.byref(wire))
+    reference = reference_firmware(charge)
+    assert code == reference._over_limit((setting,))
+    assert bool(core.setting_delivers(ctypes.byref(wire))) == reference.delivers(setting)
 
 
 class PulsePlan(ctypes.Structure):
@@ -149,7 +157,7 @@ def test_a_pulse_is_never_more_than_the_setting_the_limits_accepted(
     """The current and charge of the leading phase on the pins are at most the setting's
     (the wire's 10 uA steps are finer than the DAC's 20 uA: 35.01 mA was delivered as
     35.02 mA, above a board limit of 35.01 mA). Widths from 4 us, the shortest phase the
-    engine times (a shorter one is lengthened to it, board.h)."""
+    engine times (a shorter one delivers nothing, the test below)."""
     plan = PulsePlan()
     core.pulse_plan(ctypes.byref(Setting(1, amplitude, width, frequency, gap, ratio)),
                     ctypes.byref(plan))
@@ -159,6 +167,20 @@ def test_a_pulse_is_never_more_than_the_setting_the_limits_accepted(
     assert plan.anodic_dac <= plan.cathodic_dac
 
 
+@settings(max_examples=100, deadline=None)
+@given(amplitude=st.integers(1, 6000), width=st.integers(1, 3),
+       frequency=st.integers(1, 6000), ratio=st.integers(100, 1000))
+def test_a_phase_under_4_us_delivers_nothing_rather_than_more_charge(
+    core, amplitude, width, frequency, ratio
+):
+    """Firmware 2.1.0 lengthened it to 4 us: 60 mA x 4 us = 0.24 uC for 0.06 uC asked."""
+    plan = PulsePlan()
+    core.pulse_plan(ctypes.byref(Setting(1, amplitude, width, frequency, 0, ratio)),
+                    ctypes.byref(plan))
+    assert not plan.delivers
+    assert plan.cathodic_dac * plan.cathodic_ticks == 0 and plan.anodic_dac == 0
+
+
 def test_info_is_what_the_host_reads_as_the_boards_limits(core):
     """HELLO through the C session: the INFO it sends decodes, with the host's protocol
     module, to the board's identity and limits in every version's layout."""
@@ -166,7 +188,7 @@ def test_info_is_what_the_host_reads_as_the_boards_limits(core):
     config = BoardConfig.in_dll(core, "limits_default_config")
     assert (config.comm_timeout_ms, config.max_amplitude_10ua) == (100, 6000)
     core.session_init(session, ctypes.byref(config))
-    for version, seq in ((3, 1), (2, 2), (1, 3)):
+    for version, seq in ((4, 1), (3, 2), (2, 3), (1, 4)):
         core.stub_reset()
         frame = bytes([p.FrameType.HELLO, seq, version])
         frame += p.crc16(frame).to_bytes(2, "big")
@@ -184,14 +206,17 @@ def test_info_is_what_the_host_reads_as_the_boards_limits(core):
         assert info.shaped_pulses == (version >= 2)
         if version >= 2:
             assert (info.max_interphase_gap_us, info.max_anodic_ratio_x100) == (500, 1000)
+        assert info.max_charge_cuc == (3000 if version >= 4 else None)
+        assert info.board_charge_limit_uc == pytest.approx(30.0)
         assert info.gyro_full_scale_dps == 1998 and info.sagittal_axis == 2
         assert info.capabilities == p.Capability.HEEL_SWITCH | p.Capability.HEEL_FORCE
 
 
 def test_the_stored_configuration_round_trips_through_the_core(core):
-    block = ctypes.create_string_buffer(23)
+    block = ctypes.create_string_buffer(25)
     config = BoardConfig.in_dll(core, "limits_default_config")
     core.config_encode(ctypes.byref(config), block)
     magic, layout = struct.unpack_from("<HB", block.raw)
-    assert (magic, layout) == (0xFE51, 1)
+    assert (magic, layout) == (0xFE51, 2)
+    assert struct.unpack_from("<H", block.raw, 21) == (3000,)  # 30 uC
     assert p.crc16(block.raw) == 0

@@ -222,6 +222,15 @@ def wait_for_event(emu, match, timeout_s: float = 3.0) -> dict:
          "communication timeout 1000 ms is longer than 500 ms"),
         (FirmwareSettings(sample_rate_hz=1000), SafetyLimits(),
          "board samples at 1000 Hz, the trial needs loop.sample_rate_hz = 500"),
+        (FirmwareSettings(max_charge_per_phase_uc=25.0),
+         SafetyLimits(max_charge_per_phase_uc=20.0),
+         "board max charge per phase 25 uC is looser than safety.max_charge_per_phase_uc 20"),
+        # A board of version 2 (no charge limit of its own): 60 mA x 500 us = 30 uC.
+        (FirmwareSettings(protocol_version=2), SafetyLimits(max_charge_per_phase_uc=20.0),
+         "board max charge per phase 30 uC (its max amplitude x max pulse width: protocol "
+         "version 2 boards have no charge limit of their own) is looser than "
+         "safety.max_charge_per_phase_uc 20: lower the board's amplitude or pulse width "
+         "limit"),
     ],
 )
 def test_a_board_that_fails_a_check_is_refused_by_name(board, limits, expected):
@@ -233,6 +242,43 @@ def test_a_board_that_fails_a_check_is_refused_by_name(board, limits, expected):
     assert err.value.kind == "refused"
     assert expected in str(err.value)
     assert not emu.firmware.channels_on()
+
+
+@pytest.mark.parametrize(
+    ("board", "limits"),
+    [(FirmwareSettings(protocol_version=2, max_amplitude_ma=40.0), 20.0),  # 40 x 500 = 20
+     (FirmwareSettings(max_charge_per_phase_uc=20.0), 20.0),
+     (FirmwareSettings(max_charge_per_phase_uc=20.0), 30.0)],  # the board is stricter
+    ids=["v2-product", "v4-equal", "v4-stricter"],
+)
+def test_a_board_no_looser_in_charge_than_the_trial_is_accepted(board, limits):
+    emu, finish = serve_in_thread(EmulatorConfig(board=board))
+    driver = Board(emu.path, BoardRequirements(
+        SafetyLimits(max_charge_per_phase_uc=limits), 500.0))
+    info = driver.connect()
+    driver.close()
+    finish()
+    assert info.board_charge_limit_uc == pytest.approx(20.0)
+
+
+def test_a_command_beyond_a_stricter_boards_charge_limit_ends_the_trial_as_a_board_fault():
+    """docs/protocol.md section 10: a board stricter in charge than the trial (20 uC
+    against the watchdog's 30 uC) is accepted; a command between the two (50 mA x 500 us
+    = 25 uC) is refused by the board, which switches the channel off, and the driver ends
+    the stream with a board fault naming OVER_CHARGE."""
+    emu, finish = serve_in_thread(EmulatorConfig(
+        board=FirmwareSettings(comm_timeout_ms=400, max_charge_per_phase_uc=20.0)))
+    board = Board(emu.path, REQUIRE, link_timeout_s=1.0, max_backlog_s=1.0)
+    board.connect()
+    board.apply(board.read().t_s, [STIM_35])  # 10.5 uC: delivered
+    board.apply(board.read().t_s, [StimCommand(0, True, 50.0, 500.0, 40.0)])
+    while board.read() is not None:
+        pass
+    assert board.fault is not None and board.fault.kind == "board"
+    assert "OVER_CHARGE" in board.fault.message
+    assert emu.firmware.channels_on() == [] and emu.firmware.refused == 1
+    board.close()
+    finish()
 
 
 @pytest.mark.parametrize("url", ["loop://", "/dev/nonexistent-fes-board"])

@@ -231,7 +231,8 @@ def test_ports_probe_identifies_the_board(monkeypatch, capsys):
     assert main(["ports", "--probe", emu.path, "loop://"]) == 0
     finish()
     out = capsys.readouterr().out
-    assert "board 77, firmware 1.1.0, protocol 2, 2 channels, 500 Hz" in out
+    assert "board 77, firmware 1.2.0, protocol 4, 2 channels, 500 Hz" in out
+    assert "charge per phase up to 30 uC" in out
     assert "comm timeout 100 ms, pulse shapes up to gap 500 us / anodic ratio 10" in out
     assert "loop://\n    no board" in out
     assert "no port probed holds a board" not in out  # one of the two did

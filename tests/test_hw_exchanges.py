@@ -44,11 +44,12 @@ def test_the_scripted_link_is_a_link():
 
 
 def test_the_session_of_the_protocol_document():
-    """The newest version's session (version 3, the AVR firmware)."""
+    """The newest version's session (version 4, the AVR firmware)."""
     link = ScriptedLink(exchanges(NEWEST))
     board = board_on(link)
     info = board.connect()  # HELLO -> INFO, START_STREAM -> ACK (no DEBUG_TRUTH offered)
-    assert (info.board_id, info.protocol_version, info.channels) == (42, 3, 2)
+    assert (info.board_id, info.protocol_version, info.channels) == (42, 4, 2)
+    assert info.board_charge_limit_uc == pytest.approx(30.0)
     sample = board.read()  # SAMPLE index 0 arrived after the ACK
     assert sample is not None and sample.t_s == 0.0 and sample.heel_switch == 1
     assert sample.gyro_rad_s == pytest.approx(488 * math.radians(1998 / 32768))
@@ -253,7 +254,7 @@ def test_stop_all_passes_a_full_window_until_the_receive_buffer_is_full():
 def test_a_write_off_the_script_fails_where_it_was_made():
     link = ScriptedLink([(bytes.fromhex("06 01 01 01 8d ef 00"), b"")])  # HELLO v1
     board = board_on(link)
-    with pytest.raises(AssertionError, match="host wrote 06 01 01 03"):
+    with pytest.raises(AssertionError, match="host wrote 06 01 01 04"):
         board.connect()  # the driver greets in its newest version first
     assert link.mismatch is not None and link.written == [p.Hello(p.PROTOCOL_VERSION).encode(1)]
     link.close()  # the link fails under the driver: closing it is then quiet

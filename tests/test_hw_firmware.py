@@ -67,7 +67,8 @@ def codes(replies: list[p.Message]) -> list[int]:
 
 def test_hello_reports_identity_rate_and_own_limits():
     info = Bench(max_amplitude_ma=45.0, comm_timeout_ms=80).open()
-    assert info.protocol_version == MODEL_PROTOCOL_VERSION and info.firmware == (1, 1, 0)
+    assert info.protocol_version == MODEL_PROTOCOL_VERSION and info.firmware == (1, 2, 0)
+    assert info.max_charge_cuc == 2250  # 45 mA x 500 us, its own limit unset
     assert info.max_interphase_gap_us == 500 and info.max_anodic_ratio_x100 == 1000
     assert info.max_amplitude_10ua == 4500 and info.comm_timeout_ms == 80
     assert info.sample_rate_hz == 500 and info.channels == 2
@@ -107,6 +108,51 @@ def test_commands_beyond_the_board_limits_are_refused(setting, code):
     if setting.channel == 0:
         assert bench.fw.channels_on() == []  # refused over a limit: the channel goes off
     assert all(c.amplitude_ma <= 60.0 for cmds in bench.applied for c in cmds)
+
+
+def test_a_command_over_the_boards_charge_limit_is_refused_and_switches_off():
+    """A board whose charge limit (20 uC) is below its amplitude x width (30 uC): 50 mA
+    x 500 us = 25 uC passes every other limit, and only the charge stops it."""
+    bench = Bench(max_charge_per_phase_uc=20.0)
+    assert bench.open().max_charge_cuc == 2000
+    bench.send(p.Stim(0, (ON,)), 0.001)
+    over = p.ChannelSetting(0, 1, 5000, 500, 4000)
+    assert codes(bench.send(p.Stim(0, (over,)), 0.002)) == [p.AckCode.OVER_CHARGE]
+    assert bench.fw.channels_on() == [] and bench.fw.refused == 1
+    assert all(c.amplitude_ma * c.pulse_width_us <= 20_000.0
+               for cmds in bench.applied for c in cmds if c.on)
+    at_limit = p.ChannelSetting(0, 1, 4000, 500, 4000)  # 20 uC exactly
+    assert codes(bench.send(p.Stim(0, (at_limit,)), 0.003)) == [p.AckCode.OK]
+
+
+def test_a_phase_under_4_us_delivers_nothing_rather_than_a_longer_phase():
+    """Accepted (it is within every limit) but no pulse reaches the patient and the
+    channel is not on (no on-time counted), as on the AVR firmware; from 4 us it delivers."""
+    bench = Bench()
+    bench.open()
+    for k, width in enumerate((1, 2, 3)):
+        short = p.ChannelSetting(0, 1, 6000, width, 4000)
+        assert codes(bench.send(p.Stim(0, (short,)), 0.001 * (k + 1))) == [p.AckCode.OK]
+        assert bench.fw.channels_on() == []
+    for _ in range(10):
+        bench.limb.read()
+    assert bench.limb.truth()["pulses"].sum() == 0
+    assert not any(c.on for cmds in bench.applied for c in cmds)
+    four = p.ChannelSetting(0, 1, 6000, 4, 4000)
+    assert codes(bench.send(p.Stim(0, (four,)), 0.01)) == [p.AckCode.OK]
+    assert bench.fw.channels_on() == [0]
+    assert bench.applied[-1][0].pulse_width_us == 4.0
+
+
+def test_an_older_version_of_the_model_has_no_charge_limit_of_its_own():
+    with pytest.raises(ValueError, match="needs protocol_version 4"):
+        FirmwareSettings(protocol_version=2, max_charge_per_phase_uc=20.0)
+    with pytest.raises(ValueError, match="protocol_version 3: this model has firmware"):
+        FirmwareSettings(protocol_version=3)
+    bench = Bench(protocol_version=2)
+    info = bench.open()
+    assert info.firmware == (1, 1, 0) and info.max_charge_cuc is None
+    assert info.board_charge_limit_uc == pytest.approx(30.0)
 
 
 def test_silence_for_the_comm_timeout_switches_everything_off():
@@ -381,14 +427,14 @@ def test_a_version_1_board_answers_hello_2_in_version_1_and_knows_no_shape():
     assert codes(bench.send(p.Stim(0, (ON,)), 0.004)) == [p.AckCode.OK]
 
 
-def test_a_version_2_board_in_a_version_1_session_refuses_shapes():
+def test_a_version_4_board_in_a_version_1_session_refuses_shapes():
     bench = Bench()
     (info,) = bench.send(p.Hello(1), 0.0)
     assert isinstance(info, p.Info) and info.protocol_version == 1 and bench.fw.session
     assert len(info.pack()) == 28
     assert codes(bench.send(p.StimShaped(0, (SHAPED,)), 0.001)) == [p.AckCode.UNKNOWN_TYPE]
     assert bench.fw.channels_on() == []
-    assert bench.open(0.002).protocol_version == 2  # a new session in version 2
+    assert bench.open(0.002).protocol_version == 4  # a new session in version 4
 
 
 def test_limits_that_let_a_pulse_outlast_its_period_are_not_a_board():

@@ -33,7 +33,7 @@ BOARD_OPTIONS = (
     "channels", "sample_rate_hz", "max_amplitude_ma", "max_pulse_width_us",
     "max_frequency_hz", "max_on_time_ms", "comm_timeout_ms", "board_id", "protocol_version",
     "max_interphase_gap_us", "max_anodic_width_ratio", "status_period_ms",
-    "declared_sagittal_axis", "cross_axis_fraction",
+    "declared_sagittal_axis", "cross_axis_fraction", "max_charge_per_phase_uc",
 )
 #: Options that set the link faults.
 FAULT_OPTIONS = (
@@ -53,6 +53,7 @@ NOT_FOR_AVR = {
 AVR_BOARD_OPTIONS = (
     "board_id", "comm_timeout_ms", "max_on_time_ms", "max_amplitude_ma", "max_pulse_width_us",
     "max_frequency_hz", "max_interphase_gap_us", "max_anodic_width_ratio",
+    "max_charge_per_phase_uc",
 )
 
 
@@ -110,7 +111,7 @@ def _avr_config(args: argparse.Namespace) -> Any:
         version = ".".join(map(str, FIRMWARE_VERSION))
         raise ConfigError("fes board-emulator --mcu avr", [
             f"{flag}: not an option of the AVR firmware, which fixes it (500 Hz, 2 channels, "
-            f"protocol version 3, firmware {version}; no injected link faults but "
+            f"protocol version 4, firmware {version}; no injected link faults but "
             "--unplug-at-s)"
             for flag in fixed
         ])
@@ -323,14 +324,19 @@ def register(sub: argparse._SubParsersAction) -> None:
     board.add_argument("--max-anodic-width-ratio", type=float, metavar="R",
                        help="the board's own limit of the anodic width ratio, in steps of "
                        "0.01 (default 10; 1: symmetric pulses only)")
+    board.add_argument("--max-charge-per-phase-uc", type=float, metavar="UC",
+                       help="the board's own charge-per-phase limit, amplitude x pulse "
+                       "width, in steps of 0.01 uC (default: max amplitude x max pulse "
+                       "width; protocol version 4 only)")
     board.add_argument("--protocol-version", type=int, metavar="N",
-                       help="newest protocol version the board speaks (default 2; 1 "
-                       "emulates a board from before pulse shapes: no STIM_SHAPED, so the "
-                       "host refuses it for a config with an interphase gap or an "
-                       "asymmetric pulse)")
+                       help="newest protocol version the board speaks: 4 (default), 2 (a "
+                       "board from before the charge limit: INFO carries none, and the host "
+                       "takes max amplitude x max pulse width for it) or 1 (from before "
+                       "pulse shapes: no STIM_SHAPED, so the host refuses it for a config "
+                       "with an interphase gap or an asymmetric pulse)")
     board.add_argument("--firmware", metavar="X.Y.Z",
-                       help="firmware version reported at HELLO (default 1.1.0, or 1.0.0 "
-                       "with --protocol-version 1)")
+                       help="firmware version reported at HELLO (default 1.2.0, 1.1.0 with "
+                       "--protocol-version 2, 1.0.0 with 1)")
     board.add_argument("--board-id", type=int, metavar="N", help="board serial number (default 1)")
     board.add_argument("--status-period-ms", type=int, metavar="MS",
                        help="time between STATUS frames while streaming, 10-1000 (default 100)")

@@ -27,12 +27,18 @@ def _probe(url: str) -> str:
         if info["max_interphase_gap_us"] is not None
         else ", symmetric pulses only"
     )
+    charge = info["max_charge_per_phase_uc"]
+    charge_text = (
+        f", charge per phase up to {charge:g} uC" if charge is not None
+        else ", no charge limit of its own"
+    )
     return (
         f"board {info['board_id']}, firmware {info['firmware']}, protocol "
         f"{info['protocol_version']}, {info['channels']} "
         f"channels, {info['sample_rate_hz']} Hz, limits {info['max_amplitude_ma']:g} mA / "
         f"{info['max_pulse_width_us']} us / {info['max_frequency_hz']:g} Hz / "
         f"{info['max_on_time_ms']} ms on, comm timeout {info['comm_timeout_ms']} ms{shapes}"
+        f"{charge_text}"
     )
 
 

@@ -45,7 +45,7 @@ from sim.patient import load_patient
 #: The firmware's fixed figures (hw/avr/firmware/board.h, limits.c).
 SAMPLE_RATE_HZ = 500
 CHANNELS = 2
-FIRMWARE_VERSION = (2, 1, 0)
+FIRMWARE_VERSION = (2, 2, 0)
 #: MPU-6050 at +-2000 deg/s: 16.4 counts per deg/s.
 GYRO_COUNTS_PER_DPS = 16.4
 #: Heel force sensor on the 10-bit ADC: 2 N per count.
@@ -95,6 +95,11 @@ class AvrBoardSettings(ConfigModel):
         10.0, ge=1.0, le=10.0,
         description="The firmware's own limit of the recovery phase's width over the "
         "leading phase's (--max-anodic-width-ratio).")
+    max_charge_per_phase_uc: float = Field(
+        30.0, gt=0.0, le=30.0,
+        description="The firmware's own limit of the charge per phase, amplitude x pulse "
+        "width, in steps of 0.01 uC, at most the compiled 30 uC "
+        "(--max-charge-per-phase-uc).")
 
 
 class AvrBoardConfig(ConfigModel):
@@ -138,6 +143,7 @@ def _harness_options(config: AvrBoardConfig) -> list[str]:
         "--max-frequency-hz", f"{b.max_frequency_hz:g}",
         "--max-interphase-gap-us", str(b.max_interphase_gap_us),
         "--max-anodic-width-ratio", f"{b.max_anodic_width_ratio:g}",
+        "--max-charge-per-phase-uc", f"{b.max_charge_per_phase_uc:g}",
     ]
     if config.unplug_at_s is not None:
         options += ["--unplug-at-s", f"{config.unplug_at_s:g}"]
@@ -335,5 +341,6 @@ def describe(board: SimavrBoard) -> str:
         f"{p.PROTOCOL_VERSION}, {p.BAUD_RATE_V3} baud) on {board.path}: patient {c.patient}, "
         f"seed {c.seed}, {SAMPLE_RATE_HZ} Hz, {CHANNELS} channels, limits "
         f"{b.max_amplitude_ma:g} mA / {b.max_pulse_width_us} us / {b.max_frequency_hz:g} Hz / "
-        f"{b.max_on_time_ms} ms on, comm timeout {b.comm_timeout_ms} ms, speed {c.speed:g}x"
+        f"{b.max_charge_per_phase_uc:g} uC / {b.max_on_time_ms} ms on, comm timeout "
+        f"{b.comm_timeout_ms} ms, speed {c.speed:g}x"
     )

@@ -91,8 +91,9 @@
 
 /* Pulse timing: Timer1 counts 0.5 us ticks (16 MHz / 8). */
 #define PULSE_TICKS_PER_US 2
-/* The shortest phase the engine times exactly: a shorter cathodic phase is lengthened
- * to this, and the anodic phase follows from it, so the pulse stays charge balanced. */
+/* The shortest phase the engine times exactly (4 us): a setting with a shorter pulse
+ * width delivers nothing (SETTING_MIN_PULSE_WIDTH_US, limits.h; until firmware 2.2.0 the
+ * phase was lengthened to this, more charge than asked for). */
 #define PULSE_MIN_PHASE_TICKS 8
 
 #endif

@@ -4,7 +4,8 @@
 #include "frame.h"
 
 #define CONFIG_MAGIC 0xFE51u
-#define CONFIG_LAYOUT 1
+#define CONFIG_LAYOUT 2
+#define CONFIG_LAYOUT_V1 1
 
 static uint16_t get16(const uint8_t *p) { return (uint16_t)(p[0] | ((uint16_t)p[1] << 8)); }
 
@@ -17,8 +18,10 @@ static void put16(uint8_t *p, uint16_t v)
 uint8_t config_parse(const uint8_t *block, board_config_t *out)
 {
     *out = limits_default_config;
-    if (get16(block) != CONFIG_MAGIC || block[2] != CONFIG_LAYOUT ||
-        crc16(block, CONFIG_BLOCK_BYTES) != 0)
+    uint8_t layout = block[2];
+    uint8_t bytes = layout == CONFIG_LAYOUT_V1 ? CONFIG_BLOCK_V1_BYTES : CONFIG_BLOCK_BYTES;
+    if (get16(block) != CONFIG_MAGIC || (layout != CONFIG_LAYOUT && layout != CONFIG_LAYOUT_V1) ||
+        crc16(block, bytes) != 0)
         return 0;
     board_config_t cfg = limits_default_config;
     cfg.board_id = (uint32_t)get16(block + 3) | ((uint32_t)get16(block + 5) << 16);
@@ -29,6 +32,8 @@ uint8_t config_parse(const uint8_t *block, board_config_t *out)
     cfg.max_frequency_chz = get16(block + 15);
     cfg.max_gap_us = get16(block + 17);
     cfg.max_ratio_x100 = get16(block + 19);
+    if (layout == CONFIG_LAYOUT)
+        cfg.max_charge_cuc = get16(block + 21);
     if (!limits_config_valid(&cfg))
         return 0;
     *out = cfg;
@@ -48,7 +53,8 @@ void config_encode(const board_config_t *cfg, uint8_t *block)
     put16(block + 15, cfg->max_frequency_chz);
     put16(block + 17, cfg->max_gap_us);
     put16(block + 19, cfg->max_ratio_x100);
+    put16(block + 21, cfg->max_charge_cuc);
     uint16_t crc = crc16(block, CONFIG_BLOCK_BYTES - 2);
-    block[21] = (uint8_t)(crc >> 8);
-    block[22] = (uint8_t)crc;
+    block[23] = (uint8_t)(crc >> 8);
+    block[24] = (uint8_t)crc;
 }

@@ -16,13 +16,18 @@ const board_config_t limits_default_config = {
     .max_frequency_chz = 6000, /* 60 Hz */
     .max_gap_us = 500,
     .max_ratio_x100 = 1000, /* 10.00 */
+    .max_charge_cuc = 3000, /* 30 uC: 60 mA x 500 us, the two limits above together */
 };
+
+/* 10 uA x 1 us = 10 pC; 0.01 uC = 10 000 pC. */
+#define PC10_PER_CUC 1000UL
 
 /* --- limits ------------------------------------------------------------------------- */
 
 uint8_t setting_delivers(const setting_t *s)
 {
-    return s->on && s->amplitude_10ua && s->pulse_width_us && s->frequency_chz;
+    return s->on && s->amplitude_10ua && s->pulse_width_us >= SETTING_MIN_PULSE_WIDTH_US &&
+           s->frequency_chz;
 }
 
 uint8_t limits_check_setting(const board_config_t *cfg, const setting_t *s)
@@ -39,6 +44,9 @@ uint8_t limits_check_setting(const board_config_t *cfg, const setting_t *s)
         return ACK_OVER_INTERPHASE_GAP;
     if (s->ratio_x100 < 100 || s->ratio_x100 > cfg->max_ratio_x100)
         return ACK_BAD_WIDTH_RATIO;
+    if ((uint32_t)s->amplitude_10ua * s->pulse_width_us >
+        (uint32_t)cfg->max_charge_cuc * PC10_PER_CUC)
+        return ACK_OVER_CHARGE;
     return ACK_OK;
 }
 
@@ -54,7 +62,8 @@ uint8_t limits_config_valid(const board_config_t *cfg)
     if (cfg->max_amplitude_10ua > d->max_amplitude_10ua ||
         cfg->max_pulse_width_us > d->max_pulse_width_us ||
         cfg->max_frequency_chz > d->max_frequency_chz || cfg->max_gap_us > d->max_gap_us ||
-        cfg->max_ratio_x100 > d->max_ratio_x100 || cfg->max_ratio_x100 < 100)
+        cfg->max_ratio_x100 > d->max_ratio_x100 || cfg->max_ratio_x100 < 100 ||
+        cfg->max_charge_cuc > d->max_charge_cuc || !cfg->max_charge_cuc)
         return 0;
     if (!cfg->max_frequency_chz)
         return 0;

@@ -3,6 +3,9 @@
 
 #include "board.h"
 
+_Static_assert(SETTING_MIN_PULSE_WIDTH_US * PULSE_TICKS_PER_US >= PULSE_MIN_PHASE_TICKS,
+               "a setting that delivers has a phase the engine times exactly");
+
 /* The DAC count of the leading phase's current, rounded down: a step of the DAC is
  * 20 uA, the wire's 10 uA, so rounding to the nearest would deliver 10 uA more than the
  * setting the limits accepted (35.01 mA as 35.02 mA, a board limit of 35.01 mA exceeded). */
@@ -21,9 +24,9 @@ void pulse_plan(const setting_t *s, pulse_plan_t *plan)
         plan->period_ticks = 0;
         return;
     }
+    /* At least PULSE_MIN_PHASE_TICKS: a shorter setting delivers nothing (limits.h),
+     * never a lengthened phase, which would carry more charge than asked for. */
     uint32_t cathodic = (uint32_t)s->pulse_width_us * PULSE_TICKS_PER_US;
-    if (cathodic < PULSE_MIN_PHASE_TICKS)
-        cathodic = PULSE_MIN_PHASE_TICKS;
     uint32_t anodic = (cathodic * s->ratio_x100 + 50u) / 100u;
     if (anodic < cathodic)
         anodic = cathodic;

@@ -9,6 +9,7 @@
 #define ACCEL_FULL_SCALE_G 16
 #define INFO_V1_BYTES 28
 #define INFO_V2_BYTES 32
+#define INFO_V4_BYTES 34
 
 /* --- little-endian helpers ---------------------------------------------------------- */
 
@@ -137,7 +138,8 @@ static uint8_t length_ok(uint8_t type, const uint8_t *payload, uint16_t n)
     case T_STIM_SHAPED: return n >= 5 && payload[4] && n == 5u + 12u * payload[4];
     case T_INFO:
         if (n >= 2 && payload[1] == 1) return n == INFO_V1_BYTES;
-        if (n >= 2 && payload[1] == 2) return n == INFO_V2_BYTES;
+        if (n >= 2 && (payload[1] == 2 || payload[1] == 3)) return n == INFO_V2_BYTES;
+        if (n >= 2 && payload[1] == 4) return n == INFO_V4_BYTES;
         return n >= INFO_V1_BYTES;
     case T_ACK: return n == 3;
     case T_SAMPLE: return n == 23;
@@ -197,8 +199,12 @@ static void hello(session_t *s, const uint8_t *frame, uint32_t now_ms)
     uint8_t n = INFO_V1_BYTES;
     if (s->version >= SESSION_SHAPED_VERSION) {
         p = put16(p, c->max_gap_us);
-        put16(p, c->max_ratio_x100);
+        p = put16(p, c->max_ratio_x100);
         n = INFO_V2_BYTES;
+    }
+    if (s->version >= SESSION_CHARGE_VERSION) {
+        put16(p, c->max_charge_cuc);
+        n = INFO_V4_BYTES;
     }
     send(s, T_INFO, n);
 }

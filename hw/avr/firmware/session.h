@@ -18,10 +18,12 @@
 
 #define SESSION_CHANNELS 2
 /* Newest protocol version spoken; every older one too. */
-#define SESSION_PROTOCOL_VERSION 3
+#define SESSION_PROTOCOL_VERSION 4
 #define SESSION_SHAPED_VERSION 2
+/* The first version whose INFO carries the board's charge-per-phase limit. */
+#define SESSION_CHARGE_VERSION 4
 #define FIRMWARE_MAJOR 2
-#define FIRMWARE_MINOR 1
+#define FIRMWARE_MINOR 2
 #define FIRMWARE_PATCH 0
 
 /* Frame types. */

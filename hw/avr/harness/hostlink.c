@@ -63,7 +63,7 @@ static const char *ack_name(uint8_t code)
     static const char *names[] = {"ok", "unknown_type", "bad_length", "bad_channel",
                                   "over_amplitude", "over_pulse_width", "over_frequency",
                                   "not_ready", "stale_seq", "over_interphase_gap",
-                                  "bad_width_ratio"};
+                                  "bad_width_ratio", "over_charge"};
     return code < sizeof(names) / sizeof(names[0]) ? names[code] : "unknown";
 }
 

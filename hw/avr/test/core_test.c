@@ -220,6 +220,24 @@ static void test_limits(void)
     check(limits_check_setting(c, &s) == ACK_BAD_WIDTH_RATIO, "ratio below 1");
     s.ratio_x100 = 1001;
     check(limits_check_setting(c, &s) == ACK_BAD_WIDTH_RATIO, "ratio beyond the limit");
+    board_config_t lower = *c;
+    lower.max_charge_cuc = 2000; /* 20 uC */
+    setting_t q = {1, 4000, 500, 4000, 0, 100}; /* 40 mA x 500 us = 20 uC */
+    check(limits_check_setting(&lower, &q) == ACK_OK, "charge at the limit: OK");
+    q.amplitude_10ua = 4001; /* 20.005 uC */
+    check(limits_check_setting(&lower, &q) == ACK_OVER_CHARGE, "charge per phase");
+    q.ratio_x100 = 99;
+    check(limits_check_setting(&lower, &q) == ACK_BAD_WIDTH_RATIO, "charge checked last");
+    check(limits_config_valid(&lower), "a lower charge limit is a valid configuration");
+    lower.max_charge_cuc = 3001;
+    check(!limits_config_valid(&lower), "a charge limit above the compiled one is not");
+    lower.max_charge_cuc = 0;
+    check(!limits_config_valid(&lower), "nor is a charge limit of 0");
+    setting_t short_phase = {1, 6000, 3, 4000, 0, 100};
+    check(limits_check_setting(c, &short_phase) == ACK_OK && !setting_delivers(&short_phase),
+          "a 3 us phase is accepted and delivers nothing");
+    short_phase.pulse_width_us = 4;
+    check(setting_delivers(&short_phase), "a 4 us phase delivers");
     setting_t off = {0, 65535, 65535, 65535, 65535, 0};
     check(limits_check_setting(c, &off) == ACK_OK, "a setting that is off is never refused");
     check(limits_config_valid(c), "the compiled configuration is valid");
@@ -249,6 +267,16 @@ static void test_config(void)
     cfg.comm_timeout_ms = 501;
     config_encode(&cfg, block);
     check(!config_parse(block, &got), "a timeout beyond 500 ms");
+    cfg.comm_timeout_ms = 400;
+    cfg.max_charge_cuc = 1500;
+    config_encode(&cfg, block);
+    check(config_parse(block, &got) && got.max_charge_cuc == 1500, "a charge limit stored");
+    /* A block of layout 1 (firmware 2.1.0): 23 bytes, no charge limit, CRC at 21. */
+    block[2] = 1;
+    uint16_t crc = crc16(block, 21);
+    block[21] = (uint8_t)(crc >> 8), block[22] = (uint8_t)crc;
+    check(config_parse(block, &got) && got.comm_timeout_ms == 400 && got.max_charge_cuc == 3000,
+          "a layout 1 block: its limits, the compiled charge limit");
 }
 
 static void test_pulse_plans(void)
@@ -266,9 +294,13 @@ static void test_pulse_plans(void)
     pulse_plan(&s, &p);
     check(p.cathodic_dac == 1750, "35.01 mA is DAC count %u, not above it", p.cathodic_dac);
     s.amplitude_10ua = 3500;
-    s.pulse_width_us = 1;
+    s.pulse_width_us = 3;
     pulse_plan(&s, &p);
-    check(p.cathodic_ticks == 8 && p.anodic_ticks == 32, "a 1 us phase lengthened to 4 us");
+    check(!p.delivers && p.cathodic_ticks == 0 && p.cathodic_dac == 0,
+          "a 3 us phase delivers nothing, never a lengthened one");
+    s.pulse_width_us = 4;
+    pulse_plan(&s, &p);
+    check(p.delivers && p.cathodic_ticks == 8 && p.anodic_ticks == 32, "a 4 us phase: 8 ticks");
     setting_t off = {0, 3500, 300, 4000, 0, 100};
     pulse_plan(&off, &p);
     check(!p.delivers, "off delivers nothing");
@@ -307,11 +339,16 @@ static void test_hello(void)
     check(sent_len[0] == 2 + 28 && s.version == 1 && s.session, "version 1: 28 bytes");
     uint8_t v9 = 9;
     host(&s, T_HELLO, 3, &v9, 1, 2);
-    check(!s.session && sent[0][3] == 3, "an unknown version: INFO of the newest, no session");
+    check(!s.session && sent[0][3] == SESSION_PROTOCOL_VERSION, "an unknown version: INFO of the newest, no session");
     host(&s, T_START_STREAM, 4, NULL, 0, 3);
     check(acked(4, ACK_NOT_READY), "nothing but HELLO, GET_STATUS, STOP_ALL without a session");
     host(&s, T_STOP_ALL, 5, NULL, 0, 4);
     check(acked(5, ACK_OK), "STOP_ALL obeyed without a session");
+    session_t s4;
+    open_session(&s4, 4);
+    check(sent_len[0] == 2 + 34 && sent[0][2 + 32] == (3000 & 0xFF) &&
+              sent[0][2 + 33] == (3000 >> 8),
+          "INFO of version 4: 34 bytes, the charge limit last");
 }
 
 static void test_sequence_and_types(void)
