@@ -79,10 +79,11 @@ KNOWN_FIRMWARE: dict[tuple[int, int, int], str] = {
     "setting; no charge limit of its own (amplitude x width limits only), and a phase "
     "under 4 us lengthened to 4 us (2.2.0 delivers nothing)",
     (2, 2, 0): "AVR firmware of hw/avr (ATmega2560, Arduino Mega 2560): 2.1.0 and "
-    "protocol version 4: its own charge-per-phase limit (INFO, ACK OVER_CHARGE), a pulse "
-    "width under 4 us delivers nothing; tests/test_avr_*.py run it in simavr",
+    "protocol version 4: its own charge-per-phase limit (INFO, ACK OVER_CHARGE) and "
+    "duty-cycle limit over 10 s (INFO, FAULT DUTY), a pulse width under 4 us delivers "
+    "nothing; tests/test_avr_*.py run it in simavr",
     (1, 2, 0): "reference firmware of docs/protocol.md v4 (hw.firmware, the emulator): "
-    "speaks versions 1 to 4, pulse shapes, its own charge-per-phase limit",
+    "speaks versions 1 to 4, pulse shapes, its own charge-per-phase and duty-cycle limits",
 }
 #: The laxest board communication timeout accepted: stricter than RehaStim 2 (about
 #: 1 s) and ScienceMode 4 (2 s) (DESIGN.md).
@@ -140,6 +141,8 @@ class HostLimits(Protocol):
     def max_continuous_on_ms(self) -> float: ...
     @property
     def max_charge_per_phase_uc(self) -> float: ...
+    @property
+    def max_duty_cycle(self) -> float: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -247,6 +250,8 @@ def check_board(info: p.Info, req: BoardRequirements) -> list[str]:
                 f"{host_value:g}"
             )
     problems += _charge_problems(info, lim)
+    if info.max_duty_permille is not None:
+        problems += _duty_problems(info.max_duty_permille, lim.max_duty_cycle)
     if info.comm_timeout_ms > MAX_BOARD_COMM_TIMEOUT_MS:
         problems.append(
             f"board communication timeout {info.comm_timeout_ms} ms is longer than "
@@ -299,6 +304,19 @@ def _charge_problems(info: p.Info, lim: HostLimits) -> list[str]:
     ]
 
 
+def _duty_problems(permille: int, host_duty: float) -> list[str]:
+    """A version 4 board's duty-cycle limit against ``safety.max_duty_cycle``: no looser,
+    and not 0. (A board of versions 1 to 3 has none: the host's watchdog is then the only
+    layer for the duty cycle, as it always was for such a board.)"""
+    board_duty = permille * p.DUTY_UNIT
+    if permille == 0:
+        return ["board max duty cycle 0: it would fault at the first pulse"]
+    if board_duty > host_duty + 1e-9:
+        return [f"board max duty cycle {board_duty:g} is looser than safety.max_duty_cycle "
+                f"{host_duty:g}"]
+    return []
+
+
 def _shape_problems(info: p.Info, shape: PulseShape) -> list[str]:
     """Why the board cannot deliver ``shape``: it speaks no pulse shape (protocol version
     1), or the shape is beyond its own limits (INFO of version 2)."""
@@ -346,6 +364,9 @@ def describe_info(info: p.Info) -> dict[str, Any]:
         "max_on_time_ms": info.max_on_time_ms,
         "max_charge_per_phase_uc": info.max_charge_cuc * p.CHARGE_UNIT_UC
         if info.max_charge_cuc is not None
+        else None,
+        "max_duty_cycle": info.max_duty_permille * p.DUTY_UNIT
+        if info.max_duty_permille is not None
         else None,
         "comm_timeout_ms": info.comm_timeout_ms,
         "max_interphase_gap_us": info.max_interphase_gap_us if info.shaped_pulses else None,
@@ -520,7 +541,7 @@ class Board:
         """Open the port and say HELLO; the board's INFO, unchecked, nothing started.
 
         The port is opened at each link rate of ``protocol.LINK_BAUD_RATES`` in turn (a
-        board of protocol version 3 listens at 1 000 000 baud, older ones at 921 600)
+        board of protocol version 3 or 4 listens at 1 000 000 baud, older ones at 921 600)
         until a board answers (a ``Link`` handed in is tried once, as it is). Raises
         ``BoardError("no_board")`` when the port cannot be opened or nothing answers. Call
         ``close`` afterwards unless ``connect`` goes on from here.

@@ -438,11 +438,14 @@ def describe(emulator: BoardEmulator) -> str:
         if b.protocol_version >= p.SHAPED_PULSES_VERSION
         else "symmetric pulses only"
     )
+    permille = b.max_duty_permille
+    duty = f" / duty {permille * p.DUTY_UNIT:g} over 10 s" if permille is not None else ""
     return (
         f"board emulator (firmware {version}, protocol {b.protocol_version}, {shapes}) on "
         f"{emulator.path}: patient {c.patient}, "
         f"seed {c.seed}, {b.sample_rate_hz} Hz, {b.channels} channels, limits "
         f"{b.max_amplitude_ma:g} mA / {b.max_pulse_width_us} us / {b.max_frequency_hz:g} Hz / "
-        f"{b.max_charge_cuc * p.CHARGE_UNIT_UC:g} uC / {b.max_on_time_ms} ms on, comm "
+        f"{b.max_charge_cuc * p.CHARGE_UNIT_UC:g} uC / {b.max_on_time_ms} ms on"
+        f"{duty}, comm "
         f"timeout {b.comm_timeout_ms} ms, speed {c.speed:g}x"
     )

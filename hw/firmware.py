@@ -29,6 +29,14 @@ from sim.limb import SimulatedLimb
 
 #: Samples remembered for round-trip measurement (ref_sample of STIM and HEARTBEAT).
 RTT_MEMORY = 1024
+#: The duty-cycle limit counts each channel's milliseconds on in buckets of 100 ms over
+#: the bucket filling and the 100 before it (10.0-10.1 s, never less than the host's
+#: 10 s window), as the AVR firmware does (hw/avr/firmware/session.h).
+DUTY_BUCKET_MS = 100
+DUTY_BUCKETS = 101
+#: The duty-cycle limit a board of version 4 has unless told otherwise: 80 % of 10 s,
+#: the host's default ``safety.max_duty_cycle`` (the AVR firmware's compiled value).
+DEFAULT_MAX_DUTY_CYCLE = 0.8
 #: Gyroscope axis (z) that carries the sagittal shank rate on the emulated board (x and
 #: y carry a fraction of it: ``FirmwareSettings.cross_axis_fraction``).
 EMULATED_SAGITTAL_AXIS = 2
@@ -90,6 +98,14 @@ class FirmwareSettings(ConfigModel):
         description="Newest protocol version the board speaks (it speaks every older one): "
         "4, 2 (a board from before the charge limit, firmware 1.1.0) or 1 (from before "
         "pulse shapes, 1.0.0); 3 is the AVR firmware's own.",
+    )
+    max_duty_cycle: float | None = Field(
+        None, ge=0.1, le=1.0,
+        description="The board's own limit of the fraction of the last 10 s a channel may "
+        "deliver pulses, in steps of 0.001 (--max-duty-cycle): beyond it the board switches "
+        "every output off and reports FAULT DUTY, whatever the host asks. Unset: 0.8. "
+        "Protocol version 4 only; the host refuses a board whose limit is looser than the "
+        "trial's safety.max_duty_cycle.",
     )
     max_charge_per_phase_uc: float | None = Field(
         None, gt=0.0, le=200.0,
@@ -161,13 +177,22 @@ class FirmwareSettings(ConfigModel):
                 f"protocol_version {self.protocol_version}: this model has firmware of "
                 f"versions {spoken} (3 is version 2 at 1 000 000 baud, the AVR firmware's)"
             )
-        if (self.max_charge_per_phase_uc is not None
-                and self.protocol_version < p.CHARGE_LIMIT_VERSION):
-            raise ValueError(
-                f"max_charge_per_phase_uc needs protocol_version {p.CHARGE_LIMIT_VERSION}: "
-                f"a board of version {self.protocol_version} has no charge limit of its own"
-            )
+        for name in ("max_charge_per_phase_uc", "max_duty_cycle"):
+            if getattr(self, name) is not None and self.protocol_version < p.CHARGE_LIMIT_VERSION:
+                raise ValueError(
+                    f"{name} needs protocol_version {p.CHARGE_LIMIT_VERSION}: a board of "
+                    f"version {self.protocol_version} has no such limit of its own"
+                )
         return self
+
+    @property
+    def max_duty_permille(self) -> int | None:
+        """The duty-cycle limit in 0.1 %, as INFO reports and the board checks it; None
+        for a board of a version before 4, which has none."""
+        if self.protocol_version < p.CHARGE_LIMIT_VERSION:
+            return None
+        duty = DEFAULT_MAX_DUTY_CYCLE if self.max_duty_cycle is None else self.max_duty_cycle
+        return round(duty / p.DUTY_UNIT)
 
     @property
     def max_charge_cuc(self) -> int:
@@ -246,6 +271,11 @@ class Firmware:
         self.fault = p.FaultCode.NONE  # the last fault, reported until the next HELLO
         self.outputs = [p.ChannelSetting.off(c) for c in range(settings.channels)]
         self._on_since: list[float | None] = [None] * settings.channels
+        #: Duty cycle: milliseconds on per bucket and channel, their sums, the next
+        #: millisecond to count (kept across sessions: a new HELLO does not rest a muscle).
+        self._duty_ms = [[0] * DUTY_BUCKETS for _ in range(settings.channels)]
+        self._duty_sum_ms = [0] * settings.channels
+        self._duty_next_ms = 0
         self._last_rx_s = 0.0
         #: The board's view of the host's keep-alive: the longest board time between two
         #: frames that kept the session alive while streaming (the comm timeout's margin).
@@ -390,6 +420,9 @@ class Firmware:
             max_interphase_gap_us=s.max_interphase_gap_us,
             max_anodic_ratio_x100=round(s.max_anodic_width_ratio / p.RATIO_UNIT),
             max_charge_cuc=s.max_charge_cuc if self.version >= p.CHARGE_LIMIT_VERSION else None,
+            max_duty_permille=s.max_duty_permille
+            if self.version >= p.CHARGE_LIMIT_VERSION
+            else None,
         )
         return [self._frame(info)]
 
@@ -444,7 +477,41 @@ class Firmware:
 
     # --- outputs ----------------------------------------------------------------------
 
+    def _count_duty(self, now_s: float, before: bool = False) -> None:
+        """Count every whole millisecond up to board time ``now_s`` (``before``: up to the
+        one before it, as outputs change at ``now_s``) for the channels delivering (the
+        outputs are as they were since the last count), emptying the buckets that fall
+        out of the window: the AVR firmware's tick, caught up. (The AVR's tick of a
+        millisecond comes after the frames of that millisecond: it counts a channel
+        switched on in it as on.)"""
+        now_ms = math.floor(now_s * 1000.0 + 1e-9) - (1 if before else 0)
+        if now_ms - self._duty_next_ms > DUTY_BUCKETS * DUTY_BUCKET_MS:
+            self._duty_next_ms = now_ms - DUTY_BUCKETS * DUTY_BUCKET_MS
+        on = [c for c, s in enumerate(self.outputs) if self.delivers(s)]
+        for ms in range(self._duty_next_ms, now_ms + 1):
+            slot = ms // DUTY_BUCKET_MS % DUTY_BUCKETS
+            if ms % DUTY_BUCKET_MS == 0:  # a new bucket: forget the oldest
+                for c in range(self.settings.channels):
+                    self._duty_sum_ms[c] -= self._duty_ms[c][slot]
+                    self._duty_ms[c][slot] = 0
+            for c in on:
+                self._duty_ms[c][slot] += 1
+                self._duty_sum_ms[c] += 1
+        self._duty_next_ms = max(self._duty_next_ms, now_ms + 1)
+
+    def _over_duty(self) -> int | None:
+        """A channel delivering beyond the duty-cycle limit, or None."""
+        permille = self.settings.max_duty_permille
+        if permille is None:
+            return None
+        limit_ms = permille * p.BOARD_DUTY_WINDOW_S  # 0.1 % of 10 000 ms = 10 ms
+        for channel in self.channels_on():
+            if self._duty_sum_ms[channel] > limit_ms:
+                return channel
+        return None
+
     def _set(self, settings: tuple[p.ChannelSetting, ...], now_s: float, reason: str) -> None:
+        self._count_duty(now_s, before=True)
         before = self.channels_on()
         for setting in settings:
             self.outputs[setting.channel] = setting
@@ -458,6 +525,7 @@ class Firmware:
         self._log_change(before, now_s, reason)
 
     def _all_off(self, now_s: float, reason: str) -> None:
+        self._count_duty(now_s, before=True)
         before = self.channels_on()
         self.outputs = [p.ChannelSetting.off(c) for c in range(self.settings.channels)]
         self._on_since = [None] * self.settings.channels
@@ -512,6 +580,10 @@ class Firmware:
             if since is not None and now_s - since > limit_s:
                 out += self._fault(p.FaultCode.ON_TIME, channel, now_s)
                 break
+        self._count_duty(now_s)
+        over = self._over_duty()
+        if over is not None:
+            out += self._fault(p.FaultCode.DUTY, over, now_s)
         while self._walk_start_s is not None and now_s >= self.next_tick_s():
             out += self._tick(now_s)
         if self.streaming and now_s >= self._next_status_s:

@@ -32,13 +32,14 @@ from controller.ports import Resolution, StimCommand
 #: (STIM_SHAPED, INFO's shape limits); version 3 is version 2 on a 1 000 000 baud link, the
 #: rate a 16 MHz microcontroller makes exactly (the AVR board of hw/avr); version 4 adds the
 #: board's own charge-per-phase limit (INFO, ACK OVER_CHARGE) and the shortest phase
-#: rule. Boards of versions 1 to 3 still work.
+#: rule, and its own duty-cycle limit (INFO, FAULT DUTY). Boards of versions 1 to 3 still
+#: work.
 PROTOCOL_VERSION = 4
 #: Every version spoken, oldest first: the host falls back to an older one a board offers.
 PROTOCOL_VERSIONS = (1, 2, 3, 4)
 #: The first version whose STIM_SHAPED carries an interphase gap and an anodic width ratio.
 SHAPED_PULSES_VERSION = 2
-#: The first version whose INFO carries the board's charge-per-phase limit.
+#: The first version whose INFO carries the board's charge-per-phase and duty-cycle limits.
 CHARGE_LIMIT_VERSION = 4
 #: The link rate of versions 1 and 2, and of versions 3 and 4.
 BAUD_RATE = 921_600
@@ -59,9 +60,13 @@ BOARD_RX_BUFFER_BYTES = 255
 #: is kept for STOP_ALL, which is held back by nothing but a full buffer.
 COMMAND_WINDOW_BYTES = 192
 #: Wire units: amplitude in 10 uA, frequency in 0.01 Hz, heel force in 0.1 N, charge in
-#: 0.01 uC (INFO's charge limit).
+#: 0.01 uC (INFO's charge limit), duty cycle in 0.1 % (INFO's duty limit).
 AMPLITUDE_UNIT_MA = 0.01
 CHARGE_UNIT_UC = 0.01
+DUTY_UNIT = 0.001
+#: The window of a board's duty-cycle limit (version 4): a channel may deliver pulses for
+#: at most INFO's ``max_duty_permille`` of any such window (docs/protocol.md section 6).
+BOARD_DUTY_WINDOW_S = 10.0
 #: The shortest leading phase a board of version 4 delivers: a setting with a shorter
 #: pulse width (on, and otherwise delivering) delivers nothing, never a lengthened phase
 #: (docs/protocol.md section 5).
@@ -132,6 +137,7 @@ class FaultCode(IntEnum):
     COMM_TIMEOUT = 1
     ON_TIME = 2
     SENSOR = 3
+    DUTY = 4
 
 
 class ProtocolError(ValueError):
@@ -484,14 +490,14 @@ class Info(Message):
 
     Its layout depends on ``protocol_version`` (the second byte): version 1 has 28 bytes,
     versions 2 and 3 add the board's pulse-shape limits (32 bytes), version 4 its charge
-    limit (34 bytes). Every version begins with version 1's 28 bytes, so an INFO of a later
-    version is read as far as those go (the host then refuses the version by name, never a
-    board it cannot read)."""
+    and duty-cycle limits (36 bytes). Every version begins with version 1's 28 bytes, so
+    an INFO of a later version is read as far as those go (the host then refuses the
+    version by name, never a board it cannot read)."""
 
     TYPE = FrameType.INFO
     _LAYOUT = struct.Struct("<BBBBBIBHHHHHHHBBBB")
     _SHAPE_LIMITS: ClassVar[struct.Struct] = struct.Struct("<HH")
-    _CHARGE_LIMIT: ClassVar[struct.Struct] = struct.Struct("<H")
+    _V4_LIMITS: ClassVar[struct.Struct] = struct.Struct("<HH")
     hello_seq: int
     protocol_version: int
     firmware_major: int
@@ -517,6 +523,9 @@ class Info(Message):
     #: Version 4: the board's own charge-per-phase limit in 0.01 uC. None for a board of an
     #: older version, which has none of its own (``board_charge_limit_uc``).
     max_charge_cuc: int | None = None
+    #: Version 4: the board's own duty-cycle limit over ``BOARD_DUTY_WINDOW_S``, in 0.1 %.
+    #: None for a board of an older version, which has only its continuous on-time limit.
+    max_duty_permille: int | None = None
 
     @property
     def firmware(self) -> tuple[int, int, int]:
@@ -540,7 +549,7 @@ class Info(Message):
         return min(product, self.max_charge_cuc * CHARGE_UNIT_UC)
 
     def pack(self) -> bytes:
-        common = self._LAYOUT.pack(*_fields(self)[:-3])
+        common = self._LAYOUT.pack(*_fields(self)[:-4])
         if self.protocol_version < SHAPED_PULSES_VERSION:
             return common
         shaped = common + self._SHAPE_LIMITS.pack(
@@ -548,14 +557,15 @@ class Info(Message):
         )
         if self.protocol_version < CHARGE_LIMIT_VERSION:
             return shaped
-        return shaped + self._CHARGE_LIMIT.pack(self.max_charge_cuc or 0)
+        return shaped + self._V4_LIMITS.pack(self.max_charge_cuc or 0,
+                                                self.max_duty_permille or 0)
 
     @classmethod
     def unpack(cls, payload: bytes) -> Self:
         common = cls._LAYOUT.size
         version = payload[1] if len(payload) >= 2 else 0
         shaped = common + cls._SHAPE_LIMITS.size
-        charged = shaped + cls._CHARGE_LIMIT.size
+        charged = shaped + cls._V4_LIMITS.size
         size = {1: common, 2: shaped, 3: shaped, 4: charged}.get(version)
         if len(payload) != size and (size is not None or len(payload) < common):
             raise ProtocolError(
@@ -570,8 +580,8 @@ class Info(Message):
         info = dataclasses.replace(info, max_interphase_gap_us=gap, max_anodic_ratio_x100=ratio)
         if size != charged:
             return info
-        (charge,) = cls._CHARGE_LIMIT.unpack_from(payload, shaped)
-        return dataclasses.replace(info, max_charge_cuc=charge)
+        charge, duty = cls._V4_LIMITS.unpack_from(payload, shaped)
+        return dataclasses.replace(info, max_charge_cuc=charge, max_duty_permille=duty)
 
 
 def gyro_lsb_rad_s(full_scale_dps: int) -> float:

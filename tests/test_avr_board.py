@@ -379,6 +379,35 @@ def test_a_phase_under_4_us_delivers_no_pulse_on_the_pins(bench):
     clean(events)
 
 
+def test_stimulation_beyond_the_duty_cycle_limit_ends_in_a_fault(bench):
+    """A stored duty limit of 20 % (2 s of 10 s): 1.5 s on, 0.1 s off, on again. The
+    on-time limit (3 s) never runs out; the duty limit ends the second train after 2 s
+    on in all, measured on the board's output lines."""
+    b = bench(max_duty_cycle=0.2)
+    host = b.host()
+    assert host.open_session().max_duty_permille == 200
+    host.answer(p.StartStream())
+    faults: list[p.Fault] = []
+    schedule = [(0.0, ON_35), (1.5, p.ChannelSetting.off(0)), (1.6, ON_35)]
+    start = time.monotonic()
+    while not faults and time.monotonic() - start < 5.0:
+        if schedule and time.monotonic() - start >= schedule[0][0]:
+            host.send(p.Stim(0, (schedule.pop(0)[1],)))
+        else:
+            host.send(p.Heartbeat(0))  # the link stays alive: only the duty can end it
+        faults = [m for m in host.receive(0.02) if isinstance(m, p.Fault)]
+    assert faults and faults[0].code == p.FaultCode.DUTY and faults[0].channel == 0
+    host.close()
+    events = b.finish()
+    changes = of(events, "outputs")
+    assert [e["on"] for e in changes] == [[0], [], [0], []]
+    assert changes[-1]["reason"] == "duty"
+    on_s = (changes[1]["board_t_s"] - changes[0]["board_t_s"]) + (
+        changes[3]["board_t_s"] - changes[2]["board_t_s"])
+    assert 2.0 <= on_s <= 2.0 + 0.003
+    clean(events)
+
+
 def test_a_stored_lower_limit_is_enforced(bench):
     b = bench(max_amplitude_ma=40.0)
     host = b.host()

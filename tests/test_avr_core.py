@@ -30,7 +30,8 @@ class BoardConfig(ctypes.Structure):
                 ("comm_timeout_ms", ctypes.c_uint16), ("max_on_time_ms", ctypes.c_uint16),
                 ("max_amplitude_10ua", ctypes.c_uint16), ("max_pulse_width_us", ctypes.c_uint16),
                 ("max_frequency_chz", ctypes.c_uint16), ("max_gap_us", ctypes.c_uint16),
-                ("max_ratio_x100", ctypes.c_uint16), ("max_charge_cuc", ctypes.c_uint16))
+                ("max_ratio_x100", ctypes.c_uint16), ("max_charge_cuc", ctypes.c_uint16),
+                ("max_duty_permille", ctypes.c_uint16))
 
 
 @pytest.fixture(scope="module")
@@ -207,16 +208,113 @@ def test_info_is_what_the_host_reads_as_the_boards_limits(core):
         if version >= 2:
             assert (info.max_interphase_gap_us, info.max_anodic_ratio_x100) == (500, 1000)
         assert info.max_charge_cuc == (3000 if version >= 4 else None)
+        assert info.max_duty_permille == (800 if version >= 4 else None)
         assert info.board_charge_limit_uc == pytest.approx(30.0)
         assert info.gyro_full_scale_dps == 1998 and info.sagittal_axis == 2
         assert info.capabilities == p.Capability.HEEL_SWITCH | p.Capability.HEEL_FORCE
 
 
 def test_the_stored_configuration_round_trips_through_the_core(core):
-    block = ctypes.create_string_buffer(25)
+    block = ctypes.create_string_buffer(27)
     config = BoardConfig.in_dll(core, "limits_default_config")
     core.config_encode(ctypes.byref(config), block)
     magic, layout = struct.unpack_from("<HB", block.raw)
     assert (magic, layout) == (0xFE51, 2)
-    assert struct.unpack_from("<H", block.raw, 21) == (3000,)  # 30 uC
+    assert struct.unpack_from("<HH", block.raw, 21) == (3000, 800)  # 30 uC, 80 %
     assert p.crc16(block.raw) == 0
+
+
+def fault_times_of_the_c_core(core, duty_permille: int, pattern_ms: tuple[int, int],
+                              total_ms: int) -> list[tuple[int, int, int]]:
+    """Channel 0 switched on and off by STIM in ``pattern_ms`` (on, off) from t = 0, a
+    HEARTBEAT every 50 ms, a tick every millisecond, through the C session: every FAULT
+    as (time ms, code, channel)."""
+    session = ctypes.create_string_buffer(core.stub_session_size())
+    config = BoardConfig.in_dll(core, "limits_default_config")
+    config = BoardConfig(*(getattr(config, name) for name, _ in BoardConfig._fields_))
+    config.max_duty_permille = duty_permille
+    core.session_init(session, ctypes.byref(config))
+    core.session_tick_ms.argtypes = (ctypes.c_void_p, ctypes.c_uint32, ctypes.c_uint32)
+    faults = []
+    for t, message, seq in duty_script(pattern_ms, total_ms):
+        core.stub_reset()
+        if message is not None:
+            frame = p.encode_frame(message.TYPE, seq, message.pack())
+            body = p.FrameDecoder().feed(frame)[0]
+            raw = bytes([body.type, body.seq]) + body.payload
+            raw += p.crc16(raw).to_bytes(2, "big")
+            core.session_frame(session, raw, len(raw), t, t * 1000)
+        core.session_tick_ms(session, t, t * 1000)
+        count = ctypes.c_int.in_dll(core, "stub_frame_count").value
+        frames = (ctypes.c_uint8 * 256 * 64).in_dll(core, "stub_frames")
+        for i in range(count):
+            if frames[i][0] == p.FrameType.FAULT:
+                faults.append((t, frames[i][2], frames[i][3]))
+    return faults
+
+
+def duty_script(pattern_ms: tuple[int, int], total_ms: int):
+    """(time ms, message or None, its sequence number) for every millisecond: HELLO v4
+    at 0, then the pattern."""
+    on_ms, off_ms = pattern_ms
+    on = p.Stim(0, (p.ChannelSetting(0, 1, 3500, 300, 4000),))
+    off = p.Stim(0, (p.ChannelSetting.off(0),))
+    seq = 0
+    for t in range(total_ms):
+        phase = (t - 1) % (on_ms + off_ms)
+        message: p.Message | None = None
+        if t == 0:
+            message = p.Hello(4)
+        elif phase == 0:
+            message = on
+        elif phase == on_ms:
+            message = off
+        elif t % 50 == 0:
+            message = p.Heartbeat(0)
+        if message is not None:
+            seq = (seq + 1) & 0xFF
+        yield t, message, seq
+
+
+def fault_times_of_the_model(duty: float, pattern_ms: tuple[int, int],
+                             total_ms: int) -> list[tuple[int, int, int]]:
+    """The same script through the Python reference firmware."""
+    from sim.limb import SimulatedLimb
+    from sim.patient import load_patient
+
+    limb = SimulatedLimb(load_patient("moderate"), 500.0, total_ms / 1000.0 + 1.0, 0)
+    firmware = Firmware(FirmwareSettings(max_duty_cycle=duty), limb)
+    decoder = p.FrameDecoder()
+    faults = []
+    for t, message, seq in duty_script(pattern_ms, total_ms):
+        out = []
+        if message is not None:
+            frame = decoder.feed(message.encode(seq))[0]
+            out += firmware.receive(frame, t / 1000.0)
+        out += firmware.poll(t / 1000.0)
+        for raw in out:
+            for f in decoder.feed(raw):
+                m = p.parse(f)
+                if isinstance(m, p.Fault):
+                    faults.append((t, int(m.code), m.channel))
+    return faults
+
+
+@pytest.mark.parametrize(("duty", "pattern_ms", "fault_ms"), [
+    (0.8, (2500, 100), 8301),  # 96 %, never 3 s on: 500 ms into the fourth train
+    (0.2, (1500, 100), 2101),  # 2000 ms on: 500 ms into the second train
+    (0.8, (2000, 600), None),  # 77 %: no fault in 30 s
+])
+def test_the_duty_limit_faults_at_the_same_millisecond_in_c_and_in_the_model(
+    core, duty, pattern_ms, fault_ms
+):
+    """docs/protocol.md section 6: a channel on for more than max_duty_cycle of the last
+    10 s ends the session with FAULT DUTY (4), whatever the continuous on-time. The C
+    session and the reference firmware, fed the same frames each millisecond, fault at the
+    same millisecond on the same channel."""
+    total_ms = 30_000 if fault_ms is None else fault_ms + 200
+    c = fault_times_of_the_c_core(core, round(duty * 1000), pattern_ms, total_ms)
+    model = fault_times_of_the_model(duty, pattern_ms, total_ms)
+    expected = [] if fault_ms is None else [(fault_ms, int(p.FaultCode.DUTY), 0)]
+    assert c[:1] == expected
+    assert model[:1] == expected

@@ -20,7 +20,7 @@ from helpers.protocol_doc import NEWEST_SESSION, V1_SESSION, transcript
 from controller.ports import AcknowledgingStimulator, Sample, StimCommand
 from controller.safety import SafetyLimits, Watchdog
 from hw import protocol as p
-from hw.board import Board, BoardError, BoardRequirements
+from hw.board import Board, BoardError, BoardRequirements, describe_info
 from hw.emulator import EmulatorConfig, LinkFaults, serve_in_thread
 from hw.firmware import FirmwareSettings
 
@@ -231,6 +231,8 @@ def wait_for_event(emu, match, timeout_s: float = 3.0) -> dict:
          "version 2 boards have no charge limit of their own) is looser than "
          "safety.max_charge_per_phase_uc 20: lower the board's amplitude or pulse width "
          "limit"),
+        (FirmwareSettings(max_duty_cycle=0.9), SafetyLimits(),
+         "board max duty cycle 0.9 is looser than safety.max_duty_cycle 0.8"),
     ],
 )
 def test_a_board_that_fails_a_check_is_refused_by_name(board, limits, expected):
@@ -259,6 +261,19 @@ def test_a_board_no_looser_in_charge_than_the_trial_is_accepted(board, limits):
     driver.close()
     finish()
     assert info.board_charge_limit_uc == pytest.approx(20.0)
+
+
+def test_a_board_without_a_duty_limit_of_its_own_is_accepted_and_said_so():
+    """A board of versions 1 to 3 has only its continuous on-time limit: the host's
+    watchdog stays the only layer for the duty cycle, as it always was with such a board
+    (docs/protocol.md section 10); its summary says null."""
+    emu, finish = serve_in_thread(EmulatorConfig(board=FirmwareSettings(protocol_version=2)))
+    driver = Board(emu.path, BoardRequirements(SafetyLimits(max_duty_cycle=0.5), 500.0))
+    info = driver.connect()
+    driver.close()
+    finish()
+    assert info.max_duty_permille is None
+    assert describe_info(info)["max_duty_cycle"] is None
 
 
 def test_a_command_beyond_a_stricter_boards_charge_limit_ends_the_trial_as_a_board_fault():

@@ -69,6 +69,7 @@ def test_hello_reports_identity_rate_and_own_limits():
     info = Bench(max_amplitude_ma=45.0, comm_timeout_ms=80).open()
     assert info.protocol_version == MODEL_PROTOCOL_VERSION and info.firmware == (1, 2, 0)
     assert info.max_charge_cuc == 2250  # 45 mA x 500 us, its own limit unset
+    assert info.max_duty_permille == 800
     assert info.max_interphase_gap_us == 500 and info.max_anodic_ratio_x100 == 1000
     assert info.max_amplitude_10ua == 4500 and info.comm_timeout_ms == 80
     assert info.sample_rate_hz == 500 and info.channels == 2
@@ -144,14 +145,43 @@ def test_a_phase_under_4_us_delivers_nothing_rather_than_a_longer_phase():
     assert bench.applied[-1][0].pulse_width_us == 4.0
 
 
+def test_a_channel_on_beyond_the_duty_cycle_limit_faults_whatever_its_on_time():
+    """1.5 s on, 0.1 s off: never near the 3 s on-time limit, but at 20 % of 10 s
+    (2000 ms) the board switches off and reports FAULT DUTY 500 ms into the second train;
+    a new session does not rest the muscle: switched on again, it faults at once."""
+    bench = Bench(max_duty_cycle=0.2)
+    assert bench.open(0.0).max_duty_permille == 200
+    faults: list[p.Message] = []
+    t_ms = 1
+    while not faults and t_ms < 4000:
+        phase = (t_ms - 1) % 1600
+        if phase == 0:
+            bench.send(p.Stim(0, (ON,)), t_ms / 1000)
+        elif phase == 1500:
+            bench.send(p.Stim(0, (OFF,)), t_ms / 1000)
+        elif t_ms % 50 == 0:
+            bench.send(p.Heartbeat(0), t_ms / 1000)
+        faults = [m for m in decode(bench.fw.poll(t_ms / 1000)) if isinstance(m, p.Fault)]
+        t_ms += 1
+    assert faults == [p.Fault(p.FaultCode.DUTY, 0, 2_101_000)]
+    assert bench.fw.channels_on() == [] and not bench.fw.session
+    assert bench.open(2.2).last_fault == p.FaultCode.DUTY
+    bench.send(p.Stim(0, (ON,)), 2.201)
+    assert [m.code for m in decode(bench.fw.poll(2.202)) if isinstance(m, p.Fault)] == [
+        p.FaultCode.DUTY]
+
+
 def test_an_older_version_of_the_model_has_no_charge_limit_of_its_own():
-    with pytest.raises(ValueError, match="needs protocol_version 4"):
+    with pytest.raises(ValueError, match="max_charge_per_phase_uc needs protocol_version 4"):
         FirmwareSettings(protocol_version=2, max_charge_per_phase_uc=20.0)
+    with pytest.raises(ValueError, match="max_duty_cycle needs protocol_version 4"):
+        FirmwareSettings(protocol_version=2, max_duty_cycle=0.5)
     with pytest.raises(ValueError, match="protocol_version 3: this model has firmware"):
         FirmwareSettings(protocol_version=3)
     bench = Bench(protocol_version=2)
     info = bench.open()
     assert info.firmware == (1, 1, 0) and info.max_charge_cuc is None
+    assert info.max_duty_permille is None
     assert info.board_charge_limit_uc == pytest.approx(30.0)
 
 

@@ -316,6 +316,10 @@ def info(**changes) -> p.Info:
         ({"gyro_full_scale_dps": 0}, "gyroscope full scale 0 deg/s"),
         ({"sagittal_axis": 3}, "sagittal axis 3 is not x, y or z"),
         ({"sagittal_axis": 0x83}, "sagittal axis 3 is not x, y or z"),
+        ({"protocol_version": 4, "firmware_minor": 2, "max_charge_cuc": 0,
+          "max_duty_permille": 800}, "board max charge per phase 0 uC: it would refuse"),
+        ({"protocol_version": 4, "firmware_minor": 2, "max_charge_cuc": 3000,
+          "max_duty_permille": 0}, "board max duty cycle 0: it would fault"),
     ],
 )
 def test_a_board_announcing_what_cannot_work_is_refused_by_name(changes, expected):

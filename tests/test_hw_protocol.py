@@ -159,14 +159,16 @@ def test_info_layout_follows_its_protocol_version():
     # Version 3 (the 1 Mbaud link) has version 2's layout.
     v3 = dataclasses.replace(v2, protocol_version=3)
     assert p.Info.unpack(v3.pack()) == v3 and v3.shaped_pulses and len(v3.pack()) == 32
-    # Version 4 adds the board's charge limit (0.01 uC), 34 bytes; older ones have none,
-    # and their charge limit is their amplitude limit x their pulse width limit.
-    v4 = dataclasses.replace(v2, protocol_version=4, max_charge_cuc=2000)
-    assert p.Info.unpack(v4.pack()) == v4 and len(v4.pack()) == 34
+    # Version 4 adds the board's charge limit (0.01 uC) and duty limit (0.1 %), 36 bytes;
+    # older ones have neither, and their charge limit is their amplitude limit x their
+    # pulse width limit.
+    v4 = dataclasses.replace(v2, protocol_version=4, max_charge_cuc=2000, max_duty_permille=500)
+    assert p.Info.unpack(v4.pack()) == v4 and len(v4.pack()) == 36
     assert v4.pack()[:32] == dataclasses.replace(v2, protocol_version=4).pack()[:32]
     assert v4.board_charge_limit_uc == pytest.approx(20.0)
     assert v3.max_charge_cuc is None and v3.board_charge_limit_uc == pytest.approx(30.0)
-    for wrong in (v4.pack()[:32], v3.pack() + b"\x00\x00"):
+    assert v3.max_duty_permille is None
+    for wrong in (v4.pack()[:32], v4.pack()[:34], v3.pack() + b"\x00\x00"):
         with pytest.raises(p.ProtocolError):
             p.Info.unpack(wrong)
     # A later version is read as far as version 1's 28 bytes, so it can be named.

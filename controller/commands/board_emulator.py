@@ -34,6 +34,7 @@ BOARD_OPTIONS = (
     "max_frequency_hz", "max_on_time_ms", "comm_timeout_ms", "board_id", "protocol_version",
     "max_interphase_gap_us", "max_anodic_width_ratio", "status_period_ms",
     "declared_sagittal_axis", "cross_axis_fraction", "max_charge_per_phase_uc",
+    "max_duty_cycle",
 )
 #: Options that set the link faults.
 FAULT_OPTIONS = (
@@ -53,7 +54,7 @@ NOT_FOR_AVR = {
 AVR_BOARD_OPTIONS = (
     "board_id", "comm_timeout_ms", "max_on_time_ms", "max_amplitude_ma", "max_pulse_width_us",
     "max_frequency_hz", "max_interphase_gap_us", "max_anodic_width_ratio",
-    "max_charge_per_phase_uc",
+    "max_charge_per_phase_uc", "max_duty_cycle",
 )
 
 
@@ -328,6 +329,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                        help="the board's own charge-per-phase limit, amplitude x pulse "
                        "width, in steps of 0.01 uC (default: max amplitude x max pulse "
                        "width; protocol version 4 only)")
+    board.add_argument("--max-duty-cycle", type=float, metavar="D",
+                       help="the board's own limit of the fraction of the last 10 s a "
+                       "channel may deliver pulses, in steps of 0.001 (default 0.8; protocol "
+                       "version 4 only): beyond it FAULT DUTY, every output off")
     board.add_argument("--protocol-version", type=int, metavar="N",
                        help="newest protocol version the board speaks: 4 (default), 2 (a "
                        "board from before the charge limit: INFO carries none, and the host "

@@ -28,9 +28,11 @@ def _probe(url: str) -> str:
         else ", symmetric pulses only"
     )
     charge = info["max_charge_per_phase_uc"]
+    duty = info["max_duty_cycle"]
     charge_text = (
-        f", charge per phase up to {charge:g} uC" if charge is not None
-        else ", no charge limit of its own"
+        f", charge per phase up to {charge:g} uC, duty cycle up to {duty:g} over 10 s"
+        if charge is not None and duty is not None
+        else ", no charge or duty-cycle limit of its own"
     )
     return (
         f"board {info['board_id']}, firmware {info['firmware']}, protocol "

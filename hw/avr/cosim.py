@@ -100,6 +100,10 @@ class AvrBoardSettings(ConfigModel):
         description="The firmware's own limit of the charge per phase, amplitude x pulse "
         "width, in steps of 0.01 uC, at most the compiled 30 uC "
         "(--max-charge-per-phase-uc).")
+    max_duty_cycle: float = Field(
+        0.8, ge=0.1, le=0.8,
+        description="The firmware's own limit of the fraction of the last 10 s a channel "
+        "may deliver pulses, in steps of 0.001, at most the compiled 0.8 (--max-duty-cycle).")
 
 
 class AvrBoardConfig(ConfigModel):
@@ -144,6 +148,7 @@ def _harness_options(config: AvrBoardConfig) -> list[str]:
         "--max-interphase-gap-us", str(b.max_interphase_gap_us),
         "--max-anodic-width-ratio", f"{b.max_anodic_width_ratio:g}",
         "--max-charge-per-phase-uc", f"{b.max_charge_per_phase_uc:g}",
+        "--max-duty-cycle", f"{b.max_duty_cycle:g}",
     ]
     if config.unplug_at_s is not None:
         options += ["--unplug-at-s", f"{config.unplug_at_s:g}"]
@@ -341,6 +346,7 @@ def describe(board: SimavrBoard) -> str:
         f"{p.PROTOCOL_VERSION}, {p.BAUD_RATE_V3} baud) on {board.path}: patient {c.patient}, "
         f"seed {c.seed}, {SAMPLE_RATE_HZ} Hz, {CHANNELS} channels, limits "
         f"{b.max_amplitude_ma:g} mA / {b.max_pulse_width_us} us / {b.max_frequency_hz:g} Hz / "
-        f"{b.max_charge_per_phase_uc:g} uC / {b.max_on_time_ms} ms on, comm timeout "
+        f"{b.max_charge_per_phase_uc:g} uC / {b.max_on_time_ms} ms on / duty "
+        f"{b.max_duty_cycle:g} over 10 s, comm timeout "
         f"{b.comm_timeout_ms} ms, speed {c.speed:g}x"
     )

@@ -32,8 +32,10 @@ uint8_t config_parse(const uint8_t *block, board_config_t *out)
     cfg.max_frequency_chz = get16(block + 15);
     cfg.max_gap_us = get16(block + 17);
     cfg.max_ratio_x100 = get16(block + 19);
-    if (layout == CONFIG_LAYOUT)
+    if (layout == CONFIG_LAYOUT) {
         cfg.max_charge_cuc = get16(block + 21);
+        cfg.max_duty_permille = get16(block + 23);
+    }
     if (!limits_config_valid(&cfg))
         return 0;
     *out = cfg;
@@ -54,7 +56,8 @@ void config_encode(const board_config_t *cfg, uint8_t *block)
     put16(block + 17, cfg->max_gap_us);
     put16(block + 19, cfg->max_ratio_x100);
     put16(block + 21, cfg->max_charge_cuc);
+    put16(block + 23, cfg->max_duty_permille);
     uint16_t crc = crc16(block, CONFIG_BLOCK_BYTES - 2);
-    block[23] = (uint8_t)(crc >> 8);
-    block[24] = (uint8_t)crc;
+    block[25] = (uint8_t)(crc >> 8);
+    block[26] = (uint8_t)crc;
 }

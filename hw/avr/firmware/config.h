@@ -1,5 +1,5 @@
 /*
- * The board's stored configuration: a 25-byte block at the start of the EEPROM that
+ * The board's stored configuration: a 27-byte block at the start of the EEPROM that
  * can only tighten the compiled limits (limits_default_config). Portable: the firmware
  * reads it, the simavr harness and `make eeprom` write it.
  *
@@ -15,10 +15,11 @@
  *   17      u16   max_gap_us
  *   19      u16   max_ratio_x100
  *   21      u16   max_charge_cuc         (0.01 uC; layout 2, firmware 2.2.0)
- *   23      u16   CRC-16/CCITT-FALSE of bytes 0-22, high byte first
+ *   23      u16   max_duty_permille      (0.1 %, 100 to the compiled value; layout 2)
+ *   25      u16   CRC-16/CCITT-FALSE of bytes 0-24, high byte first
  *
  * A block of layout 1 (firmware 2.1.0 and older: 23 bytes, its CRC at offset 21, no
- * charge limit) is read with the compiled charge limit. A block that is absent (erased
+ * charge or duty limit) is read with the compiled charge and duty limits. A block that is absent (erased
  * EEPROM reads 0xFF), damaged or out of bounds is ignored as a whole: the board runs on
  * the compiled configuration.
  */
@@ -29,7 +30,7 @@
 
 #include "limits.h"
 
-#define CONFIG_BLOCK_BYTES 25
+#define CONFIG_BLOCK_BYTES 27
 #define CONFIG_BLOCK_V1_BYTES 23
 
 /* The configuration a block gives (1), or the compiled one (0). */

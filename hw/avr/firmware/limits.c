@@ -5,6 +5,7 @@
 #define COMM_TIMEOUT_MIN_MS 10
 #define COMM_TIMEOUT_MAX_MS 500
 #define ON_TIME_MIN_MS 100
+#define DUTY_MIN_PERMILLE 100
 
 const board_config_t limits_default_config = {
     .board_id = 1,
@@ -17,6 +18,7 @@ const board_config_t limits_default_config = {
     .max_gap_us = 500,
     .max_ratio_x100 = 1000, /* 10.00 */
     .max_charge_cuc = 3000, /* 30 uC: 60 mA x 500 us, the two limits above together */
+    .max_duty_permille = 800, /* 80 % of 10 s: the host's default safety.max_duty_cycle */
 };
 
 /* 10 uA x 1 us = 10 pC; 0.01 uC = 10 000 pC. */
@@ -64,6 +66,8 @@ uint8_t limits_config_valid(const board_config_t *cfg)
         cfg->max_frequency_chz > d->max_frequency_chz || cfg->max_gap_us > d->max_gap_us ||
         cfg->max_ratio_x100 > d->max_ratio_x100 || cfg->max_ratio_x100 < 100 ||
         cfg->max_charge_cuc > d->max_charge_cuc || !cfg->max_charge_cuc)
+        return 0;
+    if (cfg->max_duty_permille < DUTY_MIN_PERMILLE || cfg->max_duty_permille > d->max_duty_permille)
         return 0;
     if (!cfg->max_frequency_chz)
         return 0;

@@ -48,7 +48,13 @@ typedef struct {
     /* Charge per phase: amplitude x pulse width of the leading phase (the recovery
      * phase carries the same charge by construction), in 0.01 uC (3000 = 30 uC). */
     uint16_t max_charge_cuc;
+    /* Cumulative on-time: the most of the last LIMITS_DUTY_WINDOW_MS a channel may
+     * deliver pulses, in 0.1 % (800 = 80 %). */
+    uint16_t max_duty_permille;
 } board_config_t;
+
+/* The window of the cumulative on-time (duty cycle) limit: 10 s, as the host's. */
+#define LIMITS_DUTY_WINDOW_MS 10000u
 
 /* The compiled configuration (limits a stored configuration may only tighten). */
 extern const board_config_t limits_default_config;

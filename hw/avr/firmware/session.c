@@ -9,7 +9,7 @@
 #define ACCEL_FULL_SCALE_G 16
 #define INFO_V1_BYTES 28
 #define INFO_V2_BYTES 32
-#define INFO_V4_BYTES 34
+#define INFO_V4_BYTES 36
 
 /* --- little-endian helpers ---------------------------------------------------------- */
 
@@ -203,7 +203,8 @@ static void hello(session_t *s, const uint8_t *frame, uint32_t now_ms)
         n = INFO_V2_BYTES;
     }
     if (s->version >= SESSION_CHARGE_VERSION) {
-        put16(p, c->max_charge_cuc);
+        p = put16(p, c->max_charge_cuc);
+        put16(p, c->max_duty_permille);
         n = INFO_V4_BYTES;
     }
     send(s, T_INFO, n);
@@ -373,6 +374,34 @@ void session_rx_lost(session_t *s) { all_off(s); }
 
 /* --- time --------------------------------------------------------------------------- */
 
+/* The duty cycle limit: count this millisecond for every channel delivering, in the
+ * bucket of now_ms (emptying the buckets that fell out of the window), and fault when a
+ * channel's count over the window exceeds the limit. */
+static void duty_tick(session_t *s, uint32_t now_ms, uint32_t now_us)
+{
+    uint32_t bucket = now_ms / DUTY_BUCKET_MS;
+    for (uint8_t n = 0; s->duty_bucket != bucket && n < DUTY_BUCKETS; n++) {
+        s->duty_bucket++;
+        uint8_t slot = (uint8_t)(s->duty_bucket % DUTY_BUCKETS);
+        for (uint8_t c = 0; c < SESSION_CHANNELS; c++) {
+            s->duty_sum_ms[c] -= s->duty_ms[c][slot];
+            s->duty_ms[c][slot] = 0;
+        }
+    }
+    s->duty_bucket = bucket;
+    uint8_t slot = (uint8_t)(bucket % DUTY_BUCKETS);
+    uint16_t limit = (uint16_t)((uint32_t)s->cfg.max_duty_permille * LIMITS_DUTY_WINDOW_MS / 1000u);
+    for (uint8_t c = 0; c < SESSION_CHANNELS; c++) {
+        if (!setting_delivers(&s->out[c]))
+            continue;
+        s->duty_ms[c][slot]++;
+        if (++s->duty_sum_ms[c] > limit) {
+            fault(s, FAULT_DUTY, c, now_us);
+            break;
+        }
+    }
+}
+
 void session_tick_ms(session_t *s, uint32_t now_ms, uint32_t now_us)
 {
     if (s->session && (uint32_t)(now_ms - s->last_rx_ms) > s->cfg.comm_timeout_ms)
@@ -383,6 +412,7 @@ void session_tick_ms(session_t *s, uint32_t now_ms, uint32_t now_us)
             break;
         }
     }
+    duty_tick(s, now_ms, now_us);
     if (s->streaming && (int32_t)(now_ms - s->next_status_ms) >= 0) {
         s->next_status_ms = now_ms + STATUS_PERIOD_MS;
         status(s, now_us);

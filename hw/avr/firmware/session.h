@@ -44,7 +44,9 @@ enum {
 };
 
 /* FAULT codes. */
-enum { FAULT_NONE = 0, FAULT_COMM_TIMEOUT = 1, FAULT_ON_TIME = 2, FAULT_SENSOR = 3 };
+enum {
+    FAULT_NONE = 0, FAULT_COMM_TIMEOUT = 1, FAULT_ON_TIME = 2, FAULT_SENSOR = 3, FAULT_DUTY = 4,
+};
 
 /* Capability bits of INFO. */
 enum { CAP_HEEL_SWITCH = 0x01, CAP_HEEL_FORCE = 0x02, CAP_DEBUG_TRUTH = 0x04 };
@@ -67,6 +69,10 @@ typedef struct {
 #define TRUTH_MAX_ROWS 32
 #define TRUTH_EVENT_QUEUE 4
 #define RTT_MEMORY 32
+/* Cumulative on-time: milliseconds on per 100 ms bucket, over DUTY_BUCKETS buckets (the
+ * one filling and the 100 before it: 10.0-10.1 s, never less than the host's 10 s). */
+#define DUTY_BUCKET_MS 100u
+#define DUTY_BUCKETS 101u
 /* Consecutive samples without a gyro reading that make a sensor fault. */
 #define SENSOR_FAIL_LIMIT 5
 
@@ -84,6 +90,10 @@ typedef struct {
     setting_t out[SESSION_CHANNELS];
     uint8_t on_timed[SESSION_CHANNELS]; /* on_since_ms is valid */
     uint32_t on_since_ms[SESSION_CHANNELS];
+    /* cumulative on-time (kept across sessions: a new HELLO does not rest a muscle) */
+    uint8_t duty_ms[SESSION_CHANNELS][DUTY_BUCKETS];
+    uint16_t duty_sum_ms[SESSION_CHANNELS];
+    uint32_t duty_bucket;
     uint16_t rx_frames, rx_bad, refused;
     uint32_t next_status_ms;
     /* sample grid */
@@ -117,7 +127,7 @@ void session_bad_frame(session_t *s);
 /* Bytes from the host were lost (a full receive buffer), after every frame before them
  * was served: they may have held a STOP_ALL, so every output goes off. */
 void session_rx_lost(session_t *s);
-/* Every millisecond: the communication timeout, the on-time limit, STATUS. */
+/* Every millisecond: the communication timeout, the on-time and duty limits, STATUS. */
 void session_tick_ms(session_t *s, uint32_t now_ms, uint32_t now_us);
 /* Grid point index of the sample grid: the front end's reading (its flags say which
  * sensors read: a reading without the gyro, an I2C failure, still carries the heel

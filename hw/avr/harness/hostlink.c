@@ -69,7 +69,7 @@ static const char *ack_name(uint8_t code)
 
 static const char *fault_name(uint8_t code)
 {
-    static const char *names[] = {"none", "comm_timeout", "on_time", "sensor"};
+    static const char *names[] = {"none", "comm_timeout", "on_time", "sensor", "duty"};
     return code < sizeof(names) / sizeof(names[0]) ? names[code] : "unknown";
 }
 

@@ -9,6 +9,7 @@
  *                [--max-amplitude-ma MA] [--max-pulse-width-us US]
  *                [--max-frequency-hz HZ] [--max-interphase-gap-us US]
  *                [--max-anodic-width-ratio R] [--max-charge-per-phase-uc UC]
+ *                [--max-duty-cycle D]
  *   simavr-board --eeprom-hex FILE [the configuration options]
  *
  * The configuration options are written into the simulated EEPROM (config.h), as
@@ -174,6 +175,8 @@ static int config_option(const char *name, const char *value, board_config_t *cf
         cfg->max_ratio_x100 = (uint16_t)lround(v * 100.0);
     else if (!strcmp(name, "--max-charge-per-phase-uc"))
         cfg->max_charge_cuc = (uint16_t)lround(v * 100.0);
+    else if (!strcmp(name, "--max-duty-cycle"))
+        cfg->max_duty_permille = (uint16_t)lround(v * 1000.0);
     else
         return 0;
     return 1;

@@ -270,13 +270,22 @@ static void test_config(void)
     cfg.comm_timeout_ms = 400;
     cfg.max_charge_cuc = 1500;
     config_encode(&cfg, block);
-    check(config_parse(block, &got) && got.max_charge_cuc == 1500, "a charge limit stored");
+    cfg.max_duty_permille = 500;
+    config_encode(&cfg, block);
+    check(config_parse(block, &got) && got.max_charge_cuc == 1500 && got.max_duty_permille == 500,
+          "charge and duty limits stored");
+    cfg.max_duty_permille = 801;
+    config_encode(&cfg, block);
+    check(!config_parse(block, &got), "a duty limit above the compiled 80 %%");
+    cfg.max_duty_permille = 500;
+    config_encode(&cfg, block);
     /* A block of layout 1 (firmware 2.1.0): 23 bytes, no charge limit, CRC at 21. */
     block[2] = 1;
     uint16_t crc = crc16(block, 21);
     block[21] = (uint8_t)(crc >> 8), block[22] = (uint8_t)crc;
-    check(config_parse(block, &got) && got.comm_timeout_ms == 400 && got.max_charge_cuc == 3000,
-          "a layout 1 block: its limits, the compiled charge limit");
+    check(config_parse(block, &got) && got.comm_timeout_ms == 400 && got.max_charge_cuc == 3000 &&
+              got.max_duty_permille == 800,
+          "a layout 1 block: its limits, the compiled charge and duty limits");
 }
 
 static void test_pulse_plans(void)
@@ -346,9 +355,10 @@ static void test_hello(void)
     check(acked(5, ACK_OK), "STOP_ALL obeyed without a session");
     session_t s4;
     open_session(&s4, 4);
-    check(sent_len[0] == 2 + 34 && sent[0][2 + 32] == (3000 & 0xFF) &&
-              sent[0][2 + 33] == (3000 >> 8),
-          "INFO of version 4: 34 bytes, the charge limit last");
+    check(sent_len[0] == 2 + 36 && sent[0][2 + 32] == (3000 & 0xFF) &&
+              sent[0][2 + 33] == (3000 >> 8) && sent[0][2 + 34] == (800 & 0xFF) &&
+              sent[0][2 + 35] == (800 >> 8),
+          "INFO of version 4: 36 bytes, the charge and duty limits last");
 }
 
 static void test_sequence_and_types(void)
@@ -443,6 +453,65 @@ static void test_timeouts(void)
           "ON_TIME after 3000 ms on");
 }
 
+/* Channel 0 on for on_ms, off for off_ms, over and over from t = 0 for total_ms, the link
+ * kept alive, a tick every millisecond; the time of the first fault (0: none). */
+static uint32_t run_duty_pattern(session_t *s, uint32_t on_ms, uint32_t off_ms,
+                                 uint32_t total_ms)
+{
+    uint8_t on[32], off[32];
+    stim_payload(on, 0, 3500);
+    stim_payload(off, 0, 3500);
+    off[6] = 0;
+    uint8_t seq = 2;
+    for (uint32_t t = 0; t < total_ms; t++) {
+        uint32_t phase = t % (on_ms + off_ms);
+        if (phase == 0)
+            host(s, T_STIM, seq++, on, 13, t);
+        else if (phase == on_ms)
+            host(s, T_STIM, seq++, off, 13, t);
+        else if (t % 50 == 0)
+            host(s, T_HEARTBEAT, seq++, (const uint8_t *)"\0\0\0\0", 4, t);
+        session_tick_ms(s, t, t * 1000u);
+        if (!s->session)
+            return t;
+    }
+    return 0;
+}
+
+static void test_duty(void)
+{
+    current = "duty";
+    session_t s;
+    /* 2.5 s on, 0.1 s off: 96 %, never 3 s at a time. The on-time limit alone would let
+     * it run forever; the duty limit (80 % of 10 s = 8000 ms) ends it 500 ms into the
+     * fourth train (3 x 2500 ms + 500 ms), at 3 x 2600 + 500 = 8300 ms. */
+    open_session(&s, 4);
+    uint32_t t = run_duty_pattern(&s, 2500, 100, 30000);
+    check(s.fault == FAULT_DUTY && !outputs[0].on && t >= 8299 && t <= 8302,
+          "FAULT DUTY at %lu ms (fault %u)", (unsigned long)t, s.fault);
+    /* The next HELLO does not rest the muscle: switching on again faults at once. */
+    uint8_t v4 = 4;
+    host(&s, T_HELLO, 200, &v4, 1, t + 10);
+    check(sent[0][2 + 27] == FAULT_DUTY, "the next INFO reports it");
+    uint8_t on[32];
+    stim_payload(on, 0, 3500);
+    host(&s, T_STIM, 201, on, 13, t + 11);
+    session_tick_ms(&s, t + 11, (t + 11) * 1000u);
+    check(!s.session && s.fault == FAULT_DUTY, "no rest, no stimulation");
+    /* 2 s on, 0.6 s off: 77 %, within 80 % over any 10 s: 30 s without a fault. */
+    open_session(&s, 4);
+    check(run_duty_pattern(&s, 2000, 600, 30000) == 0 && s.fault == FAULT_NONE,
+          "77 %% runs on");
+    /* A stored limit of 50 %: 2 s on, 0.6 s off ends after 5000 ms on. */
+    board_config_t half = limits_default_config;
+    half.max_duty_permille = 500;
+    session_init(&s, &half);
+    host(&s, T_HELLO, 1, &v4, 1, 0);
+    t = run_duty_pattern(&s, 2000, 600, 30000);
+    check(s.fault == FAULT_DUTY && t >= 6199 && t <= 6202, "50 %%: FAULT DUTY at %lu ms",
+          (unsigned long)t);
+}
+
 static void test_samples_and_truth(void)
 {
     current = "samples";
@@ -517,6 +586,7 @@ int main(void)
     test_sequence_and_types();
     test_stim();
     test_timeouts();
+    test_duty();
     test_samples_and_truth();
     printf("%d checks, %d failed\n", checks, failures);
     return failures;
