@@ -89,7 +89,7 @@ def test_a_15_s_walk_against_the_firmware_matches_fes_sim(tmp_path):
     assert "gyro_axis" not in live and live["gyro_mounting"] is None
     info = live["board"]["info"]  # the firmware's identity, from its INFO
     assert (info["firmware"], info["protocol_version"], info["sample_rate_hz"]) == (
-        ".".join(map(str, cosim.FIRMWARE_VERSION)), 3, 500)
+        ".".join(map(str, cosim.FIRMWARE_VERSION)), 4, 500)
     assert live["ground_truth"] == "board emulator debug frames"
     assert live["board"]["outputs_off_confirmed"] is True
     assert live["board"]["link"]["missing_samples"] == 0

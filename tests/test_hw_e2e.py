@@ -274,7 +274,7 @@ def test_the_odfs_preset_across_the_serial_link_matches_fes_sim(tmp_path):
     live, sim = summary(live_out), summary(sim_out)
 
     assert live["stopped_by"] == "duration"
-    assert live["board"]["info"]["protocol_version"] == 2
+    assert live["board"]["info"]["protocol_version"] == 4
     assert live["strides"] == sim["strides"] >= 7
     # Stimulation starts once the gyroscope's mounting check has seen three strides.
     assert live["gyro_mounting"] == sim["gyro_mounting"]
@@ -301,7 +301,7 @@ def test_a_board_without_pulse_shapes_refuses_the_odfs_preset_by_name(tmp_path):
         run.stderr())
     assert not (tmp_path / "live").exists()
     hellos = [e["version"] for e in events(log) if e["event"] == "hello"]
-    assert hellos == [3, 1]  # asked for version 3, fell back to the board's version 1
+    assert hellos == [4, 1]  # asked for version 4, fell back to the board's version 1
     assert not [e for e in events(log) if e["event"] == "outputs" and e["on"]]
 
 
