@@ -379,23 +379,27 @@ void session_rx_lost(session_t *s) { all_off(s); }
  * channel's count over the window exceeds the limit. */
 static void duty_tick(session_t *s, uint32_t now_ms, uint32_t now_us)
 {
-    uint32_t bucket = now_ms / DUTY_BUCKET_MS;
-    for (uint8_t n = 0; s->duty_bucket != bucket && n < DUTY_BUCKETS; n++) {
-        s->duty_bucket++;
-        uint8_t slot = (uint8_t)(s->duty_bucket % DUTY_BUCKETS);
+    /* No division on the way (a 32-bit one costs the AVR some 600 cycles a millisecond):
+     * the buckets start at multiples of 100 ms, found once. */
+    uint8_t n = 0;
+    while ((int32_t)(now_ms - s->duty_next_bucket_ms) >= 0) {
+        if (++n > DUTY_BUCKETS) { /* a jump past the whole window (the first tick) */
+            s->duty_next_bucket_ms = (now_ms / DUTY_BUCKET_MS + 1u) * DUTY_BUCKET_MS;
+            break;
+        }
+        s->duty_next_bucket_ms += DUTY_BUCKET_MS;
+        s->duty_slot = (uint8_t)(s->duty_slot + 1u == DUTY_BUCKETS ? 0u : s->duty_slot + 1u);
         for (uint8_t c = 0; c < SESSION_CHANNELS; c++) {
-            s->duty_sum_ms[c] -= s->duty_ms[c][slot];
-            s->duty_ms[c][slot] = 0;
+            s->duty_sum_ms[c] -= s->duty_ms[c][s->duty_slot];
+            s->duty_ms[c][s->duty_slot] = 0;
         }
     }
-    s->duty_bucket = bucket;
-    uint8_t slot = (uint8_t)(bucket % DUTY_BUCKETS);
-    uint16_t limit = (uint16_t)((uint32_t)s->cfg.max_duty_permille * LIMITS_DUTY_WINDOW_MS / 1000u);
+    uint8_t slot = s->duty_slot;
     for (uint8_t c = 0; c < SESSION_CHANNELS; c++) {
         if (!setting_delivers(&s->out[c]))
             continue;
         s->duty_ms[c][slot]++;
-        if (++s->duty_sum_ms[c] > limit) {
+        if (++s->duty_sum_ms[c] > s->duty_limit_ms) {
             fault(s, FAULT_DUTY, c, now_us);
             break;
         }
@@ -504,4 +508,6 @@ void session_init(session_t *s, const board_config_t *cfg)
     s->version = SESSION_PROTOCOL_VERSION;
     for (uint8_t c = 0; c < SESSION_CHANNELS; c++)
         s->out[c].ratio_x100 = 100;
+    s->duty_limit_ms =
+        (uint16_t)((uint32_t)cfg->max_duty_permille * LIMITS_DUTY_WINDOW_MS / 1000u);
 }

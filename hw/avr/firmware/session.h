@@ -93,7 +93,9 @@ typedef struct {
     /* cumulative on-time (kept across sessions: a new HELLO does not rest a muscle) */
     uint8_t duty_ms[SESSION_CHANNELS][DUTY_BUCKETS];
     uint16_t duty_sum_ms[SESSION_CHANNELS];
-    uint32_t duty_bucket;
+    uint8_t duty_slot;          /* the bucket filling */
+    uint32_t duty_next_bucket_ms; /* when the next one starts (a multiple of 100 ms) */
+    uint16_t duty_limit_ms;     /* max_duty_permille of the window, from session_init */
     uint16_t rx_frames, rx_bad, refused;
     uint32_t next_status_ms;
     /* sample grid */
