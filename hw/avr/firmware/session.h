@@ -1,8 +1,8 @@
 /*
  * The board's side of docs/protocol.md (sections 3 to 8) as a portable state machine:
  * handshake and version negotiation, sequence numbers and acknowledgements, the board's
- * own limits, the communication timeout, the continuous on-time limit, the sample
- * stream, STATUS, FAULT and the relay of a simulator's ground truth. Written after the
+ * own limits, the communication timeout, the continuous on-time and duty-cycle limits,
+ * the sample stream, STATUS, FAULT and the relay of a simulator's ground truth. Written after the
  * Python reference (hw/firmware.py) rule for rule; the AVR firmware (main.c) and the
  * host unit tests (hw/avr/test) drive the same code.
  *
