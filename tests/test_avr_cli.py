@@ -21,6 +21,10 @@ from hw.avr.cosim import FIRMWARE_VERSION
         (["--drop", "0.1"], "--drop: not an option of the AVR firmware"),
         (["--comm-timeout-ms", "600"], "board.comm_timeout_ms"),
         (["--max-amplitude-ma", "80"], "board.max_amplitude_ma"),
+        (["--max-charge-per-phase-uc", "40"],
+         "board.max_charge_per_phase_uc: input should be less than or equal to 30"),
+        (["--max-duty-cycle", "0.9"],
+         "board.max_duty_cycle: input should be less than or equal to 0.8"),
         (["--speed", "50"], "speed"),
     ],
 )

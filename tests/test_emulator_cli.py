@@ -9,6 +9,8 @@ import subprocess
 import pytest
 from helpers.live import Process, _no_process_outlives_its_test
 
+from controller.cli import main
+
 __all__ = ["_no_process_outlives_its_test"]  # the autouse fixture: no process outlives a test
 
 
@@ -86,3 +88,25 @@ def test_a_first_run_says_on_stderr_that_it_is_compiling_before_the_pty(monkeypa
     out, err = capsys.readouterr()
     assert out == "/dev/pts/fake\n"  # the pty's path is still stdout's first line
     assert err.startswith(board_emulator.COMPILE_NOTICE + "\ncompiled in ")
+
+
+@pytest.mark.parametrize(
+    ("args", "expected"),
+    [
+        (["--protocol-version", "2", "--max-charge-per-phase-uc", "20"],
+         "max_charge_per_phase_uc needs protocol_version 4: a board of version 2 has no "
+         "such limit of its own"),
+        (["--protocol-version", "1", "--max-duty-cycle", "0.5"],
+         "max_duty_cycle needs protocol_version 4"),
+        (["--protocol-version", "3"], "protocol_version 3: this model has firmware of "
+         "versions 1, 2, 4"),
+        (["--max-duty-cycle", "0.05"], "board.max_duty_cycle"),
+    ],
+)
+def test_limits_an_older_board_did_not_have_exit_2_naming_them(args, expected, capsys):
+    """A firmware of protocol version 1 or 2 had no charge or duty limit of its own: an
+    emulated one that enforced a limit its INFO cannot report would pass the host's
+    check at HELLO and fault in the middle of a trial."""
+    assert main(["board-emulator", *args]) == 2
+    err = capsys.readouterr().err
+    assert expected in err and "Traceback" not in err
