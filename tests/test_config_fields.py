@@ -59,6 +59,10 @@ NO_UNIT = {
     "1992); the name is the quantity's own",
     "SafetyLimits.max_duty_cycle": "a duty cycle is a fraction of time by definition; "
     "the name is the quantity's own",
+    "FirmwareSettings.max_duty_cycle": "a fraction of time, as safety.max_duty_cycle it "
+    "is compared with",
+    "AvrBoardSettings.max_duty_cycle": "a fraction of time, as safety.max_duty_cycle it "
+    "is compared with",
     "EmulatorConfig.speed": "board seconds per wall second, a ratio; named after its "
     "option `fes board-emulator --speed`",
     "LinkFaults.drop": "a probability per frame; named after `fes board-emulator --drop`",
