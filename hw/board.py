@@ -143,6 +143,10 @@ class HostLimits(Protocol):
     def max_charge_per_phase_uc(self) -> float: ...
     @property
     def max_duty_cycle(self) -> float: ...
+    @property
+    def max_interphase_gap_us(self) -> float: ...
+    @property
+    def max_anodic_width_ratio(self) -> float: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -242,6 +246,9 @@ def check_board(info: p.Info, req: BoardRequirements) -> list[str]:
         ("max pulse width", float(info.max_pulse_width_us), "max_pulse_width_us"),
         ("max frequency", info.max_frequency_chz * p.FREQUENCY_UNIT_HZ, "max_frequency_hz"),
         ("max continuous on-time", float(info.max_on_time_ms), "max_continuous_on_ms"),
+        ("max interphase gap", float(info.max_interphase_gap_us), "max_interphase_gap_us"),
+        ("max anodic width ratio", info.max_anodic_ratio_x100 * p.RATIO_UNIT,
+         "max_anodic_width_ratio"),
     ):
         host_value = getattr(lim, host_field)
         if board_value > host_value + 1e-9:

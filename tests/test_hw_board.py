@@ -233,6 +233,10 @@ def wait_for_event(emu, match, timeout_s: float = 3.0) -> dict:
          "limit"),
         (FirmwareSettings(max_duty_cycle=0.9), SafetyLimits(),
          "board max duty cycle 0.9 is looser than safety.max_duty_cycle 0.8"),
+        (FirmwareSettings(), SafetyLimits(max_interphase_gap_us=200.0),
+         "board max interphase gap 500 is looser than safety.max_interphase_gap_us 200"),
+        (FirmwareSettings(), SafetyLimits(max_anodic_width_ratio=4.0),
+         "board max anodic width ratio 10 is looser than safety.max_anodic_width_ratio 4"),
     ],
 )
 def test_a_board_that_fails_a_check_is_refused_by_name(board, limits, expected):
