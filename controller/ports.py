@@ -159,6 +159,31 @@ def write_row(command: StimCommand, row: MutableSequence[float]) -> None:
 STEP_TOLERANCE = 1e-6
 
 
+@runtime_checkable
+class OutputSteps(Protocol):
+    """What a stimulator delivers for a command, as a command row: a stimulator whose
+    output differs from what it is asked (a wire of whole steps, a calibrated intensity
+    scale that starts above zero) exposes one as ``resolution``, and the watchdog checks
+    and delivers the row as it maps it, so what it checks, records and counts for the
+    rise rule is what reaches the pads (``QuantisingStimulator``).
+
+    ``quantise_row`` rewrites a command row (``COMMAND_FIELDS``) in place to what the
+    stimulator will deliver for it, never more on any limit the watchdog enforces (a
+    current the stimulator cannot produce becomes the next one down, or off); a field it
+    cannot express (not finite, negative, beyond the stimulator's range) is left as it
+    is, for the watchdog or the stimulator to refuse. ``lowest_amplitude_ma`` is the
+    weakest current above zero it delivers for a command shaped like ``row`` (its width,
+    rate and shape): every onset from off is at least that step
+    (``controller.safety.watchdog.onset_problems``). Uniform steps are one such mapping
+    (``Resolution``), openEMSstim's calibrated intensities another
+    (``hw.openems.intensity.IntensitySteps``).
+    """
+
+    def quantise_row(self, row: NDArray[np.float64]) -> None: ...
+
+    def lowest_amplitude_ma(self, row: NDArray[np.float64]) -> float: ...
+
+
 @dataclass(frozen=True, slots=True)
 class Resolution:
     """The steps in which a stimulator expresses a command: each field counts steps per
@@ -198,6 +223,10 @@ class Resolution:
             if not (value >= 0.0 and math.isfinite(value * per_unit)):
                 continue
             row[column] = _safe_steps(value, per_unit, up) / per_unit
+
+    def lowest_amplitude_ma(self, row: NDArray[np.float64]) -> float:
+        """One amplitude step: the weakest current a command can deliver."""
+        return 1.0 / self.amplitude_ma
 
 
 #: The quantised fields: their column in a command row, their name (in ``StimCommand``
@@ -252,9 +281,10 @@ class Stimulator(Protocol):
     in another one: the watchdog's monitor thread and an e-stop call it when the loop
     hangs. It must not wait for a blocked ``apply``.
 
-    A stimulator that can express only whole steps of each setting also has a
-    ``resolution`` attribute (a ``Resolution``): the watchdog then quantises before it
-    checks (``QuantisingStimulator``).
+    A stimulator that delivers other numbers than it is asked (whole steps of each
+    setting, calibrated intensities) also has a ``resolution`` attribute (an
+    ``OutputSteps``): the watchdog then maps every command to what it delivers before it
+    checks it (``QuantisingStimulator``).
     """
 
     @property
@@ -283,13 +313,14 @@ class AcknowledgingStimulator(Stimulator, Protocol):
 
 @runtime_checkable
 class QuantisingStimulator(Stimulator, Protocol):
-    """A ``Stimulator`` that delivers each setting in whole steps of ``resolution``.
+    """A ``Stimulator`` that delivers what ``resolution`` maps a command to (whole steps,
+    calibrated intensities: ``OutputSteps``).
 
-    The watchdog quantises every command to these steps, toward the safe side, before it
-    checks it, and delivers the quantised command, so the stimulator's own rounding can
-    never take a checked command beyond a limit. A stimulator without the attribute (the
-    simulated limb) takes commands as they are.
+    The watchdog maps every command so, toward the safe side, before it checks it, and
+    delivers the mapped command, so the stimulator's own rounding can never take a
+    checked command beyond a limit and the rise rule counts from what was delivered. A
+    stimulator without the attribute (the simulated limb) takes commands as they are.
     """
 
     @property
-    def resolution(self) -> Resolution: ...
+    def resolution(self) -> OutputSteps: ...

@@ -43,6 +43,8 @@ from hw.transport import Transport
 __all__ = ["_no_process_outlives_its_test"]  # the autouse fixture: no process outlives a test
 
 SETTINGS = harness_settings()
+#: A unit whose lowest output fits the rise rule at 500 commands/s (2 mA x 300 us = 0.6 uC).
+LOW_FLOOR = harness_settings(output_at_lowest_ma=2.0)
 HOLD_S = SETTINGS.hold_ms / 1000.0
 T = TypeVar("T")
 ON = StimCommand(0, True, 35.0, SETTINGS.pulse_width_us, SETTINGS.frequency_hz)
@@ -384,6 +386,9 @@ def test_a_board_unplugged_mid_trial_is_not_said_to_switch_off_by_a_communicatio
     communication timeout switches its outputs off", which openEMSstim does not have:
     the project's board's 100 ms, not the up to hold_ms of stimulation this board gives.
     Nor does it have a STOP_ALL: the ending named one as sent and not acknowledged."""
+    # The walk is fes sim's, 500 samples/s: one command may rise 0.7 uC (350 uC/s x
+    # 2 ms), so the unit's lowest output must be below 2.33 mA at 300 us or no train
+    # could start (refused at start: tests/test_onset_step.py).
     assert main(["sim", "--seed", "3", "--duration-s", "12", "--out",
                  str(tmp_path / "walk")]) == 0
     walk = tmp_path / "walk" / "samples.csv"
@@ -395,7 +400,7 @@ def test_a_board_unplugged_mid_trial_is_not_said_to_switch_off_by_a_communicatio
         try:
             run = Process("run", "--no-status", "--sensors", f"replay:{walk}",
                           "--stimulator", f"openemsstim:{firmware.path}",
-                          "--stimulator-settings", str(settings_file(SETTINGS, folder)),
+                          "--stimulator-settings", str(settings_file(LOW_FLOOR, folder)),
                           "--config", host_config(tmp_path), "--out", str(out))
             deadline = time.monotonic() + 30.0
             while not [r for r in firmware.serial() if r.kind == "rx_line"]:

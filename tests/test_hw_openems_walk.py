@@ -38,7 +38,7 @@ from helpers.shared_machine import (
     rerun_after_heartbeat_faults,
     starved_board_explains,
 )
-from helpers.walks import FOOT, WALK, shortened_walk
+from helpers.walks import FOOT, OPENEMS_RISE, WALK, shortened_walk
 
 from controller.bench.openems import Floors, harness_settings
 from controller.bench.openems_harness import (
@@ -117,7 +117,7 @@ def test_a_replayed_walk_is_delivered_swing_by_swing(openems_programs, openems_f
                                                       tmp_path, version):
     walk = shortened_walk(tmp_path / "walk.csv")
     config = tmp_path / "trial.toml"
-    config.write_text(FOOT + SHARED_MACHINE_SAFETY)
+    config.write_text(FOOT + SHARED_MACHINE_SAFETY + OPENEMS_RISE)
     floors = openems_floors[version]
     run = walk_through(openems_programs[version], tmp_path, walk, config, floors)
     full = wiper(SETTINGS.calibration.intensity(35.0))
@@ -153,7 +153,7 @@ def test_a_trial_stalled_past_the_on_time_reports_what_was_not_delivered(openems
     deliver in its summary, and the pads were never connected at no output."""
     walk = shortened_walk(tmp_path / "walk.csv")
     config = tmp_path / "trial.toml"
-    config.write_text(FOOT + SHARED_MACHINE_SAFETY)
+    config.write_text(FOOT + SHARED_MACHINE_SAFETY + OPENEMS_RISE)
     firmware = FirmwareProcess(openems_programs["aa7f198"], tmp_path)
     run = subprocess.Popen(
         [sys.executable, "-m", "controller.cli", "run", "--no-status", "--duration-s", "6",
@@ -190,7 +190,7 @@ def test_a_late_product_is_not_taken_for_a_starved_machine(openems_programs, ope
     accounts for them, so the walk would not be run again."""
     walk = shortened_walk(tmp_path / "walk.csv")
     config = tmp_path / "trial.toml"
-    config.write_text(FOOT + SHARED_MACHINE_SAFETY)
+    config.write_text(FOOT + SHARED_MACHINE_SAFETY + OPENEMS_RISE)
     for name, value in late_product("openemsstim", 0.06).items():
         monkeypatch.setenv(name, value)
     floors = openems_floors["aa7f198"]

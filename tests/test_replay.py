@@ -230,6 +230,7 @@ def test_fes_run_reads_the_replayed_recording_once(tmp_path, monkeypatch, capsys
     from dataclasses import replace
 
     from helpers.live import QuietStimulator
+    from helpers.walks import OPENEMS_RISE
 
     from controller.trial import backends, recording
 
@@ -244,8 +245,10 @@ def test_fes_run_reads_the_replayed_recording_once(tmp_path, monkeypatch, capsys
     monkeypatch.setattr(recording, "load_recording", counted)
     monkeypatch.setitem(backends.STIMULATORS, "openemsstim", replace(
         backends.STIMULATORS["openemsstim"], open=lambda url, path: QuietStimulator()))
+    config = tmp_path / "trial.toml"
+    config.write_text("[safety]\n" + OPENEMS_RISE)  # the example unit's onset step
     code = main(["run", "--sensors", f"replay:{walk}", "--stimulator", "openemsstim:test",
-                 "--out", str(tmp_path / "out"), "--no-status"])
+                 "--out", str(tmp_path / "out"), "--no-status", "--config", str(config)])
     assert code == 0, capsys.readouterr().err
     assert reads == [walk]
     assert (tmp_path / "out" / "samples.csv").read_text().count("\n") == 51

@@ -20,10 +20,14 @@ table):
   balance is kept); the channel keeps stimulating.
 
 What it delivers is rebuilt from the numbers it checked (read once from the caller's
-command), never the caller's object. For a stimulator that expresses settings in whole
-steps (a ``resolution``, ``controller.ports.QuantisingStimulator``: the board's wire),
-every command is quantised toward the safe side first, then checked, and a clamped
-amplitude is quantised down again: what is checked is what is sent.
+command), never the caller's object. For a stimulator that delivers other numbers than
+it is asked (a ``resolution``, ``controller.ports.OutputSteps``: the board's wire in
+whole steps, openEMSstim's calibrated intensities), every command is mapped to what the
+stimulator delivers, toward the safe side, first, then checked, and a clamped amplitude
+is mapped down again: what is checked, recorded and counted by the rise rule is what is
+sent. A stimulator whose weakest output is a step from off larger than the rise rule
+lets through is refused before a trial starts (``onset_problems``): every onset would
+be clamped to off.
 
 Every intervention (a clamp, a fault, a command refused while latched, an e-stop) is an
 ``Intervention`` in ``interventions``: trial time, rule, channel, what was requested,
@@ -68,14 +72,17 @@ from controller.kernels import Floats
 from controller.ports import (
     COMMAND_ROW_SIZE,
     ROW_AMPLITUDE_MA,
+    ROW_ANODIC_WIDTH_RATIO,
     ROW_CHANNEL,
     ROW_ON,
+    ROW_PULSE_WIDTH_US,
     AcknowledgingStimulator,
-    Resolution,
+    OutputSteps,
     Sample,
     StimCommand,
     Stimulator,
     command_of_values,
+    write_row,
 )
 from controller.safety.decide import (
     SAMPLE_OK,
@@ -106,7 +113,14 @@ from controller.safety.layout import (
     new_log,
     new_state,
 )
-from controller.safety.limits import MONITOR_PERIOD_S, SafetyLimits, unknown_fields
+from controller.safety.limits import (
+    ABSOLUTE_MAX_CHARGE_RISE_UC_PER_S,
+    MONITOR_PERIOD_S,
+    RISE_WINDOW_S,
+    SafetyLimits,
+    unknown_fields,
+)
+from controller.safety.pulse_math import charge_per_phase_uc
 from controller.safety.records import CallTexts, Intervention, intervention_of
 from controller.safety.rules import (
     ACK_TIMEOUT_MS,
@@ -123,7 +137,7 @@ from controller.safety.rules import (
 )
 from controller.safety.sensors import DEFAULT_SENSORS, HEEL_FORCE_SENSOR, check_sensors
 
-__all__ = ["ALL_CHANNELS", "Intervention", "Watchdog", "sample_ok"]
+__all__ = ["ALL_CHANNELS", "Intervention", "Watchdog", "onset_problems", "sample_ok"]
 
 #: Log rows the shell keeps free: its own calls drain after each one.
 SHELL_LOG_ROWS = 64
@@ -176,6 +190,53 @@ def warm_up_kernels(limits: np.ndarray, state: np.ndarray) -> None:
     discard_records(state, log, 0)
 
 
+def onset_problems(
+    steps: OutputSteps, limits: SafetyLimits, period_s: float,
+    channels: Sequence[tuple[str, StimCommand]],
+) -> list[str]:
+    """Why a trial cannot start on a stimulator delivering ``steps``: one message per
+    channel (``channels``: its config path and its full command) whose weakest output
+    (``steps.lowest_amplitude_ma`` at the channel's pulse, as ``steps`` delivers it) is
+    a larger step from off than the rise rule lets one command take
+    (``max_charge_rise_uc_per_s`` x the command period, at most ``RISE_WINDOW_S``).
+    Such a channel could never start: the watchdog would clamp every onset below the
+    stimulator's lowest output, which it delivers as off. Each message names
+    ``safety.max_charge_rise_uc_per_s``, the lowest output (mA x us = uC) and what to
+    change; an empty list when every onset fits. ``period_s``: the loop's sample period
+    (one command per channel per sample)."""
+    window_s = min(period_s, RISE_WINDOW_S)
+    rise = limits.max_charge_rise_uc_per_s
+    allowed_uc = rise * window_s
+    problems = []
+    for path, command in channels:
+        values = [0.0] * COMMAND_ROW_SIZE
+        write_row(command, values)
+        row = np.array(values)
+        row[ROW_AMPLITUDE_MA] = steps.lowest_amplitude_ma(row)
+        steps.quantise_row(row)
+        amplitude, width, ratio = (float(row[c]) for c in (
+            ROW_AMPLITUDE_MA, ROW_PULSE_WIDTH_US, ROW_ANODIC_WIDTH_RATIO))
+        lowest_uc = charge_per_phase_uc(amplitude, width, amplitude / ratio, width * ratio)
+        if lowest_uc <= allowed_uc * (1.0 + 1e-9):
+            continue
+        needed = lowest_uc / window_s
+        change = (f"Raise safety.max_charge_rise_uc_per_s to at least {needed:.4g} uC/s, or"
+                  if needed <= ABSOLUTE_MAX_CHARGE_RISE_UC_PER_S else
+                  f"No safety.max_charge_rise_uc_per_s up to its maximum "
+                  f"{ABSOLUTE_MAX_CHARGE_RISE_UC_PER_S:g} uC/s lets it through at "
+                  f"{1.0 / period_s:g} commands/s:")
+        problems.append(
+            f"{path}: the stimulator's lowest output, {amplitude:.4g} mA x {width:.4g} us "
+            f"= {lowest_uc:.4g} uC per phase, is a step from off larger than "
+            f"safety.max_charge_rise_uc_per_s = {rise:g} uC/s lets one command rise "
+            f"({allowed_uc:.4g} uC in {window_s * 1e3:.4g} ms, the command period, at most "
+            f"{RISE_WINDOW_S * 1e3:g} ms): every onset would be clamped to off. "
+            f"{change} set the stimulator's lowest output to at most "
+            f"{allowed_uc / width * 1e3:.4g} mA at {width:.4g} us (openEMSstim: the unit's "
+            "output at intensity 1, output_at_lowest_ma, docs/hardware.md)")
+    return problems
+
+
 class Watchdog:
     """Checks every command, delivers only what is within limits, latches faults.
 
@@ -196,7 +257,7 @@ class Watchdog:
         acks = inspect.getattr_static(stimulator, "last_ack_monotonic_s", None) is not None
         self._acks = cast(AcknowledgingStimulator, stimulator) if acks else None
         resolution = getattr(stimulator, "resolution", None)
-        self._resolution = resolution if isinstance(resolution, Resolution) else None
+        self._resolution = resolution if isinstance(resolution, OutputSteps) else None
         self.limits = limits
         self.fault: Intervention | None = None
         #: ``time.monotonic()`` when ``fault`` latched (None while none is latched): a

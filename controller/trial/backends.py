@@ -70,12 +70,17 @@ class StimulatorKind:
 
 
 def _openems_check(config: TrialConfig, path: Path | None) -> list[str]:
+    from controller.safety.watchdog import onset_problems
     from controller.stim.settings import channel_path
     from hw.openems import load_settings
 
     settings = load_settings(path)
     problems = []
+    channels = []
     for name, ch in config.stim.active_channels():
+        channels.append((channel_path(name), StimCommand(
+            ch.channel, True, ch.amplitude_ma, ch.pulse_width_us, ch.frequency_hz,
+            ch.interphase_gap_us, ch.anodic_width_ratio)))
         problems += settings.channel_problems(
             channel_path(name), ch.amplitude_ma, ch.pulse_width_us, ch.frequency_hz,
             ch.interphase_gap_us, ch.anodic_width_ratio, ch.ramp_parameter,
@@ -83,7 +88,10 @@ def _openems_check(config: TrialConfig, path: Path | None) -> list[str]:
         if ch.channel >= 2:
             problems.append(f"{channel_path(name)}.channel: {ch.channel}; openEMSstim has "
                             "channels 0 and 1")
-    return problems
+    # The unit's lowest output is every train's first pulse (the watchdog sees it so):
+    # a step from off the rise rule must let through, or no train could start.
+    return problems + onset_problems(settings.steps, config.safety,
+                                     1.0 / config.loop.sample_rate_hz, channels)
 
 
 def _openems_open(url: str, path: Path | None) -> SensorlessStimulator:

@@ -77,6 +77,7 @@ from hw.openems.firmware import (
     Line,
     recognise,
 )
+from hw.openems.intensity import IntensitySteps
 from hw.openems.settings import OpenEmsSettings
 from hw.transport import Link, Transport, TransportError
 
@@ -186,6 +187,7 @@ class OpenEmsStim:
         self._link: Link | None = None
         self._clock = clock
         self._calibration = settings.calibration
+        self._steps = settings.steps
         self.firmware: Firmware | None = None
         self.fault: OpenEmsFault | None = None
         self.stop_confirmed = False
@@ -214,6 +216,13 @@ class OpenEmsStim:
     def channels(self) -> int:
         """openEMSstim has two channels."""
         return CHANNELS
+
+    @property
+    def resolution(self) -> IntensitySteps:
+        """What the board delivers for a command (``controller.ports.OutputSteps``): the
+        watchdog checks and delivers that, so its records and its rise rule see the
+        calibrated output the pads get, the output at intensity 1 at every onset."""
+        return self._steps
 
     def intensity(self, command: StimCommand) -> int:
         """The protocol intensity (1-100) that delivers ``command``, 0 for off (also for

@@ -16,6 +16,13 @@ the unit behind it is assumed linear in its input over that range). An amplitude
 the highest intensity whose output does not exceed it, so the board never gives more
 than was commanded; an amplitude below the output at I1 cannot be produced and is
 delivered as off, one above the output at I100 is refused.
+
+``IntensitySteps`` is that mapping as the watchdog applies it to every command
+(``controller.ports.OutputSteps``): the watchdog checks, records and counts for its
+rise rule the calibrated output the unit gives, not the amplitude asked for. So the
+first pulse of every train is at least the output at I1 (12.9 mA x 300 us = 3.87 uC on
+the shipped example unit), a step from off that the rise rule must allow
+(``controller.safety.watchdog.onset_problems``).
 """
 
 from __future__ import annotations
@@ -24,6 +31,14 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
+from numpy.typing import NDArray
+
+from controller.ports import (
+    ROW_AMPLITUDE_MA,
+    ROW_FREQUENCY_HZ,
+    ROW_ON,
+    ROW_PULSE_WIDTH_US,
+)
 
 #: The protocol's intensities.
 LOWEST = 1
@@ -32,6 +47,10 @@ HIGHEST = 100
 _MIN_V = 55
 _MAX_V = 215
 _WIPER_TOP = 255
+#: How far a command's pulse width and rate may be from the unit's settings: the unit
+#: delivers its own (``OpenEmsSettings.pulse_problems`` refuses a trial beyond them).
+WIDTH_TOLERANCE_US = 0.5
+RATE_TOLERANCE_HZ = 0.05
 
 
 def wiper(intensity: int) -> int:
@@ -87,3 +106,39 @@ class Calibration:
             else:
                 high = mid - 1
         return low
+
+
+@dataclass(frozen=True, slots=True)
+class IntensitySteps:
+    """What an openEMSstim and its unit deliver for a command row
+    (``controller.ports.OutputSteps``): the calibrated output of the intensity the
+    driver sends (the highest not above the amplitude; off below the output at
+    intensity 1), at the unit's own pulse width and rate."""
+
+    calibration: Calibration
+    pulse_width_us: float
+    frequency_hz: float
+
+    def quantise_row(self, row: NDArray[np.float64]) -> None:
+        """Rewrite ``row`` to what the unit delivers for it: the amplitude to the output
+        of its intensity (0 and ``on`` 0 below the lowest), a pulse width or rate within
+        the driver's tolerance of the unit's to the unit's. What the driver refuses (an
+        amplitude above the output at intensity 100, a width or rate the unit is not
+        set to, a value that is not a finite non-negative number) is left as it is."""
+        amplitude = float(row[ROW_AMPLITUDE_MA])
+        cal = self.calibration
+        if 0.0 <= amplitude <= cal.highest_ma:
+            delivered = cal.output_ma(cal.intensity(amplitude))
+            row[ROW_AMPLITUDE_MA] = delivered
+            if delivered == 0.0:
+                row[ROW_ON] = 0.0
+        for column, unit, tolerance in ((ROW_PULSE_WIDTH_US, self.pulse_width_us,
+                                         WIDTH_TOLERANCE_US),
+                                        (ROW_FREQUENCY_HZ, self.frequency_hz,
+                                         RATE_TOLERANCE_HZ)):
+            if abs(float(row[column]) - unit) <= tolerance:
+                row[column] = unit
+
+    def lowest_amplitude_ma(self, row: NDArray[np.float64]) -> float:
+        """The unit's output at intensity 1: the first pulse of every train."""
+        return self.calibration.lowest_ma

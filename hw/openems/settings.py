@@ -20,7 +20,12 @@ from pydantic import Field, ValidationError, model_validator
 from controller.resources import configs_root, load_toml
 from controller.validation import ConfigError, ConfigModel, describe_errors
 from hw.openems.firmware import MAX_ON_TIME_MS
-from hw.openems.intensity import Calibration
+from hw.openems.intensity import (
+    RATE_TOLERANCE_HZ,
+    WIDTH_TOLERANCE_US,
+    Calibration,
+    IntensitySteps,
+)
 
 #: The shipped example (``configs/boards/openemsstim.toml``).
 DEFAULT_PATH = Path("boards") / "openemsstim.toml"
@@ -89,6 +94,11 @@ class OpenEmsSettings(ConfigModel):
         """Amplitude to intensity for this unit."""
         return Calibration(self.output_at_lowest_ma, self.output_at_highest_ma)
 
+    @property
+    def steps(self) -> IntensitySteps:
+        """What the board and its unit deliver for a command (the watchdog's mapping)."""
+        return IntensitySteps(self.calibration, self.pulse_width_us, self.frequency_hz)
+
     def pulse_problems(
         self,
         path: str,
@@ -100,12 +110,12 @@ class OpenEmsSettings(ConfigModel):
         """What a pulse (config path ``path``, e.g. ``stim.peroneal``) asks for that the
         unit does not give, one message per field; empty when it fits."""
         problems = []
-        if not math.isclose(pulse_width_us, self.pulse_width_us, abs_tol=0.5):
+        if not math.isclose(pulse_width_us, self.pulse_width_us, abs_tol=WIDTH_TOLERANCE_US):
             problems.append(
                 f"{path}.pulse_width_us: {pulse_width_us:g} us, but the unit is set to "
                 f"{self.pulse_width_us:g} us (openEMSstim cannot change it)"
             )
-        if not math.isclose(frequency_hz, self.frequency_hz, abs_tol=0.05):
+        if not math.isclose(frequency_hz, self.frequency_hz, abs_tol=RATE_TOLERANCE_HZ):
             problems.append(
                 f"{path}.frequency_hz: {frequency_hz:g} Hz, but the unit is set to "
                 f"{self.frequency_hz:g} Hz (openEMSstim cannot change it)"

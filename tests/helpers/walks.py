@@ -20,6 +20,11 @@ WALK = next((p / _RELATIVE for p in Path(__file__).resolve().parents
 #: The trial config a foot IMU needs, its mounting check off: the live tests are about
 #: delivery, one train per swing from the first (the check holds the first strides back).
 FOOT = '[detector]\nplacement = "foot"\n[detector.gyro.foot]\nmount_check_strides = 0\n'
+#: A line of the ``[safety]`` table an openEMSstim walk needs: the example unit's lowest
+#: output (12.9 mA x 300 us = 3.87 uC) is every train's first pulse, a step from off the
+#: default 350 uC/s lets no command at 100 samples/s take (3.5 uC); fes run refuses the
+#: trial without it (tests/test_onset_step.py, docs/hardware.md).
+OPENEMS_RISE = "max_charge_rise_uc_per_s = 400.0\n"
 
 
 def shortened_walk(path: Path) -> Path:
