@@ -14,11 +14,18 @@ import time
 import tty
 from collections.abc import Iterator
 
+import numpy as np
 import pytest
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from controller.ports import StimCommand, Stimulator
+from controller.ports import (
+    COMMAND_ROW_SIZE,
+    StimCommand,
+    Stimulator,
+    command_of_row,
+    write_row,
+)
 from controller.safety import SafetyLimits
 from hw.board import BoardError, BoardRequirements
 from hw.p24 import sciencemode as w
@@ -28,6 +35,7 @@ from hw.p24.limits import (
     CURRENT_STEP_MA,
     MAX_POINT_US,
     P24Info,
+    P24Steps,
     check_p24,
     device_pulse,
 )
@@ -101,15 +109,12 @@ def test_a_command_becomes_a_balanced_pulse_never_stronger_than_asked(command, l
     try:
         pulse = device_pulse(command, layer)
     except ValueError as err:
-        # Refused only when the pulse balanced at the device's 0.5 mA steps does not fit
-        # its period: a recovery current rounded down to a step (never above the lead's
-        # over the ratio) lasts longer than the ratio asks.
+        # Refused only when the pulse asked for does not fit its period: the device's is
+        # never longer (its recovery current is rounded up to a step, never down).
         assert "does not fit its period" in str(err)
-        lead = math.floor(command.amplitude_ma / CURRENT_STEP_MA) * CURRENT_STEP_MA
-        recovery = max(math.floor(lead / command.anodic_width_ratio / CURRENT_STEP_MA)
-                       * CURRENT_STEP_MA, CURRENT_STEP_MA)
-        length = command.pulse_width_us * (1 + lead / recovery) + command.interphase_gap_us
-        assert length >= 0.95e6 / command.frequency_hz
+        ratio = command.anodic_width_ratio
+        length = command.pulse_width_us * (1 + ratio) + command.interphase_gap_us
+        assert length >= 0.999e6 / command.frequency_hz
         return
     assert pulse is not None
     lead_us, lead_ma = pulse.points[0]
@@ -120,8 +125,14 @@ def test_a_command_becomes_a_balanced_pulse_never_stronger_than_asked(command, l
     assert lead_us <= command.pulse_width_us + 1e-9 and command.pulse_width_us - lead_us < 1
     assert all(0 < us <= MAX_POINT_US for us, _ in pulse.points)
     recovery = [(us, ma) for us, ma in pulse.points if ma < 0]
-    assert recovery and all(-ma <= max(lead_ma / command.anodic_width_ratio, 0.5) + 1e-9
-                            for _, ma in recovery)
+    # The recovery current at or above the lead's over the ratio (a step at most above),
+    # never above the lead's: the pulse is never longer than the command's, nor its
+    # width ratio larger (to the half microsecond its width is rounded to).
+    assert recovery and all(lead_ma / command.anodic_width_ratio - 1e-9 <= -ma
+                            <= min(lead_ma / command.anodic_width_ratio + CURRENT_STEP_MA,
+                                   lead_ma) + 1e-9 for _, ma in recovery)
+    recovery_us = sum(us for us, _ in recovery)
+    assert recovery_us <= lead_us * command.anodic_width_ratio + 0.5 + 1e-9
     charge = lead_us * lead_ma + sum(us * ma for us, ma in recovery)
     assert abs(charge) <= -recovery[0][1] / 2 + 1e-9  # balanced to half a step
     assert 1.0 / pulse.period_s <= command.frequency_hz + 1e-9  # never faster than asked
@@ -129,6 +140,33 @@ def test_a_command_becomes_a_balanced_pulse_never_stronger_than_asked(command, l
         assert (pulse.period_s * 1000) == round(pulse.period_s * 1000)  # whole ms
     else:
         assert pulse.period_s == pytest.approx(1.0 / command.frequency_hz)
+
+
+@given(commands, st.sampled_from(["low", "mid"]))
+@example(StimCommand(0, True, 33.0, 300.0, 40.0, 0.0, 10.0), "low")
+def test_the_watchdog_sees_the_pulse_the_device_fires(command, layer):
+    """``P24Stimulator.resolution`` maps a command row to the device's pulse: the
+    current, widths, gap and period it fires, and the width ratio of its recovery phase
+    (33 mA at a ratio of 10 was fired with a 3.0 mA recovery 3,300 us long, a ratio of
+    11 beyond the watchdog's maximum of 10; now 3.5 mA, 2,829 us, a ratio of 9.43)."""
+    try:
+        pulse = device_pulse(command, layer)
+    except ValueError:
+        return
+    row = np.zeros(COMMAND_ROW_SIZE)
+    write_row(command, row)
+    P24Steps(layer).quantise_row(row)
+    mapped = command_of_row(row)
+    assert pulse is not None and mapped.delivers
+    lead_us, lead_ma = pulse.points[0]
+    recovery = [(us, -ma) for us, ma in pulse.points if ma < 0]
+    assert (mapped.amplitude_ma, mapped.pulse_width_us) == (lead_ma, lead_us)
+    assert mapped.interphase_gap_us == sum(us for us, ma in pulse.points if ma == 0)
+    assert mapped.frequency_hz == pytest.approx(1.0 / pulse.period_s, rel=1e-12)
+    assert mapped.anodic_width_ratio == pytest.approx(lead_ma / recovery[0][1], rel=1e-12)
+    assert mapped.anodic_width_ratio <= command.anodic_width_ratio + 1e-9
+    assert abs(sum(us for us, _ in recovery) - lead_us * mapped.anodic_width_ratio) <= 0.5
+    assert device_pulse(mapped, layer) == pulse  # the device fires the same for it
 
 
 def test_commands_that_deliver_nothing_and_too_much():

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
 from controller.errors import ConfigError
-from controller.ports import Sample, SensorSource, StimCommand
+from controller.ports import OutputSteps, Sample, SensorSource, StimCommand
 
 if TYPE_CHECKING:
     from controller.config import TrialConfig
@@ -69,18 +69,27 @@ class StimulatorKind:
     open: Callable[[str, Path | None], SensorlessStimulator] | None = None
 
 
-def _openems_check(config: TrialConfig, path: Path | None) -> list[str]:
+def _onset_problems(config: TrialConfig, steps: OutputSteps) -> list[str]:
+    """``controller.safety.watchdog.onset_problems`` of the trial's active channels on a
+    stimulator delivering ``steps``: a channel whose weakest output is a step from off
+    the rise rule never lets through could never start (every onset clamped to off)."""
     from controller.safety.watchdog import onset_problems
+    from controller.stim.settings import channel_path
+
+    channels = [(channel_path(name), StimCommand(
+        ch.channel, True, ch.amplitude_ma, ch.pulse_width_us, ch.frequency_hz,
+        ch.interphase_gap_us, ch.anodic_width_ratio))
+        for name, ch in config.stim.active_channels()]
+    return onset_problems(steps, config.safety, 1.0 / config.loop.sample_rate_hz, channels)
+
+
+def _openems_check(config: TrialConfig, path: Path | None) -> list[str]:
     from controller.stim.settings import channel_path
     from hw.openems import load_settings
 
     settings = load_settings(path)
     problems = []
-    channels = []
     for name, ch in config.stim.active_channels():
-        channels.append((channel_path(name), StimCommand(
-            ch.channel, True, ch.amplitude_ma, ch.pulse_width_us, ch.frequency_hz,
-            ch.interphase_gap_us, ch.anodic_width_ratio)))
         problems += settings.channel_problems(
             channel_path(name), ch.amplitude_ma, ch.pulse_width_us, ch.frequency_hz,
             ch.interphase_gap_us, ch.anodic_width_ratio, ch.ramp_parameter,
@@ -88,10 +97,8 @@ def _openems_check(config: TrialConfig, path: Path | None) -> list[str]:
         if ch.channel >= 2:
             problems.append(f"{channel_path(name)}.channel: {ch.channel}; openEMSstim has "
                             "channels 0 and 1")
-    # The unit's lowest output is every train's first pulse (the watchdog sees it so):
-    # a step from off the rise rule must let through, or no train could start.
-    return problems + onset_problems(settings.steps, config.safety,
-                                     1.0 / config.loop.sample_rate_hz, channels)
+    # The unit's lowest output is every train's first pulse (the watchdog sees it so).
+    return problems + _onset_problems(config, settings.steps)
 
 
 def _openems_open(url: str, path: Path | None) -> SensorlessStimulator:
@@ -103,11 +110,11 @@ def _openems_open(url: str, path: Path | None) -> SensorlessStimulator:
 def _p24_check(config: TrialConfig, path: Path | None) -> list[str]:
     from controller.trial.session import output_channels
     from hw.board import BoardRequirements
-    from hw.p24.limits import model_problems
+    from hw.p24.limits import P24Steps, model_problems
 
     requirements = BoardRequirements(config.safety, config.loop.sample_rate_hz,
                                      channels=output_channels(config))
-    return model_problems(requirements, "low")
+    return model_problems(requirements, "low") + _onset_problems(config, P24Steps("low"))
 
 
 def _p24_open(url: str, path: Path | None) -> SensorlessStimulator:

@@ -55,6 +55,7 @@ from hw.p24.limits import (
     DevicePulse,
     Layer,
     P24Info,
+    P24Steps,
     check_p24,
     describe_p24,
     device_pulse,
@@ -187,6 +188,12 @@ class P24Stimulator:
         """The P24's eight channels (channel 0-3 on the first connector, 4-7 on the
         second)."""
         return CHANNELS
+
+    @property
+    def resolution(self) -> P24Steps:
+        """What the device fires for a command (``controller.ports.OutputSteps``): the
+        watchdog checks that, the current in 0.5 mA steps and the recovery as fired."""
+        return P24Steps(self.layer)
 
     def apply(self, t_s: float, commands: Sequence[StimCommand]) -> None:
         """Make ``commands`` the wanted state of their channels (``ValueError`` before

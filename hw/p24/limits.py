@@ -27,9 +27,15 @@ A ``StimCommand`` becomes one biphasic pulse of points: the leading phase as a p
 current, the interphase gap as a point at 0 mA, the recovery phase as a negative current.
 Every quantity is rounded toward less stimulation (current down to 0.5 mA, widths down
 to 1 us, the mid-level period up to a whole ms); the recovery phase's current is the
-leading current over the anodic width ratio rounded down, and its width is chosen so that
-its charge equals the leading phase's to half a step (split over several points when
-longer than 4095 us).
+leading current over the anodic width ratio rounded up to a step (never above the
+leading current), and its width is chosen so that its charge equals the leading
+phase's to half a step (split over several points when longer than 4095 us). Rounded
+up, not down: the pulse is then never longer, nor its width ratio larger, than the
+command the watchdog checked (``max_anodic_width_ratio``, ``max_pulse_period_fraction``
+are maxima; rounded down, 33 mA at a ratio of 10 had a 3.0 mA recovery 3,300 us long, a
+ratio of 11), and the recovery's current stays below the leading one, which is what the
+amplitude and density limits bound. ``P24Steps`` is this conversion as the watchdog
+applies it (``controller.ports.OutputSteps``): it checks the pulse the device fires.
 """
 
 from __future__ import annotations
@@ -38,7 +44,18 @@ import math
 from dataclasses import dataclass
 from typing import Any, Literal
 
-from controller.ports import StimCommand
+import numpy as np
+from numpy.typing import NDArray
+
+from controller.ports import (
+    ROW_AMPLITUDE_MA,
+    ROW_ANODIC_WIDTH_RATIO,
+    ROW_FREQUENCY_HZ,
+    ROW_INTERPHASE_GAP_US,
+    ROW_ON,
+    ROW_PULSE_WIDTH_US,
+    StimCommand,
+)
 from hw.board import MAX_BOARD_COMM_TIMEOUT_MS, BoardRequirements
 
 Layer = Literal["low", "mid"]
@@ -77,6 +94,19 @@ def quantise_current(current_ma: float) -> float:
     return math.floor(current_ma / CURRENT_STEP_MA + 1e-9) * CURRENT_STEP_MA
 
 
+def recovery_current(current_ma: float, anodic_width_ratio: float) -> float:
+    """The recovery phase's current for a leading ``current_ma`` (a whole number of
+    steps, at least one) and ``anodic_width_ratio`` (at least 1): the leading current
+    over the ratio rounded up to a step, so never above the leading current."""
+    steps = math.ceil(current_ma / anodic_width_ratio / CURRENT_STEP_MA - 1e-9)
+    return min(max(steps, 1) * CURRENT_STEP_MA, current_ma)
+
+
+def whole_us(value_us: float) -> int:
+    """A width or gap rounded down to the device's 1 us."""
+    return math.floor(value_us + 1e-9)
+
+
 def period_s(frequency_hz: float, layer: Layer) -> float:
     """The train period the device runs for ``frequency_hz``: exact on the low level (the
     host times the pulses), the whole ms at or above it on the mid level."""
@@ -94,7 +124,7 @@ def device_pulse(command: StimCommand, layer: Layer) -> DevicePulse | None:
     if not command.delivers:
         return None
     current = quantise_current(command.amplitude_ma)
-    width = math.floor(command.pulse_width_us + 1e-9)
+    width = whole_us(command.pulse_width_us)
     if command.amplitude_ma > MAX_CURRENT_MA:
         raise ValueError(
             f"channel {command.channel}: {command.amplitude_ma:g} mA is above the P24's "
@@ -103,10 +133,10 @@ def device_pulse(command: StimCommand, layer: Layer) -> DevicePulse | None:
     if current <= 0.0 or width <= 0:
         return None
     points: list[tuple[int, float]] = [*_split(width, current)]
-    gap = math.floor(command.interphase_gap_us + 1e-9)
+    gap = whole_us(command.interphase_gap_us)
     if gap > 0:
         points += _split(gap, 0.0)
-    recovery = max(quantise_current(current / command.anodic_width_ratio), CURRENT_STEP_MA)
+    recovery = recovery_current(current, command.anodic_width_ratio)
     points += _split(round(current * width / recovery), -recovery)
     if len(points) > MAX_POINTS:
         raise ValueError(f"channel {command.channel}: the pulse needs more than 16 points")
@@ -117,6 +147,41 @@ def device_pulse(command: StimCommand, layer: Layer) -> DevicePulse | None:
             f"period of {pulse.period_s * 1e3:g} ms"
         )
     return pulse
+
+
+@dataclass(frozen=True, slots=True)
+class P24Steps:
+    """What a P24 fires for a command row on ``layer`` (``controller.ports.OutputSteps``,
+    as ``device_pulse`` builds it): the current down to 0.5 mA (off below one step),
+    widths and gap down to 1 us, the mid level's rate down to a whole-ms period, and the
+    width ratio of the recovery phase the device fires (leading over recovery current).
+    Its recovery width is the leading charge over its current to the nearest 1 us, so
+    the pulse's length and balance are the row's to half a microsecond of recovery."""
+
+    layer: Layer
+
+    def quantise_row(self, row: NDArray[np.float64]) -> None:
+        """Rewrite ``row`` to what the device fires for it; a value that is not finite
+        and non-negative, an amplitude above 130 mA or a ratio below 1 is left as it
+        is (the watchdog or ``device_pulse`` refuses it)."""
+        amplitude, width, frequency, gap, ratio = (float(row[c]) for c in (
+            ROW_AMPLITUDE_MA, ROW_PULSE_WIDTH_US, ROW_FREQUENCY_HZ, ROW_INTERPHASE_GAP_US,
+            ROW_ANODIC_WIDTH_RATIO))
+        if 0.0 <= amplitude <= MAX_CURRENT_MA:
+            row[ROW_AMPLITUDE_MA] = current = quantise_current(amplitude)
+            if current > 0.0 and 1.0 <= ratio < math.inf:
+                row[ROW_ANODIC_WIDTH_RATIO] = current / recovery_current(current, ratio)
+        for column, value in ((ROW_PULSE_WIDTH_US, width), (ROW_INTERPHASE_GAP_US, gap)):
+            if 0.0 <= value < math.inf:
+                row[column] = whole_us(value)
+        if 0.0 < frequency < math.inf:
+            row[ROW_FREQUENCY_HZ] = 1.0 / period_s(frequency, self.layer)
+        if row[ROW_AMPLITUDE_MA] == 0.0 or row[ROW_PULSE_WIDTH_US] == 0.0:
+            row[ROW_ON] = 0.0  # device_pulse: nothing fired
+
+    def lowest_amplitude_ma(self, row: NDArray[np.float64]) -> float:
+        """One current step."""
+        return CURRENT_STEP_MA
 
 
 def _split(duration_us: int, current_ma: float) -> list[tuple[int, float]]:
