@@ -137,13 +137,13 @@ def test_fes_run_refuses_the_unit_before_sending_a_line(openems_programs, tmp_pa
 def test_the_onset_the_firmware_gets_is_what_the_watchdog_recorded(openems):
     """On the real firmware (each version), a ramp paced at 100 commands/s through the
     watchdog: the train's first wiper is the intensity of the watchdog's first delivered
-    amplitude, which its clamp record shows."""
+    amplitude, which its clamp record shows, even when the firmware was busy then."""
     stim: OpenEmsStim = openems.stim
     dog = Watchdog(stim, RISE_OK)
-    # The firmware free at the onset: connecting ended with the all-off line, which
-    # keeps it busy 50 ms a channel, and a start asked meanwhile goes out when it is
-    # free at the level asked then (docs/hardware.md, what is left of the onset step).
-    time.sleep(0.3)
+    # Connecting ended with the all-off line, which keeps the firmware busy 50 ms a
+    # channel: the onset is asked while it is busy, and the start goes out when it is
+    # free, the ramp at 34.8 mA by then. It went out at that level (intensity 59, a
+    # step from off of 10.4 uC); now at the onset the watchdog checked, the rest after.
     start = time.monotonic()
     sent = []
     for k in range(40):
@@ -156,4 +156,5 @@ def test_the_onset_the_firmware_gets_is_what_the_watchdog_recorded(openems):
     assert clamp.delivered == f"on {first.amplitude_ma:.4g} mA 300 us 40 Hz"
     (train,) = [t for t in trains(openems.firmware.timeline(), 0) if t.on_s > start]
     assert train.wipers[0] == wiper(CAL.intensity(first.amplitude_ma)) == wiper(1)
+    assert train.wipers[-1] == wiper(CAL.intensity(FULL_MA))
     assert stim.fault is None

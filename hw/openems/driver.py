@@ -124,6 +124,7 @@ class _Channel:
     """One channel: what the trial wants and what the board has, as far as is known."""
 
     wanted: int = 0  # intensity the trial asks for (0: off)
+    onset: int = 0  # the first intensity it asked for since it last asked for off
     wanted_ma: float = 0.0
     t_s: float = -math.inf  # trial time of the last command
     falling: bool = False  # the last command's amplitude was below the one before
@@ -439,6 +440,8 @@ class OpenEmsStim:
             ch.off_due_s = math.inf
         ch.wanted_ma, ch.t_s, ch.falling = amplitude_ma, t_s, falling
         changed = intensity != ch.wanted
+        if ch.wanted == 0:
+            ch.onset = intensity
         ch.wanted = intensity
         return changed
 
@@ -505,8 +508,12 @@ class OpenEmsStim:
                 continue
             hold = self.settings.hold_ms
             on_time = None if ch.on_time_ms == hold else hold
-            line = self.firmware.command(Command(i, intensity=ch.wanted, on_time_ms=on_time))
             starting = ch.board == 0
+            # A start is the onset the trial asked for (the watchdog checked it as a step
+            # from off), also when the firmware was busy until the ramp had risen beyond
+            # it: the ramp's later level follows as a step.
+            level = min(ch.wanted, ch.onset) if starting else ch.wanted
+            line = self.firmware.command(Command(i, intensity=level, on_time_ms=on_time))
             if starting or self._budget.plan(line, now).idle_s <= off_due - OFF_GUARD_S:
                 return line, 0.0
         return None, wait
