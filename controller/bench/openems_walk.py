@@ -12,8 +12,10 @@ through; and the firmware's own log: bytes lost, garbled lines, a crash::
         ../shared/data/voisard_ipol_healthy_foot_imu/13-1_lf.txt \\
         --config trial.toml --build /tmp/openems-build
 
-(``trial.toml``: ``[detector] placement = "foot"`` for a foot IMU.) Both versions run at
-once, each with its own firmware.
+(``trial.toml``: ``[detector] placement = "foot"`` for a foot IMU, and ``[safety]
+max_charge_rise_uc_per_s = 400``: the example unit's lowest output, 3.87 uC, is a step
+from off that fes run refuses under the default 350 uC/s at 100 samples/s.) Both
+versions run at once, each with its own firmware.
 """
 
 from __future__ import annotations
