@@ -134,7 +134,18 @@ def test_a_replayed_walk_is_delivered_swing_by_swing(openems_programs, openems_f
             onsets, offsets, onset_bounds, run.commanded, run.delivered, strict=True):
         assert 0.0 < onset <= bound, onsets
         assert 0.0 < offset <= offset_bound, offsets
-        assert wiper(commanded.intensity) == full and full in train.wipers  # one step
+        assert wiper(commanded.intensity) == full and full in train.wipers
+    # Every train starts at the unit's lowest output (3.87 uC), what the watchdog
+    # delivered and recorded: the ramp's first level the unit gives (17.37 mA, 5.21 uC
+    # from off) clamped to the 4 uC a command may rise at 400 uC/s. (Through fes run the
+    # watchdog checked the commanded 17.5 mA until the split back end exposed the
+    # driver's mapping: no clamp, a start at intensity 13.)
+    lowest = SETTINGS.calibration.output_ma(1)
+    clamps = [i for i in run.summary["watchdog"]["interventions"]
+              if i["rule"] == "max_charge_rise_uc_per_s" and i["channel"] == 0]
+    assert [i["delivered"] for i in clamps] == [f"on {lowest:.4g} mA 300 us 40 Hz"] * len(
+        run.delivered)
+    assert [train.wipers[0] for train in run.delivered] == [wiper(1)] * len(run.delivered)
     assert run.connected_at_zero == []
     # The recording paces the loop: its lateness is not measured, and the summary says
     # so rather than reporting zeros; the host's own latency is measured.

@@ -328,6 +328,15 @@ class SplitBackend:
         return self._stimulator.channels
 
     @property
+    def resolution(self) -> OutputSteps | None:
+        """The stimulator's mapping of a command to what it delivers, which the watchdog
+        checks (``controller.ports.OutputSteps``); None when it delivers what it is
+        asked. (Without this the watchdog in front of the split back end checked the
+        commanded amplitudes, not openEMSstim's calibrated outputs.)"""
+        steps = getattr(self._stimulator, "resolution", None)
+        return steps if isinstance(steps, OutputSteps) else None
+
+    @property
     def fault(self) -> Any:
         return self._stimulator.fault
 
