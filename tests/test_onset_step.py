@@ -12,6 +12,7 @@ cannot let the unit's lowest output through.
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections.abc import Sequence
 
@@ -21,9 +22,10 @@ from controller.bench.openems import harness_settings
 from controller.bench.openems_harness import FirmwareProcess, trains
 from controller.cli import main
 from controller.ports import StimCommand
+from controller.safety import limits
 from controller.safety.limits import SafetyLimits
 from controller.safety.watchdog import Watchdog, onset_problems
-from hw.openems import OpenEmsStim
+from hw.openems import OpenEmsStim, driver
 from hw.openems.intensity import IntensitySteps, wiper
 
 SETTINGS = harness_settings()
@@ -157,4 +159,23 @@ def test_the_onset_the_firmware_gets_is_what_the_watchdog_recorded(openems):
     (train,) = [t for t in trains(openems.firmware.timeline(), 0) if t.on_s > start]
     assert train.wipers[0] == wiper(CAL.intensity(first.amplitude_ma)) == wiper(1)
     assert train.wipers[-1] == wiper(CAL.intensity(FULL_MA))
+    # Every step up at the pads is one the rise rule passes (400 uC/s over the time
+    # since the previous change, at most 10 ms; 2 ms for the firmware's own timing):
+    # it went from intensity 1 to 59 in one line, 6.6 uC, where a command may rise 4.
+    changes = [(train.on_s, charge_uc(train.wipers[0]))] + [
+        (c.t_s, charge_uc(c.wiper)) for c in openems.firmware.timeline()
+        if c.channel == 0 and c.event.startswith("wiper") and train.on_s < c.t_s < train.zero_s]
+    for (t0, q0), (t1, q1) in itertools.pairwise(changes):
+        assert q1 - q0 <= 400.0 * min(t1 - t0 + 0.002, 0.01), changes
+    assert len(changes) >= 3, changes  # the ramp in checked steps
     assert stim.fault is None
+
+
+def charge_uc(wiper_at: int) -> float:
+    """The example unit's charge per phase at the intensity that sets ``wiper_at``."""
+    intensity = next(i for i in range(1, 101) if wiper(i) == wiper_at)
+    return CAL.output_ma(intensity) * SETTINGS.pulse_width_us / 1e3
+
+
+def test_the_driver_restates_the_watchdogs_rise_window():
+    assert driver.RISE_WINDOW_S == limits.RISE_WINDOW_S

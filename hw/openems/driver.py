@@ -104,6 +104,10 @@ PROBE_PERIOD_S = 1.0
 QUIET_S = 0.05
 #: How long ``close`` waits for the echo of its all-off line.
 CLOSE_WAIT_S = 0.5
+#: The longest time one step counts for in the watchdog's rise rule
+#: (``controller.safety.limits.RISE_WINDOW_S``, restated: a back end imports only
+#: ``controller.ports``; ``tests/test_onset_step.py`` checks they agree).
+RISE_WINDOW_S = 0.010
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,6 +129,10 @@ class _Channel:
 
     wanted: int = 0  # intensity the trial asks for (0: off)
     onset: int = 0  # the first intensity it asked for since it last asked for off
+    #: The fastest rise of its train as the watchdog delivered it, as the rise rule
+    #: counts it (uC per phase per s, each step over its time at most RISE_WINDOW_S).
+    rise_uc_s: float = 0.0
+    board_since_s: float = -math.inf  # when the board's intensity last changed
     wanted_ma: float = 0.0
     t_s: float = -math.inf  # trial time of the last command
     falling: bool = False  # the last command's amplitude was below the one before
@@ -438,12 +446,42 @@ class OpenEmsStim:
             ch.off_due_s = now
         elif amplitude_ma != ch.wanted_ma:
             ch.off_due_s = math.inf
+        if intensity > ch.wanted:
+            step_uc = self._charge_uc(intensity) - self._charge_uc(ch.wanted)
+            rise = step_uc / min(max(t_s - ch.t_s, 1e-6), RISE_WINDOW_S)
+            ch.rise_uc_s = rise if ch.wanted == 0 else max(ch.rise_uc_s, rise)
         ch.wanted_ma, ch.t_s, ch.falling = amplitude_ma, t_s, falling
         changed = intensity != ch.wanted
         if ch.wanted == 0:
             ch.onset = intensity
         ch.wanted = intensity
         return changed
+
+    def _charge_uc(self, intensity: int) -> float:
+        """The charge per phase the unit gives at ``intensity`` (0: off)."""
+        return self._calibration.output_ma(intensity) * self.settings.pulse_width_us / 1e3
+
+    def _level(self, ch: _Channel, now: float) -> tuple[int, float]:
+        """The intensity to send ``ch`` now, and (when it is the board's own while more
+        is wanted) how long until a step up is allowed. A start is the train's onset (a
+        step from off the watchdog checked); a fall goes at once; a rise goes up no
+        faster than the train's own checked rise, as the rule counts a step (its time
+        since the board's last change, at most ``RISE_WINDOW_S``): a firmware busy for
+        45 ms gets a step the watchdog would have passed after a pause, not the sum of
+        the ramp's steps meanwhile."""
+        if ch.board == 0:
+            return min(ch.wanted, ch.onset), 0.0
+        if ch.wanted <= ch.board:
+            return ch.wanted, 0.0
+        since_s = min(max(now - ch.board_since_s, 0.0), RISE_WINDOW_S)
+        allowed_uc = self._charge_uc(ch.board) + ch.rise_uc_s * since_s * (1.0 + 1e-9)
+        level = ch.board
+        while level < ch.wanted and self._charge_uc(level + 1) <= allowed_uc:
+            level += 1
+        if level > ch.board or ch.rise_uc_s <= 0.0:
+            return level, 0.0
+        needed_s = (self._charge_uc(level + 1) - self._charge_uc(ch.board)) / ch.rise_uc_s
+        return level, max(ch.board_since_s + needed_s - now, 0.0005)
 
     def _urgent_needed(self) -> bool:
         return self._connected and (
@@ -492,7 +530,7 @@ class OpenEmsStim:
                 continue
             if ch.off_due_s <= ch.end_s - RENEW_MARGIN_S:
                 continue  # the foreseen off comes well before the on-time ends
-            renew = self.firmware.command(Command(i, intensity=ch.wanted))
+            renew = self.firmware.command(Command(i, intensity=self._level(ch, now)[0]))
             timing = self._budget.plan(renew, now)
             due = ch.end_s - (timing.act_s - now) - RENEW_MARGIN_S
             # An off foreseen near the on-time's end: renew now if the firmware is free
@@ -509,10 +547,13 @@ class OpenEmsStim:
             hold = self.settings.hold_ms
             on_time = None if ch.on_time_ms == hold else hold
             starting = ch.board == 0
-            # A start is the onset the trial asked for (the watchdog checked it as a step
-            # from off), also when the firmware was busy until the ramp had risen beyond
-            # it: the ramp's later level follows as a step.
-            level = min(ch.wanted, ch.onset) if starting else ch.wanted
+            # A start is the onset the watchdog checked as a step from off, also when the
+            # firmware was busy until the ramp had risen beyond it; a step up is one the
+            # rise rule would pass (``_level``).
+            level, later = self._level(ch, now)
+            if level == ch.board:
+                wait = min(wait, later)
+                continue
             line = self.firmware.command(Command(i, intensity=level, on_time_ms=on_time))
             if starting or self._budget.plan(line, now).idle_s <= off_due - OFF_GUARD_S:
                 return line, 0.0
@@ -574,6 +615,8 @@ class OpenEmsStim:
             stats.steps += 1
         else:
             stats.renewals += 1
+        if command.intensity != ch.board:
+            ch.board_since_s = timing.act_s
         ch.board = command.intensity
         ch.end_s = timing.act_s + ch.on_time_ms / 1000.0
         return timing
