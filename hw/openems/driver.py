@@ -44,6 +44,14 @@ What it does, and why (the firmware facts are in ``firmware.py``):
   stop goes before any of them, so that is one line at most. Nothing written can be
   taken back: the board reads its bytes as they come, and a line cut short would be
   garbled.
+- **Steps up within the rise rule.** The watchdog checks the calibrated output
+  (``resolution``), command by command; the firmware takes a line when it is free. So
+  a start is the train's first level the watchdog delivered (a step from off it
+  checked), also when the firmware was busy until the ramp had gone further, and a step
+  up goes no higher than the train's fastest checked rise times the time since the
+  board's level last changed, at most ``RISE_WINDOW_S``, as the rule counts a step:
+  never a step the watchdog would not have passed (before, intensity 1 to 59 in one
+  line, 6.6 uC where a command may rise 4). Falls go at once.
 - **Ramps down.** While a channel's amplitude falls steadily, the time it will drop
   below the unit's lowest output (the off) is extrapolated, and no routine line is sent
   that would keep the firmware busy past it, so the off does not wait.
