@@ -14,6 +14,7 @@ import os
 import re
 import select
 import signal
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -261,12 +262,14 @@ def test_a_board_silent_for_a_moment_is_named_with_the_watchdogs_figure(tmp_path
     assert summary(out)["duration_s"] == pytest.approx(2.0, abs=0.2)
 
 
-def connected_board(faults: LinkFaults) -> tuple[Board, BoardEmulator, Callable[[], str]]:
+def connected_board(
+    faults: LinkFaults, link_timeout_s: float = 0.15
+) -> tuple[Board, BoardEmulator, Callable[[], str]]:
     """A driver connected to an emulator on a thread, 100 samples read, then ``faults``.
-    The host's link timeout (150 ms) is well inside the board's own (500 ms)."""
+    The host's link timeout (150 ms unless given) is inside the board's own (500 ms)."""
     emu, finish = serve_in_thread(EmulatorConfig(board=FirmwareSettings(comm_timeout_ms=500)))
-    board = Board(emu.path, BoardRequirements(SafetyLimits(), 500.0), link_timeout_s=0.15,
-                  max_backlog_s=1.0)
+    board = Board(emu.path, BoardRequirements(SafetyLimits(), 500.0),
+                  link_timeout_s=link_timeout_s, max_backlog_s=1.0)
     board.connect()
     for _ in range(100):
         assert board.read() is not None
@@ -288,10 +291,20 @@ def test_an_unanswered_stop_all_is_resent_until_the_link_is_declared_lost():
 
 
 def test_a_stop_all_lost_on_the_way_is_resent_until_acknowledged():
-    board, emu, finish = connected_board(LinkFaults(drop=0.6, direction="rx"))
+    """Every frame to the board is lost for the first 120 ms of the close (the STOP_ALL
+    and its first two resends), then the link heals: a later resend is acknowledged.
+    (Random losses, drop=0.6, lost all three resends of a 150 ms link timeout about one
+    run in five.) The link timeout, 450 ms, leaves the healing thread 330 ms of slack."""
+    board, emu, finish = connected_board(LinkFaults(drop=1.0, direction="rx"),
+                                         link_timeout_s=0.45)
+    heal = threading.Timer(0.12, lambda: setattr(emu, "config", emu.config.model_copy(
+        update={"faults": LinkFaults()})))
+    heal.start()
     board.close()
+    heal.join()
     finish()
     assert board.stop_confirmed
+    assert board.stop_attempts >= 3
     assert emu.firmware.channels_on() == []
 
 
