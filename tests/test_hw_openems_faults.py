@@ -43,7 +43,7 @@ from hw.transport import Transport
 __all__ = ["_no_process_outlives_its_test"]  # the autouse fixture: no process outlives a test
 
 SETTINGS = harness_settings()
-#: A unit whose lowest output fits the rise rule at 500 commands/s (2 mA x 300 us = 0.6 uC).
+#: A unit whose lowest output fits the default rise rule from off (2 mA x 300 us = 0.6 uC).
 LOW_FLOOR = harness_settings(output_at_lowest_ma=2.0)
 HOLD_S = SETTINGS.hold_ms / 1000.0
 T = TypeVar("T")

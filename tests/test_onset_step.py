@@ -101,15 +101,37 @@ def test_the_mapping_never_delivers_more_and_keeps_what_the_driver_refuses():
 
 def test_a_rise_limit_that_cannot_pass_the_units_lowest_output_is_named():
     peroneal = [("stim.peroneal", ramp(6))]
-    (problem,) = onset_problems(SETTINGS.steps, SafetyLimits(), PERIOD_S, peroneal)
+    (problem,) = onset_problems(SETTINGS.steps, SafetyLimits(), peroneal)
     assert problem.startswith("stim.peroneal: the stimulator's lowest output, 12.9 mA x "
                               "300 us = 3.87 uC per phase")
     assert "safety.max_charge_rise_uc_per_s = 350 uC/s" in problem
     assert "at least 387 uC/s" in problem and "at most 11.67 mA at 300 us" in problem
-    assert onset_problems(SETTINGS.steps, RISE_OK, PERIOD_S, peroneal) == []
-    (fast,) = onset_problems(SETTINGS.steps, SafetyLimits(max_charge_rise_uc_per_s=700.0),
-                             0.002, peroneal)
-    assert "No safety.max_charge_rise_uc_per_s up to its maximum 700 uC/s" in fast
+    assert onset_problems(SETTINGS.steps, RISE_OK, peroneal) == []
+    strong = harness_settings(output_at_lowest_ma=25.0)  # 7.5 uC: over 700 uC/s x 10 ms
+    (none,) = onset_problems(strong.steps, SafetyLimits(max_charge_rise_uc_per_s=700.0),
+                             [("stim.peroneal", StimCommand(0, True, 30.0, 300.0, 40.0))])
+    assert "No safety.max_charge_rise_uc_per_s up to its maximum 700 uC/s" in none
+
+
+def test_a_ramp_starts_whatever_the_command_rate():
+    """At 500 commands/s the ramp's first samples, below the unit's lowest output, are
+    delivered as off; they leave the channel's rise count running (it counts from the
+    held charge's last change, not from the last command), so the onset step to 12.9 mA
+    passes at 400 uC/s as it does at 100 commands/s. (Counted from the last command,
+    every off restarted the count: 0.8 uC allowed every sample, and the channel never
+    started.)"""
+    stim = _Steps()
+    dog = Watchdog(stim, RISE_OK)
+    period_s = 0.002
+    for k in range(40):
+        amplitude = min(FULL_MA, FULL_MA * k * period_s / 0.06)
+        dog.submit(k * period_s, [StimCommand(0, True, amplitude, SETTINGS.pulse_width_us,
+                                              SETTINGS.frequency_hz)])
+    delivered = [cmd for (cmd,) in stim.applied]
+    first = next(k for k, cmd in enumerate(delivered) if cmd.delivers)
+    assert CAL.intensity(delivered[first].amplitude_ma) == 1
+    assert first * period_s <= 0.03  # 12.9 mA of the 60 ms ramp to 35 mA: 22 ms in
+    assert delivered[-1].delivers and not dog.latched
 
 
 def test_fes_run_refuses_the_unit_before_sending_a_line(openems_programs, tmp_path, capsys):

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import pytest
+from helpers.watchdog_sequences import held_charge_changed
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -215,7 +216,7 @@ def check_wire(limits: SafetyLimits, steps: list) -> int:
     for dt, asked in steps:
         t += dt
         dog.submit(t, [within(limits, c) if fit else c for c, fit in asked])
-    held: dict[int, tuple[float, float]] = {}  # channel: (charge uC, time of last command)
+    held: dict[int, tuple[float, float]] = {}  # channel: (charge uC, time it last changed)
     stimulating = 0
     for t_s, delivered, received in wire.sent:
         # Off is all zeros on the wire, whatever numbers came with it.
@@ -227,7 +228,8 @@ def check_wire(limits: SafetyLimits, steps: list) -> int:
             stimulating += 1
             allowed = held_uc + limits.max_charge_rise_uc_per_s * min(t_s - last_s, RISE_WINDOW_S)
             assert charge_uc <= allowed * (1 + 1e-9) + 1e-12
-        held[received.channel] = (charge_uc, t_s)
+        changed = held_charge_changed(held_uc, charge_uc)
+        held[received.channel] = (charge_uc, t_s if changed else last_s)
     return stimulating
 
 

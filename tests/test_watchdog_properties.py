@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import pytest
-from helpers.watchdog_sequences import CHANNELS, LIMIT_SETS, steps
+from helpers.watchdog_sequences import CHANNELS, LIMIT_SETS, held_charge_changed, steps
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
@@ -92,7 +92,7 @@ class Output:
     since: float = math.nan
     charge_uc: float = 0.0
     amplitude_ma: float = 0.0  # peak current of either phase while on
-    last_named: float = -math.inf
+    last_change: float = -math.inf  # the held charge's (the rise rule counts from it)
     intervals: list[tuple[float, float]] = field(default_factory=list)
 
     def close(self, t: float) -> None:
@@ -175,15 +175,18 @@ def check(timeline: list[tuple], lim: SafetyLimits) -> int:
             if stimulates:
                 charge_uc = check_pulse(command, lim)
                 allowed = out.charge_uc + lim.max_charge_rise_uc_per_s * min(
-                    t - out.last_named, RISE_WINDOW_S)
+                    t - out.last_change, RISE_WINDOW_S)
                 assert charge_uc <= allowed * (1 + 2e-9) + 1e-12, (charge_uc, allowed)
+                if not out.on or held_charge_changed(out.charge_uc, charge_uc):
+                    out.last_change = t
                 if not out.on:
                     out.on, out.since = True, t
                 out.charge_uc = charge_uc
                 out.amplitude_ma = command.amplitude_ma  # the leading phase's, the larger
             else:
+                if out.on:
+                    out.last_change = t
                 out.close(t)
-            out.last_named = t
         assert sum(out.amplitude_ma for out in outputs) <= lim.max_total_amplitude_ma
         for out in outputs:
             if out.on:

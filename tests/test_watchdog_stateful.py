@@ -28,6 +28,7 @@ import math
 from collections.abc import Sequence
 
 import pytest
+from helpers.watchdog_sequences import held_charge_changed
 from hypothesis import HealthCheck, settings
 from hypothesis import strategies as st
 from hypothesis.stateful import (
@@ -185,7 +186,7 @@ class WatchdogMachine(RuleBasedStateMachine):
         self.charge = [0.0] * CHANNELS
         self.amplitude = [0.0] * CHANNELS  # peak current (the leading phase's)
         self.on_since = [math.nan] * CHANNELS
-        self.last_named = [-math.inf] * CHANNELS
+        self.last_change = [-math.inf] * CHANNELS  # the rise rule counts from it
         self.apply_t = -math.inf
 
     @precondition(lambda self: self.seen == 0 and not self.out.calls)
@@ -327,7 +328,7 @@ class WatchdogMachine(RuleBasedStateMachine):
             self.apply_t = t
             # A channel named twice holds the last of its commands (docs/safety.md): each
             # is checked against the channel as it stood before, the last one kept.
-            before = (list(self.charge), list(self.last_named))
+            before = (list(self.charge), list(self.last_change))
             for c in commands:
                 self._check_command(c, t, *before)
             assert sum(self.amplitude) <= LIMITS.max_total_amplitude_ma, self.amplitude
@@ -338,20 +339,24 @@ class WatchdogMachine(RuleBasedStateMachine):
         self.latched = latched_now
 
     def _check_command(self, c: StimCommand, t: float, charge: list[float],
-                       last_named: list[float]) -> None:
+                       last_change: list[float]) -> None:
         assert type(c) is StimCommand and not broken(c), c
         if self.resolution is not None:  # exactly the board's steps
             assert quantised(c, self.resolution) == c, c
         ch = c.channel
-        self.last_named[ch] = t
+        was_on = not math.isnan(self.on_since[ch])
         if not stimulates(c):
+            if was_on:
+                self.last_change[ch] = t
             self.charge[ch], self.amplitude[ch], self.on_since[ch] = 0.0, 0.0, math.nan
             return
         assert not over_a_pulse_limit(c), c
         q_uc = c.amplitude_ma * c.pulse_width_us / 1000.0
         allowed = charge[ch] + LIMITS.max_charge_rise_uc_per_s * min(
-            t - last_named[ch], RISE_WINDOW_S)
+            t - last_change[ch], RISE_WINDOW_S)
         assert q_uc <= allowed * (1 + 2e-9) + 1e-12, (c, q_uc, allowed)
+        if not was_on or held_charge_changed(self.charge[ch], q_uc):
+            self.last_change[ch] = t
         self.charge[ch] = q_uc
         self.amplitude[ch] = c.amplitude_ma
         if math.isnan(self.on_since[ch]):

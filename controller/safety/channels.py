@@ -22,7 +22,7 @@ from controller.safety.layout import (
     C_AMPLITUDE,
     C_CHARGE,
     C_CLOSED_TOTAL,
-    C_LAST_COMMAND,
+    C_LAST_CHANGE,
     C_ON,
     C_ON_SINCE,
     C_RING_COUNT,
@@ -91,8 +91,12 @@ def duty(state: Floats, base: int, t_s: float) -> float:
 @kernel
 def allowed_charge_uc(state: Floats, base: int, t_s: float, rise_uc_per_s: float) -> float:
     """The highest charge per phase a command at ``t_s`` may deliver under the rise
-    limit."""
-    dt_s = first_min(first_max(t_s - state[base + C_LAST_COMMAND], 0.0), RISE_WINDOW_S)
+    limit: the held charge plus the rise over the time since it last changed, at most
+    ``RISE_WINDOW_S``. (Counted from the last change, not the last command, so the
+    allowance does not depend on how often a caller repeats itself: an off repeated
+    every sample, or a ramp's first steps that a stimulator delivers as off, leave a
+    channel's count running.)"""
+    dt_s = first_min(first_max(t_s - state[base + C_LAST_CHANGE], 0.0), RISE_WINDOW_S)
     return state[base + C_CHARGE] + rise_uc_per_s * dt_s
 
 
@@ -104,14 +108,16 @@ def deliver(
     ``amplitude_ma`` (the larger phase's), or is off, from ``t_s`` on. (On and off are
     the caller's: a charge too small for a float in uC is still a pulse, and its time on
     still counts.)"""
+    held_uc = first_max(0.0, charge_uc) if on else 0.0
+    if on != is_on(state, base) or held_uc != state[base + C_CHARGE]:
+        state[base + C_LAST_CHANGE] = t_s
     if on and not is_on(state, base):
         state[base + C_ON] = 1.0
         state[base + C_ON_SINCE] = t_s
     elif not on and is_on(state, base):
         _close(state, base, t_s)
-    state[base + C_CHARGE] = first_max(0.0, charge_uc) if on else 0.0
+    state[base + C_CHARGE] = held_uc
     state[base + C_AMPLITUDE] = first_max(0.0, amplitude_ma) if on else 0.0
-    state[base + C_LAST_COMMAND] = t_s
 
 
 @kernel

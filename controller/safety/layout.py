@@ -9,8 +9,8 @@ Three arrays, owned by the ``Watchdog`` shell and handed as they are to a compil
   ``controller.safety.sensors.SENSORS``, the sensors a valid sample needs.
 - ``state``: everything the watchdog remembers between calls: a header (last trial
   time, sensor and phase health, the latch, counters, the log's fill) and one block per
-  channel (on/off, held charge and peak current, last command) with its ring of closed on-intervals
-  for the duty cycle (``new_state``).
+  channel (on/off, held charge and peak current, its last change) with its ring of
+  closed on-intervals for the duty cycle (``new_state``).
 - ``log``: the interventions not yet turned into ``Intervention`` objects, one record
   per row (``new_log``); ``state[S_LOG_COUNT]`` rows are in use.
 
@@ -52,7 +52,7 @@ HEADER_SIZE = 12
     C_ON,  # 1 while the channel stimulates
     C_ON_SINCE,  # start of the current on-interval (NaN while off)
     C_CHARGE,  # charge per phase held now (uC), 0 while off
-    C_LAST_COMMAND,  # time of the channel's last command (-inf: none)
+    C_LAST_CHANGE,  # time the channel's held charge or on/off last changed (-inf: never)
     C_CLOSED_TOTAL,  # running total of the ring's interval lengths
     C_RING_HEAD,  # ring index of the oldest interval
     C_RING_COUNT,  # intervals in the ring
@@ -107,7 +107,7 @@ def new_state(channels: int, ring_intervals: int = DUTY_RING_INTERVALS) -> np.nd
     for channel in range(channels):
         base = HEADER_SIZE + channel * block
         state[base + C_ON_SINCE] = math.nan
-        state[base + C_LAST_COMMAND] = -math.inf
+        state[base + C_LAST_CHANGE] = -math.inf
     return state
 
 

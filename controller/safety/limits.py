@@ -71,8 +71,8 @@ ABSOLUTE_MAX_ELECTRODE_AREA_CM2 = 100.0
 
 #: The sliding window of the duty-cycle limit.
 DUTY_WINDOW_S = 10.0
-#: A charge rise is measured over the time since the channel's previous command, at
-#: most this long: a step after a long pause counts as a step, not a slow ramp.
+#: A charge rise is measured over the time since the channel's held charge last changed,
+#: at most this long: a step after a long pause counts as a step, not a slow ramp.
 RISE_WINDOW_S = 0.010
 #: How often the monitor thread checks heartbeat, sensor and acknowledgement ages.
 MONITOR_PERIOD_S = 0.002

@@ -191,22 +191,20 @@ def warm_up_kernels(limits: np.ndarray, state: np.ndarray) -> None:
 
 
 def onset_problems(
-    steps: OutputSteps, limits: SafetyLimits, period_s: float,
-    channels: Sequence[tuple[str, StimCommand]],
+    steps: OutputSteps, limits: SafetyLimits, channels: Sequence[tuple[str, StimCommand]],
 ) -> list[str]:
     """Why a trial cannot start on a stimulator delivering ``steps``: one message per
     channel (``channels``: its config path and its full command) whose weakest output
     (``steps.lowest_amplitude_ma`` at the channel's pulse, as ``steps`` delivers it) is
     a larger step from off than the rise rule lets one command take
-    (``max_charge_rise_uc_per_s`` x the command period, at most ``RISE_WINDOW_S``).
+    (``max_charge_rise_uc_per_s`` x ``RISE_WINDOW_S``: an off channel's count runs
+    from its last change, whatever the command rate).
     Such a channel could never start: the watchdog would clamp every onset below the
     stimulator's lowest output, which it delivers as off. Each message names
     ``safety.max_charge_rise_uc_per_s``, the lowest output (mA x us = uC) and what to
-    change; an empty list when every onset fits. ``period_s``: the loop's sample period
-    (one command per channel per sample)."""
-    window_s = min(period_s, RISE_WINDOW_S)
+    change; an empty list when every onset fits."""
     rise = limits.max_charge_rise_uc_per_s
-    allowed_uc = rise * window_s
+    allowed_uc = rise * RISE_WINDOW_S
     problems = []
     for path, command in channels:
         values = [0.0] * COMMAND_ROW_SIZE
@@ -219,18 +217,17 @@ def onset_problems(
         lowest_uc = charge_per_phase_uc(amplitude, width, amplitude / ratio, width * ratio)
         if lowest_uc <= allowed_uc * (1.0 + 1e-9):
             continue
-        needed = lowest_uc / window_s
+        needed = lowest_uc / RISE_WINDOW_S
         change = (f"Raise safety.max_charge_rise_uc_per_s to at least {needed:.4g} uC/s, or"
                   if needed <= ABSOLUTE_MAX_CHARGE_RISE_UC_PER_S else
                   f"No safety.max_charge_rise_uc_per_s up to its maximum "
-                  f"{ABSOLUTE_MAX_CHARGE_RISE_UC_PER_S:g} uC/s lets it through at "
-                  f"{1.0 / period_s:g} commands/s:")
+                  f"{ABSOLUTE_MAX_CHARGE_RISE_UC_PER_S:g} uC/s lets it through:")
         problems.append(
             f"{path}: the stimulator's lowest output, {amplitude:.4g} mA x {width:.4g} us "
             f"= {lowest_uc:.4g} uC per phase, is a step from off larger than "
             f"safety.max_charge_rise_uc_per_s = {rise:g} uC/s lets one command rise "
-            f"({allowed_uc:.4g} uC in {window_s * 1e3:.4g} ms, the command period, at most "
-            f"{RISE_WINDOW_S * 1e3:g} ms): every onset would be clamped to off. "
+            f"({allowed_uc:.4g} uC in {RISE_WINDOW_S * 1e3:g} ms): every onset would be "
+            "clamped to off. "
             f"{change} set the stimulator's lowest output to at most "
             f"{allowed_uc / width * 1e3:.4g} mA at {width:.4g} us (openEMSstim: the unit's "
             "output at intensity 1, output_at_lowest_ma, docs/hardware.md)")

@@ -80,7 +80,7 @@ def _onset_problems(config: TrialConfig, steps: OutputSteps) -> list[str]:
         ch.channel, True, ch.amplitude_ma, ch.pulse_width_us, ch.frequency_hz,
         ch.interphase_gap_us, ch.anodic_width_ratio))
         for name, ch in config.stim.active_channels()]
-    return onset_problems(steps, config.safety, 1.0 / config.loop.sample_rate_hz, channels)
+    return onset_problems(steps, config.safety, channels)
 
 
 def _openems_check(config: TrialConfig, path: Path | None) -> list[str]:

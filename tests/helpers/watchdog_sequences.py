@@ -1,7 +1,8 @@
 """Generated command and sample sequences for the watchdog's property tests (the
 installations they run on, and the Hypothesis strategies of what a loop, broken or not,
 may ask): shared by ``tests/test_watchdog_properties.py`` and
-``tests/test_watchdog_kernels.py``."""
+``tests/test_watchdog_kernels.py``; and the rise rule's count as the checkers rebuild it
+(also ``tests/test_watchdog_stateful.py``)."""
 
 from __future__ import annotations
 
@@ -87,3 +88,11 @@ steps = st.one_of(
     st.lists(st.one_of(LOOP, LOOP, LOOP, LOOP, LOOP, LOOP, SUBMIT, OBSERVE, RESET),
              min_size=10, max_size=60),
 )
+
+
+def held_charge_changed(before_uc: float, after_uc: float) -> bool:
+    """Whether a channel's held charge changed, for the rise rule's count (it runs from
+    the held charge's last change): by more than float rounding, so that a checker never
+    restarts the count where the watchdog, whose charge is computed phase by phase, kept
+    it running (a checker may only be the more lenient of the two)."""
+    return abs(after_uc - before_uc) > 1e-9 * max(abs(before_uc), abs(after_uc))
