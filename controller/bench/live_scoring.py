@@ -37,11 +37,13 @@ def _rows(first: int, n: int, period_s: float) -> dict[str, np.ndarray]:
 
 def traced_after(minutes: Sequence[float], rate_hz: float) -> list[int]:
     """Bytes traced after each of ``minutes`` (ascending) of rows at ``rate_hz``."""
-    from controller.trial.scores import StreamedColumns
+    from controller.config import load_config
+    from controller.trial.session import streamed_columns
 
     period_s = 1.0 / rate_hz
     block = max(1, round(BLOCK_S * rate_hz))
-    scores = StreamedColumns(period_s, [], [], 0.1, [""], [])
+    # As a live trial builds it: no true events, no truth columns.
+    scores = streamed_columns(load_config(None), period_s, (), ())
     scores.add(_rows(0, block, period_s))  # the pulse kernel loaded before tracing
     tracemalloc.start()
     try:

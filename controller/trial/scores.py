@@ -50,7 +50,11 @@ class ColumnScores(Protocol):
 
     def edges(self, on: str) -> tuple[np.ndarray, np.ndarray]:
         """Times at which column ``on`` switches on, and off (``metrics.rising_edges``,
-        ``metrics.falling_edges``)."""
+        ``metrics.falling_edges``), for a trial with true events to score them against."""
+        ...
+
+    def trains(self, on: str) -> int:
+        """How many times column ``on`` switched on (the size of ``edges``' first)."""
         ...
 
     def charge(self, prefix: str, heel_strike_s: np.ndarray) -> Charge:
@@ -107,6 +111,9 @@ class WholeColumns:
     def edges(self, on: str) -> tuple[np.ndarray, np.ndarray]:
         t_s, flag = self._columns["time_s"], self._columns[on]
         return metrics.rising_edges(t_s, flag), metrics.falling_edges(t_s, flag)
+
+    def trains(self, on: str) -> int:
+        return int(metrics.rising_edges(self._columns["time_s"], self._columns[on]).size)
 
     def charge(self, prefix: str, heel_strike_s: np.ndarray) -> Charge:
         cols = self._columns
@@ -349,7 +356,12 @@ class StreamedColumns:
     """``ColumnScores`` of the rows added so far (``add``, in order), for the true
     ``toe_off_s`` and ``heel_strike_s`` known before the trial, a clearance trim of
     ``trim_fraction``, stimulation channels by column prefix ``prefixes`` (the peroneal
-    one, ``""``, first) and the truth columns ``truth`` the trial has."""
+    one, ``""``, first) and the truth columns ``truth`` the trial has.
+
+    ``edge_times`` False keeps the count of each channel's trains but not the times of
+    their edges: a trial without true events (a live trial on a real board) has nothing
+    to score them against, and they were the one thing its log writer held per train
+    (16 bytes a train, some 50 kB an hour of walking, held until the trial's end)."""
 
     def __init__(
         self,
@@ -359,9 +371,12 @@ class StreamedColumns:
         trim_fraction: float,
         prefixes: Sequence[str],
         truth: Sequence[str],
+        edge_times: bool = True,
     ) -> None:
         self.samples = 0
         self._period_s = period_s
+        self._edge_times = edge_times
+        self._rises = dict.fromkeys(prefixes, 0)
         self._names = {"time_s", *truth}
         toe_offs = np.asarray(toe_off_s, dtype=np.float64)
         heel_strikes = np.asarray(heel_strike_s, dtype=np.float64)
@@ -395,8 +410,11 @@ class StreamedColumns:
         for prefix, (rising, falling, last) in self._edges.items():
             on = rows[prefix + "stim_on"] > 0.5
             before = np.concatenate((last, on[:-1]))
-            _keep(rising, t_s[on & ~before])
-            _keep(falling, t_s[~on & before])
+            rises = on & ~before
+            self._rises[prefix] += int(np.count_nonzero(rises))
+            if self._edge_times:
+                _keep(rising, t_s[rises])
+                _keep(falling, t_s[~on & before])
             last[0] = bool(on[-1])
             times, index = train_pulse_times_from(self._trains[prefix], t_s,
                                                   rows[prefix + "stim_on"],
@@ -429,8 +447,14 @@ class StreamedColumns:
         return self._lost[name]
 
     def edges(self, on: str) -> tuple[np.ndarray, np.ndarray]:
+        if not self._edge_times:
+            raise ValueError("the trains' edge times were not kept (edge_times False): "
+                             "there are no true events to score them against")
         rising, falling, _ = self._edges[on.removesuffix("stim_on")]
         return _joined(rising), _joined(falling)
+
+    def trains(self, on: str) -> int:
+        return self._rises[on.removesuffix("stim_on")]
 
     def charge(self, prefix: str, heel_strike_s: np.ndarray) -> Charge:
         return self._pulses[prefix].figures(np.asarray(heel_strike_s, dtype=np.float64))

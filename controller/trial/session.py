@@ -117,7 +117,8 @@ def streamed_columns(
     heel_strikes = [t for t, e in true_events if e == EVENT_NAMES[Event.HEEL_STRIKE]]
     prefixes = ["", *(stim_column_prefix(name) for name in recorded_channels(config))]
     return StreamedColumns(period_s, toe_offs, heel_strikes,
-                           config.metrics.clearance_trim_fraction, prefixes, truth_columns)
+                           config.metrics.clearance_trim_fraction, prefixes, truth_columns,
+                           edge_times=bool(true_events))
 
 
 def new_deadlines(config: TrialConfig, n_samples: int) -> DeadlineMonitor:

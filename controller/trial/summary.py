@@ -115,7 +115,10 @@ def _channel_block(
     (the peroneal channel does not stimulate in this trial's mode).
     """
     cols = facts.scored()
-    onsets, ends = cols.edges(prefix + "stim_on")
+    # Edge times are scored against true events only: a trial without (a real board's)
+    # keeps no times of its trains' edges, only their count (StreamedColumns).
+    onsets, ends = (cols.edges(prefix + "stim_on") if len(facts.true_events)
+                    else (np.zeros(0), np.zeros(0)))
     onset_ref = report.onset_reference if report else Event.TOE_OFF if scored else None
     offset_ref = report.offset_reference if report else Event.HEEL_STRIKE if scored else None
     lead_s = report.onset_lead_s if report else 0.0
@@ -139,7 +142,7 @@ def _channel_block(
         "missed_onsets": missed,
         "offset_reference": EVENT_NAMES[offset_ref] if offset_ref else None,
         "offset_error_ms": offset_error,
-        "trains": int(onsets.size),
+        "trains": cols.trains(prefix + "stim_on"),
         "timeouts": report.timeouts if report else facts.stim_timeouts,
         "unconfirmed_predictions": report.unconfirmed if report else 0,
         "refused_triggers": report.refused if report else 0,
