@@ -1,0 +1,144 @@
+"""A live trial against a board without truth holds nothing more per minute of trial,
+in its own process or in its log writer's (but the writer's exact lateness and latency
+counts, which grow with the number of distinct nanosecond values: docs/files.md, "Long
+trials").
+
+``fes run`` runs here, in this process, against ``fes board-emulator --no-truth`` (a
+board that sends no ground truth, as a real one) played 4 times faster than real time,
+with windows of a few thousand rows so that a trial of a few minutes is a long one.
+Memory is counted at two times of one trial, both after every path of a long trial was
+taken once (the writer's first merge of its counts imports a few modules): in the
+trial's process the blocks Python has allocated (``sys.getallocatedblocks``: nothing
+traced, so the paced loop runs at its own speed),
+in the log writer (forked) the bytes tracemalloc traced. A run that a loaded machine
+ended before the second time (a watchdog wall-clock fault: the loop, or the board's
+bytes, held off the CPU or in the pty beyond 30 ms; the board's own communication
+timeout) is run again.
+"""
+
+from __future__ import annotations
+
+import gc
+import os
+import sys
+import tracemalloc
+from pathlib import Path
+
+import pytest
+from helpers.live import emulator
+from helpers.shared_machine import SHARED_MACHINE_LIMITS
+
+from controller import eventlog
+from controller.config import load_config
+from controller.quantiles import ValueCounts
+from controller.trial import files, live, scores, window
+from controller.trial.live import LinkLimits, run_live_trial
+
+#: Board seconds per wall second of the emulator.
+SPEED = "4"
+#: The two trial times compared (500 Hz): after the writer's first merge of its counts.
+FIRST_S, SECOND_S = 40.0, 100.0
+RATE_HZ = 500
+#: Python's allocated blocks the trial's process may hold more per minute of trial: a
+#: leak of one object a stride would be some 50, one a sample 30,000. Measured on 7 Dec
+#: 2026: under 10, on main (e417aa1) too.
+HOST_BLOCKS_PER_MINUTE = 300
+#: Bytes the log writer may hold more per minute of trial (its lateness and latency
+#: counts left out). It held the times of the trains' edges, each its own small array
+#: until ``scores.KEEP_PIECES`` were joined (joined never here, so that each shows):
+#: 10-12 kB a minute on main (e417aa1); now a count.
+WRITER_BYTES_PER_MINUTE = 3000
+#: Frames kept of each allocation in the log writer: the counts' arrays are allocated in
+#: numpy's code called from controller/quantiles.py.
+FRAMES = 12
+#: Runs at most.
+RUNS = 5
+
+
+@pytest.fixture
+def small_window(monkeypatch):
+    """Rows in a window of 8,192 (16 s at 500 Hz), events in small blocks: a trial of
+    more than 33 s keeps a window. Pieces of kept arrays are never joined; the writer's
+counts are merged every 4,096 samples (8 s) rather than 65,536 (131 s)."""
+    monkeypatch.setattr(window, "WINDOW_ROWS", 8192)
+    monkeypatch.setattr(window, "SCORE_ROWS", 2048)
+    monkeypatch.setattr(files, "EVENT_CHUNK", 256)
+    monkeypatch.setattr(eventlog, "BLOCK_EVENTS", 64)
+    monkeypatch.setattr(scores, "KEEP_PIECES", 10**9)
+    monkeypatch.setattr(ValueCounts, "MERGE_VALUES", 4096)
+
+
+def _measured(tmp_path: Path, monkeypatch, link: str) -> tuple[list[int], list[int], str]:
+    """Blocks allocated in this process and bytes traced in the log writer (but those
+    allocated from ``controller/quantiles.py``) at ``FIRST_S`` and ``SECOND_S`` of one
+    live trial, and the writer's lines that grew most in between."""
+    at = [round(FIRST_S * RATE_HZ), round(SECOND_S * RATE_HZ)]
+    blocks: list[int] = []
+    snapshots = [tmp_path / "writer-first.tracemalloc", tmp_path / "writer-second.tracemalloc"]
+    parent = os.getpid()
+    read, write = live.LiveSource.read, scores.StreamedColumns.add
+
+    def counted_read(self):
+        sample = read(self)
+        if len(blocks) < len(at) and self._clock._due_s * RATE_HZ >= at[len(blocks)] - 0.5:
+            blocks.append(sys.getallocatedblocks())
+        return sample
+
+    def traced_add(self, rows):
+        if os.getpid() != parent:
+            if not tracemalloc.is_tracing():
+                tracemalloc.start(FRAMES)
+            for k, path in zip(at, snapshots, strict=True):
+                if self.samples < k <= self.samples + rows["time_s"].size:
+                    gc.collect()  # an import's cycles, garbage but not yet collected
+                    tracemalloc.take_snapshot().filter_traces(
+                        [tracemalloc.Filter(False, "*/controller/quantiles.py",
+                                            all_frames=True)]).dump(str(path))
+                    # The rows being handed over, whose number varies from pass to pass.
+                    path.with_suffix(".rows").write_text(
+                        str(sum(column.nbytes for column in rows.values())))
+        return write(self, rows)
+
+    monkeypatch.setattr(live.LiveSource, "read", counted_read)
+    monkeypatch.setattr(scores.StreamedColumns, "add", traced_add)
+    config = load_config(None, {"loop": {"duration_s": SECOND_S + 10.0,
+                                         "sample_rate_hz": RATE_HZ},
+                                "safety": SHARED_MACHINE_LIMITS})
+    for attempt in range(RUNS):
+        blocks.clear()
+        for path in snapshots:
+            path.unlink(missing_ok=True)
+        result = run_live_trial(config, link, tmp_path / "trial", status=None,
+                                limits=LinkLimits(1.0, 1.0), overwrite=True)
+        if len(blocks) == len(at) and all(path.exists() for path in snapshots):
+            break
+        print(f"run {attempt + 1} of {RUNS} ended at {result.summary['duration_s']:g} s: "
+              f"{result.message}")
+    else:
+        pytest.fail(f"a stalled machine ended all {RUNS} runs: {result.message}")
+    first, second = (tracemalloc.Snapshot.load(str(path)) for path in snapshots)
+    grown = "\n".join(str(stat) for stat in second.compare_to(first, "lineno")[:8])
+    return blocks, [_held(first, path) for first, path in zip((first, second), snapshots,
+                                                               strict=True)], grown
+
+
+def _held(snapshot: tracemalloc.Snapshot, path: Path) -> int:
+    """Bytes traced in ``snapshot`` but the rows being handed over when it was taken."""
+    in_flight = int(path.with_suffix(".rows").read_text())
+    return sum(stat.size for stat in snapshot.statistics("filename")) - in_flight
+
+
+def test_a_live_trial_holds_nothing_more_per_minute(tmp_path, monkeypatch, small_window):
+    board, link, _ = emulator(tmp_path, "--no-truth", "--speed", SPEED, "--seed", "3",
+                              "--rate-hz", str(RATE_HZ), "--comm-timeout-ms", "400")
+    try:
+        blocks, traced, grown = _measured(tmp_path, monkeypatch, link)
+    finally:
+        board.stop()
+    minutes = (SECOND_S - FIRST_S) / 60.0
+    host = (blocks[1] - blocks[0]) / minutes
+    writer = (traced[1] - traced[0]) / minutes
+    print(f"per minute of trial: {host:.0f} blocks in the trial's process, {writer:.0f} "
+          f"bytes in the log writer; the writer's lines that grew most:\n{grown}")
+    assert host < HOST_BLOCKS_PER_MINUTE, blocks
+    assert writer < WRITER_BYTES_PER_MINUTE, f"the log writer's lines that grew most:\n{grown}"
