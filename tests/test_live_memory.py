@@ -41,12 +41,13 @@ FIRST_S, SECOND_S = 40.0, 100.0
 RATE_HZ = 500
 #: Python's allocated blocks the trial's process may hold more per minute of trial: a
 #: leak of one object a stride would be some 50, one a sample 30,000. Measured on 7 Dec
-#: 2026: under 10, on main (e417aa1) too.
+#: 2026: 6 and 42 here, -7 on main (e417aa1).
 HOST_BLOCKS_PER_MINUTE = 300
 #: Bytes the log writer may hold more per minute of trial (its lateness and latency
 #: counts left out). It held the times of the trains' edges, each its own small array
 #: until ``scores.KEEP_PIECES`` were joined (joined never here, so that each shows):
-#: 10-12 kB a minute on main (e417aa1); now a count.
+#: 13.9 kB a minute on main (e417aa1); now a count: -2.7 kB (the noise of what is in
+#: flight).
 WRITER_BYTES_PER_MINUTE = 3000
 #: Frames kept of each allocation in the log writer: the counts' arrays are allocated in
 #: numpy's code called from controller/quantiles.py.
