@@ -143,3 +143,28 @@ def test_a_live_trial_holds_nothing_more_per_minute(tmp_path, monkeypatch, small
           f"bytes in the log writer; the writer's lines that grew most:\n{grown}")
     assert host < HOST_BLOCKS_PER_MINUTE, blocks
     assert writer < WRITER_BYTES_PER_MINUTE, f"the log writer's lines that grew most:\n{grown}"
+
+
+def test_the_benchmark_reads_memory_at_trial_times_and_growth_from_two_windows_on():
+    # python -m controller.bench.live_memory reads the resident sets when the status line
+    # says a multiple of --every-s of trial time has passed (however fast the lines
+    # come), and takes the growth per hour from the first reading at or after --from-s.
+    import subprocess
+
+    from controller.bench.live_memory import Reading, growth_per_hour, read_while_running
+
+    lines = "".join(f"t {t:7.1f} s | stance | stim off\n" for t in range(1, 50))
+    script = f"import sys; sys.stdout.write({lines!r} + 'trial: 49 s\\n')"
+    process = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE,
+                               text=True)
+    readings, other = read_while_running(process, 10.0, echo=False)
+    process.wait()
+    assert [r.t_s for r in readings] == [10.0, 20.0, 30.0, 40.0]
+    assert other == ["trial: 49 s"]
+    readings = [Reading(0.0, 100.0, 50.0), Reading(600.0, 100.0, 60.0),
+                Reading(1200.0, 101.0, 60.0), Reading(2400.0, 103.0, 60.0)]
+    host, writer, first, last = growth_per_hour(readings, 1000.0)
+    assert (first.t_s, last.t_s) == (1200.0, 2400.0)
+    assert host == pytest.approx(6.0) and writer == 0.0
+    with pytest.raises(ValueError, match="fewer than two readings"):
+        growth_per_hour(readings, 2000.0)
