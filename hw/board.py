@@ -81,7 +81,11 @@ KNOWN_FIRMWARE: dict[tuple[int, int, int], str] = {
     (2, 2, 0): "AVR firmware of hw/avr (ATmega2560, Arduino Mega 2560): 2.1.0 and "
     "protocol version 4: its own charge-per-phase limit (INFO, ACK OVER_CHARGE) and "
     "duty-cycle limit over 10 s (INFO, FAULT DUTY), a pulse width under 4 us delivers "
-    "nothing; tests/test_avr_*.py run it in simavr",
+    "nothing; its duty count misses a millisecond whose tick its busy main loop did not "
+    "see (3 % of the on-time with the truth relay; 2.2.1 counts every millisecond)",
+    (2, 2, 1): "AVR firmware of hw/avr (ATmega2560, Arduino Mega 2560): 2.2.0 with a duty "
+    "count of every millisecond, a tick its main loop missed included; tests/test_avr_*.py "
+    "run it in simavr",
     (1, 2, 0): "reference firmware of docs/protocol.md v4 (hw.firmware, the emulator): "
     "speaks versions 1 to 4, pulse shapes, its own charge-per-phase and duty-cycle limits",
 }

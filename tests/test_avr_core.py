@@ -225,10 +225,12 @@ def test_the_stored_configuration_round_trips_through_the_core(core):
 
 
 def fault_times_of_the_c_core(core, duty_permille: int, pattern_ms: tuple[int, int],
-                              total_ms: int) -> list[tuple[int, int, int]]:
+                              total_ms: int, ticks: frozenset[int] | None = None
+                              ) -> list[tuple[int, int, int]]:
     """Channel 0 switched on and off by STIM in ``pattern_ms`` (on, off) from t = 0, a
-    HEARTBEAT every 50 ms, a tick every millisecond, through the C session: every FAULT
-    as (time ms, code, channel)."""
+    HEARTBEAT every 50 ms, a tick every millisecond (or only at the milliseconds in
+    ``ticks``: a main loop too busy to see the others), through the C session: every
+    FAULT as (time ms, code, channel)."""
     session = ctypes.create_string_buffer(core.stub_session_size())
     config = BoardConfig.in_dll(core, "limits_default_config")
     config = BoardConfig(*(getattr(config, name) for name, _ in BoardConfig._fields_))
@@ -244,7 +246,8 @@ def fault_times_of_the_c_core(core, duty_permille: int, pattern_ms: tuple[int, i
             raw = bytes([body.type, body.seq]) + body.payload
             raw += p.crc16(raw).to_bytes(2, "big")
             core.session_frame(session, raw, len(raw), t, t * 1000)
-        core.session_tick_ms(session, t, t * 1000)
+        if ticks is None or t in ticks:
+            core.session_tick_ms(session, t, t * 1000)
         count = ctypes.c_int.in_dll(core, "stub_frame_count").value
         frames = (ctypes.c_uint8 * 256 * 64).in_dll(core, "stub_frames")
         for i in range(count):
@@ -276,9 +279,9 @@ def duty_script(pattern_ms: tuple[int, int], total_ms: int):
         yield t, message, seq
 
 
-def fault_times_of_the_model(duty: float, pattern_ms: tuple[int, int],
-                             total_ms: int) -> list[tuple[int, int, int]]:
-    """The same script through the Python reference firmware."""
+def fault_times_of_the_model(duty: float, pattern_ms: tuple[int, int], total_ms: int,
+                             ticks: frozenset[int] | None = None) -> list[tuple[int, int, int]]:
+    """The same script through the Python reference firmware, polled at the ticks."""
     from sim.limb import SimulatedLimb
     from sim.patient import load_patient
 
@@ -291,7 +294,8 @@ def fault_times_of_the_model(duty: float, pattern_ms: tuple[int, int],
         if message is not None:
             frame = decoder.feed(message.encode(seq))[0]
             out += firmware.receive(frame, t / 1000.0)
-        out += firmware.poll(t / 1000.0)
+        if ticks is None or t in ticks:
+            out += firmware.poll(t / 1000.0)
         for raw in out:
             for f in decoder.feed(raw):
                 m = p.parse(f)
@@ -318,3 +322,43 @@ def test_the_duty_limit_faults_at_the_same_millisecond_in_c_and_in_the_model(
     expected = [] if fault_ms is None else [(fault_ms, int(p.FaultCode.DUTY), 0)]
     assert c[:1] == expected
     assert model[:1] == expected
+
+
+def ticks_at(gaps: list[int], total_ms: int) -> frozenset[int]:
+    """The milliseconds a main loop sees a tick at, ``gaps`` apart over and over."""
+    ticks, t = set(), 0
+    while t < total_ms:
+        for gap in gaps:
+            t += gap
+            ticks.add(t)
+    return frozenset(ticks)
+
+
+@pytest.mark.parametrize("gaps", [[2], [1, 3], [3, 3, 1]])
+def test_a_missed_tick_still_counts_its_millisecond_on(core, gaps):
+    """The AVR's main loop may be busy past a millisecond's tick (a host frame with the
+    truth relay takes 1.1 ms, docs/hardware.md Budgets) and then sees one tick for two.
+    20 % of 10 s, 1.5 s on and 0.1 s off: the C session still faults at the first tick
+    at or after 2101 ms, 500 ms into the second train, as with a tick every millisecond
+    (2.2.0 counted one millisecond a tick: with a tick every 2 ms, no fault by 2.3 s)."""
+    seen = ticks_at(gaps, 2300)
+    c = fault_times_of_the_c_core(core, 200, (1500, 100), 2300, seen)
+    assert c[:1] == [(min(t for t in seen if t >= 2101), int(p.FaultCode.DUTY), 0)]
+
+
+@settings(max_examples=40, deadline=None)
+@given(
+    gaps=st.lists(st.integers(1, 3), min_size=1, max_size=64),
+    on_ms=st.integers(300, 2900), off_ms=st.integers(1, 400),
+    duty=st.sampled_from([0.1, 0.2, 0.5, 0.8]),
+)
+def test_the_duty_count_of_missed_ticks_is_the_models(core, gaps, on_ms, off_ms, duty):
+    """Ticks at gaps of 1 to 3 ms (a random pattern, repeated) and a random train
+    pattern: the C session faults at the same tick, on the same channel, as the
+    reference firmware (hw/firmware.py), which counts every millisecond up to each
+    poll and those before an output changes."""
+    total_ms = 12_000
+    seen = ticks_at(gaps, total_ms)
+    c = fault_times_of_the_c_core(core, round(duty * 1000), (on_ms, off_ms), total_ms, seen)
+    model = fault_times_of_the_model(duty, (on_ms, off_ms), total_ms, seen)
+    assert c[:1] == model[:1]

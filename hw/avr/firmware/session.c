@@ -81,8 +81,11 @@ static void status(session_t *s, uint32_t now_us)
 
 /* --- outputs ------------------------------------------------------------------------ */
 
+static void duty_count(session_t *s, uint32_t upto_ms);
+
 static void set_output(session_t *s, uint8_t c, const setting_t *setting, uint32_t now_ms)
 {
+    duty_count(s, now_ms - 1u); /* the milliseconds before it, as the outputs were */
     s->out[c] = *setting;
     if (!setting_delivers(setting)) {
         s->on_timed[c] = 0;
@@ -99,7 +102,7 @@ static void all_off(session_t *s)
 {
     static const setting_t off = {0, 0, 0, 0, 0, 100};
     for (uint8_t c = 0; c < SESSION_CHANNELS; c++)
-        set_output(s, c, &off, 0);
+        set_output(s, c, &off, s->now_ms);
 }
 
 static void truth_reset(session_t *s)
@@ -321,6 +324,7 @@ void session_frame(session_t *s, const uint8_t *frame, uint16_t n, uint32_t now_
     uint8_t type = frame[0];
     const uint8_t *payload = frame + 2;
     uint16_t payload_n = (uint16_t)(n - 4);
+    s->now_ms = now_ms;
     s->rx_frames++;
     uint8_t ok = length_ok(type, payload, payload_n);
     if (ok == 2) {
@@ -374,17 +378,15 @@ void session_rx_lost(session_t *s) { all_off(s); }
 
 /* --- time --------------------------------------------------------------------------- */
 
-/* The duty cycle limit: count this millisecond for every channel delivering, in the
- * bucket of now_ms (emptying the buckets that fell out of the window), and fault when a
- * channel's count over the window exceeds the limit. */
-static void duty_tick(session_t *s, uint32_t now_ms, uint32_t now_us)
+/* The buckets of the duty cycle limit at millisecond m: the bucket of m filling, those
+ * that fell out of the window emptied. No division on the way (a 32-bit one costs the
+ * AVR some 600 cycles): the buckets start at multiples of 100 ms, found once. */
+static void duty_rotate(session_t *s, uint32_t m)
 {
-    /* No division on the way (a 32-bit one costs the AVR some 600 cycles a millisecond):
-     * the buckets start at multiples of 100 ms, found once. */
     uint8_t n = 0;
-    while ((int32_t)(now_ms - s->duty_next_bucket_ms) >= 0) {
-        if (++n > DUTY_BUCKETS) { /* a jump past the whole window (the first tick) */
-            s->duty_next_bucket_ms = (now_ms / DUTY_BUCKET_MS + 1u) * DUTY_BUCKET_MS;
+    while ((int32_t)(m - s->duty_next_bucket_ms) >= 0) {
+        if (++n > DUTY_BUCKETS) { /* a jump past the whole window (the first count) */
+            s->duty_next_bucket_ms = (m / DUTY_BUCKET_MS + 1u) * DUTY_BUCKET_MS;
             break;
         }
         s->duty_next_bucket_ms += DUTY_BUCKET_MS;
@@ -394,12 +396,43 @@ static void duty_tick(session_t *s, uint32_t now_ms, uint32_t now_us)
             s->duty_ms[c][s->duty_slot] = 0;
         }
     }
-    uint8_t slot = s->duty_slot;
+}
+
+/* Count every millisecond after the last one counted, up to and including upto_ms, for
+ * the channels delivering: every millisecond, not every tick seen. The main loop may be
+ * busy for more than a millisecond (a frame with the truth relay: 1.1 ms) and then sees
+ * one tick for two; counting ticks, 2.2.0 let a channel run some 3 % past the limit.
+ * The outputs are as they were since the last count: set_output counts up to the
+ * millisecond before it changes one (as the reference firmware, hw/firmware.py). */
+static void duty_count(session_t *s, uint32_t upto_ms)
+{
+    uint32_t todo = upto_ms - s->duty_counted_ms;
+    if ((int32_t)todo <= 0)
+        return;
+    if (todo > (uint32_t)DUTY_BUCKETS * DUTY_BUCKET_MS) /* the first count: all were off */
+        todo = (uint32_t)DUTY_BUCKETS * DUTY_BUCKET_MS;
+    s->duty_counted_ms = upto_ms;
+    uint8_t on = session_outputs_on(s);
+    for (uint32_t m = upto_ms - todo + 1u;; m++) {
+        duty_rotate(s, m);
+        for (uint8_t c = 0; c < SESSION_CHANNELS; c++) {
+            if (on & (1u << c)) {
+                s->duty_ms[c][s->duty_slot]++;
+                s->duty_sum_ms[c]++;
+            }
+        }
+        if (m == upto_ms)
+            break;
+    }
+}
+
+/* The duty cycle limit: count up to this millisecond, and fault when a delivering
+ * channel's count over the window exceeds the limit. */
+static void duty_tick(session_t *s, uint32_t now_ms, uint32_t now_us)
+{
+    duty_count(s, now_ms);
     for (uint8_t c = 0; c < SESSION_CHANNELS; c++) {
-        if (!setting_delivers(&s->out[c]))
-            continue;
-        s->duty_ms[c][slot]++;
-        if (++s->duty_sum_ms[c] > s->duty_limit_ms) {
+        if (setting_delivers(&s->out[c]) && s->duty_sum_ms[c] > s->duty_limit_ms) {
             fault(s, FAULT_DUTY, c, now_us);
             break;
         }
@@ -408,6 +441,7 @@ static void duty_tick(session_t *s, uint32_t now_ms, uint32_t now_us)
 
 void session_tick_ms(session_t *s, uint32_t now_ms, uint32_t now_us)
 {
+    s->now_ms = now_ms;
     if (s->session && (uint32_t)(now_ms - s->last_rx_ms) > s->cfg.comm_timeout_ms)
         fault(s, FAULT_COMM_TIMEOUT, 0xFF, now_us);
     for (uint8_t c = 0; c < SESSION_CHANNELS; c++) {
@@ -427,6 +461,7 @@ void session_sample(session_t *s, uint32_t index, const sensor_sample_t *reading
                     uint32_t now_ms)
 {
     s->next_index = index + 1;
+    s->now_ms = now_ms;
     uint32_t t_us = s->grid_t0_us + index * s->sample_period_us;
     /* No reading at all: every sensor's sample lost, none of them a reading of 0. */
     sensor_sample_t none = {{0, 0, 0}, FORCE_ABSENT, FLAG_HEEL_LOST};
@@ -443,7 +478,6 @@ void session_sample(session_t *s, uint32_t index, const sensor_sample_t *reading
     } else {
         s->sensor_failures = 0;
     }
-    (void)now_ms;
     if (!s->streaming)
         return;
     uint8_t slot = (uint8_t)(index % RTT_MEMORY);
@@ -508,6 +542,7 @@ void session_init(session_t *s, const board_config_t *cfg)
     s->version = SESSION_PROTOCOL_VERSION;
     for (uint8_t c = 0; c < SESSION_CHANNELS; c++)
         s->out[c].ratio_x100 = 100;
+    s->duty_counted_ms = 0xFFFFFFFFu; /* millisecond 0 is the first to count */
     s->duty_limit_ms =
         (uint16_t)((uint32_t)cfg->max_duty_permille * LIMITS_DUTY_WINDOW_MS / 1000u);
 }

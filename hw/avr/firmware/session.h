@@ -24,7 +24,7 @@
 #define SESSION_CHARGE_VERSION 4
 #define FIRMWARE_MAJOR 2
 #define FIRMWARE_MINOR 2
-#define FIRMWARE_PATCH 0
+#define FIRMWARE_PATCH 1
 
 /* Frame types. */
 enum {
@@ -87,6 +87,7 @@ typedef struct {
     uint8_t last_seq;
     uint8_t tx_seq;
     uint32_t last_rx_ms;
+    uint32_t now_ms; /* the latest board time an entry point was given */
     setting_t out[SESSION_CHANNELS];
     uint8_t on_timed[SESSION_CHANNELS]; /* on_since_ms is valid */
     uint32_t on_since_ms[SESSION_CHANNELS];
@@ -94,6 +95,7 @@ typedef struct {
     uint8_t duty_ms[SESSION_CHANNELS][DUTY_BUCKETS];
     uint16_t duty_sum_ms[SESSION_CHANNELS];
     uint8_t duty_slot;          /* the bucket filling */
+    uint32_t duty_counted_ms;   /* the last millisecond counted */
     uint32_t duty_next_bucket_ms; /* when the next one starts (a multiple of 100 ms) */
     uint16_t duty_limit_ms;     /* max_duty_permille of the window, from session_init */
     uint16_t rx_frames, rx_bad, refused;
@@ -129,7 +131,9 @@ void session_bad_frame(session_t *s);
 /* Bytes from the host were lost (a full receive buffer), after every frame before them
  * was served: they may have held a STOP_ALL, so every output goes off. */
 void session_rx_lost(session_t *s);
-/* Every millisecond: the communication timeout, the on-time and duty limits, STATUS. */
+/* Every millisecond: the communication timeout, the on-time and duty limits, STATUS. A
+ * millisecond whose tick was missed (the main loop busy for longer) is counted by the
+ * next call all the same. */
 void session_tick_ms(session_t *s, uint32_t now_ms, uint32_t now_us);
 /* Grid point index of the sample grid: the front end's reading (its flags say which
  * sensors read: a reading without the gyro, an I2C failure, still carries the heel
