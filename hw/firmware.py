@@ -108,10 +108,11 @@ class FirmwareSettings(ConfigModel):
         "trial's safety.max_duty_cycle.",
     )
     max_charge_per_phase_uc: float | None = Field(
-        None, gt=0.0, le=200.0,
+        None, ge=p.CHARGE_UNIT_UC, le=200.0,
         description="The board's own limit of the charge per phase, amplitude x pulse "
-        "width, in steps of 0.01 uC (--max-charge-per-phase-uc): it refuses a command above "
-        "it (ACK OVER_CHARGE). Unset: max_amplitude_ma x max_pulse_width_us. Protocol "
+        "width, in steps of 0.01 uC (--max-charge-per-phase-uc), at least one step (a limit "
+        "of 0 would refuse every pulse): it refuses a command above it (ACK OVER_CHARGE). "
+        "Unset: max_amplitude_ma x max_pulse_width_us. Protocol "
         "version 4 only; the host refuses a board whose limit is looser than the trial's "
         "safety.max_charge_per_phase_uc.",
     )

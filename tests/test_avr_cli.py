@@ -23,6 +23,9 @@ from hw.avr.cosim import FIRMWARE_VERSION
         (["--max-amplitude-ma", "80"], "board.max_amplitude_ma"),
         (["--max-charge-per-phase-uc", "40"],
          "board.max_charge_per_phase_uc: input should be less than or equal to 30"),
+        # lround(0.4) = 0 steps: the harness refused it without naming the field
+        (["--max-charge-per-phase-uc", "0.004"],
+         "board.max_charge_per_phase_uc: input should be greater than or equal to 0.01"),
         (["--max-duty-cycle", "0.9"],
          "board.max_duty_cycle: input should be less than or equal to 0.8"),
         (["--speed", "50"], "speed"),

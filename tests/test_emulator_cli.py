@@ -8,8 +8,10 @@ import subprocess
 
 import pytest
 from helpers.live import Process, _no_process_outlives_its_test
+from pydantic import ValidationError
 
 from controller.cli import main
+from hw.firmware import FirmwareSettings
 
 __all__ = ["_no_process_outlives_its_test"]  # the autouse fixture: no process outlives a test
 
@@ -110,3 +112,13 @@ def test_limits_an_older_board_did_not_have_exit_2_naming_them(args, expected, c
     assert main(["board-emulator", *args]) == 2
     err = capsys.readouterr().err
     assert expected in err and "Traceback" not in err
+
+
+def test_a_charge_limit_of_no_whole_step_is_refused_naming_the_field():
+    """0.004 uC is 0 steps of 0.01 uC: the emulated board started saying "0 uC", refused
+    every pulse, and the host refused it at HELLO. (Checked on the settings, not through
+    main: before the fix main served the pty until killed.)"""
+    with pytest.raises(ValidationError, match="max_charge_per_phase_uc") as refused:
+        FirmwareSettings(max_charge_per_phase_uc=0.004)
+    assert "greater than or equal to 0.01" in str(refused.value)
+    assert FirmwareSettings(max_charge_per_phase_uc=0.01).max_charge_cuc == 1

@@ -96,9 +96,9 @@ class AvrBoardSettings(ConfigModel):
         description="The firmware's own limit of the recovery phase's width over the "
         "leading phase's (--max-anodic-width-ratio).")
     max_charge_per_phase_uc: float = Field(
-        30.0, gt=0.0, le=30.0,
+        30.0, ge=p.CHARGE_UNIT_UC, le=30.0,
         description="The firmware's own limit of the charge per phase, amplitude x pulse "
-        "width, in steps of 0.01 uC, at most the compiled 30 uC "
+        "width, in steps of 0.01 uC, at least one step, at most the compiled 30 uC "
         "(--max-charge-per-phase-uc).")
     max_duty_cycle: float = Field(
         0.8, ge=0.1, le=0.8,
