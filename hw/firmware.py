@@ -29,6 +29,10 @@ from sim.limb import SimulatedLimb
 
 #: Samples remembered for round-trip measurement (ref_sample of STIM and HEARTBEAT).
 RTT_MEMORY = 1024
+#: Board times are floats of seconds: 0.507 - 0.407 is 0.10000000000000003, which is
+#: over a 100 ms timeout. Limits on a difference of times allow this much more, so that
+#: the model faults at the AVR firmware's millisecond (its times are whole numbers).
+TIME_ROUNDING_S = 1e-9
 #: The duty-cycle limit counts each channel's milliseconds on in buckets of 100 ms over
 #: the bucket filling and the 100 before it (10.0-10.1 s, never less than the host's
 #: 10 s window), as the AVR firmware does (hw/avr/firmware/session.h).
@@ -573,12 +577,12 @@ class Firmware:
         """Run the timers and every sample tick due at board time ``now_s``."""
         out: list[bytes] = []
         timeout_s = self.settings.comm_timeout_ms / 1000.0
-        if self.session and now_s - self._last_rx_s > timeout_s:
+        if self.session and now_s - self._last_rx_s > timeout_s + TIME_ROUNDING_S:
             self._kept_alive(now_s)  # the silence that ran the timeout out is the longest
             out += self._fault(p.FaultCode.COMM_TIMEOUT, p.BROADCAST_CHANNEL, now_s)
         limit_s = self.settings.max_on_time_ms / 1000.0
         for channel, since in enumerate(self._on_since):
-            if since is not None and now_s - since > limit_s:
+            if since is not None and now_s - since > limit_s + TIME_ROUNDING_S:
                 out += self._fault(p.FaultCode.ON_TIME, channel, now_s)
                 break
         self._count_duty(now_s)
