@@ -466,3 +466,62 @@ def test_the_c_session_and_the_model_answer_random_sessions_alike(
     for answer in c_out:
         event(f"{answer[1]} {answer[2:]}")
     assert c_out == model_out
+
+
+#: Each stored field's bounds (comm timeout, on-time, amplitude, width, frequency, gap,
+#: ratio, charge, duty): a block's fields are drawn within them but one at most.
+_FIELD_BOUNDS = ((10, 500), (100, 3000), (0, 6000), (0, 500), (1, 6000), (0, 500),
+                 (100, 1000), (1, 3000), (100, 800))
+
+
+@st.composite
+def _stored_fields(draw, wild: int) -> list[int]:
+    """Fields within their bounds, but field ``wild`` (-1: none) beyond them."""
+    fields = []
+    for i, (low, high) in enumerate(_FIELD_BOUNDS):
+        if i != wild:
+            fields.append(draw(st.integers(low, high)))
+        elif low == 0:
+            fields.append(draw(st.integers(high + 1, 0xFFFF)))
+        else:
+            fields.append(draw(st.one_of(st.integers(0, low - 1), st.integers(high + 1, 0xFFFF))))
+    return fields
+
+
+@settings(max_examples=400, deadline=None)
+@given(layout=st.sampled_from([1, 2]),
+       fields=st.sampled_from(range(-1, len(_FIELD_BOUNDS))).flatmap(_stored_fields),
+       board_id=st.integers(0, 0xFFFFFFFF), flip=st.one_of(st.none(), st.integers(0, 26)))
+def test_a_stored_block_never_loosens_a_compiled_limit(core, layout, fields, board_id, flip):
+    """EEPROM blocks of layout 1 (23 bytes, 2.1.0) and 2 (27 bytes) with any field
+    values and a valid CRC, or one byte damaged: config_parse takes a block only when
+    every limit is within the firmware's bounds (none looser than compiled, the charge
+    limit at least 0.01 uC, the duty limit 10-80 %, the longest pulse shorter than the
+    shortest period); otherwise the board runs on the compiled configuration."""
+    default = BoardConfig.in_dll(core, "limits_default_config")
+    compiled = {name: getattr(default, name) for name, _ in BoardConfig._fields_}
+    body = struct.pack("<HBI", 0xFE51, layout, board_id) + struct.pack(
+        "<9H", *fields)[: 14 if layout == 1 else 18]
+    block = bytearray(body + p.crc16(body).to_bytes(2, "big"))
+    block += bytes(27 - len(block))
+    if flip is not None and flip < len(body) + 2:
+        block[flip] ^= 0xA5
+    got = BoardConfig()
+    taken = core.config_parse(bytes(block), ctypes.byref(got))
+    parsed = {name: getattr(got, name) for name, _ in BoardConfig._fields_}
+    event(f"layout {layout} {'taken' if taken else 'refused'}")
+    if not taken:
+        assert parsed == compiled
+        return
+    assert flip is None or flip >= len(body) + 2
+    assert 10 <= got.comm_timeout_ms <= 500
+    assert 100 <= got.max_on_time_ms <= compiled["max_on_time_ms"]
+    for name in ("max_amplitude_10ua", "max_pulse_width_us", "max_frequency_chz",
+                 "max_gap_us", "max_ratio_x100", "max_charge_cuc", "max_duty_permille"):
+        assert parsed[name] <= compiled[name], name
+    assert got.max_charge_cuc >= 1 and got.max_duty_permille >= 100
+    assert got.max_ratio_x100 >= 100 and got.max_frequency_chz >= 1
+    longest_us = got.max_pulse_width_us * (100 + got.max_ratio_x100) / 100 + got.max_gap_us
+    assert longest_us < 1e8 / got.max_frequency_chz
+    if layout == 1:
+        assert (got.max_charge_cuc, got.max_duty_permille) == (3000, 800)
