@@ -143,6 +143,9 @@ class _Channel:
     board_since_s: float = -math.inf  # when the board's intensity last changed
     wanted_ma: float = 0.0
     t_s: float = -math.inf  # trial time of the last command
+    #: Trial time the wanted intensity last changed: the rise rule counts a step from
+    #: the held charge's last change, not from the last command.
+    changed_t_s: float = -math.inf
     falling: bool = False  # the last command's amplitude was below the one before
     off_due_s: float = math.inf  # a falling amplitude's foreseen drop below the lowest
     board: int = 0  # intensity the board was sent (0: off)
@@ -456,10 +459,12 @@ class OpenEmsStim:
             ch.off_due_s = math.inf
         if intensity > ch.wanted:
             step_uc = self._charge_uc(intensity) - self._charge_uc(ch.wanted)
-            rise = step_uc / min(max(t_s - ch.t_s, 1e-6), RISE_WINDOW_S)
+            rise = step_uc / min(max(t_s - ch.changed_t_s, 1e-6), RISE_WINDOW_S)
             ch.rise_uc_s = rise if ch.wanted == 0 else max(ch.rise_uc_s, rise)
         ch.wanted_ma, ch.t_s, ch.falling = amplitude_ma, t_s, falling
         changed = intensity != ch.wanted
+        if changed:
+            ch.changed_t_s = t_s
         if ch.wanted == 0:
             ch.onset = intensity
         ch.wanted = intensity
