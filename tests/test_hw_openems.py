@@ -10,15 +10,19 @@ from __future__ import annotations
 
 import math
 import os
+import signal
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+from helpers.shared_machine import rerun_when_the_firmware_cut_a_line
 from hypothesis import given
 from hypothesis import strategies as st
 
 from controller.bench.openems import (
+    DriverFigures,
+    SwingStops,
     drive_trains,
     harness_settings,
     line_kinds,
@@ -29,6 +33,7 @@ from controller.bench.openems_harness import (
     FirmwareProcess,
     SerialRow,
     connected_at_zero,
+    lines_cut_by_the_machine_in,
     trains,
 )
 from controller.ports import StimCommand, Stimulator
@@ -38,6 +43,7 @@ from hw.openems import OpenEmsStim, load_settings
 from hw.openems.budget import Budget
 from hw.openems.firmware import FIRMWARES, Command
 from hw.openems.intensity import Calibration, wiper
+from hw.transport import Transport
 
 SETTINGS = harness_settings()
 FULL_MA = 35.0
@@ -156,6 +162,41 @@ def test_a_version_named_in_the_settings_must_match_the_board(openems_programs, 
         assert err.value.kind == "refused"
     finally:
         firmware.stop()
+
+
+@pytest.mark.parametrize("pieces", ["whole", "in two writes"])
+def test_a_line_cut_by_the_machine_is_told_from_one_the_host_wrote_in_pieces(
+        openems_programs, tmp_path, pieces):
+    """The firmware's host build kept off the CPU for 60 ms (SIGSTOP) while the all-off
+    line arrives reads ``Connection End``, written whole, in two pieces (its 50 ms line
+    timeout) and switches nothing off: the machine's doing, named
+    (``lines_cut_by_the_machine``). The same line written in two pieces 60 ms apart is
+    cut too, and is not: a test must not rerun a run whose host split a line."""
+    firmware = FirmwareProcess(openems_programs["head"], tmp_path)
+    link = Transport(firmware.path)
+    try:
+        time.sleep(0.1)
+        if pieces == "whole":
+            link.write(b"Connection End\n")
+            time.sleep(0.004)  # 7 of its 15 bytes are on the modelled wire by then
+            os.kill(firmware.pid, signal.SIGSTOP)
+            time.sleep(0.06)
+            os.kill(firmware.pid, signal.SIGCONT)
+        else:
+            link.write(b"Connect")
+            time.sleep(0.06)
+            link.write(b"ion End\n")
+        time.sleep(0.2)
+    finally:
+        link.close()
+        firmware.stop()
+    lines = [(r.kind, r.text) for r in firmware.serial() if r.kind.startswith("rx_line")]
+    assert lines[:1] == [("rx_line_timeout", "Connect")], lines
+    why = lines_cut_by_the_machine_in(tmp_path)
+    if pieces == "whole":
+        assert "cut the line 'Connect'" in why
+    else:
+        assert why == ""
 
 
 def test_commands_the_board_cannot_deliver_are_refused_before_anything_changes(openems):
@@ -297,9 +338,16 @@ def test_off_and_stop_latency_at_the_firmware_floor(openems_programs, openems_fl
     firmware gets no renewal, so no off or stop waits behind one (a 400 ms hold_ms made
     10 of 20 stops on head wait, docs/hardware.md). Both versions at once."""
     assert SETTINGS.hold_ms >= 1000
+
+    def drive(version: str) -> DriverFigures:
+        return rerun_when_the_firmware_cut_a_line(
+            lambda attempt: drive_trains(openems_programs[version],
+                                         tmp_path / f"{version}-{attempt}", 6, SETTINGS, 0,
+                                         (0.2, 0.8)),
+            lambda attempt: tmp_path / f"{version}-{attempt}" / "driver")
+
     with ThreadPoolExecutor(len(VERSIONS)) as pool:
-        running = {v: pool.submit(drive_trains, openems_programs[v], tmp_path / v, 6,
-                                  SETTINGS, 0, (0.2, 0.8)) for v in VERSIONS}
+        running = {v: pool.submit(drive, v) for v in VERSIONS}
         results = {v: future.result() for v, future in running.items()}
     for version, driven in results.items():
         floors = openems_floors[version]
@@ -321,9 +369,15 @@ def test_a_stop_at_any_moment_of_a_swing_waits_behind_one_needed_line_at_most(
     and never a renewal. A stop that finds it idle is within 20 ms of the floor; one
     that waited is within 20 ms of the floor plus its wait, no more than the longest
     line of a swing takes the firmware (the worst case, docs/hardware.md)."""
+
+    def swing(version: str) -> SwingStops:
+        return rerun_when_the_firmware_cut_a_line(
+            lambda attempt: stop_in_swings(openems_programs[version],
+                                           tmp_path / f"{version}-{attempt}", 10, SETTINGS, 1),
+            lambda attempt: tmp_path / f"{version}-{attempt}" / "swing-stops")
+
     with ThreadPoolExecutor(len(VERSIONS)) as pool:
-        running = {v: pool.submit(stop_in_swings, openems_programs[v], tmp_path / v, 10,
-                                  SETTINGS, 1) for v in VERSIONS}
+        running = {v: pool.submit(swing, v) for v in VERSIONS}
         results = {v: future.result() for v, future in running.items()}
     for version, swung in results.items():
         firmware = FIRMWARES[version]

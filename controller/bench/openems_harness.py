@@ -18,19 +18,26 @@ project (its licence forbids military use): it is built and run where it is.
 from __future__ import annotations
 
 import csv
+import json
+import re
 import shutil
 import signal
 import subprocess
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from hw.runqueue import WaitWatch
+from hw.runqueue import WaitWatch, waited_within
 
 #: The firmware folder, relative to a directory above the checkout.
 SHARED_FOLDER = Path("shared") / "boards" / "openemsstim"
 VERSIONS = ("head", "aa7f198")
 #: The wiper position at which a channel gives no output.
 WIPER_OFF = 255
+#: The firmware's Stream timeout on its USB port (the sketch's ``setup()``:
+#: ``Serial.setTimeout(50)``): ``readStringUntil`` ends a line whose next byte it has
+#: not read within it.
+LINE_TIMEOUT_S = 0.050
 
 
 class HarnessUnavailable(RuntimeError):
@@ -156,6 +163,11 @@ class FirmwareProcess:
         return list(self._waits.events)
 
     @property
+    def pid(self) -> int:
+        """The firmware's process id."""
+        return self._process.pid
+
+    @property
     def returncode(self) -> int | None:
         """None while running; 128 + signal after a firmware crash."""
         return self._process.poll()
@@ -192,9 +204,75 @@ class FirmwareProcess:
 
     def serial(self) -> list[SerialRow]:
         """Every serial log row so far."""
-        with self.serial_path.open(newline="") as handle:
-            return [SerialRow(float(r["t_mono_s"]), r["kind"], r["text"])
-                    for r in csv.DictReader(handle)]
+        return read_serial(self.serial_path)
+
+
+def read_serial(path: Path) -> list[SerialRow]:
+    """The rows of a firmware's serial log (``--serial``)."""
+    with path.open(newline="") as handle:
+        return [SerialRow(float(r["t_mono_s"]), r["kind"], r["text"])
+                for r in csv.DictReader(handle)]
+
+
+#: How the harness escapes a byte in its logs' text (``csv_text`` in its ``host.cpp``).
+_ESCAPED = re.compile(r"\\(?:[trn]|x[0-9a-f]{2})")
+
+
+def _byte_count(logged: str) -> int:
+    """How many bytes a logged text stands for (an escape such as ``\\n`` is one)."""
+    return len(_ESCAPED.sub("_", logged))
+
+
+def lines_cut_by_the_machine(rows: Sequence[SerialRow], waits: Iterable[dict] = ()) -> str:
+    """The lines the firmware cut short (``rx_line_timeout``: ``readStringUntil`` saw no
+    next byte within ``LINE_TIMEOUT_S``) although that next byte had reached it in the
+    same read from the pty as the byte before it, as text naming each (with the
+    firmware's logged waits for a CPU in between, ``waits``); empty when no line was
+    cut, or when one was cut where the host's bytes came apart (the host's doing: a
+    line written in pieces or late), or a byte was lost.
+
+    The firmware's build puts the bytes of one read on its modelled wire 0.52 ms apart
+    and reads the next one as soon as it is due; between two bytes it does nothing
+    else. So a line cut between two bytes that came in one read means the firmware's
+    process did not run for ``LINE_TIMEOUT_S`` then: the machine kept it off the CPU
+    (a loaded machine; with SIGSTOP for 60 ms, ``Connection End`` written whole was
+    read as ``Connect`` and ``ion End``, and no channel went off). A Nano is never kept
+    off its CPU; the run says nothing about the driver."""
+    arrived: list[float] = []  # when each byte the host wrote reached the firmware
+    read = 0  # bytes the firmware has read
+    found: list[str] = []
+    for row in rows:
+        if row.kind == "host_bytes":
+            arrived.extend([row.t_s] * _byte_count(row.text))
+        elif row.kind == "rx_lost":
+            return ""
+        elif row.kind == "rx_line":
+            read += _byte_count(row.text) + 1  # and its newline
+        elif row.kind == "rx_line_timeout":
+            n = _byte_count(row.text)
+            cut = read + n  # the byte the firmware gave up waiting for
+            if n == 0 or cut >= len(arrived) or arrived[cut] != arrived[cut - 1]:
+                return ""
+            waited_ms = 1000.0 * waited_within(waits, arrived[cut], row.t_s)
+            found.append(
+                f"the firmware cut the line {row.text!r} {1000.0 * (row.t_s - arrived[cut]):.0f}"
+                f" ms after its next byte had come in the same read ({waited_ms:.0f} ms "
+                "without a CPU logged meanwhile)")
+            read = cut
+    return "; ".join(found)
+
+
+def lines_cut_by_the_machine_in(folder: Path) -> str:
+    """``lines_cut_by_the_machine`` for the firmware that logged into ``folder``
+    (``FirmwareProcess``'s ``*_serial.csv`` and ``*_waits.jsonl``); empty when it holds
+    no serial log."""
+    found = []
+    for serial_path in sorted(folder.glob("*_serial.csv")):
+        waits_path = serial_path.with_name(serial_path.name.replace("_serial.csv", "_waits.jsonl"))
+        waits = ([json.loads(line) for line in waits_path.read_text().splitlines() if line]
+                 if waits_path.is_file() else [])
+        found.append(lines_cut_by_the_machine(read_serial(serial_path), waits))
+    return "; ".join(filter(None, found))
 
 
 def trains(changes: list[Change], channel: int) -> list[Train]:
