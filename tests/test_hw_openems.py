@@ -16,7 +16,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
-from helpers.shared_machine import rerun_when_the_firmware_cut_a_line
+from helpers.shared_machine import rerun_openems_runs_spoiled_by_the_machine
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -31,9 +31,10 @@ from controller.bench.openems import (
 from controller.bench.openems_harness import (
     VERSIONS,
     FirmwareProcess,
+    LoggedLink,
     SerialRow,
     connected_at_zero,
-    lines_cut_by_the_machine_in,
+    spoiled_by_the_machine,
     trains,
 )
 from controller.ports import StimCommand, Stimulator
@@ -192,9 +193,36 @@ def test_a_line_cut_by_the_machine_is_told_from_one_the_host_wrote_in_pieces(
         firmware.stop()
     lines = [(r.kind, r.text) for r in firmware.serial() if r.kind.startswith("rx_line")]
     assert lines[:1] == [("rx_line_timeout", "Connect")], lines
-    why = lines_cut_by_the_machine_in(tmp_path)
+    why = spoiled_by_the_machine(tmp_path)
     if pieces == "whole":
         assert "cut the line 'Connect'" in why
+    else:
+        assert why == ""
+
+
+@pytest.mark.parametrize("held_s", [0.0, 0.4])
+def test_bytes_the_machine_held_past_the_echo_timeout_are_named(openems_programs, tmp_path,
+                                                                 held_s):
+    """A write of the driver's link that reached the firmware 400 ms after it returned
+    (the firmware stopped meanwhile, as a loaded machine holds it) is named
+    (``bytes_held_by_the_machine``): the driver's "no echo" fault is then the machine's;
+    one that reached it at once is not."""
+    firmware = FirmwareProcess(openems_programs["aa7f198"], tmp_path)
+    link = LoggedLink(firmware)
+    try:
+        time.sleep(0.1)
+        if held_s:
+            os.kill(firmware.pid, signal.SIGSTOP)
+        link.write(b"?\n")
+        time.sleep(held_s)
+        os.kill(firmware.pid, signal.SIGCONT)
+        time.sleep(0.1)
+    finally:
+        link.close()
+        firmware.stop()
+    why = spoiled_by_the_machine(tmp_path)
+    if held_s:
+        assert "1 write(s) of the driver reached the firmware 300 ms or more" in why, why
     else:
         assert why == ""
 
@@ -340,7 +368,7 @@ def test_off_and_stop_latency_at_the_firmware_floor(openems_programs, openems_fl
     assert SETTINGS.hold_ms >= 1000
 
     def drive(version: str) -> DriverFigures:
-        return rerun_when_the_firmware_cut_a_line(
+        return rerun_openems_runs_spoiled_by_the_machine(
             lambda attempt: drive_trains(openems_programs[version],
                                          tmp_path / f"{version}-{attempt}", 6, SETTINGS, 0,
                                          (0.2, 0.8)),
@@ -371,7 +399,7 @@ def test_a_stop_at_any_moment_of_a_swing_waits_behind_one_needed_line_at_most(
     line of a swing takes the firmware (the worst case, docs/hardware.md)."""
 
     def swing(version: str) -> SwingStops:
-        return rerun_when_the_firmware_cut_a_line(
+        return rerun_openems_runs_spoiled_by_the_machine(
             lambda attempt: stop_in_swings(openems_programs[version],
                                            tmp_path / f"{version}-{attempt}", 10, SETTINGS, 1),
             lambda attempt: tmp_path / f"{version}-{attempt}" / "swing-stops")

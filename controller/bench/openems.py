@@ -46,6 +46,7 @@ from controller.bench.openems_harness import (
     VERSIONS,
     FirmwareProcess,
     HarnessUnavailable,
+    LoggedLink,
     SerialRow,
     Train,
     build_for_bench,
@@ -229,7 +230,8 @@ def drive_trains(
     rng = random.Random(seed)
     version = program.name.removeprefix("openems_fw_")
     process = FirmwareProcess(program, workdir / "driver")
-    stim = OpenEmsStim(process.path, settings)
+    link = LoggedLink(process)
+    stim = OpenEmsStim(link, settings)
     full = 35.0
     lowest = settings.output_at_lowest_ma
     offs: list[tuple[int, float]] = []
@@ -272,6 +274,7 @@ def drive_trains(
             time.sleep(rng.uniform(0.3, 0.5))
     finally:
         stim.close()
+        link.close()
         crashed = process.returncode not in (None, 0)
         process.stop()
     changes = process.timeline()
@@ -416,7 +419,8 @@ def stop_in_swings(
     rng = random.Random(seed)
     firmware = FIRMWARES[program.name.removeprefix("openems_fw_")]
     process = FirmwareProcess(program, workdir / "swing-stops")
-    stim = OpenEmsStim(process.path, settings)
+    link = LoggedLink(process)
+    stim = OpenEmsStim(link, settings)
     full = 35.0
     stop_times: list[float] = []
     swings: list[tuple[float, float]] = []  # first command above the lowest, stop_all
@@ -443,6 +447,7 @@ def stop_in_swings(
             time.sleep(rng.uniform(0.3, 0.5))
     finally:
         stim.close()
+        link.close()
         crashed = process.returncode not in (None, 0)
         process.stop()
     serial_rows = process.serial()

@@ -23,11 +23,16 @@ import re
 import shutil
 import signal
 import subprocess
+import threading
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from hw.openems.driver import ECHO_TIMEOUT_S
+from hw.openems.firmware import BAUD_RATE
 from hw.runqueue import WaitWatch, waited_within
+from hw.transport import Transport
 
 #: The firmware folder, relative to a directory above the checkout.
 SHARED_FOLDER = Path("shared") / "boards" / "openemsstim"
@@ -262,16 +267,69 @@ def lines_cut_by_the_machine(rows: Sequence[SerialRow], waits: Iterable[dict] = 
     return "; ".join(found)
 
 
-def lines_cut_by_the_machine_in(folder: Path) -> str:
-    """``lines_cut_by_the_machine`` for the firmware that logged into ``folder``
-    (``FirmwareProcess``'s ``*_serial.csv`` and ``*_waits.jsonl``); empty when it holds
-    no serial log."""
+class LoggedLink:
+    """The driver's link to a firmware's pty (a ``Transport``) that logs when each write
+    returned (``*_writes.jsonl`` beside the firmware's logs), so that
+    ``bytes_held_by_the_machine`` can tell how long bytes the driver had written took to
+    reach the firmware. A ``hw.transport.Link``; its owner closes it."""
+
+    def __init__(self, process: FirmwareProcess) -> None:
+        self.url = process.path
+        self.path = process.serial_path.with_name(
+            process.serial_path.name.replace("_serial.csv", "_writes.jsonl"))
+        self._link = Transport(process.path, BAUD_RATE)
+        self._lock = threading.Lock()
+
+    def read(self) -> bytes:
+        return self._link.read()
+
+    def write(self, data: bytes) -> None:
+        self._link.write(data)
+        done = time.monotonic()
+        with self._lock, self.path.open("a", encoding="ascii") as log:
+            log.write(json.dumps({"monotonic_s": done, "bytes": len(data)}) + "\n")
+
+    def close(self) -> None:
+        self._link.close()
+
+
+def bytes_held_by_the_machine(rows: Sequence[SerialRow], writes: Sequence[dict]) -> str:
+    """The writes of the driver (``LoggedLink``'s log) whose first byte reached the
+    firmware (its ``host_bytes`` rows: the pty's bytes in order) ``ECHO_TIMEOUT_S`` or
+    more after the write had returned, as text; empty when none did. The driver takes a
+    line not echoed within that for a lost link, rightly; but a write that returned had
+    handed its bytes to the kernel, and what held them (the pty's tty worker, the
+    firmware's process waiting for a CPU: docs/hardware.md, "Bytes late on a loaded
+    machine") is the machine's, as a USB link to a Nano is not."""
+    arrived: list[float] = []
+    for row in rows:
+        if row.kind == "host_bytes":
+            arrived.extend([row.t_s] * _byte_count(row.text))
+    found, first = [], 0
+    for write in writes:
+        if first < len(arrived) and arrived[first] - write["monotonic_s"] >= ECHO_TIMEOUT_S:
+            found.append(f"{arrived[first] - write['monotonic_s']:.3f} s")
+        first += write["bytes"]
+    if not found:
+        return ""
+    return (f"{len(found)} write(s) of the driver reached the firmware "
+            f"{ECHO_TIMEOUT_S * 1000:g} ms or more after they returned: {', '.join(found)}")
+
+
+def spoiled_by_the_machine(folder: Path) -> str:
+    """Why a run of the driver against the firmware that logged into ``folder`` says
+    nothing about the driver: a line cut by the machine (``lines_cut_by_the_machine``)
+    or bytes it held (``bytes_held_by_the_machine``), as text; empty when neither."""
     found = []
     for serial_path in sorted(folder.glob("*_serial.csv")):
-        waits_path = serial_path.with_name(serial_path.name.replace("_serial.csv", "_waits.jsonl"))
-        waits = ([json.loads(line) for line in waits_path.read_text().splitlines() if line]
-                 if waits_path.is_file() else [])
-        found.append(lines_cut_by_the_machine(read_serial(serial_path), waits))
+        rows = read_serial(serial_path)
+        logs = {}
+        for kind in ("waits", "writes"):
+            path = serial_path.with_name(serial_path.name.replace("_serial.csv", f"_{kind}.jsonl"))
+            logs[kind] = ([json.loads(line) for line in path.read_text().splitlines() if line]
+                          if path.is_file() else [])
+        found += [lines_cut_by_the_machine(rows, logs["waits"]),
+                  bytes_held_by_the_machine(rows, logs["writes"])]
     return "; ".join(filter(None, found))
 
 
