@@ -26,16 +26,13 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
+from controller.bench import LOOSE_TIMEOUTS_TOML
 from controller.cli import main as fes
 from hw.avr import build as avr_build
 from hw.avr import cosim
 
 FLASH_BYTES = 256 * 1024
 RAM_BYTES = 8 * 1024
-#: The host's wall-clock fault timeouts at their compiled maximum: a loaded machine
-#: keeps ``fes run`` off the CPU now and then (tests/helpers/shared_machine.py).
-HOST_CONFIG = "[safety]\nheartbeat_timeout_ms = 30.0\nsensor_timeout_ms = 30.0\n" \
-              "ack_timeout_ms = 30.0\n"
 
 
 def memory(elf: Path) -> tuple[int, int]:
@@ -55,7 +52,7 @@ def closed_loop(seconds: float, seed: int, truth: bool = True) -> list[dict]:
     for _ in range(3):
         with tempfile.TemporaryDirectory() as folder:
             log, config = Path(folder) / "board.jsonl", Path(folder) / "host.toml"
-            config.write_text(HOST_CONFIG)
+            config.write_text(LOOSE_TIMEOUTS_TOML)
             board, finish = cosim.serve_in_thread(
                 cosim.AvrBoardConfig(seed=seed, truth=truth,
                                      board=cosim.AvrBoardSettings(comm_timeout_ms=400)), log)

@@ -41,6 +41,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from controller.bench import LOOSE_TIMEOUTS_TOML
 from controller.bench.startup import fes_command
 
 #: A status line's trial time (``controller.trial.status``): ``t   12.0 s | ...``.
@@ -48,9 +49,6 @@ STATUS_TIME = re.compile(r"^t\s+(\d+(?:\.\d*)?) s \|")
 #: Rows of a window (``controller.trial.window.WINDOW_ROWS``, not imported: it would
 #: bring numpy and the trial package into a bench that only runs commands).
 WINDOW_ROWS = 2**17
-#: The watchdog's wall-clock timeouts at their maximum (``--loose-timeouts``).
-LOOSE_TIMEOUTS = ("[safety]\nheartbeat_timeout_ms = 30.0\nsensor_timeout_ms = 30.0\n"
-                  "ack_timeout_ms = 30.0\n")
 
 
 @dataclass(frozen=True, slots=True)
@@ -180,7 +178,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         config = folder / "bench.toml"
         config.write_text(f"[loop]\nsample_rate_hz = {args.rate_hz:g}\n"
-                          + (LOOSE_TIMEOUTS if args.loose_timeouts else ""))
+                          + (LOOSE_TIMEOUTS_TOML if args.loose_timeouts else ""))
         common = ["--duration-s", f"{args.duration_s:g}", "--out", str(folder / "trial"),
                   "--config", str(config), *args.options]
         if args.realtime:
