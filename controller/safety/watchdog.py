@@ -120,7 +120,7 @@ from controller.safety.limits import (
     SafetyLimits,
     unknown_fields,
 )
-from controller.safety.pulse_math import charge_per_phase_uc
+from controller.safety.pulse_math import charge_per_phase_uc, recovery_phase
 from controller.safety.records import CallTexts, Intervention, intervention_of
 from controller.safety.rules import (
     ACK_TIMEOUT_MS,
@@ -214,7 +214,7 @@ def onset_problems(
         steps.quantise_row(row)
         amplitude, width, ratio = (float(row[c]) for c in (
             ROW_AMPLITUDE_MA, ROW_PULSE_WIDTH_US, ROW_ANODIC_WIDTH_RATIO))
-        lowest_uc = charge_per_phase_uc(amplitude, width, amplitude / ratio, width * ratio)
+        lowest_uc = charge_per_phase_uc(amplitude, width, *recovery_phase(amplitude, width, ratio))
         if lowest_uc <= allowed_uc * (1.0 + 1e-9):
             continue
         needed = lowest_uc / RISE_WINDOW_S
