@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import TypeVar
 
+from controller.bench import LOOSE_TIMEOUTS_TOML
 from controller.bench.openems_harness import spoiled_by_the_machine
 from controller.commands.common import EXIT_WATCHDOG_FAULT
 from hw.board import LISTEN_STEP_S
@@ -29,11 +30,7 @@ RUNS = 3
 #: the CPU for 20 ms, which the watchdog rightly reports as a hung loop (heartbeat) but
 #: which is not what these tests are about; the fault bounds have their own tests
 #: (tests/test_watchdog_faults.py).
-SHARED_MACHINE_SAFETY = """[safety]
-heartbeat_timeout_ms = 30.0
-sensor_timeout_ms = 30.0
-ack_timeout_ms = 30.0
-"""
+SHARED_MACHINE_SAFETY = LOOSE_TIMEOUTS_TOML
 #: The same, as ``load_config`` overrides of the ``safety`` table.
 SHARED_MACHINE_LIMITS: dict[str, float] = tomllib.loads(SHARED_MACHINE_SAFETY)["safety"]
 
