@@ -17,7 +17,7 @@ after an install).
 #: The host's wall-clock fault timeouts (heartbeat, sensor, acknowledgement) at their
 #: compiled maximum, 30 ms, as a ``[safety]`` table of a ``fes run``/``fes sim`` config: a
 #: loaded machine keeps the trial's process off the CPU now and then, which the watchdog
-#: rightly reports as a hung loop but which is not what a bench measures
-#: (``tests/helpers/shared_machine.py`` has the tests' own).
+#: rightly reports as a hung loop but which is not what a bench measures (nor the tests
+#: that use it through ``tests/helpers/shared_machine.py``).
 LOOSE_TIMEOUTS_TOML = ("[safety]\nheartbeat_timeout_ms = 30.0\nsensor_timeout_ms = 30.0\n"
                        "ack_timeout_ms = 30.0\n")
