@@ -7,7 +7,9 @@ and commands running at once share one build.
 
 The toolchain comes from Debian packages (``gcc-avr avr-libc simavr libsimavr-dev``);
 ``missing`` names what is absent, so that the tests and the CLI can say so instead of
-failing obscurely.
+failing obscurely. ``make flash`` and ``make eeprom`` need avrdude as well; the tests of
+them (tests/test_avr_flash.py) run Arduino's own Mega 2560 bootloader, read from the
+installed ``arduino-core-avr`` package (``flash_missing`` names what they lack).
 """
 
 from __future__ import annotations
@@ -29,7 +31,12 @@ FILES = {
 }
 LIBRARY = "libsimavr.so"
 LIBRARY_PACKAGE = "libsimavr-dev"
-INSTALL_HINT = "apt-get install gcc-avr avr-libc avrdude simavr libsimavr-dev"
+INSTALL_HINT = "apt-get install gcc-avr avr-libc avrdude simavr libsimavr-dev arduino-core-avr"
+#: Arduino's STK500v2 bootloader of the Mega 2560 (GPL-2), as Debian's arduino-core-avr
+#: installs it: the one a Mega leaves the factory with, which ``make flash`` talks to.
+MEGA2560_BOOTLOADER = Path(
+    "/usr/share/arduino/hardware/arduino/avr/bootloaders/stk500v2/stk500boot_v2_mega2560.hex"
+)
 
 
 class BuildError(RuntimeError):
@@ -87,6 +94,21 @@ def missing() -> str | None:
     if not absent:
         return None
     return f"the AVR toolchain is incomplete: missing {', '.join(absent)}; {INSTALL_HINT}"
+
+
+def flash_missing() -> str | None:
+    """None when ``make flash`` can be run against the Mega's own bootloader in simavr
+    (avrdude and the bootloader present, the toolchain complete), else what is missing."""
+    reason = missing()
+    if reason is not None:
+        return reason
+    absent = [f"{name} ({package})" for name, package, present in (
+        ("avrdude", "avrdude", shutil.which("avrdude") is not None),
+        (str(MEGA2560_BOOTLOADER), "arduino-core-avr", MEGA2560_BOOTLOADER.exists()),
+    ) if not present]
+    if not absent:
+        return None
+    return f"flashing through the Mega's bootloader needs {', '.join(absent)}; {INSTALL_HINT}"
 
 
 def default_directory() -> Path:

@@ -21,12 +21,17 @@ def _built(targets: tuple[str, ...]) -> avr_build.Build:
     return avr_build.build(targets)
 
 
-def avr_build_or_skip(*targets: str) -> avr_build.Build:
-    """The build of ``targets`` (Makefile targets), made once per test session; a skip
-    (a failure under ``FES_REQUIRE_AVR=1``) when the toolchain is missing."""
-    reason = avr_build.missing()
+def skip_unless_present(reason: str | None) -> None:
+    """Nothing when ``reason`` is None; else a skip naming it, a failure under
+    ``FES_REQUIRE_AVR=1``."""
     if reason is not None:
         if os.environ.get("FES_REQUIRE_AVR") == "1":
             pytest.fail(f"FES_REQUIRE_AVR=1 but {reason}")
         pytest.skip(reason)
+
+
+def avr_build_or_skip(*targets: str) -> avr_build.Build:
+    """The build of ``targets`` (Makefile targets), made once per test session; a skip
+    (a failure under ``FES_REQUIRE_AVR=1``) when the toolchain is missing."""
+    skip_unless_present(avr_build.missing())
     return _built(tuple(sorted(targets)))

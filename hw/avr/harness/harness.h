@@ -29,6 +29,7 @@ typedef struct {
     int truth;
     int bench; /* print the timing figures on stderr at exit */
     int log_pulses; /* one log line per pulse */
+    const char *boot_hex; /* a bootloader instead of the .elf (see main.c) */
 } options_t;
 
 extern options_t opt;
@@ -65,6 +66,10 @@ void hostlink_wait(int64_t timeout_ns);
  * from the host); the firmware runs on. */
 void hostlink_unplug(void);
 int hostlink_plugged(void);
+/* The Mega's auto-reset: from now on, each open of the pty by a host (DTR rising on a
+ * real board) asks for a reset of the chip, which hostlink_take_reset reports once. */
+void hostlink_reset_on_open(void);
+int hostlink_take_reset(void);
 /* Nonzero once the firmware's USART0 receiver is on. */
 int hostlink_listening(void);
 /* The reason of the latest change of outputs, as the frames tell it. */

@@ -32,6 +32,9 @@
 static int master = -1, slave = -1;
 static char path[128];
 static int plugged;
+/* Reset on open (hostlink_reset_on_open): the harness holds no slave fd, so the master
+ * reads EIO while no host has the port open; the first read that does not is an open. */
+static int reset_on_open, port_held = 1, reset_pending;
 static avr_irq_t *uart_in;
 static int xoff;
 
@@ -239,9 +242,51 @@ avr_irq_t *uart_attach(char uart, avr_irq_notify_t on_output, avr_irq_notify_t o
 
 void hostlink_connect(void) { uart_in = uart_attach('0', uart_out_hook, xon_hook, xoff_hook); }
 
+void hostlink_reset_on_open(void)
+{
+    reset_on_open = 1;
+    port_held = 0;
+    if (slave >= 0)
+        close(slave);
+    slave = -1;
+}
+
+int hostlink_take_reset(void)
+{
+    int pending = reset_pending;
+    reset_pending = 0;
+    return pending;
+}
+
+/* With reset on open: whether a host holds the port; an open is logged and asks for a
+ * reset. While nobody holds it the board's output is lost, as a USB serial bridge loses
+ * what a closed port is sent. */
+static int port_in_use(void)
+{
+    if (!reset_on_open)
+        return 1;
+    int held = port_held;
+    if (rx_done == rx_len) {
+        ssize_t r = read(master, rx_buf, sizeof(rx_buf));
+        rx_len = r > 0 ? (size_t)r : 0;
+        rx_done = 0;
+        held = !(r < 0 && errno == EIO);
+    }
+    if (held && !port_held) {
+        reset_pending = 1;
+        log_begin("port_opened");
+        log_end();
+    }
+    if (!held || reset_pending)
+        tx_len = 0;
+    port_held = held;
+    return held;
+}
+
 void hostlink_service(void)
 {
-    if (!plugged)
+    /* Bytes of a host that just opened the port wait for the reset it asked for. */
+    if (!plugged || !port_in_use() || reset_pending)
         return;
     if (tx_len) {
         ssize_t w = write(master, tx_buf, tx_len);
@@ -271,7 +316,7 @@ void hostlink_wait(int64_t timeout_ns)
     if (timeout_ns <= 0)
         return;
     struct timeval tv = {(time_t)(timeout_ns / 1000000000), (long)(timeout_ns % 1000000000) / 1000};
-    if (!plugged || rx_done < rx_len) {
+    if (!plugged || !port_held || rx_done < rx_len) {
         select(0, NULL, NULL, NULL, &tv);
         return;
     }
@@ -296,7 +341,8 @@ void hostlink_unplug(void)
     log_end();
     plugged = 0;
     close(master);
-    close(slave);
+    if (slave >= 0)
+        close(slave);
     master = slave = -1;
     tx_len = 0;
     rx_len = rx_done = 0;

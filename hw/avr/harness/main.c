@@ -10,8 +10,16 @@
  *                [--max-frequency-hz HZ] [--max-interphase-gap-us US]
  *                [--max-anodic-width-ratio R] [--max-charge-per-phase-uc UC]
  *                [--max-duty-cycle D]
+ *   simavr-board --boot-hex FILE [--from-patient FD --to-patient FD] [--log FILE] ...
  *   simavr-board --eeprom-hex FILE [the configuration options]
  *
+ * --boot-hex: the chip as a Mega 2560 leaves the factory, for `make flash` and
+ * `make eeprom` through real avrdude: a bootloader's Intel hex (Arduino's STK500v2, from
+ * Debian's arduino-core-avr) in the boot section, execution starting there as the
+ * Mega's fuses (BOOTRST, BOOTSZ 4096 words) make it, application flash and EEPROM
+ * erased (0xFF). Each open of the pty resets the chip, as the Mega's auto-reset does
+ * when a host raises DTR on opening its port (a pty has no DTR line). Without the
+ * patient's pipes no sensor answers on the I2C bus.
  * The configuration options are written into the simulated EEPROM (config.h), as
  * `make eeprom` writes them into a real board's; the firmware checks them at start-up.
  * Pacing: every 100 us of board time the harness moves the link's bytes and, if board
@@ -33,6 +41,7 @@
 
 #include <avr_eeprom.h>
 #include <sim_elf.h>
+#include <sim_hex.h>
 
 #include "board.h"
 #include "config.h"
@@ -43,6 +52,9 @@
 #define MAX_LAG_NS 10000000LL
 /* Pauses of board time from this long on are logged ("paused"). */
 #define PAUSE_LOG_NS 1000000LL
+/* The Mega 2560's boot section as its fuses set it (high fuse 0xD8: BOOTSZ 4096 words,
+ * BOOTRST): byte address 0x3E000 to the end of flash. */
+#define BOOT_SECTION_START 0x3E000u
 
 options_t opt = {.from_patient = -1, .to_patient = -1, .speed = 1.0, .unplug_at_s = -1.0,
                  .truth = 1};
@@ -197,6 +209,60 @@ static void write_eeprom_hex(const char *path, const uint8_t *block)
     fclose(f);
 }
 
+/* The firmware's .elf into flash (and its EEPROM section, if any). */
+static int load_elf(const char *path)
+{
+    elf_firmware_t fw;
+    memset(&fw, 0, sizeof(fw));
+    /* simavr reports the load on stdout, whose first line must be the pty's path. */
+    fflush(stdout);
+    int saved_stdout = dup(1);
+    dup2(2, 1);
+    int unreadable = elf_read_firmware(path, &fw);
+    fflush(stdout);
+    dup2(saved_stdout, 1);
+    close(saved_stdout);
+    if (unreadable) {
+        fprintf(stderr, "simavr-board: cannot read %s\n", path);
+        return 1;
+    }
+    avr_load_firmware(avr, &fw);
+    return 0;
+}
+
+/* A bootloader's Intel hex into the boot section of erased flash; execution starts and
+ * every reset restarts there (BOOTRST). */
+static int load_bootloader(const char *path)
+{
+    ihex_chunk_p chunks = NULL;
+    int n = read_ihex_chunks(path, &chunks);
+    if (n <= 0) {
+        fprintf(stderr, "simavr-board: cannot read the Intel hex %s\n", path);
+        return 1;
+    }
+    memset(avr->flash, 0xFF, avr->flashend + 1);
+    int bad = 0;
+    for (int i = 0; i < n; i++) {
+        if (chunks[i].baseaddr < BOOT_SECTION_START ||
+            chunks[i].baseaddr + chunks[i].size > avr->flashend + 1) {
+            fprintf(stderr,
+                    "simavr-board: %s has %u bytes at 0x%05X, outside the boot section "
+                    "0x%05X-0x%05X\n",
+                    path, chunks[i].size, chunks[i].baseaddr, BOOT_SECTION_START,
+                    avr->flashend);
+            bad = 1;
+            continue;
+        }
+        memcpy(avr->flash + chunks[i].baseaddr, chunks[i].data, chunks[i].size);
+    }
+    free_ihex_chunks(chunks);
+    if (bad)
+        return 1;
+    avr->codeend = avr->flashend;
+    avr->pc = avr->reset_pc = BOOT_SECTION_START;
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     board_config_t cfg = limits_default_config;
@@ -218,6 +284,8 @@ int main(int argc, char **argv)
             opt.elf = v, i++;
         } else if (!strcmp(a, "--log")) {
             opt.log = v, i++;
+        } else if (!strcmp(a, "--boot-hex")) {
+            opt.boot_hex = v, i++;
         } else if (!strcmp(a, "--eeprom-hex")) {
             eeprom_hex = v, i++;
         } else if (!strcmp(a, "--from-patient") && parse_double(v, &d)) {
@@ -243,22 +311,14 @@ int main(int argc, char **argv)
         write_eeprom_hex(eeprom_hex, block);
         return 0;
     }
-    if (!opt.elf || opt.from_patient < 0 || opt.to_patient < 0)
+    if (opt.boot_hex) {
+        if (opt.elf)
+            usage("--boot-hex and --elf exclude each other (the firmware arrives through "
+                  "the bootloader)");
+        if ((opt.from_patient < 0) != (opt.to_patient < 0))
+            usage("--from-patient and --to-patient go together");
+    } else if (!opt.elf || opt.from_patient < 0 || opt.to_patient < 0) {
         usage("--elf, --from-patient and --to-patient are required");
-
-    elf_firmware_t fw;
-    memset(&fw, 0, sizeof(fw));
-    /* simavr reports the load on stdout, whose first line must be the pty's path. */
-    fflush(stdout);
-    int saved_stdout = dup(1);
-    dup2(2, 1);
-    int unreadable = elf_read_firmware(opt.elf, &fw);
-    fflush(stdout);
-    dup2(saved_stdout, 1);
-    close(saved_stdout);
-    if (unreadable) {
-        fprintf(stderr, "simavr-board: cannot read %s\n", opt.elf);
-        return 1;
     }
     avr = avr_make_mcu_by_name(BOARD_MCU);
     if (!avr) {
@@ -269,7 +329,8 @@ int main(int argc, char **argv)
     avr->log = LOG_ERROR;
     avr->frequency = BOARD_F_CPU_HZ;
     avr->vcc = avr->avcc = avr->aref = ADC_REF_MV;
-    avr_load_firmware(avr, &fw);
+    if (opt.boot_hex ? load_bootloader(opt.boot_hex) : load_elf(opt.elf))
+        return 1;
     avr->frequency = BOARD_F_CPU_HZ;
     if (configured) {
         avr_eeprom_desc_t ee = {.ee = block, .offset = 0, .size = CONFIG_BLOCK_BYTES};
@@ -283,6 +344,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "simavr-board: cannot open a pty\n");
         return 1;
     }
+    if (opt.boot_hex)
+        hostlink_reset_on_open();
     hostlink_connect();
     patient_connect();
     outputs_connect();
@@ -326,7 +389,20 @@ int main(int argc, char **argv)
             harness_stop(state == cpu_Done ? "firmware_stopped" : "firmware_crashed", 1);
             break;
         }
-        if (avr->cycle - last_pace > 4 * pace_cycles) {
+        if (hostlink_take_reset()) {
+            /* A host opened the port: the Mega's auto-reset. Board time runs on. */
+            avr_cycle_count_t cycle = avr->cycle;
+            avr_reset(avr);
+            if (avr->cycle < cycle)
+                wall_origin_ns -= (int64_t)((double)(cycle - avr->cycle) * 1e9 /
+                                            (double)avr->frequency / opt.speed);
+            log_begin("reset");
+            log_printf(", \"cause\": \"port_opened\"");
+            log_end();
+            outputs_rewire_timer();
+            last_pace = avr->cycle;
+            avr_cycle_timer_register_usec(avr, PACE_US, pace, NULL);
+        } else if (avr->cycle - last_pace > 4 * pace_cycles) {
             /* A reset of the chip (its watchdog) cleared the cycle timers and rewired
              * the timer's pins: pace again, rewire again, say so. */
             log_begin("reset");

@@ -111,6 +111,8 @@ static void queue_truth(const uint8_t *p, size_t n)
 /* One grid point: pulses out, the next sample in. Returns 1 when the IMU answers. */
 static int exchange(void)
 {
+    if (opt.to_patient < 0)
+        return 0; /* no patient (--boot-hex alone): no sensor on the bus answers */
     uint8_t request[REQUEST_BYTES];
     uint16_t pulses;
     float amplitude, width;

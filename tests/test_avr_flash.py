@@ -1,0 +1,203 @@
+"""``make -C hw/avr flash`` and ``make eeprom`` as a user runs them: real avrdude against
+Arduino's own STK500v2 bootloader of the Mega 2560 (Debian's arduino-core-avr, read from
+the installed package), on a simulated ATmega2560 (the harness's ``--boot-hex``: the
+bootloader in the boot section, execution starting there, application flash erased,
+each open of the pty a reset as the Mega's DTR auto-reset).
+
+What is checked is what a user would notice: the firmware that was flashed answers HELLO
+with the version the source says; the configuration ``make eeprom`` stored is what the
+firmware reads after a reset; a damaged or cut-short image makes make exit non-zero with
+the old firmware still running; a port where no bootloader answers ends in a clear error
+in bounded time.
+
+The board resets whenever a host opens its port, and Arduino's bootloader then listens
+for about 0.5-1 s of board time; a byte in that window keeps it listening until it has
+heard nothing for 4-6 s (docs/hardware.md, "Flashing through the bootloader"). So the
+HELLO here waits silent first, and once more for the bootloader's timeout if unanswered.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pty
+import shutil
+import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import serial
+from helpers.avr_support import avr_build_or_skip, skip_unless_present
+
+from hw import protocol as p
+from hw.avr import build as avr_build
+from hw.avr.cosim import FIRMWARE_VERSION
+
+MAKEFILE_DIR = avr_build.SOURCE_DIR
+#: Silence after opening the port before the first HELLO: the bootloader's listening
+#: window after a reset (0.5-1.0 s measured) with a margin.
+BOOT_QUIET_S = 1.5
+#: Silence after which a bootloader that caught a byte starts the application (4-6 s
+#: measured) with a margin.
+BOOTLOADER_GIVES_UP_S = 7.0
+#: avrdude's own attempts at a port where nothing answers take 30 s here.
+NO_BOOTLOADER_BOUND_S = 90.0
+
+
+@dataclass
+class FlashBoard:
+    """The simulated Mega behind its pty, and the build directory make flashes from."""
+
+    process: subprocess.Popen[str]
+    port: str
+    log: Path
+    build: Path
+
+    def events(self, name: str) -> list[dict[str, object]]:
+        """The harness log's events called ``name`` so far."""
+        lines = self.log.read_text().splitlines()
+        return [e for e in map(json.loads, lines) if e["event"] == name]
+
+
+def _copy_build(built: Path, to: Path, names: tuple[str, ...]) -> Path:
+    """The built files into another BUILD, their times kept so that make builds nothing."""
+    to.mkdir(parents=True, exist_ok=True)
+    for name in names:
+        shutil.copy2(built / name, to / name)
+    return to
+
+
+@pytest.fixture(scope="module")
+def board(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FlashBoard]:
+    skip_unless_present(avr_build.flash_missing())
+    built = avr_build_or_skip("firmware", "harness").directory
+    build = _copy_build(built, tmp_path_factory.mktemp("avrflash") / "build",
+                        ("firmware.elf", "firmware.hex", "simavr-board"))
+    log = build.parent / "harness.jsonl"
+    process = subprocess.Popen(
+        [str(build / "simavr-board"), "--boot-hex", str(avr_build.MEGA2560_BOOTLOADER),
+         "--log", str(log)],
+        stdout=subprocess.PIPE, stderr=(build.parent / "harness.err").open("w"), text=True,
+    )
+    assert process.stdout is not None
+    port = process.stdout.readline().strip()
+    assert port.startswith("/dev/"), f"the harness printed no pty: {port!r}"
+    yield FlashBoard(process, port, log, build)
+    process.terminate()
+    process.wait(timeout=10)
+
+
+def _make(target: str, port: str, build: Path, *settings: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["make", "--no-print-directory", "-C", str(MAKEFILE_DIR), target, f"PORT={port}",
+         f"BUILD={build}", *settings],
+        capture_output=True, text=True, timeout=NO_BOOTLOADER_BOUND_S, check=False,
+    )
+
+
+def _hello_round(link: serial.Serial, decoder: p.FrameDecoder, first_seq: int) -> p.Info | None:
+    for seq in range(first_seq, first_seq + 3):
+        link.write(p.Hello(p.PROTOCOL_VERSION).encode(seq))
+        deadline = time.monotonic() + 0.5
+        while time.monotonic() < deadline:
+            for frame in decoder.feed(link.read(4096)):
+                message = p.parse(frame)
+                if isinstance(message, p.Info):
+                    return message
+    return None
+
+
+def _hello(port: str, patient: bool = True) -> p.Info | None:
+    """Open the port (the board resets), stay silent through the bootloader's window,
+    say HELLO; the board's INFO or None. ``patient``: unanswered, wait for a bootloader
+    that caught the HELLO to give up (a starved simulation's window is longer in wall
+    time) and try once more."""
+    with serial.Serial(port, p.BAUD_RATE_V3, timeout=0.01) as link:
+        decoder = p.FrameDecoder()
+        time.sleep(BOOT_QUIET_S)
+        info = _hello_round(link, decoder, 1)
+        if info is None and patient:
+            time.sleep(BOOTLOADER_GIVES_UP_S)
+            info = _hello_round(link, decoder, 4)
+        return info
+
+
+def test_an_erased_board_answers_no_hello(board: FlashBoard) -> None:
+    # The bootloader does not start an application whose first word is erased (0xFFFF):
+    # whatever answers HELLO later is what make flash wrote.
+    assert _hello(board.port, patient=False) is None
+
+
+def test_make_flash_writes_the_firmware_that_then_answers_hello(board: FlashBoard) -> None:
+    result = _make("flash", board.port, board.build)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "bytes of flash verified" in result.stderr
+    info = _hello(board.port)
+    assert info is not None, "the flashed firmware did not answer HELLO"
+    assert info.firmware == FIRMWARE_VERSION
+    assert (info.protocol_version, info.board_id) == (p.PROTOCOL_VERSION, 1)
+
+
+def test_make_eeprom_stores_what_the_firmware_reads_after_a_reset(board: FlashBoard) -> None:
+    resets = len(board.events("reset"))
+    result = _make("eeprom", board.port, board.build, "BOARD_ID=7", "COMM_TIMEOUT_MS=250")
+    # Before the fix avrdude's verify failed on a correct write (the bootloader reads
+    # EEPROM byte 2A for A): make exited 2 after "verification mismatch".
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert "27 bytes of eeprom written" in result.stderr
+    info = _hello(board.port)
+    assert len(board.events("reset")) >= resets + 2  # avrdude's open, then HELLO's
+    assert info is not None, "the firmware did not answer HELLO after make eeprom"
+    assert (info.board_id, info.comm_timeout_ms) == (7, 250)
+    assert info.firmware == FIRMWARE_VERSION
+
+
+def test_a_hex_cut_short_is_refused_before_avrdude_runs(board: FlashBoard,
+                                                        tmp_path: Path) -> None:
+    build = _copy_build(board.build, tmp_path / "build", ("firmware.elf", "firmware.hex"))
+    hex_file = build / "firmware.hex"
+    lines = hex_file.read_bytes().splitlines(keepends=True)
+    hex_file.write_bytes(b"".join(lines[: len(lines) // 3]))  # whole records, no EOF
+    opened = len(board.events("port_opened"))
+    result = _make("flash", board.port, build)
+    # avrdude 7.1 flashed such a file and exited 0 (4 800 of 11 048 bytes), the rest of
+    # flash left as the old firmware's.
+    assert result.returncode != 0
+    assert "firmware.hex is cut short" in result.stderr
+    assert len(board.events("port_opened")) == opened, "avrdude ran"
+    info = _hello(board.port)
+    assert info is not None and info.firmware == FIRMWARE_VERSION
+    assert info.board_id == 7  # the EEPROM of the test before, untouched
+
+
+def test_a_damaged_hex_is_refused_and_the_old_firmware_runs(board: FlashBoard,
+                                                            tmp_path: Path) -> None:
+    build = _copy_build(board.build, tmp_path / "build", ("firmware.elf", "firmware.hex"))
+    hex_file = build / "firmware.hex"
+    lines = hex_file.read_bytes().splitlines(keepends=True)
+    record = bytearray(lines[4])
+    record[13] = ord("1") if record[13] != ord("1") else ord("2")  # a data digit, sum kept
+    lines[4] = bytes(record)
+    hex_file.write_bytes(b"".join(lines))
+    result = _make("flash", board.port, build)
+    assert result.returncode != 0
+    assert "checksum mismatch at line 5" in result.stderr
+    info = _hello(board.port)
+    assert info is not None and info.firmware == FIRMWARE_VERSION
+
+
+def test_a_port_where_no_bootloader_answers_fails_in_bounded_time(board: FlashBoard) -> None:
+    master, slave = pty.openpty()
+    try:
+        started = time.monotonic()
+        result = _make("flash", os.ttyname(slave), board.build)
+        took = time.monotonic() - started
+    finally:
+        os.close(master)
+        os.close(slave)
+    assert result.returncode != 0
+    assert "unable to open programmer wiring" in result.stderr
+    assert took < NO_BOOTLOADER_BOUND_S
