@@ -23,6 +23,7 @@ import os
 import pty
 import shutil
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -153,6 +154,27 @@ def test_make_eeprom_stores_what_the_firmware_reads_after_a_reset(board: FlashBo
     assert info is not None, "the firmware did not answer HELLO after make eeprom"
     assert (info.board_id, info.comm_timeout_ms) == (7, 250)
     assert info.firmware == FIRMWARE_VERSION
+
+
+def test_fes_ports_answers_once_the_port_is_held_through_the_bootloader(
+        board: FlashBoard) -> None:
+    # docs/hardware.md: fes ports opens the port (a Mega resets) and says HELLO at once,
+    # into the bootloader, which then listens on: no board (exit 9). Held open by a
+    # process of its own from before (no reset at fes's open), the firmware answers.
+    fes = [sys.executable, "-m", "controller.cli"]
+    at_once = subprocess.run([*fes, "ports", board.port], capture_output=True, text=True,
+                             timeout=60, check=False)
+    assert at_once.returncode == 9, at_once.stdout + at_once.stderr
+    held = os.open(board.port, os.O_RDWR | os.O_NOCTTY)
+    try:
+        time.sleep(BOOTLOADER_GIVES_UP_S)
+        probed = subprocess.run([*fes, "ports", board.port], capture_output=True, text=True,
+                                timeout=60, check=False)
+    finally:
+        os.close(held)
+    version = ".".join(map(str, FIRMWARE_VERSION))
+    assert probed.returncode == 0, probed.stdout + probed.stderr
+    assert f"board 7, firmware {version}" in probed.stdout
 
 
 def test_a_hex_cut_short_is_refused_before_avrdude_runs(board: FlashBoard,
