@@ -99,11 +99,26 @@ static void core_sleep(avr_t *core, avr_cycle_count_t how_long)
 }
 
 static avr_cycle_count_t last_pace, off_since;
+static int in_bootloader = 1;
+
+/* With --boot-hex: log where execution went, the boot section ("bootloader", after a
+ * reset) or the application ("application", the bootloader handed over), so that a host
+ * can tell when the firmware runs (checked every pacing step). */
+static void log_section(const avr_t *core)
+{
+    int in_boot = core->pc >= BOOT_SECTION_START;
+    if (!opt.boot_hex || in_boot == in_bootloader)
+        return;
+    in_bootloader = in_boot;
+    log_begin(in_boot ? "bootloader" : "application");
+    log_end();
+}
 
 static avr_cycle_count_t pace(avr_t *core, avr_cycle_count_t when, void *param)
 {
     (void)param;
     last_pace = core->cycle;
+    log_section(core);
     if (signalled_stop)
         harness_stop("stopped", 0);
     if (signalled_unplug) {
