@@ -95,6 +95,13 @@ MAX_BOARD_COMM_TIMEOUT_MS = 500
 #: Handshake: HELLO is sent this many times, waiting this long for INFO each time.
 HELLO_ATTEMPTS = 3
 HELLO_WAIT_S = 0.3
+#: A board on a serial device that did not answer is given this long in silence, then
+#: HELLO again: an Arduino Mega resets when its port is opened (DTR), and its STK500v2
+#: bootloader catches bytes that come within 0.83 s of the reset, then starts the
+#: firmware only 5.0 s after the last one (docs/hardware.md, "Auto-reset";
+#: tests/test_avr_flash.py). Our HELLOs end 0.6 s after the open, so the firmware runs
+#: from about 5.7 s on; 6 s leaves 0.9 s to spare.
+BOOTLOADER_QUIET_S = 6.0
 #: The reader thread's clock of time spent listening advances by at most this much per
 #: read. When the host itself was not running (its process or machine paused), the board
 #: may well have been sending: a pause is not silence, and must not end a trial.
@@ -458,6 +465,7 @@ class Board:
         max_backlog_s: float = 0.1,
         want_truth: bool = True,
         hello_wait_s: float = HELLO_WAIT_S,
+        bootloader_quiet_s: float = BOOTLOADER_QUIET_S,
     ) -> None:
         self.url = link_name(port)
         self._port = port
@@ -468,6 +476,7 @@ class Board:
         self._max_backlog_s = max_backlog_s
         self._want_truth = want_truth
         self._hello_wait_s = hello_wait_s
+        self._bootloader_quiet_s = bootloader_quiet_s
         self.info: p.Info | None = None
         self.stats = LinkStats()
         self.fault: BoardFault | None = None
@@ -559,6 +568,9 @@ class Board:
         """
         # A link handed in is open already, at whatever rate it runs: one attempt.
         bauds = p.LINK_BAUD_RATES if isinstance(self._port, str) else p.LINK_BAUD_RATES[:1]
+        # A serial device (not a socket:// or loop:// URL, nor a link) may be a board
+        # that its opening reset into a bootloader (BOOTLOADER_QUIET_S).
+        device = isinstance(self._port, str) and "://" not in self._port
         for baud in bauds:
             try:
                 self._transport = open_link(self._port, baud)
@@ -572,6 +584,10 @@ class Board:
             )
             self._reader.start()
             info = self._handshake()
+            if info is None and device and baud == bauds[0] and self._bootloader_quiet_s > 0 and (
+                    self.fault is None or self.fault.kind != "link"):
+                time.sleep(self._bootloader_quiet_s)
+                info = self._handshake()
             if info is not None:
                 return info
             port_failed = self.fault is not None and self.fault.kind == "link"
@@ -580,11 +596,13 @@ class Board:
                 break
         rates = " and ".join(f"{b} baud" for b in bauds) if isinstance(self._port, str) else (
             "its own rate")
+        quiet = (f", and again after {self._bootloader_quiet_s:g} s of silence for a "
+                 "bootloader" if device and self._bootloader_quiet_s > 0 else "")
         raise BoardError(
             "no_board",
             f"no board answered HELLO on {self.url} at {rates} within "
-            f"{HELLO_ATTEMPTS * self._hello_wait_s:g} s each (is it powered, is this its "
-            "port?)",
+            f"{HELLO_ATTEMPTS * self._hello_wait_s:g} s each{quiet} (is it powered, is this "
+            "its port?)",
         )
 
     def _handshake(self) -> p.Info | None:
