@@ -3,6 +3,7 @@ board, then the emulator for refusals, link faults, stalls and reconnection."""
 
 from __future__ import annotations
 
+import dataclasses
 import io
 import json
 import math
@@ -126,6 +127,43 @@ def test_a_session_byte_for_byte():
     scripted.send(ACK_6, ACK_7)
     closing.join()
     assert board.stop_confirmed
+    scripted.close()
+
+
+def test_a_board_reset_into_its_bootloader_by_the_open_is_greeted_again_after_silence():
+    """An Arduino Mega resets when its port is opened; its bootloader swallows the HELLOs
+    and starts the firmware only once they have stopped for 5 s (tests/test_avr_flash.py
+    runs the real one). The driver stays silent ``bootloader_quiet_s`` and says HELLO
+    again, which the firmware answers: a board, not "no board"."""
+    scripted = ScriptedBoard()
+    board = Board(scripted.path, REQUIRE, heartbeat_s=0.5, hello_wait_s=0.1,
+                  link_timeout_s=5.0, bootloader_quiet_s=0.6)
+    connected: list[p.Info] = []
+    thread = threading.Thread(target=lambda: connected.append(board.connect()))
+    thread.start()
+    swallowed = p.FrameDecoder()
+    hellos = []
+    deadline = time.monotonic() + 2.0
+    while len(hellos) < 3 and time.monotonic() < deadline:
+        if select.select([scripted.master], [], [], 0.01)[0]:
+            hellos += swallowed.feed(os.read(scripted.master, 256))
+    assert [f.type for f in hellos] == [p.FrameType.HELLO] * 3
+    scripted.expect_silence(0.4)  # the bootloader hands over to the firmware meanwhile
+    decoder = p.FrameDecoder()
+    again: list[p.Frame] = []
+    deadline = time.monotonic() + 2.0
+    while not again and time.monotonic() < deadline:
+        if select.select([scripted.master], [], [], 0.01)[0]:
+            again += decoder.feed(os.read(scripted.master, 256))
+    assert again and again[0].type == p.FrameType.HELLO
+    info = p.parse(p.FrameDecoder().feed(bytes.fromhex(INFO))[0])
+    assert isinstance(info, p.Info)
+    scripted.send(dataclasses.replace(info, hello_seq=again[0].seq).encode(0x80).hex())
+    scripted.acknowledge_until(thread)
+    assert connected and connected[0].board_id == 42
+    closing = threading.Thread(target=board.close)
+    closing.start()
+    scripted.acknowledge_until(closing)
     scripted.close()
 
 
