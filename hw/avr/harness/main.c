@@ -17,9 +17,12 @@
  * `make eeprom` through real avrdude: a bootloader's Intel hex (Arduino's STK500v2, from
  * Debian's arduino-core-avr) in the boot section, execution starting there as the
  * Mega's fuses (BOOTRST, BOOTSZ 4096 words) make it, application flash and EEPROM
- * erased (0xFF). Each open of the pty resets the chip, as the Mega's auto-reset does
- * when a host raises DTR on opening its port (a pty has no DTR line). Without the
+ * erased (0xFF). An open of the pty that nobody held resets the chip, as the Mega's
+ * auto-reset does when a host raises DTR on opening its port (a pty has no DTR line; a
+ * close and open within one pacing step go unseen). The log says "port_opened", "reset",
+ * and "bootloader" / "application" as execution enters either section. Without the
  * patient's pipes no sensor answers on the I2C bus.
+ *
  * The configuration options are written into the simulated EEPROM (config.h), as
  * `make eeprom` writes them into a real board's; the firmware checks them at start-up.
  * Pacing: every 100 us of board time the harness moves the link's bytes and, if board
