@@ -7,7 +7,9 @@ What it does, and why (the firmware facts are in ``firmware.py``):
   in the settings must match it. An Arduino Nano resets when its port is opened and its
   ``setup()`` takes about 11 s, so the probe is repeated once a second until the reply
   comes (the probes sent meanwhile are harmless) or ``boot_timeout_s`` ends with a
-  clear error. Then every channel is switched off, so the state is known.
+  clear error. Then every channel is switched off, so the state is known, and
+  ``connect`` returns only once the firmware has echoed that all-off line intact
+  (below, "Confirming every channel off").
 - **Never more than the board can take.** ``apply`` records what each channel should
   deliver; a routine line (a start, a ramp step, a renewal) goes out only when the
   firmware is free (``budget.py``): from the caller's thread when it is free already,
@@ -55,6 +57,16 @@ What it does, and why (the firmware facts are in ``firmware.py``):
 - **Ramps down.** While a channel's amplitude falls steadily, the time it will drop
   below the unit's lowest output (the off) is extrapolated, and no routine line is sent
   that would keep the firmware busy past it, so the off does not wait.
+- **Confirming every channel off** (``connect`` and ``close``). The all-off line is
+  sent and its echo awaited; a garbled echo of it, or none ``ECHO_TIMEOUT_S`` after it
+  was due, has it sent again, at most ``OFF_RESENDS`` times within ``OFF_CONFIRM_S``: a
+  garbled line is a normal event on a serial link and the all-off line is idempotent
+  (whatever the board made of a garbled one, the next intact one switches every
+  channel off). Only then is the state known: ``connect`` raises ``BoardError`` naming
+  what did not come, and ``close`` sets ``stop_confirmed`` only when an all-off line
+  was echoed intact after every other line the host sent (``all_off_resends_*`` in
+  the link counters). During a trial a garbled or missing echo stays a fault: the
+  driver cannot know what the board did with a routine line.
 """
 
 from __future__ import annotations
@@ -110,8 +122,16 @@ OFF_GUARD_S = 0.002
 PROBE_PERIOD_S = 1.0
 #: After the board's last reply to a probe, this much silence: it has finished.
 QUIET_S = 0.05
-#: How long ``close`` waits for the echo of its all-off line.
-CLOSE_WAIT_S = 0.5
+#: How many times ``connect`` and ``close`` send the all-off line again when its echo
+#: is garbled or missing (so at most this plus one all-off lines each).
+OFF_RESENDS = 3
+#: The longest ``connect`` and ``close`` wait for an intact echo of the all-off line,
+#: its resends included: each may wait behind the receive ring's lines (about 0.25 s on
+#: ``head``) and then ``ECHO_TIMEOUT_S``.
+OFF_CONFIRM_S = 3.0
+#: An all-off line whose echo was given up as missing may still be echoed this long
+#: after: such a late echo is taken as that line's, not as a line never sent.
+LATE_OFF_ECHO_S = 2.0
 #: The longest time one step counts for in the watchdog's rise rule
 #: (``controller.safety.limits.RISE_WINDOW_S``, restated: a back end imports only
 #: ``controller.ports``; ``tests/test_onset_step.py`` checks they agree).
@@ -167,6 +187,10 @@ class OpenEmsStats:
     offs: int = 0
     stops: int = 0
     not_delivered: int = 0
+    #: All-off lines sent again because the echo of the previous one was garbled or
+    #: missing, while connecting and while closing.
+    off_resends_connect: int = 0
+    off_resends_close: int = 0
     max_unread_bytes: int = 0
     #: The latest an echo arrived after the firmware's schedule said it would (ms).
     max_echo_lag_ms: float = 0.0
@@ -183,6 +207,8 @@ class OpenEmsStats:
             "offs": self.offs,
             "stops": self.stops,
             "not_delivered": self.not_delivered,
+            "all_off_resends_at_connect": self.off_resends_connect,
+            "all_off_resends_at_close": self.off_resends_close,
             "max_unread_bytes": self.max_unread_bytes,
             "max_echo_lag_ms": round(self.max_echo_lag_ms, 1),
         }
@@ -229,6 +255,20 @@ class OpenEmsStim:
         self._running = False
         self._connected = False
         self._threads: list[threading.Thread] = []
+        #: ``connect`` or ``close`` is confirming every channel off: a garbled or missing
+        #: echo of the all-off line has it sent again (``_off_missed``), not a fault.
+        self._confirming: str | None = None  # "connect", "close" or None
+        self._off_resends_left = 0
+        self._off_failure: str | None = None  # why the all-off line was not confirmed
+        #: The last echo taken was an intact one of the all-off line, and nothing was
+        #: written since (``_off_confirmed``).
+        self._off_echoed = False
+        #: Until when each all-off line given up as unechoed may still be echoed.
+        self._late_offs: deque[float] = deque()
+        #: A garbled all-off echo was taken while confirming: the firmware's complaint
+        #: about the garbled line it read (printed before the next echo) is no fault.
+        self._forgive_complaint = False
+        self._link_broken = False  # the port failed: no echo can come
 
     # --- Stimulator ---------------------------------------------------------------------
 
@@ -336,8 +376,15 @@ class OpenEmsStim:
         with self._lock:
             self._budget.idle_s = self._clock()
             self._connected = True
-            self._stop_requested = True  # a known state: every channel off
-        self._send_urgent(blocking=True)
+        failure = self._confirm_off("connect")  # a known state: every channel off
+        if failure is not None:
+            self._shut()
+            raise BoardError(
+                "no_board",
+                f"{self.url}: the board answered but did not confirm every channel off: "
+                f"{failure} (a noisy or failing link: cable, USB bridge; or a board that "
+                "stopped reading)",
+            )
         self._start("openems-sender", self._send_loop)
         return self.firmware
 
@@ -356,21 +403,80 @@ class OpenEmsStim:
                 "off, its pads open 50 ms later")
 
     def close(self) -> None:
-        """Every channel off (waiting up to ``CLOSE_WAIT_S`` for the board to echo it),
+        """Every channel off, confirmed as at ``connect`` (``_confirm_off``: resent when
+        its echo is garbled or missing; ``stop_confirmed`` only for an all-off line
+        echoed intact after every other line, also after a fault during the trial), then
         threads stopped, the port closed if this driver opened it. Safe to call twice."""
         if self._connected:
             with self._lock:
-                self._stop_requested = True
-            self._send_urgent(blocking=True)
-            deadline = time.monotonic() + CLOSE_WAIT_S
-            while time.monotonic() < deadline and (self.fault is None or self.fault.kind == "host"):
+                now = self._clock()
+                for ch in self._channels:  # nothing is restarted behind the all-off line
+                    self._want(ch, 0, 0.0, ch.t_s, now)
+            self.stop_confirmed = self._confirm_off("close") is None
+        self._shut()
+
+    def _confirm_off(self, phase: str) -> str | None:
+        """Send the all-off line and wait until the firmware echoes one intact after
+        every other line written; a garbled or missing echo has it sent again (at most
+        ``OFF_RESENDS`` times, within ``OFF_CONFIRM_S``). None once confirmed, else what
+        did not come."""
+        assert self.firmware is not None
+        stop_text = self.firmware.stop_text
+        with self._lock:
+            self._confirming = phase
+            self._off_resends_left = OFF_RESENDS
+            self._off_failure = None
+            self._stop_requested = True
+        deadline = time.monotonic() + OFF_CONFIRM_S
+        try:
+            while True:
+                self._send_urgent(blocking=True)
                 with self._lock:
-                    if self._stopped_and_echoed():
-                        break
-                time.sleep(0.005)
+                    if self._off_confirmed():
+                        return None
+                    sent = self.stats.stops
+                    failure = self._off_failure
+                    if failure is None and self._link_broken:
+                        why = self.fault.message if self.fault is not None else "closed"
+                        failure = f"the link failed ({why})"
+                if failure is None and time.monotonic() >= deadline:
+                    failure = f"no intact echo within {OFF_CONFIRM_S:g} s"
+                if failure is not None:
+                    return (f"the all-off line ({stop_text!r}) was not echoed intact ({sent} "
+                            f"sent; the last: {failure})")
+                time.sleep(0.002)
+        finally:
             with self._lock:
-                self.stop_confirmed = self._stopped_and_echoed() and (
-                    self.fault is None or self.fault.kind == "host")
+                self._confirming = None
+                self._forgive_complaint = False
+
+    def _off_confirmed(self) -> bool:
+        """The all-off line asked for was written (``_commit`` clears the request; a
+        full receive ring holds it back) and its echo, intact, was the last one taken,
+        with no line written after it (caller holds the lock)."""
+        return not self._stop_requested and not self._awaiting and self._off_echoed
+
+    def _off_missed(self, why: str) -> None:
+        """The all-off line's echo was garbled or missing while confirming: send it again
+        if resends are left, else give up saying ``why`` (caller holds the lock)."""
+        self._off_echoed = False
+        if self._off_resends_left <= 0:
+            self._off_failure = why
+            return
+        self._off_resends_left -= 1
+        if self._confirming == "connect":
+            self.stats.off_resends_connect += 1
+        else:
+            self.stats.off_resends_close += 1
+        self._stop_requested = True
+        self._wake.notify()
+
+    def _is_off(self, line: Line) -> bool:
+        return (line.command is None and self.firmware is not None
+                and line.text == self.firmware.stop_text)
+
+    def _shut(self) -> None:
+        """Threads stopped, the port closed if this driver opened it."""
         with self._lock:
             self._connected = False
             self._running = False
@@ -382,13 +488,6 @@ class OpenEmsStim:
         if self._link is not None and isinstance(self._link_arg, str):
             self._link.close()
         self._link = None
-
-    def _stopped_and_echoed(self) -> bool:
-        """The all-off line asked for was written (``_commit`` clears the request; a
-        full receive ring holds it back, the sender writes it once there is room) and
-        every line written has been echoed, that one included (caller holds the
-        lock)."""
-        return not self._stop_requested and not self._awaiting
 
     def _probe(self) -> Firmware:
         deadline = time.monotonic() + self.settings.boot_timeout_s
@@ -602,6 +701,7 @@ class OpenEmsStim:
         echo_due = timing.read_s + (len(line.echo) + 2) * BYTE_S + self._budget.latency_s
         self._awaiting.append((line, echo_due))
         self._unwritten.add(id(line))  # no echo is awaited before it is written
+        self._off_echoed = False
         stats = self.stats
         stats.lines += 1
         stats.bytes += line.rx_bytes
@@ -723,6 +823,7 @@ class OpenEmsStim:
         try:
             link.write(data)
         except TransportError as err:
+            self._link_broken = True
             self._set_fault("link", str(err))
         if lines and committed_s is not None:
             self._written(lines, self._clock() - committed_s)
@@ -762,6 +863,7 @@ class OpenEmsStim:
             try:
                 data = self._link.read()
             except TransportError as err:
+                self._link_broken = True
                 if self._running:
                     self._set_fault("link", str(err))
                 return
@@ -779,9 +881,12 @@ class OpenEmsStim:
                 self._received.append(text)
                 return
             if text.startswith(ECHO_PREFIX):
+                if self._late_off_echo(text):
+                    return
                 if not self._awaiting:
                     return self._fault_later("board", f"the board read a line never sent: {text!r}")
                 line, due = self._awaiting.popleft()
+                self._forgive_complaint = False
                 self.stats.echoes += 1
                 lag_s = now - due
                 self.stats.max_echo_lag_ms = max(self.stats.max_echo_lag_ms, lag_s * 1000)
@@ -789,7 +894,13 @@ class OpenEmsStim:
                     self._budget.late(lag_s)
                     self._awaiting = deque((ln, d + lag_s) for ln, d in self._awaiting)
                 self._wake.notify()  # the sender may send the next routine line
-                if text != line.echo:
+                self._off_echoed = text == line.echo and self._is_off(line)
+                if text != line.echo and self._confirming and self._is_off(line):
+                    self.stats.garbled += 1
+                    self._forgive_complaint = True
+                    self._off_missed(f"the board read {text[len(ECHO_PREFIX):]!r}: bytes "
+                                     "were lost or changed on the link")
+                elif text != line.echo:
                     self.stats.garbled += 1
                     self._fault_later(
                         "link",
@@ -799,16 +910,47 @@ class OpenEmsStim:
             elif text.startswith(SETUP_START) or text.startswith(SETUP_DONE):
                 self._fault_later("board", "the board restarted (its setup ran): every "
                                   "channel is off and its on-times are lost")
+            elif self._forgive_complaint:
+                return  # about the garbled all-off line it read: that line is sent again
             elif "ERROR" in text or text.startswith("Unknown command") or "null" in text:
                 self._fault_later("board", f"the board did not understand a line: {text!r}")
 
+    def _late_off_echo(self, text: str) -> bool:
+        """Whether ``text`` is the late echo of an all-off line given up as unechoed
+        (``_check_echoes``), taken here as that line's: it is one unless the line
+        awaited next is an all-off line, whose echo it may as well be (the same text;
+        the other comes later or not at all). Caller holds the lock."""
+        now = self._clock()
+        while self._late_offs and self._late_offs[0] < now:
+            self._late_offs.popleft()
+        if (not self._late_offs or self.firmware is None
+                or text != ECHO_PREFIX + self.firmware.stop_text):
+            return False
+        if self._awaiting and self._is_off(self._awaiting[0][0]):
+            return False
+        self._late_offs.popleft()
+        return True
+
     def _check_echoes(self, now: float) -> None:
+        """A line whose echo is ``ECHO_TIMEOUT_S`` overdue: a link fault, or, while
+        confirming every channel off, the all-off line sent again (and an overdue line
+        before it given up, its fault declared, so that the all-off line's own echo is
+        matched with it)."""
         with self._lock:
-            if not self._awaiting or self.fault is not None:
+            if not self._awaiting or (self.fault is not None and not self._confirming):
                 return
             line, due = self._awaiting[0]
             if now <= due + ECHO_TIMEOUT_S or id(line) in self._unwritten:
                 return
+            if self._confirming:
+                self._awaiting.popleft()
+                self._wake.notify()
+                if self._is_off(line):
+                    self._late_offs.append(now + LATE_OFF_ECHO_S)
+                    self._off_missed(f"no echo {ECHO_TIMEOUT_S * 1000:g} ms after it was due")
+                    return
+                if self.fault is not None:
+                    return
         self._set_fault(
             "link",
             f"no echo of {line.text!r} from the board {ECHO_TIMEOUT_S * 1000:g} ms after it "
