@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import threading
 import time
+from types import SimpleNamespace
 
 import pytest
 from helpers.openems_links import EchoFaultLink
@@ -20,6 +21,8 @@ from helpers.scripted_link import ScriptedLink, Step
 from controller.bench.openems import harness_settings
 from controller.bench.openems_harness import VERSIONS, FirmwareProcess, trains
 from controller.ports import StimCommand
+from controller.trial import live
+from controller.trial.backends import SplitBackend
 from hw.board import BoardError
 from hw.openems import OpenEmsStim
 from hw.openems.driver import ECHO_TIMEOUT_S, OFF_CONFIRM_S, OFF_RESENDS
@@ -303,3 +306,18 @@ def test_a_garbled_routine_echo_on_the_firmware_is_a_fault(openems_programs, tmp
     assert stim.stop_confirmed
     assert stim.link_counters()["all_off_resends_at_close"] == 0
 
+
+def test_fes_runs_ending_says_the_all_off_line_was_sent_again():
+    """The line ``fes run`` ends with (and ``summary.json``'s ``board.ending``) names
+    the resend; the counters are in ``board.link``."""
+    stim, link = connected([PROBE, OFF_ECHOED, OFF_GARBLED, OFF_ECHOED])
+    stim.close()
+    link.assert_done()
+    board = SplitBackend(SimpleNamespace(), stim)  # type: ignore[arg-type]
+    outcome = SimpleNamespace(stopped_by="duration")
+    watchdog = SimpleNamespace(fault=None, fault_monotonic_s=None)
+    stopped_by, message = live._why_stopped(outcome, board, watchdog)  # type: ignore[arg-type]
+    assert stopped_by == "duration"
+    assert message == ("outputs off (the board acknowledged the all-off line; sent 2 "
+                       "times, 1 echo garbled or missing before it)")
+    assert board.stats.as_dict()["all_off_resends_at_close"] == 1

@@ -512,8 +512,14 @@ WALL_CLOCK_RULES = tuple(RULE_NAMES[r] for r in (HEARTBEAT_TIMEOUT_MS, SENSOR_TI
 
 def _why_stopped(outcome: LoopOutcome, board: LiveBoard, watchdog: Watchdog) -> tuple[str, str]:
     fault = board.fault
+    # openEMSstim's close sends its all-off line again when the echo is garbled or
+    # missing: say so, the acknowledged line was not the first one sent.
+    resent = int(board.stats.as_dict().get("all_off_resends_at_close") or 0)
+    again = (f"; sent {resent + 1} times, {resent} "
+             f"{'echo' if resent == 1 else 'echoes'} garbled or missing before it"
+             if resent else "")
     off = (
-        f"outputs off (the board acknowledged {board.off_command})"
+        f"outputs off (the board acknowledged {board.off_command}{again})"
         if board.stop_confirmed
         else f"outputs off not confirmed ({board.off_command} sent but not acknowledged, "
         f"{board.stop_attempts} sent): {board.off_without_host}"
