@@ -17,8 +17,9 @@ What it does, and why (the firmware facts are in ``firmware.py``):
   time for. An off and ``stop_all`` go out at once from the caller's thread, behind at
   most the one line being handled. The receive ring never holds more than it can.
 - **Every line acknowledged.** The firmware prints each line it reads; the reader thread
-  matches those echoes with what was sent. A garbled or missing echo, a reset board or a
-  line the firmware did not understand is a fault (``fault``, the listeners). The echo
+  matches those echoes with what was sent. During a trial a garbled or missing echo, a
+  reset board or a line the firmware did not understand is a fault (``fault``, the
+  listeners); at connect and close the all-off line is sent again instead (below). The echo
   also paces the sending: no routine line goes out while an earlier line's echo has not
   come, a line counts as unread in the receive ring until its echo has come, and an echo
   later than the budget forecast shifts the budget by as much. So a firmware behind its
