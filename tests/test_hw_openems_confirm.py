@@ -173,6 +173,34 @@ def test_a_garbled_routine_echo_during_the_trial_is_still_a_fault():
     a_link_fault_and_still_confirmed_off(stim)
 
 
+def test_a_garbled_echo_of_the_trials_own_stop_is_its_fault_not_a_close_resend():
+    """A stop_all during the trial whose echo comes garbled while close() waits for its
+    own all-off line: the trial's link fault (the close's line is the one resent on a
+    bad echo, not the trial's), and the close's line, echoed intact, confirms."""
+    start = start_line()
+    stim, link = connected([PROBE, OFF_ECHOED, (start, echo_of(start.decode().strip())),
+                            OFF_SILENT, OFF_SILENT])
+    stim.apply(0.0, [ON])
+    deadline = time.monotonic() + 1.0
+    while stim.link_counters()["echoes"] < 2 and time.monotonic() < deadline:
+        time.sleep(0.002)  # the connect's all-off line and the start echoed
+    stim.stop_all()
+
+    def late_echoes() -> None:
+        while len(link.written) < 5:  # the close's all-off line written
+            time.sleep(0.001)
+        link.device_sends(echo_of("F") + echo_of("G"))
+
+    thread = threading.Thread(target=late_echoes)
+    thread.start()
+    stim.close()
+    thread.join()
+    link.assert_done()
+    assert stim.fault is not None and "where the host sent 'G'" in stim.fault.message
+    assert stim.stop_confirmed
+    assert stim.link_counters()["all_off_resends_at_close"] == 0
+
+
 # --- on the firmware, a fault injected on the way back ------------------------------------
 
 

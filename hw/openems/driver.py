@@ -261,6 +261,9 @@ class OpenEmsStim:
         self._confirming: str | None = None  # "connect", "close" or None
         self._off_resends_left = 0
         self._off_failure: str | None = None  # why the all-off line was not confirmed
+        #: Ids of the all-off lines written while confirming: only their echoes, garbled
+        #: or missing, are sent again (a trial's own stays its fault).
+        self._confirm_lines: set[int] = set()
         #: The last echo taken was an intact one of the all-off line, and nothing was
         #: written since (``_off_confirmed``).
         self._off_echoed = False
@@ -449,6 +452,7 @@ class OpenEmsStim:
         finally:
             with self._lock:
                 self._confirming = None
+                self._confirm_lines.clear()
                 self._forgive_complaint = False
 
     def _off_confirmed(self) -> bool:
@@ -710,6 +714,8 @@ class OpenEmsStim:
         command = line.command
         if command is None:
             if line.text != PROBE_LINE:  # the all-off line
+                if self._confirming:
+                    self._confirm_lines.add(id(line))
                 stats.stops += 1
                 self._stop_requested = self._unsure = False
                 for ch in self._channels:
@@ -896,7 +902,7 @@ class OpenEmsStim:
                     self._awaiting = deque((ln, d + lag_s) for ln, d in self._awaiting)
                 self._wake.notify()  # the sender may send the next routine line
                 self._off_echoed = text == line.echo and self._is_off(line)
-                if text != line.echo and self._confirming and self._is_off(line):
+                if text != line.echo and id(line) in self._confirm_lines:
                     self.stats.garbled += 1
                     self._forgive_complaint = True
                     self._off_missed(f"the board read {text[len(ECHO_PREFIX):]!r}: bytes "
@@ -948,6 +954,7 @@ class OpenEmsStim:
                 self._wake.notify()
                 if self._is_off(line):
                     self._late_offs.append(now + LATE_OFF_ECHO_S)
+                if id(line) in self._confirm_lines:
                     self._off_missed(f"no echo {ECHO_TIMEOUT_S * 1000:g} ms after it was due")
                     return
                 if self.fault is not None:
