@@ -12,14 +12,18 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
 from helpers.openems_links import EchoFaultLink
 from helpers.scripted_link import ScriptedLink, Step
+from helpers.shared_machine import rerun_openems_runs_spoiled_by_the_machine
 
 from controller.bench.openems import harness_settings
-from controller.bench.openems_harness import VERSIONS, FirmwareProcess, trains
+from controller.bench.openems_harness import VERSIONS, FirmwareProcess, LoggedLink, trains
 from controller.ports import StimCommand
 from controller.trial import live
 from controller.trial.backends import SplitBackend
@@ -27,7 +31,6 @@ from hw.board import BoardError
 from hw.openems import OpenEmsStim
 from hw.openems.driver import ECHO_TIMEOUT_S, OFF_CONFIRM_S, OFF_RESENDS
 from hw.openems.firmware import ECHO_PREFIX, FIRMWARES, Command
-from hw.transport import Transport
 
 SETTINGS = harness_settings()
 FIRMWARE = FIRMWARES["aa7f198"]
@@ -204,15 +207,57 @@ def test_a_garbled_echo_of_the_trials_own_stop_is_its_fault_not_a_close_resend()
 # --- on the firmware, a fault injected on the way back ------------------------------------
 
 
-def firmware_and_link(program, tmp_path) -> tuple[FirmwareProcess, EchoFaultLink]:
-    firmware = FirmwareProcess(program, tmp_path)
-    return firmware, EchoFaultLink(Transport(firmware.path, baudrate=19200))
+@dataclass
+class Run:
+    """One run against a firmware version: the driver (closed), when its calls
+    returned (``times``), the firmware's logs."""
+
+    version: str
+    stim: OpenEmsStim
+    times: dict[str, float]
+    firmware: FirmwareProcess
+    error: BoardError | None = None
+
+    def stop_lines_read(self) -> list[float]:
+        """When the firmware read each all-off line (its serial log)."""
+        text = FIRMWARES[self.version].stop_text
+        return [r.t_s for r in self.firmware.serial()
+                if r.kind == "rx_line" and r.text == text]
 
 
-def stop_lines_read(firmware: FirmwareProcess, version: str) -> list[float]:
-    """When the firmware read each all-off line (its serial log)."""
-    text = FIRMWARES[version].stop_text
-    return [r.t_s for r in firmware.serial() if r.kind == "rx_line" and r.text == text]
+def on_firmware(programs: dict[str, Path], version: str, folder: Path,
+                scenario: Callable[[OpenEmsStim, EchoFaultLink, dict[str, float]], None]
+                ) -> Run:
+    """``scenario(stim, link, times)`` against the firmware ``version``, through a link
+    that damages echoes as the scenario asks; rerun when the machine spoiled the run
+    (``rerun_openems_runs_spoiled_by_the_machine``: a line the firmware's process read
+    in two pieces, bytes held 300 ms or more)."""
+    def attempt(k: int) -> Run:
+        firmware = FirmwareProcess(programs[version], folder / str(k))
+        link = EchoFaultLink(LoggedLink(firmware))
+        stim = OpenEmsStim(link, SETTINGS)
+        times: dict[str, float] = {}
+        error = None
+        try:
+            scenario(stim, link, times)
+        except BoardError as err:
+            error = err
+        finally:
+            stim.close()
+            link.close()
+            firmware.stop()
+        return Run(version, stim, times, firmware, error)
+
+    return rerun_openems_runs_spoiled_by_the_machine(attempt, lambda k: folder / str(k))
+
+
+def hold_channel_0(stim: OpenEmsStim, seconds: float = 0.3) -> float:
+    """Channel 0 on at ``ON`` for ``seconds``, a command every 2 ms; when it began."""
+    start = time.monotonic()
+    while time.monotonic() - start < seconds:
+        stim.apply(time.monotonic() - start, [ON])
+        time.sleep(0.002)
+    return start
 
 
 @pytest.mark.parametrize("version", VERSIONS)
@@ -221,94 +266,65 @@ def test_a_garbled_all_off_echo_at_connect_on_the_firmware(openems_programs, tmp
     """The firmware's first echo of the all-off line reaches the driver with a byte
     changed: connect sends it again and returns once that one's echo came; the trial
     then runs without a fault (it used to fail on the garbled echo, exit 5)."""
-    firmware, link = firmware_and_link(openems_programs[version], tmp_path)
-    stim = OpenEmsStim(link, SETTINGS)
-    link.garble(FIRMWARES[version].stop_text, 1)
-    try:
+    def scenario(stim: OpenEmsStim, link: EchoFaultLink, times: dict[str, float]) -> None:
+        link.garble(FIRMWARES[version].stop_text, 1)
         stim.connect()
-        returned = time.monotonic()
-        start = time.monotonic()
-        while time.monotonic() - start < 0.3:
-            stim.apply(time.monotonic() - start, [ON])
-            time.sleep(0.002)
+        times["connected"] = time.monotonic()
+        times["start"] = hold_channel_0(stim)
         stim.stop_all()
         time.sleep(0.2)
-    finally:
-        stim.close()
-        link.close()
-        firmware.stop()
-    read = stop_lines_read(firmware, version)
-    assert len(read) >= 2 and read[1] < returned, (read, returned)  # the resend's echo first
-    assert stim.fault is None, stim.fault
-    assert stim.link_counters()["all_off_resends_at_connect"] == 1
-    assert stim.stop_confirmed
-    assert trains(firmware.timeline(), 0), "the trial did not start"
+
+    run = on_firmware(openems_programs, version, tmp_path, scenario)
+    read = run.stop_lines_read()
+    assert len(read) >= 2 and read[1] < run.times["connected"], (read, run.times)
+    assert run.stim.fault is None, run.stim.fault
+    assert run.stim.link_counters()["all_off_resends_at_connect"] == 1
+    assert run.stim.stop_confirmed
+    assert [t for t in trains(run.firmware.timeline(), 0) if t.on_s > run.times["start"]]
 
 
+@pytest.mark.parametrize("fault", ["garble", "drop"])
 @pytest.mark.parametrize("version", VERSIONS)
-def test_a_garbled_all_off_echo_at_close_on_the_firmware(openems_programs, tmp_path,
-                                                          version):
-    """Channel 0 on; close()'s all-off echo garbled once: sent again, stop confirmed,
-    and the channel did go to no output on its first all-off line."""
-    firmware, link = firmware_and_link(openems_programs[version], tmp_path)
-    stim = OpenEmsStim(link, SETTINGS)
-    try:
+def test_one_bad_all_off_echo_at_close_on_the_firmware(openems_programs, tmp_path, version,
+                                                        fault):
+    """Channel 0 on; close()'s all-off echo garbled or dropped once on its way back:
+    sent again, stop confirmed, and the channel did go to no output on the first all-off
+    line (the firmware read it intact)."""
+    def scenario(stim: OpenEmsStim, link: EchoFaultLink, times: dict[str, float]) -> None:
         stim.connect()
-        start = time.monotonic()
-        while time.monotonic() - start < 0.3:
-            stim.apply(time.monotonic() - start, [ON])
-            time.sleep(0.002)
-        link.garble(FIRMWARES[version].stop_text, 1)
-        closed = time.monotonic()
+        times["start"] = hold_channel_0(stim)
+        getattr(link, fault)(FIRMWARES[version].stop_text, 1)
+        times["closed"] = time.monotonic()
         stim.close()
-    finally:
-        link.close()
-        firmware.stop()
-    assert stim.stop_confirmed and stim.fault is None, stim.fault
-    assert stim.link_counters()["all_off_resends_at_close"] == 1
-    assert len([t for t in stop_lines_read(firmware, version) if t > closed]) == 2
-    (train,) = [t for t in trains(firmware.timeline(), 0) if t.on_s > start]
+        times["took"] = time.monotonic() - times["closed"]
+
+    run = on_firmware(openems_programs, version, tmp_path, scenario)
+    closed = run.times["closed"]
+    assert run.stim.stop_confirmed and run.stim.fault is None, run.stim.fault
+    assert run.stim.link_counters()["all_off_resends_at_close"] == 1
+    assert len([t for t in run.stop_lines_read() if t > closed]) == 2
+    (train,) = [t for t in trains(run.firmware.timeline(), 0) if t.on_s > run.times["start"]]
     assert train.zero_s is not None and closed < train.zero_s < closed + 0.3
-
-
-@pytest.mark.parametrize("version", VERSIONS)
-def test_a_lost_all_off_echo_at_close_on_the_firmware(openems_programs, tmp_path, version):
-    """close()'s all-off echo lost once (dropped on the way back): sent again after the
-    echo timeout, stop confirmed."""
-    firmware, link = firmware_and_link(openems_programs[version], tmp_path)
-    stim = OpenEmsStim(link, SETTINGS)
-    try:
-        stim.connect()
-        link.drop(FIRMWARES[version].stop_text, 1)
-        closed = time.monotonic()
-        stim.close()
-        took = time.monotonic() - closed
-    finally:
-        link.close()
-        firmware.stop()
-    assert stim.stop_confirmed and stim.fault is None, stim.fault
-    assert stim.link_counters()["all_off_resends_at_close"] == 1
-    assert ECHO_TIMEOUT_S < took < OFF_CONFIRM_S
-    assert len([t for t in stop_lines_read(firmware, version) if t > closed]) == 2
+    if fault == "drop":  # the resend waited for the echo timeout
+        assert ECHO_TIMEOUT_S < run.times["took"] < OFF_CONFIRM_S
 
 
 @pytest.mark.parametrize("version", VERSIONS)
 def test_a_board_whose_all_off_echoes_never_come_is_refused_in_bounded_time(
         openems_programs, tmp_path, version):
-    firmware, link = firmware_and_link(openems_programs[version], tmp_path)
-    stim = OpenEmsStim(link, SETTINGS)
-    link.drop(FIRMWARES[version].stop_text, OFF_RESENDS + 10)
-    start = time.monotonic()
-    try:
-        with pytest.raises(BoardError, match="did not confirm every channel off") as err:
+    def scenario(stim: OpenEmsStim, link: EchoFaultLink, times: dict[str, float]) -> None:
+        link.drop(FIRMWARES[version].stop_text, OFF_RESENDS + 10)
+        times["start"] = time.monotonic()
+        try:
             stim.connect()
-        took = time.monotonic() - start
-    finally:
-        link.close()
-        firmware.stop()
-    assert err.value.kind == "no_board"
-    assert took < OFF_CONFIRM_S + 1.0  # the probe's wait for quiet, then the resends
-    assert len(stop_lines_read(firmware, version)) == OFF_RESENDS + 1
+        finally:
+            times["took"] = time.monotonic() - times["start"]
+
+    run = on_firmware(openems_programs, version, tmp_path, scenario)
+    assert run.error is not None and run.error.kind == "no_board"
+    assert "did not confirm every channel off" in str(run.error)
+    assert run.times["took"] < OFF_CONFIRM_S + 1.0  # the probe's wait for quiet, then this
+    assert len(run.stop_lines_read()) == OFF_RESENDS + 1
 
 
 @pytest.mark.parametrize("version", VERSIONS)
@@ -316,20 +332,13 @@ def test_a_garbled_routine_echo_on_the_firmware_is_a_fault(openems_programs, tmp
                                                             version):
     """The start's echo garbled on the way back: a link fault (the trial would end,
     exit 5); close still confirms every channel off with its own all-off line."""
-    firmware, link = firmware_and_link(openems_programs[version], tmp_path)
-    stim = OpenEmsStim(link, SETTINGS)
-    try:
+    def scenario(stim: OpenEmsStim, link: EchoFaultLink, times: dict[str, float]) -> None:
         stim.connect()
         link.garble(FIRMWARES[version].command(Command(0, intensity=1)).text[:3], 1)
-        start = time.monotonic()
-        while time.monotonic() - start < 0.3:
-            stim.apply(time.monotonic() - start, [ON])
-            time.sleep(0.002)
-        stim.close()
-    finally:
-        link.close()
-        firmware.stop()
-    a_link_fault_and_still_confirmed_off(stim)
+        hold_channel_0(stim)
+
+    run = on_firmware(openems_programs, version, tmp_path, scenario)
+    a_link_fault_and_still_confirmed_off(run.stim)
 
 
 def test_fes_runs_ending_says_the_all_off_line_was_sent_again():

@@ -7,7 +7,7 @@ from __future__ import annotations
 import threading
 
 from hw.openems.firmware import ECHO_PREFIX
-from hw.transport import Transport
+from hw.transport import Link
 
 _PREFIX = ECHO_PREFIX.encode("ascii")
 
@@ -18,7 +18,7 @@ class EchoFaultLink:
     (``drop``: the echo line removed whole). Bytes are handed on line by line, so that
     an echo is judged whole; writes go through as they are."""
 
-    def __init__(self, link: Transport) -> None:
+    def __init__(self, link: Link) -> None:
         self._link = link
         self._lock = threading.Lock()
         self._pending = b""
