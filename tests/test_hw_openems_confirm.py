@@ -10,6 +10,7 @@ the fault injected between the firmware and the driver (``helpers.openems_links`
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Callable
@@ -18,12 +19,15 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-from helpers.openems_links import EchoFaultLink
+from helpers.live import Process, _no_process_outlives_its_test
+from helpers.openems_links import EchoFaultLink, EchoFaultPty
 from helpers.scripted_link import ScriptedLink, Step
-from helpers.shared_machine import rerun_openems_runs_spoiled_by_the_machine
+from helpers.shared_machine import host_config, rerun_openems_runs_spoiled_by_the_machine
 
 from controller.bench.openems import harness_settings
 from controller.bench.openems_harness import VERSIONS, FirmwareProcess, LoggedLink, trains
+from controller.bench.openems_walk import settings_file
+from controller.cli import main
 from controller.ports import StimCommand
 from controller.trial import live
 from controller.trial.backends import SplitBackend
@@ -31,6 +35,8 @@ from hw.board import BoardError
 from hw.openems import OpenEmsStim
 from hw.openems.driver import ECHO_TIMEOUT_S, OFF_CONFIRM_S, OFF_RESENDS
 from hw.openems.firmware import ECHO_PREFIX, FIRMWARES, Command
+
+__all__ = ["_no_process_outlives_its_test"]  # the autouse fixture: no process outlives a test
 
 SETTINGS = harness_settings()
 FIRMWARE = FIRMWARES["aa7f198"]
@@ -355,3 +361,53 @@ def test_fes_runs_ending_says_the_all_off_line_was_sent_again():
     assert message == ("outputs off (the board acknowledged the all-off line; sent 2 "
                        "times, 1 echo garbled or missing before it)")
     assert board.stats.as_dict()["all_off_resends_at_close"] == 1
+
+
+# --- fes run, through a pty that damages the firmware's echoes ---------------------------
+
+
+def fes_run_through(program: Path, tmp_path: Path, fault: str, count: int
+                    ) -> tuple[int, str, Path]:
+    """``fes run`` replaying a 4 s walk of ``fes sim`` into ``aa7f198`` through an
+    ``EchoFaultPty`` whose first ``count`` all-off echoes are damaged (``fault``: garble
+    or drop); its exit code, stderr and output folder."""
+    assert main(["sim", "--seed", "3", "--duration-s", "4", "--out",
+                 str(tmp_path / "walk")]) == 0
+    firmware = FirmwareProcess(program, tmp_path / "firmware")
+    pty = EchoFaultPty(firmware.path)
+    getattr(pty.link, fault)(FIRMWARES["aa7f198"].stop_text, count)
+    out = tmp_path / "out"
+    # The unit's lowest output must fit the rise rule at 500 samples/s
+    # (tests/test_onset_step.py): 2 mA x 300 us.
+    settings = settings_file(harness_settings(output_at_lowest_ma=2.0), tmp_path)
+    try:
+        run = Process("run", "--no-status", "--sensors",
+                      f"replay:{tmp_path / 'walk' / 'samples.csv'}",
+                      "--stimulator", f"openemsstim:{pty.path}",
+                      "--stimulator-settings", str(settings),
+                      "--config", host_config(tmp_path), "--out", str(out))
+        code = run.wait(120.0)
+    finally:
+        pty.close()
+        firmware.stop()
+    return code, run.stderr(), out
+
+
+def test_fes_run_after_a_garbled_all_off_echo_at_connect_runs_its_trial(openems_programs,
+                                                                        tmp_path):
+    code, err, out = fes_run_through(openems_programs["aa7f198"], tmp_path, "garble", 1)
+    board = json.loads((out / "summary.json").read_text())["board"]
+    assert code == 0, err
+    assert board["fault"] is None and board["outputs_off_confirmed"] is True
+    assert board["link"]["all_off_resends_at_connect"] == 1
+    assert board["link"]["all_off_resends_at_close"] == 0
+
+
+def test_fes_run_refuses_a_board_that_never_confirms_every_channel_off(openems_programs,
+                                                                       tmp_path):
+    """Exit 9, as for a board that does not answer, naming the all-off line."""
+    code, err, _ = fes_run_through(openems_programs["aa7f198"], tmp_path, "drop", 100)
+    assert code == 9, err
+    assert ("the board answered but did not confirm every channel off: the all-off line "
+            f"('G') was not echoed intact ({OFF_RESENDS + 1} sent; the last: no echo") in err
+    assert "Traceback" not in err
