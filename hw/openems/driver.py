@@ -127,8 +127,9 @@ QUIET_S = 0.05
 #: is garbled or missing (so at most this plus one all-off lines each).
 OFF_RESENDS = 3
 #: The longest ``connect`` and ``close`` wait for an intact echo of the all-off line,
-#: its resends included: each may wait behind the receive ring's lines (about 0.25 s on
-#: ``head``) and then ``ECHO_TIMEOUT_S``.
+#: its resends included: each may be read only after the lines already in the receive
+#: ring (two of ``head``'s wrapped lines fill it) and is given up ``ECHO_TIMEOUT_S``
+#: after its echo was due, so the resends end well within this.
 OFF_CONFIRM_S = 3.0
 #: An all-off line whose echo was given up as missing may still be echoed this long
 #: after: such a late echo is taken as that line's, not as a line never sent.
