@@ -62,7 +62,9 @@ EXIT_BY_STOP = {
 EPILOG = (
     f"exit codes: {EXIT_OK} trial completed (a replay: played to its end); 2 bad usage or "
     "configuration, also a trial the --stimulator cannot deliver (each field named with "
-    f"its range); {EXIT_NO_BOARD} no board answers on the port; {EXIT_REFUSED} board "
+    f"its range); {EXIT_NO_BOARD} no board answers on the port (an openEMSstim that "
+    "answered but never echoed its all-off line intact: it is sent 4 times at most); "
+    f"{EXIT_REFUSED} board "
     "refused (an openEMSstim firmware other than the settings name; unknown "
     "firmware, limits looser than the safety limits, wrong sample rate or too few "
     "channels, a pulse shape it cannot deliver: an interphase gap or an asymmetric pulse "
@@ -76,7 +78,8 @@ EPILOG = (
     f"(stimulation not delivered); {EXIT_INTERRUPTED} Ctrl-C, SIGTERM or a terminal that "
     "hung up (SIGHUP). In every case after "
     "connection the outputs are switched off, the stimulator's off command (the "
-    "project's board: STOP_ALL; openEMSstim: the all-off line; the P24: the stop of its "
+    "project's board: STOP_ALL; openEMSstim: the all-off line, sent again while its echo "
+    "is garbled or missing, 4 times in all at most; the P24: the stop of its "
     "level) is sent until the board acknowledges it or the link is declared lost (the "
     "summary says whether the board confirmed it) and the files are written."
 )
