@@ -398,6 +398,8 @@ def test_fes_run_after_a_garbled_all_off_echo_at_connect_runs_its_trial(openems_
     code, err, out = fes_run_through(openems_programs["aa7f198"], tmp_path, "garble", 1)
     board = json.loads((out / "summary.json").read_text())["board"]
     assert code == 0, err
+    assert ("fes run: every channel off confirmed at connect, the all-off line sent 2 "
+            "times, 1 echo garbled or missing before it") in err
     assert board["fault"] is None and board["outputs_off_confirmed"] is True
     assert board["link"]["all_off_resends_at_connect"] == 1
     assert board["link"]["all_off_resends_at_close"] == 0

@@ -413,6 +413,9 @@ def run_live_trial(
         """Connect: HELLO, the board's checks, START_STREAM; called by the clock's
         ``start`` once the loop is ready for its first sample (``BoardPacedClock``)."""
         board.connect()
+        if resent := _off_resent(board, "connect"):
+            report.write(f"fes run: every channel off confirmed at connect, the all-off "
+                         f"line {resent}\n")
         if checks_axis and isinstance(board, Board) and board.info is not None:
             # The board's SAMPLE carries all three gyro axes: check the one it declares
             # sagittal before anything gait-triggered is stimulated.
@@ -512,12 +515,8 @@ WALL_CLOCK_RULES = tuple(RULE_NAMES[r] for r in (HEARTBEAT_TIMEOUT_MS, SENSOR_TI
 
 def _why_stopped(outcome: LoopOutcome, board: LiveBoard, watchdog: Watchdog) -> tuple[str, str]:
     fault = board.fault
-    # openEMSstim's close sends its all-off line again when the echo is garbled or
-    # missing: say so, the acknowledged line was not the first one sent.
-    resent = int(board.stats.as_dict().get("all_off_resends_at_close") or 0)
-    again = (f"; sent {resent + 1} times, {resent} "
-             f"{'echo' if resent == 1 else 'echoes'} garbled or missing before it"
-             if resent else "")
+    resent = _off_resent(board, "close")
+    again = f"; {resent}" if resent else ""
     off = (
         f"outputs off (the board acknowledged {board.off_command}{again})"
         if board.stop_confirmed
@@ -545,6 +544,17 @@ def _why_stopped(outcome: LoopOutcome, board: LiveBoard, watchdog: Watchdog) -> 
         kind = {"link": "link_lost", "board": "board_fault", "host": "host_fault"}[fault.kind]
         return kind, f"{fault.message}; {off}"
     return outcome.stopped_by, off
+
+
+def _off_resent(board: LiveBoard, when: str) -> str:
+    """How often openEMSstim's all-off line was sent again at ``connect`` or ``close``
+    because its echo was garbled or missing (its link counters), as the terminal says
+    it; empty when it was not (and for the other boards, which have no such count)."""
+    resent = int(board.stats.as_dict().get(f"all_off_resends_at_{when}") or 0)
+    if not resent:
+        return ""
+    echoes = "echo" if resent == 1 else "echoes"
+    return f"sent {resent + 1} times, {resent} {echoes} garbled or missing before it"
 
 
 def _link_came_first(fault: BoardFault | OpenEmsFault, watchdog: Watchdog) -> bool:
