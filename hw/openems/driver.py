@@ -262,9 +262,10 @@ class OpenEmsStim:
         self._confirming: str | None = None  # "connect", "close" or None
         self._off_resends_left = 0
         self._off_failure: str | None = None  # why the all-off line was not confirmed
-        #: Ids of the all-off lines written while confirming: only their echoes, garbled
-        #: or missing, are sent again (a trial's own stays its fault).
-        self._confirm_lines: set[int] = set()
+        #: The all-off lines written while confirming (held, so that no other line takes
+        #: one's id): only their echoes, garbled or missing, are sent again (a trial's
+        #: own stays its fault).
+        self._confirm_lines: list[Line] = []
         #: The last echo taken was an intact one of the all-off line, and nothing was
         #: written since (``_off_confirmed``).
         self._off_echoed = False
@@ -439,7 +440,7 @@ class OpenEmsStim:
                 with self._lock:
                     if self._off_confirmed():
                         return None
-                    sent = self.stats.stops
+                    sent = len(self._confirm_lines)
                     failure = self._off_failure
                     if failure is None and self._link_broken:
                         why = self.fault.message if self.fault is not None else "closed"
@@ -476,6 +477,10 @@ class OpenEmsStim:
             self.stats.off_resends_close += 1
         self._stop_requested = True
         self._wake.notify()
+
+    def _written_to_confirm(self, line: Line) -> bool:
+        """``line`` is an all-off line written while confirming (caller holds the lock)."""
+        return any(line is confirming for confirming in self._confirm_lines)
 
     def _is_off(self, line: Line) -> bool:
         return (line.command is None and self.firmware is not None
@@ -716,7 +721,7 @@ class OpenEmsStim:
         if command is None:
             if line.text != PROBE_LINE:  # the all-off line
                 if self._confirming:
-                    self._confirm_lines.add(id(line))
+                    self._confirm_lines.append(line)
                 stats.stops += 1
                 self._stop_requested = self._unsure = False
                 for ch in self._channels:
@@ -903,7 +908,7 @@ class OpenEmsStim:
                     self._awaiting = deque((ln, d + lag_s) for ln, d in self._awaiting)
                 self._wake.notify()  # the sender may send the next routine line
                 self._off_echoed = text == line.echo and self._is_off(line)
-                if text != line.echo and id(line) in self._confirm_lines:
+                if text != line.echo and self._written_to_confirm(line):
                     self.stats.garbled += 1
                     self._forgive_complaint = True
                     self._off_missed(f"the board read {text[len(ECHO_PREFIX):]!r}: bytes "
@@ -928,6 +933,8 @@ class OpenEmsStim:
         (``_check_echoes``), taken here as that line's: it is one unless the line
         awaited next is an all-off line, whose echo it may as well be (the same text;
         the other comes later or not at all). Caller holds the lock."""
+        if not self._late_offs:
+            return False
         now = self._clock()
         while self._late_offs and self._late_offs[0] < now:
             self._late_offs.popleft()
@@ -942,8 +949,8 @@ class OpenEmsStim:
     def _check_echoes(self, now: float) -> None:
         """A line whose echo is ``ECHO_TIMEOUT_S`` overdue: a link fault, or, while
         confirming every channel off, the all-off line sent again (and an overdue line
-        before it given up, its fault declared, so that the all-off line's own echo is
-        matched with it)."""
+        before it given up, its fault declared, so that the all-off line's echo is not
+        taken for that line's)."""
         with self._lock:
             if not self._awaiting or (self.fault is not None and not self._confirming):
                 return
@@ -955,7 +962,7 @@ class OpenEmsStim:
                 self._wake.notify()
                 if self._is_off(line):
                     self._late_offs.append(now + LATE_OFF_ECHO_S)
-                if id(line) in self._confirm_lines:
+                if self._written_to_confirm(line):
                     self._off_missed(f"no echo {ECHO_TIMEOUT_S * 1000:g} ms after it was due")
                     return
                 if self.fault is not None:
