@@ -55,7 +55,7 @@ import numpy as np
 from controller.events import EVENT_NAMES, Event
 from controller.ports import Sample, StimCommand, check_commands
 from hw import protocol as p
-from hw.transport import Link, TransportError, link_name, open_link
+from hw.transport import Link, Transport, TransportError, link_name, open_link
 
 #: Firmware versions this driver knows, with what they are. Anything else is refused.
 KNOWN_FIRMWARE: dict[tuple[int, int, int], str] = {
@@ -571,11 +571,20 @@ class Board:
         # A serial device (not a socket:// or loop:// URL, nor a link) may be a board
         # that its opening reset into a bootloader (BOOTLOADER_QUIET_S).
         device = isinstance(self._port, str) and "://" not in self._port
+        # The port is opened once and its rate changed in place: a second open would reset
+        # a Mega into its bootloader again, which would swallow the next rate's HELLOs.
+        port: Link | None = None
         for baud in bauds:
             try:
-                self._transport = open_link(self._port, baud)
+                if port is None:
+                    port = open_link(self._port, baud)
+                elif isinstance(port, Transport):
+                    port.set_baudrate(baud)
             except TransportError as err:
+                if port is not None and isinstance(self._port, str):
+                    port.close()
                 raise BoardError("no_board", str(err)) from None
+            self._transport = port
             self._reset_session()
             self.fault = None
             self._running.set()
@@ -591,8 +600,9 @@ class Board:
             if info is not None:
                 return info
             port_failed = self.fault is not None and self.fault.kind == "link"
-            self._shutdown()
-            if port_failed:
+            last = port_failed or baud == bauds[-1]
+            self._shutdown(close_port=last)
+            if last:
                 break
         rates = " and ".join(f"{b} baud" for b in bauds) if isinstance(self._port, str) else (
             "its own rate")
@@ -1110,10 +1120,12 @@ class Board:
             except queue.Empty:
                 return
 
-    def _shutdown(self) -> None:
+    def _shutdown(self, close_port: bool = True) -> None:
+        """Stop the reader; close the port if this driver opened it, unless
+        ``close_port`` is False (``identify`` trying the next rate on the same port)."""
         self._running.clear()
         transport, self._transport = self._transport, None
-        if transport is not None and isinstance(self._port, str):
+        if transport is not None and isinstance(self._port, str) and close_port:
             transport.close()
         if self._reader is not None and self._reader is not threading.current_thread():
             self._reader.join(timeout=1.0)

@@ -110,6 +110,17 @@ class Transport:
             with contextlib.suppress(AttributeError, OSError, ValueError):
                 self._fd = self._port.fileno()
 
+    def set_baudrate(self, baudrate: int) -> None:
+        """Change the line's rate on the open port, without closing it: every open of an
+        Arduino's USB serial port resets the board into its bootloader (DTR), a change of
+        rate does not. Whatever arrived at the old rate is dropped."""
+        try:
+            self._port.baudrate = baudrate
+            self._port.reset_input_buffer()
+        except (serial.SerialException, OSError, ValueError) as err:
+            raise TransportError(f"{self.url}: cannot change the rate to {baudrate} baud "
+                                 f"({err})") from None
+
     def read(self) -> bytes:
         """Whatever has arrived, waiting up to ``READ_TIMEOUT_S`` for the first byte."""
         try:

@@ -10,6 +10,7 @@ import math
 import os
 import select
 import socket
+import termios
 import threading
 import time
 import tty
@@ -20,6 +21,7 @@ from helpers.protocol_doc import NEWEST_SESSION, V1_SESSION, transcript
 
 from controller.ports import AcknowledgingStimulator, Sample, StimCommand
 from controller.safety import SafetyLimits, Watchdog
+from hw import board as board_module
 from hw import protocol as p
 from hw.board import Board, BoardError, BoardRequirements, describe_info
 from hw.emulator import EmulatorConfig, LinkFaults, serve_in_thread
@@ -165,6 +167,46 @@ def test_a_board_reset_into_its_bootloader_by_the_open_is_greeted_again_after_si
     closing.start()
     scripted.acknowledge_until(closing)
     scripted.close()
+
+
+def test_the_next_rate_is_tried_on_the_open_port_not_by_opening_it_again(monkeypatch):
+    """A board that listens at 921 600 baud (protocol version 2 and older) is found on
+    the port as it was opened: a Mega resets into its bootloader at every open, which
+    would swallow the HELLOs of a second open too (above). The scripted board answers
+    only while the host's side of the pty is set to 921 600 baud (the master reads the
+    line settings the host gave its side)."""
+    opened: list[int] = []
+    real_open = board_module.open_link
+
+    def counting_open(port, baudrate):
+        opened.append(baudrate)
+        return real_open(port, baudrate)
+
+    monkeypatch.setattr(board_module, "open_link", counting_open)
+    scripted = ScriptedBoard()
+    board = Board(scripted.path, REQUIRE, hello_wait_s=0.1, bootloader_quiet_s=0.0)
+    found: list[p.Info] = []
+    thread = threading.Thread(target=lambda: found.append(board.identify()))
+    thread.start()
+    decoder = p.FrameDecoder()
+    info = p.parse(p.FrameDecoder().feed(bytes.fromhex(INFO))[0])
+    assert isinstance(info, p.Info)
+    hellos_at: list[int] = []
+    deadline = time.monotonic() + 5.0
+    while thread.is_alive() and time.monotonic() < deadline:
+        if not select.select([scripted.master], [], [], 0.01)[0]:
+            continue
+        speed = termios.tcgetattr(scripted.master)[5]
+        for frame in decoder.feed(os.read(scripted.master, 256)):
+            hellos_at.append(speed)
+            if frame.type == p.FrameType.HELLO and speed == termios.B921600:
+                scripted.send(dataclasses.replace(info, hello_seq=frame.seq).encode(0x80).hex())
+    thread.join(timeout=2.0)
+    board.close()
+    scripted.close()
+    assert found and found[0].board_id == 42
+    assert opened == [p.LINK_BAUD_RATES[0]]  # one open: the rate changed in place
+    assert termios.B1000000 in hellos_at and hellos_at[-1] == termios.B921600
 
 
 def test_a_lost_heel_switch_sample_and_a_lost_frame_read_as_nan_not_as_a_reading():
