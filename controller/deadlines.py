@@ -47,7 +47,7 @@ kept of every value (``figures``' ``counts``), not from its rows.
 Lateness and latency are kept to the nanosecond (the clock's own resolution: a float
 second of ``time.perf_counter`` carries digits below it that are only rounding), so
 that their median and percentiles can be had exactly from counts of whole nanoseconds
-(``controller.quantiles.ValueCounts``) as well as from the values themselves.
+(``controller.quantiles.SpilledCounts``) as well as from the values themselves.
 """
 
 from __future__ import annotations
@@ -57,7 +57,7 @@ from typing import Any
 
 import numpy as np
 
-from controller.quantiles import ValueCounts, median_and_percentiles
+from controller.quantiles import SpilledCounts, median_and_percentiles
 from controller.sharedmem import ring_rows, shared_zeros
 
 #: The percentiles of ``summary.json`` ``timing`` besides the median.
@@ -75,7 +75,7 @@ def ns_to_us(ns: np.ndarray) -> np.ndarray:
     return (ns / 1e9) * 1e6
 
 
-def counted_us(counts: ValueCounts) -> dict[str, float | None]:
+def counted_us(counts: SpilledCounts) -> dict[str, float | None]:
     """``percentiles_us`` of the durations counted (whole ns), to the bit."""
     if counts.size == 0:
         return {"median": None, "p90": None, "p99": None, "p99_9": None, "max": None}
@@ -200,15 +200,15 @@ class DeadlineMonitor:
 
     def figures(
         self, clock: str, warm_up_s: float, not_measured: str | None = None,
-        counts: tuple[ValueCounts, ValueCounts] | None = None,
+        counts: tuple[SpilledCounts, SpilledCounts] | None = None,
     ) -> dict[str, Any]:
         """The ``timing`` block of ``summary.json``. When the clock did not measure
         lateness, lateness and missed periods are null and ``not_measured`` says why
         (``not_measured``, the clock's reason; None when they were measured).
 
         ``counts`` are the lateness and latency of every sample in whole nanoseconds,
-        counted as they passed (a ring's rows are gone); without them the rows are
-        counted here. Either way the figures are ``percentiles_us`` of the values."""
+        counted as they passed (a ring's rows are gone); without them the figures are
+        those of the rows kept. Either way they are ``percentiles_us`` of the values."""
         n = self.count
         measured = not self._unmeasured
         if counts is None:
@@ -221,10 +221,11 @@ class DeadlineMonitor:
                 # untouched pages (the kernel maps each on first read) and sorting them
                 # took 3 ms.
                 lateness, latency = lateness[: min(n, 1)], latency[: min(n, 1)]
-            counts = (ValueCounts(), ValueCounts())
-            if measured:
-                counts[0].add(to_ns(lateness))
-            counts[1].add(to_ns(latency))
+            lateness_us = percentiles_us(lateness if measured else lateness[:0])
+            latency_us = percentiles_us(latency)
+        else:
+            lateness_us = counted_us(counts[0]) if measured else percentiles_us(np.zeros(0))
+            latency_us = counted_us(counts[1])
         first_late, first_latency = self._first if self._timed else (0.0, 0.0)
         owed = n + self.misses
         return {
@@ -235,8 +236,8 @@ class DeadlineMonitor:
             "missed_percent": (100.0 * self.misses / owed if owed else 0.0) if measured
             else None,
             "overruns": self.overruns,
-            "lateness_us": counted_us(counts[0] if measured else ValueCounts()),
-            "latency_us": counted_us(counts[1]),
+            "lateness_us": lateness_us,
+            "latency_us": latency_us,
             "first_sample": {
                 "lateness_us": float(first_late * 1e6) if n and measured else None,
                 "latency_us": float(first_latency * 1e6) if n else None,

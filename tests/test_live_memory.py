@@ -1,13 +1,13 @@
 """A live trial against a board without truth holds nothing more per minute of trial,
-in its own process or in its log writer's (but the writer's exact lateness and latency
-counts, which grow with the number of distinct nanosecond values: docs/files.md, "Long
-trials").
+in its own process or in its log writer's (its lateness and latency counts included:
+counts per bucket, the values spilled to a file, ``controller.quantiles.SpilledCounts``;
+docs/files.md, "A live trial over hours").
 
 ``fes run`` runs here, in this process, against ``fes board-emulator --no-truth`` (a
 board that sends no ground truth, as a real one) played 4 times faster than real time,
 with windows of a few thousand rows so that a trial of a few minutes is a long one.
 Memory is counted at two times of one trial, both after every path of a long trial was
-taken once (the writer's first merge of its counts imports a few modules): in the
+taken once: in the
 trial's process the blocks Python has allocated (``sys.getallocatedblocks``: nothing
 traced, so the paced loop runs at its own speed),
 in the log writer (forked) the bytes tracemalloc traced. A run that a loaded machine
@@ -30,27 +30,27 @@ from helpers.shared_machine import SHARED_MACHINE_LIMITS
 
 from controller import eventlog
 from controller.config import load_config
-from controller.quantiles import ValueCounts
 from controller.trial import files, live, scores, window
 from controller.trial.live import LinkLimits, run_live_trial
 
 #: Board seconds per wall second of the emulator.
 SPEED = "4"
-#: The two trial times compared (500 Hz): after the writer's first merge of its counts.
+#: The two trial times compared (500 Hz), both after the first window.
 FIRST_S, SECOND_S = 40.0, 100.0
 RATE_HZ = 500
 #: Python's allocated blocks the trial's process may hold more per minute of trial: a
 #: leak of one object a stride would be some 50, one a sample 30,000. Measured on 7 Dec
 #: 2026: 6 and 42 here, -7 on main (e417aa1).
 HOST_BLOCKS_PER_MINUTE = 300
-#: Bytes the log writer may hold more per minute of trial (its lateness and latency
-#: counts left out). It held the times of the trains' edges, each its own small array
-#: until ``scores.KEEP_PIECES`` were joined (joined never here, so that each shows):
-#: 13.9 kB a minute on main (e417aa1); now a count: -2.7 kB (the noise of what is in
-#: flight).
+#: Bytes the log writer may hold more per minute of trial. It held the times of the
+#: trains' edges, each its own small array until ``scores.KEEP_PIECES`` were joined
+#: (joined never here, so that each shows): 13.9 kB a minute on main (e417aa1); now a
+#: count: -2.7 kB (the noise of what is in flight). Its exact lateness and latency
+#: counts (left out here until 7 Dec 2026) grew with each new nanosecond value: 100.4 kB
+#: a minute on main (dc2574b, merged every 4,096 values); counted per bucket, the values
+#: spilled to a file: 183 bytes, counts included.
 WRITER_BYTES_PER_MINUTE = 3000
-#: Frames kept of each allocation in the log writer: the counts' arrays are allocated in
-#: numpy's code called from controller/quantiles.py.
+#: Frames kept of each allocation in the log writer.
 FRAMES = 12
 #: Runs at most.
 RUNS = 5
@@ -59,19 +59,17 @@ RUNS = 5
 @pytest.fixture
 def small_window(monkeypatch):
     """Rows in a window of 8,192 (16 s at 500 Hz), events in small blocks: a trial of
-    more than 33 s keeps a window. Pieces of kept arrays are never joined; the writer's
-counts are merged every 4,096 samples (8 s) rather than 65,536 (131 s)."""
+    more than 33 s keeps a window. Pieces of kept arrays are never joined."""
     monkeypatch.setattr(window, "WINDOW_ROWS", 8192)
     monkeypatch.setattr(window, "SCORE_ROWS", 2048)
     monkeypatch.setattr(files, "EVENT_CHUNK", 256)
     monkeypatch.setattr(eventlog, "BLOCK_EVENTS", 64)
     monkeypatch.setattr(scores, "KEEP_PIECES", 10**9)
-    monkeypatch.setattr(ValueCounts, "MERGE_VALUES", 4096)
 
 
 def _measured(tmp_path: Path, monkeypatch, link: str) -> tuple[list[int], list[int], str]:
-    """Blocks allocated in this process and bytes traced in the log writer (but those
-    allocated from ``controller/quantiles.py``) at ``FIRST_S`` and ``SECOND_S`` of one
+    """Blocks allocated in this process and bytes traced in the log writer at
+    ``FIRST_S`` and ``SECOND_S`` of one
     live trial, and the writer's lines that grew most in between."""
     at = [round(FIRST_S * RATE_HZ), round(SECOND_S * RATE_HZ)]
     blocks: list[int] = []
@@ -92,9 +90,7 @@ def _measured(tmp_path: Path, monkeypatch, link: str) -> tuple[list[int], list[i
             for k, path in zip(at, snapshots, strict=True):
                 if self.samples < k <= self.samples + rows["time_s"].size:
                     gc.collect()  # an import's cycles, garbage but not yet collected
-                    tracemalloc.take_snapshot().filter_traces(
-                        [tracemalloc.Filter(False, "*/controller/quantiles.py",
-                                            all_frames=True)]).dump(str(path))
+                    tracemalloc.take_snapshot().dump(str(path))
                     # The rows being handed over, whose number varies from pass to pass.
                     path.with_suffix(".rows").write_text(
                         str(sum(column.nbytes for column in rows.values())))

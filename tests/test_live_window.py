@@ -207,17 +207,51 @@ def test_a_writer_a_ring_behind_a_paced_loop_is_an_output_failure(tmp_path, monk
     assert (folder / "events.csv").exists()  # sorted, whole: every event of the trial
 
 
-def test_value_counts_give_numpys_figures():
+def test_spilled_counts_give_numpys_figures(tmp_path):
     from controller.deadlines import counted_us, percentiles_us, to_ns
-    from controller.quantiles import ValueCounts
+    from controller.quantiles import SpilledCounts
 
     rng = np.random.default_rng(4)
     for n in (1, 2, 7, 4096, 4097, 100_003):
         seconds = np.rint(rng.gamma(2.0, 3e-5, n) * 1e9) / 1e9  # kept to the ns
-        counts = ValueCounts()
+        counts = SpilledCounts(tmp_path)
         for part in np.array_split(seconds, 5):
             counts.add(to_ns(part))
         assert counted_us(counts) == percentiles_us(seconds), n
+
+
+@pytest.mark.parametrize("paced", ["realtime", "replay"])
+def test_a_windowed_paced_trials_timing_figures_are_those_of_its_timing_file(
+        tmp_path, monkeypatch, fast_replay, paced):
+    # The log writer counts a windowed trial's lateness and latency per bucket and spills
+    # the values to a file it reads back at the end (controller.quantiles.SpilledCounts):
+    # summary.json's figures and the line printed are numpy's of every row of
+    # timing.csv, as they were when the writer kept an exact count of every value; the
+    # spill files leave nothing in the folder.
+    from controller.deadlines import percentiles_us
+    from controller.trial.summary import render_timing
+
+    rows = 1024 if paced == "realtime" else 8192  # the replay is 20 times faster
+    monkeypatch.setattr(window, "WINDOW_ROWS", rows)
+    if paced == "realtime":
+        config = load_config(None, {"loop": {"duration_s": 6},
+                                    "safety": SHARED_MACHINE_LIMITS})
+        summary = run_simulated_trial(config, tmp_path / "t", realtime=True)
+    else:
+        summary = _replay(tmp_path, "t", 60)
+    timing = np.genfromtxt(tmp_path / "t" / "timing.csv", delimiter=",", skip_header=1)
+    assert timing.shape[0] == summary["timing"]["samples"] > 2 * rows
+    expected = dict(summary["timing"])
+    for k, name in enumerate(("lateness_us", "latency_us")):
+        column = timing[:, k]  # empty cells: lateness not measured (a replay's clock)
+        figures = percentiles_us(column[~np.isnan(column)] / 1e6)  # the seconds kept
+        expected[name] = {key: None if v is None else round(v, 3) for key, v in figures.items()}
+    if paced == "replay":
+        assert np.isnan(timing[:, 0]).all() and summary["timing"]["lateness_us"]["median"] is None
+    assert summary["timing"] == expected
+    assert render_timing(summary["timing"]) == render_timing(expected)
+    assert sorted(p.name for p in (tmp_path / "t").iterdir()) == sorted(
+        ["config.json", "events.csv", "samples.csv", "summary.json", "timing.csv"])
 
 
 #: A paced simulated trial of 60 s at 500 Hz in rings of 1,024 rows, in a process of its

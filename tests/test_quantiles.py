@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from controller.quantiles import SORTED_UP_TO, median_and_percentiles
+from controller.quantiles import SORTED_UP_TO, SpilledCounts, median_and_percentiles
 
 PERCENTS = (5.0, 90.0, 95.0, 99.0, 99.9, 0.0, 50.0, 100.0, 33.3)
 
@@ -62,3 +62,64 @@ def test_the_input_is_left_as_it_was():
     values = np.array([3.0, 1.0, 2.0])
     median_and_percentiles(values, PERCENTS)
     assert values.tolist() == [3.0, 1.0, 2.0]
+
+
+def spilled_figures(values: np.ndarray, blocks: int, folder) -> list[float]:
+    """``SpilledCounts``' median and ``PERCENTS`` of int64 ``values`` added in ``blocks``,
+    as floats (a non-decreasing map: numpy's figures of the floats must come out)."""
+    counts = SpilledCounts(folder)
+    for part in np.array_split(values, blocks):
+        counts.add(part)
+    assert counts.size == values.size and counts.max() == values.max()
+    figures = counts.median_and_percentiles(PERCENTS, lambda v: v.astype(np.float64))
+    counts.close()
+    return figures
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 7, 100, 4097, 100_003])
+def test_spilled_counts_give_numpys_figures(n, tmp_path):
+    # Latencies (ns) of a few tens of us, ties of a few values far apart (buckets
+    # wider than a pass keeps), a heavy tail up to 2**62, and int64's whole range with
+    # negative values: the ranks' values are found in one pass or several.
+    rng = np.random.default_rng(n)
+    kinds = {
+        "latency": np.rint(rng.gamma(2.0, 3e4, n)).astype(np.int64),
+        "ties": rng.integers(0, 5, n) * 10**9 + rng.integers(0, 3, n),
+        "tail": np.minimum(rng.pareto(0.5, n) * 1e4, 2.0**62).astype(np.int64),
+        "int64": rng.integers(-2**63, 2**63 - 1, n, endpoint=True),
+    }
+    for kind, values in kinds.items():
+        expected = numpy_figures(values.astype(np.float64))
+        assert spilled_figures(values, 5, tmp_path) == expected, kind
+    assert not list(tmp_path.iterdir())  # the spill files are gone
+
+
+def test_spilled_counts_hold_a_bounded_memory_of_ten_million_distinct_values(tmp_path):
+    # The log writer's lateness and latency counts of a long live trial: 10**7 distinct
+    # nanosecond values (2.8 hours at 1 kHz, each value new) held 16 bytes each in
+    # exact counts (160 MB); now at most MEMORY_BOUND_BYTES however many come, and the
+    # figures the summary prints are still numpy's.
+    import tracemalloc
+
+    from controller.deadlines import counted_us, percentiles_us
+    from controller.quantiles import MEMORY_BOUND_BYTES
+    from controller.trial.window import StreamedScores
+
+    n, block = 10**7, 2**15
+    values = np.random.default_rng(3).permutation(n).astype(np.int64) * 997 + 11
+    tracemalloc.start()
+    try:
+        before = tracemalloc.get_traced_memory()[0]
+        counts = StreamedScores(None, True, tmp_path).timing[1]  # type: ignore[arg-type,index]
+        for start in range(0, n, block):
+            counts.add(values[start : start + block])
+        held, peak = tracemalloc.get_traced_memory()
+        tracemalloc.reset_peak()
+        figures = counted_us(counts)
+        seeking = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert held - before < MEMORY_BOUND_BYTES
+    assert peak - before < MEMORY_BOUND_BYTES
+    assert seeking - before < MEMORY_BOUND_BYTES
+    assert figures == percentiles_us(values / 1e9)  # the seconds a trial kept

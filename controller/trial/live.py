@@ -432,7 +432,7 @@ def run_live_trial(
         recorder=recorder,
         deadlines=new_deadlines(config, rows),
         scores=None if ring is None else StreamedScores(
-            streamed_columns(config, board.sample_period_s, (), ()), timed=True),
+            streamed_columns(config, board.sample_period_s, (), ()), True, folder.path),
     )
     ending: dict[str, str] = {}
 

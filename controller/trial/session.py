@@ -34,7 +34,7 @@ from controller.events import EVENT_NAMES, DetectedEvent, Event
 from controller.interrupts import interrupts_deferred, raise_if_interrupted
 from controller.loop import LoopOutcome, run_loop
 from controller.outputs import OutputError
-from controller.quantiles import ValueCounts
+from controller.quantiles import SpilledCounts
 from controller.safety.sensors import (
     GYRO_SENSOR,
     HEEL_FORCE_SENSOR,
@@ -239,7 +239,7 @@ def complete_trial(
     period_s = parts.source.sample_period_s
     broken: LogWriterError | None = None
     scores: ColumnScores | None = None
-    counts: tuple[ValueCounts, ValueCounts] | None = None
+    counts: tuple[SpilledCounts, SpilledCounts] | None = None
     streamed = parts.scores
     if streamed is not None:
         # Scored in the writer process, which hands the figures back once it has ended.
@@ -297,7 +297,7 @@ def complete_trial(
 
 def timing_block(
     deadlines: DeadlineMonitor, clock: Clock, warm_up_s: float, settings: Sequence[str],
-    counts: tuple[ValueCounts, ValueCounts] | None = None,
+    counts: tuple[SpilledCounts, SpilledCounts] | None = None,
 ) -> dict[str, Any]:
     """The ``timing`` block of ``summary.json``: the deadline figures on ``clock`` and
     the OS ``settings`` the loop ran with."""

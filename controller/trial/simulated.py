@@ -163,7 +163,7 @@ def run_simulated_trial(
         # one zero. (Rows for every sample: 24 bytes each of address space.)
         deadlines=new_deadlines(config, 1 if long else rows),
         window=window,
-        scores=_scores(config, limb, timed=True) if paced_ring else None,
+        scores=_scores(config, limb, folder.path) if paced_ring else None,
     )
 
     def finish(outcome: LoopOutcome) -> tuple[GroundTruth, dict[str, Any]]:
@@ -265,6 +265,7 @@ def _window(
     return RowWindow(recorder, truth_rows, TRUTH_COLUMNS, _columns(config, limb))
 
 
-def _scores(config: TrialConfig, limb: SimulatedLimb, timed: bool) -> StreamedScores:
-    """The figures of a long paced trial's rows, scored by the log writer."""
-    return StreamedScores(_columns(config, limb), timed)
+def _scores(config: TrialConfig, limb: SimulatedLimb, spill_dir: Path) -> StreamedScores:
+    """The figures of a long paced trial's rows, scored by the log writer (its timing
+    spilled into ``spill_dir``)."""
+    return StreamedScores(_columns(config, limb), True, spill_dir)

@@ -25,10 +25,11 @@ A paced loop (``fes sim --realtime``, ``fes run``) must never wait for the write
 spend its periods scoring: a long one records into rings of ``WINDOW_ROWS`` rows as
 well (its deadline accounting and detected events too), and ``StreamedScores``, a sink
 of the log writer process, scores the rows there as the writer hands them on (the
-trial's figures per sample, and counts of its lateness and latency in whole nanoseconds
-for their exact percentiles, ``controller.quantiles.ValueCounts``), and hands the figures
-back once the writer has ended. A writer that falls a whole ring behind such a loop has
-lost rows (or a stream of events its events): a failure of the trial's output
+trial's figures per sample, and its lateness and latency in whole nanoseconds for their
+exact percentiles: counted per bucket in memory of a bound, spilled to a file in the
+trial's folder that is read back at the end, ``controller.quantiles.SpilledCounts``),
+and hands the figures back once the writer has ended. A writer that falls a whole ring
+behind such a loop has lost rows (or a stream of events its events): a failure of the trial's output
 (``controller.trial.writer``), never a wait.
 
 A trial is windowed when it is longer than two windows (``window_rows``), in CSV or
@@ -47,12 +48,13 @@ import os
 import pickle
 import time
 from collections.abc import Mapping, Sequence
+from pathlib import Path
 
 import numpy as np
 
-from controller.deadlines import to_ns
+from controller.deadlines import PERCENTS, to_ns
 from controller.detect.outbox import MAX_EVENTS
-from controller.quantiles import ValueCounts
+from controller.quantiles import SpilledCounts
 from controller.sharedmem import ring_rows
 from controller.trial.recorder import SAMPLES_PER_EVENT, TrialRecorder
 from controller.trial.scores import StreamedColumns
@@ -173,13 +175,14 @@ class RowWindow:
 class StreamedScores:
     """A log sink that scores the rows it is handed (``StreamedColumns``) and counts the
     lateness and latency of every sample in whole nanoseconds (with ``timed``: the rows
-    have the deadline accounting's ``lateness_s`` and ``latency_s``), in the log writer
-    process; ``result`` gives them back in the trial's process once the writer has
-    closed its sinks (through a memory file made before the writer's fork)."""
+    have the deadline accounting's ``lateness_s`` and ``latency_s``; their spill files in
+    ``spill_dir``, the trial's folder), in the log writer process; ``result`` gives them
+    back in the trial's process once the writer has closed its sinks (through a memory
+    file made before the writer's fork), their figures' values found (``PERCENTS``)."""
 
-    def __init__(self, columns: StreamedColumns, timed: bool) -> None:
+    def __init__(self, columns: StreamedColumns, timed: bool, spill_dir: Path) -> None:
         self.columns = columns
-        self.timing = (ValueCounts(), ValueCounts()) if timed else None
+        self.timing = (SpilledCounts(spill_dir), SpilledCounts(spill_dir)) if timed else None
         self._fd = os.memfd_create("fes-trial-scores", os.MFD_CLOEXEC)
 
     def write(self, first: int, rows: Mapping[str, np.ndarray]) -> None:
@@ -194,13 +197,17 @@ class StreamedScores:
 
     def close(self) -> None:
         """Hand the figures to the trial's process (in the writer's, at its end)."""
+        for counts in self.timing or ():
+            counts.settle(PERCENTS)
         data = pickle.dumps((self.columns, self.timing), protocol=pickle.HIGHEST_PROTOCOL)
         view = memoryview(data)
         offset = 0
         while offset < len(view):
             offset += os.pwrite(self._fd, view[offset:], offset)
 
-    def result(self) -> tuple[StreamedColumns, tuple[ValueCounts, ValueCounts] | None] | None:
+    def result(
+        self,
+    ) -> tuple[StreamedColumns, tuple[SpilledCounts, SpilledCounts] | None] | None:
         """The figures of every row the writer scored (None if it never closed this
         sink: it failed, or fell behind the loop); the memory file is closed."""
         if self._fd < 0:
