@@ -69,7 +69,7 @@ def median_and_percentiles(values: np.ndarray, percents: float | Sequence[float]
 
 
 #: Bits of a value's bucket below its leading bit: a bucket is at most 1/128 of its
-#: values wide (each value below 128 has its own).
+#: values wide (each value below 256 has its own).
 SUB_BITS = 7
 _SUB = 1 << SUB_BITS
 #: Buckets on either side of zero: every int64 magnitude has one (7,296).
@@ -97,7 +97,7 @@ class SpilledCounts:
     value has come, and no structure of bounded size can give every rank of an
     unbounded stream exactly. So the values go to a spill file as they come (8 bytes
     each, a file without a name in ``spill_dir``, gone when closed), and memory holds
-    their counts per bucket (log-linear: values below 128 one each, above them 128 buckets
+    their counts per bucket (log-linear: values below 256 one each, above them 128 buckets
     per power of two) and the largest value. A figure's ranks are then found in their
     buckets, and the values at those ranks read back from the file: one pass keeps the
     values of a bucket narrower than ``KEEP_VALUES``, or holding fewer, else counts of
@@ -123,6 +123,8 @@ class SpilledCounts:
         if self._closed:
             raise ValueError("values added after the counts were settled")
         values = np.asarray(values)
+        if values.size:
+            self._settled = {}  # the ranks found so far hold other values now
         for start in range(0, values.size, READ_VALUES):
             self._add(np.ascontiguousarray(values[start : start + READ_VALUES],
                                            dtype=np.int64))

@@ -68,8 +68,12 @@ def spilled_figures(values: np.ndarray, blocks: int, folder) -> list[float]:
     """``SpilledCounts``' median and ``PERCENTS`` of int64 ``values`` added in ``blocks``,
     as floats (a non-decreasing map: numpy's figures of the floats must come out)."""
     counts = SpilledCounts(folder)
-    for part in np.array_split(values, blocks):
+    parts = np.array_split(values, blocks)
+    for k, part in enumerate(parts):
         counts.add(part)
+        if k == 0 and part.size:  # figures asked before the last values came
+            so_far = counts.median_and_percentiles(PERCENTS, lambda v: v.astype(np.float64))
+            assert so_far == numpy_figures(part.astype(np.float64))
     assert counts.size == values.size and counts.max() == values.max()
     figures = counts.median_and_percentiles(PERCENTS, lambda v: v.astype(np.float64))
     counts.close()
@@ -123,3 +127,17 @@ def test_spilled_counts_hold_a_bounded_memory_of_ten_million_distinct_values(tmp
     assert peak - before < MEMORY_BOUND_BYTES
     assert seeking - before < MEMORY_BOUND_BYTES
     assert figures == percentiles_us(values / 1e9)  # the seconds a trial kept
+
+
+def test_the_counts_benchmark_reports_memory_disk_and_figures(tmp_path):
+    # python -m controller.bench.timing_counts: two counts per sample, 8 bytes each on
+    # disk, memory under the bound, and figures once the samples have come.
+    from controller.bench.timing_counts import measured
+    from controller.quantiles import MEMORY_BOUND_BYTES
+
+    first, second = measured([0.001, 0.002], 1000.0, tmp_path)
+    assert (first["samples"], second["samples"]) == (3600, 7200)
+    assert second["spilled_bytes"] == 16 * 7200
+    assert 0 < second["traced_bytes"] < MEMORY_BOUND_BYTES
+    assert 0 < second["latency_median_us"] < second["lateness_p99_us"]
+    assert not list(tmp_path.iterdir())
