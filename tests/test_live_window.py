@@ -244,7 +244,10 @@ def test_a_windowed_paced_trials_timing_figures_are_those_of_its_timing_file(
     expected = dict(summary["timing"])
     for k, name in enumerate(("lateness_us", "latency_us")):
         column = timing[:, k]  # empty cells: lateness not measured (a replay's clock)
-        figures = percentiles_us(column[~np.isnan(column)] / 1e6)  # the seconds kept
+        # The seconds the loop kept, to the bit: whole ns (six decimals of us in the
+        # file) over 1e9, as DeadlineMonitor rounds them.
+        seconds = np.rint(column[~np.isnan(column)] * 1e3) / 1e9
+        figures = percentiles_us(seconds)
         expected[name] = {key: None if v is None else round(v, 3) for key, v in figures.items()}
     if paced == "replay":
         assert np.isnan(timing[:, 0]).all() and summary["timing"]["lateness_us"]["median"] is None
