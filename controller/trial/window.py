@@ -183,6 +183,8 @@ class StreamedScores:
     def __init__(self, columns: StreamedColumns, timed: bool, spill_dir: Path) -> None:
         self.columns = columns
         self.timing = (SpilledCounts(spill_dir), SpilledCounts(spill_dir)) if timed else None
+        # What the writer names when a write fails (a full disk: ``LogWriter``).
+        self.path = f"the spill file of the lateness and latency counts in {spill_dir}"
         self._fd = os.memfd_create("fes-trial-scores", os.MFD_CLOEXEC)
 
     def write(self, first: int, rows: Mapping[str, np.ndarray]) -> None:
