@@ -129,12 +129,16 @@ class BoardError(Exception):
 
 @dataclass(frozen=True, slots=True)
 class PulseShape:
-    """The pulse shape a channel of the trial asks for, with the config path that says so
-    (``stim.peroneal``): a board that cannot deliver it is refused, naming the field."""
+    """The pulse a channel of the trial asks for at its peak, with the config path that
+    says so (``stim.peroneal``): a board that cannot deliver it (its shape, or a setting
+    beyond the board's own limits) is refused, naming the field."""
 
     path: str
     interphase_gap_us: float
     anodic_width_ratio: float
+    amplitude_ma: float
+    pulse_width_us: float
+    frequency_hz: float
 
 
 class HostLimits(Protocol):
@@ -295,7 +299,36 @@ def check_board(info: p.Info, req: BoardRequirements) -> list[str]:
     if info.channels < req.channels:
         problems.append(f"board has {info.channels} channels, the trial needs {req.channels}")
     for shape in req.pulse_shapes:
-        problems += _shape_problems(info, shape)
+        problems += _shape_problems(info, shape) + _setting_problems(info, shape)
+    return problems
+
+
+def _setting_problems(info: p.Info, shape: PulseShape) -> list[str]:
+    """The channel's settings beyond the board's own limits (a board stricter than the
+    trial's ``[safety]``, as one whose EEPROM lowered them): the board would refuse the
+    channel's first train at its peak (ACK ``OVER_*``) and end the trial as a board fault
+    seconds into the walk; refused at HELLO instead, naming the field."""
+    problems = [
+        f"{shape.path}.{field} {value:g} is beyond the board's max {name} {limit:g} {unit}"
+        for field, value, name, limit, unit in (
+            ("amplitude_ma", shape.amplitude_ma, "amplitude",
+             info.max_amplitude_10ua * p.AMPLITUDE_UNIT_MA, "mA"),
+            ("pulse_width_us", shape.pulse_width_us, "pulse width",
+             float(info.max_pulse_width_us), "us"),
+            ("frequency_hz", shape.frequency_hz, "frequency",
+             info.max_frequency_chz * p.FREQUENCY_UNIT_HZ, "Hz"),
+        )
+        if value > limit + 1e-9
+    ]
+    charge_uc = shape.amplitude_ma * shape.pulse_width_us / 1000.0
+    if not problems and info.max_charge_cuc and charge_uc > info.board_charge_limit_uc + 1e-9:
+        problems.append(
+            f"{shape.path}: charge per phase of {shape.amplitude_ma:g} mA x "
+            f"{shape.pulse_width_us:g} us is {charge_uc:.4g} uC, beyond the board's max "
+            f"charge per phase {info.board_charge_limit_uc:g} uC: lower the channel's "
+            "amplitude or pulse width, or raise the board's limit (make eeprom "
+            "MAX_CHARGE_PER_PHASE_UC=..., docs/hardware.md)"
+        )
     return problems
 
 

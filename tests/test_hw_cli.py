@@ -280,6 +280,35 @@ def test_a_shape_beyond_the_board_limits_is_refused_by_name(tmp_path, capsys):
             "ratio 2") in err
 
 
+@pytest.mark.parametrize(("board", "expected"), [
+    (FirmwareSettings(max_charge_per_phase_uc=8.0),
+     "stim.peroneal: charge per phase of 35 mA x 300 us is 10.5 uC, beyond the board's max "
+     "charge per phase 8 uC: lower the channel's amplitude or pulse width, or raise the "
+     "board's limit (make eeprom MAX_CHARGE_PER_PHASE_UC=..., docs/hardware.md)"),
+    (FirmwareSettings(max_amplitude_ma=30.0),
+     "stim.peroneal.amplitude_ma 35 is beyond the board's max amplitude 30 mA"),
+    (FirmwareSettings(max_frequency_hz=30.0),
+     "stim.peroneal.frequency_hz 40 is beyond the board's max frequency 30 Hz"),
+])
+def test_settings_beyond_a_stricter_boards_limits_are_refused_at_hello(tmp_path, capsys,
+                                                                     board, expected):
+    """A board stricter than the trial's [safety] (its EEPROM lowered a limit) passes the
+    looser-board check; a channel set beyond it was accepted, and the board refused the
+    first train's peak seconds into the walk (OVER_CHARGE: exit 6 at 4.5 s against the
+    AVR board with 8 uC). It is refused at HELLO now, naming the field, before any
+    stimulation; the run is short enough that without the check it ends at its length."""
+    emu, finish = serve_in_thread(EmulatorConfig(board=board))
+    code = main(["run", "--port", emu.path, "--duration-s", "2",
+                 "--out", str(tmp_path / "t")])
+    finish()
+    err = capsys.readouterr().err
+    assert code == EXIT_REFUSED, err
+    assert expected in err
+    assert "Traceback" not in err
+    assert not (tmp_path / "t").exists()
+    assert emu.firmware.channels_on() == [] and emu.firmware.refused == 0
+
+
 @pytest.mark.parametrize(("layer", "code"), [
     ('[detector]\nplacement = "foot"\n', 2),
     ('[detector]\nplacement = "foot"\nsensor = "fused"\n', 2),

@@ -329,16 +329,19 @@ class LinkLimits:
 
 
 def pulse_shapes(config: TrialConfig) -> tuple[PulseShape, ...]:
-    """The pulse shape of every active channel, for the board check at HELLO.
+    """The pulse of every active channel at its peak, for the board check at HELLO.
 
     STIM carries amplitude, pulse width and frequency only (a symmetric pulse with no
     interphase gap); STIM_SHAPED (protocol version 2, docs/protocol.md) adds the gap and
     the anodic width ratio. A board that cannot deliver a channel's shape (a version 1
     board, or a shape beyond its own limits) is refused, naming the field, rather than
-    sent a pulse different from what the config says.
+    sent a pulse different from what the config says; so is a board whose own limits
+    (amplitude, pulse width, frequency, charge per phase) are below the channel's
+    settings, rather than left to refuse the first train in the middle of the walk.
     """
     return tuple(
-        PulseShape(channel_path(name), ch.interphase_gap_us, ch.anodic_width_ratio)
+        PulseShape(channel_path(name), ch.interphase_gap_us, ch.anodic_width_ratio,
+                   ch.amplitude_ma, ch.pulse_width_us, ch.frequency_hz)
         for name, ch in config.stim.active_channels()
     )
 
