@@ -137,19 +137,23 @@ class AvrBoardConfig(ConfigModel):
         description="The board's stored configuration: identity, timeout, lowered limits.")
 
 
-def _harness_options(config: AvrBoardConfig) -> list[str]:
+def _harness_options(config: AvrBoardConfig, stored: bool = True) -> list[str]:
+    """The harness's options for ``config``; without ``stored``, none of the board's
+    stored configuration (its EEPROM left as it is: erased, on a Mega from the factory)."""
     b = config.board
-    options = [
-        "--speed", f"{config.speed:g}", "--board-id", str(b.board_id),
-        "--comm-timeout-ms", str(b.comm_timeout_ms), "--max-on-time-ms", str(b.max_on_time_ms),
-        "--max-amplitude-ma", f"{b.max_amplitude_ma:g}",
-        "--max-pulse-width-us", str(b.max_pulse_width_us),
-        "--max-frequency-hz", f"{b.max_frequency_hz:g}",
-        "--max-interphase-gap-us", str(b.max_interphase_gap_us),
-        "--max-anodic-width-ratio", f"{b.max_anodic_width_ratio:g}",
-        "--max-charge-per-phase-uc", f"{b.max_charge_per_phase_uc:g}",
-        "--max-duty-cycle", f"{b.max_duty_cycle:g}",
-    ]
+    options = ["--speed", f"{config.speed:g}"]
+    if stored:
+        options += [
+            "--board-id", str(b.board_id),
+            "--comm-timeout-ms", str(b.comm_timeout_ms), "--max-on-time-ms", str(b.max_on_time_ms),
+            "--max-amplitude-ma", f"{b.max_amplitude_ma:g}",
+            "--max-pulse-width-us", str(b.max_pulse_width_us),
+            "--max-frequency-hz", f"{b.max_frequency_hz:g}",
+            "--max-interphase-gap-us", str(b.max_interphase_gap_us),
+            "--max-anodic-width-ratio", f"{b.max_anodic_width_ratio:g}",
+            "--max-charge-per-phase-uc", f"{b.max_charge_per_phase_uc:g}",
+            "--max-duty-cycle", f"{b.max_duty_cycle:g}",
+        ]
     if config.unplug_at_s is not None:
         options += ["--unplug-at-s", f"{config.unplug_at_s:g}"]
     if not config.truth:
@@ -163,7 +167,14 @@ class SimavrBoard:
     """The firmware in simavr on a fresh pty, serving the simulated patient."""
 
     def __init__(self, config: AvrBoardConfig, log: Path | None = None,
-                 build: avr_build.Build | None = None) -> None:
+                 build: avr_build.Build | None = None, bootloader: Path | None = None,
+                 flashed: bool = True) -> None:
+        """Start the harness. With ``bootloader`` (an Intel hex, such as
+        ``hw.avr.build.MEGA2560_BOOTLOADER``) the chip is a Mega 2560: execution starts in
+        its bootloader and each open of the pty resets it (docs/hardware.md, "Flashing
+        through the bootloader"); ``flashed`` then says whether the firmware and the
+        board's stored configuration are in it already (a Mega plugged in again) or its
+        flash and EEPROM are erased, for ``make flash`` and ``make eeprom``."""
         self.config = config
         self.build = build or avr_build.build()
         profile = load_patient(config.patient)
@@ -173,13 +184,21 @@ class SimavrBoard:
                                              config.seed, channels=CHANNELS)
         self._events = [(t, EVENT_BY_NAME[name]) for t, name in self._limb.true_events()]
         self._next_event = 0
+        #: Walk time at sample 0 of the firmware's grid: 0, or later after a reset of the
+        #: chip (a Mega's auto-reset when a host opens its port), whose firmware starts
+        #: its grid, and the times it relays, at 0 again while the patient walks on.
+        self._grid_origin_s = 0.0
         self._period_s = 1.0 / SAMPLE_RATE_HZ
         self._off = [StimCommand.off(0)]
         requests_r, requests_w = os.pipe()
         replies_r, replies_w = os.pipe()
-        command = [str(self.build.harness), "--elf", str(self.build.firmware_elf),
-                   "--to-patient", str(requests_w), "--from-patient", str(replies_r),
-                   *_harness_options(config)]
+        command = [str(self.build.harness)]
+        if bootloader is not None:
+            command += ["--boot-hex", str(bootloader)]
+        if bootloader is None or flashed:
+            command += ["--elf", str(self.build.firmware_elf)]
+        command += ["--to-patient", str(requests_w), "--from-patient", str(replies_r),
+                    *_harness_options(config, stored=bootloader is None or flashed)]
         if log is not None:
             command += ["--log", str(log)]
         # The harness's messages go to a file: a pipe nobody reads could fill and stall it.
@@ -236,6 +255,8 @@ class SimavrBoard:
 
     def _answer(self, request: bytes) -> None:
         _, index, _, pulses, amplitude_ma, width_us = _REQUEST.unpack(request)
+        if index == 0 and self.samples:
+            self._grid_origin_s = self._limb.samples_read * self._period_s
         if pulses:
             # The pulses of the last period, at the start of this one: a stopped train
             # switched on fires at once, n per period at this frequency.
@@ -261,15 +282,18 @@ class SimavrBoard:
                  + truth)
 
     def _truth(self, index: int) -> bytes:
-        """Debug-port frames of sample ``index``: the true events up to its time (walk
-        time in us; the firmware adds its clock), then its row."""
+        """Debug-port frames of sample ``index`` of the firmware's grid: the true events up
+        to its time (in us from the grid's sample 0; the firmware adds its clock), then
+        its row."""
         out = b""
-        t = index * self._period_s
+        origin = self._grid_origin_s
+        t = origin + index * self._period_s
         while self._next_event < len(self._events) and self._events[self._next_event][0] <= t:
             when, event = self._events[self._next_event]
             self._next_event += 1
-            out += p.encode_frame(p.FrameType.TRUTH_EVENT, 0,
-                                  _EVENT_PAYLOAD.pack(event, round(when * 1e6) & 0xFFFFFFFF))
+            out += p.encode_frame(
+                p.FrameType.TRUTH_EVENT, 0,
+                _EVENT_PAYLOAD.pack(event, round((when - origin) * 1e6) & 0xFFFFFFFF))
         # The row of the sample just read (sample ``index`` of this stream; the limb's
         # truth is a ring, ``SimulatedLimb.streaming``, and its count runs on across
         # streams while the firmware numbers each stream from 0).
@@ -316,12 +340,12 @@ class SimavrBoard:
 
 
 def serve_in_thread(config: AvrBoardConfig, log: Path | None = None,
-                    build: avr_build.Build | None = None
-                    ) -> tuple[SimavrBoard, Callable[..., str]]:
-    """Start the board and serve its patient on a background thread; returns it and a
-    function that stops it (after letting it end by itself for ``wait_s``, as after an
-    unplug) and gives the reason it ended (for tests)."""
-    board = SimavrBoard(config, log, build)
+                    build: avr_build.Build | None = None, bootloader: Path | None = None,
+                    flashed: bool = True) -> tuple[SimavrBoard, Callable[..., str]]:
+    """Start the board (``SimavrBoard``'s arguments) and serve its patient on a
+    background thread; returns it and a function that stops it (after letting it end by
+    itself for ``wait_s``, as after an unplug) and gives the reason it ended (for tests)."""
+    board = SimavrBoard(config, log, build, bootloader, flashed)
     stop = threading.Event()
     result: list[str] = []
     thread = threading.Thread(target=lambda: result.append(board.run(stop)),

@@ -80,6 +80,10 @@ void hostlink_report(void);
 void patient_connect(void);
 /* Move queued truth bytes into USART1 (called every pacing step). */
 void patient_service(void);
+/* After a reset of the chip (a host's open of a Mega's port, the AVR's watchdog): the
+ * sensors stay powered, so their lines are driven again as they were, and the truth
+ * source announces itself again to the restarted firmware. */
+void patient_reset(void);
 /* Samples exchanged so far (grid points the gyro was read at). */
 uint32_t patient_samples(void);
 void patient_report(void);

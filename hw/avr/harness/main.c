@@ -10,17 +10,21 @@
  *                [--max-frequency-hz HZ] [--max-interphase-gap-us US]
  *                [--max-anodic-width-ratio R] [--max-charge-per-phase-uc UC]
  *                [--max-duty-cycle D]
- *   simavr-board --boot-hex FILE [--from-patient FD --to-patient FD] [--log FILE] ...
+ *   simavr-board --boot-hex FILE [--elf firmware.elf] [--from-patient FD --to-patient FD]
+ *                [--log FILE] ...
  *   simavr-board --eeprom-hex FILE [the configuration options]
  *
  * --boot-hex: the chip as a Mega 2560 leaves the factory, for `make flash` and
  * `make eeprom` through real avrdude: a bootloader's Intel hex (Arduino's STK500v2, from
  * Debian's arduino-core-avr) in the boot section, execution starting there as the
  * Mega's fuses (BOOTRST, BOOTSZ 4096 words) make it, application flash and EEPROM
- * erased (0xFF). An open of the pty that nobody held resets the chip, as the Mega's
- * auto-reset does when a host raises DTR on opening its port (a pty has no DTR line; a
- * close and open within one pacing step go unseen). The log says "port_opened", "reset",
- * and "bootloader" / "application" as execution enters either section. Without the
+ * erased (0xFF); with --elf as well, a Mega flashed before and plugged in again: the
+ * firmware in application flash (the configuration options in its EEPROM), execution
+ * still starting in the bootloader. An open of the pty that nobody held resets the
+ * chip, as the Mega's auto-reset does when a host raises DTR on opening its port (a pty
+ * has no DTR line; a close and open within one pacing step go unseen); the patient's
+ * sensors stay powered through it. The log says "port_opened", "reset", and
+ * "bootloader" / "application" as execution enters either section. Without the
  * patient's pipes no sensor answers on the I2C bus.
  *
  * The configuration options are written into the simulated EEPROM (config.h), as
@@ -248,9 +252,10 @@ static int load_elf(const char *path)
     return 0;
 }
 
-/* A bootloader's Intel hex into the boot section of erased flash; execution starts and
- * every reset restarts there (BOOTRST). */
-static int load_bootloader(const char *path)
+/* A bootloader's Intel hex into the boot section; execution starts and every reset
+ * restarts there (BOOTRST). The application flash is erased first unless a firmware was
+ * loaded into it (``flashed``: a Mega flashed before, plugged in again). */
+static int load_bootloader(const char *path, int flashed)
 {
     ihex_chunk_p chunks = NULL;
     int n = read_ihex_chunks(path, &chunks);
@@ -258,7 +263,10 @@ static int load_bootloader(const char *path)
         fprintf(stderr, "simavr-board: cannot read the Intel hex %s\n", path);
         return 1;
     }
-    memset(avr->flash, 0xFF, avr->flashend + 1);
+    if (flashed)
+        memset(avr->flash + BOOT_SECTION_START, 0xFF, avr->flashend + 1 - BOOT_SECTION_START);
+    else
+        memset(avr->flash, 0xFF, avr->flashend + 1);
     int bad = 0;
     for (int i = 0; i < n; i++) {
         if (chunks[i].baseaddr < BOOT_SECTION_START ||
@@ -330,9 +338,6 @@ int main(int argc, char **argv)
         return 0;
     }
     if (opt.boot_hex) {
-        if (opt.elf)
-            usage("--boot-hex and --elf exclude each other (the firmware arrives through "
-                  "the bootloader)");
         if ((opt.from_patient < 0) != (opt.to_patient < 0))
             usage("--from-patient and --to-patient go together");
     } else if (!opt.elf || opt.from_patient < 0 || opt.to_patient < 0) {
@@ -347,7 +352,8 @@ int main(int argc, char **argv)
     avr->log = LOG_ERROR;
     avr->frequency = BOARD_F_CPU_HZ;
     avr->vcc = avr->avcc = avr->aref = ADC_REF_MV;
-    if (opt.boot_hex ? load_bootloader(opt.boot_hex) : load_elf(opt.elf))
+    if ((opt.elf && load_elf(opt.elf)) ||
+        (opt.boot_hex && load_bootloader(opt.boot_hex, opt.elf != NULL)))
         return 1;
     avr->frequency = BOARD_F_CPU_HZ;
     if (configured) {
@@ -418,6 +424,7 @@ int main(int argc, char **argv)
             log_printf(", \"cause\": \"port_opened\"");
             log_end();
             outputs_rewire_timer();
+            patient_reset();
             last_pace = avr->cycle;
             avr_cycle_timer_register_usec(avr, PACE_US, pace, NULL);
         } else if (avr->cycle - last_pace > 4 * pace_cycles) {
@@ -426,6 +433,7 @@ int main(int argc, char **argv)
             log_begin("reset");
             log_end();
             outputs_rewire_timer();
+            patient_reset();
             last_pace = avr->cycle;
             avr_cycle_timer_register_usec(avr, PACE_US, pace, NULL);
         }

@@ -13,6 +13,7 @@
  *
  * Pipe protocol (little-endian):
  *   request  'S' u32 index, f64 board_t_s, u16 pulses, f32 amplitude_ma, f32 width_us
+ *            (index: of the firmware's sample grid, from 0 again after a reset)
  *   reply    u8 has_sample, u8 gyro_valid, i16 gyro_z, u8 heel (0 no contact,
  *            1 contact, 2 lost: the heel fault line low), u16 force_counts,
  *            u16 truth_bytes, then the truth bytes
@@ -44,12 +45,18 @@ static uint8_t regs[128];
 static uint8_t reg_ptr;
 static int selected, first_write;
 static uint32_t samples;
+/* The exchanges before the firmware's latest reset: the request carries the index of the
+ * firmware's own sample grid, which a restarted firmware begins again at 0. */
+static uint32_t grid_base;
 static uint32_t nacks;
 static uint8_t truth_queue[TRUTH_QUEUE];
 static size_t truth_len, truth_done;
 static int debug_xoff = 1;
 static uint32_t truth_overflow;
 static int announced;
+/* The levels last driven on the heel lines (1: high, the pull-up's) and the force
+ * sensor's voltage, driven again after a reset of the chip (patient_reset). */
+static uint32_t heel_level = 1, heel_fault_level = 1, force_mv;
 
 static void put16(uint8_t *p, uint16_t v)
 {
@@ -119,7 +126,7 @@ static int exchange(void)
     outputs_take_period(&pulses, &amplitude, &width);
     double t = board_time_s();
     request[0] = 'S';
-    put32(request + 1, samples);
+    put32(request + 1, samples - grid_base);
     memcpy(request + 5, &t, 8);
     put16(request + 13, pulses);
     memcpy(request + 15, &amplitude, 4);
@@ -146,12 +153,15 @@ static int exchange(void)
     /* Heel switch closes to ground; a heel sensor without a reading pulls its fault
      * line low (the switch's line is then left open); the force sensor's voltage for
      * its ADC count. */
-    avr_raise_irq(heel_fault_pin, reply[4] == HEEL_LOST ? 0 : 1);
-    avr_raise_irq(heel_pin, reply[4] == 1 ? 0 : 1);
+    heel_fault_level = reply[4] == HEEL_LOST ? 0 : 1;
+    heel_level = reply[4] == 1 ? 0 : 1;
+    avr_raise_irq(heel_fault_pin, heel_fault_level);
+    avr_raise_irq(heel_pin, heel_level);
     uint16_t counts = (uint16_t)(reply[5] | (reply[6] << 8));
     if (counts > 1023)
         counts = 1023;
-    avr_raise_irq(force_adc, (uint32_t)((counts * ADC_REF_MV + 1022u) / 1023u));
+    force_mv = (uint32_t)((counts * ADC_REF_MV + 1022u) / 1023u);
+    avr_raise_irq(force_adc, force_mv);
     if (opt.truth && truth_n)
         queue_truth(truth, truth_n);
     if (!reply[1])
@@ -216,13 +226,16 @@ static void debug_xon(struct avr_irq_t *irq, uint32_t value, void *param)
     (void)value;
     (void)param;
     debug_xoff = 0;
-    if (!announced && opt.truth) {
-        /* The truth source announces itself: the board then offers DEBUG_TRUTH. */
-        uint8_t body[2] = {0xC0, 0}, wire[FRAME_WIRE_MAX];
-        queue_truth(wire, frame_encode(body, 2, wire));
-        announced = 1;
-    }
 }
+
+/* USART1's control register B and its receiver enable bit (ATmega2560 data space). */
+#define UCSR1B_ADDR 0xC9
+#define RXEN1_BIT 4
+
+/* Whether the firmware listens on its debug port: simavr drops what arrives at a
+ * receiver not enabled (after a reset, until the firmware has set the port up again:
+ * 0.83 s and more in the Mega's bootloader). */
+static int debug_listening(void) { return (avr->data[UCSR1B_ADDR] >> RXEN1_BIT) & 1; }
 
 static void debug_xoff_hook(struct avr_irq_t *irq, uint32_t value, void *param)
 {
@@ -247,8 +260,35 @@ void patient_connect(void)
     debug_in = uart_attach('1', NULL, debug_xon, debug_xoff_hook);
 }
 
+void patient_reset(void)
+{
+    /* A pin's notification is filtered when its level does not change, and the reset
+     * cleared the pin register under it: drive each heel line through the other level to
+     * its own (the firmware is not running in between). */
+    avr_raise_irq(heel_fault_pin, !heel_fault_level);
+    avr_raise_irq(heel_fault_pin, heel_fault_level);
+    avr_raise_irq(heel_pin, !heel_level);
+    avr_raise_irq(heel_pin, heel_level);
+    avr_raise_irq(force_adc, force_mv);
+    /* The restarted firmware has forgotten the truth source: it announces itself again
+     * once the firmware listens; a frame in flight is dropped (the reset emptied the
+     * port's receiver, which is then not in XOFF). */
+    truth_len = truth_done = 0;
+    debug_xoff = 0;
+    announced = 0;
+    grid_base = samples;
+}
+
 void patient_service(void)
 {
+    if (!debug_listening())
+        return;
+    if (!announced && opt.truth) {
+        /* The truth source announces itself: the board then offers DEBUG_TRUTH. */
+        uint8_t body[2] = {0xC0, 0}, wire[FRAME_WIRE_MAX];
+        queue_truth(wire, frame_encode(body, 2, wire));
+        announced = 1;
+    }
     while (truth_done < truth_len && !debug_xoff)
         avr_raise_irq(debug_in, truth_queue[truth_done++]);
     if (truth_done == truth_len)
