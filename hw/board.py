@@ -499,8 +499,13 @@ class Board:
         want_truth: bool = True,
         hello_wait_s: float = HELLO_WAIT_S,
         bootloader_quiet_s: float = BOOTLOADER_QUIET_S,
+        on_bootloader_wait: Callable[[str], object] | None = None,
     ) -> None:
+        """``on_bootloader_wait`` is told, in a sentence, when the driver starts its
+        ``bootloader_quiet_s`` of silence, so that a person is not left before a silent
+        terminal for the seconds it takes (7 s to a Mega's firmware)."""
         self.url = link_name(port)
+        self._on_bootloader_wait = on_bootloader_wait
         self._port = port
         self.requirements = requirements
         self._heartbeat_s = heartbeat_s
@@ -628,6 +633,11 @@ class Board:
             info = self._handshake()
             if info is None and device and baud == bauds[0] and self._bootloader_quiet_s > 0 and (
                     self.fault is None or self.fault.kind != "link"):
+                if self._on_bootloader_wait is not None:
+                    self._on_bootloader_wait(
+                        f"no answer to HELLO on {self.url}: silent for "
+                        f"{self._bootloader_quiet_s:g} s for a bootloader (an Arduino Mega "
+                        "resets when its port is opened), then HELLO again")
                 time.sleep(self._bootloader_quiet_s)
                 info = self._handshake()
             if info is not None:

@@ -160,6 +160,8 @@ def test_flash_configure_walk_interrupt_unplug_replug_and_a_refused_setting(
     code, err, stopped = _trial("interrupted", tmp_path, start,
                                 lambda: runs[-1].proc.send_signal(signal.SIGINT))
     assert code == 130, err
+    assert (f"fes run: no answer to HELLO on {board.path}: silent for 6 s for a bootloader"
+            in err)  # the 7 s before the first status line, said
     s = _walked_with_every_sensor(stopped)
     assert s["stopped_by"] == "interrupted" and s["board"]["outputs_off_confirmed"] is True
     assert 5.0 <= s["duration_s"] < 30.0

@@ -136,10 +136,14 @@ def test_a_board_reset_into_its_bootloader_by_the_open_is_greeted_again_after_si
     """An Arduino Mega resets when its port is opened; its bootloader swallows the HELLOs
     and starts the firmware only once they have stopped for 5 s (tests/test_avr_flash.py
     runs the real one). The driver stays silent ``bootloader_quiet_s`` and says HELLO
-    again, which the firmware answers: a board, not "no board"."""
+    again, which the firmware answers: a board, not "no board". The wait is said as it
+    begins (a Mega's firmware answers 7 s after the open: before, nothing was printed
+    meanwhile)."""
     scripted = ScriptedBoard()
+    notes: list[tuple[float, str]] = []
     board = Board(scripted.path, REQUIRE, heartbeat_s=0.5, hello_wait_s=0.1,
-                  link_timeout_s=5.0, bootloader_quiet_s=0.6)
+                  link_timeout_s=5.0, bootloader_quiet_s=0.6,
+                  on_bootloader_wait=lambda text: notes.append((time.monotonic(), text)))
     connected: list[p.Info] = []
     thread = threading.Thread(target=lambda: connected.append(board.connect()))
     thread.start()
@@ -158,6 +162,10 @@ def test_a_board_reset_into_its_bootloader_by_the_open_is_greeted_again_after_si
         if select.select([scripted.master], [], [], 0.01)[0]:
             again += decoder.feed(os.read(scripted.master, 256))
     assert again and again[0].type == p.FrameType.HELLO
+    assert [text for _, text in notes] == [
+        f"no answer to HELLO on {scripted.path}: silent for 0.6 s for a bootloader (an "
+        "Arduino Mega resets when its port is opened), then HELLO again"]
+    assert notes[0][0] < time.monotonic() - 0.5  # said as the silence began
     info = p.parse(p.FrameDecoder().feed(bytes.fromhex(INFO))[0])
     assert isinstance(info, p.Info)
     scripted.send(dataclasses.replace(info, hello_seq=again[0].seq).encode(0x80).hex())

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import sys
 
 from controller.commands.common import EXIT_NO_BOARD, EXIT_NOTHING_FOUND, EXIT_OK
 
@@ -14,7 +15,9 @@ def _probe(url: str) -> str:
     from controller.safety import SafetyLimits
     from hw.board import Board, BoardError, BoardRequirements, describe_info
 
-    board = Board(url, BoardRequirements(SafetyLimits(), 500.0))
+    board = Board(url, BoardRequirements(SafetyLimits(), 500.0),
+                  on_bootloader_wait=lambda text: print(f"fes ports: {text}", file=sys.stderr,
+                                                        flush=True))
     try:
         info = describe_info(board.identify())
     except BoardError as err:

@@ -395,6 +395,7 @@ def run_live_trial(
         link_timeout_s=limits.link_timeout_s,
         max_backlog_s=limits.max_lag_s,
         want_truth=ring is None,
+        on_bootloader_wait=lambda text: report.write(f"fes run: {text}\n"),
     )
     rows = n_samples if ring is None else ring
     check_fits(rows, numbers_per_sample(config, 0 if ring else len(WIRE_TRUTH_COLUMNS)),
