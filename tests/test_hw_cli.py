@@ -68,6 +68,10 @@ def test_a_short_live_run_writes_the_sim_files_and_a_status_line(tmp_path, capfd
     assert "t     1.0 s | " in err and "link ok" in err
     assert "stopped by duration" in err
     assert "trial: 1.5 s" in stdout
+    # The board's identity and own limits with the trial's figures, as fes ports --probe
+    # shows them (before, only in summary.json's board.info).
+    assert ("board 1, firmware 1.2.0, protocol 4, 2 channels, 500 Hz, limits 60 mA / 500 us "
+            "/ 60 Hz / 3000 ms on, comm timeout 400 ms") in stdout
     # The board's stream is the clock: lateness is not measured there, and not shown as 0.
     assert "timing: 2 ms period, board clock; lateness and missed periods not measured: the " \
         "board's stream paces the loop, a sample is due when it arrives;" in stdout

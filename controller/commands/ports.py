@@ -13,6 +13,7 @@ NO_BOARD = "no board: "
 def _probe(url: str) -> str:
     """What answers HELLO on ``url``: the board's INFO in a few words, or why not."""
     from controller.safety import SafetyLimits
+    from controller.trial.summary import board_text
     from hw.board import Board, BoardError, BoardRequirements, describe_info
 
     board = Board(url, BoardRequirements(SafetyLimits(), 500.0),
@@ -24,27 +25,7 @@ def _probe(url: str) -> str:
         return f"{NO_BOARD}{err}"
     finally:
         board.close()
-    shapes = (
-        f", pulse shapes up to gap {info['max_interphase_gap_us']} us / anodic ratio "
-        f"{info['max_anodic_width_ratio']:g}"
-        if info["max_interphase_gap_us"] is not None
-        else ", symmetric pulses only"
-    )
-    charge = info["max_charge_per_phase_uc"]
-    duty = info["max_duty_cycle"]
-    charge_text = (
-        f", charge per phase up to {charge:g} uC, duty cycle up to {duty:g} over 10 s"
-        if charge is not None and duty is not None
-        else ", no charge or duty-cycle limit of its own"
-    )
-    return (
-        f"board {info['board_id']}, firmware {info['firmware']}, protocol "
-        f"{info['protocol_version']}, {info['channels']} "
-        f"channels, {info['sample_rate_hz']} Hz, limits {info['max_amplitude_ma']:g} mA / "
-        f"{info['max_pulse_width_us']} us / {info['max_frequency_hz']:g} Hz / "
-        f"{info['max_on_time_ms']} ms on, comm timeout {info['comm_timeout_ms']} ms{shapes}"
-        f"{charge_text}"
-    )
+    return board_text(info)
 
 
 def _run(args: argparse.Namespace) -> int:

@@ -374,12 +374,42 @@ def render_text(summary: Mapping[str, Any]) -> str:
             )
     if line := _lost_line(summary.get("lost_samples")):
         lines.append(line)
+    board = summary.get("board")
+    if board and "board_id" in (board.get("info") or {}):
+        lines.append(board_text(board["info"]))
     lines.append(
         f"watchdog: {dog['faults']} faults, {dog['clamped_commands']} commands not passed as asked"
     )
     if summary.get("timing"):
         lines.append(render_timing(summary["timing"]))
     return "\n".join(lines)
+
+
+def board_text(info: Mapping[str, Any]) -> str:
+    """The board's identity and own limits as it reported them at HELLO
+    (``hw.board.describe_info``), in one line: what ``fes ports --probe`` shows and
+    ``fes run`` prints with the trial's figures."""
+    shapes = (
+        f", pulse shapes up to gap {info['max_interphase_gap_us']} us / anodic ratio "
+        f"{info['max_anodic_width_ratio']:g}"
+        if info["max_interphase_gap_us"] is not None
+        else ", symmetric pulses only"
+    )
+    charge = info["max_charge_per_phase_uc"]
+    duty = info["max_duty_cycle"]
+    charge_text = (
+        f", charge per phase up to {charge:g} uC, duty cycle up to {duty:g} over 10 s"
+        if charge is not None and duty is not None
+        else ", no charge or duty-cycle limit of its own"
+    )
+    return (
+        f"board {info['board_id']}, firmware {info['firmware']}, protocol "
+        f"{info['protocol_version']}, {info['channels']} "
+        f"channels, {info['sample_rate_hz']} Hz, limits {info['max_amplitude_ma']:g} mA / "
+        f"{info['max_pulse_width_us']} us / {info['max_frequency_hz']:g} Hz / "
+        f"{info['max_on_time_ms']} ms on, comm timeout {info['comm_timeout_ms']} ms{shapes}"
+        f"{charge_text}"
+    )
 
 
 #: How the terminal names the sensors of ``summary.json`` ``lost_samples``.
