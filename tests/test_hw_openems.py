@@ -26,6 +26,7 @@ from controller.bench.openems import (
     drive_trains,
     harness_settings,
     line_kinds,
+    machine_delays_ms,
     stop_in_swings,
 )
 from controller.bench.openems_harness import (
@@ -108,6 +109,22 @@ def test_the_lines_the_firmware_read_are_told_apart_per_channel():
         kinds = [kind for _, _, kind in line_kinds(rows, firmware.stop().text)]
         assert kinds == ["start", "start", "step", "renewal", "off", "step", "stop", "other",
                          "start"], firmware.name
+
+
+def test_an_off_is_excused_only_the_machines_delays_not_the_drivers():
+    """The latency test widens an off's bound by what the machine provably did to it:
+    bytes the driver had written held on their way to the firmware, and the firmware's
+    waits for a CPU after they arrived. A driver that writes late gets nothing: its
+    delay before its write is its own."""
+    rows = [SerialRow(10.000, "host_bytes", "C0T0G\\n"),  # 6 bytes, arrived at once
+            SerialRow(20.090, "host_bytes", "C1T0G\\n")]  # held 80 ms after its write
+    writes = [{"monotonic_s": 10.000, "bytes": 6}, {"monotonic_s": 20.010, "bytes": 6}]
+    waits = [{"event": "paused", "since_s": 20.095, "monotonic_s": 20.100,
+              "waited_ms": 4.0, "pid": 7, "tid": 7}]
+    late_driver = (9.900, 10.010)  # commanded 100 ms before its write: the driver's
+    held = (20.008, 20.110)  # written at once, held 80 ms, then 4 ms without a CPU
+    assert machine_delays_ms([late_driver, held], rows, writes, waits) == pytest.approx(
+        [0.0, 84.0])
 
 
 def test_the_shipped_settings_load_and_bad_ones_name_the_field(tmp_path):
@@ -361,7 +378,8 @@ def test_off_and_stop_latency_at_the_firmware_floor(openems_programs, openems_fl
     """The firmware's floor per version, measured raw on an idle board; then the driver
     drives ramped trains (60 ms up, a hold, 100 ms down, a command every 2 ms) on channel
     0 and channel 1 in turn, whose off must be within 10 ms of that channel's floor (the
-    faster of its lines), and stops with both channels held within 20 ms of theirs; no
+    faster of its lines), and stops with both channels held within 20 ms of theirs (each
+    plus the time the firmware's process waited for a CPU meanwhile); no
     byte lost, no crash, no fault. Trains and holds last up to 0.8 s: within hold_ms, the
     firmware gets no renewal, so no off or stop waits behind one (a 400 ms hold_ms made
     10 of 20 stops on head wait, docs/hardware.md). Both versions at once."""
@@ -381,11 +399,18 @@ def test_off_and_stop_latency_at_the_firmware_floor(openems_programs, openems_fl
         floors = openems_floors[version]
         assert driven.lost_bytes == 0 and not driven.crashed and driven.fault is None
         assert driven.stats["renewals"] == 0, (version, driven.stats)
+        # Each bound is widened by the time the machine kept the firmware's process off
+        # the CPU within that off (the kernel's count): at load 5-9 an off of 93.6 ms
+        # against a bound of 78.9 failed CI. Time the driver (this process) was late
+        # still counts against it.
         for channel in (0, 1):
             assert len(driven.offs(channel)) == 3
-            assert max(driven.offs(channel)) <= floors.off_floor_ms(channel) + 10.0, (
-                version, channel, floors, driven)
-        assert max(driven.stop_ms) <= min(floors.stop_ms) + 20.0, (version, floors, driven)
+            for off_ms, machine_ms in driven.machine_offs(channel):
+                assert off_ms <= floors.off_floor_ms(channel) + 10.0 + machine_ms, (
+                    version, channel, off_ms, machine_ms, floors, driven)
+        for stop_ms, machine_ms in zip(driven.stop_ms, driven.stop_machine_ms, strict=True):
+            assert stop_ms <= min(floors.stop_ms) + 20.0 + machine_ms, (
+                version, stop_ms, machine_ms, floors, driven)
 
 
 def test_a_stop_at_any_moment_of_a_swing_waits_behind_one_needed_line_at_most(

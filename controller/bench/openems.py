@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import json
 import random
 import re
 import statistics
@@ -50,6 +51,7 @@ from controller.bench.openems_harness import (
     SerialRow,
     Train,
     build_for_bench,
+    first_write_after,
     trains,
 )
 from controller.ports import StimCommand
@@ -57,6 +59,7 @@ from hw.openems.budget import Budget
 from hw.openems.driver import OpenEmsStim
 from hw.openems.firmware import BYTE_S, FIRMWARES, Command, Firmware
 from hw.openems.settings import OpenEmsSettings, load_settings
+from hw.runqueue import waited_within
 
 #: Settings for the firmware's host build: no USB bridge between host and board.
 HARNESS_LATENCY_MS = 0.0
@@ -196,6 +199,15 @@ class DriverFigures:
     #: line being handled (ms): from its last byte's arrival to the firmware reading it.
     off_wait_ms: list[float]
     stop_wait_ms: list[float]
+    #: How long the machine delayed each off (stop) between its command and the outputs'
+    #: zero (ms): the line's bytes held from the driver's write to their arrival at the
+    #: firmware (the pty's tty worker, the firmware waiting for a CPU:
+    #: ``bytes_held_by_the_machine``), then the firmware's waits for a CPU until the zero
+    #: (``hw.runqueue.waited_within``: the kernel's count, never overstated). A USB link
+    #: to a Nano holds no bytes and a Nano is never descheduled: these are the machine's,
+    #: not the driver's; the driver's own lateness before its write still counts.
+    off_machine_ms: list[float]
+    stop_machine_ms: list[float]
     lost_bytes: int
     crashed: bool
     fault: str | None
@@ -206,6 +218,12 @@ class DriverFigures:
         return [ms for ms, ch in zip(self.off_ms, self.off_channels, strict=True)
                 if ch == channel]
 
+    def machine_offs(self, channel: int) -> list[tuple[float, float]]:
+        """Each off latency of ``channel``'s trains with the firmware's wait for a CPU
+        within it (``off_machine_ms``)."""
+        return [(ms, machine) for ms, machine, ch in zip(
+            self.off_ms, self.off_machine_ms, self.off_channels, strict=True) if ch == channel]
+
 
 def _amplitude(t_s: float, hold_s: float, full_ma: float) -> float:
     """A train: 60 ms ramp up, hold, 100 ms ramp down."""
@@ -214,6 +232,23 @@ def _amplitude(t_s: float, hold_s: float, full_ma: float) -> float:
     if t_s < 0.06 + hold_s:
         return full_ma
     return max(0.0, full_ma * (1.0 - (t_s - 0.06 - hold_s) / 0.1))
+
+
+def machine_delays_ms(spans: Sequence[tuple[float, float]], rows: Sequence[SerialRow],
+                      writes: Sequence[dict], waits: Sequence[dict]) -> list[float]:
+    """Per span (a command at ``t``, the outputs' zero after it; monotonic s), how long
+    (ms) the machine held the line's bytes on their way to the firmware (the driver's
+    first write returning after ``t``, from its return to its first byte's arrival:
+    ``bytes_held_by_the_machine``) and kept the firmware's process off the CPU from then
+    to the zero (its ``paused`` ``waits``, ``hw.runqueue.waited_within``). The driver's
+    own delay before that write is not the machine's and is not counted."""
+    delays = []
+    for t, zero in spans:
+        write = first_write_after(rows, writes, t)
+        arrived = t if write is None or write[1] > zero else write[1]
+        held = 0.0 if write is None or write[1] > zero else max(0.0, write[1] - write[0])
+        delays.append(1000.0 * (held + waited_within(waits, arrived, zero)))
+    return delays
 
 
 def drive_trains(
@@ -290,17 +325,27 @@ def drive_trains(
         arrived = t_s + settings.usb_latency_ms / 1000.0 + (len(text) + 1) * BYTE_S
         return max(0.0, 1000.0 * (t_read - arrived))
 
+    waits = process.waits()
+    writes = ([json.loads(line) for line in link.path.read_text().splitlines() if line]
+              if link.path.is_file() else [])
+
+    def machine_ms(spans: list[tuple[float, float]]) -> list[float]:
+        return machine_delays_ms(spans, serial_rows, writes, waits)
+
     try:
+        off_spans = [(t, _ending_after(by_channel[ch], t).zero_s) for ch, t in offs]
+        stop_spans = [(t, max(_ending_after(by_channel[0], t).zero_s,
+                              _ending_after(by_channel[1], t).zero_s)) for t in stops]
         figures = DriverFigures(
-            off_ms=[1000.0 * (_ending_after(by_channel[ch], t).zero_s - t) for ch, t in offs],
+            off_ms=[1000.0 * (zero - t) for t, zero in off_spans],
             off_channels=[ch for ch, _ in offs],
-            stop_ms=[1000.0 * (max(_ending_after(by_channel[0], t).zero_s,
-                                   _ending_after(by_channel[1], t).zero_s) - t)
-                     for t in stops],
+            stop_ms=[1000.0 * (zero - t) for t, zero in stop_spans],
             onset_ms=[1000.0 * (_starting_after(by_channel[ch], t).on_s - t)
                       for ch, t in onsets],
             off_wait_ms=[waited_ms(t, stop=False) for _, t in offs],
             stop_wait_ms=[waited_ms(t, stop=True) for t in stops],
+            off_machine_ms=machine_ms(off_spans),
+            stop_machine_ms=machine_ms(stop_spans),
             lost_bytes=lost,
             crashed=crashed,
             fault=None if stim.fault is None else stim.fault.message,

@@ -301,10 +301,7 @@ def bytes_held_by_the_machine(rows: Sequence[SerialRow], writes: Sequence[dict])
     handed its bytes to the kernel, and what held them (the pty's tty worker, the
     firmware's process waiting for a CPU: docs/hardware.md, "Bytes late on a loaded
     machine") is the machine's, as a USB link to a Nano is not."""
-    arrived: list[float] = []
-    for row in rows:
-        if row.kind == "host_bytes":
-            arrived.extend([row.t_s] * _byte_count(row.text))
+    arrived = arrivals(rows)
     found, first = [], 0
     for write in writes:
         if first < len(arrived) and arrived[first] - write["monotonic_s"] >= ECHO_TIMEOUT_S:
@@ -314,6 +311,30 @@ def bytes_held_by_the_machine(rows: Sequence[SerialRow], writes: Sequence[dict])
         return ""
     return (f"{len(found)} write(s) of the driver reached the firmware "
             f"{ECHO_TIMEOUT_S * 1000:g} ms or more after they returned: {', '.join(found)}")
+
+
+def arrivals(rows: Sequence[SerialRow]) -> list[float]:
+    """When each byte the host wrote reached the firmware (its ``host_bytes`` rows), in
+    the order written."""
+    arrived: list[float] = []
+    for row in rows:
+        if row.kind == "host_bytes":
+            arrived.extend([row.t_s] * _byte_count(row.text))
+    return arrived
+
+
+def first_write_after(rows: Sequence[SerialRow], writes: Sequence[dict],
+                      t_s: float) -> tuple[float, float] | None:
+    """The first write of the driver (``LoggedLink``'s log) that returned at or after
+    ``t_s``: when it returned and when its first byte reached the firmware; None when
+    there is none or its bytes never arrived. The span between is the machine's
+    (``bytes_held_by_the_machine``)."""
+    arrived, first = arrivals(rows), 0
+    for write in writes:
+        if write["monotonic_s"] >= t_s:
+            return (write["monotonic_s"], arrived[first]) if first < len(arrived) else None
+        first += write["bytes"]
+    return None
 
 
 def spoiled_by_the_machine(folder: Path) -> str:
