@@ -14,12 +14,12 @@ import io
 import json
 import os
 import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from helpers.live import signal_once_written
+from helpers.mounts import tmpfs
 
 from controller.cli import main
 from controller.config import load_config
@@ -34,19 +34,6 @@ def exit_and_message(capsys, *args: str) -> tuple[int, str]:
     return code, err
 
 
-@contextlib.contextmanager
-def tmpfs(path: Path, options: str) -> Iterator[Path]:
-    path.mkdir()
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(path)],
-                             capture_output=True, check=False)
-    if mounted.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.decode().strip()}")
-    try:
-        yield path
-    finally:
-        _unmount(path)
-
-
 def holders(folder: Path) -> list[str]:
     """The open files in ``folder`` of any process (``/proc/*/fd``)."""
     found = []
@@ -57,18 +44,6 @@ def holders(folder: Path) -> list[str]:
     return found
 
 
-def _unmount(path: Path) -> None:
-    """Unmount ``path``, waiting up to 2 s while a process still holds a file there
-    (``umount``: busy), then detached (``umount -l``): no mount outlives the tests, even
-    one whose test failed."""
-    deadline = time.monotonic() + 2.0
-    while subprocess.run(["umount", str(path)], capture_output=True).returncode != 0:
-        if time.monotonic() > deadline:
-            subprocess.run(["umount", "-l", str(path)], check=False)
-            return
-        time.sleep(0.02)
-
-
 @pytest.fixture
 def read_only(tmp_path) -> Iterator[Path]:
     with tmpfs(tmp_path / "ro", "ro,size=1m") as path:
@@ -76,8 +51,14 @@ def read_only(tmp_path) -> Iterator[Path]:
 
 
 @pytest.fixture
-def full_disk(tmp_path) -> Iterator[Path]:
-    """A 64 KiB file system: a trial's config fits, a few seconds of samples do not."""
+def full_disk(tmp_path, monkeypatch) -> Iterator[Path]:
+    """A 64 KiB file system: a trial's config fits, a few seconds of samples do not.
+    The check before a trial (``controller.trial.diskroom``) is told it has a terabyte
+    free, as when another writer fills the disk after the check: the trial starts, and
+    the disk fills while it runs."""
+    from controller.trial import diskroom
+
+    monkeypatch.setattr(diskroom, "free_bytes", lambda folder: (10**12, folder))
     with tmpfs(tmp_path / "full", "size=64k") as path:
         yield path
 

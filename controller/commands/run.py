@@ -62,7 +62,8 @@ EXIT_BY_STOP = {
 EPILOG = (
     f"exit codes: {EXIT_OK} trial completed (a replay: played to its end); 2 bad usage or "
     "configuration, also a trial the --stimulator cannot deliver (each field named with "
-    f"its range); {EXIT_NO_BOARD} no board answers on the port (an openEMSstim that "
+    "its range), or files the --out folder's disk cannot hold (said before the port is "
+    f"opened, nothing written); {EXIT_NO_BOARD} no board answers on the port (an openEMSstim that "
     "answered but never echoed its all-off line intact: it is sent 4 times at most); "
     f"{EXIT_REFUSED} board "
     "refused (an openEMSstim firmware other than the settings name; unknown "
@@ -110,6 +111,10 @@ def _overrides(args: argparse.Namespace, replay: Recording | None) -> dict[str, 
     return overrides
 
 
+#: What a ``fes run`` whose files cannot fit may change (``diskroom.check_room``).
+ROOM_CHANGES = ("give a --duration-s of at most {seconds} (a replay: a part of the "
+                "recording) or another --out on a disk with room")
+
 #: Where a live trial's files go without ``--out``.
 DEFAULT_OUT = Path("runs") / "live"
 
@@ -131,6 +136,7 @@ def _not_replaced(replay: Path | None, out_dir: Path, overwrite: bool) -> None:
 def _run(args: argparse.Namespace) -> int:
     from controller.detect.csvfiles import CsvError
     from controller.trial.backends import check_sensors, check_stimulator, parse_backend
+    from controller.trial.diskroom import check_room, live_files
     from controller.trial.live import LinkLimits, run_live_trial
     from controller.trial.parquet import pyarrow_modules
     from controller.trial.recording import load_recording
@@ -152,6 +158,10 @@ def _run(args: argparse.Namespace) -> int:
     check_sensors(spec, config)
     check_stimulator(spec, config)
     out_dir = args.out or DEFAULT_OUT
+    # Before the folder is claimed and the port opened: a trial that cannot fit on the
+    # disk writes nothing and asks the board nothing.
+    check_room(out_dir, live_files(config.model_dump(), spec.kind == "board", args.data_format),
+               changes=ROOM_CHANGES, overwrite=args.overwrite, notes=sys.stderr)
     status = None if args.no_status else sys.stderr
     try:
         limits = LinkLimits(args.link_timeout_ms / 1000.0, args.max_lag_ms / 1000.0)

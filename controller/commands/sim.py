@@ -27,6 +27,9 @@ from controller.commands.common import (
 from controller.errors import ConfigError
 from controller.resources import available
 
+#: What a ``fes sim`` whose files cannot fit may change (``diskroom.check_room``).
+ROOM_CHANGES = "give a --duration-s of at most {seconds} or another --out on a disk with room"
+
 
 def _overrides(args: argparse.Namespace) -> dict[str, Any]:
     """Command-line options as a config layer, validated with the rest."""
@@ -72,6 +75,7 @@ def _run(args: argparse.Namespace) -> int:
 
 def _simulate(args: argparse.Namespace) -> int:
     from controller.config import simulated_problems
+    from controller.trial.diskroom import check_room, simulated_files
     from controller.trial.figures import flatten
     from controller.trial.parquet import pyarrow_modules
     from controller.trial.require import SOURCE as REQUIRE
@@ -98,6 +102,9 @@ def _simulate(args: argparse.Namespace) -> int:
     sinks = [StatusLine(sys.stderr)] if args.realtime else []
     if args.data_format == "parquet":
         pyarrow_modules()  # a usage error now if pyarrow is missing, not after the trial
+    # Before the folder is claimed: a trial that cannot fit writes nothing.
+    check_room(out_dir, simulated_files(config.model_dump(), args.realtime, args.data_format),
+               changes=ROOM_CHANGES, overwrite=args.overwrite, notes=sys.stderr)
     summary = run_simulated_trial(
         config, out_dir, args.realtime, sinks, sys.stderr, overwrite=args.overwrite,
         data_format=args.data_format,
@@ -122,9 +129,10 @@ def register(sub: argparse._SubParsersAction) -> None:
         "write samples.csv, events.csv, summary.json and config.json into the output folder.",
         epilog=f"exit codes: {EXIT_OK} trial completed (every --require check met); "
         f"{EXIT_USAGE} bad usage or configuration (each bad field named with its allowed "
-        "range), or an output that cannot be written (a full disk: once the trial has "
-        f"run); {EXIT_REQUIREMENT_FAILED} a --require check failed (each named with the "
-        f"value found); {EXIT_INTERRUPTED} interrupted by Ctrl-C, SIGTERM or SIGHUP "
+        "range), or an output that cannot be written (files the output folder's disk "
+        "cannot hold: before the trial, nothing written; a disk filled by others: once "
+        f"the trial has run); {EXIT_REQUIREMENT_FAILED} a --require check failed (each "
+        f"named with the value found); {EXIT_INTERRUPTED} interrupted by Ctrl-C, SIGTERM or SIGHUP "
         "(outputs off, files written with the samples recorded so far).",
     )
     sim.add_argument(

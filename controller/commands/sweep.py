@@ -31,6 +31,9 @@ if TYPE_CHECKING:
     from controller.sweep.plan import SweepSpec
 
 SHOWN_PROBLEMS = 10
+#: What a sweep whose trials' files cannot fit may change (``diskroom.check_room``).
+ROOM_CHANGES = ("run fewer trials or shorter ones (at most {seconds} s of trials in all), "
+                "--summaries-only (no samples kept), or another --out on a disk with room")
 #: Local worker processes per CPU at most (each holds its own Python and compiled code).
 WORKERS_PER_CPU = 4
 
@@ -115,6 +118,7 @@ def _run(args: argparse.Namespace) -> int:
     from controller.sweep.ranking import misread_terms, parse_objective, render_ranking
     from controller.sweep.run import run_sweep
     from controller.sweep.store import FAILURES, RANKING, RESULTS, RESULTS_PARQUET, SweepStore
+    from controller.trial.diskroom import check_room, sweep_files
     from controller.trial.parquet import pyarrow_modules
     from controller.trial.require import parse_requirements
 
@@ -149,6 +153,11 @@ def _run(args: argparse.Namespace) -> int:
     )
     if args.data_format == "parquet":
         pyarrow_modules()  # a usage error now if pyarrow is missing, not after the trials
+    store = SweepStore(out)
+    todo = [t.config for t in plan.trials if store.finished(t.key) is None]
+    # Before the folder is made: a sweep whose trials cannot fit writes nothing.
+    check_room(out, sweep_files(todo, args.summaries_only, args.data_format),
+               changes=ROOM_CHANGES, notes=sys.stderr, of_what="trials")
     start = time.monotonic()
     with writing(output_folder(out)):
         outcome = run_sweep(plan, out, executor, terms, checks,
@@ -207,7 +216,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "missing trials run. Every config is validated before any trial runs; a sweep "
         f"has at most {MAX_TRIALS} trials.",
         epilog=f"Exit codes: 0 ok, 2 bad usage or configuration, or an output it cannot "
-        f"write (a full disk stops the sweep), {EXIT_REQUIREMENT_FAILED} "
+        f"write (trials whose files the disk cannot hold: said before any runs; a disk "
+        f"filled by others stops the sweep), {EXIT_REQUIREMENT_FAILED} "
         f"a --require check failed, {EXIT_TRIALS_FAILED} some trials raised an error, "
         "130 interrupted (finished trials kept).",
     )
