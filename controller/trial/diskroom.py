@@ -41,6 +41,10 @@ from controller.outputs import OutputError
 #: (7 Dec 2026): 8.37-8.50 bytes a cell on average over a trial's float columns (one
 #: column's mean 8.00-9.36: ``pulse_width_us``, 300.000000 while stimulating), widest 10.
 FLOAT_CELL_BYTES = 8.75
+#: ``timing.csv``'s lateness and latency, in microseconds: some 8-9 bytes a cell on an
+#: idle machine (21.25-21.39 bytes a row measured), 10 once a loaded machine's latencies
+#: reach hundreds of microseconds.
+TIMING_CELL_BYTES = {"lateness_us": 9.5, "latency_us": 9.5}
 #: A flag or a count (``stim_on``, ``heel_switch``, ``pulses``, ``skipped_periods``).
 INTEGER_CELL_BYTES = 1.0
 #: ``events.csv`` per second of trial: at most two strides a second, four events each,
@@ -107,6 +111,8 @@ def table_bytes(columns: Sequence[str], n_samples: int, rate_hz: float) -> int:
         if name == "time_s":
             timed = time_text_bytes(n_samples, rate_hz)
             per_row += 1
+        elif name in TIMING_CELL_BYTES:
+            per_row += TIMING_CELL_BYTES[name] + 1
         else:
             per_row += widths.get(column_kind(name), float(phase_bytes)) + 1
     return len(header(columns)) + timed + math.ceil(per_row * n_samples)
