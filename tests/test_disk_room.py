@@ -10,20 +10,18 @@ estimate itself.
 
 from __future__ import annotations
 
-import io
 import json
 import math
 from pathlib import Path
 
 import pytest
+from helpers.live import with_emulator
 from helpers.mounts import tmpfs
 
 from controller.cli import main
 from controller.trial import diskroom
 from controller.trial.streams import TIMING_COLUMNS
 from hw.board import WIRE_TRUTH_COLUMNS
-from hw.emulator import EmulatorConfig, serve_in_thread
-from hw.firmware import FirmwareSettings
 from sim.limb import TRUTH_COLUMNS
 
 
@@ -85,12 +83,8 @@ def test_the_estimate_holds_what_a_live_trial_against_the_emulator_wrote(capsys,
     """A short ``fes run`` against the board emulator writes ``samples.csv`` again at
     its end with the emulator's truth: the estimate counts both copies."""
     out = tmp_path / "live"
-    emu, finish = serve_in_thread(EmulatorConfig(board=FirmwareSettings()), io.StringIO())
-    try:
-        code, err = run(capsys, "run", "--port", emu.path, "--out", str(out),
-                        "--duration-s", "3", "--no-status")
-    finally:
-        finish()
+    (code, err), _ = with_emulator(lambda port: run(
+        capsys, "run", "--port", port, "--out", str(out), "--duration-s", "3", "--no-status"))
     assert code == 0, err
     config = config_of(out)
     loop = config["loop"]
@@ -135,19 +129,14 @@ def test_a_run_that_cannot_fit_never_opens_the_board_port(capsys, small_disk, mo
     real_open = serial.serial_for_url
     monkeypatch.setattr(serial, "serial_for_url",
                         lambda url, *a, **k: opened.append(url) or real_open(url, *a, **k))
-    log = io.StringIO()
-    emu, finish = serve_in_thread(EmulatorConfig(board=FirmwareSettings()), log)
     out = small_disk / "live"
-    try:
-        code, err = run(capsys, "run", "--port", emu.path, "--out", str(out),
-                        "--duration-s", "3600")
-    finally:
-        finish()
+    (code, err), log = with_emulator(lambda port: run(
+        capsys, "run", "--port", port, "--out", str(out), "--duration-s", "3600"))
     assert code == 2
     assert_refused(err, out, small_disk)
     assert "compiling" not in err  # said before the loop's kernels were even compiled
     assert opened == []  # the port was never opened
-    events = [json.loads(line) for line in log.getvalue().splitlines()]
+    events = [json.loads(line) for line in log.splitlines()]
     assert [e["event"] for e in events] == ["ready", "counters", "round_trips"]
     assert events[1]["rx_frames"] == 0  # the board heard nothing
 

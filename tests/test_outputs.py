@@ -10,7 +10,6 @@ folder, and a file that takes no byte) need nothing.
 from __future__ import annotations
 
 import contextlib
-import io
 import json
 import os
 import subprocess
@@ -18,13 +17,11 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from helpers.live import signal_once_written
+from helpers.live import signal_once_written, with_emulator
 from helpers.mounts import tmpfs
 
 from controller.cli import main
 from controller.config import load_config
-from hw.emulator import EmulatorConfig, serve_in_thread
-from hw.firmware import FirmwareSettings
 
 
 def exit_and_message(capsys, *args: str) -> tuple[int, str]:
@@ -133,16 +130,11 @@ def test_a_run_interrupted_while_compiling_leaves_no_folder(capsys, tmp_path, mo
         raise KeyboardInterrupt
 
     monkeypatch.setattr(live, "warm_up", interrupted)
-    log = io.StringIO()
-    emu, finish = serve_in_thread(EmulatorConfig(board=FirmwareSettings()), log)
     out = tmp_path / "trial"
-    try:
-        code, _ = exit_and_message(capsys, "run", "--port", emu.path, "--out", str(out),
-                                   "--duration-s", "1")
-    finally:
-        finish()
+    (code, _), log = with_emulator(lambda port: exit_and_message(
+        capsys, "run", "--port", port, "--out", str(out), "--duration-s", "1"))
     assert code == 130 and not out.exists()
-    assert "hello" not in [json.loads(line)["event"] for line in log.getvalue().splitlines()]
+    assert "hello" not in [json.loads(line)["event"] for line in log.splitlines()]
 
 
 def test_run_checks_its_output_folder_before_hello(capsys, tmp_path):
@@ -150,15 +142,10 @@ def test_run_checks_its_output_folder_before_hello(capsys, tmp_path):
     board's log has no HELLO, and the outputs were never on. It is said before a first
     run compiles the loop's kernels (the error alone on stderr, with numba's cache
     empty as after an install; it came after the compile notice, seconds later)."""
-    log = io.StringIO()
-    emu, finish = serve_in_thread(EmulatorConfig(board=FirmwareSettings()), log)
-    try:
-        code, err = exit_and_message(capsys, "run", "--port", emu.path, "--out", "/proc/x",
-                                     "--duration-s", "1")
-    finally:
-        finish()
+    (code, err), log = with_emulator(lambda port: exit_and_message(
+        capsys, "run", "--port", port, "--out", "/proc/x", "--duration-s", "1"))
     assert code == 2 and err == "fes: cannot write /proc/x: No such file or directory\n"
-    events = [json.loads(line)["event"] for line in log.getvalue().splitlines()]
+    events = [json.loads(line)["event"] for line in log.splitlines()]
     assert "hello" not in events and "stream_start" not in events
 
 

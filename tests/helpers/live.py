@@ -5,6 +5,7 @@ session (a killed sweep's workers), and readers of the files a trial writes."""
 from __future__ import annotations
 
 import csv
+import io
 import json
 import subprocess
 import sys
@@ -12,11 +13,28 @@ import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 
 import pytest
 
 FES = [sys.executable, "-m", "controller.cli"]
+T = TypeVar("T")
+
+
+def with_emulator(command: Callable[[str], T]) -> tuple[T, str]:
+    """``command(port)`` run while a board emulator (``hw.emulator``, in a thread, a
+    default board) serves ``port``: its result, and the emulator's log (JSON lines: a
+    test asks whether the board was spoken to)."""
+    from hw.emulator import EmulatorConfig, serve_in_thread
+    from hw.firmware import FirmwareSettings
+
+    log = io.StringIO()
+    emu, finish = serve_in_thread(EmulatorConfig(board=FirmwareSettings()), log)
+    try:
+        result = command(emu.path)
+    finally:
+        finish()
+    return result, log.getvalue()
 
 
 def stamp_stderr(proc: subprocess.Popen[str], lines: list[tuple[float, str]]
