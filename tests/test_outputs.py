@@ -195,10 +195,18 @@ def test_a_day_long_live_trial_runs_in_a_window_under_a_memory_limit(tmp_path):
     import signal
     import sys
 
+    from controller.trial import diskroom
+
     def limit() -> None:
         resource.setrlimit(resource.RLIMIT_AS, (3 * 10**9, 3 * 10**9))
 
     out = tmp_path / "day"
+    config = load_config(overrides={"loop": {"duration_s": 86400.0}}).model_dump()
+    planned = diskroom.simulated_files(config, True, "csv")
+    room = diskroom.free_bytes(out)
+    if room is not None and room[0] < planned.bytes:  # refused up front, rightly
+        pytest.skip(f"the disk of {tmp_path} cannot hold a day's files "
+                    f"({diskroom.size_text(planned.bytes)})")
     proc = subprocess.Popen(
         [sys.executable, "-m", "controller.cli", "sim", "--realtime", "--duration-s", "86400",
          "--out", str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
@@ -219,6 +227,9 @@ def test_a_trial_says_up_front_what_it_needs_when_its_window_does_not_fit(
 
     room = memory.RESERVE_BYTES + 20 * 2**20  # the window (some 35 MB) does not fit
     monkeypatch.setattr(memory, "room_bytes", lambda: (room, "a test's limit"))
+    from controller.trial import diskroom  # a disk that holds the day: memory is asked
+
+    monkeypatch.setattr(diskroom, "free_bytes", lambda folder: (10**12, folder))
     out = tmp_path / "day"
     assert main(["sim", "--realtime", "--duration-s", "86400", "--out", str(out)]) == 2
     err = capsys.readouterr().err
