@@ -163,3 +163,14 @@ def test_a_trial_that_fits_narrowly_says_so_and_runs(capsys, tmp_path):
         assert code == 0, err
         assert "it fits, narrowly" in err and str(disk) in err
         assert (out / "summary.json").exists()
+
+
+def test_overwrite_counts_the_earlier_trials_files_as_free(capsys, small_disk):
+    """A second 20 s trial at 1 kHz into the same folder of a 4 MiB disk: the first
+    trial's 2.9 MB leave 1.3 MB free, but ``--overwrite`` removes them first."""
+    out = small_disk / "t"
+    options = ("sim", "--duration-s", "20", "--rate-hz", "1000", "--out", str(out))
+    assert run(capsys, *options)[0] == 0
+    code, err = run(capsys, *options, "--overwrite")
+    assert code == 0, err
+    assert (out / "summary.json").exists()

@@ -244,10 +244,12 @@ def removed_bytes(folder: Path) -> int:
 
 
 def size_text(n_bytes: float) -> str:
-    """``12.4 GB``, ``310 MB``, ``64 kB``."""
+    """``12.4 GB``, ``310 MB``, ``3.2 MB``, ``64 kB``."""
     if n_bytes >= 1e9:
         return f"{n_bytes / 1e9:.1f} GB"
-    return f"{n_bytes / 1e6:.0f} MB" if n_bytes >= 1e6 else f"{n_bytes / 1e3:.0f} kB"
+    if n_bytes >= 1e7:
+        return f"{n_bytes / 1e6:.0f} MB"
+    return f"{n_bytes / 1e6:.1f} MB" if n_bytes >= 1e6 else f"{n_bytes / 1e3:.0f} kB"
 
 
 def hours_text(seconds: float) -> str:
