@@ -1,7 +1,7 @@
 """Whether a trial's files fit on the disk of its output folder, said before it starts.
 
-A trial writes its files while it records (``controller.trial.writer``): a day at 1 kHz
-is some 12.5 GB of ``samples.csv``. A disk that fills part way ends the trial safely
+A trial writes its files while it records (``controller.trial.writer``): a day of ``fes
+sim`` at 1 kHz wrote 12.9 GB. A disk that fills part way ends the trial safely
 (outputs off, the first file that could not be written named), but for a person
 walking with the device a session planned for a day that ends at hour 9 is lost: so
 ``fes sim``, ``fes run`` and ``fes sweep`` estimate the bytes their planned trials will
@@ -22,7 +22,9 @@ rewritten with a board emulator's truth, Parquet parts beside the merged file). 
 widths were measured on real trials (docs/files.md, "Room on the disk";
 ``python -m controller.bench.disk_room``) and ``tests/test_disk_room.py`` holds the
 estimate against the bytes a real short trial wrote, so a column added later is counted
-or the test fails. Standard library only: the commands import it in their handlers.
+or the test fails. At its top it imports the standard library and ``controller.outputs``
+only (the writer's modules inside its functions): the commands import it in their
+handlers, off ``fes --help``'s path.
 """
 
 from __future__ import annotations
