@@ -280,6 +280,7 @@ def complete_trial(
         faults=watchdog.faults,
         clamped_commands=watchdog.clamped_commands,
         interventions=[asdict(i) for i in watchdog.interventions],
+        fault_monotonic_s=watchdog.fault_monotonic_s,
         stim_timeouts=parts.scheduler.timeouts,
         stim_channels=parts.scheduler.reports(),
         timing=timing,

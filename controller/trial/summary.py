@@ -46,6 +46,10 @@ class TrialFacts:
     # What is scored per sample, if not from ``columns`` (a long simulated trial's rows,
     # scored as they passed: ``controller.trial.scores.StreamedColumns``).
     scores: ColumnScores | None = None
+    # When the watchdog latched its first fault, on the host's monotonic clock (None
+    # without one): a board's log, a system trace or a test's record of the threads'
+    # waits for a CPU can be set beside it, as the board block's fault times.
+    fault_monotonic_s: float | None = None
 
     def scored(self) -> ColumnScores:
         """``scores``, or the figures of ``columns``."""
@@ -281,6 +285,7 @@ def summarize(
             "faults": facts.faults,
             "clamped_commands": facts.clamped_commands,
             "interventions": list(facts.interventions),
+            "fault_monotonic_s": facts.fault_monotonic_s,
         },
         "timing": dict(facts.timing) if facts.timing is not None else None,
     }

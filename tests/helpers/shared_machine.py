@@ -1,12 +1,14 @@
 """Live-trial tests on a shared machine: the host's wall-clock fault timeouts, and runs
-that a stalled machine ended by a heartbeat fault (or, with the board's word for it, an
-acknowledgement fault, a late reply or a silence) repeated."""
+that a stalled machine ended by a heartbeat fault (with the kernel's count of the run's
+waits for a CPU as proof), or, with the board's word for it, by an acknowledgement fault,
+a late reply or a silence, repeated."""
 
 from __future__ import annotations
 
 import json
 import math
 import os
+import re
 import tomllib
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -15,6 +17,7 @@ from typing import TypeVar
 from controller.bench import LOOSE_TIMEOUTS_TOML
 from controller.bench.openems_harness import spoiled_by_the_machine
 from controller.commands.common import EXIT_WATCHDOG_FAULT
+from helpers.cpu_waits import TreeWatch
 from hw.board import LISTEN_STEP_S
 from hw.emulator import MAX_CLOCK_STEP_S
 from hw.runqueue import machine_delay_within
@@ -159,6 +162,58 @@ def emulator_silence_explains(out: Path, board_log: Iterable[dict], link_timeout
 LATE_RUNS = 5
 
 
+#: A heartbeat (or stalled-loop) ending is the machine's only when the run's threads (or
+#: the simulated board's) provably waited for a CPU, or were held by the kernel, for at
+#: least this share of the silence the watchdog reported: most of it. A loop that hangs
+#: on its own (a lock held, a blocking write, a GC pause) is not runnable meanwhile and
+#: leaves no such wait.
+MACHINE_SHARE = 0.5
+#: The silence must lie this close to the run's end (s): the fault ends the trial, and
+#: what follows it (outputs off, the board's session closed, the files written, the
+#: process's exit) is shorter than this in the runs these tests make.
+FAULT_TO_END_S = 5.0
+#: The silence the watchdog reported: a stalled loop's (beside another rule's age, which
+#: may be the board's), else a heartbeat fault's age.
+_SILENCE = (re.compile(r"sent no command for (\d+(?:\.\d+)?) ms either \(a stalled loop\)"),
+            re.compile(r"(\d+(?:\.\d+)?) ms > [\d.]+ ms \(wall clock"))
+
+
+def stalled_loop(code: int, err: str) -> bool:
+    """Whether a run ended by a heartbeat fault or another wall-clock fault the watchdog
+    saw with the loop silent too ("(a stalled loop)")."""
+    return code == EXIT_WATCHDOG_FAULT and (
+        "heartbeat_timeout_ms" in err or "(a stalled loop)" in err)
+
+
+def machine_stalled(err: str, delays: Iterable[dict], end_s: float) -> tuple[str, str]:
+    """Whether the machine caused a stalled-loop ending (``stalled_loop``): ``delays``
+    are the machine's delays of the run's processes (``paused`` waits for a CPU of
+    ``fes run``'s threads and the test's, ``TreeWatch``; a simulated board's own
+    ``paused`` and ``held`` events), ``end_s`` when the run ended (monotonic). Proof
+    is a span as long as the silence the fault reports, within ``FAULT_TO_END_S`` of
+    the end, in which the machine delayed the run at least ``MACHINE_SHARE`` of it
+    (``machine_delay_within``: never overstated). Returns (the proof, "") or ("", what
+    was found instead), each with its figures."""
+    log = list(delays)
+    found = [float(m.group(1)) for pattern in _SILENCE if (m := pattern.search(err))]
+    if not found:
+        return "", "the fault names no silence (ms) to account for"
+    silence_s = found[0] / 1e3
+    first = end_s - FAULT_TO_END_S
+    ends = sorted({e for event in log if "since_s" in event
+                   for e in (event["monotonic_s"], event["since_s"] + silence_s)
+                   if first + silence_s <= e <= end_s} | {end_s})
+    best_s, at = max(((machine_delay_within(log, e - silence_s, e), e) for e in ends),
+                     key=lambda pair: pair[0])
+    figure = (f"{best_s * 1e3:.1f} ms delayed by the machine (waits for a CPU, kernel holds) "
+              f"within a {silence_s * 1e3:.1f} ms span ending {end_s - at:.2f} s before the "
+              f"run's end")
+    if best_s >= MACHINE_SHARE * silence_s:
+        return f"the run's threads {figure}", ""
+    return "", (f"at most {figure}; {MACHINE_SHARE * silence_s * 1e3:.1f} ms needed "
+                f"(a loop that hung on its own: a product defect?)")
+
+
 def rerun_after_heartbeat_faults(
     run: Callable[[int], tuple[int, str, T]],
     board_log: Callable[[T], Iterable[dict]] | None = None,
@@ -169,11 +224,18 @@ def rerun_after_heartbeat_faults(
     until it ends other than by a heartbeat fault, at most ``runs`` times; that run's
     code, stderr and result.
 
-    A heartbeat fault means another job kept the live process off the CPU beyond the
-    watchdog's wall-clock timeout, or kept the simulated board from sending the samples
-    that pace the live loop: the watchdog was right, and the tests that use this
-    compare walks and timelines, not the machine's punctuality (the fault bounds have
-    their own tests). With ``board_log`` (the simulated board's log of a run's result),
+    A heartbeat fault is run again only with proof that another job kept the live
+    process off the CPU beyond the watchdog's wall-clock timeout, or kept the simulated
+    board from sending the samples that pace the live loop: every run is watched
+    (``helpers.cpu_waits.TreeWatch``: the kernel's count of each thread's wait for a
+    CPU, of this process and its descendants), and the run's threads, or the board's
+    own log, must show the machine delaying it for ``MACHINE_SHARE`` of the silence the
+    fault reports (``machine_stalled``). Then the watchdog was right, and the tests that
+    use this compare walks and timelines, not the machine's punctuality (the fault
+    bounds have their own tests). Without that proof the run is returned, what was
+    found printed: a loop that hung on its own (a lock held too long, a blocking write
+    in the loop thread, a GC pause) ends the same way and must fail the test, not pass
+    on a rerun. With ``board_log`` (the simulated board's log of a run's result),
     an acknowledgement fault is run again too when that log shows the board itself off
     the CPU (``board_was_starved``): the host's watchdog saw the same silence and named
     it by the age that crossed its limit first. With ``board_late`` (text when a run's
@@ -183,23 +245,31 @@ def rerun_after_heartbeat_faults(
     rule that the watchdog saw with the loop silent too ("the loop has sent no command for
     21.2 ms either (a stalled loop)": an acknowledgement age crossed its limit first while
     the host was off the CPU; once in a fresh-clone CI run beside a helper's real-time
-    benchmarks, 6 Dec 2026) is a heartbeat fault by another name and is run again. Any
-    other ending is returned at once for the test to judge."""
+    benchmarks, 6 Dec 2026) is a heartbeat fault by another name, run again by the same
+    proof. Each rerun prints what proved the stall (its figure). Any other ending is
+    returned at once for the test to judge."""
     for attempt in range(runs):
-        code, err, result = run(attempt)
+        watch = TreeWatch()
+        try:
+            code, err, result = run(attempt)
+        finally:
+            waits = watch.stop()
+        ending = (err.strip().splitlines() or [""])[-1]
         late = board_late(result) if board_late is not None else ""
         starved = (code == EXIT_WATCHDOG_FAULT and board_log is not None
                    and "ack_timeout_ms" in err and board_was_starved(board_log(result)))
-        stalled = code == EXIT_WATCHDOG_FAULT and (
-            "heartbeat_timeout_ms" in err or "(a stalled loop)" in err)
-        if not (late or starved or stalled):
-            return code, err, result
         why = late or starved
-        print(f"run {attempt + 1} of {runs} ended by {(err.strip().splitlines() or [''])[-1]!r}"
-              + (f" ({why})" if why else ""))  # shown when the test fails
+        if not why and stalled_loop(code, err):
+            board = list(board_log(result)) if board_log is not None else []
+            why, lacking = machine_stalled(err, waits + board, watch.end_s)
+            if not why:  # shown when the test fails
+                print(f"run {attempt + 1} of {runs} ended by {ending!r}, not run again: "
+                      f"nothing proves the machine stalled it ({lacking})")
+        if not why:
+            return code, err, result
+        print(f"run {attempt + 1} of {runs} ended by {ending!r} ({why})")  # shown on failure
     raise AssertionError(f"a stalled machine (heartbeat fault, or a starved board's fault or "
-                         f"late replies) ended all {runs} runs:\n{err}"
-                         + (f"\nthe last run's: {why}" if why else ""))
+                         f"late replies) ended all {runs} runs:\n{err}\nthe last run's: {why}")
 
 
 def late_product(back_end: str, delay_s: float) -> dict[str, str]:

@@ -1,0 +1,127 @@
+"""Every wait for a CPU of a test's live run: the test process's threads and those of all
+its descendants (``fes run``, a board emulator, simavr's harness), by the kernel's own
+count (``hw.runqueue``: ``/proc/<pid>/task/<tid>/schedstat``, the time each thread was
+runnable but had no CPU).
+
+The watch runs in a process of its own (``TreeWatch``): a sampling thread inside the
+test process would take the GIL from the live loop it watches (``fes run`` called in
+process) and could itself cause the stall it is meant to prove. The count is
+cumulative, so a sample every ``SAMPLE_S`` loses no wait; it only dates each one to
+within the span between two samples (``paused`` events: ``since_s`` .. ``monotonic_s``,
+``waited_ms`` of it runnable without a CPU), and ``hw.runqueue.machine_delay_within``
+counts only what provably fell inside a window. A watcher kept off the CPU itself
+dates its events more loosely, never overstates them.
+
+Run as a script (by ``TreeWatch``): ``cpu_waits.py PID`` prints ``ready`` once it has
+read every counter, then one JSON ``paused`` event a line, and ends after a last
+sample when its standard input is closed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import select
+import subprocess
+import sys
+import time
+
+from hw.runqueue import LOG_WAIT_S, RunQueueWait, paused_event
+
+#: How often the watcher samples every thread (s); 5 ms dates a wait well inside the
+#: 30 ms silence of a heartbeat fault (``SHARED_MACHINE_SAFETY``) at a fifth of the
+#: cost of ``hw.runqueue.SAMPLE_S``.
+SAMPLE_S = 0.005
+#: How often it looks for new processes and threads, in samples.
+RESCAN_EVERY = 10
+
+
+def descendants(pid: int) -> list[int]:
+    """``pid`` and every process below it (each thread's ``children`` file lists the
+    processes that thread started; ``CONFIG_PROC_CHILDREN``)."""
+    found, todo = [], [pid]
+    while todo:
+        parent = todo.pop()
+        found.append(parent)
+        try:
+            tids = os.listdir(f"/proc/{parent}/task")
+        except OSError:
+            continue  # it has ended
+        for tid in tids:
+            try:
+                with open(f"/proc/{parent}/task/{tid}/children") as children:
+                    todo.extend(int(child) for child in children.read().split())
+            except OSError:
+                continue
+    return found
+
+
+def threads(pids: list[int]) -> list[tuple[int, int]]:
+    """Every (pid, tid) of ``pids`` still running."""
+    found: list[tuple[int, int]] = []
+    for pid in pids:
+        try:
+            found.extend((pid, int(tid)) for tid in os.listdir(f"/proc/{pid}/task"))
+        except OSError:
+            continue
+    return found
+
+
+def watch(root: int, sample_s: float = SAMPLE_S) -> None:
+    """Print a ``paused`` event for each wait for a CPU of at least
+    ``hw.runqueue.LOG_WAIT_S`` of any thread of ``root`` or its descendants, until
+    standard input closes (then one last sample)."""
+    counters: dict[tuple[int, int], tuple[RunQueueWait, float, float]] = {}
+    me = os.getpid()
+    samples, closing = 0, False
+    while True:
+        if samples % RESCAN_EVERY == 0:
+            for key in threads([p for p in descendants(root) if p != me]):
+                if key not in counters:
+                    counter = RunQueueWait(f"/proc/{key[0]}/task/{key[1]}/schedstat")
+                    waited = counter.seconds()
+                    if waited is not None:
+                        counters[key] = (counter, time.monotonic(), waited)
+            if samples == 0:
+                print("ready", flush=True)
+        samples += 1
+        for key, (counter, since, before) in list(counters.items()):
+            now = time.monotonic()
+            waited = counter.seconds()
+            if waited is None:  # the thread has ended
+                counter.close()
+                del counters[key]
+                continue
+            if waited - before >= LOG_WAIT_S:
+                event = paused_event(since, now, waited - before, pid=key[0], tid=key[1])
+                print(json.dumps(event), flush=True)
+            counters[key] = (counter, now, waited)
+        if closing:  # this was the sample after the close
+            return
+        readable, _, _ = select.select([sys.stdin], [], [], sample_s)
+        closing = bool(readable) and not sys.stdin.read(1)
+
+
+class TreeWatch:
+    """The waits for a CPU of this process's threads and its descendants' from now until
+    ``stop`` (a watcher process of its own: module docstring)."""
+
+    def __init__(self, root: int | None = None) -> None:
+        self._process = subprocess.Popen(
+            [sys.executable, __file__, str(os.getpid() if root is None else root)],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+        assert self._process.stdout is not None
+        if self._process.stdout.readline().strip() != "ready":
+            raise RuntimeError("the CPU-wait watcher did not start")
+        #: When ``stop`` was called (``time.monotonic``): the end of the watched run.
+        self.end_s = 0.0
+
+    def stop(self) -> list[dict]:
+        """End the watch after one last sample; every ``paused`` event it logged."""
+        self.end_s = time.monotonic()
+        out, _ = self._process.communicate(timeout=30.0)
+        return [json.loads(line) for line in out.splitlines() if line.startswith("{")]
+
+
+if __name__ == "__main__":
+    watch(int(sys.argv[1]))
