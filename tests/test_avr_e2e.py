@@ -54,7 +54,7 @@ def walk_against_the_firmware(tmp_path: Path, out: Path) -> Path:
     ending fails."""
     avr_build_or_skip("firmware", "harness")
 
-    def attempt(k: int) -> tuple[int, str, Path]:
+    def attempt(k: int) -> tuple[int, str, tuple[Path, Path]]:
         folder = tmp_path / f"attempt{k}"
         folder.mkdir()
         shutil.rmtree(out, ignore_errors=True)  # one trial per folder
@@ -69,9 +69,9 @@ def walk_against_the_firmware(tmp_path: Path, out: Path) -> Path:
                       "--max-lag-ms", "400", "--no-status")
         code = run.wait(120.0)
         assert emu.stop() == 0, emu.stderr()
-        return code, run.stderr(), log
+        return code, run.stderr(), (log, out)  # the trial's folder: when a fault latched
 
-    code, err, log = rerun_after_heartbeat_faults(attempt, events)
+    code, err, (log, _) = rerun_after_heartbeat_faults(attempt, lambda run: events(run[0]))
     assert code == 0, err
     return log
 

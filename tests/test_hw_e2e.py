@@ -56,7 +56,7 @@ def walk_across_the_link(tmp_path: Path, out: Path, *options: str) -> Path:
     (``rerun_after_heartbeat_faults`` with the board's log); any other ending but success
     fails."""
 
-    def attempt(k: int) -> tuple[int, str, Path]:
+    def attempt(k: int) -> tuple[int, str, tuple[Path, Path]]:
         folder = tmp_path / f"attempt{k}"
         folder.mkdir()
         shutil.rmtree(out, ignore_errors=True)  # one trial per folder
@@ -67,10 +67,11 @@ def walk_across_the_link(tmp_path: Path, out: Path, *options: str) -> Path:
                       "--max-lag-ms", "400", "--no-status", *options)
         code = run.wait()
         emu.stop()
-        return code, run.stderr(), log
+        return code, run.stderr(), (log, out)  # the trial's folder: when a fault latched
 
-    code, err, log = rerun_after_heartbeat_faults(
-        attempt, events, lambda log: emulator_silence_explains(out, events(log), 0.3))
+    code, err, (log, _) = rerun_after_heartbeat_faults(
+        attempt, lambda run: events(run[0]),
+        lambda run: emulator_silence_explains(out, events(run[0]), 0.3))
     assert code == 0, err
     return log
 
@@ -317,10 +318,10 @@ def read_terminal(fd: int, into: bytearray) -> None:
         into.extend(chunk)
 
 
-def on_a_terminal(tmp_path: Path, k: int) -> tuple[int, str, tuple[str, Path]]:
+def on_a_terminal(tmp_path: Path, k: int) -> tuple[int, str, tuple[str, Path, Path]]:
     """``fes run`` for 7 s with a terminal as its stdin and stderr, against a fresh
     emulator: the exit code, what the terminal showed (twice: as the stderr and with the
-    board's log, for ``rerun_after_heartbeat_faults``)."""
+    board's log and the trial's folder, for ``rerun_after_heartbeat_faults``)."""
     folder = tmp_path / f"attempt{k}"
     folder.mkdir()
     emu, path, log = emulator(folder, "--seed", "2", "--speed", "2", "--comm-timeout-ms", "400")
@@ -341,14 +342,13 @@ def on_a_terminal(tmp_path: Path, k: int) -> tuple[int, str, tuple[str, Path]]:
     finally:
         os.close(master)
         emu.stop()
-    return code, screen.decode(), (screen.decode(), log)
+    return code, screen.decode(), (screen.decode(), log, folder / "live")
 
 
 def test_on_a_terminal_the_status_line_shows_link_and_loop_timing(tmp_path):
-    code, _, (shown, _) = rerun_after_heartbeat_faults(
+    code, _, (shown, _, _) = rerun_after_heartbeat_faults(
         lambda k: on_a_terminal(tmp_path, k), lambda result: events(result[1]),
-        lambda result: emulator_silence_explains(result[1].parent / "live",
-                                                 events(result[1]), 0.3))
+        lambda result: emulator_silence_explains(result[2], events(result[1]), 0.3))
     assert code == 0, shown
     lines = shown.replace("\r", "").splitlines()
     assert lines[0] == "fes run: space or Esc is an emergency stop"  # a terminal: keys on

@@ -11,13 +11,14 @@ import os
 import re
 import tomllib
 from collections.abc import Callable, Iterable
+from dataclasses import fields, is_dataclass
 from pathlib import Path
 from typing import TypeVar
 
 from controller.bench import LOOSE_TIMEOUTS_TOML
 from controller.bench.openems_harness import spoiled_by_the_machine
 from controller.commands.common import EXIT_WATCHDOG_FAULT
-from helpers.cpu_waits import TreeWatch
+from helpers.cpu_waits import KERNEL, TreeWatch
 from hw.board import LISTEN_STEP_S
 from hw.emulator import MAX_CLOCK_STEP_S
 from hw.runqueue import machine_delay_within
@@ -164,18 +165,20 @@ LATE_RUNS = 5
 
 #: A heartbeat (or stalled-loop) ending is the machine's only when the run's threads (or
 #: the simulated board's) provably waited for a CPU, or were held by the kernel, for at
-#: least this share of the silence the watchdog reported: most of it. A loop that hangs
-#: on its own (a lock held, a blocking write, a GC pause) is not runnable meanwhile and
-#: leaves no such wait.
+#: least this share of the silence the watchdog reported before it latched: most of it.
+#: A loop that hangs on its own (a lock held, a blocking write, a GC pause) is not
+#: runnable meanwhile and leaves no such wait.
 MACHINE_SHARE = 0.5
-#: The silence must lie this close to the run's end (s): the fault ends the trial, and
-#: what follows it (outputs off, the board's session closed, the files written, the
-#: process's exit) is shorter than this in the runs these tests make.
-FAULT_TO_END_S = 5.0
 #: The silence the watchdog reported: a stalled loop's (beside another rule's age, which
 #: may be the board's), else a heartbeat fault's age.
 _SILENCE = (re.compile(r"sent no command for (\d+(?:\.\d+)?) ms either \(a stalled loop\)"),
             re.compile(r"(\d+(?:\.\d+)?) ms > [\d.]+ ms \(wall clock"))
+
+
+#: The watchdog's note on a heartbeat fault whose loop had sent its command and waited for
+#: its next sample (``controller.safety.watchdog``): only then do the kernel's workers'
+#: waits (``helpers.cpu_waits.KERNEL``), which hold a pty's bytes, count.
+WAITS_FOR_SAMPLE = "it waits for its next sensor sample"
 
 
 def stalled_loop(code: int, err: str) -> bool:
@@ -185,32 +188,55 @@ def stalled_loop(code: int, err: str) -> bool:
         "heartbeat_timeout_ms" in err or "(a stalled loop)" in err)
 
 
-def machine_stalled(err: str, delays: Iterable[dict], end_s: float) -> tuple[str, str]:
+def fault_time(result: object, depth: int = 3) -> float | None:
+    """When the watchdog latched a run's fault (monotonic s: ``summary.json``'s
+    ``watchdog.fault_monotonic_s``), from whatever ``result`` a test's run returns: a
+    summary, a trial folder or its ``summary.json``, or a tuple, list or dataclass (a
+    ``LiveResult``) holding one. None when it holds no such record."""
+    if isinstance(result, dict):
+        dog = result.get("watchdog")
+        return dog.get("fault_monotonic_s") if isinstance(dog, dict) else None
+    if isinstance(result, Path):
+        path = result / "summary.json" if result.is_dir() else result
+        if path.name != "summary.json" or not path.is_file():
+            return None
+        return fault_time(json.loads(path.read_text()))
+    if depth == 0:
+        return None
+    if is_dataclass(result) and not isinstance(result, type):
+        parts: Iterable[object] = (getattr(result, f.name) for f in fields(result))
+    elif isinstance(result, tuple | list):
+        parts = (part for part in result if not isinstance(part, dict) or "watchdog" in part)
+    else:
+        return None
+    return next((t for part in parts if (t := fault_time(part, depth - 1)) is not None), None)
+
+
+def machine_stalled(err: str, delays: Iterable[dict], fault_s: float | None) -> tuple[str, str]:
     """Whether the machine caused a stalled-loop ending (``stalled_loop``): ``delays``
     are the machine's delays of the run's processes (``paused`` waits for a CPU of
-    ``fes run``'s threads and the test's, ``TreeWatch``; a simulated board's own
-    ``paused`` and ``held`` events), ``end_s`` when the run ended (monotonic). Proof
-    is a span as long as the silence the fault reports, within ``FAULT_TO_END_S`` of
-    the end, in which the machine delayed the run at least ``MACHINE_SHARE`` of it
-    (``machine_delay_within``: never overstated). Returns (the proof, "") or ("", what
-    was found instead), each with its figures."""
-    log = list(delays)
+    ``fes run``'s threads and the test's, ``helpers.cpu_waits.TreeWatch``; a simulated
+    board's own ``paused`` and ``held`` events; the kernel's unbound workers' waits,
+    counted only for a loop that waited for its sample, ``WAITS_FOR_SAMPLE``),
+    ``fault_s`` when the watchdog latched
+    the fault (``fault_time``). Proof is the machine delaying the run for at least
+    ``MACHINE_SHARE`` of the silence the fault reports, within that silence (the span
+    before ``fault_s``; ``machine_delay_within``: never overstated). Returns (the proof,
+    "") or ("", what was found instead), each with its figures."""
     found = [float(m.group(1)) for pattern in _SILENCE if (m := pattern.search(err))]
     if not found:
         return "", "the fault names no silence (ms) to account for"
+    if fault_s is None:
+        return "", "the run left no record of when the watchdog latched (summary.json)"
     silence_s = found[0] / 1e3
-    first = end_s - FAULT_TO_END_S
-    ends = sorted({e for event in log if "since_s" in event
-                   for e in (event["monotonic_s"], event["since_s"] + silence_s)
-                   if first + silence_s <= e <= end_s} | {end_s})
-    best_s, at = max(((machine_delay_within(log, e - silence_s, e), e) for e in ends),
-                     key=lambda pair: pair[0])
-    figure = (f"{best_s * 1e3:.1f} ms delayed by the machine (waits for a CPU, kernel holds) "
-              f"within a {silence_s * 1e3:.1f} ms span ending {end_s - at:.2f} s before the "
-              f"run's end")
-    if best_s >= MACHINE_SHARE * silence_s:
-        return f"the run's threads {figure}", ""
-    return "", (f"at most {figure}; {MACHINE_SHARE * silence_s * 1e3:.1f} ms needed "
+    if WAITS_FOR_SAMPLE not in err:  # hung in its own work: no worker's wait explains it
+        delays = [event for event in delays if event.get("pid", -1) != KERNEL]
+    delayed_s = machine_delay_within(delays, fault_s - silence_s, fault_s)
+    figure = (f"{delayed_s * 1e3:.1f} ms of the loop's {silence_s * 1e3:.1f} ms silence "
+              f"before the fault delayed by the machine (waits for a CPU, kernel holds)")
+    if delayed_s >= MACHINE_SHARE * silence_s:
+        return figure, ""
+    return "", (f"{figure}; {MACHINE_SHARE * silence_s * 1e3:.1f} ms needed "
                 f"(a loop that hung on its own: a product defect?)")
 
 
@@ -261,7 +287,7 @@ def rerun_after_heartbeat_faults(
         why = late or starved
         if not why and stalled_loop(code, err):
             board = list(board_log(result)) if board_log is not None else []
-            why, lacking = machine_stalled(err, waits + board, watch.end_s)
+            why, lacking = machine_stalled(err, waits + board, fault_time(result))
             if not why:  # shown when the test fails
                 print(f"run {attempt + 1} of {runs} ended by {ending!r}, not run again: "
                       f"nothing proves the machine stalled it ({lacking})")
