@@ -74,8 +74,9 @@ def keep_up() -> str:
     ``CAP_SYS_NICE``), at the lowest real-time priority, above every ordinary process.
     A watcher kept off the CPU itself spreads each wait over a longer span, which
     ``machine_delay_within`` cannot place inside a fault's 30 ms: with twelve busy loops
-    on the test's CPU, an unprivileged watcher there placed 2.1 ms of a 46.3 ms silence.
-    Each sample takes it well under a millisecond. What it got, as text."""
+    on the test's CPU, a watcher there placed 2.1 ms of a 46.3 ms silence (later runs
+    with it raised found 0.0 ms of theirs: docs/protocol.md, not yet explained). Each
+    sample takes it well under a millisecond. What it got, as text."""
     got = []
     with contextlib.suppress(OSError):
         os.sched_setaffinity(0, range(os.cpu_count() or 1))
