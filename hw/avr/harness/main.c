@@ -289,6 +289,21 @@ static int load_bootloader(const char *path, int flashed)
     return 0;
 }
 
+/* After a reset of the chip (``cause``: the port opened, or NULL for its own watchdog),
+ * which cleared the cycle timers and rewired the timer's pins: say so, rewire, drive
+ * the patient's lines again and pace again. */
+static void after_reset(const char *cause)
+{
+    log_begin("reset");
+    if (cause != NULL)
+        log_printf(", \"cause\": \"%s\"", cause);
+    log_end();
+    outputs_rewire_timer();
+    patient_reset();
+    last_pace = avr->cycle;
+    avr_cycle_timer_register_usec(avr, PACE_US, pace, NULL);
+}
+
 int main(int argc, char **argv)
 {
     board_config_t cfg = limits_default_config;
@@ -420,22 +435,11 @@ int main(int argc, char **argv)
             if (avr->cycle < cycle)
                 wall_origin_ns -= (int64_t)((double)(cycle - avr->cycle) * 1e9 /
                                             (double)avr->frequency / opt.speed);
-            log_begin("reset");
-            log_printf(", \"cause\": \"port_opened\"");
-            log_end();
-            outputs_rewire_timer();
-            patient_reset();
-            last_pace = avr->cycle;
-            avr_cycle_timer_register_usec(avr, PACE_US, pace, NULL);
+            after_reset("port_opened");
         } else if (avr->cycle - last_pace > 4 * pace_cycles) {
             /* A reset of the chip (its watchdog) cleared the cycle timers and rewired
              * the timer's pins: pace again, rewire again, say so. */
-            log_begin("reset");
-            log_end();
-            outputs_rewire_timer();
-            patient_reset();
-            last_pace = avr->cycle;
-            avr_cycle_timer_register_usec(avr, PACE_US, pace, NULL);
+            after_reset(NULL);
         }
     }
     hostlink_report();
