@@ -107,14 +107,13 @@ def test_spilled_counts_hold_a_bounded_memory_of_ten_million_distinct_values(tmp
 
     from controller.deadlines import counted_us, percentiles_us
     from controller.quantiles import MEMORY_BOUND_BYTES
-    from controller.trial.window import StreamedScores
 
     n, block = 10**7, 2**15
     values = np.random.default_rng(3).permutation(n).astype(np.int64) * 997 + 11
     tracemalloc.start()
     try:
         before = tracemalloc.get_traced_memory()[0]
-        counts = StreamedScores(None, True, tmp_path).timing[1]  # type: ignore[arg-type,index]
+        counts = SpilledCounts(tmp_path)  # as the log writer keeps each
         for start in range(0, n, block):
             counts.add(values[start : start + block])
         held, peak = tracemalloc.get_traced_memory()
