@@ -436,7 +436,7 @@ def run_live_trial(
         recorder=recorder,
         deadlines=new_deadlines(config, rows),
         scores=None if ring is None else StreamedScores(
-            streamed_columns(config, board.sample_period_s, (), ()), True, folder.path),
+            streamed_columns(config, board.sample_period_s, (), ()), folder.path),
     )
     ending: dict[str, str] = {}
 

@@ -268,4 +268,4 @@ def _window(
 def _scores(config: TrialConfig, limb: SimulatedLimb, spill_dir: Path) -> StreamedScores:
     """The figures of a long paced trial's rows, scored by the log writer (its timing
     spilled into ``spill_dir``)."""
-    return StreamedScores(_columns(config, limb), True, spill_dir)
+    return StreamedScores(_columns(config, limb), spill_dir)

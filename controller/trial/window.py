@@ -174,15 +174,15 @@ class RowWindow:
 
 class StreamedScores:
     """A log sink that scores the rows it is handed (``StreamedColumns``) and counts the
-    lateness and latency of every sample in whole nanoseconds (with ``timed``: the rows
-    have the deadline accounting's ``lateness_s`` and ``latency_s``; their spill files in
+    lateness and latency of every sample in whole nanoseconds (the rows have the
+    deadline accounting's ``lateness_s`` and ``latency_s``; their spill files in
     ``spill_dir``, the trial's folder), in the log writer process; ``result`` gives them
     back in the trial's process once the writer has closed its sinks (through a memory
     file made before the writer's fork), their figures' values found (``PERCENTS``)."""
 
-    def __init__(self, columns: StreamedColumns, timed: bool, spill_dir: Path) -> None:
+    def __init__(self, columns: StreamedColumns, spill_dir: Path) -> None:
         self.columns = columns
-        self.timing = (SpilledCounts(spill_dir), SpilledCounts(spill_dir)) if timed else None
+        self.timing = (SpilledCounts(spill_dir), SpilledCounts(spill_dir))
         # What the writer names when a write fails (a full disk: ``LogWriter``).
         self.path = f"the spill file of the lateness and latency counts in {spill_dir}"
         self._fd = os.memfd_create("fes-trial-scores", os.MFD_CLOEXEC)
@@ -191,15 +191,13 @@ class StreamedScores:
         if first != self.columns.samples:
             raise ValueError(f"rows from {first}, after {self.columns.samples} scored")
         self.columns.add(rows)
-        if self.timing is not None:
-            lateness = rows["lateness_s"]
-            measured = lateness[~np.isnan(lateness)]
-            self.timing[0].add(to_ns(measured))
-            self.timing[1].add(to_ns(rows["latency_s"]))
+        lateness = rows["lateness_s"]
+        self.timing[0].add(to_ns(lateness[~np.isnan(lateness)]))
+        self.timing[1].add(to_ns(rows["latency_s"]))
 
     def close(self) -> None:
         """Hand the figures to the trial's process (in the writer's, at its end)."""
-        for counts in self.timing or ():
+        for counts in self.timing:
             counts.settle(PERCENTS)
         data = pickle.dumps((self.columns, self.timing), protocol=pickle.HIGHEST_PROTOCOL)
         view = memoryview(data)
@@ -209,7 +207,7 @@ class StreamedScores:
 
     def result(
         self,
-    ) -> tuple[StreamedColumns, tuple[SpilledCounts, SpilledCounts] | None] | None:
+    ) -> tuple[StreamedColumns, tuple[SpilledCounts, SpilledCounts]] | None:
         """The figures of every row the writer scored (None if it never closed this
         sink: it failed, or fell behind the loop); the memory file is closed."""
         if self._fd < 0:
