@@ -39,6 +39,7 @@ PARTS: dict[str, tuple[str, ...]] = {
         "controller.cgroup",  # the CPUs and memory a container's control group allows
         "controller.progress",  # progress lines of long work, on a terminal only
         "controller.csvcolumns",  # numeric columns of a CSV file, a block at a time
+        "controller.sizes",  # byte counts in messages (12.4 GB, 310 MB)
     ),
     "vocabulary": (
         "controller",  # the package itself (imports nothing)

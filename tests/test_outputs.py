@@ -195,6 +195,7 @@ def test_a_day_long_live_trial_runs_in_a_window_under_a_memory_limit(tmp_path):
     import signal
     import sys
 
+    from controller import sizes
     from controller.trial import diskroom
 
     def limit() -> None:
@@ -206,7 +207,7 @@ def test_a_day_long_live_trial_runs_in_a_window_under_a_memory_limit(tmp_path):
     room = diskroom.free_bytes(out)
     if room is not None and room[0] < planned.bytes:  # refused up front, rightly
         pytest.skip(f"the disk of {tmp_path} cannot hold a day's files "
-                    f"({diskroom.size_text(planned.bytes)})")
+                    f"({sizes.size_text(planned.bytes)})")
     proc = subprocess.Popen(
         [sys.executable, "-m", "controller.cli", "sim", "--realtime", "--duration-s", "86400",
          "--out", str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,

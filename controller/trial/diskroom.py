@@ -22,9 +22,9 @@ rewritten with a board emulator's truth, Parquet parts beside the merged file). 
 widths were measured on real trials (docs/files.md, "Room on the disk";
 ``python -m controller.bench.disk_room``) and ``tests/test_disk_room.py`` holds the
 estimate against the bytes a real short trial wrote, so a column added later is counted
-or the test fails. At its top it imports the standard library and ``controller.outputs``
-only (the writer's modules inside its functions): the commands import it in their
-handlers, off ``fes --help``'s path.
+or the test fails. At its top it imports the standard library, ``controller.outputs``
+and ``controller.sizes`` only (the writer's modules inside its functions): the commands
+import it in their handlers, off ``fes --help``'s path.
 """
 
 from __future__ import annotations
@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from controller.outputs import OutputError
+from controller.sizes import size_text
 
 #: A ``%.6f`` cell: a sign, integer digits, the point and six decimals. Measured over 30 s
 #: trials of every shipped patient at 1 kHz and of every stimulation preset at 200 Hz
@@ -243,15 +244,6 @@ def removed_bytes(folder: Path) -> int:
         paths = path.rglob("*") if path.is_dir() else [path]
         total += sum(p.stat().st_size for p in paths if p.is_file())
     return total
-
-
-def size_text(n_bytes: float) -> str:
-    """``12.4 GB``, ``310 MB``, ``3.2 MB``, ``64 kB``."""
-    if n_bytes >= 1e9:
-        return f"{n_bytes / 1e9:.1f} GB"
-    if n_bytes >= 1e7:
-        return f"{n_bytes / 1e6:.0f} MB"
-    return f"{n_bytes / 1e6:.1f} MB" if n_bytes >= 1e6 else f"{n_bytes / 1e3:.0f} kB"
 
 
 def hours_text(seconds: float) -> str:

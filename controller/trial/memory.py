@@ -22,6 +22,7 @@ import resource
 from pathlib import Path
 
 from controller.cgroup import memory_room
+from controller.sizes import size_text
 from controller.validation import ConfigError
 
 #: Room kept for everything else the process allocates after the check (the log writer's
@@ -93,10 +94,6 @@ def room_bytes() -> tuple[int, str] | None:
     return min(rooms) if rooms else None
 
 
-def _gb(n_bytes: float) -> str:
-    return f"{n_bytes / 1e9:.1f} GB" if n_bytes >= 1e8 else f"{n_bytes / 1e6:.0f} MB"
-
-
 def check_fits(n_samples: int, numbers_per_sample: int, rate_hz: float,
                windowed: bool = False) -> None:
     """``ConfigError`` on ``loop.duration_s`` if the trial's arrays would not fit
@@ -111,9 +108,9 @@ def check_fits(n_samples: int, numbers_per_sample: int, rate_hz: float,
     if windowed:
         raise ConfigError("loop.duration_s", [
             f"a trial over {2 * n_samples / rate_hz:g} s at {rate_hz:g} Hz keeps a window "
-            f"of {n_samples} samples ({_gb(need)}) in memory, but this process may use "
-            f"{_gb(max(free, 0))} more ({limit}), with {_gb(RESERVE_BYTES)} for the rest of "
-            "the program: give it more memory"
+            f"of {n_samples} samples ({size_text(need)}) in memory, but this process may "
+            f"use {size_text(max(free, 0))} more ({limit}), with {size_text(RESERVE_BYTES)} "
+            "for the rest of the program: give it more memory"
         ])
     per_second = trial_bytes(round(rate_hz), numbers_per_sample)
     longest_s = max(0, math.floor((free - RESERVE_BYTES) / per_second))
@@ -121,8 +118,8 @@ def check_fits(n_samples: int, numbers_per_sample: int, rate_hz: float,
     fits = (f"at most {longest_s} s fit; the files are streamed, so split the session "
             "into shorter trials, or give it" if longest_s >= 1 else "no trial fits: give it")
     raise ConfigError("loop.duration_s", [
-        f"a trial of {short} at {rate_hz:g} Hz keeps {_gb(need)} of samples in memory "
+        f"a trial of {short} at {rate_hz:g} Hz keeps {size_text(need)} of samples in memory "
         f"(every sample is scored at its end) and the rest of the program needs some "
-        f"{_gb(RESERVE_BYTES)} more, but this process may use {_gb(max(free, 0))} more "
-        f"({limit}): {fits} {_gb(need + RESERVE_BYTES - free)} more"
+        f"{size_text(RESERVE_BYTES)} more, but this process may use {size_text(max(free, 0))} more "
+        f"({limit}): {fits} {size_text(need + RESERVE_BYTES - free)} more"
     ])
