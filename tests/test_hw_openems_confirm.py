@@ -366,16 +366,17 @@ def test_fes_runs_ending_says_the_all_off_line_was_sent_again():
 # --- fes run, through a pty that damages the firmware's echoes ---------------------------
 
 
-def fes_run_through(program: Path, tmp_path: Path, fault: str, count: int
-                    ) -> tuple[int, str, Path]:
-    """``fes run`` replaying a 4 s walk of ``fes sim`` into ``aa7f198`` through an
+def fes_run_through(programs: dict[str, Path], version: str, tmp_path: Path, fault: str,
+                    count: int) -> tuple[int, str, Path]:
+    """``fes run`` replaying a 4 s walk of ``fes sim`` into firmware ``version`` (each
+    names its all-off line differently: ``G``, ``Connection End``) through an
     ``EchoFaultPty`` whose first ``count`` all-off echoes are damaged (``fault``: garble
     or drop); its exit code, stderr and output folder."""
     assert main(["sim", "--seed", "3", "--duration-s", "4", "--out",
                  str(tmp_path / "walk")]) == 0
-    firmware = FirmwareProcess(program, tmp_path / "firmware")
+    firmware = FirmwareProcess(programs[version], tmp_path / "firmware")
     pty = EchoFaultPty(firmware.path)
-    getattr(pty.link, fault)(FIRMWARES["aa7f198"].stop_text, count)
+    getattr(pty.link, fault)(FIRMWARES[version].stop_text, count)
     out = tmp_path / "out"
     # The unit's lowest output must fit the rise rule at 500 samples/s
     # (tests/test_onset_step.py): 2 mA x 300 us.
@@ -393,9 +394,10 @@ def fes_run_through(program: Path, tmp_path: Path, fault: str, count: int
     return code, run.stderr(), out
 
 
+@pytest.mark.parametrize("version", VERSIONS)
 def test_fes_run_after_a_garbled_all_off_echo_at_connect_runs_its_trial(openems_programs,
-                                                                        tmp_path):
-    code, err, out = fes_run_through(openems_programs["aa7f198"], tmp_path, "garble", 1)
+                                                                        tmp_path, version):
+    code, err, out = fes_run_through(openems_programs, version, tmp_path, "garble", 1)
     board = json.loads((out / "summary.json").read_text())["board"]
     assert code == 0, err
     assert ("fes run: every channel off confirmed at connect, the all-off line sent 2 "
@@ -405,11 +407,13 @@ def test_fes_run_after_a_garbled_all_off_echo_at_connect_runs_its_trial(openems_
     assert board["link"]["all_off_resends_at_close"] == 0
 
 
+@pytest.mark.parametrize("version", VERSIONS)
 def test_fes_run_refuses_a_board_that_never_confirms_every_channel_off(openems_programs,
-                                                                       tmp_path):
+                                                                       tmp_path, version):
     """Exit 9, as for a board that does not answer, naming the all-off line."""
-    code, err, _ = fes_run_through(openems_programs["aa7f198"], tmp_path, "drop", 100)
+    code, err, _ = fes_run_through(openems_programs, version, tmp_path, "drop", 100)
     assert code == 9, err
     assert ("the board answered but did not confirm every channel off: the all-off line "
-            f"('G') was not echoed intact ({OFF_RESENDS + 1} sent; the last: no echo") in err
+            f"('{FIRMWARES[version].stop_text}') was not echoed intact ({OFF_RESENDS + 1} "
+            "sent; the last: no echo") in err
     assert "Traceback" not in err
