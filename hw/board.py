@@ -55,6 +55,7 @@ import numpy as np
 from controller.events import EVENT_NAMES, Event
 from controller.ports import Sample, StimCommand, check_commands
 from hw import protocol as p
+from hw import stk500v2
 from hw.transport import Link, Transport, TransportError, link_name, open_link
 
 #: Firmware versions this driver knows, with what they are. Anything else is refused.
@@ -95,12 +96,13 @@ MAX_BOARD_COMM_TIMEOUT_MS = 500
 #: Handshake: HELLO is sent this many times, waiting this long for INFO each time.
 HELLO_ATTEMPTS = 3
 HELLO_WAIT_S = 0.3
-#: A board on a serial device that did not answer is given this long in silence, then
-#: HELLO again: an Arduino Mega resets when its port is opened (DTR), and its STK500v2
+#: A board on a serial device that did not answer its first HELLO may be an Arduino Mega
+#: that the open reset into its STK500v2 bootloader: the driver signs on to it at 115 200
+#: baud and tells it to start the firmware (``hw.stk500v2``). When no bootloader answers
+#: that way it is given this long in silence instead, then HELLO again: Arduino's
 #: bootloader catches bytes that come within 0.83 s of the reset, then starts the
 #: firmware only 5.0 s after the last one (docs/hardware.md, "Auto-reset";
-#: tests/test_avr_flash.py). Our HELLOs end 0.6 s after the open, so the firmware runs
-#: from about 5.7 s on; 6 s leaves 0.9 s to spare.
+#: tests/test_avr_flash.py); 6 s leaves 1 s to spare. 0: no bootloader is looked for.
 BOOTLOADER_QUIET_S = 6.0
 #: The reader thread's clock of time spent listening advances by at most this much per
 #: read. When the host itself was not running (its process or machine paused), the board
@@ -501,9 +503,11 @@ class Board:
         bootloader_quiet_s: float = BOOTLOADER_QUIET_S,
         on_bootloader_wait: Callable[[str], object] | None = None,
     ) -> None:
-        """``on_bootloader_wait`` is told, in a sentence, when the driver starts its
-        ``bootloader_quiet_s`` of silence, so that a person is not left before a silent
-        terminal for the seconds it takes (7 s to a Mega's firmware)."""
+        """``on_bootloader_wait`` is told, in a sentence, what the driver did about a
+        possible bootloader after the first HELLO went unanswered on a serial device
+        (told one to start the firmware, or began its ``bootloader_quiet_s`` of silence:
+        then before the silence, so that a person is not left before a silent terminal
+        for the seconds it takes). ``bootloader_quiet_s`` 0: no bootloader is looked for."""
         self.url = link_name(port)
         self._on_bootloader_wait = on_bootloader_wait
         self._port = port
@@ -515,6 +519,8 @@ class Board:
         self._want_truth = want_truth
         self._hello_wait_s = hello_wait_s
         self._bootloader_quiet_s = bootloader_quiet_s
+        #: How the last ``identify`` went on after its first HELLO, for "no board".
+        self._after_bootloader = ""
         self.info: p.Info | None = None
         self.stats = LinkStats()
         self.fault: BoardFault | None = None
@@ -612,6 +618,7 @@ class Board:
         # The port is opened once and its rate changed in place: a second open would reset
         # a Mega into its bootloader again, which would swallow the next rate's HELLOs.
         port: Link | None = None
+        self._after_bootloader = ""
         for baud in bauds:
             try:
                 if port is None:
@@ -625,46 +632,93 @@ class Board:
             self._transport = port
             self._reset_session()
             self.fault = None
-            self._running.set()
-            self._reader = threading.Thread(
-                target=self._rx_loop, name="board-reader", daemon=True
-            )
-            self._reader.start()
-            info = self._handshake()
-            if info is None and device and baud == bauds[0] and self._bootloader_quiet_s > 0 and (
-                    self.fault is None or self.fault.kind != "link"):
-                if self._on_bootloader_wait is not None:
-                    self._on_bootloader_wait(
-                        f"no answer to HELLO on {self.url}: silent for "
-                        f"{self._bootloader_quiet_s:g} s for a bootloader (an Arduino Mega "
-                        "resets when its port is opened), then HELLO again")
-                time.sleep(self._bootloader_quiet_s)
-                info = self._handshake()
+            self._start_reader()
+            # A Mega's bootloader caught the first HELLO: it is told to go at once.
+            waking = device and baud == bauds[0] and self._bootloader_quiet_s > 0
+            info = self._handshake(1 if waking else HELLO_ATTEMPTS)
+            if info is None and waking and isinstance(port, Transport) and (
+                    not self._link_lost()):
+                info = self._through_bootloader(port, baud)
             if info is not None:
                 return info
-            port_failed = self.fault is not None and self.fault.kind == "link"
+            port_failed = self._link_lost()
             last = port_failed or baud == bauds[-1]
             self._shutdown(close_port=last)
             if last:
                 break
         rates = " and ".join(f"{b} baud" for b in bauds) if isinstance(self._port, str) else (
             "its own rate")
-        quiet = (f", and again after {self._bootloader_quiet_s:g} s of silence for a "
-                 "bootloader" if device and self._bootloader_quiet_s > 0 else "")
         raise BoardError(
             "no_board",
             f"no board answered HELLO on {self.url} at {rates} within "
-            f"{HELLO_ATTEMPTS * self._hello_wait_s:g} s each{quiet} (is it powered, is this "
-            "its port?)",
+            f"{HELLO_ATTEMPTS * self._hello_wait_s:g} s each"
+            + (self._after_bootloader or " (is it powered, is this its port?)"),
         )
 
-    def _handshake(self) -> p.Info | None:
-        """HELLO in the newest version; a board that answers in an older version this
-        host speaks opened no session, and is greeted again in its own version. None
-        when nothing answered."""
+    def _through_bootloader(self, port: Transport, baud: int) -> p.Info | None:
+        """HELLO went unanswered on a serial device: a Mega its opening reset into
+        Arduino's STK500v2 bootloader is told to start its firmware (``hw.stk500v2``),
+        anything else is given ``bootloader_quiet_s`` of silence; then HELLO again. Says
+        which through ``on_bootloader_wait``; None when still nothing answers."""
+        self._stop_reader()
+        try:
+            handover = stk500v2.start_application(port, baud)
+            # A firmware that heard those bytes (at a rate not its own) resynchronises at
+            # this delimiter, and takes the next HELLO whole.
+            port.write(p.DELIMITER)
+        except TransportError as err:
+            self._set_fault("link", f"link lost: {err}")
+            return None
+        finally:
+            self._start_reader()
+        where = f"no answer to HELLO on {self.url}"
+        found = (f"an STK500v2 bootloader ({handover.signature}) answered at "
+                 f"{stk500v2.BOOTLOADER_BAUD} baud")
+        if handover.left:
+            self._tell(f"{where}; {found} (an Arduino Mega resets when its port is opened) "
+                       "and was told to start the firmware, then HELLO again")
+            self._after_bootloader = (f", and again after its STK500v2 bootloader "
+                                      f"({handover.signature}) was told to start the firmware "
+                                      "(is a firmware flashed? make -C hw/avr flash)")
+            return self._handshake()
+        why = (f"; {found} but did not acknowledge the command to start the firmware"
+               if handover.signature is not None else
+               f", nor to an STK500v2 sign-on at {stk500v2.BOOTLOADER_BAUD} baud")
+        self._tell(f"{where}{why}: silent for {self._bootloader_quiet_s:g} s for a "
+                   "bootloader (an Arduino Mega resets when its port is opened), then HELLO "
+                   "again")
+        self._after_bootloader = (f", and again after {self._bootloader_quiet_s:g} s of "
+                                  "silence for a bootloader (is it powered, is this its "
+                                  "port?)")
+        time.sleep(self._bootloader_quiet_s)
+        return self._handshake()
+
+    def _tell(self, text: str) -> None:
+        """Say what the driver does about a possible bootloader (``on_bootloader_wait``)."""
+        if self._on_bootloader_wait is not None:
+            self._on_bootloader_wait(text)
+
+    def _start_reader(self) -> None:
+        """Start the reader thread on the open transport."""
+        self._running.set()
+        self._reader = threading.Thread(target=self._rx_loop, name="board-reader", daemon=True)
+        self._reader.start()
+
+    def _stop_reader(self) -> None:
+        """Stop the reader thread, the port left open (the bootloader exchange reads it)."""
+        self._running.clear()
+        if self._reader is not None and self._reader is not threading.current_thread():
+            self._reader.join(timeout=1.0)
+        self._reader = None
+
+    def _handshake(self, attempts: int = HELLO_ATTEMPTS) -> p.Info | None:
+        """HELLO in the newest version until ``attempts`` have gone unanswered; a board
+        that answers in an older version this host speaks opened no session, and is
+        greeted again in its own version (once per version). None when nothing answered."""
         version = p.PROTOCOL_VERSION
         first: p.Info | None = None
-        for _ in range(HELLO_ATTEMPTS):
+        unanswered = 0
+        for _ in range(attempts + len(p.PROTOCOL_VERSIONS)):
             self._info_wait.clear()
             self._send(p.Hello(version))
             if self._info_wait.wait(self._hello_wait_s) and self._hello_info is not None:
@@ -681,7 +735,8 @@ class Board:
                     self._hello_seqs.clear()  # only an answer in this version counts now
                     self._hello_info = None
                 continue
-            if self.fault is not None and self.fault.kind == "link":
+            unanswered += 1
+            if unanswered == attempts or self._link_lost():
                 break
         return None
 
@@ -1166,10 +1221,7 @@ class Board:
     def _shutdown(self, close_port: bool = True) -> None:
         """Stop the reader; close the port if this driver opened it, unless
         ``close_port`` is False (``identify`` trying the next rate on the same port)."""
-        self._running.clear()
+        self._stop_reader()
         transport, self._transport = self._transport, None
         if transport is not None and isinstance(self._port, str) and close_port:
             transport.close()
-        if self._reader is not None and self._reader is not threading.current_thread():
-            self._reader.join(timeout=1.0)
-        self._reader = None

@@ -133,45 +133,87 @@ def test_a_session_byte_for_byte():
     scripted.close()
 
 
-def test_a_board_reset_into_its_bootloader_by_the_open_is_greeted_again_after_silence():
-    """An Arduino Mega resets when its port is opened; its bootloader swallows the HELLOs
-    and starts the firmware only once they have stopped for 5 s (tests/test_avr_flash.py
-    runs the real one). The driver stays silent ``bootloader_quiet_s`` and says HELLO
-    again, which the firmware answers: a board, not "no board". The wait is said as it
-    begins (a Mega's firmware answers 7 s after the open: before, nothing was printed
-    meanwhile)."""
+def _greeting(board: Board) -> threading.Thread:
+    """``board.connect()`` under way in a thread."""
+    thread = threading.Thread(target=board.connect)
+    thread.start()
+    return thread
+
+
+def _rate(scripted: ScriptedBoard) -> int:
+    """The line rate the host has set on its side of the pty (termios speed constant)."""
+    return termios.tcgetattr(scripted.master)[5]
+
+
+def _answer_hello(scripted: ScriptedBoard, hello_seq: int) -> None:
+    info = p.parse(p.FrameDecoder().feed(bytes.fromhex(INFO))[0])
+    assert isinstance(info, p.Info)
+    scripted.send(dataclasses.replace(info, hello_seq=hello_seq).encode(0x80).hex())
+
+
+def test_a_mega_reset_into_its_bootloader_by_the_open_is_told_to_start_its_firmware():
+    """An Arduino Mega resets when its port is opened, and its STK500v2 bootloader
+    swallows the first HELLO (tests/test_avr_flash.py runs the real one). The driver signs
+    on to it at its 115 200 baud on the port as opened, tells it to leave programming
+    mode (it then starts the firmware), and says HELLO again at the link rate, after a
+    delimiter: byte for byte, each at its rate (the bootloader's bytes as in
+    tests/test_stk500v2.py). Before, it stayed silent 6 s, and a Mega answered 7 s after
+    the open."""
+    scripted = ScriptedBoard()
+    notes: list[tuple[float, str]] = []
+    board = Board(scripted.path, REQUIRE, heartbeat_s=0.5, hello_wait_s=0.1,
+                  link_timeout_s=5.0, on_bootloader_wait=lambda text: notes.append(
+                      (time.monotonic(), text)))
+    thread = _greeting(board)
+    scripted.expect(HELLO_1)  # swallowed by the bootloader
+    scripted.expect("1b 01 00 01 0e 01 14")  # CMD_SIGN_ON
+    assert _rate(scripted) == termios.B115200
+    scripted.send("1b 01 00 0b 0e 01 00 08 41 56 52 49 53 50 5f 32 74")  # AVRISP_2
+    scripted.expect("1b 02 00 03 0e 11 01 01 05")  # CMD_LEAVE_PROGMODE_ISP
+    assert _rate(scripted) == termios.B115200
+    scripted.send("1b 02 00 02 0e 11 00 04")  # STATUS_CMD_OK: the firmware starts
+    scripted.expect("00" + p.Hello(p.PROTOCOL_VERSION).encode(2).hex())
+    assert _rate(scripted) == termios.B1000000
+    _answer_hello(scripted, 2)
+    scripted.acknowledge_until(thread)
+    assert board.info is not None and board.info.board_id == 42
+    assert [text for _, text in notes] == [
+        f"no answer to HELLO on {scripted.path}; an STK500v2 bootloader (AVRISP_2) answered "
+        "at 115200 baud (an Arduino Mega resets when its port is opened) and was told to "
+        "start the firmware, then HELLO again"]
+    closing = threading.Thread(target=board.close)
+    closing.start()
+    scripted.acknowledge_until(closing)
+    scripted.close()
+
+
+def test_a_silent_device_that_is_no_bootloader_is_greeted_again_after_silence():
+    """A device silent to HELLO and to the STK500v2 sign-on (a bootloader of another
+    kind, a board still starting) is given ``bootloader_quiet_s`` of silence, then HELLO
+    again, which a board then answers: a board, not "no board". The wait is said as it
+    begins, with what was tried."""
     scripted = ScriptedBoard()
     notes: list[tuple[float, str]] = []
     board = Board(scripted.path, REQUIRE, heartbeat_s=0.5, hello_wait_s=0.1,
                   link_timeout_s=5.0, bootloader_quiet_s=0.6,
                   on_bootloader_wait=lambda text: notes.append((time.monotonic(), text)))
-    connected: list[p.Info] = []
-    thread = threading.Thread(target=lambda: connected.append(board.connect()))
-    thread.start()
-    swallowed = p.FrameDecoder()
-    hellos = []
-    deadline = time.monotonic() + 2.0
-    while len(hellos) < 3 and time.monotonic() < deadline:
-        if select.select([scripted.master], [], [], 0.01)[0]:
-            hellos += swallowed.feed(os.read(scripted.master, 256))
-    assert [f.type for f in hellos] == [p.FrameType.HELLO] * 3
-    scripted.expect_silence(0.4)  # the bootloader hands over to the firmware meanwhile
-    decoder = p.FrameDecoder()
-    again: list[p.Frame] = []
-    deadline = time.monotonic() + 2.0
-    while not again and time.monotonic() < deadline:
-        if select.select([scripted.master], [], [], 0.01)[0]:
-            again += decoder.feed(os.read(scripted.master, 256))
-    assert again and again[0].type == p.FrameType.HELLO
+    thread = _greeting(board)
+    scripted.expect(HELLO_1)
+    for _ in range(3):  # unanswered sign-ons, each at the bootloader's rate
+        scripted.expect("1b 01 00 01 0e 01 14")
+        assert _rate(scripted) == termios.B115200
+    scripted.expect("00")  # back at the link rate: a delimiter for a firmware that heard
+    scripted.expect_silence(0.4)  # a bootloader would hand over to the firmware meanwhile
+    scripted.expect(p.Hello(p.PROTOCOL_VERSION).encode(2).hex())
+    assert _rate(scripted) == termios.B1000000
     assert [text for _, text in notes] == [
-        f"no answer to HELLO on {scripted.path}: silent for 0.6 s for a bootloader (an "
-        "Arduino Mega resets when its port is opened), then HELLO again"]
+        f"no answer to HELLO on {scripted.path}, nor to an STK500v2 sign-on at 115200 baud: "
+        "silent for 0.6 s for a bootloader (an Arduino Mega resets when its port is "
+        "opened), then HELLO again"]
     assert notes[0][0] < time.monotonic() - 0.5  # said as the silence began
-    info = p.parse(p.FrameDecoder().feed(bytes.fromhex(INFO))[0])
-    assert isinstance(info, p.Info)
-    scripted.send(dataclasses.replace(info, hello_seq=again[0].seq).encode(0x80).hex())
+    _answer_hello(scripted, 2)
     scripted.acknowledge_until(thread)
-    assert connected and connected[0].board_id == 42
+    assert board.info is not None and board.info.board_id == 42
     closing = threading.Thread(target=board.close)
     closing.start()
     scripted.acknowledge_until(closing)
