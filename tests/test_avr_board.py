@@ -26,6 +26,7 @@ from helpers.live import events as log_events
 from controller.ports import StimCommand
 from controller.safety import SafetyLimits
 from hw import protocol as p
+from hw import stk500v2
 from hw.avr import cosim
 from hw.board import Board, BoardRequirements
 
@@ -243,6 +244,48 @@ def test_a_corrupt_frame_is_refused_and_counted_never_acted_on(bench):
     switched_on = [e for e in of(events, "outputs") if e["on"]]
     assert len(switched_on) == 1  # by the intact frame only
     clean(events)
+
+
+def test_a_running_board_is_greeted_at_once_and_sent_nothing_meant_for_a_bootloader(bench):
+    """A board whose firmware already runs (no auto-reset: this harness without
+    --boot-hex, a Mega whose port another process holds open) answers the first HELLO:
+    the driver says nothing of a bootloader, and sends it nothing at the bootloader's
+    115 200 baud (the harness's decoder of the host's bytes counts no bad frame)."""
+    b = bench()
+    notes: list[str] = []
+    driver = Board(b.board.path, BoardRequirements(SafetyLimits(), 500.0),
+                   on_bootloader_wait=notes.append)
+    assert driver.identify().firmware == cosim.FIRMWARE_VERSION
+    driver.close()
+    assert notes == []
+    assert of(b.finish(), "counters")[0]["rx_bad_frames"] == 0
+
+
+def test_bytes_meant_for_a_bootloader_are_bad_frames_to_the_firmware(bench):
+    """A running firmware silent to the first HELLO (a loaded host that waited too
+    little) hears what the driver sends a bootloader: sign-ons, the command to leave
+    programming mode, then a delimiter at the link rate. It answers none of it, counts
+    it as bad frames, leaves its outputs as they were, and takes the next HELLO."""
+    b = bench()
+    host = b.host()
+    host.open_session()
+    assert host.answer(p.Stim(0, (ON_35,))).code == p.AckCode.OK
+    before = host.answer(p.GetStatus())
+    wire = (stk500v2.SIGN_ON * stk500v2.SIGN_ON_ATTEMPTS
+            + stk500v2.LEAVE_PROGMODE * stk500v2.LEAVE_ATTEMPTS + p.DELIMITER)
+    decoder = p.FrameDecoder()
+    assert decoder.feed(wire) == [] and decoder.bad_frames > 0
+    host.port.write(wire)
+    assert [m for m in host.receive(0.2) if not isinstance(m, p.Status)] == []  # no answer
+    after = host.answer(p.GetStatus())
+    assert isinstance(before, p.Status) and isinstance(after, p.Status)
+    assert after.rx_bad_frames - before.rx_bad_frames == decoder.bad_frames
+    assert after.outputs_on == before.outputs_on == 1 and after.refused == before.refused
+    assert host.open_session().firmware == cosim.FIRMWARE_VERSION
+    assert host.answer(p.StopAll()).code == p.AckCode.OK
+    host.close()
+    switched_on = [e for e in of(b.finish(), "outputs") if e["on"]]
+    assert len(switched_on) == 1  # by the STIM only
 
 
 def alternating_stims(count: int) -> list[p.Message]:

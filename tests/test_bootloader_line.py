@@ -27,6 +27,7 @@ from __future__ import annotations
 import numpy as np
 
 from hw import protocol as p
+from hw import stk500v2
 
 #: The bootloader's receiver: 16 MHz / (8 x (UBRR 16 + 1)), 8 samples a bit (U2X).
 BOOTLOADER_BAUD = 16e6 / (8 * 17)
@@ -96,3 +97,37 @@ def test_no_hello_reads_as_the_bootloaders_monitor_character():
             read = _received(line, end_s, phase)
             assert len(read) == 1, (seq, phase, read)  # heard, as one garbled character
             assert read[0] != MONITOR_CHARACTER, (seq, phase)
+
+
+#: The firmware's receiver at the link rate: 16 MHz / (8 x (UBRR 1 + 1)), U2X as well
+#: (hw/avr/firmware/uart.c).
+FIRMWARE_BAUD = 16e6 / (8 * 2)
+#: What the host sends a bootloader, at its 115 200 baud (hw.stk500v2), at most.
+TO_A_BOOTLOADER = (stk500v2.SIGN_ON * stk500v2.SIGN_ON_ATTEMPTS
+                   + stk500v2.LEAVE_PROGMODE * stk500v2.LEAVE_ATTEMPTS)
+
+
+def test_the_bootloader_reads_the_hosts_sign_on_and_leave_command_whole():
+    """The host's 115 200 baud against the bootloader's 117 647: the two messages it is
+    sent arrive as sent, whatever the receiver's phase."""
+    for wire in (stk500v2.SIGN_ON, stk500v2.LEAVE_PROGMODE):
+        line = _line(wire, stk500v2.BOOTLOADER_BAUD)
+        for phase in np.linspace(0.0, 1.0, 16, endpoint=False):
+            end_s = len(wire) * 10 / stk500v2.BOOTLOADER_BAUD + 1e-4
+            assert _received(line, end_s, phase) == wire, phase
+
+
+def test_bytes_meant_for_a_bootloader_never_read_as_a_frame_at_the_link_rate():
+    """A running firmware silent to the first HELLO hears the bootloader's messages at
+    its own 1 Mbaud. A 115 200 baud bit lasts 8.7 us, longer than the 8.5 us from a start
+    bit to the last data bit at 1 Mbaud, so every character it reads is 0x00 (85 of them
+    for these 39 bytes): idle delimiters, not a frame, whatever the phase
+    (tests/test_avr_board.py sends the bytes themselves, as a pty carries them, to the
+    firmware in simavr: bad frames there)."""
+    line = _line(TO_A_BOOTLOADER, stk500v2.BOOTLOADER_BAUD)
+    end_s = len(TO_A_BOOTLOADER) * 10 / stk500v2.BOOTLOADER_BAUD + 1e-4
+    for phase in np.linspace(0.0, 1.0, 16, endpoint=False):
+        read = _received(line, end_s, phase, FIRMWARE_BAUD)
+        assert len(read) > len(TO_A_BOOTLOADER)  # heard, as more characters than sent
+        decoder = p.FrameDecoder()
+        assert decoder.feed(read + p.DELIMITER) == [], phase
