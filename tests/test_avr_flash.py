@@ -73,6 +73,17 @@ class FlashBoard:
         return None
 
 
+    def wait_port_closed(self) -> None:
+        """Until the harness has seen the last host close the port (a "port_closed" for
+        every "port_opened"): an open before then, within the pacing step of the close,
+        would go unseen and reset nothing, as avrdude's close and a HELLO's open right
+        after make did on a loaded machine."""
+        deadline = time.monotonic() + HANDOVER_WAIT_S
+        while len(self.events("port_closed")) < len(self.events("port_opened")):
+            assert time.monotonic() < deadline, "the harness never saw the port closed"
+            time.sleep(0.01)
+
+
 def _copy_build(built: Path, to: Path, names: tuple[str, ...]) -> Path:
     """The built files into another BUILD, their times kept so that make builds nothing."""
     to.mkdir(parents=True, exist_ok=True)
@@ -124,6 +135,7 @@ def _hello_round(link: serial.Serial, decoder: p.FrameDecoder, first_seq: int) -
 def _hello(board: FlashBoard) -> p.Info | None:
     """Open the port (the board resets), stay silent until the bootloader has handed over
     to the application, say HELLO; the board's INFO or None."""
+    board.wait_port_closed()
     seen = len(board.events("application"))
     with serial.Serial(board.port, p.BAUD_RATE_V3, timeout=0.01) as link:
         if board.next_event("application", seen) is None:

@@ -276,6 +276,11 @@ static int port_in_use(void)
         reset_pending = 1;
         log_begin("port_opened");
         log_end();
+    } else if (port_held && !held) {
+        /* Logged so that a test opens the port again only after this: a close and an
+         * open within one pacing step go unseen, and with them the reset. */
+        log_begin("port_closed");
+        log_end();
     }
     if (!held || reset_pending)
         tx_len = 0;

@@ -23,7 +23,7 @@
  * still starting in the bootloader. An open of the pty that nobody held resets the
  * chip, as the Mega's auto-reset does when a host raises DTR on opening its port (a pty
  * has no DTR line; a close and open within one pacing step go unseen); the patient's
- * sensors stay powered through it. The log says "port_opened", "reset", and
+ * sensors stay powered through it. The log says "port_opened", "port_closed", "reset", and
  * "bootloader" / "application" as execution enters either section. Without the
  * patient's pipes no sensor answers on the I2C bus.
  *
