@@ -297,7 +297,8 @@ def alternating_stims(count: int) -> list[p.Message]:
 def test_a_burst_the_size_of_the_receive_buffer_is_served_whole(bench):
     """docs/protocol.md section 3: a board buffers BOARD_RX_BUFFER_BYTES of frames; a
     burst that fits, back to back at 1 Mbaud, is answered frame by frame (the firmware
-    needs about 0.4 ms a frame, the line brings one every 0.23 ms)."""
+    needs about 0.4 ms a frame, more while bytes still come in; a real line brings one
+    every 0.23 ms, simavr's every 0.5 ms: docs/hardware.md)."""
     b = bench()
     host = b.host()
     host.open_session()

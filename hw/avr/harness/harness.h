@@ -58,8 +58,11 @@ void hostlink_connect(void);
  * (may be NULL) and of its receiver's XON/XOFF; returns its input IRQ. */
 avr_irq_t *uart_attach(char uart, avr_irq_notify_t on_output, avr_irq_notify_t on_xon,
                        avr_irq_notify_t on_xoff);
-/* Move bytes between the pty and USART0 (called every pacing step). */
+/* Move bytes between the pty and USART0 (called every pacing step): the host's bytes go
+ * onto the line, which then runs by itself at the USART's byte time while they last. */
 void hostlink_service(void);
+/* The chip was reset: its USART dropped the byte on the line. */
+void hostlink_chip_reset(void);
 /* Wait for input on the pty at most timeout_ns (pacing); returns early when some came. */
 void hostlink_wait(int64_t timeout_ns);
 /* Close the pty as a pulled cable would (logged, with the board time of the last frame

@@ -1,12 +1,16 @@
 /*
  * The host link: USART0 of the simulated chip on a pseudo-terminal, as the Mega's
- * USB-serial bridge puts it on /dev/ttyACM0. Bytes from the host enter the USART as
- * fast as its receiver takes them (simavr paces them at the configured baud rate);
- * bytes the firmware sends leave at once. The pty ignores the baud rate.
+ * USB-serial bridge puts it on /dev/ttyACM0. Bytes from the host go onto the line one
+ * after the other, each taking the USART's byte time as simavr 1.6 reckons it (22 us at
+ * this firmware's 1 000 000 baud, not 10: docs/hardware.md), and arrive as simavr raises
+ * RXC for them (see "the line" below); bytes the firmware sends leave at once. The pty
+ * ignores the baud rate.
  *
  * Both directions also go through the firmware's own frame decoder (frame.c), so the
- * log shows what crossed the link: HELLO, START/STOP_STREAM, STOP_ALL, refusals,
- * FAULT frames, and the round trip from a SAMPLE to the first command naming it.
+ * log shows what crossed the link: every host frame as its delimiter arrives
+ * ("host_frame": type, seq, how many earlier frames still awaited the board's answer),
+ * HELLO, START/STOP_STREAM, STOP_ALL, refusals, FAULT frames, and the round trip from a
+ * SAMPLE to the first command naming it.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -20,6 +24,7 @@
 
 #include <avr_uart.h>
 
+#include "board.h"
 #include "frame.h"
 #include "harness.h"
 #include "session.h"
@@ -37,6 +42,7 @@ static int plugged;
 static int reset_on_open, port_held = 1, reset_pending;
 static avr_irq_t *uart_in;
 static int xoff;
+static avr_uart_t *usart0;
 
 static uint8_t tx_buf[TX_LIMIT];
 static size_t tx_len;
@@ -78,10 +84,59 @@ static const char *fault_name(uint8_t code)
 
 static double last_frame_s = -1.0;
 
-static void host_frame(const uint8_t *f, uint16_t n)
+/* --- host frames awaiting the board's answer ---------------------------------------------
+ * docs/protocol.md section 3: every host frame is answered by one frame, in order (INFO
+ * and ACK name the seq they answer, STATUS answers the oldest GET_STATUS). A frame the
+ * board never saw whole (bytes lost) is never answered: an answer to a later seq drops
+ * it. Counted when the answer's last byte leaves the chip's USART. */
+#define AWAITING_MAX 256
+static struct {
+    uint8_t type, seq;
+} awaiting[AWAITING_MAX];
+static unsigned awaiting_first, awaiting_n;
+
+static void await_answer(uint8_t type, uint8_t seq)
 {
+    if (awaiting_n == AWAITING_MAX) { /* a board that answers nothing: keep the newest */
+        awaiting_first = (awaiting_first + 1) % AWAITING_MAX;
+        awaiting_n--;
+    }
+    unsigned at = (awaiting_first + awaiting_n++) % AWAITING_MAX;
+    awaiting[at].type = type;
+    awaiting[at].seq = seq;
+}
+
+/* The board answered: the oldest frame awaiting an answer if it is a GET_STATUS (seq <
+ * 0: a STATUS, which names no seq; one sent every 100 ms while streaming answers
+ * nothing), else the frame of that seq and any older ones. */
+static void board_answered(int seq)
+{
+    for (unsigned k = 0; k < awaiting_n; k++) {
+        unsigned at = (awaiting_first + k) % AWAITING_MAX;
+        int match = seq < 0 ? awaiting[at].type == T_GET_STATUS : awaiting[at].seq == seq;
+        if (match) {
+            awaiting_first = (at + 1) % AWAITING_MAX;
+            awaiting_n -= k + 1;
+        }
+        if (match || seq < 0)
+            return;
+    }
+}
+
+/* A host frame whose delimiter arrived at board time t_s (valid or not). */
+static void host_frame(const uint8_t *f, uint16_t n, double t_s)
+{
+    log_begin_at("host_frame", t_s);
+    if (!f) {
+        log_printf(", \"bad\": true");
+        log_end();
+        return;
+    }
+    log_printf(", \"type\": %u, \"seq\": %u, \"awaiting\": %u", f[0], f[1], awaiting_n);
+    log_end();
+    await_answer(f[0], f[1]);
     frames_from_host++;
-    last_frame_s = board_time_s();
+    last_frame_s = t_s;
     switch (f[0]) {
     case T_HELLO:
         reason = "hello";
@@ -124,7 +179,7 @@ static void host_frame(const uint8_t *f, uint16_t n)
                     if (!rtt_ms)
                         rtt_ms = malloc(sizeof(double) * RTT_MAX_KEPT);
                     if (rtt_ms)
-                        rtt_ms[rtt_n++] = (board_time_s() - sample_sent_s[slot]) * 1e3;
+                        rtt_ms[rtt_n++] = (t_s - sample_sent_s[slot]) * 1e3;
                 }
             }
         }
@@ -139,6 +194,10 @@ static void board_frame(const uint8_t *f, uint16_t n)
     frames_to_host++;
     if (f[0] == T_ACK || f[0] == T_FAULT || f[0] == T_INFO)
         outputs_flush(0); /* a change older than a millisecond has its reason already */
+    if ((f[0] == T_ACK || f[0] == T_INFO) && n > 2)
+        board_answered(f[2]);
+    else if (f[0] == T_STATUS)
+        board_answered(-1);
     if (f[0] == T_SAMPLE && n >= 6) {
         uint32_t index = get32(f + 2);
         uint32_t slot = index % RTT_SLOTS;
@@ -240,7 +299,71 @@ avr_irq_t *uart_attach(char uart, avr_irq_notify_t on_output, avr_irq_notify_t o
     return avr_io_getirq(avr, AVR_IOCTL_UART_GETIRQ(uart), UART_IRQ_INPUT);
 }
 
-void hostlink_connect(void) { uart_in = uart_attach('0', uart_out_hook, xon_hook, xoff_hook); }
+/* simavr's USART of that name, for its byte time (the harness's line keeps to it). */
+static avr_uart_t *find_uart(char name)
+{
+    for (avr_io_t *io = avr->io_port; io; io = io->next)
+        if (!strcmp(io->kind, "uart") && ((avr_uart_t *)io)->name == name)
+            return (avr_uart_t *)io;
+    return NULL;
+}
+
+void hostlink_connect(void)
+{
+    uart_in = uart_attach('0', uart_out_hook, xon_hook, xoff_hook);
+    usart0 = find_uart('0');
+    if (!usart0) {
+        fprintf(stderr, "simavr-board: simavr's %s has no USART0\n", BOARD_MCU);
+        exit(1);
+    }
+}
+
+/* --- the line ----------------------------------------------------------------------------
+ * One byte on it at a time, for the USART's byte time: it enters simavr's receive FIFO
+ * as it starts, so that simavr raises RXC for it as it ends (simavr starts its receive
+ * pump one byte time after a byte enters an empty FIFO, and raises RXC once a byte time
+ * while bytes wait); then it has arrived, and goes through the frame analyser at that
+ * board time. Until 7 Dec 2026 the harness put up to 64 bytes into the FIFO at once
+ * (until simavr's XOFF), and took a frame's time when its delimiter went in, up to 1.4
+ * ms before the chip could read it. */
+static int line_busy;
+static uint8_t line_byte;
+
+/* Put the next byte from the pty on the line, if one waits and the USART takes it;
+ * returns whether it did. */
+static int line_send(void)
+{
+    if (line_busy || !plugged || xoff || rx_done == rx_len || reset_pending)
+        return 0;
+    line_byte = rx_buf[rx_done++];
+    line_busy = 1;
+    avr_raise_irq(uart_in, line_byte);
+    return 1;
+}
+
+/* The byte on the line arrives (at cycle when); the next one starts. */
+static avr_cycle_count_t line_arrived(avr_t *core, avr_cycle_count_t when, void *param)
+{
+    (void)param;
+    line_busy = 0;
+    uint8_t got = frame_rx_byte(&from_host, line_byte);
+    double t_s = (double)when / (double)core->frequency;
+    if (got == FRAME_RX_OK) {
+        host_frame(from_host.buf, from_host.frame_len, t_s);
+    } else if (got == FRAME_RX_BAD) {
+        bad_from_host++;
+        host_frame(NULL, 0, t_s);
+    }
+    return line_send() ? when + usart0->cycles_per_byte : 0;
+}
+
+void hostlink_chip_reset(void)
+{
+    /* The reset emptied the USART's FIFO (the byte on the line with it) and cancelled
+     * the line's timer; the frames in the firmware's buffer will not be answered. */
+    line_busy = 0;
+    awaiting_n = 0;
+}
 
 void hostlink_reset_on_open(void)
 {
@@ -305,15 +428,8 @@ void hostlink_service(void)
         rx_len = r > 0 ? (size_t)r : 0;
         rx_done = 0;
     }
-    while (rx_done < rx_len && !xoff) {
-        uint8_t byte = rx_buf[rx_done++];
-        uint8_t got = frame_rx_byte(&from_host, byte);
-        if (got == FRAME_RX_OK)
-            host_frame(from_host.buf, from_host.frame_len);
-        else if (got == FRAME_RX_BAD)
-            bad_from_host++;
-        avr_raise_irq(uart_in, byte);
-    }
+    if (line_send())
+        avr_cycle_timer_register(avr, usart0->cycles_per_byte, line_arrived, NULL);
 }
 
 void hostlink_wait(int64_t timeout_ns)

@@ -298,6 +298,7 @@ static void after_reset(const char *cause)
     if (cause != NULL)
         log_printf(", \"cause\": \"%s\"", cause);
     log_end();
+    hostlink_chip_reset();
     outputs_rewire_timer();
     patient_reset();
     last_pace = avr->cycle;
