@@ -85,8 +85,14 @@ KNOWN_FIRMWARE: dict[tuple[int, int, int], str] = {
     "nothing; its duty count misses a millisecond whose tick its busy main loop did not "
     "see (3 % of the on-time with the truth relay; 2.2.1 counts every millisecond)",
     (2, 2, 1): "AVR firmware of hw/avr (ATmega2560, Arduino Mega 2560): 2.2.0 with a duty "
-    "count of every millisecond, a tick its main loop missed included; tests/test_avr_*.py "
-    "run it in simavr",
+    "count of every millisecond, a tick its main loop missed included; its communication "
+    "timeout counts from when it takes a frame from its receive buffer, so a frame that "
+    "waited there behind a burst keeps the outputs on that much longer (5 ms after a "
+    "247-byte burst in simavr; 2.2.2 counts from the frame's arrival)",
+    (2, 2, 2): "AVR firmware of hw/avr (ATmega2560, Arduino Mega 2560): 2.2.1 with the "
+    "communication timeout counted from the arrival of the last frame that kept the "
+    "session alive (its receive interrupt stamps each frame's delimiter), also after a "
+    "burst; tests/test_avr_*.py run it in simavr",
     (1, 2, 0): "reference firmware of docs/protocol.md v4 (hw.firmware, the emulator): "
     "speaks versions 1 to 4, pulse shapes, its own charge-per-phase and duty-cycle limits",
 }

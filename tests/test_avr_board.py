@@ -1,6 +1,7 @@
 """The AVR firmware in simavr, driven as a host would drive a real board, and judged by
 what its pins do (the harness's log): identity, pulses as commanded, and the fault drills
-of docs/protocol.md section 6 acted by the firmware itself: a cable pulled, a corrupt
+of docs/protocol.md section 6 acted by the firmware itself: a cable pulled, a host
+falling silent after a burst (the timeout counted from the last frame's arrival), a corrupt
 frame, a setting beyond the board's limits, stimulation beyond the on-time limit, and
 the receive buffer of section 3 (a burst that fits is served whole; bytes lost to a
 burst that does not leave every output off).
@@ -222,6 +223,50 @@ def test_unplugged_the_board_switches_off_within_its_timeout_measured_on_the_pin
     assert timeout_s <= silent_s <= timeout_s + 0.001 + 0.0006
     train = of(events, "train")[-1]
     assert train["last_pulse_s"] < fault["board_t_s"]  # no pulse after the fault
+    clean(events)
+
+
+def test_after_a_burst_the_timeout_counts_from_the_last_frames_arrival(bench):
+    """docs/protocol.md section 6: outputs off within comm_timeout_ms + 1 ms of the
+    arrival of the last frame that kept the session alive (plus a pulse in progress, as
+    above). The host stalls, then writes as many STIMs keeping channel 0 on as the board's
+    receive buffer takes, in one write, and falls silent. The firmware serves one frame
+    per turn of its main loop, slower than simavr's line brings them, so the last frame
+    arrives behind others still unanswered and waits in the buffer. Firmware 2.2.1 counted
+    the timeout from when it took the frame (405.25-405.65 ms from its arrival to the
+    outputs off); 2.2.2 from the arrival, stamped by the receive interrupt (400.24-400.74
+    ms: docs/protocol.md section 6).
+
+    Independent of the host machine's load: both times compared are simulated chip time
+    from the harness's log (the delimiter's arrival at the chip's USART, "host_frame"; the
+    active line falling, "outputs"), and board time does not run while the harness is off
+    the CPU. The burst is one write of 247 bytes, which the pty hands on whole; the only
+    wall-clock wait, the stall, is far inside the 400 ms timeout. The premise is checked
+    too: the last frame arrived while at least 4 before it were still unanswered."""
+    b = bench()
+    host = b.host()
+    host.open_session()
+    keep_on = p.Stim(0, (ON_35,))
+    assert host.answer(keep_on).code == p.AckCode.OK
+    time.sleep(0.1)  # the stall
+    burst = [keep_on] * (p.BOARD_RX_BUFFER_BYTES // len(keep_on.encode(0)))
+    host.send_burst(burst)
+    faults: list[p.Fault] = []
+    deadline = time.monotonic() + 3.0
+    while not faults and time.monotonic() < deadline:
+        faults = [m for m in host.receive(0.05) if isinstance(m, p.Fault)]
+    assert faults and faults[0].code == p.FaultCode.COMM_TIMEOUT
+    acks = [m for m in host.inbox if isinstance(m, p.Ack)]
+    assert [a.code for a in acks] == [p.AckCode.OK] * (1 + len(burst))  # every one taken
+    host.close()
+    events = b.finish()
+    last = of(events, "host_frame")[-1]
+    assert (last["type"], last["seq"]) == (p.FrameType.STIM, host.seq)
+    assert last["awaiting"] >= 4  # it queued behind frames the board had not served yet
+    off = of(events, "outputs")[-1]
+    assert off["on"] == [] and off["reason"] == "comm_timeout"
+    silent_s = off["board_t_s"] - last["board_t_s"]
+    assert 0.4 <= silent_s <= 0.4 + 0.001 + 0.0006
     clean(events)
 
 

@@ -37,8 +37,10 @@ class BoardConfig(ctypes.Structure):
 @pytest.fixture(scope="module")
 def core() -> ctypes.CDLL:
     lib = ctypes.CDLL(str(avr_build_or_skip("test").core_library))
+    # (session, frame, n, arrived_ms, now_ms, now_us): here every frame is acted on in
+    # the millisecond it arrived
     lib.session_frame.argtypes = (ctypes.c_void_p, ctypes.c_char_p, ctypes.c_uint16,
-                                  ctypes.c_uint32, ctypes.c_uint32)
+                                  ctypes.c_uint32, ctypes.c_uint32, ctypes.c_uint32)
     lib.crc16.restype = ctypes.c_uint16
     lib.crc16.argtypes = (ctypes.c_char_p, ctypes.c_uint16)
     lib.cobs_encode.restype = ctypes.c_uint16
@@ -193,7 +195,7 @@ def test_info_is_what_the_host_reads_as_the_boards_limits(core):
         core.stub_reset()
         frame = bytes([p.FrameType.HELLO, seq, version])
         frame += p.crc16(frame).to_bytes(2, "big")
-        core.session_frame(session, frame, len(frame), 0, 0)
+        core.session_frame(session, frame, len(frame), 0, 0, 0)
         assert ctypes.c_int.in_dll(core, "stub_frame_count").value == 1
         length = ctypes.c_uint8.in_dll(core, "stub_frame_len").value
         body = bytes((ctypes.c_uint8 * 256).in_dll(core, "stub_frames")[:length])
@@ -245,7 +247,7 @@ def fault_times_of_the_c_core(core, duty_permille: int, pattern_ms: tuple[int, i
             body = p.FrameDecoder().feed(frame)[0]
             raw = bytes([body.type, body.seq]) + body.payload
             raw += p.crc16(raw).to_bytes(2, "big")
-            core.session_frame(session, raw, len(raw), t, t * 1000)
+            core.session_frame(session, raw, len(raw), t, t, t * 1000)
         if ticks is None or t in ticks:
             core.session_tick_ms(session, t, t * 1000)
         count = ctypes.c_int.in_dll(core, "stub_frame_count").value
@@ -411,7 +413,7 @@ def run_c_and_model(core, script: dict[int, list[p.Message]], total_ms: int,
             frame = decoder.feed(message.encode(seq))[0]
             raw = bytes([frame.type, frame.seq]) + frame.payload
             raw += p.crc16(raw).to_bytes(2, "big")
-            core.session_frame(session, raw, len(raw), t, t * 1000)
+            core.session_frame(session, raw, len(raw), t, t, t * 1000)
             model_raw += firmware.receive(frame, t / 1000.0)
         core.session_tick_ms(session, t, t * 1000)
         model_raw += firmware.poll(t / 1000.0)

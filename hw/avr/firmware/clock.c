@@ -33,10 +33,22 @@ ISR(TIMER5_COMPA_vect)
     }
 }
 
+/* The millisecond count with interrupts disabled, a tick whose interrupt has not run yet
+ * (pending: the counter wrapped to a low value) included; *ticks gets the counter. */
+static uint32_t ms_now(uint16_t *ticks)
+{
+    uint32_t now = ms;
+    *ticks = TCNT5;
+    if ((TIFR5 & _BV(OCF5A)) && *ticks < TICKS_PER_MS / 2)
+        now++;
+    return now;
+}
+
 uint32_t clock_ms(void)
 {
     uint32_t now;
-    ATOMIC_BLOCK(ATOMIC_RESTORESTATE) { now = ms; }
+    uint16_t ticks;
+    ATOMIC_BLOCK(ATOMIC_RESTORESTATE) { now = ms_now(&ticks); }
     return now;
 }
 
@@ -44,13 +56,7 @@ uint32_t clock_us(void)
 {
     uint32_t now;
     uint16_t ticks;
-    ATOMIC_BLOCK(ATOMIC_RESTORESTATE)
-    {
-        now = ms;
-        ticks = TCNT5;
-        if ((TIFR5 & _BV(OCF5A)) && ticks < TICKS_PER_MS / 2)
-            now++; /* the tick is pending: its interrupt has not run yet */
-    }
+    ATOMIC_BLOCK(ATOMIC_RESTORESTATE) { now = ms_now(&ticks); }
     return now * 1000u + ticks / 2u;
 }
 

@@ -53,11 +53,16 @@ static void load_config(board_config_t *cfg)
 }
 
 /* At most one host frame per turn of the main loop, so that a burst of frames from the
- * host never keeps the loop from the sensor readings (two in 4 ms would be lost). */
+ * host never keeps the loop from the sensor readings (two in 4 ms would be lost). A frame
+ * of a burst thus waits in the receive ring behind the ones before it (0.6-1.1 ms each
+ * for a STIM in simavr); the session is given the time its delimiter arrived, so that
+ * the communication timeout counts from there (until 2.2.1 it counted from here, as late
+ * as the frame had waited). */
 static void serve_host(void)
 {
     uint8_t byte, popped;
-    while ((popped = uart_host_pop(&byte)) != UART_NONE) {
+    uint32_t arrived_ms = 0;
+    while ((popped = uart_host_pop(&byte, &arrived_ms)) != UART_NONE) {
         if (popped == UART_LOST) {
             /* The host sent more than the buffer holds: the lost bytes may have been a
              * STOP_ALL, so every output goes off here, where it would have acted. */
@@ -68,7 +73,8 @@ static void serve_host(void)
         uint8_t got = frame_rx_byte(&host_rx, byte);
         if (got == FRAME_RX_OK) {
             PROF_HIGH(BIT_PROF_FRAME);
-            session_frame(&session, host_rx.buf, host_rx.frame_len, clock_ms(), clock_us());
+            session_frame(&session, host_rx.buf, host_rx.frame_len, arrived_ms, clock_ms(),
+                          clock_us());
             PROF_LOW(BIT_PROF_FRAME);
             break;
         }

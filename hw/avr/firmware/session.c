@@ -165,7 +165,7 @@ static uint8_t speaks(uint8_t version)
     return version >= 1 && version <= SESSION_PROTOCOL_VERSION;
 }
 
-static void hello(session_t *s, const uint8_t *frame, uint32_t now_ms)
+static void hello(session_t *s, const uint8_t *frame, uint32_t arrived_ms)
 {
     const board_config_t *c = &s->cfg;
     uint8_t asked = frame[2];
@@ -178,7 +178,7 @@ static void hello(session_t *s, const uint8_t *frame, uint32_t now_ms)
     truth_reset(s);
     s->fault = FAULT_NONE;
     s->last_seq = frame[1];
-    s->last_rx_ms = now_ms;
+    s->last_rx_ms = arrived_ms;
 
     uint8_t *p = tx_body + 2;
     *p++ = frame[1];
@@ -318,8 +318,8 @@ static uint8_t command(session_t *s, const uint8_t *frame, uint16_t n, uint32_t 
     }
 }
 
-void session_frame(session_t *s, const uint8_t *frame, uint16_t n, uint32_t now_ms,
-                   uint32_t now_us)
+void session_frame(session_t *s, const uint8_t *frame, uint16_t n, uint32_t arrived_ms,
+                   uint32_t now_ms, uint32_t now_us)
 {
     uint8_t type = frame[0];
     const uint8_t *payload = frame + 2;
@@ -343,14 +343,14 @@ void session_frame(session_t *s, const uint8_t *frame, uint16_t n, uint32_t now_
         return;
     }
     if (type == T_HELLO) {
-        hello(s, frame, now_ms);
+        hello(s, frame, arrived_ms);
         return;
     }
     if (type == T_STOP_ALL) {
         all_off(s);
         if (s->session && newer(s, frame[1])) {
             s->last_seq = frame[1];
-            s->last_rx_ms = now_ms;
+            s->last_rx_ms = arrived_ms;
         }
         ack(s, frame, ACK_OK);
         return;
@@ -368,7 +368,7 @@ void session_frame(session_t *s, const uint8_t *frame, uint16_t n, uint32_t now_
         return;
     }
     s->last_seq = frame[1];
-    s->last_rx_ms = now_ms;
+    s->last_rx_ms = arrived_ms;
     ack(s, frame, command(s, frame, n, now_ms, now_us));
 }
 

@@ -24,7 +24,7 @@
 #define SESSION_CHARGE_VERSION 4
 #define FIRMWARE_MAJOR 2
 #define FIRMWARE_MINOR 2
-#define FIRMWARE_PATCH 1
+#define FIRMWARE_PATCH 2
 
 /* Frame types. */
 enum {
@@ -86,7 +86,7 @@ typedef struct {
     uint8_t fault;        /* last fault, reported until the next HELLO */
     uint8_t last_seq;
     uint8_t tx_seq;
-    uint32_t last_rx_ms;
+    uint32_t last_rx_ms; /* arrival of the last frame that kept the session alive */
     uint32_t now_ms; /* the latest board time an entry point was given */
     setting_t out[SESSION_CHANNELS];
     uint8_t on_timed[SESSION_CHANNELS]; /* on_since_ms is valid */
@@ -123,9 +123,12 @@ typedef struct {
 } session_t;
 
 void session_init(session_t *s, const board_config_t *cfg);
-/* A valid frame (type, seq, payload, CRC: n bytes) from the host at board time. */
-void session_frame(session_t *s, const uint8_t *frame, uint16_t n, uint32_t now_ms,
-                   uint32_t now_us);
+/* A valid frame (type, seq, payload, CRC: n bytes) from the host, acted on at board time
+ * now_ms / now_us; its delimiter arrived at arrived_ms (<= now_ms: it may have waited
+ * behind others), from which the communication timeout counts (docs/protocol.md
+ * section 6: "arrives"). */
+void session_frame(session_t *s, const uint8_t *frame, uint16_t n, uint32_t arrived_ms,
+                   uint32_t now_ms, uint32_t now_us);
 /* A bad frame from the host (framing, CRC): counted only. */
 void session_bad_frame(session_t *s);
 /* Bytes from the host were lost (a full receive buffer), after every frame before them

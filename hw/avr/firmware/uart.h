@@ -14,8 +14,11 @@
 enum { UART_NONE = 0, UART_BYTE = 1, UART_LOST = 2 };
 
 void uart_init(void);
-/* Next received byte of the host link, or where bytes were lost (see above). */
-uint8_t uart_host_pop(uint8_t *byte);
+/* Next received byte of the host link, or where bytes were lost (see above). For a
+ * delimiter (0x00, the end of a frame), *arrived_ms is the board's millisecond
+ * (clock_ms) at which the receiver took it from the line, however long it then waited in
+ * the ring behind other frames (since 2.2.2: the communication timeout counts from it). */
+uint8_t uart_host_pop(uint8_t *byte, uint32_t *arrived_ms);
 /* The same for the debug port. */
 uint8_t uart_debug_pop(uint8_t *byte);
 /* Queue n bytes for the host, all or none (returns 0 when the ring is full). */

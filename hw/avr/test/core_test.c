@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "clock.h"
 #include "config.h"
 #include "frame.h"
 #include "limits.h"
@@ -64,12 +65,22 @@ static uint16_t frame_of(uint8_t *out, uint8_t type, uint8_t seq, const uint8_t 
     return (uint16_t)(n + 4);
 }
 
-static void host(session_t *s, uint8_t type, uint8_t seq, const uint8_t *payload, uint8_t n,
-                 uint32_t now_ms)
+/* A host frame that arrived at arrived_ms, acted on at now_ms (later when it waited in
+ * the receive ring behind others). */
+static void host_late(session_t *s, uint8_t type, uint8_t seq, const uint8_t *payload,
+                      uint8_t n, uint32_t arrived_ms, uint32_t now_ms)
 {
     uint8_t f[260];
     sent_count = 0;
-    session_frame(s, f, frame_of(f, type, seq, payload, n), now_ms, now_ms * 1000u);
+    session_frame(s, f, frame_of(f, type, seq, payload, n), arrived_ms, now_ms,
+                  now_ms * 1000u);
+}
+
+/* A host frame acted on in the millisecond it arrived. */
+static void host(session_t *s, uint8_t type, uint8_t seq, const uint8_t *payload, uint8_t n,
+                 uint32_t now_ms)
+{
+    host_late(s, type, seq, payload, n, now_ms, now_ms);
 }
 
 /* The last frame sent is an ACK of seq with code. */
@@ -420,6 +431,19 @@ static void test_stim(void)
           "bytes lost to a full buffer (perhaps a STOP_ALL): every output off");
 }
 
+/* The communication timeout at tick at_ms, not before: the session alive at at_ms - 1,
+ * then ended with every output off and FAULT COMM_TIMEOUT the one frame sent. */
+static void check_timeout_at(session_t *s, uint32_t at_ms, const char *why)
+{
+    session_tick_ms(s, at_ms - 1, (at_ms - 1) * 1000u);
+    check(s->session, "%s: alive at %u ms", why, (unsigned)(at_ms - 1));
+    sent_count = 0;
+    session_tick_ms(s, at_ms, at_ms * 1000u);
+    check(!s->session && session_outputs_on(s) == 0 && sent_count == 1 &&
+              sent[0][0] == T_FAULT && sent[0][2] == FAULT_COMM_TIMEOUT,
+          "%s: off, FAULT COMM_TIMEOUT at %u ms", why, (unsigned)at_ms);
+}
+
 static void test_timeouts(void)
 {
     current = "timeouts";
@@ -427,13 +451,9 @@ static void test_timeouts(void)
     open_session(&s, 3);
     uint8_t payload[32];
     host(&s, T_STIM, 2, payload, stim_payload(payload, 0, 3500), 10);
-    sent_count = 0;
     session_tick_ms(&s, 110, 110000);
-    check(s.session && outputs[0].on, "still on at exactly the timeout");
-    session_tick_ms(&s, 111, 111000);
-    check(!s.session && !outputs[0].on && sent_count == 1 && sent[0][0] == T_FAULT &&
-              sent[0][2] == FAULT_COMM_TIMEOUT,
-          "off, FAULT COMM_TIMEOUT 1 ms later");
+    check(outputs[0].on, "still on at exactly the timeout");
+    check_timeout_at(&s, 111, "1 ms later");
     uint8_t v3 = 3;
     host(&s, T_HELLO, 3, &v3, 1, 200);
     check(sent[0][2 + 27] == FAULT_COMM_TIMEOUT, "the next INFO reports it");
@@ -451,6 +471,46 @@ static void test_timeouts(void)
     }
     check(!s.session && !outputs[0].on && s.fault == FAULT_ON_TIME && t > 4000,
           "ON_TIME after 3000 ms on");
+}
+
+/* The communication timeout counts from the arrival of the frame that kept the session
+ * alive, not from when the main loop took it from the receive ring (until 2.2.1: a frame
+ * of a burst that waited 3 ms kept the outputs on 3 ms past comm_timeout_ms + 1 ms of
+ * it). s.cfg.comm_timeout_ms is 100. */
+static void test_timeout_from_arrival(void)
+{
+    current = "timeout from arrival";
+    session_t s;
+    open_session(&s, 3);
+    uint8_t payload[32];
+    host_late(&s, T_STIM, 2, payload, stim_payload(payload, 0, 3500), 10, 13);
+    session_tick_ms(&s, 110, 110000);
+    check(outputs[0].on, "on at exactly the timeout after its arrival");
+    check_timeout_at(&s, 111, "101 ms after the STIM arrived, though acted on at 13 ms");
+    /* HELLO and STOP_ALL keep a session alive from their arrival too. */
+    uint8_t v4 = 4;
+    host_late(&s, T_HELLO, 3, &v4, 1, 200, 204);
+    host_late(&s, T_STIM, 4, payload, stim_payload(payload, 0, 3500), 205, 205);
+    host_late(&s, T_STOP_ALL, 5, NULL, 0, 250, 252);
+    check_timeout_at(&s, 351, "101 ms after the STOP_ALL arrived (a HELLO at 200 ms)");
+    /* A stale frame keeps nothing alive, however it arrived. */
+    host(&s, T_HELLO, 6, &v4, 1, 400);
+    host_late(&s, T_HEARTBEAT, 6, (const uint8_t *)"\0\0\0\0", 4, 450, 450);
+    check(acked(6, ACK_STALE_SEQ), "a stale HEARTBEAT refused");
+    check_timeout_at(&s, 501, "101 ms after the HELLO, the stale frame not counted");
+}
+
+/* An arrival kept in 16 bits (the receive ring's stamps) is widened back exactly, also
+ * across a wrap of the low bits, for waits up to 65.535 s. */
+static void test_widen_ms(void)
+{
+    current = "widen ms";
+    check(clock_widen_ms(1000, 997) == 997, "3 ms ago");
+    check(clock_widen_ms(1000, 1000) == 1000, "now");
+    check(clock_widen_ms(0x00010002u, 0xFFFEu) == 0x0000FFFEu, "across a wrap of 16 bits");
+    check(clock_widen_ms(0x12345678u, (uint16_t)(0x12345678u - 65535u)) ==
+              0x12345678u - 65535u,
+          "65.535 s ago");
 }
 
 /* Channel 0 on for on_ms, off for off_ms, over and over from t = 0 for total_ms, the link
@@ -586,6 +646,8 @@ int main(void)
     test_sequence_and_types();
     test_stim();
     test_timeouts();
+    test_timeout_from_arrival();
+    test_widen_ms();
     test_duty();
     test_samples_and_truth();
     printf("%d checks, %d failed\n", checks, failures);
