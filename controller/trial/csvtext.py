@@ -340,7 +340,11 @@ class CsvRenderer:
         ]
         hard_start = np.zeros(len(texts) + 1, dtype=np.int64)
         hard_start[1:] = np.cumsum([len(t) for t in texts])
-        return hard_at, np.frombuffer(b"".join(texts), dtype=np.uint8), hard_start
+        # Writable, as the empty one of a block without hard cells: numba types a
+        # read-only array (``frombuffer`` of bytes) apart, and compiled a second
+        # ``render`` (about 0.6 s, some 60 MB of LLVM's code mapped) at the first hard
+        # cell of a trial, in its log writer, while the loop ran.
+        return hard_at, np.frombuffer(bytearray(b"".join(texts)), dtype=np.uint8), hard_start
 
 
 def csv_body(values: np.ndarray, kinds: np.ndarray, names: list[str]) -> bytes:

@@ -33,7 +33,7 @@ import numpy as np
 from controller.eventlog import EventRows, TrueEvents
 from controller.events import EVENT_NAMES, PHASE_NAMES, Event
 from controller.outputs import write_all
-from controller.trial.csvtext import FLOAT6, INTEGER, NAME, CsvRenderer, hard_cells
+from controller.trial.csvtext import FLOAT6, INTEGER, NAME, CsvRenderer
 
 #: Written as integers, as is the ``<channel>_stim_on`` flag of every further channel.
 INTEGER_COLUMNS = frozenset({"heel_switch", "stim_on", "pulses", "skipped_periods"})
@@ -80,10 +80,21 @@ class CsvStream:
             np.array([column_kind(name) for name in self.columns]), phase_names()
         )
         self._block = np.empty(len(self.columns) * CHUNK_ROWS)
-        # Compile (or load) the kernel here, before the writer forks: the writer
-        # process then starts with it ready.
-        self._renderer.rows(np.zeros((len(self.columns), 1)))
-        hard_cells(np.zeros((len(self.columns), 1)), self._renderer.kinds)
+        # Compile (or load) the kernels here, before the writer forks: the writer
+        # process inherits their machine code (compiled there, they would map LLVM's).
+        self.warm_up()
+
+    def warm_up(self) -> None:
+        """Render made-up rows that take every path of the renderer (a number, an empty
+        cell, a cell copied from the row above, a hard cell Python formats, a phase
+        name) into its buffer; nothing is written."""
+        if not self.columns:
+            return
+        kinds = self._renderer.kinds
+        values = np.zeros((len(self.columns), 4))  # rows 0 and 1: a number, copied
+        values[:, 2] = np.nan
+        values[kinds != NAME, 3] = np.inf
+        self._renderer.rows(values)
 
     def write(self, first: int, rows: Mapping[str, np.ndarray]) -> None:
         n = len(rows[self.columns[0]]) if self.columns else 0

@@ -376,6 +376,8 @@ class StreamedColumns:
         self.samples = 0
         self._period_s = period_s
         self._edge_times = edge_times
+        self._trim_fraction = trim_fraction
+        self._truth = tuple(truth)
         self._rises = dict.fromkeys(prefixes, 0)
         self._names = {"time_s", *truth}
         toe_offs = np.asarray(toe_off_s, dtype=np.float64)
@@ -439,6 +441,28 @@ class StreamedColumns:
         self._swing_on.add(t_s, rows["stim_on"])
         self.samples += int(t_s.size)
         self._last_s = float(t_s[-1])
+
+    def warm_up(self) -> None:
+        """Add made-up rows to a throwaway copy of these scores (the same channels,
+        truth columns and trim; a made-up swing), taking every path of ``add``: the
+        compiled pulse times loaded (or compiled), numpy's first calls made. These
+        scores are not changed. The log writer does it before its first rows
+        (``controller.trial.writer``)."""
+        rows = 8
+        t_s = np.arange(rows) * self._period_s
+        spare = StreamedColumns(self._period_s, [t_s[1]], [t_s[0], t_s[6]],
+                                self._trim_fraction, list(self._edges), self._truth,
+                                self._edge_times)
+        on = np.array([0.0, 1.0, 1.0, 0.0, 1.0, 1.0, 0.0, 0.0])
+        made_up: dict[str, np.ndarray] = {name: np.linspace(-1.0, 1.0, rows) for name in
+                   {*self._names, *LOST_COUNTED, *self._positive, *self._at,
+                    "toe_clearance_mm", "foot_slap"}}
+        made_up["time_s"] = t_s
+        made_up["gyro_rad_s"][2] = np.nan
+        for prefix in self._edges:
+            made_up[prefix + "stim_on"] = on
+            made_up[prefix + "frequency_hz"] = np.full(rows, 40.0)
+        spare.add(made_up)
 
     def has(self, name: str) -> bool:
         return name in self._names

@@ -45,7 +45,13 @@ from controller.trial.recorder import SAMPLE_ROWS, STIM_COLUMNS, stim_column_pre
 from controller.trial.scores import ColumnScores, StreamedColumns
 from controller.trial.streams import TIMING_COLUMNS, TrialFiles
 from controller.trial.summary import TrialFacts, strides_not_stimulated, summarize
-from controller.trial.writer import InlineWriter, LogSink, LogWriter, LogWriterError
+from controller.trial.writer import (
+    InlineWriter,
+    LogSink,
+    LogWriter,
+    LogWriterError,
+    WriterNotReady,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,8 +191,15 @@ def run_trial(
                              poll_s=VIRTUAL_POLL_S if virtual else PACED_POLL_S,
                              ring_rows=ring, copy_rows=files.keeps_rows or bool(sinks),
                              paced=not virtual)
+        try:
+            # Forked first: the writer must not inherit the loop's settings. It returns
+            # once the writer is ready for the first rows (``LogWriter.start``).
+            writer.start()
+        except WriterNotReady:
+            _abandon(parts, files, finish)
+            files = None  # no trial took place: nothing to complete
+            raise
         with contextlib.ExitStack() as stack:
-            writer.start()  # forked first: the writer must not inherit the loop's settings
             stack.callback(writer.request_stop)
             if parts.window is not None:
                 parts.window.attach(writer)
@@ -213,6 +226,15 @@ def run_trial(
     with interrupts_deferred():
         summary = complete_trial(parts, files, writer, outcome, finish, settings)
     return outcome, summary
+
+
+def _abandon(parts: TrialParts, files: TrialFiles, finish: Finish) -> None:
+    """A trial that never started (its log writer was not ready): the back end shut down
+    (a board asked nothing is let go), the files opened for it removed."""
+    with interrupts_deferred():
+        finish(LoopOutcome(parts.recorder.count, 0.0, "error"))
+        files.release()
+        files.folder.abandon()
 
 
 def complete_trial(

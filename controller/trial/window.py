@@ -185,7 +185,21 @@ class StreamedScores:
         self.timing = (SpilledCounts(spill_dir), SpilledCounts(spill_dir))
         # What the writer names when a write fails (a full disk: ``LogWriter``).
         self.path = f"the spill file of the lateness and latency counts in {spill_dir}"
+        self._spill_dir = spill_dir
         self._fd = os.memfd_create("fes-trial-scores", os.MFD_CLOEXEC)
+        # The compiled pulse times, loaded (or compiled) before the writer forks: it
+        # inherits their machine code (compiled there, they would map LLVM's).
+        columns.warm_up()
+
+    def warm_up(self) -> None:
+        """(In the log writer, before its first rows.) Every path of ``write`` and of the
+        figures at the end, on made-up values: the scores' (``StreamedColumns.warm_up``)
+        and a throwaway count of lateness and latency, spilled to a file of its own in
+        the trial's folder and settled (its file is gone once closed)."""
+        self.columns.warm_up()
+        spare = SpilledCounts(self._spill_dir)
+        spare.add(to_ns(np.array([5e-5, 6e-5, -1e-6, 2e-2])))
+        spare.settle(PERCENTS)
 
     def write(self, first: int, rows: Mapping[str, np.ndarray]) -> None:
         if first != self.columns.samples:

@@ -45,6 +45,22 @@ outputs out of control. The writer process is forked before
 Sinks run in that process: what they keep in memory stays there (write results to a
 file or a stream).
 
+Ready before the loop: whatever a sink does only the first time it meets rows (numba
+compiling a kernel, or loading it from its cache; importing a module; a library's
+first-call set-up) would otherwise happen while a paced loop already runs, and the
+writer would fall that far behind it: a first run after an install compiled the
+pulse-time kernel of a long trial's scores in the writer (0.4 s on a quiet CPU, seconds on
+a loaded one) while its ring of rows held 0.1-2 s in tests. So, once forked, the writer
+calls each sink's ``warm_up`` (``WarmsUp``: it takes every path its ``write`` can take,
+on made-up rows, writing nothing) and then says it is ready on the pipe it later says
+"done" on; ``start`` returns only then, before the trial's clock starts. A writer not
+ready within ``ready_timeout_s`` is killed and ``WriterNotReady`` raised (an output
+that cannot be written: nothing was sampled or stimulated yet); one that ended before
+it was ready failed (``LogWriterError``, its traceback on stderr). Kernels the sinks
+share with the trial's process are compiled there before the fork (``CsvStream``,
+``StreamedScores``): a compile in the writer itself would also map some 60 MB of
+LLVM's code into its resident set (docs/files.md).
+
 Kills: the writer ignores SIGINT and SIGTERM (the trial's own process handles them and
 stops the writer when its files are due). If the trial's process dies (SIGKILL, the OOM
 killer), the writer notices at once (it waits on the process's pidfd as well as on the
@@ -67,7 +83,7 @@ import time
 import traceback
 from collections.abc import Callable, Mapping, Sequence
 from types import TracebackType
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 
@@ -86,6 +102,12 @@ PACED_LEAD_ROWS = 1
 _FAILURE_BYTES = 1024
 #: What a writer says once its sinks are closed.
 _DONE = b"\1"
+#: What a writer says once its sinks are warmed up (``WarmsUp``), before any row.
+_READY = b"\2"
+#: How long ``LogWriter.start`` waits for the writer to be ready. Its warm-up takes a
+#: few milliseconds when the trial's process compiled the sinks' kernels (a first run
+#: after an install); far beyond that, the machine is not fit to pace a trial.
+READY_TIMEOUT_S = 30.0
 #: The most rows the writer hands its sinks at a pass while the loop runs: between two
 #: passes it reads the published count again (a pass of a whole behind simulation would
 #: leave everything published meanwhile to the final pass, which the trial waits for).
@@ -114,8 +136,18 @@ def wait_for_ended_writers() -> None:
     _reap_ended(wait=True)
 
 
+def _first_path(sinks: Sequence[LogSink], default: str) -> str:
+    """The file of the first of ``sinks`` that names one (its ``path``), else ``default``."""
+    return next((str(p) for p in (getattr(s, "path", None) for s in sinks) if p), default)
+
+
 class LogWriterError(RuntimeError):
     """A log sink failed; its traceback was printed by the writer process."""
+
+
+class WriterNotReady(OutputError):
+    """The log writer did not say it was ready in time: the trial's files cannot be
+    written, and no sample was taken."""
 
 
 class Tail(Protocol):
@@ -142,19 +174,37 @@ class LogSink(Protocol):
     def close(self) -> None: ...
 
 
+@runtime_checkable
+class WarmsUp(Protocol):
+    """A sink with work to do before its first rows (``LogWriter`` calls ``warm_up`` in
+    the writer process before it says it is ready)."""
+
+    def warm_up(self) -> None:
+        """Take every path ``write`` can take (compiled kernels loaded, modules imported,
+        first calls made) on made-up rows, writing nothing and changing no figure."""
+        ...
+
+
 class LogWriter:
     """A process that copies newly completed rows of ``tails`` to every sink."""
 
     def __init__(
         self, tails: Sequence[Tail], sinks: Sequence[LogSink], poll_s: float = 0.05,
         ring_rows: int | None = None, copy_rows: bool = False, paced: bool = False,
+        ready_timeout_s: float | None = None,
     ) -> None:
         """``ring_rows``: the tails keep that many rows, as rings (None: every row);
         ``copy_rows``: hand the sinks copies of a ring's rows; ``paced``: the loop does
         not wait for the writer, so rows a whole ring behind it are lost (checked after
-        copying them)."""
+        copying them); ``ready_timeout_s``: how long ``start`` waits for the writer's
+        warm-up (``READY_TIMEOUT_S`` by default)."""
         if not poll_s > 0.0:
             raise ValueError(f"poll_s must be positive, got {poll_s!r}")
+        if ready_timeout_s is None:
+            ready_timeout_s = READY_TIMEOUT_S
+        if not ready_timeout_s > 0.0:
+            raise ValueError(f"ready_timeout_s must be positive, got {ready_timeout_s!r}")
+        self._ready_timeout_s = ready_timeout_s
         self._tails = tuple(tails)
         self._sinks = tuple(sinks)
         self._poll_s = poll_s
@@ -198,7 +248,9 @@ class LogWriter:
         return OutputError(path, why)
 
     def start(self) -> None:
-        """Fork the writer (before the loop, and before any real-time settings)."""
+        """Fork the writer (before the loop, and before any real-time settings) and wait
+        until its sinks are warmed up: ``WriterNotReady`` if that outlasts
+        ``ready_timeout_s`` (the writer is killed), ``LogWriterError`` if it ended first."""
         _reap_ended()
         stop_read, stop_write = os.pipe()
         done_read, done_write = os.pipe()
@@ -218,6 +270,8 @@ class LogWriter:
                     signal.pthread_sigmask(signal.SIG_SETMASK, held)
                     os.close(stop_write)
                     os.close(done_read)
+                    self._warm_up()
+                    os.write(done_write, _READY)
                     self._run(stop_read, trial)
                     code = 0
                     release_kept_locks()  # before "done": the trial may claim it again
@@ -235,6 +289,40 @@ class LogWriter:
                 if fd >= 0:
                     os.close(fd)
             signal.pthread_sigmask(signal.SIG_SETMASK, held)
+        self._wait_ready()
+
+    def _warm_up(self) -> None:
+        """(In the writer process.) Every sink's ``warm_up``, before any row."""
+        for sink in self._sinks:
+            if isinstance(sink, WarmsUp):
+                sink.warm_up()
+
+    def _wait_ready(self) -> None:
+        """Wait until the writer says its sinks are warmed up (``start``)."""
+        answered = bool(select.select([self._done_fd], [], [], self._ready_timeout_s)[0])
+        if answered and os.read(self._done_fd, len(_READY)) == _READY:
+            return
+        pid, self._pid = self._pid, 0
+        if not answered:  # still warming up: it is not wanted any more
+            os.kill(pid, signal.SIGKILL)
+        _, status = os.waitpid(pid, 0)
+        self._close_pipes()
+        if not answered:
+            raise WriterNotReady(
+                _first_path(self._sinks, "the trial's files"),
+                f"its log writer was not ready within {self._ready_timeout_s:g} s (it "
+                "loads what it writes with before the trial starts; a machine too loaded "
+                "to pace a trial); nothing was sampled or stimulated")
+        code = os.waitstatus_to_exitcode(status) or 1
+        raise LogWriterError(f"the log writer failed before it was ready (exit code {code}); "
+                             "its traceback is above")
+
+    def _close_pipes(self) -> None:
+        """Close this process's ends of the pipes to the writer."""
+        for fd in (self._stop_fd, self._done_fd):
+            if fd >= 0:
+                os.close(fd)
+        self._stop_fd = self._done_fd = -1
 
     def request_stop(self) -> None:
         """Tell the writer to make its final pass and end (``stop`` waits for it)."""
@@ -254,6 +342,8 @@ class LogWriter:
         self.request_stop()
         if self._pid:
             said = os.read(self._done_fd, len(_DONE))
+            if said == _READY:  # stopped while ``start`` waited for it (Ctrl-C)
+                said = os.read(self._done_fd, len(_DONE))
             os.close(self._done_fd)
             self._done_fd = -1
             pid, self._pid = self._pid, 0
@@ -355,8 +445,7 @@ class LogWriter:
         where it is (its file holds the rows before), and say so as the failure of
         ``path`` (the samples' file by default)."""
         self._lost = True
-        path = path or next(
-            (str(p) for p in (getattr(s, "path", None) for s in sinks) if p), "the log")
+        path = path or _first_path(sinks, "the log")
         what, written = lost.what, self.written
         why = (f"the log writer fell {lost.newest - lost.first} {what} behind the loop, more "
                f"than its ring of {lost.size}: {what} from {lost.first} on were overwritten "
