@@ -11,8 +11,9 @@ clock) and ``fes run`` against it; with ``--realtime``, ``fes sim --realtime`` (
 paced loop on the wall clock, durations in wall time). Both print a status line every
 second of trial time; at every ``--every-s`` of trial time read off that line, the
 resident set (``VmRSS``) of the trial's process and of its children (the log writer,
-forked) is read from ``/proc``. So the figures are per trial second, not per wall
-second, whatever the speed and the machine's load.
+forked) is read from ``/proc``, the writer's split into anonymous memory, mapped files and
+shared memory (``PARTS``: a jump in one says what it was). So the figures are per trial
+second, not per wall second, whatever the speed and the machine's load.
 
 A trial longer than two windows of rows keeps a window (``controller.trial.window``:
 2**17 rows, 524 s at 500 Hz, 262 s at 1 kHz), and its writer maps the ring's pages as
@@ -51,21 +52,30 @@ STATUS_TIME = re.compile(r"^t\s+(\d+(?:\.\d*)?) s \|")
 WINDOW_ROWS = 2**17
 
 
+#: The parts of a resident set ``/proc/PID/status`` gives: anonymous memory, pages of
+#: mapped files (the code of the libraries a process has run: a numba compile maps some
+#: 57 MB of LLVM's, docs/files.md), shared memory (the trial's rows).
+PARTS = ("RssAnon", "RssFile", "RssShmem")
+
+
 @dataclass(frozen=True, slots=True)
 class Reading:
-    """The resident sets at one trial time: the trial's process and its children."""
+    """The resident sets at one trial time: the trial's process and its children, and
+    the children's ``PARTS`` (MB each)."""
 
     t_s: float
     host_mb: float
     writer_mb: float
+    writer_parts_mb: tuple[float, ...] = ()
 
 
-def resident_mb(pid: int) -> float:
-    """``VmRSS`` of process ``pid`` in MB (10**6 bytes), NaN once it has gone."""
+def resident_mb(pid: int, field: str = "VmRSS") -> float:
+    """``field`` (``VmRSS`` or one of ``PARTS``) of process ``pid`` in MB (10**6 bytes),
+    NaN once it has gone."""
     try:
         with open(f"/proc/{pid}/status") as status:
             for line in status:
-                if line.startswith("VmRSS:"):
+                if line.startswith(field + ":"):
                     return int(line.split()[1]) * 1024 / 1e6
     except (OSError, ValueError):
         pass
@@ -98,8 +108,9 @@ def read_while_running(process: subprocess.Popen[str], every_s: float,
         if t_s + 1e-9 < due_s:
             continue
         due_s += every_s * (1 + int((t_s - due_s) // every_s))
-        writers = [resident_mb(c) for c in children(process.pid)]
-        reading = Reading(t_s, resident_mb(process.pid), sum(writers) if writers else 0.0)
+        writers = children(process.pid)
+        reading = Reading(t_s, resident_mb(process.pid), sum(map(resident_mb, writers)),
+                          tuple(sum(resident_mb(c, part) for c in writers) for part in PARTS))
         readings.append(reading)
         if echo:
             print(_row(reading), flush=True)
@@ -107,7 +118,10 @@ def read_while_running(process: subprocess.Popen[str], every_s: float,
 
 
 def _row(r: Reading) -> str:
-    return f"t {r.t_s:8.1f} s  trial process {r.host_mb:7.1f} MB  log writer {r.writer_mb:7.1f} MB"
+    parts = ", ".join(f"{part.removeprefix('Rss').lower()} {mb:.1f}"
+                      for part, mb in zip(PARTS, r.writer_parts_mb, strict=True))
+    return (f"t {r.t_s:8.1f} s  trial process {r.host_mb:7.1f} MB  log writer "
+            f"{r.writer_mb:7.1f} MB" + (f" ({parts})" if parts else ""))
 
 
 def growth_per_hour(readings: Sequence[Reading], from_s: float) -> tuple[float, float,
