@@ -20,13 +20,27 @@ from controller.trial.files import CsvStream
 
 #: A paced ``fes sim --realtime`` of 3 s at 1 kHz whose rows are a ring of 256 (a quarter
 #: of a second): the log writer has that long, once the loop runs, before rows it has not
-#: written are overwritten. Its folder is argv[1], its config argv[2].
+#: written are overwritten. From sample 1500 on, the limb's first truth column reaches
+#: the files as an infinity: a cell the CSV renderer leaves to Python (as a lateness of a
+#: second or more would be). Its folder is argv[1], its config argv[2].
 SMALL_RING = textwrap.dedent(
     """
     import sys
+    import numpy as np
     from controller.cli import main
-    from controller.trial import window
+    from controller.trial import streams, window
     window.WINDOW_ROWS = 256
+    rows = streams.TruthRows.rows
+
+    def infinite_from_1500(self, start, stop):
+        block = rows(self, start, stop)
+        if stop > 1500:
+            column = np.array(block[self.columns[0]])
+            column[max(0, 1500 - start):] = np.inf
+            block[self.columns[0]] = column
+        return block
+
+    streams.TruthRows.rows = infinite_from_1500
     sys.exit(main(["sim", "--realtime", "--duration-s", "3", "--out", sys.argv[1],
                    "--config", sys.argv[2]]))
     """
@@ -36,8 +50,8 @@ SMALL_RING = textwrap.dedent(
 def test_a_first_runs_writer_loses_no_row_of_a_small_ring(tmp_path: Path) -> None:
     # A first run after an install (numba's cache empty): every kernel the log writer
     # uses is compiled before the loop starts, not on its first rows while the loop
-    # runs (it compiled the pulse times of the scores there: some 0.5 s, two rings
-    # of rows, lost, and the trial's output failed).
+    # runs (it compiled the pulse times of the scores there, some 0.5 s, and a second
+    # renderer at the first cell Python formats: rows lost, the trial's output failed).
     config = tmp_path / "khz.toml"
     config.write_text("[loop]\nsample_rate_hz = 1000\n")
     env = {**os.environ, "NUMBA_CACHE_DIR": str(tmp_path / "empty-numba-cache")}
@@ -45,8 +59,11 @@ def test_a_first_runs_writer_loses_no_row_of_a_small_ring(tmp_path: Path) -> Non
     done = subprocess.run([sys.executable, "-c", SMALL_RING, str(folder), str(config)],
                           env=env, capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr[-2000:]
-    lines = (folder / "samples.csv").read_text().splitlines()[1:]
-    assert [line.split(",")[0] for line in lines] == [f"{k / 1000:.6f}" for k in range(3000)]
+    lines = (folder / "samples.csv").read_text().splitlines()
+    truth = lines[0].split(",").index("ankle_angle_deg")  # the limb's first truth column
+    rows = [line.split(",") for line in lines[1:]]
+    assert [row[0] for row in rows] == [f"{k / 1000:.6f}" for k in range(3000)]
+    assert {row[truth] for row in rows[1500:]} == {"inf"}
     assert (folder / "summary.json").exists()
 
 
