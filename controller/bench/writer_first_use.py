@@ -102,7 +102,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 [sys.executable, "-c", _TRIAL, str(Path(folder) / "trial"),
                  f"{args.duration_s:g}", f"{args.rate_hz:g}",
                  str(round(args.at_s * args.rate_hz)), str(Path(folder) / "rate.toml")],
-                stdout=subprocess.DEVNULL, stderr=stderr, env=env)
+                stdout=subprocess.DEVNULL, stderr=stderr, env=env,
+                cwd=folder)  # not this checkout's folder: ``-c`` puts it on the path
             started = time.monotonic()
             while process.poll() is None:
                 writers = children(process.pid)

@@ -49,8 +49,9 @@ Ready before the loop: whatever a sink does only the first time it meets rows (n
 compiling a kernel, or loading it from its cache; importing a module; a library's
 first-call set-up) would otherwise happen while a paced loop already runs, and the
 writer would fall that far behind it: a first run after an install compiled the
-pulse-time kernel of a long trial's scores in the writer (0.4 s on a quiet CPU, seconds on
-a loaded one) while its ring of rows held 0.1-2 s in tests. So, once forked, the writer
+pulse-time kernel of a long trial's scores in the writer (0.4-0.6 s on a quiet CPU, more
+on a loaded one), while a test's ring of rows holds a quarter of a second to two
+seconds. So, once forked, the writer
 calls each sink's ``warm_up`` (``WarmsUp``: it takes every path its ``write`` can take,
 on made-up rows, writing nothing) and then says it is ready on the pipe it later says
 "done" on; ``start`` returns only then, before the trial's clock starts. A writer not
