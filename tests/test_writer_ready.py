@@ -7,12 +7,16 @@ the trial waits for the writer to say so, for a bounded time.
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
 import textwrap
 import time
 from pathlib import Path
+
+import pytest
+from helpers.live import with_emulator
 
 from controller.cli import main
 from controller.trial import writer
@@ -67,11 +71,13 @@ def test_a_first_runs_writer_loses_no_row_of_a_small_ring(tmp_path: Path) -> Non
     assert (folder / "summary.json").exists()
 
 
+@pytest.mark.parametrize("command", ["sim", "run"])
 def test_a_writer_not_ready_in_time_ends_the_trial_before_its_first_sample(
-        tmp_path: Path, monkeypatch, capsys) -> None:
+        tmp_path: Path, monkeypatch, capsys, command: str) -> None:
     # The writer's warm-up hangs (here: its samples.csv stream's, in the writer
-    # process only): fes sim waits READY_TIMEOUT_S for it, then says why, exit 2 as for
-    # any output that cannot be written, with no traceback, and leaves no trial behind.
+    # process only): fes sim --realtime and fes run wait READY_TIMEOUT_S for it, then
+    # say why, exit 2 as for any output that cannot be written, with no traceback;
+    # no trial is left behind, and fes run never said HELLO to the board.
     trial_process = os.getpid()
     warm_up = CsvStream.warm_up
 
@@ -83,7 +89,11 @@ def test_a_writer_not_ready_in_time_ends_the_trial_before_its_first_sample(
     monkeypatch.setattr(CsvStream, "warm_up", hangs_in_the_writer)
     monkeypatch.setattr(writer, "READY_TIMEOUT_S", 0.5)
     folder = tmp_path / "trial"
-    code = main(["sim", "--realtime", "--duration-s", "2", "--out", str(folder)])
+    trial = ["--duration-s", "2", "--out", str(folder)]
+    if command == "sim":
+        code, board_log = main(["sim", "--realtime", *trial]), ""
+    else:
+        code, board_log = with_emulator(lambda port: main(["run", "--port", port, *trial]))
     err = capsys.readouterr().err
     assert code == 2, err
     assert f"fes: cannot write {folder / 'samples.csv'}: its log writer was not ready " \
@@ -91,3 +101,5 @@ def test_a_writer_not_ready_in_time_ends_the_trial_before_its_first_sample(
     assert "nothing was sampled or stimulated" in err
     assert "Traceback" not in err
     assert not folder.exists()
+    events = [json.loads(line)["event"] for line in board_log.splitlines()]
+    assert "hello" not in events and "stream_start" not in events

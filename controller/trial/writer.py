@@ -271,9 +271,10 @@ class LogWriter:
                     signal.pthread_sigmask(signal.SIG_SETMASK, held)
                     os.close(stop_write)
                     os.close(done_read)
-                    self._warm_up()
+                    sinks = list(self._sinks)
+                    self._warm_up(sinks)
                     os.write(done_write, _READY)
-                    self._run(stop_read, trial)
+                    self._run(stop_read, trial, sinks)
                     code = 0
                     release_kept_locks()  # before "done": the trial may claim it again
                     with contextlib.suppress(BrokenPipeError):  # the trial has died
@@ -292,11 +293,12 @@ class LogWriter:
             signal.pthread_sigmask(signal.SIG_SETMASK, held)
         self._wait_ready()
 
-    def _warm_up(self) -> None:
-        """(In the writer process.) Every sink's ``warm_up``, before any row."""
-        for sink in self._sinks:
+    def _warm_up(self, sinks: list[LogSink]) -> None:
+        """(In the writer process.) Every sink's ``warm_up``, before any row; one whose
+        output fails (a full disk under a spill file) is dropped as at a write."""
+        for sink in list(sinks):
             if isinstance(sink, WarmsUp):
-                sink.warm_up()
+                self._guarded(sinks, sink, sink.warm_up)
 
     def _wait_ready(self) -> None:
         """Wait until the writer says its sinks are warmed up (``start``)."""
@@ -376,10 +378,10 @@ class LogWriter:
     def _ready(self) -> int:
         return min(tail.published() for tail in self._tails)
 
-    def _run(self, stop_fd: int, trial: int) -> None:
-        """The writer process: pass rows on until a byte (or the end of the stream)
-        arrives on ``stop_fd`` or the trial's process (its pidfd ``trial``) has ended,
-        then the final pass. It ignores Ctrl-C and SIGTERM: they are the trial's to
+    def _run(self, stop_fd: int, trial: int, sinks: list[LogSink]) -> None:
+        """The writer process: pass rows on to ``sinks`` (those its warm-up left) until a
+        byte (or the end of the stream) arrives on ``stop_fd`` or the trial's process
+        (its pidfd ``trial``) has ended, then the final pass. It ignores Ctrl-C and SIGTERM: they are the trial's to
         handle, which stops it in time.
 
         The writer reads the published count before every pass and hands the sinks the
@@ -387,7 +389,6 @@ class LogWriter:
         time, without waiting while such rows are left: it stays ``poll_s`` behind the
         loop (not a whole pass behind, nor idle while it waits for its first poll), so
         the final pass after the loop's end is short."""
-        sinks = list(self._sinks)
         # Counts read and when each was first read, oldest first; ``ripe`` is the newest
         # count read ``poll_s`` ago or earlier.
         counts: collections.deque[tuple[int, float]] = collections.deque()
