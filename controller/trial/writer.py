@@ -381,8 +381,8 @@ class LogWriter:
     def _run(self, stop_fd: int, trial: int, sinks: list[LogSink]) -> None:
         """The writer process: pass rows on to ``sinks`` (those its warm-up left) until a
         byte (or the end of the stream) arrives on ``stop_fd`` or the trial's process
-        (its pidfd ``trial``) has ended, then the final pass. It ignores Ctrl-C and SIGTERM: they are the trial's to
-        handle, which stops it in time.
+        (its pidfd ``trial``) has ended, then the final pass. It ignores Ctrl-C and
+        SIGTERM: they are the trial's to handle, which stops it in time.
 
         The writer reads the published count before every pass and hands the sinks the
         rows of the newest count it read ``poll_s`` ago or earlier, ``PASS_ROWS`` at a
