@@ -19,10 +19,13 @@ from pathlib import Path
 
 import numpy as np
 
+from sim.recordings import recordings_folder
+
 SAGITTAL_COLUMN = 5  # Gyr_Y: the foot's medio-lateral axis in this set
 YAW_COLUMN = 6  # Gyr_Z
 RATE_HZ = 100.0
 FEET = (("lf", "LeftFootEvents"), ("rf", "RightFootEvents"))
+VOISARD = "the Voisard et al. 2023 trials (<s>-1.json, <s>-1_lf.txt, ...)"
 
 
 def turn_ratios(folder: Path) -> dict[str, np.ndarray]:
@@ -54,14 +57,11 @@ def turn_ratios(folder: Path) -> dict[str, np.ndarray]:
 
 def data_folder(prog: str, description: str | None, argv: list[str] | None) -> Path:
     """The Voisard et al. folder named on the command line of ``prog`` (exit 2 with a
-    message if it is not a folder)."""
+    message if it is not a folder of its trials)."""
     parser = argparse.ArgumentParser(prog=prog, description=description)
     parser.add_argument("data_dir", type=Path,
                         help="folder of the Voisard et al. set (<s>-1.json, <s>-1_lf.txt, ...)")
-    folder: Path = parser.parse_args(argv).data_dir
-    if not folder.is_dir():
-        parser.error(f"{folder}: no such folder")
-    return folder
+    return recordings_folder(parser, parser.parse_args(argv).data_dir, "*.json", VOISARD)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -22,12 +22,13 @@ from pathlib import Path
 
 import numpy as np
 
-from controller.detect.datasets import load_gaitpdb
+from controller.detect.datasets import GAITPDB_WALKS, load_gaitpdb
 from controller.detect.heel import HEEL_FORCE
 from controller.events import Event
 from sim.gait import HEEL_STRIKE, TOE_OFF
 from sim.limb import SimulatedLimb
 from sim.patient import load_patient
+from sim.recordings import recordings_folder
 
 PROFILES = ("healthy", "mild", "moderate", "severe")
 SIM_RATE_HZ = 500.0
@@ -105,9 +106,10 @@ def main(argv: list[str] | None = None) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("data_dir", type=Path, help="folder with gaitpdb *_NN.txt walks")
-    args = parser.parse_args(argv)
+    folder = recordings_folder(parser, parser.parse_args(argv).data_dir, GAITPDB_WALKS,
+                               f"PhysioNet gaitpdb walks ({GAITPDB_WALKS}, e.g. GaCo01_01.txt)")
     release_n = HEEL_FORCE.release_force_n
-    for name, rows in real_figures(args.data_dir, release_n).items():
+    for name, rows in real_figures(folder, release_n).items():
         print(describe(name, rows, release_n))
     for profile in PROFILES:
         print(describe(f"simulated {profile}", simulated_figures(profile, release_n),

@@ -21,6 +21,8 @@ import numpy as np
 
 from controller.detect.datasets import load_voisard
 from controller.events import Event
+from sim.recordings import recordings_folder
+from sim.turns import VOISARD
 
 #: The foot is flat once it turns slower than this ...
 FLAT_RAD_S = 0.3
@@ -71,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
                                      description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("data_dir", type=Path, help="the Voisard et al. 2023 walks")
-    folder = parser.parse_args(argv).data_dir
+    folder = recordings_folder(parser, parser.parse_args(argv).data_dir, "*.json", VOISARD)
     feet = [a for a in landing_angles_deg(folder) if a.size >= MIN_LANDINGS]
     means = np.array([a.mean() for a in feet])
     spreads = np.array([a.std(ddof=1) for a in feet])

@@ -51,6 +51,7 @@ import numpy as np
 
 from controller.detect.marpino import load_marpino
 from controller.events import Event
+from sim.recordings import recordings_folder
 from sim.shank import COLUMNS, Strides, curve, simulated_strides, stride_figures
 
 #: A fall of the foot's gyroscope larger than this from one 10 ms sample to the next,
@@ -130,8 +131,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("marpino_dir", type=Path,
                         help="the Dataset/Young folder of the Marpino Walking-dataset (*.xlsx;"
                         " needs the `eval` extra)")
-    args = parser.parse_args(argv)
-    real = marpino_strides(args.marpino_dir)
+    folder = recordings_folder(parser, parser.parse_args(argv).marpino_dir, "*.xlsx",
+                               "the Marpino workbooks (Dataset/Young/*.xlsx)")
+    real = marpino_strides(folder)
     walkers = sorted(set(real.walkers))
     fit = np.isin(real.walkers, walkers[0::2])
     simulated = simulated_strides()

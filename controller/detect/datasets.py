@@ -40,6 +40,8 @@ from controller.progress import progress
 FORCE_REFERENCE_N = 20.0
 #: Contact or no-contact runs shorter than this are not events of the force reference.
 FORCE_REFERENCE_MIN_RUN_S = 0.06
+#: A gaitpdb walk's file name: subject and walk number, e.g. ``GaCo01_01.txt``.
+GAITPDB_WALKS = "*_[0-9][0-9].txt"
 _VOISARD_SIDES = (("lf", "LeftFootEvents", "left"), ("rf", "RightFootEvents", "right"))
 
 
@@ -224,7 +226,7 @@ def force_reference(t_s: np.ndarray, total_n: np.ndarray) -> list[tuple[float, E
 def load_gaitpdb(folder: Path) -> list[Recording]:
     """Both feet of every gaitpdb walk (``*_NN.txt``) in ``folder``."""
     recordings = []
-    for path in sorted(folder.glob("*_[0-9][0-9].txt")):
+    for path in sorted(folder.glob(GAITPDB_WALKS)):
         data = np.loadtxt(path, ndmin=2)
         t_s = data[:, 0]
         for side, heel_col, total_col in (("left", 1, 17), ("right", 9, 18)):
