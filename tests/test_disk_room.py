@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 from helpers.live import with_emulator
 from helpers.mounts import tmpfs
+from helpers.shared_machine import host_config, rerun_after_heartbeat_faults
 
 from controller.cli import main
 from controller.trial import diskroom
@@ -82,9 +83,16 @@ def test_the_estimate_holds_what_a_real_sim_trial_wrote(capsys, tmp_path, option
 def test_the_estimate_holds_what_a_live_trial_against_the_emulator_wrote(capsys, tmp_path):
     """A short ``fes run`` against the board emulator writes ``samples.csv`` again at
     its end with the emulator's truth: the estimate counts both copies."""
-    out = tmp_path / "live"
-    (code, err), _ = with_emulator(lambda port: run(
-        capsys, "run", "--port", port, "--out", str(out), "--duration-s", "3", "--no-status"))
+    def attempt(k: int) -> tuple[int, str, Path]:
+        out = tmp_path / f"live{k}"  # one trial per folder: a rerun gets its own
+        (code, err), _ = with_emulator(lambda port: run(
+            capsys, "run", "--port", port, "--out", str(out), "--duration-s", "3",
+            "--no-status", "--config", host_config(tmp_path)))
+        return code, err, out
+
+    # A live trial on a shared machine: a heartbeat fault the machine caused (once in a
+    # fresh-clone CI run beside two helpers, 21.0 ms > 20 ms) is run again, with proof.
+    code, err, out = rerun_after_heartbeat_faults(attempt)
     assert code == 0, err
     config = config_of(out)
     loop = config["loop"]

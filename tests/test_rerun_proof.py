@@ -6,6 +6,7 @@ log. A loop that hung on its own leaves no such wait, and its run goes to the te
 from __future__ import annotations
 
 import os
+import re
 import subprocess
 import sys
 import time
@@ -73,7 +74,11 @@ def test_a_heartbeat_fault_the_boards_log_proves_the_machines_is_run_again(capsy
     code, _, _ = rerun_after_heartbeat_faults(run, board_log=lambda run: run[1])
     assert code == 0
     shown = capsys.readouterr().out
-    assert "run 1 of 3 ended by" in shown and "25.0 ms of the loop's 35.2 ms silence" in shown
+    # The board's 25 ms, and this process's own waits for a CPU on a loaded machine on
+    # top (26.2 ms once in a fresh-clone CI run beside two helpers).
+    proven = re.search(r"([\d.]+) ms of the loop's 35.2 ms silence", shown)
+    assert "run 1 of 3 ended by" in shown and proven is not None, shown
+    assert 25.0 <= float(proven.group(1)) <= 35.2
 
 
 def test_a_stalled_loop_is_judged_by_its_silence_not_its_ack_age():
