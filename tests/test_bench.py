@@ -75,3 +75,16 @@ def test_link_bench_says_what_ended_its_loop_early(monkeypatch, capsys):
     # way the line names the fault that ended the loop.
     assert re.search(r"ended by: safety watchdog fault \((emergency_stop: e-stop \(test\)"
                      r"|heartbeat_timeout_ms: .* > 20 ms)", out), out
+
+
+def test_writer_first_use_bench_runs_its_trial_and_times_the_warm_up(capsys):
+    """docs/files.md quotes this benchmark's warm-up and resident sets: its trial must run.
+    (Its child replaced ``LogWriter._warm_up`` with a one-argument twin, which the
+    two-argument method of 36825c8 broke: every run ended in a TypeError, still exit 0.)"""
+    from controller.bench.writer_first_use import main as writer_first_use
+
+    assert writer_first_use(["--duration-s", "2", "--at-s", "1", "--rate-hz", "500"]) == 0
+    out = capsys.readouterr().out
+    assert re.search(r"^log writer warmed up in [0-9.]+ ms$", out, re.MULTILINE), out
+    assert "exit 0; the first infinite cell at 1 s of trial" in out
+    assert "Traceback" not in out

@@ -11,7 +11,8 @@ would be), and reads its log writer's resident set (``VmRSS``) and its parts
 (``controller.bench.live_memory.PARTS``: anonymous, mapped files, shared) from ``/proc``
 every second of wall time. A writer that compiles or loads a kernel on that cell maps
 LLVM's code then (mapped files jump); one that was ready before the loop does not. Where
-the code has a writer warm-up, the child also prints how long it took.
+the code has a writer warm-up, the child also prints how long it took. Exit 1 when the
+trial did not end with exit 0 (its output above says why): its figures measured nothing.
 
 ``--code DIR`` runs the trial on the code of another checkout (``git archive <commit>
 controller sim hw configs | tar -x -C DIR``: its numba cache is its own, so its first
@@ -53,9 +54,9 @@ _TRIAL = textwrap.dedent(
     streams.TruthRows.rows = infinite_from
     warm_up = getattr(writer.LogWriter, "_warm_up", None)
     if warm_up is not None:
-        def timed(self):
+        def timed(self, *sinks):  # sinks: since 36825c8; none before
             started = time.perf_counter()
-            warm_up(self)
+            warm_up(self, *sinks)
             print(f"log writer warmed up in {1e3 * (time.perf_counter() - started):.1f} ms",
                   file=sys.stderr, flush=True)
         writer.LogWriter._warm_up = timed
@@ -116,7 +117,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             if not line.startswith("t "):  # not a status line
                 print(line)
         print(f"exit {process.returncode}; the first infinite cell at {args.at_s:g} s of trial")
-    return 0
+    # A trial that failed measured nothing: say so by the exit code too, not only in print.
+    return 0 if process.returncode == 0 else 1
 
 
 if __name__ == "__main__":
