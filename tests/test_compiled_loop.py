@@ -131,3 +131,33 @@ def test_a_runaway_schedule_reaches_no_output_on_either_path(tmp_path, monkeypat
     after = [row for row in rows if float(row["time_s"]) >= fault["t_s"]]
     assert after and all(row["stim_on"] == "0" for row in after)
     assert all(row["pulses"] == "0" for row in after[1:])
+
+
+def test_x_real_time_counts_the_loop_not_the_stop_after_it(tmp_path, monkeypatch):
+    """``fes sim`` prints the trial's x real time (``real_time_factor``): simulated time
+    over the loop's wall time, compilation excluded. A first run on one CPU compiles the
+    watchdog's ``stop_all`` kernel only when the trial calls it, after its last block
+    (66-160 ms in a 60 s trial's loop of some 22 ms: ``725x`` where a second run printed
+    ``2700x``). Here that stop takes 100 s of a fake clock, which nothing else advances
+    but by 1 ms a reading: the figure must not see it."""
+    from controller.safety import Watchdog
+    from controller.trial import compiled_loop
+
+    clock = {"now": 0.0}
+
+    def perf_counter() -> float:
+        clock["now"] += 0.001
+        return clock["now"]
+
+    stop_all = Watchdog.stop_all
+
+    def slow_stop_all(self: Watchdog) -> None:
+        clock["now"] += 100.0
+        stop_all(self)
+
+    monkeypatch.setattr(compiled_loop.time, "perf_counter", perf_counter)
+    monkeypatch.setattr(Watchdog, "stop_all", slow_stop_all)
+    config = load_config(overrides={"loop": {"duration_s": 2.0}})
+    summary = run_simulated_trial(config, tmp_path, compiled=True)
+    assert summary["stopped_by"] == "duration"
+    assert summary["real_time_factor"] > 1.0  # 2 s in a few ms; with the stop, 0.02
