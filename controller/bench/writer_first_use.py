@@ -54,9 +54,9 @@ _TRIAL = textwrap.dedent(
     streams.TruthRows.rows = infinite_from
     warm_up = getattr(writer.LogWriter, "_warm_up", None)
     if warm_up is not None:
-        def timed(self, *sinks):  # sinks: since 36825c8; none before
+        def timed(self, sinks):
             started = time.perf_counter()
-            warm_up(self, *sinks)
+            warm_up(self, sinks)
             print(f"log writer warmed up in {1e3 * (time.perf_counter() - started):.1f} ms",
                   file=sys.stderr, flush=True)
         writer.LogWriter._warm_up = timed
