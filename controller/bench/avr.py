@@ -9,6 +9,10 @@
   harness counts the cycles each stays high (hw/avr/harness/outputs.c), as a scope on
   those pins would on the real board. The worst case of each is printed against the
   32 000 cycles of a sample period at 500 Hz, with the share of cycles the core was awake.
+- The host link: the harness brings the host's bytes at the chip's byte time into the
+  chip's two-byte receive buffer (hw/avr/harness/rxline.c); printed are the bytes lost to
+  it (a real board's data overruns) and the longest a byte waited there before the
+  firmware read it, against the 20.5 us after which a byte following back to back is lost.
 
 The cycles are simulated cycles: they do not depend on the machine's load; the load
 average is printed for the wall-clock figures of the run itself.
@@ -33,6 +37,10 @@ from hw.avr import cosim
 
 FLASH_BYTES = 256 * 1024
 RAM_BYTES = 8 * 1024
+#: How long the oldest of two unread bytes may wait in the ATmega2560's receive FIFO while
+#: bytes follow back to back at 1 Mbaud: the third completes in the shift register 2 byte
+#: times after it and is lost at the next start bit, half a bit later (10 us a byte).
+RX_WAIT_LIMIT_US = 2 * 10.0 + 0.5
 
 
 def memory(elf: Path) -> tuple[int, int]:
@@ -87,6 +95,10 @@ def report(events: list[dict], title: str) -> None:
     print(f"  core awake {100 * timing['cpu_busy_fraction']:.1f} % of the cycles; "
           f"{pulses['channel_0']} pulses, largest net charge {pulses['max_abs_net_charge_nc']} "
           f"nC, output-stage rule breaches {pulses['violations']}")
+    counters = next(e for e in events if e["event"] == "counters")
+    print(f"  host bytes lost to the receive buffer {counters['rx_overruns']} (of "
+          f"{counters['rx_frames']} frames taken, {counters['rx_bad_frames']} damaged); longest "
+          f"wait in it {counters['rx_wait_max_us']:.1f} us of {RX_WAIT_LIMIT_US} us")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -5,6 +5,7 @@
  *
  *   main.c      options, the simulated chip, pacing with the wall clock, signals
  *   hostlink.c  USART0 <-> pty, and a frame analyser of both directions for the log
+ *   rxline.c    the host's line into USART0 at the chip's byte time and receive buffer
  *   patient.c   the pipe protocol, the MPU-6050 model, heel switch and force, USART1
  *   outputs.c   phase lines, channel lines and the DAC as the output stage sees them:
  *               pulses measured, checked and passed to the patient; timing pins
@@ -16,6 +17,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include <avr_uart.h>
 #include <sim_avr.h>
 
 /* --- main.c ------------------------------------------------------------------------- */
@@ -55,11 +57,11 @@ void log_close(void);
 const char *hostlink_open(void);
 void hostlink_connect(void);
 /* A USART of the chip for the harness: no console echo; the hooks of its output byte
- * (may be NULL) and of its receiver's XON/XOFF; returns its input IRQ. */
+ * and of its receiver's XOFF (either may be NULL) and XON; returns its input IRQ. */
 avr_irq_t *uart_attach(char uart, avr_irq_notify_t on_output, avr_irq_notify_t on_xon,
                        avr_irq_notify_t on_xoff);
 /* Move bytes between the pty and USART0 (called every pacing step): the host's bytes go
- * onto the line, which then runs by itself at the USART's byte time while they last. */
+ * onto the line, which then runs by itself at the chip's byte time while they last. */
 void hostlink_service(void);
 /* The chip was reset: its USART dropped the byte on the line. */
 void hostlink_chip_reset(void);
@@ -78,6 +80,27 @@ int hostlink_listening(void);
 /* The reason of the latest change of outputs, as the frames tell it. */
 const char *hostlink_reason(void);
 void hostlink_report(void);
+
+/* --- rxline.c ----------------------------------------------------------------------- */
+/* The next byte the host sent, if one waits (returns 0 if none). */
+typedef int (*rxline_next_t)(uint8_t *byte);
+/* A byte entered the chip's receive FIFO (the firmware can read it) at chip time t_s. */
+typedef void (*rxline_received_t)(uint8_t byte, double t_s);
+/* Drive usart's receiver: its byte time from its registers, watched from now on. */
+void rxline_connect(avr_uart_t *usart, avr_irq_t *usart_input, rxline_next_t next,
+                    rxline_received_t on_received);
+/* If the line is idle and the host sent a byte, start it now; returns whether it did.
+ * The line then runs by itself, byte after byte, while next gives bytes. */
+int rxline_start(void);
+/* The chip was reset: the line is idle, the byte time unknown until configured. */
+void rxline_reset(void);
+/* After every instruction: notice the firmware's reads of UDR0 (a byte waiting in the
+ * shift register moves into the FIFO at once, as on the chip). */
+void rxline_watch(void);
+/* Bytes lost to a full receive buffer so far (each logged "rx_overrun"). */
+uint32_t rxline_overruns(void);
+/* The longest a byte waited in the receive FIFO before the firmware read it, us. */
+double rxline_wait_max_us(void);
 
 /* --- patient.c ---------------------------------------------------------------------- */
 void patient_connect(void);

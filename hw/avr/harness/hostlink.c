@@ -1,10 +1,10 @@
 /*
  * The host link: USART0 of the simulated chip on a pseudo-terminal, as the Mega's
  * USB-serial bridge puts it on /dev/ttyACM0. Bytes from the host go onto the line one
- * after the other, each taking the USART's byte time as simavr 1.6 reckons it (22 us at
- * this firmware's 1 000 000 baud, not 10: docs/hardware.md), and arrive as simavr raises
- * RXC for them (see "the line" below); bytes the firmware sends leave at once. The pty
- * ignores the baud rate.
+ * after the other, each taking the chip's byte time at the baud rate the firmware set
+ * (10 us at 1 000 000 baud), into the chip's two-byte receive buffer, where a byte that
+ * finds no room is lost as on the chip (rxline.c); bytes the firmware sends leave at
+ * once. The pty ignores the baud rate.
  *
  * Both directions also go through the firmware's own frame decoder (frame.c), so the
  * log shows what crossed the link: every host frame as its delimiter arrives
@@ -41,8 +41,6 @@ static int plugged;
  * reads EIO while no host has the port open; the first read that does not is an open. */
 static int reset_on_open, port_held = 1, reset_pending;
 static avr_irq_t *uart_in;
-static int xoff;
-static avr_uart_t *usart0;
 
 static uint8_t tx_buf[TX_LIMIT];
 static size_t tx_len;
@@ -254,18 +252,10 @@ static void xon_hook(struct avr_irq_t *irq, uint32_t value, void *param)
     (void)irq;
     (void)value;
     (void)param;
-    xoff = 0;
     listening = 1;
 }
 
 int hostlink_listening(void) { return listening; }
-
-static void xoff_hook(struct avr_irq_t *irq, uint32_t value, void *param)
-{
-    (void)irq;
-    (void)param;
-    xoff = value != 0;
-}
 
 const char *hostlink_open(void)
 {
@@ -294,12 +284,13 @@ avr_irq_t *uart_attach(char uart, avr_irq_notify_t on_output, avr_irq_notify_t o
                                 on_output, NULL);
     avr_irq_register_notify(avr_io_getirq(avr, AVR_IOCTL_UART_GETIRQ(uart), UART_IRQ_OUT_XON),
                             on_xon, NULL);
-    avr_irq_register_notify(avr_io_getirq(avr, AVR_IOCTL_UART_GETIRQ(uart), UART_IRQ_OUT_XOFF),
-                            on_xoff, NULL);
+    if (on_xoff)
+        avr_irq_register_notify(
+            avr_io_getirq(avr, AVR_IOCTL_UART_GETIRQ(uart), UART_IRQ_OUT_XOFF), on_xoff, NULL);
     return avr_io_getirq(avr, AVR_IOCTL_UART_GETIRQ(uart), UART_IRQ_INPUT);
 }
 
-/* simavr's USART of that name, for its byte time (the harness's line keeps to it). */
+/* simavr's USART of that name (its registers and receive FIFO, for rxline.c). */
 static avr_uart_t *find_uart(char name)
 {
     for (avr_io_t *io = avr->io_port; io; io = io->next)
@@ -308,60 +299,51 @@ static avr_uart_t *find_uart(char name)
     return NULL;
 }
 
+static int line_next(uint8_t *byte);
+static void line_received(uint8_t byte, double t_s);
+
 void hostlink_connect(void)
 {
-    uart_in = uart_attach('0', uart_out_hook, xon_hook, xoff_hook);
-    usart0 = find_uart('0');
+    uart_in = uart_attach('0', uart_out_hook, xon_hook, NULL);
+    avr_uart_t *usart0 = find_uart('0');
     if (!usart0) {
         fprintf(stderr, "simavr-board: simavr's %s has no USART0\n", BOARD_MCU);
         exit(1);
     }
+    rxline_connect(usart0, uart_in, line_next, line_received);
 }
 
 /* --- the line ----------------------------------------------------------------------------
- * One byte on it at a time, for the USART's byte time: it enters simavr's receive FIFO
- * as it starts, so that simavr raises RXC for it as it ends (simavr starts its receive
- * pump one byte time after a byte enters an empty FIFO, and raises RXC once a byte time
- * while bytes wait); then it has arrived, and goes through the frame analyser at that
- * board time. Until 7 Dec 2026 the harness put up to 64 bytes into the FIFO at once
- * (until simavr's XOFF), and took a frame's time when its delimiter went in, up to 1.4
- * ms before the chip could read it. */
-static int line_busy;
-static uint8_t line_byte;
-
-/* Put the next byte from the pty on the line, if one waits and the USART takes it;
- * returns whether it did. */
-static int line_send(void)
+ * rxline.c runs it at the chip's byte time and receive buffer; it takes the host's bytes
+ * from here, and each byte that enters the chip's receive FIFO goes through the frame
+ * analyser at that chip time. Until 7 Dec 2026 a byte went into simavr's receive FIFO as
+ * it started, at simavr's byte time (22 us, not 10), and simavr's FIFO held 64 unread
+ * bytes where the chip holds two; before that morning the harness put up to 64 bytes
+ * into it at once and took a frame's time when its delimiter went in. */
+static int line_next(uint8_t *byte)
 {
-    if (line_busy || !plugged || xoff || rx_done == rx_len || reset_pending)
+    if (!plugged || rx_done == rx_len || reset_pending)
         return 0;
-    line_byte = rx_buf[rx_done++];
-    line_busy = 1;
-    avr_raise_irq(uart_in, line_byte);
+    *byte = rx_buf[rx_done++];
     return 1;
 }
 
-/* The byte on the line arrives (at cycle when); the next one starts. */
-static avr_cycle_count_t line_arrived(avr_t *core, avr_cycle_count_t when, void *param)
+static void line_received(uint8_t byte, double t_s)
 {
-    (void)param;
-    line_busy = 0;
-    uint8_t got = frame_rx_byte(&from_host, line_byte);
-    double t_s = (double)when / (double)core->frequency;
+    uint8_t got = frame_rx_byte(&from_host, byte);
     if (got == FRAME_RX_OK) {
         host_frame(from_host.buf, from_host.frame_len, t_s);
     } else if (got == FRAME_RX_BAD) {
         bad_from_host++;
         host_frame(NULL, 0, t_s);
     }
-    return line_send() ? when + usart0->cycles_per_byte : 0;
 }
 
 void hostlink_chip_reset(void)
 {
-    /* The reset emptied the USART's FIFO (the byte on the line with it) and cancelled
-     * the line's timer; the frames in the firmware's buffer will not be answered. */
-    line_busy = 0;
+    /* The reset emptied the USART (the byte on the line with it) and cancelled the
+     * line's timer; the frames in the firmware's buffer will not be answered. */
+    rxline_reset();
     awaiting_n = 0;
 }
 
@@ -428,8 +410,7 @@ void hostlink_service(void)
         rx_len = r > 0 ? (size_t)r : 0;
         rx_done = 0;
     }
-    if (line_send())
-        avr_cycle_timer_register(avr, usart0->cycles_per_byte, line_arrived, NULL);
+    rxline_start();
 }
 
 void hostlink_wait(int64_t timeout_ns)
@@ -483,8 +464,10 @@ void hostlink_report(void)
 {
     log_begin("counters");
     log_printf(", \"rx_frames\": %u, \"rx_bad_frames\": %u, \"tx_frames\": %u, "
-               "\"tx_dropped_host_not_reading\": %u",
-               frames_from_host, bad_from_host, frames_to_host, tx_dropped);
+               "\"tx_dropped_host_not_reading\": %u, \"rx_overruns\": %u, "
+               "\"rx_wait_max_us\": %.4f",
+               frames_from_host, bad_from_host, frames_to_host, tx_dropped, rxline_overruns(),
+               rxline_wait_max_us());
     log_end();
     log_begin("round_trips");
     log_printf(", \"count\": %zu", rtt_n);

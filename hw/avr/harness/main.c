@@ -405,6 +405,7 @@ int main(int argc, char **argv)
     while (avr->cycle < avr->frequency &&
            (!booted || avr->cycle - booted < avr->frequency / 200)) {
         int state = avr_run(avr);
+        rxline_watch();
         if (state == cpu_Done || state == cpu_Crashed)
             break;
         if (!booted && hostlink_listening())
@@ -425,6 +426,7 @@ int main(int argc, char **argv)
     avr_cycle_count_t pace_cycles = (avr_cycle_count_t)(PACE_US * (avr->frequency / 1000000));
     while (stop_status < 0) {
         int state = avr_run(avr);
+        rxline_watch();
         if (state == cpu_Done || state == cpu_Crashed) {
             harness_stop(state == cpu_Done ? "firmware_stopped" : "firmware_crashed", 1);
             break;

@@ -1,0 +1,240 @@
+/*
+ * The host's line into USART0 as the ATmega2560's receiver takes it, where simavr 1.6's
+ * USART differs (docs/hardware.md, "simavr 1.6 (Debian's) differs from the chip"):
+ *
+ * - The byte time. simavr computes it when UBRR0L is written, before the firmware sets
+ *   U2X0, and counts a parity bit the frame does not have (22 us per byte at this
+ *   firmware's settings). Here it is computed from the registers as the firmware leaves
+ *   them, after every write to UBRR0L/H and UCSR0A/B/C: a bit is (UBRR0 + 1) x 8 cycles
+ *   with U2X0, x 16 without; a frame is a start bit, the data bits, a parity bit only if
+ *   UPM0 asks for one, and the stop bits (10 bits at 1 000 000 baud: 10 us). simavr's
+ *   own byte time (its receive and transmit pumps) is set to it as well.
+ * - The receive buffer. simavr queues up to 64 unread bytes; the chip has a two-level
+ *   receive FIFO and the receive shift register (ATmega640/1280/1281/2560/2561
+ *   datasheet, Atmel 2549Q 2014, USART "Receive Buffer" and "Data OverRun"): a frame
+ *   whose stop bit completes while two unread bytes wait stays in the shift register;
+ *   it moves into the FIFO as soon as the firmware reads UDR0, but if the next frame's
+ *   start bit comes first, it is lost and DOR0 is set. The harness holds simavr's FIFO
+ *   to those two bytes: a byte enters it only when it has arrived and there is room,
+ *   RXC0 is raised at that moment, and a lost byte is logged ("rx_overrun", with the
+ *   chip time, the byte and the unread count) and counted.
+ *
+ * A byte completes when the receiver samples the middle of its stop bit, half a bit
+ * before the line can carry the next start bit; host bytes follow each other back to
+ * back while the host has sent them.
+ */
+#include <avr_uart.h>
+#include <sim_interrupts.h>
+#include <sim_io.h>
+#include <sim_regbit.h>
+#include <stdlib.h>
+
+#include "harness.h"
+
+/* UCSRnC's parity mode bits UPMn1:0 (bits 5:4; 0 = no parity). simavr's avr_uart_t
+ * names no such field. */
+#define UPM_SHIFT 4
+#define UPM_MASK 0x3
+/* The chip's receive FIFO: two bytes. */
+#define RX_FIFO_BYTES 2
+
+static avr_uart_t *uart;
+static avr_irq_t *input;
+static rxline_next_t next_byte;
+static rxline_received_t received;
+
+static avr_cycle_count_t bit_cycles, frame_cycles;
+static uint32_t baud;
+static unsigned frame_bits;
+
+/* The line's state: idle, a byte on it before its stop bit is sampled, or after; and a
+ * byte in the shift register waiting for room in the FIFO. */
+enum { LINE_IDLE, LINE_TO_STOP, LINE_TO_END };
+static int phase = LINE_IDLE;
+static uint8_t on_line, in_shift;
+static int shift_full;
+static uint32_t overruns;
+/* Cycle at which each unread byte entered the FIFO, oldest first; the longest a byte
+ * waited there before the firmware read it. */
+static avr_cycle_count_t entered[RX_FIFO_BYTES];
+static unsigned entered_n;
+static avr_cycle_count_t wait_max;
+
+/* Unread bytes in simavr's FIFO (never more than the chip's two). */
+static unsigned unread(void)
+{
+    return (unsigned)((uart->input.write - uart->input.read) & (uart_fifo_fifo_size - 1));
+}
+
+static double chip_s(avr_cycle_count_t when) { return (double)when / (double)avr->frequency; }
+
+/* The byte enters the FIFO at cycle when: RXC0 goes up at once, as on the chip. */
+static void deliver(uint8_t byte, avr_cycle_count_t when)
+{
+    if (!avr_regbit_get(avr, uart->rxen))
+        return; /* the receiver is off: the chip ignores the line */
+    avr_raise_irq(input, byte);
+    avr_raise_interrupt(avr, &uart->rxc);
+    if (entered_n < RX_FIFO_BYTES)
+        entered[entered_n++] = when;
+    received(byte, chip_s(when));
+}
+
+/* The byte in the shift register moves into the FIFO if the firmware made room. */
+static void settle_shift(avr_cycle_count_t when)
+{
+    if (shift_full && unread() < RX_FIFO_BYTES) {
+        shift_full = 0;
+        deliver(in_shift, when);
+    }
+}
+
+/* A start bit at cycle when: the byte still in the shift register is lost (DOR0). */
+static void start_bit(avr_cycle_count_t when)
+{
+    settle_shift(when);
+    if (!shift_full)
+        return;
+    shift_full = 0;
+    overruns++;
+    avr_regbit_setto(avr, uart->dor, 1);
+    log_begin_at("rx_overrun", chip_s(when));
+    /* Where the firmware was (a byte address for avr-addr2line) and whether it had
+     * interrupts enabled: what kept it from reading UDR0 in time. */
+    log_printf(", \"lost_byte\": %u, \"unread\": %u, \"pc\": %u, \"interrupts_on\": %u",
+               in_shift, unread(), (unsigned)avr->pc, avr->sreg[S_I]);
+    log_end();
+}
+
+/* The stop bit of the byte on the line is sampled: into the FIFO or the shift register. */
+static void complete(avr_cycle_count_t when)
+{
+    if (unread() < RX_FIFO_BYTES) {
+        deliver(on_line, when);
+    } else {
+        in_shift = on_line;
+        shift_full = 1;
+    }
+}
+
+static avr_cycle_count_t stop_sample_after(void) { return frame_cycles - bit_cycles / 2; }
+
+static avr_cycle_count_t line_timer(avr_t *core, avr_cycle_count_t when, void *param)
+{
+    (void)core;
+    (void)param;
+    switch (phase) {
+    case LINE_TO_STOP:
+        complete(when);
+        phase = LINE_TO_END;
+        return when + bit_cycles / 2;
+    case LINE_TO_END:
+        if (next_byte(&on_line)) {
+            start_bit(when);
+            phase = LINE_TO_STOP;
+            return when + stop_sample_after();
+        }
+        phase = LINE_IDLE; /* a byte in the shift register waits: rxline_watch */
+        return 0;
+    default:
+        return 0;
+    }
+}
+
+void rxline_watch(void)
+{
+    if (!uart)
+        return;
+    unsigned n = unread();
+    if (entered_n <= n)
+        return;
+    while (entered_n > n) { /* the firmware read the oldest */
+        avr_cycle_count_t waited = avr->cycle - entered[0];
+        if (waited > wait_max)
+            wait_max = waited;
+        entered[0] = entered[1];
+        entered_n--;
+    }
+    settle_shift(avr->cycle);
+    /* A byte still waits: on the chip RXC0 stays up and its interrupt is requested for
+     * as long as it is (a level); simavr 1.6 requests it once per raise and raises again
+     * only at its next pump, up to a byte time later, and it clears RXC after a second
+     * read within a byte time even when a byte remains (its "2-character rx buffer"
+     * throttle). So the request is renewed here after every read. */
+    if (unread() && !uart->rxc.pending)
+        avr_raise_interrupt(avr, &uart->rxc);
+}
+
+double rxline_wait_max_us(void) { return (double)wait_max * 1e6 / (double)avr->frequency; }
+
+int rxline_start(void)
+{
+    if (phase == LINE_TO_STOP || phase == LINE_TO_END || !frame_cycles)
+        return 0;
+    if (!next_byte(&on_line))
+        return 0;
+    start_bit(avr->cycle);
+    phase = LINE_TO_STOP;
+    avr_cycle_timer_register(avr, stop_sample_after(), line_timer, NULL);
+    return 1;
+}
+
+/* Byte time from the registers as they are now (see the top of this file). */
+static void configure(struct avr_irq_t *irq, uint32_t value, void *param)
+{
+    (void)irq;
+    (void)value;
+    (void)param;
+    static const unsigned data_bits[8] = {5, 6, 7, 8, 8, 8, 8, 9};
+    uint32_t ubrr = avr_regbit_get(avr, uart->ubrrl) | ((uint32_t)avr_regbit_get(avr, uart->ubrrh) << 8);
+    bit_cycles = (ubrr + 1) * (avr_regbit_get(avr, uart->u2x) ? 8u : 16u);
+    unsigned parity = ((avr->data[uart->r_ucsrc] >> UPM_SHIFT) & UPM_MASK) != 0;
+    unsigned size = avr_regbit_get(avr, uart->ucsz) | (avr_regbit_get(avr, uart->ucsz2) << 2);
+    unsigned bits = 1 + data_bits[size] + parity + 1 + avr_regbit_get(avr, uart->usbs);
+    frame_cycles = bit_cycles * bits;
+    uart->cycles_per_byte = frame_cycles;
+    uint32_t now_baud = (uint32_t)(avr->frequency / bit_cycles);
+    /* Logged once the receiver is on (the firmware writes UBRR0 byte by byte first). */
+    if (avr_regbit_get(avr, uart->rxen) && (now_baud != baud || bits != frame_bits)) {
+        baud = now_baud;
+        frame_bits = bits;
+        log_begin("host_line");
+        log_printf(", \"baud\": %u, \"frame_bits\": %u, \"byte_us\": %.4f", baud, bits,
+                   (double)frame_cycles * 1e6 / (double)avr->frequency);
+        log_end();
+    }
+}
+
+static void watch_writes(avr_io_addr_t addr)
+{
+    avr_irq_register_notify(avr_iomem_getirq(avr, addr, NULL, AVR_IOMEM_IRQ_ALL), configure,
+                            NULL);
+}
+
+void rxline_connect(avr_uart_t *usart, avr_irq_t *usart_input, rxline_next_t next,
+                    rxline_received_t on_received)
+{
+    uart = usart;
+    input = usart_input;
+    next_byte = next;
+    received = on_received;
+    watch_writes(uart->ubrrl.reg);
+    watch_writes(uart->ubrrh.reg);
+    watch_writes(uart->r_ucsra);
+    watch_writes(uart->r_ucsrb);
+    watch_writes(uart->r_ucsrc);
+}
+
+void rxline_reset(void)
+{
+    /* The chip's reset emptied its receiver and cancelled the harness's timers; its
+     * registers are back at their reset values until the firmware configures them. */
+    phase = LINE_IDLE;
+    shift_full = 0;
+    entered_n = 0;
+    bit_cycles = frame_cycles = 0;
+    baud = 0;
+    frame_bits = 0;
+}
+
+uint32_t rxline_overruns(void) { return overruns; }
