@@ -90,12 +90,15 @@ static void dac_word(uint16_t word)
     CTRL_HIGH(BIT_DAC_CS);
 }
 
+/* A word takes 10 us: the receivers are drained before and after it (uart_drain_rx). */
 static void dac_set(uint8_t which, uint16_t count)
 {
     if (dac_written[which] == count)
         return;
+    uart_drain_rx();
     dac_word((uint16_t)((which ? DAC_WORD_B : DAC_WORD_A) | count));
     dac_written[which] = count;
+    uart_drain_rx();
 }
 
 static uint8_t in_pulse(void) { return state == E_START || state == E_ANOD || state == E_END; }
@@ -129,7 +132,7 @@ static void adopt(uint8_t c)
 }
 
 /* Choose the next pulse and wake for it (interrupts disabled, no pulse in progress). */
-static void plan(void)
+static void choose(void)
 {
     uint32_t now = now32();
     int8_t best = -1;
@@ -158,6 +161,7 @@ static void plan(void)
         indicate();
         return;
     }
+    uart_drain_rx(); /* a third of the way through (uart_drain_rx) */
     cur = (uint8_t)best;
     const pulse_plan_t *p = &ch[cur].active;
     for (uint8_t i = 0; i < 4; i++) { /* no edge at 0xFFFF (see wake) */
@@ -177,8 +181,19 @@ static void plan(void)
         next = s + p->period_ticks;
     ch[cur].next_due = next;
     state = E_PREP;
+    /* No drain from here on: a pulse due "at once" is woken for T_AHEAD after now, and
+     * a drain here made the first pulse after a switch-on miss its arming and go out
+     * 93 us late (tests/test_avr_board.py, its pulses 25 ms apart to the cycle). */
     wake((uint16_t)(s - T_PREP_LEAD));
     indicate();
+}
+
+/* choose(), the receivers drained before and after it (uart_drain_rx). */
+static void plan(void)
+{
+    uart_drain_rx();
+    choose();
+    uart_drain_rx();
 }
 
 /* Busy-wait until tick t has passed, serving the receivers meanwhile. */
@@ -194,7 +209,6 @@ static void prep(void)
 {
     const pulse_plan_t *p = &ch[cur].active;
     dac_set(0, p->cathodic_dac);
-    uart_poll_rx(); /* a word takes 10 us: keep the receivers' 2-byte buffers from filling */
     dac_set(1, p->anodic_dac);
     if ((int16_t)((uint16_t)(e1 - T_LEAD) - TCNT1) < (int16_t)T_AHEAD) {
         /* Too late to arm this pulse in time (never expected): plan it again. */
@@ -250,9 +264,15 @@ static void end(void)
     plan();
 }
 
+/* Whether the interrupt must arm an edge in time (its entry may come 24 us before it):
+ * then the receivers are only polled, a byte at a time, in its waits. */
+static uint8_t edge_near(void) { return state == E_START || state == E_ANOD; }
+
 ISR(TIMER1_COMPC_vect)
 {
     PROF_HIGH();
+    if (!edge_near())
+        uart_drain_rx(); /* bytes that came while another interrupt ran */
     switch (state) {
     case E_WAIT: plan(); break;
     case E_PREP: prep(); break;
@@ -261,6 +281,8 @@ ISR(TIMER1_COMPC_vect)
     case E_END: end(); break;
     default: break; /* idle */
     }
+    if (!edge_near())
+        uart_drain_rx();
     PROF_LOW();
 }
 
@@ -285,6 +307,8 @@ void pulses_set(uint8_t channel, const setting_t *setting)
     pulse_plan(setting, &plan_of);
     ATOMIC_BLOCK(ATOMIC_RESTORESTATE)
     {
+        if (!in_pulse())
+            uart_drain_rx(); /* the frame path's planning: see uart_drain_rx */
         chan_t *h = &ch[channel];
         h->pending = plan_of;
         if (in_pulse() && cur == channel) {

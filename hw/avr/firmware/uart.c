@@ -98,7 +98,14 @@ static uint8_t rx_pop(volatile rx_ring_t *ring, const volatile uint16_t *at, uin
     return UART_BYTE;
 }
 
-ISR(USART0_RX_vect) { host_push(UDR0); }
+/* Every byte waiting, not one per interrupt: a second byte does not wait for the
+ * interrupt's return and entry again (80 cycles). */
+ISR(USART0_RX_vect)
+{
+    do
+        host_push(UDR0);
+    while (UCSR0A & _BV(RXC0));
+}
 
 ISR(USART1_RX_vect) { rx_push(&debug_rx, UDR1); }
 
@@ -107,6 +114,14 @@ void uart_poll_rx(void)
     if (UCSR0A & _BV(RXC0))
         host_push(UDR0);
     if (UCSR1A & _BV(RXC1))
+        rx_push(&debug_rx, UDR1);
+}
+
+void uart_drain_rx(void)
+{
+    while (UCSR0A & _BV(RXC0))
+        host_push(UDR0);
+    while (UCSR1A & _BV(RXC1))
         rx_push(&debug_rx, UDR1);
 }
 

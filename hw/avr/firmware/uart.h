@@ -25,9 +25,21 @@ uint8_t uart_debug_pop(uint8_t *byte);
 uint8_t uart_host_send(const uint8_t *data, uint16_t n);
 /* Nonzero while received bytes wait. */
 uint8_t uart_rx_waiting(void);
-/* With interrupts disabled (the pulse engine's waits): move bytes that arrived into the
- * rings, as the receive interrupts would, so that none is lost. */
+/* With interrupts disabled (the pulse engine's waits for an edge): move a byte that
+ * arrived into its ring, at most one per port, so that a call takes at most ~100
+ * cycles. */
 void uart_poll_rx(void);
+/* With interrupts disabled, where time is not critical: move every byte that arrived into
+ * the rings, as the receive interrupts would. The chip holds two unread bytes (its
+ * two-level receive FIFO) and a third in its shift register until the next start bit,
+ * where that one is lost (data overrun): at 1 Mbaud, back to back, a byte must be read
+ * within 20.5 us (328 cycles) of its arrival. So the pulse engine drains the receivers
+ * wherever no edge is to be armed: at the top and the end of its interrupt, around each
+ * DAC word, before, during and after each plan, and at the start of the frame path's
+ * pulses_set when no pulse is under way (2.2.2 served
+ * them only in its waits and between the DAC words, and lost host bytes under the
+ * heaviest traffic at the real byte time: docs/hardware.md). */
+void uart_drain_rx(void);
 
 extern volatile uint16_t uart_rx_overflows;
 extern uint16_t uart_tx_dropped;
