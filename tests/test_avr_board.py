@@ -232,7 +232,7 @@ def test_after_a_burst_the_timeout_counts_from_the_last_frames_arrival(bench):
     arrival of the last frame that kept the session alive (plus a pulse in progress, as
     above). The host stalls, then writes as many STIMs keeping channel 0 on as the board's
     receive buffer takes, in one write, and falls silent. The firmware serves one frame
-    per turn of its main loop, slower than simavr's line brings them, so the last frame
+    per turn of its main loop, slower than the line brings them, so the last frame
     arrives behind others still unanswered and waits in the buffer. Firmware 2.2.1 counted
     the timeout from when it took the frame (405.25-405.65 ms from its arrival to the
     outputs off); 2.2.2 from the arrival, stamped by the receive interrupt (400.24-400.74
