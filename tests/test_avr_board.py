@@ -313,6 +313,7 @@ def test_bursts_at_the_chips_byte_time_lose_no_byte_while_the_pulse_engine_runs(
     lost = of(events, "rx_overrun")
     assert not lost, f"{len(lost)} bytes lost, the first at {lost[0]['board_t_s']} s chip time"
     assert of(events, "counters")[0]["rx_overruns"] == 0
+    assert of(events, "harness_error") == []
     assert [a.code for a in acks] == [p.AckCode.OK] * (1 + BURSTS * len(ramp))
     assert max(e["awaiting"] for e in of(events, "host_frame")) >= 4
     assert clean(events)["channel_0"] >= 10
