@@ -105,7 +105,8 @@ is fully adapted after about that many strides (4 by default), and usable from t
 
 The mounting check. A gyroscope worn upside down or on the other leg gives the mirror
 image of the signal, and the state machine finds "strides" in it too (with the sign
-flipped, 0 of 116 events matched on a recording while the counts looked normal). So
+flipped and the check off, none of 297 events matched on a simulated 60 s walk:
+docs/detection.md, "The mounting check", has the commands). So
 during the first ``mount_check_strides`` strides a second copy of the state machine runs
 on the signal with its sign flipped, and each copy measures its strides' swing
 fraction (toe off to heel strike over toe off to toe off, the toe off dated from the
