@@ -75,6 +75,9 @@ def test_link_bench_says_what_ended_its_loop_early(monkeypatch, capsys):
     # way the line names the fault that ended the loop.
     assert re.search(r"ended by: safety watchdog fault \((emergency_stop: e-stop \(test\)"
                      r"|heartbeat_timeout_ms: .* > 20 ms)", out), out
+    # docs/protocol.md ("At the start") quotes how long the start kept the board waiting.
+    (start,) = re.findall(r"last HELLO to the loop's first sample: ([0-9.]+) ms", out)
+    assert 0.0 < float(start) < 1000.0, out
 
 
 def test_writer_first_use_bench_runs_its_trial_and_times_the_warm_up(capsys):

@@ -8,6 +8,13 @@ the command changed, a HEARTBEAT otherwise) and publishing the status line's fig
 from the moment it wrote the sample to the moment it read the first frame answering it,
 and logs the figures when it stops; this prints them. A real board adds the wire and USB
 times of docs/protocol.md ("Latency budget") to these.
+
+It also prints how long the loop's start kept the board waiting: from the last HELLO
+written to the first sample the loop read (docs/protocol.md, "At the start": the board's
+communication timeout runs from its HELLO, the host's watchdog from the loop's first
+command). The loop is prepared as ``fes run`` prepares it (kernels warmed up, heap
+frozen, the board connected by ``BoardPacedClock`` when the loop starts), so the figure
+is the handshake, START_STREAM and the first sample's wait.
 """
 
 from __future__ import annotations
@@ -18,17 +25,20 @@ import os
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 from controller.config import load_config
 from controller.detect.config import build_detector
 from controller.loop import run_loop
+from controller.ports import Sample
 from controller.safety import Watchdog
 from controller.stim.scheduler import StimScheduler
 from controller.trial.live import BoardPacedClock, LiveSource, LiveStatus, warm_up
 from controller.trial.recorder import TrialRecorder
 from controller.trial.session import watched_sensors
-from hw.board import Board, BoardRequirements
+from hw import protocol
+from hw.board import Board, BoardRequirements, Sent
 from hw.realtime import frozen_heap
 
 
@@ -42,6 +52,33 @@ def _start_emulator(log: Path, seed: int) -> tuple[subprocess.Popen[str], str]:
     return proc, proc.stdout.readline().strip()
 
 
+class StartTimedBoard(Board):
+    """A ``Board`` that notes on ``time.monotonic`` when it last wrote a HELLO and when
+    the first sample was read from it: the window in which the board's timeout runs and
+    the host's watchdog is not yet armed."""
+
+    hello_s: float | None = None
+    first_sample_s: float | None = None
+
+    def _send(self, message: protocol.Message) -> Sent | None:
+        sent = super()._send(message)
+        if isinstance(message, protocol.Hello):
+            self.hello_s = time.monotonic()
+        return sent
+
+    def read(self) -> Sample | None:
+        sample = super().read()
+        if sample is not None and self.first_sample_s is None:
+            self.first_sample_s = time.monotonic()
+        return sample
+
+    def hello_to_first_sample_ms(self) -> float | None:
+        """Milliseconds from the last HELLO to the first sample read (None: none read)."""
+        if self.hello_s is None or self.first_sample_s is None:
+            return None
+        return (self.first_sample_s - self.hello_s) * 1e3
+
+
 def measure(seconds: float, seed: int) -> dict[str, float]:
     """Run the loop against an emulator for ``seconds``; the emulator's round-trip log."""
     config = load_config(overrides={"loop": {"duration_s": seconds}})
@@ -51,8 +88,8 @@ def measure(seconds: float, seed: int) -> dict[str, float]:
         log = Path(tmp) / "board.jsonl"
         proc, path = _start_emulator(log, seed)
         try:
-            board = Board(path, BoardRequirements(config.safety, rate_hz), heartbeat_s=0.0,
-                          link_timeout_s=0.3, max_backlog_s=0.3)
+            board = StartTimedBoard(path, BoardRequirements(config.safety, rate_hz),
+                                    heartbeat_s=0.0, link_timeout_s=0.3, max_backlog_s=0.3)
             detector = build_detector(config.detector, rate_hz)
             watchdog = Watchdog(board, config.safety, watched_sensors(config))
             scheduler = StimScheduler(config.stim)
@@ -70,6 +107,7 @@ def measure(seconds: float, seed: int) -> dict[str, float]:
         records = [json.loads(line) for line in log.read_text().splitlines()]
     result = next(r for r in records if r["event"] == "round_trips")
     result["samples"] = outcome.samples
+    result["hello_to_first_sample_ms"] = board.hello_to_first_sample_ms()
     result["fault"] = _why_ended(board, watchdog)
     return result
 
@@ -103,6 +141,9 @@ def main(argv: list[str] | None = None) -> int:
             f"{r['max_ms']:.3f} ms; later than one sample period (2 ms): "
             f"{r['over_one_period']} ({100.0 * r['over_one_period'] / r['count']:.2f} %)"
         )
+    start = r["hello_to_first_sample_ms"]
+    print("  last HELLO to the loop's first sample: "
+          + (f"{start:.3f} ms" if start is not None else "no sample read"))
     print(f"  machine load average {load:.2f} on {os.cpu_count()} cores"
           + (f"; ended by: {r['fault']}" if r["fault"] else ""))
     return 0
