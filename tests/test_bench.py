@@ -91,3 +91,20 @@ def test_writer_first_use_bench_runs_its_trial_and_times_the_warm_up(capsys):
     assert re.search(r"^log writer warmed up in [0-9.]+ ms$", out, re.MULTILINE), out
     assert "exit 0; the first infinite cell at 1 s of trial" in out
     assert "Traceback" not in out
+
+
+def test_kill_lock_bench_times_the_folder_lock_after_each_kill(tmp_path, capsys):
+    """docs/files.md ("What survives a crash") quotes how long a killed trial's writer
+    keeps its folder locked: the benchmark must kill each trial and time the lock."""
+    from controller.bench.kill_lock import COMMANDS
+    from controller.bench.kill_lock import main as kill_lock
+
+    assert kill_lock(["--runs", "1", "--after-s", "0.5", "--dir", str(tmp_path / "t")]) == 0
+    out = capsys.readouterr().out
+    for options in COMMANDS:
+        assert re.search(rf"^fes sim {re.escape(' '.join(options))}, SIGKILL 0.5 s after its "
+                         r"first file: folder free [0-9.]+ ms after the reaping$", out,
+                         re.MULTILINE), out
+    assert "machine load average" in out
+    assert not (tmp_path / "t").exists()
+
