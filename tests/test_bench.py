@@ -108,3 +108,17 @@ def test_kill_lock_bench_times_the_folder_lock_after_each_kill(tmp_path, capsys)
     assert "machine load average" in out
     assert not (tmp_path / "t").exists()
 
+
+def test_disk_room_bench_watches_the_parquet_parts_grow(tmp_path, capsys):
+    """docs/files.md ("Room on the disk") quotes the parts' growth a second and the
+    folder's peak while they are merged: ``--parts`` must print both."""
+    from controller.bench.disk_room import main as disk_room
+
+    assert disk_room(["--parts", "--duration-s", "2", "--dir", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    for table in ("events", "samples", "timing"):
+        (line,) = [row for row in out.splitlines() if row.startswith(f"{table}.parquet")]
+        assert float(line.split(", ")[1].split()[0]) > 0.0, line
+    (peak, merged) = re.findall(r"^folder: ([0-9.]+) bytes a sample at its peak, ([0-9.]+) "
+                                r"merged$", out, re.MULTILINE)[0]
+    assert float(peak) > float(merged) > 0.0, out

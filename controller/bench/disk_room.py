@@ -9,7 +9,16 @@ at 200 Hz, a ``--realtime`` one at 1 kHz and at 500 Hz, a ``--format parquet`` o
 estimate ``controller.trial.diskroom`` makes of the same files (the tables without the
 margin; the whole folder with it), so the figures of docs/files.md ("Room on the disk")
 can be made again. A Parquet trial's size is the merged files' after the end: its parts,
-which exist beside them until the merge ends, are not seen here.
+which exist beside them until the merge ends, are not seen there.
+
+    python -m controller.bench.disk_room --parts [--duration-s 20] [--every-s 0.01]
+
+runs one ``fes sim --realtime --rate-hz 1000 --format parquet`` instead and reads the
+bytes of its folder every ``--every-s`` while it runs: the largest size of each
+``*.parquet.partial/`` folder of parts over the trial's seconds (each part carries the
+schema and the config in its footer: ``PARQUET_PART_FOOTER_FACTOR`` of
+``controller.trial.diskroom``), and the whole folder at its peak (parts and merged files
+side by side until the merge ends) and after the end, in bytes a sample.
 """
 
 from __future__ import annotations
@@ -19,6 +28,7 @@ import csv
 import json
 import subprocess
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -83,6 +93,50 @@ def trials(duration_s: float) -> list[tuple[str, list[str], bool, str]]:
     return made
 
 
+def folder_bytes(folder: Path) -> dict[str, int]:
+    """The bytes of the files under ``folder``, in all and per ``*.parquet.partial``
+    folder (a file that goes while it is read counts as gone)."""
+    sizes = {"folder": 0}
+    for path in folder.rglob("*"):
+        try:
+            size = path.stat().st_size if path.is_file() else 0
+        except FileNotFoundError:
+            continue
+        sizes["folder"] += size
+        parent = path.parent.name
+        if parent.endswith(".parquet.partial"):
+            sizes[parent] = sizes.get(parent, 0) + size
+    return sizes
+
+
+def watch_parts(out: Path, duration_s: float, every_s: float) -> list[str] | None:
+    """Run a real-time 1 kHz Parquet ``fes sim`` into ``out``, reading its folder every
+    ``every_s``; the lines of figures to print (None: the trial failed)."""
+    rate_hz = 1000.0
+    n = round(duration_s * rate_hz)
+    command = [sys.executable, "-m", "controller.cli", "sim", "--realtime", "--rate-hz",
+               f"{rate_hz:g}", "--format", "parquet", "--duration-s", f"{duration_s:g}",
+               "--out", str(out), "--overwrite"]
+    largest: dict[str, int] = {}
+    with subprocess.Popen(command, stdout=subprocess.DEVNULL,
+                          stderr=subprocess.DEVNULL) as proc:
+        while proc.poll() is None:
+            if out.is_dir():
+                for name, size in folder_bytes(out).items():
+                    largest[name] = max(largest.get(name, 0), size)
+            time.sleep(every_s)
+    if proc.returncode != 0:
+        return None
+    config_bytes = (out / "config.json").stat().st_size
+    lines = [f"fes {' '.join(command[3:-3])}, read every {every_s:g} s; config.json "
+             f"{config_bytes / 1e3:.1f} kB"]
+    lines += [f"{name}/: at most {size / 1e3:.1f} kB, {size / duration_s / 1e3:.1f} kB a "
+              f"second of trial" for name, size in sorted(largest.items()) if name != "folder"]
+    lines.append(f"folder: {largest.get('folder', 0) / n:.1f} bytes a sample at its peak, "
+                 f"{folder_bytes(out)['folder'] / n:.1f} merged")
+    return lines
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m controller.bench.disk_room",
                                      description=__doc__.split("\n\n")[0])
@@ -90,7 +144,22 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="each trial's length (default 30)")
     parser.add_argument("--dir", type=Path, default=Path("/tmp/disk-room"),
                         help="where the trials are written (default /tmp/disk-room)")
+    parser.add_argument("--parts", action="store_true",
+                        help="instead, watch one real-time Parquet trial's parts grow")
+    parser.add_argument("--every-s", type=float, default=0.01,
+                        help="with --parts: how often the folder is read (default 0.01)")
     args = parser.parse_args(argv)
+    if not (args.duration_s > 0 and args.every_s > 0):
+        parser.error("--duration-s and --every-s must be positive")
+    if args.parts:
+        lines = watch_parts(args.dir / "parquet-parts", args.duration_s, args.every_s)
+        if lines is None:
+            print("disk_room: the fes sim --realtime --format parquet trial failed "
+                  f"(run it by hand into {args.dir / 'parquet-parts'} to see why)",
+                  file=sys.stderr)
+            return 1
+        print("\n".join(lines))
+        return 0
     for name, options, realtime, data_format in trials(args.duration_s):
         out = args.dir / name
         subprocess.run([sys.executable, "-m", "controller.cli", "sim", *options, "--out",

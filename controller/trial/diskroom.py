@@ -63,8 +63,9 @@ DOCUMENT_BYTES = 64 * 1024
 CONFIG_BYTES = 8192
 #: A Parquet part per second of trial and table (a wall-clock trial's writer writes
 #: one a second; the virtual clock's, one a second of wall time, fewer) carries the
-#: schema and the trial's config in its footer: some twice ``config.json``. Measured:
-#: ``events.parquet.partial/`` grew 9.7 kB a second (config.json 5.7 kB).
+#: schema and the trial's config in its footer: some twice ``config.json``. Measured
+#: (``python -m controller.bench.disk_room --parts``, 7 Dec 2026):
+#: ``events.parquet.partial/`` grew 10.0 kB a second (config.json 5.7 kB).
 PARQUET_PART_FOOTER_FACTOR = 2
 PARQUET_TABLES = 3
 #: Kept on top of the estimate: walks unlike the measured ones (a heel force over 1000 N
