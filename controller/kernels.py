@@ -10,8 +10,9 @@ the simulated patient and the trial files alike (and, for choosing between kerne
   receives, slices or hands on is paired with an atomic increment and decrement. The
   per-sample kernels pass half a dozen arrays through a dozen small functions per
   sample, so with the runtime on most of their time went into those atomics (the
-  simulated limb: 530 ns of 620 ns per sample, measured with ``perf``; the detectors:
-  about 100 ns per sample, twenty times the detection work). They never allocate: state,
+  simulated limb: 530 ns of 620 ns per sample, measured once with ``perf``; the
+  detectors: 52-181 ns per sample on kernels of 15-81 ns, ``python -m
+  controller.bench.detector --nrt``, 7 Dec 2026). They never allocate: state,
   parameters, logs and outputs are arrays the Python object that calls them created and
   keeps alive, so they need no runtime, and a kernel that tried to allocate would fail
   to compile, loudly.

@@ -122,3 +122,19 @@ def test_disk_room_bench_watches_the_parquet_parts_grow(tmp_path, capsys):
     (peak, merged) = re.findall(r"^folder: ([0-9.]+) bytes a sample at its peak, ([0-9.]+) "
                                 r"merged$", out, re.MULTILINE)[0]
     assert float(peak) > float(merged) > 0.0, out
+
+
+def test_detector_bench_prints_what_numbas_runtime_costs_each_kernel(capsys):
+    """docs/decisions.md quotes what compiling the kernels without numba's runtime saves
+    per sample: ``--nrt`` must time every detector both ways. (14 s on one CPU: its child
+    compiles every detector and the walk afresh.)"""
+    from controller.bench.detector import DETECTORS
+    from controller.bench.detector import main as detector_bench
+
+    assert detector_bench(["--seconds", "2", "--twin-seconds", "0.2", "--repeat", "1",
+                           "--nrt"]) == 0
+    out = capsys.readouterr().out
+    for name in DETECTORS:
+        (row,) = re.findall(rf"^\| {re.escape(name)} \| (\d+) \| (\d+) \| ([+-]\d+) ns \|$",
+                            out, re.MULTILINE)
+        assert int(row[0]) > 0 and abs(int(row[1]) - int(row[0]) - int(row[2])) <= 1, row

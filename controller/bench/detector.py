@@ -2,6 +2,7 @@
 speed-up of the compiled kernel over the same state machine run as plain Python.
 
     python -m controller.bench.detector [--seconds S] [--twin-seconds S] [--repeat N]
+                                        [--nrt]
 
 The input is the simulated ``moderate`` patient walking at 1 kHz (seed 0): shank gyro,
 heel switch and heel force, so every branch of the state machines is exercised. For each
@@ -17,6 +18,11 @@ detector it prints
   it is than the compiled kernel (target: at least 50x). Running the same source keeps
   the twin identical to the kernel by construction; the benchmark checks that both find
   the same events.
+
+With ``--nrt`` it also times each compiled kernel as it would be with numba's runtime
+(NRT) on, in a child process whose kernels are compiled with ``_nrt`` and cached in a
+folder of their own: what compiling the kernels without the runtime saves per sample
+(its reference counting of arrays; docs/decisions.md, ``controller/kernels.py``).
 
 Timings are the best of ``--repeat`` runs (the least disturbed by other processes).
 """
@@ -135,6 +141,43 @@ def _twin_child(name: str, path: str) -> dict[str, object]:
     return {"per_sample_s": per_sample, "events": events}
 
 
+def with_runtime(seconds: float, repeat: int) -> dict[str, float]:
+    """Each detector's compiled kernel cost per sample (s) with numba's runtime on,
+    measured in a child process on the walk of ``seconds``: its kernels are made with
+    ``_nrt`` on before any is compiled, and cached apart (numba's cache does not tell
+    the two apart)."""
+    code = (
+        "import json\nfrom controller import kernels\n"
+        "if kernels.KERNELS:\n"
+        "    raise RuntimeError('a kernel was made before the runtime was switched on')\n"
+        "kernels.OPTIONS['_nrt'] = kernels.DISPATCH_OPTIONS['_nrt'] = True\n"
+        "from controller.bench import detector as bench\n"
+        f"print(json.dumps(bench._runtime_child({seconds!r}, {repeat!r})))\n"
+    )
+    with tempfile.TemporaryDirectory() as cache:
+        done = subprocess.run(
+            [sys.executable, "-c", code], env=dict(os.environ, NUMBA_CACHE_DIR=cache),
+            capture_output=True, text=True, check=True,
+        )
+    return {name: float(cost) for name, cost in json.loads(done.stdout).items()}
+
+
+def _runtime_child(seconds: float, repeat: int) -> dict[str, float]:
+    signals = walk(seconds)
+    return {name: measure(name, signals, repeat)["kernel_s"] for name in DETECTORS}
+
+
+def render_runtime(rows: Sequence[dict[str, object]], runtime: dict[str, float]) -> str:
+    """The kernels' cost without and with numba's runtime, as a Markdown table."""
+    lines = ["| detector | kernel ns/sample | with numba's runtime | the runtime's cost |",
+             "|---|---|---|---|"]
+    for row in rows:
+        without, on = float(row["kernel_s"]), runtime[str(row["name"])]  # type: ignore[arg-type]
+        lines.append(f"| {row['name']} | {without * 1e9:.0f} | {on * 1e9:.0f} | "
+                     f"{(on - without) * 1e9:+.0f} ns |")
+    return "\n".join(lines)
+
+
 def same_events(a: Sequence[Sequence[float]], b: Sequence[Sequence[float]]) -> bool:
     """Same kinds, same times to a nanosecond."""
     return len(a) == len(b) and all(
@@ -171,6 +214,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="part of it run by the pure-Python twin (default 5)")
     parser.add_argument("--repeat", type=int, default=5, metavar="N",
                         help="timing runs; the best counts (default 5)")
+    parser.add_argument("--nrt", action="store_true",
+                        help="also time the compiled kernels with numba's runtime on (a "
+                        "child process compiles them again)")
     args = parser.parse_args(argv)
     if not (args.seconds > 0 and args.twin_seconds > 0 and args.repeat >= 1):
         parser.error("--seconds and --twin-seconds must be positive, --repeat at least 1")
@@ -187,6 +233,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"simulated walk (moderate, seed 0) at {RATE_HZ:g} Hz, {args.seconds:g} s; "
           f"twin on the first {args.twin_seconds:g} s; best of {args.repeat}")
     print(render(rows))
+    if args.nrt:
+        print(f"\nwith numba's runtime (NRT) on, the same walk, best of {args.repeat}")
+        print(render_runtime(rows, with_runtime(args.seconds, args.repeat)))
     return 0
 
 
