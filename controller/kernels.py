@@ -10,12 +10,12 @@ the simulated patient and the trial files alike (and, for choosing between kerne
   receives, slices or hands on is paired with an atomic increment and decrement. The
   per-sample kernels pass half a dozen arrays through a dozen small functions per
   sample, so with the runtime on most of their time went into those atomics (the
-  simulated limb: 530 ns of 620 ns per sample, measured once with ``perf``; the
-  detectors: 52-181 ns per sample on kernels of 15-81 ns, ``python -m
-  controller.bench.detector --nrt``, 7 Dec 2026). They never allocate: state,
-  parameters, logs and outputs are arrays the Python object that calls them created and
-  keeps alive, so they need no runtime, and a kernel that tried to allocate would fail
-  to compile, loudly.
+  simulated limb: 227-256 ns of 355-373 ns per sample, ``python -m
+  controller.bench.simulator --nrt``; the detectors: 52-181 ns per sample on kernels of
+  15-81 ns, ``python -m controller.bench.detector --nrt``; 7 Dec 2026). They never
+  allocate: state, parameters, logs and outputs are arrays the Python object that calls
+  them created and keeps alive, so they need no runtime, and a kernel that tried to
+  allocate would fail to compile, loudly.
 
   They are also compiled ``forceinline`` (LLVM's ``alwaysinline``). numba compiles each
   function on its own and links it into its callers, and there LLVM's inliner found the

@@ -138,3 +138,18 @@ def test_detector_bench_prints_what_numbas_runtime_costs_each_kernel(capsys):
         (row,) = re.findall(rf"^\| {re.escape(name)} \| (\d+) \| (\d+) \| ([+-]\d+) ns \|$",
                             out, re.MULTILINE)
         assert int(row[0]) > 0 and abs(int(row[1]) - int(row[0]) - int(row[2])) <= 1, row
+
+
+def test_simulator_bench_prints_what_numbas_runtime_costs_the_patient(capsys):
+    """docs/simulator.md quotes the share of the patient's time numba's runtime would
+    take: ``--nrt`` must time the patient alone both ways."""
+    from controller.bench.simulator import main as simulator_bench
+
+    assert simulator_bench(["--duration-s", "5", "--loop-duration-s", "1", "--repeats", "1",
+                            "--nrt"]) == 0
+    out = capsys.readouterr().out
+    (with_nrt, without, share) = re.findall(
+        r"^  with numba's runtime on: [0-9,]+x real time \(CPU\), (\d+) ns a sample against "
+        r"(\d+) ns: the runtime's share (-?\d+)%$", out, re.MULTILINE)[0]
+    assert int(with_nrt) > 0 and int(without) > 0, out
+    assert abs(round(100 * (1 - int(without) / int(with_nrt))) - int(share)) <= 1, out

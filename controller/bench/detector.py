@@ -20,9 +20,8 @@ detector it prints
   the same events.
 
 With ``--nrt`` it also times each compiled kernel as it would be with numba's runtime
-(NRT) on, in a child process whose kernels are compiled with ``_nrt`` and cached in a
-folder of their own: what compiling the kernels without the runtime saves per sample
-(its reference counting of arrays; docs/decisions.md, ``controller/kernels.py``).
+(NRT) on (``controller.bench.runtime``): what compiling the kernels without the runtime
+saves per sample (its reference counting of arrays; docs/decisions.md).
 
 Timings are the best of ``--repeat`` runs (the least disturbed by other processes).
 """
@@ -41,6 +40,7 @@ from pathlib import Path
 
 import numpy as np
 
+from controller.bench.runtime import with_runtime
 from controller.detect.config import DetectorConfig
 from controller.detect.detector import GaitDetector, detect_batch
 from controller.ports import Sample
@@ -141,28 +141,8 @@ def _twin_child(name: str, path: str) -> dict[str, object]:
     return {"per_sample_s": per_sample, "events": events}
 
 
-def with_runtime(seconds: float, repeat: int) -> dict[str, float]:
-    """Each detector's compiled kernel cost per sample (s) with numba's runtime on,
-    measured in a child process on the walk of ``seconds``: its kernels are made with
-    ``_nrt`` on before any is compiled, and cached apart (numba's cache does not tell
-    the two apart)."""
-    code = (
-        "import json\nfrom controller import kernels\n"
-        "if kernels.KERNELS:\n"
-        "    raise RuntimeError('a kernel was made before the runtime was switched on')\n"
-        "kernels.OPTIONS['_nrt'] = kernels.DISPATCH_OPTIONS['_nrt'] = True\n"
-        "from controller.bench import detector as bench\n"
-        f"print(json.dumps(bench._runtime_child({seconds!r}, {repeat!r})))\n"
-    )
-    with tempfile.TemporaryDirectory() as cache:
-        done = subprocess.run(
-            [sys.executable, "-c", code], env=dict(os.environ, NUMBA_CACHE_DIR=cache),
-            capture_output=True, text=True, check=True,
-        )
-    return {name: float(cost) for name, cost in json.loads(done.stdout).items()}
-
-
 def _runtime_child(seconds: float, repeat: int) -> dict[str, float]:
+    """(In ``with_runtime``'s child.) Each detector's compiled kernel cost per sample."""
     signals = walk(seconds)
     return {name: measure(name, signals, repeat)["kernel_s"] for name in DETECTORS}
 
@@ -235,7 +215,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(render(rows))
     if args.nrt:
         print(f"\nwith numba's runtime (NRT) on, the same walk, best of {args.repeat}")
-        print(render_runtime(rows, with_runtime(args.seconds, args.repeat)))
+        runtime = with_runtime("controller.bench.detector", "_runtime_child", args.seconds,
+                               args.repeat)
+        print(render_runtime(rows, runtime))
     return 0
 
 

@@ -25,7 +25,9 @@ before (``controller.sharedmem.shared_empty``) and the parsed TOML files: each
 closed-loop line also gives the least and median wall time of a trial, and the first of
 its trials alone, on fresh memory with the files parsed anew, as in a one-trial ``fes
 sim``. Options: ``--patient``, ``--duration-s``,
-``--loop-duration-s``, ``--repeats``.
+``--loop-duration-s``, ``--repeats``; ``--nrt`` also times the patient alone (1.) with
+numba's runtime on (``controller.bench.runtime``): what compiling its kernels without
+the runtime saves per sample (docs/simulator.md, "Decisions and limits of the model").
 """
 
 from __future__ import annotations
@@ -47,6 +49,7 @@ from typing import Any, NamedTuple
 import numpy as np
 
 from controller import resources, sharedmem
+from controller.bench.runtime import with_runtime
 from controller.config import load_config
 from controller.ports import StimCommand
 from controller.trial import simulated
@@ -112,6 +115,13 @@ def stimulated_walk(patient: str, duration_s: float) -> tuple[PatientProfile, np
 def patient_alone(profile: PatientProfile, commands: np.ndarray) -> None:
     """Build a limb and run it open loop over ``commands`` (one per 1 kHz sample)."""
     SimulatedLimb(profile, RATE_HZ, commands.shape[0] / RATE_HZ, seed=1).run(commands)
+
+
+def _alone_child(patient: str, duration_s: float, repeats: int) -> float:
+    """(In ``with_runtime``'s child.) The least CPU seconds of the patient alone."""
+    profile, commands = stimulated_walk(patient, duration_s)
+    patient_alone(profile, commands[:2000])  # compile before timing
+    return _best_s(lambda: patient_alone(profile, commands), repeats).cpu
 
 
 def patient_through_ports(patient: str, duration_s: float) -> None:
@@ -208,6 +218,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--loop-duration-s", type=float, default=60.0,
                         help="simulated time of the closed-loop runs (default 60)")
     parser.add_argument("--repeats", type=int, default=3, help="runs per figure (default 3)")
+    parser.add_argument("--nrt", action="store_true",
+                        help="also time the patient alone with numba's runtime on (a child "
+                        "process compiles it again)")
     args = parser.parse_args(argv)
     patient, duration, loop_duration = args.patient, args.duration_s, args.loop_duration_s
 
@@ -219,6 +232,13 @@ def main(argv: list[str] | None = None) -> int:
         alone = _best_s(lambda: patient_alone(profile, commands), args.repeats)
         print(f"patient alone, batch run at 1 kHz ({patient}, {duration:g} s stimulated "
               f"walk): {_factors(duration, alone)}")
+        if args.nrt:
+            on = with_runtime("controller.bench.simulator", "_alone_child", patient,
+                              duration, args.repeats)
+            per_sample = [cpu / duration * 1e9 / RATE_HZ for cpu in (alone.cpu, on)]
+            print(f"  with numba's runtime on: {duration / on:,.0f}x real time (CPU), "
+                  f"{per_sample[1]:.0f} ns a sample against {per_sample[0]:.0f} ns: the "
+                  f"runtime's share {1 - per_sample[0] / per_sample[1]:.0%}")
         ports_s = min(loop_duration, duration)
         ports = _best_s(lambda: patient_through_ports(patient, ports_s), args.repeats)
         print(f"patient alone, read/apply per sample at 1 kHz: {_factors(ports_s, ports)}")
