@@ -153,3 +153,14 @@ def test_simulator_bench_prints_what_numbas_runtime_costs_the_patient(capsys):
         r"(\d+) ns: the runtime's share (-?\d+)%$", out, re.MULTILINE)[0]
     assert int(with_nrt) > 0 and int(without) > 0, out
     assert abs(round(100 * (1 - int(without) / int(with_nrt))) - int(share)) <= 1, out
+
+
+def test_writer_first_use_bench_hands_its_options_to_the_trial(capsys):
+    """docs/files.md quotes a Parquet trial's warm-up: options after ``--`` must reach
+    ``fes sim`` (a wrong one fails the trial, exit 1, and says why)."""
+    from controller.bench.writer_first_use import main as writer_first_use
+
+    assert writer_first_use(["--duration-s", "2", "--at-s", "1", "--rate-hz", "500",
+                             "--", "--format", "nonsense"]) == 1
+    out = capsys.readouterr().out
+    assert "--format" in out and "nonsense" in out, out

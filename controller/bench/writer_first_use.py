@@ -2,7 +2,7 @@
 CSV renderer leaves to Python.
 
     python -m controller.bench.writer_first_use [--duration-s S] [--at-s S] [--rate-hz HZ]
-                                                [--code DIR]
+                                                [--code DIR] [-- fes sim options]
 
 Runs ``fes sim --realtime`` in a child interpreter whose limb truth column
 ``ankle_angle_deg`` reaches the files as an infinity from ``--at-s`` of trial on (a cell
@@ -11,8 +11,10 @@ would be), and reads its log writer's resident set (``VmRSS``) and its parts
 (``controller.bench.live_memory.PARTS``: anonymous, mapped files, shared) from ``/proc``
 every second of wall time. A writer that compiles or loads a kernel on that cell maps
 LLVM's code then (mapped files jump); one that was ready before the loop does not. Where
-the code has a writer warm-up, the child also prints how long it took. Exit 1 when the
-trial did not end with exit 0 (its output above says why): its figures measured nothing.
+the code has a writer warm-up, the child also prints how long it took (options after
+``--`` go to the ``fes sim``: ``--format parquet``, a warm-up with Parquet's sinks). Exit
+1 when the trial did not end with exit 0 (its output above says why): its figures
+measured nothing.
 
 ``--code DIR`` runs the trial on the code of another checkout (``git archive <commit>
 controller sim hw configs | tar -x -C DIR``: its numba cache is its own, so its first
@@ -33,7 +35,8 @@ from pathlib import Path
 
 from controller.bench.live_memory import PARTS, children, resident_mb
 
-#: The child: argv 1 folder, 2 duration, 3 rate, 4 the first infinite sample.
+#: The child: argv 1 folder, 2 duration, 3 rate, 4 the first infinite sample, 5 the rate's
+#: config file, then options for ``fes sim``.
 _TRIAL = textwrap.dedent(
     """
     import sys, time
@@ -63,7 +66,7 @@ _TRIAL = textwrap.dedent(
     with open(sys.argv[5], "w") as config:
         config.write(f"[loop]\\nsample_rate_hz = {sys.argv[3]}\\n")
     sys.exit(main(["sim", "--realtime", "--duration-s", sys.argv[2], "--out", sys.argv[1],
-                   "--config", sys.argv[5]]))
+                   "--config", sys.argv[5], *sys.argv[6:]]))
     """
 )
 
@@ -85,6 +88,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--code", type=Path, default=None, metavar="DIR",
                         help="a checkout whose controller/, sim/ and hw/ the trial runs "
                         "(default: this one)")
+    parser.add_argument("options", nargs="*", help="after --: options for the fes sim")
     args = parser.parse_args(argv)
     if not 0.0 < args.at_s < args.duration_s:
         parser.error("--at-s: above 0 and below --duration-s")
@@ -102,7 +106,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             process = subprocess.Popen(
                 [sys.executable, "-c", _TRIAL, str(Path(folder) / "trial"),
                  f"{args.duration_s:g}", f"{args.rate_hz:g}",
-                 str(round(args.at_s * args.rate_hz)), str(Path(folder) / "rate.toml")],
+                 str(round(args.at_s * args.rate_hz)), str(Path(folder) / "rate.toml"),
+                 *args.options],
                 stdout=subprocess.DEVNULL, stderr=stderr, env=env,
                 cwd=folder)  # not this checkout's folder: ``-c`` puts it on the path
             started = time.monotonic()
