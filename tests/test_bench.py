@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 
+import pytest
+
 from controller.bench.loop import main
 
 
@@ -124,6 +126,7 @@ def test_disk_room_bench_watches_the_parquet_parts_grow(tmp_path, capsys):
     assert float(peak) > float(merged) > 0.0, out
 
 
+@pytest.mark.slow  # its child compiles every kernel afresh (14-19 s): -m slow
 def test_detector_bench_prints_what_numbas_runtime_costs_each_kernel(capsys):
     """docs/decisions.md quotes what compiling the kernels without numba's runtime saves
     per sample: ``--nrt`` must time every detector both ways. (14 s on one CPU: its child
@@ -140,6 +143,7 @@ def test_detector_bench_prints_what_numbas_runtime_costs_each_kernel(capsys):
         assert int(row[0]) > 0 and abs(int(row[1]) - int(row[0]) - int(row[2])) <= 1, row
 
 
+@pytest.mark.slow  # its child compiles every kernel afresh (14-19 s): -m slow
 def test_simulator_bench_prints_what_numbas_runtime_costs_the_patient(capsys):
     """docs/simulator.md quotes the share of the patient's time numba's runtime would
     take: ``--nrt`` must time the patient alone both ways."""
