@@ -40,6 +40,10 @@ from controller.trial.live import LinkLimits, run_live_trial
 SPEED = "2"
 #: The two trial times compared (500 Hz), both after the first window.
 FIRST_S, SECOND_S = 40.0, 100.0
+#: Trial time after ``SECOND_S`` (board seconds, 2 s of wall time): the writer, which
+#: stays some 50 ms (its ``poll_s``) behind the loop, has the rows of ``SECOND_S`` while
+#: the trial still runs. Nothing is measured in it (it was 10 s until 7 Dec 2026).
+TAIL_S = 4.0
 RATE_HZ = 500
 #: Python's allocated blocks the trial's process may hold more per minute of trial: a
 #: leak of one object a stride would be some 50, one a sample 30,000. Measured on 7 Dec
@@ -108,7 +112,7 @@ def _measured(tmp_path: Path, monkeypatch, link: str) -> tuple[list[int], list[i
 
     monkeypatch.setattr(live.LiveSource, "read", counted_read)
     monkeypatch.setattr(scores.StreamedColumns, "add", traced_add)
-    config = load_config(None, {"loop": {"duration_s": SECOND_S + 10.0,
+    config = load_config(None, {"loop": {"duration_s": SECOND_S + TAIL_S,
                                          "sample_rate_hz": RATE_HZ}})
     # Past what fes run accepts (model_copy does not validate): see WALL_CLOCK_MS.
     config = config.model_copy(update={"safety": config.safety.model_copy(
