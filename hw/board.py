@@ -98,7 +98,9 @@ KNOWN_FIRMWARE: dict[tuple[int, int, int], str] = {
     (2, 2, 3): "AVR firmware of hw/avr (ATmega2560, Arduino Mega 2560): 2.2.2 whose pulse "
     "engine and pulse planning read the host's receiver while interrupts are off, so no "
     "host byte waits in the chip's 2-byte receive FIFO long enough to be overrun; "
-    "tests/test_avr_*.py run it in simavr at the chip's byte time",
+    "tests/test_avr_*.py run it in simavr at the chip's byte time. It never reads the "
+    "receiver's data-overrun flag (DOR0): a byte its chip loses all the same only "
+    "damages a frame, the outputs stay on and the host is not told",
     (1, 2, 0): "reference firmware of docs/protocol.md v4 (hw.firmware, the emulator): "
     "speaks versions 1 to 4, pulse shapes, its own charge-per-phase and duty-cycle limits",
 }
