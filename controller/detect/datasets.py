@@ -25,6 +25,7 @@ import itertools
 import json
 import re
 import warnings
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -42,6 +43,8 @@ FORCE_REFERENCE_N = 20.0
 FORCE_REFERENCE_MIN_RUN_S = 0.06
 #: A gaitpdb walk's file name: subject and walk number, e.g. ``GaCo01_01.txt``.
 GAITPDB_WALKS = "*_[0-9][0-9].txt"
+#: The Xsens packet counter counts modulo this (16 bits).
+PACKET_COUNTER_WRAP = 65536
 _VOISARD_SIDES = (("lf", "LeftFootEvents", "left"), ("rf", "RightFootEvents", "right"))
 
 
@@ -84,17 +87,33 @@ def read_voisard_gyro(path: Path) -> tuple[np.ndarray, dict[str, np.ndarray], fl
     with path.open(encoding="utf-8") as handle:
         rate_hz = _voisard_rate_hz(path, handle.readline())
         header = handle.readline().split()
-        with warnings.catch_warnings():  # numpy's "input contained no data": said below
-            warnings.simplefilter("ignore", UserWarning)
-            data = np.loadtxt(handle, ndmin=2)
+        counter, gyro = xsens_gyro_rows(
+            path, handle, header, "its two header lines have no sample row below them"
+        )
+    return (counter - counter[0]) / rate_hz, gyro, rate_hz
+
+
+def xsens_gyro_rows(
+    path: Path, rows: Iterable[str], header: list[str], empty: str
+) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """The packet counter and every gyro column (``Gyr_X``..., rad/s) of the
+    tab-separated ``rows`` of an Xsens MT Manager export whose column names are
+    ``header``. The counter is unwrapped (it is 16 bits: 65535 is followed by 0) and a
+    repeated packet is read once. ``CsvError`` (``no samples``: ``empty`` says what
+    the file has instead) when there is no row. Columns other than these are not read:
+    an export may leave some empty (``SampleTimeFine`` of the Awinda exports)."""
+    names = [name for name in header if name.startswith("Gyr_")]
+    columns = [header.index("PacketCounter"), *(header.index(name) for name in names)]
+    with warnings.catch_warnings():  # numpy's "input contained no data": said below
+        warnings.simplefilter("ignore", UserWarning)
+        data = np.loadtxt(rows, delimiter="\t", usecols=columns, ndmin=2)
     if data.size == 0:
-        raise CsvError(no_samples(path, "its two header lines have no sample row below "
-                                        "them"))
-    counter = data[:, header.index("PacketCounter")]
-    keep = np.concatenate(([True], np.diff(counter) > 0))  # repeated packets
-    t_s = (counter[keep] - counter[0]) / rate_hz
-    gyro = {name: data[keep, i] for i, name in enumerate(header) if name.startswith("Gyr_")}
-    return t_s, gyro, rate_hz
+        raise CsvError(no_samples(path, empty))
+    steps = np.diff(data[:, 0])
+    steps[steps < -PACKET_COUNTER_WRAP / 2] += PACKET_COUNTER_WRAP
+    counter = data[0, 0] + np.concatenate(([0.0], np.cumsum(steps)))
+    keep = np.concatenate(([True], steps > 0))  # repeated packets
+    return counter[keep], {name: data[keep, i + 1] for i, name in enumerate(names)}
 
 
 def read_voisard_imu(

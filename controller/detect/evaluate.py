@@ -1,12 +1,15 @@
 """Accuracy of the detectors on public walking recordings: the table of docs/detection.md.
 
     python -m controller.detect.evaluate [--voisard DIR] [--marpino DIR] [--gaitpdb DIR]
-        [--tolerance-ms MS] [--json FILE]
+        [--movingreality DIR] [--tolerance-ms MS] [--json FILE]
 
 ``--voisard``: the Voisard et al. 2023 foot-IMU recordings (19 walkers, both feet);
 ``--marpino``: the ``Dataset/Young`` folder of the Walking-dataset of GitHub user Marpino
 (shank and foot IMUs with toe and heel pressure; read only from the folder given, see
-``controller.detect.marpino``); ``--gaitpdb``: PhysioNet gaitpdb force-insole walks.
+``controller.detect.marpino``); ``--gaitpdb``: PhysioNet gaitpdb force-insole walks;
+``--movingreality``: the ``data`` folder of the Moving Reality study (Ensink et al. 2024:
+people after a stroke on a treadmill, shank and foot IMUs, no reference events reachable;
+scored without one, see ``controller.detect.unreferenced``).
 
 Honest figures, the way a researcher would check them:
 
@@ -24,6 +27,9 @@ Honest figures, the way a researcher would check them:
   scored on the Marpino foot IMUs, which played no part in choosing it.
 * Whole trials (starts, stops, the U-turn), and the windows without the U-turn and
   without each walk's first and last step, as the targets of issue 16 name them.
+* **Without a reference** (Moving Reality): the mounting check and what
+  ``controller.detect.unreferenced`` counts (swings found against the strides the foot
+  implies, false swings with the foot still), never a recall or a timing error.
 * Per event kind: recall, precision, bias (median signed error), median and 95th
   percentile absolute error, the latency with which events are announced (median, 95th
   percentile), the latest announcement after the reference event, and the per-walker
@@ -44,7 +50,7 @@ from typing import Any
 
 import numpy as np
 
-from controller.detect.axis import SAGITTAL, VERDICT_NAMES, check_axes
+from controller.detect.axis import MOVING_RAD_S, SAGITTAL, VERDICT_NAMES, check_axes
 from controller.detect.config import DetectorConfig
 from controller.detect.datasets import (
     Recording,
@@ -54,7 +60,9 @@ from controller.detect.datasets import (
 )
 from controller.detect.detector import DetectedEvent, detect_batch, gyro_mounting, gyro_setup
 from controller.detect.gyro import GyroDetectorConfig
+from controller.detect.movingreality import folder_problem, load_movingreality
 from controller.detect.score import Scorer, bias_spread_ms, pooled
+from controller.detect.unreferenced import StrideRow, leg_figures, render_strides
 from controller.events import EVENT_TOLERANCE_MS
 from controller.resources import configs_root, load_toml
 
@@ -85,6 +93,8 @@ _CELLS = (
 WRONG_AXES = {"Gyr_X": "roll axis", "Gyr_Z": "yaw axis"}
 #: The same for the Marpino IMUs (as read, before the README's rotation).
 MARPINO_WRONG_AXES = {"Gyro_read_x": "other axis", "Gyro_read_y": "other axis"}
+#: The same for the Moving Reality shank IMUs (``Gyr_Y`` is the sagittal one).
+MOVINGREALITY_WRONG_AXES = {"Gyr_X": "other axis", "Gyr_Z": "other axis"}
 #: The scoring windows of a ``Recording`` and how the table names them.
 WINDOWS = {
     "window": "whole trial",
@@ -248,7 +258,7 @@ class MountingRow:
     recordings: int
     as_recorded: Counter[str]  # verdict name -> recordings
     flipped: Counter[str]
-    decided_after_s: list[float]  # from the first reference event, where decided
+    decided_after_s: list[float]  # from the walk's start (``walk_start``), where decided
     #: The axis check (``controller.detect.axis``) with the row's axis read as sagittal,
     #: where the recordings have all three axes: verdict name -> recordings.
     axis: Counter[str]
@@ -256,6 +266,22 @@ class MountingRow:
     #: Recordings on which gait-triggered stimulation would start: the sign found right
     #: and the axis sagittal (or the sign only, without the other axes).
     stimulated: int
+    #: The recordings on which it would not start, and why (for the ``--json`` file).
+    not_stimulated: dict[str, str]
+
+
+def walk_start(rec: Recording) -> float:
+    """When the walk starts: the first reference event; without a reference, the first
+    sample at which the sensor turns faster than ``MOVING_RAD_S`` (about all its axes)."""
+    if rec.reference:
+        return min(t for t, _ in rec.reference)
+    if rec.gyro_axes:
+        axes = np.vstack(list(rec.gyro_axes.values()))
+    else:
+        assert rec.gyro_rad_s is not None
+        axes = rec.gyro_rad_s[np.newaxis]
+    moving = np.flatnonzero(np.linalg.norm(axes, axis=0) > MOVING_RAD_S)
+    return float(rec.t_s[moving[0]] if moving.size else rec.t_s[0])
 
 
 def mounting_row(
@@ -267,17 +293,18 @@ def mounting_row(
     axis declared sagittal."""
     as_recorded, flipped, after = Counter[str](), Counter[str](), []
     axis_verdicts, axis_after, stimulated = Counter[str](), [], 0
+    not_stimulated: dict[str, str] = {}
     for rec in recordings:
         axes = rec.gyro_axes or {}
         gyro = rec.gyro_rad_s if axis is None else axes[axis]
         assert gyro is not None
-        first = min(t for t, _ in rec.reference)
+        first = walk_start(rec)
         block = gyro_mounting(config, rec.t_s, gyro)
         as_recorded[str(block["verdict"])] += 1
         flipped[str(gyro_mounting(config, rec.t_s, -gyro)["verdict"])] += 1
         if block["decided_s"] is not None:
             after.append(float(block["decided_s"]) - first)  # type: ignore[arg-type]
-        right_axis = True
+        right_axis, axis_verdict = True, "not read"
         if len(axes) == 3:
             names = tuple(axes)
             declared = names.index(axis if axis is not None else str(rec.sagittal_axis))
@@ -285,11 +312,15 @@ def mounting_row(
                                (names[0], names[1], names[2]))
             axis_verdicts[VERDICT_NAMES[found.verdict]] += 1
             right_axis = found.verdict == SAGITTAL
+            axis_verdict = VERDICT_NAMES[found.verdict]
             if found.decided_s is not None:
                 axis_after.append(found.decided_s - first)
-        stimulated += block["verdict"] == "mounted" and right_axis
+        if block["verdict"] == "mounted" and right_axis:
+            stimulated += 1
+        else:
+            not_stimulated[rec.name] = f"sign {block['verdict']}, axis {axis_verdict}"
     return MountingRow(dataset, label, len(recordings), as_recorded, flipped, after,
-                       axis_verdicts, axis_after, stimulated)
+                       axis_verdicts, axis_after, stimulated, not_stimulated)
 
 
 def evaluate(
@@ -345,6 +376,28 @@ def evaluate(
             scorer.add(rec.reference, events, rec.window)
         rows.append(Row(name, "heel force sensor (L1/R1)", "whole walk", _summary([scorer])))
     return rows, mounting, notes
+
+
+def movingreality_tables(
+    folder: Path,
+) -> tuple[list[MountingRow], list[StrideRow], list[str]]:
+    """The Moving Reality walkers after a stroke, without a reference: the mounting
+    check of the shipped shank configuration (on ``Gyr_Y`` and on the two other axes),
+    and the swings it finds against the strides the foot implies."""
+    config = shipped_config().model_copy(update={"placement": "shank"})
+    loaded = load_movingreality(folder)
+    shanks = [leg.shank for leg in loaded.legs]
+    name = (f"Moving Reality stroke, treadmill, shank IMU "
+            f"({len({r.walker for r in shanks})} walkers, no reference)")
+    shank = config.gyro.shank
+    mounting = [mounting_row(name, "shipped shank", shanks, shank)]
+    mounting += [
+        mounting_row(name, f"shipped shank, {what} ({axis}): wrong axis", shanks, shank, axis)
+        for axis, what in MOVINGREALITY_WRONG_AXES.items()
+    ]
+    strides = [StrideRow(name, "shipped shank", [leg_figures(leg, config)
+                                                for leg in loaded.legs])]
+    return mounting, strides, [f"Moving Reality: left out {why}" for why in loaded.left_out]
 
 
 def _marpino_wrong_axes(
@@ -427,6 +480,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                         "needs the `eval` extra: pip install -e '.[eval]')")
     parser.add_argument("--gaitpdb", type=Path, metavar="DIR",
                         help="folder of PhysioNet gaitpdb walks (*_NN.txt)")
+    parser.add_argument("--movingreality", type=Path, metavar="DIR",
+                        help="the data folder of SintMaartenskliniek/MovingReality (walkers "
+                        "after a stroke; no reference: scored without one)")
     parser.add_argument("--tolerance-ms", type=float, default=EVENT_TOLERANCE_MS,
                         metavar="MS", help="largest timing error of a matched event "
                         f"(default {EVENT_TOLERANCE_MS:g})")
@@ -434,8 +490,13 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="also write every figure as JSON to FILE")
     args = parser.parse_args(argv)
     folders = [f for f in (args.voisard, args.marpino, args.gaitpdb) if f is not None]
-    if not folders:
-        parser.error("give at least one of --voisard DIR, --marpino DIR, --gaitpdb DIR")
+    if not folders and args.movingreality is None:
+        parser.error("give at least one of --voisard DIR, --marpino DIR, --gaitpdb DIR, "
+                     "--movingreality DIR")
+    problem = None if args.movingreality is None else folder_problem(args.movingreality)
+    if problem is not None:
+        print(f"evaluate: --movingreality {problem}", file=sys.stderr)
+        return 2
     missing = [str(f) for f in folders if not f.is_dir()]
     if missing:
         print(f"evaluate: not a folder: {', '.join(missing)}", file=sys.stderr)
@@ -452,10 +513,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     rows, mounting, notes = evaluate(
         args.voisard, args.marpino, args.gaitpdb, args.tolerance_ms / 1000
     )
-    print(render_markdown(rows))
-    if mounting:
-        print()
-        print(render_mounting(mounting))
+    strides: list[StrideRow] = []
+    if args.movingreality is not None:
+        more, strides, left_out = movingreality_tables(args.movingreality)
+        mounting += more
+        notes += left_out
+    tables = [render_markdown(rows) if rows else "",
+              render_mounting(mounting) if mounting else "",
+              render_strides(strides) if strides else ""]
+    print("\n\n".join(table for table in tables if table))
     print()
     for note in notes:
         print(f"- {note}")
@@ -463,6 +529,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         payload = {
             "rows": [row.__dict__ for row in rows],
             "mounting": [row.__dict__ for row in mounting],
+            "strides": [{"dataset": row.dataset, "configuration": row.configuration,
+                         "legs": [leg.__dict__ for leg in row.legs]} for row in strides],
             "notes": notes,
         }
         args.json.write_text(json.dumps(payload, indent=2) + "\n", encoding="utf-8")

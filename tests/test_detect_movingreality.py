@@ -1,0 +1,166 @@
+"""``evaluate --movingreality``: the reader of the Moving Reality Xsens exports (walkers
+after a stroke on a treadmill, no reference events) and what is scored without a
+reference, on small synthetic exports of the same layout written here (the study's data
+are read from a folder the user names, never from the repository)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from controller.detect import evaluate
+from controller.detect.datasets import read_voisard_gyro
+from controller.detect.movingreality import load_movingreality
+from controller.detect.unreferenced import implied_strides
+from tests.helpers.shank_walks import bump, walk
+
+RATE_HZ = 100.0
+COLUMNS = ("PacketCounter", "SampleTimeFine", "Acc_X", "Acc_Y", "Acc_Z", "Gyr_X", "Gyr_Y",
+           "Gyr_Z", "Roll", "Pitch", "Yaw")
+SPEC = {"leftfoot": "0001.txt", "rightfoot": "0002.txt", "leftshank": "0003.txt",
+        "rightshank": "0004.txt", "lumbar": "0005.txt"}
+
+
+def write_export(path: Path, first_packet: int, gyro: np.ndarray) -> None:
+    """An MT Manager export: ``//`` lines, a tab-separated header, rows whose
+    ``SampleTimeFine`` is left empty, the 16-bit packet counter wrapping at 65536."""
+    lines = ["// General information: ", "//  MT Manager version: 2019.2.0 ",
+             "// Coordinate system: ENU", "\t".join(COLUMNS)]
+    for k, (x, y, z) in enumerate(gyro.T):
+        counter = (first_packet + k) % 65536
+        lines.append(f"{counter}\t\t0.1\t0.2\t9.8\t{x:.6f}\t{y:.6f}\t{z:.6f}\t1.0\t2.0\t3.0")
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+def treadmill_legs(strides: int, foot_still: bool = False) -> dict[str, np.ndarray]:
+    """Three gyro axes (rad/s, rows X, Y, Z) of each sensor: 2 s of standing, then
+    ``strides`` strides of 1.1 s on both shanks (``Gyr_Y`` sagittal, positive in swing),
+    each foot turning 8 rad/s in its swing (not at all with ``foot_still``)."""
+    sensors = {}
+    for side, seed in (("left", 1), ("right", 2)):
+        shank = walk(RATE_HZ, strides, seed, stand_before_s=2.0)
+        foot = sum(bump(shank.t_s, s, 0.0 if foot_still else 8.0, 0.06)
+                   for s in shank.mid_swing_s)
+        sensors[f"{side}shank"] = np.vstack(
+            (0.3 * shank.gyro_rad_s, shank.gyro_rad_s, 0.2 * shank.gyro_rad_s))
+        sensors[f"{side}foot"] = np.vstack((0.1 * foot, foot, 0.1 * foot))
+    n = min(g.shape[1] for g in sensors.values())
+    return {name: g[:, :n] for name, g in sensors.items()}
+
+
+def write_trial(folder: Path, participant: str, export: str, sensors: dict[str, np.ndarray],
+                first_packet: int = 65000, spec_name: str = "sensorspec.json") -> None:
+    """One export folder; the foot files start two packets after the shanks."""
+    where = folder / participant / "Xsens" / export
+    where.mkdir(parents=True)
+    (where / spec_name).write_text(json.dumps(SPEC), encoding="utf-8")
+    for placement, gyro in sensors.items():
+        late = 2 if placement.endswith("foot") else 0
+        write_export(where / f"MT_012000E0_000-000_00B4{SPEC[placement]}",
+                     first_packet + late, gyro[:, late:])
+
+
+def test_the_reader_follows_the_wrapping_counter_and_the_empty_column(tmp_path):
+    sensors = treadmill_legs(20)
+    write_trial(tmp_path, "1019_pp01", "exported000", sensors)
+    (tmp_path / "1019_pp01" / "corresponding_files.txt").write_text(
+        "1019_MR001_1Reg.c3d = exported000\n", encoding="utf-8")
+    loaded = load_movingreality(tmp_path)
+    assert loaded.left_out == []
+    assert [leg.shank.name for leg in loaded.legs] == [
+        "movingreality pp01 exported000 1Reg left shank",
+        "movingreality pp01 exported000 1Reg right shank"]
+    left = loaded.legs[0]
+    n = sensors["leftshank"].shape[1]
+    # 65000 + n packets wraps past 65535: the time runs on, no sample lost
+    np.testing.assert_allclose(left.shank.t_s, np.arange(n) / RATE_HZ)
+    np.testing.assert_allclose(left.shank.gyro_rad_s, sensors["leftshank"][1], atol=1e-6)
+    assert set(left.shank.gyro_axes or {}) == {"Gyr_X", "Gyr_Y", "Gyr_Z"}
+    assert left.shank.reference == []
+    # the foot, two packets late, is put on the shank's clock
+    foot = np.linalg.norm(sensors["leftfoot"], axis=0)
+    np.testing.assert_allclose(left.foot_norm_rad_s[2:], foot[2:], atol=1e-5)
+
+
+def test_a_trial_the_authors_mark_and_a_missing_file_are_left_out_and_named(tmp_path):
+    sensors = treadmill_legs(8)
+    write_trial(tmp_path, "1019_pp02", "exported000", sensors, spec_name="sensorspec.json.txt")
+    write_trial(tmp_path, "1019_pp02", "exported001", sensors)
+    (tmp_path / "1019_pp02" / "corresponding_files.txt").write_text(
+        "1019_MR002_Reg.c3d = exported000\n"
+        "1019_MR002_FBIC.c3d'] = exported001 # Xsens data; recording error\n", encoding="utf-8")
+    del sensors["rightshank"]
+    write_trial(tmp_path, "1019_pp03", "exported000", sensors)
+    loaded = load_movingreality(tmp_path)
+    assert [leg.shank.name for leg in loaded.legs] == [
+        "movingreality pp02 exported000 Reg left shank",
+        "movingreality pp02 exported000 Reg right shank",
+        "movingreality pp03 exported000 left shank"]
+    assert loaded.left_out == [
+        "pp02 exported001 FBIC # Xsens data; recording error: the authors' remark",
+        f"pp03 exported000 right: its shank file is not in "
+        f"{tmp_path / '1019_pp03' / 'Xsens' / 'exported000'}"]
+
+
+def test_the_evaluation_counts_swings_against_the_strides_the_foot_implies(tmp_path, capsys):
+    write_trial(tmp_path, "1019_pp01", "exported000", treadmill_legs(40))
+    assert evaluate.main(["--movingreality", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    name = "Moving Reality stroke, treadmill, shank IMU (1 walkers, no reference)"
+    assert f"| {name} | shipped shank | 2 | 2 / 0 / 0 | 0 / 2 / 0 |" in out
+    row = next(line for line in out.splitlines()
+               if line.startswith(f"| {name} | shipped shank | 2 | ") and "of 2" in line)
+    cells = row.split(" | ")
+    implied, found = float(cells[3]), int(cells[4])
+    assert implied == pytest.approx(80, abs=3)  # 40 strides a leg
+    assert 78 <= found <= 80  # the first swing from standing may be held back
+    assert cells[6] == "2 of 2"  # both legs within 5 %
+    assert cells[9] == "0"  # no swing while the foot is still
+    assert cells[10].startswith("0 of 1")  # both legs as many swings
+
+
+def test_swings_while_the_foot_stays_still_are_counted_as_false(tmp_path, capsys):
+    write_trial(tmp_path, "1019_pp01", "exported000", treadmill_legs(12, foot_still=True))
+    assert evaluate.main(["--movingreality", str(tmp_path)]) == 0
+    row = next(line for line in capsys.readouterr().out.splitlines() if "of 0" in line)
+    cells = row.split(" | ")
+    assert cells[3] == "0"  # a foot that never moves implies no stride
+    assert int(cells[4]) >= 20 and cells[9] == cells[4]  # every swing found is false
+
+
+def test_standing_before_and_after_the_walk_implies_no_stride():
+    t = np.arange(0.0, 60.0, 1.0 / RATE_HZ)
+    walking = (t >= 10.0) & (t < 40.0)
+    norm = np.where(walking, 4.0 + 4.0 * np.sin(2 * np.pi * t / 1.25), 0.05)
+    strides, periods = implied_strides(t, norm)
+    assert periods and all(p == pytest.approx(1.25, abs=0.02) for p in periods)
+    assert strides == pytest.approx(30.0 / 1.25, abs=1.0)
+
+
+@pytest.mark.parametrize("folder", ["empty", "absent"])
+def test_a_folder_without_the_exports_exits_2_naming_it(tmp_path, capsys, folder):
+    given = tmp_path / folder
+    if folder == "empty":
+        given.mkdir()
+        (given / "notes.txt").write_text("not a recording\n", encoding="utf-8")
+    assert evaluate.main(["--movingreality", str(given)]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert str(given) in captured.err
+    assert "1019_ppNN/Xsens/exportedNNN/sensorspec.json" in captured.err
+    assert "Traceback" not in captured.err
+
+
+def test_a_voisard_file_whose_packet_counter_wraps_keeps_every_sample(tmp_path):
+    path = tmp_path / "1-1_lf.txt"
+    counters = (65530 + np.arange(12)) % 65536
+    rows = "".join(f"{c:.1f}\t0.1\t0.2\t9.8\t0.0\t{k / 10:.1f}\t0.0\t0.5\t0.5\t0.5\n"
+                   for k, c in enumerate(counters))
+    path.write_text("Acquisition frequency: 100 Hz\nPacketCounter\tAcc_X\tAcc_Y\tAcc_Z\t"
+                    "Gyr_X\tGyr_Y\tGyr_Z\tMag_X\tMag_Y\tMag_Z\n" + rows, encoding="utf-8")
+    t_s, gyro, _ = read_voisard_gyro(path)
+    np.testing.assert_allclose(t_s, np.arange(12) / RATE_HZ)
+    np.testing.assert_allclose(gyro["Gyr_Y"], np.arange(12) / 10)
