@@ -12,7 +12,8 @@
 - The host link: the harness brings the host's bytes at the chip's byte time into the
   chip's two-byte receive buffer (hw/avr/harness/rxline.c); printed are the bytes lost to
   it (a real board's data overruns) and the longest a byte waited there before the
-  firmware read it, against the 20.5 us after which a byte following back to back is lost.
+  firmware read it, against the 20.5 us after which a byte following back to back is lost,
+  with the functions the firmware was in when that byte arrived and when it was read.
 
 The cycles are simulated cycles: they do not depend on the machine's load; the load
 average is printed for the wall-clock figures of the run itself.
@@ -53,6 +54,13 @@ def memory(elf: Path) -> tuple[int, int]:
     return text + data, data + bss
 
 
+def function_at(elf: Path, pc: int) -> str:
+    """The firmware's function at byte address ``pc`` (avr-addr2line), "?" if unknown."""
+    out = subprocess.run(["avr-addr2line", "-f", "-e", str(elf), hex(pc)], capture_output=True,
+                         text=True, check=False).stdout.split("\n")
+    return out[0].strip() or "?"
+
+
 def closed_loop(seconds: float, seed: int, truth: bool = True) -> list[dict]:
     """Run ``fes run --stim odfs`` against the firmware; the board's log events. A run
     that the host's own watchdog ended (exit 7: a loaded machine kept ``fes run`` off the
@@ -79,7 +87,7 @@ def closed_loop(seconds: float, seed: int, truth: bool = True) -> list[dict]:
     return events
 
 
-def report(events: list[dict], title: str) -> None:
+def report(events: list[dict], title: str, elf: Path) -> None:
     """The cycle figures of one closed-loop run."""
     timing = next(e for e in events if e["event"] == "timing")
     pulses = next(e for e in events if e["event"] == "pulses")
@@ -98,7 +106,9 @@ def report(events: list[dict], title: str) -> None:
     counters = next(e for e in events if e["event"] == "counters")
     print(f"  host bytes lost to the receive buffer {counters['rx_overruns']} (of "
           f"{counters['rx_frames']} frames taken, {counters['rx_bad_frames']} damaged); longest "
-          f"wait in it {counters['rx_wait_max_us']:.1f} us of {RX_WAIT_LIMIT_US} us")
+          f"wait in it {counters['rx_wait_max_us']:.1f} us of {RX_WAIT_LIMIT_US} us (it "
+          f"arrived in {function_at(elf, counters['rx_wait_max_pc'])}, was read in "
+          f"{function_at(elf, counters['rx_wait_max_read_pc'])})")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -122,7 +132,8 @@ def main(argv: Sequence[str] | None = None) -> int:
           f"{RAM_BYTES - ram} for the stack")
     for truth, events in runs:
         what = "with the simulator's truth relayed" if truth else "as a real board (no truth)"
-        report(events, f"{args.seconds:g} s of fes run --stim odfs (seed {args.seed}) {what}")
+        report(events, f"{args.seconds:g} s of fes run --stim odfs (seed {args.seed}) {what}",
+               build.firmware_elf)
     return 0
 
 

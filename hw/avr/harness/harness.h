@@ -28,6 +28,7 @@ typedef struct {
     int to_patient;   /* fd: requests to the patient */
     double speed;     /* board time / wall time */
     double unplug_at_s; /* walk time of the unplug, < 0: never */
+    double rx_overrun_at_s; /* walk time of an injected host byte overrun, < 0: never */
     int truth;
     int bench; /* print the timing figures on stderr at exit */
     int log_pulses; /* one log line per pulse */
@@ -97,10 +98,18 @@ void rxline_reset(void);
 /* After every instruction: notice the firmware's reads of UDR0 (a byte waiting in the
  * shift register moves into the FIFO at once, as on the chip). */
 void rxline_watch(void);
-/* Bytes lost to a full receive buffer so far (each logged "rx_overrun"). */
+/* Bytes lost to a full receive buffer so far, injected ones included (each logged
+ * "rx_overrun"). */
 uint32_t rxline_overruns(void);
+/* Fault injection: the next host byte to complete is lost, DOR0 set, as in an overrun. */
+void rxline_lose_next(void);
 /* The longest a byte waited in the receive FIFO before the firmware read it, us. */
 double rxline_wait_max_us(void);
+/* Where the firmware was (pc, a byte address) when that byte entered the FIFO: the code
+ * that kept it from reading sooner, or what interrupted it. */
+uint32_t rxline_wait_max_pc(void);
+/* Where it was just after it read that byte (the instruction after the read of UDR0). */
+uint32_t rxline_wait_max_read_pc(void);
 
 /* --- patient.c ---------------------------------------------------------------------- */
 void patient_connect(void);

@@ -76,7 +76,8 @@ static const char *ack_name(uint8_t code)
 
 static const char *fault_name(uint8_t code)
 {
-    static const char *names[] = {"none", "comm_timeout", "on_time", "sensor", "duty"};
+    static const char *names[] = {"none", "comm_timeout", "on_time", "sensor", "duty",
+                                  "rx_lost"};
     return code < sizeof(names) / sizeof(names[0]) ? names[code] : "unknown";
 }
 
@@ -465,9 +466,9 @@ void hostlink_report(void)
     log_begin("counters");
     log_printf(", \"rx_frames\": %u, \"rx_bad_frames\": %u, \"tx_frames\": %u, "
                "\"tx_dropped_host_not_reading\": %u, \"rx_overruns\": %u, "
-               "\"rx_wait_max_us\": %.4f",
+               "\"rx_wait_max_us\": %.4f, \"rx_wait_max_pc\": %u, \"rx_wait_max_read_pc\": %u",
                frames_from_host, bad_from_host, frames_to_host, tx_dropped, rxline_overruns(),
-               rxline_wait_max_us());
+               rxline_wait_max_us(), rxline_wait_max_pc(), rxline_wait_max_read_pc());
     log_end();
     log_begin("round_trips");
     log_printf(", \"count\": %zu", rtt_n);

@@ -4,7 +4,8 @@
  * its sensors and outputs wired to the simulated patient (see harness.h).
  *
  *   simavr-board --elf firmware.elf --from-patient FD --to-patient FD [--log FILE]
- *                [--speed X] [--unplug-at-s S] [--no-truth] [--bench] [--log-pulses]
+ *                [--speed X] [--unplug-at-s S] [--rx-overrun-at-s S] [--no-truth]
+ *                [--bench] [--log-pulses]
  *                [--board-id N] [--comm-timeout-ms MS] [--max-on-time-ms MS]
  *                [--max-amplitude-ma MA] [--max-pulse-width-us US]
  *                [--max-frequency-hz HZ] [--max-interphase-gap-us US]
@@ -35,6 +36,10 @@
  * emulator does, so that its own hiccups do not trip the firmware's timers; each pause
  * from 1 ms on is logged ("paused"), their total at the end.
  *
+ * --rx-overrun-at-s S: the first host byte to complete S seconds or more into the walk
+ * (after the first START_STREAM, as --unplug-at-s) is lost as a data overrun loses one,
+ * DOR0 set (rxline.c), whatever the firmware's timing; logged "rx_overrun", "injected": 1.
+ *
  * Exit status: 0 stopped by SIGTERM/SIGINT, 3 ended after an unplug once the outputs
  * were off, 4 the patient's process went away, 2 bad options, 1 the simulation failed.
  */
@@ -64,7 +69,7 @@
 #define BOOT_SECTION_START 0x3E000u
 
 options_t opt = {.from_patient = -1, .to_patient = -1, .speed = 1.0, .unplug_at_s = -1.0,
-                 .truth = 1};
+                 .rx_overrun_at_s = -1.0, .truth = 1};
 avr_t *avr;
 
 static volatile sig_atomic_t signalled_stop, signalled_unplug;
@@ -338,6 +343,8 @@ int main(int argc, char **argv)
             opt.speed = d, i++;
         } else if (!strcmp(a, "--unplug-at-s") && parse_double(v, &d) && d >= 0) {
             opt.unplug_at_s = d, i++;
+        } else if (!strcmp(a, "--rx-overrun-at-s") && parse_double(v, &d) && d >= 0) {
+            opt.rx_overrun_at_s = d, i++;
         } else if (config_option(a, v, &cfg)) {
             configured = 1, i++;
         } else {

@@ -45,6 +45,7 @@ static uint8_t regs[128];
 static uint8_t reg_ptr;
 static int selected, first_write;
 static uint32_t samples;
+static int overrun_armed; /* --rx-overrun-at-s has been acted on */
 /* The exchanges before the firmware's latest reset: the request carries the index of the
  * firmware's own sample grid, which a restarted firmware begins again at 0. */
 static uint32_t grid_base;
@@ -144,10 +145,13 @@ static int exchange(void)
         return 0;
     }
     samples++;
-    if (opt.unplug_at_s >= 0.0 &&
-        samples * (1.0 / limits_default_config.sample_rate_hz) >= opt.unplug_at_s &&
-        hostlink_plugged())
+    double walk_s = samples * (1.0 / limits_default_config.sample_rate_hz);
+    if (opt.unplug_at_s >= 0.0 && walk_s >= opt.unplug_at_s && hostlink_plugged())
         hostlink_unplug();
+    if (opt.rx_overrun_at_s >= 0.0 && walk_s >= opt.rx_overrun_at_s && !overrun_armed) {
+        overrun_armed = 1;
+        rxline_lose_next();
+    }
     if (!reply[0])
         return 0; /* the walk is over: the sensor is gone */
     /* Heel switch closes to ground; a heel sensor without a reading pulls its fault

@@ -22,6 +22,12 @@
  * A byte completes when the receiver samples the middle of its stop bit, half a bit
  * before the line can carry the next start bit; host bytes follow each other back to
  * back while the host has sent them.
+ *
+ * Fault injection (--rx-overrun-at-s, rxline_lose_next): the next byte to complete is
+ * lost as the chip loses an overrun byte, DOR0 set, whatever the firmware's timing, so
+ * that a test can show what the firmware does with a loss it could not prevent. DOR0
+ * then stays up until the firmware's next read of UDR0, as simavr clears it (the harness
+ * keeps simavr from clearing it earlier, or refusing bytes for it: deliver).
  */
 #include <avr_uart.h>
 #include <sim_interrupts.h>
@@ -54,11 +60,14 @@ static int phase = LINE_IDLE;
 static uint8_t on_line, in_shift;
 static int shift_full;
 static uint32_t overruns;
+static int lose_next; /* rxline_lose_next: the next byte to complete is lost */
 /* Cycle at which each unread byte entered the FIFO, oldest first; the longest a byte
  * waited there before the firmware read it. */
 static avr_cycle_count_t entered[RX_FIFO_BYTES];
+static uint32_t entered_pc[RX_FIFO_BYTES]; /* where the firmware was as each entered */
 static unsigned entered_n;
 static avr_cycle_count_t wait_max;
+static uint32_t wait_max_pc, wait_max_read_pc;
 
 /* Unread bytes in simavr's FIFO (never more than the chip's two). */
 static unsigned unread(void)
@@ -74,7 +83,13 @@ static void deliver(uint8_t byte, avr_cycle_count_t when)
     if (!avr_regbit_get(avr, uart->rxen))
         return; /* the receiver is off: the chip ignores the line */
     unsigned before = unread();
+    /* simavr 1.6 refuses a byte while DOR is up and bytes wait, and clears DOR when a
+     * byte comes to an empty FIFO; on the chip DOR0 stays with the bytes until the
+     * firmware reads UDR0, and the FIFO takes bytes whatever it says. */
+    uint8_t dor = avr_regbit_get(avr, uart->dor);
+    avr_regbit_clear(avr, uart->dor);
     avr_raise_irq(input, byte);
+    avr_regbit_setto(avr, uart->dor, dor);
     if (unread() != before + 1) {
         /* simavr refuses a byte while its DOR bit is up and bytes wait; the harness
          * delivers only after the firmware read one (which clears DOR), so this is a
@@ -85,8 +100,10 @@ static void deliver(uint8_t byte, avr_cycle_count_t when)
         return;
     }
     avr_raise_interrupt(avr, &uart->rxc);
-    if (entered_n < RX_FIFO_BYTES)
-        entered[entered_n++] = when;
+    if (entered_n < RX_FIFO_BYTES) {
+        entered[entered_n] = when;
+        entered_pc[entered_n++] = avr->pc;
+    }
     received(byte, chip_s(when));
 }
 
@@ -99,6 +116,20 @@ static void settle_shift(avr_cycle_count_t when)
     }
 }
 
+/* byte is lost at cycle when, DOR0 set; injected: by rxline_lose_next. */
+static void overrun(uint8_t byte, avr_cycle_count_t when, int injected)
+{
+    overruns++;
+    avr_regbit_setto(avr, uart->dor, 1);
+    log_begin_at("rx_overrun", chip_s(when));
+    /* Where the firmware was (a byte address for avr-addr2line) and whether it had
+     * interrupts enabled: what kept it from reading UDR0 in time. */
+    log_printf(", \"lost_byte\": %u, \"unread\": %u, \"pc\": %u, \"interrupts_on\": %u, "
+               "\"injected\": %d",
+               byte, unread(), (unsigned)avr->pc, avr->sreg[S_I], injected);
+    log_end();
+}
+
 /* A start bit at cycle when: the byte still in the shift register is lost (DOR0). */
 static void start_bit(avr_cycle_count_t when)
 {
@@ -106,19 +137,17 @@ static void start_bit(avr_cycle_count_t when)
     if (!shift_full)
         return;
     shift_full = 0;
-    overruns++;
-    avr_regbit_setto(avr, uart->dor, 1);
-    log_begin_at("rx_overrun", chip_s(when));
-    /* Where the firmware was (a byte address for avr-addr2line) and whether it had
-     * interrupts enabled: what kept it from reading UDR0 in time. */
-    log_printf(", \"lost_byte\": %u, \"unread\": %u, \"pc\": %u, \"interrupts_on\": %u",
-               in_shift, unread(), (unsigned)avr->pc, avr->sreg[S_I]);
-    log_end();
+    overrun(in_shift, when, 0);
 }
 
 /* The stop bit of the byte on the line is sampled: into the FIFO or the shift register. */
 static void complete(avr_cycle_count_t when)
 {
+    if (lose_next) {
+        lose_next = 0;
+        overrun(on_line, when, 1);
+        return;
+    }
     if (unread() < RX_FIFO_BYTES) {
         deliver(on_line, when);
     } else {
@@ -160,9 +189,13 @@ void rxline_watch(void)
         return;
     while (entered_n > n) { /* the firmware read the oldest */
         avr_cycle_count_t waited = avr->cycle - entered[0];
-        if (waited > wait_max)
+        if (waited > wait_max) {
             wait_max = waited;
+            wait_max_pc = entered_pc[0];
+            wait_max_read_pc = avr->pc;
+        }
         entered[0] = entered[1];
+        entered_pc[0] = entered_pc[1];
         entered_n--;
     }
     settle_shift(avr->cycle);
@@ -176,6 +209,10 @@ void rxline_watch(void)
 }
 
 double rxline_wait_max_us(void) { return (double)wait_max * 1e6 / (double)avr->frequency; }
+
+uint32_t rxline_wait_max_pc(void) { return wait_max_pc; }
+
+uint32_t rxline_wait_max_read_pc(void) { return wait_max_read_pc; }
 
 int rxline_start(void)
 {
@@ -248,3 +285,5 @@ void rxline_reset(void)
 }
 
 uint32_t rxline_overruns(void) { return overruns; }
+
+void rxline_lose_next(void) { lose_next = 1; }
