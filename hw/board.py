@@ -99,8 +99,14 @@ KNOWN_FIRMWARE: dict[tuple[int, int, int], str] = {
     "engine and pulse planning read the host's receiver while interrupts are off, so no "
     "host byte waits in the chip's 2-byte receive FIFO long enough to be overrun; "
     "tests/test_avr_*.py run it in simavr at the chip's byte time. It never reads the "
-    "receiver's data-overrun flag (DOR0): a byte its chip loses all the same only "
-    "damages a frame, the outputs stay on and the host is not told",
+    "receiver's data-overrun and frame-error flags (DOR0, FE0): a byte its chip loses "
+    "all the same only damages a frame, the outputs stay on and the host is not told, "
+    "and bytes lost to a full receive buffer switch the outputs off unannounced until the "
+    "next STIM (2.2.4: FAULT RX_LOST for both)",
+    (2, 2, 4): "AVR firmware of hw/avr (ATmega2560, Arduino Mega 2560): 2.2.3 that reads "
+    "its receiver's DOR0 and FE0 before each byte, and ends the session with every "
+    "output off and FAULT RX_LOST (code 5) where host bytes were lost, to its chip or to "
+    "a full receive buffer (docs/protocol.md section 3)",
     (1, 2, 0): "reference firmware of docs/protocol.md v4 (hw.firmware, the emulator): "
     "speaks versions 1 to 4, pulse shapes, its own charge-per-phase and duty-cycle limits",
 }

@@ -138,6 +138,9 @@ class FaultCode(IntEnum):
     ON_TIME = 2
     SENSOR = 3
     DUTY = 4
+    #: Bytes from the host were lost (a full receive buffer, the chip's receiver); sent by
+    #: AVR firmware 2.2.4 on (docs/protocol.md section 3).
+    RX_LOST = 5
 
 
 class ProtocolError(ValueError):

@@ -5,7 +5,8 @@ falling silent after a burst (the timeout counted from the last frame's arrival)
 frame, a setting beyond the board's limits, stimulation beyond the on-time limit, and
 the receive buffer of section 3 (a burst that fits is served whole; bytes lost to a
 burst that does not leave every output off; bursts at the chip's byte time lose no byte
-to its 2-byte receive FIFO while the pulse engine runs).
+to its 2-byte receive FIFO while the pulse engine runs; a byte the chip loses all the
+same ends the session with every output off and FAULT RX_LOST).
 
 The host here is this test writing frames to the board's pty byte by byte (hw.protocol),
 so nothing on the host side can refuse or fix a frame before the firmware sees it.
@@ -109,10 +110,12 @@ def avr():
 class Bench:
     """A simavr board with its log, a raw host on its pty, stopped at the end."""
 
-    def __init__(self, tmp_path: Path, build, truth: bool = False, **board: object) -> None:
+    def __init__(self, tmp_path: Path, build, truth: bool = False,
+                 rx_overrun_at_s: float | None = None, **board: object) -> None:
         self.log = tmp_path / "board.jsonl"
         settings = cosim.AvrBoardSettings(**{"comm_timeout_ms": 400, **board})
-        config = cosim.AvrBoardConfig(seed=2, truth=truth, log_pulses=True, board=settings)
+        config = cosim.AvrBoardConfig(seed=2, truth=truth, log_pulses=True, board=settings,
+                                      rx_overrun_at_s=rx_overrun_at_s)
         self.board, self._finish = cosim.serve_in_thread(config, self.log, build)
         self.ended: str | None = None
 
@@ -133,8 +136,9 @@ class Bench:
 def bench(tmp_path, avr) -> Iterator[Bench]:
     benches: list[Bench] = []
 
-    def make(truth: bool = False, **board: object) -> Bench:
-        benches.append(Bench(tmp_path, avr, truth, **board))
+    def make(truth: bool = False, rx_overrun_at_s: float | None = None,
+             **board: object) -> Bench:
+        benches.append(Bench(tmp_path, avr, truth, rx_overrun_at_s, **board))
         return benches[-1]
 
     yield make  # type: ignore[misc]
@@ -317,6 +321,41 @@ def test_bursts_at_the_chips_byte_time_lose_no_byte_while_the_pulse_engine_runs(
     assert [a.code for a in acks] == [p.AckCode.OK] * (1 + BURSTS * len(ramp))
     assert max(e["awaiting"] for e in of(events, "host_frame")) >= 4
     assert clean(events)["channel_0"] >= 10
+
+
+def test_a_host_byte_the_chip_loses_ends_the_session_with_every_output_off(bench):
+    """A host byte lost in the chip's receiver (a data overrun: the harness's
+    --rx-overrun-at-s loses the first byte after 0.3 s of the walk, DOR0 set, as the
+    ATmega2560 loses one its firmware read too late) may have been a STOP_ALL: firmware
+    2.2.4 reads DOR0 before the byte after it, switches every output off there and ends the
+    session with FAULT RX_LOST, which the host's driver reports as a board fault, as
+    docs/protocol.md section 3 asks of bytes lost to a full buffer. 2.2.3 never read DOR0:
+    the loss damaged a frame, channel 0 pulsed on and the host was not told.
+
+    Judged on the pins and by the driver: the active line falls within 2 ms of chip time
+    of the lost byte, no pulse after it, and the driver's fault names RX_LOST."""
+    b = bench(rx_overrun_at_s=0.3)
+    host = Board(b.board.path, BoardRequirements(SafetyLimits(), 500.0), link_timeout_s=0.3,
+                 max_backlog_s=0.4)  # a loaded machine may pause this process (module doc)
+    host.connect()
+    host.apply(0.0, [StimCommand(0, True, 35.0, 300.0, 40.0)])
+    for _ in range(500):  # 1 s of samples at most, the driver keeping the board alive
+        if host.read() is None:
+            break
+    fault = host.fault
+    host.close()
+    events = b.finish()
+    lost = of(events, "rx_overrun")
+    assert [e["injected"] for e in lost] == [1]
+    assert fault is not None and fault.kind == "board" and "RX_LOST" in fault.message
+    off = next(e for e in of(events, "outputs") if e["board_t_s"] > lost[0]["board_t_s"])
+    assert off["on"] == [] and off["reason"] == "rx_lost" and off["hv"] == 0
+    assert off["board_t_s"] - lost[0]["board_t_s"] <= 0.002
+    assert of(events, "fault")[0]["code"] == "rx_lost"
+    train = of(events, "train")[0]
+    assert train["pulses"] >= 10  # it stimulated until then
+    assert train["last_pulse_s"] < off["board_t_s"]
+    clean(events)
 
 
 def test_a_corrupt_frame_is_refused_and_counted_never_acted_on(bench):

@@ -45,7 +45,7 @@ from sim.patient import load_patient
 #: The firmware's fixed figures (hw/avr/firmware/board.h, limits.c).
 SAMPLE_RATE_HZ = 500
 CHANNELS = 2
-FIRMWARE_VERSION = (2, 2, 3)
+FIRMWARE_VERSION = (2, 2, 4)
 #: MPU-6050 at +-2000 deg/s: 16.4 counts per deg/s.
 GYRO_COUNTS_PER_DPS = 16.4
 #: Heel force sensor on the 10-bit ADC: 2 N per count.
@@ -131,6 +131,10 @@ class AvrBoardConfig(ConfigModel):
     unplug_at_s: float | None = Field(
         None, ge=0.0, le=86400.0,
         description="Walk time at which the pty closes as a pulled cable (--unplug-at-s).")
+    rx_overrun_at_s: float | None = Field(
+        None, ge=0.0, le=86400.0,
+        description="Walk time from which the next host byte is lost in the chip's receiver "
+        "as a data overrun loses one, DOR0 set (fault injection, --rx-overrun-at-s).")
     log_pulses: bool = Field(False, description="One log line per pulse on the pins.")
     board: AvrBoardSettings = Field(
         AvrBoardSettings(),
@@ -156,6 +160,8 @@ def _harness_options(config: AvrBoardConfig, stored: bool = True) -> list[str]:
         ]
     if config.unplug_at_s is not None:
         options += ["--unplug-at-s", f"{config.unplug_at_s:g}"]
+    if config.rx_overrun_at_s is not None:
+        options += ["--rx-overrun-at-s", f"{config.rx_overrun_at_s:g}"]
     if not config.truth:
         options.append("--no-truth")
     if config.log_pulses:

@@ -64,10 +64,11 @@ static void serve_host(void)
     uint32_t arrived_ms = 0;
     while ((popped = uart_host_pop(&byte, &arrived_ms)) != UART_NONE) {
         if (popped == UART_LOST) {
-            /* The host sent more than the buffer holds: the lost bytes may have been a
-             * STOP_ALL, so every output goes off here, where it would have acted. */
+            /* The host sent more than the buffer holds, or the chip's receiver lost a
+             * byte (uart.h): the lost bytes may have been a STOP_ALL, so every output
+             * goes off here, where it would have acted, and the session ends (FAULT). */
             frame_rx_damaged(&host_rx);
-            session_rx_lost(&session);
+            session_rx_lost(&session, clock_us());
             continue;
         }
         uint8_t got = frame_rx_byte(&host_rx, byte);

@@ -374,7 +374,13 @@ void session_frame(session_t *s, const uint8_t *frame, uint16_t n, uint32_t arri
 
 void session_bad_frame(session_t *s) { s->rx_bad++; }
 
-void session_rx_lost(session_t *s) { all_off(s); }
+void session_rx_lost(session_t *s, uint32_t now_us)
+{
+    if (s->session)
+        fault(s, FAULT_RX_LOST, 0xFF, now_us);
+    else
+        all_off(s);
+}
 
 /* --- time --------------------------------------------------------------------------- */
 

@@ -24,7 +24,7 @@
 #define SESSION_CHARGE_VERSION 4
 #define FIRMWARE_MAJOR 2
 #define FIRMWARE_MINOR 2
-#define FIRMWARE_PATCH 3
+#define FIRMWARE_PATCH 4
 
 /* Frame types. */
 enum {
@@ -46,6 +46,7 @@ enum {
 /* FAULT codes. */
 enum {
     FAULT_NONE = 0, FAULT_COMM_TIMEOUT = 1, FAULT_ON_TIME = 2, FAULT_SENSOR = 3, FAULT_DUTY = 4,
+    FAULT_RX_LOST = 5,
 };
 
 /* Capability bits of INFO. */
@@ -131,9 +132,12 @@ void session_frame(session_t *s, const uint8_t *frame, uint16_t n, uint32_t arri
                    uint32_t now_ms, uint32_t now_us);
 /* A bad frame from the host (framing, CRC): counted only. */
 void session_bad_frame(session_t *s);
-/* Bytes from the host were lost (a full receive buffer), after every frame before them
- * was served: they may have held a STOP_ALL, so every output goes off. */
-void session_rx_lost(session_t *s);
+/* Bytes from the host were lost (a full receive buffer, or the chip's receiver: a data
+ * overrun, a frame error), after every frame before them was served, at board time
+ * now_us: they may have held a STOP_ALL, so every output goes off; in a session, FAULT
+ * RX_LOST ends it (since 2.2.4: until then the outputs went off unannounced, and the
+ * host's next STIM switched them on again). */
+void session_rx_lost(session_t *s, uint32_t now_us);
 /* Every millisecond: the communication timeout, the on-time and duty limits, STATUS. A
  * millisecond whose tick was missed (the main loop busy for longer) is counted by the
  * next call all the same. */

@@ -50,13 +50,20 @@ void uart_init(void)
     UCSR1B = _BV(RXEN1) | _BV(RXCIE1);
 }
 
+/* Bytes were lost before the next byte to be pushed: the reader learns of it once it has
+ * popped every byte before. */
+static inline void rx_mark_lost(volatile rx_ring_t *ring)
+{
+    ring->lost = 1;
+    ring->lost_at = ring->head;
+}
+
 static inline void rx_push(volatile rx_ring_t *ring, uint8_t b)
 {
     uint8_t next = (uint8_t)(ring->head + 1);
     if (next == ring->tail) {
         uart_rx_overflows++;
-        ring->lost = 1;
-        ring->lost_at = ring->head;
+        rx_mark_lost(ring);
         return;
     }
     ring->data[ring->head] = b;
@@ -98,31 +105,69 @@ static uint8_t rx_pop(volatile rx_ring_t *ring, const volatile uint16_t *at, uin
     return UART_BYTE;
 }
 
+/* The receiver's error flags of the byte about to be read: a data overrun (bytes lost
+ * before it: the chip's 2-byte FIFO was full) or a frame error (the byte itself is
+ * damaged). Read from UCSRnA before UDRn, as the datasheet asks (ATmega2560, Atmel 2549Q
+ * 2014, "Receiver Error Flags": reading UDRn moves the FIFO on). Until 2.2.3 the firmware
+ * never read them, and an overrun showed only as a damaged frame. */
+#define RX_ERRORS(n) (_BV(DOR##n) | _BV(FE##n))
+
+/* A byte of USART0 whose UCSR0A read status: a loss is marked where it happened, so
+ * that the main loop switches every output off there, as for bytes lost to a full ring
+ * (uart.h, UART_LOST); a byte with a frame error is dropped. */
+static inline void host_take(uint8_t status)
+{
+    uint8_t b = UDR0;
+    if (status & RX_ERRORS(0)) {
+        rx_mark_lost(&host_rx);
+        if (status & _BV(FE0))
+            return;
+    }
+    host_push(b);
+}
+
+/* The same for USART1 (the debug port: a loss there damages a truth frame only). */
+static inline void debug_take(uint8_t status)
+{
+    uint8_t b = UDR1;
+    if (status & RX_ERRORS(1)) {
+        rx_mark_lost(&debug_rx);
+        if (status & _BV(FE1))
+            return;
+    }
+    rx_push(&debug_rx, b);
+}
+
 /* Every byte waiting, not one per interrupt: a second byte does not wait for the
  * interrupt's return and entry again (80 cycles). */
 ISR(USART0_RX_vect)
 {
-    do
-        host_push(UDR0);
-    while (UCSR0A & _BV(RXC0));
+    uint8_t status;
+    while ((status = UCSR0A) & _BV(RXC0))
+        host_take(status);
 }
 
-ISR(USART1_RX_vect) { rx_push(&debug_rx, UDR1); }
+ISR(USART1_RX_vect) { debug_take(UCSR1A); }
 
 void uart_poll_rx(void)
 {
-    if (UCSR0A & _BV(RXC0))
-        host_push(UDR0);
-    if (UCSR1A & _BV(RXC1))
-        rx_push(&debug_rx, UDR1);
+    uint8_t status = UCSR0A;
+    if (status & _BV(RXC0))
+        host_take(status);
+    status = UCSR1A;
+    if (status & _BV(RXC1))
+        debug_take(status);
 }
 
+/* The host's receiver again after the debug port's: a host byte that came while the
+ * truth relay's bytes were read waited for the next drain (21.8 us once, 2.2.3). */
 void uart_drain_rx(void)
 {
-    while (UCSR0A & _BV(RXC0))
-        host_push(UDR0);
-    while (UCSR1A & _BV(RXC1))
-        rx_push(&debug_rx, UDR1);
+    uint8_t status;
+    while ((status = UCSR0A) & _BV(RXC0))
+        host_take(status);
+    while ((status = UCSR1A) & _BV(RXC1))
+        debug_take(status);
 }
 
 ISR(USART0_UDRE_vect)

@@ -8,9 +8,11 @@
 
 #include <stdint.h>
 
-/* What a pop found: nothing, a byte, or the place where bytes were lost to a full
- * receive ring (every byte received before them has been popped; the next ones came
- * after them). */
+/* What a pop found: nothing, a byte, or the place where bytes were lost (every byte
+ * received before them has been popped; the next ones came after them): to a full
+ * receive ring, or, since 2.2.4, in the chip's receiver, a data overrun or a frame error
+ * its flags (DORn, FEn) reported with the byte read after the loss or with the damaged
+ * byte, which is dropped. */
 enum { UART_NONE = 0, UART_BYTE = 1, UART_LOST = 2 };
 
 void uart_init(void);

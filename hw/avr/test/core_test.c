@@ -426,9 +426,16 @@ static void test_stim(void)
     check(acked(7, ACK_OK) && !outputs[1].on && session_outputs_on(&s) == 0, "STOP_ALL");
     host(&s, T_STIM, 8, payload, stim_payload(payload, 1, 3500), 7);
     check(outputs[1].on, "on again");
-    session_rx_lost(&s);
+    sent_count = 0;
+    session_rx_lost(&s, 123456u);
     check(!outputs[1].on && session_outputs_on(&s) == 0,
-          "bytes lost to a full buffer (perhaps a STOP_ALL): every output off");
+          "bytes lost (perhaps a STOP_ALL): every output off");
+    check(!s.session && s.fault == FAULT_RX_LOST && sent_count == 1 && sent[0][0] == T_FAULT &&
+              sent[0][2] == FAULT_RX_LOST && sent[0][3] == 0xFF,
+          "and FAULT RX_LOST ends the session");
+    sent_count = 0;
+    session_rx_lost(&s, 123457u);
+    check(sent_count == 0 && s.fault == FAULT_RX_LOST, "outside a session: off, no FAULT");
 }
 
 /* The communication timeout at tick at_ms, not before: the session alive at at_ms - 1,
