@@ -106,7 +106,9 @@ KNOWN_FIRMWARE: dict[tuple[int, int, int], str] = {
     (2, 2, 4): "AVR firmware of hw/avr (ATmega2560, Arduino Mega 2560): 2.2.3 that reads "
     "its receiver's DOR0 and FE0 before each byte, and ends the session with every "
     "output off and FAULT RX_LOST (code 5) where host bytes were lost, to its chip or to "
-    "a full receive buffer (docs/protocol.md section 3)",
+    "a full receive buffer (docs/protocol.md section 3); its ADC interrupt only copies the "
+    "raw reading, so a host byte waits at most 15.0 us in its receive FIFO as a real board "
+    "(2.2.3: 17.9 us) and 18.2-19.5 us with the truth relay (docs/hardware.md, Budgets)",
     (1, 2, 0): "reference firmware of docs/protocol.md v4 (hw.firmware, the emulator): "
     "speaks versions 1 to 4, pulse shapes, its own charge-per-phase and duty-cycle limits",
 }

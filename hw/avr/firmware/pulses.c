@@ -156,6 +156,7 @@ static void choose(void)
     if ((int32_t)(s - earliest) < 0)
         s = earliest;
     if ((int32_t)(s - now) > (int32_t)(T_PREP_LEAD + T_WAIT_MAX)) {
+        uart_drain_rx(); /* no pulse planned: no edge to keep (since 2.2.4) */
         state = E_WAIT;
         wake((uint16_t)(now + T_WAIT_MAX));
         indicate();
