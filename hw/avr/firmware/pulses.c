@@ -282,8 +282,8 @@ ISR(TIMER1_COMPC_vect)
     case E_END: end(); break;
     default: break; /* idle */
     }
-    if (!edge_near())
-        uart_drain_rx();
+    if (!edge_near() || state == E_ANOD)
+        uart_drain_rx(); /* E_ANOD: its wake-up a phase width and gap off (since 2.2.4) */
     PROF_LOW();
 }
 

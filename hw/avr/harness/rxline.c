@@ -23,11 +23,18 @@
  * before the line can carry the next start bit; host bytes follow each other back to
  * back while the host has sent them.
  *
+ * DOR0 as the chip keeps it: with the frame that follows the lost one in the FIFO ("the
+ * error flags are located in the receive buffer together with the frame for which they
+ * indicate the error status", "one or more serial frames lost between the frame last read
+ * from UDRn and the next frame read from UDRn": the datasheet above, "Receiver Error
+ * Flags"), so UCSR0A shows it while that frame is the next to read. simavr 1.6 sets and
+ * clears it by its own rules (cleared by any read of UDR0 and when a byte comes to an
+ * empty FIFO; bytes refused while it is up), so the harness sets it from its own record
+ * after every instruction (show_dor).
+ *
  * Fault injection (--rx-overrun-at-s, rxline_lose_next): the next byte to complete is
- * lost as the chip loses an overrun byte, DOR0 set, whatever the firmware's timing, so
- * that a test can show what the firmware does with a loss it could not prevent. DOR0
- * then stays up until the firmware's next read of UDR0, as simavr clears it (the harness
- * keeps simavr from clearing it earlier, or refusing bytes for it: deliver).
+ * lost as the chip loses an overrun byte, whatever the firmware's timing, so that a test
+ * can show what the firmware does with a loss it could not prevent.
  */
 #include <avr_uart.h>
 #include <sim_interrupts.h>
@@ -61,10 +68,12 @@ static uint8_t on_line, in_shift;
 static int shift_full;
 static uint32_t overruns;
 static int lose_next; /* rxline_lose_next: the next byte to complete is lost */
+static int dor_next;  /* a byte was lost: the next to enter the FIFO carries DOR0 */
 /* Cycle at which each unread byte entered the FIFO, oldest first; the longest a byte
  * waited there before the firmware read it. */
 static avr_cycle_count_t entered[RX_FIFO_BYTES];
 static uint32_t entered_pc[RX_FIFO_BYTES]; /* where the firmware was as each entered */
+static uint8_t entered_dor[RX_FIFO_BYTES]; /* DOR0 stored with each */
 static unsigned entered_n;
 static avr_cycle_count_t wait_max;
 static uint32_t wait_max_pc, wait_max_read_pc;
@@ -77,23 +86,21 @@ static unsigned unread(void)
 
 static double chip_s(avr_cycle_count_t when) { return (double)when / (double)avr->frequency; }
 
+/* UCSR0A's DOR0 as the chip shows it: that of the next byte to read. */
+static void show_dor(void) { avr_regbit_setto(avr, uart->dor, entered_n && entered_dor[0]); }
+
 /* The byte enters the FIFO at cycle when: RXC0 goes up at once, as on the chip. */
 static void deliver(uint8_t byte, avr_cycle_count_t when)
 {
     if (!avr_regbit_get(avr, uart->rxen))
         return; /* the receiver is off: the chip ignores the line */
     unsigned before = unread();
-    /* simavr 1.6 refuses a byte while DOR is up and bytes wait, and clears DOR when a
-     * byte comes to an empty FIFO; on the chip DOR0 stays with the bytes until the
-     * firmware reads UDR0, and the FIFO takes bytes whatever it says. */
-    uint8_t dor = avr_regbit_get(avr, uart->dor);
-    avr_regbit_clear(avr, uart->dor);
+    avr_regbit_clear(avr, uart->dor); /* else simavr refuses it (top of this file) */
     avr_raise_irq(input, byte);
-    avr_regbit_setto(avr, uart->dor, dor);
     if (unread() != before + 1) {
-        /* simavr refuses a byte while its DOR bit is up and bytes wait; the harness
-         * delivers only after the firmware read one (which clears DOR), so this is a
-         * harness fault: said, not hidden. */
+        show_dor();
+        /* The harness clears simavr's DOR first and holds its FIFO to two bytes, so
+         * simavr never refuses one: this is a harness fault, said, not hidden. */
         log_begin_at("harness_error", chip_s(when));
         log_printf(", \"what\": \"simavr refused a host byte\", \"byte\": %u", byte);
         log_end();
@@ -102,8 +109,11 @@ static void deliver(uint8_t byte, avr_cycle_count_t when)
     avr_raise_interrupt(avr, &uart->rxc);
     if (entered_n < RX_FIFO_BYTES) {
         entered[entered_n] = when;
+        entered_dor[entered_n] = (uint8_t)dor_next;
+        dor_next = 0;
         entered_pc[entered_n++] = avr->pc;
     }
+    show_dor();
     received(byte, chip_s(when));
 }
 
@@ -120,7 +130,7 @@ static void settle_shift(avr_cycle_count_t when)
 static void overrun(uint8_t byte, avr_cycle_count_t when, int injected)
 {
     overruns++;
-    avr_regbit_setto(avr, uart->dor, 1);
+    dor_next = 1;
     log_begin_at("rx_overrun", chip_s(when));
     /* Where the firmware was (a byte address for avr-addr2line) and whether it had
      * interrupts enabled: what kept it from reading UDR0 in time. */
@@ -196,9 +206,11 @@ void rxline_watch(void)
         }
         entered[0] = entered[1];
         entered_pc[0] = entered_pc[1];
+        entered_dor[0] = entered_dor[1];
         entered_n--;
     }
     settle_shift(avr->cycle);
+    show_dor();
     /* A byte still waits: on the chip RXC0 stays up and its interrupt is requested for
      * as long as it is (a level); simavr 1.6 requests it once per raise and raises again
      * only at its next pump, up to a byte time later, and it clears RXC after a second
@@ -279,6 +291,7 @@ void rxline_reset(void)
     phase = LINE_IDLE;
     shift_full = 0;
     entered_n = 0;
+    dor_next = 0;
     bit_cycles = frame_cycles = 0;
     baud = 0;
     frame_bits = 0;
