@@ -6,6 +6,7 @@
 #include <util/atomic.h>
 
 #include "sensors.h"
+#include "uart.h"
 
 #define TICKS_PER_MS 2000u
 
@@ -23,13 +24,20 @@ void clock_init(void)
     TCCR5B = _BV(WGM52) | _BV(CS51); /* CTC on OCR5A, clock / 8 */
 }
 
+/* The host's receiver is taken at the top and after a reading starts (since 2.2.4): this
+ * interrupt takes 125 cycles (180 at a grid point), mostly saving and restoring registers
+ * for its calls, and a host byte that came at its entry waited it out, and then the pulse
+ * engine's interrupt, before the receive interrupt read it (up to 15.4 us in the bench's
+ * runs; docs/hardware.md, Budgets). */
 ISR(TIMER5_COMPA_vect)
 {
+    uart_drain_host();
     ms++;
     ticked = 1;
     if (grid_on && --grid_countdown == 0) {
         grid_countdown = grid_period;
         sensors_start(grid_index++);
+        uart_drain_host();
     }
 }
 

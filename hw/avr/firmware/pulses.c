@@ -75,22 +75,39 @@ static void wake(uint16_t t)
     OCR1C = t;
 }
 
-static void dac_word(uint16_t word)
+/* Eight bits to the DAC, most significant first (SCK left low). Inlined, no call in its
+ * loop: 16 cycles a bit, as the 16-bit loop before it. */
+static inline __attribute__((always_inline)) void dac_byte(uint8_t byte)
 {
-    CTRL_LOW(BIT_DAC_CS);
-    for (uint8_t i = 0; i < 16; i++) {
-        if (word & 0x8000u)
+    for (uint8_t i = 0; i < 8; i++) {
+        if (byte & 0x80u)
             CTRL_HIGH(BIT_DAC_SDI);
         else
             CTRL_LOW(BIT_DAC_SDI);
         CTRL_HIGH(BIT_DAC_SCK);
-        word <<= 1;
+        byte = (uint8_t)(byte << 1);
         CTRL_LOW(BIT_DAC_SCK);
     }
+}
+
+/* A 16-bit word to the DAC, with interrupts off. Until 2.2.4 one loop over 16 bits took
+ * 256 cycles (16 us, not the 10 us docs/hardware.md said) with no read of the host's
+ * receiver: a host byte waited up to 17.3 us there in the relayed walks. Now the
+ * receiver is taken between the two bytes (uart_drain_host, bounded): the MCP4822 takes
+ * SDI on SCK's rising edges while /CS is low and has no lower limit on the clock rate, so
+ * a pause with SCK low changes nothing on its side (Microchip, MCP4802/4812/4822 data
+ * sheet, 2010). A call inside one 16-bit loop made each word 360 cycles, too slow for the
+ * first pulse after a switch-on (it went out 114 us late, replanned). */
+static void dac_word(uint16_t word)
+{
+    CTRL_LOW(BIT_DAC_CS);
+    dac_byte((uint8_t)(word >> 8));
+    uart_drain_host();
+    dac_byte((uint8_t)word);
     CTRL_HIGH(BIT_DAC_CS);
 }
 
-/* A word takes 10 us: the receivers are drained before and after it (uart_drain_rx). */
+/* The receivers are drained before and after a word (uart_drain_rx). */
 static void dac_set(uint8_t which, uint16_t count)
 {
     if (dac_written[which] == count)
@@ -99,6 +116,19 @@ static void dac_set(uint8_t which, uint16_t count)
     dac_word((uint16_t)((which ? DAC_WORD_B : DAC_WORD_A) | count));
     dac_written[which] = count;
     uart_drain_rx();
+}
+
+/* The DAC words of a channel about to be switched on, written before adopt() fixes its
+ * first pulse "at once" (T_PREP_LEAD + T_AHEAD ahead), so that prep finds them written:
+ * from adopt to prep's deadline (T_LEAD + T_AHEAD before the pulse) is 73 us, and the
+ * frame path's planning (~43 us) and two words in prep (~35 us with their drains) did not
+ * always fit (the first pulse replanned, 114 us late, tests/test_avr_board.py). No pulse
+ * is armed here (the caller checks), and prep writes the words of every pulse again if
+ * they differ, so the early write changes no current. */
+static void dac_prime(const pulse_plan_t *p)
+{
+    dac_set(0, p->cathodic_dac);
+    dac_set(1, p->anodic_dac);
 }
 
 static uint8_t in_pulse(void) { return state == E_START || state == E_ANOD || state == E_END; }
@@ -127,6 +157,8 @@ static void adopt(uint8_t c)
     uint8_t was = h->active.delivers;
     h->active = h->pending;
     h->has_pending = 0;
+    uart_drain_host(); /* the copy is 90 cycles, and end() and pulses_set() have more
+                        * before and after it (a host byte waited 16.8 us without) */
     if (!was && h->active.delivers)
         h->next_due = now32() + T_PREP_LEAD + T_AHEAD; /* at once */
 }
@@ -186,6 +218,8 @@ static void choose(void)
      * a drain here made the first pulse after a switch-on miss its arming and go out
      * 93 us late (tests/test_avr_board.py, its pulses 25 ms apart to the cycle). */
     wake((uint16_t)(s - T_PREP_LEAD));
+    uart_drain_host(); /* bounded, after the wake-up is set: 280 cycles from the drain
+                        * above to plan()'s without it (a host byte waited 18 us) */
     indicate();
 }
 
@@ -211,6 +245,9 @@ static void prep(void)
     const pulse_plan_t *p = &ch[cur].active;
     dac_set(0, p->cathodic_dac);
     dac_set(1, p->anodic_dac);
+    uart_drain_host(); /* bounded: dac_set drains only around a word it writes, and from
+                        * the interrupt's first drain to its last was 260 cycles without
+                        * one (15.3 us waited) */
     if ((int16_t)((uint16_t)(e1 - T_LEAD) - TCNT1) < (int16_t)T_AHEAD) {
         /* Too late to arm this pulse in time (never expected): plan it again. */
         ch[cur].next_due = pulse_due;
@@ -284,6 +321,11 @@ ISR(TIMER1_COMPC_vect)
     }
     if (!edge_near() || state == E_ANOD)
         uart_drain_rx(); /* E_ANOD: its wake-up a phase width and gap off (since 2.2.4) */
+    else
+        uart_drain_host(); /* bounded, its edges armed: a host byte that came since the
+                            * last drain does not wait for this interrupt's return and
+                            * the receive interrupt's entry (18.6 us after prep, 2.2.4's
+                            * first build) */
     PROF_LOW();
 }
 
@@ -315,6 +357,11 @@ void pulses_set(uint8_t channel, const setting_t *setting)
         if (in_pulse() && cur == channel) {
             h->has_pending = 1; /* from the next pulse on */
         } else {
+            if (!in_pulse()) {
+                uart_drain_rx(); /* see adopt (a host byte waited 14.9 us without) */
+                if (plan_of.delivers && !h->active.delivers)
+                    dac_prime(&plan_of);
+            }
             adopt(channel);
             if (state == E_PREP)
                 ch[cur].next_due = pulse_due; /* the planned pulse is planned again */

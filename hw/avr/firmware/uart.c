@@ -151,6 +151,13 @@ ISR(USART0_RX_vect)
 
 ISR(USART1_RX_vect) { debug_take(UCSR1A); }
 
+void uart_drain_host(void)
+{
+    uint8_t status;
+    while ((status = UCSR0A) & _BV(RXC0))
+        host_take(status);
+}
+
 void uart_poll_rx(void)
 {
     uint8_t status = UCSR0A;
@@ -169,8 +176,7 @@ void uart_drain_rx(void)
 {
     uint8_t status;
     for (;;) {
-        while ((status = UCSR0A) & _BV(RXC0))
-            host_take(status);
+        uart_drain_host();
         if (!((status = UCSR1A) & _BV(RXC1)))
             return;
         debug_take(status);

@@ -42,6 +42,14 @@ void uart_poll_rx(void);
  * them only in its waits and between the DAC words, and lost host bytes under the
  * heaviest traffic at the real byte time: docs/hardware.md). */
 void uart_drain_rx(void);
+/* With interrupts disabled, anywhere: move the host link's waiting bytes (at most the
+ * chip's two and the one it then takes in) into its ring, as its receive interrupt would;
+ * bounded (a byte every 10 us at most, each taken in ~40 cycles), where uart_drain_rx,
+ * which also empties the debug port, is not (simavr queues the truth relay's bytes by the
+ * dozen). Since 2.2.4, where a wait on the debug port could make a pulse late: after the
+ * pulse engine sets its next wake-up or arms edges, between a DAC word's two bytes; and
+ * in the clock's interrupt around the start of a reading (docs/hardware.md, Budgets). */
+void uart_drain_host(void);
 
 extern volatile uint16_t uart_rx_overflows;
 extern uint16_t uart_tx_dropped;
