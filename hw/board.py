@@ -107,9 +107,10 @@ KNOWN_FIRMWARE: dict[tuple[int, int, int], str] = {
     "its receiver's DOR0 and FE0 before each byte, and ends the session with every "
     "output off and FAULT RX_LOST (code 5) where host bytes were lost, to its chip or to "
     "a full receive buffer (docs/protocol.md section 3); its ADC interrupt only copies the "
-    "raw reading, so a host byte waited at most 18.6-19.3 us in its 2-byte receive FIFO "
-    "in simavr with the truth relay (2.2.3: 21.8 us, a byte lost; docs/hardware.md, "
-    "Budgets)",
+    "raw reading, and its pulse engine and clock interrupt read the host's receiver "
+    "between a DAC word's two bytes and after each planning step, so a host byte waited "
+    "at most 10.8-14.1 us in its 2-byte receive FIFO in simavr (2.2.3: 17.8-18.8 us, "
+    "once 21.8 us and a byte lost with the truth relay; docs/hardware.md, Budgets)",
     (1, 2, 0): "reference firmware of docs/protocol.md v4 (hw.firmware, the emulator): "
     "speaks versions 1 to 4, pulse shapes, its own charge-per-phase and duty-cycle limits",
 }
