@@ -234,18 +234,18 @@ class GaitDetector:
     @property
     def mounting(self) -> int | None:
         """The gyroscope mounting check's verdict (``gyro.CHECKING``, ``MOUNTED``,
-        ``FLIPPED``), or None for a detector without a gyroscope check."""
+        ``FLIPPED``, ``UNDECIDED``), or None for a detector without a gyroscope check."""
         gyro_state = self.setup.gyro_state(self._state)
         if gyro_state is None or not gyro.checks_mounting(self.setup.gyro_params):
             return None
-        return gyro.mounting(gyro_state)
+        return gyro.mounting(gyro_state, self.setup.gyro_params)
 
     def mounting_block(self) -> dict[str, object] | None:
         """The mounting check for a trial's summary (None: no gyroscope check)."""
         gyro_state = self.setup.gyro_state(self._state)
         if gyro_state is None or not gyro.checks_mounting(self.setup.gyro_params):
             return None
-        return gyro.mounting_block(gyro_state)
+        return gyro.mounting_block(gyro_state, self.setup.gyro_params)
 
     def check_axis(self, declared: int) -> None:
         """Check the gyroscope's axis (``controller.detect.axis``) on the samples that
@@ -382,7 +382,7 @@ def gyro_mounting(
     setup = gyro_setup(config)
     state = setup.new_state()
     detect_batch(setup, t_s, gyro_rad_s, state=state)
-    return gyro.mounting_block(state)
+    return gyro.mounting_block(state, setup.params)
 
 
 class GyroDetector(GaitDetector):

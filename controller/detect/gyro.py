@@ -35,8 +35,15 @@ Rules, and the reason for each:
 * Toe off becomes known when the signal rises through ``swing_entry_rad_s`` -> SWING.
   After a pre-swing that lasted at least ``min_push_off_ms`` (a push-off: 130 ms or more
   in every steady step of the recordings, a clonus beat at 5-8 Hz less than 100 ms) it
-  is reported at once. Otherwise (a first step from standing, a small turning step, or a
-  beat of clonus) the swing is unconfirmed: the phase stays STANCE, nothing is reported,
+  is reported at once. After such a push-off, with ``swing_entry_fraction``, the level
+  is that fraction of the walker's mean swing peak where this is lower, never below
+  ``swing_hold_level_rad_s``: a weak paretic leg swings at 0.7-1.5 rad/s (the Moving
+  Reality walker pp03's right shank), and most of its swings never reached the fixed
+  level (the detector found 30-114 of its 119-128 strides). The push-off before it, a
+  stance before that (``min_stance_ms``) and the oscillation guard keep clonus out as
+  before; the walker's mean peak comes from swings that did reach the fixed level.
+  Without a push-off (a first step from standing, a small turning step, or a beat of
+  clonus) the swing is unconfirmed: the phase stays STANCE, nothing is reported,
   and it counts only once the signal has been above ``swing_hold_level_rad_s`` for
   ``swing_hold_ms`` in all (longer than half a cycle of clonus at 5 Hz, 100 ms, shorter
   than any real swing) and its peak so far has reached the swing-peak threshold (below);
@@ -113,7 +120,14 @@ fraction (toe off to heel strike over toe off to toe off, the toe off dated from
 dip in both copies). Walking, a swing is shorter
 than a stance (about 40 % of the stride; Perry 1992), so the copy with the smaller
 swing fraction sees the signal the right way round: on the real recordings the right
-way gives 0.35-0.42, the flipped one 0.50-0.77 (docs/detection.md). Until the verdict is
+way gives 0.35-0.42, the flipped one 0.50-0.77 (docs/detection.md). The strides that
+decide must also follow the walk: the deciding machine's steady strides (each within
+``SKIPPED`` times the one before, either way) add up to ``MOUNT_COVERAGE`` of the time
+since either machine's first stride began. On a weak paretic leg the mirror copy found 3
+strides in 28 s, or double strides (2 s against single ones of 0.9 s, each holding a
+swing it missed, which halves its swing fraction), and was believed: the sign was
+called flipped. Such a check stays undecided (``mounting`` reports ``UNDECIDED``, and
+the status line and summary say why). Until the verdict is
 "mounted" the detector reports STANCE and no events, so nothing gait-triggered is
 stimulated on a signal not yet checked (training and test modes, which ignore the gait,
 still run); a verdict of "flipped" makes it UNKNOWN for good. ``fes detect`` checks a
@@ -158,7 +172,7 @@ import numpy as np
 from pydantic import Field
 
 from controller import events
-from controller.detect.stride import MAX_STRIDE_S, running_mean, stride_average
+from controller.detect.stride import MAX_STRIDE_S, SKIPPED, running_mean, stride_average
 from controller.kernels import in_python, kernel, pack
 from controller.validation import ConfigModel
 
@@ -185,6 +199,13 @@ class GyroDetectorConfig(ConfigModel):
     swing_entry_rad_s: float = Field(
         1.0, ge=0.3, le=5.0,
         description="Rising through this after the push-off dip announces toe off.",
+    )
+    swing_entry_fraction: float = Field(
+        0.0, ge=0.0, le=0.9,
+        description="After a push-off (a pre-swing of min_push_off_ms), swing is entered "
+        "from this fraction of the walker's mean swing peak when that is below "
+        "swing_entry_rad_s, never below swing_hold_level_rad_s (0: swing_entry_rad_s "
+        "only): a weak leg's swing may peak below swing_entry_rad_s.",
     )
     min_push_off_ms: float = Field(
         110.0, ge=0.0, le=500.0,
@@ -331,7 +352,8 @@ class GyroDetectorConfig(ConfigModel):
 
 # Parameter array: one slot per name (SI units: seconds, rad/s), packed by make_params.
 PARAMS = (
-    "pre_swing", "pre_swing_fraction", "pre_swing_hold_s", "swing_entry", "min_push_off_s",
+    "pre_swing", "pre_swing_fraction", "pre_swing_hold_s", "swing_entry", "entry_fraction",
+    "min_push_off_s",
     "hold_level", "hold_s", "min_peak", "peak_fraction", "avg_weight", "confirm_fraction",
     "hs_max", "hs_rise", "hs_by_level", "hs_level_fraction", "hs_margin_s", "hs_wait_factor",
     "hs_wait_s",
@@ -341,7 +363,7 @@ PARAMS = (
 )  # fmt: skip
 (
     _P_PRE_SWING, _P_PRE_SWING_FRACTION, _P_PRE_SWING_HOLD_S, _P_SWING_ENTRY,
-    _P_MIN_PUSH_OFF_S, _P_HOLD_LEVEL, _P_HOLD_S, _P_MIN_PEAK, _P_PEAK_FRACTION,
+    _P_ENTRY_FRACTION, _P_MIN_PUSH_OFF_S, _P_HOLD_LEVEL, _P_HOLD_S, _P_MIN_PEAK, _P_PEAK_FRACTION,
     _P_AVG_WEIGHT, _P_CONFIRM_FRACTION, _P_HS_MAX, _P_HS_RISE, _P_HS_BY_LEVEL,
     _P_HS_LEVEL_FRACTION, _P_HS_MARGIN_S, _P_HS_WAIT_FACTOR, _P_HS_WAIT_S, _P_SETTLE_S,
     _P_SETTLE_FRACTION,
@@ -412,12 +434,18 @@ _CORE = _S_RING_TIMES + _RING  # one state machine (the mirror's window stays un
 
 # The mounting check: the verdict, then per machine (the detector's own, then the mirror
 # that sees the signal with its sign flipped) its strides so far.
-MOUNT = ("verdict", "t_verdict", "strides", "fraction_sum", "t_toe_off", "t_heel_strike",
-         "mirror_strides", "mirror_fraction_sum", "mirror_t_toe_off", "mirror_t_heel_strike")
+MOUNT = ("verdict", "t_verdict",
+         "strides", "fraction_sum", "t_toe_off", "t_heel_strike", "steady_s", "t_first",
+         "last_stride_s",
+         "mirror_strides", "mirror_fraction_sum", "mirror_t_toe_off", "mirror_t_heel_strike",
+         "mirror_steady_s", "mirror_t_first", "mirror_last_stride_s")
 _M_VERDICT = _CORE
 _M_T_VERDICT = _M_VERDICT + 1  # when the verdict was reached (NaN: not yet)
-_M_MAIN = _M_T_VERDICT + 1  # strides, swing-fraction sum, last toe off, last heel strike
-_M_MIRROR = _M_MAIN + 4
+# Per machine: strides, swing-fraction sum, last toe off, last heel strike, the time of
+# its steady strides, when its first stride began, and the last stride (0: the last toe
+# off ended none).
+_M_MAIN = _M_T_VERDICT + 1
+_M_MIRROR = _M_MAIN + 7
 _S_MIRROR = _CORE + len(MOUNT)  # the mirror machine's state
 N_STATE = _S_MIRROR + _CORE
 #: The settle band is never narrower than this: a foot pivoting in a turn, or
@@ -429,8 +457,21 @@ PRE_SWING_CEILING_RAD_S = -0.3
 #: sign (right way round 0.35-0.48, flipped 0.50-0.88 on the recordings and the
 #: simulator).
 MOUNT_MARGIN = 0.05
+#: The strides that decide the sign must add up to at least this share of the time
+#: since the first stride either way round began, counting only steady strides (within
+#: ``SKIPPED`` times the stride before, either way): a machine that sees the signal the
+#: right way round follows the walk, while a few strides scattered over it, or strides
+#: that each hold a stride it missed, are no evidence (a weak paretic leg whose mirror
+#: copy found 3 strides in 28 s, or double strides of 2 s against single ones of 0.9 s,
+#: and was believed: docs/detection.md, "The mounting check").
+MOUNT_COVERAGE = 0.4
 #: Verdicts of the mounting check (``mounting``).
 CHECKING, MOUNTED, FLIPPED = 0, 1, 2
+#: Not a verdict of the kernel, which goes on checking: a machine has walked the strides
+#: the check needs, yet they decide nothing (swing fractions within the margin, or
+#: strides too few or too irregular over the walk: ``MOUNT_COVERAGE``). ``mounting``
+#: reports it so that the user learns why nothing is stimulated.
+UNDECIDED = 3
 _WINDOW_GUARD_S = 1e-6  # keeps a sample exactly one window old out despite rounding
 
 
@@ -442,6 +483,7 @@ def make_params(config: GyroDetectorConfig) -> np.ndarray:
         "pre_swing_fraction": c.pre_swing_fraction,
         "pre_swing_hold_s": c.pre_swing_hold_ms / 1000.0,
         "swing_entry": c.swing_entry_rad_s,
+        "entry_fraction": c.swing_entry_fraction,
         "min_push_off_s": c.min_push_off_ms / 1000.0,
         "hold_level": c.swing_hold_level_rad_s,
         "hold_s": c.swing_hold_ms / 1000.0,
@@ -517,6 +559,7 @@ def new_state() -> np.ndarray:
     state[_M_T_VERDICT] = np.nan
     for base in (_M_MAIN, _M_MIRROR):
         state[base + 2 : base + 4] = -np.inf
+        state[base + 5] = np.nan
     return state
 
 
@@ -700,12 +743,24 @@ def _pre_swing(
     _track_dip(state, params, t_c, g)
     if g < _pre_swing_threshold(state, params):
         state[_S_T_LAST_BELOW] = t_s
-    if g >= params[_P_SWING_ENTRY]:
-        push_off = t_s - state[_S_T_PRE_SWING] >= params[_P_MIN_PUSH_OFF_S]
+    push_off = t_s - state[_S_T_PRE_SWING] >= params[_P_MIN_PUSH_OFF_S]
+    if g >= _swing_entry(state, params, push_off):
         return _start_swing(state, params, t_s, t_c, g, push_off)
     if t_c - state[_S_DIP_T] > params[_P_PRE_SWING_TIMEOUT_S]:
         _enter(state, events.STANCE, t_s, t_c, g)
     return events.NONE, np.nan
+
+
+@kernel
+def _swing_entry(state: np.ndarray, params: np.ndarray, push_off: bool) -> float:
+    """The level whose rise enters swing: ``swing_entry_rad_s``; after a push-off, with
+    ``swing_entry_fraction``, that fraction of the walker's mean swing peak when lower,
+    never below the hold level (a weak leg's swing may never reach the fixed level)."""
+    entry = params[_P_SWING_ENTRY]
+    fraction = params[_P_ENTRY_FRACTION]
+    if push_off and fraction > 0.0 and state[_S_PEAK_AVERAGE] > 0.0:
+        entry = min(entry, max(params[_P_HOLD_LEVEL], fraction * state[_S_PEAK_AVERAGE]))
+    return entry
 
 
 @kernel
@@ -901,16 +956,36 @@ def _reported_phase(state: np.ndarray, params: np.ndarray, t_s: float) -> int:
 @kernel
 def _count_stride(state: np.ndarray, base: int, event: int, t_event: float) -> None:
     """Follow one machine's strides: at each toe off after a heel strike, one stride more
-    and its swing fraction (toe off to heel strike over toe off to toe off)."""
+    and its swing fraction (toe off to heel strike over toe off to toe off); the time of
+    a stride within ``SKIPPED`` times the stride before it (either way) adds to its
+    steady time (a stride that holds one the machine missed is twice as long)."""
     if event == events.HEEL_STRIKE:
         state[base + 3] = t_event
     elif event == events.TOE_OFF:
         t_to, t_hs = state[base + 2], state[base + 3]
         stride = t_event - t_to
+        last = state[base + 6]
+        state[base + 6] = 0.0
         if t_to < t_hs < t_event and stride < MAX_STRIDE_S:
             state[base] += 1.0
             state[base + 1] += (t_hs - t_to) / stride
+            state[base + 6] = stride
+            if math.isnan(state[base + 5]):
+                state[base + 5] = t_to
+            if last > 0.0 and last < SKIPPED * stride and stride < SKIPPED * last:
+                state[base + 4] += stride
         state[base + 2] = t_event
+
+
+@kernel
+def _followed(state: np.ndarray, base: int, t_s: float) -> bool:
+    """Whether one machine's steady strides (at ``base``) add up to at least
+    ``MOUNT_COVERAGE`` of the time since the first stride either machine counted began."""
+    first = state[base + 5]
+    other = state[_M_MAIN + _M_MIRROR - base + 5]
+    if not math.isnan(other) and (math.isnan(first) or other < first):
+        first = other
+    return t_s > first and state[base + 4] >= MOUNT_COVERAGE * (t_s - first)
 
 
 @kernel
@@ -919,17 +994,24 @@ def _judge_mounting(state: np.ndarray, needed: float, t_s: float) -> None:
     so the machine whose swing fraction is ``MOUNT_MARGIN`` below the other's sees the
     signal the right way round. Decided once that machine has walked ``needed`` strides
     and the other at least one, or (the other none) twice that many with a swing fraction
-    below a half; two fractions closer than the margin decide nothing."""
+    below a half, and its strides follow the walk (``_followed``); two fractions closer
+    than the margin decide nothing, nor do a few strides scattered over the walk."""
     mine, mirror = state[_M_MAIN], state[_M_MIRROR]
     fraction = state[_M_MAIN + 1] / mine if mine > 0.0 else 1.0
     mirror_fraction = state[_M_MIRROR + 1] / mirror if mirror > 0.0 else 1.0
     verdict = CHECKING
-    if mine >= needed and fraction + MOUNT_MARGIN <= mirror_fraction and (
-        mirror > 0.0 or (mine >= 2.0 * needed and fraction < 0.5)
+    if (
+        mine >= needed
+        and fraction + MOUNT_MARGIN <= mirror_fraction
+        and (mirror > 0.0 or (mine >= 2.0 * needed and fraction < 0.5))
+        and _followed(state, _M_MAIN, t_s)
     ):
         verdict = MOUNTED
-    elif mirror >= needed and mirror_fraction + MOUNT_MARGIN <= fraction and (
-        mine > 0.0 or (mirror >= 2.0 * needed and mirror_fraction < 0.5)
+    elif (
+        mirror >= needed
+        and mirror_fraction + MOUNT_MARGIN <= fraction
+        and (mine > 0.0 or (mirror >= 2.0 * needed and mirror_fraction < 0.5))
+        and _followed(state, _M_MIRROR, t_s)
     ):
         verdict = FLIPPED
     if verdict != CHECKING:
@@ -1013,6 +1095,9 @@ MOUNTING_TEXT = {
     MOUNTED: "gyroscope sign checked",
     FLIPPED: "gyroscope sign flipped (worn upside down or on the other leg): no "
     "stimulation; turn the sensor round (fes detect: --invert)",
+    UNDECIDED: "gyroscope sign undecided: the strides found either way round do not tell "
+    "which is right (a leg that swings little, or an irregular walk): nothing "
+    "gait-triggered is stimulated; check that the sensor is worn as shown",
 }
 
 
@@ -1021,10 +1106,14 @@ def checks_mounting(params: np.ndarray) -> bool:
     return params.size == N_PARAMS and params[_P_MOUNT_STRIDES] > 0.0
 
 
-def mounting(state: np.ndarray) -> int:
+def mounting(state: np.ndarray, params: np.ndarray) -> int:
     """The mounting check's verdict in a gyroscope state: ``CHECKING``, ``MOUNTED`` or
-    ``FLIPPED``."""
-    return int(state[_M_VERDICT])
+    ``FLIPPED``; ``UNDECIDED`` while it checks on after a machine has walked the strides
+    the check needs (``params``: ``make_params``)."""
+    verdict = int(state[_M_VERDICT])
+    if verdict == CHECKING and max(mounting_strides(state)) >= params[_P_MOUNT_STRIDES]:
+        return UNDECIDED
+    return verdict
 
 
 def mounting_strides(state: np.ndarray) -> tuple[int, int]:
@@ -1036,15 +1125,15 @@ def mounting_strides(state: np.ndarray) -> tuple[int, int]:
 VERDICT_NAMES = {CHECKING: "checking", MOUNTED: "mounted", FLIPPED: "flipped"}
 
 
-def mounting_block(state: np.ndarray) -> dict[str, object]:
-    """The mounting check of a gyroscope state, for a trial's summary."""
-    verdict = mounting(state)
+def mounting_block(state: np.ndarray, params: np.ndarray) -> dict[str, object]:
+    """The mounting check of a gyroscope state, for a trial's summary (an undecided check
+    is still "checking", its message says why)."""
     decided = float(state[_M_T_VERDICT])
     return {
-        "verdict": VERDICT_NAMES[verdict],
+        "verdict": VERDICT_NAMES[int(state[_M_VERDICT])],
         "decided_s": None if math.isnan(decided) else decided,
         "strides": list(mounting_strides(state)),
-        "message": MOUNTING_TEXT[verdict],
+        "message": MOUNTING_TEXT[mounting(state, params)],
     }
 
 
@@ -1065,6 +1154,10 @@ SHANK = GyroDetectorConfig(
     toe_off_rise_fraction=0.8,
     # The last step of a walk swings at a third of the others' peak.
     swing_peak_fraction=0.2,
+    # A weak paretic leg swings at 0.7-1.5 rad/s, below swing_entry_rad_s: after a
+    # push-off, enter swing from 0.6 of the walker's own mean peak (chosen with the
+    # Moving Reality walker pp03's right shank in view: docs/detection.md).
+    swing_entry_fraction=0.6,
 )
 
 #: The foot (instep or shoe) configuration. Chosen on the Voisard et al. 2023

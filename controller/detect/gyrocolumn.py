@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import math
 import re
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 import numpy as np
 
@@ -140,7 +140,9 @@ def checked_sign(
     placement = config.gyro_config()
     if placement.mount_check_strides == 0:
         return config, gyro, None
-    verdict = gyro_mounting(placement, t_s, gyro)["verdict"]
+    block = gyro_mounting(placement, t_s, gyro)
+    verdict = block["verdict"]
+    right, flipped = cast(list[int], block["strides"])
     note = None
     if verdict == "flipped":
         note = Note("warning", (
@@ -149,6 +151,12 @@ def checked_sign(
             " to read it the right way round."
         ))
         gyro = -gyro
+    elif verdict == "checking" and max(right, flipped) >= placement.mount_check_strides:
+        note = Note("note", (
+            f"the strides found either way round do not tell the sign of {column} ({right} "
+            f"as recorded, {flipped} flipped: a leg that swings little, or an irregular "
+            "walk); read as it is."
+        ))
     elif verdict == "checking":
         note = Note("note", (
             f"too few strides to check the sign of {column} (the check needs "

@@ -81,6 +81,8 @@ MOUNTING_STATES = {
     gyro.CHECKING: " | gyro: checking its sign, no gait-triggered stimulation yet",
     gyro.MOUNTED: "",
     gyro.FLIPPED: " | gyro: SIGN FLIPPED, no stimulation (turn the sensor round)",
+    gyro.UNDECIDED: " | gyro: sign UNDECIDED (its strides either way round do not tell), "
+    "no gait-triggered stimulation",
 }
 #: The gyroscope's axis check as ``gyro_axis`` codes it (``controller.detect.axis``
 #: verdicts; NO_GYRO_CHECK when no axis is checked); a wrong axis names the one that turns
