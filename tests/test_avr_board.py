@@ -191,7 +191,9 @@ def test_pulses_on_the_pins_are_the_commanded_biphasic_pulses(bench):
     assert train["gap_us"] == pytest.approx(50.0, abs=0.3)
     assert train["anodic_ratio"] == pytest.approx(4.0, abs=0.002)
     # Charge balance: 35 mA x 300 us = 10.5 uC; the recovery phase's 8.75 mA is 437.5
-    # DAC counts, so the DAC's rounding leaves 10 uA x 1200 us = 12 nC at most. simavr
+    # DAC counts, rounded down since 2.2.5 (to 438 before: 12 nC more than the leading
+    # phase), so 10 uA x 1200 us = 12 nC less. In general the rest is under one count
+    # over the anodic width (24 nC here), never more charge in the recovery phase. simavr
     # times a compare output's edge to the end of the instruction under way (up to 4
     # cycles of 16 MHz late, the harness's own allowance), and which instruction that is
     # depends on when the host's bytes arrive: (35 + 8.75) mA x 0.25 us = 10.9 nC more.
@@ -530,6 +532,31 @@ def test_a_setting_over_the_boards_charge_limit_is_refused_by_the_firmware(bench
     assert len(pulses) >= 3
     # simavr times an edge up to 4 cycles (0.25 us) late: 40 mA x 0.25 us = 10 nC.
     assert max(e["cathodic_ma"] * e["cathodic_us"] for e in pulses) <= 20_000.0 + 10.0
+    clean(events)
+
+
+def test_at_a_stored_charge_limit_neither_phase_on_the_pins_exceeds_it(bench):
+    """A board whose stored limit is 20 uC per phase, at 40 mA x 500 us (exactly 20 uC)
+    with a recovery phase 3.33 times as long: 1665 us at 12.012 mA for the same charge,
+    which the DAC's 20 uA steps cannot give. 2.2.4 rounded to the nearest step, 12.02 mA,
+    20.013 uC on the pins; 2.2.5 rounds down, 12.00 mA, 19.98 uC. Measured on the pins,
+    with simavr's edge slack (an edge up to 4 cycles, 0.25 us, late: 3 nC at 12 mA)."""
+    b = bench(max_charge_per_phase_uc=20.0)
+    host = b.host()
+    assert host.open_session().max_charge_cuc == 2000
+    at_limit = p.ChannelSetting(0, 1, 4000, 500, 4000, 0, 333)
+    assert host.answer(p.StimShaped(0, (at_limit,))).code == p.AckCode.OK
+    host.receive(0.1)
+    assert host.answer(p.StopAll()).code == p.AckCode.OK
+    host.close()
+    events = b.finish()
+    pulses = of(events, "pulse")
+    assert len(pulses) >= 3
+    edge_us = 0.25
+    for e in pulses:
+        assert e["anodic_us"] == pytest.approx(1665.0, abs=edge_us)
+        assert e["cathodic_ma"] * e["cathodic_us"] <= 20_000 + e["cathodic_ma"] * edge_us
+        assert e["anodic_ma"] * e["anodic_us"] <= 20_000 + e["anodic_ma"] * edge_us, e
     clean(events)
 
 

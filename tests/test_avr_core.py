@@ -170,6 +170,26 @@ def test_a_pulse_is_never_more_than_the_setting_the_limits_accepted(
     assert plan.anodic_dac <= plan.cathodic_dac
 
 
+@settings(max_examples=500, deadline=None)
+@given(amplitude=st.integers(1, 6000), width=st.integers(4, 500),
+       frequency=st.integers(1, 6000), gap=st.integers(0, 500), ratio=st.integers(100, 1000))
+def test_the_recovery_phase_never_carries_more_charge_than_the_leading_phase(
+    core, amplitude, width, frequency, gap, ratio
+):
+    """The board's charge limit bounds the leading phase; the recovery phase must not
+    exceed it either. Firmware 2.2.4 rounded the anodic current to the nearest DAC count:
+    60 mA x 500 us at ratio 3.33 put 30.0033 uC in the recovery phase under a 30 uC
+    limit. Since 2.2.5 it is rounded down: less charge by under one count (20 uA) over the
+    anodic width, never more."""
+    plan = PulsePlan()
+    core.pulse_plan(ctypes.byref(Setting(1, amplitude, width, frequency, gap, ratio)),
+                    ctypes.byref(plan))
+    leading = plan.cathodic_dac * plan.cathodic_ticks  # DAC counts x ticks
+    recovery = plan.anodic_dac * plan.anodic_ticks
+    assert recovery <= leading
+    assert leading - recovery < plan.anodic_ticks
+
+
 @settings(max_examples=100, deadline=None)
 @given(amplitude=st.integers(1, 6000), width=st.integers(1, 3),
        frequency=st.integers(1, 6000), ratio=st.integers(100, 1000))

@@ -35,9 +35,13 @@ void pulse_plan(const setting_t *s, pulse_plan_t *plan)
     plan->gap_ticks = (uint16_t)(s->gap_us * PULSE_TICKS_PER_US);
     uint32_t cathodic_ua = (uint32_t)s->amplitude_10ua * 10u;
     plan->cathodic_dac = dac_count(cathodic_ua);
-    /* Anodic current from the delivered cathodic charge: DAC x ticks equal. */
+    /* Anodic current from the delivered cathodic charge, DAC x ticks equal, rounded down:
+     * the recovery phase never carries more charge than the leading one, which the limits
+     * bound (to the nearest, until 2.2.4: 40 mA x 500 us at ratio 3.33 put 20.013 uC in
+     * the recovery phase under a 20 uC limit). It carries less by under one count over
+     * the anodic width (20 uA x 1665 us = 33 nC there). */
     uint32_t charge = (uint32_t)plan->cathodic_dac * cathodic; /* counts x ticks */
-    uint32_t anodic_dac = (charge + anodic / 2) / anodic;
+    uint32_t anodic_dac = charge / anodic;
     plan->anodic_dac = anodic_dac > DAC_MAX_COUNT ? DAC_MAX_COUNT : (uint16_t)anodic_dac;
     /* 1 / (frequency_chz / 100) s = 2e8 / frequency_chz ticks. */
     plan->period_ticks = (200000000UL + s->frequency_chz / 2) / s->frequency_chz;

@@ -8,9 +8,11 @@
  *
  * Charge balance (docs/protocol.md section 5): the anodic phase lasts the cathodic
  * width x ratio / 100, rounded to the tick, and its current is set from the rounded
- * widths so that current x width is the same in both phases, to within half a DAC count
- * (10 uA) over the anodic width. The output stage's DC-blocking capacitor takes up that
- * rest, as in clinical stimulators.
+ * widths so that current x width is the same in both phases, rounded down to a DAC count
+ * (since 2.2.5; to the nearest before): the recovery phase never carries more charge
+ * than the leading one, which the board's charge limit bounds, and less by under one DAC
+ * count (20 uA) over the anodic width. The output stage's DC-blocking capacitor takes up
+ * that rest, as in clinical stimulators.
  */
 #ifndef FES_PULSE_PLAN_H
 #define FES_PULSE_PLAN_H

@@ -144,11 +144,15 @@ static void pulse_done(uint64_t a_fall)
     double w_c = cycles_to_us(c_fall - c_rise), gap = cycles_to_us(a_rise - c_fall);
     double w_a = cycles_to_us(a_fall - a_rise);
     double net_nc = c_ma * w_c - a_ma * w_a;
-    /* The DAC rounds the anodic current to half a count (10 uA) of the exact value; the
-     * simulator times an edge to the end of an instruction (up to 4 cycles late). */
+    /* The firmware rounds the anodic current down to a DAC count (since 2.2.5): the
+     * recovery phase carries no more than the leading one, less by under a count (20 uA)
+     * over its width; the simulator times an edge to the end of an instruction (up to 4
+     * cycles late). */
     double edge_us = 4.0 * 1e6 / (double)avr->frequency;
-    double allowed = 0.5 * DAC_UA_PER_COUNT * 1e-3 * w_a + (c_ma + a_ma) * edge_us;
-    if (fabs(net_nc) > allowed)
+    double slack = (c_ma + a_ma) * edge_us;
+    if (net_nc < -slack)
+        violation("recovery phase carries more charge than the leading phase");
+    else if (net_nc > DAC_UA_PER_COUNT * 1e-3 * w_a + slack)
         violation("charge imbalance beyond the DAC rounding");
     if (fabs(net_nc) > max_abs_net_nc)
         max_abs_net_nc = fabs(net_nc);
