@@ -110,7 +110,18 @@ KNOWN_FIRMWARE: dict[tuple[int, int, int], str] = {
     "raw reading, and its pulse engine and clock interrupt read the host's receiver "
     "between a DAC word's two bytes and after each planning step, so a host byte waited "
     "at most 10.8-14.1 us in its 2-byte receive FIFO in simavr (2.2.3: 17.8-18.8 us, "
-    "once 21.8 us and a byte lost with the truth relay; docs/hardware.md, Budgets)",
+    "once 21.8 us and a byte lost with the truth relay; docs/hardware.md, Budgets). Its "
+    "pulse engine armed a 4 us anodic phase's end about 11 cycles before the edge: 12 "
+    "cycles later (a host byte and a debug byte polled just before, or a build that "
+    "calls its wait) the line stayed on until Timer1 came round, through every following "
+    "pulse of the train; and its recovery phase could carry up to 0.05 uC more than the "
+    "charge-per-phase limit (anodic current rounded to the nearest DAC step)",
+    (2, 2, 5): "AVR firmware of hw/avr (ATmega2560, Arduino Mega 2560): 2.2.4 whose "
+    "pulse engine arms a phase's end 24-27 cycles ahead even for 4 us phases (no poll of "
+    "the receivers may run into its last approach), forces a line whose edge it armed "
+    "too late low at once (FOC1x) and ends every pulse with both phase lines forced low; "
+    "and whose recovery phase never carries more charge than the leading one (anodic "
+    "current rounded down: short by under one 20 uA step over the anodic width)",
     (1, 2, 0): "reference firmware of docs/protocol.md v4 (hw.firmware, the emulator): "
     "speaks versions 1 to 4, pulse shapes, its own charge-per-phase and duty-cycle limits",
 }

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 import serial
-from helpers.avr_support import avr_build_or_skip
+from helpers.avr_support import avr_build_or_skip, avr_variant_or_skip
 from helpers.live import events as log_events
 
 from controller.ports import StimCommand
@@ -659,3 +659,59 @@ def test_stimulation_beyond_the_on_time_limit_ends_in_a_fault(bench):
     assert off["on"] == [] and off["reason"] == "on_time"
     assert 0.2 < off["board_t_s"] - on["board_t_s"] <= 0.2 + 0.002
     clean(events)
+
+
+
+SHORTEST = p.ChannelSetting(0, 1, 6000, 4, 6000)  # 60 mA, 4 us, no gap, 60 Hz
+
+
+def shortest_pulses(b: Bench) -> list[dict]:
+    """Channel 0 at the shortest phases for 0.3 s (18 pulses), then STOP_ALL; the log."""
+    host = b.host()
+    host.open_session()
+    assert host.answer(p.Stim(0, (SHORTEST,))).code == p.AckCode.OK
+    host.receive(0.15)
+    host.answer(p.Heartbeat(0))
+    host.receive(0.15)
+    assert host.answer(p.StopAll()).code == p.AckCode.OK
+    host.close()
+    return b.finish()
+
+
+@pytest.mark.parametrize("late_cycles", [0, 16])
+def test_4_us_phases_end_on_time_when_the_engine_arms_them_late(tmp_path, late_cycles):
+    """The pulse engine arms a phase's end after the phase has begun, with a 4 us phase
+    (PULSE_MIN_PHASE_TICKS, 64 cycles) 56 cycles after the tick it waits for. 2.2.4 armed
+    the anodic end ~11 cycles before its match: built with host_take inlined (its spin
+    then out of line) or with 16 cycles more there (PULSE_TEST_ARM_DELAY_CYCLES, the
+    test's build), the match came first and the anodic line stayed high until Timer1
+    came round (32.8 ms, over the next pulses and the STOP_ALL). 2.2.5 arms it ~27
+    cycles ahead: every pulse is exactly 4 + 4 us."""
+    build = (avr_build_or_skip("firmware", "harness") if late_cycles == 0 else
+             avr_variant_or_skip(f"armlate{late_cycles}",
+                                 PULSE_TEST_ARM_DELAY_CYCLES=late_cycles))
+    events = shortest_pulses(Bench(tmp_path, build))
+    pulses = of(events, "pulse")
+    assert clean(events)["channel_0"] == len(pulses) >= 15
+    assert all(3.9 <= e["cathodic_us"] <= 4.3 and 3.9 <= e["anodic_us"] <= 4.3
+               for e in pulses), [e["anodic_us"] for e in pulses]
+
+
+def test_an_anodic_end_armed_after_its_match_still_ends_the_phase(tmp_path):
+    """The guard behind it: an engine 100 cycles late (more than the 4 us phase itself,
+    PULSE_TEST_ARM_DELAY_CYCLES in the test's build) finds the counter past the edge it
+    just armed and forces the line low at once (FOC1B, Atmel 2549Q 2014, TCCR1C; the
+    harness acts it out, simavr 1.6 ignores it). The phase is then longer than planned,
+    and the harness says its charge exceeds the leading phase's, but no line stays on:
+    2.2.4 left the anodic line high until Timer1 came round, 32.8 ms, through the next
+    pulses' selection (every pulse of the train)."""
+    build = avr_variant_or_skip("armlate100", PULSE_TEST_ARM_DELAY_CYCLES=100)
+    events = shortest_pulses(Bench(tmp_path, build))
+    assert {e["what"] for e in of(events, "violation")} == {
+        "recovery phase carries more charge than the leading phase"}
+    pulses = of(events, "pulse")
+    assert len(pulses) >= 15
+    # Late, but never longer than the phase and the lateness: (64 + 100) cycles.
+    assert all(3.9 <= e["cathodic_us"] <= 4.3 for e in pulses)
+    assert all(4.3 < e["anodic_us"] <= (64 + 100) / 16 for e in pulses), (
+        [e["anodic_us"] for e in pulses])

@@ -123,19 +123,32 @@ def default_directory() -> Path:
     return cache / "fes-timing" / "avr"
 
 
+def variant_directory(name: str) -> Path:
+    """Where a test variant of the firmware (``build``'s ``avr_defines``) named ``name``
+    is built: beside the default build, never in it (make does not see changed flags)."""
+    return default_directory().parent / f"{default_directory().name}-{name}"
+
+
 def build(targets: tuple[str, ...] = ("firmware", "harness"),
-          directory: Path | None = None) -> Build:
-    """Run make for ``targets`` (Makefile targets) and return the paths."""
+          directory: Path | None = None,
+          avr_defines: dict[str, int] | None = None) -> Build:
+    """Run make for ``targets`` (Makefile targets) and return the paths. ``avr_defines``
+    (a test variant: macros the firmware reads, such as ``PULSE_TEST_ARM_DELAY_CYCLES``)
+    need a ``directory`` of their own (``variant_directory``)."""
     reason = missing()
     if reason is not None:
         raise BuildError(reason)
+    if avr_defines and directory is None:
+        raise BuildError("a firmware variant (avr_defines) needs a build directory of its own")
     directory = directory or default_directory()
     directory.mkdir(parents=True, exist_ok=True)
     with (directory / ".lock").open("w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         result = subprocess.run(
             ["make", "--no-print-directory", "-C", str(SOURCE_DIR), f"BUILD={directory}",
-             *targets],
+             *targets,
+             *([f"AVR_EXTRA_CFLAGS={' '.join(f'-D{k}={v}' for k, v in avr_defines.items())}"]
+               if avr_defines else [])],
             capture_output=True, text=True, check=False,
         )
     if result.returncode != 0:

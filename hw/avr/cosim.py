@@ -45,7 +45,7 @@ from sim.patient import load_patient
 #: The firmware's fixed figures (hw/avr/firmware/board.h, limits.c).
 SAMPLE_RATE_HZ = 500
 CHANNELS = 2
-FIRMWARE_VERSION = (2, 2, 4)
+FIRMWARE_VERSION = (2, 2, 5)
 #: MPU-6050 at +-2000 deg/s: 16.4 counts per deg/s.
 GYRO_COUNTS_PER_DPS = 16.4
 #: Heel force sensor on the 10-bit ADC: 2 N per count.

@@ -35,3 +35,17 @@ def avr_build_or_skip(*targets: str) -> avr_build.Build:
     (a failure under ``FES_REQUIRE_AVR=1``) when the toolchain is missing."""
     skip_unless_present(avr_build.missing())
     return _built(tuple(sorted(targets)))
+
+
+@functools.cache
+def _variant(name: str, defines: tuple[tuple[str, int], ...]) -> avr_build.Build:
+    return avr_build.build(("firmware", "harness"), avr_build.variant_directory(name),
+                           dict(defines))
+
+
+def avr_variant_or_skip(name: str, **defines: int) -> avr_build.Build:
+    """The firmware built with ``defines`` (test hooks the shipped build leaves at 0) and
+    its harness, in a directory of their own named ``name``; skips as
+    ``avr_build_or_skip``."""
+    skip_unless_present(avr_build.missing())
+    return _variant(name, tuple(sorted(defines.items())))

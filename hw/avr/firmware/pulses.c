@@ -15,6 +15,27 @@
 #define T_SPACING 40u      /* 20 us between the end of one pulse and the next */
 #define T_WAIT_MAX 0x3000u /* the longest the engine sleeps between plans (6.1 ms) */
 #define T_AHEAD 6u         /* a compare armed closer than this to now could be missed */
+/* spin_until's last polls: a poll of both receivers may start only more than
+ * T_QUIET_BOTH ticks before the tick it waits for, one of the host's alone only more than
+ * T_QUIET_HOST; closer, it only reads the counter (~12 cycles a turn). A poll costs up to
+ * ~165 and ~115 cycles with its loop's check (uart.h), so it runs at most ~20 cycles past
+ * the tick, inside the ~24 the arming after it has to spare (tests/test_avr_board.py,
+ * PULSE_TEST_ARM_DELAY_CYCLES). 2.2.4 polled both until 8 ticks (64 cycles) before: a
+ * host delimiter and a debug byte taken there ran ~90 cycles past the tick, and the edge
+ * armed after it (a 4 us phase, PULSE_MIN_PHASE_TICKS, ends 56 cycles after the tick
+ * waited for) came late: the line stayed on until the counter came round (32.8 ms).
+ * The cost: the host's receiver is not read for up to ~2 x T_QUIET_HOST ticks where a
+ * short phase's two waits follow each other (13 us; 16 ticks made it 17-19.75 us in the
+ * relayed walks of tests/test_avr_e2e.py, 2.2.4 13.2-14.9 us). */
+#define T_QUIET_BOTH 20u
+#define T_QUIET_HOST 12u
+
+/* Tests only: cycles the engine idles after it has seen the anodic phase begin, before it
+ * arms its end (a late engine, as a slower build or a poll run long makes it; the shipped
+ * build has none). tests/test_avr_board.py builds the firmware with it set. */
+#ifndef PULSE_TEST_ARM_DELAY_CYCLES
+#define PULSE_TEST_ARM_DELAY_CYCLES 0
+#endif
 
 /* Timer1 compare outputs: set or clear the phase line on the match; C has no pin. */
 #define COM_A_SET (_BV(COM1A1) | _BV(COM1A0))
@@ -233,13 +254,41 @@ static void plan(void)
     uart_drain_rx();
 }
 
-/* Busy-wait until tick t has passed, serving the receivers meanwhile. */
-static void spin_until(uint16_t t)
+/* Busy-wait until tick t has come, serving the receivers while a poll cannot run past it
+ * (T_QUIET_BOTH, T_QUIET_HOST). Always inlined: out of line, its call, pushes, pops and
+ * return took ~25 cycles of the ~56 that arm a 4 us phase's end after the tick waited for
+ * (2.2.4 built with host_take inlined made the call: the anodic line stayed high 99 ms). */
+static inline __attribute__((always_inline)) void spin_until(uint16_t t)
 {
-    while ((int16_t)(t - TCNT1) > 8)
-        uart_poll_rx();
-    while ((int16_t)(t - TCNT1) > 0)
+    int16_t left;
+    while ((left = (int16_t)(t - TCNT1)) > (int16_t)T_QUIET_HOST) {
+        if (left > (int16_t)T_QUIET_BOTH)
+            uart_poll_rx();
+        else
+            uart_poll_host();
+    }
+    while ((int16_t)(t - TCNT1) > 0) /* the last approach: ~11 cycles a turn */
         ;
+}
+
+/* Arm the edge that ends a phase: compare unit `which` (0: OC1A, the cathodic line; 1:
+ * OC1B, the anodic) at tick `edge`, the compare outputs' modes `modes`. A match comes
+ * when the counter moves on from the compare value (Atmel 2549Q 2014, Timer/Counter1
+ * timing diagrams; simavr the same): if the counter is past the edge once it is armed,
+ * the match may have come before, and a missed match leaves the line on until the
+ * counter comes round (32.8 ms). Then the line is forced to its armed level at once
+ * (FOC1x: "an immediate compare match is forced on the waveform generation unit", TCCR1C,
+ * same datasheet), which does nothing if the match came after all. */
+static inline __attribute__((always_inline)) void end_phase_at(uint8_t which, uint16_t edge,
+                                                               uint8_t modes)
+{
+    if (which)
+        OCR1B = edge;
+    else
+        OCR1A = edge;
+    TCCR1A = modes;
+    if ((int16_t)(TCNT1 - edge) > 0)
+        TCCR1C = which ? _BV(FOC1B) : _BV(FOC1A);
 }
 
 static void prep(void)
@@ -270,20 +319,25 @@ static void prep(void)
     wake((uint16_t)(e1 - T_LEAD));
 }
 
-static void arm_anodic_end(void)
+/* Inlined into start() as well: a call there, with the pushes of its spin's registers,
+ * took ~20 of the cycles between a 4 us anodic phase's start and its end. */
+static inline __attribute__((always_inline)) void arm_anodic_end(void)
 {
+    uint16_t fall = e4; /* read before the wait: every cycle after it counts */
     spin_until((uint16_t)(e3 + 2)); /* the anodic line has risen */
-    OCR1B = e4;
-    TCCR1A = COM_A_CLEAR | COM_B_CLEAR;
+#if PULSE_TEST_ARM_DELAY_CYCLES > 0
+    __builtin_avr_delay_cycles(PULSE_TEST_ARM_DELAY_CYCLES);
+#endif
+    end_phase_at(1, fall, COM_A_CLEAR | COM_B_CLEAR);
     state = E_END;
     wake((uint16_t)(e4 + 2));
 }
 
 static void start(void)
 {
+    uint16_t fall = e2; /* read before the wait (arm_anodic_end) */
     spin_until((uint16_t)(e1 + 2)); /* the cathodic line has risen */
-    OCR1A = e2;
-    TCCR1A = COM_A_CLEAR | COM_B_SET;
+    end_phase_at(0, fall, COM_A_CLEAR | COM_B_SET);
     if ((int16_t)(e3 - TCNT1) <= (int16_t)(T_LEAD + 8)) {
         arm_anodic_end();
     } else {
@@ -294,6 +348,12 @@ static void start(void)
 
 static void end(void)
 {
+    /* Both phase lines low, whatever the arming did: the pulse is over (its last edge was
+     * 2 ticks ago). A line still on here had an edge missed that end_phase_at did not see
+     * (none is known); forced, it is on for the interrupt's latency at most, not until the
+     * counter comes round. FOC1x acts as a match in the modes set (both clear). */
+    TCCR1A = COM_A_CLEAR | COM_B_CLEAR;
+    TCCR1C = _BV(FOC1A) | _BV(FOC1B);
     for (uint8_t c = 0; c < SESSION_CHANNELS; c++)
         CTRL_LOW(sel_bit[c]);
     const pulse_plan_t *p = &ch[cur].active;

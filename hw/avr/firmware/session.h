@@ -24,7 +24,7 @@
 #define SESSION_CHARGE_VERSION 4
 #define FIRMWARE_MAJOR 2
 #define FIRMWARE_MINOR 2
-#define FIRMWARE_PATCH 4
+#define FIRMWARE_PATCH 5
 
 /* Frame types. */
 enum {

@@ -158,12 +158,17 @@ void uart_drain_host(void)
         host_take(status);
 }
 
-void uart_poll_rx(void)
+void uart_poll_host(void)
 {
     uint8_t status = UCSR0A;
     if (status & _BV(RXC0))
         host_take(status);
-    status = UCSR1A;
+}
+
+void uart_poll_rx(void)
+{
+    uart_poll_host();
+    uint8_t status = UCSR1A;
     if (status & _BV(RXC1))
         debug_take(status);
 }

@@ -28,9 +28,12 @@ uint8_t uart_host_send(const uint8_t *data, uint16_t n);
 /* Nonzero while received bytes wait. */
 uint8_t uart_rx_waiting(void);
 /* With interrupts disabled (the pulse engine's waits for an edge): move a byte that
- * arrived into its ring, at most one per port, so that a call takes at most ~100
- * cycles. */
+ * arrived into its ring, at most one per port. Not ~100 cycles, as this said until 2.2.4:
+ * a host delimiter (its arrival stamped with clock_ms) and a debug byte take ~155 cycles
+ * (2.2.4's disassembly; the pulse engine's spin_until budgets for it). */
 void uart_poll_rx(void);
+/* The same for the host link alone: ~120 cycles at most (a delimiter with DOR0). */
+void uart_poll_host(void);
 /* With interrupts disabled, where time is not critical: move every byte that arrived into
  * the rings, as the receive interrupts would. The chip holds two unread bytes (its
  * two-level receive FIFO) and a third in its shift register until the next start bit,

@@ -326,6 +326,28 @@ static void compare_hook(struct avr_irq_t *irq, uint32_t value, void *param)
     avr_raise_irq(phase_pin[which], (uint32_t)action);
 }
 
+/*
+ * Forced compare outputs: a one written to TCCR1C's FOC1A or FOC1B acts on the line at
+ * once as a match would, in the mode TCCR1A sets (ATmega2560, Atmel 2549Q 2014, TCCR1C;
+ * the bits always read as zero). simavr 1.6 ignores the write (FOC arrived in 1.8), so the
+ * harness acts it out.
+ */
+#define TCCR1C_ADDR 0x82
+
+static void force_hook(struct avr_t *core, avr_io_addr_t addr, uint8_t v, void *param)
+{
+    (void)core;
+    (void)addr;
+    (void)param;
+    for (int which = 0; which < 2; which++) {
+        if (!(v & (which ? 0x40 : 0x80))) /* FOC1B, FOC1A */
+            continue;
+        uint8_t com = (uint8_t)((avr->data[TCCR1A_ADDR] >> (which ? 4 : 6)) & 3);
+        if (com >= 2)
+            avr_raise_irq(phase_pin[which], com == 3 ? 1u : 0u);
+    }
+}
+
 void outputs_rewire_timer(void)
 {
     for (int i = 0; i < 2; i++)
@@ -341,6 +363,7 @@ void outputs_connect(void)
         avr_irq_register_notify(comp_irq[i], compare_hook, (void *)(intptr_t)i);
     }
     outputs_rewire_timer();
+    avr_register_io_write(avr, TCCR1C_ADDR, force_hook, NULL);
     avr_irq_register_notify(
         avr_io_getirq(avr, AVR_IOCTL_IOPORT_GETIRQ(PIN_CATHODIC_PORT), PIN_CATHODIC_BIT),
         phase_hook, NULL);
