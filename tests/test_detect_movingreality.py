@@ -5,9 +5,6 @@ are read from a folder the user names, never from the repository)."""
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
 import numpy as np
 import pytest
 
@@ -15,24 +12,8 @@ from controller.detect import evaluate
 from controller.detect.datasets import read_voisard_gyro
 from controller.detect.movingreality import load_movingreality
 from controller.detect.unreferenced import implied_strides
+from tests.helpers.movingreality_exports import RATE_HZ, write_trial
 from tests.helpers.shank_walks import bump, walk
-
-RATE_HZ = 100.0
-COLUMNS = ("PacketCounter", "SampleTimeFine", "Acc_X", "Acc_Y", "Acc_Z", "Gyr_X", "Gyr_Y",
-           "Gyr_Z", "Roll", "Pitch", "Yaw")
-SPEC = {"leftfoot": "0001.txt", "rightfoot": "0002.txt", "leftshank": "0003.txt",
-        "rightshank": "0004.txt", "lumbar": "0005.txt"}
-
-
-def write_export(path: Path, first_packet: int, gyro: np.ndarray) -> None:
-    """An MT Manager export: ``//`` lines, a tab-separated header, rows whose
-    ``SampleTimeFine`` is left empty, the 16-bit packet counter wrapping at 65536."""
-    lines = ["// General information: ", "//  MT Manager version: 2019.2.0 ",
-             "// Coordinate system: ENU", "\t".join(COLUMNS)]
-    for k, (x, y, z) in enumerate(gyro.T):
-        counter = (first_packet + k) % 65536
-        lines.append(f"{counter}\t\t0.1\t0.2\t9.8\t{x:.6f}\t{y:.6f}\t{z:.6f}\t1.0\t2.0\t3.0")
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
 def treadmill_legs(strides: int, foot_still: bool = False) -> dict[str, np.ndarray]:
@@ -49,18 +30,6 @@ def treadmill_legs(strides: int, foot_still: bool = False) -> dict[str, np.ndarr
         sensors[f"{side}foot"] = np.vstack((0.1 * foot, foot, 0.1 * foot))
     n = min(g.shape[1] for g in sensors.values())
     return {name: g[:, :n] for name, g in sensors.items()}
-
-
-def write_trial(folder: Path, participant: str, export: str, sensors: dict[str, np.ndarray],
-                first_packet: int = 65000, spec_name: str = "sensorspec.json") -> None:
-    """One export folder; the foot files start two packets after the shanks."""
-    where = folder / participant / "Xsens" / export
-    where.mkdir(parents=True)
-    (where / spec_name).write_text(json.dumps(SPEC), encoding="utf-8")
-    for placement, gyro in sensors.items():
-        late = 2 if placement.endswith("foot") else 0
-        write_export(where / f"MT_012000E0_000-000_00B4{SPEC[placement]}",
-                     first_packet + late, gyro[:, late:])
 
 
 def test_the_reader_follows_the_wrapping_counter_and_the_empty_column(tmp_path):

@@ -70,6 +70,8 @@ class Recording:
     #: ``sagittal_axis`` names the sagittal one among them.
     gyro_axes: dict[str, np.ndarray] | None = None
     sagittal_axis: str | None = None
+    #: The file the signals were read from (Voisard: the foot's IMU file).
+    source: Path | None = None
 
 
 def _voisard_rate_hz(path: Path, first_line: str) -> float:
@@ -79,30 +81,65 @@ def _voisard_rate_hz(path: Path, first_line: str) -> float:
     return float(match.group(1))
 
 
-def read_voisard_gyro(path: Path) -> tuple[np.ndarray, dict[str, np.ndarray], float]:
+def read_voisard_gyro(
+    path: Path, prefixes: tuple[str, ...] = ("Gyr_",)
+) -> tuple[np.ndarray, dict[str, np.ndarray], float]:
     """Time (s, from the packet counter), every gyro column the file has (``Gyr_X``...,
-    rad/s; ``Gyr_Y`` is the sagittal axis) and sample rate (Hz) of one foot file.
+    rad/s; ``Gyr_Y`` is the sagittal axis; with ``prefixes`` ``("Acc_", "Gyr_")`` the
+    accelerometer's too) and sample rate (Hz) of one foot file.
     ``CsvError`` (``no samples``, as for a CSV) for a file with its two header lines and
     nothing below them."""
     with path.open(encoding="utf-8") as handle:
         rate_hz = _voisard_rate_hz(path, handle.readline())
         header = handle.readline().split()
         counter, gyro = xsens_gyro_rows(
-            path, handle, header, "its two header lines have no sample row below them"
+            path, handle, header, "its two header lines have no sample row below them",
+            prefixes,
         )
     return (counter - counter[0]) / rate_hz, gyro, rate_hz
 
 
+@dataclass(frozen=True)
+class FootImu:
+    """A foot sensor's six axes as recorded (its own frame, Xsens ``X, Y, Z``): what an
+    offline reference (``controller.detect.footref``) needs, which must find the
+    sensor's orientation on the foot itself."""
+
+    t_s: np.ndarray
+    acc_m_s2: np.ndarray  # (n, 3): Acc_X, Acc_Y, Acc_Z
+    gyr_rad_s: np.ndarray  # (n, 3): Gyr_X, Gyr_Y, Gyr_Z
+    rate_hz: float
+    side: str  # "left" or "right"
+
+    @classmethod
+    def from_columns(
+        cls, t_s: np.ndarray, columns: dict[str, np.ndarray], rate_hz: float, side: str
+    ) -> FootImu:
+        """From Xsens columns named ``Acc_X``... and ``Gyr_X``...."""
+        def axes(prefix: str) -> np.ndarray:
+            return np.column_stack([columns[f"{prefix}{a}"] for a in "XYZ"])
+
+        return cls(t_s, axes("Acc_"), axes("Gyr_"), rate_hz, side)
+
+
+def read_voisard_foot(path: Path, side: str) -> FootImu:
+    """All six axes of one Voisard foot file (``read_voisard_gyro``'s time base)."""
+    t_s, columns, rate_hz = read_voisard_gyro(path, ("Acc_", "Gyr_"))
+    return FootImu.from_columns(t_s, columns, rate_hz, side)
+
+
 def xsens_gyro_rows(
-    path: Path, rows: Iterable[str], header: list[str], empty: str
+    path: Path, rows: Iterable[str], header: list[str], empty: str,
+    prefixes: tuple[str, ...] = ("Gyr_",),
 ) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-    """The packet counter and every gyro column (``Gyr_X``..., rad/s) of the
+    """The packet counter and every gyro column (``Gyr_X``..., rad/s; with ``prefixes``
+    ``("Acc_", "Gyr_")`` also the accelerometer's, m/s^2) of the
     tab-separated ``rows`` of an Xsens MT Manager export whose column names are
     ``header``. The counter is unwrapped (it is 16 bits: 65535 is followed by 0) and a
     repeated packet is read once. ``CsvError`` (``no samples``: ``empty`` says what
     the file has instead) when there is no row. Columns other than these are not read:
     an export may leave some empty (``SampleTimeFine`` of the Awinda exports)."""
-    names = [name for name in header if name.startswith("Gyr_")]
+    names = [name for name in header if name.startswith(prefixes)]
     columns = [header.index("PacketCounter"), *(header.index(name) for name in names)]
     with warnings.catch_warnings():  # numpy's "input contained no data": said below
         warnings.simplefilter("ignore", UserWarning)
@@ -186,6 +223,7 @@ def _voisard_trial(folder: Path, meta_path: Path, axis: str) -> list[Recording]:
                 ),
                 axes,
                 "Gyr_Y",
+                imu,
             )
         )
     return recordings

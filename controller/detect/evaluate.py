@@ -1,7 +1,7 @@
 """Accuracy of the detectors on public walking recordings: the table of docs/detection.md.
 
     python -m controller.detect.evaluate [--voisard DIR] [--marpino DIR] [--gaitpdb DIR]
-        [--movingreality DIR] [--tolerance-ms MS] [--json FILE]
+        [--movingreality DIR] [--foot-reference gaitmap] [--tolerance-ms MS] [--json FILE]
 
 ``--voisard``: the Voisard et al. 2023 foot-IMU recordings (19 walkers, both feet);
 ``--marpino``: the ``Dataset/Young`` folder of the Walking-dataset of GitHub user Marpino
@@ -9,7 +9,9 @@
 ``controller.detect.marpino``); ``--gaitpdb``: PhysioNet gaitpdb force-insole walks;
 ``--movingreality``: the ``data`` folder of the Moving Reality study (Ensink et al. 2024:
 people after a stroke on a treadmill, shank and foot IMUs, no reference events reachable;
-scored without one, see ``controller.detect.unreferenced``).
+scored without one, see ``controller.detect.unreferenced``); ``--foot-reference
+gaitmap``: an event reference from each leg's foot IMU by gaitmap, calibrated on Voisard
+and applied to Moving Reality (``controller.detect.footref_eval``).
 
 Honest figures, the way a researcher would check them:
 
@@ -51,7 +53,6 @@ from typing import Any
 import numpy as np
 
 from controller.detect.axis import MOVING_RAD_S, SAGITTAL, VERDICT_NAMES, check_axes
-from controller.detect.config import DetectorConfig
 from controller.detect.datasets import (
     Recording,
     load_gaitpdb,
@@ -61,10 +62,10 @@ from controller.detect.datasets import (
 from controller.detect.detector import DetectedEvent, detect_batch, gyro_mounting, gyro_setup
 from controller.detect.gyro import GyroDetectorConfig
 from controller.detect.movingreality import folder_problem, load_movingreality
-from controller.detect.score import Scorer, bias_spread_ms, pooled
+from controller.detect.score import Scorer, pooled
+from controller.detect.scoredrows import Row, shipped_config, summarise, walker_scores
 from controller.detect.unreferenced import StrideRow, leg_figures, render_strides
 from controller.events import EVENT_TOLERANCE_MS
-from controller.resources import configs_root, load_toml
 
 #: Settings searched around the shipped foot configuration (leave one walker out).
 FOOT_GRID: dict[str, tuple[float, ...]] = {
@@ -103,16 +104,6 @@ WINDOWS = {
 }
 
 
-@dataclass(frozen=True)
-class Row:
-    """The pooled score of one configuration on one dataset, scored one way."""
-
-    dataset: str
-    configuration: str
-    scored: str
-    summary: dict[str, dict[str, Any]]
-
-
 def checked(config: GyroDetectorConfig) -> GyroDetectorConfig:
     """``config`` once its mounting check has passed: scored from the first stride, as
     ``fes detect`` runs it after checking a whole file (the check is scored apart)."""
@@ -138,20 +129,6 @@ def run(
     return [detect_batch(setup, rec.t_s, rec.gyro_rad_s)[1] for rec in recordings]
 
 
-def walker_scores(
-    recordings: Sequence[Recording],
-    detected: Sequence[Sequence[DetectedEvent]],
-    window: str,
-    tolerance_s: float,
-) -> dict[str, Scorer]:
-    """One scorer per walker, over that walker's recordings in the named window."""
-    scores: dict[str, Scorer] = {}
-    for rec, events in zip(recordings, detected, strict=True):
-        scorer = scores.setdefault(rec.walker, Scorer(tolerance_s))
-        scorer.add(rec.reference, events, getattr(rec, window))
-    return scores
-
-
 def cost(scorer: Scorer) -> float:
     """How bad a configuration is on the walkers of ``scorer`` (smaller is better)."""
     total = 0.0
@@ -161,14 +138,6 @@ def cost(scorer: Scorer) -> float:
         total += (1.0 - (recall or 0.0)) + (1.0 - (precision or 0.0))
         total += 1.0 if error is None else error / (1000.0 * scorer.tolerance_s)
     return total
-
-
-def _summary(scores: Sequence[Scorer]) -> dict[str, dict[str, Any]]:
-    summary = pooled(scores).summary()
-    spread = bias_spread_ms(scores)
-    for name, figures in summary.items():
-        figures["bias_spread_ms"] = spread[name]
-    return summary
 
 
 @dataclass(frozen=True)
@@ -202,7 +171,7 @@ def leave_one_walker_out(
     summaries = {}
     for window in windows:
         scored = [walker_scores(recordings, d, window, tolerance_s) for d in detected]
-        summaries[window] = _summary([scored[choice[w]][w] for w in walkers])
+        summaries[window] = summarise([scored[choice[w]][w] for w in walkers])
     on_all = min(range(len(configs)), key=lambda i: cost(pooled(per_config[i].values())))
     return Selection(summaries, Counter(choice.values()), on_all)
 
@@ -220,7 +189,7 @@ def shipped_rows(
     detected = run(recordings, checked(config))
     return [
         Row(dataset, label, WINDOWS[w],
-            _summary(list(walker_scores(recordings, detected, w, tolerance_s).values())))
+            summarise(list(walker_scores(recordings, detected, w, tolerance_s).values())))
         for w in windows
     ]
 
@@ -374,7 +343,7 @@ def evaluate(
         for rec in recordings:
             _, events = detect_batch(setup, rec.t_s, None, rec.heel_force_n)
             scorer.add(rec.reference, events, rec.window)
-        rows.append(Row(name, "heel force sensor (L1/R1)", "whole walk", _summary([scorer])))
+        rows.append(Row(name, "heel force sensor (L1/R1)", "whole walk", summarise([scorer])))
     return rows, mounting, notes
 
 
@@ -457,12 +426,13 @@ def _timing(after: Sequence[float]) -> str:
     return f"{np.median(after):.1f}, {max(after):.1f}" if after else "n/a"
 
 
-def shipped_config() -> DetectorConfig:
-    """The ``[detector]`` table of the shipped ``configs/default.toml``, what ``fes sim``
-    and ``fes detect`` run by default (read here directly: the trial config that composes
-    every package's models sits above the detector)."""
-    table = load_toml(configs_root() / "default.toml").get("detector", {})
-    return DetectorConfig.model_validate(table)
+def foot_reference_problem(voisard: Path | None, movingreality: Path | None) -> str | None:
+    """Why ``--foot-reference gaitmap`` cannot run (None: it can)."""
+    if voisard is None and movingreality is None:
+        return "give --voisard DIR (its calibration) or --movingreality DIR (its use)"
+    from controller.detect.footref import gaitmap_problem
+
+    return gaitmap_problem()
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -483,6 +453,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--movingreality", type=Path, metavar="DIR",
                         help="the data folder of SintMaartenskliniek/MovingReality (walkers "
                         "after a stroke; no reference: scored without one)")
+    parser.add_argument("--foot-reference", choices=("gaitmap",),
+                        help="also score against an event reference from each leg's foot "
+                        "IMU by gaitmap (Barth DTW + Rampp): with --voisard, the reference "
+                        "against the labels; with --movingreality, the shank detector "
+                        "against it (needs the `gaitref` extra: gaitmap, MIT, and "
+                        "gaitmap_mad, AGPL-3.0)")
     parser.add_argument("--tolerance-ms", type=float, default=EVENT_TOLERANCE_MS,
                         metavar="MS", help="largest timing error of a matched event "
                         f"(default {EVENT_TOLERANCE_MS:g})")
@@ -503,6 +479,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     if not args.tolerance_ms > 0.0:
         parser.error("--tolerance-ms must be positive")
+    if args.foot_reference is not None:
+        problem = foot_reference_problem(args.voisard, args.movingreality)
+        if problem is not None:
+            print(f"evaluate: --foot-reference gaitmap: {problem}", file=sys.stderr)
+            return 2
     if args.marpino is not None:
         try:
             import openpyxl  # noqa: F401
@@ -518,6 +499,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         more, strides, left_out = movingreality_tables(args.movingreality)
         mounting += more
         notes += left_out
+    if args.foot_reference is not None:
+        from controller.detect import footref_eval  # imports gaitmap (AGPL-3.0 part)
+
+        for folder, table in ((args.voisard, footref_eval.calibration_rows),
+                              (args.movingreality, footref_eval.stroke_rows)):
+            if folder is not None:
+                more_rows, more_notes = table(folder, args.tolerance_ms / 1000)
+                rows += more_rows
+                notes += more_notes
     tables = [render_markdown(rows) if rows else "",
               render_mounting(mounting) if mounting else "",
               render_strides(strides) if strides else ""]

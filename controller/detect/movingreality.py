@@ -45,7 +45,7 @@ from pathlib import Path
 
 import numpy as np
 
-from controller.detect.datasets import PACKET_COUNTER_WRAP, Recording, xsens_gyro_rows
+from controller.detect.datasets import PACKET_COUNTER_WRAP, FootImu, Recording, xsens_gyro_rows
 from controller.detect.score import ScoringWindow
 from controller.progress import progress
 
@@ -72,6 +72,9 @@ class Leg:
     foot_norm_rad_s: np.ndarray
     trial: str  # the export folder and the authors' trial name, e.g. "exported000 1Reg"
     side: str  # "left" or "right"
+    #: The foot sensor's six axes on its own samples (times on the shank's clock), for
+    #: an offline reference (``controller.detect.footref``).
+    foot: FootImu | None = None
 
 
 @dataclass(frozen=True)
@@ -91,14 +94,17 @@ def folder_problem(folder: Path) -> str | None:
     return None
 
 
-def read_export(path: Path) -> tuple[np.ndarray, dict[str, np.ndarray]]:
-    """Packet counter (unwrapped) and gyro columns (rad/s) of one MT Manager export."""
+def read_export(
+    path: Path, prefixes: tuple[str, ...] = ("Gyr_",)
+) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+    """Packet counter (unwrapped) and gyro columns (rad/s; with ``prefixes`` ``("Acc_",
+    "Gyr_")`` the accelerometer's too) of one MT Manager export."""
     with path.open(encoding="utf-8") as handle:
         line = handle.readline()
         while line.startswith("//"):
             line = handle.readline()
         return xsens_gyro_rows(path, handle, line.split("\t"),
-                               "its header has no sample row below it")
+                               "its header has no sample row below it", prefixes)
 
 
 def trial_names(participant: Path) -> dict[str, str]:
@@ -139,15 +145,18 @@ def read_leg(export: Path, spec: dict[str, str], side: str, walker: str,
         return f"{walker} {trial} {side}: its {missing} file is not in {export}"
     counter, axes = read_export(shank_path)
     t_s = _on_clock(counter, counter[0])
-    foot_counter, foot_axes = read_export(foot_path)
-    foot_norm = np.linalg.norm(np.vstack(list(foot_axes.values())), axis=0)
+    foot_counter, foot_columns = read_export(foot_path, ("Acc_", "Gyr_"))
+    foot_gyro = [foot_columns[name] for name in foot_columns if name.startswith("Gyr_")]
+    foot_norm = np.linalg.norm(np.vstack(foot_gyro), axis=0)
     whole = ScoringWindow(float(t_s[0]), float(t_s[-1]))
     shank = Recording(
         f"movingreality {walker} {trial} {side} shank", f"movingreality {walker}", t_s,
         axes[SAGITTAL_AXIS], None, [], whole, whole, whole, axes, SAGITTAL_AXIS,
     )
     foot_t_s = _on_clock(foot_counter, counter[0])
-    return Leg(shank, np.interp(t_s, foot_t_s, foot_norm), trial, side)
+    foot = (FootImu.from_columns(foot_t_s, foot_columns, RATE_HZ, side)
+            if all(f"{k}_{a}" in foot_columns for k in ("Acc", "Gyr") for a in "XYZ") else None)
+    return Leg(shank, np.interp(t_s, foot_t_s, foot_norm), trial, side, foot)
 
 
 def load_movingreality(folder: Path) -> Loaded:

@@ -130,13 +130,22 @@ class LegFigures:
     peak_rad_s: float  # 99th percentile of the sagittal gyro as detected (swing peaks)
 
 
-def leg_figures(leg: Leg, config: DetectorConfig) -> LegFigures:
-    """The shank detector of ``config`` run on ``leg`` as ``fes detect`` runs it."""
+def shank_events(leg: Leg, config: DetectorConfig) -> tuple[list[DetectedEvent], bool,
+                                                             np.ndarray]:
+    """The shank detector of ``config`` run on ``leg`` as ``fes detect`` runs it: its
+    events, whether the mounting check inverted the gyro, and the gyro as detected."""
     rec = leg.shank
     assert rec.gyro_rad_s is not None
     column = str(rec.sagittal_axis)
     checked, gyro, note = checked_sign(config, rec.t_s, rec.gyro_rad_s, column, False)
     _, events = detect_batch(checked.setup(), rec.t_s, gyro)
+    return list(events), note is not None and note.kind == "warning", gyro
+
+
+def leg_figures(leg: Leg, config: DetectorConfig) -> LegFigures:
+    """The shank detector of ``config`` run on ``leg`` as ``fes detect`` runs it."""
+    rec = leg.shank
+    events, inverted, gyro = shank_events(leg, config)
     found = swings(events)
     still = sum(
         float(np.max(leg.foot_norm_rad_s[(rec.t_s >= a) & (rec.t_s <= b)], initial=0.0))
@@ -150,7 +159,7 @@ def leg_figures(leg: Leg, config: DetectorConfig) -> LegFigures:
         rec.walker, leg.trial, leg.side, implied,
         float(np.median(periods)) if periods else None, len(found), still,
         float(np.median(intervals)) if intervals.size else None,
-        note is not None and note.kind == "warning", float(np.percentile(gyro, 99)),
+        inverted, float(np.percentile(gyro, 99)),
     )
 
 
