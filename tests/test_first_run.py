@@ -19,6 +19,15 @@ import textwrap
 
 import pytest
 
+from controller.cgroup import usable_cpus
+
+#: A helper process compiles only where this process may use two CPUs or more
+#: (``compile_ahead.spare_cpu``): confined to one (``taskset -c 0``, a one-CPU CI pod),
+#: the trial compiles everything itself, and the tests of the helper have nothing to see.
+needs_two_cpus = pytest.mark.skipif(
+    usable_cpus() < 2, reason="one usable CPU: a first trial compiles without a helper "
+    "process by design (compile_ahead.spare_cpu)")
+
 _SCRIPT = textwrap.dedent(
     """
     import gc, json, os, sys
@@ -100,6 +109,7 @@ def test_every_kernel_is_compiled_once_for_its_argument_types(first_run):
     assert not [name for name, sigs in compiled.items() if "Literal" in sigs[0]]
 
 
+@needs_two_cpus
 def test_a_helper_process_compiles_the_limb_and_the_scheduler_meanwhile(first_run):
     """controller.trial.compile_ahead: the limb's and the scheduler's kernels reach the
     trial from the cache a helper process filled, while this process compiled the
@@ -115,6 +125,7 @@ def test_a_helper_process_compiles_the_limb_and_the_scheduler_meanwhile(first_ru
     assert {"controller.pulses._pulse_times", "controller.trial.csvtext.render"} <= here
 
 
+@needs_two_cpus
 def test_the_loop_and_its_stages_compile_without_the_cycle_collector(first_run):
     """hotpath.collector_off: numba's compiler keeps Python's cycle collector busy for a
     tenth of the compile time; it is off while the stages and the loop compile, in the
