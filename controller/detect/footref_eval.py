@@ -29,7 +29,7 @@ from controller.events import DetectedEvent, Event
 
 #: How the rows name the reference.
 REFERENCE = "gaitmap foot reference (Barth DTW + Rampp)"
-#: The weak paretic leg reported apart: (walker, side).
+#: The weak leg reported apart: (walker, side).
 WEAK_LEG = ("movingreality pp03", "right")
 #: The Voisard windows the calibration is scored in, and their names.
 CALIBRATION_WINDOWS = {"window": "whole trial", "steady": "without first/last steps"}

@@ -37,7 +37,7 @@ Rules, and the reason for each:
   in every steady step of the recordings, a clonus beat at 5-8 Hz less than 100 ms) it
   is reported at once. After such a push-off, with ``swing_entry_fraction``, the level
   is that fraction of the walker's mean swing peak where this is lower, never below
-  ``swing_hold_level_rad_s``: a weak paretic leg swings at 0.7-1.5 rad/s (the Moving
+  ``swing_hold_level_rad_s``: a weak leg swings at 0.7-1.5 rad/s (the Moving
   Reality walker pp03's right shank), and most of its swings never reached the fixed
   level (the detector found 30-114 of its 119-128 strides). The push-off before it, a
   stance before that (``min_stance_ms``) and the oscillation guard keep clonus out as
@@ -123,7 +123,7 @@ swing fraction sees the signal the right way round: on the real recordings the r
 way gives 0.35-0.42, the flipped one 0.50-0.77 (docs/detection.md). The strides that
 decide must also follow the walk: the deciding machine's steady strides (each within
 ``SKIPPED`` times the one before, either way) add up to ``MOUNT_COVERAGE`` of the time
-since either machine's first stride began. On a weak paretic leg the mirror copy found 3
+since either machine's first stride began. On a weak leg the mirror copy found 3
 strides in 28 s, or double strides (2 s against single ones of 0.9 s, each holding a
 swing it missed, which halves its swing fraction), and was believed: the sign was
 called flipped. Such a check stays undecided (``mounting`` reports ``UNDECIDED``, and
@@ -461,7 +461,7 @@ MOUNT_MARGIN = 0.05
 #: since the first stride either way round began, counting only steady strides (within
 #: ``SKIPPED`` times the stride before, either way): a machine that sees the signal the
 #: right way round follows the walk, while a few strides scattered over it, or strides
-#: that each hold a stride it missed, are no evidence (a weak paretic leg whose mirror
+#: that each hold a stride it missed, are no evidence (a weak leg whose mirror
 #: copy found 3 strides in 28 s, or double strides of 2 s against single ones of 0.9 s,
 #: and was believed: docs/detection.md, "The mounting check").
 MOUNT_COVERAGE = 0.4
@@ -1154,7 +1154,7 @@ SHANK = GyroDetectorConfig(
     toe_off_rise_fraction=0.8,
     # The last step of a walk swings at a third of the others' peak.
     swing_peak_fraction=0.2,
-    # A weak paretic leg swings at 0.7-1.5 rad/s, below swing_entry_rad_s: after a
+    # A weak leg swings at 0.7-1.5 rad/s, below swing_entry_rad_s: after a
     # push-off, enter swing from 0.6 of the walker's own mean peak (chosen with the
     # Moving Reality walker pp03's right shank in view: docs/detection.md).
     swing_entry_fraction=0.6,
