@@ -108,3 +108,22 @@ def test_the_option_without_a_foot_dataset_is_refused(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "--foot-reference gaitmap: give --voisard DIR" in err
     assert "Traceback" not in err
+
+
+@NEEDS_GAITMAP
+def test_the_foot_detector_is_scored_against_the_reference_of_its_own_sensor(
+    tmp_path, capsys
+):
+    write_walk(tmp_path, 0.0)
+    assert evaluate.main(["--movingreality", str(tmp_path), "--placement", "foot",
+                          "--foot-reference", "gaitmap"]) == 0
+    out = capsys.readouterr().out
+    assert "read as sagittal: Gyr_Y" in out
+    for event in ("heel strike", "toe off"):
+        cells = stroke_row(out, event)
+        assert cells[:2] == [
+            "| Moving Reality stroke, treadmill, foot IMU (1 walkers)",
+            "shipped foot (chosen on Voisard) vs gaitmap foot reference (Barth DTW + Rampp) "
+            "of the same foot (one sensor, two algorithms)"]
+        assert int(cells[4]) >= 2 * (STRIDES - 3)  # the foot's strides, both legs
+        assert float(cells[5].rstrip(" %")) >= 95.0  # recall

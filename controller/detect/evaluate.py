@@ -1,7 +1,8 @@
 """Accuracy of the detectors on public walking recordings: the table of docs/detection.md.
 
     python -m controller.detect.evaluate [--voisard DIR] [--marpino DIR] [--gaitpdb DIR]
-        [--movingreality DIR] [--foot-reference gaitmap] [--tolerance-ms MS] [--json FILE]
+        [--movingreality DIR [--placement shank|foot]] [--foot-reference gaitmap]
+        [--tolerance-ms MS] [--json FILE]
 
 ``--voisard``: the Voisard et al. 2023 foot-IMU recordings (19 walkers, both feet);
 ``--marpino``: the ``Dataset/Young`` folder of the Walking-dataset of GitHub user Marpino
@@ -9,7 +10,8 @@
 ``controller.detect.marpino``); ``--gaitpdb``: PhysioNet gaitpdb force-insole walks;
 ``--movingreality``: the ``data`` folder of the Moving Reality study (Ensink et al. 2024:
 people after a stroke on a treadmill, shank and foot IMUs, no reference events reachable;
-scored without one, see ``controller.detect.unreferenced``); ``--foot-reference
+scored without one, see ``controller.detect.unreferenced``; ``--placement foot`` scores
+the foot detector instead of the shank's); ``--foot-reference
 gaitmap``: an event reference from each leg's foot IMU by gaitmap, calibrated on Voisard
 and applied to Moving Reality (``controller.detect.footref_eval``).
 
@@ -61,7 +63,15 @@ from controller.detect.datasets import (
 )
 from controller.detect.detector import DetectedEvent, detect_batch, gyro_mounting, gyro_setup
 from controller.detect.gyro import GyroDetectorConfig
-from controller.detect.movingreality import folder_problem, load_movingreality
+from controller.detect.movingreality import (
+    GYRO_AXES,
+    PLACEMENTS,
+    SAGITTAL_AXIS,
+    folder_problem,
+    foot_sagittal_axis,
+    load_movingreality,
+    worn_sensor,
+)
 from controller.detect.score import Scorer, pooled
 from controller.detect.scoredrows import Row, shipped_config, summarise, walker_scores
 from controller.detect.unreferenced import StrideRow, leg_figures, render_strides
@@ -94,8 +104,6 @@ _CELLS = (
 WRONG_AXES = {"Gyr_X": "roll axis", "Gyr_Z": "yaw axis"}
 #: The same for the Marpino IMUs (as read, before the README's rotation).
 MARPINO_WRONG_AXES = {"Gyro_read_x": "other axis", "Gyro_read_y": "other axis"}
-#: The same for the Moving Reality shank IMUs (``Gyr_Y`` is the sagittal one).
-MOVINGREALITY_WRONG_AXES = {"Gyr_X": "other axis", "Gyr_Z": "other axis"}
 #: The scoring windows of a ``Recording`` and how the table names them.
 WINDOWS = {
     "window": "whole trial",
@@ -348,25 +356,43 @@ def evaluate(
 
 
 def movingreality_tables(
-    folder: Path,
+    folder: Path, placement: str = "shank",
 ) -> tuple[list[MountingRow], list[StrideRow], list[str]]:
     """The Moving Reality walkers after a stroke, without a reference: the mounting
-    check of the shipped shank configuration (on ``Gyr_Y`` and on the two other axes),
-    and the swings it finds against the strides the foot implies."""
-    config = shipped_config().model_copy(update={"placement": "shank"})
+    check of the shipped configuration of ``placement`` (on its sagittal axis and on the
+    two other axes), and the swings it finds against the strides the foot implies. The
+    shank's sagittal axis is the authors' (``Gyr_Y``); the foot's is decided from the
+    data (``foot_sagittal_axis``), and a note says how."""
+    config = shipped_config().model_copy(update={"placement": placement})
     loaded = load_movingreality(folder)
-    shanks = [leg.shank for leg in loaded.legs]
-    name = (f"Moving Reality stroke, treadmill, shank IMU "
-            f"({len({r.walker for r in shanks})} walkers, no reference)")
-    shank = config.gyro.shank
-    mounting = [mounting_row(name, "shipped shank", shanks, shank)]
-    mounting += [
-        mounting_row(name, f"shipped shank, {what} ({axis}): wrong axis", shanks, shank, axis)
-        for axis, what in MOVINGREALITY_WRONG_AXES.items()
-    ]
-    strides = [StrideRow(name, "shipped shank", [leg_figures(leg, config)
-                                                for leg in loaded.legs])]
-    return mounting, strides, [f"Moving Reality: left out {why}" for why in loaded.left_out]
+    notes = [f"Moving Reality: left out {why}" for why in loaded.left_out]
+    axis: str | None = SAGITTAL_AXIS
+    if placement == "foot":
+        axis, named = foot_sagittal_axis(loaded.legs)
+        notes.append("Moving Reality: the foot's sagittal axis, the one the axis check "
+                     "finds turning most on most feet: " + ", ".join(
+                         f"{name} on {n} feet" for name, n in named.most_common())
+                     + f"; read as sagittal: {axis}")
+    worn = [(leg, sensor) for leg in loaded.legs
+            if (sensor := worn_sensor(leg, placement, axis)) is not None]
+    notes += [f"Moving Reality: left out {leg.shank.name.removesuffix(' shank')} foot: "
+              "its file has no accelerometer or gyro columns"
+              for leg in loaded.legs if placement == "foot" and leg.foot is None]
+    if axis is None or not worn:
+        return [], [], notes
+    recordings = [rec for _, (rec, _) in worn]
+    name = (f"Moving Reality stroke, treadmill, {placement} IMU "
+            f"({len({r.walker for r in recordings})} walkers, no reference)")
+    label = f"shipped {placement}"
+    gyro = config.gyro_config()
+    mounting = [mounting_row(name, label, recordings, gyro)]
+    mounting += [mounting_row(name, f"{label}, other axis ({other}): wrong axis", recordings,
+                              gyro, other)
+                 for other in GYRO_AXES if other != axis]
+    label += " (chosen on Voisard)" if placement == "foot" else ""
+    strides = [StrideRow(name, label, [leg_figures(leg, config, rec, norm)
+                                       for leg, (rec, norm) in worn])]
+    return mounting, strides, notes
 
 
 def _marpino_wrong_axes(
@@ -453,11 +479,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--movingreality", type=Path, metavar="DIR",
                         help="the data folder of SintMaartenskliniek/MovingReality (walkers "
                         "after a stroke; no reference: scored without one)")
+    parser.add_argument("--placement", choices=PLACEMENTS, metavar="{shank,foot}",
+                        help="with --movingreality: the shipped detector of this placement "
+                        "is scored (default shank; foot: its sagittal axis decided from the "
+                        "data by the axis check)")
     parser.add_argument("--foot-reference", choices=("gaitmap",),
                         help="also score against an event reference from each leg's foot "
                         "IMU by gaitmap (Barth DTW + Rampp): with --voisard, the reference "
-                        "against the labels; with --movingreality, the shank detector "
-                        "against it (needs the `gaitref` extra: gaitmap, MIT, and "
+                        "against the labels; with --movingreality, the --placement "
+                        "detector against it (needs the `gaitref` extra: gaitmap, MIT, and "
                         "gaitmap_mad, AGPL-3.0)")
     parser.add_argument("--tolerance-ms", type=float, default=EVENT_TOLERANCE_MS,
                         metavar="MS", help="largest timing error of a matched event "
@@ -469,6 +499,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if not folders and args.movingreality is None:
         parser.error("give at least one of --voisard DIR, --marpino DIR, --gaitpdb DIR, "
                      "--movingreality DIR")
+    if args.placement is not None and args.movingreality is None:
+        parser.error("--placement applies to --movingreality only (the other datasets "
+                     "score the placements they were recorded with)")
+    placement = args.placement or "shank"
     problem = None if args.movingreality is None else folder_problem(args.movingreality)
     if problem is not None:
         print(f"evaluate: --movingreality {problem}", file=sys.stderr)
@@ -496,18 +530,22 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     strides: list[StrideRow] = []
     if args.movingreality is not None:
-        more, strides, left_out = movingreality_tables(args.movingreality)
+        more, strides, left_out = movingreality_tables(args.movingreality, placement)
         mounting += more
         notes += left_out
     if args.foot_reference is not None:
         from controller.detect import footref_eval  # imports gaitmap (AGPL-3.0 part)
 
-        for folder, table in ((args.voisard, footref_eval.calibration_rows),
-                              (args.movingreality, footref_eval.stroke_rows)):
-            if folder is not None:
-                more_rows, more_notes = table(folder, args.tolerance_ms / 1000)
-                rows += more_rows
-                notes += more_notes
+        tolerance_s = args.tolerance_ms / 1000
+        if args.voisard is not None:
+            more_rows, more_notes = footref_eval.calibration_rows(args.voisard, tolerance_s)
+            rows += more_rows
+            notes += more_notes
+        if args.movingreality is not None:
+            more_rows, more_notes = footref_eval.stroke_rows(args.movingreality, tolerance_s,
+                                                             placement)
+            rows += more_rows
+            notes += more_notes
     tables = [render_markdown(rows) if rows else "",
               render_mounting(mounting) if mounting else "",
               render_strides(strides) if strides else ""]

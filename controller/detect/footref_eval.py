@@ -4,11 +4,15 @@
   the Voisard et al. 2023 foot IMUs, scored against the dataset's own labels: how good a
   reference it is (recall, precision, bias, median and 95th percentile |error|).
 * **Walkers after a stroke** (``--movingreality DIR``): each leg's foot through the
-  reference, and the shipped shank detector on the same leg (run as ``fes detect`` runs
-  it, nothing chosen) scored against it with the project's scoring, in the stretch the
-  reference covers (its first event to its last, each widened by the tolerance). Rows:
-  all legs, all but pp03's right leg (the weak leg docs/detection.md describes), and that
-  leg alone.
+  reference, and the shipped detector of the placement asked for (``--placement``: the
+  shank of the same leg, or the foot itself, its sagittal axis decided from the data as
+  ``evaluate`` decides it; run as ``fes detect`` runs it, nothing chosen) scored against
+  it with the project's scoring, in the stretch the reference covers (its first event to
+  its last, each widened by the tolerance). Rows: all legs, all but pp03's right leg
+  (the weak leg docs/detection.md describes), and that leg alone. On the foot, detector
+  and reference read **one sensor**: two independent algorithms on one signal (and the
+  reference's frame takes its sign from the project's mounting check), so agreement
+  there says less than on the shank.
 
 The reference is offline: its events carry no latency (its "latency" cells read 0), and
 a stride the reference itself missed makes a true detection look false.
@@ -21,10 +25,10 @@ from pathlib import Path
 
 from controller.detect.datasets import load_voisard, read_voisard_foot
 from controller.detect.footref import FootReference, gaitmap_events
-from controller.detect.movingreality import load_movingreality
+from controller.detect.movingreality import foot_sagittal_axis, load_movingreality, worn_sensor
 from controller.detect.score import Scorer, ScoringWindow
 from controller.detect.scoredrows import Row, shipped_config, summarise, walker_scores
-from controller.detect.unreferenced import implied_strides, shank_events
+from controller.detect.unreferenced import detector_events, implied_strides
 from controller.events import DetectedEvent, Event
 
 #: How the rows name the reference.
@@ -68,26 +72,30 @@ def calibration_rows(folder: Path, tolerance_s: float) -> tuple[list[Row], list[
     return rows, notes
 
 
-def stroke_rows(folder: Path, tolerance_s: float) -> tuple[list[Row], list[str]]:
-    """The shipped shank detector against the gaitmap reference of the same leg's foot,
-    on the Moving Reality walkers after a stroke."""
-    config = shipped_config().model_copy(update={"placement": "shank"})
+def stroke_rows(folder: Path, tolerance_s: float,
+                placement: str = "shank") -> tuple[list[Row], list[str]]:
+    """The shipped detector of ``placement`` against the gaitmap reference of the same
+    leg's foot, on the Moving Reality walkers after a stroke."""
+    config = shipped_config().model_copy(update={"placement": placement})
     loaded = load_movingreality(folder)
+    axis = foot_sagittal_axis(loaded.legs)[0] if placement == "foot" else None
     groups: dict[str, dict[str, Scorer]] = defaultdict(dict)
     frames, left_out = Counter[str](), []
     # per group: reference heel strikes, strides the feet imply, legs
     coverage: dict[str, list[float]] = defaultdict(lambda: [0.0, 0.0, 0.0])
     for leg in loaded.legs:
-        found = (gaitmap_events(leg.foot, config) if leg.foot is not None
+        worn = worn_sensor(leg, placement, axis)
+        found = (gaitmap_events(leg.foot, config) if leg.foot is not None and worn
                  else "the foot file has no accelerometer or gyro columns")
-        if isinstance(found, str) or not found.events:
+        if isinstance(found, str) or not found.events or worn is None:
             why = found if isinstance(found, str) else "gaitmap found no event"
-            left_out.append(f"{leg.shank.name}: no reference ({why})")
+            named = leg.shank.name if worn is None else worn[0].name
+            left_out.append(f"{named}: no reference ({why})")
             continue
         frames[found.frame.describe()] += 1
         times = [t for t, _ in found.events]
         window = ScoringWindow(min(times) - tolerance_s, max(times) + tolerance_s)
-        events, _, _ = shank_events(leg, config)
+        events, _, _ = detector_events(worn[0], config)
         weak = (leg.shank.walker, leg.side) == WEAK_LEG
         implied = implied_strides(leg.shank.t_s, leg.foot_norm_rad_s)[0]
         for group in ("all legs", "pp03 right leg" if weak else "all but pp03 right leg"):
@@ -97,9 +105,11 @@ def stroke_rows(folder: Path, tolerance_s: float) -> tuple[list[Row], list[str]]
             coverage[group][1] += implied
             coverage[group][2] += 1
     walkers = len({leg.shank.walker for leg in loaded.legs})
-    name = f"Moving Reality stroke, treadmill, shank IMU ({walkers} walkers)"
-    rows = [Row(name, f"shipped shank vs {REFERENCE} of the same leg's foot", group,
-                summarise(list(groups[group].values())))
+    name = f"Moving Reality stroke, treadmill, {placement} IMU ({walkers} walkers)"
+    label = (f"shipped shank vs {REFERENCE} of the same leg's foot" if placement == "shank"
+             else f"shipped foot (chosen on Voisard) vs {REFERENCE} of the same foot "
+             "(one sensor, two algorithms)")
+    rows = [Row(name, label, group, summarise(list(groups[group].values())))
             for group in ("all legs", "all but pp03 right leg", "pp03 right leg")
             if groups[group]]
     notes = [f"{name}: foot sensor frames found: "

@@ -24,8 +24,12 @@ files carry no ``sample_frequency``). Sagittal axis: ``Gyr_Y``, the axis the aut
 read as the shank's angular velocity (``shank_kinematics_xsens`` in
 ``MovingReality_functions.py``), the sign as recorded: the detector's mounting check
 decides it, as ``fes detect`` does. The foot sensors are read for the norm of their
-three axes only (which needs neither an axis nor a sign): what the reference-free
-figures (``controller.detect.unreferenced``) compare the shank's swings with.
+three axes (which needs neither an axis nor a sign): what the reference-free figures
+(``controller.detect.unreferenced``) compare the swings with; and for all six axes, for
+the foot detector and for an offline reference (``controller.detect.footref``). The
+foot's sagittal axis is not given by the authors: ``foot_sagittal_axis`` decides it
+from the data, with the project's axis check, once for the whole folder (one mounting
+protocol), and each foot's axis check then says where it does not hold.
 
 There is **no reference** here: the study's gold standard (Vicon markers and the
 treadmill's force plates, ``1019_ppNN/Vicon/*.c3d``) is listed in the repository but
@@ -40,11 +44,14 @@ from __future__ import annotations
 
 import json
 import re
+from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from controller.detect.axis import check_axes
 from controller.detect.datasets import PACKET_COUNTER_WRAP, FootImu, Recording, xsens_gyro_rows
 from controller.detect.score import ScoringWindow
 from controller.progress import progress
@@ -58,6 +65,10 @@ HOLDS = ("the Moving Reality data (the data folder of SintMaartenskliniek/Moving
          "1019_ppNN/Xsens/exportedNNN/sensorspec.json and MT_*.txt)")
 #: The gyro axis read as sagittal on the shank.
 SAGITTAL_AXIS = "Gyr_Y"
+#: The gyro columns of every sensor, in the order of ``FootImu.gyr_rad_s``.
+GYRO_AXES = ("Gyr_X", "Gyr_Y", "Gyr_Z")
+#: Where a detector may be worn here.
+PLACEMENTS = ("shank", "foot")
 #: The authors' remark on a trial whose IMU recording failed.
 _RECORDING_ERROR = re.compile(r"recording error", re.IGNORECASE)
 _SIDES = ("left", "right")
@@ -184,3 +195,35 @@ def load_movingreality(folder: Path) -> Loaded:
                         legs.append(leg)
             shown.advance()
     return Loaded(legs, left_out)
+
+
+def foot_sagittal_axis(legs: Sequence[Leg]) -> tuple[str | None, Counter[str]]:
+    """The foot sensors' sagittal axis, decided from the data: on each foot the axis the
+    project's axis check finds turning most while moving (``check_axes``, as
+    ``controller.detect.footref.sensor_frame`` takes it), and the axis most feet name.
+    Returns it (None: no foot) and the count of each axis named."""
+    named = Counter[str]()
+    for leg in legs:
+        if leg.foot is not None:
+            turns = check_axes(leg.foot.t_s, leg.foot.gyr_rad_s.T, 0, GYRO_AXES)
+            named[GYRO_AXES[turns.turns_most]] += 1
+    return (named.most_common(1)[0][0] if named else None), named
+
+
+def worn_sensor(leg: Leg, placement: str, foot_axis: str | None
+                ) -> tuple[Recording, np.ndarray] | None:
+    """The recording a detector worn at ``placement`` reads on ``leg`` (the foot's with
+    ``foot_axis`` as its sagittal column, its sign as recorded) and the foot's angular
+    speed (norm of its three gyro axes) at that recording's times; None where the foot
+    has no six axes or no axis was decided."""
+    if placement == "shank":
+        return leg.shank, leg.foot_norm_rad_s
+    if leg.foot is None or foot_axis is None:
+        return None
+    foot = leg.foot
+    axes = dict(zip(GYRO_AXES, foot.gyr_rad_s.T, strict=True))
+    whole = ScoringWindow(float(foot.t_s[0]), float(foot.t_s[-1]))
+    name = leg.shank.name.removesuffix(" shank") + " foot"
+    rec = Recording(name, leg.shank.walker, foot.t_s, axes[foot_axis], None, [], whole,
+                    whole, whole, axes, foot_axis)
+    return rec, np.linalg.norm(foot.gyr_rad_s, axis=1)

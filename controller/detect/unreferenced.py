@@ -1,8 +1,9 @@
-"""What a walk without reference events can still tell about the shank detector.
+"""What a walk without reference events can still tell about a gyroscope detector.
 
 The Moving Reality recordings (``controller.detect.movingreality``: people after a
 stroke on a treadmill) have no reference events, so no recall, precision or timing
-error can be measured on them. What can be counted without one, per leg of a trial:
+error can be measured on them. What can be counted without one, per leg of a trial,
+for the detector worn on the shank or on the foot:
 
 * **strides implied**: the leg's stride period measured on the *foot* sensor, with no
   detector: the first strong peak of the autocorrelation of the norm of its three gyro
@@ -12,9 +13,10 @@ error can be measured on them. What can be counted without one, per leg of a tri
   ``MIN_MOVING_FRACTION`` of the time is standing and implies no stride, and so does
   the time before the foot first moves and after it last moves (faster than
   ``MOVING_RAD_S``). The strides implied are each walking window's length over its
-  period, summed;
-* **swings found**: the shank detector's swings (a toe off followed by a heel strike),
-  the detector run as ``fes detect`` runs it (the mounting check over the whole file, a
+  period, summed. For the foot detector this is the same sensor the detector reads
+  (its norm, not its sagittal axis): a count from one signal, not two;
+* **swings found**: the detector's swings (a toe off followed by a heel strike), the
+  detector run as ``fes detect`` runs it (the mounting check over the whole file, a
   flipped sign inverted with a warning);
 * **swings with the foot still**: found swings during which the leg's foot never turns
   faster than ``SWING_FOOT_RAD_S`` (1 rad/s; real swings reach 3-8 rad/s): false swings;
@@ -37,6 +39,7 @@ import numpy as np
 
 from controller.detect.axis import MOVING_RAD_S
 from controller.detect.config import DetectorConfig
+from controller.detect.datasets import Recording
 from controller.detect.detector import DetectedEvent, detect_batch
 from controller.detect.gyrocolumn import checked_sign
 from controller.detect.marpino import SWING_FOOT_RAD_S
@@ -130,11 +133,11 @@ class LegFigures:
     peak_rad_s: float  # 99th percentile of the sagittal gyro as detected (swing peaks)
 
 
-def shank_events(leg: Leg, config: DetectorConfig) -> tuple[list[DetectedEvent], bool,
-                                                             np.ndarray]:
-    """The shank detector of ``config`` run on ``leg`` as ``fes detect`` runs it: its
-    events, whether the mounting check inverted the gyro, and the gyro as detected."""
-    rec = leg.shank
+def detector_events(rec: Recording, config: DetectorConfig) -> tuple[list[DetectedEvent], bool,
+                                                                    np.ndarray]:
+    """The detector of ``config`` (its placement's gyro table) run on ``rec`` as ``fes
+    detect`` runs it: its events, whether the mounting check inverted the gyro, and the
+    gyro as detected."""
     assert rec.gyro_rad_s is not None
     column = str(rec.sagittal_axis)
     checked, gyro, note = checked_sign(config, rec.t_s, rec.gyro_rad_s, column, False)
@@ -142,19 +145,21 @@ def shank_events(leg: Leg, config: DetectorConfig) -> tuple[list[DetectedEvent],
     return list(events), note is not None and note.kind == "warning", gyro
 
 
-def leg_figures(leg: Leg, config: DetectorConfig) -> LegFigures:
-    """The shank detector of ``config`` run on ``leg`` as ``fes detect`` runs it."""
-    rec = leg.shank
-    events, inverted, gyro = shank_events(leg, config)
+def leg_figures(leg: Leg, config: DetectorConfig, rec: Recording,
+                foot_norm: np.ndarray) -> LegFigures:
+    """The detector of ``config`` run on ``rec`` (the sensor it is worn on, of ``leg``)
+    as ``fes detect`` runs it; ``foot_norm`` is the foot's angular speed at ``rec``'s
+    times."""
+    events, inverted, gyro = detector_events(rec, config)
     found = swings(events)
     still = sum(
-        float(np.max(leg.foot_norm_rad_s[(rec.t_s >= a) & (rec.t_s <= b)], initial=0.0))
+        float(np.max(foot_norm[(rec.t_s >= a) & (rec.t_s <= b)], initial=0.0))
         < SWING_FOOT_RAD_S
         for a, b in found
     )
     toe_offs = np.array([e.t_est_s for e in events if e.event == Event.TOE_OFF])
     intervals = np.diff(np.sort(toe_offs))
-    implied, periods = implied_strides(rec.t_s, leg.foot_norm_rad_s)
+    implied, periods = implied_strides(rec.t_s, foot_norm)
     return LegFigures(
         rec.walker, leg.trial, leg.side, implied,
         float(np.median(periods)) if periods else None, len(found), still,
