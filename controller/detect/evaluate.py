@@ -370,8 +370,9 @@ def movingreality_tables(
     if placement == "foot":
         axis, named = foot_sagittal_axis(loaded.legs)
         notes.append("Moving Reality: the foot's sagittal axis, the one the axis check "
-                     "finds turning most on most feet: " + ", ".join(
-                         f"{name} on {n} feet" for name, n in named.most_common())
+                     "finds turning most on most feet that move: " + ", ".join(
+                         f"{name} on {n} f{'ee' if n != 1 else 'oo'}t"
+                         for name, n in named.most_common())
                      + f"; read as sagittal: {axis}")
     worn = [(leg, sensor) for leg in loaded.legs
             if (sensor := worn_sensor(leg, placement, axis)) is not None]

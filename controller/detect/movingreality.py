@@ -200,13 +200,15 @@ def load_movingreality(folder: Path) -> Loaded:
 def foot_sagittal_axis(legs: Sequence[Leg]) -> tuple[str | None, Counter[str]]:
     """The foot sensors' sagittal axis, decided from the data: on each foot the axis the
     project's axis check finds turning most while moving (``check_axes``, as
-    ``controller.detect.footref.sensor_frame`` takes it), and the axis most feet name.
-    Returns it (None: no foot) and the count of each axis named."""
+    ``controller.detect.footref.sensor_frame`` takes it), and the axis most feet name; a
+    foot that never moves names none. Returns it (None: no foot moves) and the count of
+    each axis named."""
     named = Counter[str]()
     for leg in legs:
         if leg.foot is not None:
             turns = check_axes(leg.foot.t_s, leg.foot.gyr_rad_s.T, 0, GYRO_AXES)
-            named[GYRO_AXES[turns.turns_most]] += 1
+            if turns.moving_s > 0:
+                named[GYRO_AXES[turns.turns_most]] += 1
     return (named.most_common(1)[0][0] if named else None), named
 
 
