@@ -122,11 +122,13 @@ than a stance (about 40 % of the stride; Perry 1992), so the copy with the small
 swing fraction sees the signal the right way round: on the real recordings the right
 way gives 0.35-0.42, the flipped one 0.50-0.77 (docs/detection.md). The strides that
 decide must also follow the walk: the deciding machine's steady strides (each within
-``SKIPPED`` times the one before, either way) add up to ``MOUNT_COVERAGE`` of the time
-since either machine's first stride began. On a weak leg the mirror copy found 3
-strides in 28 s, or double strides (2 s against single ones of 0.9 s, each holding a
-swing it missed, which halves its swing fraction), and was believed: the sign was
-called flipped. Such a check stays undecided (``mounting`` reports ``UNDECIDED``, and
+``SKIPPED`` times the one before, either way, and no longer than ``SLOWEST_STRIDE_S``)
+add up to ``MOUNT_COVERAGE`` of the time since either machine's first stride began.
+On a weak leg the mirror copy found 3 strides in 28 s, or double strides (2 s against
+single ones of 0.9 s, each holding a swing it missed, which halves its swing fraction),
+or (a synthetic weak leg) triple ones of 2.7-3.0 s in a row, and was believed: the sign
+was called flipped.
+Such a check stays undecided (``mounting`` reports ``UNDECIDED``, and
 the status line and summary say why). Until the verdict is
 "mounted" the detector reports STANCE and no events, so nothing gait-triggered is
 stimulated on a signal not yet checked (training and test modes, which ignore the gait,
@@ -465,6 +467,13 @@ MOUNT_MARGIN = 0.05
 #: copy found 3 strides in 28 s, or double strides of 2 s against single ones of 0.9 s,
 #: and was believed: docs/detection.md, "The mounting check").
 MOUNT_COVERAGE = 0.4
+#: No stride longer than this counts as steady for the mounting check. The slowest real
+#: strides here are 2.07-2.12 s (Moving Reality walker pp01, Ensink et al. 2024; DESIGN.md's
+#: slowest cadence, 60 steps/min, is 2 s), while a mirror copy that misses two swings in
+#: three walks "strides" of 2.7-3.0 s in a row, each as long as the one before: steady by
+#: ``SKIPPED`` alone, and on a weak leg they decided the sign wrong before the right copy
+#: had walked its second stride (docs/detection.md, "The mounting check").
+SLOWEST_STRIDE_S = 2.5
 #: Verdicts of the mounting check (``mounting``).
 CHECKING, MOUNTED, FLIPPED = 0, 1, 2
 #: Not a verdict of the kernel, which goes on checking: a machine has walked the strides
@@ -957,8 +966,9 @@ def _reported_phase(state: np.ndarray, params: np.ndarray, t_s: float) -> int:
 def _count_stride(state: np.ndarray, base: int, event: int, t_event: float) -> None:
     """Follow one machine's strides: at each toe off after a heel strike, one stride more
     and its swing fraction (toe off to heel strike over toe off to toe off); the time of
-    a stride within ``SKIPPED`` times the stride before it (either way) adds to its
-    steady time (a stride that holds one the machine missed is twice as long)."""
+    a stride within ``SKIPPED`` times the stride before it (either way) and no longer than
+    ``SLOWEST_STRIDE_S`` adds to its steady time (a stride that holds one the machine
+    missed is twice as long; one that holds two, three times)."""
     if event == events.HEEL_STRIKE:
         state[base + 3] = t_event
     elif event == events.TOE_OFF:
@@ -972,7 +982,12 @@ def _count_stride(state: np.ndarray, base: int, event: int, t_event: float) -> N
             state[base + 6] = stride
             if math.isnan(state[base + 5]):
                 state[base + 5] = t_to
-            if last > 0.0 and last < SKIPPED * stride and stride < SKIPPED * last:
+            if (
+                last > 0.0
+                and last < SKIPPED * stride
+                and stride < SKIPPED * last
+                and stride <= SLOWEST_STRIDE_S
+            ):
                 state[base + 4] += stride
         state[base + 2] = t_event
 
