@@ -69,8 +69,10 @@ def test_the_mounting_check_is_scored_on_the_other_axes_where_the_files_have_the
 
 
 def test_the_axis_check_passes_the_sagittal_axis_and_stops_the_wrong_ones(capsys):
-    """With all three axes (two walkers, both feet): the sign check calls some wrong-axis
-    feet "mounted", the axis check calls every one a wrong axis, so none is stimulated;
+    """With all three axes (two walkers, both feet): the axis check calls every
+    wrong-axis foot a wrong axis, so none is stimulated whatever the sign check says (on
+    these four feet it calls none mounted since the swing-angle rule; on the 38 feet of
+    trial 1 it still calls 7 roll-axis and 11 yaw-axis feet mounted, docs/detection.md);
     the sagittal axis passes both."""
     assert evaluate.main(["--voisard", str(VOISARD_AXES)]) == 0
     out = capsys.readouterr().out
@@ -82,8 +84,6 @@ def test_the_axis_check_passes_the_sagittal_axis_and_stops_the_wrong_ones(capsys
     for axis in ("roll axis (Gyr_X)", "yaw axis (Gyr_Z)"):
         cells = rows[f"shipped foot, {axis}: wrong axis"]
         assert cells[4] == "0 / 4 / 0" and cells[6] == "0 |"
-    assert any(int(rows[f"shipped foot, {axis}: wrong axis"][1][0]) > 0
-               for axis in ("roll axis (Gyr_X)", "yaw axis (Gyr_Z)"))  # the sign check passed
 
 
 def test_a_missing_folder_exits_2(tmp_path, capsys):

@@ -128,6 +128,13 @@ On a weak leg the mirror copy found 3 strides in 28 s, or double strides (2 s ag
 single ones of 0.9 s, each holding a swing it missed, which halves its swing fraction),
 or (a synthetic weak leg) triple ones of 2.7-3.0 s in a row, and was believed: the sign
 was called flipped.
+The winner's swings must also be the wider rotations: its mean swing angle (the signal
+integrated from swing entry to heel strike) at least the other copy's, or, the other
+without strides, at least the widest swing the other has begun. The mirror copy's
+"swings" are the real push-offs (and a foot's slaps), which can be faster than the
+swing but are narrower: on a foot the mirror's strides looked like walking and decided
+two of 110 Moving Reality feet and two of 182 Voisard feet flipped; on synthetic weak
+legs whose push-off outweighs the swing it won with a smaller swing fraction.
 Such a check stays undecided (``mounting`` reports ``UNDECIDED``, and
 the status line and summary say why). Until the verdict is
 "mounted" the detector reports STANCE and no events, so nothing gait-triggered is
@@ -438,16 +445,19 @@ _CORE = _S_RING_TIMES + _RING  # one state machine (the mirror's window stays un
 # that sees the signal with its sign flipped) its strides so far.
 MOUNT = ("verdict", "t_verdict",
          "strides", "fraction_sum", "t_toe_off", "t_heel_strike", "steady_s", "t_first",
-         "last_stride_s",
+         "last_stride_s", "angle_sum", "swing_angle", "last_swing_angle", "widest_swing",
          "mirror_strides", "mirror_fraction_sum", "mirror_t_toe_off", "mirror_t_heel_strike",
-         "mirror_steady_s", "mirror_t_first", "mirror_last_stride_s")
+         "mirror_steady_s", "mirror_t_first", "mirror_last_stride_s", "mirror_angle_sum",
+         "mirror_swing_angle", "mirror_last_swing_angle", "mirror_widest_swing")
 _M_VERDICT = _CORE
 _M_T_VERDICT = _M_VERDICT + 1  # when the verdict was reached (NaN: not yet)
 # Per machine: strides, swing-fraction sum, last toe off, last heel strike, the time of
-# its steady strides, when its first stride began, and the last stride (0: the last toe
-# off ended none).
+# its steady strides, when its first stride began, the last stride (0: the last toe off
+# ended none), the sum of its strides' swing angles, the angle turned so far in the swing
+# in progress, that of its last swing ended by a heel strike, and the widest swing it has
+# begun (counted as a stride or not).
 _M_MAIN = _M_T_VERDICT + 1
-_M_MIRROR = _M_MAIN + 7
+_M_MIRROR = _M_MAIN + 11
 _S_MIRROR = _CORE + len(MOUNT)  # the mirror machine's state
 N_STATE = _S_MIRROR + _CORE
 #: The settle band is never narrower than this: a foot pivoting in a turn, or
@@ -968,9 +978,11 @@ def _count_stride(state: np.ndarray, base: int, event: int, t_event: float) -> N
     and its swing fraction (toe off to heel strike over toe off to toe off); the time of
     a stride within ``SKIPPED`` times the stride before it (either way) and no longer than
     ``SLOWEST_STRIDE_S`` adds to its steady time (a stride that holds one the machine
-    missed is twice as long; one that holds two, three times)."""
+    missed is twice as long; one that holds two, three times); a counted stride adds the
+    angle of its swing (``_track_swing_angle``) to the machine's sum."""
     if event == events.HEEL_STRIKE:
         state[base + 3] = t_event
+        state[base + 9] = state[base + 8]
     elif event == events.TOE_OFF:
         t_to, t_hs = state[base + 2], state[base + 3]
         stride = t_event - t_to
@@ -979,6 +991,7 @@ def _count_stride(state: np.ndarray, base: int, event: int, t_event: float) -> N
         if t_to < t_hs < t_event and stride < MAX_STRIDE_S:
             state[base] += 1.0
             state[base + 1] += (t_hs - t_to) / stride
+            state[base + 7] += state[base + 9]
             state[base + 6] = stride
             if math.isnan(state[base + 5]):
                 state[base + 5] = t_to
@@ -990,6 +1003,23 @@ def _count_stride(state: np.ndarray, base: int, event: int, t_event: float) -> N
             ):
                 state[base + 4] += stride
         state[base + 2] = t_event
+
+
+@kernel
+def _track_swing_angle(
+    state: np.ndarray, base: int, swinging: bool, was_swinging: bool, dt_s: float,
+    value: float,
+) -> None:
+    """Integrate one machine's signal (in its own sign) over the swing in progress: the
+    angle the swing turns, from where the machine entered SWING to its heel strike; and
+    keep the widest swing the machine has begun, whether it became a stride or not (a
+    weak leg's first swings stay unconfirmed below the swing-peak threshold, yet they
+    turn the leg further than the mirror copy's "swings", its push-offs)."""
+    if swinging and not was_swinging:
+        state[base + 8] = 0.0
+    elif swinging and dt_s > 0.0:
+        state[base + 8] += value * dt_s
+        state[base + 10] = max(state[base + 10], state[base + 8])
 
 
 @kernel
@@ -1010,15 +1040,25 @@ def _judge_mounting(state: np.ndarray, needed: float, t_s: float) -> None:
     signal the right way round. Decided once that machine has walked ``needed`` strides
     and the other at least one, or (the other none) twice that many with a swing fraction
     below a half, and its strides follow the walk (``_followed``); two fractions closer
-    than the margin decide nothing, nor do a few strides scattered over the walk."""
+    than the margin decide nothing, nor do a few strides scattered over the walk. The
+    winner's swings must also turn the leg at least as far, on average, as the other's
+    (or, the other without strides, as the widest swing the other has begun): a swing is
+    the stride's widest rotation, and the mirror copy's "swings" are push-offs and
+    heel-strike dips, which may be as fast as the swing or faster, and shorter (a leg
+    whose push-off dip outweighs its swing peak, or a foot, whose push-off and slap
+    outrun its swing, docs/detection.md)."""
     mine, mirror = state[_M_MAIN], state[_M_MIRROR]
     fraction = state[_M_MAIN + 1] / mine if mine > 0.0 else 1.0
     mirror_fraction = state[_M_MIRROR + 1] / mirror if mirror > 0.0 else 1.0
+    # Mean swing angle; a machine without strides: the widest swing it has begun.
+    angle = state[_M_MAIN + 7] / mine if mine > 0.0 else state[_M_MAIN + 10]
+    mirror_angle = state[_M_MIRROR + 7] / mirror if mirror > 0.0 else state[_M_MIRROR + 10]
     verdict = CHECKING
     if (
         mine >= needed
         and fraction + MOUNT_MARGIN <= mirror_fraction
         and (mirror > 0.0 or (mine >= 2.0 * needed and fraction < 0.5))
+        and angle >= mirror_angle
         and _followed(state, _M_MAIN, t_s)
     ):
         verdict = MOUNTED
@@ -1026,6 +1066,7 @@ def _judge_mounting(state: np.ndarray, needed: float, t_s: float) -> None:
         mirror >= needed
         and mirror_fraction + MOUNT_MARGIN <= fraction
         and (mine > 0.0 or (mirror >= 2.0 * needed and mirror_fraction < 0.5))
+        and mirror_angle >= angle
         and _followed(state, _M_MIRROR, t_s)
     ):
         verdict = FLIPPED
@@ -1063,14 +1104,24 @@ def gyro_step(
             _restart(state[_S_MIRROR:])
         state[_S_T_LAST_GOOD] = t_s
     t_c, smoothed = _smooth(core, params[_P_SMOOTHING_S], t_s, gyro_rad_s)
+    was_swinging = core[_S_PHASE] == events.SWING
+    dt_s = t_c - state[_S_PREV_T]  # NaN after a restart: no angle added
     event, t_event = _machine(core, params, t_s, t_c, smoothed)
     state[_S_PREV_T] = t_c
     state[_S_PREV_G] = smoothed
     if params[_P_MOUNT_STRIDES] > 0.0 and state[_M_VERDICT] == CHECKING:
         mirror = state[_S_MIRROR:]
+        mirror_was_swinging = mirror[_S_PHASE] == events.SWING
         mirror_event, mirror_t = _machine(mirror, params, t_s, t_c, -smoothed)
         mirror[_S_PREV_T] = t_c
         mirror[_S_PREV_G] = -smoothed
+        _track_swing_angle(
+            state, _M_MAIN, core[_S_PHASE] == events.SWING, was_swinging, dt_s, smoothed
+        )
+        _track_swing_angle(
+            state, _M_MIRROR, mirror[_S_PHASE] == events.SWING, mirror_was_swinging, dt_s,
+            -smoothed,
+        )
         # Strides are measured with toe off dated from the dip, in both copies: the
         # swing fractions the check was validated on (docs/detection.md).
         t_counted = core[_S_T_TOE_OFF] if event == events.TOE_OFF else t_event
