@@ -1034,6 +1034,29 @@ def _followed(state: np.ndarray, base: int, t_s: float) -> bool:
 
 
 @kernel
+def _wins(state: np.ndarray, base: int, other: int, needed: float, t_s: float) -> bool:
+    """Whether the machine at ``base`` sees the signal the right way round against the
+    one at ``other`` (``_judge_mounting`` says why): ``needed`` strides and the other at
+    least one (or, the other none, twice that many with a swing fraction below a half),
+    a swing fraction ``MOUNT_MARGIN`` below the other's, swings at least as wide on
+    average (the other without strides: as its widest swing begun), and strides that
+    follow the walk."""
+    mine, theirs = state[base], state[other]
+    fraction = state[base + 1] / mine if mine > 0.0 else 1.0
+    their_fraction = state[other + 1] / theirs if theirs > 0.0 else 1.0
+    # Mean swing angle; a machine without strides: the widest swing it has begun.
+    angle = state[base + 7] / mine if mine > 0.0 else state[base + 10]
+    their_angle = state[other + 7] / theirs if theirs > 0.0 else state[other + 10]
+    return (
+        mine >= needed
+        and fraction + MOUNT_MARGIN <= their_fraction
+        and (theirs > 0.0 or (mine >= 2.0 * needed and fraction < 0.5))
+        and angle >= their_angle
+        and _followed(state, base, t_s)
+    )
+
+
+@kernel
 def _judge_mounting(state: np.ndarray, needed: float, t_s: float) -> None:
     """Decide the sign from the two machines' strides: a swing is shorter than a stance,
     so the machine whose swing fraction is ``MOUNT_MARGIN`` below the other's sees the
@@ -1047,28 +1070,10 @@ def _judge_mounting(state: np.ndarray, needed: float, t_s: float) -> None:
     heel-strike dips, which may be as fast as the swing or faster, and shorter (a leg
     whose push-off dip outweighs its swing peak, or a foot, whose push-off and slap
     outrun its swing, docs/detection.md)."""
-    mine, mirror = state[_M_MAIN], state[_M_MIRROR]
-    fraction = state[_M_MAIN + 1] / mine if mine > 0.0 else 1.0
-    mirror_fraction = state[_M_MIRROR + 1] / mirror if mirror > 0.0 else 1.0
-    # Mean swing angle; a machine without strides: the widest swing it has begun.
-    angle = state[_M_MAIN + 7] / mine if mine > 0.0 else state[_M_MAIN + 10]
-    mirror_angle = state[_M_MIRROR + 7] / mirror if mirror > 0.0 else state[_M_MIRROR + 10]
     verdict = CHECKING
-    if (
-        mine >= needed
-        and fraction + MOUNT_MARGIN <= mirror_fraction
-        and (mirror > 0.0 or (mine >= 2.0 * needed and fraction < 0.5))
-        and angle >= mirror_angle
-        and _followed(state, _M_MAIN, t_s)
-    ):
+    if _wins(state, _M_MAIN, _M_MIRROR, needed, t_s):
         verdict = MOUNTED
-    elif (
-        mirror >= needed
-        and mirror_fraction + MOUNT_MARGIN <= fraction
-        and (mine > 0.0 or (mirror >= 2.0 * needed and mirror_fraction < 0.5))
-        and mirror_angle >= angle
-        and _followed(state, _M_MIRROR, t_s)
-    ):
+    elif _wins(state, _M_MIRROR, _M_MAIN, needed, t_s):
         verdict = FLIPPED
     if verdict != CHECKING:
         state[_M_VERDICT] = verdict
