@@ -43,6 +43,8 @@ import numpy as np
 import pytest
 from helpers.avr_support import avr_build_or_skip
 from helpers.backends import Backend, PulseLog
+from helpers.first_run import FirstRun
+from helpers.first_run import first_run as run_first
 
 from controller.bench.openems import Floors, harness_settings, measure_floors
 from controller.bench.openems_harness import (
@@ -95,6 +97,13 @@ def backend(*, stimulator: bool, sensors: bool) -> Callable[[Callable[..., Any]]
         return pytest.fixture(function)
 
     return register
+
+
+@pytest.fixture(scope="session")
+def first_run(tmp_path_factory: pytest.TempPathFactory) -> FirstRun:
+    """The first ``fes sim`` after an install, once per session (``helpers.first_run``):
+    read by tests/test_first_run.py and tests/test_numba_fallback.py."""
+    return run_first(tmp_path_factory.mktemp("first-run"))
 
 
 @pytest.fixture(scope="session")

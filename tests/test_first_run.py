@@ -2,20 +2,16 @@
 
 A fresh interpreter with an empty numba cache of its own (``NUMBA_CACHE_DIR``) runs the
 README's first command (a default trial: shank gyroscope, walking mode), then lists
-every kernel that got a compiled version. The default trial must compile no heel or
-fused detector and no timed train, one version per kernel (no copies for the values of
-constants), and say how long compiling took. The same process then runs the fused
-detector over a few samples, which must compile its kernels: the probe sees what runs.
-The time itself is a benchmark's (``python -m controller.bench.startup --cold N``).
+every kernel that got a compiled version (the session's ``first_run`` fixture,
+``tests/helpers/first_run.py``, whose cold cache tests/test_numba_fallback.py reuses).
+The default trial must compile no heel or fused detector and no timed train, one
+version per kernel (no copies for the values of constants), and say how long compiling
+took. The same process then runs the fused detector over a few samples, which must
+compile its kernels: the probe sees what runs. The time itself is a benchmark's
+(``python -m controller.bench.startup --cold N``).
 """
 
 from __future__ import annotations
-
-import json
-import os
-import subprocess
-import sys
-import textwrap
 
 import pytest
 
@@ -28,72 +24,12 @@ needs_two_cpus = pytest.mark.skipif(
     usable_cpus() < 2, reason="one usable CPU: a first trial compiles without a helper "
     "process by design (compile_ahead.spare_cpu)")
 
-_SCRIPT = textwrap.dedent(
-    """
-    import gc, json, os, sys
-    import numpy as np
-    from numba.core import event
-    from controller.cli import main
-    from controller.kernels import KERNELS
-
-    def compiled():
-        return {name: [str(s) for s in k.signatures]
-                for name, k in KERNELS.items() if k.signatures}
-
-    log = sys.argv[2]  # every compilation, by any process (a forked helper inherits this)
-
-    class Compiled(event.Listener):
-        def on_start(self, ev):
-            function = ev.data["dispatcher"].py_func
-            names = [n for n, k in KERNELS.items() if getattr(k, "py_func", k) is function]
-            if names:  # a kernel of the project's, not one of numba's own overloads
-                with open(log, "a") as out:
-                    out.write(json.dumps([os.getpid(), names[0], str(ev.data["args"]),
-                                          gc.isenabled()]))
-                    out.write("\\n")
-
-        def on_end(self, ev):
-            pass
-
-    event.register("numba:compile", Compiled())
-    os.getloadavg = lambda: (0.0, 0.0, 0.0)  # a quiet machine: compile in two processes
-    main(["sim", "--duration-s", "2", "--out", sys.argv[1]])
-    trial = {}
-    here = set()  # kernels this process compiled (not loaded from the cache)
-    collected = {}  # whether the cycle collector was on, by kernel and process
-    for line in open(log):
-        pid, name, args, enabled = json.loads(line)
-        trial.setdefault(name, set()).add(args)
-        if pid == os.getpid():
-            here.add(name)
-        collected[f"{name} {'here' if pid == os.getpid() else 'helper'}"] = enabled
-    trial = {name: sorted(sigs) for name, sigs in trial.items()}
-    from controller.detect.config import DetectorConfig
-    from controller.detect.detector import detect_batch
-    t = np.arange(200) / 500.0
-    detect_batch(DetectorConfig(sensor="fused").setup(), t, np.sin(t), np.ones(200))
-    print(json.dumps({"trial": trial, "here": sorted(here), "after_fused": compiled(),
-                      "collected": collected}))
-    """
-)
-
 UNUSED_BY_DEFAULT = ("controller.detect.heel.", "controller.detect.fused.",
                      "controller.stim.timed.")
 
 
-@pytest.fixture(scope="module")
-def first_run(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, str]:
-    folder = tmp_path_factory.mktemp("first-run")
-    env = {**os.environ, "NUMBA_CACHE_DIR": str(folder / "numba-cache")}
-    result = subprocess.run(
-        [sys.executable, "-c", _SCRIPT, str(folder / "trial"), str(folder / "log")],
-        capture_output=True, text=True, env=env, timeout=900, check=True,
-    )
-    return json.loads(result.stdout.splitlines()[-1]), result.stderr
-
-
 def test_a_default_trial_compiles_no_other_detector_or_mode(first_run):
-    compiled = first_run[0]["trial"]
+    compiled = first_run.report["trial"]
     assert any(name.startswith("controller.detect.gyro.") for name in compiled)
     assert any(name.startswith("controller.stim.walking.") for name in compiled)
     assert "controller.trial.compiled_loop._block_for(0, 1)" in compiled
@@ -102,7 +38,7 @@ def test_a_default_trial_compiles_no_other_detector_or_mode(first_run):
 
 
 def test_every_kernel_is_compiled_once_for_its_argument_types(first_run):
-    compiled = first_run[0]["trial"]
+    compiled = first_run.report["trial"]
     assert len(compiled) > 50
     several = {name: sigs for name, sigs in compiled.items() if len(sigs) > 1}
     assert several == {}
@@ -115,7 +51,7 @@ def test_a_helper_process_compiles_the_limb_and_the_scheduler_meanwhile(first_ru
     trial from the cache a helper process filled, while this process compiled the
     detector and the watchdog; the helper then compiled the loop itself, while this
     process opened the files and compiled the scoring's kernel."""
-    trial, here = first_run[0]["trial"], set(first_run[0]["here"])
+    trial, here = first_run.report["trial"], set(first_run.report["here"])
     helped = ["sim.limb.limb_step", "controller.stim.walking.walking_step",
               "controller.trial.compiled_loop._block_for(0, 1)"]
     assert all(name in trial for name in helped)
@@ -130,7 +66,7 @@ def test_the_loop_and_its_stages_compile_without_the_cycle_collector(first_run):
     """hotpath.collector_off: numba's compiler keeps Python's cycle collector busy for a
     tenth of the compile time; it is off while the stages and the loop compile, in the
     helper too (the trial's CSV kernels compile as its files open, outside)."""
-    collected = first_run[0]["collected"]
+    collected = first_run.report["collected"]
     helper = {name: on for name, on in collected.items() if name.endswith(" helper")}
     assert "controller.trial.compiled_loop._block_for(0, 1) helper" in helper
     assert not any(helper.values())
@@ -139,12 +75,12 @@ def test_the_loop_and_its_stages_compile_without_the_cycle_collector(first_run):
 
 
 def test_the_first_run_says_how_long_compiling_took(first_run):
-    lines = first_run[1].splitlines()
+    lines = first_run.stderr.splitlines()
     assert any(line.startswith("compiling the simulation") for line in lines)
     assert any(line.startswith("compiled in ") and line.endswith(" s") for line in lines)
 
 
 def test_the_probe_sees_a_detector_that_runs(first_run):
-    after = first_run[0]["after_fused"]
+    after = first_run.report["after_fused"]
     assert any(name.startswith("controller.detect.fused.") for name in after)
     assert "controller.detect.detector._batch_for(2)" in after
