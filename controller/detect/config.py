@@ -55,7 +55,8 @@ class HeelSensors(ConfigModel):
     force: HeelDetectorConfig = Field(
         HEEL_FORCE,
         description="The heel detector on a force sensor under the heel (N); toe off is "
-        "dated from heel off by a delay measured on force insoles.",
+        "dated from heel strike at the stance fraction chosen on the gaitpdb Ga study's "
+        "force insoles (docs/detection.md).",
     )
 
 

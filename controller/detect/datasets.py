@@ -281,7 +281,9 @@ def force_reference(t_s: np.ndarray, total_n: np.ndarray) -> list[tuple[float, E
 
 
 def load_gaitpdb(folder: Path) -> list[Recording]:
-    """Both feet of every gaitpdb walk (``*_NN.txt``) in ``folder``."""
+    """Both feet of every gaitpdb walk (``*_NN.txt``) in ``folder``; a walker is a
+    subject (``GaPt03``), whose walks (``_01`` usual, ``_02``..., ``_10`` dual task) are
+    held out together."""
     recordings = []
     for path in sorted(folder.glob(GAITPDB_WALKS)):
         data = np.loadtxt(path, ndmin=2)
@@ -291,7 +293,8 @@ def load_gaitpdb(folder: Path) -> list[Recording]:
             whole = ScoringWindow(float(t_s[0]), float(t_s[-1]))
             recordings.append(
                 Recording(
-                    f"gaitpdb {path.stem} {side}", f"gaitpdb {path.stem}", t_s, None,
+                    f"gaitpdb {path.stem} {side}", f"gaitpdb {path.stem.split('_')[0]}",
+                    t_s, None,
                     data[:, heel_col],
                     reference, whole, whole, whole,
                 )

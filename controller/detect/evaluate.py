@@ -7,7 +7,8 @@
 ``--voisard``: the Voisard et al. 2023 foot-IMU recordings (19 walkers, both feet);
 ``--marpino``: the ``Dataset/Young`` folder of the Walking-dataset of GitHub user Marpino
 (shank and foot IMUs with toe and heel pressure; read only from the folder given, see
-``controller.detect.marpino``); ``--gaitpdb``: PhysioNet gaitpdb force-insole walks;
+``controller.detect.marpino``); ``--gaitpdb``: PhysioNet gaitpdb force-insole walks
+(the heel force detector per group of walkers, ``controller.detect.gaitpdb_eval``);
 ``--movingreality``: the ``data`` folder of the Moving Reality study (Ensink et al. 2024:
 people after a stroke on a treadmill, shank and foot IMUs, no reference events reachable;
 scored without one, see ``controller.detect.unreferenced``; ``--placement foot`` scores
@@ -57,11 +58,11 @@ import numpy as np
 from controller.detect.axis import MOVING_RAD_S, SAGITTAL, VERDICT_NAMES, check_axes
 from controller.detect.datasets import (
     Recording,
-    load_gaitpdb,
     load_voisard,
     voisard_gyro_axes,
 )
 from controller.detect.detector import DetectedEvent, detect_batch, gyro_mounting, gyro_setup
+from controller.detect.gaitpdb_eval import gaitpdb_rows
 from controller.detect.gyro import GyroDetectorConfig
 from controller.detect.movingreality import (
     GYRO_AXES,
@@ -72,8 +73,14 @@ from controller.detect.movingreality import (
     load_movingreality,
     worn_sensor,
 )
-from controller.detect.score import Scorer, pooled
-from controller.detect.scoredrows import Row, shipped_config, summarise, walker_scores
+from controller.detect.score import pooled
+from controller.detect.scoredrows import (
+    Row,
+    cost,
+    shipped_config,
+    summarise,
+    walker_scores,
+)
 from controller.detect.unreferenced import StrideRow, leg_figures, render_strides
 from controller.events import EVENT_TOLERANCE_MS
 
@@ -135,17 +142,6 @@ def run(
     """The batch detector's events on each recording."""
     setup = gyro_setup(config)
     return [detect_batch(setup, rec.t_s, rec.gyro_rad_s)[1] for rec in recordings]
-
-
-def cost(scorer: Scorer) -> float:
-    """How bad a configuration is on the walkers of ``scorer`` (smaller is better)."""
-    total = 0.0
-    for summary in scorer.summary().values():
-        recall, precision = summary["recall"], summary["precision"]
-        error = summary["median_abs_error_ms"]
-        total += (1.0 - (recall or 0.0)) + (1.0 - (precision or 0.0))
-        total += 1.0 if error is None else error / (1000.0 * scorer.tolerance_s)
-    return total
 
 
 @dataclass(frozen=True)
@@ -344,14 +340,7 @@ def evaluate(
         mounting += _marpino_wrong_axes(name, "shipped foot", loaded.foot, foot)
         notes += [f"Marpino: left out {why}" for why in loaded.left_out]
     if gaitpdb is not None:
-        recordings = load_gaitpdb(gaitpdb)
-        name = f"PhysioNet gaitpdb insole ({len(recordings)} feet)"
-        setup = config.model_copy(update={"sensor": "heel", "heel_input": "force"}).setup()
-        scorer = Scorer(tolerance_s)
-        for rec in recordings:
-            _, events = detect_batch(setup, rec.t_s, None, rec.heel_force_n)
-            scorer.add(rec.reference, events, rec.window)
-        rows.append(Row(name, "heel force sensor (L1/R1)", "whole walk", summarise([scorer])))
+        rows += gaitpdb_rows(gaitpdb, config, tolerance_s, notes)
     return rows, mounting, notes
 
 

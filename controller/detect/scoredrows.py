@@ -1,6 +1,7 @@
-"""Scored rows of the detector evaluation, shared by ``controller.detect.evaluate`` and
-``controller.detect.footref_eval``: the shipped detector configuration, one scorer per
-walker, and the pooled figures with the walker bias spread."""
+"""Scored rows of the detector evaluation, shared by ``controller.detect.evaluate``,
+``controller.detect.footref_eval`` and ``controller.detect.gaitpdb_eval``: the shipped
+detector configuration, one scorer per walker, the pooled figures with the walker bias
+spread, and the cost by which a setting is chosen."""
 
 from __future__ import annotations
 
@@ -46,6 +47,19 @@ def summarise(scores: Sequence[Scorer]) -> dict[str, dict[str, Any]]:
     for name, figures in summary.items():
         figures["bias_spread_ms"] = spread[name]
     return summary
+
+
+def cost(scorer: Scorer) -> float:
+    """How bad a configuration is on the walkers of ``scorer`` (smaller is better):
+    misses and false detections as fractions plus the median absolute error in units of
+    the matching tolerance, summed over the scored event kinds."""
+    total = 0.0
+    for summary in scorer.summary().values():
+        recall, precision = summary["recall"], summary["precision"]
+        error = summary["median_abs_error_ms"]
+        total += (1.0 - (recall or 0.0)) + (1.0 - (precision or 0.0))
+        total += 1.0 if error is None else error / (1000.0 * scorer.tolerance_s)
+    return total
 
 
 def shipped_config() -> DetectorConfig:
