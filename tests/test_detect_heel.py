@@ -144,7 +144,7 @@ def test_gaitpdb_heel_force_sensor(tmp_path, capsys, side):
     toe off dated at 64 % of the stride after heel strike, the stance chosen on the
     gaitpdb Ga study. This control's stance is shorter (62.6 % of the stride), so toe off
     comes 17-22 ms late on it (median; 5-7 ms when it was dated from heel off at a delay
-    measured on this walker alone, which left most other walkers' toe offs 40-210 ms
+    measured on this walker alone, which left most other walkers' toe offs 60-200 ms
     early)."""
     assert main([
         "detect", "--input", str(DATA / "GaCo01_01_heel.csv"),

@@ -8,9 +8,10 @@ heel strike and toe off from each foot's total force) and prints, per group of w
 
 * the insole: toe off in % of the stride (the stance), the heel's release below the heel
   force detector's release level before toe off in % of the stride (quartiles,
-  ``controller.bench.heelforce.stride_figures``), and the feet whose heel barely loads
-  (99th percentile under ``WEAK_HEEL_FACTOR`` times the contact force: a flat or
-  forefoot landing, or a sensor off the heel);
+  ``controller.bench.heelforce.stride_figures``), the strides whose heel reaches the
+  contact force late or never (a flat or forefoot landing), and the feet whose heel
+  barely loads (99th percentile under ``WEAK_HEEL_FACTOR`` times the contact force: a
+  flat or forefoot landing, or a sensor off the heel);
 * the shipped heel force detector, as it would trigger peroneal stimulation (default
   trigger pre-swing = its heel off, stop at heel strike): strides whose heel off it never
   reports before toe off (no train in that swing), strides whose landing it does not
@@ -51,6 +52,8 @@ class Tally:
     feet: int = 0
     weak_feet: int = 0
     strides: int = 0
+    heel_late: int = 0  # the heel reaches contact over ON_TIME_S after the foot lands
+    heel_never: int = 0  # ... or not at all in the stance
     no_heel_off: int = 0
     landing_missed: int = 0
     unknown_s: float = 0.0
@@ -94,6 +97,10 @@ def foot_tally(rec: Recording, contact_n: float, release_n: float) -> Tally:
         if toe_off.size != 1:
             continue
         tally.strides += 1
+        stance = (rec.t_s >= start) & (rec.t_s < toe_off[0])
+        loaded = rec.t_s[stance][rec.heel_force_n[stance] >= contact_n]
+        tally.heel_never += loaded.size == 0
+        tally.heel_late += bool(loaded.size and loaded[0] - start > ON_TIME_S)
         heel_offs = known[Event.HEEL_OFF]
         onsets = heel_offs[(heel_offs > start) & (heel_offs <= toe_off[0] + ON_TIME_S)]
         if onsets.size == 0:
@@ -116,7 +123,10 @@ def describe(name: str, tally: Tally) -> str:
         f"{name}: {tally.feet} feet, {tally.strides} strides; toe off at {stance[1]:.1f} % "
         f"of the stride ({stance[0]:.1f}-{stance[2]:.1f}); heel released "
         f"{lead[1]:.1f} % of the stride before toe off ({lead[0]:.1f}-{lead[2]:.1f}); "
-        f"heel barely loaded on {tally.weak_feet} feet | detector: no heel off before toe "
+        f"heel reaches contact over {1000 * ON_TIME_S:.0f} ms after the foot lands in "
+        f"{100 * tally.heel_late / n:.1f} % of strides, never in "
+        f"{100 * tally.heel_never / n:.1f} %; heel barely loaded on {tally.weak_feet} feet "
+        f"| detector: no heel off before toe "
         f"off in {100 * tally.no_heel_off / n:.1f} % of strides, landing not reported "
         f"within {1000 * ON_TIME_S:.0f} ms in {100 * tally.landing_missed / n:.1f} %; "
         f"train onset {onset[1]:.0f} ms before toe off ({onset[0]:.0f}-{onset[2]:.0f}); "
