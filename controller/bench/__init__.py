@@ -8,8 +8,9 @@ and ``fault_latency`` time the real-time loop and the watchdog's fault drills; `
 ``detector`` and ``scheduler`` the per-sample cost of each stage; ``simulator`` the
 simulated patient and the closed loop as x real time; ``link`` the round trip over a
 serial link to the board emulator; ``heelforce`` calibrates the heel force sensor model
-against real insoles; ``shank`` and ``landing`` measure the shank's heel-strike timing and
-the foot's landing angle on real walks, for the simulated patient; ``startup`` times the
+against real insoles, ``heelwalkers`` scores the heel sensor on every gaitpdb walker;
+``shank`` and ``landing`` measure the shank's heel-strike timing and the foot's landing
+angle on real walks, for the simulated patient; ``startup`` times the
 command line itself (``fes --help``, ``fes detect`` on a recording, the first ``fes sim``
 after an install).
 """
