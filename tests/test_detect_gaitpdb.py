@@ -3,7 +3,7 @@ and ``fes detect``), on small synthetic walks written here: the study's files ar
 from a folder the user names, never from the repository.
 
 On the 165 gaitpdb walkers the heel releases 12-26 % of the stride before toe off
-(quartiles), while toe off falls at 65-66 % of the stride (docs/detection.md); the
+(quartiles), while toe off falls at 62-69 % of the stride (docs/detection.md); the
 synthetic walkers below are built from those figures.
 """
 

@@ -25,13 +25,14 @@ Rules, and the reason for each:
   with ``toe_off_stance_fraction`` set, that fraction of the mean stride after the
   stride's heel strike (the stance) when that is later. The stance is the steadier
   of the two: on 165 gaitpdb walkers the heel releases 12-26 % of the stride before toe
-  off (quartiles), while toe off falls at 65-66 % of the stride in every study
-  (docs/detection.md); the delay after heel off remains the earliest date, for a heel
-  that stays down longer than usual (a slow stride). Either way it becomes known only
-  once the heel has stayed off for ``min_unloaded_ms`` as well: a shorter lift (clonus,
-  a weight shift) returns to STANCE with no toe off and no heel strike. Until a stride
-  has been measured, ``assumed_stride_ms`` stands in for it, and a stance begun without
-  a heel strike (at lock-on) is dated from heel off.
+  off (quartiles), while toe off falls at 62-69 % of the stride (quartiles; medians
+  63.8 % on the controls, 66.4 % with Parkinson's disease: docs/detection.md); the delay
+  after heel off remains the earliest date, for a heel that stays down longer than usual
+  (a slow stride). Either way it becomes known only once the heel has stayed off for
+  ``min_unloaded_ms`` as well: a shorter lift (clonus, a weight shift) returns to STANCE
+  with no toe off and no heel strike. Until a stride has been measured,
+  ``assumed_stride_ms`` stands in for it, and a stance begun without a heel strike (at
+  lock-on) is dated from heel off.
 * HEEL_STRIKE (-> LOADING) is the first contact after toe off; STANCE follows
   ``loading_time_ms`` later.
 * A heel unloaded for longer than ``max_unloaded_ms`` is no walking: the switch failed
