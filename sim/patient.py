@@ -275,8 +275,8 @@ class PatientProfile(ConfigModel):
     )
     heel_force_release_stance_fraction: float = Field(
         ge=0.2, le=1.0,
-        description="Point of stance at which the insole's heel reading reaches zero (0.936 on "
-        "gaitpdb); it must lie after heel off.",
+        description="Point of stance at which the insole's heel reading reaches zero (0.82 on "
+        "gaitpdb's controls, 0.81 with Parkinson's disease); it must lie after heel off.",
     )
     heel_switch_contact_delay_ms: float = Field(
         0.0, ge=0.0, le=100.0,

@@ -160,18 +160,31 @@ def test_gaitpdb_heel_force_sensor(tmp_path, capsys, side):
     assert 10.0 <= to["median_error_ms"] <= 40.0
 
 
+#: How far a walker's stride may vary for every toe off to be dated within 100 ms at a
+#: fixed fraction of the mean stride: the steady simulated walkers (stride time CV 2-4 %).
+STEADY = ("healthy", "mild", "moderate")
+
+
 @pytest.mark.parametrize("patient", ["healthy", "mild", "moderate", "severe"])
 def test_simulated_heel_force_dates_toe_off_at_the_chosen_stance(patient):
     """The heel force configuration, chosen on real insoles, on the simulated insole
     (seed 0, 60 s, 500 Hz as ``fes sim``): toe off is dated 64 % of the mean stride after
-    heel strike, never sooner than 7 % after heel off. These simulated walkers' stance
-    is 60-65 % of the stride (gaitpdb's: 63.8-66.4 %, medians), so toe off is never
-    early (median) and at most 60 ms late, and nine in ten are within 100 ms."""
+    heel strike. The simulated heel releases 15-18 % of the stride before toe off, as on
+    the gaitpdb walkers (12-26 %, quartiles), so the floor of 7 % after heel off never
+    moves it. These walkers' stance is 60-65 % of the stride, so the median toe off is
+    late by the difference times the stride (healthy 44 ms, severe 14 ms early), plus the
+    few ms by which the heel strike at 20 N is late: within 10 ms of that. Each toe off is
+    off by its stride's departure from the mean: every one within 100 ms on the steady
+    walkers, nine in ten on the severe walker (stride time CV 6 %)."""
     walk = simulated_walk(patient, 60.0, 0, 500.0)
     phases, events = detect(walk, "force")
     t_lock = walk.t_s[np.flatnonzero(phases != Phase.UNKNOWN)[0]]
+    strikes = walk.true_times(Event.HEEL_STRIKE)
     toe_off = walk.true_times(Event.TOE_OFF)
     toe_off = toe_off[toe_off > t_lock + 1.5]  # after the first measured stride
     errors = nearest_errors(estimated(events, Event.TOE_OFF), toe_off)
-    assert np.mean(np.abs(errors) < 0.100) >= 0.9, errors
-    assert 0.0 <= np.median(errors) <= 0.060, np.median(errors)
+    stance_s = toe_off - strikes[np.searchsorted(strikes, toe_off) - 1]
+    dated_s = HEEL_FORCE.toe_off_stance_fraction * np.mean(np.diff(strikes))
+    assert abs(np.median(errors) - np.median(dated_s - stance_s)) < 0.010, (
+        np.median(errors), np.median(dated_s - stance_s))
+    assert np.mean(np.abs(errors) < 0.100) >= (1.0 if patient in STEADY else 0.9), errors

@@ -171,7 +171,7 @@ def test_spastic_clonus_makes_no_false_swing(spastic_walk, name):
         truth = spastic_walk.true_times(kind)
         # The heel force sensor dates toe off at the stance chosen on real insoles (64 %
         # of the stride), which this simulated walker's shorter, varying stances leave
-        # up to 104 ms behind: still its own stride's toe off, half a stride from others.
+        # up to 106 ms behind: still its own stride's toe off, half a stride from others.
         within = 0.15 if (name, kind) == ("heel force", Event.TOE_OFF) else 0.1
         assert np.all(np.abs(nearest_errors(truth, found)) <= within), (name, kind)
         assert found.size <= truth.size, (name, kind)

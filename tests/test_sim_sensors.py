@@ -9,6 +9,8 @@ import math
 import numpy as np
 import pytest
 
+from controller.bench.heelforce import COLUMNS, simulated_figures
+from controller.detect.heel import HEEL_FORCE
 from sim.gait import (
     HEEL_OFF,
     HEEL_STRIKE,
@@ -284,6 +286,20 @@ def test_standing_still_keeps_the_heel_loaded_and_the_shank_still():
         assert np.ptp(samples["heel_force_n"][quiet]) == 0.0 < samples["heel_force_n"][quiet][0]
 
 
+@pytest.mark.parametrize("patient", ["healthy", "mild", "moderate", "severe"])
+def test_simulated_insole_releases_the_heel_as_gaitpdb_walkers_do(patient):
+    """The heel force reads below the heel force detector's release (10 N) where the 612
+    feet of the 165 gaitpdb walkers have it (quartiles of their strides, controls and
+    Parkinson's disease; ``python -m controller.bench.heelforce``): 12.2-26.0 % of the
+    stride before toe off, 0.610-0.812 of stance (each the span of both groups'). It was
+    fitted on one control once (GaCo01: 6.6-7.2 % before toe off), and a detector tuned
+    on that looked right here."""
+    rows = simulated_figures(patient, HEEL_FORCE.release_force_n)
+    median = dict(zip(COLUMNS, np.median(rows, axis=0), strict=True))
+    assert 12.2 <= median["release_to_toe_off_pct"] <= 26.0, median
+    assert 0.610 <= median["release_stance"] <= 0.812, median
+
+
 def test_heel_force_sensor_reads_a_tail_after_heel_off_and_zero_before_toe_off(walk):
     profile, strides, params, _ = walk
     r = strides[3]
@@ -301,5 +317,5 @@ def test_heel_force_sensor_reads_a_tail_after_heel_off_and_zero_before_toe_off(w
     tail = [sensor(t)
             for t in np.linspace(r[HEEL_OFF], release, 20, endpoint=False)]
     assert all(a > b > 0.0 for a, b in itertools.pairwise(tail))
-    assert all(sensor(t) == 0.0
+    assert all(sensor(t) == pytest.approx(0.0, abs=1e-9)  # (at the release: 2e-14 N)
                for t in np.linspace(release, r[NEXT_HEEL_STRIKE], 20, endpoint=False))

@@ -8,10 +8,11 @@ sensor, after its stance peak, first reads below the heel force detector's relea
 (``release_force_n`` of ``[detector.heel.force]``, 10 N) and where it first reads zero,
 and prints their medians: in % of the stride, as a fraction of stance, and the time from
 release to toe off in % of the stride (the push-off the detector adds to heel off,
-``toe_off_delay_stride_fraction``). It prints the same figures for simulated walks of the
-shipped profiles (60 s, seed 0, no stimulation). The figures behind
-``heel_force_tail_n`` and ``heel_force_release_stance_fraction`` of
-``configs/patients/healthy.toml``.
+``toe_off_delay_stride_fraction``), one line per foot of each walk, then one line per
+group (all controls' strides pooled, all Parkinson's disease walkers'). It prints the same
+figures for simulated walks of the shipped profiles (60 s, seed 0, no stimulation). The
+group lines on the 165 gaitpdb walkers are the figures behind ``heel_force_tail_n`` and
+``heel_force_release_stance_fraction`` of ``configs/patients/healthy.toml``.
 """
 
 from __future__ import annotations
@@ -78,6 +79,16 @@ def real_figures(folder: Path, release_n: float) -> dict[str, np.ndarray]:
     return figures
 
 
+def group_figures(figures: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The strides of ``real_figures`` pooled per group: controls (``Co`` in the walk's
+    name) and walkers with Parkinson's disease (``Pt``); a group without feet is left out."""
+    groups: dict[str, list[np.ndarray]] = {"controls": [], "Parkinson's disease": []}
+    for name, rows in figures.items():
+        groups["Parkinson's disease" if name.split()[1][2:4] == "Pt" else "controls"].append(rows)
+    return {f"gaitpdb {group}, {len(feet)} feet": np.concatenate(feet)
+            for group, feet in groups.items() if feet}
+
+
 def simulated_figures(name: str, release_n: float, seed: int = 0) -> np.ndarray:
     """The rows of ``stride_figures`` for an unstimulated simulated walk of ``name``."""
     limb = SimulatedLimb(load_patient(name), SIM_RATE_HZ, SIM_DURATION_S, seed)
@@ -117,7 +128,8 @@ def main(argv: list[str] | None = None) -> None:
     """Print the real and the simulated figures."""
     folder = gaitpdb_folder("python -m controller.bench.heelforce", __doc__, argv)
     release_n = HEEL_FORCE.release_force_n
-    for name, rows in real_figures(folder, release_n).items():
+    figures = real_figures(folder, release_n)
+    for name, rows in (figures | group_figures(figures)).items():
         print(describe(name, rows, release_n))
     for profile in PROFILES:
         print(describe(f"simulated {profile}", simulated_figures(profile, release_n),
