@@ -535,7 +535,9 @@ def heel_sensor_load_n(
     release = params[P_RELEASE_FRACTION]
     if phase < 0.5 * heel_off or phase >= release:  # loading stays the true load's
         return load
-    return max(load, params[P_TAIL_N] * (release - phase) / (release - heel_off))
+    # At most the tail's reading at heel off: before it the line would climb over it,
+    # and a heel that barely loads would read more than it is loaded with.
+    return max(load, params[P_TAIL_N] * min(1.0, (release - phase) / (release - heel_off)))
 
 
 @kernel

@@ -16,11 +16,11 @@ from controller.cli import main
 
 PINNED = {
     0: {
-        "samples.csv": "3a8688339ecf19119e1d99e8762728a224b968030eb7d54b3bb999604e92e8bd",
+        "samples.csv": "af100e180bafa9c134bf4c6839593d5f9defb741c84f484b8ee384b830ab5436",
         "events.csv": "f328687a8f6ae0419399490deefc6dcdd4bc78c54d846eacd37a596e00183d54",
     },
     3: {
-        "samples.csv": "2ff99956c8c749b674a8160f18bf8294fb21d236cbc5551f501f767191f1cf18",
+        "samples.csv": "5ce5b46674dd538a7e8c817b8ad631d773ef9fd61ef1e190b144d641ede5db82",
         "events.csv": "afa1e868363ba49a015dc7803c118b59eb174322877d1b0d04ea5b0d3c7f98ac",
     },
 }

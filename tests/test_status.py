@@ -21,6 +21,7 @@ from helpers.shared_machine import rerun_after_heartbeat_faults
 from controller.commands.common import EXIT_WATCHDOG_FAULT
 from controller.config import load_config
 from controller.detect.config import build_detector
+from controller.detect.weakheel import WeakHeelCheck
 from controller.events import DetectedEvent, Event
 from controller.safety import Watchdog
 from controller.sharedmem import SharedSnapshot
@@ -230,3 +231,24 @@ def test_a_slow_terminal_does_not_slow_the_live_loop(tmp_path):
     assert result.summary["board"]["link"]["max_backlog_samples"] < 100
     lines = "".join(r["text"] for r in stream.records()).splitlines()
     assert len(lines) == 2 and all("| link ok" in line for line in lines)
+
+
+@pytest.mark.parametrize(("peak_n", "said"), [(30.0, True), (500.0, False)])
+def test_live_status_says_when_the_heel_force_barely_loads(peak_n, said):
+    """A heel force sensor in a live trial: once its first second of readings (20 s in a
+    trial) shows a heel that barely loads, 99 % under 3 times the 20 N contact force,
+    the line says so, with the figure and what to do; a loaded heel adds nothing."""
+    config = load_config()
+    board = Board("loop://", BoardRequirements(config.safety, 100.0))  # never connected
+    recorder = TrialRecorder(300)
+    status = LiveStatus(board, Watchdog(board, config.safety), recorder,
+                        build_detector(config.detector, 100.0),
+                        WeakHeelCheck(20.0, 100.0, window_s=1.0))
+    t = np.arange(150) * 0.01
+    recorder.table[recorder.index["heel_force_n"], :150] = peak_n * np.sin(np.pi * t) ** 2
+    recorder.count = 150
+    status.publish()
+    text = render_one_line(status.snapshot)
+    assert ("heel: BARELY LOADS (99 % under 30 N): heel strikes missed, move the sensor "
+            "under the heel or lower detector.heel.force.contact_force_n" in text) == said
+    assert ("heel:" in text) == said

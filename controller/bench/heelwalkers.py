@@ -11,7 +11,8 @@ heel strike and toe off from each foot's total force) and prints, per group of w
   ``controller.bench.heelforce.stride_figures``), the strides whose heel reaches the
   contact force late or never (a flat or forefoot landing), and the feet whose heel
   barely loads (99th percentile under ``WEAK_HEEL_FACTOR`` times the contact force: a
-  flat or forefoot landing, or a sensor off the heel);
+  flat or forefoot landing, or a sensor off the heel), and the feet a trial's check
+  (``controller.detect.weakheel``, the first 20 s of the walk) finds barely loading;
 * the shipped heel force detector, as it would trigger peroneal stimulation (default
   trigger pre-swing = its heel off, stop at heel strike): strides whose heel off it never
   reports before toe off (no train in that swing), strides whose landing it does not
@@ -37,6 +38,8 @@ from controller.detect.detector import detect_batch
 from controller.detect.gaitpdb_eval import subject
 from controller.detect.heelcolumn import WEAK_HEEL_FACTOR
 from controller.detect.scoredrows import shipped_config
+from controller.detect.weakheel import WEAK as WEAK_EARLY
+from controller.detect.weakheel import WINDOW_S, check_column
 from controller.events import Event, Phase
 
 #: The group of the feet whose heel barely loads, whatever their study.
@@ -51,6 +54,7 @@ class Tally:
 
     feet: int = 0
     weak_feet: int = 0
+    weak_early: int = 0  # found by a trial's check on the walk's first seconds
     strides: int = 0
     heel_late: int = 0  # the heel reaches contact over ON_TIME_S after the foot lands
     heel_never: int = 0  # ... or not at all in the stance
@@ -89,6 +93,8 @@ def foot_tally(rec: Recording, contact_n: float, release_n: float) -> Tally:
     tally.lead_pct += rows[:, 5].tolist()
     tally.feet += 1
     tally.weak_feet += bool(np.percentile(rec.heel_force_n, 99.0) < WEAK_HEEL_FACTOR * contact_n)
+    rate_hz = 1.0 / float(np.median(np.diff(rec.t_s)))
+    tally.weak_early += check_column(rec.heel_force_n, contact_n, rate_hz).verdict == WEAK_EARLY
     phases, known = _events(rec)
     tally.unknown_s += float(np.mean(phases == Phase.UNKNOWN)) * float(np.ptp(rec.t_s))
     tally.walk_s += float(np.ptp(rec.t_s))
@@ -126,6 +132,7 @@ def describe(name: str, tally: Tally) -> str:
         f"heel reaches contact over {1000 * ON_TIME_S:.0f} ms after the foot lands in "
         f"{100 * tally.heel_late / n:.1f} % of strides, never in "
         f"{100 * tally.heel_never / n:.1f} %; heel barely loaded on {tally.weak_feet} feet "
+        f"({tally.weak_early} in a trial's first {WINDOW_S:g} s) "
         f"| detector: no heel off before toe "
         f"off in {100 * tally.no_heel_off / n:.1f} % of strides, landing not reported "
         f"within {1000 * ON_TIME_S:.0f} ms in {100 * tally.landing_missed / n:.1f} %; "

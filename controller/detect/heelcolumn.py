@@ -68,11 +68,17 @@ def _weak_heel(column: str, p99: float, contact: float) -> Note | None:
     ``WEAK_HEEL_FACTOR`` times the ``contact`` force."""
     if p99 >= WEAK_HEEL_FACTOR * contact:
         return None
-    return Note("warning", (
-        f"{column} barely loads: 99 % of its samples read under {p99:.4g} N, less than "
+    return Note("warning", weak_heel_text(column, p99, contact, "lower --heel-threshold-n"))
+
+
+def weak_heel_text(what: str, p99: float, contact: float, remedy: str) -> str:
+    """What a heel force whose 99th percentile is ``p99`` means, and what to do: move
+    the sensor, or ``remedy`` (the option or setting of the contact force)."""
+    return (
+        f"{what} barely loads: 99 % of its samples read under {p99:.4g} N, less than "
         f"{WEAK_HEEL_FACTOR:g} times the contact force of {contact:g} N "
         "(detector.heel.force.contact_force_n). The walker lands flat or on the forefoot, "
         "or the sensor is not under the heel: heel strikes will be missed or split, and "
         "where the heel stays off the detector loses the gait (unknown: no stimulation). "
-        "Move the sensor under the heel, or lower --heel-threshold-n."
-    ))
+        f"Move the sensor under the heel, or {remedy}."
+    )

@@ -38,6 +38,7 @@ import numpy as np
 from controller.config import TrialConfig
 from controller.detect.config import build_detector
 from controller.detect.detector import GaitDetector
+from controller.detect.weakheel import WeakHeelCheck
 from controller.events import Event
 from controller.hotpath import announced_if_slow
 from controller.loop import LoopOutcome
@@ -80,12 +81,15 @@ from controller.trial.status import (
     GYRO_AXIS,
     GYRO_AXIS_TURNS_MOST,
     GYRO_MOUNTING,
+    HEEL_LOAD,
+    HEEL_LOAD_P99_N,
     LINK_STATE,
     LINK_STATES,
     LOST_FRAMES,
     MISSING_SAMPLES,
     NAKS,
     NO_GYRO_CHECK,
+    NO_HEEL_CHECK,
     RESENDS,
     WATCHDOG_FAULTS,
     WATCHDOG_RULE,
@@ -225,9 +229,12 @@ class LiveStatus:
 
     def __init__(
         self, board: LiveBoard, watchdog: Watchdog, recorder: TrialRecorder,
-        detector: GaitDetector,
+        detector: GaitDetector, heel_check: WeakHeelCheck | None = None,
     ) -> None:
         self.snapshot = live_snapshot()
+        self._heel_check = heel_check  # fed the recorded heel force rows as they come
+        self._recorder = recorder
+        self._heel_rows = 0
         self._detector = detector
         self._board = board
         self._watchdog = watchdog
@@ -271,7 +278,22 @@ class LiveStatus:
         axis = self._detector.axis
         values[GYRO_AXIS] = NO_GYRO_CHECK if axis is None else axis
         values[GYRO_AXIS_TURNS_MOST] = self._detector.axis_turns_most
+        values[HEEL_LOAD], values[HEEL_LOAD_P99_N] = self._heel_load()
         self.snapshot.end()
+
+    def _heel_load(self) -> tuple[float, float]:
+        """Feed the weak-heel check the heel force rows recorded since the last sample;
+        its verdict and figure (NO_HEEL_CHECK without a heel force sensor)."""
+        check = self._heel_check
+        if check is None:
+            return NO_HEEL_CHECK, math.nan
+        recorder = self._recorder
+        column = recorder.table[recorder.index["heel_force_n"]]
+        while self._heel_rows < recorder.count:
+            check.add(float(column[self._heel_rows % recorder.capacity]))
+            self._heel_rows += 1
+        p99 = check.p99_n
+        return check.verdict, math.nan if p99 is None else p99
 
     def _cadence_steps_per_min(self) -> float:
         """Steps per minute over the last strides (two steps each); NaN before two heel
@@ -409,7 +431,10 @@ def run_live_trial(
     checks_axis = config.detector.setup().uses_gyro and (
         config.detector.gyro_config().mount_check_strides > 0
     )
-    live = LiveStatus(board, watchdog, recorder, detector)
+    heel = config.detector
+    heel_check = WeakHeelCheck(heel.heel_config().contact_force_n, rate_hz) if (
+        heel.sensor != "gyro" and heel.heel_input == "force") else None
+    live = LiveStatus(board, watchdog, recorder, detector, heel_check)
     kind = "board" if spec.kind == "board" else "replay"
     sinks = [] if status is None else [StatusLine(status, live=live.snapshot, clock=kind)]
 
@@ -466,6 +491,8 @@ def run_live_trial(
             else "absent: a real board reports no true gait events or toe clearance",
             "board": _board_block(board, message),
             "config": spec.describe(),
+            # as the status line had it: also when only a window of the rows is kept
+            **({"heel_load": heel_check.block()} if heel_check is not None else {}),
         }
 
     # Everything is built, and the loop prepared, before the board's communication timer

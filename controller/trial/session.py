@@ -29,6 +29,7 @@ from controller.clock import Clock, VirtualClock
 from controller.config import TrialConfig
 from controller.deadlines import DeadlineMonitor
 from controller.detect.detector import GaitDetector
+from controller.detect.weakheel import check_column
 from controller.eventlog import EventRows, TrueEvents
 from controller.events import EVENT_NAMES, DetectedEvent, Event
 from controller.interrupts import interrupts_deferred, raise_if_interrupted
@@ -354,6 +355,11 @@ def trial_summary(facts: TrialFacts, config: TrialConfig, detector: object,
         axis = detector.axis_block()
         if axis is not None:  # a live trial on the project's board checks the axis
             summary["gyro_axis"] = _to_microseconds(axis)
+    heel = config.detector
+    if heel.sensor != "gyro" and heel.heel_input == "force" and "heel_force_n" in facts.columns:
+        summary["heel_load"] = check_column(
+            np.asarray(facts.columns["heel_force_n"]), heel.heel_config().contact_force_n,
+            1.0 / facts.period_s).block()
     return summary | dict(extra)
 
 

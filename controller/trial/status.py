@@ -25,7 +25,7 @@ from typing import TextIO
 
 import numpy as np
 
-from controller.detect import axis, gyro
+from controller.detect import axis, gyro, weakheel
 from controller.events import PHASE_NAMES, Phase
 from controller.safety.rules import RULE_NAMES
 from controller.sharedmem import SharedSnapshot
@@ -35,8 +35,8 @@ from controller.sharedmem import SharedSnapshot
 #: ``RULE_NAMES``, 0 when none), the link's state (an index of ``LINK_STATES``), the
 #: board driver's link counters (``hw.board.LinkStats``; the round trip NaN until the
 #: board has reported one), the gyroscope's mounting check (a key of
-#: ``MOUNTING_STATES``) and its axis check (a key of ``AXIS_STATES``, and the axis that
-#: turns most).
+#: ``MOUNTING_STATES``), its axis check (a key of ``AXIS_STATES``, and the axis that
+#: turns most) and the heel force's weak-heel check (a key of ``HEEL_LOAD_STATES``).
 LIVE_FIELDS = (
     "cadence_steps_per_min",
     "watchdog_faults",
@@ -53,6 +53,8 @@ LIVE_FIELDS = (
     "gyro_mounting",
     "gyro_axis",
     "gyro_axis_turns_most",
+    "heel_load",
+    "heel_load_p99_n",
 )
 (
     CADENCE_STEPS_PER_MIN,
@@ -70,6 +72,8 @@ LIVE_FIELDS = (
     GYRO_MOUNTING,
     GYRO_AXIS,
     GYRO_AXIS_TURNS_MOST,
+    HEEL_LOAD,
+    HEEL_LOAD_P99_N,
 ) = range(len(LIVE_FIELDS))
 #: The link as ``link_state`` codes it: no fault, or the kind of the board's first fault.
 LINK_STATES = ("ok", "link fault", "board fault", "host fault")
@@ -92,6 +96,19 @@ AXIS_STATES = {
     axis.CHECKING: " | gyro: checking its axis, no gait-triggered stimulation yet",
     axis.SAGITTAL: "",
     axis.WRONG_AXIS: " | gyro: WRONG AXIS, no stimulation (declare {most} the sagittal axis)",
+}
+
+
+#: The heel force's weak-heel check as ``heel_load`` codes it (``controller.detect.weakheel``
+#: verdicts; NO_HEEL_CHECK without a heel force sensor); a weak heel names its 99th
+#: percentile (``heel_load_p99_n``). Stimulation goes on: see the module.
+NO_HEEL_CHECK = -1
+HEEL_LOAD_STATES = {
+    NO_HEEL_CHECK: "",
+    weakheel.CHECKING: "",
+    weakheel.LOADS: "",
+    weakheel.WEAK: " | heel: BARELY LOADS (99 % under {p99:.0f} N): heel strikes missed, move "
+    "the sensor under the heel or lower detector.heel.force.contact_force_n",
 }
 
 
@@ -118,6 +135,7 @@ def live_text(live: Mapping[str, float] | None) -> str:
         f"resent {live['resends']:.0f}, refused {live['naks']:.0f}"
         f"{MOUNTING_STATES[int(live['gyro_mounting'])]}"
         f"{AXIS_STATES[int(live['gyro_axis'])].format(most=_axis_name(live))}"
+        f"{HEEL_LOAD_STATES[int(live['heel_load'])].format(p99=live['heel_load_p99_n'])}"
     )
 
 

@@ -356,6 +356,9 @@ def render_text(summary: Mapping[str, Any]) -> str:
     axis = summary.get("gyro_axis")
     if axis and axis["verdict"] != "sagittal":
         lines.append(f"gyro: {axis['message']}")
+    heel = summary.get("heel_load")
+    if heel and heel["message"]:
+        lines.append(f"heel: {heel['message']}")
     lines += _stimulation_lines(stim)
     if clear:
         mtc = clear["toe_clearance_min_mm"]
