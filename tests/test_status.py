@@ -25,7 +25,7 @@ from controller.detect.weakheel import WeakHeelCheck
 from controller.events import DetectedEvent, Event
 from controller.safety import Watchdog
 from controller.sharedmem import SharedSnapshot
-from controller.trial.live import LinkLimits, LiveStatus, run_live_trial
+from controller.trial.live import COMPILE_NOTICE, LinkLimits, LiveStatus, run_live_trial
 from controller.trial.recorder import TrialRecorder
 from controller.trial.status import LIVE_FIELDS, StatusLine, live_snapshot
 from hw.board import Board, BoardFault, BoardRequirements
@@ -210,7 +210,11 @@ def test_the_loop_thread_never_writes_the_status_line_the_writer_process_does(
     monkeypatch.undo()
     assert result.stopped_by == "duration"
     records = stream.records()
-    assert {r["pid"] for r in records} != {os.getpid()}  # not this process, no thread of it
+    # On a cold numba cache (this test alone after an install) the trial's process says
+    # it is compiling, before the board is asked anything: that is its only text.
+    ours = "".join(r["text"] for r in records if r["pid"] == os.getpid()).splitlines()
+    assert all(line == COMPILE_NOTICE or line.startswith("compiled in ") for line in ours)
+    records = [r for r in records if r["pid"] != os.getpid()]  # no thread of this process
     assert len({r["pid"] for r in records}) == 1
     lines = "".join(r["text"] for r in records).splitlines()
     assert [line[:12] for line in lines] == ["t     1.0 s ", "t     2.0 s "]
