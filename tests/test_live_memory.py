@@ -11,13 +11,22 @@ taken once: in the
 trial's process the blocks Python has allocated (``sys.getallocatedblocks``: nothing
 traced, so the paced loop runs at its own speed),
 in the log writer (forked) the bytes tracemalloc traced. The trial runs with the
-watchdog's wall-clock rules at 1 s (``WALL_CLOCK_MS``) and the board 2 times faster
+watchdog's wall-clock rules at 1 s (``live_blocks.WALL_CLOCK_MS``) and the board 2 times faster
 than real time, not 4 (its communication timeout and the host's backlog limit are
 board time: a quarter of them in wall time at 4 times): memory is what is measured,
 and beside three busy loops on its core every run at 4 times, with the 30 ms rules,
 ended before the second time (5 of 5: four wall-clock faults, one backlog of 1 s). A
 run that still ends before the second time (the board's communication timeout, the
 backlog) is run again.
+
+What a live trial's process fills once, in its first seconds, and the test makes full
+before its first reading (``python -m controller.bench.live_blocks``; docs/files.md, "A
+live trial over hours"): CPython's free lists of 1- and 7-item tuples, which the full
+collection before the loop empties (``controller.hotpath.gc_paused``) and the board
+driver's ``tuple(generator)``s refill, 2,000 a length, until 24-36 s of trial (4,000
+blocks, 288 kB: filled as the loop starts here, ``full_free_lists``); the driver's
+record of the latest frame sent with each of the 256 sequence numbers (``Board._sent``,
+full once 256 frames were sent, 7-8 s: checked at the first reading).
 """
 
 from __future__ import annotations
@@ -31,23 +40,29 @@ from pathlib import Path
 import pytest
 from helpers.live import emulator
 
-from controller import eventlog
-from controller.config import load_config
+from controller import eventlog, loop
+from controller.bench.live_blocks import filled_after, live_config
 from controller.trial import files, live, scores, window
 from controller.trial.live import LinkLimits, run_live_trial
 
 #: Board seconds per wall second of the emulator.
 SPEED = "2"
-#: The two trial times compared (500 Hz), both after the first window.
-FIRST_S, SECOND_S = 40.0, 100.0
+#: The two trial times compared (500 Hz), both after the first window (8.2 s) and after
+#: the driver's 256 records of frames sent (``FRAMES_SENT``). They were 40 s and 100 s
+#: with windows of 8,192 rows until 7 Dec 2026 (the free lists, not filled, grew 1,726
+#: and 1,731 blocks a minute from 20 s).
+FIRST_S, SECOND_S = 12.0, 72.0
+#: Frames the board driver sends before its record per sequence number (8 bits) is full.
+FRAMES_SENT = 256
 #: Trial time after ``SECOND_S`` (board seconds, 2 s of wall time): the writer, which
 #: stays some 50 ms (its ``poll_s``) behind the loop, has the rows of ``SECOND_S`` while
 #: the trial still runs. Nothing is measured in it (it was 10 s until 7 Dec 2026).
 TAIL_S = 4.0
 RATE_HZ = 500
 #: Python's allocated blocks the trial's process may hold more per minute of trial: a
-#: leak of one object a stride would be some 50, one a sample 30,000. Measured on 7 Dec
-#: 2026: 6 and 42 here, -7 on main (e417aa1).
+#: leak of one object a stride would be some 50, one a sample 30,000, one a STIM sent
+#: 3,992 (measured). Measured on 7 Dec 2026: 6 and 42 here from 40 s, -7 on main
+#: (e417aa1); 12, 9 and 38 from 12 s with the free lists filled.
 HOST_BLOCKS_PER_MINUTE = 300
 #: Bytes the log writer may hold more per minute of trial. It held the times of the
 #: trains' edges, each its own small array until ``scores.KEEP_PIECES`` were joined
@@ -55,38 +70,49 @@ HOST_BLOCKS_PER_MINUTE = 300
 #: count: -2.7 kB (the noise of what is in flight). Its exact lateness and latency
 #: counts (left out here until 7 Dec 2026) grew with each new nanosecond value: 100.4 kB
 #: a minute on main (dc2574b, merged every 4,096 values); counted per bucket, the values
-#: spilled to a file: 183 bytes, counts included.
+#: spilled to a file: 183 bytes, counts included (359-447 from 12 s, 7 Dec 2026).
 WRITER_BYTES_PER_MINUTE = 3000
 #: Frames kept of each allocation in the log writer.
 FRAMES = 12
 #: Runs at most.
 RUNS = 5
-#: The watchdog's wall-clock rules in this test, 1 s instead of fes run's 30 ms at most:
-#: what is measured is memory, which they do not touch, and a loaded machine trips them
-#: (beside three busy loops on its core, 4 of 5 runs ended by a heartbeat or stalled-loop
-#: fault after 2-64 s of trial, before ``SECOND_S``: the test failed). Their bounds have
-#: their own tests (tests/test_watchdog_faults.py).
-WALL_CLOCK_MS = 1000.0
-WALL_CLOCK_RULES = ("heartbeat_timeout_ms", "sensor_timeout_ms", "ack_timeout_ms")
+# The watchdog's wall-clock rules are at 1 s here (``live_blocks.live_config``), not fes
+# run's 30 ms at most: what is measured is memory, which they do not touch, and a loaded
+# machine trips them (beside three busy loops on its core, 4 of 5 runs ended by a
+# heartbeat or stalled-loop fault after 2-64 s of trial, before the second reading: the
+# test failed). Their bounds have their own tests (tests/test_watchdog_faults.py).
 
 
 @pytest.fixture
 def small_window(monkeypatch):
-    """Rows in a window of 8,192 (16 s at 500 Hz), events in small blocks: a trial of
-    more than 33 s keeps a window. Pieces of kept arrays are never joined."""
-    monkeypatch.setattr(window, "WINDOW_ROWS", 8192)
+    """Rows in a window of 4,096 (8.2 s at 500 Hz), events in small blocks: a trial of
+    more than 16.4 s keeps a window. Pieces of kept arrays are never joined."""
+    monkeypatch.setattr(window, "WINDOW_ROWS", 4096)
     monkeypatch.setattr(window, "SCORE_ROWS", 2048)
     monkeypatch.setattr(files, "EVENT_CHUNK", 256)
     monkeypatch.setattr(eventlog, "BLOCK_EVENTS", 64)
     monkeypatch.setattr(scores, "KEEP_PIECES", 10**9)
 
 
-def _measured(tmp_path: Path, monkeypatch, link: str) -> tuple[list[int], list[int], str]:
+@pytest.fixture
+def full_free_lists(monkeypatch):
+    """CPython's free lists of the tuples the trial's loop leaves there (1 and 7 items,
+    2,000 each) filled as the loop starts, after the full collection that empties them:
+    as they are from 24-36 s of any trial on (``controller.bench.live_blocks``). Only
+    those two: a leak of tuples of another length would take its tuples from a filled
+    list, unseen until the list is empty."""
+    paused = loop.gc_paused
+    monkeypatch.setattr(loop, "gc_paused", lambda: filled_after(paused()))
+
+
+def _measured(tmp_path: Path, monkeypatch, link: str
+              ) -> tuple[list[int], list[int], str, int]:
     """Blocks allocated in this process and bytes traced in the log writer at
-    ``FIRST_S`` and ``SECOND_S`` of one
-    live trial, and the writer's lines that grew most in between."""
+    ``FIRST_S`` and ``SECOND_S`` of one live trial, the writer's lines that grew most
+    in between, and the frames the board driver had sent at ``FIRST_S``."""
     at = [round(FIRST_S * RATE_HZ), round(SECOND_S * RATE_HZ)]
     blocks: list[int] = []
+    sent: list[int] = []
     snapshots = [tmp_path / "writer-first.tracemalloc", tmp_path / "writer-second.tracemalloc"]
     parent = os.getpid()
     read, write = live.LiveSource.read, scores.StreamedColumns.add
@@ -95,6 +121,7 @@ def _measured(tmp_path: Path, monkeypatch, link: str) -> tuple[list[int], list[i
         sample = read(self)
         if len(blocks) < len(at) and self._clock._due_s * RATE_HZ >= at[len(blocks)] - 0.5:
             blocks.append(sys.getallocatedblocks())
+            sent.append(self._board.stats.frames_out)
         return sample
 
     def traced_add(self, rows):
@@ -112,13 +139,10 @@ def _measured(tmp_path: Path, monkeypatch, link: str) -> tuple[list[int], list[i
 
     monkeypatch.setattr(live.LiveSource, "read", counted_read)
     monkeypatch.setattr(scores.StreamedColumns, "add", traced_add)
-    config = load_config(None, {"loop": {"duration_s": SECOND_S + TAIL_S,
-                                         "sample_rate_hz": RATE_HZ}})
-    # Past what fes run accepts (model_copy does not validate): see WALL_CLOCK_MS.
-    config = config.model_copy(update={"safety": config.safety.model_copy(
-        update=dict.fromkeys(WALL_CLOCK_RULES, WALL_CLOCK_MS))})
+    config = live_config(SECOND_S + TAIL_S, RATE_HZ)
     for attempt in range(RUNS):
         blocks.clear()
+        sent.clear()
         for path in snapshots:
             path.unlink(missing_ok=True)
         result = run_live_trial(config, link, tmp_path / "trial", status=None,
@@ -132,7 +156,7 @@ def _measured(tmp_path: Path, monkeypatch, link: str) -> tuple[list[int], list[i
     first, second = (tracemalloc.Snapshot.load(str(path)) for path in snapshots)
     grown = "\n".join(str(stat) for stat in second.compare_to(first, "lineno")[:8])
     return blocks, [_held(first, path) for first, path in zip((first, second), snapshots,
-                                                               strict=True)], grown
+                                                               strict=True)], grown, sent[0]
 
 
 def _held(snapshot: tracemalloc.Snapshot, path: Path) -> int:
@@ -152,13 +176,17 @@ def _held(snapshot: tracemalloc.Snapshot, path: Path) -> int:
 CSV_TEXT = ("controller", "trial", "csvtext.py")
 
 
-def test_a_live_trial_holds_nothing_more_per_minute(tmp_path, monkeypatch, small_window):
+def test_a_live_trial_holds_nothing_more_per_minute(tmp_path, monkeypatch, small_window,
+                                                    full_free_lists):
     board, link, _ = emulator(tmp_path, "--no-truth", "--speed", SPEED, "--seed", "3",
                               "--rate-hz", str(RATE_HZ), "--comm-timeout-ms", "500")
     try:
-        blocks, traced, grown = _measured(tmp_path, monkeypatch, link)
+        blocks, traced, grown, sent = _measured(tmp_path, monkeypatch, link)
     finally:
         board.stop()
+    assert sent >= FRAMES_SENT, (
+        f"{sent} frames sent at {FIRST_S:g} s: the driver's records of frames sent were "
+        "still filling at the first reading (move FIRST_S later)")
     minutes = (SECOND_S - FIRST_S) / 60.0
     host = (blocks[1] - blocks[0]) / minutes
     writer = (traced[1] - traced[0]) / minutes
@@ -191,3 +219,24 @@ def test_the_benchmark_reads_memory_at_trial_times_and_growth_from_two_windows_o
     assert host == pytest.approx(6.0) and writer == 0.0
     with pytest.raises(ValueError, match="fewer than two readings"):
         growth_per_hour(readings, 2000.0)
+
+
+def test_the_benchmark_reads_the_free_lists_a_full_collection_empties_and_fills_them():
+    # python -m controller.bench.live_blocks reads CPython's tuple free lists; the full
+    # collection before the loop (controller.hotpath.gc_paused) empties them, and
+    # fill_tuple_free_lists (the fixture full_free_lists) fills the two a trial fills.
+    from controller.bench.live_blocks import (
+        TRIAL_TUPLE_LENGTHS,
+        TUPLE_FREE_LIST,
+        fill_tuple_free_lists,
+        tuple_free_lists,
+    )
+
+    fill_tuple_free_lists()
+    gc.collect()
+    emptied = tuple_free_lists()
+    fill_tuple_free_lists()
+    filled = tuple_free_lists()
+    assert sorted(filled) == list(range(1, 21))
+    assert [emptied[n] < TUPLE_FREE_LIST / 2 for n in TRIAL_TUPLE_LENGTHS] == [True, True]
+    assert [filled[n] for n in TRIAL_TUPLE_LENGTHS] == [TUPLE_FREE_LIST] * 2

@@ -159,19 +159,38 @@ def _load() -> str:
     return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
+def add_trial_options(parser: argparse.ArgumentParser, duration_s: float, every_s: float,
+                      speed: float) -> None:
+    """``--duration-s``, ``--every-s``, ``--speed`` and ``--rate-hz`` of a benchmark that
+    reads a live trial at trial times (``check_trial_options`` checks them)."""
+    parser.add_argument("--duration-s", type=float, default=duration_s,
+                        help=f"trial length in trial seconds (default {duration_s:g})")
+    parser.add_argument("--every-s", type=float, default=every_s,
+                        help=f"trial seconds between readings (default {every_s:g})")
+    parser.add_argument("--speed", type=float, default=speed,
+                        help="the emulator's board time per wall second, 0.1-20 "
+                        f"(default {speed:g})")
+    parser.add_argument("--rate-hz", type=float, default=500.0,
+                        help="sample rate of the trial (and of the emulator), Hz (default 500)")
+
+
+def check_trial_options(parser: argparse.ArgumentParser, args: argparse.Namespace) -> None:
+    """Exit 2 naming the option (``parser.error``) for a value ``add_trial_options``'s
+    options do not take."""
+    if not 0.0 < args.every_s < args.duration_s:
+        parser.error("--every-s: above 0 and below --duration-s")
+    if not 0.1 <= args.speed <= 20.0:
+        parser.error("--speed: 0.1-20")
+    if not 0.0 < args.rate_hz <= 10_000.0:
+        parser.error("--rate-hz: above 0, at most 10000")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m controller.bench.live_memory",
                                      description=__doc__.split("\n\n")[0])
     parser.add_argument("--realtime", action="store_true",
                         help="fes sim --realtime instead of fes run against the emulator")
-    parser.add_argument("--duration-s", type=float, default=1800.0,
-                        help="trial length in trial seconds (default 1800)")
-    parser.add_argument("--every-s", type=float, default=60.0,
-                        help="trial seconds between readings (default 60)")
-    parser.add_argument("--speed", type=float, default=4.0,
-                        help="the emulator's board time per wall second, 0.1-20 (default 4)")
-    parser.add_argument("--rate-hz", type=float, default=500.0,
-                        help="sample rate of the trial (and of the emulator), Hz (default 500)")
+    add_trial_options(parser, duration_s=1800.0, every_s=60.0, speed=4.0)
     parser.add_argument("--from-s", type=float, default=None,
                         help="growth from the first reading at or after this trial time "
                         "(default: two windows of rows at the rate)")
@@ -179,12 +198,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="the watchdog's wall-clock timeouts at 30 ms, their maximum")
     parser.add_argument("options", nargs="*", help="after --: options for fes run or fes sim")
     args = parser.parse_args(argv)
-    if not 0.0 < args.every_s < args.duration_s:
-        parser.error("--every-s: above 0 and below --duration-s")
-    if not 0.1 <= args.speed <= 20.0:
-        parser.error("--speed: 0.1-20")
-    if not 0.0 < args.rate_hz <= 10_000.0:
-        parser.error("--rate-hz: above 0, at most 10000")
+    check_trial_options(parser, args)
     from_s = 2 * WINDOW_ROWS / args.rate_hz if args.from_s is None else args.from_s
     fes = fes_command()
     folder = Path(tempfile.mkdtemp(prefix="fes-bench-live-memory-"))
