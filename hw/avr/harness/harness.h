@@ -29,6 +29,8 @@ typedef struct {
     double speed;     /* board time / wall time */
     double unplug_at_s; /* walk time of the unplug, < 0: never */
     double rx_overrun_at_s; /* walk time of an injected host byte overrun, < 0: never */
+    int rx_lose_end_of;     /* frame type whose first frame's delimiter is lost, 0: none */
+    double host_byte_gap_us; /* idle line between two host bytes (a slow bridge), us */
     int truth;
     int bench; /* print the timing figures on stderr at exit */
     int log_pulses; /* one log line per pulse */
@@ -103,6 +105,8 @@ void rxline_watch(void);
 uint32_t rxline_overruns(void);
 /* Fault injection: the next host byte to complete is lost, DOR0 set, as in an overrun. */
 void rxline_lose_next(void);
+/* Idle line of gap_us between two host bytes from now on (a bridge that trickles). */
+void rxline_set_gap_us(double gap_us);
 /* The longest a byte waited in the receive FIFO before the firmware read it, us. */
 double rxline_wait_max_us(void);
 /* Where the firmware was (pc, a byte address) when that byte entered the FIFO: the code

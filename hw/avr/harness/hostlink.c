@@ -313,6 +313,31 @@ static avr_uart_t *find_uart(char name)
 }
 
 static int line_next(uint8_t *byte);
+
+/* --rx-lose-end-of T: the delimiter of the first host frame of type T is lost in the
+ * chip's receiver (rxline_lose_next), so the frame lacks its last byte and the chip flags
+ * the loss only with the host's next byte. The type is the frame's first decoded byte:
+ * its second byte on the line, after a COBS code above 1 (a code of 1 would decode to 0,
+ * no type). Called as each byte goes onto the line, the one that then completes. */
+static void lose_end_of(uint8_t byte)
+{
+    static unsigned pos; /* bytes of this frame on the line before this one */
+    static int type = -1, done;
+    if (byte != 0) {
+        if (pos == 0)
+            type = byte > 1 ? -2 : -1; /* -2: the next byte is the type */
+        else if (pos == 1 && type == -2)
+            type = byte;
+        pos++;
+        return;
+    }
+    if (opt.rx_lose_end_of && !done && pos > 0 && type == opt.rx_lose_end_of) {
+        done = 1;
+        rxline_lose_next();
+    }
+    pos = 0;
+    type = -1;
+}
 static void line_received(uint8_t byte, double t_s);
 
 void hostlink_connect(void)
@@ -324,6 +349,7 @@ void hostlink_connect(void)
         exit(1);
     }
     rxline_connect(usart0, uart_in, line_next, line_received);
+    rxline_set_gap_us(opt.host_byte_gap_us);
 }
 
 /* --- the line ----------------------------------------------------------------------------
@@ -338,6 +364,7 @@ static int line_next(uint8_t *byte)
     if (!plugged || rx_done == rx_len || reset_pending)
         return 0;
     *byte = rx_buf[rx_done++];
+    lose_end_of(*byte);
     return 1;
 }
 

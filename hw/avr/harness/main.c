@@ -40,6 +40,11 @@
  * (after the first START_STREAM, as --unplug-at-s) is lost as a data overrun loses one,
  * DOR0 set (rxline.c), whatever the firmware's timing; logged "rx_overrun", "injected": 1.
  *
+ * --rx-lose-end-of T: the delimiter of the first host frame of type T (a number: 5 is
+ * STOP_ALL) is lost so (a frame missing its last byte; the chip flags it with the next).
+ * --host-byte-gap-us G: the host's line idles G us between two bytes, as a USB-serial
+ * bridge that hands on a frame in pieces.
+ *
  * Exit status: 0 stopped by SIGTERM/SIGINT, 3 ended after an unplug once the outputs
  * were off, 4 the patient's process went away, 2 bad options, 1 the simulation failed.
  */
@@ -345,6 +350,12 @@ int main(int argc, char **argv)
             opt.unplug_at_s = d, i++;
         } else if (!strcmp(a, "--rx-overrun-at-s") && parse_double(v, &d) && d >= 0) {
             opt.rx_overrun_at_s = d, i++;
+        } else if (!strcmp(a, "--rx-lose-end-of") && parse_double(v, &d) && d >= 1 &&
+                   d <= 255) {
+            opt.rx_lose_end_of = (int)d, i++;
+        } else if (!strcmp(a, "--host-byte-gap-us") && parse_double(v, &d) && d >= 0 &&
+                   d <= 1e6) {
+            opt.host_byte_gap_us = d, i++;
         } else if (config_option(a, v, &cfg)) {
             configured = 1, i++;
         } else {

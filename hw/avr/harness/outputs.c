@@ -348,6 +348,40 @@ static void force_hook(struct avr_t *core, avr_io_addr_t addr, uint8_t v, void *
     }
 }
 
+/*
+ * PINB as the chip reads it: "independent of the setting of Data Direction bit DDxn, the
+ * port pin can be read through the PINxn Register bit" (Atmel 2549Q 2014, I/O-Ports), so
+ * a phase line driven by its compare output reads as the line is. simavr 1.6 reads an
+ * output pin's PORT bit instead (0 here: the firmware never writes PORTB's phase bits),
+ * so the harness answers PINB's reads with the phase lines it drives, simavr's own
+ * answer for the other bits (the firmware reads a line it forced low, since 2.2.6, to
+ * tell a missed match from one that came in time).
+ */
+#define PINB_ADDR 0x23
+static avr_io_read_t pinb_simavr;
+static void *pinb_simavr_param;
+
+static uint8_t pinb_hook(struct avr_t *core, avr_io_addr_t addr, void *param)
+{
+    (void)param;
+    uint8_t v = pinb_simavr ? pinb_simavr(core, addr, pinb_simavr_param) : core->data[addr];
+    v &= (uint8_t)~((1u << PIN_CATHODIC_BIT) | (1u << PIN_ANODIC_BIT));
+    return (uint8_t)(v | (cath ? 1u << PIN_CATHODIC_BIT : 0u) | (anod ? 1u << PIN_ANODIC_BIT : 0u));
+}
+
+/* simavr's ioport refuses a second reader of PINB (avr_register_io_read aborts), so the
+ * hook takes its place in the I/O table and calls it for the other bits. */
+static void hook_pinb(void)
+{
+    int io = AVR_DATA_TO_IO(PINB_ADDR);
+    if (avr->io[io].r.c == pinb_hook)
+        return;
+    pinb_simavr = avr->io[io].r.c;
+    pinb_simavr_param = avr->io[io].r.param;
+    avr->io[io].r.c = pinb_hook;
+    avr->io[io].r.param = NULL;
+}
+
 void outputs_rewire_timer(void)
 {
     for (int i = 0; i < 2; i++)
@@ -363,6 +397,7 @@ void outputs_connect(void)
         avr_irq_register_notify(comp_irq[i], compare_hook, (void *)(intptr_t)i);
     }
     outputs_rewire_timer();
+    hook_pinb();
     avr_register_io_write(avr, TCCR1C_ADDR, force_hook, NULL);
     avr_irq_register_notify(
         avr_io_getirq(avr, AVR_IOCTL_IOPORT_GETIRQ(PIN_CATHODIC_PORT), PIN_CATHODIC_BIT),

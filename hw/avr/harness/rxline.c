@@ -32,9 +32,11 @@
  * empty FIFO; bytes refused while it is up), so the harness sets it from its own record
  * after every instruction (show_dor).
  *
- * Fault injection (--rx-overrun-at-s, rxline_lose_next): the next byte to complete is
- * lost as the chip loses an overrun byte, whatever the firmware's timing, so that a test
- * can show what the firmware does with a loss it could not prevent.
+ * Fault injection (--rx-overrun-at-s, --rx-lose-end-of, rxline_lose_next): the next
+ * byte to complete is lost as the chip loses an overrun byte, whatever the firmware's
+ * timing, so that a test can show what the firmware does with a loss it could not
+ * prevent. --host-byte-gap-us (rxline_set_gap_us): the line idles that long between two
+ * host bytes, as a USB-serial bridge that hands on a frame in pieces.
  */
 #include <avr_uart.h>
 #include <sim_interrupts.h>
@@ -68,6 +70,8 @@ static uint8_t on_line, in_shift;
 static int shift_full;
 static uint32_t overruns;
 static int lose_next; /* rxline_lose_next: the next byte to complete is lost */
+static double gap_us; /* rxline_set_gap_us: idle line between two host bytes */
+static int gapped;    /* that idle time has passed before the next byte */
 static int dor_next;  /* a byte was lost: the next to enter the FIFO carries DOR0 */
 /* Cycle at which each unread byte entered the FIFO, oldest first; the longest a byte
  * waited there before the firmware read it. */
@@ -178,6 +182,11 @@ static avr_cycle_count_t line_timer(avr_t *core, avr_cycle_count_t when, void *p
         phase = LINE_TO_END;
         return when + bit_cycles / 2;
     case LINE_TO_END:
+        if (gap_us > 0.0 && !gapped) { /* a bridge that trickles: the line idles first */
+            gapped = 1;
+            return when + (avr_cycle_count_t)(gap_us * 1e-6 * (double)avr->frequency);
+        }
+        gapped = 0;
         if (next_byte(&on_line)) {
             start_bit(when);
             phase = LINE_TO_STOP;
@@ -300,3 +309,5 @@ void rxline_reset(void)
 uint32_t rxline_overruns(void) { return overruns; }
 
 void rxline_lose_next(void) { lose_next = 1; }
+
+void rxline_set_gap_us(double us) { gap_us = us; }
