@@ -121,7 +121,15 @@ KNOWN_FIRMWARE: dict[tuple[int, int, int], str] = {
     "the receivers may run into its last approach), forces a line whose edge it armed "
     "too late low at once (FOC1x) and ends every pulse with both phase lines forced low; "
     "and whose recovery phase never carries more charge than the leading one (anodic "
-    "current rounded down: short by under one 20 uA step over the anodic width)",
+    "current rounded down: short by under one 20 uA step over the anodic width). A host "
+    "frame whose last byte its chip lost sits unrecognised until the host's next byte "
+    "(a STOP_ALL missing its delimiter leaves the outputs on up to a heartbeat), and a "
+    "phase it forced off late is seen only on the pins (2.2.6 reports both)",
+    (2, 2, 6): "AVR firmware of hw/avr (ATmega2560, Arduino Mega 2560): 2.2.5 that takes "
+    "a host frame collected in part whose next byte has not come for 5 ms for a loss "
+    "(every output off, FAULT RX_LOST; the chip flags a lost byte only with the next), "
+    "and reports in STATUS (state bits 2-7) the most a pulse phase ran past its planned "
+    "end where its pulse engine forced the line off late",
     (1, 2, 0): "reference firmware of docs/protocol.md v4 (hw.firmware, the emulator): "
     "speaks versions 1 to 4, pulse shapes, its own charge-per-phase and duty-cycle limits",
 }
@@ -246,6 +254,11 @@ class LinkStats:
     board_rtt_last_ms: float | None = None
     board_rtt_max_ms: float = 0.0
     max_backlog_samples: int = 0
+    #: STATUS frames reporting a pulse phase that ran past its planned end (the board's
+    #: pulse engine forced it off late; one STATUS covers up to 100 ms of pulses), and
+    #: the most any phase may have run long, in microseconds (Status.pulse_stretch_us).
+    stretched_statuses: int = 0
+    pulse_stretch_max_us: float = 0.0
 
     def as_dict(self) -> dict[str, Any]:
         """The counters by name."""
@@ -1208,6 +1221,10 @@ class Board:
     def _on_status(self, status: p.Status) -> None:
         self.stats.board_rtt_last_ms = status.rtt_last_us / 1000.0
         self.stats.board_rtt_max_ms = max(self.stats.board_rtt_max_ms, status.rtt_max_us / 1000.0)
+        stretch_us = status.pulse_stretch_us
+        if stretch_us:
+            self.stats.stretched_statuses += 1
+            self.stats.pulse_stretch_max_us = max(self.stats.pulse_stretch_max_us, stretch_us)
         if status.last_fault:
             self._board_fault(status.last_fault)
 

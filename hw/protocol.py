@@ -675,9 +675,25 @@ class Status(Message):
     rtt_last_us: int
     rtt_max_us: int
 
+    @property
+    def pulse_stretch_us(self) -> float:
+        """The most a phase of a pulse may have run past its planned end since the
+        previous STATUS (the board's pulse engine armed the end late and forced the line
+        off), from ``state`` bits 2-7; 0.0 when every phase ended on time, 31.5 meaning
+        31.5 us or more. Sent by AVR firmware 2.2.6 on; older boards and the reference
+        firmware send those bits 0."""
+        return (self.state >> STATUS_STRETCH_SHIFT) * STATUS_STRETCH_UNIT_US
+
+
+#: ``Status.state`` bits 2-7: the longest phase stretch since the previous STATUS, in
+#: ticks of the pulse engine's timer (0.5 us), saturating at 63 (docs/protocol.md
+#: section 5).
+STATUS_STRETCH_SHIFT = 2
+STATUS_STRETCH_UNIT_US = 0.5
+
 
 class StatusState(IntEnum):
-    """Bits of ``Status.state``."""
+    """Bits of ``Status.state`` (bits 2-7: ``Status.pulse_stretch_us``)."""
 
     SESSION = 0x01
     STREAMING = 0x02

@@ -17,6 +17,7 @@ own pauses might otherwise starve the board of frames.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -28,6 +29,7 @@ from helpers.live import events as log_events
 
 from controller.ports import StimCommand
 from controller.safety import SafetyLimits
+from controller.trial import status as status_line
 from hw import protocol as p
 from hw import stk500v2
 from hw.avr import cosim
@@ -111,11 +113,12 @@ class Bench:
     """A simavr board with its log, a raw host on its pty, stopped at the end."""
 
     def __init__(self, tmp_path: Path, build, truth: bool = False,
-                 rx_overrun_at_s: float | None = None, **board: object) -> None:
+                 rx_overrun_at_s: float | None = None, harness: dict | None = None,
+                 **board: object) -> None:
         self.log = tmp_path / "board.jsonl"
         settings = cosim.AvrBoardSettings(**{"comm_timeout_ms": 400, **board})
         config = cosim.AvrBoardConfig(seed=2, truth=truth, log_pulses=True, board=settings,
-                                      rx_overrun_at_s=rx_overrun_at_s)
+                                      rx_overrun_at_s=rx_overrun_at_s, **(harness or {}))
         self.board, self._finish = cosim.serve_in_thread(config, self.log, build)
         self.ended: str | None = None
 
@@ -137,8 +140,8 @@ def bench(tmp_path, avr) -> Iterator[Bench]:
     benches: list[Bench] = []
 
     def make(truth: bool = False, rx_overrun_at_s: float | None = None,
-             **board: object) -> Bench:
-        benches.append(Bench(tmp_path, avr, truth, rx_overrun_at_s, **board))
+             harness: dict | None = None, **board: object) -> Bench:
+        benches.append(Bench(tmp_path, avr, truth, rx_overrun_at_s, harness, **board))
         return benches[-1]
 
     yield make  # type: ignore[misc]
@@ -363,6 +366,64 @@ def test_a_host_byte_the_chip_loses_ends_the_session_with_every_output_off(bench
     assert train["pulses"] >= 10  # it stimulated until then
     assert train["last_pulse_s"] < off["board_t_s"]
     clean(events)
+
+
+def test_a_stop_all_missing_its_last_byte_switches_every_output_off_within_milliseconds(
+        bench):
+    """The chip flags a lost byte (DOR0) only with the byte after it (Atmel 2549Q 2014,
+    "Receiver Error Flags"), so a frame whose last byte it lost sits in the firmware's
+    receiver unrecognised until the host's next byte. Here the lost byte is a STOP_ALL's
+    delimiter (the harness's --rx-lose-end-of) and the host then sends nothing: 2.2.5
+    kept channel 0 pulsing until its communication timeout (0.2 s later here, the
+    STIM before having kept the session alive), a heartbeat on a live host. Since 2.2.6
+    a frame collected in part whose next byte has not come for RX_FRAME_GAP_US (5 ms)
+    is a loss: every output off, FAULT RX_LOST, as for any lost byte.
+
+    Judged on the pins in chip time (the harness's log) and by what the host received:
+    the active line falls no sooner than the bound and within 2 ms after it."""
+    b = bench(harness={"rx_lose_end_of": p.FrameType.STOP_ALL})
+    host = b.host()
+    host.open_session()
+    assert host.answer(p.Stim(0, (ON_35,))).code == p.AckCode.OK
+    host.receive(0.1)
+    host.send(p.StopAll())  # its delimiter lost in the chip's receiver
+    got = host.receive(0.3)  # and nothing more from the host (timeout 400 ms)
+    host.close()
+    events = b.finish()
+    lost = of(events, "rx_overrun")
+    assert [e["injected"] for e in lost] == [1]
+    assert lost[0]["lost_byte"] == 0  # the premise: the frame's delimiter
+    off = next(e for e in of(events, "outputs") if e["board_t_s"] > lost[0]["board_t_s"])
+    assert off["on"] == [] and off["reason"] == "rx_lost" and off["hv"] == 0
+    waited_s = off["board_t_s"] - lost[0]["board_t_s"]
+    assert cosim.RX_FRAME_GAP_US / 1e6 <= waited_s <= cosim.RX_FRAME_GAP_US / 1e6 + 0.002
+    assert [m.code for m in got if isinstance(m, p.Fault)] == [p.FaultCode.RX_LOST]
+    assert of(events, "train")[0]["last_pulse_s"] < off["board_t_s"]
+    clean(events)
+
+
+def test_a_bridge_handing_on_frames_in_pieces_never_trips_the_partial_frame_bound(
+        tmp_path):
+    """The other side of the bound above: a host's frame may reach the chip in pieces (a
+    USB-serial bridge hands on each USB packet as it comes, docs/protocol.md section 3),
+    and no pause inside a frame shorter than RX_FRAME_GAP_US may end the session. With
+    the line idle 0.8 of the bound between every two host bytes (the harness's
+    --host-byte-gap-us, chip time), a whole session is served: HELLO, STIM, HEARTBEAT,
+    STOP_ALL all answered OK, pulses delivered, no fault. (A build whose bound is under
+    the gap, make RX_FRAME_GAP_US=3000, fails it: every frame ends in RX_LOST.)"""
+    gap_us = 0.8 * cosim.RX_FRAME_GAP_US
+    build = avr_build_or_skip("firmware", "harness")
+    b = Bench(tmp_path, build, harness={"host_byte_gap_us": gap_us})
+    host = b.host()
+    assert host.open_session().firmware == cosim.FIRMWARE_VERSION
+    assert host.answer(p.Stim(0, (ON_35,)), within_s=3.0).code == p.AckCode.OK
+    assert host.answer(p.Heartbeat(0), within_s=3.0).code == p.AckCode.OK
+    assert host.answer(p.StopAll(), within_s=3.0).code == p.AckCode.OK
+    host.close()
+    events = b.finish()
+    assert not [m for m in host.inbox if isinstance(m, p.Fault)]
+    assert of(events, "fault") == [] and of(events, "rx_overrun") == []
+    assert clean(events)["channel_0"] >= 3
 
 
 def test_a_corrupt_frame_is_refused_and_counted_never_acted_on(bench):
@@ -665,8 +726,9 @@ def test_stimulation_beyond_the_on_time_limit_ends_in_a_fault(bench):
 SHORTEST = p.ChannelSetting(0, 1, 6000, 4, 6000)  # 60 mA, 4 us, no gap, 60 Hz
 
 
-def shortest_pulses(b: Bench) -> list[dict]:
-    """Channel 0 at the shortest phases for 0.3 s (18 pulses), then STOP_ALL; the log."""
+def shortest_pulses(b: Bench) -> tuple[list[dict], list[p.Status]]:
+    """Channel 0 at the shortest phases for 0.3 s (18 pulses), then STOP_ALL; the log,
+    and the board's STATUS asked after the pulses and once more after that."""
     host = b.host()
     host.open_session()
     assert host.answer(p.Stim(0, (SHORTEST,))).code == p.AckCode.OK
@@ -674,8 +736,10 @@ def shortest_pulses(b: Bench) -> list[dict]:
     host.answer(p.Heartbeat(0))
     host.receive(0.15)
     assert host.answer(p.StopAll()).code == p.AckCode.OK
+    statuses = [host.answer(p.GetStatus()), host.answer(p.GetStatus())]
     host.close()
-    return b.finish()
+    assert all(isinstance(s, p.Status) for s in statuses)
+    return b.finish(), statuses  # type: ignore[return-value]
 
 
 @pytest.mark.parametrize("late_cycles", [0, 16])
@@ -690,11 +754,12 @@ def test_4_us_phases_end_on_time_when_the_engine_arms_them_late(tmp_path, late_c
     build = (avr_build_or_skip("firmware", "harness") if late_cycles == 0 else
              avr_variant_or_skip(f"armlate{late_cycles}",
                                  PULSE_TEST_ARM_DELAY_CYCLES=late_cycles))
-    events = shortest_pulses(Bench(tmp_path, build))
+    events, statuses = shortest_pulses(Bench(tmp_path, build))
     pulses = of(events, "pulse")
     assert clean(events)["channel_0"] == len(pulses) >= 15
     assert all(3.9 <= e["cathodic_us"] <= 4.3 and 3.9 <= e["anodic_us"] <= 4.3
                for e in pulses), [e["anodic_us"] for e in pulses]
+    assert [s.pulse_stretch_us for s in statuses] == [0.0, 0.0]  # no false report
 
 
 def test_an_anodic_end_armed_after_its_match_still_ends_the_phase(tmp_path):
@@ -706,7 +771,7 @@ def test_an_anodic_end_armed_after_its_match_still_ends_the_phase(tmp_path):
     2.2.4 left the anodic line high until Timer1 came round, 32.8 ms, through the next
     pulses' selection (every pulse of the train)."""
     build = avr_variant_or_skip("armlate100", PULSE_TEST_ARM_DELAY_CYCLES=100)
-    events = shortest_pulses(Bench(tmp_path, build))
+    events, _ = shortest_pulses(Bench(tmp_path, build))
     assert {e["what"] for e in of(events, "violation")} == {
         "recovery phase carries more charge than the leading phase"}
     pulses = of(events, "pulse")
@@ -715,3 +780,49 @@ def test_an_anodic_end_armed_after_its_match_still_ends_the_phase(tmp_path):
     assert all(3.9 <= e["cathodic_us"] <= 4.3 for e in pulses)
     assert all(4.3 < e["anodic_us"] <= (64 + 100) / 16 for e in pulses), (
         [e["anodic_us"] for e in pulses])
+
+
+def test_pulses_stretched_by_a_late_engine_are_reported_with_how_much_at_most(tmp_path):
+    """A forced phase end (FOC1x, test above) ran longer than commanded, by up to the
+    engine's lateness; 2.2.5 showed it only on the pins. 2.2.6 reports the most a phase
+    may have run past its planned end since the previous STATUS (STATUS state bits 2-7,
+    0.5 us steps): here, asked after the train, at least what the pins show and at most
+    1.5 us more; asked again, nothing new (it is per STATUS)."""
+    build = avr_variant_or_skip("armlate100", PULSE_TEST_ARM_DELAY_CYCLES=100)
+    events, statuses = shortest_pulses(Bench(tmp_path, build))
+    on_pins_us = max(e["anodic_us"] for e in of(events, "pulse")) - SHORTEST.pulse_width_us
+    assert on_pins_us > 1.0  # the premise: the engine was late, the phases long
+    reported = [s.pulse_stretch_us for s in statuses]
+    assert on_pins_us <= reported[0] <= on_pins_us + 1.5 and reported[1] == 0.0, (
+        on_pins_us, reported)
+
+
+def test_the_host_shows_a_bench_engineer_that_pulses_were_stretched(tmp_path):
+    """What the host makes of that report, through hw.board's driver streaming as in a
+    live trial (a STATUS every 100 ms): its link counters (summary.json's board.link)
+    count the STATUS frames that reported stretched phases and keep the most, and the
+    status line of fes run says PULSES STRETCHED with it. The board's figure is checked
+    against the pins (at least the longest stretch measured there)."""
+    build = avr_variant_or_skip("armlate100", PULSE_TEST_ARM_DELAY_CYCLES=100)
+    b = Bench(tmp_path, build)
+    host = Board(b.board.path, BoardRequirements(SafetyLimits(), 500.0), link_timeout_s=0.3,
+                 max_backlog_s=0.4)
+    host.connect()
+    host.apply(0.0, [StimCommand(0, True, 60.0, SHORTEST.pulse_width_us, 60.0)])
+    for _ in range(300):  # 0.6 s of samples, the driver keeping the board alive
+        if host.read() is None:
+            break
+    stats, fault = host.stats, host.fault
+    host.close()
+    events = b.finish()
+    assert fault is None
+    on_pins_us = max(e["anodic_us"] for e in of(events, "pulse")) - SHORTEST.pulse_width_us
+    assert stats.stretched_statuses >= 3
+    assert on_pins_us <= stats.pulse_stretch_max_us <= on_pins_us + 1.5
+    assert host.stats.as_dict()["pulse_stretch_max_us"] == stats.pulse_stretch_max_us
+    live = {name: 0.0 for name in status_line.LIVE_FIELDS}
+    live.update(cadence_steps_per_min=math.nan, board_rtt_last_ms=math.nan,
+                gyro_mounting=-1, gyro_axis=-1,
+                pulse_stretch_max_us=stats.pulse_stretch_max_us)
+    assert (f"PULSES STRETCHED, a phase up to {stats.pulse_stretch_max_us:.1f} us past its end"
+            in status_line.live_text(live))

@@ -286,6 +286,9 @@ class SplitStats:
     resends: int = 0
     naks: int = 0
     board_rtt_last_ms: float | None = None
+    #: Never reported by these stimulators (hw.board.LinkStats's, for the status line).
+    stretched_statuses: int = 0
+    pulse_stretch_max_us: float = 0.0
     extra: dict[str, Any] = field(default_factory=dict)
 
     def refresh(self) -> None:

@@ -90,6 +90,7 @@ from controller.trial.status import (
     NAKS,
     NO_GYRO_CHECK,
     NO_HEEL_CHECK,
+    PULSE_STRETCH_MAX_US,
     RESENDS,
     WATCHDOG_FAULTS,
     WATCHDOG_RULE,
@@ -273,6 +274,7 @@ class LiveStatus:
         values[RESENDS] = stats.resends
         values[NAKS] = stats.naks
         values[BOARD_RTT_LAST_MS] = math.nan if rtt is None else rtt
+        values[PULSE_STRETCH_MAX_US] = stats.pulse_stretch_max_us
         mounting = self._detector.mounting
         values[GYRO_MOUNTING] = NO_GYRO_CHECK if mounting is None else mounting
         axis = self._detector.axis
@@ -554,6 +556,7 @@ def _why_stopped(outcome: LoopOutcome, board: LiveBoard, watchdog: Watchdog) -> 
         else f"outputs off not confirmed ({board.off_command} sent but not acknowledged, "
         f"{board.stop_attempts} sent): {board.off_without_host}"
     )
+    off += _pulses_stretched(board)
     if outcome.stopped_by in ("interrupted", "error"):
         return outcome.stopped_by, off
     latched = watchdog.fault
@@ -575,6 +578,18 @@ def _why_stopped(outcome: LoopOutcome, board: LiveBoard, watchdog: Watchdog) -> 
         kind = {"link": "link_lost", "board": "board_fault", "host": "host_fault"}[fault.kind]
         return kind, f"{fault.message}; {off}"
     return outcome.stopped_by, off
+
+
+def _pulses_stretched(board: LiveBoard) -> str:
+    """What the board reported of pulses that ran long (its pulse engine armed a phase's
+    end late and forced the line off: hw.protocol.Status.pulse_stretch_us), as the
+    terminal says it; empty when every phase ended on time."""
+    stats = board.stats
+    if not stats.pulse_stretch_max_us > 0.0:
+        return ""
+    return (f"; the board reported PULSES STRETCHED in {stats.stretched_statuses} STATUS "
+            f"frames (100 ms each): a phase ran up to {stats.pulse_stretch_max_us:.1f} us "
+            "past its planned end")
 
 
 def _off_resent(board: LiveBoard, when: str) -> str:

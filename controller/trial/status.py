@@ -34,9 +34,10 @@ from controller.sharedmem import SharedSnapshot
 #: (NaN until two heel strikes), the watchdog's fault count and latched rule (a code of
 #: ``RULE_NAMES``, 0 when none), the link's state (an index of ``LINK_STATES``), the
 #: board driver's link counters (``hw.board.LinkStats``; the round trip NaN until the
-#: board has reported one), the gyroscope's mounting check (a key of
-#: ``MOUNTING_STATES``), its axis check (a key of ``AXIS_STATES``, and the axis that
-#: turns most) and the heel force's weak-heel check (a key of ``HEEL_LOAD_STATES``).
+#: board has reported one; the most a pulse phase ran past its end, 0 while none did),
+#: the gyroscope's mounting check (a key of ``MOUNTING_STATES``), its axis check (a key
+#: of ``AXIS_STATES``, and the axis that turns most) and the heel force's weak-heel check
+#: (a key of ``HEEL_LOAD_STATES``).
 LIVE_FIELDS = (
     "cadence_steps_per_min",
     "watchdog_faults",
@@ -50,6 +51,7 @@ LIVE_FIELDS = (
     "resends",
     "naks",
     "board_rtt_last_ms",
+    "pulse_stretch_max_us",
     "gyro_mounting",
     "gyro_axis",
     "gyro_axis_turns_most",
@@ -69,6 +71,7 @@ LIVE_FIELDS = (
     RESENDS,
     NAKS,
     BOARD_RTT_LAST_MS,
+    PULSE_STRETCH_MAX_US,
     GYRO_MOUNTING,
     GYRO_AXIS,
     GYRO_AXIS_TURNS_MOST,
@@ -133,10 +136,20 @@ def live_text(live: Mapping[str, float] | None) -> str:
         f"out {live['frames_out']:.0f} bad {live['bad_frames']:.0f} "
         f"lost {live['lost_frames']:.0f}, samples lost {live['missing_samples']:.0f}, "
         f"resent {live['resends']:.0f}, refused {live['naks']:.0f}"
+        f"{_stretch_text(live['pulse_stretch_max_us'])}"
         f"{MOUNTING_STATES[int(live['gyro_mounting'])]}"
         f"{AXIS_STATES[int(live['gyro_axis'])].format(most=_axis_name(live))}"
         f"{HEEL_LOAD_STATES[int(live['heel_load'])].format(p99=live['heel_load_p99_n'])}"
     )
+
+
+def _stretch_text(stretch_us: float) -> str:
+    """The board's report of pulses that ran long (its pulse engine forced a phase's end
+    late: hw.protocol.Status.pulse_stretch_us), or nothing while every phase ended on
+    time."""
+    if not stretch_us > 0.0:
+        return ""
+    return f" | board: PULSES STRETCHED, a phase up to {stretch_us:.1f} us past its end"
 
 
 def _axis_name(live: Mapping[str, float]) -> str:

@@ -45,7 +45,10 @@ from sim.patient import load_patient
 #: The firmware's fixed figures (hw/avr/firmware/board.h, limits.c).
 SAMPLE_RATE_HZ = 500
 CHANNELS = 2
-FIRMWARE_VERSION = (2, 2, 5)
+FIRMWARE_VERSION = (2, 2, 6)
+#: A host frame collected in part whose next byte has not come for this long is a loss
+#: (board.h, since 2.2.6).
+RX_FRAME_GAP_US = 5000
 #: MPU-6050 at +-2000 deg/s: 16.4 counts per deg/s.
 GYRO_COUNTS_PER_DPS = 16.4
 #: Heel force sensor on the 10-bit ADC: 2 N per count.
@@ -135,6 +138,15 @@ class AvrBoardConfig(ConfigModel):
         None, ge=0.0, le=86400.0,
         description="Walk time from which the next host byte is lost in the chip's receiver "
         "as a data overrun loses one, DOR0 set (fault injection, --rx-overrun-at-s).")
+    rx_lose_end_of: int | None = Field(
+        None, ge=1, le=255,
+        description="Frame type (5: STOP_ALL) whose first host frame loses its delimiter in "
+        "the chip's receiver, DOR0 then set with the host's next byte (fault injection, "
+        "--rx-lose-end-of).")
+    host_byte_gap_us: float = Field(
+        0.0, ge=0.0, le=1e6,
+        description="Idle line between two host bytes, as a USB-serial bridge that hands on "
+        "a frame in pieces (--host-byte-gap-us).")
     log_pulses: bool = Field(False, description="One log line per pulse on the pins.")
     board: AvrBoardSettings = Field(
         AvrBoardSettings(),
@@ -162,6 +174,10 @@ def _harness_options(config: AvrBoardConfig, stored: bool = True) -> list[str]:
         options += ["--unplug-at-s", f"{config.unplug_at_s:g}"]
     if config.rx_overrun_at_s is not None:
         options += ["--rx-overrun-at-s", f"{config.rx_overrun_at_s:g}"]
+    if config.rx_lose_end_of is not None:
+        options += ["--rx-lose-end-of", str(config.rx_lose_end_of)]
+    if config.host_byte_gap_us:
+        options += ["--host-byte-gap-us", f"{config.host_byte_gap_us:g}"]
     if not config.truth:
         options.append("--no-truth")
     if config.log_pulses:

@@ -17,6 +17,24 @@
 /* Host link: USART0 (the Mega's USB-serial bridge), 1 000 000 baud, 8N1 (protocol
  * version 3). UBRR0 = 1 with U2X0: 16 MHz / (8 x 2) = 1 000 000 exactly. */
 #define BOARD_BAUD 1000000UL
+/* A host frame collected in part whose next byte has not come for this long is itself a
+ * loss (since 2.2.6): its last bytes may have been lost in the chip's receiver, and the
+ * chip flags a data overrun only with the byte after the lost one (DOR0, Atmel 2549Q
+ * 2014, "Receiver Error Flags"), so a STOP_ALL missing its delimiter sat unrecognised,
+ * the outputs on, until the host's next byte (up to a heartbeat, a quarter of the
+ * timeout). The bound is the host's longest pause inside one frame with margin: this
+ * project's hosts write each frame in one write() (hw/board.py), which a USB-serial
+ * bridge (the Mega's ATmega16U2, a CH340, an FT232) receives as bulk packets of at most
+ * 64 bytes, scheduled in the USB's 1 ms frames (USB 2.0 specification, 2000, full
+ * speed): a frame of up to 256 bytes is at most 4 packets, and a pause between two is
+ * under a USB frame plus the bridge's own handling. 5 ms is five USB frames, and still a
+ * tenth of a 50 ms heartbeat. An assumption, not a measurement of any bridge
+ * (docs/protocol.md section 3): a host that writes one frame in several writes, with
+ * pauses of its own, needs a longer bound (make RX_FRAME_GAP_US=...). */
+#ifndef RX_FRAME_GAP_US
+#define RX_FRAME_GAP_US 5000UL
+#endif
+
 /* Debug port: USART1, same rate. A simulator feeds the patient's ground truth in here;
  * on a real board nothing is connected (RXD1 pulled up), so the board offers no truth. */
 

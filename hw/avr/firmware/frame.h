@@ -55,5 +55,8 @@ uint8_t frame_rx_byte(frame_rx_t *rx, uint8_t byte);
  * the next delimiter, is one bad frame. (A frame whose start was lost is refused by its
  * CRC and exact length, as any frame missing bytes: docs/protocol.md section 2.) */
 void frame_rx_damaged(frame_rx_t *rx);
+/* Nonzero while a frame is collected in part: bytes since the last delimiter, none of
+ * them known to be damaged (frame_rx_damaged, or too long). */
+static inline uint8_t frame_rx_partial(const frame_rx_t *rx) { return rx->n && !rx->overflow; }
 
 #endif

@@ -58,11 +58,14 @@ static void load_config(board_config_t *cfg)
  * for a STIM in simavr); the session is given the time its delimiter arrived, so that
  * the communication timeout counts from there (until 2.2.1 it counted from here, as late
  * as the frame had waited). */
+static uint32_t host_byte_us; /* when serve_host last took a byte of the host's */
+
 static void serve_host(void)
 {
     uint8_t byte, popped;
     uint32_t arrived_ms = 0;
     while ((popped = uart_host_pop(&byte, &arrived_ms)) != UART_NONE) {
+        host_byte_us = clock_us();
         if (popped == UART_LOST) {
             /* The host sent more than the buffer holds, or the chip's receiver lost a
              * byte (uart.h): the lost bytes may have been a STOP_ALL, so every output
@@ -88,6 +91,24 @@ static void serve_host(void)
         else if (frame_rx_byte(&debug_rx, byte) == FRAME_RX_OK)
             session_truth_frame(&session, debug_rx.buf, debug_rx.frame_len);
     }
+}
+
+/* Every millisecond (since 2.2.6): a host frame collected in part whose next byte has
+ * not come for RX_FRAME_GAP_US (board.h) is a loss, acted on as serve_host acts on one
+ * the receiver reported: its last bytes may have been a STOP_ALL's, and the chip reports
+ * an overrun only with the next byte, which may be a heartbeat away. Judged from when
+ * serve_host took the frame's latest byte (at or after its arrival) and only while no
+ * byte waits in the ring: the bound is never shortened, and a byte that came is never
+ * taken for a missing one. */
+static void check_partial_frame(void)
+{
+    if (!frame_rx_partial(&host_rx) || uart_host_waiting())
+        return;
+    uint32_t now_us = clock_us();
+    if ((uint32_t)(now_us - host_byte_us) <= RX_FRAME_GAP_US)
+        return;
+    frame_rx_damaged(&host_rx); /* the rest of it, if it still comes, is one bad frame */
+    session_rx_lost(&session, now_us);
 }
 
 static void serve_sensors(void)
@@ -141,8 +162,13 @@ int main(void)
         wdt_reset();
         serve_host();
         serve_sensors();
-        if (clock_ticked())
+        uint8_t stretch = pulses_take_stretch();
+        if (stretch)
+            session_pulse_stretched(&session, stretch);
+        if (clock_ticked()) {
+            check_partial_frame();
             session_tick_ms(&session, clock_ms(), clock_us());
+        }
         wait_for_work();
     }
 }

@@ -66,6 +66,7 @@ static uint32_t pulse_start;       /* its start on the 32-bit tick count */
 static uint32_t pulse_due;         /* the due time it was planned from */
 static uint32_t last_end;          /* end of the last pulse */
 static volatile uint16_t overflows;
+static volatile uint8_t stretch_ticks; /* pulses_take_stretch */
 static uint16_t dac_written[2] = {0xFFFFu, 0xFFFFu};
 
 static const uint8_t sel_bit[SESSION_CHANNELS] = {BIT_SEL0, BIT_SEL1};
@@ -271,6 +272,30 @@ static inline __attribute__((always_inline)) void spin_until(uint16_t t)
         ;
 }
 
+/* A line that was still on after its edge at tick `edge` has just been forced low: how
+ * far past the edge the counter is now is the most the phase ran long (it was to end as
+ * the counter left `edge`, and fell before the counter was read, within the tick read:
+ * pulses_take_stretch). Only on the late path: nothing on time pays for it. */
+static void note_stretch(uint16_t edge)
+{
+    uint16_t over = (uint16_t)(TCNT1 - edge);
+    if (over > 255u)
+        over = 255u;
+    if (over > stretch_ticks)
+        stretch_ticks = (uint8_t)over;
+}
+
+uint8_t pulses_take_stretch(void)
+{
+    uint8_t ticks;
+    ATOMIC_BLOCK(ATOMIC_RESTORESTATE)
+    {
+        ticks = stretch_ticks;
+        stretch_ticks = 0;
+    }
+    return ticks;
+}
+
 /* Arm the edge that ends a phase: compare unit `which` (0: OC1A, the cathodic line; 1:
  * OC1B, the anodic) at tick `edge`, the compare outputs' modes `modes`. A match comes
  * when the counter moves on from the compare value (Atmel 2549Q 2014, Timer/Counter1
@@ -287,8 +312,13 @@ static inline __attribute__((always_inline)) void end_phase_at(uint8_t which, ui
     else
         OCR1A = edge;
     TCCR1A = modes;
-    if ((int16_t)(TCNT1 - edge) > 0)
+    if ((int16_t)(TCNT1 - edge) > 0) {
+        /* The line as the match left it, or did not: still on, the match was missed. */
+        uint8_t on = PINB & (which ? _BV(PIN_ANODIC_BIT) : _BV(PIN_CATHODIC_BIT));
         TCCR1C = which ? _BV(FOC1B) : _BV(FOC1A);
+        if (on) /* reported to the host (STATUS state, since 2.2.6) */
+            note_stretch(edge);
+    }
 }
 
 static void prep(void)
@@ -352,8 +382,11 @@ static void end(void)
      * 2 ticks ago). A line still on here had an edge missed that end_phase_at did not see
      * (none is known); forced, it is on for the interrupt's latency at most, not until the
      * counter comes round. FOC1x acts as a match in the modes set (both clear). */
+    uint8_t on = PINB & (_BV(PIN_CATHODIC_BIT) | _BV(PIN_ANODIC_BIT));
     TCCR1A = COM_A_CLEAR | COM_B_CLEAR;
     TCCR1C = _BV(FOC1A) | _BV(FOC1B);
+    if (on)
+        note_stretch(e4);
     for (uint8_t c = 0; c < SESSION_CHANNELS; c++)
         CTRL_LOW(sel_bit[c]);
     const pulse_plan_t *p = &ch[cur].active;

@@ -20,5 +20,10 @@
 void pulses_init(void);
 /* The channel's new setting (main loop; the setting passed the board's limits). */
 void pulses_set(uint8_t channel, const setting_t *setting);
+/* The most a phase line may have stayed on past its planned edge since the last call
+ * (main loop), in 0.5 us ticks, an upper bound (0: no edge was missed; saturates at
+ * 255): since 2.2.6, where the engine armed an edge after its time and forced the line
+ * (FOC1x), or found a line still on at a pulse's end. */
+uint8_t pulses_take_stretch(void);
 
 #endif

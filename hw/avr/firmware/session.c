@@ -69,7 +69,9 @@ static void status(session_t *s, uint32_t now_us)
     uint8_t *p = put32(tx_body + 2, now_us);
     *p++ = session_outputs_on(s);
     *p++ = s->fault;
-    *p++ = (uint8_t)((s->session ? 1 : 0) | (s->streaming ? 2 : 0));
+    uint8_t stretch = s->stretch_ticks > STATUS_STRETCH_MAX ? STATUS_STRETCH_MAX : s->stretch_ticks;
+    s->stretch_ticks = 0;
+    *p++ = (uint8_t)((s->session ? 1 : 0) | (s->streaming ? 2 : 0) | (stretch << 2));
     p = put16(p, s->rx_frames);
     p = put16(p, s->rx_bad);
     p = put16(p, s->refused);
@@ -373,6 +375,12 @@ void session_frame(session_t *s, const uint8_t *frame, uint16_t n, uint32_t arri
 }
 
 void session_bad_frame(session_t *s) { s->rx_bad++; }
+
+void session_pulse_stretched(session_t *s, uint8_t ticks)
+{
+    if (ticks > s->stretch_ticks)
+        s->stretch_ticks = ticks;
+}
 
 void session_rx_lost(session_t *s, uint32_t now_us)
 {

@@ -17,6 +17,9 @@
 #include "limits.h"
 
 #define SESSION_CHANNELS 2
+/* STATUS state bits 2-7: the longest phase stretch since the previous STATUS, in 0.5 us
+ * ticks, saturating here (31.5 us or more). */
+#define STATUS_STRETCH_MAX 63u
 /* Newest protocol version spoken; every older one too. */
 #define SESSION_PROTOCOL_VERSION 4
 #define SESSION_SHAPED_VERSION 2
@@ -24,7 +27,7 @@
 #define SESSION_CHARGE_VERSION 4
 #define FIRMWARE_MAJOR 2
 #define FIRMWARE_MINOR 2
-#define FIRMWARE_PATCH 5
+#define FIRMWARE_PATCH 6
 
 /* Frame types. */
 enum {
@@ -100,6 +103,7 @@ typedef struct {
     uint32_t duty_next_bucket_ms; /* when the next one starts (a multiple of 100 ms) */
     uint16_t duty_limit_ms;     /* max_duty_permille of the window, from session_init */
     uint16_t rx_frames, rx_bad, refused;
+    uint8_t stretch_ticks; /* session_pulse_stretched since the last STATUS */
     uint32_t next_status_ms;
     /* sample grid */
     uint8_t grid_started;
@@ -151,6 +155,10 @@ void session_sample(session_t *s, uint32_t index, const sensor_sample_t *reading
                     uint32_t now_ms);
 /* A valid frame from the debug port (a simulator's truth source). */
 void session_truth_frame(session_t *s, const uint8_t *frame, uint16_t n);
+/* The pulse engine let a phase line stay on up to `ticks` (0.5 us) past its planned end
+ * (it forced the line off late): the longest since the last STATUS goes out in STATUS's
+ * state bits 2-7 (since 2.2.6; docs/protocol.md section 5). */
+void session_pulse_stretched(session_t *s, uint8_t ticks);
 /* Bit c set: channel c is switched on with a setting that delivers. */
 uint8_t session_outputs_on(const session_t *s);
 

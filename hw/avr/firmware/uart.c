@@ -212,6 +212,8 @@ uint8_t uart_rx_waiting(void)
            debug_rx.lost;
 }
 
+uint8_t uart_host_waiting(void) { return host_rx.tail != host_rx.head || host_rx.lost; }
+
 uint8_t uart_host_send(const uint8_t *data, uint16_t n)
 {
     uint16_t head, tail;

@@ -27,6 +27,8 @@ uint8_t uart_debug_pop(uint8_t *byte);
 uint8_t uart_host_send(const uint8_t *data, uint16_t n);
 /* Nonzero while received bytes wait. */
 uint8_t uart_rx_waiting(void);
+/* Nonzero while bytes of the host link wait in its ring (or a loss not yet popped). */
+uint8_t uart_host_waiting(void);
 /* With interrupts disabled (the pulse engine's waits for an edge): move a byte that
  * arrived into its ring, at most one per port. Not ~100 cycles, as this said until 2.2.4:
  * a host delimiter (its arrival stamped with clock_ms) and a debug byte take ~155 cycles
