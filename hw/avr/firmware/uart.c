@@ -115,9 +115,8 @@ static uint8_t rx_pop(volatile rx_ring_t *ring, const volatile uint16_t *at, uin
 /* A byte of USART0 whose UCSR0A read status: a loss is marked where it happened, so
  * that the main loop switches every output off there, as for bytes lost to a full ring
  * (uart.h, UART_LOST); a byte with a frame error is dropped. */
-static inline void host_take(uint8_t status)
+static inline void host_keep(uint8_t status, uint8_t b)
 {
-    uint8_t b = UDR0;
     if (status & RX_ERRORS(0)) {
         rx_mark_lost(&host_rx);
         if (status & _BV(FE0))
@@ -125,6 +124,10 @@ static inline void host_take(uint8_t status)
     }
     host_push(b);
 }
+
+static inline void host_take(uint8_t status) { host_keep(status, UDR0); }
+
+void uart_host_took(uint8_t status, uint8_t byte) { host_keep(status, byte); }
 
 /* The same for USART1 (the debug port: a loss there damages a truth frame only). Its own
  * registers by name, as host_take's: one function given the port would reach them

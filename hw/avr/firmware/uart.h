@@ -56,6 +56,12 @@ void uart_drain_rx(void);
  * in the clock's interrupt around the start of a reading (docs/hardware.md, Budgets). */
 void uart_drain_host(void);
 
+/* With interrupts disabled: a byte of the host link that the caller read itself, UCSR0A
+ * (status) before UDR0 (byte), as the receive interrupt would take it (since 2.2.6: the
+ * pulse engine reads the receiver in an edge's last approach, where taking a byte costs
+ * too much, and hands the bytes on once the edge is armed). */
+void uart_host_took(uint8_t status, uint8_t byte);
+
 extern volatile uint16_t uart_rx_overflows;
 extern uint16_t uart_tx_dropped;
 
