@@ -381,7 +381,7 @@ def test_a_stop_all_missing_its_last_byte_switches_every_output_off_within_milli
 
     Judged on the pins in chip time (the harness's log) and by what the host received:
     the active line falls no sooner than the bound and within 2 ms after it."""
-    b = bench(harness={"rx_lose_end_of": p.FrameType.STOP_ALL})
+    b = bench(harness={"rx_lose_end_of": "STOP_ALL"})
     host = b.host()
     host.open_session()
     assert host.answer(p.Stim(0, (ON_35,))).code == p.AckCode.OK

@@ -31,6 +31,7 @@ import tempfile
 import threading
 from collections.abc import Callable
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 
@@ -109,6 +110,11 @@ class AvrBoardSettings(ConfigModel):
         "may deliver pulses, in steps of 0.001, at most the compiled 0.8 (--max-duty-cycle).")
 
 
+#: The frames a host sends, by their hw.protocol.FrameType names.
+HostFrameName = Literal["HELLO", "START_STREAM", "STOP_STREAM", "STIM", "STOP_ALL",
+                        "HEARTBEAT", "GET_STATUS", "STIM_SHAPED"]
+
+
 class AvrBoardConfig(ConfigModel):
     """The simulated patient wearing the AVR board, and the board's configuration."""
 
@@ -138,11 +144,11 @@ class AvrBoardConfig(ConfigModel):
         None, ge=0.0, le=86400.0,
         description="Walk time from which the next host byte is lost in the chip's receiver "
         "as a data overrun loses one, DOR0 set (fault injection, --rx-overrun-at-s).")
-    rx_lose_end_of: int | None = Field(
-        None, ge=1, le=255,
-        description="Frame type (5: STOP_ALL) whose first host frame loses its delimiter in "
-        "the chip's receiver, DOR0 then set with the host's next byte (fault injection, "
-        "--rx-lose-end-of).")
+    rx_lose_end_of: HostFrameName | None = Field(
+        None,
+        description="Host frame type (by name: STOP_ALL, STIM, ...) whose first frame loses "
+        "its delimiter in the chip's receiver, DOR0 then set with the host's next byte "
+        "(fault injection, --rx-lose-end-of with the type's number).")
     host_byte_gap_us: float = Field(
         0.0, ge=0.0, le=1e6,
         description="Idle line between two host bytes, as a USB-serial bridge that hands on "
@@ -175,7 +181,7 @@ def _harness_options(config: AvrBoardConfig, stored: bool = True) -> list[str]:
     if config.rx_overrun_at_s is not None:
         options += ["--rx-overrun-at-s", f"{config.rx_overrun_at_s:g}"]
     if config.rx_lose_end_of is not None:
-        options += ["--rx-lose-end-of", str(config.rx_lose_end_of)]
+        options += ["--rx-lose-end-of", str(int(p.FrameType[config.rx_lose_end_of]))]
     if config.host_byte_gap_us:
         options += ["--host-byte-gap-us", f"{config.host_byte_gap_us:g}"]
     if not config.truth:
