@@ -124,12 +124,17 @@ KNOWN_FIRMWARE: dict[tuple[int, int, int], str] = {
     "current rounded down: short by under one 20 uA step over the anodic width). A host "
     "frame whose last byte its chip lost sits unrecognised until the host's next byte "
     "(a STOP_ALL missing its delimiter leaves the outputs on up to a heartbeat), and a "
-    "phase it forced off late is seen only on the pins (2.2.6 reports both)",
+    "phase it forced off late is seen only on the pins (2.2.6 reports both); a pulse "
+    "that misses its preparation deadline while a host's burst is served is planned "
+    "again as late, for as long as the burst lasts (2.2.6 gives it twice the lead)",
     (2, 2, 6): "AVR firmware of hw/avr (ATmega2560, Arduino Mega 2560): 2.2.5 that takes "
     "a host frame collected in part whose next byte has not come for 5 ms for a loss "
     "(every output off, FAULT RX_LOST; the chip flags a lost byte only with the next), "
     "and reports in STATUS (state bits 2-7) the most a pulse phase ran past its planned "
-    "end where its pulse engine forced the line off late",
+    "end where its pulse engine forced the line off late; its pulse engine reads the "
+    "host's receiver into a side buffer in an edge's last approach (longest host byte "
+    "wait 11.6-13.4 us in simavr, 2.2.5 up to 16.4 us), and plans a pulse that missed "
+    "its preparation deadline again with twice the lead, not at once",
     (1, 2, 0): "reference firmware of docs/protocol.md v4 (hw.firmware, the emulator): "
     "speaks versions 1 to 4, pulse shapes, its own charge-per-phase and duty-cycle limits",
 }

@@ -826,3 +826,21 @@ def test_the_host_shows_a_bench_engineer_that_pulses_were_stretched(tmp_path):
                 pulse_stretch_max_us=stats.pulse_stretch_max_us)
     assert (f"PULSES STRETCHED, a phase up to {stats.pulse_stretch_max_us:.1f} us past its end"
             in status_line.live_text(live))
+
+
+def test_a_pulse_that_misses_its_preparation_deadline_goes_out_late_not_never(tmp_path):
+    """A pulse planned "at once" (a channel switched on, or replanned while a host's
+    burst is served) gets 100 us to its edges' arming; a planning slowed past that (the
+    test build idles 1300 cycles, 81 us, in choose(): PULSE_TEST_PLAN_DELAY_CYCLES, as
+    the drains of a burst's bytes do) finds it too late and plans it again. 2.2.5 planned
+    it again "at once", as late the next time: the engine replanned for ever (the
+    bursts test's flake, ~1 run in 12 under load: 4 pulses, then none for 0.3 s with
+    channel 0 on, its interrupt re-entered every 90 us; simavr then lost the interrupt
+    altogether). 2.2.6 gives a replanned pulse twice the lead: the train runs, each pulse
+    exact on the pins."""
+    build = avr_variant_or_skip("plan81us", PULSE_TEST_PLAN_DELAY_CYCLES=1300)
+    events, _ = shortest_pulses(Bench(tmp_path, build))
+    train = of(events, "train")[0]
+    assert train["pulses"] >= 15, train  # 0.3 s at 60 Hz: 18
+    assert clean(events)["channel_0"] == train["pulses"]
+    assert all(3.9 <= e["anodic_us"] <= 4.3 for e in of(events, "pulse"))
