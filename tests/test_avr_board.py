@@ -822,7 +822,8 @@ def test_the_host_shows_a_bench_engineer_that_pulses_were_stretched(tmp_path):
     assert host.stats.as_dict()["pulse_stretch_max_us"] == stats.pulse_stretch_max_us
     live = {name: 0.0 for name in status_line.LIVE_FIELDS}
     live.update(cadence_steps_per_min=math.nan, board_rtt_last_ms=math.nan,
-                gyro_mounting=-1, gyro_axis=-1,
+                gyro_mounting=status_line.NO_GYRO_CHECK, gyro_axis=status_line.NO_GYRO_CHECK,
+                heel_load=status_line.NO_HEEL_CHECK,
                 pulse_stretch_max_us=stats.pulse_stretch_max_us)
     assert (f"PULSES STRETCHED, a phase up to {stats.pulse_stretch_max_us:.1f} us past its end"
             in status_line.live_text(live))
