@@ -338,11 +338,13 @@ def test_a_host_byte_the_chip_loses_ends_the_session_with_every_output_off(bench
     the loss damaged a frame, channel 0 pulsed on and the host was not told.
 
     Judged on the pins and by the driver: the active line falls within 2 ms of chip time
-    of the lost byte, no pulse after it, before any STOP_ALL of the host's reached the
-    board, and the driver's fault names RX_LOST. (The change can come after the FAULT
-    frame: the pulse under way ends first. In 1 run of 6, and 1 of 12, the harness
-    then named the host's STOP_ALL, sent on that fault, as its reason; it names the reason
-    in force when the lines changed since.)"""
+    of the lost byte; the board's FAULT went out before any STOP_ALL of the host's
+    reached it, and no pulse began after that FAULT; the driver's fault names RX_LOST.
+    (The lines fall when the pulse under way has ended, up to 0.6 ms after the FAULT: in 2
+    of 8 runs on 7 Dec 2026 the host's STOP_ALL, sent on that FAULT, arrived 0.42 ms after
+    it, 5 us before the lines fell, and the harness named it as their reason, the one in
+    force when they changed; until then this test asked for the reason rx_lost and for
+    the lines to fall before any STOP_ALL arrived.)"""
     b = bench(rx_overrun_at_s=0.3)
     host = Board(b.board.path, BoardRequirements(SafetyLimits(), 500.0), link_timeout_s=0.3,
                  max_backlog_s=0.4)  # a loaded machine may pause this process (module doc)
@@ -358,13 +360,14 @@ def test_a_host_byte_the_chip_loses_ends_the_session_with_every_output_off(bench
     assert [e["injected"] for e in lost] == [1]
     assert fault is not None and fault.kind == "board" and "RX_LOST" in fault.message
     off = next(e for e in of(events, "outputs") if e["board_t_s"] > lost[0]["board_t_s"])
-    assert off["on"] == [] and off["reason"] == "rx_lost" and off["hv"] == 0
+    assert off["on"] == [] and off["hv"] == 0
     assert off["board_t_s"] - lost[0]["board_t_s"] <= 0.002
-    assert all(e["board_t_s"] > off["board_t_s"] for e in of(events, "stop_all"))
-    assert of(events, "fault")[0]["code"] == "rx_lost"
+    board_fault = of(events, "fault")[0]
+    assert board_fault["code"] == "rx_lost"
+    assert all(e["board_t_s"] > board_fault["board_t_s"] for e in of(events, "stop_all"))
     train = of(events, "train")[0]
     assert train["pulses"] >= 10  # it stimulated until then
-    assert train["last_pulse_s"] < off["board_t_s"]
+    assert train["last_pulse_s"] < board_fault["board_t_s"]
     clean(events)
 
 
