@@ -63,12 +63,15 @@ def test_toe_off_is_dated_from_heel_strike_when_the_heel_releases_early(
             assert float(time_s) >= heel_off, (time_s, heel_off)
 
 
-def _rows(out: str) -> dict[tuple[str, str], list[str]]:
-    """The table's cells after the configuration, by (scored, event)."""
+def _rows(out: str, configuration: str = "heel force sensor") -> dict[
+    tuple[str, str], list[str]
+]:
+    """The table's cells of the ``configuration`` (its start), by (scored, event)."""
     rows = {}
     for line in out.splitlines():
         cells = [c.strip() for c in line.strip("|").split("|")]
-        if len(cells) == 13 and cells[0].startswith("PhysioNet gaitpdb"):
+        if (len(cells) == 13 and cells[0].startswith("PhysioNet gaitpdb")
+                and cells[1].startswith(configuration)):
             rows[(cells[2], cells[3])] = cells
     return rows
 
@@ -120,3 +123,56 @@ def test_a_heel_that_barely_loads_is_warned_of(tmp_path, capsys):
             "under 30 N, less than 3 times the contact force of 20 N") in err, err
     assert "Move the sensor under the heel, or lower --heel-threshold-n" in err
     assert "Traceback" not in err
+
+
+def _percent(cell: str) -> float:
+    return float(cell.rstrip(" %"))
+
+
+def test_evaluate_scores_a_heel_switch_made_from_the_heel_force(tmp_path, capsys):
+    """No heel switch was recorded in gaitpdb: the heel force read at or above a closing
+    force stands in for one. A switch closing at 20 N finds the heel strikes on the
+    same rows as the force sensor, calibration study and unseen groups; one closing at
+    400 N, above what these heels (300 N) ever take, finds none; the Ga study's choice
+    of stance fraction for the switch is printed. Before, --switch-closing-n did not
+    exist and no switch row was scored."""
+    write_walk(tmp_path / "GaCo01_01.txt", Gait())
+    write_walk(tmp_path / "JuCo03_01.txt", Gait(release_lead=0.15))
+    write_walk(tmp_path / "JuPt04_01.txt", Gait(stance=0.68))
+    assert evaluate.main(["--gaitpdb", str(tmp_path), "--switch-closing-n", "20",
+                          "--switch-closing-n", "400"]) == 0
+    out = capsys.readouterr().out
+    closing_20 = _rows(out, "heel switch (L1/R1 at or above 20 N)")
+    closing_400 = _rows(out, "heel switch (L1/R1 at or above 400 N)")
+    groups = {"Ga study (calibration)", "other studies (unseen), controls",
+              "other studies (unseen), PD"}
+    assert {s for s, _ in closing_20} == groups, closing_20
+    for group in groups:
+        assert _percent(closing_20[(group, "heel strike")][5]) >= 95.0, closing_20
+        assert _percent(closing_400[(group, "heel strike")][5]) == 0.0, closing_400
+    assert re.search(r"heel switch \(L1/R1 at or above 20 N\): toe-off stance fraction "
+                     r"chosen on the Ga study: [0-9.]+ \(shipped 0\)", out), out
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["--switch-closing-n", "0"], "--switch-closing-n must be above 0 and at most 2000 N"),
+    (["--switch-closing-n", "5000"], "--switch-closing-n must be above 0 and at most 2000 N"),
+])
+def test_a_closing_force_out_of_range_is_refused(tmp_path, capsys, argv, message):
+    """A closing force of 0 N (a switch always closed) or beyond the heel detector's own
+    limit is a user mistake: exit 2, the option and its range named, no traceback."""
+    write_walk(tmp_path / "GaCo01_01.txt", Gait(), duration_s=10.0)
+    with pytest.raises(SystemExit) as exit_info:
+        evaluate.main(["--gaitpdb", str(tmp_path), *argv])
+    assert exit_info.value.code == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err, err
+
+
+def test_a_closing_force_without_gaitpdb_is_refused(tmp_path, capsys):
+    """The switch is made from gaitpdb's heel force only: without --gaitpdb the option
+    would be silently ignored, so it is refused."""
+    with pytest.raises(SystemExit) as exit_info:
+        evaluate.main(["--voisard", str(tmp_path), "--switch-closing-n", "20"])
+    assert exit_info.value.code == 2
+    assert "--switch-closing-n applies to --gaitpdb only" in capsys.readouterr().err

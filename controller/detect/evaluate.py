@@ -1,6 +1,7 @@
 """Accuracy of the detectors on public walking recordings: the table of docs/detection.md.
 
-    python -m controller.detect.evaluate [--voisard DIR] [--marpino DIR] [--gaitpdb DIR]
+    python -m controller.detect.evaluate [--voisard DIR] [--marpino DIR] [--gaitpdb DIR
+        [--switch-closing-n N ...]]
         [--movingreality DIR [--placement shank|foot]] [--foot-reference gaitmap]
         [--tolerance-ms MS] [--json FILE]
 
@@ -8,7 +9,8 @@
 ``--marpino``: the ``Dataset/Young`` folder of the Walking-dataset of GitHub user Marpino
 (shank and foot IMUs with toe and heel pressure; read only from the folder given, see
 ``controller.detect.marpino``); ``--gaitpdb``: PhysioNet gaitpdb force-insole walks
-(the heel force detector per group of walkers, ``controller.detect.gaitpdb_eval``);
+(the heel force detector, and a heel switch made from its force at each
+``--switch-closing-n``, per group of walkers, ``controller.detect.gaitpdb_eval``);
 ``--movingreality``: the ``data`` folder of the Moving Reality study (Ensink et al. 2024:
 people after a stroke on a treadmill, shank and foot IMUs, no reference events reachable;
 scored without one, see ``controller.detect.unreferenced``; ``--placement foot`` scores
@@ -62,7 +64,7 @@ from controller.detect.datasets import (
     voisard_gyro_axes,
 )
 from controller.detect.detector import DetectedEvent, detect_batch, gyro_mounting, gyro_setup
-from controller.detect.gaitpdb_eval import gaitpdb_rows
+from controller.detect.gaitpdb_eval import MAX_CLOSING_N, SWITCH_CLOSING_N, gaitpdb_rows
 from controller.detect.gyro import GyroDetectorConfig
 from controller.detect.movingreality import (
     GYRO_AXES,
@@ -297,9 +299,12 @@ def mounting_row(
 
 
 def evaluate(
-    voisard: Path | None, marpino: Path | None, gaitpdb: Path | None, tolerance_s: float
+    voisard: Path | None, marpino: Path | None, gaitpdb: Path | None, tolerance_s: float,
+    switch_closing_n: Sequence[float] = SWITCH_CLOSING_N,
 ) -> tuple[list[Row], list[MountingRow], list[str]]:
-    """Every row of the table for the datasets given, and notes on the selections."""
+    """Every row of the table for the datasets given, and notes on the selections
+    (``switch_closing_n``: the closing forces of the heel switches made from the gaitpdb
+    heel force)."""
     config = shipped_config()
     foot, shank = config.gyro.foot, config.gyro.shank
     rows: list[Row] = []
@@ -340,7 +345,7 @@ def evaluate(
         mounting += _marpino_wrong_axes(name, "shipped foot", loaded.foot, foot)
         notes += [f"Marpino: left out {why}" for why in loaded.left_out]
     if gaitpdb is not None:
-        rows += gaitpdb_rows(gaitpdb, config, tolerance_s, notes)
+        rows += gaitpdb_rows(gaitpdb, config, tolerance_s, notes, switch_closing_n)
     return rows, mounting, notes
 
 
@@ -466,6 +471,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                         "needs the `eval` extra: pip install -e '.[eval]')")
     parser.add_argument("--gaitpdb", type=Path, metavar="DIR",
                         help="folder of PhysioNet gaitpdb walks (*_NN.txt)")
+    parser.add_argument("--switch-closing-n", type=float, action="append", metavar="N",
+                        help="with --gaitpdb: score a heel switch made from the heel "
+                        "force, closed at or above N newtons; repeat for more switches "
+                        f"(default {', '.join(f'{n:g}' for n in SWITCH_CLOSING_N)})")
     parser.add_argument("--movingreality", type=Path, metavar="DIR",
                         help="the data folder of SintMaartenskliniek/MovingReality (walkers "
                         "after a stroke; no reference: scored without one)")
@@ -492,6 +501,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.placement is not None and args.movingreality is None:
         parser.error("--placement applies to --movingreality only (the other datasets "
                      "score the placements they were recorded with)")
+    closing_n = args.switch_closing_n or SWITCH_CLOSING_N
+    if args.switch_closing_n is not None and args.gaitpdb is None:
+        parser.error("--switch-closing-n applies to --gaitpdb only")
+    bad = [n for n in closing_n if not 0.0 < n <= MAX_CLOSING_N]
+    if bad:
+        parser.error(f"--switch-closing-n must be above 0 and at most {MAX_CLOSING_N:g} N "
+                     f"(as detector.heel.force.contact_force_n), not {bad[0]:g}")
     placement = args.placement or "shank"
     problem = None if args.movingreality is None else folder_problem(args.movingreality)
     if problem is not None:
@@ -516,7 +532,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                   "pip install -e '.[eval]'", file=sys.stderr)
             return 2
     rows, mounting, notes = evaluate(
-        args.voisard, args.marpino, args.gaitpdb, args.tolerance_ms / 1000
+        args.voisard, args.marpino, args.gaitpdb, args.tolerance_ms / 1000, closing_n
     )
     strides: list[StrideRow] = []
     if args.movingreality is not None:
