@@ -15,7 +15,13 @@ is dropped, and so are the mid swing and heel strike of a swing that was not let
 through. The same event from the other
 source waits up to ``fallback_wait_ms`` for the primary one and is reported in its place
 if the primary stays silent; events of one kind within ``merge_window_ms`` of each other
-are one event, reported once. This is the fallback for a single missed event.
+are one event, reported once. This is the fallback for a single missed event. The wait
+counts from the secondary event's arrival, or, for a toe off the gyroscope is on its way
+to report (in its pre-swing, or in a swing it has not yet confirmed), from the
+gyroscope's own date for it when that is later: the heel's toe off is an estimate that
+may be known before the toes leave the ground, the gyroscope's comes up to ~150 ms after
+them, and counted from the estimate alone the wait let the estimate (36-132 ms early)
+stand in for the gyroscope's toe off on 5 of 12 steps after a clonus.
 
 A source is failed while its own phase is UNKNOWN (dropout, saturation, heel lifted for
 too long, not locked on) or while it stays silent over ``silent_strides`` strides that
@@ -58,7 +64,8 @@ class FusionConfig(ConfigModel):
     fallback_wait_ms: float = Field(
         150.0, ge=0.0, le=1000.0,
         description="An event from the secondary source waits this long for the primary "
-        "one before it is reported in its place.",
+        "one before it is reported in its place (a toe off: from the gyroscope's own date "
+        "for the toe off it is on its way to, when later).",
     )
     merge_window_ms: float = Field(
         300.0, ge=20.0, le=1000.0,
@@ -204,6 +211,21 @@ def _route(
 
 
 @kernel
+def _wait_start(state: np.ndarray, params: np.ndarray, code: int, gyro_ok: bool) -> float:
+    """When the wait of a pending event started: at its arrival, or, for a toe off that a
+    working gyroscope is on its way to report, at the gyroscope's own date for it when
+    that is later. The heel's toe off is an estimate from the stance, often known before
+    the toes leave the ground; the gyroscope's comes once the shank has swung forward,
+    up to ~150 ms after it (the severe walker). Counted from the estimate's arrival, the
+    wait ran out first on 5 of 12 toe offs after the clonus (docs/detection.md)."""
+    since = state[_S_PENDING_SINCE + code]
+    if code != events.TOE_OFF or not gyro_ok:
+        return since
+    under_way = gyro.toe_off_under_way(state[_S_GYRO:_S_HEEL], params[_P_GYRO:_P_HEEL])
+    return under_way if under_way > since else since  # NaN: none under way
+
+
+@kernel
 def _release_pending(
     state: np.ndarray,
     params: np.ndarray,
@@ -219,7 +241,7 @@ def _release_pending(
         t_pending = state[_S_PENDING_T + code]
         if math.isnan(t_pending):
             continue
-        waited = t_s - state[_S_PENDING_SINCE + code] >= params[_P_WAIT_S]
+        waited = t_s - _wait_start(state, params, code, gyro_ok) >= params[_P_WAIT_S]
         if waited or not _healthy(_PRIMARY[code], gyro_ok, heel_ok):
             _report(state, params, out, code, t_pending)
 

@@ -680,15 +680,21 @@ def _forget_dip(state: np.ndarray, t_c: float, g: float) -> None:
 
 
 @kernel
+def _dip_date(state: np.ndarray, params: np.ndarray) -> float:
+    """The toe off the push-off dip so far dates: where the rise crossed
+    ``toe_off_rise_fraction`` of it, or (no such crossing yet) the minimum."""
+    if params[_P_TO_RISE_FRACTION] > 0.0 and not math.isnan(state[_S_CROSS_T]):
+        return float(state[_S_CROSS_T])
+    return float(state[_S_DIP_T])
+
+
+@kernel
 def _start_swing(
     state: np.ndarray, params: np.ndarray, t_s: float, t_c: float, g: float, confirmed: bool
 ) -> tuple[int, float]:
     """Enter SWING on the rise through swing entry, with toe off dated from the dip;
     report it now if ``confirmed``, else once the swing has held."""
-    if params[_P_TO_RISE_FRACTION] > 0.0 and not math.isnan(state[_S_CROSS_T]):
-        t_toe_off = state[_S_CROSS_T]
-    else:
-        t_toe_off = state[_S_DIP_T]
+    t_toe_off = _dip_date(state, params)
     state[_S_T_TOE_OFF] = t_toe_off
     if (
         not confirmed
@@ -1170,6 +1176,23 @@ MOUNTING_TEXT = {
     "which is right (a leg that swings little, or an irregular walk): nothing "
     "gait-triggered is stimulated; check that the sensor is worn as shown",
 }
+
+
+@kernel
+def toe_off_under_way(state: np.ndarray, params: np.ndarray) -> float:
+    """The date a trusted gyroscope gives the toe off it is on its way to report, NaN
+    when none is under way: in its pre-swing (the push-off seen, the swing not yet
+    entered) the dip's date so far, in a swing not yet confirmed the date it will report.
+    The fused detector waits for this toe off rather than report the heel's estimate of
+    it (an untrusted gyroscope reports no toe off: nothing to wait for)."""
+    if not _trusted(state, params):
+        return np.nan
+    core = state[:_CORE]
+    if core[_S_PHASE] == events.PRE_SWING:
+        return _dip_date(core, params)
+    if core[_S_PHASE] == events.SWING and core[_S_CONFIRMED] == 0.0:
+        return float(core[_S_T_TOE_OFF_REPORTED])
+    return np.nan
 
 
 def checks_mounting(params: np.ndarray) -> bool:
