@@ -312,14 +312,14 @@ def test_a_row_cut_off_at_the_end_is_left_out_with_a_note(trial, tmp_path, capsy
         (["--heel-column", "heel_force_n"],
          "heel_force_n is read as a 0/1 heel switch (contact at 0.5 and above) but reads 0 "),
         (["--heel-column", "heel_switch", "--heel-threshold-n", "20"],
-         "heel_switch never reaches the contact force of 20 N"),
+         "heel_switch never reaches the contact force of 12 N"),
         # a force sensor whose offset stays above the release force (a resistive sensor
         # reading 150-940 unloaded): always in contact, no event
         (["--heel-column", "heel_force_n", "--heel-threshold-n", "0.5", "--input", "offset"],
          "heel_force_n never falls below the release force of 0.25 N"),
         # the column given is the time column too: read as both, no traceback
         (["--heel-column", "time_s", "--heel-threshold-n", "20"],
-         "time_s never reaches the contact force of 20 N"),
+         "time_s never reaches the contact force of 12 N"),
     ],
     ids=["force-read-as-switch", "switch-read-as-force", "force-with-an-offset",
          "time-as-heel"],

@@ -36,6 +36,7 @@ from controller.bench.heelforce import gaitpdb_folder, stride_figures
 from controller.detect.datasets import Recording, load_gaitpdb
 from controller.detect.detector import detect_batch
 from controller.detect.gaitpdb_eval import subject
+from controller.detect.heel import HeelDetectorConfig
 from controller.detect.heelcolumn import WEAK_HEEL_FACTOR
 from controller.detect.scoredrows import shipped_config
 from controller.detect.weakheel import WEAK as WEAK_EARLY
@@ -82,9 +83,11 @@ def _events(rec: Recording) -> tuple[np.ndarray, dict[Event, np.ndarray]]:
     return phases, known
 
 
-def foot_tally(rec: Recording, contact_n: float, release_n: float) -> Tally:
-    """One foot's insole and detector figures."""
+def foot_tally(rec: Recording, heel: HeelDetectorConfig) -> Tally:
+    """One foot's insole figures (at ``heel``'s fixed contact and release forces) and
+    the shipped detector's."""
     assert rec.heel_force_n is not None
+    contact_n, release_n = heel.contact_force_n, heel.release_force_n
     tally = Tally()
     strikes = np.array([t for t, e in rec.reference if e == Event.HEEL_STRIKE])
     toe_offs = np.array([t for t, e in rec.reference if e == Event.TOE_OFF])
@@ -94,7 +97,7 @@ def foot_tally(rec: Recording, contact_n: float, release_n: float) -> Tally:
     tally.feet += 1
     tally.weak_feet += bool(np.percentile(rec.heel_force_n, 99.0) < WEAK_HEEL_FACTOR * contact_n)
     rate_hz = 1.0 / float(np.median(np.diff(rec.t_s)))
-    tally.weak_early += check_column(rec.heel_force_n, contact_n, rate_hz).verdict == WEAK_EARLY
+    tally.weak_early += check_column(rec.heel_force_n, heel, rate_hz).verdict == WEAK_EARLY
     phases, known = _events(rec)
     tally.unknown_s += float(np.mean(phases == Phase.UNKNOWN)) * float(np.ptp(rec.t_s))
     tally.walk_s += float(np.ptp(rec.t_s))
@@ -153,7 +156,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     heel = shipped_config().heel.force
     tallies: dict[str, Tally] = {}
     for rec in load_gaitpdb(folder):
-        foot = foot_tally(rec, heel.contact_force_n, heel.release_force_n)
+        foot = foot_tally(rec, heel)
         group = group_of(rec)
         for name in (group, f"all {group.split()[1]}", *[WEAK] * foot.weak_feet):
             tallies.setdefault(name, Tally()).add(foot)

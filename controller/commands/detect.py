@@ -309,8 +309,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                         "or a force that never reaches the threshold, is pointed out with a "
                         "note")
     detect.add_argument("--heel-threshold-n", type=_positive, metavar="F",
-                        help="the heel column is a force in N: contact at or above F, "
-                        "released below F/2 (without it, a 0/1 switch)")
+                        help="the heel column is a force in N (without this option, a 0/1 "
+                        "switch): contact at or above F, released below F/2; the shipped "
+                        "level follows a heel that barely loads down to contact_floor_n")
     detect.add_argument("--truth", type=input_path, metavar="FILE",
                         help="reference events (time_s,event; a source column selects its "
                         "'true' rows, as in fes sim events.csv); prints scores as JSON")

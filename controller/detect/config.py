@@ -56,7 +56,8 @@ class HeelSensors(ConfigModel):
         HEEL_FORCE,
         description="The heel detector on a force sensor under the heel (N); toe off is "
         "dated from heel strike at the stance fraction chosen on the gaitpdb Ga study's "
-        "force insoles (docs/detection.md).",
+        "force insoles, and the contact level follows the walker's heel peak "
+        "(docs/detection.md).",
     )
 
 

@@ -26,6 +26,7 @@ from typing import Any
 
 import numpy as np
 
+from controller.detect.heel import HeelDetectorConfig, adaptive_floor_n
 from controller.detect.heelcolumn import WEAK_HEEL_FACTOR, weak_heel_text
 
 #: Seconds of heel readings the check decides on.
@@ -39,11 +40,13 @@ TRIAL_REMEDY = "lower detector.heel.force.contact_force_n"
 
 class WeakHeelCheck:
     """The weak-heel check over the first ``window_s`` seconds of a heel force sensor
-    read at ``sample_rate_hz`` with contact at ``contact_force_n``."""
+    read at ``sample_rate_hz`` with contact at ``contact_force_n``, or at a level that
+    follows the heel down to ``floor_n`` (None: fixed)."""
 
     def __init__(self, contact_force_n: float, sample_rate_hz: float,
-                 window_s: float = WINDOW_S) -> None:
+                 window_s: float = WINDOW_S, floor_n: float | None = None) -> None:
         self.contact_force_n = contact_force_n
+        self.floor_n = floor_n
         self.window_s = window_s
         self.limit_n = WEAK_HEEL_FACTOR * contact_force_n
         self._bins = np.zeros(math.ceil(self.limit_n) + 1, dtype=np.int64)
@@ -79,15 +82,21 @@ class WeakHeelCheck:
             "window_s": self.window_s,
             "p99_n": p99 if self.verdict == WEAK else None,
             "message": weak_heel_text("the heel force", p99, self.contact_force_n,
-                                      TRIAL_REMEDY)
+                                      self.floor_n, TRIAL_REMEDY)
             if self.verdict == WEAK and p99 is not None else None,
         }
 
 
-def check_column(heel_force_n: np.ndarray, contact_force_n: float,
+def for_config(config: HeelDetectorConfig, sample_rate_hz: float) -> WeakHeelCheck:
+    """The check of a heel force sensor read with ``config``."""
+    return WeakHeelCheck(config.contact_force_n, sample_rate_hz,
+                         floor_n=adaptive_floor_n(config))
+
+
+def check_column(heel_force_n: np.ndarray, config: HeelDetectorConfig,
                  sample_rate_hz: float) -> WeakHeelCheck:
     """The check run over a recorded heel force column (a finished trial's)."""
-    check = WeakHeelCheck(contact_force_n, sample_rate_hz)
+    check = for_config(config, sample_rate_hz)
     for value in heel_force_n:
         if check.verdict != CHECKING:
             break

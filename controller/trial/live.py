@@ -36,6 +36,7 @@ from typing import Any, TextIO
 import numpy as np
 
 from controller.config import TrialConfig
+from controller.detect import weakheel
 from controller.detect.config import build_detector
 from controller.detect.detector import GaitDetector
 from controller.detect.weakheel import WeakHeelCheck
@@ -82,6 +83,7 @@ from controller.trial.status import (
     GYRO_AXIS_TURNS_MOST,
     GYRO_MOUNTING,
     HEEL_LOAD,
+    HEEL_LOAD_FLOOR_N,
     HEEL_LOAD_P99_N,
     LINK_STATE,
     LINK_STATES,
@@ -281,6 +283,8 @@ class LiveStatus:
         values[GYRO_AXIS] = NO_GYRO_CHECK if axis is None else axis
         values[GYRO_AXIS_TURNS_MOST] = self._detector.axis_turns_most
         values[HEEL_LOAD], values[HEEL_LOAD_P99_N] = self._heel_load()
+        floor = None if self._heel_check is None else self._heel_check.floor_n
+        values[HEEL_LOAD_FLOOR_N] = math.nan if floor is None else floor
         self.snapshot.end()
 
     def _heel_load(self) -> tuple[float, float]:
@@ -434,7 +438,7 @@ def run_live_trial(
         config.detector.gyro_config().mount_check_strides > 0
     )
     heel = config.detector
-    heel_check = WeakHeelCheck(heel.heel_config().contact_force_n, rate_hz) if (
+    heel_check = weakheel.for_config(heel.heel_config(), rate_hz) if (
         heel.sensor != "gyro" and heel.heel_input == "force") else None
     live = LiveStatus(board, watchdog, recorder, detector, heel_check)
     kind = "board" if spec.kind == "board" else "replay"

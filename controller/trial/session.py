@@ -358,7 +358,7 @@ def trial_summary(facts: TrialFacts, config: TrialConfig, detector: object,
     heel = config.detector
     if heel.sensor != "gyro" and heel.heel_input == "force" and "heel_force_n" in facts.columns:
         summary["heel_load"] = check_column(
-            np.asarray(facts.columns["heel_force_n"]), heel.heel_config().contact_force_n,
+            np.asarray(facts.columns["heel_force_n"]), heel.heel_config(),
             1.0 / facts.period_s).block()
     return summary | dict(extra)
 

@@ -57,6 +57,7 @@ LIVE_FIELDS = (
     "gyro_axis_turns_most",
     "heel_load",
     "heel_load_p99_n",
+    "heel_load_floor_n",
 )
 (
     CADENCE_STEPS_PER_MIN,
@@ -77,6 +78,7 @@ LIVE_FIELDS = (
     GYRO_AXIS_TURNS_MOST,
     HEEL_LOAD,
     HEEL_LOAD_P99_N,
+    HEEL_LOAD_FLOOR_N,
 ) = range(len(LIVE_FIELDS))
 #: The link as ``link_state`` codes it: no fault, or the kind of the board's first fault.
 LINK_STATES = ("ok", "link fault", "board fault", "host fault")
@@ -104,15 +106,24 @@ AXIS_STATES = {
 
 #: The heel force's weak-heel check as ``heel_load`` codes it (``controller.detect.weakheel``
 #: verdicts; NO_HEEL_CHECK without a heel force sensor); a weak heel names its 99th
-#: percentile (``heel_load_p99_n``). Stimulation goes on: see the module.
+#: percentile (``heel_load_p99_n``) and, when the contact level follows the heel, how far
+#: down it goes (``heel_load_floor_n``; NaN: a fixed level). Stimulation goes on: see the
+#: module.
 NO_HEEL_CHECK = -1
-HEEL_LOAD_STATES = {
-    NO_HEEL_CHECK: "",
-    weakheel.CHECKING: "",
-    weakheel.LOADS: "",
-    weakheel.WEAK: " | heel: BARELY LOADS (99 % under {p99:.0f} N): heel strikes missed, move "
-    "the sensor under the heel or lower detector.heel.force.contact_force_n",
-}
+WEAK_FIXED = (" | heel: BARELY LOADS (99 % under {p99:.0f} N): heel strikes missed, move "
+              "the sensor under the heel or lower detector.heel.force.contact_force_n")
+WEAK_FOLLOWED = (" | heel: BARELY LOADS (99 % under {p99:.0f} N, contact level followed "
+                 "down to {floor:.0f} N): some heel strikes missed or late, move the sensor "
+                 "under the heel")
+
+
+def _heel_text(live: Mapping[str, float]) -> str:
+    """The weak-heel warning of the line, or nothing while the heel loads."""
+    if int(live["heel_load"]) != weakheel.WEAK:
+        return ""
+    floor = live["heel_load_floor_n"]
+    text = WEAK_FIXED if np.isnan(floor) else WEAK_FOLLOWED
+    return text.format(p99=live["heel_load_p99_n"], floor=floor)
 
 
 def live_snapshot() -> SharedSnapshot:
@@ -139,7 +150,7 @@ def live_text(live: Mapping[str, float] | None) -> str:
         f"{_stretch_text(live['pulse_stretch_max_us'])}"
         f"{MOUNTING_STATES[int(live['gyro_mounting'])]}"
         f"{AXIS_STATES[int(live['gyro_axis'])].format(most=_axis_name(live))}"
-        f"{HEEL_LOAD_STATES[int(live['heel_load'])].format(p99=live['heel_load_p99_n'])}"
+        f"{_heel_text(live)}"
     )
 
 
