@@ -3,9 +3,10 @@
 ``controller.detect.heelcolumn`` warns when a recording's heel force barely loads: its
 99th percentile under ``WEAK_HEEL_FACTOR`` times the contact force (a flat or forefoot
 landing, or a sensor that is not under the heel; 10 of the 612 gaitpdb feet, on which
-the detector reported no heel off before toe off in 28.8 % of the strides and was
-``unknown`` 26.6 % of the time). A trial cannot wait for the whole recording: this check
-takes the same figure over the first ``WINDOW_S`` seconds of readings (15-20
+a fixed 20 N contact force left 28.8 % of the swings without a heel off before toe off
+and the detector ``unknown`` 26.6 % of the time; the shipped level that follows the heel
+down to ``contact_floor_n`` 5.0 % and 4.0 %). A trial cannot wait for the whole
+recording: this check takes the same figure over the first ``WINDOW_S`` seconds of readings (15-20
 strides, walking or standing) and then keeps its verdict, so the status line and the
 summary say it once the first strides show it.
 
