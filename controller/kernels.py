@@ -98,7 +98,13 @@ import numpy as np
 from numba.extending import is_jitted
 from numpy.typing import NDArray
 
+from controller.kernel_sources import invalidate_if_changed
+
 F = TypeVar("F", bound=Callable[..., Any])
+
+# Before any kernel is loaded: numba's cache knows a kernel's own file only, not the
+# kernels compiled into it (controller.kernel_sources).
+invalidate_if_changed()
 
 #: The arrays the kernels work on (parameters, state, logs, command rows).
 Floats = NDArray[np.float64]

@@ -51,6 +51,7 @@ from numba.core.runtime import rtsys
 from numba.np import numpy_support
 
 from controller.interrupts import interrupts_deferred
+from controller.kernel_sources import fingerprint
 
 #: What ``fits()`` answers: every private part may be used, or all but the link-only
 #: path; or "" (none: ``numba.njit``).
@@ -161,7 +162,8 @@ def kernel_dispatcher(function: Callable[..., Any], options: dict[str, Any],
 #: source of the function alone, not by its options, so code cached before an option
 #: changed (a kernel compiled before ``forceinline``, which callers could not inline)
 #: would otherwise be loaded as if it were current. The link-only path adds its own
-#: (its entries are in a form numba's loader does not know).
+#: (its entries are in a form numba's loader does not know). Every key also carries the
+#: fingerprint of the package's sources (``controller.kernel_sources.fingerprint``).
 CACHE_TAG = "forceinline"
 
 
@@ -294,7 +296,7 @@ class _KernelCache(FunctionCache):
 
     def _index_key(self, sig: Any, codegen: Any) -> Any:
         tag = f"{CACHE_TAG}, {LINK_ONLY}" if self.link_only else CACHE_TAG
-        return (*super()._index_key(sig, codegen), tag)
+        return (*super()._index_key(sig, codegen), tag, fingerprint())
 
     def load_overload(self, sig: Any, target_context: Any) -> Any:
         """The cached version for ``sig`` (None: not cached), loaded whole."""

@@ -36,6 +36,7 @@ PARTS: dict[str, tuple[str, ...]] = {
         "controller.outputs",  # output folders and atomic writes, OutputError
         "controller.numba_hooks",  # numba's private API, checked (controller.kernels)
         "controller.numba_cache",  # a cache folder for numba when its own are read-only
+        "controller.kernel_sources",  # cached kernels made invalid when a source changed
         "controller.cgroup",  # the CPUs and memory a container's control group allows
         "controller.progress",  # progress lines of long work, on a terminal only
         "controller.csvcolumns",  # numeric columns of a CSV file, a block at a time

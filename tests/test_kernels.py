@@ -9,7 +9,8 @@ patient alone, the detectors over a recording, the benchmarks' own loops) and ch
 numba's cache holds a compiled version of every kernel (but the inlined ones, compiled
 inside their callers) for its current source. A kernel that nothing reaches, that
 fails to compile, or that is not cached fails here; so does a stale cache (a caller
-loaded from the cache while a kernel it calls has changed since: clear the caches).
+loaded from the cache while a kernel it calls has changed since, which
+``controller.kernel_sources`` should have prevented: tests/test_numba_cache_stale.py).
 """
 
 from __future__ import annotations

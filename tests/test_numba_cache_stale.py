@@ -1,0 +1,72 @@
+"""A kernel that another kernel calls changes: the caller runs the new code.
+
+numba keys a cached kernel by its own source file only, and a caller's machine code
+holds its callees; after an update (``git pull`` into the editable install) the caller
+loaded from the cache ran the old callee, without a word (``controller.kernel_sources``
+now makes the package's cached kernels invalid when any of its sources changed). The
+test runs in fresh interpreters on a copy of the package with a caller and a callee of
+its own, in two files, and a cache folder of its own.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from controller.kernel_sources import MESSAGE, PACKAGES, ROOT
+
+CALLEE = "from controller.kernels import kernel\n\n\n@kernel\ndef offset(x):\n    return x + {}\n"
+CALLER = ("from controller.kernels import kernel\nfrom controller.probe_callee import offset\n\n\n"
+          "@kernel\ndef shifted(x):\n    return offset(x) * 2.0\n")
+RUN = "from controller.probe_caller import shifted; print(shifted(1.0))"
+
+
+def _copy(tmp_path: Path) -> tuple[Path, dict[str, str]]:
+    """The package copied into ``tmp_path`` with the two probe kernels, and the
+    environment that imports it from there and caches in ``tmp_path``."""
+    for name in PACKAGES:
+        shutil.copytree(ROOT / name, tmp_path / name,
+                        ignore=shutil.ignore_patterns("__pycache__", "*.nbi", "*.nbc"))
+    (tmp_path / "controller" / "probe_caller.py").write_text(CALLER)
+    (tmp_path / "controller" / "probe_callee.py").write_text(CALLEE.format("1.0"))
+    env = {**os.environ, "PYTHONPATH": str(tmp_path), "NUMBA_CACHE_DIR": str(tmp_path / "cache"),
+           "XDG_CACHE_HOME": str(tmp_path / "home-cache")}
+    env.pop("NUMBA_DISABLE_JIT", None)
+    return tmp_path, env
+
+
+def _start(root: Path, env: dict[str, str]) -> subprocess.Popen[str]:
+    return subprocess.Popen([sys.executable, "-c", RUN], cwd=root, env=env, text=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+
+
+def _run(root: Path, env: dict[str, str]) -> tuple[str, str]:
+    process = _start(root, env)
+    out, err = process.communicate(timeout=300)
+    assert process.returncode == 0, err
+    return out.strip(), err
+
+
+def test_a_caller_runs_its_changed_callee_not_the_cached_one(tmp_path):
+    root, env = _copy(tmp_path)
+    assert _run(root, env) == ("4.0", "")  # compiled and cached: (1 + 1) x 2
+    assert _run(root, env) == ("4.0", "")  # loaded from the cache, nothing said
+
+    (root / "controller" / "probe_callee.py").write_text(CALLEE.format("2.0"))
+    result, notes = _run(root, env)
+    assert result == "6.0"  # the cached caller held (1 + 1) x 2 = 4.0
+    assert notes.strip() == MESSAGE
+    assert _run(root, env) == ("6.0", "")  # cached again, said once
+
+
+def test_two_commands_started_together_after_an_update_both_run_the_new_code(tmp_path):
+    root, env = _copy(tmp_path)
+    assert _run(root, env)[0] == "4.0"
+    (root / "controller" / "probe_callee.py").write_text(CALLEE.format("2.0"))
+    together = [_start(root, env) for _ in range(2)]
+    results = [(p.communicate(timeout=300), p.returncode) for p in together]
+    assert [(out.strip(), code) for (out, _), code in results] == [("6.0", 0), ("6.0", 0)], \
+        [err for (_, err), _ in results]
