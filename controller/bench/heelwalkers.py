@@ -34,13 +34,13 @@ import numpy as np
 
 from controller.bench.heelforce import gaitpdb_folder, stride_figures
 from controller.detect.datasets import Recording, load_gaitpdb
-from controller.detect.detector import detect_batch
+from controller.detect.detector import DetectorSetup, detect_batch
 from controller.detect.gaitpdb_eval import subject
 from controller.detect.heel import HeelDetectorConfig
-from controller.detect.heelcolumn import WEAK_HEEL_FACTOR
+from controller.detect.heelcolumn import barely_loads
 from controller.detect.scoredrows import shipped_config
 from controller.detect.weakheel import WEAK as WEAK_EARLY
-from controller.detect.weakheel import WINDOW_S, check_column
+from controller.detect.weakheel import WINDOW_S, fed, for_config
 from controller.events import Event, Phase
 
 #: The group of the feet whose heel barely loads, whatever their study.
@@ -73,19 +73,18 @@ class Tally:
             setattr(self, name, getattr(self, name) + value)
 
 
-def _events(rec: Recording) -> tuple[np.ndarray, dict[Event, np.ndarray]]:
-    """The shipped heel force detector on ``rec``: phases, and when each event kind was
+def _events(setup: DetectorSetup, rec: Recording) -> tuple[np.ndarray, dict[Event, np.ndarray]]:
+    """The heel force detector ``setup`` on ``rec``: phases, and when each event kind was
     reported (the sample a stimulator would act on)."""
-    config = shipped_config().model_copy(update={"sensor": "heel", "heel_input": "force"})
-    phases, events = detect_batch(config.setup(), rec.t_s, None, rec.heel_force_n)
+    phases, events = detect_batch(setup, rec.t_s, None, rec.heel_force_n)
     known = {kind: np.array([e.t_known_s for e in events if e.event == kind])
              for kind in (Event.HEEL_OFF, Event.HEEL_STRIKE)}
     return phases, known
 
 
-def foot_tally(rec: Recording, heel: HeelDetectorConfig) -> Tally:
+def foot_tally(rec: Recording, heel: HeelDetectorConfig, setup: DetectorSetup) -> Tally:
     """One foot's insole figures (at ``heel``'s fixed contact and release forces) and
-    the shipped detector's."""
+    those of the detector ``setup`` (the shipped heel force detector, made once)."""
     assert rec.heel_force_n is not None
     contact_n, release_n = heel.contact_force_n, heel.release_force_n
     tally = Tally()
@@ -95,10 +94,10 @@ def foot_tally(rec: Recording, heel: HeelDetectorConfig) -> Tally:
     tally.stance_pct += rows[:, 4].tolist()
     tally.lead_pct += rows[:, 5].tolist()
     tally.feet += 1
-    tally.weak_feet += bool(np.percentile(rec.heel_force_n, 99.0) < WEAK_HEEL_FACTOR * contact_n)
+    tally.weak_feet += barely_loads(float(np.percentile(rec.heel_force_n, 99.0)), contact_n)
     rate_hz = 1.0 / float(np.median(np.diff(rec.t_s)))
-    tally.weak_early += check_column(rec.heel_force_n, heel, rate_hz).verdict == WEAK_EARLY
-    phases, known = _events(rec)
+    tally.weak_early += fed(for_config(heel, rate_hz), rec.heel_force_n).verdict == WEAK_EARLY
+    phases, known = _events(setup, rec)
     tally.unknown_s += float(np.mean(phases == Phase.UNKNOWN)) * float(np.ptp(rec.t_s))
     tally.walk_s += float(np.ptp(rec.t_s))
     for start, end in itertools.pairwise(strikes):
@@ -153,10 +152,11 @@ def group_of(rec: Recording) -> str:
 def main(argv: Sequence[str] | None = None) -> None:
     """Print the figures of every group of walkers in the folder given."""
     folder = gaitpdb_folder("python -m controller.bench.heelwalkers", __doc__, argv)
-    heel = shipped_config().heel.force
+    config = shipped_config().model_copy(update={"sensor": "heel", "heel_input": "force"})
+    setup = config.setup()
     tallies: dict[str, Tally] = {}
     for rec in load_gaitpdb(folder):
-        foot = foot_tally(rec, heel)
+        foot = foot_tally(rec, config.heel.force, setup)
         group = group_of(rec)
         for name in (group, f"all {group.split()[1]}", *[WEAK] * foot.weak_feet):
             tallies.setdefault(name, Tally()).add(foot)

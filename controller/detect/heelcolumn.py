@@ -68,10 +68,15 @@ def kind_note(config: DetectorConfig, column: str, heel: np.ndarray) -> Note | N
     return None
 
 
+def barely_loads(p99_n: float, contact_n: float) -> bool:
+    """Whether a heel force whose 99th percentile is ``p99_n`` barely loads the heel: under
+    ``WEAK_HEEL_FACTOR`` times the ``contact_n`` force."""
+    return p99_n < WEAK_HEEL_FACTOR * contact_n
+
+
 def _weak_heel(column: str, p99: float, contact: float, floor: float | None) -> Note | None:
-    """A warning when the heel force's 99th percentile ``p99`` is under
-    ``WEAK_HEEL_FACTOR`` times the ``contact`` force."""
-    if p99 >= WEAK_HEEL_FACTOR * contact:
+    """A warning when the heel force barely loads (``barely_loads``)."""
+    if not barely_loads(p99, contact):
         return None
     return Note("warning", weak_heel_text(column, p99, contact, floor,
                                           "lower --heel-threshold-n"))

@@ -23,12 +23,16 @@ stimulation instead of some.
 from __future__ import annotations
 
 import math
-from typing import Any
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from controller.detect.heel import HeelDetectorConfig, adaptive_floor_n
 from controller.detect.heelcolumn import WEAK_HEEL_FACTOR, weak_heel_text
+
+if TYPE_CHECKING:
+    from controller.detect.config import DetectorConfig
 
 #: Seconds of heel readings the check decides on.
 WINDOW_S = 20.0
@@ -54,6 +58,10 @@ class WeakHeelCheck:
         self._needed = max(1, round(window_s * sample_rate_hz))
         self._count = 0
         self.verdict = CHECKING
+        #: The force (N, to the newton above) under which 99 % of the window's readings
+        #: lie, when under the limit; None otherwise and before the verdict. Fixed with
+        #: the verdict: the live loop reads it every sample.
+        self.p99_n: float | None = None
 
     def add(self, force_n: float) -> None:
         """Count one reading (a lost one, NaN, is not a reading); decide at the end of
@@ -64,14 +72,12 @@ class WeakHeelCheck:
         self._bins[top if force_n >= self.limit_n else min(top - 1, int(max(force_n, 0.0)))] += 1
         self._count += 1
         if self._count >= self._needed:
+            self.p99_n = self._p99_n()
             self.verdict = WEAK if self.p99_n is not None else LOADS
 
-    @property
-    def p99_n(self) -> float | None:
+    def _p99_n(self) -> float | None:
         """The force (N, to the newton above) under which 99 % of the readings so far
-        lie, when under the limit; None when it is not, or before any reading."""
-        if self._count == 0:
-            return None
+        lie, when under the limit; None when it is not."""
         reached = np.flatnonzero(np.cumsum(self._bins) >= 0.99 * self._count)[0]
         return None if reached == self._bins.size - 1 else min(float(reached + 1), self.limit_n)
 
@@ -94,10 +100,17 @@ def for_config(config: HeelDetectorConfig, sample_rate_hz: float) -> WeakHeelChe
                          floor_n=adaptive_floor_n(config))
 
 
-def check_column(heel_force_n: np.ndarray, config: HeelDetectorConfig,
-                 sample_rate_hz: float) -> WeakHeelCheck:
-    """The check run over a recorded heel force column (a finished trial's)."""
-    check = for_config(config, sample_rate_hz)
+def for_detector(config: DetectorConfig, sample_rate_hz: float) -> WeakHeelCheck | None:
+    """The check of a trial whose detector reads a heel force sensor (heel or fused);
+    None when it reads none."""
+    if config.sensor == "gyro" or config.heel_input != "force":
+        return None
+    return for_config(config.heel_config(), sample_rate_hz)
+
+
+def fed(check: WeakHeelCheck, heel_force_n: Iterable[float]) -> WeakHeelCheck:
+    """``check`` fed recorded heel force readings (a finished trial's column, a
+    recording's) until it decides or they end."""
     for value in heel_force_n:
         if check.verdict != CHECKING:
             break

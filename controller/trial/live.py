@@ -39,7 +39,6 @@ from controller.config import TrialConfig
 from controller.detect import weakheel
 from controller.detect.config import build_detector
 from controller.detect.detector import GaitDetector
-from controller.detect.weakheel import WeakHeelCheck
 from controller.events import Event
 from controller.hotpath import announced_if_slow
 from controller.loop import LoopOutcome
@@ -232,7 +231,7 @@ class LiveStatus:
 
     def __init__(
         self, board: LiveBoard, watchdog: Watchdog, recorder: TrialRecorder,
-        detector: GaitDetector, heel_check: WeakHeelCheck | None = None,
+        detector: GaitDetector, heel_check: weakheel.WeakHeelCheck | None = None,
     ) -> None:
         self.snapshot = live_snapshot()
         self._heel_check = heel_check  # fed the recorded heel force rows as they come
@@ -293,11 +292,12 @@ class LiveStatus:
         check = self._heel_check
         if check is None:
             return NO_HEEL_CHECK, math.nan
-        recorder = self._recorder
-        column = recorder.table[recorder.index["heel_force_n"]]
-        while self._heel_rows < recorder.count:
-            check.add(float(column[self._heel_rows % recorder.capacity]))
-            self._heel_rows += 1
+        if check.verdict == weakheel.CHECKING:  # decided: nothing more to read
+            recorder = self._recorder
+            column = recorder.table[recorder.index["heel_force_n"]]
+            while self._heel_rows < recorder.count:
+                check.add(float(column[self._heel_rows % recorder.capacity]))
+                self._heel_rows += 1
         p99 = check.p99_n
         return check.verdict, math.nan if p99 is None else p99
 
@@ -437,9 +437,7 @@ def run_live_trial(
     checks_axis = config.detector.setup().uses_gyro and (
         config.detector.gyro_config().mount_check_strides > 0
     )
-    heel = config.detector
-    heel_check = weakheel.for_config(heel.heel_config(), rate_hz) if (
-        heel.sensor != "gyro" and heel.heel_input == "force") else None
+    heel_check = weakheel.for_detector(config.detector, rate_hz)
     live = LiveStatus(board, watchdog, recorder, detector, heel_check)
     kind = "board" if spec.kind == "board" else "replay"
     sinks = [] if status is None else [StatusLine(status, live=live.snapshot, clock=kind)]

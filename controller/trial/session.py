@@ -29,7 +29,7 @@ from controller.clock import Clock, VirtualClock
 from controller.config import TrialConfig
 from controller.deadlines import DeadlineMonitor
 from controller.detect.detector import GaitDetector
-from controller.detect.weakheel import check_column
+from controller.detect.weakheel import fed, for_detector
 from controller.eventlog import EventRows, TrueEvents
 from controller.events import EVENT_NAMES, DetectedEvent, Event
 from controller.interrupts import interrupts_deferred, raise_if_interrupted
@@ -355,11 +355,9 @@ def trial_summary(facts: TrialFacts, config: TrialConfig, detector: object,
         axis = detector.axis_block()
         if axis is not None:  # a live trial on the project's board checks the axis
             summary["gyro_axis"] = _to_microseconds(axis)
-    heel = config.detector
-    if heel.sensor != "gyro" and heel.heel_input == "force" and "heel_force_n" in facts.columns:
-        summary["heel_load"] = check_column(
-            np.asarray(facts.columns["heel_force_n"]), heel.heel_config(),
-            1.0 / facts.period_s).block()
+    heel_check = for_detector(config.detector, 1.0 / facts.period_s)
+    if heel_check is not None and "heel_force_n" in facts.columns:
+        summary["heel_load"] = fed(heel_check, facts.columns["heel_force_n"]).block()
     return summary | dict(extra)
 
 
