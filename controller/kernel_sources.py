@@ -27,7 +27,8 @@ loads a kernel first finds no index and compiles, as numba does for any missing 
 (its index is written whole, by a rename), so neither fails. A process still running
 the code from before the update may cache a kernel after the new code's check: the
 fingerprint is also a key of every cache entry (``fingerprint``, used by
-``controller.numba_hooks``), so the new code never loads it. Standard library only.
+``controller.numba_hooks``), so the new code never loads it. Standard library only (and
+``controller.numba_cache.user_cache``, numba's per-user cache folder).
 """
 
 from __future__ import annotations
@@ -39,6 +40,8 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import TextIO
+
+from controller.numba_cache import user_cache
 
 #: The folder holding the packages whose sources are compiled into kernels.
 ROOT = Path(os.path.abspath(__file__)).parent.parent
@@ -107,9 +110,8 @@ def cache_places(folders: list[Path]) -> list[tuple[list[Path], bool]]:
     chosen = os.environ.get("NUMBA_CACHE_DIR")
     if chosen:
         places.append(([_mirror(Path(chosen), folder) for folder in folders], True))
-    try:
-        user = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "numba"
-    except (RuntimeError, KeyError):  # no home: numba has no user cache either
+    user = user_cache()
+    if user is None:  # no home: numba has no user cache either
         return places
     if not chosen or Path(chosen) != user:
         fallback = not os.access(beside[0] if beside[0].is_dir() else folders[0], os.W_OK)

@@ -47,7 +47,7 @@ def _writable(folder: Path) -> str | None:
     return None
 
 
-def _user_cache() -> Path | None:
+def user_cache() -> Path | None:
     """numba's per-user cache folder (``numba.misc.appdirs`` on Linux), or None when there
     is no home to find it in."""
     base = os.environ.get("XDG_CACHE_HOME")
@@ -88,7 +88,7 @@ def choose_cache_dir(notes: TextIO | None = None) -> Path | None:
     beside = _writable(pycache)
     if beside is None:  # numba falls back on it after an unwritable NUMBA_CACHE_DIR
         return None
-    user = _user_cache()
+    user = user_cache()
     in_home = _writable(user) if user is not None else "no home folder"
     if in_home is None:
         return None
