@@ -133,7 +133,7 @@ KNOWN_FIRMWARE: dict[tuple[int, int, int], str] = {
     "and reports in STATUS (state bits 2-7) the most a pulse phase ran past its planned "
     "end where its pulse engine forced the line off late; its pulse engine reads the "
     "host's receiver into a side buffer in an edge's last approach (longest host byte "
-    "wait 11.6-13.4 us in simavr, 2.2.5 up to 16.4 us), and plans a pulse that missed "
+    "wait 12.2-14.2 us in simavr, 2.2.5 up to 16.4 us), and plans a pulse that missed "
     "its preparation deadline again with twice the lead, not at once",
     (1, 2, 0): "reference firmware of docs/protocol.md v4 (hw.firmware, the emulator): "
     "speaks versions 1 to 4, pulse shapes, its own charge-per-phase and duty-cycle limits",
