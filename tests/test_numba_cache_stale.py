@@ -38,6 +38,15 @@ def _copy(tmp_path: Path) -> tuple[Path, dict[str, str]]:
     return tmp_path, env
 
 
+def _update(root: Path) -> None:
+    """The callee as an update changes it: 12.0 where it added 1.0. Not the same length:
+    Python takes a module's cached bytecode for current when the source's size and its
+    modification time in whole seconds match (``.pyc`` stamps), so a same-length edit
+    within the second of the first run's import ran the old bytecode, whatever numba's
+    cache held (both commands printed 4.0 in one CI run, and said the note)."""
+    (root / "controller" / "probe_callee.py").write_text(CALLEE.format("12.0"))
+
+
 def _start(root: Path, env: dict[str, str]) -> subprocess.Popen[str]:
     return subprocess.Popen([sys.executable, "-c", RUN], cwd=root, env=env, text=True,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
@@ -55,18 +64,18 @@ def test_a_caller_runs_its_changed_callee_not_the_cached_one(tmp_path):
     assert _run(root, env) == ("4.0", "")  # compiled and cached: (1 + 1) x 2
     assert _run(root, env) == ("4.0", "")  # loaded from the cache, nothing said
 
-    (root / "controller" / "probe_callee.py").write_text(CALLEE.format("2.0"))
+    _update(root)
     result, notes = _run(root, env)
-    assert result == "6.0"  # the cached caller held (1 + 1) x 2 = 4.0
+    assert result == "26.0"  # (1 + 12) x 2; the cached caller held (1 + 1) x 2 = 4.0
     assert notes.strip() == MESSAGE
-    assert _run(root, env) == ("6.0", "")  # cached again, said once
+    assert _run(root, env) == ("26.0", "")  # cached again, said once
 
 
 def test_two_commands_started_together_after_an_update_both_run_the_new_code(tmp_path):
     root, env = _copy(tmp_path)
     assert _run(root, env)[0] == "4.0"
-    (root / "controller" / "probe_callee.py").write_text(CALLEE.format("2.0"))
+    _update(root)
     together = [_start(root, env) for _ in range(2)]
     results = [(p.communicate(timeout=300), p.returncode) for p in together]
-    assert [(out.strip(), code) for (out, _), code in results] == [("6.0", 0), ("6.0", 0)], \
+    assert [(out.strip(), code) for (out, _), code in results] == [("26.0", 0), ("26.0", 0)], \
         [err for (_, err), _ in results]
