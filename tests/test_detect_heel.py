@@ -48,10 +48,14 @@ def test_simulated_switch_dates_contact_and_release_to_a_sample(rate_hz, patient
         # The switch changes at the first sample at or after the event.
         assert np.all((errors >= -1e-9) & (errors < period + 1e-9)), errors
         assert estimated(events, kind).size == truth.size
-    # Toe off is an estimate from heel off and the stride: within 80 ms on these walks.
+    # One toe off per step. Its date is an estimate at the stance fraction chosen on the
+    # gaitpdb walkers, checked with the force sensor's allowance on the force sensor's
+    # walks (test_simulated_heel_switch_dates_toe_off_at_the_chosen_stance), no longer
+    # within 80 ms here: these walkers' stance (60-65 %) is shorter than gaitpdb's, and
+    # the second toe off is still dated on the assumed stride (severe: 158 ms early);
+    # the real walkers outweigh the project's own model (lead's decision, 7 Dec 2026).
     toe_off = walk.true_times(Event.TOE_OFF)
-    errors = nearest_errors(estimated(events, Event.TOE_OFF), toe_off[toe_off > t_lock])
-    assert np.all(np.abs(errors) < 0.080), errors
+    assert estimated(events, Event.TOE_OFF).size == np.sum(toe_off > t_lock)
     # Heel strike is known after the debounce; the phase follows the events.
     for e in events:
         i = int(np.searchsorted(walk.t_s, e.t_known_s))
@@ -165,6 +169,36 @@ def test_gaitpdb_heel_force_sensor(tmp_path, capsys, side):
 STEADY = ("healthy", "mild", "moderate")
 
 
+def assert_toe_off_at_stance(walk, phases, events, config, patient):
+    """Toe offs after the first measured stride are dated ``toe_off_stance_fraction`` of
+    the mean stride after heel strike: the median error within 10 ms of that fraction's
+    departure from the walk's own stance, every error within 100 ms on the steady
+    walkers, nine in ten on the others."""
+    t_lock = walk.t_s[np.flatnonzero(phases != Phase.UNKNOWN)[0]]
+    strikes = walk.true_times(Event.HEEL_STRIKE)
+    toe_off = walk.true_times(Event.TOE_OFF)
+    toe_off = toe_off[toe_off > t_lock + 1.5]  # after the first measured stride
+    errors = nearest_errors(estimated(events, Event.TOE_OFF), toe_off)
+    stance_s = toe_off - strikes[np.searchsorted(strikes, toe_off) - 1]
+    dated_s = config.toe_off_stance_fraction * np.mean(np.diff(strikes))
+    assert abs(np.median(errors) - np.median(dated_s - stance_s)) < 0.010, (
+        np.median(errors), np.median(dated_s - stance_s))
+    assert np.mean(np.abs(errors) < 0.100) >= (1.0 if patient in STEADY else 0.9), errors
+
+
+@pytest.mark.parametrize("patient", ["healthy", "mild", "moderate", "severe"])
+def test_simulated_heel_switch_dates_toe_off_at_the_chosen_stance(patient):
+    """The heel switch configuration, chosen on gaitpdb heel forces read as a switch at
+    20 N, on the same simulated walks as the force sensor below and with its allowance:
+    toe off 65 % of the mean stride after heel strike, late on these walkers, whose
+    stance (60-65 %) is shorter than gaitpdb's (62-69 %, quartiles). The allowance, not a
+    tighter one, is the lead's decision (7 Dec 2026): real walkers outweigh the
+    project's own model. The switch's heel strike is dated to a sample, not late."""
+    walk = simulated_walk(patient, 60.0, 0, 500.0)
+    phases, events = detect(walk)
+    assert_toe_off_at_stance(walk, phases, events, HEEL_SWITCH, patient)
+
+
 @pytest.mark.parametrize("patient", ["healthy", "mild", "moderate", "severe"])
 def test_simulated_heel_force_dates_toe_off_at_the_chosen_stance(patient):
     """The heel force configuration, chosen on real insoles, on the simulated insole
@@ -178,13 +212,23 @@ def test_simulated_heel_force_dates_toe_off_at_the_chosen_stance(patient):
     walkers, nine in ten on the severe walker (stride time CV 6 %)."""
     walk = simulated_walk(patient, 60.0, 0, 500.0)
     phases, events = detect(walk, "force")
-    t_lock = walk.t_s[np.flatnonzero(phases != Phase.UNKNOWN)[0]]
-    strikes = walk.true_times(Event.HEEL_STRIKE)
-    toe_off = walk.true_times(Event.TOE_OFF)
-    toe_off = toe_off[toe_off > t_lock + 1.5]  # after the first measured stride
-    errors = nearest_errors(estimated(events, Event.TOE_OFF), toe_off)
-    stance_s = toe_off - strikes[np.searchsorted(strikes, toe_off) - 1]
-    dated_s = HEEL_FORCE.toe_off_stance_fraction * np.mean(np.diff(strikes))
-    assert abs(np.median(errors) - np.median(dated_s - stance_s)) < 0.010, (
-        np.median(errors), np.median(dated_s - stance_s))
-    assert np.mean(np.abs(errors) < 0.100) >= (1.0 if patient in STEADY else 0.9), errors
+    assert_toe_off_at_stance(walk, phases, events, HEEL_FORCE, patient)
+
+
+@pytest.mark.parametrize("seed", [0, 3, 41])
+@pytest.mark.parametrize("patient", ["mild", "moderate", "severe"])
+def test_switch_toe_off_after_lock_on_is_not_early(patient, seed):
+    """These walks lock on in mid-stance: the first toe off follows a stance that began
+    with no heel strike, so the stance rule has nothing to count from. It is dated 0.2
+    of the stride after heel off (the old switch rule), where the simulated toes leave
+    the ground (their heel releases 15-18 % of the stride before): between 10 ms early
+    and 50 ms late (-9 to +32 ms here). With the short delay of 0.07 alone it came
+    116-165 ms early, and a stimulator would have fired before the foot left the
+    ground."""
+    walk = simulated_walk(patient, 30.0, seed, 500.0)
+    _, events = detect(walk)
+    first_to = estimated(events, Event.TOE_OFF)[0]
+    strikes = estimated(events, Event.HEEL_STRIKE)
+    assert strikes.size == 0 or strikes[0] > first_to  # no heel strike before it
+    error = nearest_errors(np.array([first_to]), walk.true_times(Event.TOE_OFF))[0]
+    assert -0.010 < error < 0.050, error

@@ -91,13 +91,6 @@ def test_no_swing_during_clonus_and_walking_resumes(walk_clonus_walk, name):
         assert recall(events, signals, kind, end + 3.0, signals.t_s[-1] - 1.0) >= 0.95
 
 
-#: The heel switch dated from heel strike as the gaitpdb Ga study chooses
-#: (docs/detection.md): its toe off is often known before the toes leave the ground.
-GA_SWITCH = HEEL_SWITCH.model_copy(
-    update={"toe_off_delay_stride_fraction": 0.07, "toe_off_stance_fraction": 0.65}
-)
-
-
 def test_fused_waits_for_the_gyro_toe_off_when_the_heel_estimate_comes_early(
     walk_clonus_walk,
 ):
@@ -106,7 +99,9 @@ def test_fused_waits_for_the_gyro_toe_off_when_the_heel_estimate_comes_early(
     after them. The fused detector must report the gyroscope's on every step, not the
     heel's early estimate (it did on 5 of 12 when the wait counted from the estimate)."""
     signals, _, end = walk_clonus_walk
-    fused = fused_setup(SHANK, GA_SWITCH, "switch", FusionConfig())
+    # The heel switch dates toe off from heel strike (the stance the gaitpdb Ga study
+    # chooses): its estimate is often known before the toes leave the ground.
+    fused = fused_setup(SHANK, HEEL_SWITCH, "switch", FusionConfig())
     _, events = detect_batch(fused, signals.t_s, signals.gyro_rad_s, signals.heel_switch)
     truth = signals.true_times(Event.TOE_OFF)
     truth = truth[(truth >= end + 3.0) & (truth <= signals.t_s[-1] - 1.0)]
@@ -193,10 +188,14 @@ def test_spastic_clonus_makes_no_false_swing(spastic_walk, name):
         if found.size == 0 and kind == Event.MID_SWING and name.startswith("heel"):
             continue  # a heel sensor cannot see mid swing
         truth = spastic_walk.true_times(kind)
-        # The heel force sensor dates toe off at the stance chosen on real insoles (64 %
-        # of the stride), which this simulated walker's shorter, varying stances leave
-        # up to 106 ms behind: still its own stride's toe off, half a stride from others.
-        within = 0.15 if (name, kind) == ("heel force", Event.TOE_OFF) else 0.1
+        # The heel sensors date toe off at the stance chosen on real insoles (force 64 %,
+        # switch 65 % of the stride), which this simulated walker's shorter, varying
+        # stances leave up to 106 ms (force) and 112 ms (switch) behind: still its own
+        # stride's toe off, half a stride from others. The switch gets the force's
+        # allowance, not the 100 ms it had from heel off: real walkers outweigh the
+        # project's own model (lead's decision, 7 Dec 2026).
+        heel_toe_off = name.startswith("heel") and kind == Event.TOE_OFF
+        within = 0.15 if heel_toe_off else 0.1
         assert np.all(np.abs(nearest_errors(truth, found)) <= within), (name, kind)
         assert found.size <= truth.size, (name, kind)
         late = truth[truth >= CHECKED_S]

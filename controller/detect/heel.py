@@ -43,8 +43,11 @@ Rules, and the reason for each:
   (a slow stride). Either way it becomes known only once the heel has stayed off for
   ``min_unloaded_ms`` as well: a shorter lift (clonus, a weight shift) returns to STANCE
   with no toe off and no heel strike. Until a stride has been measured,
-  ``assumed_stride_ms`` stands in for it, and a stance begun without a heel strike (at
-  lock-on) is dated from heel off.
+  ``assumed_stride_ms`` stands in for it. A stance begun without a heel strike (at
+  lock-on) has no start for the stance rule: its toe off is dated
+  ``toe_off_lockon_stride_fraction`` of the stride after heel off (0.2, the old
+  switch rule; the short delay alone put the simulated walkers' first toe off
+  124-142 ms early).
 * HEEL_STRIKE (-> LOADING) is the first contact after toe off; STANCE follows
   ``loading_time_ms`` later.
 * A heel unloaded for longer than ``max_unloaded_ms`` is no walking: the switch failed
@@ -131,6 +134,12 @@ class HeelDetectorConfig(ConfigModel):
         "heel strike, never before heel off plus toe_off_delay_stride_fraction (0: from "
         "heel off only).",
     )
+    toe_off_lockon_stride_fraction: float = Field(
+        0.2, ge=0.0, le=0.5,
+        description="With toe_off_stance_fraction set, a toe off whose stance began "
+        "without a heel strike (at lock-on) is dated this fraction of the mean stride "
+        "after heel off.",
+    )
     assumed_stride_ms: float = Field(
         1200.0, ge=500.0, le=3000.0,
         description="Stride time used before the walker's own has been measured.",
@@ -169,14 +178,22 @@ class HeelDetectorConfig(ConfigModel):
 
 
 #: A heel switch: open at heel rise, as in the simulated limb and clinical foot switches.
-HEEL_SWITCH = HeelDetectorConfig()
+#: Toe off is dated from heel strike, as on the force sensor, at the stance fraction the
+#: gaitpdb Ga study chooses for its heel force read as a switch closing at 20 N; the old
+#: rule (20 % of the stride after heel off, kept for the first toe off after lock-on)
+#: found 64-83 % of the unseen toe offs (docs/detection.md).
+HEEL_SWITCH = HeelDetectorConfig(toe_off_delay_stride_fraction=0.07,
+                                 toe_off_stance_fraction=0.65)
 #: A force sensor under the heel released at 10 N: toe off is dated from heel strike, at
 #: the stance fraction chosen on the gaitpdb Ga study (docs/detection.md), at the earliest
-#: the delay after heel off measured on one control (alone after lock-on).
+#: the delay after heel off measured on one control, which also dates the toe off after
+#: lock-on (0.2 there moves its gaitpdb rows by up to 0.4 points: kept as chosen).
 #: Its contact level follows the heel's own peak (0.35 of it, 12-20 N, release at half):
 #: chosen on the Ga study for the feet that barely load the heel.
 HEEL_FORCE = HeelDetectorConfig(toe_off_delay_stride_fraction=0.07,
-                                toe_off_stance_fraction=0.64, contact_peak_fraction=0.35)
+                                toe_off_stance_fraction=0.64,
+                                toe_off_lockon_stride_fraction=0.07,
+                                contact_peak_fraction=0.35)
 
 # Slots of the parameter array (SI units).
 PARAM_NAMES = (
@@ -190,6 +207,7 @@ PARAM_NAMES = (
     "min_unloaded_s",
     "toe_off_fraction",  # toe off after heel off, fraction of the mean stride
     "stance_fraction",  # toe off after heel strike, fraction of the mean stride (0: off)
+    "lockon_fraction",  # toe off after heel off when no heel strike began the stance
     "assumed_stride_s",
     "average_weight",  # weight of a new stride in the running mean
     "loading_s",
@@ -208,6 +226,7 @@ PARAM_NAMES = (
     _P_MIN_UNLOADED_S,
     _P_TO_FRACTION,
     _P_STANCE_FRACTION,
+    _P_LOCKON_FRACTION,
     _P_ASSUMED_STRIDE_S,
     _P_AVG_WEIGHT,
     _P_LOADING_S,
@@ -278,6 +297,7 @@ def make_params(config: HeelDetectorConfig, heel_input: HeelInput) -> np.ndarray
         "min_unloaded_s": c.min_unloaded_ms / 1000.0,
         "toe_off_fraction": c.toe_off_delay_stride_fraction,
         "stance_fraction": c.toe_off_stance_fraction,
+        "lockon_fraction": c.toe_off_lockon_stride_fraction,
         "assumed_stride_s": c.assumed_stride_ms / 1000.0,
         "average_weight": 1.0 / c.stride_average_strides,
         "loading_s": c.loading_time_ms / 1000.0,
@@ -405,14 +425,18 @@ def _timers(state: np.ndarray, params: np.ndarray, t_s: float) -> tuple[int, flo
 @kernel
 def _toe_off_due(state: np.ndarray, params: np.ndarray, t_heel_off: float) -> float:
     """When the toe off of a pre-swing that began at ``t_heel_off`` is dated: the delay
-    fraction after heel off, or, when the stance fraction is set and the stance began
-    with a heel strike, that fraction after it if that is later."""
+    fraction after heel off; or, when the stance fraction is set, that fraction after
+    the stance's heel strike if that is later, and for a stance begun without one (at
+    lock-on) the lock-on fraction after heel off (the stance rule has no start to count
+    from, and the short delay alone would date it early)."""
     stride_s = _stride_s(state, params)
     t_push_off = t_heel_off + params[_P_TO_FRACTION] * stride_s
+    if params[_P_STANCE_FRACTION] == 0.0:
+        return t_push_off
     t_strike = state[_S_T_LAST_HS]
-    if params[_P_STANCE_FRACTION] > 0.0 and t_strike > -np.inf:
-        return max(t_push_off, t_strike + params[_P_STANCE_FRACTION] * stride_s)
-    return t_push_off
+    if t_strike == -np.inf:
+        return t_heel_off + params[_P_LOCKON_FRACTION] * stride_s
+    return max(t_push_off, t_strike + params[_P_STANCE_FRACTION] * stride_s)
 
 
 @kernel
