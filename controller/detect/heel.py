@@ -55,6 +55,18 @@ Rules, and the reason for each:
   sensor keeps the stance rule from its first heel strike: waiting lowered its gaitpdb
   toe-off recall (Ga study 88.5 -> 88.3 %, unseen controls 95.6 -> 95.5 %, unseen PD
   90.8 -> 90.6 %; from 0.2 after heel off, 88.8, 95.1 and 90.7 %).
+* A lift of at least ``min_unloaded_ms`` that ends before the toe off is due: once the
+  walker's stride has been measured it is no step either (a heel raised in a turn or a
+  stop; counting it as one added false steps on the gaitpdb walkers). Before that, the
+  due date rests on the assumed stride, and the contact is a step: its toe off is
+  reported by the contact's confirmation at the latest (the heel strike follows on the
+  next sample), dated at the end of push-off (``toe_off_delay_stride_fraction`` after
+  heel off) if that is earlier. A stride (heel strike to heel strike) that holds a lift
+  taken for no step is not measured: it may hold two. Without these two rules, a gaitpdb
+  heel read as a switch closing at 2 N (about what a real foot switch closes at) that
+  opened less than 240 ms before landing, or closed briefly in mid-swing, made the first
+  measured stride span two, and every other heel strike was then lost for the rest of
+  the walk (SiCo12 right: 65 of 131 found, 127 with them; docs/detection.md).
 * HEEL_STRIKE (-> LOADING) is the first contact after toe off; STANCE follows
   ``loading_time_ms`` later.
 * A heel unloaded for longer than ``max_unloaded_ms`` is no walking: the switch failed
@@ -128,7 +140,8 @@ class HeelDetectorConfig(ConfigModel):
     min_unloaded_ms: float = Field(
         200.0, ge=0.0, le=1000.0,
         description="Toe off becomes known only after the heel has been off this long; a "
-        "shorter lift is not a step.",
+        "shorter lift is not a step. Before the walker's first stride is measured, a "
+        "contact after a lift this long is a step even if its toe off was not yet due.",
     )
     toe_off_delay_stride_fraction: float = Field(
         0.2, ge=0.0, le=0.5,
@@ -274,6 +287,7 @@ STATE_NAMES = (
     "t_heel_peak",  # time it was last updated (-inf: never)
     "peak_step_s",  # the last time step the peak decayed over
     "peak_step_decay",  # its decay factor (reused while the sample period holds)
+    "lift_in_stride",  # 1: since the last heel strike, a lift was taken for no step
 )
 (
     _S_PHASE,
@@ -292,6 +306,7 @@ STATE_NAMES = (
     _S_T_HEEL_PEAK,
     _S_PEAK_STEP_S,
     _S_PEAK_STEP_DECAY,
+    _S_LIFT_IN_STRIDE,
 ) = range(len(STATE_NAMES))
 #: Time steps this close share one decay factor: a fixed sample rate's timestamps differ
 #: by one period up to rounding, so the exponential is computed once, not every sample.
@@ -341,6 +356,7 @@ def _restart(state: np.ndarray) -> None:
     state[_S_T_RELEASE] = -np.inf
     state[_S_T_LAST_HS] = -np.inf
     state[_S_T_TOE_OFF_DUE] = np.nan
+    state[_S_LIFT_IN_STRIDE] = 0.0
 
 
 def new_state() -> np.ndarray:
@@ -391,11 +407,17 @@ def _track(state: np.ndarray, params: np.ndarray, t_s: float, level: float) -> N
 
 
 @kernel
+def _debounced(state: np.ndarray, params: np.ndarray, t_s: float) -> bool:
+    """Whether a change is pending and has held for the debounce time at ``t_s``."""
+    t_run = state[_S_T_PENDING]
+    return not math.isnan(t_run) and t_s - t_run >= params[_P_DEBOUNCE_S] - _TIME_GUARD_S
+
+
+@kernel
 def _confirmed(state: np.ndarray, params: np.ndarray, t_s: float) -> float:
     """If a pending change has held for the debounce time, apply it; return its first
     sample's time (NaN when nothing changed)."""
-    t_run = state[_S_T_PENDING]
-    if math.isnan(t_run) or t_s - t_run < params[_P_DEBOUNCE_S] - _TIME_GUARD_S:
+    if not _debounced(state, params, t_s):
         return np.nan
     t_change = state[_S_T_FIRST]
     state[_S_T_PENDING] = np.nan
@@ -418,28 +440,42 @@ def _stride_s(state: np.ndarray, params: np.ndarray) -> float:
 
 @kernel
 def _heel_strike(state: np.ndarray, params: np.ndarray, t_change: float) -> None:
-    """Enter LOADING at a heel strike and feed the stride time into the average."""
-    state[_S_STRIDE_AVERAGE] = stride_average(
-        state[_S_STRIDE_AVERAGE], t_change - state[_S_T_LAST_HS], params[_P_AVG_WEIGHT]
-    )
+    """Enter LOADING at a heel strike and feed the stride time into the average, unless
+    a lift in it was taken for no step (the stride may hold two)."""
+    if state[_S_LIFT_IN_STRIDE] == 0.0:
+        state[_S_STRIDE_AVERAGE] = stride_average(
+            state[_S_STRIDE_AVERAGE], t_change - state[_S_T_LAST_HS], params[_P_AVG_WEIGHT]
+        )
+    state[_S_LIFT_IN_STRIDE] = 0.0
     state[_S_T_LAST_HS] = t_change
     state[_S_PHASE] = events.LOADING
 
 
 @kernel
 def _timers(state: np.ndarray, params: np.ndarray, t_s: float) -> tuple[int, float]:
-    """Events and phase changes that time alone brings: toe off, end of loading."""
+    """Events and phase changes that time alone brings: toe off, end of loading; and the
+    toe off a landing before its due date reveals (before the first measured stride)."""
     phase = int(state[_S_PHASE])
     if phase == events.LOADING and t_s - state[_S_T_LAST_HS] >= params[_P_LOADING_S]:
         state[_S_PHASE] = events.STANCE
-    elif phase == events.PRE_SWING and t_s >= max(
-        state[_S_T_TOE_OFF_DUE], state[_S_T_RELEASE] + params[_P_MIN_UNLOADED_S]
-    ):
-        t_toe_off = state[_S_T_TOE_OFF_DUE]
-        if not math.isnan(state[_S_T_PENDING]):  # contact already under way
-            t_toe_off = min(t_toe_off, state[_S_T_FIRST])
-        state[_S_PHASE] = events.SWING
-        return events.TOE_OFF, t_toe_off
+    elif phase == events.PRE_SWING:
+        t_release = state[_S_T_RELEASE]
+        pending = not math.isnan(state[_S_T_PENDING])  # a contact under way
+        # Before a stride is measured, a contact after a swing-long lift is a step.
+        landing = (pending and state[_S_STRIDE_AVERAGE] == 0.0
+                   and state[_S_T_FIRST] - t_release >= params[_P_MIN_UNLOADED_S])
+        if (landing and _debounced(state, params, t_s)) or t_s >= max(
+            state[_S_T_TOE_OFF_DUE], t_release + params[_P_MIN_UNLOADED_S]
+        ):
+            t_toe_off = state[_S_T_TOE_OFF_DUE]
+            if pending:
+                t_toe_off = min(t_toe_off, state[_S_T_FIRST])
+            if landing:  # the toes left before it: at the end of push-off at the latest
+                t_toe_off = min(
+                    t_toe_off, t_release + params[_P_TO_FRACTION] * _stride_s(state, params)
+                )
+            state[_S_PHASE] = events.SWING
+            return events.TOE_OFF, t_toe_off
     return events.NONE, np.nan
 
 
@@ -473,6 +509,7 @@ def _edge(state: np.ndarray, params: np.ndarray, t_change: float) -> tuple[int, 
             return events.HEEL_STRIKE, t_change
         if phase == events.PRE_SWING:
             state[_S_PHASE] = events.STANCE  # a lift too short to be a step
+            state[_S_LIFT_IN_STRIDE] = 1.0
         return events.NONE, np.nan
     contact_s = t_change - state[_S_T_CONTACT]
     if phase in (events.STANCE, events.LOADING) and contact_s >= params[_P_MIN_CONTACT_S]:
