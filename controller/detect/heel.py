@@ -67,6 +67,13 @@ Rules, and the reason for each:
   opened less than 240 ms before landing, or closed briefly in mid-swing, made the first
   measured stride span two, and every other heel strike was then lost for the rest of
   the walk (SiCo12 right: 65 of 131 found, 127 with them; docs/detection.md).
+* The mean stride corrects itself: a swing-long lift ending before the toe off is due,
+  on a stride after one that held such a lift, is a step too, and the mean stride is
+  measured again from it. A first measured stride that spans two (at 50-100 N a gaitpdb
+  heel closes the switch for 50-150 ms on some steps, too short for a heel off) dated
+  every toe off after the next landing, each landing was taken for no step, and the
+  doubled mean stood for the whole walk (GaPt24_01 right at 50 N: 39 of 114 heel strikes
+  found, 66 with it). A heel raised once in a stop or a turn is still no step.
 * HEEL_STRIKE (-> LOADING) is the first contact after toe off; STANCE follows
   ``loading_time_ms`` later.
 * A heel unloaded for longer than ``max_unloaded_ms`` is no walking: the switch failed
@@ -140,8 +147,9 @@ class HeelDetectorConfig(ConfigModel):
     min_unloaded_ms: float = Field(
         200.0, ge=0.0, le=1000.0,
         description="Toe off becomes known only after the heel has been off this long; a "
-        "shorter lift is not a step. Before the walker's first stride is measured, a "
-        "contact after a lift this long is a step even if its toe off was not yet due.",
+        "shorter lift is not a step. Before the walker's first stride is measured, or "
+        "when the stride before held a lift this long taken for no step, a contact after "
+        "a lift this long is a step even if its toe off was not yet due.",
     )
     toe_off_delay_stride_fraction: float = Field(
         0.2, ge=0.0, le=0.5,
@@ -287,7 +295,8 @@ STATE_NAMES = (
     "t_heel_peak",  # time it was last updated (-inf: never)
     "peak_step_s",  # the last time step the peak decayed over
     "peak_step_decay",  # its decay factor (reused while the sample period holds)
-    "lift_in_stride",  # 1: since the last heel strike, a lift was taken for no step
+    "lift_in_stride",  # since the last heel strike, a lift taken for no step: 1, 2 if swing-long
+    "lift_in_last_stride",  # 1: the stride before held a swing-long one
 )
 (
     _S_PHASE,
@@ -307,6 +316,7 @@ STATE_NAMES = (
     _S_PEAK_STEP_S,
     _S_PEAK_STEP_DECAY,
     _S_LIFT_IN_STRIDE,
+    _S_LIFT_IN_LAST_STRIDE,
 ) = range(len(STATE_NAMES))
 #: Time steps this close share one decay factor: a fixed sample rate's timestamps differ
 #: by one period up to rounding, so the exponential is computed once, not every sample.
@@ -357,6 +367,7 @@ def _restart(state: np.ndarray) -> None:
     state[_S_T_LAST_HS] = -np.inf
     state[_S_T_TOE_OFF_DUE] = np.nan
     state[_S_LIFT_IN_STRIDE] = 0.0
+    state[_S_LIFT_IN_LAST_STRIDE] = 0.0
 
 
 def new_state() -> np.ndarray:
@@ -446,6 +457,7 @@ def _heel_strike(state: np.ndarray, params: np.ndarray, t_change: float) -> None
         state[_S_STRIDE_AVERAGE] = stride_average(
             state[_S_STRIDE_AVERAGE], t_change - state[_S_T_LAST_HS], params[_P_AVG_WEIGHT]
         )
+    state[_S_LIFT_IN_LAST_STRIDE] = 1.0 if state[_S_LIFT_IN_STRIDE] == 2.0 else 0.0
     state[_S_LIFT_IN_STRIDE] = 0.0
     state[_S_T_LAST_HS] = t_change
     state[_S_PHASE] = events.LOADING
@@ -454,15 +466,20 @@ def _heel_strike(state: np.ndarray, params: np.ndarray, t_change: float) -> None
 @kernel
 def _timers(state: np.ndarray, params: np.ndarray, t_s: float) -> tuple[int, float]:
     """Events and phase changes that time alone brings: toe off, end of loading; and the
-    toe off a landing before its due date reveals (before the first measured stride)."""
+    toe off a landing before its due date reveals (before the first measured stride, or
+    when the stride before also held a lift taken for no step: the mean stride is then
+    wrong, and is measured again from this step)."""
     phase = int(state[_S_PHASE])
     if phase == events.LOADING and t_s - state[_S_T_LAST_HS] >= params[_P_LOADING_S]:
         state[_S_PHASE] = events.STANCE
     elif phase == events.PRE_SWING:
         t_release = state[_S_T_RELEASE]
         pending = not math.isnan(state[_S_T_PENDING])  # a contact under way
-        # Before a stride is measured, a contact after a swing-long lift is a step.
-        landing = (pending and state[_S_STRIDE_AVERAGE] == 0.0
+        # Before a stride is measured, or when the stride before also held a swing-long
+        # lift taken for no step, a contact after a swing-long lift is a step.
+        doubted = (state[_S_STRIDE_AVERAGE] == 0.0
+                   or state[_S_LIFT_IN_LAST_STRIDE] == 1.0)
+        landing = (pending and doubted
                    and state[_S_T_FIRST] - t_release >= params[_P_MIN_UNLOADED_S])
         if (landing and _debounced(state, params, t_s)) or t_s >= max(
             state[_S_T_TOE_OFF_DUE], t_release + params[_P_MIN_UNLOADED_S]
@@ -474,6 +491,7 @@ def _timers(state: np.ndarray, params: np.ndarray, t_s: float) -> tuple[int, flo
                 t_toe_off = min(
                     t_toe_off, t_release + params[_P_TO_FRACTION] * _stride_s(state, params)
                 )
+                state[_S_STRIDE_AVERAGE] = 0.0  # this stride restarts the mean
             state[_S_PHASE] = events.SWING
             return events.TOE_OFF, t_toe_off
     return events.NONE, np.nan
@@ -509,7 +527,8 @@ def _edge(state: np.ndarray, params: np.ndarray, t_change: float) -> tuple[int, 
             return events.HEEL_STRIKE, t_change
         if phase == events.PRE_SWING:
             state[_S_PHASE] = events.STANCE  # a lift too short to be a step
-            state[_S_LIFT_IN_STRIDE] = 1.0
+            swing_long = t_change - state[_S_T_RELEASE] >= params[_P_MIN_UNLOADED_S]
+            state[_S_LIFT_IN_STRIDE] = max(state[_S_LIFT_IN_STRIDE], 2.0 if swing_long else 1.0)
         return events.NONE, np.nan
     contact_s = t_change - state[_S_T_CONTACT]
     if phase in (events.STANCE, events.LOADING) and contact_s >= params[_P_MIN_CONTACT_S]:
