@@ -68,9 +68,11 @@ def command_names() -> list[str]:
     )
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None, exiting: bool = False) -> int:
     """Entry point of the ``fes`` console script. Its output may outlive its reader
-    (``fes sim | head``: ``controller.console``)."""
+    (``fes sim | head``: ``controller.console``). ``exiting``: the process exits when
+    this returns (``entry``), so Ctrl-C and SIGTERM are ignored from the command's end,
+    not handled by their default actions until the exit."""
     streams = sys.stdout, sys.stderr
     try:
         from controller.console import ReaderMayLeave
@@ -81,7 +83,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         from controller.interrupts import raise_if_interrupted, terminate_as_interrupt
 
         # SIGTERM in any phase ends the command as Ctrl-C does (exit 130).
-        with terminate_as_interrupt():
+        with terminate_as_interrupt(ignored_after=exiting):
             from controller.errors import ConfigError
             from controller.outputs import OutputError
 
@@ -118,7 +120,8 @@ def entry() -> None:
     """The ``fes`` console script: ``main``, then exit with its code. Once the command has
     ended (its files complete), Ctrl-C and SIGTERM are ignored while the interpreter
     shuts down: they would otherwise end it by the signal, as if the command had been
-    cut short.
+    cut short. ``main`` ignores them as its command ends (``exiting``); here they are
+    ignored again for a ``main`` interrupted before it had installed its handlers.
 
     The objects alive when the command ends are frozen (``gc.freeze``) before the
     interpreter shuts down: its last collections would otherwise walk every object the
@@ -128,14 +131,14 @@ def entry() -> None:
     the ``atexit`` handlers still run. After an interrupted command, finalisers that fail
     as the interpreter shuts down are not reported (``silence_finalisers``).
     """
-    code = main()
+    code = main(exiting=True)
     from controller.interrupts import INTERRUPT_SIGNALS, silence_finalisers
 
+    for signum in INTERRUPT_SIGNALS:
+        signal.signal(signum, signal.SIG_IGN)
     if code == EXIT_INTERRUPTED:
         silence_finalisers()
     gc.freeze()
-    for signum in INTERRUPT_SIGNALS:
-        signal.signal(signum, signal.SIG_IGN)
     forget_caught_interrupt()
     sys.exit(code)
 

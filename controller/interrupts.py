@@ -92,10 +92,14 @@ def _printed_by_an_extension(kind: type[BaseException], value: BaseException,
 
 
 @contextmanager
-def terminate_as_interrupt() -> Iterator[None]:
+def terminate_as_interrupt(ignored_after: bool = False) -> Iterator[None]:
     """In the block SIGINT, SIGTERM and SIGHUP (those ``caught``) raise
     ``KeyboardInterrupt`` in the main thread (and are remembered for
-    ``raise_if_interrupted``); the previous handlers are restored after it."""
+    ``raise_if_interrupted``); the previous handlers are restored after it, or, with
+    ``ignored_after``, the signals are ignored from then on: for a process that exits
+    once the block has ended (``controller.cli.entry``), where the default action
+    restored for a moment would end it by a signal that came after its work was done
+    (``tests/test_kill.py`` saw ``fes sim`` exit -15 with every file written)."""
     _received.clear()
     if threading.current_thread() is not threading.main_thread():
         yield
@@ -109,7 +113,7 @@ def terminate_as_interrupt() -> Iterator[None]:
         sys.excepthook = excepthook
         sys.unraisablehook = hook
         for signum, handler in previous.items():
-            signal.signal(signum, handler)
+            signal.signal(signum, signal.SIG_IGN if ignored_after else handler)
         _received.clear()  # it meant this block: loops run later in this process go on
 
 

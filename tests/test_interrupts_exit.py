@@ -125,7 +125,7 @@ class HalfBuilt:
     def __del__(self):
         self._ptr  # never set: __init__ was cut short
 
-def command():
+def command(exiting=False):
     cli.kept = HalfBuilt()  # freed as the interpreter shuts down
     return int(sys.argv[1])
 
@@ -147,3 +147,39 @@ def test_a_half_built_object_freed_at_exit_is_reported_only_without_an_interrupt
                           capture_output=True, text=True, timeout=60)
     assert done.returncode == code
     assert ("AttributeError" in done.stderr) == (code == 0), done.stderr
+
+
+#: ``fes check-config configs/default.toml`` (which ends with 0) sent SIGTERM by itself
+#: once the command has ended and before the process exits (from ``gc.freeze``, which
+#: ``entry`` calls on its way out): a service manager's stop or ``timeout`` that comes
+#: just as the trial finishes.
+_SIGTERM_AFTER_THE_COMMAND = """
+import gc, os, signal, sys
+from controller import cli
+
+freeze = gc.freeze
+
+def sigterm_then_freeze():
+    os.kill(os.getpid(), signal.SIGTERM)
+    freeze()
+
+gc.freeze = sigterm_then_freeze
+sys.argv = ["fes", "check-config", sys.argv[1]]
+cli.entry()
+"""
+
+
+def test_a_sigterm_after_the_command_ended_does_not_end_fes_by_the_signal():
+    """``tests/test_kill.py`` saw ``fes sim`` end by SIGTERM (exit -15) with every file
+    written: between the command's end (its handler of SIGTERM removed, the default
+    one back) and ``entry`` ignoring the signal, the default action ended the process.
+    A trial that completed must exit with its own code."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    config = Path(__file__).parents[1] / "configs" / "default.toml"
+    done = subprocess.run([sys.executable, "-c", _SIGTERM_AFTER_THE_COMMAND, str(config)],
+                          capture_output=True, text=True, timeout=60)
+    assert done.returncode == 0, (done.returncode, done.stderr)
+    assert "Traceback" not in done.stderr
