@@ -133,13 +133,14 @@ def test_only_a_short_stall_the_emulator_stretched_is_run_again(tmp_path, board_
 
 
 def test_stop_all_after_an_unplug_is_never_confirmed_by_an_old_ack(tmp_path):
-    """The issue's repro (unplugged at 14 s rather than 3: this board's longer timeout
+    """The issue's repro (unplugged at 9 s rather than 3: this board's longer timeout
     means fewer keep-alive frames, and the first strides have no train while the gyro's
-    sign is checked, about 26 frames a second): after 256 frames every sequence number
+    sign is checked; the host had sent 343 frames by 8 s and 431 by 9 s, 789 by the 14 s
+    this test waited until 7 Dec 2026): after 256 frames every sequence number
     had been acknowledged once, and the STOP_ALL sent after the unplug matched the ACK
     of the frame that had its number 256 frames earlier: ``outputs_off_confirmed:
     true`` from a board that never received it."""
-    run, code, log, out = run_into_the_fault(tmp_path, 14.0, "--unplug-at-s", "14")
+    run, code, log, out = run_into_the_fault(tmp_path, 9.0, "--unplug-at-s", "9")
     assert code == 5, run.stderr()  # link lost
     board = summary(out)["board"]
     assert board["link"]["frames_out"] > 256  # every sequence number in use before
