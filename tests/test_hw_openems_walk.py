@@ -8,7 +8,7 @@ sensor timeout, as a live sensor that lost them would.) The
 firmware's timeline must show one train per commanded train (one per detected swing), each
 starting and ending within 10 ms of the firmware's own floor after the command recorded in
 ``samples.csv``, at the calibrated intensity, with no byte lost, no garbled line, no
-crash. Each version runs on its own (the walk takes 29 s): two trials and two firmware
+crash. Each version runs on its own (the walk takes 27 s): two trials and two firmware
 processes at once on a 2-core machine kept ``fes run`` off the CPU past its heartbeat.
 
 On a loaded machine the firmware's process itself can be kept off the CPU (a real board

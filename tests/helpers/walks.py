@@ -27,16 +27,24 @@ FOOT = '[detector]\nplacement = "foot"\n[detector.gyro.foot]\nmount_check_stride
 OPENEMS_RISE = "max_charge_rise_uc_per_s = 400.0\n"
 
 
+#: Seconds of the walk kept after its last heel strike: the last train ends 200 ms
+#: after the detector announces that heel strike (extension and ramp down, 100 ms each),
+#: which the foot detector does within 0.25 s of it. The 2.9 s the subject then stood
+#: still were replayed in real time by every walk until 7 Dec 2026.
+AFTER_LAST_HEEL_STRIKE_S = 1.0
+
+
 def shortened_walk(path: Path) -> Path:
-    """The walk from 1.6 s before its first toe off (as the foot configuration finds it
-    offline) to its end, as a ``fes detect`` CSV: the samples the IMU sent, with the
-    time of each."""
+    """The walk from 1.6 s before its first toe off to ``AFTER_LAST_HEEL_STRIKE_S``
+    after its last heel strike (both as the foot configuration finds them offline), as a
+    ``fes detect`` CSV: the samples the IMU sent, with the time of each."""
     t_s, gyro, _ = read_voisard_imu(WALK)
     unchecked = {"placement": "foot", "gyro": {"foot": {"mount_check_strides": 0}}}
     setup = load_config(None, {"detector": unchecked}).detector.setup()
     _, events = detect_batch(setup, t_s, gyro, None)
     first_toe_off = next(e.t_est_s for e in events if e.event == Event.TOE_OFF)
-    keep = t_s >= first_toe_off - 1.6
+    last_heel_strike = max(e.t_est_s for e in events if e.event == Event.HEEL_STRIKE)
+    keep = (t_s >= first_toe_off - 1.6) & (t_s <= last_heel_strike + AFTER_LAST_HEEL_STRIKE_S)
     with path.open("w", newline="") as handle:
         out = csv.writer(handle)
         out.writerow(["time_s", "gyro_rad_s"])
