@@ -49,7 +49,9 @@ __all__ = ["_no_process_outlives_its_test"]  # the autouse fixture: no process o
 
 
 def walk_across_the_link(tmp_path: Path, out: Path, *options: str) -> Path:
-    """``fes run`` for 10 s (seed 3) against a fresh emulator; returns the board's log.
+    """``fes run`` for 10 s (seed 3) against a fresh emulator played 3 times faster than
+    real time (2 until 7 Dec 2026: what is compared with ``fes sim`` is board time);
+    returns the board's log.
 
     A run that a stalled machine ended with a heartbeat fault, or with an acknowledgement
     fault while the emulator itself was off the CPU, is run again
@@ -60,7 +62,7 @@ def walk_across_the_link(tmp_path: Path, out: Path, *options: str) -> Path:
         folder = tmp_path / f"attempt{k}"
         folder.mkdir()
         shutil.rmtree(out, ignore_errors=True)  # one trial per folder
-        emu, path, log = emulator(folder, "--seed", "3", "--speed", "2",
+        emu, path, log = emulator(folder, "--seed", "3", "--speed", "3",
                                   "--comm-timeout-ms", "400")
         run = Process("run", "--port", path, "--config", host_config(tmp_path),
                       "--duration-s", "10", "--out", str(out), "--link-timeout-ms", "300",
