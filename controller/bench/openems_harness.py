@@ -6,12 +6,13 @@ one program per upstream version (``head``, ``aa7f198``) that serves the firmwar
 pseudo-terminal and logs every change of a channel (pads, LED, potentiometer wiper) and
 every line it reads or prints, stamped with ``time.monotonic()``. This module finds that
 folder, builds it (into a directory of the caller's, as the folder is read-only in CI),
-runs a firmware and reads its logs back. While a firmware runs, a thread of this module
-samples the kernel's count of the time its process waited for a CPU every millisecond
-and logs each wait as a ``paused`` event (``hw.runqueue.WaitWatch``,
-``FirmwareProcess.waits``):
-the firmware code itself cannot tell a loaded machine from a slow host, and the shared
-harness is not the project's to change. Nothing of the firmware is copied into the
+runs a firmware and reads its logs back. The firmware's process logs its own waits for a
+CPU as ``paused`` events (``FirmwareProcess.waits``): the project's ``ppoll`` wrapper
+(``hw.ppoll_waits``, preloaded) reads the kernel's count at every sleep of the harness,
+at most 0.25 ms apart; without a C compiler a thread of this module samples that count
+every millisecond instead (``hw.runqueue.WaitWatch``), which a loaded core keeps off the
+CPU too. The firmware code itself cannot tell a loaded machine from a slow host, and the
+shared harness is not the project's to change. Nothing of the firmware is copied into the
 project (its licence forbids military use): it is built and run where it is.
 """
 
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import re
 import shutil
 import signal
@@ -29,6 +31,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from hw import ppoll_waits
 from hw.openems.driver import ECHO_TIMEOUT_S
 from hw.openems.firmware import BAUD_RATE
 from hw.runqueue import WaitWatch, waited_within
@@ -134,7 +137,11 @@ class Train:
 
 
 class FirmwareProcess:
-    """One firmware running on its pty, logging into ``workdir``."""
+    """One firmware running on its pty, logging into ``workdir``; ``waits_by`` says how
+    its waits for a CPU are known (``waits``): logged by its own process through the
+    preloaded ``ppoll`` wrapper, or, where that cannot be built or would not be called
+    (no C compiler or ``nm``, a program without a dynamic ``ppoll``), sampled from a
+    thread of this process."""
 
     def __init__(
         self, program: Path, workdir: Path, real_boot: bool = False, max_seconds: float = 300.0
@@ -146,9 +153,17 @@ class FirmwareProcess:
                 "--serial", str(self.serial_path), "--max-seconds", f"{max_seconds:g}"]
         if real_boot:
             args.append("--real-boot")
-        self._process = subprocess.Popen(args, stdout=subprocess.PIPE, text=True)
         self.waits_path = workdir / f"{program.name}_waits.jsonl"
-        self._waits = WaitWatch(self._process.pid, self.waits_path)
+        self.waits_path.unlink(missing_ok=True)
+        try:
+            shim: Path | None = ppoll_waits.build_for(program, program.parent)
+            self.waits_by = "logged by the firmware's own process (hw.ppoll_waits)"
+        except ppoll_waits.ShimUnavailable as why:
+            shim, self.waits_by = None, f"sampled from outside ({why})"
+        env = None if shim is None else {**os.environ,
+                                         **ppoll_waits.environment(shim, self.waits_path)}
+        self._process = subprocess.Popen(args, stdout=subprocess.PIPE, text=True, env=env)
+        self._watch = WaitWatch(self._process.pid, self.waits_path) if shim is None else None
         assert self._process.stdout is not None
         self.path = ""
         for line in self._process.stdout:
@@ -164,8 +179,12 @@ class FirmwareProcess:
 
     def waits(self) -> list[dict]:
         """The firmware process's waits for a CPU so far (``paused`` events: ``since_s``
-        .. ``monotonic_s``, ``waited_ms`` of it without a CPU; ``hw.runqueue``)."""
-        return list(self._waits.events)
+        .. ``monotonic_s``, ``waited_ms`` of it without a CPU; ``hw.runqueue``): the ones
+        its own process logged (``hw.ppoll_waits``), else ``WaitWatch``'s, never both
+        (``waited_within`` adds up a thread's events: one wait would count twice)."""
+        if self._watch is not None:
+            return list(self._watch.events)
+        return ppoll_waits.read_events(self.waits_path)
 
     @property
     def pid(self) -> int:
@@ -188,7 +207,8 @@ class FirmwareProcess:
                 self._process.wait()
         if self._process.stdout is not None:
             self._process.stdout.close()
-        self._waits.stop()
+        if self._watch is not None:
+            self._watch.stop()
         return self._process.returncode
 
     def timeline(self) -> list[Change]:

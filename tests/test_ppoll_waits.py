@@ -1,0 +1,114 @@
+"""openEMSstim's firmware counts its own waits for a CPU (``hw.ppoll_waits``, preloaded
+by ``FirmwareProcess``), each located within a sleep of the harness, so a train's short
+window is credited what the machine took from it there, however long the machine keeps
+a watcher in another process (``hw.runqueue.WaitWatch``) off the CPU."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import shutil
+import signal
+import subprocess
+import threading
+import time
+
+import pytest
+
+from controller.bench.openems_harness import FirmwareProcess
+from hw import ppoll_waits
+from hw.runqueue import LOG_WAIT_S, RunQueueWait, WaitWatch, paused_event, waited_within
+
+#: How long two busy loops share the firmware's CPU.
+BUSY_S = 1.5
+#: The windows a wait must be located in: a train's offset bound is the firmware's
+#: floor + 10 ms (tests/test_hw_openems_walk.py, ``TOLERANCE_MS``).
+WINDOW_S = 0.010
+#: The sampling thread's niceness: the lowest, so the busy loops keep it off the CPU.
+WATCHER_NICE = 19
+#: What an event may span beyond its wait: the harness sleeps at most 0.25 ms in one
+#: ``ppoll``, and the firmware's loop between two is microseconds (a sampling watcher
+#: sleeps 1 ms between samples, plus its own waits for the CPU).
+SPAN_BEYOND_WAIT_S = 0.001
+#: The share of the kernel's count the log must hold (short waits are added up until
+#: they reach ``hw.runqueue.LOG_WAIT_S``: at most that much is left unlogged), and the
+#: share credited inside the windows (added-up short waits may span a window's edge).
+LOGGED_SHARE = 0.95
+LOCATED_SHARE = 0.8
+
+
+def _located(events: list[dict], start_s: float, end_s: float) -> float:
+    """The waits credited inside consecutive ``WINDOW_S`` windows from start to end."""
+    edges = [start_s + k * WINDOW_S for k in range(int((end_s - start_s) / WINDOW_S) + 2)]
+    return sum(waited_within(events, a, b) for a, b in itertools.pairwise(edges))
+
+
+def test_the_firmware_logs_each_wait_where_it_fell(openems_programs, tmp_path):
+    """The firmware pinned to one CPU beside two busy loops for 1.5 s: its own log holds
+    nearly all the kernel counted (never more), each wait of 1 ms or more spans at most
+    1 ms beyond it, and most of it is credited inside 10 ms windows; more than a
+    ``WaitWatch`` thread of this process on the same CPU, at the lowest priority, locates
+    there (its samples then span tens of ms)."""
+    if shutil.which("gcc") is None and shutil.which("cc") is None:
+        pytest.skip("no C compiler: the firmware's waits are sampled from outside")
+    cpu = max(os.sched_getaffinity(0))
+    firmware = FirmwareProcess(openems_programs["head"], tmp_path)
+    busy: list[subprocess.Popen] = []
+    try:
+        assert firmware.waits_by.startswith("logged by the firmware's own process")
+        os.sched_setaffinity(firmware.pid, {cpu})
+        watch = WaitWatch(firmware.pid)
+        watcher = next(t for t in threading.enumerate() if t.name == f"waits-{firmware.pid}")
+        assert watcher.native_id is not None
+        os.sched_setaffinity(watcher.native_id, {cpu})
+        # kept off the CPU, as the test's process was in the CI run that failed
+        os.setpriority(os.PRIO_PROCESS, watcher.native_id, WATCHER_NICE)
+        kernel = RunQueueWait(f"/proc/{firmware.pid}/task/{firmware.pid}/schedstat")
+        time.sleep(0.1)
+        before, start_s = kernel.seconds(), time.monotonic()
+        busy = [subprocess.Popen(["taskset", "-c", str(cpu), "sh", "-c", "while :; do :; done"])
+                for _ in range(2)]
+        time.sleep(BUSY_S)
+        for loop in busy:
+            loop.send_signal(signal.SIGKILL)
+            loop.wait()
+        time.sleep(0.1)  # a wait still under way ends before the count is read
+        end_s, after = time.monotonic(), kernel.seconds()
+        kernel.close()
+        watched = watch.stop()
+    finally:
+        for loop in busy:
+            loop.kill()
+            loop.wait()
+        firmware.stop()
+    own = [e for e in firmware.waits() if start_s <= e["since_s"] and e["monotonic_s"] <= end_s]
+    assert before is not None and after is not None
+    counted = after - before
+    logged = waited_within(own, start_s, end_s)
+    located, watch_located = _located(own, start_s, end_s), _located(watched, start_s, end_s)
+    # A wait of 1 ms or more came between two sleeps (shorter ones are added up).
+    beyond = max((e["monotonic_s"] - e["since_s"] - e["waited_ms"] / 1e3 for e in own
+                  if e["waited_ms"] >= 2e3 * LOG_WAIT_S), default=0.0)
+    print(f"kernel {counted * 1e3:.1f} ms; own log {logged * 1e3:.1f} ms in {len(own)} events"
+          f" (those of 1 ms or more span <= {beyond * 1e3:.2f} ms beyond it), "
+          f"{located * 1e3:.1f} ms located in {WINDOW_S * 1e3:g} ms windows; "
+          f"WaitWatch at nice {WATCHER_NICE} {watch_located * 1e3:.1f} ms located")
+    assert counted >= 0.02, "the busy loops did not keep the firmware off its CPU"
+    assert all(e.keys() == paused_event(0.0, 0.0, 0.0, pid=0, tid=0).keys() for e in own)
+    assert {(e["pid"], e["tid"]) for e in own} == {(firmware.pid, firmware.pid)}
+    assert LOGGED_SHARE * counted <= logged <= counted + 0.001
+    assert beyond <= SPAN_BEYOND_WAIT_S
+    assert located >= LOCATED_SHARE * counted
+    assert watch_located < located
+
+
+def test_a_program_without_a_dynamic_ppoll_is_watched_from_outside(tmp_path):
+    """A program whose ``ppoll`` calls the preloaded wrapper would never see (here one
+    that imports no ``ppoll`` at all) is refused by name, so ``FirmwareProcess`` falls
+    back to sampling it rather than trusting an empty log."""
+    if shutil.which("nm") is None:
+        pytest.skip("no nm (binutils)")
+    program = tmp_path / "no_ppoll"
+    shutil.copy(shutil.which("true") or "/bin/true", program)
+    with pytest.raises(ppoll_waits.ShimUnavailable, match="no_ppoll does not call ppoll"):
+        ppoll_waits.build_for(program, tmp_path / "build")
