@@ -33,22 +33,25 @@ class ShimUnavailable(RuntimeError):
     """The wrapper cannot be built here; the message says why."""
 
 
-def build(build_dir: Path) -> Path:
+def build(build_dir: Path, min_wait_s: float = LOG_WAIT_S) -> Path:
     """``ppoll_waits.c`` compiled into ``build_dir`` (a shared object, rebuilt when the
     source is newer; written under another name and renamed, so two callers at once
-    never run a half-written one); its path. Raises ``ShimUnavailable`` without a C
-    compiler or when the compile fails."""
+    never run a half-written one), logging waits from ``min_wait_s`` on (the tests log
+    every wait, each at its own sleep, as the truth a sampler is checked against); its
+    path. Raises ``ShimUnavailable`` without a C compiler or when the compile fails."""
     compiler = shutil.which("gcc") or shutil.which("cc")
     if compiler is None:
         raise ShimUnavailable("no C compiler (gcc or cc) to build the ppoll wrapper")
-    library = build_dir / "ppoll_waits.so"
+    min_wait_ns = max(1, round(min_wait_s * 1e9))
+    library = build_dir / ("ppoll_waits.so" if min_wait_s == LOG_WAIT_S
+                           else f"ppoll_waits_{min_wait_ns}ns.so")
     if library.is_file() and library.stat().st_mtime >= SOURCE.stat().st_mtime:
         return library
     build_dir.mkdir(parents=True, exist_ok=True)
     partial = build_dir / f"ppoll_waits.{os.getpid()}.{threading.get_ident()}.so"
     done = subprocess.run(
         [compiler, "-O2", "-Wall", "-Werror", "-shared", "-fPIC",
-         f"-DPPOLL_WAITS_MIN_NS={round(LOG_WAIT_S * 1e9)}", "-o", str(partial), str(SOURCE),
+         f"-DPPOLL_WAITS_MIN_NS={min_wait_ns}", "-o", str(partial), str(SOURCE),
          "-ldl"],
         capture_output=True, text=True, check=False)
     if done.returncode != 0:

@@ -4,12 +4,15 @@ A board emulator or a firmware harness runs as an ordinary process on the host, 
 loaded machine can keep it off the CPU while bytes wait for it: its output is then late
 though neither the host nor the board's logic was (a real board is never descheduled).
 Linux counts, for every thread, the time it spent runnable on a run queue without a CPU
-(``/proc/<pid>/task/<tid>/schedstat``, second field, nanoseconds; ``CONFIG_SCHED_INFO``).
-That count is exact whoever reads it and whenever: a harness thread sampling a firmware
-process, or a serving loop reading its own before and after it sleeps, records
-``paused`` events (``since_s`` .. ``monotonic_s``, at least ``waited_ms`` of it spent
-waiting for a CPU), and a test can ask how much of a late reply the board's own
-starvation accounts for (``waited_within``).
+(``/proc/<pid>/task/<tid>/schedstat``, second field, nanoseconds; ``CONFIG_SCHED_INFO``),
+and adds a wait only when it ends (the thread gets the CPU back). A serving loop reading
+its own count before and after it sleeps reads it while it runs, so no wait is under way
+then: each wait the count grew by lies between the two reads. A thread sampling another
+thread (``SampledThread``) may read while that thread waits: the wait is counted at the
+next read, and began before the earlier one, by at most the growth (``SampledThread``
+dates it so). Either records ``paused`` events (``since_s`` .. ``monotonic_s``, at least
+``waited_ms`` of it spent waiting for a CPU), and a test can ask how much of a late reply
+the board's own starvation accounts for (``waited_within``).
 """
 
 from __future__ import annotations
@@ -128,6 +131,48 @@ def _within(log: Iterable[dict], start_s: float, end_s: float,
     return sum(per_process.values())
 
 
+class SampledThread:
+    """Another thread's waits for a CPU, sampled from outside through its schedstat file
+    (``path``): ``sample`` returns a ``paused`` event for the growth since the previous
+    read, from ``LOG_WAIT_S`` on. The kernel adds a wait when it ends, so a wait under way
+    at a read is counted at the next one though it began before: every wait in a growth
+    ``g`` ended after the previous read (stamped before it, ``t0``) and by this read
+    (stamped after it, ``t1``), so it began at or after ``t0 - g``; the event spans
+    ``t0 - g`` .. ``t1``. Dated from ``t0`` alone, a wait under way at a read fell partly
+    before its event and ``waited_within`` overstated a short window: a sampler at nice 0
+    on one CPU with the thread and two busy loops credited 245.5-314.3 ms in 160 10 ms
+    windows where the thread's own log put 204.1-300.2 ms, 23-29 windows over (by up
+    to 5.7-7.1 ms); dated so, none over, 121.7-141.7 ms credited of 233.0-245.2 (3 runs
+    each, tests/test_ppoll_waits.py, docs/hardware.md). ``ended``: the thread has ended (or
+    the kernel does not count its waits)."""
+
+    def __init__(self, path: str) -> None:
+        self._read_s = time.monotonic()  # before the read: see the class docstring
+        self._counter = RunQueueWait(path)
+        waited = self._counter.seconds()
+        self._waited = waited if waited is not None else 0.0
+        self.ended = waited is None
+
+    def sample(self, **where: int) -> dict | None:
+        """Read the count now: a ``paused`` event (``where``: the thread's ``pid`` and
+        ``tid``) when it grew by ``LOG_WAIT_S`` or more since the previous read (shorter
+        growths are dropped), else None; ``ended`` set when the thread has ended."""
+        read_s = time.monotonic()
+        waited = self._counter.seconds()
+        now = time.monotonic()
+        if waited is None:
+            self.ended = True
+            return None
+        grown = waited - self._waited
+        event = (paused_event(self._read_s - grown, now, grown, **where)
+                 if grown >= LOG_WAIT_S else None)
+        self._read_s, self._waited = read_s, waited
+        return event
+
+    def close(self) -> None:
+        self._counter.close()
+
+
 class WaitWatch:
     """A thread sampling every thread of process ``pid`` each ``SAMPLE_S`` until the
     process ends or ``stop`` is called; each wait for a CPU of at least ``LOG_WAIT_S``
@@ -144,7 +189,7 @@ class WaitWatch:
         self._thread.start()
 
     def _watch(self) -> None:
-        counters: dict[int, tuple[RunQueueWait, float, float]] = {}
+        counters: dict[int, SampledThread] = {}
         log = self._log_path.open("w") if self._log_path is not None else None
         try:
             while self._running:
@@ -156,30 +201,25 @@ class WaitWatch:
                     self._sample(counters, tid, log)
                 time.sleep(SAMPLE_S)
         finally:
-            for counter, _, _ in counters.values():
-                counter.close()
+            for thread in counters.values():
+                thread.close()
             if log is not None:
                 log.close()
 
-    def _sample(self, counters: dict[int, tuple[RunQueueWait, float, float]], tid: int,
+    def _sample(self, counters: dict[int, SampledThread], tid: int,
                 log: TextIO | None) -> None:
-        now = time.monotonic()
         if tid not in counters:
-            counter = RunQueueWait(f"/proc/{self.pid}/task/{tid}/schedstat")
-            waited = counter.seconds()
-            if waited is not None:
-                counters[tid] = (counter, now, waited)
+            thread = SampledThread(f"/proc/{self.pid}/task/{tid}/schedstat")
+            if thread.ended:
+                thread.close()
+            else:
+                counters[tid] = thread
             return
-        counter, since, before = counters[tid]
-        waited = counter.seconds()
-        if waited is None:
-            return
-        if waited - before >= LOG_WAIT_S:
-            event = paused_event(since, now, waited - before, pid=self.pid, tid=tid)
+        event = counters[tid].sample(pid=self.pid, tid=tid)
+        if event is not None:
             self.events.append(event)
             if log is not None:
                 log.write(json.dumps(event) + "\n")
-        counters[tid] = (counter, now, waited)
 
     def stop(self) -> list[dict]:
         """Stop sampling; every event logged."""

@@ -7,10 +7,11 @@ The watch runs in a process of its own (``TreeWatch``): a sampling thread inside
 test process would take the GIL from the live loop it watches (``fes run`` called in
 process) and could itself cause the stall it is meant to prove. The count is
 cumulative, so a sample every ``SAMPLE_S`` loses no wait; it only dates each one to
-within the span between two samples (``paused`` events: ``since_s`` .. ``monotonic_s``,
-``waited_ms`` of it runnable without a CPU), and ``hw.runqueue.machine_delay_within``
-counts only what provably fell inside a window. A watcher kept off the CPU itself
-dates its events more loosely, never overstates them.
+within the span between two samples, widened back by the wait itself for one under way
+at the earlier sample (``hw.runqueue.SampledThread``; ``paused`` events: ``since_s`` ..
+``monotonic_s``, ``waited_ms`` of it runnable without a CPU), and
+``hw.runqueue.machine_delay_within`` counts only what provably fell inside a window. A
+watcher kept off the CPU itself dates its events more loosely, never overstates them.
 
 Run as a script (by ``TreeWatch``): ``cpu_waits.py PID`` prints ``ready`` once it has
 read every counter, then one JSON ``paused`` event a line, and ends after a last
@@ -25,9 +26,8 @@ import os
 import select
 import subprocess
 import sys
-import time
 
-from hw.runqueue import LOG_WAIT_S, RunQueueWait, paused_event
+from hw.runqueue import SampledThread
 
 #: How often the watcher samples every thread (s); 5 ms dates a wait well inside the
 #: 30 ms silence of a heartbeat fault (``SHARED_MACHINE_SAFETY``) at a fifth of the
@@ -115,7 +115,7 @@ def watch(root: int, sample_s: float = SAMPLE_S) -> None:
     kernel's unbound workers (``kernel_workers``, logged with pid ``KERNEL``), until
     standard input closes (then one last sample)."""
     keep_up()
-    counters: dict[tuple[int, int], tuple[RunQueueWait, float, float]] = {}
+    counters: dict[tuple[int, int], SampledThread] = {}
     me = os.getpid()
     samples, closing = 0, False
     while True:
@@ -123,24 +123,21 @@ def watch(root: int, sample_s: float = SAMPLE_S) -> None:
             for key in threads([p for p in descendants(root) if p != me]) + kernel_workers():
                 if key not in counters:
                     pid, tid = key
-                    counter = RunQueueWait(f"/proc/{pid or tid}/task/{tid}/schedstat")
-                    waited = counter.seconds()
-                    if waited is not None:
-                        counters[key] = (counter, time.monotonic(), waited)
+                    thread = SampledThread(f"/proc/{pid or tid}/task/{tid}/schedstat")
+                    if thread.ended:
+                        thread.close()
+                    else:
+                        counters[key] = thread
             if samples == 0:
                 print("ready", flush=True)
         samples += 1
-        for key, (counter, since, before) in list(counters.items()):
-            now = time.monotonic()
-            waited = counter.seconds()
-            if waited is None:  # the thread has ended
-                counter.close()
+        for key, thread in list(counters.items()):
+            event = thread.sample(pid=key[0], tid=key[1])
+            if thread.ended:
+                thread.close()
                 del counters[key]
-                continue
-            if waited - before >= LOG_WAIT_S:
-                event = paused_event(since, now, waited - before, pid=key[0], tid=key[1])
+            elif event is not None:
                 print(json.dumps(event), flush=True)
-            counters[key] = (counter, now, waited)
         if closing:  # this was the sample after the close
             return
         readable, _, _ = select.select([sys.stdin], [], [], sample_s)
