@@ -111,6 +111,32 @@ def test_kill_lock_bench_times_the_folder_lock_after_each_kill(tmp_path, capsys)
     assert not (tmp_path / "t").exists()
 
 
+def test_disk_room_bench_counts_a_parts_folder_removed_mid_walk_as_gone(tmp_path,
+                                                                          monkeypatch):
+    """The trial merges its Parquet parts and removes their folder while the bench walks
+    the trial's folder (a CI run of 7 Dec 2026 ended the bench there with
+    FileNotFoundError): the folder is then gone, not an error."""
+    import os
+    import shutil
+
+    from controller.bench.disk_room import folder_bytes
+
+    (tmp_path / "samples.parquet").write_bytes(b"x" * 300)
+    parts = tmp_path / "timing.parquet.partial"
+    parts.mkdir()
+    (parts / "part-0.parquet").write_bytes(b"y" * 70)
+    assert folder_bytes(tmp_path) == {"folder": 370, "timing.parquet.partial": 70}
+    listing = os.scandir
+
+    def merged_as_listed(path):  # the trial removes the parts just as they are listed
+        if str(path).endswith(".parquet.partial"):
+            shutil.rmtree(path, ignore_errors=True)
+        return listing(path)
+
+    monkeypatch.setattr(os, "scandir", merged_as_listed)
+    assert folder_bytes(tmp_path) == {"folder": 300}
+
+
 def test_disk_room_bench_watches_the_parquet_parts_grow(tmp_path, capsys):
     """docs/files.md ("Room on the disk") quotes the parts' growth a second and the
     folder's peak while they are merged: ``--parts`` must print both."""

@@ -26,6 +26,7 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import os
 import subprocess
 import sys
 import time
@@ -95,17 +96,21 @@ def trials(duration_s: float) -> list[tuple[str, list[str], bool, str]]:
 
 def folder_bytes(folder: Path) -> dict[str, int]:
     """The bytes of the files under ``folder``, in all and per ``*.parquet.partial``
-    folder (a file that goes while it is read counts as gone)."""
+    folder. The trial writes while this reads: a file or a whole parts folder that goes
+    while it is read counts as gone (``os.walk`` passes over a folder it can no longer
+    list; ``Path.rglob`` raised, ending the benchmark, when the trial merged its parts
+    and removed their folder mid-walk: a CI run of 7 Dec 2026)."""
     sizes = {"folder": 0}
-    for path in folder.rglob("*"):
-        try:
-            size = path.stat().st_size if path.is_file() else 0
-        except FileNotFoundError:
-            continue
-        sizes["folder"] += size
-        parent = path.parent.name
-        if parent.endswith(".parquet.partial"):
-            sizes[parent] = sizes.get(parent, 0) + size
+    for root, _, files in os.walk(folder):
+        parent = os.path.basename(root)
+        for name in files:
+            try:
+                size = os.stat(os.path.join(root, name), follow_symlinks=False).st_size
+            except FileNotFoundError:
+                continue
+            sizes["folder"] += size
+            if parent.endswith(".parquet.partial"):
+                sizes[parent] = sizes.get(parent, 0) + size
     return sizes
 
 
