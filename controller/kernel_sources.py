@@ -13,18 +13,24 @@ evaluation, library use) and before any kernel is loaded. It fingerprints the so
 of ``controller``, ``sim`` and ``hw`` (every ``.py`` file) and compares the fingerprint
 with the one stored in each place numba caches this package's kernels (``__pycache__``
 beside the sources, ``NUMBA_CACHE_DIR``'s mirror, the user's cache folder). Where the
-fingerprint differs it deletes the package's index files (``*.nbi``) there, so that
-numba compiles every kernel again, stores the new fingerprint, and says so in one line
-on standard error.
+fingerprint differs it deletes the package's cached kernels there (their index files,
+``*.nbi``, and their data files, ``*.nbc``), so that numba compiles every kernel again,
+stores the new fingerprint, and says so in one line on standard error.
 
 The fingerprint is two-level, to stay within a few milliseconds per command: the
 names, sizes and modification times of the files (``os.scandir``, about 1 ms for the
 200 files) decide when nothing changed; only when they differ are the contents hashed
 (about 10 ms), so a checkout that touched files without changing them compiles nothing.
 
-Two processes starting at once after an update both delete the indexes; whichever
-loads a kernel first finds no index and compiles, as numba does for any missing index
-(its index is written whole, by a rename), so neither fails. A process still running
+Two processes starting at once after an update both delete the cached kernels;
+whichever loads a kernel first finds no index and compiles, as numba does for any
+missing index (its index is written whole, by a rename), so neither fails. The data
+files go too: numba saves a kernel's index before its data and numbers the data files
+of a new index from 1, so with the old data files left, a process that read the other
+one's new index before that one had saved its data loaded the old machine code under
+the new key (one of two commands started together printed the old result, without a
+word, in a fresh-clone CI run of 7 Dec 2026); an index entry whose data file is
+missing numba takes for no entry, and compiles. A process still running
 the code from before the update may cache a kernel after the new code's check: the
 fingerprint is also a key of every cache entry (``fingerprint``, used by
 ``controller.numba_hooks``), so the new code never loads it. Standard library only (and
@@ -138,22 +144,24 @@ def _write_stamp(path: Path, quick: str, content: str) -> None:
         pass  # a place numba cannot write to holds no kernels of ours either
 
 
-def _delete_indexes(place: list[Path]) -> int:
-    """Delete the kernel index files in ``place``; how many were there."""
-    deleted = 0
+def _delete_cached(place: list[Path]) -> int:
+    """Delete the cached kernels in ``place``, index files and data files (module
+    docstring: a data file left behind is reused by name under a new index); how many
+    index files were there."""
+    indexes = 0
     for folder in place:
         try:
             names = os.listdir(folder)
         except OSError:
             continue
         for name in names:
-            if name.endswith(".nbi"):
+            if name.endswith((".nbi", ".nbc")):
                 try:
                     os.unlink(folder / name)
-                    deleted += 1
+                    indexes += name.endswith(".nbi")
                 except FileNotFoundError:  # another process got there first
                     pass
-    return deleted
+    return indexes
 
 
 def invalidate_if_changed(notes: TextIO | None = None, root: Path = ROOT) -> bool:
@@ -182,7 +190,7 @@ def invalidate_if_changed(notes: TextIO | None = None, root: Path = ROOT) -> boo
             continue  # nor here (a read-only install): no hashing on every command
         content = content or content_key(folders)
         if stored_content != content:  # also no stamp: cached by a version without it
-            invalidated |= _delete_indexes(place) > 0
+            invalidated |= _delete_cached(place) > 0
         _write_stamp(stamp, quick, content)
     _fingerprint[root] = content
     if invalidated:
