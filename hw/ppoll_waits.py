@@ -33,13 +33,18 @@ class ShimUnavailable(RuntimeError):
     """The wrapper cannot be built here; the message says why."""
 
 
+def c_compiler() -> str | None:
+    """The machine's C compiler (``gcc``, else ``cc``), or None."""
+    return shutil.which("gcc") or shutil.which("cc")
+
+
 def build(build_dir: Path, min_wait_s: float = LOG_WAIT_S) -> Path:
     """``ppoll_waits.c`` compiled into ``build_dir`` (a shared object, rebuilt when the
     source is newer; written under another name and renamed, so two callers at once
     never run a half-written one), logging waits from ``min_wait_s`` on (the tests log
     every wait, each at its own sleep, as the truth a sampler is checked against); its
     path. Raises ``ShimUnavailable`` without a C compiler or when the compile fails."""
-    compiler = shutil.which("gcc") or shutil.which("cc")
+    compiler = c_compiler()
     if compiler is None:
         raise ShimUnavailable("no C compiler (gcc or cc) to build the ppoll wrapper")
     min_wait_ns = max(1, round(min_wait_s * 1e9))

@@ -76,6 +76,23 @@ def _two_busy_loops(cpu: int) -> Iterator[None]:
             loop.wait()
 
 
+def _kept_off_its_cpu(pid: int, cpu: int) -> tuple[float, float, float]:
+    """Two busy loops on ``cpu`` (where ``pid`` is pinned) for ``BUSY_S``: the window's
+    start and end (monotonic) and the kernel's count of ``pid``'s waits for a CPU in it
+    (s), read 0.1 s after the loops end, so that a wait still under way has ended and
+    been read by every watcher."""
+    kernel = RunQueueWait(f"/proc/{pid}/task/{pid}/schedstat")
+    time.sleep(0.1)
+    before, start_s = kernel.seconds(), time.monotonic()
+    with _two_busy_loops(cpu):
+        time.sleep(BUSY_S)
+    time.sleep(0.1)
+    end_s, after = time.monotonic(), kernel.seconds()
+    kernel.close()
+    assert before is not None and after is not None
+    return start_s, end_s, after - before
+
+
 def _watch_beside(pid: int, cpu: int, nice: int) -> WaitWatch:
     """A ``WaitWatch`` of ``pid`` whose sampling thread runs on ``cpu`` at ``nice``."""
     watch = WaitWatch(pid)
@@ -92,7 +109,7 @@ def test_the_firmware_logs_each_wait_where_it_fell(openems_programs, tmp_path):
     1 ms beyond it, and most of it is credited inside 10 ms windows; more than a
     ``WaitWatch`` thread of this process on the same CPU, at the lowest priority, locates
     there (its samples then span tens of ms)."""
-    if shutil.which("gcc") is None and shutil.which("cc") is None:
+    if ppoll_waits.c_compiler() is None:
         pytest.skip("no C compiler: the firmware's waits are sampled from outside")
     cpu = max(os.sched_getaffinity(0))
     firmware = FirmwareProcess(openems_programs["head"], tmp_path)
@@ -100,20 +117,11 @@ def test_the_firmware_logs_each_wait_where_it_fell(openems_programs, tmp_path):
         assert firmware.waits_by.startswith("logged by the firmware's own process")
         os.sched_setaffinity(firmware.pid, {cpu})
         watch = _watch_beside(firmware.pid, cpu, WATCHER_NICE)
-        kernel = RunQueueWait(f"/proc/{firmware.pid}/task/{firmware.pid}/schedstat")
-        time.sleep(0.1)
-        before, start_s = kernel.seconds(), time.monotonic()
-        with _two_busy_loops(cpu):
-            time.sleep(BUSY_S)
-        time.sleep(0.1)  # a wait still under way ends before the count is read
-        end_s, after = time.monotonic(), kernel.seconds()
-        kernel.close()
+        start_s, end_s, counted = _kept_off_its_cpu(firmware.pid, cpu)
         watched = watch.stop()
     finally:
         firmware.stop()
     own = [e for e in firmware.waits() if start_s <= e["since_s"] and e["monotonic_s"] <= end_s]
-    assert before is not None and after is not None
-    counted = after - before
     logged = waited_within(own, start_s, end_s)
     located, watch_located = _located(own, start_s, end_s), _located(watched, start_s, end_s)
     # A wait of 1 ms or more came between two sleeps (shorter ones are added up).
@@ -154,7 +162,7 @@ def test_a_sampled_wait_is_never_credited_where_the_thread_did_not_wait(tmp_path
     sampler's events more than the truth's allow there (``_at_most``): a late reply
     would be excused by a wait that fell elsewhere. (Dated from the earlier read, 23-29
     of 160 windows were over in 3 runs, by up to 5.7-7.1 ms.)"""
-    compiler = shutil.which("gcc") or shutil.which("cc")
+    compiler = ppoll_waits.c_compiler()
     if compiler is None:
         pytest.skip("no C compiler for the wrapper and the program it is preloaded into")
     program = tmp_path / "ppoll_loop"
@@ -168,21 +176,12 @@ def test_a_sampled_wait_is_never_credited_where_the_thread_did_not_wait(tmp_path
     try:
         os.sched_setaffinity(child.pid, {cpu})
         watch = _watch_beside(child.pid, cpu, 0)
-        kernel = RunQueueWait(f"/proc/{child.pid}/task/{child.pid}/schedstat")
-        time.sleep(0.1)
-        before, start_s = kernel.seconds(), time.monotonic()
-        with _two_busy_loops(cpu):
-            time.sleep(BUSY_S)
-        time.sleep(0.1)  # a wait still under way ends, and is read by both
-        end_s, after = time.monotonic(), kernel.seconds()
-        kernel.close()
+        start_s, end_s, counted = _kept_off_its_cpu(child.pid, cpu)
         sampled = watch.stop()
     finally:
         child.kill()
         child.wait()
     truth = ppoll_waits.read_events(log)
-    assert before is not None and after is not None
-    counted = after - before
     edges = [start_s + k * WINDOW_S for k in range(int((end_s - start_s) / WINDOW_S) + 1)]
     windows = list(itertools.pairwise(edges))
     credited = [waited_within(sampled, a, b) for a, b in windows]
