@@ -15,6 +15,7 @@ since the previous one. It is built here, at run time, with the machine's C comp
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import shutil
@@ -70,15 +71,25 @@ def build_for(program: Path, build_dir: Path) -> Path:
     """``build``, for ``program``: raises ``ShimUnavailable`` too when the program does
     not call ``ppoll`` through the dynamic linker (``nm -D``: a static or inlined call
     never reaches a preloaded wrapper, and nothing would be logged)."""
+    if problem := _no_dynamic_ppoll(program, program.stat().st_mtime_ns):
+        raise ShimUnavailable(problem)
+    return build(build_dir)
+
+
+@functools.cache
+def _no_dynamic_ppoll(program: Path, mtime_ns: int) -> str:
+    """Why the preloaded wrapper would not see ``program``'s ``ppoll`` (empty: it would),
+    read once per build of the program (``mtime_ns``): every firmware started in a test
+    session asked ``nm`` again, about 20 ms each."""
     nm = shutil.which("nm")
     if nm is None:
-        raise ShimUnavailable("no nm (binutils) to check that the program calls ppoll")
+        return "no nm (binutils) to check that the program calls ppoll"
     symbols = subprocess.run([nm, "-D", "--undefined-only", str(program)],
                              capture_output=True, text=True, check=False).stdout
     if not any(line.split()[-1].split("@")[0] == "ppoll"
                for line in symbols.splitlines() if line.strip()):
-        raise ShimUnavailable(f"{program.name} does not call ppoll through the dynamic linker")
-    return build(build_dir)
+        return f"{program.name} does not call ppoll through the dynamic linker"
+    return ""
 
 
 def environment(library: Path, log: Path) -> dict[str, str]:
