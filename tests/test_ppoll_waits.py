@@ -44,6 +44,8 @@ LOCATED_SHARE = 0.8
 
 #: ``waited_ms`` is logged to the microsecond: a few events' rounding.
 ROUNDING_S = 1e-5
+#: How long the truth's program works between two sleeps in the test's second case (us).
+WORK_US = 500
 #: The C program whose waits are the truth (``tests/helpers/ppoll_loop.c``).
 PPOLL_LOOP = Path(__file__).parent / "helpers" / "ppoll_loop.c"
 
@@ -152,7 +154,8 @@ def test_a_program_without_a_dynamic_ppoll_is_watched_from_outside(tmp_path):
         ppoll_waits.build_for(program, tmp_path / "build")
 
 
-def test_a_sampled_wait_is_never_credited_where_the_thread_did_not_wait(tmp_path):
+@pytest.mark.parametrize("work_us", [0, WORK_US], ids=["sleeping", "working"])
+def test_a_sampled_wait_is_never_credited_where_the_thread_did_not_wait(tmp_path, work_us):
     """A program sleeping 0.1 ms in ``ppoll`` over and over (``tests/helpers/
     ppoll_loop.c``), pinned to one CPU beside two busy loops for 1.5 s, logs each of its
     waits for a CPU at the sleep it fell in (the wrapper built to log every wait): the
@@ -161,7 +164,11 @@ def test_a_sampled_wait_is_never_credited_where_the_thread_did_not_wait(tmp_path
     before this one. In no 10 ms window (a train's) may ``waited_within`` credit the
     sampler's events more than the truth's allow there (``_at_most``): a late reply
     would be excused by a wait that fell elsewhere. (Dated from the earlier read, 23-29
-    of 160 windows were over in 3 runs, by up to 5.7-7.1 ms.)"""
+    of 160 windows were over in 3 runs, by up to 5.7-7.1 ms.) The program also works
+    ``WORK_US`` after each sleep ("working"): then a read nearly always finds it ``R``
+    (running or runnable), so a sampler that dated a growth from the earlier read
+    whatever the state it found there fails here most of all (35-41 windows over in 3
+    runs, by up to 5.5-6.1 ms; 22-23 in the sleeping case)."""
     compiler = ppoll_waits.c_compiler()
     if compiler is None:
         pytest.skip("no C compiler for the wrapper and the program it is preloaded into")
@@ -171,7 +178,7 @@ def test_a_sampled_wait_is_never_credited_where_the_thread_did_not_wait(tmp_path
     log = tmp_path / "truth.jsonl"
     cpu = max(os.sched_getaffinity(0))
     child = subprocess.Popen(
-        [str(program)],
+        [str(program), str(work_us)],
         env={**os.environ, **ppoll_waits.environment(ppoll_waits.build(tmp_path, 1e-9), log)})
     try:
         os.sched_setaffinity(child.pid, {cpu})
