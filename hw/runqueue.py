@@ -9,10 +9,11 @@ and adds a wait only when it ends (the thread gets the CPU back). A serving loop
 its own count before and after it sleeps reads it while it runs, so no wait is under way
 then: each wait the count grew by lies between the two reads. A thread sampling another
 thread (``SampledThread``) may read while that thread waits: the wait is counted at the
-next read, and began before the earlier one, by at most the growth (``SampledThread``
-dates it so). Either records ``paused`` events (``since_s`` .. ``monotonic_s``, at least
-``waited_ms`` of it spent waiting for a CPU), and a test can ask how much of a late reply
-the board's own starvation accounts for (``waited_within``).
+next read, and began before the earlier one, by at most the growth, unless the earlier
+read found the thread asleep (then after it: ``SampledThread`` dates it so). Either
+records ``paused`` events (``since_s`` .. ``monotonic_s``, at least ``waited_ms`` of it
+spent waiting for a CPU), and a test can ask how much of a late reply the board's own
+starvation accounts for (``waited_within``).
 """
 
 from __future__ import annotations
@@ -131,46 +132,132 @@ def _within(log: Iterable[dict], start_s: float, end_s: float,
     return sum(per_process.values())
 
 
-class SampledThread:
-    """Another thread's waits for a CPU, sampled from outside through its schedstat file
-    (``path``): ``sample`` returns a ``paused`` event for the growth since the previous
-    read, from ``LOG_WAIT_S`` on. The kernel adds a wait when it ends, so a wait under way
-    at a read is counted at the next one though it began before: every wait in a growth
-    ``g`` ended after the previous read (stamped before it, ``t0``) and by this read
-    (stamped after it, ``t1``), so it began at or after ``t0 - g``; the event spans
-    ``t0 - g`` .. ``t1``. Dated from ``t0`` alone, a wait under way at a read fell partly
-    before its event and ``waited_within`` overstated a short window: a sampler at nice 0
-    on one CPU with the thread and two busy loops credited 245.5-314.3 ms in 160 10 ms
-    windows where the thread's own log put 204.1-300.2 ms, 23-29 windows over (by up
-    to 5.7-7.1 ms); dated so, none over, 121.7-141.7 ms credited of 233.0-245.2 (3 runs
-    each, tests/test_ppoll_waits.py, docs/hardware.md). ``ended``: the thread has ended (or
-    the kernel does not count its waits)."""
+#: The states ``/proc/<pid>/task/<tid>/stat`` gives a thread that is off every run queue
+#: (``task_state_index`` in the kernel's ``include/linux/sched.h``): ``S`` interruptible
+#: and ``D`` uninterruptible sleep, ``I`` an idle kernel thread (``TASK_IDLE``, the
+#: kernel's unbound workers that ``tests/helpers/cpu_waits.py`` watches). ``R`` covers
+#: both running and runnable (``TASK_RUNNING``) and a wake-up under way (``TASK_WAKING``
+#: is not in ``TASK_REPORT``, so it reads ``R``); stopped, traced or dead threads are
+#: left out (not needed here).
+ASLEEP_STATES = frozenset("SDI")
+
+
+def thread_state(stat: bytes) -> str | None:
+    """The state letter of a ``/proc/<pid>/task/<tid>/stat`` line (``pid (comm) S
+    ...``), None when the line is not one. The command name may hold spaces and
+    parentheses, and nothing after it does: the state follows the line's last ``)``."""
+    end = stat.rfind(b")")
+    if end < 0 or stat[end + 1:end + 2] != b" ":
+        return None
+    state = stat[end + 2:end + 3].decode("ascii", "replace")
+    return state if state.isalpha() else None
+
+
+class ThreadState:
+    """Another thread's scheduling state, read from its ``stat`` file (``path``) as
+    often as asked; ``asleep`` is False where the state cannot be read (the thread
+    has ended), as if it might be waiting for a CPU."""
 
     def __init__(self, path: str) -> None:
+        try:
+            self._fd: int | None = os.open(path, os.O_RDONLY)
+        except OSError:
+            self._fd = None
+
+    def asleep(self) -> bool:
+        """Whether the thread is in ``ASLEEP_STATES`` now."""
+        if self._fd is None:
+            return False
+        try:
+            line = os.pread(self._fd, 512, 0)
+        except OSError:  # the thread has ended
+            return False
+        return thread_state(line) in ASLEEP_STATES
+
+    def close(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+
+class SampledThread:
+    """Another thread's waits for a CPU, sampled from outside through its schedstat file
+    (``path``; its ``stat`` beside it gives the thread's state): ``sample`` returns a
+    ``paused`` event for the growth since the previous read, from ``LOG_WAIT_S`` on.
+
+    The kernel adds a wait when it ends (``sched_info_arrive`` in
+    ``kernel/sched/stats.h``, when the thread gets a CPU), so a wait under way at a read
+    is counted at the next one though it began before: every wait in a growth ``g``
+    ended after the previous read (stamped before it, ``t0``) and by this read (stamped
+    after it, ``t1``), so it began at or after ``t0 - g``; the event spans ``t0 - g`` ..
+    ``t1``. Dated from ``t0`` alone, a wait under way at a read fell partly before its
+    event and ``waited_within`` overstated a short window: a sampler at nice 0 on one
+    CPU with the thread and two busy loops credited 245.5-314.3 ms in 160 10 ms windows
+    where the thread's own log put 204.1-300.2 ms, 23-29 windows over (by up to 5.7-7.1
+    ms); dated so, none over, 121.7-141.7 ms credited of 233.0-245.2 (3 runs each,
+    tests/test_ppoll_waits.py, docs/hardware.md).
+
+    Tighter where the previous read found the thread asleep: each read takes the
+    thread's state (``ThreadState``) after the before-stamp and before the count. A wait
+    is counted only from the moment the kernel stamps the thread queued
+    (``sched_info_enqueue``: on a wake-up's enqueue, or when a thread leaves the CPU
+    still ``TASK_RUNNING``, ``sched_info_depart``) to the moment it gets a CPU, and
+    through all of it the thread's state reads ``R``: a wake-up sets ``TASK_WAKING``
+    (``R``) before it enqueues the thread and ``TASK_RUNNING`` after
+    (``try_to_wake_up`` in ``kernel/sched/core.c``), and only the thread itself, on a
+    CPU, sets itself asleep again. A thread read asleep had no counted wait under way
+    then, so a wait first counted at the next read began after the state was read,
+    after ``t0``: the event spans ``t0`` .. ``t1``. Read ``R``, the thread may be
+    waiting (``R`` is running or runnable): the rule above holds. Two holes, both
+    small: a delayed-dequeue wake-up (``ttwu_runnable``, kernels from 6.12) enqueues
+    the thread and then sets ``TASK_RUNNING`` under the run-queue lock, a few
+    microseconds in which ``S`` and a counted wait coexist; and a thread preempted
+    between setting itself asleep and leaving the CPU stays queued uncounted
+    (``sched_info_depart`` stamps only a ``TASK_RUNNING`` thread), but is stamped if the
+    kernel then moves it to another CPU (``enqueue_task`` on the new run queue), so a
+    wait counted from that move may be under way while ``S`` reads, a coincidence of a
+    microseconds-wide window and a migration, impossible for a thread pinned to one CPU.
+    The gain is small: a growth mostly follows a read that found the thread waiting
+    (``R``). Both datings from the same reads (sampler at nice 0 beside two busy loops
+    on the thread's CPU, 160 10 ms windows, 3 runs): a 0.1 ms ``ppoll`` loop's own log
+    credited 54.7-67.5 % by the first rule, 61.8-70.1 % by this one (4-8 of 59-63 events
+    followed an asleep read); working 0.5 ms after each sleep, 82.7-83.4 % both ways, +0
+    to +0.6 points; never over the truth. Dated from ``t0`` whatever the state, 22-23
+    and 35-41 windows were over, by up to 5.5-7.1 ms (tests/test_ppoll_waits.py,
+    docs/hardware.md). The state costs a read: 5.6 us a sample instead of 1.7.
+    ``ended``: the thread has ended (or the kernel does not count its
+    waits)."""
+
+    def __init__(self, path: str) -> None:
+        self._state = ThreadState(os.path.join(os.path.dirname(path), "stat"))
         self._read_s = time.monotonic()  # before the read: see the class docstring
+        self._asleep = self._state.asleep()
         self._counter = RunQueueWait(path)
         waited = self._counter.seconds()
         self._waited = waited if waited is not None else 0.0
         self.ended = waited is None
 
     def sample(self, **where: int) -> dict | None:
-        """Read the count now: a ``paused`` event (``where``: the thread's ``pid`` and
-        ``tid``) when it grew by ``LOG_WAIT_S`` or more since the previous read (shorter
-        growths are dropped), else None; ``ended`` set when the thread has ended."""
+        """Read the state and the count now: a ``paused`` event (``where``: the
+        thread's ``pid`` and ``tid``) when the count grew by ``LOG_WAIT_S`` or more
+        since the previous read (shorter growths are dropped), else None; ``ended`` set
+        when the thread has ended."""
         read_s = time.monotonic()
+        asleep = self._state.asleep()
         waited = self._counter.seconds()
         now = time.monotonic()
         if waited is None:
             self.ended = True
             return None
         grown = waited - self._waited
-        event = (paused_event(self._read_s - grown, now, grown, **where)
-                 if grown >= LOG_WAIT_S else None)
-        self._read_s, self._waited = read_s, waited
+        since = self._read_s if self._asleep else self._read_s - grown
+        event = paused_event(since, now, grown, **where) if grown >= LOG_WAIT_S else None
+        self._read_s, self._waited, self._asleep = read_s, waited, asleep
         return event
 
     def close(self) -> None:
         self._counter.close()
+        self._state.close()
 
 
 class WaitWatch:
