@@ -9,8 +9,9 @@ and adds a wait only when it ends (the thread gets the CPU back). A serving loop
 its own count before and after it sleeps reads it while it runs, so no wait is under way
 then: each wait the count grew by lies between the two reads. A thread sampling another
 thread (``SampledThread``) may read while that thread waits: the wait is counted at the
-next read, and began before the earlier one, by at most the growth, unless the earlier
-read found the thread asleep (then after it: ``SampledThread`` dates it so). Either
+next read, and began before the earlier one, by at most the growth; after it where that
+read found the thread asleep, and after the read before it where the thread got a CPU
+twice in between (``SampledThread`` dates it so). Either
 records ``paused`` events (``since_s`` .. ``monotonic_s``, at least ``waited_ms`` of it
 spent waiting for a CPU), and a test can ask how much of a late reply the board's own
 starvation accounts for (``waited_within``).
@@ -47,13 +48,21 @@ class RunQueueWait:
             self._fd = None
 
     def seconds(self) -> float | None:
+        read = self.read()
+        return read[0] if read is not None else None
+
+    def read(self) -> tuple[float, int] | None:
+        """The wait so far (s) and, from the same read, how many times the thread got a
+        CPU after a counted wait (the file's third field, ``pcount``; 0 where absent)."""
         if self._fd is None:
             return None
         try:
             fields = os.pread(self._fd, 128, 0).split()
         except OSError:  # the process has ended
             return None
-        return int(fields[1]) / 1e9 if len(fields) >= 2 else None
+        if len(fields) < 2:
+            return None
+        return int(fields[1]) / 1e9, int(fields[2]) if len(fields) >= 3 else 0
 
     def close(self) -> None:
         if self._fd is not None:
@@ -140,6 +149,10 @@ def _within(log: Iterable[dict], start_s: float, end_s: float,
 #: is not in ``TASK_REPORT``, so it reads ``R``); stopped, traced or dead threads are
 #: left out (not needed here).
 ASLEEP_STATES = frozenset("SDI")
+#: How many times the thread must have got a CPU between the two reads before the
+#: previous one for a wait under way at the previous read to have begun after the first
+#: of them: one arrival may be torn from its wait by the read (``SampledThread``).
+ARRIVALS_BETWEEN = 2
 
 
 def thread_state(stat: bytes) -> str | None:
@@ -217,14 +230,31 @@ class SampledThread:
     kernel then moves it to another CPU (``enqueue_task`` on the new run queue), so a
     wait counted from that move may be under way while ``S`` reads, a coincidence of a
     microseconds-wide window and a migration, impossible for a thread pinned to one CPU.
-    The gain is small: a growth mostly follows a read that found the thread waiting
-    (``R``). Both datings from the same reads (sampler at nice 0 beside two busy loops
-    on the thread's CPU, 160 10 ms windows, 3 runs): a 0.1 ms ``ppoll`` loop's own log
-    credited 54.7-67.5 % by the first rule, 61.8-70.1 % by this one (4-8 of 59-63 events
-    followed an asleep read); working 0.5 ms after each sleep, 82.7-83.4 % both ways, +0
-    to +0.6 points; never over the truth. Dated from ``t0`` whatever the state, 22-23
-    and 35-41 windows were over, by up to 5.5-7.1 ms (tests/test_ppoll_waits.py,
-    docs/hardware.md). The state costs a read: 5.6 us a sample instead of 1.7.
+
+    Tighter again where the thread got a CPU between the two reads before the previous
+    one: a wait is ended by the thread's arrival on a CPU (``sched_info_arrive``, which
+    counts it in schedstat's third field, ``pcount``, and clears the queued stamp), so a
+    wait under way at the previous read began after the last arrival before that read;
+    if ``pcount`` grew between the read before (stamped ``t-1``) and the previous one,
+    that arrival came after ``t-1``, and the event spans from ``max(t0 - g, t-1)``. It
+    takes a growth of ``ARRIVALS_BETWEEN`` (2), not 1: the kernel prints the three
+    fields without a lock, so one read may see an arrival's ``pcount`` without its wait
+    (then counted in the next growth though it began before); arrivals are a run and
+    a wait apart, so two cannot both fall between one read's loads, nanoseconds apart,
+    and the earlier one bounds every wait after it. A move to another CPU adds the part
+    of a wait so far to the count without an arrival (``sched_info_dequeue``): no
+    ``pcount`` growth is claimed from it.
+
+    Both tighter rules, and the growth alone, dated from the same reads (sampler at
+    nice 0 beside two busy loops on the thread's CPU, 160 10 ms windows, 3 runs): a
+    0.1 ms ``ppoll`` loop's own waits credited 57.5-59.0 % by the growth alone,
+    59.8-64.9 % with the state, 77.2-81.3 % with both (the state alone gains little: a
+    growth mostly follows a read that found the thread waiting, ``R``); working 0.5 ms
+    after each sleep, 80.4-83.6 %, 80.4-84.5 %, 82.1-85.2 %; never over the truth.
+    Dated from ``t0`` whatever the state, 22-23 and 35-41 windows were over, by up to
+    5.5-7.1 ms; from ``t-1`` whatever the arrivals, 0-2 and 7-11, by up to 0.3-1.1 ms
+    (tests/test_ppoll_waits.py, docs/hardware.md). The state costs a read: 5.6 us a
+    sample instead of 1.7.
     ``ended``: the thread has ended (or the kernel does not count its
     waits)."""
 
@@ -233,9 +263,12 @@ class SampledThread:
         self._read_s = time.monotonic()  # before the read: see the class docstring
         self._asleep = self._state.asleep()
         self._counter = RunQueueWait(path)
-        waited = self._counter.seconds()
-        self._waited = waited if waited is not None else 0.0
-        self.ended = waited is None
+        read = self._counter.read()
+        self._waited, self._arrivals = read if read is not None else (0.0, 0)
+        self.ended = read is None
+        # The read before the previous one: its before-stamp and arrivals (None: none).
+        self._earlier_s: float | None = None
+        self._earlier_arrivals = 0
 
     def sample(self, **where: int) -> dict | None:
         """Read the state and the count now: a ``paused`` event (``where``: the
@@ -244,16 +277,30 @@ class SampledThread:
         when the thread has ended."""
         read_s = time.monotonic()
         asleep = self._state.asleep()
-        waited = self._counter.seconds()
+        read = self._counter.read()
         now = time.monotonic()
-        if waited is None:
+        if read is None:
             self.ended = True
             return None
+        waited, arrivals = read
         grown = waited - self._waited
-        since = self._read_s if self._asleep else self._read_s - grown
-        event = paused_event(since, now, grown, **where) if grown >= LOG_WAIT_S else None
-        self._read_s, self._waited, self._asleep = read_s, waited, asleep
+        event = (paused_event(self._began_by(grown), now, grown, **where)
+                 if grown >= LOG_WAIT_S else None)
+        self._earlier_s, self._earlier_arrivals = self._read_s, self._arrivals
+        self._read_s, self._waited, self._asleep, self._arrivals = (
+            read_s, waited, asleep, arrivals)
         return event
+
+    def _began_by(self, grown: float) -> float:
+        """The earliest a wait counted in a growth of ``grown`` since the previous read
+        can have begun (the class docstring's three rules)."""
+        if self._asleep:
+            return self._read_s
+        since = self._read_s - grown
+        if (self._earlier_s is not None
+                and self._arrivals - self._earlier_arrivals >= ARRIVALS_BETWEEN):
+            since = max(since, self._earlier_s)
+        return since
 
     def close(self) -> None:
         self._counter.close()
