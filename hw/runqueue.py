@@ -9,9 +9,9 @@ and adds a wait only when it ends (the thread gets the CPU back). A serving loop
 its own count before and after it sleeps reads it while it runs, so no wait is under way
 then: each wait the count grew by lies between the two reads. A thread sampling another
 thread (``SampledThread``) may read while that thread waits: the wait is counted at the
-next read, and began before the earlier one, by at most the growth; after it where that
-read found the thread asleep, and after the read before it where the thread got a CPU
-twice in between (``SampledThread`` dates it so). Either
+next read, and began before the earlier one, by at most the growth, and after the read
+before that one where the thread got a CPU twice in between (``SampledThread`` dates it
+so). Either
 records ``paused`` events (``since_s`` .. ``monotonic_s``, at least ``waited_ms`` of it
 spent waiting for a CPU), and a test can ask how much of a late reply the board's own
 starvation accounts for (``waited_within``).
@@ -52,8 +52,9 @@ class RunQueueWait:
         return read[0] if read is not None else None
 
     def read(self) -> tuple[float, int] | None:
-        """The wait so far (s) and, from the same read, how many times the thread got a
-        CPU after a counted wait (the file's third field, ``pcount``; 0 where absent)."""
+        """The wait so far (s) and, from the same read, how many times the thread has got
+        a CPU (the file's third field, ``pcount``, one more at every arrival; 0 where
+        absent, and then no wait is dated by it)."""
         if self._fd is None:
             return None
         try:
@@ -141,62 +142,16 @@ def _within(log: Iterable[dict], start_s: float, end_s: float,
     return sum(per_process.values())
 
 
-#: The states ``/proc/<pid>/task/<tid>/stat`` gives a thread that is off every run queue
-#: (``task_state_index`` in the kernel's ``include/linux/sched.h``): ``S`` interruptible
-#: and ``D`` uninterruptible sleep, ``I`` an idle kernel thread (``TASK_IDLE``, the
-#: kernel's unbound workers that ``tests/helpers/cpu_waits.py`` watches). ``R`` covers
-#: both running and runnable (``TASK_RUNNING``) and a wake-up under way (``TASK_WAKING``
-#: is not in ``TASK_REPORT``, so it reads ``R``); stopped, traced or dead threads are
-#: left out (not needed here).
-ASLEEP_STATES = frozenset("SDI")
 #: How many times the thread must have got a CPU between the two reads before the
 #: previous one for a wait under way at the previous read to have begun after the first
 #: of them: one arrival may be torn from its wait by the read (``SampledThread``).
 ARRIVALS_BETWEEN = 2
 
 
-def thread_state(stat: bytes) -> str | None:
-    """The state letter of a ``/proc/<pid>/task/<tid>/stat`` line (``pid (comm) S
-    ...``), None when the line is not one. The command name may hold spaces and
-    parentheses, and nothing after it does: the state follows the line's last ``)``."""
-    end = stat.rfind(b")")
-    if end < 0 or stat[end + 1:end + 2] != b" ":
-        return None
-    state = stat[end + 2:end + 3].decode("ascii", "replace")
-    return state if state.isalpha() else None
-
-
-class ThreadState:
-    """Another thread's scheduling state, read from its ``stat`` file (``path``) as
-    often as asked; ``asleep`` is False where the state cannot be read (the thread
-    has ended), as if it might be waiting for a CPU."""
-
-    def __init__(self, path: str) -> None:
-        try:
-            self._fd: int | None = os.open(path, os.O_RDONLY)
-        except OSError:
-            self._fd = None
-
-    def asleep(self) -> bool:
-        """Whether the thread is in ``ASLEEP_STATES`` now."""
-        if self._fd is None:
-            return False
-        try:
-            line = os.pread(self._fd, 512, 0)
-        except OSError:  # the thread has ended
-            return False
-        return thread_state(line) in ASLEEP_STATES
-
-    def close(self) -> None:
-        if self._fd is not None:
-            os.close(self._fd)
-            self._fd = None
-
-
 class SampledThread:
     """Another thread's waits for a CPU, sampled from outside through its schedstat file
-    (``path``; its ``stat`` beside it gives the thread's state): ``sample`` returns a
-    ``paused`` event for the growth since the previous read, from ``LOG_WAIT_S`` on.
+    (``path``): ``sample`` returns a ``paused`` event for the growth since the previous
+    read, from ``LOG_WAIT_S`` on.
 
     The kernel adds a wait when it ends (``sched_info_arrive`` in
     ``kernel/sched/stats.h``, when the thread gets a CPU), so a wait under way at a read
@@ -210,58 +165,35 @@ class SampledThread:
     ms); dated so, none over, 121.7-141.7 ms credited of 233.0-245.2 (3 runs each,
     tests/test_ppoll_waits.py, docs/hardware.md).
 
-    Tighter where the previous read found the thread asleep: each read takes the
-    thread's state (``ThreadState``) after the before-stamp and before the count. A wait
-    is counted only from the moment the kernel stamps the thread queued
-    (``sched_info_enqueue``: on a wake-up's enqueue, or when a thread leaves the CPU
-    still ``TASK_RUNNING``, ``sched_info_depart``) to the moment it gets a CPU, and
-    through all of it the thread's state reads ``R``: a wake-up sets ``TASK_WAKING``
-    (``R``) before it enqueues the thread and ``TASK_RUNNING`` after
-    (``try_to_wake_up`` in ``kernel/sched/core.c``), and only the thread itself, on a
-    CPU, sets itself asleep again. A thread read asleep had no counted wait under way
-    then, so a wait first counted at the next read began after the state was read,
-    after ``t0``: the event spans ``t0`` .. ``t1``. Read ``R``, the thread may be
-    waiting (``R`` is running or runnable): the rule above holds. Two holes, both
-    small: a delayed-dequeue wake-up (``ttwu_runnable``, kernels from 6.12) enqueues
-    the thread and then sets ``TASK_RUNNING`` under the run-queue lock, a few
-    microseconds in which ``S`` and a counted wait coexist; and a thread preempted
-    between setting itself asleep and leaving the CPU stays queued uncounted
-    (``sched_info_depart`` stamps only a ``TASK_RUNNING`` thread), but is stamped if the
-    kernel then moves it to another CPU (``enqueue_task`` on the new run queue), so a
-    wait counted from that move may be under way while ``S`` reads, a coincidence of a
-    microseconds-wide window and a migration, impossible for a thread pinned to one CPU.
+    Tighter where the thread got a CPU between the two reads before the previous one: a
+    wait is counted from the thread's enqueue (``sched_info_enqueue``) to its arrival on
+    a CPU (``sched_info_arrive``, which also adds one to schedstat's third field,
+    ``pcount``), so a wait under way at the previous read began after the thread's last
+    arrival before that read. If ``pcount`` grew between the read before (stamped
+    ``t-1``) and the previous one, that arrival came after ``t-1``, and the event spans
+    from ``max(t0 - g, t-1)``. It takes a growth of ``ARRIVALS_BETWEEN`` (2), not 1: the
+    kernel prints the fields without a lock, so one read may see an arrival's ``pcount``
+    without its wait (then counted in the next growth though it began before); arrivals
+    are a run and a wait apart, so two cannot both fall between one read's loads,
+    nanoseconds apart, and the earlier one bounds every wait after it. A move to another
+    CPU adds the part of a wait so far to the count without an arrival
+    (``sched_info_dequeue``): no ``pcount`` growth is claimed from it. The arrivals come
+    in the same read as the count, at no cost.
 
-    Tighter again where the thread got a CPU between the two reads before the previous
-    one: a wait is ended by the thread's arrival on a CPU (``sched_info_arrive``, which
-    counts it in schedstat's third field, ``pcount``, and clears the queued stamp), so a
-    wait under way at the previous read began after the last arrival before that read;
-    if ``pcount`` grew between the read before (stamped ``t-1``) and the previous one,
-    that arrival came after ``t-1``, and the event spans from ``max(t0 - g, t-1)``. It
-    takes a growth of ``ARRIVALS_BETWEEN`` (2), not 1: the kernel prints the three
-    fields without a lock, so one read may see an arrival's ``pcount`` without its wait
-    (then counted in the next growth though it began before); arrivals are a run and
-    a wait apart, so two cannot both fall between one read's loads, nanoseconds apart,
-    and the earlier one bounds every wait after it. A move to another CPU adds the part
-    of a wait so far to the count without an arrival (``sched_info_dequeue``): no
-    ``pcount`` growth is claimed from it.
-
-    Both tighter rules, and the growth alone, dated from the same reads (sampler at
-    nice 0 beside two busy loops on the thread's CPU, 160 10 ms windows, 3 runs): a
-    0.1 ms ``ppoll`` loop's own waits credited 57.5-59.0 % by the growth alone,
-    59.8-64.9 % with the state, 77.2-81.3 % with both (the state alone gains little: a
-    growth mostly follows a read that found the thread waiting, ``R``); working 0.5 ms
-    after each sleep, 80.4-83.6 %, 80.4-84.5 %, 82.1-85.2 %; never over the truth.
-    Dated from ``t0`` whatever the state, 22-23 and 35-41 windows were over, by up to
-    5.5-7.1 ms; from ``t-1`` whatever the arrivals, 0-2 and 7-11, by up to 0.3-1.1 ms
-    (tests/test_ppoll_waits.py, docs/hardware.md). The state costs a read: 5.6 us a
-    sample instead of 1.7.
-    ``ended``: the thread has ended (or the kernel does not count its
-    waits)."""
+    Both datings from the same reads (sampler at nice 0 beside two busy loops on the
+    thread's CPU, 160 10 ms windows, 3 runs each; docs/hardware.md): a 0.1 ms ``ppoll``
+    loop's own waits credited 52.9-54.4 % by the growth alone, 74.9-77.1 % with the
+    arrivals; working 0.5 ms after each sleep, 80.4-82.7 % and 81.1-84.1 %;
+    never over the truth. Dated from ``t-1`` whatever the arrivals, 0-2 windows (sleeping)
+    and 7-11 (working) were over, by up to 0.3-1.1 ms (tests/test_ppoll_waits.py). Also
+    tried and not kept: dating from ``t0`` where the previous read found the thread
+    asleep in its ``stat`` file (3-4 points more credit when sleeping, none working, for
+    a second ``/proc`` read: 5.6 us a sample instead of 1.7, and two microseconds-wide
+    holes in the kernel's wake-up path; commits 22e1835 to 26f6f0f hold it).
+    ``ended``: the thread has ended (or the kernel does not count its waits)."""
 
     def __init__(self, path: str) -> None:
-        self._state = ThreadState(os.path.join(os.path.dirname(path), "stat"))
         self._read_s = time.monotonic()  # before the read: see the class docstring
-        self._asleep = self._state.asleep()
         self._counter = RunQueueWait(path)
         read = self._counter.read()
         self._waited, self._arrivals = read if read is not None else (0.0, 0)
@@ -271,12 +203,10 @@ class SampledThread:
         self._earlier_arrivals = 0
 
     def sample(self, **where: int) -> dict | None:
-        """Read the state and the count now: a ``paused`` event (``where``: the
-        thread's ``pid`` and ``tid``) when the count grew by ``LOG_WAIT_S`` or more
-        since the previous read (shorter growths are dropped), else None; ``ended`` set
-        when the thread has ended."""
+        """Read the count now: a ``paused`` event (``where``: the thread's ``pid`` and
+        ``tid``) when it grew by ``LOG_WAIT_S`` or more since the previous read (shorter
+        growths are dropped), else None; ``ended`` set when the thread has ended."""
         read_s = time.monotonic()
-        asleep = self._state.asleep()
         read = self._counter.read()
         now = time.monotonic()
         if read is None:
@@ -287,15 +217,12 @@ class SampledThread:
         event = (paused_event(self._began_by(grown), now, grown, **where)
                  if grown >= LOG_WAIT_S else None)
         self._earlier_s, self._earlier_arrivals = self._read_s, self._arrivals
-        self._read_s, self._waited, self._asleep, self._arrivals = (
-            read_s, waited, asleep, arrivals)
+        self._read_s, self._waited, self._arrivals = read_s, waited, arrivals
         return event
 
     def _began_by(self, grown: float) -> float:
         """The earliest a wait counted in a growth of ``grown`` since the previous read
-        can have begun (the class docstring's three rules)."""
-        if self._asleep:
-            return self._read_s
+        can have begun (the class docstring's two rules)."""
         since = self._read_s - grown
         if (self._earlier_s is not None
                 and self._arrivals - self._earlier_arrivals >= ARRIVALS_BETWEEN):
@@ -304,7 +231,6 @@ class SampledThread:
 
     def close(self) -> None:
         self._counter.close()
-        self._state.close()
 
 
 class WaitWatch:

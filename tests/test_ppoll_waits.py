@@ -165,12 +165,11 @@ def test_a_sampled_wait_is_never_credited_where_the_thread_did_not_wait(tmp_path
     sampler's events more than the truth's allow there (``_at_most``): a late reply
     would be excused by a wait that fell elsewhere. (Dated from the earlier read, 23-29
     of 160 windows were over in 3 runs, by up to 5.7-7.1 ms.) The program also works
-    ``WORK_US`` after each sleep ("working"): then a read nearly always finds it ``R``
-    (running or runnable), so a sampler that dated a growth from the earlier read
-    whatever the state it found there fails here most of all (35-41 windows over in 3
-    runs, by up to 5.5-6.1 ms; 22-23 in the sleeping case), and so does one dating it
-    from the read before that whatever the thread's arrivals on a CPU between them
-    (7-11 windows over, by up to 0.9-1.1 ms; 0-2 sleeping)."""
+    ``WORK_US`` after each sleep ("working"): then a read nearly always finds it running
+    or runnable, so a sampler that dated a growth from the earlier read fails here most
+    of all (35-41 windows over in 3 runs, by up to 5.5-6.1 ms; 22-23 in the sleeping
+    case), and so does one dating it from the read before that whatever the thread's
+    arrivals on a CPU between them (7-11 windows over, by up to 0.9-1.1 ms; 0-2 sleeping)."""
     compiler = ppoll_waits.c_compiler()
     if compiler is None:
         pytest.skip("no C compiler for the wrapper and the program it is preloaded into")

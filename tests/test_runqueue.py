@@ -7,12 +7,9 @@ from __future__ import annotations
 
 import io
 import json
-import shutil
-import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 from helpers.shared_machine import (
@@ -25,7 +22,6 @@ from helpers.shared_machine import (
 from hw.p24.emulator import P24Emulator
 from hw.runqueue import (
     RunQueueWait,
-    ThreadState,
     WaitWatch,
     held_event,
     machine_delay_within,
@@ -186,43 +182,6 @@ def test_the_kernel_counts_a_threads_wait_and_a_watch_ends_with_its_process():
     child.wait()
     assert isinstance(watch.stop(), list)  # the sampler ended with the process
     assert RunQueueWait("/proc/nonexistent/schedstat").seconds() is None
-
-
-def _named(tmp_path, name: str, program: str, *args: str) -> subprocess.Popen:
-    """``program`` started under ``name`` (a link to it: the kernel names a process
-    after the file it runs), once the kernel gives it that name."""
-    link = tmp_path / name
-    link.symlink_to(shutil.which(program) or program)
-    process = subprocess.Popen([str(link), *args])
-    deadline = time.monotonic() + 5.0
-    while Path(f"/proc/{process.pid}/comm").read_text().strip() != name:
-        assert time.monotonic() < deadline, f"{program} never took the name {name!r}"
-        time.sleep(0.001)
-    return process
-
-
-def test_a_threads_state_is_read_after_its_name_however_it_is_named(tmp_path):
-    """The state follows the command name in ``/proc/<pid>/task/<tid>/stat``, and the
-    name may hold spaces and parentheses: a busy loop named ``x) S (y`` is never taken
-    for asleep (a sampler would then date a wait under way as if it began after the
-    read), and a sleeping program named ``a) R (b`` is seen asleep."""
-    busy = _named(tmp_path, "x) S (y", "sh", "-c", "while :; do :; done")
-    sleeper = _named(tmp_path, "a) R (b", "sleep", "30")
-    try:
-        busy_state = ThreadState(f"/proc/{busy.pid}/task/{busy.pid}/stat")
-        sleeping = ThreadState(f"/proc/{sleeper.pid}/task/{sleeper.pid}/stat")
-        assert not any(busy_state.asleep() for _ in range(200))
-        deadline = time.monotonic() + 5.0
-        while not sleeping.asleep():
-            assert time.monotonic() < deadline, "sleep(1) never seen asleep"
-            time.sleep(0.001)
-        busy_state.close()
-        sleeping.close()
-    finally:
-        for process in (busy, sleeper):
-            process.send_signal(signal.SIGKILL)
-            process.wait()
-    assert not ThreadState(f"/proc/{busy.pid}/task/{busy.pid}/stat").asleep()  # ended
 
 
 class _Counter:

@@ -8,8 +8,8 @@ test process would take the GIL from the live loop it watches (``fes run`` calle
 process) and could itself cause the stall it is meant to prove. The count is
 cumulative, so a sample every ``SAMPLE_S`` loses no wait; it only dates each one to
 within the span between two samples, widened back by the wait itself for one under way
-at the earlier sample, less where the thread's state or its arrivals on a CPU show the
-wait began later (``hw.runqueue.SampledThread``; ``paused`` events: ``since_s`` ..
+at the earlier sample, less where the thread's arrivals on a CPU show the wait began
+later (``hw.runqueue.SampledThread``; ``paused`` events: ``since_s`` ..
 ``monotonic_s``, ``waited_ms`` of it runnable without a CPU), and
 ``hw.runqueue.machine_delay_within`` counts only what provably fell inside a window. A
 watcher kept off the CPU itself dates its events more loosely, never overstates them.
