@@ -11,10 +11,9 @@ then: each wait the count grew by lies between the two reads. A thread sampling 
 thread (``SampledThread``) may read while that thread waits: the wait is counted at the
 next read, and began before the earlier one, by at most the growth, and after the read
 before that one where the thread got a CPU twice in between (``SampledThread`` dates it
-so). Either
-records ``paused`` events (``since_s`` .. ``monotonic_s``, at least ``waited_ms`` of it
-spent waiting for a CPU), and a test can ask how much of a late reply the board's own
-starvation accounts for (``waited_within``).
+so). Either records ``paused`` events (``since_s`` .. ``monotonic_s``, at least
+``waited_ms`` of it spent waiting for a CPU), and a test can ask how much of a late reply
+the board's own starvation accounts for (``waited_within``).
 """
 
 from __future__ import annotations
@@ -183,9 +182,9 @@ class SampledThread:
     Both datings from the same reads (sampler at nice 0 beside two busy loops on the
     thread's CPU, 160 10 ms windows, 3 runs each; docs/hardware.md): a 0.1 ms ``ppoll``
     loop's own waits credited 52.9-54.4 % by the growth alone, 74.9-77.1 % with the
-    arrivals; working 0.5 ms after each sleep, 80.4-82.7 % and 81.1-84.1 %;
-    never over the truth. Dated from ``t-1`` whatever the arrivals, 0-2 windows (sleeping)
-    and 7-11 (working) were over, by up to 0.3-1.1 ms (tests/test_ppoll_waits.py). Also
+    arrivals; working 0.5 ms after each sleep, 80.4-82.7 % and 81.1-84.1 %; never over
+    the truth. Dated from ``t-1`` whatever the arrivals, 0-2 windows (sleeping) and 7-11
+    (working) were over, by up to 0.3-1.1 ms (tests/test_ppoll_waits.py). Also
     tried and not kept: dating from ``t0`` where the previous read found the thread
     asleep in its ``stat`` file (3-4 points more credit when sleeping, none working, for
     a second ``/proc`` read: 5.6 us a sample instead of 1.7, and two microseconds-wide
