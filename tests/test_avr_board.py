@@ -779,9 +779,11 @@ def test_an_anodic_end_armed_after_its_match_still_ends_the_phase(tmp_path):
         "recovery phase carries more charge than the leading phase"}
     pulses = of(events, "pulse")
     assert len(pulses) >= 15
-    # Late, but never longer than the phase and the lateness: (64 + 100) cycles.
+    # Late, but never longer than the phase and the lateness: 64 cycles and the build's
+    # 100, with 21 more for each host byte its idle reads into the side buffer (one in
+    # each of its four steps at most; pulses.c, arm_anodic_end).
     assert all(3.9 <= e["cathodic_us"] <= 4.3 for e in pulses)
-    assert all(4.3 < e["anodic_us"] <= (64 + 100) / 16 for e in pulses), (
+    assert all(4.3 < e["anodic_us"] <= (64 + 100 + 4 * 21) / 16 for e in pulses), (
         [e["anodic_us"] for e in pulses])
 
 
