@@ -142,6 +142,8 @@ def test_reported_pulses_and_charge_are_those_the_limb_received(two_channels):
     )
     per_row = np.bincount(index, minlength=len(rows))
     np.testing.assert_array_equal(per_row[:-1], column["pulses"][1:])
+    # The last row's command never holds: the outputs go off there (test below).
+    times, index = times[index < len(rows) - 1], index[index < len(rows) - 1]
     charge_uc = column["amplitude_ma"][index] * column["pulse_width_us"][index] / 1000.0
     block = summary["stim"]["channels"]["peroneal"]
     assert block["pulses"] == index.size == int(column["pulses"].sum()) > 0
@@ -155,6 +157,25 @@ def test_reported_pulses_and_charge_are_those_the_limb_received(two_channels):
     strides = [charge_uc[(times >= a) & (times < b)].sum()
                for a, b in itertools.pairwise(heel_strikes)]
     assert block["charge_uc_stride_max"] == pytest.approx(max(strides), abs=0.001)
+
+
+def test_a_trial_ending_on_a_pulse_counts_only_the_pulses_the_limb_received(tmp_path):
+    """The last row's command is recorded but never held: the trial's outputs go off at
+    its last sample (the simulated limb applies a command from its next step, a board
+    gets STOP_ALL). A training train cut at 1.52 s (rows every 10 ms, pulses every 25 ms
+    from 1.01 s) has a pulse due in its last row (1.51 s); until 8 Dec 2026 the summary counted it,
+    one pulse (and its charge) more than the limb received."""
+    toml = "[stim]\nmode = 'training'\n[stim.training]\non_ms = 1000\noff_ms = 2000\n"
+    summary = sim(tmp_path, "cut", toml, "--duration-s", "1.52", "--rate-hz", "100")
+    with (tmp_path / "cut" / "samples.csv").open() as handle:
+        rows = list(csv.DictReader(handle))
+    column = {name: np.array([float(r[name]) for r in rows]) for name in
+              ("time_s", "stim_on", "frequency_hz", "pulses")}
+    _, index = train_pulse_times(column["time_s"], column["stim_on"],
+                                 column["frequency_hz"], 0.01)
+    assert index[-1] == len(rows) - 1  # the premise: a pulse due in the last row
+    received = int(column["pulses"].sum())  # row k + 1 shows row k's pulses
+    assert summary["stim"]["channels"]["peroneal"]["pulses"] == received == index.size - 1
 
 
 def test_training_mode_cycles_regardless_of_the_walker(tmp_path):

@@ -18,6 +18,7 @@ import pytest
 from helpers.live import assert_same_trials, shared_memory_kib
 
 from controller.config import load_config
+from controller.pulses import train_pulse_times
 from controller.sharedmem import forget_reusable
 from controller.trial import window
 from controller.trial.recorder import TrialRecorder, ring_rows
@@ -68,6 +69,32 @@ def test_a_windowed_trial_writes_the_same_files_and_summary(tmp_path, monkeypatc
     assert _without_wall_clock(windowed) == _without_wall_clock(kept)
     assert_same_trials(tmp_path / "kept", tmp_path / "windowed",
                        ["samples.csv", "events.csv", "config.json"], kept, _without_wall_clock)
+
+
+def test_a_windowed_trial_ending_on_a_pulse_leaves_it_out_as_a_kept_one_does(tmp_path,
+                                                                            monkeypatch):
+    """A trial's last row delivers no pulse (its outputs go off there:
+    ``controller.trial.scores``). A windowed trial is scored block by block as its rows
+    pass, so each block's last row is held back until the next block comes: cut on a
+    pulse (training trains, 40 Hz, the row at 35.812 s), it counts what the kept trial
+    and the simulated limb count. Without the hold, it counted that pulse."""
+    overrides = {"loop": {"duration_s": 35.814},
+                 "stim": {"mode": "training", "training": {"on_ms": 1000, "off_ms": 2000}}}
+    kept = _trial(tmp_path, "kept", overrides)
+    with (tmp_path / "kept" / "samples.csv").open() as handle:
+        rows = list(csv.DictReader(handle))
+    column = {name: np.array([float(r[name]) for r in rows])
+              for name in ("time_s", "stim_on", "frequency_hz", "pulses")}
+    _, index = train_pulse_times(column["time_s"], column["stim_on"],
+                                 column["frequency_hz"], 0.002)
+    assert index[-1] == len(rows) - 1  # the premise: a pulse due in the last row
+    monkeypatch.setattr(window, "WINDOW_ROWS", 8192)
+    monkeypatch.setattr(window, "SCORE_ROWS", 2048)
+    windowed = _trial(tmp_path, "windowed", overrides)
+    pulses = windowed["stim"]["channels"]["peroneal"]["pulses"]
+    assert pulses == kept["stim"]["channels"]["peroneal"]["pulses"] == int(
+        column["pulses"].sum()) == index.size - 1
+    assert _without_wall_clock(windowed) == _without_wall_clock(kept)
 
 
 def _peak_rows_kib(tmp_path: Path, name: str, duration_s: float) -> int:

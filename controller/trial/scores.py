@@ -119,6 +119,8 @@ class WholeColumns:
         cols = self._columns
         times, index = train_pulse_times(cols["time_s"], cols[prefix + "stim_on"],
                                          cols[prefix + "frequency_hz"], self._period_s)
+        delivered = ~_of_last_row(index, self.samples)
+        times, index = times[delivered], index[delivered]
         charge = _charge(cols, prefix, index)
         edges = np.asarray(heel_strike_s, dtype=np.float64)
         bins, at_last = _stride_bins(times, edges)
@@ -239,6 +241,15 @@ def _per_stride(bins: np.ndarray, charge: np.ndarray, strides: int) -> np.ndarra
         return np.zeros(0)
     inside = (bins >= 0) & (bins < strides)
     return np.bincount(bins[inside], weights=charge[inside], minlength=strides)
+
+
+def _of_last_row(index: np.ndarray, rows: int) -> np.ndarray:
+    """Which of the pulses emitted at rows ``index`` (of ``rows``) belong to the last
+    row's command. A trial's outputs go off at its last sample (the watchdog's STOP_ALL
+    right after that row's command; the simulated limb applies a command from its next
+    step, and there is none), so that command never holds for its period: its pulses are
+    not counted as delivered."""
+    return index == rows - 1
 
 
 def _charge(columns: Mapping[str, np.ndarray], prefix: str, index: np.ndarray) -> np.ndarray:
@@ -421,7 +432,8 @@ class StreamedColumns:
             times, index = train_pulse_times_from(self._trains[prefix], t_s,
                                                   rows[prefix + "stim_on"],
                                                   rows[prefix + "frequency_hz"], self._period_s)
-            self._pulses[prefix].add(times, _charge(rows, prefix, index))
+            self._pulses[prefix].add(times, _charge(rows, prefix, index),
+                                     _of_last_row(index, t_s.size))
         for name in rows:
             if name.endswith("stim_on") or name == "foot_slap":
                 # Exact: sums of 0s and 1s (far below 2**53) in any order.
@@ -522,8 +534,17 @@ class _StreamedCharge:
         self._max = 0.0
         self._per_stride = np.zeros(max(0, heel_strike_s.size - 1))
         self._at_edge: dict[int, float] = {}  # pulses exactly at a heel strike (rare)
+        # The pulses of the last row added, counted once rows after it come (the trial's
+        # last row delivers none: ``_of_last_row``).
+        self._held = (np.empty(0), np.empty(0))
 
-    def add(self, times_s: np.ndarray, charge: np.ndarray) -> None:
+    def add(self, times_s: np.ndarray, charge: np.ndarray, of_last_row: np.ndarray) -> None:
+        """The pulses of the next rows (in time order), those of their last row held
+        back (``of_last_row``) until more rows come."""
+        held_s, held_charge = self._held
+        self._held = (times_s[of_last_row], charge[of_last_row])
+        times_s = np.concatenate((held_s, times_s[~of_last_row]))
+        charge = np.concatenate((held_charge, charge[~of_last_row]))
         if not times_s.size:
             return
         self.pulses += int(times_s.size)
